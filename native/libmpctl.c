@@ -1,0 +1,630 @@
+/* libmpctl — see libmpctl.h for the conventions. Sections follow the header:
+ *   1. error buffer and libbpf log capture
+ *   2. objects (open/load/pin, close)
+ *   3. tc attach/detach
+ *   4. maps
+ *   5. bpffs
+ *   6. BPF_PROG_TEST_RUN
+ *   7. ethtool
+ */
+#include "libmpctl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <net/if.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <linux/bpf.h>
+#include <linux/ethtool.h>
+#include <linux/magic.h>
+#include <linux/sockios.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#ifndef BPF_FS_MAGIC
+#define BPF_FS_MAGIC 0xcafe4a11
+#endif
+
+/* ---- 1. error buffer and libbpf log capture ------------------------------------------------- */
+
+#define ERR_LEN 8192
+#define LOG_HEAD 1024 /* first libbpf lines of a call: usually the reason */
+#define LOG_TAIL 4096 /* last bytes: the end of a verifier log names the failing insn */
+
+static __thread char err_buf[ERR_LEN];
+
+/* libbpf warnings emitted during the current call, kept as head + tail. */
+static __thread char log_head[LOG_HEAD];
+static __thread size_t log_head_len;
+static __thread char log_tail[LOG_TAIL]; /* ring */
+static __thread size_t log_tail_pos;     /* next write index */
+static __thread size_t log_tail_total;   /* bytes ever written to the ring */
+
+static bool libbpf_debug;
+
+static void log_reset(void)
+{
+	log_head_len = 0;
+	log_tail_pos = 0;
+	log_tail_total = 0;
+}
+
+static void log_append(const char *s, size_t n)
+{
+	while (n && log_head_len < LOG_HEAD - 1) {
+		log_head[log_head_len++] = *s++;
+		n--;
+	}
+	log_head[log_head_len] = '\0';
+	for (; n; n--) {
+		log_tail[log_tail_pos] = *s++;
+		log_tail_pos = (log_tail_pos + 1) % LOG_TAIL;
+		log_tail_total++;
+	}
+}
+
+/* Did libbpf (e.g. relaying the kernel's extack message) say this during the current call? */
+static bool log_contains(const char *needle)
+{
+	return log_head_len && strstr(log_head, needle) != NULL;
+}
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (libbpf_debug) {
+		va_list ap2;
+		va_copy(ap2, ap);
+		vfprintf(stderr, fmt, ap2);
+		va_end(ap2);
+	}
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	/* A verifier log arrives as one message: format it whole, its tail is what matters. */
+	char line[512];
+	va_list ap2;
+	va_copy(ap2, ap);
+	int n = vsnprintf(line, sizeof(line), fmt, ap);
+	if (n >= (int)sizeof(line)) {
+		char *big = malloc((size_t)n + 1);
+		if (big) {
+			vsnprintf(big, (size_t)n + 1, fmt, ap2);
+			log_append(big, (size_t)n);
+			free(big);
+		} else {
+			log_append(line, sizeof(line) - 1);
+		}
+	} else if (n > 0) {
+		log_append(line, (size_t)n);
+	}
+	va_end(ap2);
+	return 0;
+}
+
+__attribute__((constructor)) static void mp_init(void)
+{
+	libbpf_debug = getenv("MPCTL_LIBBPF_DEBUG") != NULL;
+	libbpf_set_print(libbpf_print);
+}
+
+/* Start of every exported call: forget the previous error and log. */
+static void begin(void)
+{
+	err_buf[0] = '\0';
+	log_reset();
+}
+
+/* Append the captured libbpf log to err_buf, one line per warning, joined by " | ". */
+static void err_append_log(void)
+{
+	size_t len = strlen(err_buf);
+	if (log_head_len == 0 || len + 16 >= ERR_LEN)
+		return;
+	char joined[LOG_HEAD + LOG_TAIL + 32];
+	size_t j = 0;
+	for (size_t i = 0; i < log_head_len; i++)
+		joined[j++] = log_head[i];
+	if (log_tail_total) {
+		size_t have = log_tail_total < LOG_TAIL ? log_tail_total : LOG_TAIL;
+		size_t start = (log_tail_pos + LOG_TAIL - have) % LOG_TAIL;
+		if (log_tail_total > LOG_TAIL) {
+			const char *gap = "\n...\n";
+			for (const char *g = gap; *g; g++)
+				joined[j++] = *g;
+		}
+		for (size_t i = 0; i < have; i++)
+			joined[j++] = log_tail[(start + i) % LOG_TAIL];
+	}
+	while (j && (joined[j - 1] == '\n' || joined[j - 1] == ' '))
+		j--;
+	joined[j] = '\0';
+
+	char *out = err_buf + len;
+	size_t room = ERR_LEN - len;
+	int n = snprintf(out, room, "; ");
+	out += n;
+	room -= (size_t)n;
+	for (size_t i = 0; i < j && room > 4; i++) {
+		if (joined[i] == '\n') {
+			*out++ = ' ';
+			*out++ = '|';
+			*out++ = ' ';
+			room -= 3;
+		} else {
+			*out++ = joined[i];
+			room--;
+		}
+	}
+	*out = '\0';
+}
+
+/* Record a failure: "<formatted context>: <strerror(err)>[; libbpf log]". Returns -err. */
+__attribute__((format(printf, 2, 3))) static int fail(int err, const char *fmt, ...)
+{
+	if (err < 0)
+		err = -err;
+	if (err == 0)
+		err = EINVAL;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(err_buf, ERR_LEN, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n < ERR_LEN)
+		snprintf(err_buf + n, ERR_LEN - (size_t)n, ": %s", strerror(err));
+	err_append_log();
+	return -err;
+}
+
+const char *mp_last_error(void)
+{
+	return err_buf;
+}
+
+/* ---- 2. objects ----------------------------------------------------------------------------- */
+
+#define MAX_OBJS 64
+
+static struct {
+	struct bpf_object *obj;
+	char path[PATH_MAX];
+} objs[MAX_OBJS];
+
+static struct bpf_object *obj_get(int h, const char *op)
+{
+	if (h < 0 || h >= MAX_OBJS || !objs[h].obj) {
+		fail(EBADF, "%s: no loaded object with handle %d", op, h);
+		return NULL;
+	}
+	return objs[h].obj;
+}
+
+static int mkdir_p(const char *path)
+{
+	char tmp[PATH_MAX];
+	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0700) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0700) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+int mp_bpf_open_load(const char *obj_path, const char *pin_maps_dir)
+{
+	begin();
+	int h;
+	for (h = 0; h < MAX_OBJS && objs[h].obj; h++)
+		;
+	if (h == MAX_OBJS)
+		return fail(EMFILE, "bpf_object__open_file(%s): all %d object handles in use",
+			    obj_path, MAX_OBJS);
+
+	struct bpf_object *obj = bpf_object__open_file(obj_path, NULL);
+	if (!obj)
+		return fail(errno, "bpf_object__open_file(%s)", obj_path);
+
+	int err;
+	if (pin_maps_dir && pin_maps_dir[0]) {
+		err = mkdir_p(pin_maps_dir);
+		if (err) {
+			fail(err, "mkdir %s (pin directory for %s)", pin_maps_dir, obj_path);
+			goto out_close;
+		}
+		struct bpf_map *map;
+		bpf_object__for_each_map(map, obj) {
+			/* .rodata/.data/.bss carry this object's config: never share them. */
+			if (bpf_map__is_internal(map))
+				continue;
+			char pin[PATH_MAX];
+			if (snprintf(pin, sizeof(pin), "%s/%s", pin_maps_dir,
+				     bpf_map__name(map)) >= (int)sizeof(pin)) {
+				err = fail(ENAMETOOLONG, "pin path %s/%s", pin_maps_dir,
+					   bpf_map__name(map));
+				goto out_close;
+			}
+			err = bpf_map__set_pin_path(map, pin);
+			if (err) {
+				fail(err, "bpf_map__set_pin_path(%s, %s) in %s", bpf_map__name(map),
+				     pin, obj_path);
+				goto out_close;
+			}
+		}
+	}
+
+	err = bpf_object__load(obj);
+	if (err) {
+		fail(err, "bpf_object__load(%s)", obj_path);
+		goto out_close;
+	}
+	objs[h].obj = obj;
+	snprintf(objs[h].path, sizeof(objs[h].path), "%s", obj_path);
+	return h;
+
+out_close:
+	bpf_object__close(obj);
+	return err < 0 ? err : -EINVAL;
+}
+
+int mp_bpf_close(int h)
+{
+	begin();
+	struct bpf_object *obj = obj_get(h, "bpf_object__close");
+	if (!obj)
+		return -EBADF;
+	bpf_object__close(obj);
+	objs[h].obj = NULL;
+	objs[h].path[0] = '\0';
+	return 0;
+}
+
+/* Program prog_name of object h, or -EBADF / -ENOENT with the error recorded. */
+static int prog_get(int h, const char *prog_name, const char *op, struct bpf_program **prog)
+{
+	struct bpf_object *obj = obj_get(h, op);
+	if (!obj)
+		return -EBADF;
+	*prog = bpf_object__find_program_by_name(obj, prog_name);
+	if (!*prog)
+		return fail(ENOENT, "%s: no program '%s' in %s", op, prog_name, objs[h].path);
+	return 0;
+}
+
+/* ---- 3. tc ---------------------------------------------------------------------------------- */
+
+static const char *dir_name(int egress)
+{
+	return egress ? "egress" : "ingress";
+}
+
+int mp_tc_attach(int h, const char *prog_name, int ifindex, int egress, unsigned priority,
+		 unsigned handle)
+{
+	begin();
+	struct bpf_program *prog;
+	int err = prog_get(h, prog_name, "bpf_tc_attach", &prog);
+	if (err)
+		return err;
+	if (priority == 0 || priority > 0xffff || handle == 0)
+		return fail(EINVAL,
+			    "bpf_tc_attach(%s, ifindex %d %s): priority must be 1..65535 and handle "
+			    "non-zero (got %u, %u) for an idempotent replace",
+			    prog_name, ifindex, dir_name(egress), priority, handle);
+
+	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
+			    .attach_point = egress ? BPF_TC_EGRESS : BPF_TC_INGRESS);
+	err = bpf_tc_hook_create(&hook);
+	if (err && err != -EEXIST)
+		return fail(err, "bpf_tc_hook_create(ifindex %d %s)", ifindex, dir_name(egress));
+
+	log_reset(); /* -EEXIST above logs a warning that is not a failure */
+	DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = bpf_program__fd(prog),
+			    .flags = BPF_TC_F_REPLACE, .priority = priority, .handle = handle);
+	err = bpf_tc_attach(&hook, &opts);
+	if (err)
+		return fail(err, "bpf_tc_attach(%s, ifindex %d %s, pref %u handle 0x%x)",
+			    prog_name, ifindex, dir_name(egress), priority, handle);
+	return 0;
+}
+
+int mp_tc_detach(int ifindex, int egress, unsigned priority, unsigned handle)
+{
+	begin();
+	if (priority == 0 || priority > 0xffff || handle == 0)
+		return fail(EINVAL, "bpf_tc_detach(ifindex %d %s): bad priority/handle %u/%u",
+			    ifindex, dir_name(egress), priority, handle);
+	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
+			    .attach_point = egress ? BPF_TC_EGRESS : BPF_TC_INGRESS);
+	DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .priority = priority, .handle = handle);
+	int err = bpf_tc_detach(&hook, &opts);
+	/* -ENOENT: the filter is gone. -EINVAL with "Parent Qdisc doesn't exists": clsact is gone. */
+	if (err == -ENOENT || (err == -EINVAL && log_contains("Parent Qdisc"))) {
+		log_reset();
+		return 0;
+	}
+	if (err)
+		return fail(err, "bpf_tc_detach(ifindex %d %s, pref %u handle 0x%x)", ifindex,
+			    dir_name(egress), priority, handle);
+	return 0;
+}
+
+int mp_tc_hook_destroy(int ifindex)
+{
+	begin();
+	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
+			    .attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS);
+	int err = bpf_tc_hook_destroy(&hook);
+	/* No clsact: -ENOENT if the device never had an ingress/clsact qdisc, -EINVAL "Invalid
+	 * handle" if it had one before (the slot now holds the noop qdisc, handle 0). */
+	if (err == -ENOENT || (err == -EINVAL && log_contains("Invalid handle"))) {
+		log_reset();
+		return 0;
+	}
+	if (err)
+		return fail(err, "bpf_tc_hook_destroy(ifindex %d clsact)", ifindex);
+	return 0;
+}
+
+/* ---- 4. maps -------------------------------------------------------------------------------- */
+
+int mp_map_fd(int h, const char *map_name)
+{
+	begin();
+	struct bpf_object *obj = obj_get(h, "bpf_object__find_map_fd_by_name");
+	if (!obj)
+		return -EBADF;
+	int fd = bpf_object__find_map_fd_by_name(obj, map_name);
+	if (fd < 0)
+		return fail(ENOENT, "no map '%s' in %s", map_name, objs[h].path);
+	return fd;
+}
+
+static int map_info(int map_fd, struct bpf_map_info *info, const char *op)
+{
+	memset(info, 0, sizeof(*info));
+	__u32 len = sizeof(*info);
+	int err = bpf_obj_get_info_by_fd(map_fd, info, &len);
+	if (err)
+		return fail(err, "%s: bpf_obj_get_info_by_fd(fd %d)", op, map_fd);
+	return 0;
+}
+
+static bool is_percpu(__u32 type)
+{
+	return type == BPF_MAP_TYPE_PERCPU_HASH || type == BPF_MAP_TYPE_PERCPU_ARRAY ||
+	       type == BPF_MAP_TYPE_LRU_PERCPU_HASH || type == BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE;
+}
+
+/* Size of the value buffer the kernel reads/writes for one element. */
+static size_t value_len_needed(const struct bpf_map_info *info)
+{
+	if (!is_percpu(info->type))
+		return info->value_size;
+	int ncpus = libbpf_num_possible_cpus();
+	return (size_t)((info->value_size + 7) & ~7u) * (size_t)(ncpus > 0 ? ncpus : 1);
+}
+
+/* Check caller buffers against the map; value_len < 0 means "no value buffer". */
+static int check_sizes(int map_fd, unsigned key_len, long value_len, const char *op)
+{
+	struct bpf_map_info info;
+	int err = map_info(map_fd, &info, op);
+	if (err)
+		return err;
+	if (key_len != info.key_size)
+		return fail(EINVAL, "%s(map '%s' fd %d): key is %u bytes, map key_size is %u", op,
+			    info.name, map_fd, key_len, info.key_size);
+	if (value_len >= 0 && (size_t)value_len != value_len_needed(&info))
+		return fail(EINVAL,
+			    "%s(map '%s' fd %d): value buffer is %ld bytes, map needs %zu%s", op,
+			    info.name, map_fd, value_len, value_len_needed(&info),
+			    is_percpu(info.type) ? " (round_up(value_size, 8) * possible CPUs)"
+						 : "");
+	return 0;
+}
+
+int mp_map_info(int map_fd, unsigned *type, unsigned *key_size, unsigned *value_size,
+		unsigned *max_entries, char *name_out, unsigned name_len)
+{
+	begin();
+	struct bpf_map_info info;
+	int err = map_info(map_fd, &info, "mp_map_info");
+	if (err)
+		return err;
+	if (type)
+		*type = info.type;
+	if (key_size)
+		*key_size = info.key_size;
+	if (value_size)
+		*value_size = info.value_size;
+	if (max_entries)
+		*max_entries = info.max_entries;
+	if (name_out && name_len)
+		snprintf(name_out, name_len, "%s", info.name);
+	return 0;
+}
+
+int mp_map_update(int map_fd, const void *key, unsigned key_len, const void *value,
+		  unsigned value_len, unsigned long long flags)
+{
+	begin();
+	int err = check_sizes(map_fd, key_len, value_len, "bpf_map_update_elem");
+	if (err)
+		return err;
+	err = bpf_map_update_elem(map_fd, key, value, flags);
+	if (err)
+		return fail(err, "bpf_map_update_elem(fd %d, flags 0x%llx)", map_fd, flags);
+	return 0;
+}
+
+int mp_map_lookup(int map_fd, const void *key, unsigned key_len, void *value, unsigned value_len)
+{
+	begin();
+	int err = check_sizes(map_fd, key_len, value_len, "bpf_map_lookup_elem");
+	if (err)
+		return err;
+	err = bpf_map_lookup_elem(map_fd, key, value);
+	if (err)
+		return fail(err, "bpf_map_lookup_elem(fd %d)", map_fd);
+	return 0;
+}
+
+int mp_map_delete(int map_fd, const void *key, unsigned key_len)
+{
+	begin();
+	int err = check_sizes(map_fd, key_len, -1, "bpf_map_delete_elem");
+	if (err)
+		return err;
+	err = bpf_map_delete_elem(map_fd, key);
+	if (err)
+		return fail(err, "bpf_map_delete_elem(fd %d)", map_fd);
+	return 0;
+}
+
+int mp_obj_get(const char *pinned_path)
+{
+	begin();
+	int fd = bpf_obj_get(pinned_path);
+	if (fd < 0)
+		return fail(errno, "bpf_obj_get(%s)", pinned_path);
+	return fd;
+}
+
+int mp_close_fd(int fd)
+{
+	begin();
+	if (close(fd))
+		return fail(errno, "close(fd %d)", fd);
+	return 0;
+}
+
+int mp_num_possible_cpus(void)
+{
+	begin();
+	int n = libbpf_num_possible_cpus();
+	if (n < 0)
+		return fail(n, "libbpf_num_possible_cpus");
+	return n;
+}
+
+/* ---- 5. bpffs ------------------------------------------------------------------------------- */
+
+int mp_bpffs_mount(const char *path)
+{
+	begin();
+	struct statfs st;
+	if (statfs(path, &st) == 0 && st.f_type == BPF_FS_MAGIC)
+		return 0;
+	int err = mkdir_p(path);
+	if (err)
+		return fail(err, "mkdir -p %s", path);
+	if (mount("bpf", path, "bpf", 0, "mode=0700"))
+		return fail(errno, "mount -t bpf bpf %s", path);
+	return 1;
+}
+
+/* ---- 6. BPF_PROG_TEST_RUN ------------------------------------------------------------------- */
+
+int mp_prog_test_run(int h, const char *prog_name, const void *data_in, unsigned len_in,
+		     void *data_out, unsigned *len_out, unsigned *retval, unsigned repeat,
+		     unsigned *duration_ns)
+{
+	begin();
+	struct bpf_program *prog;
+	int err = prog_get(h, prog_name, "bpf_prog_test_run_opts", &prog);
+	if (err)
+		return err;
+	DECLARE_LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = data_in, .data_size_in = len_in,
+			    .data_out = data_out, .data_size_out = len_out ? *len_out : 0,
+			    .repeat = (int)(repeat ? repeat : 1));
+	if (!data_out)
+		opts.data_size_out = 0;
+	err = bpf_prog_test_run_opts(bpf_program__fd(prog), &opts);
+	if (len_out)
+		*len_out = opts.data_size_out;
+	if (retval)
+		*retval = opts.retval;
+	if (duration_ns)
+		*duration_ns = opts.duration;
+	if (err)
+		return fail(err, "bpf_prog_test_run_opts(%s in %s, %u bytes in, %u out)", prog_name,
+			    objs[h].path, len_in, opts.data_size_out);
+	return 0;
+}
+
+/* ---- 7. ethtool ----------------------------------------------------------------------------- */
+
+static const struct {
+	const char *name;
+	__u32 get, set;
+} features[] = {
+	{ "gro", ETHTOOL_GGRO, ETHTOOL_SGRO },
+	{ "gso", ETHTOOL_GGSO, ETHTOOL_SGSO },
+	{ "tso", ETHTOOL_GTSO, ETHTOOL_STSO },
+	{ "sg", ETHTOOL_GSG, ETHTOOL_SSG },
+	{ "tx-csum", ETHTOOL_GTXCSUM, ETHTOOL_STXCSUM },
+	{ "rx-csum", ETHTOOL_GRXCSUM, ETHTOOL_SRXCSUM },
+};
+
+/* One legacy ETHTOOL_* ioctl on a socket of the calling thread's current netns. */
+static int ethtool_ioctl(const char *ifname, const char *feature, bool set, int on)
+{
+	const char *op = set ? "ethtool set" : "ethtool get";
+	__u32 cmd = 0;
+	for (size_t i = 0; i < sizeof(features) / sizeof(features[0]); i++)
+		if (!strcmp(features[i].name, feature))
+			cmd = set ? features[i].set : features[i].get;
+	if (!cmd)
+		return fail(EINVAL,
+			    "%s %s on %s: unknown feature (gro, gso, tso, sg, tx-csum, rx-csum)",
+			    op, feature, ifname);
+	if (strlen(ifname) >= IFNAMSIZ)
+		return fail(EINVAL, "%s %s: interface name '%s' too long", op, feature, ifname);
+
+	int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (sock < 0)
+		return fail(errno, "%s %s on %s: socket", op, feature, ifname);
+	struct ethtool_value ev = { .cmd = cmd, .data = on ? 1 : 0 };
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	memcpy(ifr.ifr_name, ifname, strlen(ifname));
+	ifr.ifr_data = (void *)&ev;
+	int rc = ioctl(sock, SIOCETHTOOL, &ifr);
+	int saved = errno;
+	close(sock);
+	if (rc < 0)
+		return fail(saved, "%s %s%s on %s", op, feature, set ? (on ? " on" : " off") : "",
+			    ifname);
+	return set ? 0 : (ev.data ? 1 : 0);
+}
+
+int mp_ethtool_set(const char *ifname, const char *feature, int on)
+{
+	begin();
+	return ethtool_ioctl(ifname, feature, true, on);
+}
+
+int mp_ethtool_get(const char *ifname, const char *feature)
+{
+	begin();
+	return ethtool_ioctl(ifname, feature, false, 0);
+}

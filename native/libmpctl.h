@@ -1,0 +1,97 @@
+/* libmpctl — the small C helper for what Node cannot do by itself: load and attach libbpf
+ * objects, read and write BPF maps, run BPF_PROG_TEST_RUN, mount bpffs and flip ethtool
+ * offloads. Called from src/native/libmpctl.ts through ffi-rs.
+ *
+ * Conventions (every function):
+ *   - returns int: >= 0 on success, -errno on failure;
+ *   - on failure leaves a one-line, human-readable message (the operation, the object path or
+ *     interface, strerror and the libbpf warnings seen during the call) in mp_last_error();
+ *   - loaded objects are named by small integer handles (an index into a static table), never
+ *     by pointers, so nothing that crosses the FFI boundary can dangle;
+ *   - anything that talks to the kernel through a socket (tc attach/detach, ethtool) opens that
+ *     socket at call time, so it acts in the *calling thread's* current network namespace.
+ *
+ * Not thread-safe for concurrent use of the same handle table; Node calls it from its main
+ * thread only.
+ */
+#ifndef MPCTL_LIBMPCTL_H
+#define MPCTL_LIBMPCTL_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Message of the last failed call in this thread ("" if none). Valid until the next call. */
+const char *mp_last_error(void);
+
+/* ---- objects ------------------------------------------------------------------------------ */
+
+/* Open and load a BPF ELF object. If pin_maps_dir is non-empty, every map that is not an
+ * internal one (.rodata/.data/.bss/.kconfig) gets pin path <dir>/<map name>: an existing pin is
+ * reused (maps shared between objects and across runs), a missing one is created. The directory
+ * is created if needed and must be on a bpffs. Returns a handle. */
+int mp_bpf_open_load(const char *obj_path, const char *pin_maps_dir);
+/* Close the object (its program and map fds). Attached tc filters and pins stay. */
+int mp_bpf_close(int h);
+
+/* ---- tc (clsact + cls_bpf direct-action) --------------------------------------------------- */
+
+/* Create the clsact qdisc on ifindex if missing and attach program prog_name of object h at
+ * ingress (egress == 0) or egress, with the given priority (1..65535) and handle (!= 0).
+ * Replaces a filter with the same priority/handle, so repeating the call is idempotent. */
+int mp_tc_attach(int h, const char *prog_name, int ifindex, int egress, unsigned priority,
+                 unsigned handle);
+/* Remove only that filter. A filter (or clsact hook) that is already gone counts as success. */
+int mp_tc_detach(int ifindex, int egress, unsigned priority, unsigned handle);
+/* Remove the clsact qdisc with all its filters. Missing counts as success. */
+int mp_tc_hook_destroy(int ifindex);
+
+/* ---- maps --------------------------------------------------------------------------------- */
+
+/* fd of map map_name inside object h. Owned by the object: do not close it. */
+int mp_map_fd(int h, const char *map_name);
+/* Describe a map fd. Any out pointer may be NULL. name_out (if not NULL) gets at most
+ * name_len bytes including the terminating NUL. */
+int mp_map_info(int map_fd, unsigned *type, unsigned *key_size, unsigned *value_size,
+                unsigned *max_entries, char *name_out, unsigned name_len);
+/* Element access. key_len/value_len are the sizes of the caller's buffers: they are checked
+ * against the map (key_size; value_size, or round_up(value_size, 8) * possible CPUs for per-CPU
+ * maps) so a short buffer is rejected with -EINVAL instead of being overrun by the kernel.
+ * mp_map_lookup and mp_map_delete return -ENOENT for a missing key. */
+int mp_map_update(int map_fd, const void *key, unsigned key_len, const void *value,
+                  unsigned value_len, unsigned long long flags);
+int mp_map_lookup(int map_fd, const void *key, unsigned key_len, void *value,
+                  unsigned value_len);
+int mp_map_delete(int map_fd, const void *key, unsigned key_len);
+/* fd of a pinned object (map). Owned by the caller: close it with mp_close_fd. */
+int mp_obj_get(const char *pinned_path);
+int mp_close_fd(int fd);
+int mp_num_possible_cpus(void);
+
+/* ---- bpffs -------------------------------------------------------------------------------- */
+
+/* mkdir -p path and mount a bpffs there unless one is already mounted.
+ * Returns 0 if it already was a bpffs, 1 if mounted now. */
+int mp_bpffs_mount(const char *path);
+
+/* ---- BPF_PROG_TEST_RUN -------------------------------------------------------------------- */
+
+/* Run program prog_name of object h on data_in. *len_out is in/out: capacity of data_out on
+ * entry, size of the output packet on return (may exceed the capacity: then -ENOSPC and the
+ * output is truncated). *duration_ns is the mean duration of one run. */
+int mp_prog_test_run(int h, const char *prog_name, const void *data_in, unsigned len_in,
+                     void *data_out, unsigned *len_out, unsigned *retval, unsigned repeat,
+                     unsigned *duration_ns);
+
+/* ---- ethtool (legacy ioctls) -------------------------------------------------------------- */
+
+/* feature: "gro", "gso", "tso", "sg", "tx-csum", "rx-csum". */
+int mp_ethtool_set(const char *ifname, const char *feature, int on);
+/* Returns 0 or 1. */
+int mp_ethtool_get(const char *ifname, const char *feature);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MPCTL_LIBMPCTL_H */

@@ -1,0 +1,589 @@
+/* linkem — the mpctl lab's link emulator: a layer-2 "wire with properties" between two
+ * interfaces of one network namespace (the lab's `ispK`, holding veth ends `a` and `b`).
+ *
+ *   direction up:   frames received on a -> loss/outage -> delay line -> sent out of b
+ *   direction down: frames received on b -> loss/outage -> delay line -> sent out of a
+ *
+ * Design
+ * - One AF_PACKET SOCK_RAW socket per interface, bound to its ifindex with ETH_P_ALL (such taps
+ *   see frames before tc ingress), promiscuous, PACKET_IGNORE_OUTGOING (we never see what we
+ *   send). The socket of `a` receives the up direction and transmits the down direction, and
+ *   vice versa. Both use PACKET_VNET_HDR: every frame is carried with its virtio_net_hdr, so a
+ *   CHECKSUM_PARTIAL frame from veth keeps NEEDS_CSUM/csum_start/csum_offset and the kernel
+ *   completes the checksum (or hands it on as partial) when we send; a GSO frame keeps its
+ *   gso_type/gso_size and is segmented by the kernel on send. Transmission goes through the
+ *   egress qdisc of the interface (no PACKET_QDISC_BYPASS): the lab's tbf there is the rate
+ *   limit and bottleneck queue; its tail drop shows up as ENOBUFS (counted as dropped_queue).
+ * - Receive: recvmmsg() batches into per-direction staging buffers (64 KiB each, so GSO frames
+ *   fit), then each frame is judged on arrival: oversize, outage (down=1), loss (independent
+ *   Bernoulli, loss_ppm), delay line full (limit) — and otherwise copied into a preallocated
+ *   2 KiB slot (LIFO free list, so only the peak occupancy is ever touched) or, if larger
+ *   (GSO only), into a 64 KiB buffer from a small lazily grown pool. No malloc per packet.
+ * - Delay line: a FIFO ring of {release time, length, buffer id} per direction. Release time
+ *   = now + delay + jitter, jitter UNIFORM in [-jitter_us, +jitter_us]; then clamped to
+ *   >= now and >= the previous release of that direction, so frames are never reordered.
+ *   Setting down=1 drops what is still in the line (a cut cable); down=0 lets new frames pass
+ *   at once. Parameter changes apply to frames arriving afterwards.
+ * - Timing: CLOCK_MONOTONIC, PR_SET_TIMERSLACK 1 ns, and ppoll() with a nanosecond timeout
+ *   up to the earliest release (hrtimer-backed). Due frames go out with sendmmsg() batches.
+ *   Zero delay: frames are sent in the same loop iteration that received them.
+ * - Control: abstract UNIX datagram socket "@mpctl-linkem" (abstract names are per network
+ *   namespace, so one per isp namespace). One text request per datagram, one reply datagram
+ *   to the sender (which must be bound, e.g. autobind). See linkem.md for the protocol.
+ *   `linkem --ctl-send NAME REQUEST` is a tiny client for that socket.
+ * - SIGTERM/SIGINT are blocked except inside ppoll(), so they end the loop cleanly (exit 0).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <linux/virtio_net.h>
+#include <net/if.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define VNET_LEN     ((uint32_t)sizeof(struct virtio_net_hdr)) /* 10 bytes */
+#define SLOT_SIZE    2048u                 /* vnet header + frame, normal frames */
+#define MAX_FRAME    (SLOT_SIZE - VNET_LEN) /* 2038: MTU 1500 + VLAN tags + slack */
+#define BIG_SIZE     (65536u + VNET_LEN + 64u) /* GSO frames (gso_max_size 64 KiB) */
+#define BIG_MAX      256u                  /* GSO buffers per direction */
+#define BIG_FLAG     0x80000000u
+#define BATCH        64
+#define MAX_LIMIT    65536u                /* delay line capacity (packets), power of two */
+#define DEF_LIMIT    65536u
+#define MAX_DELAY_US 60000000ull           /* 60 s */
+#define SOCK_BUF     (8 << 20)
+#define CTL_DEFAULT  "mpctl-linkem"
+
+struct params { uint64_t delay_us, jitter_us, loss_ppm, limit; bool down; };
+struct stats {
+  uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes, dropped_loss, dropped_down, dropped_queue,
+      dropped_overflow, dropped_oversize, gso, dropped_socket;
+};
+struct pkt { uint64_t t; uint32_t len; uint32_t id; }; /* len includes the vnet header */
+
+struct dir {
+  const char *name;     /* "up" / "down" */
+  const char *rx_if;    /* interface this direction receives on */
+  int rx_ifindex, rx_fd, tx_fd;
+  struct params p;
+  struct stats s;
+  struct pkt *q;        /* ring of MAX_LIMIT entries */
+  uint32_t head, count;
+  uint64_t last_release;
+  uint8_t *slots;       /* MAX_LIMIT * SLOT_SIZE, mmap'ed lazily */
+  uint32_t *free_slots, nfree;
+  uint8_t *big[BIG_MAX];
+  uint32_t big_free[BIG_MAX], nbig_free, nbig;
+  uint8_t *stage;       /* BATCH * BIG_SIZE receive staging */
+  struct mmsghdr rmsg[BATCH], tmsg[BATCH];
+  struct iovec riov[BATCH], tiov[BATCH];
+};
+
+static struct dir dirs[2];
+static const char *if_a = NULL, *if_b = NULL;
+static volatile sig_atomic_t stop_flag = 0;
+static uint64_t rng[4];
+
+/* ---------- helpers ---------- */
+
+static void die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+static void die(int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("linkem: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  exit(code);
+}
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t splitmix64(uint64_t *x) {
+  uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static uint64_t rnd(void) { /* xoshiro256** */
+  uint64_t r = rotl(rng[1] * 5, 7) * 9, t = rng[1] << 17;
+  rng[2] ^= rng[0]; rng[3] ^= rng[1]; rng[1] ^= rng[2]; rng[0] ^= rng[3];
+  rng[2] ^= t; rng[3] = rotl(rng[3], 45);
+  return r;
+}
+static uint64_t rnd_below(uint64_t n) { return (uint64_t)(((__uint128_t)rnd() * n) >> 64); }
+
+static void on_signal(int sig) { (void)sig; stop_flag = 1; }
+
+static inline uint8_t *buf_of(struct dir *d, uint32_t id) {
+  return (id & BIG_FLAG) ? d->big[id & ~BIG_FLAG] : d->slots + (size_t)id * SLOT_SIZE;
+}
+static void buf_free(struct dir *d, uint32_t id) {
+  if (id & BIG_FLAG) d->big_free[d->nbig_free++] = id & ~BIG_FLAG;
+  else d->free_slots[d->nfree++] = id;
+}
+/* Returns false if no buffer is available (counted as overflow by the caller). */
+static bool buf_alloc(struct dir *d, uint32_t len, uint32_t *id) {
+  if (len <= SLOT_SIZE) {
+    if (!d->nfree) return false;
+    *id = d->free_slots[--d->nfree];
+    return true;
+  }
+  if (d->nbig_free) { *id = d->big_free[--d->nbig_free] | BIG_FLAG; return true; }
+  if (d->nbig >= BIG_MAX || !(d->big[d->nbig] = malloc(BIG_SIZE))) return false;
+  *id = d->nbig++ | BIG_FLAG;
+  return true;
+}
+
+static void *xmap(size_t len) {
+  void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) die(2, "mmap %zu bytes: %s", len, strerror(errno));
+  return p;
+}
+
+/* ---------- parameters ---------- */
+
+/* Parse "key=value" tokens separated by spaces or commas into *p. Returns NULL or an error
+ * message (static buffer). Nothing is applied by the caller unless every token is valid. */
+static const char *parse_params(char *s, struct params *p) {
+  static char msg[256];
+  char *save = NULL;
+  for (char *tok = strtok_r(s, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
+    char *eq = strchr(tok, '=');
+    if (!eq || eq == tok) {
+      snprintf(msg, sizeof msg, "expected key=value, got '%.64s'", tok);
+      return msg;
+    }
+    *eq = 0;
+    const char *key = tok, *val = eq + 1;
+    uint64_t max, *dst = NULL;
+    if (!strcmp(key, "delay_us")) { dst = &p->delay_us; max = MAX_DELAY_US; }
+    else if (!strcmp(key, "jitter_us")) { dst = &p->jitter_us; max = MAX_DELAY_US; }
+    else if (!strcmp(key, "loss_ppm")) { dst = &p->loss_ppm; max = 1000000; }
+    else if (!strcmp(key, "limit")) { dst = &p->limit; max = MAX_LIMIT; }
+    else if (!strcmp(key, "down")) { max = 1; }
+    else {
+      snprintf(msg, sizeof msg, "unknown key '%.32s' (keys: delay_us jitter_us loss_ppm down limit)", key);
+      return msg;
+    }
+    bool okv = *val && strlen(val) <= 12;
+    uint64_t v = 0;
+    for (const char *c = val; okv && *c; c++) {
+      if (*c < '0' || *c > '9') okv = false;
+      else v = v * 10 + (uint64_t)(*c - '0');
+    }
+    if (!okv || v > max || (dst == &p->limit && v < 1)) {
+      snprintf(msg, sizeof msg, "%s: invalid value '%.32s' (expected an integer %d..%" PRIu64 ")", key,
+               val, dst == &p->limit ? 1 : 0, max);
+      return msg;
+    }
+    if (dst) *dst = v;
+    else p->down = v != 0;
+  }
+  return NULL;
+}
+
+static void flush_line(struct dir *d) { /* the cable is cut: drop everything in flight */
+  while (d->count) {
+    buf_free(d, d->q[d->head].id);
+    d->head = (d->head + 1) & (MAX_LIMIT - 1);
+    d->count--;
+    d->s.dropped_down++;
+  }
+  d->last_release = 0;
+}
+
+static void apply_params(struct dir *d, const struct params *np) {
+  bool was_down = d->p.down;
+  d->p = *np;
+  if (!was_down && d->p.down) flush_line(d);
+}
+
+/* ---------- data path ---------- */
+
+static void check_iface(struct dir *d, int e) {
+  /* ENETDOWN after `ip link set down` is transient; a vanished interface ends the emulator. */
+  if (e == ENODEV || e == ENXIO || (int)if_nametoindex(d->rx_if) != d->rx_ifindex) {
+    fprintf(stderr, "linkem: interface %s is gone, exiting\n", d->rx_if);
+    exit(0);
+  }
+}
+
+static int rx_batch(struct dir *d) {
+  for (int i = 0; i < BATCH; i++) d->rmsg[i].msg_hdr.msg_flags = 0;
+  int n = recvmmsg(d->rx_fd, d->rmsg, BATCH, MSG_DONTWAIT, NULL);
+  if (n < 0) {
+    if (errno != EAGAIN && errno != EINTR) check_iface(d, errno);
+    return 0;
+  }
+  uint64_t now = now_ns();
+  for (int i = 0; i < n; i++) {
+    uint8_t *buf = d->stage + (size_t)i * BIG_SIZE;
+    uint32_t len = d->rmsg[i].msg_len;
+    if (len < VNET_LEN) continue;
+    const struct virtio_net_hdr *vh = (const void *)buf;
+    uint32_t flen = len - VNET_LEN;
+    bool gso = vh->gso_type != VIRTIO_NET_HDR_GSO_NONE;
+    d->s.rx_packets++;
+    d->s.rx_bytes += flen;
+    if (gso) d->s.gso++;
+    if ((d->rmsg[i].msg_hdr.msg_flags & MSG_TRUNC) || (!gso && flen > MAX_FRAME)) { d->s.dropped_oversize++; continue; }
+    if (d->p.down) { d->s.dropped_down++; continue; }
+    if (d->p.loss_ppm && rnd_below(1000000) < d->p.loss_ppm) { d->s.dropped_loss++; continue; }
+    uint32_t id;
+    if (d->count >= d->p.limit || !buf_alloc(d, len, &id)) { d->s.dropped_overflow++; continue; }
+    memcpy(buf_of(d, id), buf, len);
+    uint64_t t = now + d->p.delay_us * 1000;
+    if (d->p.jitter_us) {
+      uint64_t j = d->p.jitter_us * 1000;
+      t = t + rnd_below(2 * j + 1) - j;          /* uniform in [-j, +j] (unsigned wrap ok) */
+      if ((int64_t)(t - now) < 0) t = now;
+    }
+    if (t < d->last_release) t = d->last_release; /* never reorder */
+    d->last_release = t;
+    struct pkt *pk = &d->q[(d->head + d->count) & (MAX_LIMIT - 1)];
+    pk->t = t; pk->len = len; pk->id = id;
+    d->count++;
+  }
+  return n;
+}
+
+static void tx_due(struct dir *d, uint64_t now) {
+  while (d->count && d->q[d->head].t <= now) {
+    uint32_t n = 0;
+    while (n < BATCH && n < d->count) {
+      struct pkt *pk = &d->q[(d->head + n) & (MAX_LIMIT - 1)];
+      if (pk->t > now) break;
+      d->tiov[n].iov_base = buf_of(d, pk->id);
+      d->tiov[n].iov_len = pk->len;
+      n++;
+    }
+    uint32_t i = 0;
+    while (i < n) {
+      int r = sendmmsg(d->tx_fd, &d->tmsg[i], n - i, MSG_DONTWAIT);
+      if (r > 0) {
+        for (uint32_t k = i; k < i + (uint32_t)r; k++) {
+          d->s.tx_packets++;
+          d->s.tx_bytes += d->tiov[k].iov_len - VNET_LEN;
+        }
+        i += (uint32_t)r;
+      } else if (r < 0 && errno == EINTR) {
+        continue;
+      } else { /* frame i failed: count it and carry on with the rest */
+        int e = errno;
+        if (e == EMSGSIZE || e == EINVAL) d->s.dropped_oversize++;
+        else if (e == ENETDOWN || e == ENXIO || e == ENODEV) d->s.dropped_down++;
+        else d->s.dropped_queue++; /* ENOBUFS: qdisc tail drop; EAGAIN: socket send buffer */
+        i++;
+      }
+    }
+    for (uint32_t k = 0; k < n; k++) {
+      buf_free(d, d->q[d->head].id);
+      d->head = (d->head + 1) & (MAX_LIMIT - 1);
+      d->count--;
+    }
+  }
+}
+
+/* ---------- control ---------- */
+
+static void sock_drops(struct dir *d) {
+  struct tpacket_stats st;
+  socklen_t l = sizeof st;
+  if (getsockopt(d->rx_fd, SOL_PACKET, PACKET_STATISTICS, &st, &l) == 0) d->s.dropped_socket += st.tp_drops;
+}
+
+static int dir_json(char *o, size_t n, struct dir *d) {
+  const struct stats *s = &d->s;
+  return snprintf(o, n,
+      "{\"delay_us\":%" PRIu64 ",\"jitter_us\":%" PRIu64 ",\"loss_ppm\":%" PRIu64 ",\"down\":%s,\"limit\":%" PRIu64
+      ",\"stats\":{\"rx_packets\":%" PRIu64 ",\"rx_bytes\":%" PRIu64 ",\"tx_packets\":%" PRIu64 ",\"tx_bytes\":%" PRIu64
+      ",\"dropped_loss\":%" PRIu64 ",\"dropped_down\":%" PRIu64 ",\"dropped_queue\":%" PRIu64
+      ",\"dropped_overflow\":%" PRIu64 ",\"dropped_oversize\":%" PRIu64 ",\"dropped_socket\":%" PRIu64
+      ",\"gso\":%" PRIu64 ",\"queued\":%u}}",
+      d->p.delay_us, d->p.jitter_us, d->p.loss_ppm, d->p.down ? "true" : "false", d->p.limit, s->rx_packets,
+      s->rx_bytes, s->tx_packets, s->tx_bytes, s->dropped_loss, s->dropped_down, s->dropped_queue,
+      s->dropped_overflow, s->dropped_oversize, s->dropped_socket, s->gso, d->count);
+}
+
+static void json_str(char *o, size_t n, const char *s) { /* interface names: no quotes expected */
+  size_t k = 0;
+  for (; *s && k + 1 < n; s++) o[k++] = (*s == '"' || *s == '\\' || (unsigned char)*s < 0x20) ? '_' : *s;
+  o[k] = 0;
+}
+
+static void handle_cmd(char *req, char *out, size_t outsz) {
+  size_t l = strlen(req);
+  while (l && (req[l - 1] == '\n' || req[l - 1] == '\r' || req[l - 1] == ' ')) req[--l] = 0;
+  char *save = NULL, *cmd = strtok_r(req, " \t", &save);
+  if (!cmd) { snprintf(out, outsz, "error empty request"); return; }
+  if (!strcmp(cmd, "get")) {
+    char ea[IF_NAMESIZE * 2], eb[IF_NAMESIZE * 2];
+    json_str(ea, sizeof ea, if_a);
+    json_str(eb, sizeof eb, if_b);
+    sock_drops(&dirs[0]);
+    sock_drops(&dirs[1]);
+    int k = snprintf(out, outsz, "{\"pid\":%d,\"a\":\"%s\",\"b\":\"%s\",\"up\":", (int)getpid(), ea, eb);
+    k += dir_json(out + k, outsz - (size_t)k, &dirs[0]);
+    k += snprintf(out + k, outsz - (size_t)k, ",\"down\":");
+    k += dir_json(out + k, outsz - (size_t)k, &dirs[1]);
+    snprintf(out + k, outsz - (size_t)k, "}");
+  } else if (!strcmp(cmd, "reset-stats")) {
+    for (int i = 0; i < 2; i++) {
+      sock_drops(&dirs[i]); /* reading resets the kernel counter */
+      memset(&dirs[i].s, 0, sizeof dirs[i].s);
+    }
+    snprintf(out, outsz, "ok");
+  } else if (!strcmp(cmd, "set")) {
+    char *which = strtok_r(NULL, " \t", &save);
+    bool up = which && (!strcmp(which, "up") || !strcmp(which, "both"));
+    bool dn = which && (!strcmp(which, "down") || !strcmp(which, "both"));
+    if (!up && !dn) { snprintf(out, outsz, "error set: direction must be up, down or both"); return; }
+    char *rest = save ? save : (char *)"";
+    char copy[4096];
+    snprintf(copy, sizeof copy, "%s", rest);
+    struct params pu = dirs[0].p, pd = dirs[1].p;
+    const char *e = parse_params(rest, &pu);
+    if (!e) e = parse_params(copy, &pd);
+    if (e) { snprintf(out, outsz, "error %s", e); return; }
+    if (up) apply_params(&dirs[0], &pu);
+    if (dn) apply_params(&dirs[1], &pd);
+    snprintf(out, outsz, "ok");
+  } else {
+    snprintf(out, outsz, "error unknown command '%.32s' (commands: set get reset-stats)", cmd);
+  }
+}
+
+static void ctl_serve(int fd) {
+  char req[4096], reply[4096];
+  for (;;) {
+    struct sockaddr_un from;
+    socklen_t fl = sizeof from;
+    ssize_t n = recvfrom(fd, req, sizeof req - 1, MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
+    if (n < 0) return;
+    req[n] = 0;
+    handle_cmd(req, reply, sizeof reply);
+    if (fl > sizeof(sa_family_t)) /* unbound senders cannot get a reply */
+      sendto(fd, reply, strlen(reply), MSG_DONTWAIT, (struct sockaddr *)&from, fl);
+  }
+}
+
+static socklen_t abstract_addr(struct sockaddr_un *sa, const char *name) {
+  memset(sa, 0, sizeof *sa);
+  sa->sun_family = AF_UNIX;
+  size_t l = strlen(name);
+  if (l == 0 || l > sizeof sa->sun_path - 1) die(2, "bad control socket name '%s'", name);
+  memcpy(sa->sun_path + 1, name, l); /* sun_path[0] = 0: abstract namespace */
+  return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + l);
+}
+
+/* `linkem --ctl-send NAME REQUEST`: exit 0 on ok/JSON, 1 on "error ...", 2 if nobody listens,
+ * 3 on timeout (1 s). */
+static int ctl_send(const char *name, const char *req) {
+  struct sockaddr_un sa, self = {.sun_family = AF_UNIX};
+  socklen_t sl = abstract_addr(&sa, name);
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || bind(fd, (struct sockaddr *)&self, sizeof(sa_family_t)) < 0) /* autobind */
+    die(2, "control socket: %s", strerror(errno));
+  if (sendto(fd, req, strlen(req), 0, (struct sockaddr *)&sa, sl) < 0)
+    die(2, "no link emulator at @%s in this network namespace (%s)", name, strerror(errno));
+  struct pollfd pfd = {.fd = fd, .events = POLLIN};
+  int r = poll(&pfd, 1, 1000);
+  if (r <= 0) { fprintf(stderr, "linkem: no reply from @%s within 1 s\n", name); return 3; }
+  static char reply[65536];
+  ssize_t n = recv(fd, reply, sizeof reply - 1, 0);
+  if (n < 0) die(2, "recv: %s", strerror(errno));
+  reply[n] = 0;
+  printf("%s\n", reply);
+  if (!strncmp(reply, "error", 5)) { fprintf(stderr, "linkem: %s\n", reply); return 1; }
+  return 0;
+}
+
+/* ---------- setup ---------- */
+
+static int open_if(const char *name, int *ifindex) {
+  int idx = (int)if_nametoindex(name);
+  if (!idx) die(2, "no such interface '%s' in this network namespace", name);
+  int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0); /* bind sets the protocol */
+  if (fd < 0) die(2, "AF_PACKET socket: %s%s", strerror(errno), errno == EPERM ? " (needs root / CAP_NET_RAW)" : "");
+  int one = 1, sz = SOCK_BUF;
+  if (setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) < 0)
+    die(2, "PACKET_VNET_HDR on %s: %s", name, strerror(errno));
+  if (setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one) < 0)
+    die(2, "PACKET_IGNORE_OUTGOING on %s: %s", name, strerror(errno));
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof sz) < 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof sz) < 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+  struct sockaddr_ll sll = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL), .sll_ifindex = idx};
+  if (bind(fd, (struct sockaddr *)&sll, sizeof sll) < 0) die(2, "bind to %s: %s", name, strerror(errno));
+  struct packet_mreq mr = {.mr_ifindex = idx, .mr_type = PACKET_MR_PROMISC};
+  if (setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof mr) < 0)
+    die(2, "promiscuous mode on %s: %s", name, strerror(errno));
+  *ifindex = idx;
+  return fd;
+}
+
+static void dir_init(struct dir *d, const char *name, const char *rx_if, int rx_idx, int rx_fd, int tx_fd) {
+  d->name = name; d->rx_if = rx_if; d->rx_ifindex = rx_idx; d->rx_fd = rx_fd; d->tx_fd = tx_fd;
+  d->q = xmap(sizeof(struct pkt) * MAX_LIMIT);
+  d->slots = xmap((size_t)SLOT_SIZE * MAX_LIMIT);
+  d->free_slots = xmap(sizeof(uint32_t) * MAX_LIMIT);
+  for (uint32_t i = 0; i < MAX_LIMIT; i++) d->free_slots[i] = MAX_LIMIT - 1 - i; /* pop low ids first */
+  d->nfree = MAX_LIMIT;
+  d->stage = xmap((size_t)BIG_SIZE * BATCH);
+  for (int i = 0; i < BATCH; i++) {
+    d->riov[i] = (struct iovec){.iov_base = d->stage + (size_t)i * BIG_SIZE, .iov_len = BIG_SIZE};
+    d->rmsg[i].msg_hdr = (struct msghdr){.msg_iov = &d->riov[i], .msg_iovlen = 1};
+    d->tmsg[i].msg_hdr = (struct msghdr){.msg_iov = &d->tiov[i], .msg_iovlen = 1};
+  }
+}
+
+static void usage(FILE *f) {
+  fputs("usage: linkem --a IFNAME --b IFNAME [--ctl NAME] [--seed N] [--up PARAMS] [--down PARAMS]\n"
+        "       linkem --ctl-send NAME REQUEST\n"
+        "Layer-2 link emulator: frames from a go out of b (direction up), frames from b out of a\n"
+        "(direction down), each through its own delay line with delay, uniform jitter, loss, outage.\n"
+        "  PARAMS   comma-separated delay_us=N,jitter_us=N,loss_ppm=N,down=0|1,limit=N\n"
+        "  --ctl    abstract UNIX datagram control socket name (default " CTL_DEFAULT ")\n"
+        "  --seed   PRNG seed (default: random)\n"
+        "Control requests: 'set up|down|both key=value...', 'get', 'reset-stats' (see linkem.md).\n"
+        "Prints 'linkem ready' when running; SIGTERM/SIGINT exit 0; setup errors exit 2.\n", f);
+}
+
+int main(int argc, char **argv) {
+  const char *ctl = CTL_DEFAULT, *ctl_send_name = NULL;
+  char *up_spec = NULL, *down_spec = NULL;
+  bool seeded = false;
+  uint64_t seed = 0;
+  static const struct option opts[] = {
+      {"a", required_argument, 0, 'a'},    {"b", required_argument, 0, 'b'},
+      {"ctl", required_argument, 0, 'c'},  {"seed", required_argument, 0, 's'},
+      {"up", required_argument, 0, 'u'},   {"down", required_argument, 0, 'd'},
+      {"ctl-send", required_argument, 0, 'S'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+  int c;
+  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    switch (c) {
+    case 'a': if_a = optarg; break;
+    case 'b': if_b = optarg; break;
+    case 'c': ctl = optarg; break;
+    case 's': {
+      char *end;
+      errno = 0;
+      seed = strtoull(optarg, &end, 0);
+      if (errno || *end || !*optarg) die(2, "--seed: invalid value '%s'", optarg);
+      seeded = true;
+      break;
+    }
+    case 'u': up_spec = optarg; break;
+    case 'd': down_spec = optarg; break;
+    case 'S': ctl_send_name = optarg; break;
+    case 'h': usage(stdout); return 0;
+    default: usage(stderr); return 2;
+    }
+  }
+  if (ctl_send_name) {
+    if (optind >= argc) die(2, "--ctl-send needs a REQUEST argument");
+    char req[4096] = "";
+    for (int i = optind; i < argc; i++) {
+      if (i > optind) strncat(req, " ", sizeof req - strlen(req) - 1);
+      if (strlen(req) + strlen(argv[i]) >= sizeof req - 1) die(2, "request too long");
+      strncat(req, argv[i], sizeof req - strlen(req) - 1);
+    }
+    return ctl_send(ctl_send_name, req);
+  }
+  if (!if_a || !if_b || optind < argc) { usage(stderr); return 2; }
+  if (!strcmp(if_a, if_b)) die(2, "--a and --b must be different interfaces");
+
+  struct params def = {.delay_us = 0, .jitter_us = 0, .loss_ppm = 0, .limit = DEF_LIMIT, .down = false};
+  struct params pu = def, pd = def;
+  const char *e;
+  if (up_spec && (e = parse_params(up_spec, &pu))) die(2, "--up: %s", e);
+  if (down_spec && (e = parse_params(down_spec, &pd))) die(2, "--down: %s", e);
+
+  if (!seeded && getrandom(&seed, sizeof seed, 0) != sizeof seed) seed = now_ns() ^ ((uint64_t)getpid() << 32);
+  for (int i = 0; i < 4; i++) rng[i] = splitmix64(&seed);
+
+  prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+  struct sigaction sa = {.sa_handler = on_signal};
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  sigset_t block, waitmask;
+  sigemptyset(&block);
+  sigaddset(&block, SIGTERM);
+  sigaddset(&block, SIGINT);
+  sigprocmask(SIG_BLOCK, &block, &waitmask); /* waitmask = the old mask, used inside ppoll */
+  sigdelset(&waitmask, SIGTERM);
+  sigdelset(&waitmask, SIGINT);
+
+  int ia, ib;
+  int fa = open_if(if_a, &ia), fb = open_if(if_b, &ib);
+  dir_init(&dirs[0], "up", if_a, ia, fa, fb);
+  dir_init(&dirs[1], "down", if_b, ib, fb, fa);
+  dirs[0].p = pu;
+  dirs[1].p = pd;
+
+  struct sockaddr_un csa;
+  socklen_t csl = abstract_addr(&csa, ctl);
+  int cfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (cfd < 0) die(2, "control socket: %s", strerror(errno));
+  if (bind(cfd, (struct sockaddr *)&csa, csl) < 0)
+    die(2, "control socket @%s: %s%s", ctl, strerror(errno),
+        errno == EADDRINUSE ? " (another linkem runs in this namespace?)" : "");
+
+  printf("linkem ready\n");
+  fflush(stdout);
+
+  struct pollfd pfd[3] = {{.fd = fa, .events = POLLIN}, {.fd = fb, .events = POLLIN}, {.fd = cfd, .events = POLLIN}};
+  while (!stop_flag) {
+    uint64_t now = now_ns(), next = UINT64_MAX;
+    for (int i = 0; i < 2; i++) {
+      tx_due(&dirs[i], now);
+      if (dirs[i].count && dirs[i].q[dirs[i].head].t < next) next = dirs[i].q[dirs[i].head].t;
+    }
+    struct timespec ts, *tsp = NULL;
+    if (next != UINT64_MAX) {
+      uint64_t w = next > now ? next - now : 0;
+      ts.tv_sec = (time_t)(w / 1000000000ull);
+      ts.tv_nsec = (long)(w % 1000000000ull);
+      tsp = &ts;
+    }
+    int r = ppoll(pfd, 3, tsp, &waitmask);
+    if (r < 0 && errno != EINTR) die(2, "ppoll: %s", strerror(errno));
+    if (stop_flag) break;
+    if (r <= 0) continue;
+    /* Drain both directions in batches, releasing due frames (zero delay: at once) between. */
+    for (int round = 0; round < 16; round++) {
+      int got = rx_batch(&dirs[0]) + rx_batch(&dirs[1]);
+      now = now_ns();
+      tx_due(&dirs[0], now);
+      tx_due(&dirs[1], now);
+      if (!got) break;
+    }
+    if (pfd[2].revents & POLLIN) ctl_serve(cfd);
+  }
+  return 0;
+}

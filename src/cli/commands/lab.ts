@@ -1,0 +1,151 @@
+// `mpctl lab …`: the network-namespace lab every test, demo and benchmark runs in.
+import type { Argv, CommandModule } from 'yargs';
+import { err, ok, type Result } from 'neverthrow';
+import type { MpError } from '../../errors.js';
+import { labDown, labExec, labSet, labStatus, labUp, listLabs, type Direction } from '../../lab/lab.js';
+import { renderStatus } from '../../lab/render.js';
+import { labCheck, renderCheck } from '../../lab/check.js';
+import { defaultScenario, loadScenario, parseDirPatch, uniformScenario, type Scenario } from '../../lab/scenario.js';
+import { run } from '../run.js';
+
+const DEFAULT_LAB = process.env.MPCTL_LAB ?? 'lab';
+
+const nameOpt = <T>(y: Argv<T>) =>
+  y.option('name', { alias: 'n', type: 'string', default: DEFAULT_LAB, describe: 'lab name (namespaces are mp-<name>-<node>; env MPCTL_LAB)' });
+
+async function scenarioFrom(a: { scenario?: string; links?: number }): Promise<Result<Scenario, MpError>> {
+  if (a.scenario && a.links !== undefined)
+    return err({ kind: 'ConfigInvalid', path: '--links', value: a.links, message: 'use either --scenario or --links, not both' });
+  if (a.scenario) return loadScenario(a.scenario);
+  if (a.links !== undefined) return uniformScenario(a.links);
+  return ok(defaultScenario());
+}
+
+const up: CommandModule = {
+  command: 'up',
+  describe: 'create the lab: client — lp — isp1..N — inet — rp — server, with emulated links',
+  builder: (y) =>
+    nameOpt(y)
+      .option('scenario', { alias: 's', type: 'string', describe: 'JSON or TOML scenario file (links and their settings)' })
+      .option('links', { type: 'number', describe: 'N identical unshaped links instead of the default scenario' })
+      .option('json', { type: 'boolean', default: false, describe: 'print the status as JSON' }),
+  handler: (a) =>
+    run(async () => {
+      const sc = await scenarioFrom(a as { scenario?: string; links?: number });
+      if (sc.isErr()) return err(sc.error);
+      const r = await labUp({ name: a.name as string, scenario: sc.value });
+      if (r.isErr()) return err(r.error);
+      const s = await labStatus(a.name as string);
+      if (s.isErr()) return err(s.error);
+      console.log(a.json ? JSON.stringify(s.value, null, 2) : renderStatus(s.value));
+      return ok(0);
+    }),
+};
+
+const down: CommandModule = {
+  command: 'down',
+  describe: 'remove the lab: its namespaces, veths, emulators and files (safe to repeat)',
+  builder: (y) => nameOpt(y).option('all', { type: 'boolean', default: false, describe: 'remove every lab on this machine' }),
+  handler: (a) =>
+    run(async () => {
+      const names = a.all ? await listLabs() : [a.name as string];
+      for (const n of names) {
+        const r = await labDown(n);
+        if (r.isErr()) return err(r.error);
+        console.log(r.value.removed.length ? `lab ${n}: removed ${r.value.removed.length} namespaces` : `lab ${n}: nothing to remove`);
+      }
+      return ok(0);
+    }),
+};
+
+const status: CommandModule = {
+  command: 'status',
+  describe: "show the lab's topology, addresses and each link's live settings and counters",
+  builder: (y) => nameOpt(y).option('json', { type: 'boolean', default: false, describe: 'machine-readable output' }),
+  handler: (a) =>
+    run(async () => {
+      const s = await labStatus(a.name as string);
+      if (s.isErr()) return err(s.error);
+      console.log(a.json ? JSON.stringify(s.value, null, 2) : renderStatus(s.value));
+      return ok(0);
+    }),
+};
+
+const set: CommandModule = {
+  command: 'set <link>',
+  describe: "change a link's emulation while traffic flows (e.g. lab set isp2 --rate 5mbit --delay 40ms)",
+  builder: (y) =>
+    nameOpt(y)
+      .positional('link', { type: 'string', describe: 'link node (isp1..) or its label', demandOption: true })
+      .option('dir', { choices: ['up', 'down', 'both'] as const, default: 'both' as const, describe: 'direction: up = lp → rp' })
+      .option('rate', { type: 'string', describe: 'e.g. 20mbit, 500kbit, none' })
+      .option('delay', { type: 'string', describe: 'one-way delay, e.g. 40ms' })
+      .option('jitter', { type: 'string', describe: 'delay variation (no reordering), e.g. 5ms' })
+      .option('loss', { type: 'string', describe: 'random loss in percent, e.g. 2%' })
+      .option('queue', { type: 'string', describe: 'bottleneck queue: 100pkt, 64kb or 50ms' })
+      .option('down', { type: 'boolean', describe: 'cut the link (100 % loss, in flight packets lost)' })
+      .option('up', { type: 'boolean', describe: 'restore a cut link' }),
+  handler: (a) =>
+    run(async () => {
+      if (a.down && a.up) return err({ kind: 'ConfigInvalid', path: '--down', value: true, message: '--down and --up exclude each other' });
+      const raw: Record<string, unknown> = {};
+      for (const k of ['rate', 'delay', 'jitter', 'loss', 'queue'] as const) if (a[k] !== undefined) raw[k] = a[k];
+      if (a.down) raw.outage = true;
+      if (a.up) raw.outage = false;
+      if (Object.keys(raw).length === 0)
+        return err({ kind: 'ConfigInvalid', path: 'lab set', value: a.link, message: 'nothing to change: give --rate, --delay, --jitter, --loss, --queue, --down or --up' });
+      const patch = parseDirPatch(raw, (k) => (k === 'outage' ? (a.down ? '--down' : '--up') : `--${k}`));
+      if (patch.isErr()) return err(patch.error);
+      const dirs: Direction[] = a.dir === 'both' ? ['up', 'down'] : [a.dir as Direction];
+      const r = await labSet({ name: a.name as string, node: a.link as string, dirs, patch: patch.value });
+      if (r.isErr()) return err(r.error);
+      return ok(0);
+    }),
+};
+
+const exec: CommandModule = {
+  command: 'exec <node> [cmd..]',
+  describe: 'run a command inside a lab node (client, lp, isp1.., inet, rp, server); node names resolve inside the lab',
+  builder: (y) =>
+    nameOpt(y)
+      .positional('node', { type: 'string', demandOption: true })
+      .positional('cmd', { type: 'string', array: true, describe: 'command and arguments (after --); default: a shell' }),
+  handler: (a) =>
+    run(async () => {
+      const argv = [...((a.cmd as string[] | undefined) ?? []), ...((a['--'] as string[] | undefined) ?? [])].map(String);
+      return labExec(a.name as string, a.node as string, argv);
+    }),
+};
+
+const check: CommandModule = {
+  command: 'check',
+  describe: 'measure every link (ping RTT, iperf3 goodput both ways) and client → server, next to the settings',
+  builder: (y) =>
+    nameOpt(y)
+      .option('seconds', { type: 'number', default: 2, describe: 'iperf3 duration per direction' })
+      .option('json', { type: 'boolean', default: false }),
+  handler: (a) =>
+    run(async () => {
+      const r = await labCheck(a.name as string, a.seconds as number);
+      if (r.isErr()) return err(r.error);
+      console.log(a.json ? JSON.stringify(r.value, null, 2) : renderCheck(r.value));
+      return ok(r.value.endToEnd.every((e) => e.ok) ? 0 : 1);
+    }),
+};
+
+const list: CommandModule = {
+  command: 'list',
+  describe: 'list the labs that are up on this machine',
+  handler: () =>
+    run(async () => {
+      for (const n of await listLabs()) console.log(n);
+      return ok(0);
+    }),
+};
+
+export const labCommand: CommandModule = {
+  command: 'lab <command>',
+  describe: 'network-namespace lab: two portals, emulated links (rate, delay, jitter, loss, outage)',
+  builder: (y) => y.command([up, down, status, set, exec, check, list]).demandCommand(1),
+  handler: () => {},
+};

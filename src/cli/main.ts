@@ -1,0 +1,18 @@
+// mpctl command table. Each command lives in its own file under commands/; handlers return
+// Results and `run` maps errors to messages and exit codes (see exit.ts).
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { labCommand } from './commands/lab.js';
+
+await yargs(hideBin(process.argv))
+  .scriptName('mpctl')
+  .usage('$0 <command> [options]\n\nmpctl bonds several Internet links into one (Local Portal ⇄ Remote Portal, eBPF data path).')
+  .command(labCommand)
+  .demandCommand(1, 'give a command (mpctl --help lists them)')
+  .strict()
+  .parserConfiguration({ 'populate--': true })
+  .help()
+  .alias('h', 'help')
+  .version()
+  .wrap(Math.min(110, process.stdout.columns || 100))
+  .parseAsync();

@@ -1,0 +1,277 @@
+// `mpctl lab up|down|status|set|exec`: builds the topology of topology.ts in network namespaces,
+// puts a link emulator (linkem) on every ISP link and a tbf for its rate, and tears all of it
+// down again. A failed `up` rolls back through `down`, which is total and safe to repeat.
+import { spawn } from 'node:child_process';
+import { err, ok, type Result } from 'neverthrow';
+import type { MpError } from '../errors.js';
+import { openRtnl, type AddrInfo, type Rtnl } from '../netlink/rtnl.js';
+import { ethtoolSet } from '../native/libmpctl.js';
+import { withNetns } from '../native/netns.js';
+import { sysctlSet } from '../sysctl.js';
+import * as emu from './emulator.js';
+import {
+  createNamespace,
+  deleteNamespace,
+  listNamespaces,
+  nsExists,
+  spawnDetached,
+  waitForLog,
+} from './namespaces.js';
+import { burstBytes, queueBytes, type DirSettings, type LinkSettings } from './params.js';
+import { applyPatch, type DirPatch, type Scenario } from './scenario.js';
+import { labDir, listLabs, readState, removeState, writeState, type LabState } from './state.js';
+import { buildTopology, hostsFile, LAB_NAME_RE, linkNode, nsName, nsPrefix, vethPairs, type Topology } from './topology.js';
+
+export type Direction = 'up' | 'down';
+
+export function checkLabName(name: string): Result<string, MpError> {
+  return LAB_NAME_RE.test(name)
+    ? ok(name)
+    : err({ kind: 'ConfigInvalid', path: '--name', value: name, message: 'lab names are 1-24 lowercase letters, digits or "_"' });
+}
+
+async function withRtnl<T>(ns: string, f: (r: Rtnl) => Promise<Result<T, MpError>>): Promise<Result<T, MpError>> {
+  const r = openRtnl(ns);
+  if (r.isErr()) return err(r.error);
+  try {
+    return await f(r.value);
+  } finally {
+    r.value.close();
+  }
+}
+
+/** Brings a node's interfaces up with addresses and routes, as a wire-speed L3 host. */
+async function configureNode(t: Topology, node: Topology['nodes'][number]): Promise<Result<void, MpError>> {
+  const isLink = node.node.startsWith('isp');
+  // Sysctls first: IPv6 off on the emulator's ports, no DAD delay elsewhere, forwarding on routers.
+  const sysctls: [string, string | number][] = isLink
+    ? [
+        ['net.ipv6.conf.all.disable_ipv6', 1],
+        ['net.ipv6.conf.default.disable_ipv6', 1],
+      ]
+    : [
+        ['net.ipv6.conf.all.accept_dad', 0],
+        ['net.ipv6.conf.default.accept_dad', 0],
+        ['net.ipv4.ip_forward', node.forwarding ? 1 : 0],
+        ['net.ipv6.conf.all.forwarding', node.forwarding ? 1 : 0],
+      ];
+  for (const [k, v] of sysctls) {
+    const r = sysctlSet(node.ns, k, v);
+    if (r.isErr()) return err(r.error);
+  }
+  return withRtnl(node.ns, async (rt) => {
+    const lo = await rt.setLink('lo', { up: true });
+    if (lo.isErr()) return err(lo.error);
+    for (const i of node.ifaces) {
+      // wire-size frames everywhere: a real wire has no TSO/GRO super-packets (DESIGN.md)
+      for (const f of ['tso', 'gso', 'gro'] as const) {
+        const r = withNetns(node.ns, () => ethtoolSet(i.name, f, false)).andThen((x) => x);
+        if (r.isErr()) return err(r.error);
+      }
+      for (const cidr of [i.v4, i.v6]) {
+        if (!cidr) continue;
+        const r = await rt.addAddress(i.name, cidr, { nodad: true });
+        if (r.isErr()) return err(r.error);
+      }
+      const up = await rt.setLink(i.name, { up: true });
+      if (up.isErr()) return err(up.error);
+    }
+    for (const route of node.routes) {
+      const r = await rt.addRoute(route);
+      if (r.isErr()) return err(r.error);
+    }
+    return ok(undefined);
+  });
+}
+
+/** Where each direction is shaped: `up` (lp → rp) leaves the isp node through `b`, `down` through `a`. */
+const egressOf = (dir: Direction): string => (dir === 'up' ? 'b' : 'a');
+
+async function applyDirection(lab: string, link: LinkSettings, dir: Direction): Promise<Result<void, MpError>> {
+  const ns = nsName(lab, link.node);
+  const d = link[dir];
+  const e = await emu.setParams(ns, dir, { delayUs: d.delayUs, jitterUs: d.jitterUs, lossPpm: d.lossPpm, down: d.down });
+  if (e.isErr()) return err(e.error);
+  const tbf =
+    d.rateBps === null ? null : { rateBps: d.rateBps, burstBytes: burstBytes(d.rateBps), limitBytes: queueBytes(d.queue, d.rateBps) };
+  return withRtnl(ns, (rt) => rt.setTbf(egressOf(dir), tbf));
+}
+
+async function startEmulator(lab: string, k: number): Promise<Result<void, MpError>> {
+  const ns = nsName(lab, linkNode(k));
+  const log = `${labDir(lab)}/linkem-${linkNode(k)}.log`;
+  const pid = await spawnDetached(ns, [emu.linkemPath(), ...emu.spawnArgs('a', 'b', k)], log);
+  if (pid.isErr()) return err(pid.error);
+  return waitForLog(log, 'linkem ready', pid.value);
+}
+
+export interface UpOptions {
+  name: string;
+  scenario: Scenario;
+}
+
+export async function labUp(o: UpOptions): Promise<Result<LabState, MpError>> {
+  const name = checkLabName(o.name);
+  if (name.isErr()) return err(name.error);
+  if ((await readState(o.name)).isOk() || (await listNamespaces(nsPrefix(o.name))).length > 0)
+    return err({ kind: 'Conflict', what: 'lab', message: `lab "${o.name}" is already up (mpctl lab down --name ${o.name} first)` });
+  const t = buildTopology(o.name, o.scenario.links.length);
+  const state: LabState = {
+    version: 1,
+    name: o.name,
+    prefix: t.prefix,
+    createdAt: new Date().toISOString(),
+    ownerPid: process.pid,
+    links: o.scenario.links,
+    complete: false,
+  };
+  await writeState(state);
+  const built = await build(t, state);
+  if (built.isErr()) {
+    await labDown(o.name); // roll back whatever was made
+    return err(built.error);
+  }
+  state.complete = true;
+  await writeState(state);
+  return ok(state);
+}
+
+async function build(t: Topology, state: LabState): Promise<Result<void, MpError>> {
+  const hosts = hostsFile(t);
+  for (const n of t.nodes) {
+    const r = await createNamespace(n.ns, hosts);
+    if (r.isErr()) return err(r.error);
+  }
+  for (const { a, b } of vethPairs(t)) {
+    const r = await withRtnl(a.node.ns, (rt) => rt.createVeth(a.ifname, b.ifname, b.node.ns));
+    if (r.isErr()) return err(r.error);
+  }
+  for (const n of t.nodes) {
+    const r = await configureNode(t, n);
+    if (r.isErr()) return err(r.error);
+  }
+  for (const [i, link] of state.links.entries()) {
+    const s = await startEmulator(t.lab, i + 1);
+    if (s.isErr()) return err(s.error);
+    for (const dir of ['up', 'down'] as const) {
+      const r = await applyDirection(t.lab, link, dir);
+      if (r.isErr()) return err(r.error);
+    }
+  }
+  return ok(undefined);
+}
+
+/** Removes every namespace with the lab's prefix, the processes in them, and the lab's files. */
+export async function labDown(name: string): Promise<Result<{ removed: string[] }, MpError>> {
+  const n = checkLabName(name);
+  if (n.isErr()) return err(n.error);
+  const nss = await listNamespaces(nsPrefix(name));
+  for (const ns of nss) {
+    const r = await deleteNamespace(ns);
+    if (r.isErr()) return err(r.error);
+  }
+  await removeState(name);
+  return ok({ removed: nss });
+}
+
+export interface LabSetRequest {
+  name: string;
+  node: string;
+  dirs: Direction[];
+  patch: DirPatch;
+}
+
+export async function labSet(req: LabSetRequest): Promise<Result<LinkSettings, MpError>> {
+  const st = await readState(req.name);
+  if (st.isErr()) return err(st.error);
+  const link = st.value.links.find((l) => l.node === req.node || l.label === req.node);
+  if (!link)
+    return err({
+      kind: 'NotFound',
+      what: 'link',
+      message: `lab "${req.name}" has no link ${req.node} (links: ${st.value.links.map((l) => `${l.node}/${l.label}`).join(', ')})`,
+    });
+  for (const dir of req.dirs) {
+    link[dir] = applyPatch(link[dir], req.patch);
+    const r = await applyDirection(req.name, link, dir);
+    if (r.isErr()) return err(r.error);
+  }
+  await writeState(st.value);
+  return ok(link);
+}
+
+export interface DirStatus extends DirSettings {
+  live: emu.EmulatorState['up'] | null;
+}
+
+export interface LabStatus {
+  name: string;
+  prefix: string;
+  complete: boolean;
+  createdAt: string;
+  nodes: {
+    node: string;
+    ns: string;
+    present: boolean;
+    interfaces: { name: string; peer: string; addresses: string[] }[];
+  }[];
+  links: (Omit<LinkSettings, 'up' | 'down'> & { ns: string; emulatorPid: number | null; up: DirStatus; down: DirStatus })[];
+}
+
+export async function labStatus(name: string): Promise<Result<LabStatus, MpError>> {
+  const st = await readState(name);
+  if (st.isErr()) return err(st.error);
+  const t = buildTopology(name, st.value.links.length);
+  const nodes: LabStatus['nodes'] = [];
+  for (const n of t.nodes) {
+    const present = nsExists(n.ns);
+    let addrs: AddrInfo[] = [];
+    if (present) {
+      const a = await withRtnl(n.ns, (rt) => rt.listAddresses());
+      if (a.isOk()) addrs = a.value;
+    }
+    nodes.push({
+      node: n.node,
+      ns: n.ns,
+      present,
+      interfaces: n.ifaces.map((i) => ({
+        name: i.name,
+        peer: `${i.peer.node}:${i.peer.ifname}`,
+        addresses: addrs.filter((a) => a.ifname === i.name).map((a) => `${a.address}/${a.prefixlen}`),
+      })),
+    });
+  }
+  const links: LabStatus['links'] = [];
+  for (const l of st.value.links) {
+    const ns = nsName(name, l.node);
+    const live = nsExists(ns) ? await emu.getState(ns) : null;
+    const s = live?.isOk() ? live.value : null;
+    links.push({
+      node: l.node,
+      label: l.label,
+      ns,
+      emulatorPid: s?.pid ?? null,
+      up: { ...l.up, live: s?.up ?? null },
+      down: { ...l.down, live: s?.down ?? null },
+    });
+  }
+  return ok({ name, prefix: st.value.prefix, complete: st.value.complete, createdAt: st.value.createdAt, nodes, links });
+}
+
+/** Runs `argv` inside a lab node with the terminal attached; resolves to its exit code. */
+export async function labExec(name: string, node: string, argv: string[]): Promise<Result<number, MpError>> {
+  const st = await readState(name);
+  if (st.isErr()) return err(st.error);
+  const t = buildTopology(name, st.value.links.length);
+  const n = t.nodes.find((x) => x.node === node);
+  if (!n)
+    return err({ kind: 'NotFound', what: 'node', message: `no node ${node} in lab "${name}" (nodes: ${t.nodes.map((x) => x.node).join(', ')})` });
+  if (argv.length === 0) argv = [process.env.SHELL ?? '/bin/sh'];
+  return new Promise((resolve) => {
+    const child = spawn('ip', ['netns', 'exec', n.ns, ...argv], { stdio: 'inherit' });
+    child.once('error', (e) => resolve(err({ kind: 'CommandFailed', cmd: argv.join(' '), code: null, stderr: e.message })));
+    child.once('exit', (code, sig) => resolve(ok(code ?? (sig ? 128 + 15 : 1))));
+  });
+}
+
+export { listLabs };

@@ -1,0 +1,140 @@
+// Measurements through the lab with the ordinary tools (ping, iperf3), used by `lab check`,
+// the lab's accuracy tests and the benchmarks. Everything runs inside the lab's namespaces.
+import { err, ok, type Result } from 'neverthrow';
+import type { MpError } from '../errors.js';
+import { run, spawnDetached, waitForLog } from './namespaces.js';
+import { labDir } from './state.js';
+import { nsName } from './topology.js';
+import { FRAME_BYTES } from './params.js';
+
+/** TCP payload per full-size frame (MTU 1500, IPv4, TCP timestamps): what tbf's rate becomes as goodput. */
+export const TCP_GOODPUT_RATIO = (1500 - 20 - 20 - 12) / FRAME_BYTES;
+
+export interface PingResult {
+  transmitted: number;
+  received: number;
+  minMs: number;
+  avgMs: number;
+  maxMs: number;
+  mdevMs: number;
+  /** per reply: [unix time in s, rtt in ms] (with `timestamps`) */
+  replies: [number, number][];
+}
+
+export function parsePing(out: string): PingResult {
+  const tx = /(\d+) packets transmitted, (\d+) (?:packets )?received/.exec(out);
+  const rtt = /= ([\d.]+)\/([\d.]+)\/([\d.]+)\/([\d.]+) ms/.exec(out);
+  const replies: [number, number][] = [];
+  for (const m of out.matchAll(/^\[(\d+\.\d+)\].*time=([\d.]+) ms/gm)) replies.push([Number(m[1]), Number(m[2])]);
+  return {
+    transmitted: Number(tx?.[1] ?? 0),
+    received: Number(tx?.[2] ?? 0),
+    minMs: Number(rtt?.[1] ?? NaN),
+    avgMs: Number(rtt?.[2] ?? NaN),
+    maxMs: Number(rtt?.[3] ?? NaN),
+    mdevMs: Number(rtt?.[4] ?? NaN),
+    replies,
+  };
+}
+
+export interface PingOptions {
+  count: number;
+  intervalS: number;
+  /** source address to bind */
+  from?: string;
+  timestamps?: boolean;
+  /** give up waiting for a reply after this many seconds (ping -W) */
+  waitS?: number;
+}
+
+/** ping from a lab node; a ping that loses packets is a result, not an error. */
+export async function ping(lab: string, node: string, target: string, o: PingOptions): Promise<Result<PingResult, MpError>> {
+  const args = ['netns', 'exec', nsName(lab, node), 'ping', '-n', '-c', String(o.count), '-i', String(o.intervalS), '-W', String(o.waitS ?? 1)];
+  if (o.from) args.push('-I', o.from);
+  if (o.timestamps) args.push('-D');
+  else args.push('-q');
+  args.push(target);
+  const r = await run('ip', args, (o.count * o.intervalS + (o.waitS ?? 1) + 10) * 1000);
+  if (r.isOk()) return ok(parsePing(r.value));
+  // ping exits 1 when replies were lost: that is still a measurement
+  if (r.error.kind === 'CommandFailed' && r.error.code === 1) {
+    const e = r.error as { stderr: string };
+    return ok(parsePing(e.stderr));
+  }
+  return err(r.error);
+}
+
+export interface IperfOptions {
+  /** node running the iperf3 server and the address it binds */
+  server: { node: string; addr: string };
+  client: { node: string; addr?: string };
+  seconds: number;
+  /** server → client instead of client → server */
+  reverse?: boolean;
+  udpBps?: number;
+  streams?: number;
+  port?: number;
+  /** seconds at the start left out of the result (slow start) */
+  omitS?: number;
+}
+
+export interface IperfResult {
+  /** goodput at the receiver, bits/s */
+  bps: number;
+  retransmits: number;
+  /** UDP only */
+  lostPercent?: number;
+  jitterMs?: number;
+  intervals: number[];
+}
+
+let nextPort = 5201 + (process.pid % 500) * 4;
+
+/** One iperf3 run; the server is a one-shot process inside the server node. */
+export async function iperf(lab: string, o: IperfOptions): Promise<Result<IperfResult, MpError>> {
+  const port = o.port ?? nextPort++;
+  const log = `${labDir(lab)}/iperf3-${port}.log`;
+  const srv = await spawnDetached(nsName(lab, o.server.node), ['iperf3', '-s', '-1', '-B', o.server.addr, '-p', String(port)], log);
+  if (srv.isErr()) return err(srv.error);
+  const ready = await waitForLog(log, 'Server listening', srv.value, 5000);
+  if (ready.isErr()) return err(ready.error);
+  const args = ['netns', 'exec', nsName(lab, o.client.node), 'iperf3', '-J', '-c', o.server.addr, '-p', String(port), '-t', String(o.seconds)];
+  if (o.client.addr) args.push('-B', o.client.addr);
+  if (o.reverse) args.push('-R');
+  if (o.streams) args.push('-P', String(o.streams));
+  if (o.omitS) args.push('-O', String(o.omitS));
+  if (o.udpBps) args.push('-u', '-b', String(Math.round(o.udpBps)), '-l', '1400');
+  const out = await run('ip', args, (o.seconds + 20) * 1000);
+  try {
+    process.kill(srv.value, 'SIGTERM');
+  } catch {
+    /* already exited (-1) */
+  }
+  const text = out.isOk() ? out.value : out.error.kind === 'CommandFailed' ? out.error.stderr : '';
+  let j: IperfJson;
+  try {
+    j = JSON.parse(text) as IperfJson;
+  } catch {
+    return err(out.isErr() ? out.error : { kind: 'CommandFailed', cmd: 'iperf3', code: null, stderr: text.slice(0, 500) });
+  }
+  if (j.error) return err({ kind: 'CommandFailed', cmd: 'iperf3', code: null, stderr: j.error });
+  const intervals = (j.intervals ?? []).map((i) => i.sum?.bits_per_second ?? 0);
+  if (o.udpBps) {
+    const s = j.end?.sum;
+    return ok({ bps: s?.bits_per_second ?? 0, retransmits: 0, lostPercent: s?.lost_percent ?? 0, jitterMs: s?.jitter_ms ?? 0, intervals });
+  }
+  return ok({ bps: j.end?.sum_received?.bits_per_second ?? 0, retransmits: j.end?.sum_sent?.retransmits ?? 0, intervals });
+}
+
+interface IperfJson {
+  error?: string;
+  intervals?: { sum?: { bits_per_second?: number } }[];
+  end?: {
+    sum_received?: { bits_per_second?: number };
+    sum_sent?: { retransmits?: number };
+    sum?: { bits_per_second?: number; lost_percent?: number; jitter_ms?: number };
+  };
+}
+
+/** Addresses of link k: the lp end and the ISP gateway (see topology.ts). */
+export const linkAddrs = (k: number): { lp: string; gw: string } => ({ lp: `100.64.${k}.1`, gw: `100.64.${k}.254` });

@@ -1,0 +1,38 @@
+// Plain-text rendering of `mpctl lab status` for people (`--json` prints LabStatus as is).
+import { formatDuration, formatLoss, formatQueue, formatRate, type DirSettings } from './params.js';
+import type { LabStatus } from './lab.js';
+
+function dirLine(d: DirSettings): string {
+  const parts = [formatRate(d.rateBps).padEnd(9), `delay ${formatDuration(d.delayUs)}`.padEnd(13)];
+  parts.push(`jitter ${formatDuration(d.jitterUs)}`.padEnd(14), `loss ${formatLoss(d.lossPpm)}`.padEnd(13));
+  parts.push(`queue ${formatQueue(d.queue)}`.padEnd(14), d.down ? 'OUTAGE' : 'ok');
+  return parts.join(' ');
+}
+
+export function renderStatus(s: LabStatus): string {
+  const out: string[] = [];
+  out.push(`lab ${s.name}${s.complete ? '' : ' (incomplete: bring-up did not finish)'} — namespaces ${s.prefix}*`);
+  out.push('');
+  out.push('  client ── lp ═╦═ ' + s.links.map((l) => `${l.node}(${l.label})`).join(' ═╬═ ') + ' ═╩═ inet ── rp ── server');
+  out.push('');
+  out.push('links (up = lp → rp, down = rp → lp):');
+  for (const l of s.links) {
+    out.push(`  ${l.node} ${l.label}  emulator ${l.emulatorPid ? `pid ${l.emulatorPid}` : 'NOT RUNNING'}`);
+    for (const dir of ['up', 'down'] as const) {
+      const d = l[dir];
+      const st = d.live?.stats;
+      const counters = st
+        ? `  tx ${st.txPackets} pkts, dropped loss ${st.droppedLoss} / outage ${st.droppedDown} / queue ${st.droppedQueue}`
+        : '';
+      out.push(`    ${dir.padEnd(4)} ${dirLine(d)}${counters}`);
+    }
+  }
+  out.push('');
+  out.push('nodes:');
+  for (const n of s.nodes) {
+    out.push(`  ${n.node.padEnd(7)} ${n.ns}${n.present ? '' : '  (MISSING)'}`);
+    for (const i of n.interfaces)
+      out.push(`    ${i.name.padEnd(6)} → ${i.peer.padEnd(12)} ${i.addresses.join('  ') || '(no addresses: L2 only)'}`);
+  }
+  return out.join('\n');
+}

@@ -1,0 +1,182 @@
+// The lab's topology and addressing — the one place they are defined.
+//
+//   client          lp                 isp1..N             inet              rp               server
+//  ┌──────┐      ┌───────┐  wan1 ┌──────────────┐ isp1 ┌────────┐ rp   wan ┌──────┐ srv  eth0 ┌────────┐
+//  │ eth0 ├──────┤ lan   ├───────┤ a ─linkem─ b ├──────┤        ├──────────┤      ├──────────┤        │
+//  └──────┘      │  wanN ├─ ...  └──────────────┘      └────────┘          └──────┘           └────────┘
+//                └───────┘        one per link: L2 wire with rate (tbf), delay, jitter, loss, outage
+//
+// Segment            IPv4                           IPv6
+// lan                client 10.10.0.2/24            fd00:10::2/64      (lp 10.10.0.1, fd00:10::1)
+// link K (1..16)     lp wanK 100.64.K.1/24          fd00:64:K::1/64    (gateway: inet ispK 100.64.K.254, fd00:64:K::fe)
+// inet–rp            inet 198.51.100.1/24           2001:db8:100::1/64 (rp wan 198.51.100.2, 2001:db8:100::2)
+// rp–server          rp srv 203.0.113.1/24          2001:db8:113::1/64 (server 203.0.113.2, 2001:db8:113::2)
+//
+// The isp nodes have no addresses: their two interfaces only carry the link emulator's frames.
+// Without a bond, client traffic takes link 1 (lp's default route); `inet` routes the lan back
+// over link 1 as well. Namespaces are named `mp-<lab>-<node>`, so labs never collide.
+
+export const MAX_LINKS = 16;
+
+export type NodeName = string; // 'client' | 'lp' | `isp${n}` | 'inet' | 'rp' | 'server'
+
+export interface Iface {
+  name: string;
+  v4?: string; // CIDR
+  v6?: string; // CIDR
+  /** the veth peer: node and interface */
+  peer: { node: NodeName; ifname: string };
+}
+
+export interface NodePlan {
+  node: NodeName;
+  ns: string;
+  ifaces: Iface[];
+  routes: { dst: string; via: string }[];
+  forwarding: boolean;
+}
+
+export interface Topology {
+  lab: string;
+  prefix: string;
+  links: number;
+  nodes: NodePlan[];
+}
+
+export const nsPrefix = (lab: string): string => `mp-${lab}-`;
+export const nsName = (lab: string, node: NodeName): string => `${nsPrefix(lab)}${node}`;
+export const linkNode = (k: number): NodeName => `isp${k}`;
+
+/** Valid lab names: short, so namespace and file names stay readable. */
+export const LAB_NAME_RE = /^[a-z0-9][a-z0-9_]{0,23}$/;
+
+export function buildTopology(lab: string, links: number): Topology {
+  const ns = (n: NodeName) => nsName(lab, n);
+  const ks = Array.from({ length: links }, (_, i) => i + 1);
+  const hex = (k: number) => k.toString(16);
+  const nodes: NodePlan[] = [
+    {
+      node: 'client',
+      ns: ns('client'),
+      ifaces: [{ name: 'eth0', v4: '10.10.0.2/24', v6: 'fd00:10::2/64', peer: { node: 'lp', ifname: 'lan' } }],
+      routes: [
+        { dst: 'default', via: '10.10.0.1' },
+        { dst: 'default', via: 'fd00:10::1' },
+      ],
+      forwarding: false,
+    },
+    {
+      node: 'lp',
+      ns: ns('lp'),
+      ifaces: [
+        { name: 'lan', v4: '10.10.0.1/24', v6: 'fd00:10::1/64', peer: { node: 'client', ifname: 'eth0' } },
+        ...ks.map((k) => ({
+          name: `wan${k}`,
+          v4: `100.64.${k}.1/24`,
+          v6: `fd00:64:${hex(k)}::1/64`,
+          peer: { node: linkNode(k), ifname: 'a' },
+        })),
+      ],
+      routes: [
+        { dst: 'default', via: '100.64.1.254' },
+        { dst: 'default', via: 'fd00:64:1::fe' },
+      ],
+      forwarding: true,
+    },
+    ...ks.map((k) => ({
+      node: linkNode(k),
+      ns: ns(linkNode(k)),
+      ifaces: [
+        { name: 'a', peer: { node: 'lp', ifname: `wan${k}` } },
+        { name: 'b', peer: { node: 'inet', ifname: linkNode(k) } },
+      ],
+      routes: [],
+      forwarding: false,
+    })),
+    {
+      node: 'inet',
+      ns: ns('inet'),
+      ifaces: [
+        ...ks.map((k) => ({
+          name: linkNode(k),
+          v4: `100.64.${k}.254/24`,
+          v6: `fd00:64:${hex(k)}::fe/64`,
+          peer: { node: linkNode(k), ifname: 'b' },
+        })),
+        { name: 'rp', v4: '198.51.100.1/24', v6: '2001:db8:100::1/64', peer: { node: 'rp', ifname: 'wan' } },
+      ],
+      routes: [
+        { dst: '10.10.0.0/24', via: '100.64.1.1' },
+        { dst: 'fd00:10::/64', via: 'fd00:64:1::1' },
+        { dst: '203.0.113.0/24', via: '198.51.100.2' },
+        { dst: '2001:db8:113::/64', via: '2001:db8:100::2' },
+      ],
+      forwarding: true,
+    },
+    {
+      node: 'rp',
+      ns: ns('rp'),
+      ifaces: [
+        { name: 'wan', v4: '198.51.100.2/24', v6: '2001:db8:100::2/64', peer: { node: 'inet', ifname: 'rp' } },
+        { name: 'srv', v4: '203.0.113.1/24', v6: '2001:db8:113::1/64', peer: { node: 'server', ifname: 'eth0' } },
+      ],
+      routes: [
+        { dst: 'default', via: '198.51.100.1' },
+        { dst: 'default', via: '2001:db8:100::1' },
+      ],
+      forwarding: true,
+    },
+    {
+      node: 'server',
+      ns: ns('server'),
+      ifaces: [{ name: 'eth0', v4: '203.0.113.2/24', v6: '2001:db8:113::2/64', peer: { node: 'rp', ifname: 'srv' } }],
+      routes: [
+        { dst: 'default', via: '203.0.113.1' },
+        { dst: 'default', via: '2001:db8:113::1' },
+      ],
+      forwarding: false,
+    },
+  ];
+  return { lab, prefix: nsPrefix(lab), links, nodes };
+}
+
+/** Each veth pair once, from the side that comes first in the node list. */
+export function vethPairs(t: Topology): { a: { node: NodePlan; ifname: string }; b: { node: NodePlan; ifname: string } }[] {
+  const byName = new Map(t.nodes.map((n) => [n.node, n]));
+  const seen = new Set<string>();
+  const out: ReturnType<typeof vethPairs> = [];
+  for (const n of t.nodes)
+    for (const i of n.ifaces) {
+      const key = [`${n.node}/${i.name}`, `${i.peer.node}/${i.peer.ifname}`].sort().join('|');
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const peer = byName.get(i.peer.node);
+      if (peer) out.push({ a: { node: n, ifname: i.name }, b: { node: peer, ifname: i.peer.ifname } });
+    }
+  return out;
+}
+
+/** Names every node resolves inside the lab (written to /etc/netns/<ns>/hosts). */
+export function hostsFile(t: Topology): string {
+  const first = (node: NodeName, fam: 'v4' | 'v6') =>
+    t.nodes.find((n) => n.node === node)?.ifaces.find((i) => i[fam])?.[fam]?.split('/')[0];
+  const lines = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback'];
+  const names: [NodeName, NodeName][] = [
+    ['client', 'client'],
+    ['lp', 'lp'],
+    ['inet', 'inet'],
+    ['rp', 'rp'],
+    ['server', 'server'],
+  ];
+  for (const [name, node] of names)
+    for (const fam of ['v4', 'v6'] as const) {
+      // rp and inet are named by their address on the inet–rp segment
+      const a = name === 'rp' ? (fam === 'v4' ? '198.51.100.2' : '2001:db8:100::2') : first(node, fam);
+      if (a) lines.push(`${a}\t${name}`);
+    }
+  for (let k = 1; k <= t.links; k++) {
+    // an isp node is named by its gateway (the ISP's router on the link)
+    lines.push(`100.64.${k}.254\t${linkNode(k)}`, `fd00:64:${k.toString(16)}::fe\t${linkNode(k)}`);
+  }
+  return `${lines.join('\n')}\n`;
+}

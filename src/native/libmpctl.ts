@@ -1,0 +1,329 @@
+// Typed bindings for build/native/libmpctl.so (native/libmpctl.h), loaded lazily through ffi-rs.
+//
+// Every call returns a Result: a negative return from C becomes
+//   { kind: 'NativeFailed', op, errno, message: mp_last_error() }
+// or PermissionDenied for EPERM/EACCES (see toError for the one exception).
+//
+// Buffers: a Node Buffer passed as DataType.U8Array reaches C as a pointer to the Buffer's own
+// memory (zero-copy, byteOffset respected), so C can fill it in place; that is how values,
+// packets and out-parameters come back. Sizes always travel next to the pointer, and the C side
+// checks them against the map, because the kernel would otherwise read or write past a short
+// buffer.
+//
+// Namespaces: tc attach/detach/hook and ethtool open their socket at call time, so they act in
+// the namespace of the calling thread — wrap them in withNetns() (src/native/netns.ts) and look
+// the ifindex up in that same namespace.
+
+import { existsSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DataType, load, open } from 'ffi-rs';
+import { err, ok, type Result } from 'neverthrow';
+import type { MpError } from '../errors.js';
+
+// ---- types -------------------------------------------------------------------------------------
+
+/** A loaded BPF object (index into libmpctl's object table). */
+export type ObjHandle = number & { readonly __brand: 'ObjHandle' };
+/** A BPF map fd: borrowed from an object (mapFd) or owned (objGet; close with closeFd). */
+export type MapFd = number & { readonly __brand: 'MapFd' };
+
+export type TcDirection = 'ingress' | 'egress';
+
+export interface TcFilterId {
+  ifindex: number;
+  direction: TcDirection;
+  /** tc "pref", 1..65535. */
+  priority: number;
+  /** tc filter handle, non-zero. */
+  tcHandle: number;
+}
+
+export interface TcAttachSpec extends TcFilterId {
+  handle: ObjHandle;
+  /** Program (function) name in the object. */
+  prog: string;
+}
+
+export interface MapInfo {
+  type: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  name: string;
+}
+
+export interface ProgTestRunOpts {
+  /** Times to run (the duration is the mean per run). Default 1. */
+  repeat?: number;
+  /** Capacity for the output packet. Default dataIn.length + 256 (room for encapsulation). */
+  dataOutSize?: number;
+}
+
+export interface ProgTestRunResult {
+  retval: number;
+  dataOut: Buffer;
+  durationNs: number;
+}
+
+export type EthtoolFeature = 'gro' | 'gso' | 'tso' | 'sg' | 'tx-csum' | 'rx-csum';
+
+/** bpf_map_update_elem flags. */
+export const BPF_ANY = 0;
+export const BPF_NOEXIST = 1;
+export const BPF_EXIST = 2;
+
+/** Map types the value buffer of which is round_up(value_size, 8) * possible CPUs. */
+export const BPF_MAP_TYPE_PERCPU_HASH = 5;
+export const BPF_MAP_TYPE_PERCPU_ARRAY = 6;
+export const BPF_MAP_TYPE_LRU_PERCPU_HASH = 10;
+
+// ---- loading -----------------------------------------------------------------------------------
+
+const LIB = 'mpctl-libmpctl';
+let loaded: Result<string, MpError> | undefined;
+
+/** Directory holding package.json, walking up from this file (works from src/ and dist/). */
+function packageRoot(): string | null {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    const up = dirname(dir);
+    if (up === dir) return null;
+    dir = up;
+  }
+}
+
+/** Path of libmpctl.so: $MPCTL_NATIVE, else <package root>/build/native/libmpctl.so. */
+export function nativeLibPath(): string {
+  const env = process.env['MPCTL_NATIVE'];
+  if (env) return resolve(env);
+  return join(packageRoot() ?? process.cwd(), 'build', 'native', 'libmpctl.so');
+}
+
+function ensureLoaded(): Result<string, MpError> {
+  if (loaded) return loaded;
+  const path = nativeLibPath();
+  if (!existsSync(path)) {
+    loaded = err({
+      kind: 'NotFound',
+      what: 'libmpctl.so',
+      message: `native helper ${path} not found: build it with \`make -C native\` (or set MPCTL_NATIVE)`,
+    });
+  } else {
+    try {
+      open({ library: LIB, path });
+      loaded = ok(path);
+    } catch (e) {
+      loaded = err({ kind: 'NativeFailed', op: 'dlopen', errno: 0, message: `dlopen ${path}: ${String(e)}` });
+    }
+  }
+  return loaded;
+}
+
+// ---- calling -----------------------------------------------------------------------------------
+
+/** Symbolic name of a positive errno (2 → 'ENOENT'). */
+export function errnoName(errno: number): string {
+  for (const [name, n] of Object.entries(osConstants.errno)) if (n === errno) return name;
+  return `errno ${errno}`;
+}
+
+const EPERM = 1;
+const ENOENT = 2;
+const EACCES = 13;
+
+function lastError(): string {
+  return load({ library: LIB, funcName: 'mp_last_error', retType: DataType.String, paramsType: [], paramsValue: [], freeResultMemory: false }); // thread-local buffer in C: never free it
+}
+
+function toError(op: string, errno: number, message: string): MpError {
+  // From bpf_object__load, EACCES is the verifier rejecting a program (root gets EPERM only
+  // when capabilities are missing): that is our bug, not the user's permissions.
+  const verifier = op === 'bpfOpenLoad' && errno === EACCES;
+  if ((errno === EPERM || errno === EACCES) && !verifier) {
+    return {
+      kind: 'PermissionDenied',
+      message: `${op}: ${message || errnoName(errno)} — run as root (needs CAP_BPF and CAP_NET_ADMIN)`,
+    };
+  }
+  return { kind: 'NativeFailed', op, errno, message: message || `${op}: ${errnoName(errno)}` };
+}
+
+/** Call an int-returning libmpctl function; negative returns become errors. */
+function call(op: string, funcName: string, paramsType: DataType[], paramsValue: unknown[]): Result<number, MpError> {
+  const lib = ensureLoaded();
+  if (lib.isErr()) return err(lib.error);
+  const rc = load({ library: LIB, funcName, retType: DataType.I32, paramsType, paramsValue });
+  if (rc >= 0) return ok(rc);
+  return err(toError(op, -rc, lastError()));
+}
+
+const S = DataType.String;
+const I32 = DataType.I32;
+const U32 = DataType.U32;
+const U64 = DataType.U64;
+const BUF = DataType.U8Array;
+
+/** Native-endian u32 out-parameters backed by one Buffer (views are 4-byte aligned). */
+function outU32(n: number): { views: Buffer[]; get: (i: number) => number; set: (i: number, v: number) => void } {
+  const words = new Uint32Array(n);
+  const views = Array.from({ length: n }, (_, i) => Buffer.from(words.buffer, i * 4, 4));
+  return { views, get: (i) => words[i] ?? 0, set: (i, v) => void (words[i] = v) };
+}
+
+// ---- objects -----------------------------------------------------------------------------------
+
+/**
+ * Open and load a BPF object. With `pinDir`, every non-internal map is pinned at
+ * `<pinDir>/<map name>` (reused if already pinned: that is how objects share maps). The
+ * directory must be on a bpffs (see bpffsMount).
+ */
+export function bpfOpenLoad(objPath: string, pinDir?: string): Result<ObjHandle, MpError> {
+  return call('bpfOpenLoad', 'mp_bpf_open_load', [S, S], [objPath, pinDir ?? '']).map((h) => h as ObjHandle);
+}
+
+export function bpfClose(handle: ObjHandle): Result<void, MpError> {
+  return call('bpfClose', 'mp_bpf_close', [I32], [handle]).map(() => undefined);
+}
+
+// ---- tc ----------------------------------------------------------------------------------------
+
+/** Attach (or replace, idempotently) a direct-action cls_bpf filter; creates clsact if missing. */
+export function tcAttach(spec: TcAttachSpec): Result<void, MpError> {
+  return call(
+    'tcAttach',
+    'mp_tc_attach',
+    [I32, S, I32, I32, U32, U32],
+    [spec.handle, spec.prog, spec.ifindex, spec.direction === 'egress' ? 1 : 0, spec.priority, spec.tcHandle],
+  ).map(() => undefined);
+}
+
+/** Remove one filter; already gone is success. */
+export function tcDetach(id: TcFilterId): Result<void, MpError> {
+  return call(
+    'tcDetach',
+    'mp_tc_detach',
+    [I32, I32, U32, U32],
+    [id.ifindex, id.direction === 'egress' ? 1 : 0, id.priority, id.tcHandle],
+  ).map(() => undefined);
+}
+
+/** Remove the clsact qdisc and all its filters; missing is success. */
+export function tcHookDestroy(ifindex: number): Result<void, MpError> {
+  return call('tcHookDestroy', 'mp_tc_hook_destroy', [I32], [ifindex]).map(() => undefined);
+}
+
+// ---- maps --------------------------------------------------------------------------------------
+
+/** fd of a map inside a loaded object. Borrowed: do not closeFd it. */
+export function mapFd(handle: ObjHandle, name: string): Result<MapFd, MpError> {
+  return call('mapFd', 'mp_map_fd', [I32, S], [handle, name]).map((fd) => fd as MapFd);
+}
+
+export function mapInfo(fd: MapFd): Result<MapInfo, MpError> {
+  const out = outU32(4);
+  const name = Buffer.alloc(16);
+  return call(
+    'mapInfo',
+    'mp_map_info',
+    [I32, BUF, BUF, BUF, BUF, BUF, U32],
+    [fd, ...out.views, name, name.length],
+  ).map(() => ({
+    type: out.get(0),
+    keySize: out.get(1),
+    valueSize: out.get(2),
+    maxEntries: out.get(3),
+    name: name.subarray(0, Math.max(0, name.indexOf(0))).toString('latin1'),
+  }));
+}
+
+/**
+ * Look a key up. `valueSize` is the whole value buffer: value_size, or for per-CPU maps
+ * round_up(value_size, 8) * numPossibleCpus(). Returns null if the key is absent.
+ */
+export function mapLookup(fd: MapFd, key: Buffer, valueSize: number): Result<Buffer | null, MpError> {
+  const value = Buffer.alloc(valueSize);
+  const r = call('mapLookup', 'mp_map_lookup', [I32, BUF, U32, BUF, U32], [fd, key, key.length, value, value.length]);
+  if (r.isErr()) return r.error.kind === 'NativeFailed' && r.error.errno === ENOENT ? ok(null) : err(r.error);
+  return ok(value);
+}
+
+export function mapUpdate(fd: MapFd, key: Buffer, value: Buffer, flags: number = BPF_ANY): Result<void, MpError> {
+  return call(
+    'mapUpdate',
+    'mp_map_update',
+    [I32, BUF, U32, BUF, U32, U64],
+    [fd, key, key.length, value, value.length, flags],
+  ).map(() => undefined);
+}
+
+/** Delete a key; returns false if it was not there. */
+export function mapDelete(fd: MapFd, key: Buffer): Result<boolean, MpError> {
+  const r = call('mapDelete', 'mp_map_delete', [I32, BUF, U32], [fd, key, key.length]);
+  if (r.isErr()) return r.error.kind === 'NativeFailed' && r.error.errno === ENOENT ? ok(false) : err(r.error);
+  return ok(true);
+}
+
+/** Open a pinned map. Owned: closeFd it when done. NotFound if nothing is pinned there. */
+export function objGet(pinnedPath: string): Result<MapFd, MpError> {
+  return call('objGet', 'mp_obj_get', [S], [pinnedPath])
+    .map((fd) => fd as MapFd)
+    .mapErr((e) =>
+      e.kind === 'NativeFailed' && e.errno === ENOENT
+        ? { kind: 'NotFound', what: pinnedPath, message: `no pinned BPF object at ${pinnedPath}` }
+        : e,
+    );
+}
+
+export function closeFd(fd: MapFd | number): Result<void, MpError> {
+  return call('closeFd', 'mp_close_fd', [I32], [fd]).map(() => undefined);
+}
+
+export function numPossibleCpus(): Result<number, MpError> {
+  return call('numPossibleCpus', 'mp_num_possible_cpus', [], []);
+}
+
+// ---- bpffs -------------------------------------------------------------------------------------
+
+/** mkdir -p and mount a bpffs at `path` unless one is there. true = mounted now. */
+export function bpffsMount(path: string): Result<boolean, MpError> {
+  return call('bpffsMount', 'mp_bpffs_mount', [S], [path]).map((r) => r === 1);
+}
+
+// ---- BPF_PROG_TEST_RUN -------------------------------------------------------------------------
+
+/** Run a program once (or `repeat` times) on a packet; returns its verdict and output packet. */
+export function progTestRun(
+  handle: ObjHandle,
+  prog: string,
+  dataIn: Buffer,
+  opts: ProgTestRunOpts = {},
+): Result<ProgTestRunResult, MpError> {
+  const capacity = opts.dataOutSize ?? dataIn.length + 256;
+  const dataOut = Buffer.alloc(Math.max(1, capacity));
+  const out = outU32(3); // len_out, retval, duration_ns
+  out.set(0, capacity);
+  return call(
+    'progTestRun',
+    'mp_prog_test_run',
+    [I32, S, BUF, U32, BUF, BUF, BUF, U32, BUF],
+    [handle, prog, dataIn, dataIn.length, dataOut, out.views[0], out.views[1], opts.repeat ?? 1, out.views[2]],
+  ).map(() => ({
+    retval: out.get(1),
+    dataOut: dataOut.subarray(0, Math.min(out.get(0), capacity)),
+    durationNs: out.get(2),
+  }));
+}
+
+// ---- ethtool -----------------------------------------------------------------------------------
+
+/** Switch an offload on/off on an interface of the calling thread's namespace. */
+export function ethtoolSet(ifname: string, feature: EthtoolFeature, on: boolean): Result<void, MpError> {
+  return call('ethtoolSet', 'mp_ethtool_set', [S, S, I32], [ifname, feature, on ? 1 : 0]).map(() => undefined);
+}
+
+export function ethtoolGet(ifname: string, feature: EthtoolFeature): Result<boolean, MpError> {
+  return call('ethtoolGet', 'mp_ethtool_get', [S, S], [ifname, feature]).map((v) => v === 1);
+}

@@ -1,0 +1,254 @@
+// The netlink port: every link/address/route/qdisc change mpctl makes goes through here, via the
+// npm package `netlink` (rtnetlink). The package is hidden behind the `Rtnl` interface so the
+// control plane can be unit-tested with a recording fake, and its plain-string errors
+// ("Request rejected: EEXIST") are parsed into `NetlinkRejected` at this one boundary.
+import { openSync, closeSync } from 'node:fs';
+import { createRtNetlink, FlagsNew, type RtNetlinkSocket } from 'netlink';
+import { err, ok, type Result } from 'neverthrow';
+import type { MpError } from '../errors.js';
+import { withNetns } from '../native/netns.js';
+import { nla, nlaNested, nlaStr, nlaU32 } from './attr.js';
+import { bufferToIp, ipToBuffer, parsePrefix, type Family } from './ip.js';
+import { encodeTbfOptions, type TbfParams } from './tbf.js';
+
+export interface LinkInfo {
+  index: number;
+  name: string;
+  up: boolean;
+  mtu: number;
+  mac: string;
+}
+
+export interface AddrInfo {
+  ifname: string;
+  family: Family;
+  address: string;
+  prefixlen: number;
+}
+
+export interface RouteSpec {
+  /** `default` or a prefix such as `10.0.0.0/24`. */
+  dst: string;
+  via?: string;
+  dev?: string;
+  table?: number;
+}
+
+export interface Rtnl {
+  /** Namespace this socket configures (`null`: the caller's own). */
+  readonly ns: string | null;
+  listLinks(): Promise<Result<LinkInfo[], MpError>>;
+  linkIndex(name: string): Promise<Result<number, MpError>>;
+  /** Creates a veth pair `name` (here) <-> `peer` (in namespace `peerNs`, or here if null). */
+  createVeth(name: string, peer: string, peerNs: string | null): Promise<Result<void, MpError>>;
+  setLink(name: string, opts: { up?: boolean; mtu?: number }): Promise<Result<void, MpError>>;
+  deleteLink(name: string): Promise<Result<void, MpError>>;
+  addAddress(ifname: string, cidr: string, opts?: { nodad?: boolean }): Promise<Result<void, MpError>>;
+  listAddresses(): Promise<Result<AddrInfo[], MpError>>;
+  addRoute(r: RouteSpec): Promise<Result<void, MpError>>;
+  /** Installs (or changes in place) a tbf root qdisc; `null` removes the root qdisc. */
+  setTbf(ifname: string, tbf: TbfParams | null): Promise<Result<void, MpError>>;
+  close(): void;
+}
+
+const ERRNO_RE = /Request rejected: (E[A-Z0-9]+|-?\d+)/;
+
+/** Turns whatever the `netlink` package threw into our error type. */
+export function netlinkError(op: string, e: unknown): MpError {
+  const msg = e instanceof Error ? e.message : String(e);
+  const m = ERRNO_RE.exec(msg);
+  if (m?.[1]) {
+    if (m[1] === 'EPERM' || m[1] === 'EACCES')
+      return { kind: 'PermissionDenied', message: `netlink ${op}: ${m[1]} (run as root or with CAP_NET_ADMIN)` };
+    return { kind: 'NetlinkRejected', op, errno: m[1] };
+  }
+  if (/Timeout/.test(msg)) return { kind: 'Timeout', what: `netlink ${op}`, message: `netlink ${op} timed out` };
+  return { kind: 'NetlinkRejected', op, errno: 'EUNKNOWN', detail: msg };
+}
+
+const IFLA_IFNAME = 3;
+const IFLA_LINKINFO = 18;
+const IFLA_NET_NS_FD = 28;
+const IFLA_INFO_KIND = 1;
+const IFLA_INFO_DATA = 2;
+const VETH_INFO_PEER = 1;
+const AF_INET = 2;
+const AF_INET6 = 10;
+const TC_H_ROOT = 0xffffffff;
+const REQ_TIMEOUT_MS = 5000;
+
+class NetlinkRtnl implements Rtnl {
+  constructor(
+    readonly ns: string | null,
+    private readonly sock: RtNetlinkSocket,
+  ) {}
+
+  private async call<T>(op: string, f: () => Promise<T>): Promise<Result<T, MpError>> {
+    try {
+      return ok(await f());
+    } catch (e) {
+      return err(netlinkError(op, e));
+    }
+  }
+
+  async listLinks(): Promise<Result<LinkInfo[], MpError>> {
+    return this.call('getLinks', async () =>
+      (await this.sock.getLinks(undefined, undefined, { timeout: REQ_TIMEOUT_MS })).map((l) => ({
+        index: l.data.index ?? 0,
+        name: l.attrs.ifname ?? '',
+        up: Boolean(l.data.flags?.up),
+        mtu: l.attrs.mtu ?? 0,
+        mac: l.attrs.address ? [...l.attrs.address].map((x) => x.toString(16).padStart(2, '0')).join(':') : '',
+      })),
+    );
+  }
+
+  async linkIndex(name: string): Promise<Result<number, MpError>> {
+    const links = await this.listLinks();
+    if (links.isErr()) return err(links.error);
+    const l = links.value.find((x) => x.name === name);
+    return l
+      ? ok(l.index)
+      : err({ kind: 'NotFound', what: 'interface', message: `no interface ${name}${this.ns ? ` in namespace ${this.ns}` : ''}` });
+  }
+
+  async createVeth(name: string, peer: string, peerNs: string | null): Promise<Result<void, MpError>> {
+    let fd: number | null = null;
+    try {
+      if (peerNs) fd = openSync(`/run/netns/${peerNs}`, 'r');
+    } catch {
+      return err({ kind: 'NotFound', what: 'namespace', message: `no network namespace ${peerNs}` });
+    }
+    try {
+      const peerAttrs = [nlaStr(IFLA_IFNAME, peer)];
+      if (fd !== null) peerAttrs.push(nlaU32(IFLA_NET_NS_FD, fd));
+      const peerInfo = nla(VETH_INFO_PEER, Buffer.concat([Buffer.alloc(16), ...peerAttrs])); // ifinfomsg + attrs
+      const linkinfo = Buffer.concat([nlaStr(IFLA_INFO_KIND, 'veth'), nlaNested(IFLA_INFO_DATA, peerInfo)]);
+      return (
+        await this.call(`create veth ${name}/${peer}`, () =>
+          this.sock.newLink({}, { ifname: name, linkinfo }, { flags: FlagsNew.CREATE | FlagsNew.EXCL, timeout: REQ_TIMEOUT_MS }),
+        )
+      ).map(() => undefined);
+    } finally {
+      if (fd !== null) closeSync(fd);
+    }
+  }
+
+  async setLink(name: string, opts: { up?: boolean; mtu?: number }): Promise<Result<void, MpError>> {
+    const idx = await this.linkIndex(name);
+    if (idx.isErr()) return err(idx.error);
+    const data = opts.up === undefined ? { index: idx.value } : { index: idx.value, flags: opts.up ? { up: true as const } : {}, change: { up: true as const } };
+    const attrs = opts.mtu === undefined ? {} : { mtu: opts.mtu };
+    return (await this.call(`set link ${name}`, () => this.sock.setLink(data, attrs, { timeout: REQ_TIMEOUT_MS }))).map(() => undefined);
+  }
+
+  async deleteLink(name: string): Promise<Result<void, MpError>> {
+    const idx = await this.linkIndex(name);
+    if (idx.isErr()) return err(idx.error);
+    return (await this.call(`delete link ${name}`, () => this.sock.delLink({ index: idx.value }, {}, { timeout: REQ_TIMEOUT_MS }))).map(
+      () => undefined,
+    );
+  }
+
+  async addAddress(ifname: string, cidr: string, opts: { nodad?: boolean } = {}): Promise<Result<void, MpError>> {
+    const p = parsePrefix(cidr);
+    if (!p) return err({ kind: 'Bug', message: `bad address ${cidr}` });
+    const idx = await this.linkIndex(ifname);
+    if (idx.isErr()) return err(idx.error);
+    const a = ipToBuffer(p.address);
+    const flags = opts.nodad || p.family === 6 ? { nodad: true as const } : undefined;
+    return (
+      await this.call(`add address ${cidr} dev ${ifname}`, () =>
+        this.sock.newAddress(
+          { family: p.family === 4 ? AF_INET : AF_INET6, prefixlen: p.len, index: idx.value, ...(flags ? { flags } : {}) },
+          { local: a, address: a, ...(flags ? { flags } : {}) },
+          { flags: FlagsNew.CREATE | FlagsNew.EXCL, timeout: REQ_TIMEOUT_MS },
+        ),
+      )
+    ).map(() => undefined);
+  }
+
+  async listAddresses(): Promise<Result<AddrInfo[], MpError>> {
+    const links = await this.listLinks();
+    if (links.isErr()) return err(links.error);
+    const names = new Map(links.value.map((l) => [l.index, l.name]));
+    return this.call('getAddresses', async () =>
+      (await this.sock.getAddresses(undefined, undefined, { timeout: REQ_TIMEOUT_MS }))
+        .filter((a) => a.attrs.address !== undefined)
+        .map((a) => ({
+          ifname: names.get(a.data.index ?? 0) ?? `if${a.data.index}`,
+          family: (a.data.family === AF_INET ? 4 : 6) as Family,
+          address: bufferToIp(a.attrs.local ?? a.attrs.address!),
+          prefixlen: a.data.prefixlen ?? 0,
+        })),
+    );
+  }
+
+  async addRoute(r: RouteSpec): Promise<Result<void, MpError>> {
+    const dst = r.dst === 'default' ? null : parsePrefix(r.dst);
+    const viaFamily = r.via ? parsePrefix(r.via)?.family : undefined;
+    const family = dst?.family ?? viaFamily;
+    if (!family || (r.dst !== 'default' && !dst)) return err({ kind: 'Bug', message: `bad route ${JSON.stringify(r)}` });
+    let oif: number | undefined;
+    if (r.dev) {
+      const idx = await this.linkIndex(r.dev);
+      if (idx.isErr()) return err(idx.error);
+      oif = idx.value;
+    }
+    const table = r.table ?? 254;
+    return (
+      await this.call(`add route ${r.dst}`, () =>
+        this.sock.newRoute(
+          {
+            family: family === 4 ? AF_INET : AF_INET6,
+            dstLen: dst?.len ?? 0,
+            table: table < 256 ? table : 252,
+            protocol: 'STATIC',
+            scope: r.via ? 'UNIVERSE' : 'LINK',
+            type: 'UNICAST',
+          },
+          {
+            ...(dst ? { dst: ipToBuffer(dst.address) } : {}),
+            ...(r.via ? { gateway: ipToBuffer(r.via) } : {}),
+            ...(oif !== undefined ? { oif } : {}),
+            table,
+          },
+          { flags: FlagsNew.CREATE | FlagsNew.EXCL, timeout: REQ_TIMEOUT_MS },
+        ),
+      )
+    ).map(() => undefined);
+  }
+
+  async setTbf(ifname: string, tbf: TbfParams | null): Promise<Result<void, MpError>> {
+    const idx = await this.linkIndex(ifname);
+    if (idx.isErr()) return err(idx.error);
+    const base = { ifindex: idx.value, parent: TC_H_ROOT, handle: 0x10000 };
+    if (tbf === null) {
+      const r = await this.call(`delete qdisc on ${ifname}`, () => this.sock.delQdisc(base, {}, { timeout: REQ_TIMEOUT_MS }));
+      // no root qdisc to delete is the state we wanted
+      if (r.isErr() && r.error.kind === 'NetlinkRejected' && (r.error.errno === 'ENOENT' || r.error.errno === 'EINVAL')) return ok(undefined);
+      return r.map(() => undefined);
+    }
+    return (
+      await this.call(`tbf on ${ifname}`, () =>
+        this.sock.newQdisc(base, { kind: 'tbf', options: encodeTbfOptions(tbf) }, {
+          flags: FlagsNew.CREATE | FlagsNew.REPLACE,
+          timeout: REQ_TIMEOUT_MS,
+        }),
+      )
+    ).map(() => undefined);
+  }
+
+  close(): void {
+    try {
+      this.sock.socket.close();
+    } catch {
+      /* already closed */
+    }
+  }
+}
+
+/** Opens an rtnetlink socket that configures namespace `ns` (the socket is created inside it). */
+export function openRtnl(ns: string | null): Result<Rtnl, MpError> {
+  return withNetns(ns, () => createRtNetlink()).map((sock) => new NetlinkRtnl(ns, sock));
+}

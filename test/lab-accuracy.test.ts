@@ -1,0 +1,106 @@
+// The lab's own accuracy, measured through it with ping and iperf3.
+//
+//   lp wan1 ══ isp1 [linkem + tbf] ══ inet     20 Mbit both ways, 10 ms each way
+//   lp wan2 ══ isp2 [linkem + tbf] ══ inet     up 8 Mbit / 5 ms, down 30 Mbit / 15 ms
+//
+// Rates are compared as TCP goodput against rate × 1448/1514 (tbf counts whole frames).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { labSet, labStatus } from '../src/lab/lab.js';
+import { iperf, linkAddrs, ping, TCP_GOODPUT_RATIO } from '../src/lab/measure.js';
+import { parseScenario } from '../src/lab/scenario.js';
+import { withLab } from './helpers/lab.js';
+
+const scenario = parseScenario(
+  {
+    links: [
+      { label: 'a', rate: '20mbit', delay: '10ms', queue: '60ms' },
+      { label: 'b', up: { rate: '8mbit', delay: '5ms' }, down: { rate: '30mbit', delay: '15ms' }, queue: '60ms' },
+    ],
+  },
+  'test',
+)._unsafeUnwrap();
+
+const ok = <T>(r: { isOk(): boolean; _unsafeUnwrap(): T; isErr(): boolean }, what: string): T => {
+  assert.ok(r.isOk(), `${what}: ${r.isErr() ? JSON.stringify((r as unknown as { error: unknown }).error) : ''}`);
+  return r._unsafeUnwrap();
+};
+
+test('lab accuracy: rate, delay, loss, outage, runtime change', { timeout: 240_000 }, async (t) => {
+  await withLab(scenario, async (lab) => {
+    await t.test('rate within ±5 % of the setting, both directions (iperf3 TCP)', async () => {
+      for (const [k, link] of scenario.links.entries()) {
+        const a = linkAddrs(k + 1);
+        for (const dir of ['up', 'down'] as const) {
+          const r = ok(
+            await iperf(lab, { server: { node: 'inet', addr: a.gw }, client: { node: 'lp', addr: a.lp }, seconds: 4, omitS: 1, reverse: dir === 'down' }),
+            'iperf3',
+          );
+          const want = link[dir].rateBps! * TCP_GOODPUT_RATIO;
+          const ratio = r.bps / want;
+          t.diagnostic(`${link.node} ${dir}: ${(r.bps / 1e6).toFixed(2)} Mbit/s goodput = ${(ratio * 100).toFixed(1)} % of ${(want / 1e6).toFixed(2)}`);
+          assert.ok(ratio > 0.95 && ratio < 1.05, `${link.node} ${dir} ratio ${ratio}`);
+        }
+      }
+    });
+
+    await t.test('RTT within ±1 ms of the two one-way delays (ping, IPv4 and IPv6)', async () => {
+      for (const [k, link] of scenario.links.entries()) {
+        const want = (link.up.delayUs + link.down.delayUs) / 1000;
+        for (const [from, to] of [
+          [linkAddrs(k + 1).lp, linkAddrs(k + 1).gw],
+          [`fd00:64:${k + 1}::1`, `fd00:64:${k + 1}::fe`],
+        ] as const) {
+          const p = ok(await ping(lab, 'lp', to, { count: 100, intervalS: 0.01, from }), 'ping');
+          t.diagnostic(`${link.node} ${to}: rtt avg ${p.avgMs} ms mdev ${p.mdevMs} (set ${want} ms)`);
+          assert.equal(p.received, 100);
+          assert.ok(Math.abs(p.avgMs - want) <= 1, `avg ${p.avgMs} vs ${want}`);
+        }
+      }
+    });
+
+    await t.test('loss within a binomial bound of the setting', async () => {
+      ok(await labSet({ name: lab, node: 'isp1', dirs: ['up'], patch: { lossPpm: 50_000 } }), 'set loss');
+      const n = 2000;
+      const p = ok(await ping(lab, 'lp', linkAddrs(1).gw, { count: n, intervalS: 0.002, from: linkAddrs(1).lp }), 'ping');
+      const lost = p.transmitted - p.received;
+      const mean = n * 0.05;
+      const sd = Math.sqrt(n * 0.05 * 0.95);
+      t.diagnostic(`5 % loss: lost ${lost} of ${p.transmitted} (expected ${mean} ± ${(4 * sd).toFixed(1)})`);
+      assert.equal(p.transmitted, n);
+      assert.ok(Math.abs(lost - mean) <= 4 * sd, `lost ${lost}`);
+      const st = ok(await labStatus(lab), 'status');
+      assert.equal(st.links[0]!.up.live?.stats.droppedLoss, lost, 'the emulator counted exactly the lost requests');
+      ok(await labSet({ name: lab, node: 'isp1', dirs: ['up'], patch: { lossPpm: 0 } }), 'unset loss');
+    });
+
+    await t.test('an outage drops 100 % and recovery restores traffic', async () => {
+      const a = linkAddrs(2);
+      ok(await labSet({ name: lab, node: 'isp2', dirs: ['up', 'down'], patch: { down: true } }), 'cut');
+      const cut = ok(await ping(lab, 'lp', a.gw, { count: 50, intervalS: 0.01, from: a.lp, waitS: 0.2 }), 'ping');
+      assert.equal(cut.received, 0);
+      const v6 = ok(await ping(lab, 'lp', 'fd00:64:2::fe', { count: 10, intervalS: 0.01, waitS: 0.2 }), 'ping6');
+      assert.equal(v6.received, 0);
+      ok(await labSet({ name: lab, node: 'isp2', dirs: ['up', 'down'], patch: { down: false } }), 'restore');
+      const back = ok(await ping(lab, 'lp', a.gw, { count: 20, intervalS: 0.01, from: a.lp }), 'ping');
+      assert.equal(back.received, 20);
+    });
+
+    await t.test('a runtime change takes effect within 1 s, while traffic flows', async () => {
+      const a = linkAddrs(1);
+      const flow = ping(lab, 'lp', a.gw, { count: 300, intervalS: 0.01, from: a.lp, timestamps: true });
+      await new Promise((r) => setTimeout(r, 1000));
+      const t0 = Date.now() / 1000;
+      ok(await labSet({ name: lab, node: 'isp1', dirs: ['up', 'down'], patch: { delayUs: 40_000 } }), 'set delay');
+      const p = ok(await flow, 'ping');
+      // a reply's timestamp is when it arrived: the first one carrying the new 80 ms RTT
+      const first = p.replies.find(([, rtt]) => rtt > 70);
+      assert.ok(first, 'some reply saw the new delay');
+      const sent = first[0] - first[1] / 1000;
+      t.diagnostic(`new delay applied to a packet sent ${((sent - t0) * 1000).toFixed(0)} ms after the set command started`);
+      assert.ok(sent - t0 < 1, `took ${sent - t0}s`);
+      const after = p.replies.filter(([ts]) => ts > first[0] + 0.2);
+      assert.ok(after.length > 10 && after.every(([, rtt]) => Math.abs(rtt - 80) < 2), 'all later replies at 80 ms');
+    });
+  });
+});

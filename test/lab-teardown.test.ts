@@ -1,0 +1,80 @@
+// Teardown leaves nothing: after `down`, and after a test that throws midway, no namespace,
+// /etc/netns entry, state file or emulator process of that lab remains. A failed `up` rolls back.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import { labDown, labStatus, labUp } from '../src/lab/lab.js';
+import { listNamespaces } from '../src/lab/namespaces.js';
+import { uniformScenario } from '../src/lab/scenario.js';
+import { stateFile } from '../src/lab/state.js';
+import { nsPrefix } from '../src/lab/topology.js';
+import { uniqueLabName, withLab } from './helpers/lab.js';
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+async function assertGone(name: string, pids: number[]): Promise<void> {
+  assert.deepEqual(await listNamespaces(nsPrefix(name)), [], 'no namespaces');
+  const etc = existsSync('/etc/netns') ? readdirSync('/etc/netns').filter((n) => n.startsWith(nsPrefix(name))) : [];
+  assert.deepEqual(etc, [], 'no /etc/netns entries');
+  assert.equal(existsSync(stateFile(name)), false, 'no state file');
+  for (const p of pids) assert.equal(alive(p), false, `process ${p} is gone`);
+}
+
+async function emulatorPids(name: string): Promise<number[]> {
+  const s = await labStatus(name);
+  assert.ok(s.isOk());
+  const pids = s.value.links.map((l) => l.emulatorPid);
+  assert.ok(pids.every((p) => typeof p === 'number' && p > 0), 'every link has a running emulator');
+  return pids as number[];
+}
+
+test('down removes namespaces, veths, processes and files; repeating it is harmless', async () => {
+  const name = uniqueLabName();
+  const up = await labUp({ name, scenario: uniformScenario(2)._unsafeUnwrap() });
+  assert.ok(up.isOk(), JSON.stringify(up.isErr() && up.error));
+  assert.equal((await listNamespaces(nsPrefix(name))).length, 2 + 2 + 3);
+  const pids = await emulatorPids(name);
+  const again = await labUp({ name, scenario: uniformScenario(2)._unsafeUnwrap() });
+  assert.ok(again.isErr() && again.error.kind === 'Conflict', 'a second up of the same lab is refused');
+  const d = await labDown(name);
+  assert.ok(d.isOk());
+  await assertGone(name, pids);
+  const d2 = await labDown(name);
+  assert.ok(d2.isOk() && d2.value.removed.length === 0);
+});
+
+test('a test that throws midway leaves nothing behind', async () => {
+  let seen = '';
+  let pids: number[] = [];
+  await assert.rejects(
+    withLab(uniformScenario(1)._unsafeUnwrap(), async (name) => {
+      seen = name;
+      pids = await emulatorPids(name);
+      throw new Error('boom');
+    }),
+    /boom/,
+  );
+  assert.ok(seen);
+  await assertGone(seen, pids);
+});
+
+test('a failed up rolls back what it made', async () => {
+  const name = uniqueLabName();
+  const prev = process.env.MPCTL_LINKEM;
+  process.env.MPCTL_LINKEM = '/nonexistent/linkem';
+  try {
+    const up = await labUp({ name, scenario: uniformScenario(2)._unsafeUnwrap() });
+    assert.ok(up.isErr(), 'up fails when the emulator cannot start');
+  } finally {
+    if (prev === undefined) delete process.env.MPCTL_LINKEM;
+    else process.env.MPCTL_LINKEM = prev;
+  }
+  await assertGone(name, []);
+});

@@ -1,0 +1,50 @@
+// The lab's addressing plan: one veth per segment, both address families everywhere, names resolve.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { buildTopology, hostsFile, nsName, vethPairs } from '../src/lab/topology.js';
+import { bufferToIp, ipToBuffer, parsePrefix } from '../src/netlink/ip.js';
+import { encodeTbfOptions } from '../src/netlink/tbf.js';
+import { parseAttrs } from '../src/netlink/attr.js';
+
+test('topology has client, lp, N isps, inet, rp, server joined by one veth per segment', () => {
+  const t = buildTopology('x', 3);
+  assert.deepEqual(t.nodes.map((n) => n.node), ['client', 'lp', 'isp1', 'isp2', 'isp3', 'inet', 'rp', 'server']);
+  assert.equal(nsName('x', 'lp'), 'mp-x-lp');
+  // lan + 3 × (lp–isp, isp–inet) + inet–rp + rp–server
+  assert.equal(vethPairs(t).length, 1 + 6 + 2);
+  for (const n of t.nodes)
+    for (const i of n.ifaces) {
+      const peer = t.nodes.find((x) => x.node === i.peer.node)?.ifaces.find((x) => x.name === i.peer.ifname);
+      assert.ok(peer, `${n.node}:${i.name} has a peer`);
+      assert.equal(peer.peer.node, n.node, 'peers point at each other');
+      if (!n.node.startsWith('isp')) assert.ok(i.v4 && i.v6, `${n.node}:${i.name} has IPv4 and IPv6`);
+    }
+});
+
+test('hosts file names every node', () => {
+  const h = hostsFile(buildTopology('x', 2));
+  for (const name of ['client', 'lp', 'isp1', 'isp2', 'inet', 'rp', 'server']) assert.match(h, new RegExp(`\\t${name}$`, 'm'));
+  assert.match(h, /^203\.0\.113\.2\tserver$/m);
+  assert.match(h, /^2001:db8:113::2\tserver$/m);
+});
+
+test('IP parsing round-trips', () => {
+  for (const a of ['10.0.0.1', 'fd00:64:1::fe', '2001:db8::1', '::1', '::', 'fe80::1:2:3:4'])
+    assert.equal(bufferToIp(ipToBuffer(a)), a);
+  assert.equal(bufferToIp(ipToBuffer('::ffff:1.2.3.4')), '::ffff:102:304');
+  assert.deepEqual(parsePrefix('fd00::1/64'), { family: 6, address: 'fd00::1', len: 64 });
+  assert.equal(parsePrefix('10.0.0.1/33'), null);
+});
+
+test('tbf options encode rate, burst and limit as the kernel reads them', () => {
+  const a = parseAttrs(encodeTbfOptions({ rateBps: 20e6, burstBytes: 3028, limitBytes: 125_000 }));
+  const parms = a.get(1)!;
+  assert.equal(parms.length, 36);
+  assert.equal(parms.readUInt8(1), 1, 'linklayer ethernet');
+  assert.equal(parms.readUInt32LE(8), 2_500_000, 'bytes/s');
+  assert.equal(parms.readUInt32LE(24), 125_000, 'limit');
+  assert.equal(parms.readUInt32LE(28), Math.floor((3028 * 1e9) / 2.5e6 / 64), 'buffer in psched ticks');
+  assert.equal(a.get(6)!.readUInt32LE(0), 3028, 'TCA_TBF_BURST');
+  assert.equal(a.has(4), false, 'no RATE64 below 2^32 B/s');
+  assert.equal(parseAttrs(encodeTbfOptions({ rateBps: 40e9, burstBytes: 5e6, limitBytes: 1e7 })).get(4)!.readBigUInt64LE(0), 5_000_000_000n);
+});

@@ -290,6 +290,9 @@ static void tx_due(struct dir *d, uint64_t now) {
           d->s.tx_bytes += d->tiov[k].iov_len - VNET_LEN;
         }
         i += (uint32_t)r;
+        /* sendmmsg stops at the first failing frame and, having sent some, loses its errno.
+         * Do not offer that frame again (a tail drop is final): count it as a queue drop. */
+        if (i < n) { d->s.dropped_queue++; i++; }
       } else if (r < 0 && errno == EINTR) {
         continue;
       } else { /* frame i failed: count it and carry on with the rest */
@@ -539,13 +542,6 @@ int main(int argc, char **argv) {
   sigdelset(&waitmask, SIGTERM);
   sigdelset(&waitmask, SIGINT);
 
-  int ia, ib;
-  int fa = open_if(if_a, &ia), fb = open_if(if_b, &ib);
-  dir_init(&dirs[0], "up", if_a, ia, fa, fb);
-  dir_init(&dirs[1], "down", if_b, ib, fb, fa);
-  dirs[0].p = pu;
-  dirs[1].p = pd;
-
   struct sockaddr_un csa;
   socklen_t csl = abstract_addr(&csa, ctl);
   int cfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -553,6 +549,13 @@ int main(int argc, char **argv) {
   if (bind(cfd, (struct sockaddr *)&csa, csl) < 0)
     die(2, "control socket @%s: %s%s", ctl, strerror(errno),
         errno == EADDRINUSE ? " (another linkem runs in this namespace?)" : "");
+
+  int ia, ib;
+  int fa = open_if(if_a, &ia), fb = open_if(if_b, &ib);
+  dir_init(&dirs[0], "up", if_a, ia, fa, fb);
+  dir_init(&dirs[1], "down", if_b, ib, fb, fa);
+  dirs[0].p = pu;
+  dirs[1].p = pd;
 
   printf("linkem ready\n");
   fflush(stdout);

@@ -51,6 +51,7 @@ test('lab accuracy: rate, delay, loss, outage, runtime change', { timeout: 240_0
           [linkAddrs(k + 1).lp, linkAddrs(k + 1).gw],
           [`fd00:64:${k + 1}::1`, `fd00:64:${k + 1}::fe`],
         ] as const) {
+          ok(await ping(lab, 'lp', to, { count: 1, intervalS: 0.01, from }), 'warm-up (ARP/ND)');
           const p = ok(await ping(lab, 'lp', to, { count: 100, intervalS: 0.01, from }), 'ping');
           t.diagnostic(`${link.node} ${to}: rtt avg ${p.avgMs} ms mdev ${p.mdevMs} (set ${want} ms)`);
           assert.equal(p.received, 100);
@@ -61,16 +62,23 @@ test('lab accuracy: rate, delay, loss, outage, runtime change', { timeout: 240_0
 
     await t.test('loss within a binomial bound of the setting', async () => {
       ok(await labSet({ name: lab, node: 'isp1', dirs: ['up'], patch: { lossPpm: 50_000 } }), 'set loss');
-      const n = 2000;
-      const p = ok(await ping(lab, 'lp', linkAddrs(1).gw, { count: n, intervalS: 0.002, from: linkAddrs(1).lp }), 'ping');
-      const lost = p.transmitted - p.received;
+      const a = linkAddrs(1);
+      // iperf3 UDP at 8 Mbit/s of 1400-byte datagrams for 3 s: ~2100 datagrams, loss counted at the receiver
+      const r = ok(
+        await iperf(lab, { server: { node: 'inet', addr: a.gw }, client: { node: 'lp', addr: a.lp }, seconds: 3, udpBps: 8e6 }),
+        'iperf3 -u',
+      );
+      const n = r.packets!;
+      const lost = r.lostPackets!;
       const mean = n * 0.05;
       const sd = Math.sqrt(n * 0.05 * 0.95);
-      t.diagnostic(`5 % loss: lost ${lost} of ${p.transmitted} (expected ${mean} ± ${(4 * sd).toFixed(1)})`);
-      assert.equal(p.transmitted, n);
+      t.diagnostic(`5 % loss: lost ${lost} of ${n} datagrams (expected ${mean.toFixed(0)} ± ${(4 * sd).toFixed(1)})`);
+      assert.ok(n > 1500, `sent ${n}`);
       assert.ok(Math.abs(lost - mean) <= 4 * sd, `lost ${lost}`);
       const st = ok(await labStatus(lab), 'status');
-      assert.equal(st.links[0]!.up.live?.stats.droppedLoss, lost, 'the emulator counted exactly the lost requests');
+      const dropped = st.links[0]!.up.live!.stats.droppedLoss;
+      // the emulator also dropped some of iperf3's TCP control segments: at least the datagrams
+      assert.ok(dropped >= lost && dropped < lost + 50, `emulator counted ${dropped}`);
       ok(await labSet({ name: lab, node: 'isp1', dirs: ['up'], patch: { lossPpm: 0 } }), 'unset loss');
     });
 

@@ -23,7 +23,7 @@ export interface CheckReport {
   endToEnd: { family: 4 | 6; ok: boolean; rttMs: number }[];
 }
 
-export async function labCheck(name: string, seconds = 2): Promise<Result<CheckReport, MpError>> {
+export async function labCheck(name: string, seconds = 3): Promise<Result<CheckReport, MpError>> {
   const st = await readState(name);
   if (st.isErr()) return err(st.error);
   const links: LinkCheck[] = [];
@@ -34,7 +34,7 @@ export async function labCheck(name: string, seconds = 2): Promise<Result<CheckR
     if (p.isErr()) return err(p.error);
     const rate = async (reverse: boolean) => {
       if (l[reverse ? 'down' : 'up'].down) return ok(null);
-      return (await iperf(name, { server: { node: 'inet', addr: a.gw }, client: { node: 'lp', addr: a.lp }, seconds, reverse })).map((x) => x.bps);
+      return (await iperf(name, { server: { node: 'inet', addr: a.gw }, client: { node: 'lp', addr: a.lp }, seconds, omitS: 1, reverse })).map((x) => x.bps);
     };
     const up = await rate(false);
     if (up.isErr()) return err(up.error);

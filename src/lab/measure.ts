@@ -84,6 +84,8 @@ export interface IperfResult {
   retransmits: number;
   /** UDP only */
   lostPercent?: number;
+  lostPackets?: number;
+  packets?: number;
   jitterMs?: number;
   intervals: number[];
 }
@@ -94,22 +96,28 @@ let nextPort = 5201 + (process.pid % 500) * 4;
 export async function iperf(lab: string, o: IperfOptions): Promise<Result<IperfResult, MpError>> {
   const port = o.port ?? nextPort++;
   const log = `${labDir(lab)}/iperf3-${port}.log`;
-  const srv = await spawnDetached(nsName(lab, o.server.node), ['iperf3', '-s', '-1', '-B', o.server.addr, '-p', String(port)], log);
+  const srv = await spawnDetached(nsName(lab, o.server.node), ['iperf3', '-s', '-1', '--forceflush', '-B', o.server.addr, '-p', String(port)], log);
   if (srv.isErr()) return err(srv.error);
+  const stop = () => {
+    try {
+      process.kill(srv.value, 'SIGTERM');
+    } catch {
+      /* already exited (-1: one client, then exit) */
+    }
+  };
   const ready = await waitForLog(log, 'Server listening', srv.value, 5000);
-  if (ready.isErr()) return err(ready.error);
+  if (ready.isErr()) {
+    stop();
+    return err(ready.error);
+  }
   const args = ['netns', 'exec', nsName(lab, o.client.node), 'iperf3', '-J', '-c', o.server.addr, '-p', String(port), '-t', String(o.seconds)];
   if (o.client.addr) args.push('-B', o.client.addr);
   if (o.reverse) args.push('-R');
   if (o.streams) args.push('-P', String(o.streams));
   if (o.omitS) args.push('-O', String(o.omitS));
   if (o.udpBps) args.push('-u', '-b', String(Math.round(o.udpBps)), '-l', '1400');
-  const out = await run('ip', args, (o.seconds + 20) * 1000);
-  try {
-    process.kill(srv.value, 'SIGTERM');
-  } catch {
-    /* already exited (-1) */
-  }
+  const out = await run('ip', args, (o.seconds + (o.omitS ?? 0) + 20) * 1000);
+  stop();
   const text = out.isOk() ? out.value : out.error.kind === 'CommandFailed' ? out.error.stderr : '';
   let j: IperfJson;
   try {
@@ -121,7 +129,15 @@ export async function iperf(lab: string, o: IperfOptions): Promise<Result<IperfR
   const intervals = (j.intervals ?? []).map((i) => i.sum?.bits_per_second ?? 0);
   if (o.udpBps) {
     const s = j.end?.sum;
-    return ok({ bps: s?.bits_per_second ?? 0, retransmits: 0, lostPercent: s?.lost_percent ?? 0, jitterMs: s?.jitter_ms ?? 0, intervals });
+    return ok({
+      bps: s?.bits_per_second ?? 0,
+      retransmits: 0,
+      lostPercent: s?.lost_percent ?? 0,
+      lostPackets: s?.lost_packets ?? 0,
+      packets: s?.packets ?? 0,
+      jitterMs: s?.jitter_ms ?? 0,
+      intervals,
+    });
   }
   return ok({ bps: j.end?.sum_received?.bits_per_second ?? 0, retransmits: j.end?.sum_sent?.retransmits ?? 0, intervals });
 }
@@ -132,7 +148,7 @@ interface IperfJson {
   end?: {
     sum_received?: { bits_per_second?: number };
     sum_sent?: { retransmits?: number };
-    sum?: { bits_per_second?: number; lost_percent?: number; jitter_ms?: number };
+    sum?: { bits_per_second?: number; lost_percent?: number; lost_packets?: number; packets?: number; jitter_ms?: number };
   };
 }
 

@@ -5,6 +5,7 @@ import type { MpError } from '../../errors.js';
 import { labDown, labExec, labSet, labStatus, labUp, listLabs, type Direction } from '../../lab/lab.js';
 import { renderStatus } from '../../lab/render.js';
 import { labCheck, renderCheck } from '../../lab/check.js';
+import { BENCHES, renderBench, runBench } from '../../lab/bench.js';
 import { defaultScenario, loadScenario, parseDirPatch, uniformScenario, type Scenario } from '../../lab/scenario.js';
 import { run } from '../run.js';
 
@@ -122,7 +123,7 @@ const check: CommandModule = {
   describe: 'measure every link (ping RTT, iperf3 goodput both ways) and client → server, next to the settings',
   builder: (y) =>
     nameOpt(y)
-      .option('seconds', { type: 'number', default: 2, describe: 'iperf3 duration per direction' })
+      .option('seconds', { type: 'number', default: 3, describe: 'iperf3 duration per direction (after 1 s of warm-up)' })
       .option('json', { type: 'boolean', default: false }),
   handler: (a) =>
     run(async () => {
@@ -130,6 +131,27 @@ const check: CommandModule = {
       if (r.isErr()) return err(r.error);
       console.log(a.json ? JSON.stringify(r.value, null, 2) : renderCheck(r.value));
       return ok(r.value.endToEnd.every((e) => e.ok) ? 0 : 1);
+    }),
+};
+
+const bench: CommandModule = {
+  command: 'bench [names..]',
+  describe: `run benchmarks in their own lab and write JSON (${Object.keys(BENCHES).join(', ')}; default: all)`,
+  builder: (y) =>
+    y
+      .positional('names', { type: 'string', array: true })
+      .option('runs', { type: 'number', default: 3, describe: 'repetitions per figure (the median is reported)' })
+      .option('out', { type: 'string', default: 'bench-results', describe: 'directory for <name>.json' }),
+  handler: (a) =>
+    run(async () => {
+      const names = (a.names as string[] | undefined)?.length ? (a.names as string[]) : Object.keys(BENCHES);
+      for (const n of names) {
+        const r = await runBench(n, a.runs as number, a.out as string);
+        if (r.isErr()) return err(r.error);
+        console.log(`${renderBench(r.value.report)}
+  → ${r.value.file}`);
+      }
+      return ok(0);
     }),
 };
 
@@ -146,6 +168,6 @@ const list: CommandModule = {
 export const labCommand: CommandModule = {
   command: 'lab <command>',
   describe: 'network-namespace lab: two portals, emulated links (rate, delay, jitter, loss, outage)',
-  builder: (y) => y.command([up, down, status, set, exec, check, list]).demandCommand(1),
+  builder: (y) => y.command([up, down, status, set, exec, check, bench, list]).demandCommand(1),
   handler: () => {},
 };

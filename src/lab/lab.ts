@@ -10,6 +10,7 @@ import { withNetns } from '../native/netns.js';
 import { sysctlSet } from '../sysctl.js';
 import * as emu from './emulator.js';
 import {
+  run,
   createNamespace,
   deleteNamespace,
   listNamespaces,
@@ -40,10 +41,12 @@ async function withRtnl<T>(ns: string, f: (r: Rtnl) => Promise<Result<T, MpError
   }
 }
 
-/** Brings a node's interfaces up with addresses and routes, as a wire-speed L3 host. */
-async function configureNode(t: Topology, node: Topology['nodes'][number]): Promise<Result<void, MpError>> {
+/**
+ * Sysctls of a new namespace, set before its interfaces exist so they inherit the defaults:
+ * IPv6 off on the emulator's ports, no DAD delay elsewhere, forwarding on routers.
+ */
+function nodeSysctls(node: Topology['nodes'][number]): Result<void, MpError> {
   const isLink = node.node.startsWith('isp');
-  // Sysctls first: IPv6 off on the emulator's ports, no DAD delay elsewhere, forwarding on routers.
   const sysctls: [string, string | number][] = isLink
     ? [
         ['net.ipv6.conf.all.disable_ipv6', 1],
@@ -59,6 +62,11 @@ async function configureNode(t: Topology, node: Topology['nodes'][number]): Prom
     const r = sysctlSet(node.ns, k, v);
     if (r.isErr()) return err(r.error);
   }
+  return ok(undefined);
+}
+
+/** Brings a node's interfaces up with addresses and routes, as a wire-speed L3 host. */
+async function configureNode(node: Topology['nodes'][number]): Promise<Result<void, MpError>> {
   return withRtnl(node.ns, async (rt) => {
     const lo = await rt.setLink('lo', { up: true });
     if (lo.isErr()) return err(lo.error);
@@ -133,13 +141,14 @@ export async function labUp(o: UpOptions): Promise<Result<LabState, MpError>> {
   }
   state.complete = true;
   await writeState(state);
+  await warmUp(o.name, state.links[0]);
   return ok(state);
 }
 
 async function build(t: Topology, state: LabState): Promise<Result<void, MpError>> {
   const hosts = hostsFile(t);
   for (const n of t.nodes) {
-    const r = await createNamespace(n.ns, hosts);
+    const r = (await createNamespace(n.ns, hosts)).andThen(() => nodeSysctls(n));
     if (r.isErr()) return err(r.error);
   }
   for (const { a, b } of vethPairs(t)) {
@@ -147,7 +156,7 @@ async function build(t: Topology, state: LabState): Promise<Result<void, MpError
     if (r.isErr()) return err(r.error);
   }
   for (const n of t.nodes) {
-    const r = await configureNode(t, n);
+    const r = await configureNode(n);
     if (r.isErr()) return err(r.error);
   }
   for (const [i, link] of state.links.entries()) {
@@ -159,6 +168,17 @@ async function build(t: Topology, state: LabState): Promise<Result<void, MpError
     }
   }
   return ok(undefined);
+}
+
+/**
+ * Resolves neighbours along client → server once (IPv4 and IPv6) so the first packets of a test
+ * do not wait for ND/ARP across every hop. Best effort: a link 1 that starts cut stays cut.
+ */
+async function warmUp(lab: string, link1: LinkSettings | undefined): Promise<void> {
+  if (!link1 || link1.up.down || link1.down.down) return;
+  await Promise.all(
+    ['203.0.113.2', '2001:db8:113::2'].map((dst) => run('ip', ['netns', 'exec', nsName(lab, 'client'), 'ping', '-n', '-q', '-c', '1', '-w', '3', dst], 5000)),
+  );
 }
 
 /** Removes every namespace with the lab's prefix, the processes in them, and the lab's files. */

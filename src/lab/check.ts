@@ -30,11 +30,13 @@ export async function labCheck(name: string, seconds = 3): Promise<Result<CheckR
   for (const [i, l] of st.value.links.entries()) {
     const k = i + 1;
     const a = linkAddrs(k);
+    // one ping first: ARP across a slow link would delay the first several probes
+    await ping(name, 'lp', a.gw, { count: 1, intervalS: 0.01, from: a.lp });
     const p = await ping(name, 'lp', a.gw, { count: 20, intervalS: 0.01, from: a.lp });
     if (p.isErr()) return err(p.error);
     const rate = async (reverse: boolean) => {
       if (l[reverse ? 'down' : 'up'].down) return ok(null);
-      return (await iperf(name, { server: { node: 'inet', addr: a.gw }, client: { node: 'lp', addr: a.lp }, seconds, omitS: 1, reverse })).map((x) => x.bps);
+      return (await iperf(name, { server: { node: 'inet', addr: a.gw }, client: { node: 'lp', addr: a.lp }, seconds, omitS: 2, reverse })).map((x) => x.bps);
     };
     const up = await rate(false);
     if (up.isErr()) return err(up.error);

@@ -2,7 +2,7 @@
 // the lab's accuracy tests and the benchmarks. Everything runs inside the lab's namespaces.
 import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
-import { run, spawnDetached, waitForLog } from './namespaces.js';
+import { run, spawnDetached } from './namespaces.js';
 import { labDir } from './state.js';
 import { nsName } from './topology.js';
 import { FRAME_BYTES } from './params.js';
@@ -74,7 +74,7 @@ export interface IperfOptions {
   udpBps?: number;
   streams?: number;
   port?: number;
-  /** seconds at the start left out of the result (slow start) */
+  /** warm-up seconds (slow start) run before the measured `seconds` and left out of the result */
   omitS?: number;
 }
 
@@ -90,13 +90,31 @@ export interface IperfResult {
   intervals: number[];
 }
 
+/** Waits until a TCP socket listens on `port` inside `ns` (iperf3 -J prints nothing until the end). */
+async function waitListening(ns: string, port: number, pid: number, timeoutMs = 5000): Promise<Result<void, MpError>> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await run('ip', ['netns', 'exec', ns, 'ss', '-Hltn', `sport = :${port}`]);
+    if (r.isOk() && r.value.trim()) return ok(undefined);
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return err({ kind: 'CommandFailed', cmd: 'iperf3 -s', code: null, stderr: 'the iperf3 server exited before listening' });
+    }
+    if (Date.now() > until) return err({ kind: 'Timeout', what: 'iperf3 -s', message: `iperf3 server in ${ns} did not listen on port ${port}` });
+    await new Promise((res) => setTimeout(res, 20));
+  }
+}
+
 let nextPort = 5201 + (process.pid % 500) * 4;
 
 /** One iperf3 run; the server is a one-shot process inside the server node. */
 export async function iperf(lab: string, o: IperfOptions): Promise<Result<IperfResult, MpError>> {
   const port = o.port ?? nextPort++;
   const log = `${labDir(lab)}/iperf3-${port}.log`;
-  const srv = await spawnDetached(nsName(lab, o.server.node), ['iperf3', '-s', '-1', '--forceflush', '-B', o.server.addr, '-p', String(port)], log);
+  // -J on the server too, so the client's --get-server-output carries the receiver's intervals
+  const srvNs = nsName(lab, o.server.node);
+  const srv = await spawnDetached(srvNs, ['iperf3', '-s', '-1', '-J', '-B', o.server.addr, '-p', String(port)], log);
   if (srv.isErr()) return err(srv.error);
   const stop = () => {
     try {
@@ -105,18 +123,20 @@ export async function iperf(lab: string, o: IperfOptions): Promise<Result<IperfR
       /* already exited (-1: one client, then exit) */
     }
   };
-  const ready = await waitForLog(log, 'Server listening', srv.value, 5000);
+  const ready = await waitListening(srvNs, port, srv.value);
   if (ready.isErr()) {
     stop();
     return err(ready.error);
   }
-  const args = ['netns', 'exec', nsName(lab, o.client.node), 'iperf3', '-J', '-c', o.server.addr, '-p', String(port), '-t', String(o.seconds)];
+  const warm = o.omitS ?? 0;
+  const total = o.seconds + warm;
+  const args = ['netns', 'exec', nsName(lab, o.client.node), 'iperf3', '-J', '-c', o.server.addr, '-p', String(port), '-t', String(total)];
   if (o.client.addr) args.push('-B', o.client.addr);
   if (o.reverse) args.push('-R');
+  else args.push('--get-server-output'); // the receiver's own intervals
   if (o.streams) args.push('-P', String(o.streams));
-  if (o.omitS) args.push('-O', String(o.omitS));
   if (o.udpBps) args.push('-u', '-b', String(Math.round(o.udpBps)), '-l', '1400');
-  const out = await run('ip', args, (o.seconds + (o.omitS ?? 0) + 20) * 1000);
+  const out = await run('ip', args, (total + 20) * 1000);
   stop();
   const text = out.isOk() ? out.value : out.error.kind === 'CommandFailed' ? out.error.stderr : '';
   let j: IperfJson;
@@ -139,12 +159,32 @@ export async function iperf(lab: string, o: IperfOptions): Promise<Result<IperfR
       intervals,
     });
   }
-  return ok({ bps: j.end?.sum_received?.bits_per_second ?? 0, retransmits: j.end?.sum_sent?.retransmits ?? 0, intervals });
+  // Goodput from the receiver's per-second intervals after the warm-up. iperf3's own summary
+  // divides everything received (including what drains from the bottleneck queue after the
+  // sender stopped) by the nominal duration, which overstates slow, deep-queued links.
+  const rx = (o.reverse ? j.intervals : j.server_output_json?.intervals) ?? [];
+  let bytes = 0;
+  let secs = 0;
+  for (const i of rx) {
+    const s = i.sum;
+    if (!s || s.start === undefined || s.end === undefined || s.bytes === undefined) continue;
+    if (s.start < warm - 0.01 || s.end > total + 0.01) continue;
+    bytes += s.bytes;
+    secs += s.end - s.start;
+  }
+  if (secs < o.seconds * 0.9)
+    return err({ kind: 'CommandFailed', cmd: 'iperf3', code: null, stderr: `receiver reported only ${secs.toFixed(2)} s of ${o.seconds} s` });
+  return ok({ bps: (bytes * 8) / secs, retransmits: j.end?.sum_sent?.retransmits ?? 0, intervals: rx.map((i) => i.sum?.bits_per_second ?? 0) });
+}
+
+interface IperfInterval {
+  sum?: { start?: number; end?: number; bytes?: number; bits_per_second?: number };
 }
 
 interface IperfJson {
   error?: string;
-  intervals?: { sum?: { bits_per_second?: number } }[];
+  intervals?: IperfInterval[];
+  server_output_json?: { intervals?: IperfInterval[] };
   end?: {
     sum_received?: { bits_per_second?: number };
     sum_sent?: { retransmits?: number };

@@ -123,7 +123,7 @@ const check: CommandModule = {
   describe: 'measure every link (ping RTT, iperf3 goodput both ways) and client → server, next to the settings',
   builder: (y) =>
     nameOpt(y)
-      .option('seconds', { type: 'number', default: 3, describe: 'iperf3 duration per direction (after 1 s of warm-up)' })
+      .option('seconds', { type: 'number', default: 3, describe: 'iperf3 measured seconds per direction (after 2 s of warm-up)' })
       .option('json', { type: 'boolean', default: false }),
   handler: (a) =>
     run(async () => {

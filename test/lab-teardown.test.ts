@@ -4,27 +4,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { labDown, labStatus, labUp } from '../src/lab/lab.js';
-import { listNamespaces } from '../src/lab/namespaces.js';
+import { isAlive, listNamespaces } from '../src/lab/namespaces.js';
 import { uniformScenario } from '../src/lab/scenario.js';
 import { stateFile } from '../src/lab/state.js';
 import { nsPrefix } from '../src/lab/topology.js';
 import { uniqueLabName, withLab } from './helpers/lab.js';
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 async function assertGone(name: string, pids: number[]): Promise<void> {
   assert.deepEqual(await listNamespaces(nsPrefix(name)), [], 'no namespaces');
   const etc = existsSync('/etc/netns') ? readdirSync('/etc/netns').filter((n) => n.startsWith(nsPrefix(name))) : [];
   assert.deepEqual(etc, [], 'no /etc/netns entries');
   assert.equal(existsSync(stateFile(name)), false, 'no state file');
-  for (const p of pids) assert.equal(alive(p), false, `process ${p} is gone`);
+  for (const p of pids) assert.equal(isAlive(p), false, `process ${p} is gone`);
 }
 
 async function emulatorPids(name: string): Promise<number[]> {

@@ -74,7 +74,8 @@ export function pidsInNamespace(ns: string): number[] {
   return out;
 }
 
-const alive = (pid: number): boolean => {
+/** Whether a process exists (signal 0). */
+export const isAlive = (pid: number): boolean => {
   try {
     process.kill(pid, 0);
     return true;
@@ -90,7 +91,7 @@ export async function killNamespaceProcesses(ns: string, graceMs = 1000): Promis
   const until = Date.now() + graceMs;
   while (pids.length && Date.now() < until) {
     await new Promise((r) => setTimeout(r, 20));
-    pids = pids.filter(alive);
+    pids = pids.filter(isAlive);
   }
   for (const p of pidsInNamespace(ns)) signal(p, 'SIGKILL');
 }
@@ -137,7 +138,7 @@ export async function waitForLog(logFile: string, marker: string, pid: number, t
   for (;;) {
     const text = await fs.readFile(logFile, 'utf8').catch(() => '');
     if (text.includes(marker)) return ok(undefined);
-    if (!alive(pid)) return err({ kind: 'CommandFailed', cmd: `process ${pid}`, code: null, stderr: text });
+    if (!isAlive(pid)) return err({ kind: 'CommandFailed', cmd: `process ${pid}`, code: null, stderr: text });
     if (Date.now() > until) return err({ kind: 'Timeout', what: logFile, message: `timed out waiting for "${marker}" in ${logFile}` });
     await new Promise((r) => setTimeout(r, 20));
   }

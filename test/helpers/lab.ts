@@ -1,6 +1,7 @@
 // Test-side lab helpers: a unique lab per test run, always torn down (even when the test throws),
 // and reaping of labs left by crashed earlier runs (their owner process is gone).
 import { labDown, labUp } from '../../src/lab/lab.js';
+import { isAlive } from '../../src/lab/namespaces.js';
 import type { Scenario } from '../../src/lab/scenario.js';
 import { listLabs, readState } from '../../src/lab/state.js';
 
@@ -10,21 +11,12 @@ export function uniqueLabName(): string {
   return `t${process.pid}${seq++}${Math.random().toString(36).slice(2, 6)}`;
 }
 
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
 /** Removes test labs (`t…`) whose creating process no longer exists. */
 export async function reapStaleTestLabs(): Promise<void> {
   for (const name of await listLabs()) {
     if (!name.startsWith('t')) continue;
     const st = await readState(name);
-    if (st.isOk() && alive(st.value.ownerPid)) continue;
+    if (st.isOk() && isAlive(st.value.ownerPid)) continue;
     await labDown(name);
   }
 }

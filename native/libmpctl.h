@@ -82,6 +82,14 @@ int mp_bpffs_mount(const char *path);
 int mp_prog_test_run(int h, const char *prog_name, const void *data_in, unsigned len_in,
                      void *data_out, unsigned *len_out, unsigned *retval, unsigned repeat,
                      unsigned *duration_ns);
+/* The same with a context: for tc programs a struct __sk_buff whose allowed fields (mark,
+ * priority, ingress_ifindex, ifindex, cb, tstamp, wire_len, gso_segs, gso_size, hwtstamp) the
+ * kernel copies into the test skb; ifindex > 1 picks the skb's device in the caller's network
+ * namespace. ctx_len_in 0: no context. *ctx_len_out is in/out like *len_out (0: not wanted). */
+int mp_prog_test_run_ctx(int h, const char *prog_name, const void *data_in, unsigned len_in,
+                         void *data_out, unsigned *len_out, const void *ctx_in,
+                         unsigned ctx_len_in, void *ctx_out, unsigned *ctx_len_out,
+                         unsigned *retval, unsigned repeat, unsigned *duration_ns);
 
 /* ---- ethtool (legacy ioctls) -------------------------------------------------------------- */
 

@@ -5,7 +5,8 @@ import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from './errors.js';
 import { withNetns } from './native/netns.js';
 
-const path = (key: string): string => `/proc/sys/${key.replace(/\./g, '/')}`;
+// sysctl(8) convention: dots separate levels, a `/` stands for a dot inside a name (eth0/100)
+const path = (key: string): string => `/proc/sys/${key.replace(/[./]/g, (c) => (c === '.' ? '/' : '.'))}`;
 
 function fsError(op: string, key: string, e: unknown): MpError {
   const code = (e as { code?: string }).code;
@@ -14,7 +15,7 @@ function fsError(op: string, key: string, e: unknown): MpError {
   return { kind: 'NativeFailed', op: `${op} ${key}`, errno: 0, message: String((e as Error).message ?? e) };
 }
 
-/** `key` in dotted form (`net.ipv4.ip_forward`); interface names with dots are not supported. */
+/** `key` in dotted form (`net.ipv4.ip_forward`; `net.ipv4.conf.eth0/100.forwarding` for eth0.100). */
 export function sysctlGet(ns: string | null, key: string): Result<string, MpError> {
   const r = withNetns(ns, () => {
     try {

@@ -20,7 +20,7 @@ test('mpctl lab: up from a TOML scenario, status --json, exec with names, set, d
   const file = join(tmpdir(), `${name}.toml`);
   writeFileSync(file, '[[links]]\nlabel = "dsl"\nrate = "20mbit"\ndelay = "5ms"\n\n[[links]]\nlabel = "lte"\nrate = "10mbit"\n[links.up]\ndelay = "20ms"\n');
   try {
-    const up = mpctl('lab', 'up', '--name', name, '--scenario', file, '--json');
+    const up = mpctl('lab', 'up', '--name', name, '--scenario', file, '--no-bond', '--json');
     assert.equal(up.code, 0, up.err);
     const st = JSON.parse(mpctl('lab', 'status', '--name', name, '--json').out);
     assert.equal(st.name, name);

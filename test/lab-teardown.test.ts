@@ -28,11 +28,11 @@ async function emulatorPids(name: string): Promise<number[]> {
 
 test('down removes namespaces, veths, processes and files; repeating it is harmless', async () => {
   const name = uniqueLabName();
-  const up = await labUp({ name, scenario: uniformScenario(2)._unsafeUnwrap() });
+  const up = await labUp({ name, scenario: uniformScenario(2)._unsafeUnwrap(), bond: false });
   assert.ok(up.isOk(), JSON.stringify(up.isErr() && up.error));
   assert.equal((await listNamespaces(nsPrefix(name))).length, 2 + 2 + 3);
   const pids = await emulatorPids(name);
-  const again = await labUp({ name, scenario: uniformScenario(2)._unsafeUnwrap() });
+  const again = await labUp({ name, scenario: uniformScenario(2)._unsafeUnwrap(), bond: false });
   assert.ok(again.isErr() && again.error.kind === 'Conflict', 'a second up of the same lab is refused');
   const d = await labDown(name);
   assert.ok(d.isOk());
@@ -61,7 +61,7 @@ test('a failed up rolls back what it made', async () => {
   const prev = process.env.MPCTL_LINKEM;
   process.env.MPCTL_LINKEM = '/nonexistent/linkem';
   try {
-    const up = await labUp({ name, scenario: uniformScenario(2)._unsafeUnwrap() });
+    const up = await labUp({ name, scenario: uniformScenario(2)._unsafeUnwrap(), bond: false });
     assert.ok(up.isErr(), 'up fails when the emulator cannot start');
   } finally {
     if (prev === undefined) delete process.env.MPCTL_LINKEM;

@@ -3,10 +3,14 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { labCommand } from './commands/lab.js';
+import { downCommand, statusCommand, upCommand } from './commands/portal.js';
 
 await yargs(hideBin(process.argv))
   .scriptName('mpctl')
   .usage('$0 <command> [options]\n\nmpctl bonds several Internet links into one (Local Portal ⇄ Remote Portal, eBPF data path).')
+  .command(upCommand)
+  .command(downCommand)
+  .command(statusCommand)
   .command(labCommand)
   .demandCommand(1, 'give a command (mpctl --help lists them)')
   .strict()

@@ -31,7 +31,7 @@ const median = (xs: number[]): number => {
 
 async function inLab<T>(name: string, sc: Scenario, f: (lab: string) => Promise<Result<T, MpError>>): Promise<Result<T, MpError>> {
   await labDown(name);
-  const up = await labUp({ name, scenario: sc });
+  const up = await labUp({ name, scenario: sc, bond: false });
   if (up.isErr()) return err(up.error);
   try {
     return await f(name);

@@ -2,6 +2,7 @@
 // puts a link emulator (linkem) on every ISP link and a tbf for its rate, and tears all of it
 // down again. A failed `up` rolls back through `down`, which is total and safe to repeat.
 import { spawn } from 'node:child_process';
+import { packagePath } from '../paths.js';
 import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
 import { openRtnl, type AddrInfo, type Rtnl } from '../netlink/rtnl.js';
@@ -20,10 +21,14 @@ import {
 } from './namespaces.js';
 import { burstBytes, queueBytes, type DirSettings, type LinkSettings } from './params.js';
 import { applyPatch, type DirPatch, type Scenario } from './scenario.js';
+import { startBond, stopBond } from './bond.js';
 import { labDir, listLabs, readState, removeState, writeState, type LabState } from './state.js';
 import { buildTopology, hostsFile, LAB_NAME_RE, linkNode, nsName, nsPrefix, vethPairs, type Topology } from './topology.js';
 
 export type Direction = 'up' | 'down';
+
+/** The CLI the lab runs inside its namespaces (portals): this package's bin/mpctl. */
+export const mpctlPath = (): string => packagePath('bin', 'mpctl');
 
 export function checkLabName(name: string): Result<string, MpError> {
   return LAB_NAME_RE.test(name)
@@ -116,6 +121,10 @@ async function startEmulator(lab: string, k: number): Promise<Result<void, MpErr
 export interface UpOptions {
   name: string;
   scenario: Scenario;
+  /** start both portals (the bonded lab); false = the bare lab */
+  bond?: boolean;
+  /** the RP shares its own address with the client */
+  singleInterface?: boolean;
 }
 
 export async function labUp(o: UpOptions): Promise<Result<LabState, MpError>> {
@@ -132,6 +141,8 @@ export async function labUp(o: UpOptions): Promise<Result<LabState, MpError>> {
     ownerPid: process.pid,
     links: o.scenario.links,
     complete: false,
+    bond: o.bond ?? true,
+    singleInterface: o.singleInterface ?? false,
   };
   await writeState(state);
   const built = await build(t, state);
@@ -139,9 +150,17 @@ export async function labUp(o: UpOptions): Promise<Result<LabState, MpError>> {
     await labDown(o.name); // roll back whatever was made
     return err(built.error);
   }
+  if (state.bond) {
+    const b = await startBond(o.name, state.links, { singleInterface: state.singleInterface }, mpctlPath());
+    if (b.isErr()) {
+      await labDown(o.name);
+      return err(b.error);
+    }
+  } else {
+    await warmUp(o.name, state.links[0]);
+  }
   state.complete = true;
   await writeState(state);
-  await warmUp(o.name, state.links[0]);
   return ok(state);
 }
 
@@ -186,6 +205,8 @@ export async function labDown(name: string): Promise<Result<{ removed: string[] 
   const n = checkLabName(name);
   if (n.isErr()) return err(n.error);
   const nss = await listNamespaces(nsPrefix(name));
+  // portals first, so they remove their own pins and records while their namespaces exist
+  if (nss.length) await stopBond(name, mpctlPath());
   for (const ns of nss) {
     const r = await deleteNamespace(ns);
     if (r.isErr()) return err(r.error);

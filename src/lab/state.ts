@@ -18,6 +18,9 @@ export interface LabState {
   links: LinkSettings[];
   /** whether `lab up` finished; false while building or after a failed build */
   complete: boolean;
+  /** both portals run (the bonded lab) */
+  bond: boolean;
+  singleInterface: boolean;
 }
 
 export const stateFile = (name: string): string => `${LAB_RUN_DIR}/${name}.json`;

@@ -59,12 +59,85 @@ export interface ProgTestRunOpts {
   repeat?: number;
   /** Capacity for the output packet. Default dataIn.length + 256 (room for encapsulation). */
   dataOutSize?: number;
+  /**
+   * tc programs: the struct __sk_buff fields to start from. `ifindex` > 1 makes the test skb
+   * belong to that device of the calling thread's namespace (so skb->ifindex, bpf_fib_lookup
+   * and redirects see it; wrap the call in withNetns()). With it, the result has `ctx` too.
+   */
+  ctx?: SkbContext;
 }
 
 export interface ProgTestRunResult {
   retval: number;
   dataOut: Buffer;
   durationNs: number;
+  /** The context after the run, when `ctx` was given. */
+  ctx?: SkbContext;
+}
+
+/** The fields of struct __sk_buff that BPF_PROG_TEST_RUN accepts for tc programs. */
+export interface SkbContext {
+  mark?: number;
+  priority?: number;
+  ingressIfindex?: number;
+  ifindex?: number;
+  /** Up to 5 u32 words of skb->cb. */
+  cb?: number[];
+  tstamp?: bigint;
+  /** 0: the packet length. */
+  wireLen?: number;
+  gsoSegs?: number;
+  gsoSize?: number;
+  hwtstamp?: bigint;
+}
+
+/** sizeof(struct __sk_buff) and the offsets of SkbContext's fields (checked against BTF). */
+export const SK_BUFF_SIZE = 192;
+export const SK_BUFF_OFFSETS = {
+  mark: 8,
+  priority: 32,
+  ingressIfindex: 36,
+  ifindex: 40,
+  cb: 48,
+  tstamp: 152,
+  wireLen: 160,
+  gsoSegs: 164,
+  gsoSize: 176,
+  hwtstamp: 184,
+} as const;
+
+/** Native-endian struct __sk_buff with the given fields, every other byte zero (as required). */
+export function encodeSkbContext(c: SkbContext): Buffer {
+  const b = Buffer.alloc(SK_BUFF_SIZE);
+  const o = SK_BUFF_OFFSETS;
+  const u32 = (v: number | undefined, off: number) => b.writeUInt32LE((v ?? 0) >>> 0, off);
+  u32(c.mark, o.mark);
+  u32(c.priority, o.priority);
+  u32(c.ingressIfindex, o.ingressIfindex);
+  u32(c.ifindex, o.ifindex);
+  (c.cb ?? []).slice(0, 5).forEach((w, i) => u32(w, o.cb + 4 * i));
+  b.writeBigUInt64LE(c.tstamp ?? 0n, o.tstamp);
+  u32(c.wireLen, o.wireLen);
+  u32(c.gsoSegs, o.gsoSegs);
+  u32(c.gsoSize, o.gsoSize);
+  b.writeBigUInt64LE(c.hwtstamp ?? 0n, o.hwtstamp);
+  return b;
+}
+
+export function decodeSkbContext(b: Buffer): SkbContext {
+  const o = SK_BUFF_OFFSETS;
+  return {
+    mark: b.readUInt32LE(o.mark),
+    priority: b.readUInt32LE(o.priority),
+    ingressIfindex: b.readUInt32LE(o.ingressIfindex),
+    ifindex: b.readUInt32LE(o.ifindex),
+    cb: [0, 1, 2, 3, 4].map((i) => b.readUInt32LE(o.cb + 4 * i)),
+    tstamp: b.readBigUInt64LE(o.tstamp),
+    wireLen: b.readUInt32LE(o.wireLen),
+    gsoSegs: b.readUInt32LE(o.gsoSegs),
+    gsoSize: b.readUInt32LE(o.gsoSize),
+    hwtstamp: b.readBigUInt64LE(o.hwtstamp),
+  };
 }
 
 export type EthtoolFeature = 'gro' | 'gso' | 'tso' | 'sg' | 'tx-csum' | 'rx-csum';
@@ -303,6 +376,7 @@ export function progTestRun(
 ): Result<ProgTestRunResult, MpError> {
   const capacity = opts.dataOutSize ?? dataIn.length + 256;
   const dataOut = Buffer.alloc(Math.max(1, capacity));
+  if (opts.ctx) return progTestRunCtx(handle, prog, dataIn, dataOut, opts.ctx, opts.repeat ?? 1);
   const out = outU32(3); // len_out, retval, duration_ns
   out.set(0, capacity);
   return call(
@@ -314,6 +388,32 @@ export function progTestRun(
     retval: out.get(1),
     dataOut: dataOut.subarray(0, Math.min(out.get(0), capacity)),
     durationNs: out.get(2),
+  }));
+}
+
+function progTestRunCtx(
+  handle: ObjHandle,
+  prog: string,
+  dataIn: Buffer,
+  dataOut: Buffer,
+  ctx: SkbContext,
+  repeat: number,
+): Result<ProgTestRunResult, MpError> {
+  const ctxIn = encodeSkbContext(ctx);
+  const ctxOut = Buffer.alloc(SK_BUFF_SIZE);
+  const out = outU32(4); // len_out, ctx_len_out, retval, duration_ns
+  out.set(0, dataOut.length);
+  out.set(1, ctxOut.length);
+  return call(
+    'progTestRun',
+    'mp_prog_test_run_ctx',
+    [I32, S, BUF, U32, BUF, BUF, BUF, U32, BUF, BUF, BUF, U32, BUF],
+    [handle, prog, dataIn, dataIn.length, dataOut, out.views[0], ctxIn, ctxIn.length, ctxOut, out.views[1], out.views[2], repeat, out.views[3]],
+  ).map(() => ({
+    retval: out.get(2),
+    dataOut: dataOut.subarray(0, Math.min(out.get(0), dataOut.length)),
+    durationNs: out.get(3),
+    ctx: decodeSkbContext(ctxOut),
   }));
 }
 

@@ -32,6 +32,19 @@ export interface RouteSpec {
   via?: string;
   dev?: string;
   table?: number;
+  /** preferred source address */
+  src?: string;
+  /** needed for `default` routes without `via` */
+  family?: Family;
+}
+
+export interface RuleSpec {
+  family: Family;
+  priority: number;
+  table: number;
+  /** source prefix (`100.64.1.1` or `10.0.0.0/8`) */
+  from?: string;
+  fwmark?: number;
 }
 
 export interface Rtnl {
@@ -46,6 +59,16 @@ export interface Rtnl {
   addAddress(ifname: string, cidr: string, opts?: { nodad?: boolean }): Promise<Result<void, MpError>>;
   listAddresses(): Promise<Result<AddrInfo[], MpError>>;
   addRoute(r: RouteSpec): Promise<Result<void, MpError>>;
+  deleteRoute(r: RouteSpec): Promise<Result<void, MpError>>;
+  addRule(r: RuleSpec): Promise<Result<void, MpError>>;
+  deleteRule(r: RuleSpec): Promise<Result<void, MpError>>;
+  /** neighbour proxy entry (`ip neigh add proxy ADDR dev DEV [router]`) */
+  addNeighProxy(address: string, dev: string, router?: boolean): Promise<Result<void, MpError>>;
+  deleteNeighProxy(address: string, dev: string): Promise<Result<void, MpError>>;
+  /** Whether `ifname` has a clsact qdisc (the hook BPF tc programs attach to). */
+  hasClsact(ifname: string): Promise<Result<boolean, MpError>>;
+  addClsact(ifname: string): Promise<Result<void, MpError>>;
+  deleteClsact(ifname: string): Promise<Result<void, MpError>>;
   /** Installs (or changes in place) a tbf root qdisc; `null` removes the root qdisc. */
   setTbf(ifname: string, tbf: TbfParams | null): Promise<Result<void, MpError>>;
   close(): void;
@@ -75,6 +98,7 @@ const VETH_INFO_PEER = 1;
 const AF_INET = 2;
 const AF_INET6 = 10;
 const TC_H_ROOT = 0xffffffff;
+const TC_H_CLSACT = 0xfffffff1;
 const REQ_TIMEOUT_MS = 5000;
 
 class NetlinkRtnl implements Rtnl {
@@ -184,39 +208,147 @@ class NetlinkRtnl implements Rtnl {
     );
   }
 
-  async addRoute(r: RouteSpec): Promise<Result<void, MpError>> {
+  private async routeMsg(r: RouteSpec) {
     const dst = r.dst === 'default' ? null : parsePrefix(r.dst);
     const viaFamily = r.via ? parsePrefix(r.via)?.family : undefined;
-    const family = dst?.family ?? viaFamily;
-    if (!family || (r.dst !== 'default' && !dst)) return err({ kind: 'Bug', message: `bad route ${JSON.stringify(r)}` });
+    const family = dst?.family ?? viaFamily ?? r.family;
+    if (!family || (r.dst !== 'default' && !dst)) return err<never, MpError>({ kind: 'Bug', message: `bad route ${JSON.stringify(r)}` });
     let oif: number | undefined;
     if (r.dev) {
       const idx = await this.linkIndex(r.dev);
-      if (idx.isErr()) return err(idx.error);
+      if (idx.isErr()) return err<never, MpError>(idx.error);
       oif = idx.value;
     }
     const table = r.table ?? 254;
+    return ok({
+      data: {
+        family: family === 4 ? AF_INET : AF_INET6,
+        dstLen: dst?.len ?? 0,
+        table: table < 256 ? table : 252,
+        protocol: 'STATIC' as const,
+        scope: r.via ? ('UNIVERSE' as const) : ('LINK' as const),
+        type: 'UNICAST' as const,
+      },
+      attrs: {
+        ...(dst ? { dst: ipToBuffer(dst.address) } : {}),
+        ...(r.via ? { gateway: ipToBuffer(r.via) } : {}),
+        ...(r.src ? { prefsrc: ipToBuffer(r.src) } : {}),
+        ...(oif !== undefined ? { oif } : {}),
+        table,
+      },
+    });
+  }
+
+  async addRoute(r: RouteSpec): Promise<Result<void, MpError>> {
+    const m = await this.routeMsg(r);
+    if (m.isErr()) return err(m.error);
     return (
       await this.call(`add route ${r.dst}`, () =>
-        this.sock.newRoute(
-          {
-            family: family === 4 ? AF_INET : AF_INET6,
-            dstLen: dst?.len ?? 0,
-            table: table < 256 ? table : 252,
-            protocol: 'STATIC',
-            scope: r.via ? 'UNIVERSE' : 'LINK',
-            type: 'UNICAST',
-          },
-          {
-            ...(dst ? { dst: ipToBuffer(dst.address) } : {}),
-            ...(r.via ? { gateway: ipToBuffer(r.via) } : {}),
-            ...(oif !== undefined ? { oif } : {}),
-            table,
-          },
-          { flags: FlagsNew.CREATE | FlagsNew.EXCL, timeout: REQ_TIMEOUT_MS },
-        ),
+        this.sock.newRoute(m.value.data, m.value.attrs, { flags: FlagsNew.CREATE | FlagsNew.EXCL, timeout: REQ_TIMEOUT_MS }),
       )
     ).map(() => undefined);
+  }
+
+  async deleteRoute(r: RouteSpec): Promise<Result<void, MpError>> {
+    const m = await this.routeMsg(r);
+    if (m.isErr()) return err(m.error);
+    // as `ip route del`: scope NOWHERE and no protocol match any route with these keys
+    const data = { ...m.value.data, scope: 'NOWHERE' as const, protocol: 0 };
+    return (await this.call(`delete route ${r.dst}`, () => this.sock.delRoute(data, m.value.attrs, { timeout: REQ_TIMEOUT_MS }))).map(
+      () => undefined,
+    );
+  }
+
+  private ruleMsg(r: RuleSpec) {
+    const from = r.from ? parsePrefix(r.from) : null;
+    return {
+      data: { family: r.family === 4 ? AF_INET : AF_INET6, srcLen: from?.len ?? 0, table: r.table < 256 ? r.table : 252, action: 'toTbl' as const },
+      attrs: {
+        priority: r.priority,
+        table: r.table,
+        ...(from ? { src: ipToBuffer(from.address) } : {}),
+        ...(r.fwmark !== undefined ? { fwmark: r.fwmark, fwmask: 0xffffffff } : {}),
+      },
+    };
+  }
+
+  async addRule(r: RuleSpec): Promise<Result<void, MpError>> {
+    const m = this.ruleMsg(r);
+    return (
+      await this.call(`add rule ${r.priority}`, () =>
+        this.sock.newRule(m.data, m.attrs, { flags: FlagsNew.CREATE | FlagsNew.EXCL, timeout: REQ_TIMEOUT_MS }),
+      )
+    ).map(() => undefined);
+  }
+
+  async deleteRule(r: RuleSpec): Promise<Result<void, MpError>> {
+    const m = this.ruleMsg(r);
+    return (await this.call(`delete rule ${r.priority}`, () => this.sock.delRule(m.data, m.attrs, { timeout: REQ_TIMEOUT_MS }))).map(() => undefined);
+  }
+
+  private async neighProxyMsg(address: string, dev: string, router = false) {
+    const fam = parsePrefix(address)?.family;
+    if (!fam) return err<never, MpError>({ kind: 'Bug', message: `bad address ${address}` });
+    const idx = await this.linkIndex(dev);
+    if (idx.isErr()) return err<never, MpError>(idx.error);
+    return ok({
+      data: {
+        family: fam === 4 ? AF_INET : AF_INET6,
+        ifindex: idx.value,
+        flags: router ? { proxy: true as const, router: true as const } : { proxy: true as const },
+        state: { permanent: true as const },
+      },
+      attrs: { dst: ipToBuffer(address) },
+    });
+  }
+
+  async addNeighProxy(address: string, dev: string, router = false): Promise<Result<void, MpError>> {
+    const m = await this.neighProxyMsg(address, dev, router);
+    if (m.isErr()) return err(m.error);
+    return (
+      await this.call(`add neigh proxy ${address} dev ${dev}`, () =>
+        this.sock.newNeighbor(m.value.data, m.value.attrs, { flags: FlagsNew.CREATE | FlagsNew.EXCL, timeout: REQ_TIMEOUT_MS }),
+      )
+    ).map(() => undefined);
+  }
+
+  async deleteNeighProxy(address: string, dev: string): Promise<Result<void, MpError>> {
+    const m = await this.neighProxyMsg(address, dev);
+    if (m.isErr()) return err(m.error);
+    return (
+      await this.call(`delete neigh proxy ${address} dev ${dev}`, () => this.sock.delNeighbor(m.value.data, m.value.attrs, { timeout: REQ_TIMEOUT_MS }))
+    ).map(() => undefined);
+  }
+
+  async hasClsact(ifname: string): Promise<Result<boolean, MpError>> {
+    const idx = await this.linkIndex(ifname);
+    if (idx.isErr()) return err(idx.error);
+    return (await this.call('getQdiscs', () => this.sock.getQdiscs(undefined, undefined, { timeout: REQ_TIMEOUT_MS }))).map((qs) =>
+      qs.some((q) => q.data.ifindex === idx.value && q.attrs.kind === 'clsact'),
+    );
+  }
+
+  private async clsactMsg(ifname: string) {
+    const idx = await this.linkIndex(ifname);
+    return idx.map((ifindex) => ({ ifindex, parent: TC_H_CLSACT, handle: 0xffff0000 }));
+  }
+
+  async addClsact(ifname: string): Promise<Result<void, MpError>> {
+    const m = await this.clsactMsg(ifname);
+    if (m.isErr()) return err(m.error);
+    return (
+      await this.call(`add clsact on ${ifname}`, () =>
+        this.sock.newQdisc(m.value, { kind: 'clsact' }, { flags: FlagsNew.CREATE | FlagsNew.EXCL, timeout: REQ_TIMEOUT_MS }),
+      )
+    ).map(() => undefined);
+  }
+
+  async deleteClsact(ifname: string): Promise<Result<void, MpError>> {
+    const m = await this.clsactMsg(ifname);
+    if (m.isErr()) return err(m.error);
+    return (await this.call(`delete clsact on ${ifname}`, () => this.sock.delQdisc(m.value, { kind: 'clsact' }, { timeout: REQ_TIMEOUT_MS }))).map(
+      () => undefined,
+    );
   }
 
   async setTbf(ifname: string, tbf: TbfParams | null): Promise<Result<void, MpError>> {

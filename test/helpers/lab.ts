@@ -21,11 +21,17 @@ export async function reapStaleTestLabs(): Promise<void> {
   }
 }
 
-export async function withLab<T>(scenario: Scenario, fn: (name: string) => Promise<T>): Promise<T> {
+export interface LabOptions {
+  /** run both portals (default false: the bare lab) */
+  bond?: boolean;
+  singleInterface?: boolean;
+}
+
+export async function withLab<T>(scenario: Scenario, fn: (name: string) => Promise<T>, o: LabOptions = {}): Promise<T> {
   await reapStaleTestLabs();
   const name = uniqueLabName();
   try {
-    const up = await labUp({ name, scenario });
+    const up = await labUp({ name, scenario, bond: o.bond ?? false, singleInterface: o.singleInterface ?? false });
     if (up.isErr()) throw new Error(`lab up failed: ${JSON.stringify(up.error)}`);
     return await fn(name);
   } finally {

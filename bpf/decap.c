@@ -1,0 +1,357 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * decap.c — the receiving side: an mpctl packet in from a link, the inner IP packet delivered.
+ *
+ * Attached at tc ingress of each link's device on the Local Portal, and of `wan` on the Remote
+ * Portal (before encap). A packet's journey:
+ *
+ *   1. Is it ours? Outer IPv4/IPv6 + UDP to the tunnel port (RP: port_be; LP: a link's
+ *      local_port_be), or the `ip` carrier's protocol. Anything else passes untouched.
+ *   2. Validate: lengths, version/type, link id, the inner packet. Control messages (probes,
+ *      feedback, handshake) pass up to the portal's socket: userland authenticates them.
+ *   3. (security issue: MAC and replay window go here, before anything is recorded)
+ *   4. Record: per-link receive state and counters; the RP learns where the link's packets
+ *      come from (NAT roaming).
+ *   5. Strip the outer headers.
+ *   6. Deliver: LP to `lan`; RP by a FIB lookup on the inner packet.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+#include "mp.h"
+#include "maps.h"
+#include "counters.h"
+#include "parse.h"
+#include "csum.h"
+
+/* Ethernet, outer IPv4 with options (60) + UDP, mp_hdr, an inner IPv6 header */
+#define DECAP_WINDOW (ETH_HLEN + 60 + 8 + MP_HDR_LEN + 40)
+
+/* The outer packet as far as step 1 needs it. */
+struct outer {
+	__u8 family;      /* 4 or 6 */
+	__u8 udp;         /* UDP carrier (else the ip carrier) */
+	__be16 sport_be;  /* UDP source port (0 for the ip carrier) */
+	__be16 dport_be;  /* UDP destination port */
+	__u16 hdr_off;    /* offset of the mp_hdr */
+	__u16 ip_hlen;    /* outer IP header length */
+	__u16 end;        /* offset where the datagram ends (Ethernet padding may follow) */
+	__u32 saddr[4];   /* outer source address (network order, IPv4 in [0]) */
+};
+
+/* Does link l receive this outer packet? UDP: on its local port; ip carrier: on its device. */
+static __always_inline bool link_receives(const struct mp_link *l, const struct outer *o,
+					  __u32 ifindex)
+{
+	if (l->state == MP_LINK_UNUSED)
+		return false;
+	if (o->udp)
+		return l->carrier == MP_CARRIER_UDP && l->local_port_be == o->dport_be;
+	return l->carrier == MP_CARRIER_IP && l->ifindex == ifindex;
+}
+
+/* LP: is some link listening for this packet? */
+static __always_inline bool lp_owns(const struct outer *o, __u32 ifindex)
+{
+#pragma unroll
+	for (__u32 id = 0; id < MP_MAX_LINKS; id++) {
+		__u32 key = id;
+		const struct mp_link *l = bpf_map_lookup_elem(&mp_links, &key);
+
+		if (l && link_receives(l, o, ifindex))
+			return true;
+	}
+	return false;
+}
+
+/* 1. Parse the outer headers and decide whether the packet is ours. */
+static __always_inline bool parse_outer(struct __sk_buff *skb, const struct mp_config *cfg,
+					struct outer *o)
+{
+	void *data, *end;
+	struct udphdr *uh;
+	struct l3 p;
+	__u32 daddr[4];
+
+	if (!parse_l3(skb, &p) || p.fragment) /* fragments go to the stack to be reassembled */
+		return false;
+	if (!load_addr(skb, l3_saddr_off(&p), p.family, o->saddr) ||
+	    !load_addr(skb, l3_daddr_off(&p), p.family, daddr))
+		return false;
+	o->family = p.family;
+	o->ip_hlen = p.ihl_bytes;
+	o->end = p.truncated ? 0 : ETH_HLEN + p.len; /* 0: truncated, once we know it is ours */
+	o->udp = p.proto == IPPROTO_UDP;
+	o->sport_be = 0;
+	o->dport_be = 0;
+	if (o->udp) {
+		data = PKT_DATA(skb);
+		end = PKT_END(skb);
+		if (p.l4_off > ETH_HLEN + 60)
+			return false;
+		uh = data + p.l4_off;
+		if ((void *)(uh + 1) > end)
+			return false;
+		o->sport_be = uh->source;
+		o->dport_be = uh->dest;
+		o->hdr_off = p.l4_off + sizeof(*uh);
+		/* the UDP length delimits the datagram */
+		if (bpf_ntohs(uh->len) >= sizeof(*uh) && p.l4_off + bpf_ntohs(uh->len) <= o->end)
+			o->end = p.l4_off + bpf_ntohs(uh->len);
+		else
+			o->end = 0;
+	} else {
+		if (!cfg->ip_proto || p.proto != cfg->ip_proto)
+			return false;
+		o->hdr_off = p.l4_off;
+	}
+
+	if (cfg->role == MP_ROLE_LOCAL)
+		return lp_owns(o, skb->ifindex);
+
+	/* MP_ROLE_REMOTE: the tunnel port, unless the packet is traffic for the client itself */
+	if (o->udp && o->dport_be != cfg->port_be)
+		return false;
+	if (!(cfg->flags & MP_CFG_SINGLE_IF) &&
+	    in_prefix(daddr, p.family == 4 ? &cfg->client_v4 : &cfg->client_v6, p.family))
+		return false;
+	return true;
+}
+
+/* 2. Is the inner packet a whole IPv4/IPv6 packet within the datagram? Returns its family. */
+static __always_inline __u8 inner_family(struct __sk_buff *skb, __u32 off, __u32 dgram_end)
+{
+	void *data = PKT_DATA(skb), *end = PKT_END(skb);
+	__u32 room = dgram_end - off; /* caller checked off <= dgram_end */
+	__u8 *first;
+
+	if (off > ETH_HLEN + 60 + 8 + MP_HDR_LEN)
+		return 0;
+	first = data + off;
+	if ((void *)(first + 1) > end)
+		return 0;
+	if ((*first >> 4) == 4) {
+		struct iphdr *ip = (void *)first;
+		__u32 tot;
+
+		if ((void *)(ip + 1) > end || ip->ihl < 5)
+			return 0;
+		tot = bpf_ntohs(ip->tot_len);
+		return tot >= ip->ihl * 4 && tot <= room ? 4 : 0;
+	}
+	if ((*first >> 4) == 6) {
+		struct ipv6hdr *ip6 = (void *)first;
+
+		if ((void *)(ip6 + 1) > end)
+			return 0;
+		return sizeof(*ip6) + bpf_ntohs(ip6->payload_len) <= room ? 6 : 0;
+	}
+	return 0;
+}
+
+/* 4. Per-link receive state for the feedback userland sends back to the sender. */
+static __always_inline void record_rx(__u32 id, const struct mp_hdr *h, __u32 bytes, __u64 now)
+{
+	struct mp_rx *rx = bpf_map_lookup_elem(&mp_rx, &id);
+	__u32 link_seq = bpf_ntohl(h->link_seq);
+
+	if (rx) {
+		rx->last_rx_ns = now;
+		if ((__s32)(link_seq - rx->max_link_seq) > 0 || !rx->packets)
+			rx->max_link_seq = link_seq;
+		rx->last_owd_us = (__u32)(now / 1000) - bpf_ntohl(h->ts_us);
+		__sync_fetch_and_add(&rx->packets, 1);
+		__sync_fetch_and_add(&rx->bytes, bytes);
+	}
+	count_rx(id, bytes);
+}
+
+/* 4. RP: answer this link at the address:port its (authenticated) packets come from. */
+static __always_inline void learn_endpoint(__u32 id, const struct outer *o, __u64 now)
+{
+	struct mp_endpoint *ep = bpf_map_lookup_elem(&mp_endpoints, &id);
+	__u32 *a;
+
+	if (!ep)
+		return;
+	a = (__u32 *)ep->addr.addr;
+	if (ep->valid && ep->addr.family == o->family && ep->port_be == o->sport_be &&
+	    a[0] == o->saddr[0] && a[1] == o->saddr[1] && a[2] == o->saddr[2] && a[3] == o->saddr[3])
+		return;
+	ep->addr.family = o->family;
+	ep->addr.prefix_len = o->family == 4 ? 32 : 128;
+#pragma unroll
+	for (int i = 0; i < 4; i++)
+		a[i] = o->saddr[i];
+	ep->port_be = o->sport_be;
+	ep->updated_ns = now;
+	ep->valid = 1;
+}
+
+/* 6. MP_CFG_DEC_TTL: act as the router hop the tunnel is. Returns false if the TTL expired. */
+static __always_inline bool dec_ttl(struct __sk_buff *skb, __u8 family)
+{
+	void *data = PKT_DATA(skb), *end = PKT_END(skb);
+
+	if (family == 4) {
+		struct iphdr *ip = data + ETH_HLEN;
+		__be16 old, new;
+
+		if ((void *)(ip + 1) > end || ip->ttl <= 1)
+			return false;
+		old = *(__be16 *)&ip->ttl; /* TTL and protocol share a checksum word */
+		ip->ttl--;
+		new = *(__be16 *)&ip->ttl;
+		bpf_l3_csum_replace(skb, ETH_HLEN + offsetof(struct iphdr, check), old, new,
+				    sizeof(__u16));
+		return true;
+	}
+	struct ipv6hdr *ip6 = data + ETH_HLEN;
+
+	if ((void *)(ip6 + 1) > end || ip6->hop_limit <= 1)
+		return false;
+	ip6->hop_limit--;
+	return true;
+}
+
+/* 6. RP: route the inner packet like the kernel would forward it. */
+static __always_inline int forward(struct __sk_buff *skb, __u8 family)
+{
+	void *data = PKT_DATA(skb), *end = PKT_END(skb);
+	struct ethhdr *eth = data;
+	struct bpf_fib_lookup fib = {};
+	struct bpf_redir_neigh nh = {};
+	long rc;
+
+	fib.ifindex = skb->ifindex;
+	if (family == 4) {
+		struct iphdr *ip = data + ETH_HLEN;
+
+		if ((void *)(ip + 1) > end)
+			return mp_drop(MP_DROP_BAD_INNER);
+		fib.family = AF_INET;
+		fib.tos = ip->tos;
+		fib.l4_protocol = ip->protocol;
+		fib.ipv4_src = ip->saddr;
+		fib.ipv4_dst = ip->daddr;
+	} else {
+		struct ipv6hdr *ip6 = data + ETH_HLEN;
+
+		if ((void *)(ip6 + 1) > end)
+			return mp_drop(MP_DROP_BAD_INNER);
+		fib.family = AF_INET6;
+		fib.flowinfo = *(__be32 *)ip6 & bpf_htonl(0x0fffffff);
+		fib.l4_protocol = ip6->nexthdr;
+		__builtin_memcpy(fib.ipv6_src, &ip6->saddr, 16);
+		__builtin_memcpy(fib.ipv6_dst, &ip6->daddr, 16);
+	}
+	/* tot_len 0: the kernel checks the skb against the egress MTU */
+	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+	switch (rc) {
+	case BPF_FIB_LKUP_RET_SUCCESS:
+		data = PKT_DATA(skb);
+		end = PKT_END(skb);
+		eth = data;
+		if ((void *)(eth + 1) > end)
+			return mp_drop(MP_DROP_STORE);
+		__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+		return mp_redirected(bpf_redirect(fib.ifindex, 0));
+	case BPF_FIB_LKUP_RET_NO_NEIGH: /* route known, neighbour not resolved: let it resolve */
+		nh.nh_family = fib.family;
+		if (fib.family == AF_INET)
+			nh.ipv4_nh = fib.ipv4_dst; /* the gateway, or the destination on-link */
+		else
+			__builtin_memcpy(nh.ipv6_nh, fib.ipv6_dst, 16);
+		return mp_redirected(bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0));
+	case BPF_FIB_LKUP_RET_NOT_FWDED: /* addressed to this host: its stack takes it */
+		return mp_exit(TC_ACT_OK, MP_DROP_NONE);
+	case BPF_FIB_LKUP_RET_FRAG_NEEDED:
+		return mp_drop(MP_DROP_TOO_BIG);
+	default: /* blackhole, unreachable, prohibit, forwarding disabled, error */
+		return mp_drop(MP_DROP_FIB);
+	}
+}
+
+SEC("tc")
+int decap(struct __sk_buff *skb)
+{
+	const struct mp_config *cfg = config_get();
+	const struct mp_link *l;
+	struct outer o = {};
+	struct mp_hdr h;
+	void *data, *end;
+	__u32 id, outer_len;
+	__u8 family;
+	__u64 now;
+
+	if (!cfg || !cfg->role) /* not configured yet: stay out of the way */
+		return mp_pass();
+
+	/* 1. ours? */
+	pull_headers(skb, DECAP_WINDOW);
+	if (!parse_outer(skb, cfg, &o))
+		return mp_pass();
+
+	/* 2. validate */
+	if (skb->gso_segs > 1) /* UDP GRO merged several of our packets: one header would be read */
+		return mp_drop(MP_DROP_GSO);
+	if (!o.end || o.hdr_off > ETH_HLEN + 60 + 8 || o.hdr_off + MP_HDR_LEN > o.end)
+		return mp_drop(MP_DROP_TRUNCATED);
+	data = PKT_DATA(skb);
+	end = PKT_END(skb);
+	if (data + o.hdr_off + MP_HDR_LEN > end)
+		return mp_drop(MP_DROP_TRUNCATED);
+	__builtin_memcpy(&h, data + o.hdr_off, MP_HDR_LEN);
+	if ((h.ver_type >> 4) != MP_VERSION)
+		return mp_drop(MP_DROP_BAD_VERSION);
+	switch (h.ver_type & 0xf) {
+	case MP_T_DATA:
+		break;
+	case MP_T_PROBE:
+	case MP_T_FEEDBACK:
+	case MP_T_HS_INIT:
+	case MP_T_HS_RESP:
+	case MP_T_COOKIE:
+		return mp_pass(); /* to the portal's socket: userland authenticates these */
+	default:
+		return mp_drop(MP_DROP_BAD_VERSION);
+	}
+	id = h.link_id;
+	if (id >= MP_MAX_LINKS)
+		return mp_drop(MP_DROP_BAD_LINK);
+	l = bpf_map_lookup_elem(&mp_links, &id);
+	if (!l || l->state == MP_LINK_UNUSED ||
+	    (cfg->role == MP_ROLE_LOCAL && !link_receives(l, &o, skb->ifindex)))
+		return mp_drop(MP_DROP_BAD_LINK);
+	family = inner_family(skb, o.hdr_off + MP_HDR_LEN, o.end);
+	if (!family)
+		return mp_drop(MP_DROP_BAD_INNER);
+
+	/* 3. authenticate: MAC and replay window (security issue) */
+
+	/* 4. record */
+	now = bpf_ktime_get_ns();
+	outer_len = o.end - ETH_HLEN;
+	record_rx(id, &h, outer_len, now);
+	if (cfg->role == MP_ROLE_REMOTE)
+		learn_endpoint(id, &o, now);
+
+	/* 5. strip outer IP (+ UDP) + mp_hdr; the DECAP flag names the inner family */
+	if (bpf_skb_adjust_room(skb, -(__s32)(o.hdr_off - ETH_HLEN + MP_HDR_LEN), BPF_ADJ_ROOM_MAC,
+				family == 4 ? BPF_F_ADJ_ROOM_DECAP_L3_IPV4
+					    : BPF_F_ADJ_ROOM_DECAP_L3_IPV6))
+		return mp_drop(MP_DROP_ADJUST_ROOM);
+	data = PKT_DATA(skb);
+	end = PKT_END(skb);
+	if (data + ETH_HLEN > end)
+		return mp_drop(MP_DROP_STORE);
+	((struct ethhdr *)data)->h_proto = bpf_htons(family == 4 ? ETH_P_IP : ETH_P_IPV6);
+
+	/* 6. deliver */
+	if ((cfg->flags & MP_CFG_DEC_TTL) && !dec_ttl(skb, family))
+		return mp_drop(MP_DROP_TTL);
+	if (cfg->role == MP_ROLE_LOCAL)
+		return mp_redirected(bpf_redirect_neigh(cfg->lan_ifindex, NULL, 0, 0));
+	return forward(skb, family);
+}

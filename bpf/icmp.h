@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * icmp.h — answer an inner packet that does not fit the tunnel with ICMP "fragmentation
+ * needed" (IPv4 with DF) or ICMPv6 "packet too big", so the sender's path MTU discovery
+ * learns inner_mtu instead of seeing a silent loss.
+ *
+ * The answer is built in place from the packet itself and sent back out of the device it
+ * came in on: trim it to the quote, insert the new IP + ICMP header after the Ethernet header,
+ * swap the MACs, and source it from the address the packet was going to, as a router on the
+ * path would.
+ */
+/* Defines a global BPF function: include from encap.c only (one definition per object). */
+#ifndef MP_ICMP_H
+#define MP_ICMP_H
+
+#include "counters.h"
+#include "csum.h"
+
+#define ICMP_DEST_UNREACH 3
+#define ICMP_FRAG_NEEDED 4
+#define ICMPV6_PKT_TOOBIG 2
+#define ICMP_ERR_V4_MAX 576  /* RFC 1812 4.3.2.3: an ICMP error is at most 576 bytes */
+#define ICMP_ERR_V6_MAX 1280 /* RFC 4443 2.4(c): as much as fits the minimum IPv6 MTU */
+#define ICMP_HLEN 8
+#define ICMP_QUOTE_V4 (ICMP_ERR_V4_MAX - sizeof(struct iphdr) - ICMP_HLEN)    /* 548 */
+#define ICMP_QUOTE_V6 (ICMP_ERR_V6_MAX - sizeof(struct ipv6hdr) - ICMP_HLEN) /* 1232 */
+
+/* RFC 1122 3.2.2 / RFC 4443 2.4(e): never answer an ICMP error, nor a later fragment. */
+static __always_inline bool icmp_may_answer(struct __sk_buff *skb, const struct l3 *p)
+{
+	void *data = PKT_DATA(skb), *end = PKT_END(skb);
+	__u32 off = p->l4_off;
+	__u8 *type;
+
+	if (p->later_frag)
+		return false;
+	if (p->proto != (p->family == 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6))
+		return true;
+	if (off > ETH_HLEN + 60)
+		return false;
+	type = data + off;
+	if ((void *)(type + 1) > end)
+		return false;
+	if (p->family == 6)
+		return *type >= 128; /* informational */
+	return *type == 0 || *type == 8 || (*type >= 13 && *type <= 18); /* echo, timestamp, ... */
+}
+
+/* Trim the packet to the quote and open room for the new headers. Returns the quote length,
+ * or 0 with the drop reason in *reason. */
+static __always_inline __u32 icmp_make_room(struct __sk_buff *skb, __u32 max_quote, __u32 hdrs,
+					    enum mp_drop_reason *reason)
+{
+	__u32 quote = skb->len - ETH_HLEN;
+
+	if (quote > max_quote)
+		quote = max_quote;
+	if (quote != skb->len - ETH_HLEN && bpf_skb_change_tail(skb, ETH_HLEN + quote, 0)) {
+		*reason = MP_DROP_STORE;
+		return 0;
+	}
+	if (bpf_skb_adjust_room(skb, hdrs, BPF_ADJ_ROOM_MAC, 0)) {
+		*reason = MP_DROP_ADJUST_ROOM;
+		return 0;
+	}
+	/* the checksum below reads the whole quote directly */
+	if (bpf_skb_pull_data(skb, skb->len)) {
+		*reason = MP_DROP_STORE;
+		return 0;
+	}
+	return quote;
+}
+
+static __always_inline void swap_macs(struct ethhdr *eth, const __u8 mac[2 * ETH_ALEN])
+{
+	__builtin_memcpy(eth->h_dest, mac + ETH_ALEN, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, mac, ETH_ALEN);
+}
+
+/* ICMP type 3 code 4 with next-hop MTU `mtu`, for the IPv4 packet in skb. */
+static __always_inline int icmp_frag_needed(struct __sk_buff *skb, __u16 mtu)
+{
+	const __u32 hdrs = sizeof(struct iphdr) + ICMP_HLEN;
+	enum mp_drop_reason reason = MP_DROP_STORE;
+	void *data = PKT_DATA(skb), *end = PKT_END(skb);
+	struct ethhdr *eth = data;
+	struct iphdr *ip = data + ETH_HLEN;
+	struct icmphdr *icmp;
+	__u8 mac[2 * ETH_ALEN];
+	__be32 saddr, daddr;
+	__u32 quote;
+	__u64 sum;
+
+	if ((void *)(ip + 1) > end)
+		return mp_drop(MP_DROP_TOO_BIG);
+	__builtin_memcpy(mac, eth, sizeof(mac));
+	saddr = ip->saddr;
+	daddr = ip->daddr;
+
+	quote = icmp_make_room(skb, ICMP_QUOTE_V4, hdrs, &reason);
+	if (!quote)
+		return mp_drop(reason);
+
+	data = PKT_DATA(skb);
+	end = PKT_END(skb);
+	eth = data;
+	ip = data + ETH_HLEN;
+	icmp = (void *)(ip + 1);
+	if ((void *)(icmp + 1) > end)
+		return mp_drop(MP_DROP_STORE);
+	swap_macs(eth, mac);
+	*(__u8 *)ip = 0x45; /* version 4, 20-byte header */
+	ip->tos = 0;
+	ip->tot_len = bpf_htons(hdrs + quote);
+	ip->id = 0;
+	ip->frag_off = 0;
+	ip->ttl = 64;
+	ip->protocol = IPPROTO_ICMP;
+	ip->check = 0;
+	ip->saddr = daddr;
+	ip->daddr = saddr;
+	ip->check = ipv4_hdr_csum(ip);
+	icmp->type = ICMP_DEST_UNREACH;
+	icmp->code = ICMP_FRAG_NEEDED;
+	icmp->checksum = 0;
+	icmp->un.frag.__unused = 0;
+	icmp->un.frag.mtu = bpf_htons(mtu);
+
+	sum = sum_packet(skb, ETH_HLEN + sizeof(struct iphdr), ICMP_HLEN + quote,
+			 ICMP_HLEN + ICMP_QUOTE_V4, 0);
+	data = PKT_DATA(skb);
+	end = PKT_END(skb);
+	icmp = data + ETH_HLEN + sizeof(struct iphdr);
+	if ((void *)(icmp + 1) > end)
+		return mp_drop(MP_DROP_STORE);
+	icmp->checksum = ~csum16(sum);
+	return mp_exit(bpf_redirect(skb->ifindex, 0), MP_DROP_TOO_BIG);
+}
+
+/* ICMPv6 type 2 ("packet too big") with MTU `mtu`, for the IPv6 packet in skb. */
+static __always_inline int icmp6_packet_too_big(struct __sk_buff *skb, __u32 mtu)
+{
+	const __u32 hdrs = sizeof(struct ipv6hdr) + ICMP_HLEN;
+	enum mp_drop_reason reason = MP_DROP_STORE;
+	void *data = PKT_DATA(skb), *end = PKT_END(skb);
+	struct ethhdr *eth = data;
+	struct ipv6hdr *ip6 = data + ETH_HLEN;
+	struct icmp6hdr *icmp6;
+	__u8 mac[2 * ETH_ALEN];
+	__u32 saddr[4], daddr[4], *w;
+	__u32 quote;
+	__u64 sum = 0;
+
+	if ((void *)(ip6 + 1) > end)
+		return mp_drop(MP_DROP_TOO_BIG);
+	__builtin_memcpy(mac, eth, sizeof(mac));
+	__builtin_memcpy(saddr, &ip6->saddr, 16);
+	__builtin_memcpy(daddr, &ip6->daddr, 16);
+
+	quote = icmp_make_room(skb, ICMP_QUOTE_V6, hdrs, &reason);
+	if (!quote)
+		return mp_drop(reason);
+
+	data = PKT_DATA(skb);
+	end = PKT_END(skb);
+	eth = data;
+	ip6 = data + ETH_HLEN;
+	icmp6 = (void *)(ip6 + 1);
+	if ((void *)(icmp6 + 1) > end)
+		return mp_drop(MP_DROP_STORE);
+	swap_macs(eth, mac);
+	w = (__u32 *)ip6;
+	w[0] = bpf_htonl(0x60000000); /* version 6, traffic class 0, flow label 0 */
+	ip6->payload_len = bpf_htons(ICMP_HLEN + quote);
+	ip6->nexthdr = IPPROTO_ICMPV6;
+	ip6->hop_limit = 64;
+	__builtin_memcpy(&ip6->saddr, daddr, 16);
+	__builtin_memcpy(&ip6->daddr, saddr, 16);
+	icmp6->icmp6_type = ICMPV6_PKT_TOOBIG;
+	icmp6->icmp6_code = 0;
+	icmp6->icmp6_cksum = 0;
+	icmp6->icmp6_dataun.un_data32[0] = bpf_htonl(mtu);
+
+	/* pseudo-header: source, destination, upper-layer length, next header */
+#pragma unroll
+	for (int i = 0; i < 4; i++)
+		sum += (__u64)saddr[i] + daddr[i];
+	sum += (__u64)bpf_htonl(ICMP_HLEN + quote) + bpf_htonl(IPPROTO_ICMPV6);
+	sum = sum_packet(skb, ETH_HLEN + sizeof(struct ipv6hdr), ICMP_HLEN + quote,
+			 ICMP_HLEN + ICMP_QUOTE_V6, sum);
+	data = PKT_DATA(skb);
+	end = PKT_END(skb);
+	icmp6 = data + ETH_HLEN + sizeof(struct ipv6hdr);
+	if ((void *)(icmp6 + 1) > end)
+		return mp_drop(MP_DROP_STORE);
+	icmp6->icmp6_cksum = ~csum16(sum);
+	return mp_exit(bpf_redirect(skb->ifindex, 0), MP_DROP_TOO_BIG);
+}
+
+/* The packet is larger than mtu: answer it (and drop it), counted as MP_DROP_TOO_BIG.
+ * A global (noinline) function, verified once: the checksum loop over the quote would
+ * otherwise be walked for every state of encap(). */
+__attribute__((noinline)) int mp_icmp_too_big(struct __sk_buff *skb, __u64 mtu)
+{
+	struct l3 p;
+
+	if (!parse_l3(skb, &p) || p.truncated || !icmp_may_answer(skb, &p))
+		return mp_drop(MP_DROP_TOO_BIG);
+	if (p.family == 6)
+		return icmp6_packet_too_big(skb, mtu);
+	if (p.df)
+		return icmp_frag_needed(skb, mtu);
+	/* IPv4 without DF would need fragmenting. TODO(lead): fragment in the control plane. */
+	return mp_drop(MP_DROP_TOO_BIG);
+}
+
+#endif /* MP_ICMP_H */

@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * maps.h — the maps of the portal object, shared by encap and decap.
+ *
+ * encap.c and decap.c are compiled separately and statically linked into one object
+ * (build/bpf/mpctl.o, see the Makefile), so that every hook of a portal uses the same maps.
+ * Both units include this header; each map is a __weak definition, which libbpf's linker
+ * merges into one map (it checks that the definitions agree). Value layouts live in mp.h.
+ */
+#ifndef MP_MAPS_H
+#define MP_MAPS_H
+
+#include "mp.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct mp_config);
+} mp_config SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MP_MAX_LINKS);
+	__type(key, __u32);
+	__type(value, struct mp_link);
+} mp_links SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MP_MAX_LINKS);
+	__type(key, __u32);
+	__type(value, struct mp_endpoint);
+} mp_endpoints SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct mp_sched);
+} mp_sched SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MP_MAX_LINKS);
+	__type(key, __u32);
+	__type(value, struct mp_link_stats);
+} mp_link_stats SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MP_MAX_LINKS);
+	__type(key, __u32);
+	__type(value, struct mp_rx);
+} mp_rx SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MP_DROP_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} mp_drops SEC(".maps") __weak;
+
+/* BTF anchor: clang puts an enum into BTF only when a variable or map has it in its type, and
+ * test/abi.test.ts compares mp.h's enums with src/datapath/abi.ts. libbpf skips this section
+ * ("unrecognized data section"), so it costs nothing at load time. */
+struct mp_abi_enums {
+	enum mp_msg_type msg_type;
+	enum mp_role role;
+	enum mp_cfg_flags cfg_flags;
+	enum mp_link_state link_state;
+	enum mp_carrier carrier;
+	enum mp_drop_reason drop_reason;
+	struct mp_hdr hdr;
+};
+struct mp_abi_enums mp_abi SEC(".mp_abi") __weak;
+
+/* mp_config[0], or NULL before the map exists (never: it is an array). role 0 = unwritten. */
+static __always_inline const struct mp_config *config_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&mp_config, &zero);
+}
+
+#endif /* MP_MAPS_H */

@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * mp.h — the mpctl ABI: wire format, map layouts and drop reasons.
+ *
+ * This header is the one owner of everything the BPF programs and userland share. The
+ * TypeScript mirror (src/datapath/abi.ts) is checked against the compiled object's BTF by
+ * test/abi.test.ts, so a layout change here that is not mirrored there fails the tests.
+ *
+ * Packet on the wire (UDP carrier; the `ip` carrier has no UDP header and uses protocol
+ * MP_IPPROTO by default):
+ *
+ *   outer IPv4/IPv6 | UDP | struct mp_hdr (24 bytes) | inner IPv4/IPv6 packet
+ *
+ * All multi-byte header fields are big-endian. Map values are host-endian unless named *_be.
+ */
+#ifndef MP_H
+#define MP_H
+
+#define MP_VERSION 1
+#define MP_MAX_LINKS 16
+#define MP_IPPROTO 253 /* RFC 3692 experimental; configurable per portal */
+
+/* ---- wire format ------------------------------------------------------------------------ */
+
+enum mp_msg_type {
+	MP_T_DATA = 1,     /* an inner IP packet follows */
+	MP_T_PROBE = 2,    /* liveness probe / probe reply (control plane, userland) */
+	MP_T_FEEDBACK = 3, /* receiver statistics for congestion control (userland) */
+	MP_T_HS_INIT = 4,  /* handshake (userland) */
+	MP_T_HS_RESP = 5,
+	MP_T_COOKIE = 6,
+};
+
+/* ver_type: version in the high nibble, enum mp_msg_type in the low nibble */
+#define MP_VER_TYPE(t) ((MP_VERSION << 4) | (t))
+
+struct mp_hdr {
+	__u8 ver_type;
+	__u8 flags;      /* reserved, 0 */
+	__u8 link_id;    /* sender's link index, 0..MP_MAX_LINKS-1 */
+	__u8 key_id;     /* session key the tag was made with (security issue) */
+	__be32 seq;      /* per-direction sequence number: replay window, reordering */
+	__be32 link_seq; /* per-link sequence number: per-link loss */
+	__be32 ts_us;    /* sender's clock in µs (wraps): one-way delay variation */
+	__u8 tag[8];     /* MAC over header (tag zeroed) and inner packet (security issue) */
+} __attribute__((packed));
+
+#define MP_HDR_LEN 24
+
+/* ---- maps --------------------------------------------------------------------------------- */
+
+enum mp_role {
+	MP_ROLE_LOCAL = 1,  /* Local Portal: encap on lan ingress, decap on each link's ingress */
+	MP_ROLE_REMOTE = 2, /* Remote Portal: decap + encap on wan ingress, encap on forward ifaces */
+};
+
+enum mp_cfg_flags {
+	MP_CFG_SINGLE_IF = 1 << 0, /* RP shares its own address with the client */
+	MP_CFG_DEC_TTL = 1 << 1,   /* decrement the inner TTL / hop limit on delivery */
+};
+
+/* An address of either family: IPv4 in the first 4 bytes. */
+struct mp_addr {
+	__u8 family; /* 4 or 6; 0 = unset */
+	__u8 prefix_len;
+	__u8 pad[2];
+	__u8 addr[16];
+};
+
+/* mp_config[0]: the portal's settings, written by userland before attaching. */
+struct mp_config {
+	__u32 role;        /* enum mp_role */
+	__u32 flags;       /* enum mp_cfg_flags */
+	__u32 lan_ifindex; /* LP: where decapsulated packets are delivered */
+	__u32 wan_ifindex; /* RP: where encapsulated packets leave */
+	__be16 port_be;    /* RP: tunnel UDP port it listens on; LP: the RP's port */
+	__u16 mss_v4;      /* TCP MSS clamp for inner IPv4 SYNs (0 = off) */
+	__u16 mss_v6;      /* TCP MSS clamp for inner IPv6 SYNs (0 = off) */
+	__u16 inner_mtu;   /* largest inner packet that fits every link (0 = no check) */
+	__u8 ip_proto;     /* protocol number of the `ip` carrier (0: not used) */
+	__u8 pad[3];
+	struct mp_addr client_v4; /* the client's address (prefix): LP matches src, RP matches dst */
+	struct mp_addr client_v6;
+	__u16 reserved_ports[8]; /* single-interface RP: these TCP/UDP ports stay local (0 = unused) */
+};
+
+enum mp_link_state {
+	MP_LINK_UNUSED = 0,
+	MP_LINK_UP = 1,
+	MP_LINK_DOWN = 2,       /* liveness: no authenticated packet for ~3 probe intervals */
+	MP_LINK_ADMIN_DOWN = 3, /* taken down by the operator */
+};
+
+enum mp_carrier {
+	MP_CARRIER_UDP = 0,
+	MP_CARRIER_IP = 1,
+};
+
+/* mp_links[id]: one per link id, written by userland (the scheduler's inputs). */
+struct mp_link {
+	__u32 ifindex;      /* egress device of the outer packet */
+	__u8 state;         /* enum mp_link_state */
+	__u8 carrier;       /* enum mp_carrier */
+	__u8 metric;        /* tier: a higher metric carries nothing while a lower one is up */
+	__u8 pad;
+	__u32 mtu;          /* outer MTU of the link (userland derives inner_mtu from it) */
+	__u32 owd_us;       /* one-way delay estimate */
+	__u64 rate_bps;     /* pacing rate estimate, bits per second (0 = unknown: treated as 1 Mbit/s) */
+	struct mp_addr local;   /* outer source address */
+	struct mp_addr nexthop; /* gateway for bpf_redirect_neigh (family 0: on-link / FIB) */
+	__be16 local_port_be;   /* outer UDP source port */
+	__u16 pad2;
+	__u32 pad3;
+};
+
+/* mp_endpoints[id]: where the peer receives on this link. LP: static (the RP). RP: learned
+ * by decap from the link's (authenticated) packets — NAT roaming. */
+struct mp_endpoint {
+	struct mp_addr addr;
+	__be16 port_be;   /* 0 for the `ip` carrier */
+	__u8 valid;       /* 0: the link is not used (as if down) */
+	__u8 pad;
+	__u64 updated_ns; /* bpf_ktime_get_ns() of the last update (RP: when the peer roamed) */
+};
+
+/* mp_sched[0]: the sender's shared state, under a spin lock. */
+struct mp_sched {
+	struct bpf_spin_lock lock;
+	__u32 seq; /* last per-direction sequence number sent */
+	__u64 busy_until_ns[MP_MAX_LINKS];
+	__u32 link_seq[MP_MAX_LINKS];
+};
+
+/* mp_link_stats[id]: per-CPU counters of the data path. Bytes are outer IP packet bytes (no
+ * Ethernet header), the unit of rate_bps, on both the sending and the receiving side. */
+struct mp_link_stats {
+	__u64 tx_packets;
+	__u64 tx_bytes;
+	__u64 rx_packets;
+	__u64 rx_bytes;
+};
+
+/* mp_rx[id]: receiver state per link (one writer per packet; races only blur statistics). */
+struct mp_rx {
+	__u64 last_rx_ns;    /* bpf_ktime_get_ns() of the last valid packet on this link: liveness */
+	__u32 max_link_seq;  /* highest per-link sequence seen */
+	__u32 last_owd_us;   /* receiver clock (µs) minus sender ts_us of the last packet */
+	__u64 packets;
+	__u64 bytes;         /* outer IP packet bytes, as mp_link_stats */
+};
+
+/* ---- drop reasons: mp_drops[reason] per-CPU counters; src/datapath/abi.ts names them ---- */
+
+enum mp_drop_reason {
+	MP_DROP_NONE = 0,
+	MP_DROP_TRUNCATED = 1,     /* shorter than its headers claim */
+	MP_DROP_BAD_VERSION = 2,   /* mpctl header version/type unknown */
+	MP_DROP_BAD_LINK = 3,      /* link id out of range or unused */
+	MP_DROP_BAD_INNER = 4,     /* inner packet is not IPv4/IPv6 or its length is wrong */
+	MP_DROP_NO_LINK = 5,       /* encap: no link is up */
+	MP_DROP_TOO_BIG = 6,       /* inner packet larger than the inner MTU (answered with ICMP) */
+	MP_DROP_ADJUST_ROOM = 7,   /* bpf_skb_adjust_room failed */
+	MP_DROP_STORE = 8,         /* writing headers failed */
+	MP_DROP_REDIRECT = 9,      /* redirect failed */
+	MP_DROP_FIB = 10,          /* no route for the decapsulated packet */
+	MP_DROP_TTL = 11,          /* inner TTL / hop limit expired */
+	MP_DROP_GSO = 12,          /* GSO packet that could not be segmented */
+	MP_DROP_NO_CONFIG = 13,    /* mp_config not written yet */
+	MP_DROP_BAD_MAC = 14,      /* security issue: tag does not verify */
+	MP_DROP_REPLAY = 15,       /* security issue: replayed or too old */
+	MP_DROP_NO_KEY = 16,       /* security issue: unknown key id */
+	MP_DROP_MAX = 17,
+};
+
+#endif /* MP_H */

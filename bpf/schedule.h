@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * schedule.h — which link carries the next packet: the one where it will arrive first.
+ *
+ *   arrival(link) = max(now, busy_until[link]) + wire_len * 8e9 / rate_bps + owd_us * 1000
+ *
+ * Sending on the chosen link makes it busy for the packet's serialisation time, so load
+ * spreads in proportion to rate, and the one-way delay term keeps packets in order across
+ * links of different latency. Only links that are up, whose peer endpoint is known, and that
+ * have the lowest metric among those compete (higher metrics are backup tiers).
+ *
+ * Userland writes mp_links (rate, delay, state) concurrently; they are read before taking the
+ * lock, because no helper may be called while holding a bpf_spin_lock. Under the lock we only
+ * compare and advance busy_until and take the sequence numbers.
+ */
+#ifndef MP_SCHEDULE_H
+#define MP_SCHEDULE_H
+
+#include "maps.h"
+
+#define MP_DEFAULT_RATE_BPS 1000000ULL /* rate_bps 0 (unknown) counts as 1 Mbit/s */
+
+struct pick {
+	__u32 id;       /* link id */
+	__u32 seq;      /* per-direction sequence number */
+	__u32 link_seq; /* per-link sequence number */
+};
+
+/* Bytes the link adds in front of the inner packet: outer IP, UDP (udp carrier), mp_hdr. */
+static __always_inline __u32 outer_overhead(const struct mp_link *l)
+{
+	return (l->local.family == 6 ? sizeof(struct ipv6hdr) : sizeof(struct iphdr)) +
+	       (l->carrier == MP_CARRIER_UDP ? sizeof(struct udphdr) : 0) + MP_HDR_LEN;
+}
+
+/* Can this link carry packets now? Up, with a valid peer endpoint of its own family. */
+static __always_inline bool link_usable(const struct mp_link *l, const struct mp_endpoint *ep)
+{
+	return l->state == MP_LINK_UP && ep->valid && (l->local.family == 4 || l->local.family == 6) &&
+	       ep->addr.family == l->local.family;
+}
+
+/* What the scan before the lock found: per link, its tier and this packet's costs. */
+struct sched_scan {
+	__u32 wire_len;                 /* inner packet bytes (the link adds its overhead) */
+	__u32 tier;                     /* lowest metric among usable links (0xffff: none) */
+	__u16 metric[MP_MAX_LINKS];     /* 0xffff: not usable */
+	__u8 id[MP_MAX_LINKS];          /* id[i] == i, as the verifier cannot know (see below) */
+	__u32 owd_us[MP_MAX_LINKS];     /* one-way delay */
+	__u64 tx_ns[MP_MAX_LINKS];      /* serialisation time of this packet */
+};
+
+#define SCHED_UNUSABLE 0xffff
+
+/* bpf_loop callback: look at link `index`. A callback is verified once for any index, where an
+ * unrolled loop over 16 links would make the verifier walk every combination of them. */
+static long sched_scan_link(__u64 index, void *ctx)
+{
+	struct sched_scan *sc = ctx;
+	__u32 key = index;
+	const struct mp_link *l = bpf_map_lookup_elem(&mp_links, &key);
+	const struct mp_endpoint *ep = bpf_map_lookup_elem(&mp_endpoints, &key);
+	__u32 id = index & (MP_MAX_LINKS - 1); /* in a register: the key's stack slot is opaque */
+	__u64 rate;
+
+	if (!l || !ep || !link_usable(l, ep))
+		return 0;
+	rate = l->rate_bps ? l->rate_bps : MP_DEFAULT_RATE_BPS;
+	sc->metric[id] = l->metric;
+	sc->id[id] = id;
+	sc->owd_us[id] = l->owd_us;
+	sc->tx_ns[id] = (__u64)(sc->wire_len + outer_overhead(l)) * 8000000000ULL / rate;
+	if (l->metric < sc->tier)
+		sc->tier = l->metric;
+	return 0;
+}
+
+/* Pick a link for an inner packet of inner_len bytes at time now. false: no link usable. */
+static __always_inline bool schedule(__u32 inner_len, __u64 now, struct pick *out)
+{
+	struct sched_scan sc = { .wire_len = inner_len, .tier = SCHED_UNUSABLE };
+	__u64 best_arrival = ~0ULL, best_start = 0, best_tx = 0;
+	__u32 zero = 0, best = 0, id;
+	struct mp_sched *s;
+
+#pragma unroll
+	for (id = 0; id < MP_MAX_LINKS; id++)
+		sc.metric[id] = SCHED_UNUSABLE;
+	bpf_loop(MP_MAX_LINKS, sched_scan_link, &sc, 0);
+	if (sc.tier == SCHED_UNUSABLE)
+		return false;
+
+	s = bpf_map_lookup_elem(&mp_sched, &zero);
+	if (!s)
+		return false;
+
+	bpf_spin_lock(&s->lock);
+#pragma unroll
+	for (id = 0; id < MP_MAX_LINKS; id++) {
+		__u64 start, arrival;
+
+		if (sc.metric[id] != sc.tier) /* unusable, or a backup tier */
+			continue;
+		start = s->busy_until_ns[id] > now ? s->busy_until_ns[id] : now;
+		arrival = start + sc.tx_ns[id] + sc.owd_us[id] * 1000ULL;
+		if (arrival < best_arrival) { /* ties go to the lower id */
+			best_arrival = arrival;
+			best_start = start;
+			best_tx = sc.tx_ns[id];
+			/* Not `best = id`: a constant would be tracked exactly through the rest of
+			 * encap(), which the verifier would then walk once per possible link. */
+			best = sc.id[id];
+		}
+	}
+	best &= MP_MAX_LINKS - 1;
+	s->busy_until_ns[best] = best_start + best_tx;
+	out->seq = ++s->seq;
+	out->link_seq = ++s->link_seq[best];
+	bpf_spin_unlock(&s->lock);
+
+	out->id = best;
+	return true;
+}
+
+#endif /* MP_SCHEDULE_H */

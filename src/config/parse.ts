@@ -1,0 +1,340 @@
+// Portal config: TOML file → validated, typed PortalConfig (config/types.ts). Every bad value is
+// rejected as ConfigInvalid naming its key path (`link[1].gateway`, 0-based like the link ids)
+// and carrying the value; unknown keys are errors, so a typo never silently means "default".
+//
+//   role = "local"                          role = "remote"
+//   lan = "lan"                             wan = "wan"
+//   client = ["198.51.100.10/32"]           client = ["198.51.100.10/32"]
+//   gateway = ["198.51.100.1"]              forward = ["srv"]
+//   remote = "198.51.100.2"
+//   [[link]]
+//   interface = "wan1"
+//   gateway = "100.64.1.254"
+//
+// The order of checks: the table itself, `role`, unknown keys, then each key in the order of the
+// reference (README "Portal configuration"), then the checks across keys.
+import { readFile } from 'node:fs/promises';
+import { err, ok, safeTry, type Result } from 'neverthrow';
+import { parse as parseToml } from 'smol-toml';
+import { configInvalid, type MpError } from '../errors.js';
+import { parseDuration, parseRate } from '../lab/params.js';
+import type { Family, LinkConfig, LocalConfig, PortalConfig, Prefix, RemoteConfig } from './types.js';
+import { canonicalAddress, isIfname, isLinkLocal, isUnicast, parseBytes, parseClientPrefix, prefixContains } from './values.js';
+
+export const MAX_LINKS = 16;
+/** a single-interface RP's reserved ports: the size of mp_config.reserved_ports in bpf/mp.h */
+export const MAX_RESERVED_PORTS = 8;
+
+/** Defaults of absent keys, in TOML spelling (the README table lists the same). */
+export const DEFAULTS = {
+  port: 7470,
+  ip_proto: 253, // RFC 3692 experimental; MP_IPPROTO in bpf/mp.h
+  probe_interval: '100ms',
+  carrier: 'udp',
+  metric: 0,
+  rate: '100mbit',
+  delay: '10ms',
+  budget: 0,
+} as const;
+
+const COMMON_KEYS = ['role', 'instance', 'port', 'client', 'ip_proto', 'probe_interval'];
+const LOCAL_KEYS = [...COMMON_KEYS, 'lan', 'gateway', 'remote', 'link'];
+const REMOTE_KEYS = [...COMMON_KEYS, 'wan', 'forward', 'single_interface', 'reserved_ports'];
+const LINK_KEYS = ['name', 'interface', 'gateway', 'source', 'carrier', 'metric', 'rate', 'delay', 'budget'];
+
+const INSTANCE_RE = /^[a-z0-9][a-z0-9_-]{0,15}$/;
+const LINK_NAME_RE = /^[\w.-]{1,16}$/;
+/** protocol numbers the `ip` carrier must not take: the decap program would claim their packets */
+const TAKEN_PROTOS: Record<number, string> = { 1: 'ICMP', 6: 'TCP', 17: 'UDP', 58: 'ICMPv6' };
+
+type Table = Record<string, unknown>;
+type R<T> = Result<T, MpError>;
+
+const isTable = (v: unknown): v is Table => typeof v === 'object' && v !== null && !Array.isArray(v);
+const bad = (path: string, value: unknown, message: string) => err(configInvalid(path, value, message));
+const fam = (f: Family) => `IPv${f}`;
+
+export async function loadConfig(file: string): Promise<R<PortalConfig>> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    return err({ kind: 'NotFound', what: 'config', message: `cannot read config file ${file}` });
+  }
+  let raw: unknown;
+  try {
+    raw = parseToml(text);
+  } catch (e) {
+    return bad(file, text.slice(0, 40), `not valid TOML: ${(e as Error).message.split('\n')[0]}`);
+  }
+  return parseConfig(raw, file);
+}
+
+export function parseConfig(raw: unknown, source: string): R<PortalConfig> {
+  return safeTry(function* () {
+    if (!isTable(raw)) return bad(source, raw, 'a portal config must be a table of keys');
+    const role = raw.role;
+    if (role !== 'local' && role !== 'remote') return bad('role', role, 'must be "local" (LP) or "remote" (RP)');
+    const [mine, theirs] = role === 'local' ? [LOCAL_KEYS, REMOTE_KEYS] : [REMOTE_KEYS, LOCAL_KEYS];
+    for (const [k, v] of Object.entries(raw)) {
+      if (mine.includes(k)) continue;
+      if (theirs.includes(k))
+        return bad(k, v, `is a ${role === 'local' ? 'Remote' : 'Local'} Portal key, not valid with role = "${role}"`);
+      return bad(k, v, `unknown key (expected one of: ${mine.join(', ')})`);
+    }
+    const common = {
+      instance: yield* instanceName(raw.instance, role),
+      port: yield* integer('port', raw.port, 1, 65535, DEFAULTS.port),
+      client: yield* clientPrefixes(raw.client),
+      ipProto: yield* ipProto(raw.ip_proto),
+      probeIntervalMs: yield* probeInterval(raw.probe_interval),
+    };
+    return role === 'local' ? localConfig(raw, common) : remoteConfig(raw, common);
+  });
+}
+
+type Common = Omit<LocalConfig, 'role' | 'lan' | 'gateway' | 'remote' | 'links'>;
+
+function localConfig(raw: Table, common: Common): R<LocalConfig> {
+  return safeTry(function* () {
+    const lan = yield* ifname('lan', raw.lan);
+    const gateway = yield* addresses('gateway', raw.gateway, 'the address(es) the client uses as its default gateway');
+    for (const [i, g] of gateway.entries()) {
+      const at = gateway.length === 1 && typeof raw.gateway === 'string' ? 'gateway' : `gateway[${i}]`;
+      if (!isUnicast(g.address)) return bad(at, g.address, 'is not a unicast address');
+      const c = common.client.find((p) => p.family === g.family);
+      if (!c) return bad(at, g.address, `is ${fam(g.family)} but client has no ${fam(g.family)} prefix`);
+      if (isHost(c) && c.address === g.address) return bad(at, g.address, 'is the client address itself');
+    }
+    for (const c of common.client)
+      if (!gateway.some((g) => g.family === c.family))
+        return bad('gateway', raw.gateway, `needs an ${fam(c.family)} address: the client has ${c.address}/${c.len}`);
+    const remote = yield* addresses('remote', raw.remote, "the RP's public address(es), one per family");
+    for (const [i, r] of remote.entries()) {
+      const at = remote.length === 1 && typeof raw.remote === 'string' ? 'remote' : `remote[${i}]`;
+      if (!isUnicast(r.address) || isLinkLocal(r.address))
+        return bad(at, r.address, 'must be a unicast address reachable across the Internet');
+      const inside = common.client.find((p) => prefixContains(p, r.address));
+      if (inside) return bad(at, r.address, `is inside the client prefix ${inside.address}/${inside.len}`);
+    }
+    const links = yield* linkTables(raw.link, lan, remote.map((r) => r.family));
+    return ok({
+      role: 'local' as const,
+      ...common,
+      lan,
+      gateway: gateway.map((g) => g.address),
+      remote: remote.map((r) => r.address),
+      links,
+    });
+  });
+}
+
+function remoteConfig(raw: Table, common: Common): R<RemoteConfig> {
+  return safeTry(function* () {
+    const wan = yield* ifname('wan', raw.wan);
+    const forward = yield* forwardIfaces(raw.forward, wan);
+    const singleInterface = raw.single_interface ?? false;
+    if (typeof singleInterface !== 'boolean') return bad('single_interface', singleInterface, 'must be true or false');
+    if (singleInterface)
+      for (const [i, c] of common.client.entries())
+        if (!isHost(c))
+          return bad(
+            Array.isArray(raw.client) ? `client[${i}]` : 'client',
+            `${c.address}/${c.len}`,
+            "must be a single address on a single-interface RP (the RP's own address)",
+          );
+    const reservedPorts = yield* reserved(raw.reserved_ports, singleInterface, common.port);
+    return ok({ role: 'remote' as const, ...common, wan, forward, singleInterface, reservedPorts });
+  });
+}
+
+// ---- the [[link]] tables ----------------------------------------------------------------------
+
+function linkTables(v: unknown, lan: string, remoteFamilies: Family[]): R<LinkConfig[]> {
+  return safeTry(function* () {
+    if (v === undefined) return bad('link', v, 'at least one [[link]] table is required');
+    if (!Array.isArray(v) || v.length < 1 || v.length > MAX_LINKS)
+      return bad('link', v, `must be 1 to ${MAX_LINKS} [[link]] tables`);
+    const links: LinkConfig[] = [];
+    for (const [i, t] of v.entries()) {
+      const l = yield* linkTable(t, i, lan, remoteFamilies);
+      const at = `link[${i}]`;
+      for (const o of links) {
+        if (o.interface === l.interface)
+          return bad(`${at}.interface`, l.interface, `is already used by link[${o.id}] ("${o.name}")`);
+        if (o.name === l.name) return bad(`${at}.name`, l.name, `is already the name of link[${o.id}]`);
+        if (l.source !== undefined && o.source === l.source)
+          return bad(`${at}.source`, l.source, `is already the source of link[${o.id}] ("${o.name}")`);
+      }
+      links.push(l);
+    }
+    return ok(links);
+  });
+}
+
+function linkTable(t: unknown, id: number, lan: string, remoteFamilies: Family[]): R<LinkConfig> {
+  const at = `link[${id}]`;
+  return safeTry(function* () {
+    if (!isTable(t)) return bad(at, t, 'must be a table ([[link]])');
+    for (const [k, v] of Object.entries(t))
+      if (!LINK_KEYS.includes(k)) return bad(`${at}.${k}`, v, `unknown key (expected one of: ${LINK_KEYS.join(', ')})`);
+    const iface = yield* ifname(`${at}.interface`, t.interface);
+    if (iface === lan) return bad(`${at}.interface`, iface, 'is the lan interface');
+    const name = t.name ?? iface;
+    if (typeof name !== 'string' || !LINK_NAME_RE.test(name))
+      return bad(`${at}.name`, name, 'must be 1-16 letters, digits, ".", "_" or "-"');
+
+    const gateway = yield* optionalAddress(`${at}.gateway`, t.gateway);
+    if (gateway && !isUnicast(gateway.address)) return bad(`${at}.gateway`, t.gateway, 'is not a unicast address');
+    const source = yield* optionalAddress(`${at}.source`, t.source);
+    if (source && (!isUnicast(source.address) || isLinkLocal(source.address)))
+      return bad(`${at}.source`, t.source, 'must be a unicast address that is not link-local');
+    if (gateway && source && gateway.family !== source.family)
+      return bad(`${at}.source`, t.source, `is ${fam(source.family)} but gateway is ${fam(gateway.family)}`);
+    const given = gateway ? { key: 'gateway', ...gateway } : source ? { key: 'source', ...source } : undefined;
+    if (given && !remoteFamilies.includes(given.family))
+      return bad(`${at}.${given.key}`, t[given.key], `is ${fam(given.family)} but remote has no ${fam(given.family)} address`);
+    const family = given?.family ?? (remoteFamilies.length === 1 ? remoteFamilies[0] : undefined);
+    if (family === undefined)
+      return bad(
+        `${at}.source`,
+        undefined,
+        "is required on a link without gateway when remote has both IPv4 and IPv6 addresses (it chooses the link's family)",
+      );
+
+    const carrier = t.carrier ?? DEFAULTS.carrier;
+    if (carrier !== 'udp' && carrier !== 'ip') return bad(`${at}.carrier`, carrier, 'must be "udp" or "ip"');
+    const metric = yield* integer(`${at}.metric`, t.metric, 0, 255, DEFAULTS.metric);
+
+    const rateIn = t.rate ?? DEFAULTS.rate;
+    const rateBps = typeof rateIn === 'string' || typeof rateIn === 'number' ? parseRate(rateIn) : undefined;
+    if (rateBps === undefined || rateBps === null)
+      return bad(`${at}.rate`, rateIn, 'is not a rate between 8kbit and 100gbit (e.g. "20mbit")');
+    const delayIn = t.delay ?? DEFAULTS.delay;
+    const delayUs = typeof delayIn === 'string' || typeof delayIn === 'number' ? parseDuration(delayIn) : undefined;
+    if (delayUs === undefined) return bad(`${at}.delay`, delayIn, 'is not a duration up to 10s (e.g. "10ms", "250us")');
+    const budgetIn = t.budget ?? DEFAULTS.budget;
+    const budgetBytes = parseBytes(budgetIn);
+    if (budgetBytes === undefined) return bad(`${at}.budget`, budgetIn, 'is not a byte count (e.g. "10GB", "500MB", or 0 for none)');
+
+    const link: LinkConfig = { id, name, interface: iface, family, carrier, metric, rateBps, delayUs, budgetBytes };
+    if (gateway) link.gateway = gateway.address;
+    if (source) link.source = source.address;
+    return ok(link);
+  });
+}
+
+// ---- single keys --------------------------------------------------------------------------------
+
+const isHost = (p: Prefix) => p.len === (p.family === 4 ? 32 : 128);
+
+function instanceName(v: unknown, role: string): R<string> {
+  if (v === undefined) return ok(role);
+  if (typeof v !== 'string' || !INSTANCE_RE.test(v))
+    return bad('instance', v, 'must be 1-16 lower-case letters, digits, "_" or "-", starting with a letter or digit');
+  return ok(v);
+}
+
+function integer(path: string, v: unknown, lo: number, hi: number, dflt: number): R<number> {
+  if (v === undefined) return ok(dflt);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi)
+    return bad(path, v, `must be an integer from ${lo} to ${hi}`);
+  return ok(v);
+}
+
+function ipProto(v: unknown): R<number> {
+  return integer('ip_proto', v, 1, 255, DEFAULTS.ip_proto).andThen((n) =>
+    TAKEN_PROTOS[n]
+      ? bad('ip_proto', v, `is ${TAKEN_PROTOS[n]}; the ip carrier needs a protocol of its own (253 or 254, RFC 3692)`)
+      : ok(n),
+  );
+}
+
+function probeInterval(v: unknown): R<number> {
+  const raw = v ?? DEFAULTS.probe_interval;
+  const us = typeof raw === 'string' ? parseDuration(raw) : undefined;
+  if (us === undefined || us < 20_000 || us > 1_000_000 || us % 1000 !== 0)
+    return bad('probe_interval', raw, 'is not a whole number of milliseconds from 20ms to 1s (e.g. "100ms")');
+  return ok(us / 1000);
+}
+
+function ifname(path: string, v: unknown): R<string> {
+  if (v === undefined) return bad(path, v, 'is required: an interface name');
+  if (!isIfname(v)) return bad(path, v, 'is not an interface name (1-15 characters, no "/", ":" or spaces)');
+  return ok(v);
+}
+
+function optionalAddress(path: string, v: unknown): R<{ family: Family; address: string } | undefined> {
+  if (v === undefined) return ok(undefined);
+  const a = canonicalAddress(v);
+  return a ? ok(a) : bad(path, v, 'is not an IPv4 or IPv6 address');
+}
+
+/** A string or an array of strings; each item checked by `one`, at most one per family. */
+function perFamily<T extends { family: Family }>(
+  key: string,
+  v: unknown,
+  what: string,
+  example: string,
+  one: (at: string, item: unknown) => R<T>,
+): R<T[]> {
+  return safeTry(function* () {
+    if (v === undefined) return bad(key, v, `is required: ${what}`);
+    const items: [string, unknown][] =
+      typeof v === 'string' ? [[key, v]] : Array.isArray(v) ? v.map((x, i) => [`${key}[${i}]`, x]) : [];
+    if (items.length < 1 || items.length > 2)
+      return bad(key, v, `must be ${example} or an array of at most one IPv4 and one IPv6 value`);
+    const out: T[] = [];
+    for (const [at, item] of items) {
+      const x = yield* one(at, item);
+      if (out.some((o) => o.family === x.family)) return bad(at, item, `is a second ${fam(x.family)} value (at most one per family)`);
+      out.push(x);
+    }
+    return ok(out);
+  });
+}
+
+function clientPrefixes(v: unknown): R<Prefix[]> {
+  return perFamily('client', v, 'the address(es) the client uses as its own', 'a prefix', (at, item) => {
+    const p = parseClientPrefix(item);
+    return 'error' in p ? bad(at, item, p.error) : ok(p);
+  });
+}
+
+function addresses(key: string, v: unknown, what: string): R<{ family: Family; address: string }[]> {
+  return perFamily(key, v, what, 'an address', (at, item) => {
+    const a = canonicalAddress(item);
+    return a ? ok(a) : bad(at, item, 'is not an IPv4 or IPv6 address');
+  });
+}
+
+function forwardIfaces(v: unknown, wan: string): R<string[]> {
+  if (v === undefined) return ok([]);
+  if (!Array.isArray(v)) return bad('forward', v, 'must be an array of interface names');
+  const out: string[] = [];
+  for (const [i, x] of v.entries()) {
+    const at = `forward[${i}]`;
+    if (!isIfname(x)) return bad(at, x, 'is not an interface name (1-15 characters, no "/", ":" or spaces)');
+    if (x === wan) return bad(at, x, 'is the wan interface (its traffic to the client is encapsulated anyway)');
+    if (out.includes(x)) return bad(at, x, 'is listed twice');
+    out.push(x);
+  }
+  return ok(out);
+}
+
+function reserved(v: unknown, singleInterface: boolean, port: number): R<number[]> {
+  if (v === undefined) return ok([]);
+  if (!Array.isArray(v) || v.length > MAX_RESERVED_PORTS)
+    return bad('reserved_ports', v, `must be an array of at most ${MAX_RESERVED_PORTS} ports`);
+  if (v.length > 0 && !singleInterface)
+    return bad('reserved_ports', v, 'only applies to a single-interface RP (set single_interface = true)');
+  const out: number[] = [];
+  for (const [i, x] of v.entries()) {
+    const at = `reserved_ports[${i}]`;
+    if (typeof x !== 'number' || !Number.isInteger(x) || x < 1 || x > 65535) return bad(at, x, 'must be an integer from 1 to 65535');
+    if (x === port) return bad(at, x, 'is the tunnel port, which always stays local');
+    if (out.includes(x)) return bad(at, x, 'is listed twice');
+    out.push(x);
+  }
+  return ok(out);
+}

@@ -1,0 +1,79 @@
+// Typed, validated portal configuration (parsed from TOML by config/parse.ts).
+//
+//   # lp.toml (Local Portal)                     # rp.toml (Remote Portal)
+//   role = "local"                               role = "remote"
+//   lan = "lan"                                  wan = "wan"
+//   client = ["198.51.100.10/32", "2001:db8:100::10/128"]
+//   gateway = ["198.51.100.1", "2001:db8:100::1"] # RP side: forward = ["srv"]
+//   remote = "198.51.100.2"                      port = 7470
+//   port = 7470                                  client = [...same...]
+//   [[link]]
+//   name = "dsl"; interface = "wan1"; gateway = "100.64.1.254"
+//   carrier = "udp"; metric = 0; rate = "20mbit"; delay = "10ms"
+
+export type Family = 4 | 6;
+
+export interface Prefix {
+  family: Family;
+  address: string;
+  len: number;
+}
+
+export interface LinkConfig {
+  /** 0-based link id on the wire (order in the file) */
+  id: number;
+  name: string;
+  interface: string;
+  /** underlay family: the gateway's or source's, else the remote's only family */
+  family: Family;
+  /** next hop on this link (its ISP gateway); absent = point-to-point */
+  gateway?: string;
+  /** outer source address; absent = the interface's first address of the remote's family */
+  source?: string;
+  carrier: 'udp' | 'ip';
+  metric: number;
+  /** static rate estimate in bit/s (the congestion controller replaces it) */
+  rateBps: number;
+  /** static one-way delay estimate in µs */
+  delayUs: number;
+  /** optional byte budget for metered links (0 = unlimited) */
+  budgetBytes: number;
+}
+
+interface Common {
+  /** instance name (pins, state files); default: the role */
+  instance: string;
+  /** UDP port of the tunnel: the RP listens on it, the LP sends to it and binds it per link */
+  port: number;
+  /** the addresses the client uses as its own (the RP's public address or a routed prefix) */
+  client: Prefix[];
+  /** protocol number of the `ip` carrier */
+  ipProto: number;
+  /** milliseconds between liveness probes on each link (20..1000, default 100) */
+  probeIntervalMs: number;
+}
+
+export interface LocalConfig extends Common {
+  role: 'local';
+  /** interface facing the client */
+  lan: string;
+  /** addresses the LP answers for on lan (the client's default gateway(s)) */
+  gateway: string[];
+  /** the RP's address (outer destination) per family */
+  remote: string[];
+  links: LinkConfig[];
+}
+
+export interface RemoteConfig extends Common {
+  role: 'remote';
+  /** the RP's Internet interface (tunnel in, client traffic out) */
+  wan: string;
+  /** further interfaces whose ingress traffic to the client is encapsulated */
+  forward: string[];
+  /** the RP shares its own address with the client */
+  singleInterface: boolean;
+  /** single-interface RP: TCP/UDP ports that stay local (e.g. 22) */
+  reservedPorts: number[];
+}
+
+export type PortalConfig = LocalConfig | RemoteConfig;

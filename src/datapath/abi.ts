@@ -1,0 +1,517 @@
+// The TypeScript mirror of bpf/mp.h: wire format, map layouts, enums and drop reasons.
+//
+// Every struct has one layout table ({ name, offset, size } per C member, in order, padding
+// included) and its encoder/decoder reads the offsets from that table, so the table is the
+// only place a layout is written down on this side. test/abi.test.ts compares each table and
+// enum with the BTF of build/bpf/mpctl.o: a member added, moved or resized on either side
+// fails it.
+//
+// Conventions (as mp.h): map values are host-endian (little-endian: x86_64 and arm64), fields
+// named *_be and the wire header are big-endian. Here ports are plain numbers (the encoders
+// write network order), addresses are IPv4/IPv6 text, 64-bit counters and times are bigints.
+
+import { bufferToIp, ipFamily, ipToBuffer } from '../netlink/ip.js';
+
+// ---- constants -----------------------------------------------------------------------------
+
+export const MP_VERSION = 1;
+export const MP_MAX_LINKS = 16;
+export const MP_IPPROTO = 253;
+export const MP_HDR_LEN = 24;
+
+// Enum constants keep their C names, so that C and TypeScript read the same.
+
+/** enum mp_msg_type: the low nibble of mp_hdr.ver_type. */
+export const MP_T_DATA = 1;
+export const MP_T_PROBE = 2;
+export const MP_T_FEEDBACK = 3;
+export const MP_T_HS_INIT = 4;
+export const MP_T_HS_RESP = 5;
+export const MP_T_COOKIE = 6;
+
+/** enum mp_role: mp_config.role (0: not configured, the programs pass everything). */
+export const MP_ROLE_LOCAL = 1;
+export const MP_ROLE_REMOTE = 2;
+
+/** enum mp_cfg_flags: mp_config.flags bits. */
+export const MP_CFG_SINGLE_IF = 1 << 0;
+export const MP_CFG_DEC_TTL = 1 << 1;
+
+/** enum mp_link_state: mp_link.state. */
+export const MP_LINK_UNUSED = 0;
+export const MP_LINK_UP = 1;
+export const MP_LINK_DOWN = 2;
+export const MP_LINK_ADMIN_DOWN = 3;
+
+/** enum mp_carrier: mp_link.carrier. */
+export const MP_CARRIER_UDP = 0;
+export const MP_CARRIER_IP = 1;
+
+/** enum mp_drop_reason, by value: DROP_REASONS[MP_DROP_TRUNCATED] === 'truncated'. */
+export const DROP_REASONS = [
+  'none',
+  'truncated',
+  'bad_version',
+  'bad_link',
+  'bad_inner',
+  'no_link',
+  'too_big',
+  'adjust_room',
+  'store',
+  'redirect',
+  'fib',
+  'ttl',
+  'gso',
+  'no_config',
+  'bad_mac',
+  'replay',
+  'no_key',
+] as const;
+export type DropReason = (typeof DROP_REASONS)[number];
+/** MP_DROP_MAX: entries of the mp_drops map. */
+export const MP_DROP_MAX = DROP_REASONS.length;
+export const DropReason = Object.fromEntries(DROP_REASONS.map((n, i) => [n, i])) as Record<DropReason, number>;
+
+/** Every enum of mp.h as C constant name → value, for the BTF test. */
+export const ENUMS: Record<string, Record<string, number>> = {
+  mp_msg_type: { MP_T_DATA, MP_T_PROBE, MP_T_FEEDBACK, MP_T_HS_INIT, MP_T_HS_RESP, MP_T_COOKIE },
+  mp_role: { MP_ROLE_LOCAL, MP_ROLE_REMOTE },
+  mp_cfg_flags: { MP_CFG_SINGLE_IF, MP_CFG_DEC_TTL },
+  mp_link_state: { MP_LINK_UNUSED, MP_LINK_UP, MP_LINK_DOWN, MP_LINK_ADMIN_DOWN },
+  mp_carrier: { MP_CARRIER_UDP, MP_CARRIER_IP },
+  mp_drop_reason: {
+    ...Object.fromEntries(DROP_REASONS.map((n, i) => [`MP_DROP_${n.toUpperCase()}`, i])),
+    MP_DROP_MAX,
+  },
+};
+
+// ---- layouts -------------------------------------------------------------------------------
+
+export interface Field {
+  readonly name: string;
+  readonly offset: number;
+  readonly size: number;
+}
+
+export interface StructLayout {
+  /** The C struct's name (without `struct`). */
+  readonly name: string;
+  readonly size: number;
+  readonly fields: readonly Field[];
+}
+
+function layout(name: string, size: number, fields: [string, number, number][]): StructLayout {
+  return { name, size, fields: fields.map(([n, offset, sz]) => ({ name: n, offset, size: sz })) };
+}
+
+// prettier-ignore
+export const MP_ADDR = layout('mp_addr', 20, [
+  ['family', 0, 1], ['prefix_len', 1, 1], ['pad', 2, 2], ['addr', 4, 16],
+]);
+// prettier-ignore
+export const MP_HDR = layout('mp_hdr', 24, [
+  ['ver_type', 0, 1], ['flags', 1, 1], ['link_id', 2, 1], ['key_id', 3, 1],
+  ['seq', 4, 4], ['link_seq', 8, 4], ['ts_us', 12, 4], ['tag', 16, 8],
+]);
+// prettier-ignore
+export const MP_CONFIG = layout('mp_config', 84, [
+  ['role', 0, 4], ['flags', 4, 4], ['lan_ifindex', 8, 4], ['wan_ifindex', 12, 4],
+  ['port_be', 16, 2], ['mss_v4', 18, 2], ['mss_v6', 20, 2], ['inner_mtu', 22, 2],
+  ['ip_proto', 24, 1], ['pad', 25, 3], ['client_v4', 28, 20], ['client_v6', 48, 20],
+  ['reserved_ports', 68, 16],
+]);
+// prettier-ignore
+export const MP_LINK = layout('mp_link', 72, [
+  ['ifindex', 0, 4], ['state', 4, 1], ['carrier', 5, 1], ['metric', 6, 1], ['pad', 7, 1],
+  ['mtu', 8, 4], ['owd_us', 12, 4], ['rate_bps', 16, 8], ['local', 24, 20], ['nexthop', 44, 20],
+  ['local_port_be', 64, 2], ['pad2', 66, 2], ['pad3', 68, 4],
+]);
+// prettier-ignore
+export const MP_ENDPOINT = layout('mp_endpoint', 32, [
+  ['addr', 0, 20], ['port_be', 20, 2], ['valid', 22, 1], ['pad', 23, 1], ['updated_ns', 24, 8],
+]);
+// prettier-ignore
+export const MP_SCHED = layout('mp_sched', 200, [
+  ['lock', 0, 4], ['seq', 4, 4], ['busy_until_ns', 8, 8 * MP_MAX_LINKS], ['link_seq', 136, 4 * MP_MAX_LINKS],
+]);
+// prettier-ignore
+export const MP_LINK_STATS = layout('mp_link_stats', 32, [
+  ['tx_packets', 0, 8], ['tx_bytes', 8, 8], ['rx_packets', 16, 8], ['rx_bytes', 24, 8],
+]);
+// prettier-ignore
+export const MP_RX = layout('mp_rx', 32, [
+  ['last_rx_ns', 0, 8], ['max_link_seq', 8, 4], ['last_owd_us', 12, 4], ['packets', 16, 8], ['bytes', 24, 8],
+]);
+
+export const LAYOUTS: readonly StructLayout[] = [MP_ADDR, MP_HDR, MP_CONFIG, MP_LINK, MP_ENDPOINT, MP_SCHED, MP_LINK_STATS, MP_RX];
+
+/** Value sizes (per CPU for the per-CPU maps: see percpuValueSize). */
+export const MP_CONFIG_SIZE = MP_CONFIG.size;
+export const MP_LINK_SIZE = MP_LINK.size;
+export const MP_ENDPOINT_SIZE = MP_ENDPOINT.size;
+export const MP_SCHED_SIZE = MP_SCHED.size;
+export const MP_LINK_STATS_SIZE = MP_LINK_STATS.size;
+export const MP_RX_SIZE = MP_RX.size;
+
+/** The maps of build/bpf/mpctl.o (bpf/maps.h): name, type, key and value size, entries. */
+export const BPF_MAP_TYPE_ARRAY = 2;
+export const BPF_MAP_TYPE_PERCPU_ARRAY = 6;
+export const MAPS = {
+  config: { name: 'mp_config', type: BPF_MAP_TYPE_ARRAY, keySize: 4, value: MP_CONFIG.size, maxEntries: 1 },
+  links: { name: 'mp_links', type: BPF_MAP_TYPE_ARRAY, keySize: 4, value: MP_LINK.size, maxEntries: MP_MAX_LINKS },
+  endpoints: { name: 'mp_endpoints', type: BPF_MAP_TYPE_ARRAY, keySize: 4, value: MP_ENDPOINT.size, maxEntries: MP_MAX_LINKS },
+  sched: { name: 'mp_sched', type: BPF_MAP_TYPE_ARRAY, keySize: 4, value: MP_SCHED.size, maxEntries: 1 },
+  linkStats: { name: 'mp_link_stats', type: BPF_MAP_TYPE_PERCPU_ARRAY, keySize: 4, value: MP_LINK_STATS.size, maxEntries: MP_MAX_LINKS },
+  rx: { name: 'mp_rx', type: BPF_MAP_TYPE_ARRAY, keySize: 4, value: MP_RX.size, maxEntries: MP_MAX_LINKS },
+  drops: { name: 'mp_drops', type: BPF_MAP_TYPE_PERCPU_ARRAY, keySize: 4, value: 8, maxEntries: MP_DROP_MAX },
+} as const;
+
+/** Bytes per CPU in a per-CPU map value buffer: round_up(value_size, 8). */
+export function perCpuStride(valueSize: number): number {
+  return Math.ceil(valueSize / 8) * 8;
+}
+
+/** The buffer a per-CPU map lookup needs: round_up(value_size, 8) per possible CPU. */
+export function percpuValueSize(valueSize: number, ncpu: number): number {
+  return perCpuStride(valueSize) * ncpu;
+}
+
+/** A u32 array key. */
+export function mapKey(index: number): Buffer {
+  const k = Buffer.alloc(4);
+  k.writeUInt32LE(index);
+  return k;
+}
+
+// ---- field access --------------------------------------------------------------------------
+
+/** Offset of a member; throws on a name the table does not have (a typo is a bug here). */
+function at(l: StructLayout, name: string): number {
+  const f = l.fields.find((x) => x.name === name);
+  if (!f) throw new Error(`struct ${l.name} has no member ${name}`);
+  return f.offset;
+}
+
+// ---- struct mp_addr ------------------------------------------------------------------------
+
+/** struct mp_addr: family 4 or 6 (0: unset), prefix length, address text. */
+export interface MpAddr {
+  family: number;
+  prefixLen: number;
+  /** IPv4/IPv6 text; '' when unset. */
+  addr: string;
+}
+
+/** The unset address (family 0): no prefix, on-link next hop, unknown endpoint. */
+export const NO_ADDR: MpAddr = Object.freeze({ family: 0, prefixLen: 0, addr: '' });
+
+/** A host address (prefix 32 or 128). */
+export function hostAddr(addr: string): MpAddr {
+  const family = ipFamily(addr);
+  if (family === null) throw new Error(`not an IP address: ${addr}`);
+  return { family, prefixLen: family === 4 ? 32 : 128, addr };
+}
+
+function writeAddr(b: Buffer, off: number, a: MpAddr): void {
+  if (a.family === 0) return; // unset: all zero
+  if (a.family !== ipFamily(a.addr)) throw new Error(`address ${JSON.stringify(a.addr)} is not IPv${a.family}`);
+  b.writeUInt8(a.family, off + at(MP_ADDR, 'family'));
+  b.writeUInt8(a.prefixLen, off + at(MP_ADDR, 'prefix_len'));
+  ipToBuffer(a.addr).copy(b, off + at(MP_ADDR, 'addr'));
+}
+
+function readAddr(b: Buffer, off: number): MpAddr {
+  const family = b.readUInt8(off + at(MP_ADDR, 'family'));
+  const a = off + at(MP_ADDR, 'addr');
+  if (family !== 4 && family !== 6) return { ...NO_ADDR };
+  return {
+    family,
+    prefixLen: b.readUInt8(off + at(MP_ADDR, 'prefix_len')),
+    addr: bufferToIp(b.subarray(a, a + (family === 4 ? 4 : 16))),
+  };
+}
+
+// ---- struct mp_config ----------------------------------------------------------------------
+
+export interface MpConfig {
+  /** MP_ROLE_LOCAL or MP_ROLE_REMOTE (0: unconfigured, the programs pass everything). */
+  role: number;
+  /** MP_CFG_* bits. */
+  flags: number;
+  lanIfindex: number;
+  wanIfindex: number;
+  /** RP: tunnel UDP port it listens on; LP: the RP's port. */
+  port: number;
+  mssV4: number;
+  mssV6: number;
+  /** Largest inner packet that fits every link (0: no check). */
+  innerMtu: number;
+  /** Protocol number of the `ip` carrier (0: not used). */
+  ipProto: number;
+  /** The client's IPv4 / IPv6 prefix (NO_ADDR: none of that family). */
+  clientV4: MpAddr;
+  clientV6: MpAddr;
+  /** Single-interface RP: TCP/UDP ports that stay local (at most 8). */
+  reservedPorts: number[];
+}
+
+export function encodeConfig(c: MpConfig): Buffer {
+  const b = Buffer.alloc(MP_CONFIG.size);
+  const f = (n: string) => at(MP_CONFIG, n);
+  b.writeUInt32LE(c.role, f('role'));
+  b.writeUInt32LE(c.flags, f('flags'));
+  b.writeUInt32LE(c.lanIfindex, f('lan_ifindex'));
+  b.writeUInt32LE(c.wanIfindex, f('wan_ifindex'));
+  b.writeUInt16BE(c.port, f('port_be'));
+  b.writeUInt16LE(c.mssV4, f('mss_v4'));
+  b.writeUInt16LE(c.mssV6, f('mss_v6'));
+  b.writeUInt16LE(c.innerMtu, f('inner_mtu'));
+  b.writeUInt8(c.ipProto, f('ip_proto'));
+  writeAddr(b, f('client_v4'), c.clientV4);
+  writeAddr(b, f('client_v6'), c.clientV6);
+  if (c.reservedPorts.length > 8) throw new Error(`at most 8 reserved ports, got ${c.reservedPorts.length}`);
+  c.reservedPorts.forEach((p, i) => b.writeUInt16LE(p, f('reserved_ports') + 2 * i));
+  return b;
+}
+
+export function decodeConfig(b: Buffer): MpConfig {
+  const f = (n: string) => at(MP_CONFIG, n);
+  const ports: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    const p = b.readUInt16LE(f('reserved_ports') + 2 * i);
+    if (p) ports.push(p);
+  }
+  return {
+    role: b.readUInt32LE(f('role')),
+    flags: b.readUInt32LE(f('flags')),
+    lanIfindex: b.readUInt32LE(f('lan_ifindex')),
+    wanIfindex: b.readUInt32LE(f('wan_ifindex')),
+    port: b.readUInt16BE(f('port_be')),
+    mssV4: b.readUInt16LE(f('mss_v4')),
+    mssV6: b.readUInt16LE(f('mss_v6')),
+    innerMtu: b.readUInt16LE(f('inner_mtu')),
+    ipProto: b.readUInt8(f('ip_proto')),
+    clientV4: readAddr(b, f('client_v4')),
+    clientV6: readAddr(b, f('client_v6')),
+    reservedPorts: ports,
+  };
+}
+
+// ---- struct mp_link ------------------------------------------------------------------------
+
+export interface MpLink {
+  /** Egress device of the outer packet. */
+  ifindex: number;
+  /** MP_LINK_*. */
+  state: number;
+  /** MP_CARRIER_*. */
+  carrier: number;
+  /** Tier: lower is preferred. */
+  metric: number;
+  /** Outer MTU of the link. */
+  mtu: number;
+  /** One-way delay estimate, µs. */
+  owdUs: number;
+  /** Pacing rate estimate, bit/s (0: treated as 1 Mbit/s). */
+  rateBps: bigint;
+  /** Outer source address. */
+  local: MpAddr;
+  /** Gateway for bpf_redirect_neigh (NO_ADDR: on-link / FIB lookup). */
+  nexthop: MpAddr;
+  /** Outer UDP source port. */
+  localPort: number;
+}
+
+export function encodeLink(l: MpLink): Buffer {
+  const b = Buffer.alloc(MP_LINK.size);
+  const f = (n: string) => at(MP_LINK, n);
+  b.writeUInt32LE(l.ifindex, f('ifindex'));
+  b.writeUInt8(l.state, f('state'));
+  b.writeUInt8(l.carrier, f('carrier'));
+  b.writeUInt8(l.metric, f('metric'));
+  b.writeUInt32LE(l.mtu, f('mtu'));
+  b.writeUInt32LE(l.owdUs, f('owd_us'));
+  b.writeBigUInt64LE(l.rateBps, f('rate_bps'));
+  writeAddr(b, f('local'), l.local);
+  writeAddr(b, f('nexthop'), l.nexthop);
+  b.writeUInt16BE(l.localPort, f('local_port_be'));
+  return b;
+}
+
+export function decodeLink(b: Buffer): MpLink {
+  const f = (n: string) => at(MP_LINK, n);
+  return {
+    ifindex: b.readUInt32LE(f('ifindex')),
+    state: b.readUInt8(f('state')),
+    carrier: b.readUInt8(f('carrier')),
+    metric: b.readUInt8(f('metric')),
+    mtu: b.readUInt32LE(f('mtu')),
+    owdUs: b.readUInt32LE(f('owd_us')),
+    rateBps: b.readBigUInt64LE(f('rate_bps')),
+    local: readAddr(b, f('local')),
+    nexthop: readAddr(b, f('nexthop')),
+    localPort: b.readUInt16BE(f('local_port_be')),
+  };
+}
+
+// ---- struct mp_endpoint --------------------------------------------------------------------
+
+export interface MpEndpoint {
+  /** Where the peer receives on this link (NO_ADDR: unknown). */
+  addr: MpAddr;
+  /** UDP port (0 for the `ip` carrier). */
+  port: number;
+  /** false: the link is not used. */
+  valid: boolean;
+  /** bpf_ktime_get_ns() of the last update. */
+  updatedNs: bigint;
+}
+
+export function encodeEndpoint(e: MpEndpoint): Buffer {
+  const b = Buffer.alloc(MP_ENDPOINT.size);
+  const f = (n: string) => at(MP_ENDPOINT, n);
+  writeAddr(b, f('addr'), e.addr);
+  b.writeUInt16BE(e.port, f('port_be'));
+  b.writeUInt8(e.valid ? 1 : 0, f('valid'));
+  b.writeBigUInt64LE(e.updatedNs, f('updated_ns'));
+  return b;
+}
+
+export function decodeEndpoint(b: Buffer): MpEndpoint {
+  const f = (n: string) => at(MP_ENDPOINT, n);
+  return {
+    addr: readAddr(b, f('addr')),
+    port: b.readUInt16BE(f('port_be')),
+    valid: b.readUInt8(f('valid')) !== 0,
+    updatedNs: b.readBigUInt64LE(f('updated_ns')),
+  };
+}
+
+// ---- struct mp_sched -----------------------------------------------------------------------
+
+export interface MpSched {
+  /** Last per-direction sequence number sent. */
+  seq: number;
+  busyUntilNs: bigint[];
+  linkSeq: number[];
+}
+
+export function decodeSched(b: Buffer): MpSched {
+  const f = (n: string) => at(MP_SCHED, n);
+  return {
+    seq: b.readUInt32LE(f('seq')),
+    busyUntilNs: Array.from({ length: MP_MAX_LINKS }, (_, i) => b.readBigUInt64LE(f('busy_until_ns') + 8 * i)),
+    linkSeq: Array.from({ length: MP_MAX_LINKS }, (_, i) => b.readUInt32LE(f('link_seq') + 4 * i)),
+  };
+}
+
+// ---- per-CPU counters ----------------------------------------------------------------------
+
+export interface MpLinkStats {
+  txPackets: bigint;
+  txBytes: bigint;
+  rxPackets: bigint;
+  rxBytes: bigint;
+}
+
+/** Sum a per-CPU mp_link_stats lookup (round_up(size, 8) bytes per possible CPU; ncpu
+ * defaults to as many as the buffer holds). */
+export function decodeLinkStats(perCpu: Buffer, ncpu?: number): MpLinkStats {
+  const stride = perCpuStride(MP_LINK_STATS.size);
+  const end = Math.min(perCpu.length, (ncpu ?? Infinity) * stride);
+  const f = (n: string) => at(MP_LINK_STATS, n);
+  const sum = { txPackets: 0n, txBytes: 0n, rxPackets: 0n, rxBytes: 0n };
+  for (let cpu = 0; cpu + stride <= end; cpu += stride) {
+    sum.txPackets += perCpu.readBigUInt64LE(cpu + f('tx_packets'));
+    sum.txBytes += perCpu.readBigUInt64LE(cpu + f('tx_bytes'));
+    sum.rxPackets += perCpu.readBigUInt64LE(cpu + f('rx_packets'));
+    sum.rxBytes += perCpu.readBigUInt64LE(cpu + f('rx_bytes'));
+  }
+  return sum;
+}
+
+/** Sum one per-CPU __u64 counter (an mp_drops lookup). */
+export function sumPerCpuU64(perCpu: Buffer): bigint {
+  let sum = 0n;
+  for (let off = 0; off + 8 <= perCpu.length; off += 8) sum += perCpu.readBigUInt64LE(off);
+  return sum;
+}
+
+/** mp_drops: one per-CPU lookup per reason (index = enum value; null = absent) → totals. */
+export function decodeDrops(perReason: readonly (Buffer | null)[]): Record<DropReason, bigint> {
+  return Object.fromEntries(
+    DROP_REASONS.map((name, i) => {
+      const v = perReason[i];
+      return [name, v ? sumPerCpuU64(v) : 0n];
+    }),
+  ) as Record<DropReason, bigint>;
+}
+
+// ---- struct mp_rx --------------------------------------------------------------------------
+
+export interface MpRx {
+  lastRxNs: bigint;
+  maxLinkSeq: number;
+  lastOwdUs: number;
+  packets: bigint;
+  bytes: bigint;
+}
+
+export function decodeRx(b: Buffer): MpRx {
+  const f = (n: string) => at(MP_RX, n);
+  return {
+    lastRxNs: b.readBigUInt64LE(f('last_rx_ns')),
+    maxLinkSeq: b.readUInt32LE(f('max_link_seq')),
+    lastOwdUs: b.readUInt32LE(f('last_owd_us')),
+    packets: b.readBigUInt64LE(f('packets')),
+    bytes: b.readBigUInt64LE(f('bytes')),
+  };
+}
+
+// ---- struct mp_hdr (wire, big-endian) ------------------------------------------------------
+
+export interface MpHdr {
+  version: number;
+  /** MP_T_*. */
+  type: number;
+  flags: number;
+  linkId: number;
+  keyId: number;
+  seq: number;
+  linkSeq: number;
+  /** Sender's clock in µs, truncated to 32 bits. */
+  tsUs: number;
+  /** 8-byte MAC tag. */
+  tag: Buffer;
+}
+
+export function encodeHdr(h: Partial<MpHdr> & Pick<MpHdr, 'type'>): Buffer {
+  const b = Buffer.alloc(MP_HDR.size);
+  const f = (n: string) => at(MP_HDR, n);
+  b.writeUInt8((((h.version ?? MP_VERSION) & 0xf) << 4) | (h.type & 0xf), f('ver_type'));
+  b.writeUInt8(h.flags ?? 0, f('flags'));
+  b.writeUInt8(h.linkId ?? 0, f('link_id'));
+  b.writeUInt8(h.keyId ?? 0, f('key_id'));
+  b.writeUInt32BE((h.seq ?? 0) >>> 0, f('seq'));
+  b.writeUInt32BE((h.linkSeq ?? 0) >>> 0, f('link_seq'));
+  b.writeUInt32BE((h.tsUs ?? 0) >>> 0, f('ts_us'));
+  if (h.tag) h.tag.copy(b, f('tag'), 0, 8);
+  return b;
+}
+
+export function decodeHdr(b: Buffer): MpHdr {
+  if (b.length < MP_HDR.size) throw new Error(`mp_hdr needs ${MP_HDR.size} bytes, got ${b.length}`);
+  const f = (n: string) => at(MP_HDR, n);
+  const vt = b.readUInt8(f('ver_type'));
+  return {
+    version: vt >> 4,
+    type: vt & 0xf,
+    flags: b.readUInt8(f('flags')),
+    linkId: b.readUInt8(f('link_id')),
+    keyId: b.readUInt8(f('key_id')),
+    seq: b.readUInt32BE(f('seq')),
+    linkSeq: b.readUInt32BE(f('link_seq')),
+    tsUs: b.readUInt32BE(f('ts_us')),
+    tag: Buffer.from(b.subarray(f('tag'), f('tag') + 8)),
+  };
+}

@@ -1,0 +1,228 @@
+// config → plan: the kernel state a portal needs, as data (plan/types.ts). Pure: no I/O; what
+// only the running system knows (a link's address when `source` is not set) comes in `facts`.
+// Each step says why it is there. Steps are in bring-up order; `down` is the reverse:
+//
+//   LP: 1 lan sysctls · 2 GRO off on lan · 3 client and gateway routes · 4 per-link tables and
+//       rules · 5 decap on each link · 6 encap on lan · 7 neighbour proxies for the gateways
+//   RP: 1 forwarding (+ proxy) sysctls · 2 GRO off · 3 decap + encap on wan, encap on forward
+//       interfaces · 4 client route and neighbour proxies
+//
+// Neighbour proxies come last on purpose: the moment the portal answers ARP/ND for the
+// gateway (LP) or the client (RP), traffic starts arriving, and by then the programs that must
+// catch it are attached; `down` withdraws them first for the same reason.
+import { err, ok, type Result } from 'neverthrow';
+import { configInvalid, type MpError } from '../errors.js';
+import type { Family, LinkConfig, LocalConfig, PortalConfig, Prefix, RemoteConfig } from '../config/types.js';
+import { canonicalAddress, formatPrefix, isLinkLocal, isUnicast } from '../config/values.js';
+import type { Policy } from './policy.js';
+import type { Plan, PlanStep } from './types.js';
+
+/** What the caller looked up on the machine: each interface's addresses (`100.64.1.1/24` or bare). */
+export interface PlanFacts {
+  addresses: Record<string, string[]>;
+}
+
+export const MAIN_TABLE = 254;
+
+/**
+ * tc filter slots (priority, handle) of our programs. One program per hook, except the RP's
+ * wan where decap (tunnel packets to our port) runs first and hands everything else to encap
+ * (packets to the client), which passes what is neither.
+ */
+export const TC_SLOT = {
+  single: { priority: 1, handle: 1 },
+  wanDecap: { priority: 1, handle: 1 },
+  wanEncap: { priority: 2, handle: 1 },
+} as const;
+
+const FAMILIES: Family[] = [4, 6];
+
+/**
+ * A sysctl key in dotted form. A dot inside an interface name (a VLAN such as `eth0.100`) is
+ * written `/`, as sysctl(8) does: `net.ipv4.conf.eth0/100.forwarding`.
+ */
+const sysctlKey = (family: Family, group: 'conf' | 'neigh', dev: string, key: string): string =>
+  `net.ipv${family}.${group}.${dev.replace(/\./g, '/')}.${key}`;
+
+const sysctl = (family: Family, group: 'conf' | 'neigh', dev: string, key: string, value: string): PlanStep => ({
+  kind: 'sysctl',
+  key: sysctlKey(family, group, dev, key),
+  value,
+});
+
+/** A program at `dev`'s tc ingress (the only direction the portals use). */
+const ingress = (dev: string, prog: 'encap' | 'decap', slot: { priority: number; handle: number }): PlanStep => ({
+  kind: 'bpfFilter',
+  dev,
+  direction: 'ingress',
+  prog,
+  ...slot,
+});
+
+const hostRoute = (family: Family, address: string) => `${address}/${family === 4 ? 32 : 128}`;
+const isHost = (p: Prefix) => p.len === (p.family === 4 ? 32 : 128);
+
+export function planPortal(cfg: PortalConfig, policy: Policy, facts?: PlanFacts): Result<Plan, MpError> {
+  return cfg.role === 'local' ? planLocal(cfg, policy, facts) : ok(planRemote(cfg));
+}
+
+// ---- Local Portal ---------------------------------------------------------------------------
+
+function planLocal(cfg: LocalConfig, policy: Policy, facts?: PlanFacts): Result<Plan, MpError> {
+  const sources = resolveSources(cfg.links, facts);
+  if (sources.isErr()) return err(sources.error);
+  const lan = cfg.lan;
+  const gateways = cfg.gateway.map((address) => ({ address, family: canonicalAddress(address)!.family }));
+  const proxied = new Set(gateways.map((g) => g.family));
+  const steps: PlanStep[] = [];
+
+  // 1. The LP is the client's router on lan.
+  //    forwarding, both families: the kernel answers ARP (arp_process) and ND (ndisc_recv_ns)
+  //    for a proxied address only on a forwarding interface; the ND answer then carries the
+  //    IsRouter flag; and a bpf_fib_lookup by encap (for a link without next hop) with lan as
+  //    ingress device returns FWD_DISABLED unless lan forwards the outer family (either one).
+  for (const f of FAMILIES) steps.push(sysctl(f, 'conf', lan, 'forwarding', '1'));
+  //    proxy_delay 0: by default the kernel delays proxied answers to broadcast ARP and
+  //    multicast NS by a random 0-0.8 s (meant for several proxies on one segment); we are the
+  //    only one, so the client's first packet after its neighbour entry expires would wait.
+  //    proxy_ndp: IPv6 consults its proxy entries only with proxy_ndp on (IPv4 always does).
+  if (proxied.has(4)) steps.push(sysctl(4, 'neigh', lan, 'proxy_delay', '0'));
+  if (proxied.has(6)) steps.push(sysctl(6, 'conf', lan, 'proxy_ndp', '1'), sysctl(6, 'neigh', lan, 'proxy_delay', '0'));
+
+  // 2. GRO off on lan: encap runs at lan's tc ingress, after GRO. A GRO super-packet would be
+  //    encapsulated once and segmented later, every segment carrying the same sequence number
+  //    and a MAC over the whole (DESIGN, "GSO breaks per-packet sequence numbers").
+  steps.push({ kind: 'offload', ifname: lan, feature: 'gro', on: false });
+
+  // 3. Routes in main.
+  //    client → lan: decap delivers inner packets with bpf_redirect_neigh to lan, which resolves
+  //    the client's MAC by a route lookup for the destination on lan; this route makes that
+  //    lookup land on lan even when main's default route leaves by a link. It also gives the
+  //    client's ARP requests (source = the client address) a reverse path for rp_filter on lan.
+  for (const c of cfg.client) steps.push({ kind: 'route', family: c.family, dst: formatPrefix(c), dev: lan, table: MAIN_TABLE });
+  //    IPv4 gateway → lo: arp_process proxies only when ip_route_input for the target succeeds
+  //    with a unicast route whose device is NOT the one the request came in on
+  //    (`rt->dst.dev != dev`). A route to lan would disable the proxy; main's default route
+  //    would do, but the LP may have none. lo qualifies (it must be up: it is on any host, but
+  //    starts down in a new namespace) and carries nothing: encap takes the client's packets
+  //    to the gateway address before routing. (IPv6 ND has no such condition.) The LP itself
+  //    cannot reach the real host behind that address. Checked in a namespace: with this
+  //    route on lan, or with none, the client's ARP request stays unanswered.
+  for (const g of gateways)
+    if (g.family === 4) steps.push({ kind: 'route', family: 4, dst: hostRoute(4, g.address), dev: 'lo', table: MAIN_TABLE });
+
+  // 4. One routing table per link, and the rules that lead the link's own traffic there
+  //    (policy/routing.toml explains the numbers).
+  //    default route: the link's next hop (or the point-to-point device) with the link's source
+  //    as preferred source, so whatever reaches the table leaves by the link with its address.
+  //    fwmark rule: the link's mark names its table (data path's FIB lookup, SO_MARK sockets).
+  //    source rule: the per-link control socket, bound to the link's source, leaves by the link;
+  //    the same rule makes strict rp_filter pass the link's incoming outer packets (the
+  //    reverse-path lookup is `from <source>` too), so rp_filter need not be loosened. Inner
+  //    packets never meet rp_filter: decap redirects them to lan before routing.
+  for (const l of cfg.links) {
+    const table = policy.tableBase + l.id;
+    const src = sources.value[l.id]!;
+    steps.push({
+      kind: 'route',
+      family: l.family,
+      dst: 'default',
+      ...(l.gateway !== undefined ? { via: l.gateway } : {}),
+      dev: l.interface,
+      table,
+      src,
+    });
+    steps.push({ kind: 'rule', family: l.family, priority: policy.fwmarkPriority + l.id, table, fwmark: policy.fwmarkBase + l.id });
+    steps.push({ kind: 'rule', family: l.family, priority: policy.rulePriority + l.id, table, from: src });
+  }
+
+  // 5. decap at each link's tc ingress: the RP's packets are verified and unwrapped before the
+  //    stack sees them; the control messages it passes reach our sockets.
+  for (const l of cfg.links)
+    steps.push({ kind: 'clsact', dev: l.interface }, ingress(l.interface, 'decap', TC_SLOT.single));
+
+  // 6. encap at lan's tc ingress: every packet of the client goes into the tunnel. Attached
+  //    after decap so the first answers are understood.
+  steps.push({ kind: 'clsact', dev: lan }, ingress(lan, 'encap', TC_SLOT.single));
+
+  // 7. Answer ARP/ND for the gateway address(es) on lan: the client sends everything to our MAC.
+  //    IPv6 answers carry the IsRouter flag (a host drops a default router that says it is not).
+  for (const g of gateways)
+    steps.push({ kind: 'neighProxy', family: g.family, address: g.address, dev: lan, ...(g.family === 6 ? { router: true } : {}) });
+
+  return ok({ role: 'local', instance: cfg.instance, steps });
+}
+
+/** Each link's outer source address: `source`, or the interface's first usable address of the link's family. */
+function resolveSources(links: LinkConfig[], facts?: PlanFacts): Result<string[], MpError> {
+  const out: string[] = [];
+  for (const l of links) {
+    const at = `link[${l.id}].source`;
+    let src = l.source;
+    if (src === undefined) {
+      const found = facts?.addresses[l.interface];
+      if (found === undefined)
+        return err(
+          configInvalid(at, undefined, `is not set and the addresses of ${l.interface} are unknown: set it, or bring ${l.interface} up first`),
+        );
+      src = found
+        .map((a) => canonicalAddress(a.split('/')[0]))
+        .find((a) => a !== undefined && a.family === l.family && isUnicast(a.address) && !isLinkLocal(a.address))?.address;
+      if (src === undefined)
+        return err(configInvalid(at, found, `is not set and ${l.interface} has no IPv${l.family} address that is not link-local`));
+    }
+    const twin = out.indexOf(src);
+    if (twin >= 0) return err(configInvalid(at, src, `resolves to the source of link[${twin}] ("${links[twin]!.name}")`));
+    out.push(src);
+  }
+  return ok(out);
+}
+
+// ---- Remote Portal --------------------------------------------------------------------------
+
+function planRemote(cfg: RemoteConfig): Plan {
+  const wan = cfg.wan;
+  const encapIfaces = [wan, ...cfg.forward];
+  // Host addresses of the client on wan's segment get neighbour proxies. A single-interface RP
+  // shares its own address (the kernel answers for it already); a shorter prefix is routed to
+  // the RP by its provider and needs no answer on the segment.
+  const proxied = cfg.singleInterface ? [] : cfg.client.filter(isHost);
+  const proxiedFamilies = new Set(proxied.map((c) => c.family));
+  const steps: PlanStep[] = [];
+
+  // 1. forwarding, both families, on every interface whose ingress a program runs on: decap and
+  //    encap resolve next hops with bpf_fib_lookup, which returns FWD_DISABLED when the
+  //    ingress device does not forward (the inner family for decap, the outer one for encap);
+  //    and ARP/ND proxying only works on a forwarding interface.
+  for (const dev of encapIfaces) for (const f of FAMILIES) steps.push(sysctl(f, 'conf', dev, 'forwarding', '1'));
+  //    accept_ra 2 on wan: with forwarding on, accept_ra=1 ignores router advertisements, and an
+  //    RP whose IPv6 default route or address comes from them (most clouds) would lose it when
+  //    their lifetime ends. The forward interfaces face downstream, where we are the router.
+  steps.push(sysctl(6, 'conf', wan, 'accept_ra', '2'));
+  //    proxy_delay 0 / proxy_ndp 1: as on the LP (answer at once; IPv6 needs proxy_ndp on).
+  if (proxiedFamilies.has(4)) steps.push(sysctl(4, 'neigh', wan, 'proxy_delay', '0'));
+  if (proxiedFamilies.has(6)) steps.push(sysctl(6, 'conf', wan, 'proxy_ndp', '1'), sysctl(6, 'neigh', wan, 'proxy_delay', '0'));
+
+  // 2. GRO off where encap runs (wan, forward interfaces): see the LP's step 2.
+  for (const dev of encapIfaces) steps.push({ kind: 'offload', ifname: dev, feature: 'gro', on: false });
+
+  // 3. Programs: on wan, decap (tunnel port) first, then encap (to the client); encap alone on
+  //    each forward interface.
+  steps.push(
+    { kind: 'clsact', dev: wan },
+    ingress(wan, 'decap', TC_SLOT.wanDecap),
+    ingress(wan, 'encap', TC_SLOT.wanEncap),
+  );
+  for (const dev of cfg.forward)
+    steps.push({ kind: 'clsact', dev }, ingress(dev, 'encap', TC_SLOT.single));
+
+  // 4. Answer ARP/ND for the client's address on wan, so the upstream router delivers its
+  //    packets to us. IPv4 first needs a route to it leaving by another device than wan (the
+  //    arp_process condition, see the LP's step 3): the connected route of wan's subnet would
+  //    otherwise match. lo carries nothing: encap takes the client's packets at wan ingress.
+  for (const c of proxied)
+    if (c.family === 4) steps.push({ kind: 'route', family: 4, dst: formatPrefix(c), dev: 'lo', table: MAIN_TABLE });
+  for (const c of proxied) steps.push({ kind: 'neighProxy', family: c.family, address: c.address, dev: wan });
+
+  return { role: 'remote', instance: cfg.instance, steps };
+}

@@ -1,0 +1,139 @@
+// Apply a plan: an idempotent reconcile through netlink, /proc/sys and the native helper.
+// Every change that was not already in place is recorded in an undo log (written to disk after
+// each step), so `down` — or the rollback of a failed `up` — removes exactly what mpctl made and
+// restores every value it changed, in reverse order. Things that already existed are left alone.
+import { err, ok, type Result } from 'neverthrow';
+import type { MpError } from '../errors.js';
+import { ethtoolGet, ethtoolSet, type EthtoolFeature } from '../native/libmpctl.js';
+import type { RouteSpec, Rtnl, RuleSpec } from '../netlink/rtnl.js';
+import type { PlanStep } from '../plan/types.js';
+import { sysctlGet, sysctlSet } from '../sysctl.js';
+
+export type Undo =
+  | { kind: 'sysctl'; key: string; old: string }
+  | { kind: 'offload'; ifname: string; feature: EthtoolFeature; old: boolean }
+  | { kind: 'route'; spec: RouteSpec }
+  | { kind: 'rule'; spec: RuleSpec }
+  | { kind: 'neighProxy'; address: string; dev: string }
+  | { kind: 'clsact'; dev: string }
+  | { kind: 'bpfFilter'; dev: string; direction: 'ingress' | 'egress'; priority: number; handle: number };
+
+/** What bpfFilter steps need: the portal's loaded object (see datapath.ts). */
+export interface FilterPort {
+  attach(step: Extract<PlanStep, { kind: 'bpfFilter' }>): Promise<Result<void, MpError>>;
+  detach(u: Extract<Undo, { kind: 'bpfFilter' }>): Promise<Result<void, MpError>>;
+}
+
+export interface ApplyEnv {
+  rt: Rtnl;
+  /** network namespace to act in (null: the process's own) */
+  ns: string | null;
+  filters: FilterPort;
+  /** called after every recorded change, to persist the undo log */
+  record: (log: Undo[]) => Promise<void>;
+}
+
+const exists = (e: MpError): boolean => e.kind === 'NetlinkRejected' && e.errno === 'EEXIST';
+const gone = (e: MpError): boolean =>
+  (e.kind === 'NetlinkRejected' && (e.errno === 'ENOENT' || e.errno === 'ESRCH' || e.errno === 'EADDRNOTAVAIL')) || e.kind === 'NotFound';
+
+async function applyStep(env: ApplyEnv, s: PlanStep): Promise<Result<Undo | null, MpError>> {
+  switch (s.kind) {
+    case 'sysctl': {
+      const old = sysctlGet(env.ns, s.key);
+      if (old.isErr()) return err(old.error);
+      if (old.value === s.value) return ok(null);
+      return sysctlSet(env.ns, s.key, s.value).map(() => ({ kind: 'sysctl', key: s.key, old: old.value }) as const);
+    }
+    case 'offload': {
+      const old = ethtoolGet(s.ifname, s.feature);
+      if (old.isErr()) return err(old.error);
+      if (old.value === s.on) return ok(null);
+      return ethtoolSet(s.ifname, s.feature, s.on).map(() => ({ kind: 'offload', ifname: s.ifname, feature: s.feature, old: old.value }) as const);
+    }
+    case 'route': {
+      const spec: RouteSpec = { dst: s.dst, family: s.family, table: s.table, ...(s.via ? { via: s.via } : {}), ...(s.dev ? { dev: s.dev } : {}), ...(s.src ? { src: s.src } : {}) };
+      const r = await env.rt.addRoute(spec);
+      if (r.isErr()) return exists(r.error) ? ok(null) : err(r.error);
+      return ok({ kind: 'route', spec });
+    }
+    case 'rule': {
+      const spec: RuleSpec = { family: s.family, priority: s.priority, table: s.table, ...(s.from ? { from: s.from } : {}), ...(s.fwmark !== undefined ? { fwmark: s.fwmark } : {}) };
+      const r = await env.rt.addRule(spec);
+      if (r.isErr()) return exists(r.error) ? ok(null) : err(r.error);
+      return ok({ kind: 'rule', spec });
+    }
+    case 'neighProxy': {
+      const r = await env.rt.addNeighProxy(s.address, s.dev, s.router ?? false);
+      if (r.isErr()) return exists(r.error) ? ok(null) : err(r.error);
+      return ok({ kind: 'neighProxy', address: s.address, dev: s.dev });
+    }
+    case 'clsact': {
+      const has = await env.rt.hasClsact(s.dev);
+      if (has.isErr()) return err(has.error);
+      if (has.value) return ok(null);
+      return (await env.rt.addClsact(s.dev)).map(() => ({ kind: 'clsact', dev: s.dev }) as const);
+    }
+    case 'bpfFilter': {
+      const r = await env.filters.attach(s);
+      return r.map(() => ({ kind: 'bpfFilter', dev: s.dev, direction: s.direction, priority: s.priority, handle: s.handle }) as const);
+    }
+  }
+}
+
+export async function revert(env: Omit<ApplyEnv, 'record'>, u: Undo): Promise<Result<void, MpError>> {
+  let r: Result<void, MpError>;
+  switch (u.kind) {
+    case 'sysctl':
+      r = sysctlSet(env.ns, u.key, u.old);
+      break;
+    case 'offload':
+      r = ethtoolSet(u.ifname, u.feature, u.old);
+      break;
+    case 'route':
+      r = await env.rt.deleteRoute(u.spec);
+      break;
+    case 'rule':
+      r = await env.rt.deleteRule(u.spec);
+      break;
+    case 'neighProxy':
+      r = await env.rt.deleteNeighProxy(u.address, u.dev);
+      break;
+    case 'clsact':
+      r = await env.rt.deleteClsact(u.dev);
+      break;
+    case 'bpfFilter':
+      r = await env.filters.detach(u);
+      break;
+  }
+  // already gone (an interface that disappeared takes its routes and filters with it) is fine
+  return r.isErr() && gone(r.error) ? ok(undefined) : r;
+}
+
+/** Applies the steps in order; on failure reverts what this call changed and returns the error. */
+export async function applyPlan(env: ApplyEnv, steps: PlanStep[], log: Undo[] = []): Promise<Result<Undo[], MpError>> {
+  for (const s of steps) {
+    const r = await applyStep(env, s);
+    if (r.isErr()) {
+      await revertAll(env, log); // best effort; the step's error is what the user needs
+      return err(r.error);
+    }
+    if (r.value) {
+      log.push(r.value);
+      await env.record(log);
+    }
+  }
+  return ok(log);
+}
+
+/** Reverts an undo log newest first; keeps going past failures and reports the first one. */
+export async function revertAll(env: Omit<ApplyEnv, 'record'> & { record?: ApplyEnv['record'] }, log: Undo[]): Promise<Result<void, MpError>> {
+  let first: MpError | null = null;
+  while (log.length) {
+    const u = log.pop()!;
+    const r = await revert(env, u);
+    if (r.isErr() && !first) first = r.error;
+    await env.record?.(log);
+  }
+  return first ? err(first) : ok(undefined);
+}

@@ -1,0 +1,183 @@
+// The portal's BPF object: load build/bpf/mpctl.o once with its maps pinned under the
+// instance's bpffs directory, write the config, link and endpoint maps from the portal config,
+// and give the running loop a port to change link state. Layouts come from src/datapath/abi.ts.
+import { err, ok, type Result } from 'neverthrow';
+import type { MpError } from '../errors.js';
+import type { LinkConfig, PortalConfig, Prefix } from '../config/types.js';
+import * as abi from '../datapath/abi.js';
+import { bpfClose, bpfOpenLoad, mapFd, mapLookup, mapUpdate, type MapFd, type ObjHandle } from '../native/libmpctl.js';
+import type { Rtnl } from '../netlink/rtnl.js';
+import { ipFamily } from '../netlink/ip.js';
+import { packagePath } from '../paths.js';
+import type { LinkStatePort } from './runtime.js';
+
+export const objectPath = (): string => process.env.MPCTL_BPF_OBJ ?? packagePath('build', 'bpf', 'mpctl.o');
+
+/** Outer overhead of a link: IP + UDP (udp carrier) + the mpctl header. */
+export const overhead = (family: 4 | 6, carrier: 'udp' | 'ip'): number => (family === 4 ? 20 : 40) + (carrier === 'udp' ? 8 : 0) + abi.MP_HDR_LEN;
+
+export interface Datapath {
+  handle: ObjHandle;
+  maps: Record<'config' | 'links' | 'endpoints' | 'stats' | 'rx' | 'drops', MapFd>;
+  /** LP: the outer source address of each link id */
+  sources: Map<number, string>;
+  innerMtu: number;
+  linkStatePort(): LinkStatePort;
+  close(): void;
+}
+
+const key = (i: number): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(i, 0);
+  return b;
+};
+
+const addr = (a: string | undefined, len?: number): abi.MpAddr =>
+  a ? { family: ipFamily(a) ?? 0, prefixLen: len ?? (ipFamily(a) === 4 ? 32 : 128), addr: a } : abi.NO_ADDR;
+
+const prefixAddr = (p: Prefix | undefined): abi.MpAddr => (p ? { family: p.family, prefixLen: p.len, addr: p.address } : abi.NO_ADDR);
+
+/** Map fds of the loaded object, by role in the ABI. */
+export function portalMaps(h: ObjHandle): Result<Datapath['maps'], MpError> {
+  const names = { config: 'mp_config', links: 'mp_links', endpoints: 'mp_endpoints', stats: 'mp_link_stats', rx: 'mp_rx', drops: 'mp_drops' } as const;
+  const out: Partial<Datapath['maps']> = {};
+  for (const [k, n] of Object.entries(names)) {
+    const fd = mapFd(h, n);
+    if (fd.isErr()) return err(fd.error);
+    out[k as keyof Datapath['maps']] = fd.value;
+  }
+  return ok(out as Datapath['maps']);
+}
+
+function firstAddr(facts: Record<string, string[]>, ifname: string, family: 4 | 6): string | undefined {
+  return (facts[ifname] ?? []).map((a) => a.split('/')[0]!).find((a) => ipFamily(a) === family);
+}
+
+export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, facts: Record<string, string[]>): Promise<Result<Datapath, MpError>> {
+  const links = await rt.listLinks();
+  if (links.isErr()) return err(links.error);
+  const byName = new Map(links.value.map((l) => [l.name, l]));
+  const ifindex = (name: string): Result<number, MpError> => {
+    const l = byName.get(name);
+    return l ? ok(l.index) : err({ kind: 'NotFound', what: 'interface', message: `no interface ${name}` });
+  };
+
+  const h = bpfOpenLoad(objectPath(), pinDir);
+  if (h.isErr()) return err(h.error);
+  const fail = (e: MpError) => {
+    bpfClose(h.value);
+    return err(e);
+  };
+  const maps = portalMaps(h.value);
+  if (maps.isErr()) return fail(maps.error);
+  const write = (fd: MapFd, i: number, v: Buffer) => mapUpdate(fd, key(i), v);
+
+  const sources = new Map<number, string>();
+  let innerMtu: number;
+  if (cfg.role === 'local') {
+    let mtu = Infinity;
+    for (const l of cfg.links) {
+      const idx = ifindex(l.interface);
+      if (idx.isErr()) return fail(idx.error);
+      const src = l.source ?? firstAddr(facts, l.interface, l.family);
+      const remote = cfg.remote.find((r) => ipFamily(r) === l.family);
+      if (!src || !remote) return fail({ kind: 'ConfigInvalid', path: `link[${l.id}].source`, value: src ?? null, message: `no IPv${l.family} address on ${l.interface}` });
+      sources.set(l.id, src);
+      const linkMtu = byName.get(l.interface)?.mtu ?? 1500;
+      mtu = Math.min(mtu, linkMtu - overhead(l.family, l.carrier));
+      const w = write(maps.value.links, l.id, abi.encodeLink(linkValue(l, idx.value, src, linkMtu, cfg.port)));
+      if (w.isErr()) return fail(w.error);
+      const e = write(maps.value.endpoints, l.id, abi.encodeEndpoint({ addr: addr(remote), port: cfg.port, valid: true, updatedNs: 0n }));
+      if (e.isErr()) return fail(e.error);
+    }
+    innerMtu = mtu;
+  } else {
+    // the RP learns links from the LP's probes; the reverse direction may be either family
+    const wanMtu = byName.get(cfg.wan)?.mtu ?? 1500;
+    innerMtu = wanMtu - overhead(6, 'udp');
+  }
+  const lan = cfg.role === 'local' ? ifindex(cfg.lan) : ok(0);
+  const wan = cfg.role === 'remote' ? ifindex(cfg.wan) : ok(0);
+  if (lan.isErr()) return fail(lan.error);
+  if (wan.isErr()) return fail(wan.error);
+  const c = write(
+    maps.value.config,
+    0,
+    abi.encodeConfig({
+      role: cfg.role === 'local' ? abi.MP_ROLE_LOCAL : abi.MP_ROLE_REMOTE,
+      flags: (cfg.role === 'remote' && cfg.singleInterface ? abi.MP_CFG_SINGLE_IF : 0) | abi.MP_CFG_DEC_TTL,
+      lanIfindex: lan.value,
+      wanIfindex: wan.value,
+      port: cfg.port,
+      mssV4: innerMtu - 40,
+      mssV6: innerMtu - 60,
+      innerMtu,
+      ipProto: cfg.ipProto,
+      clientV4: prefixAddr(cfg.client.find((p) => p.family === 4)),
+      clientV6: prefixAddr(cfg.client.find((p) => p.family === 6)),
+      reservedPorts: cfg.role === 'remote' ? cfg.reservedPorts : [],
+    }),
+  );
+  if (c.isErr()) return fail(c.error);
+
+  const wanIndex = wan.value;
+  const wanAddr = (f: 4 | 6) => (cfg.role === 'remote' ? firstAddr(facts, cfg.wan, f) : undefined);
+  const dp: Datapath = {
+    handle: h.value,
+    maps: maps.value,
+    sources,
+    innerMtu,
+    linkStatePort: () => ({
+      setState: (id, s) => {
+        const cur = mapLookup(maps.value.links, key(id), abi.MP_LINK_SIZE);
+        if (cur.isErr()) return err(cur.error);
+        if (!cur.value) return err({ kind: 'Bug', message: `link ${id} missing from mp_links` });
+        const l = abi.decodeLink(cur.value);
+        if (l.ifindex === 0) return ok(undefined); // never configured (RP: not learned yet)
+        l.state = s === 'up' ? abi.MP_LINK_UP : abi.MP_LINK_DOWN;
+        return write(maps.value.links, id, abi.encodeLink(l));
+      },
+      learn: (id, from, est) => {
+        const fam = ipFamily(from.address.replace(/^::ffff:/, ''));
+        if (fam === null || id >= abi.MP_MAX_LINKS) return err({ kind: 'Bug', message: `bad probe source ${from.address}` });
+        const local = wanAddr(fam);
+        if (!local) return err({ kind: 'NotFound', what: 'address', message: `no IPv${fam} address on ${cfg.role === 'remote' ? cfg.wan : ''}` });
+        const cur = mapLookup(maps.value.links, key(id), abi.MP_LINK_SIZE);
+        if (cur.isErr()) return err(cur.error);
+        const prevState = cur.value ? abi.decodeLink(cur.value).state : abi.MP_LINK_DOWN;
+        const l = abi.encodeLink({
+          ifindex: wanIndex,
+          state: prevState === abi.MP_LINK_UNUSED ? abi.MP_LINK_UP : prevState,
+          carrier: abi.MP_CARRIER_UDP, // the RP answers over UDP on every link: it works behind NAT
+          metric: est.metric,
+          mtu: innerMtu + overhead(6, 'udp'),
+          owdUs: est.owdUs,
+          rateBps: est.rateBps,
+          local: addr(local),
+          nexthop: abi.NO_ADDR,
+          localPort: cfg.port,
+        });
+        const w = write(maps.value.links, id, l);
+        if (w.isErr()) return err(w.error);
+        return write(maps.value.endpoints, id, abi.encodeEndpoint({ addr: addr(from.address.replace(/^::ffff:/, '')), port: from.port, valid: true, updatedNs: 0n }));
+      },
+    }),
+    close: () => void bpfClose(h.value),
+  };
+  return ok(dp);
+}
+
+function linkValue(l: LinkConfig, ifindex: number, src: string, mtu: number, port: number): abi.MpLink {
+  return {
+    ifindex,
+    state: abi.MP_LINK_DOWN, // up once its first probe is answered
+    carrier: l.carrier === 'udp' ? abi.MP_CARRIER_UDP : abi.MP_CARRIER_IP,
+    metric: l.metric,
+    mtu,
+    owdUs: l.delayUs,
+    rateBps: BigInt(l.rateBps),
+    local: addr(src),
+    nexthop: addr(l.gateway),
+    localPort: port, // the LP sends from (and its control socket binds) the tunnel port
+  };
+}

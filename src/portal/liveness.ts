@@ -1,0 +1,33 @@
+// Link liveness: pure functions of "when did we last hear from this link" → up/down.
+// A link is marked down once it has been silent for `missed` probe intervals (default 3) and up
+// again as soon as a probe (or its reply) arrives. Times are in milliseconds.
+
+export interface LivenessParams {
+  intervalMs: number;
+  missed: number;
+}
+
+export const DEFAULT_LIVENESS: LivenessParams = { intervalMs: 100, missed: 3 };
+
+export type LinkLiveness = 'up' | 'down';
+
+/** State of one link at `nowMs`, given the time of the last authenticated packet (null: never). */
+export function linkLiveness(lastHeardMs: number | null, nowMs: number, p: LivenessParams = DEFAULT_LIVENESS): LinkLiveness {
+  if (lastHeardMs === null) return 'down';
+  return nowMs - lastHeardMs <= p.intervalMs * p.missed ? 'up' : 'down';
+}
+
+/** The links whose state changed between `prev` and now: what must be written to the map. */
+export function livenessChanges(
+  prev: ReadonlyMap<number, LinkLiveness>,
+  lastHeard: ReadonlyMap<number, number | null>,
+  nowMs: number,
+  p: LivenessParams = DEFAULT_LIVENESS,
+): Map<number, LinkLiveness> {
+  const out = new Map<number, LinkLiveness>();
+  for (const [id, last] of lastHeard) {
+    const s = linkLiveness(last, nowMs, p);
+    if (prev.get(id) !== s) out.set(id, s);
+  }
+  return out;
+}

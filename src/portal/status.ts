@@ -1,0 +1,123 @@
+// `mpctl status`: a read-only view of a running portal from any shell — its record, its pinned
+// maps (per-link counters, link state, drops by reason) and the loop's last published state.
+import { readFile } from 'node:fs/promises';
+import { err, ok, type Result } from 'neverthrow';
+import type { MpError } from '../errors.js';
+import * as abi from '../datapath/abi.js';
+import { closeFd, mapLookup, numPossibleCpus, objGet, type MapFd } from '../native/libmpctl.js';
+import { isAlive } from '../lab/namespaces.js';
+import type { LinkRuntimeStatus } from './runtime.js';
+import { portalDir, readPortalState } from './state.js';
+
+export interface LinkStatus {
+  id: number;
+  state: 'up' | 'down' | 'admin-down' | 'unused';
+  metric: number;
+  rateBps: number;
+  owdUs: number;
+  endpoint: string | null;
+  tx: { packets: number; bytes: number };
+  rx: { packets: number; bytes: number };
+  rttMs: number | null;
+  probesSent: number;
+  probesHeard: number;
+}
+
+export interface PortalStatus {
+  instance: string;
+  role: 'local' | 'remote';
+  pid: number;
+  running: boolean;
+  startedAt: string;
+  links: LinkStatus[];
+  drops: Record<string, number>;
+  text: string;
+}
+
+const STATE_NAMES: Record<number, LinkStatus['state']> = {
+  [abi.MP_LINK_UNUSED]: 'unused',
+  [abi.MP_LINK_UP]: 'up',
+  [abi.MP_LINK_DOWN]: 'down',
+  [abi.MP_LINK_ADMIN_DOWN]: 'admin-down',
+};
+
+const key = (i: number): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(i, 0);
+  return b;
+};
+
+export const publishFile = (instance: string): string => `${portalDir(instance)}/runtime.json`;
+
+export async function portalStatus(instance: string): Promise<Result<PortalStatus, MpError>> {
+  const st = await readPortalState(instance);
+  if (st.isErr()) return err(st.error);
+  const fds: MapFd[] = [];
+  const open = (name: string) => {
+    const r = objGet(`${st.value.pinDir}/${name}`);
+    if (r.isOk()) fds.push(r.value);
+    return r;
+  };
+  try {
+    const links = open('mp_links');
+    const eps = open('mp_endpoints');
+    const stats = open('mp_link_stats');
+    const drops = open('mp_drops');
+    const cpus = numPossibleCpus();
+    for (const r of [links, eps, stats, drops, cpus]) if (r.isErr()) return err(r.error);
+    const ncpu = cpus._unsafeUnwrap();
+    let runtime: LinkRuntimeStatus[] = [];
+    try {
+      runtime = JSON.parse(await readFile(publishFile(instance), 'utf8')) as LinkRuntimeStatus[];
+    } catch {
+      /* not published yet */
+    }
+    const out: LinkStatus[] = [];
+    for (let id = 0; id < abi.MP_MAX_LINKS; id++) {
+      const l = mapLookup(links._unsafeUnwrap(), key(id), abi.MP_LINK_SIZE);
+      if (l.isErr()) return err(l.error);
+      const link = l.value ? abi.decodeLink(l.value) : null;
+      if (!link || link.ifindex === 0) continue;
+      const e = mapLookup(eps._unsafeUnwrap(), key(id), abi.MP_ENDPOINT_SIZE);
+      const ep = e.isOk() && e.value ? abi.decodeEndpoint(e.value) : null;
+      const s = mapLookup(stats._unsafeUnwrap(), key(id), abi.percpuValueSize(abi.MP_LINK_STATS_SIZE, ncpu));
+      const c = s.isOk() && s.value ? abi.decodeLinkStats(s.value, ncpu) : null;
+      const rt = runtime.find((x) => x.id === id);
+      out.push({
+        id,
+        state: STATE_NAMES[link.state] ?? 'unused',
+        metric: link.metric,
+        rateBps: Number(link.rateBps),
+        owdUs: link.owdUs,
+        endpoint: ep?.valid ? `${ep.addr.family === 6 ? `[${ep.addr.addr}]` : ep.addr.addr}:${ep.port}` : null,
+        tx: { packets: Number(c?.txPackets ?? 0), bytes: Number(c?.txBytes ?? 0) },
+        rx: { packets: Number(c?.rxPackets ?? 0), bytes: Number(c?.rxBytes ?? 0) },
+        rttMs: rt?.rttMs ?? null,
+        probesSent: rt?.probesSent ?? 0,
+        probesHeard: rt?.probesHeard ?? 0,
+      });
+    }
+    const dropCounts: Record<string, number> = {};
+    for (let r = 1; r < abi.DROP_REASONS.length; r++) {
+      const v = mapLookup(drops._unsafeUnwrap(), key(r), abi.percpuValueSize(8, ncpu));
+      if (v.isErr()) return err(v.error);
+      let sum = 0n;
+      if (v.value) for (let cpu = 0; cpu < ncpu; cpu++) sum += v.value.readBigUInt64LE(cpu * 8);
+      dropCounts[abi.DROP_REASONS[r]!] = Number(sum);
+    }
+    const running = isAlive(st.value.pid);
+    const text = [
+      `portal ${instance} (${st.value.role}) pid ${st.value.pid}${running ? '' : ' NOT RUNNING'} since ${st.value.startedAt}`,
+      ...out.map(
+        (l) =>
+          `  link ${l.id} ${l.state.padEnd(5)} metric ${l.metric} rate ${(l.rateBps / 1e6).toFixed(1)} Mbit/s owd ${(l.owdUs / 1000).toFixed(1)} ms` +
+          `${l.rttMs === null ? '' : ` rtt ${l.rttMs.toFixed(1)} ms`}  tx ${l.tx.packets} pkts ${l.tx.bytes} B  rx ${l.rx.packets} pkts ${l.rx.bytes} B` +
+          `${l.endpoint ? `  peer ${l.endpoint}` : ''}`,
+      ),
+      `  drops: ${Object.entries(dropCounts).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}`,
+    ].join('\n');
+    return ok({ instance, role: st.value.role, pid: st.value.pid, running, startedAt: st.value.startedAt, links: out, drops: dropCounts, text });
+  } finally {
+    for (const fd of fds) closeFd(fd);
+  }
+}

@@ -1,0 +1,88 @@
+// The bond end to end, through the same `mpctl up` path a user deploys.
+//
+//   client 198.51.100.10 ── lp ═╦═ isp1 ═╦═ inet ── rp 198.51.100.2 ── srv ── server 203.0.113.2
+//                               ╚═ isp2 ═╝
+//   (client's default gateway 198.51.100.1 is answered by the LP; the RP delivers to the client)
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { labSet } from '../src/lab/lab.js';
+import { iperf, ping } from '../src/lab/measure.js';
+import { run } from '../src/lab/namespaces.js';
+import { parseScenario } from '../src/lab/scenario.js';
+import { portalInstance } from '../src/lab/bond.js';
+import { nsName } from '../src/lab/topology.js';
+import { withLab } from './helpers/lab.js';
+
+const must = <T>(r: { isOk(): boolean; _unsafeUnwrap(): T }, what: string): T => {
+  assert.ok(r.isOk(), `${what}: ${JSON.stringify((r as unknown as { error?: unknown }).error)}`);
+  return r._unsafeUnwrap();
+};
+
+const links = (n: number, rate: string, delays: string[]) =>
+  parseScenario({ links: Array.from({ length: n }, (_, i) => ({ label: `l${i + 1}`, rate, delay: delays[i % delays.length], queue: '60ms' })) }, 't')._unsafeUnwrap();
+
+async function status(lab: string, role: 'lp' | 'rp') {
+  const r = await run('ip', ['netns', 'exec', nsName(lab, role), 'bin/mpctl', 'status', '--instance', portalInstance(lab, role), '--json']);
+  return JSON.parse(must(r, 'mpctl status')) as { links: { id: number; state: string; tx: { packets: number }; rx: { packets: number } }[]; drops: Record<string, number> };
+}
+
+test('bond of 2 links: ping and TCP both ways, sum above the best link, survives a cut link', { timeout: 300_000 }, async (t) => {
+  await withLab(
+    links(2, '20mbit', ['10ms', '15ms']),
+    async (lab) => {
+      await t.test('ping client ⇄ server, IPv4 and IPv6, with the client using the RP address', async () => {
+        for (const dst of ['203.0.113.2', '2001:db8:113::2']) {
+          const p = must(await ping(lab, 'client', dst, { count: 5, intervalS: 0.05, waitS: 2 }), 'ping');
+          assert.equal(p.received, 5, `client → ${dst}`);
+        }
+        for (const dst of ['198.51.100.10', '2001:db8:100::10']) {
+          const p = must(await ping(lab, 'server', dst, { count: 5, intervalS: 0.05, waitS: 2 }), 'ping');
+          assert.equal(p.received, 5, `server → ${dst}`);
+        }
+      });
+
+      await t.test('one TCP flow gets more than the best single link, both directions', async () => {
+        const best = 20e6 * ((1500 - 52) / 1514);
+        for (const reverse of [false, true]) {
+          const r = must(
+            await iperf(lab, { server: { node: 'server', addr: '203.0.113.2' }, client: { node: 'client' }, seconds: 5, omitS: 2, reverse }),
+            'iperf3',
+          );
+          t.diagnostic(`2×20 Mbit ${reverse ? 'server → client' : 'client → server'}: ${(r.bps / 1e6).toFixed(2)} Mbit/s (${((r.bps / 40e6) * 100).toFixed(1)} % of the sum)`);
+          assert.ok(r.bps > best * 1.2, `${r.bps} not above the best link ${best}`);
+        }
+        const lp = await status(lab, 'lp');
+        assert.ok(lp.links.every((l) => l.state === 'up' && l.tx.packets > 100), 'both links carried data');
+      });
+
+      await t.test('a link cut mid-flow (invisible to the LP) is dropped within 1 s and the flow continues', async () => {
+        const flow = iperf(lab, { server: { node: 'server', addr: '203.0.113.2' }, client: { node: 'client' }, seconds: 8 });
+        await new Promise((r) => setTimeout(r, 3000));
+        must(await labSet({ name: lab, node: 'isp1', dirs: ['up', 'down'], patch: { down: true } }), 'cut isp1');
+        await new Promise((r) => setTimeout(r, 1000));
+        const lp = await status(lab, 'lp');
+        assert.equal(lp.links.find((l) => l.id === 0)?.state, 'down', 'the LP marked link 0 down within 1 s');
+        const r = must(await flow, 'iperf3 across the cut');
+        t.diagnostic(`per-second goodput across the cut: ${r.intervals.map((x) => (x / 1e6).toFixed(1)).join(' ')}`);
+        assert.ok(r.intervals.slice(-3).every((x) => x > 10e6), 'the surviving link carries the flow');
+        must(await labSet({ name: lab, node: 'isp1', dirs: ['up', 'down'], patch: { down: false } }), 'restore isp1');
+        await new Promise((r) => setTimeout(r, 1000));
+        const back = await status(lab, 'lp');
+        assert.equal(back.links.find((l) => l.id === 0)?.state, 'up', 'link 0 back up when probes return');
+      });
+    },
+    { bond: true },
+  );
+});
+
+test('bond of 4 links: one TCP flow adds up', { timeout: 180_000 }, async (t) => {
+  await withLab(
+    links(4, '10mbit', ['10ms']),
+    async (lab) => {
+      const r = must(await iperf(lab, { server: { node: 'server', addr: '203.0.113.2' }, client: { node: 'client' }, seconds: 5, omitS: 2 }), 'iperf3');
+      t.diagnostic(`4×10 Mbit: ${(r.bps / 1e6).toFixed(2)} Mbit/s (${((r.bps / 40e6) * 100).toFixed(1)} % of the sum)`);
+      assert.ok(r.bps > 10e6 * 1.5, 'more than one and a half links');
+    },
+    { bond: true },
+  );
+});

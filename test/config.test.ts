@@ -1,0 +1,221 @@
+// Portal config validation: the example configs parse to the expected typed objects, and every
+// bad value is rejected with its key path, the value, and a message that says what is wanted.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import { loadConfig, parseConfig } from '../src/config/parse.js';
+import { parseBytes, parseClientPrefix } from '../src/config/values.js';
+import type { LocalConfig, RemoteConfig } from '../src/config/types.js';
+import { describeError } from '../src/errors.js';
+
+const fixture = (name: string) => fileURLToPath(new URL(`fixtures/${name}`, import.meta.url));
+
+test('lp.toml parses to the typed config, with defaults filled in', async () => {
+  const r = await loadConfig(fixture('lp.toml'));
+  assert.ok(r.isOk(), r.isErr() ? describeError(r.error) : '');
+  const expected: LocalConfig = {
+    role: 'local',
+    instance: 'local',
+    port: 7470,
+    client: [
+      { family: 4, address: '198.51.100.10', len: 32 },
+      { family: 6, address: '2001:db8:100::10', len: 128 },
+    ],
+    ipProto: 253,
+    probeIntervalMs: 100,
+    lan: 'lan',
+    gateway: ['198.51.100.1', '2001:db8:100::1'],
+    remote: ['198.51.100.2', '2001:db8:100::2'],
+    links: [
+      { id: 0, name: 'dsl', interface: 'wan1', family: 4, gateway: '100.64.1.254', source: '100.64.1.1', carrier: 'udp', metric: 0, rateBps: 20e6, delayUs: 10_000, budgetBytes: 0 },
+      { id: 1, name: '4g', interface: 'wan2', family: 6, gateway: 'fd00:64:2::fe', carrier: 'udp', metric: 0, rateBps: 10e6, delayUs: 25_000, budgetBytes: 10e9 },
+      { id: 2, name: 'sat', interface: 'wan3', family: 4, source: '100.64.3.1', carrier: 'ip', metric: 1, rateBps: 30e6, delayUs: 300_000, budgetBytes: 0 },
+    ],
+  };
+  assert.deepEqual(r.value, expected);
+});
+
+test('rp.toml and rp-single.toml parse to the typed configs', async () => {
+  const rp = await loadConfig(fixture('rp.toml'));
+  assert.ok(rp.isOk(), rp.isErr() ? describeError(rp.error) : '');
+  assert.deepEqual(rp.value, {
+    role: 'remote',
+    instance: 'remote',
+    port: 7470,
+    client: [
+      { family: 4, address: '198.51.100.10', len: 32 },
+      { family: 6, address: '2001:db8:100::10', len: 128 },
+    ],
+    ipProto: 253,
+    probeIntervalMs: 100,
+    wan: 'wan',
+    forward: ['srv'],
+    singleInterface: false,
+    reservedPorts: [],
+  } satisfies RemoteConfig);
+  const single = await loadConfig(fixture('rp-single.toml'));
+  assert.ok(single.isOk(), single.isErr() ? describeError(single.error) : '');
+  assert.deepEqual(single.value, {
+    role: 'remote',
+    instance: 'vps',
+    port: 7471,
+    client: [{ family: 4, address: '203.0.113.7', len: 32 }],
+    ipProto: 253,
+    probeIntervalMs: 100,
+    wan: 'eth0',
+    forward: [],
+    singleInterface: true,
+    reservedPorts: [22],
+  } satisfies RemoteConfig);
+});
+
+test('a minimal LP gets every default; addresses are canonicalised', () => {
+  const r = parseConfig(
+    { role: 'local', lan: 'lan', client: '2001:DB8:100:0::10', gateway: 'FE80::1', remote: '2001:db8:100:0:0:0:0:2', link: [{ interface: 'wan1' }] },
+    'x.toml',
+  );
+  assert.ok(r.isOk(), r.isErr() ? describeError(r.error) : '');
+  assert.ok(r.value.role === 'local');
+  assert.deepEqual(r.value.client, [{ family: 6, address: '2001:db8:100::10', len: 128 }]);
+  assert.deepEqual(r.value.gateway, ['fe80::1']);
+  assert.deepEqual(r.value.remote, ['2001:db8:100::2']);
+  assert.deepEqual(r.value.links, [
+    // point-to-point with neither gateway nor source: the remote's only family
+    { id: 0, name: 'wan1', interface: 'wan1', family: 6, carrier: 'udp', metric: 0, rateBps: 100e6, delayUs: 10_000, budgetBytes: 0 },
+  ]);
+  assert.equal(r.value.instance, 'local');
+  assert.equal(r.value.port, 7470);
+});
+
+test('units: client prefixes and byte budgets', () => {
+  assert.deepEqual(parseClientPrefix('198.51.100.8/29'), { family: 4, address: '198.51.100.8', len: 29 });
+  assert.deepEqual(parseClientPrefix('198.51.100.9/29'), { error: 'has host bits set (the prefix is 198.51.100.8/29)' });
+  assert.equal(parseBytes('10GB'), 10e9);
+  assert.equal(parseBytes('500mb'), 500e6);
+  assert.equal(parseBytes('1.5TB'), 1.5e12);
+  assert.equal(parseBytes('20GiB'), 20 * 2 ** 30);
+  assert.equal(parseBytes(0), 0);
+  assert.equal(parseBytes('0'), 0);
+  assert.equal(parseBytes(1000), undefined);
+  assert.equal(parseBytes('lots'), undefined);
+});
+
+test('loadConfig: a missing file is NotFound, bad TOML names the file', async () => {
+  const missing = await loadConfig('/nonexistent/mpctl.toml');
+  assert.ok(missing.isErr() && missing.error.kind === 'NotFound');
+  const bad = await loadConfig(fixture('../config.test.ts'));
+  assert.ok(bad.isErr() && bad.error.kind === 'ConfigInvalid');
+  assert.match(describeError(bad.error), /config\.test\.ts: not valid TOML/);
+});
+
+// ---- bad configs --------------------------------------------------------------------------------
+
+const LP = {
+  role: 'local',
+  lan: 'lan',
+  client: ['198.51.100.10/32', '2001:db8:100::10/128'],
+  gateway: ['198.51.100.1', '2001:db8:100::1'],
+  remote: '198.51.100.2',
+  link: [
+    { name: 'dsl', interface: 'wan1', gateway: '100.64.1.254' },
+    { name: '4g', interface: 'wan2', gateway: '100.64.2.254' },
+  ],
+};
+const RP = { role: 'remote', wan: 'wan', client: ['198.51.100.10/32', '2001:db8:100::10/128'] };
+
+const lp = (patch: Record<string, unknown>) => ({ ...LP, ...patch });
+const rp = (patch: Record<string, unknown>) => ({ ...RP, ...patch });
+/** LP with link[i] patched (`undefined` removes a key) */
+const lpLink = (i: number, patch: Record<string, unknown>) => ({
+  ...LP,
+  link: LP.link.map((l, j) => (j === i ? Object.fromEntries(Object.entries({ ...l, ...patch }).filter(([, v]) => v !== undefined)) : l)),
+});
+const many = (n: number) => Array.from({ length: n }, (_, i) => ({ interface: `wan${i + 1}`, gateway: `100.64.${i + 1}.254` }));
+
+const BAD: [string, unknown, string, RegExp][] = [
+  ['not a table', 'role = "local"', 'lp.toml', /a portal config must be a table/],
+  ['no role', {}, 'role', /must be "local" \(LP\) or "remote" \(RP\)/],
+  ['unknown role', lp({ role: 'middle' }), 'role', /must be "local"/],
+  ['an RP key on an LP', lp({ wan: 'eth0' }), 'wan', /is a Remote Portal key, not valid with role = "local"/],
+  ['an LP key on an RP', rp({ link: [] }), 'link', /is a Local Portal key/],
+  ['an unknown key', lp({ private_key: 'x' }), 'private_key', /unknown key \(expected one of: role, instance/],
+  ['an instance with capitals', lp({ instance: 'Home' }), 'instance', /lower-case letters/],
+  ['an instance of 17 characters', lp({ instance: 'a'.repeat(17) }), 'instance', /1-16/],
+  ['port 0', lp({ port: 0 }), 'port', /integer from 1 to 65535/],
+  ['port 70000', rp({ port: 70000 }), 'port', /integer from 1 to 65535/],
+  ['port as a string', lp({ port: '7470' }), 'port', /integer from 1 to 65535/],
+  ['ip_proto 300', lp({ ip_proto: 300 }), 'ip_proto', /integer from 1 to 255/],
+  ['ip_proto of UDP', lp({ ip_proto: 17 }), 'ip_proto', /is UDP; the ip carrier needs a protocol of its own/],
+  ['probe_interval too short', lp({ probe_interval: '5ms' }), 'probe_interval', /from 20ms to 1s/],
+  ['probe_interval as a bare number', lp({ probe_interval: 100 }), 'probe_interval', /milliseconds from 20ms to 1s/],
+  ['no client', lp({ client: undefined }), 'client', /is required: the address\(es\) the client uses/],
+  ['client with host bits', rp({ client: '198.51.100.10/24' }), 'client', /host bits set \(the prefix is 198\.51\.100\.0\/24\)/],
+  ['client not an address', rp({ client: ['10.0.0.300'] }), 'client[0]', /not an IPv4 or IPv6 prefix/],
+  ['client default route', rp({ client: '0.0.0.0/0' }), 'client', /default route/],
+  ['two IPv4 clients', rp({ client: ['198.51.100.10/32', '198.51.100.11/32'] }), 'client[1]', /second IPv4 value \(at most one per family\)/],
+  ['three clients', rp({ client: ['198.51.100.10', '2001:db8::1', '198.51.100.11'] }), 'client', /at most one IPv4 and one IPv6/],
+  ['no lan', lp({ lan: undefined }), 'lan', /is required: an interface name/],
+  ['lan with a space', lp({ lan: 'lan 0' }), 'lan', /not an interface name/],
+  ['lan of 16 characters', lp({ lan: 'a'.repeat(16) }), 'lan', /1-15 characters/],
+  ['no gateway', lp({ gateway: undefined }), 'gateway', /is required/],
+  ['no IPv6 gateway for an IPv6 client', lp({ gateway: '198.51.100.1' }), 'gateway', /needs an IPv6 address: the client has 2001:db8:100::10\/128/],
+  ['a gateway of a family the client lacks', lp({ client: '198.51.100.10/32', gateway: ['198.51.100.1', 'fe80::1'] }), 'gateway[1]', /is IPv6 but client has no IPv6 prefix/],
+  ['the gateway is the client', lp({ gateway: ['198.51.100.10', '2001:db8:100::1'] }), 'gateway[0]', /is the client address itself/],
+  ['a gateway with a zone id', lp({ gateway: ['198.51.100.1', 'fe80::1%lan'] }), 'gateway[1]', /not an IPv4 or IPv6 address/],
+  ['no remote', lp({ remote: undefined }), 'remote', /is required: the RP's public address/],
+  ['remote inside the client prefix', lp({ remote: '198.51.100.10' }), 'remote', /inside the client prefix 198\.51\.100\.10\/32/],
+  ['a link-local remote', lp({ remote: ['198.51.100.2', 'fe80::2'] }), 'remote[1]', /reachable across the Internet/],
+  ['no links', lp({ link: undefined }), 'link', /at least one \[\[link\]\] table is required/],
+  ['an empty link array', lp({ link: [] }), 'link', /1 to 16 \[\[link\]\] tables/],
+  ['17 links', lp({ link: many(17) }), 'link', /1 to 16/],
+  ['a link that is not a table', lp({ link: ['wan1'] }), 'link[0]', /must be a table/],
+  ['an unknown link key', lpLink(0, { mtu: 1400 }), 'link[0].mtu', /unknown key \(expected one of: name, interface/],
+  ['a link without interface', lpLink(1, { interface: undefined }), 'link[1].interface', /is required/],
+  ['a link on lan', lpLink(1, { interface: 'lan' }), 'link[1].interface', /is the lan interface/],
+  ['two links on one interface', lpLink(1, { interface: 'wan1' }), 'link[1].interface', /already used by link\[0\] \("dsl"\)/],
+  ['two links with one name', lpLink(1, { name: 'dsl' }), 'link[1].name', /already the name of link\[0\]/],
+  ['a link name with a space', lpLink(0, { name: 'my dsl' }), 'link[0].name', /1-16 letters/],
+  ['a gateway of a family the remote lacks', lpLink(1, { gateway: 'fd00:64:2::fe' }), 'link[1].gateway', /is IPv6 but remote has no IPv6 address/],
+  ['a multicast gateway', lpLink(0, { gateway: '224.0.0.1' }), 'link[0].gateway', /not a unicast address/],
+  ['source and gateway of different families', lpLink(0, { source: 'fd00:64:1::1' }), 'link[0].source', /is IPv6 but gateway is IPv4/],
+  ['a link-local source', lpLink(0, { source: '169.254.0.1' }), 'link[0].source', /not link-local/],
+  ['two links with one source', { ...LP, link: [{ interface: 'wan1', source: '100.64.1.1' }, { interface: 'wan2', source: '100.64.1.1' }] }, 'link[1].source', /already the source of link\[0\]/],
+  ['a family-less link with a dual-stack remote', lp({ remote: ['198.51.100.2', '2001:db8:100::2'], link: [{ interface: 'ppp0' }] }), 'link[0].source', /is required on a link without gateway when remote has both/],
+  ['carrier tcp', lpLink(0, { carrier: 'tcp' }), 'link[0].carrier', /must be "udp" or "ip"/],
+  ['metric 256', lpLink(1, { metric: 256 }), 'link[1].metric', /integer from 0 to 255/],
+  ['a rate that is not one', lpLink(0, { rate: 'fast' }), 'link[0].rate', /not a rate between 8kbit and 100gbit/],
+  ['rate "none"', lpLink(0, { rate: 'none' }), 'link[0].rate', /not a rate/],
+  ['a delay without unit', lpLink(0, { delay: '10' }), 'link[0].delay', /not a duration up to 10s/],
+  ['a budget in furlongs', lpLink(0, { budget: '10 furlongs' }), 'link[0].budget', /not a byte count \(e\.g\. "10GB"/],
+  ['a budget as a bare number', lpLink(0, { budget: 5 }), 'link[0].budget', /not a byte count/],
+  ['no wan', rp({ wan: undefined }), 'wan', /is required: an interface name/],
+  ['forward is a string', rp({ forward: 'srv' }), 'forward', /array of interface names/],
+  ['forward lists wan', rp({ forward: ['srv', 'wan'] }), 'forward[1]', /is the wan interface/],
+  ['forward lists one twice', rp({ forward: ['srv', 'srv'] }), 'forward[1]', /listed twice/],
+  ['single_interface "yes"', rp({ single_interface: 'yes' }), 'single_interface', /true or false/],
+  ['a prefix on a single-interface RP', rp({ single_interface: true, client: ['198.51.100.10/32', '2001:db8:100::/64'] }), 'client[1]', /single address on a single-interface RP/],
+  ['reserved ports without single_interface', rp({ reserved_ports: [22] }), 'reserved_ports', /set single_interface = true/],
+  ['the tunnel port reserved', rp({ single_interface: true, client: '198.51.100.2', reserved_ports: [22, 7470] }), 'reserved_ports[1]', /is the tunnel port/],
+  ['port 0 reserved', rp({ single_interface: true, client: '198.51.100.2', reserved_ports: [0] }), 'reserved_ports[0]', /integer from 1 to 65535/],
+  ['nine reserved ports', rp({ single_interface: true, client: '198.51.100.2', reserved_ports: [1, 2, 3, 4, 5, 6, 7, 8, 9] }), 'reserved_ports', /at most 8 ports/],
+];
+
+const clean = (o: unknown) => JSON.parse(JSON.stringify(o)) as unknown; // drops keys set to undefined
+
+for (const [name, raw, path, msg] of BAD) {
+  test(`config rejects ${name} at ${path}`, () => {
+    const r = parseConfig(clean(raw), 'lp.toml');
+    assert.ok(r.isErr(), `accepted: ${JSON.stringify(raw)}`);
+    assert.equal(r.error.kind, 'ConfigInvalid');
+    assert.ok(r.error.kind === 'ConfigInvalid');
+    assert.equal(r.error.path, path, describeError(r.error));
+    assert.match(r.error.message, msg);
+    // the CLI's line names the key first and quotes the value last
+    assert.ok(describeError(r.error).startsWith(`${path}: `));
+    assert.ok(describeError(r.error).endsWith(`(got ${JSON.stringify(r.error.value)})`));
+  });
+}
+
+test('the bad-config table is broad', () => {
+  assert.ok(BAD.length >= 25);
+});

@@ -1,0 +1,29 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { linkLiveness, livenessChanges } from '../src/portal/liveness.js';
+
+const p = { intervalMs: 100, missed: 3 };
+
+test('a link is up while heard within 3 probe intervals, down after', () => {
+  assert.equal(linkLiveness(null, 1000, p), 'down');
+  assert.equal(linkLiveness(1000, 1000, p), 'up');
+  assert.equal(linkLiveness(1000, 1300, p), 'up');
+  assert.equal(linkLiveness(1000, 1301, p), 'down');
+});
+
+test('only changes are reported, so the map is written once per transition', () => {
+  const heard = new Map<number, number | null>([
+    [0, 1000],
+    [1, 600],
+    [2, null],
+  ]);
+  const prev = new Map([
+    [0, 'up' as const],
+    [1, 'up' as const],
+  ]);
+  assert.deepEqual([...livenessChanges(prev, heard, 1050, p)], [
+    [1, 'down'],
+    [2, 'down'],
+  ]);
+  assert.deepEqual([...livenessChanges(new Map([[0, 'up' as const], [1, 'down' as const], [2, 'down' as const]]), heard, 1050, p)], []);
+});

@@ -1,0 +1,67 @@
+// `mpctl down` returns a namespace to exactly its prior state, and `up` twice is a no-op.
+//
+//   client ── lp ══ isp1, isp2 ══ inet ── rp ── server     (bare lab; the test runs the portals)
+//
+// Snapshot per portal namespace: ip rule, ip route show table all, ip -d link, tc qdisc/filter
+// of every interface, neighbour proxies, the sysctls mpctl touches, and the pinned objects.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { startBond, stopBond, portalInstance } from '../src/lab/bond.js';
+import { mpctlPath } from '../src/lab/lab.js';
+import { run } from '../src/lab/namespaces.js';
+import { uniformScenario } from '../src/lab/scenario.js';
+import { readState } from '../src/lab/state.js';
+import { nsName } from '../src/lab/topology.js';
+import { pinDir } from '../src/plan/pins.js';
+import { withLab } from './helpers/lab.js';
+
+async function sh(ns: string, ...args: string[]): Promise<string> {
+  const r = await run('ip', ['netns', 'exec', ns, ...args]);
+  return r.isOk() ? r.value : `ERR ${JSON.stringify(r.error)}`;
+}
+
+async function snapshot(ns: string): Promise<string> {
+  const out: string[] = [];
+  for (const fam of ['-4', '-6']) {
+    out.push(await sh(ns, 'ip', fam, 'rule'));
+    out.push(await sh(ns, 'ip', fam, 'route', 'show', 'table', 'all'));
+    out.push(await sh(ns, 'ip', fam, 'neigh', 'show', 'proxy'));
+  }
+  // link details without counters/neighbour caches that change with traffic
+  out.push((await sh(ns, 'ip', '-d', 'link')).replace(/\s+(link\/ether|alias).*$/gm, ''));
+  const ifaces = (await sh(ns, 'ls', '/sys/class/net')).split('\n').filter(Boolean);
+  for (const i of ifaces) {
+    out.push(`${i}: ${await sh(ns, 'tc', 'qdisc', 'show', 'dev', i)}`);
+    for (const dir of ['ingress', 'egress']) out.push(`${i} ${dir}: ${await sh(ns, 'tc', 'filter', 'show', 'dev', i, dir)}`);
+    out.push(`${i} offloads: ${(await sh(ns, 'ethtool', '-k', i)).split('\n').filter((l) => /generic-receive|segmentation-offload:/.test(l)).join(',')}`);
+  }
+  out.push(await sh(ns, 'sh', '-c', 'sysctl -a 2>/dev/null | grep -E "forwarding|proxy_ndp|proxy_delay|proxy_arp|accept_ra|rp_filter" | sort'));
+  return out.join('\n');
+}
+
+test('down restores every portal namespace exactly; up twice is a no-op', { timeout: 120_000 }, async () => {
+  await withLab(uniformScenario(2)._unsafeUnwrap(), async (lab) => {
+    const st = (await readState(lab))._unsafeUnwrap();
+    const before = { lp: await snapshot(nsName(lab, 'lp')), rp: await snapshot(nsName(lab, 'rp')) };
+    const up = await startBond(lab, st.links, { singleInterface: false }, mpctlPath());
+    assert.ok(up.isOk(), JSON.stringify(up.isErr() && up.error));
+    const during = await snapshot(nsName(lab, 'lp'));
+    assert.notEqual(during, before.lp, 'up changed the LP namespace');
+    assert.match(during, /lookup 201/, 'policy rule for link 0');
+    assert.ok(existsSync(pinDir(portalInstance(lab, 'lp'))), 'maps pinned');
+
+    // a second `up` of the same instance changes nothing and exits 0
+    const again = await run('ip', ['netns', 'exec', nsName(lab, 'lp'), mpctlPath(), 'up', 'local', '--config', `/run/mpctl/lab/${lab}/lp.toml`, '--no-tui'], 20_000);
+    assert.ok(again.isOk() && /already up/.test(again.value), 'second up is a no-op');
+    assert.equal(await snapshot(nsName(lab, 'lp')), during);
+
+    await stopBond(lab, mpctlPath());
+    assert.equal(await snapshot(nsName(lab, 'lp')), before.lp, 'LP namespace restored');
+    assert.equal(await snapshot(nsName(lab, 'rp')), before.rp, 'RP namespace restored');
+    for (const role of ['lp', 'rp'] as const) assert.equal(existsSync(pinDir(portalInstance(lab, role))), false, `${role} pins removed`);
+    // down again: nothing to do, still exit 0
+    const d = await run('ip', ['netns', 'exec', nsName(lab, 'lp'), mpctlPath(), 'down', '--instance', portalInstance(lab, 'lp')]);
+    assert.ok(d.isOk() && /not up/.test(d.value));
+  });
+});

@@ -8,7 +8,7 @@
 //   rp           wan (tunnel in, client out) + srv (the server side) as a forward interface
 //
 // Single-interface mode gives the client the RP's own address 198.51.100.2 instead.
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
 import { openRtnl } from '../netlink/rtnl.js';
@@ -123,6 +123,15 @@ export async function startBond(lab: string, links: LinkSettings[], o: BondOptio
     if (pid.isErr()) return err(pid.error);
     const ready = await waitForLog(log, 'portal up', pid.value, 10_000);
     if (ready.isErr()) return err(ready.error);
+  }
+  // the LP uses a link once its first probe is answered: wait for that (a link that starts cut
+  // never answers, so this is bounded and not an error)
+  const until = Date.now() + 3000;
+  while (Date.now() < until) {
+    const text = await readFile(`${dir}/lp.log`, 'utf8').catch(() => '');
+    const upLinks = new Set([...text.matchAll(/link (\d+) up/g)].map((m) => m[1]));
+    if (upLinks.size >= links.filter((l) => !l.up.down && !l.down.down).length) break;
+    await new Promise((r) => setTimeout(r, 20));
   }
   return ok(undefined);
 }

@@ -55,6 +55,15 @@ test('bond of 2 links: ping and TCP both ways, sum above the best link, survives
         assert.ok(lp.links.every((l) => l.state === 'up' && l.tx.packets > 100), 'both links carried data');
       });
 
+      await t.test('UDP at 75 % of the sum: under 1 % loss', async () => {
+        const r = must(
+          await iperf(lab, { server: { node: 'server', addr: '203.0.113.2' }, client: { node: 'client' }, seconds: 4, udpBps: 30e6 }),
+          'iperf3 -u',
+        );
+        t.diagnostic(`UDP 30 Mbit/s over 2×20: ${(r.bps / 1e6).toFixed(2)} Mbit/s, loss ${r.lostPercent?.toFixed(3)} %, jitter ${r.jitterMs?.toFixed(3)} ms`);
+        assert.ok((r.lostPercent ?? 100) < 1, `loss ${r.lostPercent}`);
+      });
+
       await t.test('a link cut mid-flow (invisible to the LP) is dropped within 1 s and the flow continues', async () => {
         const flow = iperf(lab, { server: { node: 'server', addr: '203.0.113.2' }, client: { node: 'client' }, seconds: 8 });
         await new Promise((r) => setTimeout(r, 3000));
@@ -75,14 +84,41 @@ test('bond of 2 links: ping and TCP both ways, sum above the best link, survives
   );
 });
 
-test('bond of 4 links: one TCP flow adds up', { timeout: 180_000 }, async (t) => {
+test('bond of 4 links: one TCP flow adds up, both directions', { timeout: 180_000 }, async (t) => {
   await withLab(
     links(4, '10mbit', ['10ms']),
     async (lab) => {
-      const r = must(await iperf(lab, { server: { node: 'server', addr: '203.0.113.2' }, client: { node: 'client' }, seconds: 5, omitS: 2 }), 'iperf3');
-      t.diagnostic(`4×10 Mbit: ${(r.bps / 1e6).toFixed(2)} Mbit/s (${((r.bps / 40e6) * 100).toFixed(1)} % of the sum)`);
-      assert.ok(r.bps > 10e6 * 1.5, 'more than one and a half links');
+      for (const reverse of [false, true]) {
+        const r = must(await iperf(lab, { server: { node: 'server', addr: '203.0.113.2' }, client: { node: 'client' }, seconds: 5, omitS: 2, reverse }), 'iperf3');
+        t.diagnostic(`4×10 Mbit ${reverse ? 'server → client' : 'client → server'}: ${(r.bps / 1e6).toFixed(2)} Mbit/s (${((r.bps / 40e6) * 100).toFixed(1)} % of the sum)`);
+        assert.ok(r.bps > 10e6 * 2.5, 'more than two and a half links');
+      }
     },
     { bond: true },
+  );
+});
+
+test('single-interface RP: the client shares the RP address; tunnel and reserved ports stay local', { timeout: 180_000 }, async () => {
+  await withLab(
+    links(2, '50mbit', ['5ms']),
+    async (lab) => {
+      // the client now answers as 198.51.100.2 (the RP's own address)
+      for (const dst of ['203.0.113.2', '2001:db8:113::2']) {
+        const p = must(await ping(lab, 'client', dst, { count: 3, intervalS: 0.05, waitS: 2 }), 'ping');
+        assert.equal(p.received, 3, `client → ${dst}`);
+      }
+      // from the Internet side (inet), a port that is not reserved reaches the client …
+      const toClient = must(
+        await iperf(lab, { server: { node: 'client', addr: '198.51.100.2' }, client: { node: 'inet' }, seconds: 2, port: 5999 }),
+        'iperf3 inet → client via the RP address',
+      );
+      assert.ok(toClient.bps > 10e6, 'traffic to a non-reserved port is tunnelled to the client');
+      // … while the reserved port 22 is served by the RP itself
+      const toRp = must(await iperf(lab, { server: { node: 'rp', addr: '198.51.100.2' }, client: { node: 'inet' }, seconds: 1, port: 22 }), 'iperf3 inet → rp:22');
+      assert.ok(toRp.bps > 10e6, 'the reserved port stays local');
+      const rp = await status(lab, 'rp');
+      assert.ok(rp.links.every((l) => l.state === 'up'), 'probes on the tunnel port still reach the RP');
+    },
+    { bond: true, singleInterface: true },
   );
 });

@@ -163,7 +163,7 @@ const BAD: [string, unknown, string, RegExp][] = [
   ['the gateway is the client', lp({ gateway: ['198.51.100.10', '2001:db8:100::1'] }), 'gateway[0]', /is the client address itself/],
   ['a gateway with a zone id', lp({ gateway: ['198.51.100.1', 'fe80::1%lan'] }), 'gateway[1]', /not an IPv4 or IPv6 address/],
   ['no remote', lp({ remote: undefined }), 'remote', /is required: the RP's public address/],
-  ['remote inside the client prefix', lp({ remote: '198.51.100.10' }), 'remote', /inside the client prefix 198\.51\.100\.10\/32/],
+  ['remote inside the client prefix', lp({ remote: ['198.51.100.10', '2001:db8:100::2'], client: ['198.51.100.0/28', '2001:db8:100::10/128'] }), 'remote[0]', /inside the client prefix 198\.51\.100\.0\/28/],
   ['a link-local remote', lp({ remote: ['198.51.100.2', 'fe80::2'] }), 'remote[1]', /reachable across the Internet/],
   ['no links', lp({ link: undefined }), 'link', /at least one \[\[link\]\] table is required/],
   ['an empty link array', lp({ link: [] }), 'link', /1 to 16 \[\[link\]\] tables/],

@@ -114,7 +114,9 @@ function localConfig(raw: Table, common: Common): R<LocalConfig> {
       const at = remote.length === 1 && typeof raw.remote === 'string' ? 'remote' : `remote[${i}]`;
       if (!isUnicast(r.address) || isLinkLocal(r.address))
         return bad(at, r.address, 'must be a unicast address reachable across the Internet');
-      const inside = common.client.find((p) => prefixContains(p, r.address));
+      // a single-interface RP shares its one address with the client (client = remote, /32 or
+      // /128); a remote strictly inside a larger client prefix would route the tunnel into itself
+      const inside = common.client.find((p) => prefixContains(p, r.address) && !(p.len === (p.family === 4 ? 32 : 128)));
       if (inside) return bad(at, r.address, `is inside the client prefix ${inside.address}/${inside.len}`);
     }
     const links = yield* linkTables(raw.link, lan, remote.map((r) => r.family));

@@ -4,7 +4,10 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
-import { labDown, labUp } from './lab.js';
+import { startBond, stopBond } from './bond.js';
+import { labDown, labUp, mpctlPath } from './lab.js';
+import { parseRate } from './params.js';
+import { readState } from './state.js';
 import { iperf, linkAddrs, type IperfResult } from './measure.js';
 import { parseScenario, type Scenario } from './scenario.js';
 
@@ -93,8 +96,104 @@ async function emulatorBench(runs: number): Promise<Result<BenchFigure[], MpErro
   return ok(figures);
 }
 
+/** client → server (or reverse) through whatever the lab currently routes: bare or bonded. */
+async function clientServer(lab: string, streams: number, reverse: boolean, seconds = 5): Promise<Result<number, MpError>> {
+  return (await iperf(lab, { server: { node: 'server', addr: '203.0.113.2' }, client: { node: 'client' }, seconds, omitS: 2, streams, reverse })).map(
+    (r) => r.bps / 1e6,
+  );
+}
+
+async function repeat(runs: number, f: () => Promise<Result<number, MpError>>): Promise<Result<number[], MpError>> {
+  const xs: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const v = await f();
+    if (v.isErr()) return err(v.error);
+    xs.push(v.value);
+  }
+  return ok(xs);
+}
+
+/**
+ * The data path's cost and the bond's sum, side by side in one run:
+ *  - one unshaped link: plain routing (bare lab) vs the same path through both portals,
+ *    1 and 4 TCP flows, both directions (wire-size packets on both: the lab turns TSO/GSO/GRO off);
+ *  - shaped links (2×20 Mbit, 20+5 Mbit, 10 ms): one TCP flow as % of the sum of the rates.
+ */
+async function datapathBench(runs: number): Promise<Result<BenchFigure[], MpError>> {
+  const figures: BenchFigure[] = [];
+  const one = parseScenario({ links: [{ label: 'veth' }] }, 'bench')._unsafeUnwrap();
+  const r = await inLab('benchdp', one, async (lab) => {
+    const out: BenchFigure[] = [];
+    const cases = [
+      [1, false],
+      [1, true],
+      [4, false],
+      [4, true],
+    ] as const;
+    const plain = new Map<string, number>();
+    for (const mode of ['plain', 'bond'] as const) {
+      if (mode === 'bond') {
+        const st = await readState(lab);
+        if (st.isErr()) return err(st.error);
+        const b = await startBond(lab, st.value.links, { singleInterface: false }, mpctlPath());
+        if (b.isErr()) return err(b.error);
+      }
+      for (const [streams, reverse] of cases) {
+        const xs = await repeat(runs, () => clientServer(lab, streams, reverse));
+        if (xs.isErr()) return err(xs.error);
+        const k = `${streams} flow${streams > 1 ? 's' : ''} ${reverse ? 'server → client' : 'client → server'}`;
+        const m = median(xs.value);
+        if (mode === 'plain') plain.set(k, m);
+        out.push({
+          name: `${mode === 'plain' ? 'plain routing' : 'through the bond'}, 1 unshaped link, ${k}`,
+          unit: 'Mbit/s',
+          runs: xs.value,
+          median: m,
+          ...(mode === 'bond' ? { note: `ratio to plain routing: ${(m / plain.get(k)!).toFixed(3)} (target ≥ 0.7 before authentication)` } : {}),
+        });
+      }
+    }
+    await stopBond(lab, mpctlPath());
+    return ok(out);
+  });
+  if (r.isErr()) return err(r.error);
+  figures.push(...r.value);
+  for (const [label, rates] of [
+    ['2×20 Mbit', ['20mbit', '20mbit']],
+    ['20+5 Mbit', ['20mbit', '5mbit']],
+  ] as const) {
+    const sc = parseScenario({ links: rates.map((rate) => ({ rate, delay: '10ms', queue: '60ms' })) }, 'bench')._unsafeUnwrap();
+    const sum = rates.map((x) => parseRate(x) as number).reduce((a, b) => a + b, 0);
+    const s = await inLab('benchsh', sc, async (lab) => {
+      const st = await readState(lab);
+      if (st.isErr()) return err(st.error);
+      const b = await startBond(lab, st.value.links, { singleInterface: false }, mpctlPath());
+      if (b.isErr()) return err(b.error);
+      const out: BenchFigure[] = [];
+      for (const reverse of [false, true]) {
+        const xs = await repeat(runs, () => clientServer(lab, 1, reverse, 8));
+        if (xs.isErr()) return err(xs.error);
+        const pct = xs.value.map((x) => (x * 1e6 * 100) / sum);
+        out.push({
+          name: `${label}, 10 ms, 1 TCP flow ${reverse ? 'server → client' : 'client → server'}`,
+          unit: '% of sum',
+          runs: pct,
+          median: median(pct),
+          note: `static rates from the config (no congestion control yet); ceiling with 52 B of outer headers ≈ ${(((1500 - 52 - 52) / 1514) * 100).toFixed(1)} %`,
+        });
+      }
+      await stopBond(lab, mpctlPath());
+      return ok(out);
+    });
+    if (s.isErr()) return err(s.error);
+    figures.push(...s.value);
+  }
+  return ok(figures);
+}
+
 export const BENCHES: Record<string, (runs: number) => Promise<Result<BenchFigure[], MpError>>> = {
   emulator: emulatorBench,
+  datapath: datapathBench,
 };
 
 export async function runBench(name: string, runs: number, outDir: string): Promise<Result<{ file: string; report: BenchReport }, MpError>> {

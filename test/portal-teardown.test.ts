@@ -65,3 +65,36 @@ test('down restores every portal namespace exactly; up twice is a no-op', { time
     assert.ok(d.isOk() && /not up/.test(d.value));
   });
 });
+
+test('a failed up rolls back what it changed', { timeout: 120_000 }, async () => {
+  await withLab(uniformScenario(2)._unsafeUnwrap(), async (lab) => {
+    const ns = nsName(lab, 'lp');
+    const before = await snapshot(ns);
+    // link 2's gateway is not on its subnet: the kernel refuses that route midway through apply,
+    // after sysctls, offloads, routes and rules of the plan were already in place
+    const cfg = `/run/mpctl/lab/${lab}/broken-lp.toml`;
+    const text = [
+      'role = "local"',
+      `instance = "${lab.slice(0, 12)}-bad"`,
+      'lan = "lan"',
+      'client = ["198.51.100.10/32"]',
+      'gateway = ["198.51.100.1"]',
+      'remote = ["198.51.100.2"]',
+      '[[link]]',
+      'interface = "wan1"',
+      'gateway = "100.64.1.254"',
+      'source = "100.64.1.1"',
+      '[[link]]',
+      'interface = "wan2"',
+      'gateway = "100.99.2.254"',
+      'source = "100.64.2.1"',
+      '',
+    ].join('\n');
+    await (await import('node:fs/promises')).writeFile(cfg, text);
+    const up = await run('ip', ['netns', 'exec', ns, mpctlPath(), 'up', 'local', '--config', cfg, '--no-tui'], 30_000);
+    assert.ok(up.isErr(), 'up fails');
+    assert.match(JSON.stringify(up.error), /route|ENETUNREACH|EINVAL/);
+    assert.equal(await snapshot(ns), before, 'nothing of the failed up is left');
+    assert.equal(existsSync(pinDir(`${lab.slice(0, 12)}-bad`)), false, 'no pins left');
+  });
+});

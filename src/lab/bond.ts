@@ -28,6 +28,8 @@ export const BOND = {
 
 export interface BondOptions {
   singleInterface: boolean;
+  /** carry every second link (isp2, isp4, …) over IPv6 instead of IPv4: mixed underlays */
+  ipv6Underlay?: boolean;
 }
 
 export const portalInstance = (lab: string, role: 'lp' | 'rp'): string => `${lab.slice(0, 12)}-${role}`;
@@ -50,6 +52,7 @@ export function lpConfig(lab: string, links: LinkSettings[], o: BondOptions): st
   ];
   links.forEach((l, i) => {
     const k = i + 1;
+    const v6 = o.ipv6Underlay === true && k % 2 === 0;
     // static estimates from the emulated settings (the congestion controller replaces them)
     const rate = Math.min(l.up.rateBps ?? 1e9, l.down.rateBps ?? 1e9);
     lines.push(
@@ -57,8 +60,8 @@ export function lpConfig(lab: string, links: LinkSettings[], o: BondOptions): st
       '[[link]]',
       `name = "${l.label}"`,
       `interface = "wan${k}"`,
-      `gateway = "100.64.${k}.254"`,
-      `source = "100.64.${k}.1"`,
+      v6 ? `gateway = "fd00:64:${k.toString(16)}::fe"` : `gateway = "100.64.${k}.254"`,
+      v6 ? `source = "fd00:64:${k.toString(16)}::1"` : `source = "100.64.${k}.1"`,
       `rate = "${formatRate(rate)}"`,
       `delay = "${formatDuration(Math.max(l.up.delayUs, 100))}"`,
     );

@@ -125,6 +125,8 @@ export interface UpOptions {
   bond?: boolean;
   /** the RP shares its own address with the client */
   singleInterface?: boolean;
+  /** every second link over IPv6 (mixed underlays) */
+  ipv6Underlay?: boolean;
 }
 
 export async function labUp(o: UpOptions): Promise<Result<LabState, MpError>> {
@@ -151,7 +153,7 @@ export async function labUp(o: UpOptions): Promise<Result<LabState, MpError>> {
     return err(built.error);
   }
   if (state.bond) {
-    const b = await startBond(o.name, state.links, { singleInterface: state.singleInterface }, mpctlPath());
+    const b = await startBond(o.name, state.links, { singleInterface: state.singleInterface, ipv6Underlay: o.ipv6Underlay ?? false }, mpctlPath());
     if (b.isErr()) {
       await labDown(o.name);
       return err(b.error);

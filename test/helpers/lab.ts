@@ -25,13 +25,14 @@ export interface LabOptions {
   /** run both portals (default false: the bare lab) */
   bond?: boolean;
   singleInterface?: boolean;
+  ipv6Underlay?: boolean;
 }
 
 export async function withLab<T>(scenario: Scenario, fn: (name: string) => Promise<T>, o: LabOptions = {}): Promise<T> {
   await reapStaleTestLabs();
   const name = uniqueLabName();
   try {
-    const up = await labUp({ name, scenario, bond: o.bond ?? false, singleInterface: o.singleInterface ?? false });
+    const up = await labUp({ name, scenario, bond: o.bond ?? false, singleInterface: o.singleInterface ?? false, ipv6Underlay: o.ipv6Underlay ?? false });
     if (up.isErr()) throw new Error(`lab up failed: ${JSON.stringify(up.error)}`);
     return await fn(name);
   } finally {

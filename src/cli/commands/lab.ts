@@ -31,12 +31,13 @@ const up: CommandModule = {
       .option('links', { type: 'number', describe: 'N identical unshaped links instead of the default scenario' })
       .option('bond', { type: 'boolean', default: true, describe: 'start both portals (--no-bond: the bare lab, client traffic over link 1)' })
       .option('single-interface', { type: 'boolean', default: false, describe: 'the RP shares its own address with the client' })
+      .option('ipv6-underlay', { type: 'boolean', default: false, describe: 'carry every second link over IPv6 (mixed underlays)' })
       .option('json', { type: 'boolean', default: false, describe: 'print the status as JSON' }),
   handler: (a) =>
     run(async () => {
       const sc = await scenarioFrom(a as { scenario?: string; links?: number });
       if (sc.isErr()) return err(sc.error);
-      const r = await labUp({ name: a.name as string, scenario: sc.value, bond: a.bond as boolean, singleInterface: a.singleInterface as boolean });
+      const r = await labUp({ name: a.name as string, scenario: sc.value, bond: a.bond as boolean, singleInterface: a.singleInterface as boolean, ipv6Underlay: a.ipv6Underlay as boolean });
       if (r.isErr()) return err(r.error);
       const s = await labStatus(a.name as string);
       if (s.isErr()) return err(s.error);

@@ -175,7 +175,10 @@ static __always_inline void learn_endpoint(__u32 id, const struct outer *o, __u6
 	if (!ep)
 		return;
 	a = (__u32 *)ep->addr.addr;
-	if (ep->valid && ep->addr.family == o->family && ep->port_be == o->sport_be &&
+	/* The RP answers over UDP on every link: a packet of the ip carrier has no port, so it
+	 * moves the endpoint's address only and the port stays what the link's probes taught. */
+	__be16 port = o->udp ? o->sport_be : ep->port_be;
+	if (ep->valid && ep->addr.family == o->family && ep->port_be == port &&
 	    a[0] == o->saddr[0] && a[1] == o->saddr[1] && a[2] == o->saddr[2] && a[3] == o->saddr[3])
 		return;
 	ep->addr.family = o->family;
@@ -183,7 +186,7 @@ static __always_inline void learn_endpoint(__u32 id, const struct outer *o, __u6
 #pragma unroll
 	for (int i = 0; i < 4; i++)
 		a[i] = o->saddr[i];
-	ep->port_be = o->sport_be;
+	ep->port_be = port;
 	ep->updated_ns = now;
 	ep->valid = 1;
 }

@@ -123,7 +123,8 @@ test('single-interface RP: the client shares the RP address; tunnel and reserved
   );
 });
 
-test('mixed underlays: link 1 over IPv4, link 2 over IPv6, inner IPv4 and IPv6 over both', { timeout: 180_000 }, async (t) => {
+for (const ipCarrier of [false, true])
+test(`mixed underlays: link 1 over IPv4, link 2 over IPv6${ipCarrier ? ' with the raw IP carrier' : ''}, inner IPv4 and IPv6 over both`, { timeout: 180_000 }, async (t) => {
   await withLab(
     links(2, '20mbit', ['5ms']),
     async (lab) => {
@@ -131,14 +132,15 @@ test('mixed underlays: link 1 over IPv4, link 2 over IPv6, inner IPv4 and IPv6 o
         const p = must(await ping(lab, 'client', dst, { count: 20, intervalS: 0.02, waitS: 2 }), 'ping');
         assert.equal(p.received, 20, `client → ${dst}`);
       }
-      for (const addr of ['203.0.113.2', '2001:db8:113::2']) {
-        const r = must(await iperf(lab, { server: { node: 'server', addr }, client: { node: 'client' }, seconds: 3, omitS: 1 }), 'iperf3');
-        t.diagnostic(`inner ${addr.includes(':') ? 'IPv6' : 'IPv4'} over IPv4 + IPv6 links: ${(r.bps / 1e6).toFixed(2)} Mbit/s`);
-        assert.ok(r.bps > 25e6, 'both links carry the flow');
-      }
+      for (const addr of ['203.0.113.2', '2001:db8:113::2'])
+        for (const reverse of [false, true]) {
+          const r = must(await iperf(lab, { server: { node: 'server', addr }, client: { node: 'client' }, seconds: 3, omitS: 1, reverse }), 'iperf3');
+          t.diagnostic(`inner ${addr.includes(':') ? 'IPv6' : 'IPv4'} ${reverse ? 'server → client' : 'client → server'}: ${(r.bps / 1e6).toFixed(2)} Mbit/s`);
+          assert.ok(r.bps > 25e6, 'both links carry the flow');
+        }
       const lp = await status(lab, 'lp');
       assert.ok(lp.links.every((l) => l.state === 'up' && l.tx.packets > 100 && l.rx.packets > 100), 'both underlays used both ways');
     },
-    { bond: true, ipv6Underlay: true },
+    { bond: true, ipv6Underlay: true, ipCarrier },
   );
 });

@@ -30,6 +30,8 @@ export interface BondOptions {
   singleInterface: boolean;
   /** carry every second link (isp2, isp4, …) over IPv6 instead of IPv4: mixed underlays */
   ipv6Underlay?: boolean;
+  /** every second link uses the raw IP carrier instead of UDP */
+  ipCarrier?: boolean;
 }
 
 export const portalInstance = (lab: string, role: 'lp' | 'rp'): string => `${lab.slice(0, 12)}-${role}`;
@@ -62,6 +64,7 @@ export function lpConfig(lab: string, links: LinkSettings[], o: BondOptions): st
       `interface = "wan${k}"`,
       v6 ? `gateway = "fd00:64:${k.toString(16)}::fe"` : `gateway = "100.64.${k}.254"`,
       v6 ? `source = "fd00:64:${k.toString(16)}::1"` : `source = "100.64.${k}.1"`,
+      ...(o.ipCarrier === true && k % 2 === 0 ? ['carrier = "ip"'] : []),
       `rate = "${formatRate(rate)}"`,
       `delay = "${formatDuration(Math.max(l.up.delayUs, 100))}"`,
     );

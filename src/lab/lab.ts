@@ -127,6 +127,8 @@ export interface UpOptions {
   singleInterface?: boolean;
   /** every second link over IPv6 (mixed underlays) */
   ipv6Underlay?: boolean;
+  /** every second link with the raw IP carrier */
+  ipCarrier?: boolean;
 }
 
 export async function labUp(o: UpOptions): Promise<Result<LabState, MpError>> {
@@ -153,7 +155,7 @@ export async function labUp(o: UpOptions): Promise<Result<LabState, MpError>> {
     return err(built.error);
   }
   if (state.bond) {
-    const b = await startBond(o.name, state.links, { singleInterface: state.singleInterface, ipv6Underlay: o.ipv6Underlay ?? false }, mpctlPath());
+    const b = await startBond(o.name, state.links, { singleInterface: state.singleInterface, ipv6Underlay: o.ipv6Underlay ?? false, ipCarrier: o.ipCarrier ?? false }, mpctlPath());
     if (b.isErr()) {
       await labDown(o.name);
       return err(b.error);

@@ -148,7 +148,7 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
         const l = abi.encodeLink({
           ifindex: wanIndex,
           state: prevState === abi.MP_LINK_UNUSED ? abi.MP_LINK_UP : prevState,
-          carrier: abi.MP_CARRIER_UDP, // the RP answers over UDP on every link: it works behind NAT
+          carrier: est.carrier, // the link's carrier as the LP uses it (probes always go over UDP)
           metric: est.metric,
           mtu: innerMtu + overhead(6, 'udp'),
           owdUs: est.owdUs,

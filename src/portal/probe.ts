@@ -4,10 +4,10 @@
 // hear every link. The request carries the LP's current estimate of the link (rate, one-way
 // delay, metric), which the RP's scheduler uses for its direction.
 //
-//   struct mp_hdr (24, type MP_T_PROBE) | kind u8 | metric u8 | pad u16 | probe_seq u32
+//   struct mp_hdr (24, type MP_T_PROBE) | kind u8 | metric u8 | carrier u8 | pad u8 | probe_seq u32
 //   | sent_ns u64 (sender's clock, echoed) | rate_bps u64 | owd_us u32 | pad u32      = 56 bytes
 
-import { decodeHdr, encodeHdr, MP_HDR_LEN, MP_MAX_LINKS, MP_T_PROBE, MP_VERSION } from '../datapath/abi.js';
+import { decodeHdr, encodeHdr, MP_CARRIER_IP, MP_HDR_LEN, MP_MAX_LINKS, MP_T_PROBE, MP_VERSION } from '../datapath/abi.js';
 
 export const PROBE_LEN = MP_HDR_LEN + 32;
 
@@ -15,6 +15,8 @@ export interface Probe {
   linkId: number;
   reply: boolean;
   metric: number;
+  /** the link's carrier (MP_CARRIER_*): the RP answers data on the same one */
+  carrier: number;
   probeSeq: number;
   sentNs: bigint;
   rateBps: bigint;
@@ -27,6 +29,7 @@ export function encodeProbe(p: Probe, nowUs: number): Buffer {
   encodeHdr({ type: MP_T_PROBE, linkId: p.linkId, tsUs: nowUs }).copy(b, 0);
   b.writeUInt8(p.reply ? 1 : 0, 24);
   b.writeUInt8(p.metric, 25);
+  b.writeUInt8(p.carrier, 26);
   b.writeUInt32BE(p.probeSeq >>> 0, 28);
   b.writeBigUInt64BE(p.sentNs, 32);
   b.writeBigUInt64BE(p.rateBps, 40);
@@ -41,11 +44,12 @@ export function decodeProbe(b: Buffer): Probe | null {
   if (h.version !== MP_VERSION || h.type !== MP_T_PROBE) return null;
   const linkId = h.linkId;
   const kind = b.readUInt8(24);
-  if (linkId >= MP_MAX_LINKS || kind > 1) return null;
+  if (linkId >= MP_MAX_LINKS || kind > 1 || b.readUInt8(26) > MP_CARRIER_IP) return null;
   return {
     linkId,
     reply: kind === 1,
     metric: b.readUInt8(25),
+    carrier: b.readUInt8(26),
     probeSeq: b.readUInt32BE(28),
     sentNs: b.readBigUInt64BE(32),
     rateBps: b.readBigUInt64BE(40),

@@ -8,12 +8,13 @@ import type { LocalConfig, RemoteConfig } from '../config/types.js';
 import { ipFamily } from '../netlink/ip.js';
 import { livenessChanges, type LinkLiveness, type LivenessParams } from './liveness.js';
 import { decodeProbe, encodeProbe, type Probe } from './probe.js';
+import { MP_CARRIER_IP, MP_CARRIER_UDP } from '../datapath/abi.js';
 
 /** What the loop changes in the data path (datapath.ts implements it over the pinned maps). */
 export interface LinkStatePort {
   setState(linkId: number, state: LinkLiveness): Result<void, MpError>;
   /** RP: a probe told us where link `linkId` is and what the LP estimates for it */
-  learn(linkId: number, from: { address: string; port: number }, est: { rateBps: bigint; owdUs: number; metric: number }): Result<void, MpError>;
+  learn(linkId: number, from: { address: string; port: number }, est: { rateBps: bigint; owdUs: number; metric: number; carrier: number }): Result<void, MpError>;
 }
 
 export interface LinkRuntimeStatus {
@@ -138,7 +139,7 @@ export async function startLocal(
     seq++;
     for (const { id, sock, remote } of socks) {
       const l = cfg.links[id]!;
-      const probe: Probe = { linkId: id, reply: false, metric: l.metric, probeSeq: seq, sentNs: nowNs(), rateBps: BigInt(l.rateBps), owdUs: l.delayUs };
+      const probe: Probe = { linkId: id, reply: false, metric: l.metric, carrier: l.carrier === 'ip' ? MP_CARRIER_IP : MP_CARRIER_UDP, probeSeq: seq, sentNs: nowNs(), rateBps: BigInt(l.rateBps), owdUs: l.delayUs };
       sock.send(encodeProbe(probe, nowUs()), cfg.port, remote, (e) => {
         if (!e) t.sent.set(id, (t.sent.get(id) ?? 0) + 1);
       });
@@ -179,7 +180,7 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, log: L
         t.bad++;
         return;
       }
-      const l = port.learn(p.linkId, { address: rinfo.address, port: rinfo.port }, { rateBps: p.rateBps, owdUs: p.owdUs, metric: p.metric });
+      const l = port.learn(p.linkId, { address: rinfo.address, port: rinfo.port }, { rateBps: p.rateBps, owdUs: p.owdUs, metric: p.metric, carrier: p.carrier });
       if (l.isErr()) {
         log('learning link failed', { link: p.linkId, error: l.error });
         return;

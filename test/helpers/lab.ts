@@ -26,13 +26,14 @@ export interface LabOptions {
   bond?: boolean;
   singleInterface?: boolean;
   ipv6Underlay?: boolean;
+  ipCarrier?: boolean;
 }
 
 export async function withLab<T>(scenario: Scenario, fn: (name: string) => Promise<T>, o: LabOptions = {}): Promise<T> {
   await reapStaleTestLabs();
   const name = uniqueLabName();
   try {
-    const up = await labUp({ name, scenario, bond: o.bond ?? false, singleInterface: o.singleInterface ?? false, ipv6Underlay: o.ipv6Underlay ?? false });
+    const up = await labUp({ name, scenario, bond: o.bond ?? false, singleInterface: o.singleInterface ?? false, ipv6Underlay: o.ipv6Underlay ?? false, ipCarrier: o.ipCarrier ?? false });
     if (up.isErr()) throw new Error(`lab up failed: ${JSON.stringify(up.error)}`);
     return await fn(name);
   } finally {

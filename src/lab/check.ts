@@ -21,6 +21,8 @@ export interface LinkCheck {
 export interface CheckReport {
   links: LinkCheck[];
   endToEnd: { family: 4 | 6; ok: boolean; rttMs: number }[];
+  /** bonded lab: one TCP flow client → server and back, against the sum of the link rates */
+  bond: { upBps: number; downBps: number; sumUpBps: number; sumDownBps: number } | null;
 }
 
 export async function labCheck(name: string, seconds = 3): Promise<Result<CheckReport, MpError>> {
@@ -59,7 +61,18 @@ export async function labCheck(name: string, seconds = 3): Promise<Result<CheckR
     if (p.isErr()) return err(p.error);
     endToEnd.push({ family, ok: p.value.received === p.value.transmitted, rttMs: p.value.avgMs });
   }
-  return ok({ links, endToEnd });
+  let bond: CheckReport['bond'] = null;
+  if (st.value.bond) {
+    const flow = async (reverse: boolean) =>
+      (await iperf(name, { server: { node: 'server', addr: '203.0.113.2' }, client: { node: 'client' }, seconds, omitS: 2, reverse })).map((x) => x.bps);
+    const up = await flow(false);
+    if (up.isErr()) return err(up.error);
+    const down = await flow(true);
+    if (down.isErr()) return err(down.error);
+    const sum = (dir: 'up' | 'down') => st.value.links.reduce((a, l) => a + (l[dir].down ? 0 : (l[dir].rateBps ?? 0)), 0);
+    bond = { upBps: up.value, downBps: down.value, sumUpBps: sum('up'), sumDownBps: sum('down') };
+  }
+  return ok({ links, endToEnd, bond });
 }
 
 const mbit = (bps: number | null): string => (bps === null ? '—' : formatRate(Math.round(bps / 1e4) * 1e4));
@@ -75,6 +88,11 @@ export function renderCheck(r: CheckReport): string {
     );
   }
   for (const e of r.endToEnd)
-    out.push(`client → server IPv${e.family}: ${e.ok ? `ok, rtt ${e.rttMs.toFixed(2)} ms (over isp1)` : 'FAILED'}`);
+    out.push(`client → server IPv${e.family}: ${e.ok ? `ok, rtt ${e.rttMs.toFixed(2)} ms ${r.bond ? '(through the bond)' : '(over isp1)'}` : 'FAILED'}`);
+  if (r.bond) {
+    const line = (what: string, got: number, sum: number) =>
+      `one TCP flow ${what} through the bond: ${mbit(got)} = ${sum ? ((got / sum) * 100).toFixed(1) : '—'} % of the links' sum (${mbit(sum)})`;
+    out.push(line('client → server', r.bond.upBps, r.bond.sumUpBps), line('server → client', r.bond.downBps, r.bond.sumDownBps));
+  }
   return out.join('\n');
 }

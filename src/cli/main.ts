@@ -4,6 +4,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { labCommand } from './commands/lab.js';
 import { downCommand, statusCommand, upCommand } from './commands/portal.js';
+import { genkeyCommand, pubkeyCommand } from './commands/keys.js';
 
 await yargs(hideBin(process.argv))
   .scriptName('mpctl')
@@ -12,6 +13,8 @@ await yargs(hideBin(process.argv))
   .command(downCommand)
   .command(statusCommand)
   .command(labCommand)
+  .command(genkeyCommand)
+  .command(pubkeyCommand)
   .demandCommand(1, 'give a command (mpctl --help lists them)')
   .strict()
   .parserConfiguration({ 'populate--': true })

@@ -1,0 +1,501 @@
+// One congestion controller per link, on the sender: receiver feedback in, the link's pacing
+// rate and one-way-delay estimate out (what the scheduler reads from mp_links). Pure functions
+// of plain data; the portal owns the clock, the timers and the map writes.
+//
+//   initial(params, now)                   a new link: sends at params.initialRateBps
+//   onFeedback(state, fb, sentBytes, now)  one receiver interval (feedback.ts)
+//   onSilence(state, now)                  on a timer: no feedback for a while → stale
+//   onRtt(state, rttUs, now)               optional: a probe's round trip
+//   output(state) / outputs(states)        { rateBps, owdUs } for mp_links
+//
+// `now` is µs of the sender's monotonic clock, the one the data path stamps ts_us with
+// (bpf_ktime_get_ns() / 1000; process.hrtime in Node), so feedback echoes give round trips.
+//
+// The model, in the spirit of BBR, with explicit queue control:
+//
+// - Bandwidth: the receiver's delivery rate (bytes over the last ~60 ms of intervals) through
+//   a windowed max filter (10 rounds). Samples from intervals where the sender had less to
+//   send than its rate allowed (application-limited) only count when they raise the estimate.
+// - Delays: a windowed min (10 s) of the one-way-delay samples. The clocks are not
+//   synchronised, so OWD only means something relative to that minimum: the queueing delay is
+//   `owd − min owd`, taken as the min over the last 40 ms (a standing queue, not jitter).
+//   Round trips come from the feedback's echo (or probes): their min sizes a *round* (RTT +
+//   two feedback intervals: how long a change of rate takes to show) and the queue target.
+// - STARTUP sends at 2× the estimate, so it doubles every round while the link has room; it
+//   ends when the queue passes the target, when loss says the buffer overflowed, or when the
+//   estimate grew less than 25 % in 3 rounds. DRAIN then empties the queue it built.
+// - PROBE_BW cycles pacing gains 1.25 (up), 0.75 (down), 1, 1, 1, 1 (cruise, a round each).
+//   Up lasts until the queue passes the target or loss appears (the limit is found: down
+//   drains what the probe queued, and ends as soon as the queue is gone), or until the
+//   delivery rate has grown 15 %: then the link has grown and STARTUP finds how much, in a
+//   few rounds instead of +25 % per cycle.
+// - Queue control, always: the rate is scaled by 1 − queue / 100 ms (at least 0.35), so a
+//   queue drains instead of standing; and while the queue is above the target (¼ of the min
+//   RTT, within 5-10 ms) the bottleneck is busy, so the delivery rate *is* its capacity: the
+//   estimate is reset to it. A drop in capacity is followed within a round or two, and a
+//   bufferbloated modem never fills.
+// - Loss: random loss is not congestion (a lossy radio link must keep its rate). The link's own
+//   loss rate is learned while cruising without a queue, and only loss above it by more than
+//   2 % (and at least 3 packets) counts, and only with a queue (over half the target) or when
+//   massive (> 8 %: a shallow buffer overflowing). In cruise that cuts the rate to 0.85 × the
+//   delivery rate (once per round) until the next up phase probes again; during a probe it
+//   only ends the probe, as the probe caused it.
+// - Output: rate = estimate × gain × queue factor, within the loss cap, the optional ceiling
+//   and a floor; owd = propagation delay + the queue beyond the target (see owdQueueUs).
+//
+// Rates are bit/s of outer IP bytes (the unit of mp_links.rate_bps).
+
+import { winBest, winMax, winMin, winReset, type WinFilter } from './filter.js';
+import type { LinkFeedback } from './feedback.js';
+
+export interface CcParams {
+  /** Rate before any feedback, and the startup's first estimate. */
+  initialRateBps: number;
+  /** Never below this (mp_links.rate_bps 0 would mean "unknown"). */
+  minRateBps: number;
+  /** Optional configured ceiling for the link (null: none). */
+  ceilingBps: number | null;
+  /** How often the receiver reports. */
+  feedbackIntervalUs: number;
+  /** Round trip assumed until one is measured. */
+  rttUs: number;
+  /** One-way delay assumed until a round trip is measured (e.g. the configured delay). */
+  owdUs: number;
+  /** Queueing-delay target: this fraction of the min RTT, kept within [min, max]. */
+  queueTargetRttFraction: number;
+  queueTargetMinUs: number;
+  queueTargetMaxUs: number;
+  /** Queue factor: the rate is scaled by 1 − queue / drainTimeUs, at least drainMinGain. */
+  drainTimeUs: number;
+  drainMinGain: number;
+  startupGain: number;
+  /** PROBE_BW pacing gains: [up, down, cruise…]. */
+  cycleGains: readonly number[];
+  /** Startup ends when the estimate grew less than this factor for `startupFullRounds`. */
+  startupGrowth: number;
+  startupFullRounds: number;
+  /** An up phase whose delivery rate grows by this factor restarts STARTUP. */
+  probeRestartGrowth: number;
+  /** An up phase that finds nothing ends after this many rounds. */
+  probeMaxRounds: number;
+  /** Loss beyond the link's random loss that may mean congestion, the cut it causes, the
+   * fewest lost packets that count, and how many packets a loss rate is measured over. */
+  lossThreshold: number;
+  lossDecrease: number;
+  lossMinPackets: number;
+  lossWindowPackets: number;
+  /** Packets over which the link's random-loss rate is averaged. */
+  lossBasePackets: number;
+  /** Delivery-rate sample length; standing-queue window; longest loss window. */
+  rateWindowUs: number;
+  queueWindowUs: number;
+  lossWindowUs: number;
+  /** Bandwidth max-filter length in rounds; OWD and RTT min-filter length. */
+  bwWindowRounds: number;
+  minWindowUs: number;
+  /** No feedback for this long: the estimate is stale. */
+  staleAfterUs: number;
+}
+
+export const DEFAULT_CC: CcParams = Object.freeze({
+  initialRateBps: 1_000_000,
+  minRateBps: 100_000,
+  ceilingBps: null,
+  feedbackIntervalUs: 20_000,
+  rttUs: 50_000,
+  owdUs: 20_000,
+  queueTargetRttFraction: 0.25,
+  queueTargetMinUs: 5_000,
+  queueTargetMaxUs: 10_000,
+  drainTimeUs: 100_000,
+  drainMinGain: 0.35,
+  startupGain: 2,
+  cycleGains: Object.freeze([1.25, 0.75, 1, 1, 1, 1]),
+  startupGrowth: 1.25,
+  startupFullRounds: 3,
+  probeRestartGrowth: 1.15,
+  probeMaxRounds: 3,
+  lossThreshold: 0.02,
+  lossDecrease: 0.85,
+  lossMinPackets: 3,
+  lossWindowPackets: 100,
+  lossBasePackets: 2000,
+  rateWindowUs: 60_000,
+  queueWindowUs: 40_000,
+  lossWindowUs: 200_000,
+  bwWindowRounds: 10,
+  minWindowUs: 10_000_000,
+  staleAfterUs: 200_000,
+});
+
+export type Phase = 'startup' | 'drain' | 'probe_bw';
+
+/** One feedback interval as the controller keeps it. */
+interface Interval {
+  readonly atUs: number;
+  readonly intervalUs: number;
+  readonly bytes: number;
+  readonly packets: number;
+  readonly lost: number;
+  /** The interval's smallest OWD on the unwrapped line (null: no sample). */
+  readonly owd: number | null;
+  readonly appLimited: boolean;
+}
+
+/** Raw u32 OWD samples unwrapped onto a continuous line (each step taken modulo 2^32). */
+interface OwdLine {
+  readonly lastRaw: number;
+  readonly last: number;
+  /** Windowed min on the line. */
+  readonly min: WinFilter;
+}
+
+export interface State {
+  readonly params: CcParams;
+  readonly phase: Phase;
+  /** When the current phase (PROBE_BW: gain-cycle step) began. */
+  readonly phaseStartUs: number;
+  /** PROBE_BW: index into cycleGains. */
+  readonly cycleIndex: number;
+  readonly roundStartUs: number;
+  /** STARTUP plateau detector: the estimate at the last growth, rounds without growth. */
+  readonly fullBwBps: number;
+  readonly fullBwRounds: number;
+  /** The estimate when the current up phase began. */
+  readonly probeBaseBps: number;
+  /** When cruising began (PROBE_BW past the down phase): loss before then is our own. */
+  readonly cruiseSinceUs: number;
+  /** Bandwidth max filter. */
+  readonly bw: WinFilter;
+  /** Loss-based cap on the rate until the next up phase (null: none). */
+  readonly lossCapBps: number | null;
+  readonly lastCongestionUs: number | null;
+  /** The link's random loss rate (what it loses without a queue). */
+  readonly lossBase: number;
+  /** Min round trip (null: none measured yet). */
+  readonly rttMin: WinFilter | null;
+  readonly owd: OwdLine | null;
+  readonly recent: readonly Interval[];
+  /** Signals of the last feedback. */
+  readonly deliveryBps: number;
+  readonly queueUs: number;
+  readonly lossRate: number;
+  /** The pacing rate in force. */
+  readonly rateBps: number;
+  readonly lastFeedbackUs: number;
+  readonly stale: boolean;
+}
+
+export interface Output {
+  rateBps: bigint;
+  owdUs: number;
+}
+
+/** What status and the TUI show about a link's controller. */
+export interface Estimate {
+  phase: Phase;
+  bwBps: number;
+  rateBps: number;
+  deliveryBps: number;
+  queueUs: number;
+  rttUs: number;
+  lossRate: number;
+  stale: boolean;
+}
+
+// ---- derived quantities ---------------------------------------------------------------------
+
+function rttOf(s: State): number {
+  return s.rttMin ? winBest(s.rttMin) : s.params.rttUs;
+}
+
+/** How long a change of rate takes to show in feedback, and a bit: the unit of every phase. */
+export function roundUs(s: State): number {
+  return Math.max(rttOf(s), s.params.feedbackIntervalUs) + 2 * s.params.feedbackIntervalUs;
+}
+
+export function queueTargetUs(s: State): number {
+  const p = s.params;
+  return Math.min(p.queueTargetMaxUs, Math.max(p.queueTargetMinUs, p.queueTargetRttFraction * rttOf(s)));
+}
+
+/** The bandwidth estimate, bit/s. */
+export function bwBps(s: State): number {
+  const bw = winBest(s.bw);
+  return s.params.ceilingBps === null ? bw : Math.min(bw, s.params.ceilingBps);
+}
+
+/** Propagation one-way delay: half the min RTT, or the configured hint. */
+function propUs(s: State): number {
+  return s.rttMin ? winBest(s.rttMin) / 2 : s.params.owdUs;
+}
+
+/**
+ * The queue the scheduler must add to the link's delay: what exceeds the target. Up to the
+ * target, the queue is the operating point and largely made by the scheduler's own bursts,
+ * which its busy_until already models; counting it again makes the scheduler swing load
+ * between links in bursts as the estimate moves. Beyond it, the queue is news (capacity
+ * dropped, cross traffic) and packets must avoid the link until it drains.
+ */
+export function owdQueueUs(s: State): number {
+  return Math.max(0, s.queueUs - queueTargetUs(s));
+}
+
+export function estimate(s: State): Estimate {
+  return {
+    phase: s.phase,
+    bwBps: bwBps(s),
+    rateBps: s.rateBps,
+    deliveryBps: s.deliveryBps,
+    queueUs: s.queueUs,
+    rttUs: rttOf(s),
+    lossRate: s.lossRate,
+    stale: s.stale,
+  };
+}
+
+// ---- the controller -------------------------------------------------------------------------
+
+export function initial(params: Partial<CcParams> = {}, nowUs = 0): State {
+  const p: CcParams = { ...DEFAULT_CC, ...params };
+  const start = p.ceilingBps === null ? p.initialRateBps : Math.min(p.initialRateBps, p.ceilingBps);
+  return {
+    params: p,
+    phase: 'startup',
+    phaseStartUs: nowUs,
+    cycleIndex: 0,
+    roundStartUs: nowUs,
+    fullBwBps: 0,
+    fullBwRounds: 0,
+    probeBaseBps: start,
+    cruiseSinceUs: nowUs,
+    bw: winReset(nowUs, start),
+    lossCapBps: null,
+    lastCongestionUs: null,
+    lossBase: 0,
+    rttMin: null,
+    owd: null,
+    recent: [],
+    deliveryBps: 0,
+    queueUs: 0,
+    lossRate: 0,
+    rateBps: start,
+    lastFeedbackUs: nowUs,
+    stale: false,
+  };
+}
+
+/** A round trip measured on this link (a probe's, or a feedback echo's). */
+export function onRtt(s: State, rttUs: number, nowUs: number): State {
+  if (!(rttUs > 0 && rttUs < 10_000_000)) return s;
+  return { ...s, rttMin: s.rttMin ? winMin(s.rttMin, s.params.minWindowUs, nowUs, rttUs) : winReset(nowUs, rttUs) };
+}
+
+/** On a timer: without feedback for staleAfterUs the rate stays but the estimate is marked
+ * stale (whether the link is dead is the liveness module's call, not ours). */
+export function onSilence(s: State, nowUs: number): State {
+  if (s.stale || nowUs - s.lastFeedbackUs < s.params.staleAfterUs) return s;
+  return { ...s, stale: true };
+}
+
+/**
+ * One receiver interval of this link. `sentBytes`: what the sender put on the link since the
+ * previous feedback, to tell an application-limited interval from a saturated one.
+ */
+export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigint, nowUs: number): State {
+  const p = s0.params;
+  if (!(fb.intervalUs > 0)) return { ...s0, lastFeedbackUs: nowUs, stale: false };
+
+  // Back from silence: what came before is history; resume cruising (or the startup).
+  let s: State = s0.stale
+    ? { ...s0, stale: false, recent: [], phase: s0.phase === 'startup' ? 'startup' : 'probe_bw', cycleIndex: 2, phaseStartUs: nowUs, roundStartUs: nowUs, cruiseSinceUs: nowUs }
+    : s0;
+
+  // 1. The echo's round trip; the OWD sample onto the unwrapped line and its windowed min.
+  if (fb.echoTsUs !== null && fb.echoDelayUs !== null) s = onRtt(s, ((nowUs >>> 0) - fb.echoTsUs - fb.echoDelayUs) | 0, nowUs);
+  let owd = s.owd;
+  let owdSample: number | null = null;
+  if (fb.owdMinUs !== null) {
+    const raw = fb.owdMinUs >>> 0;
+    const line = owd ? owd.last + ((raw - owd.lastRaw) | 0) : 0;
+    owd = { lastRaw: raw, last: line, min: owd ? winMin(owd.min, p.minWindowUs, nowUs, line) : winReset(nowUs, line) };
+    owdSample = line;
+  }
+
+  // 2. Was the sender short of data? What it sent against what its rate allowed.
+  const senderIntervalUs = Math.min(Math.max(nowUs - s.lastFeedbackUs, 0), 4 * fb.intervalUs) || fb.intervalUs;
+  const appLimited = Number(sentBytes) * 8 < 0.8 * s.rateBps * (senderIntervalUs / 1e6);
+  const iv: Interval = { atUs: nowUs, intervalUs: fb.intervalUs, bytes: fb.bytes, packets: fb.packets, lost: fb.lost, owd: owdSample, appLimited };
+  const keepUs = Math.max(p.rateWindowUs, p.queueWindowUs, p.lossWindowUs);
+  const recent = [...s.recent, iv].filter((r) => nowUs - r.atUs < keepUs);
+
+  // 3. Signals over the recent intervals, newest first.
+  const rate = sum(recent, (acc) => acc.us >= p.rateWindowUs);
+  const deliveryBps = (rate.bytes * 8 * 1e6) / rate.us;
+  const loss = sum(recent, (acc) => acc.packets + acc.lost >= p.lossWindowPackets);
+  const lossRate = loss.packets + loss.lost > 0 ? loss.lost / (loss.packets + loss.lost) : 0;
+  // The standing queue: the smallest queueing delay over the queue window. Without a sample
+  // (nothing arrived) the queue drains at line rate. The latest sample alone says it sooner.
+  const qw = sum(recent, (acc) => acc.us >= p.queueWindowUs);
+  let queueUs = Math.max(0, s.queueUs - fb.intervalUs);
+  let queueNowUs = queueUs;
+  if (owd) {
+    const minOwd = winBest(owd.min);
+    if (qw.minOwd !== null) queueUs = Math.max(0, qw.minOwd - minOwd);
+    if (owdSample !== null) queueNowUs = Math.max(0, owdSample - minOwd);
+  }
+  s = { ...s, owd, recent, deliveryBps, lossRate, queueUs, lastFeedbackUs: nowUs };
+
+  // 4. Bandwidth estimate: a max filter of delivery samples, app-limited ones only upwards.
+  const round = roundUs(s);
+  let bw = s.bw;
+  if (!rate.appLimited || deliveryBps > winBest(bw)) bw = winMax(bw, p.bwWindowRounds * round, nowUs, deliveryBps);
+
+  // 5. Queue: above the target the bottleneck is busy, so what it delivers is its capacity.
+  //    Unless we sent less than that on purpose (draining) or had less to send: then a queue
+  //    sampled at the end of an interval may be gone, and only a delivery rate below what we
+  //    sent proves the capacity lower.
+  const target = queueTargetUs(s);
+  const queueHigh = queueUs > target;
+  const queueDeliveryBps = (qw.bytes * 8 * 1e6) / qw.us;
+  const busy = queueHigh && owdSample !== null && !qw.appLimited && (phaseGain(s) >= 1 || queueDeliveryBps < 0.9 * s.rateBps);
+  if (busy && queueDeliveryBps < winBest(bw)) bw = winReset(nowUs, Math.max(queueDeliveryBps, p.minRateBps));
+
+  // 6. Loss, beyond the link's random loss (learned while cruising without a queue).
+  const gain = phaseGain(s);
+  let lossBase = s.lossBase;
+  const n = fb.packets + fb.lost;
+  if (s.phase === 'probe_bw' && gain === 1 && queueUs < target / 2 && n > 0) lossBase += (fb.lost / n - lossBase) * Math.min(1, n / p.lossBasePackets);
+  const lossy = isLossy(loss, lossBase, queueUs, target, p);
+  s = { ...s, bw, lossBase };
+
+  // 7. Phases.
+  const est = bwBps(s);
+  const roundDone = nowUs - s.roundStartUs >= round;
+  if (roundDone) s = { ...s, roundStartUs: nowUs };
+  const inPhase = nowUs - s.phaseStartUs;
+  switch (s.phase) {
+    case 'startup':
+      if (queueHigh || queueNowUs > target || lossy) {
+        s = enter(lossy ? resetBw(s, deliveryBps, nowUs) : s, 'drain', nowUs);
+      } else if (roundDone && !rate.appLimited) {
+        s = est >= s.fullBwBps * p.startupGrowth ? { ...s, fullBwBps: est, fullBwRounds: 0 } : { ...s, fullBwRounds: s.fullBwRounds + 1 };
+        if (s.fullBwRounds >= p.startupFullRounds) s = enter(s, 'drain', nowUs);
+      }
+      break;
+    case 'drain':
+      if (queueUs <= target / 2) s = enter(s, 'probe_bw', nowUs, 2);
+      break;
+    case 'probe_bw':
+      if (s.cycleIndex === 0) {
+        // up: until the limit shows (queue, loss), the link proves bigger, or nothing happens
+        if (queueHigh || lossy || inPhase >= p.probeMaxRounds * round) s = enter(s, 'probe_bw', nowUs, 1);
+        else if (!rate.appLimited && queueUs < target / 2 && deliveryBps >= s.probeBaseBps * p.probeRestartGrowth) s = enter(s, 'startup', nowUs);
+      } else if (s.cycleIndex === 1) {
+        // down: until what the probe queued is gone
+        if (inPhase >= round || (inPhase > 0 && queueUs <= target / 4)) s = enter(s, 'probe_bw', nowUs, 2);
+      } else {
+        // cruise: loss of packets sent while cruising (a round after it began) is congestion
+        const calm = sum(recent, (acc) => acc.packets + acc.lost >= p.lossWindowPackets, s.cruiseSinceUs + round);
+        if (isLossy(calm, lossBase, queueUs, target, p) && (s.lastCongestionUs === null || nowUs - s.lastCongestionUs >= round)) {
+          s = { ...resetBw(s, deliveryBps, nowUs), lossCapBps: Math.max(p.minRateBps, p.lossDecrease * deliveryBps), lastCongestionUs: nowUs };
+        }
+        if (inPhase >= round) s = enter(s, 'probe_bw', nowUs, (s.cycleIndex + 1) % p.cycleGains.length);
+      }
+      break;
+  }
+  return { ...s, rateBps: pacingRate(s) };
+}
+
+/** Sums the newest intervals (those received from `sinceUs` on) until `enough` says so. */
+function sum(recent: readonly Interval[], enough: (acc: { us: number; packets: number; lost: number }) => boolean, sinceUs = -Infinity) {
+  const acc = { us: 0, bytes: 0, packets: 0, lost: 0, appLimited: false, minOwd: null as number | null };
+  for (let i = recent.length - 1; i >= 0 && !enough(acc) && recent[i]!.atUs >= sinceUs; i--) {
+    const r = recent[i]!;
+    acc.us += r.intervalUs;
+    acc.bytes += r.bytes;
+    acc.packets += r.packets;
+    acc.lost += r.lost;
+    acc.appLimited ||= r.appLimited;
+    if (r.owd !== null) acc.minOwd = acc.minOwd === null ? r.owd : Math.min(acc.minOwd, r.owd);
+  }
+  return acc;
+}
+
+/** Loss beyond the link's own random loss by more than the threshold (and a few packets),
+ * with a queue or massive. */
+function isLossy(w: { packets: number; lost: number }, base: number, queueUs: number, target: number, p: CcParams): boolean {
+  const n = w.packets + w.lost;
+  if (n === 0) return false;
+  const excess = w.lost - base * n;
+  return excess >= p.lossMinPackets && excess / n > p.lossThreshold && (queueUs > target / 2 || excess / n > 4 * p.lossThreshold);
+}
+
+function resetBw(s: State, deliveryBps: number, nowUs: number): State {
+  return deliveryBps < winBest(s.bw) ? { ...s, bw: winReset(nowUs, Math.max(deliveryBps, s.params.minRateBps)) } : s;
+}
+
+function enter(s: State, phase: Phase, nowUs: number, cycleIndex = 0): State {
+  const est = bwBps(s);
+  const cruising = (x: { phase: Phase; cycleIndex: number }) => x.phase === 'probe_bw' && x.cycleIndex >= 2;
+  const next: State = { ...s, phase, phaseStartUs: nowUs, cycleIndex, cruiseSinceUs: !cruising(s) && cruising({ phase, cycleIndex }) ? nowUs : s.cruiseSinceUs };
+  if (phase === 'startup') return { ...next, fullBwBps: est, fullBwRounds: 0, roundStartUs: nowUs, lossCapBps: null };
+  if (phase === 'probe_bw' && cycleIndex === 0) return { ...next, probeBaseBps: est, lossCapBps: null }; // probe up again
+  return next;
+}
+
+function phaseGain(s: State): number {
+  switch (s.phase) {
+    case 'startup':
+      return s.params.startupGain;
+    case 'drain':
+      return 0.9;
+    case 'probe_bw':
+      return s.params.cycleGains[s.cycleIndex] ?? 1;
+  }
+}
+
+function pacingRate(s: State): number {
+  const p = s.params;
+  const queueFactor = Math.max(p.drainMinGain, 1 - s.queueUs / p.drainTimeUs);
+  let rate = bwBps(s) * phaseGain(s);
+  if (s.phase !== 'startup') rate *= queueFactor;
+  if (s.lossCapBps !== null) rate = Math.min(rate, s.lossCapBps);
+  if (p.ceilingBps !== null) rate = Math.min(rate, p.ceilingBps);
+  return Math.max(rate, p.minRateBps);
+}
+
+// ---- output -----------------------------------------------------------------------------------
+
+/** The link alone: its rate, and propagation delay (RTT/2, or the hint) + excess queue. */
+export function output(s: State): Output {
+  return { rateBps: BigInt(Math.round(s.rateBps)), owdUs: Math.round(propUs(s) + owdQueueUs(s)) };
+}
+
+/**
+ * Every link of one direction, their delays in one frame. The receiver's OWD samples on all
+ * links share the same two clocks, so the difference of two links' min OWDs is the true
+ * difference of their propagation delays (which RTT/2 cannot see on asymmetric paths). The
+ * link with the smallest min OWD is anchored at its own propagation estimate and the others
+ * placed relative to it; a link without an OWD sample yet keeps its own estimate.
+ */
+export function outputs(states: ReadonlyMap<number, State>): Map<number, Output> {
+  let ref: { raw: number; prop: number } | null = null;
+  for (const s of states.values()) {
+    const raw = minOwdRaw(s);
+    if (raw !== null && (ref === null || ((raw - ref.raw) | 0) < 0)) ref = { raw, prop: propUs(s) };
+  }
+  const out = new Map<number, Output>();
+  for (const [id, s] of states) {
+    const raw = minOwdRaw(s);
+    if (ref === null || raw === null) out.set(id, output(s));
+    else out.set(id, { rateBps: BigInt(Math.round(s.rateBps)), owdUs: Math.round(ref.prop + ((raw - ref.raw) | 0) + owdQueueUs(s)) });
+  }
+  return out;
+}
+
+/** The min OWD back in the receiver's raw u32 µs (null: no sample yet). */
+function minOwdRaw(s: State): number | null {
+  if (!s.owd) return null;
+  return (s.owd.lastRaw + (winBest(s.owd.min) - s.owd.last)) >>> 0;
+}

@@ -1,0 +1,426 @@
+// The congestion-control half of issue 5, without root: the feedback wire format and how the
+// receiver builds it from its counters, the filters, and the per-link controller driven by a
+// discrete-event link simulator (test/helpers/linksim.ts):
+//
+//   sender ─▶ earliest-arrival scheduler ─▶ [FIFO]─rate─▶ delay ─▶ receiver ─┐ every 20 ms
+//     ▲                                                                     │ mp_rx → feedback
+//     └──────────────────────── feedback, after the reverse delay ◀─────────┘
+//
+//   node --import tsx --test test/cc.test.ts
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { encodeHdr, MP_HDR_LEN, MP_T_FEEDBACK, MP_T_PROBE } from '../src/datapath/abi.js';
+import * as cc from '../src/cc/controller.js';
+import {
+  decodeFeedback,
+  decodeFeedbackPacket,
+  encodeFeedback,
+  encodeFeedbackPacket,
+  FB_HDR_LEN,
+  FB_MAX_LEN,
+  FB_RECORD_LEN,
+  feedbackFromCounters,
+  seqNewer,
+  snapshotAt,
+  type FeedbackMsg,
+  type LinkFeedback,
+  type RxSnapshot,
+} from '../src/cc/feedback.js';
+import { winBest, winMax, winMin, winReset } from '../src/cc/filter.js';
+import { goodputBps, meanEstimate, queueDelay, queueOf, settleTime, simulate, utilisation, type SimResult } from './helpers/linksim.js';
+
+const M = 1e6;
+const S = 1e6; // µs per second
+
+/** Prints a scenario's figures (the report quotes them) and returns them. */
+function report(name: string, figures: Record<string, number>): Record<string, number> {
+  const fmt = (k: string, v: number) => (k.endsWith('Ms') ? `${k}=${v.toFixed(1)}` : k.endsWith('Mbit') ? `${k}=${v.toFixed(2)}` : `${k}=${(v * 100).toFixed(1)}%`);
+  console.log(`# ${name}: ${Object.entries(figures).map(([k, v]) => fmt(k, v)).join(' ')}`);
+  return figures;
+}
+
+// ---- feedback: wire format --------------------------------------------------------------------
+
+const rec = (r: Partial<LinkFeedback> = {}): LinkFeedback => ({
+  linkId: 0,
+  intervalUs: 20_000,
+  bytes: 50_000,
+  packets: 34,
+  maxLinkSeq: 1234,
+  owdMinUs: 4_294_000_000,
+  owdMaxUs: 4_294_003_000,
+  lost: 1,
+  echoTsUs: 777,
+  echoDelayUs: 5_000,
+  ...r,
+});
+
+describe('feedback encoding', () => {
+  const msg: FeedbackMsg = {
+    seq: 0xffff_fffe,
+    records: [
+      rec(),
+      rec({ linkId: 3, bytes: 2 ** 40, maxLinkSeq: 0xffff_ffff, lost: 0 }),
+      rec({ linkId: 15, packets: 0, bytes: 0, owdMinUs: null, owdMaxUs: null, echoTsUs: null, echoDelayUs: null }),
+    ],
+  };
+
+  it('round-trips a message, and sizes it 8 + 44 per link after the 24-byte header', () => {
+    const body = encodeFeedback(msg);
+    assert.equal(body.length, FB_HDR_LEN + 3 * FB_RECORD_LEN);
+    assert.equal(FB_RECORD_LEN, 44);
+    assert.equal(FB_MAX_LEN, 24 + 8 + 16 * 44);
+    assert.deepEqual(decodeFeedback(body)._unsafeUnwrap(), msg);
+    assert.deepEqual(decodeFeedback(encodeFeedback({ seq: 1, records: [] }))._unsafeUnwrap(), { seq: 1, records: [] });
+  });
+
+  it('round-trips a whole control packet: mp_hdr of type MP_T_FEEDBACK, then the body', () => {
+    const pkt = encodeFeedbackPacket(msg, 2, 123_456);
+    assert.equal(pkt.length, MP_HDR_LEN + FB_HDR_LEN + 3 * FB_RECORD_LEN);
+    assert.equal(pkt.readUInt8(0) & 0xf, MP_T_FEEDBACK);
+    assert.deepEqual(decodeFeedbackPacket(pkt)._unsafeUnwrap(), { linkId: 2, msg });
+  });
+
+  it('is big-endian at fixed offsets', () => {
+    const b = encodeFeedback({ seq: 0x01020304, records: [rec({ linkId: 7, intervalUs: 0x0a0b0c0d, lost: 9 })] });
+    assert.equal(b.toString('hex', 0, 8), '0102030401000000');
+    assert.equal(b.readUInt8(8), 7);
+    assert.equal(b.readUInt8(9), 0b11); // OWD and echo present
+    assert.equal(b.toString('hex', 12, 16), '0a0b0c0d');
+    assert.equal(b.readUInt32BE(8 + 32), 9);
+  });
+
+  it('rejects what it cannot trust', () => {
+    const good = encodeFeedback(msg);
+    const bad = (b: Buffer) => decodeFeedback(b)._unsafeUnwrapErr().kind;
+    assert.equal(bad(good.subarray(0, 5)), 'BadFeedback'); // shorter than the header
+    assert.equal(bad(good.subarray(0, good.length - 1)), 'BadFeedback'); // truncated record
+    const more = Buffer.from(good);
+    more.writeUInt8(17, 4);
+    assert.equal(bad(more), 'BadFeedback'); // more than 16 records
+    const dup = encodeFeedback({ seq: 1, records: [rec({ linkId: 1 }), rec({ linkId: 2 })] });
+    dup.writeUInt8(1, FB_HDR_LEN + FB_RECORD_LEN);
+    assert.match(decodeFeedback(dup)._unsafeUnwrapErr().reason, /twice/);
+    const id = Buffer.from(good);
+    id.writeUInt8(16, FB_HDR_LEN);
+    assert.match(decodeFeedback(id)._unsafeUnwrapErr().reason, /link id 16/);
+    const flags = Buffer.from(good);
+    flags.writeUInt8(0x80, FB_HDR_LEN + 1);
+    assert.match(decodeFeedback(flags)._unsafeUnwrapErr().reason, /flags/);
+    const probe = Buffer.concat([encodeHdr({ type: MP_T_PROBE }), good]);
+    assert.equal(decodeFeedbackPacket(probe).isErr(), true);
+    assert.throws(() => encodeFeedback({ seq: 0, records: Array.from({ length: 17 }, (_, i) => rec({ linkId: i % 16 })) }));
+  });
+
+  it('orders message numbers across the u32 wrap', () => {
+    assert.equal(seqNewer(5, 3), true);
+    assert.equal(seqNewer(3, 5), false);
+    assert.equal(seqNewer(2, 0xffff_fff0), true);
+    assert.equal(seqNewer(0xffff_fff0, 2), false);
+    assert.equal(seqNewer(7, 7), false);
+  });
+});
+
+// ---- feedback: from the receiver's counters ---------------------------------------------------------
+
+describe('feedbackFromCounters', () => {
+  const snap = (r: Partial<RxSnapshot>): RxSnapshot => ({ linkId: 1, atUs: 0, lastRxNs: 0n, maxLinkSeq: 0, lastOwdUs: 0, packets: 0n, bytes: 0n, ...r });
+
+  it('turns two readings into the interval between them', () => {
+    const prev = snap({ atUs: 1_000_000, maxLinkSeq: 100, packets: 90n, bytes: 135_000n, lastOwdUs: 500 });
+    const cur = snap({ maxLinkSeq: 140, packets: 128n, bytes: 192_000n, lastOwdUs: 700, lastRxNs: 1_019_000_000n });
+    assert.deepEqual(feedbackFromCounters(prev, cur, 1_020_000), {
+      linkId: 1,
+      intervalUs: 20_000,
+      bytes: 57_000,
+      packets: 38,
+      maxLinkSeq: 140,
+      owdMinUs: 700, // only the last sample: it stands for the interval's min and max
+      owdMaxUs: 700,
+      lost: 2, // 40 sequence numbers, 38 packets
+      echoTsUs: 1_019_000 - 700, // the last packet's sender timestamp
+      echoDelayUs: 1_000, // held 1 ms before this record
+    });
+  });
+
+  it('counts losses across the u32 wrap of the per-link sequence', () => {
+    const prev = snap({ maxLinkSeq: 0xffff_fff0, packets: 1000n, bytes: 1_500_000n });
+    const cur = snap({ maxLinkSeq: 0x10, packets: 1030n, bytes: 1_545_000n, lastOwdUs: 0xffff_ff00, lastRxNs: 5_000n });
+    const fb = feedbackFromCounters(prev, cur, 20_000);
+    assert.equal(fb.lost, 2); // 0x20 sequence numbers, 30 packets
+    assert.equal(fb.maxLinkSeq, 0x10);
+    assert.equal(fb.echoTsUs, (5 - 0xffff_ff00 + 2 ** 32) % 2 ** 32); // wraps too
+  });
+
+  it('no packet: no delay sample, no echo, no loss; reordering is not loss', () => {
+    const prev = snap({ maxLinkSeq: 50, packets: 50n, bytes: 75_000n, lastOwdUs: 9 });
+    const idle = feedbackFromCounters(prev, { ...prev }, 20_000);
+    assert.deepEqual([idle.packets, idle.owdMinUs, idle.owdMaxUs, idle.echoTsUs, idle.lost], [0, null, null, null, 0]);
+    const reordered = feedbackFromCounters(prev, snap({ maxLinkSeq: 52, packets: 55n, bytes: 82_500n }), 20_000);
+    assert.equal(reordered.lost, 0);
+  });
+
+  it('the first packets have no baseline (no loss); a counter reset counts from zero', () => {
+    const first = feedbackFromCounters(snap({}), snap({ maxLinkSeq: 4_000_000, packets: 10n, bytes: 15_000n }), 20_000);
+    assert.deepEqual([first.packets, first.lost], [10, 0]);
+    const reset = feedbackFromCounters(snap({ maxLinkSeq: 900, packets: 900n, bytes: 1_350_000n }), snap({ maxLinkSeq: 12, packets: 12n, bytes: 18_000n }), 20_000);
+    assert.deepEqual([reset.packets, reset.bytes, reset.lost], [12, 18_000, 0]);
+  });
+
+  it('uses the interval min/max when the data path tracks them', () => {
+    const fb = feedbackFromCounters(snap({}), snap({ packets: 3n, bytes: 4500n, lastOwdUs: 20, owdMinUs: 10, owdMaxUs: 30 }), 20_000);
+    assert.deepEqual([fb.owdMinUs, fb.owdMaxUs], [10, 30]);
+    const next = snapshotAt({ linkId: 1, lastRxNs: 0n, maxLinkSeq: 3, lastOwdUs: 20, packets: 3n, bytes: 4500n }, 20_000);
+    assert.equal(next.atUs, 20_000);
+  });
+});
+
+// ---- filters ------------------------------------------------------------------------------------
+
+describe('windowed filters', () => {
+  it('keep the best sample of the window and fall back to the next best as it ages', () => {
+    let f = winReset(0, 10);
+    f = winMax(f, 100, 10, 5);
+    f = winMax(f, 100, 60, 7);
+    assert.equal(winBest(f), 10);
+    f = winMax(f, 100, 105, 4); // 10 aged out: the best of the rest
+    assert.equal(winBest(f), 7);
+    f = winMax(f, 100, 300, 3); // nothing left in the window
+    assert.equal(winBest(f), 3);
+    let g = winReset(0, 5);
+    g = winMin(g, 100, 50, 8);
+    assert.equal(winBest(g), 5);
+    assert.equal(winBest(winMin(g, 100, 120, 9)), 8);
+  });
+});
+
+// ---- the controller, direct -----------------------------------------------------------------------
+
+/** Feeds a synthetic trace: `n` intervals of 20 ms; `f(i)` gives each record. */
+function drive(s: cc.State, n: number, f: (i: number) => Partial<LinkFeedback> & { sent?: number }, t0: number): { s: cc.State; t: number } {
+  let t = t0;
+  for (let i = 0; i < n; i++) {
+    t += 20_000;
+    const { sent, ...r } = f(i);
+    s = cc.onFeedback(s, rec({ echoTsUs: null, echoDelayUs: null, lost: 0, ...r }), sent ?? (s.rateBps / 8) * 0.02, t);
+  }
+  return { s, t };
+}
+
+/** A controller that has found a 20 Mbit/s link (from the simulator) and its clock. */
+function converged(): { s: cc.State; t: number } {
+  const r = simulate({ links: [{ rateBps: 20 * M, propUs: 10_000, queueBytes: queueOf(100, 20 * M) }], durationUs: 3 * S });
+  return { s: r.states[0]!, t: 3 * S };
+}
+
+describe('controller', () => {
+  it('starts conservative, at 1 Mbit/s and the configured delay', () => {
+    const s = cc.initial({ owdUs: 12_000 });
+    assert.deepEqual(cc.output(s), { rateBps: 1_000_000n, owdUs: 12_000 });
+    assert.equal(cc.estimate(s).phase, 'startup');
+    assert.deepEqual(cc.output(cc.initial({ ceilingBps: 500_000 })).rateBps, 500_000n);
+  });
+
+  it('silence keeps the rate and marks the estimate stale; feedback clears it', () => {
+    const { s, t } = converged();
+    const before = cc.output(s);
+    assert.equal(cc.onSilence(s, t + 100_000).stale, false);
+    const silent = cc.onSilence(cc.onSilence(s, t + 150_000), t + 300_000);
+    assert.equal(silent.stale, true);
+    assert.deepEqual(cc.output(silent), before);
+    const back = drive(silent, 1, () => ({ bytes: 50_000, owdMinUs: s.owd!.lastRaw, owdMaxUs: s.owd!.lastRaw }), t + 300_000).s;
+    assert.equal(back.stale, false);
+    assert.ok(Math.abs(cc.bwBps(back) - 20 * M) < 2 * M);
+  });
+
+  it('an application-limited link keeps its estimate', () => {
+    const { s, t } = converged();
+    const raw = s.owd!.lastRaw;
+    // 2 s of a trickle (1 Mbit/s offered, all delivered, no queue)
+    const idle = drive(s, 100, () => ({ bytes: 2_500, packets: 2, owdMinUs: raw, owdMaxUs: raw, sent: 2_500 }), t).s;
+    assert.ok(cc.bwBps(idle) > 18 * M, `estimate ${cc.bwBps(idle)}`);
+  });
+
+  it('random loss without a queue is not congestion; the same loss with a queue is', () => {
+    const { s, t } = converged();
+    const raw = s.owd!.lastRaw;
+    const base = drive(s, 25, () => ({ bytes: 50_000, packets: 33, lost: 0, owdMinUs: raw, owdMaxUs: raw }), t);
+    // 5 % loss at full rate, no queue: the rate stays
+    const lossy = drive(base.s, 50, () => ({ bytes: 47_500, packets: 32, lost: 2, owdMinUs: raw, owdMaxUs: raw }), base.t).s;
+    assert.ok(cc.bwBps(lossy) > 18 * M && lossy.lossCapBps === null, `random loss cut the rate to ${lossy.rateBps}`);
+    // 5 % loss with a 6 ms standing queue, while cruising: multiplicative decrease
+    let q = base;
+    let cut = false;
+    for (let i = 0; i < 50 && !cut; i++) {
+      q = drive(q.s, 1, () => ({ bytes: 47_500, packets: 32, lost: 2, owdMinUs: raw + 6_000, owdMaxUs: raw + 6_000 }), q.t);
+      cut = q.s.lossCapBps !== null;
+    }
+    assert.ok(cut, 'loss with a queue never cut the rate');
+    assert.ok(q.s.rateBps <= 0.86 * base.s.rateBps, `rate ${q.s.rateBps} after ${base.s.rateBps}`);
+  });
+
+  it('puts every link of a direction in one delay frame, across the u32 wrap', () => {
+    // two links whose receiver clock is 2^32 − 3 ms ahead: raw OWDs wrap between them
+    const a = drive(cc.initial({ owdUs: 10_000 }), 5, () => ({ owdMinUs: 0xffff_ffff - 2_000, owdMaxUs: 0xffff_ffff - 2_000 }), 0).s;
+    const b = drive(cc.initial({ owdUs: 10_000 }), 5, () => ({ owdMinUs: 25_000, owdMaxUs: 25_000 }), 0).s;
+    const out = cc.outputs(new Map([[0, a], [1, b]]));
+    // link 0 anchored at its own estimate; link 1 is 2001 + 25000 µs later
+    assert.equal(out.get(0)!.owdUs, 10_000);
+    assert.equal(out.get(1)!.owdUs, 10_000 + 27_001);
+    // a link without samples keeps its own estimate
+    assert.equal(cc.outputs(new Map([[0, a], [2, cc.initial({ owdUs: 40_000 })]])).get(2)!.owdUs, 40_000);
+  });
+
+  it('learns round trips from the feedback echo', () => {
+    // the sender stamped 1_000_000; the receiver held the packet 3 ms; now is 1_031_000
+    const s = cc.onFeedback(cc.initial(), rec({ echoTsUs: 1_000_000, echoDelayUs: 3_000 }), 2_500, 1_031_000);
+    assert.equal(cc.estimate(s).rttUs, 28_000);
+    assert.equal(cc.roundUs(s), 28_000 + 40_000);
+    assert.equal(cc.queueTargetUs(s), 7_000); // a quarter of the RTT, within 5-10 ms
+  });
+});
+
+// ---- the controller in the link simulator ------------------------------------------------------------
+
+/** After `fromUs`, when the true queueing delay first peaked and when it was first back below
+ * `belowUs` after that. */
+function queueDrain(r: SimResult, link: number, fromUs: number, belowUs: number): { peakUs: number; drainedUs: number | null } {
+  const xs = r.traces.filter((x) => x.link === link && x.tUs >= fromUs && x.tUs < fromUs + 2 * S);
+  const peak = xs.reduce((a, x) => (x.queueMaxUs > a.queueMaxUs ? x : a), xs[0]!);
+  const back = xs.find((x) => x.tUs > peak.tUs && x.queueMaxUs < belowUs);
+  return { peakUs: peak.queueMaxUs, drainedUs: back ? back.tUs : null };
+}
+
+describe('controller on a simulated link', () => {
+  it('finds a 20 Mbit/s link within 2 s, then keeps its queue short and the link busy', () => {
+    const r = simulate({ links: [{ rateBps: 20 * M, propUs: 10_000, queueBytes: queueOf(100, 20 * M) }], durationUs: 10 * S });
+    const settle = settleTime(r.traces, 0, 0, 20 * M, 0.1);
+    const w = { fromUs: 2 * S, toUs: 10 * S };
+    const q = queueDelay(r.traces, 0, w);
+    const f = report('capacity discovery 20 Mbit/s, 10 ms, 100 ms buffer', {
+      settleMs: (settle ?? Infinity) / 1e3,
+      estimateMbit: meanEstimate(r.traces, 0, w) / M,
+      utilisation: utilisation(r.traces, 0, w),
+      queueMeanMs: q.meanUs / 1e3,
+      queueP95Ms: q.p95Us / 1e3,
+    });
+    assert.ok(f.settleMs! <= 2000, `settled after ${f.settleMs} ms`);
+    assert.ok(Math.abs(f.estimateMbit! - 20) <= 2, `estimate ${f.estimateMbit}`);
+    assert.ok(f.queueMeanMs! < 15, `queue ${f.queueMeanMs} ms`);
+    assert.ok(f.utilisation! >= 0.9, `utilisation ${f.utilisation}`);
+  });
+
+  it('also with the data path reporting each interval’s min/max delay, and jitter', () => {
+    const r = simulate({ links: [{ rateBps: 20 * M, propUs: 10_000, jitterUs: 2_000, queueBytes: queueOf(100, 20 * M) }], durationUs: 8 * S, owdMinMax: true });
+    const w = { fromUs: 2 * S, toUs: 8 * S };
+    const f = report('discovery with 2 ms jitter, interval min/max OWD', {
+      settleMs: (settleTime(r.traces, 0, 0, 20 * M, 0.1) ?? Infinity) / 1e3,
+      utilisation: utilisation(r.traces, 0, w),
+      queueMeanMs: queueDelay(r.traces, 0, w).meanUs / 1e3,
+    });
+    assert.ok(f.settleMs! <= 2000 && f.utilisation! >= 0.9 && f.queueMeanMs! < 15);
+  });
+
+  it('follows a step 20 → 5 Mbit/s and back within 2 s each way', () => {
+    const cap = (t: number) => (t >= 4 * S && t < 8 * S ? 5 * M : 20 * M);
+    const r = simulate({ links: [{ rateBps: cap, propUs: 10_000, queueBytes: queueOf(100, 20 * M) }], durationUs: 12 * S });
+    const down = settleTime(r.traces, 0, 4 * S, 5 * M, 0.1);
+    const up = settleTime(r.traces, 0, 8 * S, 20 * M, 0.1);
+    const f = report('step 20 → 5 → 20 Mbit/s', {
+      downMs: ((down ?? Infinity) - 4 * S) / 1e3,
+      upMs: ((up ?? Infinity) - 8 * S) / 1e3,
+      queuePeakMs: queueDrain(r, 0, 4 * S, 20_000).peakUs / 1e3,
+      queueDrainedMs: ((queueDrain(r, 0, 4 * S, 20_000).drainedUs ?? Infinity) - 4 * S) / 1e3,
+      utilisationAt5: utilisation(r.traces, 0, { fromUs: 5 * S, toUs: 8 * S }),
+      utilisationAt20: utilisation(r.traces, 0, { fromUs: 9 * S, toUs: 12 * S }),
+      queueMeanAt5Ms: queueDelay(r.traces, 0, { fromUs: 5 * S, toUs: 8 * S }).meanUs / 1e3,
+    });
+    assert.ok(f.downMs! <= 2000, `down after ${f.downMs} ms`);
+    assert.ok(f.upMs! <= 2000, `up after ${f.upMs} ms`);
+    assert.ok(f.queueDrainedMs! <= 1000, `queue drained after ${f.queueDrainedMs} ms`);
+    assert.ok(f.utilisationAt5! >= 0.85 && f.utilisationAt20! >= 0.9);
+    assert.ok(f.queueMeanAt5Ms! < 15);
+  });
+
+  it('keeps its rate on a link with 2 % random loss', () => {
+    const r = simulate({ links: [{ rateBps: 20 * M, propUs: 10_000, queueBytes: queueOf(100, 20 * M), loss: 0.02 }], durationUs: 10 * S, seed: 3 });
+    const w = { fromUs: 2 * S, toUs: 10 * S };
+    const xs = r.traces.filter((x) => x.tUs > w.fromUs);
+    const f = report('2 % random loss, 20 Mbit/s', {
+      meanRateMbit: xs.reduce((a, x) => a + x.rateBps, 0) / xs.length / M,
+      minEstimateMbit: Math.min(...xs.map((x) => x.bwBps)) / M,
+      goodputMbit: goodputBps(r.traces, 0, w) / M,
+      utilisation: utilisation(r.traces, 0, w), // of the capacity: 98 % at most
+      queueMeanMs: queueDelay(r.traces, 0, w).meanUs / 1e3,
+    });
+    assert.ok(f.meanRateMbit! >= 0.7 * 20 && f.minEstimateMbit! >= 0.7 * 20, `rate ${f.meanRateMbit}, lowest estimate ${f.minEstimateMbit}`);
+    assert.ok(f.utilisation! >= 0.85);
+  });
+
+  it('does not fill a bufferbloated 500 ms modem queue', () => {
+    const r = simulate({ links: [{ rateBps: 20 * M, propUs: 10_000, queueBytes: queueOf(500, 20 * M) }], durationUs: 10 * S });
+    const all = queueDelay(r.traces, 0, { fromUs: 0, toUs: 10 * S });
+    const after = queueDelay(r.traces, 0, { fromUs: 1 * S, toUs: 10 * S });
+    const f = report('bufferbloat, 500 ms buffer at 20 Mbit/s', {
+      queueMeanMs: after.meanUs / 1e3,
+      queueP95Ms: after.p95Us / 1e3,
+      queueMaxAfter1sMs: after.maxUs / 1e3,
+      queueMaxStartupMs: all.maxUs / 1e3,
+      utilisation: utilisation(r.traces, 0, { fromUs: 1 * S, toUs: 10 * S }),
+    });
+    assert.ok(f.queueMeanMs! < 30 && f.queueP95Ms! < 30 && f.queueMaxAfter1sMs! < 30, 'queueing delay above 30 ms');
+    assert.ok(f.queueMaxStartupMs! < 100);
+    assert.equal(r.drops[0], 0);
+  });
+
+  it('silence: 300 ms without feedback keeps the rate and marks the estimate stale', () => {
+    const r = simulate({ links: [{ rateBps: 20 * M, propUs: 10_000, queueBytes: queueOf(100, 20 * M) }], durationUs: 5 * S, silence: { fromUs: 3 * S, toUs: 3.3 * S } });
+    const at = (t: number) => r.traces.find((x) => x.tUs >= t)!;
+    const before = at(3 * S);
+    assert.equal(before.stale, false);
+    assert.equal(at(3.1 * S).stale, false); // not yet: 200 ms
+    const during = r.traces.filter((x) => x.tUs >= 3.25 * S && x.tUs < 3.3 * S);
+    assert.ok(during.length > 0 && during.every((x) => x.stale && x.rateBps === during[0]!.rateBps && x.bwBps === before.bwBps));
+    assert.equal(at(3.4 * S).stale, false);
+    const after = { fromUs: 3.5 * S, toUs: 5 * S };
+    const f = report('silence 300 ms', { utilisationAfter: utilisation(r.traces, 0, after), estimateAfterMbit: meanEstimate(r.traces, 0, after) / M });
+    assert.ok(f.utilisationAfter! >= 0.9);
+  });
+
+  it('respects a configured ceiling', () => {
+    const r = simulate({ links: [{ rateBps: 20 * M, propUs: 10_000, queueBytes: queueOf(100, 20 * M), cc: { ceilingBps: 8 * M } }], durationUs: 4 * S });
+    assert.ok(r.traces.every((x) => x.rateBps <= 8 * M && x.bwBps <= 8 * M));
+    assert.ok(goodputBps(r.traces, 0, { fromUs: 1 * S, toUs: 4 * S }) > 7.5 * M);
+  });
+
+  it('two links of 20 and 5 Mbit/s (10 and 30 ms) share one sender in proportion to their estimates', () => {
+    const r = simulate({
+      links: [
+        { rateBps: 20 * M, propUs: 10_000, queueBytes: queueOf(100, 20 * M) },
+        { rateBps: 5 * M, propUs: 30_000, queueBytes: queueOf(100, 5 * M) },
+      ],
+      durationUs: 10 * S,
+    });
+    const w = { fromUs: 3 * S, toUs: 10 * S };
+    const e0 = meanEstimate(r.traces, 0, w);
+    const e1 = meanEstimate(r.traces, 1, w);
+    const g0 = goodputBps(r.traces, 0, w);
+    const g1 = goodputBps(r.traces, 1, w);
+    const f = report('two links 20 + 5 Mbit/s', {
+      estimate0Mbit: e0 / M,
+      estimate1Mbit: e1 / M,
+      shareOfEstimates: e0 / (e0 + e1),
+      shareOfTraffic: g0 / (g0 + g1),
+      utilisationTotal: (g0 + g1) / (25 * M),
+      queue0MeanMs: queueDelay(r.traces, 0, w).meanUs / 1e3,
+      queue1MeanMs: queueDelay(r.traces, 1, w).meanUs / 1e3,
+      settle0Ms: (settleTime(r.traces, 0, 0, 20 * M, 0.1) ?? Infinity) / 1e3,
+      settle1Ms: (settleTime(r.traces, 1, 0, 5 * M, 0.1) ?? Infinity) / 1e3,
+    });
+    assert.ok(Math.abs(e0 - 20 * M) <= 2 * M && Math.abs(e1 - 5 * M) <= 0.5 * M, `estimates ${e0} ${e1}`);
+    assert.ok(Math.abs(f.shareOfTraffic! - f.shareOfEstimates!) < 0.03, `traffic ${f.shareOfTraffic} vs estimates ${f.shareOfEstimates}`);
+    assert.ok(f.utilisationTotal! >= 0.9);
+    assert.ok(f.settle0Ms! <= 2000 && f.settle1Ms! <= 2000);
+  });
+});

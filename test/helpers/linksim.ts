@@ -1,0 +1,322 @@
+// A small discrete-event link simulator for the congestion controller (src/cc/controller.ts).
+//
+//   sender ──▶ scheduler ──▶ [ FIFO, tail drop ]──rate──▶ propagation ─(loss)─▶ receiver
+//      ▲      (earliest        bottleneck per link                               │ every 20 ms:
+//      │       arrival)                                                          │ mp_rx counters
+//      └──────────────────────── feedback, after the reverse delay ◀─────────────┘ → feedback
+//
+// One backlogged source sends fixed-size packets paced at the sum of the links' output rates;
+// each packet goes to the link where it would arrive first, as bpf/schedule.h does
+// (max(now, busy_until) + size/rate + owd), and is sent at once (busy_until is virtual). Each
+// link is a bottleneck with a rate (which may change over time), a byte-limited FIFO, a
+// propagation delay and optional random loss / jitter (never reordering). The receiver keeps
+// mp_rx exactly like bpf/decap.c (highest per-link sequence, u32 arithmetic, the last
+// one-way-delay sample from unsynchronised clocks with a large offset, so it wraps) and every
+// feedback interval turns two readings into a record with feedbackFromCounters. The record
+// reaches the sender after the reverse propagation delay; the sender runs one controller per
+// link and rewrites the links' rate and delay (outputs()) after each.
+
+import { feedbackFromCounters, snapshotAt, type LinkFeedback, type RxSnapshot } from '../../src/cc/feedback.js';
+import * as cc from '../../src/cc/controller.js';
+
+export interface SimLink {
+  /** Bottleneck rate, bit/s (of the packets' bytes), or a function of time (µs). */
+  rateBps: number | ((tUs: number) => number);
+  /** One-way propagation delay after the bottleneck, µs (feedback comes back after the same). */
+  propUs: number;
+  /** FIFO size in bytes (tail drop). */
+  queueBytes: number;
+  /** Random loss on the wire, 0..1. */
+  loss?: number;
+  /** Uniform extra delay 0..jitterUs, without reordering. */
+  jitterUs?: number;
+  /** Controller parameters for this link. */
+  cc?: Partial<cc.CcParams>;
+}
+
+export interface SimOptions {
+  links: SimLink[];
+  durationUs: number;
+  packetBytes?: number;
+  feedbackIntervalUs?: number;
+  /** No feedback reaches the sender while from ≤ t < to. */
+  silence?: { fromUs: number; toUs: number };
+  /** Receiver clock − sender clock, µs (any value: OWD is only relative). */
+  clockOffsetUs?: number;
+  /** Per-interval min/max OWD from the data path (default: only the last sample, as mp_rx). */
+  owdMinMax?: boolean;
+  seed?: number;
+}
+
+/** One feedback interval of one link (receiver side, true values) and the sender's view. */
+export interface Trace {
+  tUs: number;
+  link: number;
+  /** Bytes delivered in the interval, and the true mean / max queueing delay they saw. */
+  deliveredBytes: number;
+  queueMeanUs: number;
+  queueMaxUs: number;
+  capacityBps: number;
+  /** The sender's controller after the latest feedback it processed. */
+  bwBps: number;
+  rateBps: number;
+  owdUs: number;
+  phase: cc.Phase;
+  stale: boolean;
+}
+
+export interface SimResult {
+  traces: Trace[];
+  /** Bytes sent per link. */
+  sentBytes: number[];
+  drops: number[];
+  states: cc.State[];
+}
+
+/** mulberry32: a small seeded PRNG, so every run is the same. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A queue of `ms` milliseconds at `rateBps`, in bytes. */
+export function queueOf(ms: number, rateBps: number): number {
+  return Math.round(((rateBps / 8) * ms) / 1000);
+}
+
+interface Arrival {
+  atUs: number;
+  bytes: number;
+  linkSeq: number;
+  tsUs: number; // sender timestamp (u32)
+  queueUs: number; // true waiting time in the FIFO
+}
+
+class Bottleneck {
+  private readonly inQueue: { depUs: number; bytes: number }[] = [];
+  private queued = 0;
+  private lastDepUs = 0;
+  private lastArrUs = 0;
+  drops = 0;
+  readonly arrivals: Arrival[] = [];
+
+  constructor(
+    private readonly l: SimLink,
+    private readonly rnd: () => number,
+  ) {}
+
+  rateAt(tUs: number): number {
+    return typeof this.l.rateBps === 'function' ? this.l.rateBps(tUs) : this.l.rateBps;
+  }
+
+  send(tUs: number, bytes: number, linkSeq: number, tsUs: number): void {
+    while (this.inQueue.length > 0 && this.inQueue[0]!.depUs <= tUs) this.queued -= this.inQueue.shift()!.bytes;
+    if (this.queued + bytes > this.l.queueBytes) {
+      this.drops++;
+      return;
+    }
+    const start = Math.max(tUs, this.lastDepUs);
+    const dep = start + (bytes * 8 * 1e6) / this.rateAt(start);
+    this.lastDepUs = dep;
+    this.inQueue.push({ depUs: dep, bytes });
+    this.queued += bytes;
+    if (this.l.loss && this.rnd() < this.l.loss) return; // lost on the wire, after the queue
+    const arr = Math.max(dep + this.l.propUs + (this.l.jitterUs ? this.rnd() * this.l.jitterUs : 0), this.lastArrUs);
+    this.lastArrUs = arr;
+    this.arrivals.push({ atUs: arr, bytes, linkSeq, tsUs, queueUs: start - tUs });
+  }
+}
+
+const U32 = 0x1_0000_0000;
+
+/** Runs the scenario; returns per-interval traces of every link. */
+export function simulate(o: SimOptions): SimResult {
+  const size = o.packetBytes ?? 1500;
+  const fbEvery = o.feedbackIntervalUs ?? 20_000;
+  const offset = o.clockOffsetUs ?? 4_294_000_000; // close to 2^32: OWD samples wrap
+  const rnd = prng(o.seed ?? 1);
+  const n = o.links.length;
+  const links = o.links.map((l) => new Bottleneck(l, rnd));
+  let states = o.links.map((l) => cc.initial({ feedbackIntervalUs: fbEvery, ...l.cc }, 0));
+  let out = cc.outputs(new Map(states.map((s, i) => [i, s])));
+
+  // sender
+  const busyUntil = new Array<number>(n).fill(0);
+  const linkSeq = new Array<number>(n).fill(U32 - 500); // wraps early in the run
+  const sentSinceFb = new Array<number>(n).fill(0);
+  const sentBytes = new Array<number>(n).fill(0);
+  // receiver: mp_rx per link, plus the true queueing delays of the interval
+  const rx = o.links.map(() => ({ lastRxNs: 0n, maxLinkSeq: 0, lastOwdUs: 0, packets: 0n, bytes: 0n, owdMin: Infinity, owdMax: -Infinity }));
+  const prev: RxSnapshot[] = o.links.map((_, i) => snapshotAt({ linkId: i, lastRxNs: 0n, maxLinkSeq: 0, lastOwdUs: 0, packets: 0n, bytes: 0n }, offset));
+  const rxIdx = new Array<number>(n).fill(0);
+  const interval = o.links.map(() => ({ bytes: 0, qSum: 0, qMax: 0, pkts: 0 }));
+  // feedback in flight to the sender
+  const inFlight: { atUs: number; fb: LinkFeedback }[] = [];
+  const traces: Trace[] = [];
+
+  const rate = (i: number) => Number(out.get(i)!.rateBps);
+  let nextSend = 0;
+  let nextTick = fbEvery;
+  const outOf = (i: number) => out.get(i)!;
+
+  while (true) {
+    const nextFb = inFlight.length > 0 ? inFlight[0]!.atUs : Infinity;
+    const t = Math.min(nextSend, nextTick, nextFb);
+    if (t >= o.durationUs) break;
+
+    if (t === nextFb) {
+      const { fb } = inFlight.shift()!;
+      const i = fb.linkId;
+      states[i] = cc.onFeedback(states[i]!, fb, sentSinceFb[i]!, t);
+      sentSinceFb[i] = 0;
+      out = cc.outputs(new Map(states.map((s, k) => [k, s])));
+      continue;
+    }
+
+    if (t === nextTick) {
+      nextTick += fbEvery;
+      // the sender's silence timer
+      states = states.map((s) => cc.onSilence(s, t));
+      for (let i = 0; i < n; i++) {
+        const r = rx[i]!;
+        const arrivals = links[i]!.arrivals;
+        const iv = interval[i]!;
+        while (rxIdx[i]! < arrivals.length && arrivals[rxIdx[i]!]!.atUs <= t) {
+          const a = arrivals[rxIdx[i]!++]!;
+          if (((a.linkSeq - r.maxLinkSeq) | 0) > 0 || r.packets === 0n) r.maxLinkSeq = a.linkSeq;
+          const rxUs = Math.floor(a.atUs + offset); // the receiver's clock
+          const owd = (rxUs - a.tsUs + U32) % U32; // u32, as decap computes it
+          r.lastRxNs = BigInt(rxUs) * 1000n;
+          r.lastOwdUs = owd;
+          r.owdMin = Math.min(r.owdMin, owd);
+          r.owdMax = Math.max(r.owdMax, owd);
+          r.packets++;
+          r.bytes += BigInt(a.bytes);
+          iv.bytes += a.bytes;
+          iv.pkts++;
+          iv.qSum += a.queueUs;
+          iv.qMax = Math.max(iv.qMax, a.queueUs);
+        }
+        const { lastRxNs, maxLinkSeq, lastOwdUs, packets, bytes } = r;
+        const minMax = o.owdMinMax && r.owdMin !== Infinity ? { owdMinUs: r.owdMin, owdMaxUs: r.owdMax } : {};
+        const cur = { linkId: i, lastRxNs, maxLinkSeq, lastOwdUs, packets, bytes, ...minMax };
+        const fb = feedbackFromCounters(prev[i]!, cur, t + offset);
+        prev[i] = snapshotAt(cur, t + offset);
+        r.owdMin = Infinity;
+        r.owdMax = -Infinity;
+        const silent = o.silence && t >= o.silence.fromUs && t < o.silence.toUs;
+        if (!silent) {
+          const at = t + o.links[i]!.propUs;
+          let k = inFlight.length;
+          while (k > 0 && inFlight[k - 1]!.atUs > at) k--;
+          inFlight.splice(k, 0, { atUs: at, fb });
+        }
+        const s = states[i]!;
+        traces.push({
+          tUs: t,
+          link: i,
+          deliveredBytes: iv.bytes,
+          queueMeanUs: iv.pkts ? iv.qSum / iv.pkts : 0,
+          queueMaxUs: iv.qMax,
+          capacityBps: links[i]!.rateAt(t),
+          bwBps: cc.bwBps(s),
+          rateBps: s.rateBps,
+          owdUs: outOf(i).owdUs,
+          phase: s.phase,
+          stale: s.stale,
+        });
+        interval[i] = { bytes: 0, qSum: 0, qMax: 0, pkts: 0 };
+      }
+      continue;
+    }
+
+    // send one packet on the link where it arrives first (bpf/schedule.h)
+    let best = 0;
+    let bestArr = Infinity;
+    let bestStart = 0;
+    let bestTx = 0;
+    for (let i = 0; i < n; i++) {
+      const start = Math.max(t, busyUntil[i]!);
+      const tx = (size * 8 * 1e6) / rate(i);
+      const arr = start + tx + outOf(i).owdUs;
+      if (arr < bestArr) [best, bestArr, bestStart, bestTx] = [i, arr, start, tx];
+    }
+    busyUntil[best] = bestStart + bestTx;
+    linkSeq[best] = (linkSeq[best]! + 1) % U32;
+    links[best]!.send(t, size, linkSeq[best]!, Math.floor(t) % U32);
+    sentSinceFb[best]! += size;
+    sentBytes[best]! += size;
+    let total = 0;
+    for (let i = 0; i < n; i++) total += rate(i);
+    nextSend = t + (size * 8 * 1e6) / total;
+  }
+  return { traces, sentBytes, drops: links.map((l) => l.drops), states };
+}
+
+// ---- measurements over traces -------------------------------------------------------------------
+
+export interface Window {
+  fromUs: number;
+  toUs: number;
+}
+
+function inWindow(traces: Trace[], link: number, w: Window): Trace[] {
+  return traces.filter((x) => x.link === link && x.tUs > w.fromUs && x.tUs <= w.toUs);
+}
+
+/** Delivered bytes / (capacity × time) over the window. */
+export function utilisation(traces: Trace[], link: number, w: Window): number {
+  const xs = inWindow(traces, link, w);
+  let bits = 0;
+  let cap = 0;
+  for (let i = 1; i < xs.length; i++) {
+    bits += xs[i]!.deliveredBytes * 8;
+    cap += (xs[i]!.capacityBps * (xs[i]!.tUs - xs[i - 1]!.tUs)) / 1e6;
+  }
+  return bits / cap;
+}
+
+/** Goodput in bit/s over the window. */
+export function goodputBps(traces: Trace[], link: number, w: Window): number {
+  const xs = inWindow(traces, link, w);
+  const bits = xs.reduce((a, x) => a + x.deliveredBytes * 8, 0);
+  return (bits * 1e6) / (w.toUs - w.fromUs);
+}
+
+/** Packet-weighted mean of the true queueing delay, and its max, over the window (µs). */
+export function queueDelay(traces: Trace[], link: number, w: Window): { meanUs: number; maxUs: number; p95Us: number } {
+  const xs = inWindow(traces, link, w);
+  let sum = 0;
+  let bytes = 0;
+  for (const x of xs) {
+    sum += x.queueMeanUs * x.deliveredBytes;
+    bytes += x.deliveredBytes;
+  }
+  const maxes = xs.map((x) => x.queueMaxUs).sort((a, b) => a - b);
+  return { meanUs: bytes ? sum / bytes : 0, maxUs: maxes.at(-1) ?? 0, p95Us: maxes[Math.floor(0.95 * (maxes.length - 1))] ?? 0 };
+}
+
+/** Mean of the sender's bandwidth estimate over the window. */
+export function meanEstimate(traces: Trace[], link: number, w: Window): number {
+  const xs = inWindow(traces, link, w);
+  return xs.reduce((a, x) => a + x.bwBps, 0) / xs.length;
+}
+
+/** First time ≥ fromUs after which the estimate stays within ±tol of target for holdUs. */
+export function settleTime(traces: Trace[], link: number, fromUs: number, target: number, tol: number, holdUs = 500_000): number | null {
+  const xs = traces.filter((x) => x.link === link && x.tUs >= fromUs);
+  let since: number | null = null;
+  for (const x of xs) {
+    const inside = Math.abs(x.bwBps - target) <= tol * target;
+    if (inside && since === null) since = x.tUs;
+    if (!inside) since = null;
+    if (since !== null && x.tUs - since >= holdUs) return since;
+  }
+  return null;
+}

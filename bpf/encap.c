@@ -3,13 +3,18 @@
  * encap.c — the sending side: an inner IP packet in, an mpctl packet out of the chosen link.
  *
  * Attached at tc ingress of `lan` on the Local Portal, and of `wan` (after decap) and any
- * forward interface on the Remote Portal. A packet's journey:
+ * forward interface on the Remote Portal; on both, also at the segmentation loop's exit
+ * mpf…b (loop.h). A packet's journey:
  *
  *   1. Is it for the tunnel? IPv4/IPv6 from the client (LP) or to the client (RP), not
  *      link-scoped (neighbour discovery, multicast), and on a single-interface RP not for the
  *      portal's own ports. Anything else passes untouched.
- *   2. Can it be carried? GSO super-packets cannot (one header per segment is needed); packets
- *      larger than inner_mtu are answered with ICMP "too big" (icmp.h).
+ *   2. Can it be carried whole? A GSO super-packet cannot (one header per segment is needed):
+ *      it goes round the segmentation loop (loop.h) and comes back in segments. A packet
+ *      larger than inner_mtu (or a GSO packet whose segments will be) goes round the loop to
+ *      be fragmented if it is IPv4 without DF, and is answered with ICMP "too big" otherwise
+ *      (icmp.h). A piece back from the loop that still does not fit is dropped: nothing goes
+ *      round twice.
  *   3. TCP SYNs get their MSS clamped (mss.h).
  *   4. Pick the link where it will arrive first, and take the sequence numbers (schedule.h).
  *   5. Push outer IP (+ UDP) + mp_hdr in front of it.
@@ -25,6 +30,7 @@
 #include "csum.h"
 #include "mss.h"
 #include "icmp.h"
+#include "loop.h"
 #include "schedule.h"
 
 /* How much of the packet step 1-3 read: Ethernet, an IPv4 header with options, TCP options. */
@@ -195,6 +201,15 @@ static __always_inline enum mp_drop_reason push_outer(struct __sk_buff *skb, con
 	return MP_DROP_NONE;
 }
 
+/* 2. Too big for the tunnel: IPv4 without DF goes round the segmentation loop to be fragmented
+ * (where the loop is routed); anything else is answered with ICMP "too big" (icmp.h). */
+static __always_inline int too_big(struct __sk_buff *skb, const struct mp_config *cfg, const struct l3 *p)
+{
+	if (loop_can_fragment(cfg, p))
+		return loop_fragment(skb, cfg);
+	return mp_icmp_too_big(skb, cfg->inner_mtu);
+}
+
 /* 6. Out of the link's device; the neighbour subsystem resolves the next hop's MAC. */
 static __always_inline int send(const struct mp_link *l)
 {
@@ -223,7 +238,7 @@ int encap(struct __sk_buff *skb)
 	struct pick pk;
 	struct l3 p;
 	__u64 now, inner = 0;
-	bool have_sum;
+	bool have_sum, back;
 
 	if (!cfg || !cfg->role) /* not configured yet: stay out of the way */
 		return mp_pass();
@@ -233,11 +248,19 @@ int encap(struct __sk_buff *skb)
 	if (!parse_l3(skb, &p) || p.truncated || !for_tunnel(skb, cfg, &p))
 		return mp_pass(); /* a malformed packet is the stack's to drop and count */
 
-	/* 2. can it be carried? */
-	if (skb->gso_segs > 1)
-		return mp_drop(MP_DROP_GSO);
+	/* 2. can it be carried whole? */
+	back = loop_returned(skb, cfg); /* nothing goes round twice */
+	if (skb->gso_segs > 1) {
+		if (back)
+			return mp_drop(MP_DROP_LOOP);
+		if (cfg->inner_mtu && gso_segment_len(skb, &p) > cfg->inner_mtu)
+			return too_big(skb, cfg, &p);
+		return loop_segment(skb, cfg);
+	}
 	if (cfg->inner_mtu && skb->len - ETH_HLEN > cfg->inner_mtu)
-		return mp_icmp_too_big(skb, cfg->inner_mtu); /* ICMP back to the sender */
+		return back ? mp_drop(MP_DROP_LOOP) : too_big(skb, cfg, &p);
+	if (back)
+		loop_count_back();
 
 	/* 3. make TCP fit */
 	clamp_mss(skb, &p, p.family == 4 ? cfg->mss_v4 : cfg->mss_v6);

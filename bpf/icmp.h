@@ -210,7 +210,8 @@ __attribute__((noinline)) int mp_icmp_too_big(struct __sk_buff *skb, __u64 mtu)
 		return icmp6_packet_too_big(skb, mtu);
 	if (p.df)
 		return icmp_frag_needed(skb, mtu);
-	/* IPv4 without DF would need fragmenting. TODO(lead): fragment in the control plane. */
+	/* IPv4 without DF: encap sends it round the segmentation loop to be fragmented (loop.h)
+	 * where the loop is routed; here only where it is not (a single-interface RP). */
 	return mp_drop(MP_DROP_TOO_BIG);
 }
 

@@ -61,6 +61,13 @@ struct {
 	__type(value, __u64);
 } mp_drops SEC(".maps") __weak;
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct mp_loop_stats);
+} mp_loop_stats SEC(".maps") __weak;
+
 /* BTF anchor: clang puts an enum into BTF only when a variable or map has it in its type, and
  * test/abi.test.ts compares mp.h's enums with src/datapath/abi.ts. libbpf skips this section
  * ("unrecognized data section"), so it costs nothing at load time. */

@@ -57,6 +57,8 @@ enum mp_role {
 enum mp_cfg_flags {
 	MP_CFG_SINGLE_IF = 1 << 0, /* RP shares its own address with the client */
 	MP_CFG_DEC_TTL = 1 << 1,   /* decrement the inner TTL / hop limit on delivery */
+	MP_CFG_LOOP_FRAG = 1 << 2, /* the stack routes loop_mark into the loop (loop.h): IPv4 without
+				    * DF larger than inner_mtu goes there to be fragmented */
 };
 
 /* An address of either family: IPv4 in the first 4 bytes. */
@@ -82,6 +84,8 @@ struct mp_config {
 	struct mp_addr client_v4; /* the client's address (prefix): LP matches src, RP matches dst */
 	struct mp_addr client_v6;
 	__u16 reserved_ports[8]; /* single-interface RP: these TCP/UDP ports stay local (0 = unused) */
+	__u32 loop_ifindex; /* the segmentation loop's entry device mpf…a (loop.h); 0 = no loop */
+	__u32 loop_mark;    /* skb->mark of a packet sent into the loop; 0 = no loop */
 };
 
 enum mp_link_state {
@@ -149,6 +153,14 @@ struct mp_rx {
 	__u64 bytes;         /* outer IP packet bytes, as mp_link_stats */
 };
 
+/* mp_loop_stats[0]: per-CPU counters of the segmentation loop (loop.h). Not drops: packets that
+ * took the detour through the kernel to be cut to wire size. */
+struct mp_loop_stats {
+	__u64 gso;  /* GSO super-packets sent into the loop to be segmented */
+	__u64 frag; /* IPv4 packets without DF sent into the loop to be fragmented */
+	__u64 back; /* segments and fragments that came back out of the loop and were carried */
+};
+
 /* ---- drop reasons: mp_drops[reason] per-CPU counters; src/datapath/abi.ts names them ---- */
 
 enum mp_drop_reason {
@@ -164,12 +176,13 @@ enum mp_drop_reason {
 	MP_DROP_REDIRECT = 9,      /* redirect failed */
 	MP_DROP_FIB = 10,          /* no route for the decapsulated packet */
 	MP_DROP_TTL = 11,          /* inner TTL / hop limit expired */
-	MP_DROP_GSO = 12,          /* GSO packet that could not be segmented */
+	MP_DROP_GSO = 12,          /* GSO packet that could not be segmented (no loop, or decap) */
 	MP_DROP_NO_CONFIG = 13,    /* mp_config not written yet */
 	MP_DROP_BAD_MAC = 14,      /* security issue: tag does not verify */
 	MP_DROP_REPLAY = 15,       /* security issue: replayed or too old */
 	MP_DROP_NO_KEY = 16,       /* security issue: unknown key id */
-	MP_DROP_MAX = 17,
+	MP_DROP_LOOP = 17,         /* back from the segmentation loop and still GSO or too big */
+	MP_DROP_MAX = 18,
 };
 
 #endif /* MP_H */

@@ -14,6 +14,7 @@ import {
   decodeHdr,
   decodeLink,
   decodeLinkStats,
+  decodeLoopStats,
   decodeRx,
   decodeSched,
   DROP_REASONS,
@@ -32,6 +33,7 @@ import {
   MP_HDR,
   MP_HDR_LEN,
   MP_LINK_STATS,
+  MP_LOOP_STATS,
   MP_MAX_LINKS,
   MP_RX,
   MP_LINK_UP,
@@ -229,16 +231,19 @@ describe('encoders and decoders', () => {
       clientV4: { family: 4, prefixLen: 32, addr: '203.0.113.7' },
       clientV6: { family: 6, prefixLen: 64, addr: '2001:db8:7::' },
       reservedPorts: [22, 443],
+      loopIfindex: 9,
+      loopMark: 0x6d700100,
     };
     const b = encodeConfig(c);
-    assert.equal(b.length, 84);
+    assert.equal(b.length, 92);
+    assert.equal(b.readUInt32LE(88), 0x6d700100, 'loop_mark host-endian (as skb->mark)');
     assert.deepEqual(b.subarray(16, 18), Buffer.from([0x15, 0xb3]), 'port_be big-endian');
     assert.deepEqual(b.subarray(28, 32), Buffer.from([4, 32, 0, 0]), 'client_v4 family, prefix');
     assert.deepEqual(decodeConfig(b), c);
   });
 
   it('unset addresses are family 0 both ways; a family that does not match is refused', () => {
-    const c = decodeConfig(Buffer.alloc(84));
+    const c = decodeConfig(Buffer.alloc(92));
     assert.deepEqual([c.clientV4, c.clientV6], [NO_ADDR, NO_ADDR]);
     assert.throws(() => encodeEndpoint({ addr: { family: 4, prefixLen: 32, addr: '2001:db8::1' }, port: 1, valid: true, updatedNs: 0n }), /not IPv4/);
   });
@@ -290,6 +295,10 @@ describe('encoders and decoders', () => {
     assert.equal(perCpuStride(20), 24);
     assert.equal(percpuValueSize(20, 3), 72);
     assert.equal(decodeLinkStats(b, 2).txPackets, 3n, 'only the first ncpu');
+    const loop = Buffer.alloc(perCpuStride(MP_LOOP_STATS.size) * 2);
+    loop.writeBigUInt64LE(1n, 0);
+    loop.writeBigUInt64LE(5n, 24 + 16);
+    assert.deepEqual(decodeLoopStats(loop), { gso: 1n, frag: 0n, back: 5n });
   });
 
   it('mp_rx and mp_sched decode', () => {

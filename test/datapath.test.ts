@@ -42,6 +42,7 @@ import {
   decodeEndpoint,
   decodeHdr,
   decodeLinkStats,
+  decodeLoopStats,
   decodeRx,
   decodeSched,
   DROP_REASONS,
@@ -54,6 +55,7 @@ import {
   MP_CARRIER_IP,
   MP_CARRIER_UDP,
   MP_CFG_DEC_TTL,
+  MP_CFG_LOOP_FRAG,
   MP_CFG_SINGLE_IF,
   MP_DROP_MAX,
   MP_HDR_LEN,
@@ -75,6 +77,7 @@ import {
   type DropReason,
   type MpConfig,
   type MpLink,
+  type MpLoopStats,
 } from '../src/datapath/abi.js';
 import {
   ACK,
@@ -205,6 +208,7 @@ function dropDelta(before: Record<DropReason, bigint>, after: Record<DropReason,
 }
 
 const linkStats = (id: number) => decodeLinkStats(get('linkStats', id));
+const loopStats = () => decodeLoopStats(get('loopStats', 0));
 
 // ---- configs -------------------------------------------------------------------------------
 
@@ -221,6 +225,8 @@ const LP_CONFIG: MpConfig = {
   clientV4: { family: 4, prefixLen: 24, addr: '10.9.0.0' },
   clientV6: { family: 6, prefixLen: 64, addr: '2001:db8:9::' },
   reservedPorts: [],
+  loopIfindex: 0,
+  loopMark: 0,
 };
 
 // The RP's client: a dedicated address (the single-interface cases override this).
@@ -291,6 +297,8 @@ interface RunResult {
   verdict: number;
   out: Buffer;
   durationNs: number;
+  /** the skb context afterwards (when the run had one) */
+  ctx?: SkbContext;
 }
 
 function run(prog: Prog, input: Buffer, o: { ctx?: SkbContext; ns?: boolean; h?: ObjHandle } = {}): RunResult {
@@ -298,7 +306,7 @@ function run(prog: Prog, input: Buffer, o: { ctx?: SkbContext; ns?: boolean; h?:
   assert.ok(h !== undefined, 'object loaded');
   const go = () => progTestRun(h, prog, input, { dataOutSize: input.length + 512, ...(o.ctx ? { ctx: o.ctx } : {}) });
   const r = o.ns ? must(must(withNetns(NS, go))) : must(go());
-  return { verdict: r.retval | 0, out: r.dataOut, durationNs: r.durationNs };
+  return { verdict: r.retval | 0, out: r.dataOut, durationNs: r.durationNs, ...(r.ctx ? { ctx: r.ctx } : {}) };
 }
 
 /** One row of a packet table. */
@@ -316,6 +324,10 @@ interface Case {
   out?: Buffer | 'same' | ((out: Buffer) => void);
   /** Expected drop counter deltas; every other reason must stay unchanged. */
   drops?: Partial<Record<DropReason, number>>;
+  /** skb->mark afterwards (runs with a context: ctx, or { mark: 0 } is implied) */
+  mark?: number;
+  /** Expected segmentation-loop counter deltas (all three are checked when given). */
+  loop?: Partial<Record<keyof MpLoopStats, number>>;
   /** Checks on the maps afterwards. */
   after?: () => void;
 }
@@ -328,9 +340,16 @@ function runTable(title: string, base: () => void, cases: Case[]): void {
         base();
         c.setup?.();
         const before = drops();
-        const ctx = c.ns ? { ifindex: wan0, ingressIfindex: wan0, ...c.ctx } : c.ctx;
+        const loopBefore = loopStats();
+        const ctx = c.ns ? { ifindex: wan0, ingressIfindex: wan0, ...c.ctx } : (c.ctx ?? (c.mark !== undefined ? {} : undefined));
         const r = run(c.prog, c.input, { ...(ctx ? { ctx } : {}), ns: c.ns ?? false });
         assert.equal(r.verdict, c.verdict, 'verdict');
+        if (c.mark !== undefined) assert.equal(r.ctx?.mark, c.mark, 'skb->mark');
+        if (c.loop) {
+          const after = loopStats();
+          const delta = (k: keyof MpLoopStats) => Number(after[k] - loopBefore[k]);
+          assert.deepEqual({ gso: delta('gso'), frag: delta('frag'), back: delta('back') }, { gso: 0, frag: 0, back: 0, ...c.loop }, 'loop counters');
+        }
         if (c.out === 'same') assert.deepEqual(r.out, c.input, 'packet untouched');
         else if (Buffer.isBuffer(c.out)) assert.deepEqual(r.out, c.out, 'output packet');
         else c.out?.(r.out);
@@ -672,7 +691,7 @@ runTable('encap (LP: lan ingress)', lpEncapBase, [
     out: 'same',
   },
   {
-    name: 'GSO packet: dropped and counted (GRO must be off on lan)',
+    name: 'GSO packet and no segmentation loop configured: dropped and counted',
     prog: 'encap',
     input: eth(innerTcpV4),
     ctx: { gsoSegs: 2, gsoSize: 500 },
@@ -804,7 +823,7 @@ runTable('encap: packets larger than inner_mtu', lpEncapBase, [
     },
   },
   {
-    name: 'IPv4 without DF: dropped and counted (fragmentation is the control plane’s, later)',
+    name: 'IPv4 without DF and no segmentation loop configured: dropped and counted',
     prog: 'encap',
     input: frame(ipSpec(CLIENT_V4, NET_V4, { df: false }), udp({ sport: 1, dport: 2, payload: Buffer.alloc(1472) })),
     verdict: TC_ACT_SHOT,
@@ -830,6 +849,215 @@ runTable('encap: packets larger than inner_mtu', lpEncapBase, [
     input: frame(ipSpec(CLIENT_V4, NET_V4), icmpEcho(Buffer.alloc(1472))),
     verdict: TC_ACT_REDIRECT,
     drops: { too_big: 1 },
+  },
+]);
+
+// ---- the segmentation loop ------------------------------------------------------------------
+//
+// encap sends what it cannot carry whole round the loop (bpf/loop.h): GSO super-packets are
+// redirected to the loop's entry device (the kernel segments them there), IPv4 without DF too big
+// for inner_mtu goes back to the stack with the loop mark (routed into the loop, fragmented).
+// The pieces come back with the mark: encap clears it and carries them, or drops what still
+// does not fit.
+
+const LOOP_IF = 77;
+const LOOP_MARK = 0x6d700100;
+const loopBase = () => {
+  setConfig({ loopIfindex: LOOP_IF, loopMark: LOOP_MARK, flags: MP_CFG_LOOP_FRAG });
+  setLink(0);
+};
+const bigNoDf = frame(ipSpec(CLIENT_V4, NET_V4, { df: false }), udp({ sport: 40000, dport: 9, payload: Buffer.alloc(1472, 0x5a) }));
+// the first fragment of bigNoDf as the kernel cuts it for an MTU of 1400: 1376 bytes of payload
+const fragment = frame(ipSpec(CLIENT_V4, NET_V4, { df: false, mf: true }), raw(IPPROTO_UDP, Buffer.alloc(1376, 0x5a)));
+const gsoTcpV4 = eth(innerTcpV4);
+const gsoTcpV6 = frame(ipSpec(CLIENT_V6, NET_V6), tcp({ sport: 33333, dport: 443, flags: ACK, payload: Buffer.alloc(2000, 9) }));
+
+runTable('encap: the segmentation loop', loopBase, [
+  {
+    name: 'IPv4 without DF, larger than inner_mtu: back to the stack with the loop mark, untouched',
+    prog: 'encap',
+    input: bigNoDf,
+    verdict: TC_ACT_OK,
+    out: 'same',
+    mark: LOOP_MARK,
+    loop: { frag: 1 },
+  },
+  {
+    name: 'IPv4 without DF, exactly inner_mtu: carried, not looped',
+    prog: 'encap',
+    input: frame(ipSpec(CLIENT_V4, NET_V4, { df: false }), udp({ sport: 1, dport: 2, payload: Buffer.alloc(1400 - 28) })),
+    verdict: TC_ACT_REDIRECT,
+    mark: 0,
+    loop: {},
+  },
+  {
+    name: 'IPv4 with DF, too big: ICMP fragmentation needed as before, no mark',
+    prog: 'encap',
+    input: bigV4,
+    verdict: TC_ACT_REDIRECT,
+    drops: { too_big: 1 },
+    mark: 0,
+    loop: {},
+  },
+  {
+    name: 'IPv6 too big: ICMPv6 packet too big (the kernel would not fragment it either)',
+    prog: 'encap',
+    input: bigV6,
+    verdict: TC_ACT_REDIRECT,
+    drops: { too_big: 1 },
+    mark: 0,
+    loop: {},
+  },
+  {
+    name: 'IPv4 without DF where the mark is not routed (single-interface RP): dropped as too big',
+    prog: 'encap',
+    setup: () => setConfig({ loopIfindex: LOOP_IF, loopMark: LOOP_MARK, flags: 0 }),
+    input: bigNoDf,
+    verdict: TC_ACT_SHOT,
+    drops: { too_big: 1 },
+    loop: {},
+  },
+  {
+    name: 'GSO TCP/IPv4: redirected to the loop with the mark, untouched',
+    prog: 'encap',
+    input: gsoTcpV4,
+    ctx: { gsoSegs: 2, gsoSize: 500 },
+    verdict: TC_ACT_REDIRECT,
+    out: 'same',
+    mark: LOOP_MARK,
+    loop: { gso: 1 },
+  },
+  {
+    name: 'GSO TCP/IPv6: redirected to the loop (also on a single-interface RP: no routing)',
+    prog: 'encap',
+    setup: () => setConfig({ loopIfindex: LOOP_IF, loopMark: LOOP_MARK, flags: MP_CFG_SINGLE_IF }, RP_CONFIG),
+    input: frame(ipSpec(NET_V6, RP_CLIENT_V6), tcp({ sport: 443, dport: 33333, flags: ACK, payload: Buffer.alloc(2000, 9) })),
+    ctx: { gsoSegs: 4, gsoSize: 500 },
+    verdict: TC_ACT_REDIRECT,
+    mark: LOOP_MARK,
+    loop: { gso: 1 },
+  },
+  {
+    name: 'GSO from the client over IPv6',
+    prog: 'encap',
+    input: gsoTcpV6,
+    ctx: { gsoSegs: 2, gsoSize: 1000 },
+    verdict: TC_ACT_REDIRECT,
+    mark: LOOP_MARK,
+    loop: { gso: 1 },
+  },
+  {
+    name: 'GSO TCP/IPv4 whose segments fit exactly (20 + 20 + 1360 = inner_mtu): looped',
+    prog: 'encap',
+    input: frame(ipSpec(CLIENT_V4, NET_V4), tcp({ sport: 1, dport: 2, flags: ACK, payload: Buffer.alloc(2720, 1) })),
+    ctx: { gsoSegs: 2, gsoSize: 1360 },
+    verdict: TC_ACT_REDIRECT,
+    mark: LOOP_MARK,
+    loop: { gso: 1 },
+  },
+  {
+    name: 'GSO TCP/IPv4 with DF whose segments will be too big: ICMP fragmentation needed, as ip_forward would',
+    prog: 'encap',
+    input: frame(ipSpec(CLIENT_V4, NET_V4), tcp({ sport: 1, dport: 2, flags: ACK, payload: Buffer.alloc(2722, 1) }), { src: MAC_A, dst: MAC_B }),
+    ctx: { gsoSegs: 2, gsoSize: 1361 },
+    verdict: TC_ACT_REDIRECT,
+    drops: { too_big: 1 },
+    out: (out) => {
+      assert.equal(ethDst(out), MAC_A, 'back to the sender');
+      const ip = parseIp(out);
+      assert.deepEqual([ip.src, ip.dst, ip.proto], [NET_V4, CLIENT_V4, IPPROTO_ICMP]);
+      assert.deepEqual([out[ip.l4], out[ip.l4 + 1]], [3, 4], 'type 3 code 4');
+      assert.equal(out.readUInt16BE(ip.l4 + 6), 1400, 'next-hop MTU');
+      assert.ok(l4ChecksumOk(out, ip), 'ICMP checksum');
+    },
+    mark: 0,
+    loop: {},
+  },
+  {
+    name: 'GSO TCP/IPv6 whose segments will be too big (40 + 20 + 1341): packet too big',
+    prog: 'encap',
+    input: frame(ipSpec(CLIENT_V6, NET_V6), tcp({ sport: 1, dport: 2, flags: ACK, payload: Buffer.alloc(2682, 1) }), { src: MAC_A, dst: MAC_B }),
+    ctx: { gsoSegs: 2, gsoSize: 1341 },
+    verdict: TC_ACT_REDIRECT,
+    drops: { too_big: 1 },
+    out: (out) => assert.deepEqual([out[parseIp(out).l4], parseIp(out).proto], [2, IPPROTO_ICMPV6]),
+    loop: {},
+  },
+  {
+    name: 'GSO UDP/IPv4 without DF whose segments will be too big: round the loop to be fragmented',
+    prog: 'encap',
+    input: frame(ipSpec(CLIENT_V4, NET_V4, { df: false }), udp({ sport: 1, dport: 2, payload: Buffer.alloc(3000, 1) })),
+    ctx: { gsoSegs: 2, gsoSize: 1500 },
+    verdict: TC_ACT_OK,
+    out: 'same',
+    mark: LOOP_MARK,
+    loop: { frag: 1 },
+  },
+  {
+    name: 'a fragment back from the loop: mark cleared, encapsulated byte for byte, counted as back',
+    prog: 'encap',
+    input: fragment,
+    ctx: { mark: LOOP_MARK },
+    verdict: TC_ACT_REDIRECT,
+    out: encapsulated({ link: 0, v6: false, inner: fragment.subarray(14), seq: 1 }),
+    mark: 0,
+    loop: { back: 1 },
+  },
+  {
+    name: 'a segment back from the loop, IPv6: carried',
+    prog: 'encap',
+    input: eth(innerTcpV6),
+    ctx: { mark: LOOP_MARK },
+    verdict: TC_ACT_REDIRECT,
+    out: encapsulated({ link: 0, v6: false, inner: innerTcpV6 }),
+    mark: 0,
+    loop: { back: 1 },
+  },
+  {
+    name: 'back from the loop and still too big: dropped as loop, not looped again',
+    prog: 'encap',
+    input: bigNoDf,
+    ctx: { mark: LOOP_MARK },
+    verdict: TC_ACT_SHOT,
+    drops: { loop: 1 },
+    mark: 0,
+    loop: {},
+  },
+  {
+    name: 'back from the loop, too big with DF: dropped as loop (no ICMP from inside the loop)',
+    prog: 'encap',
+    input: bigV4,
+    ctx: { mark: LOOP_MARK },
+    verdict: TC_ACT_SHOT,
+    drops: { loop: 1 },
+    loop: {},
+  },
+  {
+    name: 'back from the loop and still GSO: dropped as loop',
+    prog: 'encap',
+    input: gsoTcpV4,
+    ctx: { mark: LOOP_MARK, gsoSegs: 2, gsoSize: 500 },
+    verdict: TC_ACT_SHOT,
+    drops: { loop: 1 },
+    loop: {},
+  },
+  {
+    name: 'another mark is not the loop’s: the packet is carried and keeps it',
+    prog: 'encap',
+    input: eth(innerUdpV4),
+    ctx: { mark: 0x1234 },
+    verdict: TC_ACT_REDIRECT,
+    mark: 0x1234,
+    loop: {},
+  },
+  {
+    name: 'loop mark 0 (not configured): a packet with mark 0 is not taken for a returning one',
+    prog: 'encap',
+    setup: () => setConfig({ loopIfindex: LOOP_IF, loopMark: 0, flags: MP_CFG_LOOP_FRAG }),
+    input: bigNoDf,
+    verdict: TC_ACT_SHOT,
+    drops: { too_big: 1 },
+    loop: {},
   },
 ]);
 

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig, parseConfig } from '../src/config/parse.js';
 import type { PortalConfig } from '../src/config/types.js';
 import { describeError } from '../src/errors.js';
-import { planPortal, type PlanFacts } from '../src/plan/plan.js';
+import { loopDevices, planPortal, type PlanFacts } from '../src/plan/plan.js';
 import { DEFAULT_POLICY, loadPolicy, parsePolicy } from '../src/plan/policy.js';
 import { renderPlan } from '../src/plan/render.js';
 import type { Plan } from '../src/plan/types.js';
@@ -43,14 +43,23 @@ test('policy/routing.toml on disk is the policy in code', async () => {
   assert.deepEqual(r.value, DEFAULT_POLICY);
 });
 
+const GOOD_POLICY = { tables: { base: 201, loop: 200 }, rules: { fwmark: 10000, source: 10100, loop: 10050 }, marks: { base: 1, loop: 0x100 } };
+const policyWith = (patch: Record<string, Record<string, number>>) =>
+  Object.fromEntries(Object.entries(GOOD_POLICY).map(([k, v]) => [k, { ...v, ...patch[k] }]));
 const BAD_POLICY: [string, unknown, string, RegExp][] = [
-  ['a table over main', { tables: { base: 250 }, rules: { fwmark: 10000, source: 10100 }, marks: { base: 1 } }, 'tables.base', /over the kernel's table 253/],
-  ['rules after main', { tables: { base: 201 }, rules: { fwmark: 10000, source: 32760 }, marks: { base: 1 } }, 'rules.source', /before the main table's rule \(32766\)/],
-  ['overlapping rule blocks', { tables: { base: 201 }, rules: { fwmark: 10000, source: 10010 }, marks: { base: 1 } }, 'rules.source', /overlaps the fwmark rules 10000\.\.10015/],
-  ['a missing key', { tables: { base: 201 }, rules: { fwmark: 10000 }, marks: { base: 1 } }, 'rules.source', /is required/],
+  ['a table over main', policyWith({ tables: { base: 250 } }), 'tables.base', /over the kernel's table 253/],
+  ['rules after main', policyWith({ rules: { source: 32760 } }), 'rules.source', /before the main table's rule \(32766\)/],
+  ['overlapping rule blocks', policyWith({ rules: { source: 10010 } }), 'rules.source', /overlaps the fwmark rules 10000\.\.10015/],
+  ['a missing key', { tables: { base: 201, loop: 200 }, rules: { fwmark: 10000, loop: 10050 }, marks: { base: 1, loop: 0x100 } }, 'rules.source', /is required/],
   ['an unknown section', { tables: { base: 201 }, routes: {} }, 'routes', /unknown section/],
-  ['mark 0', { tables: { base: 201 }, rules: { fwmark: 10000, source: 10100 }, marks: { base: 0 } }, 'marks.base', /integer from 1/],
+  ['mark 0', policyWith({ marks: { base: 0 } }), 'marks.base', /integer from 1/],
+  ['the loop table among the link tables', policyWith({ tables: { loop: 205 } }), 'tables.loop', /nor a link table \(201\.\.216\)/],
+  ['the loop table = main', policyWith({ tables: { loop: 254 } }), 'tables.loop', /none of the kernel's tables/],
+  ['the loop rule inside the source rules', policyWith({ rules: { loop: 10101 } }), 'rules.loop', /inside the rules\.source rules/],
+  ['the loop rule after main', policyWith({ rules: { loop: 32766 } }), 'rules.loop', /before the main table's rule/],
+  ['the loop mark = a link mark', policyWith({ marks: { loop: 3 } }), 'marks.loop', /one of the link marks/],
 ];
+test('the policy of a test is valid', () => assert.ok(parsePolicy(GOOD_POLICY, 'x').isOk()));
 for (const [name, raw, path, msg] of BAD_POLICY) {
   test(`policy rejects ${name} at ${path}`, () => {
     const r = parsePolicy(raw, 'routing.toml');
@@ -83,7 +92,7 @@ test('one line per step; down is up reversed, add → del', async () => {
     assert.equal(down.length, p.steps.length);
     down.reverse().forEach((d, i) => {
       const u = up[i]!;
-      if (d.startsWith('#')) assert.match(u, /^(sysctl|ethtool) /);
+      if (d.startsWith('#')) assert.match(u, /^(sysctl|ethtool|ip link set) /);
       else if (d.startsWith('tc filter')) assert.ok(u.startsWith(d.replace(' del ', ' add ')), `${u} / ${d}`);
       else assert.equal(d, u.replace(' add ', ' del ').replace(/ router$/, ''));
     });
@@ -142,11 +151,14 @@ for (const [name, facts, path, msg] of UNRESOLVABLE) {
 }
 
 test('policy numbers come from the policy', () => {
-  const p = planPortal(lpMin(), { tableBase: 1000, rulePriority: 200, fwmarkPriority: 300, fwmarkBase: 0x10 }, { addresses: { wan1: ['100.64.1.1'], wan2: ['fd00:64:2::1'] } });
+  const policy = { tableBase: 1000, rulePriority: 200, fwmarkPriority: 300, fwmarkBase: 0x10, loopTable: 999, loopPriority: 250, loopMark: 0x100 };
+  const p = planPortal(lpMin(), policy, { addresses: { wan1: ['100.64.1.1'], wan2: ['fd00:64:2::1'] } });
   assert.ok(p.isOk());
   const lines = renderPlan(p.value, 'up');
   assert.ok(lines.includes('ip -6 rule add fwmark 0x11 lookup 1001 priority 301'));
   assert.ok(lines.includes('ip -4 rule add from 100.64.1.1 lookup 1000 priority 200'));
+  assert.ok(lines.includes('ip -4 rule add fwmark 0x100 lookup 999 priority 250'));
+  assert.ok(lines.includes(`ip -4 route add default dev ${p.value.loop.dev} table 999`));
 });
 
 test('a VLAN interface is spelt with "/" in sysctl keys, as sysctl(8) does', () => {
@@ -160,6 +172,32 @@ test('an RP with a routed client prefix answers nothing on wan', () => {
   const r = parseConfig({ role: 'remote', wan: 'wan', client: ['203.0.113.64/26', '2001:db8:200::/48'] }, 'x.toml');
   assert.ok(r.isOk());
   const steps = plan(r.value).steps;
-  assert.ok(!steps.some((s) => s.kind === 'neighProxy' || s.kind === 'route'));
+  assert.ok(!steps.some((s) => s.kind === 'neighProxy' || (s.kind === 'route' && s.dev === 'lo')));
   assert.ok(!steps.some((s) => s.kind === 'sysctl' && /proxy/.test(s.key)));
+});
+
+test('the segmentation loop: a veth pair per instance, its MTU the inner MTU, before encap on lan', async () => {
+  const cfg = await config('lp.toml');
+  // wan1 IPv4/UDP 9000 − 52, wan2 IPv6/UDP 1500 − 72, wan3 IPv4/ip 1500 − 44: the smallest wins
+  const p = plan(cfg, { ...LP_FACTS, mtus: { wan1: 9000, wan2: 1500, wan3: 1500 } });
+  const { dev, peer } = loopDevices(cfg.instance);
+  assert.deepEqual(p.loop, { dev, peer, mark: DEFAULT_POLICY.loopMark, routed: true, mtu: 1428 });
+  assert.ok(dev.length <= 15 && peer.length <= 15, 'IFNAMSIZ');
+  assert.notEqual(loopDevices('lp1').dev, loopDevices('lp2').dev, 'two portals, two pairs');
+  const lines = renderPlan(p, 'up');
+  assert.ok(lines.includes(`ip link set ${dev} mtu 1428 arp off up`));
+  assert.ok(lines.includes(`ethtool -K ${dev} tx off`));
+  const at = (l: string) => lines.indexOf(l);
+  assert.ok(at(`tc filter add dev ${peer} ingress prio 1 handle 1 bpf da pinned /run/mpctl/bpf/local/prog_encap`) < at('tc qdisc add dev lan clsact'));
+  assert.equal(plan(cfg, { ...LP_FACTS, mtus: { wan1: 1400 } }).loop.mtu, 1400 - 52, 'wan1 smaller');
+});
+
+test('a single-interface RP gets the loop without its route and rule (its client address is local)', async () => {
+  const single = plan(await config('rp-single.toml'));
+  assert.equal(single.loop.routed, false);
+  assert.ok(!single.steps.some((s) => (s.kind === 'rule' || s.kind === 'route') && s.table === DEFAULT_POLICY.loopTable));
+  assert.ok(single.steps.some((s) => s.kind === 'veth'));
+  const dedicated = plan(await config('rp.toml'));
+  assert.equal(dedicated.loop.routed, true);
+  assert.ok(renderPlan(dedicated, 'up').includes(`ip -4 rule add fwmark 0x6d700100 lookup 200 priority 10050`));
 });

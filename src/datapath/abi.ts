@@ -36,6 +36,7 @@ export const MP_ROLE_REMOTE = 2;
 /** enum mp_cfg_flags: mp_config.flags bits. */
 export const MP_CFG_SINGLE_IF = 1 << 0;
 export const MP_CFG_DEC_TTL = 1 << 1;
+export const MP_CFG_LOOP_FRAG = 1 << 2;
 
 /** enum mp_link_state: mp_link.state. */
 export const MP_LINK_UNUSED = 0;
@@ -66,6 +67,7 @@ export const DROP_REASONS = [
   'bad_mac',
   'replay',
   'no_key',
+  'loop',
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 /** MP_DROP_MAX: entries of the mp_drops map. */
@@ -76,7 +78,7 @@ export const DropReason = Object.fromEntries(DROP_REASONS.map((n, i) => [n, i]))
 export const ENUMS: Record<string, Record<string, number>> = {
   mp_msg_type: { MP_T_DATA, MP_T_PROBE, MP_T_FEEDBACK, MP_T_HS_INIT, MP_T_HS_RESP, MP_T_COOKIE },
   mp_role: { MP_ROLE_LOCAL, MP_ROLE_REMOTE },
-  mp_cfg_flags: { MP_CFG_SINGLE_IF, MP_CFG_DEC_TTL },
+  mp_cfg_flags: { MP_CFG_SINGLE_IF, MP_CFG_DEC_TTL, MP_CFG_LOOP_FRAG },
   mp_link_state: { MP_LINK_UNUSED, MP_LINK_UP, MP_LINK_DOWN, MP_LINK_ADMIN_DOWN },
   mp_carrier: { MP_CARRIER_UDP, MP_CARRIER_IP },
   mp_drop_reason: {
@@ -114,11 +116,11 @@ export const MP_HDR = layout('mp_hdr', 24, [
   ['seq', 4, 4], ['link_seq', 8, 4], ['ts_us', 12, 4], ['tag', 16, 8],
 ]);
 // prettier-ignore
-export const MP_CONFIG = layout('mp_config', 84, [
+export const MP_CONFIG = layout('mp_config', 92, [
   ['role', 0, 4], ['flags', 4, 4], ['lan_ifindex', 8, 4], ['wan_ifindex', 12, 4],
   ['port_be', 16, 2], ['mss_v4', 18, 2], ['mss_v6', 20, 2], ['inner_mtu', 22, 2],
   ['ip_proto', 24, 1], ['pad', 25, 3], ['client_v4', 28, 20], ['client_v6', 48, 20],
-  ['reserved_ports', 68, 16],
+  ['reserved_ports', 68, 16], ['loop_ifindex', 84, 4], ['loop_mark', 88, 4],
 ]);
 // prettier-ignore
 export const MP_LINK = layout('mp_link', 72, [
@@ -142,8 +144,12 @@ export const MP_LINK_STATS = layout('mp_link_stats', 32, [
 export const MP_RX = layout('mp_rx', 32, [
   ['last_rx_ns', 0, 8], ['max_link_seq', 8, 4], ['last_owd_us', 12, 4], ['packets', 16, 8], ['bytes', 24, 8],
 ]);
+// prettier-ignore
+export const MP_LOOP_STATS = layout('mp_loop_stats', 24, [
+  ['gso', 0, 8], ['frag', 8, 8], ['back', 16, 8],
+]);
 
-export const LAYOUTS: readonly StructLayout[] = [MP_ADDR, MP_HDR, MP_CONFIG, MP_LINK, MP_ENDPOINT, MP_SCHED, MP_LINK_STATS, MP_RX];
+export const LAYOUTS: readonly StructLayout[] = [MP_ADDR, MP_HDR, MP_CONFIG, MP_LINK, MP_ENDPOINT, MP_SCHED, MP_LINK_STATS, MP_RX, MP_LOOP_STATS];
 
 /** Value sizes (per CPU for the per-CPU maps: see percpuValueSize). */
 export const MP_CONFIG_SIZE = MP_CONFIG.size;
@@ -152,6 +158,7 @@ export const MP_ENDPOINT_SIZE = MP_ENDPOINT.size;
 export const MP_SCHED_SIZE = MP_SCHED.size;
 export const MP_LINK_STATS_SIZE = MP_LINK_STATS.size;
 export const MP_RX_SIZE = MP_RX.size;
+export const MP_LOOP_STATS_SIZE = MP_LOOP_STATS.size;
 
 /** The maps of build/bpf/mpctl.o (bpf/maps.h): name, type, key and value size, entries. */
 export const BPF_MAP_TYPE_ARRAY = 2;
@@ -164,6 +171,7 @@ export const MAPS = {
   linkStats: { name: 'mp_link_stats', type: BPF_MAP_TYPE_PERCPU_ARRAY, keySize: 4, value: MP_LINK_STATS.size, maxEntries: MP_MAX_LINKS },
   rx: { name: 'mp_rx', type: BPF_MAP_TYPE_ARRAY, keySize: 4, value: MP_RX.size, maxEntries: MP_MAX_LINKS },
   drops: { name: 'mp_drops', type: BPF_MAP_TYPE_PERCPU_ARRAY, keySize: 4, value: 8, maxEntries: MP_DROP_MAX },
+  loopStats: { name: 'mp_loop_stats', type: BPF_MAP_TYPE_PERCPU_ARRAY, keySize: 4, value: MP_LOOP_STATS.size, maxEntries: 1 },
 } as const;
 
 /** Bytes per CPU in a per-CPU map value buffer: round_up(value_size, 8). */
@@ -253,6 +261,10 @@ export interface MpConfig {
   clientV6: MpAddr;
   /** Single-interface RP: TCP/UDP ports that stay local (at most 8). */
   reservedPorts: number[];
+  /** The segmentation loop's entry device mpf…a (0: no loop; bpf/loop.h). */
+  loopIfindex: number;
+  /** skb->mark of a packet in the loop (0: no loop). */
+  loopMark: number;
 }
 
 export function encodeConfig(c: MpConfig): Buffer {
@@ -271,6 +283,8 @@ export function encodeConfig(c: MpConfig): Buffer {
   writeAddr(b, f('client_v6'), c.clientV6);
   if (c.reservedPorts.length > 8) throw new Error(`at most 8 reserved ports, got ${c.reservedPorts.length}`);
   c.reservedPorts.forEach((p, i) => b.writeUInt16LE(p, f('reserved_ports') + 2 * i));
+  b.writeUInt32LE(c.loopIfindex, f('loop_ifindex'));
+  b.writeUInt32LE(c.loopMark >>> 0, f('loop_mark'));
   return b;
 }
 
@@ -294,6 +308,8 @@ export function decodeConfig(b: Buffer): MpConfig {
     clientV4: readAddr(b, f('client_v4')),
     clientV6: readAddr(b, f('client_v6')),
     reservedPorts: ports,
+    loopIfindex: b.readUInt32LE(f('loop_ifindex')),
+    loopMark: b.readUInt32LE(f('loop_mark')),
   };
 }
 
@@ -466,6 +482,31 @@ export function decodeRx(b: Buffer): MpRx {
     packets: b.readBigUInt64LE(f('packets')),
     bytes: b.readBigUInt64LE(f('bytes')),
   };
+}
+
+// ---- struct mp_loop_stats (per-CPU) ---------------------------------------------------------
+
+export interface MpLoopStats {
+  /** GSO super-packets sent into the segmentation loop */
+  gso: bigint;
+  /** IPv4 packets without DF sent into the loop to be fragmented */
+  frag: bigint;
+  /** segments and fragments that came back out of the loop and were carried */
+  back: bigint;
+}
+
+/** Sum a per-CPU mp_loop_stats lookup (as decodeLinkStats). */
+export function decodeLoopStats(perCpu: Buffer, ncpu?: number): MpLoopStats {
+  const stride = perCpuStride(MP_LOOP_STATS.size);
+  const end = Math.min(perCpu.length, (ncpu ?? Infinity) * stride);
+  const f = (n: string) => at(MP_LOOP_STATS, n);
+  const sum = { gso: 0n, frag: 0n, back: 0n };
+  for (let cpu = 0; cpu + stride <= end; cpu += stride) {
+    sum.gso += perCpu.readBigUInt64LE(cpu + f('gso'));
+    sum.frag += perCpu.readBigUInt64LE(cpu + f('frag'));
+    sum.back += perCpu.readBigUInt64LE(cpu + f('back'));
+  }
+  return sum;
 }
 
 // ---- struct mp_hdr (wire, big-endian) ------------------------------------------------------

@@ -17,6 +17,8 @@ export interface LinkInfo {
   up: boolean;
   mtu: number;
   mac: string;
+  /** false: IFF_NOARP (no neighbour resolution on the link) */
+  arp: boolean;
 }
 
 export interface AddrInfo {
@@ -54,7 +56,8 @@ export interface Rtnl {
   linkIndex(name: string): Promise<Result<number, MpError>>;
   /** Creates a veth pair `name` (here) <-> `peer` (in namespace `peerNs`, or here if null). */
   createVeth(name: string, peer: string, peerNs: string | null): Promise<Result<void, MpError>>;
-  setLink(name: string, opts: { up?: boolean; mtu?: number }): Promise<Result<void, MpError>>;
+  /** `ip link set NAME [mtu N] [arp on|off] [up|down]`: only what is given changes. */
+  setLink(name: string, opts: { up?: boolean; mtu?: number; arp?: boolean }): Promise<Result<void, MpError>>;
   deleteLink(name: string): Promise<Result<void, MpError>>;
   addAddress(ifname: string, cidr: string, opts?: { nodad?: boolean }): Promise<Result<void, MpError>>;
   listAddresses(): Promise<Result<AddrInfo[], MpError>>;
@@ -123,6 +126,7 @@ class NetlinkRtnl implements Rtnl {
         up: Boolean(l.data.flags?.up),
         mtu: l.attrs.mtu ?? 0,
         mac: l.attrs.address ? [...l.attrs.address].map((x) => x.toString(16).padStart(2, '0')).join(':') : '',
+        arp: !l.data.flags?.noarp,
       })),
     );
   }
@@ -158,10 +162,21 @@ class NetlinkRtnl implements Rtnl {
     }
   }
 
-  async setLink(name: string, opts: { up?: boolean; mtu?: number }): Promise<Result<void, MpError>> {
+  async setLink(name: string, opts: { up?: boolean; mtu?: number; arp?: boolean }): Promise<Result<void, MpError>> {
     const idx = await this.linkIndex(name);
     if (idx.isErr()) return err(idx.error);
-    const data = opts.up === undefined ? { index: idx.value } : { index: idx.value, flags: opts.up ? { up: true as const } : {}, change: { up: true as const } };
+    // ifi_change names the flags this message sets; ifi_flags holds their new values
+    const flags: { up?: true; noarp?: true } = {};
+    const change: { up?: true; noarp?: true } = {};
+    if (opts.up !== undefined) {
+      change.up = true;
+      if (opts.up) flags.up = true;
+    }
+    if (opts.arp !== undefined) {
+      change.noarp = true;
+      if (!opts.arp) flags.noarp = true;
+    }
+    const data = Object.keys(change).length ? { index: idx.value, flags, change } : { index: idx.value };
     const attrs = opts.mtu === undefined ? {} : { mtu: opts.mtu };
     return (await this.call(`set link ${name}`, () => this.sock.setLink(data, attrs, { timeout: REQ_TIMEOUT_MS }))).map(() => undefined);
   }

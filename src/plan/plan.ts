@@ -3,9 +3,10 @@
 // Each step says why it is there. Steps are in bring-up order; `down` is the reverse:
 //
 //   LP: 1 lan sysctls · 2 GRO off on lan · 3 client and gateway routes · 4 per-link tables and
-//       rules · 5 decap on each link · 6 encap on lan · 7 neighbour proxies for the gateways
-//   RP: 1 forwarding (+ proxy) sysctls · 2 GRO off · 3 decap + encap on wan, encap on forward
-//       interfaces · 4 client route and neighbour proxies
+//       rules · 5 decap on each link · 6 the segmentation loop · 7 encap on lan · 8 neighbour
+//       proxies for the gateways
+//   RP: 1 forwarding (+ proxy) sysctls · 2 GRO off · 3 the segmentation loop · 4 decap + encap
+//       on wan, encap on forward interfaces · 5 client route and neighbour proxies
 //
 // Neighbour proxies come last on purpose: the moment the portal answers ARP/ND for the
 // gateway (LP) or the client (RP), traffic starts arriving, and by then the programs that must
@@ -14,12 +15,15 @@ import { err, ok, type Result } from 'neverthrow';
 import { configInvalid, type MpError } from '../errors.js';
 import type { Family, LinkConfig, LocalConfig, PortalConfig, Prefix, RemoteConfig } from '../config/types.js';
 import { canonicalAddress, formatPrefix, isLinkLocal, isUnicast } from '../config/values.js';
+import { innerMtu } from './mtu.js';
 import type { Policy } from './policy.js';
-import type { Plan, PlanStep } from './types.js';
+import type { LoopPlan, Plan, PlanStep } from './types.js';
 
-/** What the caller looked up on the machine: each interface's addresses (`100.64.1.1/24` or bare). */
+/** What the caller looked up on the machine: each interface's addresses (`100.64.1.1/24` or
+ *  bare) and MTU (absent: 1500, see mtu.ts). */
 export interface PlanFacts {
   addresses: Record<string, string[]>;
+  mtus?: Record<string, number>;
 }
 
 export const MAIN_TABLE = 254;
@@ -59,11 +63,60 @@ const ingress = (dev: string, prog: 'encap' | 'decap', slot: { priority: number;
   ...slot,
 });
 
+/**
+ * The segmentation loop's veth pair of an instance: `mpf<8 hex digits>a` ⇄ `…b`, the digits a
+ * hash (FNV-1a) of the instance name, so that two portals in one namespace get two pairs and
+ * the names stay within IFNAMSIZ (15 characters).
+ */
+export function loopDevices(instance: string): { dev: string; peer: string } {
+  let h = 0x811c9dc5;
+  for (const c of Buffer.from(instance, 'utf8')) h = Math.imul(h ^ c, 0x01000193) >>> 0;
+  const id = h.toString(16).padStart(8, '0');
+  return { dev: `mpf${id}a`, peer: `mpf${id}b` };
+}
+
+/** MTU of the loop's exit: the largest a veth takes, so it never drops a piece encap should count. */
+export const LOOP_PEER_MTU = 65535;
+
+/**
+ * The segmentation loop (bpf/loop.h): where encap sends the packets it cannot carry whole, GSO
+ * super-packets and IPv4 without DF larger than the inner MTU, for the kernel to cut them.
+ * `routed`: the fwmark rule and table that lead IPv4 into it (not on a single-interface RP).
+ */
+function loopSteps(loop: LoopPlan, policy: Policy): PlanStep[] {
+  const steps: PlanStep[] = [
+    { kind: 'veth', name: loop.dev, peer: loop.peer },
+    //  the entry: MTU = inner MTU, so ip_forward fragments to it; no ARP, so routing into it
+    //  needs no neighbour (frames carry its own MAC: the exit's tc ingress takes them before
+    //  anything looks at the MAC)
+    { kind: 'link', dev: loop.dev, mtu: loop.mtu, arp: false, up: true },
+    { kind: 'link', dev: loop.peer, mtu: LOOP_PEER_MTU, up: true },
+    //  tx checksumming off: then no GSO type is offloadable to the entry, and validate_xmit_skb
+    //  segments every GSO skb in software (with checksums) before the veth carries it
+    { kind: 'offload', ifname: loop.dev, feature: 'tx-csum', on: false },
+    //  the exit: encap takes the pieces at its tc ingress
+    { kind: 'clsact', dev: loop.peer },
+    ingress(loop.peer, 'encap', TC_SLOT.single),
+  ];
+  //  the loop mark leads into the loop: a default route in the loop table, IPv4 only (the
+  //  kernel does not fragment forwarded IPv6; GSO packets are redirected without routing)
+  if (loop.routed)
+    steps.push(
+      { kind: 'route', family: 4, dst: 'default', dev: loop.dev, table: policy.loopTable },
+      { kind: 'rule', family: 4, priority: policy.loopPriority, table: policy.loopTable, fwmark: policy.loopMark },
+    );
+  return steps;
+}
+
+function loopPlan(cfg: PortalConfig, policy: Policy, facts: PlanFacts | undefined, routed: boolean): LoopPlan {
+  return { ...loopDevices(cfg.instance), mark: policy.loopMark, routed, mtu: innerMtu(cfg, (i) => facts?.mtus?.[i]) };
+}
+
 const hostRoute = (family: Family, address: string) => `${address}/${family === 4 ? 32 : 128}`;
 const isHost = (p: Prefix) => p.len === (p.family === 4 ? 32 : 128);
 
 export function planPortal(cfg: PortalConfig, policy: Policy, facts?: PlanFacts): Result<Plan, MpError> {
-  return cfg.role === 'local' ? planLocal(cfg, policy, facts) : ok(planRemote(cfg));
+  return cfg.role === 'local' ? planLocal(cfg, policy, facts) : ok(planRemote(cfg, policy, facts));
 }
 
 // ---- Local Portal ---------------------------------------------------------------------------
@@ -89,9 +142,10 @@ function planLocal(cfg: LocalConfig, policy: Policy, facts?: PlanFacts): Result<
   if (proxied.has(4)) steps.push(sysctl(4, 'neigh', lan, 'proxy_delay', '0'));
   if (proxied.has(6)) steps.push(sysctl(6, 'conf', lan, 'proxy_ndp', '1'), sysctl(6, 'neigh', lan, 'proxy_delay', '0'));
 
-  // 2. GRO off on lan: encap runs at lan's tc ingress, after GRO. A GRO super-packet would be
-  //    encapsulated once and segmented later, every segment carrying the same sequence number
-  //    and a MAC over the whole (DESIGN, "GSO breaks per-packet sequence numbers").
+  // 2. GRO off on lan: encap runs at lan's tc ingress, after GRO. A GRO super-packet cannot be
+  //    encapsulated once (every segment needs its own sequence number and MAC: DESIGN, "GSO
+  //    breaks per-packet sequence numbers"); encap would send each round the segmentation loop
+  //    (step 6) to be cut again. Wire-size packets from the start are cheaper.
   steps.push({ kind: 'offload', ifname: lan, feature: 'gro', on: false });
 
   // 3. Routes in main.
@@ -141,16 +195,20 @@ function planLocal(cfg: LocalConfig, policy: Policy, facts?: PlanFacts): Result<
   for (const l of cfg.links)
     steps.push({ kind: 'clsact', dev: l.interface }, ingress(l.interface, 'decap', TC_SLOT.single));
 
-  // 6. encap at lan's tc ingress: every packet of the client goes into the tunnel. Attached
+  // 6. The segmentation loop, ready before encap can send anything into it.
+  const loop = loopPlan(cfg, policy, facts, true);
+  steps.push(...loopSteps(loop, policy));
+
+  // 7. encap at lan's tc ingress: every packet of the client goes into the tunnel. Attached
   //    after decap so the first answers are understood.
   steps.push({ kind: 'clsact', dev: lan }, ingress(lan, 'encap', TC_SLOT.single));
 
-  // 7. Answer ARP/ND for the gateway address(es) on lan: the client sends everything to our MAC.
+  // 8. Answer ARP/ND for the gateway address(es) on lan: the client sends everything to our MAC.
   //    IPv6 answers carry the IsRouter flag (a host drops a default router that says it is not).
   for (const g of gateways)
     steps.push({ kind: 'neighProxy', family: g.family, address: g.address, dev: lan, ...(g.family === 6 ? { router: true } : {}) });
 
-  return ok({ role: 'local', instance: cfg.instance, steps });
+  return ok({ role: 'local', instance: cfg.instance, steps, loop });
 }
 
 /** Each link's outer source address: `source`, or the interface's first usable address of the link's family. */
@@ -180,7 +238,7 @@ function resolveSources(links: LinkConfig[], facts?: PlanFacts): Result<string[]
 
 // ---- Remote Portal --------------------------------------------------------------------------
 
-function planRemote(cfg: RemoteConfig): Plan {
+function planRemote(cfg: RemoteConfig, policy: Policy, facts?: PlanFacts): Plan {
   const wan = cfg.wan;
   const encapIfaces = [wan, ...cfg.forward];
   // Host addresses of the client on wan's segment get neighbour proxies. A single-interface RP
@@ -206,7 +264,13 @@ function planRemote(cfg: RemoteConfig): Plan {
   // 2. GRO off where encap runs (wan, forward interfaces): see the LP's step 2.
   for (const dev of encapIfaces) steps.push({ kind: 'offload', ifname: dev, feature: 'gro', on: false });
 
-  // 3. Programs: on wan, decap (tunnel port) first, then encap (to the client); encap alone on
+  // 3. The segmentation loop, ready before encap can send anything into it. Not routed on a
+  //    single-interface RP: the client's address is the RP's own, so the local table (rule 0,
+  //    before any of ours) would deliver a marked packet to the RP itself.
+  const loop = loopPlan(cfg, policy, facts, !cfg.singleInterface);
+  steps.push(...loopSteps(loop, policy));
+
+  // 4. Programs: on wan, decap (tunnel port) first, then encap (to the client); encap alone on
   //    each forward interface.
   steps.push(
     { kind: 'clsact', dev: wan },
@@ -216,7 +280,7 @@ function planRemote(cfg: RemoteConfig): Plan {
   for (const dev of cfg.forward)
     steps.push({ kind: 'clsact', dev }, ingress(dev, 'encap', TC_SLOT.single));
 
-  // 4. Answer ARP/ND for the client's address on wan, so the upstream router delivers its
+  // 5. Answer ARP/ND for the client's address on wan, so the upstream router delivers its
   //    packets to us. IPv4 first needs a route to it leaving by another device than wan (the
   //    arp_process condition, see the LP's step 3): the connected route of wan's subnet would
   //    otherwise match. lo carries nothing: encap takes the client's packets at wan ingress.
@@ -224,5 +288,5 @@ function planRemote(cfg: RemoteConfig): Plan {
     if (c.family === 4) steps.push({ kind: 'route', family: 4, dst: formatPrefix(c), dev: 'lo', table: MAIN_TABLE });
   for (const c of proxied) steps.push({ kind: 'neighProxy', family: c.family, address: c.address, dev: wan });
 
-  return { role: 'remote', instance: cfg.instance, steps };
+  return { role: 'remote', instance: cfg.instance, steps, loop };
 }

@@ -1,4 +1,4 @@
-// The policy-routing template of a Local Portal: policy/routing.toml (commented there), read at
+// The policy-routing template of the portals: policy/routing.toml (commented there), read at
 // run time relative to the package root so an administrator can move mpctl's tables and rules.
 // DEFAULT_POLICY mirrors the shipped file; test/plan.test.ts keeps the two equal.
 import { readFile } from 'node:fs/promises';
@@ -17,6 +17,12 @@ export interface Policy {
   fwmarkPriority: number;
   /** fwmark of link i: fwmarkBase + i (matched exactly) */
   fwmarkBase: number;
+  /** routing table of the segmentation loop: `default dev mpf…a` */
+  loopTable: number;
+  /** priority of `fwmark <loopMark> lookup <loopTable>` */
+  loopPriority: number;
+  /** fwmark of a packet the data path sends into the segmentation loop (matched exactly) */
+  loopMark: number;
 }
 
 export const DEFAULT_POLICY: Policy = {
@@ -24,6 +30,9 @@ export const DEFAULT_POLICY: Policy = {
   rulePriority: 10100,
   fwmarkPriority: 10000,
   fwmarkBase: 0x6d70_0000,
+  loopTable: 200,
+  loopPriority: 10050,
+  loopMark: 0x6d70_0100,
 };
 
 /** `policy/routing.toml` of this package (same path from src/plan/ under tsx and dist/plan/ built). */
@@ -35,9 +44,9 @@ const MAIN_RULE_PRIORITY = 32766;
 const U32_MAX = 0xffff_ffff;
 
 const KEYS: Record<string, Record<string, keyof Policy>> = {
-  tables: { base: 'tableBase' },
-  rules: { fwmark: 'fwmarkPriority', source: 'rulePriority' },
-  marks: { base: 'fwmarkBase' },
+  tables: { base: 'tableBase', loop: 'loopTable' },
+  rules: { fwmark: 'fwmarkPriority', source: 'rulePriority', loop: 'loopPriority' },
+  marks: { base: 'fwmarkBase', loop: 'loopMark' },
 };
 
 const isTable = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -70,6 +79,15 @@ export function parsePolicy(raw: unknown, source: string): Result<Policy, MpErro
       return err(configInvalid(k, prio, `rules ${span(prio)} must come before the main table's rule (${MAIN_RULE_PRIORITY})`));
   if (Math.abs(p.fwmarkPriority - p.rulePriority) < MAX_LINKS)
     return err(configInvalid('rules.source', p.rulePriority, `overlaps the fwmark rules ${span(p.fwmarkPriority)}`));
+  const within = (v: number, base: number) => v >= base && v < base + MAX_LINKS;
+  if (RESERVED_TABLES.includes(p.loopTable) || within(p.loopTable, p.tableBase))
+    return err(configInvalid('tables.loop', p.loopTable, `must be none of the kernel's tables (${RESERVED_TABLES.join(', ')}) nor a link table (${span(p.tableBase)})`));
+  if (p.loopPriority >= MAIN_RULE_PRIORITY)
+    return err(configInvalid('rules.loop', p.loopPriority, `must come before the main table's rule (${MAIN_RULE_PRIORITY})`));
+  for (const [k, base] of [['rules.fwmark', p.fwmarkPriority], ['rules.source', p.rulePriority]] as const)
+    if (within(p.loopPriority, base)) return err(configInvalid('rules.loop', p.loopPriority, `is inside the ${k} rules ${span(base)}`));
+  if (within(p.loopMark, p.fwmarkBase))
+    return err(configInvalid('marks.loop', p.loopMark, `is one of the link marks ${span(p.fwmarkBase)}`));
   return ok(p);
 }
 

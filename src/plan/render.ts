@@ -2,9 +2,10 @@
 // `[#] ...` echo of apply, and golden tests.
 //
 //   up:   the steps in order, each `add` (sysctl -w, ethtool -K, ip, tc)
-//   down: the steps in reverse order, each `del`. Sysctls and offloads go back to the value
-//         apply saved before changing them, which the plan cannot know: they render as comments
-//         (`# sysctl -w net.ipv4.conf.lan.forwarding=<saved>`) so the output stays pasteable.
+//   down: the steps in reverse order, each `del`. Sysctls, offloads and link settings go back to
+//         the value apply saved before changing them, which the plan cannot know: they render as
+//         comments (`# sysctl -w net.ipv4.conf.lan.forwarding=<saved>`) so the output stays
+//         pasteable.
 import { MAIN_TABLE } from './plan.js';
 import { progPin } from './pins.js';
 import type { Plan, PlanStep } from './types.js';
@@ -17,6 +18,8 @@ export function renderPlan(plan: Plan, mode: RenderMode): string[] {
 }
 
 const table = (t: number) => (t === MAIN_TABLE ? 'main' : String(t));
+/** `ethtool -K` names of the offload features */
+const ETHTOOL_K = { gro: 'gro', gso: 'gso', tso: 'tso', 'tx-csum': 'tx' } as const;
 const opt = (name: string, v: string | number | undefined) => (v === undefined ? [] : [name, String(v)]);
 
 export function renderStep(s: PlanStep, mode: RenderMode, instance: string): string {
@@ -24,8 +27,19 @@ export function renderStep(s: PlanStep, mode: RenderMode, instance: string): str
   switch (s.kind) {
     case 'sysctl':
       return mode === 'up' ? `sysctl -w ${s.key}=${s.value}` : `# sysctl -w ${s.key}=<saved>`;
-    case 'offload':
-      return mode === 'up' ? `ethtool -K ${s.ifname} ${s.feature} ${s.on ? 'on' : 'off'}` : `# ethtool -K ${s.ifname} ${s.feature} <saved>`;
+    case 'offload': {
+      const f = ETHTOOL_K[s.feature];
+      return mode === 'up' ? `ethtool -K ${s.ifname} ${f} ${s.on ? 'on' : 'off'}` : `# ethtool -K ${s.ifname} ${f} <saved>`;
+    }
+    case 'veth':
+      // `ip link del` of either end removes both
+      return `ip link ${op} ${s.name} type veth peer name ${s.peer}`;
+    case 'link': {
+      if (mode === 'down') return `# ip link set ${s.dev} <saved>`;
+      const arp = s.arp === undefined ? [] : ['arp', s.arp ? 'on' : 'off'];
+      const up = s.up === undefined ? [] : [s.up ? 'up' : 'down'];
+      return ['ip link set', s.dev, ...opt('mtu', s.mtu), ...arp, ...up].join(' ');
+    }
     case 'route':
       return [`ip -${s.family} route ${op}`, s.dst, ...opt('via', s.via), ...opt('dev', s.dev), ...opt('src', s.src), 'table', table(s.table)].join(' ');
     case 'rule':

@@ -7,8 +7,14 @@ export type Family = 4 | 6;
 export type PlanStep =
   /** /proc/sys value; apply records the old value and restores it on down */
   | { kind: 'sysctl'; key: string; value: string }
-  /** an ethtool offload feature of an interface (GRO off on encap ingress devices) */
-  | { kind: 'offload'; ifname: string; feature: 'gro' | 'gso' | 'tso'; on: boolean }
+  /** an ethtool offload feature of an interface (GRO off on encap ingress devices, tx
+   *  checksumming off on the segmentation loop's entry) */
+  | { kind: 'offload'; ifname: string; feature: 'gro' | 'gso' | 'tso' | 'tx-csum'; on: boolean }
+  /** a veth pair `name` ⇄ `peer` in the portal's namespace (the segmentation loop); apply
+   *  deletes it on down only if it created it */
+  | { kind: 'veth'; name: string; peer: string }
+  /** settings of an interface; apply restores the ones it changed on down */
+  | { kind: 'link'; dev: string; mtu?: number; arp?: boolean; up?: boolean }
   /** a route; `table` 254 = main */
   | { kind: 'route'; family: Family; dst: string; via?: string; dev?: string; table: number; src?: string }
   /** a policy rule: `from <src> lookup <table>` (and/or fwmark) at `priority` */
@@ -26,4 +32,19 @@ export interface Plan {
   /** instance name: pins live under /run/mpctl/bpf/<instance>, state under /run/mpctl/portal/<instance> */
   instance: string;
   steps: PlanStep[];
+  /** what the data path's config needs to know of the segmentation loop (bpf/loop.h) */
+  loop: LoopPlan;
+}
+
+export interface LoopPlan {
+  /** mpf…a: GSO super-packets are redirected to its egress, routed packets fragmented to its MTU */
+  dev: string;
+  /** mpf…b: where the pieces come back (encap at its tc ingress) */
+  peer: string;
+  /** skb->mark of a packet in the loop */
+  mark: number;
+  /** the plan routes the mark into the loop (IPv4 without DF is fragmented there) */
+  routed: boolean;
+  /** MTU of `dev`: the tunnel's inner MTU */
+  mtu: number;
 }

@@ -12,6 +12,8 @@ import { sysctlGet, sysctlSet } from '../sysctl.js';
 export type Undo =
   | { kind: 'sysctl'; key: string; old: string }
   | { kind: 'offload'; ifname: string; feature: EthtoolFeature; old: boolean }
+  | { kind: 'veth'; name: string }
+  | { kind: 'link'; dev: string; old: { mtu?: number; arp?: boolean; up?: boolean } }
   | { kind: 'route'; spec: RouteSpec }
   | { kind: 'rule'; spec: RuleSpec }
   | { kind: 'neighProxy'; address: string; dev: string }
@@ -51,6 +53,26 @@ async function applyStep(env: ApplyEnv, s: PlanStep): Promise<Result<Undo | null
       if (old.value === s.on) return ok(null);
       return ethtoolSet(s.ifname, s.feature, s.on).map(() => ({ kind: 'offload', ifname: s.ifname, feature: s.feature, old: old.value }) as const);
     }
+    case 'veth': {
+      // one that exists already (of an earlier run that lost its record, or someone's) is left
+      // alone on down; the link steps that follow still set it up as the plan says
+      const r = await env.rt.createVeth(s.name, s.peer, null);
+      if (r.isErr()) return exists(r.error) ? ok(null) : err(r.error);
+      return ok({ kind: 'veth', name: s.name });
+    }
+    case 'link': {
+      const links = await env.rt.listLinks();
+      if (links.isErr()) return err(links.error);
+      const cur = links.value.find((l) => l.name === s.dev);
+      if (!cur) return err({ kind: 'NotFound', what: 'interface', message: `no interface ${s.dev}` });
+      const want: { mtu?: number; arp?: boolean; up?: boolean } = {};
+      const old: typeof want = {};
+      if (s.mtu !== undefined && s.mtu !== cur.mtu) [want.mtu, old.mtu] = [s.mtu, cur.mtu];
+      if (s.arp !== undefined && s.arp !== cur.arp) [want.arp, old.arp] = [s.arp, cur.arp];
+      if (s.up !== undefined && s.up !== cur.up) [want.up, old.up] = [s.up, cur.up];
+      if (!Object.keys(want).length) return ok(null);
+      return (await env.rt.setLink(s.dev, want)).map(() => ({ kind: 'link', dev: s.dev, old }) as const);
+    }
     case 'route': {
       const spec: RouteSpec = { dst: s.dst, family: s.family, table: s.table, ...(s.via ? { via: s.via } : {}), ...(s.dev ? { dev: s.dev } : {}), ...(s.src ? { src: s.src } : {}) };
       const r = await env.rt.addRoute(spec);
@@ -89,6 +111,12 @@ export async function revert(env: Omit<ApplyEnv, 'record'>, u: Undo): Promise<Re
       break;
     case 'offload':
       r = ethtoolSet(u.ifname, u.feature, u.old);
+      break;
+    case 'veth':
+      r = await env.rt.deleteLink(u.name);
+      break;
+    case 'link':
+      r = await env.rt.setLink(u.dev, u.old);
       break;
     case 'route':
       r = await env.rt.deleteRoute(u.spec);

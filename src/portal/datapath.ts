@@ -1,6 +1,8 @@
 // The portal's BPF object: load build/bpf/mpctl.o once with its maps pinned under the
 // instance's bpffs directory, write the config, link and endpoint maps from the portal config,
 // and give the running loop a port to change link state. Layouts come from src/datapath/abi.ts.
+// The segmentation loop's device exists only once the plan is applied: `setLoop` then adds it
+// to the config (until then no link is up, so encap sends nothing anywhere).
 import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
 import type { LinkConfig, PortalConfig, Prefix } from '../config/types.js';
@@ -9,19 +11,27 @@ import { bpfClose, bpfOpenLoad, mapFd, mapLookup, mapUpdate, type MapFd, type Ob
 import type { Rtnl } from '../netlink/rtnl.js';
 import { ipFamily } from '../netlink/ip.js';
 import { packagePath } from '../paths.js';
+import { innerMtu as innerMtuOf, overhead } from '../plan/mtu.js';
 import type { LinkStatePort } from './runtime.js';
 
 export const objectPath = (): string => process.env.MPCTL_BPF_OBJ ?? packagePath('build', 'bpf', 'mpctl.o');
 
-/** Outer overhead of a link: IP + UDP (udp carrier) + the mpctl header. */
-export const overhead = (family: 4 | 6, carrier: 'udp' | 'ip'): number => (family === 4 ? 20 : 40) + (carrier === 'udp' ? 8 : 0) + abi.MP_HDR_LEN;
-
+/** The segmentation loop as the data path sees it (bpf/loop.h). */
+export interface LoopConfig {
+  /** ifindex of mpf…a */
+  ifindex: number;
+  mark: number;
+  /** the mark is routed into the loop: IPv4 without DF may be sent there to be fragmented */
+  routed: boolean;
+}
 export interface Datapath {
   handle: ObjHandle;
-  maps: Record<'config' | 'links' | 'endpoints' | 'stats' | 'rx' | 'drops', MapFd>;
+  maps: Record<'config' | 'links' | 'endpoints' | 'stats' | 'rx' | 'drops' | 'loop', MapFd>;
   /** LP: the outer source address of each link id */
   sources: Map<number, string>;
   innerMtu: number;
+  /** Turns the segmentation loop on in the config (after the plan created its devices). */
+  setLoop(loop: LoopConfig): Result<void, MpError>;
   linkStatePort(): LinkStatePort;
   close(): void;
 }
@@ -39,7 +49,15 @@ const prefixAddr = (p: Prefix | undefined): abi.MpAddr => (p ? { family: p.famil
 
 /** Map fds of the loaded object, by role in the ABI. */
 export function portalMaps(h: ObjHandle): Result<Datapath['maps'], MpError> {
-  const names = { config: 'mp_config', links: 'mp_links', endpoints: 'mp_endpoints', stats: 'mp_link_stats', rx: 'mp_rx', drops: 'mp_drops' } as const;
+  const names = {
+    config: 'mp_config',
+    links: 'mp_links',
+    endpoints: 'mp_endpoints',
+    stats: 'mp_link_stats',
+    rx: 'mp_rx',
+    drops: 'mp_drops',
+    loop: 'mp_loop_stats',
+  } as const;
   const out: Partial<Datapath['maps']> = {};
   for (const [k, n] of Object.entries(names)) {
     const fd = mapFd(h, n);
@@ -73,9 +91,8 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
   const write = (fd: MapFd, i: number, v: Buffer) => mapUpdate(fd, key(i), v);
 
   const sources = new Map<number, string>();
-  let innerMtu: number;
+  const innerMtu = innerMtuOf(cfg, (name) => byName.get(name)?.mtu);
   if (cfg.role === 'local') {
-    let mtu = Infinity;
     for (const l of cfg.links) {
       const idx = ifindex(l.interface);
       if (idx.isErr()) return fail(idx.error);
@@ -84,40 +101,33 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
       if (!src || !remote) return fail({ kind: 'ConfigInvalid', path: `link[${l.id}].source`, value: src ?? null, message: `no IPv${l.family} address on ${l.interface}` });
       sources.set(l.id, src);
       const linkMtu = byName.get(l.interface)?.mtu ?? 1500;
-      mtu = Math.min(mtu, linkMtu - overhead(l.family, l.carrier));
       const w = write(maps.value.links, l.id, abi.encodeLink(linkValue(l, idx.value, src, linkMtu, cfg.port)));
       if (w.isErr()) return fail(w.error);
       const e = write(maps.value.endpoints, l.id, abi.encodeEndpoint({ addr: addr(remote), port: cfg.port, valid: true, updatedNs: 0n }));
       if (e.isErr()) return fail(e.error);
     }
-    innerMtu = mtu;
-  } else {
-    // the RP learns links from the LP's probes; the reverse direction may be either family
-    const wanMtu = byName.get(cfg.wan)?.mtu ?? 1500;
-    innerMtu = wanMtu - overhead(6, 'udp');
   }
   const lan = cfg.role === 'local' ? ifindex(cfg.lan) : ok(0);
   const wan = cfg.role === 'remote' ? ifindex(cfg.wan) : ok(0);
   if (lan.isErr()) return fail(lan.error);
   if (wan.isErr()) return fail(wan.error);
-  const c = write(
-    maps.value.config,
-    0,
-    abi.encodeConfig({
-      role: cfg.role === 'local' ? abi.MP_ROLE_LOCAL : abi.MP_ROLE_REMOTE,
-      flags: (cfg.role === 'remote' && cfg.singleInterface ? abi.MP_CFG_SINGLE_IF : 0) | abi.MP_CFG_DEC_TTL,
-      lanIfindex: lan.value,
-      wanIfindex: wan.value,
-      port: cfg.port,
-      mssV4: innerMtu - 40,
-      mssV6: innerMtu - 60,
-      innerMtu,
-      ipProto: cfg.ipProto,
-      clientV4: prefixAddr(cfg.client.find((p) => p.family === 4)),
-      clientV6: prefixAddr(cfg.client.find((p) => p.family === 6)),
-      reservedPorts: cfg.role === 'remote' ? cfg.reservedPorts : [],
-    }),
-  );
+  const config: abi.MpConfig = {
+    role: cfg.role === 'local' ? abi.MP_ROLE_LOCAL : abi.MP_ROLE_REMOTE,
+    flags: (cfg.role === 'remote' && cfg.singleInterface ? abi.MP_CFG_SINGLE_IF : 0) | abi.MP_CFG_DEC_TTL,
+    lanIfindex: lan.value,
+    wanIfindex: wan.value,
+    port: cfg.port,
+    mssV4: innerMtu - 40,
+    mssV6: innerMtu - 60,
+    innerMtu,
+    ipProto: cfg.ipProto,
+    clientV4: prefixAddr(cfg.client.find((p) => p.family === 4)),
+    clientV6: prefixAddr(cfg.client.find((p) => p.family === 6)),
+    reservedPorts: cfg.role === 'remote' ? cfg.reservedPorts : [],
+    loopIfindex: 0,
+    loopMark: 0,
+  };
+  const c = write(maps.value.config, 0, abi.encodeConfig(config));
   if (c.isErr()) return fail(c.error);
 
   const wanIndex = wan.value;
@@ -127,6 +137,12 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
     maps: maps.value,
     sources,
     innerMtu,
+    setLoop: (loop) => {
+      config.loopIfindex = loop.ifindex;
+      config.loopMark = loop.mark;
+      config.flags = loop.routed ? config.flags | abi.MP_CFG_LOOP_FRAG : config.flags & ~abi.MP_CFG_LOOP_FRAG;
+      return write(maps.value.config, 0, abi.encodeConfig(config));
+    },
     linkStatePort: () => ({
       setState: (id, s) => {
         const cur = mapLookup(maps.value.links, key(id), abi.MP_LINK_SIZE);

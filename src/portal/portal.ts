@@ -1,9 +1,10 @@
 // `mpctl up` / `mpctl down` for one portal: config → plan → apply → run, and back.
 //
-//   up:   stale record? clean it · plan from config + the interfaces' addresses · load the BPF
-//         object (maps pinned) · write its config/link maps · apply the plan (routes, rules,
-//         neighbour proxies, sysctls, GRO off, clsact, filters) recording an undo log · start
-//         probes/liveness · "portal up"
+//   up:   stale record? clean it · plan from config + the interfaces' addresses and MTUs · load
+//         the BPF object (maps pinned) · write its config/link maps · apply the plan (routes,
+//         rules, neighbour proxies, sysctls, GRO off, the segmentation loop, clsact, filters)
+//         recording an undo log · turn the loop on in the config · start probes/liveness ·
+//         "portal up"
 //   down: stop the loop · revert the undo log newest first · unpin · forget the record
 // A failed `up` reverts what it did; `up` of a running instance is a no-op.
 import { rm, writeFile } from 'node:fs/promises';
@@ -14,7 +15,7 @@ import type { PortalConfig } from '../config/types.js';
 import { openRtnl, type Rtnl } from '../netlink/rtnl.js';
 import { bpffsMount, tcAttach, tcDetach } from '../native/libmpctl.js';
 import { isAlive } from '../lab/namespaces.js';
-import { planPortal } from '../plan/plan.js';
+import { planPortal, type PlanFacts } from '../plan/plan.js';
 import { loadPolicy } from '../plan/policy.js';
 import type { Plan } from '../plan/types.js';
 import { applyPlan, revertAll, type FilterPort, type Undo } from './apply.js';
@@ -36,13 +37,16 @@ export interface RunningPortal {
 
 const currentNetns = (): string => readlinkSync('/proc/thread-self/ns/net');
 
-/** The interfaces' addresses, which the plan needs to resolve links without a `source`. */
-async function addressFacts(rt: Rtnl): Promise<Result<Record<string, string[]>, MpError>> {
+/** What the plan needs from the machine: the interfaces' addresses (links without a `source`)
+ *  and MTUs (the tunnel's inner MTU, which the segmentation loop's device takes). */
+export async function planFacts(rt: Rtnl): Promise<Result<Required<PlanFacts>, MpError>> {
   const a = await rt.listAddresses();
   if (a.isErr()) return err(a.error);
-  const out: Record<string, string[]> = {};
-  for (const x of a.value) if (!x.address.startsWith('fe80:')) (out[x.ifname] ??= []).push(x.address);
-  return ok(out);
+  const links = await rt.listLinks();
+  if (links.isErr()) return err(links.error);
+  const addresses: Record<string, string[]> = {};
+  for (const x of a.value) if (!x.address.startsWith('fe80:')) (addresses[x.ifname] ??= []).push(x.address);
+  return ok({ addresses, mtus: Object.fromEntries(links.value.map((l) => [l.name, l.mtu])) });
 }
 
 function filterPort(rt: Rtnl, dp: Datapath | null): FilterPort {
@@ -89,11 +93,11 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
     const c = await cleanup(rt, prev.value, null);
     if (c.isErr()) return fail(c.error);
   }
-  const facts = await addressFacts(rt);
+  const facts = await planFacts(rt);
   if (facts.isErr()) return fail(facts.error);
   const policy = await loadPolicy();
   if (policy.isErr()) return fail(policy.error);
-  const plan = planPortal(cfg, policy.value, { addresses: facts.value });
+  const plan = planPortal(cfg, policy.value, facts.value);
   if (plan.isErr()) return fail(plan.error);
 
   const mounted = bpffsMount(BPFFS_ROOT);
@@ -112,7 +116,7 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
     undo: [],
   };
   await writePortalState(state);
-  const dp = await openDatapath(pinDir, cfg, rt, facts.value);
+  const dp = await openDatapath(pinDir, cfg, rt, facts.value.addresses);
   if (dp.isErr()) {
     await cleanup(rt, state, null);
     return fail(dp.error);
@@ -128,6 +132,14 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
     return fail(applied.error);
   }
   state.undo = applied.value;
+  // the segmentation loop's entry exists now: tell encap where it is (bpf/loop.h)
+  const loop = plan.value.loop;
+  const loopIndex = await rt.linkIndex(loop.dev);
+  const loopOn = loopIndex.andThen((ifindex) => dp.value.setLoop({ ifindex, mark: loop.mark, routed: loop.routed }));
+  if (loopOn.isErr()) {
+    await cleanup(rt, state, dp.value);
+    return fail(loopOn.error);
+  }
   const statePort = dp.value.linkStatePort();
   const runtime =
     cfg.role === 'local' ? await startLocal(cfg, dp.value.sources, statePort, log) : await startRemote(cfg, statePort, log);

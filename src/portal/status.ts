@@ -1,5 +1,6 @@
 // `mpctl status`: a read-only view of a running portal from any shell — its record, its pinned
-// maps (per-link counters, link state, drops by reason) and the loop's last published state.
+// maps (per-link counters, link state, drops by reason, the segmentation loop's counters) and
+// the run loop's last published state.
 import { readFile } from 'node:fs/promises';
 import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
@@ -31,6 +32,8 @@ export interface PortalStatus {
   startedAt: string;
   links: LinkStatus[];
   drops: Record<string, number>;
+  /** the segmentation loop (bpf/loop.h): packets sent round it, pieces carried after it */
+  loop: { gso: number; frag: number; back: number };
   text: string;
 }
 
@@ -63,8 +66,9 @@ export async function portalStatus(instance: string): Promise<Result<PortalStatu
     const eps = open('mp_endpoints');
     const stats = open('mp_link_stats');
     const drops = open('mp_drops');
+    const loopStats = open('mp_loop_stats');
     const cpus = numPossibleCpus();
-    for (const r of [links, eps, stats, drops, cpus]) if (r.isErr()) return err(r.error);
+    for (const r of [links, eps, stats, drops, loopStats, cpus]) if (r.isErr()) return err(r.error);
     const ncpu = cpus._unsafeUnwrap();
     let runtime: LinkRuntimeStatus[] = [];
     try {
@@ -105,6 +109,10 @@ export async function portalStatus(instance: string): Promise<Result<PortalStatu
       if (v.value) for (let cpu = 0; cpu < ncpu; cpu++) sum += v.value.readBigUInt64LE(cpu * 8);
       dropCounts[abi.DROP_REASONS[r]!] = Number(sum);
     }
+    const lv = mapLookup(loopStats._unsafeUnwrap(), key(0), abi.percpuValueSize(abi.MP_LOOP_STATS_SIZE, ncpu));
+    if (lv.isErr()) return err(lv.error);
+    const ls = lv.value ? abi.decodeLoopStats(lv.value, ncpu) : { gso: 0n, frag: 0n, back: 0n };
+    const loop = { gso: Number(ls.gso), frag: Number(ls.frag), back: Number(ls.back) };
     const running = isAlive(st.value.pid);
     const text = [
       `portal ${instance} (${st.value.role}) pid ${st.value.pid}${running ? '' : ' NOT RUNNING'} since ${st.value.startedAt}`,
@@ -115,8 +123,9 @@ export async function portalStatus(instance: string): Promise<Result<PortalStatu
           `${l.endpoint ? `  peer ${l.endpoint}` : ''}`,
       ),
       `  drops: ${Object.entries(dropCounts).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}`,
+      `  segmentation loop: ${loop.gso} GSO and ${loop.frag} too big sent round, ${loop.back} pieces carried`,
     ].join('\n');
-    return ok({ instance, role: st.value.role, pid: st.value.pid, running, startedAt: st.value.startedAt, links: out, drops: dropCounts, text });
+    return ok({ instance, role: st.value.role, pid: st.value.pid, running, startedAt: st.value.startedAt, links: out, drops: dropCounts, loop, text });
   } finally {
     for (const fd of fds) closeFd(fd);
   }

@@ -6,7 +6,7 @@ import { planPortal } from '../../plan/plan.js';
 import { loadPolicy } from '../../plan/policy.js';
 import { renderPlan } from '../../plan/render.js';
 import { openRtnl } from '../../netlink/rtnl.js';
-import { portalDown, portalUp } from '../../portal/portal.js';
+import { planFacts, portalDown, portalUp } from '../../portal/portal.js';
 import { portalStatus } from '../../portal/status.js';
 import { run } from '../run.js';
 
@@ -34,16 +34,15 @@ export const upCommand: CommandModule = {
       if (cfg.value.role !== a.role)
         return err({ kind: 'ConfigInvalid', path: 'role', value: cfg.value.role, message: `the config is for a ${cfg.value.role} portal, not ${a.role}` });
       if (a.dryRun) {
+        // the plan needs the interfaces' addresses and MTUs; read them, change nothing
         const rt = openRtnl(null);
-        const facts: Record<string, string[]> = {};
-        if (rt.isOk()) {
-          const addrs = await rt.value.listAddresses();
-          rt.value.close();
-          if (addrs.isOk()) for (const x of addrs.value) if (!x.address.startsWith('fe80:')) (facts[x.ifname] ??= []).push(x.address);
-        }
+        if (rt.isErr()) return err(rt.error);
+        const facts = await planFacts(rt.value);
+        rt.value.close();
+        if (facts.isErr()) return err(facts.error);
         const policy = await loadPolicy();
         if (policy.isErr()) return err(policy.error);
-        const plan = planPortal(cfg.value, policy.value, { addresses: facts });
+        const plan = planPortal(cfg.value, policy.value, facts.value);
         if (plan.isErr()) return err(plan.error);
         for (const l of renderPlan(plan.value, 'up')) console.log(l);
         return ok(0);

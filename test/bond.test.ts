@@ -5,7 +5,7 @@
 //   (client's default gateway 198.51.100.1 is answered by the LP; the RP delivers to the client)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { labSet } from '../src/lab/lab.js';
+import { labSet, mpctlPath } from '../src/lab/lab.js';
 import { iperf, ping } from '../src/lab/measure.js';
 import { run } from '../src/lab/namespaces.js';
 import { parseScenario } from '../src/lab/scenario.js';
@@ -22,7 +22,7 @@ const links = (n: number, rate: string, delays: string[]) =>
   parseScenario({ links: Array.from({ length: n }, (_, i) => ({ label: `l${i + 1}`, rate, delay: delays[i % delays.length], queue: '60ms' })) }, 't')._unsafeUnwrap();
 
 async function status(lab: string, role: 'lp' | 'rp') {
-  const r = await run('ip', ['netns', 'exec', nsName(lab, role), 'bin/mpctl', 'status', '--instance', portalInstance(lab, role), '--json']);
+  const r = await run('ip', ['netns', 'exec', nsName(lab, role), mpctlPath(), 'status', '--instance', portalInstance(lab, role), '--json']);
   return JSON.parse(must(r, 'mpctl status')) as { links: { id: number; state: string; tx: { packets: number }; rx: { packets: number } }[]; drops: Record<string, number> };
 }
 

@@ -7,7 +7,7 @@ import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
 import type { LinkConfig, PortalConfig, Prefix } from '../config/types.js';
 import * as abi from '../datapath/abi.js';
-import { bpfClose, bpfOpenLoad, mapFd, mapLookup, mapUpdate, type MapFd, type ObjHandle } from '../native/libmpctl.js';
+import { bpfClose, bpfOpenLoad, mapFd, mapLookup, mapUpdate, numPossibleCpus, type MapFd, type ObjHandle } from '../native/libmpctl.js';
 import type { Rtnl } from '../netlink/rtnl.js';
 import { ipFamily } from '../netlink/ip.js';
 import { packagePath } from '../paths.js';
@@ -130,6 +130,10 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
   const c = write(maps.value.config, 0, abi.encodeConfig(config));
   if (c.isErr()) return fail(c.error);
 
+  const ncpu = numPossibleCpus();
+  if (ncpu.isErr()) return fail(ncpu.error);
+  const readLink = (id: number): Result<abi.MpLink | null, MpError> =>
+    mapLookup(maps.value.links, key(id), abi.MP_LINK_SIZE).map((b) => (b ? abi.decodeLink(b) : null));
   const wanIndex = wan.value;
   const wanAddr = (f: 4 | 6) => (cfg.role === 'remote' ? firstAddr(facts, cfg.wan, f) : undefined);
   const dp: Datapath = {
@@ -177,6 +181,17 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
         if (w.isErr()) return err(w.error);
         return write(maps.value.endpoints, id, abi.encodeEndpoint({ addr: addr(from.address.replace(/^::ffff:/, '')), port: from.port, valid: true, updatedNs: 0n }));
       },
+      setEstimate: (id, rateBps, owdUs) => {
+        const l = readLink(id);
+        if (l.isErr()) return err(l.error);
+        if (!l.value || l.value.ifindex === 0) return ok(undefined); // not configured / learned
+        if (l.value.rateBps === rateBps && l.value.owdUs === owdUs) return ok(undefined);
+        return write(maps.value.links, id, abi.encodeLink({ ...l.value, rateBps, owdUs: Math.max(0, Math.min(owdUs, 0xffff_ffff)) }));
+      },
+      readRx: (id) => mapLookup(maps.value.rx, key(id), abi.MP_RX_SIZE).map((b) => (b ? abi.decodeRx(b) : null)),
+      txBytes: (id) =>
+        mapLookup(maps.value.stats, key(id), abi.percpuValueSize(abi.MP_LINK_STATS_SIZE, ncpu.value)).map((b) => (b ? abi.decodeLinkStats(b, ncpu.value).txBytes : 0n)),
+      owdUs: (id) => readLink(id).map((l) => (l && l.ifindex !== 0 ? l.owdUs : null)),
     }),
     close: () => void bpfClose(h.value),
   };

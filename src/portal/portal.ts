@@ -21,7 +21,7 @@ import type { Plan } from '../plan/types.js';
 import { applyPlan, revertAll, type FilterPort, type Undo } from './apply.js';
 import { openDatapath, portalMaps, type Datapath } from './datapath.js';
 import { startLocal, startRemote, type Runtime } from './runtime.js';
-import { publishFile } from './status.js';
+import { publishFile, type Published } from './status.js';
 import { BPFFS_ROOT, pinDir as pinDirOf, readPortalState, removePortalState, writePortalState, type PortalState } from './state.js';
 
 export type Log = (msg: string, fields?: Record<string, unknown>) => void;
@@ -149,7 +149,8 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
   }
   // publish the loop's view for `mpctl status` (read-only, from any shell)
   const publish = setInterval(() => {
-    void writeFile(publishFile(cfg.instance), JSON.stringify(runtime.value.status())).catch(() => {});
+    const published: Published = { links: runtime.value.status(), feedback: runtime.value.feedback(), badControl: runtime.value.badControl() };
+    void writeFile(publishFile(cfg.instance), JSON.stringify(published)).catch(() => {});
   }, 250);
   let stopped = false;
   const running: RunningPortal = {

@@ -1,6 +1,8 @@
-// The portal's running loop: probes on every link, liveness → link state in the BPF maps, and
-// (on the RP) learning each link's endpoint and estimates from the LP's probes. Data packets
-// never come here; only control messages that decap passes up to these UDP sockets.
+// The portal's running loop: probes on every link, liveness → link state in the BPF maps,
+// (on the RP) learning each link's endpoint and estimates from the LP's probes, and congestion
+// control (cc.ts: feedback out every 20 ms on the fastest up link, feedback in → each link's
+// rate and delay in mp_links). Data packets never come here; only control messages that decap
+// passes up to these UDP sockets.
 import { createSocket, type Socket, type RemoteInfo } from 'node:dgram';
 import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
@@ -8,13 +10,17 @@ import type { LocalConfig, RemoteConfig } from '../config/types.js';
 import { ipFamily } from '../netlink/ip.js';
 import { livenessChanges, type LinkLiveness, type LivenessParams } from './liveness.js';
 import { decodeProbe, encodeProbe, type Probe } from './probe.js';
-import { MP_CARRIER_IP, MP_CARRIER_UDP } from '../datapath/abi.js';
+import { decodeHdr, MP_CARRIER_IP, MP_CARRIER_UDP, MP_HDR_LEN, MP_T_FEEDBACK, MP_T_PROBE } from '../datapath/abi.js';
+import { CcLoop, FEEDBACK_INTERVAL_MS, type CcCounters, type CcDatapath, type CcStatus } from './cc.js';
 
 /** What the loop changes in the data path (datapath.ts implements it over the pinned maps). */
-export interface LinkStatePort {
+export interface LinkStatePort extends CcDatapath {
   setState(linkId: number, state: LinkLiveness): Result<void, MpError>;
   /** RP: a probe told us where link `linkId` is and what the LP estimates for it */
   learn(linkId: number, from: { address: string; port: number }, est: { rateBps: bigint; owdUs: number; metric: number; carrier: number }): Result<void, MpError>;
+  /** the congestion controller's rate and delay for our sending direction on link `linkId`
+   * (read-modify-write: ifindex, state and the rest stay) */
+  setEstimate(linkId: number, rateBps: bigint, owdUs: number): Result<void, MpError>;
 }
 
 export interface LinkRuntimeStatus {
@@ -24,12 +30,16 @@ export interface LinkRuntimeStatus {
   rttMs: number | null;
   probesSent: number;
   probesHeard: number;
+  /** the congestion controller of our sending direction on this link */
+  cc: CcStatus | null;
 }
 
 export interface Runtime {
   status(): LinkRuntimeStatus[];
   /** counters of control messages that were malformed */
   badControl(): number;
+  /** feedback messages sent, taken, duplicate, malformed */
+  feedback(): CcCounters;
   stop(): Promise<void>;
 }
 
@@ -48,6 +58,9 @@ async function bind(type: 'udp4' | 'udp6', address: string, port: number): Promi
     s.bind({ address, port, exclusive: true }, () => resolve(ok(s)));
   });
 }
+
+/** The mp_hdr type of a control packet (null: too short for a header). */
+const msgType = (b: Buffer): number | null => (b.length >= MP_HDR_LEN ? decodeHdr(b).type : null);
 
 class Tracker {
   readonly lastHeard = new Map<number, number | null>();
@@ -87,7 +100,7 @@ class Tracker {
     }
   }
 
-  status(): LinkRuntimeStatus[] {
+  status(cc: CcLoop): LinkRuntimeStatus[] {
     return [...this.lastHeard.keys()].map((id) => ({
       id,
       state: this.state.get(id) ?? 'down',
@@ -95,6 +108,7 @@ class Tracker {
       rttMs: this.rtt.get(id) ?? null,
       probesSent: this.sent.get(id) ?? 0,
       probesHeard: this.heard.get(id) ?? 0,
+      cc: cc.status(id),
     }));
   }
 }
@@ -108,6 +122,8 @@ export async function startLocal(
 ): Promise<Result<Runtime, MpError>> {
   const params = { intervalMs: cfg.probeIntervalMs, missed: 3 };
   const t = new Tracker(cfg.links.map((l) => l.id), port, params, log);
+  const cc = new CcLoop(port, log);
+  for (const l of cfg.links) cc.addLink(l.id, { rateBps: l.rateBps, owdUs: l.delayUs });
   const socks: { id: number; sock: Socket; remote: string }[] = [];
   for (const l of cfg.links) {
     const src = sources.get(l.id);
@@ -123,6 +139,10 @@ export async function startLocal(
       return err(s.error);
     }
     s.value.on('message', (msg: Buffer) => {
+      if (msgType(msg) === MP_T_FEEDBACK) {
+        if (!cc.onFeedbackPacket(msg)) t.bad++;
+        return;
+      }
       const p = decodeProbe(msg);
       if (!p || !p.reply || p.linkId !== l.id) {
         t.bad++;
@@ -148,11 +168,20 @@ export async function startLocal(
   };
   tick();
   const timer = setInterval(tick, params.intervalMs);
+  const ids = cfg.links.map((l) => l.id);
+  const fbTimer = setInterval(() => {
+    cc.tick();
+    const fb = cc.buildFeedback(ids, (id) => t.state.get(id) === 'up');
+    const s = fb && socks.find((x) => x.id === fb.linkId);
+    if (fb && s) s.sock.send(fb.packet, cfg.port, s.remote, (e) => void (e ? undefined : cc.sent()));
+  }, FEEDBACK_INTERVAL_MS);
   return ok({
-    status: () => t.status(),
+    status: () => t.status(cc),
     badControl: () => t.bad,
+    feedback: () => ({ ...cc.counters }),
     stop: async () => {
       clearInterval(timer);
+      clearInterval(fbTimer);
       await Promise.all(socks.map(({ sock }) => new Promise<void>((r) => sock.close(() => r()))));
     },
   });
@@ -164,6 +193,9 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, log: L
   const t = new Tracker(Array.from({ length: 16 }, (_, i) => i), port, params, log);
   // links the RP never heard of stay "down" silently: only report ids seen at least once
   const seen = new Set<number>();
+  const cc = new CcLoop(port, log);
+  // where each link's probes come from: the feedback goes back there
+  const endpoints = new Map<number, { address: string; port: number; sock: Socket }>();
   const socks: Socket[] = [];
   for (const [type, addr] of [
     ['udp4', '0.0.0.0'],
@@ -175,17 +207,27 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, log: L
       return err(s.error);
     }
     s.value.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
-      const p = decodeProbe(msg);
+      const type = msgType(msg);
+      if (type === MP_T_FEEDBACK) {
+        if (!cc.onFeedbackPacket(msg)) t.bad++;
+        return;
+      }
+      const p = type === MP_T_PROBE ? decodeProbe(msg) : null;
       if (!p || p.reply) {
         t.bad++;
         return;
       }
-      const l = port.learn(p.linkId, { address: rinfo.address, port: rinfo.port }, { rateBps: p.rateBps, owdUs: p.owdUs, metric: p.metric, carrier: p.carrier });
+      // the probe carries the LP's static estimate; once feedback flows, our controller decides
+      const own = cc.output(p.linkId);
+      const est = own ? { rateBps: own.rateBps, owdUs: own.owdUs } : { rateBps: p.rateBps, owdUs: p.owdUs };
+      const l = port.learn(p.linkId, { address: rinfo.address, port: rinfo.port }, { ...est, metric: p.metric, carrier: p.carrier });
       if (l.isErr()) {
         log('learning link failed', { link: p.linkId, error: l.error });
         return;
       }
       seen.add(p.linkId);
+      cc.addLink(p.linkId, { rateBps: Number(p.rateBps), owdUs: p.owdUs });
+      endpoints.set(p.linkId, { address: rinfo.address, port: rinfo.port, sock: s.value });
       t.hear(p.linkId);
       s.value.send(encodeProbe({ ...p, reply: true }, nowUs()), rinfo.port, rinfo.address);
     });
@@ -193,11 +235,19 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, log: L
     socks.push(s.value);
   }
   const timer = setInterval(() => t.evaluate(), params.intervalMs);
+  const fbTimer = setInterval(() => {
+    cc.tick();
+    const fb = cc.buildFeedback([...seen], (id) => t.state.get(id) === 'up' && endpoints.has(id));
+    const ep = fb && endpoints.get(fb.linkId);
+    if (fb && ep) ep.sock.send(fb.packet, ep.port, ep.address, (e) => void (e ? undefined : cc.sent()));
+  }, FEEDBACK_INTERVAL_MS);
   return ok({
-    status: () => t.status().filter((s) => seen.has(s.id)),
+    status: () => t.status(cc).filter((s) => seen.has(s.id)),
     badControl: () => t.bad,
+    feedback: () => ({ ...cc.counters }),
     stop: async () => {
       clearInterval(timer);
+      clearInterval(fbTimer);
       await Promise.all(socks.map((s) => new Promise<void>((r) => s.close(() => r()))));
     },
   });

@@ -8,6 +8,7 @@ import * as abi from '../datapath/abi.js';
 import { closeFd, mapLookup, numPossibleCpus, objGet, type MapFd } from '../native/libmpctl.js';
 import { isAlive } from '../lab/namespaces.js';
 import type { LinkRuntimeStatus } from './runtime.js';
+import type { CcCounters, CcStatus } from './cc.js';
 import { portalDir, readPortalState } from './state.js';
 
 export interface LinkStatus {
@@ -22,6 +23,8 @@ export interface LinkStatus {
   rttMs: number | null;
   probesSent: number;
   probesHeard: number;
+  /** the congestion controller of this portal's sending direction on the link (null: none yet) */
+  cc: CcStatus | null;
 }
 
 export interface PortalStatus {
@@ -34,6 +37,10 @@ export interface PortalStatus {
   drops: Record<string, number>;
   /** the segmentation loop (bpf/loop.h): packets sent round it, pieces carried after it */
   loop: { gso: number; frag: number; back: number };
+  /** congestion-control feedback messages: sent, taken, duplicate, malformed */
+  feedback: CcCounters | null;
+  /** malformed control messages */
+  badControl: number;
   text: string;
 }
 
@@ -49,6 +56,13 @@ const key = (i: number): Buffer => {
   b.writeUInt32LE(i, 0);
   return b;
 };
+
+/** What the running portal publishes for `mpctl status` (runtime.json). */
+export interface Published {
+  links: LinkRuntimeStatus[];
+  feedback: CcCounters;
+  badControl: number;
+}
 
 export const publishFile = (instance: string): string => `${portalDir(instance)}/runtime.json`;
 
@@ -71,8 +85,10 @@ export async function portalStatus(instance: string): Promise<Result<PortalStatu
     for (const r of [links, eps, stats, drops, loopStats, cpus]) if (r.isErr()) return err(r.error);
     const ncpu = cpus._unsafeUnwrap();
     let runtime: LinkRuntimeStatus[] = [];
+    let published: Published | null = null;
     try {
-      runtime = JSON.parse(await readFile(publishFile(instance), 'utf8')) as LinkRuntimeStatus[];
+      published = JSON.parse(await readFile(publishFile(instance), 'utf8')) as Published;
+      runtime = published.links ?? [];
     } catch {
       /* not published yet */
     }
@@ -99,6 +115,7 @@ export async function portalStatus(instance: string): Promise<Result<PortalStatu
         rttMs: rt?.rttMs ?? null,
         probesSent: rt?.probesSent ?? 0,
         probesHeard: rt?.probesHeard ?? 0,
+        cc: rt?.cc ?? null,
       });
     }
     const dropCounts: Record<string, number> = {};
@@ -120,12 +137,19 @@ export async function portalStatus(instance: string): Promise<Result<PortalStatu
         (l) =>
           `  link ${l.id} ${l.state.padEnd(5)} metric ${l.metric} rate ${(l.rateBps / 1e6).toFixed(1)} Mbit/s owd ${(l.owdUs / 1000).toFixed(1)} ms` +
           `${l.rttMs === null ? '' : ` rtt ${l.rttMs.toFixed(1)} ms`}  tx ${l.tx.packets} pkts ${l.tx.bytes} B  rx ${l.rx.packets} pkts ${l.rx.bytes} B` +
-          `${l.endpoint ? `  peer ${l.endpoint}` : ''}`,
+          `${l.endpoint ? `  peer ${l.endpoint}` : ''}` +
+          (l.cc
+            ? `\n    cc ${l.cc.phase}${l.cc.stale ? ' (stale)' : ''} bw ${(l.cc.bwBps / 1e6).toFixed(1)} Mbit/s delivered ${(l.cc.deliveryBps / 1e6).toFixed(1)} Mbit/s` +
+              ` queue ${l.cc.queueMs.toFixed(1)} ms rtt ${l.cc.rttMs.toFixed(1)} ms loss ${l.cc.lossPct.toFixed(1)} %`
+            : ''),
       ),
       `  drops: ${Object.entries(dropCounts).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}`,
       `  segmentation loop: ${loop.gso} GSO and ${loop.frag} too big sent round, ${loop.back} pieces carried`,
+      ...(published?.feedback
+        ? [`  feedback: ${published.feedback.fbSent} sent, ${published.feedback.fbHeard} taken, ${published.feedback.fbDup} duplicate, ${published.feedback.fbBad} malformed`]
+        : []),
     ].join('\n');
-    return ok({ instance, role: st.value.role, pid: st.value.pid, running, startedAt: st.value.startedAt, links: out, drops: dropCounts, loop, text });
+    return ok({ instance, role: st.value.role, pid: st.value.pid, running, startedAt: st.value.startedAt, links: out, drops: dropCounts, loop, feedback: published?.feedback ?? null, badControl: published?.badControl ?? 0, text });
   } finally {
     for (const fd of fds) closeFd(fd);
   }

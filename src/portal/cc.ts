@@ -1,0 +1,211 @@
+// Congestion control in a running portal (issue 5): both halves, for whichever role.
+//
+//   receiver  every feedback interval (20 ms): read mp_rx of every known link, turn two
+//             readings into one record per link (cc/feedback.ts) and send ONE feedback message,
+//             carrying all links' records, on the up link with the lowest one-way delay in our
+//             sending direction (the runtime owns the sockets: `send`).
+//   sender    on a feedback message from the peer: validate, drop duplicates (seq), run each
+//             link's controller (cc/controller.ts) with what the link sent since its previous
+//             feedback (mp_link_stats tx_bytes delta), then write every link's rate and delay
+//             (outputs(): one frame for all links of the direction) into mp_links. On the same
+//             timer, a link without feedback for a while is marked stale (onSilence).
+//
+// Times are µs of the monotonic clock that the data path stamps ts_us with (bpf_ktime_get_ns;
+// process.hrtime in Node on Linux), so the feedback's echo gives round trips.
+import * as cc from '../cc/controller.js';
+import { decodeFeedbackPacket, encodeFeedbackPacket, feedbackFromCounters, seqNewer, snapshotAt, type LinkFeedback, type RxSnapshot } from '../cc/feedback.js';
+import type { MpRx } from '../datapath/abi.js';
+import type { MpError } from '../errors.js';
+import type { Result } from 'neverthrow';
+
+/** What the loop reads and writes in the data path (datapath.ts implements it). */
+export interface CcDatapath {
+  readRx(linkId: number): Result<MpRx | null, MpError>;
+  txBytes(linkId: number): Result<bigint, MpError>;
+  /** The link's current one-way-delay estimate in our sending direction (null: no link). */
+  owdUs(linkId: number): Result<number | null, MpError>;
+  setEstimate(linkId: number, rateBps: bigint, owdUs: number): Result<void, MpError>;
+}
+
+/** The controller as `mpctl status` shows it. */
+export interface CcStatus {
+  phase: cc.Phase;
+  /** pacing rate written to mp_links, bit/s */
+  rateBps: number;
+  /** bandwidth estimate, bit/s */
+  bwBps: number;
+  /** delivery rate of the last feedback, bit/s */
+  deliveryBps: number;
+  queueMs: number;
+  rttMs: number;
+  lossPct: number;
+  stale: boolean;
+  /** feedback records this link's controller has taken */
+  feedback: number;
+}
+
+export interface CcCounters {
+  fbSent: number;
+  fbHeard: number;
+  fbDup: number;
+  fbBad: number;
+}
+
+type Log = (msg: string, fields?: Record<string, unknown>) => void;
+
+export const FEEDBACK_INTERVAL_MS = 20;
+/** Without an accepted feedback message for this long, any seq is accepted (peer restarted). */
+const SEQ_RESET_US = 1_000_000;
+
+export const monoUs = (): number => Number(process.hrtime.bigint() / 1000n);
+
+export class CcLoop {
+  private readonly states = new Map<number, cc.State>();
+  private readonly fbCount = new Map<number, number>();
+  private readonly lastTx = new Map<number, bigint>();
+  private readonly prevRx = new Map<number, RxSnapshot>();
+  private seq = (Math.random() * 0x1_0000_0000) >>> 0;
+  private lastSeq: number | null = null;
+  private lastAcceptUs = 0;
+  readonly counters: CcCounters = { fbSent: 0, fbHeard: 0, fbDup: 0, fbBad: 0 };
+  private failures = 0;
+
+  constructor(
+    private readonly dp: CcDatapath,
+    private readonly log: Log,
+  ) {}
+
+  /** A link we send on: its controller starts from this estimate (LP: the configured rate and
+   * delay; RP: what the LP's probe said). Repeating it for a known link changes nothing. */
+  addLink(id: number, init: { rateBps: number; owdUs: number }): void {
+    if (this.states.has(id)) return;
+    const now = monoUs();
+    const owdUs = Math.max(init.owdUs, 100);
+    this.states.set(id, cc.initial({ initialRateBps: Math.max(init.rateBps, cc.DEFAULT_CC.minRateBps), owdUs, rttUs: Math.max(2 * owdUs, 1000) }, now));
+    const tx = this.dp.txBytes(id);
+    if (tx.isOk()) this.lastTx.set(id, tx.value);
+  }
+
+  /** Has this link's controller taken feedback (so its output, not a static estimate, rules)? */
+  active(id: number): boolean {
+    return (this.fbCount.get(id) ?? 0) > 0;
+  }
+
+  /** The controller's current output for a link that has taken feedback (null otherwise). */
+  output(id: number): cc.Output | null {
+    const s = this.states.get(id);
+    return s && this.active(id) ? cc.outputs(this.states).get(id) ?? null : null;
+  }
+
+  status(id: number): CcStatus | null {
+    const s = this.states.get(id);
+    if (!s) return null;
+    const e = cc.estimate(s);
+    return {
+      phase: e.phase,
+      rateBps: Math.round(e.rateBps),
+      bwBps: Math.round(e.bwBps),
+      deliveryBps: Math.round(e.deliveryBps),
+      queueMs: e.queueUs / 1000,
+      rttMs: e.rttUs / 1000,
+      lossPct: e.lossRate * 100,
+      stale: e.stale,
+      feedback: this.fbCount.get(id) ?? 0,
+    };
+  }
+
+  // ---- receiver ----------------------------------------------------------------------------
+
+  /**
+   * One feedback interval: records for `links` (the links we receive on) and the message to
+   * send, on the up link with the lowest one-way delay. Returns null when there is nothing to
+   * send (no baseline reading yet, or no link up).
+   */
+  buildFeedback(links: readonly number[], isUp: (id: number) => boolean): { linkId: number; packet: Buffer } | null {
+    const now = monoUs();
+    const records: LinkFeedback[] = [];
+    for (const id of links) {
+      const r = this.dp.readRx(id);
+      if (r.isErr()) {
+        this.fail('mp_rx read failed', { link: id, error: r.error });
+        continue;
+      }
+      if (!r.value) continue;
+      const cur = { ...r.value, linkId: id };
+      const prev = this.prevRx.get(id);
+      if (prev) records.push(feedbackFromCounters(prev, cur, now));
+      this.prevRx.set(id, snapshotAt(cur, now));
+    }
+    if (records.length === 0) return null;
+    let best: { id: number; owd: number } | null = null;
+    for (const id of links) {
+      if (!isUp(id)) continue;
+      const o = this.dp.owdUs(id);
+      if (o.isErr() || o.value === null) continue;
+      if (best === null || o.value < best.owd) best = { id, owd: o.value };
+    }
+    if (best === null) return null;
+    this.seq = (this.seq + 1) >>> 0;
+    return { linkId: best.id, packet: encodeFeedbackPacket({ seq: this.seq, records }, best.id, now >>> 0) };
+  }
+
+  sent(): void {
+    this.counters.fbSent++;
+  }
+
+  // ---- sender ------------------------------------------------------------------------------
+
+  /** A feedback packet from the peer (any link). false: malformed (the caller counts it). */
+  onFeedbackPacket(b: Buffer): boolean {
+    const d = decodeFeedbackPacket(b);
+    if (d.isErr()) {
+      this.counters.fbBad++;
+      return false;
+    }
+    const now = monoUs();
+    const { msg } = d.value;
+    if (this.lastSeq !== null && !seqNewer(msg.seq, this.lastSeq) && now - this.lastAcceptUs < SEQ_RESET_US) {
+      this.counters.fbDup++;
+      return true;
+    }
+    this.lastSeq = msg.seq;
+    this.lastAcceptUs = now;
+    this.counters.fbHeard++;
+    let changed = false;
+    for (const r of msg.records) {
+      const s = this.states.get(r.linkId);
+      if (!s) continue; // a link we do not send on (yet)
+      const tx = this.dp.txBytes(r.linkId);
+      let sentBytes = 0n;
+      if (tx.isOk()) {
+        const prev = this.lastTx.get(r.linkId);
+        sentBytes = prev !== undefined && tx.value >= prev ? tx.value - prev : 0n;
+        this.lastTx.set(r.linkId, tx.value);
+      }
+      this.states.set(r.linkId, cc.onFeedback(s, r, sentBytes, now));
+      this.fbCount.set(r.linkId, (this.fbCount.get(r.linkId) ?? 0) + 1);
+      changed = true;
+    }
+    if (changed) this.write();
+    return true;
+  }
+
+  /** On the feedback timer: links without feedback go stale. */
+  tick(): void {
+    const now = monoUs();
+    for (const [id, s] of this.states) this.states.set(id, cc.onSilence(s, now));
+  }
+
+  private write(): void {
+    for (const [id, o] of cc.outputs(this.states)) {
+      if (!this.active(id)) continue; // keep the static estimate until feedback arrives
+      const w = this.dp.setEstimate(id, o.rateBps, o.owdUs);
+      if (w.isErr()) this.fail('link estimate write failed', { link: id, error: w.error });
+    }
+  }
+
+  private fail(msg: string, fields: Record<string, unknown>): void {
+    // a map that cannot be read or written is a bug or a torn-down portal: say it a few times
+    if (this.failures++ < 5) this.log(msg, fields);
+  }
+}

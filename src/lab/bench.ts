@@ -179,7 +179,7 @@ async function datapathBench(runs: number): Promise<Result<BenchFigure[], MpErro
           unit: '% of sum',
           runs: pct,
           median: median(pct),
-          note: `static rates from the config (no congestion control yet); ceiling with 52 B of outer headers ≈ ${(((1500 - 52 - 52) / 1514) * 100).toFixed(1)} %`,
+          note: `per-link congestion control from the configured starting rates; ceiling with 52 B of outer headers ≈ ${(((1500 - 52 - 52) / 1514) * 100).toFixed(1)} %`,
         });
       }
       await stopBond(lab, mpctlPath());

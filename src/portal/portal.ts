@@ -19,7 +19,7 @@ import { planPortal, type PlanFacts } from '../plan/plan.js';
 import { loadPolicy } from '../plan/policy.js';
 import type { Plan } from '../plan/types.js';
 import { applyPlan, revertAll, type FilterPort, type Undo } from './apply.js';
-import { openDatapath, portalMaps, type Datapath } from './datapath.js';
+import { openDatapath, type Datapath } from './datapath.js';
 import { startLocal, startRemote, type Runtime } from './runtime.js';
 import { publishFile, type Published } from './status.js';
 import { BPFFS_ROOT, pinDir as pinDirOf, readPortalState, removePortalState, writePortalState, type PortalState } from './state.js';
@@ -203,4 +203,3 @@ export async function portalDown(instance: string, timeoutMs = 10_000): Promise<
   }
 }
 
-export { portalMaps };

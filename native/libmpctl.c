@@ -544,33 +544,6 @@ int mp_bpffs_mount(const char *path)
 
 /* ---- 6. BPF_PROG_TEST_RUN ------------------------------------------------------------------- */
 
-int mp_prog_test_run(int h, const char *prog_name, const void *data_in, unsigned len_in,
-		     void *data_out, unsigned *len_out, unsigned *retval, unsigned repeat,
-		     unsigned *duration_ns)
-{
-	begin();
-	struct bpf_program *prog;
-	int err = prog_get(h, prog_name, "bpf_prog_test_run_opts", &prog);
-	if (err)
-		return err;
-	DECLARE_LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = data_in, .data_size_in = len_in,
-			    .data_out = data_out, .data_size_out = len_out ? *len_out : 0,
-			    .repeat = (int)(repeat ? repeat : 1));
-	if (!data_out)
-		opts.data_size_out = 0;
-	err = bpf_prog_test_run_opts(bpf_program__fd(prog), &opts);
-	if (len_out)
-		*len_out = opts.data_size_out;
-	if (retval)
-		*retval = opts.retval;
-	if (duration_ns)
-		*duration_ns = opts.duration;
-	if (err)
-		return fail(err, "bpf_prog_test_run_opts(%s in %s, %u bytes in, %u out)", prog_name,
-			    objs[h].path, len_in, opts.data_size_out);
-	return 0;
-}
-
 int mp_prog_test_run_ctx(int h, const char *prog_name, const void *data_in, unsigned len_in,
 			 void *data_out, unsigned *len_out, const void *ctx_in, unsigned ctx_len_in,
 			 void *ctx_out, unsigned *ctx_len_out, unsigned *retval, unsigned repeat,
@@ -605,6 +578,15 @@ int mp_prog_test_run_ctx(int h, const char *prog_name, const void *data_in, unsi
 		return fail(err, "bpf_prog_test_run_opts(%s in %s, %u bytes in, %u out, ctx %u bytes)",
 			    prog_name, objs[h].path, len_in, opts.data_size_out, ctx_len_in);
 	return 0;
+}
+
+/* The same without a context (struct __sk_buff in/out). */
+int mp_prog_test_run(int h, const char *prog_name, const void *data_in, unsigned len_in,
+		     void *data_out, unsigned *len_out, unsigned *retval, unsigned repeat,
+		     unsigned *duration_ns)
+{
+	return mp_prog_test_run_ctx(h, prog_name, data_in, len_in, data_out, len_out, NULL, 0, NULL,
+				    NULL, retval, repeat, duration_ns);
 }
 
 /* ---- 7. ethtool ----------------------------------------------------------------------------- */

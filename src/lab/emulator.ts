@@ -4,10 +4,8 @@
 // Its control socket is an abstract UNIX datagram socket, which exists per network namespace and
 // which Node cannot open, so every request runs `ip netns exec <ns> linkem --ctl-send ...`.
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { packagePath } from '../paths.js';
 import { err, ok, type Result } from 'neverthrow';
 import { bug, configInvalid, type MpError } from '../errors.js';
 
@@ -51,30 +49,9 @@ export interface EmulatorState {
 
 export type Direction = 'up' | 'down';
 
-let packageRoot: string | undefined;
-
-/** The directory holding mpctl's package.json (works from src/ under tsx and from dist/). */
-function findPackageRoot(): string {
-  if (packageRoot !== undefined) return packageRoot;
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const pj = join(dir, 'package.json');
-    if (existsSync(pj)) {
-      try {
-        if ((JSON.parse(readFileSync(pj, 'utf8')) as { name?: unknown }).name === 'mpctl') return (packageRoot = dir);
-      } catch {
-        /* not ours or unreadable: keep walking up */
-      }
-    }
-    const parent = dirname(dir);
-    if (parent === dir) return (packageRoot = process.cwd());
-    dir = parent;
-  }
-}
-
 /** Absolute path of the emulator binary: `$MPCTL_LINKEM`, else `<package root>/build/native/linkem`. */
 export function linkemPath(): string {
-  return process.env.MPCTL_LINKEM ?? join(findPackageRoot(), 'build', 'native', 'linkem');
+  return process.env.MPCTL_LINKEM ?? packagePath('build', 'native', 'linkem');
 }
 
 /**

@@ -16,11 +16,11 @@
 
 import { existsSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
 import { DataType, load, open } from 'ffi-rs';
 import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
+import { packagePath } from '../paths.js';
 
 // ---- types -------------------------------------------------------------------------------------
 
@@ -157,22 +157,11 @@ export const BPF_MAP_TYPE_LRU_PERCPU_HASH = 10;
 const LIB = 'mpctl-libmpctl';
 let loaded: Result<string, MpError> | undefined;
 
-/** Directory holding package.json, walking up from this file (works from src/ and dist/). */
-function packageRoot(): string | null {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) return null;
-    dir = up;
-  }
-}
-
 /** Path of libmpctl.so: $MPCTL_NATIVE, else <package root>/build/native/libmpctl.so. */
 export function nativeLibPath(): string {
   const env = process.env['MPCTL_NATIVE'];
   if (env) return resolve(env);
-  return join(packageRoot() ?? process.cwd(), 'build', 'native', 'libmpctl.so');
+  return packagePath('build', 'native', 'libmpctl.so');
 }
 
 function ensureLoaded(): Result<string, MpError> {

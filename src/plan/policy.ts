@@ -2,7 +2,7 @@
 // run time relative to the package root so an administrator can move mpctl's tables and rules.
 // DEFAULT_POLICY mirrors the shipped file; test/plan.test.ts keeps the two equal.
 import { readFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
+import { packagePath } from '../paths.js';
 import { err, ok, type Result } from 'neverthrow';
 import { parse as parseToml } from 'smol-toml';
 import { configInvalid, type MpError } from '../errors.js';
@@ -36,7 +36,7 @@ export const DEFAULT_POLICY: Policy = {
 };
 
 /** `policy/routing.toml` of this package (same path from src/plan/ under tsx and dist/plan/ built). */
-export const POLICY_FILE = fileURLToPath(new URL('../../policy/routing.toml', import.meta.url));
+export const POLICY_FILE = packagePath('policy', 'routing.toml');
 
 /** The kernel's reserved tables (RT_TABLE_DEFAULT, MAIN, LOCAL) and its main/default rule priorities. */
 const RESERVED_TABLES = [253, 254, 255];

@@ -36,12 +36,6 @@ export interface Datapath {
   close(): void;
 }
 
-const key = (i: number): Buffer => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(i, 0);
-  return b;
-};
-
 const addr = (a: string | undefined, len?: number): abi.MpAddr =>
   a ? { family: ipFamily(a) ?? 0, prefixLen: len ?? (ipFamily(a) === 4 ? 32 : 128), addr: a } : abi.NO_ADDR;
 
@@ -88,7 +82,7 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
   };
   const maps = portalMaps(h.value);
   if (maps.isErr()) return fail(maps.error);
-  const write = (fd: MapFd, i: number, v: Buffer) => mapUpdate(fd, key(i), v);
+  const write = (fd: MapFd, i: number, v: Buffer) => mapUpdate(fd, abi.mapKey(i), v);
 
   const sources = new Map<number, string>();
   const innerMtu = innerMtuOf(cfg, (name) => byName.get(name)?.mtu);
@@ -133,7 +127,7 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
   const ncpu = numPossibleCpus();
   if (ncpu.isErr()) return fail(ncpu.error);
   const readLink = (id: number): Result<abi.MpLink | null, MpError> =>
-    mapLookup(maps.value.links, key(id), abi.MP_LINK_SIZE).map((b) => (b ? abi.decodeLink(b) : null));
+    mapLookup(maps.value.links, abi.mapKey(id), abi.MP_LINK_SIZE).map((b) => (b ? abi.decodeLink(b) : null));
   const wanIndex = wan.value;
   const wanAddr = (f: 4 | 6) => (cfg.role === 'remote' ? firstAddr(facts, cfg.wan, f) : undefined);
   const dp: Datapath = {
@@ -149,7 +143,7 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
     },
     linkStatePort: () => ({
       setState: (id, s) => {
-        const cur = mapLookup(maps.value.links, key(id), abi.MP_LINK_SIZE);
+        const cur = mapLookup(maps.value.links, abi.mapKey(id), abi.MP_LINK_SIZE);
         if (cur.isErr()) return err(cur.error);
         if (!cur.value) return err({ kind: 'Bug', message: `link ${id} missing from mp_links` });
         const l = abi.decodeLink(cur.value);
@@ -162,7 +156,7 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
         if (fam === null || id >= abi.MP_MAX_LINKS) return err({ kind: 'Bug', message: `bad probe source ${from.address}` });
         const local = wanAddr(fam);
         if (!local) return err({ kind: 'NotFound', what: 'address', message: `no IPv${fam} address on ${cfg.role === 'remote' ? cfg.wan : ''}` });
-        const cur = mapLookup(maps.value.links, key(id), abi.MP_LINK_SIZE);
+        const cur = mapLookup(maps.value.links, abi.mapKey(id), abi.MP_LINK_SIZE);
         if (cur.isErr()) return err(cur.error);
         const prevState = cur.value ? abi.decodeLink(cur.value).state : abi.MP_LINK_DOWN;
         const l = abi.encodeLink({
@@ -188,9 +182,9 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
         if (l.value.rateBps === rateBps && l.value.owdUs === owdUs) return ok(undefined);
         return write(maps.value.links, id, abi.encodeLink({ ...l.value, rateBps, owdUs: Math.max(0, Math.min(owdUs, 0xffff_ffff)) }));
       },
-      readRx: (id) => mapLookup(maps.value.rx, key(id), abi.MP_RX_SIZE).map((b) => (b ? abi.decodeRx(b) : null)),
+      readRx: (id) => mapLookup(maps.value.rx, abi.mapKey(id), abi.MP_RX_SIZE).map((b) => (b ? abi.decodeRx(b) : null)),
       txBytes: (id) =>
-        mapLookup(maps.value.stats, key(id), abi.percpuValueSize(abi.MP_LINK_STATS_SIZE, ncpu.value)).map((b) => (b ? abi.decodeLinkStats(b, ncpu.value).txBytes : 0n)),
+        mapLookup(maps.value.stats, abi.mapKey(id), abi.percpuValueSize(abi.MP_LINK_STATS_SIZE, ncpu.value)).map((b) => (b ? abi.decodeLinkStats(b, ncpu.value).txBytes : 0n)),
       owdUs: (id) => readLink(id).map((l) => (l && l.ifindex !== 0 ? l.owdUs : null)),
     }),
     close: () => void bpfClose(h.value),

@@ -51,12 +51,6 @@ const STATE_NAMES: Record<number, LinkStatus['state']> = {
   [abi.MP_LINK_ADMIN_DOWN]: 'admin-down',
 };
 
-const key = (i: number): Buffer => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(i, 0);
-  return b;
-};
-
 /** What the running portal publishes for `mpctl status` (runtime.json). */
 export interface Published {
   links: LinkRuntimeStatus[];
@@ -94,13 +88,13 @@ export async function portalStatus(instance: string): Promise<Result<PortalStatu
     }
     const out: LinkStatus[] = [];
     for (let id = 0; id < abi.MP_MAX_LINKS; id++) {
-      const l = mapLookup(links._unsafeUnwrap(), key(id), abi.MP_LINK_SIZE);
+      const l = mapLookup(links._unsafeUnwrap(), abi.mapKey(id), abi.MP_LINK_SIZE);
       if (l.isErr()) return err(l.error);
       const link = l.value ? abi.decodeLink(l.value) : null;
       if (!link || link.ifindex === 0) continue;
-      const e = mapLookup(eps._unsafeUnwrap(), key(id), abi.MP_ENDPOINT_SIZE);
+      const e = mapLookup(eps._unsafeUnwrap(), abi.mapKey(id), abi.MP_ENDPOINT_SIZE);
       const ep = e.isOk() && e.value ? abi.decodeEndpoint(e.value) : null;
-      const s = mapLookup(stats._unsafeUnwrap(), key(id), abi.percpuValueSize(abi.MP_LINK_STATS_SIZE, ncpu));
+      const s = mapLookup(stats._unsafeUnwrap(), abi.mapKey(id), abi.percpuValueSize(abi.MP_LINK_STATS_SIZE, ncpu));
       const c = s.isOk() && s.value ? abi.decodeLinkStats(s.value, ncpu) : null;
       const rt = runtime.find((x) => x.id === id);
       out.push({
@@ -120,13 +114,11 @@ export async function portalStatus(instance: string): Promise<Result<PortalStatu
     }
     const dropCounts: Record<string, number> = {};
     for (let r = 1; r < abi.DROP_REASONS.length; r++) {
-      const v = mapLookup(drops._unsafeUnwrap(), key(r), abi.percpuValueSize(8, ncpu));
+      const v = mapLookup(drops._unsafeUnwrap(), abi.mapKey(r), abi.percpuValueSize(8, ncpu));
       if (v.isErr()) return err(v.error);
-      let sum = 0n;
-      if (v.value) for (let cpu = 0; cpu < ncpu; cpu++) sum += v.value.readBigUInt64LE(cpu * 8);
-      dropCounts[abi.DROP_REASONS[r]!] = Number(sum);
+      dropCounts[abi.DROP_REASONS[r]!] = Number(v.value ? abi.sumPerCpuU64(v.value) : 0n);
     }
-    const lv = mapLookup(loopStats._unsafeUnwrap(), key(0), abi.percpuValueSize(abi.MP_LOOP_STATS_SIZE, ncpu));
+    const lv = mapLookup(loopStats._unsafeUnwrap(), abi.mapKey(0), abi.percpuValueSize(abi.MP_LOOP_STATS_SIZE, ncpu));
     if (lv.isErr()) return err(lv.error);
     const ls = lv.value ? abi.decodeLoopStats(lv.value, ncpu) : { gso: 0n, frag: 0n, back: 0n };
     const loop = { gso: Number(ls.gso), frag: Number(ls.frag), back: Number(ls.back) };

@@ -68,6 +68,27 @@ struct {
 	__type(value, struct mp_loop_stats);
 } mp_loop_stats SEC(".maps") __weak;
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct mp_key);
+} mp_tx_key SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MP_KEY_IDS);
+	__type(key, __u32);
+	__type(value, struct mp_key);
+} mp_rx_keys SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MP_KEY_IDS * MP_REPLAY_CLASSES);
+	__type(key, __u32);
+	__type(value, struct mp_replay);
+} mp_replay SEC(".maps") __weak;
+
 /* BTF anchor: clang puts an enum into BTF only when a variable or map has it in its type, and
  * test/abi.test.ts compares mp.h's enums with src/datapath/abi.ts. libbpf skips this section
  * ("unrecognized data section"), so it costs nothing at load time. */

@@ -59,6 +59,8 @@ enum mp_cfg_flags {
 	MP_CFG_DEC_TTL = 1 << 1,   /* decrement the inner TTL / hop limit on delivery */
 	MP_CFG_LOOP_FRAG = 1 << 2, /* the stack routes loop_mark into the loop (loop.h): IPv4 without
 				    * DF larger than inner_mtu goes there to be fragmented */
+	MP_CFG_NO_AUTH = 1 << 3,   /* INSECURE, benchmarks only (config `insecure_no_auth`): encap
+				    * sends key id 0 and a zero tag, decap skips MAC and replay */
 };
 
 /* An address of either family: IPv4 in the first 4 bytes. */
@@ -115,6 +117,9 @@ struct mp_link {
 	__be16 local_port_be;   /* outer UDP source port */
 	__u16 pad2;
 	__u32 pad3;
+	__u64 budget_bytes; /* metered link: the scheduler sends nothing more once
+			     * mp_sched.sent_bytes[id] reaches this (0 = no budget). Userland
+			     * raises it at each budget period (cc/budget.ts). */
 };
 
 /* mp_endpoints[id]: where the peer receives on this link. LP: static (the RP). RP: learned
@@ -133,6 +138,7 @@ struct mp_sched {
 	__u32 seq; /* last per-direction sequence number sent */
 	__u64 busy_until_ns[MP_MAX_LINKS];
 	__u32 link_seq[MP_MAX_LINKS];
+	__u64 sent_bytes[MP_MAX_LINKS]; /* outer IP bytes scheduled on each link since up (budgets) */
 };
 
 /* mp_link_stats[id]: per-CPU counters of the data path. Bytes are outer IP packet bytes (no
@@ -159,6 +165,49 @@ struct mp_loop_stats {
 	__u64 gso;  /* GSO super-packets sent into the loop to be segmented */
 	__u64 frag; /* IPv4 packets without DF sent into the loop to be fragmented */
 	__u64 back; /* segments and fragments that came back out of the loop and were carried */
+};
+
+/* ---- authentication (security issue) ------------------------------------------------------
+ *
+ * Every data and control (probe, feedback) message carries key_id != 0, a per-direction seq and
+ * tag = SipHash-2-4(key, message with tag zeroed), where the message is the mp_hdr followed by
+ * everything after it up to the end of the datagram (UDP length, or the outer IP length for the
+ * `ip` carrier). The tag is the 64-bit SipHash output in little-endian byte order; the key's
+ * 16 bytes are SipHash's k0 || k1 read little-endian (the reference implementation's order).
+ * src/security/mac.ts is the userland implementation (probes, feedback, tests).
+ *
+ * Handshake messages (HS_INIT, HS_RESP, COOKIE) carry key_id 0 and no tag: they authenticate
+ * themselves (src/security/messages.ts) and pass up to the portal's socket.
+ *
+ * Decap checks, before anything is recorded or forwarded: key (mp_rx_keys[key_id] valid and not
+ * expired, else MP_DROP_NO_KEY), tag (else MP_DROP_BAD_MAC), then the replay window of
+ * (key_id, class) (else MP_DROP_REPLAY). Class 0 is data (seq from mp_sched.seq, encap), class 1
+ * control (seq from the portal's own counter per key: userland signs probes and feedback). A key
+ * id's two windows are reset by userland (written zeroed) before the key is installed, so a new
+ * session starts with a fresh window and no clock is shared between the portals.
+ */
+#define MP_KEY_IDS 256       /* key ids 1..255 on the wire; 0 = unauthenticated (handshake) */
+#define MP_REPLAY_WORDS 33   /* bitmap words per window: 33 × 64 − 64 = 2048 seqs fully tracked */
+#define MP_REPLAY_WINDOW 2048 /* seq accepted if not seen and top − seq < MP_REPLAY_WINDOW */
+#define MP_REPLAY_CLASSES 2  /* 0 data, 1 control */
+
+/* mp_tx_key[0]: the key encap sends with; mp_rx_keys[key_id]: keys decap accepts. */
+struct mp_key {
+	__u8 key[16];      /* SipHash-2-4 key */
+	__u64 expires_ns;  /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) after which it is not used */
+	__u8 id;           /* the key id (tx: written into mp_hdr.key_id; rx: equals the index) */
+	__u8 valid;        /* 0: slot empty (encap: drop MP_DROP_NO_KEY; decap: same) */
+	__u8 pad[6];
+};
+
+/* mp_replay[key_id * MP_REPLAY_CLASSES + class]: a sliding window as WireGuard's
+ * (noise_replay_counter): bit (seq % (MP_REPLAY_WORDS * 64)) set = seen. */
+struct mp_replay {
+	struct bpf_spin_lock lock;
+	__u32 top;    /* highest seq accepted */
+	__u32 any;    /* 0 until the first packet: then any seq is accepted and becomes top */
+	__u32 pad;
+	__u64 bits[MP_REPLAY_WORDS];
 };
 
 /* ---- drop reasons: mp_drops[reason] per-CPU counters; src/datapath/abi.ts names them ---- */

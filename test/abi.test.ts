@@ -260,9 +260,10 @@ describe('encoders and decoders', () => {
       local: { family: 6, prefixLen: 128, addr: '2001:db8::1' },
       nexthop: NO_ADDR,
       localPort: 40001,
+      budgetBytes: 5_000_000_000n,
     };
     const b = encodeLink(l);
-    assert.equal(b.length, 72);
+    assert.equal(b.length, 80);
     assert.equal(b.readUInt8(44), 0, 'nexthop family 0');
     assert.deepEqual(decodeLink(b), l);
   });

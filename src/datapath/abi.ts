@@ -18,6 +18,15 @@ export const MP_VERSION = 1;
 export const MP_MAX_LINKS = 16;
 export const MP_IPPROTO = 253;
 export const MP_HDR_LEN = 24;
+/** Key ids on the wire are 1..255 (0: unauthenticated handshake message); mp_rx_keys entries. */
+export const MP_KEY_IDS = 256;
+/** Bitmap words of one replay window, and the seqs it fully tracks (bpf/mp.h). */
+export const MP_REPLAY_WORDS = 33;
+export const MP_REPLAY_WINDOW = 2048;
+/** Replay window classes per key id: data (encap's seq) and control (userland's seq). */
+export const MP_REPLAY_CLASSES = 2;
+export const MP_REPLAY_DATA = 0;
+export const MP_REPLAY_CONTROL = 1;
 
 // Enum constants keep their C names, so that C and TypeScript read the same.
 
@@ -37,6 +46,8 @@ export const MP_ROLE_REMOTE = 2;
 export const MP_CFG_SINGLE_IF = 1 << 0;
 export const MP_CFG_DEC_TTL = 1 << 1;
 export const MP_CFG_LOOP_FRAG = 1 << 2;
+/** INSECURE, benchmarks only: no MAC, no replay window (config `insecure_no_auth`). */
+export const MP_CFG_NO_AUTH = 1 << 3;
 
 /** enum mp_link_state: mp_link.state. */
 export const MP_LINK_UNUSED = 0;
@@ -78,7 +89,7 @@ export const DropReason = Object.fromEntries(DROP_REASONS.map((n, i) => [n, i]))
 export const ENUMS: Record<string, Record<string, number>> = {
   mp_msg_type: { MP_T_DATA, MP_T_PROBE, MP_T_FEEDBACK, MP_T_HS_INIT, MP_T_HS_RESP, MP_T_COOKIE },
   mp_role: { MP_ROLE_LOCAL, MP_ROLE_REMOTE },
-  mp_cfg_flags: { MP_CFG_SINGLE_IF, MP_CFG_DEC_TTL, MP_CFG_LOOP_FRAG },
+  mp_cfg_flags: { MP_CFG_SINGLE_IF, MP_CFG_DEC_TTL, MP_CFG_LOOP_FRAG, MP_CFG_NO_AUTH },
   mp_link_state: { MP_LINK_UNUSED, MP_LINK_UP, MP_LINK_DOWN, MP_LINK_ADMIN_DOWN },
   mp_carrier: { MP_CARRIER_UDP, MP_CARRIER_IP },
   mp_drop_reason: {
@@ -123,18 +134,19 @@ export const MP_CONFIG = layout('mp_config', 92, [
   ['reserved_ports', 68, 16], ['loop_ifindex', 84, 4], ['loop_mark', 88, 4],
 ]);
 // prettier-ignore
-export const MP_LINK = layout('mp_link', 72, [
+export const MP_LINK = layout('mp_link', 80, [
   ['ifindex', 0, 4], ['state', 4, 1], ['carrier', 5, 1], ['metric', 6, 1], ['pad', 7, 1],
   ['mtu', 8, 4], ['owd_us', 12, 4], ['rate_bps', 16, 8], ['local', 24, 20], ['nexthop', 44, 20],
-  ['local_port_be', 64, 2], ['pad2', 66, 2], ['pad3', 68, 4],
+  ['local_port_be', 64, 2], ['pad2', 66, 2], ['pad3', 68, 4], ['budget_bytes', 72, 8],
 ]);
 // prettier-ignore
 export const MP_ENDPOINT = layout('mp_endpoint', 32, [
   ['addr', 0, 20], ['port_be', 20, 2], ['valid', 22, 1], ['pad', 23, 1], ['updated_ns', 24, 8],
 ]);
 // prettier-ignore
-export const MP_SCHED = layout('mp_sched', 200, [
+export const MP_SCHED = layout('mp_sched', 328, [
   ['lock', 0, 4], ['seq', 4, 4], ['busy_until_ns', 8, 8 * MP_MAX_LINKS], ['link_seq', 136, 4 * MP_MAX_LINKS],
+  ['sent_bytes', 200, 8 * MP_MAX_LINKS],
 ]);
 // prettier-ignore
 export const MP_LINK_STATS = layout('mp_link_stats', 32, [
@@ -149,7 +161,18 @@ export const MP_LOOP_STATS = layout('mp_loop_stats', 24, [
   ['gso', 0, 8], ['frag', 8, 8], ['back', 16, 8],
 ]);
 
-export const LAYOUTS: readonly StructLayout[] = [MP_ADDR, MP_HDR, MP_CONFIG, MP_LINK, MP_ENDPOINT, MP_SCHED, MP_LINK_STATS, MP_RX, MP_LOOP_STATS];
+// prettier-ignore
+export const MP_KEY = layout('mp_key', 32, [
+  ['key', 0, 16], ['expires_ns', 16, 8], ['id', 24, 1], ['valid', 25, 1], ['pad', 26, 6],
+]);
+// prettier-ignore
+export const MP_REPLAY = layout('mp_replay', 16 + 8 * MP_REPLAY_WORDS, [
+  ['lock', 0, 4], ['top', 4, 4], ['any', 8, 4], ['pad', 12, 4], ['bits', 16, 8 * MP_REPLAY_WORDS],
+]);
+
+export const LAYOUTS: readonly StructLayout[] = [
+  MP_ADDR, MP_HDR, MP_CONFIG, MP_LINK, MP_ENDPOINT, MP_SCHED, MP_LINK_STATS, MP_RX, MP_LOOP_STATS, MP_KEY, MP_REPLAY,
+];
 
 /** Value sizes (per CPU for the per-CPU maps: see percpuValueSize). */
 export const MP_CONFIG_SIZE = MP_CONFIG.size;
@@ -159,6 +182,8 @@ export const MP_SCHED_SIZE = MP_SCHED.size;
 export const MP_LINK_STATS_SIZE = MP_LINK_STATS.size;
 export const MP_RX_SIZE = MP_RX.size;
 export const MP_LOOP_STATS_SIZE = MP_LOOP_STATS.size;
+export const MP_KEY_SIZE = MP_KEY.size;
+export const MP_REPLAY_SIZE = MP_REPLAY.size;
 
 /** The maps of build/bpf/mpctl.o (bpf/maps.h): name, type, key and value size, entries. */
 export const BPF_MAP_TYPE_ARRAY = 2;
@@ -172,6 +197,9 @@ export const MAPS = {
   rx: { name: 'mp_rx', type: BPF_MAP_TYPE_ARRAY, keySize: 4, value: MP_RX.size, maxEntries: MP_MAX_LINKS },
   drops: { name: 'mp_drops', type: BPF_MAP_TYPE_PERCPU_ARRAY, keySize: 4, value: 8, maxEntries: MP_DROP_MAX },
   loopStats: { name: 'mp_loop_stats', type: BPF_MAP_TYPE_PERCPU_ARRAY, keySize: 4, value: MP_LOOP_STATS.size, maxEntries: 1 },
+  txKey: { name: 'mp_tx_key', type: BPF_MAP_TYPE_ARRAY, keySize: 4, value: MP_KEY.size, maxEntries: 1 },
+  rxKeys: { name: 'mp_rx_keys', type: BPF_MAP_TYPE_ARRAY, keySize: 4, value: MP_KEY.size, maxEntries: MP_KEY_IDS },
+  replay: { name: 'mp_replay', type: BPF_MAP_TYPE_ARRAY, keySize: 4, value: MP_REPLAY.size, maxEntries: MP_KEY_IDS * MP_REPLAY_CLASSES },
 } as const;
 
 /** Bytes per CPU in a per-CPU map value buffer: round_up(value_size, 8). */
@@ -336,6 +364,8 @@ export interface MpLink {
   nexthop: MpAddr;
   /** Outer UDP source port. */
   localPort: number;
+  /** Metered link: nothing more is scheduled once mp_sched.sent_bytes reaches it (0 / absent: no budget). */
+  budgetBytes?: bigint;
 }
 
 export function encodeLink(l: MpLink): Buffer {
@@ -351,6 +381,7 @@ export function encodeLink(l: MpLink): Buffer {
   writeAddr(b, f('local'), l.local);
   writeAddr(b, f('nexthop'), l.nexthop);
   b.writeUInt16BE(l.localPort, f('local_port_be'));
+  b.writeBigUInt64LE(l.budgetBytes ?? 0n, f('budget_bytes'));
   return b;
 }
 
@@ -367,6 +398,7 @@ export function decodeLink(b: Buffer): MpLink {
     local: readAddr(b, f('local')),
     nexthop: readAddr(b, f('nexthop')),
     localPort: b.readUInt16BE(f('local_port_be')),
+    budgetBytes: b.readBigUInt64LE(f('budget_bytes')),
   };
 }
 
@@ -410,6 +442,8 @@ export interface MpSched {
   seq: number;
   busyUntilNs: bigint[];
   linkSeq: number[];
+  /** Outer IP bytes scheduled on each link (budgets). */
+  sentBytes: bigint[];
 }
 
 export function decodeSched(b: Buffer): MpSched {
@@ -418,6 +452,63 @@ export function decodeSched(b: Buffer): MpSched {
     seq: b.readUInt32LE(f('seq')),
     busyUntilNs: Array.from({ length: MP_MAX_LINKS }, (_, i) => b.readBigUInt64LE(f('busy_until_ns') + 8 * i)),
     linkSeq: Array.from({ length: MP_MAX_LINKS }, (_, i) => b.readUInt32LE(f('link_seq') + 4 * i)),
+    sentBytes: Array.from({ length: MP_MAX_LINKS }, (_, i) => b.readBigUInt64LE(f('sent_bytes') + 8 * i)),
+  };
+}
+
+// ---- struct mp_key, struct mp_replay (authentication) ----------------------------------------
+
+export interface MpKey {
+  /** SipHash-2-4 key, 16 bytes. */
+  key: Buffer;
+  /** CLOCK_MONOTONIC ns (process.hrtime.bigint() is the same clock) after which it is unused. */
+  expiresNs: bigint;
+  /** 1..255 */
+  id: number;
+  valid: boolean;
+}
+
+export const NO_KEY: MpKey = Object.freeze({ key: Buffer.alloc(16), expiresNs: 0n, id: 0, valid: false });
+
+export function encodeKey(k: MpKey): Buffer {
+  if (k.key.length !== 16) throw new Error(`mp_key.key needs 16 bytes, got ${k.key.length}`);
+  const b = Buffer.alloc(MP_KEY.size);
+  const f = (n: string) => at(MP_KEY, n);
+  k.key.copy(b, f('key'));
+  b.writeBigUInt64LE(k.expiresNs, f('expires_ns'));
+  b.writeUInt8(k.id, f('id'));
+  b.writeUInt8(k.valid ? 1 : 0, f('valid'));
+  return b;
+}
+
+export function decodeKey(b: Buffer): MpKey {
+  const f = (n: string) => at(MP_KEY, n);
+  return {
+    key: Buffer.from(b.subarray(f('key'), f('key') + 16)),
+    expiresNs: b.readBigUInt64LE(f('expires_ns')),
+    id: b.readUInt8(f('id')),
+    valid: b.readUInt8(f('valid')) !== 0,
+  };
+}
+
+/** mp_replay's index for a key id and class (MP_REPLAY_DATA / MP_REPLAY_CONTROL). */
+export const replayIndex = (keyId: number, cls: number): number => keyId * MP_REPLAY_CLASSES + cls;
+
+/** A fresh window: written before a key id is (re)installed. */
+export const emptyReplay = (): Buffer => Buffer.alloc(MP_REPLAY.size);
+
+export interface MpReplay {
+  top: number;
+  any: boolean;
+  bits: bigint[];
+}
+
+export function decodeReplay(b: Buffer): MpReplay {
+  const f = (n: string) => at(MP_REPLAY, n);
+  return {
+    top: b.readUInt32LE(f('top')),
+    any: b.readUInt32LE(f('any')) !== 0,
+    bits: Array.from({ length: MP_REPLAY_WORDS }, (_, i) => b.readBigUInt64LE(f('bits') + 8 * i)),
   };
 }
 

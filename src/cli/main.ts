@@ -3,7 +3,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { labCommand } from './commands/lab.js';
-import { downCommand, statusCommand, upCommand } from './commands/portal.js';
+import { attachCommand, downCommand, linkCommand, statusCommand, upCommand } from './commands/portal.js';
 import { genkeyCommand, pubkeyCommand } from './commands/keys.js';
 
 await yargs(hideBin(process.argv))
@@ -12,6 +12,8 @@ await yargs(hideBin(process.argv))
   .command(upCommand)
   .command(downCommand)
   .command(statusCommand)
+  .command(attachCommand)
+  .command(linkCommand)
   .command(labCommand)
   .command(genkeyCommand)
   .command(pubkeyCommand)

@@ -1,5 +1,5 @@
 // `mpctl up local` on a real pseudo-terminal inside the lab, with traffic flowing: the console
-// shows both links up with non-zero rates; `d` detaches (the portal keeps running and keeps
+// shows both links up with non-zero rates; `a` takes a link down and up; `d` detaches (the portal keeps running and keeps
 // probing), `mpctl attach` + `q` + `y` stops it and tears down.
 //
 //   client ── lp ═╦═ isp1 (20 Mbit, 10 ms) ═╦═ inet ── rp ── server (iperf3 -s)
@@ -72,6 +72,12 @@ test('mpctl up local on a pty in the lab: both links up with live rates; detach,
         const f = await flow;
         assert.ok(f.isOk(), `iperf3: ${JSON.stringify(f.isErr() ? f.error : null)}`);
         console.log(`iperf3 through the bond while the console ran: ${(f._unsafeUnwrap().bps / 1e6).toFixed(1)} Mbit/s`);
+
+        // `a` on the selected first link: admin-down through the control socket, and back
+        t.p.stdin.write('a');
+        await waitFor('l1 admin-down', () => /admin-down/.test(lastRow(t.out(), 'l1')), 5000, t.out);
+        t.p.stdin.write('a');
+        await waitFor('l1 up again', () => /\sup\s/.test(lastRow(t.out(), 'l1')), 5000, t.out);
 
         t.p.stdin.write('d');
         assert.equal(await t.exited, 0, 'detach exits 0');

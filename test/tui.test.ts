@@ -115,10 +115,10 @@ test('frames: fit the terminal — narrow widths drop columns, short heights scr
 test('frames: the session line from the published security status', () => {
   const withSec = stream.slice(0, 3).map((s) => ({
     ...s,
-    security: { mode: 'established', peer: '198.51.100.2:7470', keyId: 3, sessionAgeMs: 42_000, lastHandshakeAtMs: null, handshakes: 4, rekeys: 3, initiationsSent: 4, initiationsReceived: 0, responsesSent: 0, cookiesSent: 0, rejected: { bad_mac: 2 } },
+    security: { mode: 'authenticated' as const, peer: 'hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=', keyId: 3, sessionAgeMs: 42_000, lastHandshakeAtMs: null, handshakes: 4, rekeys: 3, initiationsSent: 4, initiationsReceived: 0, responsesSent: 0, cookiesSent: 0, rejected: { bad_mac: 2 } },
   }));
   const r = render(h(Screen, { view: replay(withSec).view, ui, columns: 140, rows: 24 }));
-  assert.match(r.lastFrame()!, /session established · peer 198\.51\.100\.2:7470 · key 3 · age 42 s · 4 handshakes · 3 rekeys · rejected bad_mac 2/);
+  assert.match(r.lastFrame()!, /session authenticated · peer hSDwCYkwp1R0i33ctD73Wg2\/Og0mOBr066SpjqqbTmo= · key 3 · age 42 s · 4 handshakes · 3 rekeys · rejected bad_mac 2/);
   r.unmount();
 });
 

@@ -11,6 +11,7 @@ import type { LinkRuntimeStatus } from './runtime.js';
 import type { CcCounters, CcStatus } from './cc.js';
 import { portalDir, readPortalState } from './state.js';
 import { loadConfig } from '../config/parse.js';
+import type { SecurityStatus } from './security-status.js';
 
 export interface LinkStatus {
   id: number;
@@ -32,22 +33,6 @@ export interface LinkStatus {
   cc: CcStatus | null;
 }
 
-/** The handshake/session state the running portal publishes (src/portal/security-status.ts). */
-export interface SecurityView {
-  mode: string;
-  peer: string | null;
-  keyId: number | null;
-  sessionAgeMs: number | null;
-  lastHandshakeAtMs: number | null;
-  handshakes: number;
-  rekeys: number;
-  initiationsSent: number;
-  initiationsReceived: number;
-  responsesSent: number;
-  cookiesSent: number;
-  rejected: Record<string, number>;
-}
-
 export interface PortalStatus {
   /** schema version of this object (docs/status-json.md); bumped only on incompatible changes */
   version: 1;
@@ -66,8 +51,8 @@ export interface PortalStatus {
   feedback: CcCounters | null;
   /** malformed control messages */
   badControl: number;
-  /** session and key state (null: the portal publishes none, e.g. authentication is off) */
-  security: SecurityView | null;
+  /** keys, session and handshakes (null: not published yet) */
+  security: SecurityStatus | null;
 }
 
 const STATE_NAMES: Record<number, LinkStatus['state']> = {
@@ -82,7 +67,7 @@ export interface Published {
   links: LinkRuntimeStatus[];
   feedback: CcCounters;
   badControl: number;
-  security?: SecurityView;
+  security: SecurityStatus;
 }
 
 export const publishFile = (instance: string): string => `${portalDir(instance)}/runtime.json`;

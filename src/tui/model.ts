@@ -2,7 +2,8 @@
 // `mpctl status --json` prints, read 4 times a second) → what the screen shows. Throughput is
 // the byte counters' difference between two snapshots over their time difference, so a
 // recorded stream replays to the same frames (test/tui.test.tsx).
-import type { LinkStatus, PortalStatus, SecurityView } from '../portal/status.js';
+import type { LinkStatus, PortalStatus } from '../portal/status.js';
+import type { SecurityStatus } from '../portal/security-status.js';
 
 export type RowState = 'up' | 'backup' | 'down' | 'admin-down' | 'unused';
 
@@ -43,7 +44,7 @@ export interface View {
     /** sum of all configured links' rates, whatever their state */
     allBps: number;
   };
-  session: SecurityView | null;
+  session: SecurityStatus | null;
   /** non-zero drop counters, largest first; `delta`: since the previous snapshot */
   drops: { reason: string; count: number; delta: number }[];
   feedback: PortalStatus['feedback'];

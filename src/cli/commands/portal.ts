@@ -50,16 +50,8 @@ async function dryRun(cfg: PortalConfig): Promise<Result<number, MpError>> {
   return ok(0);
 }
 
-/** The run loop's administrative switch (Runtime.setAdmin, from the security wiring). */
-function adminSwitch(p: RunningPortal) {
-  return async (linkId: number, down: boolean): Promise<Result<void, MpError>> => {
-    const rt = p.runtime as typeof p.runtime & { setAdmin?: (id: number, down: boolean) => Result<void, MpError> | Promise<Result<void, MpError>> };
-    if (!rt.setAdmin) return err({ kind: 'Conflict', what: 'admin', message: 'this portal build has no administrative link switch' });
-    const r = await rt.setAdmin(linkId, down);
-    if (r.isOk()) logLine(`link ${linkId} admin ${down ? 'down' : 'up'}`, { link: linkId, admin: down ? 'down' : 'up' });
-    return r;
-  };
-}
+/** The run loop's administrative switch, for the control socket (the loop logs the change). */
+const adminSwitch = (p: RunningPortal) => async (linkId: number, down: boolean) => p.runtime.setAdmin(linkId, down);
 
 /** The portal in this process, until SIGINT/SIGTERM: what systemd and the background process run. */
 async function runForeground(cfg: PortalConfig, configFile: string, readyFd: number | undefined): Promise<Result<number, MpError>> {

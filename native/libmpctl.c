@@ -589,6 +589,34 @@ int mp_prog_test_run(int h, const char *prog_name, const void *data_in, unsigned
 				    NULL, retval, repeat, duration_ns);
 }
 
+/*
+ * Many packets, one call (the fuzz tests run millions): packet i is lens[i] bytes of `data`
+ * (the packets back to back), run once each; its verdict goes to retvals[i]. The output
+ * packets are not kept. Stops at the first failing run (the error names its index).
+ */
+int mp_prog_test_run_batch(int h, const char *prog_name, const void *data, const unsigned *lens,
+			   unsigned n, int *retvals)
+{
+	begin();
+	struct bpf_program *prog;
+	const unsigned char *p = data;
+	int err = prog_get(h, prog_name, "bpf_prog_test_run_opts", &prog);
+	if (err)
+		return err;
+	int fd = bpf_program__fd(prog);
+	for (unsigned i = 0; i < n; i++) {
+		DECLARE_LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = p, .data_size_in = lens[i],
+				    .repeat = 1);
+		err = bpf_prog_test_run_opts(fd, &opts);
+		if (err)
+			return fail(err, "bpf_prog_test_run_opts(%s in %s, packet %u of %u, %u bytes)",
+				    prog_name, objs[h].path, i, n, lens[i]);
+		retvals[i] = (int)opts.retval;
+		p += lens[i];
+	}
+	return 0;
+}
+
 /* ---- 7. ethtool ----------------------------------------------------------------------------- */
 
 static const struct {

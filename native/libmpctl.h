@@ -91,6 +91,11 @@ int mp_prog_test_run_ctx(int h, const char *prog_name, const void *data_in, unsi
                          unsigned ctx_len_in, void *ctx_out, unsigned *ctx_len_out,
                          unsigned *retval, unsigned repeat, unsigned *duration_ns);
 
+/* Run prog_name once on each of n packets lying back to back in data (packet i: lens[i]
+ * bytes); retvals[i] = its verdict. Output packets are discarded. For fuzz tests. */
+int mp_prog_test_run_batch(int h, const char *prog_name, const void *data, const unsigned *lens,
+                           unsigned n, int *retvals);
+
 /* ---- ethtool (legacy ioctls) -------------------------------------------------------------- */
 
 /* feature: "gro", "gso", "tso", "sg", "tx-csum", "rx-csum". */

@@ -27,20 +27,14 @@ import { after, before, describe, it } from 'node:test';
 import {
   bpfClose,
   bpfOpenLoad,
-  mapFd,
-  mapLookup,
-  mapUpdate,
-  numPossibleCpus,
   progTestRun,
   progTestRunBatch,
-  type MapFd,
   type ObjHandle,
   type SkbContext,
 } from '../src/native/libmpctl.js';
 import { withNetns } from '../src/native/netns.js';
 import { ipToBuffer } from '../src/netlink/ip.js';
 import {
-  decodeDrops,
   decodeEndpoint,
   decodeHdr,
   decodeLinkStats,
@@ -48,7 +42,6 @@ import {
   decodeReplay,
   decodeRx,
   decodeSched,
-  DROP_REASONS,
   encodeConfig,
   encodeEndpoint,
   encodeKey,
@@ -62,7 +55,6 @@ import {
   MP_CFG_LOOP_FRAG,
   MP_CFG_NO_AUTH,
   MP_CFG_SINGLE_IF,
-  MP_DROP_MAX,
   MP_HDR_LEN,
   MP_LINK_ADMIN_DOWN,
   MP_LINK_DOWN,
@@ -82,7 +74,6 @@ import {
   MP_T_PROBE,
   NO_ADDR,
   NO_KEY,
-  perCpuStride,
   replayIndex,
   type DropReason,
   type MpConfig,
@@ -120,6 +111,7 @@ import {
   type PacketKey,
 } from './helpers/packet.js';
 import { macOf } from '../src/security/mac.js';
+import { dropDelta, must, openObject, rng, type MapName, type ObjMaps } from './helpers/maps.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const OBJ = join(ROOT, 'build/bpf/mpctl.o');
@@ -180,29 +172,16 @@ function setUpNamespace(): { wan0: number } {
 
 // ---- object and maps -----------------------------------------------------------------------
 
-type MapName = keyof typeof MAPS;
+let obj: ObjMaps | undefined;
 let handle: ObjHandle | undefined;
-let fds: Record<MapName, MapFd>;
-let ncpu = 1;
 let wan0 = 0;
 
-function must<T>(r: { isOk(): boolean; _unsafeUnwrap(): T; _unsafeUnwrapErr(): unknown }): T {
-  if (!r.isOk()) assert.fail(`unexpected error: ${JSON.stringify(r._unsafeUnwrapErr())}`);
-  return r._unsafeUnwrap();
-}
-
-const percpu = (m: MapName) => MAPS[m].type === 6;
-const valueLen = (m: MapName) => (percpu(m) ? perCpuStride(MAPS[m].value) * ncpu : MAPS[m].value);
-
-function put(m: MapName, index: number, value: Buffer): void {
-  must(mapUpdate(fds[m], mapKey(index), value));
-}
-
-function get(m: MapName, index: number): Buffer {
-  const v = must(mapLookup(fds[m], mapKey(index), valueLen(m)));
-  assert.ok(v, `${MAPS[m].name}[${index}] exists`);
-  return v;
-}
+const maps = (): ObjMaps => {
+  assert.ok(obj, 'object loaded');
+  return obj;
+};
+const put = (m: MapName, index: number, value: Buffer): void => maps().put(m, index, value);
+const get = (m: MapName, index: number): Buffer => maps().get(m, index);
 
 // ---- keys: every table runs with a session key installed both ways ---------------------------
 
@@ -216,21 +195,12 @@ function installKey(m: 'txKey' | 'rxKeys', k: PacketKey, expiresNs = FAR_NS): vo
 
 /** Zero every map, then install KEY as the send key and as receive key KEY.id. */
 function resetMaps(): void {
-  for (const m of Object.keys(MAPS) as MapName[])
-    for (let i = 0; i < MAPS[m].maxEntries; i++) put(m, i, Buffer.alloc(valueLen(m)));
+  maps().zero();
   installKey('txKey', KEY);
   installKey('rxKeys', KEY);
 }
 
-function drops(): Record<DropReason, bigint> {
-  return decodeDrops(Array.from({ length: MP_DROP_MAX }, (_, i) => get('drops', i)));
-}
-
-function dropDelta(before: Record<DropReason, bigint>, after: Record<DropReason, bigint>): Partial<Record<DropReason, number>> {
-  const d: Partial<Record<DropReason, number>> = {};
-  for (const r of DROP_REASONS) if (after[r] !== before[r]) d[r] = Number(after[r] - before[r]);
-  return d;
-}
+const drops = () => maps().drops();
 
 const linkStats = (id: number) => decodeLinkStats(get('linkStats', id));
 const loopStats = () => decodeLoopStats(get('loopStats', 0));
@@ -483,10 +453,8 @@ const eth = (l3: Buffer) => Buffer.concat([Buffer.from('02000000000b02000000000a
 before(() => {
   assert.equal(process.getuid?.(), 0, 'this test needs root');
   ({ wan0 } = setUpNamespace());
-  handle = must(bpfOpenLoad(OBJ));
-  const h = handle;
-  fds = Object.fromEntries((Object.keys(MAPS) as MapName[]).map((m) => [m, must(mapFd(h, MAPS[m].name))])) as Record<MapName, MapFd>;
-  ncpu = must(numPossibleCpus());
+  obj = openObject(OBJ);
+  handle = obj.handle;
 });
 
 after(() => {
@@ -2037,18 +2005,6 @@ describe('authentication: decap verifies before anything else', () => {
 
 // ---- robustness ----------------------------------------------------------------------------
 
-/** xorshift32: reproducible "random" packets. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
 
 describe('robustness: random and mangled packets', () => {
   const verdicts = new Set([TC_ACT_UNSPEC, TC_ACT_OK, TC_ACT_SHOT, TC_ACT_REDIRECT]);

@@ -103,6 +103,13 @@ int mp_ethtool_set(const char *ifname, const char *feature, int on);
 /* Returns 0 or 1. */
 int mp_ethtool_get(const char *ifname, const char *feature);
 
+/* ---- packet capture ----------------------------------------------------------------------- */
+
+/* Frames sent and received by ifname (calling thread's namespace) during timeout_ms, at most
+ * max_frames: back to back in buf (cap bytes), lengths in lens. Returns how many. For tests. */
+int mp_capture(const char *ifname, unsigned timeout_ms, unsigned max_frames, void *buf, unsigned cap,
+               unsigned *lens);
+
 #ifdef __cplusplus
 }
 #endif

@@ -423,6 +423,26 @@ export function progTestRunBatch(handle: ObjHandle, prog: string, packets: reado
   ).map(() => verdicts.subarray(0, packets.length));
 }
 
+// ---- packet capture ----------------------------------------------------------------------------
+
+/**
+ * The frames `ifname` sends and receives during `timeoutMs` (at most `maxFrames`), Ethernet
+ * header included. Blocks the calling thread meanwhile; acts in its namespace (withNetns).
+ */
+export function capture(ifname: string, timeoutMs: number, maxFrames = 10_000, capacity = 16 << 20): Result<Buffer[], MpError> {
+  const buf = Buffer.alloc(capacity);
+  const lens = new Uint32Array(maxFrames);
+  return call('capture', 'mp_capture', [S, U32, U32, BUF, U32, BUF], [ifname, timeoutMs, maxFrames, buf, capacity, Buffer.from(lens.buffer)]).map((n) => {
+    const out: Buffer[] = [];
+    let off = 0;
+    for (let i = 0; i < n; i++) {
+      out.push(Buffer.from(buf.subarray(off, off + lens[i]!)));
+      off += lens[i]!;
+    }
+    return out;
+  });
+}
+
 // ---- ethtool -----------------------------------------------------------------------------------
 
 /** Switch an offload on/off on an interface of the calling thread's namespace. */

@@ -1,6 +1,8 @@
 // `mpctl lab bench <name>`: benchmarks that run in their own lab and write JSON.
 // Figures are medians of several runs, measured side by side in one invocation.
-import { mkdir, writeFile } from 'node:fs/promises';
+// `emulator` and `datapath` are here; the bonding scenarios (2x20, mismatch, cut, …) are in
+// bench-suite.ts and also write a plot (<name>.svg).
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
@@ -10,19 +12,19 @@ import { parseRate } from './params.js';
 import { readState } from './state.js';
 import { iperf, linkAddrs, type IperfResult } from './measure.js';
 import { parseScenario, type Scenario } from './scenario.js';
+import { SUITE, type SuiteFigure } from './bench-suite.js';
+import { renderPlot } from './bench-plot.js';
 
-export interface BenchFigure {
-  name: string;
-  unit: string;
-  runs: number[];
-  median: number;
-  note?: string;
-}
+export type BenchFigure = SuiteFigure;
 
 export interface BenchReport {
   bench: string;
   startedAt: string;
-  host: { cpus: number; kernel: string };
+  /** wall-clock seconds the benchmark took (lab up and down included) */
+  durationS: number;
+  /** load1: other work on the machine while it ran; tcpCc: the TCP congestion control of the
+   * lab's end hosts (namespaces inherit the host's default) */
+  host: { cpus: number; kernel: string; load1: number; tcpCc: string };
   figures: BenchFigure[];
 }
 
@@ -191,29 +193,113 @@ async function datapathBench(runs: number): Promise<Result<BenchFigure[], MpErro
   return ok(figures);
 }
 
-export const BENCHES: Record<string, (runs: number) => Promise<Result<BenchFigure[], MpError>>> = {
+/** Benchmarks without a plot. */
+const PLAIN: Record<string, (runs: number) => Promise<Result<BenchFigure[], MpError>>> = {
   emulator: emulatorBench,
   datapath: datapathBench,
 };
 
-export async function runBench(name: string, runs: number, outDir: string): Promise<Result<{ file: string; report: BenchReport }, MpError>> {
-  const f = BENCHES[name];
-  if (!f)
-    return err({ kind: 'NotFound', what: 'benchmark', message: `no benchmark ${name} (have: ${Object.keys(BENCHES).join(', ')})` });
-  const { cpus, release } = await import('node:os').then((os) => ({ cpus: os.cpus().length, release: os.release() }));
+/** Every benchmark, in the order `mpctl lab bench` (no names) runs them: the bonding suite first. */
+export const BENCHES: readonly string[] = [...Object.keys(SUITE), ...Object.keys(PLAIN)];
+
+export async function runBench(name: string, runs: number, outDir: string): Promise<Result<{ file: string; plot: string | null; report: BenchReport }, MpError>> {
+  const suite = SUITE[name];
+  const plain = PLAIN[name];
+  if (!suite && !plain)
+    return err({ kind: 'NotFound', what: 'benchmark', message: `no benchmark ${name} (have: ${BENCHES.join(', ')})` });
+  const os = await import('node:os');
   const startedAt = new Date().toISOString();
-  const figs = await f(runs);
-  if (figs.isErr()) return err(figs.error);
-  const report: BenchReport = { bench: name, startedAt, host: { cpus, kernel: release }, figures: figs.value };
+  const t0 = Date.now();
+  let figures: BenchFigure[];
+  let svg: string | null = null;
+  if (suite) {
+    const r = await suite(runs);
+    if (r.isErr()) return err(r.error);
+    figures = r.value.figures;
+    svg = await renderPlot(r.value.plot.title, r.value.plot.panels);
+  } else {
+    const r = await plain!(runs);
+    if (r.isErr()) return err(r.error);
+    figures = r.value;
+  }
+  const report: BenchReport = {
+    bench: name,
+    startedAt,
+    durationS: Math.round((Date.now() - t0) / 1000),
+    host: { cpus: os.cpus().length, kernel: os.release(), load1: Math.round(os.loadavg()[0]! * 100) / 100, tcpCc: await tcpCc() },
+    figures,
+  };
   await mkdir(outDir, { recursive: true });
   const file = join(outDir, `${name}.json`);
   await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
-  return ok({ file, report });
+  let plot: string | null = null;
+  if (svg !== null) {
+    plot = join(outDir, `${name}.svg`);
+    await writeFile(plot, svg);
+  }
+  return ok({ file, plot, report });
 }
+
+async function tcpCc(): Promise<string> {
+  return (await readFile('/proc/sys/net/ipv4/tcp_congestion_control', 'utf8').catch(() => '?')).trim();
+}
+
+const fmt = (x: number): string => (Number.isFinite(x) ? (Math.abs(x) >= 100 ? x.toFixed(0) : x.toFixed(1)) : 'never');
 
 export function renderBench(r: BenchReport): string {
   return [
-    `${r.bench} (${r.startedAt}, ${r.host.cpus} CPUs, Linux ${r.host.kernel})`,
-    ...r.figures.map((f) => `  ${f.name.padEnd(40)} ${f.median.toFixed(1).padStart(9)} ${f.unit}   runs: ${f.runs.map((x) => x.toFixed(1)).join(', ')}`),
+    `${r.bench} (${r.startedAt}, ${r.durationS} s, ${r.host.cpus} CPUs, load ${r.host.load1}, Linux ${r.host.kernel}, TCP ${r.host.tcpCc})`,
+    ...r.figures.map(
+      (f) =>
+        `  ${f.name}\n      ${fmt(f.median)} ${f.unit}` +
+        `${f.ceiling !== undefined ? ` (ceiling ${fmt(f.ceiling)})` : ''}` +
+        `${f.target !== undefined ? `  target ${f.target}: ${f.met ? 'met' : 'MISSED'}` : ''}` +
+        `   runs: ${f.runs.map(fmt).join(', ')}`,
+    ),
   ].join('\n');
+}
+
+/** 2, 3 and 4 × 10 Mbit must rank 4 > 3 > 2 in goodput: checked across their reports. */
+export function tenMbitOrder(reports: ReadonlyMap<string, BenchReport>): BenchFigure | null {
+  const mbit = (n: number, dir: string) => {
+    const f = reports.get(`${n}x10`)?.figures.find((x) => x.name.endsWith(dir));
+    return f ? (f.median * n * 10) / 100 : null;
+  };
+  const out: number[] = [];
+  let met = true;
+  for (const dir of ['client → server', 'server → client']) {
+    const xs = [2, 3, 4].map((n) => mbit(n, dir));
+    if (xs.some((x) => x === null)) return null;
+    const [a, b, c] = xs as number[];
+    out.push(a!, b!, c!);
+    met &&= c! > b! && b! > a!;
+  }
+  return { name: 'N × 10 Mbit goodput, 2/3/4 links, client → server then server → client', unit: 'Mbit/s', runs: out.map((x) => Math.round(x * 10) / 10), median: NaN, target: '4 > 3 > 2', met };
+}
+
+
+/**
+ * bench-results/summary.json and summary.txt: every figure of every report in `outDir` (run now
+ * or earlier), with its ceiling, target and whether it was met, plus the 4 > 3 > 2 check.
+ */
+export async function writeSummary(outDir: string): Promise<{ file: string; text: string }> {
+  const reports = new Map<string, BenchReport>();
+  for (const name of BENCHES) {
+    try {
+      reports.set(name, JSON.parse(await readFile(join(outDir, `${name}.json`), 'utf8')) as BenchReport);
+    } catch {
+      /* not run yet */
+    }
+  }
+  const order = tenMbitOrder(reports);
+  const summary = {
+    generatedAt: new Date().toISOString(),
+    benches: [...reports.values()].map((r) => ({ bench: r.bench, startedAt: r.startedAt, durationS: r.durationS, figures: r.figures })),
+    ...(order ? { tenMbitOrder: order } : {}),
+  };
+  const file = join(outDir, 'summary.json');
+  await writeFile(file, `${JSON.stringify(summary, null, 2)}\n`);
+  const text = [...reports.values()].map(renderBench).join('\n') + (order ? `\n${order.name}: ${order.runs.join(', ')} → ${order.met ? 'met' : 'MISSED'}` : '');
+  await writeFile(join(outDir, 'summary.txt'), `${text}\n`);
+  return { file, text };
 }

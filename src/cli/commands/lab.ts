@@ -5,7 +5,7 @@ import type { MpError } from '../../errors.js';
 import { labDown, labExec, labSet, labStatus, labUp, listLabs, type Direction } from '../../lab/lab.js';
 import { renderStatus } from '../../lab/render.js';
 import { labCheck, renderCheck } from '../../lab/check.js';
-import { BENCHES, renderBench, runBench } from '../../lab/bench.js';
+import { BENCHES, renderBench, runBench, writeSummary } from '../../lab/bench.js';
 import { defaultScenario, loadScenario, parseDirPatch, uniformScenario, type Scenario } from '../../lab/scenario.js';
 import { run } from '../run.js';
 
@@ -140,21 +140,23 @@ const check: CommandModule = {
 
 const bench: CommandModule = {
   command: 'bench [names..]',
-  describe: `run benchmarks in their own lab and write JSON (${Object.keys(BENCHES).join(', ')}; default: all)`,
+  describe: `run benchmarks in their own lab and write JSON and plots (${BENCHES.join(', ')}; default: all)`,
   builder: (y) =>
     y
       .positional('names', { type: 'string', array: true })
       .option('runs', { type: 'number', default: 3, describe: 'repetitions per figure (the median is reported)' })
-      .option('out', { type: 'string', default: 'bench-results', describe: 'directory for <name>.json' }),
+      .option('out', { type: 'string', default: 'bench-results', describe: 'directory for <name>.json, <name>.svg and summary.json' }),
   handler: (a) =>
     run(async () => {
-      const names = (a.names as string[] | undefined)?.length ? (a.names as string[]) : Object.keys(BENCHES);
+      const names = (a.names as string[] | undefined)?.length ? (a.names as string[]) : [...BENCHES];
       for (const n of names) {
         const r = await runBench(n, a.runs as number, a.out as string);
         if (r.isErr()) return err(r.error);
         console.log(`${renderBench(r.value.report)}
-  → ${r.value.file}`);
+  → ${r.value.file}${r.value.plot ? `, ${r.value.plot}` : ''}`);
       }
+      const s = await writeSummary(a.out as string);
+      console.log(`  → ${s.file}`);
       return ok(0);
     }),
 };

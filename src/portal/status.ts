@@ -10,6 +10,7 @@ import { isAlive } from '../lab/namespaces.js';
 import type { LinkRuntimeStatus } from './runtime.js';
 import type { CcCounters, CcStatus } from './cc.js';
 import { portalDir, readPortalState } from './state.js';
+import type { SecurityStatus } from './security-status.js';
 
 export interface LinkStatus {
   id: number;
@@ -41,6 +42,8 @@ export interface PortalStatus {
   feedback: CcCounters | null;
   /** malformed control messages */
   badControl: number;
+  /** keys, session and handshakes (null: not published yet) */
+  security: SecurityStatus | null;
   text: string;
 }
 
@@ -56,6 +59,7 @@ export interface Published {
   links: LinkRuntimeStatus[];
   feedback: CcCounters;
   badControl: number;
+  security: SecurityStatus;
 }
 
 export const publishFile = (instance: string): string => `${portalDir(instance)}/runtime.json`;
@@ -141,7 +145,7 @@ export async function portalStatus(instance: string): Promise<Result<PortalStatu
         ? [`  feedback: ${published.feedback.fbSent} sent, ${published.feedback.fbHeard} taken, ${published.feedback.fbDup} duplicate, ${published.feedback.fbBad} malformed`]
         : []),
     ].join('\n');
-    return ok({ instance, role: st.value.role, pid: st.value.pid, running, startedAt: st.value.startedAt, links: out, drops: dropCounts, loop, feedback: published?.feedback ?? null, badControl: published?.badControl ?? 0, text });
+    return ok({ instance, role: st.value.role, pid: st.value.pid, running, startedAt: st.value.startedAt, links: out, drops: dropCounts, loop, feedback: published?.feedback ?? null, badControl: published?.badControl ?? 0, security: published?.security ?? null, text });
   } finally {
     for (const fd of fds) closeFd(fd);
   }

@@ -1,5 +1,6 @@
 // `mpctl up local` on a real pseudo-terminal inside the lab, with traffic flowing: the console
-// shows both links up with non-zero rates; `a` takes a link down and up; `d` detaches (the portal keeps running and keeps
+// shows both links up with non-zero rates; its Prometheus endpoint is scraped and parsed and
+// `status --json` validated against the schema; `a` takes a link down and up; `d` detaches (the portal keeps running and keeps
 // probing), `mpctl attach` + `q` + `y` stops it and tears down.
 //
 //   client ── lp ═╦═ isp1 (20 Mbit, 10 ms) ═╦═ inet ── rp ── server (iperf3 -s)
@@ -17,6 +18,9 @@ import { portalInstance } from '../src/lab/bond.js';
 import { labDir } from '../src/lab/state.js';
 import { nsName } from '../src/lab/topology.js';
 import { withLab } from './helpers/lab.js';
+import { parseExposition, valueOf } from './helpers/prom.js';
+import { validateStatus } from './helpers/status-schema.js';
+import { readFile, writeFile } from 'node:fs/promises';
 
 const scenario = parseScenario({ links: [{ label: 'l1', rate: '20mbit', delay: '10ms', queue: '60ms' }, { label: 'l2', rate: '20mbit', delay: '15ms', queue: '60ms' }] }, 't')._unsafeUnwrap();
 
@@ -59,7 +63,10 @@ test('mpctl up local on a pty in the lab: both links up with live rates; detach,
       const down = await run('ip', ['netns', 'exec', lp, mpctl, 'down', '--instance', instance], 20_000);
       assert.ok(down.isOk(), 'stop the LP the lab started');
 
-      const t = pty(lp, `${mpctl} up local --config ${labDir(lab)}/lp.toml`);
+      // the lab's LP config with the metrics endpoint on (top-level keys go before [[link]])
+      const cfg = `${labDir(lab)}/lp-metrics.toml`;
+      await writeFile(cfg, `metrics_listen = "127.0.0.1:9472"\n${await readFile(`${labDir(lab)}/lp.toml`, 'utf8')}`);
+      const t = pty(lp, `${mpctl} up local --config ${cfg}`);
       try {
         await waitFor('both links up', () => /up/.test(lastRow(t.out(), 'l1')) && /up/.test(lastRow(t.out(), 'l2')), 30_000, t.out);
         const flow = iperf(lab, { server: { node: 'server', addr: '203.0.113.2' }, client: { node: 'client' }, seconds: 6 });
@@ -72,6 +79,17 @@ test('mpctl up local on a pty in the lab: both links up with live rates; detach,
         const f = await flow;
         assert.ok(f.isOk(), `iperf3: ${JSON.stringify(f.isErr() ? f.error : null)}`);
         console.log(`iperf3 through the bond while the console ran: ${(f._unsafeUnwrap().bps / 1e6).toFixed(1)} Mbit/s`);
+        const scrape = await run('ip', ['netns', 'exec', lp, 'curl', '-sfS', 'http://127.0.0.1:9472/metrics']);
+        assert.ok(scrape.isOk(), `scrape: ${JSON.stringify(scrape.isErr() ? scrape.error : null)}`);
+        const m = parseExposition(scrape._unsafeUnwrap());
+        for (const link of ['l1', 'l2']) {
+          assert.equal(valueOf(m, 'mpctl_link_up', { link }), 1, `${link} up in the metrics`);
+          assert.ok(valueOf(m, 'mpctl_link_tx_bytes_total', { link })! > 1e6, `${link} carried > 1 MB`);
+          assert.ok(valueOf(m, 'mpctl_link_rtt_seconds', { link })! > 0.01, `${link} RTT`);
+        }
+        assert.equal(valueOf(m, 'mpctl_session_established'), 1);
+        assert.ok(valueOf(m, 'mpctl_handshakes_total')! >= 1);
+        console.log(`metrics: ${m.samples.length} samples in ${m.types.size} families; l1 tx ${valueOf(m, 'mpctl_link_tx_bytes_total', { link: 'l1' })} B`);
 
         // `a` on the selected first link: admin-down through the control socket, and back
         t.p.stdin.write('a');
@@ -90,6 +108,7 @@ test('mpctl up local on a pty in the lab: both links up with live rates; detach,
       const st = await run('ip', ['netns', 'exec', lp, mpctl, 'status', '--instance', instance, '--json']);
       assert.ok(st.isOk(), 'status after detach');
       const s = JSON.parse(st._unsafeUnwrap()) as { running: boolean; links: { state: string; probesHeard: number }[] };
+      assert.ok(validateStatus(s), `live status --json against docs/status.schema.json: ${JSON.stringify(validateStatus.errors)}`);
       assert.equal(s.running, true);
       assert.deepEqual(s.links.map((l) => l.state), ['up', 'up']);
       const heard = s.links[0]!.probesHeard;

@@ -21,7 +21,8 @@ import { openRtnl } from '../../netlink/rtnl.js';
 import { planFacts, portalDown, portalUp, type RunningPortal } from '../../portal/portal.js';
 import { portalStatus, statusText } from '../../portal/status.js';
 import { readPortalState } from '../../portal/state.js';
-import { controlRequest, serveControl, type ControlServer } from '../../portal/control.js';
+import { controlRequest, serveControl } from '../../portal/control.js';
+import { serveMetrics } from '../../metrics/server.js';
 import { isAlive } from '../../lab/namespaces.js';
 import { runConsole, type ConsolePort } from '../../tui/console.js';
 import { startInBackground } from '../background.js';
@@ -64,7 +65,18 @@ async function runForeground(cfg: PortalConfig, configFile: string, readyFd: num
   const p = up.value;
   const control = await serveControl(cfg.instance, { setAdmin: adminSwitch(p) });
   if (control.isErr()) logLine('control socket unavailable: admin down/up will not work', { error: control.error });
-  const services: ControlServer[] = control.isOk() ? [control.value] : [];
+  const services: { close(): Promise<void> }[] = control.isOk() ? [control.value] : [];
+  if (cfg.metricsListen) {
+    const m = await serveMetrics(cfg.metricsListen, () => portalStatus(cfg.instance));
+    if (m.isErr()) {
+      // asked for explicitly: an endpoint that cannot bind is a failed `up`, not a warning
+      for (const s of services) await s.close();
+      await p.stop();
+      return err(m.error);
+    }
+    services.push(m.value);
+    logLine('metrics', { listen: `${cfg.metricsListen.host.includes(':') ? `[${cfg.metricsListen.host}]` : cfg.metricsListen.host}:${m.value.port}`, path: '/metrics' });
+  }
   if (readyFd !== undefined) {
     try {
       writeSync(readyFd, `ready ${process.pid}\n`);

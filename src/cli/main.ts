@@ -5,6 +5,7 @@ import { hideBin } from 'yargs/helpers';
 import { labCommand } from './commands/lab.js';
 import { attachCommand, downCommand, linkCommand, statusCommand, upCommand } from './commands/portal.js';
 import { genkeyCommand, pubkeyCommand } from './commands/keys.js';
+import { configCommand } from './commands/config.js';
 
 await yargs(hideBin(process.argv))
   .scriptName('mpctl')
@@ -17,6 +18,7 @@ await yargs(hideBin(process.argv))
   .command(labCommand)
   .command(genkeyCommand)
   .command(pubkeyCommand)
+  .command(configCommand)
   .demandCommand(1, 'give a command (mpctl --help lists them)')
   .strict()
   .parserConfiguration({ 'populate--': true })

@@ -75,3 +75,28 @@ test('mpctl config check: summary of a valid file, exit 2 naming the bad key, 3 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('docs/config.md documents every key the parser accepts, and its examples are the example files', async () => {
+  const { parseConfig } = await import('../src/config/parse.js');
+  const md = readFileSync(here('../docs/config.md'), 'utf8');
+  // the parser lists the keys it accepts when it meets an unknown one
+  const accepted = (raw: unknown) => {
+    const r = parseConfig(raw, 't');
+    assert.ok(r.isErr() && r.error.kind === 'ConfigInvalid');
+    return /expected one of: ([^)]*)\)/.exec(r.error.message)![1]!.split(', ');
+  };
+  const keys = new Set([
+    ...accepted({ role: 'local', zzz: 1 }),
+    ...accepted({ role: 'remote', zzz: 1 }),
+    ...accepted({ role: 'local', lan: 'lan', client: '10.0.0.1', gateway: '10.0.0.2', remote: '192.0.2.1', insecure_no_auth: true, link: [{ interface: 'w', zzz: 1 }] }),
+  ]);
+  assert.ok(keys.size > 20, [...keys].join());
+  for (const k of keys) assert.ok(md.includes(`| \`${k === 'link' ? '[[link]]' : k}\` |`), `docs/config.md has a row for ${k}`);
+  // each ```toml block parses to the same config as its example file
+  const blocks = [...md.matchAll(/```toml\n([\s\S]*?)```/g)].map((m) => m[1]!);
+  const { parse } = await import('smol-toml');
+  for (const [i, name] of ['lp-dsl-4g-starlink', 'rp-vps'].entries()) {
+    const file = parse(readFileSync(here(`../examples/${name}.toml`), 'utf8'));
+    assert.deepEqual(parse(blocks[i]!), file, `the docs example of ${name} is the file`);
+  }
+});

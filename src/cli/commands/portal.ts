@@ -141,11 +141,11 @@ async function attach(instance: string, confirmQuit: boolean): Promise<Result<nu
 }
 
 export const upCommand: CommandModule = {
-  command: 'up <role>',
-  describe: 'bring up a portal (local: next to the client network; remote: on the server); a console on a terminal, log lines otherwise',
+  command: 'up [role]',
+  describe: 'bring up a portal (local: next to the client network; remote: on the server; default: the config\'s role); a console on a terminal, log lines otherwise',
   builder: (y) =>
     y
-      .positional('role', { choices: ['local', 'remote'] as const, demandOption: true })
+      .positional('role', { choices: ['local', 'remote'] as const, describe: 'must match the config\'s role when given' })
       .option('config', { alias: 'c', type: 'string', demandOption: true, describe: 'portal configuration (TOML)' })
       .option('dry-run', { type: 'boolean', default: false, describe: 'print the plan as ip/tc/sysctl lines and change nothing' })
       .option('tui', { type: 'boolean', default: true, describe: 'the interactive console on a terminal (--no-tui: foreground with log lines)' })
@@ -154,7 +154,7 @@ export const upCommand: CommandModule = {
     run(async () => {
       const cfg = await loadConfig(a.config as string);
       if (cfg.isErr()) return err(cfg.error);
-      if (cfg.value.role !== a.role)
+      if (a.role !== undefined && cfg.value.role !== a.role)
         return err({ kind: 'ConfigInvalid', path: 'role', value: cfg.value.role, message: `the config is for a ${cfg.value.role} portal, not ${a.role}` });
       if (a.dryRun) return dryRun(cfg.value);
       const interactive = a.tui && process.stdout.isTTY && process.stdin.isTTY && a.readyFd === undefined;
@@ -166,7 +166,7 @@ export const upCommand: CommandModule = {
         return attach(instance, true);
       }
       process.stdout.write(`starting portal ${instance}…\n`);
-      const started = await startInBackground(a.role as string, a.config as string, instance);
+      const started = await startInBackground(cfg.value.role, a.config as string, instance);
       if (!started.ok) {
         process.stderr.write(started.output);
         process.stderr.write(`mpctl: the portal did not come up (exit code ${started.code}); log: ${started.log}\n`);

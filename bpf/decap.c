@@ -7,9 +7,12 @@
  *
  *   1. Is it ours? Outer IPv4/IPv6 + UDP to the tunnel port (RP: port_be; LP: a link's
  *      local_port_be), or the `ip` carrier's protocol. Anything else passes untouched.
- *   2. Validate: lengths, version/type, link id, the inner packet. Control messages (probes,
- *      feedback, handshake) pass up to the portal's socket: userland authenticates them.
- *   3. (security issue: MAC and replay window go here, before anything is recorded)
+ *   2. Validate lengths and version/type. Handshake messages (HS_INIT, HS_RESP, COOKIE) pass
+ *      up to the portal's socket as they are: they authenticate themselves in userland.
+ *   3. Authenticate (auth.h): key id, MAC over header + body, replay window (data and control
+ *      have a window each) — before anything is recorded, forwarded or passed up. An authentic
+ *      control message (probe, feedback) goes up to the portal's socket (TC_ACT_OK); a data
+ *      packet's link id and inner packet are checked next.
  *   4. Record: per-link receive state and counters; the RP learns where the link's packets
  *      come from (NAT roaming).
  *   5. Strip the outer headers.
@@ -23,6 +26,7 @@
 #include "counters.h"
 #include "parse.h"
 #include "csum.h"
+#include "auth.h"
 
 /* Ethernet, outer IPv4 with options (60) + UDP, mp_hdr, an inner IPv6 header */
 #define DECAP_WINDOW (ETH_HLEN + 60 + 8 + MP_HDR_LEN + 40)
@@ -281,10 +285,11 @@ int decap(struct __sk_buff *skb)
 {
 	const struct mp_config *cfg = config_get();
 	const struct mp_link *l;
+	enum mp_drop_reason r;
 	struct outer o = {};
 	struct mp_hdr h;
 	void *data, *end;
-	__u32 id, outer_len;
+	__u32 id, outer_len, cls;
 	__u8 family;
 	__u64 now;
 
@@ -310,9 +315,12 @@ int decap(struct __sk_buff *skb)
 		return mp_drop(MP_DROP_BAD_VERSION);
 	switch (h.ver_type & 0xf) {
 	case MP_T_DATA:
+		cls = 0;
 		break;
 	case MP_T_PROBE:
 	case MP_T_FEEDBACK:
+		cls = 1;
+		break;
 	case MP_T_HS_INIT:
 	case MP_T_HS_RESP:
 	case MP_T_COOKIE:
@@ -320,6 +328,17 @@ int decap(struct __sk_buff *skb)
 	default:
 		return mp_drop(MP_DROP_BAD_VERSION);
 	}
+
+	/* 3. authenticate */
+	now = bpf_ktime_get_ns();
+	if (!auth_off(cfg)) {
+		r = auth_verify(skb, &h, o.hdr_off + MP_HDR_LEN, o.end - o.hdr_off - MP_HDR_LEN, cls, now);
+		if (r != MP_DROP_NONE)
+			return mp_drop(r);
+	}
+	if (cls) /* an authentic control message: up to the portal's socket */
+		return mp_exit(TC_ACT_OK, MP_DROP_NONE);
+
 	id = h.link_id;
 	if (id >= MP_MAX_LINKS)
 		return mp_drop(MP_DROP_BAD_LINK);
@@ -331,10 +350,7 @@ int decap(struct __sk_buff *skb)
 	if (!family)
 		return mp_drop(MP_DROP_BAD_INNER);
 
-	/* 3. authenticate: MAC and replay window (security issue) */
-
 	/* 4. record */
-	now = bpf_ktime_get_ns();
 	outer_len = o.end - ETH_HLEN;
 	record_rx(id, &h, outer_len, now);
 	if (cfg->role == MP_ROLE_REMOTE)

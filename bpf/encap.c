@@ -16,8 +16,11 @@
  *      (icmp.h). A piece back from the loop that still does not fit is dropped: nothing goes
  *      round twice.
  *   3. TCP SYNs get their MSS clamped (mss.h).
- *   4. Pick the link where it will arrive first, and take the sequence numbers (schedule.h).
- *   5. Push outer IP (+ UDP) + mp_hdr in front of it.
+ *   4. Pick the link where it will arrive first, and take the sequence numbers (schedule.h);
+ *      without a valid send key (auth.h) nothing is sent at all.
+ *   5. Sign header + inner packet (auth.h), push outer IP (+ UDP) + mp_hdr in front of it.
+ *      Pieces back from the loop are signed here like any packet: what goes into the loop
+ *      was not signed yet, so nothing is signed twice.
  *   6. Send it out of the link's device; the kernel fills in the MACs (bpf_redirect_neigh).
  */
 #include "vmlinux.h"
@@ -32,6 +35,7 @@
 #include "icmp.h"
 #include "loop.h"
 #include "schedule.h"
+#include "auth.h"
 
 /* How much of the packet step 1-3 read: Ethernet, an IPv4 header with options, TCP options. */
 #define ENCAP_WINDOW (ETH_HLEN + 60 + 60)
@@ -99,12 +103,13 @@ static __always_inline bool for_tunnel(struct __sk_buff *skb, const struct mp_co
 	return true;
 }
 
-/* 5. Push the outer headers for link l and write them. Inlined once per (family, carrier) so
- * that every offset is a constant. Returns 0 or a drop reason. */
+/* 5. Push the outer headers for link l and write them, with the (signed) mpctl header hdr.
+ * Inlined once per (family, carrier) so that every offset is a constant. Returns 0 or a drop
+ * reason. */
 static __always_inline enum mp_drop_reason push_outer(struct __sk_buff *skb, const struct mp_link *l,
 						      const struct mp_endpoint *ep,
-						      const struct pick *pk, __u8 ip_proto,
-						      __u64 now, bool have_sum, __u64 inner,
+						      const struct mp_hdr *hdr, __u8 ip_proto,
+						      bool have_sum, __u64 inner,
 						      const bool v6, const bool udp)
 {
 	const __u32 ip_len = v6 ? sizeof(struct ipv6hdr) : sizeof(struct iphdr);
@@ -128,15 +133,7 @@ static __always_inline enum mp_drop_reason push_outer(struct __sk_buff *skb, con
 		return MP_DROP_STORE;
 	h = data + ETH_HLEN + ip_len + l4_len;
 
-	/* mpctl header (the MAC tag is the security issue's; zero until then) */
-	h->ver_type = MP_VER_TYPE(MP_T_DATA);
-	h->flags = 0;
-	h->link_id = pk->id;
-	h->key_id = 0;
-	h->seq = bpf_htonl(pk->seq);
-	h->link_seq = bpf_htonl(pk->link_seq);
-	h->ts_us = bpf_htonl((__u32)(now / 1000));
-	__builtin_memset(h->tag, 0, sizeof(h->tag));
+	__builtin_memcpy(h, hdr, MP_HDR_LEN);
 
 	if (v6) {
 		struct ipv6hdr *ip6 = data + ETH_HLEN;
@@ -197,7 +194,7 @@ static __always_inline enum mp_drop_reason push_outer(struct __sk_buff *skb, con
 			uh->check = 0; /* optional over IPv4; the peer's decap consumes it at tc */
 		}
 	}
-	count_tx(pk->id, hlen + inner_len);
+	count_tx(hdr->link_id, hlen + inner_len);
 	return MP_DROP_NONE;
 }
 
@@ -232,9 +229,11 @@ SEC("tc")
 int encap(struct __sk_buff *skb)
 {
 	const struct mp_config *cfg = config_get();
+	const struct mp_key *key = NULL;
 	const struct mp_endpoint *ep;
 	const struct mp_link *l;
 	enum mp_drop_reason r;
+	struct mp_hdr hdr;
 	struct pick pk;
 	struct l3 p;
 	__u64 now, inner = 0;
@@ -265,8 +264,10 @@ int encap(struct __sk_buff *skb)
 	/* 3. make TCP fit */
 	clamp_mss(skb, &p, p.family == 4 ? cfg->mss_v4 : cfg->mss_v6);
 
-	/* 4. pick a link */
+	/* 4. pick a link (only with a key to sign with: no sequence number is spent otherwise) */
 	now = bpf_ktime_get_ns();
+	if (!auth_off(cfg) && !(key = tx_key(now)))
+		return mp_drop(MP_DROP_NO_KEY);
 	if (!schedule(skb->len - ETH_HLEN, now, &pk))
 		return mp_drop(MP_DROP_NO_LINK);
 	l = bpf_map_lookup_elem(&mp_links, &pk.id);
@@ -274,19 +275,29 @@ int encap(struct __sk_buff *skb)
 	if (!l || !ep || !link_usable(l, ep)) /* changed by userland since: rare */
 		return mp_drop(MP_DROP_NO_LINK);
 
-	/* 5. push the outer headers */
+	/* 5. sign, push the outer headers */
+	hdr.ver_type = MP_VER_TYPE(MP_T_DATA);
+	hdr.flags = 0;
+	hdr.link_id = pk.id;
+	hdr.key_id = 0; /* MP_CFG_NO_AUTH: key id 0 and a zero tag */
+	hdr.seq = bpf_htonl(pk.seq);
+	hdr.link_seq = bpf_htonl(pk.link_seq);
+	hdr.ts_us = bpf_htonl((__u32)(now / 1000));
+	__builtin_memset(hdr.tag, 0, sizeof(hdr.tag));
+	if (key && !auth_sign(skb, key, &hdr, ETH_HLEN, skb->len - ETH_HLEN))
+		return mp_drop(MP_DROP_TRUNCATED);
 	if (l->local.family == 6) {
 		if (l->carrier == MP_CARRIER_UDP) {
 			have_sum = inner_sum(skb, &p, &inner);
-			r = push_outer(skb, l, ep, &pk, 0, now, have_sum, inner, true, true);
+			r = push_outer(skb, l, ep, &hdr, 0, have_sum, inner, true, true);
 		} else {
-			r = push_outer(skb, l, ep, &pk, cfg->ip_proto, now, false, 0, true, false);
+			r = push_outer(skb, l, ep, &hdr, cfg->ip_proto, false, 0, true, false);
 		}
 	} else {
 		if (l->carrier == MP_CARRIER_UDP)
-			r = push_outer(skb, l, ep, &pk, 0, now, false, 0, false, true);
+			r = push_outer(skb, l, ep, &hdr, 0, false, 0, false, true);
 		else
-			r = push_outer(skb, l, ep, &pk, cfg->ip_proto, now, false, 0, false, false);
+			r = push_outer(skb, l, ep, &hdr, cfg->ip_proto, false, 0, false, false);
 	}
 	if (r != MP_DROP_NONE)
 		return mp_drop(r);

@@ -201,12 +201,15 @@ struct mp_key {
 };
 
 /* mp_replay[key_id * MP_REPLAY_CLASSES + class]: a sliding window as WireGuard's
- * (noise_replay_counter): bit (seq % (MP_REPLAY_WORDS * 64)) set = seen. */
+ * (noise_replay_counter) over a ring of MP_REPLAY_WORDS * 64 bits: bit `pos` is top, the bit
+ * k places before it (mod the ring) is seq top - k, set = seen. The ring position is kept
+ * rather than derived from seq (seq % 2112) so that the window stays consistent when seq wraps
+ * at 2^32 (2^32 is not a multiple of 2112); seqs compare by serial-number arithmetic (bpf/replay.h). */
 struct mp_replay {
 	struct bpf_spin_lock lock;
 	__u32 top;    /* highest seq accepted */
 	__u32 any;    /* 0 until the first packet: then any seq is accepted and becomes top */
-	__u32 pad;
+	__u32 pos;    /* ring bit index of top, 0..MP_REPLAY_WORDS*64-1 */
 	__u64 bits[MP_REPLAY_WORDS];
 };
 

@@ -18,6 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <time.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
@@ -27,6 +30,8 @@
 
 #include <linux/bpf.h>
 #include <linux/ethtool.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
 #include <linux/magic.h>
 #include <linux/sockios.h>
 
@@ -589,6 +594,34 @@ int mp_prog_test_run(int h, const char *prog_name, const void *data_in, unsigned
 				    NULL, retval, repeat, duration_ns);
 }
 
+/*
+ * Many packets, one call (the fuzz tests run millions): packet i is lens[i] bytes of `data`
+ * (the packets back to back), run once each; its verdict goes to retvals[i]. The output
+ * packets are not kept. Stops at the first failing run (the error names its index).
+ */
+int mp_prog_test_run_batch(int h, const char *prog_name, const void *data, const unsigned *lens,
+			   unsigned n, int *retvals)
+{
+	begin();
+	struct bpf_program *prog;
+	const unsigned char *p = data;
+	int err = prog_get(h, prog_name, "bpf_prog_test_run_opts", &prog);
+	if (err)
+		return err;
+	int fd = bpf_program__fd(prog);
+	for (unsigned i = 0; i < n; i++) {
+		DECLARE_LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = p, .data_size_in = lens[i],
+				    .repeat = 1);
+		err = bpf_prog_test_run_opts(fd, &opts);
+		if (err)
+			return fail(err, "bpf_prog_test_run_opts(%s in %s, packet %u of %u, %u bytes)",
+				    prog_name, objs[h].path, i, n, lens[i]);
+		retvals[i] = (int)opts.retval;
+		p += lens[i];
+	}
+	return 0;
+}
+
 /* ---- 7. ethtool ----------------------------------------------------------------------------- */
 
 static const struct {
@@ -645,4 +678,67 @@ int mp_ethtool_get(const char *ifname, const char *feature)
 {
 	begin();
 	return ethtool_ioctl(ifname, feature, false, 0);
+}
+
+/* ---- 8. packet capture ------------------------------------------------------------------------ */
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Capture the frames that ifname (of the calling thread's namespace) sends and receives for
+ * timeout_ms, at most max_frames of them: back to back in buf (each cut to the room left),
+ * their lengths in lens. ETH_P_ALL: a socket bound to ETH_P_IP would not see packets before
+ * tc ingress (DESIGN.md). Returns the number of frames.
+ */
+int mp_capture(const char *ifname, unsigned timeout_ms, unsigned max_frames, void *buf, unsigned cap,
+	       unsigned *lens)
+{
+	begin();
+	unsigned ifindex = if_nametoindex(ifname);
+	if (!ifindex)
+		return fail(errno, "capture: no interface %s", ifname);
+	int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
+	if (fd < 0)
+		return fail(errno, "capture on %s: socket(AF_PACKET)", ifname);
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL), .sll_ifindex = (int)ifindex };
+	if (bind(fd, (struct sockaddr *)&sll, sizeof(sll))) {
+		int e = errno;
+		close(fd);
+		return fail(e, "capture on %s: bind", ifname);
+	}
+	unsigned n = 0, used = 0;
+	long long until = now_ms() + timeout_ms;
+	while (n < max_frames && used < cap) {
+		long long left = until - now_ms();
+		if (left <= 0)
+			break;
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int r = poll(&p, 1, (int)left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int e = errno;
+			close(fd);
+			return fail(e, "capture on %s: poll", ifname);
+		}
+		if (r == 0)
+			break;
+		ssize_t got = recv(fd, (char *)buf + used, cap - used, 0);
+		if (got < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			int e = errno;
+			close(fd);
+			return fail(e, "capture on %s: recv", ifname);
+		}
+		lens[n++] = (unsigned)got;
+		used += (unsigned)got;
+	}
+	close(fd);
+	return (int)n;
 }

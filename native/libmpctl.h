@@ -91,12 +91,24 @@ int mp_prog_test_run_ctx(int h, const char *prog_name, const void *data_in, unsi
                          unsigned ctx_len_in, void *ctx_out, unsigned *ctx_len_out,
                          unsigned *retval, unsigned repeat, unsigned *duration_ns);
 
+/* Run prog_name once on each of n packets lying back to back in data (packet i: lens[i]
+ * bytes); retvals[i] = its verdict. Output packets are discarded. For fuzz tests. */
+int mp_prog_test_run_batch(int h, const char *prog_name, const void *data, const unsigned *lens,
+                           unsigned n, int *retvals);
+
 /* ---- ethtool (legacy ioctls) -------------------------------------------------------------- */
 
 /* feature: "gro", "gso", "tso", "sg", "tx-csum", "rx-csum". */
 int mp_ethtool_set(const char *ifname, const char *feature, int on);
 /* Returns 0 or 1. */
 int mp_ethtool_get(const char *ifname, const char *feature);
+
+/* ---- packet capture ----------------------------------------------------------------------- */
+
+/* Frames sent and received by ifname (calling thread's namespace) during timeout_ms, at most
+ * max_frames: back to back in buf (cap bytes), lengths in lens. Returns how many. For tests. */
+int mp_capture(const char *ifname, unsigned timeout_ms, unsigned max_frames, void *buf, unsigned cap,
+               unsigned *lens);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,12 @@ import { parseBytes, parseClientPrefix } from '../src/config/values.js';
 import type { LocalConfig, RemoteConfig } from '../src/config/types.js';
 import { describeError } from '../src/errors.js';
 
+/** the fixtures' public keys (test/fixtures/*.toml) */
+const LP_PUB = 'QrbaVdtRWCBwdaw+q4cEwgxnP/g3QiW2vVWxBhyhwzM=';
+const RP_PUB = 'oT2LMtrTvyrwCNeG6hfidYnFAYKOCPqkaODgWgI5H2k=';
+/** the keys every minimal config below needs */
+const KEYS = { private_key: '/etc/mpctl/portal.key', peer_public_key: RP_PUB };
+
 const fixture = (name: string) => fileURLToPath(new URL(`fixtures/${name}`, import.meta.url));
 
 test('lp.toml parses to the typed config, with defaults filled in', async () => {
@@ -23,6 +29,7 @@ test('lp.toml parses to the typed config, with defaults filled in', async () => 
     ],
     ipProto: 253,
     probeIntervalMs: 100,
+    auth: { mode: 'authenticated', privateKeyFile: '/etc/mpctl/lp.key', peerPublicKey: RP_PUB },
     lan: 'lan',
     gateway: ['198.51.100.1', '2001:db8:100::1'],
     remote: ['198.51.100.2', '2001:db8:100::2'],
@@ -48,6 +55,7 @@ test('rp.toml and rp-single.toml parse to the typed configs', async () => {
     ],
     ipProto: 253,
     probeIntervalMs: 100,
+    auth: { mode: 'authenticated', privateKeyFile: '/etc/mpctl/rp.key', peerPublicKey: LP_PUB },
     wan: 'wan',
     forward: ['srv'],
     singleInterface: false,
@@ -62,6 +70,7 @@ test('rp.toml and rp-single.toml parse to the typed configs', async () => {
     client: [{ family: 4, address: '203.0.113.7', len: 32 }],
     ipProto: 253,
     probeIntervalMs: 100,
+    auth: { mode: 'authenticated', privateKeyFile: '/etc/mpctl/vps.key', peerPublicKey: LP_PUB },
     wan: 'eth0',
     forward: [],
     singleInterface: true,
@@ -71,7 +80,7 @@ test('rp.toml and rp-single.toml parse to the typed configs', async () => {
 
 test('a minimal LP gets every default; addresses are canonicalised', () => {
   const r = parseConfig(
-    { role: 'local', lan: 'lan', client: '2001:DB8:100:0::10', gateway: 'FE80::1', remote: '2001:db8:100:0:0:0:0:2', link: [{ interface: 'wan1' }] },
+    { ...KEYS, role: 'local', lan: 'lan', client: '2001:DB8:100:0::10', gateway: 'FE80::1', remote: '2001:db8:100:0:0:0:0:2', link: [{ interface: 'wan1' }] },
     'x.toml',
   );
   assert.ok(r.isOk(), r.isErr() ? describeError(r.error) : '');
@@ -100,6 +109,18 @@ test('units: client prefixes and byte budgets', () => {
   assert.equal(parseBytes('lots'), undefined);
 });
 
+test('keys: insecure_no_auth = true needs no key (benchmarks); keys given with it are still checked', () => {
+  const noKeys = parseConfig({ ...LP, private_key: undefined, peer_public_key: undefined, insecure_no_auth: true }, 'x.toml');
+  assert.ok(noKeys.isOk(), noKeys.isErr() ? describeError(noKeys.error) : '');
+  assert.deepEqual(noKeys.value.auth, { mode: 'insecure-no-auth', privateKeyFile: null, peerPublicKey: null });
+  const withKeys = parseConfig({ ...RP, insecure_no_auth: true }, 'x.toml');
+  assert.ok(withKeys.isOk() && withKeys.value.auth.mode === 'insecure-no-auth' && withKeys.value.auth.peerPublicKey === RP_PUB);
+  const badKey = parseConfig({ ...RP, insecure_no_auth: true, peer_public_key: 'nope' }, 'x.toml');
+  assert.ok(badKey.isErr() && badKey.error.kind === 'ConfigInvalid' && badKey.error.path === 'peer_public_key');
+  const secure = parseConfig({ ...RP, insecure_no_auth: false }, 'x.toml');
+  assert.ok(secure.isOk() && secure.value.auth.mode === 'authenticated');
+});
+
 test('loadConfig: a missing file is NotFound, bad TOML names the file', async () => {
   const missing = await loadConfig('/nonexistent/mpctl.toml');
   assert.ok(missing.isErr() && missing.error.kind === 'NotFound');
@@ -111,6 +132,7 @@ test('loadConfig: a missing file is NotFound, bad TOML names the file', async ()
 // ---- bad configs --------------------------------------------------------------------------------
 
 const LP = {
+  ...KEYS,
   role: 'local',
   lan: 'lan',
   client: ['198.51.100.10/32', '2001:db8:100::10/128'],
@@ -121,7 +143,7 @@ const LP = {
     { name: '4g', interface: 'wan2', gateway: '100.64.2.254' },
   ],
 };
-const RP = { role: 'remote', wan: 'wan', client: ['198.51.100.10/32', '2001:db8:100::10/128'] };
+const RP = { ...KEYS, role: 'remote', wan: 'wan', client: ['198.51.100.10/32', '2001:db8:100::10/128'] };
 
 const lp = (patch: Record<string, unknown>) => ({ ...LP, ...patch });
 const rp = (patch: Record<string, unknown>) => ({ ...RP, ...patch });
@@ -138,7 +160,7 @@ const BAD: [string, unknown, string, RegExp][] = [
   ['unknown role', lp({ role: 'middle' }), 'role', /must be "local"/],
   ['an RP key on an LP', lp({ wan: 'eth0' }), 'wan', /is a Remote Portal key, not valid with role = "local"/],
   ['an LP key on an RP', rp({ link: [] }), 'link', /is a Local Portal key/],
-  ['an unknown key', lp({ private_key: 'x' }), 'private_key', /unknown key \(expected one of: role, instance/],
+  ['an unknown key', lp({ privatekey: 'x' }), 'privatekey', /unknown key \(expected one of: role, instance/],
   ['an instance with capitals', lp({ instance: 'Home' }), 'instance', /lower-case letters/],
   ['an instance of 17 characters', lp({ instance: 'a'.repeat(17) }), 'instance', /1-16/],
   ['port 0', lp({ port: 0 }), 'port', /integer from 1 to 65535/],
@@ -189,6 +211,17 @@ const BAD: [string, unknown, string, RegExp][] = [
   ['a budget in furlongs', lpLink(0, { budget: '10 furlongs' }), 'link[0].budget', /not a byte count \(e\.g\. "10GB"/],
   ['a budget as a bare number', lpLink(0, { budget: 5 }), 'link[0].budget', /not a byte count/],
   ['no wan', rp({ wan: undefined }), 'wan', /is required: an interface name/],
+  ['no private_key', lp({ private_key: undefined }), 'private_key', /is required: the path of this portal's private key file \(mpctl genkey\), or insecure_no_auth/],
+  ['a relative private_key', rp({ private_key: 'lp.key' }), 'private_key', /must be the absolute path of a private key file/],
+  ['private_key as a number', lp({ private_key: 600 }), 'private_key', /absolute path/],
+  ['private_key a directory', lp({ private_key: '/etc/mpctl/' }), 'private_key', /absolute path of a private key file/],
+  ['no peer_public_key', rp({ peer_public_key: undefined }), 'peer_public_key', /is required: the Local Portal's public key in base64/],
+  ['a peer_public_key too short', lp({ peer_public_key: 'QrbaVdtRWCBwdaw+q4cEwgxnP/g3QiW2vVWxBhyhwz=' }), 'peer_public_key', /44 characters of base64/],
+  ['a peer_public_key in hex', lp({ peer_public_key: 'a'.repeat(44) }), 'peer_public_key', /not standard base64/],
+  ['a peer_public_key with spare bits set', lp({ peer_public_key: 'QrbaVdtRWCBwdaw+q4cEwgxnP/g3QiW2vVWxBhyhwzN=' }), 'peer_public_key', /not a canonical base64/],
+  ['a low-order peer_public_key', rp({ peer_public_key: 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=' }), 'peer_public_key', /low-order point/],
+  ['peer_public_key as an array', lp({ peer_public_key: [RP_PUB] }), 'peer_public_key', /must be the Remote Portal's public key in base64/],
+  ['insecure_no_auth "yes"', lp({ insecure_no_auth: 'yes' }), 'insecure_no_auth', /true or false/],
   ['forward is a string', rp({ forward: 'srv' }), 'forward', /array of interface names/],
   ['forward lists wan', rp({ forward: ['srv', 'wan'] }), 'forward[1]', /is the wan interface/],
   ['forward lists one twice', rp({ forward: ['srv', 'srv'] }), 'forward[1]', /listed twice/],

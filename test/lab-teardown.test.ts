@@ -30,7 +30,7 @@ test('down removes namespaces, veths, processes and files; repeating it is harml
   const name = uniqueLabName();
   const up = await labUp({ name, scenario: uniformScenario(2)._unsafeUnwrap(), bond: false });
   assert.ok(up.isOk(), JSON.stringify(up.isErr() && up.error));
-  assert.equal((await listNamespaces(nsPrefix(name))).length, 2 + 2 + 3);
+  assert.equal((await listNamespaces(nsPrefix(name))).length, 2 + 2 + 4); // client lp, 2 isps, inet rp server attacker
   const pids = await emulatorPids(name);
   const again = await labUp({ name, scenario: uniformScenario(2)._unsafeUnwrap(), bond: false });
   assert.ok(again.isErr() && again.error.kind === 'Conflict', 'a second up of the same lab is refused');

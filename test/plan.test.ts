@@ -108,7 +108,10 @@ test('neighbour proxies come after the programs that catch the traffic they attr
   }
 });
 
+/** keys every config needs (plans do not read them) */
+const KEYS = { private_key: '/etc/mpctl/portal.key', peer_public_key: 'oT2LMtrTvyrwCNeG6hfidYnFAYKOCPqkaODgWgI5H2k=' };
 const LP_MIN = {
+  ...KEYS,
   role: 'local',
   lan: 'lan',
   client: '198.51.100.10/32',
@@ -169,7 +172,7 @@ test('a VLAN interface is spelt with "/" in sysctl keys, as sysctl(8) does', () 
 });
 
 test('an RP with a routed client prefix answers nothing on wan', () => {
-  const r = parseConfig({ role: 'remote', wan: 'wan', client: ['203.0.113.64/26', '2001:db8:200::/48'] }, 'x.toml');
+  const r = parseConfig({ ...KEYS, role: 'remote', wan: 'wan', client: ['203.0.113.64/26', '2001:db8:200::/48'] }, 'x.toml');
   assert.ok(r.isOk());
   const steps = plan(r.value).steps;
   assert.ok(!steps.some((s) => s.kind === 'neighProxy' || (s.kind === 'route' && s.dev === 'lo')));

@@ -7,11 +7,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { startBond, stopBond, portalInstance } from '../src/lab/bond.js';
+import { generateBondKeys, startBond, stopBond, portalInstance } from '../src/lab/bond.js';
 import { mpctlPath } from '../src/lab/lab.js';
 import { run } from '../src/lab/namespaces.js';
 import { uniformScenario } from '../src/lab/scenario.js';
-import { readState } from '../src/lab/state.js';
+import { labDir, readState } from '../src/lab/state.js';
+import { portalDir } from '../src/portal/state.js';
 import { nsName } from '../src/lab/topology.js';
 import { pinDir } from '../src/plan/pins.js';
 import { withLab } from './helpers/lab.js';
@@ -59,11 +60,16 @@ test('down restores every portal namespace exactly; up twice is a no-op', { time
     await stopBond(lab, mpctlPath());
     assert.equal(await snapshot(nsName(lab, 'lp')), before.lp, 'LP namespace restored');
     assert.equal(await snapshot(nsName(lab, 'rp')), before.rp, 'RP namespace restored');
-    for (const role of ['lp', 'rp'] as const) assert.equal(existsSync(pinDir(portalInstance(lab, role))), false, `${role} pins removed`);
+    for (const role of ['lp', 'rp'] as const) {
+      assert.equal(existsSync(pinDir(portalInstance(lab, role))), false, `${role} pins removed`);
+      assert.equal(existsSync(portalDir(portalInstance(lab, role))), false, `${role} record and status file removed`);
+    }
+    assert.ok(existsSync(`${labDir(lab)}/lp.key`), 'the lab keeps its generated keys until lab down');
     // down again: nothing to do, still exit 0
     const d = await run('ip', ['netns', 'exec', nsName(lab, 'lp'), mpctlPath(), 'down', '--instance', portalInstance(lab, 'lp')]);
     assert.ok(d.isOk() && /not up/.test(d.value));
-  });
+    return lab;
+  }).then((lab) => assert.equal(existsSync(labDir(lab)), false, 'lab down removed its directory with the key files'));
 });
 
 test('a failed up rolls back what it changed', { timeout: 120_000 }, async () => {
@@ -73,7 +79,10 @@ test('a failed up rolls back what it changed', { timeout: 120_000 }, async () =>
     // link 2's gateway is not on its subnet: the kernel refuses that route midway through apply,
     // after sysctls, offloads, routes and rules of the plan were already in place
     const cfg = `/run/mpctl/lab/${lab}/broken-lp.toml`;
+    const keys = (await generateBondKeys(labDir(lab)))._unsafeUnwrap().lp;
     const text = [
+      `private_key = "${keys.privateKeyFile}"`,
+      `peer_public_key = "${keys.peerPublicKey}"`,
       'role = "local"',
       `instance = "${lab.slice(0, 12)}-bad"`,
       'lan = "lan"',

@@ -6,12 +6,12 @@ import { bufferToIp, ipToBuffer, parsePrefix } from '../src/netlink/ip.js';
 import { encodeTbfOptions } from '../src/netlink/tbf.js';
 import { parseAttrs } from '../src/netlink/attr.js';
 
-test('topology has client, lp, N isps, inet, rp, server joined by one veth per segment', () => {
+test('topology has client, lp, N isps, inet, rp, server, attacker joined by one veth per segment', () => {
   const t = buildTopology('x', 3);
-  assert.deepEqual(t.nodes.map((n) => n.node), ['client', 'lp', 'isp1', 'isp2', 'isp3', 'inet', 'rp', 'server']);
+  assert.deepEqual(t.nodes.map((n) => n.node), ['client', 'lp', 'isp1', 'isp2', 'isp3', 'inet', 'rp', 'server', 'attacker']);
   assert.equal(nsName('x', 'lp'), 'mp-x-lp');
-  // lan + 3 × (lp–isp, isp–inet) + inet–rp + rp–server
-  assert.equal(vethPairs(t).length, 1 + 6 + 2);
+  // lan + 3 × (lp–isp, isp–inet) + inet–rp + rp–server + inet–attacker
+  assert.equal(vethPairs(t).length, 1 + 6 + 3);
   for (const n of t.nodes)
     for (const i of n.ifaces) {
       const peer = t.nodes.find((x) => x.node === i.peer.node)?.ifaces.find((x) => x.name === i.peer.ifname);
@@ -23,7 +23,7 @@ test('topology has client, lp, N isps, inet, rp, server joined by one veth per s
 
 test('hosts file names every node', () => {
   const h = hostsFile(buildTopology('x', 2));
-  for (const name of ['client', 'lp', 'isp1', 'isp2', 'inet', 'rp', 'server']) assert.match(h, new RegExp(`\\t${name}$`, 'm'));
+  for (const name of ['client', 'lp', 'isp1', 'isp2', 'inet', 'rp', 'server', 'attacker']) assert.match(h, new RegExp(`\\t${name}$`, 'm'));
   assert.match(h, /^203\.0\.113\.2\tserver$/m);
   assert.match(h, /^2001:db8:113::2\tserver$/m);
 });

@@ -18,7 +18,8 @@ import { err, ok, safeTry, type Result } from 'neverthrow';
 import { parse as parseToml } from 'smol-toml';
 import { configInvalid, type MpError } from '../errors.js';
 import { parseDuration, parseRate } from '../lab/params.js';
-import type { Family, LinkConfig, LocalConfig, PortalConfig, Prefix, RemoteConfig } from './types.js';
+import { parsePublicKey } from '../security/keys.js';
+import type { AuthConfig, Family, LinkConfig, LocalConfig, PortalConfig, Prefix, RemoteConfig } from './types.js';
 import { canonicalAddress, isIfname, isLinkLocal, isUnicast, parseBytes, parseClientPrefix, prefixContains } from './values.js';
 
 export const MAX_LINKS = 16;
@@ -37,7 +38,7 @@ export const DEFAULTS = {
   budget: 0,
 } as const;
 
-const COMMON_KEYS = ['role', 'instance', 'port', 'client', 'ip_proto', 'probe_interval'];
+const COMMON_KEYS = ['role', 'instance', 'port', 'client', 'ip_proto', 'probe_interval', 'private_key', 'peer_public_key', 'insecure_no_auth', 'metrics_listen'];
 const LOCAL_KEYS = [...COMMON_KEYS, 'lan', 'gateway', 'remote', 'link'];
 const REMOTE_KEYS = [...COMMON_KEYS, 'wan', 'forward', 'single_interface', 'reserved_ports'];
 const LINK_KEYS = ['name', 'interface', 'gateway', 'source', 'carrier', 'metric', 'rate', 'delay', 'budget'];
@@ -88,6 +89,8 @@ export function parseConfig(raw: unknown, source: string): R<PortalConfig> {
       client: yield* clientPrefixes(raw.client),
       ipProto: yield* ipProto(raw.ip_proto),
       probeIntervalMs: yield* probeInterval(raw.probe_interval),
+      auth: yield* authConfig(raw, role),
+      ...(raw.metrics_listen === undefined ? {} : { metricsListen: yield* metricsListen(raw.metrics_listen) }),
     };
     return role === 'local' ? localConfig(raw, common) : remoteConfig(raw, common);
   });
@@ -258,6 +261,40 @@ function probeInterval(v: unknown): R<number> {
   if (us === undefined || us < 20_000 || us > 1_000_000 || us % 1000 !== 0)
     return bad('probe_interval', raw, 'is not a whole number of milliseconds from 20ms to 1s (e.g. "100ms")');
   return ok(us / 1000);
+}
+
+/** private_key, peer_public_key, insecure_no_auth. The key file itself is read (and its mode
+ * checked) at `up` (portal/auth.ts), so a plan or a dry run needs no secret. */
+function authConfig(raw: Table, role: 'local' | 'remote'): R<AuthConfig> {
+  const peerRole = role === 'local' ? "the Remote Portal's" : "the Local Portal's";
+  const insecure = raw.insecure_no_auth ?? false;
+  if (typeof insecure !== 'boolean') return bad('insecure_no_auth', insecure, 'must be true or false');
+  const file = raw.private_key;
+  if (file !== undefined && (typeof file !== 'string' || !file.startsWith('/') || file.includes('\0') || file.endsWith('/')))
+    return bad('private_key', file, 'must be the absolute path of a private key file (make one: umask 077; mpctl genkey > /etc/mpctl/portal.key)');
+  const peer = raw.peer_public_key;
+  if (peer !== undefined) {
+    if (typeof peer !== 'string') return bad('peer_public_key', peer, `must be ${peerRole} public key in base64 (mpctl pubkey prints it)`);
+    const k = parsePublicKey(peer, 'peer_public_key');
+    if (k.isErr()) return err(k.error);
+  }
+  if (insecure) return ok({ mode: 'insecure-no-auth', privateKeyFile: file ?? null, peerPublicKey: peer ?? null });
+  if (file === undefined)
+    return bad('private_key', file, 'is required: the path of this portal\'s private key file (mpctl genkey), or insecure_no_auth = true for benchmarks');
+  if (peer === undefined)
+    return bad('peer_public_key', peer, `is required: ${peerRole} public key in base64 (mpctl pubkey < its key file)`);
+  return ok({ mode: 'authenticated', privateKeyFile: file, peerPublicKey: peer });
+}
+
+/** `"127.0.0.1:9472"` or `"[::1]:9472"`: an address literal (no names: nothing to resolve at up) and a port. */
+function metricsListen(v: unknown): R<{ host: string; port: number }> {
+  const m = typeof v === 'string' ? /^(?:\[([^\]]+)\]|([^:\[\]]+)):(\d{1,5})$/.exec(v) : null;
+  const host = m ? canonicalAddress(m[1] ?? m[2]) : undefined;
+  const port = m ? Number(m[3]) : 0;
+  if (!m || !host || port < 1 || port > 65535)
+    return bad('metrics_listen', v, 'must be "address:port" with an IP address, e.g. "127.0.0.1:9472" or "[::1]:9472"');
+  if (host.family === 6 && !m[1]) return bad('metrics_listen', v, 'an IPv6 address needs brackets: "[::1]:9472"');
+  return ok({ host: host.address, port });
 }
 
 function ifname(path: string, v: unknown): R<string> {

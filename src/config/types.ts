@@ -7,6 +7,8 @@
 //   gateway = ["198.51.100.1", "2001:db8:100::1"] # RP side: forward = ["srv"]
 //   remote = "198.51.100.2"                      port = 7470
 //   port = 7470                                  client = [...same...]
+//   private_key = "/etc/mpctl/lp.key"            private_key = "/etc/mpctl/rp.key"
+//   peer_public_key = "<RP's, base64>"           peer_public_key = "<LP's, base64>"
 //   [[link]]
 //   name = "dsl"; interface = "wan1"; gateway = "100.64.1.254"
 //   carrier = "udp"; metric = 0; rate = "20mbit"; delay = "10ms"
@@ -51,7 +53,27 @@ interface Common {
   ipProto: number;
   /** milliseconds between liveness probes on each link (20..1000, default 100) */
   probeIntervalMs: number;
+  /** keys and the handshake (src/portal/auth.ts) */
+  auth: AuthConfig;
+  /** Prometheus endpoint (`metrics_listen = "127.0.0.1:9472"`); absent: off */
+  metricsListen?: { host: string; port: number };
 }
+
+/**
+ * Who the portal talks to. One LP per RP and one RP per LP: each side names the other's static
+ * public key (`peer_public_key`), so a Remote Portal serves exactly one Local Portal (run one RP
+ * instance per LP, on its own port, to serve several).
+ */
+export type AuthConfig =
+  | {
+      mode: 'authenticated';
+      /** absolute path of this portal's private key file (mode 600, read at `up`) */
+      privateKeyFile: string;
+      /** the other portal's static public key, base64 (the LP's on an RP, the RP's on an LP) */
+      peerPublicKey: string;
+    }
+  /** INSECURE, benchmarks only (`insecure_no_auth = true`): no handshake, no MAC, no replay check */
+  | { mode: 'insecure-no-auth'; privateKeyFile: string | null; peerPublicKey: string | null };
 
 export interface LocalConfig extends Common {
   role: 'local';

@@ -167,7 +167,7 @@ export const MP_KEY = layout('mp_key', 32, [
 ]);
 // prettier-ignore
 export const MP_REPLAY = layout('mp_replay', 16 + 8 * MP_REPLAY_WORDS, [
-  ['lock', 0, 4], ['top', 4, 4], ['any', 8, 4], ['pad', 12, 4], ['bits', 16, 8 * MP_REPLAY_WORDS],
+  ['lock', 0, 4], ['top', 4, 4], ['any', 8, 4], ['pos', 12, 4], ['bits', 16, 8 * MP_REPLAY_WORDS],
 ]);
 
 export const LAYOUTS: readonly StructLayout[] = [
@@ -500,6 +500,8 @@ export const emptyReplay = (): Buffer => Buffer.alloc(MP_REPLAY.size);
 export interface MpReplay {
   top: number;
   any: boolean;
+  /** ring bit index of top (bpf/replay.h) */
+  pos: number;
   bits: bigint[];
 }
 
@@ -508,6 +510,7 @@ export function decodeReplay(b: Buffer): MpReplay {
   return {
     top: b.readUInt32LE(f('top')),
     any: b.readUInt32LE(f('any')) !== 0,
+    pos: b.readUInt32LE(f('pos')),
     bits: Array.from({ length: MP_REPLAY_WORDS }, (_, i) => b.readBigUInt64LE(f('bits') + 8 * i)),
   };
 }

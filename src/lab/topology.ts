@@ -5,20 +5,30 @@
 //  │ eth0 ├──────┤ lan   ├───────┤ a ─linkem─ b ├──────┤        ├──────────┤      ├──────────┤        │
 //  └──────┘      │  wanN ├─ ...  └──────────────┘      └────────┘          └──────┘           └────────┘
 //                └───────┘        one per link: L2 wire with rate (tbf), delay, jitter, loss, outage
+//                                                         │ atk
+//                                                    ┌────┴─────┐
+//                                                    │ attacker │ eth0: anyone on the Internet
+//                                                    └──────────┘
 //
 // Segment            IPv4                           IPv6
 // lan                client 10.10.0.2/24            fd00:10::2/64      (lp 10.10.0.1, fd00:10::1)
 // link K (1..16)     lp wanK 100.64.K.1/24          fd00:64:K::1/64    (gateway: inet ispK 100.64.K.254, fd00:64:K::fe)
 // inet–rp            inet 198.51.100.1/24           2001:db8:100::1/64 (rp wan 198.51.100.2, 2001:db8:100::2)
 // rp–server          rp srv 203.0.113.1/24          2001:db8:113::1/64 (server 203.0.113.2, 2001:db8:113::2)
+// inet–attacker      inet atk 192.0.2.1/24          2001:db8:66::1/64  (attacker 192.0.2.66, 2001:db8:66::66)
 //
 // The isp nodes have no addresses: their two interfaces only carry the link emulator's frames.
 // Without a bond, client traffic takes link 1 (lp's default route); `inet` routes the lan back
-// over link 1 as well. Namespaces are named `mp-<lab>-<node>`, so labs never collide.
+// over link 1 as well. Namespaces are named `mp-<lab>-<node>`, so labs never collide. The
+// attacker is a host elsewhere on the Internet that can reach both portals' public addresses
+// (the attack tests send forged, replayed and flooding traffic from it); nothing routes through it.
 
 export const MAX_LINKS = 16;
 
-export type NodeName = string; // 'client' | 'lp' | `isp${n}` | 'inet' | 'rp' | 'server'
+export type NodeName = string; // 'client' | 'lp' | `isp${n}` | 'inet' | 'rp' | 'server' | 'attacker'
+
+/** The attacker's addresses (on the inet–attacker segment). */
+export const ATTACKER = { v4: '192.0.2.66', v6: '2001:db8:66::66' } as const;
 
 export interface Iface {
   name: string;
@@ -104,6 +114,7 @@ export function buildTopology(lab: string, links: number): Topology {
           peer: { node: linkNode(k), ifname: 'b' },
         })),
         { name: 'rp', v4: '198.51.100.1/24', v6: '2001:db8:100::1/64', peer: { node: 'rp', ifname: 'wan' } },
+        { name: 'atk', v4: '192.0.2.1/24', v6: '2001:db8:66::1/64', peer: { node: 'attacker', ifname: 'eth0' } },
       ],
       routes: [
         { dst: '10.10.0.0/24', via: '100.64.1.1' },
@@ -133,6 +144,16 @@ export function buildTopology(lab: string, links: number): Topology {
       routes: [
         { dst: 'default', via: '203.0.113.1' },
         { dst: 'default', via: '2001:db8:113::1' },
+      ],
+      forwarding: false,
+    },
+    {
+      node: 'attacker',
+      ns: ns('attacker'),
+      ifaces: [{ name: 'eth0', v4: `${ATTACKER.v4}/24`, v6: `${ATTACKER.v6}/64`, peer: { node: 'inet', ifname: 'atk' } }],
+      routes: [
+        { dst: 'default', via: '192.0.2.1' },
+        { dst: 'default', via: '2001:db8:66::1' },
       ],
       forwarding: false,
     },
@@ -167,6 +188,7 @@ export function hostsFile(t: Topology): string {
     ['inet', 'inet'],
     ['rp', 'rp'],
     ['server', 'server'],
+    ['attacker', 'attacker'],
   ];
   for (const [name, node] of names)
     for (const fam of ['v4', 'v6'] as const) {

@@ -406,6 +406,43 @@ function progTestRunCtx(
   }));
 }
 
+/**
+ * Run a program once on each packet (one native call for all of them: fuzz tests run millions)
+ * and return the verdicts in order. The output packets are not kept.
+ */
+export function progTestRunBatch(handle: ObjHandle, prog: string, packets: readonly Buffer[]): Result<Int32Array, MpError> {
+  const lens = new Uint32Array(packets.length);
+  packets.forEach((p, i) => void (lens[i] = p.length));
+  const verdicts = new Int32Array(Math.max(1, packets.length));
+  const data = Buffer.concat(packets);
+  return call(
+    'progTestRunBatch',
+    'mp_prog_test_run_batch',
+    [I32, S, BUF, BUF, U32, BUF],
+    [handle, prog, data.length ? data : Buffer.alloc(1), Buffer.from(lens.buffer, 0, Math.max(4, lens.byteLength)), packets.length, Buffer.from(verdicts.buffer)],
+  ).map(() => verdicts.subarray(0, packets.length));
+}
+
+// ---- packet capture ----------------------------------------------------------------------------
+
+/**
+ * The frames `ifname` sends and receives during `timeoutMs` (at most `maxFrames`), Ethernet
+ * header included. Blocks the calling thread meanwhile; acts in its namespace (withNetns).
+ */
+export function capture(ifname: string, timeoutMs: number, maxFrames = 10_000, capacity = 16 << 20): Result<Buffer[], MpError> {
+  const buf = Buffer.alloc(capacity);
+  const lens = new Uint32Array(maxFrames);
+  return call('capture', 'mp_capture', [S, U32, U32, BUF, U32, BUF], [ifname, timeoutMs, maxFrames, buf, capacity, Buffer.from(lens.buffer)]).map((n) => {
+    const out: Buffer[] = [];
+    let off = 0;
+    for (let i = 0; i < n; i++) {
+      out.push(Buffer.from(buf.subarray(off, off + lens[i]!)));
+      off += lens[i]!;
+    }
+    return out;
+  });
+}
+
 // ---- ethtool -----------------------------------------------------------------------------------
 
 /** Switch an offload on/off on an interface of the calling thread's namespace. */

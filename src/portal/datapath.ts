@@ -13,6 +13,7 @@ import { ipFamily } from '../netlink/ip.js';
 import { packagePath } from '../paths.js';
 import { innerMtu as innerMtuOf, overhead } from '../plan/mtu.js';
 import type { LinkStatePort } from './runtime.js';
+import { mapKeysPort, type KeysPort } from './keys-port.js';
 
 export const objectPath = (): string => process.env.MPCTL_BPF_OBJ ?? packagePath('build', 'bpf', 'mpctl.o');
 
@@ -26,13 +27,15 @@ export interface LoopConfig {
 }
 export interface Datapath {
   handle: ObjHandle;
-  maps: Record<'config' | 'links' | 'endpoints' | 'sched' | 'stats' | 'rx' | 'drops' | 'loop', MapFd>;
+  maps: Record<'config' | 'links' | 'endpoints' | 'sched' | 'stats' | 'rx' | 'drops' | 'loop' | 'txKey' | 'rxKeys' | 'replay', MapFd>;
   /** LP: the outer source address of each link id */
   sources: Map<number, string>;
   innerMtu: number;
   /** Turns the segmentation loop on in the config (after the plan created its devices). */
   setLoop(loop: LoopConfig): Result<void, MpError>;
   linkStatePort(): LinkStatePort;
+  /** the session keys' maps (keys-port.ts) */
+  keysPort(): KeysPort;
   close(): void;
 }
 
@@ -52,6 +55,9 @@ export function portalMaps(h: ObjHandle): Result<Datapath['maps'], MpError> {
     rx: 'mp_rx',
     drops: 'mp_drops',
     loop: 'mp_loop_stats',
+    txKey: abi.MAPS.txKey.name,
+    rxKeys: abi.MAPS.rxKeys.name,
+    replay: abi.MAPS.replay.name,
   } as const;
   const out: Partial<Datapath['maps']> = {};
   for (const [k, n] of Object.entries(names)) {
@@ -108,7 +114,10 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
   if (wan.isErr()) return fail(wan.error);
   const config: abi.MpConfig = {
     role: cfg.role === 'local' ? abi.MP_ROLE_LOCAL : abi.MP_ROLE_REMOTE,
-    flags: (cfg.role === 'remote' && cfg.singleInterface ? abi.MP_CFG_SINGLE_IF : 0) | abi.MP_CFG_DEC_TTL,
+    flags:
+      (cfg.role === 'remote' && cfg.singleInterface ? abi.MP_CFG_SINGLE_IF : 0) |
+      abi.MP_CFG_DEC_TTL |
+      (cfg.auth.mode === 'insecure-no-auth' ? abi.MP_CFG_NO_AUTH : 0),
     lanIfindex: lan.value,
     wanIfindex: wan.value,
     port: cfg.port,
@@ -149,7 +158,7 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
         if (!cur.value) return err({ kind: 'Bug', message: `link ${id} missing from mp_links` });
         const l = abi.decodeLink(cur.value);
         if (l.ifindex === 0) return ok(undefined); // never configured (RP: not learned yet)
-        l.state = s === 'up' ? abi.MP_LINK_UP : abi.MP_LINK_DOWN;
+        l.state = s === 'up' ? abi.MP_LINK_UP : s === 'admin-down' ? abi.MP_LINK_ADMIN_DOWN : abi.MP_LINK_DOWN;
         return write(maps.value.links, id, abi.encodeLink(l));
       },
       learn: (id, from, est) => {
@@ -189,6 +198,10 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
       owdUs: (id) => readLink(id).map((l) => (l && l.ifindex !== 0 ? l.owdUs : null)),
       sched: () => mapLookup(maps.value.sched, abi.mapKey(0), abi.MP_SCHED_SIZE).map((b) => (b ? abi.decodeSched(b) : null)),
     }),
+    keysPort: () => {
+      const fds = { tx: maps.value.txKey, rx: maps.value.rxKeys, replay: maps.value.replay };
+      return mapKeysPort((m, i, v) => write(fds[m], i, v));
+    },
     close: () => void bpfClose(h.value),
   };
   return ok(dp);

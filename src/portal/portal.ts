@@ -1,10 +1,10 @@
 // `mpctl up` / `mpctl down` for one portal: config → plan → apply → run, and back.
 //
-//   up:   stale record? clean it · plan from config + the interfaces' addresses and MTUs · load
+//   up:   read the private key · stale record? clean it · plan from config + the interfaces' addresses and MTUs · load
 //         the BPF object (maps pinned) · write its config/link maps · apply the plan (routes,
 //         rules, neighbour proxies, sysctls, GRO off, the segmentation loop, clsact, filters)
-//         recording an undo log · turn the loop on in the config · start probes/liveness ·
-//         "portal up"
+//         recording an undo log · turn the loop on in the config · start the handshake,
+//         probes and liveness · "portal up"
 //   down: stop the loop · revert the undo log newest first · unpin · forget the record
 // A failed `up` reverts what it did; `up` of a running instance is a no-op.
 import { rm, writeFile } from 'node:fs/promises';
@@ -20,7 +20,8 @@ import { loadPolicy } from '../plan/policy.js';
 import type { Plan } from '../plan/types.js';
 import { applyPlan, revertAll, type FilterPort, type Undo } from './apply.js';
 import { openDatapath, type Datapath } from './datapath.js';
-import { startLocal, startRemote, type Runtime } from './runtime.js';
+import { startLocal, startRemote, type AuthSetup, type Runtime } from './runtime.js';
+import { loadStaticKeys } from './auth.js';
 import { publishFile, type Published } from './status.js';
 import { BPFFS_ROOT, pinDir as pinDirOf, readPortalState, removePortalState, writePortalState, type PortalState } from './state.js';
 
@@ -76,6 +77,9 @@ async function cleanup(rt: Rtnl, st: PortalState, dp: Datapath | null): Promise<
 }
 
 export async function portalUp(cfg: PortalConfig, configFile: string, log: Log): Promise<Result<RunningPortal | 'already-up', MpError>> {
+  // a key problem is found before anything changes
+  const keys = await loadStaticKeys(cfg);
+  if (keys.isErr()) return err(keys.error);
   const prev = await readPortalState(cfg.instance);
   const rtR = openRtnl(null);
   if (rtR.isErr()) return err(rtR.error);
@@ -141,15 +145,25 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
     return fail(loopOn.error);
   }
   const statePort = dp.value.linkStatePort();
+  const authSetup: AuthSetup = {
+    local: keys.value,
+    peer: cfg.auth.mode === 'authenticated' ? Buffer.from(cfg.auth.peerPublicKey, 'base64') : null,
+    keys: dp.value.keysPort(),
+  };
   const runtime =
-    cfg.role === 'local' ? await startLocal(cfg, dp.value.sources, statePort, log) : await startRemote(cfg, statePort, log);
+    cfg.role === 'local' ? await startLocal(cfg, dp.value.sources, statePort, authSetup, log) : await startRemote(cfg, statePort, authSetup, log);
   if (runtime.isErr()) {
     await cleanup(rt, state, dp.value);
     return fail(runtime.error);
   }
   // publish the loop's view for `mpctl status` (read-only, from any shell)
   const publish = setInterval(() => {
-    const published: Published = { links: runtime.value.status(), feedback: runtime.value.feedback(), badControl: runtime.value.badControl() };
+    const published: Published = {
+      links: runtime.value.status(),
+      feedback: runtime.value.feedback(),
+      badControl: runtime.value.badControl(),
+      security: runtime.value.security(),
+    };
     void writeFile(publishFile(cfg.instance), JSON.stringify(published)).catch(() => {});
   }, 250);
   let stopped = false;

@@ -1,8 +1,10 @@
-// The portal's running loop: probes on every link, liveness → link state in the BPF maps,
-// (on the RP) learning each link's endpoint and estimates from the LP's probes, and congestion
-// control (cc.ts: feedback out every 20 ms on the fastest up link, feedback in → each link's
-// rate and delay in mp_links). Data packets never come here; only control messages that decap
-// passes up to these UDP sockets.
+// The portal's running loop: the handshake (handshake-loop.ts: the LP initiates, the RP
+// answers), probes on every link, liveness → link state in the BPF maps, (on the RP) learning
+// each link's endpoint and estimates from the LP's authenticated probes, and congestion control
+// (cc.ts: feedback out every 20 ms on the fastest up link, feedback in → each link's rate and
+// delay in mp_links). Data packets never come here; only control messages that decap passes up
+// to these UDP sockets. Probes and feedback are signed on the way out and checked on the way in
+// (auth.ts); without a session no probe is sent, so every link stays down.
 import { createSocket, type Socket, type RemoteInfo } from 'node:dgram';
 import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
@@ -10,12 +12,18 @@ import type { LocalConfig, RemoteConfig } from '../config/types.js';
 import { ipFamily } from '../netlink/ip.js';
 import { livenessChanges, type LinkLiveness, type LivenessParams } from './liveness.js';
 import { decodeProbe, encodeProbe, type Probe } from './probe.js';
-import { decodeHdr, MP_CARRIER_IP, MP_CARRIER_UDP, MP_HDR_LEN, MP_T_FEEDBACK, MP_T_PROBE } from '../datapath/abi.js';
+import { decodeHdr, MP_CARRIER_IP, MP_CARRIER_UDP, MP_HDR_LEN, MP_MAX_LINKS, MP_T_COOKIE, MP_T_FEEDBACK, MP_T_HS_INIT, MP_T_HS_RESP, MP_T_PROBE } from '../datapath/abi.js';
 import { CcLoop, FEEDBACK_INTERVAL_MS, type CcCounters, type CcDatapath, type CcStatus } from './cc.js';
+import type { StaticKeys } from '../security/keys.js';
+import { INSECURE_WARNING, PortalAuth } from './auth.js';
+import { Initiator, Responder } from './handshake-loop.js';
+import type { KeysPort } from './keys-port.js';
+import type { SecurityStatus } from './security-status.js';
 
 /** What the loop changes in the data path (datapath.ts implements it over the pinned maps). */
 export interface LinkStatePort extends CcDatapath {
-  setState(linkId: number, state: LinkLiveness): Result<void, MpError>;
+  /** liveness, or the operator's administrative down (MP_LINK_ADMIN_DOWN) */
+  setState(linkId: number, state: LinkLiveness | 'admin-down'): Result<void, MpError>;
   /** RP: a probe told us where link `linkId` is and what the LP estimates for it */
   learn(linkId: number, from: { address: string; port: number }, est: { rateBps: bigint; owdUs: number; metric: number; carrier: number }): Result<void, MpError>;
   /** the congestion controller's rate and delay for our sending direction on link `linkId`
@@ -40,8 +48,31 @@ export interface Runtime {
   badControl(): number;
   /** feedback messages sent, taken, duplicate, malformed */
   feedback(): CcCounters;
+  /** keys, session and handshake counters */
+  security(): SecurityStatus;
+  /** Takes a link administratively down (MP_LINK_ADMIN_DOWN: liveness leaves it so) or back. */
+  setAdmin(linkId: number, down: boolean): Result<void, MpError>;
   stop(): Promise<void>;
 }
+
+/** What the loop needs for authentication: the static keys (null with insecure_no_auth), the
+ * peer's public key and where session keys go. */
+export interface AuthSetup {
+  local: StaticKeys | null;
+  /** the peer's public key, raw (null with insecure_no_auth) */
+  peer: Buffer | null;
+  keys: KeysPort;
+}
+
+function portalAuth(a: AuthSetup, log: Log): PortalAuth {
+  if (!a.local || !a.peer) {
+    log(INSECURE_WARNING);
+    return new PortalAuth('insecure-no-auth', a.peer?.toString('base64') ?? '', a.keys, log);
+  }
+  return new PortalAuth('authenticated', a.peer.toString('base64'), a.keys, log);
+}
+
+const isHandshake = (t: number | null) => t === MP_T_HS_INIT || t === MP_T_HS_RESP || t === MP_T_COOKIE;
 
 type Log = (msg: string, fields?: Record<string, unknown>) => void;
 
@@ -68,6 +99,8 @@ class Tracker {
   readonly rtt = new Map<number, number>();
   readonly sent = new Map<number, number>();
   readonly heard = new Map<number, number>();
+  /** links the operator took down: liveness does not touch them */
+  readonly admin = new Set<number>();
   bad = 0;
 
   constructor(
@@ -88,8 +121,30 @@ class Tracker {
     this.evaluate(); // a link that comes back is used at once
   }
 
+  /** up by liveness and not taken down by the operator */
+  usable(id: number): boolean {
+    return this.state.get(id) === 'up' && !this.admin.has(id);
+  }
+
+  setAdmin(id: number, down: boolean): Result<void, MpError> {
+    if (!this.lastHeard.has(id)) return err({ kind: 'NotFound', what: 'link', message: `no link ${id}` });
+    if (down) {
+      const r = this.port.setState(id, 'admin-down');
+      if (r.isErr()) return r;
+      if (!this.admin.has(id)) this.log(`link ${id} administratively down`, { link: id });
+      this.admin.add(id);
+      return ok(undefined);
+    }
+    if (!this.admin.delete(id)) return ok(undefined);
+    this.log(`link ${id} administratively up`, { link: id });
+    this.state.delete(id); // the next evaluation writes its liveness
+    this.evaluate();
+    return ok(undefined);
+  }
+
   evaluate(): void {
-    for (const [id, s] of livenessChanges(this.state, this.lastHeard, nowMs(), this.params)) {
+    const live = new Map([...this.lastHeard].filter(([id]) => !this.admin.has(id)));
+    for (const [id, s] of livenessChanges(this.state, live, nowMs(), this.params)) {
       const r = this.port.setState(id, s);
       if (r.isErr()) {
         this.log('link state write failed', { link: id, error: r.error });
@@ -113,18 +168,52 @@ class Tracker {
   }
 }
 
-/** LP: one socket per link bound to the link's source address; probes to the RP every interval. */
+/**
+ * A control message that is not a handshake: checked (auth.ts), then feedback goes to the
+ * congestion controller and a probe is returned. Anything else is counted and dropped (null).
+ */
+function takeControl(msg: Buffer, type: number | null, auth: PortalAuth, cc: CcLoop, t: Tracker): Probe | null {
+  if (type !== MP_T_FEEDBACK && type !== MP_T_PROBE) {
+    t.bad++;
+    return null;
+  }
+  if (!auth.check(msg)) return null;
+  if (type === MP_T_FEEDBACK) {
+    if (!cc.onFeedbackPacket(msg)) t.bad++;
+    return null;
+  }
+  const p = decodeProbe(msg);
+  if (!p) t.bad++;
+  return p;
+}
+
+/** LP: one socket per link bound to the link's source address; the handshake and probes to the RP. */
 export async function startLocal(
   cfg: LocalConfig,
   sources: Map<number, string>,
   port: LinkStatePort,
+  authSetup: AuthSetup,
   log: Log,
 ): Promise<Result<Runtime, MpError>> {
   const params = { intervalMs: cfg.probeIntervalMs, missed: 3 };
   const t = new Tracker(cfg.links.map((l) => l.id), port, params, log);
   const cc = new CcLoop(port, log);
+  const auth = portalAuth(authSetup, log);
   for (const l of cfg.links) cc.addLink(l.id, { rateBps: l.rateBps, owdUs: l.delayUs });
   const socks: { id: number; sock: Socket; remote: string }[] = [];
+  // usable links, preferred first: lowest metric, then the fastest static estimate
+  const preferred = [...cfg.links].sort((a, b) => a.metric - b.metric || b.rateBps - a.rateBps).map((l) => l.id);
+  const initiator =
+    auth.authenticated && authSetup.local && authSetup.peer
+      ? new Initiator(auth, authSetup.local, authSetup.peer, {
+          all: cfg.links.map((l) => l.id),
+          up: () => preferred.filter((id) => t.usable(id)),
+          send: (id, msg) => {
+            const s = socks.find((x) => x.id === id);
+            s?.sock.send(msg, cfg.port, s.remote, (e) => void (e ? log('handshake send failed', { link: id, error: e.message }) : undefined));
+          },
+        }, log)
+      : null;
   for (const l of cfg.links) {
     const src = sources.get(l.id);
     const fam = src ? ipFamily(src) : null;
@@ -139,12 +228,15 @@ export async function startLocal(
       return err(s.error);
     }
     s.value.on('message', (msg: Buffer) => {
-      if (msgType(msg) === MP_T_FEEDBACK) {
-        if (!cc.onFeedbackPacket(msg)) t.bad++;
+      const type = msgType(msg);
+      if (isHandshake(type)) {
+        if (initiator) initiator.onMessage(l.id, msg);
+        else t.bad++;
         return;
       }
-      const p = decodeProbe(msg);
-      if (!p || !p.reply || p.linkId !== l.id) {
+      const p = takeControl(msg, type, auth, cc, t);
+      if (!p) return;
+      if (!p.reply || p.linkId !== l.id) {
         t.bad++;
         return;
       }
@@ -156,11 +248,14 @@ export async function startLocal(
   }
   let seq = 0;
   const tick = () => {
+    initiator?.tick();
     seq++;
     for (const { id, sock, remote } of socks) {
       const l = cfg.links[id]!;
       const probe: Probe = { linkId: id, reply: false, metric: l.metric, carrier: l.carrier === 'ip' ? MP_CARRIER_IP : MP_CARRIER_UDP, probeSeq: seq, sentNs: nowNs(), rateBps: BigInt(l.rateBps), owdUs: l.delayUs };
-      sock.send(encodeProbe(probe, nowUs()), cfg.port, remote, (e) => {
+      const signed = auth.sign(encodeProbe(probe, nowUs()));
+      if (!signed) continue; // no session yet: nothing but handshakes goes out
+      sock.send(signed, cfg.port, remote, (e) => {
         if (!e) t.sent.set(id, (t.sent.get(id) ?? 0) + 1);
       });
     }
@@ -171,29 +266,36 @@ export async function startLocal(
   const ids = cfg.links.map((l) => l.id);
   const fbTimer = setInterval(() => {
     cc.tick();
-    const fb = cc.buildFeedback(ids, (id) => t.state.get(id) === 'up');
+    const fb = cc.buildFeedback(ids, (id) => t.usable(id));
     const s = fb && socks.find((x) => x.id === fb.linkId);
-    if (fb && s) s.sock.send(fb.packet, cfg.port, s.remote, (e) => void (e ? undefined : cc.sent()));
+    const signed = fb && s ? auth.sign(fb.packet) : null;
+    if (signed && s) s.sock.send(signed, cfg.port, s.remote, (e) => void (e ? undefined : cc.sent()));
   }, FEEDBACK_INTERVAL_MS);
   return ok({
     status: () => t.status(cc),
     badControl: () => t.bad,
     feedback: () => ({ ...cc.counters }),
+    security: () => auth.status(),
+    setAdmin: (id, down) => t.setAdmin(id, down),
     stop: async () => {
       clearInterval(timer);
       clearInterval(fbTimer);
+      auth.stop();
       await Promise.all(socks.map(({ sock }) => new Promise<void>((r) => sock.close(() => r()))));
     },
   });
 }
 
-/** RP: sockets on the tunnel port (both families); answers probes and learns links from them. */
-export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, log: Log): Promise<Result<Runtime, MpError>> {
+/** RP: sockets on the tunnel port (both families); answers handshakes and probes, learns links
+ * from authenticated probes. */
+export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSetup: AuthSetup, log: Log): Promise<Result<Runtime, MpError>> {
   const params = { intervalMs: cfg.probeIntervalMs, missed: 3 };
-  const t = new Tracker(Array.from({ length: 16 }, (_, i) => i), port, params, log);
+  const t = new Tracker(Array.from({ length: MP_MAX_LINKS }, (_, i) => i), port, params, log);
   // links the RP never heard of stay "down" silently: only report ids seen at least once
   const seen = new Set<number>();
   const cc = new CcLoop(port, log);
+  const auth = portalAuth(authSetup, log);
+  const responder = auth.authenticated && authSetup.local && authSetup.peer ? new Responder(auth, authSetup.local, authSetup.peer, log) : null;
   // where each link's probes come from: the feedback goes back there
   const endpoints = new Map<number, { address: string; port: number; sock: Socket }>();
   const socks: Socket[] = [];
@@ -208,12 +310,14 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, log: L
     }
     s.value.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
       const type = msgType(msg);
-      if (type === MP_T_FEEDBACK) {
-        if (!cc.onFeedbackPacket(msg)) t.bad++;
+      if (type === MP_T_HS_INIT && responder) {
+        responder.onInitiation(msg, rinfo.address, rinfo.port, (b) => s.value.send(b, rinfo.port, rinfo.address));
         return;
       }
-      const p = type === MP_T_PROBE ? decodeProbe(msg) : null;
-      if (!p || p.reply) {
+      // nothing below (learning the link's endpoint included) happens for a forged message
+      const p = takeControl(msg, type, auth, cc, t);
+      if (!p) return;
+      if (p.reply) {
         t.bad++;
         return;
       }
@@ -225,11 +329,13 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, log: L
         log('learning link failed', { link: p.linkId, error: l.error });
         return;
       }
+      if (t.admin.has(p.linkId) && !seen.has(p.linkId)) t.setAdmin(p.linkId, true); // taken down before it was learned
       seen.add(p.linkId);
       cc.addLink(p.linkId, { rateBps: Number(p.rateBps), owdUs: p.owdUs });
       endpoints.set(p.linkId, { address: rinfo.address, port: rinfo.port, sock: s.value });
       t.hear(p.linkId);
-      s.value.send(encodeProbe({ ...p, reply: true }, nowUs()), rinfo.port, rinfo.address);
+      const reply = auth.sign(encodeProbe({ ...p, reply: true }, nowUs()));
+      if (reply) s.value.send(reply, rinfo.port, rinfo.address);
     });
     s.value.on('error', (e) => log('socket error', { error: e.message }));
     socks.push(s.value);
@@ -237,17 +343,21 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, log: L
   const timer = setInterval(() => t.evaluate(), params.intervalMs);
   const fbTimer = setInterval(() => {
     cc.tick();
-    const fb = cc.buildFeedback([...seen], (id) => t.state.get(id) === 'up' && endpoints.has(id));
+    const fb = cc.buildFeedback([...seen], (id) => t.usable(id) && endpoints.has(id));
     const ep = fb && endpoints.get(fb.linkId);
-    if (fb && ep) ep.sock.send(fb.packet, ep.port, ep.address, (e) => void (e ? undefined : cc.sent()));
+    const signed = fb && ep ? auth.sign(fb.packet) : null;
+    if (signed && ep) ep.sock.send(signed, ep.port, ep.address, (e) => void (e ? undefined : cc.sent()));
   }, FEEDBACK_INTERVAL_MS);
   return ok({
     status: () => t.status(cc).filter((s) => seen.has(s.id)),
     badControl: () => t.bad,
     feedback: () => ({ ...cc.counters }),
+    security: () => auth.status(),
+    setAdmin: (id, down) => t.setAdmin(id, down),
     stop: async () => {
       clearInterval(timer);
       clearInterval(fbTimer);
+      auth.stop();
       await Promise.all(socks.map((s) => new Promise<void>((r) => s.close(() => r()))));
     },
   });

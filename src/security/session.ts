@@ -14,10 +14,19 @@
 
 import type { Session } from './handshake.js';
 
-/** The LP starts a new handshake when its session is this old. */
-export const REKEY_AFTER_MS = 120_000;
 /** No session is used after this age, for sending or receiving. */
 export const REJECT_AFTER_MS = 180_000;
+/**
+ * The LP starts a new handshake when its session is this old: 120 s. For tests only, the
+ * environment variable MPCTL_REKEY_AFTER_MS (read once, at start) shortens it to anything from
+ * 1000 ms (the lab's rekey test runs a flow across several rekeys); other values are ignored.
+ */
+export const REKEY_AFTER_MS = rekeyAfterMs(process.env.MPCTL_REKEY_AFTER_MS);
+
+export function rekeyAfterMs(env: string | undefined): number {
+  const v = env === undefined || !/^\d+$/.test(env) ? NaN : Number(env);
+  return v >= 1000 && v <= 120_000 ? v : 120_000;
+}
 /** A replaced session still receives this long (packets in flight on the slowest link). */
 export const GRACE_MS = 10_000;
 /** The initiator retries after this long without a response; an older answer is stale. */

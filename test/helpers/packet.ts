@@ -7,6 +7,7 @@
 
 import { ipFamily, ipToBuffer, bufferToIp } from '../../src/netlink/ip.js';
 import { encodeHdr, MP_T_DATA, type MpHdr } from '../../src/datapath/abi.js';
+import { sign } from '../../src/security/mac.js';
 
 export const ETH_P_IP = 0x0800;
 export const ETH_P_IPV6 = 0x86dd;
@@ -269,13 +270,22 @@ export interface MpPacketSpec {
   dport?: number;
   ipProto?: number;
   hdr?: Partial<MpHdr>;
-  /** The inner IP packet (no Ethernet header). */
+  /** The inner IP packet (no Ethernet header), or a control message's body. */
   inner: Buffer;
+  /** Sign it (src/security/mac.ts): key id and tag, over the header's seq (default 0). */
+  key?: PacketKey;
+}
+
+/** A session key as a test signs with it. */
+export interface PacketKey {
+  id: number;
+  key: Buffer;
 }
 
 /** An mpctl packet as a peer portal sends it: outer IP (+ UDP) + mp_hdr + inner. */
 export function mpPacket(m: MpPacketSpec, e: EthSpec = {}): Buffer {
   const payload = Buffer.concat([encodeHdr({ type: MP_T_DATA, ...m.hdr }), m.inner]);
+  if (m.key) sign(payload, m.key.key, m.key.id, m.hdr?.seq ?? 0);
   const l4 =
     (m.carrier ?? 'udp') === 'udp'
       ? udp({ sport: m.sport ?? 40001, dport: m.dport ?? 5555, payload, noChecksum: ipFamily(m.outer.src) === 4 })

@@ -1,0 +1,173 @@
+// The handshake on the wire (handshake.ts does the cryptography, session.ts the timers).
+//
+// LP (Initiator): an initiation is due with no session, at REKEY_AFTER_MS, every
+// HANDSHAKE_TIMEOUT_MS without an answer, and when every link has gone silent under a session
+// older than HANDSHAKE_TIMEOUT_MS (the RP restarted and lost it). Links are down until probes
+// flow and probes need a session, so the first initiation and every retry go out on every link;
+// a rekey while links are up goes on the preferred up link only (lowest metric, then fastest).
+// All copies are one initiation (one ephemeral key, one timestamp); only mac2 differs, since a
+// cookie is bound to the link's source address. The first response completes it; a cookie
+// reply is stored for its link and the initiation re-sent there at once with mac2.
+//
+// RP (Responder): under load (more initiations per second than LoadMeter allows) an initiation
+// without a valid mac2 gets a cookie reply and no X25519 work, and each source is rate-limited
+// (cookie.ts). An accepted initiation's session is pending until the LP's first authenticated
+// control message under its key id (auth.ts). The answer goes back where the initiation came
+// from. Copies of the accepted initiation arriving on other links (within HANDSHAKE_TIMEOUT_MS,
+// at most one per link) get the same response again: a response lost on one link does not cost
+// a retry, and nobody gets more than MAX_LINKS answers of 112 bytes per 168-byte initiation.
+import { randomInt } from 'node:crypto';
+import { decodeHdr, MP_MAX_LINKS, MP_T_COOKIE, MP_T_HS_RESP } from '../datapath/abi.js';
+import { consumeCookieReply, cookieUsable, freshCookieSecret, LoadMeter, RateLimiter, sourceId, type Cookie, type CookieSecret } from '../security/cookie.js';
+import { consumeInitiation, consumeResponse, createInitiation, describeHandshakeError, newPeer, type HandshakeError, type InitiatorState, type PeerState } from '../security/handshake.js';
+import type { StaticKeys } from '../security/keys.js';
+import { INIT, mac2Of } from '../security/messages.js';
+import { handshakeDue, HANDSHAKE_TIMEOUT_MS, nextKeyId } from '../security/session.js';
+import type { PortalAuth } from './auth.js';
+
+type Log = (msg: string, fields?: Record<string, unknown>) => void;
+
+function refused(auth: PortalAuth, log: Log, e: HandshakeError, fields: Record<string, unknown> = {}): void {
+  auth.reject(e.kind);
+  // floods are counted, not logged one by one
+  if (e.kind !== 'cookie-required' && e.kind !== 'rate-limited' && e.kind !== 'bad-mac1') log(`handshake refused: ${describeHandshakeError(e)}`, fields);
+}
+
+export interface InitiatorLinks {
+  /** every link id, in config order */
+  all: number[];
+  /** usable links, preferred first (empty: none is up) */
+  up(): number[];
+  send(linkId: number, msg: Buffer): void;
+}
+
+export class Initiator {
+  private state: InitiatorState | null = null;
+  private lastInitiationAt: number | null = null;
+  private lastTimestamp: Buffer | null = null;
+  private readonly cookies = new Map<number, Cookie>();
+  private readonly seed = randomInt(1, 256);
+
+  constructor(
+    private readonly auth: PortalAuth,
+    private readonly local: StaticKeys,
+    private readonly peerPublic: Buffer,
+    private readonly links: InitiatorLinks,
+    private readonly log: Log,
+  ) {}
+
+  /** Called every probe interval: sends an initiation when one is due. */
+  tick(): void {
+    const now = this.auth.now();
+    const s = this.auth.current();
+    const up = this.links.up();
+    const lost = s.current !== null && up.length === 0 && now - s.current.createdAt >= HANDSHAKE_TIMEOUT_MS;
+    const retryOk = this.lastInitiationAt === null || now - this.lastInitiationAt >= HANDSHAKE_TIMEOUT_MS || now < this.lastInitiationAt;
+    if (!handshakeDue(s, this.lastInitiationAt, now) && !(lost && retryOk)) return;
+    const retry = this.state !== null;
+    const { message, state } = createInitiation(this.local, this.peerPublic, now, undefined, {
+      keyId: nextKeyId(s, this.seed),
+      after: this.lastTimestamp,
+      linkId: up[0] ?? this.links.all[0] ?? 0,
+    });
+    this.state = state;
+    this.lastTimestamp = state.timestamp;
+    this.lastInitiationAt = now;
+    const on = retry || up.length === 0 ? this.links.all : [up[0]!];
+    for (const id of on) this.sendOn(id, message);
+    this.log(`handshake initiation key id ${state.keyId} on link${on.length > 1 ? 's' : ''} ${on.join(',')}`, { keyId: state.keyId, retry });
+  }
+
+  /** A handshake message (response or cookie reply) that arrived on `linkId`. */
+  onMessage(linkId: number, msg: Buffer): void {
+    const type = decodeHdr(msg).type;
+    const st = this.state;
+    if (!st) return; // a copy of a response already taken, or an answer to nothing: ignore
+    const now = this.auth.now();
+    if (type === MP_T_HS_RESP) {
+      const r = consumeResponse(st, msg, now);
+      if (r.isErr()) return refused(this.auth, this.log, r.error, { link: linkId });
+      this.state = null;
+      this.auth.addSession(r.value);
+      return;
+    }
+    if (type === MP_T_COOKIE) {
+      const c = consumeCookieReply(st, msg, now);
+      if (c.isErr()) return refused(this.auth, this.log, c.error, { link: linkId });
+      this.cookies.set(linkId, c.value);
+      this.log('the RP is under load: re-sending the initiation with its cookie', { link: linkId });
+      // the same initiation, now with mac2 for this link's source
+      const again = createInitiation(this.local, this.peerPublic, now, undefined, { keyId: st.keyId, after: this.lastTimestamp, linkId });
+      this.state = again.state;
+      this.lastTimestamp = again.state.timestamp;
+      this.lastInitiationAt = now;
+      this.sendOn(linkId, again.message);
+    }
+  }
+
+  private sendOn(linkId: number, message: Buffer): void {
+    const cookie = this.cookies.get(linkId);
+    let msg = message;
+    if (cookie && cookieUsable(cookie, this.auth.now())) {
+      msg = Buffer.from(message);
+      mac2Of(msg, INIT.mac2, cookie.value).copy(msg, INIT.mac2);
+    }
+    this.auth.counters.initiationsSent++;
+    this.links.send(linkId, msg);
+  }
+}
+
+export class Responder {
+  private peers: Map<string, PeerState>;
+  private secret: CookieSecret | null = null;
+  private readonly load = new LoadMeter();
+  private readonly limiter = new RateLimiter();
+  /** the last accepted initiation (up to mac2) and its response */
+  private last: { init: Buffer; response: Buffer; at: number; sources: Set<string> } | null = null;
+
+  constructor(
+    private readonly auth: PortalAuth,
+    private readonly local: StaticKeys,
+    peerPublic: Buffer,
+    private readonly log: Log,
+  ) {
+    const p = newPeer(peerPublic);
+    this.peers = new Map([[p.publicB64, p]]);
+  }
+
+  /** An initiation from `address`:`port`; `reply` sends back there. */
+  onInitiation(msg: Buffer, address: string, port: number, reply: (b: Buffer) => void): void {
+    const now = this.auth.now();
+    this.auth.counters.initiationsReceived++;
+    const source = sourceId(address, port);
+    const l = this.last;
+    if (l && msg.length === INIT.size && now - l.at < HANDSHAKE_TIMEOUT_MS && l.init.equals(msg.subarray(0, INIT.mac2))) {
+      // a copy that came over another link
+      if (!l.sources.has(source) && l.sources.size < MP_MAX_LINKS) {
+        l.sources.add(source);
+        this.auth.counters.responsesSent++;
+        reply(l.response);
+      }
+      return;
+    }
+    this.load.record(now);
+    this.secret = freshCookieSecret(this.secret, now);
+    const r = consumeInitiation(this.local, this.peers, msg, now, {
+      load: { underLoad: this.load.underLoad(now), secret: this.secret, source, limiter: this.limiter },
+    });
+    if (r.isErr()) {
+      if (r.error.kind === 'cookie-required') {
+        this.auth.counters.cookiesSent++;
+        reply(r.error.reply);
+      }
+      return refused(this.auth, this.log, r.error, { from: source });
+    }
+    const a = r.value;
+    this.peers.set(a.peer.publicB64, a.peer);
+    // the receive key goes into the data path before the LP can use it
+    this.auth.addSession(a.session);
+    this.last = { init: Buffer.from(msg.subarray(0, INIT.mac2)), response: a.response, at: now, sources: new Set([source]) };
+    this.auth.counters.responsesSent++;
+    reply(a.response);
+  }
+}

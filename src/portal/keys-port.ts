@@ -1,0 +1,73 @@
+// The session keys in the data path: what session.ts keysToInstall says the maps must hold,
+// written into mp_tx_key[0] and mp_rx_keys[key_id] (bpf/mp.h), with the replay windows of a
+// key id zeroed before a new key goes into its slot (a new session starts a fresh window) and
+// slots no longer listed cleared. Expiry: session.ts works on the Date.now() clock, the maps on
+// CLOCK_MONOTONIC (bpf_ktime_get_ns, process.hrtime.bigint()): `until` is converted at write.
+//
+// Order of writes: receive keys first (a key the peer may already use is accepted before
+// anything sends with the new one), the send key last.
+import { ok, type Result } from 'neverthrow';
+import type { MpError } from '../errors.js';
+import * as abi from '../datapath/abi.js';
+import type { KeySlot, KeyTable } from '../security/session.js';
+
+export interface KeysPort {
+  /** Makes the key maps hold `t` (idempotent). */
+  install(t: KeyTable): Result<void, MpError>;
+}
+
+export type KeyMap = 'tx' | 'rx' | 'replay';
+export interface KeyWrite {
+  map: KeyMap;
+  index: number;
+  value: Buffer;
+}
+
+/** What the maps hold, per slot: the key bytes and when it expires (wall ms). */
+export interface Installed {
+  tx: KeySlot | null;
+  rx: ReadonlyMap<number, KeySlot>;
+}
+export const NOTHING_INSTALLED: Installed = { tx: null, rx: new Map() };
+
+const same = (a: KeySlot | null | undefined, b: KeySlot | null | undefined) =>
+  a === b || (!!a && !!b && a.keyId === b.keyId && a.until === b.until && a.key.equals(b.key));
+
+/** The map writes that take the maps from `prev` to `t`, at wall time `nowMs` = monotonic `monoNs`. */
+export function keyWrites(prev: Installed, t: KeyTable, nowMs: number, monoNs: bigint): { writes: KeyWrite[]; installed: Installed } {
+  const expires = (until: number) => monoNs + BigInt(Math.max(0, Math.round(until - nowMs))) * 1_000_000n;
+  const encode = (s: KeySlot) => abi.encodeKey({ key: s.key, expiresNs: expires(s.until), id: s.keyId, valid: true });
+  const writes: KeyWrite[] = [];
+  const rx = new Map<number, KeySlot>();
+  for (const s of t.rx) {
+    rx.set(s.keyId, s);
+    const old = prev.rx.get(s.keyId);
+    if (same(old, s)) continue;
+    if (!old || !old.key.equals(s.key))
+      for (const cls of [abi.MP_REPLAY_DATA, abi.MP_REPLAY_CONTROL]) writes.push({ map: 'replay', index: abi.replayIndex(s.keyId, cls), value: abi.emptyReplay() });
+    writes.push({ map: 'rx', index: s.keyId, value: encode(s) });
+  }
+  for (const id of prev.rx.keys()) if (!rx.has(id)) writes.push({ map: 'rx', index: id, value: abi.encodeKey(abi.NO_KEY) });
+  if (!same(prev.tx, t.tx)) writes.push({ map: 'tx', index: 0, value: t.tx ? encode(t.tx) : abi.encodeKey(abi.NO_KEY) });
+  return { writes, installed: { tx: t.tx, rx } };
+}
+
+/** A KeysPort over the pinned maps; `write` is mapUpdate on the right fd. */
+export function mapKeysPort(write: (map: KeyMap, index: number, value: Buffer) => Result<void, MpError>): KeysPort {
+  let installed = NOTHING_INSTALLED;
+  return {
+    install: (t) => {
+      const w = keyWrites(installed, t, Date.now(), process.hrtime.bigint());
+      for (const x of w.writes) {
+        const r = write(x.map, x.index, x.value);
+        if (r.isErr()) {
+          // what is in the maps now is unknown: rewrite everything next time
+          installed = { tx: null, rx: new Map([...installed.rx.keys()].map((id) => [id, { keyId: id, key: Buffer.alloc(0), until: 0 }])) };
+          return r;
+        }
+      }
+      installed = w.installed;
+      return ok(undefined);
+    },
+  };
+}

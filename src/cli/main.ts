@@ -3,8 +3,9 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { labCommand } from './commands/lab.js';
-import { downCommand, statusCommand, upCommand } from './commands/portal.js';
+import { attachCommand, downCommand, linkCommand, statusCommand, upCommand } from './commands/portal.js';
 import { genkeyCommand, pubkeyCommand } from './commands/keys.js';
+import { configCommand } from './commands/config.js';
 
 await yargs(hideBin(process.argv))
   .scriptName('mpctl')
@@ -12,9 +13,12 @@ await yargs(hideBin(process.argv))
   .command(upCommand)
   .command(downCommand)
   .command(statusCommand)
+  .command(attachCommand)
+  .command(linkCommand)
   .command(labCommand)
   .command(genkeyCommand)
   .command(pubkeyCommand)
+  .command(configCommand)
   .demandCommand(1, 'give a command (mpctl --help lists them)')
   .strict()
   .parserConfiguration({ 'populate--': true })

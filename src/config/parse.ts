@@ -38,7 +38,7 @@ export const DEFAULTS = {
   budget: 0,
 } as const;
 
-const COMMON_KEYS = ['role', 'instance', 'port', 'client', 'ip_proto', 'probe_interval', 'private_key', 'peer_public_key', 'insecure_no_auth'];
+const COMMON_KEYS = ['role', 'instance', 'port', 'client', 'ip_proto', 'probe_interval', 'private_key', 'peer_public_key', 'insecure_no_auth', 'metrics_listen'];
 const LOCAL_KEYS = [...COMMON_KEYS, 'lan', 'gateway', 'remote', 'link'];
 const REMOTE_KEYS = [...COMMON_KEYS, 'wan', 'forward', 'single_interface', 'reserved_ports'];
 const LINK_KEYS = ['name', 'interface', 'gateway', 'source', 'carrier', 'metric', 'rate', 'delay', 'budget'];
@@ -90,6 +90,7 @@ export function parseConfig(raw: unknown, source: string): R<PortalConfig> {
       ipProto: yield* ipProto(raw.ip_proto),
       probeIntervalMs: yield* probeInterval(raw.probe_interval),
       auth: yield* authConfig(raw, role),
+      ...(raw.metrics_listen === undefined ? {} : { metricsListen: yield* metricsListen(raw.metrics_listen) }),
     };
     return role === 'local' ? localConfig(raw, common) : remoteConfig(raw, common);
   });
@@ -283,6 +284,17 @@ function authConfig(raw: Table, role: 'local' | 'remote'): R<AuthConfig> {
   if (peer === undefined)
     return bad('peer_public_key', peer, `is required: ${peerRole} public key in base64 (mpctl pubkey < its key file)`);
   return ok({ mode: 'authenticated', privateKeyFile: file, peerPublicKey: peer });
+}
+
+/** `"127.0.0.1:9472"` or `"[::1]:9472"`: an address literal (no names: nothing to resolve at up) and a port. */
+function metricsListen(v: unknown): R<{ host: string; port: number }> {
+  const m = typeof v === 'string' ? /^(?:\[([^\]]+)\]|([^:\[\]]+)):(\d{1,5})$/.exec(v) : null;
+  const host = m ? canonicalAddress(m[1] ?? m[2]) : undefined;
+  const port = m ? Number(m[3]) : 0;
+  if (!m || !host || port < 1 || port > 65535)
+    return bad('metrics_listen', v, 'must be "address:port" with an IP address, e.g. "127.0.0.1:9472" or "[::1]:9472"');
+  if (host.family === 6 && !m[1]) return bad('metrics_listen', v, 'an IPv6 address needs brackets: "[::1]:9472"');
+  return ok({ host: host.address, port });
 }
 
 function ifname(path: string, v: unknown): R<string> {

@@ -55,6 +55,8 @@ interface Common {
   probeIntervalMs: number;
   /** keys and the handshake (src/portal/auth.ts) */
   auth: AuthConfig;
+  /** Prometheus endpoint (`metrics_listen = "127.0.0.1:9472"`); absent: off */
+  metricsListen?: { host: string; port: number };
 }
 
 /**

@@ -10,10 +10,15 @@ import { isAlive } from '../lab/namespaces.js';
 import type { LinkRuntimeStatus } from './runtime.js';
 import type { CcCounters, CcStatus } from './cc.js';
 import { portalDir, readPortalState } from './state.js';
+import { loadConfig } from '../config/parse.js';
 import type { SecurityStatus } from './security-status.js';
 
 export interface LinkStatus {
   id: number;
+  /** the link's name and interface from the portal's config (LP); null on the RP, which only
+   *  knows links by id */
+  name: string | null;
+  interface: string | null;
   state: 'up' | 'down' | 'admin-down' | 'unused';
   metric: number;
   rateBps: number;
@@ -29,6 +34,10 @@ export interface LinkStatus {
 }
 
 export interface PortalStatus {
+  /** schema version of this object (docs/status-json.md); bumped only on incompatible changes */
+  version: 1;
+  /** when this snapshot was read, ms since the epoch */
+  time: number;
   instance: string;
   role: 'local' | 'remote';
   pid: number;
@@ -44,7 +53,6 @@ export interface PortalStatus {
   badControl: number;
   /** keys, session and handshakes (null: not published yet) */
   security: SecurityStatus | null;
-  text: string;
 }
 
 const STATE_NAMES: Record<number, LinkStatus['state']> = {
@@ -64,6 +72,44 @@ export interface Published {
 
 export const publishFile = (instance: string): string => `${portalDir(instance)}/runtime.json`;
 
+/** The LP's link names from its config file (read-only; a config edited since `up` may differ,
+ *  which is why the id stays the key). The RP learns links by id only. */
+async function linkNames(configFile: string): Promise<Map<number, { name: string; interface: string }>> {
+  const cfg = await loadConfig(configFile);
+  const m = new Map<number, { name: string; interface: string }>();
+  if (cfg.isOk() && cfg.value.role === 'local') for (const l of cfg.value.links) m.set(l.id, { name: l.name, interface: l.interface });
+  return m;
+}
+
+/** The human-readable `mpctl status` text. */
+export function statusText(s: PortalStatus): string {
+  const { loop } = s;
+  return [
+    `portal ${s.instance} (${s.role}) pid ${s.pid}${s.running ? '' : ' NOT RUNNING'} since ${s.startedAt}`,
+    ...s.links.map(
+      (l) =>
+        `  link ${l.id}${l.name ? ` ${l.name}` : ''} ${l.state.padEnd(5)} metric ${l.metric} rate ${(l.rateBps / 1e6).toFixed(1)} Mbit/s owd ${(l.owdUs / 1000).toFixed(1)} ms` +
+        `${l.rttMs === null ? '' : ` rtt ${l.rttMs.toFixed(1)} ms`}  tx ${l.tx.packets} pkts ${l.tx.bytes} B  rx ${l.rx.packets} pkts ${l.rx.bytes} B` +
+        `${l.endpoint ? `  peer ${l.endpoint}` : ''}` +
+        (l.cc
+          ? `\n    cc ${l.cc.phase}${l.cc.stale ? ' (stale)' : ''} bw ${(l.cc.bwBps / 1e6).toFixed(1)} Mbit/s delivered ${(l.cc.deliveryBps / 1e6).toFixed(1)} Mbit/s` +
+            ` queue ${l.cc.queueMs.toFixed(1)} ms rtt ${l.cc.rttMs.toFixed(1)} ms loss ${l.cc.lossPct.toFixed(1)} %`
+          : ''),
+    ),
+    `  drops: ${Object.entries(s.drops).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}`,
+    `  segmentation loop: ${loop.gso} GSO and ${loop.frag} too big sent round, ${loop.back} pieces carried`,
+    ...(s.feedback
+      ? [`  feedback: ${s.feedback.fbSent} sent, ${s.feedback.fbHeard} taken, ${s.feedback.fbDup} duplicate, ${s.feedback.fbBad} malformed`]
+      : []),
+    ...(s.security
+      ? [
+          `  session: ${s.security.mode}${s.security.peer ? ` peer ${s.security.peer}` : ''}${s.security.keyId === null ? '' : ` key ${s.security.keyId}`}` +
+            `${s.security.sessionAgeMs === null ? '' : ` age ${Math.round(s.security.sessionAgeMs / 1000)} s`}, ${s.security.handshakes} handshakes, ${s.security.rekeys} rekeys`,
+        ]
+      : []),
+  ].join('\n');
+}
+
 export async function portalStatus(instance: string): Promise<Result<PortalStatus, MpError>> {
   const st = await readPortalState(instance);
   if (st.isErr()) return err(st.error);
@@ -82,6 +128,7 @@ export async function portalStatus(instance: string): Promise<Result<PortalStatu
     const cpus = numPossibleCpus();
     for (const r of [links, eps, stats, drops, loopStats, cpus]) if (r.isErr()) return err(r.error);
     const ncpu = cpus._unsafeUnwrap();
+    const names = await linkNames(st.value.configFile);
     let runtime: LinkRuntimeStatus[] = [];
     let published: Published | null = null;
     try {
@@ -103,6 +150,8 @@ export async function portalStatus(instance: string): Promise<Result<PortalStatu
       const rt = runtime.find((x) => x.id === id);
       out.push({
         id,
+        name: names.get(id)?.name ?? null,
+        interface: names.get(id)?.interface ?? null,
         state: STATE_NAMES[link.state] ?? 'unused',
         metric: link.metric,
         rateBps: Number(link.rateBps),
@@ -127,25 +176,21 @@ export async function portalStatus(instance: string): Promise<Result<PortalStatu
     const ls = lv.value ? abi.decodeLoopStats(lv.value, ncpu) : { gso: 0n, frag: 0n, back: 0n };
     const loop = { gso: Number(ls.gso), frag: Number(ls.frag), back: Number(ls.back) };
     const running = isAlive(st.value.pid);
-    const text = [
-      `portal ${instance} (${st.value.role}) pid ${st.value.pid}${running ? '' : ' NOT RUNNING'} since ${st.value.startedAt}`,
-      ...out.map(
-        (l) =>
-          `  link ${l.id} ${l.state.padEnd(5)} metric ${l.metric} rate ${(l.rateBps / 1e6).toFixed(1)} Mbit/s owd ${(l.owdUs / 1000).toFixed(1)} ms` +
-          `${l.rttMs === null ? '' : ` rtt ${l.rttMs.toFixed(1)} ms`}  tx ${l.tx.packets} pkts ${l.tx.bytes} B  rx ${l.rx.packets} pkts ${l.rx.bytes} B` +
-          `${l.endpoint ? `  peer ${l.endpoint}` : ''}` +
-          (l.cc
-            ? `\n    cc ${l.cc.phase}${l.cc.stale ? ' (stale)' : ''} bw ${(l.cc.bwBps / 1e6).toFixed(1)} Mbit/s delivered ${(l.cc.deliveryBps / 1e6).toFixed(1)} Mbit/s` +
-              ` queue ${l.cc.queueMs.toFixed(1)} ms rtt ${l.cc.rttMs.toFixed(1)} ms loss ${l.cc.lossPct.toFixed(1)} %`
-            : ''),
-      ),
-      `  drops: ${Object.entries(dropCounts).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}`,
-      `  segmentation loop: ${loop.gso} GSO and ${loop.frag} too big sent round, ${loop.back} pieces carried`,
-      ...(published?.feedback
-        ? [`  feedback: ${published.feedback.fbSent} sent, ${published.feedback.fbHeard} taken, ${published.feedback.fbDup} duplicate, ${published.feedback.fbBad} malformed`]
-        : []),
-    ].join('\n');
-    return ok({ instance, role: st.value.role, pid: st.value.pid, running, startedAt: st.value.startedAt, links: out, drops: dropCounts, loop, feedback: published?.feedback ?? null, badControl: published?.badControl ?? 0, security: published?.security ?? null, text });
+    return ok({
+      version: 1,
+      time: Date.now(),
+      instance,
+      role: st.value.role,
+      pid: st.value.pid,
+      running,
+      startedAt: st.value.startedAt,
+      links: out,
+      drops: dropCounts,
+      loop,
+      feedback: published?.feedback ?? null,
+      badControl: published?.badControl ?? 0,
+      security: published?.security ?? null,
+    });
   } finally {
     for (const fd of fds) closeFd(fd);
   }

@@ -1,16 +1,34 @@
-// `mpctl up local|remote`, `mpctl down`, `mpctl status`: run a portal in the foreground.
+// `mpctl up local|remote`, `mpctl down`, `mpctl status`, `mpctl attach`, `mpctl link`.
+//
+// `up` on a terminal (stdin and stdout TTYs, no --no-tui) starts the portal as a background
+// process (background.ts) and shows the console (src/tui/) until `q` (stop the portal, tear
+// down) or `d` (detach: the portal keeps running; `mpctl attach` shows the console again,
+// `mpctl down` stops it). Otherwise `up` runs the portal in the foreground with log lines
+// (`time msg key=value ...`), as systemd wants it.
+//
+// Exit codes (src/cli/exit.ts): 0 stopped cleanly or detached · 1 runtime failure or an
+// incomplete teardown · 2 bad usage/config · 3 not found · 4 conflict · 5 not root · 70 bug.
+import { closeSync, writeSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
-import { err, ok } from 'neverthrow';
+import { err, ok, type Result } from 'neverthrow';
+import type { MpError } from '../../errors.js';
+import type { PortalConfig } from '../../config/types.js';
 import { loadConfig } from '../../config/parse.js';
 import { planPortal } from '../../plan/plan.js';
 import { loadPolicy } from '../../plan/policy.js';
 import { renderPlan } from '../../plan/render.js';
 import { openRtnl } from '../../netlink/rtnl.js';
-import { planFacts, portalDown, portalUp } from '../../portal/portal.js';
-import { portalStatus } from '../../portal/status.js';
+import { planFacts, portalDown, portalUp, type RunningPortal } from '../../portal/portal.js';
+import { portalStatus, statusText } from '../../portal/status.js';
+import { readPortalState } from '../../portal/state.js';
+import { controlRequest, serveControl } from '../../portal/control.js';
+import { serveMetrics } from '../../metrics/server.js';
+import { isAlive } from '../../lab/namespaces.js';
+import { runConsole, type ConsolePort } from '../../tui/console.js';
+import { startInBackground } from '../background.js';
 import { run } from '../run.js';
 
-/** Structured log lines for systemd / files: `time level msg key=value ...`. */
+/** Structured log lines for systemd / files: `time msg key=value ...`. */
 function logLine(msg: string, fields: Record<string, unknown> = {}): void {
   const kv = Object.entries(fields)
     .filter(([, v]) => v !== undefined)
@@ -18,55 +36,181 @@ function logLine(msg: string, fields: Record<string, unknown> = {}): void {
   process.stdout.write(`${new Date().toISOString()} ${msg}${kv.length ? ` ${kv.join(' ')}` : ''}\n`);
 }
 
+async function dryRun(cfg: PortalConfig): Promise<Result<number, MpError>> {
+  // the plan needs the interfaces' addresses and MTUs; read them, change nothing
+  const rt = openRtnl(null);
+  if (rt.isErr()) return err(rt.error);
+  const facts = await planFacts(rt.value);
+  rt.value.close();
+  if (facts.isErr()) return err(facts.error);
+  const policy = await loadPolicy();
+  if (policy.isErr()) return err(policy.error);
+  const plan = planPortal(cfg, policy.value, facts.value);
+  if (plan.isErr()) return err(plan.error);
+  for (const l of renderPlan(plan.value, 'up')) console.log(l);
+  return ok(0);
+}
+
+/** The run loop's administrative switch, for the control socket (the loop logs the change). */
+const adminSwitch = (p: RunningPortal) => async (linkId: number, down: boolean) => p.runtime.setAdmin(linkId, down);
+
+/** The portal in this process, until SIGINT/SIGTERM: what systemd and the background process run. */
+async function runForeground(cfg: PortalConfig, configFile: string, readyFd: number | undefined): Promise<Result<number, MpError>> {
+  const up = await portalUp(cfg, configFile, logLine);
+  if (up.isErr()) return err(up.error);
+  if (up.value === 'already-up') {
+    logLine('portal already up', { instance: cfg.instance });
+    return ok(0);
+  }
+  const p = up.value;
+  const control = await serveControl(cfg.instance, { setAdmin: adminSwitch(p) });
+  if (control.isErr()) logLine('control socket unavailable: admin down/up will not work', { error: control.error });
+  const services: { close(): Promise<void> }[] = control.isOk() ? [control.value] : [];
+  if (cfg.metricsListen) {
+    const m = await serveMetrics(cfg.metricsListen, () => portalStatus(cfg.instance));
+    if (m.isErr()) {
+      // asked for explicitly: an endpoint that cannot bind is a failed `up`, not a warning
+      for (const s of services) await s.close();
+      await p.stop();
+      return err(m.error);
+    }
+    services.push(m.value);
+    logLine('metrics', { listen: `${cfg.metricsListen.host.includes(':') ? `[${cfg.metricsListen.host}]` : cfg.metricsListen.host}:${m.value.port}`, path: '/metrics' });
+  }
+  if (readyFd !== undefined) {
+    try {
+      writeSync(readyFd, `ready ${process.pid}\n`);
+      closeSync(readyFd);
+    } catch {
+      /* the console that started us is gone: keep running */
+    }
+  }
+  // run until asked to stop; tear down on SIGINT/SIGTERM
+  const code = await new Promise<number>((resolve) => {
+    const stop = async (sig: string) => {
+      logLine('stopping', { signal: sig });
+      for (const s of services) await s.close();
+      const r = await p.stop();
+      if (r.isErr()) logLine('teardown incomplete', { error: r.error });
+      resolve(r.isErr() ? 1 : 0);
+    };
+    process.once('SIGINT', () => void stop('SIGINT'));
+    process.once('SIGTERM', () => void stop('SIGTERM'));
+  });
+  logLine('portal down', { instance: cfg.instance });
+  return ok(code);
+}
+
+function consolePort(instance: string): ConsolePort {
+  return {
+    snapshot: () => portalStatus(instance),
+    setAdmin: (link, down) => controlRequest(instance, { op: 'admin', link, down }),
+  };
+}
+
+/** The console against the running portal `instance`; `q` stops it, `d` leaves it running. */
+async function attach(instance: string, confirmQuit: boolean): Promise<Result<number, MpError>> {
+  // the terminal going away (SIGHUP) or a SIGTERM to the console: stop as `q` would
+  let signalled: string | null = null;
+  const onSignal = (s: string) => () => {
+    signalled = s;
+  };
+  const handlers = (['SIGHUP', 'SIGTERM'] as const).map((s) => [s, onSignal(s)] as const);
+  for (const [s, h] of handlers) process.once(s, h);
+  const how = await Promise.race([
+    runConsole(consolePort(instance), { confirmQuit }),
+    new Promise<'quit'>((r) => {
+      const t = setInterval(() => signalled && (clearInterval(t), r('quit')), 100);
+    }),
+  ]);
+  for (const [s, h] of handlers) process.off(s, h);
+  if (how === 'detach') {
+    const st = await readPortalState(instance);
+    const pid = st.isOk() ? st.value.pid : '?';
+    process.stdout.write(
+      `portal ${instance} keeps running in the background (pid ${pid}, log /run/mpctl/log/${instance}.log)\n` +
+        `  mpctl attach -i ${instance}    the console again\n  mpctl status -i ${instance}    its state\n  mpctl down -i ${instance}      stop it and tear down\n`,
+    );
+    return ok(0);
+  }
+  process.stdout.write(`stopping portal ${instance}…\n`);
+  const r = await portalDown(instance);
+  if (r.isErr()) return err(r.error);
+  process.stdout.write(`portal ${instance}: down\n`);
+  return ok(0);
+}
+
 export const upCommand: CommandModule = {
-  command: 'up <role>',
-  describe: 'bring up a portal (local: next to the client network; remote: on the server) and run it in the foreground',
+  command: 'up [role]',
+  describe: 'bring up a portal (local: next to the client network; remote: on the server; default: the config\'s role); a console on a terminal, log lines otherwise',
   builder: (y) =>
     y
-      .positional('role', { choices: ['local', 'remote'] as const, demandOption: true })
+      .positional('role', { choices: ['local', 'remote'] as const, describe: 'must match the config\'s role when given' })
       .option('config', { alias: 'c', type: 'string', demandOption: true, describe: 'portal configuration (TOML)' })
       .option('dry-run', { type: 'boolean', default: false, describe: 'print the plan as ip/tc/sysctl lines and change nothing' })
-      .option('tui', { type: 'boolean', default: true, describe: 'interactive view on a terminal (--no-tui: log lines)' }),
+      .option('tui', { type: 'boolean', default: true, describe: 'the interactive console on a terminal (--no-tui: foreground with log lines)' })
+      .option('ready-fd', { type: 'number', hidden: true, describe: 'write "ready <pid>" to this fd once up (used by the console)' }),
   handler: (a) =>
     run(async () => {
       const cfg = await loadConfig(a.config as string);
       if (cfg.isErr()) return err(cfg.error);
-      if (cfg.value.role !== a.role)
+      if (a.role !== undefined && cfg.value.role !== a.role)
         return err({ kind: 'ConfigInvalid', path: 'role', value: cfg.value.role, message: `the config is for a ${cfg.value.role} portal, not ${a.role}` });
-      if (a.dryRun) {
-        // the plan needs the interfaces' addresses and MTUs; read them, change nothing
-        const rt = openRtnl(null);
-        if (rt.isErr()) return err(rt.error);
-        const facts = await planFacts(rt.value);
-        rt.value.close();
-        if (facts.isErr()) return err(facts.error);
-        const policy = await loadPolicy();
-        if (policy.isErr()) return err(policy.error);
-        const plan = planPortal(cfg.value, policy.value, facts.value);
-        if (plan.isErr()) return err(plan.error);
-        for (const l of renderPlan(plan.value, 'up')) console.log(l);
-        return ok(0);
+      if (a.dryRun) return dryRun(cfg.value);
+      const interactive = a.tui && process.stdout.isTTY && process.stdin.isTTY && a.readyFd === undefined;
+      if (!interactive) return runForeground(cfg.value, a.config as string, a.readyFd as number | undefined);
+      const instance = cfg.value.instance;
+      const prev = await readPortalState(instance);
+      if (prev.isOk() && isAlive(prev.value.pid)) {
+        process.stderr.write(`portal ${instance} is already up (pid ${prev.value.pid}): attaching\n`);
+        return attach(instance, true);
       }
-      const up = await portalUp(cfg.value, a.config as string, logLine);
-      if (up.isErr()) return err(up.error);
-      if (up.value === 'already-up') {
-        logLine('portal already up', { instance: cfg.value.instance });
-        return ok(0);
+      process.stdout.write(`starting portal ${instance}…\n`);
+      const started = await startInBackground(cfg.value.role, a.config as string, instance);
+      if (!started.ok) {
+        process.stderr.write(started.output);
+        process.stderr.write(`mpctl: the portal did not come up (exit code ${started.code}); log: ${started.log}\n`);
+        return ok(started.code || 1);
       }
-      const p = up.value;
-      // run until asked to stop; tear down on SIGINT/SIGTERM
-      const code = await new Promise<number>((resolve) => {
-        const stop = async (sig: string) => {
-          logLine('stopping', { signal: sig });
-          const r = await p.stop();
-          if (r.isErr()) logLine('teardown incomplete', { error: r.error });
-          resolve(r.isErr() ? 1 : 0);
-        };
-        process.once('SIGINT', () => void stop('SIGINT'));
-        process.once('SIGTERM', () => void stop('SIGTERM'));
-      });
-      logLine('portal down', { instance: cfg.value.instance });
-      return ok(code);
+      return attach(instance, false);
+    }),
+};
+
+export const attachCommand: CommandModule = {
+  command: 'attach',
+  describe: 'the interactive console of a running portal (q stops the portal after a confirmation, d detaches again)',
+  builder: (y) => y.option('instance', { alias: 'i', type: 'string', demandOption: true, describe: 'instance name (default in configs: the role)' }),
+  handler: (a) =>
+    run(async () => {
+      if (!process.stdout.isTTY || !process.stdin.isTTY)
+        return err({ kind: 'ConfigInvalid', path: 'attach', value: null, message: 'needs a terminal; use mpctl status --watch instead' });
+      const st = await readPortalState(a.instance as string);
+      if (st.isErr()) return err(st.error);
+      return attach(a.instance as string, true);
+    }),
+};
+
+export const linkCommand: CommandModule = {
+  command: 'link <link> <admin>',
+  describe: 'take a link of a running portal administratively down, or bring it back up (mpctl link dsl down -i local)',
+  builder: (y) =>
+    y
+      .positional('link', { type: 'string', demandOption: true, describe: 'link name (LP) or id' })
+      .positional('admin', { choices: ['down', 'up'] as const, demandOption: true })
+      .option('instance', { alias: 'i', type: 'string', demandOption: true, describe: 'instance name' }),
+  handler: (a) =>
+    run(async () => {
+      const instance = a.instance as string;
+      const s = await portalStatus(instance);
+      if (s.isErr()) return err(s.error);
+      const name = String(a.link);
+      const l = s.value.links.find((x) => x.name === name) ?? (/^\d+$/.test(name) ? s.value.links.find((x) => x.id === Number(name)) : undefined);
+      if (!l)
+        return err({ kind: 'NotFound', what: 'link', message: `portal ${instance} has no link "${name}" (links: ${s.value.links.map((x) => x.name ?? x.id).join(', ') || 'none'})` });
+      const r = await controlRequest(instance, { op: 'admin', link: l.id, down: a.admin === 'down' });
+      if (r.isErr()) return err(r.error);
+      console.log(`portal ${instance}: link ${l.name ?? l.id} admin ${a.admin}`);
+      return ok(0);
     }),
 };
 
@@ -95,16 +239,29 @@ export const downCommand: CommandModule = {
 
 export const statusCommand: CommandModule = {
   command: 'status',
-  describe: "show a running portal's links, counters and drops (reads its pinned maps)",
+  describe: "show a running portal's links, counters and drops (reads its pinned maps; --json: docs/status-json.md)",
   builder: (y) =>
     y
       .option('instance', { alias: 'i', type: 'string', demandOption: true, describe: 'instance name (default in configs: the role)' })
-      .option('json', { type: 'boolean', default: false }),
+      .option('json', { type: 'boolean', default: false, describe: 'one JSON object (a stable schema, docs/status-json.md)' })
+      .option('watch', { alias: 'w', type: 'boolean', default: false, describe: 'refresh every second until Ctrl-C (with --json: one object per line)' }),
   handler: (a) =>
     run(async () => {
-      const s = await portalStatus(a.instance as string);
-      if (s.isErr()) return err(s.error);
-      console.log(a.json ? JSON.stringify(s.value, null, 2) : s.value.text);
-      return ok(0);
+      const instance = a.instance as string;
+      const once = async (): Promise<Result<string, MpError>> =>
+        (await portalStatus(instance)).map((s) => (a.json ? JSON.stringify(s, null, a.watch ? 0 : 2) : statusText(s)));
+      if (!a.watch) {
+        const s = await once();
+        if (s.isErr()) return err(s.error);
+        console.log(s.value);
+        return ok(0);
+      }
+      const clear = process.stdout.isTTY && !a.json;
+      for (;;) {
+        const s = await once();
+        if (s.isErr()) return err(s.error);
+        process.stdout.write(clear ? `\x1b[H\x1b[2J${s.value}\n` : `${s.value}\n`);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
     }),
 };

@@ -1,0 +1,71 @@
+// `mpctl up` on a terminal runs the portal as a background process and the console in the
+// foreground, so the console can go away (`d`, detach) while the data path AND its run loop
+// (probes, liveness, congestion control, rekeys) keep going — a portal whose loop stopped would
+// lose every link within three probe intervals, so "leave the data path running" needs a live
+// process. The background process is the same `mpctl up --no-tui` that systemd runs: its own
+// session (no SIGHUP when the terminal closes), log lines in /run/mpctl/log/<instance>.log, its
+// pid in the portal record, so `mpctl down`, `mpctl status` and `mpctl attach` find it.
+//
+//   terminal ── mpctl up local (console) ──spawn──▶ mpctl up local --no-tui --ready-fd 3
+//                    │  reads pinned maps + status file      │ owns the kernel state and run loop
+//                    └─ control socket (admin down/up) ─────▶│
+import { spawn } from 'node:child_process';
+import { mkdir, open, readFile } from 'node:fs/promises';
+import { resolve as resolvePath } from 'node:path';
+import type { Readable } from 'node:stream';
+import { RUN_DIR } from '../portal/state.js';
+
+export const logFile = (instance: string): string => `${RUN_DIR}/log/${instance}.log`;
+
+export type Started = { ok: true; pid: number; log: string } | { ok: false; code: number; log: string; output: string };
+
+/** Starts `mpctl up <role> --config <file> --no-tui` detached and waits until it says it is up
+ *  (a line on fd 3) or exits. `onInterrupt` lets Ctrl-C during start-up stop it cleanly. */
+export async function startInBackground(role: string, configFile: string, instance: string, timeoutMs = 60_000): Promise<Started> {
+  const log = logFile(instance);
+  await mkdir(`${RUN_DIR}/log`, { recursive: true, mode: 0o700 });
+  const fh = await open(log, 'a', 0o600);
+  const from = (await fh.stat()).size;
+  const script = process.argv[1]!;
+  const child = spawn(process.execPath, [...process.execArgv, script, 'up', role, '--config', resolvePath(configFile), '--no-tui', '--ready-fd', '3'], {
+    detached: true,
+    stdio: ['ignore', fh.fd, fh.fd, 'pipe'],
+  });
+  await fh.close();
+  const output = async () => (await readFile(log, 'utf8').catch(() => '')).slice(from);
+  const interrupt = () => child.kill('SIGTERM'); // the portal tears down what it made so far
+  process.once('SIGINT', interrupt);
+  process.once('SIGTERM', interrupt);
+  try {
+    const outcome = await new Promise<{ ready: true } | { ready: false; code: number }>((resolve) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGTERM');
+        resolve({ ready: false, code: 1 });
+      }, timeoutMs);
+      let buf = '';
+      (child.stdio[3] as Readable).on('data', (d: Buffer) => {
+        buf += d.toString();
+        if (buf.includes('\n')) {
+          clearTimeout(timer);
+          resolve({ ready: true });
+        }
+      });
+      (child.stdio[3] as Readable).on('error', () => {});
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        resolve({ ready: false, code: code ?? (signal ? 1 : 0) });
+      });
+      child.once('error', () => {
+        clearTimeout(timer);
+        resolve({ ready: false, code: 1 });
+      });
+    });
+    if (!outcome.ready) return { ok: false, code: outcome.code, log, output: await output() };
+    (child.stdio[3] as Readable).destroy();
+    child.unref();
+    return { ok: true, pid: child.pid!, log };
+  } finally {
+    process.off('SIGINT', interrupt);
+    process.off('SIGTERM', interrupt);
+  }
+}

@@ -1,0 +1,136 @@
+// `mpctl up local` on a real pseudo-terminal inside the lab, with traffic flowing: the console
+// shows both links up with non-zero rates; its Prometheus endpoint is scraped and parsed and
+// `status --json` validated against the schema; `a` takes a link down and up; `d` detaches (the portal keeps running and keeps
+// probing), `mpctl attach` + `q` + `y` stops it and tears down.
+//
+//   client ── lp ═╦═ isp1 (20 Mbit, 10 ms) ═╦═ inet ── rp ── server (iperf3 -s)
+//                 ╚═ isp2 (20 Mbit, 15 ms) ═╝
+//   the lab starts both portals; the test stops the lab's LP and runs its own `mpctl up local`
+//   under `script` (util-linux) in the lp namespace, typing keys into the pty.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mpctlPath } from '../src/lab/lab.js';
+import { iperf } from '../src/lab/measure.js';
+import { run } from '../src/lab/namespaces.js';
+import { parseScenario } from '../src/lab/scenario.js';
+import { portalInstance } from '../src/lab/bond.js';
+import { labDir } from '../src/lab/state.js';
+import { nsName } from '../src/lab/topology.js';
+import { withLab } from './helpers/lab.js';
+import { parseExposition, valueOf } from './helpers/prom.js';
+import { validateStatus } from './helpers/status-schema.js';
+import { readFile, writeFile } from 'node:fs/promises';
+
+const scenario = parseScenario({ links: [{ label: 'l1', rate: '20mbit', delay: '10ms', queue: '60ms' }, { label: 'l2', rate: '20mbit', delay: '15ms', queue: '60ms' }] }, 't')._unsafeUnwrap();
+
+/** The screen as text: escape sequences removed, the last frame's lines. */
+const plain = (s: string) => s.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\x1b[()][A-Z0-9]/g, '');
+
+interface Pty {
+  p: ChildProcessWithoutNullStreams;
+  out: () => string;
+  exited: Promise<number | null>;
+}
+
+function pty(ns: string, cmd: string): Pty {
+  // script gives the command a pty; COLUMNS/LINES size it (no terminal to ask)
+  const p = spawn('ip', ['netns', 'exec', ns, 'script', '-qfec', `stty cols 120 rows 30; ${cmd}`, '/dev/null'], { stdio: 'pipe' });
+  let buf = '';
+  p.stdout.on('data', (d: Buffer) => (buf += d.toString()));
+  p.stderr.on('data', (d: Buffer) => (buf += d.toString()));
+  return { p, out: () => buf, exited: new Promise((r) => p.once('exit', (c) => r(c))) };
+}
+
+async function waitFor(what: string, f: () => boolean, ms: number, show: () => string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!f()) {
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what}; output:\n${plain(show()).slice(-3000)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The last rendered row of link `name`. */
+const lastRow = (out: string, name: string) => plain(out).split(/\r?\n|\r/).filter((l) => new RegExp(`^[▸ ] ${name}\\s`).test(l)).at(-1) ?? '';
+
+test('mpctl up local on a pty in the lab: both links up with live rates; detach, attach, quit', { timeout: 180_000 }, async () => {
+  await withLab(
+    scenario,
+    async (lab) => {
+      const lp = nsName(lab, 'lp');
+      const instance = portalInstance(lab, 'lp');
+      const mpctl = mpctlPath();
+      const down = await run('ip', ['netns', 'exec', lp, mpctl, 'down', '--instance', instance], 20_000);
+      assert.ok(down.isOk(), 'stop the LP the lab started');
+
+      // the lab's LP config with the metrics endpoint on (top-level keys go before [[link]])
+      const cfg = `${labDir(lab)}/lp-metrics.toml`;
+      await writeFile(cfg, `metrics_listen = "127.0.0.1:9472"\n${await readFile(`${labDir(lab)}/lp.toml`, 'utf8')}`);
+      const t = pty(lp, `${mpctl} up local --config ${cfg}`);
+      try {
+        await waitFor('both links up', () => /up/.test(lastRow(t.out(), 'l1')) && /up/.test(lastRow(t.out(), 'l2')), 30_000, t.out);
+        const flow = iperf(lab, { server: { node: 'server', addr: '203.0.113.2' }, client: { node: 'client' }, seconds: 6 });
+        const rate = (row: string) => Number(/\s([\d.]+) Mb\/s\s+[\d.]+ (?:[kM]b|b)\/s/.exec(row.split(' %')[1] ?? '')?.[1] ?? 0);
+        await waitFor('non-zero tx on both links', () => rate(lastRow(t.out(), 'l1')) > 1 && rate(lastRow(t.out(), 'l2')) > 1, 15_000, t.out);
+        const rows = [lastRow(t.out(), 'l1'), lastRow(t.out(), 'l2')];
+        const total = plain(t.out()).match(/total tx ([\d.]+) Mb\/s[^\n\r]*/g)?.at(-1) ?? '';
+        console.log(`console rows:\n${rows.join('\n')}\n${total}`);
+        for (const r of rows) assert.match(r, /^[▸ ] l\d\s+\S+\s+up\s/);
+        const f = await flow;
+        assert.ok(f.isOk(), `iperf3: ${JSON.stringify(f.isErr() ? f.error : null)}`);
+        console.log(`iperf3 through the bond while the console ran: ${(f._unsafeUnwrap().bps / 1e6).toFixed(1)} Mbit/s`);
+        const scrape = await run('ip', ['netns', 'exec', lp, 'curl', '-sfS', 'http://127.0.0.1:9472/metrics']);
+        assert.ok(scrape.isOk(), `scrape: ${JSON.stringify(scrape.isErr() ? scrape.error : null)}`);
+        const m = parseExposition(scrape._unsafeUnwrap());
+        for (const link of ['l1', 'l2']) {
+          assert.equal(valueOf(m, 'mpctl_link_up', { link }), 1, `${link} up in the metrics`);
+          assert.ok(valueOf(m, 'mpctl_link_tx_bytes_total', { link })! > 1e6, `${link} carried > 1 MB`);
+          assert.ok(valueOf(m, 'mpctl_link_rtt_seconds', { link })! > 0.01, `${link} RTT`);
+        }
+        assert.equal(valueOf(m, 'mpctl_session_established'), 1);
+        assert.ok(valueOf(m, 'mpctl_handshakes_total')! >= 1);
+        console.log(`metrics: ${m.samples.length} samples in ${m.types.size} families; l1 tx ${valueOf(m, 'mpctl_link_tx_bytes_total', { link: 'l1' })} B`);
+
+        // `a` on the selected first link: admin-down through the control socket, and back
+        t.p.stdin.write('a');
+        await waitFor('l1 admin-down', () => /admin-down/.test(lastRow(t.out(), 'l1')), 5000, t.out);
+        t.p.stdin.write('a');
+        await waitFor('l1 up again', () => /\sup\s/.test(lastRow(t.out(), 'l1')), 5000, t.out);
+
+        t.p.stdin.write('d');
+        assert.equal(await t.exited, 0, 'detach exits 0');
+        assert.match(plain(t.out()), /keeps running in the background \(pid \d+/);
+      } finally {
+        t.p.kill();
+      }
+      // detached: the portal process and its run loop are alive (probes answered, links up)
+      await new Promise((r) => setTimeout(r, 1000));
+      const st = await run('ip', ['netns', 'exec', lp, mpctl, 'status', '--instance', instance, '--json']);
+      assert.ok(st.isOk(), 'status after detach');
+      const s = JSON.parse(st._unsafeUnwrap()) as { running: boolean; links: { state: string; probesHeard: number }[] };
+      assert.ok(validateStatus(s), `live status --json against docs/status.schema.json: ${JSON.stringify(validateStatus.errors)}`);
+      assert.equal(s.running, true);
+      assert.deepEqual(s.links.map((l) => l.state), ['up', 'up']);
+      const heard = s.links[0]!.probesHeard;
+      await new Promise((r) => setTimeout(r, 600));
+      const s2 = JSON.parse((await run('ip', ['netns', 'exec', lp, mpctl, 'status', '--instance', instance, '--json']))._unsafeUnwrap()) as typeof s;
+      assert.ok(s2.links[0]!.probesHeard > heard, `probes keep going after detach (${heard} → ${s2.links[0]!.probesHeard})`);
+
+      // attach again; q asks, y stops the portal and tears down
+      const a = pty(lp, `${mpctl} attach --instance ${instance}`);
+      try {
+        await waitFor('the console', () => /up/.test(lastRow(a.out(), 'l1')), 15_000, a.out);
+        a.p.stdin.write('q');
+        await waitFor('the question', () => /\[y\/N\]/.test(plain(a.out())), 5000, a.out);
+        a.p.stdin.write('y');
+        assert.equal(await a.exited, 0, 'quit exits 0');
+        assert.match(plain(a.out()), /portal \S+: down/);
+      } finally {
+        a.p.kill();
+      }
+      const gone = await run('ip', ['netns', 'exec', lp, mpctl, 'status', '--instance', instance]);
+      assert.ok(gone.isErr(), 'status after q: not up');
+    },
+    { bond: true },
+  );
+});

@@ -1,0 +1,48 @@
+// `mpctl status --json` against its documented schema (docs/status.schema.json, described in
+// docs/status-json.md): the recorded lab stream, the page's own example, and what must fail.
+// A live portal's output is validated in test/metrics.test.ts (lab).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import type { PortalStatus } from '../src/portal/status.js';
+import { DROP_REASONS } from '../src/datapath/abi.js';
+import { statusSchema, validateStatus } from './helpers/status-schema.js';
+
+const read = (p: string) => readFileSync(new URL(p, import.meta.url), 'utf8');
+const errors = () => JSON.stringify(validateStatus.errors);
+
+const stream = read('./fixtures/status-stream.ndjson')
+  .trim()
+  .split('\n')
+  .map((l) => JSON.parse(l) as PortalStatus);
+
+test('status --json: the recorded lab stream matches the schema', () => {
+  for (const s of stream) assert.ok(validateStatus(s), errors());
+  // every drop reason of bpf/mp.h is reported, zero included
+  assert.deepEqual(Object.keys(stream[0]!.drops), DROP_REASONS.slice(1));
+});
+
+test('status --json: the example in docs/status-json.md matches the schema', () => {
+  const md = read('../docs/status-json.md');
+  const example = /```json\n([\s\S]*?)\n```/.exec(md)?.[1];
+  assert.ok(example, 'the page has a json example');
+  assert.ok(validateStatus(JSON.parse(example)), errors());
+  // every top-level and link field of the schema has a row in the page's tables
+  const schema = statusSchema as { properties: Record<string, unknown>; definitions: { link: { properties: Record<string, unknown> }; security: { properties: Record<string, unknown> } } };
+  for (const f of [...Object.keys(schema.properties), ...Object.keys(schema.definitions.link.properties), ...Object.keys(schema.definitions.security.properties)])
+    assert.ok(md.includes(`\`${f}\``), `docs/status-json.md documents ${f}`);
+});
+
+test('status --json: the schema refuses what it does not document', () => {
+  const s = stream[3]!;
+  assert.ok(!validateStatus({ ...s, extra: 1 }), 'an undocumented top-level field');
+  assert.ok(!validateStatus({ ...s, links: [{ ...s.links[0]!, state: 'sleepy' }] }), 'an unknown link state');
+  assert.ok(!validateStatus({ ...s, links: [{ ...s.links[0]!, tx: { packets: -1, bytes: 0 } }] }), 'a negative counter');
+  assert.ok(!validateStatus({ ...s, version: 2 }), 'another version');
+  const { security: _, ...noSecurity } = s;
+  assert.ok(!validateStatus(noSecurity), 'a missing field');
+  assert.ok(
+    validateStatus({ ...s, security: { mode: 'authenticated', peer: 'x', keyId: 1, sessionAgeMs: 5, lastHandshakeAtMs: 1, handshakes: 1, rekeys: 0, initiationsSent: 1, initiationsReceived: 0, responsesSent: 0, cookiesSent: 0, rejected: { bad_mac: 2 } } }),
+    errors(),
+  );
+});

@@ -25,7 +25,7 @@ import { controlRequest, serveControl } from '../../portal/control.js';
 import { serveMetrics } from '../../metrics/server.js';
 import { isAlive } from '../../lab/namespaces.js';
 import { runConsole, type ConsolePort } from '../../tui/console.js';
-import { startInBackground } from '../background.js';
+import { logFile, startInBackground } from '../background.js';
 import { run } from '../run.js';
 
 /** Structured log lines for systemd / files: `time msg key=value ...`. */
@@ -109,26 +109,24 @@ function consolePort(instance: string): ConsolePort {
 }
 
 /** The console against the running portal `instance`; `q` stops it, `d` leaves it running. */
-async function attach(instance: string, confirmQuit: boolean): Promise<Result<number, MpError>> {
-  // the terminal going away (SIGHUP) or a SIGTERM to the console: stop as `q` would
-  let signalled: string | null = null;
-  const onSignal = (s: string) => () => {
-    signalled = s;
-  };
-  const handlers = (['SIGHUP', 'SIGTERM'] as const).map((s) => [s, onSignal(s)] as const);
-  for (const [s, h] of handlers) process.once(s, h);
-  const how = await Promise.race([
-    runConsole(consolePort(instance), { confirmQuit }),
-    new Promise<'quit'>((r) => {
-      const t = setInterval(() => signalled && (clearInterval(t), r('quit')), 100);
-    }),
-  ]);
-  for (const [s, h] of handlers) process.off(s, h);
+async function attach(instance: string, confirmQuit: boolean, child?: Promise<number>): Promise<Result<number, MpError>> {
+  // the terminal going away (SIGHUP) or a SIGTERM to the console: stop the portal as `q` would
+  let onSignal!: () => void;
+  const signalled = new Promise<'quit'>((r) => (onSignal = () => r('quit')));
+  process.once('SIGHUP', onSignal);
+  process.once('SIGTERM', onSignal);
+  const how = await Promise.race([runConsole(consolePort(instance), { confirmQuit }), signalled]);
+  process.off('SIGHUP', onSignal);
+  process.off('SIGTERM', onSignal);
+  if (how === 'gone') {
+    process.stdout.write(`portal ${instance} was stopped from elsewhere\n`);
+    return ok(0);
+  }
   if (how === 'detach') {
     const st = await readPortalState(instance);
     const pid = st.isOk() ? st.value.pid : '?';
     process.stdout.write(
-      `portal ${instance} keeps running in the background (pid ${pid}, log /run/mpctl/log/${instance}.log)\n` +
+      `portal ${instance} keeps running in the background (pid ${pid}, log ${logFile(instance)})\n` +
         `  mpctl attach -i ${instance}    the console again\n  mpctl status -i ${instance}    its state\n  mpctl down -i ${instance}      stop it and tear down\n`,
     );
     return ok(0);
@@ -136,6 +134,12 @@ async function attach(instance: string, confirmQuit: boolean): Promise<Result<nu
   process.stdout.write(`stopping portal ${instance}…\n`);
   const r = await portalDown(instance);
   if (r.isErr()) return err(r.error);
+  // the portal we started tells by its exit code whether its teardown was complete
+  const code = child ? await Promise.race([child, new Promise<number>((res) => setTimeout(() => res(0), 2000))]) : 0;
+  if (code !== 0) {
+    process.stderr.write(`mpctl: portal ${instance} stopped, but its teardown was incomplete (exit code ${code}); see ${logFile(instance)}\n`);
+    return ok(1);
+  }
   process.stdout.write(`portal ${instance}: down\n`);
   return ok(0);
 }
@@ -172,7 +176,7 @@ export const upCommand: CommandModule = {
         process.stderr.write(`mpctl: the portal did not come up (exit code ${started.code}); log: ${started.log}\n`);
         return ok(started.code || 1);
       }
-      return attach(instance, false);
+      return attach(instance, false, started.exited);
     }),
 };
 

@@ -11,7 +11,7 @@
 //   under `script` (util-linux) in the lp namespace, typing keys into the pty.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mpctlPath } from '../src/lab/lab.js';
 import { iperf } from '../src/lab/measure.js';
 import { run } from '../src/lab/namespaces.js';
@@ -68,6 +68,7 @@ test('mpctl up local on a pty in the lab: both links up with live rates, metrics
       // the lab's LP config with the metrics endpoint on (top-level keys go before [[link]])
       const cfg = `${labDir(lab)}/lp-metrics.toml`;
       await writeFile(cfg, `metrics_listen = "127.0.0.1:9472"\n${await readFile(`${labDir(lab)}/lp.toml`, 'utf8')}`);
+      const t0 = Date.now();
       const t = pty(lp, `${mpctl} up local --config ${cfg}`);
       try {
         await waitFor('both links up', () => /up/.test(lastRow(t.out(), 'l1')) && /up/.test(lastRow(t.out(), 'l2')), 30_000, t.out);
@@ -102,6 +103,9 @@ test('mpctl up local on a pty in the lab: both links up with live rates, metrics
         t.p.stdin.write('d');
         assert.equal(await t.exited, 0, 'detach exits 0');
         assert.match(plain(t.out()), /keeps running in the background \(pid \d+/);
+        const clears = (t.out().match(/\x1b\[2J|\x1b\[3J/g) ?? []).length;
+        console.log(`console output while traffic flowed: ${t.out().length} bytes in ${((Date.now() - t0) / 1000).toFixed(1)} s, ${clears} screen clears`);
+        assert.equal(clears, 0, 'the frame fits the terminal: Ink never clears the screen (no flicker)');
       } finally {
         t.p.kill();
       }
@@ -117,6 +121,14 @@ test('mpctl up local on a pty in the lab: both links up with live rates, metrics
       await new Promise((r) => setTimeout(r, 600));
       const s2 = JSON.parse((await run('ip', ['netns', 'exec', lp, mpctl, 'status', '--instance', instance, '--json']))._unsafeUnwrap()) as typeof s;
       assert.ok(s2.links[0]!.probesHeard > heard, `probes keep going after detach (${heard} → ${s2.links[0]!.probesHeard})`);
+
+      // status --watch --json from another shell: one schema-valid object per second
+      const w = spawnSync('ip', ['netns', 'exec', lp, 'timeout', '2.5', mpctl, 'status', '--instance', instance, '--watch', '--json'], { encoding: 'utf8' });
+      assert.equal(w.status, 124, `--watch runs until stopped: ${w.stderr}`);
+      const watched = w.stdout.trim().split('\n').filter(Boolean);
+      assert.ok(watched.length >= 2, `--watch printed ${watched.length} lines`);
+      for (const l of watched) assert.ok(validateStatus(JSON.parse(l)), JSON.stringify(validateStatus.errors));
+      assert.ok((JSON.parse(watched.at(-1)!) as { time: number }).time - (JSON.parse(watched[0]!) as { time: number }).time >= 900, 'about a second apart');
 
       // attach again; q asks (n: no); then `mpctl down` from another shell: the console notices
       const a = pty(lp, `${mpctl} attach --instance ${instance}`);

@@ -264,7 +264,9 @@ export const statusCommand: CommandModule = {
       for (;;) {
         const s = await once();
         if (s.isErr()) return err(s.error);
-        process.stdout.write(clear ? `\x1b[H\x1b[2J${s.value}\n` : `${s.value}\n`);
+        // on a terminal: home, each line cleared to its end, then the rest of the screen — the
+        // text is rewritten in place rather than blanked and redrawn
+        process.stdout.write(clear ? `\x1b[H${s.value.replace(/\n/g, '\x1b[K\n')}\x1b[K\n\x1b[J` : `${s.value}\n`);
         await new Promise((r) => setTimeout(r, 1000));
       }
     }),

@@ -3,7 +3,7 @@
  * auth.h — per-packet authentication (mp.h, "authentication"): encap signs, decap verifies.
  *
  *   encap: key = mp_tx_key[0] (valid, not expired, else MP_DROP_NO_KEY); the header carries
- *          its id, tag = SipHash-2-4(key, header with tag zeroed + inner packet).
+ *          its id, tag = the MAC of header (tag zeroed) + inner packet (nh.h).
  *   decap: key = mp_rx_keys[key_id] (else MP_DROP_NO_KEY), tag (else MP_DROP_BAD_MAC), replay
  *          window of (key_id, class) (else MP_DROP_REPLAY), in that order, and before anything
  *          is recorded or forwarded: a forged packet never touches a window, and only a packet
@@ -16,7 +16,7 @@
 #define MP_AUTH_H
 
 #include "maps.h"
-#include "siphash.h"
+#include "nh.h"
 #include "replay.h"
 
 static __always_inline bool auth_off(const struct mp_config *cfg)
@@ -46,7 +46,7 @@ static __always_inline bool auth_sign(struct __sk_buff *skb, const struct mp_key
 	__u64 tag;
 
 	h->key_id = k->id;
-	if (!mp_mac(skb, k->key, h, body_off, body_len, &tag))
+	if (!mp_mac(skb, k, h, body_off, body_len, &tag))
 		return false;
 	__builtin_memcpy(h->tag, &tag, sizeof(tag));
 	return true;
@@ -67,7 +67,7 @@ static __always_inline enum mp_drop_reason auth_verify(struct __sk_buff *skb, co
 
 	if (!key_usable(k, h->key_id, now))
 		return MP_DROP_NO_KEY;
-	if (!mp_mac(skb, k->key, h, body_off, body_len, &tag))
+	if (!mp_mac(skb, k, h, body_off, body_len, &tag))
 		return MP_DROP_TRUNCATED;
 	__builtin_memcpy(&got, h->tag, sizeof(got));
 	if (tag != got)

@@ -1756,12 +1756,14 @@ describe('authentication: encap signs every data packet', () => {
   const fill = rng(0xa11ce);
   const payload = (n: number) => Buffer.from(Array.from({ length: n }, () => fill() & 0xff));
 
-  it('tags are byte-identical to mac.ts for every tail length and up to 3000 bytes', () => {
+  it('tags are byte-identical to mac.ts for every tail length, across NH chunks, up to 3000 bytes', () => {
     resetMaps();
     setConfig({ innerMtu: 0 });
     setLink(0);
     setLink(1, { v6: true, rateBps: 1n }); // never chosen while link 0 is up
-    const sizes = [...Array.from({ length: 130 }, (_, i) => i), 1000, 1372, 1452, 2999, 3000];
+    // inner = 28 + n bytes: every NH tail (mod 16), and bodies around nh.h's 256-byte chunks
+    const around = (b: number) => Array.from({ length: 40 }, (_, i) => b - 28 - 20 + i);
+    const sizes = [...Array.from({ length: 130 }, (_, i) => i), ...around(256), ...around(512), 1000, 1372, 1452, 1972, 2999, 3000];
     let seq = 0;
     for (const n of sizes) {
       const inner = ipPacket(ipSpec(CLIENT_V4, NET_V4), udp({ sport: 1000 + n, dport: 53, payload: payload(n) }));
@@ -1856,6 +1858,20 @@ describe('authentication: decap verifies before anything else', () => {
     }
     const v6 = ipPacket(ipSpec(NET_V6, CLIENT_V6), udp({ sport: 53, dport: 33333, payload: Buffer.alloc(2900, 1) }));
     assert.equal(run('decap', wireV6(v6, { seq: seq++ })).verdict, TC_ACT_REDIRECT, '2948-byte IPv6 inner');
+  });
+
+  it('control bodies of 0..2000 bytes: mac.ts tags verify, a flipped last body byte does not', () => {
+    lp();
+    const fill = rng(0xb0d1e5);
+    let seq = 1;
+    for (let n = 0; n <= 2000; n += n < 300 ? 1 : 7) {
+      const body = Buffer.from(Array.from({ length: n }, () => fill() & 0xff));
+      assert.equal(run('decap', wireV4(body, { type: MP_T_PROBE, seq: seq++ })).verdict, TC_ACT_OK, `${n}-byte body`);
+      if (n === 0) continue;
+      const bad = wireV4(body, { type: MP_T_PROBE, seq: seq++ });
+      bad[bad.length - 1]! ^= 0x80;
+      assert.deepEqual(decapDrops(bad), { verdict: TC_ACT_SHOT, drops: { bad_mac: 1 } }, `${n}-byte body, last byte flipped`);
+    }
   });
 
   const rejected: [string, () => Buffer, DropReason][] = [

@@ -1,12 +1,16 @@
 // SipHash-2-4 (src/security/siphash.ts) against the reference vectors of the paper's appendix
-// and an independent BigInt implementation; the packet MAC (src/security/mac.ts) on its own.
+// and an independent BigInt implementation; NH (src/security/nh.ts) and the packet MAC
+// (src/security/mac.ts) against a BigInt transcription of bpf/mp.h's definition. The BPF side
+// computes the same tags: test/datapath.test.ts (encap tags equal mac.ts's, decap accepts them).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { siphash24 } from '../src/security/siphash.js';
 import { macOf, sign, verify } from '../src/security/mac.js';
-import { encodeHdr, MP_T_PROBE } from '../src/datapath/abi.js';
+import { nh2, nhKeyStream } from '../src/security/nh.js';
+import { decodeKey, encodeHdr, encodeKey, MP_KEY, MP_NH_KEY_WORDS, MP_NH_MAX_BODY, MP_T_PROBE } from '../src/datapath/abi.js';
 
 const KEY = Buffer.from([...Array(16).keys()]);
+const PINNED = ['292d8d13a9feef4c', '830598038698ca3d', '12aef3d65b889c8f']; // mac.ts tags, bodies of 0, 1, 1400 bytes
 const seqBytes = (n: number) => Buffer.from([...Array(n).keys()]);
 
 const M = (1n << 64n) - 1n;
@@ -62,6 +66,67 @@ describe('siphash24', () => {
   });
 });
 
+// bpf/mp.h's definition, word for word in BigInt
+const M32 = (1n << 32n) - 1n;
+function refKeyStream(k: Buffer, words: number): bigint[] {
+  const out: bigint[] = [];
+  for (let j = 0; j < words / 2; j++) {
+    const w = reference(k, Buffer.from(new BigUint64Array([BigInt(j)]).buffer)).readBigUInt64LE(0);
+    out.push(w & M32, w >> 32n);
+  }
+  return out;
+}
+function refNh(K: bigint[], body: Buffer, shift: number): bigint {
+  const padded = Buffer.alloc(Math.ceil(body.length / 16) * 16);
+  body.copy(padded);
+  let acc = 0n;
+  for (let i = 0; i < padded.length / 16; i++) {
+    const m = [0, 1, 2, 3].map((j) => BigInt(padded.readUInt32LE(16 * i + 4 * j)));
+    const k = [0, 1, 2, 3].map((j) => K[4 * i + shift + j]!);
+    const w = (j: number) => (m[j]! + k[j]!) & M32;
+    acc = (acc + w(0) * w(2) + w(1) * w(3)) & M;
+  }
+  return acc;
+}
+const refKs = refKeyStream(KEY, MP_NH_KEY_WORDS);
+function refMac(msg: Buffer): Buffer {
+  const body = msg.subarray(24);
+  const prf = Buffer.alloc(48);
+  msg.copy(prf, 0, 0, 16);
+  prf.writeBigUInt64LE(BigInt(body.length), 24);
+  prf.writeBigUInt64LE(refNh(refKs, body, 0), 32);
+  prf.writeBigUInt64LE(refNh(refKs, body, 4), 40);
+  return reference(KEY, prf);
+}
+
+describe('NH', () => {
+  it('key stream: 8-byte word j is SipHash-2-4(key, le64(j))', () => {
+    const ks = nhKeyStream(KEY, MP_NH_KEY_WORDS);
+    assert.deepEqual([...ks].map(BigInt), refKs);
+    assert.equal(ks.length * 4, MP_NH_MAX_BODY + 16);
+  });
+
+  it('both passes equal the BigInt definition for bodies of 0..2000 bytes, all-ones words included', () => {
+    const ks = nhKeyStream(KEY, MP_NH_KEY_WORDS);
+    for (let n = 0; n <= 2000; n += n < 100 ? 1 : 13) {
+      for (const fill of [(i: number) => (i * 167 + n) & 0xff, () => 0xff]) {
+        const body = Buffer.from(Array.from({ length: n }, (_, i) => fill(i)));
+        const got = nh2(ks, body);
+        assert.equal(got.readBigUInt64LE(0), refNh(refKs, body, 0), `NH(K), ${n} bytes`);
+        assert.equal(got.readBigUInt64LE(8), refNh(refKs, body, 4), `NH(K + 16), ${n} bytes`);
+      }
+    }
+    const longest = Buffer.alloc(MP_NH_MAX_BODY, 0xff);
+    const got = nh2(ks, longest);
+    assert.equal(got.readBigUInt64LE(0), refNh(refKs, longest, 0), 'longest body, pass 1 (no precision lost)');
+    assert.equal(got.readBigUInt64LE(8), refNh(refKs, longest, 4), 'longest body, pass 2');
+  });
+
+  it('refuses a key stream too short for the body', () => {
+    assert.throws(() => nh2(new Uint32Array(8), Buffer.alloc(17)), /too short/);
+  });
+});
+
 describe('packet MAC', () => {
   const msg = () => Buffer.concat([encodeHdr({ type: MP_T_PROBE, linkId: 3 }), Buffer.from('payload of a probe, 32 bytes....')]);
 
@@ -69,11 +134,37 @@ describe('packet MAC', () => {
     const m = sign(msg(), KEY, 7, 1234);
     assert.equal(m.readUInt8(3), 7);
     assert.equal(m.readUInt32BE(4), 1234);
-    const zeroed = Buffer.from(m);
-    zeroed.fill(0, 16, 24);
-    assert.deepEqual(m.subarray(16, 24), siphash24(KEY, zeroed));
+    assert.deepEqual(m.subarray(16, 24), refMac(m));
     assert.deepEqual(macOf(KEY, m), m.subarray(16, 24));
     assert.ok(verify(m, KEY));
+  });
+
+  it('equals the definition for bodies of 0..2000 bytes (pinned vectors at 0, 1, 1400)', () => {
+    const hdr = encodeHdr({ type: MP_T_PROBE, linkId: 1, keyId: 1, seq: 9 });
+    const tags = new Map<number, string>();
+    for (const n of [...Array.from({ length: 64 }, (_, i) => i), ...Array.from({ length: 66 }, (_, i) => 64 + 29 * i), 1400, 2000]) {
+      const m = Buffer.concat([hdr, Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + 7) & 0xff))]);
+      assert.deepEqual(macOf(KEY, m), refMac(m), `${n}-byte body`);
+      tags.set(n, macOf(KEY, m).toString('hex'));
+    }
+    assert.deepEqual([tags.get(0), tags.get(1), tags.get(1400)], PINNED);
+  });
+
+  it('a body longer than MP_NH_MAX_BODY has no tag', () => {
+    const m = Buffer.concat([encodeHdr({ type: MP_T_PROBE }), Buffer.alloc(MP_NH_MAX_BODY + 1)]);
+    assert.throws(() => macOf(KEY, m), /at most 9216 bytes/);
+    assert.equal(verify(m, KEY), false);
+    assert.doesNotThrow(() => macOf(KEY, m.subarray(0, m.length - 1)));
+  });
+
+  it('encodeKey expands the NH key stream into mp_key.nh; an empty slot stays zero', () => {
+    const nhOff = MP_KEY.fields.find((f) => f.name === 'nh')!.offset;
+    const b = encodeKey({ key: KEY, expiresNs: 5n, id: 1, valid: true });
+    assert.equal(b.length, MP_KEY.size);
+    assert.deepEqual(new Uint32Array(b.buffer.slice(b.byteOffset + nhOff, b.byteOffset + b.length)), nhKeyStream(KEY, MP_NH_KEY_WORDS));
+    assert.deepEqual(decodeKey(b).key, KEY);
+    const empty = encodeKey({ key: Buffer.alloc(16), expiresNs: 0n, id: 0, valid: false });
+    assert.ok(empty.every((x) => x === 0));
   });
 
   it('fails for any flipped bit, another key, or a short message', () => {

@@ -11,6 +11,7 @@
 // write network order), addresses are IPv4/IPv6 text, 64-bit counters and times are bigints.
 
 import { bufferToIp, ipFamily, ipToBuffer } from '../netlink/ip.js';
+import { nhKeyBytes, nhKeyStream } from '../security/nh.js';
 
 // ---- constants -----------------------------------------------------------------------------
 
@@ -162,8 +163,12 @@ export const MP_LOOP_STATS = layout('mp_loop_stats', 24, [
 ]);
 
 // prettier-ignore
-export const MP_KEY = layout('mp_key', 32, [
-  ['key', 0, 16], ['expires_ns', 16, 8], ['id', 24, 1], ['valid', 25, 1], ['pad', 26, 6],
+/** Longest body the MAC covers (bpf/mp.h MP_NH_MAX_BODY); its NH key stream in u32 words. */
+export const MP_NH_MAX_BODY = 9216;
+export const MP_NH_KEY_WORDS = (MP_NH_MAX_BODY + 16) / 4;
+
+export const MP_KEY = layout('mp_key', 32 + 4 * MP_NH_KEY_WORDS, [
+  ['key', 0, 16], ['expires_ns', 16, 8], ['id', 24, 1], ['valid', 25, 1], ['pad', 26, 6], ['nh', 32, 4 * MP_NH_KEY_WORDS],
 ]);
 // prettier-ignore
 export const MP_REPLAY = layout('mp_replay', 16 + 8 * MP_REPLAY_WORDS, [
@@ -459,7 +464,7 @@ export function decodeSched(b: Buffer): MpSched {
 // ---- struct mp_key, struct mp_replay (authentication) ----------------------------------------
 
 export interface MpKey {
-  /** SipHash-2-4 key, 16 bytes. */
+  /** The session key, 16 bytes: the MAC's SipHash-2-4 key; encodeKey expands NH's from it. */
   key: Buffer;
   /** CLOCK_MONOTONIC ns (process.hrtime.bigint() is the same clock) after which it is unused. */
   expiresNs: bigint;
@@ -470,11 +475,13 @@ export interface MpKey {
 
 export const NO_KEY: MpKey = Object.freeze({ key: Buffer.alloc(16), expiresNs: 0n, id: 0, valid: false });
 
+/** struct mp_key, with the NH key stream of a valid key expanded from it (src/security/nh.ts). */
 export function encodeKey(k: MpKey): Buffer {
   if (k.key.length !== 16) throw new Error(`mp_key.key needs 16 bytes, got ${k.key.length}`);
   const b = Buffer.alloc(MP_KEY.size);
   const f = (n: string) => at(MP_KEY, n);
   k.key.copy(b, f('key'));
+  if (k.valid) nhKeyBytes(nhKeyStream(k.key, MP_NH_KEY_WORDS)).copy(b, f('nh'));
   b.writeBigUInt64LE(k.expiresNs, f('expires_ns'));
   b.writeUInt8(k.id, f('id'));
   b.writeUInt8(k.valid ? 1 : 0, f('valid'));

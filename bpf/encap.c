@@ -244,8 +244,11 @@ int encap(struct __sk_buff *skb)
 
 	/* 1. for the tunnel? */
 	pull_headers(skb, ENCAP_WINDOW);
-	if (!parse_l3(skb, &p) || p.truncated || !for_tunnel(skb, cfg, &p))
+	if (!parse_l3(skb, &p) || p.truncated)
 		return mp_pass(); /* a malformed packet is the stack's to drop and count */
+	loop_restore_dst(skb, cfg, &p);
+	if (!for_tunnel(skb, cfg, &p))
+		return mp_pass();
 
 	/* 2. can it be carried whole? */
 	back = loop_returned(skb, cfg); /* nothing goes round twice */

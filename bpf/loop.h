@@ -29,12 +29,23 @@
  *
  * IPv6 is never fragmented on the way (only its source may): oversized IPv6 is answered with
  * "packet too big" (icmp.h); only IPv6 GSO goes round the loop.
+ *
+ * A single-interface RP shares its address with the client, so a marked packet to the client
+ * would be delivered to the RP itself (the local table's rule 0 comes before the loop's rule).
+ * There the packet goes into the loop addressed to a stand-in, 192.0.0.8 (the IPv4 dummy
+ * address, RFC 7600), which the loop's rule routes like any other; each piece gets the client's
+ * address back at mpf…b. Only the IP header checksum follows the address: the L4 checksum,
+ * left as it was, is right again once the address is (and the kernel does not look at it in
+ * between: it forwards, and completes a CHECKSUM_PARTIAL one before fragmenting from the
+ * partial sum the sender made for the real address).
  */
 #ifndef MP_LOOP_H
 #define MP_LOOP_H
 
 #include "counters.h"
 #include "parse.h"
+
+#define MP_LOOP_STANDIN_V4 0xc0000008 /* 192.0.0.8 */
 
 /* skb->mark = mark, as one store at a constant offset from the context (see parse.h on clang
  * and "dereference of modified ctx ptr"). */
@@ -104,14 +115,43 @@ static __always_inline bool loop_can_fragment(const struct mp_config *cfg, const
 	return loop_on(cfg) && (cfg->flags & MP_CFG_LOOP_FRAG) && p->family == 4 && !p->df;
 }
 
+/* Rewrite the IPv4 destination (and the header checksum): `from` is what is there now. */
+static __always_inline bool set_v4_dst(struct __sk_buff *skb, __be32 from, __be32 to)
+{
+	return !bpf_skb_store_bytes(skb, ETH_HLEN + offsetof(struct iphdr, daddr), &to, sizeof(to), 0) &&
+	       !bpf_l3_csum_replace(skb, ETH_HLEN + offsetof(struct iphdr, check), from, to, sizeof(to));
+}
+
 static __always_inline int loop_fragment(struct __sk_buff *skb, const struct mp_config *cfg)
 {
 	struct mp_loop_stats *st = loop_stats();
+	__be32 dst;
 
+	if (cfg->flags & MP_CFG_SINGLE_IF) { /* see the header: to the stand-in */
+		if (bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct iphdr, daddr), &dst, sizeof(dst)) ||
+		    !set_v4_dst(skb, dst, bpf_htonl(MP_LOOP_STANDIN_V4)))
+			return mp_drop(MP_DROP_STORE);
+	}
 	set_mark(skb, cfg->loop_mark);
 	if (st)
 		st->frag++;
 	return mp_exit(TC_ACT_OK, MP_DROP_NONE);
+}
+
+/* Single-interface RP: a piece back from the loop, addressed to the stand-in, gets the
+ * client's address back (before encap asks whether it is for the tunnel). */
+static __always_inline void loop_restore_dst(struct __sk_buff *skb, const struct mp_config *cfg,
+					     const struct l3 *p)
+{
+	__be32 dst;
+
+	if (!(cfg->flags & MP_CFG_SINGLE_IF) || p->family != 4 || !cfg->loop_mark ||
+	    skb->mark != cfg->loop_mark)
+		return;
+	if (bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct iphdr, daddr), &dst, sizeof(dst)) ||
+	    dst != bpf_htonl(MP_LOOP_STANDIN_V4))
+		return;
+	set_v4_dst(skb, dst, *(const __be32 *)cfg->client_v4.addr);
 }
 
 /* A piece that came back fits: it is carried like any packet from here on. */

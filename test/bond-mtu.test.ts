@@ -10,7 +10,8 @@
 //     (no DF either) is fragmented in the RP's loop. (b) the same with DF: ICMP "fragmentation
 //     needed" from the LP. (c) IPv6, 1488 bytes: ICMPv6 "packet too big". (d) TCP: MSS clamped,
 //     nothing too big. (e) GRO forced on where encap runs: super-packets go round the loop, the
-//     flow carries on, no GSO drops.
+//     flow carries on, no GSO drops. (f) a single-interface RP fragments the replies too: the
+//     client has the RP's own address, so they enter its loop addressed to a stand-in.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -57,18 +58,22 @@ function inNode(lab: string, node: string, ...args: string[]): { code: number | 
 
 const received = (out: string) => Number(/(\d+) received/.exec(out)?.[1] ?? -1);
 
+/** Five 1460-byte pings without DF, client → server: all answered; the portals' counter deltas. */
+async function pingNoDf(lab: string): Promise<{ lp: ReturnType<typeof delta>; rp: ReturnType<typeof delta> }> {
+  const lp0 = await status(lab, 'lp');
+  const rp0 = await status(lab, 'rp');
+  const p = inNode(lab, 'client', 'ping', '-n', '-c', '5', '-i', '0.1', '-W', '2', '-M', 'dont', '-s', '1460', SERVER.v4);
+  assert.equal(received(p.out), 5, p.out);
+  assert.match(p.out, /1468 bytes from 203\.0\.113\.2/, 'whole 1460-byte replies (the client reassembled them)');
+  return { lp: delta(lp0, await status(lab, 'lp')), rp: delta(rp0, await status(lab, 'rp')) };
+}
+
 test('bond MTU: too big is fragmented, answered or segmented, never silently dropped', { timeout: 180_000 }, async (t) => {
   await withLab(
     links(2, '20mbit', '5ms'),
     async (lab) => {
       await t.test('(a) IPv4 without DF above the inner MTU: fragmented in both loops, every reply back', async () => {
-        const lp0 = await status(lab, 'lp');
-        const rp0 = await status(lab, 'rp');
-        const p = inNode(lab, 'client', 'ping', '-n', '-c', '5', '-i', '0.1', '-W', '2', '-M', 'dont', '-s', '1460', SERVER.v4);
-        assert.equal(received(p.out), 5, p.out);
-        assert.match(p.out, /1468 bytes from 203\.0\.113\.2/, 'whole 1460-byte replies (the client reassembled them)');
-        const lp = delta(lp0, await status(lab, 'lp'));
-        const rp = delta(rp0, await status(lab, 'rp'));
+        const { lp, rp } = await pingNoDf(lab);
         t.diagnostic(`LP: ${JSON.stringify(lp)}  RP: ${JSON.stringify(rp)}`);
         assert.deepEqual(lp.drops, {}, 'the LP dropped nothing (no too_big)');
         assert.deepEqual(lp.loop, { gso: 0, frag: 5, back: 10 }, 'LP: 5 requests round the loop, 2 fragments each carried');
@@ -131,5 +136,21 @@ test('bond MTU: too big is fragmented, answered or segmented, never silently dro
       });
     },
     { bond: true },
+  );
+});
+
+test('single-interface RP: IPv4 without DF too big for the tunnel is fragmented too, not dropped', { timeout: 120_000 }, async (t) => {
+  await withLab(
+    links(2, '20mbit', '5ms'),
+    async (lab) => {
+      // the client has the RP's own address: the server's 1488-byte replies (no DF) go to an
+      // address local to the RP, so they enter the loop addressed to 192.0.0.8 (bpf/loop.h)
+      const { lp, rp } = await pingNoDf(lab);
+      t.diagnostic(`LP: ${JSON.stringify(lp)}  RP: ${JSON.stringify(rp)}`);
+      assert.deepEqual(rp.drops, {}, 'the RP dropped nothing (no too_big)');
+      assert.deepEqual(rp.loop, { gso: 0, frag: 5, back: 10 }, 'RP: the 5 replies went round its loop, 2 fragments each carried');
+      assert.deepEqual(lp.drops, {}, 'the LP dropped nothing');
+    },
+    { bond: true, singleInterface: true },
   );
 });

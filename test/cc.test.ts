@@ -198,12 +198,20 @@ describe('windowed filters', () => {
 // ---- the controller, direct -----------------------------------------------------------------------
 
 /** Feeds a synthetic trace: `n` intervals of 20 ms; `f(i)` gives each record. */
-function drive(s: cc.State, n: number, f: (i: number) => Partial<LinkFeedback> & { sent?: number }, t0: number): { s: cc.State; t: number } {
+/** `planned`: the scheduler's modelled backlog for the interval (µs). `each` sees every state. */
+function drive(
+  s: cc.State,
+  n: number,
+  f: (i: number) => Partial<LinkFeedback> & { sent?: number; planned?: number },
+  t0: number,
+  each?: (s: cc.State) => void,
+): { s: cc.State; t: number } {
   let t = t0;
   for (let i = 0; i < n; i++) {
     t += 20_000;
-    const { sent, ...r } = f(i);
-    s = cc.onFeedback(s, rec({ echoTsUs: null, echoDelayUs: null, lost: 0, ...r }), sent ?? (s.rateBps / 8) * 0.02, t);
+    const { sent, planned, ...r } = f(i);
+    s = cc.onFeedback(s, rec({ echoTsUs: null, echoDelayUs: null, lost: 0, ...r }), sent ?? (s.rateBps / 8) * 0.02, t, planned ?? 0);
+    each?.(s);
   }
   return { s, t };
 }
@@ -240,6 +248,41 @@ describe('controller', () => {
     // 2 s of a trickle (1 Mbit/s offered, all delivered, no queue)
     const idle = drive(s, 100, () => ({ bytes: 2_500, packets: 2, owdMinUs: raw, owdMaxUs: raw, sent: 2_500 }), t).s;
     assert.ok(cc.bwBps(idle) > 18 * M, `estimate ${cc.bwBps(idle)}`);
+  });
+
+  it('a backlog the scheduler planned is not congestion: rate and delay stay, no probing', () => {
+    // 20/10 ms + 20/60 ms: the scheduler keeps the fast link 50 ms ahead so packets arrive in
+    // order; the receiver sees that 50 ms queue on every packet
+    const { s, t } = converged();
+    const raw = s.owd!.lastRaw;
+    const prop = cc.output(s).owdUs;
+    const bw = cc.bwBps(s);
+    const queued = (planned: number) => () => ({ bytes: 50_000, packets: 34, owdMinUs: raw + 50_000, owdMaxUs: raw + 52_000, planned });
+    let maxRate = 0;
+    const planned = drive(s, 100, queued(50_000), t, (x) => (maxRate = Math.max(maxRate, x.rateBps))).s;
+    report('planned 50 ms backlog', { rateMbit: planned.rateBps / M, owdMs: cc.output(planned).owdUs / 1000, maxRateMbit: maxRate / M });
+    assert.ok(planned.rateBps > 0.95 * bw, `rate ${planned.rateBps} of ${bw}`);
+    assert.ok(Math.abs(cc.output(planned).owdUs - prop) < 1000, `owd ${cc.output(planned).owdUs} vs propagation ${prop}`);
+    assert.ok(maxRate < 1.05 * bw, `a saturated link was probed at ${maxRate}`);
+    assert.ok(cc.saturated(planned));
+    // the same queue unplanned (cross traffic, a capacity drop): the rate drains it, the
+    // scheduler is told the delay
+    const news = drive(s, 100, queued(0), t).s;
+    assert.ok(news.rateBps < 0.7 * bw, `rate ${news.rateBps}`);
+    assert.ok(cc.output(news).owdUs > prop + 30_000, `owd ${cc.output(news).owdUs}`);
+    assert.equal(cc.saturated(news), false);
+  });
+
+  it('a queue held for 15 s (the other link cut) does not become the propagation delay', () => {
+    const { s, t } = converged();
+    const raw = s.owd!.lastRaw;
+    const long = drive(s, 750, () => ({ bytes: 50_000, packets: 34, owdMinUs: raw + 40_000, owdMaxUs: raw + 42_000, planned: 40_000 }), t);
+    // the other link is back: the scheduler plans no backlog here, and 40 ms of queue is news
+    const after = drive(long.s, 3, () => ({ bytes: 50_000, packets: 34, owdMinUs: raw + 40_000, owdMaxUs: raw + 40_000 }), long.t).s;
+    assert.ok(after.queueUs > 35_000, `queue ${after.queueUs}: the 15 s queue was taken for propagation`);
+    // without a queue the normal 10 s window applies: a longer path is learned
+    const moved = drive(s, 600, () => ({ bytes: 50_000, packets: 34, owdMinUs: raw + 3_000, owdMaxUs: raw + 3_000 }), t).s;
+    assert.ok(moved.queueUs < 1000, `queue ${moved.queueUs} after 12 s on a 3 ms longer path`);
   });
 
   it('random loss without a queue is not congestion; the same loss with a queue is', () => {

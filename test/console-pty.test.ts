@@ -1,7 +1,9 @@
 // `mpctl up local` on a real pseudo-terminal inside the lab, with traffic flowing: the console
 // shows both links up with non-zero rates; its Prometheus endpoint is scraped and parsed and
-// `status --json` validated against the schema; `a` takes a link down and up; `d` detaches (the portal keeps running and keeps
-// probing), `mpctl attach` + `q` + `y` stops it and tears down.
+// `status --json` validated against the schema; `a` takes a link down and up; `d` detaches
+// (the portal keeps running and keeps probing); `mpctl attach` asks before `q` and exits when
+// `mpctl down` from another shell stops the portal; `up` again and `q` stops and tears down,
+// without a single full-screen clear (no flicker).
 //
 //   client ── lp ═╦═ isp1 (20 Mbit, 10 ms) ═╦═ inet ── rp ── server (iperf3 -s)
 //                 ╚═ isp2 (20 Mbit, 15 ms) ═╝
@@ -9,7 +11,7 @@
 //   under `script` (util-linux) in the lp namespace, typing keys into the pty.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mpctlPath } from '../src/lab/lab.js';
 import { iperf } from '../src/lab/measure.js';
 import { run } from '../src/lab/namespaces.js';
@@ -53,7 +55,7 @@ async function waitFor(what: string, f: () => boolean, ms: number, show: () => s
 /** The last rendered row of link `name`. */
 const lastRow = (out: string, name: string) => plain(out).split(/\r?\n|\r/).filter((l) => new RegExp(`^[▸ ] ${name}\\s`).test(l)).at(-1) ?? '';
 
-test('mpctl up local on a pty in the lab: both links up with live rates; detach, attach, quit', { timeout: 180_000 }, async () => {
+test('mpctl up local on a pty in the lab: both links up with live rates, metrics; detach, attach, down elsewhere, quit', { timeout: 180_000 }, async () => {
   await withLab(
     scenario,
     async (lab) => {
@@ -66,6 +68,7 @@ test('mpctl up local on a pty in the lab: both links up with live rates; detach,
       // the lab's LP config with the metrics endpoint on (top-level keys go before [[link]])
       const cfg = `${labDir(lab)}/lp-metrics.toml`;
       await writeFile(cfg, `metrics_listen = "127.0.0.1:9472"\n${await readFile(`${labDir(lab)}/lp.toml`, 'utf8')}`);
+      const t0 = Date.now();
       const t = pty(lp, `${mpctl} up local --config ${cfg}`);
       try {
         await waitFor('both links up', () => /up/.test(lastRow(t.out(), 'l1')) && /up/.test(lastRow(t.out(), 'l2')), 30_000, t.out);
@@ -100,6 +103,9 @@ test('mpctl up local on a pty in the lab: both links up with live rates; detach,
         t.p.stdin.write('d');
         assert.equal(await t.exited, 0, 'detach exits 0');
         assert.match(plain(t.out()), /keeps running in the background \(pid \d+/);
+        const clears = (t.out().match(/\x1b\[2J|\x1b\[3J/g) ?? []).length;
+        console.log(`console output while traffic flowed: ${t.out().length} bytes in ${((Date.now() - t0) / 1000).toFixed(1)} s, ${clears} screen clears`);
+        assert.equal(clears, 0, 'the frame fits the terminal: Ink never clears the screen (no flicker)');
       } finally {
         t.p.kill();
       }
@@ -116,20 +122,48 @@ test('mpctl up local on a pty in the lab: both links up with live rates; detach,
       const s2 = JSON.parse((await run('ip', ['netns', 'exec', lp, mpctl, 'status', '--instance', instance, '--json']))._unsafeUnwrap()) as typeof s;
       assert.ok(s2.links[0]!.probesHeard > heard, `probes keep going after detach (${heard} → ${s2.links[0]!.probesHeard})`);
 
-      // attach again; q asks, y stops the portal and tears down
+      // status --watch --json from another shell: one schema-valid object per second
+      const w = spawnSync('ip', ['netns', 'exec', lp, 'timeout', '2.5', mpctl, 'status', '--instance', instance, '--watch', '--json'], { encoding: 'utf8' });
+      assert.equal(w.status, 124, `--watch runs until stopped: ${w.stderr}`);
+      const watched = w.stdout.trim().split('\n').filter(Boolean);
+      assert.ok(watched.length >= 2, `--watch printed ${watched.length} lines`);
+      for (const l of watched) assert.ok(validateStatus(JSON.parse(l)), JSON.stringify(validateStatus.errors));
+      assert.ok((JSON.parse(watched.at(-1)!) as { time: number }).time - (JSON.parse(watched[0]!) as { time: number }).time >= 900, 'about a second apart');
+
+      // attach again; q asks (n: no); then `mpctl down` from another shell: the console notices
       const a = pty(lp, `${mpctl} attach --instance ${instance}`);
       try {
         await waitFor('the console', () => /up/.test(lastRow(a.out(), 'l1')), 15_000, a.out);
         a.p.stdin.write('q');
         await waitFor('the question', () => /\[y\/N\]/.test(plain(a.out())), 5000, a.out);
-        a.p.stdin.write('y');
-        assert.equal(await a.exited, 0, 'quit exits 0');
-        assert.match(plain(a.out()), /portal \S+: down/);
+        a.p.stdin.write('n');
+        const d = await run('ip', ['netns', 'exec', lp, mpctl, 'down', '--instance', instance], 20_000);
+        assert.ok(d.isOk(), 'mpctl down from another shell');
+        assert.equal(await a.exited, 0, 'the console exits 0 when the portal is stopped elsewhere');
+        assert.match(plain(a.out()), /portal \S+ was stopped from elsewhere/);
       } finally {
         a.p.kill();
       }
+
+      // up again and q: the portal stops, tears down, and the console exits 0
+      const u = pty(lp, `${mpctl} up local --config ${cfg}`);
+      try {
+        await waitFor('links up', () => /up/.test(lastRow(u.out(), 'l2')), 30_000, u.out);
+        u.p.stdin.write('q');
+        assert.equal(await u.exited, 0, 'q exits 0 after a clean teardown');
+        assert.match(plain(u.out()), /portal \S+: down/);
+        // no full-screen clear after the first frame: Ink rewrote lines in place (no flicker)
+        const out = u.out();
+        const clears = (out.match(/\x1b\[2J|\x1b\[3J/g) ?? []).length;
+        console.log(`console output: ${out.length} bytes for the session, ${clears} screen clears`);
+        assert.equal(clears, 0, 'the frame fits the terminal: Ink never clears the screen');
+      } finally {
+        u.p.kill();
+      }
       const gone = await run('ip', ['netns', 'exec', lp, mpctl, 'status', '--instance', instance]);
       assert.ok(gone.isErr(), 'status after q: not up');
+      const left = await run('ip', ['netns', 'exec', lp, 'tc', 'filter', 'show', 'dev', 'lan', 'ingress']);
+      assert.equal(left.isOk() ? left.value.trim() : 'error', '', 'no filter left on lan');
     },
     { bond: true },
   );

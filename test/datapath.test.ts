@@ -906,7 +906,7 @@ runTable('encap: the segmentation loop', loopBase, [
     loop: {},
   },
   {
-    name: 'IPv4 without DF where the mark is not routed (single-interface RP): dropped as too big',
+    name: 'IPv4 without DF where the mark is not routed (no MP_CFG_LOOP_FRAG): dropped as too big',
     prog: 'encap',
     setup: () => setConfig({ loopIfindex: LOOP_IF, loopMark: LOOP_MARK, flags: 0 }),
     input: bigNoDf,
@@ -1111,6 +1111,66 @@ const SINGLE: Partial<MpConfig> = {
   clientV6: hostAddr(RP_V6),
   reservedPorts: [22, 8443],
 };
+
+// single-interface RP: the client's address is the RP's own, so the loop is entered addressed to
+// the stand-in 192.0.0.8 (bpf/loop.h) and the pieces get the address back
+const STANDIN = '192.0.0.8';
+const bigToSingle = frame(ipSpec(NET_V4, RP_V4, { df: false }), udp({ sport: 53, dport: 40000, payload: Buffer.alloc(1472, 0x5b) }));
+const withDst = (f: Buffer, dst: string): Buffer => {
+  const b = Buffer.from(f);
+  ipToBuffer(dst).copy(b, 14 + 16);
+  b.writeUInt16BE(0, 14 + 10);
+  b.writeUInt16BE(inetChecksum(b.subarray(14, 14 + parseIp(b).headerLen)), 14 + 10);
+  return b;
+};
+const fragToStandin = frame(ipSpec(NET_V4, STANDIN, { df: false, mf: true }), raw(IPPROTO_UDP, Buffer.alloc(1376, 0x5b)));
+
+runTable('encap: the segmentation loop on a single-interface RP', () => {
+  setConfig({ ...SINGLE, flags: MP_CFG_SINGLE_IF | MP_CFG_LOOP_FRAG, loopIfindex: LOOP_IF, loopMark: LOOP_MARK }, RP_CONFIG);
+  setLink(0, { peer: '198.51.100.77', peerPort: 41000 });
+}, [
+  {
+    name: 'IPv4 without DF, too big: into the loop addressed to 192.0.0.8 (header checksum updated, nothing else)',
+    prog: 'encap',
+    input: bigToSingle,
+    verdict: TC_ACT_OK,
+    out: withDst(bigToSingle, STANDIN),
+    mark: LOOP_MARK,
+    loop: { frag: 1 },
+  },
+  {
+    name: 'a piece back from the loop addressed to 192.0.0.8: the client’s address again, carried',
+    prog: 'encap',
+    input: fragToStandin,
+    ctx: { mark: LOOP_MARK },
+    verdict: TC_ACT_REDIRECT,
+    out: (out) => {
+      const inner = out.subarray(14 + 20 + 8 + MP_HDR_LEN);
+      assert.deepEqual(inner, withDst(fragToStandin, RP_V4).subarray(14), 'the fragment, to the client, checksum right');
+      assert.ok(parseIp(inner, 0).headerChecksumOk);
+    },
+    mark: 0,
+    loop: { back: 1 },
+  },
+  {
+    name: 'to 192.0.0.8 without the loop mark: not the loop’s, not ours, untouched',
+    prog: 'encap',
+    input: fragToStandin,
+    ctx: { mark: 0 },
+    verdict: TC_ACT_UNSPEC,
+    out: 'same',
+    mark: 0,
+  },
+  {
+    name: 'IPv4 with DF, too big: still fragmentation needed',
+    prog: 'encap',
+    input: frame(ipSpec(NET_V4, RP_V4), udp({ sport: 53, dport: 40000, payload: Buffer.alloc(1472) })),
+    verdict: TC_ACT_REDIRECT,
+    drops: { too_big: 1 },
+    mark: 0,
+    loop: {},
+  },
+]);
 
 runTable('encap (single-interface RP: its own ports stay local)', () => {
   setConfig(SINGLE, RP_CONFIG);

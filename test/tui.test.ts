@@ -205,3 +205,17 @@ test('console: attached (confirmQuit) asks before q stops the portal; admin erro
   assert.deepEqual(exits, ['quit']);
   r.unmount();
 });
+
+test('console: exits with "gone" when the portal is stopped elsewhere (status: not found)', async (t) => {
+  const exits: ConsoleExit[] = [];
+  let n = 0;
+  const port: ConsolePort = {
+    snapshot: async () => (n++ < 3 ? ok(stream[n]!) : err({ kind: 'NotFound', what: 'portal', message: 'portal "oprec-lp" is not up' })),
+    setAdmin: async () => ok(undefined),
+  };
+  const r = render(h(Console, { port, intervalMs: 5, onExit: (e: ConsoleExit) => exits.push(e) }));
+  t.after(() => r.unmount());
+  await until(() => exits.length > 0, 'the exit');
+  assert.deepEqual(exits, ['gone']);
+  await until(() => /the portal was stopped/.test(r.lastFrame() ?? ''), 'the note');
+});

@@ -3,7 +3,8 @@
 // of plain data; the portal owns the clock, the timers and the map writes.
 //
 //   initial(params, now)                   a new link: sends at params.initialRateBps
-//   onFeedback(state, fb, sentBytes, now)  one receiver interval (feedback.ts)
+//   onFeedback(state, fb, sentBytes, now, plannedQueueUs)
+//                                          one receiver interval (feedback.ts)
 //   onSilence(state, now)                  on a timer: no feedback for a while → stale
 //   onRtt(state, rttUs, now)               optional: a probe's round trip
 //   output(state) / outputs(states)        { rateBps, owdUs } for mp_links
@@ -29,6 +30,16 @@
 //   drains what the probe queued, and ends as soon as the queue is gone), or until the
 //   delivery rate has grown 15 %: then the link has grown and STARTUP finds how much, in a
 //   few rounds instead of +25 % per cycle.
+// - Planned queue: the scheduler itself keeps a backlog on a link on purpose (busy_until: on
+//   links of different delay, the fast one is kept as far ahead as the slow one is behind,
+//   so packets arrive in order). The sender tells each feedback what the scheduler modelled
+//   for the interval's packets (plannedQueueUs); only the queue beyond that is news. Counting
+//   the planned backlog as congestion would cut the rate and inflate the delay the scheduler
+//   sees, so its model runs ahead of the real link and the packets it puts on the slow link
+//   arrive late: reordering (20/10 ms + 20/60 ms: a 50 ms model backlog against ~5 ms real).
+//   While a link is queued as planned, the min-OWD window is also held (minWindowQueuedUs):
+//   a link that carried a full queue for 10 s (its peer cut) must not take that queue for
+//   its propagation delay.
 // - Queue control, always: the rate is scaled by 1 − queue / 100 ms (at least 0.35), so a
 //   queue drains instead of standing; and while the queue is above the target (¼ of the min
 //   RTT, within 5-10 ms) the bottleneck is busy, so the delivery rate *is* its capacity: the
@@ -93,6 +104,12 @@ export interface CcParams {
   /** Bandwidth max-filter length in rounds; OWD and RTT min-filter length. */
   bwWindowRounds: number;
   minWindowUs: number;
+  /** A modelled backlog at least this long through the rate window: the link is saturated
+   * (no probing gain; see saturated()). */
+  saturatedBacklogUs: number;
+  /** The min-OWD window while the link has a queue (planned or not): a standing queue must
+   * not become the propagation delay. */
+  minWindowQueuedUs: number;
   /** No feedback for this long: the estimate is stale. */
   staleAfterUs: number;
 }
@@ -125,6 +142,8 @@ export const DEFAULT_CC: CcParams = Object.freeze({
   lossWindowUs: 200_000,
   bwWindowRounds: 10,
   minWindowUs: 10_000_000,
+  minWindowQueuedUs: 60_000_000,
+  saturatedBacklogUs: 2_000,
   staleAfterUs: 200_000,
 });
 
@@ -139,6 +158,8 @@ interface Interval {
   readonly lost: number;
   /** The interval's smallest OWD on the unwrapped line (null: no sample). */
   readonly owd: number | null;
+  /** The scheduler's modelled backlog for the interval's packets (µs). */
+  readonly plannedUs: number;
   readonly appLimited: boolean;
 }
 
@@ -302,7 +323,7 @@ export function onSilence(s: State, nowUs: number): State {
  * One receiver interval of this link. `sentBytes`: what the sender put on the link since the
  * previous feedback, to tell an application-limited interval from a saturated one.
  */
-export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigint, nowUs: number): State {
+export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigint, nowUs: number, plannedQueueUs = 0): State {
   const p = s0.params;
   if (!(fb.intervalUs > 0)) return { ...s0, lastFeedbackUs: nowUs, stale: false };
 
@@ -318,14 +339,16 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
   if (fb.owdMinUs !== null) {
     const raw = fb.owdMinUs >>> 0;
     const line = owd ? owd.last + ((raw - owd.lastRaw) | 0) : 0;
-    owd = { lastRaw: raw, last: line, min: owd ? winMin(owd.min, p.minWindowUs, nowUs, line) : winReset(nowUs, line) };
+    const queued = owd !== null && line - winBest(owd.min) > queueTargetUs(s);
+    owd = { lastRaw: raw, last: line, min: owd ? winMin(owd.min, queued ? p.minWindowQueuedUs : p.minWindowUs, nowUs, line) : winReset(nowUs, line) };
     owdSample = line;
   }
 
   // 2. Was the sender short of data? What it sent against what its rate allowed.
   const senderIntervalUs = Math.min(Math.max(nowUs - s.lastFeedbackUs, 0), 4 * fb.intervalUs) || fb.intervalUs;
   const appLimited = Number(sentBytes) * 8 < 0.8 * s.rateBps * (senderIntervalUs / 1e6);
-  const iv: Interval = { atUs: nowUs, intervalUs: fb.intervalUs, bytes: fb.bytes, packets: fb.packets, lost: fb.lost, owd: owdSample, appLimited };
+  const plannedUs = Math.max(0, plannedQueueUs);
+  const iv: Interval = { atUs: nowUs, intervalUs: fb.intervalUs, bytes: fb.bytes, packets: fb.packets, lost: fb.lost, owd: owdSample, plannedUs, appLimited };
   const keepUs = Math.max(p.rateWindowUs, p.queueWindowUs, p.lossWindowUs);
   const recent = [...s.recent, iv].filter((r) => nowUs - r.atUs < keepUs);
 
@@ -334,7 +357,7 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
   const deliveryBps = (rate.bytes * 8 * 1e6) / rate.us;
   const loss = sum(recent, (acc) => acc.packets + acc.lost >= p.lossWindowPackets);
   const lossRate = loss.packets + loss.lost > 0 ? loss.lost / (loss.packets + loss.lost) : 0;
-  // The standing queue: the smallest queueing delay over the queue window. Without a sample
+  // The standing queue beyond the planned one: the smallest over the queue window. Without a sample
   // (nothing arrived) the queue drains at line rate. The latest sample alone says it sooner.
   const qw = sum(recent, (acc) => acc.us >= p.queueWindowUs);
   let queueUs = Math.max(0, s.queueUs - fb.intervalUs);
@@ -342,7 +365,7 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
   if (owd) {
     const minOwd = winBest(owd.min);
     if (qw.minOwd !== null) queueUs = Math.max(0, qw.minOwd - minOwd);
-    if (owdSample !== null) queueNowUs = Math.max(0, owdSample - minOwd);
+    if (owdSample !== null) queueNowUs = Math.max(0, owdSample - plannedUs - minOwd);
   }
   s = { ...s, owd, recent, deliveryBps, lossRate, queueUs, lastFeedbackUs: nowUs };
 
@@ -409,6 +432,7 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
 
 /** Sums the newest intervals (those received from `sinceUs` on) until `enough` says so. */
 function sum(recent: readonly Interval[], enough: (acc: { us: number; packets: number; lost: number }) => boolean, sinceUs = -Infinity) {
+  // minOwd: of the OWD less the planned queue (the unexpected part, on the OWD line)
   const acc = { us: 0, bytes: 0, packets: 0, lost: 0, appLimited: false, minOwd: null as number | null };
   for (let i = recent.length - 1; i >= 0 && !enough(acc) && recent[i]!.atUs >= sinceUs; i--) {
     const r = recent[i]!;
@@ -417,7 +441,7 @@ function sum(recent: readonly Interval[], enough: (acc: { us: number; packets: n
     acc.packets += r.packets;
     acc.lost += r.lost;
     acc.appLimited ||= r.appLimited;
-    if (r.owd !== null) acc.minOwd = acc.minOwd === null ? r.owd : Math.min(acc.minOwd, r.owd);
+    if (r.owd !== null) acc.minOwd = acc.minOwd === null ? r.owd - r.plannedUs : Math.min(acc.minOwd, r.owd - r.plannedUs);
   }
   return acc;
 }
@@ -455,10 +479,18 @@ function phaseGain(s: State): number {
   }
 }
 
+/** The scheduler kept a backlog on the link through the last rate window: the link is
+ * saturated, its delivery rate is its capacity, and probing above it would only make the
+ * scheduler's model of the link (busy_until) run behind the real queue. */
+export function saturated(s: State): boolean {
+  const w = s.recent.filter((r) => s.lastFeedbackUs - r.atUs < s.params.rateWindowUs);
+  return w.length > 0 && w.every((r) => r.plannedUs >= s.params.saturatedBacklogUs);
+}
+
 function pacingRate(s: State): number {
   const p = s.params;
   const queueFactor = Math.max(p.drainMinGain, 1 - s.queueUs / p.drainTimeUs);
-  let rate = bwBps(s) * phaseGain(s);
+  let rate = bwBps(s) * (saturated(s) ? 1 : phaseGain(s));
   if (s.phase !== 'startup') rate *= queueFactor;
   if (s.lossCapBps !== null) rate = Math.min(rate, s.lossCapBps);
   if (p.ceilingBps !== null) rate = Math.min(rate, p.ceilingBps);

@@ -17,7 +17,10 @@ import { RUN_DIR } from '../portal/state.js';
 
 export const logFile = (instance: string): string => `${RUN_DIR}/log/${instance}.log`;
 
-export type Started = { ok: true; pid: number; log: string } | { ok: false; code: number; log: string; output: string };
+export type Started =
+  /** `exited`: the portal process's exit code (0 after a clean teardown), once it ends */
+  | { ok: true; pid: number; log: string; exited: Promise<number> }
+  | { ok: false; code: number; log: string; output: string };
 
 /** Starts `mpctl up <role> --config <file> --no-tui` detached and waits until it says it is up
  *  (a line on fd 3) or exits. `onInterrupt` lets Ctrl-C during start-up stop it cleanly. */
@@ -63,7 +66,8 @@ export async function startInBackground(role: string, configFile: string, instan
     if (!outcome.ready) return { ok: false, code: outcome.code, log, output: await output() };
     (child.stdio[3] as Readable).destroy();
     child.unref();
-    return { ok: true, pid: child.pid!, log };
+    const exited = new Promise<number>((r) => child.once('exit', (code, signal) => r(code ?? (signal ? 1 : 0))));
+    return { ok: true, pid: child.pid!, log, exited };
   } finally {
     process.off('SIGINT', interrupt);
     process.off('SIGTERM', interrupt);

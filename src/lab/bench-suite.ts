@@ -113,6 +113,8 @@ interface FlowRun {
 interface FlowOptions {
   seconds: number;
   omitS: number;
+  /** the TCP sender's congestion control (default: the lab's, i.e. the host's default) */
+  congestion?: string;
   udpBps?: number;
   events?: FlowEvent[];
 }
@@ -139,6 +141,7 @@ async function flow(lab: string, nLinks: number, dir: Dir, o: FlowOptions): Prom
       omitS: o.omitS,
       reverse: dir === 'down',
       ...(o.udpBps ? { udpBps: o.udpBps } : {}),
+      ...(o.congestion ? { congestion: o.congestion } : {}),
     });
     for (const e of o.events ?? []) {
       const wait = t0 + e.atS * 1000 - rxs.value.now();
@@ -196,20 +199,21 @@ const round3 = (x: number) => Math.round(x * 1000) / 1000;
 const FLOW_S = 8;
 const WARM_S = 2;
 
-/** One TCP flow each way as % of the sum of the link rates. */
-async function tcpShare(lab: string, title: string, links: readonly LinkSpec[], targetPct: number, runs: number): Promise<Result<SuiteResult, MpError>> {
+/** One TCP flow each way as % of the sum of the link rates; with `alsoCubic`, a second flow
+ * each way whose sender uses CUBIC (the lab's default is the host's, BBR here). */
+async function tcpShare(lab: string, title: string, links: readonly LinkSpec[], targetPct: number, runs: number, alsoCubic = false): Promise<Result<SuiteResult, MpError>> {
   const sumMbit = links.reduce((a, l) => a + mbitOf(l.rate), 0);
   return inBond(lab, links, async (name) => {
     const figures: SuiteFigure[] = [];
     const panels: PlotPanel[] = [];
-    for (const dir of DIRS) {
+    for (const [dir, congestion] of [...DIRS.map((d) => [d, undefined] as const), ...(alsoCubic ? DIRS.map((d) => [d, 'cubic'] as const) : [])]) {
       const pct = (r: FlowRun) => (r.iperf.bps * 100) / (sumMbit * 1e6);
-      const rs = await untilStable(runs, 3, pct, () => flow(name, links.length, dir, { seconds: FLOW_S, omitS: WARM_S }));
+      const rs = await untilStable(runs, 3, pct, () => flow(name, links.length, dir, { seconds: FLOW_S, omitS: WARM_S, ...(congestion ? { congestion } : {}) }));
       if (rs.isErr()) return err(rs.error);
       const xs = rs.value.map(pct);
       const m = median(xs);
       figures.push({
-        name: `${title}, 1 TCP flow ${DIR_NAME[dir]}`,
+        name: `${title}, 1 TCP flow ${DIR_NAME[dir]}${congestion ? ` (${congestion})` : ''}`,
         unit: '% of sum',
         runs: xs.map(round1),
         median: round1(m),
@@ -218,7 +222,7 @@ async function tcpShare(lab: string, title: string, links: readonly LinkSpec[], 
         met: m >= targetPct,
         note: `median ${round1((m * sumMbit) / 100)} Mbit/s of ${sumMbit} Mbit/s`,
       });
-      panels.push(panel(dir, medianRun(rs.value, pct), sumMbit * OUTER_RATIO));
+      panels.push(panel(dir, medianRun(rs.value, pct), sumMbit * OUTER_RATIO, congestion ? ` (${congestion})` : ''));
     }
     return ok({ figures, plot: { title, panels } });
   });
@@ -451,8 +455,8 @@ export const SUITE: Record<string, (runs: number) => Promise<Result<SuiteResult,
   '2x10': (n) => tcpShare('bs2x10', '2×10 Mbit/10 ms', tenMbit(2), 88, n),
   '3x10': (n) => tcpShare('bs3x10', '3×10 Mbit/10 ms', tenMbit(3), 88, n),
   '4x10': (n) => tcpShare('bs4x10', '4×10 Mbit/10 ms', tenMbit(4), 88, n),
-  mismatch: (n) => tcpShare('bsmism', '20 Mbit/10 ms + 20 Mbit/60 ms', [{ rate: '20mbit', delay: '10ms' }, { rate: '20mbit', delay: '60ms' }], 85, n),
-  '300+80': (n) => tcpShare('bs300', '300 Mbit/10 ms + 80 Mbit/30 ms', [{ rate: '300mbit', delay: '10ms' }, { rate: '80mbit', delay: '30ms' }], 85, n),
+  mismatch: (n) => tcpShare('bsmism', '20 Mbit/10 ms + 20 Mbit/60 ms', [{ rate: '20mbit', delay: '10ms' }, { rate: '20mbit', delay: '60ms' }], 85, n, true),
+  '300+80': (n) => tcpShare('bs300', '300 Mbit/10 ms + 80 Mbit/30 ms', [{ rate: '300mbit', delay: '10ms' }, { rate: '80mbit', delay: '30ms' }], 85, n, true),
   udp90: (n) => udp90('bsudp', n),
   step: (n) => step('bsstep', n),
   cut: (n) => cut('bscut', n),

@@ -76,6 +76,8 @@ export interface IperfOptions {
   port?: number;
   /** warm-up seconds (slow start) run before the measured `seconds` and left out of the result */
   omitS?: number;
+  /** TCP congestion control of the sender (iperf3 -C); default: the namespace's */
+  congestion?: string;
 }
 
 export interface IperfResult {
@@ -135,6 +137,7 @@ export async function iperf(lab: string, o: IperfOptions): Promise<Result<IperfR
   if (o.reverse) args.push('-R');
   else args.push('--get-server-output'); // the receiver's own intervals
   if (o.streams) args.push('-P', String(o.streams));
+  if (o.congestion) args.push('-C', o.congestion);
   if (o.udpBps) args.push('-u', '-b', String(Math.round(o.udpBps)), '-l', '1400');
   const out = await run('ip', args, (total + 20) * 1000);
   stop();

@@ -81,7 +81,7 @@ export const LOOP_PEER_MTU = 65535;
 /**
  * The segmentation loop (bpf/loop.h): where encap sends the packets it cannot carry whole, GSO
  * super-packets and IPv4 without DF larger than the inner MTU, for the kernel to cut them.
- * `routed`: the fwmark rule and table that lead IPv4 into it (not on a single-interface RP).
+ * `routed`: the fwmark rule and table that lead IPv4 into it.
  */
 function loopSteps(loop: LoopPlan, policy: Policy): PlanStep[] {
   const steps: PlanStep[] = [
@@ -108,8 +108,8 @@ function loopSteps(loop: LoopPlan, policy: Policy): PlanStep[] {
   return steps;
 }
 
-function loopPlan(cfg: PortalConfig, policy: Policy, facts: PlanFacts | undefined, routed: boolean): LoopPlan {
-  return { ...loopDevices(cfg.instance), mark: policy.loopMark, routed, mtu: innerMtu(cfg, (i) => facts?.mtus?.[i]) };
+function loopPlan(cfg: PortalConfig, policy: Policy, facts: PlanFacts | undefined): LoopPlan {
+  return { ...loopDevices(cfg.instance), mark: policy.loopMark, routed: true, mtu: innerMtu(cfg, (i) => facts?.mtus?.[i]) };
 }
 
 const hostRoute = (family: Family, address: string) => `${address}/${family === 4 ? 32 : 128}`;
@@ -196,7 +196,7 @@ function planLocal(cfg: LocalConfig, policy: Policy, facts?: PlanFacts): Result<
     steps.push({ kind: 'clsact', dev: l.interface }, ingress(l.interface, 'decap', TC_SLOT.single));
 
   // 6. The segmentation loop, ready before encap can send anything into it.
-  const loop = loopPlan(cfg, policy, facts, true);
+  const loop = loopPlan(cfg, policy, facts);
   steps.push(...loopSteps(loop, policy));
 
   // 7. encap at lan's tc ingress: every packet of the client goes into the tunnel. Attached
@@ -264,10 +264,12 @@ function planRemote(cfg: RemoteConfig, policy: Policy, facts?: PlanFacts): Plan 
   // 2. GRO off where encap runs (wan, forward interfaces): see the LP's step 2.
   for (const dev of encapIfaces) steps.push({ kind: 'offload', ifname: dev, feature: 'gro', on: false });
 
-  // 3. The segmentation loop, ready before encap can send anything into it. Not routed on a
-  //    single-interface RP: the client's address is the RP's own, so the local table (rule 0,
-  //    before any of ours) would deliver a marked packet to the RP itself.
-  const loop = loopPlan(cfg, policy, facts, !cfg.singleInterface);
+  // 3. The segmentation loop, ready before encap can send anything into it. On a
+  //    single-interface RP the client's address is the RP's own, and the local table (rule 0,
+  //    before any of ours) would deliver a marked packet to the RP itself: encap sends it into
+  //    the loop addressed to a stand-in (192.0.0.8) and gives its pieces the address back when
+  //    they return (bpf/loop.h).
+  const loop = loopPlan(cfg, policy, facts);
   steps.push(...loopSteps(loop, policy));
 
   // 4. Programs: on wan, decap (tunnel port) first, then encap (to the client); encap alone on

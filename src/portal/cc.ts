@@ -9,22 +9,37 @@
 //             feedback (mp_link_stats tx_bytes delta), then write every link's rate and delay
 //             (outputs(): one frame for all links of the direction) into mp_links. On the same
 //             timer, a link without feedback for a while is marked stale (onSilence).
+//             Each controller is also told the backlog the scheduler planned on the link when
+//             the interval's packets were sent (mp_sched.busy_until − now, sampled on every
+//             tick and feedback, taken one round trip back): that queue is not congestion.
+//
+// With `congestion_control = false` the controllers still run (status shows them) but nothing
+// is written: each link keeps its configured rate and delay (static weights). Links with a byte
+// budget are capped in the data path on the same timer (budget.ts).
 //
 // Times are µs of the monotonic clock that the data path stamps ts_us with (bpf_ktime_get_ns;
 // process.hrtime in Node on Linux), so the feedback's echo gives round trips.
 import * as cc from '../cc/controller.js';
 import { decodeFeedbackPacket, encodeFeedbackPacket, feedbackFromCounters, seqNewer, snapshotAt, type LinkFeedback, type RxSnapshot } from '../cc/feedback.js';
-import type { MpRx } from '../datapath/abi.js';
+import type { MpRx, MpSched } from '../datapath/abi.js';
 import type { MpError } from '../errors.js';
 import type { Result } from 'neverthrow';
+import { BudgetKeeper, type BudgetDatapath, type LinkBudget } from './budget.js';
 
 /** What the loop reads and writes in the data path (datapath.ts implements it). */
-export interface CcDatapath {
+export interface CcDatapath extends BudgetDatapath {
   readRx(linkId: number): Result<MpRx | null, MpError>;
   txBytes(linkId: number): Result<bigint, MpError>;
   /** The link's current one-way-delay estimate in our sending direction (null: no link). */
   owdUs(linkId: number): Result<number | null, MpError>;
   setEstimate(linkId: number, rateBps: bigint, owdUs: number): Result<void, MpError>;
+  /** The scheduler's state (busy_until per link); null: not there. */
+  sched(): Result<MpSched | null, MpError>;
+}
+
+export interface CcOptions {
+  /** false: keep the configured rate and delay (config `congestion_control = false`) */
+  adaptive?: boolean;
 }
 
 /** The controller as `mpctl status` shows it. */
@@ -64,20 +79,27 @@ export class CcLoop {
   private readonly fbCount = new Map<number, number>();
   private readonly lastTx = new Map<number, bigint>();
   private readonly prevRx = new Map<number, RxSnapshot>();
+  /** Per link: the scheduler's modelled backlog over the last second, oldest first. */
+  private readonly backlog = new Map<number, { tUs: number; us: number }[]>();
   private seq = (Math.random() * 0x1_0000_0000) >>> 0;
   private lastSeq: number | null = null;
   private lastAcceptUs = 0;
   readonly counters: CcCounters = { fbSent: 0, fbHeard: 0, fbDup: 0, fbBad: 0 };
   private failures = 0;
+  readonly budgets: BudgetKeeper;
 
   constructor(
     private readonly dp: CcDatapath,
     private readonly log: Log,
-  ) {}
+    private readonly opts: CcOptions = {},
+  ) {
+    this.budgets = new BudgetKeeper(dp, log);
+  }
 
   /** A link we send on: its controller starts from this estimate (LP: the configured rate and
    * delay; RP: what the LP's probe said). Repeating it for a known link changes nothing. */
-  addLink(id: number, init: { rateBps: number; owdUs: number }): void {
+  addLink(id: number, init: { rateBps: number; owdUs: number; budget?: LinkBudget }): void {
+    if (init.budget) this.budgets.addLink(id, init.budget);
     if (this.states.has(id)) return;
     const now = monoUs();
     const owdUs = Math.max(init.owdUs, 100);
@@ -163,6 +185,7 @@ export class CcLoop {
       return false;
     }
     const now = monoUs();
+    this.sampleBacklog(now);
     const { msg } = d.value;
     if (this.lastSeq !== null && !seqNewer(msg.seq, this.lastSeq) && now - this.lastAcceptUs < SEQ_RESET_US) {
       this.counters.fbDup++;
@@ -182,7 +205,7 @@ export class CcLoop {
         sentBytes = prev !== undefined && tx.value >= prev ? tx.value - prev : 0n;
         this.lastTx.set(r.linkId, tx.value);
       }
-      this.states.set(r.linkId, cc.onFeedback(s, r, sentBytes, now));
+      this.states.set(r.linkId, cc.onFeedback(s, r, sentBytes, now, this.plannedUs(r.linkId, now - cc.estimate(s).rttUs, r.intervalUs)));
       this.fbCount.set(r.linkId, (this.fbCount.get(r.linkId) ?? 0) + 1);
       changed = true;
     }
@@ -193,10 +216,42 @@ export class CcLoop {
   /** On the feedback timer: links without feedback go stale. */
   tick(): void {
     const now = monoUs();
+    this.sampleBacklog(now);
     for (const [id, s] of this.states) this.states.set(id, cc.onSilence(s, now));
+    this.budgets.tick();
+  }
+
+  private sampleBacklog(nowUs: number): void {
+    const r = this.dp.sched();
+    if (r.isErr() || !r.value) return;
+    for (const id of this.states.keys()) {
+      const until = Number(r.value.busyUntilNs[id] ?? 0n) / 1000;
+      const h = this.backlog.get(id) ?? [];
+      h.push({ tUs: nowUs, us: Math.max(0, until - nowUs) });
+      while (h.length > 0 && nowUs - h[0]!.tUs > 1_000_000) h.shift();
+      this.backlog.set(id, h);
+    }
+  }
+
+  /** The smallest modelled backlog of link `id` over [endUs − spanUs, endUs] (the samples
+   * around it when none falls inside); 0 without samples. */
+  private plannedUs(id: number, endUs: number, spanUs: number): number {
+    const h = this.backlog.get(id) ?? [];
+    let best: number | null = null;
+    let before: number | null = null;
+    let after: number | null = null;
+    for (const x of h) {
+      if (x.tUs < endUs - spanUs) before = x.us;
+      else if (x.tUs <= endUs) best = best === null ? x.us : Math.min(best, x.us);
+      else if (after === null) after = x.us;
+    }
+    if (best !== null) return best;
+    if (before !== null && after !== null) return Math.min(before, after);
+    return before ?? after ?? 0;
   }
 
   private write(): void {
+    if (this.opts.adaptive === false) return;
     for (const [id, o] of cc.outputs(this.states)) {
       if (!this.active(id)) continue; // keep the static estimate until feedback arrives
       const w = this.dp.setEstimate(id, o.rateBps, o.owdUs);

@@ -27,7 +27,7 @@ export interface LoopConfig {
 }
 export interface Datapath {
   handle: ObjHandle;
-  maps: Record<'config' | 'links' | 'endpoints' | 'stats' | 'rx' | 'drops' | 'loop' | 'txKey' | 'rxKeys' | 'replay', MapFd>;
+  maps: Record<'config' | 'links' | 'endpoints' | 'sched' | 'stats' | 'rx' | 'drops' | 'loop' | 'txKey' | 'rxKeys' | 'replay', MapFd>;
   /** LP: the outer source address of each link id */
   sources: Map<number, string>;
   innerMtu: number;
@@ -50,6 +50,7 @@ export function portalMaps(h: ObjHandle): Result<Datapath['maps'], MpError> {
     config: 'mp_config',
     links: 'mp_links',
     endpoints: 'mp_endpoints',
+    sched: 'mp_sched',
     stats: 'mp_link_stats',
     rx: 'mp_rx',
     drops: 'mp_drops',
@@ -195,6 +196,11 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
       txBytes: (id) =>
         mapLookup(maps.value.stats, abi.mapKey(id), abi.percpuValueSize(abi.MP_LINK_STATS_SIZE, ncpu.value)).map((b) => (b ? abi.decodeLinkStats(b, ncpu.value).txBytes : 0n)),
       owdUs: (id) => readLink(id).map((l) => (l && l.ifindex !== 0 ? l.owdUs : null)),
+      sched: () => mapLookup(maps.value.sched, abi.mapKey(0), abi.MP_SCHED_SIZE).map((b) => (b ? abi.decodeSched(b) : null)),
+      counters: (id) =>
+        mapLookup(maps.value.stats, abi.mapKey(id), abi.percpuValueSize(abi.MP_LINK_STATS_SIZE, ncpu.value)).map((b) => (b ? abi.decodeLinkStats(b, ncpu.value) : null)),
+      setBudget: (id, bytes) =>
+        readLink(id).andThen((l) => (!l || l.ifindex === 0 || l.budgetBytes === bytes ? ok(undefined) : write(maps.value.links, id, abi.encodeLink({ ...l, budgetBytes: bytes })))),
     }),
     keysPort: () => {
       const fds = { tx: maps.value.txKey, rx: maps.value.rxKeys, replay: maps.value.replay };

@@ -16,8 +16,9 @@ export interface ConsolePort {
   setAdmin(linkId: number, down: boolean): Promise<Result<void, MpError>>;
 }
 
-/** quit: the user asked to stop the portal; detach: to leave it running. */
-export type ConsoleExit = 'quit' | 'detach';
+/** quit: the user asked to stop the portal; detach: to leave it running; gone: the portal
+ *  was stopped from elsewhere (`mpctl down`, systemctl stop) while the console watched it. */
+export type ConsoleExit = 'quit' | 'detach' | 'gone';
 
 export interface ConsoleProps {
   port: ConsolePort;
@@ -53,6 +54,7 @@ export function Console({ port, intervalMs, onExit, confirmQuit = false }: Conso
       const s = await port.snapshot();
       if (!live) return;
       if (s.isOk()) setModel((m) => step(m, s.value));
+      else if (s.error.kind === 'NotFound') return exit('gone');
       else setUi((u) => ({ ...u, message: describeError(s.error) }));
       timer = setTimeout(() => void poll(), intervalMs);
     };
@@ -66,7 +68,8 @@ export function Console({ port, intervalMs, onExit, confirmQuit = false }: Conso
   const exit = (how: ConsoleExit) => {
     if (done.current) return;
     done.current = true;
-    setUi((u) => ({ ...u, confirm: null, help: false, message: how === 'quit' ? 'stopping the portal…' : 'detaching…' }));
+    const note = { quit: 'stopping the portal…', detach: 'detaching…', gone: 'the portal was stopped' }[how];
+    setUi((u) => ({ ...u, confirm: null, help: false, message: note }));
     onExit(how);
   };
 
@@ -118,6 +121,9 @@ export async function runConsole(port: ConsolePort, opts: { intervalMs?: number;
   const app = render(<Console port={port} intervalMs={opts.intervalMs ?? 250} onExit={(h) => resolveExit(h)} confirmQuit={opts.confirmQuit} />, {
     exitOnCtrlC: false,
     patchConsole: true,
+    // rewrite only the lines that changed (the header's uptime, the rates), inside the
+    // terminal's synchronized-output brackets: no flicker at 4 updates/s
+    incrementalRendering: true,
   });
   const how = await chosen;
   // let the last frame ("stopping…") reach the terminal, then give it back

@@ -25,7 +25,7 @@ import { controlRequest, serveControl } from '../../portal/control.js';
 import { serveMetrics } from '../../metrics/server.js';
 import { isAlive } from '../../lab/namespaces.js';
 import { runConsole, type ConsolePort } from '../../tui/console.js';
-import { startInBackground } from '../background.js';
+import { logFile, startInBackground } from '../background.js';
 import { run } from '../run.js';
 
 /** Structured log lines for systemd / files: `time msg key=value ...`. */
@@ -109,26 +109,24 @@ function consolePort(instance: string): ConsolePort {
 }
 
 /** The console against the running portal `instance`; `q` stops it, `d` leaves it running. */
-async function attach(instance: string, confirmQuit: boolean): Promise<Result<number, MpError>> {
-  // the terminal going away (SIGHUP) or a SIGTERM to the console: stop as `q` would
-  let signalled: string | null = null;
-  const onSignal = (s: string) => () => {
-    signalled = s;
-  };
-  const handlers = (['SIGHUP', 'SIGTERM'] as const).map((s) => [s, onSignal(s)] as const);
-  for (const [s, h] of handlers) process.once(s, h);
-  const how = await Promise.race([
-    runConsole(consolePort(instance), { confirmQuit }),
-    new Promise<'quit'>((r) => {
-      const t = setInterval(() => signalled && (clearInterval(t), r('quit')), 100);
-    }),
-  ]);
-  for (const [s, h] of handlers) process.off(s, h);
+async function attach(instance: string, confirmQuit: boolean, child?: Promise<number>): Promise<Result<number, MpError>> {
+  // the terminal going away (SIGHUP) or a SIGTERM to the console: stop the portal as `q` would
+  let onSignal!: () => void;
+  const signalled = new Promise<'quit'>((r) => (onSignal = () => r('quit')));
+  process.once('SIGHUP', onSignal);
+  process.once('SIGTERM', onSignal);
+  const how = await Promise.race([runConsole(consolePort(instance), { confirmQuit }), signalled]);
+  process.off('SIGHUP', onSignal);
+  process.off('SIGTERM', onSignal);
+  if (how === 'gone') {
+    process.stdout.write(`portal ${instance} was stopped from elsewhere\n`);
+    return ok(0);
+  }
   if (how === 'detach') {
     const st = await readPortalState(instance);
     const pid = st.isOk() ? st.value.pid : '?';
     process.stdout.write(
-      `portal ${instance} keeps running in the background (pid ${pid}, log /run/mpctl/log/${instance}.log)\n` +
+      `portal ${instance} keeps running in the background (pid ${pid}, log ${logFile(instance)})\n` +
         `  mpctl attach -i ${instance}    the console again\n  mpctl status -i ${instance}    its state\n  mpctl down -i ${instance}      stop it and tear down\n`,
     );
     return ok(0);
@@ -136,16 +134,22 @@ async function attach(instance: string, confirmQuit: boolean): Promise<Result<nu
   process.stdout.write(`stopping portal ${instance}…\n`);
   const r = await portalDown(instance);
   if (r.isErr()) return err(r.error);
+  // the portal we started tells by its exit code whether its teardown was complete
+  const code = child ? await Promise.race([child, new Promise<number>((res) => setTimeout(() => res(0), 2000))]) : 0;
+  if (code !== 0) {
+    process.stderr.write(`mpctl: portal ${instance} stopped, but its teardown was incomplete (exit code ${code}); see ${logFile(instance)}\n`);
+    return ok(1);
+  }
   process.stdout.write(`portal ${instance}: down\n`);
   return ok(0);
 }
 
 export const upCommand: CommandModule = {
-  command: 'up <role>',
-  describe: 'bring up a portal (local: next to the client network; remote: on the server); a console on a terminal, log lines otherwise',
+  command: 'up [role]',
+  describe: 'bring up a portal (local: next to the client network; remote: on the server; default: the config\'s role); a console on a terminal, log lines otherwise',
   builder: (y) =>
     y
-      .positional('role', { choices: ['local', 'remote'] as const, demandOption: true })
+      .positional('role', { choices: ['local', 'remote'] as const, describe: 'must match the config\'s role when given' })
       .option('config', { alias: 'c', type: 'string', demandOption: true, describe: 'portal configuration (TOML)' })
       .option('dry-run', { type: 'boolean', default: false, describe: 'print the plan as ip/tc/sysctl lines and change nothing' })
       .option('tui', { type: 'boolean', default: true, describe: 'the interactive console on a terminal (--no-tui: foreground with log lines)' })
@@ -154,7 +158,7 @@ export const upCommand: CommandModule = {
     run(async () => {
       const cfg = await loadConfig(a.config as string);
       if (cfg.isErr()) return err(cfg.error);
-      if (cfg.value.role !== a.role)
+      if (a.role !== undefined && cfg.value.role !== a.role)
         return err({ kind: 'ConfigInvalid', path: 'role', value: cfg.value.role, message: `the config is for a ${cfg.value.role} portal, not ${a.role}` });
       if (a.dryRun) return dryRun(cfg.value);
       const interactive = a.tui && process.stdout.isTTY && process.stdin.isTTY && a.readyFd === undefined;
@@ -166,13 +170,13 @@ export const upCommand: CommandModule = {
         return attach(instance, true);
       }
       process.stdout.write(`starting portal ${instance}…\n`);
-      const started = await startInBackground(a.role as string, a.config as string, instance);
+      const started = await startInBackground(cfg.value.role, a.config as string, instance);
       if (!started.ok) {
         process.stderr.write(started.output);
         process.stderr.write(`mpctl: the portal did not come up (exit code ${started.code}); log: ${started.log}\n`);
         return ok(started.code || 1);
       }
-      return attach(instance, false);
+      return attach(instance, false, started.exited);
     }),
 };
 
@@ -260,7 +264,9 @@ export const statusCommand: CommandModule = {
       for (;;) {
         const s = await once();
         if (s.isErr()) return err(s.error);
-        process.stdout.write(clear ? `\x1b[H\x1b[2J${s.value}\n` : `${s.value}\n`);
+        // on a terminal: home, each line cleared to its end, then the rest of the screen — the
+        // text is rewritten in place rather than blanked and redrawn
+        process.stdout.write(clear ? `\x1b[H${s.value.replace(/\n/g, '\x1b[K\n')}\x1b[K\n\x1b[J` : `${s.value}\n`);
         await new Promise((r) => setTimeout(r, 1000));
       }
     }),

@@ -39,6 +39,15 @@ class FakePort implements LinkStatePort {
   owdUs() {
     return ok(null);
   }
+  sched() {
+    return ok(null);
+  }
+  counters() {
+    return ok(null);
+  }
+  setBudget() {
+    return ok(undefined);
+  }
 }
 
 const noKeys: KeysPort = { install: () => ok(undefined) };
@@ -91,7 +100,7 @@ test('RP: a link is learned only from an authenticated probe; the answer is sign
     const session = consumeResponse(init.state, inbox.shift()!, Date.now())._unsafeUnwrap();
     assert.equal(r.security().keyId, null, 'pending: the RP does not send yet');
     const forged = sign(probe(0), session.lpToRp, 42, 1);
-    forged[30] ^= 0x40;
+    forged[30] = forged[30]! ^ 0x40;
     sock.send(forged, p, '127.0.0.1');
     await waitFor(() => r.security().rejected.bad_mac === 1);
     assert.deepEqual(fake.learned, []);

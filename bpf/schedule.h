@@ -6,8 +6,17 @@
  *
  * Sending on the chosen link makes it busy for the packet's serialisation time, so load
  * spreads in proportion to rate, and the one-way delay term keeps packets in order across
- * links of different latency. Only links that are up, whose peer endpoint is known, and that
- * have the lowest metric among those compete (higher metrics are backup tiers).
+ * links of different latency. Only links that are up, whose peer endpoint is known, that have
+ * not spent their byte budget, and that have the lowest metric among those compete (higher
+ * metrics are backup tiers: a backup carries nothing while a lower tier can).
+ *
+ * Budgets (metered links): mp_sched.sent_bytes[id] counts the outer IP bytes scheduled on each
+ * link, under the lock; a link with budget_bytes != 0 and sent_bytes >= budget_bytes is skipped
+ * (the packet that crosses the line is the last one). The scan reads sent_bytes before the
+ * lock (an aligned u64 load; the stack has no room for the budgets under it), so packets
+ * scheduled at that moment on other CPUs may each add one more. Userland raises budget_bytes by each
+ * period's allowance (cc/budget.ts, portal/cc.ts). A spent link does not count for its tier,
+ * so a backup tier takes over when every primary is down or spent.
  *
  * Userland writes mp_links (rate, delay, state) concurrently; they are read before taking the
  * lock, because no helper may be called while holding a bpf_spin_lock. Under the lock we only
@@ -47,7 +56,8 @@ struct sched_scan {
 	__u16 metric[MP_MAX_LINKS];     /* 0xffff: not usable */
 	__u8 id[MP_MAX_LINKS];          /* id[i] == i, as the verifier cannot know (see below) */
 	__u32 owd_us[MP_MAX_LINKS];     /* one-way delay */
-	__u64 tx_ns[MP_MAX_LINKS];      /* serialisation time of this packet */
+	__u32 tx_ns[MP_MAX_LINKS];      /* serialisation time of this packet (capped at ~4.3 s) */
+	__u8 overhead[MP_MAX_LINKS];    /* outer header bytes the link adds */
 };
 
 #define SCHED_UNUSABLE 0xffff
@@ -60,16 +70,22 @@ static long sched_scan_link(__u64 index, void *ctx)
 	__u32 key = index;
 	const struct mp_link *l = bpf_map_lookup_elem(&mp_links, &key);
 	const struct mp_endpoint *ep = bpf_map_lookup_elem(&mp_endpoints, &key);
+	__u32 zero = 0;
+	const struct mp_sched *s = bpf_map_lookup_elem(&mp_sched, &zero);
 	__u32 id = index & (MP_MAX_LINKS - 1); /* in a register: the key's stack slot is opaque */
-	__u64 rate;
+	__u64 rate, tx;
 
-	if (!l || !ep || !link_usable(l, ep))
+	if (!l || !ep || !s || !link_usable(l, ep))
 		return 0;
+	if (l->budget_bytes && s->sent_bytes[id] >= l->budget_bytes)
+		return 0; /* spent: as if down */
 	rate = l->rate_bps ? l->rate_bps : MP_DEFAULT_RATE_BPS;
+	tx = (__u64)(sc->wire_len + outer_overhead(l)) * 8000000000ULL / rate;
 	sc->metric[id] = l->metric;
 	sc->id[id] = id;
 	sc->owd_us[id] = l->owd_us;
-	sc->tx_ns[id] = (__u64)(sc->wire_len + outer_overhead(l)) * 8000000000ULL / rate;
+	sc->tx_ns[id] = tx > 0xffffffffULL ? 0xffffffffU : tx;
+	sc->overhead[id] = outer_overhead(l);
 	if (l->metric < sc->tier)
 		sc->tier = l->metric;
 	return 0;
@@ -99,7 +115,7 @@ static __always_inline bool schedule(__u32 inner_len, __u64 now, struct pick *ou
 	for (id = 0; id < MP_MAX_LINKS; id++) {
 		__u64 start, arrival;
 
-		if (sc.metric[id] != sc.tier) /* unusable, or a backup tier */
+		if (sc.metric[id] != sc.tier) /* unusable, spent, or a backup tier */
 			continue;
 		start = s->busy_until_ns[id] > now ? s->busy_until_ns[id] : now;
 		arrival = start + sc.tx_ns[id] + sc.owd_us[id] * 1000ULL;
@@ -114,6 +130,7 @@ static __always_inline bool schedule(__u32 inner_len, __u64 now, struct pick *ou
 	}
 	best &= MP_MAX_LINKS - 1;
 	s->busy_until_ns[best] = best_start + best_tx;
+	s->sent_bytes[best] += sc.wire_len + sc.overhead[best];
 	out->seq = ++s->seq;
 	out->link_seq = ++s->link_seq[best];
 	bpf_spin_unlock(&s->lock);

@@ -16,6 +16,9 @@ const KEYS = { private_key: '/etc/mpctl/portal.key', peer_public_key: RP_PUB };
 
 const fixture = (name: string) => fileURLToPath(new URL(`fixtures/${name}`, import.meta.url));
 
+/** budget_period's default: renews on the 1st of each month (UTC) */
+const MONTHLY = { kind: 'monthly', day: 1 } as const;
+
 test('lp.toml parses to the typed config, with defaults filled in', async () => {
   const r = await loadConfig(fixture('lp.toml'));
   assert.ok(r.isOk(), r.isErr() ? describeError(r.error) : '');
@@ -29,14 +32,15 @@ test('lp.toml parses to the typed config, with defaults filled in', async () => 
     ],
     ipProto: 253,
     probeIntervalMs: 100,
+    congestionControl: true,
     auth: { mode: 'authenticated', privateKeyFile: '/etc/mpctl/lp.key', peerPublicKey: RP_PUB },
     lan: 'lan',
     gateway: ['198.51.100.1', '2001:db8:100::1'],
     remote: ['198.51.100.2', '2001:db8:100::2'],
     links: [
-      { id: 0, name: 'dsl', interface: 'wan1', family: 4, gateway: '100.64.1.254', source: '100.64.1.1', carrier: 'udp', metric: 0, rateBps: 20e6, delayUs: 10_000, budgetBytes: 0 },
-      { id: 1, name: '4g', interface: 'wan2', family: 6, gateway: 'fd00:64:2::fe', carrier: 'udp', metric: 0, rateBps: 10e6, delayUs: 25_000, budgetBytes: 10e9 },
-      { id: 2, name: 'sat', interface: 'wan3', family: 4, source: '100.64.3.1', carrier: 'ip', metric: 1, rateBps: 30e6, delayUs: 300_000, budgetBytes: 0 },
+      { id: 0, name: 'dsl', interface: 'wan1', family: 4, gateway: '100.64.1.254', source: '100.64.1.1', carrier: 'udp', metric: 0, rateBps: 20e6, delayUs: 10_000, budgetBytes: 0, budgetPeriod: MONTHLY },
+      { id: 1, name: '4g', interface: 'wan2', family: 6, gateway: 'fd00:64:2::fe', carrier: 'udp', metric: 0, rateBps: 10e6, delayUs: 25_000, budgetBytes: 10e9, budgetPeriod: MONTHLY },
+      { id: 2, name: 'sat', interface: 'wan3', family: 4, source: '100.64.3.1', carrier: 'ip', metric: 1, rateBps: 30e6, delayUs: 300_000, budgetBytes: 0, budgetPeriod: MONTHLY },
     ],
   };
   assert.deepEqual(r.value, expected);
@@ -55,6 +59,7 @@ test('rp.toml and rp-single.toml parse to the typed configs', async () => {
     ],
     ipProto: 253,
     probeIntervalMs: 100,
+    congestionControl: true,
     auth: { mode: 'authenticated', privateKeyFile: '/etc/mpctl/rp.key', peerPublicKey: LP_PUB },
     wan: 'wan',
     forward: ['srv'],
@@ -70,6 +75,7 @@ test('rp.toml and rp-single.toml parse to the typed configs', async () => {
     client: [{ family: 4, address: '203.0.113.7', len: 32 }],
     ipProto: 253,
     probeIntervalMs: 100,
+    congestionControl: true,
     auth: { mode: 'authenticated', privateKeyFile: '/etc/mpctl/vps.key', peerPublicKey: LP_PUB },
     wan: 'eth0',
     forward: [],
@@ -90,10 +96,25 @@ test('a minimal LP gets every default; addresses are canonicalised', () => {
   assert.deepEqual(r.value.remote, ['2001:db8:100::2']);
   assert.deepEqual(r.value.links, [
     // point-to-point with neither gateway nor source: the remote's only family
-    { id: 0, name: 'wan1', interface: 'wan1', family: 6, carrier: 'udp', metric: 0, rateBps: 100e6, delayUs: 10_000, budgetBytes: 0 },
+    { id: 0, name: 'wan1', interface: 'wan1', family: 6, carrier: 'udp', metric: 0, rateBps: 100e6, delayUs: 10_000, budgetBytes: 0, budgetPeriod: MONTHLY },
   ]);
   assert.equal(r.value.instance, 'local');
   assert.equal(r.value.port, 7470);
+});
+
+test('budget_period and congestion_control', () => {
+  const one = (link: Record<string, unknown>, top: Record<string, unknown> = {}) =>
+    parseConfig({ ...KEYS, role: 'local', lan: 'lan', client: '198.51.100.10', gateway: '198.51.100.1', remote: '198.51.100.2', link: [{ interface: 'wan1', ...link }], ...top }, 'x.toml');
+  const period = (v: string) => {
+    const r = one({ budget: '5GB', budget_period: v });
+    assert.ok(r.isOk() && r.value.role === 'local', v);
+    return r.value.links[0]!.budgetPeriod;
+  };
+  assert.deepEqual(period('monthly:15'), { kind: 'monthly', day: 15 });
+  assert.deepEqual(period('daily'), { kind: 'daily' });
+  assert.deepEqual(period('none'), { kind: 'none' });
+  const off = one({}, { congestion_control: false });
+  assert.ok(off.isOk() && off.value.congestionControl === false);
 });
 
 test('units: client prefixes and byte budgets', () => {
@@ -210,6 +231,9 @@ const BAD: [string, unknown, string, RegExp][] = [
   ['a delay without unit', lpLink(0, { delay: '10' }), 'link[0].delay', /not a duration up to 10s/],
   ['a budget in furlongs', lpLink(0, { budget: '10 furlongs' }), 'link[0].budget', /not a byte count \(e\.g\. "10GB"/],
   ['a budget as a bare number', lpLink(0, { budget: 5 }), 'link[0].budget', /not a byte count/],
+  ['a budget period "weekly"', lpLink(0, { budget: '1GB', budget_period: 'weekly' }), 'link[0].budget_period', /"monthly:N" \(day N, 1-31\)/],
+  ['a budget renewing on day 32', lpLink(0, { budget: '1GB', budget_period: 'monthly:32' }), 'link[0].budget_period', /monthly/],
+  ['congestion_control "off"', lp({ congestion_control: 'off' }), 'congestion_control', /true or false/],
   ['no wan', rp({ wan: undefined }), 'wan', /is required: an interface name/],
   ['no private_key', lp({ private_key: undefined }), 'private_key', /is required: the path of this portal's private key file \(mpctl genkey\), or insecure_no_auth/],
   ['a relative private_key', rp({ private_key: 'lp.key' }), 'private_key', /must be the absolute path of a private key file/],

@@ -36,12 +36,14 @@ export const DEFAULTS = {
   rate: '100mbit',
   delay: '10ms',
   budget: 0,
+  budget_period: 'monthly',
+  congestion_control: true,
 } as const;
 
-const COMMON_KEYS = ['role', 'instance', 'port', 'client', 'ip_proto', 'probe_interval', 'private_key', 'peer_public_key', 'insecure_no_auth', 'metrics_listen'];
+const COMMON_KEYS = ['role', 'instance', 'port', 'client', 'ip_proto', 'probe_interval', 'private_key', 'peer_public_key', 'insecure_no_auth', 'metrics_listen', 'congestion_control'];
 const LOCAL_KEYS = [...COMMON_KEYS, 'lan', 'gateway', 'remote', 'link'];
 const REMOTE_KEYS = [...COMMON_KEYS, 'wan', 'forward', 'single_interface', 'reserved_ports'];
-const LINK_KEYS = ['name', 'interface', 'gateway', 'source', 'carrier', 'metric', 'rate', 'delay', 'budget'];
+const LINK_KEYS = ['name', 'interface', 'gateway', 'source', 'carrier', 'metric', 'rate', 'delay', 'budget', 'budget_period'];
 
 const INSTANCE_RE = /^[a-z0-9][a-z0-9_-]{0,15}$/;
 const LINK_NAME_RE = /^[\w.-]{1,16}$/;
@@ -91,6 +93,7 @@ export function parseConfig(raw: unknown, source: string): R<PortalConfig> {
       probeIntervalMs: yield* probeInterval(raw.probe_interval),
       auth: yield* authConfig(raw, role),
       ...(raw.metrics_listen === undefined ? {} : { metricsListen: yield* metricsListen(raw.metrics_listen) }),
+      congestionControl: yield* boolean('congestion_control', raw.congestion_control, DEFAULTS.congestion_control),
     };
     return role === 'local' ? localConfig(raw, common) : remoteConfig(raw, common);
   });
@@ -221,8 +224,11 @@ function linkTable(t: unknown, id: number, lan: string, remoteFamilies: Family[]
     const budgetIn = t.budget ?? DEFAULTS.budget;
     const budgetBytes = parseBytes(budgetIn);
     if (budgetBytes === undefined) return bad(`${at}.budget`, budgetIn, 'is not a byte count (e.g. "10GB", "500MB", or 0 for none)');
+    const periodIn = t.budget_period ?? DEFAULTS.budget_period;
+    const budgetPeriod = parseBudgetPeriod(periodIn);
+    if (budgetPeriod === undefined) return bad(`${at}.budget_period`, periodIn, 'must be "monthly" (renews on the 1st), "monthly:N" (day N, 1-31), "daily" or "none"');
 
-    const link: LinkConfig = { id, name, interface: iface, family, carrier, metric, rateBps, delayUs, budgetBytes };
+    const link: LinkConfig = { id, name, interface: iface, family, carrier, metric, rateBps, delayUs, budgetBytes, budgetPeriod };
     if (gateway) link.gateway = gateway.address;
     if (source) link.source = source.address;
     return ok(link);
@@ -287,6 +293,20 @@ function authConfig(raw: Table, role: 'local' | 'remote'): R<AuthConfig> {
 }
 
 /** `"127.0.0.1:9472"` or `"[::1]:9472"`: an address literal (no names: nothing to resolve at up) and a port. */
+function boolean(path: string, v: unknown, dflt: boolean): R<boolean> {
+  if (v === undefined) return ok(dflt);
+  return typeof v === 'boolean' ? ok(v) : bad(path, v, 'must be true or false');
+}
+
+/** `monthly`, `monthly:15`, `daily`, `none`: when a link's budget renews (UTC). */
+function parseBudgetPeriod(v: unknown): LinkConfig['budgetPeriod'] | undefined {
+  if (v === 'none' || v === 'daily') return { kind: v };
+  if (v === 'monthly') return { kind: 'monthly', day: 1 };
+  const m = typeof v === 'string' ? /^monthly:(\d{1,2})$/.exec(v) : null;
+  const day = m ? Number(m[1]) : 0;
+  return day >= 1 && day <= 31 ? { kind: 'monthly', day } : undefined;
+}
+
 function metricsListen(v: unknown): R<{ host: string; port: number }> {
   const m = typeof v === 'string' ? /^(?:\[([^\]]+)\]|([^:\[\]]+)):(\d{1,5})$/.exec(v) : null;
   const host = m ? canonicalAddress(m[1] ?? m[2]) : undefined;

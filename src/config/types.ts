@@ -40,6 +40,8 @@ export interface LinkConfig {
   delayUs: number;
   /** optional byte budget for metered links (0 = unlimited) */
   budgetBytes: number;
+  /** when the budget renews (UTC): `budget_period`, default monthly on the 1st */
+  budgetPeriod: { kind: 'none' } | { kind: 'daily' } | { kind: 'monthly'; day: number };
 }
 
 interface Common {
@@ -57,6 +59,9 @@ interface Common {
   auth: AuthConfig;
   /** Prometheus endpoint (`metrics_listen = "127.0.0.1:9472"`); absent: off */
   metricsListen?: { host: string; port: number };
+  /** `congestion_control = false`: keep each link's configured rate and delay (static weights,
+   * for comparison); default true: per-link controllers from receiver feedback */
+  congestionControl: boolean;
 }
 
 /**

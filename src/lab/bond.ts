@@ -39,6 +39,10 @@ export interface BondOptions {
   ipCarrier?: boolean;
   /** INSECURE, benchmarks only: both portals run with insecure_no_auth = true */
   insecureNoAuth?: boolean;
+  /** LP config extras (tests of tiers, budgets and static weights): per link (by index) its
+   * `metric`, its configured `rate` instead of the emulated one, its `budget`; and
+   * `congestion_control` */
+  lp?: { metrics?: number[]; rates?: string[]; budgets?: string[]; congestionControl?: boolean };
 }
 
 /** What a portal's config says about keys: its own key file and the other portal's public key. */
@@ -86,6 +90,7 @@ export function lpConfig(lab: string, links: LinkSettings[], o: BondOptions, key
     `remote = ["${BOND.rp.v4}", "${BOND.rp.v6}"]`,
     `port = ${BOND.port}`,
     ...keyLines(keys, o),
+    ...(o.lp?.congestionControl === false ? ['congestion_control = false'] : []),
   ];
   links.forEach((l, i) => {
     const k = i + 1;
@@ -100,8 +105,10 @@ export function lpConfig(lab: string, links: LinkSettings[], o: BondOptions, key
       v6 ? `gateway = "fd00:64:${k.toString(16)}::fe"` : `gateway = "100.64.${k}.254"`,
       v6 ? `source = "fd00:64:${k.toString(16)}::1"` : `source = "100.64.${k}.1"`,
       ...(o.ipCarrier === true && k % 2 === 0 ? ['carrier = "ip"'] : []),
-      `rate = "${formatRate(rate)}"`,
+      `rate = "${o.lp?.rates?.[i] ?? formatRate(rate)}"`,
       `delay = "${formatDuration(Math.max(l.up.delayUs, 100))}"`,
+      ...(o.lp?.metrics?.[i] !== undefined ? [`metric = ${o.lp.metrics[i]}`] : []),
+      ...(o.lp?.budgets?.[i] !== undefined ? [`budget = "${o.lp.budgets[i]}"`] : []),
     );
   });
   return `${lines.join('\n')}\n`;

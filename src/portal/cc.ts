@@ -13,6 +13,10 @@
 //             the interval's packets were sent (mp_sched.busy_until − now, sampled on every
 //             tick and feedback, taken one round trip back): that queue is not congestion.
 //
+// With `congestion_control = false` the controllers still run (status shows them) but nothing
+// is written: each link keeps its configured rate and delay (static weights). Links with a byte
+// budget are capped in the data path on the same timer (budget.ts).
+//
 // Times are µs of the monotonic clock that the data path stamps ts_us with (bpf_ktime_get_ns;
 // process.hrtime in Node on Linux), so the feedback's echo gives round trips.
 import * as cc from '../cc/controller.js';
@@ -20,9 +24,10 @@ import { decodeFeedbackPacket, encodeFeedbackPacket, feedbackFromCounters, seqNe
 import type { MpRx, MpSched } from '../datapath/abi.js';
 import type { MpError } from '../errors.js';
 import type { Result } from 'neverthrow';
+import { BudgetKeeper, type BudgetDatapath, type LinkBudget } from './budget.js';
 
 /** What the loop reads and writes in the data path (datapath.ts implements it). */
-export interface CcDatapath {
+export interface CcDatapath extends BudgetDatapath {
   readRx(linkId: number): Result<MpRx | null, MpError>;
   txBytes(linkId: number): Result<bigint, MpError>;
   /** The link's current one-way-delay estimate in our sending direction (null: no link). */
@@ -30,6 +35,11 @@ export interface CcDatapath {
   setEstimate(linkId: number, rateBps: bigint, owdUs: number): Result<void, MpError>;
   /** The scheduler's state (busy_until per link); null: not there. */
   sched(): Result<MpSched | null, MpError>;
+}
+
+export interface CcOptions {
+  /** false: keep the configured rate and delay (config `congestion_control = false`) */
+  adaptive?: boolean;
 }
 
 /** The controller as `mpctl status` shows it. */
@@ -76,15 +86,20 @@ export class CcLoop {
   private lastAcceptUs = 0;
   readonly counters: CcCounters = { fbSent: 0, fbHeard: 0, fbDup: 0, fbBad: 0 };
   private failures = 0;
+  readonly budgets: BudgetKeeper;
 
   constructor(
     private readonly dp: CcDatapath,
     private readonly log: Log,
-  ) {}
+    private readonly opts: CcOptions = {},
+  ) {
+    this.budgets = new BudgetKeeper(dp, log);
+  }
 
   /** A link we send on: its controller starts from this estimate (LP: the configured rate and
    * delay; RP: what the LP's probe said). Repeating it for a known link changes nothing. */
-  addLink(id: number, init: { rateBps: number; owdUs: number }): void {
+  addLink(id: number, init: { rateBps: number; owdUs: number; budget?: LinkBudget }): void {
+    if (init.budget) this.budgets.addLink(id, init.budget);
     if (this.states.has(id)) return;
     const now = monoUs();
     const owdUs = Math.max(init.owdUs, 100);
@@ -203,6 +218,7 @@ export class CcLoop {
     const now = monoUs();
     this.sampleBacklog(now);
     for (const [id, s] of this.states) this.states.set(id, cc.onSilence(s, now));
+    this.budgets.tick();
   }
 
   private sampleBacklog(nowUs: number): void {
@@ -235,6 +251,7 @@ export class CcLoop {
   }
 
   private write(): void {
+    if (this.opts.adaptive === false) return;
     for (const [id, o] of cc.outputs(this.states)) {
       if (!this.active(id)) continue; // keep the static estimate until feedback arrives
       const w = this.dp.setEstimate(id, o.rateBps, o.owdUs);

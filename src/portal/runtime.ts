@@ -197,9 +197,9 @@ export async function startLocal(
 ): Promise<Result<Runtime, MpError>> {
   const params = { intervalMs: cfg.probeIntervalMs, missed: 3 };
   const t = new Tracker(cfg.links.map((l) => l.id), port, params, log);
-  const cc = new CcLoop(port, log);
+  const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl });
   const auth = portalAuth(authSetup, log);
-  for (const l of cfg.links) cc.addLink(l.id, { rateBps: l.rateBps, owdUs: l.delayUs });
+  for (const l of cfg.links) cc.addLink(l.id, { rateBps: l.rateBps, owdUs: l.delayUs, budget: { limitBytes: l.budgetBytes, period: l.budgetPeriod } });
   const socks: { id: number; sock: Socket; remote: string }[] = [];
   // usable links, preferred first: lowest metric, then the fastest static estimate
   const preferred = [...cfg.links].sort((a, b) => a.metric - b.metric || b.rateBps - a.rateBps).map((l) => l.id);
@@ -293,7 +293,7 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
   const t = new Tracker(Array.from({ length: MP_MAX_LINKS }, (_, i) => i), port, params, log);
   // links the RP never heard of stay "down" silently: only report ids seen at least once
   const seen = new Set<number>();
-  const cc = new CcLoop(port, log);
+  const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl });
   const auth = portalAuth(authSetup, log);
   const responder = auth.authenticated && authSetup.local && authSetup.peer ? new Responder(auth, authSetup.local, authSetup.peer, log) : null;
   // where each link's probes come from: the feedback goes back there

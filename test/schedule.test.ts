@@ -1,0 +1,168 @@
+// The scheduler's tiers and byte budgets (bpf/schedule.h) through BPF_PROG_TEST_RUN on encap:
+// which link each packet goes out on, and what mp_sched counts. No interfaces needed (the
+// redirect helpers only record their target in test runs). Run as root:
+//   node --import tsx --test test/schedule.test.ts
+
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { bpfClose, progTestRun } from '../src/native/libmpctl.js';
+import {
+  decodeHdr,
+  decodeLinkStats,
+  decodeSched,
+  encodeConfig,
+  encodeEndpoint,
+  encodeLink,
+  hostAddr,
+  MP_CARRIER_UDP,
+  MP_CFG_NO_AUTH,
+  MP_LINK_DOWN,
+  MP_LINK_UP,
+  MP_ROLE_LOCAL,
+  NO_ADDR,
+} from '../src/datapath/abi.js';
+import { packagePath } from '../src/paths.js';
+import { must, openObject, type ObjMaps } from './helpers/maps.js';
+import { ACK, ipPacket, ipSpec, parseIp, tcp } from './helpers/packet.js';
+
+const TC_ACT_REDIRECT = 7;
+const TC_ACT_SHOT = 2;
+const LP_SRC = '198.51.100.1';
+const RP = '203.0.113.1';
+const RP_PORT = 5555;
+
+// a client packet of 1000 B TCP payload: 1040 B inner, 1092 B outer on an IPv4/UDP link
+const inner = ipPacket(ipSpec('10.9.0.2', '192.0.2.10'), tcp({ sport: 33333, dport: 80, flags: ACK, payload: Buffer.alloc(1000, 3) }));
+const OUTER = inner.length + 20 + 8 + 24;
+const frame = Buffer.concat([Buffer.from('02000000000b02000000000a0800', 'hex'), inner]);
+
+let obj: ObjMaps;
+
+before(() => {
+  obj = openObject(process.env.MPCTL_BPF_OBJ ?? packagePath('build', 'bpf', 'mpctl.o'));
+});
+after(() => {
+  if (obj) bpfClose(obj.handle);
+});
+
+/** Unauthenticated LP (MP_CFG_NO_AUTH: no key needed) with no links. */
+function reset(): void {
+  obj.zero();
+  obj.put(
+    'config',
+    0,
+    encodeConfig({
+      role: MP_ROLE_LOCAL,
+      flags: MP_CFG_NO_AUTH,
+      lanIfindex: 1,
+      wanIfindex: 0,
+      port: RP_PORT,
+      mssV4: 1360,
+      mssV6: 1340,
+      innerMtu: 1400,
+      ipProto: 253,
+      clientV4: { family: 4, prefixLen: 24, addr: '10.9.0.0' },
+      clientV6: { family: 6, prefixLen: 64, addr: '2001:db8:9::' },
+      reservedPorts: [],
+      loopIfindex: 0,
+      loopMark: 0,
+    }),
+  );
+}
+
+function setLink(id: number, o: { metric?: number; state?: number; rateBps?: bigint; owdUs?: number; budgetBytes?: bigint } = {}): void {
+  obj.put(
+    'links',
+    id,
+    encodeLink({
+      ifindex: 100 + id,
+      state: o.state ?? MP_LINK_UP,
+      carrier: MP_CARRIER_UDP,
+      metric: o.metric ?? 0,
+      mtu: 1500,
+      owdUs: o.owdUs ?? 10_000,
+      rateBps: o.rateBps ?? 10_000_000n,
+      local: hostAddr(LP_SRC),
+      nexthop: NO_ADDR,
+      localPort: 40000 + id,
+      budgetBytes: o.budgetBytes ?? 0n,
+    }),
+  );
+  obj.put('endpoints', id, encodeEndpoint({ addr: hostAddr(RP), port: RP_PORT, valid: true, updatedNs: 0n }));
+}
+
+/** Sends n packets; the link of each (-1: dropped). */
+function send(n: number): number[] {
+  const used: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const r = must(progTestRun(obj.handle, 'encap', frame, { dataOutSize: frame.length + 512 }));
+    if ((r.retval | 0) !== TC_ACT_REDIRECT) {
+      assert.equal(r.retval | 0, TC_ACT_SHOT);
+      used.push(-1);
+      continue;
+    }
+    const ip = parseIp(r.dataOut);
+    used.push(decodeHdr(r.dataOut.subarray(ip.l4 + 8)).linkId);
+  }
+  return used;
+}
+
+const on = (used: number[], id: number) => used.filter((x) => x === id).length;
+const sched = () => decodeSched(obj.get('sched', 0));
+
+describe('scheduler: byte budgets', () => {
+  it('counts the outer IP bytes scheduled on each link', () => {
+    reset();
+    setLink(0);
+    setLink(1);
+    const used = send(10);
+    const s = sched();
+    assert.equal(s.sentBytes[0], BigInt(on(used, 0) * OUTER));
+    assert.equal(s.sentBytes[1], BigInt(on(used, 1) * OUTER));
+    assert.equal(decodeLinkStats(obj.get('linkStats', 0)).txBytes, s.sentBytes[0], 'the same bytes as the link counters');
+  });
+
+  it('skips a link once it has sent its budget; the packet that crosses the line is the last', () => {
+    reset();
+    setLink(0, { budgetBytes: BigInt(3 * OUTER - 1), rateBps: 1_000_000_000n }); // far faster: everything goes here while it may
+    setLink(1);
+    const used = send(10);
+    assert.deepEqual(used.slice(0, 3), [0, 0, 0], used.join(' '));
+    assert.equal(on(used, 0), 3, `link 0 after its budget: ${used.join(' ')}`);
+    assert.equal(on(used, 1), 7);
+    assert.equal(sched().sentBytes[0], BigInt(3 * OUTER));
+  });
+
+  it('a budget of exactly n packets carries n; raising it (a new period) brings the link back', () => {
+    reset();
+    setLink(0, { budgetBytes: BigInt(2 * OUTER), rateBps: 1_000_000_000n });
+    setLink(1);
+    assert.equal(on(send(6), 0), 2);
+    setLink(0, { budgetBytes: BigInt(4 * OUTER), rateBps: 1_000_000_000n });
+    assert.equal(on(send(6), 0), 2, 'two more packets of budget');
+    setLink(0, { budgetBytes: 0n, rateBps: 1_000_000_000n });
+    assert.equal(on(send(6), 0), 6, 'budget 0: unlimited');
+  });
+
+  it('a spent primary hands over to the backup tier; with every link spent, nothing is sent', () => {
+    reset();
+    setLink(0, { metric: 0, budgetBytes: BigInt(OUTER) });
+    setLink(1, { metric: 1 });
+    assert.deepEqual(send(4), [0, 1, 1, 1]);
+    setLink(1, { metric: 1, budgetBytes: BigInt(3 * OUTER) });
+    assert.deepEqual(send(3), [-1, -1, -1], 'both spent: dropped (no link)');
+    assert.ok(obj.drops().no_link >= 3n);
+  });
+});
+
+describe('scheduler: metric tiers', () => {
+  it('the backup tier carries zero bytes while a primary is up, and everything when none is', () => {
+    reset();
+    setLink(0, { metric: 0, rateBps: 1_000_000n, owdUs: 50_000 }); // slow and far
+    setLink(1, { metric: 5, rateBps: 1_000_000_000n, owdUs: 1 }); // fast and near: a backup
+    assert.equal(on(send(50), 1), 0);
+    assert.equal(sched().sentBytes[1], 0n);
+    setLink(0, { metric: 0, state: MP_LINK_DOWN });
+    assert.deepEqual([...new Set(send(5))], [1]);
+  });
+});

@@ -12,6 +12,7 @@ import { loopDevices, planPortal, type PlanFacts } from '../src/plan/plan.js';
 import { DEFAULT_POLICY, loadPolicy, parsePolicy } from '../src/plan/policy.js';
 import { renderPlan } from '../src/plan/render.js';
 import type { Plan } from '../src/plan/types.js';
+import { MP_NH_MAX_BODY } from '../src/datapath/abi.js';
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 
@@ -193,6 +194,8 @@ test('the segmentation loop: a veth pair per instance, its MTU the inner MTU, be
   const at = (l: string) => lines.indexOf(l);
   assert.ok(at(`tc filter add dev ${peer} ingress prio 1 handle 1 bpf da pinned /run/mpctl/bpf/local/prog_encap`) < at('tc qdisc add dev lan clsact'));
   assert.equal(plan(cfg, { ...LP_FACTS, mtus: { wan1: 1400 } }).loop.mtu, 1400 - 52, 'wan1 smaller');
+  const huge = { wan1: 65535, wan2: 65535, wan3: 65535 };
+  assert.equal(plan(cfg, { ...LP_FACTS, mtus: huge }).loop.mtu, MP_NH_MAX_BODY, 'no longer than the MAC covers');
 });
 
 test('every RP gets the routed loop, a single-interface one too (encap enters it via a stand-in address)', async () => {

@@ -189,9 +189,10 @@ struct mp_loop_stats {
  * word j is SipHash-2-4(k, le64(j)). k is also the PRF key: its PRF inputs are 48 bytes long,
  * the expansion's 8, so the two uses never share an input. Why: SipHash over every byte cost
  * 0.63-0.68 ns/byte in BPF (no rotate instruction) and a third of the unshaped throughput; NH
- * is 2 multiplications per 8 bytes (numbers in README.md, "Authentication").
+ * is 2 multiplications per 8 bytes: 0.24-0.27 ns/byte, throughput 0.81-0.88 of unauthenticated
+ * (README.md).
  * Bodies longer than MP_NH_MAX_BODY (jumbo frames' 9000 fit) have no tag: encap drops them
- * (MP_DROP_TRUNCATED), decap too. src/security/mac.ts is the userland implementation (probes,
+ * (MP_DROP_TRUNCATED), decap too; userland caps inner_mtu there (src/plan/mtu.ts). src/security/mac.ts is the userland implementation (probes,
  * feedback, tests).
  *
  * Handshake messages (HS_INIT, HS_RESP, COOKIE) carry key_id 0 and no tag: they authenticate

@@ -13,6 +13,7 @@ import { Initiator, Responder } from '../src/portal/handshake-loop.js';
 import { keyWrites, NOTHING_INSTALLED, type KeysPort } from '../src/portal/keys-port.js';
 import { encodeProbe, decodeProbe } from '../src/portal/probe.js';
 import { sign } from '../src/security/mac.js';
+import { createInitiation } from '../src/security/handshake.js';
 import { generatePrivateKey, staticKeys, type StaticKeys } from '../src/security/keys.js';
 import { REPLAY_WINDOW, ReplayWindow } from '../src/security/replay.js';
 import { GRACE_MS, REKEY_AFTER_MS, rekeyAfterMs, type KeyTable } from '../src/security/session.js';
@@ -180,7 +181,7 @@ test('loopback: the first initiation goes on every link; both sides get the same
     // defense in depth: forged, replayed and unknown-key messages are refused and counted
     assert.ok(!p.rp.auth.check(m), 'the same probe twice');
     const forged = Buffer.from(p.lp.auth.sign(probe(1))!);
-    forged[40] ^= 1;
+    forged[40] = forged[40]! ^ 1;
     assert.ok(!p.rp.auth.check(forged));
     const noKey = Buffer.from(p.lp.auth.sign(probe(1))!);
     noKey.writeUInt8((abi.decodeHdr(noKey).keyId % 255) + 1, 3);
@@ -299,5 +300,50 @@ test('up reads private_key with its mode checked; errors name the key and the fi
     assert.equal((await loadStaticKeys(insecure))._unsafeUnwrap(), null);
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('loopback: under a flood of initiations the RP answers with cookies, and the LP gets through with its cookie', async () => {
+  const p = await pair();
+  const attacker = await udp();
+  try {
+    // someone who knows the RP's public key (mac1 valid) but not a configured private key
+    const rpPublic = Buffer.from(p.lp.auth.peer, 'base64');
+    const junk = staticKeys(Buffer.from(generatePrivateKey(), 'base64'));
+    const rpPort = p.rp.sock.address().port;
+    for (let i = 0; i < 120; i++) attacker.send(createInitiation(junk, rpPublic, Date.now()).message, rpPort, '127.0.0.1');
+    await until(() => p.rp.auth.counters.initiationsReceived === 120);
+    const s = p.rp.auth.status();
+    assert.ok(s.cookiesSent >= 60, `cookies instead of X25519 work (${s.cookiesSent} of 120)`);
+    assert.ok((s.rejected['unknown-peer'] ?? 0) <= 60, 'only the initiations before the load was noticed cost X25519 work');
+    // the LP: first initiation gets a cookie reply, the re-sent one (with mac2) is accepted
+    p.lp.hs.tick();
+    await until(() => p.lp.auth.status().keyId !== null, 3000);
+    assert.ok(p.rp.auth.status().cookiesSent > s.cookiesSent, 'the LP was asked for a cookie too');
+    assert.equal(p.rp.auth.status().handshakes, 1);
+  } finally {
+    attacker.close();
+    p.close();
+  }
+});
+
+test('loopback: when every link goes silent under a session (the RP restarted), the LP handshakes again after 5 s', async () => {
+  const p = await pair();
+  try {
+    p.lp.hs.tick();
+    await until(() => p.lp.auth.status().keyId !== null);
+    const first = p.lp.auth.status().keyId;
+    p.lp.up.push(0);
+    p.clock.now += 6_000;
+    p.lp.hs.tick();
+    assert.equal(p.lp.auth.counters.initiationsSent, 2, 'links up: no handshake before the rekey time');
+    p.lp.up.length = 0; // no probe answered any more
+    p.lp.hs.tick();
+    assert.equal(p.lp.auth.counters.initiationsSent, 4, 'all links down: a new handshake on every link');
+    await until(() => p.lp.auth.status().keyId !== first);
+    p.lp.hs.tick();
+    assert.equal(p.lp.auth.counters.initiationsSent, 4, 'and not again within 5 s');
+  } finally {
+    p.close();
   }
 });

@@ -3,7 +3,7 @@
 
 export interface SecurityStatus {
   mode: 'authenticated' | 'insecure-no-auth';
-  /** the peer's static public key, base64 ('' when none is configured) */
+  /** the peer's static public key, base64 ('' with insecure_no_auth) */
   peer: string;
   /** the key id this portal sends with (null: no session, nothing is sent) */
   keyId: number | null;

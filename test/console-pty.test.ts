@@ -79,6 +79,7 @@ test('mpctl up local on a pty in the lab: both links up with live rates, metrics
         const total = plain(t.out()).match(/total tx ([\d.]+) Mb\/s[^\n\r]*/g)?.at(-1) ?? '';
         console.log(`console rows:\n${rows.join('\n')}\n${total}`);
         for (const r of rows) assert.match(r, /^[▸ ] l\d\s+\S+\s+up\s/);
+        assert.match(plain(t.out()), /session authenticated · peer \S+ · key \d+ · age /, 'the session line');
         const f = await flow;
         assert.ok(f.isOk(), `iperf3: ${JSON.stringify(f.isErr() ? f.error : null)}`);
         console.log(`iperf3 through the bond while the console ran: ${(f._unsafeUnwrap().bps / 1e6).toFixed(1)} Mbit/s`);
@@ -121,6 +122,15 @@ test('mpctl up local on a pty in the lab: both links up with live rates, metrics
       await new Promise((r) => setTimeout(r, 600));
       const s2 = JSON.parse((await run('ip', ['netns', 'exec', lp, mpctl, 'status', '--instance', instance, '--json']))._unsafeUnwrap()) as typeof s;
       assert.ok(s2.links[0]!.probesHeard > heard, `probes keep going after detach (${heard} → ${s2.links[0]!.probesHeard})`);
+
+      // mpctl link from another shell: through the control socket to the run loop
+      const ld = await run('ip', ['netns', 'exec', lp, mpctl, 'link', 'l2', 'down', '--instance', instance]);
+      assert.ok(ld.isOk() && /link l2 admin down/.test(ld.value), 'mpctl link l2 down');
+      const s3 = JSON.parse((await run('ip', ['netns', 'exec', lp, mpctl, 'status', '--instance', instance, '--json']))._unsafeUnwrap()) as typeof s;
+      assert.equal(s3.links[1]!.state, 'admin-down');
+      assert.ok((await run('ip', ['netns', 'exec', lp, mpctl, 'link', 'l2', 'up', '--instance', instance])).isOk());
+      const nope = await run('ip', ['netns', 'exec', lp, mpctl, 'link', 'l9', 'down', '--instance', instance]);
+      assert.ok(nope.isErr() && nope.error.kind === 'CommandFailed' && nope.error.code === 3 && /has no link "l9" \(links: l1, l2\)/.test(nope.error.stderr), 'unknown link: exit 3');
 
       // status --watch --json from another shell: one schema-valid object per second
       const w = spawnSync('ip', ['netns', 'exec', lp, 'timeout', '2.5', mpctl, 'status', '--instance', instance, '--watch', '--json'], { encoding: 'utf8' });

@@ -195,12 +195,12 @@ export const attachCommand: CommandModule = {
 };
 
 export const linkCommand: CommandModule = {
-  command: 'link <link> <admin>',
+  command: 'link <link> <state>',
   describe: 'take a link of a running portal administratively down, or bring it back up (mpctl link dsl down -i local)',
   builder: (y) =>
     y
       .positional('link', { type: 'string', demandOption: true, describe: 'link name (LP) or id' })
-      .positional('admin', { choices: ['down', 'up'] as const, demandOption: true })
+      .positional('state', { choices: ['down', 'up'] as const, demandOption: true, describe: 'down: the scheduler stops using the link; up: it is used again once its probes answer' })
       .option('instance', { alias: 'i', type: 'string', demandOption: true, describe: 'instance name' }),
   handler: (a) =>
     run(async () => {
@@ -211,9 +211,9 @@ export const linkCommand: CommandModule = {
       const l = s.value.links.find((x) => x.name === name) ?? (/^\d+$/.test(name) ? s.value.links.find((x) => x.id === Number(name)) : undefined);
       if (!l)
         return err({ kind: 'NotFound', what: 'link', message: `portal ${instance} has no link "${name}" (links: ${s.value.links.map((x) => x.name ?? x.id).join(', ') || 'none'})` });
-      const r = await controlRequest(instance, { op: 'admin', link: l.id, down: a.admin === 'down' });
+      const r = await controlRequest(instance, { op: 'admin', link: l.id, down: a.state === 'down' });
       if (r.isErr()) return err(r.error);
-      console.log(`portal ${instance}: link ${l.name ?? l.id} admin ${a.admin}`);
+      console.log(`portal ${instance}: link ${l.name ?? l.id} admin ${a.state}`);
       return ok(0);
     }),
 };

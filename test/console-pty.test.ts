@@ -67,7 +67,10 @@ test('mpctl up local on a pty in the lab: both links up with live rates, metrics
 
       // the lab's LP config with the metrics endpoint on (top-level keys go before [[link]])
       const cfg = `${labDir(lab)}/lp-metrics.toml`;
-      await writeFile(cfg, `metrics_listen = "127.0.0.1:9472"\n${await readFile(`${labDir(lab)}/lp.toml`, 'utf8')}`);
+      // … and a 1 GB budget on l1, to see it in status and metrics
+      const labCfg = await readFile(`${labDir(lab)}/lp.toml`, 'utf8');
+      assert.ok(labCfg.includes('[[link]]\n'));
+      await writeFile(cfg, `metrics_listen = "127.0.0.1:9472"\n${labCfg.replace('[[link]]\n', '[[link]]\nbudget = "1GB"\n')}`);
       const t0 = Date.now();
       const t = pty(lp, `${mpctl} up local --config ${cfg}`);
       try {
@@ -92,6 +95,9 @@ test('mpctl up local on a pty in the lab: both links up with live rates, metrics
           assert.ok(valueOf(m, 'mpctl_link_rtt_seconds', { link })! > 0.01, `${link} RTT`);
         }
         assert.equal(valueOf(m, 'mpctl_session_established'), 1);
+        const left = valueOf(m, 'mpctl_link_budget_remaining_bytes', { link: 'l1' })!;
+        assert.ok(left < 1e9 - 1e6 && left > 0.9e9, `l1 budget left ${left}`);
+        assert.equal(valueOf(m, 'mpctl_link_budget_remaining_bytes', { link: 'l2' }), undefined);
         assert.ok(valueOf(m, 'mpctl_handshakes_total')! >= 1);
         console.log(`metrics: ${m.samples.length} samples in ${m.types.size} families; l1 tx ${valueOf(m, 'mpctl_link_tx_bytes_total', { link: 'l1' })} B`);
 
@@ -117,6 +123,10 @@ test('mpctl up local on a pty in the lab: both links up with live rates, metrics
       const s = JSON.parse(st._unsafeUnwrap()) as { running: boolean; links: { state: string; probesHeard: number }[] };
       assert.ok(validateStatus(s), `live status --json against docs/status.schema.json: ${JSON.stringify(validateStatus.errors)}`);
       assert.equal(s.running, true);
+      const b = (s as unknown as { links: { budget: { limitBytes: number; leftBytes: number; exhausted: boolean } | null }[] }).links;
+      assert.equal(b[0]!.budget?.limitBytes, 1e9);
+      assert.equal(b[0]!.budget?.exhausted, false);
+      assert.equal(b[1]!.budget, null);
       assert.deepEqual(s.links.map((l) => l.state), ['up', 'up']);
       const heard = s.links[0]!.probesHeard;
       await new Promise((r) => setTimeout(r, 600));

@@ -35,6 +35,8 @@ test('status --json: the example in docs/status-json.md matches the schema', () 
 
 test('status --json: the schema refuses what it does not document', () => {
   const s = stream[3]!;
+  assert.ok(validateStatus({ ...s, links: [{ ...s.links[0]!, budget: { limitBytes: 2e10, leftBytes: 5, exhausted: false } }, { ...s.links[1]!, budget: null }] }), errors());
+  assert.ok(!validateStatus({ ...s, links: [{ ...s.links[0]!, budget: { leftBytes: 5 } }] }), 'an incomplete budget');
   assert.ok(!validateStatus({ ...s, extra: 1 }), 'an undocumented top-level field');
   assert.ok(!validateStatus({ ...s, links: [{ ...s.links[0]!, state: 'sleepy' }] }), 'an unknown link state');
   assert.ok(!validateStatus({ ...s, links: [{ ...s.links[0]!, tx: { packets: -1, bytes: 0 } }] }), 'a negative counter');

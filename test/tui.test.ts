@@ -77,6 +77,24 @@ test('view-model: backup tier, admin-down, drops with deltas', () => {
   assert.equal(d.rows[0]!.state, 'admin-down');
 });
 
+test('view-model: a spent budget takes a link out like the scheduler does, and the backup tier in', () => {
+  const metered = stream.map((s) => ({
+    ...s,
+    links: s.links.map((l) =>
+      l.name === 'dsl' ? { ...l, budget: { limitBytes: 2_000_000, leftBytes: 0, exhausted: true } } : l.name === 'sat' ? { ...l, metric: 1, budget: null } : { ...l, budget: null },
+    ),
+  }));
+  const v = replay(metered.slice(0, 3)).view!;
+  assert.deepEqual(v.rows.map((r) => r.state), ['spent', 'up', 'backup']);
+  assert.equal(v.rows[0]!.budgetLeftBytes, 0);
+  assert.equal(v.totals.usableBps, v.rows[1]!.rateBps, 'a spent link is not usable');
+  const allSpent = metered.map((s) => ({ ...s, links: s.links.map((l) => (l.name === '4g' ? { ...l, budget: { limitBytes: 1e9, leftBytes: 0, exhausted: true } } : l)) }));
+  assert.deepEqual(replay(allSpent.slice(0, 3)).view!.rows.map((r) => r.state), ['spent', 'spent', 'up'], 'every primary spent: the backup carries');
+  const r = render(h(Screen, { view: v, ui, columns: 100, rows: 24 }));
+  assert.match(rowOf(r.lastFrame()!, 'dsl'), /dsl\s+wan1\s+spent/);
+  r.unmount();
+});
+
 test('frames: one row per link with state, rate, RTT, throughput and a sparkline; totals; drops', () => {
   const f = frameOf(6);
   assert.match(f, /^mpctl oprec-lp \(Local Portal\) · pid \d+ · up /);

@@ -31,6 +31,10 @@ export interface LinkStatus {
   probesHeard: number;
   /** the congestion controller of this portal's sending direction on the link (null: none yet) */
   cc: CcStatus | null;
+  /** a metered link's budget (null: none): `limitBytes` per period from the config (LP), and
+   *  from the data path what this portal may still send on it before the scheduler stops using
+   *  it (`leftBytes`; `exhausted` once it is 0) */
+  budget: { limitBytes: number | null; leftBytes: number; exhausted: boolean } | null;
 }
 
 export interface PortalStatus {
@@ -74,10 +78,10 @@ export const publishFile = (instance: string): string => `${portalDir(instance)}
 
 /** The LP's link names from its config file (read-only; a config edited since `up` may differ,
  *  which is why the id stays the key). The RP learns links by id only. */
-async function linkNames(configFile: string): Promise<Map<number, { name: string; interface: string }>> {
+async function linkNames(configFile: string): Promise<Map<number, { name: string; interface: string; budgetBytes: number }>> {
   const cfg = await loadConfig(configFile);
-  const m = new Map<number, { name: string; interface: string }>();
-  if (cfg.isOk() && cfg.value.role === 'local') for (const l of cfg.value.links) m.set(l.id, { name: l.name, interface: l.interface });
+  const m = new Map<number, { name: string; interface: string; budgetBytes: number }>();
+  if (cfg.isOk() && cfg.value.role === 'local') for (const l of cfg.value.links) m.set(l.id, { name: l.name, interface: l.interface, budgetBytes: l.budgetBytes });
   return m;
 }
 
@@ -91,6 +95,7 @@ export function statusText(s: PortalStatus): string {
         `  link ${l.id}${l.name ? ` ${l.name}` : ''} ${l.state.padEnd(5)} metric ${l.metric} rate ${(l.rateBps / 1e6).toFixed(1)} Mbit/s owd ${(l.owdUs / 1000).toFixed(1)} ms` +
         `${l.rttMs === null ? '' : ` rtt ${l.rttMs.toFixed(1)} ms`}  tx ${l.tx.packets} pkts ${l.tx.bytes} B  rx ${l.rx.packets} pkts ${l.rx.bytes} B` +
         `${l.endpoint ? `  peer ${l.endpoint}` : ''}` +
+        `${l.budget ? `  budget ${l.budget.exhausted ? 'SPENT' : `${(l.budget.leftBytes / 1e6).toFixed(1)} MB left`}` : ''}` +
         (l.cc
           ? `\n    cc ${l.cc.phase}${l.cc.stale ? ' (stale)' : ''} bw ${(l.cc.bwBps / 1e6).toFixed(1)} Mbit/s delivered ${(l.cc.deliveryBps / 1e6).toFixed(1)} Mbit/s` +
             ` queue ${l.cc.queueMs.toFixed(1)} ms rtt ${l.cc.rttMs.toFixed(1)} ms loss ${l.cc.lossPct.toFixed(1)} %`
@@ -125,8 +130,11 @@ export async function portalStatus(instance: string): Promise<Result<PortalStatu
     const stats = open('mp_link_stats');
     const drops = open('mp_drops');
     const loopStats = open('mp_loop_stats');
+    const sched = open('mp_sched');
     const cpus = numPossibleCpus();
-    for (const r of [links, eps, stats, drops, loopStats, cpus]) if (r.isErr()) return err(r.error);
+    for (const r of [links, eps, stats, drops, loopStats, sched, cpus]) if (r.isErr()) return err(r.error);
+    const sc = mapLookup(sched._unsafeUnwrap(), abi.mapKey(0), abi.MP_SCHED_SIZE);
+    const sent = sc.isOk() && sc.value ? abi.decodeSched(sc.value).sentBytes : null;
     const ncpu = cpus._unsafeUnwrap();
     const names = await linkNames(st.value.configFile);
     let runtime: LinkRuntimeStatus[] = [];
@@ -163,6 +171,14 @@ export async function portalStatus(instance: string): Promise<Result<PortalStatu
         probesSent: rt?.probesSent ?? 0,
         probesHeard: rt?.probesHeard ?? 0,
         cc: rt?.cc ?? null,
+        budget:
+          link.budgetBytes && sent
+            ? {
+                limitBytes: names.get(id)?.budgetBytes || null,
+                leftBytes: Number(link.budgetBytes > sent[id]! ? link.budgetBytes - sent[id]! : 0n),
+                exhausted: sent[id]! >= link.budgetBytes,
+              }
+            : null,
       });
     }
     const dropCounts: Record<string, number> = {};

@@ -5,15 +5,18 @@
 import type { LinkStatus, PortalStatus } from '../portal/status.js';
 import type { SecurityStatus } from '../portal/security-status.js';
 
-export type RowState = 'up' | 'backup' | 'down' | 'admin-down' | 'unused';
+export type RowState = 'up' | 'backup' | 'spent' | 'down' | 'admin-down' | 'unused';
 
 export interface LinkRow {
   id: number;
   /** the config's name (LP) or `link <id>` (RP) */
   label: string;
   interface: string | null;
-  /** `backup`: up, but a link with a lower metric is up too, so the scheduler leaves it idle */
+  /** `backup`: up, but a link with a lower metric is up too, so the scheduler leaves it idle;
+   *  `spent`: up, but its byte budget for this period is used up, so the scheduler skips it */
   state: RowState;
+  /** bytes this portal may still send on a metered link this period (null: no budget) */
+  budgetLeftBytes: number | null;
   metric: number;
   /** the link's estimated rate, bit/s: the congestion controller's bandwidth estimate, or the
    *  scheduler's rate while there is no controller (the pacing rate swings around the estimate) */
@@ -67,6 +70,7 @@ function throughput(now: number, then: number | undefined, dtMs: number): number
 }
 
 function rowState(l: LinkStatus, bestUpMetric: number | null): RowState {
+  if (l.state === 'up' && l.budget?.exhausted) return 'spent';
   if (l.state === 'up' && bestUpMetric !== null && l.metric > bestUpMetric) return 'backup';
   return l.state;
 }
@@ -74,7 +78,8 @@ function rowState(l: LinkStatus, bestUpMetric: number | null): RowState {
 export function step(m: Model, s: PortalStatus, historyLen = HISTORY): Model {
   const prev = m.prev;
   const dt = prev ? s.time - prev.time : 0;
-  const ups = s.links.filter((l) => l.state === 'up').map((l) => l.metric);
+  // the tier in use: the lowest metric among links that are up and not out of budget
+  const ups = s.links.filter((l) => l.state === 'up' && !l.budget?.exhausted).map((l) => l.metric);
   const best = ups.length ? Math.min(...ups) : null;
   const history = new Map<number, number[]>();
   const rows: LinkRow[] = s.links.map((l) => {
@@ -89,6 +94,7 @@ export function step(m: Model, s: PortalStatus, historyLen = HISTORY): Model {
       label: l.name ?? `link ${l.id}`,
       interface: l.interface,
       state: rowState(l, best),
+      budgetLeftBytes: l.budget ? l.budget.leftBytes : null,
       metric: l.metric,
       rateBps: l.cc?.bwBps ?? l.rateBps,
       rttMs: l.rttMs,

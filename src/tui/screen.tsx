@@ -21,7 +21,7 @@ export interface ScreenProps {
   rows: number;
 }
 
-const STATE_COLOR: Record<RowState, string> = { up: 'green', backup: 'yellow', down: 'red', 'admin-down': 'magenta', unused: 'gray' };
+const STATE_COLOR: Record<RowState, string> = { up: 'green', backup: 'yellow', spent: 'yellow', down: 'red', 'admin-down': 'magenta', unused: 'gray' };
 
 interface Col {
   title: string;
@@ -165,6 +165,7 @@ export const HELP_LINES = [
   'States',
   '  up           carries traffic',
   '  backup       up but idle: a link with a lower metric is up',
+  '  spent        up, but its byte budget for this period is used up',
   '  down         no probe answered for 3 probe intervals',
   '  admin-down   taken down with `a`',
   '',

@@ -1,0 +1,147 @@
+// The congestion-control loop of a running portal (src/portal/cc.ts) and its byte-budget
+// keeper (src/portal/budget.ts) against a recording fake of the data path: what is written
+// into mp_links and when. No root, no kernel.
+//   node --import tsx --test test/cc-portal.test.ts
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ok } from 'neverthrow';
+import type { LinkCounters } from '../src/cc/budget.js';
+import { encodeFeedbackPacket, type LinkFeedback } from '../src/cc/feedback.js';
+import { MP_MAX_LINKS, type MpRx, type MpSched } from '../src/datapath/abi.js';
+import { BudgetKeeper } from '../src/portal/budget.js';
+import { CcLoop, monoUs, type CcDatapath } from '../src/portal/cc.js';
+
+/** A data path in memory: counters and mp_sched set by the test, writes recorded. */
+function fakeDp() {
+  const counters = new Map<number, LinkCounters>();
+  const sched: MpSched = {
+    seq: 0,
+    busyUntilNs: Array(MP_MAX_LINKS).fill(0n),
+    linkSeq: Array(MP_MAX_LINKS).fill(0),
+    sentBytes: Array(MP_MAX_LINKS).fill(0n),
+  };
+  const estimates: { id: number; rateBps: bigint; owdUs: number }[] = [];
+  const budgets: { id: number; bytes: bigint }[] = [];
+  const dp: CcDatapath = {
+    readRx: () => ok(null as MpRx | null),
+    txBytes: (id) => ok(counters.get(id)?.txBytes ?? 0n),
+    owdUs: () => ok(10_000),
+    setEstimate: (id, rateBps, owdUs) => {
+      estimates.push({ id, rateBps, owdUs });
+      return ok(undefined);
+    },
+    sched: () => ok(sched),
+    counters: (id) => ok(counters.get(id) ?? null),
+    setBudget: (id, bytes) => {
+      budgets.push({ id, bytes });
+      return ok(undefined);
+    },
+  };
+  return { dp, counters, sched, estimates, budgets };
+}
+
+const c = (tx: number, rx: number): LinkCounters => ({ txBytes: BigInt(tx), rxBytes: BigInt(rx), txPackets: 0n, rxPackets: 0n });
+const MB = 1_000_000;
+const noLog = () => {};
+
+describe('budget keeper', () => {
+  it('writes budget_bytes = what the scheduler sent + what is left of the allowance', () => {
+    const f = fakeDp();
+    const b = new BudgetKeeper(f.dp, noLog);
+    const t0 = Date.UTC(2026, 0, 10);
+    b.addLink(1, { limitBytes: 10 * MB, period: { kind: 'monthly', day: 1 } }, t0);
+    b.addLink(2, { limitBytes: 0, period: { kind: 'none' } }, t0); // no budget: never written
+    f.counters.set(1, c(0, 0));
+    b.tick(t0);
+    assert.deepEqual(f.budgets, [{ id: 1, bytes: BigInt(10 * MB) }]);
+    // 3 MB sent and 1 MB received: 6 MB left, on top of the 3 MB the scheduler counted
+    f.counters.set(1, c(3 * MB, 1 * MB));
+    f.sched.sentBytes[1] = BigInt(3 * MB);
+    b.tick(t0 + 1000);
+    assert.deepEqual(f.budgets.at(-1), { id: 1, bytes: BigInt(9 * MB) });
+    b.tick(t0 + 1020);
+    assert.equal(f.budgets.length, 2, 'unchanged: not written again');
+    assert.equal(b.has(2), false);
+  });
+
+  it('a spent link gets a line at what it sent (nothing more); the next period raises it', () => {
+    const f = fakeDp();
+    const logs: string[] = [];
+    const b = new BudgetKeeper(f.dp, (m) => logs.push(m));
+    const t0 = Date.UTC(2026, 0, 31, 23, 0);
+    b.addLink(0, { limitBytes: 5 * MB, period: { kind: 'daily' } }, t0);
+    f.counters.set(0, c(0, 0));
+    b.tick(t0);
+    f.counters.set(0, c(4 * MB, 2 * MB));
+    f.sched.sentBytes[0] = BigInt(4 * MB);
+    b.tick(t0 + 60_000);
+    assert.deepEqual(f.budgets.at(-1), { id: 0, bytes: BigInt(4 * MB) });
+    assert.ok(logs.includes('link 0 budget exhausted'), logs.join('; '));
+    assert.equal(b.status(0, t0 + 60_000)?.remainingBytes, 0);
+    // midnight UTC: a new day's 5 MB
+    b.tick(t0 + 3_600_000);
+    assert.deepEqual(f.budgets.at(-1), { id: 0, bytes: BigInt(9 * MB) });
+    assert.ok(logs.includes('link 0 budget ok'), logs.join('; '));
+  });
+
+  it('a spent link that never sent gets a 1-byte line, never 0 (which would mean no budget)', () => {
+    const f = fakeDp();
+    const b = new BudgetKeeper(f.dp, noLog);
+    b.addLink(3, { limitBytes: 1000, period: { kind: 'none' } });
+    f.counters.set(3, c(0, 0));
+    b.tick();
+    f.counters.set(3, c(0, 5000)); // the peer spent it
+    b.tick();
+    assert.deepEqual(f.budgets.at(-1), { id: 3, bytes: 1n });
+  });
+});
+
+describe('congestion-control loop', () => {
+  const record = (r: Partial<LinkFeedback> = {}): LinkFeedback => ({
+    linkId: 0,
+    intervalUs: 20_000,
+    bytes: 50_000,
+    packets: 34,
+    maxLinkSeq: 100,
+    owdMinUs: 5_000,
+    owdMaxUs: 6_000,
+    lost: 0,
+    echoTsUs: null,
+    echoDelayUs: null,
+    ...r,
+  });
+
+  it('writes each link estimate on feedback; with congestion_control = false it writes nothing', () => {
+    for (const adaptive of [true, false]) {
+      const f = fakeDp();
+      const loop = new CcLoop(f.dp, noLog, { adaptive });
+      loop.addLink(0, { rateBps: 10e6, owdUs: 10_000 });
+      for (let seq = 1; seq <= 3; seq++) assert.ok(loop.onFeedbackPacket(encodeFeedbackPacket({ seq, records: [record()] }, 0, 0)));
+      assert.equal(loop.active(0), true);
+      assert.equal(f.estimates.length > 0, adaptive, `adaptive ${adaptive}: ${f.estimates.length} writes`);
+      assert.equal(loop.status(0)?.feedback, 3, 'the controller runs either way (status shows it)');
+    }
+  });
+
+  it('tells the controller the backlog the scheduler planned: a planned queue is not congestion', () => {
+    const run = (plannedMs: number) => {
+      const f = fakeDp();
+      const loop = new CcLoop(f.dp, noLog);
+      loop.addLink(0, { rateBps: 20e6, owdUs: 10_000 });
+      // 1 s of a 20 Mbit/s link whose every packet waited 40 ms; the scheduler's model says it
+      // kept that 40 ms backlog on purpose (or not)
+      for (let seq = 1; seq <= 50; seq++) {
+        f.sched.busyUntilNs[0] = BigInt(monoUs() + plannedMs * 1000) * 1000n;
+        loop.tick();
+        const owd = seq < 5 ? 5_000 : 45_000;
+        loop.onFeedbackPacket(encodeFeedbackPacket({ seq, records: [record({ owdMinUs: owd, owdMaxUs: owd, maxLinkSeq: 100 + 34 * seq })] }, 0, 0));
+      }
+      return loop.status(0)!;
+    };
+    const planned = run(40);
+    const unplanned = run(0);
+    assert.ok(planned.queueMs < 5, `planned: queue ${planned.queueMs} ms`);
+    assert.ok(unplanned.queueMs > 30, `unplanned: queue ${unplanned.queueMs} ms`);
+  });
+});

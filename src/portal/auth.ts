@@ -11,6 +11,10 @@
 //            program checks the same, this is defense in depth. On the RP, the first valid
 //            message under a pending session's key id confirms it (session.ts confirmSession).
 //
+// Sessions are timed on the monotonic clock (a wall-clock step must neither expire a session
+// early nor keep one from rekeying while the data path's keys, on CLOCK_MONOTONIC, expire);
+// only the handshake's timestamp uses the wall clock (handshake-loop.ts).
+//
 // With `insecure_no_auth` (benchmarks only) there are no sessions: messages go unsigned
 // (key id 0) and are taken unchecked.
 import { err, ok, type Result } from 'neverthrow';
@@ -45,6 +49,9 @@ export async function loadStaticKeys(cfg: PortalConfig): Promise<Result<StaticKe
   return ok(r.value);
 }
 
+/** CLOCK_MONOTONIC in ms: bpf_ktime_get_ns() / 1e6. */
+export const monoMs = (): number => Number(process.hrtime.bigint() / 1_000_000n);
+
 export const INSECURE_WARNING =
   'WARNING: insecure_no_auth = true: no handshake, no MAC, no replay protection — anyone who can reach the tunnel port can inject packets. Benchmarks only.';
 
@@ -65,7 +72,7 @@ export class PortalAuth {
     readonly peer: string,
     private readonly keys: KeysPort,
     private readonly log: Log,
-    private readonly clock: () => number = Date.now,
+    private readonly clock: () => number = monoMs,
   ) {}
 
   get authenticated(): boolean {
@@ -86,7 +93,7 @@ export class PortalAuth {
     const live = expireSessions(this.sessions, now);
     this.counters.handshakes++;
     if (live.current) this.counters.rekeys++;
-    this.lastHandshakeAt = now;
+    this.lastHandshakeAt = Date.now();
     this.log(`session key id ${s.keyId} ${s.role === 'initiator' ? 'in use' : 'pending until the LP uses it'}`, { keyId: s.keyId, rekey: live.current !== null });
     this.apply(installSession(live, s, now));
   }

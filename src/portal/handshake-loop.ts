@@ -68,6 +68,7 @@ export class Initiator {
     const { message, state } = createInitiation(this.local, this.peerPublic, now, undefined, {
       keyId: nextKeyId(s, this.seed),
       after: this.lastTimestamp,
+      wallMs: Date.now(),
       linkId: up[0] ?? this.links.all[0] ?? 0,
     });
     this.state = state;
@@ -97,7 +98,7 @@ export class Initiator {
       this.cookies.set(linkId, c.value);
       this.log('the RP is under load: re-sending the initiation with its cookie', { link: linkId });
       // the same initiation, now with mac2 for this link's source
-      const again = createInitiation(this.local, this.peerPublic, now, undefined, { keyId: st.keyId, after: this.lastTimestamp, linkId });
+      const again = createInitiation(this.local, this.peerPublic, now, undefined, { keyId: st.keyId, after: this.lastTimestamp, wallMs: Date.now(), linkId });
       this.state = again.state;
       this.lastTimestamp = again.state.timestamp;
       this.lastInitiationAt = now;

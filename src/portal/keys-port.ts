@@ -1,8 +1,8 @@
 // The session keys in the data path: what session.ts keysToInstall says the maps must hold,
 // written into mp_tx_key[0] and mp_rx_keys[key_id] (bpf/mp.h), with the replay windows of a
 // key id zeroed before a new key goes into its slot (a new session starts a fresh window) and
-// slots no longer listed cleared. Expiry: session.ts works on the Date.now() clock, the maps on
-// CLOCK_MONOTONIC (bpf_ktime_get_ns, process.hrtime.bigint()): `until` is converted at write.
+// slots no longer listed cleared. Expiry: the portal times sessions on CLOCK_MONOTONIC in ms
+// (auth.ts monoMs), the maps hold bpf_ktime_get_ns() ns: `until` is converted at write.
 //
 // Order of writes: receive keys first (a key the peer may already use is accepted before
 // anything sends with the new one), the send key last.
@@ -23,7 +23,7 @@ export interface KeyWrite {
   value: Buffer;
 }
 
-/** What the maps hold, per slot: the key bytes and when it expires (wall ms). */
+/** What the maps hold, per slot: the key bytes and when it expires (the session clock, ms). */
 export interface Installed {
   tx: KeySlot | null;
   rx: ReadonlyMap<number, KeySlot>;
@@ -33,7 +33,7 @@ export const NOTHING_INSTALLED: Installed = { tx: null, rx: new Map() };
 const same = (a: KeySlot | null | undefined, b: KeySlot | null | undefined) =>
   a === b || (!!a && !!b && a.keyId === b.keyId && a.until === b.until && a.key.equals(b.key));
 
-/** The map writes that take the maps from `prev` to `t`, at wall time `nowMs` = monotonic `monoNs`. */
+/** The map writes that take the maps from `prev` to `t`, at session-clock time `nowMs` = CLOCK_MONOTONIC `monoNs`. */
 export function keyWrites(prev: Installed, t: KeyTable, nowMs: number, monoNs: bigint): { writes: KeyWrite[]; installed: Installed } {
   const expires = (until: number) => monoNs + BigInt(Math.max(0, Math.round(until - nowMs))) * 1_000_000n;
   const encode = (s: KeySlot) => abi.encodeKey({ key: s.key, expiresNs: expires(s.until), id: s.keyId, valid: true });
@@ -57,7 +57,8 @@ export function mapKeysPort(write: (map: KeyMap, index: number, value: Buffer) =
   let installed = NOTHING_INSTALLED;
   return {
     install: (t) => {
-      const w = keyWrites(installed, t, Date.now(), process.hrtime.bigint());
+      const mono = process.hrtime.bigint();
+      const w = keyWrites(installed, t, Number(mono / 1_000_000n), mono);
       for (const x of w.writes) {
         const r = write(x.map, x.index, x.value);
         if (r.isErr()) {

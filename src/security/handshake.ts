@@ -217,6 +217,9 @@ export interface InitiationOptions {
   index?: number;
   /** The previous initiation's timestamp: this one is made newer. */
   after?: Buffer | null;
+  /** Wall-clock ms for the timestamp (Date.now()), when `now` is on another clock (a portal
+   * times its sessions on the monotonic clock). Default: `now`. */
+  wallMs?: number;
   /** A cookie from the responder's cookie reply: sets mac2 while it is fresh. */
   cookie?: Cookie | null;
   x25519?: X25519;
@@ -259,7 +262,7 @@ export function createInitiation(
   // ss
   ({ ck, k } = mixKey(ck, x.dh(local.private, peerPublic)));
   // payload: timestamp
-  const timestamp = nextTimestamp(now, opts.after);
+  const timestamp = nextTimestamp(opts.wallMs ?? now, opts.after);
   const encTs = seal(k, NONCE0, timestamp, h);
   encTs.copy(msg, INIT.timestamp);
   h = hash(h, encTs);

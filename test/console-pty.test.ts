@@ -22,7 +22,8 @@ import { nsName } from '../src/lab/topology.js';
 import { withLab } from './helpers/lab.js';
 import { parseExposition, valueOf } from './helpers/prom.js';
 import { validateStatus } from './helpers/status-schema.js';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { logFile } from '../src/cli/background.js';
 
 const scenario = parseScenario({ links: [{ label: 'l1', rate: '20mbit', delay: '10ms', queue: '60ms' }, { label: 'l2', rate: '20mbit', delay: '15ms', queue: '60ms' }] }, 't')._unsafeUnwrap();
 
@@ -184,6 +185,8 @@ test('mpctl up local on a pty in the lab: both links up with live rates, metrics
       assert.ok(gone.isErr(), 'status after q: not up');
       const left = await run('ip', ['netns', 'exec', lp, 'tc', 'filter', 'show', 'dev', 'lan', 'ingress']);
       assert.equal(left.isOk() ? left.value.trim() : 'error', '', 'no filter left on lan');
+      // the background portal's log (kept after down for a look at what happened): the test's own
+      await rm(logFile(instance), { force: true });
     },
     { bond: true },
   );

@@ -31,6 +31,11 @@ test('bond of 2 links: ping and TCP both ways, sum above the best link, survives
     links(2, '20mbit', ['10ms', '15ms']),
     async (lab) => {
       await t.test('ping client ⇄ server, IPv4 and IPv6, with the client using the RP address', async () => {
+        // One unasserted ping per destination first: once in many runs the very first IPv6 echo
+        // went missing (neighbour discovery on a path that had never carried IPv6); what is
+        // asserted is that the bonded path then carries every echo, both families, both ways.
+        for (const [node, dst] of [['client', '203.0.113.2'], ['client', '2001:db8:113::2'], ['server', '198.51.100.10'], ['server', '2001:db8:100::10']] as const)
+          must(await ping(lab, node, dst, { count: 1, intervalS: 0.05, waitS: 2 }), 'warm-up ping');
         for (const dst of ['203.0.113.2', '2001:db8:113::2']) {
           const p = must(await ping(lab, 'client', dst, { count: 5, intervalS: 0.05, waitS: 2 }), 'ping');
           assert.equal(p.received, 5, `client → ${dst}`);

@@ -273,6 +273,25 @@ describe('controller', () => {
     assert.equal(cc.saturated(news), false);
   });
 
+  it('a link whose estimate collapsed to the floor probes its way back up despite its planned backlog', () => {
+    const { s, t } = converged();
+    const raw = s.owd!.lastRaw;
+    // queued and nothing delivered: the delivery-rate estimate resets to the floor
+    const low = drive(s, 10, () => ({ bytes: 0, packets: 0, owdMinUs: raw + 40_000, owdMaxUs: raw + 40_000 }), t);
+    const floor = low.s.params.minRateBps;
+    assert.ok(cc.bwBps(low.s) <= 2 * floor, `bw ${cc.bwBps(low.s)}`);
+    // the link is fine again (20 Mbit/s, no queue) and delivers all it is given; at this rate
+    // every packet is a long planned backlog for the scheduler
+    let x = low.s;
+    let tt = low.t;
+    for (let i = 0; i < 250; i++) {
+      const sent = (x.rateBps / 8) * 0.02;
+      ({ s: x, t: tt } = drive(x, 1, () => ({ bytes: sent, packets: Math.max(1, Math.round(sent / 1500)), owdMinUs: raw, owdMaxUs: raw, sent, planned: 120_000 }), tt));
+    }
+    report('recovery from the floor', { rateMbit: x.rateBps / M });
+    assert.ok(x.rateBps > 8 * floor, `stuck at ${x.rateBps} bit/s after 5 s`);
+  });
+
   it('a queue held for 15 s (the other link cut) does not become the propagation delay', () => {
     const { s, t } = converged();
     const raw = s.owd!.lastRaw;

@@ -483,6 +483,11 @@ function phaseGain(s: State): number {
  * saturated, its delivery rate is its capacity, and probing above it would only make the
  * scheduler's model of the link (busy_until) run behind the real queue. */
 export function saturated(s: State): boolean {
+  // Never near the floor: a link whose estimate collapsed (an interval that delivered nothing
+  // while queued) gets so low a rate that every packet the scheduler gives it is a long planned
+  // backlog. Without probing it would stay there for good (seen in the lab: 100 kbit/s on a
+  // 5 Mbit/s link, for the rest of the flow).
+  if (bwBps(s) < 8 * s.params.minRateBps) return false;
   const w = s.recent.filter((r) => s.lastFeedbackUs - r.atUs < s.params.rateWindowUs);
   return w.length > 0 && w.every((r) => r.plannedUs >= s.params.saturatedBacklogUs);
 }

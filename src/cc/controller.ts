@@ -382,7 +382,10 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
   const queueHigh = queueUs > target;
   const queueDeliveryBps = (qw.bytes * 8 * 1e6) / qw.us;
   const busy = queueHigh && owdSample !== null && !qw.appLimited && (phaseGain(s) >= 1 || queueDeliveryBps < 0.9 * s.rateBps);
-  if (busy && queueDeliveryBps < winBest(bw)) bw = winReset(nowUs, Math.max(queueDeliveryBps, p.minRateBps));
+  // At most halved per interval: an interval in which the scheduler itself sent little on the
+  // link (its traffic moved to another link) must not read as a capacity collapse to the floor,
+  // from where the earliest-arrival scheduler would never send on the link again.
+  if (busy && queueDeliveryBps < winBest(bw)) bw = winReset(nowUs, Math.max(queueDeliveryBps, p.minRateBps, winBest(bw) / 2));
 
   // 6. Loss, beyond the link's random loss (learned while cruising without a queue).
   const gain = phaseGain(s);
@@ -421,7 +424,9 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
         // cruise: loss of packets sent while cruising (a round after it began) is congestion
         const calm = sum(recent, (acc) => acc.packets + acc.lost >= p.lossWindowPackets, s.cruiseSinceUs + round);
         if (isLossy(calm, lossBase, queueUs, target, p) && (s.lastCongestionUs === null || nowUs - s.lastCongestionUs >= round)) {
-          s = { ...resetBw(s, deliveryBps, nowUs), lossCapBps: Math.max(p.minRateBps, p.lossDecrease * deliveryBps), lastCongestionUs: nowUs };
+          // (bounded like resetBw: a lossy interval may have carried next to nothing)
+          const cap = p.lossDecrease * Math.max(deliveryBps, winBest(s.bw) / 2);
+          s = { ...resetBw(s, deliveryBps, nowUs), lossCapBps: Math.max(p.minRateBps, cap), lastCongestionUs: nowUs };
         }
         if (inPhase >= round) s = enter(s, 'probe_bw', nowUs, (s.cycleIndex + 1) % p.cycleGains.length);
       }
@@ -455,8 +460,10 @@ function isLossy(w: { packets: number; lost: number }, base: number, queueUs: nu
   return excess >= p.lossMinPackets && excess / n > p.lossThreshold && (queueUs > target / 2 || excess / n > 4 * p.lossThreshold);
 }
 
+/** A lower capacity seen: at most half the estimate per step (see step 5 of onFeedback). */
 function resetBw(s: State, deliveryBps: number, nowUs: number): State {
-  return deliveryBps < winBest(s.bw) ? { ...s, bw: winReset(nowUs, Math.max(deliveryBps, s.params.minRateBps)) } : s;
+  const best = winBest(s.bw);
+  return deliveryBps < best ? { ...s, bw: winReset(nowUs, Math.max(deliveryBps, s.params.minRateBps, best / 2)) } : s;
 }
 
 function enter(s: State, phase: Phase, nowUs: number, cycleIndex = 0): State {

@@ -187,6 +187,30 @@ function takeControl(msg: Buffer, type: number | null, auth: PortalAuth, cc: CcL
   return p;
 }
 
+/** The Runtime both portals return: their loop's parts, and a stop that ends timers, the
+ * handshake loop and the sockets. */
+function runtimeOf(
+  t: Tracker,
+  cc: CcLoop,
+  auth: PortalAuth,
+  status: () => LinkRuntimeStatus[],
+  timers: NodeJS.Timeout[],
+  socks: Socket[],
+): Runtime {
+  return {
+    status,
+    badControl: () => t.bad,
+    feedback: () => ({ ...cc.counters }),
+    security: () => auth.status(),
+    setAdmin: (id, down) => t.setAdmin(id, down),
+    stop: async () => {
+      for (const x of timers) clearInterval(x);
+      auth.stop();
+      await Promise.all(socks.map((x) => new Promise<void>((r) => x.close(() => r()))));
+    },
+  };
+}
+
 /** LP: one socket per link bound to the link's source address; the handshake and probes to the RP. */
 export async function startLocal(
   cfg: LocalConfig,
@@ -271,19 +295,7 @@ export async function startLocal(
     const signed = fb && s ? auth.sign(fb.packet) : null;
     if (signed && s) s.sock.send(signed, cfg.port, s.remote, (e) => void (e ? undefined : cc.sent()));
   }, FEEDBACK_INTERVAL_MS);
-  return ok({
-    status: () => t.status(cc),
-    badControl: () => t.bad,
-    feedback: () => ({ ...cc.counters }),
-    security: () => auth.status(),
-    setAdmin: (id, down) => t.setAdmin(id, down),
-    stop: async () => {
-      clearInterval(timer);
-      clearInterval(fbTimer);
-      auth.stop();
-      await Promise.all(socks.map(({ sock }) => new Promise<void>((r) => sock.close(() => r()))));
-    },
-  });
+  return ok(runtimeOf(t, cc, auth, () => t.status(cc), [timer, fbTimer], socks.map((x) => x.sock)));
 }
 
 /** RP: sockets on the tunnel port (both families); answers handshakes and probes, learns links
@@ -348,17 +360,5 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
     const signed = fb && ep ? auth.sign(fb.packet) : null;
     if (signed && ep) ep.sock.send(signed, ep.port, ep.address, (e) => void (e ? undefined : cc.sent()));
   }, FEEDBACK_INTERVAL_MS);
-  return ok({
-    status: () => t.status(cc).filter((s) => seen.has(s.id)),
-    badControl: () => t.bad,
-    feedback: () => ({ ...cc.counters }),
-    security: () => auth.status(),
-    setAdmin: (id, down) => t.setAdmin(id, down),
-    stop: async () => {
-      clearInterval(timer);
-      clearInterval(fbTimer);
-      auth.stop();
-      await Promise.all(socks.map((s) => new Promise<void>((r) => s.close(() => r()))));
-    },
-  });
+  return ok(runtimeOf(t, cc, auth, () => t.status(cc).filter((s) => seen.has(s.id)), [timer, fbTimer], socks));
 }

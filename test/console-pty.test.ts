@@ -38,7 +38,10 @@ interface Pty {
 
 function pty(ns: string, cmd: string): Pty {
   // script gives the command a pty; COLUMNS/LINES size it (no terminal to ask)
-  const p = spawn('ip', ['netns', 'exec', ns, 'script', '-qfec', `stty cols 120 rows 30; ${cmd}`, '/dev/null'], { stdio: 'pipe' });
+  // CI=true as on our CI machine and on CI VMs that script set-up: Ink must still draw live
+  // frames on a terminal (it drew nothing until exit there, and this test timed out in CI)
+  const env = { ...process.env, CI: 'true' };
+  const p = spawn('ip', ['netns', 'exec', ns, 'script', '-qfec', `stty cols 120 rows 30; ${cmd}`, '/dev/null'], { stdio: 'pipe', env });
   let buf = '';
   p.stdout.on('data', (d: Buffer) => (buf += d.toString()));
   p.stderr.on('data', (d: Buffer) => (buf += d.toString()));

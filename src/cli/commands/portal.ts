@@ -24,7 +24,8 @@ import { readPortalState } from '../../portal/state.js';
 import { controlRequest, serveControl } from '../../portal/control.js';
 import { serveMetrics } from '../../metrics/server.js';
 import { isAlive } from '../../lab/namespaces.js';
-import { runConsole, type ConsolePort } from '../../tui/console.js';
+import type { ConsolePort } from '../../tui/console.js';
+import { loadConsole } from '../../tui/load.js';
 import { logFile, startInBackground } from '../background.js';
 import { run } from '../run.js';
 
@@ -115,6 +116,7 @@ async function attach(instance: string, confirmQuit: boolean, child?: Promise<nu
   const signalled = new Promise<'quit'>((r) => (onSignal = () => r('quit')));
   process.once('SIGHUP', onSignal);
   process.once('SIGTERM', onSignal);
+  const { runConsole } = await loadConsole();
   const how = await Promise.race([runConsole(consolePort(instance), { confirmQuit }), signalled]);
   process.off('SIGHUP', onSignal);
   process.off('SIGTERM', onSignal);

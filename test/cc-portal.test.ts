@@ -192,4 +192,21 @@ describe('congestion-control loop', () => {
     assert.ok(dead.length > 0 && dead.every((id) => id === 1), `reported ${dead.join(',')}`);
     assert.ok(detectedUs! > 100_000 && detectedUs! < 100_000 + 250_000, `${detectedUs} µs`);
   });
+
+  it('after a link comes back, what was sent into it while it was dead is not loss', () => {
+    const run = (restart: boolean) => {
+      const f = fakeDp();
+      const loop = new CcLoop(f.dp, noLog);
+      loop.addLink(0, { rateBps: 20e6, owdUs: 10_000 });
+      let seq = 1;
+      for (; seq <= 10; seq++) loop.onFeedbackPacket(encodeFeedbackPacket({ seq, records: [record({ maxLinkSeq: 34 * seq })] }, 0, 0));
+      // down: 200 packets sent into the dead link (seq 341..540), then back at 540
+      f.sched.linkSeq[0] = 540;
+      if (restart) loop.linkUp(0);
+      loop.onFeedbackPacket(encodeFeedbackPacket({ seq: seq++, records: [record({ maxLinkSeq: 540 + 34, packets: 34, lost: 200 })] }, 0, 0));
+      return loop.status(0)!.lossPct;
+    };
+    assert.equal(run(true), 0);
+    assert.ok(run(false) > 50, 'without the restart the skipped numbers read as loss');
+  });
 });

@@ -97,6 +97,8 @@ export class CcLoop {
   private failures = 0;
   readonly budgets: BudgetKeeper;
   private readonly fastDown = new FastDown();
+  /** links that came back up, and the scheduler's sequence number on them at that moment */
+  private readonly restartSeq = new Map<number, number>();
 
   constructor(
     private readonly dp: CcDatapath,
@@ -191,6 +193,18 @@ export class CcLoop {
     const r = this.dp.sched();
     if (r.isErr() || !r.value) return;
     this.fastDown.restart(id, monoUs(), r.value.linkSeq[id] ?? 0);
+    this.restartSeq.set(id, r.value.linkSeq[id] ?? 0);
+  }
+
+  /** The first record with packets after a link came back: the sequence numbers it skips up
+   * to the restart are what was sent into the dead link before it was taken out, not loss of
+   * this interval (counted as such, they cut the link's rate to a fraction of what it carried
+   * just after the return, and the total took seconds to recover). */
+  private sinceRestart(r: LinkFeedback): LinkFeedback {
+    const floor = this.restartSeq.get(r.linkId);
+    if (floor === undefined || r.packets === 0) return r;
+    this.restartSeq.delete(r.linkId);
+    return { ...r, lost: Math.max(0, Math.min(r.lost, ((r.maxLinkSeq - floor) | 0) - r.packets)) };
   }
 
   sent(): void {
@@ -217,9 +231,10 @@ export class CcLoop {
     this.lastAcceptUs = now;
     this.counters.fbHeard++;
     let changed = false;
-    for (const r of msg.records) {
-      const s = this.states.get(r.linkId);
+    for (const r0 of msg.records) {
+      const s = this.states.get(r0.linkId);
       if (!s) continue; // a link we do not send on (yet)
+      const r = this.sinceRestart(r0);
       const tx = this.dp.txBytes(r.linkId);
       let sentBytes = 0n;
       if (tx.isOk()) {

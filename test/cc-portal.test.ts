@@ -184,9 +184,8 @@ describe('congestion-control loop', () => {
       f.sched.linkSeq[1] += 17;
       loop.tick();
       if (now - t0 > 100_000) cutSeq ??= f.sched.linkSeq[1]!; // link 1 is cut: nothing more arrives
-      const echo = { echoTsUs: (now - 1_000) >>> 0, echoDelayUs: 0 };
-      const records = [record({ linkId: 0, maxLinkSeq: f.sched.linkSeq[0]!, ...echo }), record({ linkId: 1, maxLinkSeq: cutSeq ?? f.sched.linkSeq[1]!, ...echo })];
-      loop.onFeedbackPacket(encodeFeedbackPacket({ seq, records }, 0, 0));
+      const records = [record({ linkId: 0, maxLinkSeq: f.sched.linkSeq[0]! }), record({ linkId: 1, maxLinkSeq: cutSeq ?? f.sched.linkSeq[1]! })];
+      loop.onFeedbackPacket(encodeFeedbackPacket({ seq, records }, 0, (monoUs() - 1_000) >>> 0));
       if (dead.length > 0) detectedUs ??= monoUs() - t0;
     }
     assert.ok(dead.length > 0 && dead.every((id) => id === 1), `reported ${dead.join(',')}`);

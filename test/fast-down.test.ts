@@ -69,7 +69,7 @@ function run(sim: Sim): { tMs: number; id: number }[] {
   const rtt = (sim.rttMs ?? 20) * 1000;
   const dead: { tMs: number; id: number }[] = [];
   // feedback messages on their way: arrival time (ms) and records
-  const inFlight: { atMs: number; records: RxReport[] }[] = [];
+  const inFlight: { atMs: number; sentMs: number; records: RxReport[] }[] = [];
   const maxSeq: (number | null)[] = sim.links.map(() => null);
   const sentIdx = sim.links.map(() => 0);
   // what arrives, in arrival order, and how far the receiver has read it
@@ -86,26 +86,21 @@ function run(sim: Sim): { tMs: number; id: number }[] {
       // the receiver's interval (t − 20, t]: highest sequence so far, the last packet's echo
       const records: RxReport[] = [];
       arrivals.forEach((as, id) => {
-        let last: Pkt | null = null;
         while (rxIdx[id]! < as.length && as[rxIdx[id]!]!.arriveMs <= t) {
           const p = as[rxIdx[id]!++]!;
           if (maxSeq[id] === null || p.seq > maxSeq[id]!) maxSeq[id] = p.seq;
-          last = p;
         }
         // as the receiver: a record for every link it has counters for, 0 before any packet
-        records.push({
-          linkId: id,
-          maxLinkSeq: maxSeq[id] ?? 0,
-          echoTsUs: last ? Math.round(last.sentMs * 1000) >>> 0 : null,
-          echoDelayUs: last ? Math.round((t - last.arriveMs) * 1000) : null,
-        });
+        records.push({ linkId: id, maxLinkSeq: maxSeq[id] ?? 0 });
       });
       const lost = sim.fbLost && t >= sim.fbLost[0] && t < sim.fbLost[1];
-      if (!lost && records.length > 0) inFlight.push({ atMs: t + back(t), records });
+      if (!lost && records.length > 0) inFlight.push({ atMs: t + back(t), sentMs: t, records });
     }
     for (const m of inFlight.filter((x) => x.atMs <= t)) {
       inFlight.splice(inFlight.indexOf(m), 1);
-      for (const id of det.onFeedback(t * 1000, m.records, () => rtt)) dead.push({ tMs: t, id });
+      // the receiver's clock runs 5 s ahead of the sender's: only the variation counts
+      const via = { linkId: 0, tsUs: ((m.sentMs + 5000) * 1000) >>> 0 };
+      for (const id of det.onFeedback(t * 1000, m.records, () => rtt, via)) dead.push({ tMs: t, id });
     }
   }
   return dead;
@@ -127,6 +122,12 @@ test('a lightly used link (1 Mbit/s) that is cut is detected too, later', () => 
   const dead = run({ links: [busy(), busy({ pps: 83, cut: [1000, 99_999] })], ms: 2000 });
   assert.ok(dead.length > 0 && dead[0]!.id === 1);
   assert.ok(dead[0]!.tMs - 1000 <= 250, `detected ${dead[0]!.tMs - 1000} ms after the cut`);
+});
+
+test('the ACKs of a download, all on the link that is cut, the other link idle: detected', () => {
+  const dead = run({ links: [busy({ sends: [] }), busy({ pps: 800, cut: [1000, 99_999] })], ms: 1500 });
+  assert.ok(dead.length > 0 && dead.every((d) => d.id === 1), JSON.stringify(dead.slice(0, 3)));
+  assert.ok(dead[0]!.tMs - 1000 <= 120, `detected ${dead[0]!.tMs - 1000} ms after the cut`);
 });
 
 test('random loss of 2 % and 10 % is not a dead link, busy or light', () => {

@@ -25,7 +25,7 @@
 // process.hrtime in Node on Linux), so the feedback's echo gives round trips.
 import * as cc from '../cc/controller.js';
 import { decodeFeedbackPacket, encodeFeedbackPacket, feedbackFromCounters, seqNewer, snapshotAt, type LinkFeedback, type RxSnapshot } from '../cc/feedback.js';
-import type { MpRx, MpSched } from '../datapath/abi.js';
+import { decodeHdr, type MpRx, type MpSched } from '../datapath/abi.js';
 import type { MpError } from '../errors.js';
 import type { Result } from 'neverthrow';
 import { BudgetKeeper, type BudgetDatapath, type LinkBudget } from './budget.js';
@@ -251,7 +251,8 @@ export class CcLoop {
       const s = this.states.get(id);
       return s ? cc.estimate(s).rttUs : 0;
     };
-    for (const id of this.fastDown.onFeedback(now, msg.records, rtt)) if (this.states.has(id)) this.opts.onLinkDead?.(id);
+    const via = { linkId: d.value.linkId, tsUs: decodeHdr(b).tsUs };
+    for (const id of this.fastDown.onFeedback(now, msg.records, rtt, via)) if (this.states.has(id)) this.opts.onLinkDead?.(id);
     return true;
   }
 

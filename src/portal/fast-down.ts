@@ -11,12 +11,15 @@
 //   2. at least `minDue` packets sent on L are due but not reported: sent before
 //      now − (backlog modelled at the time + L's round trip + lag + `marginUs`), above both
 //      the receiver's highest sequence and the sequence L had when it last came up. The lag is
-//      how much later than usual this very message reports the other links (their echoed
-//      round trip over their minimum, the smallest of them): a feedback path that queues
-//      delays the verdict instead of faking one;
-//   3. the same message shows another link's highest sequence advancing: the receiver is
-//      receiving and its feedback gets through, so L's silence is L's. Without feedback at all
-//      (or with one link) nothing is decided here and the probe rule applies.
+//      how much longer than usual this very message took on its way back (its receiver
+//      timestamp against its arrival, over the minimum of the link it came on: clocks are not
+//      synchronised, only the variation counts): a feedback path that queues delays the
+//      verdict instead of faking one;
+//   3. the same message shows another link that is fine by the same measure: its highest
+//      sequence advanced, or nothing we sent on it is due (we leave it idle: the ACKs of a
+//      download all go on the link the scheduler finds fastest). If every other link is
+//      overdue too, the trouble is not L's and nothing is decided. Without feedback at all (or
+//      with one link) nothing is decided here either, and the probe rule applies.
 //
 // The portal then marks L down at once (as the probe timeout would) and holds it down until a
 // probe heard after that moment brings it back (liveness.ts: heldUntil); a link that dies again
@@ -44,10 +47,6 @@ export interface RxReport {
   linkId: number;
   /** the receiver's highest per-link sequence so far (u32) */
   maxLinkSeq: number;
-  /** the echo: sender timestamp (u32 µs) of the last packet received on the link and how long
-   * the receiver held it (null: nothing received in the interval) */
-  echoTsUs: number | null;
-  echoDelayUs: number | null;
 }
 
 interface Sample {
@@ -57,6 +56,15 @@ interface Sample {
   /** when that packet was expected to leave the sender's end of the link: tUs + modelled backlog */
   leaveUs: number;
 }
+
+/** The way back of feedback over one link: the smallest (arrival − receiver timestamp), u32 µs. */
+interface BackPath {
+  minOff: number;
+  atUs: number;
+}
+
+/** How long a feedback path's minimum is kept before a newer sample replaces it. */
+const BACK_MIN_WINDOW_US = 10_000_000;
 
 interface Track {
   samples: Sample[];
@@ -72,6 +80,7 @@ const ahead = (a: number, b: number): number => (a - b) | 0;
 
 export class FastDown {
   private readonly tracks = new Map<number, Track>();
+  private readonly back = new Map<number, BackPath>();
 
   constructor(private readonly p: FastDownParams = DEFAULT_FAST_DOWN) {}
 
@@ -102,11 +111,13 @@ export class FastDown {
   }
 
   /**
-   * A feedback message taken at `tUs` (duplicates already dropped). `rttUs(id)`: the link's
-   * round trip (its forward delay plus the feedback's way back). Returns the links that are
-   * dead by the rule above, in record order.
+   * A feedback message taken at `tUs` (duplicates already dropped), which came over link
+   * `via.linkId` stamped `via.tsUs` (u32 µs) by the receiver. `rttUs(id)`: the link's round
+   * trip (its forward delay plus the feedback's way back). Returns the links that are dead by
+   * the rule above, in record order.
    */
-  onFeedback(tUs: number, records: readonly RxReport[], rttUs: (id: number) => number): number[] {
+  onFeedback(tUs: number, records: readonly RxReport[], rttUs: (id: number) => number, via: { linkId: number; tsUs: number }): number[] {
+    const lag = this.backLag(tUs, via);
     const advanced = new Set<number>();
     for (const r of records) {
       const t = this.track(r.linkId, tUs);
@@ -117,16 +128,27 @@ export class FastDown {
         t.rxSinceUs = Math.max(t.rxSinceUs, tUs);
       }
     }
-    if (advanced.size === 0) return [];
-    const lag = lagUs(tUs, records.filter((r) => advanced.has(r.linkId)), rttUs);
-    const dead: number[] = [];
+    // per link: fine (advanced, or nothing of ours due), or overdue and stalled
+    const overdue = new Set<number>();
+    const fine = new Set<number>();
     for (const r of records) {
-      if (advanced.has(r.linkId) || ![...advanced].some((id) => id !== r.linkId)) continue;
       const t = this.tracks.get(r.linkId)!;
-      if (tUs - t.rxSinceUs < this.p.stallUs) continue;
-      if (this.due(t, tUs, rttUs(r.linkId) + lag) >= this.p.minDue) dead.push(r.linkId);
+      const due = this.due(t, tUs, rttUs(r.linkId) + lag);
+      if (advanced.has(r.linkId) || due === 0) fine.add(r.linkId);
+      else if (tUs - t.rxSinceUs >= this.p.stallUs && due >= this.p.minDue) overdue.add(r.linkId);
     }
-    return dead;
+    return [...overdue].filter((id) => [...fine].some((o) => o !== id));
+  }
+
+  /** How much longer than its minimum this message took on its way back over `via.linkId`. */
+  private backLag(tUs: number, via: { linkId: number; tsUs: number }): number {
+    const off = ((tUs >>> 0) - via.tsUs) >>> 0;
+    const b = this.back.get(via.linkId);
+    if (!b || ((off - b.minOff) | 0) <= 0 || tUs - b.atUs > BACK_MIN_WINDOW_US) {
+      this.back.set(via.linkId, { minOff: off, atUs: tUs });
+      return 0;
+    }
+    return (off - b.minOff) | 0;
   }
 
   /** Packets sent on the link that should have shown in feedback by `tUs` but have not. */
@@ -138,19 +160,6 @@ export class FastDown {
     const base = t.floorSeq !== null && ahead(t.floorSeq, t.rxSeq) > 0 ? t.floorSeq : t.rxSeq;
     return Math.max(0, ahead(sent, base));
   }
-}
-
-/** How much later than their minimum round trip the message reports the links that delivered
- * (the smallest excess of their echoes): an upper bound of the feedback path's extra delay. */
-function lagUs(tUs: number, delivered: readonly RxReport[], rttUs: (id: number) => number): number {
-  let lag: number | null = null;
-  for (const r of delivered) {
-    if (r.echoTsUs === null || r.echoDelayUs === null) continue;
-    const sample = (((tUs >>> 0) - r.echoTsUs) | 0) - r.echoDelayUs;
-    const x = Math.max(0, sample - rttUs(r.linkId));
-    lag = lag === null ? x : Math.min(lag, x);
-  }
-  return lag ?? 0;
 }
 
 export interface HoldParams {

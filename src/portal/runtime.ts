@@ -154,7 +154,8 @@ class Tracker {
   /** The feedback says the link's data stopped arriving (fast-down.ts): down now, until a
    * probe heard after the hold (0 unless the link keeps dying soon after coming back). */
   fastDown(id: number): void {
-    if (!this.usable(id)) return;
+    // never the last usable link: with nowhere else to send, the probes decide
+    if (!this.usable(id) || ![...this.state.keys()].some((o) => o !== id && this.usable(o))) return;
     const r = this.port.setState(id, 'down');
     if (r.isErr()) {
       this.log('link state write failed', { link: id, error: r.error });

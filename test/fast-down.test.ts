@@ -100,7 +100,7 @@ function run(sim: Sim): { tMs: number; id: number }[] {
       inFlight.splice(inFlight.indexOf(m), 1);
       // the receiver's clock runs 5 s ahead of the sender's: only the variation counts
       const via = { linkId: 0, tsUs: ((m.sentMs + 5000) * 1000) >>> 0 };
-      for (const id of det.onFeedback(t * 1000, m.records, () => rtt, via)) dead.push({ tMs: t, id });
+      for (const id of det.onFeedback(t * 1000, m.records, () => rtt, det.backLag(t * 1000, via))) dead.push({ tMs: t, id });
     }
   }
   return dead;

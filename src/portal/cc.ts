@@ -223,6 +223,7 @@ export class CcLoop {
     const now = monoUs();
     this.sampleBacklog(now);
     const { msg } = d.value;
+    const lag = this.fastDown.backLag(now, { linkId: d.value.linkId, tsUs: decodeHdr(b).tsUs });
     if (this.lastSeq !== null && !seqNewer(msg.seq, this.lastSeq) && now - this.lastAcceptUs < SEQ_RESET_US) {
       this.counters.fbDup++;
       return true;
@@ -251,8 +252,7 @@ export class CcLoop {
       const s = this.states.get(id);
       return s ? cc.estimate(s).rttUs : 0;
     };
-    const via = { linkId: d.value.linkId, tsUs: decodeHdr(b).tsUs };
-    for (const id of this.fastDown.onFeedback(now, msg.records, rtt, via)) if (this.states.has(id)) this.opts.onLinkDead?.(id);
+    for (const id of this.fastDown.onFeedback(now, msg.records, rtt, lag)) if (this.states.has(id)) this.opts.onLinkDead?.(id);
     return true;
   }
 

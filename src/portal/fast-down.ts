@@ -111,13 +111,12 @@ export class FastDown {
   }
 
   /**
-   * A feedback message taken at `tUs` (duplicates already dropped), which came over link
-   * `via.linkId` stamped `via.tsUs` (u32 µs) by the receiver. `rttUs(id)`: the link's round
-   * trip (its forward delay plus the feedback's way back). Returns the links that are dead by
-   * the rule above, in record order.
+   * A feedback message taken at `tUs` (duplicates already dropped); `lagUs`: what backLag said
+   * of it. `rttUs(id)`: the link's round trip (its forward delay plus the feedback's way
+   * back). Returns the links that are dead by the rule above, in record order.
    */
-  onFeedback(tUs: number, records: readonly RxReport[], rttUs: (id: number) => number, via: { linkId: number; tsUs: number }): number[] {
-    const lag = this.backLag(tUs, via);
+  onFeedback(tUs: number, records: readonly RxReport[], rttUs: (id: number) => number, lagUs: number): number[] {
+    const lag = Math.max(0, lagUs);
     const advanced = new Set<number>();
     for (const r of records) {
       const t = this.track(r.linkId, tUs);
@@ -140,8 +139,10 @@ export class FastDown {
     return [...overdue].filter((id) => [...fine].some((o) => o !== id));
   }
 
-  /** How much longer than its minimum this message took on its way back over `via.linkId`. */
-  private backLag(tUs: number, via: { linkId: number; tsUs: number }): number {
+  /** A feedback packet (duplicates too, so every path has its minimum) arrived at `tUs` over
+   * link `via.linkId`, stamped `via.tsUs` (u32 µs) by the receiver: how much longer than that
+   * path's minimum it took. */
+  backLag(tUs: number, via: { linkId: number; tsUs: number }): number {
     const off = ((tUs >>> 0) - via.tsUs) >>> 0;
     const b = this.back.get(via.linkId);
     if (!b || ((off - b.minOff) | 0) <= 0 || tUs - b.atUs > BACK_MIN_WINDOW_US) {

@@ -1,5 +1,6 @@
 // The portal's running loop: the handshake (handshake-loop.ts: the LP initiates, the RP
-// answers), probes on every link, liveness → link state in the BPF maps, (on the RP) learning
+// answers), probes on every link, liveness → link state in the BPF maps (a busy link whose
+// data stops arriving goes down sooner, from the feedback: fast-down.ts), (on the RP) learning
 // each link's endpoint and estimates from the LP's authenticated probes, and congestion control
 // (cc.ts: feedback out every 20 ms on the fastest up link, feedback in → each link's rate and
 // delay in mp_links). Data packets never come here; only control messages that decap passes up
@@ -11,6 +12,7 @@ import type { MpError } from '../errors.js';
 import type { LocalConfig, RemoteConfig } from '../config/types.js';
 import { ipFamily } from '../netlink/ip.js';
 import { livenessChanges, type LinkLiveness, type LivenessParams } from './liveness.js';
+import { nextHoldMs } from './fast-down.js';
 import { decodeProbe, encodeProbe, type Probe } from './probe.js';
 import { decodeHdr, MP_CARRIER_IP, MP_CARRIER_UDP, MP_HDR_LEN, MP_MAX_LINKS, MP_T_COOKIE, MP_T_FEEDBACK, MP_T_HS_INIT, MP_T_HS_RESP, MP_T_PROBE } from '../datapath/abi.js';
 import { CcLoop, FEEDBACK_INTERVAL_MS, type CcCounters, type CcDatapath, type CcStatus } from './cc.js';
@@ -110,6 +112,13 @@ class Tracker {
   readonly heard = new Map<number, number>();
   /** links the operator took down: liveness does not touch them */
   readonly admin = new Set<number>();
+  /** links the data called down (fast-down.ts): down until a probe heard after this time */
+  private readonly held = new Map<number, number>();
+  private readonly holdMs = new Map<number, number>();
+  /** when each link last came up */
+  private readonly upAt = new Map<number, number>();
+  /** told when a link comes (back) up */
+  onUp: (id: number) => void = () => {};
   bad = 0;
 
   constructor(
@@ -151,9 +160,28 @@ class Tracker {
     return ok(undefined);
   }
 
+  /** The feedback says the link's data stopped arriving (fast-down.ts): down now, until a
+   * probe heard after the hold (0 unless the link keeps dying soon after coming back). */
+  fastDown(id: number): void {
+    if (!this.usable(id)) return;
+    const r = this.port.setState(id, 'down');
+    if (r.isErr()) {
+      this.log('link state write failed', { link: id, error: r.error });
+      return;
+    }
+    const now = nowMs();
+    const up = this.upAt.get(id);
+    const hold = nextHoldMs(this.holdMs.get(id) ?? 0, up === undefined ? null : now - up);
+    this.holdMs.set(id, hold);
+    this.held.set(id, now + hold);
+    this.state.set(id, 'down');
+    this.log(`link ${id} down: its data stopped arriving`, { link: id, state: 'down', reason: 'data', holdMs: hold });
+  }
+
   evaluate(): void {
+    const now = nowMs();
     const live = new Map([...this.lastHeard].filter(([id]) => !this.admin.has(id)));
-    for (const [id, s] of livenessChanges(this.state, live, nowMs(), this.params)) {
+    for (const [id, s] of livenessChanges(this.state, live, now, this.params, this.held)) {
       const r = this.port.setState(id, s);
       if (r.isErr()) {
         this.log('link state write failed', { link: id, error: r.error });
@@ -161,6 +189,11 @@ class Tracker {
       }
       this.state.set(id, s);
       this.log(`link ${id} ${s}`, { link: id, state: s });
+      if (s === 'up') {
+        this.held.delete(id);
+        this.upAt.set(id, now);
+        this.onUp(id);
+      }
     }
   }
 
@@ -234,7 +267,8 @@ export async function startLocal(
 ): Promise<Result<Runtime, MpError>> {
   const params = { intervalMs: cfg.probeIntervalMs, missed: 3 };
   const t = new Tracker(cfg.links.map((l) => l.id), port, params, log);
-  const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl });
+  const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl, onLinkDead: (id) => t.fastDown(id) });
+  t.onUp = (id) => cc.linkUp(id);
   const auth = portalAuth(authSetup, log);
   const budgets = await budgetPersistence(cfg, cc, log);
   for (const l of cfg.links)
@@ -315,10 +349,11 @@ export async function startLocal(
   const ids = cfg.links.map((l) => l.id);
   const fbTimer = setInterval(() => {
     cc.tick();
-    const fb = cc.buildFeedback(ids, (id) => t.usable(id));
-    const s = fb && socks.find((x) => x.id === fb.linkId);
-    const signed = fb && s ? auth.sign(fb.packet) : null;
-    if (signed && s) s.sock.send(signed, cfg.port, s.remote, (e) => void (e ? undefined : cc.sent()));
+    for (const fb of cc.buildFeedback(ids, (id) => t.usable(id))) {
+      const s = socks.find((x) => x.id === fb.linkId);
+      const signed = s ? auth.sign(fb.packet) : null;
+      if (signed && s) s.sock.send(signed, cfg.port, s.remote, (e) => void (e ? undefined : cc.sent()));
+    }
   }, FEEDBACK_INTERVAL_MS);
   const saveTimer = setInterval(() => void budgets.save(), SAVE_INTERVAL_MS);
   const lastWords = async () => {
@@ -359,7 +394,8 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
   const t = new Tracker(Array.from({ length: MP_MAX_LINKS }, (_, i) => i), port, params, log);
   // links the RP never heard of stay "down" silently: only report ids seen at least once
   const seen = new Set<number>();
-  const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl, peerBudgets: true });
+  const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl, peerBudgets: true, onLinkDead: (id) => t.fastDown(id) });
+  t.onUp = (id) => cc.linkUp(id);
   const auth = portalAuth(authSetup, log);
   const responder = auth.authenticated && authSetup.local && authSetup.peer ? new Responder(auth, authSetup.local, authSetup.peer, log) : null;
   // where each link's probes come from: the feedback goes back there
@@ -411,10 +447,11 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
   const timer = setInterval(() => t.evaluate(), params.intervalMs);
   const fbTimer = setInterval(() => {
     cc.tick();
-    const fb = cc.buildFeedback([...seen], (id) => t.usable(id) && endpoints.has(id));
-    const ep = fb && endpoints.get(fb.linkId);
-    const signed = fb && ep ? auth.sign(fb.packet) : null;
-    if (signed && ep) ep.sock.send(signed, ep.port, ep.address, (e) => void (e ? undefined : cc.sent()));
+    for (const fb of cc.buildFeedback([...seen], (id) => t.usable(id) && endpoints.has(id))) {
+      const ep = endpoints.get(fb.linkId);
+      const signed = ep ? auth.sign(fb.packet) : null;
+      if (signed && ep) ep.sock.send(signed, ep.port, ep.address, (e) => void (e ? undefined : cc.sent()));
+    }
   }, FEEDBACK_INTERVAL_MS);
   return ok(runtimeOf(t, cc, auth, () => t.status(cc).filter((s) => seen.has(s.id)), [timer, fbTimer], socks));
 }

@@ -19,7 +19,8 @@
 //
 // With `congestion_control = false` the controllers still run (status shows them) but nothing
 // is written: each link keeps its configured rate and delay (static weights). Links with a byte
-// budget are capped in the data path on the same timer (budget.ts).
+// budget are capped in the data path on the same timer (budget.ts): the LP's own budgets, and on
+// the RP the allowances the LP advertises in its probes (`peer`).
 //
 // Times are µs of the monotonic clock that the data path stamps ts_us with (bpf_ktime_get_ns;
 // process.hrtime in Node on Linux), so the feedback's echo gives round trips.
@@ -28,7 +29,7 @@ import { decodeFeedbackPacket, encodeFeedbackPacket, feedbackFromCounters, seqNe
 import { decodeHdr, type MpRx, type MpSched } from '../datapath/abi.js';
 import type { MpError } from '../errors.js';
 import type { Result } from 'neverthrow';
-import { BudgetKeeper, type BudgetDatapath, type LinkBudget } from './budget.js';
+import { BudgetKeeper, PeerAllowances, type BudgetDatapath, type LinkBudget } from './budget.js';
 import { FastDown } from './fast-down.js';
 
 /** What the loop reads and writes in the data path (datapath.ts implements it). */
@@ -45,6 +46,8 @@ export interface CcDatapath extends BudgetDatapath {
 export interface CcOptions {
   /** false: keep the configured rate and delay (config `congestion_control = false`) */
   adaptive?: boolean;
+  /** RP: cap our sending by the allowances the LP advertises (PeerAllowances) */
+  peerBudgets?: boolean;
   /** a link we send on whose data stopped arriving (fast-down.ts): the runtime marks it down */
   onLinkDead?: (linkId: number) => void;
 }
@@ -96,6 +99,8 @@ export class CcLoop {
   readonly counters: CcCounters = { fbSent: 0, fbHeard: 0, fbDup: 0, fbBad: 0 };
   private failures = 0;
   readonly budgets: BudgetKeeper;
+  /** RP: the LP's advertised allowances (null on the LP) */
+  readonly peer: PeerAllowances | null;
   private readonly fastDown = new FastDown();
   /** links that came back up, and the scheduler's sequence number on them at that moment */
   private readonly restartSeq = new Map<number, number>();
@@ -106,6 +111,17 @@ export class CcLoop {
     private readonly opts: CcOptions = {},
   ) {
     this.budgets = new BudgetKeeper(dp, log);
+    this.peer = opts.peerBudgets ? new PeerAllowances(log) : null;
+  }
+
+  /** RP: the budget line for link `id` from a probe's allowance (PeerAllowances.onProbe), looking
+   * back a round trip, the queue and two feedback intervals (the LP's reading is up to one old,
+   * our samples one apart); 300 ms before the controller knows the link. */
+  peerLine(id: number, probeSeq: number, allowanceBytes: number | null): bigint | null {
+    if (!this.peer) return null;
+    const st = this.status(id);
+    const lagMs = st && st.feedback > 0 ? st.rttMs + st.queueMs + 2 * FEEDBACK_INTERVAL_MS : 300;
+    return this.peer.onProbe(id, probeSeq, allowanceBytes, Math.min(2000, Math.max(40, lagMs)) * 1000, monoUs());
   }
 
   /** A link we send on: its controller starts from this estimate (LP: the configured rate and
@@ -267,6 +283,7 @@ export class CcLoop {
   private sampleBacklog(nowUs: number): void {
     const r = this.dp.sched();
     if (r.isErr() || !r.value) return;
+    this.peer?.sample(r.value.sentBytes, nowUs);
     for (const id of this.states.keys()) {
       const until = Number(r.value.busyUntilNs[id] ?? 0n) / 1000;
       const h = this.backlog.get(id) ?? [];

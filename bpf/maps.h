@@ -99,7 +99,9 @@ struct mp_abi_enums {
 	enum mp_link_state link_state;
 	enum mp_carrier carrier;
 	enum mp_drop_reason drop_reason;
+	enum mp_probe_flags probe_flags;
 	struct mp_hdr hdr;
+	struct mp_probe probe;
 };
 struct mp_abi_enums mp_abi SEC(".mp_abi") __weak;
 

@@ -47,6 +47,36 @@ struct mp_hdr {
 
 #define MP_HDR_LEN 24
 
+/* The body of an MP_T_PROBE message (after mp_hdr; big-endian, control plane only: decap checks
+ * its MAC and passes it up, src/portal/probe.ts reads and writes it). The LP sends a request on
+ * every link each probe interval; the RP answers it on the same link (kind 1, the request
+ * echoed with the budget fields zeroed).
+ *
+ * Budgets of metered links (src/portal/budget.ts): the LP counts both directions of a metered
+ * link against its budget; in each request it tells the RP how much the RP may still send on
+ * that link this period. With MP_PROBE_F_BUDGET set, budget_kib is that allowance in KiB
+ * (rounded down, saturating at 2^32-1 KiB); 0 means spent. The RP then caps its own scheduler
+ * (mp_link.budget_bytes = what it sent before the LP counted + the allowance). Without the flag
+ * the link has no budget (or the LP predates budget advertisements: it sent 0 here) and the RP
+ * does not cap it. */
+enum mp_probe_flags {
+	MP_PROBE_F_BUDGET = 1 << 0, /* budget_kib holds the RP's allowance on this link */
+};
+
+struct mp_probe {
+	__u8 kind;         /* 0 request (LP), 1 reply (RP) */
+	__u8 metric;       /* the link's tier (request) */
+	__u8 carrier;      /* enum mp_carrier the LP uses on the link */
+	__u8 budget_flags; /* enum mp_probe_flags (request; 0 in replies) */
+	__be32 probe_seq;  /* the LP's probe round */
+	__be64 sent_ns;    /* the LP's clock, echoed: round trip */
+	__be64 rate_bps;   /* the LP's estimate of the link (the RP's scheduler starts from it) */
+	__be32 owd_us;
+	__be32 budget_kib; /* MP_PROBE_F_BUDGET: KiB the RP may still send on the link this period */
+} __attribute__((packed));
+
+#define MP_PROBE_LEN (MP_HDR_LEN + 32)
+
 /* ---- maps --------------------------------------------------------------------------------- */
 
 enum mp_role {

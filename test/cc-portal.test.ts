@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ok } from 'neverthrow';
 import type { LinkCounters } from '../src/cc/budget.js';
-import { encodeFeedbackPacket, type LinkFeedback } from '../src/cc/feedback.js';
+import { decodeFeedbackPacket, encodeFeedbackPacket, type LinkFeedback } from '../src/cc/feedback.js';
 import { MP_MAX_LINKS, type MpRx, type MpSched } from '../src/datapath/abi.js';
 import { BudgetKeeper } from '../src/portal/budget.js';
 import { CcLoop, monoUs, type CcDatapath } from '../src/portal/cc.js';
@@ -143,5 +143,53 @@ describe('congestion-control loop', () => {
     const unplanned = run(0);
     assert.ok(planned.queueMs < 5, `planned: queue ${planned.queueMs} ms`);
     assert.ok(unplanned.queueMs > 30, `unplanned: queue ${unplanned.queueMs} ms`);
+  });
+
+  it('sends each feedback message on the two fastest up links, the same seq on both', () => {
+    const f = fakeDp();
+    const owd = new Map([
+      [0, 30_000],
+      [1, 10_000],
+      [2, 20_000],
+      [3, 5_000],
+    ]);
+    f.dp.owdUs = (id) => ok(owd.get(id) ?? null);
+    f.dp.readRx = () => ok({ lastRxNs: 1_000_000n, maxLinkSeq: 7, lastOwdUs: 100, packets: 7n, bytes: 7000n });
+    const loop = new CcLoop(f.dp, noLog);
+    const links = [0, 1, 2, 3];
+    assert.deepEqual(loop.buildFeedback(links, () => true), [], 'the first reading is only a baseline');
+    const out = loop.buildFeedback(links, (id) => id !== 3); // 3 is down
+    assert.deepEqual(out.map((x) => x.linkId), [1, 2]);
+    const seqs = out.map((x) => decodeFeedbackPacket(x.packet)._unsafeUnwrap());
+    assert.deepEqual(seqs.map((d) => d.linkId), [1, 2], 'each copy names the link it goes on');
+    assert.equal(seqs[0]!.msg.seq, seqs[1]!.msg.seq);
+    assert.equal(seqs[0]!.msg.records.length, 4);
+  });
+
+  it('reports a busy link whose packets stop showing in feedback while the other link delivers', async () => {
+    const f = fakeDp();
+    const dead: number[] = [];
+    const loop = new CcLoop(f.dp, noLog, { onLinkDead: (id) => dead.push(id) });
+    for (const id of [0, 1]) {
+      loop.addLink(id, { rateBps: 20e6, owdUs: 1_000 });
+      loop.linkUp(id);
+    }
+    const t0 = monoUs();
+    let cutSeq: number | null = null;
+    let detectedUs: number | null = null;
+    for (let seq = 1; monoUs() - t0 < 400_000; seq++) {
+      await new Promise((r) => setTimeout(r, 10));
+      const now = monoUs();
+      f.sched.linkSeq[0] += 17;
+      f.sched.linkSeq[1] += 17;
+      loop.tick();
+      if (now - t0 > 100_000) cutSeq ??= f.sched.linkSeq[1]!; // link 1 is cut: nothing more arrives
+      const echo = { echoTsUs: (now - 1_000) >>> 0, echoDelayUs: 0 };
+      const records = [record({ linkId: 0, maxLinkSeq: f.sched.linkSeq[0]!, ...echo }), record({ linkId: 1, maxLinkSeq: cutSeq ?? f.sched.linkSeq[1]!, ...echo })];
+      loop.onFeedbackPacket(encodeFeedbackPacket({ seq, records }, 0, 0));
+      if (dead.length > 0) detectedUs ??= monoUs() - t0;
+    }
+    assert.ok(dead.length > 0 && dead.every((id) => id === 1), `reported ${dead.join(',')}`);
+    assert.ok(detectedUs! > 100_000 && detectedUs! < 100_000 + 250_000, `${detectedUs} µs`);
   });
 });

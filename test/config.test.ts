@@ -105,7 +105,7 @@ test('a minimal LP gets every default; addresses are canonicalised', () => {
   assert.equal(r.value.port, 7470);
 });
 
-test('budget_period and congestion_control', () => {
+test('budget_period, congestion_control and state_dir', () => {
   const one = (link: Record<string, unknown>, top: Record<string, unknown> = {}) =>
     parseConfig({ ...KEYS, role: 'local', lan: 'lan', client: '198.51.100.10', gateway: '198.51.100.1', remote: '198.51.100.2', link: [{ interface: 'wan1', ...link }], ...top }, 'x.toml');
   const period = (v: string) => {
@@ -118,6 +118,16 @@ test('budget_period and congestion_control', () => {
   assert.deepEqual(period('none'), { kind: 'none' });
   const off = one({}, { congestion_control: false });
   assert.ok(off.isOk() && off.value.congestionControl === false);
+  const dir = one({}, { state_dir: '/srv/mpctl/' });
+  assert.ok(dir.isOk() && dir.value.role === 'local' && dir.value.stateDir === '/srv/mpctl', 'state_dir, trailing slash dropped');
+  const none = one({});
+  assert.ok(none.isOk() && none.value.role === 'local' && none.value.stateDir === undefined, 'absent: the default at use');
+  for (const bad of ['var/lib/mpctl', 5, '']) {
+    const r = one({}, { state_dir: bad });
+    assert.ok(r.isErr() && r.error.kind === 'ConfigInvalid' && r.error.path === 'state_dir' && /absolute directory/.test(r.error.message), String(bad));
+  }
+  const rp = parseConfig({ ...KEYS, role: 'remote', wan: 'wan', client: '198.51.100.10', state_dir: '/x' }, 'rp.toml');
+  assert.ok(rp.isErr() && rp.error.kind === 'ConfigInvalid' && rp.error.path === 'state_dir', 'a Local Portal key');
 });
 
 test('units: client prefixes and byte budgets', () => {

@@ -27,3 +27,19 @@ test('only changes are reported, so the map is written once per transition', () 
   ]);
   assert.deepEqual([...livenessChanges(new Map([[0, 'up' as const], [1, 'down' as const], [2, 'down' as const]]), heard, 1050, p)], []);
 });
+
+test('a link held down (fast-down) stays down until a probe is heard after the hold', () => {
+  assert.equal(linkLiveness(1000, 1050, p, 1020), 'down', 'last heard before the hold ended');
+  assert.equal(linkLiveness(1020, 1050, p, 1020), 'down', 'heard at the very moment it was held');
+  assert.equal(linkLiveness(1021, 1050, p, 1020), 'up', 'a probe after it brings it back');
+  assert.equal(linkLiveness(1021, 1400, p, 1020), 'down', 'and the probe rule still applies');
+  const heard = new Map<number, number | null>([
+    [0, 1000],
+    [1, 1000],
+  ]);
+  const up = new Map([
+    [0, 'down' as const],
+    [1, 'down' as const],
+  ]);
+  assert.deepEqual([...livenessChanges(up, heard, 1010, p, new Map([[1, 1005]]))], [[0, 'up']]);
+});

@@ -18,7 +18,7 @@ const stream = readFileSync(new URL('./fixtures/status-stream.ndjson', import.me
 const security = { mode: 'authenticated' as const, peer: 'k', keyId: 2, sessionAgeMs: 61_500, lastHandshakeAtMs: 1795631794740, handshakes: 3, rekeys: 2, initiationsSent: 3, initiationsReceived: 0, responsesSent: 0, cookiesSent: 0, rejected: { 'bad-mac1': 1 } };
 
 test('exposition: per-link gauges and counters in base units, drops by reason, session state', () => {
-  const s = { ...stream[5]!, security, links: stream[5]!.links.map((l) => (l.id === 1 ? { ...l, name: 'we"ird\\name', state: 'admin-down' as const } : l.id === 2 ? { ...l, budget: { limitBytes: 2e10, leftBytes: 123_456, exhausted: false } } : { ...l, budget: null })) };
+  const s = { ...stream[5]!, security, links: stream[5]!.links.map((l) => (l.id === 1 ? { ...l, name: 'we"ird\\name', state: 'admin-down' as const } : l.id === 2 ? { ...l, budget: { limitBytes: 2e10, leftBytes: 123_456, exhausted: false, usedBytes: 7_000 } } : { ...l, budget: null })) };
   const p = parseExposition(exposition(s));
   const dsl = s.links[0]!;
   assert.equal(valueOf(p, 'mpctl_link_tx_bytes_total', { link: 'dsl', link_id: '0' }), dsl.tx.bytes);
@@ -31,6 +31,7 @@ test('exposition: per-link gauges and counters in base units, drops by reason, s
   assert.equal(valueOf(p, 'mpctl_link_admin_down', { link_id: '1' }), 1);
   assert.equal(valueOf(p, 'mpctl_link_budget_remaining_bytes', { link: 'sat' }), 123_456);
   assert.equal(valueOf(p, 'mpctl_link_budget_limit_bytes', { link: 'sat' }), 2e10);
+  assert.equal(valueOf(p, 'mpctl_link_budget_used_bytes', { link: 'sat' }), 7_000);
   assert.equal(valueOf(p, 'mpctl_link_budget_remaining_bytes', { link: 'dsl' }), undefined, 'no budget: no series');
   assert.equal(valueOf(p, 'mpctl_drops_total', { reason: 'bad_mac' }), 0);
   assert.equal(p.samples.filter((x) => x.name === 'mpctl_drops_total').length, Object.keys(s.drops).length);

@@ -19,12 +19,15 @@ import { sign } from '../src/security/mac.js';
 class FakePort implements LinkStatePort {
   states: [number, string][] = [];
   learned: number[] = [];
+  /** per learn: the budget line written with it (undefined: left as it was) */
+  lines: (bigint | undefined)[] = [];
   setState(id: number, s: string) {
     this.states.push([id, s]);
     return ok(undefined);
   }
-  learn(id: number) {
+  learn(id: number, _from: unknown, est: { budgetBytes?: bigint }) {
     this.learned.push(id);
+    this.lines.push(est.budgetBytes);
     return ok(undefined);
   }
   setEstimate() {
@@ -143,6 +146,32 @@ test('setAdmin: an administratively down link stays down while probes arrive, an
     assert.ok(r.setAdmin(16, true).isErr(), 'no such link');
   } finally {
     clearInterval(keepProbing);
+    sock.close();
+    await r.stop();
+  }
+});
+
+test("RP: a probe's budget allowance becomes the link's budget line, written with the link; none: uncapped; a stale probe leaves it", async () => {
+  const p = port();
+  const fake = new FakePort();
+  const r = (await startRemote(rpConfig(p, { insecure_no_auth: true }), fake, { local: null, peer: null, keys: noKeys }, quiet))._unsafeUnwrap();
+  const sock = await lpSocket();
+  const send = (seq: number, budgetBytes: number | null) =>
+    sock.send(encodeProbe({ linkId: 2, reply: false, metric: 0, carrier: abi.MP_CARRIER_UDP, probeSeq: seq, sentNs: 1n, rateBps: 10_000_000n, owdUs: 1000, budgetBytes }, 0), p, '127.0.0.1');
+  try {
+    send(1, 2048 * 1024);
+    await waitFor(() => fake.lines.length === 1);
+    assert.equal(fake.lines[0], 2048n * 1024n, 'nothing sent yet: the line is the allowance');
+    send(2, 0);
+    await waitFor(() => fake.lines.length === 2);
+    assert.equal(fake.lines[1], 1n, 'spent: a line of 1 byte (0 would mean no budget)');
+    send(1, 4096 * 1024);
+    await waitFor(() => fake.lines.length === 3);
+    assert.equal(fake.lines[2], undefined, 'an older round: the line stays');
+    send(3, null);
+    await waitFor(() => fake.lines.length === 4);
+    assert.equal(fake.lines[3], 0n, 'no budget advertised: not capped');
+  } finally {
     sock.close();
     await r.stop();
   }

@@ -12,6 +12,17 @@
 // so the allowance is not overrun between two readings. It comes back when the period renews
 // or the limit is raised. Periods renew at midnight UTC (daily) or on a day of the month.
 // Times are ms since the epoch (Date.now()): a budget period is calendar time.
+//
+// The peer's direction: the LP meters both directions, so it tells the RP in every probe on a
+// metered link how much the RP may still send on it (its remaining allowance; probe.ts), and
+// the RP turns that into its own scheduler's line (remoteLine below):
+//
+//   line = sent_bytes[id] as of when the LP's count was taken + allowance
+//
+// The LP's count lags what the RP has sent by about a round trip plus the queue in front of
+// the LP plus a timer tick (bytes in flight are sent but not counted yet), so the RP looks that
+// far back in its own sending history; looking further back only stops it earlier, and what it
+// left unused comes back in the next advertisements.
 
 export type BudgetPeriod = { kind: 'none' } | { kind: 'daily' } | { kind: 'monthly'; day: number };
 
@@ -168,4 +179,44 @@ function statusOf(s: BudgetState, rateBps: number): BudgetStatus {
   if (s.usedBytes + margin >= limit) return 'exhausted';
   if (s.usedBytes >= s.params.warnFraction * limit) return 'low';
   return 'ok';
+}
+
+// ---- the RP's line from the LP's advertised allowance ------------------------------------------
+
+/** The RP's bytes scheduled on a link (mp_sched.sent_bytes) at a time (µs, monotonic). */
+export interface SentSample {
+  tUs: number;
+  sent: bigint;
+}
+
+/** How far back a sending history reaches: the longest lag remoteLine looks back. */
+export const SENT_HISTORY_US = 2_000_000;
+
+/** The history with `x` appended and samples older than `spanUs` before it dropped (one older
+ * sample is kept: it stands for the time just before the span). */
+export function recordSent(h: readonly SentSample[], x: SentSample, spanUs = SENT_HISTORY_US): SentSample[] {
+  const out = [...h, x];
+  while (out.length > 2 && out[1]!.tUs <= x.tUs - spanUs) out.shift();
+  return out;
+}
+
+/** What had been sent by `atUs`: the newest sample not after it; before the history began,
+ * its oldest sample (0 without one). */
+export function sentAt(h: readonly SentSample[], atUs: number): bigint {
+  let v: bigint | null = null;
+  for (const x of h) {
+    if (x.tUs > atUs) break;
+    v = x.sent;
+  }
+  return v ?? h[0]?.sent ?? 0n;
+}
+
+/**
+ * The RP's budget line (mp_link.budget_bytes) for a link whose LP advertised `allowanceBytes`
+ * at `nowUs`: what the RP had sent `lagUs` ago (the part of its sending the LP has counted) plus
+ * the allowance. At least 1: 0 would mean "no budget".
+ */
+export function remoteLine(allowanceBytes: number, h: readonly SentSample[], nowUs: number, lagUs: number): bigint {
+  const line = sentAt(h, nowUs - Math.max(0, lagUs)) + BigInt(Math.max(0, Math.floor(allowanceBytes)));
+  return line > 0n ? line : 1n;
 }

@@ -42,7 +42,7 @@ export const DEFAULTS = {
 } as const;
 
 const COMMON_KEYS = ['role', 'instance', 'port', 'client', 'ip_proto', 'probe_interval', 'private_key', 'peer_public_key', 'insecure_no_auth', 'metrics_listen', 'congestion_control', 'ack_path'];
-const LOCAL_KEYS = [...COMMON_KEYS, 'lan', 'gateway', 'remote', 'link'];
+const LOCAL_KEYS = [...COMMON_KEYS, 'lan', 'gateway', 'remote', 'state_dir', 'link'];
 const REMOTE_KEYS = [...COMMON_KEYS, 'wan', 'forward', 'single_interface', 'reserved_ports'];
 const LINK_KEYS = ['name', 'interface', 'gateway', 'source', 'carrier', 'metric', 'rate', 'delay', 'budget', 'budget_period'];
 
@@ -127,6 +127,9 @@ function localConfig(raw: Table, common: Common): R<LocalConfig> {
       const inside = common.client.find((p) => prefixContains(p, r.address) && !(p.len === (p.family === 4 ? 32 : 128)));
       if (inside) return bad(at, r.address, `is inside the client prefix ${inside.address}/${inside.len}`);
     }
+    const stateDir = raw.state_dir;
+    if (stateDir !== undefined && (typeof stateDir !== 'string' || !stateDir.startsWith('/') || stateDir.includes('\0')))
+      return bad('state_dir', stateDir, 'must be an absolute directory path (budget usage is kept in <state_dir>/<instance>/budget.json)');
     const links = yield* linkTables(raw.link, lan, remote.map((r) => r.family));
     return ok({
       role: 'local' as const,
@@ -134,6 +137,7 @@ function localConfig(raw: Table, common: Common): R<LocalConfig> {
       lan,
       gateway: gateway.map((g) => g.address),
       remote: remote.map((r) => r.address),
+      ...(stateDir === undefined ? {} : { stateDir: stateDir.replace(/\/+$/, '') || '/' }),
       links,
     });
   });

@@ -92,6 +92,9 @@ export interface LocalConfig extends Common {
   gateway: string[];
   /** the RP's address (outer destination) per family */
   remote: string[];
+  /** `state_dir`: where budget usage is kept across restarts (<stateDir>/<instance>/budget.json);
+   * absent: $MPCTL_STATE_DIR, else /var/lib/mpctl (portal/budget-store.ts) */
+  stateDir?: string;
   links: LinkConfig[];
 }
 

@@ -62,6 +62,9 @@ export const MP_LINK_ADMIN_DOWN = 3;
 export const MP_CARRIER_UDP = 0;
 export const MP_CARRIER_IP = 1;
 
+/** enum mp_probe_flags: mp_probe.budget_flags (a metered link's allowance for the RP). */
+export const MP_PROBE_F_BUDGET = 1 << 0;
+
 /** enum mp_drop_reason, by value: DROP_REASONS[MP_DROP_TRUNCATED] === 'truncated'. */
 export const DROP_REASONS = [
   'none',
@@ -95,6 +98,7 @@ export const ENUMS: Record<string, Record<string, number>> = {
   mp_cfg_flags: { MP_CFG_SINGLE_IF, MP_CFG_DEC_TTL, MP_CFG_LOOP_FRAG, MP_CFG_NO_AUTH, MP_CFG_ACKS_EARLIEST },
   mp_link_state: { MP_LINK_UNUSED, MP_LINK_UP, MP_LINK_DOWN, MP_LINK_ADMIN_DOWN },
   mp_carrier: { MP_CARRIER_UDP, MP_CARRIER_IP },
+  mp_probe_flags: { MP_PROBE_F_BUDGET },
   mp_drop_reason: {
     ...Object.fromEntries(DROP_REASONS.map((n, i) => [`MP_DROP_${n.toUpperCase()}`, i])),
     MP_DROP_MAX,
@@ -129,6 +133,13 @@ export const MP_HDR = layout('mp_hdr', 24, [
   ['ver_type', 0, 1], ['flags', 1, 1], ['link_id', 2, 1], ['key_id', 3, 1],
   ['seq', 4, 4], ['link_seq', 8, 4], ['ts_us', 12, 4], ['tag', 16, 8],
 ]);
+// prettier-ignore
+/** The body of an MP_T_PROBE message, after mp_hdr (wire, big-endian; src/portal/probe.ts). */
+export const MP_PROBE = layout('mp_probe', 32, [
+  ['kind', 0, 1], ['metric', 1, 1], ['carrier', 2, 1], ['budget_flags', 3, 1], ['probe_seq', 4, 4],
+  ['sent_ns', 8, 8], ['rate_bps', 16, 8], ['owd_us', 24, 4], ['budget_kib', 28, 4],
+]);
+export const MP_PROBE_LEN = MP_HDR_LEN + MP_PROBE.size;
 // prettier-ignore
 export const MP_CONFIG = layout('mp_config', 92, [
   ['role', 0, 4], ['flags', 4, 4], ['lan_ifindex', 8, 4], ['wan_ifindex', 12, 4],
@@ -178,7 +189,7 @@ export const MP_REPLAY = layout('mp_replay', 16 + 8 * MP_REPLAY_WORDS, [
 ]);
 
 export const LAYOUTS: readonly StructLayout[] = [
-  MP_ADDR, MP_HDR, MP_CONFIG, MP_LINK, MP_ENDPOINT, MP_SCHED, MP_LINK_STATS, MP_RX, MP_LOOP_STATS, MP_KEY, MP_REPLAY,
+  MP_ADDR, MP_HDR, MP_PROBE, MP_CONFIG, MP_LINK, MP_ENDPOINT, MP_SCHED, MP_LINK_STATS, MP_RX, MP_LOOP_STATS, MP_KEY, MP_REPLAY,
 ];
 
 /** Value sizes (per CPU for the per-CPU maps: see percpuValueSize). */
@@ -234,6 +245,8 @@ function at(l: StructLayout, name: string): number {
   if (!f) throw new Error(`struct ${l.name} has no member ${name}`);
   return f.offset;
 }
+/** A member's offset in a layout (for codecs of wire bodies outside this file). */
+export const offsetOf = at;
 
 // ---- struct mp_addr ------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@
 // Keys: each portal gets a fresh key pair per `lab up` (lp.key / rp.key, mode 600 in the lab's
 // directory, which `lab down` removes); each config names its own key file and the other's
 // public key, as a user's would. `insecureNoAuth` (benchmarks of the MAC's cost) turns it off.
-import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
 import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
 import { openRtnl } from '../netlink/rtnl.js';
@@ -91,6 +91,8 @@ export function lpConfig(lab: string, links: LinkSettings[], o: BondOptions, key
     `port = ${BOND.port}`,
     ...keyLines(keys, o),
     ...(o.lp?.congestionControl === false ? ['congestion_control = false'] : []),
+    // budget usage (budget.json) in the lab's directory, which `lab down` removes
+    `state_dir = "${labDir(lab)}/state"`,
   ];
   links.forEach((l, i) => {
     const k = i + 1;
@@ -169,18 +171,21 @@ export async function startBond(lab: string, links: LinkSettings[], o: BondOptio
   // has a private one, and pins it mounted there would be invisible to `mpctl status` elsewhere
   const m = bpffsMount(BPFFS_ROOT);
   if (m.isErr()) return err(m.error);
+  // the logs are appended to when the bond is restarted in the same lab: only this run's lines count
+  const logFrom = { rp: 0, lp: 0 };
   for (const role of ['rp', 'lp'] as const) {
     const log = `${dir}/${role}.log`;
+    logFrom[role] = await stat(log).then((s) => s.size, () => 0);
     const pid = await spawnDetached(nsName(lab, role), [mpctlPath, 'up', role === 'lp' ? 'local' : 'remote', '--config', files[role], '--no-tui'], log);
     if (pid.isErr()) return err(pid.error);
-    const ready = await waitForLog(log, 'portal up', pid.value, 10_000);
+    const ready = await waitForLog(log, 'portal up', pid.value, 10_000, logFrom[role]);
     if (ready.isErr()) return err(ready.error);
   }
   // the LP uses a link once its first probe is answered: wait for that (a link that starts cut
   // never answers, so this is bounded and not an error)
   const until = Date.now() + 3000;
   while (Date.now() < until) {
-    const text = await readFile(`${dir}/lp.log`, 'utf8').catch(() => '');
+    const text = (await readFile(`${dir}/lp.log`).catch(() => Buffer.alloc(0))).subarray(logFrom.lp).toString('utf8');
     const upLinks = new Set([...text.matchAll(/link (\d+) up/g)].map((m) => m[1]));
     if (upLinks.size >= links.filter((l) => !l.up.down && !l.down.down).length) break;
     await new Promise((r) => setTimeout(r, 20));

@@ -132,11 +132,12 @@ export async function spawnDetached(ns: string, argv: string[], logFile: string)
   }
 }
 
-/** Waits until `logFile` contains `marker` (the process said it is ready) or the process died. */
-export async function waitForLog(logFile: string, marker: string, pid: number, timeoutMs = 5000): Promise<Result<void, MpError>> {
+/** Waits until `logFile` contains `marker` (the process said it is ready) or the process died.
+ * `fromByte`: only what was written from there on counts (a log appended to by earlier runs). */
+export async function waitForLog(logFile: string, marker: string, pid: number, timeoutMs = 5000, fromByte = 0): Promise<Result<void, MpError>> {
   const until = Date.now() + timeoutMs;
   for (;;) {
-    const text = await fs.readFile(logFile, 'utf8').catch(() => '');
+    const text = (await fs.readFile(logFile).catch(() => Buffer.alloc(0))).subarray(fromByte).toString('utf8');
     if (text.includes(marker)) return ok(undefined);
     if (!isAlive(pid)) return err({ kind: 'CommandFailed', cmd: `process ${pid}`, code: null, stderr: text });
     if (Date.now() > until) return err({ kind: 'Timeout', what: logFile, message: `timed out waiting for "${marker}" in ${logFile}` });

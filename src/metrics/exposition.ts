@@ -62,6 +62,7 @@ export function portalMetrics(s: PortalStatus): Family[] {
     perLink('mpctl_link_probes_sent_total', 'counter', 'Liveness probes sent on the link.', (l) => l.probesSent),
     perLink('mpctl_link_budget_limit_bytes', 'gauge', "A metered link's byte budget per period (config budget).", (l) => l.budget?.limitBytes ?? null),
     perLink('mpctl_link_budget_remaining_bytes', 'gauge', 'Bytes this portal may still send on a metered link this period before the scheduler skips it.', (l) => l.budget?.leftBytes ?? null),
+    perLink('mpctl_link_budget_used_bytes', 'gauge', "LP: bytes counted against a metered link's budget this period, both directions, earlier runs included.", (l) => l.budget?.usedBytes ?? null),
     perLink('mpctl_link_probes_heard_total', 'counter', 'Liveness probes answered (LP) or received (RP) on the link.', (l) => l.probesHeard),
     fam('mpctl_drops_total', 'counter', 'Packets the data path dropped, by reason (bpf/mp.h).', Object.entries(s.drops).map(([reason, v]) => ({ labels: { reason }, value: v }))),
     fam('mpctl_segmentation_loop_packets_total', 'counter', 'The segmentation loop: GSO and too-big packets sent round it, pieces carried after it.', [

@@ -2,8 +2,8 @@
 //
 //   receiver  every feedback interval (20 ms): read mp_rx of every known link, turn two
 //             readings into one record per link (cc/feedback.ts) and send ONE feedback message,
-//             carrying all links' records, on the up link with the lowest one-way delay in our
-//             sending direction (the runtime owns the sockets: `send`).
+//             carrying all links' records, on the two up links with the lowest one-way delay in
+//             our sending direction (the runtime owns the sockets: `send`).
 //   sender    on a feedback message from the peer: validate, drop duplicates (seq), run each
 //             link's controller (cc/controller.ts) with what the link sent since its previous
 //             feedback (mp_link_stats tx_bytes delta), then write every link's rate and delay
@@ -12,10 +12,15 @@
 //             Each controller is also told the backlog the scheduler planned on the link when
 //             the interval's packets were sent (mp_sched.busy_until − now, sampled on every
 //             tick and feedback, taken one round trip back): that queue is not congestion.
+//             The same samples (with each link's sequence number) and each feedback message
+//             feed the fast failure detector (fast-down.ts): a busy link whose packets stop
+//             showing in feedback while the other links' do is reported (onLinkDead) well
+//             before the probes' timeout.
 //
 // With `congestion_control = false` the controllers still run (status shows them) but nothing
 // is written: each link keeps its configured rate and delay (static weights). Links with a byte
-// budget are capped in the data path on the same timer (budget.ts).
+// budget are capped in the data path on the same timer (budget.ts): the LP's own budgets, and on
+// the RP the allowances the LP advertises in its probes (`peer`).
 //
 // Times are µs of the monotonic clock that the data path stamps ts_us with (bpf_ktime_get_ns;
 // process.hrtime in Node on Linux), so the feedback's echo gives round trips.
@@ -24,7 +29,8 @@ import { decodeFeedbackPacket, encodeFeedbackPacket, feedbackFromCounters, seqNe
 import type { MpRx, MpSched } from '../datapath/abi.js';
 import type { MpError } from '../errors.js';
 import type { Result } from 'neverthrow';
-import { BudgetKeeper, type BudgetDatapath, type LinkBudget } from './budget.js';
+import { BudgetKeeper, PeerAllowances, type BudgetDatapath, type LinkBudget } from './budget.js';
+import { FastDown } from './fast-down.js';
 
 /** What the loop reads and writes in the data path (datapath.ts implements it). */
 export interface CcDatapath extends BudgetDatapath {
@@ -40,6 +46,10 @@ export interface CcDatapath extends BudgetDatapath {
 export interface CcOptions {
   /** false: keep the configured rate and delay (config `congestion_control = false`) */
   adaptive?: boolean;
+  /** RP: cap our sending by the allowances the LP advertises (PeerAllowances) */
+  peerBudgets?: boolean;
+  /** a link we send on whose data stopped arriving (fast-down.ts): the runtime marks it down */
+  onLinkDead?: (linkId: number) => void;
 }
 
 /** The controller as `mpctl status` shows it. */
@@ -69,6 +79,8 @@ export interface CcCounters {
 type Log = (msg: string, fields?: Record<string, unknown>) => void;
 
 export const FEEDBACK_INTERVAL_MS = 20;
+/** Each feedback message goes out on this many links (the fastest up ones). */
+export const FEEDBACK_COPIES = 2;
 /** Without an accepted feedback message for this long, any seq is accepted (peer restarted). */
 const SEQ_RESET_US = 1_000_000;
 
@@ -87,6 +99,9 @@ export class CcLoop {
   readonly counters: CcCounters = { fbSent: 0, fbHeard: 0, fbDup: 0, fbBad: 0 };
   private failures = 0;
   readonly budgets: BudgetKeeper;
+  /** RP: the LP's advertised allowances (null on the LP) */
+  readonly peer: PeerAllowances | null;
+  private readonly fastDown = new FastDown();
 
   constructor(
     private readonly dp: CcDatapath,
@@ -94,6 +109,17 @@ export class CcLoop {
     private readonly opts: CcOptions = {},
   ) {
     this.budgets = new BudgetKeeper(dp, log);
+    this.peer = opts.peerBudgets ? new PeerAllowances(log) : null;
+  }
+
+  /** RP: the budget line for link `id` from a probe's allowance (PeerAllowances.onProbe), looking
+   * back a round trip, the queue and two feedback intervals (the LP's reading is up to one old,
+   * our samples one apart); 300 ms before the controller knows the link. */
+  peerLine(id: number, probeSeq: number, allowanceBytes: number | null): bigint | null {
+    if (!this.peer) return null;
+    const st = this.status(id);
+    const lagMs = st && st.feedback > 0 ? st.rttMs + st.queueMs + 2 * FEEDBACK_INTERVAL_MS : 300;
+    return this.peer.onProbe(id, probeSeq, allowanceBytes, Math.min(2000, Math.max(40, lagMs)) * 1000, monoUs());
   }
 
   /** A link we send on: its controller starts from this estimate (LP: the configured rate and
@@ -140,10 +166,12 @@ export class CcLoop {
 
   /**
    * One feedback interval: records for `links` (the links we receive on) and the message to
-   * send, on the up link with the lowest one-way delay. Returns null when there is nothing to
-   * send (no baseline reading yet, or no link up).
+   * send, one copy on each of the FEEDBACK_COPIES up links with the lowest one-way delay (the
+   * sender keeps the first copy by seq): a link that dies does not take the feedback with it,
+   * which is what tells the sender which link died (fast-down.ts). Empty when there is nothing
+   * to send (no baseline reading yet, or no link up).
    */
-  buildFeedback(links: readonly number[], isUp: (id: number) => boolean): { linkId: number; packet: Buffer } | null {
+  buildFeedback(links: readonly number[], isUp: (id: number) => boolean): { linkId: number; packet: Buffer }[] {
     const now = monoUs();
     const records: LinkFeedback[] = [];
     for (const id of links) {
@@ -158,17 +186,27 @@ export class CcLoop {
       if (prev) records.push(feedbackFromCounters(prev, cur, now));
       this.prevRx.set(id, snapshotAt(cur, now));
     }
-    if (records.length === 0) return null;
-    let best: { id: number; owd: number } | null = null;
+    if (records.length === 0) return [];
+    const up: { id: number; owd: number }[] = [];
     for (const id of links) {
       if (!isUp(id)) continue;
       const o = this.dp.owdUs(id);
-      if (o.isErr() || o.value === null) continue;
-      if (best === null || o.value < best.owd) best = { id, owd: o.value };
+      if (o.isOk() && o.value !== null) up.push({ id, owd: o.value });
     }
-    if (best === null) return null;
+    if (up.length === 0) return [];
     this.seq = (this.seq + 1) >>> 0;
-    return { linkId: best.id, packet: encodeFeedbackPacket({ seq: this.seq, records }, best.id, now >>> 0) };
+    const msg = { seq: this.seq, records };
+    return up
+      .sort((a, b) => a.owd - b.owd)
+      .slice(0, FEEDBACK_COPIES)
+      .map(({ id }) => ({ linkId: id, packet: encodeFeedbackPacket(msg, id, now >>> 0) }));
+  }
+
+  /** A link came (back) up: the fast detector forgets what it lost before. */
+  linkUp(id: number): void {
+    const r = this.dp.sched();
+    if (r.isErr() || !r.value) return;
+    this.fastDown.restart(id, monoUs(), r.value.linkSeq[id] ?? 0);
   }
 
   sent(): void {
@@ -210,6 +248,11 @@ export class CcLoop {
       changed = true;
     }
     if (changed) this.write();
+    const rtt = (id: number) => {
+      const s = this.states.get(id);
+      return s ? cc.estimate(s).rttUs : 0;
+    };
+    for (const id of this.fastDown.onFeedback(now, msg.records, rtt)) if (this.states.has(id)) this.opts.onLinkDead?.(id);
     return true;
   }
 
@@ -224,10 +267,12 @@ export class CcLoop {
   private sampleBacklog(nowUs: number): void {
     const r = this.dp.sched();
     if (r.isErr() || !r.value) return;
+    this.peer?.sample(r.value.sentBytes, nowUs);
     for (const id of this.states.keys()) {
       const until = Number(r.value.busyUntilNs[id] ?? 0n) / 1000;
       const h = this.backlog.get(id) ?? [];
       h.push({ tUs: nowUs, us: Math.max(0, until - nowUs) });
+      this.fastDown.sample(id, nowUs, r.value.linkSeq[id] ?? 0, until - nowUs);
       while (h.length > 0 && nowUs - h[0]!.tUs > 1_000_000) h.shift();
       this.backlog.set(id, h);
     }

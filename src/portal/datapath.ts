@@ -169,7 +169,8 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
         if (!local) return err({ kind: 'NotFound', what: 'address', message: `no IPv${fam} address on ${cfg.role === 'remote' ? cfg.wan : ''}` });
         const cur = mapLookup(maps.value.links, abi.mapKey(id), abi.MP_LINK_SIZE);
         if (cur.isErr()) return err(cur.error);
-        const prevState = cur.value ? abi.decodeLink(cur.value).state : abi.MP_LINK_DOWN;
+        const prev = cur.value ? abi.decodeLink(cur.value) : null;
+        const prevState = prev ? prev.state : abi.MP_LINK_DOWN;
         const l = abi.encodeLink({
           ifindex: wanIndex,
           state: prevState === abi.MP_LINK_UNUSED ? abi.MP_LINK_UP : prevState,
@@ -181,6 +182,8 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
           local: addr(local),
           nexthop: abi.NO_ADDR,
           localPort: cfg.port,
+          // the LP's allowance for our sending (budget.ts PeerAllowances); absent: the line stays
+          budgetBytes: est.budgetBytes ?? prev?.budgetBytes ?? 0n,
         });
         const w = write(maps.value.links, id, l);
         if (w.isErr()) return err(w.error);

@@ -1,5 +1,6 @@
 // The portal's running loop: the handshake (handshake-loop.ts: the LP initiates, the RP
-// answers), probes on every link, liveness → link state in the BPF maps, (on the RP) learning
+// answers), probes on every link, liveness → link state in the BPF maps (a busy link whose
+// data stops arriving goes down sooner, from the feedback: fast-down.ts), (on the RP) learning
 // each link's endpoint and estimates from the LP's authenticated probes, and congestion control
 // (cc.ts: feedback out every 20 ms on the fastest up link, feedback in → each link's rate and
 // delay in mp_links). Data packets never come here; only control messages that decap passes up
@@ -11,6 +12,7 @@ import type { MpError } from '../errors.js';
 import type { LocalConfig, RemoteConfig } from '../config/types.js';
 import { ipFamily } from '../netlink/ip.js';
 import { livenessChanges, type LinkLiveness, type LivenessParams } from './liveness.js';
+import { nextHoldMs } from './fast-down.js';
 import { decodeProbe, encodeProbe, type Probe } from './probe.js';
 import { decodeHdr, MP_CARRIER_IP, MP_CARRIER_UDP, MP_HDR_LEN, MP_MAX_LINKS, MP_T_COOKIE, MP_T_FEEDBACK, MP_T_HS_INIT, MP_T_HS_RESP, MP_T_PROBE } from '../datapath/abi.js';
 import { CcLoop, FEEDBACK_INTERVAL_MS, type CcCounters, type CcDatapath, type CcStatus } from './cc.js';
@@ -19,13 +21,20 @@ import { INSECURE_WARNING, PortalAuth } from './auth.js';
 import { Initiator, Responder } from './handshake-loop.js';
 import type { KeysPort } from './keys-port.js';
 import type { SecurityStatus } from './security-status.js';
+import { budgetFile, loadBudgetFile, restoreUsage, SAVE_INTERVAL_MS, saveBudgetFile, STATE_DIR } from './budget-store.js';
+import type { SavedBudget } from '../cc/budget.js';
 
 /** What the loop changes in the data path (datapath.ts implements it over the pinned maps). */
 export interface LinkStatePort extends CcDatapath {
   /** liveness, or the operator's administrative down (MP_LINK_ADMIN_DOWN) */
   setState(linkId: number, state: LinkLiveness | 'admin-down'): Result<void, MpError>;
-  /** RP: a probe told us where link `linkId` is and what the LP estimates for it */
-  learn(linkId: number, from: { address: string; port: number }, est: { rateBps: bigint; owdUs: number; metric: number; carrier: number }): Result<void, MpError>;
+  /** RP: a probe told us where link `linkId` is, what the LP estimates for it and (budgetBytes,
+   * mp_link.budget_bytes) how far our sending on it may go; budgetBytes absent: it stays */
+  learn(
+    linkId: number,
+    from: { address: string; port: number },
+    est: { rateBps: bigint; owdUs: number; metric: number; carrier: number; budgetBytes?: bigint },
+  ): Result<void, MpError>;
   /** the congestion controller's rate and delay for our sending direction on link `linkId`
    * (read-modify-write: ifindex, state and the rest stay) */
   setEstimate(linkId: number, rateBps: bigint, owdUs: number): Result<void, MpError>;
@@ -40,6 +49,8 @@ export interface LinkRuntimeStatus {
   probesHeard: number;
   /** the congestion controller of our sending direction on this link */
   cc: CcStatus | null;
+  /** LP, a metered link: bytes counted against its budget this period (both directions) */
+  budgetUsedBytes?: number;
 }
 
 export interface Runtime {
@@ -101,6 +112,13 @@ class Tracker {
   readonly heard = new Map<number, number>();
   /** links the operator took down: liveness does not touch them */
   readonly admin = new Set<number>();
+  /** links the data called down (fast-down.ts): down until a probe heard after this time */
+  private readonly held = new Map<number, number>();
+  private readonly holdMs = new Map<number, number>();
+  /** when each link last came up */
+  private readonly upAt = new Map<number, number>();
+  /** told when a link comes (back) up */
+  onUp: (id: number) => void = () => {};
   bad = 0;
 
   constructor(
@@ -142,9 +160,28 @@ class Tracker {
     return ok(undefined);
   }
 
+  /** The feedback says the link's data stopped arriving (fast-down.ts): down now, until a
+   * probe heard after the hold (0 unless the link keeps dying soon after coming back). */
+  fastDown(id: number): void {
+    if (!this.usable(id)) return;
+    const r = this.port.setState(id, 'down');
+    if (r.isErr()) {
+      this.log('link state write failed', { link: id, error: r.error });
+      return;
+    }
+    const now = nowMs();
+    const up = this.upAt.get(id);
+    const hold = nextHoldMs(this.holdMs.get(id) ?? 0, up === undefined ? null : now - up);
+    this.holdMs.set(id, hold);
+    this.held.set(id, now + hold);
+    this.state.set(id, 'down');
+    this.log(`link ${id} down: its data stopped arriving`, { link: id, state: 'down', reason: 'data', holdMs: hold });
+  }
+
   evaluate(): void {
+    const now = nowMs();
     const live = new Map([...this.lastHeard].filter(([id]) => !this.admin.has(id)));
-    for (const [id, s] of livenessChanges(this.state, live, nowMs(), this.params)) {
+    for (const [id, s] of livenessChanges(this.state, live, now, this.params, this.held)) {
       const r = this.port.setState(id, s);
       if (r.isErr()) {
         this.log('link state write failed', { link: id, error: r.error });
@@ -152,6 +189,11 @@ class Tracker {
       }
       this.state.set(id, s);
       this.log(`link ${id} ${s}`, { link: id, state: s });
+      if (s === 'up') {
+        this.held.delete(id);
+        this.upAt.set(id, now);
+        this.onUp(id);
+      }
     }
   }
 
@@ -164,6 +206,7 @@ class Tracker {
       probesSent: this.sent.get(id) ?? 0,
       probesHeard: this.heard.get(id) ?? 0,
       cc: cc.status(id),
+      ...(cc.budgets.has(id) ? { budgetUsedBytes: cc.budgets.status(id)!.usedBytes } : {}),
     }));
   }
 }
@@ -196,6 +239,8 @@ function runtimeOf(
   status: () => LinkRuntimeStatus[],
   timers: NodeJS.Timeout[],
   socks: Socket[],
+  /** last words before the sockets close (the LP saves its budget usage) */
+  onStop: () => Promise<void> = async () => {},
 ): Runtime {
   return {
     status,
@@ -205,6 +250,7 @@ function runtimeOf(
     setAdmin: (id, down) => t.setAdmin(id, down),
     stop: async () => {
       for (const x of timers) clearInterval(x);
+      await onStop();
       auth.stop();
       await Promise.all(socks.map((x) => new Promise<void>((r) => x.close(() => r()))));
     },
@@ -221,9 +267,12 @@ export async function startLocal(
 ): Promise<Result<Runtime, MpError>> {
   const params = { intervalMs: cfg.probeIntervalMs, missed: 3 };
   const t = new Tracker(cfg.links.map((l) => l.id), port, params, log);
-  const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl });
+  const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl, onLinkDead: (id) => t.fastDown(id) });
+  t.onUp = (id) => cc.linkUp(id);
   const auth = portalAuth(authSetup, log);
-  for (const l of cfg.links) cc.addLink(l.id, { rateBps: l.rateBps, owdUs: l.delayUs, budget: { limitBytes: l.budgetBytes, period: l.budgetPeriod } });
+  const budgets = await budgetPersistence(cfg, cc, log);
+  for (const l of cfg.links)
+    cc.addLink(l.id, { rateBps: l.rateBps, owdUs: l.delayUs, budget: { limitBytes: l.budgetBytes, period: l.budgetPeriod, saved: budgets.restored.get(l.name) } });
   const socks: { id: number; sock: Socket; remote: string }[] = [];
   // usable links, preferred first: lowest metric, then the fastest static estimate
   const preferred = [...cfg.links].sort((a, b) => a.metric - b.metric || b.rateBps - a.rateBps).map((l) => l.id);
@@ -276,7 +325,17 @@ export async function startLocal(
     seq++;
     for (const { id, sock, remote } of socks) {
       const l = cfg.links[id]!;
-      const probe: Probe = { linkId: id, reply: false, metric: l.metric, carrier: l.carrier === 'ip' ? MP_CARRIER_IP : MP_CARRIER_UDP, probeSeq: seq, sentNs: nowNs(), rateBps: BigInt(l.rateBps), owdUs: l.delayUs };
+      const probe: Probe = {
+        linkId: id,
+        reply: false,
+        metric: l.metric,
+        carrier: l.carrier === 'ip' ? MP_CARRIER_IP : MP_CARRIER_UDP,
+        probeSeq: seq,
+        sentNs: nowNs(),
+        rateBps: BigInt(l.rateBps),
+        owdUs: l.delayUs,
+        budgetBytes: cc.budgets.allowance(id), // what the RP may still send on it (budget.ts)
+      };
       const signed = auth.sign(encodeProbe(probe, nowUs()));
       if (!signed) continue; // no session yet: nothing but handshakes goes out
       sock.send(signed, cfg.port, remote, (e) => {
@@ -290,12 +349,42 @@ export async function startLocal(
   const ids = cfg.links.map((l) => l.id);
   const fbTimer = setInterval(() => {
     cc.tick();
-    const fb = cc.buildFeedback(ids, (id) => t.usable(id));
-    const s = fb && socks.find((x) => x.id === fb.linkId);
-    const signed = fb && s ? auth.sign(fb.packet) : null;
-    if (signed && s) s.sock.send(signed, cfg.port, s.remote, (e) => void (e ? undefined : cc.sent()));
+    for (const fb of cc.buildFeedback(ids, (id) => t.usable(id))) {
+      const s = socks.find((x) => x.id === fb.linkId);
+      const signed = s ? auth.sign(fb.packet) : null;
+      if (signed && s) s.sock.send(signed, cfg.port, s.remote, (e) => void (e ? undefined : cc.sent()));
+    }
   }, FEEDBACK_INTERVAL_MS);
-  return ok(runtimeOf(t, cc, auth, () => t.status(cc), [timer, fbTimer], socks.map((x) => x.sock)));
+  const saveTimer = setInterval(() => void budgets.save(), SAVE_INTERVAL_MS);
+  const lastWords = async () => {
+    cc.budgets.tick(); // what was counted since the last tick, while the maps are there
+    await budgets.save();
+  };
+  return ok(runtimeOf(t, cc, auth, () => t.status(cc), [timer, fbTimer, saveTimer], socks.map((x) => x.sock), lastWords));
+}
+
+/** LP: budget usage across restarts (budget-store.ts): what `up` starts from, and a save that
+ * writes the current usage (serialised; nothing without a budgeted link). */
+async function budgetPersistence(cfg: LocalConfig, cc: CcLoop, log: Log): Promise<{ restored: Map<string, SavedBudget>; save: () => Promise<void> }> {
+  const budgeted = cfg.links.filter((l) => l.budgetBytes > 0);
+  if (budgeted.length === 0) return { restored: new Map(), save: async () => {} };
+  const file = budgetFile(cfg.stateDir ?? STATE_DIR, cfg.instance);
+  const onDisk = await loadBudgetFile(file, log);
+  const { usage, warnings } = restoreUsage(budgeted, onDisk, Date.now());
+  for (const w of warnings) log(w, { file });
+  for (const [name, u] of usage) log(`link ${name} budget: ${u.usedBytes} bytes used this period before this start`, { file, usedBytes: u.usedBytes });
+  let chain = Promise.resolve();
+  let failed = false;
+  const save = (): Promise<void> =>
+    (chain = chain.then(async () => {
+      // links no longer configured keep their entries: usage returns with the link
+      const m = new Map(onDisk);
+      for (const [id, s] of cc.budgets.saved()) m.set(cfg.links[id]!.name, s);
+      const w = await saveBudgetFile(file, m);
+      if (w.isErr() && !failed) log(`budget usage not saved: ${JSON.stringify(w.error)}`, { file });
+      failed = w.isErr();
+    }));
+  return { restored: usage, save };
 }
 
 /** RP: sockets on the tunnel port (both families); answers handshakes and probes, learns links
@@ -305,7 +394,8 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
   const t = new Tracker(Array.from({ length: MP_MAX_LINKS }, (_, i) => i), port, params, log);
   // links the RP never heard of stay "down" silently: only report ids seen at least once
   const seen = new Set<number>();
-  const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl });
+  const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl, peerBudgets: true, onLinkDead: (id) => t.fastDown(id) });
+  t.onUp = (id) => cc.linkUp(id);
   const auth = portalAuth(authSetup, log);
   const responder = auth.authenticated && authSetup.local && authSetup.peer ? new Responder(auth, authSetup.local, authSetup.peer, log) : null;
   // where each link's probes come from: the feedback goes back there
@@ -336,7 +426,9 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
       // the probe carries the LP's static estimate; once feedback flows, our controller decides
       const own = cc.output(p.linkId);
       const est = own ? { rateBps: own.rateBps, owdUs: own.owdUs } : { rateBps: p.rateBps, owdUs: p.owdUs };
-      const l = port.learn(p.linkId, { address: rinfo.address, port: rinfo.port }, { ...est, metric: p.metric, carrier: p.carrier });
+      // a metered link: the LP's allowance caps our sending, written with the rest (budget.ts)
+      const line = cc.peerLine(p.linkId, p.probeSeq, p.budgetBytes ?? null);
+      const l = port.learn(p.linkId, { address: rinfo.address, port: rinfo.port }, { ...est, metric: p.metric, carrier: p.carrier, ...(line === null ? {} : { budgetBytes: line }) });
       if (l.isErr()) {
         log('learning link failed', { link: p.linkId, error: l.error });
         return;
@@ -355,10 +447,11 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
   const timer = setInterval(() => t.evaluate(), params.intervalMs);
   const fbTimer = setInterval(() => {
     cc.tick();
-    const fb = cc.buildFeedback([...seen], (id) => t.usable(id) && endpoints.has(id));
-    const ep = fb && endpoints.get(fb.linkId);
-    const signed = fb && ep ? auth.sign(fb.packet) : null;
-    if (signed && ep) ep.sock.send(signed, ep.port, ep.address, (e) => void (e ? undefined : cc.sent()));
+    for (const fb of cc.buildFeedback([...seen], (id) => t.usable(id) && endpoints.has(id))) {
+      const ep = endpoints.get(fb.linkId);
+      const signed = ep ? auth.sign(fb.packet) : null;
+      if (signed && ep) ep.sock.send(signed, ep.port, ep.address, (e) => void (e ? undefined : cc.sent()));
+    }
   }, FEEDBACK_INTERVAL_MS);
   return ok(runtimeOf(t, cc, auth, () => t.status(cc).filter((s) => seen.has(s.id)), [timer, fbTimer], socks));
 }

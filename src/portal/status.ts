@@ -34,7 +34,14 @@ export interface LinkStatus {
   /** a metered link's budget (null: none): `limitBytes` per period from the config (LP), and
    *  from the data path what this portal may still send on it before the scheduler stops using
    *  it (`leftBytes`; `exhausted` once it is 0) */
-  budget: { limitBytes: number | null; leftBytes: number; exhausted: boolean } | null;
+  budget: {
+    limitBytes: number | null;
+    leftBytes: number;
+    exhausted: boolean;
+    /** LP: bytes counted against the budget this period, both directions, including what
+     *  earlier runs counted (budget.json); null on the RP, whose line is the LP's allowance */
+    usedBytes?: number | null;
+  } | null;
 }
 
 export interface PortalStatus {
@@ -95,7 +102,7 @@ export function statusText(s: PortalStatus): string {
         `  link ${l.id}${l.name ? ` ${l.name}` : ''} ${l.state.padEnd(5)} metric ${l.metric} rate ${(l.rateBps / 1e6).toFixed(1)} Mbit/s owd ${(l.owdUs / 1000).toFixed(1)} ms` +
         `${l.rttMs === null ? '' : ` rtt ${l.rttMs.toFixed(1)} ms`}  tx ${l.tx.packets} pkts ${l.tx.bytes} B  rx ${l.rx.packets} pkts ${l.rx.bytes} B` +
         `${l.endpoint ? `  peer ${l.endpoint}` : ''}` +
-        `${l.budget ? `  budget ${l.budget.exhausted ? 'SPENT' : `${(l.budget.leftBytes / 1e6).toFixed(1)} MB left`}` : ''}` +
+        `${l.budget ? `  budget ${l.budget.exhausted ? 'SPENT' : `${(l.budget.leftBytes / 1e6).toFixed(1)} MB left`}${typeof l.budget.usedBytes === 'number' ? ` (${(l.budget.usedBytes / 1e6).toFixed(1)} MB used)` : ''}` : ''}` +
         (l.cc
           ? `\n    cc ${l.cc.phase}${l.cc.stale ? ' (stale)' : ''} bw ${(l.cc.bwBps / 1e6).toFixed(1)} Mbit/s delivered ${(l.cc.deliveryBps / 1e6).toFixed(1)} Mbit/s` +
             ` queue ${l.cc.queueMs.toFixed(1)} ms rtt ${l.cc.rttMs.toFixed(1)} ms loss ${l.cc.lossPct.toFixed(1)} %`
@@ -177,6 +184,7 @@ export async function portalStatus(instance: string): Promise<Result<PortalStatu
                 limitBytes: names.get(id)?.budgetBytes || null,
                 leftBytes: Number(link.budgetBytes > sent[id]! ? link.budgetBytes - sent[id]! : 0n),
                 exhausted: sent[id]! >= link.budgetBytes,
+                usedBytes: rt?.budgetUsedBytes === undefined ? null : Math.round(rt.budgetUsedBytes),
               }
             : null,
       });

@@ -1,0 +1,175 @@
+// Fast failure detection for busy links (issue 5, "link cut"). The probe rule (liveness.ts)
+// needs ~3 silent probe intervals (300 ms) to call a link down; a link that carries data can be
+// judged sooner from what the sender put on it against what the receiver's feedback (every
+// 20 ms, cc/feedback.ts) says arrived. The sender samples the scheduler's per-link sequence
+// (mp_sched.link_seq, with the backlog it modelled then) and, on each feedback message, calls
+// link L dead when all of these hold:
+//
+//   1. the receiver's highest per-link sequence of L has not advanced for `stallUs` (sender
+//      clock between feedback messages) — a queue, however long, still drains, and 2 % or 10 %
+//      random loss still lets most packets through: either advances it;
+//   2. at least `minDue` packets sent on L are due but not reported: sent before
+//      now − (backlog modelled at the time + L's round trip + lag + `marginUs`), above both
+//      the receiver's highest sequence and the sequence L had when it last came up. The lag is
+//      how much later than usual this very message reports the other links (their echoed
+//      round trip over their minimum, the smallest of them): a feedback path that queues
+//      delays the verdict instead of faking one;
+//   3. the same message shows another link's highest sequence advancing: the receiver is
+//      receiving and its feedback gets through, so L's silence is L's. Without feedback at all
+//      (or with one link) nothing is decided here and the probe rule applies.
+//
+// The portal then marks L down at once (as the probe timeout would) and holds it down until a
+// probe heard after that moment brings it back (liveness.ts: heldUntil); a link that dies again
+// soon after such a return is held a little longer each time (nextHoldMs), so a link that is
+// dead one way only does not flap at the feedback rate.
+//
+// No clock, no I/O: times (µs of the sender's monotonic clock) and readings come in as
+// arguments, so synthetic traces test it (test/fast-down.test.ts).
+
+export interface FastDownParams {
+  /** the receiver saw nothing new on the link for at least this long */
+  stallUs: number;
+  /** added to the link's round trip before a sent packet must show in feedback */
+  marginUs: number;
+  /** at least this many due packets missing */
+  minDue: number;
+  /** how far back the sender's samples are kept */
+  historyUs: number;
+}
+
+export const DEFAULT_FAST_DOWN: FastDownParams = { stallUs: 50_000, marginUs: 40_000, minDue: 8, historyUs: 5_000_000 };
+
+/** What the detector needs of one feedback record (cc/feedback.ts LinkFeedback). */
+export interface RxReport {
+  linkId: number;
+  /** the receiver's highest per-link sequence so far (u32) */
+  maxLinkSeq: number;
+  /** the echo: sender timestamp (u32 µs) of the last packet received on the link and how long
+   * the receiver held it (null: nothing received in the interval) */
+  echoTsUs: number | null;
+  echoDelayUs: number | null;
+}
+
+interface Sample {
+  tUs: number;
+  /** the scheduler's last per-link sequence number at tUs (u32) */
+  seq: number;
+  /** when that packet was expected to leave the sender's end of the link: tUs + modelled backlog */
+  leaveUs: number;
+}
+
+interface Track {
+  samples: Sample[];
+  /** sequence when the link last (re)started: packets up to it never count as due */
+  floorSeq: number | null;
+  /** highest sequence the receiver reported, and when (sender clock) it last advanced */
+  rxSeq: number | null;
+  rxSinceUs: number;
+}
+
+/** s32 difference of two u32 sequence numbers: > 0 when a is ahead of b. */
+const ahead = (a: number, b: number): number => (a - b) | 0;
+
+export class FastDown {
+  private readonly tracks = new Map<number, Track>();
+
+  constructor(private readonly p: FastDownParams = DEFAULT_FAST_DOWN) {}
+
+  private track(id: number, tUs: number): Track {
+    let t = this.tracks.get(id);
+    if (!t) {
+      t = { samples: [], floorSeq: null, rxSeq: null, rxSinceUs: tUs };
+      this.tracks.set(id, t);
+    }
+    return t;
+  }
+
+  /** The scheduler's per-link sequence `seq` and its modelled backlog on the link at `tUs`. */
+  sample(id: number, tUs: number, seq: number, backlogUs: number): void {
+    const t = this.track(id, tUs);
+    t.samples.push({ tUs, seq: seq >>> 0, leaveUs: tUs + Math.max(0, backlogUs) });
+    // keep one sample older than the window: the due sequence of a long round trip
+    while (t.samples.length > 1 && t.samples[1]!.tUs < tUs - this.p.historyUs) t.samples.shift();
+  }
+
+  /** The link came (back) up at `tUs` with the scheduler at `seq`: what it lost before does
+   * not count, and its stall starts now. */
+  restart(id: number, tUs: number, seq: number): void {
+    const t = this.track(id, tUs);
+    t.floorSeq = seq >>> 0;
+    t.rxSinceUs = tUs;
+    t.samples = [{ tUs, seq: seq >>> 0, leaveUs: tUs }];
+  }
+
+  /**
+   * A feedback message taken at `tUs` (duplicates already dropped). `rttUs(id)`: the link's
+   * round trip (its forward delay plus the feedback's way back). Returns the links that are
+   * dead by the rule above, in record order.
+   */
+  onFeedback(tUs: number, records: readonly RxReport[], rttUs: (id: number) => number): number[] {
+    const advanced = new Set<number>();
+    for (const r of records) {
+      const t = this.track(r.linkId, tUs);
+      const seq = r.maxLinkSeq >>> 0;
+      if (t.rxSeq === null || ahead(seq, t.rxSeq) > 0) {
+        if (t.rxSeq !== null) advanced.add(r.linkId);
+        t.rxSeq = seq;
+        t.rxSinceUs = Math.max(t.rxSinceUs, tUs);
+      }
+    }
+    if (advanced.size === 0) return [];
+    const lag = lagUs(tUs, records.filter((r) => advanced.has(r.linkId)), rttUs);
+    const dead: number[] = [];
+    for (const r of records) {
+      if (advanced.has(r.linkId) || ![...advanced].some((id) => id !== r.linkId)) continue;
+      const t = this.tracks.get(r.linkId)!;
+      if (tUs - t.rxSinceUs < this.p.stallUs) continue;
+      if (this.due(t, tUs, rttUs(r.linkId) + lag) >= this.p.minDue) dead.push(r.linkId);
+    }
+    return dead;
+  }
+
+  /** Packets sent on the link that should have shown in feedback by `tUs` but have not. */
+  private due(t: Track, tUs: number, rttUs: number): number {
+    const by = tUs - Math.max(0, rttUs) - this.p.marginUs;
+    let sent: number | null = null;
+    for (const s of t.samples) if (s.leaveUs <= by && (sent === null || ahead(s.seq, sent) > 0)) sent = s.seq;
+    if (sent === null || t.rxSeq === null) return 0;
+    const base = t.floorSeq !== null && ahead(t.floorSeq, t.rxSeq) > 0 ? t.floorSeq : t.rxSeq;
+    return Math.max(0, ahead(sent, base));
+  }
+}
+
+/** How much later than their minimum round trip the message reports the links that delivered
+ * (the smallest excess of their echoes): an upper bound of the feedback path's extra delay. */
+function lagUs(tUs: number, delivered: readonly RxReport[], rttUs: (id: number) => number): number {
+  let lag: number | null = null;
+  for (const r of delivered) {
+    if (r.echoTsUs === null || r.echoDelayUs === null) continue;
+    const sample = (((tUs >>> 0) - r.echoTsUs) | 0) - r.echoDelayUs;
+    const x = Math.max(0, sample - rttUs(r.linkId));
+    lag = lag === null ? x : Math.min(lag, x);
+  }
+  return lag ?? 0;
+}
+
+export interface HoldParams {
+  /** a fast-down within this long of the link's previous return doubles the hold */
+  flapWindowMs: number;
+  /** the first repeated hold, and the most any hold lasts */
+  firstHoldMs: number;
+  maxHoldMs: number;
+}
+
+export const DEFAULT_HOLD: HoldParams = { flapWindowMs: 2000, firstHoldMs: 200, maxHoldMs: 5000 };
+
+/**
+ * How long after a fast-down probes are ignored before they may bring the link back: 0 the
+ * first time (the next probe heard does), doubling while the link keeps dying within
+ * `flapWindowMs` of coming back. `sinceUpMs`: from the link's last return to this fast-down
+ * (null: never returned from a fast-down).
+ */
+export function nextHoldMs(prevHoldMs: number, sinceUpMs: number | null, p: HoldParams = DEFAULT_HOLD): number {
+  if (sinceUpMs === null || sinceUpMs > p.flapWindowMs) return 0;
+  return Math.min(p.maxHoldMs, Math.max(p.firstHoldMs, 2 * prevHoldMs));
+}

@@ -1,0 +1,204 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DEFAULT_HOLD, FastDown, nextHoldMs, type RxReport } from '../src/portal/fast-down.js';
+import { prng } from './helpers/linksim.js';
+
+// Synthetic traces: two links from a sender to a receiver, packets of each link through a FIFO
+// (propagation delay, optional service rate, loss, jitter, cut), the receiver's feedback every
+// 20 ms back over a path of its own, and the sender's samples of its per-link sequence every
+// 20 ms. Times in ms; the detector gets µs.
+
+interface LinkSim {
+  /** packets per second the sender puts on the link while it sends */
+  pps: number;
+  owdMs: number;
+  /** the link serves at most this many packets per second (a queue builds beyond it) */
+  servicePps?: number;
+  loss?: number;
+  jitterMs?: number;
+  /** the sender puts packets on the link in [from, to) ms */
+  sends?: [number, number][];
+  /** nothing gets through in [from, to) ms */
+  cut?: [number, number];
+}
+
+interface Sim {
+  links: LinkSim[];
+  ms: number;
+  /** the feedback's way back at time t (ms) */
+  backMs?: (tMs: number) => number;
+  /** feedback generated in [from, to) is lost */
+  fbLost?: [number, number];
+  /** the round trip the sender believes (min): forward + usual way back */
+  rttMs?: number;
+  seed?: number;
+  /** called before each step; may restart links */
+  onStep?: (tMs: number, det: FastDown, seqs: number[]) => void;
+}
+
+interface Pkt {
+  seq: number;
+  sentMs: number;
+  arriveMs: number;
+}
+
+/** Runs the trace; returns every (time ms, link) the detector called dead. */
+function run(sim: Sim): { tMs: number; id: number }[] {
+  const rand = prng(sim.seed ?? 1);
+  const back = sim.backMs ?? (() => 10);
+  // every link's packets, in sending order
+  const pkts: Pkt[][] = sim.links.map((l) => {
+    const out: Pkt[] = [];
+    let seq = 0;
+    let free = 0;
+    for (const [from, to] of l.sends ?? [[0, sim.ms]]) {
+      for (let t = from; t < to; t += 1000 / l.pps) {
+        seq++;
+        const lost = (l.loss && rand() < l.loss) || (l.cut && t + l.owdMs >= l.cut[0] && t + l.owdMs < l.cut[1]);
+        let at = t + l.owdMs + (l.jitterMs ? (rand() * 2 - 1) * l.jitterMs : 0);
+        if (l.servicePps) {
+          at = Math.max(at, free + 1000 / l.servicePps);
+          free = at;
+        }
+        out.push({ seq, sentMs: t, arriveMs: lost ? Infinity : at });
+      }
+    }
+    return out;
+  });
+  const det = new FastDown();
+  const rtt = (sim.rttMs ?? 20) * 1000;
+  const dead: { tMs: number; id: number }[] = [];
+  // feedback messages on their way: arrival time (ms) and records
+  const inFlight: { atMs: number; records: RxReport[] }[] = [];
+  const maxSeq: (number | null)[] = sim.links.map(() => null);
+  const sentIdx = sim.links.map(() => 0);
+  // what arrives, in arrival order, and how far the receiver has read it
+  const arrivals = pkts.map((ps) => ps.filter((p) => p.arriveMs !== Infinity).sort((a, b) => a.arriveMs - b.arriveMs));
+  const rxIdx = sim.links.map(() => 0);
+  for (let t = 0; t <= sim.ms; t++) {
+    const seqs = pkts.map((ps, id) => {
+      while (sentIdx[id]! < ps.length && ps[sentIdx[id]!]!.sentMs <= t) sentIdx[id]!++;
+      return sentIdx[id]!;
+    });
+    sim.onStep?.(t, det, seqs);
+    if (t % 20 === 0) seqs.forEach((s, id) => det.sample(id, t * 1000, s, 2000));
+    if (t % 20 === 7) {
+      // the receiver's interval (t − 20, t]: highest sequence so far, the last packet's echo
+      const records: RxReport[] = [];
+      arrivals.forEach((as, id) => {
+        let last: Pkt | null = null;
+        while (rxIdx[id]! < as.length && as[rxIdx[id]!]!.arriveMs <= t) {
+          const p = as[rxIdx[id]!++]!;
+          if (maxSeq[id] === null || p.seq > maxSeq[id]!) maxSeq[id] = p.seq;
+          last = p;
+        }
+        // as the receiver: a record for every link it has counters for, 0 before any packet
+        records.push({
+          linkId: id,
+          maxLinkSeq: maxSeq[id] ?? 0,
+          echoTsUs: last ? Math.round(last.sentMs * 1000) >>> 0 : null,
+          echoDelayUs: last ? Math.round((t - last.arriveMs) * 1000) : null,
+        });
+      });
+      const lost = sim.fbLost && t >= sim.fbLost[0] && t < sim.fbLost[1];
+      if (!lost && records.length > 0) inFlight.push({ atMs: t + back(t), records });
+    }
+    for (const m of inFlight.filter((x) => x.atMs <= t)) {
+      inFlight.splice(inFlight.indexOf(m), 1);
+      for (const id of det.onFeedback(t * 1000, m.records, () => rtt)) dead.push({ tMs: t, id });
+    }
+  }
+  return dead;
+}
+
+const busy = (o: Partial<LinkSim> = {}): LinkSim => ({ pps: 1667, owdMs: 10, ...o }); // 20 Mbit/s of 1500 B
+
+test('a busy link that is cut is called dead within 120 ms, and not before', () => {
+  for (const seed of [1, 2, 3]) {
+    const dead = run({ links: [busy(), busy({ cut: [1000, 99_999] })], ms: 1500, seed });
+    assert.ok(dead.length > 0, 'the cut link is detected');
+    assert.ok(dead.every((d) => d.id === 1), 'only the cut link');
+    const first = dead[0]!.tMs;
+    assert.ok(first > 1000 && first <= 1120, `detected ${first - 1000} ms after the cut`);
+  }
+});
+
+test('a lightly used link (1 Mbit/s) that is cut is detected too, later', () => {
+  const dead = run({ links: [busy(), busy({ pps: 83, cut: [1000, 99_999] })], ms: 2000 });
+  assert.ok(dead.length > 0 && dead[0]!.id === 1);
+  assert.ok(dead[0]!.tMs - 1000 <= 250, `detected ${dead[0]!.tMs - 1000} ms after the cut`);
+});
+
+test('random loss of 2 % and 10 % is not a dead link, busy or light', () => {
+  for (const loss of [0.02, 0.1]) {
+    for (const pps of [1667, 170, 40]) {
+      for (const seed of [1, 2]) {
+        const dead = run({ links: [busy(), busy({ pps, loss })], ms: 20_000, seed });
+        assert.deepEqual(dead, [], `${loss * 100} % loss at ${pps} packets/s, seed ${seed}`);
+      }
+    }
+  }
+});
+
+test('a queue growing to a second (sent at twice what the link carries) is not a dead link', () => {
+  const dead = run({ links: [busy(), busy({ pps: 1667, servicePps: 833 })], ms: 3000 });
+  assert.deepEqual(dead, []);
+});
+
+test('jitter of ±20 ms (reordering) is not a dead link', () => {
+  const dead = run({ links: [busy({ jitterMs: 20 }), busy({ jitterMs: 20 })], ms: 10_000 });
+  assert.deepEqual(dead, []);
+});
+
+test('an idle link starting a burst while the feedback path queues 70 ms is not a dead link', () => {
+  const dead = run({
+    links: [busy(), busy({ sends: [[0, 500], [2000, 3000]] })],
+    ms: 3000,
+    backMs: (t) => (t < 1500 ? 10 : 80),
+  });
+  assert.deepEqual(dead, []);
+});
+
+test('without feedback from anywhere nothing is decided (the probes decide)', () => {
+  const dead = run({ links: [busy(), busy({ cut: [1000, 99_999] })], ms: 2000, fbLost: [990, 99_999] });
+  assert.deepEqual(dead, []);
+});
+
+test('with every link silent nothing is decided', () => {
+  const dead = run({ links: [busy({ cut: [1000, 99_999] }), busy({ cut: [1000, 99_999] })], ms: 2000 });
+  assert.deepEqual(dead, []);
+});
+
+test('a single link is never judged from data', () => {
+  const dead = run({ links: [busy({ cut: [1000, 99_999] })], ms: 2000 });
+  assert.deepEqual(dead, []);
+});
+
+test('after a restart (the link came back) what it lost before does not count', () => {
+  // cut 1000-1500 and the sender stops using it when it is detected; back at 1600 (probes),
+  // used again from 1700
+  let stopped = false;
+  const dead = run({
+    links: [busy(), busy({ cut: [1000, 1500], sends: [[0, 1100], [1700, 3000]] })],
+    ms: 3000,
+    onStep: (t, det, seqs) => {
+      if (t === 1600) det.restart(1, t * 1000, seqs[1]!);
+      stopped ||= t > 1100;
+    },
+  });
+  assert.ok(stopped);
+  assert.ok(dead.length > 0 && dead.every((d) => d.id === 1 && d.tMs < 1600), JSON.stringify(dead.slice(-3)));
+});
+
+test('a link that keeps dying soon after coming back is held down longer each time', () => {
+  assert.equal(nextHoldMs(0, null), 0, 'first time: the next probe brings it back');
+  assert.equal(nextHoldMs(0, 60_000), 0, 'up for a minute: no hold');
+  const h1 = nextHoldMs(0, 150);
+  assert.equal(h1, DEFAULT_HOLD.firstHoldMs);
+  const h2 = nextHoldMs(h1, 150);
+  assert.equal(h2, 2 * h1);
+  let h = h2;
+  for (let i = 0; i < 20; i++) h = nextHoldMs(h, 150);
+  assert.equal(h, DEFAULT_HOLD.maxHoldMs);
+  assert.equal(nextHoldMs(h, DEFAULT_HOLD.flapWindowMs + 1), 0, 'stable again: back to no hold');
+});

@@ -208,6 +208,25 @@ static __always_inline int too_big(struct __sk_buff *skb, const struct mp_config
 }
 
 /* 6. Out of the link's device; the neighbour subsystem resolves the next hop's MAC. */
+/* A TCP segment that only acknowledges: ACK set, no FIN or RST, no payload — pure ACKs and
+ * SYN-ACKs (schedule.h sends these on the slowest link). The SYN-ACK too, because it gives the
+ * connecting side its first RTT sample, which a sender like BBR keeps as its minimum RTT for
+ * ten seconds: taken on the fast link it would hold that side's window to the fast link's
+ * round trip (one BBR upload over 20 Mbit/10 ms + 20 Mbit/60 ms: 8.2 Mbit/s with only the
+ * ACKs moved, min RTT 21 ms from the handshake). A SYN alone, data, FIN and RST go like data.
+ * Fragments are not pure ACKs. */
+static __always_inline bool pure_ack(struct __sk_buff *skb, const struct l3 *p)
+{
+	__u8 b[2]; /* data offset, flags */
+
+	if (p->proto != IPPROTO_TCP || p->fragment || p->later_frag)
+		return false;
+	if (bpf_skb_load_bytes(skb, p->l4_off + 12, b, sizeof(b)))
+		return false;
+	return (b[1] & (TCPHDR_ACK | TCPHDR_FIN | TCPHDR_RST)) == TCPHDR_ACK &&
+	       p->len == (__u32)(p->l4_off - ETH_HLEN) + (b[0] >> 4) * 4;
+}
+
 static __always_inline int send(const struct mp_link *l)
 {
 	struct bpf_redir_neigh nh = {};
@@ -271,7 +290,7 @@ int encap(struct __sk_buff *skb)
 	now = bpf_ktime_get_ns();
 	if (!auth_off(cfg) && !(key = tx_key(now)))
 		return mp_drop(MP_DROP_NO_KEY);
-	if (!schedule(skb->len - ETH_HLEN, now, &pk))
+	if (!schedule(skb->len - ETH_HLEN, !(cfg->flags & MP_CFG_ACKS_EARLIEST) && pure_ack(skb, &p), now, &pk))
 		return mp_drop(MP_DROP_NO_LINK);
 	l = bpf_map_lookup_elem(&mp_links, &pk.id);
 	ep = bpf_map_lookup_elem(&mp_endpoints, &pk.id);

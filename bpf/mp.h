@@ -91,6 +91,8 @@ enum mp_cfg_flags {
 				    * DF larger than inner_mtu goes there to be fragmented */
 	MP_CFG_NO_AUTH = 1 << 3,   /* INSECURE, benchmarks only (config `insecure_no_auth`): encap
 				    * sends key id 0 and a zero tag, decap skips MAC and replay */
+	MP_CFG_ACKS_EARLIEST = 1 << 4, /* config `ack_path = "earliest"`: pure TCP ACKs are scheduled
+					* like data, not on the slowest link (schedule.h) */
 };
 
 /* An address of either family: IPv4 in the first 4 bytes. */

@@ -18,6 +18,19 @@
  * period's allowance (cc/budget.ts, portal/cc.ts). A spent link does not count for its tier,
  * so a backup tier takes over when every primary is down or spent.
  *
+ * Pure TCP ACKs and SYN-ACKs (no payload, no FIN/RST; encap.c pure_ack) go the other way
+ * round: they take the link where they land LATEST, as long as that is no later than the slowest usable link of the tier would
+ * deliver them from an empty queue (ack_arrival_limit). Every round trip then contains the
+ * bond's longest one-way delay, including the round trips of data that took the fastest link
+ * with an empty queue. Why: a sender whose window is a multiple of its MINIMUM RTT (BBR keeps
+ * 2 x bandwidth x min RTT in flight) sees, with ACKs on the fast path, the fast path's RTT as
+ * its minimum and never keeps enough in flight to fill a slower link as well: with 20 Mbit/10 ms
+ * + 20 Mbit/60 ms one BBR flow got 17.8 Mbit/s, the fast link alone; with its ACKs on the 60 ms
+ * link 34.6 Mbit/s (lab, upload, one run each). Where the latest choice would land an ACK less
+ * than MP_ACK_SPREAD_NS later than the earliest one (links of about the same delay), ACKs are
+ * scheduled like data, so they keep being spread over links. Links with a byte budget (metered)
+ * are not used for this; config `ack_path = "earliest"` (MP_CFG_ACKS_EARLIEST) turns it off.
+ *
  * Userland writes mp_links (rate, delay, state) concurrently; they are read before taking the
  * lock, because no helper may be called while holding a bpf_spin_lock. Under the lock we only
  * compare and advance busy_until and take the sequence numbers.
@@ -28,6 +41,8 @@
 #include "maps.h"
 
 #define MP_DEFAULT_RATE_BPS 1000000ULL /* rate_bps 0 (unknown) counts as 1 Mbit/s */
+#define MP_ACK_SLACK_NS 1000000ULL    /* a pure ACK may land this much after the slowest link's floor */
+#define MP_ACK_SPREAD_NS 2000000ULL   /* below this gain over the earliest link: schedule like data */
 
 struct pick {
 	__u32 id;       /* link id */
@@ -58,6 +73,7 @@ struct sched_scan {
 	__u32 owd_us[MP_MAX_LINKS];     /* one-way delay */
 	__u32 tx_ns[MP_MAX_LINKS];      /* serialisation time of this packet (capped at ~4.3 s) */
 	__u8 overhead[MP_MAX_LINKS];    /* outer header bytes the link adds */
+	__u8 metered[MP_MAX_LINKS];     /* has a byte budget: not used to slow ACKs down */
 };
 
 #define SCHED_UNUSABLE 0xffff
@@ -86,17 +102,38 @@ static long sched_scan_link(__u64 index, void *ctx)
 	sc->owd_us[id] = l->owd_us;
 	sc->tx_ns[id] = tx > 0xffffffffULL ? 0xffffffffU : tx;
 	sc->overhead[id] = outer_overhead(l);
+	sc->metered[id] = l->budget_bytes != 0;
 	if (l->metric < sc->tier)
 		sc->tier = l->metric;
 	return 0;
 }
 
-/* Pick a link for an inner packet of inner_len bytes at time now. false: no link usable. */
-static __always_inline bool schedule(__u32 inner_len, __u64 now, struct pick *out)
+/* The latest a pure ACK may land: when the slowest unmetered link of the tier would deliver it
+ * from an empty queue (plus a little slack). 0: no unmetered link, schedule it like data. */
+static __always_inline __u64 ack_arrival_limit(const struct sched_scan *sc, __u64 now)
+{
+	__u32 owd_max = 0, id;
+	bool any = false;
+
+#pragma unroll
+	for (id = 0; id < MP_MAX_LINKS; id++) {
+		if (sc->metric[id] != sc->tier || sc->metered[id])
+			continue;
+		any = true;
+		if (sc->owd_us[id] > owd_max)
+			owd_max = sc->owd_us[id];
+	}
+	return any ? now + owd_max * 1000ULL + MP_ACK_SLACK_NS : 0;
+}
+
+/* Pick a link for an inner packet of inner_len bytes at time now (pure_ack: a TCP ACK without
+ * payload, see the header). false: no link usable. */
+static __always_inline bool schedule(__u32 inner_len, bool pure_ack, __u64 now, struct pick *out)
 {
 	struct sched_scan sc = { .wire_len = inner_len, .tier = SCHED_UNUSABLE };
 	__u64 best_arrival = ~0ULL, best_start = 0, best_tx = 0;
-	__u32 zero = 0, best = 0, id;
+	__u64 ack_limit, ack_arrival = 0, ack_start = 0, ack_tx = 0;
+	__u32 zero = 0, best = 0, ack = 0, id;
 	struct mp_sched *s;
 
 #pragma unroll
@@ -105,6 +142,7 @@ static __always_inline bool schedule(__u32 inner_len, __u64 now, struct pick *ou
 	bpf_loop(MP_MAX_LINKS, sched_scan_link, &sc, 0);
 	if (sc.tier == SCHED_UNUSABLE)
 		return false;
+	ack_limit = pure_ack ? ack_arrival_limit(&sc, now) : 0;
 
 	s = bpf_map_lookup_elem(&mp_sched, &zero);
 	if (!s)
@@ -127,6 +165,18 @@ static __always_inline bool schedule(__u32 inner_len, __u64 now, struct pick *ou
 			 * encap(), which the verifier would then walk once per possible link. */
 			best = sc.id[id];
 		}
+		/* the latest landing within the limit (ack_limit 0: not a pure ACK) */
+		if (!sc.metered[id] && arrival - sc.tx_ns[id] <= ack_limit && arrival > ack_arrival) {
+			ack_arrival = arrival;
+			ack_start = start;
+			ack_tx = sc.tx_ns[id];
+			ack = sc.id[id];
+		}
+	}
+	if (ack_arrival > best_arrival + MP_ACK_SPREAD_NS) {
+		best = ack;
+		best_start = ack_start;
+		best_tx = ack_tx;
 	}
 	best &= MP_MAX_LINKS - 1;
 	s->busy_until_ns[best] = best_start + best_tx;

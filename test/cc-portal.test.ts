@@ -9,7 +9,7 @@ import { ok } from 'neverthrow';
 import type { LinkCounters } from '../src/cc/budget.js';
 import { decodeFeedbackPacket, encodeFeedbackPacket, type LinkFeedback } from '../src/cc/feedback.js';
 import { MP_MAX_LINKS, type MpRx, type MpSched } from '../src/datapath/abi.js';
-import { BudgetKeeper } from '../src/portal/budget.js';
+import { BudgetKeeper, controlWireBytes } from '../src/portal/budget.js';
 import { CcLoop, monoUs, type CcDatapath } from '../src/portal/cc.js';
 
 /** A data path in memory: counters and mp_sched set by the test, writes recorded. */
@@ -83,6 +83,23 @@ describe('budget keeper', () => {
     b.tick(t0 + 3_600_000);
     assert.deepEqual(f.budgets.at(-1), { id: 0, bytes: BigInt(9 * MB) });
     assert.ok(logs.includes('link 0 budget ok'), logs.join('; '));
+  });
+
+  it('control messages (probes, feedback, handshakes: through the sockets, not the data path) count too', () => {
+    const f = fakeDp();
+    const b = new BudgetKeeper(f.dp, noLog);
+    b.addLink(0, { limitBytes: 10_000, period: { kind: 'none' } });
+    f.counters.set(0, c(1000, 1000));
+    b.tick();
+    // 10 probes of 56 B out and 10 replies in, over IPv4/UDP (84 B each on the wire)
+    for (let i = 0; i < 10; i++) {
+      b.countControl(0, 'tx', controlWireBytes(56, 4));
+      b.countControl(0, 'rx', controlWireBytes(56, 4));
+    }
+    b.countControl(1, 'tx', 1e6); // a link without a budget: ignored
+    b.tick();
+    assert.equal(b.status(0)?.usedBytes, 20 * 84, 'counted from the first tick on, like the data path counters');
+    assert.equal(controlWireBytes(56, 6), 104);
   });
 
   it('a spent link that never sent gets a 1-byte line, never 0 (which would mean no budget)', () => {

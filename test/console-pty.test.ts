@@ -22,7 +22,8 @@ import { nsName } from '../src/lab/topology.js';
 import { withLab } from './helpers/lab.js';
 import { parseExposition, valueOf } from './helpers/prom.js';
 import { validateStatus } from './helpers/status-schema.js';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import { logFile } from '../src/cli/background.js';
 
 const scenario = parseScenario({ links: [{ label: 'l1', rate: '20mbit', delay: '10ms', queue: '60ms' }, { label: 'l2', rate: '20mbit', delay: '15ms', queue: '60ms' }] }, 't')._unsafeUnwrap();
@@ -60,6 +61,7 @@ async function waitFor(what: string, f: () => boolean, ms: number, show: () => s
 const lastRow = (out: string, name: string) => plain(out).split(/\r?\n|\r/).filter((l) => new RegExp(`^[▸ ] ${name}\\s`).test(l)).at(-1) ?? '';
 
 test('mpctl up local on a pty in the lab: both links up with live rates, metrics; detach, attach, down elsewhere, quit', { timeout: 180_000 }, async () => {
+  let logOf = '';
   await withLab(
     scenario,
     async (lab) => {
@@ -188,9 +190,10 @@ test('mpctl up local on a pty in the lab: both links up with live rates, metrics
       assert.ok(gone.isErr(), 'status after q: not up');
       const left = await run('ip', ['netns', 'exec', lp, 'tc', 'filter', 'show', 'dev', 'lan', 'ingress']);
       assert.equal(left.isOk() ? left.value.trim() : 'error', '', 'no filter left on lan');
-      // the background portal's log (kept after down for a look at what happened): the test's own
-      await rm(logFile(instance), { force: true });
+      logOf = logFile(instance);
+      assert.ok(existsSync(logOf), 'down keeps the background portal\'s log (a look at what happened)');
     },
     { bond: true },
   );
+  assert.equal(existsSync(logOf), false, 'the lab\'s teardown removes its portals\' logs, even after a failure');
 });

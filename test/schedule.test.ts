@@ -15,6 +15,7 @@ import {
   encodeLink,
   hostAddr,
   MP_CARRIER_UDP,
+  MP_CFG_ACKS_EARLIEST,
   MP_CFG_NO_AUTH,
   MP_LINK_DOWN,
   MP_LINK_UP,
@@ -23,7 +24,7 @@ import {
 } from '../src/datapath/abi.js';
 import { packagePath } from '../src/paths.js';
 import { must, openObject, type ObjMaps } from './helpers/maps.js';
-import { ACK, ipPacket, ipSpec, parseIp, tcp } from './helpers/packet.js';
+import { ACK, FIN, ipPacket, ipSpec, parseIp, PSH, RST, SYN, tcp } from './helpers/packet.js';
 
 const TC_ACT_REDIRECT = 7;
 const TC_ACT_SHOT = 2;
@@ -46,14 +47,14 @@ after(() => {
 });
 
 /** Unauthenticated LP (MP_CFG_NO_AUTH: no key needed) with no links. */
-function reset(): void {
+function reset(extraFlags = 0): void {
   obj.zero();
   obj.put(
     'config',
     0,
     encodeConfig({
       role: MP_ROLE_LOCAL,
-      flags: MP_CFG_NO_AUTH,
+      flags: MP_CFG_NO_AUTH | extraFlags,
       lanIfindex: 1,
       wanIfindex: 0,
       port: RP_PORT,
@@ -91,11 +92,11 @@ function setLink(id: number, o: { metric?: number; state?: number; rateBps?: big
   obj.put('endpoints', id, encodeEndpoint({ addr: hostAddr(RP), port: RP_PORT, valid: true, updatedNs: 0n }));
 }
 
-/** Sends n packets; the link of each (-1: dropped). */
-function send(n: number): number[] {
+/** Sends n packets (default: the 1040 B data segment); the link of each (-1: dropped). */
+function send(n: number, f: Buffer = frame): number[] {
   const used: number[] = [];
   for (let i = 0; i < n; i++) {
-    const r = must(progTestRun(obj.handle, 'encap', frame, { dataOutSize: frame.length + 512 }));
+    const r = must(progTestRun(obj.handle, 'encap', f, { dataOutSize: f.length + 512 }));
     if ((r.retval | 0) !== TC_ACT_REDIRECT) {
       assert.equal(r.retval | 0, TC_ACT_SHOT);
       used.push(-1);
@@ -164,5 +165,60 @@ describe('scheduler: metric tiers', () => {
     assert.equal(sched().sentBytes[1], 0n);
     setLink(0, { metric: 0, state: MP_LINK_DOWN });
     assert.deepEqual([...new Set(send(5))], [1]);
+  });
+});
+
+const eth = (ipv6: boolean) => Buffer.from(`02000000000b02000000000a${ipv6 ? '86dd' : '0800'}`, 'hex');
+const segment = (flags: number, payload = 0, v6 = false) =>
+  Buffer.concat([
+    eth(v6),
+    ipPacket(v6 ? ipSpec('2001:db8:9::2', '2001:db8:1::10') : ipSpec('10.9.0.2', '192.0.2.10'), tcp({ sport: 33333, dport: 80, flags, payload: Buffer.alloc(payload, 7) })),
+  ]);
+const pureAck = segment(ACK);
+
+describe('scheduler: pure TCP ACKs take the slowest link', () => {
+  // 20 Mbit/10 ms and 20 Mbit/60 ms: data lands first on link 0, ACKs go to link 1
+  const mismatch = (flags = 0, o: { budget1?: bigint; rate0?: bigint; rate1?: bigint; owd1?: number } = {}) => {
+    reset(flags);
+    setLink(0, { rateBps: o.rate0 ?? 20_000_000n, owdUs: 10_000 });
+    setLink(1, { rateBps: o.rate1 ?? 20_000_000n, owdUs: o.owd1 ?? 60_000, budgetBytes: o.budget1 ?? 0n });
+  };
+
+  it('a pure ACK (IPv4 and IPv6) and a SYN-ACK go on the slowest link; data, ACKs with payload, SYN, FIN, RST do not', () => {
+    mismatch();
+    assert.deepEqual(send(3, pureAck), [1, 1, 1]);
+    assert.deepEqual(send(3, segment(ACK, 0, true)), [1, 1, 1], 'IPv6');
+    assert.deepEqual(send(1, segment(SYN | ACK)), [1], 'SYN-ACK: the connecting side\'s first RTT sample');
+    assert.deepEqual(send(1), [0], 'a data segment lands first on the fast link');
+    for (const [what, f] of [
+      ['ACK with 1 byte', segment(ACK | PSH, 1)],
+      ['SYN', segment(SYN)],
+      ['FIN-ACK', segment(FIN | ACK)],
+      ['RST-ACK', segment(RST | ACK)],
+    ] as const) {
+      mismatch();
+      assert.deepEqual(send(1, f), [0], what);
+    }
+  });
+
+  it('ack_path = "earliest" (MP_CFG_ACKS_EARLIEST) and metered slow links: ACKs go like data', () => {
+    mismatch(MP_CFG_ACKS_EARLIEST);
+    assert.deepEqual(send(3, pureAck), [0, 0, 0]);
+    mismatch(0, { budget1: 1_000_000_000n });
+    assert.deepEqual(send(3, pureAck), [0, 0, 0], 'a link with a byte budget is not used to slow ACKs down');
+  });
+
+  it('no later than the slow link would deliver from an empty queue: a backlog there sends ACKs to the fast link', () => {
+    // at 1 Mbit an ACK (40 B + 52 B outer) takes 0.74 ms: after two, the third would land 1.5 ms
+    // after the slow link's floor, beyond the 1 ms slack
+    mismatch(0, { rate1: 1_000_000n });
+    assert.deepEqual(send(4, pureAck), [1, 1, 0, 0]);
+  });
+
+  it('links of about the same delay (< 2 ms apart): ACKs are spread like data', () => {
+    // 1 Mbit each: an ACK keeps a link busy 0.74 ms, so data-like scheduling alternates
+    mismatch(0, { rate0: 1_000_000n, rate1: 1_000_000n, owd1: 11_000 });
+    const used = send(40, pureAck);
+    assert.ok(on(used, 0) > 10 && on(used, 1) > 10, used.join(' '));
   });
 });

@@ -10,12 +10,21 @@
 //                    │  reads pinned maps + status file      │ owns the kernel state and run loop
 //                    └─ control socket (admin down/up) ─────▶│
 import { spawn } from 'node:child_process';
-import { mkdir, open, readFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, stat } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import type { Readable } from 'node:stream';
 import { RUN_DIR } from '../portal/state.js';
 
 export const logFile = (instance: string): string => `${RUN_DIR}/log/${instance}.log`;
+
+/** A log over this size is moved to <log>.1 (replacing the previous one) before a portal starts:
+ *  /run is memory, and a portal restarted for months would otherwise grow it without end. */
+export const LOG_ROTATE_BYTES = 4 * 1024 * 1024;
+
+export async function rotateLog(log: string, maxBytes = LOG_ROTATE_BYTES): Promise<void> {
+  const size = await stat(log).then((s) => s.size, () => 0);
+  if (size > maxBytes) await rename(log, `${log}.1`).catch(() => {});
+}
 
 export type Started =
   /** `exited`: the portal process's exit code (0 after a clean teardown), once it ends */
@@ -27,6 +36,7 @@ export type Started =
 export async function startInBackground(role: string, configFile: string, instance: string, timeoutMs = 60_000): Promise<Started> {
   const log = logFile(instance);
   await mkdir(`${RUN_DIR}/log`, { recursive: true, mode: 0o700 });
+  await rotateLog(log);
   const fh = await open(log, 'a', 0o600);
   const from = (await fh.stat()).size;
   const script = process.argv[1]!;

@@ -38,9 +38,10 @@ export const DEFAULTS = {
   budget: 0,
   budget_period: 'monthly',
   congestion_control: true,
+  ack_path: 'slowest',
 } as const;
 
-const COMMON_KEYS = ['role', 'instance', 'port', 'client', 'ip_proto', 'probe_interval', 'private_key', 'peer_public_key', 'insecure_no_auth', 'metrics_listen', 'congestion_control'];
+const COMMON_KEYS = ['role', 'instance', 'port', 'client', 'ip_proto', 'probe_interval', 'private_key', 'peer_public_key', 'insecure_no_auth', 'metrics_listen', 'congestion_control', 'ack_path'];
 const LOCAL_KEYS = [...COMMON_KEYS, 'lan', 'gateway', 'remote', 'state_dir', 'link'];
 const REMOTE_KEYS = [...COMMON_KEYS, 'wan', 'forward', 'single_interface', 'reserved_ports'];
 const LINK_KEYS = ['name', 'interface', 'gateway', 'source', 'carrier', 'metric', 'rate', 'delay', 'budget', 'budget_period'];
@@ -94,6 +95,7 @@ export function parseConfig(raw: unknown, source: string): R<PortalConfig> {
       auth: yield* authConfig(raw, role),
       ...(raw.metrics_listen === undefined ? {} : { metricsListen: yield* metricsListen(raw.metrics_listen) }),
       congestionControl: yield* boolean('congestion_control', raw.congestion_control, DEFAULTS.congestion_control),
+      ackPath: yield* ackPath(raw.ack_path),
     };
     return role === 'local' ? localConfig(raw, common) : remoteConfig(raw, common);
   });
@@ -400,4 +402,11 @@ function reserved(v: unknown, singleInterface: boolean, port: number): R<number[
     out.push(x);
   }
   return ok(out);
+}
+
+/** ack_path: where pure TCP ACKs go (bpf/schedule.h). */
+function ackPath(v: unknown): R<'slowest' | 'earliest'> {
+  if (v === undefined) return ok(DEFAULTS.ack_path);
+  if (v === 'slowest' || v === 'earliest') return ok(v);
+  return bad('ack_path', v, 'must be "slowest" (ACKs take the slowest link of the tier, so window-limited senders fill links of different delay) or "earliest" (like data)');
 }

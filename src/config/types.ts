@@ -62,6 +62,10 @@ interface Common {
   /** `congestion_control = false`: keep each link's configured rate and delay (static weights,
    * for comparison); default true: per-link controllers from receiver feedback */
   congestionControl: boolean;
+  /** where pure TCP ACKs go: "slowest" (default: the slowest unmetered link of the tier, so every
+   * round trip includes the bond's longest delay and window-limited senders fill slow links
+   * too) or "earliest" (scheduled like data). bpf/schedule.h */
+  ackPath: 'slowest' | 'earliest';
 }
 
 /**

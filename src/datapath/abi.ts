@@ -49,6 +49,8 @@ export const MP_CFG_DEC_TTL = 1 << 1;
 export const MP_CFG_LOOP_FRAG = 1 << 2;
 /** INSECURE, benchmarks only: no MAC, no replay window (config `insecure_no_auth`). */
 export const MP_CFG_NO_AUTH = 1 << 3;
+/** config `ack_path = "earliest"`: pure TCP ACKs scheduled like data (bpf/schedule.h). */
+export const MP_CFG_ACKS_EARLIEST = 1 << 4;
 
 /** enum mp_link_state: mp_link.state. */
 export const MP_LINK_UNUSED = 0;
@@ -93,7 +95,7 @@ export const DropReason = Object.fromEntries(DROP_REASONS.map((n, i) => [n, i]))
 export const ENUMS: Record<string, Record<string, number>> = {
   mp_msg_type: { MP_T_DATA, MP_T_PROBE, MP_T_FEEDBACK, MP_T_HS_INIT, MP_T_HS_RESP, MP_T_COOKIE },
   mp_role: { MP_ROLE_LOCAL, MP_ROLE_REMOTE },
-  mp_cfg_flags: { MP_CFG_SINGLE_IF, MP_CFG_DEC_TTL, MP_CFG_LOOP_FRAG, MP_CFG_NO_AUTH },
+  mp_cfg_flags: { MP_CFG_SINGLE_IF, MP_CFG_DEC_TTL, MP_CFG_LOOP_FRAG, MP_CFG_NO_AUTH, MP_CFG_ACKS_EARLIEST },
   mp_link_state: { MP_LINK_UNUSED, MP_LINK_UP, MP_LINK_DOWN, MP_LINK_ADMIN_DOWN },
   mp_carrier: { MP_CARRIER_UDP, MP_CARRIER_IP },
   mp_probe_flags: { MP_PROBE_F_BUDGET },

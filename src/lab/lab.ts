@@ -21,7 +21,9 @@ import {
 } from './namespaces.js';
 import { burstBytes, queueBytes, type DirSettings, type LinkSettings } from './params.js';
 import { applyPatch, type DirPatch, type Scenario } from './scenario.js';
-import { startBond, stopBond } from './bond.js';
+import { rm } from 'node:fs/promises';
+import { logFile } from '../cli/background.js';
+import { portalInstance, startBond, stopBond } from './bond.js';
 import { labDir, listLabs, readState, removeState, writeState, type LabState } from './state.js';
 import { buildTopology, hostsFile, LAB_NAME_RE, linkNode, nsName, nsPrefix, vethPairs, type Topology } from './topology.js';
 
@@ -215,6 +217,8 @@ export async function labDown(name: string): Promise<Result<{ removed: string[] 
     const r = await deleteNamespace(ns);
     if (r.isErr()) return err(r.error);
   }
+  // the log a console-started portal of the lab's instances left (mpctl down keeps a user's)
+  for (const role of ['lp', 'rp'] as const) for (const f of [logFile(portalInstance(name, role)), `${logFile(portalInstance(name, role))}.1`]) await rm(f, { force: true });
   await removeState(name);
   return ok({ removed: nss });
 }

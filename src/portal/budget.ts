@@ -44,9 +44,15 @@ export interface LinkBudget {
   saved?: SavedBudget;
 }
 
+/** Outer IP bytes of a control message (probe, feedback, handshake) of `udpPayload` bytes. */
+export const controlWireBytes = (udpPayload: number, family: 4 | 6): number => udpPayload + 8 + (family === 6 ? 40 : 20);
+
 export class BudgetKeeper {
   private readonly states = new Map<number, BudgetState>();
   private readonly written = new Map<number, bigint>();
+  /** control messages this process sent / received on each link: the ISP counts them, the data
+   * path's counters do not (they go through the portal's sockets, not encap/decap) */
+  private readonly control = new Map<number, { tx: bigint; rx: bigint }>();
   private failures = 0;
 
   constructor(
@@ -76,6 +82,14 @@ export class BudgetKeeper {
     return this.states.has(id);
   }
 
+  /** A control message of `wireBytes` outer IP bytes went out on / came in on link `id`. */
+  countControl(id: number, dir: 'tx' | 'rx', wireBytes: number): void {
+    if (!this.states.has(id)) return;
+    const c = this.control.get(id) ?? { tx: 0n, rx: 0n };
+    c[dir] += BigInt(wireBytes);
+    this.control.set(id, c);
+  }
+
   tick(nowMs = Date.now()): void {
     if (this.states.size === 0) return;
     const sched = this.dp.sched();
@@ -86,7 +100,9 @@ export class BudgetKeeper {
         this.fail('link counters read failed', { link: id });
         continue;
       }
-      const { state, change } = onCounters(s0, c.value, nowMs);
+      const ctl = this.control.get(id);
+      const counted = ctl ? { ...c.value, txBytes: c.value.txBytes + ctl.tx, rxBytes: c.value.rxBytes + ctl.rx } : c.value;
+      const { state, change } = onCounters(s0, counted, nowMs);
       this.states.set(id, state);
       const left = BigInt(Math.max(0, Math.floor(state.params.limitBytes - state.usedBytes)));
       const sent = sched.value.sentBytes[id] ?? 0n;

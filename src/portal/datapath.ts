@@ -117,7 +117,8 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
     flags:
       (cfg.role === 'remote' && cfg.singleInterface ? abi.MP_CFG_SINGLE_IF : 0) |
       abi.MP_CFG_DEC_TTL |
-      (cfg.auth.mode === 'insecure-no-auth' ? abi.MP_CFG_NO_AUTH : 0),
+      (cfg.auth.mode === 'insecure-no-auth' ? abi.MP_CFG_NO_AUTH : 0) |
+      (cfg.ackPath === 'earliest' ? abi.MP_CFG_ACKS_EARLIEST : 0),
     lanIfindex: lan.value,
     wanIfindex: wan.value,
     port: cfg.port,

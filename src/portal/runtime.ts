@@ -22,6 +22,7 @@ import { Initiator, Responder } from './handshake-loop.js';
 import type { KeysPort } from './keys-port.js';
 import type { SecurityStatus } from './security-status.js';
 import { budgetFile, loadBudgetFile, restoreUsage, SAVE_INTERVAL_MS, saveBudgetFile, STATE_DIR } from './budget-store.js';
+import { controlWireBytes } from './budget.js';
 import type { SavedBudget } from '../cc/budget.js';
 
 /** What the loop changes in the data path (datapath.ts implements it over the pinned maps). */
@@ -274,7 +275,8 @@ export async function startLocal(
   const budgets = await budgetPersistence(cfg, cc, log);
   for (const l of cfg.links)
     cc.addLink(l.id, { rateBps: l.rateBps, owdUs: l.delayUs, budget: { limitBytes: l.budgetBytes, period: l.budgetPeriod, saved: budgets.restored.get(l.name) } });
-  const socks: { id: number; sock: Socket; remote: string }[] = [];
+  // each link's socket; `sent`: count a message that went out (budgets count control traffic)
+  const socks: { id: number; sock: Socket; remote: string; sent: (udpPayload: number) => void }[] = [];
   // usable links, preferred first: lowest metric, then the fastest static estimate
   const preferred = [...cfg.links].sort((a, b) => a.metric - b.metric || b.rateBps - a.rateBps).map((l) => l.id);
   const initiator =
@@ -284,7 +286,7 @@ export async function startLocal(
           up: () => preferred.filter((id) => t.usable(id)),
           send: (id, msg) => {
             const s = socks.find((x) => x.id === id);
-            s?.sock.send(msg, cfg.port, s.remote, (e) => void (e ? log('handshake send failed', { link: id, error: e.message }) : undefined));
+            s?.sock.send(msg, cfg.port, s.remote, (e) => void (e ? log('handshake send failed', { link: id, error: e.message }) : s.sent(msg.length)));
           },
         }, log)
       : null;
@@ -302,6 +304,7 @@ export async function startLocal(
       return err(s.error);
     }
     s.value.on('message', (msg: Buffer) => {
+      cc.budgets.countControl(l.id, 'rx', controlWireBytes(msg.length, fam));
       const type = msgType(msg);
       if (isHandshake(type)) {
         if (initiator) initiator.onMessage(l.id, msg);
@@ -318,13 +321,13 @@ export async function startLocal(
       t.hear(l.id);
     });
     s.value.on('error', (e) => log('socket error', { link: l.id, error: e.message }));
-    socks.push({ id: l.id, sock: s.value, remote });
+    socks.push({ id: l.id, sock: s.value, remote, sent: (n) => cc.budgets.countControl(l.id, 'tx', controlWireBytes(n, fam)) });
   }
   let seq = 0;
   const tick = () => {
     initiator?.tick();
     seq++;
-    for (const { id, sock, remote } of socks) {
+    for (const { id, sock, remote, sent } of socks) {
       const l = cfg.links[id]!;
       const probe: Probe = {
         linkId: id,
@@ -340,7 +343,9 @@ export async function startLocal(
       const signed = auth.sign(encodeProbe(probe, nowUs()));
       if (!signed) continue; // no session yet: nothing but handshakes goes out
       sock.send(signed, cfg.port, remote, (e) => {
-        if (!e) t.sent.set(id, (t.sent.get(id) ?? 0) + 1);
+        if (e) return;
+        t.sent.set(id, (t.sent.get(id) ?? 0) + 1);
+        sent(signed.length);
       });
     }
     t.evaluate();
@@ -353,7 +358,12 @@ export async function startLocal(
     for (const fb of cc.buildFeedback(ids, (id) => t.usable(id))) {
       const s = socks.find((x) => x.id === fb.linkId);
       const signed = s ? auth.sign(fb.packet) : null;
-      if (signed && s) s.sock.send(signed, cfg.port, s.remote, (e) => void (e ? undefined : cc.sent()));
+      if (signed && s)
+        s.sock.send(signed, cfg.port, s.remote, (e) => {
+          if (e) return;
+          cc.sent();
+          s.sent(signed.length);
+        });
     }
   }, FEEDBACK_INTERVAL_MS);
   const saveTimer = setInterval(() => void budgets.save(), SAVE_INTERVAL_MS);

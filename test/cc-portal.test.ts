@@ -181,6 +181,18 @@ describe('congestion-control loop', () => {
     assert.deepEqual(seqs.map((d) => d.linkId), [1, 2], 'each copy names the link it goes on');
     assert.equal(seqs[0]!.msg.seq, seqs[1]!.msg.seq);
     assert.equal(seqs[0]!.msg.records.length, 4);
+
+    // a metered link (a budget) only when too few unmetered ones are up; a spent one never
+    const m = new CcLoop(f.dp, noLog);
+    m.addLink(1, { rateBps: 20e6, owdUs: 10_000, budget: { limitBytes: 1e9, period: { kind: 'none' } } });
+    m.addLink(2, { rateBps: 20e6, owdUs: 20_000, budget: { limitBytes: 1, period: { kind: 'none' } } });
+    f.counters.set(2, c(0, 0));
+    m.budgets.tick();
+    f.counters.set(2, c(10, 0)); // 10 B against 1: spent
+    m.budgets.tick();
+    m.buildFeedback(links, () => true);
+    assert.deepEqual(m.buildFeedback(links, (id) => id !== 3).map((x) => x.linkId), [0, 1], 'unmetered 0 first, then metered 1; spent 2 not');
+    assert.deepEqual(m.buildFeedback(links, (id) => id === 2).map((x) => x.linkId), [], 'only the spent link up: none');
   });
 
   it('reports a busy link whose packets stop showing in feedback while the other link delivers', async () => {

@@ -173,6 +173,15 @@ export class CcLoop {
    * which is what tells the sender which link died (fast-down.ts). Empty when there is nothing
    * to send (no baseline reading yet, or no link up).
    */
+  /** Feedback (50 messages a second) goes on metered links only when too few unmetered ones are
+   *  up, and never on a spent one: the ISP counts it. 0 unmetered, 1 metered, 2 spent; the
+   *  budget is the LP's own or, on the RP, the allowance the LP advertised. */
+  private meteredCost(id: number): 0 | 1 | 2 {
+    const left = this.budgets.has(id) ? this.budgets.allowance(id) : (this.peer?.allowance(id) ?? null);
+    if (left === null) return 0;
+    return left > 0 ? 1 : 2;
+  }
+
   buildFeedback(links: readonly number[], isUp: (id: number) => boolean): { linkId: number; packet: Buffer }[] {
     const now = monoUs();
     const records: LinkFeedback[] = [];
@@ -195,11 +204,12 @@ export class CcLoop {
       const o = this.dp.owdUs(id);
       if (o.isOk() && o.value !== null) up.push({ id, owd: o.value });
     }
-    if (up.length === 0) return [];
+    const usable = up.filter(({ id }) => this.meteredCost(id) < 2);
+    if (usable.length === 0) return [];
     this.seq = (this.seq + 1) >>> 0;
     const msg = { seq: this.seq, records };
-    return up
-      .sort((a, b) => a.owd - b.owd)
+    return usable
+      .sort((a, b) => this.meteredCost(a.id) - this.meteredCost(b.id) || a.owd - b.owd)
       .slice(0, FEEDBACK_COPIES)
       .map(({ id }) => ({ linkId: id, packet: encodeFeedbackPacket(msg, id, now >>> 0) }));
   }

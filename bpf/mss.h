@@ -18,10 +18,6 @@
 #define TCPOPT_MSS 2
 #define TCPOLEN_MSS 4
 #define TCP_MAX_OPT_BYTES 40
-#define TCPHDR_FIN 0x01
-#define TCPHDR_SYN 0x02
-#define TCPHDR_RST 0x04
-#define TCPHDR_ACK 0x10
 
 /* If the TCP segment at l4_off is a SYN with an MSS option above mss, lower it to mss and fix
  * the TCP checksum. Other packets are left alone. Returns 1 if it clamped.

@@ -21,6 +21,10 @@
 #define IP_DF 0x4000
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1fff
+#define TCPHDR_FIN 0x01 /* TCP flag bits (byte 13 of the header) */
+#define TCPHDR_SYN 0x02
+#define TCPHDR_RST 0x04
+#define TCPHDR_ACK 0x10
 #define AF_INET 2
 #define AF_INET6 10
 

@@ -19,8 +19,8 @@
  * so a backup tier takes over when every primary is down or spent.
  *
  * Pure TCP ACKs and SYN-ACKs (no payload, no FIN/RST; encap.c pure_ack) go the other way
- * round: they take the link where they land LATEST, as long as that is no later than the slowest usable link of the tier would
- * deliver them from an empty queue (ack_arrival_limit). Every round trip then contains the
+ * round: they take the link where they land LATEST, as long as that is no later than the
+ * slowest usable link of the tier would deliver them from an empty queue (ack_arrival_limit). Every round trip then contains the
  * bond's longest one-way delay, including the round trips of data that took the fastest link
  * with an empty queue. Why: a sender whose window is a multiple of its MINIMUM RTT (BBR keeps
  * 2 x bandwidth x min RTT in flight) sees, with ACKs on the fast path, the fast path's RTT as

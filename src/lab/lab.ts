@@ -218,7 +218,10 @@ export async function labDown(name: string): Promise<Result<{ removed: string[] 
     if (r.isErr()) return err(r.error);
   }
   // the log a console-started portal of the lab's instances left (mpctl down keeps a user's)
-  for (const role of ['lp', 'rp'] as const) for (const f of [logFile(portalInstance(name, role)), `${logFile(portalInstance(name, role))}.1`]) await rm(f, { force: true });
+  for (const role of ['lp', 'rp'] as const) {
+    const log = logFile(portalInstance(name, role));
+    for (const f of [log, `${log}.1`]) await rm(f, { force: true });
+  }
   await removeState(name);
   return ok({ removed: nss });
 }

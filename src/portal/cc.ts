@@ -166,13 +166,6 @@ export class CcLoop {
 
   // ---- receiver ----------------------------------------------------------------------------
 
-  /**
-   * One feedback interval: records for `links` (the links we receive on) and the message to
-   * send, one copy on each of the FEEDBACK_COPIES up links with the lowest one-way delay (the
-   * sender keeps the first copy by seq): a link that dies does not take the feedback with it,
-   * which is what tells the sender which link died (fast-down.ts). Empty when there is nothing
-   * to send (no baseline reading yet, or no link up).
-   */
   /** Feedback (50 messages a second) goes on metered links only when too few unmetered ones are
    *  up, and never on a spent one: the ISP counts it. 0 unmetered, 1 metered, 2 spent; the
    *  budget is the LP's own or, on the RP, the allowance the LP advertised. */
@@ -182,6 +175,13 @@ export class CcLoop {
     return left > 0 ? 1 : 2;
   }
 
+  /**
+   * One feedback interval: records for `links` (the links we receive on) and the message to
+   * send, one copy on each of the FEEDBACK_COPIES up links with the lowest one-way delay (the
+   * sender keeps the first copy by seq): a link that dies does not take the feedback with it,
+   * which is what tells the sender which link died (fast-down.ts). Empty when there is nothing
+   * to send (no baseline reading yet, or no link up).
+   */
   buildFeedback(links: readonly number[], isUp: (id: number) => boolean): { linkId: number; packet: Buffer }[] {
     const now = monoUs();
     const records: LinkFeedback[] = [];
@@ -198,18 +198,18 @@ export class CcLoop {
       this.prevRx.set(id, snapshotAt(cur, now));
     }
     if (records.length === 0) return [];
-    const up: { id: number; owd: number }[] = [];
+    const usable: { id: number; owd: number; cost: number }[] = [];
     for (const id of links) {
-      if (!isUp(id)) continue;
+      const cost = this.meteredCost(id);
+      if (!isUp(id) || cost === 2) continue;
       const o = this.dp.owdUs(id);
-      if (o.isOk() && o.value !== null) up.push({ id, owd: o.value });
+      if (o.isOk() && o.value !== null) usable.push({ id, owd: o.value, cost });
     }
-    const usable = up.filter(({ id }) => this.meteredCost(id) < 2);
     if (usable.length === 0) return [];
     this.seq = (this.seq + 1) >>> 0;
     const msg = { seq: this.seq, records };
     return usable
-      .sort((a, b) => this.meteredCost(a.id) - this.meteredCost(b.id) || a.owd - b.owd)
+      .sort((a, b) => a.cost - b.cost || a.owd - b.owd)
       .slice(0, FEEDBACK_COPIES)
       .map(({ id }) => ({ linkId: id, packet: encodeFeedbackPacket(msg, id, now >>> 0) }));
   }

@@ -100,6 +100,7 @@ struct mp_abi_enums {
 	enum mp_carrier carrier;
 	enum mp_drop_reason drop_reason;
 	enum mp_probe_flags probe_flags;
+	enum mp_hdr_flags hdr_flags;
 	struct mp_hdr hdr;
 	struct mp_probe probe;
 };

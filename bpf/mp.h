@@ -47,35 +47,66 @@ struct mp_hdr {
 
 #define MP_HDR_LEN 24
 
-/* The body of an MP_T_PROBE message (after mp_hdr; big-endian, control plane only: decap checks
- * its MAC and passes it up, src/portal/probe.ts reads and writes it). The LP sends a request on
- * every link each probe interval; the RP answers it on the same link (kind 1, the request
- * echoed with the budget fields zeroed).
+/* mp_hdr.flags bits (covered by the MAC). */
+enum mp_hdr_flags {
+	MP_HDR_F_DP = 1 << 0, /* signed by the data path (BPF), not by userland: a control message
+			       * with this flag takes its seq from the data sequence space
+			       * (mp_sched.seq) and is checked in replay class 0, not 1 */
+};
+
+/* The body of an MP_T_PROBE message (after mp_hdr; big-endian). Probe v2: one design for
+ * liveness, path MTU discovery and budgets.
+ *
+ * Requests (kind 0). The LP sends one on every link each probe interval; either portal may send
+ * them (the RP too, to keep hearing a link whose peer's control plane is gone). The peer answers
+ * every authentic request on the same link, to the address and port it came from (that is also
+ * how the RP learns a link's NAT endpoint); the answer may be built by the data path itself
+ * (MP_HDR_F_DP), so that a portal whose control plane died still answers.
+ *
+ * Replies (kind 1) echo probe_seq, sent_ns, reply_len and carry req_len, the outer IP length of
+ * the request as it arrived; the other request-only fields are zero.
+ *
+ * Padding (path MTU discovery, RFC 8899 style). A probe message may be longer than MP_PROBE_LEN:
+ * the bytes after struct mp_probe are zero and covered by the MAC like the rest. A request is
+ * padded to the outer size under test in the request's direction; reply_len asks the peer to pad
+ * its reply to that outer IP length (0 = unpadded), testing the other direction. A padded
+ * request with MP_PROBE_F_PMTU set says nothing about liveness when it is lost. pmtu_down and
+ * pmtu_up carry the sender's confirmed outer path MTU of the link (0 = not known yet): a request
+ * from the LP tells the RP which outer size reaches the LP (pmtu_down: the RP schedules no larger
+ * packet on the link) and which reaches the RP (pmtu_up: for status).
  *
  * Budgets of metered links (src/portal/budget.ts): the LP counts both directions of a metered
  * link against its budget; in each request it tells the RP how much the RP may still send on
  * that link this period. With MP_PROBE_F_BUDGET set, budget_kib is that allowance in KiB
  * (rounded down, saturating at 2^32-1 KiB); 0 means spent. The RP then caps its own scheduler
  * (mp_link.budget_bytes = what it sent before the LP counted + the allowance). Without the flag
- * the link has no budget (or the LP predates budget advertisements: it sent 0 here) and the RP
- * does not cap it. */
+ * the link has no budget and the RP does not cap it.
+ *
+ * Admin-down: MP_PROBE_F_ADMIN_DOWN in the LP's requests says the operator took the link out;
+ * the RP sends nothing on it either while the flag is set (probes still flow both ways). */
 enum mp_probe_flags {
-	MP_PROBE_F_BUDGET = 1 << 0, /* budget_kib holds the RP's allowance on this link */
+	MP_PROBE_F_BUDGET = 1 << 0,     /* budget_kib holds the RP's allowance on this link */
+	MP_PROBE_F_ADMIN_DOWN = 1 << 1, /* the LP took this link out: the RP does not send on it */
+	MP_PROBE_F_PMTU = 1 << 2,       /* a size probe (padded request or reply_len): not liveness */
 };
 
 struct mp_probe {
-	__u8 kind;         /* 0 request (LP), 1 reply (RP) */
+	__u8 kind;         /* 0 request, 1 reply */
 	__u8 metric;       /* the link's tier (request) */
-	__u8 carrier;      /* enum mp_carrier the LP uses on the link */
-	__u8 budget_flags; /* enum mp_probe_flags (request; 0 in replies) */
-	__be32 probe_seq;  /* the LP's probe round */
-	__be64 sent_ns;    /* the LP's clock, echoed: round trip */
-	__be64 rate_bps;   /* the LP's estimate of the link (the RP's scheduler starts from it) */
-	__be32 owd_us;
+	__u8 carrier;      /* enum mp_carrier the sender uses on the link */
+	__u8 flags;        /* enum mp_probe_flags (request; 0 in replies) */
+	__be32 probe_seq;  /* the requester's probe round, echoed */
+	__be64 sent_ns;    /* the requester's clock, echoed: round trip */
+	__be64 rate_bps;   /* request: the LP's estimate of the link (the RP's scheduler starts from it) */
+	__be32 owd_us;     /* request: the LP's one-way delay estimate */
 	__be32 budget_kib; /* MP_PROBE_F_BUDGET: KiB the RP may still send on the link this period */
+	__be16 reply_len;  /* request: pad the reply to this outer IP length (0 = unpadded); reply: echoed */
+	__be16 req_len;    /* reply: outer IP length of the request it answers; request: 0 */
+	__be16 pmtu_down;  /* request: confirmed outer path MTU toward the sender (0 = unknown) */
+	__be16 pmtu_up;    /* request: confirmed outer path MTU from the sender (0 = unknown) */
 } __attribute__((packed));
 
-#define MP_PROBE_LEN (MP_HDR_LEN + 32)
+#define MP_PROBE_LEN (MP_HDR_LEN + 40) /* shortest probe message; longer ones are padded */
 
 /* ---- maps --------------------------------------------------------------------------------- */
 

@@ -1,5 +1,5 @@
 // Budgets in the RP's direction and across restarts, without a kernel:
-//   - the allowance in the probe (struct mp_probe budget_flags / budget_kib) and its rounding;
+//   - the allowance in the probe (struct mp_probe flags / budget_kib) and its rounding;
 //   - the RP's line from an allowance and its own sending history (cc/budget.ts remoteLine);
 //   - PeerAllowances: no budget → no cap, spent, renewed, reordered probes, LP restart;
 //   - the LP's keeper: allowance = what is left, usage restored from a saved run;
@@ -22,10 +22,10 @@ const MB = 1_000_000;
 const base: Probe = { linkId: 1, reply: false, metric: 0, carrier: abi.MP_CARRIER_UDP, probeSeq: 7, sentNs: 5n, rateBps: 10_000_000n, owdUs: 1000 };
 
 describe('the allowance in the probe', () => {
-  it('travels in budget_flags / budget_kib (mp_probe), in whole KiB rounded down', () => {
+  it('travels in flags / budget_kib (mp_probe), in whole KiB rounded down', () => {
     const b = encodeProbe({ ...base, budgetBytes: 2 * MB + 1023 }, 0);
     assert.equal(b.length, PROBE_LEN);
-    assert.equal(b.readUInt8(abi.MP_HDR_LEN + abi.offsetOf(abi.MP_PROBE, 'budget_flags')), abi.MP_PROBE_F_BUDGET);
+    assert.equal(b.readUInt8(abi.MP_HDR_LEN + abi.offsetOf(abi.MP_PROBE, 'flags')), abi.MP_PROBE_F_BUDGET);
     assert.equal(b.readUInt32BE(abi.MP_HDR_LEN + abi.offsetOf(abi.MP_PROBE, 'budget_kib')), Math.floor((2 * MB + 1023) / 1024));
     const d = decodeProbe(b);
     assert.equal(d?.budgetBytes, Math.floor((2 * MB + 1023) / 1024) * 1024);

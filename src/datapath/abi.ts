@@ -62,8 +62,13 @@ export const MP_LINK_ADMIN_DOWN = 3;
 export const MP_CARRIER_UDP = 0;
 export const MP_CARRIER_IP = 1;
 
-/** enum mp_probe_flags: mp_probe.budget_flags (a metered link's allowance for the RP). */
+/** enum mp_hdr_flags: mp_hdr.flags bits. */
+export const MP_HDR_F_DP = 1 << 0;
+
+/** enum mp_probe_flags: mp_probe.flags. */
 export const MP_PROBE_F_BUDGET = 1 << 0;
+export const MP_PROBE_F_ADMIN_DOWN = 1 << 1;
+export const MP_PROBE_F_PMTU = 1 << 2;
 
 /** enum mp_drop_reason, by value: DROP_REASONS[MP_DROP_TRUNCATED] === 'truncated'. */
 export const DROP_REASONS = [
@@ -98,7 +103,8 @@ export const ENUMS: Record<string, Record<string, number>> = {
   mp_cfg_flags: { MP_CFG_SINGLE_IF, MP_CFG_DEC_TTL, MP_CFG_LOOP_FRAG, MP_CFG_NO_AUTH, MP_CFG_ACKS_EARLIEST },
   mp_link_state: { MP_LINK_UNUSED, MP_LINK_UP, MP_LINK_DOWN, MP_LINK_ADMIN_DOWN },
   mp_carrier: { MP_CARRIER_UDP, MP_CARRIER_IP },
-  mp_probe_flags: { MP_PROBE_F_BUDGET },
+  mp_hdr_flags: { MP_HDR_F_DP },
+  mp_probe_flags: { MP_PROBE_F_BUDGET, MP_PROBE_F_ADMIN_DOWN, MP_PROBE_F_PMTU },
   mp_drop_reason: {
     ...Object.fromEntries(DROP_REASONS.map((n, i) => [`MP_DROP_${n.toUpperCase()}`, i])),
     MP_DROP_MAX,
@@ -135,10 +141,12 @@ export const MP_HDR = layout('mp_hdr', 24, [
 ]);
 // prettier-ignore
 /** The body of an MP_T_PROBE message, after mp_hdr (wire, big-endian; src/portal/probe.ts). */
-export const MP_PROBE = layout('mp_probe', 32, [
-  ['kind', 0, 1], ['metric', 1, 1], ['carrier', 2, 1], ['budget_flags', 3, 1], ['probe_seq', 4, 4],
+export const MP_PROBE = layout('mp_probe', 40, [
+  ['kind', 0, 1], ['metric', 1, 1], ['carrier', 2, 1], ['flags', 3, 1], ['probe_seq', 4, 4],
   ['sent_ns', 8, 8], ['rate_bps', 16, 8], ['owd_us', 24, 4], ['budget_kib', 28, 4],
+  ['reply_len', 32, 2], ['req_len', 34, 2], ['pmtu_down', 36, 2], ['pmtu_up', 38, 2],
 ]);
+/** The shortest probe message; a padded one is longer (mp.h: probe v2). */
 export const MP_PROBE_LEN = MP_HDR_LEN + MP_PROBE.size;
 // prettier-ignore
 export const MP_CONFIG = layout('mp_config', 92, [

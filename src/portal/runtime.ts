@@ -13,7 +13,7 @@ import type { LocalConfig, RemoteConfig } from '../config/types.js';
 import { ipFamily } from '../netlink/ip.js';
 import { livenessChanges, type LinkLiveness, type LivenessParams } from './liveness.js';
 import { nextHoldMs } from './fast-down.js';
-import { decodeProbe, encodeProbe, type Probe } from './probe.js';
+import { answer, decodeProbe, encodeProbe, udpOverhead, type Probe } from './probe.js';
 import { decodeHdr, MP_CARRIER_IP, MP_CARRIER_UDP, MP_HDR_LEN, MP_MAX_LINKS, MP_T_COOKIE, MP_T_FEEDBACK, MP_T_HS_INIT, MP_T_HS_RESP, MP_T_PROBE } from '../datapath/abi.js';
 import { CcLoop, FEEDBACK_INTERVAL_MS, type CcCounters, type CcDatapath, type CcStatus } from './cc.js';
 import type { StaticKeys } from '../security/keys.js';
@@ -449,7 +449,7 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
       cc.addLink(p.linkId, { rateBps: Number(p.rateBps), owdUs: p.owdUs });
       endpoints.set(p.linkId, { address: rinfo.address, port: rinfo.port, sock: s.value });
       t.hear(p.linkId);
-      const reply = auth.sign(encodeProbe({ ...p, reply: true }, nowUs()));
+      const reply = auth.sign(answer(p, udpOverhead(rinfo.family === 'IPv6' ? 6 : 4), nowUs()));
       if (reply) s.value.send(reply, rinfo.port, rinfo.address);
     });
     s.value.on('error', (e) => log('socket error', { error: e.message }));

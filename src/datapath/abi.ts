@@ -90,6 +90,10 @@ export const DROP_REASONS = [
   'replay',
   'no_key',
   'loop',
+  'fragment',
+  'hs_malformed',
+  'hs_source_rate',
+  'hs_global_rate',
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 /** MP_DROP_MAX: entries of the mp_drops map. */
@@ -226,6 +230,8 @@ export const MAPS = {
   txKey: { name: 'mp_tx_key', type: BPF_MAP_TYPE_ARRAY, keySize: 4, value: MP_KEY.size, maxEntries: 1 },
   rxKeys: { name: 'mp_rx_keys', type: BPF_MAP_TYPE_ARRAY, keySize: 4, value: MP_KEY.size, maxEntries: MP_KEY_IDS },
   replay: { name: 'mp_replay', type: BPF_MAP_TYPE_ARRAY, keySize: 4, value: MP_REPLAY.size, maxEntries: MP_KEY_IDS * MP_REPLAY_CLASSES },
+  /** bpf/flood.h: [0] the global handshake bucket, [1 + id] link id's endpoint bucket (GCRA tat, ns) */
+  hsLimits: { name: 'mp_hs_limits', type: BPF_MAP_TYPE_ARRAY, keySize: 4, value: 8, maxEntries: 1 + MP_MAX_LINKS },
 } as const;
 
 /** Bytes per CPU in a per-CPU map value buffer: round_up(value_size, 8). */

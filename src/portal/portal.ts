@@ -7,7 +7,7 @@
 //         probes and liveness · "portal up"
 //   down: stop the loop · revert the undo log newest first · unpin · forget the record
 // A failed `up` reverts what it did; `up` of a running instance is a no-op.
-import { rm, writeFile } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { readlinkSync } from 'node:fs';
 import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
@@ -23,7 +23,7 @@ import { openDatapath, type Datapath } from './datapath.js';
 import { startLocal, startRemote, type AuthSetup, type Runtime } from './runtime.js';
 import { loadStaticKeys } from './auth.js';
 import { publishFile, type Published } from './status.js';
-import { BPFFS_ROOT, pinDir as pinDirOf, readPortalState, removePortalState, writePortalState, type PortalState } from './state.js';
+import { BPFFS_ROOT, pinDir as pinDirOf, readPortalState, removePortalState, writeFileAtomic, writePortalState, type PortalState } from './state.js';
 
 export type Log = (msg: string, fields?: Record<string, unknown>) => void;
 
@@ -156,15 +156,21 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
     await cleanup(rt, state, dp.value);
     return fail(runtime.error);
   }
-  // publish the loop's view for `mpctl status` (read-only, from any shell)
+  // publish the loop's view for `mpctl status` (read-only, from any shell): written whole and
+  // renamed into place, one write at a time, so that a reader never sees half of it
+  let publishing = false;
   const publish = setInterval(() => {
+    if (publishing) return;
     const published: Published = {
       links: runtime.value.status(),
       feedback: runtime.value.feedback(),
       badControl: runtime.value.badControl(),
       security: runtime.value.security(),
     };
-    void writeFile(publishFile(cfg.instance), JSON.stringify(published)).catch(() => {});
+    publishing = true;
+    void writeFileAtomic(publishFile(cfg.instance), JSON.stringify(published))
+      .catch(() => {})
+      .finally(() => (publishing = false));
   }, 250);
   let stopped = false;
   const running: RunningPortal = {

@@ -8,8 +8,9 @@
  * reply (kind 1) goes up to the portal's socket: the requester's round trip and liveness are
  * userland's. A request (kind 0) never goes up:
  *
- *   1. checked: the body holds a struct mp_probe, the link id is one of ours (LP: the link the
- *      packet arrived on, as for data), reply_len asks for no more than a tag covers;
+ *   1. checked: the body holds a struct mp_probe, the link id is one of ours (LP: a configured
+ *      link; its device need not be the one the request came in on: probes of an `ip` carrier
+ *      link travel over UDP), reply_len asks for no more than a tag covers;
  *   2. recorded in mp_peer_probe[link_id] (userland reads the LP's estimates, budget,
  *      admin-down and path MTUs there); the RP learns where the link is (NAT roaming);
  *   3. turned into its reply in place: cut or grown (zero-padded) to the reply's length, the
@@ -226,9 +227,9 @@ static __always_inline int probe_take(struct __sk_buff *skb, const struct mp_con
 		return mp_drop(MP_DROP_BAD_PROBE);
 	if (id >= MP_MAX_LINKS)
 		return mp_drop(MP_DROP_BAD_LINK);
-	if (cfg->role == MP_ROLE_LOCAL) {
+	if (cfg->role == MP_ROLE_LOCAL) { /* one of our links (probes go over UDP on every carrier) */
 		l = bpf_map_lookup_elem(&mp_links, &id);
-		if (!l || !link_receives(l, o, skb->ifindex))
+		if (!l || l->state == MP_LINK_UNUSED)
 			return mp_drop(MP_DROP_BAD_LINK);
 	}
 	/* the reply's outer IP length: reply_len, never shorter than the unpadded reply */

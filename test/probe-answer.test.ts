@@ -377,12 +377,12 @@ describe('the data path answers probe requests (bpf/probe.h)', () => {
     assert.deepEqual([peer(0).requests, peer(0).answered], [1n, 1n]);
   });
 
-  it('LP: a request for another link (port of link 0, id 1) is bad_link; to no link’s port it is not ours', () => {
+  it('LP: a request for a link not configured (id 5) is bad_link; to no link’s port it is not ours', () => {
     reset(MP_ROLE_LOCAL);
-    const wrong = request({ to: 'lp', probe: { linkId: 1 } });
-    wrong.writeUInt16BE(linkPort(0), 14 + 20 + 2);
-    assert.deepEqual(run(wrong).drops, { bad_link: 1 });
-    const stray = request({ to: 'lp' });
+    const unknown = request({ to: 'lp', probe: { linkId: 5 } });
+    unknown.writeUInt16BE(linkPort(0), 14 + 20 + 2); // arrives on link 0's port
+    assert.deepEqual(run(unknown).drops, { bad_link: 1 });
+    const stray = request({ to: 'lp', seq: 2 });
     stray.writeUInt16BE(linkPort(9), 14 + 20 + 2);
     assert.equal(run(stray).verdict, TC_ACT_UNSPEC);
   });

@@ -13,8 +13,8 @@
  *      their shape is right and their source within its rate (flood.h).
  *   3. Authenticate (auth.h): key id, MAC over header + body, replay window (data and control
  *      have a window each) — before anything is recorded, forwarded or passed up. An authentic
- *      control message (probe, feedback) goes up to the portal's socket (TC_ACT_OK); a data
- *      packet's link id and inner packet are checked next.
+ *      probe request is answered here (probe.h); a probe reply or feedback goes up to the
+ *      portal's socket (TC_ACT_OK); a data packet's link id and inner packet are checked next.
  *   4. Record: per-link receive state and counters; the RP learns where the link's packets
  *      come from (NAT roaming).
  *   5. Strip the outer headers.
@@ -201,6 +201,8 @@ static __always_inline void learn_endpoint(__u32 id, const struct outer *o, __u6
 	ep->valid = 1;
 }
 
+#include "probe.h" /* after struct outer, link_receives() and learn_endpoint(): it uses them */
+
 /* 6. MP_CFG_DEC_TTL: act as the router hop the tunnel is. Returns false if the TTL expired. */
 static __always_inline bool dec_ttl(struct __sk_buff *skb, __u8 family)
 {
@@ -326,11 +328,9 @@ int decap(struct __sk_buff *skb)
 		return mp_drop(MP_DROP_BAD_VERSION);
 	switch (h.ver_type & 0xf) {
 	case MP_T_DATA:
-		cls = 0;
-		break;
 	case MP_T_PROBE:
 	case MP_T_FEEDBACK:
-		cls = 1;
+		cls = replay_class(&h, h.ver_type & 0xf);
 		break;
 	case MP_T_HS_INIT:
 	case MP_T_HS_RESP:
@@ -349,7 +349,9 @@ int decap(struct __sk_buff *skb)
 		if (r != MP_DROP_NONE)
 			return mp_drop(r);
 	}
-	if (cls) /* an authentic control message: up to the portal's socket */
+	if ((h.ver_type & 0xf) == MP_T_PROBE) /* requests are answered here (probe.h) */
+		return probe_take(skb, cfg, &o, &h, now);
+	if ((h.ver_type & 0xf) != MP_T_DATA) /* authentic feedback: up to the portal's socket */
 		return mp_exit(TC_ACT_OK, MP_DROP_NONE);
 
 	id = h.link_id;

@@ -112,6 +112,7 @@ import {
 } from './helpers/packet.js';
 import { macOf } from '../src/security/mac.js';
 import { COOKIE, INIT, RESP } from '../src/security/messages.js';
+import { encodeProbe } from '../src/portal/probe.js';
 import { dropDelta, must, openObject, rng, type MapName, type ObjMaps } from './helpers/maps.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -1304,6 +1305,10 @@ const wireV6 = (inner: Buffer, hdr: Parameters<typeof mpPacket>[0]['hdr'] = {}) 
 const replyV4 = ipPacket(ipSpec(NET_V4, CLIENT_V4), udp({ sport: 53, dport: 33333, payload: Buffer.alloc(80, 4) }));
 const replyV6 = ipPacket(ipSpec(NET_V6, CLIENT_V6), tcp({ sport: 443, dport: 33333, payload: Buffer.alloc(120, 6) }));
 const tinyV4 = ipPacket(ipSpec(NET_V4, CLIENT_V4), icmpEcho(Buffer.alloc(0))); // 28 bytes
+/** The body of a probe reply (kind 1) of `len` bytes, padding included: decap passes it up
+ * (requests are answered by the data path: test/probe-answer.test.ts). */
+const probeReplyBody = (len: number): Buffer =>
+  encodeProbe({ linkId: 0, reply: true, metric: 0, carrier: MP_CARRIER_UDP, probeSeq: 1, sentNs: 1n, rateBps: 0n, owdUs: 0 }, 0, MP_HDR_LEN + len).subarray(MP_HDR_LEN);
 
 const lpDecapBase = () => {
   setConfig({});
@@ -1432,11 +1437,14 @@ runTable('decap (LP: link ingress)', lpDecapBase, [
     input: wireV4(ipPacket(ipSpec(NET_V4, CLIENT_V4, { ttl: 1 }), udp({ sport: 1, dport: 2 }))),
     verdict: TC_ACT_REDIRECT,
   },
-  ...[MP_T_PROBE, MP_T_FEEDBACK].map(
-    (type): Case => ({
-      name: `control type ${type}, signed: up to the portal socket (TC_ACT_OK), untouched and unrecorded`,
+  ...([
+    [MP_T_PROBE, probeReplyBody(40)],
+    [MP_T_FEEDBACK, Buffer.alloc(32, 1)],
+  ] as const).map(
+    ([type, body]): Case => ({
+      name: `control type ${type} (probe reply, feedback), signed: up to the portal socket (TC_ACT_OK), untouched and unrecorded`,
       prog: 'decap',
-      input: wireV4(Buffer.alloc(32, 1), { type }),
+      input: wireV4(body, { type }),
       verdict: TC_ACT_OK,
       out: 'same',
       after: () => assert.equal(decodeRx(get('rx', 0)).packets, 0n),
@@ -1883,9 +1891,9 @@ describe('authentication: decap verifies before anything else', () => {
     let seq = 1;
     for (let n = 0; n <= 2000; n += n < 300 ? 1 : 7) {
       const body = Buffer.from(Array.from({ length: n }, () => fill() & 0xff));
-      assert.equal(run('decap', wireV4(body, { type: MP_T_PROBE, seq: seq++ })).verdict, TC_ACT_OK, `${n}-byte body`);
+      assert.equal(run('decap', wireV4(body, { type: MP_T_FEEDBACK, seq: seq++ })).verdict, TC_ACT_OK, `${n}-byte body`);
       if (n === 0) continue;
-      const bad = wireV4(body, { type: MP_T_PROBE, seq: seq++ });
+      const bad = wireV4(body, { type: MP_T_FEEDBACK, seq: seq++ });
       bad[bad.length - 1]! ^= 0x80;
       assert.deepEqual(decapDrops(bad), { verdict: TC_ACT_SHOT, drops: { bad_mac: 1 } }, `${n}-byte body, last byte flipped`);
     }
@@ -2052,7 +2060,7 @@ describe('authentication: decap verifies before anything else', () => {
 
   it('control messages: signed ones go up once, with a window of their own', () => {
     lp();
-    const probe = wireV4(Buffer.alloc(48, 3), { type: MP_T_PROBE, seq: 7 });
+    const probe = wireV4(probeReplyBody(48), { type: MP_T_PROBE, seq: 7 });
     assert.equal(run('decap', probe).verdict, TC_ACT_OK);
     assert.deepEqual(decapDrops(probe), { verdict: TC_ACT_SHOT, drops: { replay: 1 } });
     assert.equal(run('decap', wireV4(replyV4, { seq: 7 })).verdict, TC_ACT_REDIRECT, 'data seq 7 is another window');
@@ -2068,7 +2076,7 @@ describe('authentication: decap verifies before anything else', () => {
     const p = wireV4(replyV4, {}, { key: undefined });
     assert.equal(run('decap', p).verdict, TC_ACT_REDIRECT);
     assert.equal(run('decap', p).verdict, TC_ACT_REDIRECT, 'no replay window either');
-    assert.equal(run('decap', wireV4(Buffer.alloc(8), { type: MP_T_PROBE }, { key: undefined })).verdict, TC_ACT_OK);
+    assert.equal(run('decap', wireV4(probeReplyBody(40), { type: MP_T_PROBE }, { key: undefined })).verdict, TC_ACT_OK);
     assert.equal(replayOf(0, MP_REPLAY_DATA).any, false);
   });
 

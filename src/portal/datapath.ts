@@ -27,7 +27,7 @@ export interface LoopConfig {
 }
 export interface Datapath {
   handle: ObjHandle;
-  maps: Record<'config' | 'links' | 'endpoints' | 'sched' | 'stats' | 'rx' | 'drops' | 'loop' | 'txKey' | 'rxKeys' | 'replay', MapFd>;
+  maps: Record<'config' | 'links' | 'endpoints' | 'sched' | 'stats' | 'rx' | 'drops' | 'loop' | 'txKey' | 'rxKeys' | 'replay' | 'peerProbe', MapFd>;
   /** LP: the outer source address of each link id */
   sources: Map<number, string>;
   innerMtu: number;
@@ -58,6 +58,7 @@ export function portalMaps(h: ObjHandle): Result<Datapath['maps'], MpError> {
     txKey: abi.MAPS.txKey.name,
     rxKeys: abi.MAPS.rxKeys.name,
     replay: abi.MAPS.replay.name,
+    peerProbe: abi.MAPS.peerProbe.name,
   } as const;
   const out: Partial<Datapath['maps']> = {};
   for (const [k, n] of Object.entries(names)) {
@@ -203,6 +204,7 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
       sched: () => mapLookup(maps.value.sched, abi.mapKey(0), abi.MP_SCHED_SIZE).map((b) => (b ? abi.decodeSched(b) : null)),
       counters: (id) =>
         mapLookup(maps.value.stats, abi.mapKey(id), abi.percpuValueSize(abi.MP_LINK_STATS_SIZE, ncpu.value)).map((b) => (b ? abi.decodeLinkStats(b, ncpu.value) : null)),
+      peerProbe: (id) => mapLookup(maps.value.peerProbe, abi.mapKey(id), abi.MP_PEER_PROBE.size).map((b) => (b ? abi.decodePeerProbe(b) : null)),
       setBudget: (id, bytes) =>
         readLink(id).andThen((l) => (!l || l.ifindex === 0 || l.budgetBytes === bytes ? ok(undefined) : write(maps.value.links, id, abi.encodeLink({ ...l, budgetBytes: bytes })))),
     }),

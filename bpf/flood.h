@@ -43,7 +43,7 @@
 #include "parse.h"
 
 #define HS_GLOBAL_PER_S 500
-#define HS_GLOBAL_BURST 500
+#define HS_GLOBAL_BURST 50 /* a burst is worked through before the next probe: keep it short */
 #define HS_PREFIX_PER_S 10
 #define HS_PREFIX_BURST 10
 #define HS_PEER_PER_S 10

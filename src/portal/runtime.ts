@@ -272,7 +272,7 @@ export async function startLocal(
 ): Promise<Result<Runtime, MpError>> {
   const params = { intervalMs: cfg.probeIntervalMs, missed: 3 };
   const t = new Tracker(cfg.links.map((l) => l.id), port, params, log);
-  const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl, onLinkDead: (id) => t.fastDown(id) });
+  const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl, onLinkDead: (id) => t.fastDown(id), idleFeedbackMs: params.intervalMs });
   t.onUp = (id) => cc.linkUp(id);
   const auth = portalAuth(authSetup, log);
   const budgets = await budgetPersistence(cfg, cc, log);
@@ -412,7 +412,7 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
   const t = new Tracker(Array.from({ length: MP_MAX_LINKS }, (_, i) => i), port, params, log);
   // links the RP never heard of stay "down" silently: only report ids seen at least once
   const seen = new Set<number>();
-  const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl, peerBudgets: true, onLinkDead: (id) => t.fastDown(id) });
+  const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl, peerBudgets: true, onLinkDead: (id) => t.fastDown(id), idleFeedbackMs: params.intervalMs });
   t.onUp = (id) => cc.linkUp(id);
   const auth = portalAuth(authSetup, log);
   const responder = auth.authenticated && authSetup.local && authSetup.peer ? new Responder(auth, authSetup.local, authSetup.peer, log) : null;

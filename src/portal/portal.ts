@@ -7,7 +7,7 @@
 //         probes and liveness · "portal up"
 //   down: stop the loop · revert the undo log newest first · unpin · forget the record
 // A failed `up` reverts what it did; `up` of a running instance is a no-op.
-import { rm, writeFile } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { readlinkSync } from 'node:fs';
 import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
@@ -22,7 +22,7 @@ import { applyPlan, revertAll, type FilterPort, type Undo } from './apply.js';
 import { openDatapath, type Datapath } from './datapath.js';
 import { startLocal, startRemote, type AuthSetup, type Runtime } from './runtime.js';
 import { loadStaticKeys } from './auth.js';
-import { publishFile, type Published } from './status.js';
+import { publish, PUBLISH_MS, type Published } from './status.js';
 import { BPFFS_ROOT, pinDir as pinDirOf, readPortalState, removePortalState, writePortalState, type PortalState } from './state.js';
 
 export type Log = (msg: string, fields?: Record<string, unknown>) => void;
@@ -156,16 +156,24 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
     await cleanup(rt, state, dp.value);
     return fail(runtime.error);
   }
-  // publish the loop's view for `mpctl status` (read-only, from any shell)
-  const publish = setInterval(() => {
+  // publish the loop's view for `mpctl status` (read-only, from any shell); its time is the
+  // control plane's last sign of life when it dies, its packet count gives `status` a rate
+  const publishing = setInterval(() => {
+    let packets = 0;
+    for (const l of runtime.value.status()) {
+      const c = statePort.counters(l.id);
+      if (c.isOk() && c.value) packets += Number(c.value.txPackets + c.value.rxPackets);
+    }
     const published: Published = {
+      time: Date.now(),
+      packets,
       links: runtime.value.status(),
       feedback: runtime.value.feedback(),
       badControl: runtime.value.badControl(),
       security: runtime.value.security(),
     };
-    void writeFile(publishFile(cfg.instance), JSON.stringify(published)).catch(() => {});
-  }, 250);
+    void publish(cfg.instance, published).catch(() => {});
+  }, PUBLISH_MS);
   let stopped = false;
   const running: RunningPortal = {
     state,
@@ -176,7 +184,7 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
     stop: async () => {
       if (stopped) return ok(undefined);
       stopped = true;
-      clearInterval(publish);
+      clearInterval(publishing);
       await runtime.value.stop();
       const r = await cleanup(rt, { ...state, undo: state.undo }, dp.value);
       rt.close();

@@ -9,6 +9,8 @@
 //                 ╚═ isp2 (20 Mbit/s, 15 ms) ═╝
 //
 // One lab per victim; the flow runs 10 s before the kill and 60 s after it (server → client).
+// The victim's `mpctl status` says its control plane is gone since about the kill and its data
+// path forwards the flow (issue 11, item 5).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mpctlPath } from '../src/lab/lab.js';
@@ -32,6 +34,8 @@ const scenario = parseScenario({ links: [{ label: 'l1', rate: '20mbit', delay: '
 interface Status {
   pid: number;
   running: boolean;
+  controlPlane: { running: boolean; lastSeenMs: number | null };
+  dataPath: { forwarding: boolean; packetsLastSecond: number };
   links: { id: number; state: string }[];
 }
 
@@ -53,11 +57,14 @@ for (const victim of ['lp', 'rp'] as const) {
         const flow = iperf(lab, { server: { node: 'server', addr: '203.0.113.2' }, client: { node: 'client' }, seconds: BEFORE_S + AFTER_S, reverse: true });
         await new Promise((r) => setTimeout(r, BEFORE_S * 1000));
         process.kill(pid, 'SIGKILL');
+        const killedAt = Date.now();
         const sample = async () => (await status(lab, survivor)).links.map((l) => l.state);
         const states: string[][] = [];
+        let dead: Status | null = null;
         for (let i = 0; i < 6; i++) {
           await new Promise((r) => setTimeout(r, (AFTER_S * 1000) / 7));
           states.push(await sample());
+          if (i === 0) dead = await status(lab, victim); // status truth, mid-flow
         }
         const r = must(await flow, 'iperf3 across the kill');
         const rates = r.intervals.map((x) => x / 1e6);
@@ -70,8 +77,12 @@ for (const victim of ['lp', 'rp'] as const) {
         assert.ok(afterRates.length >= AFTER_S - 1, `the flow lasted ${afterRates.length} s after the kill`);
         assert.ok(after >= 0.9 * before, `after the kill ${after.toFixed(2)} Mbit/s < 90 % of ${before.toFixed(2)}`);
         assert.ok(states.every((s) => s.length === 2 && s.every((x) => x === 'up')), `the survivor kept both links up: ${JSON.stringify(states)}`);
-        const dead = await status(lab, victim);
-        assert.equal(dead.running, false, 'status knows the victim is gone');
+        // the victim's status: control plane gone since about the kill, data path forwarding
+        assert.ok(dead);
+        t.diagnostic(`the victim's status: ${JSON.stringify({ controlPlane: dead.controlPlane, dataPath: dead.dataPath })} (killed at ${killedAt})`);
+        assert.deepEqual([dead.running, dead.controlPlane.running, dead.dataPath.forwarding], [false, false, true]);
+        assert.ok(dead.controlPlane.lastSeenMs !== null && killedAt - dead.controlPlane.lastSeenMs < 2500 && dead.controlPlane.lastSeenMs <= killedAt, 'last seen within the publish interval before the kill');
+        assert.ok(dead.dataPath.packetsLastSecond > 1000, `the flow's packets counted: ${dead.dataPath.packetsLastSecond}`);
       },
       { bond: true },
     );

@@ -22,6 +22,7 @@
 #include <poll.h>
 #include <time.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -502,6 +503,57 @@ int mp_map_delete(int map_fd, const void *key, unsigned key_len)
 	err = bpf_map_delete_elem(map_fd, key);
 	if (err)
 		return fail(err, "bpf_map_delete_elem(fd %d)", map_fd);
+	return 0;
+}
+
+/* ---- BPF_F_MMAPABLE arrays: read as memory, no system call per read ------------------------- */
+
+#define MP_MMAPS 32
+static struct {
+	void *p;
+	size_t len;
+} mmaps[MP_MMAPS];
+
+int mp_map_mmap(int map_fd)
+{
+	begin();
+	struct bpf_map_info info;
+	int err = map_info(map_fd, &info, "mp_map_mmap");
+	if (err)
+		return err;
+	if (info.type != BPF_MAP_TYPE_ARRAY || !(info.map_flags & BPF_F_MMAPABLE))
+		return fail(EINVAL, "mp_map_mmap: map '%s' (fd %d) is not a BPF_F_MMAPABLE array", info.name, map_fd);
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t len = ((size_t)((info.value_size + 7) & ~7u) * info.max_entries + page - 1) / page * page;
+	for (int i = 0; i < MP_MMAPS; i++) {
+		if (mmaps[i].p)
+			continue;
+		void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, map_fd, 0);
+		if (p == MAP_FAILED)
+			return fail(errno, "mmap(map '%s' fd %d, %zu bytes)", info.name, map_fd, len);
+		mmaps[i].p = p;
+		mmaps[i].len = len;
+		return i;
+	}
+	return fail(ENOSPC, "mp_map_mmap: more than %d maps mapped", MP_MMAPS);
+}
+
+int mp_mmap_read(int h, unsigned off, void *out, unsigned len)
+{
+	begin();
+	if (h < 0 || h >= MP_MMAPS || !mmaps[h].p || (size_t)off + len > mmaps[h].len)
+		return fail(EINVAL, "mp_mmap_read(%d, %u, %u): out of the mapping", h, off, len);
+	memcpy(out, (const char *)mmaps[h].p + off, len);
+	return 0;
+}
+
+int mp_munmap(int h)
+{
+	begin();
+	if (h < 0 || h >= MP_MMAPS || !mmaps[h].p)
+		return fail(EINVAL, "mp_munmap(%d): not mapped", h);
+	munmap(mmaps[h].p, mmaps[h].len);
+	mmaps[h].p = NULL;
 	return 0;
 }
 

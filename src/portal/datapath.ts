@@ -7,7 +7,7 @@ import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
 import type { LinkConfig, PortalConfig, Prefix } from '../config/types.js';
 import * as abi from '../datapath/abi.js';
-import { bpfClose, bpfOpenLoad, mapFd, mapLookup, mapUpdate, numPossibleCpus, type MapFd, type ObjHandle } from '../native/libmpctl.js';
+import { bpfClose, bpfOpenLoad, mapFd, mapLookup, mapMmap, mapUpdate, mmapRead, munmap, numPossibleCpus, type MapFd, type ObjHandle } from '../native/libmpctl.js';
 import type { Rtnl } from '../netlink/rtnl.js';
 import { ipFamily } from '../netlink/ip.js';
 import { packagePath } from '../paths.js';
@@ -138,6 +138,8 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
 
   const ncpu = numPossibleCpus();
   if (ncpu.isErr()) return fail(ncpu.error);
+  const peerProbes = peerProbeReader(maps.value.peerProbe);
+  if (peerProbes.isErr()) return fail(peerProbes.error);
   const readLink = (id: number): Result<abi.MpLink | null, MpError> =>
     mapLookup(maps.value.links, abi.mapKey(id), abi.MP_LINK_SIZE).map((b) => (b ? abi.decodeLink(b) : null));
   const wanIndex = wan.value;
@@ -204,7 +206,7 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
       sched: () => mapLookup(maps.value.sched, abi.mapKey(0), abi.MP_SCHED_SIZE).map((b) => (b ? abi.decodeSched(b) : null)),
       counters: (id) =>
         mapLookup(maps.value.stats, abi.mapKey(id), abi.percpuValueSize(abi.MP_LINK_STATS_SIZE, ncpu.value)).map((b) => (b ? abi.decodeLinkStats(b, ncpu.value) : null)),
-      peerProbe: (id) => mapLookup(maps.value.peerProbe, abi.mapKey(id), abi.MP_PEER_PROBE.size).map((b) => (b ? abi.decodePeerProbe(b) : null)),
+      peerProbes: () => peerProbes.value.read(),
       setBudget: (id, bytes) =>
         readLink(id).andThen((l) => (!l || l.ifindex === 0 || l.budgetBytes === bytes ? ok(undefined) : write(maps.value.links, id, abi.encodeLink({ ...l, budgetBytes: bytes })))),
     }),
@@ -212,9 +214,35 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
       const fds = { tx: maps.value.txKey, rx: maps.value.rxKeys, replay: maps.value.replay };
       return mapKeysPort((m, i, v) => write(fds[m], i, v));
     },
-    close: () => void bpfClose(h.value),
+    close: () => {
+      peerProbes.value.close();
+      bpfClose(h.value);
+    },
   };
   return ok(dp);
+}
+
+/** mp_peer_probe read as memory (BPF_F_MMAPABLE): all links in one copy, no system call; an
+ * entry is decoded again only when its request count moved. */
+function peerProbeReader(fd: MapFd): Result<{ read(): Result<readonly (abi.MpPeerProbe | null)[], MpError>; close(): void }, MpError> {
+  const m = mapMmap(fd);
+  if (m.isErr()) return err(m.error);
+  const stride = abi.perCpuStride(abi.MP_PEER_PROBE.size); // array elements are 8-aligned too
+  const raw = Buffer.alloc(stride * abi.MP_MAX_LINKS);
+  const at = abi.offsetOf(abi.MP_PEER_PROBE, 'requests');
+  const out: (abi.MpPeerProbe | null)[] = new Array(abi.MP_MAX_LINKS).fill(null);
+  return ok({
+    read: () =>
+      mmapRead(m.value, 0, raw).map(() => {
+        for (let id = 0; id < abi.MP_MAX_LINKS; id++) {
+          const n = raw.readBigUInt64LE(id * stride + at);
+          if (n === 0n) out[id] = null;
+          else if (out[id]?.requests !== n) out[id] = abi.decodePeerProbe(raw.subarray(id * stride, (id + 1) * stride));
+        }
+        return out;
+      }),
+    close: () => void munmap(m.value),
+  });
 }
 
 function linkValue(l: LinkConfig, ifindex: number, src: string, mtu: number, port: number): abi.MpLink {

@@ -39,9 +39,9 @@ export interface LinkStatePort extends CcDatapath {
   /** the congestion controller's rate and delay for our sending direction on link `linkId`
    * (read-modify-write: ifindex, state and the rest stay) */
   setEstimate(linkId: number, rateBps: bigint, owdUs: number): Result<void, MpError>;
-  /** the last probe request the data path verified and answered on link `linkId` (bpf/probe.h,
-   * mp_peer_probe); null: none */
-  peerProbe(linkId: number): Result<MpPeerProbe | null, MpError>;
+  /** the last probe request the data path verified and answered on each link id (bpf/probe.h,
+   * mp_peer_probe, read as memory); null: none. The array may be reused by the next call. */
+  peerProbes(): Result<readonly (MpPeerProbe | null)[], MpError>;
 }
 
 export interface LinkRuntimeStatus {
@@ -473,14 +473,14 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
   };
   const takeRequests = () => {
     const now = nowNs();
+    const all = port.peerProbes();
+    if (all.isErr()) {
+      if (!readFailed) log('mp_peer_probe read failed', { error: all.error });
+      readFailed = true;
+      return;
+    }
     for (let id = 0; id < MP_MAX_LINKS; id++) {
-      const r = port.peerProbe(id);
-      if (r.isErr()) {
-        if (!readFailed) log('mp_peer_probe read failed', { link: id, error: r.error });
-        readFailed = true;
-        continue;
-      }
-      const pp = r.value;
+      const pp = all.value[id];
       if (!pp || pp.requests === 0n || pp.requests === taken.get(id)) continue;
       taken.set(id, pp.requests);
       if (now - pp.rxNs > freshNs) continue; // from before this start: the LP may be gone

@@ -291,12 +291,17 @@ out_close:
 	return err < 0 ? err : -EINVAL;
 }
 
+static void info_forget(int fd); /* the map info cache (section 4) */
+
 int mp_bpf_close(int h)
 {
 	begin();
 	struct bpf_object *obj = obj_get(h, "bpf_object__close");
 	if (!obj)
 		return -EBADF;
+	struct bpf_map *m;
+	bpf_object__for_each_map(m, obj)
+		info_forget(bpf_map__fd(m));
 	bpf_object__close(obj);
 	objs[h].obj = NULL;
 	objs[h].path[0] = '\0';
@@ -404,13 +409,37 @@ int mp_map_fd(int h, const char *map_name)
 	return fd;
 }
 
+/* A map's info by fd, kept after the first query: every lookup and update checks the caller's
+ * buffers against it, and a second system call per lookup was half of the control plane's
+ * idle cost. An entry is forgotten when its fd is closed through this library (mp_close_fd,
+ * mp_bpf_close) or handed out again (mp_obj_get); fds are never closed behind its back. */
+#define INFO_CACHE 1024
+static struct {
+	bool valid;
+	struct bpf_map_info info;
+} info_cache[INFO_CACHE];
+
+static void info_forget(int fd)
+{
+	if (fd >= 0 && fd < INFO_CACHE)
+		info_cache[fd].valid = false;
+}
+
 static int map_info(int map_fd, struct bpf_map_info *info, const char *op)
 {
+	if (map_fd >= 0 && map_fd < INFO_CACHE && info_cache[map_fd].valid) {
+		*info = info_cache[map_fd].info;
+		return 0;
+	}
 	memset(info, 0, sizeof(*info));
 	__u32 len = sizeof(*info);
 	int err = bpf_obj_get_info_by_fd(map_fd, info, &len);
 	if (err)
 		return fail(err, "%s: bpf_obj_get_info_by_fd(fd %d)", op, map_fd);
+	if (map_fd >= 0 && map_fd < INFO_CACHE) {
+		info_cache[map_fd].info = *info;
+		info_cache[map_fd].valid = true;
+	}
 	return 0;
 }
 
@@ -563,12 +592,14 @@ int mp_obj_get(const char *pinned_path)
 	int fd = bpf_obj_get(pinned_path);
 	if (fd < 0)
 		return fail(errno, "bpf_obj_get(%s)", pinned_path);
+	info_forget(fd);
 	return fd;
 }
 
 int mp_close_fd(int fd)
 {
 	begin();
+	info_forget(fd);
 	if (close(fd))
 		return fail(errno, "close(fd %d)", fd);
 	return 0;

@@ -140,6 +140,10 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
   if (ncpu.isErr()) return fail(ncpu.error);
   const peerProbes = peerProbeReader(maps.value.peerProbe);
   if (peerProbes.isErr()) return fail(peerProbes.error);
+  // mp_rx is read every feedback interval: as memory (BPF_F_MMAPABLE), into one buffer
+  const rxMap = mapMmap(maps.value.rx);
+  if (rxMap.isErr()) return fail(rxMap.error);
+  const rxBuf = Buffer.alloc(abi.MP_RX_SIZE);
   const readLink = (id: number): Result<abi.MpLink | null, MpError> =>
     mapLookup(maps.value.links, abi.mapKey(id), abi.MP_LINK_SIZE).map((b) => (b ? abi.decodeLink(b) : null));
   const wanIndex = wan.value;
@@ -199,7 +203,7 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
         if (l.value.rateBps === rateBps && l.value.owdUs === owdUs) return ok(undefined);
         return write(maps.value.links, id, abi.encodeLink({ ...l.value, rateBps, owdUs: Math.max(0, Math.min(owdUs, 0xffff_ffff)) }));
       },
-      readRx: (id) => mapLookup(maps.value.rx, abi.mapKey(id), abi.MP_RX_SIZE).map((b) => (b ? abi.decodeRx(b) : null)),
+      readRx: (id) => (id < 0 || id >= abi.MP_MAX_LINKS ? ok(null) : mmapRead(rxMap.value, id * abi.MP_RX_SIZE, rxBuf).map(() => abi.decodeRx(rxBuf))),
       txBytes: (id) =>
         mapLookup(maps.value.stats, abi.mapKey(id), abi.percpuValueSize(abi.MP_LINK_STATS_SIZE, ncpu.value)).map((b) => (b ? abi.decodeLinkStats(b, ncpu.value).txBytes : 0n)),
       owdUs: (id) => readLink(id).map((l) => (l && l.ifindex !== 0 ? l.owdUs : null)),
@@ -216,6 +220,7 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
     },
     close: () => {
       peerProbes.value.close();
+      munmap(rxMap.value);
       bpfClose(h.value);
     },
   };

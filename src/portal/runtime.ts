@@ -34,7 +34,7 @@ export interface LinkStatePort extends CcDatapath {
   learn(
     linkId: number,
     from: { address: string; port: number },
-    est: { rateBps: bigint; owdUs: number; metric: number; carrier: number; budgetBytes?: bigint },
+    est: { rateBps: bigint; owdUs: number; metric: number; carrier: number; budgetBytes?: bigint; peerEstimate?: boolean },
   ): Result<void, MpError>;
   /** the congestion controller's rate and delay for our sending direction on link `linkId`
    * (read-modify-write: ifindex, state and the rest stay) */
@@ -456,7 +456,7 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
   const onRequest = (p: Probe, from: { address: string; port: number; family: number }) => {
     // the probe carries the LP's static estimate; once feedback flows, our controller decides
     const own = cc.output(p.linkId);
-    const est = own ? { rateBps: own.rateBps, owdUs: own.owdUs } : { rateBps: p.rateBps, owdUs: p.owdUs };
+    const est = own ? { rateBps: own.rateBps, owdUs: own.owdUs } : { rateBps: p.rateBps, owdUs: p.owdUs, peerEstimate: true };
     // a metered link: the LP's allowance caps our sending, written with the rest (budget.ts)
     const line = cc.peerLine(p.linkId, p.probeSeq, p.budgetBytes ?? null);
     const l = port.learn(p.linkId, from, { ...est, metric: p.metric, carrier: p.carrier, ...(line === null ? {} : { budgetBytes: line }) });

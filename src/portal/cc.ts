@@ -123,12 +123,13 @@ export class CcLoop {
 
   /** RP: the budget line for link `id` from a probe's allowance (PeerAllowances.onProbe), looking
    * back a round trip, the queue and two feedback intervals (the LP's reading is up to one old,
-   * our samples one apart); 300 ms before the controller knows the link. */
-  peerLine(id: number, probeSeq: number, allowanceBytes: number | null): bigint | null {
+   * our samples one apart); 300 ms before the controller knows the link. `atUs`: when the probe
+   * arrived (the data path recorded it: bpf/probe.h). */
+  peerLine(id: number, probeSeq: number, allowanceBytes: number | null, atUs: number = monoUs()): bigint | null {
     if (!this.peer) return null;
     const st = this.status(id);
     const lagMs = st && st.feedback > 0 ? st.rttMs + st.queueMs + 2 * FEEDBACK_INTERVAL_MS : 300;
-    return this.peer.onProbe(id, probeSeq, allowanceBytes, Math.min(2000, Math.max(40, lagMs)) * 1000, monoUs());
+    return this.peer.onProbe(id, probeSeq, allowanceBytes, Math.min(2000, Math.max(40, lagMs)) * 1000, atUs);
   }
 
   /** A link we send on: its controller starts from this estimate (LP: the configured rate and

@@ -403,7 +403,7 @@ async function budgetPersistence(cfg: LocalConfig, cc: CcLoop, log: Log): Promis
 
 /** RP: sockets on the tunnel port (both families) for handshakes, feedback and probe replies.
  * The LP's probe requests never reach them: the data path verifies and answers each one itself
- * (bpf/probe.h) and records it in mp_peer_probe, which this loop reads every probe interval to
+ * (bpf/probe.h) and records it in mp_peer_probe, which this loop reads (as memory) every 20 ms to
  * learn each link (where it is, the LP's estimates and allowance) and hear it. When the LP's
  * requests stop on a link (its control plane is gone: killed, restarting) the RP sends requests
  * of its own there, which the LP's data path answers: the links stay up while data flows. */
@@ -453,12 +453,12 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
   const lastRequestMs = new Map<number, number>();
   const freshNs = BigInt(params.missed * params.intervalMs) * 1_000_000n;
   let readFailed = false;
-  const onRequest = (p: Probe, from: { address: string; port: number; family: number }) => {
+  const onRequest = (p: Probe, from: { address: string; port: number; family: number }, atUs: number) => {
     // the probe carries the LP's static estimate; once feedback flows, our controller decides
     const own = cc.output(p.linkId);
     const est = own ? { rateBps: own.rateBps, owdUs: own.owdUs } : { rateBps: p.rateBps, owdUs: p.owdUs, peerEstimate: true };
     // a metered link: the LP's allowance caps our sending, written with the rest (budget.ts)
-    const line = cc.peerLine(p.linkId, p.probeSeq, p.budgetBytes ?? null);
+    const line = cc.peerLine(p.linkId, p.probeSeq, p.budgetBytes ?? null, atUs);
     const l = port.learn(p.linkId, from, { ...est, metric: p.metric, carrier: p.carrier, ...(line === null ? {} : { budgetBytes: line }) });
     if (l.isErr()) {
       log('learning link failed', { link: p.linkId, error: l.error });
@@ -490,7 +490,7 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
         continue;
       }
       auth.heard(decodeHdr(pp.msg).keyId); // the data path verified it under that key
-      onRequest(p, { address: pp.from.addr, port: pp.port, family: pp.from.family });
+      onRequest(p, { address: pp.from.addr, port: pp.port, family: pp.from.family }, Number(pp.rxNs / 1000n));
     }
   };
   // our own requests on links whose LP requests stopped (its control plane may be gone)
@@ -507,11 +507,11 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
     }
   };
   const timer = setInterval(() => {
-    takeRequests();
     requestSilent();
     t.evaluate();
   }, params.intervalMs);
   const fbTimer = setInterval(() => {
+    takeRequests(); // every 20 ms: a metered link's allowance caps us within a feedback interval
     cc.tick();
     for (const fb of cc.buildFeedback([...seen], (id) => t.usable(id) && endpoints.has(id))) {
       const ep = endpoints.get(fb.linkId);

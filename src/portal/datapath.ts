@@ -247,7 +247,10 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
     }),
     keysPort: () => {
       const fds = { tx: maps.value.txKey, rx: maps.value.rxKeys, replay: maps.value.replay };
-      return mapKeysPort((m, i, v) => write(fds[m], i, v));
+      return mapKeysPort(
+        (m, i, v) => write(fds[m], i, v),
+        (m, i) => mapLookup(fds[m], abi.mapKey(i), abi.MP_KEY_SIZE),
+      );
     },
     close: () => {
       peerProbes.value.close();

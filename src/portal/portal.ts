@@ -171,6 +171,7 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
     local: keys.value,
     peer: cfg.auth.mode === 'authenticated' ? Buffer.from(cfg.auth.peerPublicKey, 'base64') : null,
     keys: dp.value.keysPort(),
+    adopted: adopt !== null,
   };
   const runtime =
     cfg.role === 'local' ? await startLocal(cfg, dp.value.sources, statePort, authSetup, log) : await startRemote(cfg, statePort, authSetup, log);

@@ -77,6 +77,8 @@ export interface AuthSetup {
   /** the peer's public key, raw (null with insecure_no_auth) */
   peer: Buffer | null;
   keys: KeysPort;
+  /** a data path adopted from a dead portal: take over its keys (PortalAuth.adopt) */
+  adopted?: boolean;
 }
 
 function portalAuth(a: AuthSetup, log: Log): PortalAuth {
@@ -84,7 +86,13 @@ function portalAuth(a: AuthSetup, log: Log): PortalAuth {
     log(INSECURE_WARNING);
     return new PortalAuth('insecure-no-auth', a.peer?.toString('base64') ?? '', a.keys, log);
   }
-  return new PortalAuth('authenticated', a.peer.toString('base64'), a.keys, log);
+  const auth = new PortalAuth('authenticated', a.peer.toString('base64'), a.keys, log);
+  if (a.adopted && a.keys.read) {
+    const t = a.keys.read(auth.now());
+    if (t.isOk()) auth.adopt(t.value);
+    else log('reading the adopted keys failed', { error: t.error });
+  }
+  return auth;
 }
 
 const isHandshake = (t: number | null) => t === MP_T_HS_INIT || t === MP_T_HS_RESP || t === MP_T_COOKIE;

@@ -22,6 +22,7 @@
 #include <poll.h>
 #include <time.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -290,12 +291,17 @@ out_close:
 	return err < 0 ? err : -EINVAL;
 }
 
+static void info_forget(int fd); /* the map info cache (section 4) */
+
 int mp_bpf_close(int h)
 {
 	begin();
 	struct bpf_object *obj = obj_get(h, "bpf_object__close");
 	if (!obj)
 		return -EBADF;
+	struct bpf_map *m;
+	bpf_object__for_each_map(m, obj)
+		info_forget(bpf_map__fd(m));
 	bpf_object__close(obj);
 	objs[h].obj = NULL;
 	objs[h].path[0] = '\0';
@@ -403,13 +409,37 @@ int mp_map_fd(int h, const char *map_name)
 	return fd;
 }
 
+/* A map's info by fd, kept after the first query: every lookup and update checks the caller's
+ * buffers against it, and a second system call per lookup was half of the control plane's
+ * idle cost. An entry is forgotten when its fd is closed through this library (mp_close_fd,
+ * mp_bpf_close) or handed out again (mp_obj_get); fds are never closed behind its back. */
+#define INFO_CACHE 1024
+static struct {
+	bool valid;
+	struct bpf_map_info info;
+} info_cache[INFO_CACHE];
+
+static void info_forget(int fd)
+{
+	if (fd >= 0 && fd < INFO_CACHE)
+		info_cache[fd].valid = false;
+}
+
 static int map_info(int map_fd, struct bpf_map_info *info, const char *op)
 {
+	if (map_fd >= 0 && map_fd < INFO_CACHE && info_cache[map_fd].valid) {
+		*info = info_cache[map_fd].info;
+		return 0;
+	}
 	memset(info, 0, sizeof(*info));
 	__u32 len = sizeof(*info);
 	int err = bpf_obj_get_info_by_fd(map_fd, info, &len);
 	if (err)
 		return fail(err, "%s: bpf_obj_get_info_by_fd(fd %d)", op, map_fd);
+	if (map_fd >= 0 && map_fd < INFO_CACHE) {
+		info_cache[map_fd].info = *info;
+		info_cache[map_fd].valid = true;
+	}
 	return 0;
 }
 
@@ -505,18 +535,71 @@ int mp_map_delete(int map_fd, const void *key, unsigned key_len)
 	return 0;
 }
 
+/* ---- BPF_F_MMAPABLE arrays: read as memory, no system call per read ------------------------- */
+
+#define MP_MMAPS 32
+static struct {
+	void *p;
+	size_t len;
+} mmaps[MP_MMAPS];
+
+int mp_map_mmap(int map_fd)
+{
+	begin();
+	struct bpf_map_info info;
+	int err = map_info(map_fd, &info, "mp_map_mmap");
+	if (err)
+		return err;
+	if (info.type != BPF_MAP_TYPE_ARRAY || !(info.map_flags & BPF_F_MMAPABLE))
+		return fail(EINVAL, "mp_map_mmap: map '%s' (fd %d) is not a BPF_F_MMAPABLE array", info.name, map_fd);
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t len = ((size_t)((info.value_size + 7) & ~7u) * info.max_entries + page - 1) / page * page;
+	for (int i = 0; i < MP_MMAPS; i++) {
+		if (mmaps[i].p)
+			continue;
+		void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, map_fd, 0);
+		if (p == MAP_FAILED)
+			return fail(errno, "mmap(map '%s' fd %d, %zu bytes)", info.name, map_fd, len);
+		mmaps[i].p = p;
+		mmaps[i].len = len;
+		return i;
+	}
+	return fail(ENOSPC, "mp_map_mmap: more than %d maps mapped", MP_MMAPS);
+}
+
+int mp_mmap_read(int h, unsigned off, void *out, unsigned len)
+{
+	begin();
+	if (h < 0 || h >= MP_MMAPS || !mmaps[h].p || (size_t)off + len > mmaps[h].len)
+		return fail(EINVAL, "mp_mmap_read(%d, %u, %u): out of the mapping", h, off, len);
+	memcpy(out, (const char *)mmaps[h].p + off, len);
+	return 0;
+}
+
+int mp_munmap(int h)
+{
+	begin();
+	if (h < 0 || h >= MP_MMAPS || !mmaps[h].p)
+		return fail(EINVAL, "mp_munmap(%d): not mapped", h);
+	munmap(mmaps[h].p, mmaps[h].len);
+	mmaps[h].p = NULL;
+	return 0;
+}
+
 int mp_obj_get(const char *pinned_path)
 {
 	begin();
 	int fd = bpf_obj_get(pinned_path);
 	if (fd < 0)
 		return fail(errno, "bpf_obj_get(%s)", pinned_path);
+	info_forget(fd);
 	return fd;
 }
 
 int mp_close_fd(int fd)
 {
 	begin();
+	info_forget(fd);
 	if (close(fd))
 		return fail(errno, "close(fd %d)", fd);
 	return 0;

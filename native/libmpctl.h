@@ -63,6 +63,13 @@ int mp_map_update(int map_fd, const void *key, unsigned key_len, const void *val
 int mp_map_lookup(int map_fd, const void *key, unsigned key_len, void *value,
                   unsigned value_len);
 int mp_map_delete(int map_fd, const void *key, unsigned key_len);
+/* A BPF_F_MMAPABLE array map mapped read-only: a handle (>= 0) for mp_mmap_read, which copies
+ * len bytes at off (element i of a value_size map is at i * round_up(value_size, 8)) without a
+ * system call. mp_munmap releases it. */
+int mp_map_mmap(int map_fd);
+int mp_mmap_read(int h, unsigned off, void *out, unsigned len);
+int mp_munmap(int h);
+
 /* fd of a pinned object (map). Owned by the caller: close it with mp_close_fd. */
 int mp_obj_get(const char *pinned_path);
 int mp_close_fd(int fd);

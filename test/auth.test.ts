@@ -13,7 +13,7 @@ import { Initiator, MAX_COOKIE_RESENDS, Responder } from '../src/portal/handshak
 import { LogLimiter } from '../src/portal/log-limit.js';
 import { createCookieReply, freshCookieSecret } from '../src/security/cookie.js';
 import { INIT } from '../src/security/messages.js';
-import { keyWrites, NOTHING_INSTALLED, type KeysPort } from '../src/portal/keys-port.js';
+import { keyWrites, NOTHING_INSTALLED, tableOf, type KeysPort } from '../src/portal/keys-port.js';
 import { encodeProbe, decodeProbe } from '../src/portal/probe.js';
 import { sign } from '../src/security/mac.js';
 import { createInitiation } from '../src/security/handshake.js';
@@ -68,6 +68,33 @@ test('key maps: replay windows zeroed before a new key, unchanged slots untouche
   const d = keyWrites(c.installed, { tx: null, rx: [], nextChangeAt: null }, now, mono);
   assert.deepEqual(d.writes.map((w) => `${w.map}[${w.index}]`), ['rx[8]', 'tx[0]']);
   assert.equal(abi.decodeKey(d.writes[1]!.value).valid, false);
+});
+
+test('adoption (hitless restart): the key maps read back as a table; the adopted send key signs from control seq 2^30, the peer takes it, and received messages verify', () => {
+  const now = 1_000_000;
+  const mono = 5_000_000_000n;
+  const t: KeyTable = { tx: slot(7, 1, now + 90_000), rx: [slot(7, 2, now + 90_000), slot(6, 3, now + 5_000)], nextChangeAt: null };
+  const w = keyWrites(NOTHING_INSTALLED, t, now, mono).writes;
+  const tx = w.find((x) => x.map === 'tx')!.value;
+  const rx = Array.from({ length: 255 }, (_, i) => w.find((x) => x.map === 'rx' && x.index === i + 1)?.value ?? null);
+  rx[8] = abi.encodeKey({ key: Buffer.alloc(16, 9), expiresNs: mono - 1n, id: 9, valid: true }); // expired: left out
+  const back = tableOf(tx, rx, now + 10, mono + 10_000_000n);
+  assert.deepEqual(back, { tx: slot(7, 1, now + 90_000), rx: [slot(6, 3, now + 5_000), slot(7, 2, now + 90_000)], nextChangeAt: null });
+
+  const quiet = () => {};
+  const keys: KeysPort = { install: () => ok(undefined) };
+  const a = new PortalAuth('authenticated', 'peer', keys, quiet, () => now);
+  a.adopt(back);
+  const m = a.sign(encodeProbe({ linkId: 0, reply: false, metric: 0, carrier: 0, probeSeq: 1, sentNs: 1n, rateBps: 0n, owdUs: 0 }, 0))!;
+  assert.deepEqual([abi.decodeHdr(m).keyId, abi.decodeHdr(m).seq], [7, 2 ** 30 + 1]);
+  // the peer's window had seen seq 5000 under key 7: 2^30 + 1 is ahead of it
+  const peer = new ReplayWindow();
+  assert.ok(peer.accept(5000) && peer.accept(2 ** 30 + 1));
+  // a message from the peer under the adopted receive key 6 verifies (once)
+  const fromPeer = sign(encodeProbe({ linkId: 0, reply: true, metric: 0, carrier: 0, probeSeq: 1, sentNs: 1n, rateBps: 0n, owdUs: 0 }, 0), Buffer.alloc(16, 3), 6, 77);
+  assert.ok(a.check(fromPeer));
+  assert.ok(!a.check(fromPeer), 'replay');
+  a.stop();
 });
 
 test('MPCTL_REKEY_AFTER_MS shortens the rekey time for tests, nothing else', () => {

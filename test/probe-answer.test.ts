@@ -10,11 +10,12 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { bpfClose, progTestRun } from '../src/native/libmpctl.js';
+import { bpfClose, mapFd, mapMmap, mmapRead, munmap, progTestRun } from '../src/native/libmpctl.js';
 import {
   decodeEndpoint,
   decodeHdr,
   decodePeerProbe,
+  MP_PEER_PROBE,
   decodeReplay,
   decodeSched,
   encodeConfig,
@@ -410,5 +411,21 @@ describe('the data path answers probe requests (bpf/probe.h)', () => {
     assert.equal(r.verdict, TC_ACT_REDIRECT);
     assert.equal(peer(0).msg.readUInt8(MP_HDR_LEN + 3), MP_PROBE_F_BUDGET | MP_PROBE_F_ADMIN_DOWN | MP_PROBE_F_PMTU);
     assert.equal(messageOf(r.out).msg.readUInt8(MP_HDR_LEN + 3), 0);
+  });
+
+  it('mp_peer_probe reads as memory (BPF_F_MMAPABLE): what userland maps is what the data path wrote; other maps refuse', () => {
+    reset();
+    run(request({ probe: { linkId: 3 } }));
+    const h = must(mapMmap(must(mapFd(maps().handle, 'mp_peer_probe'))));
+    try {
+      const all = Buffer.alloc(16 * MP_PEER_PROBE.size);
+      must(mmapRead(h, 0, all));
+      for (let i = 0; i < 16; i++) assert.deepEqual(all.subarray(i * 120, (i + 1) * 120), maps().get('peerProbe', i), `entry ${i}`);
+      assert.equal(decodePeerProbe(all.subarray(3 * 120)).requests, 1n);
+      assert.ok(mmapRead(h, 4096 - 8, Buffer.alloc(16)).isErr(), 'beyond the mapping');
+    } finally {
+      munmap(h);
+    }
+    assert.ok(mapMmap(must(mapFd(maps().handle, 'mp_links'))).isErr(), 'mp_links is not mmapable');
   });
 });

@@ -55,8 +55,8 @@ class FakePort implements LinkStatePort {
   }
   /** mp_peer_probe as the data path writes it */
   readonly probes = new Map<number, abi.MpPeerProbe>();
-  peerProbe(id: number) {
-    return ok(this.probes.get(id) ?? null);
+  peerProbes() {
+    return ok(Array.from({ length: abi.MP_MAX_LINKS }, (_, id) => this.probes.get(id) ?? null));
   }
   /** the data path verified and answered request `msg` (header + body) from `from` */
   record(msg: Buffer, from: { address: string; port: number }) {

@@ -14,6 +14,7 @@ import { iperf, linkAddrs, type IperfResult } from './measure.js';
 import { parseScenario, type Scenario } from './scenario.js';
 import { SUITE, type SuiteFigure } from './bench-suite.js';
 import { renderPlot } from './bench-plot.js';
+import { cpuBench } from './bench-cpu.js';
 
 export type BenchFigure = SuiteFigure;
 
@@ -248,6 +249,7 @@ const PLAIN: Record<string, (runs: number) => Promise<Result<BenchFigure[], MpEr
   emulator: emulatorBench,
   datapath: datapathBench,
   auth: authBench,
+  cpu: cpuBench,
 };
 
 /** Every benchmark, in the order `mpctl lab bench` (no names) runs them: the bonding suite first. */

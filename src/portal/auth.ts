@@ -54,6 +54,9 @@ export async function loadStaticKeys(cfg: PortalConfig): Promise<Result<StaticKe
 /** CLOCK_MONOTONIC in ms: bpf_ktime_get_ns() / 1e6. */
 export const monoMs = (): number => Number(process.hrtime.bigint() / 1_000_000n);
 
+/** The first control seq under an adopted send key (adopt). */
+const ADOPTED_SEQ = 0x4000_0000;
+
 export const INSECURE_WARNING =
   'WARNING: insecure_no_auth = true: no handshake, no MAC, no replay protection — anyone who can reach the tunnel port can inject packets. Benchmarks only.';
 
@@ -102,6 +105,20 @@ export class PortalAuth {
 
   reject(kind: string): void {
     this.rejected[kind] = (this.rejected[kind] ?? 0) + 1;
+  }
+
+  /**
+   * An adopted data path's keys (hitless restart): its sessions go on, without their handshake
+   * state, until the next handshake replaces them or they expire. Received control messages are
+   * checked against them; ours are signed with its send key from a control seq of 2^30 on: far
+   * ahead of whatever the previous process sent under it (messages per key lifetime: ~10^4), so
+   * the peer's window takes them, and still "ahead" of its top (serial arithmetic, < 2^31).
+   */
+  adopt(t: KeyTable): void {
+    if (!this.authenticated || (!t.tx && t.rx.length === 0)) return;
+    this.table = t;
+    if (t.tx) this.tx = { slot: t.tx, seq: ADOPTED_SEQ };
+    this.log(`adopted the data path's keys: send key id ${t.tx?.keyId ?? 'none'}, receive key ids ${t.rx.map((s) => s.keyId).join(',') || 'none'}`, {});
   }
 
   /** Signs a control message for sending; null: no send key (send nothing). */

@@ -34,14 +34,14 @@ export interface LinkStatePort extends CcDatapath {
   learn(
     linkId: number,
     from: { address: string; port: number },
-    est: { rateBps: bigint; owdUs: number; metric: number; carrier: number; budgetBytes?: bigint },
+    est: { rateBps: bigint; owdUs: number; metric: number; carrier: number; budgetBytes?: bigint; peerEstimate?: boolean },
   ): Result<void, MpError>;
   /** the congestion controller's rate and delay for our sending direction on link `linkId`
    * (read-modify-write: ifindex, state and the rest stay) */
   setEstimate(linkId: number, rateBps: bigint, owdUs: number): Result<void, MpError>;
-  /** the last probe request the data path verified and answered on link `linkId` (bpf/probe.h,
-   * mp_peer_probe); null: none */
-  peerProbe(linkId: number): Result<MpPeerProbe | null, MpError>;
+  /** the last probe request the data path verified and answered on each link id (bpf/probe.h,
+   * mp_peer_probe, read as memory); null: none. The array may be reused by the next call. */
+  peerProbes(): Result<readonly (MpPeerProbe | null)[], MpError>;
 }
 
 export interface LinkRuntimeStatus {
@@ -77,6 +77,8 @@ export interface AuthSetup {
   /** the peer's public key, raw (null with insecure_no_auth) */
   peer: Buffer | null;
   keys: KeysPort;
+  /** a data path adopted from a dead portal: take over its keys (PortalAuth.adopt) */
+  adopted?: boolean;
 }
 
 function portalAuth(a: AuthSetup, log: Log): PortalAuth {
@@ -84,7 +86,13 @@ function portalAuth(a: AuthSetup, log: Log): PortalAuth {
     log(INSECURE_WARNING);
     return new PortalAuth('insecure-no-auth', a.peer?.toString('base64') ?? '', a.keys, log);
   }
-  return new PortalAuth('authenticated', a.peer.toString('base64'), a.keys, log);
+  const auth = new PortalAuth('authenticated', a.peer.toString('base64'), a.keys, log);
+  if (a.adopted && a.keys.read) {
+    const t = a.keys.read(auth.now());
+    if (t.isOk()) auth.adopt(t.value);
+    else log('reading the adopted keys failed', { error: t.error });
+  }
+  return auth;
 }
 
 const isHandshake = (t: number | null) => t === MP_T_HS_INIT || t === MP_T_HS_RESP || t === MP_T_COOKIE;
@@ -272,7 +280,7 @@ export async function startLocal(
 ): Promise<Result<Runtime, MpError>> {
   const params = { intervalMs: cfg.probeIntervalMs, missed: 3 };
   const t = new Tracker(cfg.links.map((l) => l.id), port, params, log);
-  const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl, onLinkDead: (id) => t.fastDown(id) });
+  const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl, onLinkDead: (id) => t.fastDown(id), idleFeedbackMs: params.intervalMs });
   t.onUp = (id) => cc.linkUp(id);
   const auth = portalAuth(authSetup, log);
   const budgets = await budgetPersistence(cfg, cc, log);
@@ -407,7 +415,7 @@ async function budgetPersistence(cfg: LocalConfig, cc: CcLoop, log: Log): Promis
 
 /** RP: sockets on the tunnel port (both families) for handshakes, feedback and probe replies.
  * The LP's probe requests never reach them: the data path verifies and answers each one itself
- * (bpf/probe.h) and records it in mp_peer_probe, which this loop reads every probe interval to
+ * (bpf/probe.h) and records it in mp_peer_probe, which this loop reads (as memory) every 20 ms to
  * learn each link (where it is, the LP's estimates and allowance) and hear it. When the LP's
  * requests stop on a link (its control plane is gone: killed, restarting) the RP sends requests
  * of its own there, which the LP's data path answers: the links stay up while data flows. */
@@ -416,7 +424,7 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
   const t = new Tracker(Array.from({ length: MP_MAX_LINKS }, (_, i) => i), port, params, log);
   // links the RP never heard of stay "down" silently: only report ids seen at least once
   const seen = new Set<number>();
-  const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl, peerBudgets: true, onLinkDead: (id) => t.fastDown(id) });
+  const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl, peerBudgets: true, onLinkDead: (id) => t.fastDown(id), idleFeedbackMs: params.intervalMs });
   t.onUp = (id) => cc.linkUp(id);
   const auth = portalAuth(authSetup, log);
   const responder = auth.authenticated && authSetup.local && authSetup.peer ? new Responder(auth, authSetup.local, authSetup.peer, log) : null;
@@ -457,12 +465,12 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
   const lastRequestMs = new Map<number, number>();
   const freshNs = BigInt(params.missed * params.intervalMs) * 1_000_000n;
   let readFailed = false;
-  const onRequest = (p: Probe, from: { address: string; port: number; family: number }) => {
+  const onRequest = (p: Probe, from: { address: string; port: number; family: number }, atUs: number) => {
     // the probe carries the LP's static estimate; once feedback flows, our controller decides
     const own = cc.output(p.linkId);
-    const est = own ? { rateBps: own.rateBps, owdUs: own.owdUs } : { rateBps: p.rateBps, owdUs: p.owdUs };
+    const est = own ? { rateBps: own.rateBps, owdUs: own.owdUs } : { rateBps: p.rateBps, owdUs: p.owdUs, peerEstimate: true };
     // a metered link: the LP's allowance caps our sending, written with the rest (budget.ts)
-    const line = cc.peerLine(p.linkId, p.probeSeq, p.budgetBytes ?? null);
+    const line = cc.peerLine(p.linkId, p.probeSeq, p.budgetBytes ?? null, atUs);
     const l = port.learn(p.linkId, from, { ...est, metric: p.metric, carrier: p.carrier, ...(line === null ? {} : { budgetBytes: line }) });
     if (l.isErr()) {
       log('learning link failed', { link: p.linkId, error: l.error });
@@ -477,14 +485,14 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
   };
   const takeRequests = () => {
     const now = nowNs();
+    const all = port.peerProbes();
+    if (all.isErr()) {
+      if (!readFailed) log('mp_peer_probe read failed', { error: all.error });
+      readFailed = true;
+      return;
+    }
     for (let id = 0; id < MP_MAX_LINKS; id++) {
-      const r = port.peerProbe(id);
-      if (r.isErr()) {
-        if (!readFailed) log('mp_peer_probe read failed', { link: id, error: r.error });
-        readFailed = true;
-        continue;
-      }
-      const pp = r.value;
+      const pp = all.value[id];
       if (!pp || pp.requests === 0n || pp.requests === taken.get(id)) continue;
       taken.set(id, pp.requests);
       if (now - pp.rxNs > freshNs) continue; // from before this start: the LP may be gone
@@ -494,7 +502,7 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
         continue;
       }
       auth.heard(decodeHdr(pp.msg).keyId); // the data path verified it under that key
-      onRequest(p, { address: pp.from.addr, port: pp.port, family: pp.from.family });
+      onRequest(p, { address: pp.from.addr, port: pp.port, family: pp.from.family }, Number(pp.rxNs / 1000n));
     }
   };
   // our own requests on links whose LP requests stopped (its control plane may be gone)
@@ -511,11 +519,11 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
     }
   };
   const timer = setInterval(() => {
-    takeRequests();
     requestSilent();
     t.evaluate();
   }, params.intervalMs);
   const fbTimer = setInterval(() => {
+    takeRequests(); // every 20 ms: a metered link's allowance caps us within a feedback interval
     cc.tick();
     for (const fb of cc.buildFeedback([...seen], (id) => t.usable(id) && endpoints.has(id))) {
       const ep = endpoints.get(fb.linkId);

@@ -19,7 +19,7 @@ import { openRtnl } from '../netlink/rtnl.js';
 import { bpffsMount } from '../native/libmpctl.js';
 import { BPFFS_ROOT } from '../plan/pins.js';
 import { spawnDetached, waitForLog, run } from './namespaces.js';
-import { formatDuration, formatRate, type LinkSettings } from './params.js';
+import { formatDuration, formatRate, nominalBps, type LinkSettings } from './params.js';
 import { labDir } from './state.js';
 import { nsName } from './topology.js';
 import { generatePrivateKey, publicKeyOf } from '../security/keys.js';
@@ -98,7 +98,7 @@ export function lpConfig(lab: string, links: LinkSettings[], o: BondOptions, key
     const k = i + 1;
     const v6 = o.ipv6Underlay === true && k % 2 === 0;
     // static estimates from the emulated settings (the congestion controller replaces them)
-    const rate = Math.min(l.up.rateBps ?? 1e9, l.down.rateBps ?? 1e9);
+    const rate = Math.min(nominalBps(l.up) ?? 1e9, nominalBps(l.down) ?? 1e9);
     lines.push(
       '',
       '[[link]]',

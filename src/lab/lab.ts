@@ -23,7 +23,7 @@ import { burstBytes, queueBytes, type DirSettings, type LinkSettings } from './p
 import { applyPatch, type DirPatch, type Scenario } from './scenario.js';
 import { rm } from 'node:fs/promises';
 import { logFile } from '../cli/background.js';
-import { portalInstance, startBond, stopBond } from './bond.js';
+import { portalInstance, startBond, stopBond, type BondOptions } from './bond.js';
 import { labDir, listLabs, readState, removeState, writeState, type LabState } from './state.js';
 import { hasSchedule, runTimeline } from './timeline.js';
 import { buildTopology, hostsFile, LAB_NAME_RE, linkNode, nsName, nsPrefix, vethPairs, type Topology } from './topology.js';
@@ -148,6 +148,8 @@ export interface UpOptions {
   /** start `mpctl lab schedule` for the links' schedules (default true; the benchmarks play
    * the schedules themselves, from each flow's start) */
   schedules?: boolean;
+  /** LP config extras (bond.ts BondOptions.lp) */
+  lp?: BondOptions['lp'];
 }
 
 export async function labUp(o: UpOptions): Promise<Result<LabState, MpError>> {
@@ -174,7 +176,7 @@ export async function labUp(o: UpOptions): Promise<Result<LabState, MpError>> {
     return err(built.error);
   }
   if (state.bond) {
-    const b = await startBond(o.name, state.links, { singleInterface: state.singleInterface, ipv6Underlay: o.ipv6Underlay ?? false, ipCarrier: o.ipCarrier ?? false }, mpctlPath());
+    const b = await startBond(o.name, state.links, { singleInterface: state.singleInterface, ipv6Underlay: o.ipv6Underlay ?? false, ipCarrier: o.ipCarrier ?? false, ...(o.lp ? { lp: o.lp } : {}) }, mpctlPath());
     if (b.isErr()) {
       await labDown(o.name);
       return err(b.error);

@@ -146,12 +146,13 @@ const bench: CommandModule = {
     y
       .positional('names', { type: 'string', array: true })
       .option('runs', { type: 'number', default: 3, describe: 'repetitions per figure (the median is reported)' })
-      .option('out', { type: 'string', default: 'bench-results', describe: 'directory for <name>.json, <name>.svg and summary.json' }),
+      .option('out', { type: 'string', default: 'bench-results', describe: 'directory for <name>.json, <name>.svg and summary.json' })
+      .option('seconds', { type: 'number', describe: "measured seconds per flow instead of each scenario's (short validation runs)" }),
   handler: (a) =>
     run(async () => {
       const names = (a.names as string[] | undefined)?.length ? (a.names as string[]) : [...BENCHES];
       for (const n of names) {
-        const r = await runBench(n, a.runs as number, a.out as string);
+        const r = await runBench(n, a.runs as number, a.out as string, a.seconds as number | undefined);
         if (r.isErr()) return err(r.error);
         console.log(`${renderBench(r.value.report)}
   → ${r.value.file}${r.value.plot ? `, ${r.value.plot}` : ''}`);

@@ -105,13 +105,14 @@ const egressOf = (dir: Direction): string => (dir === 'up' ? 'b' : 'a');
 
 /**
  * Puts one direction's settings in place: delay, jitter, loss, outage and the trace in linkem,
- * the rate in the tbf. `before` (the settings it replaces) keeps a running trace running:
- * linkem starts a trace over whenever it is given one.
+ * the rate in the tbf. Given `before` (the settings it replaces), a running trace keeps running
+ * unless `restartTrace` (a change that names the trace): linkem starts a trace over whenever it
+ * is given one.
  */
-async function applyDirection(lab: string, link: LinkSettings, dir: Direction, before?: DirSettings): Promise<Result<void, MpError>> {
+async function applyDirection(lab: string, link: LinkSettings, dir: Direction, before?: DirSettings, restartTrace = false): Promise<Result<void, MpError>> {
   const ns = nsName(lab, link.node);
   const d = link[dir];
-  const traceChanged = before === undefined || before.trace?.file !== d.trace?.file;
+  const traceChanged = before === undefined || restartTrace || before.trace?.file !== d.trace?.file;
   const e = await emu.setParams(ns, dir, {
     delayUs: d.delayUs,
     jitterUs: d.jitterUs,
@@ -285,7 +286,7 @@ export async function labSet(req: LabSetRequest): Promise<Result<LinkSettings, M
   for (const dir of req.dirs) {
     const before = link[dir];
     link[dir] = applyPatch(link[dir], req.patch);
-    const r = await applyDirection(req.name, link, dir, before);
+    const r = await applyDirection(req.name, link, dir, before, req.patch.trace !== undefined);
     if (r.isErr()) return err(r.error);
   }
   await writeState(st.value);

@@ -153,9 +153,9 @@ export function aloneCandidates(links: readonly LinkSettings[], dir: Dir): numbe
   const seen = new Set<string>();
   const out: number[] = [];
   links.forEach((l, i) => {
-    const key = JSON.stringify({ up: l.up, down: l.down });
-    if (rate(l) < max / 2 || flaps(l) || seen.has(key)) return;
-    seen.add(key);
+    const same = JSON.stringify({ up: l.up, down: l.down });
+    if (rate(l) < max / 2 || flaps(l) || seen.has(same)) return;
+    seen.add(same);
     out.push(i);
   });
   return out;

@@ -10,6 +10,7 @@ import { aloneCandidates, bestOf, dip, flowEvents, longestStall, markStability, 
 import { renderPlot } from '../src/lab/bench-plot.js';
 import { gitState, renderBench, tenMbitOrder, type BenchReport } from '../src/lab/bench.js';
 import { parseScenario } from '../src/lab/scenario.js';
+import { traceWindowBps } from '../src/lab/params.js';
 import { lpConfig } from '../src/lab/bond.js';
 import { parseConfig } from '../src/config/parse.js';
 import { parse as parseToml } from 'smol-toml';
@@ -130,6 +131,17 @@ describe('benchmark bookkeeping', () => {
       [5, 'isp2 18 Mbit 45 ms'],
     ]);
     assert.deepEqual(flowEvents('lab', links, 0, 31).map((e) => e.atS), [0, 15, 30]);
+    // a trace starts over with every flow, so the bond and each link alone see the same part
+    const traced = parseScenario({ links: [{ rate: '20mbit' }, { down: { trace: 'lte-down.trace' } }] }, 't', new URL('./fixtures/traces/', import.meta.url).pathname)._unsafeUnwrap().links;
+    assert.deepEqual(flowEvents('lab', traced, 0, 7).map((e) => [e.atS, e.label]), [[0, '']]);
+  });
+
+  it('what a trace delivers in a window, looping', () => {
+    const ms = [1, 2, 2, 4]; // 4 opportunities every 4 ms: 12 Mbit/s
+    assert.equal(traceWindowBps(ms, 0, 4), 12e6);
+    assert.equal(traceWindowBps(ms, 0, 400), 12e6);
+    assert.equal(traceWindowBps(ms, 1, 2), 24e6); // the two at 2 ms
+    assert.equal(traceWindowBps(ms, 4, 8), 12e6); // the next period
   });
 
   it('the cut dip is measured from the moment the cut acted, not floored by a window', () => {

@@ -41,7 +41,8 @@ import type { PlotPanel } from './bench-plot.js';
 import * as emu from './emulator.js';
 import { labDown, labSet, labUp } from './lab.js';
 import { iperf, type IperfResult } from './measure.js';
-import { FRAME_BYTES, nominalBps, type LinkSettings } from './params.js';
+import { FRAME_BYTES, nominalBps, traceWindowBps, type LinkSettings } from './params.js';
+import { readFileSync } from 'node:fs';
 import { parseScenario, type DirPatch, type Scenario } from './scenario.js';
 import { timeline } from './timeline.js';
 import { nsName } from './topology.js';
@@ -170,7 +171,18 @@ function scenarioOf(links: readonly LinkSpec[]): Scenario {
   return parseScenario({ links: links.map((l) => ({ queue: '60ms', ...l })) }, 'bench', TRACES)._unsafeUnwrap();
 }
 
-const sumMbitOf = (sc: Scenario, dir: Dir): number => sc.links.reduce((a, l) => a + (nominalBps(l[dir]) ?? 0), 0) / 1e6;
+/** The sum of the links' rates in a direction, Mbit/s; a trace counts with what it delivers in
+ * the measured part of a flow (flows start their traces over: flowEvents). */
+function sumMbitOf(sc: Scenario, dir: Dir, seconds?: number): number {
+  const rate = (l: LinkSettings): number => {
+    const d = l[dir];
+    if (!d.trace || seconds === undefined) return nominalBps(d) ?? 0;
+    const ms = readFileSync(d.trace.file, 'utf8').split('\n').filter((x) => x.trim() !== '').map(Number);
+    const t = traceWindowBps(ms, WARM_S * 1000, (WARM_S + seconds) * 1000);
+    return d.rateBps === null ? t : Math.min(t, d.rateBps);
+  };
+  return sc.links.reduce((a, l) => a + rate(l), 0) / 1e6;
+}
 
 /** A lab for the duration of `f`, always torn down. Schedules are not started: the flows play
  * them (flowEvents). */
@@ -272,11 +284,18 @@ const describePatch = (p: DirPatch): string =>
     .join(' ');
 
 /**
- * The scenario's schedules as flow events, from `offsetS` into the schedule (so that a change
+ * The links' traces started over, then the scenario's schedules as flow events, from `offsetS` into the schedule (so that a change
  * falls inside a short flow) until the flow ends; `node` maps a link to its node in this lab.
  */
 export function flowEvents(lab: string, links: readonly LinkSettings[], offsetS: number, seconds: number, node = (n: string) => n): FlowEvent[] {
-  const out: FlowEvent[] = [];
+  // every flow (through the bond or over a link alone) sees its traces from their start
+  const out: FlowEvent[] = links.flatMap((l) =>
+    DIRS.filter((dir) => l[dir].trace !== null).map((dir) => ({
+      atS: 0,
+      label: '',
+      act: () => labSet({ name: lab, node: node(l.node), dirs: [dir], patch: { trace: l[dir].trace } }),
+    })),
+  );
   for (const c of timeline(links, (offsetS + seconds) * 1e6)) {
     // changes before the offset set the state the flow starts in (unlabelled, at once)
     const early = c.atUs < offsetS * 1e6;
@@ -401,7 +420,7 @@ async function tcpScenario(lab: string, s: TcpScenario, o: SuiteOptions): Promis
           );
           if (rs.isErr()) return err(rs.error);
           bondRuns.set(key(cc, dir), rs.value);
-          panels.push(panel(dir, medianRun(rs.value, mbit), sumMbitOf(sc, dir) * OUTER_RATIO, ` (${cc})`));
+          panels.push(panel(dir, medianRun(rs.value, mbit), sumMbitOf(sc, dir, seconds) * OUTER_RATIO, ` (${cc})`));
         }
       return ok(undefined);
     },
@@ -417,7 +436,7 @@ async function tcpScenario(lab: string, s: TcpScenario, o: SuiteOptions): Promis
   const figures: SuiteFigure[] = [];
   for (const cc of CCS)
     for (const dir of DIRS) {
-      const sum = sumMbitOf(sc, dir);
+      const sum = sumMbitOf(sc, dir, seconds);
       const runs = bondRuns.get(key(cc, dir))!.map((x) => x.iperf.bps / 1e6);
       const pct = runs.map((x) => (x * 100) / sum);
       const best = alone.value.get(key(cc, dir));

@@ -132,6 +132,19 @@ export function parseTrace(text: string): { lines: number; periodMs: number } | 
 /** Bytes of IP packet one trace line delivers (Mahimahi's MTU-sized opportunity). */
 export const TRACE_OPP_BYTES = 1500;
 
+/** What a trace (its lines' ms, as parseTrace accepts them) delivers between `fromMs` and
+ * `toMs` after it started, looping: bit/s of IP packets. */
+export function traceWindowBps(ms: readonly number[], fromMs: number, toMs: number): number {
+  const period = ms[ms.length - 1]!;
+  let n = 0;
+  for (let c = Math.floor(fromMs / period); c * period < toMs; c++)
+    for (const t of ms) {
+      const at = c * period + t;
+      if (at > fromMs && at <= toMs) n++;
+    }
+  return (n * TRACE_OPP_BYTES * 8 * 1000) / (toMs - fromMs);
+}
+
 /** What a direction nominally carries: its rate, else its trace's mean; null: unshaped. */
 export const nominalBps = (d: DirSettings): number | null => (d.rateBps !== null && d.trace !== null ? Math.min(d.rateBps, d.trace.meanBps) : d.rateBps ?? d.trace?.meanBps ?? null);
 

@@ -218,7 +218,9 @@ test('handshake floods, fragments and malformed messages at the RP: the bond kee
         t.diagnostic(`links marked down during the flow: ${downs.length} ${downs.map((l) => `${l.who} at ${sec(l.at).toFixed(1)} s: ${l.msg}`).join('; ')}`);
         t.diagnostic(`floods (s into the flow): ${windows.map((w) => `${w.name} ${sec(w.from).toFixed(1)}-${sec(w.to).toFixed(1)}`).join(', ')}`);
         t.diagnostic(`rekeys started during a flood: ${JSON.stringify(rk.map((x) => ({ flood: windows.find((w) => x.at >= w.from && x.at <= w.to)?.name, ms: x.ms })))}`);
-        console.log(`flood: ${JSON.stringify({ rows, rates, downs: downs.length, rekeys: rk.map((x) => x.ms) })}`);
+        const result = { floodS: FLOOD_S, rows, rates, downs: downs.map((l) => `${l.who} at ${sec(l.at).toFixed(1)} s: ${l.msg}`), rekeyMs: rk.map((x) => x.ms), goodputMbps: iv.map((x) => +x.toFixed(1)) };
+        console.log(`flood: ${JSON.stringify(result)}`);
+        if (process.env.MPCTL_FLOOD_LOGS) await writeFile(`${process.env.MPCTL_FLOOD_LOGS}/flood.json`, `${JSON.stringify(result, null, 2)}\n`);
 
         assert.equal(downs.length, 0, 'no link marked down');
         assert.ok(rk.length >= 1, 'a rekey happened during the floods');

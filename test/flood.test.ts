@@ -13,8 +13,8 @@
 //             172.16.0.0/12 (4096 /24s), FLOOD_PPS a second
 //   random    168-byte type-4 messages with a valid header and random bytes after it, random
 //             spoofed sources, FLOOD_PPS a second
-//   frag      initiations cut into two outer IPv4 fragments, FRAG_PPS a second
-//   malformed wrong-size type-4 messages (each used to write a log line), FRAG_PPS a second
+//   frag      initiations cut into two outer IPv4 fragments, FRAG_PPS a second (4 s)
+//   malformed wrong-size type-4 messages (each used to write a log line), FRAG_PPS a second (4 s)
 //
 // The portals rekey every REKEY_MS (MPCTL_REKEY_AFTER_MS; handshakes are ≥ 5 s apart) so that
 // a rekey falls inside each flood. Reported per flood: the flow's goodput before and during,
@@ -151,10 +151,10 @@ test('handshake floods, fragments and malformed messages at the RP: the bond kee
           { name: 'replay', pps: FLOOD_PPS, s: FLOOD_S, bits: 0, size: files.replay[0]!.length },
           { name: 'mac1', pps: FLOOD_PPS, s: FLOOD_S, bits: SPOOF_BITS, size: files.mac1[0]!.length },
           { name: 'random', pps: FLOOD_PPS, s: FLOOD_S, bits: SPOOF_BITS, size: files.random[0]!.length },
-          { name: 'frag', pps: FRAG_PPS, s: 2, bits: 0, size: (files.frag[0]!.length + files.frag[1]!.length) / 2 },
-          { name: 'malformed', pps: FRAG_PPS, s: 2, bits: 0, size: files.malformed[0]!.length },
+          { name: 'frag', pps: FRAG_PPS, s: 4, bits: 0, size: (files.frag[0]!.length + files.frag[1]!.length) / 2 },
+          { name: 'malformed', pps: FRAG_PPS, s: 4, bits: 0, size: files.malformed[0]!.length },
         ];
-        const TOOL_START_S = 3; // node + tsx start-up of each attacker run
+        const TOOL_START_S = 4; // node + tsx start-up of each attacker run, status reads
         const flowS = 4 + floods.reduce((a, f) => a + f.s + GAP_S + TOOL_START_S, 0) + 2;
         const flow = iperf(lab, { server: { node: 'server', addr: '203.0.113.2' }, client: { node: 'client' }, seconds: flowS, reverse: true });
         const t0 = Date.now();
@@ -205,6 +205,7 @@ test('handshake floods, fragments and malformed messages at the RP: the bond kee
         const before = median(iv.slice(1, 4));
         const rates = windows.map((w) => {
           const during = iv.slice(Math.ceil(sec(w.from)), Math.floor(sec(w.to)));
+          assert.ok(during.length >= 2, `${w.name}: the flow covered the flood (${sec(w.from).toFixed(1)}-${sec(w.to).toFixed(1)} s of ${iv.length})`);
           return { flood: w.name, before: +before.toFixed(1), median: +median(during).toFixed(1), worst: +Math.min(...during).toFixed(1), kept: +(median(during) / before).toFixed(3) };
         });
         for (const x of rates) t.diagnostic(`goodput ${JSON.stringify(x)}`);
@@ -218,7 +219,9 @@ test('handshake floods, fragments and malformed messages at the RP: the bond kee
         t.diagnostic(`links marked down during the flow: ${downs.length} ${downs.map((l) => `${l.who} at ${sec(l.at).toFixed(1)} s: ${l.msg}`).join('; ')}`);
         t.diagnostic(`floods (s into the flow): ${windows.map((w) => `${w.name} ${sec(w.from).toFixed(1)}-${sec(w.to).toFixed(1)}`).join(', ')}`);
         t.diagnostic(`rekeys started during a flood: ${JSON.stringify(rk.map((x) => ({ flood: windows.find((w) => x.at >= w.from && x.at <= w.to)?.name, ms: x.ms })))}`);
-        console.log(`flood: ${JSON.stringify({ rows, rates, downs: downs.length, rekeys: rk.map((x) => x.ms) })}`);
+        const result = { floodS: FLOOD_S, rows, rates, downs: downs.map((l) => `${l.who} at ${sec(l.at).toFixed(1)} s: ${l.msg}`), rekeyMs: rk.map((x) => x.ms), goodputMbps: iv.map((x) => +x.toFixed(1)) };
+        console.log(`flood: ${JSON.stringify(result)}`);
+        if (process.env.MPCTL_FLOOD_LOGS) await writeFile(`${process.env.MPCTL_FLOOD_LOGS}/flood.json`, `${JSON.stringify(result, null, 2)}\n`);
 
         assert.equal(downs.length, 0, 'no link marked down');
         assert.ok(rk.length >= 1, 'a rekey happened during the floods');

@@ -459,6 +459,7 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
   // the LP's requests, as the data path recorded them
   const taken = new Map<number, bigint>();
   const lastRequestMs = new Map<number, number>();
+  const learned = new Map<number, string>();
   const freshNs = BigInt(params.missed * params.intervalMs) * 1_000_000n;
   let readFailed = false;
   const onRequest = (p: Probe, from: { address: string; port: number; family: number }, atUs: number) => {
@@ -467,10 +468,15 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
     const est = own ? { rateBps: own.rateBps, owdUs: own.owdUs } : { rateBps: p.rateBps, owdUs: p.owdUs, peerEstimate: true };
     // a metered link: the LP's allowance caps our sending, written with the rest (budget.ts)
     const line = cc.peerLine(p.linkId, p.probeSeq, p.budgetBytes ?? null, atUs);
-    const l = port.learn(p.linkId, from, { ...est, metric: p.metric, carrier: p.carrier, ...(line === null ? {} : { budgetBytes: line }) });
-    if (l.isErr()) {
-      log('learning link failed', { link: p.linkId, error: l.error });
-      return;
+    // the same as the last request said: nothing to write (10 requests a second per link)
+    const what = `${from.address}|${from.port}|${est.rateBps}|${est.owdUs}|${p.metric}|${p.carrier}|${line}`;
+    if (learned.get(p.linkId) !== what) {
+      const l = port.learn(p.linkId, from, { ...est, metric: p.metric, carrier: p.carrier, ...(line === null ? {} : { budgetBytes: line }) });
+      if (l.isErr()) {
+        log('learning link failed', { link: p.linkId, error: l.error });
+        return;
+      }
+      learned.set(p.linkId, what);
     }
     if (t.admin.has(p.linkId) && !seen.has(p.linkId)) t.setAdmin(p.linkId, true); // taken down before it was learned
     seen.add(p.linkId);

@@ -148,7 +148,8 @@ class Tracker {
   hear(id: number): void {
     this.lastHeard.set(id, nowMs());
     this.heard.set(id, (this.heard.get(id) ?? 0) + 1);
-    this.evaluate(); // a link that comes back is used at once
+    // a link that comes back is used at once; one that is up stays so (the timer evaluates)
+    if (this.state.get(id) !== 'up') this.evaluate();
   }
 
   /** up by liveness and not taken down by the operator */

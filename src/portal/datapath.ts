@@ -237,16 +237,17 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
       setEstimate: (id, rateBps, owdUs) => {
         // what this process last wrote: an unchanged estimate costs no map read (only learn
         // below writes rate and delay besides this)
-        const key = `${rateBps}/${owdUs}`;
+        const owd = Math.max(0, Math.min(owdUs, 0xffff_ffff));
+        const key = `${rateBps}/${owd}`;
         if (written.get(id) === key) return ok(undefined);
         const l = readLink(id);
         if (l.isErr()) return err(l.error);
         if (!l.value || l.value.ifindex === 0) return ok(undefined); // not configured / learned
-        if (l.value.rateBps === rateBps && l.value.owdUs === owdUs) {
+        if (l.value.rateBps === rateBps && l.value.owdUs === owd) {
           written.set(id, key);
           return ok(undefined);
         }
-        const w = write(maps.value.links, id, abi.encodeLink({ ...l.value, rateBps, owdUs: Math.max(0, Math.min(owdUs, 0xffff_ffff)) }));
+        const w = write(maps.value.links, id, abi.encodeLink({ ...l.value, rateBps, owdUs: owd }));
         if (w.isOk()) written.set(id, key);
         return w;
       },
@@ -264,7 +265,12 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
       },
       txBytes: (id) =>
         mapLookup(maps.value.stats, abi.mapKey(id), abi.percpuValueSize(abi.MP_LINK_STATS_SIZE, ncpu.value)).map((b) => (b ? abi.decodeLinkStats(b, ncpu.value).txBytes : 0n)),
-      owdUs: (id) => readLink(id).map((l) => (l && l.ifindex !== 0 ? l.owdUs : null)),
+      // what setEstimate last wrote, else the map (buildFeedback asks for every link, 50 times a second)
+      owdUs: (id) => {
+        const w = written.get(id);
+        if (w !== undefined) return ok(Number(w.split('/')[1]));
+        return readLink(id).map((l) => (l && l.ifindex !== 0 ? l.owdUs : null));
+      },
       sched: () => mapLookup(maps.value.sched, abi.mapKey(0), abi.MP_SCHED_SIZE).map((b) => (b ? abi.decodeSched(b) : null)),
       counters: (id) =>
         mapLookup(maps.value.stats, abi.mapKey(id), abi.percpuValueSize(abi.MP_LINK_STATS_SIZE, ncpu.value)).map((b) => (b ? abi.decodeLinkStats(b, ncpu.value) : null)),

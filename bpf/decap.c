@@ -7,8 +7,10 @@
  *
  *   1. Is it ours? Outer IPv4/IPv6 + UDP to the tunnel port (RP: port_be; LP: a link's
  *      local_port_be), or the `ip` carrier's protocol. Anything else passes untouched.
+ *      Outer fragments of ours are dropped (flood.h).
  *   2. Validate lengths and version/type. Handshake messages (HS_INIT, HS_RESP, COOKIE) pass
- *      up to the portal's socket as they are: they authenticate themselves in userland.
+ *      up to the portal's socket as they are (they authenticate themselves in userland) if
+ *      their shape is right and their source within its rate (flood.h).
  *   3. Authenticate (auth.h): key id, MAC over header + body, replay window (data and control
  *      have a window each) — before anything is recorded, forwarded or passed up. An authentic
  *      probe request is answered here (probe.h); a probe reply or feedback goes up to the
@@ -27,6 +29,7 @@
 #include "parse.h"
 #include "csum.h"
 #include "auth.h"
+#include "flood.h"
 
 /* Ethernet, outer IPv4 with options (60) + UDP, mp_hdr, an inner IPv6 header */
 #define DECAP_WINDOW (ETH_HLEN + 60 + 8 + MP_HDR_LEN + 40)
@@ -41,6 +44,7 @@ struct outer {
 	__u16 ip_hlen;    /* outer IP header length */
 	__u16 end;        /* offset where the datagram ends (Ethernet padding may follow) */
 	__u32 saddr[4];   /* outer source address (network order, IPv4 in [0]) */
+	struct frag frag; /* an outer fragment (flood.h): ours is dropped */
 };
 
 /* Does link l receive this outer packet? UDP: on its local port; ip carrier: on its device. */
@@ -77,11 +81,13 @@ static __always_inline bool parse_outer(struct __sk_buff *skb, const struct mp_c
 	struct l3 p;
 	__u32 daddr[4];
 
-	if (!parse_l3(skb, &p) || p.fragment) /* fragments go to the stack to be reassembled */
+	if (!parse_l3(skb, &p) || !frag_parse(skb, &p, &o->frag))
 		return false;
 	if (!load_addr(skb, l3_saddr_off(&p), p.family, o->saddr) ||
 	    !load_addr(skb, l3_daddr_off(&p), p.family, daddr))
 		return false;
+	if (o->frag.later) /* no L4 header: ours if its first fragment was */
+		return frag_later_ours(&o->frag, p.family, o->saddr, bpf_ktime_get_ns());
 	o->family = p.family;
 	o->ip_hlen = p.ihl_bytes;
 	o->end = p.truncated ? 0 : ETH_HLEN + p.len; /* 0: truncated, once we know it is ours */
@@ -302,6 +308,11 @@ int decap(struct __sk_buff *skb)
 	pull_headers(skb, DECAP_WINDOW);
 	if (!parse_outer(skb, cfg, &o))
 		return mp_pass();
+	if (o.frag.is) {
+		if (!o.frag.later)
+			frag_first_ours(&o.frag, o.family, o.saddr, bpf_ktime_get_ns());
+		return mp_drop(MP_DROP_FRAGMENT);
+	}
 
 	/* 2. validate */
 	if (skb->gso_segs > 1) /* UDP GRO merged several of our packets: one header would be read */
@@ -323,8 +334,10 @@ int decap(struct __sk_buff *skb)
 		break;
 	case MP_T_HS_INIT:
 	case MP_T_HS_RESP:
-	case MP_T_COOKIE:
-		return mp_pass(); /* to the portal's socket: userland authenticates these */
+	case MP_T_COOKIE: /* to the portal's socket (userland authenticates these), within limits */
+		r = flood_handshake(cfg, &h, o.end - o.hdr_off, o.family, o.saddr, o.udp, o.sport_be,
+				    bpf_ktime_get_ns());
+		return r == MP_DROP_NONE ? mp_pass() : mp_drop(r);
 	default:
 		return mp_drop(MP_DROP_BAD_VERSION);
 	}

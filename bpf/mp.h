@@ -281,8 +281,9 @@ struct mp_loop_stats {
  * (MP_DROP_TRUNCATED), decap too; userland caps inner_mtu there (src/plan/mtu.ts). src/security/mac.ts is the userland implementation (probes,
  * feedback, tests).
  *
- * Handshake messages (HS_INIT, HS_RESP, COOKIE) carry key_id 0 and no tag: they authenticate
- * themselves (src/security/messages.ts) and pass up to the portal's socket.
+ * Handshake messages (HS_INIT, HS_RESP, COOKIE) carry no tag: they authenticate themselves
+ * (src/security/messages.ts) and pass up to the portal's socket, filtered and rate-limited by
+ * flood.h (shape, per-source and global buckets) so that a flood cannot fill it.
  *
  * Decap checks, before anything is recorded or forwarded: key (mp_rx_keys[key_id] valid and not
  * expired, else MP_DROP_NO_KEY), tag (else MP_DROP_BAD_MAC), then the replay window of
@@ -343,9 +344,15 @@ enum mp_drop_reason {
 	MP_DROP_REPLAY = 15,       /* security issue: replayed or too old */
 	MP_DROP_NO_KEY = 16,       /* security issue: unknown key id */
 	MP_DROP_LOOP = 17,         /* back from the segmentation loop and still GSO or too big */
-	MP_DROP_BAD_PROBE = 18,    /* authentic probe shorter than struct mp_probe, of an unknown kind,
+	MP_DROP_FRAGMENT = 18,     /* an outer IP fragment to the tunnel port (flood.h) */
+	MP_DROP_HS_MALFORMED = 19, /* handshake message of a type this role never receives, of the
+				    * wrong size, or with reserved header fields set (flood.h) */
+	MP_DROP_HS_SOURCE_RATE = 20, /* handshake message over its source's rate: the /24 or /48,
+				      * or the link whose endpoint it comes from (flood.h) */
+	MP_DROP_HS_GLOBAL_RATE = 21, /* handshake message over the global rate (flood.h) */
+	MP_DROP_BAD_PROBE = 22,    /* authentic probe shorter than struct mp_probe, of an unknown kind,
 				    * or asking for a reply longer than a tag covers (probe.h) */
-	MP_DROP_MAX = 19,
+	MP_DROP_MAX = 23,
 };
 
 #endif /* MP_H */

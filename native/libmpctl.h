@@ -117,6 +117,12 @@ int mp_ethtool_get(const char *ifname, const char *feature);
 int mp_capture(const char *ifname, unsigned timeout_ms, unsigned max_frames, void *buf, unsigned cap,
                unsigned *lens);
 
+/* ---- 9. flood (the lab's attacker) -------------------------------------------------------------
+ * Whole IP packets through a raw socket at a rate, IPv4 sources optionally randomised; returns
+ * the number sent (test/helpers/attacker.ts). Needs CAP_NET_RAW. */
+int mp_flood(int family, const void *pkts, const unsigned *lens, unsigned n, unsigned pps,
+	     unsigned duration_ms, unsigned total, unsigned rand_src_bits);
+
 #ifdef __cplusplus
 }
 #endif

@@ -40,6 +40,7 @@ import {
   MP_T_DATA,
   MP_T_FEEDBACK,
   MP_T_HS_INIT,
+  MP_T_HS_RESP,
   MP_T_PROBE,
   NO_ADDR,
   type DropReason,
@@ -178,7 +179,13 @@ function classify(msg: Buffer): Expect {
   if (msg.length < MP_HDR_LEN) return 'truncated';
   const h = decodeHdr(msg);
   if (h.version !== 1 || h.type < MP_T_DATA || h.type > MP_T_COOKIE) return 'bad_version';
-  if (h.type >= MP_T_HS_INIT) return 'up'; // handshake: userland authenticates it
+  // a handshake message: bpf/flood.h checks its shape (the LP receives responses and cookie
+  // replies of their exact size, reserved header fields zero), then passes it up from the RP
+  if (h.type >= MP_T_HS_INIT) {
+    const size = h.type === MP_T_HS_RESP ? 112 : h.type === MP_T_COOKIE ? 72 : 0;
+    const zero = h.flags === 0 && h.seq === 0 && h.linkSeq === 0 && h.tsUs === 0 && h.tag.every((x) => x === 0);
+    return msg.length === size && h.linkId < 16 && zero ? 'up' : 'hs_malformed';
+  }
   if (!VALID_IDS.has(h.keyId)) return 'no_key';
   return 'bad_mac';
 }

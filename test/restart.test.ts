@@ -70,6 +70,7 @@ test('SIGKILL and `mpctl up` of each portal during a UDP flow: the data path is 
         assert.ok(s.running, `${role} runs`);
         assert.deepEqual(s.links.map((l) => l.state), ['up', 'up'], `${role}: both links up`);
       }
+      // the rekey completes after 'portal up' (the log read at that moment may not have it yet)
       const { readFile } = await import('node:fs/promises');
       const lpAfter = (await readFile(`${labDir(lab)}/lp.log`, 'utf8')).split('adopting the running data path').at(-1) ?? '';
       assert.match(lpAfter, /session key id \d+ in use/, 'the restarted LP rekeyed');

@@ -90,6 +90,10 @@ export const DROP_REASONS = [
   'replay',
   'no_key',
   'loop',
+  'fragment',
+  'hs_malformed',
+  'hs_source_rate',
+  'hs_global_rate',
   'bad_probe',
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
@@ -233,6 +237,8 @@ export const MAPS = {
   txKey: { name: 'mp_tx_key', type: BPF_MAP_TYPE_ARRAY, keySize: 4, value: MP_KEY.size, maxEntries: 1 },
   rxKeys: { name: 'mp_rx_keys', type: BPF_MAP_TYPE_ARRAY, keySize: 4, value: MP_KEY.size, maxEntries: MP_KEY_IDS },
   replay: { name: 'mp_replay', type: BPF_MAP_TYPE_ARRAY, keySize: 4, value: MP_REPLAY.size, maxEntries: MP_KEY_IDS * MP_REPLAY_CLASSES },
+  /** bpf/flood.h: [0] the global handshake bucket, [1 + id] link id's endpoint bucket (GCRA tat, ns) */
+  hsLimits: { name: 'mp_hs_limits', type: BPF_MAP_TYPE_ARRAY, keySize: 4, value: 8, maxEntries: 1 + MP_MAX_LINKS },
   peerProbe: { name: 'mp_peer_probe', type: BPF_MAP_TYPE_ARRAY, keySize: 4, value: MP_PEER_PROBE.size, maxEntries: MP_MAX_LINKS },
 } as const;
 

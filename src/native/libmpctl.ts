@@ -460,6 +460,26 @@ export function capture(ifname: string, timeoutMs: number, maxFrames = 10_000, c
   });
 }
 
+// ---- flood (the lab's attacker) ----------------------------------------------------------------
+
+/**
+ * Sends whole IP packets (one family) through a raw socket, cycling through them at `pps` for
+ * `durationMs` or until `total` went out (0: no limit); `randSrcBits` > 0 randomises the low bits
+ * of each IPv4 source address (spoofing). Blocks the calling thread; acts in its namespace.
+ * Returns how many were sent.
+ */
+export function flood(family: 4 | 6, packets: readonly Buffer[], o: { pps: number; durationMs: number; total?: number; randSrcBits?: number }): Result<number, MpError> {
+  const data = Buffer.concat(packets);
+  const lens = new Uint32Array(Math.max(1, packets.length));
+  packets.forEach((p, i) => (lens[i] = p.length));
+  return call(
+    'flood',
+    'mp_flood',
+    [I32, BUF, BUF, U32, U32, U32, U32, U32],
+    [family, data.length ? data : Buffer.alloc(1), Buffer.from(lens.buffer), packets.length, o.pps, o.durationMs, o.total ?? 0, o.randSrcBits ?? 0],
+  );
+}
+
 // ---- ethtool -----------------------------------------------------------------------------------
 
 /** Switch an offload on/off on an interface of the calling thread's namespace. */

@@ -300,6 +300,10 @@ export async function startLocal(
             const s = socks.find((x) => x.id === id);
             s?.sock.send(msg, cfg.port, s.remote, (e) => void (e ? log('handshake send failed', { link: id, error: e.message }) : s.sent(msg.length)));
           },
+          peer: (id) => {
+            const s = socks.find((x) => x.id === id);
+            return s ? { address: s.remote, port: cfg.port } : undefined;
+          },
         }, log)
       : null;
   for (const l of cfg.links) {
@@ -315,11 +319,11 @@ export async function startLocal(
       for (const x of socks) x.sock.close();
       return err(s.error);
     }
-    s.value.on('message', (msg: Buffer) => {
+    s.value.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
       cc.budgets.countControl(l.id, 'rx', controlWireBytes(msg.length, fam));
       const type = msgType(msg);
       if (isHandshake(type)) {
-        if (initiator) initiator.onMessage(l.id, msg);
+        if (initiator) initiator.onMessage(l.id, msg, rinfo);
         else t.bad++;
         return;
       }

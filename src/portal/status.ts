@@ -140,6 +140,7 @@ export function statusText(s: PortalStatus): string {
       ? [
           `  session: ${s.security.mode}${s.security.peer ? ` peer ${s.security.peer}` : ''}${s.security.keyId === null ? '' : ` key ${s.security.keyId}`}` +
             `${s.security.sessionAgeMs === null ? '' : ` age ${Math.round(s.security.sessionAgeMs / 1000)} s`}, ${s.security.handshakes} handshakes, ${s.security.rekeys} rekeys`,
+          `  refused messages: ${Object.entries(s.security.rejected).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}`,
         ]
       : []),
   ].join('\n');

@@ -19,7 +19,7 @@ import { sign } from '../src/security/mac.js';
 import { createInitiation } from '../src/security/handshake.js';
 import { generatePrivateKey, staticKeys, type StaticKeys } from '../src/security/keys.js';
 import { REPLAY_WINDOW, ReplayWindow } from '../src/security/replay.js';
-import { GRACE_MS, REKEY_AFTER_MS, rekeyAfterMs, type KeyTable } from '../src/security/session.js';
+import { GRACE_MS, nextKeyId, REKEY_AFTER_MS, rekeyAfterMs, type KeyTable } from '../src/security/session.js';
 
 test('replay window: each seq once, 2047 behind the top still accepted, 2048 behind refused', () => {
   const w = new ReplayWindow();
@@ -87,6 +87,8 @@ test('adoption (hitless restart): the key maps read back as a table; the adopted
   a.adopt(back);
   const m = a.sign(encodeProbe({ linkId: 0, reply: false, metric: 0, carrier: 0, probeSeq: 1, sentNs: 1n, rateBps: 0n, owdUs: 0 }, 0))!;
   assert.deepEqual([abi.decodeHdr(m).keyId, abi.decodeHdr(m).seq], [7, 2 ** 30 + 1]);
+  assert.deepEqual(a.adoptedKeyIds().sort(), [6, 7]);
+  assert.equal(nextKeyId(a.current(), 7, a.adoptedKeyIds()), 8, 'a new session does not reuse an adopted key id (seed 7 would pick 7)');
   // the peer's window had seen seq 5000 under key 7: 2^30 + 1 is ahead of it
   const peer = new ReplayWindow();
   assert.ok(peer.accept(5000) && peer.accept(2 ** 30 + 1));

@@ -70,6 +70,8 @@ export class PortalAuth {
   readonly counters = { handshakes: 0, rekeys: 0, initiationsSent: 0, initiationsReceived: 0, responsesSent: 0, cookiesSent: 0 };
   readonly rejected: Record<string, number> = {};
   private lastHandshakeAt: number | null = null;
+  /** key ids of an adopted data path's sessions (adopt) */
+  private adopted: number[] = [];
 
   constructor(
     readonly mode: 'authenticated' | 'insecure-no-auth',
@@ -117,8 +119,14 @@ export class PortalAuth {
   adopt(t: KeyTable): void {
     if (!this.authenticated || (!t.tx && t.rx.length === 0)) return;
     this.table = t;
+    this.adopted = [...new Set([...(t.tx ? [t.tx.keyId] : []), ...t.rx.map((s) => s.keyId)])];
     if (t.tx) this.tx = { slot: t.tx, seq: ADOPTED_SEQ };
     this.log(`adopted the data path's keys: send key id ${t.tx?.keyId ?? 'none'}, receive key ids ${t.rx.map((s) => s.keyId).join(',') || 'none'}`, {});
+  }
+
+  /** Key ids an adopted data path still holds (a new session must not reuse them). */
+  adoptedKeyIds(): number[] {
+    return this.adopted;
   }
 
   /** Signs a control message for sending; null: no send key (send nothing). */

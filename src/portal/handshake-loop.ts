@@ -95,7 +95,7 @@ export class Initiator {
     if (!handshakeDue(s, this.lastInitiationAt, now) && !(lost && retryOk)) return;
     const retry = this.state !== null;
     const { message, state } = createInitiation(this.local, this.peerPublic, now, undefined, {
-      keyId: nextKeyId(s, this.seed),
+      keyId: nextKeyId(s, this.seed, this.auth.adoptedKeyIds()),
       after: this.lastTimestamp,
       wallMs: Date.now(),
       linkId: up[0] ?? this.links.all[0] ?? 0,

@@ -6,7 +6,8 @@
 //         recording an undo log · turn the loop on in the config · start the handshake,
 //         probes and liveness · "portal up"
 //   down: stop the loop · revert the undo log newest first · unpin · forget the record
-// A failed `up` reverts what it did; `up` of a running instance is a no-op.
+// A failed `up` reverts what it did; `up` of a running instance is a no-op; `up` of an instance
+// whose process died adopts its running data path (hitless restart, `adoptable`).
 import { rm } from 'node:fs/promises';
 import { existsSync, readlinkSync } from 'node:fs';
 import { err, ok, type Result } from 'neverthrow';

@@ -148,7 +148,8 @@ class Tracker {
   hear(id: number): void {
     this.lastHeard.set(id, nowMs());
     this.heard.set(id, (this.heard.get(id) ?? 0) + 1);
-    this.evaluate(); // a link that comes back is used at once
+    // a link that comes back is used at once; one that is up stays so (the timer evaluates)
+    if (this.state.get(id) !== 'up') this.evaluate();
   }
 
   /** up by liveness and not taken down by the operator */
@@ -463,6 +464,7 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
   // the LP's requests, as the data path recorded them
   const taken = new Map<number, bigint>();
   const lastRequestMs = new Map<number, number>();
+  const learned = new Map<number, string>();
   const freshNs = BigInt(params.missed * params.intervalMs) * 1_000_000n;
   let readFailed = false;
   const onRequest = (p: Probe, from: { address: string; port: number; family: number }, atUs: number) => {
@@ -471,10 +473,15 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
     const est = own ? { rateBps: own.rateBps, owdUs: own.owdUs } : { rateBps: p.rateBps, owdUs: p.owdUs, peerEstimate: true };
     // a metered link: the LP's allowance caps our sending, written with the rest (budget.ts)
     const line = cc.peerLine(p.linkId, p.probeSeq, p.budgetBytes ?? null, atUs);
-    const l = port.learn(p.linkId, from, { ...est, metric: p.metric, carrier: p.carrier, ...(line === null ? {} : { budgetBytes: line }) });
-    if (l.isErr()) {
-      log('learning link failed', { link: p.linkId, error: l.error });
-      return;
+    // the same as the last request said: nothing to write (10 requests a second per link)
+    const what = `${from.address}|${from.port}|${est.rateBps}|${est.owdUs}|${p.metric}|${p.carrier}|${line}`;
+    if (learned.get(p.linkId) !== what) {
+      const l = port.learn(p.linkId, from, { ...est, metric: p.metric, carrier: p.carrier, ...(line === null ? {} : { budgetBytes: line }) });
+      if (l.isErr()) {
+        log('learning link failed', { link: p.linkId, error: l.error });
+        return;
+      }
+      learned.set(p.linkId, what);
     }
     if (t.admin.has(p.linkId) && !seen.has(p.linkId)) t.setAdmin(p.linkId, true); // taken down before it was learned
     seen.add(p.linkId);

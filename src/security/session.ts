@@ -100,8 +100,8 @@ export function handshakeDue(s: Sessions, lastInitiationAt: number | null, now: 
 /** The key id for the LP's next handshake: the one after current's, 1..255 cycling, never one
  * still installed. The first one is random (`seed`) so a restarted LP rarely reuses one the RP
  * still holds. */
-export function nextKeyId(s: Sessions, seed = 1): number {
-  const used = new Set([s.current, s.previous, s.pending].filter((x): x is Session => x !== null).map((x) => x.keyId));
+export function nextKeyId(s: Sessions, seed = 1, avoid: readonly number[] = []): number {
+  const used = new Set([...[s.current, s.previous, s.pending].filter((x): x is Session => x !== null).map((x) => x.keyId), ...avoid]);
   let id = s.current ? s.current.keyId : ((Math.max(1, Math.floor(seed)) - 2 + 255) % 255) + 1;
   for (let i = 0; i < 255; i++) {
     id = (id % 255) + 1;

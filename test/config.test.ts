@@ -240,6 +240,8 @@ const BAD: [string, unknown, string, RegExp][] = [
   ['carrier tcp', lpLink(0, { carrier: 'tcp' }), 'link[0].carrier', /must be "udp" or "ip"/],
   ['metric 256', lpLink(1, { metric: 256 }), 'link[1].metric', /integer from 0 to 255/],
   ['a rate that is not one', lpLink(0, { rate: 'fast' }), 'link[0].rate', /not a rate between 8kbit and 100gbit/],
+  ['a rate in megabytes per second (tc\'s mbps)', lpLink(0, { rate: '20 mbps' }), 'link[0].rate', /is in mbps, tc's spelling of megabytes per second: write "20mbit" for 20 mbit\/s \(or "160mbit" if you meant bytes\)/],
+  ['a rate in bytes per second', lpLink(0, { rate: '500000bps' }), 'link[0].rate', /write "500000bit"/],
   ['rate "none"', lpLink(0, { rate: 'none' }), 'link[0].rate', /not a rate/],
   ['a delay without unit', lpLink(0, { delay: '10' }), 'link[0].delay', /not a duration up to 10s/],
   ['a budget in furlongs', lpLink(0, { budget: '10 furlongs' }), 'link[0].budget', /not a byte count \(e\.g\. "10GB"/],

@@ -17,7 +17,7 @@ import { readFile } from 'node:fs/promises';
 import { err, ok, safeTry, type Result } from 'neverthrow';
 import { parse as parseToml } from 'smol-toml';
 import { configInvalid, type MpError } from '../errors.js';
-import { parseDuration, parseRate } from '../lab/params.js';
+import { parseDuration, parseRate, rateProblem } from '../units.js';
 import { parsePublicKey } from '../security/keys.js';
 import type { AuthConfig, Family, LinkConfig, LocalConfig, PortalConfig, Prefix, RemoteConfig } from './types.js';
 import { canonicalAddress, isIfname, isLinkLocal, isUnicast, parseBytes, parseClientPrefix, prefixContains } from './values.js';
@@ -223,7 +223,7 @@ function linkTable(t: unknown, id: number, lan: string, remoteFamilies: Family[]
     const rateIn = t.rate ?? DEFAULTS.rate;
     const rateBps = typeof rateIn === 'string' || typeof rateIn === 'number' ? parseRate(rateIn) : undefined;
     if (rateBps === undefined || rateBps === null)
-      return bad(`${at}.rate`, rateIn, 'is not a rate between 8kbit and 100gbit (e.g. "20mbit")');
+      return bad(`${at}.rate`, rateIn, rateProblem(rateIn));
     const delayIn = t.delay ?? DEFAULTS.delay;
     const delayUs = typeof delayIn === 'string' || typeof delayIn === 'number' ? parseDuration(delayIn) : undefined;
     if (delayUs === undefined) return bad(`${at}.delay`, delayIn, 'is not a duration up to 10s (e.g. "10ms", "250us")');

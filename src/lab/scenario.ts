@@ -22,6 +22,7 @@ import {
   parseLoss,
   parseQueue,
   parseRate,
+  rateProblem,
   type DirSettings,
   type LinkSettings,
 } from './params.js';
@@ -58,7 +59,7 @@ export function parseDirPatch(
     switch (k) {
       case 'rate': {
         const r = parseRate(v);
-        if (r === undefined) return err(configInvalid(at, v, 'is not a rate between 8kbit and 100gbit (e.g. "20mbit", "none")'));
+        if (r === undefined) return err(configInvalid(at, v, rateProblem(v, '"20mbit", "none"')));
         p.rateBps = r;
         break;
       }

@@ -36,7 +36,8 @@ export const bug = (message: string, cause?: unknown): MpError => ({ kind: 'Bug'
 export function describeError(e: MpError): string {
   switch (e.kind) {
     case 'ConfigInvalid':
-      return `${e.path}: ${e.message} (got ${JSON.stringify(e.value)})`;
+      // an absent key has no value to quote
+      return `${e.path}: ${e.message}${e.value === undefined || e.value === null ? '' : ` (got ${JSON.stringify(e.value)})`}`;
     case 'NetlinkRejected':
       return `netlink ${e.op} rejected: ${e.errno}${e.detail ? ` (${e.detail})` : ''}`;
     case 'NativeFailed':

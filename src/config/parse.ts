@@ -65,13 +65,19 @@ export async function loadConfig(file: string): Promise<R<PortalConfig>> {
   } catch {
     return err({ kind: 'NotFound', what: 'config', message: `cannot read config file ${file}` });
   }
-  let raw: unknown;
+  return parseTomlText(text, file).andThen((raw) => parseConfig(raw, file));
+}
+
+/** TOML text → its table; a syntax error names `file:line:column` and quotes that line. */
+export function parseTomlText(text: string, file: string): R<unknown> {
   try {
-    raw = parseToml(text);
+    return ok(parseToml(text));
   } catch (e) {
-    return bad(file, text.slice(0, 40), `not valid TOML: ${(e as Error).message.split('\n')[0]}`);
+    const { line, column, message } = e as { line?: number; column?: number; message: string };
+    const reason = message.split('\n')[0]!.replace(/^Invalid TOML document: /, '');
+    if (line === undefined) return bad(file, undefined, `not valid TOML: ${reason}`);
+    return bad(`${file}:${line}:${column ?? 1}`, text.split('\n')[line - 1] ?? '', `not valid TOML: ${reason}`);
   }
-  return parseConfig(raw, file);
 }
 
 export function parseConfig(raw: unknown, source: string): R<PortalConfig> {

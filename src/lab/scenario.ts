@@ -12,9 +12,9 @@
 // Keys (per link or per direction): rate, delay, jitter, loss (percent), queue, outage (bool).
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
-import { parse as parseToml } from 'smol-toml';
 import { err, ok, type Result } from 'neverthrow';
 import { configInvalid, type MpError } from '../errors.js';
+import { parseTomlText } from '../config/parse.js';
 import { linkNode, MAX_LINKS } from './topology.js';
 import {
   DEFAULT_DIR,
@@ -133,11 +133,12 @@ export async function loadScenario(file: string): Promise<Result<Scenario, MpErr
   } catch {
     return err({ kind: 'NotFound', what: 'scenario', message: `cannot read scenario file ${file}` });
   }
+  if (extname(file) !== '.json') return parseTomlText(text, file).andThen((raw) => parseScenario(raw, file));
   let raw: unknown;
   try {
-    raw = extname(file) === '.json' ? JSON.parse(text) : parseToml(text);
+    raw = JSON.parse(text);
   } catch (e) {
-    return err(configInvalid(file, text.slice(0, 40), `not valid ${extname(file) === '.json' ? 'JSON' : 'TOML'}: ${(e as Error).message.split('\n')[0]}`));
+    return err(configInvalid(file, undefined, `not valid JSON: ${(e as Error).message.split('\n')[0]}`));
   }
   return parseScenario(raw, file);
 }

@@ -251,10 +251,12 @@ function linkTable(t: unknown, id: number, lan: string, remoteFamilies: Family[]
 
 const isHost = (p: Prefix) => p.len === (p.family === 4 ? 32 : 128);
 
+export const INSTANCE_RULE = 'must be 1-16 lower-case letters, digits, "_" or "-", starting with a letter or digit';
+export const isInstanceName = (v: unknown): v is string => typeof v === 'string' && INSTANCE_RE.test(v);
+
 function instanceName(v: unknown, role: string): R<string> {
   if (v === undefined) return ok(role);
-  if (typeof v !== 'string' || !INSTANCE_RE.test(v))
-    return bad('instance', v, 'must be 1-16 lower-case letters, digits, "_" or "-", starting with a letter or digit');
+  if (!isInstanceName(v)) return bad('instance', v, INSTANCE_RULE);
   return ok(v);
 }
 

@@ -20,13 +20,14 @@ import { renderPlan } from '../../plan/render.js';
 import { openRtnl } from '../../netlink/rtnl.js';
 import { planFacts, portalDown, portalUp, type RunningPortal } from '../../portal/portal.js';
 import { portalStatus, statusText } from '../../portal/status.js';
-import { readPortalState } from '../../portal/state.js';
+import { logFile, readPortalState } from '../../portal/state.js';
 import { controlRequest, serveControl } from '../../portal/control.js';
 import { serveMetrics } from '../../metrics/server.js';
-import { isAlive } from '../../lab/namespaces.js';
+import { isAlive } from '../../proc.js';
 import type { ConsolePort } from '../../tui/console.js';
 import { loadConsole } from '../../tui/load.js';
-import { logFile, startInBackground } from '../background.js';
+import { startInBackground } from '../background.js';
+import { instanceOption } from '../options.js';
 import { run } from '../run.js';
 
 /** Structured log lines for systemd / files: `time msg key=value ...`. */
@@ -185,7 +186,7 @@ export const upCommand: CommandModule = {
 export const attachCommand: CommandModule = {
   command: 'attach',
   describe: 'the interactive console of a running portal (q stops the portal after a confirmation, d detaches again)',
-  builder: (y) => y.option('instance', { alias: 'i', type: 'string', demandOption: true, describe: 'instance name (default in configs: the role)' }),
+  builder: (y) => instanceOption(y, true),
   handler: (a) =>
     run(async () => {
       if (!process.stdout.isTTY || !process.stdin.isTTY)
@@ -200,10 +201,9 @@ export const linkCommand: CommandModule = {
   command: 'link <link> <state>',
   describe: 'take a link of a running portal administratively down, or bring it back up (mpctl link dsl down -i local)',
   builder: (y) =>
-    y
+    instanceOption(y, true)
       .positional('link', { type: 'string', demandOption: true, describe: 'link name (LP) or id' })
-      .positional('state', { choices: ['down', 'up'] as const, demandOption: true, describe: 'down: the scheduler stops using the link; up: it is used again once its probes answer' })
-      .option('instance', { alias: 'i', type: 'string', demandOption: true, describe: 'instance name' }),
+      .positional('state', { choices: ['down', 'up'] as const, demandOption: true, describe: 'down: the scheduler stops using the link; up: it is used again once its probes answer' }),
   handler: (a) =>
     run(async () => {
       const instance = a.instance as string;
@@ -224,9 +224,8 @@ export const downCommand: CommandModule = {
   command: 'down',
   describe: 'stop a portal and remove everything it set up (safe to repeat)',
   builder: (y) =>
-    y
-      .option('config', { alias: 'c', type: 'string', describe: 'the portal configuration it was started with' })
-      .option('instance', { alias: 'i', type: 'string', describe: 'or its instance name (default: the role)' })
+    instanceOption(y, false)
+      .option('config', { alias: 'c', type: 'string', describe: 'the portal configuration it was started with (or give --instance)' })
       .check((a) => Boolean(a.config || a.instance) || 'give --config or --instance'),
   handler: (a) =>
     run(async () => {
@@ -247,8 +246,7 @@ export const statusCommand: CommandModule = {
   command: 'status',
   describe: "show a running portal's links, counters and drops (reads its pinned maps; --json: docs/status-json.md)",
   builder: (y) =>
-    y
-      .option('instance', { alias: 'i', type: 'string', demandOption: true, describe: 'instance name (default in configs: the role)' })
+    instanceOption(y, true)
       .option('json', { type: 'boolean', default: false, describe: 'one JSON object (a stable schema, docs/status-json.md)' })
       .option('watch', { alias: 'w', type: 'boolean', default: false, describe: 'refresh every second until Ctrl-C (with --json: one object per line)' }),
   handler: (a) =>

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -105,6 +105,25 @@ test('bin/mpctl runs the sources when a source file is newer than the build', ()
     assert.equal(which(), 'src', 'a source edited after the build wins');
     rmSync(join(root, 'dist'), { recursive: true });
     assert.equal(which(), 'src', 'no build: the sources');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('every command but the bench plots starts without vega (an --omit=optional install)', () => {
+  // a copy of the package whose node_modules lacks the optional vega and vega-lite
+  const root = mkdtempSync(join(tmpdir(), 'mpctl-novega-'));
+  try {
+    for (const d of ['bin', 'src', 'policy', 'build']) cpSync(join(ROOT, d), join(root, d), { recursive: true });
+    copyFileSync(join(ROOT, 'package.json'), join(root, 'package.json'));
+    mkdirSync(join(root, 'node_modules'));
+    for (const p of readdirSync(join(ROOT, 'node_modules')))
+      if (p !== 'vega' && p !== 'vega-lite' && !p.startsWith('.')) symlinkSync(join(ROOT, 'node_modules', p), join(root, 'node_modules', p));
+    const mpctl = (args: string[]) => spawnSync(process.execPath, [join(root, 'bin', 'mpctl'), ...args], { encoding: 'utf8', timeout: 60_000 });
+    const status = mpctl(['status', '-i', 'nosuch']);
+    assert.equal(status.stderr, 'mpctl: portal "nosuch" is not up\n');
+    assert.equal(status.status, 3);
+    assert.equal(mpctl(['lab', 'bench', '--help']).status, 0);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

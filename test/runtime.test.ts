@@ -69,7 +69,8 @@ async function lpSocket(): Promise<Socket> {
   return s;
 }
 
-const probe = (linkId: number) => encodeProbe({ linkId, reply: false, metric: 0, carrier: abi.MP_CARRIER_UDP, probeSeq: 1, sentNs: 1n, rateBps: 10_000_000n, owdUs: 1000 }, 0);
+const probe = (linkId: number, adminDown = false) =>
+  encodeProbe({ linkId, reply: false, metric: 0, carrier: abi.MP_CARRIER_UDP, probeSeq: 1, sentNs: 1n, rateBps: 10_000_000n, owdUs: 1000, adminDown }, 0);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const waitFor = async (cond: () => boolean, ms = 2000) => {
   const end = Date.now() + ms;
@@ -144,6 +145,34 @@ test('setAdmin: an administratively down link stays down while probes arrive, an
     assert.ok(r.setAdmin(3, false).isOk());
     assert.deepEqual(fake.states.at(-1), [3, 'up'], 'back to its liveness at once');
     assert.ok(r.setAdmin(16, true).isErr(), 'no such link');
+  } finally {
+    clearInterval(keepProbing);
+    sock.close();
+    await r.stop();
+  }
+});
+
+test("RP: the LP's admin-down flag in its probes takes the link out of the RP's sending too, and its absence brings it back", async () => {
+  const p = port();
+  const fake = new FakePort();
+  const r = (await startRemote(rpConfig(p, { insecure_no_auth: true }), fake, { local: null, peer: null, keys: noKeys }, quiet))._unsafeUnwrap();
+  const sock = await lpSocket();
+  let adminDown = false;
+  const keepProbing = setInterval(() => sock.send(probe(2, adminDown), p, '127.0.0.1'), 10);
+  try {
+    await waitFor(() => fake.states.some(([id, s]) => id === 2 && s === 'up'));
+    adminDown = true;
+    await waitFor(() => fake.states.at(-1)?.[1] === 'admin-down');
+    const mark = fake.states.length;
+    await sleep(150); // probes keep arriving, flagged: liveness leaves it down
+    assert.deepEqual(fake.states.slice(mark - 1), [[2, 'admin-down']]);
+    // the RP's own operator holds it too: the LP's "up" alone does not bring it back
+    assert.ok(r.setAdmin(2, true).isOk());
+    adminDown = false;
+    await sleep(100);
+    assert.equal(fake.states.at(-1)?.[1], 'admin-down', "the RP operator's hold stays");
+    assert.ok(r.setAdmin(2, false).isOk());
+    assert.deepEqual(fake.states.at(-1), [2, 'up'], 'back once neither holds it');
   } finally {
     clearInterval(keepProbing);
     sock.close();

@@ -16,7 +16,8 @@ import type { PortalConfig } from '../../config/types.js';
 import { loadConfig } from '../../config/parse.js';
 import { planPortal } from '../../plan/plan.js';
 import { loadPolicy } from '../../plan/policy.js';
-import { renderPlan } from '../../plan/render.js';
+import { checkInterfaces, dryRunScript } from '../../plan/dry-run.js';
+import { loadStaticKeys } from '../../portal/auth.js';
 import { openRtnl } from '../../netlink/rtnl.js';
 import { planFacts, portalDown, portalUp, type RunningPortal } from '../../portal/portal.js';
 import { portalStatus, statusText } from '../../portal/status.js';
@@ -38,18 +39,23 @@ function logLine(msg: string, fields: Record<string, unknown> = {}): void {
   process.stdout.write(`${new Date().toISOString()} ${msg}${kv.length ? ` ${kv.join(' ')}` : ''}\n`);
 }
 
-async function dryRun(cfg: PortalConfig): Promise<Result<number, MpError>> {
+/** The host checks `up` makes first (key file, interfaces), then the plan as a script; changes nothing. */
+async function dryRun(cfg: PortalConfig, configFile: string): Promise<Result<number, MpError>> {
+  const keys = await loadStaticKeys(cfg);
+  if (keys.isErr()) return err(keys.error);
   // the plan needs the interfaces' addresses and MTUs; read them, change nothing
   const rt = openRtnl(null);
   if (rt.isErr()) return err(rt.error);
   const facts = await planFacts(rt.value);
   rt.value.close();
   if (facts.isErr()) return err(facts.error);
+  const present = checkInterfaces(cfg, facts.value.mtus);
+  if (present.isErr()) return err(present.error);
   const policy = await loadPolicy();
   if (policy.isErr()) return err(policy.error);
   const plan = planPortal(cfg, policy.value, facts.value);
   if (plan.isErr()) return err(plan.error);
-  for (const l of renderPlan(plan.value, 'up')) console.log(l);
+  for (const l of dryRunScript(cfg, plan.value, configFile)) console.log(l);
   return ok(0);
 }
 
@@ -163,7 +169,7 @@ export const upCommand: CommandModule = {
       if (cfg.isErr()) return err(cfg.error);
       if (a.role !== undefined && cfg.value.role !== a.role)
         return err({ kind: 'ConfigInvalid', path: 'role', value: cfg.value.role, message: `the config is for a ${cfg.value.role} portal, not ${a.role}` });
-      if (a.dryRun) return dryRun(cfg.value);
+      if (a.dryRun) return dryRun(cfg.value, a.config as string);
       const interactive = a.tui && process.stdout.isTTY && process.stdin.isTTY && a.readyFd === undefined;
       if (!interactive) return runForeground(cfg.value, a.config as string, a.readyFd as number | undefined);
       const instance = cfg.value.instance;

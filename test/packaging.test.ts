@@ -138,3 +138,17 @@ test('systemd-analyze verify and security --offline accept the units', (t) => {
   }
   assert.ok(existsSync(here('../contrib/systemd/mpctl@.service')));
 });
+
+test('README "Deploying on two machines" installs what scripts/setup.sh installs to build and run', () => {
+  const setup = readFileSync(here('../scripts/setup.sh'), 'utf8');
+  const list = (name: string) => /^\S+=\((.*)\)$/m.exec(setup.split('\n').find((l) => l.startsWith(`${name}=(`)) ?? '')?.[1]?.split(/\s+/) ?? [];
+  const pkgs = list('PKGS');
+  assert.ok(pkgs.includes('gcc') && pkgs.includes('git') && pkgs.includes('libelf-dev') && pkgs.includes('zlib1g-dev'), pkgs.join(' '));
+  const readme = readFileSync(here('../README.md'), 'utf8');
+  const deploy = readme.slice(readme.indexOf('## Deploying on two machines'));
+  const apt = /^\s*apt install (.*)$/m.exec(deploy)?.[1]?.split(/\s+/) ?? [];
+  assert.deepEqual([...apt].sort(), [...pkgs].sort(), 'the README\'s apt line is setup.sh\'s PKGS');
+  // Debian 12 and Ubuntu 24.04 ship Node 18: the README says where Node 20 comes from
+  assert.match(deploy, /Node\.js 20 or newer with npm: the `nodejs` of Debian 12 and of Ubuntu 24\.04 is 18/);
+  assert.match(setup, /-lt 20/, 'setup.sh refuses an older Node');
+});

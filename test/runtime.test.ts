@@ -11,7 +11,7 @@ import type { RemoteConfig } from '../src/config/types.js';
 import * as abi from '../src/datapath/abi.js';
 import type { KeysPort } from '../src/portal/keys-port.js';
 import { encodeProbe } from '../src/portal/probe.js';
-import { startRemote, type LinkStatePort } from '../src/portal/runtime.js';
+import { startRemote, Tracker, type LinkStatePort } from '../src/portal/runtime.js';
 import { createInitiation, consumeResponse } from '../src/security/handshake.js';
 import { generatePrivateKey, staticKeys } from '../src/security/keys.js';
 import { sign } from '../src/security/mac.js';
@@ -204,4 +204,26 @@ test("RP: a probe's budget allowance becomes the link's budget line, written wit
     sock.close();
     await r.stop();
   }
+});
+
+test('the run loop on a hand-driven clock: up when heard, down after 3 silent intervals, an admin hold outlasts both', () => {
+  const fake = new FakePort();
+  let now = 1_000;
+  const t = new Tracker([0, 1], fake as unknown as LinkStatePort, { intervalMs: 100, missed: 3 }, quiet, () => now);
+  t.hear(0);
+  assert.deepEqual(fake.states, [[0, 'up']], 'link 1, never heard, stays down unwritten');
+  now += 300;
+  t.evaluate();
+  assert.equal(t.state.get(0), 'up', 'three intervals: still up');
+  now += 1;
+  t.evaluate();
+  assert.deepEqual(fake.states.at(-1), [0, 'down'], 'past three intervals without an answer: down');
+  t.hear(0);
+  assert.deepEqual(fake.states.at(-1), [0, 'up'], 'an answer brings it back at once');
+  assert.ok(t.setAdmin(0, true, 'peer').isOk());
+  now += 10_000;
+  t.hear(0);
+  assert.deepEqual(fake.states.at(-1), [0, 'admin-down'], 'heard or not, the hold keeps it down');
+  assert.ok(t.setAdmin(0, false, 'peer').isOk());
+  assert.deepEqual(fake.states.at(-1), [0, 'up']);
 });

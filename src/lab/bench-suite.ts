@@ -1,4 +1,4 @@
-// The bonding benchmark suite (issue 5): `mpctl lab bench <scenario>`. Each scenario brings up
+// The bonding benchmark suite (README "Benchmarks"): `mpctl lab bench <scenario>`. Each scenario brings up
 // its own bonded lab, runs single-flow iperf3 client → server and server → client, repeats
 // until the runs agree, and returns its figures (with the ceiling and the target next to each)
 // and a plot of throughput over time per link and total (from the receiving portal's per-link

@@ -105,7 +105,9 @@ async function bind(type: 'udp4' | 'udp6', address: string, port: number): Promi
 /** The mp_hdr type of a control packet (null: too short for a header). */
 const msgType = (b: Buffer): number | null => (b.length >= MP_HDR_LEN ? decodeHdr(b).type : null);
 
-class Tracker {
+/** Liveness and administrative state of each link. `clock` (ms, monotonic) is a port: unit
+ *  tests drive it by hand instead of sleeping through probe intervals. */
+export class Tracker {
   readonly lastHeard = new Map<number, number | null>();
   readonly state = new Map<number, LinkLiveness>();
   readonly rtt = new Map<number, number>();
@@ -129,6 +131,7 @@ class Tracker {
     private readonly port: LinkStatePort,
     private readonly params: LivenessParams,
     private readonly log: Log,
+    private readonly clock: () => number = nowMs,
   ) {
     for (const id of ids) {
       this.lastHeard.set(id, null);
@@ -137,7 +140,7 @@ class Tracker {
   }
 
   hear(id: number): void {
-    this.lastHeard.set(id, nowMs());
+    this.lastHeard.set(id, this.clock());
     this.heard.set(id, (this.heard.get(id) ?? 0) + 1);
     this.evaluate(); // a link that comes back is used at once
   }
@@ -183,7 +186,7 @@ class Tracker {
       this.log('link state write failed', { link: id, error: r.error });
       return;
     }
-    const now = nowMs();
+    const now = this.clock();
     const up = this.upAt.get(id);
     const hold = nextHoldMs(this.holdMs.get(id) ?? 0, up === undefined ? null : now - up);
     this.holdMs.set(id, hold);
@@ -193,7 +196,7 @@ class Tracker {
   }
 
   evaluate(): void {
-    const now = nowMs();
+    const now = this.clock();
     const live = new Map([...this.lastHeard].filter(([id]) => !this.isAdmin(id)));
     for (const [id, s] of livenessChanges(this.state, live, now, this.params, this.held)) {
       const r = this.port.setState(id, s);

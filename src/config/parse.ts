@@ -16,15 +16,16 @@
 import { readFile } from 'node:fs/promises';
 import { err, ok, safeTry, type Result } from 'neverthrow';
 import { parse as parseToml } from 'smol-toml';
+import { MP_MAX_LINKS, MP_RESERVED_PORTS } from '../datapath/abi.js';
 import { configInvalid, type MpError } from '../errors.js';
 import { parseDuration, parseRate, rateProblem } from '../units.js';
 import { parsePublicKey } from '../security/keys.js';
 import type { AuthConfig, Family, LinkConfig, LocalConfig, PortalConfig, Prefix, RemoteConfig } from './types.js';
 import { canonicalAddress, isIfname, isLinkLocal, isUnicast, parseBytes, parseClientPrefix, prefixContains } from './values.js';
 
-export const MAX_LINKS = 16;
-/** a single-interface RP's reserved ports: the size of mp_config.reserved_ports in bpf/mp.h */
-export const MAX_RESERVED_PORTS = 8;
+/** the data path's limits (bpf/mp.h, mirrored in datapath/abi.ts) */
+export const MAX_LINKS = MP_MAX_LINKS;
+export const MAX_RESERVED_PORTS = MP_RESERVED_PORTS;
 
 /** Defaults of absent keys, in TOML spelling (the README table lists the same). */
 export const DEFAULTS = {

@@ -3,7 +3,7 @@
 // the config's interfaces.
 //
 //   netns mpdry<pid>:  lan  wan1 (100.64.1.1/24)  wan2 (fd00:64:2::1/64)  wan3 (100.64.3.1/24)
-//                      (dummy interfaces; nothing leaves the namespace)
+//                      (each a veth whose peer stays in the namespace: nothing leaves it)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -54,9 +54,11 @@ test('mpctl up --dry-run checks the key file and interfaces, and its script runs
   try {
     assert.equal(sh(['ip', 'netns', 'add', ns]).status, 0);
     const inNs = (...a: string[]) => sh(['ip', 'netns', 'exec', ns, ...a]);
+    assert.equal(inNs('ip', 'link', 'set', 'lo', 'up').status, 0); // as on any host
     for (const [dev, addr] of [['lan', ''], ['wan1', '100.64.1.1/24'], ['wan2', 'fd00:64:2::1/64'], ['wan3', '100.64.3.1/24']] as const) {
-      assert.equal(inNs('ip', 'link', 'add', dev, 'type', 'dummy').status, 0);
+      assert.equal(inNs('ip', 'link', 'add', dev, 'type', 'veth', 'peer', 'name', `${dev}p`).status, 0);
       assert.equal(inNs('ip', 'link', 'set', dev, 'up').status, 0);
+      assert.equal(inNs('ip', 'link', 'set', `${dev}p`, 'up').status, 0);
       if (addr) assert.equal(inNs('ip', 'addr', 'add', addr, 'dev', dev, 'nodad').status, 0);
     }
     const key = join(dir, 'lp.key');
@@ -66,7 +68,7 @@ test('mpctl up --dry-run checks the key file and interfaces, and its script runs
     writeFileSync(cfg, LP_TEXT.replace('/etc/mpctl/lp.key', key));
     const bad = inNs(MPCTL, 'up', '--config', cfg, '--dry-run');
     assert.equal(bad.status, 2, bad.stderr);
-    assert.match(bad.stderr, /readable by/);
+    assert.match(bad.stderr, /the private key file is accessible by group or others; run: chmod 600/);
     chmodSync(key, 0o600);
     writeFileSync(join(dir, 'no-wan3.toml'), LP_TEXT.replace('/etc/mpctl/lp.key', key).replace('"wan3"', '"wan9"'));
     const missing = inNs(MPCTL, 'up', '--config', join(dir, 'no-wan3.toml'), '--dry-run');

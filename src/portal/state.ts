@@ -28,15 +28,21 @@ export const logFile = (instance: string): string => `${RUN_DIR}/log/${instance}
 const stateFile = (instance: string): string => `${portalDir(instance)}/state.json`;
 
 export async function writePortalState(s: PortalState): Promise<Result<void, MpError>> {
-  const tmp = `${stateFile(s.instance)}.tmp`;
   try {
     await fs.mkdir(portalDir(s.instance), { recursive: true, mode: 0o700 });
-    await fs.writeFile(tmp, `${JSON.stringify(s, null, 2)}\n`, { mode: 0o600 });
-    await fs.rename(tmp, stateFile(s.instance));
+    await writeFileAtomic(stateFile(s.instance), `${JSON.stringify(s, null, 2)}\n`);
     return ok(undefined);
   } catch (e) {
     return err(fileError('write', stateFile(s.instance), e));
   }
+}
+
+/** Writes `text` to a temporary name in the same directory and renames it over `file`, so that
+ * a reader sees the old file or the new one, never a part. */
+export async function writeFileAtomic(file: string, text: string, mode = 0o600): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`;
+  await fs.writeFile(tmp, text, { mode });
+  await fs.rename(tmp, file);
 }
 
 /**

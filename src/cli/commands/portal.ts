@@ -27,7 +27,7 @@ import { serveMetrics } from '../../metrics/server.js';
 import { isAlive } from '../../proc.js';
 import type { ConsolePort } from '../../tui/console.js';
 import { loadConsole } from '../../tui/load.js';
-import { startInBackground } from '../background.js';
+import { rotateOwnLog, startInBackground } from '../background.js';
 import { instanceOption } from '../options.js';
 import { run } from '../run.js';
 
@@ -71,6 +71,7 @@ async function runForeground(cfg: PortalConfig, configFile: string, readyFd: num
     return ok(0);
   }
   const p = up.value;
+  const stopRotating = await rotateOwnLog(); // the log of a background or lab portal
   const control = await serveControl(cfg.instance, { setAdmin: adminSwitch(p) });
   if (control.isErr()) logLine('control socket unavailable: admin down/up will not work', { error: control.error });
   const services: { close(): Promise<void> }[] = control.isOk() ? [control.value] : [];
@@ -97,6 +98,7 @@ async function runForeground(cfg: PortalConfig, configFile: string, readyFd: num
   const code = await new Promise<number>((resolve) => {
     const stop = async (sig: string) => {
       logLine('stopping', { signal: sig });
+      stopRotating();
       for (const s of services) await s.close();
       const r = await p.stop();
       if (r.isErr()) logLine('teardown incomplete', { error: r.error });

@@ -23,6 +23,10 @@
           npmConfigHook = pkgs.importNpmLock.npmConfigHook;
           nodejs = pkgs.nodejs_20;
           nativeBuildInputs = with pkgs; [ clang llvm bpftools pkg-config makeWrapper ];
+          # nixpkgs' clang wrapper adds -fzero-call-used-regs and -fstack-protector, which
+          # `clang -target bpf` rejects (bpf/Makefile builds with -Werror); nixpkgs' bpftune and
+          # bpftop packages disable the same two
+          hardeningDisable = [ "zerocallusedregs" "stackprotector" ];
           buildInputs = with pkgs; [ libbpf elfutils zlib ];
           # bpf/Makefile would dump vmlinux.h from the build machine's /sys/kernel/btf/vmlinux,
           # which the sandbox hides; take the BTF of a packaged kernel instead. The programs use
@@ -126,6 +130,9 @@
                 RuntimeDirectory = "mpctl";
                 RuntimeDirectoryMode = "0700";
                 RuntimeDirectoryPreserve = true;
+                # metered links' usage: /var/lib/mpctl/<instance>/budget.json (state_dir)
+                StateDirectory = "mpctl";
+                StateDirectoryMode = "0700";
                 ProtectSystem = "strict";
                 ReadWritePaths = [ "/run/mpctl/bpf" ];
                 ProtectHome = true;

@@ -18,6 +18,7 @@
 
 #define MP_VERSION 1
 #define MP_MAX_LINKS 16
+#define MP_RESERVED_PORTS 8 /* a single-interface RP's ports that stay local (mp_config) */
 #define MP_IPPROTO 253 /* RFC 3692 experimental; configurable per portal */
 
 /* ---- wire format ------------------------------------------------------------------------ */
@@ -148,7 +149,7 @@ struct mp_config {
 	__u8 pad[3];
 	struct mp_addr client_v4; /* the client's address (prefix): LP matches src, RP matches dst */
 	struct mp_addr client_v6;
-	__u16 reserved_ports[8]; /* single-interface RP: these TCP/UDP ports stay local (0 = unused) */
+	__u16 reserved_ports[MP_RESERVED_PORTS]; /* single-interface RP: these TCP/UDP ports stay local (0 = unused) */
 	__u32 loop_ifindex; /* the segmentation loop's entry device mpf…a (loop.h); 0 = no loop */
 	__u32 loop_mark;    /* skb->mark of a packet sent into the loop; 0 = no loop */
 };

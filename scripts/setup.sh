@@ -11,10 +11,13 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-# Debian packages: compiler and BPF toolchain, libbpf, the lab's tools.
-PKGS=(clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config make gcc bpftool iproute2 iperf3 ethtool iputils-ping)
+# Debian packages. What a portal needs to build and run (README "Deploying on two machines" lists
+# the same; test/packaging.test.ts checks it):
+PKGS=(git gcc make clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config bpftool iproute2 ethtool)
+# and what the lab and the tests add: traffic and ping, nix-instantiate for flake.nix
+TEST_PKGS=(iperf3 iputils-ping nix-bin)
 missing=()
-for p in "${PKGS[@]}"; do
+for p in "${PKGS[@]}" "${TEST_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then

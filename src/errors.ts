@@ -18,6 +18,10 @@ export type MpError =
   | { kind: 'PermissionDenied'; message: string }
   /** The peer (link emulator control socket, portal) did not answer in time. */
   | { kind: 'Timeout'; what: string; message: string }
+  /** `down` (or a failed `up`'s rollback) could not revert everything: `remaining` stays in the
+   *  portal record for the next `down`; `cause` is the first failure, `after` the error that
+   *  started a rollback. */
+  | { kind: 'UndoIncomplete'; remaining: string[]; cause: MpError; after?: MpError }
   /** Our own bug: an invariant broke. Printed with a stack and "please report". */
   | { kind: 'Bug'; message: string; cause?: unknown };
 
@@ -30,13 +34,23 @@ export const configInvalid = (path: string, value: unknown, message: string): Mp
   message,
 });
 
+/** The error of a failed file operation on the record: EACCES/EPERM are PermissionDenied (a
+ *  non-root shell), anything else is a runtime failure with the errno. */
+export function fileError(op: string, file: string, e: unknown): MpError {
+  const x = e as NodeJS.ErrnoException;
+  if (x.code === 'EACCES' || x.code === 'EPERM')
+    return { kind: 'PermissionDenied', message: `cannot ${op} ${file}: permission denied (portals run as root; run mpctl as root)` };
+  return { kind: 'NativeFailed', op: `${op} ${file}`, errno: typeof x.errno === 'number' ? -x.errno : 0, message: x.code ?? String(e) };
+}
+
 export const bug = (message: string, cause?: unknown): MpError => ({ kind: 'Bug', message, cause });
 
 /** Short one-line description used in logs and as the CLI's error message. */
 export function describeError(e: MpError): string {
   switch (e.kind) {
     case 'ConfigInvalid':
-      return `${e.path}: ${e.message} (got ${JSON.stringify(e.value)})`;
+      // an absent key has no value to quote
+      return `${e.path}: ${e.message}${e.value === undefined || e.value === null ? '' : ` (got ${JSON.stringify(e.value)})`}`;
     case 'NetlinkRejected':
       return `netlink ${e.op} rejected: ${e.errno}${e.detail ? ` (${e.detail})` : ''}`;
     case 'NativeFailed':
@@ -51,6 +65,8 @@ export function describeError(e: MpError): string {
       return e.message;
     case 'PermissionDenied':
       return e.message;
+    case 'UndoIncomplete':
+      return `${e.after ? `${describeError(e.after)}; then ` : ''}${e.remaining.length} change${e.remaining.length === 1 ? '' : 's'} could not be undone and stay${e.remaining.length === 1 ? 's' : ''} in the portal record for the next \`mpctl down\` (${e.remaining.join('; ')}): ${describeError(e.cause)}`;
     case 'Bug':
       return `internal error: ${e.message}`;
   }

@@ -35,6 +35,7 @@ import {
   MP_LINK_STATS,
   MP_LOOP_STATS,
   MP_MAX_LINKS,
+  MP_RESERVED_PORTS,
   MP_RX,
   MP_LINK_UP,
   MP_ROLE_REMOTE,
@@ -48,6 +49,8 @@ import {
   type MpLink,
   type StructLayout,
 } from '../src/datapath/abi.js';
+import { MAX_LINKS, MAX_RESERVED_PORTS } from '../src/config/parse.js';
+import { MAX_LINKS as LAB_MAX_LINKS } from '../src/lab/topology.js';
 import { bpfClose, bpfOpenLoad, mapFd, mapInfo, SK_BUFF_OFFSETS, SK_BUFF_SIZE, type ObjHandle } from '../src/native/libmpctl.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -164,6 +167,11 @@ describe('abi.ts mirrors the BTF of build/bpf/mpctl.o', () => {
     assert.equal(btfLayout(btf, 'mp_hdr').size, MP_HDR_LEN);
     const busy = btfLayout(btf, 'mp_sched').fields.find((f) => f.name === 'busy_until_ns');
     assert.equal(busy?.size, 8 * MP_MAX_LINKS, 'MP_MAX_LINKS');
+    const reserved = btfLayout(btf, 'mp_config').fields.find((f) => f.name === 'reserved_ports');
+    assert.equal(reserved?.size, 2 * MP_RESERVED_PORTS, 'MP_RESERVED_PORTS');
+    assert.equal(MAX_RESERVED_PORTS, MP_RESERVED_PORTS, 'the config refuses what the data path cannot hold');
+    assert.equal(MAX_LINKS, MP_MAX_LINKS);
+    assert.equal(LAB_MAX_LINKS, MP_MAX_LINKS);
     assert.equal(DROP_REASONS.length, MP_DROP_MAX);
     assert.equal(DROP_REASONS[DropReason.truncated], 'truncated');
     assert.equal(ENUMS['mp_drop_reason']?.['MP_DROP_MAX'], MP_DROP_MAX);

@@ -4,7 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { err, ok, type Result } from 'neverthrow';
-import type { MpError } from '../src/errors.js';
+import { describeError, type MpError } from '../src/errors.js';
+import { exitCodeOf } from '../src/cli/exit.js';
 import type { LinkInfo, Rtnl } from '../src/netlink/rtnl.js';
 import { applyPlan, revertAll, type FilterPort, type Undo } from '../src/portal/apply.js';
 import type { PlanStep } from '../src/plan/types.js';
@@ -16,6 +17,8 @@ class FakeRtnl {
   links = new Map<string, LinkInfo>();
   private peers = new Map<string, string>();
   private next = 10;
+  /** names whose deletion the kernel refuses (EBUSY) */
+  busy = new Set<string>();
 
   add(name: string, o: Partial<LinkInfo> = {}): void {
     this.links.set(name, { index: this.next++, name, up: false, mtu: 1500, mac: '', arp: true, ...o });
@@ -44,6 +47,7 @@ class FakeRtnl {
   }
   async deleteLink(name: string): Promise<Result<void, MpError>> {
     this.calls.push(`deleteLink ${name}`);
+    if (this.busy.has(name)) return err({ kind: 'NetlinkRejected', op: 'delete link', errno: 'EBUSY' });
     if (!this.links.delete(name)) return err({ kind: 'NotFound', what: 'interface', message: name });
     this.links.delete(this.peers.get(name) ?? ''); // a veth goes with its peer
     return ok(undefined);
@@ -62,8 +66,16 @@ const LOOP: PlanStep[] = [
   { kind: 'link', dev: 'mpf1b', mtu: 65535, up: true },
 ];
 
-function env(rt: FakeRtnl) {
-  return { rt: rt as unknown as Rtnl, ns: null, filters: noFilters, record: async (_: Undo[]) => {} };
+function env(rt: FakeRtnl, records: Undo[][] = []) {
+  return {
+    rt: rt as unknown as Rtnl,
+    ns: null,
+    filters: noFilters,
+    record: async (l: Undo[]): Promise<Result<void, MpError>> => {
+      records.push([...l]);
+      return ok(undefined);
+    },
+  };
 }
 
 test('a veth pair apply created is configured, and deleted on down', async () => {
@@ -94,4 +106,45 @@ test('reverting a link setting of a device that is gone already is fine', async 
   const log = (await applyPlan(env(rt), LOOP))._unsafeUnwrap();
   rt.links.clear(); // someone deleted the pair
   assert.ok((await revertAll(env(rt), log)).isOk());
+});
+
+test('an undo that fails stays in the log and the record, and down names it; the next down finishes', async () => {
+  const rt = new FakeRtnl();
+  const log = (await applyPlan(env(rt), LOOP))._unsafeUnwrap();
+  rt.busy.add('mpf1a');
+  const records: Undo[][] = [];
+  const r = await revertAll(env(rt, records), log);
+  assert.ok(r.isErr());
+  assert.equal(r.error.kind, 'UndoIncomplete');
+  assert.equal(describeError(r.error), '1 change could not be undone and stays in the portal record for the next `mpctl down` (veth mpf1a): netlink delete link rejected: EBUSY');
+  assert.equal(exitCodeOf(r.error), 1);
+  assert.deepEqual(log, [{ kind: 'veth', name: 'mpf1a' }], 'the failed entry is kept');
+  assert.deepEqual(records.at(-1), [{ kind: 'veth', name: 'mpf1a' }], 'and recorded');
+  assert.equal(rt.links.get('mpf1a')?.mtu, 1500, 'the entries that could be reverted were');
+  rt.busy.clear();
+  assert.ok((await revertAll(env(rt), log)).isOk(), 'safe to repeat');
+  assert.deepEqual(log, []);
+  assert.equal(rt.links.size, 0);
+});
+
+test('a failed up whose rollback fails too reports both and keeps what is left', async () => {
+  const rt = new FakeRtnl();
+  rt.busy.add('mpf1a');
+  const log: Undo[] = [];
+  const r = await applyPlan(env(rt), [...LOOP, { kind: 'link', dev: 'nosuch', up: true }], log);
+  assert.ok(r.isErr());
+  assert.equal(r.error.kind, 'UndoIncomplete');
+  assert.match(describeError(r.error), /^no interface nosuch; then 1 change could not be undone .*\(veth mpf1a\): netlink delete link rejected: EBUSY$/);
+  assert.deepEqual(log, [{ kind: 'veth', name: 'mpf1a' }]);
+});
+
+test('a change the record cannot hold is taken back at once', async () => {
+  const rt = new FakeRtnl();
+  const denied: MpError = { kind: 'PermissionDenied', message: 'cannot write state.json' };
+  let writes = 0;
+  const e = { ...env(rt), record: async (): Promise<Result<void, MpError>> => (writes++ === 0 ? err(denied) : ok(undefined)) };
+  const r = await applyPlan(e, LOOP);
+  assert.ok(r.isErr());
+  assert.deepEqual(r.error, denied);
+  assert.equal(rt.links.size, 0, 'the veth pair it could not record is deleted');
 });

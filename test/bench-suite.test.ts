@@ -209,7 +209,7 @@ describe('benchmark bookkeeping', () => {
 
 describe('benchmark plots', () => {
   it('renders throughput over time per link and total as SVG, offline', async () => {
-    const svg = await renderPlot('2×20 test', [
+    const svg = (await renderPlot('2×20 test', [
       {
         title: 'client → server',
         points: [0, 0.1, 0.2].flatMap((tS) => [
@@ -220,7 +220,7 @@ describe('benchmark plots', () => {
         events: [{ tS: 0.1, label: 'isp2 cut' }],
         sumMbit: 39.6,
       },
-    ]);
+    ]))._unsafeUnwrap();
     assert.match(svg, /^<svg /);
     for (const text of ['2×20 test', 'client → server', 'isp2 cut', 'link 1', 'total', 'time (s)']) assert.ok(svg.includes(text), text);
   });

@@ -1,4 +1,4 @@
-// Congestion control in the running bond (issue 5), end to end through `mpctl up`:
+// Congestion control in the running bond (README "Running a bond"), end to end through `mpctl up`:
 //
 //   client ── lp ═╦═ isp1 20 Mbit ═╦═ inet ── rp ── server
 //                 ╚═ isp2  5 Mbit ═╝        (the LP is configured with 20 + 20: wrong on isp2)

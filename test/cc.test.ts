@@ -1,4 +1,4 @@
-// The congestion-control half of issue 5, without root: the feedback wire format and how the
+// Congestion control (README "Running a bond") without root: the feedback wire format and how the
 // receiver builds it from its counters, the filters, and the per-link controller driven by a
 // discrete-event link simulator (test/helpers/linksim.ts):
 //

@@ -24,7 +24,7 @@ import { parseExposition, valueOf } from './helpers/prom.js';
 import { validateStatus } from './helpers/status-schema.js';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
-import { logFile } from '../src/cli/background.js';
+import { logFile } from '../src/portal/state.js';
 
 const scenario = parseScenario({ links: [{ label: 'l1', rate: '20mbit', delay: '10ms', queue: '60ms' }, { label: 'l2', rate: '20mbit', delay: '15ms', queue: '60ms' }] }, 't')._unsafeUnwrap();
 

@@ -187,3 +187,22 @@ test('mpctl genkey on a terminal warns on stderr and prints only the key', { ski
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('mpctl genkey into a file others can read warns (the umask); under umask 077 it is quiet', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'mpctl-keys-'));
+  try {
+    for (const [umask, warning] of [
+      ['022', /^warning: the key file is readable by everyone \(mode 644, from the umask\): chmod 600 it/],
+      ['027', /^warning: the key file is readable by its group \(mode 640/],
+      ['077', /^$/],
+    ] as const) {
+      const key = join(dir, `k${umask}`);
+      const r = spawnSync('/bin/sh', ['-c', `umask ${umask}; exec "$0" genkey > "$1"`, MPCTL, key], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stderr, warning, `umask ${umask}`);
+      assert.match(readFileSync(key, 'utf8').trim(), /^[A-Za-z0-9+/]{43}=$/, 'the key is written all the same');
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

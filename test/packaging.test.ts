@@ -1,8 +1,9 @@
-// Packaging without the tools it targets: there is no `nix` here, so flake.nix is parsed by
-// test/helpers/nix.ts (a real Nix-expression parser: syntax only, no evaluation — unknown
-// variables, wrong option types or a nixpkgs attribute that does not exist would pass) and its
-// outputs' shape is checked; the systemd units are checked by `systemd-analyze verify` (unknown
-// keys, bad values) and `systemd-analyze security --offline`, and the NixOS module's service
+// Packaging without the tools it targets: flake.nix is parsed by `nix-instantiate --parse` and
+// evaluated by `nix-instantiate --eval` against a small stand-in for nixpkgs
+// (test/fixtures/flake-eval.nix; there is no nixpkgs and no network here, so a nixpkgs attribute
+// that does not exist upstream or a wrong option type still passes); the systemd units — the
+// shipped one and the one the NixOS module generates — are checked by `systemd-analyze verify`
+// (unknown keys, bad values) and `systemd-analyze security --offline`, and the module's service
 // must carry the same hardening and capabilities as contrib/systemd/mpctl@.service.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,10 +11,10 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { keysOf, lookup, parseNix, stringList, NixSyntaxError, type Node } from './helpers/nix.js';
+import { evalFlake, hasNix, nixParseError, unitSection } from './helpers/nix.js';
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
-const flake = parseNix(readFileSync(here('../flake.nix'), 'utf8'));
+const FLAKE = here('../flake.nix');
 const unit = readFileSync(here('../contrib/systemd/mpctl@.service'), 'utf8');
 /** [Service] keys of the unit file with their values (comments and blank lines skipped). */
 const serviceKeys = new Map(
@@ -25,75 +26,92 @@ const serviceKeys = new Map(
     .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const),
 );
 
-test('nix parser: accepts the language and refuses broken syntax', () => {
-  const ok = [
-    `{ a = 1; b.c = "x\${toString (1 + 2)}y"; inherit (x) d e; "q r" = [ 1 ./p /abs/p <nixpkgs> https://x.org/a ]; }`,
-    `let f = { a, b ? 2, ... }@args: a + b; in f { a = 1; }`,
-    `x: y: if x -> y then !x || y && x == y else x // { z = -1; }`,
-    `rec { a = b.c or null; d = a ? e; g = ''\n  ''$not ''\${interp} \${ "nested \${ "deep" }" } '''quote\n''; }`,
-    `with import <nixpkgs> { }; assert true; [ (a.b or c) ({ x }: x) ]`,
-    `/* block */ # line\n { a = [ 1 2 ] ++ [ 3 ]; b = 6 / 2 * 3; c = 6/2; d = ~/x; }`,
-  ];
-  for (const src of ok) assert.doesNotThrow(() => parseNix(src), src);
-  const bad: [string, RegExp][] = [
-    ['{ a = 1; ', /expected "}" before the end of file/],
-    ['{ a = 1 }', /expected ";"/],
-    ['{ a = "x; }', /unterminated string/],
-    ["{ a = ''x; }", /unterminated ''string''/],
-    ['let a = 1; a', /expected "=", found end of file/],
-    ['let a = 1; b = 2;', /expected "in" before the end of file/],
-    ['{ a = [ 1 2 ; }', /expected ";"|unterminated list|unexpected/],
-    ['{ a = "${1 + }"; }', /unexpected/],
-    ['a == b == c', /not associative/],
-    ['{ a = 1; } }', /after the expression/],
-    ['if a then b', /expected "else"/],
-    ['{ a, b }: ', /unexpected end of file/],
-    ['/* open', /unterminated comment/],
-  ];
-  for (const [src, re] of bad) assert.throws(() => parseNix(src), (e: unknown) => e instanceof NixSyntaxError && re.test(e.message), src);
+// nix-instantiate is Debian's nix-bin (scripts/setup.sh installs it)
+const noNix = !hasNix() && 'no nix-instantiate (apt install nix-bin, or scripts/setup.sh)';
+
+type Service = { serviceConfig: Record<string, string | boolean | string[]>; [k: string]: unknown };
+type Flake = {
+  outputs: string[];
+  package: Record<string, unknown>;
+  devShell: { packages: string[] };
+  options: string[];
+  roles: string[];
+  service: Service;
+  mounts: { where: string; type: string }[];
+};
+const flake = () => evalFlake(FLAKE) as Flake;
+
+test('nix-instantiate --parse accepts flake.nix and refuses broken syntax', { skip: noNix }, () => {
+  assert.equal(nixParseError(FLAKE), null);
+  const dir = mkdtempSync(`${tmpdir()}/mpctl-nix-`);
+  try {
+    const text = readFileSync(FLAKE, 'utf8');
+    for (const [from, to, re] of [
+      ['"aarch64-linux" ];', '"aarch64-linux" ]', /syntax error, unexpected '=', expecting ';'/],
+      ['forAll = f:', 'forAll = g:', /undefined variable 'f'/],
+    ] as const) {
+      assert.ok(text.includes(from));
+      writeFileSync(`${dir}/flake.nix`, text.replace(from, to));
+      assert.match(nixParseError(`${dir}/flake.nix`) ?? '', re);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
-test('flake.nix parses and has packages.default, devShells.default and nixosModules.default (services.mpctl)', () => {
-  assert.deepEqual(keysOf(flake), ['description', 'inputs', 'outputs']);
-  const outputs = lookup(flake, 'outputs')!;
-  assert.equal(outputs.t, 'lambda');
-  assert.deepEqual((outputs as Extract<Node, { t: 'lambda' }>).formals?.names, ['self', 'nixpkgs']);
-  assert.deepEqual(keysOf(outputs), ['packages', 'devShells', 'nixosModules']);
-  // packages = forAll (pkgs: { default = pkgs.buildNpmPackage { … }; })
-  const pkg = lookup(lookup(outputs, 'packages')!, 'default')!;
-  assert.ok(pkg.t === 'app' && pkg.f.t === 'select' && pkg.f.path.join('.') === 'buildNpmPackage', 'buildNpmPackage');
-  for (const k of ['pname', 'version', 'src', 'npmDeps', 'nativeBuildInputs', 'buildInputs', 'buildPhase', 'installPhase', 'meta']) assert.ok(keysOf(pkg).includes(k), `package ${k}`);
-  const build = JSON.stringify(lookup(pkg, 'buildPhase'));
-  for (const step of ['make -C native', 'make -C bpf', 'tsc -p tsconfig.json', 'vmlinux.h']) assert.ok(build.includes(step), `buildPhase: ${step}`);
-  const install = JSON.stringify(lookup(pkg, 'installPhase'));
-  for (const f of ['dist build bin policy package.json node_modules', 'mpctl@.service', 'run-mpctl-bpf.mount']) assert.ok(install.includes(f), `installPhase: ${f}`);
-  assert.ok(lookup(lookup(outputs, 'devShells')!, 'default'), 'devShells.default');
-
-  const mod = lookup(outputs, 'nixosModules.default')!;
-  assert.equal(mod.t, 'lambda');
-  assert.deepEqual((mod as Extract<Node, { t: 'lambda' }>).formals, { names: ['config', 'lib', 'pkgs'], ellipsis: true });
-  assert.deepEqual(keysOf(mod), ['options', 'config']);
-  assert.deepEqual(keysOf(lookup(mod, 'options.services.mpctl')!), ['enable', 'role', 'configFile', 'package']);
-  assert.ok(JSON.stringify(lookup(mod, 'options.services.mpctl.role')).includes('"local"'), 'role: enum local/remote');
-  const svc = lookup(mod, 'config.systemd.services.mpctl.serviceConfig')!;
-  const exec = JSON.stringify(lookup(svc, 'ExecStart'));
-  for (const w of [' up ', '--config', '--no-tui']) assert.ok(exec.includes(w), `ExecStart has ${w}`);
-  assert.ok(lookup(mod, 'config.systemd.mounts'), 'the bpffs mount unit');
+test('flake.nix evaluates to packages.default, devShells.default and nixosModules.default (services.mpctl)', { skip: noNix }, () => {
+  const f = flake();
+  assert.deepEqual(f.outputs, ['devShells', 'nixosModules', 'packages']);
+  const pkg = f.package;
+  for (const k of ['pname', 'version', 'src', 'npmDeps', 'nativeBuildInputs', 'buildInputs', 'buildPhase', 'installPhase', 'meta']) assert.ok(k in pkg, `package ${k}`);
+  // the clang wrapper's hardening flags break `clang -target bpf -Werror`
+  assert.deepEqual(pkg.hardeningDisable, ['zerocallusedregs', 'stackprotector']);
+  const build = String(pkg.buildPhase);
+  for (const step of ['make -C native', 'make -C bpf', 'tsc -p tsconfig.json', '/nix/store/linux-dev/vmlinux format c > build/bpf/vmlinux.h']) assert.ok(build.includes(step), `buildPhase: ${step}`);
+  const install = String(pkg.installPhase);
+  for (const x of ['dist build bin policy package.json node_modules', 'mpctl@.service', 'run-mpctl-bpf.mount']) assert.ok(install.includes(x), `installPhase: ${x}`);
+  assert.ok(f.devShell.packages.includes('/nix/store/nodejs_20'), 'devShells.default has Node 20');
+  assert.deepEqual(f.options, ['configFile', 'enable', 'package', 'role']);
+  assert.deepEqual(f.roles, ['local', 'remote']);
+  assert.equal(f.service.serviceConfig.ExecStart, '/nix/store/mpctl/bin/mpctl up local --config /etc/mpctl/lp.toml --no-tui');
+  assert.equal((evalFlake(FLAKE, 'remote') as Flake).service.serviceConfig.ExecStart, '/nix/store/mpctl/bin/mpctl up remote --config /etc/mpctl/lp.toml --no-tui');
+  assert.deepEqual(f.mounts.map((m) => [m.where, m.type]), [['/run/mpctl/bpf', 'bpf']], 'the bpffs mount unit');
 });
 
-test('the NixOS service has the hardening and capabilities of contrib/systemd/mpctl@.service', () => {
-  const outputs = lookup(flake, 'outputs')!;
-  const svc = lookup(outputs, 'nixosModules.default.config.systemd.services.mpctl.serviceConfig')!;
-  const moduleKeys = new Set(keysOf(svc));
+test('the NixOS service has the hardening and capabilities of contrib/systemd/mpctl@.service', { skip: noNix }, () => {
+  const svc = flake().service.serviceConfig;
+  const moduleKeys = new Set(Object.keys(svc));
   for (const k of serviceKeys.keys()) assert.ok(moduleKeys.has(k), `module sets ${k} like the unit`);
   for (const k of moduleKeys) assert.ok(serviceKeys.has(k), `the unit sets ${k} like the module`);
-  // capabilities: the let-bound list in the flake, the same words in the unit
-  const caps = stringList(lookup({ t: 'attrs', rec: false, bindings: (outputs as Extract<Node, { t: 'lambda' }>).body.t === 'let' ? ((outputs as Extract<Node, { t: 'lambda' }>).body as Extract<Node, { t: 'let' }>).bindings : [] }, 'capabilities'));
-  assert.deepEqual(caps, ['CAP_NET_ADMIN', 'CAP_BPF', 'CAP_PERFMON']);
-  assert.deepEqual(serviceKeys.get('CapabilityBoundingSet')!.split(' '), caps);
+  assert.deepEqual(svc.CapabilityBoundingSet, ['CAP_NET_ADMIN', 'CAP_BPF', 'CAP_PERFMON']);
+  assert.deepEqual(serviceKeys.get('CapabilityBoundingSet')!.split(' '), svc.CapabilityBoundingSet);
   assert.ok(!unit.match(/^CapabilityBoundingSet=.*CAP_SYS_ADMIN/m), 'no CAP_SYS_ADMIN');
   assert.equal(serviceKeys.get('ProtectSystem'), 'strict');
   assert.equal(serviceKeys.get('NoNewPrivileges'), 'yes');
+  // ProtectSystem=strict leaves /var read-only: the budget usage needs its state directory
+  assert.equal(serviceKeys.get('StateDirectory'), 'mpctl');
+  assert.equal(svc.StateDirectory, 'mpctl');
+});
+
+test('the unit the NixOS module generates passes systemd-analyze verify', { skip: noNix }, (t) => {
+  if (spawnSync('systemd-analyze', ['--version']).status !== 0) return t.skip('no systemd-analyze on this host');
+  const s = flake().service;
+  const dir = mkdtempSync(`${tmpdir()}/mpctl-nixunit-`);
+  try {
+    const svc = { ...s.serviceConfig, ExecStart: String(s.serviceConfig.ExecStart).replace('/nix/store/mpctl/bin/mpctl', '/bin/true'), ExecStopPost: '/bin/true' };
+    const text = [
+      unitSection('Unit', { Description: String(s.description), Wants: s.wants as string[], After: s.after as string[], Requires: s.requires as string[] }),
+      unitSection('Service', svc),
+      unitSection('Install', { WantedBy: s.wantedBy as string[] }),
+    ].join('\n\n');
+    writeFileSync(`${dir}/mpctl.service`, `${text}\n`);
+    writeFileSync(`${dir}/run-mpctl-bpf.mount`, readFileSync(here('../contrib/systemd/run-mpctl-bpf.mount')));
+    const v = spawnSync('systemd-analyze', ['verify', '--man=no', `${dir}/mpctl.service`, `${dir}/run-mpctl-bpf.mount`], { encoding: 'utf8' });
+    assert.equal(v.status, 0, v.stderr);
+    assert.deepEqual(v.stderr.split('\n').filter((l) => l.includes(dir)), [], 'no unknown keys or bad values');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('systemd-analyze verify and security --offline accept the units', (t) => {
@@ -119,4 +137,18 @@ test('systemd-analyze verify and security --offline accept the units', (t) => {
     rmSync(dir, { recursive: true, force: true });
   }
   assert.ok(existsSync(here('../contrib/systemd/mpctl@.service')));
+});
+
+test('README "Deploying on two machines" installs what scripts/setup.sh installs to build and run', () => {
+  const setup = readFileSync(here('../scripts/setup.sh'), 'utf8');
+  const list = (name: string) => /^\S+=\((.*)\)$/m.exec(setup.split('\n').find((l) => l.startsWith(`${name}=(`)) ?? '')?.[1]?.split(/\s+/) ?? [];
+  const pkgs = list('PKGS');
+  assert.ok(pkgs.includes('gcc') && pkgs.includes('git') && pkgs.includes('libelf-dev') && pkgs.includes('zlib1g-dev'), pkgs.join(' '));
+  const readme = readFileSync(here('../README.md'), 'utf8');
+  const deploy = readme.slice(readme.indexOf('## Deploying on two machines'));
+  const apt = /^\s*apt install (.*)$/m.exec(deploy)?.[1]?.split(/\s+/) ?? [];
+  assert.deepEqual([...apt].sort(), [...pkgs].sort(), 'the README\'s apt line is setup.sh\'s PKGS');
+  // Debian 12 and Ubuntu 24.04 ship Node 18: the README says where Node 20 comes from
+  assert.match(deploy, /Node\.js 20 or newer with npm: the `nodejs` of Debian 12 and of Ubuntu 24\.04 is 18/);
+  assert.match(setup, /-lt 20/, 'setup.sh refuses an older Node');
 });

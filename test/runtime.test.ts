@@ -13,7 +13,7 @@ import type { RemoteConfig } from '../src/config/types.js';
 import * as abi from '../src/datapath/abi.js';
 import type { KeysPort } from '../src/portal/keys-port.js';
 import { decodeProbe, encodeProbe } from '../src/portal/probe.js';
-import { startRemote, type LinkStatePort } from '../src/portal/runtime.js';
+import { startRemote, Tracker, type LinkStatePort } from '../src/portal/runtime.js';
 import { createInitiation, consumeResponse } from '../src/security/handshake.js';
 import { generatePrivateKey, staticKeys } from '../src/security/keys.js';
 import { sign } from '../src/security/mac.js';
@@ -82,7 +82,8 @@ async function lpSocket(): Promise<Socket> {
   return s;
 }
 
-const probe = (linkId: number) => encodeProbe({ linkId, reply: false, metric: 0, carrier: abi.MP_CARRIER_UDP, probeSeq: 1, sentNs: 1n, rateBps: 10_000_000n, owdUs: 1000 }, 0);
+const probe = (linkId: number, adminDown = false) =>
+  encodeProbe({ linkId, reply: false, metric: 0, carrier: abi.MP_CARRIER_UDP, probeSeq: 1, sentNs: 1n, rateBps: 10_000_000n, owdUs: 1000, adminDown }, 0);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const waitFor = async (cond: () => boolean, ms = 2000) => {
   const end = Date.now() + ms;
@@ -170,6 +171,35 @@ test('setAdmin: an administratively down link stays down while probes arrive, an
   }
 });
 
+test("RP: the LP's admin-down flag in its probes takes the link out of the RP's sending too, and its absence brings it back", async () => {
+  const p = port();
+  const fake = new FakePort();
+  const r = (await startRemote(rpConfig(p, { insecure_no_auth: true }), fake, { local: null, peer: null, keys: noKeys }, quiet))._unsafeUnwrap();
+  const sock = await lpSocket();
+  let adminDown = false;
+  // the requests as the data path records them (bpf/probe.h): the flag comes in the verified probe
+  const keepProbing = setInterval(() => fake.record(probe(2, adminDown), { address: '127.0.0.1', port: sock.address().port }), 10);
+  try {
+    await waitFor(() => fake.states.some(([id, s]) => id === 2 && s === 'up'));
+    adminDown = true;
+    await waitFor(() => fake.states.at(-1)?.[1] === 'admin-down');
+    const mark = fake.states.length;
+    await sleep(150); // probes keep arriving, flagged: liveness leaves it down
+    assert.deepEqual(fake.states.slice(mark - 1), [[2, 'admin-down']]);
+    // the RP's own operator holds it too: the LP's "up" alone does not bring it back
+    assert.ok(r.setAdmin(2, true).isOk());
+    adminDown = false;
+    await sleep(100);
+    assert.equal(fake.states.at(-1)?.[1], 'admin-down', "the RP operator's hold stays");
+    assert.ok(r.setAdmin(2, false).isOk());
+    assert.deepEqual(fake.states.at(-1), [2, 'up'], 'back once neither holds it');
+  } finally {
+    clearInterval(keepProbing);
+    sock.close();
+    await r.stop();
+  }
+});
+
 test("RP: a probe's budget allowance becomes the link's budget line, written with the link; none: uncapped; a stale probe leaves it", async () => {
   const p = port();
   const fake = new FakePort();
@@ -194,4 +224,26 @@ test("RP: a probe's budget allowance becomes the link's budget line, written wit
     sock.close();
     await r.stop();
   }
+});
+
+test('the run loop on a hand-driven clock: up when heard, down after 3 silent intervals, an admin hold outlasts both', () => {
+  const fake = new FakePort();
+  let now = 1_000;
+  const t = new Tracker([0, 1], fake as unknown as LinkStatePort, { intervalMs: 100, missed: 3 }, quiet, () => now);
+  t.hear(0);
+  assert.deepEqual(fake.states, [[0, 'up']], 'link 1, never heard, stays down unwritten');
+  now += 300;
+  t.evaluate();
+  assert.equal(t.state.get(0), 'up', 'three intervals: still up');
+  now += 1;
+  t.evaluate();
+  assert.deepEqual(fake.states.at(-1), [0, 'down'], 'past three intervals without an answer: down');
+  t.hear(0);
+  assert.deepEqual(fake.states.at(-1), [0, 'up'], 'an answer brings it back at once');
+  assert.ok(t.setAdmin(0, true, 'peer').isOk());
+  now += 10_000;
+  t.hear(0);
+  assert.deepEqual(fake.states.at(-1), [0, 'admin-down'], 'heard or not, the hold keeps it down');
+  assert.ok(t.setAdmin(0, false, 'peer').isOk());
+  assert.deepEqual(fake.states.at(-1), [0, 'up']);
 });

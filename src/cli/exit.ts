@@ -21,6 +21,8 @@ export function exitCodeOf(e: MpError): number {
       return EXIT.permission;
     case 'Bug':
       return EXIT.bug;
+    case 'UndoIncomplete':
+      return exitCodeOf(e.cause);
     case 'NetlinkRejected':
     case 'NativeFailed':
     case 'CommandFailed':

@@ -16,15 +16,16 @@
 import { readFile } from 'node:fs/promises';
 import { err, ok, safeTry, type Result } from 'neverthrow';
 import { parse as parseToml } from 'smol-toml';
+import { MP_MAX_LINKS, MP_RESERVED_PORTS } from '../datapath/abi.js';
 import { configInvalid, type MpError } from '../errors.js';
-import { parseDuration, parseRate } from '../lab/params.js';
+import { parseDuration, parseRate, rateProblem } from '../units.js';
 import { parsePublicKey } from '../security/keys.js';
 import type { AuthConfig, Family, LinkConfig, LocalConfig, PortalConfig, Prefix, RemoteConfig } from './types.js';
 import { canonicalAddress, isIfname, isLinkLocal, isUnicast, parseBytes, parseClientPrefix, prefixContains } from './values.js';
 
-export const MAX_LINKS = 16;
-/** a single-interface RP's reserved ports: the size of mp_config.reserved_ports in bpf/mp.h */
-export const MAX_RESERVED_PORTS = 8;
+/** the data path's limits (bpf/mp.h, mirrored in datapath/abi.ts) */
+export const MAX_LINKS = MP_MAX_LINKS;
+export const MAX_RESERVED_PORTS = MP_RESERVED_PORTS;
 
 /** Defaults of absent keys, in TOML spelling (the README table lists the same). */
 export const DEFAULTS = {
@@ -65,13 +66,19 @@ export async function loadConfig(file: string): Promise<R<PortalConfig>> {
   } catch {
     return err({ kind: 'NotFound', what: 'config', message: `cannot read config file ${file}` });
   }
-  let raw: unknown;
+  return parseTomlText(text, file).andThen((raw) => parseConfig(raw, file));
+}
+
+/** TOML text → its table; a syntax error names `file:line:column` and quotes that line. */
+export function parseTomlText(text: string, file: string): R<unknown> {
   try {
-    raw = parseToml(text);
+    return ok(parseToml(text));
   } catch (e) {
-    return bad(file, text.slice(0, 40), `not valid TOML: ${(e as Error).message.split('\n')[0]}`);
+    const { line, column, message } = e as { line?: number; column?: number; message: string };
+    const reason = message.split('\n')[0]!.replace(/^Invalid TOML document: /, '');
+    if (line === undefined) return bad(file, undefined, `not valid TOML: ${reason}`);
+    return bad(`${file}:${line}:${column ?? 1}`, text.split('\n')[line - 1] ?? '', `not valid TOML: ${reason}`);
   }
-  return parseConfig(raw, file);
 }
 
 export function parseConfig(raw: unknown, source: string): R<PortalConfig> {
@@ -223,7 +230,7 @@ function linkTable(t: unknown, id: number, lan: string, remoteFamilies: Family[]
     const rateIn = t.rate ?? DEFAULTS.rate;
     const rateBps = typeof rateIn === 'string' || typeof rateIn === 'number' ? parseRate(rateIn) : undefined;
     if (rateBps === undefined || rateBps === null)
-      return bad(`${at}.rate`, rateIn, 'is not a rate between 8kbit and 100gbit (e.g. "20mbit")');
+      return bad(`${at}.rate`, rateIn, rateProblem(rateIn));
     const delayIn = t.delay ?? DEFAULTS.delay;
     const delayUs = typeof delayIn === 'string' || typeof delayIn === 'number' ? parseDuration(delayIn) : undefined;
     if (delayUs === undefined) return bad(`${at}.delay`, delayIn, 'is not a duration up to 10s (e.g. "10ms", "250us")');
@@ -245,10 +252,12 @@ function linkTable(t: unknown, id: number, lan: string, remoteFamilies: Family[]
 
 const isHost = (p: Prefix) => p.len === (p.family === 4 ? 32 : 128);
 
+export const INSTANCE_RULE = 'must be 1-16 lower-case letters, digits, "_" or "-", starting with a letter or digit';
+export const isInstanceName = (v: unknown): v is string => typeof v === 'string' && INSTANCE_RE.test(v);
+
 function instanceName(v: unknown, role: string): R<string> {
   if (v === undefined) return ok(role);
-  if (typeof v !== 'string' || !INSTANCE_RE.test(v))
-    return bad('instance', v, 'must be 1-16 lower-case letters, digits, "_" or "-", starting with a letter or digit');
+  if (!isInstanceName(v)) return bad('instance', v, INSTANCE_RULE);
   return ok(v);
 }
 

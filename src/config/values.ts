@@ -1,6 +1,6 @@
 // Scalar values of a portal config: interface names, addresses, prefixes, byte counts. Each
 // checker returns the normalised value or undefined; config/parse.ts turns undefined into a
-// ConfigInvalid error naming the key. Rates and durations reuse the lab's parsers (lab/params.ts).
+// ConfigInvalid error naming the key. Rates and durations are src/units.ts's.
 import { bufferToIp, ipFamily, ipToBuffer } from '../netlink/ip.js';
 import type { Family, Prefix } from './types.js';
 

@@ -17,6 +17,8 @@ import { nhKeyBytes, nhKeyStream } from '../security/nh.js';
 
 export const MP_VERSION = 1;
 export const MP_MAX_LINKS = 16;
+/** mp.h MP_RESERVED_PORTS: the length of mp_config.reserved_ports */
+export const MP_RESERVED_PORTS = 8;
 export const MP_IPPROTO = 253;
 export const MP_HDR_LEN = 24;
 /** Key ids on the wire are 1..255 (0: unauthenticated handshake message); mp_rx_keys entries. */
@@ -351,7 +353,7 @@ export function encodeConfig(c: MpConfig): Buffer {
   b.writeUInt8(c.ipProto, f('ip_proto'));
   writeAddr(b, f('client_v4'), c.clientV4);
   writeAddr(b, f('client_v6'), c.clientV6);
-  if (c.reservedPorts.length > 8) throw new Error(`at most 8 reserved ports, got ${c.reservedPorts.length}`);
+  if (c.reservedPorts.length > MP_RESERVED_PORTS) throw new Error(`at most ${MP_RESERVED_PORTS} reserved ports, got ${c.reservedPorts.length}`);
   c.reservedPorts.forEach((p, i) => b.writeUInt16LE(p, f('reserved_ports') + 2 * i));
   b.writeUInt32LE(c.loopIfindex, f('loop_ifindex'));
   b.writeUInt32LE(c.loopMark >>> 0, f('loop_mark'));
@@ -361,7 +363,7 @@ export function encodeConfig(c: MpConfig): Buffer {
 export function decodeConfig(b: Buffer): MpConfig {
   const f = (n: string) => at(MP_CONFIG, n);
   const ports: number[] = [];
-  for (let i = 0; i < 8; i++) {
+  for (let i = 0; i < MP_RESERVED_PORTS; i++) {
     const p = b.readUInt16LE(f('reserved_ports') + 2 * i);
     if (p) ports.push(p);
   }

@@ -1,8 +1,26 @@
 // Benchmark plots: throughput over time, per link and total, one panel per direction, rendered
 // to SVG headless with vega-lite → vega (no browser, no canvas). Events (a link cut, a rate
 // step) are drawn as labelled vertical rules.
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+//
+// vega and vega-lite (11.5 MB, 51 packages) are optional dependencies, loaded only here, when a
+// plot is drawn: every other command (`mpctl status`, the systemd `up`) starts without them, and
+// a portal host can install with `npm ci --omit=optional`. The specifiers are variables so the
+// build does not need them either; the few calls made are typed below.
+import { err, ok, type Result } from 'neverthrow';
+import type { MpError } from '../errors.js';
+
+/** A vega-lite spec (vega-lite's TopLevelSpec, as plain data). */
+export type PlotSpec = Record<string, unknown>;
+
+interface Vega {
+  View: new (runtime: unknown, o: { renderer: 'none' }) => { toSVG(): Promise<string>; finalize(): void };
+  parse(spec: unknown): unknown;
+}
+interface VegaLite {
+  compile(spec: PlotSpec): { spec: unknown };
+}
+const VEGA = 'vega';
+const VEGA_LITE = 'vega-lite';
 
 export interface PlotPanel {
   /** e.g. "client → server" */
@@ -14,7 +32,7 @@ export interface PlotPanel {
   sumMbit?: number;
 }
 
-export function plotSpec(title: string, panels: readonly PlotPanel[]): TopLevelSpec {
+export function plotSpec(title: string, panels: readonly PlotPanel[]): PlotSpec {
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: { text: title, fontSize: 14 },
@@ -58,14 +76,22 @@ export function plotSpec(title: string, panels: readonly PlotPanel[]): TopLevelS
           : []),
       ],
     })),
-  } as TopLevelSpec;
+  };
 }
 
-/** The SVG of a plot (vega's headless renderer). */
-export async function renderPlot(title: string, panels: readonly PlotPanel[]): Promise<string> {
-  const view = new vega.View(vega.parse(compile(plotSpec(title, panels)).spec), { renderer: 'none' });
+/** The SVG of a plot (vega's headless renderer); NotFound when the optional packages are absent. */
+export async function renderPlot(title: string, panels: readonly PlotPanel[]): Promise<Result<string, MpError>> {
+  let vega: Vega;
+  let vl: VegaLite;
   try {
-    return await view.toSVG();
+    vega = (await import(VEGA)) as Vega;
+    vl = (await import(VEGA_LITE)) as VegaLite;
+  } catch {
+    return err({ kind: 'NotFound', what: 'vega', message: 'plots need the optional packages vega and vega-lite (npm install --include=optional)' });
+  }
+  const view = new vega.View(vega.parse(vl.compile(plotSpec(title, panels)).spec), { renderer: 'none' });
+  try {
+    return ok(await view.toSVG());
   } finally {
     view.finalize();
   }

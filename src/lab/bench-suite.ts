@@ -1,4 +1,4 @@
-// The bonding benchmark suite (issues 5 and 10): `mpctl lab bench <scenario>`. Each scenario
+// The bonding benchmark suite (README "Benchmarks"): `mpctl lab bench <scenario>`. Each scenario
 // brings up its own bonded lab and runs one iperf3 TCP flow client → server and server → client,
 // with a CUBIC sender first, then BBR, repeating until the runs agree. Then the same flows over
 // the best link alone with plain routing (a bare lab holding only that link: no bond, no tunnel

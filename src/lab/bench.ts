@@ -5,7 +5,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { err, ok, type Result } from 'neverthrow';
-import type { MpError } from '../errors.js';
+import { describeError, type MpError } from '../errors.js';
 import { startBond, stopBond } from './bond.js';
 import { labDown, labUp, mpctlPath } from './lab.js';
 import { parseRate } from './params.js';
@@ -284,7 +284,9 @@ export async function runBench(name: string, runs: number, outDir: string, secon
     const r = await suite({ runs, ...(seconds !== undefined ? { seconds } : {}) });
     if (r.isErr()) return err(r.error);
     figures = r.value.figures;
-    svg = await renderPlot(r.value.plot.title, r.value.plot.panels);
+    const plot = await renderPlot(r.value.plot.title, r.value.plot.panels);
+    if (plot.isOk()) svg = plot.value;
+    else process.stderr.write(`mpctl: no plot for ${name}: ${describeError(plot.error)}\n`);
   } else {
     const r = await plain!(runs);
     if (r.isErr()) return err(r.error);

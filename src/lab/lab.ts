@@ -22,7 +22,7 @@ import {
 import { burstBytes, queueBytes, type DirSettings, type LinkSettings } from './params.js';
 import { applyPatch, type DirPatch, type Scenario } from './scenario.js';
 import { rm } from 'node:fs/promises';
-import { logFile } from '../cli/background.js';
+import { logFile } from '../portal/state.js';
 import { portalInstance, startBond, stopBond, type BondOptions } from './bond.js';
 import { labDir, listLabs, readState, removeState, writeState, type LabState } from './state.js';
 import { hasSchedule, runTimeline } from './timeline.js';

@@ -7,6 +7,7 @@ import { promises as fs, statSync, readdirSync, readlinkSync, existsSync } from 
 import { promisify } from 'node:util';
 import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
+import { isAlive } from '../proc.js';
 
 const execFileP = promisify(execFile);
 export const NETNS_DIR = '/run/netns';
@@ -73,16 +74,6 @@ export function pidsInNamespace(ns: string): number[] {
   }
   return out;
 }
-
-/** Whether a process exists (signal 0). */
-export const isAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 /** SIGTERM everything in the namespace, SIGKILL what is left after `graceMs`. */
 export async function killNamespaceProcesses(ns: string, graceMs = 1000): Promise<void> {

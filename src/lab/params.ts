@@ -1,6 +1,9 @@
 // Link-emulation parameters: parsing of the human units used on the CLI and in scenario files,
 // and the typed per-direction settings. Every parser returns null on bad input; the caller
-// turns that into a ConfigInvalid error naming the key.
+// turns that into a ConfigInvalid error naming the key. Rates and durations are src/units.ts's.
+import { formatDuration, parseDuration } from '../units.js';
+
+export { formatDuration, formatRate, parseDuration, parseRate, rateProblem } from '../units.js';
 
 export type QueueSpec = { kind: 'bytes'; n: number } | { kind: 'packets'; n: number } | { kind: 'time'; us: number };
 
@@ -63,43 +66,6 @@ export const DEFAULT_DIR: DirSettings = {
   down: false,
   queue: { kind: 'time', us: 50_000 },
 };
-
-const RATE_UNITS: Record<string, number> = {
-  '': 1,
-  bit: 1,
-  kbit: 1e3,
-  mbit: 1e6,
-  gbit: 1e9,
-  bps: 8,
-  kbps: 8e3,
-  mbps: 8e6,
-  gbps: 8e9,
-};
-
-/** `20mbit`, `500kbit`, `1gbit`, `12.5mbps` (bytes/s, as tc), a bare number of bit/s; `none`/`0` = unshaped. */
-export function parseRate(s: string | number): number | null | undefined {
-  if (typeof s === 'number') return Number.isFinite(s) && s >= 0 ? (s === 0 ? null : s) : undefined;
-  const t = s.trim().toLowerCase();
-  if (t === 'none' || t === 'unlimited' || t === '0') return null;
-  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/.exec(t);
-  const unit = m ? RATE_UNITS[m[2] ?? ''] : undefined;
-  if (!m || unit === undefined) return undefined;
-  const v = Number(m[1]) * unit;
-  return v >= 8000 && v <= 100e9 ? Math.round(v) : undefined;
-}
-
-const TIME_UNITS: Record<string, number> = { us: 1, ms: 1e3, s: 1e6 };
-
-/** `40ms`, `1.5ms`, `250us`, `0`; microseconds. Max 10 s. */
-export function parseDuration(s: string | number): number | undefined {
-  if (typeof s === 'number') return s === 0 ? 0 : undefined;
-  const t = s.trim().toLowerCase();
-  if (t === '0') return 0;
-  const m = /^(\d+(?:\.\d+)?)\s*(us|ms|s)$/.exec(t);
-  if (!m) return undefined;
-  const v = Math.round(Number(m[1]) * (TIME_UNITS[m[2]!] ?? NaN));
-  return Number.isFinite(v) && v <= 10_000_000 ? v : undefined;
-}
 
 /** A point or span of a schedule: `15s`, `1.5s`, `500ms`, `2min`, `0`; microseconds, at most a day. */
 export function parseSpan(s: string | number): number | undefined {
@@ -189,17 +155,6 @@ export function queueBytes(q: QueueSpec, rateBps: number): number {
 
 /** tbf bucket depth: about 1 ms of the rate, at least two frames (hrtimer-driven tbf is exact on average). */
 export const burstBytes = (rateBps: number): number => Math.max(2 * FRAME_BYTES, Math.round(rateBps / 8 / 1000));
-
-export function formatRate(bps: number | null): string {
-  if (bps === null) return 'unshaped';
-  if (bps >= 1e9 && bps % 1e7 === 0) return `${bps / 1e9}gbit`;
-  if (bps >= 1e6 && bps % 1e4 === 0) return `${bps / 1e6}mbit`;
-  if (bps >= 1e3) return `${+(bps / 1e3).toFixed(3)}kbit`;
-  return `${bps}bit`;
-}
-
-export const formatDuration = (us: number): string =>
-  us === 0 ? '0ms' : us % 1000 === 0 ? `${us / 1000}ms` : `${+(us / 1000).toFixed(3)}ms`;
 
 export const formatLoss = (ppm: number): string => `${+(ppm / 10_000).toFixed(4)}%`;
 

@@ -20,9 +20,9 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, extname, resolve } from 'node:path';
-import { parse as parseToml } from 'smol-toml';
 import { err, ok, type Result } from 'neverthrow';
 import { configInvalid, type MpError } from '../errors.js';
+import { parseTomlText } from '../config/parse.js';
 import { linkNode, MAX_LINKS } from './topology.js';
 import {
   DEFAULT_DIR,
@@ -32,6 +32,7 @@ import {
   parseRate,
   parseSpan,
   parseTrace,
+  rateProblem,
   TRACE_OPP_BYTES,
   type DirSettings,
   type LinkSettings,
@@ -94,7 +95,7 @@ export function parseDirPatch(
     switch (k) {
       case 'rate': {
         const r = parseRate(v);
-        if (r === undefined) return err(configInvalid(at, v, 'is not a rate between 8kbit and 100gbit (e.g. "20mbit", "none")'));
+        if (r === undefined) return err(configInvalid(at, v, rateProblem(v, '"20mbit", "none"')));
         p.rateBps = r;
         break;
       }
@@ -207,11 +208,12 @@ export async function loadScenario(file: string): Promise<Result<Scenario, MpErr
   } catch {
     return err({ kind: 'NotFound', what: 'scenario', message: `cannot read scenario file ${file}` });
   }
+  if (extname(file) !== '.json') return parseTomlText(text, file).andThen((raw) => parseScenario(raw, file));
   let raw: unknown;
   try {
-    raw = extname(file) === '.json' ? JSON.parse(text) : parseToml(text);
+    raw = JSON.parse(text);
   } catch (e) {
-    return err(configInvalid(file, text.slice(0, 40), `not valid ${extname(file) === '.json' ? 'JSON' : 'TOML'}: ${(e as Error).message.split('\n')[0]}`));
+    return err(configInvalid(file, undefined, `not valid JSON: ${(e as Error).message.split('\n')[0]}`));
   }
   return parseScenario(raw, file, dirname(resolve(file)));
 }

@@ -23,7 +23,10 @@
 // attacker is a host elsewhere on the Internet that can reach both portals' public addresses
 // (the attack tests send forged, replayed and flooding traffic from it); nothing routes through it.
 
-export const MAX_LINKS = 16;
+import { MP_MAX_LINKS } from '../datapath/abi.js';
+
+/** a bonded lab has at most the data path's links */
+export const MAX_LINKS = MP_MAX_LINKS;
 
 export type NodeName = string; // 'client' | 'lp' | `isp${n}` | 'inet' | 'rp' | 'server' | 'attacker'
 

@@ -32,7 +32,7 @@ export interface ApplyEnv {
   ns: string | null;
   filters: FilterPort;
   /** called after every recorded change, to persist the undo log */
-  record: (log: Undo[]) => Promise<void>;
+  record: (log: Undo[]) => Promise<Result<void, MpError>>;
 }
 
 const exists = (e: MpError): boolean => e.kind === 'NetlinkRejected' && e.errno === 'EEXIST';
@@ -138,30 +138,69 @@ export async function revert(env: Omit<ApplyEnv, 'record'>, u: Undo): Promise<Re
   return r.isErr() && gone(r.error) ? ok(undefined) : r;
 }
 
-/** Applies the steps in order; on failure reverts what this call changed and returns the error. */
+/** Applies the steps in order; on failure reverts what this call changed and returns the
+ *  step's error — or, when the rollback failed too, UndoIncomplete naming what is left in `log`. */
 export async function applyPlan(env: ApplyEnv, steps: PlanStep[], log: Undo[] = []): Promise<Result<Undo[], MpError>> {
+  const rollback = async (e: MpError): Promise<Result<Undo[], MpError>> => {
+    const r = await revertAll(env, log);
+    return err(r.isErr() && r.error.kind === 'UndoIncomplete' ? { ...r.error, after: e } : e);
+  };
   for (const s of steps) {
     const r = await applyStep(env, s);
-    if (r.isErr()) {
-      await revertAll(env, log); // best effort; the step's error is what the user needs
-      return err(r.error);
-    }
+    if (r.isErr()) return rollback(r.error);
     if (r.value) {
       log.push(r.value);
-      await env.record(log);
+      // a change the record does not hold could not be undone by `down`: take it back now
+      const saved = await env.record(log);
+      if (saved.isErr()) return rollback(saved.error);
     }
   }
   return ok(log);
 }
 
-/** Reverts an undo log newest first; keeps going past failures and reports the first one. */
+/** A short name for an undo entry, for messages: `route 10.0.0.0/8 table 101`. */
+export function describeUndo(u: Undo): string {
+  switch (u.kind) {
+    case 'sysctl':
+      return `sysctl ${u.key}=${u.old}`;
+    case 'offload':
+      return `ethtool ${u.ifname} ${u.feature}`;
+    case 'veth':
+      return `veth ${u.name}`;
+    case 'link':
+      return `link ${u.dev}`;
+    case 'route':
+      return `route ${u.spec.dst} table ${u.spec.table}`;
+    case 'rule':
+      return `rule priority ${u.spec.priority}`;
+    case 'neighProxy':
+      return `proxy ${u.address} dev ${u.dev}`;
+    case 'clsact':
+      return `clsact ${u.dev}`;
+    case 'bpfFilter':
+      return `filter ${u.dev} ${u.direction}`;
+  }
+}
+
+/**
+ * Reverts an undo log newest first and keeps going past failures. What could not be reverted
+ * stays in `log` (in its order) and in the record, so `down` tries it again; the error is then
+ * UndoIncomplete naming those entries, with the first failure as its cause.
+ */
 export async function revertAll(env: Omit<ApplyEnv, 'record'> & { record?: ApplyEnv['record'] }, log: Undo[]): Promise<Result<void, MpError>> {
-  let first: MpError | null = null;
+  const kept: Undo[] = [];
+  let cause: MpError | null = null;
   while (log.length) {
     const u = log.pop()!;
     const r = await revert(env, u);
-    if (r.isErr() && !first) first = r.error;
-    await env.record?.(log);
+    if (r.isErr()) {
+      kept.unshift(u);
+      cause ??= r.error;
+    }
+    const saved = await env.record?.([...log, ...kept]);
+    if (saved?.isErr()) cause ??= saved.error;
   }
-  return first ? err(first) : ok(undefined);
+  log.push(...kept);
+  if (!cause) return ok(undefined);
+  return err({ kind: 'UndoIncomplete', remaining: kept.map(describeUndo), cause });
 }

@@ -1,4 +1,4 @@
-// Congestion control in a running portal (issue 5): both halves, for whichever role.
+// Congestion control in a running portal (README "Running a bond"): both halves, for whichever role.
 //
 //   receiver  every feedback interval (20 ms): read mp_rx of every known link, turn two
 //             readings into one record per link (cc/feedback.ts) and send ONE feedback message,

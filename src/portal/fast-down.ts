@@ -1,4 +1,4 @@
-// Fast failure detection for busy links (issue 5, "link cut"). The probe rule (liveness.ts)
+// Fast failure detection for busy links (README "Benchmarks", "link cut"). The probe rule (liveness.ts)
 // needs ~3 silent probe intervals (300 ms) to call a link down; a link that carries data can be
 // judged sooner from what the sender put on it against what the receiver's feedback (every
 // 20 ms, cc/feedback.ts) says arrived. The sender samples the scheduler's per-link sequence

@@ -15,7 +15,7 @@ import type { MpError } from '../errors.js';
 import type { PortalConfig } from '../config/types.js';
 import { openRtnl, type Rtnl } from '../netlink/rtnl.js';
 import { bpffsMount, tcAttach, tcDetach } from '../native/libmpctl.js';
-import { isAlive } from '../lab/namespaces.js';
+import { isAlive } from '../proc.js';
 import { planPortal, type PlanFacts } from '../plan/plan.js';
 import { loadPolicy } from '../plan/policy.js';
 import type { Plan } from '../plan/types.js';
@@ -67,13 +67,14 @@ function filterPort(rt: Rtnl, dp: Datapath | null): FilterPort {
   };
 }
 
-/** Reverts a dead or stopping portal's record in this namespace and removes its pins and files. */
+/** Reverts a dead or stopping portal's record in this namespace and removes its pins and files.
+ *  What could not be reverted stays in the record (UndoIncomplete), for the next `down`. */
 async function cleanup(rt: Rtnl, st: PortalState, dp: Datapath | null): Promise<Result<void, MpError>> {
   const log = [...st.undo];
   const r = await revertAll({ rt, ns: null, filters: filterPort(rt, dp), record: async (l) => writePortalState({ ...st, undo: l }) }, log);
   dp?.close();
   await rm(st.pinDir, { recursive: true, force: true });
-  await removePortalState(st.instance);
+  if (r.isOk()) await removePortalState(st.instance);
   return r;
 }
 
@@ -95,6 +96,8 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
   const keys = await loadStaticKeys(cfg);
   if (keys.isErr()) return err(keys.error);
   const prev = await readPortalState(cfg.instance);
+  // only "no record" means "not up": an unreadable one must not be overwritten (it is the undo log)
+  if (prev.isErr() && prev.error.kind !== 'NotFound') return err(prev.error);
   const rtR = openRtnl(null);
   if (rtR.isErr()) return err(rtR.error);
   const rt = rtR.value;
@@ -139,7 +142,8 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
     pinDir,
     undo: adopt ? adopt.undo : [],
   };
-  await writePortalState(state);
+  const saved = await writePortalState(state);
+  if (saved.isErr()) return fail(saved.error);
   const dp = await openDatapath(pinDir, cfg, rt, facts.value.addresses, adopt !== null);
   if (dp.isErr()) {
     await cleanup(rt, state, null);
@@ -225,18 +229,20 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
  */
 export async function portalDown(instance: string, timeoutMs = 10_000): Promise<Result<'not-up' | 'stopped' | 'cleaned', MpError>> {
   const st = await readPortalState(instance);
-  if (st.isErr()) return ok('not-up');
+  if (st.isErr()) return st.error.kind === 'NotFound' ? ok('not-up') : err(st.error);
   if (isAlive(st.value.pid) && st.value.pid !== process.pid) {
-    process.kill(st.value.pid, 'SIGTERM');
-    const until = Date.now() + timeoutMs;
-    while (Date.now() < until) {
-      if ((await readPortalState(instance)).isErr() && !isAlive(st.value.pid)) return ok('stopped');
-      await new Promise((r) => setTimeout(r, 20));
+    try {
+      process.kill(st.value.pid, 'SIGTERM');
+    } catch {
+      return err({ kind: 'PermissionDenied', message: `cannot stop portal "${instance}" (pid ${st.value.pid}): permission denied (run mpctl as root)` });
     }
+    const until = Date.now() + timeoutMs;
+    // until it exits; a record it leaves behind holds what its teardown could not undo
+    while (Date.now() < until && isAlive(st.value.pid)) await new Promise((r) => setTimeout(r, 20));
     if (isAlive(st.value.pid)) process.kill(st.value.pid, 'SIGKILL');
   }
   const again = await readPortalState(instance);
-  if (again.isErr()) return ok('stopped');
+  if (again.isErr()) return again.error.kind === 'NotFound' ? ok('stopped') : err(again.error);
   if (again.value.netns !== currentNetns())
     return err({ kind: 'Conflict', what: 'namespace', message: `portal "${instance}" ran in another network namespace (${again.value.netns}); run mpctl down there` });
   const rtR = openRtnl(null);

@@ -116,7 +116,9 @@ async function bind(type: 'udp4' | 'udp6', address: string, port: number): Promi
 /** The mp_hdr type of a control packet (null: too short for a header). */
 const msgType = (b: Buffer): number | null => (b.length >= MP_HDR_LEN ? decodeHdr(b).type : null);
 
-class Tracker {
+/** Liveness and administrative state of each link. `clock` (ms, monotonic) is a port: unit
+ *  tests drive it by hand instead of sleeping through probe intervals. */
+export class Tracker {
   readonly lastHeard = new Map<number, number | null>();
   readonly state = new Map<number, LinkLiveness>();
   readonly rtt = new Map<number, number>();
@@ -124,6 +126,8 @@ class Tracker {
   readonly heard = new Map<number, number>();
   /** links the operator took down: liveness does not touch them */
   readonly admin = new Set<number>();
+  /** RP: links the LP's operator took down (its probes say so: MP_PROBE_F_ADMIN_DOWN) */
+  readonly peerAdmin = new Set<number>();
   /** links the data called down (fast-down.ts): down until a probe heard after this time */
   private readonly held = new Map<number, number>();
   private readonly holdMs = new Map<number, number>();
@@ -138,6 +142,7 @@ class Tracker {
     private readonly port: LinkStatePort,
     private readonly params: LivenessParams,
     private readonly log: Log,
+    private readonly clock: () => number = nowMs,
   ) {
     for (const id of ids) {
       this.lastHeard.set(id, null);
@@ -146,28 +151,38 @@ class Tracker {
   }
 
   hear(id: number): void {
-    this.lastHeard.set(id, nowMs());
+    this.lastHeard.set(id, this.clock());
     this.heard.set(id, (this.heard.get(id) ?? 0) + 1);
     // a link that comes back is used at once; one that is up stays so (the timer evaluates)
     if (this.state.get(id) !== 'up') this.evaluate();
   }
 
-  /** up by liveness and not taken down by the operator */
-  usable(id: number): boolean {
-    return this.state.get(id) === 'up' && !this.admin.has(id);
+  /** taken down by this portal's operator or (RP) by the LP's */
+  isAdmin(id: number): boolean {
+    return this.admin.has(id) || this.peerAdmin.has(id);
   }
 
-  setAdmin(id: number, down: boolean): Result<void, MpError> {
+  /** up by liveness and not taken down by an operator */
+  usable(id: number): boolean {
+    return this.state.get(id) === 'up' && !this.isAdmin(id);
+  }
+
+  /** Administrative down/up, by this portal's operator or (`by: 'peer'`) the LP's: the link
+   * stays down while either holds it. */
+  setAdmin(id: number, down: boolean, by: 'operator' | 'peer' = 'operator'): Result<void, MpError> {
     if (!this.lastHeard.has(id)) return err({ kind: 'NotFound', what: 'link', message: `no link ${id}` });
+    const holders = by === 'peer' ? this.peerAdmin : this.admin;
+    const why = by === 'peer' ? ' by the Local Portal' : '';
     if (down) {
       const r = this.port.setState(id, 'admin-down');
       if (r.isErr()) return r;
-      if (!this.admin.has(id)) this.log(`link ${id} administratively down`, { link: id });
-      this.admin.add(id);
+      if (!holders.has(id)) this.log(`link ${id} administratively down${why}`, { link: id });
+      holders.add(id);
       return ok(undefined);
     }
-    if (!this.admin.delete(id)) return ok(undefined);
-    this.log(`link ${id} administratively up`, { link: id });
+    if (!holders.delete(id)) return ok(undefined);
+    if (this.isAdmin(id)) return ok(undefined); // the other side still holds it down
+    this.log(`link ${id} administratively up${why}`, { link: id });
     this.state.delete(id); // the next evaluation writes its liveness
     this.evaluate();
     return ok(undefined);
@@ -183,7 +198,7 @@ class Tracker {
       this.log('link state write failed', { link: id, error: r.error });
       return;
     }
-    const now = nowMs();
+    const now = this.clock();
     const up = this.upAt.get(id);
     const hold = nextHoldMs(this.holdMs.get(id) ?? 0, up === undefined ? null : now - up);
     this.holdMs.set(id, hold);
@@ -193,8 +208,8 @@ class Tracker {
   }
 
   evaluate(): void {
-    const now = nowMs();
-    const live = new Map([...this.lastHeard].filter(([id]) => !this.admin.has(id)));
+    const now = this.clock();
+    const live = new Map([...this.lastHeard].filter(([id]) => !this.isAdmin(id)));
     for (const [id, s] of livenessChanges(this.state, live, now, this.params, this.held)) {
       const r = this.port.setState(id, s);
       if (r.isErr()) {
@@ -242,6 +257,18 @@ function takeControl(msg: Buffer, type: number | null, auth: PortalAuth, cc: CcL
   const p = decodeProbe(msg);
   if (!p) t.bad++;
   return p;
+}
+
+/**
+ * RP: the LP's administrative state of a link, as its signed probe request tells it
+ * (MP_PROBE_F_ADMIN_DOWN, set in every request while the LP's operator holds the link down): the
+ * RP stops sending on the link too, and uses it again once a request comes without the flag.
+ * Takes the decoded request, however it arrived (the socket here, or the data path's record).
+ */
+export function peerAdminFromProbe(t: Pick<Tracker, 'peerAdmin' | 'setAdmin'>, p: Probe, log: Log): void {
+  if (p.reply || Boolean(p.adminDown) === t.peerAdmin.has(p.linkId)) return;
+  const r = t.setAdmin(p.linkId, Boolean(p.adminDown), 'peer');
+  if (r.isErr()) log('link state write failed', { link: p.linkId, error: r.error });
 }
 
 /** The Runtime both portals return: their loop's parts, and a stop that ends timers, the
@@ -355,6 +382,7 @@ export async function startLocal(
         rateBps: BigInt(l.rateBps),
         owdUs: l.delayUs,
         budgetBytes: cc.budgets.allowance(id), // what the RP may still send on it (budget.ts)
+        adminDown: t.admin.has(id), // the RP takes it out of its own sending too
       };
       const signed = auth.sign(encodeProbe(probe, nowUs()));
       if (!signed) continue; // no session yet: nothing but handshakes goes out
@@ -484,6 +512,7 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
       learned.set(p.linkId, what);
     }
     if (t.admin.has(p.linkId) && !seen.has(p.linkId)) t.setAdmin(p.linkId, true); // taken down before it was learned
+    peerAdminFromProbe(t, p, log);
     seen.add(p.linkId);
     cc.addLink(p.linkId, { rateBps: Number(p.rateBps), owdUs: p.owdUs });
     endpoints.set(p.linkId, { address: from.address, port: from.port, sock: from.family === 6 ? socks[1]! : socks[0]! });

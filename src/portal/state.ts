@@ -2,7 +2,7 @@
 // Written after every change so `down` works even after a crash of the portal process.
 import { promises as fs } from 'node:fs';
 import { err, ok, type Result } from 'neverthrow';
-import type { MpError } from '../errors.js';
+import { fileError, type MpError } from '../errors.js';
 import type { Undo } from './apply.js';
 export { BPFFS_ROOT, pinDir } from '../plan/pins.js';
 
@@ -23,11 +23,18 @@ export interface PortalState {
 }
 
 export const portalDir = (instance: string): string => `${RUN_DIR}/portal/${instance}`;
+/** the background portal's log lines (cli/background.ts; the lab shows them too) */
+export const logFile = (instance: string): string => `${RUN_DIR}/log/${instance}.log`;
 const stateFile = (instance: string): string => `${portalDir(instance)}/state.json`;
 
-export async function writePortalState(s: PortalState): Promise<void> {
-  await fs.mkdir(portalDir(s.instance), { recursive: true, mode: 0o700 });
-  await writeFileAtomic(stateFile(s.instance), `${JSON.stringify(s, null, 2)}\n`);
+export async function writePortalState(s: PortalState): Promise<Result<void, MpError>> {
+  try {
+    await fs.mkdir(portalDir(s.instance), { recursive: true, mode: 0o700 });
+    await writeFileAtomic(stateFile(s.instance), `${JSON.stringify(s, null, 2)}\n`);
+    return ok(undefined);
+  } catch (e) {
+    return err(fileError('write', stateFile(s.instance), e));
+  }
 }
 
 /** Writes `text` to a temporary name in the same directory and renames it over `file`, so that
@@ -38,12 +45,32 @@ export async function writeFileAtomic(file: string, text: string, mode = 0o600):
   await fs.rename(tmp, file);
 }
 
+/**
+ * The record of `instance`: NotFound only when there is none (the portal is not up);
+ * PermissionDenied when it cannot be read (not root); Conflict when it is not a record (a
+ * broken file must not be taken for "not up" and overwritten: it holds the undo log).
+ */
 export async function readPortalState(instance: string): Promise<Result<PortalState, MpError>> {
+  const file = stateFile(instance);
+  let text: string;
   try {
-    return ok(JSON.parse(await fs.readFile(stateFile(instance), 'utf8')) as PortalState);
-  } catch {
-    return err({ kind: 'NotFound', what: 'portal', message: `portal "${instance}" is not up` });
+    text = await fs.readFile(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return err({ kind: 'NotFound', what: 'portal', message: `portal "${instance}" is not up` });
+    return err(fileError('read', file, e));
   }
+  try {
+    const s = JSON.parse(text) as PortalState;
+    if (s?.version === 1 && typeof s.pid === 'number' && Array.isArray(s.undo)) return ok(s);
+  } catch {
+    /* reported below */
+  }
+  return err({
+    kind: 'Conflict',
+    what: 'portal record',
+    message: `the record of portal "${instance}" (${file}) is not a portal record; it may hold the undo log of what mpctl changed: look at it, undo by hand what it lists, then remove it`,
+  });
 }
 
 export async function removePortalState(instance: string): Promise<void> {

@@ -6,7 +6,7 @@ import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
 import * as abi from '../datapath/abi.js';
 import { closeFd, mapLookup, numPossibleCpus, objGet, type MapFd } from '../native/libmpctl.js';
-import { isAlive } from '../lab/namespaces.js';
+import { isAlive } from '../proc.js';
 import type { LinkRuntimeStatus } from './runtime.js';
 import type { CcCounters, CcStatus } from './cc.js';
 import { portalDir, readPortalState } from './state.js';

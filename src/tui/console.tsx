@@ -115,15 +115,24 @@ export function Console({ port, intervalMs, onExit, confirmQuit = false }: Conso
 }
 
 /** Runs the console on this terminal until the user quits or detaches. */
-export async function runConsole(port: ConsolePort, opts: { intervalMs?: number; confirmQuit?: boolean } = {}): Promise<ConsoleExit> {
+export async function runConsole(
+  port: ConsolePort,
+  /** `stdout`/`stdin`: the terminal (default: this process's; tests give an emulated one) */
+  opts: { intervalMs?: number; confirmQuit?: boolean; stdout?: NodeJS.WriteStream; stdin?: NodeJS.ReadStream } = {},
+): Promise<ConsoleExit> {
   let resolveExit!: (how: ConsoleExit) => void;
   const chosen = new Promise<ConsoleExit>((r) => (resolveExit = r));
   const app = render(<Console port={port} intervalMs={opts.intervalMs ?? 250} onExit={(h) => resolveExit(h)} confirmQuit={opts.confirmQuit} />, {
     exitOnCtrlC: false,
     patchConsole: true,
-    // rewrite only the lines that changed (the header's uptime, the rates), inside the
-    // terminal's synchronized-output brackets: no flicker at 4 updates/s
-    incrementalRendering: true,
+    ...(opts.stdout ? { stdout: opts.stdout } : {}),
+    ...(opts.stdin ? { stdin: opts.stdin } : {}),
+    // whole frames: Ink's incremental mode moved the cursor up one line too few after a frame
+    // (a 9-line frame, then ESC[8A), so a real terminal kept the header and first row of every
+    // frame down the screen (test/console-term.test.ts draws the stream in a terminal
+    // emulator). Each frame still goes out inside the terminal's synchronized-output brackets
+    // and erases line by line, never the whole screen: no flicker at 4 updates/s.
+    incrementalRendering: false,
   });
   const how = await chosen;
   // let the last frame ("stopping…") reach the terminal, then give it back

@@ -1,7 +1,7 @@
 // Test-side lab helpers: a unique lab per test run, always torn down (even when the test throws),
 // and reaping of labs left by crashed earlier runs (their owner process is gone).
 import { labDown, labUp } from '../../src/lab/lab.js';
-import { isAlive } from '../../src/lab/namespaces.js';
+import { isAlive } from '../../src/proc.js';
 import type { Scenario } from '../../src/lab/scenario.js';
 import { listLabs, readState } from '../../src/lab/state.js';
 

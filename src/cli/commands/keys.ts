@@ -2,10 +2,25 @@
 //
 //   (umask 077; mpctl genkey > lp.key)
 //   mpctl pubkey < lp.key > lp.pub
+import { fstatSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
 import { err, ok } from 'neverthrow';
 import { generatePrivateKey, publicKeyOf } from '../../security/keys.js';
 import { run } from '../run.js';
+
+/** When stdout is a file others can read (the shell created it under a umask such as 022). */
+function keyFileWarning(): string | null {
+  let mode: number;
+  try {
+    const st = fstatSync(1);
+    if (!st.isFile()) return null;
+    mode = st.mode & 0o777;
+  } catch {
+    return null;
+  }
+  if ((mode & 0o077) === 0) return null;
+  return `warning: the key file is readable by ${mode & 0o007 ? 'everyone' : 'its group'} (mode ${mode.toString(8).padStart(3, '0')}, from the umask): chmod 600 it, or create it with (umask 077; mpctl genkey > lp.key)`;
+}
 
 export const genkeyCommand: CommandModule = {
   command: 'genkey',
@@ -13,6 +28,8 @@ export const genkeyCommand: CommandModule = {
   handler: () =>
     run(async () => {
       if (process.stdout.isTTY) process.stderr.write('warning: writing a private key to a terminal\n');
+      const w = keyFileWarning();
+      if (w) process.stderr.write(`${w}\n`);
       process.stdout.write(`${generatePrivateKey()}\n`);
       return ok(0);
     }),

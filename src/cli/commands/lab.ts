@@ -7,9 +7,17 @@ import { renderStatus } from '../../lab/render.js';
 import { labCheck, renderCheck } from '../../lab/check.js';
 import { BENCHES, renderBench, runBench, writeSummary } from '../../lab/bench.js';
 import { defaultScenario, loadScenario, parseDirPatch, uniformScenario, type Scenario } from '../../lab/scenario.js';
+import { integerIn, positiveUpTo } from '../options.js';
+import { MAX_LINKS } from '../../lab/topology.js';
 import { run } from '../run.js';
 
 const DEFAULT_LAB = process.env.MPCTL_LAB ?? 'lab';
+
+/** Every lab command but `list` creates or reads namespaces, veths and qdiscs: root only. */
+const asRoot = (f: () => Promise<Result<number, MpError>>) => () =>
+  process.getuid?.() === 0
+    ? f()
+    : Promise.resolve(err<number, MpError>({ kind: 'PermissionDenied', message: 'the lab creates network namespaces and emulated links: run it as root' }));
 
 const nameOpt = <T>(y: Argv<T>) =>
   y.option('name', { alias: 'n', type: 'string', default: DEFAULT_LAB, describe: 'lab name (namespaces are mp-<name>-<node>; env MPCTL_LAB)' });
@@ -28,14 +36,15 @@ const up: CommandModule = {
   builder: (y) =>
     nameOpt(y)
       .option('scenario', { alias: 's', type: 'string', describe: 'JSON or TOML scenario file (links and their settings)' })
-      .option('links', { type: 'number', describe: 'N identical unshaped links instead of the default scenario' })
+      .option('links', { type: 'number', describe: `N identical unshaped links instead of the default scenario (1-${MAX_LINKS})` })
       .option('bond', { type: 'boolean', default: true, describe: 'start both portals (--no-bond: the bare lab, client traffic over link 1)' })
       .option('single-interface', { type: 'boolean', default: false, describe: 'the RP shares its own address with the client' })
       .option('ipv6-underlay', { type: 'boolean', default: false, describe: 'carry every second link over IPv6 (mixed underlays)' })
       .option('ip-carrier', { type: 'boolean', default: false, describe: 'every second link uses the raw IP carrier (protocol 253) instead of UDP' })
-      .option('json', { type: 'boolean', default: false, describe: 'print the status as JSON' }),
+      .option('json', { type: 'boolean', default: false, describe: 'print the status as JSON' })
+      .check(integerIn('links', 1, MAX_LINKS)),
   handler: (a) =>
-    run(async () => {
+    run(asRoot(async () => {
       const sc = await scenarioFrom(a as { scenario?: string; links?: number });
       if (sc.isErr()) return err(sc.error);
       const r = await labUp({ name: a.name as string, scenario: sc.value, bond: a.bond as boolean, singleInterface: a.singleInterface as boolean, ipv6Underlay: a.ipv6Underlay as boolean, ipCarrier: a.ipCarrier as boolean });
@@ -44,7 +53,7 @@ const up: CommandModule = {
       if (s.isErr()) return err(s.error);
       console.log(a.json ? JSON.stringify(s.value, null, 2) : renderStatus(s.value));
       return ok(0);
-    }),
+    })),
 };
 
 const down: CommandModule = {
@@ -52,7 +61,7 @@ const down: CommandModule = {
   describe: 'remove the lab: its namespaces, veths, emulators and files (safe to repeat)',
   builder: (y) => nameOpt(y).option('all', { type: 'boolean', default: false, describe: 'remove every lab on this machine' }),
   handler: (a) =>
-    run(async () => {
+    run(asRoot(async () => {
       const names = a.all ? await listLabs() : [a.name as string];
       for (const n of names) {
         const r = await labDown(n);
@@ -60,7 +69,7 @@ const down: CommandModule = {
         console.log(r.value.removed.length ? `lab ${n}: removed ${r.value.removed.length} namespaces` : `lab ${n}: nothing to remove`);
       }
       return ok(0);
-    }),
+    })),
 };
 
 const status: CommandModule = {
@@ -68,12 +77,12 @@ const status: CommandModule = {
   describe: "show the lab's topology, addresses and each link's live settings and counters",
   builder: (y) => nameOpt(y).option('json', { type: 'boolean', default: false, describe: 'machine-readable output' }),
   handler: (a) =>
-    run(async () => {
+    run(asRoot(async () => {
       const s = await labStatus(a.name as string);
       if (s.isErr()) return err(s.error);
       console.log(a.json ? JSON.stringify(s.value, null, 2) : renderStatus(s.value));
       return ok(0);
-    }),
+    })),
 };
 
 const set: CommandModule = {
@@ -92,7 +101,7 @@ const set: CommandModule = {
       .option('down', { type: 'boolean', describe: 'cut the link (100 % loss, in flight packets lost)' })
       .option('up', { type: 'boolean', describe: 'restore a cut link' }),
   handler: (a) =>
-    run(async () => {
+    run(asRoot(async () => {
       if (a.down && a.up) return err({ kind: 'ConfigInvalid', path: '--down', value: true, message: '--down and --up exclude each other' });
       const raw: Record<string, unknown> = {};
       for (const k of ['rate', 'delay', 'jitter', 'loss', 'queue', 'trace'] as const) if (a[k] !== undefined) raw[k] = a[k];
@@ -106,7 +115,7 @@ const set: CommandModule = {
       const r = await labSet({ name: a.name as string, node: a.link as string, dirs, patch: patch.value });
       if (r.isErr()) return err(r.error);
       return ok(0);
-    }),
+    })),
 };
 
 const exec: CommandModule = {
@@ -117,10 +126,10 @@ const exec: CommandModule = {
       .positional('node', { type: 'string', demandOption: true })
       .positional('cmd', { type: 'string', array: true, describe: 'command and arguments (after --); default: a shell' }),
   handler: (a) =>
-    run(async () => {
+    run(asRoot(async () => {
       const argv = [...((a.cmd as string[] | undefined) ?? []), ...((a['--'] as string[] | undefined) ?? [])].map(String);
       return labExec(a.name as string, a.node as string, argv);
-    }),
+    })),
 };
 
 const check: CommandModule = {
@@ -129,14 +138,15 @@ const check: CommandModule = {
   builder: (y) =>
     nameOpt(y)
       .option('seconds', { type: 'number', default: 3, describe: 'iperf3 measured seconds per direction (after 2 s of warm-up)' })
-      .option('json', { type: 'boolean', default: false }),
+      .option('json', { type: 'boolean', default: false })
+      .check(positiveUpTo('seconds', 600)),
   handler: (a) =>
-    run(async () => {
+    run(asRoot(async () => {
       const r = await labCheck(a.name as string, a.seconds as number);
       if (r.isErr()) return err(r.error);
       console.log(a.json ? JSON.stringify(r.value, null, 2) : renderCheck(r.value));
       return ok(r.value.endToEnd.every((e) => e.ok) ? 0 : 1);
-    }),
+    })),
 };
 
 const bench: CommandModule = {
@@ -147,9 +157,15 @@ const bench: CommandModule = {
       .positional('names', { type: 'string', array: true })
       .option('runs', { type: 'number', default: 3, describe: 'repetitions per figure (the median is reported)' })
       .option('out', { type: 'string', default: 'bench-results', describe: 'directory for <name>.json, <name>.svg and summary.json' })
-      .option('seconds', { type: 'number', describe: "measured seconds per flow instead of each scenario's (short validation runs)" }),
+      .option('seconds', { type: 'number', describe: "measured seconds per flow instead of each scenario's (short validation runs)" })
+
+      .check(integerIn('runs', 1, 100))
+      .check((a) => {
+        const unknown = ((a.names as string[] | undefined) ?? []).filter((n) => !(BENCHES as readonly string[]).includes(n));
+        return unknown.length === 0 || `no benchmark ${unknown.map((n) => `"${n}"`).join(', ')} (benchmarks: ${BENCHES.join(', ')})`;
+      }),
   handler: (a) =>
-    run(async () => {
+    run(asRoot(async () => {
       const names = (a.names as string[] | undefined)?.length ? (a.names as string[]) : [...BENCHES];
       for (const n of names) {
         const r = await runBench(n, a.runs as number, a.out as string, a.seconds as number | undefined);
@@ -160,7 +176,7 @@ const bench: CommandModule = {
       const s = await writeSummary(a.out as string);
       console.log(`  → ${s.file}`);
       return ok(0);
-    }),
+    })),
 };
 
 const schedule: CommandModule = {
@@ -189,6 +205,6 @@ const list: CommandModule = {
 export const labCommand: CommandModule = {
   command: 'lab <command>',
   describe: 'network-namespace lab: two portals, emulated links (rate, delay, jitter, loss, outage)',
-  builder: (y) => y.command([up, down, status, set, exec, check, bench, schedule, list]).demandCommand(1),
+  builder: (y) => y.command([up, down, status, set, exec, check, bench, schedule, list]).demandCommand(1, 'give a lab command: up, down, status, set, exec, check, bench, schedule or list'),
   handler: () => {},
 };

@@ -16,17 +16,19 @@ import type { PortalConfig } from '../../config/types.js';
 import { loadConfig } from '../../config/parse.js';
 import { planPortal } from '../../plan/plan.js';
 import { loadPolicy } from '../../plan/policy.js';
-import { renderPlan } from '../../plan/render.js';
+import { checkInterfaces, dryRunScript } from '../../plan/dry-run.js';
+import { loadStaticKeys } from '../../portal/auth.js';
 import { openRtnl } from '../../netlink/rtnl.js';
 import { planFacts, portalDown, portalUp, type RunningPortal } from '../../portal/portal.js';
 import { portalStatus, statusText } from '../../portal/status.js';
-import { readPortalState } from '../../portal/state.js';
+import { logFile, readPortalState } from '../../portal/state.js';
 import { controlRequest, serveControl } from '../../portal/control.js';
 import { serveMetrics } from '../../metrics/server.js';
-import { isAlive } from '../../lab/namespaces.js';
+import { isAlive } from '../../proc.js';
 import type { ConsolePort } from '../../tui/console.js';
 import { loadConsole } from '../../tui/load.js';
-import { logFile, rotateOwnLog, startInBackground } from '../background.js';
+import { rotateOwnLog, startInBackground } from '../background.js';
+import { instanceOption } from '../options.js';
 import { run } from '../run.js';
 
 /** Structured log lines for systemd / files: `time msg key=value ...`. */
@@ -37,18 +39,23 @@ function logLine(msg: string, fields: Record<string, unknown> = {}): void {
   process.stdout.write(`${new Date().toISOString()} ${msg}${kv.length ? ` ${kv.join(' ')}` : ''}\n`);
 }
 
-async function dryRun(cfg: PortalConfig): Promise<Result<number, MpError>> {
+/** The host checks `up` makes first (key file, interfaces), then the plan as a script; changes nothing. */
+async function dryRun(cfg: PortalConfig, configFile: string): Promise<Result<number, MpError>> {
+  const keys = await loadStaticKeys(cfg);
+  if (keys.isErr()) return err(keys.error);
   // the plan needs the interfaces' addresses and MTUs; read them, change nothing
   const rt = openRtnl(null);
   if (rt.isErr()) return err(rt.error);
   const facts = await planFacts(rt.value);
   rt.value.close();
   if (facts.isErr()) return err(facts.error);
+  const present = checkInterfaces(cfg, facts.value.mtus);
+  if (present.isErr()) return err(present.error);
   const policy = await loadPolicy();
   if (policy.isErr()) return err(policy.error);
   const plan = planPortal(cfg, policy.value, facts.value);
   if (plan.isErr()) return err(plan.error);
-  for (const l of renderPlan(plan.value, 'up')) console.log(l);
+  for (const l of dryRunScript(cfg, plan.value, configFile)) console.log(l);
   return ok(0);
 }
 
@@ -164,7 +171,7 @@ export const upCommand: CommandModule = {
       if (cfg.isErr()) return err(cfg.error);
       if (a.role !== undefined && cfg.value.role !== a.role)
         return err({ kind: 'ConfigInvalid', path: 'role', value: cfg.value.role, message: `the config is for a ${cfg.value.role} portal, not ${a.role}` });
-      if (a.dryRun) return dryRun(cfg.value);
+      if (a.dryRun) return dryRun(cfg.value, a.config as string);
       const interactive = a.tui && process.stdout.isTTY && process.stdin.isTTY && a.readyFd === undefined;
       if (!interactive) return runForeground(cfg.value, a.config as string, a.readyFd as number | undefined);
       const instance = cfg.value.instance;
@@ -187,7 +194,7 @@ export const upCommand: CommandModule = {
 export const attachCommand: CommandModule = {
   command: 'attach',
   describe: 'the interactive console of a running portal (q stops the portal after a confirmation, d detaches again)',
-  builder: (y) => y.option('instance', { alias: 'i', type: 'string', demandOption: true, describe: 'instance name (default in configs: the role)' }),
+  builder: (y) => instanceOption(y, true),
   handler: (a) =>
     run(async () => {
       if (!process.stdout.isTTY || !process.stdin.isTTY)
@@ -202,10 +209,9 @@ export const linkCommand: CommandModule = {
   command: 'link <link> <state>',
   describe: 'take a link of a running portal administratively down, or bring it back up (mpctl link dsl down -i local)',
   builder: (y) =>
-    y
+    instanceOption(y, true)
       .positional('link', { type: 'string', demandOption: true, describe: 'link name (LP) or id' })
-      .positional('state', { choices: ['down', 'up'] as const, demandOption: true, describe: 'down: the scheduler stops using the link; up: it is used again once its probes answer' })
-      .option('instance', { alias: 'i', type: 'string', demandOption: true, describe: 'instance name' }),
+      .positional('state', { choices: ['down', 'up'] as const, demandOption: true, describe: 'down: the scheduler stops using the link; up: it is used again once its probes answer' }),
   handler: (a) =>
     run(async () => {
       const instance = a.instance as string;
@@ -226,9 +232,8 @@ export const downCommand: CommandModule = {
   command: 'down',
   describe: 'stop a portal and remove everything it set up (safe to repeat)',
   builder: (y) =>
-    y
-      .option('config', { alias: 'c', type: 'string', describe: 'the portal configuration it was started with' })
-      .option('instance', { alias: 'i', type: 'string', describe: 'or its instance name (default: the role)' })
+    instanceOption(y, false)
+      .option('config', { alias: 'c', type: 'string', describe: 'the portal configuration it was started with (or give --instance)' })
       .check((a) => Boolean(a.config || a.instance) || 'give --config or --instance'),
   handler: (a) =>
     run(async () => {
@@ -249,8 +254,7 @@ export const statusCommand: CommandModule = {
   command: 'status',
   describe: "show a running portal's links, counters and drops (reads its pinned maps; --json: docs/status-json.md)",
   builder: (y) =>
-    y
-      .option('instance', { alias: 'i', type: 'string', demandOption: true, describe: 'instance name (default in configs: the role)' })
+    instanceOption(y, true)
       .option('json', { type: 'boolean', default: false, describe: 'one JSON object (a stable schema, docs/status-json.md)' })
       .option('watch', { alias: 'w', type: 'boolean', default: false, describe: 'refresh every second until Ctrl-C (with --json: one object per line)' }),
   handler: (a) =>

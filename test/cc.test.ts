@@ -485,4 +485,37 @@ describe('controller on a simulated link', () => {
     assert.ok(f.utilisationTotal! >= 0.9);
     assert.ok(f.settle0Ms! <= 2000 && f.settle1Ms! <= 2000);
   });
+
+  // Capacity discovery (issue 10): a TCP-like sender (window-limited, CUBIC growth) instead of
+  // the backlogged one, so a link whose estimate is too high looks application-limited: with a
+  // configured rate 10× too high the scheduler put everything on that link, its queue stood at
+  // the buffer's size and the estimate never came down (2×20: 67 % of the sum, 20+5: 75 %).
+  for (const [name, ls] of [
+    ['2 × 20 Mbit/s', [[20, 10], [20, 10]]],
+    ['20 + 5 Mbit/s', [[20, 10], [5, 30]]],
+  ] as const) {
+    for (const [hint, of] of [['10× too high', (r: number) => 10 * r], ['10× too low', (r: number) => r / 10], ['not configured', () => 10]] as const) {
+      it(`one TCP flow over ${name}, configured rates ${hint}: ≥ 88 % of the sum within 3 s`, () => {
+        const sum = ls.reduce((a, [r]) => a + r, 0);
+        const r = simulate({
+          links: ls.map(([rate, d]) => ({ rateBps: rate * M, propUs: d * 1000, queueBytes: queueOf(50, rate * M), cc: { initialRateBps: of(rate) * M, owdUs: d * 1000, rttUs: 2 * d * 1000 } })),
+          durationUs: 5 * S,
+          tcp: {},
+        });
+        const g = (w: { fromUs: number; toUs: number }) => ls.reduce((a, _, i) => a + goodputBps(r.traces, i, w), 0) / (sum * M);
+        const f = report(`discovery ${name}, rates ${hint}`, { shareAt2to3s: g({ fromUs: 2 * S, toUs: 3 * S }), shareAt3to5s: g({ fromUs: 3 * S, toUs: 5 * S }) });
+        assert.ok(f.shareAt2to3s! >= 0.88 && f.shareAt3to5s! >= 0.88, `${f.shareAt2to3s} ${f.shareAt3to5s}`);
+      });
+    }
+  }
+
+  it('a queued link that delivers far below its estimate is believed, application-limited or not', () => {
+    const { s, t } = converged();
+    const raw = s.owd!.lastRaw;
+    // the estimate says 200 Mbit/s; the link delivers 20 with a 30 ms standing queue, and the
+    // sender (a TCP flow) offers 25: application-limited against the estimate
+    const high = { ...s, bw: winReset(t, 200 * M) };
+    const after = drive(high, 15, () => ({ bytes: 50_000, packets: 34, owdMinUs: raw + 30_000, owdMaxUs: raw + 31_000, sent: 62_500 }), t).s;
+    assert.ok(cc.bwBps(after) < 25 * M, `estimate ${cc.bwBps(after)}`);
+  });
 });

@@ -112,6 +112,9 @@ export interface CcParams {
   minWindowQueuedUs: number;
   /** No feedback for this long: the estimate is stale. */
   staleAfterUs: number;
+  /** A link with a standing queue that delivers less than this fraction of the estimate is
+   * over-estimated (even when the sender looks application-limited against the estimate). */
+  overEstimate: number;
 }
 
 export const DEFAULT_CC: CcParams = Object.freeze({
@@ -145,6 +148,7 @@ export const DEFAULT_CC: CcParams = Object.freeze({
   minWindowQueuedUs: 60_000_000,
   saturatedBacklogUs: 2_000,
   staleAfterUs: 200_000,
+  overEstimate: 0.5,
 });
 
 export type Phase = 'startup' | 'drain' | 'probe_bw';
@@ -381,7 +385,10 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
   const target = queueTargetUs(s);
   const queueHigh = queueUs > target;
   const queueDeliveryBps = (qw.bytes * 8 * 1e6) / qw.us;
-  const busy = queueHigh && owdSample !== null && !qw.appLimited && (phaseGain(s) >= 1 || queueDeliveryBps < 0.9 * s.rateBps);
+  // An estimate far above what a queued link delivers is wrong whatever we sent (a configured
+  // rate 10× too high: the sender looks application-limited against it for good).
+  const sentEnough = !qw.appLimited && (phaseGain(s) >= 1 || queueDeliveryBps < 0.9 * s.rateBps);
+  const busy = queueHigh && owdSample !== null && (sentEnough || queueDeliveryBps < p.overEstimate * winBest(bw));
   // At most halved per interval: an interval in which the scheduler itself sent little on the
   // link (its traffic moved to another link) must not read as a capacity collapse to the floor,
   // from where the earliest-arrival scheduler would never send on the link again.

@@ -518,4 +518,25 @@ describe('controller on a simulated link', () => {
     const after = drive(high, 15, () => ({ bytes: 50_000, packets: 34, owdMinUs: raw + 30_000, owdMaxUs: raw + 31_000, sent: 62_500 }), t).s;
     assert.ok(cc.bwBps(after) < 25 * M, `estimate ${cc.bwBps(after)}`);
   });
+
+  it('pure ACKs avoid a link with 1 % random loss and one far slower than the best (MP_LINK_F_NO_ACKS), with hysteresis', () => {
+    const r = simulate({
+      links: [
+        { rateBps: 20 * M, propUs: 10_000, queueBytes: queueOf(50, 20 * M) },
+        { rateBps: 20 * M, propUs: 10_000, queueBytes: queueOf(50, 20 * M), loss: 0.01 },
+        { rateBps: 15 * M, propUs: 25_000, queueBytes: queueOf(50, 15 * M) },
+        { rateBps: 3 * M, propUs: 150_000, queueBytes: queueOf(50, 3 * M) },
+      ],
+      durationUs: 6 * S,
+      seed: 5,
+    });
+    const states = new Map(r.states.map((s, i) => [i, s]));
+    report('ACK avoidance', { lossBase0: r.states[0]!.lossBase, lossBase1: r.states[1]!.lossBase });
+    assert.deepEqual([...cc.ackAvoid(states, new Set())].sort(), [1, 3]);
+    // hysteresis: a link already avoided at 0.4 % loss or at a sixth of the best stays avoided
+    const s0 = r.states[0]!;
+    const near = new Map([[0, s0], [1, { ...s0, lossBase: 0.004 }], [2, { ...s0, rateBps: s0.rateBps / 5.5 }]]);
+    assert.deepEqual([...cc.ackAvoid(near, new Set())], []);
+    assert.deepEqual([...cc.ackAvoid(near, new Set([1, 2]))].sort(), [1, 2]);
+  });
 });

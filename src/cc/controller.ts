@@ -545,6 +545,33 @@ export function outputs(states: ReadonlyMap<number, State>): Map<number, Output>
   return out;
 }
 
+/** A link loses this share of its packets at random (or more): pure ACKs avoid it; below the
+ * second value they may take it again. */
+export const ACK_AVOID_LOSS: readonly [number, number] = [0.005, 0.0025];
+/** A link whose rate is below the best link's divided by this: pure ACKs avoid it; above the
+ * best's divided by the second value they may take it again. */
+export const ACK_AVOID_SLOWER: readonly [number, number] = [6, 5];
+
+/**
+ * The links pure TCP ACKs should avoid (mp_link MP_LINK_F_NO_ACKS; bpf/schedule.h): those that
+ * lose packets at random (an ACK lost there is a window cut for the end host, and its round trip
+ * the slow link's), and those far slower than the best link, which carry too little data for
+ * their delay to matter to the flow. `prev`: the set of the last call (hysteresis). Whether a
+ * link of the tier remains for ACKs is the data path's business: with none, ACKs go like data.
+ */
+export function ackAvoid(states: ReadonlyMap<number, State>, prev: ReadonlySet<number>): Set<number> {
+  let best = 0;
+  for (const s of states.values()) if (!s.stale) best = Math.max(best, s.rateBps);
+  const out = new Set<number>();
+  for (const [id, s] of states) {
+    const was = prev.has(id);
+    const lossy = s.lossBase > ACK_AVOID_LOSS[was ? 1 : 0];
+    const slow = s.rateBps * ACK_AVOID_SLOWER[was ? 1 : 0] < best;
+    if (lossy || slow) out.add(id);
+  }
+  return out;
+}
+
 /** The min OWD back in the receiver's raw u32 µs (null: no sample yet). */
 function minOwdRaw(s: State): number | null {
   if (!s.owd) return null;

@@ -184,17 +184,19 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
           localPort: cfg.port,
           // the LP's allowance for our sending (budget.ts PeerAllowances); absent: the line stays
           budgetBytes: est.budgetBytes ?? prev?.budgetBytes ?? 0n,
+          flags: prev?.flags ?? 0, // the controller's (setEstimate)
         });
         const w = write(maps.value.links, id, l);
         if (w.isErr()) return err(w.error);
         return write(maps.value.endpoints, id, abi.encodeEndpoint({ addr: addr(from.address.replace(/^::ffff:/, '')), port: from.port, valid: true, updatedNs: 0n }));
       },
-      setEstimate: (id, rateBps, owdUs) => {
+      setEstimate: (id, rateBps, owdUs, noAcks) => {
         const l = readLink(id);
         if (l.isErr()) return err(l.error);
         if (!l.value || l.value.ifindex === 0) return ok(undefined); // not configured / learned
-        if (l.value.rateBps === rateBps && l.value.owdUs === owdUs) return ok(undefined);
-        return write(maps.value.links, id, abi.encodeLink({ ...l.value, rateBps, owdUs: Math.max(0, Math.min(owdUs, 0xffff_ffff)) }));
+        const flags = ((l.value.flags ?? 0) & ~abi.MP_LINK_F_NO_ACKS) | (noAcks ? abi.MP_LINK_F_NO_ACKS : 0);
+        if (l.value.rateBps === rateBps && l.value.owdUs === owdUs && l.value.flags === flags) return ok(undefined);
+        return write(maps.value.links, id, abi.encodeLink({ ...l.value, rateBps, owdUs: Math.max(0, Math.min(owdUs, 0xffff_ffff)), flags }));
       },
       readRx: (id) => mapLookup(maps.value.rx, abi.mapKey(id), abi.MP_RX_SIZE).map((b) => (b ? abi.decodeRx(b) : null)),
       txBytes: (id) =>

@@ -115,6 +115,9 @@ export interface CcParams {
   /** A link with a standing queue that delivers less than this fraction of the estimate is
    * over-estimated (even when the sender looks application-limited against the estimate). */
   overEstimate: number;
+  /** While the other links are busy, the estimate is at most this × the link's max delivery
+   * rate over the bandwidth window. */
+  unprovenHeadroom: number;
 }
 
 export const DEFAULT_CC: CcParams = Object.freeze({
@@ -149,6 +152,7 @@ export const DEFAULT_CC: CcParams = Object.freeze({
   saturatedBacklogUs: 2_000,
   staleAfterUs: 200_000,
   overEstimate: 0.5,
+  unprovenHeadroom: 2,
 });
 
 export type Phase = 'startup' | 'drain' | 'probe_bw';
@@ -197,6 +201,10 @@ export interface State {
   readonly lastCongestionUs: number | null;
   /** The link's random loss rate (what it loses without a queue). */
   readonly lossBase: number;
+  /** Max filter of every delivery sample, application-limited or not (what the link proved). */
+  readonly delivered: WinFilter;
+  /** When the controller started (the delivery filter holds a whole window after that). */
+  readonly bornUs: number;
   /** Min round trip (null: none measured yet). */
   readonly rttMin: WinFilter | null;
   readonly owd: OwdLine | null;
@@ -298,6 +306,8 @@ export function initial(params: Partial<CcParams> = {}, nowUs = 0): State {
     lossCapBps: null,
     lastCongestionUs: null,
     lossBase: 0,
+    delivered: winReset(nowUs, 0),
+    bornUs: nowUs,
     rttMin: null,
     owd: null,
     recent: [],
@@ -327,7 +337,7 @@ export function onSilence(s: State, nowUs: number): State {
  * One receiver interval of this link. `sentBytes`: what the sender put on the link since the
  * previous feedback, to tell an application-limited interval from a saturated one.
  */
-export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigint, nowUs: number, plannedQueueUs = 0): State {
+export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigint, nowUs: number, plannedQueueUs = 0, peersBusy = false): State {
   const p = s0.params;
   if (!(fb.intervalUs > 0)) return { ...s0, lastFeedbackUs: nowUs, stale: false };
 
@@ -393,6 +403,15 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
   // link (its traffic moved to another link) must not read as a capacity collapse to the floor,
   // from where the earliest-arrival scheduler would never send on the link again.
   if (busy && queueDeliveryBps < winBest(bw)) bw = winReset(nowUs, Math.max(queueDeliveryBps, p.minRateBps, winBest(bw) / 2));
+  // Not queued, but the other links are (the scheduler needs more than they carry) while this
+  // one delivers far less than its estimate through a whole window: the estimate was never
+  // proven (a configured rate 10× too high on a link that the earliest-arrival scheduler rarely
+  // picks, e.g. a long-delay one). Down to what it proved × the headroom, from where it grows
+  // again with what it is given.
+  const delivered = winMax(s.delivered, p.bwWindowRounds * round, nowUs, deliveryBps);
+  const proven = p.unprovenHeadroom * winBest(delivered);
+  if (peersBusy && !queueHigh && nowUs - s.bornUs >= p.bwWindowRounds * round && winBest(bw) > proven)
+    bw = winReset(nowUs, Math.max(proven, p.minRateBps));
 
   // 6. Loss, beyond the link's random loss (learned while cruising without a queue).
   const gain = phaseGain(s);
@@ -400,7 +419,7 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
   const n = fb.packets + fb.lost;
   if (s.phase === 'probe_bw' && gain === 1 && queueUs < target / 2 && n > 0) lossBase += (fb.lost / n - lossBase) * Math.min(1, n / p.lossBasePackets);
   const lossy = isLossy(loss, lossBase, queueUs, target, p);
-  s = { ...s, bw, lossBase };
+  s = { ...s, bw, lossBase, delivered };
 
   // 7. Phases.
   const est = bwBps(s);

@@ -251,7 +251,8 @@ export function simulate(o: SimOptions): SimResult {
     if (t === nextFb) {
       const { fb } = inFlight.shift()!;
       const i = fb.linkId;
-      states[i] = cc.onFeedback(states[i]!, fb, sentSinceFb[i]!, t);
+      const peersBusy = busyUntil.some((b, k) => k !== i && b - t >= 2_000);
+      states[i] = cc.onFeedback(states[i]!, fb, sentSinceFb[i]!, t, 0, peersBusy);
       sentSinceFb[i] = 0;
       out = cc.outputs(new Map(states.map((s, k) => [k, s])));
       continue;

@@ -417,7 +417,7 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
   const gain = phaseGain(s);
   let lossBase = s.lossBase;
   const n = fb.packets + fb.lost;
-  if (s.phase === 'probe_bw' && gain === 1 && queueUs < target / 2 && n > 0) lossBase += (fb.lost / n - lossBase) * Math.min(1, n / p.lossBasePackets);
+  if (queueUs < target && queueNowUs < target && n > 0) lossBase += (fb.lost / n - lossBase) * Math.min(1, n / p.lossBasePackets);
   const lossy = isLossy(loss, lossBase, queueUs, target, p);
   s = { ...s, bw, lossBase, delivered };
 
@@ -555,13 +555,35 @@ export function outputs(states: ReadonlyMap<number, State>): Map<number, Output>
     const raw = minOwdRaw(s);
     if (raw !== null && (ref === null || ((raw - ref.raw) | 0) < 0)) ref = { raw, prop: propUs(s) };
   }
+  let clean = 0;
+  for (const s of states.values()) if (!s.stale && s.lossBase <= LOSSY) clean += s.rateBps;
   const out = new Map<number, Output>();
   for (const [id, s] of states) {
     const raw = minOwdRaw(s);
-    if (ref === null || raw === null) out.set(id, output(s));
-    else out.set(id, { rateBps: BigInt(Math.round(s.rateBps)), owdUs: Math.round(ref.prop + ((raw - ref.raw) | 0) + owdQueueUs(s)) });
+    const rateBps = BigInt(Math.round(Math.min(s.rateBps, lossyShareCap(s, clean))));
+    if (ref === null || raw === null) out.set(id, { ...output(s), rateBps });
+    else out.set(id, { rateBps, owdUs: Math.round(ref.prop + ((raw - ref.raw) | 0) + owdQueueUs(s)) });
   }
   return out;
+}
+
+/** The random loss a flow through the bond may inherit from its lossy links (their share of
+ * its packets × their loss rate), and the loss rate from which a link counts as lossy. */
+export const LOSS_BUDGET = 0.0005;
+const LOSSY = 2 * LOSS_BUDGET;
+
+/**
+ * Do no harm: a link that loses packets at random carries only the share of the traffic whose
+ * loss an end host's loss-based TCP (CUBIC: most hosts) can take, while clean links (total rate
+ * `cleanBps`) are up. 1 % random loss on a link that carried half of a CUBIC flow held the flow
+ * far below the clean link alone; at most LOSS_BUDGET / loss of the packets there (5 % at 1 %
+ * loss) costs it little. Only what the scheduler is told is capped: the controller keeps the
+ * link's estimate and its loss rate measured on what it carries. Without a clean link: no cap.
+ */
+function lossyShareCap(s: State, cleanBps: number): number {
+  if (s.lossBase <= LOSSY || cleanBps <= 0) return Infinity;
+  const share = LOSS_BUDGET / s.lossBase;
+  return Math.max(s.params.minRateBps, (cleanBps * share) / (1 - share));
 }
 
 /** A link loses this share of its packets at random (or more): pure ACKs avoid it; below the
@@ -580,12 +602,12 @@ export const ACK_AVOID_SLOWER: readonly [number, number] = [6, 5];
  */
 export function ackAvoid(states: ReadonlyMap<number, State>, prev: ReadonlySet<number>): Set<number> {
   let best = 0;
-  for (const s of states.values()) if (!s.stale) best = Math.max(best, s.rateBps);
+  for (const s of states.values()) if (!s.stale) best = Math.max(best, bwBps(s));
   const out = new Set<number>();
   for (const [id, s] of states) {
     const was = prev.has(id);
     const lossy = s.lossBase > ACK_AVOID_LOSS[was ? 1 : 0];
-    const slow = s.rateBps * ACK_AVOID_SLOWER[was ? 1 : 0] < best;
+    const slow = bwBps(s) * ACK_AVOID_SLOWER[was ? 1 : 0] < best;
     if (lossy || slow) out.add(id);
   }
   return out;

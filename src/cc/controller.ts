@@ -115,9 +115,6 @@ export interface CcParams {
   /** A link with a standing queue that delivers less than this fraction of the estimate is
    * over-estimated (even when the sender looks application-limited against the estimate). */
   overEstimate: number;
-  /** While the other links are busy, the estimate is at most this × the link's max delivery
-   * rate over the bandwidth window. */
-  unprovenHeadroom: number;
 }
 
 export const DEFAULT_CC: CcParams = Object.freeze({
@@ -152,7 +149,6 @@ export const DEFAULT_CC: CcParams = Object.freeze({
   saturatedBacklogUs: 2_000,
   staleAfterUs: 200_000,
   overEstimate: 0.5,
-  unprovenHeadroom: 2,
 });
 
 export type Phase = 'startup' | 'drain' | 'probe_bw';
@@ -201,10 +197,6 @@ export interface State {
   readonly lastCongestionUs: number | null;
   /** The link's random loss rate (what it loses without a queue). */
   readonly lossBase: number;
-  /** Max filter of every delivery sample, application-limited or not (what the link proved). */
-  readonly delivered: WinFilter;
-  /** When the controller started (the delivery filter holds a whole window after that). */
-  readonly bornUs: number;
   /** Min round trip (null: none measured yet). */
   readonly rttMin: WinFilter | null;
   readonly owd: OwdLine | null;
@@ -306,8 +298,6 @@ export function initial(params: Partial<CcParams> = {}, nowUs = 0): State {
     lossCapBps: null,
     lastCongestionUs: null,
     lossBase: 0,
-    delivered: winReset(nowUs, 0),
-    bornUs: nowUs,
     rttMin: null,
     owd: null,
     recent: [],
@@ -337,7 +327,7 @@ export function onSilence(s: State, nowUs: number): State {
  * One receiver interval of this link. `sentBytes`: what the sender put on the link since the
  * previous feedback, to tell an application-limited interval from a saturated one.
  */
-export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigint, nowUs: number, plannedQueueUs = 0, peersBusy = false): State {
+export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigint, nowUs: number, plannedQueueUs = 0): State {
   const p = s0.params;
   if (!(fb.intervalUs > 0)) return { ...s0, lastFeedbackUs: nowUs, stale: false };
 
@@ -403,16 +393,6 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
   // link (its traffic moved to another link) must not read as a capacity collapse to the floor,
   // from where the earliest-arrival scheduler would never send on the link again.
   if (busy && queueDeliveryBps < winBest(bw)) bw = winReset(nowUs, Math.max(queueDeliveryBps, p.minRateBps, winBest(bw) / 2));
-  // Not queued, but the other links are (the scheduler needs more than they carry) while this
-  // one delivers far less than its estimate through a whole window: the estimate was never
-  // proven (a configured rate 10× too high on a link that the earliest-arrival scheduler rarely
-  // picks, e.g. a long-delay one). Down to what it proved × the headroom, from where it grows
-  // again with what it is given.
-  const delivered = winMax(s.delivered, p.bwWindowRounds * round, nowUs, deliveryBps);
-  const proven = p.unprovenHeadroom * winBest(delivered);
-  // (a link the scheduler gave nothing proved nothing: its estimate stays until it is used)
-  if (peersBusy && !queueHigh && winBest(delivered) > 0 && nowUs - s.bornUs >= p.bwWindowRounds * round && winBest(bw) > proven)
-    bw = winReset(nowUs, Math.max(proven, p.minRateBps));
 
   // 6. Loss, beyond the link's random loss (learned while cruising without a queue).
   const gain = phaseGain(s);
@@ -420,7 +400,7 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
   const n = fb.packets + fb.lost;
   if (queueUs < target && queueNowUs < target && n > 0) lossBase += (fb.lost / n - lossBase) * Math.min(1, n / p.lossBasePackets);
   const lossy = isLossy(loss, lossBase, queueUs, target, p);
-  s = { ...s, bw, lossBase, delivered };
+  s = { ...s, bw, lossBase };
 
   // 7. Phases.
   const est = bwBps(s);

@@ -283,7 +283,7 @@ export class CcLoop {
         sentBytes = prev !== undefined && tx.value >= prev ? tx.value - prev : 0n;
         this.lastTx.set(r.linkId, tx.value);
       }
-      this.states.set(r.linkId, cc.onFeedback(s, r, sentBytes, now, this.plannedUs(r.linkId, now - cc.estimate(s).rttUs, r.intervalUs), this.peersBusy(r.linkId)));
+      this.states.set(r.linkId, cc.onFeedback(s, r, sentBytes, now, this.plannedUs(r.linkId, now - cc.estimate(s).rttUs, r.intervalUs)));
       this.fbCount.set(r.linkId, (this.fbCount.get(r.linkId) ?? 0) + 1);
       changed = true;
     }
@@ -316,17 +316,6 @@ export class CcLoop {
       while (h.length > 0 && nowUs - h[0]!.tUs > 1_000_000) h.shift();
       this.backlog.set(id, h);
     }
-  }
-
-  /** Does the scheduler need more than the links other than `id` carry: one of them has a
-   * modelled backlog (the latest sample) or a queue beyond its target? */
-  private peersBusy(id: number): boolean {
-    for (const [other, s] of this.states) {
-      if (other === id || s.stale) continue;
-      const planned = this.backlog.get(other)?.at(-1)?.us ?? 0;
-      if (planned >= s.params.saturatedBacklogUs || cc.owdQueueUs(s) > 0) return true;
-    }
-    return false;
   }
 
   /** The smallest modelled backlog of link `id` over [endUs − spanUs, endUs] (the samples

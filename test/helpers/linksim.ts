@@ -251,8 +251,7 @@ export function simulate(o: SimOptions): SimResult {
     if (t === nextFb) {
       const { fb } = inFlight.shift()!;
       const i = fb.linkId;
-      const peersBusy = busyUntil.some((b, k) => k !== i && b - t >= 2_000);
-      states[i] = cc.onFeedback(states[i]!, fb, sentSinceFb[i]!, t, 0, peersBusy);
+      states[i] = cc.onFeedback(states[i]!, fb, sentSinceFb[i]!, t);
       sentSinceFb[i] = 0;
       out = cc.outputs(new Map(states.map((s, k) => [k, s])));
       continue;

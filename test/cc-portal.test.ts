@@ -21,14 +21,14 @@ function fakeDp() {
     linkSeq: Array(MP_MAX_LINKS).fill(0),
     sentBytes: Array(MP_MAX_LINKS).fill(0n),
   };
-  const estimates: { id: number; rateBps: bigint; owdUs: number }[] = [];
+  const estimates: { id: number; rateBps: bigint; owdUs: number; noAcks?: boolean }[] = [];
   const budgets: { id: number; bytes: bigint }[] = [];
   const dp: CcDatapath = {
     readRx: () => ok(null as MpRx | null),
     txBytes: (id) => ok(counters.get(id)?.txBytes ?? 0n),
     owdUs: () => ok(10_000),
-    setEstimate: (id, rateBps, owdUs) => {
-      estimates.push({ id, rateBps, owdUs });
+    setEstimate: (id, rateBps, owdUs, noAcks) => {
+      estimates.push({ id, rateBps, owdUs, ...(noAcks ? { noAcks } : {}) });
       return ok(undefined);
     },
     sched: () => ok(sched),
@@ -127,6 +127,24 @@ describe('congestion-control loop', () => {
     echoTsUs: null,
     echoDelayUs: null,
     ...r,
+  });
+
+  it('pure ACKs avoid a link that receives next to none of the data they acknowledge (MP_LINK_F_NO_ACKS)', () => {
+    const f = fakeDp();
+    // we receive 50 KB per reading on link 0 and nothing on link 1
+    const rx = [0, 0];
+    f.dp.readRx = (id) => ok({ lastRxNs: 1_000_000n, maxLinkSeq: rx[id]! / 1000, lastOwdUs: 100, packets: BigInt(rx[id]! / 1000), bytes: BigInt(rx[id]!) });
+    const loop = new CcLoop(f.dp, noLog);
+    loop.addLink(0, { rateBps: 1e9, owdUs: 4_000 });
+    loop.addLink(1, { rateBps: 1e9, owdUs: 150_000 });
+    for (let i = 0; i < 5; i++) {
+      rx[0] += 50_000;
+      loop.buildFeedback([0, 1], () => true);
+    }
+    loop.onFeedbackPacket(encodeFeedbackPacket({ seq: 1, records: [record({ linkId: 0 }), record({ linkId: 1 })] }, 0, 0));
+    const last = (id: number) => f.estimates.filter((e) => e.id === id).at(-1);
+    assert.equal(last(1)?.noAcks, true);
+    assert.equal(last(0)?.noAcks, undefined);
   });
 
   it('writes each link estimate on feedback; with congestion_control = false it writes nothing', () => {

@@ -139,7 +139,7 @@ export const DEFAULT_CC: CcParams = Object.freeze({
   lossDecrease: 0.85,
   lossMinPackets: 3,
   lossWindowPackets: 100,
-  lossBasePackets: 2000,
+  lossBasePackets: 500,
   rateWindowUs: 60_000,
   queueWindowUs: 40_000,
   lossWindowUs: 200_000,

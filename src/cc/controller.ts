@@ -139,7 +139,7 @@ export const DEFAULT_CC: CcParams = Object.freeze({
   lossDecrease: 0.85,
   lossMinPackets: 3,
   lossWindowPackets: 100,
-  lossBasePackets: 500,
+  lossBasePackets: 1000,
   rateWindowUs: 60_000,
   queueWindowUs: 40_000,
   lossWindowUs: 200_000,
@@ -398,7 +398,7 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
   const gain = phaseGain(s);
   let lossBase = s.lossBase;
   const n = fb.packets + fb.lost;
-  if (queueUs < target && queueNowUs < target && n > 0) lossBase += (fb.lost / n - lossBase) * Math.min(1, n / p.lossBasePackets);
+  if (queueUs < target / 2 && queueNowUs < target / 2 && n > 0) lossBase += (fb.lost / n - lossBase) * Math.min(1, n / p.lossBasePackets);
   const lossy = isLossy(loss, lossBase, queueUs, target, p);
   s = { ...s, bw, lossBase };
 
@@ -551,14 +551,15 @@ export function outputs(states: ReadonlyMap<number, State>): Map<number, Output>
 /** The random loss a flow through the bond may inherit from its lossy links (their share of
  * its packets × their loss rate), and the loss rate from which a link counts as lossy. */
 export const LOSS_BUDGET = 0.0005;
-const LOSSY = 2 * LOSS_BUDGET;
+const LOSSY = 6 * LOSS_BUDGET; // 0.3 %: congestion loss mistaken for random stays below
 
 /**
  * Do no harm: a link that loses packets at random carries only the share of the traffic whose
  * loss an end host's loss-based TCP (CUBIC: most hosts) can take, while clean links (total rate
  * `cleanBps`) are up. 1 % random loss on a link that carried half of a CUBIC flow held the flow
  * far below the clean link alone; at most LOSS_BUDGET / loss of the packets there (5 % at 1 %
- * loss) costs it little. Only what the scheduler is told is capped: the controller keeps the
+ * loss) costs it little; from 0.3 % (LOSSY) on, as congestion losses that slip into the learned
+ * rate stay below that. Only what the scheduler is told is capped: the controller keeps the
  * link's estimate and its loss rate measured on what it carries. Without a clean link: no cap.
  */
 function lossyShareCap(s: State, cleanBps: number): number {

@@ -129,24 +129,6 @@ describe('congestion-control loop', () => {
     ...r,
   });
 
-  it('pure ACKs avoid a link that receives next to none of the data they acknowledge (MP_LINK_F_NO_ACKS)', () => {
-    const f = fakeDp();
-    // we receive 50 KB per reading on link 0 and nothing on link 1
-    const rx = [0, 0];
-    f.dp.readRx = (id) => ok({ lastRxNs: 1_000_000n, maxLinkSeq: rx[id]! / 1000, lastOwdUs: 100, packets: BigInt(rx[id]! / 1000), bytes: BigInt(rx[id]!) });
-    const loop = new CcLoop(f.dp, noLog);
-    loop.addLink(0, { rateBps: 1e9, owdUs: 4_000 });
-    loop.addLink(1, { rateBps: 1e9, owdUs: 150_000 });
-    for (let i = 0; i < 5; i++) {
-      rx[0] += 50_000;
-      loop.buildFeedback([0, 1], () => true);
-    }
-    loop.onFeedbackPacket(encodeFeedbackPacket({ seq: 1, records: [record({ linkId: 0 }), record({ linkId: 1 })] }, 0, 0));
-    const last = (id: number) => f.estimates.filter((e) => e.id === id).at(-1);
-    assert.equal(last(1)?.noAcks, true);
-    assert.equal(last(0)?.noAcks, undefined);
-  });
-
   it('writes each link estimate on feedback; with congestion_control = false it writes nothing', () => {
     for (const adaptive of [true, false]) {
       const f = fakeDp();

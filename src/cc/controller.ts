@@ -574,10 +574,6 @@ export const ACK_AVOID_LOSS: readonly [number, number] = [0.005, 0.0025];
 /** A link whose rate is below the best link's divided by this: pure ACKs avoid it; above the
  * best's divided by the second value they may take it again. */
 export const ACK_AVOID_SLOWER: readonly [number, number] = [6, 5];
-/** The same for the data the other way (what the ACKs acknowledge), against the link that
- * receives most, once that is at least ACK_AVOID_RX_MIN_BPS. */
-export const ACK_AVOID_RX: readonly [number, number] = [10, 8];
-export const ACK_AVOID_RX_MIN_BPS = 1_000_000;
 
 /**
  * The links pure TCP ACKs should avoid (mp_link MP_LINK_F_NO_ACKS; bpf/schedule.h): those that
@@ -586,20 +582,15 @@ export const ACK_AVOID_RX_MIN_BPS = 1_000_000;
  * their delay to matter to the flow. `prev`: the set of the last call (hysteresis). Whether a
  * link of the tier remains for ACKs is the data path's business: with none, ACKs go like data.
  */
-export function ackAvoid(states: ReadonlyMap<number, State>, prev: ReadonlySet<number>, rxBps: ReadonlyMap<number, number> = new Map()): Set<number> {
+export function ackAvoid(states: ReadonlyMap<number, State>, prev: ReadonlySet<number>): Set<number> {
   let best = 0;
   for (const s of states.values()) if (!s.stale) best = Math.max(best, bwBps(s));
-  let rxBest = 0;
-  for (const r of rxBps.values()) rxBest = Math.max(rxBest, r);
   const out = new Set<number>();
   for (const [id, s] of states) {
     const k = prev.has(id) ? 1 : 0;
     const lossy = s.lossBase > ACK_AVOID_LOSS[k];
     const slow = bwBps(s) * ACK_AVOID_SLOWER[k] < best;
-    // carries next to none of the data the ACKs are for (the estimates of a direction that
-    // carries only ACKs are a hint, never proven: all 1000 Mbit/s in the lab)
-    const idle = rxBest >= ACK_AVOID_RX_MIN_BPS && (rxBps.get(id) ?? 0) * ACK_AVOID_RX[k] < rxBest;
-    if (lossy || slow || idle) out.add(id);
+    if (lossy || slow) out.add(id);
   }
   return out;
 }

@@ -82,8 +82,6 @@ type Log = (msg: string, fields?: Record<string, unknown>) => void;
 export const FEEDBACK_INTERVAL_MS = 20;
 /** Each feedback message goes out on this many links (the fastest up ones). */
 export const FEEDBACK_COPIES = 2;
-/** Weight of each feedback interval in the receive-rate average (20 ms each: ~0.4 s). */
-const RX_AVG_WEIGHT = 0.05;
 /** Without an accepted feedback message for this long, any seq is accepted (peer restarted). */
 const SEQ_RESET_US = 1_000_000;
 
@@ -109,8 +107,6 @@ export class CcLoop {
   private readonly restartSeq = new Map<number, number>();
   /** links pure ACKs avoid (cc.ackAvoid), as last written */
   private noAcks = new Set<number>();
-  /** receiver: each link's receive rate (bit/s, averaged over ~0.4 s): the data our ACKs are for */
-  private readonly rxBps = new Map<number, number>();
 
   constructor(
     private readonly dp: CcDatapath,
@@ -201,14 +197,7 @@ export class CcLoop {
       if (!r.value) continue;
       const cur = { ...r.value, linkId: id };
       const prev = this.prevRx.get(id);
-      if (prev) {
-        const rec = feedbackFromCounters(prev, cur, now);
-        records.push(rec);
-        if (rec.intervalUs > 0) {
-          const bps = (rec.bytes * 8 * 1e6) / rec.intervalUs;
-          this.rxBps.set(id, (this.rxBps.get(id) ?? bps) + (bps - (this.rxBps.get(id) ?? bps)) * RX_AVG_WEIGHT);
-        }
-      }
+      if (prev) records.push(feedbackFromCounters(prev, cur, now));
       this.prevRx.set(id, snapshotAt(cur, now));
     }
     if (records.length === 0) return [];
@@ -337,7 +326,7 @@ export class CcLoop {
 
   private write(): void {
     if (this.opts.adaptive === false) return;
-    this.noAcks = cc.ackAvoid(this.states, this.noAcks, this.rxBps);
+    this.noAcks = cc.ackAvoid(this.states, this.noAcks);
     for (const [id, o] of cc.outputs(this.states)) {
       if (!this.active(id)) continue; // keep the static estimate until feedback arrives
       const w = this.dp.setEstimate(id, o.rateBps, o.owdUs, this.noAcks.has(id));

@@ -114,7 +114,8 @@
               serviceConfig = {
                 Type = "simple";
                 ExecStart = "${mpctl} up ${cfg.role} --config ${cfg.configFile} --no-tui";
-                ExecStopPost = "${mpctl} down --config ${cfg.configFile}";
+                # a clean stop only: after a crash Restart= adopts the running data path
+                ExecStopPost = "${pkgs.runtimeShell} -c 'if [ \"$$SERVICE_RESULT\" = success ]; then exec ${mpctl} down --config ${cfg.configFile}; fi'";
                 Restart = "on-failure";
                 RestartSec = "2s";
                 TimeoutStopSec = "30s";

@@ -7,12 +7,14 @@
  *
  *   1. Is it ours? Outer IPv4/IPv6 + UDP to the tunnel port (RP: port_be; LP: a link's
  *      local_port_be), or the `ip` carrier's protocol. Anything else passes untouched.
+ *      Outer fragments of ours are dropped (flood.h).
  *   2. Validate lengths and version/type. Handshake messages (HS_INIT, HS_RESP, COOKIE) pass
- *      up to the portal's socket as they are: they authenticate themselves in userland.
+ *      up to the portal's socket as they are (they authenticate themselves in userland) if
+ *      their shape is right and their source within its rate (flood.h).
  *   3. Authenticate (auth.h): key id, MAC over header + body, replay window (data and control
  *      have a window each) — before anything is recorded, forwarded or passed up. An authentic
- *      control message (probe, feedback) goes up to the portal's socket (TC_ACT_OK); a data
- *      packet's link id and inner packet are checked next.
+ *      probe request is answered here (probe.h); a probe reply or feedback goes up to the
+ *      portal's socket (TC_ACT_OK); a data packet's link id and inner packet are checked next.
  *   4. Record: per-link receive state and counters; the RP learns where the link's packets
  *      come from (NAT roaming).
  *   5. Strip the outer headers.
@@ -27,6 +29,7 @@
 #include "parse.h"
 #include "csum.h"
 #include "auth.h"
+#include "flood.h"
 
 /* Ethernet, outer IPv4 with options (60) + UDP, mp_hdr, an inner IPv6 header */
 #define DECAP_WINDOW (ETH_HLEN + 60 + 8 + MP_HDR_LEN + 40)
@@ -41,6 +44,7 @@ struct outer {
 	__u16 ip_hlen;    /* outer IP header length */
 	__u16 end;        /* offset where the datagram ends (Ethernet padding may follow) */
 	__u32 saddr[4];   /* outer source address (network order, IPv4 in [0]) */
+	struct frag frag; /* an outer fragment (flood.h): ours is dropped */
 };
 
 /* Does link l receive this outer packet? UDP: on its local port; ip carrier: on its device. */
@@ -77,11 +81,13 @@ static __always_inline bool parse_outer(struct __sk_buff *skb, const struct mp_c
 	struct l3 p;
 	__u32 daddr[4];
 
-	if (!parse_l3(skb, &p) || p.fragment) /* fragments go to the stack to be reassembled */
+	if (!parse_l3(skb, &p) || !frag_parse(skb, &p, &o->frag))
 		return false;
 	if (!load_addr(skb, l3_saddr_off(&p), p.family, o->saddr) ||
 	    !load_addr(skb, l3_daddr_off(&p), p.family, daddr))
 		return false;
+	if (o->frag.later) /* no L4 header: ours if its first fragment was */
+		return frag_later_ours(&o->frag, p.family, o->saddr, bpf_ktime_get_ns());
 	o->family = p.family;
 	o->ip_hlen = p.ihl_bytes;
 	o->end = p.truncated ? 0 : ETH_HLEN + p.len; /* 0: truncated, once we know it is ours */
@@ -195,6 +201,8 @@ static __always_inline void learn_endpoint(__u32 id, const struct outer *o, __u6
 	ep->valid = 1;
 }
 
+#include "probe.h" /* after struct outer, link_receives() and learn_endpoint(): it uses them */
+
 /* 6. MP_CFG_DEC_TTL: act as the router hop the tunnel is. Returns false if the TTL expired. */
 static __always_inline bool dec_ttl(struct __sk_buff *skb, __u8 family)
 {
@@ -300,6 +308,11 @@ int decap(struct __sk_buff *skb)
 	pull_headers(skb, DECAP_WINDOW);
 	if (!parse_outer(skb, cfg, &o))
 		return mp_pass();
+	if (o.frag.is) {
+		if (!o.frag.later)
+			frag_first_ours(&o.frag, o.family, o.saddr, bpf_ktime_get_ns());
+		return mp_drop(MP_DROP_FRAGMENT);
+	}
 
 	/* 2. validate */
 	if (skb->gso_segs > 1) /* UDP GRO merged several of our packets: one header would be read */
@@ -315,16 +328,16 @@ int decap(struct __sk_buff *skb)
 		return mp_drop(MP_DROP_BAD_VERSION);
 	switch (h.ver_type & 0xf) {
 	case MP_T_DATA:
-		cls = 0;
-		break;
 	case MP_T_PROBE:
 	case MP_T_FEEDBACK:
-		cls = 1;
+		cls = replay_class(&h, h.ver_type & 0xf);
 		break;
 	case MP_T_HS_INIT:
 	case MP_T_HS_RESP:
-	case MP_T_COOKIE:
-		return mp_pass(); /* to the portal's socket: userland authenticates these */
+	case MP_T_COOKIE: /* to the portal's socket (userland authenticates these), within limits */
+		r = flood_handshake(cfg, &h, o.end - o.hdr_off, o.family, o.saddr, o.udp, o.sport_be,
+				    bpf_ktime_get_ns());
+		return r == MP_DROP_NONE ? mp_pass() : mp_drop(r);
 	default:
 		return mp_drop(MP_DROP_BAD_VERSION);
 	}
@@ -336,7 +349,9 @@ int decap(struct __sk_buff *skb)
 		if (r != MP_DROP_NONE)
 			return mp_drop(r);
 	}
-	if (cls) /* an authentic control message: up to the portal's socket */
+	if ((h.ver_type & 0xf) == MP_T_PROBE) /* requests are answered here (probe.h) */
+		return probe_take(skb, cfg, &o, &h, now);
+	if ((h.ver_type & 0xf) != MP_T_DATA) /* authentic feedback: up to the portal's socket */
 		return mp_exit(TC_ACT_OK, MP_DROP_NONE);
 
 	id = h.link_id;

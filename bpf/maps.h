@@ -47,9 +47,11 @@ struct {
 	__type(value, struct mp_link_stats);
 } mp_link_stats SEC(".maps") __weak;
 
+/* BPF_F_MMAPABLE: the feedback loop reads it as memory every 20 ms (no system call) */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, MP_MAX_LINKS);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, struct mp_rx);
 } mp_rx SEC(".maps") __weak;

@@ -24,7 +24,7 @@
 
 enum mp_msg_type {
 	MP_T_DATA = 1,     /* an inner IP packet follows */
-	MP_T_PROBE = 2,    /* liveness probe / probe reply (control plane, userland) */
+	MP_T_PROBE = 2,    /* liveness probe / probe reply (requests answered by the data path) */
 	MP_T_FEEDBACK = 3, /* receiver statistics for congestion control (userland) */
 	MP_T_HS_INIT = 4,  /* handshake (userland) */
 	MP_T_HS_RESP = 5,
@@ -231,6 +231,29 @@ struct mp_rx {
 	__u64 bytes;         /* outer IP packet bytes, as mp_link_stats */
 };
 
+/* mp_peer_probe[link_id]: the data path answers probe requests itself (bpf/probe.h), so that a
+ * portal whose control plane died still answers. Decap verifies a request (key, MAC, replay
+ * class 1), records it here, and sends the reply back out of the device it came in on: kind 1,
+ * probe_seq, sent_ns and reply_len echoed, req_len = the request's outer IP length as it
+ * arrived, every other field 0, zero-padded to reply_len outer bytes if set (never shorter than
+ * unpadded), signed with the send key with MP_HDR_F_DP (seq from mp_sched.seq, link_seq 0),
+ * addresses, ports and MAC addresses swapped, TTL / hop limit 64, IPv4 DF. Requests go no
+ * further; replies (kind 1) go up to the portal's socket. Userland reads the requests it needs
+ * (the RP: the LP's estimates, budget, admin-down, path MTUs) from this map.
+ * BPF_F_MMAPABLE: userland may read it as memory. One writer per request; a reader may see a
+ * request half-written while the next one arrives (requests = the count after the write). */
+struct mp_peer_probe {
+	struct mp_hdr hdr;    /* the last authentic request's header as it arrived (big-endian) */
+	struct mp_probe req;  /* and its body (big-endian) */
+	__u64 rx_ns;          /* bpf_ktime_get_ns() when it arrived */
+	__u64 requests;       /* authentic requests taken on this link */
+	__u64 answered;       /* replies the data path sent for them */
+	struct mp_addr from;  /* the request's outer source address */
+	__be16 port_be;       /* its UDP source port (0: the ip carrier) */
+	__u16 req_len;        /* its outer IP length */
+	__u32 pad[2];
+};
+
 /* mp_loop_stats[0]: per-CPU counters of the segmentation loop (loop.h). Not drops: packets that
  * took the detour through the kernel to be cut to wire size. */
 struct mp_loop_stats {
@@ -267,12 +290,14 @@ struct mp_loop_stats {
  * (MP_DROP_TRUNCATED), decap too; userland caps inner_mtu there (src/plan/mtu.ts). src/security/mac.ts is the userland implementation (probes,
  * feedback, tests).
  *
- * Handshake messages (HS_INIT, HS_RESP, COOKIE) carry key_id 0 and no tag: they authenticate
- * themselves (src/security/messages.ts) and pass up to the portal's socket.
+ * Handshake messages (HS_INIT, HS_RESP, COOKIE) carry no tag: they authenticate themselves
+ * (src/security/messages.ts) and pass up to the portal's socket, filtered and rate-limited by
+ * flood.h (shape, per-source and global buckets) so that a flood cannot fill it.
  *
  * Decap checks, before anything is recorded or forwarded: key (mp_rx_keys[key_id] valid and not
  * expired, else MP_DROP_NO_KEY), tag (else MP_DROP_BAD_MAC), then the replay window of
- * (key_id, class) (else MP_DROP_REPLAY). Class 0 is data (seq from mp_sched.seq, encap), class 1
+ * (key_id, class) (else MP_DROP_REPLAY). Class 0 is data (seq from mp_sched.seq, encap) and
+ * control messages signed by the data path (MP_HDR_F_DP: probe replies, probe.h), class 1
  * control (seq from the portal's own counter per key: userland signs probes and feedback). A key
  * id's two windows are reset by userland (written zeroed) before the key is installed, so a new
  * session starts with a fresh window and no clock is shared between the portals.
@@ -328,7 +353,15 @@ enum mp_drop_reason {
 	MP_DROP_REPLAY = 15,       /* security issue: replayed or too old */
 	MP_DROP_NO_KEY = 16,       /* security issue: unknown key id */
 	MP_DROP_LOOP = 17,         /* back from the segmentation loop and still GSO or too big */
-	MP_DROP_MAX = 18,
+	MP_DROP_FRAGMENT = 18,     /* an outer IP fragment to the tunnel port (flood.h) */
+	MP_DROP_HS_MALFORMED = 19, /* handshake message of a type this role never receives, of the
+				    * wrong size, or with reserved header fields set (flood.h) */
+	MP_DROP_HS_SOURCE_RATE = 20, /* handshake message over its source's rate: the /24 or /48,
+				      * or the link whose endpoint it comes from (flood.h) */
+	MP_DROP_HS_GLOBAL_RATE = 21, /* handshake message over the global rate (flood.h) */
+	MP_DROP_BAD_PROBE = 22,    /* authentic probe shorter than struct mp_probe, of an unknown kind,
+				    * or asking for a reply longer than a tag covers (probe.h) */
+	MP_DROP_MAX = 23,
 };
 
 #endif /* MP_H */

@@ -22,6 +22,7 @@
 #include <poll.h>
 #include <time.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -290,12 +291,17 @@ out_close:
 	return err < 0 ? err : -EINVAL;
 }
 
+static void info_forget(int fd); /* the map info cache (section 4) */
+
 int mp_bpf_close(int h)
 {
 	begin();
 	struct bpf_object *obj = obj_get(h, "bpf_object__close");
 	if (!obj)
 		return -EBADF;
+	struct bpf_map *m;
+	bpf_object__for_each_map(m, obj)
+		info_forget(bpf_map__fd(m));
 	bpf_object__close(obj);
 	objs[h].obj = NULL;
 	objs[h].path[0] = '\0';
@@ -403,13 +409,37 @@ int mp_map_fd(int h, const char *map_name)
 	return fd;
 }
 
+/* A map's info by fd, kept after the first query: every lookup and update checks the caller's
+ * buffers against it, and a second system call per lookup was half of the control plane's
+ * idle cost. An entry is forgotten when its fd is closed through this library (mp_close_fd,
+ * mp_bpf_close) or handed out again (mp_obj_get); fds are never closed behind its back. */
+#define INFO_CACHE 1024
+static struct {
+	bool valid;
+	struct bpf_map_info info;
+} info_cache[INFO_CACHE];
+
+static void info_forget(int fd)
+{
+	if (fd >= 0 && fd < INFO_CACHE)
+		info_cache[fd].valid = false;
+}
+
 static int map_info(int map_fd, struct bpf_map_info *info, const char *op)
 {
+	if (map_fd >= 0 && map_fd < INFO_CACHE && info_cache[map_fd].valid) {
+		*info = info_cache[map_fd].info;
+		return 0;
+	}
 	memset(info, 0, sizeof(*info));
 	__u32 len = sizeof(*info);
 	int err = bpf_obj_get_info_by_fd(map_fd, info, &len);
 	if (err)
 		return fail(err, "%s: bpf_obj_get_info_by_fd(fd %d)", op, map_fd);
+	if (map_fd >= 0 && map_fd < INFO_CACHE) {
+		info_cache[map_fd].info = *info;
+		info_cache[map_fd].valid = true;
+	}
 	return 0;
 }
 
@@ -505,18 +535,71 @@ int mp_map_delete(int map_fd, const void *key, unsigned key_len)
 	return 0;
 }
 
+/* ---- BPF_F_MMAPABLE arrays: read as memory, no system call per read ------------------------- */
+
+#define MP_MMAPS 32
+static struct {
+	void *p;
+	size_t len;
+} mmaps[MP_MMAPS];
+
+int mp_map_mmap(int map_fd)
+{
+	begin();
+	struct bpf_map_info info;
+	int err = map_info(map_fd, &info, "mp_map_mmap");
+	if (err)
+		return err;
+	if (info.type != BPF_MAP_TYPE_ARRAY || !(info.map_flags & BPF_F_MMAPABLE))
+		return fail(EINVAL, "mp_map_mmap: map '%s' (fd %d) is not a BPF_F_MMAPABLE array", info.name, map_fd);
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t len = ((size_t)((info.value_size + 7) & ~7u) * info.max_entries + page - 1) / page * page;
+	for (int i = 0; i < MP_MMAPS; i++) {
+		if (mmaps[i].p)
+			continue;
+		void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, map_fd, 0);
+		if (p == MAP_FAILED)
+			return fail(errno, "mmap(map '%s' fd %d, %zu bytes)", info.name, map_fd, len);
+		mmaps[i].p = p;
+		mmaps[i].len = len;
+		return i;
+	}
+	return fail(ENOSPC, "mp_map_mmap: more than %d maps mapped", MP_MMAPS);
+}
+
+int mp_mmap_read(int h, unsigned off, void *out, unsigned len)
+{
+	begin();
+	if (h < 0 || h >= MP_MMAPS || !mmaps[h].p || (size_t)off + len > mmaps[h].len)
+		return fail(EINVAL, "mp_mmap_read(%d, %u, %u): out of the mapping", h, off, len);
+	memcpy(out, (const char *)mmaps[h].p + off, len);
+	return 0;
+}
+
+int mp_munmap(int h)
+{
+	begin();
+	if (h < 0 || h >= MP_MMAPS || !mmaps[h].p)
+		return fail(EINVAL, "mp_munmap(%d): not mapped", h);
+	munmap(mmaps[h].p, mmaps[h].len);
+	mmaps[h].p = NULL;
+	return 0;
+}
+
 int mp_obj_get(const char *pinned_path)
 {
 	begin();
 	int fd = bpf_obj_get(pinned_path);
 	if (fd < 0)
 		return fail(errno, "bpf_obj_get(%s)", pinned_path);
+	info_forget(fd);
 	return fd;
 }
 
 int mp_close_fd(int fd)
 {
 	begin();
+	info_forget(fd);
 	if (close(fd))
 		return fail(errno, "close(fd %d)", fd);
 	return 0;
@@ -741,4 +824,120 @@ int mp_capture(const char *ifname, unsigned timeout_ms, unsigned max_frames, voi
 	}
 	close(fd);
 	return (int)n;
+}
+
+/* ---- 9. flood (the lab's attacker) ------------------------------------------------------------ */
+
+static uint16_t csum_fold(uint32_t s)
+{
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	return (uint16_t)~s;
+}
+
+static uint32_t csum_add(uint32_t s, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i + 1 < n; i += 2)
+		s += (uint32_t)(p[i] << 8 | p[i + 1]);
+	if (n & 1)
+		s += (uint32_t)(p[n - 1] << 8);
+	return s;
+}
+
+static uint64_t flood_rng = 0x9e3779b97f4a7c15ULL;
+static uint32_t flood_rand(void)
+{
+	flood_rng ^= flood_rng << 13;
+	flood_rng ^= flood_rng >> 7;
+	flood_rng ^= flood_rng << 17;
+	return (uint32_t)(flood_rng >> 16);
+}
+
+/*
+ * Send the n whole IP packets of one family (back to back in pkts, lengths in lens) through a
+ * raw socket (IP_HDRINCL: source addresses as given, so they may be spoofed), cycling through
+ * them at pps a second for duration_ms or until total are sent (0: no count limit). IPv4 only:
+ * rand_src_bits > 0 replaces the low bits of each packet's source address with random ones (its
+ * header checksum redone; UDP over IPv4 carries checksum 0). Returns the number sent; sends the
+ * kernel refused (ENOBUFS) are not counted.
+ */
+int mp_flood(int family, const void *pkts, const unsigned *lens, unsigned n, unsigned pps,
+	     unsigned duration_ms, unsigned total, unsigned rand_src_bits)
+{
+	begin();
+	if (!n || !pps || (family != 4 && family != 6))
+		return fail(EINVAL, "flood: family 4 or 6, packets and a rate needed");
+	int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+	if (fd < 0)
+		return fail(errno, "flood: socket(SOCK_RAW)");
+	size_t maxlen = 0;
+	for (unsigned i = 0; i < n; i++)
+		maxlen = lens[i] > maxlen ? lens[i] : maxlen;
+	uint8_t *pkt = malloc(maxlen ? maxlen : 1);
+	size_t *offs = malloc(sizeof(size_t) * n);
+	if (!pkt || !offs) {
+		free(pkt);
+		free(offs);
+		close(fd);
+		return fail(ENOMEM, "flood");
+	}
+	for (unsigned i = 0, o = 0; i < n; o += lens[i], i++)
+		offs[i] = o;
+	flood_rng ^= (uint64_t)now_ms() * 0x2545F4914F6CDD1DULL;
+	long long start = now_ms();
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	unsigned sent = 0, tried = 0;
+	for (;;) {
+		struct timespec t;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		double el = (double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9;
+		if (now_ms() - start >= (long long)duration_ms || (total && tried >= total))
+			break;
+		unsigned due = (unsigned)(el * pps) + 1;
+		if (total && due > total)
+			due = total;
+		while (tried < due) {
+			unsigned i = tried % n;
+			size_t len = lens[i];
+			memcpy(pkt, (const uint8_t *)pkts + offs[i], len);
+			struct sockaddr_storage ss = { 0 };
+			socklen_t sl;
+			if (family == 4) {
+				struct sockaddr_in *sa = (struct sockaddr_in *)&ss;
+				if (len < 20)
+					break;
+				if (rand_src_bits) {
+					uint32_t mask = rand_src_bits >= 32 ? 0xffffffffu : (1u << rand_src_bits) - 1;
+					uint32_t s;
+					memcpy(&s, pkt + 12, 4);
+					s = htonl((ntohl(s) & ~mask) | (flood_rand() & mask));
+					memcpy(pkt + 12, &s, 4);
+					pkt[10] = pkt[11] = 0;
+					uint16_t c = csum_fold(csum_add(0, pkt, (size_t)(pkt[0] & 0xf) * 4));
+					pkt[10] = c >> 8;
+					pkt[11] = c & 0xff;
+				}
+				sa->sin_family = AF_INET;
+				memcpy(&sa->sin_addr, pkt + 16, 4);
+				sl = sizeof(*sa);
+			} else {
+				struct sockaddr_in6 *sa = (struct sockaddr_in6 *)&ss;
+				if (len < 40)
+					break;
+				sa->sin6_family = AF_INET6;
+				memcpy(&sa->sin6_addr, pkt + 24, 16);
+				sl = sizeof(*sa);
+			}
+			tried++;
+			if (sendto(fd, pkt, len, 0, (struct sockaddr *)&ss, sl) == (ssize_t)len)
+				sent++;
+		}
+		struct timespec nap = { 0, 50000 };
+		nanosleep(&nap, NULL);
+	}
+	free(pkt);
+	free(offs);
+	close(fd);
+	return (int)sent;
 }

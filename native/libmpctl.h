@@ -63,6 +63,13 @@ int mp_map_update(int map_fd, const void *key, unsigned key_len, const void *val
 int mp_map_lookup(int map_fd, const void *key, unsigned key_len, void *value,
                   unsigned value_len);
 int mp_map_delete(int map_fd, const void *key, unsigned key_len);
+/* A BPF_F_MMAPABLE array map mapped read-only: a handle (>= 0) for mp_mmap_read, which copies
+ * len bytes at off (element i of a value_size map is at i * round_up(value_size, 8)) without a
+ * system call. mp_munmap releases it. */
+int mp_map_mmap(int map_fd);
+int mp_mmap_read(int h, unsigned off, void *out, unsigned len);
+int mp_munmap(int h);
+
 /* fd of a pinned object (map). Owned by the caller: close it with mp_close_fd. */
 int mp_obj_get(const char *pinned_path);
 int mp_close_fd(int fd);
@@ -109,6 +116,12 @@ int mp_ethtool_get(const char *ifname, const char *feature);
  * max_frames: back to back in buf (cap bytes), lengths in lens. Returns how many. For tests. */
 int mp_capture(const char *ifname, unsigned timeout_ms, unsigned max_frames, void *buf, unsigned cap,
                unsigned *lens);
+
+/* ---- 9. flood (the lab's attacker) -------------------------------------------------------------
+ * Whole IP packets through a raw socket at a rate, IPv4 sources optionally randomised; returns
+ * the number sent (test/helpers/attacker.ts). Needs CAP_NET_RAW. */
+int mp_flood(int family, const void *pkts, const unsigned *lens, unsigned n, unsigned pps,
+	     unsigned duration_ms, unsigned total, unsigned rand_src_bits);
 
 #ifdef __cplusplus
 }

@@ -24,6 +24,13 @@
  *   >= now and >= the previous release of that direction, so frames are never reordered.
  *   Setting down=1 drops what is still in the line (a cut cable); down=0 lets new frames pass
  *   at once. Parameter changes apply to frames arriving afterwards.
+ * - Trace-driven rate (trace=FILE, Mahimahi's format): frames the delay line releases enter a
+ *   second FIFO, the rate queue, drained at the trace's delivery opportunities (one per line, ms
+ *   timestamps from when the trace was set, looping with the last timestamp as the period). An
+ *   opportunity carries 1500 bytes of IP packet (frame minus its 14-byte Ethernet header); a
+ *   frame may span opportunities; an opportunity serves only frames already queued at its time
+ *   and is wasted otherwise. The rate queue tail-drops at qlimit bytes (tbf's limit), counted as
+ *   dropped_queue. A constant `rate` stays tbf's job; both may be set (tbf then caps the trace).
  * - Timing: CLOCK_MONOTONIC, PR_SET_TIMERSLACK 1 ns, and ppoll() with a nanosecond timeout
  *   up to the earliest release (hrtimer-backed). Due frames go out with sendmmsg() batches.
  *   Zero delay: frames are sent in the same loop iteration that received them.
@@ -71,8 +78,16 @@
 #define MAX_DELAY_US 60000000ull           /* 60 s */
 #define SOCK_BUF     (8 << 20)
 #define CTL_DEFAULT  "mpctl-linkem"
+#define OPP_BYTES    1500u                 /* a trace line: one MTU-sized delivery opportunity */
+#define ETH_HLEN_    14u
+#define MAX_TRACE    (16u << 20)           /* lines */
+#define MAX_QLIMIT   (1ull << 32)          /* rate queue limit, bytes */
+#define TRACE_PATH   512
 
-struct params { uint64_t delay_us, jitter_us, loss_ppm, limit; bool down; };
+/* A delivery-opportunity trace: ms offsets (non-decreasing), looping every period_ms. */
+struct trace { uint32_t *ms; uint32_t n; uint64_t period_ms; char path[TRACE_PATH]; };
+
+struct params { uint64_t delay_us, jitter_us, loss_ppm, limit, qlimit; bool down; struct trace *trace; };
 struct stats {
   uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes, dropped_loss, dropped_down, dropped_queue,
       dropped_overflow, dropped_oversize, gso, dropped_socket;
@@ -88,6 +103,15 @@ struct dir {
   struct pkt *q;        /* ring of MAX_LIMIT entries */
   uint32_t head, count;
   uint64_t last_release;
+  /* rate queue (trace mode): frames released by the delay line, waiting for opportunities */
+  struct pkt *rq;       /* ring of MAX_LIMIT entries */
+  uint32_t rq_head, rq_count, rq_part; /* rq_part: bytes of the head frame already delivered */
+  uint64_t rq_bytes;    /* IP bytes queued */
+  uint64_t t0;          /* trace start (ns) */
+  uint64_t opp_cycle;   /* next opportunity: ms[opp_i] + opp_cycle * period */
+  uint32_t opp_i;
+  uint64_t cur_opp;     /* time (ns) of the opportunity whose bytes are left in `credit` */
+  uint32_t credit;
   uint8_t *slots;       /* MAX_LIMIT * SLOT_SIZE, mmap'ed lazily */
   uint32_t *free_slots, nfree;
   uint8_t *big[BIG_MAX];
@@ -166,11 +190,63 @@ static void *xmap(size_t len) {
 
 /* ---------- parameters ---------- */
 
+static void trace_free(struct trace *t) {
+  if (t) { free(t->ms); free(t); }
+}
+
+/* Loads a Mahimahi trace: one non-negative integer (ms) per line, non-decreasing, the last one
+ * > 0 (it is the period the trace loops with). Returns NULL or an error message (static). */
+static const char *trace_load(const char *path, struct trace **out) {
+  static char msg[640];
+  if (strlen(path) >= TRACE_PATH) { snprintf(msg, sizeof msg, "trace: path too long '%.64s...'", path); return msg; }
+  FILE *f = fopen(path, "re");
+  if (!f) { snprintf(msg, sizeof msg, "trace: cannot read '%s' (%s)", path, strerror(errno)); return msg; }
+  struct trace *t = calloc(1, sizeof *t);
+  uint32_t cap = 0;
+  char line[64];
+  uint64_t lineno = 0, prev = 0;
+  const char *e = NULL;
+  while (!e && fgets(line, sizeof line, f)) {
+    lineno++;
+    size_t l = strlen(line);
+    while (l && (line[l - 1] == '\n' || line[l - 1] == '\r' || line[l - 1] == ' ')) line[--l] = 0;
+    if (!l) continue;
+    uint64_t v = 0;
+    bool okv = l <= 10;
+    for (size_t k = 0; okv && k < l; k++) {
+      if (line[k] < '0' || line[k] > '9') okv = false;
+      else v = v * 10 + (uint64_t)(line[k] - '0');
+    }
+    if (!okv || v > UINT32_MAX) { snprintf(msg, sizeof msg, "trace: '%s' line %" PRIu64 ": '%.20s' is not a millisecond timestamp", path, lineno, line); e = msg; break; }
+    if (v < prev) { snprintf(msg, sizeof msg, "trace: '%s' line %" PRIu64 ": %" PRIu64 " is before the previous line's %" PRIu64, path, lineno, v, prev); e = msg; break; }
+    if (t->n >= MAX_TRACE) { snprintf(msg, sizeof msg, "trace: '%s' has more than %u lines", path, MAX_TRACE); e = msg; break; }
+    if (t->n == cap) {
+      cap = cap ? cap * 2 : 4096;
+      uint32_t *m = realloc(t->ms, sizeof(uint32_t) * cap);
+      if (!m) { snprintf(msg, sizeof msg, "trace: out of memory"); e = msg; break; }
+      t->ms = m;
+    }
+    t->ms[t->n++] = (uint32_t)v;
+    prev = v;
+  }
+  fclose(f);
+  if (!e && (t->n == 0 || t->ms[t->n - 1] == 0)) {
+    snprintf(msg, sizeof msg, "trace: '%s' has no opportunity after 0 ms (the last line is the period)", path);
+    e = msg;
+  }
+  if (e) { trace_free(t); return e; }
+  t->period_ms = t->ms[t->n - 1];
+  snprintf(t->path, sizeof t->path, "%s", path);
+  *out = t;
+  return NULL;
+}
+
 /* Parse "key=value" tokens separated by spaces or commas into *p. Returns NULL or an error
  * message (static buffer). Nothing is applied by the caller unless every token is valid. */
 static const char *parse_params(char *s, struct params *p) {
   static char msg[256];
   char *save = NULL;
+  struct trace *orig = p->trace; /* a trace loaded here replaces it; the caller owns both */
   for (char *tok = strtok_r(s, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
     char *eq = strchr(tok, '=');
     if (!eq || eq == tok) {
@@ -180,13 +256,24 @@ static const char *parse_params(char *s, struct params *p) {
     *eq = 0;
     const char *key = tok, *val = eq + 1;
     uint64_t max, *dst = NULL;
+    if (!strcmp(key, "trace")) {
+      struct trace *t = NULL;
+      if (*val && strcmp(val, "none")) {
+        const char *e = trace_load(val, &t);
+        if (e) return e;
+      }
+      if (p->trace != orig) trace_free(p->trace);
+      p->trace = t;
+      continue;
+    }
     if (!strcmp(key, "delay_us")) { dst = &p->delay_us; max = MAX_DELAY_US; }
     else if (!strcmp(key, "jitter_us")) { dst = &p->jitter_us; max = MAX_DELAY_US; }
     else if (!strcmp(key, "loss_ppm")) { dst = &p->loss_ppm; max = 1000000; }
     else if (!strcmp(key, "limit")) { dst = &p->limit; max = MAX_LIMIT; }
+    else if (!strcmp(key, "qlimit")) { dst = &p->qlimit; max = MAX_QLIMIT; }
     else if (!strcmp(key, "down")) { max = 1; }
     else {
-      snprintf(msg, sizeof msg, "unknown key '%.32s' (keys: delay_us jitter_us loss_ppm down limit)", key);
+      snprintf(msg, sizeof msg, "unknown key '%.32s' (keys: delay_us jitter_us loss_ppm down limit trace qlimit)", key);
       return msg;
     }
     bool okv = *val && strlen(val) <= 12;
@@ -213,12 +300,34 @@ static void flush_line(struct dir *d) { /* the cable is cut: drop everything in 
     d->count--;
     d->s.dropped_down++;
   }
+  while (d->rq_count) {
+    buf_free(d, d->rq[d->rq_head].id);
+    d->rq_head = (d->rq_head + 1) & (MAX_LIMIT - 1);
+    d->rq_count--;
+    d->s.dropped_down++;
+  }
+  d->rq_bytes = 0;
+  d->rq_part = 0;
   d->last_release = 0;
+}
+
+/* A new trace starts now: its first line is that many ms from now. */
+static void trace_restart(struct dir *d) {
+  d->t0 = now_ns();
+  d->opp_cycle = 0;
+  d->opp_i = 0;
+  d->credit = 0;
+  d->cur_opp = 0;
 }
 
 static void apply_params(struct dir *d, const struct params *np) {
   bool was_down = d->p.down;
+  struct trace *old = d->p.trace;
   d->p = *np;
+  if (old != d->p.trace) {
+    trace_free(old);
+    trace_restart(d);
+  }
   if (!was_down && d->p.down) flush_line(d);
 }
 
@@ -271,43 +380,141 @@ static int rx_batch(struct dir *d) {
   return n;
 }
 
+/* Sends d->tiov[0..n) in order; every frame is either sent or counted as a drop. */
+static void xmit(struct dir *d, uint32_t n) {
+  uint32_t i = 0;
+  while (i < n) {
+    int r = sendmmsg(d->tx_fd, &d->tmsg[i], n - i, MSG_DONTWAIT);
+    if (r > 0) {
+      for (uint32_t k = i; k < i + (uint32_t)r; k++) {
+        d->s.tx_packets++;
+        d->s.tx_bytes += d->tiov[k].iov_len - VNET_LEN;
+      }
+      i += (uint32_t)r;
+      /* sendmmsg stops at the first failing frame and, having sent some, loses its errno.
+       * Do not offer that frame again (a tail drop is final): count it as a queue drop. */
+      if (i < n) { d->s.dropped_queue++; i++; }
+    } else if (r < 0 && errno == EINTR) {
+      continue;
+    } else { /* frame i failed: count it and carry on with the rest */
+      int e = errno;
+      if (e == EMSGSIZE || e == EINVAL) d->s.dropped_oversize++;
+      else if (e == ENETDOWN || e == ENXIO || e == ENODEV) d->s.dropped_down++;
+      else d->s.dropped_queue++; /* ENOBUFS: qdisc tail drop; EAGAIN: socket send buffer */
+      i++;
+    }
+  }
+}
+
+/* IP bytes of a queued frame: what a trace's 1500-byte opportunity carries. */
+static inline uint32_t ip_bytes(const struct pkt *pk) {
+  uint32_t f = pk->len - VNET_LEN;
+  return f > ETH_HLEN_ ? f - ETH_HLEN_ : 1;
+}
+
+static inline uint64_t opp_time(const struct dir *d) {
+  const struct trace *t = d->p.trace;
+  return d->t0 + (d->opp_cycle * t->period_ms + t->ms[d->opp_i]) * 1000000ull;
+}
+
+/* Moves the next opportunity to the first one at or after `t` (those before are wasted: no
+ * frame that was queued then is left) and returns its time. */
+static uint64_t next_opp(struct dir *d, uint64_t t) {
+  const struct trace *tr = d->p.trace;
+  if (opp_time(d) >= t) return opp_time(d);
+  uint64_t need = (t - d->t0 + 999999ull) / 1000000ull; /* first ms offset >= t */
+  d->opp_cycle = need / tr->period_ms;
+  uint64_t r = need % tr->period_ms;
+  uint32_t lo = 0, hi = tr->n - 1; /* ms[n-1] = period > r: the lower bound exists */
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    if (tr->ms[mid] >= r) hi = mid;
+    else lo = mid + 1;
+  }
+  d->opp_i = lo;
+  return opp_time(d);
+}
+
+/* Whether the rate queue's frame `pk` (queued at pk->t) completes by `now`; consumes the
+ * opportunities it needs. Without a trace everything goes at once. */
+static bool serve(struct dir *d, const struct pkt *pk, uint64_t now) {
+  if (!d->p.trace) return true;
+  for (;;) {
+    if (d->credit && pk->t <= d->cur_opp) {
+      uint32_t rem = ip_bytes(pk) - d->rq_part;
+      if (rem <= d->credit) { d->credit -= rem; d->rq_part = 0; return true; }
+      d->rq_part += d->credit;
+      d->credit = 0;
+      continue;
+    }
+    uint64_t T = next_opp(d, pk->t);
+    if (T > now) return false;
+    d->cur_opp = T;
+    d->credit = OPP_BYTES;
+    if (++d->opp_i == d->p.trace->n) { d->opp_i = 0; d->opp_cycle++; }
+  }
+}
+
+/* When the rate queue's head can next make progress (UINT64_MAX: empty). */
+static uint64_t rq_wake(struct dir *d) {
+  if (!d->rq_count) return UINT64_MAX;
+  if (!d->p.trace) return 0;
+  const struct pkt *pk = &d->rq[d->rq_head];
+  if (d->credit && pk->t <= d->cur_opp) return 0;
+  return next_opp(d, pk->t);
+}
+
 static void tx_due(struct dir *d, uint64_t now) {
+  if (!d->p.trace && !d->rq_count) { /* the usual path: the delay line straight to the qdisc */
+    while (d->count && d->q[d->head].t <= now) {
+      uint32_t n = 0;
+      while (n < BATCH && n < d->count) {
+        struct pkt *pk = &d->q[(d->head + n) & (MAX_LIMIT - 1)];
+        if (pk->t > now) break;
+        d->tiov[n].iov_base = buf_of(d, pk->id);
+        d->tiov[n].iov_len = pk->len;
+        n++;
+      }
+      xmit(d, n);
+      for (uint32_t k = 0; k < n; k++) {
+        buf_free(d, d->q[d->head].id);
+        d->head = (d->head + 1) & (MAX_LIMIT - 1);
+        d->count--;
+      }
+    }
+    return;
+  }
+  /* trace mode: released frames join the rate queue (tail drop at qlimit bytes) */
   while (d->count && d->q[d->head].t <= now) {
+    struct pkt pk = d->q[d->head];
+    d->head = (d->head + 1) & (MAX_LIMIT - 1);
+    d->count--;
+    uint32_t b = ip_bytes(&pk);
+    if (d->p.trace && d->p.qlimit && d->rq_bytes + b > d->p.qlimit) { buf_free(d, pk.id); d->s.dropped_queue++; continue; }
+    if (d->rq_count >= MAX_LIMIT) { buf_free(d, pk.id); d->s.dropped_overflow++; continue; }
+    d->rq[(d->rq_head + d->rq_count) & (MAX_LIMIT - 1)] = pk;
+    d->rq_count++;
+    d->rq_bytes += b;
+  }
+  for (;;) {
     uint32_t n = 0;
-    while (n < BATCH && n < d->count) {
-      struct pkt *pk = &d->q[(d->head + n) & (MAX_LIMIT - 1)];
-      if (pk->t > now) break;
+    while (n < BATCH && n < d->rq_count) {
+      struct pkt *pk = &d->rq[(d->rq_head + n) & (MAX_LIMIT - 1)];
+      if (!serve(d, pk, now)) break;
       d->tiov[n].iov_base = buf_of(d, pk->id);
       d->tiov[n].iov_len = pk->len;
       n++;
     }
-    uint32_t i = 0;
-    while (i < n) {
-      int r = sendmmsg(d->tx_fd, &d->tmsg[i], n - i, MSG_DONTWAIT);
-      if (r > 0) {
-        for (uint32_t k = i; k < i + (uint32_t)r; k++) {
-          d->s.tx_packets++;
-          d->s.tx_bytes += d->tiov[k].iov_len - VNET_LEN;
-        }
-        i += (uint32_t)r;
-        /* sendmmsg stops at the first failing frame and, having sent some, loses its errno.
-         * Do not offer that frame again (a tail drop is final): count it as a queue drop. */
-        if (i < n) { d->s.dropped_queue++; i++; }
-      } else if (r < 0 && errno == EINTR) {
-        continue;
-      } else { /* frame i failed: count it and carry on with the rest */
-        int e = errno;
-        if (e == EMSGSIZE || e == EINVAL) d->s.dropped_oversize++;
-        else if (e == ENETDOWN || e == ENXIO || e == ENODEV) d->s.dropped_down++;
-        else d->s.dropped_queue++; /* ENOBUFS: qdisc tail drop; EAGAIN: socket send buffer */
-        i++;
-      }
-    }
+    if (!n) return;
+    xmit(d, n);
     for (uint32_t k = 0; k < n; k++) {
-      buf_free(d, d->q[d->head].id);
-      d->head = (d->head + 1) & (MAX_LIMIT - 1);
-      d->count--;
+      struct pkt *pk = &d->rq[d->rq_head];
+      d->rq_bytes -= ip_bytes(pk);
+      buf_free(d, pk->id);
+      d->rq_head = (d->rq_head + 1) & (MAX_LIMIT - 1);
+      d->rq_count--;
     }
+    if (n < BATCH) return;
   }
 }
 
@@ -319,24 +526,29 @@ static void sock_drops(struct dir *d) {
   if (getsockopt(d->rx_fd, SOL_PACKET, PACKET_STATISTICS, &st, &l) == 0) d->s.dropped_socket += st.tp_drops;
 }
 
-static int dir_json(char *o, size_t n, struct dir *d) {
-  const struct stats *s = &d->s;
-  return snprintf(o, n,
-      "{\"delay_us\":%" PRIu64 ",\"jitter_us\":%" PRIu64 ",\"loss_ppm\":%" PRIu64 ",\"down\":%s,\"limit\":%" PRIu64
-      ",\"stats\":{\"rx_packets\":%" PRIu64 ",\"rx_bytes\":%" PRIu64 ",\"tx_packets\":%" PRIu64 ",\"tx_bytes\":%" PRIu64
-      ",\"dropped_loss\":%" PRIu64 ",\"dropped_down\":%" PRIu64 ",\"dropped_queue\":%" PRIu64
-      ",\"dropped_overflow\":%" PRIu64 ",\"dropped_oversize\":%" PRIu64 ",\"dropped_socket\":%" PRIu64
-      ",\"gso\":%" PRIu64 ",\"queued\":%u}}",
-      d->p.delay_us, d->p.jitter_us, d->p.loss_ppm, d->p.down ? "true" : "false", d->p.limit, s->rx_packets,
-      s->rx_bytes, s->tx_packets, s->tx_bytes, s->dropped_loss, s->dropped_down, s->dropped_queue,
-      s->dropped_overflow, s->dropped_oversize, s->dropped_socket, s->gso, d->count);
-}
-
-static void json_str(char *o, size_t n, const char *s) { /* interface names: no quotes expected */
+static void json_str(char *o, size_t n, const char *s) { /* names and paths: quotes and controls become _ */
   size_t k = 0;
   for (; *s && k + 1 < n; s++) o[k++] = (*s == '"' || *s == '\\' || (unsigned char)*s < 0x20) ? '_' : *s;
   o[k] = 0;
 }
+
+static int dir_json(char *o, size_t n, struct dir *d) {
+  const struct stats *s = &d->s;
+  char tpath[TRACE_PATH];
+  json_str(tpath, sizeof tpath, d->p.trace ? d->p.trace->path : "");
+  return snprintf(o, n,
+      "{\"delay_us\":%" PRIu64 ",\"jitter_us\":%" PRIu64 ",\"loss_ppm\":%" PRIu64 ",\"down\":%s,\"limit\":%" PRIu64
+      ",\"trace\":%s%s%s,\"qlimit\":%" PRIu64
+      ",\"stats\":{\"rx_packets\":%" PRIu64 ",\"rx_bytes\":%" PRIu64 ",\"tx_packets\":%" PRIu64 ",\"tx_bytes\":%" PRIu64
+      ",\"dropped_loss\":%" PRIu64 ",\"dropped_down\":%" PRIu64 ",\"dropped_queue\":%" PRIu64
+      ",\"dropped_overflow\":%" PRIu64 ",\"dropped_oversize\":%" PRIu64 ",\"dropped_socket\":%" PRIu64
+      ",\"gso\":%" PRIu64 ",\"queued\":%u,\"rq_queued\":%u,\"rq_bytes\":%" PRIu64 "}}",
+      d->p.delay_us, d->p.jitter_us, d->p.loss_ppm, d->p.down ? "true" : "false", d->p.limit,
+      d->p.trace ? "\"" : "", d->p.trace ? tpath : "null", d->p.trace ? "\"" : "", d->p.qlimit, s->rx_packets,
+      s->rx_bytes, s->tx_packets, s->tx_bytes, s->dropped_loss, s->dropped_down, s->dropped_queue,
+      s->dropped_overflow, s->dropped_oversize, s->dropped_socket, s->gso, d->count, d->rq_count, d->rq_bytes);
+}
+
 
 static void handle_cmd(char *req, char *out, size_t outsz) {
   size_t l = strlen(req);
@@ -371,6 +583,9 @@ static void handle_cmd(char *req, char *out, size_t outsz) {
     struct params pu = dirs[0].p, pd = dirs[1].p;
     const char *e = parse_params(rest, &pu);
     if (!e) e = parse_params(copy, &pd);
+    /* each direction loaded its own copy of a new trace: keep only what is applied */
+    if (e || !up) { if (pu.trace != dirs[0].p.trace) trace_free(pu.trace); }
+    if (e || !dn) { if (pd.trace != dirs[1].p.trace) trace_free(pd.trace); }
     if (e) { snprintf(out, outsz, "error %s", e); return; }
     if (up) apply_params(&dirs[0], &pu);
     if (dn) apply_params(&dirs[1], &pd);
@@ -451,6 +666,7 @@ static int open_if(const char *name, int *ifindex) {
 static void dir_init(struct dir *d, const char *name, const char *rx_if, int rx_idx, int rx_fd, int tx_fd) {
   d->name = name; d->rx_if = rx_if; d->rx_ifindex = rx_idx; d->rx_fd = rx_fd; d->tx_fd = tx_fd;
   d->q = xmap(sizeof(struct pkt) * MAX_LIMIT);
+  d->rq = xmap(sizeof(struct pkt) * MAX_LIMIT);
   d->slots = xmap((size_t)SLOT_SIZE * MAX_LIMIT);
   d->free_slots = xmap(sizeof(uint32_t) * MAX_LIMIT);
   for (uint32_t i = 0; i < MAX_LIMIT; i++) d->free_slots[i] = MAX_LIMIT - 1 - i; /* pop low ids first */
@@ -468,7 +684,8 @@ static void usage(FILE *f) {
         "       linkem --ctl-send NAME REQUEST\n"
         "Layer-2 link emulator: frames from a go out of b (direction up), frames from b out of a\n"
         "(direction down), each through its own delay line with delay, uniform jitter, loss, outage.\n"
-        "  PARAMS   comma-separated delay_us=N,jitter_us=N,loss_ppm=N,down=0|1,limit=N\n"
+        "  PARAMS   comma-separated delay_us=N,jitter_us=N,loss_ppm=N,down=0|1,limit=N,\n"
+        "           trace=FILE|none (Mahimahi delivery opportunities),qlimit=BYTES (0: none)\n"
         "  --ctl    abstract UNIX datagram control socket name (default " CTL_DEFAULT ")\n"
         "  --seed   PRNG seed (default: random)\n"
         "Control requests: 'set up|down|both key=value...', 'get', 'reset-stats' (see linkem.md).\n"
@@ -519,7 +736,7 @@ int main(int argc, char **argv) {
   if (!if_a || !if_b || optind < argc) { usage(stderr); return 2; }
   if (!strcmp(if_a, if_b)) die(2, "--a and --b must be different interfaces");
 
-  struct params def = {.delay_us = 0, .jitter_us = 0, .loss_ppm = 0, .limit = DEF_LIMIT, .down = false};
+  struct params def = {.delay_us = 0, .jitter_us = 0, .loss_ppm = 0, .limit = DEF_LIMIT, .qlimit = 0, .down = false, .trace = NULL};
   struct params pu = def, pd = def;
   const char *e;
   if (up_spec && (e = parse_params(up_spec, &pu))) die(2, "--up: %s", e);
@@ -556,6 +773,8 @@ int main(int argc, char **argv) {
   dir_init(&dirs[1], "down", if_b, ib, fb, fa);
   dirs[0].p = pu;
   dirs[1].p = pd;
+  trace_restart(&dirs[0]);
+  trace_restart(&dirs[1]);
 
   printf("linkem ready\n");
   fflush(stdout);
@@ -566,6 +785,8 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 2; i++) {
       tx_due(&dirs[i], now);
       if (dirs[i].count && dirs[i].q[dirs[i].head].t < next) next = dirs[i].q[dirs[i].head].t;
+      uint64_t w = rq_wake(&dirs[i]);
+      if (w < next) next = w;
     }
     struct timespec ts, *tsp = NULL;
     if (next != UINT64_MAX) {

@@ -9,8 +9,11 @@ import { createSocket, type Socket } from 'node:dgram';
 import { ok } from 'neverthrow';
 import * as abi from '../src/datapath/abi.js';
 import { PortalAuth } from '../src/portal/auth.js';
-import { Initiator, Responder } from '../src/portal/handshake-loop.js';
-import { keyWrites, NOTHING_INSTALLED, type KeysPort } from '../src/portal/keys-port.js';
+import { Initiator, MAX_COOKIE_RESENDS, Responder } from '../src/portal/handshake-loop.js';
+import { LogLimiter } from '../src/portal/log-limit.js';
+import { createCookieReply, freshCookieSecret } from '../src/security/cookie.js';
+import { INIT } from '../src/security/messages.js';
+import { keyWrites, NOTHING_INSTALLED, tableOf, type KeysPort } from '../src/portal/keys-port.js';
 import { encodeProbe, decodeProbe } from '../src/portal/probe.js';
 import { sign } from '../src/security/mac.js';
 import { createInitiation } from '../src/security/handshake.js';
@@ -65,6 +68,33 @@ test('key maps: replay windows zeroed before a new key, unchanged slots untouche
   const d = keyWrites(c.installed, { tx: null, rx: [], nextChangeAt: null }, now, mono);
   assert.deepEqual(d.writes.map((w) => `${w.map}[${w.index}]`), ['rx[8]', 'tx[0]']);
   assert.equal(abi.decodeKey(d.writes[1]!.value).valid, false);
+});
+
+test('adoption (hitless restart): the key maps read back as a table; the adopted send key signs from control seq 2^30, the peer takes it, and received messages verify', () => {
+  const now = 1_000_000;
+  const mono = 5_000_000_000n;
+  const t: KeyTable = { tx: slot(7, 1, now + 90_000), rx: [slot(7, 2, now + 90_000), slot(6, 3, now + 5_000)], nextChangeAt: null };
+  const w = keyWrites(NOTHING_INSTALLED, t, now, mono).writes;
+  const tx = w.find((x) => x.map === 'tx')!.value;
+  const rx = Array.from({ length: 255 }, (_, i) => w.find((x) => x.map === 'rx' && x.index === i + 1)?.value ?? null);
+  rx[8] = abi.encodeKey({ key: Buffer.alloc(16, 9), expiresNs: mono - 1n, id: 9, valid: true }); // expired: left out
+  const back = tableOf(tx, rx, now + 10, mono + 10_000_000n);
+  assert.deepEqual(back, { tx: slot(7, 1, now + 90_000), rx: [slot(6, 3, now + 5_000), slot(7, 2, now + 90_000)], nextChangeAt: null });
+
+  const quiet = () => {};
+  const keys: KeysPort = { install: () => ok(undefined) };
+  const a = new PortalAuth('authenticated', 'peer', keys, quiet, () => now);
+  a.adopt(back);
+  const m = a.sign(encodeProbe({ linkId: 0, reply: false, metric: 0, carrier: 0, probeSeq: 1, sentNs: 1n, rateBps: 0n, owdUs: 0 }, 0))!;
+  assert.deepEqual([abi.decodeHdr(m).keyId, abi.decodeHdr(m).seq], [7, 2 ** 30 + 1]);
+  // the peer's window had seen seq 5000 under key 7: 2^30 + 1 is ahead of it
+  const peer = new ReplayWindow();
+  assert.ok(peer.accept(5000) && peer.accept(2 ** 30 + 1));
+  // a message from the peer under the adopted receive key 6 verifies (once)
+  const fromPeer = sign(encodeProbe({ linkId: 0, reply: true, metric: 0, carrier: 0, probeSeq: 1, sentNs: 1n, rateBps: 0n, owdUs: 0 }, 0), Buffer.alloc(16, 3), 6, 77);
+  assert.ok(a.check(fromPeer));
+  assert.ok(!a.check(fromPeer), 'replay');
+  a.stop();
 });
 
 test('MPCTL_REKEY_AFTER_MS shortens the rekey time for tests, nothing else', () => {
@@ -130,8 +160,8 @@ async function pair(o: { rpKnowsLp?: Buffer; lpKnowsRp?: Buffer } = {}): Promise
   const lk = new FakeKeys();
   const lauth = new PortalAuth('authenticated', lpPeer.toString('base64'), lk, log, () => clock.now);
   const up: number[] = [];
-  const hs = new Initiator(lauth, lpKeys, lpPeer, { all: [0, 1], up: () => up, send: (id, m) => lpSocks[id]!.send(m, rpPort, '127.0.0.1') }, log);
-  lpSocks.forEach((s, id) => s.on('message', (m) => (abi.decodeHdr(m).type === abi.MP_T_HS_RESP || abi.decodeHdr(m).type === abi.MP_T_COOKIE) && hs.onMessage(id, m)));
+  const hs = new Initiator(lauth, lpKeys, lpPeer, { all: [0, 1], up: () => up, send: (id, m) => lpSocks[id]!.send(m, rpPort, '127.0.0.1'), peer: () => ({ address: '127.0.0.1', port: rpPort }) }, log);
+  lpSocks.forEach((s, id) => s.on('message', (m, r) => (abi.decodeHdr(m).type === abi.MP_T_HS_RESP || abi.decodeHdr(m).type === abi.MP_T_COOKIE) && hs.onMessage(id, m, r)));
   const rk = new FakeKeys();
   const rauth = new PortalAuth('authenticated', rpPeer.toString('base64'), rk, log, () => clock.now);
   const rhs = new Responder(rauth, rpKeys, rpPeer, log);
@@ -345,5 +375,71 @@ test('loopback: when every link goes silent under a session (the RP restarted), 
     assert.equal(p.lp.auth.counters.initiationsSent, 4, 'and not again within 5 s');
   } finally {
     p.close();
+  }
+});
+
+test('cookie race: a forged cookie reply never discards the pending handshake; one from another source is refused; answers to nothing are counted', () => {
+  const now = { t: 1_000_000 };
+  const lpKeys = staticKeys(Buffer.from(generatePrivateKey(), 'base64'));
+  const rpKeys = staticKeys(Buffer.from(generatePrivateKey(), 'base64'));
+  const lines: string[] = [];
+  const log = (m: string) => void lines.push(m);
+  const lauth = new PortalAuth('authenticated', rpKeys.publicB64, new FakeKeys(), log, () => now.t);
+  const rauth = new PortalAuth('authenticated', lpKeys.publicB64, new FakeKeys(), log, () => now.t);
+  const sent: { link: number; msg: Buffer }[] = [];
+  const RP = { address: '198.51.100.2', port: 7470 };
+  const hs = new Initiator(lauth, lpKeys, rpKeys.public, { all: [0, 1], up: () => [], send: (link, msg) => void sent.push({ link, msg }), peer: () => RP }, log);
+  const rhs = new Responder(rauth, rpKeys, lpKeys.public, log);
+  try {
+    hs.tick();
+    assert.equal(sent.length, 2);
+    const init = sent[0]!.msg;
+    // anyone who saw the initiation can make a cookie reply that decrypts: its key is
+    // HMAC(SHA-256("cookie--" ‖ RP public), mac1), all public
+    const forger = { public: rpKeys.public } as StaticKeys;
+    const forged = createCookieReply(forger, freshCookieSecret(null, now.t), init, '192.0.2.66:1');
+    hs.onMessage(0, forged, { address: '192.0.2.66', port: 7470 });
+    assert.equal(lauth.rejected['cookie-wrong-source'], 1, 'not from the RP: refused');
+    assert.equal(sent.length, 2, 'and nothing re-sent');
+    // spoofed from the RP's address: taken as a cookie, the same initiation re-sent with mac2
+    hs.onMessage(0, forged, RP);
+    assert.equal(sent.length, 3);
+    assert.deepEqual(sent[2]!.msg.subarray(0, INIT.mac2), init.subarray(0, INIT.mac2), 'the same initiation');
+    assert.ok(!sent[2]!.msg.subarray(INIT.mac2).equals(Buffer.alloc(16)), 'with mac2');
+    for (let i = 0; i < 5; i++) hs.onMessage(0, forged, RP);
+    assert.equal(sent.length, 3 + MAX_COOKIE_RESENDS - 1, 'a flood of forged replies costs at most MAX_COOKIE_RESENDS re-sends');
+    // the RP's real response to the original initiation still completes the handshake
+    let response: Buffer | null = null;
+    rhs.onInitiation(init, '100.64.1.1', 7470, (b) => (response = b));
+    assert.ok(response);
+    hs.onMessage(0, response, RP);
+    assert.notEqual(lauth.status().keyId, null, 'session established');
+    assert.equal(lauth.rejected['unknown-index'], undefined);
+    // copies and answers to nothing: counted by kind
+    hs.onMessage(1, response, RP);
+    hs.onMessage(1, forged, RP);
+    assert.equal(lauth.rejected['unsolicited-response'], 1);
+    assert.equal(lauth.rejected['unsolicited-cookie'], 1);
+  } finally {
+    lauth.stop();
+    rauth.stop();
+  }
+});
+
+test('log limiter: one line per reason per window, then a summary with the count', () => {
+  const clock = { t: 0 };
+  const lines: string[] = [];
+  const l = new LogLimiter((m) => void lines.push(m), 10_000, () => clock.t);
+  try {
+    for (let i = 0; i < 20_000; i++) l.line('malformed', 'handshake refused: malformed');
+    l.line('bad-mac1', 'handshake refused: bad mac1');
+    assert.deepEqual(lines, ['handshake refused: malformed', 'handshake refused: bad mac1']);
+    clock.t = 10_000;
+    l.flush();
+    assert.deepEqual(lines.slice(2), ['19999 more like this (malformed) not logged in 10 s']);
+    l.line('malformed', 'handshake refused: malformed');
+    assert.equal(lines.length, 4, 'a new window starts with a line');
+  } finally {
+    l.stop();
   }
 });

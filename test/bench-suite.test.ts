@@ -6,9 +6,18 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { bins, type Reading } from '../src/lab/bench-sample.js';
-import { longestStall, timeToReach } from '../src/lab/bench-suite.js';
+import { aloneCandidates, bestOf, dip, flowEvents, longestStall, markStability, ratioFigure, spreadPoints, timeToReach, worstSecond } from '../src/lab/bench-suite.js';
 import { renderPlot } from '../src/lab/bench-plot.js';
-import { tenMbitOrder, type BenchReport } from '../src/lab/bench.js';
+import { gitState, renderBench, tenMbitOrder, type BenchReport } from '../src/lab/bench.js';
+import { parseScenario } from '../src/lab/scenario.js';
+import { traceWindowBps } from '../src/lab/params.js';
+import { lpConfig } from '../src/lab/bond.js';
+import { parseConfig } from '../src/config/parse.js';
+import { parse as parseToml } from 'smol-toml';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** Readings every 50 ms of two links delivering `mbit(t)` Mbit/s each. */
 function trace(ms: number, mbit: (tMs: number) => [number, number]): Reading[] {
@@ -43,23 +52,158 @@ describe('benchmark arithmetic', () => {
     assert.equal(timeToReach(r, 1000, 2000, 30, 200), null);
   });
 
-  it('checks 4 > 3 > 2 × 10 Mbit across reports', () => {
+  it('checks 4 > 3 > 2 × 10 Mbit across reports, for each CC', () => {
     const rep = (n: number, up: number, down: number): BenchReport => ({
       bench: `${n}x10`,
       startedAt: '',
       durationS: 0,
+      git: { commit: 'x', dirty: false },
       host: { cpus: 2, kernel: '', load1: 0, tcpCc: 'bbr' },
-      figures: [
-        { name: 'x, 1 TCP flow client → server', unit: '% of sum', runs: [], median: up },
-        { name: 'x, 1 TCP flow server → client', unit: '% of sum', runs: [], median: down },
-      ],
+      unstable: [],
+      figures: ['cubic', 'bbr'].flatMap((cc) => [
+        { name: `x, 1 TCP flow client → server (${cc})`, unit: '% of sum', runs: [], median: up, cc },
+        { name: `x, best link alone (plain routing), client → server (${cc})`, unit: 'Mbit/s', runs: [], median: 1, cc },
+        { name: `x, 1 TCP flow server → client (${cc})`, unit: '% of sum', runs: [], median: down, cc },
+      ]),
     });
     const good = tenMbitOrder(new Map([['2x10', rep(2, 90, 90)], ['3x10', rep(3, 90, 90)], ['4x10', rep(4, 89, 90)]]));
     assert.equal(good?.met, true);
-    assert.deepEqual(good?.runs, [18, 27, 35.6, 18, 27, 36]);
+    assert.deepEqual(good?.runs, [18, 27, 35.6, 18, 27, 36, 18, 27, 35.6, 18, 27, 36]);
     const bad = tenMbitOrder(new Map([['2x10', rep(2, 90, 90)], ['3x10', rep(3, 90, 50)], ['4x10', rep(4, 89, 90)]]));
     assert.equal(bad?.met, false);
     assert.equal(tenMbitOrder(new Map([['2x10', rep(2, 90, 90)]])), null);
+  });
+});
+
+describe('benchmark bookkeeping', () => {
+  it('spread is in points: max − min of percentages, else relative to the median', () => {
+    assert.equal(spreadPoints({ unit: '% of sum', runs: [80, 91.5, 85], median: 85 }), 11.5);
+    assert.ok(Math.abs(spreadPoints({ unit: 'ratio', runs: [0.9, 1.0], median: 0.95 }) - 10) < 1e-9);
+    assert.equal(spreadPoints({ unit: 'Mbit/s', runs: [18, 20], median: 19 }), (2 / 19) * 100);
+    assert.equal(spreadPoints({ unit: 'ms', runs: [200], median: 200 }), 0);
+    assert.equal(spreadPoints({ unit: 'ms', runs: [0, 50], median: 0 }), Infinity);
+  });
+
+  it('flags figures whose runs spread more than 10 points as unstable, and only those', () => {
+    const figs = markStability([
+      { name: 'wide', unit: '% of sum', runs: [46, 83, 72], median: 72 },
+      { name: 'tight', unit: '% of sum', runs: [91.8, 91.9, 91.8], median: 91.8 },
+      { name: 'edge', unit: '% of sum', runs: [80, 90], median: 85 },
+      { name: 'one run', unit: '% of sum', runs: [50], median: 50 },
+    ]);
+    assert.deepEqual(figs.map((f) => [f.name, f.spread, f.unstable]), [
+      ['wide', 37, true],
+      ['tight', 0.1, false],
+      ['edge', 10, false],
+      ['one run', undefined, undefined],
+    ]);
+  });
+
+  it('the ratio to the best link alone: each bond run over the best link median, target 0.97', () => {
+    const f = ratioFigure('r', [36, 38, 18], 19, 'cubic', '');
+    assert.deepEqual(f.runs, [1.895, 2, 0.947]);
+    assert.equal(f.median, 1.895);
+    assert.equal(f.met, true);
+    assert.equal(f.cc, 'cubic');
+    assert.equal(ratioFigure('r', [18], 19, 'bbr', '').met, false);
+    assert.equal(ratioFigure('r', [18.5], 19, 'bbr', '').met, true); // 0.974: within the header overhead
+  });
+
+  it('the best link alone is the one with the highest median', () => {
+    assert.deepEqual(bestOf([{ link: 'isp1', mbit: [19, 10, 19.1] }, { link: 'isp2', mbit: [18, 18.5, 18.2] }]), { link: 'isp1', mbit: [19, 10, 19.1], median: 19 });
+    assert.equal(bestOf([]), null);
+  });
+
+  it('measures alone only the links that can be best: within half the fastest, not flapping, once each', () => {
+    const sc = (links: unknown[]) => parseScenario({ links }, 't')._unsafeUnwrap().links;
+    assert.deepEqual(aloneCandidates(sc([{ rate: '20mbit' }, { rate: '20mbit' }]), 'up'), [0]);
+    assert.deepEqual(aloneCandidates(sc([{ rate: '20mbit' }, { rate: '20mbit', loss: '1%' }]), 'up'), [0, 1]);
+    assert.deepEqual(aloneCandidates(sc([{ rate: '50mbit' }, { rate: '5mbit', delay: '275ms' }]), 'down'), [0]);
+    assert.deepEqual(aloneCandidates(sc([{ up: { rate: '10mbit' }, down: { rate: '40mbit' } }, { up: { rate: '5mbit' }, down: { rate: '25mbit' } }]), 'up'), [0, 1]);
+    assert.deepEqual(aloneCandidates(sc([{ rate: '20mbit' }, { rate: '20mbit', schedule: [{ at: '3s', outage: true }] }]), 'up'), [0]);
+  });
+
+  it('plays schedules from an offset: earlier steps set the starting state', () => {
+    const links = parseScenario({ links: [{ rate: '20mbit' }, { rate: '30mbit', schedule: [{ at: '0s', delay: '25ms' }, { at: '15s', delay: '45ms', rate: '18mbit' }, { at: '30s', delay: '30ms' }], repeat: '60s' }] }, 't')._unsafeUnwrap().links;
+    const ev = flowEvents('lab', links, 10, 12);
+    assert.deepEqual(ev.map((e) => [e.atS, e.label]), [
+      [0, ''],
+      [5, 'isp2 18 Mbit 45 ms'],
+    ]);
+    assert.deepEqual(flowEvents('lab', links, 0, 31).map((e) => e.atS), [0, 15, 30]);
+    // a trace starts over with every flow, so the bond and each link alone see the same part
+    const traced = parseScenario({ links: [{ rate: '20mbit' }, { down: { trace: 'lte-down.trace' } }] }, 't', new URL('./fixtures/traces/', import.meta.url).pathname)._unsafeUnwrap().links;
+    assert.deepEqual(flowEvents('lab', traced, 0, 7).map((e) => [e.atS, e.label]), [[0, '']]);
+  });
+
+  it('what a trace delivers in a window, looping', () => {
+    const ms = [1, 2, 2, 4]; // 4 opportunities every 4 ms: 12 Mbit/s
+    assert.equal(traceWindowBps(ms, 0, 4), 12e6);
+    assert.equal(traceWindowBps(ms, 0, 400), 12e6);
+    assert.equal(traceWindowBps(ms, 1, 2), 24e6); // the two at 2 ms
+    assert.equal(traceWindowBps(ms, 4, 8), 12e6); // the next period
+  });
+
+  it('the cut dip is measured from the moment the cut acted, not floored by a window', () => {
+    // 40 Mbit/s; cut acts at 1000 ms: 50 ms of 5 Mbit/s, then 20 (the survivor)
+    const r = trace(3000, (t) => (t < 1000 ? [20, 20] : t < 1050 ? [5, 0] : [20, 0]));
+    const d = dip(r, 1000, 3000, 18);
+    assert.equal(d.ms, 50);
+    assert.ok(Math.abs(d.lowestMbit - 5) < 1e-9, String(d.lowestMbit));
+    const none = dip(trace(3000, () => [20, 20]), 1000, 3000, 18);
+    assert.equal(none.ms, 0);
+    const slow = dip(trace(3000, (t) => (t < 1000 ? [20, 20] : t < 1400 ? [0, 0] : [20, 0])), 1000, 3000, 18);
+    assert.equal(slow.ms, 400);
+    assert.equal(dip(trace(3000, (t) => (t < 1000 ? [20, 20] : [5, 0])), 1000, 3000, 18).ms, Infinity);
+  });
+
+  it('discover writes the LP config without rate or delay, and the config accepts that', () => {
+    const links = parseScenario({ links: [{ rate: '30mbit', delay: '4ms' }, { rate: '10mbit', delay: '22ms' }] }, 't')._unsafeUnwrap().links;
+    const keys = { privateKeyFile: '/k', peerPublicKey: 'p' };
+    const without = lpConfig('d', links, { singleInterface: false, lp: { omitRates: true } }, keys);
+    assert.doesNotMatch(without, /^(rate|delay) =/m);
+    assert.match(lpConfig('d', links, { singleInterface: false }, keys), /^rate = "30mbit"$/m);
+    const cfg = parseConfig({ ...parseToml(without), private_key: undefined, peer_public_key: undefined, insecure_no_auth: true }, 'lp.toml');
+    assert.ok(cfg.isOk(), JSON.stringify(cfg));
+  });
+
+  it("the flap figure is the flow's worst second after the warm-up", () => {
+    assert.equal(worstSecond([1e6, 2e6, 19e6, 17e6, 30e6, 0], 3), 17);
+  });
+
+  it('records the git commit and whether the tree was dirty', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mpctl-git-'));
+    try {
+      const git = (...a: string[]) => execFileSync('git', ['-C', dir, '-c', 'user.email=t@t', '-c', 'user.name=t', ...a], { stdio: 'pipe' }).toString().trim();
+      git('init', '-q');
+      writeFileSync(join(dir, 'f'), 'a');
+      git('add', 'f');
+      git('commit', '-qm', 'x');
+      const head = git('rev-parse', 'HEAD');
+      assert.deepEqual(await gitState(dir), { commit: head, dirty: false });
+      writeFileSync(join(dir, 'f'), 'b');
+      assert.deepEqual(await gitState(dir), { commit: head, dirty: true });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('renders the commit, ratios with 3 decimals and the unstable flag', () => {
+    const text = renderBench({
+      bench: 'x',
+      startedAt: 't',
+      durationS: 1,
+      git: { commit: '0123456789abcdef', dirty: true },
+      host: { cpus: 2, kernel: 'k', load1: 0, tcpCc: 'bbr' },
+      unstable: ['a'],
+      figures: markStability([
+        { name: 'a', unit: '% of sum', runs: [46, 83], median: 64.5, cc: 'cubic' },
+        { name: 'b', unit: 'ratio', runs: [0.955], median: 0.955, target: '≥ 0.97', met: false },
+      ]),
+    });
+    assert.match(text, /0123456789ab\+dirty/);
+    assert.match(text, /UNSTABLE \(spread 37\.0 points\)/);
+    assert.match(text, /0\.955 ratio {2}target ≥ 0\.97: MISSED/);
   });
 });
 

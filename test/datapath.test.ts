@@ -111,6 +111,8 @@ import {
   type PacketKey,
 } from './helpers/packet.js';
 import { macOf } from '../src/security/mac.js';
+import { COOKIE, INIT, RESP } from '../src/security/messages.js';
+import { encodeProbe } from '../src/portal/probe.js';
 import { dropDelta, must, openObject, rng, type MapName, type ObjMaps } from './helpers/maps.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -1292,6 +1294,8 @@ describe('encap: scheduler', () => {
 // ---- decap, Local Portal -------------------------------------------------------------------
 
 const TS_US = 1_000_000;
+/** Handshake message sizes, header included (src/security/messages.ts). */
+const HS_SIZE: Record<number, number> = { [MP_T_HS_INIT]: INIT.size, [MP_T_HS_RESP]: RESP.size, [MP_T_COOKIE]: COOKIE.size };
 const wireV4 = (inner: Buffer, hdr: Parameters<typeof mpPacket>[0]['hdr'] = {}, more: Partial<Parameters<typeof mpPacket>[0]> = {}) =>
   mpPacket({ outer: ipSpec(RP_V4, LP_LOCAL_V4), sport: RP_PORT, dport: linkPort(0), hdr: { linkId: 0, seq: 10, linkSeq: 5, tsUs: TS_US, ...hdr }, inner, key: KEY, ...more });
 const wireV6 = (inner: Buffer, hdr: Parameters<typeof mpPacket>[0]['hdr'] = {}) =>
@@ -1301,6 +1305,10 @@ const wireV6 = (inner: Buffer, hdr: Parameters<typeof mpPacket>[0]['hdr'] = {}) 
 const replyV4 = ipPacket(ipSpec(NET_V4, CLIENT_V4), udp({ sport: 53, dport: 33333, payload: Buffer.alloc(80, 4) }));
 const replyV6 = ipPacket(ipSpec(NET_V6, CLIENT_V6), tcp({ sport: 443, dport: 33333, payload: Buffer.alloc(120, 6) }));
 const tinyV4 = ipPacket(ipSpec(NET_V4, CLIENT_V4), icmpEcho(Buffer.alloc(0))); // 28 bytes
+/** The body of a probe reply (kind 1) of `len` bytes, padding included: decap passes it up
+ * (requests are answered by the data path: test/probe-answer.test.ts). */
+const probeReplyBody = (len: number): Buffer =>
+  encodeProbe({ linkId: 0, reply: true, metric: 0, carrier: MP_CARRIER_UDP, probeSeq: 1, sentNs: 1n, rateBps: 0n, owdUs: 0 }, 0, MP_HDR_LEN + len).subarray(MP_HDR_LEN);
 
 const lpDecapBase = () => {
   setConfig({});
@@ -1429,33 +1437,50 @@ runTable('decap (LP: link ingress)', lpDecapBase, [
     input: wireV4(ipPacket(ipSpec(NET_V4, CLIENT_V4, { ttl: 1 }), udp({ sport: 1, dport: 2 }))),
     verdict: TC_ACT_REDIRECT,
   },
-  ...[MP_T_PROBE, MP_T_FEEDBACK].map(
-    (type): Case => ({
-      name: `control type ${type}, signed: up to the portal socket (TC_ACT_OK), untouched and unrecorded`,
+  ...([
+    [MP_T_PROBE, probeReplyBody(40)],
+    [MP_T_FEEDBACK, Buffer.alloc(32, 1)],
+  ] as const).map(
+    ([type, body]): Case => ({
+      name: `control type ${type} (probe reply, feedback), signed: up to the portal socket (TC_ACT_OK), untouched and unrecorded`,
       prog: 'decap',
-      input: wireV4(Buffer.alloc(32, 1), { type }),
+      input: wireV4(body, { type }),
       verdict: TC_ACT_OK,
       out: 'same',
       after: () => assert.equal(decodeRx(get('rx', 0)).packets, 0n),
     }),
   ),
-  ...[MP_T_HS_INIT, MP_T_HS_RESP, MP_T_COOKIE].map(
+  ...[MP_T_HS_RESP, MP_T_COOKIE].map(
     (type): Case => ({
-      name: `handshake type ${type}, unsigned: passes up to the portal socket (userland authenticates it), unrecorded`,
+      name: `handshake type ${type} of its size from the RP, unsigned: passes up to the portal socket (userland authenticates it), unrecorded`,
       prog: 'decap',
-      input: wireV4(Buffer.alloc(32, 1), { type }, { key: undefined }),
+      input: wireV4(Buffer.alloc(HS_SIZE[type]! - MP_HDR_LEN, 1), { type, seq: 0, linkSeq: 0, tsUs: 0 }, { key: undefined }),
       verdict: TC_ACT_UNSPEC,
       out: 'same',
       after: () => assert.equal(decodeRx(get('rx', 0)).packets, 0n),
     }),
   ),
+  {
+    name: 'an initiation to the LP (only the RP answers those): hs_malformed',
+    prog: 'decap',
+    input: wireV4(Buffer.alloc(HS_SIZE[MP_T_HS_INIT]! - MP_HDR_LEN, 1), { type: MP_T_HS_INIT, seq: 0, linkSeq: 0, tsUs: 0 }, { key: undefined }),
+    verdict: TC_ACT_SHOT,
+    drops: { hs_malformed: 1 },
+  },
   { name: 'UDP to another port: not ours', prog: 'decap', input: wireV4(replyV4, {}, { dport: 40099 }), verdict: TC_ACT_UNSPEC, out: 'same' },
   { name: 'TCP: not ours', prog: 'decap', input: frame(ipSpec(RP_V4, LP_LOCAL_V4), tcp({ sport: 1, dport: linkPort(0) })), verdict: TC_ACT_UNSPEC, out: 'same' },
   { name: 'ARP: not ours', prog: 'decap', input: arpRequest(RP_V4, LP_LOCAL_V4), verdict: TC_ACT_UNSPEC, out: 'same' },
   {
-    name: 'an outer fragment goes to the stack to be reassembled',
+    name: 'an outer first fragment to a link port: dropped (the portals never fragment; flood.h)',
     prog: 'decap',
     input: mpPacket({ outer: ipSpec(RP_V4, LP_LOCAL_V4, { df: false, mf: true }), sport: RP_PORT, dport: linkPort(0), inner: replyV4 }),
+    verdict: TC_ACT_SHOT,
+    drops: { fragment: 1 },
+  },
+  {
+    name: 'a first fragment to another port: not ours',
+    prog: 'decap',
+    input: mpPacket({ outer: ipSpec(RP_V4, LP_LOCAL_V4, { df: false, mf: true }), sport: RP_PORT, dport: 40099, inner: replyV4 }),
     verdict: TC_ACT_UNSPEC,
     out: 'same',
   },
@@ -1710,7 +1735,7 @@ runTable('decap (RP: wan ingress, FIB delivery in a namespace)', () => {
   {
     name: 'a control message teaches nothing (userland authenticates it first)',
     prog: 'decap',
-    input: mpPacket({ outer: ipSpec(NAT_V4, RP_V4), sport: 41000, dport: RP_PORT, hdr: { type: MP_T_HS_INIT }, inner: Buffer.alloc(100) }),
+    input: mpPacket({ outer: ipSpec(NAT_V4, RP_V4), sport: 41000, dport: RP_PORT, hdr: { type: MP_T_HS_INIT }, inner: Buffer.alloc(HS_SIZE[MP_T_HS_INIT]! - MP_HDR_LEN) }),
     verdict: TC_ACT_UNSPEC,
     out: 'same',
     after: () => assert.equal(decodeEndpoint(get('endpoints', 0)).valid, false),
@@ -1866,9 +1891,9 @@ describe('authentication: decap verifies before anything else', () => {
     let seq = 1;
     for (let n = 0; n <= 2000; n += n < 300 ? 1 : 7) {
       const body = Buffer.from(Array.from({ length: n }, () => fill() & 0xff));
-      assert.equal(run('decap', wireV4(body, { type: MP_T_PROBE, seq: seq++ })).verdict, TC_ACT_OK, `${n}-byte body`);
+      assert.equal(run('decap', wireV4(body, { type: MP_T_FEEDBACK, seq: seq++ })).verdict, TC_ACT_OK, `${n}-byte body`);
       if (n === 0) continue;
-      const bad = wireV4(body, { type: MP_T_PROBE, seq: seq++ });
+      const bad = wireV4(body, { type: MP_T_FEEDBACK, seq: seq++ });
       bad[bad.length - 1]! ^= 0x80;
       assert.deepEqual(decapDrops(bad), { verdict: TC_ACT_SHOT, drops: { bad_mac: 1 } }, `${n}-byte body, last byte flipped`);
     }
@@ -1909,7 +1934,7 @@ describe('authentication: decap verifies before anything else', () => {
         const r = run('decap', b);
         let want: DropReason | 'up';
         if (hdr.version !== 1 || hdr.type < MP_T_DATA || hdr.type > MP_T_COOKIE) want = 'bad_version';
-        else if (hdr.type >= MP_T_HS_INIT) want = 'up'; // now a handshake message: userland's to judge
+        else if (hdr.type >= MP_T_HS_INIT) want = 'hs_malformed'; // a handshake message, but not of its size
         else if (hdr.keyId !== KEY.id) want = 'no_key';
         else want = 'bad_mac';
         if (want === 'up') {
@@ -1922,7 +1947,8 @@ describe('authentication: decap verifies before anything else', () => {
       }
     }
     assert.deepEqual(dropDelta(before, drops()), counts);
-    assert.equal(passedUp, 1, 'DATA (1) → HS_RESP (5) is the one flip that changes the type to a handshake');
+    assert.equal(passedUp, 0);
+    assert.equal(counts.hs_malformed, 1, 'DATA (1) → HS_RESP (5) is the one flip that changes the type to a handshake');
     assert.ok((counts.bad_mac ?? 0) > 8 * replyV4.length, 'flips in the inner packet and tag fail the MAC');
     nothingRecorded();
   });
@@ -2034,7 +2060,7 @@ describe('authentication: decap verifies before anything else', () => {
 
   it('control messages: signed ones go up once, with a window of their own', () => {
     lp();
-    const probe = wireV4(Buffer.alloc(48, 3), { type: MP_T_PROBE, seq: 7 });
+    const probe = wireV4(probeReplyBody(48), { type: MP_T_PROBE, seq: 7 });
     assert.equal(run('decap', probe).verdict, TC_ACT_OK);
     assert.deepEqual(decapDrops(probe), { verdict: TC_ACT_SHOT, drops: { replay: 1 } });
     assert.equal(run('decap', wireV4(replyV4, { seq: 7 })).verdict, TC_ACT_REDIRECT, 'data seq 7 is another window');
@@ -2050,7 +2076,7 @@ describe('authentication: decap verifies before anything else', () => {
     const p = wireV4(replyV4, {}, { key: undefined });
     assert.equal(run('decap', p).verdict, TC_ACT_REDIRECT);
     assert.equal(run('decap', p).verdict, TC_ACT_REDIRECT, 'no replay window either');
-    assert.equal(run('decap', wireV4(Buffer.alloc(8), { type: MP_T_PROBE }, { key: undefined })).verdict, TC_ACT_OK);
+    assert.equal(run('decap', wireV4(probeReplyBody(40), { type: MP_T_PROBE }, { key: undefined })).verdict, TC_ACT_OK);
     assert.equal(replayOf(0, MP_REPLAY_DATA).any, false);
   });
 
@@ -2076,6 +2102,197 @@ describe('authentication: decap verifies before anything else', () => {
     }
     assert.equal(run('decap', fromLp(clientToNet, { seq: 52, src: '192.0.2.66', sport: 6666 }), ns).verdict, TC_ACT_REDIRECT);
     assert.deepEqual(decodeEndpoint(get('endpoints', 0)).addr, hostAddr('192.0.2.66'), 'an authentic fresh packet moves it');
+  });
+});
+
+// ---- floods and fragments (bpf/flood.h) ----------------------------------------------------
+
+describe('decap: handshake floods and outer fragments (flood.h)', () => {
+  // flood.h's limits
+  const PEER_BURST = 20;
+  const PREFIX_BURST = 10;
+  let nextNet = 0;
+  /** A source in a /24 (/48) no earlier case used: the per-prefix buckets (an LRU map that the
+   * tests do not reset) start full. */
+  const stranger = (v6 = false, host = 7) => {
+    const n = nextNet++;
+    return v6 ? `2001:db8:${(0x4000 + n).toString(16)}::${host}` : `100.${80 + (n >> 8)}.${n & 0xff}.${host}`;
+  };
+  const hsBody = (type: number) => Buffer.alloc(HS_SIZE[type]! - MP_HDR_LEN, 0x5a);
+  /** A handshake message as a portal sends it: unsigned, reserved header fields zero. */
+  const hs = (type: number, src: string, dst: string, o: { sport?: number; dport?: number; hdr?: Parameters<typeof mpPacket>[0]['hdr']; body?: Buffer } = {}) =>
+    mpPacket({ outer: ipSpec(src, dst), sport: o.sport ?? RP_PORT, dport: o.dport ?? RP_PORT, hdr: { type, ...o.hdr }, inner: o.body ?? hsBody(type) });
+  const toRp = (src: string, o: Parameters<typeof hs>[3] = {}) => hs(MP_T_HS_INIT, src, src.includes(':') ? RP_V6 : RP_V4, { sport: 41000, ...o });
+  const toLp = (type: number, o: Parameters<typeof hs>[3] & { src?: string } = {}) => hs(type, o.src ?? RP_V4, LP_LOCAL_V4, { dport: linkPort(0), ...o });
+  const rp = () => {
+    resetMaps();
+    setConfig({}, RP_CONFIG);
+  };
+  const lp = () => {
+    resetMaps();
+    lpDecapBase();
+  };
+  /** Runs `packets` through decap: the verdicts, and the drop counter deltas. */
+  const decapAll = (packets: Buffer[]) => {
+    const before = drops();
+    const verdicts = packets.map((p) => run('decap', p).verdict);
+    return { verdicts, drops: dropDelta(before, drops()) };
+  };
+  const up = (n: number) => Array<number>(n).fill(TC_ACT_UNSPEC);
+  const shot = (n: number) => Array<number>(n).fill(TC_ACT_SHOT);
+  const monoNs = () => process.hrtime.bigint(); // CLOCK_MONOTONIC, bpf_ktime_get_ns()'s clock
+  const u64 = (v: bigint) => {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(v);
+    return b;
+  };
+  /** The global bucket as if a flood had just emptied it for an hour. */
+  const globalSpent = () => put('hsLimits', 0, u64(monoNs() + 3_600_000_000_000n));
+
+  it('RP: an initiation of the right shape from a stranger passes up; wrong type, size, link or reserved fields: hs_malformed', () => {
+    rp();
+    const src = stranger();
+    const bad = [
+      hs(MP_T_HS_RESP, src, RP_V4, { sport: 41000 }), // the RP never receives responses
+      hs(MP_T_COOKIE, src, RP_V4, { sport: 41000 }),
+      toRp(src, { body: Buffer.alloc(INIT.size - MP_HDR_LEN - 1) }),
+      toRp(src, { body: Buffer.alloc(INIT.size - MP_HDR_LEN + 1) }),
+      toRp(src, { hdr: { linkId: MP_MAX_LINKS } }),
+      toRp(src, { hdr: { seq: 1 } }),
+      toRp(src, { hdr: { linkSeq: 1 } }),
+      toRp(src, { hdr: { tsUs: 1 } }),
+      toRp(src, { hdr: { flags: 1 } }),
+      toRp(src, { hdr: { tag: Buffer.from('0000000000000001', 'hex') } }),
+    ];
+    assert.deepEqual(decapAll(bad), { verdicts: shot(bad.length), drops: { hs_malformed: bad.length } });
+    assert.deepEqual(decapAll([toRp(src, { hdr: { linkId: 15, keyId: 200 } })]), { verdicts: up(1), drops: {} });
+  });
+
+  it('RP: a /24 gets its burst, then hs_source_rate; its neighbours share the bucket, the next /24 does not', () => {
+    rp();
+    const a = stranger(false, 1);
+    const b = a.replace(/\.1$/, '.200'); // same /24
+    const c = stranger(false, 1);
+    const r = decapAll([...Array.from({ length: PREFIX_BURST }, () => toRp(a)), toRp(a), toRp(b), toRp(c)]);
+    assert.deepEqual(r, { verdicts: [...up(PREFIX_BURST), TC_ACT_SHOT, TC_ACT_SHOT, TC_ACT_UNSPEC], drops: { hs_source_rate: 2 } });
+  });
+
+  it('RP: IPv6 sources are limited per /48', () => {
+    rp();
+    const a = stranger(true, 1);
+    const b = a.replace(/::1$/, ':ffff::9'); // same /48
+    const r = decapAll([...Array.from({ length: PREFIX_BURST }, (_, i) => toRp(i % 2 ? a : b)), toRp(b), toRp(stranger(true))]);
+    assert.deepEqual(r, { verdicts: [...up(PREFIX_BURST), TC_ACT_SHOT, TC_ACT_UNSPEC], drops: { hs_source_rate: 1 } });
+  });
+
+  it('RP: the prefix bucket refills at 10 a second', async () => {
+    rp();
+    const a = stranger();
+    const t0 = Date.now();
+    assert.deepEqual(decapAll(Array.from({ length: PREFIX_BURST + 1 }, () => toRp(a))).drops, { hs_source_rate: 1 });
+    await new Promise((r) => setTimeout(r, 250)); // 2.5 tokens
+    const r = decapAll(Array.from({ length: 30 }, () => toRp(a)));
+    const passed = r.verdicts.filter((v) => v === TC_ACT_UNSPEC).length;
+    const elapsedMs = Date.now() - t0;
+    assert.ok(passed >= 2 && passed <= Math.ceil(elapsedMs / 100) + 1, `${passed} passed after ${elapsedMs} ms`);
+  });
+
+  it('RP: the global bucket caps what strangers get through (50 at once, 500 a second), and a link endpoint passes without it', () => {
+    rp();
+    // 1000 strangers in 1000 /24s: the global bucket lets 50 through at once, then 500 a second
+    const many = Array.from({ length: 1000 }, () => toRp(stranger()));
+    const t0 = Date.now();
+    const r = decapAll(many);
+    const elapsedMs = Date.now() - t0;
+    const passed = r.verdicts.filter((v) => v === TC_ACT_UNSPEC).length;
+    assert.ok(passed >= 50 && passed <= 50 + Math.ceil(elapsedMs / 2) + 1, `${passed} of 1000 passed in ${elapsedMs} ms`);
+    assert.deepEqual(r.drops, { hs_global_rate: 1000 - passed });
+    // the LP's link 0 endpoint, as learned from its authenticated packets
+    put('endpoints', 0, encodeEndpoint({ addr: hostAddr(NAT_V4), port: 41000, valid: true, updatedNs: 1n }));
+    globalSpent();
+    const fromPeer = decapAll([toRp(NAT_V4), toRp(NAT_V4, { hdr: { linkId: 3 } })]);
+    assert.deepEqual(fromPeer, { verdicts: up(2), drops: {} }, 'the real LP rekeys through any flood');
+    // same address, another port: not the endpoint (its /24 is NAT_V4's, fresh in this run)
+    assert.deepEqual(decapAll([toRp(NAT_V4, { sport: 41001 })]), { verdicts: shot(1), drops: { hs_global_rate: 1 } });
+    // an invalid endpoint teaches no bypass
+    put('endpoints', 0, encodeEndpoint({ addr: hostAddr(NAT_V4), port: 41000, valid: false, updatedNs: 1n }));
+    assert.deepEqual(decapAll([toRp(NAT_V4)]).drops, { hs_global_rate: 1 });
+  });
+
+  it('RP: an endpoint has its own bucket per link: a flood from it (spoofed) is held at the burst', () => {
+    rp();
+    put('endpoints', 2, encodeEndpoint({ addr: hostAddr('2001:db8:100::77'), port: 41000, valid: true, updatedNs: 1n }));
+    const r = decapAll(Array.from({ length: PEER_BURST + 5 }, () => toRp('2001:db8:100::77')));
+    assert.deepEqual(r, { verdicts: [...up(PEER_BURST), ...shot(5)], drops: { hs_source_rate: 5 } });
+  });
+
+  it('LP: responses and cookie replies from the RP pass (its own bucket), initiations never; strangers take the global bucket', () => {
+    lp();
+    globalSpent();
+    const r = decapAll([toLp(MP_T_HS_RESP), toLp(MP_T_COOKIE), toLp(MP_T_HS_INIT)]);
+    assert.deepEqual(r, { verdicts: [TC_ACT_UNSPEC, TC_ACT_UNSPEC, TC_ACT_SHOT], drops: { hs_malformed: 1 } });
+    // a cookie reply "from the RP" but from another port, and one from a stranger
+    const s = decapAll([toLp(MP_T_COOKIE, { sport: RP_PORT + 1 }), toLp(MP_T_COOKIE, { src: stranger() })]);
+    assert.deepEqual(s, { verdicts: shot(2), drops: { hs_global_rate: 2 } });
+  });
+
+  it('LP: the ip carrier link matches the RP by address (no port)', () => {
+    lp();
+    globalSpent();
+    const m = mpPacket({ outer: ipSpec(RP_V4, LP_LOCAL_V4), carrier: 'ip', ipProto: IP_PROTO, hdr: { type: MP_T_HS_RESP, linkId: 2 }, inner: hsBody(MP_T_HS_RESP) });
+    assert.deepEqual(decapAll([m]), { verdicts: up(1), drops: {} });
+  });
+
+  /** An IPv6 packet (Ethernet frame) with a fragment header inserted after the fixed header. */
+  const v6Fragment = (f: Buffer, o: { offset: number; more: boolean; id: number }): Buffer => {
+    const fh = Buffer.alloc(8);
+    fh.writeUInt8(f.readUInt8(14 + 6), 0);
+    fh.writeUInt16BE((o.offset << 3) | (o.more ? 1 : 0), 2);
+    fh.writeUInt32BE(o.id, 4);
+    const b = Buffer.concat([f.subarray(0, 54), fh, f.subarray(54)]);
+    b.writeUInt8(44, 14 + 6);
+    b.writeUInt16BE(b.length - 54, 14 + 4);
+    return b;
+  };
+  /** A later IPv4 fragment: UDP bytes at an offset, no header. */
+  const v4Later = (src: string, dst: string, id: number) =>
+    frame(ipSpec(src, dst, { df: false, mf: false, fragOffset: 4, id }), raw(IPPROTO_UDP, Buffer.alloc(64, 0x33)));
+
+  it('LP: IPv4 fragments of a datagram to a link port are dropped, first and later ones; other datagrams pass', () => {
+    lp();
+    const first = mpPacket({ outer: ipSpec(RP_V4, LP_LOCAL_V4, { df: false, mf: true, id: 0x4242 }), sport: RP_PORT, dport: linkPort(0), hdr: { type: MP_T_HS_RESP }, inner: hsBody(MP_T_HS_RESP) });
+    const r = decapAll([
+      v4Later(RP_V4, LP_LOCAL_V4, 0x4242), // before its first: the stack can never complete it
+      first,
+      v4Later(RP_V4, LP_LOCAL_V4, 0x4242),
+      v4Later(RP_V4, LP_LOCAL_V4, 0x4243), // another datagram
+      v4Later('192.0.2.99', LP_LOCAL_V4, 0x4242), // another source
+    ]);
+    assert.deepEqual(r, { verdicts: [TC_ACT_UNSPEC, TC_ACT_SHOT, TC_ACT_SHOT, TC_ACT_UNSPEC, TC_ACT_UNSPEC], drops: { fragment: 2 } });
+  });
+
+  it('RP: IPv6 fragments to the tunnel port are dropped (first and later); fragments to the client pass', () => {
+    rp();
+    const src = '2001:db8:100::99';
+    const init = toRp(src);
+    const clientBound = frame(ipSpec(NET_V6, RP_CLIENT_V6), udp({ sport: 53, dport: RP_PORT, payload: Buffer.alloc(100) }));
+    const later = (id: number, dst = RP_V6) => v6Fragment(frame(ipSpec(src, dst), raw(IPPROTO_UDP, Buffer.alloc(64, 0x33))), { offset: 24, more: false, id });
+    const r = decapAll([
+      v6Fragment(init, { offset: 0, more: true, id: 7 }),
+      later(7),
+      later(8),
+      v6Fragment(clientBound, { offset: 0, more: true, id: 9 }),
+      v6Fragment(init, { offset: 0, more: false, id: 10 }), // an atomic fragment: never sent by a portal either
+    ]);
+    assert.deepEqual(r, { verdicts: [TC_ACT_SHOT, TC_ACT_SHOT, TC_ACT_UNSPEC, TC_ACT_UNSPEC, TC_ACT_SHOT], drops: { fragment: 3 } });
+  });
+
+  it('RP: an IPv4 first fragment of the ip carrier is dropped; a whole initiation still passes', () => {
+    rp();
+    const src = stranger();
+    const f = mpPacket({ outer: ipSpec(src, RP_V4, { df: false, mf: true, id: 99 }), carrier: 'ip', ipProto: IP_PROTO, hdr: { type: MP_T_HS_INIT }, inner: hsBody(MP_T_HS_INIT) });
+    assert.deepEqual(decapAll([f, v4Later(src, RP_V4, 99)]), { verdicts: shot(2), drops: { fragment: 2 } });
+    assert.deepEqual(decapAll([toRp(src)]), { verdicts: up(1), drops: {} });
   });
 });
 

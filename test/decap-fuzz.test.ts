@@ -40,11 +40,13 @@ import {
   MP_T_DATA,
   MP_T_FEEDBACK,
   MP_T_HS_INIT,
+  MP_T_HS_RESP,
   MP_T_PROBE,
   NO_ADDR,
   type DropReason,
 } from '../src/datapath/abi.js';
 import { dropDelta, must, openObject, rng, type MapName, type ObjMaps } from './helpers/maps.js';
+import { encodeProbe, PROBE_LEN } from '../src/portal/probe.js';
 import { frame, inetChecksum, ipPacket, ipSpec, mpPacket, parseIp, udp, type PacketKey } from './helpers/packet.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -125,6 +127,7 @@ function setUp(): void {
   }
   const slot = (k: PacketKey, expiresNs: bigint, valid: boolean) => put('rxKeys', k.id, encodeKey({ key: k.key, expiresNs, id: k.id, valid }));
   slot(CURRENT, FAR_NS, true);
+  put('txKey', 0, encodeKey({ key: CURRENT.key, expiresNs: FAR_NS, id: CURRENT.id, valid: true })); // answers are signed
   slot(GRACE, FAR_NS, true);
   slot(EXPIRED, 1n, true);
   slot(WITHDRAWN, FAR_NS, false);
@@ -147,9 +150,10 @@ function bytes(n: number): Buffer {
 }
 
 /** What decap must do with a packet: drop it for a reason, deliver it (redirect), pass it up as
- * an authentic control message (TC_ACT_OK) — those two only ever for an original — or pass up a
- * handshake message (TC_ACT_UNSPEC). */
-type Expect = DropReason | 'deliver' | 'control' | 'up';
+ * an authentic control message (TC_ACT_OK), answer an authentic probe request (bpf/probe.h: the
+ * reply is redirected) — those three only ever for an original — or pass up a handshake message
+ * (TC_ACT_UNSPEC). */
+type Expect = DropReason | 'deliver' | 'control' | 'answer' | 'up';
 type Kind = 'original' | 'flip' | 'replay' | 'stale' | 'oldkey' | 'cut' | 'random';
 
 interface Wire {
@@ -175,7 +179,13 @@ function classify(msg: Buffer): Expect {
   if (msg.length < MP_HDR_LEN) return 'truncated';
   const h = decodeHdr(msg);
   if (h.version !== 1 || h.type < MP_T_DATA || h.type > MP_T_COOKIE) return 'bad_version';
-  if (h.type >= MP_T_HS_INIT) return 'up'; // handshake: userland authenticates it
+  // a handshake message: bpf/flood.h checks its shape (the LP receives responses and cookie
+  // replies of their exact size, reserved header fields zero), then passes it up from the RP
+  if (h.type >= MP_T_HS_INIT) {
+    const size = h.type === MP_T_HS_RESP ? 112 : h.type === MP_T_COOKIE ? 72 : 0;
+    const zero = h.flags === 0 && h.seq === 0 && h.linkSeq === 0 && h.tsUs === 0 && h.tag.every((x) => x === 0);
+    return msg.length === size && h.linkId < 16 && zero ? 'up' : 'hs_malformed';
+  }
   if (!VALID_IDS.has(h.keyId)) return 'no_key';
   return 'bad_mac';
 }
@@ -195,6 +205,26 @@ function shorten(w: Wire, keep: number): Buffer {
 
 const innerTo = (v6: boolean, n: number) =>
   ipPacket(ipSpec(v6 ? '2001:db8:2::10' : '192.0.2.10', v6 ? '2001:db8:9::2' : '10.9.0.2'), udp({ sport: 53, dport: 33333, payload: bytes(n) }));
+
+/** A probe's body (request or reply) with random fields, sometimes padded, sometimes asking
+ * for a padded reply. */
+function probeBody(link: number, request: boolean): Buffer {
+  const p = {
+    linkId: link,
+    reply: !request,
+    metric: next() % 4,
+    carrier: link === 2 ? MP_CARRIER_IP : MP_CARRIER_UDP,
+    probeSeq: next(),
+    sentNs: BigInt(next()) << 20n,
+    rateBps: BigInt(next()),
+    owdUs: next() % 100_000,
+    budgetBytes: next() % 2 ? next() : null,
+    replyLen: next() % 4 === 0 ? 100 + (next() % 1400) : 0,
+    pmtuDown: next() % 1500,
+    pmtuUp: next() % 1500,
+  };
+  return encodeProbe(p, 0, next() % 3 === 0 ? PROBE_LEN + (next() % 300) : PROBE_LEN).subarray(MP_HDR_LEN);
+}
 
 interface Stream {
   packets: Buffer[];
@@ -229,10 +259,16 @@ function generator(): (size: number) => Stream {
     const link = next() % 3;
     const control = next() % 8 === 0;
     const type = control ? pick([MP_T_PROBE, MP_T_FEEDBACK]) : MP_T_DATA;
-    const body = control ? bytes(next() % 64) : innerTo(next() % 2 === 0, next() % 16 === 0 ? 1372 : next() % 280);
+    const request = type === MP_T_PROBE && next() % 2 === 0;
+    const body =
+      type === MP_T_PROBE
+        ? probeBody(link, request)
+        : control
+          ? bytes(next() % 64)
+          : innerTo(next() % 2 === 0, next() % 16 === 0 ? 1372 : next() % 280);
     const seq = nextSeq(key, control ? 1 : 0);
     const orig = wire(link, type, seq, body, key);
-    add(orig.frame, control ? 'control' : 'deliver', 'original');
+    add(orig.frame, request ? 'answer' : control ? 'control' : 'deliver', 'original');
     sent.push(orig);
     if (sent.length > 4096) sent.splice(0, 1024);
 
@@ -313,7 +349,7 @@ describe('decap fuzz: 10^6 mutated, replayed, stale, foreign-key, truncated and 
     let total = 0;
     setUp();
     const before = obj.drops();
-    const verdictOf: Record<Expect, number> = Object.fromEntries([...DROP_REASONS.map((r) => [r, TC_ACT_SHOT]), ['deliver', TC_ACT_REDIRECT], ['control', TC_ACT_OK], ['up', TC_ACT_UNSPEC]]) as Record<Expect, number>;
+    const verdictOf: Record<Expect, number> = Object.fromEntries([...DROP_REASONS.map((r) => [r, TC_ACT_SHOT]), ['deliver', TC_ACT_REDIRECT], ['answer', TC_ACT_REDIRECT], ['control', TC_ACT_OK], ['up', TC_ACT_UNSPEC]]) as Record<Expect, number>;
     const want: Partial<Record<Expect, number>> = {};
     const kinds: Partial<Record<Kind, number>> = {};
     let wrong = 0;

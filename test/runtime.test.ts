@@ -1,7 +1,9 @@
 // The RP's running loop (runtime.ts) over a real UDP socket on loopback with a recording fake of
-// the data path: it learns a link only from an authenticated probe, answers nothing without a
-// session, and an administratively down link stays down whatever liveness says until it is
-// taken up again.
+// the data path: the LP's probe requests are verified and answered by the data path (bpf/probe.h,
+// test/probe-answer.test.ts), which records them in mp_peer_probe; the fake's table stands for
+// that map. The loop learns a link from what is recorded there, confirms a pending session by it,
+// sends requests of its own when the LP's stop, and an administratively down link stays down
+// whatever liveness says until it is taken up again.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
@@ -10,7 +12,7 @@ import { parseConfig } from '../src/config/parse.js';
 import type { RemoteConfig } from '../src/config/types.js';
 import * as abi from '../src/datapath/abi.js';
 import type { KeysPort } from '../src/portal/keys-port.js';
-import { encodeProbe } from '../src/portal/probe.js';
+import { decodeProbe, encodeProbe } from '../src/portal/probe.js';
 import { startRemote, type LinkStatePort } from '../src/portal/runtime.js';
 import { createInitiation, consumeResponse } from '../src/security/handshake.js';
 import { generatePrivateKey, staticKeys } from '../src/security/keys.js';
@@ -51,6 +53,17 @@ class FakePort implements LinkStatePort {
   setBudget() {
     return ok(undefined);
   }
+  /** mp_peer_probe as the data path writes it */
+  readonly probes = new Map<number, abi.MpPeerProbe>();
+  peerProbes() {
+    return ok(Array.from({ length: abi.MP_MAX_LINKS }, (_, id) => this.probes.get(id) ?? null));
+  }
+  /** the data path verified and answered request `msg` (header + body) from `from` */
+  record(msg: Buffer, from: { address: string; port: number }) {
+    const id = abi.decodeHdr(msg).linkId;
+    const n = (this.probes.get(id)?.requests ?? 0n) + 1n;
+    this.probes.set(id, { msg: Buffer.from(msg.subarray(0, abi.MP_PROBE_LEN)), rxNs: process.hrtime.bigint(), requests: n, answered: n, from: abi.hostAddr(from.address), port: from.port, reqLen: 28 + msg.length });
+  }
 }
 
 const noKeys: KeysPort = { install: () => ok(undefined) };
@@ -79,49 +92,55 @@ const waitFor = async (cond: () => boolean, ms = 2000) => {
   }
 };
 
-test('RP: a link is learned only from an authenticated probe; the answer is signed with the session key', async () => {
+test('RP: a link is learned from the requests the data path verified, which confirm the session; when they stop the RP sends its own, signed', async () => {
   const lp = staticKeys(Buffer.from(generatePrivateKey(), 'base64'));
   const rp = staticKeys(Buffer.from(generatePrivateKey(), 'base64'));
   const p = port();
   const fake = new FakePort();
   const r = (await startRemote(rpConfig(p, { private_key: '/k', peer_public_key: lp.publicB64 }), fake, { local: rp, peer: lp.public, keys: noKeys }, quiet))._unsafeUnwrap();
   const sock = await lpSocket();
+  const from = { address: '127.0.0.1', port: sock.address().port };
   const inbox: Buffer[] = [];
   sock.on('message', (m) => inbox.push(m));
   try {
-    // before any handshake: an unsigned probe and one signed with a made-up key are refused
+    // a request that reaches the socket (the data path let it through: not authentic) is refused
     sock.send(probe(0), p, '127.0.0.1');
-    sock.send(sign(probe(0), Buffer.alloc(16, 7), 9, 1), p, '127.0.0.1');
-    await waitFor(() => (r.security().rejected.no_key ?? 0) === 2);
-    assert.deepEqual(fake.learned, [], 'nothing learned from them');
-    assert.equal(inbox.length, 0, 'nothing answered');
+    await waitFor(() => (r.security().rejected.no_key ?? 0) === 1);
 
-    // the handshake over the same socket, then a signed probe
+    // the handshake over the socket; the session waits for the LP to use it
     const init = createInitiation(lp, rp.public, Date.now(), undefined, { keyId: 42 });
     sock.send(init.message, p, '127.0.0.1');
     await waitFor(() => inbox.length === 1);
     const session = consumeResponse(init.state, inbox.shift()!, Date.now())._unsafeUnwrap();
     assert.equal(r.security().keyId, null, 'pending: the RP does not send yet');
-    const forged = sign(probe(0), session.lpToRp, 42, 1);
-    forged[30] = forged[30]! ^ 0x40;
-    sock.send(forged, p, '127.0.0.1');
-    await waitFor(() => r.security().rejected.bad_mac === 1);
-    assert.deepEqual(fake.learned, []);
-    sock.send(sign(probe(0), session.lpToRp, 42, 2), p, '127.0.0.1');
-    await waitFor(() => inbox.length === 1);
+    assert.deepEqual(fake.learned, [], 'nothing learned yet');
+
+    // the data path answered a request under the new key and recorded it
+    fake.record(sign(probe(0), session.lpToRp, 42, 1), from);
+    await waitFor(() => fake.learned.length === 1);
     assert.deepEqual(fake.learned, [0]);
-    const reply = inbox.shift()!;
-    assert.equal(abi.decodeHdr(reply).keyId, 42, 'confirmed: the reply goes under the new session');
-    assert.equal(abi.decodeHdr(reply).seq, 1);
-    assert.ok(sign(Buffer.from(reply), session.rpToLp, 42, 1).equals(reply), 'signed with the RP→LP key');
-    // the same probe again is a replay: not learned again, not answered
-    sock.send(sign(probe(0), session.lpToRp, 42, 2), p, '127.0.0.1');
-    await waitFor(() => r.security().rejected.replay === 1);
-    assert.deepEqual(fake.learned, [0]);
-    const s = r.security();
-    assert.equal(s.handshakes, 1);
-    assert.equal(s.responsesSent, 1);
-    assert.equal(s.peer, lp.publicB64);
+    assert.equal(r.security().keyId, 42, 'confirmed by the request the data path verified');
+    assert.ok(fake.states.some(([id, s]) => id === 0 && s === 'up'), 'heard: up');
+    await sleep(60);
+    assert.deepEqual(fake.learned, [0], 'the same record is taken once');
+
+    // no further request from the LP (its control plane is gone): the RP asks itself
+    await waitFor(() => inbox.some((m) => abi.decodeHdr(m).type === abi.MP_T_PROBE));
+    const own = inbox.find((m) => abi.decodeHdr(m).type === abi.MP_T_PROBE)!;
+    const h = abi.decodeHdr(own);
+    assert.equal(h.keyId, 42);
+    assert.ok(sign(Buffer.from(own), session.rpToLp, 42, h.seq).equals(own), 'signed with the RP→LP key');
+    const q = decodeProbe(own)!;
+    assert.deepEqual([q.reply, q.linkId], [false, 0], 'a request on link 0');
+
+    // the LP's data path answers it (MP_HDR_F_DP, its data seq): heard, with a round trip
+    const heard = r.status().find((s) => s.id === 0)!.probesHeard;
+    const reply = encodeProbe({ ...q, reply: true, reqLen: 92 }, 0);
+    reply.writeUInt8(abi.MP_HDR_F_DP, 1);
+    sock.send(sign(reply, session.lpToRp, 42, 900_000), p, '127.0.0.1');
+    await waitFor(() => r.status().find((s) => s.id === 0)!.probesHeard > heard);
+    assert.ok((r.status().find((s) => s.id === 0)!.rttMs ?? -1) >= 0);
+    assert.equal(r.security().rejected.replay, undefined, 'the data seq space is its own window');
   } finally {
     sock.close();
     await r.stop();
@@ -134,7 +153,7 @@ test('setAdmin: an administratively down link stays down while probes arrive, an
   const r = (await startRemote(rpConfig(p, { insecure_no_auth: true }), fake, { local: null, peer: null, keys: noKeys }, quiet))._unsafeUnwrap();
   assert.equal(r.security().mode, 'insecure-no-auth');
   const sock = await lpSocket();
-  const keepProbing = setInterval(() => sock.send(probe(3), p, '127.0.0.1'), 10);
+  const keepProbing = setInterval(() => fake.record(probe(3), { address: '127.0.0.1', port: sock.address().port }), 10);
   try {
     await waitFor(() => fake.states.some(([id, s]) => id === 3 && s === 'up'));
     assert.ok(r.setAdmin(3, true).isOk());
@@ -157,7 +176,7 @@ test("RP: a probe's budget allowance becomes the link's budget line, written wit
   const r = (await startRemote(rpConfig(p, { insecure_no_auth: true }), fake, { local: null, peer: null, keys: noKeys }, quiet))._unsafeUnwrap();
   const sock = await lpSocket();
   const send = (seq: number, budgetBytes: number | null) =>
-    sock.send(encodeProbe({ linkId: 2, reply: false, metric: 0, carrier: abi.MP_CARRIER_UDP, probeSeq: seq, sentNs: 1n, rateBps: 10_000_000n, owdUs: 1000, budgetBytes }, 0), p, '127.0.0.1');
+    fake.record(encodeProbe({ linkId: 2, reply: false, metric: 0, carrier: abi.MP_CARRIER_UDP, probeSeq: seq, sentNs: 1n, rateBps: 10_000_000n, owdUs: 1000, budgetBytes }, 0), { address: '127.0.0.1', port: sock.address().port });
   try {
     send(1, 2048 * 1024);
     await waitFor(() => fake.lines.length === 1);

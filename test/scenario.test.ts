@@ -2,7 +2,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { defaultScenario, parseDirPatch, parseScenario } from '../src/lab/scenario.js';
-import { parseDuration, parseLoss, parseQueue, parseRate, queueBytes } from '../src/lab/params.js';
+import { nominalBps, parseDuration, parseLoss, parseQueue, parseRate, parseTrace, queueBytes } from '../src/lab/params.js';
+import { hasSchedule, runTimeline, timeline } from '../src/lab/timeline.js';
+import { ok } from 'neverthrow';
 import { describeError } from '../src/errors.js';
 
 test('units parse as tc/netem users expect', () => {
@@ -76,4 +78,106 @@ test('lab set flags name the flag in errors', () => {
   const r = parseDirPatch({ rate: 'quick' }, (k) => `--${k}`);
   assert.ok(r.isErr());
   assert.equal(describeError(r.error), '--rate: is not a rate between 8kbit and 100gbit (e.g. "20mbit", "none") (got "quick")');
+});
+
+// ---- traces and schedules --------------------------------------------------------------------
+
+const TRACES = new URL('./fixtures/traces/', import.meta.url).pathname;
+
+test('trace = "file" reads a Mahimahi trace relative to the scenario and keeps its mean', () => {
+  const r = parseScenario({ links: [{ delay: '8ms', down: { trace: 'lte-down.trace' }, up: { trace: 'const-12mbit.trace' } }] }, 'x', TRACES);
+  assert.ok(r.isOk(), JSON.stringify(r));
+  const l = r.value.links[0]!;
+  assert.equal(l.up.trace?.meanBps, 12e6);
+  assert.equal(l.up.trace?.periodMs, 1000);
+  assert.equal(l.up.trace?.file, `${TRACES}const-12mbit.trace`);
+  assert.ok(l.down.trace!.meanBps > 2e6 && l.down.trace!.meanBps < 40e6);
+  assert.equal(l.down.rateBps, null);
+  assert.equal(nominalBps(l.up), 12e6);
+});
+
+test('parseTrace: non-decreasing ms, the last line is the period', () => {
+  assert.deepEqual(parseTrace('1\n1\n2\n\n'), { lines: 3, periodMs: 2 });
+  assert.match(parseTrace('1\n0\n') as string, /line 2: 0 is before/);
+  assert.match(parseTrace('1\nx\n') as string, /line 2: "x" is not a millisecond/);
+  assert.match(parseTrace('0\n0\n') as string, /no delivery opportunity after 0 ms/);
+  assert.match(parseTrace('') as string, /no delivery opportunity/);
+});
+
+test('schedule = [...] with repeat: steps in order, each a change', () => {
+  const r = parseScenario(
+    { links: [{ rate: '30mbit', delay: '20ms', schedule: [{ at: '0s', delay: '20ms' }, { at: '15s', delay: '45ms', rate: '15mbit' }], repeat: '30s', down: { schedule: [{ at: '1.5s', outage: true }] } }] },
+    'x',
+  );
+  assert.ok(r.isOk(), JSON.stringify(r));
+  const l = r.value.links[0]!;
+  assert.deepEqual(l.up.schedule, [
+    { atUs: 0, patch: { delayUs: 20_000 } },
+    { atUs: 15_000_000, patch: { delayUs: 45_000, rateBps: 15e6 } },
+  ]);
+  assert.equal(l.up.repeatUs, 30e6);
+  assert.deepEqual(l.down.schedule, [{ atUs: 1_500_000, patch: { down: true } }]);
+});
+
+const BAD_TIMED: [unknown, string, RegExp][] = [
+  [{ links: [{ trace: 'nope.trace' }] }, 'links[0].trace', /cannot read .*nope\.trace/],
+  [{ links: [{ up: { trace: 42 } }] }, 'links[0].up.trace', /trace file name/],
+  [{ links: [{ trace: 'const 12.trace' }] }, 'links[0].trace', /spaces or commas/],
+  [{ links: [{ schedule: { at: '1s' } }] }, 'links[0].schedule', /must be an array/],
+  [{ links: [{ schedule: [{ delay: '5ms' }] }] }, 'links[0].schedule[0].at', /not a time/],
+  [{ links: [{ schedule: [{ at: 'soon', delay: '5ms' }] }] }, 'links[0].schedule[0].at', /not a time/],
+  [{ links: [{ schedule: [{ at: '2s', delay: '5ms' }, { at: '1s', delay: '6ms' }] }] }, 'links[0].schedule[1].at', /before the previous step/],
+  [{ links: [{ schedule: [{ at: '1s' }] }] }, 'links[0].schedule[0]', /changes nothing/],
+  [{ links: [{ schedule: [{ at: '1s', colour: 'red' }] }] }, 'links[0].schedule[0].colour', /unknown key/],
+  [{ links: [{ down: { schedule: [{ at: '1s', rate: 'fast' }] } }] }, 'links[0].down.schedule[0].rate', /not a rate/],
+  [{ links: [{ schedule: [{ at: '1s', schedule: [] }] }] }, 'links[0].schedule[0].schedule', /unknown key/],
+  [{ links: [{ schedule: [{ at: '10s', delay: '1ms' }], repeat: '5s' }] }, 'links[0].repeat', /longer than the last step/],
+  [{ links: [{ repeat: '5s' }] }, 'links[0].repeat', /needs a schedule/],
+  [{ links: [{ repeat: 'often' }] }, 'links[0].repeat', /not a period/],
+];
+
+for (const [raw, path, msg] of BAD_TIMED) {
+  test(`scenario rejects ${JSON.stringify(raw)} at ${path}`, () => {
+    const r = parseScenario(raw, 'file.toml', TRACES);
+    assert.ok(r.isErr());
+    assert.ok(r.error.kind === 'ConfigInvalid' && r.error.path === path, `path ${JSON.stringify(r.error)}`);
+    assert.match(describeError(r.error), msg);
+    assert.match(describeError(r.error), /\(got /); // the value is quoted
+  });
+}
+
+test('the time line merges the directions of a link and unrolls repeats', () => {
+  const sc = parseScenario(
+    {
+      links: [
+        { label: 'a', schedule: [{ at: '0s', delay: '20ms' }, { at: '1s', delay: '40ms' }], repeat: '2s' },
+        { label: 'b', up: { schedule: [{ at: '1s', outage: true }, { at: '1.5s', outage: false }] } },
+      ],
+    },
+    'x',
+  )._unsafeUnwrap();
+  const tl = [...timeline(sc.links, 4e6)].map((c) => `${c.atUs / 1e6} ${c.node} ${c.dirs.join('+')} ${JSON.stringify(c.patch)}`);
+  assert.deepEqual(tl, [
+    '0 isp1 up+down {"delayUs":20000}',
+    '1 isp1 up+down {"delayUs":40000}',
+    '1 isp2 up {"down":true}',
+    '1.5 isp2 up {"down":false}',
+    '2 isp1 up+down {"delayUs":20000}',
+    '3 isp1 up+down {"delayUs":40000}',
+    '4 isp1 up+down {"delayUs":20000}',
+  ]);
+  assert.equal(hasSchedule(sc.links), true);
+  assert.equal(hasSchedule(defaultScenario().links), false);
+});
+
+test('runTimeline applies each change at its time, in order', async () => {
+  const sc = parseScenario({ links: [{ schedule: [{ at: '50ms', delay: '1ms' }, { at: '150ms', delay: '2ms' }] }] }, 'x')._unsafeUnwrap();
+  const seen: [number, number][] = [];
+  // the test runner keeps the event loop busy for ~100 ms after it starts: wait that out
+  await new Promise((r) => setTimeout(r, 10));
+  const t0 = performance.now();
+  const r = await runTimeline(sc.links, { apply: async (c) => (seen.push([performance.now() - t0, c.patch.delayUs!]), ok(undefined)) });
+  assert.equal(r._unsafeUnwrap(), 2);
+  assert.deepEqual(seen.map(([, d]) => d), [1000, 2000]);
+  assert.ok(seen[0]![0] >= 49 && seen[0]![0] < 120 && seen[1]![0] >= 149 && seen[1]![0] < 250, JSON.stringify(seen));
 });

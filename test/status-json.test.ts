@@ -40,7 +40,8 @@ test('status --json: the schema refuses what it does not document', () => {
   assert.ok(!validateStatus({ ...s, extra: 1 }), 'an undocumented top-level field');
   assert.ok(!validateStatus({ ...s, links: [{ ...s.links[0]!, state: 'sleepy' }] }), 'an unknown link state');
   assert.ok(!validateStatus({ ...s, links: [{ ...s.links[0]!, tx: { packets: -1, bytes: 0 } }] }), 'a negative counter');
-  assert.ok(!validateStatus({ ...s, version: 2 }), 'another version');
+  assert.ok(!validateStatus({ ...s, version: 1 }), 'another version');
+  assert.ok(!validateStatus({ ...s, dataPath: { forwarding: true } }), 'an incomplete dataPath');
   const { security: _, ...noSecurity } = s;
   assert.ok(!validateStatus(noSecurity), 'a missing field');
   assert.ok(

@@ -10,7 +10,7 @@
 //                    │  reads pinned maps + status file      │ owns the kernel state and run loop
 //                    └─ control socket (admin down/up) ─────▶│
 import { spawn } from 'node:child_process';
-import { mkdir, open, readFile, rename, stat } from 'node:fs/promises';
+import { copyFile, mkdir, open, readFile, readlink, rename, stat, truncate } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import type { Readable } from 'node:stream';
 import { RUN_DIR } from '../portal/state.js';
@@ -24,6 +24,42 @@ export const LOG_ROTATE_BYTES = 4 * 1024 * 1024;
 export async function rotateLog(log: string, maxBytes = LOG_ROTATE_BYTES): Promise<void> {
   const size = await stat(log).then((s) => s.size, () => 0);
   if (size > maxBytes) await rename(log, `${log}.1`).catch(() => {});
+}
+
+/** How often a running portal looks at the size of its own log. */
+export const LOG_CHECK_MS = 10_000;
+
+/** If `log` is over `maxBytes`: its content moves to <log>.1 (replacing the previous one) and
+ *  `log` is truncated in place. Its writers opened it for appending, so they carry on at its new
+ *  end; lines written between the copy and the truncation are lost. Returns whether it did. */
+export async function rotateInPlace(log: string, maxBytes = LOG_ROTATE_BYTES): Promise<boolean> {
+  const size = await stat(log).then((s) => s.size, () => 0);
+  if (size <= maxBytes) return false;
+  await copyFile(log, `${log}.1`);
+  await truncate(log, 0);
+  return true;
+}
+
+/** The portal process's stdout, when it is a regular file opened for appending (the background
+ *  process's log, the lab's): rotated by size while the portal runs, checked every
+ *  LOG_CHECK_MS, so that a flood of log lines cannot fill /run (memory). Returns the stop. */
+export async function rotateOwnLog(maxBytes = LOG_ROTATE_BYTES, everyMs = LOG_CHECK_MS): Promise<() => void> {
+  const none = () => {};
+  const path = await readlink('/proc/self/fd/1').catch(() => null);
+  const info = await readFile('/proc/self/fdinfo/1', 'utf8').catch(() => '');
+  const flags = Number.parseInt(/^flags:\s*([0-7]+)/m.exec(info)?.[1] ?? '0', 8);
+  const O_APPEND = 0o2000;
+  if (!path?.startsWith('/') || !(flags & O_APPEND) || !(await stat(path).then((s) => s.isFile(), () => false))) return none;
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    void rotateInPlace(path, maxBytes)
+      .catch(() => false)
+      .finally(() => (busy = false));
+  }, everyMs);
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 export type Started =

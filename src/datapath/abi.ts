@@ -93,6 +93,11 @@ export const DROP_REASONS = [
   'replay',
   'no_key',
   'loop',
+  'fragment',
+  'hs_malformed',
+  'hs_source_rate',
+  'hs_global_rate',
+  'bad_probe',
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 /** MP_DROP_MAX: entries of the mp_drops map. */
@@ -183,6 +188,12 @@ export const MP_RX = layout('mp_rx', 32, [
   ['last_rx_ns', 0, 8], ['max_link_seq', 8, 4], ['last_owd_us', 12, 4], ['packets', 16, 8], ['bytes', 24, 8],
 ]);
 // prettier-ignore
+/** mp_peer_probe[link_id]: the last probe request the data path answered on a link (bpf/probe.h). */
+export const MP_PEER_PROBE = layout('mp_peer_probe', 120, [
+  ['hdr', 0, 24], ['req', 24, 40], ['rx_ns', 64, 8], ['requests', 72, 8], ['answered', 80, 8],
+  ['from', 88, 20], ['port_be', 108, 2], ['req_len', 110, 2], ['pad', 112, 8],
+]);
+// prettier-ignore
 export const MP_LOOP_STATS = layout('mp_loop_stats', 24, [
   ['gso', 0, 8], ['frag', 8, 8], ['back', 16, 8],
 ]);
@@ -201,7 +212,7 @@ export const MP_REPLAY = layout('mp_replay', 16 + 8 * MP_REPLAY_WORDS, [
 ]);
 
 export const LAYOUTS: readonly StructLayout[] = [
-  MP_ADDR, MP_HDR, MP_PROBE, MP_CONFIG, MP_LINK, MP_ENDPOINT, MP_SCHED, MP_LINK_STATS, MP_RX, MP_LOOP_STATS, MP_KEY, MP_REPLAY,
+  MP_ADDR, MP_HDR, MP_PROBE, MP_CONFIG, MP_LINK, MP_ENDPOINT, MP_SCHED, MP_LINK_STATS, MP_RX, MP_PEER_PROBE, MP_LOOP_STATS, MP_KEY, MP_REPLAY,
 ];
 
 /** Value sizes (per CPU for the per-CPU maps: see percpuValueSize). */
@@ -230,6 +241,9 @@ export const MAPS = {
   txKey: { name: 'mp_tx_key', type: BPF_MAP_TYPE_ARRAY, keySize: 4, value: MP_KEY.size, maxEntries: 1 },
   rxKeys: { name: 'mp_rx_keys', type: BPF_MAP_TYPE_ARRAY, keySize: 4, value: MP_KEY.size, maxEntries: MP_KEY_IDS },
   replay: { name: 'mp_replay', type: BPF_MAP_TYPE_ARRAY, keySize: 4, value: MP_REPLAY.size, maxEntries: MP_KEY_IDS * MP_REPLAY_CLASSES },
+  /** bpf/flood.h: [0] the global handshake bucket, [1 + id] link id's endpoint bucket (GCRA tat, ns) */
+  hsLimits: { name: 'mp_hs_limits', type: BPF_MAP_TYPE_ARRAY, keySize: 4, value: 8, maxEntries: 1 + MP_MAX_LINKS },
+  peerProbe: { name: 'mp_peer_probe', type: BPF_MAP_TYPE_ARRAY, keySize: 4, value: MP_PEER_PROBE.size, maxEntries: MP_MAX_LINKS },
 } as const;
 
 /** Bytes per CPU in a per-CPU map value buffer: round_up(value_size, 8). */
@@ -613,6 +627,35 @@ export function decodeRx(b: Buffer): MpRx {
     lastOwdUs: b.readUInt32LE(f('last_owd_us')),
     packets: b.readBigUInt64LE(f('packets')),
     bytes: b.readBigUInt64LE(f('bytes')),
+  };
+}
+
+// ---- struct mp_peer_probe -------------------------------------------------------------------
+
+export interface MpPeerProbe {
+  /** the last request's mp_hdr + mp_probe as they arrived (wire order: src/portal/probe.ts decodes it) */
+  msg: Buffer;
+  /** bpf_ktime_get_ns() when it arrived (0: never) */
+  rxNs: bigint;
+  /** authentic requests taken on this link, and replies the data path sent for them */
+  requests: bigint;
+  answered: bigint;
+  /** where it came from: address, UDP port (0: the ip carrier), outer IP length */
+  from: MpAddr;
+  port: number;
+  reqLen: number;
+}
+
+export function decodePeerProbe(b: Buffer): MpPeerProbe {
+  const f = (n: string) => at(MP_PEER_PROBE, n);
+  return {
+    msg: Buffer.from(b.subarray(f('hdr'), f('req') + MP_PROBE.size)),
+    rxNs: b.readBigUInt64LE(f('rx_ns')),
+    requests: b.readBigUInt64LE(f('requests')),
+    answered: b.readBigUInt64LE(f('answered')),
+    from: readAddr(b, f('from')),
+    port: b.readUInt16BE(f('port_be')),
+    reqLen: b.readUInt16LE(f('req_len')),
   };
 }
 

@@ -1,35 +1,51 @@
-// The bonding benchmark suite (issue 5): `mpctl lab bench <scenario>`. Each scenario brings up
-// its own bonded lab, runs single-flow iperf3 client → server and server → client, repeats
-// until the runs agree, and returns its figures (with the ceiling and the target next to each)
-// and a plot of throughput over time per link and total (from the receiving portal's per-link
-// counters, bench-sample.ts). bench.ts writes bench-results/<scenario>.json and .svg.
+// The bonding benchmark suite (issues 5 and 10): `mpctl lab bench <scenario>`. Each scenario
+// brings up its own bonded lab and runs one iperf3 TCP flow client → server and server → client,
+// with a CUBIC sender first, then BBR, repeating until the runs agree. Then the same flows over
+// the best link alone with plain routing (a bare lab holding only that link: no bond, no tunnel
+// headers), so every report holds the bond's ratio to what unplugging the other links would
+// give, measured in the same invocation. A figure whose runs spread more than 10 points
+// (percent of its median for Mbit/s and ms) is flagged unstable. Plots show throughput over
+// time per link and total (the receiving portal's per-link counters, bench-sample.ts).
+// bench.ts writes bench-results/<scenario>.json and .svg.
 //
-//   scenario          links (rate/one-way delay, both directions)     what is measured
-//   2x20              2 × 20 Mbit/10 ms                                % of sum, ≥ 90
-//   20+5              20 + 5 Mbit/10 ms                                % of sum, ≥ 88
-//   2x10 3x10 4x10    N × 10 Mbit/10 ms                                % of sum, ≥ 88 each, 4 > 3 > 2 (Mbit/s)
-//   mismatch          20 Mbit/10 ms + 20 Mbit/60 ms                    % of sum, ≥ 85
-//   300+80            300 Mbit/10 ms + 80 Mbit/30 ms                   % of sum, ≥ 85
-//   udp90             2 × 20 Mbit/10 ms, UDP at 90 % of the sum        loss < 1 %, jitter
-//   step              2 × 20 Mbit/10 ms, isp2 20 → 5 → 20 mid-flow      time for the total to follow, ≤ 2 s
-//   cut               2 × 20 Mbit/10 ms, isp2 cut for 10 s mid-flow     longest stall; ≥ 90 % of the survivor
-//                                                                      ≤ 300 ms after the cut; ≥ 90 % of the
-//                                                                      previous total ≤ 3 s after the return
-//   idle-death        2 × 20 Mbit/10 ms, isp2 cut while idle           data bytes the next burst puts on it: 0
-//   lossy             20 Mbit/10 ms + 20 Mbit/10 ms with 2 % loss       pair vs the clean link alone: ≥
+//   scenario          links (rate/one-way delay; ↓ = server → client)      what is measured
+//   2x20              2 × 20 Mbit/10 ms                                    % of sum ≥ 90, ratio to the best link
+//   20+5              20 + 5 Mbit/10 ms                                    % of sum ≥ 88, ratio
+//   2x10 3x10 4x10    N × 10 Mbit/10 ms                                    % of sum ≥ 88 each, 4 > 3 > 2, ratio
+//   mismatch          20 Mbit/10 ms + 20 Mbit/60 ms                        % of sum ≥ 85, ratio
+//   300+80            300 Mbit/10 ms + 80 Mbit/30 ms                       % of sum ≥ 85, ratio
+//   lossy             20 Mbit/10 ms + 20 Mbit/10 ms with 2 % loss          ratio ≥ 0.97
+//   discover          30/4 ms + 10/22 ms + 4/150 ms, no rates in the config ratio ≥ 0.97
+//   sat               50 Mbit/6 ms + 5 Mbit/275 ms with 0.5 % loss         ratio ≥ 0.97
+//   lte               40↓/10↑ Mbit 8 ms + 25↓/5↑ Mbit 30 ms ±10 ms, 0.5 %  ratio ≥ 0.97
+//   lossy2            2 × 20 Mbit/10 ms, 1 % loss on one                   ratio ≥ 0.97
+//   cellular          20 Mbit/10 ms DSL + LTE trace (lte-down/up) 30 ms    ratio ≥ 0.97
+//   starlink          20 Mbit/10 ms DSL + 30 Mbit whose delay and rate     ratio ≥ 0.97
+//                     jump every 15 s (a schedule)
+//   flap              2 × 20 Mbit/10 ms, isp2 down 1 s / up 3 s            no second below 90 % of one link
+//   udp90             2 × 20 Mbit/10 ms, UDP at 90 % of the sum            loss < 1 %, jitter
+//   step              2 × 20 Mbit/10 ms, isp2 20 → 5 → 20 mid-flow          time for the total to follow, ≤ 2 s
+//   cut               2 × 20 Mbit/10 ms, isp2 cut for 10 s mid-flow         the dip after the cut; longest stall;
+//                                                                         back to 90 % ≤ 3 s after the return
+//   idle-death        2 × 20 Mbit/10 ms, isp2 cut while idle               data bytes the next burst puts on it: 0
 //
 // Throughput-over-time figures use outer IP bytes delivered per link, against the links' rates
 // scaled by 1500/1514 (tbf counts Ethernet frames; a full-size packet's outer IP bytes are
 // 1500 of its 1514). Goodput figures are iperf3's receiver intervals after a 2 s warm-up.
 import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
-import { portalInstance } from './bond.js';
+import { packagePath } from '../paths.js';
+import { portalInstance, type BondOptions } from './bond.js';
 import { bins, LinkSampler, type Reading } from './bench-sample.js';
 import type { PlotPanel } from './bench-plot.js';
+import * as emu from './emulator.js';
 import { labDown, labSet, labUp } from './lab.js';
 import { iperf, type IperfResult } from './measure.js';
-import { FRAME_BYTES } from './params.js';
-import { parseScenario, type Scenario } from './scenario.js';
+import { FRAME_BYTES, nominalBps, traceWindowBps, type LinkSettings } from './params.js';
+import { readFileSync } from 'node:fs';
+import { parseScenario, type DirPatch, type Scenario } from './scenario.js';
+import { timeline } from './timeline.js';
+import { nsName } from './topology.js';
 
 export interface SuiteFigure {
   name: string;
@@ -41,6 +57,12 @@ export interface SuiteFigure {
   target?: string;
   met?: boolean;
   note?: string;
+  /** the TCP sender's congestion control */
+  cc?: string;
+  /** spread of the runs in points: max − min for % figures, else as % of the median */
+  spread?: number;
+  /** spread > 10 points */
+  unstable?: boolean;
 }
 
 export interface SuiteResult {
@@ -48,9 +70,21 @@ export interface SuiteResult {
   plot: { title: string; panels: PlotPanel[] };
 }
 
+export interface SuiteOptions {
+  runs: number;
+  /** measured seconds of each flow instead of the scenario's (short validation runs) */
+  seconds?: number;
+}
+
 type Dir = 'up' | 'down';
 const DIRS: readonly Dir[] = ['up', 'down'];
 const DIR_NAME: Record<Dir, string> = { up: 'client → server', down: 'server → client' };
+/** Every TCP scenario runs a CUBIC sender first (most users' hosts), then BBR. */
+export const CCS = ['cubic', 'bbr'] as const;
+export type Cc = (typeof CCS)[number];
+/** The bond against the best link alone: what one flow may lose to the tunnel's headers. */
+export const BEST_LINK_TARGET = 0.97;
+export const UNSTABLE_POINTS = 10;
 
 /** One full-size inner TCP segment (1448 B inner MTU on 52 B of IPv4/UDP/mpctl headers, TCP
  * timestamps) per 1514 B frame: what one TCP flow through the bond can reach of tbf's rate. */
@@ -60,33 +94,101 @@ const OUTER_RATIO = 1500 / FRAME_BYTES;
 /** UDP datagrams of 1400 B payload: frame = 1400 + 8 + 20 + 52 + 14. */
 const UDP_PAYLOAD = 1400;
 const UDP_FRAME = UDP_PAYLOAD + 8 + 20 + 52 + 14;
+/** The lab's generated cellular traces (scripts/gen-traces.ts). */
+const TRACES = packagePath('test', 'fixtures', 'traces');
 
-const median = (xs: readonly number[]): number => {
+export const median = (xs: readonly number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
   return s.length === 0 ? NaN : s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const round1 = (x: number) => Math.round(x * 10) / 10;
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
+
+// ---- bookkeeping (unit-tested without a lab) ---------------------------------------------------
+
+/** Spread of a figure's runs in points: max − min where the unit is a percentage, else relative
+ * to the median (a 10 % wide spread of Mbit/s or ms is 10 points). */
+export function spreadPoints(f: Pick<SuiteFigure, 'unit' | 'runs' | 'median'>): number {
+  const xs = f.runs.filter(Number.isFinite);
+  if (xs.length < 2) return 0;
+  const w = Math.max(...xs) - Math.min(...xs);
+  if (f.unit.startsWith('%')) return w;
+  if (f.unit === 'ratio') return w * 100;
+  return f.median ? (w / Math.abs(f.median)) * 100 : w === 0 ? 0 : Infinity;
+}
+
+/** Adds spread and the unstable flag to every figure that has several runs. */
+export function markStability(figs: SuiteFigure[]): SuiteFigure[] {
+  return figs.map((f) => {
+    if (f.runs.length < 2) return f;
+    const spread = round1(spreadPoints(f));
+    return { ...f, spread, unstable: spread > UNSTABLE_POINTS };
+  });
+}
+
+/** The bond against the best link alone, run by run: each bond run over the best link's median. */
+export function ratioFigure(name: string, bondMbit: readonly number[], bestMbit: number, cc: string, note: string): SuiteFigure {
+  const rs = bondMbit.map((x) => x / bestMbit);
+  const m = median(rs);
+  return { name, unit: 'ratio', runs: rs.map(round3), median: round3(m), target: `≥ ${BEST_LINK_TARGET}`, met: m >= BEST_LINK_TARGET, cc, note };
+}
+
+/** The best of the links measured alone for one direction and CC: highest median goodput. */
+export function bestOf(alone: readonly { link: string; mbit: number[] }[]): { link: string; mbit: number[]; median: number } | null {
+  let best: { link: string; mbit: number[]; median: number } | null = null;
+  for (const a of alone) {
+    const m = median(a.mbit);
+    if (!best || m > best.median) best = { ...a, median: m };
+  }
+  return best;
+}
+
+/** Links worth measuring alone: within half the fastest's nominal rate in that direction, not
+ * going down on a schedule, and one of each set of identical links. */
+export function aloneCandidates(links: readonly LinkSettings[], dir: Dir): number[] {
+  const rate = (l: LinkSettings) => nominalBps(l[dir]) ?? Infinity;
+  const max = Math.max(...links.map(rate));
+  const flaps = (l: LinkSettings) => [...l.up.schedule, ...l.down.schedule].some((s) => s.patch.down === true);
+  const seen = new Set<string>();
+  const out: number[] = [];
+  links.forEach((l, i) => {
+    const same = JSON.stringify({ up: l.up, down: l.down });
+    if (rate(l) < max / 2 || flaps(l) || seen.has(same)) return;
+    seen.add(same);
+    out.push(i);
+  });
+  return out;
+}
 
 // ---- labs and flows ---------------------------------------------------------------------------
 
-interface LinkSpec {
-  rate: string;
-  delay: string;
-  loss?: string;
-}
+/** A link as a scenario file gives it (rate, delay, loss, trace, schedule, up/down tables). */
+type LinkSpec = Record<string, unknown>;
 
 function scenarioOf(links: readonly LinkSpec[]): Scenario {
-  return parseScenario({ links: links.map((l) => ({ ...l, queue: '60ms' })) }, 'bench')._unsafeUnwrap();
+  return parseScenario({ links: links.map((l) => ({ queue: '60ms', ...l })) }, 'bench', TRACES)._unsafeUnwrap();
 }
 
-const mbitOf = (rate: string): number => Number(/^([\d.]+)mbit$/.exec(rate)![1]);
+/** The sum of the links' rates in a direction, Mbit/s; a trace counts with what it delivers in
+ * the measured part of a flow (flows start their traces over: flowEvents). */
+function sumMbitOf(sc: Scenario, dir: Dir, seconds?: number): number {
+  const rate = (l: LinkSettings): number => {
+    const d = l[dir];
+    if (!d.trace || seconds === undefined) return nominalBps(d) ?? 0;
+    const ms = readFileSync(d.trace.file, 'utf8').split('\n').filter((x) => x.trim() !== '').map(Number);
+    const t = traceWindowBps(ms, WARM_S * 1000, (WARM_S + seconds) * 1000);
+    return d.rateBps === null ? t : Math.min(t, d.rateBps);
+  };
+  return sc.links.reduce((a, l) => a + rate(l), 0) / 1e6;
+}
 
-/** A bonded lab for the duration of `f`, always torn down. */
-async function inBond<T>(lab: string, links: readonly LinkSpec[], f: (lab: string) => Promise<Result<T, MpError>>): Promise<Result<T, MpError>> {
+/** A lab for the duration of `f`, always torn down. Schedules are not started: the flows play
+ * them (flowEvents). */
+async function inLab<T>(lab: string, sc: Scenario, bond: boolean, f: (lab: string) => Promise<Result<T, MpError>>, lp?: BondOptions['lp']): Promise<Result<T, MpError>> {
   await labDown(lab);
-  const up = await labUp({ name: lab, scenario: scenarioOf(links), bond: true });
+  const up = await labUp({ name: lab, scenario: sc, bond, schedules: false, ...(lp ? { lp } : {}) });
   if (up.isErr()) return err(up.error);
   try {
     await sleep(1000); // probes answered, first feedback in
@@ -96,6 +198,8 @@ async function inBond<T>(lab: string, links: readonly LinkSpec[], f: (lab: strin
   }
 }
 
+const inBond = <T>(lab: string, links: readonly LinkSpec[], f: (lab: string) => Promise<Result<T, MpError>>) => inLab(lab, scenarioOf(links), true, f);
+
 interface FlowEvent {
   atS: number;
   label: string;
@@ -104,9 +208,11 @@ interface FlowEvent {
 
 interface FlowRun {
   iperf: IperfResult;
-  /** receiving and sending portal counters, one time line (ms since the flow was launched) */
+  /** receiving and sending portal counters, one time line (ms since the flow was launched);
+   * empty in a bare lab */
   rx: Reading[];
   tx: Reading[];
+  /** tMs: when the change had acted (its request returned) */
   events: { tMs: number; label: string }[];
 }
 
@@ -117,23 +223,28 @@ interface FlowOptions {
   congestion?: string;
   udpBps?: number;
   events?: FlowEvent[];
+  /** a bare lab: no portals to sample */
+  bare?: boolean;
 }
 
 /** One iperf3 flow client → server ('up') or back, sampling both portals' per-link counters. */
 async function flow(lab: string, nLinks: number, dir: Dir, o: FlowOptions): Promise<Result<FlowRun, MpError>> {
   const [rxRole, txRole] = dir === 'up' ? (['rp', 'lp'] as const) : (['lp', 'rp'] as const);
-  const rxs = await LinkSampler.open(portalInstance(lab, rxRole), nLinks);
+  const origin = performance.now();
+  const open = async (role: 'lp' | 'rp') => (o.bare ? ok(null) : LinkSampler.open(portalInstance(lab, role), nLinks, origin));
+  const rxs = await open(rxRole);
   if (rxs.isErr()) return err(rxs.error);
-  const txs = await LinkSampler.open(portalInstance(lab, txRole), nLinks, rxs.value.origin);
+  const txs = await open(txRole);
   if (txs.isErr()) {
-    rxs.value.close();
+    rxs.value?.close();
     return err(txs.error);
   }
+  const now = () => performance.now() - origin;
   const events: FlowRun['events'] = [];
   try {
-    rxs.value.start(50);
-    txs.value.start(50);
-    const t0 = rxs.value.now();
+    rxs.value?.start(50);
+    txs.value?.start(50);
+    const t0 = now();
     const run = iperf(lab, {
       server: { node: 'server', addr: '203.0.113.2' },
       client: { node: 'client' },
@@ -144,23 +255,57 @@ async function flow(lab: string, nLinks: number, dir: Dir, o: FlowOptions): Prom
       ...(o.congestion ? { congestion: o.congestion } : {}),
     });
     for (const e of o.events ?? []) {
-      const wait = t0 + e.atS * 1000 - rxs.value.now();
+      const wait = t0 + e.atS * 1000 - now();
       if (wait > 0) await sleep(wait);
-      const tMs = rxs.value.now();
       const r = await e.act();
       if (r.isErr()) return err(r.error);
-      events.push({ tMs: tMs - t0, label: e.label });
+      events.push({ tMs: now() - t0, label: e.label });
     }
     const res = await run;
     if (res.isErr()) return err(res.error);
-    rxs.value.stop();
-    txs.value.stop();
+    rxs.value?.stop();
+    txs.value?.stop();
     const shift = (rs: Reading[]) => rs.map((r) => ({ ...r, tMs: r.tMs - t0 }));
-    return ok({ iperf: res.value, rx: shift(rxs.value.readings), tx: shift(txs.value.readings), events });
+    return ok({ iperf: res.value, rx: shift(rxs.value?.readings ?? []), tx: shift(txs.value?.readings ?? []), events });
   } finally {
-    rxs.value.close();
-    txs.value.close();
+    rxs.value?.close();
+    txs.value?.close();
   }
+}
+
+const describePatch = (p: DirPatch): string =>
+  [
+    p.rateBps !== undefined ? `${p.rateBps === null ? 'unshaped' : `${p.rateBps / 1e6} Mbit`}` : '',
+    p.delayUs !== undefined ? `${p.delayUs / 1000} ms` : '',
+    p.down === true ? 'down' : p.down === false ? 'up' : '',
+    p.lossPpm !== undefined ? `${p.lossPpm / 1e4} % loss` : '',
+  ]
+    .filter(Boolean)
+    .join(' ');
+
+/**
+ * The links' traces started over, then the scenario's schedules as flow events, from `offsetS` into the schedule (so that a change
+ * falls inside a short flow) until the flow ends; `node` maps a link to its node in this lab.
+ */
+export function flowEvents(lab: string, links: readonly LinkSettings[], offsetS: number, seconds: number, node = (n: string) => n): FlowEvent[] {
+  // every flow (through the bond or over a link alone) sees its traces from their start
+  const out: FlowEvent[] = links.flatMap((l) =>
+    DIRS.filter((dir) => l[dir].trace !== null).map((dir) => ({
+      atS: 0,
+      label: '',
+      act: () => labSet({ name: lab, node: node(l.node), dirs: [dir], patch: { trace: l[dir].trace } }),
+    })),
+  );
+  for (const c of timeline(links, (offsetS + seconds) * 1e6)) {
+    // changes before the offset set the state the flow starts in (unlabelled, at once)
+    const early = c.atUs < offsetS * 1e6;
+    out.push({
+      atS: early ? 0 : c.atUs / 1e6 - offsetS,
+      label: early ? '' : `${node(c.node)} ${describePatch(c.patch)}`,
+      act: () => labSet({ name: lab, node: node(c.node), dirs: c.dirs, patch: c.patch }),
+    });
+  }
+  return out;
 }
 
 /** Runs `one` `runs` times, and more (up to twice as many) while the spread of the figure
@@ -189,43 +334,132 @@ function panel(dir: Dir, run: FlowRun, sumMbit: number, note = '', binMs = 100):
     b.perLink.forEach((v, i) => points.push({ tS: round3(b.tS), series: `link ${i + 1}`, mbit: round3(v) }));
     points.push({ tS: round3(b.tS), series: 'total', mbit: round3(b.total) });
   }
-  return { title: `${DIR_NAME[dir]}${note}`, points, events: run.events.map((e) => ({ tS: round3(e.tMs / 1000), label: e.label })), sumMbit };
+  return { title: `${DIR_NAME[dir]}${note}`, points, events: run.events.filter((e) => e.label).map((e) => ({ tS: round3(e.tMs / 1000), label: e.label })), sumMbit };
 }
 
-const round3 = (x: number) => Math.round(x * 1000) / 1000;
+// ---- the best link alone ------------------------------------------------------------------------
+
+type Alone = Map<string, { link: string; mbit: number[]; median: number }>;
+const key = (cc: string, dir: Dir) => `${cc}|${dir}`;
+
+/**
+ * Each candidate link (aloneCandidates) alone with plain routing: a bare lab holding only that
+ * link (it becomes isp1; its schedule plays from the same offset), one TCP flow each way per
+ * CC. Returns the best per CC and direction.
+ */
+async function bestAlone(lab: string, sc: Scenario, o: { runs: number; seconds: number; offsetS: number }): Promise<Result<Alone, MpError>> {
+  const found = new Map<string, { link: string; mbit: number[] }[]>();
+  const idx = [...new Set([...aloneCandidates(sc.links, 'up'), ...aloneCandidates(sc.links, 'down')])];
+  for (const i of idx) {
+    const l = sc.links[i]!;
+    const single: Scenario = { links: [{ ...l, node: 'isp1' }] };
+    const r = await inLab(`${lab}_a`, single, false, async (name) => {
+      for (const cc of CCS)
+        for (const dir of DIRS) {
+          if (!aloneCandidates(sc.links, dir).includes(i)) continue;
+          const mbit: number[] = [];
+          for (let k = 0; k < o.runs; k++) {
+            const f = await flow(name, 1, dir, { seconds: o.seconds, omitS: WARM_S, congestion: cc, bare: true, events: flowEvents(name, single.links, o.offsetS, o.seconds + WARM_S) });
+            if (f.isErr()) return err(f.error);
+            mbit.push(f.value.iperf.bps / 1e6);
+          }
+          found.set(key(cc, dir), [...(found.get(key(cc, dir)) ?? []), { link: `${l.node} (${l.label})`, mbit }]);
+        }
+      return ok(undefined);
+    });
+    if (r.isErr()) return err(r.error);
+  }
+  const out: Alone = new Map();
+  for (const [k, v] of found) {
+    const b = bestOf(v);
+    if (b) out.set(k, b);
+  }
+  return ok(out);
+}
 
 // ---- scenario kinds ---------------------------------------------------------------------------
 
 const FLOW_S = 8;
 const WARM_S = 2;
 
-/** One TCP flow each way as % of the sum of the link rates; with `alsoCubic`, a second flow
- * each way whose sender uses CUBIC (the lab's default is the host's, BBR here). */
-async function tcpShare(lab: string, title: string, links: readonly LinkSpec[], targetPct: number, runs: number, alsoCubic = false): Promise<Result<SuiteResult, MpError>> {
-  const sumMbit = links.reduce((a, l) => a + mbitOf(l.rate), 0);
-  return inBond(lab, links, async (name) => {
-    const figures: SuiteFigure[] = [];
-    const panels: PlotPanel[] = [];
-    for (const [dir, congestion] of [...DIRS.map((d) => [d, undefined] as const), ...(alsoCubic ? DIRS.map((d) => [d, 'cubic'] as const) : [])]) {
-      const pct = (r: FlowRun) => (r.iperf.bps * 100) / (sumMbit * 1e6);
-      const rs = await untilStable(runs, 3, pct, () => flow(name, links.length, dir, { seconds: FLOW_S, omitS: WARM_S, ...(congestion ? { congestion } : {}) }));
-      if (rs.isErr()) return err(rs.error);
-      const xs = rs.value.map(pct);
-      const m = median(xs);
+interface TcpScenario {
+  title: string;
+  links: LinkSpec[];
+  /** % of the sum of the nominal rates, where the scenario has such a target */
+  targetPct?: number;
+  /** measured seconds per flow (default FLOW_S) */
+  seconds?: number;
+  /** where in the schedules a flow starts, as a fraction of its length before the first change
+   * (so that a change falls inside the flow) */
+  offsetS?: (seconds: number) => number;
+  /** the LP's config names neither rates nor delays (capacity discovery) */
+  discover?: boolean;
+  /** more figures from each CC and direction's bond runs and the best link alone */
+  extra?: (cc: Cc, dir: Dir, runs: FlowRun[], bestMbit: number | null, seconds: number) => SuiteFigure[];
+}
+
+/** One TCP flow each way per CC through the bond, then the best link alone: % of the sum and
+ * the ratio to the best link. */
+async function tcpScenario(lab: string, s: TcpScenario, o: SuiteOptions): Promise<Result<SuiteResult, MpError>> {
+  const sc = scenarioOf(s.links);
+  const seconds = o.seconds ?? s.seconds ?? FLOW_S;
+  const offsetS = s.offsetS?.(seconds) ?? 0;
+  const bondRuns = new Map<string, FlowRun[]>();
+  const panels: PlotPanel[] = [];
+  const lp: BondOptions['lp'] | undefined = s.discover ? { omitRates: true } : undefined;
+  const r = await inLab(
+    lab,
+    sc,
+    true,
+    async (name) => {
+      for (const cc of CCS)
+        for (const dir of DIRS) {
+          const mbit = (x: FlowRun) => x.iperf.bps / 1e6;
+          const rs = await untilStable(o.runs, (3 * sumMbitOf(sc, dir)) / 100, mbit, () =>
+            flow(name, sc.links.length, dir, { seconds, omitS: WARM_S, congestion: cc, events: flowEvents(name, sc.links, offsetS, seconds + WARM_S) }),
+          );
+          if (rs.isErr()) return err(rs.error);
+          bondRuns.set(key(cc, dir), rs.value);
+          panels.push(panel(dir, medianRun(rs.value, mbit), sumMbitOf(sc, dir, seconds) * OUTER_RATIO, ` (${cc})`));
+        }
+      return ok(undefined);
+    },
+    lp,
+  );
+  if (r.isErr()) {
+    if (s.discover && r.error.kind === 'CommandFailed')
+      return err({ ...r.error, stderr: `the LP's config without rate and delay (capacity discovery) was rejected: ${r.error.stderr}` });
+    return err(r.error);
+  }
+  const alone = await bestAlone(lab, sc, { runs: o.runs, seconds, offsetS });
+  if (alone.isErr()) return err(alone.error);
+  const figures: SuiteFigure[] = [];
+  for (const cc of CCS)
+    for (const dir of DIRS) {
+      const sum = sumMbitOf(sc, dir, seconds);
+      const runs = bondRuns.get(key(cc, dir))!.map((x) => x.iperf.bps / 1e6);
+      const pct = runs.map((x) => (x * 100) / sum);
+      const best = alone.value.get(key(cc, dir));
+      const m = median(pct);
       figures.push({
-        name: `${title}, 1 TCP flow ${DIR_NAME[dir]}${congestion ? ` (${congestion})` : ''}`,
+        name: `${s.title}, 1 TCP flow ${DIR_NAME[dir]} (${cc})`,
         unit: '% of sum',
-        runs: xs.map(round1),
+        runs: pct.map(round1),
         median: round1(m),
         ceiling: round1(BOND_TCP_CEILING_PCT),
-        target: `≥ ${targetPct} %`,
-        met: m >= targetPct,
-        note: `median ${round1((m * sumMbit) / 100)} Mbit/s of ${sumMbit} Mbit/s`,
+        ...(s.targetPct !== undefined ? { target: `≥ ${s.targetPct} %`, met: m >= s.targetPct } : {}),
+        cc,
+        note: `median ${round1(median(runs))} Mbit/s of ${round1(sum)} Mbit/s${best ? `; best link alone ${round1(best.median)} Mbit/s` : ''}`,
       });
-      panels.push(panel(dir, medianRun(rs.value, pct), sumMbit * OUTER_RATIO, congestion ? ` (${congestion})` : ''));
+      if (best) {
+        figures.push(
+          { name: `${s.title}, best link alone (plain routing), ${DIR_NAME[dir]} (${cc})`, unit: 'Mbit/s', runs: best.mbit.map(round1), median: round1(best.median), cc, note: `${best.link}, bare lab: no bond, no tunnel headers` },
+          ratioFigure(`${s.title}, bond / best link alone, ${DIR_NAME[dir]} (${cc})`, runs, best.median, cc, `each bond run over the median of ${best.link} alone; target: the tunnel's header overhead at most`),
+        );
+      }
+      figures.push(...(s.extra?.(cc, dir, bondRuns.get(key(cc, dir))!, best?.median ?? null, seconds) ?? []));
     }
-    return ok({ figures, plot: { title, panels } });
-  });
+  return ok({ figures, plot: { title: s.title, panels } });
 }
 
 const TWO_20: LinkSpec[] = [
@@ -233,8 +467,28 @@ const TWO_20: LinkSpec[] = [
   { rate: '20mbit', delay: '10ms' },
 ];
 
+/** The lowest one-second goodput of a flow after its warm-up (iperf3's receiver intervals). */
+export const worstSecond = (intervalsBps: readonly number[], seconds: number): number => Math.min(...intervalsBps.slice(WARM_S, WARM_S + seconds)) / 1e6;
+
+/** flap: no second of the flow below 90 % of the best link alone. */
+const flapExtra: TcpScenario['extra'] = (cc, dir, runs, best, seconds) => {
+  const worst = runs.map((r) => worstSecond(r.iperf.intervals, seconds));
+  const m = median(worst);
+  return [
+    {
+      name: `flap, worst second of the flow, ${DIR_NAME[dir]} (${cc})`,
+      unit: 'Mbit/s',
+      runs: worst.map(round1),
+      median: round1(m),
+      cc,
+      ...(best !== null ? { target: `≥ 90 % of the best link alone (${round1(0.9 * best)} Mbit/s)`, met: Math.min(...worst) >= 0.9 * best } : {}),
+      note: "the lowest of iperf3's one-second receiver intervals after the warm-up; met only if every run's worst second is",
+    },
+  ];
+};
+
 /** UDP at 90 % of the sum on the wire: loss and jitter. */
-async function udp90(lab: string, runs: number): Promise<Result<SuiteResult, MpError>> {
+async function udp90(lab: string, o: SuiteOptions): Promise<Result<SuiteResult, MpError>> {
   const sumMbit = 40;
   const payloadBps = 0.9 * sumMbit * 1e6 * (UDP_PAYLOAD / UDP_FRAME);
   return inBond(lab, TWO_20, async (name) => {
@@ -242,7 +496,7 @@ async function udp90(lab: string, runs: number): Promise<Result<SuiteResult, MpE
     const panels: PlotPanel[] = [];
     for (const dir of DIRS) {
       const loss = (r: FlowRun) => r.iperf.lostPercent ?? 100;
-      const rs = await untilStable(runs, 1, loss, () => flow(name, 2, dir, { seconds: FLOW_S, omitS: 0, udpBps: payloadBps }));
+      const rs = await untilStable(o.runs, 1, loss, () => flow(name, 2, dir, { seconds: o.seconds ?? FLOW_S, omitS: 0, udpBps: payloadBps }));
       if (rs.isErr()) return err(rs.error);
       const xs = rs.value.map(loss);
       const js = rs.value.map((r) => r.iperf.jitterMs ?? NaN);
@@ -250,13 +504,13 @@ async function udp90(lab: string, runs: number): Promise<Result<SuiteResult, MpE
         {
           name: `UDP ${round1(payloadBps / 1e6)} Mbit/s over 2×20 Mbit, ${DIR_NAME[dir]}: loss`,
           unit: '%',
-          runs: xs.map((x) => Math.round(x * 1000) / 1000),
-          median: Math.round(median(xs) * 1000) / 1000,
+          runs: xs.map(round3),
+          median: round3(median(xs)),
           target: '< 1 %',
           met: median(xs) < 1,
           note: `offered 90 % of the sum on the wire (${UDP_PAYLOAD} B datagrams, ${UDP_FRAME} B frames)`,
         },
-        { name: `UDP over 2×20 Mbit, ${DIR_NAME[dir]}: jitter`, unit: 'ms', runs: js.map((x) => Math.round(x * 1000) / 1000), median: Math.round(median(js) * 1000) / 1000, note: 'iperf3 (RFC 1889 smoothed)' },
+        { name: `UDP over 2×20 Mbit, ${DIR_NAME[dir]}: jitter`, unit: 'ms', runs: js.map(round3), median: round3(median(js)), note: 'iperf3 (RFC 1889 smoothed)' },
       );
       panels.push(panel(dir, medianRun(rs.value, loss), sumMbit * OUTER_RATIO));
     }
@@ -267,14 +521,31 @@ async function udp90(lab: string, runs: number): Promise<Result<SuiteResult, MpE
 /** First time (ms, relative to `fromMs`) the `windowMs` moving average of the total reaches
  * `mbit`, looking until `toMs`; null: never. */
 export function timeToReach(rx: readonly Reading[], fromMs: number, toMs: number, mbit: number, windowMs: number): number | null {
+  const i = firstWindow(rx, fromMs, toMs, mbit, windowMs);
+  return i === null ? null : i + windowMs;
+}
+
+/** Start (ms after `fromMs`) of the first `windowMs` window, on 50 ms bins, whose mean total
+ * reaches `mbit`; null: none until `toMs`. */
+function firstWindow(rx: readonly Reading[], fromMs: number, toMs: number, mbit: number, windowMs: number): number | null {
   const bs = bins(rx, 'rx', 50, fromMs, toMs);
   const k = Math.max(1, Math.round(windowMs / 50));
   for (let i = 0; i + k <= bs.length; i++) {
     let s = 0;
     for (let j = i; j < i + k; j++) s += bs[j]!.total;
-    if (s / k >= mbit) return (i + k) * 50;
+    if (s / k >= mbit) return i * 50;
   }
   return null;
+}
+
+/**
+ * The dip after a cut, from the moment it acted: how long until delivery is back at `mbit`
+ * (the start of the first 200 ms window, on 50 ms bins, whose mean reaches it: 0 when the
+ * total never fell below it), and the lowest 50 ms bin in the second after the cut.
+ */
+export function dip(rx: readonly Reading[], actedMs: number, toMs: number, mbit: number): { ms: number; lowestMbit: number } {
+  const bs = bins(rx, 'rx', 50, actedMs, Math.min(toMs, actedMs + 1000));
+  return { ms: firstWindow(rx, actedMs, toMs, mbit, 200) ?? Infinity, lowestMbit: bs.length ? Math.min(...bs.map((b) => b.total)) : NaN };
 }
 
 /** The longest run of 50 ms bins in which nothing was delivered, ms. */
@@ -297,150 +568,136 @@ type Patch = Parameters<typeof labSet>[0]['patch'];
 const setLink = (lab: string, node: string, patch: Patch) => () => labSet({ name: lab, node, dirs: ['up', 'down'], patch });
 
 /** A flow on 2 links during which isp2 changes (both directions) at the given seconds. */
-const changesIsp2 = (lab: string, dir: Dir, seconds: number, ...changes: [number, string, Patch][]) => () =>
-  flow(lab, 2, dir, { seconds, omitS: 0, events: changes.map(([atS, label, patch]) => ({ atS, label, act: setLink(lab, 'isp2', patch) })) });
+const changesIsp2 = (lab: string, dir: Dir, cc: Cc, seconds: number, ...changes: [number, string, Patch][]) => () =>
+  flow(lab, 2, dir, { seconds, omitS: 0, congestion: cc, events: changes.map(([atS, label, patch]) => ({ atS, label, act: setLink(lab, 'isp2', patch) })) });
 
 /** isp2 of 2×20 drops to 5 Mbit and comes back, mid-flow: how long the total takes to follow. */
-async function step(lab: string, runs: number): Promise<Result<SuiteResult, MpError>> {
+async function step(lab: string, o: SuiteOptions): Promise<Result<SuiteResult, MpError>> {
   const T_DROP = 6;
   const T_BACK = 13;
   const SECONDS = 18;
   return inBond(lab, TWO_20, async (name) => {
     const figures: SuiteFigure[] = [];
     const panels: PlotPanel[] = [];
-    for (const dir of DIRS) {
-      const one = changesIsp2(name, dir, SECONDS, [T_DROP, 'isp2 → 5 Mbit', { rateBps: 5e6 }], [T_BACK, 'isp2 → 20 Mbit', { rateBps: 20e6 }]);
-      const follow = (r: FlowRun, i: number, capMbit: number, untilMs: number) => timeToReach(r.rx, r.events[i]!.tMs, untilMs, 0.9 * capMbit * OUTER_RATIO, 500);
-      const down = (r: FlowRun) => follow(r, 0, 25, r.events[1]!.tMs) ?? Infinity;
-      const up = (r: FlowRun) => follow(r, 1, 40, SECONDS * 1000) ?? Infinity;
-      const rs = await untilStable(runs, 500, (r) => Math.max(down(r), up(r)), one);
-      if (rs.isErr()) return err(rs.error);
-      for (const [what, f] of [
-        ['20 → 5 Mbit', down],
-        ['5 → 20 Mbit', up],
-      ] as const) {
-        const xs = rs.value.map(f);
-        figures.push({
-          name: `step ${what} on isp2 of 2×20, ${DIR_NAME[dir]}: time until the total is ≥ 90 % of the new sum`,
-          unit: 'ms',
-          runs: xs,
-          median: median(xs),
-          target: '≤ 2000 ms',
-          met: median(xs) <= 2000,
-          note: 'from the change to the end of the first 500 ms window whose mean delivery (outer bytes, all links) reaches 90 % of the new sum; Infinity: never within the phase',
-        });
+    for (const cc of CCS)
+      for (const dir of DIRS) {
+        const one = changesIsp2(name, dir, cc, SECONDS, [T_DROP, 'isp2 → 5 Mbit', { rateBps: 5e6 }], [T_BACK, 'isp2 → 20 Mbit', { rateBps: 20e6 }]);
+        const follow = (r: FlowRun, i: number, capMbit: number, untilMs: number) => timeToReach(r.rx, r.events[i]!.tMs, untilMs, 0.9 * capMbit * OUTER_RATIO, 500);
+        const down = (r: FlowRun) => follow(r, 0, 25, r.events[1]!.tMs) ?? Infinity;
+        const up = (r: FlowRun) => follow(r, 1, 40, SECONDS * 1000) ?? Infinity;
+        const rs = await untilStable(o.runs, 500, (r) => Math.max(down(r), up(r)), one);
+        if (rs.isErr()) return err(rs.error);
+        for (const [what, f] of [
+          ['20 → 5 Mbit', down],
+          ['5 → 20 Mbit', up],
+        ] as const) {
+          const xs = rs.value.map(f);
+          figures.push({
+            name: `step ${what} on isp2 of 2×20, ${DIR_NAME[dir]} (${cc}): time until the total is ≥ 90 % of the new sum`,
+            unit: 'ms',
+            runs: xs,
+            median: median(xs),
+            target: '≤ 2000 ms',
+            met: median(xs) <= 2000,
+            cc,
+            note: 'from the change to the end of the first 500 ms window whose mean delivery (outer bytes, all links) reaches 90 % of the new sum; Infinity: never within the phase',
+          });
+        }
+        const goodput = rs.value.map((r) => r.iperf.bps / 1e6);
+        figures.push({ name: `step, ${DIR_NAME[dir]} (${cc}): goodput over the whole flow`, unit: 'Mbit/s', runs: goodput.map(round1), median: round1(median(goodput)), cc });
+        panels.push(panel(dir, medianRun(rs.value, (r) => Math.max(down(r), up(r))), 40 * OUTER_RATIO, ` (${cc})`));
       }
-      const goodput = rs.value.map((r) => r.iperf.bps / 1e6);
-      figures.push({ name: `step, ${DIR_NAME[dir]}: goodput over the whole flow`, unit: 'Mbit/s', runs: goodput.map(round1), median: round1(median(goodput)) });
-      panels.push(panel(dir, medianRun(rs.value, (r) => Math.max(down(r), up(r))), 40 * OUTER_RATIO));
-    }
     return ok({ figures, plot: { title: '2×20 Mbit/10 ms, isp2 steps 20 → 5 → 20 Mbit mid-flow', panels } });
   });
 }
 
-/** isp2 of 2×20 cut for 10 s mid-flow. */
-async function cut(lab: string, runs: number): Promise<Result<SuiteResult, MpError>> {
+/** isp2 of 2×20 cut for 10 s mid-flow. The cut and the return go straight to the emulator (both
+ * directions in one request), so the event's time is when the cut acted. */
+async function cut(lab: string, o: SuiteOptions): Promise<Result<SuiteResult, MpError>> {
   const T_CUT = 6;
   const T_BACK = 16;
   const SECONDS = 22;
+  const cable = (name: string, down: boolean) => () => emu.setParams(nsName(name, 'isp2'), 'both', { down });
   return inBond(lab, TWO_20, async (name) => {
     const figures: SuiteFigure[] = [];
     const panels: PlotPanel[] = [];
-    for (const dir of DIRS) {
-      const one = changesIsp2(name, dir, SECONDS, [T_CUT, 'isp2 cut', { down: true }], [T_BACK, 'isp2 back', { down: false }]);
-      const cutMs = (r: FlowRun) => r.events[0]!.tMs;
-      const backMs = (r: FlowRun) => r.events[1]!.tMs;
-      const before = (r: FlowRun) => meanTotal(r.rx, cutMs(r) - 3000, cutMs(r));
-      const survivor = (r: FlowRun) => timeToReach(r.rx, cutMs(r), backMs(r), 0.9 * 20 * OUTER_RATIO, 200) ?? Infinity;
-      const back = (r: FlowRun) => timeToReach(r.rx, backMs(r), SECONDS * 1000, 0.9 * before(r), 500) ?? Infinity;
-      const stall = (r: FlowRun) => longestStall(r.rx, 2000, SECONDS * 1000 - 500);
-      const rs = await untilStable(runs, 300, survivor, one);
-      if (rs.isErr()) return err(rs.error);
-      const fig = (what: string, f: (r: FlowRun) => number, target: string, ok_: (m: number) => boolean, note: string): SuiteFigure => {
-        const xs = rs.value.map(f);
-        return { name: `cut isp2 of 2×20 for 10 s, ${DIR_NAME[dir]}: ${what}`, unit: 'ms', runs: xs, median: median(xs), target, met: ok_(median(xs)), note };
-      };
-      figures.push(
-        fig('longest stall', stall, '< 300 ms (the flow never stops)', (m) => m < 300, 'longest run of 50 ms bins with nothing delivered on any link, from 2 s into the flow'),
-        fig('time to ≥ 90 % of the survivor after the cut', survivor, '≤ 300 ms', (m) => m <= 300, 'end of the first 200 ms window whose mean delivery reaches 90 % of 20 Mbit (outer bytes)'),
-        fig('time to ≥ 90 % of the previous total after the return', back, '≤ 3000 ms', (m) => m <= 3000, 'end of the first 500 ms window whose mean delivery reaches 90 % of the mean over the 3 s before the cut'),
-      );
-      panels.push(panel(dir, medianRun(rs.value, survivor), 40 * OUTER_RATIO));
-    }
+    for (const cc of CCS)
+      for (const dir of DIRS) {
+        const one = () =>
+          flow(name, 2, dir, {
+            seconds: SECONDS,
+            omitS: 0,
+            congestion: cc,
+            events: [
+              { atS: T_CUT, label: 'isp2 cut', act: cable(name, true) },
+              { atS: T_BACK, label: 'isp2 back', act: cable(name, false) },
+            ],
+          });
+        const cutMs = (r: FlowRun) => r.events[0]!.tMs;
+        const backMs = (r: FlowRun) => r.events[1]!.tMs;
+        const before = (r: FlowRun) => meanTotal(r.rx, cutMs(r) - 3000, cutMs(r));
+        const survivor = 0.9 * 20 * OUTER_RATIO;
+        const dipMs = (r: FlowRun) => dip(r.rx, cutMs(r), backMs(r), survivor).ms;
+        const lowest = (r: FlowRun) => dip(r.rx, cutMs(r), backMs(r), survivor).lowestMbit;
+        const back = (r: FlowRun) => timeToReach(r.rx, backMs(r), SECONDS * 1000, 0.9 * before(r), 500) ?? Infinity;
+        const stall = (r: FlowRun) => longestStall(r.rx, 2000, SECONDS * 1000 - 500);
+        const rs = await untilStable(o.runs, 300, dipMs, one);
+        if (rs.isErr()) return err(rs.error);
+        const fig = (what: string, unit: string, f: (r: FlowRun) => number, target: string | null, ok_: (m: number) => boolean, note: string): SuiteFigure => {
+          const xs = rs.value.map(f).map(round1);
+          const m = median(xs);
+          return { name: `cut isp2 of 2×20 for 10 s, ${DIR_NAME[dir]} (${cc}): ${what}`, unit, runs: xs, median: m, ...(target ? { target, met: ok_(m) } : {}), cc, note };
+        };
+        figures.push(
+          fig('longest stall', 'ms', stall, '< 300 ms (the flow never stops)', (m) => m < 300, 'longest run of 50 ms bins with nothing delivered on any link, from 2 s into the flow'),
+          fig('the dip: time from the cut until delivery is back at 90 % of the survivor', 'ms', dipMs, '≤ 300 ms', (m) => m <= 300, 'from the moment the emulator had cut the link to the start of the first 200 ms window (50 ms bins) whose mean delivery reaches 90 % of 20 Mbit (outer bytes); 0: it never fell below'),
+          fig('the dip: lowest 50 ms of delivery in the second after the cut', 'Mbit/s', lowest, null, () => true, 'all links, outer bytes'),
+          fig('time to ≥ 90 % of the previous total after the return', 'ms', back, '≤ 3000 ms', (m) => m <= 3000, 'end of the first 500 ms window whose mean delivery reaches 90 % of the mean over the 3 s before the cut'),
+        );
+        panels.push(panel(dir, medianRun(rs.value, dipMs), 40 * OUTER_RATIO, ` (${cc})`));
+      }
     return ok({ figures, plot: { title: '2×20 Mbit/10 ms, isp2 cut for 10 s mid-flow', panels } });
   });
 }
 
 /** isp2 of 2×20 dies while nothing flows; the next burst (0.5 s later) must not use it. */
-async function idleDeath(lab: string, runs: number): Promise<Result<SuiteResult, MpError>> {
+async function idleDeath(lab: string, o: SuiteOptions): Promise<Result<SuiteResult, MpError>> {
   const GAP_MS = 500;
   return inBond(lab, TWO_20, async (name) => {
     const figures: SuiteFigure[] = [];
     const panels: PlotPanel[] = [];
-    for (const dir of DIRS) {
-      const one = async (): Promise<Result<{ run: FlowRun; deadBytes: number }, MpError>> => {
-        const c = await setLink(name, 'isp2', { down: true })();
-        if (c.isErr()) return err(c.error);
-        await sleep(GAP_MS);
-        const r = await flow(name, 2, dir, { seconds: 3, omitS: 0 });
-        const back = await setLink(name, 'isp2', { down: false })();
-        if (back.isErr()) return err(back.error);
-        await sleep(1500); // probes bring it back before the next run
-        if (r.isErr()) return err(r.error);
-        const tx = r.value.tx;
-        return ok({ run: r.value, deadBytes: tx[tx.length - 1]!.tx[1]! - tx[0]!.tx[1]! });
-      };
-      const rs = await untilStable(runs, 0, (x) => x.deadBytes, one);
-      if (rs.isErr()) return err(rs.error);
-      const xs = rs.value.map((x) => x.deadBytes);
-      figures.push({
-        name: `idle isp2 of 2×20 cut ${GAP_MS} ms before a 3 s burst, ${DIR_NAME[dir]}: data bytes sent on it`,
-        unit: 'bytes',
-        runs: xs,
-        median: median(xs),
-        target: '0',
-        met: xs.every((x) => x === 0),
-        note: 'the sending portal\'s tx bytes on the dead link during the burst (probes are not data)',
-      });
-      const g = rs.value.map((x) => x.run.iperf.bps / 1e6);
-      figures.push({ name: `idle-link death, ${DIR_NAME[dir]}: burst goodput`, unit: 'Mbit/s', runs: g.map(round1), median: round1(median(g)), ceiling: round1((20 * BOND_TCP_CEILING_PCT) / 100) });
-      panels.push(panel(dir, rs.value[0]!.run, 40 * OUTER_RATIO, ' (isp2 dead before the burst)'));
-    }
+    for (const cc of CCS)
+      for (const dir of DIRS) {
+        const one = async (): Promise<Result<{ run: FlowRun; deadBytes: number }, MpError>> => {
+          const c = await setLink(name, 'isp2', { down: true })();
+          if (c.isErr()) return err(c.error);
+          await sleep(GAP_MS);
+          const r = await flow(name, 2, dir, { seconds: 3, omitS: 0, congestion: cc });
+          const back = await setLink(name, 'isp2', { down: false })();
+          if (back.isErr()) return err(back.error);
+          await sleep(1500); // probes bring it back before the next run
+          if (r.isErr()) return err(r.error);
+          const tx = r.value.tx;
+          return ok({ run: r.value, deadBytes: tx[tx.length - 1]!.tx[1]! - tx[0]!.tx[1]! });
+        };
+        const rs = await untilStable(o.runs, 0, (x) => x.deadBytes, one);
+        if (rs.isErr()) return err(rs.error);
+        const xs = rs.value.map((x) => x.deadBytes);
+        figures.push({
+          name: `idle isp2 of 2×20 cut ${GAP_MS} ms before a 3 s burst, ${DIR_NAME[dir]} (${cc}): data bytes sent on it`,
+          unit: 'bytes',
+          runs: xs,
+          median: median(xs),
+          target: '0',
+          met: xs.every((x) => x === 0),
+          cc,
+          note: "the sending portal's tx bytes on the dead link during the burst (probes are not data)",
+        });
+        const g = rs.value.map((x) => x.run.iperf.bps / 1e6);
+        figures.push({ name: `idle-link death, ${DIR_NAME[dir]} (${cc}): burst goodput`, unit: 'Mbit/s', runs: g.map(round1), median: round1(median(g)), ceiling: round1((20 * BOND_TCP_CEILING_PCT) / 100), cc });
+        panels.push(panel(dir, rs.value[0]!.run, 40 * OUTER_RATIO, ` (${cc}, isp2 dead before the burst)`));
+      }
     return ok({ figures, plot: { title: '2×20 Mbit/10 ms, isp2 dies while idle', panels } });
-  });
-}
-
-/** A clean 20 Mbit link paired with a 20 Mbit link losing 2 %, against the clean link alone. */
-async function lossy(lab: string, runs: number): Promise<Result<SuiteResult, MpError>> {
-  const links: LinkSpec[] = [
-    { rate: '20mbit', delay: '10ms' },
-    { rate: '20mbit', delay: '10ms', loss: '2%' },
-  ];
-  return inBond(lab, links, async (name) => {
-    const figures: SuiteFigure[] = [];
-    const panels: PlotPanel[] = [];
-    const mbit = (r: FlowRun) => r.iperf.bps / 1e6;
-    const pair = new Map<Dir, FlowRun[]>();
-    for (const dir of DIRS) {
-      const rs = await untilStable(runs, 1.5, mbit, () => flow(name, 2, dir, { seconds: FLOW_S, omitS: WARM_S }));
-      if (rs.isErr()) return err(rs.error);
-      pair.set(dir, rs.value);
-      panels.push(panel(dir, medianRun(rs.value, mbit), 40 * OUTER_RATIO, ', clean + 2 % loss'));
-    }
-    const c = await setLink(name, 'isp2', { down: true })();
-    if (c.isErr()) return err(c.error);
-    await sleep(1500);
-    for (const dir of DIRS) {
-      const rs = await untilStable(runs, 1.5, mbit, () => flow(name, 2, dir, { seconds: FLOW_S, omitS: WARM_S }));
-      if (rs.isErr()) return err(rs.error);
-      const alone = rs.value.map(mbit);
-      const both = pair.get(dir)!.map(mbit);
-      figures.push(
-        { name: `lossy pair (20 + 20 Mbit with 2 % loss), ${DIR_NAME[dir]}`, unit: 'Mbit/s', runs: both.map(round1), median: round1(median(both)), ceiling: round1((40 * BOND_TCP_CEILING_PCT) / 100), target: `≥ the clean link alone (${round1(median(alone))} Mbit/s)`, met: median(both) >= median(alone) },
-        { name: `the clean 20 Mbit link alone through the bond, ${DIR_NAME[dir]}`, unit: 'Mbit/s', runs: alone.map(round1), median: round1(median(alone)), ceiling: round1((20 * BOND_TCP_CEILING_PCT) / 100), note: 'isp2 cut, so the portals carry everything on isp1' },
-      );
-    }
-    return ok({ figures, plot: { title: '20 Mbit/10 ms + 20 Mbit/10 ms with 2 % random loss', panels } });
   });
 }
 
@@ -448,18 +705,72 @@ async function lossy(lab: string, runs: number): Promise<Result<SuiteResult, MpE
 
 const tenMbit = (n: number): LinkSpec[] => Array.from({ length: n }, () => ({ rate: '10mbit', delay: '10ms' }));
 
-/** Scenario name → runner (lab name, runs per figure). Lab names are short: namespaces carry them. */
-export const SUITE: Record<string, (runs: number) => Promise<Result<SuiteResult, MpError>>> = {
-  '2x20': (n) => tcpShare('bs2x20', '2×20 Mbit/10 ms', TWO_20, 90, n),
-  '20+5': (n) => tcpShare('bs20p5', '20 + 5 Mbit/10 ms', [{ rate: '20mbit', delay: '10ms' }, { rate: '5mbit', delay: '10ms' }], 88, n),
-  '2x10': (n) => tcpShare('bs2x10', '2×10 Mbit/10 ms', tenMbit(2), 88, n),
-  '3x10': (n) => tcpShare('bs3x10', '3×10 Mbit/10 ms', tenMbit(3), 88, n),
-  '4x10': (n) => tcpShare('bs4x10', '4×10 Mbit/10 ms', tenMbit(4), 88, n),
-  mismatch: (n) => tcpShare('bsmism', '20 Mbit/10 ms + 20 Mbit/60 ms', [{ rate: '20mbit', delay: '10ms' }, { rate: '20mbit', delay: '60ms' }], 85, n, true),
-  '300+80': (n) => tcpShare('bs300', '300 Mbit/10 ms + 80 Mbit/30 ms', [{ rate: '300mbit', delay: '10ms' }, { rate: '80mbit', delay: '30ms' }], 85, n, true),
-  udp90: (n) => udp90('bsudp', n),
-  step: (n) => step('bsstep', n),
-  cut: (n) => cut('bscut', n),
-  'idle-death': (n) => idleDeath('bsidle', n),
-  lossy: (n) => lossy('bslossy', n),
+/** Starlink-like: delay and rate jump at every satellite hand-over, every 15 s. */
+const STARLINK: LinkSpec = {
+  label: 'starlink',
+  rate: '30mbit',
+  delay: '25ms',
+  schedule: [
+    { at: '0s', rate: '30mbit', delay: '25ms' },
+    { at: '15s', rate: '18mbit', delay: '45ms' },
+    { at: '30s', rate: '35mbit', delay: '30ms' },
+    { at: '45s', rate: '22mbit', delay: '55ms' },
+  ],
+  repeat: '60s',
+};
+
+const tcp = (lab: string, s: TcpScenario) => (o: SuiteOptions) => tcpScenario(lab, s, o);
+
+/** Scenario name → runner. Lab names are short: namespaces carry them. */
+export const SUITE: Record<string, (o: SuiteOptions) => Promise<Result<SuiteResult, MpError>>> = {
+  '2x20': tcp('bs2x20', { title: '2×20 Mbit/10 ms', links: TWO_20, targetPct: 90 }),
+  '20+5': tcp('bs20p5', { title: '20 + 5 Mbit/10 ms', links: [{ rate: '20mbit', delay: '10ms' }, { rate: '5mbit', delay: '10ms' }], targetPct: 88 }),
+  '2x10': tcp('bs2x10', { title: '2×10 Mbit/10 ms', links: tenMbit(2), targetPct: 88 }),
+  '3x10': tcp('bs3x10', { title: '3×10 Mbit/10 ms', links: tenMbit(3), targetPct: 88 }),
+  '4x10': tcp('bs4x10', { title: '4×10 Mbit/10 ms', links: tenMbit(4), targetPct: 88 }),
+  mismatch: tcp('bsmism', { title: '20 Mbit/10 ms + 20 Mbit/60 ms', links: [{ rate: '20mbit', delay: '10ms' }, { rate: '20mbit', delay: '60ms' }], targetPct: 85 }),
+  '300+80': tcp('bs300', { title: '300 Mbit/10 ms + 80 Mbit/30 ms', links: [{ rate: '300mbit', delay: '10ms' }, { rate: '80mbit', delay: '30ms' }], targetPct: 85 }),
+  lossy: tcp('bslossy', { title: '20 Mbit/10 ms + 20 Mbit/10 ms with 2 % loss', links: [{ rate: '20mbit', delay: '10ms' }, { rate: '20mbit', delay: '10ms', loss: '2%' }] }),
+  discover: tcp('bsdisc', {
+    title: '30 Mbit/4 ms + 10 Mbit/22 ms + 4 Mbit/150 ms, rates not configured',
+    links: [
+      { rate: '30mbit', delay: '4ms' },
+      { rate: '10mbit', delay: '22ms' },
+      { rate: '4mbit', delay: '150ms' },
+    ],
+    discover: true,
+  }),
+  sat: tcp('bssat', { title: '50 Mbit/6 ms + 5 Mbit/275 ms with 0.5 % loss (GEO satellite)', links: [{ label: 'fibre', rate: '50mbit', delay: '6ms' }, { label: 'geo', rate: '5mbit', delay: '275ms', loss: '0.5%' }] }),
+  lte: tcp('bslte', {
+    title: '40↓/10↑ Mbit 8 ms + 25↓/5↑ Mbit 30 ms ±10 ms with 0.5 % loss (cellular)',
+    links: [
+      { label: 'cable', delay: '8ms', up: { rate: '10mbit' }, down: { rate: '40mbit' } },
+      { label: 'lte', delay: '30ms', jitter: '10ms', loss: '0.5%', up: { rate: '5mbit' }, down: { rate: '25mbit' } },
+    ],
+  }),
+  lossy2: tcp('bslossy2', { title: '2×20 Mbit/10 ms, 1 % loss on one', links: [{ rate: '20mbit', delay: '10ms' }, { rate: '20mbit', delay: '10ms', loss: '1%' }] }),
+  cellular: tcp('bscell', {
+    title: '20 Mbit/10 ms DSL + LTE trace (2-40 Mbit/s) 30 ms',
+    links: [
+      { label: 'dsl', rate: '20mbit', delay: '10ms' },
+      { label: 'lte', delay: '30ms', queue: '100ms', up: { trace: 'lte-up.trace' }, down: { trace: 'lte-down.trace' } },
+    ],
+  }),
+  starlink: tcp('bsstar', {
+    title: '20 Mbit/10 ms DSL + Starlink-like 18-35 Mbit, 25-55 ms, jumping every 15 s',
+    links: [{ label: 'dsl', rate: '20mbit', delay: '10ms' }, STARLINK],
+    seconds: 18,
+    // a hand-over 40 % into the measured part of the flow
+    offsetS: (seconds) => 15 - WARM_S - 0.4 * seconds,
+  }),
+  flap: tcp('bsflap', {
+    title: '2×20 Mbit/10 ms, isp2 down 1 s / up 3 s',
+    links: [{ rate: '20mbit', delay: '10ms' }, { rate: '20mbit', delay: '10ms', schedule: [{ at: '0s', outage: false }, { at: '3s', outage: true }], repeat: '4s' }],
+    seconds: 30,
+    extra: flapExtra,
+  }),
+  udp90: (o) => udp90('bsudp', o),
+  step: (o) => step('bsstep', o),
+  cut: (o) => cut('bscut', o),
+  'idle-death': (o) => idleDeath('bsidle', o),
 };

@@ -12,8 +12,11 @@ import { parseRate } from './params.js';
 import { readState } from './state.js';
 import { iperf, linkAddrs, type IperfResult } from './measure.js';
 import { parseScenario, type Scenario } from './scenario.js';
-import { SUITE, type SuiteFigure } from './bench-suite.js';
+import { CCS, markStability, SUITE, type SuiteFigure } from './bench-suite.js';
+import { run as runCmd } from './namespaces.js';
+import { packagePath } from '../paths.js';
 import { renderPlot } from './bench-plot.js';
+import { cpuBench } from './bench-cpu.js';
 
 export type BenchFigure = SuiteFigure;
 
@@ -22,9 +25,17 @@ export interface BenchReport {
   startedAt: string;
   /** wall-clock seconds the benchmark took (lab up and down included) */
   durationS: number;
-  /** load1: other work on the machine while it ran; tcpCc: the TCP congestion control of the
-   * lab's end hosts (namespaces inherit the host's default) */
+  /** the tree measured: HEAD and whether the work tree differed from it */
+  git: { commit: string; dirty: boolean };
+  /** load1: other work on the machine while it ran; tcpCc: the host's default TCP congestion
+   * control (the bonding scenarios set theirs per flow: `ccs`) */
   host: { cpus: number; kernel: string; load1: number; tcpCc: string };
+  /** the senders' congestion controls, in the order they ran (bonding scenarios) */
+  ccs?: string[];
+  /** measured seconds per flow when overridden (`--seconds`: a short validation run) */
+  seconds?: number;
+  /** names of the figures whose runs spread more than 10 points */
+  unstable: string[];
   figures: BenchFigure[];
 }
 
@@ -248,23 +259,29 @@ const PLAIN: Record<string, (runs: number) => Promise<Result<BenchFigure[], MpEr
   emulator: emulatorBench,
   datapath: datapathBench,
   auth: authBench,
+  cpu: cpuBench,
 };
 
 /** Every benchmark, in the order `mpctl lab bench` (no names) runs them: the bonding suite first. */
 export const BENCHES: readonly string[] = [...Object.keys(SUITE), ...Object.keys(PLAIN)];
 
-export async function runBench(name: string, runs: number, outDir: string): Promise<Result<{ file: string; plot: string | null; report: BenchReport }, MpError>> {
+export async function runBench(name: string, runs: number, outDir: string, seconds?: number): Promise<Result<{ file: string; plot: string | null; report: BenchReport }, MpError>> {
   const suite = SUITE[name];
   const plain = PLAIN[name];
   if (!suite && !plain)
     return err({ kind: 'NotFound', what: 'benchmark', message: `no benchmark ${name} (have: ${BENCHES.join(', ')})` });
   const os = await import('node:os');
+  if (suite) {
+    const cc = await ccsAvailable();
+    if (cc.isErr()) return err(cc.error);
+  }
+  const git = await gitState();
   const startedAt = new Date().toISOString();
   const t0 = Date.now();
   let figures: BenchFigure[];
   let svg: string | null = null;
   if (suite) {
-    const r = await suite(runs);
+    const r = await suite({ runs, ...(seconds !== undefined ? { seconds } : {}) });
     if (r.isErr()) return err(r.error);
     figures = r.value.figures;
     svg = await renderPlot(r.value.plot.title, r.value.plot.panels);
@@ -273,11 +290,16 @@ export async function runBench(name: string, runs: number, outDir: string): Prom
     if (r.isErr()) return err(r.error);
     figures = r.value;
   }
+  figures = markStability(figures);
   const report: BenchReport = {
     bench: name,
     startedAt,
     durationS: Math.round((Date.now() - t0) / 1000),
+    git,
     host: { cpus: os.cpus().length, kernel: os.release(), load1: Math.round(os.loadavg()[0]! * 100) / 100, tcpCc: await tcpCc() },
+    ...(suite && figures.some((f) => f.cc) ? { ccs: [...CCS] } : {}),
+    ...(seconds !== undefined ? { seconds } : {}),
+    unstable: figures.filter((f) => f.unstable).map((f) => f.name),
     figures,
   };
   await mkdir(outDir, { recursive: true });
@@ -291,43 +313,69 @@ export async function runBench(name: string, runs: number, outDir: string): Prom
   return ok({ file, plot, report });
 }
 
+/** The commit measured and whether the work tree had changes (`git status --porcelain`). */
+export async function gitState(cwd = packagePath()): Promise<{ commit: string; dirty: boolean }> {
+  const head = await runCmd('git', ['-C', cwd, 'rev-parse', 'HEAD']);
+  const st = await runCmd('git', ['-C', cwd, 'status', '--porcelain', '--untracked-files=no']);
+  return { commit: head.isOk() ? head.value.trim() : 'unknown', dirty: st.isOk() ? st.value.trim() !== '' : true };
+}
+
+/** Both congestion controls the bonding scenarios use must be available to the lab's hosts
+ * (the list is the kernel's, the same in every namespace). */
+async function ccsAvailable(): Promise<Result<void, MpError>> {
+  const avail = (await readFile('/proc/sys/net/ipv4/tcp_available_congestion_control', 'utf8').catch(() => '')).trim().split(/\s+/);
+  const missing = CCS.filter((c) => !avail.includes(c));
+  return missing.length
+    ? err({ kind: 'ConfigInvalid', path: 'net.ipv4.tcp_available_congestion_control', value: avail.join(' '), message: `lacks ${missing.join(', ')} (modprobe tcp_${missing[0]}): every bonding scenario runs ${CCS.join(' then ')}` })
+    : ok(undefined);
+}
+
 async function tcpCc(): Promise<string> {
   return (await readFile('/proc/sys/net/ipv4/tcp_congestion_control', 'utf8').catch(() => '?')).trim();
 }
 
-const fmt = (x: number): string => (Number.isFinite(x) ? (Math.abs(x) >= 100 ? x.toFixed(0) : x.toFixed(1)) : 'never');
+const fmt = (x: number, unit = ''): string =>
+  Number.isFinite(x) ? (unit === 'ratio' ? x.toFixed(3) : Math.abs(x) >= 100 ? x.toFixed(0) : x.toFixed(1)) : 'never';
 
 export function renderBench(r: BenchReport): string {
   return [
-    `${r.bench} (${r.startedAt}, ${r.durationS} s, ${r.host.cpus} CPUs, load ${r.host.load1}, Linux ${r.host.kernel}, TCP ${r.host.tcpCc})`,
+    `${r.bench} (${r.startedAt}, ${r.durationS} s, ${r.git ? `${r.git.commit.slice(0, 12)}${r.git.dirty ? '+dirty' : ''}, ` : ''}${r.host.cpus} CPUs, load ${r.host.load1}, Linux ${r.host.kernel}, host TCP ${r.host.tcpCc}${r.seconds !== undefined ? `, ${r.seconds} s flows` : ''})`,
     ...r.figures.map(
       (f) =>
-        `  ${f.name}\n      ${fmt(f.median)} ${f.unit}` +
+        `  ${f.name}\n      ${fmt(f.median, f.unit)} ${f.unit}` +
         `${f.ceiling !== undefined ? ` (ceiling ${fmt(f.ceiling)})` : ''}` +
         `${f.target !== undefined ? `  target ${f.target}: ${f.met ? 'met' : 'MISSED'}` : ''}` +
-        `   runs: ${f.runs.map(fmt).join(', ')}`,
+        `   runs: ${f.runs.map((x) => fmt(x, f.unit)).join(', ')}${f.unstable ? `  UNSTABLE (spread ${fmt(f.spread!)} points)` : ''}`,
     ),
   ].join('\n');
 }
 
-/** 2, 3 and 4 × 10 Mbit must rank 4 > 3 > 2 in goodput: checked across their reports. */
+/** 2, 3 and 4 × 10 Mbit must rank 4 > 3 > 2 in goodput, for each CC and direction: checked
+ * across their reports. */
 export function tenMbitOrder(reports: ReadonlyMap<string, BenchReport>): BenchFigure | null {
-  const mbit = (n: number, dir: string) => {
-    const f = reports.get(`${n}x10`)?.figures.find((x) => x.name.endsWith(dir));
+  const mbit = (n: number, dir: string, cc: string) => {
+    const f = reports.get(`${n}x10`)?.figures.find((x) => x.unit === '% of sum' && x.cc === cc && x.name.includes(`1 TCP flow ${dir}`));
     return f ? (f.median * n * 10) / 100 : null;
   };
   const out: number[] = [];
   let met = true;
-  for (const dir of ['client → server', 'server → client']) {
-    const xs = [2, 3, 4].map((n) => mbit(n, dir));
-    if (xs.some((x) => x === null)) return null;
-    const [a, b, c] = xs as number[];
-    out.push(a!, b!, c!);
-    met &&= c! > b! && b! > a!;
-  }
-  return { name: 'N × 10 Mbit goodput, 2/3/4 links, client → server then server → client', unit: 'Mbit/s', runs: out.map((x) => Math.round(x * 10) / 10), median: NaN, target: '4 > 3 > 2', met };
+  for (const cc of CCS)
+    for (const dir of ['client → server', 'server → client']) {
+      const xs = [2, 3, 4].map((n) => mbit(n, dir, cc));
+      if (xs.some((x) => x === null)) return null;
+      const [a, b, c] = xs as number[];
+      out.push(a!, b!, c!);
+      met &&= c! > b! && b! > a!;
+    }
+  return {
+    name: `N × 10 Mbit goodput, 2/3/4 links, ${CCS.map((cc) => `${cc}: client → server then server → client`).join('; ')}`,
+    unit: 'Mbit/s',
+    runs: out.map((x) => Math.round(x * 10) / 10),
+    median: NaN,
+    target: '4 > 3 > 2',
+    met,
+  };
 }
-
 
 /**
  * bench-results/summary.json and summary.txt: every figure of every report in `outDir` (run now

@@ -19,7 +19,7 @@ import { openRtnl } from '../netlink/rtnl.js';
 import { bpffsMount } from '../native/libmpctl.js';
 import { BPFFS_ROOT } from '../plan/pins.js';
 import { spawnDetached, waitForLog, run } from './namespaces.js';
-import { formatDuration, formatRate, type LinkSettings } from './params.js';
+import { formatDuration, formatRate, nominalBps, type LinkSettings } from './params.js';
 import { labDir } from './state.js';
 import { nsName } from './topology.js';
 import { generatePrivateKey, publicKeyOf } from '../security/keys.js';
@@ -41,8 +41,8 @@ export interface BondOptions {
   insecureNoAuth?: boolean;
   /** LP config extras (tests of tiers, budgets and static weights): per link (by index) its
    * `metric`, its configured `rate` instead of the emulated one, its `budget`; and
-   * `congestion_control` */
-  lp?: { metrics?: number[]; rates?: string[]; budgets?: string[]; congestionControl?: boolean };
+   * `congestion_control`; `omitRates`: no `rate` or `delay` keys (capacity discovery) */
+  lp?: { metrics?: number[]; rates?: string[]; budgets?: string[]; congestionControl?: boolean; omitRates?: boolean };
 }
 
 /** What a portal's config says about keys: its own key file and the other portal's public key. */
@@ -98,7 +98,7 @@ export function lpConfig(lab: string, links: LinkSettings[], o: BondOptions, key
     const k = i + 1;
     const v6 = o.ipv6Underlay === true && k % 2 === 0;
     // static estimates from the emulated settings (the congestion controller replaces them)
-    const rate = Math.min(l.up.rateBps ?? 1e9, l.down.rateBps ?? 1e9);
+    const rate = Math.min(nominalBps(l.up) ?? 1e9, nominalBps(l.down) ?? 1e9);
     lines.push(
       '',
       '[[link]]',
@@ -107,8 +107,9 @@ export function lpConfig(lab: string, links: LinkSettings[], o: BondOptions, key
       v6 ? `gateway = "fd00:64:${k.toString(16)}::fe"` : `gateway = "100.64.${k}.254"`,
       v6 ? `source = "fd00:64:${k.toString(16)}::1"` : `source = "100.64.${k}.1"`,
       ...(o.ipCarrier === true && k % 2 === 0 ? ['carrier = "ip"'] : []),
-      `rate = "${o.lp?.rates?.[i] ?? formatRate(rate)}"`,
-      `delay = "${formatDuration(Math.max(l.up.delayUs, 100))}"`,
+      ...(o.lp?.omitRates === true
+        ? []
+        : [`rate = "${o.lp?.rates?.[i] ?? formatRate(rate)}"`, `delay = "${formatDuration(Math.max(l.up.delayUs, 100))}"`]),
       ...(o.lp?.metrics?.[i] !== undefined ? [`metric = ${o.lp.metrics[i]}`] : []),
       ...(o.lp?.budgets?.[i] !== undefined ? [`budget = "${o.lp.budgets[i]}"`] : []),
     );

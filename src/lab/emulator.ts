@@ -17,6 +17,7 @@ export const CTL_NAME = 'mpctl-linkem';
 export const MAX_DELAY_US = 60_000_000;
 export const MAX_LOSS_PPM = 1_000_000;
 export const MAX_LIMIT = 65_536;
+export const MAX_QLIMIT = 2 ** 32;
 const REQUEST_TIMEOUT_MS = 3_000;
 
 export interface DirParams {
@@ -25,6 +26,11 @@ export interface DirParams {
   lossPpm: number;
   down: boolean;
   limit?: number;
+  /** absolute path of a Mahimahi trace played by linkem's rate queue; null: none. Setting it
+   * (again) starts the trace over. */
+  trace?: string | null;
+  /** the rate queue's tail-drop limit in bytes of IP packet (0: none) */
+  qlimit?: number;
 }
 
 export interface DirStats {
@@ -39,6 +45,9 @@ export interface DirStats {
   droppedOversize: number;
   gso: number;
   queued: number;
+  /** frames and IP bytes waiting in the rate queue (trace mode) */
+  rqQueued: number;
+  rqBytes: number;
 }
 
 export interface EmulatorState {
@@ -99,14 +108,19 @@ export async function setParams(ns: string, dir: Direction | 'both', p: Partial<
     checkInt(`${ns}.${dir}.delayUs`, p.delayUs, 0, MAX_DELAY_US) ??
     checkInt(`${ns}.${dir}.jitterUs`, p.jitterUs, 0, MAX_DELAY_US) ??
     checkInt(`${ns}.${dir}.lossPpm`, p.lossPpm, 0, MAX_LOSS_PPM) ??
-    checkInt(`${ns}.${dir}.limit`, p.limit, 1, MAX_LIMIT);
+    checkInt(`${ns}.${dir}.limit`, p.limit, 1, MAX_LIMIT) ??
+    checkInt(`${ns}.${dir}.qlimit`, p.qlimit, 0, MAX_QLIMIT);
   if (bad) return err(bad);
+  if (p.trace && (!p.trace.startsWith('/') || /[\s,']/.test(p.trace)))
+    return err(configInvalid(`${ns}.${dir}.trace`, p.trace, 'must be an absolute path without spaces, commas or quotes'));
   const kv: string[] = [];
   if (p.delayUs !== undefined) kv.push(`delay_us=${p.delayUs}`);
   if (p.jitterUs !== undefined) kv.push(`jitter_us=${p.jitterUs}`);
   if (p.lossPpm !== undefined) kv.push(`loss_ppm=${p.lossPpm}`);
   if (p.down !== undefined) kv.push(`down=${p.down ? 1 : 0}`);
   if (p.limit !== undefined) kv.push(`limit=${p.limit}`);
+  if (p.qlimit !== undefined) kv.push(`qlimit=${p.qlimit}`);
+  if (p.trace !== undefined) kv.push(`trace=${p.trace ?? 'none'}`);
   const req = ['set', dir, ...kv].join(' ');
   return expectOk(await request(ns, req), req);
 }
@@ -129,12 +143,15 @@ function parseDir(v: unknown, name: string): DirParams & { stats: DirStats } {
   if (!isObj(v) || !isObj(v.stats)) throw new ShapeError(`"${name}" is not an object with "stats"`);
   const s = v.stats;
   if (typeof v.down !== 'boolean') throw new ShapeError(`"${name}.down" is not a boolean`);
+  if (v.trace !== null && typeof v.trace !== 'string') throw new ShapeError(`"${name}.trace" is not a string or null`);
   return {
     delayUs: num(v, 'delay_us'),
     jitterUs: num(v, 'jitter_us'),
     lossPpm: num(v, 'loss_ppm'),
     down: v.down,
     limit: num(v, 'limit'),
+    trace: v.trace,
+    qlimit: num(v, 'qlimit'),
     stats: {
       rxPackets: num(s, 'rx_packets'),
       rxBytes: num(s, 'rx_bytes'),
@@ -147,6 +164,8 @@ function parseDir(v: unknown, name: string): DirParams & { stats: DirStats } {
       droppedOversize: num(s, 'dropped_oversize'),
       gso: num(s, 'gso'),
       queued: num(s, 'queued'),
+      rqQueued: num(s, 'rq_queued'),
+      rqBytes: num(s, 'rq_bytes'),
     },
   };
 }

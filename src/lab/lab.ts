@@ -23,8 +23,9 @@ import { burstBytes, queueBytes, type DirSettings, type LinkSettings } from './p
 import { applyPatch, type DirPatch, type Scenario } from './scenario.js';
 import { rm } from 'node:fs/promises';
 import { logFile } from '../cli/background.js';
-import { portalInstance, startBond, stopBond } from './bond.js';
+import { portalInstance, startBond, stopBond, type BondOptions } from './bond.js';
 import { labDir, listLabs, readState, removeState, writeState, type LabState } from './state.js';
+import { hasSchedule, runTimeline } from './timeline.js';
 import { buildTopology, hostsFile, LAB_NAME_RE, linkNode, nsName, nsPrefix, vethPairs, type Topology } from './topology.js';
 
 export type Direction = 'up' | 'down';
@@ -102,10 +103,24 @@ async function configureNode(node: Topology['nodes'][number]): Promise<Result<vo
 /** Where each direction is shaped: `up` (lp → rp) leaves the isp node through `b`, `down` through `a`. */
 const egressOf = (dir: Direction): string => (dir === 'up' ? 'b' : 'a');
 
-async function applyDirection(lab: string, link: LinkSettings, dir: Direction): Promise<Result<void, MpError>> {
+/**
+ * Puts one direction's settings in place: delay, jitter, loss, outage and the trace in linkem,
+ * the rate in the tbf. Given `before` (the settings it replaces), a running trace keeps running
+ * unless `restartTrace` (a change that names the trace): linkem starts a trace over whenever it
+ * is given one.
+ */
+async function applyDirection(lab: string, link: LinkSettings, dir: Direction, before?: DirSettings, restartTrace = false): Promise<Result<void, MpError>> {
   const ns = nsName(lab, link.node);
   const d = link[dir];
-  const e = await emu.setParams(ns, dir, { delayUs: d.delayUs, jitterUs: d.jitterUs, lossPpm: d.lossPpm, down: d.down });
+  const traceChanged = before === undefined || restartTrace || before.trace?.file !== d.trace?.file;
+  const e = await emu.setParams(ns, dir, {
+    delayUs: d.delayUs,
+    jitterUs: d.jitterUs,
+    lossPpm: d.lossPpm,
+    down: d.down,
+    qlimit: d.trace ? queueBytes(d.queue, d.trace.meanBps) : 0,
+    ...(traceChanged ? { trace: d.trace?.file ?? null } : {}),
+  });
   if (e.isErr()) return err(e.error);
   const tbf =
     d.rateBps === null ? null : { rateBps: d.rateBps, burstBytes: burstBytes(d.rateBps), limitBytes: queueBytes(d.queue, d.rateBps) };
@@ -131,6 +146,11 @@ export interface UpOptions {
   ipv6Underlay?: boolean;
   /** every second link with the raw IP carrier */
   ipCarrier?: boolean;
+  /** start `mpctl lab schedule` for the links' schedules (default true; the benchmarks play
+   * the schedules themselves, from each flow's start) */
+  schedules?: boolean;
+  /** LP config extras (bond.ts BondOptions.lp) */
+  lp?: BondOptions['lp'];
 }
 
 export async function labUp(o: UpOptions): Promise<Result<LabState, MpError>> {
@@ -157,7 +177,7 @@ export async function labUp(o: UpOptions): Promise<Result<LabState, MpError>> {
     return err(built.error);
   }
   if (state.bond) {
-    const b = await startBond(o.name, state.links, { singleInterface: state.singleInterface, ipv6Underlay: o.ipv6Underlay ?? false, ipCarrier: o.ipCarrier ?? false }, mpctlPath());
+    const b = await startBond(o.name, state.links, { singleInterface: state.singleInterface, ipv6Underlay: o.ipv6Underlay ?? false, ipCarrier: o.ipCarrier ?? false, ...(o.lp ? { lp: o.lp } : {}) }, mpctlPath());
     if (b.isErr()) {
       await labDown(o.name);
       return err(b.error);
@@ -165,9 +185,29 @@ export async function labUp(o: UpOptions): Promise<Result<LabState, MpError>> {
   } else {
     await warmUp(o.name, state.links[0]);
   }
+  if ((o.schedules ?? true) && hasSchedule(state.links)) {
+    // inside inet, so `lab down` ends it with the namespace; its log is in the lab's directory
+    const pid = await spawnDetached(nsName(o.name, 'inet'), [mpctlPath(), 'lab', 'schedule', '--name', o.name], `${labDir(o.name)}/schedule.log`);
+    if (pid.isErr()) {
+      await labDown(o.name);
+      return err(pid.error);
+    }
+  }
   state.complete = true;
   await writeState(state);
   return ok(state);
+}
+
+/** `mpctl lab schedule`: plays the lab's schedules (from its state) until they end or the lab
+ * goes away; each change is logged with how late it was applied. */
+export async function labSchedule(name: string, log: (line: string) => void): Promise<Result<number, MpError>> {
+  const st = await readState(name);
+  if (st.isErr()) return err(st.error);
+  log(`schedule of lab ${name} started`);
+  return runTimeline(st.value.links, {
+    apply: (c) => labSet({ name, node: c.node, dirs: c.dirs, patch: c.patch }),
+    onApplied: (c, lateMs) => log(`${(c.atUs / 1e6).toFixed(3)} s ${c.node} ${c.dirs.join('+')} ${Object.keys(c.patch).join(',')} (applied ${lateMs.toFixed(0)} ms late)`),
+  });
 }
 
 async function build(t: Topology, state: LabState): Promise<Result<void, MpError>> {
@@ -244,8 +284,9 @@ export async function labSet(req: LabSetRequest): Promise<Result<LinkSettings, M
       message: `lab "${req.name}" has no link ${req.node} (links: ${st.value.links.map((l) => `${l.node}/${l.label}`).join(', ')})`,
     });
   for (const dir of req.dirs) {
+    const before = link[dir];
     link[dir] = applyPatch(link[dir], req.patch);
-    const r = await applyDirection(req.name, link, dir);
+    const r = await applyDirection(req.name, link, dir, before, req.patch.trace !== undefined);
     if (r.isErr()) return err(r.error);
   }
   await writeState(st.value);

@@ -4,9 +4,33 @@
 
 export type QueueSpec = { kind: 'bytes'; n: number } | { kind: 'packets'; n: number } | { kind: 'time'; us: number };
 
+/** A Mahimahi delivery-opportunity trace (one line per 1500-byte opportunity, ms timestamps,
+ * looping with the last timestamp as the period), as linkem plays it. */
+export interface TraceInfo {
+  /** absolute path (linkem reads it) */
+  file: string;
+  lines: number;
+  periodMs: number;
+  /** mean rate of the opportunities, bit/s of IP packets */
+  meanBps: number;
+}
+
+/** One timed change of a direction's settings; `atUs` from the start of the schedule. */
+export interface ScheduleStep {
+  atUs: number;
+  patch: Partial<Omit<DirSettings, 'schedule' | 'repeatUs'>>;
+}
+
 export interface DirSettings {
-  /** bits/s, null = unshaped */
+  /** bits/s, null = unshaped (tbf) */
   rateBps: number | null;
+  /** delivery opportunities from a trace (linkem's rate queue); null: none. With `rateBps`
+   * too, the tbf caps what the trace delivers. */
+  trace: TraceInfo | null;
+  /** timed changes applied while the lab runs (lab.ts: who runs them) */
+  schedule: ScheduleStep[];
+  /** the schedule starts over every `repeatUs` (null: it runs once) */
+  repeatUs: number | null;
   delayUs: number;
   jitterUs: number;
   /** loss probability in parts per million */
@@ -30,6 +54,9 @@ export const FRAME_BYTES = 1514;
 
 export const DEFAULT_DIR: DirSettings = {
   rateBps: null,
+  trace: null,
+  schedule: [],
+  repeatUs: null,
   delayUs: 0,
   jitterUs: 0,
   lossPpm: 0,
@@ -73,6 +100,53 @@ export function parseDuration(s: string | number): number | undefined {
   const v = Math.round(Number(m[1]) * (TIME_UNITS[m[2]!] ?? NaN));
   return Number.isFinite(v) && v <= 10_000_000 ? v : undefined;
 }
+
+/** A point or span of a schedule: `15s`, `1.5s`, `500ms`, `2min`, `0`; microseconds, at most a day. */
+export function parseSpan(s: string | number): number | undefined {
+  if (typeof s === 'number') return s === 0 ? 0 : undefined;
+  const t = s.trim().toLowerCase();
+  if (t === '0') return 0;
+  const m = /^(\d+(?:\.\d+)?)\s*(us|ms|s|min|h)$/.exec(t);
+  if (!m) return undefined;
+  const v = Math.round(Number(m[1]) * ({ us: 1, ms: 1e3, s: 1e6, min: 60e6, h: 3600e6 }[m[2]!] ?? NaN));
+  return Number.isFinite(v) && v <= 86_400e6 ? v : undefined;
+}
+
+/** Reads a Mahimahi trace: non-negative integer ms per line, non-decreasing, the last > 0. */
+export function parseTrace(text: string): { lines: number; periodMs: number } | string {
+  let n = 0;
+  let prev = 0;
+  for (const [i, raw] of text.split('\n').entries()) {
+    const l = raw.trim();
+    if (l === '') continue;
+    if (!/^\d{1,10}$/.test(l)) return `line ${i + 1}: "${l.slice(0, 20)}" is not a millisecond timestamp`;
+    const v = Number(l);
+    if (v < prev) return `line ${i + 1}: ${v} is before the previous line's ${prev}`;
+    prev = v;
+    n++;
+  }
+  if (n === 0 || prev === 0) return 'no delivery opportunity after 0 ms (the last line is the period)';
+  return { lines: n, periodMs: prev };
+}
+
+/** Bytes of IP packet one trace line delivers (Mahimahi's MTU-sized opportunity). */
+export const TRACE_OPP_BYTES = 1500;
+
+/** What a trace (its lines' ms, as parseTrace accepts them) delivers between `fromMs` and
+ * `toMs` after it started, looping: bit/s of IP packets. */
+export function traceWindowBps(ms: readonly number[], fromMs: number, toMs: number): number {
+  const period = ms[ms.length - 1]!;
+  let n = 0;
+  for (let c = Math.floor(fromMs / period); c * period < toMs; c++)
+    for (const t of ms) {
+      const at = c * period + t;
+      if (at > fromMs && at <= toMs) n++;
+    }
+  return (n * TRACE_OPP_BYTES * 8 * 1000) / (toMs - fromMs);
+}
+
+/** What a direction nominally carries: its rate, else its trace's mean; null: unshaped. */
+export const nominalBps = (d: DirSettings): number | null => (d.rateBps !== null && d.trace !== null ? Math.min(d.rateBps, d.trace.meanBps) : d.rateBps ?? d.trace?.meanBps ?? null);
 
 /** Loss in percent: `2%`, `0.5%`, `2` or a number (percent, as netem). Returns ppm. */
 export function parseLoss(s: string | number): number | undefined {

@@ -1,11 +1,14 @@
 // Plain-text rendering of `mpctl lab status` for people (`--json` prints LabStatus as is).
 import { formatDuration, formatLoss, formatQueue, formatRate, type DirSettings } from './params.js';
 import type { LabStatus } from './lab.js';
+import { basename } from 'node:path';
 
 function dirLine(d: DirSettings): string {
-  const parts = [formatRate(d.rateBps).padEnd(9), `delay ${formatDuration(d.delayUs)}`.padEnd(13)];
+  const rate = d.trace ? `trace ${basename(d.trace.file)} (mean ${formatRate(d.trace.meanBps)})${d.rateBps !== null ? ` ≤ ${formatRate(d.rateBps)}` : ''}` : formatRate(d.rateBps);
+  const parts = [rate.padEnd(9), `delay ${formatDuration(d.delayUs)}`.padEnd(13)];
   parts.push(`jitter ${formatDuration(d.jitterUs)}`.padEnd(14), `loss ${formatLoss(d.lossPpm)}`.padEnd(13));
   parts.push(`queue ${formatQueue(d.queue)}`.padEnd(14), d.down ? 'OUTAGE' : 'ok');
+  if (d.schedule.length) parts.push(`schedule of ${d.schedule.length} step${d.schedule.length > 1 ? 's' : ''}${d.repeatUs !== null ? ` every ${d.repeatUs / 1e6} s` : ''}`);
   return parts.join(' ');
 }
 

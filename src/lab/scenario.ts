@@ -9,9 +9,17 @@
 //   [links.up]              # … unless overridden per direction (up = lp → rp)
 //   rate   = "5mbit"
 //
-// Keys (per link or per direction): rate, delay, jitter, loss (percent), queue, outage (bool).
+//   [links.down]
+//   trace  = "lte.trace"     # Mahimahi delivery opportunities instead of a constant rate
+//   schedule = [ { at = "15s", delay = "40ms" }, { at = "30s", delay = "10ms" } ]
+//   repeat = "30s"           # the schedule starts over every 30 s
+//
+// Keys (per link or per direction): rate, delay, jitter, loss (percent), queue, outage (bool),
+// trace (file, relative to the scenario file; "none"), schedule (timed changes: `at` plus any
+// of the keys before), repeat (the schedule's period).
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { extname } from 'node:path';
+import { dirname, extname, resolve } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { err, ok, type Result } from 'neverthrow';
 import { configInvalid, type MpError } from '../errors.js';
@@ -22,8 +30,13 @@ import {
   parseLoss,
   parseQueue,
   parseRate,
+  parseSpan,
+  parseTrace,
+  TRACE_OPP_BYTES,
   type DirSettings,
   type LinkSettings,
+  type ScheduleStep,
+  type TraceInfo,
 } from './params.js';
 
 export interface Scenario {
@@ -33,8 +46,12 @@ export interface Scenario {
 /** A change to one direction's settings (from `lab set` flags or a scenario table). */
 export type DirPatch = Partial<DirSettings>;
 
-const DIR_KEYS = ['rate', 'delay', 'jitter', 'loss', 'queue', 'outage'] as const;
+/** Keys of a change (a scenario's settings, a schedule step, `lab set`). */
+const PATCH_KEYS = ['rate', 'delay', 'jitter', 'loss', 'queue', 'outage', 'trace'] as const;
+/** Keys of a direction table: a change plus its schedule. */
+const DIR_KEYS = [...PATCH_KEYS, 'schedule', 'repeat'] as const;
 const LINK_KEYS = [...DIR_KEYS, 'label', 'up', 'down'] as const;
+const STEP_KEYS = ['at', ...PATCH_KEYS] as const;
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -42,13 +59,32 @@ const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object
 export function parseDirPatch(
   raw: Record<string, unknown>,
   keyPath: (key: string) => string,
-  allowed: readonly string[] = DIR_KEYS,
+  allowed: readonly string[] = PATCH_KEYS,
+  baseDir = process.cwd(),
 ): Result<DirPatch, MpError> {
   const p: DirPatch = {};
   for (const [k, v] of Object.entries(raw)) {
     const at = keyPath(k);
     if (!allowed.includes(k)) return err(configInvalid(at, v, `unknown key (expected one of: ${allowed.join(', ')})`));
-    if (k === 'up' || k === 'down' || k === 'label') continue;
+    if (k === 'up' || k === 'down' || k === 'label' || k === 'at') continue;
+    if (k === 'schedule') {
+      const sch = parseSchedule(v, at, baseDir);
+      if (sch.isErr()) return err(sch.error);
+      p.schedule = sch.value;
+      continue;
+    }
+    if (k === 'trace') {
+      const t = loadTrace(v, at, baseDir);
+      if (t.isErr()) return err(t.error);
+      p.trace = t.value;
+      continue;
+    }
+    if (k === 'repeat') {
+      const r = parseSpan(v as string);
+      if (r === undefined || r === 0) return err(configInvalid(at, v, 'is not a period up to a day (e.g. "60s", "2min")'));
+      p.repeatUs = r;
+      continue;
+    }
     if (k === 'outage') {
       if (typeof v !== 'boolean') return err(configInvalid(at, v, 'must be true or false'));
       p.down = v;
@@ -89,11 +125,47 @@ export function parseDirPatch(
 
 export const applyPatch = (d: DirSettings, p: DirPatch): DirSettings => ({ ...d, ...p });
 
+/** `trace = "file"`: a Mahimahi trace file, read and checked now (linkem reads it again). */
+export function loadTrace(v: unknown, at: string, baseDir: string): Result<TraceInfo | null, MpError> {
+  if (typeof v !== 'string' || v.trim() === '') return err(configInvalid(at, v, 'must be a trace file name or "none"'));
+  if (v === 'none') return ok(null);
+  const file = resolve(baseDir, v);
+  if (/[\s,]/.test(file)) return err(configInvalid(at, v, 'the trace file\'s path must not contain spaces or commas'));
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    return err(configInvalid(at, v, `cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`));
+  }
+  const t = parseTrace(text);
+  if (typeof t === 'string') return err(configInvalid(at, v, `is not a Mahimahi trace: ${t}`));
+  return ok({ file, lines: t.lines, periodMs: t.periodMs, meanBps: Math.round((t.lines * TRACE_OPP_BYTES * 8) / t.periodMs) * 1000 });
+}
+
+/** `schedule = [{ at = "15s", delay = "40ms" }, …]`: steps in time order, each a change. */
+function parseSchedule(v: unknown, at: string, baseDir: string): Result<ScheduleStep[], MpError> {
+  if (!Array.isArray(v)) return err(configInvalid(at, v, 'must be an array of { at = "15s", <key> = <value>, … }'));
+  const out: ScheduleStep[] = [];
+  for (const [i, step] of v.entries()) {
+    const sat = `${at}[${i}]`;
+    if (!isObj(step)) return err(configInvalid(sat, step, 'must be a table with `at` and the settings to change'));
+    const when = step.at === undefined ? undefined : parseSpan(step.at as string);
+    if (when === undefined) return err(configInvalid(`${sat}.at`, step.at, 'is not a time from the start of the schedule (e.g. "15s", "500ms")'));
+    const prev = out[out.length - 1];
+    if (prev && when < prev.atUs) return err(configInvalid(`${sat}.at`, step.at, 'is before the previous step'));
+    const p = parseDirPatch(step, (k) => `${sat}.${k}`, STEP_KEYS, baseDir);
+    if (p.isErr()) return err(p.error);
+    if (Object.keys(p.value).length === 0) return err(configInvalid(sat, step, 'changes nothing (give a setting next to `at`)'));
+    out.push({ atUs: when, patch: p.value });
+  }
+  return ok(out);
+}
+
 export function defaultLink(k: number, label = `link${k}`): LinkSettings {
   return { node: linkNode(k), label, up: { ...DEFAULT_DIR }, down: { ...DEFAULT_DIR } };
 }
 
-export function parseScenario(raw: unknown, source: string): Result<Scenario, MpError> {
+export function parseScenario(raw: unknown, source: string, baseDir = process.cwd()): Result<Scenario, MpError> {
   if (!isObj(raw)) return err(configInvalid(source, raw, 'a scenario must be a table with a `links` array'));
   for (const k of Object.keys(raw))
     if (k !== 'links') return err(configInvalid(k, raw[k], 'unknown key (expected: links)'));
@@ -104,7 +176,7 @@ export function parseScenario(raw: unknown, source: string): Result<Scenario, Mp
   for (const [i, l] of links.entries()) {
     const at = `links[${i}]`;
     if (!isObj(l)) return err(configInvalid(at, l, 'must be a table'));
-    const both = parseDirPatch(l, (k) => `${at}.${k}`, LINK_KEYS);
+    const both = parseDirPatch(l, (k) => `${at}.${k}`, LINK_KEYS, baseDir);
     if (both.isErr()) return err(both.error);
     if (l.label !== undefined && (typeof l.label !== 'string' || !/^[\w.-]{1,16}$/.test(l.label)))
       return err(configInvalid(`${at}.label`, l.label, 'must be 1-16 letters, digits, ".", "_" or "-"'));
@@ -114,10 +186,13 @@ export function parseScenario(raw: unknown, source: string): Result<Scenario, Mp
       const sub = l[dir];
       if (sub !== undefined) {
         if (!isObj(sub)) return err(configInvalid(`${at}.${dir}`, sub, 'must be a table'));
-        const p = parseDirPatch(sub, (k) => `${at}.${dir}.${k}`);
+        const p = parseDirPatch(sub, (k) => `${at}.${dir}.${k}`, DIR_KEYS, baseDir);
         if (p.isErr()) return err(p.error);
         d = applyPatch(d, p.value);
       }
+      const last = d.schedule[d.schedule.length - 1];
+      if (d.repeatUs !== null && (!last || d.repeatUs <= last.atUs))
+        return err(configInvalid(`${at}${sub !== undefined && isObj(sub) && 'repeat' in sub ? `.${dir}` : ''}.repeat`, d.repeatUs / 1e6 + 's', last ? 'must be longer than the last step\'s `at`' : 'needs a schedule'));
       link[dir] = d;
     }
     out.push(link);
@@ -138,7 +213,7 @@ export async function loadScenario(file: string): Promise<Result<Scenario, MpErr
   } catch (e) {
     return err(configInvalid(file, text.slice(0, 40), `not valid ${extname(file) === '.json' ? 'JSON' : 'TOML'}: ${(e as Error).message.split('\n')[0]}`));
   }
-  return parseScenario(raw, file);
+  return parseScenario(raw, file, dirname(resolve(file)));
 }
 
 /**

@@ -4,7 +4,7 @@
 import { promises as fs } from 'node:fs';
 import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
-import type { LinkSettings } from './params.js';
+import { DEFAULT_DIR, type LinkSettings } from './params.js';
 
 export const LAB_RUN_DIR = process.env.MPCTL_RUN_DIR ? `${process.env.MPCTL_RUN_DIR}/lab` : '/run/mpctl/lab';
 
@@ -35,7 +35,10 @@ export async function writeState(s: LabState): Promise<void> {
 
 export async function readState(name: string): Promise<Result<LabState, MpError>> {
   try {
-    return ok(JSON.parse(await fs.readFile(stateFile(name), 'utf8')) as LabState);
+    const st = JSON.parse(await fs.readFile(stateFile(name), 'utf8')) as LabState;
+    // a lab brought up by an older mpctl has no trace or schedule keys: the defaults
+    for (const l of st.links) for (const dir of ['up', 'down'] as const) l[dir] = { ...DEFAULT_DIR, ...l[dir] };
+    return ok(st);
   } catch {
     return err({ kind: 'NotFound', what: 'lab', message: `no lab named "${name}" is up (mpctl lab up --name ${name})` });
   }

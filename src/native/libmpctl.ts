@@ -328,6 +328,23 @@ export function mapDelete(fd: MapFd, key: Buffer): Result<boolean, MpError> {
   return ok(true);
 }
 
+/** A BPF_F_MMAPABLE array mapped read-only (mapMmap): reads copy memory, no system call. */
+export type MmapHandle = number & { readonly __brand: 'MmapHandle' };
+
+export function mapMmap(fd: MapFd): Result<MmapHandle, MpError> {
+  return call('mapMmap', 'mp_map_mmap', [I32], [fd]).map((h) => h as MmapHandle);
+}
+
+/** Copies out.length bytes at `offset` of the mapped array into `out` (element i of a map of
+ * value_size v is at i * round_up(v, 8)). */
+export function mmapRead(h: MmapHandle, offset: number, out: Buffer): Result<void, MpError> {
+  return call('mmapRead', 'mp_mmap_read', [I32, U32, BUF, U32], [h, offset, out, out.length]).map(() => undefined);
+}
+
+export function munmap(h: MmapHandle): Result<void, MpError> {
+  return call('munmap', 'mp_munmap', [I32], [h]).map(() => undefined);
+}
+
 /** Open a pinned map. Owned: closeFd it when done. NotFound if nothing is pinned there. */
 export function objGet(pinnedPath: string): Result<MapFd, MpError> {
   return call('objGet', 'mp_obj_get', [S], [pinnedPath])
@@ -441,6 +458,26 @@ export function capture(ifname: string, timeoutMs: number, maxFrames = 10_000, c
     }
     return out;
   });
+}
+
+// ---- flood (the lab's attacker) ----------------------------------------------------------------
+
+/**
+ * Sends whole IP packets (one family) through a raw socket, cycling through them at `pps` for
+ * `durationMs` or until `total` went out (0: no limit); `randSrcBits` > 0 randomises the low bits
+ * of each IPv4 source address (spoofing). Blocks the calling thread; acts in its namespace.
+ * Returns how many were sent.
+ */
+export function flood(family: 4 | 6, packets: readonly Buffer[], o: { pps: number; durationMs: number; total?: number; randSrcBits?: number }): Result<number, MpError> {
+  const data = Buffer.concat(packets);
+  const lens = new Uint32Array(Math.max(1, packets.length));
+  packets.forEach((p, i) => (lens[i] = p.length));
+  return call(
+    'flood',
+    'mp_flood',
+    [I32, BUF, BUF, U32, U32, U32, U32, U32],
+    [family, data.length ? data : Buffer.alloc(1), Buffer.from(lens.buffer), packets.length, o.pps, o.durationMs, o.total ?? 0, o.randSrcBits ?? 0],
+  );
 }
 
 // ---- ethtool -----------------------------------------------------------------------------------

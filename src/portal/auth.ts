@@ -7,9 +7,11 @@
 //            portal's own counter per send key from 1 (replay class "control" in bpf/mp.h); no
 //            send key, nothing is sent (except handshake messages).
 //   receive: a control message must carry a key id we hold, a valid tag and a fresh seq (one
-//            ReplayWindow per key id), else it is dropped and counted by reason — the decap
-//            program checks the same, this is defense in depth. On the RP, the first valid
-//            message under a pending session's key id confirms it (session.ts confirmSession).
+//            ReplayWindow per key id and class: what the peer's data path signed, MP_HDR_F_DP,
+//            counts in its data sequence space), else it is dropped and counted by reason — the
+//            decap program checks the same, this is defense in depth. On the RP, the first valid
+//            message under a pending session's key id confirms it (session.ts confirmSession),
+//            and so does a probe request the data path verified and answered (`heard`).
 //
 // Sessions are timed on the monotonic clock (a wall-clock step must neither expire a session
 // early nor keep one from rekeying while the data path's keys, on CLOCK_MONOTONIC, expire);
@@ -21,7 +23,7 @@ import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
 import type { AuthConfig, PortalConfig } from '../config/types.js';
 import { configInvalid } from '../errors.js';
-import { decodeHdr, MP_HDR_LEN } from '../datapath/abi.js';
+import { decodeHdr, MP_HDR_F_DP, MP_HDR_LEN, MP_REPLAY_CLASSES } from '../datapath/abi.js';
 import { readPrivateKeyFile, type StaticKeys } from '../security/keys.js';
 import { sign, verify } from '../security/mac.js';
 import { ReplayWindow } from '../security/replay.js';
@@ -51,6 +53,9 @@ export async function loadStaticKeys(cfg: PortalConfig): Promise<Result<StaticKe
 
 /** CLOCK_MONOTONIC in ms: bpf_ktime_get_ns() / 1e6. */
 export const monoMs = (): number => Number(process.hrtime.bigint() / 1_000_000n);
+
+/** The first control seq under an adopted send key (adopt). */
+const ADOPTED_SEQ = 0x4000_0000;
 
 export const INSECURE_WARNING =
   'WARNING: insecure_no_auth = true: no handshake, no MAC, no replay protection — anyone who can reach the tunnel port can inject packets. Benchmarks only.';
@@ -102,6 +107,20 @@ export class PortalAuth {
     this.rejected[kind] = (this.rejected[kind] ?? 0) + 1;
   }
 
+  /**
+   * An adopted data path's keys (hitless restart): its sessions go on, without their handshake
+   * state, until the next handshake replaces them or they expire. Received control messages are
+   * checked against them; ours are signed with its send key from a control seq of 2^30 on: far
+   * ahead of whatever the previous process sent under it (messages per key lifetime: ~10^4), so
+   * the peer's window takes them, and still "ahead" of its top (serial arithmetic, < 2^31).
+   */
+  adopt(t: KeyTable): void {
+    if (!this.authenticated || (!t.tx && t.rx.length === 0)) return;
+    this.table = t;
+    if (t.tx) this.tx = { slot: t.tx, seq: ADOPTED_SEQ };
+    this.log(`adopted the data path's keys: send key id ${t.tx?.keyId ?? 'none'}, receive key ids ${t.rx.map((s) => s.keyId).join(',') || 'none'}`, {});
+  }
+
   /** Signs a control message for sending; null: no send key (send nothing). */
   sign(msg: Buffer): Buffer | null {
     if (!this.authenticated) return msg;
@@ -130,20 +149,26 @@ export class PortalAuth {
       this.reject('bad_mac');
       return false;
     }
-    let w = this.windows.get(slot.keyId);
+    const index = h.keyId * MP_REPLAY_CLASSES + (h.flags & MP_HDR_F_DP ? 0 : 1); // bpf/mp.h classes
+    let w = this.windows.get(index);
     if (!w || !w.key.equals(slot.key)) {
       w = { key: slot.key, window: new ReplayWindow() };
-      this.windows.set(slot.keyId, w);
+      this.windows.set(index, w);
     }
     if (!w.window.accept(h.seq)) {
       this.reject('replay');
       return false;
     }
-    if (this.sessions.pending?.keyId === h.keyId) {
-      this.log(`session key id ${h.keyId} confirmed by the LP: sending with it`, { keyId: h.keyId });
-      this.apply(confirmSession(this.sessions, h.keyId, now));
-    }
+    this.heard(h.keyId);
     return true;
+  }
+
+  /** An authentic message under key id `keyId` (checked here, or by the data path): on the RP,
+   * the LP using a pending session's key confirms it. */
+  heard(keyId: number): void {
+    if (this.sessions.pending?.keyId !== keyId) return;
+    this.log(`session key id ${keyId} confirmed by the LP: sending with it`, { keyId });
+    this.apply(confirmSession(this.sessions, keyId, this.clock()));
   }
 
   status(): SecurityStatus {
@@ -172,7 +197,7 @@ export class PortalAuth {
     const now = this.clock();
     this.sessions = expireSessions(next, now);
     this.table = keysToInstall(this.sessions, now);
-    for (const id of this.windows.keys()) if (!this.table.rx.some((s) => s.keyId === id)) this.windows.delete(id);
+    for (const i of this.windows.keys()) if (!this.table.rx.some((s) => s.keyId === Math.floor(i / MP_REPLAY_CLASSES))) this.windows.delete(i);
     const r = this.keys.install(this.table);
     if (r.isErr()) this.log('writing session keys failed', { error: r.error });
     if (this.timer) clearTimeout(this.timer);

@@ -51,6 +51,9 @@ export interface CcOptions {
   peerBudgets?: boolean;
   /** a link we send on whose data stopped arriving (fast-down.ts): the runtime marks it down */
   onLinkDead?: (linkId: number) => void;
+  /** feedback without news (no packet on any link since the last one) goes at most this often
+   * (ms; default FEEDBACK_IDLE_MS): an idle portal sends it at the probe rate, not 50 a second */
+  idleFeedbackMs?: number;
 }
 
 /** The controller as `mpctl status` shows it. */
@@ -80,6 +83,9 @@ export interface CcCounters {
 type Log = (msg: string, fields?: Record<string, unknown>) => void;
 
 export const FEEDBACK_INTERVAL_MS = 20;
+/** Feedback without news, at most this often (under controller.ts staleAfterUs: an idle link's
+ * estimate does not go stale). */
+export const FEEDBACK_IDLE_MS = 100;
 /** Each feedback message goes out on this many links (the fastest up ones). */
 export const FEEDBACK_COPIES = 2;
 /** Without an accepted feedback message for this long, any seq is accepted (peer restarted). */
@@ -97,6 +103,7 @@ export class CcLoop {
   private seq = (Math.random() * 0x1_0000_0000) >>> 0;
   private lastSeq: number | null = null;
   private lastAcceptUs = 0;
+  private lastBuiltUs = 0;
   readonly counters: CcCounters = { fbSent: 0, fbHeard: 0, fbDup: 0, fbBad: 0 };
   private failures = 0;
   readonly budgets: BudgetKeeper;
@@ -119,12 +126,13 @@ export class CcLoop {
 
   /** RP: the budget line for link `id` from a probe's allowance (PeerAllowances.onProbe), looking
    * back a round trip, the queue and two feedback intervals (the LP's reading is up to one old,
-   * our samples one apart); 300 ms before the controller knows the link. */
-  peerLine(id: number, probeSeq: number, allowanceBytes: number | null): bigint | null {
+   * our samples one apart); 300 ms before the controller knows the link. `atUs`: when the probe
+   * arrived (the data path recorded it: bpf/probe.h). */
+  peerLine(id: number, probeSeq: number, allowanceBytes: number | null, atUs: number = monoUs()): bigint | null {
     if (!this.peer) return null;
     const st = this.status(id);
     const lagMs = st && st.feedback > 0 ? st.rttMs + st.queueMs + 2 * FEEDBACK_INTERVAL_MS : 300;
-    return this.peer.onProbe(id, probeSeq, allowanceBytes, Math.min(2000, Math.max(40, lagMs)) * 1000, monoUs());
+    return this.peer.onProbe(id, probeSeq, allowanceBytes, Math.min(2000, Math.max(40, lagMs)) * 1000, atUs);
   }
 
   /** A link we send on: its controller starts from this estimate (LP: the configured rate and
@@ -201,6 +209,10 @@ export class CcLoop {
       this.prevRx.set(id, snapshotAt(cur, now));
     }
     if (records.length === 0) return [];
+    // nothing arrived anywhere since the last message: say so only at the idle rate
+    const idleUs = 1000 * Math.min(this.opts.idleFeedbackMs ?? FEEDBACK_IDLE_MS, FEEDBACK_IDLE_MS);
+    if (records.every((r) => r.packets === 0 && r.lost === 0) && now - this.lastBuiltUs < idleUs) return [];
+    this.lastBuiltUs = now;
     const usable: { id: number; owd: number; cost: number }[] = [];
     for (const id of links) {
       const cost = this.meteredCost(id);

@@ -7,7 +7,7 @@ import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
 import type { LinkConfig, PortalConfig, Prefix } from '../config/types.js';
 import * as abi from '../datapath/abi.js';
-import { bpfClose, bpfOpenLoad, mapFd, mapLookup, mapUpdate, numPossibleCpus, type MapFd, type ObjHandle } from '../native/libmpctl.js';
+import { bpfClose, bpfOpenLoad, closeFd, mapFd, mapLookup, mapMmap, mapUpdate, mmapRead, munmap, numPossibleCpus, objGet, type MapFd, type ObjHandle } from '../native/libmpctl.js';
 import type { Rtnl } from '../netlink/rtnl.js';
 import { ipFamily } from '../netlink/ip.js';
 import { packagePath } from '../paths.js';
@@ -26,8 +26,10 @@ export interface LoopConfig {
   routed: boolean;
 }
 export interface Datapath {
-  handle: ObjHandle;
-  maps: Record<'config' | 'links' | 'endpoints' | 'sched' | 'stats' | 'rx' | 'drops' | 'loop' | 'txKey' | 'rxKeys' | 'replay', MapFd>;
+  /** the loaded object (null: adopted, the maps opened from their pins; the programs that run
+   * are the previous process's, still attached) */
+  handle: ObjHandle | null;
+  maps: Record<'config' | 'links' | 'endpoints' | 'sched' | 'stats' | 'rx' | 'drops' | 'loop' | 'txKey' | 'rxKeys' | 'replay' | 'peerProbe', MapFd>;
   /** LP: the outer source address of each link id */
   sources: Map<number, string>;
   innerMtu: number;
@@ -44,23 +46,25 @@ const addr = (a: string | undefined, len?: number): abi.MpAddr =>
 
 const prefixAddr = (p: Prefix | undefined): abi.MpAddr => (p ? { family: p.family, prefixLen: p.len, addr: p.address } : abi.NO_ADDR);
 
+const MAP_NAMES = {
+  config: 'mp_config',
+  links: 'mp_links',
+  endpoints: 'mp_endpoints',
+  sched: 'mp_sched',
+  stats: 'mp_link_stats',
+  rx: 'mp_rx',
+  drops: 'mp_drops',
+  loop: 'mp_loop_stats',
+  txKey: abi.MAPS.txKey.name,
+  rxKeys: abi.MAPS.rxKeys.name,
+  replay: abi.MAPS.replay.name,
+  peerProbe: abi.MAPS.peerProbe.name,
+} as const;
+
 /** Map fds of the loaded object, by role in the ABI. */
 export function portalMaps(h: ObjHandle): Result<Datapath['maps'], MpError> {
-  const names = {
-    config: 'mp_config',
-    links: 'mp_links',
-    endpoints: 'mp_endpoints',
-    sched: 'mp_sched',
-    stats: 'mp_link_stats',
-    rx: 'mp_rx',
-    drops: 'mp_drops',
-    loop: 'mp_loop_stats',
-    txKey: abi.MAPS.txKey.name,
-    rxKeys: abi.MAPS.rxKeys.name,
-    replay: abi.MAPS.replay.name,
-  } as const;
   const out: Partial<Datapath['maps']> = {};
-  for (const [k, n] of Object.entries(names)) {
+  for (const [k, n] of Object.entries(MAP_NAMES)) {
     const fd = mapFd(h, n);
     if (fd.isErr()) return err(fd.error);
     out[k as keyof Datapath['maps']] = fd.value;
@@ -72,7 +76,27 @@ function firstAddr(facts: Record<string, string[]>, ifname: string, family: 4 | 
   return (facts[ifname] ?? []).map((a) => a.split('/')[0]!).find((a) => ipFamily(a) === family);
 }
 
-export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, facts: Record<string, string[]>): Promise<Result<Datapath, MpError>> {
+/** The maps of a running data path, opened from their pins (owned fds: close them). */
+function pinnedMaps(pinDir: string): Result<Datapath['maps'], MpError> {
+  const out: Partial<Datapath['maps']> = {};
+  for (const [k, n] of Object.entries(MAP_NAMES)) {
+    const fd = objGet(`${pinDir}/${n}`);
+    if (fd.isErr()) {
+      for (const x of Object.values(out)) closeFd(x);
+      return err(fd.error);
+    }
+    out[k as keyof Datapath['maps']] = fd.value;
+  }
+  return ok(out as Datapath['maps']);
+}
+
+/**
+ * Loads the object with its maps pinned under pinDir and writes config, links and endpoints —
+ * or, `adopt`, takes over a data path that runs without its control plane (hitless restart):
+ * its pinned maps are opened and nothing in them is rewritten (links keep their state and
+ * estimates, keys their sessions), and its programs stay attached.
+ */
+export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, facts: Record<string, string[]>, adopt = false): Promise<Result<Datapath, MpError>> {
   const links = await rt.listLinks();
   if (links.isErr()) return err(links.error);
   const byName = new Map(links.value.map((l) => [l.name, l]));
@@ -81,13 +105,17 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
     return l ? ok(l.index) : err({ kind: 'NotFound', what: 'interface', message: `no interface ${name}` });
   };
 
-  const h = bpfOpenLoad(objectPath(), pinDir);
+  const h = adopt ? ok(null) : bpfOpenLoad(objectPath(), pinDir);
   if (h.isErr()) return err(h.error);
+  const maps = h.value === null ? pinnedMaps(pinDir) : portalMaps(h.value);
+  const release = () => {
+    if (h.value !== null) bpfClose(h.value);
+    else if (maps.isOk()) for (const fd of Object.values(maps.value)) closeFd(fd);
+  };
   const fail = (e: MpError) => {
-    bpfClose(h.value);
+    release();
     return err(e);
   };
-  const maps = portalMaps(h.value);
   if (maps.isErr()) return fail(maps.error);
   const write = (fd: MapFd, i: number, v: Buffer) => mapUpdate(fd, abi.mapKey(i), v);
 
@@ -101,6 +129,7 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
       const remote = cfg.remote.find((r) => ipFamily(r) === l.family);
       if (!src || !remote) return fail({ kind: 'ConfigInvalid', path: `link[${l.id}].source`, value: src ?? null, message: `no IPv${l.family} address on ${l.interface}` });
       sources.set(l.id, src);
+      if (adopt) continue; // the running data path's links (state, estimates) stay as they are
       const linkMtu = byName.get(l.interface)?.mtu ?? 1500;
       const w = write(maps.value.links, l.id, abi.encodeLink(linkValue(l, idx.value, src, linkMtu, cfg.port)));
       if (w.isErr()) return fail(w.error);
@@ -132,11 +161,18 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
     loopIfindex: 0,
     loopMark: 0,
   };
-  const c = write(maps.value.config, 0, abi.encodeConfig(config));
+  // adopted: the config stays until setLoop writes the same one with the loop in it
+  const c = adopt ? ok(undefined) : write(maps.value.config, 0, abi.encodeConfig(config));
   if (c.isErr()) return fail(c.error);
 
   const ncpu = numPossibleCpus();
   if (ncpu.isErr()) return fail(ncpu.error);
+  const peerProbes = peerProbeReader(maps.value.peerProbe);
+  if (peerProbes.isErr()) return fail(peerProbes.error);
+  // mp_rx is read every feedback interval: as memory (BPF_F_MMAPABLE), into one buffer
+  const rxMap = mapMmap(maps.value.rx);
+  if (rxMap.isErr()) return fail(rxMap.error);
+  const rxBuf = Buffer.alloc(abi.MP_RX_SIZE);
   const readLink = (id: number): Result<abi.MpLink | null, MpError> =>
     mapLookup(maps.value.links, abi.mapKey(id), abi.MP_LINK_SIZE).map((b) => (b ? abi.decodeLink(b) : null));
   const wanIndex = wan.value;
@@ -177,8 +213,10 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
           carrier: est.carrier, // the link's carrier as the LP uses it (probes always go over UDP)
           metric: est.metric,
           mtu: innerMtu + overhead(6, 'udp'),
-          owdUs: est.owdUs,
-          rateBps: est.rateBps,
+          // a link the data path already has keeps its estimate unless ours is newer (adopted
+          // data path: the previous process's controller's output)
+          owdUs: prev && prev.ifindex !== 0 && est.peerEstimate ? prev.owdUs : est.owdUs,
+          rateBps: prev && prev.ifindex !== 0 && est.peerEstimate ? prev.rateBps : est.rateBps,
           local: addr(local),
           nexthop: abi.NO_ADDR,
           localPort: cfg.port,
@@ -198,23 +236,54 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
         if (l.value.rateBps === rateBps && l.value.owdUs === owdUs && l.value.flags === flags) return ok(undefined);
         return write(maps.value.links, id, abi.encodeLink({ ...l.value, rateBps, owdUs: Math.max(0, Math.min(owdUs, 0xffff_ffff)), flags }));
       },
-      readRx: (id) => mapLookup(maps.value.rx, abi.mapKey(id), abi.MP_RX_SIZE).map((b) => (b ? abi.decodeRx(b) : null)),
+      readRx: (id) => (id < 0 || id >= abi.MP_MAX_LINKS ? ok(null) : mmapRead(rxMap.value, id * abi.MP_RX_SIZE, rxBuf).map(() => abi.decodeRx(rxBuf))),
       txBytes: (id) =>
         mapLookup(maps.value.stats, abi.mapKey(id), abi.percpuValueSize(abi.MP_LINK_STATS_SIZE, ncpu.value)).map((b) => (b ? abi.decodeLinkStats(b, ncpu.value).txBytes : 0n)),
       owdUs: (id) => readLink(id).map((l) => (l && l.ifindex !== 0 ? l.owdUs : null)),
       sched: () => mapLookup(maps.value.sched, abi.mapKey(0), abi.MP_SCHED_SIZE).map((b) => (b ? abi.decodeSched(b) : null)),
       counters: (id) =>
         mapLookup(maps.value.stats, abi.mapKey(id), abi.percpuValueSize(abi.MP_LINK_STATS_SIZE, ncpu.value)).map((b) => (b ? abi.decodeLinkStats(b, ncpu.value) : null)),
+      peerProbes: () => peerProbes.value.read(),
       setBudget: (id, bytes) =>
         readLink(id).andThen((l) => (!l || l.ifindex === 0 || l.budgetBytes === bytes ? ok(undefined) : write(maps.value.links, id, abi.encodeLink({ ...l, budgetBytes: bytes })))),
     }),
     keysPort: () => {
       const fds = { tx: maps.value.txKey, rx: maps.value.rxKeys, replay: maps.value.replay };
-      return mapKeysPort((m, i, v) => write(fds[m], i, v));
+      return mapKeysPort(
+        (m, i, v) => write(fds[m], i, v),
+        (m, i) => mapLookup(fds[m], abi.mapKey(i), abi.MP_KEY_SIZE),
+      );
     },
-    close: () => void bpfClose(h.value),
+    close: () => {
+      peerProbes.value.close();
+      munmap(rxMap.value);
+      release();
+    },
   };
   return ok(dp);
+}
+
+/** mp_peer_probe read as memory (BPF_F_MMAPABLE): all links in one copy, no system call; an
+ * entry is decoded again only when its request count moved. */
+function peerProbeReader(fd: MapFd): Result<{ read(): Result<readonly (abi.MpPeerProbe | null)[], MpError>; close(): void }, MpError> {
+  const m = mapMmap(fd);
+  if (m.isErr()) return err(m.error);
+  const stride = abi.perCpuStride(abi.MP_PEER_PROBE.size); // array elements are 8-aligned too
+  const raw = Buffer.alloc(stride * abi.MP_MAX_LINKS);
+  const at = abi.offsetOf(abi.MP_PEER_PROBE, 'requests');
+  const out: (abi.MpPeerProbe | null)[] = new Array(abi.MP_MAX_LINKS).fill(null);
+  return ok({
+    read: () =>
+      mmapRead(m.value, 0, raw).map(() => {
+        for (let id = 0; id < abi.MP_MAX_LINKS; id++) {
+          const n = raw.readBigUInt64LE(id * stride + at);
+          if (n === 0n) out[id] = null;
+          else if (out[id]?.requests !== n) out[id] = abi.decodePeerProbe(raw.subarray(id * stride, (id + 1) * stride));
+        }
+        return out;
+      }),
+    close: () => void munmap(m.value),
+  });
 }
 
 function linkValue(l: LinkConfig, ifindex: number, src: string, mtu: number, port: number): abi.MpLink {

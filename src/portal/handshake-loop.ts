@@ -6,8 +6,14 @@
 // flow and probes need a session, so the first initiation and every retry go out on every link;
 // a rekey while links are up goes on the preferred up link only (lowest metric, then fastest).
 // All copies are one initiation (one ephemeral key, one timestamp); only mac2 differs, since a
-// cookie is bound to the link's source address. The first response completes it; a cookie
-// reply is stored for its link and the initiation re-sent there at once with mac2.
+// cookie is bound to the link's source address. The first response completes it. A cookie
+// reply is taken only if it comes from where that link's initiation went (the RP's address and
+// port) and decrypts under the initiation's mac1 (cookie.ts); it is stored for its link and the
+// same initiation re-sent there at once with mac2 (at most MAX_COOKIE_RESENDS times per link
+// and initiation). A cookie reply never replaces the pending handshake: a forged one (its key
+// derives from public values, so anyone who saw the initiation can make one) costs at most a
+// useless re-send, and the RP's real response still completes the handshake. Responses and
+// cookie replies when no handshake is pending are counted (`unsolicited-*`).
 //
 // RP (Responder): under load (more initiations per second than LoadMeter allows) an initiation
 // without a valid mac2 gets a cookie reply and no X25519 work, and each source is rate-limited
@@ -16,6 +22,11 @@
 // from. Copies of the accepted initiation arriving on other links (within HANDSHAKE_TIMEOUT_MS,
 // at most one per link) get the same response again: a response lost on one link does not cost
 // a retry, and nobody gets more than MAX_LINKS answers of 112 bytes per 168-byte initiation.
+// Cookie replies are capped at COOKIE_REPLIES_PER_S a second in all (the data path's flood.h
+// caps what reaches us per source prefix and in all, below this; this is defense in depth).
+//
+// Refused messages are counted by kind (PortalAuth.reject) and logged through a LogLimiter:
+// one line per kind per 10 s, whatever a flood sends.
 import { randomInt } from 'node:crypto';
 import { decodeHdr, MP_MAX_LINKS, MP_T_COOKIE, MP_T_HS_RESP } from '../datapath/abi.js';
 import { consumeCookieReply, cookieUsable, freshCookieSecret, LoadMeter, RateLimiter, sourceId, type Cookie, type CookieSecret } from '../security/cookie.js';
@@ -24,14 +35,23 @@ import type { StaticKeys } from '../security/keys.js';
 import { INIT, mac2Of } from '../security/messages.js';
 import { handshakeDue, HANDSHAKE_TIMEOUT_MS, nextKeyId } from '../security/session.js';
 import type { PortalAuth } from './auth.js';
+import { LogLimiter } from './log-limit.js';
+import { ipToBuffer } from '../netlink/ip.js';
 
 type Log = (msg: string, fields?: Record<string, unknown>) => void;
 
-function refused(auth: PortalAuth, log: Log, e: HandshakeError, fields: Record<string, unknown> = {}): void {
+/** Cookie replies one initiation may cause on one link (forged replies cost at most these). */
+export const MAX_COOKIE_RESENDS = 3;
+/** The RP's cap on cookie replies, all sources together. */
+export const COOKIE_REPLIES_PER_S = 1000;
+
+function refused(auth: PortalAuth, log: LogLimiter, e: HandshakeError, fields: Record<string, unknown> = {}): void {
   auth.reject(e.kind);
-  // floods are counted, not logged one by one
-  if (e.kind !== 'cookie-required' && e.kind !== 'rate-limited' && e.kind !== 'bad-mac1') log(`handshake refused: ${describeHandshakeError(e)}`, fields);
+  // a cookie reply sent is not worth a line; the rest, one line per kind per 10 s
+  if (e.kind !== 'cookie-required') log.line(e.kind, `handshake refused: ${describeHandshakeError(e)}`, fields);
 }
+
+const sameAddress = (a: string, b: string): boolean => a === b || ipToBuffer(a).equals(ipToBuffer(b));
 
 export interface InitiatorLinks {
   /** every link id, in config order */
@@ -39,10 +59,17 @@ export interface InitiatorLinks {
   /** usable links, preferred first (empty: none is up) */
   up(): number[];
   send(linkId: number, msg: Buffer): void;
+  /** where link `linkId`'s handshake messages go: its cookie replies must come from there */
+  peer(linkId: number): { address: string; port: number } | undefined;
 }
 
 export class Initiator {
   private state: InitiatorState | null = null;
+  /** the pending initiation as sent (mac2 zero) */
+  private message: Buffer | null = null;
+  /** re-sends with a cookie, per link, of the pending initiation */
+  private readonly resends = new Map<number, number>();
+  private readonly limited: LogLimiter;
   private lastInitiationAt: number | null = null;
   private lastTimestamp: Buffer | null = null;
   private readonly cookies = new Map<number, Cookie>();
@@ -54,7 +81,9 @@ export class Initiator {
     private readonly peerPublic: Buffer,
     private readonly links: InitiatorLinks,
     private readonly log: Log,
-  ) {}
+  ) {
+    this.limited = new LogLimiter(log);
+  }
 
   /** Called every probe interval: sends an initiation when one is due. */
   tick(): void {
@@ -72,6 +101,8 @@ export class Initiator {
       linkId: up[0] ?? this.links.all[0] ?? 0,
     });
     this.state = state;
+    this.message = message;
+    this.resends.clear();
     this.lastTimestamp = state.timestamp;
     this.lastInitiationAt = now;
     const on = retry || up.length === 0 ? this.links.all : [up[0]!];
@@ -79,31 +110,48 @@ export class Initiator {
     this.log(`handshake initiation key id ${state.keyId} on link${on.length > 1 ? 's' : ''} ${on.join(',')}`, { keyId: state.keyId, retry });
   }
 
-  /** A handshake message (response or cookie reply) that arrived on `linkId`. */
-  onMessage(linkId: number, msg: Buffer): void {
+  /** A handshake message (response or cookie reply) that arrived on `linkId` from `from`. */
+  onMessage(linkId: number, msg: Buffer, from: { address: string; port: number }): void {
     const type = decodeHdr(msg).type;
     const st = this.state;
-    if (!st) return; // a copy of a response already taken, or an answer to nothing: ignore
+    const what = type === MP_T_HS_RESP ? 'response' : type === MP_T_COOKIE ? 'cookie' : `type-${type}`;
+    if (!st || !this.message) {
+      // a copy of a response already taken, or an answer to nothing: counted, not logged
+      this.auth.reject(`unsolicited-${what}`);
+      return;
+    }
     const now = this.auth.now();
     if (type === MP_T_HS_RESP) {
       const r = consumeResponse(st, msg, now);
-      if (r.isErr()) return refused(this.auth, this.log, r.error, { link: linkId });
+      if (r.isErr()) return refused(this.auth, this.limited, r.error, { link: linkId });
       this.state = null;
+      this.message = null;
       this.auth.addSession(r.value);
       return;
     }
     if (type === MP_T_COOKIE) {
+      const to = this.links.peer(linkId);
+      if (!to || to.port !== from.port || !sameAddress(to.address, from.address)) {
+        this.auth.reject('cookie-wrong-source');
+        this.limited.line('cookie-wrong-source', 'cookie reply refused: not from where the initiation went', { link: linkId, from: `${from.address}:${from.port}` });
+        return;
+      }
       const c = consumeCookieReply(st, msg, now);
-      if (c.isErr()) return refused(this.auth, this.log, c.error, { link: linkId });
+      if (c.isErr()) return refused(this.auth, this.limited, c.error, { link: linkId });
+      // the pending handshake stays: the RP's response to it is still taken
       this.cookies.set(linkId, c.value);
-      this.log('the RP is under load: re-sending the initiation with its cookie', { link: linkId });
+      const n = this.resends.get(linkId) ?? 0;
+      if (n >= MAX_COOKIE_RESENDS) {
+        this.auth.reject('cookie-resend-limit');
+        return;
+      }
+      this.resends.set(linkId, n + 1);
+      this.limited.line('cookie', 'the RP is under load: re-sending the initiation with its cookie', { link: linkId });
       // the same initiation, now with mac2 for this link's source
-      const again = createInitiation(this.local, this.peerPublic, now, undefined, { keyId: st.keyId, after: this.lastTimestamp, wallMs: Date.now(), linkId });
-      this.state = again.state;
-      this.lastTimestamp = again.state.timestamp;
-      this.lastInitiationAt = now;
-      this.sendOn(linkId, again.message);
+      this.sendOn(linkId, this.message);
+      return;
     }
+    this.auth.reject(`unexpected-${what}`);
   }
 
   private sendOn(linkId: number, message: Buffer): void {
@@ -123,6 +171,8 @@ export class Responder {
   private secret: CookieSecret | null = null;
   private readonly load = new LoadMeter();
   private readonly limiter = new RateLimiter();
+  private readonly cookieCap = new RateLimiter({ perSecond: COOKIE_REPLIES_PER_S, burst: COOKIE_REPLIES_PER_S, maxSources: 1 });
+  private readonly limited: LogLimiter;
   /** the last accepted initiation (up to mac2) and its response */
   private last: { init: Buffer; response: Buffer; at: number; sources: Set<string> } | null = null;
 
@@ -130,8 +180,9 @@ export class Responder {
     private readonly auth: PortalAuth,
     private readonly local: StaticKeys,
     peerPublic: Buffer,
-    private readonly log: Log,
+    log: Log,
   ) {
+    this.limited = new LogLimiter(log);
     const p = newPeer(peerPublic);
     this.peers = new Map([[p.publicB64, p]]);
   }
@@ -158,10 +209,14 @@ export class Responder {
     });
     if (r.isErr()) {
       if (r.error.kind === 'cookie-required') {
+        if (!this.cookieCap.allow('all', now)) {
+          this.auth.reject('cookie-cap');
+          return;
+        }
         this.auth.counters.cookiesSent++;
         reply(r.error.reply);
       }
-      return refused(this.auth, this.log, r.error, { from: source });
+      return refused(this.auth, this.limited, r.error, { from: source });
     }
     const a = r.value;
     this.peers.set(a.peer.publicB64, a.peer);

@@ -14,6 +14,8 @@ import type { KeySlot, KeyTable } from '../security/session.js';
 export interface KeysPort {
   /** Makes the key maps hold `t` (idempotent). */
   install(t: KeyTable): Result<void, MpError>;
+  /** What the maps hold now (an adopted data path's sessions), on the session clock `nowMs`. */
+  read?(nowMs: number): Result<KeyTable, MpError>;
 }
 
 export type KeyMap = 'tx' | 'rx' | 'replay';
@@ -52,10 +54,42 @@ export function keyWrites(prev: Installed, t: KeyTable, nowMs: number, monoNs: b
   return { writes, installed: { tx: t.tx, rx } };
 }
 
-/** A KeysPort over the pinned maps; `write` is mapUpdate on the right fd. */
-export function mapKeysPort(write: (map: KeyMap, index: number, value: Buffer) => Result<void, MpError>): KeysPort {
+/** The valid, unexpired slots among `values` (mp_tx_key[0] first, then mp_rx_keys by id), as a
+ * KeyTable on the session clock: `nowMs` there is CLOCK_MONOTONIC `monoNs`. */
+export function tableOf(tx: Buffer | null, rx: readonly (Buffer | null)[], nowMs: number, monoNs: bigint): KeyTable {
+  const slot = (b: Buffer | null): KeySlot | null => {
+    if (!b) return null;
+    const k = abi.decodeKey(b);
+    if (!k.valid || k.id === 0 || k.expiresNs <= monoNs) return null;
+    return { keyId: k.id, key: k.key, until: nowMs + Number((k.expiresNs - monoNs) / 1_000_000n) };
+  };
+  const rxs = rx.map(slot).filter((x): x is KeySlot => x !== null);
+  return { tx: slot(tx), rx: rxs, nextChangeAt: null };
+}
+
+/** A KeysPort over the pinned maps; `write` is mapUpdate on the right fd, `lookup` a lookup. */
+export function mapKeysPort(
+  write: (map: KeyMap, index: number, value: Buffer) => Result<void, MpError>,
+  lookup?: (map: 'tx' | 'rx', index: number) => Result<Buffer | null, MpError>,
+): KeysPort {
   let installed = NOTHING_INSTALLED;
   return {
+    ...(lookup
+      ? {
+          read: (nowMs: number) => {
+            const mono = process.hrtime.bigint();
+            const tx = lookup('tx', 0);
+            if (tx.isErr()) return tx.map(() => ({ tx: null, rx: [], nextChangeAt: null }));
+            const rx: (Buffer | null)[] = [];
+            for (let id = 1; id < abi.MP_KEY_IDS; id++) {
+              const r = lookup('rx', id);
+              if (r.isErr()) return r.map(() => ({ tx: null, rx: [], nextChangeAt: null }));
+              rx.push(r.value);
+            }
+            return ok(tableOf(tx.value, rx, nowMs, mono));
+          },
+        }
+      : {}),
     install: (t) => {
       const mono = process.hrtime.bigint();
       const w = keyWrites(installed, t, Number(mono / 1_000_000n), mono);

@@ -7,8 +7,8 @@
 //         probes and liveness · "portal up"
 //   down: stop the loop · revert the undo log newest first · unpin · forget the record
 // A failed `up` reverts what it did; `up` of a running instance is a no-op.
-import { rm, writeFile } from 'node:fs/promises';
-import { readlinkSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { existsSync, readlinkSync } from 'node:fs';
 import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
 import type { PortalConfig } from '../config/types.js';
@@ -22,7 +22,7 @@ import { applyPlan, revertAll, type FilterPort, type Undo } from './apply.js';
 import { openDatapath, type Datapath } from './datapath.js';
 import { startLocal, startRemote, type AuthSetup, type Runtime } from './runtime.js';
 import { loadStaticKeys } from './auth.js';
-import { publishFile, type Published } from './status.js';
+import { publish, PUBLISH_MS, type Published } from './status.js';
 import { BPFFS_ROOT, pinDir as pinDirOf, readPortalState, removePortalState, writePortalState, type PortalState } from './state.js';
 
 export type Log = (msg: string, fields?: Record<string, unknown>) => void;
@@ -53,7 +53,7 @@ export async function planFacts(rt: Rtnl): Promise<Result<Required<PlanFacts>, M
 function filterPort(rt: Rtnl, dp: Datapath | null): FilterPort {
   return {
     attach: async (s) => {
-      if (!dp) return err({ kind: 'Bug', message: 'attach without a loaded object' });
+      if (!dp || dp.handle === null) return err({ kind: 'Bug', message: 'attach without a loaded object' });
       const idx = await rt.linkIndex(s.dev);
       if (idx.isErr()) return err(idx.error);
       return tcAttach({ handle: dp.handle, prog: s.prog, ifindex: idx.value, direction: s.direction, priority: s.priority, tcHandle: s.handle });
@@ -76,6 +76,19 @@ async function cleanup(rt: Rtnl, st: PortalState, dp: Datapath | null): Promise<
   return r;
 }
 
+/** A dead portal's record whose data path may be adopted rather than torn down: same namespace,
+ * role and config file, its maps still pinned, its filters in its undo log. */
+function adoptable(prev: PortalState, cfg: PortalConfig, configFile: string): boolean {
+  return (
+    prev.netns === currentNetns() &&
+    prev.role === cfg.role &&
+    prev.configFile === configFile &&
+    prev.pinDir === pinDirOf(cfg.instance) &&
+    existsSync(`${prev.pinDir}/mp_config`) &&
+    prev.undo.some((u) => u.kind === 'bpfFilter')
+  );
+}
+
 export async function portalUp(cfg: PortalConfig, configFile: string, log: Log): Promise<Result<RunningPortal | 'already-up', MpError>> {
   // a key problem is found before anything changes
   const keys = await loadStaticKeys(cfg);
@@ -88,14 +101,20 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
     rt.close();
     return err(e);
   };
+  let adopt: PortalState | null = null;
   if (prev.isOk()) {
     if (isAlive(prev.value.pid) && prev.value.pid !== process.pid) {
       rt.close();
       return ok('already-up');
     }
-    log('cleaning up after a portal that did not stop cleanly', { pid: prev.value.pid });
-    const c = await cleanup(rt, prev.value, null);
-    if (c.isErr()) return fail(c.error);
+    if (adoptable(prev.value, cfg, configFile)) {
+      adopt = prev.value;
+      log('adopting the running data path of a portal that did not stop (hitless restart)', { pid: prev.value.pid });
+    } else {
+      log('cleaning up after a portal that did not stop cleanly', { pid: prev.value.pid });
+      const c = await cleanup(rt, prev.value, null);
+      if (c.isErr()) return fail(c.error);
+    }
   }
   const facts = await planFacts(rt);
   if (facts.isErr()) return fail(facts.error);
@@ -107,7 +126,7 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
   const mounted = bpffsMount(BPFFS_ROOT);
   if (mounted.isErr()) return fail(mounted.error);
   const pinDir = pinDirOf(cfg.instance);
-  await rm(pinDir, { recursive: true, force: true });
+  if (!adopt) await rm(pinDir, { recursive: true, force: true });
   const state: PortalState = {
     version: 1,
     instance: cfg.instance,
@@ -117,25 +136,28 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
     startedAt: new Date().toISOString(),
     netns: currentNetns(),
     pinDir,
-    undo: [],
+    undo: adopt ? adopt.undo : [],
   };
   await writePortalState(state);
-  const dp = await openDatapath(pinDir, cfg, rt, facts.value.addresses);
+  const dp = await openDatapath(pinDir, cfg, rt, facts.value.addresses, adopt !== null);
   if (dp.isErr()) {
     await cleanup(rt, state, null);
     return fail(dp.error);
   }
-  const undo: Undo[] = [];
-  const applied = await applyPlan(
-    { rt, ns: null, filters: filterPort(rt, dp.value), record: async (l) => writePortalState({ ...state, undo: l }) },
-    plan.value.steps,
-    undo,
-  );
-  if (applied.isErr()) {
-    await cleanup(rt, { ...state, undo }, dp.value);
-    return fail(applied.error);
+  if (!adopt) {
+    // adopted: what the previous process applied is in place, its undo log is ours
+    const undo: Undo[] = [];
+    const applied = await applyPlan(
+      { rt, ns: null, filters: filterPort(rt, dp.value), record: async (l) => writePortalState({ ...state, undo: l }) },
+      plan.value.steps,
+      undo,
+    );
+    if (applied.isErr()) {
+      await cleanup(rt, { ...state, undo }, dp.value);
+      return fail(applied.error);
+    }
+    state.undo = applied.value;
   }
-  state.undo = applied.value;
   // the segmentation loop's entry exists now: tell encap where it is (bpf/loop.h)
   const loop = plan.value.loop;
   const loopIndex = await rt.linkIndex(loop.dev);
@@ -149,6 +171,7 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
     local: keys.value,
     peer: cfg.auth.mode === 'authenticated' ? Buffer.from(cfg.auth.peerPublicKey, 'base64') : null,
     keys: dp.value.keysPort(),
+    adopted: adopt !== null,
   };
   const runtime =
     cfg.role === 'local' ? await startLocal(cfg, dp.value.sources, statePort, authSetup, log) : await startRemote(cfg, statePort, authSetup, log);
@@ -156,16 +179,24 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
     await cleanup(rt, state, dp.value);
     return fail(runtime.error);
   }
-  // publish the loop's view for `mpctl status` (read-only, from any shell)
-  const publish = setInterval(() => {
+  // publish the loop's view for `mpctl status` (read-only, from any shell); its time is the
+  // control plane's last sign of life when it dies, its packet count gives `status` a rate
+  const publishing = setInterval(() => {
+    let packets = 0;
+    for (const l of runtime.value.status()) {
+      const c = statePort.counters(l.id);
+      if (c.isOk() && c.value) packets += Number(c.value.txPackets + c.value.rxPackets);
+    }
     const published: Published = {
+      time: Date.now(),
+      packets,
       links: runtime.value.status(),
       feedback: runtime.value.feedback(),
       badControl: runtime.value.badControl(),
       security: runtime.value.security(),
     };
-    void writeFile(publishFile(cfg.instance), JSON.stringify(published)).catch(() => {});
-  }, 250);
+    void publish(cfg.instance, published).catch(() => {});
+  }, PUBLISH_MS);
   let stopped = false;
   const running: RunningPortal = {
     state,
@@ -176,7 +207,7 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
     stop: async () => {
       if (stopped) return ok(undefined);
       stopped = true;
-      clearInterval(publish);
+      clearInterval(publishing);
       await runtime.value.stop();
       const r = await cleanup(rt, { ...state, undo: state.undo }, dp.value);
       rt.close();

@@ -13,8 +13,8 @@ import type { LocalConfig, RemoteConfig } from '../config/types.js';
 import { ipFamily } from '../netlink/ip.js';
 import { livenessChanges, type LinkLiveness, type LivenessParams } from './liveness.js';
 import { nextHoldMs } from './fast-down.js';
-import { answer, decodeProbe, encodeProbe, udpOverhead, type Probe } from './probe.js';
-import { decodeHdr, MP_CARRIER_IP, MP_CARRIER_UDP, MP_HDR_LEN, MP_MAX_LINKS, MP_T_COOKIE, MP_T_FEEDBACK, MP_T_HS_INIT, MP_T_HS_RESP, MP_T_PROBE } from '../datapath/abi.js';
+import { decodeProbe, encodeProbe, type Probe } from './probe.js';
+import { decodeHdr, MP_CARRIER_IP, MP_CARRIER_UDP, MP_HDR_LEN, MP_MAX_LINKS, MP_T_COOKIE, MP_T_FEEDBACK, MP_T_HS_INIT, MP_T_HS_RESP, MP_T_PROBE, type MpPeerProbe } from '../datapath/abi.js';
 import { CcLoop, FEEDBACK_INTERVAL_MS, type CcCounters, type CcDatapath, type CcStatus } from './cc.js';
 import type { StaticKeys } from '../security/keys.js';
 import { INSECURE_WARNING, PortalAuth } from './auth.js';
@@ -34,11 +34,14 @@ export interface LinkStatePort extends CcDatapath {
   learn(
     linkId: number,
     from: { address: string; port: number },
-    est: { rateBps: bigint; owdUs: number; metric: number; carrier: number; budgetBytes?: bigint },
+    est: { rateBps: bigint; owdUs: number; metric: number; carrier: number; budgetBytes?: bigint; peerEstimate?: boolean },
   ): Result<void, MpError>;
   /** the congestion controller's rate and delay for our sending direction on link `linkId`, and
    * whether pure ACKs avoid it (read-modify-write: ifindex, state and the rest stay) */
   setEstimate(linkId: number, rateBps: bigint, owdUs: number, noAcks: boolean): Result<void, MpError>;
+  /** the last probe request the data path verified and answered on each link id (bpf/probe.h,
+   * mp_peer_probe, read as memory); null: none. The array may be reused by the next call. */
+  peerProbes(): Result<readonly (MpPeerProbe | null)[], MpError>;
 }
 
 export interface LinkRuntimeStatus {
@@ -74,6 +77,8 @@ export interface AuthSetup {
   /** the peer's public key, raw (null with insecure_no_auth) */
   peer: Buffer | null;
   keys: KeysPort;
+  /** a data path adopted from a dead portal: take over its keys (PortalAuth.adopt) */
+  adopted?: boolean;
 }
 
 function portalAuth(a: AuthSetup, log: Log): PortalAuth {
@@ -81,7 +86,13 @@ function portalAuth(a: AuthSetup, log: Log): PortalAuth {
     log(INSECURE_WARNING);
     return new PortalAuth('insecure-no-auth', a.peer?.toString('base64') ?? '', a.keys, log);
   }
-  return new PortalAuth('authenticated', a.peer.toString('base64'), a.keys, log);
+  const auth = new PortalAuth('authenticated', a.peer.toString('base64'), a.keys, log);
+  if (a.adopted && a.keys.read) {
+    const t = a.keys.read(auth.now());
+    if (t.isOk()) auth.adopt(t.value);
+    else log('reading the adopted keys failed', { error: t.error });
+  }
+  return auth;
 }
 
 const isHandshake = (t: number | null) => t === MP_T_HS_INIT || t === MP_T_HS_RESP || t === MP_T_COOKIE;
@@ -269,7 +280,7 @@ export async function startLocal(
 ): Promise<Result<Runtime, MpError>> {
   const params = { intervalMs: cfg.probeIntervalMs, missed: 3 };
   const t = new Tracker(cfg.links.map((l) => l.id), port, params, log);
-  const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl, onLinkDead: (id) => t.fastDown(id) });
+  const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl, onLinkDead: (id) => t.fastDown(id), idleFeedbackMs: params.intervalMs });
   t.onUp = (id) => cc.linkUp(id);
   const auth = portalAuth(authSetup, log);
   const budgets = await budgetPersistence(cfg, cc, log);
@@ -288,6 +299,10 @@ export async function startLocal(
             const s = socks.find((x) => x.id === id);
             s?.sock.send(msg, cfg.port, s.remote, (e) => void (e ? log('handshake send failed', { link: id, error: e.message }) : s.sent(msg.length)));
           },
+          peer: (id) => {
+            const s = socks.find((x) => x.id === id);
+            return s ? { address: s.remote, port: cfg.port } : undefined;
+          },
         }, log)
       : null;
   for (const l of cfg.links) {
@@ -303,11 +318,11 @@ export async function startLocal(
       for (const x of socks) x.sock.close();
       return err(s.error);
     }
-    s.value.on('message', (msg: Buffer) => {
+    s.value.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
       cc.budgets.countControl(l.id, 'rx', controlWireBytes(msg.length, fam));
       const type = msgType(msg);
       if (isHandshake(type)) {
-        if (initiator) initiator.onMessage(l.id, msg);
+        if (initiator) initiator.onMessage(l.id, msg, rinfo);
         else t.bad++;
         return;
       }
@@ -398,18 +413,22 @@ async function budgetPersistence(cfg: LocalConfig, cc: CcLoop, log: Log): Promis
   return { restored: usage, save };
 }
 
-/** RP: sockets on the tunnel port (both families); answers handshakes and probes, learns links
- * from authenticated probes. */
+/** RP: sockets on the tunnel port (both families) for handshakes, feedback and probe replies.
+ * The LP's probe requests never reach them: the data path verifies and answers each one itself
+ * (bpf/probe.h) and records it in mp_peer_probe, which this loop reads (as memory) every 20 ms to
+ * learn each link (where it is, the LP's estimates and allowance) and hear it. When the LP's
+ * requests stop on a link (its control plane is gone: killed, restarting) the RP sends requests
+ * of its own there, which the LP's data path answers: the links stay up while data flows. */
 export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSetup: AuthSetup, log: Log): Promise<Result<Runtime, MpError>> {
   const params = { intervalMs: cfg.probeIntervalMs, missed: 3 };
   const t = new Tracker(Array.from({ length: MP_MAX_LINKS }, (_, i) => i), port, params, log);
   // links the RP never heard of stay "down" silently: only report ids seen at least once
   const seen = new Set<number>();
-  const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl, peerBudgets: true, onLinkDead: (id) => t.fastDown(id) });
+  const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl, peerBudgets: true, onLinkDead: (id) => t.fastDown(id), idleFeedbackMs: params.intervalMs });
   t.onUp = (id) => cc.linkUp(id);
   const auth = portalAuth(authSetup, log);
   const responder = auth.authenticated && authSetup.local && authSetup.peer ? new Responder(auth, authSetup.local, authSetup.peer, log) : null;
-  // where each link's probes come from: the feedback goes back there
+  // where each link's requests come from: feedback and our own requests go back there
   const endpoints = new Map<number, { address: string; port: number; sock: Socket }>();
   const socks: Socket[] = [];
   for (const [type, addr] of [
@@ -427,36 +446,84 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
         responder.onInitiation(msg, rinfo.address, rinfo.port, (b) => s.value.send(b, rinfo.port, rinfo.address));
         return;
       }
-      // nothing below (learning the link's endpoint included) happens for a forged message
       const p = takeControl(msg, type, auth, cc, t);
       if (!p) return;
-      if (p.reply) {
+      // only replies to our own requests come here (the data path answers the LP's)
+      if (!p.reply || !seen.has(p.linkId)) {
         t.bad++;
         return;
       }
-      // the probe carries the LP's static estimate; once feedback flows, our controller decides
-      const own = cc.output(p.linkId);
-      const est = own ? { rateBps: own.rateBps, owdUs: own.owdUs } : { rateBps: p.rateBps, owdUs: p.owdUs };
-      // a metered link: the LP's allowance caps our sending, written with the rest (budget.ts)
-      const line = cc.peerLine(p.linkId, p.probeSeq, p.budgetBytes ?? null);
-      const l = port.learn(p.linkId, { address: rinfo.address, port: rinfo.port }, { ...est, metric: p.metric, carrier: p.carrier, ...(line === null ? {} : { budgetBytes: line }) });
-      if (l.isErr()) {
-        log('learning link failed', { link: p.linkId, error: l.error });
-        return;
-      }
-      if (t.admin.has(p.linkId) && !seen.has(p.linkId)) t.setAdmin(p.linkId, true); // taken down before it was learned
-      seen.add(p.linkId);
-      cc.addLink(p.linkId, { rateBps: Number(p.rateBps), owdUs: p.owdUs });
-      endpoints.set(p.linkId, { address: rinfo.address, port: rinfo.port, sock: s.value });
+      t.rtt.set(p.linkId, Number(nowNs() - p.sentNs) / 1e6);
       t.hear(p.linkId);
-      const reply = auth.sign(answer(p, udpOverhead(rinfo.family === 'IPv6' ? 6 : 4), nowUs()));
-      if (reply) s.value.send(reply, rinfo.port, rinfo.address);
     });
     s.value.on('error', (e) => log('socket error', { error: e.message }));
     socks.push(s.value);
   }
-  const timer = setInterval(() => t.evaluate(), params.intervalMs);
+
+  // the LP's requests, as the data path recorded them
+  const taken = new Map<number, bigint>();
+  const lastRequestMs = new Map<number, number>();
+  const freshNs = BigInt(params.missed * params.intervalMs) * 1_000_000n;
+  let readFailed = false;
+  const onRequest = (p: Probe, from: { address: string; port: number; family: number }, atUs: number) => {
+    // the probe carries the LP's static estimate; once feedback flows, our controller decides
+    const own = cc.output(p.linkId);
+    const est = own ? { rateBps: own.rateBps, owdUs: own.owdUs } : { rateBps: p.rateBps, owdUs: p.owdUs, peerEstimate: true };
+    // a metered link: the LP's allowance caps our sending, written with the rest (budget.ts)
+    const line = cc.peerLine(p.linkId, p.probeSeq, p.budgetBytes ?? null, atUs);
+    const l = port.learn(p.linkId, from, { ...est, metric: p.metric, carrier: p.carrier, ...(line === null ? {} : { budgetBytes: line }) });
+    if (l.isErr()) {
+      log('learning link failed', { link: p.linkId, error: l.error });
+      return;
+    }
+    if (t.admin.has(p.linkId) && !seen.has(p.linkId)) t.setAdmin(p.linkId, true); // taken down before it was learned
+    seen.add(p.linkId);
+    cc.addLink(p.linkId, { rateBps: Number(p.rateBps), owdUs: p.owdUs });
+    endpoints.set(p.linkId, { address: from.address, port: from.port, sock: from.family === 6 ? socks[1]! : socks[0]! });
+    lastRequestMs.set(p.linkId, nowMs());
+    t.hear(p.linkId);
+  };
+  const takeRequests = () => {
+    const now = nowNs();
+    const all = port.peerProbes();
+    if (all.isErr()) {
+      if (!readFailed) log('mp_peer_probe read failed', { error: all.error });
+      readFailed = true;
+      return;
+    }
+    for (let id = 0; id < MP_MAX_LINKS; id++) {
+      const pp = all.value[id];
+      if (!pp || pp.requests === 0n || pp.requests === taken.get(id)) continue;
+      taken.set(id, pp.requests);
+      if (now - pp.rxNs > freshNs) continue; // from before this start: the LP may be gone
+      const p = decodeProbe(pp.msg);
+      if (!p || p.reply || p.linkId !== id) {
+        t.bad++;
+        continue;
+      }
+      auth.heard(decodeHdr(pp.msg).keyId); // the data path verified it under that key
+      onRequest(p, { address: pp.from.addr, port: pp.port, family: pp.from.family }, Number(pp.rxNs / 1000n));
+    }
+  };
+  // our own requests on links whose LP requests stopped (its control plane may be gone)
+  let ownSeq = 0;
+  const requestSilent = () => {
+    const now = nowMs();
+    ownSeq++;
+    for (const id of seen) {
+      const ep = endpoints.get(id);
+      if (!ep || now - (lastRequestMs.get(id) ?? 0) < 2 * params.intervalMs) continue;
+      const req: Probe = { linkId: id, reply: false, metric: 0, carrier: MP_CARRIER_UDP, probeSeq: ownSeq, sentNs: nowNs(), rateBps: 0n, owdUs: 0 };
+      const signed = auth.sign(encodeProbe(req, nowUs()));
+      if (signed) ep.sock.send(signed, ep.port, ep.address, (e) => void (e ? undefined : t.sent.set(id, (t.sent.get(id) ?? 0) + 1)));
+    }
+  };
+  const timer = setInterval(() => {
+    requestSilent();
+    t.evaluate();
+  }, params.intervalMs);
   const fbTimer = setInterval(() => {
+    takeRequests(); // every 20 ms: a metered link's allowance caps us within a feedback interval
     cc.tick();
     for (const fb of cc.buildFeedback([...seen], (id) => t.usable(id) && endpoints.has(id))) {
       const ep = endpoints.get(fb.linkId);

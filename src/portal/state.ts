@@ -27,9 +27,15 @@ const stateFile = (instance: string): string => `${portalDir(instance)}/state.js
 
 export async function writePortalState(s: PortalState): Promise<void> {
   await fs.mkdir(portalDir(s.instance), { recursive: true, mode: 0o700 });
-  const tmp = `${stateFile(s.instance)}.tmp`;
-  await fs.writeFile(tmp, `${JSON.stringify(s, null, 2)}\n`, { mode: 0o600 });
-  await fs.rename(tmp, stateFile(s.instance));
+  await writeFileAtomic(stateFile(s.instance), `${JSON.stringify(s, null, 2)}\n`);
+}
+
+/** Writes `text` to a temporary name in the same directory and renames it over `file`, so that
+ * a reader sees the old file or the new one, never a part. */
+export async function writeFileAtomic(file: string, text: string, mode = 0o600): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`;
+  await fs.writeFile(tmp, text, { mode });
+  await fs.rename(tmp, file);
 }
 
 export async function readPortalState(instance: string): Promise<Result<PortalState, MpError>> {

@@ -1,7 +1,7 @@
 // `mpctl status`: a read-only view of a running portal from any shell — its record, its pinned
 // maps (per-link counters, link state, drops by reason, the segmentation loop's counters) and
 // the run loop's last published state.
-import { readFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
 import * as abi from '../datapath/abi.js';
@@ -46,7 +46,7 @@ export interface LinkStatus {
 
 export interface PortalStatus {
   /** schema version of this object (docs/status-json.md); bumped only on incompatible changes */
-  version: 1;
+  version: 2;
   /** when this snapshot was read, ms since the epoch */
   time: number;
   instance: string;
@@ -54,6 +54,12 @@ export interface PortalStatus {
   pid: number;
   running: boolean;
   startedAt: string;
+  /** the run loop (probes, liveness, congestion control, handshakes): running, or since when it
+   * is gone (its last published state, ms since the epoch; null: never published) */
+  controlPlane: { running: boolean; lastSeenMs: number | null };
+  /** the BPF programs, which go on forwarding without the control plane: forwarding = some link
+   * is up in the data path; packets it carried (sent + received on all links) in the last second */
+  dataPath: { forwarding: boolean; packetsLastSecond: number };
   links: LinkStatus[];
   drops: Record<string, number>;
   /** the segmentation loop (bpf/loop.h): packets sent round it, pieces carried after it */
@@ -73,8 +79,13 @@ const STATE_NAMES: Record<number, LinkStatus['state']> = {
   [abi.MP_LINK_ADMIN_DOWN]: 'admin-down',
 };
 
-/** What the running portal publishes for `mpctl status` (runtime.json). */
+/** What the running portal publishes for `mpctl status` (runtime.json, every PUBLISH_MS,
+ * written to a temporary file and renamed: a reader never sees half of it). */
 export interface Published {
+  /** when it was published (ms since the epoch): the control plane's last sign of life */
+  time: number;
+  /** the data path's packets (sent + received, all links) then */
+  packets: number;
   links: LinkRuntimeStatus[];
   feedback: CcCounters;
   badControl: number;
@@ -82,6 +93,14 @@ export interface Published {
 }
 
 export const publishFile = (instance: string): string => `${portalDir(instance)}/runtime.json`;
+export const PUBLISH_MS = 1000;
+
+/** Publishes atomically: the reader sees the previous or the new state, never a torn one. */
+export async function publish(instance: string, p: Published): Promise<void> {
+  const file = publishFile(instance);
+  await writeFile(`${file}.tmp`, JSON.stringify(p));
+  await rename(`${file}.tmp`, file);
+}
 
 /** The LP's link names from its config file (read-only; a config edited since `up` may differ,
  *  which is why the id stays the key). The RP learns links by id only. */
@@ -95,8 +114,12 @@ async function linkNames(configFile: string): Promise<Map<number, { name: string
 /** The human-readable `mpctl status` text. */
 export function statusText(s: PortalStatus): string {
   const { loop } = s;
+  const cp = s.controlPlane.running
+    ? 'running'
+    : `not running since ${s.controlPlane.lastSeenMs === null ? 'its start' : new Date(s.controlPlane.lastSeenMs).toISOString()}`;
   return [
     `portal ${s.instance} (${s.role}) pid ${s.pid}${s.running ? '' : ' NOT RUNNING'} since ${s.startedAt}`,
+    `  control plane: ${cp}; data path: ${s.dataPath.forwarding ? 'forwarding' : 'not forwarding'}, ${s.dataPath.packetsLastSecond} packets in the last second`,
     ...s.links.map(
       (l) =>
         `  link ${l.id}${l.name ? ` ${l.name}` : ''} ${l.state.padEnd(5)} metric ${l.metric} rate ${(l.rateBps / 1e6).toFixed(1)} Mbit/s owd ${(l.owdUs / 1000).toFixed(1)} ms` +
@@ -117,6 +140,7 @@ export function statusText(s: PortalStatus): string {
       ? [
           `  session: ${s.security.mode}${s.security.peer ? ` peer ${s.security.peer}` : ''}${s.security.keyId === null ? '' : ` key ${s.security.keyId}`}` +
             `${s.security.sessionAgeMs === null ? '' : ` age ${Math.round(s.security.sessionAgeMs / 1000)} s`}, ${s.security.handshakes} handshakes, ${s.security.rekeys} rekeys`,
+          `  refused messages: ${Object.entries(s.security.rejected).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}`,
         ]
       : []),
   ].join('\n');
@@ -200,14 +224,37 @@ export async function portalStatus(instance: string): Promise<Result<PortalStatu
     const ls = lv.value ? abi.decodeLoopStats(lv.value, ncpu) : { gso: 0n, frag: 0n, back: 0n };
     const loop = { gso: Number(ls.gso), frag: Number(ls.frag), back: Number(ls.back) };
     const running = isAlive(st.value.pid);
+    const packets = (xs: LinkStatus[]) => xs.reduce((a, l) => a + l.tx.packets + l.rx.packets, 0);
+    const time = Date.now();
+    let packetsLastSecond: number;
+    if (running && published && time - published.time <= 2 * PUBLISH_MS && time > published.time) {
+      packetsLastSecond = Math.round(((packets(out) - published.packets) * 1000) / (time - published.time));
+    } else {
+      // nobody counts for us: count for a second
+      const total = async () => {
+        let n = 0;
+        for (const l of out) {
+          const v = mapLookup(stats._unsafeUnwrap(), abi.mapKey(l.id), abi.percpuValueSize(abi.MP_LINK_STATS_SIZE, ncpu));
+          const c = v.isOk() && v.value ? abi.decodeLinkStats(v.value, ncpu) : null;
+          n += Number((c?.txPackets ?? 0n) + (c?.rxPackets ?? 0n));
+        }
+        return n;
+      };
+      const t0 = Date.now();
+      const n0 = await total();
+      await new Promise((r) => setTimeout(r, 1000));
+      packetsLastSecond = Math.round(((await total()) - n0) * 1000 / Math.max(1, Date.now() - t0));
+    }
     return ok({
-      version: 1,
-      time: Date.now(),
+      version: 2,
+      time,
       instance,
       role: st.value.role,
       pid: st.value.pid,
       running,
       startedAt: st.value.startedAt,
+      controlPlane: { running, lastSeenMs: published?.time ?? null },
+      dataPath: { forwarding: out.some((l) => l.state === 'up'), packetsLastSecond },
       links: out,
       drops: dropCounts,
       loop,

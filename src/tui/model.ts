@@ -37,6 +37,11 @@ export interface View {
   role: 'local' | 'remote';
   pid: number;
   running: boolean;
+  /** when not running: the control plane's last sign of life (ms since the epoch) */
+  lastSeenMs: number | null;
+  /** the data path on its own: forwarding, and packets in the last second */
+  forwarding: boolean;
+  packetsLastSecond: number;
   uptimeMs: number;
   rows: LinkRow[];
   totals: {
@@ -116,6 +121,9 @@ export function step(m: Model, s: PortalStatus, historyLen = HISTORY): Model {
     role: s.role,
     pid: s.pid,
     running: s.running,
+    lastSeenMs: s.controlPlane.lastSeenMs,
+    forwarding: s.dataPath.forwarding,
+    packetsLastSecond: s.dataPath.packetsLastSecond,
     uptimeMs: s.time - Date.parse(s.startedAt),
     rows,
     totals: {

@@ -64,7 +64,8 @@ function Header({ v, columns }: { v: View; columns: number }) {
       {!v.running && (
         <Text color="red" bold wrap="truncate">
           {' '}
-          · PORTAL PROCESS NOT RUNNING
+          · CONTROL PLANE NOT RUNNING since {v.lastSeenMs === null ? 'its start' : new Date(v.lastSeenMs).toISOString().slice(11, 19)} · data path{' '}
+          {v.forwarding ? `forwarding, ${v.packetsLastSecond} packets in the last second` : 'not forwarding'}
         </Text>
       )}
     </Box>

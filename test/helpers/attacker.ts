@@ -5,12 +5,18 @@
 //       through them for <seconds> (0: each once); prints {"sent": n} when done
 //   ip netns exec <ns> node --import tsx test/helpers/attacker.ts listen <port> <ms> <marker hex>
 //       counts, for <ms>, the UDP datagrams to <port> (IPv4 and IPv6) that contain <marker>;
-//       prints {"received": n, "marked": m}
+//       prints {"received": n, "marked": m, "bytes": b}
+//   ip netns exec <ns> node --import tsx test/helpers/attacker.ts flood <4|6> <pps> <seconds> <rand src bits> <file>
+//       sends the whole IP packets of <file> (one hex packet per line) through a raw socket at
+//       <pps> for <seconds>, cycling; with <rand src bits> > 0 each IPv4 source's low bits are
+//       random (spoofed sources); prints {"sent": n, "startMs": t0, "endMs": t1} (wall clock)
 //
-// Plain UDP sockets: the attacker is an ordinary host on the Internet, it needs no privileges.
+// send and listen use plain UDP sockets: an ordinary host on the Internet, no privileges.
+// flood is the attacker who can spoof: a raw socket (src/native/libmpctl.ts flood).
 import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
+import { flood } from '../../src/native/libmpctl.js';
 
 async function send(host: string, port: number, pps: number, seconds: number, file: string): Promise<void> {
   const payloads = readFileSync(file, 'utf8')
@@ -43,24 +49,40 @@ async function listen(port: number, ms: number, markerHex: string): Promise<void
   const marker = Buffer.from(markerHex, 'hex');
   let received = 0;
   let marked = 0;
+  let bytes = 0;
   const socks = (['udp4', 'udp6'] as const).map((t) => {
     const s = createSocket({ type: t, ipv6Only: t === 'udp6' });
     s.on('message', (m) => {
       received++;
-      if (m.includes(marker)) marked++;
+      bytes += m.length;
+      if (marker.length && m.includes(marker)) marked++;
     });
     s.bind(port);
     return s;
   });
   await new Promise((r) => setTimeout(r, ms));
   for (const s of socks) s.close();
-  console.log(JSON.stringify({ received, marked }));
+  console.log(JSON.stringify({ received, marked, bytes }));
 }
 
 const [cmd, ...a] = process.argv.slice(2);
 if (cmd === 'send') await send(a[0]!, Number(a[1]), Number(a[2]), Number(a[3]), a[4]!);
-else if (cmd === 'listen') await listen(Number(a[0]), Number(a[1]), a[2]!);
+else if (cmd === 'listen') await listen(Number(a[0]), Number(a[1]), a[2] ?? '');
+else if (cmd === 'flood') {
+  const packets = readFileSync(a[4]!, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => Buffer.from(l.trim(), 'hex'));
+  const startMs = Date.now();
+  const r = flood(Number(a[0]) === 6 ? 6 : 4, packets, { pps: Number(a[1]), durationMs: Number(a[2]) * 1000, randSrcBits: Number(a[3]) });
+  const endMs = Date.now();
+  if (r.isErr()) {
+    console.error(JSON.stringify(r.error));
+    process.exit(1);
+  }
+  console.log(JSON.stringify({ sent: r.value, startMs, endMs }));
+}
 else {
-  console.error('usage: attacker.ts send <host> <port> <pps> <seconds> <file> | listen <port> <ms> <marker hex>');
+  console.error('usage: attacker.ts send <host> <port> <pps> <seconds> <file> | listen <port> <ms> [<marker hex>] | flood <4|6> <pps> <seconds> <rand src bits> <file>');
   process.exit(2);
 }

@@ -27,13 +27,15 @@ export interface LabOptions {
   singleInterface?: boolean;
   ipv6Underlay?: boolean;
   ipCarrier?: boolean;
+  /** start the scenario's schedules (default true, as `lab up`) */
+  schedules?: boolean;
 }
 
 export async function withLab<T>(scenario: Scenario, fn: (name: string) => Promise<T>, o: LabOptions = {}): Promise<T> {
   await reapStaleTestLabs();
   const name = uniqueLabName();
   try {
-    const up = await labUp({ name, scenario, bond: o.bond ?? false, singleInterface: o.singleInterface ?? false, ipv6Underlay: o.ipv6Underlay ?? false, ipCarrier: o.ipCarrier ?? false });
+    const up = await labUp({ name, scenario, bond: o.bond ?? false, singleInterface: o.singleInterface ?? false, ipv6Underlay: o.ipv6Underlay ?? false, ipCarrier: o.ipCarrier ?? false, schedules: o.schedules ?? true });
     if (up.isErr()) throw new Error(`lab up failed: ${JSON.stringify(up.error)}`);
     return await fn(name);
   } finally {

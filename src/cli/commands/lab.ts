@@ -2,7 +2,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../../errors.js';
-import { labDown, labExec, labSet, labStatus, labUp, listLabs, type Direction } from '../../lab/lab.js';
+import { labDown, labExec, labSchedule, labSet, labStatus, labUp, listLabs, type Direction } from '../../lab/lab.js';
 import { renderStatus } from '../../lab/render.js';
 import { labCheck, renderCheck } from '../../lab/check.js';
 import { BENCHES, renderBench, runBench, writeSummary } from '../../lab/bench.js';
@@ -88,17 +88,18 @@ const set: CommandModule = {
       .option('jitter', { type: 'string', describe: 'delay variation (no reordering), e.g. 5ms' })
       .option('loss', { type: 'string', describe: 'random loss in percent, e.g. 2%' })
       .option('queue', { type: 'string', describe: 'bottleneck queue: 100pkt, 64kb or 50ms' })
+      .option('trace', { type: 'string', describe: 'Mahimahi delivery-opportunity trace file (starts over now), or none' })
       .option('down', { type: 'boolean', describe: 'cut the link (100 % loss, in flight packets lost)' })
       .option('up', { type: 'boolean', describe: 'restore a cut link' }),
   handler: (a) =>
     run(async () => {
       if (a.down && a.up) return err({ kind: 'ConfigInvalid', path: '--down', value: true, message: '--down and --up exclude each other' });
       const raw: Record<string, unknown> = {};
-      for (const k of ['rate', 'delay', 'jitter', 'loss', 'queue'] as const) if (a[k] !== undefined) raw[k] = a[k];
+      for (const k of ['rate', 'delay', 'jitter', 'loss', 'queue', 'trace'] as const) if (a[k] !== undefined) raw[k] = a[k];
       if (a.down) raw.outage = true;
       if (a.up) raw.outage = false;
       if (Object.keys(raw).length === 0)
-        return err({ kind: 'ConfigInvalid', path: 'lab set', value: a.link, message: 'nothing to change: give --rate, --delay, --jitter, --loss, --queue, --down or --up' });
+        return err({ kind: 'ConfigInvalid', path: 'lab set', value: a.link, message: 'nothing to change: give --rate, --delay, --jitter, --loss, --queue, --trace, --down or --up' });
       const patch = parseDirPatch(raw, (k) => (k === 'outage' ? (a.down ? '--down' : '--up') : `--${k}`));
       if (patch.isErr()) return err(patch.error);
       const dirs: Direction[] = a.dir === 'both' ? ['up', 'down'] : [a.dir as Direction];
@@ -145,18 +146,32 @@ const bench: CommandModule = {
     y
       .positional('names', { type: 'string', array: true })
       .option('runs', { type: 'number', default: 3, describe: 'repetitions per figure (the median is reported)' })
-      .option('out', { type: 'string', default: 'bench-results', describe: 'directory for <name>.json, <name>.svg and summary.json' }),
+      .option('out', { type: 'string', default: 'bench-results', describe: 'directory for <name>.json, <name>.svg and summary.json' })
+      .option('seconds', { type: 'number', describe: "measured seconds per flow instead of each scenario's (short validation runs)" }),
   handler: (a) =>
     run(async () => {
       const names = (a.names as string[] | undefined)?.length ? (a.names as string[]) : [...BENCHES];
       for (const n of names) {
-        const r = await runBench(n, a.runs as number, a.out as string);
+        const r = await runBench(n, a.runs as number, a.out as string, a.seconds as number | undefined);
         if (r.isErr()) return err(r.error);
         console.log(`${renderBench(r.value.report)}
   → ${r.value.file}${r.value.plot ? `, ${r.value.plot}` : ''}`);
       }
       const s = await writeSummary(a.out as string);
       console.log(`  → ${s.file}`);
+      return ok(0);
+    }),
+};
+
+const schedule: CommandModule = {
+  command: 'schedule',
+  describe: "play the scenario's schedules on a running lab (lab up starts this itself when there are any)",
+  builder: (y) => nameOpt(y),
+  handler: (a) =>
+    run(async () => {
+      const r = await labSchedule(a.name as string, (line) => console.log(`${new Date().toISOString()} ${line}`));
+      if (r.isErr()) return err(r.error);
+      console.log(`schedule done: ${r.value} changes`);
       return ok(0);
     }),
 };
@@ -174,6 +189,6 @@ const list: CommandModule = {
 export const labCommand: CommandModule = {
   command: 'lab <command>',
   describe: 'network-namespace lab: two portals, emulated links (rate, delay, jitter, loss, outage)',
-  builder: (y) => y.command([up, down, status, set, exec, check, bench, list]).demandCommand(1),
+  builder: (y) => y.command([up, down, status, set, exec, check, bench, schedule, list]).demandCommand(1),
   handler: () => {},
 };

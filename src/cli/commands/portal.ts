@@ -26,7 +26,7 @@ import { serveMetrics } from '../../metrics/server.js';
 import { isAlive } from '../../lab/namespaces.js';
 import type { ConsolePort } from '../../tui/console.js';
 import { loadConsole } from '../../tui/load.js';
-import { logFile, startInBackground } from '../background.js';
+import { logFile, rotateOwnLog, startInBackground } from '../background.js';
 import { run } from '../run.js';
 
 /** Structured log lines for systemd / files: `time msg key=value ...`. */
@@ -64,6 +64,7 @@ async function runForeground(cfg: PortalConfig, configFile: string, readyFd: num
     return ok(0);
   }
   const p = up.value;
+  const stopRotating = await rotateOwnLog(); // the log of a background or lab portal
   const control = await serveControl(cfg.instance, { setAdmin: adminSwitch(p) });
   if (control.isErr()) logLine('control socket unavailable: admin down/up will not work', { error: control.error });
   const services: { close(): Promise<void> }[] = control.isOk() ? [control.value] : [];
@@ -90,6 +91,7 @@ async function runForeground(cfg: PortalConfig, configFile: string, readyFd: num
   const code = await new Promise<number>((resolve) => {
     const stop = async (sig: string) => {
       logLine('stopping', { signal: sig });
+      stopRotating();
       for (const s of services) await s.close();
       const r = await p.stop();
       if (r.isErr()) logLine('teardown incomplete', { error: r.error });

@@ -1,0 +1,165 @@
+// `mpctl lab bench cpu`: what the portals' processes cost (issue 11): user + system time of
+// each portal process (/proc/<pid>/stat utime + stime) over a window, as % of one core, idle
+// (3 and 16 links) and under a constant UDP load of 20, 100 and 400 Mbit/s through 2 unshaped
+// links; and the machine's softirq time (/proc/stat, % of one core: the kernel's packet work, the
+// data path included) against plain routing of the same traffic in the bare lab.
+//
+// Targets: idle <= 1 % of one core per portal with 3 links, <= 3 % with 16 links, <= 3 % per
+// portal at 100 Mbit/s through 2 links. The machine runs other work too (`host.load1` in the
+// report): figures are medians of `runs` windows.
+import { readFile } from 'node:fs/promises';
+import { err, ok, type Result } from 'neverthrow';
+import type { MpError } from '../errors.js';
+import { readPortalState } from '../portal/state.js';
+import { portalInstance, startBond, stopBond } from './bond.js';
+import { labDown, labUp, mpctlPath } from './lab.js';
+import { iperf } from './measure.js';
+import { parseScenario, type Scenario } from './scenario.js';
+import { readState } from './state.js';
+import type { SuiteFigure } from './bench-suite.js';
+
+const IDLE_S = 60;
+const LOAD_S = 20;
+const HZ = 100; // USER_HZ: the unit of /proc/<pid>/stat and /proc/stat on Linux
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+/** utime + stime of a process, ticks. */
+async function procTicks(pid: number): Promise<number> {
+  const s = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' '); // fields from 3 (state) on
+  return Number(f[11]) + Number(f[12]); // utime (14), stime (15)
+}
+
+/** The machine's softirq ticks (all CPUs). */
+async function softirqTicks(): Promise<number> {
+  const line = (await readFile('/proc/stat', 'utf8')).split('\n').find((l) => l.startsWith('cpu '))!;
+  return Number(line.trim().split(/\s+/)[7]);
+}
+
+interface Window {
+  lp: number;
+  rp: number;
+  softirq: number;
+}
+
+/** CPU over `seconds` (% of one core): both portals (null pids: the bare lab) and softirq. */
+async function measure(pids: { lp: number; rp: number } | null, seconds: number): Promise<Window> {
+  const t0 = process.hrtime.bigint();
+  const a = pids ? [await procTicks(pids.lp), await procTicks(pids.rp)] : [0, 0];
+  const s0 = await softirqTicks();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const b = pids ? [await procTicks(pids.lp), await procTicks(pids.rp)] : [0, 0];
+  const s1 = await softirqTicks();
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  const pct = (ticks: number) => Math.round(((ticks / HZ / wall) * 100) * 100) / 100;
+  return { lp: pct(b[0]! - a[0]!), rp: pct(b[1]! - a[1]!), softirq: pct(s1 - s0) };
+}
+
+async function portalPids(lab: string): Promise<Result<{ lp: number; rp: number }, MpError>> {
+  const lp = await readPortalState(portalInstance(lab, 'lp'));
+  const rp = await readPortalState(portalInstance(lab, 'rp'));
+  if (lp.isErr()) return err(lp.error);
+  if (rp.isErr()) return err(rp.error);
+  return ok({ lp: lp.value.pid, rp: rp.value.pid });
+}
+
+async function inLab<T>(name: string, sc: Scenario, bond: boolean, f: (lab: string) => Promise<Result<T, MpError>>): Promise<Result<T, MpError>> {
+  await labDown(name);
+  const up = await labUp({ name, scenario: sc, bond: false });
+  if (up.isErr()) return err(up.error);
+  try {
+    if (bond) {
+      const st = await readState(name);
+      if (st.isErr()) return err(st.error);
+      const b = await startBond(name, st.value.links, { singleInterface: false }, mpctlPath());
+      if (b.isErr()) return err(b.error);
+    }
+    const r = await f(name);
+    if (bond) await stopBond(name, mpctlPath());
+    return r;
+  } finally {
+    await labDown(name);
+  }
+}
+
+const unshaped = (n: number): Scenario => parseScenario({ links: Array.from({ length: n }, (_, i) => ({ label: `l${i + 1}` })) }, 'bench')._unsafeUnwrap();
+
+/** A UDP load of `mbit` through the lab (client → server) while `measure` runs. */
+async function underLoad(lab: string, mbit: number, pids: { lp: number; rp: number } | null): Promise<Result<Window, MpError>> {
+  const flow = iperf(lab, { server: { node: 'server', addr: '203.0.113.2' }, client: { node: 'client' }, seconds: LOAD_S + 3, udpBps: mbit * 1e6 });
+  await new Promise((r) => setTimeout(r, 2000));
+  const w = await measure(pids, LOAD_S);
+  const r = await flow;
+  if (r.isErr()) return err(r.error);
+  return ok(w);
+}
+
+export async function cpuBench(runs: number): Promise<Result<SuiteFigure[], MpError>> {
+  const figures: SuiteFigure[] = [];
+  const both = (name: string, ws: Window[], target: number | null, note: string) => {
+    for (const role of ['lp', 'rp'] as const) {
+      const xs = ws.map((w) => w[role]);
+      const m = median(xs);
+      figures.push({
+        name: `${name}: ${role.toUpperCase()} process`,
+        unit: '% of one core',
+        runs: xs,
+        median: m,
+        ...(target !== null ? { target: `≤ ${target} %`, met: m <= target } : {}),
+        note,
+      });
+    }
+  };
+  for (const n of [3, 16]) {
+    const r = await inLab('benchcpu', unshaped(n), true, async (lab) => {
+      const pids = await portalPids(lab);
+      if (pids.isErr()) return err(pids.error);
+      const ws: Window[] = [];
+      for (let i = 0; i < runs; i++) ws.push(await measure(pids.value, IDLE_S));
+      return ok(ws);
+    });
+    if (r.isErr()) return err(r.error);
+    both(`idle, ${n} links, ${IDLE_S} s`, r.value, n === 3 ? 1 : 3, 'utime + stime of the portal process');
+  }
+  const rates = [20, 100, 400];
+  const bonded = await inLab('benchcpu', unshaped(2), true, async (lab) => {
+    const pids = await portalPids(lab);
+    if (pids.isErr()) return err(pids.error);
+    const out = new Map<number, Window[]>();
+    for (const mbit of rates)
+      for (let i = 0; i < runs; i++) {
+        const w = await underLoad(lab, mbit, pids.value);
+        if (w.isErr()) return err(w.error);
+        out.set(mbit, [...(out.get(mbit) ?? []), w.value]);
+      }
+    return ok(out);
+  });
+  if (bonded.isErr()) return err(bonded.error);
+  const plain = await inLab('benchcpu', unshaped(2), false, async (lab) => {
+    const out = new Map<number, Window[]>();
+    for (const mbit of rates)
+      for (let i = 0; i < runs; i++) {
+        const w = await underLoad(lab, mbit, null);
+        if (w.isErr()) return err(w.error);
+        out.set(mbit, [...(out.get(mbit) ?? []), w.value]);
+      }
+    return ok(out);
+  });
+  if (plain.isErr()) return err(plain.error);
+  for (const mbit of rates) {
+    const ws = bonded.value.get(mbit)!;
+    both(`UDP ${mbit} Mbit/s client → server through 2 unshaped links, ${LOAD_S} s`, ws, mbit === 100 ? 3 : null, 'utime + stime of the portal process');
+    const bs = ws.map((w) => w.softirq);
+    const ps = plain.value.get(mbit)!.map((w) => w.softirq);
+    figures.push(
+      { name: `UDP ${mbit} Mbit/s: machine softirq, through the bond`, unit: '% of one core', runs: bs, median: median(bs), note: `plain routing of the same traffic: ${median(ps).toFixed(2)} %` },
+      { name: `UDP ${mbit} Mbit/s: machine softirq, plain routing (bare lab, link 1)`, unit: '% of one core', runs: ps, median: median(ps) },
+    );
+  }
+  return ok(figures);
+}

@@ -99,6 +99,7 @@ struct mp_abi_enums {
 	enum mp_role role;
 	enum mp_cfg_flags cfg_flags;
 	enum mp_link_state link_state;
+	enum mp_link_flags link_flags;
 	enum mp_carrier carrier;
 	enum mp_drop_reason drop_reason;
 	enum mp_probe_flags probe_flags;

@@ -167,12 +167,21 @@ enum mp_carrier {
 };
 
 /* mp_links[id]: one per link id, written by userland (the scheduler's inputs). */
+/* mp_link.flags */
+enum mp_link_flags {
+	/* Pure TCP ACKs avoid this link while a link without the flag is usable: the congestion
+	 * controller saw it lose packets at random or found it far slower than the best link
+	 * (portal/cc.ts). An ACK lost there costs the end host a window cut, an ACK there sets the
+	 * round trip of a link that carries little data (schedule.h). */
+	MP_LINK_F_NO_ACKS = 1 << 0,
+};
+
 struct mp_link {
 	__u32 ifindex;      /* egress device of the outer packet */
 	__u8 state;         /* enum mp_link_state */
 	__u8 carrier;       /* enum mp_carrier */
 	__u8 metric;        /* tier: a higher metric carries nothing while a lower one is up */
-	__u8 pad;
+	__u8 flags;         /* enum mp_link_flags (set by userland with the estimates) */
 	__u32 mtu;          /* outer MTU of the link (userland derives inner_mtu from it) */
 	__u32 owd_us;       /* one-way delay estimate */
 	__u64 rate_bps;     /* pacing rate estimate, bits per second (0 = unknown: treated as 1 Mbit/s) */

@@ -29,7 +29,11 @@
  * link 34.6 Mbit/s (lab, upload, one run each). Where the latest choice would land an ACK less
  * than MP_ACK_SPREAD_NS later than the earliest one (links of about the same delay), ACKs are
  * scheduled like data, so they keep being spread over links. Links with a byte budget (metered)
- * are not used for this; config `ack_path = "earliest"` (MP_CFG_ACKS_EARLIEST) turns it off.
+ * and links flagged MP_LINK_F_NO_ACKS (lossy, or far slower than the best: portal/cc.ts) are
+ * not used for ACKs at all, neither for the slowest-link rule nor when ACKs are spread like
+ * data, while a link without the flag is usable (issue 10: with ACKs on a 4 Mbit/150 ms link next
+ * to a 30 Mbit/4 ms one, every round trip carried the slow link's delay and loss); config
+ * `ack_path = "earliest"` (MP_CFG_ACKS_EARLIEST) turns the slowest-link rule off.
  *
  * Userland writes mp_links (rate, delay, state) concurrently; they are read before taking the
  * lock, because no helper may be called while holding a bpf_spin_lock. Under the lock we only
@@ -73,7 +77,7 @@ struct sched_scan {
 	__u32 owd_us[MP_MAX_LINKS];     /* one-way delay */
 	__u32 tx_ns[MP_MAX_LINKS];      /* serialisation time of this packet (capped at ~4.3 s) */
 	__u8 overhead[MP_MAX_LINKS];    /* outer header bytes the link adds */
-	__u8 metered[MP_MAX_LINKS];     /* has a byte budget: not used to slow ACKs down */
+	__u8 no_acks[MP_MAX_LINKS];     /* metered or MP_LINK_F_NO_ACKS: pure ACKs avoid it */
 };
 
 #define SCHED_UNUSABLE 0xffff
@@ -102,14 +106,26 @@ static long sched_scan_link(__u64 index, void *ctx)
 	sc->owd_us[id] = l->owd_us;
 	sc->tx_ns[id] = tx > 0xffffffffULL ? 0xffffffffU : tx;
 	sc->overhead[id] = outer_overhead(l);
-	sc->metered[id] = l->budget_bytes != 0;
+	sc->no_acks[id] = l->budget_bytes != 0 || (l->flags & MP_LINK_F_NO_ACKS);
 	if (l->metric < sc->tier)
 		sc->tier = l->metric;
 	return 0;
 }
 
-/* The latest a pure ACK may land: when the slowest unmetered link of the tier would deliver it
- * from an empty queue (plus a little slack). 0: no unmetered link, schedule it like data. */
+/* bpf_loop callback for a pure ACK: link `index` is not for ACKs (metered, MP_LINK_F_NO_ACKS),
+ * so it is as if unusable. Only called when a link for ACKs is usable in the tier. */
+static long sched_ack_mask(__u64 index, void *ctx)
+{
+	struct sched_scan *sc = ctx;
+	__u32 id = index & (MP_MAX_LINKS - 1);
+
+	if (sc->no_acks[id])
+		sc->metric[id] = SCHED_UNUSABLE;
+	return 0;
+}
+
+/* The latest a pure ACK may land: when the slowest link of the tier that may carry ACKs would
+ * deliver it from an empty queue (plus a little slack). 0: no such link, schedule it like data. */
 static __always_inline __u64 ack_arrival_limit(const struct sched_scan *sc, __u64 now)
 {
 	__u32 owd_max = 0, id;
@@ -117,7 +133,7 @@ static __always_inline __u64 ack_arrival_limit(const struct sched_scan *sc, __u6
 
 #pragma unroll
 	for (id = 0; id < MP_MAX_LINKS; id++) {
-		if (sc->metric[id] != sc->tier || sc->metered[id])
+		if (sc->metric[id] != sc->tier || sc->no_acks[id])
 			continue;
 		any = true;
 		if (sc->owd_us[id] > owd_max)
@@ -143,6 +159,8 @@ static __always_inline bool schedule(__u32 inner_len, bool pure_ack, __u64 now, 
 	if (sc.tier == SCHED_UNUSABLE)
 		return false;
 	ack_limit = pure_ack ? ack_arrival_limit(&sc, now) : 0;
+	if (ack_limit) /* a pure ACK with a link for ACKs: the others do not compete at all */
+		bpf_loop(MP_MAX_LINKS, sched_ack_mask, &sc, 0);
 
 	s = bpf_map_lookup_elem(&mp_sched, &zero);
 	if (!s)
@@ -166,7 +184,7 @@ static __always_inline bool schedule(__u32 inner_len, bool pure_ack, __u64 now, 
 			best = sc.id[id];
 		}
 		/* the latest landing within the limit (ack_limit 0: not a pure ACK) */
-		if (!sc.metered[id] && arrival - sc.tx_ns[id] <= ack_limit && arrival > ack_arrival) {
+		if (!sc.no_acks[id] && arrival - sc.tx_ns[id] <= ack_limit && arrival > ack_arrival) {
 			ack_arrival = arrival;
 			ack_start = start;
 			ack_tx = sc.tx_ns[id];

@@ -21,14 +21,14 @@ function fakeDp() {
     linkSeq: Array(MP_MAX_LINKS).fill(0),
     sentBytes: Array(MP_MAX_LINKS).fill(0n),
   };
-  const estimates: { id: number; rateBps: bigint; owdUs: number }[] = [];
+  const estimates: { id: number; rateBps: bigint; owdUs: number; noAcks?: boolean }[] = [];
   const budgets: { id: number; bytes: bigint }[] = [];
   const dp: CcDatapath = {
     readRx: () => ok(null as MpRx | null),
     txBytes: (id) => ok(counters.get(id)?.txBytes ?? 0n),
     owdUs: () => ok(10_000),
-    setEstimate: (id, rateBps, owdUs) => {
-      estimates.push({ id, rateBps, owdUs });
+    setEstimate: (id, rateBps, owdUs, noAcks) => {
+      estimates.push({ id, rateBps, owdUs, ...(noAcks ? { noAcks } : {}) });
       return ok(undefined);
     },
     sched: () => ok(sched),

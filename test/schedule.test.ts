@@ -18,6 +18,7 @@ import {
   MP_CFG_ACKS_EARLIEST,
   MP_CFG_NO_AUTH,
   MP_LINK_DOWN,
+  MP_LINK_F_NO_ACKS,
   MP_LINK_UP,
   MP_ROLE_LOCAL,
   NO_ADDR,
@@ -71,7 +72,7 @@ function reset(extraFlags = 0): void {
   );
 }
 
-function setLink(id: number, o: { metric?: number; state?: number; rateBps?: bigint; owdUs?: number; budgetBytes?: bigint } = {}): void {
+function setLink(id: number, o: { metric?: number; state?: number; rateBps?: bigint; owdUs?: number; budgetBytes?: bigint; flags?: number } = {}): void {
   obj.put(
     'links',
     id,
@@ -80,6 +81,7 @@ function setLink(id: number, o: { metric?: number; state?: number; rateBps?: big
       state: o.state ?? MP_LINK_UP,
       carrier: MP_CARRIER_UDP,
       metric: o.metric ?? 0,
+      flags: o.flags ?? 0,
       mtu: 1500,
       owdUs: o.owdUs ?? 10_000,
       rateBps: o.rateBps ?? 10_000_000n,
@@ -220,5 +222,34 @@ describe('scheduler: pure TCP ACKs take the slowest link', () => {
     mismatch(0, { rate0: 1_000_000n, rate1: 1_000_000n, owd1: 11_000 });
     const used = send(40, pureAck);
     assert.ok(on(used, 0) > 10 && on(used, 1) > 10, used.join(' '));
+  });
+
+  // issue 10: links the congestion controller flags MP_LINK_F_NO_ACKS (lossy, or far slower)
+  it('a link flagged NO_ACKS carries no pure ACK while another link is usable, and still carries data', () => {
+    // 30 Mbit/4 ms, 10 Mbit/22 ms, 4 Mbit/150 ms (flagged): ACKs on the slowest of the others
+    reset();
+    setLink(0, { rateBps: 30_000_000n, owdUs: 4_000 });
+    setLink(1, { rateBps: 10_000_000n, owdUs: 22_000 });
+    setLink(2, { rateBps: 4_000_000n, owdUs: 150_000, flags: MP_LINK_F_NO_ACKS });
+    assert.deepEqual(send(5, pureAck), [1, 1, 1, 1, 1]);
+    assert.deepEqual(send(1, segment(SYN | ACK)), [1], 'SYN-ACK');
+    // data: where it lands first, the flagged link included (busy links push it there)
+    reset();
+    setLink(0, { rateBps: 1_000_000n, owdUs: 4_000 });
+    setLink(1, { rateBps: 10_000_000n, owdUs: 1_000, flags: MP_LINK_F_NO_ACKS });
+    assert.deepEqual(send(2), [1, 1]);
+    assert.deepEqual(send(3, pureAck), [0, 0, 0], 'the fast flagged link: no ACKs, though they would land first there');
+  });
+
+  it('links of about the same delay, one lossy (flagged): ACKs are spread over the others only; all flagged: like data', () => {
+    reset();
+    for (const id of [0, 1, 2]) setLink(id, { rateBps: 1_000_000n, owdUs: 10_000 + 300 * id, flags: id === 1 ? MP_LINK_F_NO_ACKS : 0 });
+    const used = send(40, pureAck);
+    assert.equal(on(used, 1), 0, used.join(' '));
+    assert.ok(on(used, 0) > 10 && on(used, 2) > 10, used.join(' '));
+    reset();
+    for (const id of [0, 1]) setLink(id, { rateBps: 1_000_000n, owdUs: 10_000, flags: MP_LINK_F_NO_ACKS });
+    const all = send(40, pureAck);
+    assert.ok(on(all, 0) > 10 && on(all, 1) > 10, all.join(' '));
   });
 });

@@ -112,6 +112,9 @@ export interface CcParams {
   minWindowQueuedUs: number;
   /** No feedback for this long: the estimate is stale. */
   staleAfterUs: number;
+  /** A link with a standing queue that delivers less than this fraction of the estimate is
+   * over-estimated (even when the sender looks application-limited against the estimate). */
+  overEstimate: number;
 }
 
 export const DEFAULT_CC: CcParams = Object.freeze({
@@ -136,7 +139,7 @@ export const DEFAULT_CC: CcParams = Object.freeze({
   lossDecrease: 0.85,
   lossMinPackets: 3,
   lossWindowPackets: 100,
-  lossBasePackets: 2000,
+  lossBasePackets: 1000,
   rateWindowUs: 60_000,
   queueWindowUs: 40_000,
   lossWindowUs: 200_000,
@@ -145,6 +148,7 @@ export const DEFAULT_CC: CcParams = Object.freeze({
   minWindowQueuedUs: 60_000_000,
   saturatedBacklogUs: 2_000,
   staleAfterUs: 200_000,
+  overEstimate: 0.5,
 });
 
 export type Phase = 'startup' | 'drain' | 'probe_bw';
@@ -381,7 +385,10 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
   const target = queueTargetUs(s);
   const queueHigh = queueUs > target;
   const queueDeliveryBps = (qw.bytes * 8 * 1e6) / qw.us;
-  const busy = queueHigh && owdSample !== null && !qw.appLimited && (phaseGain(s) >= 1 || queueDeliveryBps < 0.9 * s.rateBps);
+  // An estimate far above what a queued link delivers is wrong whatever we sent (a configured
+  // rate 10× too high: the sender looks application-limited against it for good).
+  const sentEnough = !qw.appLimited && (phaseGain(s) >= 1 || queueDeliveryBps < 0.9 * s.rateBps);
+  const busy = queueHigh && owdSample !== null && (sentEnough || queueDeliveryBps < p.overEstimate * winBest(bw));
   // At most halved per interval: an interval in which the scheduler itself sent little on the
   // link (its traffic moved to another link) must not read as a capacity collapse to the floor,
   // from where the earliest-arrival scheduler would never send on the link again.
@@ -391,7 +398,7 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
   const gain = phaseGain(s);
   let lossBase = s.lossBase;
   const n = fb.packets + fb.lost;
-  if (s.phase === 'probe_bw' && gain === 1 && queueUs < target / 2 && n > 0) lossBase += (fb.lost / n - lossBase) * Math.min(1, n / p.lossBasePackets);
+  if (queueUs < target / 2 && queueNowUs < target / 2 && n > 0) lossBase += (fb.lost / n - lossBase) * Math.min(1, n / p.lossBasePackets);
   const lossy = isLossy(loss, lossBase, queueUs, target, p);
   s = { ...s, bw, lossBase };
 
@@ -529,11 +536,61 @@ export function outputs(states: ReadonlyMap<number, State>): Map<number, Output>
     const raw = minOwdRaw(s);
     if (raw !== null && (ref === null || ((raw - ref.raw) | 0) < 0)) ref = { raw, prop: propUs(s) };
   }
+  let clean = 0;
+  for (const s of states.values()) if (!s.stale && s.lossBase <= LOSSY) clean += s.rateBps;
   const out = new Map<number, Output>();
   for (const [id, s] of states) {
     const raw = minOwdRaw(s);
-    if (ref === null || raw === null) out.set(id, output(s));
-    else out.set(id, { rateBps: BigInt(Math.round(s.rateBps)), owdUs: Math.round(ref.prop + ((raw - ref.raw) | 0) + owdQueueUs(s)) });
+    const rateBps = BigInt(Math.round(Math.min(s.rateBps, lossyShareCap(s, clean))));
+    if (ref === null || raw === null) out.set(id, { ...output(s), rateBps });
+    else out.set(id, { rateBps, owdUs: Math.round(ref.prop + ((raw - ref.raw) | 0) + owdQueueUs(s)) });
+  }
+  return out;
+}
+
+/** The random loss a flow through the bond may inherit from its lossy links (their share of
+ * its packets × their loss rate), and the loss rate from which a link counts as lossy. */
+export const LOSS_BUDGET = 0.0005;
+const LOSSY = 6 * LOSS_BUDGET; // 0.3 %: congestion loss mistaken for random stays below
+
+/**
+ * Do no harm: a link that loses packets at random carries only the share of the traffic whose
+ * loss an end host's loss-based TCP (CUBIC: most hosts) can take, while clean links (total rate
+ * `cleanBps`) are up. 1 % random loss on a link that carried half of a CUBIC flow held the flow
+ * far below the clean link alone; at most LOSS_BUDGET / loss of the packets there (5 % at 1 %
+ * loss) costs it little; from 0.3 % (LOSSY) on, as congestion losses that slip into the learned
+ * rate stay below that. Only what the scheduler is told is capped: the controller keeps the
+ * link's estimate and its loss rate measured on what it carries. Without a clean link: no cap.
+ */
+function lossyShareCap(s: State, cleanBps: number): number {
+  if (s.lossBase <= LOSSY || cleanBps <= 0) return Infinity;
+  const share = LOSS_BUDGET / s.lossBase;
+  return Math.max(s.params.minRateBps, (cleanBps * share) / (1 - share));
+}
+
+/** A link loses this share of its packets at random (or more): pure ACKs avoid it; below the
+ * second value they may take it again. */
+export const ACK_AVOID_LOSS: readonly [number, number] = [0.005, 0.0025];
+/** A link whose rate is below the best link's divided by this: pure ACKs avoid it; above the
+ * best's divided by the second value they may take it again. */
+export const ACK_AVOID_SLOWER: readonly [number, number] = [6, 5];
+
+/**
+ * The links pure TCP ACKs should avoid (mp_link MP_LINK_F_NO_ACKS; bpf/schedule.h): those that
+ * lose packets at random (an ACK lost there is a window cut for the end host, and its round trip
+ * the slow link's), and those far slower than the best link, which carry too little data for
+ * their delay to matter to the flow. `prev`: the set of the last call (hysteresis). Whether a
+ * link of the tier remains for ACKs is the data path's business: with none, ACKs go like data.
+ */
+export function ackAvoid(states: ReadonlyMap<number, State>, prev: ReadonlySet<number>): Set<number> {
+  let best = 0;
+  for (const s of states.values()) if (!s.stale) best = Math.max(best, bwBps(s));
+  const out = new Set<number>();
+  for (const [id, s] of states) {
+    const k = prev.has(id) ? 1 : 0;
+    const lossy = s.lossBase > ACK_AVOID_LOSS[k];
+    const slow = bwBps(s) * ACK_AVOID_SLOWER[k] < best;
+    if (lossy || slow) out.add(id);
   }
   return out;
 }

@@ -34,7 +34,7 @@ export const DEFAULTS = {
   probe_interval: '100ms',
   carrier: 'udp',
   metric: 0,
-  rate: '100mbit',
+  rate: '10mbit', // absent: discovered, from this start
   delay: '10ms',
   budget: 0,
   budget_period: 'monthly',

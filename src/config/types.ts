@@ -34,9 +34,10 @@ export interface LinkConfig {
   source?: string;
   carrier: 'udp' | 'ip';
   metric: number;
-  /** static rate estimate in bit/s (the congestion controller replaces it) */
+  /** starting rate estimate in bit/s, a hint only (the congestion controller discovers the
+   * link's capacity from it, up or down; absent in the config: 10 Mbit/s) */
   rateBps: number;
-  /** static one-way delay estimate in µs */
+  /** starting one-way delay estimate in µs (measured afterwards) */
   delayUs: number;
   /** optional byte budget for metered links (0 = unlimited) */
   budgetBytes: number;

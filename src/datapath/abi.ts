@@ -60,6 +60,9 @@ export const MP_LINK_UP = 1;
 export const MP_LINK_DOWN = 2;
 export const MP_LINK_ADMIN_DOWN = 3;
 
+/** enum mp_link_flags: mp_link.flags. Pure TCP ACKs avoid the link (lossy or far slower). */
+export const MP_LINK_F_NO_ACKS = 1 << 0;
+
 /** enum mp_carrier: mp_link.carrier. */
 export const MP_CARRIER_UDP = 0;
 export const MP_CARRIER_IP = 1;
@@ -109,6 +112,7 @@ export const ENUMS: Record<string, Record<string, number>> = {
   mp_role: { MP_ROLE_LOCAL, MP_ROLE_REMOTE },
   mp_cfg_flags: { MP_CFG_SINGLE_IF, MP_CFG_DEC_TTL, MP_CFG_LOOP_FRAG, MP_CFG_NO_AUTH, MP_CFG_ACKS_EARLIEST },
   mp_link_state: { MP_LINK_UNUSED, MP_LINK_UP, MP_LINK_DOWN, MP_LINK_ADMIN_DOWN },
+  mp_link_flags: { MP_LINK_F_NO_ACKS },
   mp_carrier: { MP_CARRIER_UDP, MP_CARRIER_IP },
   mp_hdr_flags: { MP_HDR_F_DP },
   mp_probe_flags: { MP_PROBE_F_BUDGET, MP_PROBE_F_ADMIN_DOWN, MP_PROBE_F_PMTU },
@@ -164,7 +168,7 @@ export const MP_CONFIG = layout('mp_config', 92, [
 ]);
 // prettier-ignore
 export const MP_LINK = layout('mp_link', 80, [
-  ['ifindex', 0, 4], ['state', 4, 1], ['carrier', 5, 1], ['metric', 6, 1], ['pad', 7, 1],
+  ['ifindex', 0, 4], ['state', 4, 1], ['carrier', 5, 1], ['metric', 6, 1], ['flags', 7, 1],
   ['mtu', 8, 4], ['owd_us', 12, 4], ['rate_bps', 16, 8], ['local', 24, 20], ['nexthop', 44, 20],
   ['local_port_be', 64, 2], ['pad2', 66, 2], ['pad3', 68, 4], ['budget_bytes', 72, 8],
 ]);
@@ -396,6 +400,8 @@ export interface MpLink {
   carrier: number;
   /** Tier: lower is preferred. */
   metric: number;
+  /** MP_LINK_F_* (absent: 0). */
+  flags?: number;
   /** Outer MTU of the link. */
   mtu: number;
   /** One-way delay estimate, µs. */
@@ -419,6 +425,7 @@ export function encodeLink(l: MpLink): Buffer {
   b.writeUInt8(l.state, f('state'));
   b.writeUInt8(l.carrier, f('carrier'));
   b.writeUInt8(l.metric, f('metric'));
+  b.writeUInt8(l.flags ?? 0, f('flags'));
   b.writeUInt32LE(l.mtu, f('mtu'));
   b.writeUInt32LE(l.owdUs, f('owd_us'));
   b.writeBigUInt64LE(l.rateBps, f('rate_bps'));
@@ -436,6 +443,7 @@ export function decodeLink(b: Buffer): MpLink {
     state: b.readUInt8(f('state')),
     carrier: b.readUInt8(f('carrier')),
     metric: b.readUInt8(f('metric')),
+    flags: b.readUInt8(f('flags')),
     mtu: b.readUInt32LE(f('mtu')),
     owdUs: b.readUInt32LE(f('owd_us')),
     rateBps: b.readBigUInt64LE(f('rate_bps')),

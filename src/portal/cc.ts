@@ -38,7 +38,8 @@ export interface CcDatapath extends BudgetDatapath {
   txBytes(linkId: number): Result<bigint, MpError>;
   /** The link's current one-way-delay estimate in our sending direction (null: no link). */
   owdUs(linkId: number): Result<number | null, MpError>;
-  setEstimate(linkId: number, rateBps: bigint, owdUs: number): Result<void, MpError>;
+  /** noAcks: pure TCP ACKs avoid the link (mp_link MP_LINK_F_NO_ACKS, cc.ackAvoid). */
+  setEstimate(linkId: number, rateBps: bigint, owdUs: number, noAcks: boolean): Result<void, MpError>;
   /** The scheduler's state (busy_until per link); null: not there. */
   sched(): Result<MpSched | null, MpError>;
 }
@@ -111,6 +112,8 @@ export class CcLoop {
   private readonly fastDown = new FastDown();
   /** links that came back up, and the scheduler's sequence number on them at that moment */
   private readonly restartSeq = new Map<number, number>();
+  /** links pure ACKs avoid (cc.ackAvoid), as last written */
+  private noAcks = new Set<number>();
 
   constructor(
     private readonly dp: CcDatapath,
@@ -335,9 +338,10 @@ export class CcLoop {
 
   private write(): void {
     if (this.opts.adaptive === false) return;
+    this.noAcks = cc.ackAvoid(this.states, this.noAcks);
     for (const [id, o] of cc.outputs(this.states)) {
       if (!this.active(id)) continue; // keep the static estimate until feedback arrives
-      const w = this.dp.setEstimate(id, o.rateBps, o.owdUs);
+      const w = this.dp.setEstimate(id, o.rateBps, o.owdUs, this.noAcks.has(id));
       if (w.isErr()) this.fail('link estimate write failed', { link: id, error: w.error });
     }
   }

@@ -228,26 +228,28 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
           localPort: cfg.port,
           // the LP's allowance for our sending (budget.ts PeerAllowances); absent: the line stays
           budgetBytes: est.budgetBytes ?? prev?.budgetBytes ?? 0n,
+          flags: prev?.flags ?? 0, // the controller's (setEstimate)
         });
         const w = write(maps.value.links, id, l);
         if (w.isErr()) return err(w.error);
         written.delete(id);
         return write(maps.value.endpoints, id, abi.encodeEndpoint({ addr: addr(from.address.replace(/^::ffff:/, '')), port: from.port, valid: true, updatedNs: 0n }));
       },
-      setEstimate: (id, rateBps, owdUs) => {
+      setEstimate: (id, rateBps, owdUs, noAcks) => {
         // what this process last wrote: an unchanged estimate costs no map read (only learn
         // below writes rate and delay besides this)
         const owd = Math.max(0, Math.min(owdUs, 0xffff_ffff));
-        const key = `${rateBps}/${owd}`;
+        const key = `${rateBps}/${owd}/${noAcks ? 1 : 0}`;
         if (written.get(id) === key) return ok(undefined);
         const l = readLink(id);
         if (l.isErr()) return err(l.error);
         if (!l.value || l.value.ifindex === 0) return ok(undefined); // not configured / learned
-        if (l.value.rateBps === rateBps && l.value.owdUs === owd) {
+        const flags = ((l.value.flags ?? 0) & ~abi.MP_LINK_F_NO_ACKS) | (noAcks ? abi.MP_LINK_F_NO_ACKS : 0);
+        if (l.value.rateBps === rateBps && l.value.owdUs === owd && l.value.flags === flags) {
           written.set(id, key);
           return ok(undefined);
         }
-        const w = write(maps.value.links, id, abi.encodeLink({ ...l.value, rateBps, owdUs: owd }));
+        const w = write(maps.value.links, id, abi.encodeLink({ ...l.value, rateBps, owdUs: owd, flags }));
         if (w.isOk()) written.set(id, key);
         return w;
       },

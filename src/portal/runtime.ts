@@ -36,9 +36,9 @@ export interface LinkStatePort extends CcDatapath {
     from: { address: string; port: number },
     est: { rateBps: bigint; owdUs: number; metric: number; carrier: number; budgetBytes?: bigint; peerEstimate?: boolean },
   ): Result<void, MpError>;
-  /** the congestion controller's rate and delay for our sending direction on link `linkId`
-   * (read-modify-write: ifindex, state and the rest stay) */
-  setEstimate(linkId: number, rateBps: bigint, owdUs: number): Result<void, MpError>;
+  /** the congestion controller's rate and delay for our sending direction on link `linkId`, and
+   * whether pure ACKs avoid it (read-modify-write: ifindex, state and the rest stay) */
+  setEstimate(linkId: number, rateBps: bigint, owdUs: number, noAcks: boolean): Result<void, MpError>;
   /** the last probe request the data path verified and answered on each link id (bpf/probe.h,
    * mp_peer_probe, read as memory); null: none. The array may be reused by the next call. */
   peerProbes(): Result<readonly (MpPeerProbe | null)[], MpError>;

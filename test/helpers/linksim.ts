@@ -46,6 +46,74 @@ export interface SimOptions {
   /** Per-interval min/max OWD from the data path (default: only the last sample, as mp_rx). */
   owdMinMax?: boolean;
   seed?: number;
+  /** A TCP-like window-limited source instead of the backlogged one (see TcpSource). */
+  tcp?: { beta?: number; maxWindowBytes?: number };
+}
+
+/**
+ * A window-limited source like an end host's TCP CUBIC: at most cwnd bytes in flight, a packet
+ * acknowledged after it arrived plus its link's reverse delay, slow start to the first loss, then
+ * CUBIC's window growth (RFC 9438: W(t) = C (t − K)³ + W_max) and × beta on a loss (once per
+ * round trip). A loss (tail drop or random) is
+ * noticed when the packet would have been acknowledged. It does not care about reordering.
+ * What matters here: unlike the backlogged source it sends what its window allows, not what the
+ * links' estimates say, so a link whose estimate is too high looks application-limited.
+ */
+class TcpSource {
+  cwnd: number;
+  private ssthresh = Infinity;
+  private lastCutUs = -Infinity;
+  private srttUs = 0;
+  /** CUBIC: the window before the last cut (packets) and K (s). */
+  private wMax = 0;
+  private kS = 0;
+  inflight = 0;
+  /** Acknowledgements (or loss notices) to come, in time order. */
+  readonly acks: { atUs: number; bytes: number; lost: boolean; sentUs: number }[] = [];
+
+  constructor(
+    private readonly size: number,
+    private readonly beta: number,
+    private readonly maxWindow: number,
+  ) {
+    this.cwnd = 10 * size;
+  }
+
+  canSend(): boolean {
+    return this.inflight + this.size <= this.cwnd;
+  }
+
+  sent(atUs: number, ackAtUs: number, lost: boolean): void {
+    this.inflight += this.size;
+    let k = this.acks.length;
+    while (k > 0 && this.acks[k - 1]!.atUs > ackAtUs) k--;
+    this.acks.splice(k, 0, { atUs: ackAtUs, bytes: this.size, lost, sentUs: atUs });
+  }
+
+  ack(): void {
+    const a = this.acks.shift()!;
+    this.inflight -= a.bytes;
+    const rtt = a.atUs - a.sentUs;
+    this.srttUs = this.srttUs === 0 ? rtt : 0.875 * this.srttUs + 0.125 * rtt;
+    if (a.lost) {
+      if (a.atUs - this.lastCutUs > this.srttUs) {
+        this.wMax = this.cwnd / this.size;
+        this.kS = Math.cbrt((this.wMax * (1 - this.beta)) / 0.4);
+        this.cwnd = Math.max(2 * this.size, this.cwnd * this.beta);
+        this.ssthresh = this.cwnd;
+        this.lastCutUs = a.atUs;
+      }
+      return;
+    }
+    let grow: number;
+    if (this.cwnd < this.ssthresh) grow = a.bytes;
+    else {
+      const t = (a.atUs - this.lastCutUs + this.srttUs) / 1e6;
+      const target = (0.4 * (t - this.kS) ** 3 + this.wMax) * this.size;
+      grow = Math.max((this.size * a.bytes) / this.cwnd / 2, target > this.cwnd ? ((target - this.cwnd) * a.bytes) / this.cwnd : 0);
+    }
+    this.cwnd = Math.min(this.maxWindow, this.cwnd + grow);
+  }
 }
 
 /** One feedback interval of one link (receiver side, true values) and the sender's view. */
@@ -115,21 +183,23 @@ class Bottleneck {
     return typeof this.l.rateBps === 'function' ? this.l.rateBps(tUs) : this.l.rateBps;
   }
 
-  send(tUs: number, bytes: number, linkSeq: number, tsUs: number): void {
+  /** When the packet arrives (null: dropped or lost). */
+  send(tUs: number, bytes: number, linkSeq: number, tsUs: number): number | null {
     while (this.inQueue.length > 0 && this.inQueue[0]!.depUs <= tUs) this.queued -= this.inQueue.shift()!.bytes;
     if (this.queued + bytes > this.l.queueBytes) {
       this.drops++;
-      return;
+      return null;
     }
     const start = Math.max(tUs, this.lastDepUs);
     const dep = start + (bytes * 8 * 1e6) / this.rateAt(start);
     this.lastDepUs = dep;
     this.inQueue.push({ depUs: dep, bytes });
     this.queued += bytes;
-    if (this.l.loss && this.rnd() < this.l.loss) return; // lost on the wire, after the queue
+    if (this.l.loss && this.rnd() < this.l.loss) return null; // lost on the wire, after the queue
     const arr = Math.max(dep + this.l.propUs + (this.l.jitterUs ? this.rnd() * this.l.jitterUs : 0), this.lastArrUs);
     this.lastArrUs = arr;
     this.arrivals.push({ atUs: arr, bytes, linkSeq, tsUs, queueUs: start - tUs });
+    return arr;
   }
 }
 
@@ -159,6 +229,7 @@ export function simulate(o: SimOptions): SimResult {
   // feedback in flight to the sender
   const inFlight: { atUs: number; fb: LinkFeedback }[] = [];
   const traces: Trace[] = [];
+  const tcp = o.tcp ? new TcpSource(size, o.tcp.beta ?? 0.7, o.tcp.maxWindowBytes ?? 16_000_000) : null;
 
   const rate = (i: number) => Number(out.get(i)!.rateBps);
   let nextSend = 0;
@@ -167,8 +238,15 @@ export function simulate(o: SimOptions): SimResult {
 
   while (true) {
     const nextFb = inFlight.length > 0 ? inFlight[0]!.atUs : Infinity;
-    const t = Math.min(nextSend, nextTick, nextFb);
+    const nextAck = tcp && tcp.acks.length > 0 ? tcp.acks[0]!.atUs : Infinity;
+    const t = Math.min(tcp && !tcp.canSend() ? Infinity : nextSend, nextTick, nextFb, nextAck);
     if (t >= o.durationUs) break;
+
+    if (tcp && t === nextAck) {
+      tcp.ack();
+      nextSend = Math.max(nextSend, t);
+      continue;
+    }
 
     if (t === nextFb) {
       const { fb } = inFlight.shift()!;
@@ -249,9 +327,16 @@ export function simulate(o: SimOptions): SimResult {
     }
     busyUntil[best] = bestStart + bestTx;
     linkSeq[best] = (linkSeq[best]! + 1) % U32;
-    links[best]!.send(t, size, linkSeq[best]!, Math.floor(t) % U32);
+    const arrival = links[best]!.send(t, size, linkSeq[best]!, Math.floor(t) % U32);
     sentSinceFb[best]! += size;
     sentBytes[best]! += size;
+    if (tcp) {
+      // acknowledged after the reverse delay; a loss noticed about a round trip after sending
+      const back = o.links[best]!.propUs;
+      tcp.sent(t, arrival !== null ? arrival + back : t + 2 * back + (size * 8 * 1e6) / links[best]!.rateAt(t), arrival === null);
+      nextSend = t + (size * 8) / 1000; // 1 Gbit/s host interface
+      continue;
+    }
     let total = 0;
     for (let i = 0; i < n; i++) total += rate(i);
     nextSend = t + (size * 8 * 1e6) / total;

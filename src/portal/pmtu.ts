@@ -1,0 +1,229 @@
+// Path MTU discovery on every link, RFC 8899 style (packetization-layer PMTUD with padded probes,
+// bpf/mp.h "struct mp_probe"), one search per link and direction, run by the LP:
+//
+//   up    (LP → RP): a request padded to the size under test; the reply says it arrived (req_len)
+//   down  (RP → LP): a short request whose reply_len asks the RP to pad its reply to that size
+//
+// Size probes carry MP_PROBE_F_PMTU: their loss says nothing about liveness. The result is the
+// link's outer path MTU in that direction: the LP's scheduler uses `up` (mp_link.mtu), the RP's
+// uses `down`, which the LP sends it in every request (pmtu_down; pmtu_up for its status).
+//
+//   search     probes of several sizes at once between lo (known to pass) and hi (known to fail):
+//              the first round tries the interface MTU and the sizes links usually have (PPPoE
+//              1492, 4G 1440-1420, tunnels 1400-1280 ...) so that a real path is found in one
+//              round trip; later rounds split what is left evenly until hi - lo <= RESOLUTION.
+//   confirmed  a probe at the confirmed size every CONFIRM_MS: LOSSES of them lost in a row while
+//              the link is alive (size-dependent loss) starts a search below it at once; every
+//              REPROBE_MS a search above it looks for growth.
+//
+// Until the first search ends the link is taken to carry its interface MTU (what the data path
+// did before), so a link whose path is fine never loses capacity while it is being probed.
+//
+// Pure (times are passed in): test/pmtu.test.ts drives it; runtime.ts sends the probes.
+
+/** A probe at the confirmed size goes out this often; LOSSES lost in a row = the path shrank. */
+export const CONFIRM_MS = 250;
+export const LOSSES = 2;
+/** A confirmed path is searched above again this often (growth is found within this). */
+export const REPROBE_MS = 5 * 60_000;
+/** A search ends when the gap between passing and failing sizes is this small. */
+export const RESOLUTION = 4;
+/** Probes per search round. */
+export const ROUND_PROBES = 12;
+/** A probe not answered within max(MIN_WAIT_MS, 3 RTT + 50 ms), at most MAX_WAIT_MS, is lost. */
+export const MIN_WAIT_MS = 150;
+export const MAX_WAIT_MS = 1000;
+
+/** Outer IP MTUs links commonly have (the first round's guesses below the interface MTU). */
+const COMMON = [9000, 1500, 1492, 1480, 1472, 1460, 1454, 1450, 1440, 1420, 1400, 1380, 1360, 1350, 1340, 1320, 1300, 1280, 1240, 1200, 1100, 1000, 800, 576];
+
+export type PmtuMode = 'search' | 'confirmed';
+
+export interface PmtuStatus {
+  /** the outer path MTU the scheduler uses */
+  mtu: number;
+  /** mtu was confirmed by a probe (else: the interface MTU, not yet confirmed) */
+  probed: boolean;
+  mode: PmtuMode;
+  /** searches started by size-dependent loss (the path shrank) */
+  shrinks: number;
+  /** size probes sent / answered */
+  sent: number;
+  acked: number;
+}
+
+interface Outstanding {
+  size: number;
+  deadline: number;
+  confirm: boolean;
+}
+
+/** One direction of one link. */
+export class PmtuSearch {
+  private mtu: number;
+  private probed = false;
+  private mode: PmtuMode = 'search';
+  /** largest size known to pass, smallest known to fail (search) */
+  private lo: number;
+  private hi: number;
+  private roundEnd: number | null = null;
+  private readonly out = new Map<number, Outstanding>();
+  private nextConfirm = 0;
+  private nextReprobe = 0;
+  private lost = 0;
+  private shrinks = 0;
+  private sent = 0;
+  private acked = 0;
+  private token = 0;
+
+  /**
+   * @param ceiling the interface MTU (nothing larger can be sent)
+   * @param floor the outer size of an unpadded probe (known to pass while the link is up)
+   */
+  constructor(
+    private readonly ceiling: number,
+    private readonly floor: number,
+  ) {
+    this.mtu = ceiling;
+    this.lo = floor;
+    this.hi = ceiling + 1;
+  }
+
+  status(): PmtuStatus {
+    return { mtu: this.mtu, probed: this.probed, mode: this.mode, shrinks: this.shrinks, sent: this.sent, acked: this.acked };
+  }
+
+  /** The confirmed outer MTU for the peer (0 = not known yet). */
+  confirmed(): number {
+    return this.probed ? this.mtu : 0;
+  }
+
+  /** Probes to send now: [token, size]. rttMs: the link's round trip (null: unknown). */
+  due(now: number, rttMs: number | null): [number, number][] {
+    this.expire(now);
+    const wait = Math.min(MAX_WAIT_MS, Math.max(MIN_WAIT_MS, 3 * (rttMs ?? 100) + 50));
+    const send = (size: number, confirm: boolean): [number, number] => {
+      const t = ++this.token;
+      this.out.set(t, { size, deadline: now + wait, confirm });
+      this.sent++;
+      return [t, size];
+    };
+    if (this.mode === 'search') {
+      if (this.roundEnd !== null) return [];
+      const sizes = this.roundSizes();
+      if (sizes.length === 0) {
+        this.settle(now);
+        return [];
+      }
+      this.roundEnd = now + wait;
+      return sizes.map((s) => send(s, false));
+    }
+    if (now >= this.nextReprobe && this.mtu < this.ceiling) {
+      this.startSearch(now, this.mtu, this.ceiling + 1);
+      return this.due(now, rttMs);
+    }
+    if (now >= this.nextConfirm) {
+      this.nextConfirm = now + CONFIRM_MS;
+      return [send(this.mtu, true)];
+    }
+    return [];
+  }
+
+  /** The reply to probe `token` arrived (with the size it was sent at). */
+  ack(token: number, now: number): void {
+    const o = this.out.get(token);
+    if (!o) return;
+    this.out.delete(token);
+    this.acked++;
+    if (o.confirm) {
+      if (o.size === this.mtu) this.lost = 0;
+      return;
+    }
+    if (this.mode === 'search' && o.size > this.lo) this.lo = Math.min(o.size, this.hi - 1);
+    if (this.mode === 'search' && o.size >= this.hi) this.hi = o.size + 1; // passed after all
+    this.maybeEndRound(now);
+  }
+
+  /** The send failed locally (EMSGSIZE: larger than the interface allows). */
+  failed(token: number, now: number): void {
+    const o = this.out.get(token);
+    if (!o) return;
+    o.deadline = now;
+    this.expire(now);
+  }
+
+  /** The link (came back) up: search again from scratch, keeping the value in use meanwhile (a
+   * search run while the link was dead would have found nothing). */
+  restart(now: number): void {
+    this.out.clear();
+    this.startSearch(now, this.floor, this.ceiling + 1);
+  }
+
+  /** Size-dependent loss seen elsewhere (e.g. an ICMP "too big" naming `mtu`): search below. */
+  tooBig(mtu: number, now: number): void {
+    if (mtu >= this.mtu || mtu < this.floor) return;
+    this.shrinks++;
+    this.startSearch(now, this.floor, mtu + 1);
+  }
+
+  private startSearch(now: number, lo: number, hi: number): void {
+    this.mode = 'search';
+    this.lo = lo;
+    this.hi = hi;
+    this.roundEnd = null;
+    for (const [t, o] of this.out) if (o.confirm) this.out.delete(t);
+    void now;
+  }
+
+  /** Sizes to try in (lo, hi): the first round's guesses, then an even split. */
+  private roundSizes(): number[] {
+    const { lo, hi } = this;
+    if (hi - lo <= RESOLUTION) return [];
+    const inside = (s: number) => s > lo && s < hi;
+    const out = new Set<number>();
+    out.add(hi - 1);
+    for (const c of COMMON) if (out.size < ROUND_PROBES && inside(c) && c <= this.ceiling) out.add(c);
+    const n = ROUND_PROBES - out.size;
+    for (let i = 1; i <= n; i++) {
+      const s = Math.round(lo + ((hi - lo) * i) / (n + 1));
+      if (inside(s)) out.add(s);
+    }
+    return [...out].sort((a, b) => b - a);
+  }
+
+  private expire(now: number): void {
+    for (const [t, o] of this.out) {
+      if (o.deadline > now) continue;
+      this.out.delete(t);
+      if (o.confirm) {
+        if (o.size === this.mtu && this.mode === 'confirmed' && ++this.lost >= LOSSES) {
+          this.lost = 0;
+          this.shrinks++;
+          this.startSearch(now, this.floor, this.mtu);
+        }
+        continue;
+      }
+      if (this.mode === 'search' && o.size > this.lo && o.size < this.hi) this.hi = o.size;
+    }
+    this.maybeEndRound(now);
+  }
+
+  private maybeEndRound(now: number): void {
+    if (this.mode !== 'search' || this.roundEnd === null) return;
+    const pending = [...this.out.values()].some((o) => !o.confirm);
+    if (pending && now < this.roundEnd) return;
+    this.roundEnd = null;
+    if (this.hi - this.lo <= RESOLUTION) this.settle(now);
+  }
+
+  private settle(now: number): void {
+    this.mode = 'confirmed';
+    this.mtu = this.lo;
+    this.probed = this.lo > this.floor;
+    if (!this.probed) this.mtu = this.floor; // nothing but unpadded probes pass
+    this.lost = 0;
+    this.nextConfirm = now + CONFIRM_MS;
+    this.nextReprobe = now + REPROBE_MS;
+    for (const [t, o] of this.out) if (!o.confirm) this.out.delete(t);
+  }
+}

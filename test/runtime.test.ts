@@ -33,6 +33,9 @@ class FakePort implements LinkStatePort {
   setEstimate() {
     return ok(undefined);
   }
+  setLinkMtus() {
+    return ok(undefined);
+  }
   readRx() {
     return ok(null);
   }

@@ -11,7 +11,7 @@ import { bpfClose, bpfOpenLoad, mapFd, mapLookup, mapUpdate, numPossibleCpus, ty
 import type { Rtnl } from '../netlink/rtnl.js';
 import { ipFamily } from '../netlink/ip.js';
 import { packagePath } from '../paths.js';
-import { innerMtu as innerMtuOf, overhead } from '../plan/mtu.js';
+import { innerMtu as innerMtuOf, overhead, tunnelMtus, type LinkMtu } from '../plan/mtu.js';
 import type { LinkStatePort } from './runtime.js';
 import { mapKeysPort, type KeysPort } from './keys-port.js';
 
@@ -30,6 +30,8 @@ export interface Datapath {
   maps: Record<'config' | 'links' | 'endpoints' | 'sched' | 'stats' | 'rx' | 'drops' | 'loop' | 'txKey' | 'rxKeys' | 'replay', MapFd>;
   /** LP: the outer source address of each link id */
   sources: Map<number, string>;
+  /** LP: each link id's interface MTU (its largest path MTU probe) */
+  ifMtus: Map<number, number>;
   innerMtu: number;
   /** Turns the segmentation loop on in the config (after the plan created its devices). */
   setLoop(loop: LoopConfig): Result<void, MpError>;
@@ -92,7 +94,15 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
   const write = (fd: MapFd, i: number, v: Buffer) => mapUpdate(fd, abi.mapKey(i), v);
 
   const sources = new Map<number, string>();
+  const ifMtus = new Map<number, number>();
   const innerMtu = innerMtuOf(cfg, (name) => byName.get(name)?.mtu);
+  // a link's outer MTU until path MTU discovery says otherwise: its interface's (LP), wan's (RP)
+  const ifMtu = (name: string) => byName.get(name)?.mtu ?? 1500;
+  const wanMtu = cfg.role === 'remote' ? ifMtu(cfg.wan) : 0;
+  const defaultMtu = (id: number) => (cfg.role === 'local' ? ifMtu(cfg.links.find((l) => l.id === id)?.interface ?? '') : wanMtu);
+  // the MSS clamp as tunnelMtus computes it (LP: every link at its interface MTU to start with)
+  const start = cfg.role === 'local' ? tunnelMtus(cfg.links.map((l) => ({ family: l.family, carrier: l.carrier, up: ifMtu(l.interface), down: ifMtu(l.interface) }))) : null;
+  const clamp = start ? Math.min(start.clamp, innerMtu) : innerMtu;
   if (cfg.role === 'local') {
     for (const l of cfg.links) {
       const idx = ifindex(l.interface);
@@ -101,7 +111,8 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
       const remote = cfg.remote.find((r) => ipFamily(r) === l.family);
       if (!src || !remote) return fail({ kind: 'ConfigInvalid', path: `link[${l.id}].source`, value: src ?? null, message: `no IPv${l.family} address on ${l.interface}` });
       sources.set(l.id, src);
-      const linkMtu = byName.get(l.interface)?.mtu ?? 1500;
+      const linkMtu = ifMtu(l.interface);
+      ifMtus.set(l.id, linkMtu);
       const w = write(maps.value.links, l.id, abi.encodeLink(linkValue(l, idx.value, src, linkMtu, cfg.port)));
       if (w.isErr()) return fail(w.error);
       const e = write(maps.value.endpoints, l.id, abi.encodeEndpoint({ addr: addr(remote), port: cfg.port, valid: true, updatedNs: 0n }));
@@ -122,8 +133,8 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
     lanIfindex: lan.value,
     wanIfindex: wan.value,
     port: cfg.port,
-    mssV4: innerMtu - 40,
-    mssV6: innerMtu - 60,
+    mssV4: clamp - 40,
+    mssV6: clamp - 60,
     innerMtu,
     ipProto: cfg.ipProto,
     clientV4: prefixAddr(cfg.client.find((p) => p.family === 4)),
@@ -145,6 +156,7 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
     handle: h.value,
     maps: maps.value,
     sources,
+    ifMtus,
     innerMtu,
     setLoop: (loop) => {
       config.loopIfindex = loop.ifindex;
@@ -176,7 +188,7 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
           state: prevState === abi.MP_LINK_UNUSED ? abi.MP_LINK_UP : prevState,
           carrier: est.carrier, // the link's carrier as the LP uses it (probes always go over UDP)
           metric: est.metric,
-          mtu: innerMtu + overhead(6, 'udp'),
+          mtu: est.mtu || wanMtu, // what reaches the LP on this link (its probes' pmtu_down)
           owdUs: est.owdUs,
           rateBps: est.rateBps,
           local: addr(local),
@@ -195,6 +207,25 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
         if (!l.value || l.value.ifindex === 0) return ok(undefined); // not configured / learned
         if (l.value.rateBps === rateBps && l.value.owdUs === owdUs) return ok(undefined);
         return write(maps.value.links, id, abi.encodeLink({ ...l.value, rateBps, owdUs: Math.max(0, Math.min(owdUs, 0xffff_ffff)) }));
+      },
+      setLinkMtus: (links) => {
+        const known = links.map((l) => ({ ...l, up: l.up || defaultMtu(l.id), down: l.down || defaultMtu(l.id) }));
+        if (cfg.role === 'local')
+          for (const l of known) {
+            const cur = readLink(l.id);
+            if (cur.isErr()) return err(cur.error);
+            if (!cur.value || cur.value.ifindex === 0 || cur.value.mtu === l.up) continue;
+            const w = write(maps.value.links, l.id, abi.encodeLink({ ...cur.value, mtu: l.up }));
+            if (w.isErr()) return err(w.error);
+          }
+        const t = tunnelMtus(known);
+        if (!t) return ok(undefined);
+        const inner = Math.min(cfg.role === 'local' ? t.up : t.down, abi.MP_NH_MAX_BODY);
+        if (config.innerMtu === inner && config.mssV4 === t.clamp - 40) return ok(undefined);
+        config.innerMtu = inner;
+        config.mssV4 = t.clamp - 40;
+        config.mssV6 = t.clamp - 60;
+        return write(maps.value.config, 0, abi.encodeConfig(config));
       },
       readRx: (id) => mapLookup(maps.value.rx, abi.mapKey(id), abi.MP_RX_SIZE).map((b) => (b ? abi.decodeRx(b) : null)),
       txBytes: (id) =>

@@ -227,3 +227,81 @@ export class PmtuSearch {
     for (const [t, o] of this.out) if (!o.confirm) this.out.delete(t);
   }
 }
+
+/** A size probe to send: a request on link `linkId` with probe_seq `seq`, padded so that its outer
+ * IP packet is `size` bytes (up) or asking for a reply of that size (down). */
+export interface SizeProbe {
+  linkId: number;
+  seq: number;
+  dir: 'up' | 'down';
+  size: number;
+}
+
+/** Size probes' probe_seq space: the top half, apart from the liveness rounds' counter. */
+const SEQ_BASE = 0x8000_0000;
+
+/** The LP's searches on every link, both directions, and the size probes in flight. */
+export class PmtuProber {
+  private readonly links = new Map<number, { up: PmtuSearch; down: PmtuSearch }>();
+  private readonly inFlight = new Map<number, { linkId: number; dir: 'up' | 'down'; token: number; size: number; at: number }>();
+  private seq = 0;
+
+  /** ceiling: the link's interface MTU; floor: the outer size of its unpadded probe */
+  addLink(id: number, ceiling: number, floor: number): void {
+    this.links.set(id, { up: new PmtuSearch(ceiling, floor), down: new PmtuSearch(ceiling, floor) });
+  }
+
+  /** The link came (back) up: search both directions again. */
+  restart(id: number, now: number): void {
+    const l = this.links.get(id);
+    l?.up.restart(now);
+    l?.down.restart(now);
+  }
+
+  /** Size probes due on link `id` now. */
+  due(id: number, now: number, rttMs: number | null): SizeProbe[] {
+    const l = this.links.get(id);
+    if (!l) return [];
+    for (const [s, f] of this.inFlight) if (now - f.at > 2 * MAX_WAIT_MS) this.inFlight.delete(s);
+    const out: SizeProbe[] = [];
+    for (const dir of ['up', 'down'] as const)
+      for (const [token, size] of l[dir].due(now, rttMs)) {
+        const seq = (SEQ_BASE + (this.seq++ % SEQ_BASE)) >>> 0;
+        this.inFlight.set(seq, { linkId: id, dir, token, size, at: now });
+        out.push({ linkId: id, seq, dir, size });
+      }
+    return out;
+  }
+
+  /** A reply to a size probe (probe_seq `seq`) arrived on link `id`: its outer length as it
+   * arrived, and the request's (req_len). Returns false if it answers no probe in flight. */
+  reply(id: number, seq: number, replyOuter: number, reqLen: number, now: number): boolean {
+    const f = this.inFlight.get(seq);
+    if (!f || f.linkId !== id) return false;
+    this.inFlight.delete(seq);
+    const whole = f.dir === 'up' ? reqLen === f.size : replyOuter === f.size;
+    const l = this.links.get(id);
+    if (l && whole) l[f.dir].ack(f.token, now);
+    return true;
+  }
+
+  /** Sending probe `seq` failed locally (EMSGSIZE). */
+  failed(seq: number, now: number): void {
+    const f = this.inFlight.get(seq);
+    if (!f) return;
+    this.inFlight.delete(seq);
+    this.links.get(f.linkId)?.[f.dir].failed(f.token, now);
+  }
+
+  /** Outer path MTUs in use (the scheduler's) and confirmed (0 = not yet: for the requests). */
+  mtus(id: number): { up: number; down: number; confirmedUp: number; confirmedDown: number } | null {
+    const l = this.links.get(id);
+    if (!l) return null;
+    return { up: l.up.status().mtu, down: l.down.status().mtu, confirmedUp: l.up.confirmed(), confirmedDown: l.down.confirmed() };
+  }
+
+  status(id: number): { up: PmtuStatus; down: PmtuStatus } | null {
+    const l = this.links.get(id);
+    return l ? { up: l.up.status(), down: l.down.status() } : null;
+  }
+}

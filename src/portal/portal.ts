@@ -151,7 +151,7 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
     keys: dp.value.keysPort(),
   };
   const runtime =
-    cfg.role === 'local' ? await startLocal(cfg, dp.value.sources, statePort, authSetup, log) : await startRemote(cfg, statePort, authSetup, log);
+    cfg.role === 'local' ? await startLocal(cfg, dp.value.sources, statePort, authSetup, log, dp.value.ifMtus) : await startRemote(cfg, statePort, authSetup, log);
   if (runtime.isErr()) {
     await cleanup(rt, state, dp.value);
     return fail(runtime.error);

@@ -25,6 +25,8 @@ export interface DirParams {
   lossPpm: number;
   down: boolean;
   limit?: number;
+  /** IP packets longer than this are dropped silently (0: off) */
+  mtu?: number;
 }
 
 export interface DirStats {
@@ -107,6 +109,7 @@ export async function setParams(ns: string, dir: Direction | 'both', p: Partial<
   if (p.lossPpm !== undefined) kv.push(`loss_ppm=${p.lossPpm}`);
   if (p.down !== undefined) kv.push(`down=${p.down ? 1 : 0}`);
   if (p.limit !== undefined) kv.push(`limit=${p.limit}`);
+  if (p.mtu !== undefined) kv.push(`mtu=${p.mtu}`);
   const req = ['set', dir, ...kv].join(' ');
   return expectOk(await request(ns, req), req);
 }
@@ -135,6 +138,7 @@ function parseDir(v: unknown, name: string): DirParams & { stats: DirStats } {
     lossPpm: num(v, 'loss_ppm'),
     down: v.down,
     limit: num(v, 'limit'),
+    mtu: typeof v.mtu === 'number' ? v.mtu : 0,
     stats: {
       rxPackets: num(s, 'rx_packets'),
       rxBytes: num(s, 'rx_bytes'),

@@ -21,6 +21,7 @@ import {
 } from './namespaces.js';
 import { burstBytes, queueBytes, type DirSettings, type LinkSettings } from './params.js';
 import { applyPatch, type DirPatch, type Scenario } from './scenario.js';
+import { applyMtu, silentMtu } from './mtu.js';
 import { rm } from 'node:fs/promises';
 import { logFile } from '../cli/background.js';
 import { portalInstance, startBond, stopBond } from './bond.js';
@@ -102,11 +103,13 @@ async function configureNode(node: Topology['nodes'][number]): Promise<Result<vo
 /** Where each direction is shaped: `up` (lp → rp) leaves the isp node through `b`, `down` through `a`. */
 const egressOf = (dir: Direction): string => (dir === 'up' ? 'b' : 'a');
 
-async function applyDirection(lab: string, link: LinkSettings, dir: Direction): Promise<Result<void, MpError>> {
+async function applyDirection(lab: string, link: LinkSettings, dir: Direction, prev?: DirSettings): Promise<Result<void, MpError>> {
   const ns = nsName(lab, link.node);
   const d = link[dir];
-  const e = await emu.setParams(ns, dir, { delayUs: d.delayUs, jitterUs: d.jitterUs, lossPpm: d.lossPpm, down: d.down });
+  const e = await emu.setParams(ns, dir, { delayUs: d.delayUs, jitterUs: d.jitterUs, lossPpm: d.lossPpm, down: d.down, mtu: silentMtu(d) });
   if (e.isErr()) return err(e.error);
+  const m = await applyMtu(lab, Number(link.node.replace(/^isp/, '')), dir, d, prev);
+  if (m.isErr()) return err(m.error);
   const tbf =
     d.rateBps === null ? null : { rateBps: d.rateBps, burstBytes: burstBytes(d.rateBps), limitBytes: queueBytes(d.queue, d.rateBps) };
   return withRtnl(ns, (rt) => rt.setTbf(egressOf(dir), tbf));
@@ -244,8 +247,9 @@ export async function labSet(req: LabSetRequest): Promise<Result<LinkSettings, M
       message: `lab "${req.name}" has no link ${req.node} (links: ${st.value.links.map((l) => `${l.node}/${l.label}`).join(', ')})`,
     });
   for (const dir of req.dirs) {
+    const prev = link[dir];
     link[dir] = applyPatch(link[dir], req.patch);
-    const r = await applyDirection(req.name, link, dir);
+    const r = await applyDirection(req.name, link, dir, prev);
     if (r.isErr()) return err(r.error);
   }
   await writeState(st.value);

@@ -9,7 +9,10 @@
 //   [links.up]              # … unless overridden per direction (up = lp → rp)
 //   rate   = "5mbit"
 //
-// Keys (per link or per direction): rate, delay, jitter, loss (percent), queue, outage (bool).
+// Keys (per link or per direction): rate, delay, jitter, loss (percent), queue, outage (bool),
+// mtu (a smaller MTU inside the ISP: 576..9000 or "none"), mtu_icmp (bool, default true: the
+// ISP's router answers too-big packets with ICMP; false: they vanish, a path MTU black hole),
+// if_mtu (the link's interface MTU on both sides).
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
@@ -20,6 +23,7 @@ import {
   DEFAULT_DIR,
   parseDuration,
   parseLoss,
+  parseMtu,
   parseQueue,
   parseRate,
   type DirSettings,
@@ -33,7 +37,7 @@ export interface Scenario {
 /** A change to one direction's settings (from `lab set` flags or a scenario table). */
 export type DirPatch = Partial<DirSettings>;
 
-const DIR_KEYS = ['rate', 'delay', 'jitter', 'loss', 'queue', 'outage'] as const;
+const DIR_KEYS = ['rate', 'delay', 'jitter', 'loss', 'queue', 'outage', 'mtu', 'mtu_icmp', 'if_mtu'] as const;
 const LINK_KEYS = [...DIR_KEYS, 'label', 'up', 'down'] as const;
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -49,9 +53,10 @@ export function parseDirPatch(
     const at = keyPath(k);
     if (!allowed.includes(k)) return err(configInvalid(at, v, `unknown key (expected one of: ${allowed.join(', ')})`));
     if (k === 'up' || k === 'down' || k === 'label') continue;
-    if (k === 'outage') {
+    if (k === 'outage' || k === 'mtu_icmp') {
       if (typeof v !== 'boolean') return err(configInvalid(at, v, 'must be true or false'));
-      p.down = v;
+      if (k === 'outage') p.down = v;
+      else p.mtuIcmp = v;
       continue;
     }
     if (typeof v !== 'string' && typeof v !== 'number') return err(configInvalid(at, v, 'must be a string or number'));
@@ -74,6 +79,14 @@ export function parseDirPatch(
         const l = parseLoss(v);
         if (l === undefined) return err(configInvalid(at, v, 'is not a loss percentage between 0 and 100 (e.g. "2%")'));
         p.lossPpm = l;
+        break;
+      }
+      case 'mtu':
+      case 'if_mtu': {
+        const m = parseMtu(v);
+        if (m === undefined) return err(configInvalid(at, v, 'is not an MTU from 576 to 9000 (or "none")'));
+        if (k === 'mtu') p.mtu = m;
+        else p.ifMtu = m;
         break;
       }
       case 'queue': {

@@ -37,6 +37,7 @@ import { ipToBuffer } from '../src/netlink/ip.js';
 import {
   decodeEndpoint,
   decodeHdr,
+  decodeLink,
   decodeLinkStats,
   decodeLoopStats,
   decodeReplay,
@@ -423,6 +424,20 @@ function encapsulated(e: EncapExpect): (out: Buffer) => void {
     const msg = out.subarray(hdr, 14 + ip.totalLen);
     assert.deepEqual(h.tag, key ? macOf(key.key, msg) : Buffer.alloc(8), key ? 'tag = mac.ts MAC of header + inner' : 'tag zero (NO_AUTH)');
     assert.deepEqual(out.subarray(hdr + MP_HDR_LEN), e.inner, 'inner packet carried byte for byte');
+  };
+}
+
+/** An ICMP / ICMPv6 "time exceeded" (type 11 / 3, code 0) from `src` to `dst` quoting `orig`. */
+function timeExceeded(src: string, dst: string, orig: Buffer): (out: Buffer) => void {
+  return (out) => {
+    const ip = parseIp(out);
+    const v6 = ip.version === 6;
+    assert.deepEqual([ip.src, ip.dst, ip.proto, ip.ttl], [src, dst, v6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP, 64]);
+    if (!v6) assert.ok(ip.headerChecksumOk);
+    assert.deepEqual([out[ip.l4], out[ip.l4 + 1]], [v6 ? 3 : 11, 0], 'time exceeded, in transit');
+    assert.equal(out.readUInt32BE(ip.l4 + 4), 0, 'unused word');
+    assert.ok(l4ChecksumOk(out, ip), 'ICMP checksum');
+    assert.deepEqual(out.subarray(ip.l4 + 8), orig, 'the original quoted whole');
   };
 }
 
@@ -1534,18 +1549,48 @@ runTable('decap (LP: link ingress)', lpDecapBase, [
     out: (o) => assert.equal(parseIp(o).ttl, 63),
   },
   {
-    name: 'DEC_TTL: TTL 1 expires',
+    name: 'DEC_TTL: TTL 1 expires: ICMP time exceeded from the LP’s link address to the sender (ttl.h)',
     prog: 'decap',
     setup: () => setConfig({ flags: MP_CFG_DEC_TTL }),
     input: wireV4(ipPacket(ipSpec(NET_V4, CLIENT_V4, { ttl: 1 }), udp({ sport: 1, dport: 2 }))),
+    verdict: TC_ACT_REDIRECT,
+    drops: { ttl: 1 },
+    out: timeExceeded(LP_LOCAL_V4, NET_V4, ipPacket(ipSpec(NET_V4, CLIENT_V4, { ttl: 1 }), udp({ sport: 1, dport: 2 }))),
+  },
+  {
+    name: 'DEC_TTL: hop limit 1 expires: ICMPv6 time exceeded from the LP’s IPv6 link address',
+    prog: 'decap',
+    setup: () => setConfig({ flags: MP_CFG_DEC_TTL }),
+    input: wireV6(ipPacket(ipSpec(NET_V6, CLIENT_V6, { ttl: 1 }), udp({ sport: 1, dport: 2 }))),
+    verdict: TC_ACT_REDIRECT,
+    drops: { ttl: 1 },
+    out: timeExceeded(LP_LOCAL_V6, NET_V6, ipPacket(ipSpec(NET_V6, CLIENT_V6, { ttl: 1 }), udp({ sport: 1, dport: 2 }))),
+  },
+  {
+    name: 'DEC_TTL: IPv6 inner expires on an IPv4 link: answered from the IPv6 link’s address',
+    prog: 'decap',
+    setup: () => setConfig({ flags: MP_CFG_DEC_TTL }),
+    input: wireV4(ipPacket(ipSpec(NET_V6, CLIENT_V6, { ttl: 1 }), udp({ sport: 1, dport: 2 }))),
+    verdict: TC_ACT_REDIRECT,
+    drops: { ttl: 1 },
+    out: (o) => assert.equal(parseIp(o).src, LP_LOCAL_V6),
+  },
+  {
+    name: 'DEC_TTL: no own address of the family (no IPv6 link): dropped as before',
+    prog: 'decap',
+    setup: () => {
+      setConfig({ flags: MP_CFG_DEC_TTL });
+      put('links', 1, encodeLink({ ...decodeLink(get('links', 1)), state: MP_LINK_UNUSED }));
+    },
+    input: wireV4(ipPacket(ipSpec(NET_V6, CLIENT_V6, { ttl: 1 }), udp({ sport: 1, dport: 2 }))),
     verdict: TC_ACT_SHOT,
     drops: { ttl: 1 },
   },
   {
-    name: 'DEC_TTL: hop limit 1 expires',
+    name: 'DEC_TTL: an expiring ICMP error is not answered',
     prog: 'decap',
     setup: () => setConfig({ flags: MP_CFG_DEC_TTL }),
-    input: wireV6(ipPacket(ipSpec(NET_V6, CLIENT_V6, { ttl: 1 }), udp({ sport: 1, dport: 2 }))),
+    input: wireV4(ipPacket(ipSpec(NET_V4, CLIENT_V4, { ttl: 1 }), raw(IPPROTO_ICMP, Buffer.from([3, 1, 0, 0, 0, 0, 0, 0])))),
     verdict: TC_ACT_SHOT,
     drops: { ttl: 1 },
   },
@@ -1768,6 +1813,25 @@ runTable('decap (RP: wan ingress, FIB delivery in a namespace)', () => {
       assert.equal(ip.ttl, 63);
       assert.ok(ip.headerChecksumOk);
     },
+  },
+  {
+    name: 'DEC_TTL: the client’s TTL runs out: time exceeded from the RP’s address, into the loop (back through the tunnel)',
+    prog: 'decap',
+    ns: true,
+    setup: () => setConfig({ flags: MP_CFG_DEC_TTL, loopIfindex: wan0, loopMark: 0x6d700100 }, RP_CONFIG),
+    input: fromLp(ipPacket(ipSpec(RP_CLIENT_V4, NET_V4, { ttl: 1 }), udp({ sport: 33434, dport: 33434 }))),
+    verdict: TC_ACT_REDIRECT,
+    drops: { ttl: 1 },
+    out: timeExceeded(RP_V4, RP_CLIENT_V4, ipPacket(ipSpec(RP_CLIENT_V4, NET_V4, { ttl: 1 }), udp({ sport: 33434, dport: 33434 }))),
+  },
+  {
+    name: 'DEC_TTL: the client’s TTL runs out on an RP without a loop: dropped as before',
+    prog: 'decap',
+    ns: true,
+    setup: () => setConfig({ flags: MP_CFG_DEC_TTL }, RP_CONFIG),
+    input: fromLp(ipPacket(ipSpec(RP_CLIENT_V4, NET_V4, { ttl: 1 }), udp({ sport: 33434, dport: 33434 }))),
+    verdict: TC_ACT_SHOT,
+    drops: { ttl: 1 },
   },
   {
     name: 'route known, neighbour unresolved: redirect_neigh',

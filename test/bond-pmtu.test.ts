@@ -9,7 +9,9 @@
 //     the same on both portals (no full-size segment is answered "too big"); (c) DF UDP above the
 //     small links goes on the large one, above every link it is answered at the largest link's
 //     MTU (IPv6 too, never below 1280), non-DF is fragmented; (d) the black hole is found within
-//     2 s and the flows carry on.
+//     2 s and the flows carry on; (e) traceroute through the bond: TTL 1 is answered "time
+//     exceeded" by the RP's own address (client → server) and the LP's (server → client) — IPv4
+//     here: the links are IPv4, and a portal answers from a link address of the packet's family.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -117,6 +119,14 @@ test('bond path MTU: every link its own, found by probing, never a black hole', 
         assert.match(big6.out, /mtu=1448/, big6.out);
         const noDf = inNode(lab, 'client', 'ping', '-n', '-c', '5', '-i', '0.1', '-W', '2', '-M', 'dont', '-s', '1460', SERVER.v4);
         assert.equal(received(noDf.out), 5, noDf.out);
+      });
+
+      await t.test('(e) TTL expiry in the tunnel: time exceeded from the portal’s own address, both ways', async () => {
+        const hop = (node: string, dst: string, v6: boolean) => inNode(lab, node, 'ping', ...(v6 ? ['-6'] : []), '-n', '-c', '1', '-W', '2', '-t', '1', dst).out;
+        assert.match(hop('client', SERVER.v4, false), /From 198\.51\.100\.2 .*Time to live exceeded/i, 'client → server: the RP');
+        assert.match(hop('server', '10.10.0.2', false), /From 100\.64\.\d\.1 .*Time to live exceeded/i, 'server → client: the LP');
+        const two = inNode(lab, 'client', 'ping', '-n', '-c', '1', '-W', '2', '-t', '2', SERVER.v4).out;
+        assert.match(two, /1 received/, 'TTL 2 reaches the server: the bond is one hop');
       });
 
       await t.test('(d) a black hole appears on link 2 at runtime: found within 2 s, flows carry on', async () => {

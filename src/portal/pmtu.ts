@@ -21,8 +21,11 @@
 //
 // Pure (times are passed in): test/pmtu.test.ts drives it; runtime.ts sends the probes.
 
-/** A probe at the confirmed size goes out this often; LOSSES lost in a row = the path shrank. */
+/** A probe at the confirmed size goes out this often; LOSSES lost in a row = the path shrank.
+ * About 50 kbit/s per direction on a 1500-byte link (0.25 % of 20 Mbit/s); a metered link (a
+ * byte budget) confirms every CONFIRM_METERED_MS instead (a shrink is then found within ~25 s). */
 export const CONFIRM_MS = 250;
+export const CONFIRM_METERED_MS = 10_000;
 export const LOSSES = 2;
 /** A confirmed path is searched above again this often (growth is found within this). */
 export const REPROBE_MS = 5 * 60_000;
@@ -83,6 +86,7 @@ export class PmtuSearch {
   constructor(
     private readonly ceiling: number,
     private readonly floor: number,
+    private readonly confirmMs: number = CONFIRM_MS,
   ) {
     this.mtu = ceiling;
     this.lo = floor;
@@ -123,7 +127,7 @@ export class PmtuSearch {
       return this.due(now, rttMs);
     }
     if (now >= this.nextConfirm) {
-      this.nextConfirm = now + CONFIRM_MS;
+      this.nextConfirm = now + this.confirmMs;
       return [send(this.mtu, true)];
     }
     return [];
@@ -222,7 +226,7 @@ export class PmtuSearch {
     this.probed = this.lo > this.floor;
     if (!this.probed) this.mtu = this.floor; // nothing but unpadded probes pass
     this.lost = 0;
-    this.nextConfirm = now + CONFIRM_MS;
+    this.nextConfirm = now + this.confirmMs;
     this.nextReprobe = now + REPROBE_MS;
     for (const [t, o] of this.out) if (!o.confirm) this.out.delete(t);
   }
@@ -246,9 +250,11 @@ export class PmtuProber {
   private readonly inFlight = new Map<number, { linkId: number; dir: 'up' | 'down'; token: number; size: number; at: number }>();
   private seq = 0;
 
-  /** ceiling: the link's interface MTU; floor: the outer size of its unpadded probe */
-  addLink(id: number, ceiling: number, floor: number): void {
-    this.links.set(id, { up: new PmtuSearch(ceiling, floor), down: new PmtuSearch(ceiling, floor) });
+  /** ceiling: the link's interface MTU; floor: the outer size of its unpadded probe; metered:
+   * confirm less often (CONFIRM_METERED_MS) */
+  addLink(id: number, ceiling: number, floor: number, metered = false): void {
+    const confirm = metered ? CONFIRM_METERED_MS : CONFIRM_MS;
+    this.links.set(id, { up: new PmtuSearch(ceiling, floor, confirm), down: new PmtuSearch(ceiling, floor, confirm) });
   }
 
   /** The link came (back) up: search both directions again. */

@@ -359,7 +359,7 @@ export async function startLocal(
     });
     s.value.on('error', (e) => log('socket error', { link: l.id, error: e.message }));
     socks.push({ id: l.id, sock: s.value, remote, fam, sent: (n) => cc.budgets.countControl(l.id, 'tx', controlWireBytes(n, fam)) });
-    pmtu.addLink(l.id, ceilings.get(l.id) ?? 1500, PROBE_LEN + udpOverhead(fam));
+    pmtu.addLink(l.id, ceilings.get(l.id) ?? 1500, PROBE_LEN + udpOverhead(fam), l.budgetBytes > 0);
   }
   /** A request on link `id`: our estimate of it, its budget and its confirmed path MTUs. */
   const request = (id: number, probeSeq: number): Probe => {

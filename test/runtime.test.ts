@@ -36,6 +36,9 @@ class FakePort implements LinkStatePort {
   setLinkMtus() {
     return ok(undefined);
   }
+  async routeMtu() {
+    return ok(null);
+  }
   readRx() {
     return ok(null);
   }

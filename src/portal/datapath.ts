@@ -227,6 +227,7 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
         config.mssV6 = t.clamp - 60;
         return write(maps.value.config, 0, abi.encodeConfig(config));
       },
+      routeMtu: (address) => rt.routeMtu(address),
       readRx: (id) => mapLookup(maps.value.rx, abi.mapKey(id), abi.MP_RX_SIZE).map((b) => (b ? abi.decodeRx(b) : null)),
       txBytes: (id) =>
         mapLookup(maps.value.stats, abi.mapKey(id), abi.percpuValueSize(abi.MP_LINK_STATS_SIZE, ncpu.value)).map((b) => (b ? abi.decodeLinkStats(b, ncpu.value).txBytes : 0n)),

@@ -43,6 +43,9 @@ export interface LinkStatePort extends CcDatapath {
    * link's `up` into mp_link.mtu (the RP takes `down` with learn), and both the tunnel's inner
    * MTU and MSS clamp (plan/mtu.ts tunnelMtus) into the config. */
   setLinkMtus(links: (LinkMtu & { id: number })[]): Result<void, MpError>;
+  /** RP: the path MTU toward `address` the kernel cached from ICMP "fragmentation needed" /
+   * "packet too big" about our outer packets (null: none) */
+  routeMtu(address: string): Promise<Result<number | null, MpError>>;
   /** the congestion controller's rate and delay for our sending direction on link `linkId`
    * (read-modify-write: ifindex, state and the rest stay) */
   setEstimate(linkId: number, rateBps: bigint, owdUs: number): Result<void, MpError>;
@@ -251,6 +254,9 @@ function takeControl(msg: Buffer, type: number | null, auth: PortalAuth, cc: CcL
   if (!p) t.bad++;
   return p;
 }
+
+/** RP: how often the kernel's path MTU cache (ICMP "too big" about our packets) is read. */
+const ICMP_POLL_MS = 500;
 
 /** RP: what a request from the LP says about its link's path MTUs (0 = not confirmed yet).
  * Whoever decodes the request (this loop, or the data path that answers it) reads it here. */
@@ -484,8 +490,15 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
   const responder = auth.authenticated && authSetup.local && authSetup.peer ? new Responder(auth, authSetup.local, authSetup.peer, log) : null;
   // where each link's probes come from: the feedback goes back there
   const endpoints = new Map<number, { address: string; port: number; sock: Socket }>();
-  // each link's path MTUs as the LP's requests last said (0: not known yet)
+  // each link's path MTUs as the LP's requests last said (0: not known yet), and toward the LP as
+  // ICMP "too big" about our packets taught the kernel (polled: icmpTimer)
   const peerMtus = new Map<number, LinkMtu>();
+  const icmpMtus = new Map<number, number>();
+  /** toward the LP on link `id`: the smaller of what the LP confirmed and what ICMP said */
+  const downMtu = (id: number, lp: number) => {
+    const icmp = icmpMtus.get(id) ?? 0;
+    return lp && icmp ? Math.min(lp, icmp) : lp || icmp;
+  };
   let written = '';
   /** The up links' MTUs to the data path (the inner MTU and MSS clamp follow them). */
   const syncMtus = () => {
@@ -527,13 +540,13 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
         if (reply) s.value.send(reply, rinfo.port, rinfo.address);
         return;
       }
-      peerMtus.set(p.linkId, peerMtu(p, fam));
+      peerMtus.set(p.linkId, { ...peerMtu(p, fam), down: downMtu(p.linkId, p.pmtuDown ?? 0) });
       // the probe carries the LP's static estimate; once feedback flows, our controller decides
       const own = cc.output(p.linkId);
       const est = own ? { rateBps: own.rateBps, owdUs: own.owdUs } : { rateBps: p.rateBps, owdUs: p.owdUs };
       // a metered link: the LP's allowance caps our sending, written with the rest (budget.ts)
       const line = cc.peerLine(p.linkId, p.probeSeq, p.budgetBytes ?? null);
-      const l = port.learn(p.linkId, { address: rinfo.address, port: rinfo.port }, { ...est, metric: p.metric, carrier: p.carrier, mtu: p.pmtuDown ?? 0, ...(line === null ? {} : { budgetBytes: line }) });
+      const l = port.learn(p.linkId, { address: rinfo.address, port: rinfo.port }, { ...est, metric: p.metric, carrier: p.carrier, mtu: downMtu(p.linkId, p.pmtuDown ?? 0), ...(line === null ? {} : { budgetBytes: line }) });
       if (l.isErr()) {
         log('learning link failed', { link: p.linkId, error: l.error });
         return;
@@ -554,6 +567,18 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
     t.evaluate();
     syncMtus();
   }, params.intervalMs);
+  let polling = false;
+  const icmpTimer = setInterval(() => {
+    if (polling) return;
+    polling = true;
+    void Promise.all(
+      [...endpoints].map(async ([id, ep]) => {
+        const m = await port.routeMtu(ep.address.replace(/^::ffff:/, ''));
+        if (m.isOk() && m.value) icmpMtus.set(id, m.value);
+        else icmpMtus.delete(id);
+      }),
+    ).finally(() => (polling = false));
+  }, ICMP_POLL_MS);
   const fbTimer = setInterval(() => {
     cc.tick();
     for (const fb of cc.buildFeedback([...seen], (id) => t.usable(id) && endpoints.has(id))) {
@@ -569,5 +594,5 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
         const m = peerMtus.get(s.id);
         return m ? { ...s, pmtu: { peerUp: m.up, peerDown: m.down } } : s;
       });
-  return ok(runtimeOf(t, cc, auth, status, [timer, fbTimer], socks));
+  return ok(runtimeOf(t, cc, auth, status, [timer, fbTimer, icmpTimer], socks));
 }

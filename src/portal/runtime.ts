@@ -26,7 +26,7 @@ import type { SecurityStatus } from './security-status.js';
 import { budgetFile, loadBudgetFile, restoreUsage, SAVE_INTERVAL_MS, saveBudgetFile, STATE_DIR } from './budget-store.js';
 import { controlWireBytes } from './budget.js';
 import type { SavedBudget } from '../cc/budget.js';
-import type { LinkMtu } from '../plan/mtu.js';
+import { overhead, type LinkMtu } from '../plan/mtu.js';
 
 /** What the loop changes in the data path (datapath.ts implements it over the pinned maps). */
 export interface LinkStatePort extends CcDatapath {
@@ -255,6 +255,11 @@ function takeControl(msg: Buffer, type: number | null, auth: PortalAuth, cc: CcL
   return p;
 }
 
+/** IPv6's minimum MTU (RFC 8200 5): a link that carries less takes IPv6 packets only up to its size. */
+const IPV6_MIN_MTU = 1280;
+const small = (name: string, inner: number) =>
+  `link ${name} carries inner packets up to ${inner} bytes, below IPv6's minimum 1280: larger IPv6 packets (and anything larger) go on the other links only`;
+
 /** RP: how often the kernel's path MTU cache (ICMP "too big" about our packets) is read. */
 const ICMP_POLL_MS = 500;
 
@@ -366,6 +371,8 @@ export async function startLocal(
     s.value.on('error', (e) => log('socket error', { link: l.id, error: e.message }));
     socks.push({ id: l.id, sock: s.value, remote, fam, sent: (n) => cc.budgets.countControl(l.id, 'tx', controlWireBytes(n, fam)) });
     pmtu.addLink(l.id, ceilings.get(l.id) ?? 1500, PROBE_LEN + udpOverhead(fam), l.budgetBytes > 0);
+    const inner = (ceilings.get(l.id) ?? 1500) - overhead(fam, l.carrier);
+    if (inner < IPV6_MIN_MTU) log(`warning: ${small(l.name, inner)}`, { link: l.id, innerMtu: inner });
   }
   /** A request on link `id`: our estimate of it, its budget and its confirmed path MTUs. */
   const request = (id: number, probeSeq: number): Probe => {
@@ -426,6 +433,10 @@ export async function startLocal(
     if (w.isErr()) log('path MTU write failed', { error: w.error });
     else {
       log(`path MTUs (up/down): ${links.map((l) => `link ${l.id} ${l.up}/${l.down}`).join(', ')}`, { links });
+      for (const l of links) {
+        const inner = Math.min(l.up, l.down) - overhead(l.family, l.carrier);
+        if (inner < IPV6_MIN_MTU) log(small(cfg.links[l.id]!.name, inner), { link: l.id, innerMtu: inner });
+      }
       written = key;
     }
   };

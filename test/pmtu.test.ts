@@ -56,3 +56,15 @@ test('one lost confirmation is not a shrink; a dead link does not collapse the M
   drive(s, { from: 20_000, limitMs: 3000, rttMs: 20, path: () => 1500, until: () => s.status().mode === 'confirmed' });
   assert.equal(s.status().mtu, 1500);
 });
+
+test('tunnel MTUs: the largest link sets inner_mtu, the smallest (>= 576 inner) the MSS clamp, the same on both portals', async () => {
+  const { tunnelMtus } = await import('../src/plan/mtu.js');
+  const l = (up: number, down: number, family: 4 | 6 = 4) => ({ family, carrier: 'udp' as const, up, down });
+  // one 1280 link among 1500s: inner 1448 both ways, clamp 1228 (full segments fit every link)
+  assert.deepEqual(tunnelMtus([l(1280, 1280), l(1500, 1500), l(1500, 1500)]), { up: 1448, down: 1448, clamp: 1228 });
+  // asymmetric: the smaller direction clamps; each direction's largest link its inner MTU
+  assert.deepEqual(tunnelMtus([l(1500, 1400), l(1400, 1500, 6)]), { up: 1448, down: 1428, clamp: 1328 });
+  // a tiny link (576 outer: 524 inner) does not drag the clamp below 576 inner
+  assert.deepEqual(tunnelMtus([l(576, 576), l(1500, 1500)]), { up: 1448, down: 1448, clamp: 1448 });
+  assert.equal(tunnelMtus([]), null);
+});

@@ -11,7 +11,8 @@ import { bpfClose, bpfOpenLoad, mapFd, mapLookup, mapUpdate, numPossibleCpus, ty
 import type { Rtnl } from '../netlink/rtnl.js';
 import { ipFamily } from '../netlink/ip.js';
 import { packagePath } from '../paths.js';
-import { innerMtu as innerMtuOf, overhead, tunnelMtus, type LinkMtu } from '../plan/mtu.js';
+import { innerMtu as innerMtuOf, overhead, tunnelMtus } from '../plan/mtu.js';
+import { loopDevices } from '../plan/plan.js';
 import type { LinkStatePort } from './runtime.js';
 import { mapKeysPort, type KeysPort } from './keys-port.js';
 
@@ -74,7 +75,14 @@ function firstAddr(facts: Record<string, string[]>, ifname: string, family: 4 | 
   return (facts[ifname] ?? []).map((a) => a.split('/')[0]!).find((a) => ipFamily(a) === family);
 }
 
-export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, facts: Record<string, string[]>): Promise<Result<Datapath, MpError>> {
+export async function openDatapath(
+  pinDir: string,
+  cfg: PortalConfig,
+  rt: Rtnl,
+  facts: Record<string, string[]>,
+  /** what goes wrong later, in the background (the loop device's MTU) */
+  onError: (msg: string) => void = () => {},
+): Promise<Result<Datapath, MpError>> {
   const links = await rt.listLinks();
   if (links.isErr()) return err(links.error);
   const byName = new Map(links.value.map((l) => [l.name, l]));
@@ -222,6 +230,9 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
         if (!t) return ok(undefined);
         const inner = Math.min(cfg.role === 'local' ? t.up : t.down, abi.MP_NH_MAX_BODY);
         if (config.innerMtu === inner && config.mssV4 === t.clamp - 40) return ok(undefined);
+        // IPv4 without DF is fragmented to the loop device's MTU (loop.h): it follows inner_mtu
+        if (config.loopIfindex && config.innerMtu !== inner)
+          void rt.setLink(loopDevices(cfg.instance).dev, { mtu: inner }).then((r) => r.isErr() && onError(`loop MTU ${inner}: ${JSON.stringify(r.error)}`));
         config.innerMtu = inner;
         config.mssV4 = t.clamp - 40;
         config.mssV6 = t.clamp - 60;

@@ -120,7 +120,7 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
     undo: [],
   };
   await writePortalState(state);
-  const dp = await openDatapath(pinDir, cfg, rt, facts.value.addresses);
+  const dp = await openDatapath(pinDir, cfg, rt, facts.value.addresses, (msg) => log(msg));
   if (dp.isErr()) {
     await cleanup(rt, state, null);
     return fail(dp.error);

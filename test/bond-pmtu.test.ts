@@ -24,6 +24,7 @@ import { nsName } from '../src/lab/topology.js';
 import { withLab } from './helpers/lab.js';
 
 const SERVER = { v4: '203.0.113.2', v6: '2001:db8:113::2' };
+const CLIENT = '198.51.100.10'; // the client's bonded address (src/lab/bond.ts)
 const link = { rate: '20mbit', delay: '5ms', queue: '60ms' };
 const SCENARIO = parseScenario({ links: [{ label: 'if1280', ...link, if_mtu: 1280 }, { label: 'big', ...link }, { label: 'hop1280', ...link, mtu: 1280 }] }, 't')._unsafeUnwrap();
 
@@ -117,6 +118,10 @@ test('bond path MTU: every link its own, found by probing, never a black hole', 
         assert.match(big4.out, /mtu = 1448|mtu=1448/, big4.out);
         const big6 = inNode(lab, 'client', 'ping', '-6', '-n', '-c', '2', '-i', '0.2', '-W', '1', '-s', '1440', SERVER.v6);
         assert.match(big6.out, /mtu=1448/, big6.out);
+        // server → client, every size from the small links' 1228 to the large one's 1448 (before:
+        // the RP put 1229-1428-byte packets on the 1280 link, where they died)
+        for (const size of [1200, 1201, 1229, 1300, 1372, 1400, 1420])
+          assert.equal(received(inNode(lab, 'server', 'ping', '-n', '-c', '3', '-i', '0.05', '-W', '2', '-M', 'do', '-s', String(size), CLIENT).out), 3, `server → client DF ${size + 28} bytes`);
         const noDf = inNode(lab, 'client', 'ping', '-n', '-c', '5', '-i', '0.1', '-W', '2', '-M', 'dont', '-s', '1460', SERVER.v4);
         assert.equal(received(noDf.out), 5, noDf.out);
       });
@@ -124,7 +129,7 @@ test('bond path MTU: every link its own, found by probing, never a black hole', 
       await t.test('(e) TTL expiry in the tunnel: time exceeded from the portal’s own address, both ways', async () => {
         const hop = (node: string, dst: string, v6: boolean) => inNode(lab, node, 'ping', ...(v6 ? ['-6'] : []), '-n', '-c', '1', '-W', '2', '-t', '1', dst).out;
         assert.match(hop('client', SERVER.v4, false), /From 198\.51\.100\.2 .*Time to live exceeded/i, 'client → server: the RP');
-        assert.match(hop('server', '10.10.0.2', false), /From 100\.64\.\d\.1 .*Time to live exceeded/i, 'server → client: the LP');
+        assert.match(hop('server', CLIENT, false), /From 100\.64\.\d\.1 .*Time to live exceeded/i, 'server → client: the LP');
         const two = inNode(lab, 'client', 'ping', '-n', '-c', '1', '-W', '2', '-t', '2', SERVER.v4).out;
         assert.match(two, /1 received/, 'TTL 2 reaches the server: the bond is one hop');
       });

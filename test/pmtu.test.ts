@@ -68,3 +68,19 @@ test('tunnel MTUs: the largest link sets inner_mtu, the smallest (>= 576 inner) 
   assert.deepEqual(tunnelMtus([l(576, 576), l(1500, 1500)]), { up: 1448, down: 1448, clamp: 1448 });
   assert.equal(tunnelMtus([]), null);
 });
+
+test('random loss (a busy queue) does not lower the path MTU, however often it looks like a shrink', () => {
+  let seed = 7;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const s = new PmtuSearch(1500, FLOOR);
+  const inflight: { token: number; at: number }[] = [];
+  let min = 1500;
+  for (let t = 0; t < 120_000; t += 10) {
+    for (const x of inflight.filter((x) => x.at <= t)) s.ack(x.token, t);
+    inflight.splice(0, inflight.length, ...inflight.filter((x) => x.at > t));
+    for (const [token] of s.due(t, 20)) if (rnd() >= 0.1) inflight.push({ token, at: t + 20 }); // 10 % of every probe lost
+    if (t > 5000) min = Math.min(min, s.status().mtu);
+  }
+  assert.ok(s.status().shrinks > 0, 'losses that looked like a shrink happened');
+  assert.equal(min, 1500, 'the size itself is tried again in the search: never settled lower');
+});

@@ -27,8 +27,14 @@
 export const CONFIRM_MS = 250;
 export const CONFIRM_METERED_MS = 10_000;
 export const LOSSES = 2;
-/** A confirmed path is searched above again this often (growth is found within this). */
+/** A confirmed path is searched above again this often (growth is found within this); sooner
+ * after a shrink (REPROBE_AFTER_SHRINK_MS), in case queue drops and not the path made it. */
 export const REPROBE_MS = 5 * 60_000;
+export const REPROBE_AFTER_SHRINK_MS = 30_000;
+/** A search round sends every size this many times and counts it as failed only when all of them
+ * were lost (RFC 8899's MAX_PROBES, in one round trip): one probe lost to a full queue does not
+ * lower the result. */
+export const STRIKES = 2;
 /** A search ends when the gap between passing and failing sizes is this small. */
 export const RESOLUTION = 4;
 /** Probes per search round. */
@@ -78,6 +84,10 @@ export class PmtuSearch {
   private sent = 0;
   private acked = 0;
   private token = 0;
+  /** search: probes of each size lost so far */
+  private readonly strikes = new Map<number, number>();
+  /** the search was started by size-dependent loss */
+  private afterShrink = false;
 
   /**
    * @param ceiling the interface MTU (nothing larger can be sent)
@@ -120,7 +130,8 @@ export class PmtuSearch {
         return [];
       }
       this.roundEnd = now + wait;
-      return sizes.map((s) => send(s, false));
+      this.strikes.clear();
+      return sizes.flatMap((s) => Array.from({ length: STRIKES }, () => send(s, false)));
     }
     if (now >= this.nextReprobe && this.mtu < this.ceiling) {
       this.startSearch(now, this.mtu, this.ceiling + 1);
@@ -167,11 +178,13 @@ export class PmtuSearch {
   tooBig(mtu: number, now: number): void {
     if (mtu >= this.mtu || mtu < this.floor) return;
     this.shrinks++;
+    this.afterShrink = true;
     this.startSearch(now, this.floor, mtu + 1);
   }
 
   private startSearch(now: number, lo: number, hi: number): void {
     this.mode = 'search';
+    this.strikes.clear();
     this.lo = lo;
     this.hi = hi;
     this.roundEnd = null;
@@ -203,11 +216,16 @@ export class PmtuSearch {
         if (o.size === this.mtu && this.mode === 'confirmed' && ++this.lost >= LOSSES) {
           this.lost = 0;
           this.shrinks++;
-          this.startSearch(now, this.floor, this.mtu);
+          this.afterShrink = true;
+          // the size itself is tried again (twice): queue drops, not the path, may have lost them
+          this.startSearch(now, this.floor, this.mtu + 1);
         }
         continue;
       }
-      if (this.mode === 'search' && o.size > this.lo && o.size < this.hi) this.hi = o.size;
+      if (this.mode !== 'search' || o.size <= this.lo || o.size >= this.hi) continue;
+      const n = (this.strikes.get(o.size) ?? 0) + 1;
+      this.strikes.set(o.size, n);
+      if (n >= STRIKES) this.hi = o.size;
     }
     this.maybeEndRound(now);
   }
@@ -227,7 +245,8 @@ export class PmtuSearch {
     if (!this.probed) this.mtu = this.floor; // nothing but unpadded probes pass
     this.lost = 0;
     this.nextConfirm = now + this.confirmMs;
-    this.nextReprobe = now + REPROBE_MS;
+    this.nextReprobe = now + (this.afterShrink ? REPROBE_AFTER_SHRINK_MS : REPROBE_MS);
+    this.afterShrink = false;
     for (const [t, o] of this.out) if (!o.confirm) this.out.delete(t);
   }
 }

@@ -7,8 +7,9 @@
  * Sending on the chosen link makes it busy for the packet's serialisation time, so load
  * spreads in proportion to rate, and the one-way delay term keeps packets in order across
  * links of different latency. Only links that are up, whose peer endpoint is known, that have
- * not spent their byte budget, and that have the lowest metric among those compete (higher
- * metrics are backup tiers: a backup carries nothing while a lower tier can).
+ * not spent their byte budget, where the packet fits (mp_link.mtu, pmtu.h), and that have the
+ * lowest metric among those compete (higher metrics are backup tiers: a backup carries nothing
+ * while a lower tier can).
  *
  * Budgets (metered links): mp_sched.sent_bytes[id] counts the outer IP bytes scheduled on each
  * link, under the lock; a link with budget_bytes != 0 and sent_bytes >= budget_bytes is skipped

@@ -84,3 +84,14 @@ test('random loss (a busy queue) does not lower the path MTU, however often it l
   assert.ok(s.status().shrinks > 0, 'losses that looked like a shrink happened');
   assert.equal(min, 1500, 'the size itself is tried again in the search: never settled lower');
 });
+
+test('a stalled event loop (answers read late) does not count as loss', () => {
+  const s = new PmtuSearch(1500, FLOOR);
+  const sent = s.due(0, 20); // the first round
+  assert.ok(sent.length > 0);
+  // 600 ms without running; the answers (every size passed) are read only after the next due()
+  assert.deepEqual(s.due(600, 20), [], 'nothing new while catching up');
+  for (const [token] of sent) s.ack(token, 600);
+  s.due(650, 20);
+  assert.deepEqual([s.status().mode, s.status().mtu], ['confirmed', 1500]);
+});

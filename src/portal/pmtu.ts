@@ -43,6 +43,10 @@ export const ROUND_PROBES = 12;
 export const MIN_WAIT_MS = 150;
 export const MAX_WAIT_MS = 1000;
 
+/** due() is called at least this often; a longer gap means the caller's event loop stalled (a
+ * busy machine), with answers perhaps waiting unread: nothing is judged lost before they are read. */
+export const STALL_MS = 200;
+
 /** Outer IP MTUs links commonly have (the first round's guesses below the interface MTU). */
 const COMMON = [9000, 1500, 1492, 1480, 1472, 1460, 1454, 1450, 1440, 1420, 1400, 1380, 1360, 1350, 1340, 1320, 1300, 1280, 1240, 1200, 1100, 1000, 800, 576];
 
@@ -84,6 +88,7 @@ export class PmtuSearch {
   private sent = 0;
   private acked = 0;
   private token = 0;
+  private lastDue: number | null = null;
   /** search: probes of each size lost so far */
   private readonly strikes = new Map<number, number>();
   /** the search was started by size-dependent loss */
@@ -114,6 +119,14 @@ export class PmtuSearch {
 
   /** Probes to send now: [token, size]. rttMs: the link's round trip (null: unknown). */
   due(now: number, rttMs: number | null): [number, number][] {
+    const gap = this.lastDue === null ? 0 : now - this.lastDue;
+    this.lastDue = now;
+    if (gap > STALL_MS) {
+      // we were not running: answers may be queued unread; give them the time we lost
+      for (const o of this.out.values()) o.deadline += gap;
+      if (this.roundEnd !== null) this.roundEnd += gap;
+      return [];
+    }
     this.expire(now);
     const wait = Math.min(MAX_WAIT_MS, Math.max(MIN_WAIT_MS, 3 * (rttMs ?? 100) + 50));
     const send = (size: number, confirm: boolean): [number, number] => {

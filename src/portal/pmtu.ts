@@ -28,7 +28,8 @@ export const CONFIRM_MS = 250;
 export const CONFIRM_METERED_MS = 10_000;
 export const LOSSES = 2;
 /** A confirmed path is searched above again this often (growth is found within this); sooner
- * after a shrink (REPROBE_AFTER_SHRINK_MS), in case queue drops and not the path made it. */
+ * after a shrink or the link's first search (REPROBE_AFTER_SHRINK_MS), in case queue drops or a
+ * busy moment and not the path made it lower. */
 export const REPROBE_MS = 5 * 60_000;
 export const REPROBE_AFTER_SHRINK_MS = 30_000;
 /** A search round sends every size this many times and counts it as failed only when all of them
@@ -184,6 +185,7 @@ export class PmtuSearch {
    * search run while the link was dead would have found nothing). */
   restart(now: number): void {
     this.out.clear();
+    this.afterShrink = true; // a result below the ceiling is checked again soon
     this.startSearch(now, this.floor, this.ceiling + 1);
   }
 

@@ -30,6 +30,7 @@
 #include "csum.h"
 #include "auth.h"
 #include "flood.h"
+#include "ttl.h"
 
 /* Ethernet, outer IPv4 with options (60) + UDP, mp_hdr, an inner IPv6 header */
 #define DECAP_WINDOW (ETH_HLEN + 60 + 8 + MP_HDR_LEN + 40)
@@ -384,7 +385,7 @@ int decap(struct __sk_buff *skb)
 
 	/* 6. deliver */
 	if ((cfg->flags & MP_CFG_DEC_TTL) && !dec_ttl(skb, family))
-		return mp_drop(MP_DROP_TTL);
+		return mp_icmp_time_exceeded(skb, id, family); /* ttl.h */
 	if (cfg->role == MP_ROLE_LOCAL)
 		return mp_redirected(bpf_redirect_neigh(cfg->lan_ifindex, NULL, 0, 0));
 	return forward(skb, family);

@@ -200,11 +200,12 @@ static __always_inline enum mp_drop_reason push_outer(struct __sk_buff *skb, con
 
 /* 2. Too big for the tunnel: IPv4 without DF goes round the segmentation loop to be fragmented
  * (where the loop is routed); anything else is answered with ICMP "too big" (icmp.h). */
-static __always_inline int too_big(struct __sk_buff *skb, const struct mp_config *cfg, const struct l3 *p)
+static __always_inline int too_big(struct __sk_buff *skb, const struct mp_config *cfg, const struct l3 *p,
+				   __u32 mtu)
 {
 	if (loop_can_fragment(cfg, p))
 		return loop_fragment(skb, cfg);
-	return mp_icmp_too_big(skb, cfg->inner_mtu);
+	return mp_icmp_too_big(skb, pmtu_answer_mtu(mtu, p->family));
 }
 
 /* 6. Out of the link's device; the neighbour subsystem resolves the next hop's MAC. */
@@ -275,11 +276,11 @@ int encap(struct __sk_buff *skb)
 		if (back)
 			return mp_drop(MP_DROP_LOOP);
 		if (cfg->inner_mtu && gso_segment_len(skb, &p) > cfg->inner_mtu)
-			return too_big(skb, cfg, &p);
+			return too_big(skb, cfg, &p, cfg->inner_mtu);
 		return loop_segment(skb, cfg);
 	}
 	if (cfg->inner_mtu && skb->len - ETH_HLEN > cfg->inner_mtu)
-		return back ? mp_drop(MP_DROP_LOOP) : too_big(skb, cfg, &p);
+		return back ? mp_drop(MP_DROP_LOOP) : too_big(skb, cfg, &p, cfg->inner_mtu);
 	if (back)
 		loop_count_back();
 
@@ -290,8 +291,11 @@ int encap(struct __sk_buff *skb)
 	now = bpf_ktime_get_ns();
 	if (!auth_off(cfg) && !(key = tx_key(now)))
 		return mp_drop(MP_DROP_NO_KEY);
-	if (!schedule(skb->len - ETH_HLEN, !(cfg->flags & MP_CFG_ACKS_EARLIEST) && pure_ack(skb, &p), now, &pk))
-		return mp_drop(MP_DROP_NO_LINK);
+	if (!schedule(skb->len - ETH_HLEN, !(cfg->flags & MP_CFG_ACKS_EARLIEST) && pure_ack(skb, &p), now, &pk)) {
+		if (!pk.too_big) /* fits no usable link (pmtu.h): answered at the largest one's MTU */
+			return mp_drop(MP_DROP_NO_LINK);
+		return back ? mp_drop(MP_DROP_LOOP) : too_big(skb, cfg, &p, pk.too_big);
+	}
 	l = bpf_map_lookup_elem(&mp_links, &pk.id);
 	ep = bpf_map_lookup_elem(&mp_endpoints, &pk.id);
 	if (!l || !ep || !link_usable(l, ep)) /* changed by userland since: rare */

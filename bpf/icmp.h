@@ -9,7 +9,8 @@
  * swap the MACs, and source it from the address the packet was going to, as a router on the
  * path would.
  */
-/* Defines a global BPF function: include from encap.c only (one definition per object). */
+/* Defines a global BPF function: include from encap.c only (one definition per object); another
+ * file defines MP_ICMP_BUILDERS_ONLY first for the builders alone (ttl.h). */
 #ifndef MP_ICMP_H
 #define MP_ICMP_H
 
@@ -18,7 +19,9 @@
 
 #define ICMP_DEST_UNREACH 3
 #define ICMP_FRAG_NEEDED 4
+#define ICMP_TIME_EXCEEDED 11
 #define ICMPV6_PKT_TOOBIG 2
+#define ICMPV6_TIME_EXCEED 3
 #define ICMP_ERR_V4_MAX 576  /* RFC 1812 4.3.2.3: an ICMP error is at most 576 bytes */
 #define ICMP_ERR_V6_MAX 1280 /* RFC 4443 2.4(c): as much as fits the minimum IPv6 MTU */
 #define ICMP_HLEN 8
@@ -77,8 +80,11 @@ static __always_inline void swap_macs(struct ethhdr *eth, const __u8 mac[2 * ETH
 	__builtin_memcpy(eth->h_source, mac, ETH_ALEN);
 }
 
-/* ICMP type 3 code 4 with next-hop MTU `mtu`, for the IPv4 packet in skb. */
-static __always_inline int icmp_frag_needed(struct __sk_buff *skb, __u16 mtu)
+/* An ICMP error (type, code, the 4 bytes after the checksum `word`) about the IPv4 packet in skb,
+ * in place, from `src` (NULL: the address the packet was going to, as a router on the path) back
+ * to its sender, MACs swapped. Returns 0 or the drop reason. */
+static __always_inline enum mp_drop_reason icmp4_error(struct __sk_buff *skb, __u8 type, __u8 code, __be32 word,
+						       const __u32 *src)
 {
 	const __u32 hdrs = sizeof(struct iphdr) + ICMP_HLEN;
 	enum mp_drop_reason reason = MP_DROP_STORE;
@@ -92,14 +98,14 @@ static __always_inline int icmp_frag_needed(struct __sk_buff *skb, __u16 mtu)
 	__u64 sum;
 
 	if ((void *)(ip + 1) > end)
-		return mp_drop(MP_DROP_TOO_BIG);
+		return MP_DROP_STORE;
 	__builtin_memcpy(mac, eth, sizeof(mac));
 	saddr = ip->saddr;
-	daddr = ip->daddr;
+	daddr = src ? src[0] : ip->daddr;
 
 	quote = icmp_make_room(skb, ICMP_QUOTE_V4, hdrs, &reason);
 	if (!quote)
-		return mp_drop(reason);
+		return reason;
 
 	data = PKT_DATA(skb);
 	end = PKT_END(skb);
@@ -107,7 +113,7 @@ static __always_inline int icmp_frag_needed(struct __sk_buff *skb, __u16 mtu)
 	ip = data + ETH_HLEN;
 	icmp = (void *)(ip + 1);
 	if ((void *)(icmp + 1) > end)
-		return mp_drop(MP_DROP_STORE);
+		return MP_DROP_STORE;
 	swap_macs(eth, mac);
 	*(__u8 *)ip = 0x45; /* version 4, 20-byte header */
 	ip->tos = 0;
@@ -120,11 +126,10 @@ static __always_inline int icmp_frag_needed(struct __sk_buff *skb, __u16 mtu)
 	ip->saddr = daddr;
 	ip->daddr = saddr;
 	ip->check = ipv4_hdr_csum(ip);
-	icmp->type = ICMP_DEST_UNREACH;
-	icmp->code = ICMP_FRAG_NEEDED;
+	icmp->type = type;
+	icmp->code = code;
 	icmp->checksum = 0;
-	icmp->un.frag.__unused = 0;
-	icmp->un.frag.mtu = bpf_htons(mtu);
+	icmp->un.gateway = word;
 
 	sum = sum_packet(skb, ETH_HLEN + sizeof(struct iphdr), ICMP_HLEN + quote,
 			 ICMP_HLEN + ICMP_QUOTE_V4, 0);
@@ -132,13 +137,26 @@ static __always_inline int icmp_frag_needed(struct __sk_buff *skb, __u16 mtu)
 	end = PKT_END(skb);
 	icmp = data + ETH_HLEN + sizeof(struct iphdr);
 	if ((void *)(icmp + 1) > end)
-		return mp_drop(MP_DROP_STORE);
+		return MP_DROP_STORE;
 	icmp->checksum = ~csum16(sum);
+	return MP_DROP_NONE;
+}
+
+/* ICMP type 3 code 4 with next-hop MTU `mtu`, for the IPv4 packet in skb. */
+static __always_inline int icmp_frag_needed(struct __sk_buff *skb, __u16 mtu)
+{
+	enum mp_drop_reason r = icmp4_error(skb, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, bpf_htonl(mtu), NULL);
+
+	if (r != MP_DROP_NONE)
+		return mp_drop(r);
 	return mp_exit(bpf_redirect(skb->ifindex, 0), MP_DROP_TOO_BIG);
 }
 
-/* ICMPv6 type 2 ("packet too big") with MTU `mtu`, for the IPv6 packet in skb. */
-static __always_inline int icmp6_packet_too_big(struct __sk_buff *skb, __u32 mtu)
+/* An ICMPv6 error (type, code, the 4 bytes after the checksum `word`) about the IPv6 packet in
+ * skb, in place, from `src` (NULL: the packet's destination) back to its sender. Returns 0 or the
+ * drop reason. */
+static __always_inline enum mp_drop_reason icmp6_error(struct __sk_buff *skb, __u8 type, __u8 code, __be32 word,
+						       const __u32 *src)
 {
 	const __u32 hdrs = sizeof(struct ipv6hdr) + ICMP_HLEN;
 	enum mp_drop_reason reason = MP_DROP_STORE;
@@ -152,14 +170,17 @@ static __always_inline int icmp6_packet_too_big(struct __sk_buff *skb, __u32 mtu
 	__u64 sum = 0;
 
 	if ((void *)(ip6 + 1) > end)
-		return mp_drop(MP_DROP_TOO_BIG);
+		return MP_DROP_STORE;
 	__builtin_memcpy(mac, eth, sizeof(mac));
 	__builtin_memcpy(saddr, &ip6->saddr, 16);
-	__builtin_memcpy(daddr, &ip6->daddr, 16);
+	if (src)
+		__builtin_memcpy(daddr, src, 16);
+	else
+		__builtin_memcpy(daddr, &ip6->daddr, 16);
 
 	quote = icmp_make_room(skb, ICMP_QUOTE_V6, hdrs, &reason);
 	if (!quote)
-		return mp_drop(reason);
+		return reason;
 
 	data = PKT_DATA(skb);
 	end = PKT_END(skb);
@@ -167,7 +188,7 @@ static __always_inline int icmp6_packet_too_big(struct __sk_buff *skb, __u32 mtu
 	ip6 = data + ETH_HLEN;
 	icmp6 = (void *)(ip6 + 1);
 	if ((void *)(icmp6 + 1) > end)
-		return mp_drop(MP_DROP_STORE);
+		return MP_DROP_STORE;
 	swap_macs(eth, mac);
 	w = (__u32 *)ip6;
 	w[0] = bpf_htonl(0x60000000); /* version 6, traffic class 0, flow label 0 */
@@ -176,10 +197,10 @@ static __always_inline int icmp6_packet_too_big(struct __sk_buff *skb, __u32 mtu
 	ip6->hop_limit = 64;
 	__builtin_memcpy(&ip6->saddr, daddr, 16);
 	__builtin_memcpy(&ip6->daddr, saddr, 16);
-	icmp6->icmp6_type = ICMPV6_PKT_TOOBIG;
-	icmp6->icmp6_code = 0;
+	icmp6->icmp6_type = type;
+	icmp6->icmp6_code = code;
 	icmp6->icmp6_cksum = 0;
-	icmp6->icmp6_dataun.un_data32[0] = bpf_htonl(mtu);
+	icmp6->icmp6_dataun.un_data32[0] = word;
 
 	/* pseudo-header: source, destination, upper-layer length, next header */
 #pragma unroll
@@ -192,11 +213,22 @@ static __always_inline int icmp6_packet_too_big(struct __sk_buff *skb, __u32 mtu
 	end = PKT_END(skb);
 	icmp6 = data + ETH_HLEN + sizeof(struct ipv6hdr);
 	if ((void *)(icmp6 + 1) > end)
-		return mp_drop(MP_DROP_STORE);
+		return MP_DROP_STORE;
 	icmp6->icmp6_cksum = ~csum16(sum);
+	return MP_DROP_NONE;
+}
+
+/* ICMPv6 type 2 ("packet too big") with MTU `mtu`, for the IPv6 packet in skb. */
+static __always_inline int icmp6_packet_too_big(struct __sk_buff *skb, __u32 mtu)
+{
+	enum mp_drop_reason r = icmp6_error(skb, ICMPV6_PKT_TOOBIG, 0, bpf_htonl(mtu), NULL);
+
+	if (r != MP_DROP_NONE)
+		return mp_drop(r);
 	return mp_exit(bpf_redirect(skb->ifindex, 0), MP_DROP_TOO_BIG);
 }
 
+#ifndef MP_ICMP_BUILDERS_ONLY
 /* The packet is larger than mtu: answer it (and drop it), counted as MP_DROP_TOO_BIG.
  * A global (noinline) function, verified once: the checksum loop over the quote would
  * otherwise be walked for every state of encap(). */
@@ -214,5 +246,6 @@ __attribute__((noinline)) int mp_icmp_too_big(struct __sk_buff *skb, __u64 mtu)
 	 * where the loop is routed; here only where it is not (a single-interface RP). */
 	return mp_drop(MP_DROP_TOO_BIG);
 }
+#endif /* MP_ICMP_BUILDERS_ONLY */
 
 #endif /* MP_ICMP_H */

@@ -7,8 +7,9 @@
  * Sending on the chosen link makes it busy for the packet's serialisation time, so load
  * spreads in proportion to rate, and the one-way delay term keeps packets in order across
  * links of different latency. Only links that are up, whose peer endpoint is known, that have
- * not spent their byte budget, and that have the lowest metric among those compete (higher
- * metrics are backup tiers: a backup carries nothing while a lower tier can).
+ * not spent their byte budget, where the packet fits (mp_link.mtu, pmtu.h), and that have the
+ * lowest metric among those compete (higher metrics are backup tiers: a backup carries nothing
+ * while a lower tier can).
  *
  * Budgets (metered links): mp_sched.sent_bytes[id] counts the outer IP bytes scheduled on each
  * link, under the lock; a link with budget_bytes != 0 and sent_bytes >= budget_bytes is skipped
@@ -43,6 +44,7 @@
 #define MP_SCHEDULE_H
 
 #include "maps.h"
+#include "pmtu.h"
 
 #define MP_DEFAULT_RATE_BPS 1000000ULL /* rate_bps 0 (unknown) counts as 1 Mbit/s */
 #define MP_ACK_SLACK_NS 1000000ULL    /* a pure ACK may land this much after the slowest link's floor */
@@ -52,6 +54,7 @@ struct pick {
 	__u32 id;       /* link id */
 	__u32 seq;      /* per-direction sequence number */
 	__u32 link_seq; /* per-link sequence number */
+	__u32 too_big;  /* no pick: the largest inner packet a usable link carries (0: none usable) */
 };
 
 /* Bytes the link adds in front of the inner packet: outer IP, UDP (udp carrier), mp_hdr. */
@@ -78,6 +81,7 @@ struct sched_scan {
 	__u32 tx_ns[MP_MAX_LINKS];      /* serialisation time of this packet (capped at ~4.3 s) */
 	__u8 overhead[MP_MAX_LINKS];    /* outer header bytes the link adds */
 	__u8 no_acks[MP_MAX_LINKS];     /* metered or MP_LINK_F_NO_ACKS: pure ACKs avoid it */
+	__u32 fit_max;                  /* largest inner packet a usable link carries (pmtu.h) */
 };
 
 #define SCHED_UNUSABLE 0xffff
@@ -99,6 +103,8 @@ static long sched_scan_link(__u64 index, void *ctx)
 		return 0;
 	if (l->budget_bytes && s->sent_bytes[id] >= l->budget_bytes)
 		return 0; /* spent: as if down */
+	if (!pmtu_fits(l, sc->wire_len, outer_overhead(l), &sc->fit_max))
+		return 0; /* too big for this link: as if down for this packet */
 	rate = l->rate_bps ? l->rate_bps : MP_DEFAULT_RATE_BPS;
 	tx = (__u64)(sc->wire_len + outer_overhead(l)) * 8000000000ULL / rate;
 	sc->metric[id] = l->metric;
@@ -143,7 +149,7 @@ static __always_inline __u64 ack_arrival_limit(const struct sched_scan *sc, __u6
 }
 
 /* Pick a link for an inner packet of inner_len bytes at time now (pure_ack: a TCP ACK without
- * payload, see the header). false: no link usable. */
+ * payload, see the header). false: no link usable, or (out->too_big != 0) none the packet fits. */
 static __always_inline bool schedule(__u32 inner_len, bool pure_ack, __u64 now, struct pick *out)
 {
 	struct sched_scan sc = { .wire_len = inner_len, .tier = SCHED_UNUSABLE };
@@ -156,6 +162,7 @@ static __always_inline bool schedule(__u32 inner_len, bool pure_ack, __u64 now, 
 	for (id = 0; id < MP_MAX_LINKS; id++)
 		sc.metric[id] = SCHED_UNUSABLE;
 	bpf_loop(MP_MAX_LINKS, sched_scan_link, &sc, 0);
+	out->too_big = sc.fit_max;
 	if (sc.tier == SCHED_UNUSABLE)
 		return false;
 	ack_limit = pure_ack ? ack_arrival_limit(&sc, now) : 0;

@@ -605,6 +605,19 @@ int mp_close_fd(int fd)
 	return 0;
 }
 
+int mp_set_pmtu_probe(int fd, int family)
+{
+	begin();
+	int v = IP_PMTUDISC_PROBE; /* == IPV6_PMTUDISC_PROBE */
+	int level = family == 6 ? IPPROTO_IPV6 : IPPROTO_IP;
+	int opt = family == 6 ? IPV6_MTU_DISCOVER : IP_MTU_DISCOVER;
+
+	if (setsockopt(fd, level, opt, &v, sizeof(v)))
+		return fail(errno, "setsockopt(fd %d, %s, PMTUDISC_PROBE)", fd,
+			    family == 6 ? "IPV6_MTU_DISCOVER" : "IP_MTU_DISCOVER");
+	return 0;
+}
+
 int mp_num_possible_cpus(void)
 {
 	begin();

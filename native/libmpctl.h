@@ -75,6 +75,14 @@ int mp_obj_get(const char *pinned_path);
 int mp_close_fd(int fd);
 int mp_num_possible_cpus(void);
 
+/* ---- sockets ------------------------------------------------------------------------------ */
+
+/* Path MTU probing on a UDP socket (family 4 or 6): every datagram leaves with DF set (IPv6: is
+ * never fragmented) whatever size the kernel has cached for the path, and ICMP "too big" does not
+ * make the kernel fragment later ones (IP_PMTUDISC_PROBE / IPV6_PMTUDISC_PROBE). Larger than the
+ * interface MTU: the send fails with EMSGSIZE. */
+int mp_set_pmtu_probe(int fd, int family);
+
 /* ---- bpffs -------------------------------------------------------------------------------- */
 
 /* mkdir -p path and mount a bpffs there unless one is already mounted.

@@ -87,7 +87,7 @@
 /* A delivery-opportunity trace: ms offsets (non-decreasing), looping every period_ms. */
 struct trace { uint32_t *ms; uint32_t n; uint64_t period_ms; char path[TRACE_PATH]; };
 
-struct params { uint64_t delay_us, jitter_us, loss_ppm, limit, qlimit; bool down; struct trace *trace; };
+struct params { uint64_t delay_us, jitter_us, loss_ppm, limit, qlimit, mtu; bool down; struct trace *trace; };
 struct stats {
   uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes, dropped_loss, dropped_down, dropped_queue,
       dropped_overflow, dropped_oversize, gso, dropped_socket;
@@ -271,9 +271,10 @@ static const char *parse_params(char *s, struct params *p) {
     else if (!strcmp(key, "loss_ppm")) { dst = &p->loss_ppm; max = 1000000; }
     else if (!strcmp(key, "limit")) { dst = &p->limit; max = MAX_LIMIT; }
     else if (!strcmp(key, "qlimit")) { dst = &p->qlimit; max = MAX_QLIMIT; }
+    else if (!strcmp(key, "mtu")) { dst = &p->mtu; max = 65535; }
     else if (!strcmp(key, "down")) { max = 1; }
     else {
-      snprintf(msg, sizeof msg, "unknown key '%.32s' (keys: delay_us jitter_us loss_ppm down limit trace qlimit)", key);
+      snprintf(msg, sizeof msg, "unknown key '%.32s' (keys: delay_us jitter_us loss_ppm down limit trace qlimit mtu)", key);
       return msg;
     }
     bool okv = *val && strlen(val) <= 12;
@@ -360,6 +361,9 @@ static int rx_batch(struct dir *d) {
     d->s.rx_bytes += flen;
     if (gso) d->s.gso++;
     if ((d->rmsg[i].msg_hdr.msg_flags & MSG_TRUNC) || (!gso && flen > MAX_FRAME)) { d->s.dropped_oversize++; continue; }
+    /* a smaller MTU inside the path that drops silently (a PMTU black hole): the IP packet,
+     * or each segment of a GSO frame, longer than mtu */
+    if (d->p.mtu && (gso ? (uint64_t)vh->hdr_len + vh->gso_size : flen) > d->p.mtu + ETH_HLEN) { d->s.dropped_oversize++; continue; }
     if (d->p.down) { d->s.dropped_down++; continue; }
     if (d->p.loss_ppm && rnd_below(1000000) < d->p.loss_ppm) { d->s.dropped_loss++; continue; }
     uint32_t id;
@@ -538,13 +542,13 @@ static int dir_json(char *o, size_t n, struct dir *d) {
   json_str(tpath, sizeof tpath, d->p.trace ? d->p.trace->path : "");
   return snprintf(o, n,
       "{\"delay_us\":%" PRIu64 ",\"jitter_us\":%" PRIu64 ",\"loss_ppm\":%" PRIu64 ",\"down\":%s,\"limit\":%" PRIu64
-      ",\"trace\":%s%s%s,\"qlimit\":%" PRIu64
+      ",\"trace\":%s%s%s,\"qlimit\":%" PRIu64 ",\"mtu\":%" PRIu64
       ",\"stats\":{\"rx_packets\":%" PRIu64 ",\"rx_bytes\":%" PRIu64 ",\"tx_packets\":%" PRIu64 ",\"tx_bytes\":%" PRIu64
       ",\"dropped_loss\":%" PRIu64 ",\"dropped_down\":%" PRIu64 ",\"dropped_queue\":%" PRIu64
       ",\"dropped_overflow\":%" PRIu64 ",\"dropped_oversize\":%" PRIu64 ",\"dropped_socket\":%" PRIu64
       ",\"gso\":%" PRIu64 ",\"queued\":%u,\"rq_queued\":%u,\"rq_bytes\":%" PRIu64 "}}",
       d->p.delay_us, d->p.jitter_us, d->p.loss_ppm, d->p.down ? "true" : "false", d->p.limit,
-      d->p.trace ? "\"" : "", d->p.trace ? tpath : "null", d->p.trace ? "\"" : "", d->p.qlimit, s->rx_packets,
+      d->p.trace ? "\"" : "", d->p.trace ? tpath : "null", d->p.trace ? "\"" : "", d->p.qlimit, d->p.mtu, s->rx_packets,
       s->rx_bytes, s->tx_packets, s->tx_bytes, s->dropped_loss, s->dropped_down, s->dropped_queue,
       s->dropped_overflow, s->dropped_oversize, s->dropped_socket, s->gso, d->count, d->rq_count, d->rq_bytes);
 }
@@ -685,7 +689,7 @@ static void usage(FILE *f) {
         "Layer-2 link emulator: frames from a go out of b (direction up), frames from b out of a\n"
         "(direction down), each through its own delay line with delay, uniform jitter, loss, outage.\n"
         "  PARAMS   comma-separated delay_us=N,jitter_us=N,loss_ppm=N,down=0|1,limit=N,\n"
-        "           trace=FILE|none (Mahimahi delivery opportunities),qlimit=BYTES (0: none)\n"
+        "           trace=FILE|none (Mahimahi delivery opportunities),qlimit=BYTES (0: none),\n           mtu=N (longer IP packets dropped silently, 0: off)\n"
         "  --ctl    abstract UNIX datagram control socket name (default " CTL_DEFAULT ")\n"
         "  --seed   PRNG seed (default: random)\n"
         "Control requests: 'set up|down|both key=value...', 'get', 'reset-stats' (see linkem.md).\n"
@@ -736,7 +740,7 @@ int main(int argc, char **argv) {
   if (!if_a || !if_b || optind < argc) { usage(stderr); return 2; }
   if (!strcmp(if_a, if_b)) die(2, "--a and --b must be different interfaces");
 
-  struct params def = {.delay_us = 0, .jitter_us = 0, .loss_ppm = 0, .limit = DEF_LIMIT, .qlimit = 0, .down = false, .trace = NULL};
+  struct params def = {.delay_us = 0, .jitter_us = 0, .loss_ppm = 0, .limit = DEF_LIMIT, .qlimit = 0, .mtu = 0, .down = false, .trace = NULL};
   struct params pu = def, pd = def;
   const char *e;
   if (up_spec && (e = parse_params(up_spec, &pu))) die(2, "--up: %s", e);

@@ -37,6 +37,7 @@ import { ipToBuffer } from '../src/netlink/ip.js';
 import {
   decodeEndpoint,
   decodeHdr,
+  decodeLink,
   decodeLinkStats,
   decodeLoopStats,
   decodeReplay,
@@ -256,6 +257,8 @@ interface LinkOpts {
   /** the peer's address and port (default: the RP) */
   peer?: string;
   peerPort?: number;
+  /** mp_link.mtu: outer path MTU (default 1500; 0 = unknown) */
+  mtu?: number;
 }
 
 /** Link `id` as the LP's sender sees it, with the RP as its endpoint. */
@@ -266,7 +269,7 @@ function setLink(id: number, o: LinkOpts = {}): void {
     state: o.state ?? MP_LINK_UP,
     carrier: o.ip ? MP_CARRIER_IP : MP_CARRIER_UDP,
     metric: o.metric ?? 0,
-    mtu: 1500,
+    mtu: o.mtu ?? 1500,
     owdUs: o.owdUs ?? 10_000,
     rateBps: o.rateBps ?? 10_000_000n,
     local: hostAddr(v6 ? LP_LOCAL_V6 : LP_LOCAL_V4),
@@ -423,6 +426,20 @@ function encapsulated(e: EncapExpect): (out: Buffer) => void {
     const msg = out.subarray(hdr, 14 + ip.totalLen);
     assert.deepEqual(h.tag, key ? macOf(key.key, msg) : Buffer.alloc(8), key ? 'tag = mac.ts MAC of header + inner' : 'tag zero (NO_AUTH)');
     assert.deepEqual(out.subarray(hdr + MP_HDR_LEN), e.inner, 'inner packet carried byte for byte');
+  };
+}
+
+/** An ICMP / ICMPv6 "time exceeded" (type 11 / 3, code 0) from `src` to `dst` quoting `orig`. */
+function timeExceeded(src: string, dst: string, orig: Buffer): (out: Buffer) => void {
+  return (out) => {
+    const ip = parseIp(out);
+    const v6 = ip.version === 6;
+    assert.deepEqual([ip.src, ip.dst, ip.proto, ip.ttl], [src, dst, v6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP, 64]);
+    if (!v6) assert.ok(ip.headerChecksumOk);
+    assert.deepEqual([out[ip.l4], out[ip.l4 + 1]], [v6 ? 3 : 11, 0], 'time exceeded, in transit');
+    assert.equal(out.readUInt32BE(ip.l4 + 4), 0, 'unused word');
+    assert.ok(l4ChecksumOk(out, ip), 'ICMP checksum');
+    assert.deepEqual(out.subarray(ip.l4 + 8), orig, 'the original quoted whole');
   };
 }
 
@@ -700,7 +717,10 @@ runTable('encap (LP: lan ingress)', lpEncapBase, [
   {
     name: 'inner_mtu 0: no size check',
     prog: 'encap',
-    setup: () => setConfig({ innerMtu: 0 }),
+    setup: () => {
+      setConfig({ innerMtu: 0 });
+      setLink(0, { mtu: 0 }); // and the link's path MTU unknown (pmtu.h)
+    },
     input: frame(ipSpec(CLIENT_V4, NET_V4), udp({ sport: 1, dport: 2, payload: Buffer.alloc(1472) })),
     verdict: TC_ACT_REDIRECT,
   },
@@ -1195,6 +1215,127 @@ runTable('encap (single-interface RP: its own ports stay local)', () => {
 
 // ---- the scheduler -------------------------------------------------------------------------
 
+// ---- per-link path MTU (bpf/pmtu.h) --------------------------------------------------------
+// A packet goes only on links where inner + overhead <= mp_link.mtu; one that fits no usable link
+// is answered at the largest usable link's inner MTU (IPv6: never below 1280). IPv4/UDP links add
+// 52 bytes: mtu 1300 carries 1248-byte inner packets.
+
+/** Inner IPv4/IPv6 UDP packet of exactly `len` bytes (DF on IPv4 unless df: false). */
+const sized = (len: number, v6 = false, df = true) =>
+  frame(v6 ? ipSpec(CLIENT_V6, NET_V6) : ipSpec(CLIENT_V4, NET_V4, { df }), udp({ sport: 40000, dport: 9, payload: Buffer.alloc(len - (v6 ? 48 : 28), 0x5a) }));
+const icmpMtu = (out: Buffer): number => {
+  const ip = parseIp(out);
+  return ip.version === 4 ? out.readUInt16BE(ip.l4 + 6) : out.readUInt32BE(ip.l4 + 4);
+};
+// link 0: near and fast but 1300 on its path; link 1: far, slow, 1500
+const pmtuBase = () => {
+  setConfig({ innerMtu: 1448 });
+  setLink(0, { mtu: 1300, owdUs: 1_000, rateBps: 100_000_000n });
+  setLink(1, { mtu: 1500, owdUs: 50_000, rateBps: 10_000_000n });
+};
+
+runTable('encap: per-link path MTU', pmtuBase, [
+  {
+    name: 'a packet that fits the preferred link goes there',
+    prog: 'encap',
+    input: sized(1248),
+    verdict: TC_ACT_REDIRECT,
+    out: (out) => assert.equal(sentOn(out), 0),
+  },
+  {
+    name: 'one byte more: only the 1500 link carries it, although it lands later',
+    prog: 'encap',
+    input: sized(1249),
+    verdict: TC_ACT_REDIRECT,
+    out: (out) => assert.equal(sentOn(out), 1),
+  },
+  {
+    name: 'IPv6 inner: the same rule (1448 fits the 1500 link only)',
+    prog: 'encap',
+    input: sized(1448, true),
+    verdict: TC_ACT_REDIRECT,
+    out: (out) => assert.equal(sentOn(out), 1),
+  },
+  {
+    name: 'mtu 0 (unknown): no limit',
+    prog: 'encap',
+    setup: () => setLink(0, { mtu: 0, owdUs: 1_000, rateBps: 100_000_000n }),
+    input: sized(1448),
+    verdict: TC_ACT_REDIRECT,
+    out: (out) => assert.equal(sentOn(out), 0),
+  },
+  {
+    name: 'the large link down: IPv4 with DF is answered at the small link (1248), not inner_mtu',
+    prog: 'encap',
+    setup: () => setLink(1, { mtu: 1500, state: MP_LINK_DOWN }),
+    input: sized(1300),
+    verdict: TC_ACT_REDIRECT,
+    drops: { too_big: 1 },
+    out: (out) => {
+      assert.equal(parseIp(out).proto, IPPROTO_ICMP);
+      assert.equal(icmpMtu(out), 1248);
+    },
+  },
+  {
+    name: 'the large link down: IPv6 is answered with 1280, never less (1248 would be ignored)',
+    prog: 'encap',
+    setup: () => setLink(1, { mtu: 1500, state: MP_LINK_DOWN }),
+    input: sized(1300, true),
+    verdict: TC_ACT_REDIRECT,
+    drops: { too_big: 1 },
+    out: (out) => {
+      assert.equal(parseIp(out).proto, IPPROTO_ICMPV6);
+      assert.equal(icmpMtu(out), 1280);
+    },
+  },
+  {
+    name: 'both links small: the largest of them is named (1348 of the 1400 link)',
+    prog: 'encap',
+    setup: () => setLink(1, { mtu: 1400 }),
+    input: sized(1400),
+    verdict: TC_ACT_REDIRECT,
+    drops: { too_big: 1 },
+    out: (out) => assert.equal(icmpMtu(out), 1348),
+  },
+  {
+    name: 'IPv4 without DF that fits no link: round the loop to be fragmented',
+    prog: 'encap',
+    setup: () => {
+      setConfig({ innerMtu: 1448, loopIfindex: LOOP_IF, loopMark: LOOP_MARK, flags: MP_CFG_LOOP_FRAG });
+      setLink(1, { mtu: 1500, state: MP_LINK_DOWN });
+    },
+    input: sized(1300, false, false),
+    verdict: TC_ACT_OK,
+    out: 'same',
+    mark: LOOP_MARK,
+    loop: { frag: 1 },
+  },
+  {
+    name: 'a piece back from the loop that fits no link: dropped as loop, not looped again',
+    prog: 'encap',
+    setup: () => {
+      setConfig({ innerMtu: 1448, loopIfindex: LOOP_IF, loopMark: LOOP_MARK, flags: MP_CFG_LOOP_FRAG });
+      setLink(1, { mtu: 1500, state: MP_LINK_DOWN });
+    },
+    input: sized(1300, false, false),
+    ctx: { mark: LOOP_MARK },
+    verdict: TC_ACT_SHOT,
+    drops: { loop: 1 },
+    loop: { back: 1 }, // it came back (counted before scheduling), then fit no link
+  },
+  {
+    name: 'no link up at all: no_link, not too_big',
+    prog: 'encap',
+    setup: () => {
+      setLink(0, { state: MP_LINK_DOWN });
+      setLink(1, { state: MP_LINK_DOWN });
+    },
+    input: sized(1400),
+    verdict: TC_ACT_SHOT,
+    drops: { no_link: 1 },
+  },
+]);
+
 describe('encap: scheduler', () => {
   const input = eth(innerTcpV4);
   const send = (n: number): number[] => {
@@ -1416,18 +1557,48 @@ runTable('decap (LP: link ingress)', lpDecapBase, [
     out: (o) => assert.equal(parseIp(o).ttl, 63),
   },
   {
-    name: 'DEC_TTL: TTL 1 expires',
+    name: 'DEC_TTL: TTL 1 expires: ICMP time exceeded from the LP’s link address to the sender (ttl.h)',
     prog: 'decap',
     setup: () => setConfig({ flags: MP_CFG_DEC_TTL }),
     input: wireV4(ipPacket(ipSpec(NET_V4, CLIENT_V4, { ttl: 1 }), udp({ sport: 1, dport: 2 }))),
+    verdict: TC_ACT_REDIRECT,
+    drops: { ttl: 1 },
+    out: timeExceeded(LP_LOCAL_V4, NET_V4, ipPacket(ipSpec(NET_V4, CLIENT_V4, { ttl: 1 }), udp({ sport: 1, dport: 2 }))),
+  },
+  {
+    name: 'DEC_TTL: hop limit 1 expires: ICMPv6 time exceeded from the LP’s IPv6 link address',
+    prog: 'decap',
+    setup: () => setConfig({ flags: MP_CFG_DEC_TTL }),
+    input: wireV6(ipPacket(ipSpec(NET_V6, CLIENT_V6, { ttl: 1 }), udp({ sport: 1, dport: 2 }))),
+    verdict: TC_ACT_REDIRECT,
+    drops: { ttl: 1 },
+    out: timeExceeded(LP_LOCAL_V6, NET_V6, ipPacket(ipSpec(NET_V6, CLIENT_V6, { ttl: 1 }), udp({ sport: 1, dport: 2 }))),
+  },
+  {
+    name: 'DEC_TTL: IPv6 inner expires on an IPv4 link: answered from the IPv6 link’s address',
+    prog: 'decap',
+    setup: () => setConfig({ flags: MP_CFG_DEC_TTL }),
+    input: wireV4(ipPacket(ipSpec(NET_V6, CLIENT_V6, { ttl: 1 }), udp({ sport: 1, dport: 2 }))),
+    verdict: TC_ACT_REDIRECT,
+    drops: { ttl: 1 },
+    out: (o) => assert.equal(parseIp(o).src, LP_LOCAL_V6),
+  },
+  {
+    name: 'DEC_TTL: no own address of the family (no IPv6 link): dropped as before',
+    prog: 'decap',
+    setup: () => {
+      setConfig({ flags: MP_CFG_DEC_TTL });
+      put('links', 1, encodeLink({ ...decodeLink(get('links', 1)), state: MP_LINK_UNUSED }));
+    },
+    input: wireV4(ipPacket(ipSpec(NET_V6, CLIENT_V6, { ttl: 1 }), udp({ sport: 1, dport: 2 }))),
     verdict: TC_ACT_SHOT,
     drops: { ttl: 1 },
   },
   {
-    name: 'DEC_TTL: hop limit 1 expires',
+    name: 'DEC_TTL: an expiring ICMP error is not answered',
     prog: 'decap',
     setup: () => setConfig({ flags: MP_CFG_DEC_TTL }),
-    input: wireV6(ipPacket(ipSpec(NET_V6, CLIENT_V6, { ttl: 1 }), udp({ sport: 1, dport: 2 }))),
+    input: wireV4(ipPacket(ipSpec(NET_V4, CLIENT_V4, { ttl: 1 }), raw(IPPROTO_ICMP, Buffer.from([3, 1, 0, 0, 0, 0, 0, 0])))),
     verdict: TC_ACT_SHOT,
     drops: { ttl: 1 },
   },
@@ -1669,6 +1840,25 @@ runTable('decap (RP: wan ingress, FIB delivery in a namespace)', () => {
     },
   },
   {
+    name: 'DEC_TTL: the client’s TTL runs out: time exceeded from the RP’s address, into the loop (back through the tunnel)',
+    prog: 'decap',
+    ns: true,
+    setup: () => setConfig({ flags: MP_CFG_DEC_TTL, loopIfindex: wan0, loopMark: 0x6d700100 }, RP_CONFIG),
+    input: fromLp(ipPacket(ipSpec(RP_CLIENT_V4, NET_V4, { ttl: 1 }), udp({ sport: 33434, dport: 33434 }))),
+    verdict: TC_ACT_REDIRECT,
+    drops: { ttl: 1 },
+    out: timeExceeded(RP_V4, RP_CLIENT_V4, ipPacket(ipSpec(RP_CLIENT_V4, NET_V4, { ttl: 1 }), udp({ sport: 33434, dport: 33434 }))),
+  },
+  {
+    name: 'DEC_TTL: the client’s TTL runs out on an RP without a loop: dropped as before',
+    prog: 'decap',
+    ns: true,
+    setup: () => setConfig({ flags: MP_CFG_DEC_TTL }, RP_CONFIG),
+    input: fromLp(ipPacket(ipSpec(RP_CLIENT_V4, NET_V4, { ttl: 1 }), udp({ sport: 33434, dport: 33434 }))),
+    verdict: TC_ACT_SHOT,
+    drops: { ttl: 1 },
+  },
+  {
     name: 'route known, neighbour unresolved: redirect_neigh',
     prog: 'decap',
     ns: true,
@@ -1784,8 +1974,8 @@ describe('authentication: encap signs every data packet', () => {
   it('tags are byte-identical to mac.ts for every tail length, across NH chunks, up to 3000 bytes', () => {
     resetMaps();
     setConfig({ innerMtu: 0 });
-    setLink(0);
-    setLink(1, { v6: true, rateBps: 1n }); // never chosen while link 0 is up
+    setLink(0, { mtu: 0 }); // no path MTU: up to 3000 bytes go
+    setLink(1, { v6: true, rateBps: 1n, mtu: 0 }); // never chosen while link 0 is up
     // inner = 28 + n bytes: every NH tail (mod 16), and bodies around nh.h's 256-byte chunks
     const around = (b: number) => Array.from({ length: 40 }, (_, i) => b - 28 - 20 + i);
     const sizes = [...Array.from({ length: 130 }, (_, i) => i), ...around(256), ...around(512), 1000, 1372, 1452, 1972, 2999, 3000];

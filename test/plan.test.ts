@@ -182,8 +182,9 @@ test('an RP with a routed client prefix answers nothing on wan', () => {
 
 test('the segmentation loop: a veth pair per instance, its MTU the inner MTU, before encap on lan', async () => {
   const cfg = await config('lp.toml');
-  // wan1 IPv4/UDP 9000 − 52, wan2 IPv6/UDP 1500 − 72, wan3 IPv4/ip 1500 − 44: the smallest wins
-  const p = plan(cfg, { ...LP_FACTS, mtus: { wan1: 9000, wan2: 1500, wan3: 1500 } });
+  // wan1 IPv4/UDP 9000 − 52, wan2 IPv6/UDP 1500 − 72, wan3 IPv4/ip 1500 − 44: the largest wins
+  // (each packet goes only on links it fits: bpf/pmtu.h)
+  const p = plan(cfg, { ...LP_FACTS, mtus: { wan1: 1400, wan2: 1500, wan3: 1472 } });
   const { dev, peer } = loopDevices(cfg.instance);
   assert.deepEqual(p.loop, { dev, peer, mark: DEFAULT_POLICY.loopMark, routed: true, mtu: 1428 });
   assert.ok(dev.length <= 15 && peer.length <= 15, 'IFNAMSIZ');
@@ -193,7 +194,7 @@ test('the segmentation loop: a veth pair per instance, its MTU the inner MTU, be
   assert.ok(lines.includes(`ethtool -K ${dev} tx off`));
   const at = (l: string) => lines.indexOf(l);
   assert.ok(at(`tc filter add dev ${peer} ingress prio 1 handle 1 bpf da pinned /run/mpctl/bpf/local/prog_encap`) < at('tc qdisc add dev lan clsact'));
-  assert.equal(plan(cfg, { ...LP_FACTS, mtus: { wan1: 1400 } }).loop.mtu, 1400 - 52, 'wan1 smaller');
+  assert.equal(plan(cfg, { ...LP_FACTS, mtus: { wan1: 9000 } }).loop.mtu, 9000 - 52, 'wan1 larger');
   const huge = { wan1: 65535, wan2: 65535, wan3: 65535 };
   assert.equal(plan(cfg, { ...LP_FACTS, mtus: huge }).loop.mtu, MP_NH_MAX_BODY, 'no longer than the MAC covers');
 });

@@ -35,6 +35,12 @@ class FakePort implements LinkStatePort {
   setEstimate() {
     return ok(undefined);
   }
+  setLinkMtus() {
+    return ok(undefined);
+  }
+  async routeMtu() {
+    return ok(null);
+  }
   readRx() {
     return ok(null);
   }

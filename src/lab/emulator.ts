@@ -31,6 +31,8 @@ export interface DirParams {
   trace?: string | null;
   /** the rate queue's tail-drop limit in bytes of IP packet (0: none) */
   qlimit?: number;
+  /** IP packets longer than this are dropped silently (0: off) */
+  mtu?: number;
 }
 
 export interface DirStats {
@@ -121,6 +123,7 @@ export async function setParams(ns: string, dir: Direction | 'both', p: Partial<
   if (p.limit !== undefined) kv.push(`limit=${p.limit}`);
   if (p.qlimit !== undefined) kv.push(`qlimit=${p.qlimit}`);
   if (p.trace !== undefined) kv.push(`trace=${p.trace ?? 'none'}`);
+  if (p.mtu !== undefined) kv.push(`mtu=${p.mtu}`);
   const req = ['set', dir, ...kv].join(' ');
   return expectOk(await request(ns, req), req);
 }
@@ -152,6 +155,7 @@ function parseDir(v: unknown, name: string): DirParams & { stats: DirStats } {
     limit: num(v, 'limit'),
     trace: v.trace,
     qlimit: num(v, 'qlimit'),
+    mtu: typeof v.mtu === 'number' ? v.mtu : 0,
     stats: {
       rxPackets: num(s, 'rx_packets'),
       rxBytes: num(s, 'rx_bytes'),

@@ -21,6 +21,7 @@ import {
 } from './namespaces.js';
 import { burstBytes, queueBytes, type DirSettings, type LinkSettings } from './params.js';
 import { applyPatch, type DirPatch, type Scenario } from './scenario.js';
+import { applyMtu, silentMtu } from './mtu.js';
 import { rm } from 'node:fs/promises';
 import { logFile } from '../portal/state.js';
 import { portalInstance, startBond, stopBond, type BondOptions } from './bond.js';
@@ -120,8 +121,11 @@ async function applyDirection(lab: string, link: LinkSettings, dir: Direction, b
     down: d.down,
     qlimit: d.trace ? queueBytes(d.queue, d.trace.meanBps) : 0,
     ...(traceChanged ? { trace: d.trace?.file ?? null } : {}),
+    mtu: silentMtu(d),
   });
   if (e.isErr()) return err(e.error);
+  const m = await applyMtu(lab, Number(link.node.replace(/^isp/, '')), dir, d, before);
+  if (m.isErr()) return err(m.error);
   const tbf =
     d.rateBps === null ? null : { rateBps: d.rateBps, burstBytes: burstBytes(d.rateBps), limitBytes: queueBytes(d.queue, d.rateBps) };
   return withRtnl(ns, (rt) => rt.setTbf(egressOf(dir), tbf));

@@ -41,6 +41,13 @@ export interface DirSettings {
   /** outage: drops everything */
   down: boolean;
   queue: QueueSpec;
+  /** a smaller MTU inside the ISP in this direction (null: none): an IP packet longer than this
+   * does not get through; with mtuIcmp the ISP's router answers it with ICMP "fragmentation
+   * needed" / "packet too big" (inet, policy routes with that MTU), else it vanishes (linkem) */
+  mtu: number | null;
+  mtuIcmp: boolean;
+  /** the interface MTU of the link (lp wanK, the isp node's a/b, inet ispK; null: 1500) */
+  ifMtu: number | null;
 }
 
 export interface LinkSettings {
@@ -65,7 +72,19 @@ export const DEFAULT_DIR: DirSettings = {
   lossPpm: 0,
   down: false,
   queue: { kind: 'time', us: 50_000 },
+  mtu: null,
+  mtuIcmp: true,
+  ifMtu: null,
 };
+
+/** An MTU: 576 (IPv4's minimum) to 9000, or `none`/0 for no limit. */
+export function parseMtu(s: string | number): number | null | undefined {
+  const t = typeof s === 'number' ? String(s) : s.trim().toLowerCase();
+  if (t === 'none' || t === '0') return null;
+  if (!/^\d+$/.test(t)) return undefined;
+  const v = Number(t);
+  return v >= 576 && v <= 9000 ? v : undefined;
+}
 
 /** A point or span of a schedule: `15s`, `1.5s`, `500ms`, `2min`, `0`; microseconds, at most a day. */
 export function parseSpan(s: string | number): number | undefined {

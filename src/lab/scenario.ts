@@ -16,7 +16,10 @@
 //
 // Keys (per link or per direction): rate, delay, jitter, loss (percent), queue, outage (bool),
 // trace (file, relative to the scenario file; "none"), schedule (timed changes: `at` plus any
-// of the keys before), repeat (the schedule's period).
+// of the keys before), repeat (the schedule's period),
+// mtu (a smaller MTU inside the ISP: 576..9000 or "none"), mtu_icmp (bool, default true: the
+// ISP's router answers too-big packets with ICMP; false: they vanish, a path MTU black hole),
+// if_mtu (the link's interface MTU on both sides).
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, extname, resolve } from 'node:path';
@@ -28,6 +31,7 @@ import {
   DEFAULT_DIR,
   parseDuration,
   parseLoss,
+  parseMtu,
   parseQueue,
   parseRate,
   parseSpan,
@@ -48,7 +52,7 @@ export interface Scenario {
 export type DirPatch = Partial<DirSettings>;
 
 /** Keys of a change (a scenario's settings, a schedule step, `lab set`). */
-const PATCH_KEYS = ['rate', 'delay', 'jitter', 'loss', 'queue', 'outage', 'trace'] as const;
+const PATCH_KEYS = ['rate', 'delay', 'jitter', 'loss', 'queue', 'outage', 'trace', 'mtu', 'mtu_icmp', 'if_mtu'] as const;
 /** Keys of a direction table: a change plus its schedule. */
 const DIR_KEYS = [...PATCH_KEYS, 'schedule', 'repeat'] as const;
 const LINK_KEYS = [...DIR_KEYS, 'label', 'up', 'down'] as const;
@@ -86,9 +90,10 @@ export function parseDirPatch(
       p.repeatUs = r;
       continue;
     }
-    if (k === 'outage') {
+    if (k === 'outage' || k === 'mtu_icmp') {
       if (typeof v !== 'boolean') return err(configInvalid(at, v, 'must be true or false'));
-      p.down = v;
+      if (k === 'outage') p.down = v;
+      else p.mtuIcmp = v;
       continue;
     }
     if (typeof v !== 'string' && typeof v !== 'number') return err(configInvalid(at, v, 'must be a string or number'));
@@ -111,6 +116,14 @@ export function parseDirPatch(
         const l = parseLoss(v);
         if (l === undefined) return err(configInvalid(at, v, 'is not a loss percentage between 0 and 100 (e.g. "2%")'));
         p.lossPpm = l;
+        break;
+      }
+      case 'mtu':
+      case 'if_mtu': {
+        const m = parseMtu(v);
+        if (m === undefined) return err(configInvalid(at, v, 'is not an MTU from 576 to 9000 (or "none")'));
+        if (k === 'mtu') p.mtu = m;
+        else p.ifMtu = m;
         break;
       }
       case 'queue': {

@@ -364,6 +364,14 @@ export function numPossibleCpus(): Result<number, MpError> {
   return call('numPossibleCpus', 'mp_num_possible_cpus', [], []);
 }
 
+// ---- sockets -----------------------------------------------------------------------------------
+
+/** Path MTU probing on a UDP socket's fd (native/libmpctl.h mp_set_pmtu_probe): datagrams leave
+ * with DF whatever the kernel cached for the path, and are never fragmented by it. */
+export function setPmtuProbe(fd: number, family: 4 | 6): Result<void, MpError> {
+  return call('setPmtuProbe', 'mp_set_pmtu_probe', [I32, I32], [fd, family]).map(() => undefined);
+}
+
 // ---- bpffs -------------------------------------------------------------------------------------
 
 /** mkdir -p and mount a bpffs at `path` unless one is there. true = mounted now. */

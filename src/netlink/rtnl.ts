@@ -74,6 +74,9 @@ export interface Rtnl {
   deleteClsact(ifname: string): Promise<Result<void, MpError>>;
   /** Installs (or changes in place) a tbf root qdisc; `null` removes the root qdisc. */
   setTbf(ifname: string, tbf: TbfParams | null): Promise<Result<void, MpError>>;
+  /** `ip route get ADDR`: the path MTU the route to it carries, including what the kernel cached
+   * from ICMP "fragmentation needed" / "packet too big" (null: no MTU on the route). */
+  routeMtu(address: string): Promise<Result<number | null, MpError>>;
   close(): void;
 }
 
@@ -364,6 +367,16 @@ class NetlinkRtnl implements Rtnl {
     return (await this.call(`delete clsact on ${ifname}`, () => this.sock.delQdisc(m.value, { kind: 'clsact' }, { timeout: REQ_TIMEOUT_MS }))).map(
       () => undefined,
     );
+  }
+
+  async routeMtu(address: string): Promise<Result<number | null, MpError>> {
+    const p = parsePrefix(address);
+    if (!p) return err({ kind: 'Bug', message: `bad address ${address}` });
+    return this.call(`route get ${address}`, async () => {
+      const m = await this.sock.getRoute({ family: p.family === 4 ? AF_INET : AF_INET6, dstLen: p.family === 4 ? 32 : 128 }, { dst: ipToBuffer(p.address) }, { timeout: REQ_TIMEOUT_MS });
+      const mtu = m[0]?.attrs.metrics?.mtu;
+      return mtu && mtu.length >= 4 ? mtu.readUInt32LE(0) : null;
+    });
   }
 
   async setTbf(ifname: string, tbf: TbfParams | null): Promise<Result<void, MpError>> {

@@ -11,7 +11,8 @@ import { bpfClose, bpfOpenLoad, closeFd, mapFd, mapLookup, mapMmap, mapUpdate, m
 import type { Rtnl } from '../netlink/rtnl.js';
 import { ipFamily } from '../netlink/ip.js';
 import { packagePath } from '../paths.js';
-import { innerMtu as innerMtuOf, overhead } from '../plan/mtu.js';
+import { innerMtu as innerMtuOf, overhead, tunnelMtus } from '../plan/mtu.js';
+import { loopDevices } from '../plan/plan.js';
 import type { LinkStatePort } from './runtime.js';
 import { mapKeysPort, type KeysPort } from './keys-port.js';
 
@@ -35,6 +36,8 @@ export interface Datapath {
   maps: Record<'config' | 'links' | 'endpoints' | 'sched' | 'stats' | 'rx' | 'drops' | 'loop' | 'txKey' | 'rxKeys' | 'replay' | 'peerProbe', MapFd>;
   /** LP: the outer source address of each link id */
   sources: Map<number, string>;
+  /** LP: each link id's interface MTU (its largest path MTU probe) */
+  ifMtus: Map<number, number>;
   innerMtu: number;
   /** Turns the segmentation loop on in the config (after the plan created its devices). */
   setLoop(loop: LoopConfig): Result<void, MpError>;
@@ -99,7 +102,15 @@ function pinnedMaps(pinDir: string): Result<Datapath['maps'], MpError> {
  * its pinned maps are opened and nothing in them is rewritten (links keep their state and
  * estimates, keys their sessions), and its programs stay attached.
  */
-export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, facts: Record<string, string[]>, adopt = false): Promise<Result<Datapath, MpError>> {
+export async function openDatapath(
+  pinDir: string,
+  cfg: PortalConfig,
+  rt: Rtnl,
+  facts: Record<string, string[]>,
+  adopt = false,
+  /** what goes wrong later, in the background (the loop device's MTU) */
+  onError: (msg: string) => void = () => {},
+): Promise<Result<Datapath, MpError>> {
   const links = await rt.listLinks();
   if (links.isErr()) return err(links.error);
   const byName = new Map(links.value.map((l) => [l.name, l]));
@@ -123,7 +134,15 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
   const write = (fd: MapFd, i: number, v: Buffer) => mapUpdate(fd, abi.mapKey(i), v);
 
   const sources = new Map<number, string>();
+  const ifMtus = new Map<number, number>();
   const innerMtu = innerMtuOf(cfg, (name) => byName.get(name)?.mtu);
+  // a link's outer MTU until path MTU discovery says otherwise: its interface's (LP), wan's (RP)
+  const ifMtu = (name: string) => byName.get(name)?.mtu ?? 1500;
+  const wanMtu = cfg.role === 'remote' ? ifMtu(cfg.wan) : 0;
+  const defaultMtu = (id: number) => (cfg.role === 'local' ? ifMtu(cfg.links.find((l) => l.id === id)?.interface ?? '') : wanMtu);
+  // the MSS clamp as tunnelMtus computes it (LP: every link at its interface MTU to start with)
+  const start = cfg.role === 'local' ? tunnelMtus(cfg.links.map((l) => ({ family: l.family, carrier: l.carrier, up: ifMtu(l.interface), down: ifMtu(l.interface) }))) : null;
+  const clamp = start ? Math.min(start.clamp, innerMtu) : innerMtu;
   if (cfg.role === 'local') {
     for (const l of cfg.links) {
       const idx = ifindex(l.interface);
@@ -132,8 +151,9 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
       const remote = cfg.remote.find((r) => ipFamily(r) === l.family);
       if (!src || !remote) return fail({ kind: 'ConfigInvalid', path: `link[${l.id}].source`, value: src ?? null, message: `no IPv${l.family} address on ${l.interface}` });
       sources.set(l.id, src);
+      const linkMtu = ifMtu(l.interface);
+      ifMtus.set(l.id, linkMtu);
       if (adopt) continue; // the running data path's links (state, estimates) stay as they are
-      const linkMtu = byName.get(l.interface)?.mtu ?? 1500;
       const w = write(maps.value.links, l.id, abi.encodeLink(linkValue(l, idx.value, src, linkMtu, cfg.port)));
       if (w.isErr()) return fail(w.error);
       const e = write(maps.value.endpoints, l.id, abi.encodeEndpoint({ addr: addr(remote), port: cfg.port, valid: true, updatedNs: 0n }));
@@ -154,8 +174,8 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
     lanIfindex: lan.value,
     wanIfindex: wan.value,
     port: cfg.port,
-    mssV4: innerMtu - 40,
-    mssV6: innerMtu - 60,
+    mssV4: clamp - 40,
+    mssV6: clamp - 60,
     innerMtu,
     ipProto: cfg.ipProto,
     clientV4: prefixAddr(cfg.client.find((p) => p.family === 4)),
@@ -187,6 +207,7 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
     handle: h.value,
     maps: maps.value,
     sources,
+    ifMtus,
     innerMtu,
     setLoop: (loop) => {
       config.loopIfindex = loop.ifindex;
@@ -218,7 +239,7 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
           state: prevState === abi.MP_LINK_UNUSED ? abi.MP_LINK_UP : prevState,
           carrier: est.carrier, // the link's carrier as the LP uses it (probes always go over UDP)
           metric: est.metric,
-          mtu: innerMtu + overhead(6, 'udp'),
+          mtu: est.mtu || wanMtu, // what reaches the LP on this link (its probes' pmtu_down)
           // a link the data path already has keeps its estimate unless ours is newer (adopted
           // data path: the previous process's controller's output)
           owdUs: prev && prev.ifindex !== 0 && est.peerEstimate ? prev.owdUs : est.owdUs,
@@ -265,6 +286,29 @@ export async function openDatapath(pinDir: string, cfg: PortalConfig, rt: Rtnl, 
         }
         return ok(abi.decodeRx(rxBuf.subarray(id * abi.MP_RX_SIZE, (id + 1) * abi.MP_RX_SIZE)));
       },
+      setLinkMtus: (links) => {
+        const known = links.map((l) => ({ ...l, up: l.up || defaultMtu(l.id), down: l.down || defaultMtu(l.id) }));
+        if (cfg.role === 'local')
+          for (const l of known) {
+            const cur = readLink(l.id);
+            if (cur.isErr()) return err(cur.error);
+            if (!cur.value || cur.value.ifindex === 0 || cur.value.mtu === l.up) continue;
+            const w = write(maps.value.links, l.id, abi.encodeLink({ ...cur.value, mtu: l.up }));
+            if (w.isErr()) return err(w.error);
+          }
+        const t = tunnelMtus(known);
+        if (!t) return ok(undefined);
+        const inner = Math.min(cfg.role === 'local' ? t.up : t.down, abi.MP_NH_MAX_BODY);
+        if (config.innerMtu === inner && config.mssV4 === t.clamp - 40) return ok(undefined);
+        // IPv4 without DF is fragmented to the loop device's MTU (loop.h): it follows inner_mtu
+        if (config.loopIfindex && config.innerMtu !== inner)
+          void rt.setLink(loopDevices(cfg.instance).dev, { mtu: inner }).then((r) => r.isErr() && onError(`loop MTU ${inner}: ${JSON.stringify(r.error)}`));
+        config.innerMtu = inner;
+        config.mssV4 = t.clamp - 40;
+        config.mssV6 = t.clamp - 60;
+        return write(maps.value.config, 0, abi.encodeConfig(config));
+      },
+      routeMtu: (address) => rt.routeMtu(address),
       txBytes: (id) =>
         mapLookup(maps.value.stats, abi.mapKey(id), abi.percpuValueSize(abi.MP_LINK_STATS_SIZE, ncpu.value)).map((b) => (b ? abi.decodeLinkStats(b, ncpu.value).txBytes : 0n)),
       // what setEstimate last wrote, else the map (buildFeedback asks for every link, 50 times a second)

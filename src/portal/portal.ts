@@ -144,7 +144,7 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
   };
   const saved = await writePortalState(state);
   if (saved.isErr()) return fail(saved.error);
-  const dp = await openDatapath(pinDir, cfg, rt, facts.value.addresses, adopt !== null);
+  const dp = await openDatapath(pinDir, cfg, rt, facts.value.addresses, adopt !== null, (msg) => log(msg));
   if (dp.isErr()) {
     await cleanup(rt, state, null);
     return fail(dp.error);
@@ -179,7 +179,7 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
     adopted: adopt !== null,
   };
   const runtime =
-    cfg.role === 'local' ? await startLocal(cfg, dp.value.sources, statePort, authSetup, log) : await startRemote(cfg, statePort, authSetup, log);
+    cfg.role === 'local' ? await startLocal(cfg, dp.value.sources, statePort, authSetup, log, dp.value.ifMtus) : await startRemote(cfg, statePort, authSetup, log);
   if (runtime.isErr()) {
     await cleanup(rt, state, dp.value);
     return fail(runtime.error);

@@ -13,7 +13,9 @@ import type { LocalConfig, RemoteConfig } from '../config/types.js';
 import { ipFamily } from '../netlink/ip.js';
 import { livenessChanges, type LinkLiveness, type LivenessParams } from './liveness.js';
 import { nextHoldMs } from './fast-down.js';
-import { decodeProbe, encodeProbe, type Probe } from './probe.js';
+import { answer, decodeProbe, encodeProbe, PROBE_LEN, udpOverhead, type Probe } from './probe.js';
+import { PmtuProber, type PmtuStatus } from './pmtu.js';
+import { setPmtuProbe } from '../native/libmpctl.js';
 import { decodeHdr, MP_CARRIER_IP, MP_CARRIER_UDP, MP_HDR_LEN, MP_MAX_LINKS, MP_T_COOKIE, MP_T_FEEDBACK, MP_T_HS_INIT, MP_T_HS_RESP, MP_T_PROBE, type MpPeerProbe } from '../datapath/abi.js';
 import { CcLoop, FEEDBACK_INTERVAL_MS, type CcCounters, type CcDatapath, type CcStatus } from './cc.js';
 import type { StaticKeys } from '../security/keys.js';
@@ -24,6 +26,7 @@ import type { SecurityStatus } from './security-status.js';
 import { budgetFile, loadBudgetFile, restoreUsage, SAVE_INTERVAL_MS, saveBudgetFile, STATE_DIR } from './budget-store.js';
 import { controlWireBytes } from './budget.js';
 import type { SavedBudget } from '../cc/budget.js';
+import { overhead, type LinkMtu } from '../plan/mtu.js';
 
 /** What the loop changes in the data path (datapath.ts implements it over the pinned maps). */
 export interface LinkStatePort extends CcDatapath {
@@ -34,7 +37,7 @@ export interface LinkStatePort extends CcDatapath {
   learn(
     linkId: number,
     from: { address: string; port: number },
-    est: { rateBps: bigint; owdUs: number; metric: number; carrier: number; budgetBytes?: bigint; peerEstimate?: boolean },
+    est: { rateBps: bigint; owdUs: number; metric: number; carrier: number; budgetBytes?: bigint; peerEstimate?: boolean; mtu?: number },
   ): Result<void, MpError>;
   /** the congestion controller's rate and delay for our sending direction on link `linkId`, and
    * whether pure ACKs avoid it (read-modify-write: ifindex, state and the rest stay) */
@@ -42,6 +45,13 @@ export interface LinkStatePort extends CcDatapath {
   /** the last probe request the data path verified and answered on each link id (bpf/probe.h,
    * mp_peer_probe, read as memory); null: none. The array may be reused by the next call. */
   peerProbes(): Result<readonly (MpPeerProbe | null)[], MpError>;
+  /** The up links' outer path MTUs (0: not known, the interface's is used): the LP writes each
+   * link's `up` into mp_link.mtu (the RP takes `down` with learn), and both the tunnel's inner
+   * MTU and MSS clamp (plan/mtu.ts tunnelMtus) into the config. */
+  setLinkMtus(links: (LinkMtu & { id: number })[]): Result<void, MpError>;
+  /** RP: the path MTU toward `address` the kernel cached from ICMP "fragmentation needed" /
+   * "packet too big" about our outer packets (null: none) */
+  routeMtu(address: string): Promise<Result<number | null, MpError>>;
 }
 
 export interface LinkRuntimeStatus {
@@ -55,6 +65,9 @@ export interface LinkRuntimeStatus {
   cc: CcStatus | null;
   /** LP, a metered link: bytes counted against its budget this period (both directions) */
   budgetUsedBytes?: number;
+  /** path MTU discovery (pmtu.ts). LP: its searches, both directions; RP: what the LP's
+   * requests said (confirmed outer MTUs, 0 = not known yet) */
+  pmtu?: { up: PmtuStatus; down: PmtuStatus } | { peerUp: number; peerDown: number };
 }
 
 export interface Runtime {
@@ -109,8 +122,18 @@ async function bind(type: 'udp4' | 'udp6', address: string, port: number): Promi
     s.once('error', (e) =>
       resolve(err({ kind: 'CommandFailed', cmd: `bind ${address}:${port}`, code: null, stderr: (e as Error).message })),
     );
-    s.bind({ address, port, exclusive: true }, () => resolve(ok(s)));
+    s.bind({ address, port, exclusive: true }, () => resolve(probeMode(s, type === 'udp6' ? 6 : 4).map(() => s)));
   });
+}
+
+/** Every datagram of a portal's socket leaves with DF and is never fragmented by the kernel,
+ * whatever path MTU it cached (IP_PMTUDISC_PROBE): a padded probe that arrives proves its size.
+ * Node's dgram has no such option: the fd is taken from the socket's handle. */
+function probeMode(s: Socket, family: 4 | 6): Result<void, MpError> {
+  const state = Object.getOwnPropertySymbols(s).find((k) => k.description === 'state symbol');
+  const fd = (state && (s as unknown as Record<symbol, { handle?: { fd?: number } }>)[state]?.handle?.fd) ?? -1;
+  if (fd < 0) return err({ kind: 'Bug', message: 'no fd on the UDP socket for IP_MTU_DISCOVER' });
+  return setPmtuProbe(fd, family);
 }
 
 /** The mp_hdr type of a control packet (null: too short for a header). */
@@ -271,6 +294,20 @@ export function peerAdminFromProbe(t: Pick<Tracker, 'peerAdmin' | 'setAdmin'>, p
   if (r.isErr()) log('link state write failed', { link: p.linkId, error: r.error });
 }
 
+/** IPv6's minimum MTU (RFC 8200 5): a link that carries less takes IPv6 packets only up to its size. */
+const IPV6_MIN_MTU = 1280;
+const small = (name: string, inner: number) =>
+  `link ${name} carries inner packets up to ${inner} bytes, below IPv6's minimum 1280: larger IPv6 packets (and anything larger) go on the other links only`;
+
+/** RP: how often the kernel's path MTU cache (ICMP "too big" about our packets) is read. */
+const ICMP_POLL_MS = 500;
+
+/** RP: what a request from the LP says about its link's path MTUs (0 = not confirmed yet).
+ * Whoever decodes the request (this loop, or the data path that answers it) reads it here. */
+export function peerMtu(p: Probe, family: 4 | 6): LinkMtu {
+  return { family, carrier: p.carrier === MP_CARRIER_IP ? 'ip' : 'udp', up: p.pmtuUp ?? 0, down: p.pmtuDown ?? 0 };
+}
+
 /** The Runtime both portals return: their loop's parts, and a stop that ends timers, the
  * handshake loop and the sockets. */
 function runtimeOf(
@@ -305,17 +342,23 @@ export async function startLocal(
   port: LinkStatePort,
   authSetup: AuthSetup,
   log: Log,
+  /** each link's interface MTU: the largest probe (default 1500) */
+  ceilings: Map<number, number> = new Map(),
 ): Promise<Result<Runtime, MpError>> {
   const params = { intervalMs: cfg.probeIntervalMs, missed: 3 };
   const t = new Tracker(cfg.links.map((l) => l.id), port, params, log);
   const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl, onLinkDead: (id) => t.fastDown(id), idleFeedbackMs: params.intervalMs });
-  t.onUp = (id) => cc.linkUp(id);
+  const pmtu = new PmtuProber();
+  t.onUp = (id) => {
+    cc.linkUp(id);
+    pmtu.restart(id, nowMs());
+  };
   const auth = portalAuth(authSetup, log);
   const budgets = await budgetPersistence(cfg, cc, log);
   for (const l of cfg.links)
     cc.addLink(l.id, { rateBps: l.rateBps, owdUs: l.delayUs, budget: { limitBytes: l.budgetBytes, period: l.budgetPeriod, saved: budgets.restored.get(l.name) } });
   // each link's socket; `sent`: count a message that went out (budgets count control traffic)
-  const socks: { id: number; sock: Socket; remote: string; sent: (udpPayload: number) => void }[] = [];
+  const socks: { id: number; sock: Socket; remote: string; fam: 4 | 6; sent: (udpPayload: number) => void }[] = [];
   // usable links, preferred first: lowest metric, then the fastest static estimate
   const preferred = [...cfg.links].sort((a, b) => a.metric - b.metric || b.rateBps - a.rateBps).map((l) => l.id);
   const initiator =
@@ -360,31 +403,44 @@ export async function startLocal(
         t.bad++;
         return;
       }
+      if (p.pmtuProbe) {
+        // a size probe's answer: its size counts for path MTU discovery, its arrival for liveness
+        if (pmtu.reply(l.id, p.probeSeq, msg.length + udpOverhead(fam), p.reqLen ?? 0, nowMs())) t.hear(l.id);
+        return;
+      }
       t.rtt.set(l.id, Number(nowNs() - p.sentNs) / 1e6);
       t.hear(l.id);
     });
     s.value.on('error', (e) => log('socket error', { link: l.id, error: e.message }));
-    socks.push({ id: l.id, sock: s.value, remote, sent: (n) => cc.budgets.countControl(l.id, 'tx', controlWireBytes(n, fam)) });
+    socks.push({ id: l.id, sock: s.value, remote, fam, sent: (n) => cc.budgets.countControl(l.id, 'tx', controlWireBytes(n, fam)) });
+    pmtu.addLink(l.id, ceilings.get(l.id) ?? 1500, PROBE_LEN + udpOverhead(fam), l.budgetBytes > 0);
+    const inner = (ceilings.get(l.id) ?? 1500) - overhead(fam, l.carrier);
+    if (inner < IPV6_MIN_MTU) log(`warning: ${small(l.name, inner)}`, { link: l.id, innerMtu: inner });
   }
+  /** A request on link `id`: our estimate of it, its budget and its confirmed path MTUs. */
+  const request = (id: number, probeSeq: number): Probe => {
+    const l = cfg.links[id]!;
+    const m = pmtu.mtus(id);
+    return {
+      linkId: id,
+      reply: false,
+      metric: l.metric,
+      carrier: l.carrier === 'ip' ? MP_CARRIER_IP : MP_CARRIER_UDP,
+      probeSeq,
+      sentNs: nowNs(),
+      rateBps: BigInt(l.rateBps),
+      owdUs: l.delayUs,
+      budgetBytes: cc.budgets.allowance(id), // what the RP may still send on it (budget.ts)
+      pmtuDown: m?.confirmedDown ?? 0, // the RP schedules nothing larger on the link
+      pmtuUp: m?.confirmedUp ?? 0,
+    };
+  };
   let seq = 0;
   const tick = () => {
     initiator?.tick();
     seq++;
     for (const { id, sock, remote, sent } of socks) {
-      const l = cfg.links[id]!;
-      const probe: Probe = {
-        linkId: id,
-        reply: false,
-        metric: l.metric,
-        carrier: l.carrier === 'ip' ? MP_CARRIER_IP : MP_CARRIER_UDP,
-        probeSeq: seq,
-        sentNs: nowNs(),
-        rateBps: BigInt(l.rateBps),
-        owdUs: l.delayUs,
-        budgetBytes: cc.budgets.allowance(id), // what the RP may still send on it (budget.ts)
-        adminDown: t.admin.has(id), // the RP takes it out of its own sending too
-      };
-      const signed = auth.sign(encodeProbe(probe, nowUs()));
+      const signed = auth.sign(encodeProbe({ ...request(id, seq), adminDown: t.admin.has(id) }, nowUs()));
       if (!signed) continue; // no session yet: nothing but handshakes goes out
       sock.send(signed, cfg.port, remote, (e) => {
         if (e) return;
@@ -396,6 +452,38 @@ export async function startLocal(
   };
   tick();
   const timer = setInterval(tick, params.intervalMs);
+  // path MTU discovery: size probes on the usable links, and the MTUs they find to the data path
+  let written = '';
+  const pmtuTick = () => {
+    const now = nowMs();
+    for (const { id, sock, remote, fam, sent } of socks) {
+      if (!t.usable(id)) continue;
+      for (const sp of pmtu.due(id, now, t.rtt.get(id) ?? null)) {
+        const p = { ...request(id, sp.seq), pmtuProbe: true, replyLen: sp.dir === 'down' ? sp.size : 0 };
+        const signed = auth.sign(encodeProbe(p, nowUs(), sp.dir === 'up' ? sp.size - udpOverhead(fam) : PROBE_LEN));
+        if (!signed) continue;
+        sock.send(signed, cfg.port, remote, (e) => (e ? pmtu.failed(sp.seq, nowMs()) : sent(signed.length)));
+      }
+    }
+    const links = socks.flatMap(({ id, fam }) => {
+      const m = pmtu.mtus(id);
+      const l = cfg.links[id]!;
+      return m && t.usable(id) ? [{ id, family: fam, carrier: l.carrier, up: m.up, down: m.down }] : [];
+    });
+    const key = JSON.stringify(links);
+    if (key === written) return;
+    const w = port.setLinkMtus(links);
+    if (w.isErr()) log('path MTU write failed', { error: w.error });
+    else {
+      log(`path MTUs (up/down): ${links.map((l) => `link ${l.id} ${l.up}/${l.down}`).join(', ')}`, { links });
+      for (const l of links) {
+        const inner = Math.min(l.up, l.down) - overhead(l.family, l.carrier);
+        if (inner < IPV6_MIN_MTU) log(small(cfg.links[l.id]!.name, inner), { link: l.id, innerMtu: inner });
+      }
+      written = key;
+    }
+  };
+  const pmtuTimer = setInterval(pmtuTick, 50);
   const ids = cfg.links.map((l) => l.id);
   const fbTimer = setInterval(() => {
     cc.tick();
@@ -415,7 +503,8 @@ export async function startLocal(
     cc.budgets.tick(); // what was counted since the last tick, while the maps are there
     await budgets.save();
   };
-  return ok(runtimeOf(t, cc, auth, () => t.status(cc), [timer, fbTimer, saveTimer], socks.map((x) => x.sock), lastWords));
+  const status = () => t.status(cc).map((s) => ({ ...s, pmtu: pmtu.status(s.id) ?? undefined }));
+  return ok(runtimeOf(t, cc, auth, status, [timer, fbTimer, saveTimer, pmtuTimer], socks.map((x) => x.sock), lastWords));
 }
 
 /** LP: budget usage across restarts (budget-store.ts): what `up` starts from, and a save that
@@ -459,6 +548,25 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
   const responder = auth.authenticated && authSetup.local && authSetup.peer ? new Responder(auth, authSetup.local, authSetup.peer, log) : null;
   // where each link's requests come from: feedback and our own requests go back there
   const endpoints = new Map<number, { address: string; port: number; sock: Socket }>();
+  // each link's path MTUs as the LP's requests last said (0: not known yet), and toward the LP as
+  // ICMP "too big" about our packets taught the kernel (polled: icmpTimer)
+  const peerMtus = new Map<number, LinkMtu>();
+  const icmpMtus = new Map<number, number>();
+  /** toward the LP on link `id`: the smaller of what the LP confirmed and what ICMP said */
+  const downMtu = (id: number, lp: number) => {
+    const icmp = icmpMtus.get(id) ?? 0;
+    return lp && icmp ? Math.min(lp, icmp) : lp || icmp;
+  };
+  let written = '';
+  /** The up links' MTUs to the data path (the inner MTU and MSS clamp follow them). */
+  const syncMtus = () => {
+    const links = [...peerMtus].filter(([id]) => t.usable(id)).map(([id, m]) => ({ id, ...m }));
+    const key = JSON.stringify(links);
+    if (key === written) return;
+    const w = port.setLinkMtus(links);
+    if (w.isErr()) log('path MTU write failed', { error: w.error });
+    else written = key;
+  };
   const socks: Socket[] = [];
   for (const [type, addr] of [
     ['udp4', '0.0.0.0'],
@@ -496,15 +604,22 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
   const freshNs = BigInt(params.missed * params.intervalMs) * 1_000_000n;
   let readFailed = false;
   const onRequest = (p: Probe, from: { address: string; port: number; family: number }, atUs: number) => {
+    if (p.pmtuProbe) {
+      // a size probe (pmtu.ts), answered by the data path: it teaches nothing else
+      if (seen.has(p.linkId)) t.hear(p.linkId);
+      return;
+    }
+    peerMtus.set(p.linkId, { ...peerMtu(p, from.family === 6 ? 6 : 4), down: downMtu(p.linkId, p.pmtuDown ?? 0) });
     // the probe carries the LP's static estimate; once feedback flows, our controller decides
     const own = cc.output(p.linkId);
     const est = own ? { rateBps: own.rateBps, owdUs: own.owdUs } : { rateBps: p.rateBps, owdUs: p.owdUs, peerEstimate: true };
     // a metered link: the LP's allowance caps our sending, written with the rest (budget.ts)
     const line = cc.peerLine(p.linkId, p.probeSeq, p.budgetBytes ?? null, atUs);
     // the same as the last request said: nothing to write (10 requests a second per link)
-    const what = `${from.address}|${from.port}|${est.rateBps}|${est.owdUs}|${p.metric}|${p.carrier}|${line}`;
+    const mtu = downMtu(p.linkId, p.pmtuDown ?? 0);
+    const what = `${from.address}|${from.port}|${est.rateBps}|${est.owdUs}|${p.metric}|${p.carrier}|${line}|${mtu}`;
     if (learned.get(p.linkId) !== what) {
-      const l = port.learn(p.linkId, from, { ...est, metric: p.metric, carrier: p.carrier, ...(line === null ? {} : { budgetBytes: line }) });
+      const l = port.learn(p.linkId, from, { ...est, metric: p.metric, carrier: p.carrier, mtu, ...(line === null ? {} : { budgetBytes: line }) });
       if (l.isErr()) {
         log('learning link failed', { link: p.linkId, error: l.error });
         return;
@@ -518,6 +633,7 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
     endpoints.set(p.linkId, { address: from.address, port: from.port, sock: from.family === 6 ? socks[1]! : socks[0]! });
     lastRequestMs.set(p.linkId, nowMs());
     t.hear(p.linkId);
+    syncMtus();
   };
   const takeRequests = () => {
     const now = nowNs();
@@ -557,7 +673,20 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
   const timer = setInterval(() => {
     requestSilent();
     t.evaluate();
+    syncMtus();
   }, params.intervalMs);
+  let polling = false;
+  const icmpTimer = setInterval(() => {
+    if (polling) return;
+    polling = true;
+    void Promise.all(
+      [...endpoints].map(async ([id, ep]) => {
+        const m = await port.routeMtu(ep.address.replace(/^::ffff:/, ''));
+        if (m.isOk() && m.value) icmpMtus.set(id, m.value);
+        else icmpMtus.delete(id);
+      }),
+    ).finally(() => (polling = false));
+  }, ICMP_POLL_MS);
   const fbTimer = setInterval(() => {
     takeRequests(); // every 20 ms: a metered link's allowance caps us within a feedback interval
     cc.tick();
@@ -567,5 +696,12 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
       if (signed && ep) ep.sock.send(signed, ep.port, ep.address, (e) => void (e ? undefined : cc.sent()));
     }
   }, FEEDBACK_INTERVAL_MS);
-  return ok(runtimeOf(t, cc, auth, () => t.status(cc).filter((s) => seen.has(s.id)), [timer, fbTimer], socks));
+  const status = () =>
+    t.status(cc)
+      .filter((s) => seen.has(s.id))
+      .map((s) => {
+        const m = peerMtus.get(s.id);
+        return m ? { ...s, pmtu: { peerUp: m.up, peerDown: m.down } } : s;
+      });
+  return ok(runtimeOf(t, cc, auth, status, [timer, fbTimer, icmpTimer], socks));
 }

@@ -98,18 +98,23 @@ const set: CommandModule = {
       .option('loss', { type: 'string', describe: 'random loss in percent, e.g. 2%' })
       .option('queue', { type: 'string', describe: 'bottleneck queue: 100pkt, 64kb or 50ms' })
       .option('trace', { type: 'string', describe: 'Mahimahi delivery-opportunity trace file (starts over now), or none' })
+      .option('mtu', { type: 'string', describe: 'a smaller MTU inside the ISP (576..9000 or none): too-big packets are answered with ICMP' })
+      .option('mtu-icmp', { type: 'boolean', describe: 'with --mtu: --no-mtu-icmp drops too-big packets silently (a path MTU black hole)' })
+      .option('if-mtu', { type: 'string', describe: "the link's interface MTU (576..9000 or none = 1500)" })
       .option('down', { type: 'boolean', describe: 'cut the link (100 % loss, in flight packets lost)' })
       .option('up', { type: 'boolean', describe: 'restore a cut link' }),
   handler: (a) =>
     run(asRoot(async () => {
       if (a.down && a.up) return err({ kind: 'ConfigInvalid', path: '--down', value: true, message: '--down and --up exclude each other' });
       const raw: Record<string, unknown> = {};
-      for (const k of ['rate', 'delay', 'jitter', 'loss', 'queue', 'trace'] as const) if (a[k] !== undefined) raw[k] = a[k];
+      for (const k of ['rate', 'delay', 'jitter', 'loss', 'queue', 'trace', 'mtu'] as const) if (a[k] !== undefined) raw[k] = a[k];
+      if (a['if-mtu'] !== undefined) raw.if_mtu = a['if-mtu'];
+      if (a['mtu-icmp'] !== undefined) raw.mtu_icmp = a['mtu-icmp'];
       if (a.down) raw.outage = true;
       if (a.up) raw.outage = false;
       if (Object.keys(raw).length === 0)
-        return err({ kind: 'ConfigInvalid', path: 'lab set', value: a.link, message: 'nothing to change: give --rate, --delay, --jitter, --loss, --queue, --trace, --down or --up' });
-      const patch = parseDirPatch(raw, (k) => (k === 'outage' ? (a.down ? '--down' : '--up') : `--${k}`));
+        return err({ kind: 'ConfigInvalid', path: 'lab set', value: a.link, message: 'nothing to change: give --rate, --delay, --jitter, --loss, --queue, --trace, --mtu, --mtu-icmp, --if-mtu, --down or --up' });
+      const patch = parseDirPatch(raw, (k) => (k === 'outage' ? (a.down ? '--down' : '--up') : `--${k.replace('_', '-')}`));
       if (patch.isErr()) return err(patch.error);
       const dirs: Direction[] = a.dir === 'both' ? ['up', 'down'] : [a.dir as Direction];
       const r = await labSet({ name: a.name as string, node: a.link as string, dirs, patch: patch.value });

@@ -1,0 +1,347 @@
+// Path MTU discovery on every link, RFC 8899 style (packetization-layer PMTUD with padded probes,
+// bpf/mp.h "struct mp_probe"), one search per link and direction, run by the LP:
+//
+//   up    (LP → RP): a request padded to the size under test; the reply says it arrived (req_len)
+//   down  (RP → LP): a short request whose reply_len asks the RP to pad its reply to that size
+//
+// Size probes carry MP_PROBE_F_PMTU: their loss says nothing about liveness. The result is the
+// link's outer path MTU in that direction: the LP's scheduler uses `up` (mp_link.mtu), the RP's
+// uses `down`, which the LP sends it in every request (pmtu_down; pmtu_up for its status).
+//
+//   search     probes of several sizes at once between lo (known to pass) and hi (known to fail):
+//              the first round tries the interface MTU and the sizes links usually have (PPPoE
+//              1492, 4G 1440-1420, tunnels 1400-1280 ...) so that a real path is found in one
+//              round trip; later rounds split what is left evenly until hi - lo <= RESOLUTION.
+//   confirmed  a probe at the confirmed size every CONFIRM_MS: LOSSES of them lost in a row while
+//              the link is alive (size-dependent loss) starts a search below it at once; every
+//              REPROBE_MS a search above it looks for growth.
+//
+// Until the first search ends the link is taken to carry its interface MTU (what the data path
+// did before), so a link whose path is fine never loses capacity while it is being probed.
+//
+// Pure (times are passed in): test/pmtu.test.ts drives it; runtime.ts sends the probes.
+
+/** A probe at the confirmed size goes out this often; LOSSES lost in a row = the path shrank.
+ * About 50 kbit/s per direction on a 1500-byte link (0.25 % of 20 Mbit/s); a metered link (a
+ * byte budget) confirms every CONFIRM_METERED_MS instead (a shrink is then found within ~25 s). */
+export const CONFIRM_MS = 250;
+export const CONFIRM_METERED_MS = 10_000;
+export const LOSSES = 2;
+/** A confirmed path is searched above again this often (growth is found within this); sooner
+ * after a shrink or the link's first search (REPROBE_AFTER_SHRINK_MS), in case queue drops or a
+ * busy moment and not the path made it lower. */
+export const REPROBE_MS = 5 * 60_000;
+export const REPROBE_AFTER_SHRINK_MS = 30_000;
+/** A search round sends every size this many times and counts it as failed only when all of them
+ * were lost (RFC 8899's MAX_PROBES, in one round trip): one probe lost to a full queue does not
+ * lower the result. */
+export const STRIKES = 2;
+/** A search ends when the gap between passing and failing sizes is this small. */
+export const RESOLUTION = 4;
+/** Probes per search round. */
+export const ROUND_PROBES = 12;
+/** A probe not answered within max(MIN_WAIT_MS, 3 RTT + 50 ms), at most MAX_WAIT_MS, is lost. */
+export const MIN_WAIT_MS = 150;
+export const MAX_WAIT_MS = 1000;
+
+/** due() is called at least this often; a longer gap means the caller's event loop stalled (a
+ * busy machine), with answers perhaps waiting unread: nothing is judged lost before they are read. */
+export const STALL_MS = 200;
+
+/** Outer IP MTUs links commonly have (the first round's guesses below the interface MTU). */
+const COMMON = [9000, 1500, 1492, 1480, 1472, 1460, 1454, 1450, 1440, 1420, 1400, 1380, 1360, 1350, 1340, 1320, 1300, 1280, 1240, 1200, 1100, 1000, 800, 576];
+
+export type PmtuMode = 'search' | 'confirmed';
+
+export interface PmtuStatus {
+  /** the outer path MTU the scheduler uses */
+  mtu: number;
+  /** mtu was confirmed by a probe (else: the interface MTU, not yet confirmed) */
+  probed: boolean;
+  mode: PmtuMode;
+  /** searches started by size-dependent loss (the path shrank) */
+  shrinks: number;
+  /** size probes sent / answered */
+  sent: number;
+  acked: number;
+}
+
+interface Outstanding {
+  size: number;
+  deadline: number;
+  confirm: boolean;
+}
+
+/** One direction of one link. */
+export class PmtuSearch {
+  private mtu: number;
+  private probed = false;
+  private mode: PmtuMode = 'search';
+  /** largest size known to pass, smallest known to fail (search) */
+  private lo: number;
+  private hi: number;
+  private roundEnd: number | null = null;
+  private readonly out = new Map<number, Outstanding>();
+  private nextConfirm = 0;
+  private nextReprobe = 0;
+  private lost = 0;
+  private shrinks = 0;
+  private sent = 0;
+  private acked = 0;
+  private token = 0;
+  private lastDue: number | null = null;
+  /** search: probes of each size lost so far */
+  private readonly strikes = new Map<number, number>();
+  /** the search was started by size-dependent loss */
+  private afterShrink = false;
+
+  /**
+   * @param ceiling the interface MTU (nothing larger can be sent)
+   * @param floor the outer size of an unpadded probe (known to pass while the link is up)
+   */
+  constructor(
+    private readonly ceiling: number,
+    private readonly floor: number,
+    private readonly confirmMs: number = CONFIRM_MS,
+  ) {
+    this.mtu = ceiling;
+    this.lo = floor;
+    this.hi = ceiling + 1;
+  }
+
+  status(): PmtuStatus {
+    return { mtu: this.mtu, probed: this.probed, mode: this.mode, shrinks: this.shrinks, sent: this.sent, acked: this.acked };
+  }
+
+  /** The confirmed outer MTU for the peer (0 = not known yet). */
+  confirmed(): number {
+    return this.probed ? this.mtu : 0;
+  }
+
+  /** Probes to send now: [token, size]. rttMs: the link's round trip (null: unknown). */
+  due(now: number, rttMs: number | null): [number, number][] {
+    const gap = this.lastDue === null ? 0 : now - this.lastDue;
+    this.lastDue = now;
+    if (gap > STALL_MS) {
+      // we were not running: answers may be queued unread; give them the time we lost
+      for (const o of this.out.values()) o.deadline += gap;
+      if (this.roundEnd !== null) this.roundEnd += gap;
+      return [];
+    }
+    this.expire(now);
+    const wait = Math.min(MAX_WAIT_MS, Math.max(MIN_WAIT_MS, 3 * (rttMs ?? 100) + 50));
+    const send = (size: number, confirm: boolean): [number, number] => {
+      const t = ++this.token;
+      this.out.set(t, { size, deadline: now + wait, confirm });
+      this.sent++;
+      return [t, size];
+    };
+    if (this.mode === 'search') {
+      if (this.roundEnd !== null) return [];
+      const sizes = this.roundSizes();
+      if (sizes.length === 0) {
+        this.settle(now);
+        return [];
+      }
+      this.roundEnd = now + wait;
+      this.strikes.clear();
+      return sizes.flatMap((s) => Array.from({ length: STRIKES }, () => send(s, false)));
+    }
+    if (now >= this.nextReprobe && this.mtu < this.ceiling) {
+      this.startSearch(now, this.mtu, this.ceiling + 1);
+      return this.due(now, rttMs);
+    }
+    if (now >= this.nextConfirm) {
+      this.nextConfirm = now + this.confirmMs;
+      return [send(this.mtu, true)];
+    }
+    return [];
+  }
+
+  /** The reply to probe `token` arrived (with the size it was sent at). */
+  ack(token: number, now: number): void {
+    const o = this.out.get(token);
+    if (!o) return;
+    this.out.delete(token);
+    this.acked++;
+    if (o.confirm) {
+      if (o.size === this.mtu) this.lost = 0;
+      return;
+    }
+    if (this.mode === 'search' && o.size > this.lo) this.lo = Math.min(o.size, this.hi - 1);
+    if (this.mode === 'search' && o.size >= this.hi) this.hi = o.size + 1; // passed after all
+    this.maybeEndRound(now);
+  }
+
+  /** The send failed locally (EMSGSIZE: larger than the interface allows). */
+  failed(token: number, now: number): void {
+    const o = this.out.get(token);
+    if (!o) return;
+    o.deadline = now;
+    this.expire(now);
+  }
+
+  /** The link (came back) up: search again from scratch, keeping the value in use meanwhile (a
+   * search run while the link was dead would have found nothing). */
+  restart(now: number): void {
+    this.out.clear();
+    this.afterShrink = true; // a result below the ceiling is checked again soon
+    this.startSearch(now, this.floor, this.ceiling + 1);
+  }
+
+  /** Size-dependent loss seen elsewhere (e.g. an ICMP "too big" naming `mtu`): search below. */
+  tooBig(mtu: number, now: number): void {
+    if (mtu >= this.mtu || mtu < this.floor) return;
+    this.shrinks++;
+    this.afterShrink = true;
+    this.startSearch(now, this.floor, mtu + 1);
+  }
+
+  private startSearch(now: number, lo: number, hi: number): void {
+    this.mode = 'search';
+    this.strikes.clear();
+    this.lo = lo;
+    this.hi = hi;
+    this.roundEnd = null;
+    for (const [t, o] of this.out) if (o.confirm) this.out.delete(t);
+    void now;
+  }
+
+  /** Sizes to try in (lo, hi): the first round's guesses, then an even split. */
+  private roundSizes(): number[] {
+    const { lo, hi } = this;
+    if (hi - lo <= RESOLUTION) return [];
+    const inside = (s: number) => s > lo && s < hi;
+    const out = new Set<number>();
+    out.add(hi - 1);
+    for (const c of COMMON) if (out.size < ROUND_PROBES && inside(c) && c <= this.ceiling) out.add(c);
+    const n = ROUND_PROBES - out.size;
+    for (let i = 1; i <= n; i++) {
+      const s = Math.round(lo + ((hi - lo) * i) / (n + 1));
+      if (inside(s)) out.add(s);
+    }
+    return [...out].sort((a, b) => b - a);
+  }
+
+  private expire(now: number): void {
+    for (const [t, o] of this.out) {
+      if (o.deadline > now) continue;
+      this.out.delete(t);
+      if (o.confirm) {
+        if (o.size === this.mtu && this.mode === 'confirmed' && ++this.lost >= LOSSES) {
+          this.lost = 0;
+          this.shrinks++;
+          this.afterShrink = true;
+          // the size itself is tried again (twice): queue drops, not the path, may have lost them
+          this.startSearch(now, this.floor, this.mtu + 1);
+        }
+        continue;
+      }
+      if (this.mode !== 'search' || o.size <= this.lo || o.size >= this.hi) continue;
+      const n = (this.strikes.get(o.size) ?? 0) + 1;
+      this.strikes.set(o.size, n);
+      if (n >= STRIKES) this.hi = o.size;
+    }
+    this.maybeEndRound(now);
+  }
+
+  private maybeEndRound(now: number): void {
+    if (this.mode !== 'search' || this.roundEnd === null) return;
+    const pending = [...this.out.values()].some((o) => !o.confirm);
+    if (pending && now < this.roundEnd) return;
+    this.roundEnd = null;
+    if (this.hi - this.lo <= RESOLUTION) this.settle(now);
+  }
+
+  private settle(now: number): void {
+    this.mode = 'confirmed';
+    this.mtu = this.lo;
+    this.probed = this.lo > this.floor;
+    if (!this.probed) this.mtu = this.floor; // nothing but unpadded probes pass
+    this.lost = 0;
+    this.nextConfirm = now + this.confirmMs;
+    this.nextReprobe = now + (this.afterShrink ? REPROBE_AFTER_SHRINK_MS : REPROBE_MS);
+    this.afterShrink = false;
+    for (const [t, o] of this.out) if (!o.confirm) this.out.delete(t);
+  }
+}
+
+/** A size probe to send: a request on link `linkId` with probe_seq `seq`, padded so that its outer
+ * IP packet is `size` bytes (up) or asking for a reply of that size (down). */
+export interface SizeProbe {
+  linkId: number;
+  seq: number;
+  dir: 'up' | 'down';
+  size: number;
+}
+
+/** Size probes' probe_seq space: the top half, apart from the liveness rounds' counter. */
+const SEQ_BASE = 0x8000_0000;
+
+/** The LP's searches on every link, both directions, and the size probes in flight. */
+export class PmtuProber {
+  private readonly links = new Map<number, { up: PmtuSearch; down: PmtuSearch }>();
+  private readonly inFlight = new Map<number, { linkId: number; dir: 'up' | 'down'; token: number; size: number; at: number }>();
+  private seq = 0;
+
+  /** ceiling: the link's interface MTU; floor: the outer size of its unpadded probe; metered:
+   * confirm less often (CONFIRM_METERED_MS) */
+  addLink(id: number, ceiling: number, floor: number, metered = false): void {
+    const confirm = metered ? CONFIRM_METERED_MS : CONFIRM_MS;
+    this.links.set(id, { up: new PmtuSearch(ceiling, floor, confirm), down: new PmtuSearch(ceiling, floor, confirm) });
+  }
+
+  /** The link came (back) up: search both directions again. */
+  restart(id: number, now: number): void {
+    const l = this.links.get(id);
+    l?.up.restart(now);
+    l?.down.restart(now);
+  }
+
+  /** Size probes due on link `id` now. */
+  due(id: number, now: number, rttMs: number | null): SizeProbe[] {
+    const l = this.links.get(id);
+    if (!l) return [];
+    for (const [s, f] of this.inFlight) if (now - f.at > 2 * MAX_WAIT_MS) this.inFlight.delete(s);
+    const out: SizeProbe[] = [];
+    for (const dir of ['up', 'down'] as const)
+      for (const [token, size] of l[dir].due(now, rttMs)) {
+        const seq = (SEQ_BASE + (this.seq++ % SEQ_BASE)) >>> 0;
+        this.inFlight.set(seq, { linkId: id, dir, token, size, at: now });
+        out.push({ linkId: id, seq, dir, size });
+      }
+    return out;
+  }
+
+  /** A reply to a size probe (probe_seq `seq`) arrived on link `id`: its outer length as it
+   * arrived, and the request's (req_len). Returns false if it answers no probe in flight. */
+  reply(id: number, seq: number, replyOuter: number, reqLen: number, now: number): boolean {
+    const f = this.inFlight.get(seq);
+    if (!f || f.linkId !== id) return false;
+    this.inFlight.delete(seq);
+    const whole = f.dir === 'up' ? reqLen === f.size : replyOuter === f.size;
+    const l = this.links.get(id);
+    if (l && whole) l[f.dir].ack(f.token, now);
+    return true;
+  }
+
+  /** Sending probe `seq` failed locally (EMSGSIZE). */
+  failed(seq: number, now: number): void {
+    const f = this.inFlight.get(seq);
+    if (!f) return;
+    this.inFlight.delete(seq);
+    this.links.get(f.linkId)?.[f.dir].failed(f.token, now);
+  }
+
+  /** Outer path MTUs in use (the scheduler's) and confirmed (0 = not yet: for the requests). */
+  mtus(id: number): { up: number; down: number; confirmedUp: number; confirmedDown: number } | null {
+    const l = this.links.get(id);
+    if (!l) return null;
+    return { up: l.up.status().mtu, down: l.down.status().mtu, confirmedUp: l.up.confirmed(), confirmedDown: l.down.confirmed() };
+  }
+
+  status(id: number): { up: PmtuStatus; down: PmtuStatus } | null {
+    const l = this.links.get(id);
+    return l ? { up: l.up.status(), down: l.down.status() } : null;
+  }
+}

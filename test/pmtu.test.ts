@@ -1,0 +1,97 @@
+// PLPMTUD per link and direction (src/portal/pmtu.ts) against a simulated path: probes of at most
+// `path` bytes come back after one round trip, larger ones vanish (a black hole: no ICMP).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CONFIRM_MS, PmtuSearch, REPROBE_MS } from '../src/portal/pmtu.js';
+
+const FLOOR = 92; // an unpadded probe over IPv4/UDP
+
+/** Runs `s` in 10 ms steps from `from` until `until(t)` or `limitMs`; the path may change with time. */
+function drive(s: PmtuSearch, o: { from: number; limitMs: number; rttMs: number; path: (t: number) => number; until: (t: number) => boolean }): number {
+  const inflight: { token: number; at: number }[] = [];
+  for (let t = o.from; t <= o.from + o.limitMs; t += 10) {
+    for (const x of inflight.filter((x) => x.at <= t)) s.ack(x.token, t);
+    inflight.splice(0, inflight.length, ...inflight.filter((x) => x.at > t));
+    for (const [token, size] of s.due(t, o.rttMs)) if (size <= o.path(t)) inflight.push({ token, at: t + o.rttMs });
+    if (o.until(t)) return t;
+  }
+  return -1;
+}
+
+test('the first search finds a path MTU below the interface MTU in one or two rounds', () => {
+  for (const path of [1500, 1492, 1280, 1337, 1000]) {
+    const s = new PmtuSearch(1500, FLOOR);
+    assert.deepEqual([s.status().mtu, s.status().probed], [1500, false], 'the interface MTU until probed');
+    const t = drive(s, { from: 0, limitMs: 10_000, rttMs: 40, path: () => path, until: () => s.status().mode === 'confirmed' });
+    assert.ok(t >= 0 && t <= 1500, `path ${path}: confirmed after ${t} ms`);
+    assert.ok(s.status().mtu <= path && s.status().mtu > path - 5, `path ${path}: found ${s.status().mtu}`);
+    assert.equal(s.confirmed(), s.status().mtu);
+  }
+});
+
+test('a path that shrinks at runtime is found within 2 s; growth within the re-probe interval', () => {
+  const s = new PmtuSearch(1500, FLOOR);
+  let path = 1500;
+  drive(s, { from: 0, limitMs: 5000, rttMs: 60, path: () => path, until: () => s.status().mode === 'confirmed' });
+  assert.equal(s.status().mtu, 1500);
+  path = 1280;
+  const t0 = 10_000;
+  const t = drive(s, { from: t0, limitMs: 10_000, rttMs: 60, path: () => path, until: () => s.status().mode === 'confirmed' && s.status().mtu <= 1280 });
+  assert.ok(t >= 0 && t - t0 <= 2000, `shrink found after ${t - t0} ms`);
+  assert.ok(s.status().mtu > 1275, `${s.status().mtu}`);
+  assert.equal(s.status().shrinks, 1, 'counted as size-dependent loss');
+  path = 1500;
+  const g = drive(s, { from: t, limitMs: REPROBE_MS + 5000, rttMs: 60, path: () => path, until: () => s.status().mtu === 1500 });
+  assert.ok(g >= 0 && g - t <= REPROBE_MS + 2000, `growth found after ${g - t} ms`);
+});
+
+test('one lost confirmation is not a shrink; a dead link does not collapse the MTU after restart', () => {
+  const s = new PmtuSearch(1500, FLOOR);
+  drive(s, { from: 0, limitMs: 5000, rttMs: 20, path: () => 1500, until: () => s.status().mode === 'confirmed' });
+  let drop = true; // lose exactly one confirmation probe
+  const path = () => (drop ? ((drop = false), 0) : 1500);
+  drive(s, { from: 5000, limitMs: 20 * CONFIRM_MS, rttMs: 20, path, until: () => false });
+  assert.deepEqual([s.status().mtu, s.status().shrinks], [1500, 0]);
+  s.restart(20_000);
+  drive(s, { from: 20_000, limitMs: 3000, rttMs: 20, path: () => 1500, until: () => s.status().mode === 'confirmed' });
+  assert.equal(s.status().mtu, 1500);
+});
+
+test('tunnel MTUs: the largest link sets inner_mtu, the smallest (>= 576 inner) the MSS clamp, the same on both portals', async () => {
+  const { tunnelMtus } = await import('../src/plan/mtu.js');
+  const l = (up: number, down: number, family: 4 | 6 = 4) => ({ family, carrier: 'udp' as const, up, down });
+  // one 1280 link among 1500s: inner 1448 both ways, clamp 1228 (full segments fit every link)
+  assert.deepEqual(tunnelMtus([l(1280, 1280), l(1500, 1500), l(1500, 1500)]), { up: 1448, down: 1448, clamp: 1228 });
+  // asymmetric: the smaller direction clamps; each direction's largest link its inner MTU
+  assert.deepEqual(tunnelMtus([l(1500, 1400), l(1400, 1500, 6)]), { up: 1448, down: 1428, clamp: 1328 });
+  // a tiny link (576 outer: 524 inner) does not drag the clamp below 576 inner
+  assert.deepEqual(tunnelMtus([l(576, 576), l(1500, 1500)]), { up: 1448, down: 1448, clamp: 1448 });
+  assert.equal(tunnelMtus([]), null);
+});
+
+test('random loss (a busy queue) does not lower the path MTU, however often it looks like a shrink', () => {
+  let seed = 7;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const s = new PmtuSearch(1500, FLOOR);
+  const inflight: { token: number; at: number }[] = [];
+  let min = 1500;
+  for (let t = 0; t < 120_000; t += 10) {
+    for (const x of inflight.filter((x) => x.at <= t)) s.ack(x.token, t);
+    inflight.splice(0, inflight.length, ...inflight.filter((x) => x.at > t));
+    for (const [token] of s.due(t, 20)) if (rnd() >= 0.1) inflight.push({ token, at: t + 20 }); // 10 % of every probe lost
+    if (t > 5000) min = Math.min(min, s.status().mtu);
+  }
+  assert.ok(s.status().shrinks > 0, 'losses that looked like a shrink happened');
+  assert.equal(min, 1500, 'the size itself is tried again in the search: never settled lower');
+});
+
+test('a stalled event loop (answers read late) does not count as loss', () => {
+  const s = new PmtuSearch(1500, FLOOR);
+  const sent = s.due(0, 20); // the first round
+  assert.ok(sent.length > 0);
+  // 600 ms without running; the answers (every size passed) are read only after the next due()
+  assert.deepEqual(s.due(600, 20), [], 'nothing new while catching up');
+  for (const [token] of sent) s.ack(token, 600);
+  s.due(650, 20);
+  assert.deepEqual([s.status().mode, s.status().mtu], ['confirmed', 1500]);
+});

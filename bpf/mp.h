@@ -64,8 +64,8 @@ enum mp_hdr_flags {
  * how the RP learns a link's NAT endpoint); the answer may be built by the data path itself
  * (MP_HDR_F_DP), so that a portal whose control plane died still answers.
  *
- * Replies (kind 1) echo probe_seq, sent_ns, reply_len and carry req_len, the outer IP length of
- * the request as it arrived; the other request-only fields are zero.
+ * Replies (kind 1) echo probe_seq, sent_ns, reply_len and the MP_PROBE_F_PMTU flag, and carry
+ * req_len, the outer IP length of the request as it arrived; the other fields are zero.
  *
  * Padding (path MTU discovery, RFC 8899 style). A probe message may be longer than MP_PROBE_LEN:
  * the bytes after struct mp_probe are zero and covered by the MAC like the rest. A request is
@@ -95,7 +95,7 @@ struct mp_probe {
 	__u8 kind;         /* 0 request, 1 reply */
 	__u8 metric;       /* the link's tier (request) */
 	__u8 carrier;      /* enum mp_carrier the sender uses on the link */
-	__u8 flags;        /* enum mp_probe_flags (request; 0 in replies) */
+	__u8 flags;        /* enum mp_probe_flags (request; a reply echoes only MP_PROBE_F_PMTU) */
 	__be32 probe_seq;  /* the requester's probe round, echoed */
 	__be64 sent_ns;    /* the requester's clock, echoed: round trip */
 	__be64 rate_bps;   /* request: the LP's estimate of the link (the RP's scheduler starts from it) */

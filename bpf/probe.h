@@ -270,10 +270,11 @@ static __always_inline int probe_take(struct __sk_buff *skb, const struct mp_con
 	if (zw.failed)
 		return mp_drop(MP_DROP_STORE);
 
-	/* echoed: carrier, probe_seq, sent_ns, reply_len; request-only fields 0 */
+	/* echoed: carrier, probe_seq, sent_ns, reply_len and the PMTU flag (the requester tells a
+	 * size probe's answer by it); request-only fields 0 */
 	p.kind = 1;
 	p.metric = 0;
-	p.flags = 0;
+	p.flags &= MP_PROBE_F_PMTU;
 	p.rate_bps = 0;
 	p.owd_us = 0;
 	p.budget_kib = 0;

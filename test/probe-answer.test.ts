@@ -237,10 +237,10 @@ function assertReply(req: Buffer, out: Buffer, want: { seq: number; len: number;
     { reply: true, carrier: r.carrier, probeSeq: r.probeSeq, sentNs: r.sentNs, replyLen: r.replyLen, reqLen: q.totalLen },
     'echoed fields and req_len',
   );
-  assert.equal(msg.readUInt8(MP_HDR_LEN + 3), 0, 'flags 0 in a reply');
+  assert.equal(msg.readUInt8(MP_HDR_LEN + 3), r.pmtuProbe ? MP_PROBE_F_PMTU : 0, 'only the PMTU flag is echoed in a reply');
   assert.deepEqual(
-    [p.metric, p.rateBps, p.owdUs, p.budgetBytes, p.adminDown, p.pmtuProbe, p.pmtuDown, p.pmtuUp, msg.readUInt32BE(MP_HDR_LEN + 28)],
-    [0, 0n, 0, null, false, false, 0, 0, 0],
+    [p.metric, p.rateBps, p.owdUs, p.budgetBytes, p.adminDown, p.pmtuProbe === Boolean(r.pmtuProbe), p.pmtuDown, p.pmtuUp, msg.readUInt32BE(MP_HDR_LEN + 28)],
+    [0, 0n, 0, null, false, true, 0, 0, 0],
     'request-only fields are zero',
   );
   return p;
@@ -405,12 +405,12 @@ describe('the data path answers probe requests (bpf/probe.h)', () => {
     assert.equal(decodeProbe(messageOf(r.out).msg)?.reply, true);
   });
 
-  it('request flags (budget, admin-down, PMTU) are recorded, and none is echoed', () => {
+  it('request flags (budget, admin-down, PMTU) are recorded, and only PMTU is echoed (a size probe\'s answer says so)', () => {
     reset();
     const r = run(request({ probe: { pmtuProbe: true } }));
     assert.equal(r.verdict, TC_ACT_REDIRECT);
     assert.equal(peer(0).msg.readUInt8(MP_HDR_LEN + 3), MP_PROBE_F_BUDGET | MP_PROBE_F_ADMIN_DOWN | MP_PROBE_F_PMTU);
-    assert.equal(messageOf(r.out).msg.readUInt8(MP_HDR_LEN + 3), 0);
+    assert.equal(messageOf(r.out).msg.readUInt8(MP_HDR_LEN + 3), MP_PROBE_F_PMTU);
   });
 
   it('mp_peer_probe reads as memory (BPF_F_MMAPABLE): what userland maps is what the data path wrote; other maps refuse', () => {

@@ -298,14 +298,17 @@ export async function openDatapath(
           }
         const t = tunnelMtus(known);
         if (!t) return ok(undefined);
-        const inner = Math.min(cfg.role === 'local' ? t.up : t.down, abi.MP_NH_MAX_BODY);
-        if (config.innerMtu === inner && config.mssV4 === t.clamp - 40) return ok(undefined);
+        // never below IPv4's minimum: a link whose probes all failed must not make the clamp
+        // negative (the scheduler keeps larger packets off that link by its own MTU)
+        const inner = Math.max(576, Math.min(cfg.role === 'local' ? t.up : t.down, abi.MP_NH_MAX_BODY));
+        const clamp = Math.max(576, t.clamp);
+        if (config.innerMtu === inner && config.mssV4 === clamp - 40) return ok(undefined);
         // IPv4 without DF is fragmented to the loop device's MTU (loop.h): it follows inner_mtu
         if (config.loopIfindex && config.innerMtu !== inner)
           void rt.setLink(loopDevices(cfg.instance).dev, { mtu: inner }).then((r) => r.isErr() && onError(`loop MTU ${inner}: ${JSON.stringify(r.error)}`));
         config.innerMtu = inner;
-        config.mssV4 = t.clamp - 40;
-        config.mssV6 = t.clamp - 60;
+        config.mssV4 = clamp - 40;
+        config.mssV6 = clamp - 60;
         return write(maps.value.config, 0, abi.encodeConfig(config));
       },
       routeMtu: (address) => rt.routeMtu(address),

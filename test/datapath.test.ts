@@ -1369,13 +1369,15 @@ describe('encap: scheduler', () => {
     resetMaps();
     setConfig({});
     setLink(0, { rateBps: 100_000_000n, owdUs: 50_000 });
-    setLink(1, { rateBps: 10_000_000n, owdUs: 1_000 });
+    setLink(1, { rateBps: 1_000_000n, owdUs: 1_000 });
     const used = send(100);
-    // link 1: 1000-byte packets take 0.85 ms each; it stays earlier until its queue reaches
-    // ~49 ms (about 57 packets), then the far but fast link 0 takes over.
+    // link 1: 1000-byte packets take ~8.5 ms each; it stays earlier until its queue reaches
+    // ~49 ms (about 6 packets), then the far but fast link 0 takes over. (A packet's time on the
+    // slow link is far longer than a test run's, so the queue the test builds does not drain in
+    // real time between runs on a busy machine: with 0.85 ms per packet it did.)
     assert.equal(used[0], 1, 'first packet on the near link');
-    assert.ok(used.slice(0, 50).every((x) => x === 1), used.join(''));
-    assert.ok(countOn(used.slice(60), 0) > 30, `then mostly the fast far link: ${used.join('')}`);
+    assert.ok(used.slice(0, 5).every((x) => x === 1), used.join(''));
+    assert.ok(countOn(used.slice(10), 0) > 80, `then mostly the fast far link: ${used.join('')}`);
   });
 
   it('spreads load in proportion to rate (3:1)', () => {

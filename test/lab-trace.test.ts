@@ -100,8 +100,9 @@ test('a schedule step is applied on time by lab up', { timeout: 120_000 }, async
     assert.ok(Number(late[1]) < 150, `runner: ${late[1]} ms late`);
     assert.ok(sentAfter > 2.9 && sentAfter < 3.2, `took effect at ${sentAfter} s`);
     const before = p.replies.filter(([ts, rtt]) => ts - rtt / 1000 - t0 < 2.9);
-    // (the first request waits for ARP)
-    const slow = before.slice(1).filter(([, rtt]) => rtt >= 30);
+    // (the first request waits for ARP; a reply delayed by a busy CPU is not the new delay: only
+    // the step's 80 ms round trip counts)
+    const slow = before.slice(1).filter(([, rtt]) => rtt >= 70);
     assert.ok(before.length > 50 && slow.length === 0, `the old delay held until the step: ${before.length} replies, slow ${JSON.stringify(slow.slice(0, 5))}`);
     const st = ok(await labStatus(lab), 'status');
     assert.equal(st.links[0]!.up.delayUs, 40_000);

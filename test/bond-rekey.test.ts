@@ -103,14 +103,14 @@ test('rekey across a live flow in both directions: no loss at a key change, no k
       scenario,
       async (lab) => {
         // the run loop publishes its view once a second: wait for the first publication
-        const published = async (role: 'lp' | 'rp'): Promise<Status> => {
+        const firstStatus = async (role: 'lp' | 'rp'): Promise<Status> => {
           for (let i = 0; ; i++) {
             const s = await status(lab, role);
             if (s.security || i >= 50) return s;
             await new Promise((r) => setTimeout(r, 100));
           }
         };
-        const before = { lp: await published('lp'), rp: await published('rp') };
+        const before = { lp: await firstStatus('lp'), rp: await firstStatus('rp') };
         assert.equal(before.lp.security?.mode, 'authenticated');
         assert.ok(before.lp.links.every((l) => l.state === 'up'), 'both links up');
         const up = flow(lab, 'server', ['recv', '203.0.113.2', '5301', String(SECONDS)]);

@@ -67,6 +67,7 @@ test('rp.toml and rp-single.toml parse to the typed configs', async () => {
     forward: ['srv'],
     singleInterface: false,
     reservedPorts: [],
+    linkNames: ['dsl', '4g', 'sat'],
   } satisfies RemoteConfig);
   const single = await loadConfig(fixture('rp-single.toml'));
   assert.ok(single.isOk(), single.isErr() ? describeError(single.error) : '');
@@ -84,6 +85,7 @@ test('rp.toml and rp-single.toml parse to the typed configs', async () => {
     forward: [],
     singleInterface: true,
     reservedPorts: [22],
+    linkNames: [],
   } satisfies RemoteConfig);
 });
 
@@ -275,6 +277,10 @@ const BAD: [string, unknown, string, RegExp][] = [
   ['the tunnel port reserved', rp({ single_interface: true, client: '198.51.100.2', reserved_ports: [22, 7470] }), 'reserved_ports[1]', /is the tunnel port/],
   ['port 0 reserved', rp({ single_interface: true, client: '198.51.100.2', reserved_ports: [0] }), 'reserved_ports[0]', /integer from 1 to 65535/],
   ['nine reserved ports', rp({ single_interface: true, client: '198.51.100.2', reserved_ports: [1, 2, 3, 4, 5, 6, 7, 8, 9] }), 'reserved_ports', /at most 8 ports/],
+  ['link_names not an array', rp({ link_names: 'dsl' }), 'link_names', /the LP's \[\[link\]\] names in its order/],
+  ['a link name twice', rp({ link_names: ['dsl', 'dsl'] }), 'link_names[1]', /listed twice/],
+  ['a bad link name', rp({ link_names: ['dsl', 'my link'] }), 'link_names[1]', /1-16 letters/],
+  ['17 link names', rp({ link_names: Array.from({ length: 17 }, (_, i) => `l${i}`) }), 'link_names', /at most 16 names/],
 ];
 
 const clean = (o: unknown) => JSON.parse(JSON.stringify(o)) as unknown; // drops keys set to undefined

@@ -44,7 +44,7 @@ export const DEFAULTS = {
 
 const COMMON_KEYS = ['role', 'instance', 'port', 'client', 'ip_proto', 'probe_interval', 'private_key', 'peer_public_key', 'insecure_no_auth', 'metrics_listen', 'congestion_control', 'ack_path'];
 const LOCAL_KEYS = [...COMMON_KEYS, 'lan', 'gateway', 'remote', 'state_dir', 'link'];
-const REMOTE_KEYS = [...COMMON_KEYS, 'wan', 'forward', 'single_interface', 'reserved_ports'];
+const REMOTE_KEYS = [...COMMON_KEYS, 'wan', 'forward', 'single_interface', 'reserved_ports', 'link_names'];
 const LINK_KEYS = ['name', 'interface', 'gateway', 'source', 'carrier', 'metric', 'rate', 'delay', 'budget', 'budget_period'];
 
 const INSTANCE_RE = /^[a-z0-9][a-z0-9_-]{0,15}$/;
@@ -165,7 +165,8 @@ function remoteConfig(raw: Table, common: Common): R<RemoteConfig> {
             "must be a single address on a single-interface RP (the RP's own address)",
           );
     const reservedPorts = yield* reserved(raw.reserved_ports, singleInterface, common.port);
-    return ok({ role: 'remote' as const, ...common, wan, forward, singleInterface, reservedPorts });
+    const linkNames = yield* peerLinkNames(raw.link_names);
+    return ok({ role: 'remote' as const, ...common, wan, forward, singleInterface, reservedPorts, linkNames });
   });
 }
 
@@ -407,6 +408,22 @@ function reserved(v: unknown, singleInterface: boolean, port: number): R<number[
     const at = `reserved_ports[${i}]`;
     if (typeof x !== 'number' || !Number.isInteger(x) || x < 1 || x > 65535) return bad(at, x, 'must be an integer from 1 to 65535');
     if (x === port) return bad(at, x, 'is the tunnel port, which always stays local');
+    if (out.includes(x)) return bad(at, x, 'is listed twice');
+    out.push(x);
+  }
+  return ok(out);
+}
+
+/** link_names (RP): the LP's link names in the order of its [[link]] tables, so that status, the
+ *  console, metrics and `mpctl link <name>` on the RP speak of "dsl", not of link 0. */
+function peerLinkNames(v: unknown): R<string[]> {
+  if (v === undefined) return ok([]);
+  if (!Array.isArray(v) || v.length > MAX_LINKS)
+    return bad('link_names', v, `must be an array of at most ${MAX_LINKS} names: the LP's [[link]] names in its order`);
+  const out: string[] = [];
+  for (const [i, x] of v.entries()) {
+    const at = `link_names[${i}]`;
+    if (typeof x !== 'string' || !LINK_NAME_RE.test(x)) return bad(at, x, 'must be 1-16 letters, digits, ".", "_" or "-"');
     if (out.includes(x)) return bad(at, x, 'is listed twice');
     out.push(x);
   }

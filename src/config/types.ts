@@ -109,6 +109,8 @@ export interface RemoteConfig extends Common {
   singleInterface: boolean;
   /** single-interface RP: TCP/UDP ports that stay local (e.g. 22) */
   reservedPorts: number[];
+  /** `link_names`: the LP's link names by link id (its [[link]] order); [] = numbers only */
+  linkNames: string[];
 }
 
 export type PortalConfig = LocalConfig | RemoteConfig;

@@ -15,8 +15,8 @@ import type { SecurityStatus } from './security-status.js';
 
 export interface LinkStatus {
   id: number;
-  /** the link's name and interface from the portal's config (LP); null on the RP, which only
-   *  knows links by id */
+  /** the link's name and interface from the portal's config: the LP's [[link]]; on the RP the
+   *  name from `link_names` (null without it: the RP knows links by id) and no interface */
   name: string | null;
   interface: string | null;
   state: 'up' | 'down' | 'admin-down' | 'unused';
@@ -106,12 +106,13 @@ export async function publish(instance: string, p: Published): Promise<void> {
   await rename(`${file}.tmp`, file);
 }
 
-/** The LP's link names from its config file (read-only; a config edited since `up` may differ,
- *  which is why the id stays the key). The RP learns links by id only. */
-async function linkNames(configFile: string): Promise<Map<number, { name: string; interface: string; budgetBytes: number }>> {
+/** The link names from the config file (read-only; a config edited since `up` may differ, which
+ *  is why the id stays the key): the LP's [[link]] tables, the RP's `link_names`. */
+async function linkNames(configFile: string): Promise<Map<number, { name: string; interface: string | null; budgetBytes: number }>> {
   const cfg = await loadConfig(configFile);
-  const m = new Map<number, { name: string; interface: string; budgetBytes: number }>();
+  const m = new Map<number, { name: string; interface: string | null; budgetBytes: number }>();
   if (cfg.isOk() && cfg.value.role === 'local') for (const l of cfg.value.links) m.set(l.id, { name: l.name, interface: l.interface, budgetBytes: l.budgetBytes });
+  if (cfg.isOk() && cfg.value.role === 'remote') for (const [id, name] of cfg.value.linkNames.entries()) m.set(id, { name, interface: null, budgetBytes: 0 });
   return m;
 }
 

@@ -210,7 +210,7 @@ export const linkCommand: CommandModule = {
   describe: 'take a link of a running portal administratively down, or bring it back up (mpctl link dsl down -i local)',
   builder: (y) =>
     instanceOption(y, true)
-      .positional('link', { type: 'string', demandOption: true, describe: 'link name (LP) or id' })
+      .positional('link', { type: 'string', demandOption: true, describe: "link name (the LP's [[link]] name; on the RP from its link_names) or number" })
       .positional('state', { choices: ['down', 'up'] as const, demandOption: true, describe: 'down: the scheduler stops using the link; up: it is used again once its probes answer' }),
   handler: (a) =>
     run(async () => {
@@ -219,8 +219,11 @@ export const linkCommand: CommandModule = {
       if (s.isErr()) return err(s.error);
       const name = String(a.link);
       const l = s.value.links.find((x) => x.name === name) ?? (/^\d+$/.test(name) ? s.value.links.find((x) => x.id === Number(name)) : undefined);
-      if (!l)
-        return err({ kind: 'NotFound', what: 'link', message: `portal ${instance} has no link "${name}" (links: ${s.value.links.map((x) => x.name ?? x.id).join(', ') || 'none'})` });
+      if (!l) {
+        const unnamed = s.value.role === 'remote' && s.value.links.every((x) => x.name === null);
+        const hint = unnamed ? "; give the RP the LP's names with link_names in its config" : '';
+        return err({ kind: 'NotFound', what: 'link', message: `portal ${instance} has no link "${name}" (links: ${s.value.links.map((x) => x.name ?? x.id).join(', ') || 'none'}${hint})` });
+      }
       const r = await controlRequest(instance, { op: 'admin', link: l.id, down: a.state === 'down' });
       if (r.isErr()) return err(r.error);
       console.log(`portal ${instance}: link ${l.name ?? l.id} admin ${a.state}`);

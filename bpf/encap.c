@@ -97,7 +97,7 @@ static __always_inline bool for_tunnel(struct __sk_buff *skb, const struct mp_co
 	if (dport == cfg->port_be)
 		return false;
 #pragma unroll
-	for (int i = 0; i < 8; i++)
+	for (int i = 0; i < MP_RESERVED_PORTS; i++)
 		if (cfg->reserved_ports[i] && bpf_htons(cfg->reserved_ports[i]) == dport)
 			return false;
 	return true;

@@ -39,11 +39,11 @@ struct mp_hdr {
 	__u8 ver_type;
 	__u8 flags;      /* reserved, 0 */
 	__u8 link_id;    /* sender's link index, 0..MP_MAX_LINKS-1 */
-	__u8 key_id;     /* session key the tag was made with (security issue) */
+	__u8 key_id;     /* session key the tag was made with (authentication, below) */
 	__be32 seq;      /* per-direction sequence number: replay window, reordering */
 	__be32 link_seq; /* per-link sequence number: per-link loss */
 	__be32 ts_us;    /* sender's clock in µs (wraps): one-way delay variation */
-	__u8 tag[8];     /* MAC over header (tag zeroed) and inner packet (security issue) */
+	__u8 tag[8];     /* MAC over header (tag zeroed) and inner packet (authentication, below) */
 } __attribute__((packed));
 
 #define MP_HDR_LEN 24
@@ -263,7 +263,7 @@ struct mp_loop_stats {
 	__u64 back; /* segments and fragments that came back out of the loop and were carried */
 };
 
-/* ---- authentication (security issue) ------------------------------------------------------
+/* ---- authentication (README "Running a bond") -----------------------------------------------
  *
  * Every data and control (probe, feedback) message carries key_id != 0, a per-direction seq and
  * a 64-bit tag, hash-then-PRF (UMAC's and Adiantum's NH, finished by SipHash-2-4):
@@ -350,9 +350,9 @@ enum mp_drop_reason {
 	MP_DROP_TTL = 11,          /* inner TTL / hop limit expired */
 	MP_DROP_GSO = 12,          /* GSO packet that could not be segmented (no loop, or decap) */
 	MP_DROP_NO_CONFIG = 13,    /* mp_config not written yet */
-	MP_DROP_BAD_MAC = 14,      /* security issue: tag does not verify */
-	MP_DROP_REPLAY = 15,       /* security issue: replayed or too old */
-	MP_DROP_NO_KEY = 16,       /* security issue: unknown key id */
+	MP_DROP_BAD_MAC = 14,      /* auth: tag does not verify */
+	MP_DROP_REPLAY = 15,       /* auth: replayed or too old */
+	MP_DROP_NO_KEY = 16,       /* auth: unknown key id */
 	MP_DROP_LOOP = 17,         /* back from the segmentation loop and still GSO or too big */
 	MP_DROP_FRAGMENT = 18,     /* an outer IP fragment to the tunnel port (flood.h) */
 	MP_DROP_HS_MALFORMED = 19, /* handshake message of a type this role never receives, of the

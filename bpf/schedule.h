@@ -32,7 +32,7 @@
  * scheduled like data, so they keep being spread over links. Links with a byte budget (metered)
  * and links flagged MP_LINK_F_NO_ACKS (lossy, or far slower than the best: portal/cc.ts) are
  * not used for ACKs at all, neither for the slowest-link rule nor when ACKs are spread like
- * data, while a link without the flag is usable (issue 10: with ACKs on a 4 Mbit/150 ms link next
+ * data, while a link without the flag is usable (README "Benchmarks": with ACKs on a 4 Mbit/150 ms link next
  * to a 30 Mbit/4 ms one, every round trip carried the slow link's delay and loss); config
  * `ack_path = "earliest"` (MP_CFG_ACKS_EARLIEST) turns the slowest-link rule off.
  *

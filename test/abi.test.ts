@@ -5,7 +5,9 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import * as abi from '../src/datapath/abi.js';
 import { after, describe, it } from 'node:test';
 import {
   decodeConfig,
@@ -176,6 +178,22 @@ describe('abi.ts mirrors the BTF of build/bpf/mpctl.o', () => {
     assert.equal(DROP_REASONS.length, MP_DROP_MAX);
     assert.equal(DROP_REASONS[DropReason.truncated], 'truncated');
     assert.equal(ENUMS['mp_drop_reason']?.['MP_DROP_MAX'], MP_DROP_MAX);
+  });
+
+  it("every number bpf/mp.h #defines is abi.ts's constant of the same name", () => {
+    // BTF keeps no macros: the header the object was compiled from is read instead, so a bound
+    // (MP_REPLAY_WINDOW, MP_NH_MAX_BODY, MP_KEY_IDS, ...) changed there fails here until mirrored
+    const text = readFileSync(join(ROOT, 'bpf', 'mp.h'), 'utf8');
+    const defs = new Map<string, number>();
+    for (const m of text.matchAll(/^#define (MP_\w+)[ \t]+([^\n/]+?)\s*(?:\/\*.*)?$/gm)) {
+      const expr = m[2]!.replace(/MP_\w+/g, (n) => String(defs.get(n) ?? NaN));
+      assert.match(expr, /^[\d\s()+\-*/]+$/, `${m[1]}: ${m[2]} is a number or arithmetic of earlier ones`);
+      defs.set(m[1]!, Function(`return ${expr}`)() as number);
+    }
+    for (const n of ['MP_MAX_LINKS', 'MP_RESERVED_PORTS', 'MP_REPLAY_WINDOW', 'MP_REPLAY_WORDS', 'MP_NH_MAX_BODY', 'MP_KEY_IDS'])
+      assert.ok(defs.has(n), `${n} is defined in mp.h`);
+    const exported = abi as unknown as Record<string, unknown>;
+    for (const [n, v] of defs) assert.equal(exported[n], v, `abi.ts ${n} mirrors mp.h`);
   });
 
   it('the programs encap and decap are in the one object', () => {

@@ -137,8 +137,8 @@ export function decodeFeedback(b: Buffer): Result<FeedbackMsg, FeedbackError> {
   return ok({ seq: b.readUInt32BE(0), records });
 }
 
-/** A whole control packet: mp_hdr (type MP_T_FEEDBACK, sent on `linkId` at `tsUs`) + body.
- * Key id and tag stay zero until the security issue authenticates control messages. */
+/** A whole control packet: mp_hdr (type MP_T_FEEDBACK, sent on `linkId` at `tsUs`) + body, key
+ * id and tag zero: the portal's auth signs it before it goes out (README "Running a bond"). */
 export function encodeFeedbackPacket(m: FeedbackMsg, linkId: number, tsUs: number): Buffer {
   return Buffer.concat([encodeHdr({ type: MP_T_FEEDBACK, linkId, tsUs }), encodeFeedback(m)]);
 }

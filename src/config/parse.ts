@@ -16,7 +16,7 @@
 import { readFile } from 'node:fs/promises';
 import { err, ok, safeTry, type Result } from 'neverthrow';
 import { parse as parseToml } from 'smol-toml';
-import { MP_MAX_LINKS, MP_RESERVED_PORTS } from '../datapath/abi.js';
+import { MP_IPPROTO, MP_MAX_LINKS, MP_RESERVED_PORTS } from '../datapath/abi.js';
 import { configInvalid, type MpError } from '../errors.js';
 import { parseDuration, parseRate, rateProblem } from '../units.js';
 import { parsePublicKey } from '../security/keys.js';
@@ -30,7 +30,7 @@ export const MAX_RESERVED_PORTS = MP_RESERVED_PORTS;
 /** Defaults of absent keys, in TOML spelling (the README table lists the same). */
 export const DEFAULTS = {
   port: 7470,
-  ip_proto: 253, // RFC 3692 experimental; MP_IPPROTO in bpf/mp.h
+  ip_proto: MP_IPPROTO, // 253, RFC 3692 experimental
   probe_interval: '100ms',
   carrier: 'udp',
   metric: 0,

@@ -1,4 +1,4 @@
-// `mpctl lab bench cpu`: what the portals' processes cost (issue 11): user + system time of
+// `mpctl lab bench cpu`: what the portals' processes cost (README "Benchmarks"): user + system time of
 // each portal process (/proc/<pid>/stat utime + stime) over a window, as % of one core, idle
 // (3 and 16 links) and under a constant UDP load of 20, 100 and 400 Mbit/s through 2 unshaped
 // links; and the machine's softirq time (/proc/stat, % of one core: the kernel's packet work, the

@@ -17,12 +17,12 @@
 // covered by the MAC and must be zero. reply_len asks the peer to pad its reply to that outer IP
 // length, which tests the other direction with a small request.
 
-import { decodeHdr, encodeHdr, MP_CARRIER_IP, MP_HDR_LEN, MP_MAX_LINKS, MP_PROBE, MP_PROBE_F_ADMIN_DOWN, MP_PROBE_F_BUDGET, MP_PROBE_F_PMTU, MP_PROBE_LEN, MP_T_PROBE, MP_VERSION, offsetOf } from '../datapath/abi.js';
+import { decodeHdr, encodeHdr, MP_CARRIER_IP, MP_HDR_LEN, MP_MAX_LINKS, MP_NH_MAX_BODY, MP_PROBE, MP_PROBE_F_ADMIN_DOWN, MP_PROBE_F_BUDGET, MP_PROBE_F_PMTU, MP_PROBE_LEN, MP_T_PROBE, MP_VERSION, offsetOf } from '../datapath/abi.js';
 
 /** The shortest probe message (no padding). */
 export const PROBE_LEN = MP_PROBE_LEN;
 /** The longest probe message accepted (jumbo frames: 9216-byte bodies carry a tag, mp.h). */
-export const PROBE_MAX_LEN = 9216 + MP_HDR_LEN;
+export const PROBE_MAX_LEN = MP_NH_MAX_BODY + MP_HDR_LEN;
 
 const KIB = 1024;
 const MAX_KIB = 0xffff_ffff;

@@ -6,7 +6,10 @@
 // A seq is accepted once if it is new and top − seq < REPLAY_WINDOW (top: the highest accepted).
 // The first seq accepted after reset sets top: no clock or counter is shared between portals.
 
-export const REPLAY_WINDOW = 2048;
+import { MP_REPLAY_WINDOW } from '../datapath/abi.js';
+
+/** The data path's window (mp.h MP_REPLAY_WINDOW): userland accepts exactly what decap does. */
+export const REPLAY_WINDOW = MP_REPLAY_WINDOW;
 
 export class ReplayWindow {
   private top = 0;

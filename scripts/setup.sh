@@ -42,5 +42,5 @@ fi
 # bpf/ and native/ (make: only what changed) and the TypeScript control plane.
 make -s -C bpf
 make -s -C native
-npx tsc -p tsconfig.json
+npx tsc -p tsconfig.json && node scripts/source-stamp.mjs # dist/ and what it was built from (bin/mpctl)
 log "ready: $(bin/mpctl --version)"

@@ -2,7 +2,7 @@
 // meets a root portal (exit 5, not "not up"), and bin/mpctl never running a stale build.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -84,25 +84,35 @@ test('a non-root shell is told it lacks permission (exit 5), not that the portal
   }
 });
 
-test('bin/mpctl runs the sources when a source file is newer than the build', () => {
+test('bin/mpctl runs the build only while the sources are what it was built from', () => {
   const root = mkdtempSync(join(tmpdir(), 'mpctl-stale-'));
   try {
-    mkdirSync(join(root, 'bin'));
-    mkdirSync(join(root, 'dist', 'cli'), { recursive: true });
-    mkdirSync(join(root, 'src', 'cli'), { recursive: true });
+    for (const d of ['bin', 'scripts', 'dist/cli', 'src/cli', 'src/x']) mkdirSync(join(root, d), { recursive: true });
     copyFileSync(MPCTL, join(root, 'bin', 'mpctl'));
+    copyFileSync(join(ROOT, 'scripts', 'source-stamp.mjs'), join(root, 'scripts', 'source-stamp.mjs'));
     symlinkSync(join(ROOT, 'node_modules'), join(root, 'node_modules'));
     writeFileSync(join(root, 'package.json'), '{"type": "module"}\n');
     writeFileSync(join(root, 'dist', 'cli', 'main.js'), "console.log('dist');\n");
     writeFileSync(join(root, 'src', 'cli', 'main.ts'), "const from: string = 'src';\nconsole.log(from);\n");
+    writeFileSync(join(root, 'src', 'x', 'gone.ts'), 'export {};\n');
+    const build = () => execFileSync(process.execPath, [join(root, 'scripts', 'source-stamp.mjs')]);
     const at = (f: string, s: number) => utimesSync(join(root, f), s, s);
-    const now = Date.now() / 1000;
     const which = () => spawnSync(process.execPath, [join(root, 'bin', 'mpctl')], { encoding: 'utf8' }).stdout.trim();
-    at('src/cli/main.ts', now - 100);
-    at('dist/cli/main.js', now - 50);
+    assert.equal(which(), 'src', 'a build without a stamp: the sources');
+    build();
     assert.equal(which(), 'dist', 'a current build is used');
-    at('src/cli/main.ts', now);
-    assert.equal(which(), 'src', 'a source edited after the build wins');
+    // an edit that kept an old time (a copy with cp -p, tar, rsync -t): mtimes would miss it
+    const old = Date.now() / 1000 - 3600;
+    writeFileSync(join(root, 'src', 'cli', 'main.ts'), "const from: string = 'src';\nconsole.log(from); // edited\n");
+    at('src/cli/main.ts', old);
+    assert.equal(which(), 'src', 'an edited source wins, whatever its time');
+    build();
+    assert.equal(which(), 'dist');
+    rmSync(join(root, 'src', 'x', 'gone.ts'));
+    assert.equal(which(), 'src', 'a deleted source: the build is stale');
+    build();
+    writeFileSync(join(root, 'package.json'), '{"type": "module", "x": 1}\n');
+    assert.equal(which(), 'src', 'package.json changed: the build is stale');
     rmSync(join(root, 'dist'), { recursive: true });
     assert.equal(which(), 'src', 'no build: the sources');
   } finally {

@@ -3,7 +3,10 @@
 // `status --json` validated against the schema; `a` takes a link down and up; `d` detaches
 // (the portal keeps running and keeps probing); `mpctl attach` asks before `q` and exits when
 // `mpctl down` from another shell stops the portal; `up` again and `q` stops and tears down,
-// without a single full-screen clear (no flicker).
+// without a single full-screen clear (no flicker). `mpctl attach` at 80 and 120 columns: its
+// output drawn by @xterm/headless (a terminal emulator) holds one whole frame — a cursor
+// movement one line short leaves stale header and link lines only an emulator shows. The RP
+// takes the LP's link names (`mpctl link l2 down` there).
 //
 //   client ── lp ═╦═ isp1 (20 Mbit, 10 ms) ═╦═ inet ── rp ── server (iperf3 -s)
 //                 ╚═ isp2 (20 Mbit, 15 ms) ═╝
@@ -23,6 +26,7 @@ import { withLab } from './helpers/lab.js';
 import { parseExposition, valueOf } from './helpers/prom.js';
 import { validateStatus } from './helpers/status-schema.js';
 import { existsSync } from 'node:fs';
+import xterm from '@xterm/headless';
 import { readFile, writeFile } from 'node:fs/promises';
 import { logFile } from '../src/portal/state.js';
 
@@ -37,12 +41,12 @@ interface Pty {
   exited: Promise<number | null>;
 }
 
-function pty(ns: string, cmd: string): Pty {
+function pty(ns: string, cmd: string, cols = 120): Pty {
   // script gives the command a pty; COLUMNS/LINES size it (no terminal to ask)
   // CI=true as on our CI machine and on CI VMs that script set-up: Ink must still draw live
   // frames on a terminal (it drew nothing until exit there, and this test timed out in CI)
   const env = { ...process.env, CI: 'true' };
-  const p = spawn('ip', ['netns', 'exec', ns, 'script', '-qfec', `stty cols 120 rows 30; ${cmd}`, '/dev/null'], { stdio: 'pipe', env });
+  const p = spawn('ip', ['netns', 'exec', ns, 'script', '-qfec', `stty cols ${cols} rows 30; ${cmd}`, '/dev/null'], { stdio: 'pipe', env });
   let buf = '';
   p.stdout.on('data', (d: Buffer) => (buf += d.toString()));
   p.stderr.on('data', (d: Buffer) => (buf += d.toString()));
@@ -55,6 +59,24 @@ async function waitFor(what: string, f: () => boolean, ms: number, show: () => s
     if (Date.now() > end) assert.fail(`timed out waiting for ${what}; output:\n${plain(show()).slice(-3000)}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** The terminal's screen after `raw` (a pty's output: the tty made each \n \r\n already). */
+async function emulatedScreen(raw: string, cols: number, rows = 30): Promise<string[]> {
+  const term = new xterm.Terminal({ cols, rows, allowProposedApi: true });
+  await new Promise<void>((r) => term.write(raw, r));
+  const b = term.buffer.active;
+  return Array.from({ length: rows }, (_, y) => b.getLine(b.viewportY + y)?.translateToString(true) ?? '');
+}
+
+/** One whole frame on the emulated screen: one header, one column-title line, each link once, one footer. */
+function assertOneFrame(screen: string[], instance: string, links: string[], cols: number): void {
+  const text = screen.join('\n');
+  const count = (re: RegExp) => screen.filter((l) => re.test(l)).length;
+  assert.equal(count(new RegExp(`mpctl ${instance} \\(Local Portal\\)`)), 1, `${cols} columns: one header\n${text}`);
+  assert.equal(count(/^\s*LINK\s+(DEV\s+)?STATE\b/), 1, `${cols} columns: one column-title line\n${text}`);
+  for (const n of links) assert.equal(count(new RegExp(`^[▸ ] ${n}\\s`)), 1, `${cols} columns: link ${n} once\n${text}`);
+  assert.equal(count(/\? help · a admin down\/up/), 1, `${cols} columns: one footer\n${text}`);
 }
 
 /** The last rendered row of link `name`. */
@@ -123,7 +145,6 @@ test('mpctl up local on a pty in the lab: both links up with live rates, metrics
         t.p.kill();
       }
       // detached: the portal process and its run loop are alive (probes answered, links up)
-      await new Promise((r) => setTimeout(r, 1000));
       const st = await run('ip', ['netns', 'exec', lp, mpctl, 'status', '--instance', instance, '--json']);
       assert.ok(st.isOk(), 'status after detach');
       const s = JSON.parse(st._unsafeUnwrap()) as { running: boolean; links: { state: string; probesHeard: number }[] };
@@ -134,10 +155,15 @@ test('mpctl up local on a pty in the lab: both links up with live rates, metrics
       assert.equal(b[0]!.budget?.exhausted, false);
       assert.equal(b[1]!.budget, null);
       assert.deepEqual(s.links.map((l) => l.state), ['up', 'up']);
+      // the run loop publishes once a second: the count moves within two publications
       const heard = s.links[0]!.probesHeard;
-      await new Promise((r) => setTimeout(r, 600));
-      const s2 = JSON.parse((await run('ip', ['netns', 'exec', lp, mpctl, 'status', '--instance', instance, '--json']))._unsafeUnwrap()) as typeof s;
-      assert.ok(s2.links[0]!.probesHeard > heard, `probes keep going after detach (${heard} → ${s2.links[0]!.probesHeard})`);
+      let now = heard;
+      const until = Date.now() + 2500;
+      while (now <= heard && Date.now() < until) {
+        await new Promise((r) => setTimeout(r, 100));
+        now = (JSON.parse((await run('ip', ['netns', 'exec', lp, mpctl, 'status', '--instance', instance, '--json']))._unsafeUnwrap()) as typeof s).links[0]!.probesHeard;
+      }
+      assert.ok(now > heard, `probes keep going after detach (${heard} → ${now})`);
 
       // mpctl link from another shell: through the control socket to the run loop
       const ld = await run('ip', ['netns', 'exec', lp, mpctl, 'link', 'l2', 'down', '--instance', instance]);
@@ -156,10 +182,37 @@ test('mpctl up local on a pty in the lab: both links up with live rates, metrics
       for (const l of watched) assert.ok(validateStatus(JSON.parse(l)), JSON.stringify(validateStatus.errors));
       assert.ok((JSON.parse(watched.at(-1)!) as { time: number }).time - (JSON.parse(watched[0]!) as { time: number }).time >= 900, 'about a second apart');
 
-      // attach again; q asks (n: no); then `mpctl down` from another shell: the console notices
+      // the RP takes the LP's link names (the lab writes its link_names)
+      const rp = nsName(lab, 'rp');
+      const rpInstance = portalInstance(lab, 'rp');
+      const rpLinks = async () => (JSON.parse((await run('ip', ['netns', 'exec', rp, mpctl, 'status', '--instance', rpInstance, '--json']))._unsafeUnwrap()) as typeof s).links;
+      const rd = await run('ip', ['netns', 'exec', rp, mpctl, 'link', 'l2', 'down', '--instance', rpInstance]);
+      assert.ok(rd.isOk() && /link l2 admin down/.test(rd.value), `mpctl link l2 down on the RP: ${JSON.stringify(rd)}`);
+      assert.deepEqual((await rpLinks()).map((l) => [l.name, l.state]), [['l1', 'up'], ['l2', 'admin-down']]);
+      assert.ok((await run('ip', ['netns', 'exec', rp, mpctl, 'link', '1', 'up', '--instance', rpInstance])).isOk(), 'and by number');
+      assert.notEqual((await rpLinks())[1]!.state, 'admin-down');
+
+      // the screen of `mpctl attach` as a terminal draws it, after frames went by: one frame
+      const oneFrameAfterFrames = async (v: Pty, cols: number) => {
+        await waitFor('the console', () => /up/.test(lastRow(v.out(), 'l1')), 15_000, v.out);
+        const frames = () => (plain(v.out()).match(/\? help · a admin down\/up/g) ?? []).length;
+        const seen = frames();
+        await waitFor('two more frames', () => frames() >= seen + 2, 5000, v.out);
+        assertOneFrame(await emulatedScreen(v.out(), cols), instance, ['l1', 'l2'], cols);
+      };
+      const narrow = pty(lp, `${mpctl} attach --instance ${instance}`, 80);
+      try {
+        await oneFrameAfterFrames(narrow, 80);
+        narrow.p.stdin.write('d');
+        assert.equal(await narrow.exited, 0, 'detach exits 0');
+      } finally {
+        narrow.p.kill();
+      }
+
+      // attach again (120 columns); q asks (n: no); then `mpctl down` from another shell: the console notices
       const a = pty(lp, `${mpctl} attach --instance ${instance}`);
       try {
-        await waitFor('the console', () => /up/.test(lastRow(a.out(), 'l1')), 15_000, a.out);
+        await oneFrameAfterFrames(a, 120);
         a.p.stdin.write('q');
         await waitFor('the question', () => /\[y\/N\]/.test(plain(a.out())), 5000, a.out);
         a.p.stdin.write('n');

@@ -36,6 +36,7 @@ import { createInitiation } from '../src/security/handshake.js';
 import { generatePrivateKey, publicKeyOf, staticKeys } from '../src/security/keys.js';
 import { ipPacket, ipSpec, parseIp, udp } from './helpers/packet.js';
 import { withLab } from './helpers/lab.js';
+import { labStatus, waitFor } from './helpers/wait.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const ATTACKER_TOOL = join(ROOT, 'test/helpers/attacker.ts');
@@ -160,10 +161,10 @@ test('attacks from the Internet: forged, replayed and flooding packets change no
         replayRp: (await tool(ns('attacker'), ['send', BOND.rp.v4, String(BOND.port), String(PPS), '0', `${dir}/replay-rp.hex`]))['sent']!,
         replayLp: (await tool(ns('attacker'), ['send', lpAddr, String(lpPort), String(PPS), '0', `${dir}/replay-lp.hex`]))['sent']!,
       };
-      await sleep(300);
-      const rpAfter = await status(lab, 'rp');
-      const lpAfter = await status(lab, 'lp');
       const delta = (a: PortalStatus, b: PortalStatus, r: string) => (b.drops[r] ?? 0) - (a.drops[r] ?? 0);
+      // until the data paths counted what was sent (the last packets may still be on their way)
+      const rpAfter = (await waitFor('RP drops counted', () => labStatus(lab, 'rp'), (s) => delta(rpBefore, s, 'bad_mac') >= sent.forgedRp && delta(rpBefore, s, 'replay') >= sent.replayRp, 3000)).value;
+      const lpAfter = (await waitFor('LP drops counted', () => labStatus(lab, 'lp'), (s) => delta(lpBefore, s, 'bad_mac') >= sent.forgedLp && delta(lpBefore, s, 'replay') >= sent.replayLp, 3000)).value;
       t.diagnostic(`sent ${JSON.stringify(sent)}`);
       t.diagnostic(`RP drops: bad_mac +${delta(rpBefore, rpAfter, 'bad_mac')}, replay +${delta(rpBefore, rpAfter, 'replay')}, no_key +${delta(rpBefore, rpAfter, 'no_key')}`);
       t.diagnostic(`LP drops: bad_mac +${delta(lpBefore, lpAfter, 'bad_mac')}, replay +${delta(lpBefore, lpAfter, 'replay')}, no_key +${delta(lpBefore, lpAfter, 'no_key')}`);

@@ -10,22 +10,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { labSet } from '../src/lab/lab.js';
 import { iperf } from '../src/lab/measure.js';
-import { run } from '../src/lab/namespaces.js';
 import { parseScenario } from '../src/lab/scenario.js';
-import { portalInstance } from '../src/lab/bond.js';
-import { nsName } from '../src/lab/topology.js';
 import type { PortalStatus } from '../src/portal/status.js';
 import { withLab } from './helpers/lab.js';
+import { labStatus } from './helpers/wait.js';
 
 const must = <T>(r: { isOk(): boolean; _unsafeUnwrap(): T }, what: string): T => {
   assert.ok(r.isOk(), `${what}: ${JSON.stringify((r as unknown as { error?: unknown }).error)}`);
   return r._unsafeUnwrap();
 };
-
-async function status(lab: string, role: 'lp' | 'rp'): Promise<PortalStatus> {
-  const r = await run('ip', ['netns', 'exec', nsName(lab, role), 'bin/mpctl', 'status', '--instance', portalInstance(lab, role), '--json']);
-  return JSON.parse(must(r, 'mpctl status')) as PortalStatus;
-}
 
 const scenario = parseScenario(
   { links: [{ label: 'fast', rate: '20mbit', delay: '10ms', queue: '60ms' }, { label: 'slow', rate: '20mbit', delay: '10ms', queue: '60ms' }] },
@@ -42,8 +35,16 @@ test('congestion control: the LP finds unequal link rates from feedback and one 
         [1, 5e6],
       ]);
       const flow = iperf(lab, { server: { node: 'server', addr: '203.0.113.2' }, client: { node: 'client' }, seconds: 6, omitS: 2 });
-      await new Promise((r) => setTimeout(r, 6000));
-      const lp = await status(lab, 'lp');
+      // the estimates as soon as both are within ±25 % of the truth, or as they are after 6 s
+      const near = (s: PortalStatus) =>
+        s.links.length === 2 && s.links.every((l) => l.cc && l.cc.feedback > 20 && Math.abs(l.cc.bwBps - truth.get(l.id)!) <= 0.25 * truth.get(l.id)!);
+      const t0 = Date.now();
+      let lp = await labStatus(lab, 'lp');
+      while (!near(lp) && Date.now() - t0 < 6000) {
+        await new Promise((r) => setTimeout(r, 100));
+        lp = await labStatus(lab, 'lp');
+      }
+      t.diagnostic(`estimates read ${Date.now() - t0} ms into the flow`);
       const r = must(await flow, 'iperf3');
       const best = 20e6 * ((1500 - 52) / 1514);
       for (const l of lp.links)

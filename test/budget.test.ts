@@ -24,19 +24,19 @@ import { labDir, readState } from '../src/lab/state.js';
 import { budgetFile, parseBudgetFile } from '../src/portal/budget-store.js';
 import { portalStatus } from '../src/portal/status.js';
 import { withLab } from './helpers/lab.js';
+import { bondReady, labStatus, waitFor } from './helpers/wait.js';
 
 const MB = 1_000_000;
 /** How far a budget may be passed: 5 % of 2 MB (measured: 0.5-25 KB; without the RP's cap, 8 MB) */
 const OVERSHOOT = 100_000;
 const links = parseScenario({ links: [{ rate: '20mbit', delay: '10ms', queue: '60ms' }, { rate: '20mbit', delay: '10ms', queue: '60ms' }] }, 'test')._unsafeUnwrap();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function up(lab: string, lp: BondOptions['lp']): Promise<void> {
   const st = await readState(lab);
   assert.ok(st.isOk());
   const b = await startBond(lab, st.value.links, { singleInterface: false, lp }, mpctlPath());
   assert.ok(b.isOk(), b.isErr() ? JSON.stringify(b.error) : '');
-  await sleep(500);
+  await bondReady(lab, st.value.links.length);
 }
 
 interface Flow {
@@ -57,7 +57,9 @@ async function flowDown(lab: string, seconds: number): Promise<Flow> {
     const before = rp.value.read()!;
     const r = await iperf(lab, { server: { node: 'server', addr: '203.0.113.2' }, client: { node: 'client' }, seconds, omitS: 1, reverse: true });
     assert.ok(r.isOk(), r.isErr() ? JSON.stringify(r.error) : '');
-    await sleep(300); // the LP's last readings, one save of the status
+    // the LP's count as published after the flow's last packets (once a second)
+    const end = Date.now();
+    await waitFor('an LP publication after the flow', () => labStatus(lab, 'lp'), (s) => (s.controlPlane.lastSeenMs ?? 0) > end + 50, 3000);
     const after = rp.value.read()!;
     const lp = await portalStatus(portalInstance(lab, 'lp'));
     const rps = await portalStatus(portalInstance(lab, 'rp'));

@@ -486,7 +486,7 @@ describe('controller on a simulated link', () => {
     assert.ok(f.settle0Ms! <= 2000 && f.settle1Ms! <= 2000);
   });
 
-  // Capacity discovery (issue 10): a TCP-like sender (window-limited, CUBIC growth) instead of
+  // Capacity discovery (README "Benchmarks", discover): a TCP-like sender (window-limited, CUBIC growth) instead of
   // the backlogged one, so a link whose estimate is too high looks application-limited: with a
   // configured rate 10× too high the scheduler put everything on that link, its queue stood at
   // the buffer's size and the estimate never came down (2×20: 67 % of the sum, 20+5: 75 %).

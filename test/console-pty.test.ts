@@ -14,7 +14,7 @@
 //   under `script` (util-linux) in the lp namespace, typing keys into the pty.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mpctlPath } from '../src/lab/lab.js';
 import { iperf } from '../src/lab/measure.js';
 import { run } from '../src/lab/namespaces.js';
@@ -175,10 +175,20 @@ test('mpctl up local on a pty in the lab: both links up with live rates, metrics
       assert.ok(nope.isErr() && nope.error.kind === 'CommandFailed' && nope.error.code === 3 && /has no link "l9" \(links: l1, l2\)/.test(nope.error.stderr), 'unknown link: exit 3');
 
       // status --watch --json from another shell: one schema-valid object per second
-      const w = spawnSync('ip', ['netns', 'exec', lp, 'timeout', '2.5', mpctl, 'status', '--instance', instance, '--watch', '--json'], { encoding: 'utf8' });
-      assert.equal(w.status, 124, `--watch runs until stopped: ${w.stderr}`);
-      const watched = w.stdout.trim().split('\n').filter(Boolean);
-      assert.ok(watched.length >= 2, `--watch printed ${watched.length} lines`);
+      // (until it printed two lines: mpctl's start-up takes 1-4 s on a loaded 2-CPU machine)
+      const w = spawn('ip', ['netns', 'exec', lp, mpctl, 'status', '--instance', instance, '--watch', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let wOut = '';
+      w.stdout.on('data', (d: Buffer) => (wOut += d.toString()));
+      w.stderr.on('data', (d: Buffer) => (wOut += d.toString()));
+      const wExit = new Promise<number | null>((r) => w.once('exit', (c) => r(c)));
+      try {
+        await waitFor('two --watch lines', () => wOut.split('\n').length > 2, 15_000, () => wOut);
+        assert.equal(w.exitCode, null, `--watch runs until stopped: ${wOut}`);
+      } finally {
+        w.kill('SIGTERM');
+      }
+      await wExit;
+      const watched = wOut.trim().split('\n').filter(Boolean);
       for (const l of watched) assert.ok(validateStatus(JSON.parse(l)), JSON.stringify(validateStatus.errors));
       assert.ok((JSON.parse(watched.at(-1)!) as { time: number }).time - (JSON.parse(watched[0]!) as { time: number }).time >= 900, 'about a second apart');
 
@@ -188,7 +198,7 @@ test('mpctl up local on a pty in the lab: both links up with live rates, metrics
       const rpLinks = async () => (JSON.parse((await run('ip', ['netns', 'exec', rp, mpctl, 'status', '--instance', rpInstance, '--json']))._unsafeUnwrap()) as typeof s).links;
       const rd = await run('ip', ['netns', 'exec', rp, mpctl, 'link', 'l2', 'down', '--instance', rpInstance]);
       assert.ok(rd.isOk() && /link l2 admin down/.test(rd.value), `mpctl link l2 down on the RP: ${JSON.stringify(rd)}`);
-      assert.deepEqual((await rpLinks()).map((l) => [l.name, l.state]), [['l1', 'up'], ['l2', 'admin-down']]);
+      assert.deepEqual((await rpLinks()).map((l) => [(l as { name?: string }).name, l.state]), [['l1', 'up'], ['l2', 'admin-down']]);
       assert.ok((await run('ip', ['netns', 'exec', rp, mpctl, 'link', '1', 'up', '--instance', rpInstance])).isOk(), 'and by number');
       assert.notEqual((await rpLinks())[1]!.state, 'admin-down');
 

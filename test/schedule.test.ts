@@ -224,7 +224,7 @@ describe('scheduler: pure TCP ACKs take the slowest link', () => {
     assert.ok(on(used, 0) > 10 && on(used, 1) > 10, used.join(' '));
   });
 
-  // issue 10: links the congestion controller flags MP_LINK_F_NO_ACKS (lossy, or far slower)
+  // README "Benchmarks" (ACKs on the slowest link): links the congestion controller flags MP_LINK_F_NO_ACKS (lossy, or far slower)
   it('a link flagged NO_ACKS carries no pure ACK while another link is usable, and still carries data', () => {
     // 30 Mbit/4 ms, 10 Mbit/22 ms, 4 Mbit/150 ms (flagged): ACKs on the slowest of the others
     reset();

@@ -1,4 +1,4 @@
-// The data path outlives its control plane (issue 11, item 3): either portal is killed with
+// The data path outlives its control plane (README, of that name): either portal is killed with
 // SIGKILL in the middle of a TCP flow, and the flow goes on at >= 90 % of its rate for 60 s.
 // The dead portal's data path keeps forwarding with the estimates it had, and answers the peer's
 // probe requests itself (bpf/probe.h), so the survivor keeps the links up; the RP asks on its own
@@ -10,7 +10,7 @@
 //
 // One lab per victim; the flow runs 10 s before the kill and 60 s after it (server → client).
 // The victim's `mpctl status` says its control plane is gone since about the kill and its data
-// path forwards the flow (issue 11, item 5).
+// path forwards the flow (README "`mpctl status`").
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mpctlPath } from '../src/lab/lab.js';

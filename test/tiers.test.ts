@@ -16,6 +16,7 @@ import { iperf } from '../src/lab/measure.js';
 import { parseScenario } from '../src/lab/scenario.js';
 import { readState } from '../src/lab/state.js';
 import { withLab } from './helpers/lab.js';
+import { bondReady, labStatus, waitFor } from './helpers/wait.js';
 
 const links = (second: string) =>
   parseScenario({ links: [{ rate: '20mbit', delay: '10ms', queue: '60ms' }, { rate: second, delay: '10ms', queue: '60ms' }] }, 'test')._unsafeUnwrap();
@@ -27,7 +28,7 @@ async function bonded<T>(lab: string, lp: BondOptions['lp'], f: () => Promise<T>
   const b = await startBond(lab, st.value.links, { singleInterface: false, lp }, mpctlPath());
   assert.ok(b.isOk(), b.isErr() ? JSON.stringify(b.error) : '');
   try {
-    await new Promise((r) => setTimeout(r, 500));
+    await bondReady(lab, st.value.links.length);
     return await f();
   } finally {
     await stopBond(lab, mpctlPath());
@@ -69,7 +70,7 @@ describe('scheduling policy in the lab', { timeout: 120_000 }, () => {
         assert.ok(up.tx[0]! > 1e6);
         const cut = await labSet({ name: lab, node: 'isp1', dirs: ['up', 'down'], patch: { down: true } });
         assert.ok(cut.isOk());
-        await new Promise((r) => setTimeout(r, 600)); // three probe intervals and a bit
+        await waitFor('the LP marks the cut primary down', () => labStatus(lab, 'lp'), (s) => s.links[0]?.state === 'down', 3000);
         const down = await flowUp(lab, 2);
         console.log(`# primary cut: ${down.mbit.toFixed(1)} Mbit/s, bytes on primary ${down.tx[0]}, on backup ${down.tx[1]}`);
         assert.equal(down.tx[0], 0);

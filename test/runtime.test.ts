@@ -104,7 +104,10 @@ test('RP: a link is learned from the requests the data path verified, which conf
   const rp = staticKeys(Buffer.from(generatePrivateKey(), 'base64'));
   const p = port();
   const fake = new FakePort();
-  const r = (await startRemote(rpConfig(p, { private_key: '/k', peer_public_key: lp.publicB64 }), fake, { local: rp, peer: lp.public, keys: noKeys }, quiet))._unsafeUnwrap();
+  // the run loop's clock by hand: it moves only when the test says (the timers still tick)
+  let clockNs = process.hrtime.bigint();
+  const clock = { ns: () => clockNs };
+  const r = (await startRemote(rpConfig(p, { private_key: '/k', peer_public_key: lp.publicB64 }), fake, { local: rp, peer: lp.public, keys: noKeys }, quiet, clock))._unsafeUnwrap();
   const sock = await lpSocket();
   const from = { address: '127.0.0.1', port: sock.address().port };
   const inbox: Buffer[] = [];
@@ -130,9 +133,12 @@ test('RP: a link is learned from the requests the data path verified, which conf
     assert.ok(fake.states.some(([id, s]) => id === 0 && s === 'up'), 'heard: up');
     await sleep(60);
     assert.deepEqual(fake.learned, [0], 'the same record is taken once');
+    const isProbe = (m: Buffer) => abi.decodeHdr(m).type === abi.MP_T_PROBE;
+    assert.ok(!inbox.some(isProbe), '3 intervals went by, but not on the clock: the LP is not silent yet');
 
-    // no further request from the LP (its control plane is gone): the RP asks itself
-    await waitFor(() => inbox.some((m) => abi.decodeHdr(m).type === abi.MP_T_PROBE));
+    // no further request from the LP for 2 intervals (its control plane is gone): the RP asks itself
+    clockNs += 40_000_000n;
+    await waitFor(() => inbox.some(isProbe));
     const own = inbox.find((m) => abi.decodeHdr(m).type === abi.MP_T_PROBE)!;
     const h = abi.decodeHdr(own);
     assert.equal(h.keyId, 42);
@@ -144,9 +150,10 @@ test('RP: a link is learned from the requests the data path verified, which conf
     const heard = r.status().find((s) => s.id === 0)!.probesHeard;
     const reply = encodeProbe({ ...q, reply: true, reqLen: 92 }, 0);
     reply.writeUInt8(abi.MP_HDR_F_DP, 1);
+    clockNs += 7_000_000n; // the round trip, on the run loop's clock
     sock.send(sign(reply, session.lpToRp, 42, 900_000), p, '127.0.0.1');
     await waitFor(() => r.status().find((s) => s.id === 0)!.probesHeard > heard);
-    assert.ok((r.status().find((s) => s.id === 0)!.rttMs ?? -1) >= 0);
+    assert.equal(r.status().find((s) => s.id === 0)!.rttMs, 7, 'the round trip by the clock');
     assert.equal(r.security().rejected.replay, undefined, 'the data seq space is its own window');
   } finally {
     sock.close();

@@ -112,9 +112,14 @@ const isHandshake = (t: number | null) => t === MP_T_HS_INIT || t === MP_T_HS_RE
 
 type Log = (msg: string, fields?: Record<string, unknown>) => void;
 
-const nowMs = (): number => Number(process.hrtime.bigint() / 1_000_000n);
-const nowNs = (): bigint => process.hrtime.bigint();
-const nowUs = (): number => Number(process.hrtime.bigint() / 1000n) >>> 0;
+/** The run loop's clock: CLOCK_MONOTONIC in ns, as the data path's bpf_ktime_get_ns. A port:
+ *  unit tests set the time by hand instead of sleeping through probe intervals. */
+export interface Clock {
+  ns(): bigint;
+}
+export const monotonic: Clock = { ns: () => process.hrtime.bigint() };
+const clockFns = (c: Clock) => ({ nowNs: () => c.ns(), nowMs: () => Number(c.ns() / 1_000_000n), nowUs: () => Number(c.ns() / 1000n) >>> 0 });
+const { nowMs, nowNs, nowUs } = clockFns(monotonic);
 
 async function bind(type: 'udp4' | 'udp6', address: string, port: number): Promise<Result<Socket, MpError>> {
   const s = createSocket({ type, ipv6Only: type === 'udp6' });
@@ -344,9 +349,11 @@ export async function startLocal(
   log: Log,
   /** each link's interface MTU: the largest probe (default 1500) */
   ceilings: Map<number, number> = new Map(),
+  clock: Clock = monotonic,
 ): Promise<Result<Runtime, MpError>> {
+  const { nowMs, nowNs, nowUs } = clockFns(clock);
   const params = { intervalMs: cfg.probeIntervalMs, missed: 3 };
-  const t = new Tracker(cfg.links.map((l) => l.id), port, params, log);
+  const t = new Tracker(cfg.links.map((l) => l.id), port, params, log, nowMs);
   const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl, onLinkDead: (id) => t.fastDown(id), idleFeedbackMs: params.intervalMs });
   const pmtu = new PmtuProber();
   t.onUp = (id) => {
@@ -537,9 +544,10 @@ async function budgetPersistence(cfg: LocalConfig, cc: CcLoop, log: Log): Promis
  * learn each link (where it is, the LP's estimates and allowance) and hear it. When the LP's
  * requests stop on a link (its control plane is gone: killed, restarting) the RP sends requests
  * of its own there, which the LP's data path answers: the links stay up while data flows. */
-export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSetup: AuthSetup, log: Log): Promise<Result<Runtime, MpError>> {
+export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSetup: AuthSetup, log: Log, clock: Clock = monotonic): Promise<Result<Runtime, MpError>> {
+  const { nowMs, nowNs, nowUs } = clockFns(clock);
   const params = { intervalMs: cfg.probeIntervalMs, missed: 3 };
-  const t = new Tracker(Array.from({ length: MP_MAX_LINKS }, (_, i) => i), port, params, log);
+  const t = new Tracker(Array.from({ length: MP_MAX_LINKS }, (_, i) => i), port, params, log, nowMs);
   // links the RP never heard of stay "down" silently: only report ids seen at least once
   const seen = new Set<number>();
   const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl, peerBudgets: true, onLinkDead: (id) => t.fastDown(id), idleFeedbackMs: params.intervalMs });

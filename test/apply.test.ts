@@ -7,7 +7,7 @@ import { err, ok, type Result } from 'neverthrow';
 import { describeError, type MpError } from '../src/errors.js';
 import { exitCodeOf } from '../src/cli/exit.js';
 import type { LinkInfo, Rtnl } from '../src/netlink/rtnl.js';
-import { applyPlan, revertAll, type FilterPort, type Undo } from '../src/portal/apply.js';
+import { applyPlan, revertAll, type FilterPort, type Undo } from '../src/apply/apply.js';
 import type { PlanStep } from '../src/plan/types.js';
 
 /** Links only: every call is recorded; what the tests do not need is refused. */

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../src/portal/state.js';
+import { writeFileAtomic } from '../src/apply/state.js';
 
 test('writeFileAtomic: 1,000 reads during back-to-back rewrites all parse; no temporary file is left', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'mpctl-atomic-'));

@@ -8,13 +8,13 @@ import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { ok } from 'neverthrow';
 import * as abi from '../src/datapath/abi.js';
-import { PortalAuth } from '../src/portal/auth.js';
-import { Initiator, MAX_COOKIE_RESENDS, Responder } from '../src/portal/handshake-loop.js';
-import { LogLimiter } from '../src/portal/log-limit.js';
+import { PortalAuth } from '../src/security/auth.js';
+import { Initiator, MAX_COOKIE_RESENDS, Responder } from '../src/security/handshake-loop.js';
+import { LogLimiter } from '../src/run/log-limit.js';
 import { createCookieReply, freshCookieSecret } from '../src/security/cookie.js';
 import { INIT } from '../src/security/messages.js';
-import { keyWrites, NOTHING_INSTALLED, tableOf, type KeysPort } from '../src/portal/keys-port.js';
-import { encodeProbe, decodeProbe } from '../src/portal/probe.js';
+import { keyWrites, NOTHING_INSTALLED, tableOf, type KeysPort } from '../src/security/keys-port.js';
+import { encodeProbe, decodeProbe } from '../src/run/probe.js';
 import { sign } from '../src/security/mac.js';
 import { createInitiation } from '../src/security/handshake.js';
 import { generatePrivateKey, staticKeys, type StaticKeys } from '../src/security/keys.js';
@@ -305,7 +305,7 @@ test('up reads private_key with its mode checked; errors name the key and the fi
   const { mkdtemp, writeFile, chmod, rm } = await import('node:fs/promises');
   const { tmpdir } = await import('node:os');
   const { parseConfig } = await import('../src/config/parse.js');
-  const { loadStaticKeys } = await import('../src/portal/auth.js');
+  const { loadStaticKeys } = await import('../src/security/auth.js');
   const { describeError } = await import('../src/errors.js');
   const dir = await mkdtemp(`${tmpdir()}/mpctl-key-`);
   try {

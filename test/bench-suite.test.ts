@@ -5,10 +5,10 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { bins, type Reading } from '../src/lab/bench-sample.js';
-import { aloneCandidates, bestOf, dip, flowEvents, longestStall, markStability, ratioFigure, spreadPoints, timeToReach, worstSecond } from '../src/lab/bench-suite.js';
-import { renderPlot } from '../src/lab/bench-plot.js';
-import { gitState, renderBench, tenMbitOrder, type BenchReport } from '../src/lab/bench.js';
+import { bins, type Reading } from '../src/lab/bench/sample.js';
+import { aloneCandidates, bestOf, dip, flowEvents, longestStall, markStability, ratioFigure, spreadPoints, timeToReach, worstSecond } from '../src/lab/bench/suite.js';
+import { renderPlot } from '../src/lab/bench/plot.js';
+import { gitState, renderBench, tenMbitOrder, type BenchReport } from '../src/lab/bench/bench.js';
 import { parseScenario } from '../src/lab/scenario.js';
 import { traceWindowBps } from '../src/lab/params.js';
 import { lpConfig } from '../src/lab/bond.js';

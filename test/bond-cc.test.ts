@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { labSet } from '../src/lab/lab.js';
 import { iperf } from '../src/lab/measure.js';
 import { parseScenario } from '../src/lab/scenario.js';
-import type { PortalStatus } from '../src/portal/status.js';
+import type { PortalStatus } from '../src/run/status.js';
 import { withLab } from './helpers/lab.js';
 import { labStatus } from './helpers/wait.js';
 

@@ -20,8 +20,8 @@ import { parseScenario } from '../src/lab/scenario.js';
 import { portalInstance } from '../src/lab/bond.js';
 import { labDir } from '../src/lab/state.js';
 import { nsName } from '../src/lab/topology.js';
-import { publishFile } from '../src/portal/status.js';
-import type { SecurityStatus } from '../src/portal/security-status.js';
+import { publishFile } from '../src/run/status.js';
+import type { SecurityStatus } from '../src/security/security-status.js';
 import { withLab } from './helpers/lab.js';
 
 const REKEY_MS = 3000; // handshakes are at least HANDSHAKE_TIMEOUT_MS (5 s) apart: ~5 s per rekey

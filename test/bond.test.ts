@@ -11,7 +11,7 @@ import { run } from '../src/lab/namespaces.js';
 import { parseScenario } from '../src/lab/scenario.js';
 import { portalInstance } from '../src/lab/bond.js';
 import { nsName } from '../src/lab/topology.js';
-import type { PortalStatus } from '../src/portal/status.js';
+import type { PortalStatus } from '../src/run/status.js';
 import { withLab } from './helpers/lab.js';
 import { labStatus, waitFor } from './helpers/wait.js';
 

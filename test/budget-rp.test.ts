@@ -14,9 +14,9 @@ import { after, describe, it } from 'node:test';
 import { ok } from 'neverthrow';
 import { periodAt, recordSent, remoteLine, sentAt, type SentSample } from '../src/cc/budget.js';
 import * as abi from '../src/datapath/abi.js';
-import { budgetFile, formatBudgetFile, loadBudgetFile, parseBudgetFile, restoreUsage, saveBudgetFile } from '../src/portal/budget-store.js';
-import { BudgetKeeper, PeerAllowances } from '../src/portal/budget.js';
-import { allowanceKib, decodeProbe, encodeProbe, PROBE_LEN, type Probe } from '../src/portal/probe.js';
+import { budgetFile, formatBudgetFile, loadBudgetFile, parseBudgetFile, restoreUsage, saveBudgetFile } from '../src/cc/budget-store.js';
+import { BudgetKeeper, PeerAllowances } from '../src/cc/budget-loop.js';
+import { allowanceKib, decodeProbe, encodeProbe, PROBE_LEN, type Probe } from '../src/run/probe.js';
 
 const MB = 1_000_000;
 const base: Probe = { linkId: 1, reply: false, metric: 0, carrier: abi.MP_CARRIER_UDP, probeSeq: 7, sentNs: 5n, rateBps: 10_000_000n, owdUs: 1000 };

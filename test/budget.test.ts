@@ -15,14 +15,14 @@
 import assert from 'node:assert/strict';
 import { readFile, stat } from 'node:fs/promises';
 import { describe, it } from 'node:test';
-import { LinkSampler } from '../src/lab/bench-sample.js';
+import { LinkSampler } from '../src/lab/bench/sample.js';
 import { portalInstance, startBond, stopBond, type BondOptions } from '../src/lab/bond.js';
 import { mpctlPath } from '../src/lab/lab.js';
 import { iperf } from '../src/lab/measure.js';
 import { parseScenario } from '../src/lab/scenario.js';
 import { labDir, readState } from '../src/lab/state.js';
-import { budgetFile, parseBudgetFile } from '../src/portal/budget-store.js';
-import { portalStatus } from '../src/portal/status.js';
+import { budgetFile, parseBudgetFile } from '../src/cc/budget-store.js';
+import { portalStatus } from '../src/run/status.js';
 import { withLab } from './helpers/lab.js';
 import { bondReady, labStatus, waitFor } from './helpers/wait.js';
 

@@ -9,8 +9,8 @@ import { ok } from 'neverthrow';
 import type { LinkCounters } from '../src/cc/budget.js';
 import { decodeFeedbackPacket, encodeFeedbackPacket, type LinkFeedback } from '../src/cc/feedback.js';
 import { MP_MAX_LINKS, type MpRx, type MpSched } from '../src/datapath/abi.js';
-import { BudgetKeeper, controlWireBytes } from '../src/portal/budget.js';
-import { CcLoop, monoUs, type CcDatapath } from '../src/portal/cc.js';
+import { BudgetKeeper, controlWireBytes } from '../src/cc/budget-loop.js';
+import { CcLoop, monoUs, type CcDatapath } from '../src/cc/loop.js';
 
 /** A data path in memory: counters and mp_sched set by the test, writes recorded. */
 function fakeDp() {

@@ -28,7 +28,7 @@ import { validateStatus } from './helpers/status-schema.js';
 import { existsSync } from 'node:fs';
 import xterm from '@xterm/headless';
 import { readFile, writeFile } from 'node:fs/promises';
-import { logFile } from '../src/portal/state.js';
+import { logFile } from '../src/apply/state.js';
 
 const scenario = parseScenario({ links: [{ label: 'l1', rate: '20mbit', delay: '10ms', queue: '60ms' }, { label: 'l2', rate: '20mbit', delay: '15ms', queue: '60ms' }] }, 't')._unsafeUnwrap();
 

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { PassThrough, Writable } from 'node:stream';
 import { ok } from 'neverthrow';
 import xterm from '@xterm/headless';
-import type { PortalStatus } from '../src/portal/status.js';
+import type { PortalStatus } from '../src/run/status.js';
 import { loadConsole } from '../src/tui/load.js';
 
 const stream: PortalStatus[] = readFileSync(new URL('./fixtures/status-stream.ndjson', import.meta.url), 'utf8')

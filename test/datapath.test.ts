@@ -113,7 +113,7 @@ import {
 } from './helpers/packet.js';
 import { macOf } from '../src/security/mac.js';
 import { COOKIE, INIT, RESP } from '../src/security/messages.js';
-import { encodeProbe } from '../src/portal/probe.js';
+import { encodeProbe } from '../src/run/probe.js';
 import { dropDelta, must, openObject, rng, type MapName, type ObjMaps } from './helpers/maps.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;

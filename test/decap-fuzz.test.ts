@@ -46,7 +46,7 @@ import {
   type DropReason,
 } from '../src/datapath/abi.js';
 import { dropDelta, must, openObject, rng, type MapName, type ObjMaps } from './helpers/maps.js';
-import { encodeProbe, PROBE_LEN } from '../src/portal/probe.js';
+import { encodeProbe, PROBE_LEN } from '../src/run/probe.js';
 import { frame, inetChecksum, ipPacket, ipSpec, mpPacket, parseIp, udp, type PacketKey } from './helpers/packet.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;

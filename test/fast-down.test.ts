@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEFAULT_HOLD, FastDown, nextHoldMs, type RxReport } from '../src/portal/fast-down.js';
+import { DEFAULT_HOLD, FastDown, nextHoldMs, type RxReport } from '../src/run/fast-down.js';
 import { prng } from './helpers/linksim.js';
 
 // Synthetic traces: two links from a sender to a receiver, packets of each link through a FIFO

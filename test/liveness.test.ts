@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { linkLiveness, livenessChanges } from '../src/portal/liveness.js';
+import { linkLiveness, livenessChanges } from '../src/run/liveness.js';
 
 const p = { intervalMs: 100, missed: 3 };
 

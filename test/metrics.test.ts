@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { ok, err } from 'neverthrow';
-import type { PortalStatus } from '../src/portal/status.js';
+import type { PortalStatus } from '../src/run/status.js';
 import { exposition } from '../src/metrics/exposition.js';
 import { CONTENT_TYPE, serveMetrics } from '../src/metrics/server.js';
 import { parseConfig } from '../src/config/parse.js';

@@ -2,7 +2,7 @@
 // `path` bytes come back after one round trip, larger ones vanish (a black hole: no ICMP).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CONFIRM_MS, PmtuSearch, REPROBE_MS } from '../src/portal/pmtu.js';
+import { CONFIRM_MS, PmtuSearch, REPROBE_MS } from '../src/run/pmtu.js';
 
 const FLOOR = 92; // an unpadded probe over IPv4/UDP
 

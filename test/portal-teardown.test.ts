@@ -12,7 +12,7 @@ import { mpctlPath } from '../src/lab/lab.js';
 import { run } from '../src/lab/namespaces.js';
 import { uniformScenario } from '../src/lab/scenario.js';
 import { labDir, readState } from '../src/lab/state.js';
-import { portalDir } from '../src/portal/state.js';
+import { portalDir } from '../src/apply/state.js';
 import { nsName } from '../src/lab/topology.js';
 import { pinDir } from '../src/plan/pins.js';
 import { withLab } from './helpers/lab.js';

@@ -44,7 +44,7 @@ import {
   type DropReason,
   type MpConfig,
 } from '../src/datapath/abi.js';
-import { decodeProbe, encodeProbe, PROBE_LEN, type Probe } from '../src/portal/probe.js';
+import { decodeProbe, encodeProbe, PROBE_LEN, type Probe } from '../src/run/probe.js';
 import { macOf } from '../src/security/mac.js';
 import { ethDst, ethSrc, ipPacket, ipSpec, l4ChecksumOk, MAC_A, MAC_B, mpPacket, parseIp, udp, type PacketKey } from './helpers/packet.js';
 import { dropDelta, must, openObject, type ObjMaps } from './helpers/maps.js';

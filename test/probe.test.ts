@@ -4,7 +4,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as abi from '../src/datapath/abi.js';
-import { answer, decodeProbe, encodeProbe, PROBE_LEN, PROBE_MAX_LEN, udpOverhead, type Probe } from '../src/portal/probe.js';
+import { answer, decodeProbe, encodeProbe, PROBE_LEN, PROBE_MAX_LEN, udpOverhead, type Probe } from '../src/run/probe.js';
 
 const req: Probe = { linkId: 2, reply: false, metric: 1, carrier: abi.MP_CARRIER_UDP, probeSeq: 9, sentNs: 123n, rateBps: 20_000_000n, owdUs: 5000 };
 const at = (n: string): number => abi.MP_HDR_LEN + abi.offsetOf(abi.MP_PROBE, n);

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import type { PortalStatus } from '../src/portal/status.js';
+import type { PortalStatus } from '../src/run/status.js';
 import { DROP_REASONS } from '../src/datapath/abi.js';
 import { statusSchema, validateStatus } from './helpers/status-schema.js';
 

@@ -9,7 +9,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { LinkSampler } from '../src/lab/bench-sample.js';
+import { LinkSampler } from '../src/lab/bench/sample.js';
 import { portalInstance, startBond, stopBond, type BondOptions } from '../src/lab/bond.js';
 import { labSet, mpctlPath } from '../src/lab/lab.js';
 import { iperf } from '../src/lab/measure.js';

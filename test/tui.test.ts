@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { createElement as h } from 'react';
 import { render } from 'ink-testing-library';
 import { ok, err, type Result } from 'neverthrow';
-import type { PortalStatus } from '../src/portal/status.js';
+import type { PortalStatus } from '../src/run/status.js';
 import type { MpError } from '../src/errors.js';
 import { replay, step, emptyModel } from '../src/tui/model.js';
 import { Screen, layout, type UiState } from '../src/tui/screen.js';

@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { copyFile, mkdir, open, readFile, readlink, rename, stat, truncate } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import type { Readable } from 'node:stream';
-import { logFile, RUN_DIR } from '../portal/state.js';
+import { logFile, RUN_DIR } from '../apply/state.js';
 
 /** A log over this size is moved to <log>.1 (replacing the previous one) before a portal starts:
  *  /run is memory, and a portal restarted for months would otherwise grow it without end. */

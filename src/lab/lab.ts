@@ -23,7 +23,7 @@ import { burstBytes, queueBytes, type DirSettings, type LinkSettings } from './p
 import { applyPatch, type DirPatch, type Scenario } from './scenario.js';
 import { applyMtu, silentMtu } from './mtu.js';
 import { rm } from 'node:fs/promises';
-import { logFile } from '../portal/state.js';
+import { logFile } from '../apply/state.js';
 import { portalInstance, startBond, stopBond, type BondOptions } from './bond.js';
 import { labDir, listLabs, readState, removeState, writeState, type LabState } from './state.js';
 import { hasSchedule, runTimeline } from './timeline.js';

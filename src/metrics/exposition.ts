@@ -2,7 +2,7 @@
 // (version 0.0.4): `# HELP`, `# TYPE`, then samples. Pure: status → text. Names follow the
 // Prometheus conventions: `mpctl_` prefix, base units (bytes, seconds, bits per second),
 // `_total` on counters, labels `link` (the config's name, or the id on the RP) and `link_id`.
-import type { LinkStatus, PortalStatus } from '../portal/status.js';
+import type { LinkStatus, PortalStatus } from '../run/status.js';
 
 type Kind = 'gauge' | 'counter';
 interface Family {

@@ -4,7 +4,7 @@
 import { createServer, type Server } from 'node:http';
 import { err, ok, type Result } from 'neverthrow';
 import { describeError, type MpError } from '../errors.js';
-import type { PortalStatus } from '../portal/status.js';
+import type { PortalStatus } from '../run/status.js';
 import { exposition } from './exposition.js';
 
 export const CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';

@@ -7,7 +7,7 @@ import { useEffect, useRef, useState } from 'react';
 import { render, useInput, useStdout } from 'ink';
 import type { Result } from 'neverthrow';
 import { describeError, type MpError } from '../errors.js';
-import type { PortalStatus } from '../portal/status.js';
+import type { PortalStatus } from '../run/status.js';
 import { emptyModel, step, type Model } from './model.js';
 import { Screen, type UiState } from './screen.js';
 

@@ -2,8 +2,8 @@
 // `mpctl status --json` prints, read 4 times a second) → what the screen shows. Throughput is
 // the byte counters' difference between two snapshots over their time difference, so a
 // recorded stream replays to the same frames (test/tui.test.tsx).
-import type { LinkStatus, PortalStatus } from '../portal/status.js';
-import type { SecurityStatus } from '../portal/security-status.js';
+import type { LinkStatus, PortalStatus } from '../run/status.js';
+import type { SecurityStatus } from '../security/security-status.js';
 
 export type RowState = 'up' | 'backup' | 'spent' | 'down' | 'admin-down' | 'unused';
 

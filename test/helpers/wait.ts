@@ -2,7 +2,7 @@
 // machine a fixed sleep is either too short (a flaky failure) or longer than needed (a slow suite).
 import assert from 'node:assert/strict';
 import { portalInstance } from '../../src/lab/bond.js';
-import { portalStatus, type PortalStatus } from '../../src/portal/status.js';
+import { portalStatus, type PortalStatus } from '../../src/run/status.js';
 
 /** Reads `read` every `everyMs` until `ok` holds: that value and how long it took (ms). Fails
  *  after `limitMs`, naming `what` and showing the last value read. */

@@ -10,7 +10,7 @@ import type { CommandModule } from 'yargs';
 import { err, ok } from 'neverthrow';
 import { loadConfig } from '../../config/parse.js';
 import type { LinkConfig, PortalConfig } from '../../config/types.js';
-import { loadStaticKeys } from '../../portal/auth.js';
+import { loadStaticKeys } from '../../security/auth.js';
 import { fmtBps, fmtMs } from '../../tui/format.js';
 import { run } from '../run.js';
 

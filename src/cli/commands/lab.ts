@@ -5,7 +5,7 @@ import type { MpError } from '../../errors.js';
 import { labDown, labExec, labSchedule, labSet, labStatus, labUp, listLabs, type Direction } from '../../lab/lab.js';
 import { renderStatus } from '../../lab/render.js';
 import { labCheck, renderCheck } from '../../lab/check.js';
-import { BENCHES, renderBench, runBench, writeSummary } from '../../lab/bench.js';
+import { BENCHES, renderBench, runBench, writeSummary } from '../../lab/bench/bench.js';
 import { defaultScenario, loadScenario, parseDirPatch, uniformScenario, type Scenario } from '../../lab/scenario.js';
 import { integerIn, positiveUpTo } from '../options.js';
 import { MAX_LINKS } from '../../lab/topology.js';

@@ -33,19 +33,19 @@
 // scaled by 1500/1514 (tbf counts Ethernet frames; a full-size packet's outer IP bytes are
 // 1500 of its 1514). Goodput figures are iperf3's receiver intervals after a 2 s warm-up.
 import { err, ok, type Result } from 'neverthrow';
-import type { MpError } from '../errors.js';
-import { packagePath } from '../paths.js';
-import { portalInstance, type BondOptions } from './bond.js';
-import { bins, LinkSampler, type Reading } from './bench-sample.js';
-import type { PlotPanel } from './bench-plot.js';
-import * as emu from './emulator.js';
-import { labDown, labSet, labUp } from './lab.js';
-import { iperf, type IperfResult } from './measure.js';
-import { FRAME_BYTES, nominalBps, traceWindowBps, type LinkSettings } from './params.js';
+import type { MpError } from '../../errors.js';
+import { packagePath } from '../../paths.js';
+import { portalInstance, type BondOptions } from '../bond.js';
+import { bins, LinkSampler, type Reading } from './sample.js';
+import type { PlotPanel } from './plot.js';
+import * as emu from '../emulator.js';
+import { labDown, labSet, labUp } from '../lab.js';
+import { iperf, type IperfResult } from '../measure.js';
+import { FRAME_BYTES, nominalBps, traceWindowBps, type LinkSettings } from '../params.js';
 import { readFileSync } from 'node:fs';
-import { parseScenario, type DirPatch, type Scenario } from './scenario.js';
-import { timeline } from './timeline.js';
-import { nsName } from './topology.js';
+import { parseScenario, type DirPatch, type Scenario } from '../scenario.js';
+import { timeline } from '../timeline.js';
+import { nsName } from '../topology.js';
 
 export interface SuiteFigure {
   name: string;

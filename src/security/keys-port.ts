@@ -9,7 +9,7 @@
 import { ok, type Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
 import * as abi from '../datapath/abi.js';
-import type { KeySlot, KeyTable } from '../security/session.js';
+import type { KeySlot, KeyTable } from './session.js';
 
 export interface KeysPort {
   /** Makes the key maps hold `t` (idempotent). */

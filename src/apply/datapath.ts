@@ -13,8 +13,8 @@ import { ipFamily } from '../netlink/ip.js';
 import { packagePath } from '../paths.js';
 import { innerMtu as innerMtuOf, overhead, tunnelMtus } from '../plan/mtu.js';
 import { loopDevices } from '../plan/plan.js';
-import type { LinkStatePort } from './runtime.js';
-import { mapKeysPort, type KeysPort } from './keys-port.js';
+import type { LinkStatePort } from '../run/runtime.js';
+import { mapKeysPort, type KeysPort } from '../security/keys-port.js';
 
 /** Reads of mp_rx within this long share one copy of it (the links of one feedback tick). */
 const RX_SNAPSHOT_NS = 1_000_000n;

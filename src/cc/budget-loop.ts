@@ -23,8 +23,8 @@
 //
 // The LP's usage survives restarts (budget-store.ts): `saved()` here, `addLink(…, saved)`.
 import type { Result } from 'neverthrow';
-import { budgetStatus, initialBudget, onCounters, recordSent, remoteLine, type BudgetParams, type BudgetState, type BudgetStatus, type LinkCounters, type SavedBudget, type SentSample } from '../cc/budget.js';
-import { seqNewer } from '../cc/feedback.js';
+import { budgetStatus, initialBudget, onCounters, recordSent, remoteLine, type BudgetParams, type BudgetState, type BudgetStatus, type LinkCounters, type SavedBudget, type SentSample } from './budget.js';
+import { seqNewer } from './feedback.js';
 import type { MpSched } from '../datapath/abi.js';
 import type { MpError } from '../errors.js';
 

@@ -24,11 +24,11 @@ import type { MpError } from '../errors.js';
 import type { AuthConfig, PortalConfig } from '../config/types.js';
 import { configInvalid } from '../errors.js';
 import { decodeHdr, MP_HDR_F_DP, MP_HDR_LEN, MP_REPLAY_CLASSES } from '../datapath/abi.js';
-import { readPrivateKeyFile, type StaticKeys } from '../security/keys.js';
-import { sign, verify } from '../security/mac.js';
-import { ReplayWindow } from '../security/replay.js';
-import type { Session } from '../security/handshake.js';
-import { confirmSession, expireSessions, installSession, keysToInstall, NO_SESSIONS, type KeySlot, type KeyTable, type Sessions } from '../security/session.js';
+import { readPrivateKeyFile, type StaticKeys } from './keys.js';
+import { sign, verify } from './mac.js';
+import { ReplayWindow } from './replay.js';
+import type { Session } from './handshake.js';
+import { confirmSession, expireSessions, installSession, keysToInstall, NO_SESSIONS, type KeySlot, type KeyTable, type Sessions } from './session.js';
 import type { KeysPort } from './keys-port.js';
 import type { SecurityStatus } from './security-status.js';
 

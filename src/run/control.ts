@@ -11,7 +11,7 @@ import { createServer, createConnection, type Server } from 'node:net';
 import { chmod, rm } from 'node:fs/promises';
 import { err, ok, type Result } from 'neverthrow';
 import { describeError, type MpError } from '../errors.js';
-import { portalDir } from './state.js';
+import { portalDir } from '../apply/state.js';
 
 export const controlSocket = (instance: string): string => `${portalDir(instance)}/control.sock`;
 

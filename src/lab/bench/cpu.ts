@@ -9,14 +9,14 @@
 // report): figures are medians of `runs` windows.
 import { readFile } from 'node:fs/promises';
 import { err, ok, type Result } from 'neverthrow';
-import type { MpError } from '../errors.js';
-import { readPortalState } from '../portal/state.js';
-import { portalInstance, startBond, stopBond } from './bond.js';
-import { labDown, labUp, mpctlPath } from './lab.js';
-import { iperf } from './measure.js';
-import { parseScenario, type Scenario } from './scenario.js';
-import { readState } from './state.js';
-import type { SuiteFigure } from './bench-suite.js';
+import type { MpError } from '../../errors.js';
+import { readPortalState } from '../../apply/state.js';
+import { portalInstance, startBond, stopBond } from '../bond.js';
+import { labDown, labUp, mpctlPath } from '../lab.js';
+import { iperf } from '../measure.js';
+import { parseScenario, type Scenario } from '../scenario.js';
+import { readState } from '../state.js';
+import type { SuiteFigure } from './suite.js';
 
 const IDLE_S = 60;
 const LOAD_S = 20;

@@ -8,10 +8,10 @@ import * as abi from '../datapath/abi.js';
 import { closeFd, mapLookup, numPossibleCpus, objGet, type MapFd } from '../native/libmpctl.js';
 import { isAlive } from '../proc.js';
 import type { LinkRuntimeStatus } from './runtime.js';
-import type { CcCounters, CcStatus } from './cc.js';
-import { portalDir, readPortalState } from './state.js';
+import type { CcCounters, CcStatus } from '../cc/loop.js';
+import { portalDir, readPortalState } from '../apply/state.js';
 import { loadConfig } from '../config/parse.js';
-import type { SecurityStatus } from './security-status.js';
+import type { SecurityStatus } from '../security/security-status.js';
 
 export interface LinkStatus {
   id: number;

@@ -7,7 +7,7 @@
 // a portal host can install with `npm ci --omit=optional`. The specifiers are variables so the
 // build does not need them either; the few calls made are typed below.
 import { err, ok, type Result } from 'neverthrow';
-import type { MpError } from '../errors.js';
+import type { MpError } from '../../errors.js';
 
 /** A vega-lite spec (vega-lite's TopLevelSpec, as plain data). */
 export type PlotSpec = Record<string, unknown>;

@@ -3,10 +3,10 @@
 // portal's rx bytes say what each link delivered; the sending portal's tx bytes what the
 // scheduler put on it. Bytes are outer IP packet bytes (what tbf shapes, less 14 B of Ethernet).
 import { err, ok, type Result } from 'neverthrow';
-import * as abi from '../datapath/abi.js';
-import type { MpError } from '../errors.js';
-import { closeFd, mapLookup, numPossibleCpus, objGet, type MapFd } from '../native/libmpctl.js';
-import { readPortalState } from '../portal/state.js';
+import * as abi from '../../datapath/abi.js';
+import type { MpError } from '../../errors.js';
+import { closeFd, mapLookup, numPossibleCpus, objGet, type MapFd } from '../../native/libmpctl.js';
+import { readPortalState } from '../../apply/state.js';
 
 /** One reading: ms since the sampler started, cumulative bytes per link id. */
 export interface Reading {

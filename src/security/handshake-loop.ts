@@ -29,13 +29,13 @@
 // one line per kind per 10 s, whatever a flood sends.
 import { randomInt } from 'node:crypto';
 import { decodeHdr, MP_MAX_LINKS, MP_T_COOKIE, MP_T_HS_RESP } from '../datapath/abi.js';
-import { consumeCookieReply, cookieUsable, freshCookieSecret, LoadMeter, RateLimiter, sourceId, type Cookie, type CookieSecret } from '../security/cookie.js';
-import { consumeInitiation, consumeResponse, createInitiation, describeHandshakeError, newPeer, type HandshakeError, type InitiatorState, type PeerState } from '../security/handshake.js';
-import type { StaticKeys } from '../security/keys.js';
-import { INIT, mac2Of } from '../security/messages.js';
-import { handshakeDue, HANDSHAKE_TIMEOUT_MS, nextKeyId } from '../security/session.js';
+import { consumeCookieReply, cookieUsable, freshCookieSecret, LoadMeter, RateLimiter, sourceId, type Cookie, type CookieSecret } from './cookie.js';
+import { consumeInitiation, consumeResponse, createInitiation, describeHandshakeError, newPeer, type HandshakeError, type InitiatorState, type PeerState } from './handshake.js';
+import type { StaticKeys } from './keys.js';
+import { INIT, mac2Of } from './messages.js';
+import { handshakeDue, HANDSHAKE_TIMEOUT_MS, nextKeyId } from './session.js';
 import type { PortalAuth } from './auth.js';
-import { LogLimiter } from './log-limit.js';
+import { LogLimiter } from '../run/log-limit.js';
 import { ipToBuffer } from '../netlink/ip.js';
 
 type Log = (msg: string, fields?: Record<string, unknown>) => void;

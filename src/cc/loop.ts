@@ -24,13 +24,13 @@
 //
 // Times are µs of the monotonic clock that the data path stamps ts_us with (bpf_ktime_get_ns;
 // process.hrtime in Node on Linux), so the feedback's echo gives round trips.
-import * as cc from '../cc/controller.js';
-import { decodeFeedbackPacket, encodeFeedbackPacket, feedbackFromCounters, seqNewer, snapshotAt, type LinkFeedback, type RxSnapshot } from '../cc/feedback.js';
+import * as cc from './controller.js';
+import { decodeFeedbackPacket, encodeFeedbackPacket, feedbackFromCounters, seqNewer, snapshotAt, type LinkFeedback, type RxSnapshot } from './feedback.js';
 import { decodeHdr, type MpRx, type MpSched } from '../datapath/abi.js';
 import type { MpError } from '../errors.js';
 import type { Result } from 'neverthrow';
-import { BudgetKeeper, PeerAllowances, type BudgetDatapath, type LinkBudget } from './budget.js';
-import { FastDown } from './fast-down.js';
+import { BudgetKeeper, PeerAllowances, type BudgetDatapath, type LinkBudget } from './budget-loop.js';
+import { FastDown } from '../run/fast-down.js';
 
 /** What the loop reads and writes in the data path (datapath.ts implements it). */
 export interface CcDatapath extends BudgetDatapath {

@@ -21,9 +21,9 @@ import { loadPolicy } from '../plan/policy.js';
 import type { Plan } from '../plan/types.js';
 import { applyPlan, revertAll, type FilterPort, type Undo } from './apply.js';
 import { openDatapath, type Datapath } from './datapath.js';
-import { startLocal, startRemote, type AuthSetup, type Runtime } from './runtime.js';
-import { loadStaticKeys } from './auth.js';
-import { publish, PUBLISH_MS, type Published } from './status.js';
+import { startLocal, startRemote, type AuthSetup, type Runtime } from '../run/runtime.js';
+import { loadStaticKeys } from '../security/auth.js';
+import { publish, PUBLISH_MS, type Published } from '../run/status.js';
 import { BPFFS_ROOT, pinDir as pinDirOf, readPortalState, removePortalState, writePortalState, type PortalState } from './state.js';
 
 export type Log = (msg: string, fields?: Record<string, unknown>) => void;

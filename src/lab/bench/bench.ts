@@ -5,18 +5,18 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { err, ok, type Result } from 'neverthrow';
-import { describeError, type MpError } from '../errors.js';
-import { startBond, stopBond } from './bond.js';
-import { labDown, labUp, mpctlPath } from './lab.js';
-import { parseRate } from './params.js';
-import { readState } from './state.js';
-import { iperf, linkAddrs, type IperfResult } from './measure.js';
-import { parseScenario, type Scenario } from './scenario.js';
-import { CCS, markStability, SUITE, type SuiteFigure } from './bench-suite.js';
-import { run as runCmd } from './namespaces.js';
-import { packagePath } from '../paths.js';
-import { renderPlot } from './bench-plot.js';
-import { cpuBench } from './bench-cpu.js';
+import { describeError, type MpError } from '../../errors.js';
+import { startBond, stopBond } from '../bond.js';
+import { labDown, labUp, mpctlPath } from '../lab.js';
+import { parseRate } from '../params.js';
+import { readState } from '../state.js';
+import { iperf, linkAddrs, type IperfResult } from '../measure.js';
+import { parseScenario, type Scenario } from '../scenario.js';
+import { CCS, markStability, SUITE, type SuiteFigure } from './suite.js';
+import { run as runCmd } from '../namespaces.js';
+import { packagePath } from '../../paths.js';
+import { renderPlot } from './plot.js';
+import { cpuBench } from './cpu.js';
 
 export type BenchFigure = SuiteFigure;
 

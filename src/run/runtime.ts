@@ -17,14 +17,14 @@ import { answer, decodeProbe, encodeProbe, PROBE_LEN, udpOverhead, type Probe } 
 import { PmtuProber, type PmtuStatus } from './pmtu.js';
 import { setPmtuProbe } from '../native/libmpctl.js';
 import { decodeHdr, MP_CARRIER_IP, MP_CARRIER_UDP, MP_HDR_LEN, MP_MAX_LINKS, MP_T_COOKIE, MP_T_FEEDBACK, MP_T_HS_INIT, MP_T_HS_RESP, MP_T_PROBE, type MpPeerProbe } from '../datapath/abi.js';
-import { CcLoop, FEEDBACK_INTERVAL_MS, type CcCounters, type CcDatapath, type CcStatus } from './cc.js';
+import { CcLoop, FEEDBACK_INTERVAL_MS, type CcCounters, type CcDatapath, type CcStatus } from '../cc/loop.js';
 import type { StaticKeys } from '../security/keys.js';
-import { INSECURE_WARNING, PortalAuth } from './auth.js';
-import { Initiator, Responder } from './handshake-loop.js';
-import type { KeysPort } from './keys-port.js';
-import type { SecurityStatus } from './security-status.js';
-import { budgetFile, loadBudgetFile, restoreUsage, SAVE_INTERVAL_MS, saveBudgetFile, STATE_DIR } from './budget-store.js';
-import { controlWireBytes } from './budget.js';
+import { INSECURE_WARNING, PortalAuth } from '../security/auth.js';
+import { Initiator, Responder } from '../security/handshake-loop.js';
+import type { KeysPort } from '../security/keys-port.js';
+import type { SecurityStatus } from '../security/security-status.js';
+import { budgetFile, loadBudgetFile, restoreUsage, SAVE_INTERVAL_MS, saveBudgetFile, STATE_DIR } from '../cc/budget-store.js';
+import { controlWireBytes } from '../cc/budget-loop.js';
 import type { SavedBudget } from '../cc/budget.js';
 import { overhead, type LinkMtu } from '../plan/mtu.js';
 

@@ -14,7 +14,7 @@
 import { promises as fs } from 'node:fs';
 import { dirname } from 'node:path';
 import { err, ok, type Result } from 'neverthrow';
-import { periodAt, type BudgetPeriod, type SavedBudget } from '../cc/budget.js';
+import { periodAt, type BudgetPeriod, type SavedBudget } from './budget.js';
 import type { MpError } from '../errors.js';
 
 export const STATE_DIR = process.env.MPCTL_STATE_DIR ?? '/var/lib/mpctl';

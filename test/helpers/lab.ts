@@ -70,7 +70,7 @@ export interface PortalStatus {
   running: boolean;
   controlPlane: { running: boolean; lastSeenMs: number | null };
   dataPath: { forwarding: boolean; packetsLastSecond: number };
-  links: { id: number; state: string; cc: { rateBps: number; phase: string; stale: boolean } | null }[];
+  links: { id: number; state: string; rateBps: number; owdUs: number; cc: { rateBps: number; bwBps: number; queueMs: number; phase: string; stale: boolean } | null }[];
 }
 
 /** `mpctl status --json` of a lab's portal, run in its namespace. */
@@ -79,15 +79,26 @@ export async function portalStatus(lab: string, role: 'lp' | 'rp'): Promise<Port
   return JSON.parse(must(r, 'mpctl status')) as PortalStatus;
 }
 
-/** SIGKILL a lab's portal, then `mpctl up` with the same config (as systemd's Restart= would);
- * resolves with its log from the restart on, once it says "portal up". */
-export async function killAndRestart(lab: string, role: 'lp' | 'rp'): Promise<string> {
+/** SIGKILL a lab's portal (as the OOM killer would); resolves once it is gone. */
+export async function killPortal(lab: string, role: 'lp' | 'rp'): Promise<void> {
   const { pid } = await portalStatus(lab, role);
+  assert.ok(pid > 0, `${role} runs`);
   process.kill(pid, 'SIGKILL');
   for (let i = 0; i < 100 && isAlive(pid); i++) await sleep(20); // reaped (or a zombie: 2 s at most)
+}
+
+/** `mpctl up` of a lab's portal with its config (as systemd's Restart= would); resolves with
+ * its log from then on, once it says "portal up". */
+export async function restartPortal(lab: string, role: 'lp' | 'rp'): Promise<string> {
   const log = `${labDir(lab)}/${role}.log`;
   const from = await stat(log).then((s) => s.size, () => 0);
   const p = must(await spawnDetached(nsName(lab, role), [mpctlPath(), 'up', role === 'lp' ? 'local' : 'remote', '--config', `${labDir(lab)}/${role}.toml`, '--no-tui'], log), 'restart');
   must(await waitForLog(log, 'portal up', p, 30_000, from), `${role} up again`);
   return (await readFile(log)).subarray(from).toString('utf8');
+}
+
+/** SIGKILL and `mpctl up` again (killPortal, restartPortal). */
+export async function killAndRestart(lab: string, role: 'lp' | 'rp'): Promise<string> {
+  await killPortal(lab, role);
+  return restartPortal(lab, role);
 }

@@ -4,7 +4,9 @@
 // starting over. A UDP flow (10 Mbit/s client → server, 1400-byte datagrams, over 2×20 Mbit)
 // runs while the LP and then the RP are killed and started again: not one packet is lost, the
 // flow never slows, and the restarted portals run on (the LP rekeys at once, both hear every
-// link, the LP's inner MTU never went below what the running data path had confirmed).
+// link, the LP's inner MTU never went below what the running data path had confirmed). Last,
+// the LP is restarted as `systemctl reload` does it (SIGUSR2: it hands its data path over, exit
+// 75, and the next `up` adopts): no packet lost either.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
@@ -12,17 +14,24 @@ import { iperf } from '../src/lab/measure.js';
 import { labDir } from '../src/lab/state.js';
 import { killAndRestart, must, portalStatus, sleep, twoLinks, withLab } from './helpers/lab.js';
 
-test('SIGKILL and `mpctl up` of each portal during a UDP flow: the data path is adopted, no packet lost', { timeout: 240_000 }, async (t) => {
+test('SIGKILL and `mpctl up` of each portal, then SIGUSR2 (reload) of the LP, during a UDP flow: the data path is adopted, no packet lost', { timeout: 240_000 }, async (t) => {
   await withLab(
     twoLinks,
     async (lab) => {
-      const flow = iperf(lab, { server: { node: 'server', addr: '203.0.113.2' }, client: { node: 'client' }, seconds: 20, udpBps: 10e6 });
+      const flow = iperf(lab, { server: { node: 'server', addr: '203.0.113.2' }, client: { node: 'client' }, seconds: 24, udpBps: 10e6 });
       await sleep(4000);
       const lpLog = await killAndRestart(lab, 'lp');
       assert.match(lpLog, /adopting the running data path/, 'the LP adopted');
       await sleep(4000);
       const rpLog = await killAndRestart(lab, 'rp');
       assert.match(rpLog, /adopting the running data path/, 'the RP adopted');
+      await sleep(3000);
+      // `systemctl reload` (contrib/systemd): SIGUSR2, the LP hands its data path over and exits
+      const before = (await readFile(`${labDir(lab)}/lp.log`, 'utf8')).length;
+      const lpAgain = await killAndRestart(lab, 'lp', 'SIGUSR2');
+      const handOver = (await readFile(`${labDir(lab)}/lp.log`, 'utf8')).slice(before);
+      assert.match(handOver, /leaving the data path running for the next `mpctl up` to adopt/, 'the LP handed over on SIGUSR2');
+      assert.match(lpAgain, /adopting the running data path/, 'the LP adopted after handing over');
       const r = must(await flow, 'iperf3 -u across both restarts');
       t.diagnostic(`UDP 10 Mbit/s across an LP and an RP restart: ${r.packets} packets, ${r.lostPackets} lost; per second ${r.intervals.map((x) => (x / 1e6).toFixed(1)).join(' ')}`);
       const lpAfter = (await readFile(`${labDir(lab)}/lp.log`, 'utf8')).split('adopting the running data path').at(-1) ?? '';

@@ -35,6 +35,9 @@ export interface RunningPortal {
   datapath: Datapath;
   rt: Rtnl;
   stop(): Promise<Result<void, MpError>>;
+  /** Ends the control plane only: the data path runs on, pinned, with the record (undo log) left
+   * for the next `up` of the instance to adopt (hitless re-exec: `systemctl reload`). */
+  handOver(): Promise<void>;
 }
 
 const currentNetns = (): string => readlinkSync('/proc/thread-self/ns/net');
@@ -220,6 +223,7 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
   }, PUBLISH_MS);
   let stopped = false;
   const running: RunningPortal = {
+    handOver: async () => {},
     state,
     plan: plan.value,
     runtime: runtime.value,
@@ -234,6 +238,14 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
       rt.close();
       return r;
     },
+  };
+  running.handOver = async () => {
+    if (stopped) return;
+    stopped = true;
+    clearInterval(publishing);
+    await runtime.value.stop();
+    dp.value.close();
+    rt.close();
   };
   log('portal up', { instance: cfg.instance, role: cfg.role, links: cfg.role === 'local' ? cfg.links.length : undefined, pins: pinDir });
   return ok(running);

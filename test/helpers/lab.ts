@@ -79,12 +79,13 @@ export async function portalStatus(lab: string, role: 'lp' | 'rp'): Promise<Port
   return JSON.parse(must(r, 'mpctl status')) as PortalStatus;
 }
 
-/** SIGKILL a lab's portal (as the OOM killer would); resolves once it is gone. */
-export async function killPortal(lab: string, role: 'lp' | 'rp'): Promise<void> {
+/** SIGKILL a lab's portal (as the OOM killer would), or SIGUSR2 (it hands its data path over:
+ * `systemctl reload`); resolves once it is gone. */
+export async function killPortal(lab: string, role: 'lp' | 'rp', signal: 'SIGKILL' | 'SIGUSR2' = 'SIGKILL'): Promise<void> {
   const { pid } = await portalStatus(lab, role);
   assert.ok(pid > 0, `${role} runs`);
-  process.kill(pid, 'SIGKILL');
-  for (let i = 0; i < 100 && isAlive(pid); i++) await sleep(20); // reaped (or a zombie: 2 s at most)
+  process.kill(pid, signal);
+  for (let i = 0; i < 250 && isAlive(pid); i++) await sleep(20); // reaped (or a zombie: 5 s at most)
 }
 
 /** `mpctl up` of a lab's portal with its config (as systemd's Restart= would); resolves with
@@ -97,8 +98,8 @@ export async function restartPortal(lab: string, role: 'lp' | 'rp'): Promise<str
   return (await readFile(log)).subarray(from).toString('utf8');
 }
 
-/** SIGKILL and `mpctl up` again (killPortal, restartPortal). */
-export async function killAndRestart(lab: string, role: 'lp' | 'rp'): Promise<string> {
-  await killPortal(lab, role);
+/** SIGKILL (or SIGUSR2) and `mpctl up` again (killPortal, restartPortal). */
+export async function killAndRestart(lab: string, role: 'lp' | 'rp', signal: 'SIGKILL' | 'SIGUSR2' = 'SIGKILL'): Promise<string> {
+  await killPortal(lab, role, signal);
   return restartPortal(lab, role);
 }

@@ -18,22 +18,28 @@ test('SIGKILL and `mpctl up` of each portal, then SIGUSR2 (reload) of the LP, du
   await withLab(
     twoLinks,
     async (lab) => {
+      const t0 = Date.now();
       const flow = iperf(lab, { server: { node: 'server', addr: '203.0.113.2' }, client: { node: 'client' }, seconds: 24, udpBps: 10e6 });
+      const marks: string[] = []; // when each restart began, seconds into the flow
+      const mark = () => marks.push(((Date.now() - t0) / 1000).toFixed(1));
       await sleep(4000);
+      mark();
       const lpLog = await killAndRestart(lab, 'lp');
       assert.match(lpLog, /adopting the running data path/, 'the LP adopted');
       await sleep(4000);
+      mark();
       const rpLog = await killAndRestart(lab, 'rp');
       assert.match(rpLog, /adopting the running data path/, 'the RP adopted');
       await sleep(3000);
       // `systemctl reload` (contrib/systemd): SIGUSR2, the LP hands its data path over and exits
       const before = (await readFile(`${labDir(lab)}/lp.log`, 'utf8')).length;
+      mark();
       const lpAgain = await killAndRestart(lab, 'lp', 'SIGUSR2');
       const handOver = (await readFile(`${labDir(lab)}/lp.log`, 'utf8')).slice(before);
       assert.match(handOver, /leaving the data path running for the next `mpctl up` to adopt/, 'the LP handed over on SIGUSR2');
       assert.match(lpAgain, /adopting the running data path/, 'the LP adopted after handing over');
       const r = must(await flow, 'iperf3 -u across both restarts');
-      t.diagnostic(`UDP 10 Mbit/s across an LP and an RP restart: ${r.packets} packets, ${r.lostPackets} lost; per second ${r.intervals.map((x) => (x / 1e6).toFixed(1)).join(' ')}`);
+      t.diagnostic(`UDP 10 Mbit/s across an LP and an RP restart: ${r.packets} packets, ${r.lostPackets} lost; per second ${r.intervals.map((x) => (x / 1e6).toFixed(1)).join(' ')}; lost per second at the receiver ${r.lostPerInterval?.join(' ')}; restarts at ${marks.join(', ')} s`);
       const lpAfter = (await readFile(`${labDir(lab)}/lp.log`, 'utf8')).split('adopting the running data path').at(-1) ?? '';
       const mtuLines = lpAfter.split('\n').filter((l) => l.includes('path MTU'));
       t.diagnostic(`the restarted LP's path MTU log: ${mtuLines.map((l) => l.slice(0, 160)).join(' | ') || 'none'}`);

@@ -26,12 +26,15 @@ test(`SIGKILL of the LP, then of the RP, mid-flow: the flow goes on at >= 90 % f
   await withLab(
     twoLinks,
     async (lab) => {
+      // the flow is long enough for both windows, the LP's restart and iperf3's own start; each
+      // kill's second of the flow is counted back from its end
+      const seconds = 2 * (BEFORE_S + AFTER_S) + 10;
       const started = Date.now();
-      const flow = iperf(lab, { server: { node: 'server', addr: '203.0.113.2' }, client: { node: 'client' }, seconds: 2 * (BEFORE_S + AFTER_S), reverse: true });
-      const kills: { victim: 'lp' | 'rp'; at: number; states: string[][]; dead: PortalStatus }[] = [];
+      const flow = iperf(lab, { server: { node: 'server', addr: '203.0.113.2' }, client: { node: 'client' }, seconds, reverse: true });
+      const kills: { victim: 'lp' | 'rp'; at: number; restarted?: number; states: string[][]; dead: PortalStatus }[] = [];
       for (const victim of ['lp', 'rp'] as const) {
         const survivor = victim === 'lp' ? 'rp' : 'lp';
-        await sleep(started + (kills.length * (BEFORE_S + AFTER_S) + BEFORE_S) * 1000 - Date.now());
+        await sleep((kills.at(-1)?.restarted ?? started + 3000) + BEFORE_S * 1000 - Date.now());
         await killPortal(lab, victim);
         const at = Date.now();
         const states: string[][] = [];
@@ -42,15 +45,16 @@ test(`SIGKILL of the LP, then of the RP, mid-flow: the flow goes on at >= 90 % f
           if (i === 0) dead = await portalStatus(lab, victim); // status truth, mid-flow
         }
         assert.ok(dead);
-        kills.push({ victim, at, states, dead });
         await sleep(at + AFTER_S * 1000 - Date.now());
         if (victim === 'lp') assert.match(await restartPortal(lab, 'lp'), /adopting the running data path/, 'the LP adopted its data path');
+        kills.push({ victim, at, restarted: Date.now(), states, dead });
       }
       const r = must(await flow, 'iperf3 across the kills');
+      const flowStart = Date.now() - seconds * 1000;
       const rates = r.intervals.map((x) => x / 1e6);
       t.diagnostic(`per-second goodput (Mbit/s): ${rates.map((x) => x.toFixed(1)).join(' ')}`);
       for (const k of kills) {
-        const s = Math.round((k.at - started) / 1000); // the kill's second of the flow
+        const s = Math.round((k.at - flowStart) / 1000); // the kill's second of the flow
         const before = mean(rates.slice(s - BEFORE_S + 3, s));
         const afterRates = rates.slice(s, s + AFTER_S);
         const after = mean(afterRates);

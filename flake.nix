@@ -118,8 +118,13 @@
               serviceConfig = {
                 Type = "simple";
                 ExecStart = "${mpctl} up ${cfg.role} --config ${cfg.configFile} --no-tui";
-                # a clean stop only: after a crash Restart= adopts the running data path
-                ExecStopPost = "${pkgs.runtimeShell} -c 'if [ \"$$SERVICE_RESULT\" = success ]; then exec ${mpctl} down --config ${cfg.configFile}; fi'";
+                # reload: SIGUSR2, the portal exits 75 leaving its data path, and the forced
+                # restart adopts it (hitless); contrib/systemd/mpctl@.service explains
+                ExecReload = "${pkgs.util-linux}/bin/kill -USR2 $MAINPID";
+                # a clean stop only: after a crash or a reload Restart= adopts the running data path
+                ExecStopPost = "${pkgs.runtimeShell} -c 'if [ \"$$SERVICE_RESULT\" = success ] && [ \"$$EXIT_STATUS\" != 75 ]; then exec ${mpctl} down --config ${cfg.configFile}; fi'";
+                SuccessExitStatus = "75";
+                RestartForceExitStatus = "75";
                 Restart = "on-failure";
                 RestartSec = "2s";
                 TimeoutStopSec = "30s";

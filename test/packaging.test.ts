@@ -98,7 +98,7 @@ test('the unit the NixOS module generates passes systemd-analyze verify', { skip
   const s = flake().service;
   const dir = mkdtempSync(`${tmpdir()}/mpctl-nixunit-`);
   try {
-    const svc = { ...s.serviceConfig, ExecStart: String(s.serviceConfig.ExecStart).replace('/nix/store/mpctl/bin/mpctl', '/bin/true'), ExecStopPost: '/bin/true' };
+    const svc = { ...s.serviceConfig, ExecStart: String(s.serviceConfig.ExecStart).replace('/nix/store/mpctl/bin/mpctl', '/bin/true'), ExecStopPost: '/bin/true', ExecReload: '/bin/true' };
     const text = [
       unitSection('Unit', { Description: String(s.description), Wants: s.wants as string[], After: s.after as string[], Requires: s.requires as string[] }),
       unitSection('Service', svc),
@@ -112,6 +112,19 @@ test('the unit the NixOS module generates passes systemd-analyze verify', { skip
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('the unit tears down after a clean stop only: not after a crash, nor after a reload (exit 75: hitless re-exec)', () => {
+  assert.equal(serviceKeys.get('ExecReload'), '/bin/kill -USR2 $MAINPID');
+  assert.deepEqual([serviceKeys.get('SuccessExitStatus'), serviceKeys.get('RestartForceExitStatus'), serviceKeys.get('Restart')], ['75', '75', 'on-failure']);
+  // ExecStopPost's script as systemd hands it to sh ($$ → $, %i → the instance), mpctl → echo
+  const line = serviceKeys.get('ExecStopPost')!;
+  const script = line.slice(line.indexOf("'") + 1, line.lastIndexOf("'")).replaceAll('$$', '$').replaceAll('%i', 'lp').replace('exec /usr/local/bin/mpctl', 'echo');
+  const post = (env: Record<string, string>) => spawnSync('/bin/sh', ['-c', script], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin', ...env } }).stdout.trim();
+  assert.equal(post({ SERVICE_RESULT: 'success', EXIT_CODE: 'exited', EXIT_STATUS: '0' }), 'down --config /etc/mpctl/lp.toml', '`systemctl stop`: everything removed');
+  assert.equal(post({ SERVICE_RESULT: 'success', EXIT_CODE: 'exited', EXIT_STATUS: '75' }), '', '`systemctl reload`: the data path stays for the restart to adopt');
+  assert.equal(post({ SERVICE_RESULT: 'signal', EXIT_CODE: 'killed', EXIT_STATUS: 'KILL' }), '', 'killed: Restart= adopts');
+  assert.equal(post({ SERVICE_RESULT: 'exit-code', EXIT_CODE: 'exited', EXIT_STATUS: '1' }), '', 'failed: Restart= adopts');
 });
 
 test('systemd-analyze verify and security --offline accept the units', (t) => {

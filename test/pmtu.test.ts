@@ -57,6 +57,37 @@ test('one lost confirmation is not a shrink; a dead link does not collapse the M
   assert.equal(s.status().mtu, 1500);
 });
 
+test('a restart searches above what is confirmed: probes lost in a busy moment do not lower it', () => {
+  const s = new PmtuSearch(1500, FLOOR);
+  drive(s, { from: 0, limitMs: 5000, rttMs: 20, path: () => 1400, until: () => s.status().mode === 'confirmed' });
+  const found = s.status().mtu;
+  assert.ok(found > 1395 && found <= 1400, `${found}`);
+  // the link came back up, and every probe of the new search is lost (a stalled event loop, a full queue)
+  s.restart(10_000);
+  drive(s, { from: 10_000, limitMs: 3000, rttMs: 20, path: () => 0, until: () => s.status().mode === 'confirmed' });
+  assert.deepEqual([s.status().mtu, s.status().probed], [found, true], 'never below the confirmed value');
+  // a real shrink while it was down is found by the confirm probes that follow
+  const t = drive(s, { from: 13_000, limitMs: 5000, rttMs: 20, path: () => 1280, until: () => s.status().mode === 'confirmed' && s.status().mtu <= 1280 });
+  assert.ok(t >= 0 && t - 13_000 <= 2000, `shrink after a restart found after ${t - 13_000} ms`);
+});
+
+test('seeded from a running data path (hitless restart): confirmed at once, no search, confirm probes from then on', () => {
+  const s = new PmtuSearch(1500, FLOOR);
+  s.seed(1400, 0);
+  assert.deepEqual([s.status().mtu, s.status().probed, s.status().mode, s.confirmed()], [1400, true, 'confirmed', 1400]);
+  const sizes: number[] = [];
+  for (let t = 0; t <= 1000; t += 10)
+    for (const [token, size] of s.due(t, 20)) {
+      sizes.push(size);
+      s.ack(token, t + 20);
+    }
+  assert.ok(sizes.length > 0 && sizes.every((x) => x === 1400), `only confirm probes at the seeded size: ${sizes.join(',')}`);
+  // nothing known (0) or no more than the floor: not a seed
+  const u = new PmtuSearch(1500, FLOOR);
+  u.seed(0, 0);
+  assert.deepEqual([u.status().mtu, u.status().probed, u.status().mode], [1500, false, 'search']);
+});
+
 test('tunnel MTUs: the largest link sets inner_mtu, the smallest (>= 576 inner) the MSS clamp, the same on both portals', async () => {
   const { tunnelMtus } = await import('../src/plan/mtu.js');
   const l = (up: number, down: number, family: 4 | 6 = 4) => ({ family, carrier: 'udp' as const, up, down });

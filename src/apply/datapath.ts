@@ -11,7 +11,7 @@ import { bpfClose, bpfOpenLoad, closeFd, mapFd, mapLookup, mapMmap, mapUpdate, m
 import type { Rtnl } from '../netlink/rtnl.js';
 import { ipFamily } from '../netlink/ip.js';
 import { packagePath } from '../paths.js';
-import { innerMtu as innerMtuOf, overhead, tunnelMtus } from '../plan/mtu.js';
+import { CLAMP_FLOOR, innerMtu as innerMtuOf, overhead, tunnelMtus } from '../plan/mtu.js';
 import { loopDevices } from '../plan/plan.js';
 import type { LinkStatePort } from '../run/runtime.js';
 import { mapKeysPort, type KeysPort } from '../security/keys-port.js';
@@ -38,6 +38,8 @@ export interface Datapath {
   sources: Map<number, string>;
   /** LP: each link id's interface MTU (its largest path MTU probe) */
   ifMtus: Map<number, number>;
+  /** LP, adopted: each link's outer MTU in the running data path (mp_link.mtu: what it schedules by) */
+  adoptedMtus: Map<number, number>;
   innerMtu: number;
   /** Turns the segmentation loop on in the config (after the plan created its devices). */
   setLoop(loop: LoopConfig): Result<void, MpError>;
@@ -135,6 +137,7 @@ export async function openDatapath(
 
   const sources = new Map<number, string>();
   const ifMtus = new Map<number, number>();
+  const adoptedMtus = new Map<number, number>();
   const innerMtu = innerMtuOf(cfg, (name) => byName.get(name)?.mtu);
   // a link's outer MTU until path MTU discovery says otherwise: its interface's (LP), wan's (RP)
   const ifMtu = (name: string) => byName.get(name)?.mtu ?? 1500;
@@ -153,7 +156,14 @@ export async function openDatapath(
       sources.set(l.id, src);
       const linkMtu = ifMtu(l.interface);
       ifMtus.set(l.id, linkMtu);
-      if (adopt) continue; // the running data path's links (state, estimates) stay as they are
+      if (adopt) {
+        // the running data path's links (state, estimates, path MTU) stay as they are
+        const cur = mapLookup(maps.value.links, abi.mapKey(l.id), abi.MP_LINK_SIZE);
+        if (cur.isErr()) return fail(cur.error);
+        const mtu = cur.value ? abi.decodeLink(cur.value).mtu : 0;
+        if (mtu > 0) adoptedMtus.set(l.id, mtu);
+        continue;
+      }
       const w = write(maps.value.links, l.id, abi.encodeLink(linkValue(l, idx.value, src, linkMtu, cfg.port)));
       if (w.isErr()) return fail(w.error);
       const e = write(maps.value.endpoints, l.id, abi.encodeEndpoint({ addr: addr(remote), port: cfg.port, valid: true, updatedNs: 0n }));
@@ -184,7 +194,16 @@ export async function openDatapath(
     loopIfindex: 0,
     loopMark: 0,
   };
-  // adopted: the config stays until setLoop writes the same one with the loop in it
+  // adopted: the config stays until setLoop writes the same one with the loop in it, with the
+  // inner MTU and MSS clamp the running data path has (its path MTU discovery's, not the interfaces')
+  if (adopt) {
+    const cur = mapLookup(maps.value.config, abi.mapKey(0), abi.MP_CONFIG_SIZE);
+    if (cur.isErr()) return fail(cur.error);
+    if (cur.value) {
+      const running = abi.decodeConfig(cur.value);
+      if (running.innerMtu > 0) Object.assign(config, { innerMtu: running.innerMtu, mssV4: running.mssV4, mssV6: running.mssV6 });
+    }
+  }
   const c = adopt ? ok(undefined) : write(maps.value.config, 0, abi.encodeConfig(config));
   if (c.isErr()) return fail(c.error);
 
@@ -208,6 +227,7 @@ export async function openDatapath(
     maps: maps.value,
     sources,
     ifMtus,
+    adoptedMtus,
     innerMtu,
     setLoop: (loop) => {
       config.loopIfindex = loop.ifindex;
@@ -296,12 +316,13 @@ export async function openDatapath(
             const w = write(maps.value.links, l.id, abi.encodeLink({ ...cur.value, mtu: l.up }));
             if (w.isErr()) return err(w.error);
           }
-        const t = tunnelMtus(known);
+        // a link that carries less than CLAMP_FLOOR inner bytes either way (its padded probes
+        // all failed) carries only what fits (the scheduler keeps larger packets off it by its
+        // own MTU): it sets neither the inner MTU nor the clamp. None larger: what was written stays.
+        const t = tunnelMtus(known.filter((l) => Math.min(l.up, l.down) - overhead(l.family, l.carrier) >= CLAMP_FLOOR));
         if (!t) return ok(undefined);
-        // never below IPv4's minimum: a link whose probes all failed must not make the clamp
-        // negative (the scheduler keeps larger packets off that link by its own MTU)
-        const inner = Math.max(576, Math.min(cfg.role === 'local' ? t.up : t.down, abi.MP_NH_MAX_BODY));
-        const clamp = Math.max(576, t.clamp);
+        const inner = Math.min(cfg.role === 'local' ? t.up : t.down, abi.MP_NH_MAX_BODY);
+        const clamp = t.clamp;
         if (config.innerMtu === inner && config.mssV4 === clamp - 40) return ok(undefined);
         // IPv4 without DF is fragmented to the loop device's MTU (loop.h): it follows inner_mtu
         if (config.loopIfindex && config.innerMtu !== inner)

@@ -23,7 +23,7 @@ import { applyPlan, revertAll, type FilterPort, type Undo } from './apply.js';
 import { openDatapath, type Datapath } from './datapath.js';
 import { startLocal, startRemote, type AuthSetup, type Runtime } from '../run/runtime.js';
 import { loadStaticKeys } from '../security/auth.js';
-import { publish, PUBLISH_MS, type Published } from '../run/status.js';
+import { publish, PUBLISH_MS, readPublished, type Published } from '../run/status.js';
 import { BPFFS_ROOT, pinDir as pinDirOf, readPortalState, removePortalState, writePortalState, type PortalState } from './state.js';
 
 export type Log = (msg: string, fields?: Record<string, unknown>) => void;
@@ -35,6 +35,9 @@ export interface RunningPortal {
   datapath: Datapath;
   rt: Rtnl;
   stop(): Promise<Result<void, MpError>>;
+  /** Ends the control plane only: the data path runs on, pinned, with the record (undo log) left
+   * for the next `up` of the instance to adopt (hitless re-exec: `systemctl reload`). */
+  handOver(): Promise<void>;
 }
 
 const currentNetns = (): string => readlinkSync('/proc/thread-self/ns/net');
@@ -89,6 +92,21 @@ function adoptable(prev: PortalState, cfg: PortalConfig, configFile: string): bo
     existsSync(`${prev.pinDir}/mp_config`) &&
     prev.undo.some((u) => u.kind === 'bpfFilter')
   );
+}
+
+/**
+ * LP, adopted: each link's path MTUs for its new searches to start from (PmtuProber.seed): up as
+ * the running data path schedules by it (mp_link.mtu), down (which the LP's data path does not
+ * hold: it tells the RP) as the dead process last published it, when it had confirmed it.
+ */
+async function adoptedPmtus(instance: string, up: Map<number, number>, log: Log): Promise<Map<number, { up: number; down: number }>> {
+  const last = await readPublished(instance);
+  const down = new Map<number, number>();
+  for (const l of last?.links ?? []) if (l.pmtu && 'down' in l.pmtu && l.pmtu.down.probed) down.set(l.id, l.pmtu.down.mtu);
+  const seeds = new Map([...new Set([...up.keys(), ...down.keys()])].map((id) => [id, { up: up.get(id) ?? 0, down: down.get(id) ?? 0 }]));
+  if (seeds.size > 0)
+    log(`path MTUs taken over from the running data path (up/down): ${[...seeds].map(([id, m]) => `link ${id} ${m.up}/${m.down || '?'}`).join(', ')}`, { links: Object.fromEntries(seeds) });
+  return seeds;
 }
 
 export async function portalUp(cfg: PortalConfig, configFile: string, log: Log): Promise<Result<RunningPortal | 'already-up', MpError>> {
@@ -178,8 +196,9 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
     keys: dp.value.keysPort(),
     adopted: adopt !== null,
   };
+  const seeds = adopt && cfg.role === 'local' ? await adoptedPmtus(cfg.instance, dp.value.adoptedMtus, log) : new Map();
   const runtime =
-    cfg.role === 'local' ? await startLocal(cfg, dp.value.sources, statePort, authSetup, log, dp.value.ifMtus) : await startRemote(cfg, statePort, authSetup, log);
+    cfg.role === 'local' ? await startLocal(cfg, dp.value.sources, statePort, authSetup, log, dp.value.ifMtus, seeds) : await startRemote(cfg, statePort, authSetup, log);
   if (runtime.isErr()) {
     await cleanup(rt, state, dp.value);
     return fail(runtime.error);
@@ -204,6 +223,7 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
   }, PUBLISH_MS);
   let stopped = false;
   const running: RunningPortal = {
+    handOver: async () => {},
     state,
     plan: plan.value,
     runtime: runtime.value,
@@ -218,6 +238,14 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
       rt.close();
       return r;
     },
+  };
+  running.handOver = async () => {
+    if (stopped) return;
+    stopped = true;
+    clearInterval(publishing);
+    await runtime.value.stop();
+    dp.value.close();
+    rt.close();
   };
   log('portal up', { instance: cfg.instance, role: cfg.role, links: cfg.role === 'local' ? cfg.links.length : undefined, pins: pinDir });
   return ok(running);

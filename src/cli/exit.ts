@@ -2,12 +2,13 @@
 //
 // Exit codes (documented in the README):
 //   0 success · 1 runtime failure (netlink, native, external command, timeout) · 2 bad usage or
-//   config · 3 not found · 4 conflict (already up / in use) · 5 permission denied · 70 bug
+//   config · 3 not found · 4 conflict (already up / in use) · 5 permission denied · 70 bug ·
+//   75 handed over (the foreground portal on SIGUSR2: its data path left for the next `up`)
 // `mpctl up` with the console (commands/portal.ts): 0 after q (clean teardown) or d (detached),
 // 1 when the portal's teardown was incomplete, the portal's own code when it failed to come up.
 import { describeError, type MpError } from '../errors.js';
 
-export const EXIT = { ok: 0, failure: 1, usage: 2, notFound: 3, conflict: 4, permission: 5, bug: 70 } as const;
+export const EXIT = { ok: 0, failure: 1, usage: 2, notFound: 3, conflict: 4, permission: 5, handover: 75, bug: 70 } as const;
 
 export function exitCodeOf(e: MpError): number {
   switch (e.kind) {

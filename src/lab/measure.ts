@@ -89,6 +89,8 @@ export interface IperfResult {
   lostPackets?: number;
   packets?: number;
   jitterMs?: number;
+  /** UDP client → server only: packets the receiver counted lost in each of its intervals */
+  lostPerInterval?: number[];
   /** UDP only: payload the receiver got per second after the warm-up (its own intervals) */
   receivedBps?: number;
   intervals: number[];
@@ -178,6 +180,7 @@ export async function iperf(lab: string, o: IperfOptions): Promise<Result<IperfR
       packets: s?.packets ?? 0,
       jitterMs: s?.jitter_ms ?? 0,
       ...(w.secs > 0 ? { receivedBps: (w.bytes * 8) / w.secs } : {}),
+      ...(o.reverse ? {} : { lostPerInterval: (j.server_output_json?.intervals ?? []).map((i) => i.sum?.lost_packets ?? 0) }),
       intervals,
     });
   }
@@ -191,7 +194,7 @@ export async function iperf(lab: string, o: IperfOptions): Promise<Result<IperfR
 }
 
 interface IperfInterval {
-  sum?: { start?: number; end?: number; bytes?: number; bits_per_second?: number };
+  sum?: { start?: number; end?: number; bytes?: number; bits_per_second?: number; lost_packets?: number };
 }
 
 interface IperfJson {

@@ -181,12 +181,30 @@ export class PmtuSearch {
     this.expire(now);
   }
 
-  /** The link (came back) up: search again from scratch, keeping the value in use meanwhile (a
-   * search run while the link was dead would have found nothing). */
+  /** The link (came back) up: search again above what is confirmed (from the floor when nothing
+   * is), keeping the value in use meanwhile. A restart is no evidence that the path shrank, so
+   * its result is never below the confirmed value (a search run while the link was dead, or in a
+   * busy moment, would find less than the path carries); the confirm probes that follow find a
+   * real shrink (LOSSES lost in a row) as they do on a running link. */
   restart(now: number): void {
     this.out.clear();
     this.afterShrink = true; // a result below the ceiling is checked again soon
-    this.startSearch(now, this.floor, this.ceiling + 1);
+    this.startSearch(now, this.probed ? this.mtu : this.floor, this.ceiling + 1);
+  }
+
+  /** Taken over from a running data path (hitless restart): `mtu` is what it schedules by, so
+   * it is the confirmed value, checked by the confirm probes from now on like any other; no
+   * search (one would start from the interface MTU and, in the busy moment of a restart, might
+   * find less). Growth is looked for at the next reprobe. */
+  seed(mtu: number, now: number): void {
+    if (!(mtu > this.floor)) return;
+    this.out.clear();
+    this.strikes.clear();
+    this.lo = Math.min(mtu, this.ceiling);
+    this.hi = this.ceiling + 1;
+    this.roundEnd = null;
+    this.afterShrink = false;
+    this.settle(now);
   }
 
   /** Size-dependent loss seen elsewhere (e.g. an ICMP "too big" naming `mtu`): search below. */
@@ -291,7 +309,14 @@ export class PmtuProber {
     this.links.set(id, { up: new PmtuSearch(ceiling, floor, confirm), down: new PmtuSearch(ceiling, floor, confirm) });
   }
 
-  /** The link came (back) up: search both directions again. */
+  /** Link `id`'s confirmed MTUs, taken over from a running data path (PmtuSearch.seed). */
+  seed(id: number, mtus: { up: number; down: number }, now: number): void {
+    const l = this.links.get(id);
+    l?.up.seed(mtus.up, now);
+    l?.down.seed(mtus.down, now);
+  }
+
+  /** The link came (back) up: search both directions again (above what is confirmed). */
   restart(id: number, now: number): void {
     const l = this.links.get(id);
     l?.up.restart(now);

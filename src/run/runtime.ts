@@ -349,6 +349,9 @@ export async function startLocal(
   log: Log,
   /** each link's interface MTU: the largest probe (default 1500) */
   ceilings: Map<number, number> = new Map(),
+  /** an adopted data path's path MTUs (hitless restart): confirmed from the start, no search
+   * (PmtuProber.seed; 0: not known, that direction searches) */
+  seeds: Map<number, { up: number; down: number }> = new Map(),
   clock: Clock = monotonic,
 ): Promise<Result<Runtime, MpError>> {
   const { nowMs, nowNs, nowUs } = clockFns(clock);
@@ -421,6 +424,8 @@ export async function startLocal(
     s.value.on('error', (e) => log('socket error', { link: l.id, error: e.message }));
     socks.push({ id: l.id, sock: s.value, remote, fam, sent: (n) => cc.budgets.countControl(l.id, 'tx', controlWireBytes(n, fam)) });
     pmtu.addLink(l.id, ceilings.get(l.id) ?? 1500, PROBE_LEN + udpOverhead(fam), l.budgetBytes > 0);
+    const seed = seeds.get(l.id);
+    if (seed) pmtu.seed(l.id, seed, nowMs());
     const inner = (ceilings.get(l.id) ?? 1500) - overhead(fam, l.carrier);
     if (inner < IPV6_MIN_MTU) log(`warning: ${small(l.name, inner)}`, { link: l.id, innerMtu: inner });
   }

@@ -106,6 +106,15 @@ export async function publish(instance: string, p: Published): Promise<void> {
   await rename(`${file}.tmp`, file);
 }
 
+/** The last publication of instance's portal (null: none, or unreadable). */
+export async function readPublished(instance: string): Promise<Published | null> {
+  try {
+    return JSON.parse(await readFile(publishFile(instance), 'utf8')) as Published;
+  } catch {
+    return null; // not published yet
+  }
+}
+
 /** The link names from the config file (read-only; a config edited since `up` may differ, which
  *  is why the id stays the key): the LP's [[link]] tables, the RP's `link_names`. */
 async function linkNames(configFile: string): Promise<Map<number, { name: string; interface: string | null; budgetBytes: number }>> {
@@ -184,14 +193,8 @@ export async function portalStatus(instance: string): Promise<Result<PortalStatu
     const sent = sc.isOk() && sc.value ? abi.decodeSched(sc.value).sentBytes : null;
     const ncpu = cpus._unsafeUnwrap();
     const names = await linkNames(st.value.configFile);
-    let runtime: LinkRuntimeStatus[] = [];
-    let published: Published | null = null;
-    try {
-      published = JSON.parse(await readFile(publishFile(instance), 'utf8')) as Published;
-      runtime = published.links ?? [];
-    } catch {
-      /* not published yet */
-    }
+    const published = await readPublished(instance);
+    const runtime: LinkRuntimeStatus[] = published?.links ?? [];
     const out: LinkStatus[] = [];
     for (let id = 0; id < abi.MP_MAX_LINKS; id++) {
       const l = mapLookup(links._unsafeUnwrap(), abi.mapKey(id), abi.MP_LINK_SIZE);

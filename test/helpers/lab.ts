@@ -1,9 +1,15 @@
 // Test-side lab helpers: a unique lab per test run, always torn down (even when the test throws),
-// and reaping of labs left by crashed earlier runs (their owner process is gone).
-import { labDown, labUp } from '../../src/lab/lab.js';
+// and reaping of labs left by crashed earlier runs (their owner process is gone); and what the
+// bond tests share: `must`, the two-link scenario, a portal's `status --json`, kill and restart.
+import assert from 'node:assert/strict';
+import { readFile, stat } from 'node:fs/promises';
+import { labDown, labUp, mpctlPath } from '../../src/lab/lab.js';
+import { portalInstance } from '../../src/lab/bond.js';
+import { run, spawnDetached, waitForLog } from '../../src/lab/namespaces.js';
 import { isAlive } from '../../src/proc.js';
-import type { Scenario } from '../../src/lab/scenario.js';
-import { listLabs, readState } from '../../src/lab/state.js';
+import { parseScenario, type Scenario } from '../../src/lab/scenario.js';
+import { labDir, listLabs, readState } from '../../src/lab/state.js';
+import { nsName } from '../../src/lab/topology.js';
 
 let seq = 0;
 /** `t<pid><seq><rand>`: unique across parallel runs and leftovers. */
@@ -42,4 +48,58 @@ export async function withLab<T>(scenario: Scenario, fn: (name: string) => Promi
     const d = await labDown(name);
     if (d.isErr()) throw new Error(`lab down failed: ${JSON.stringify(d.error)}`);
   }
+}
+
+/** The value of an Ok Result, or fail the test naming `what` and the error. */
+export const must = <T>(r: { isOk(): boolean; _unsafeUnwrap(): T }, what: string): T => {
+  assert.ok(r.isOk(), `${what}: ${JSON.stringify((r as unknown as { error?: unknown }).error)}`);
+  return r._unsafeUnwrap();
+};
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Two 20 Mbit/s links of 10 and 15 ms, 60 ms of queue each. */
+export const twoLinks: Scenario = parseScenario(
+  { links: [{ label: 'l1', rate: '20mbit', delay: '10ms', queue: '60ms' }, { label: 'l2', rate: '20mbit', delay: '15ms', queue: '60ms' }] },
+  't',
+)._unsafeUnwrap();
+
+/** What the lab tests read of `mpctl status --json` (docs/status-json.md). */
+export interface PortalStatus {
+  pid: number;
+  running: boolean;
+  controlPlane: { running: boolean; lastSeenMs: number | null };
+  dataPath: { forwarding: boolean; packetsLastSecond: number };
+  links: { id: number; state: string; rateBps: number; owdUs: number; cc: { rateBps: number; bwBps: number; queueMs: number; phase: string; stale: boolean } | null }[];
+}
+
+/** `mpctl status --json` of a lab's portal, run in its namespace. */
+export async function portalStatus(lab: string, role: 'lp' | 'rp'): Promise<PortalStatus> {
+  const r = await run('ip', ['netns', 'exec', nsName(lab, role), mpctlPath(), 'status', '--instance', portalInstance(lab, role), '--json']);
+  return JSON.parse(must(r, 'mpctl status')) as PortalStatus;
+}
+
+/** SIGKILL a lab's portal (as the OOM killer would), or SIGUSR2 (it hands its data path over:
+ * `systemctl reload`); resolves once it is gone. */
+export async function killPortal(lab: string, role: 'lp' | 'rp', signal: 'SIGKILL' | 'SIGUSR2' = 'SIGKILL'): Promise<void> {
+  const { pid } = await portalStatus(lab, role);
+  assert.ok(pid > 0, `${role} runs`);
+  process.kill(pid, signal);
+  for (let i = 0; i < 250 && isAlive(pid); i++) await sleep(20); // reaped (or a zombie: 5 s at most)
+}
+
+/** `mpctl up` of a lab's portal with its config (as systemd's Restart= would); resolves with
+ * its log from then on, once it says "portal up". */
+export async function restartPortal(lab: string, role: 'lp' | 'rp'): Promise<string> {
+  const log = `${labDir(lab)}/${role}.log`;
+  const from = await stat(log).then((s) => s.size, () => 0);
+  const p = must(await spawnDetached(nsName(lab, role), [mpctlPath(), 'up', role === 'lp' ? 'local' : 'remote', '--config', `${labDir(lab)}/${role}.toml`, '--no-tui'], log), 'restart');
+  must(await waitForLog(log, 'portal up', p, 30_000, from), `${role} up again`);
+  return (await readFile(log)).subarray(from).toString('utf8');
+}
+
+/** SIGKILL (or SIGUSR2) and `mpctl up` again (killPortal, restartPortal). */
+export async function killAndRestart(lab: string, role: 'lp' | 'rp', signal: 'SIGKILL' | 'SIGUSR2' = 'SIGKILL'): Promise<string> {
+  await killPortal(lab, role, signal);
+  return restartPortal(lab, role);
 }

@@ -28,6 +28,7 @@ import { isAlive } from '../../proc.js';
 import type { ConsolePort } from '../../tui/console.js';
 import { loadConsole } from '../../tui/load.js';
 import { rotateOwnLog, startInBackground } from '../background.js';
+import { EXIT } from '../exit.js';
 import { instanceOption } from '../options.js';
 import { run } from '../run.js';
 
@@ -62,7 +63,8 @@ async function dryRun(cfg: PortalConfig, configFile: string): Promise<Result<num
 /** The run loop's administrative switch, for the control socket (the loop logs the change). */
 const adminSwitch = (p: RunningPortal) => async (linkId: number, down: boolean) => p.runtime.setAdmin(linkId, down);
 
-/** The portal in this process, until SIGINT/SIGTERM: what systemd and the background process run. */
+/** The portal in this process, until SIGINT/SIGTERM (tear down) or SIGUSR2 (hand over: exit 75,
+ * the data path left running for the next `up`): what systemd and the background process run. */
 async function runForeground(cfg: PortalConfig, configFile: string, readyFd: number | undefined): Promise<Result<number, MpError>> {
   const up = await portalUp(cfg, configFile, logLine);
   if (up.isErr()) return err(up.error);
@@ -104,8 +106,17 @@ async function runForeground(cfg: PortalConfig, configFile: string, readyFd: num
       if (r.isErr()) logLine('teardown incomplete', { error: r.error });
       resolve(r.isErr() ? 1 : 0);
     };
+    // SIGUSR2: end this process, leave the data path to the next `up` (hitless re-exec)
+    const handOver = async () => {
+      logLine('leaving the data path running for the next `mpctl up` to adopt', { signal: 'SIGUSR2' });
+      stopRotating();
+      for (const s of services) await s.close();
+      await p.handOver();
+      resolve(EXIT.handover);
+    };
     process.once('SIGINT', () => void stop('SIGINT'));
     process.once('SIGTERM', () => void stop('SIGTERM'));
+    process.once('SIGUSR2', () => void handOver());
   });
   logLine('portal down', { instance: cfg.instance });
   return ok(code);

@@ -6,7 +6,8 @@
  * Portal (before encap). A packet's journey:
  *
  *   1. Is it ours? Outer IPv4/IPv6 + UDP to the tunnel port (RP: port_be; LP: a link's
- *      local_port_be), or the `ip` carrier's protocol. Anything else passes untouched.
+ *      local_port_be), or the `ip` carrier's protocol. Anything else passes untouched; an ICMP
+ *      "too big" about one of our outer packets is recorded on its link first (ptb.h).
  *      Outer fragments of ours are dropped (flood.h).
  *   2. Validate lengths and version/type. Handshake messages (HS_INIT, HS_RESP, COOKIE) pass
  *      up to the portal's socket as they are (they authenticate themselves in userland) if
@@ -31,6 +32,7 @@
 #include "auth.h"
 #include "flood.h"
 #include "ttl.h"
+#include "ptb.h"
 
 /* Ethernet, outer IPv4 with options (60) + UDP, mp_hdr, an inner IPv6 header */
 #define DECAP_WINDOW (ETH_HLEN + 60 + 8 + MP_HDR_LEN + 40)
@@ -46,6 +48,7 @@ struct outer {
 	__u16 end;        /* offset where the datagram ends (Ethernet padding may follow) */
 	__u32 saddr[4];   /* outer source address (network order, IPv4 in [0]) */
 	struct frag frag; /* an outer fragment (flood.h): ours is dropped */
+	__u8 icmp;        /* not ours but ICMP / ICMPv6, whole, at hdr_off (ptb.h) */
 };
 
 /* Does link l receive this outer packet? UDP: on its local port; ip carrier: on its device. */
@@ -84,6 +87,12 @@ static __always_inline bool parse_outer(struct __sk_buff *skb, const struct mp_c
 
 	if (!parse_l3(skb, &p) || !frag_parse(skb, &p, &o->frag))
 		return false;
+	if (p.proto == (p.family == 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6) && !p.fragment && !p.truncated) {
+		o->icmp = 1; /* not ours: perhaps "too big" about ours (ptb.h) */
+		o->family = p.family;
+		o->hdr_off = p.l4_off;
+		return false;
+	}
 	if (!load_addr(skb, l3_saddr_off(&p), p.family, o->saddr) ||
 	    !load_addr(skb, l3_daddr_off(&p), p.family, daddr))
 		return false;
@@ -307,8 +316,11 @@ int decap(struct __sk_buff *skb)
 
 	/* 1. ours? */
 	pull_headers(skb, DECAP_WINDOW);
-	if (!parse_outer(skb, cfg, &o))
+	if (!parse_outer(skb, cfg, &o)) {
+		if (o.icmp) /* "too big" about our own packets: the link's path MTU (ptb.h) */
+			mp_ptb_learn(skb, o.family, o.hdr_off);
 		return mp_pass();
+	}
 	if (o.frag.is) {
 		if (!o.frag.later)
 			frag_first_ours(&o.frag, o.family, o.saddr, bpf_ktime_get_ns());
@@ -384,8 +396,11 @@ int decap(struct __sk_buff *skb)
 	((struct ethhdr *)data)->h_proto = bpf_htons(family == 4 ? ETH_P_IP : ETH_P_IPV6);
 
 	/* 6. deliver */
-	if ((cfg->flags & MP_CFG_DEC_TTL) && !dec_ttl(skb, family))
-		return mp_icmp_time_exceeded(skb, id, family); /* ttl.h */
+	if ((cfg->flags & MP_CFG_DEC_TTL) && !dec_ttl(skb, family)) { /* ttl.h */
+		int v = mp_icmp_time_exceeded(skb, id, family);
+
+		return v == MP_TTL_NO_LINK ? mp_icmp_time_exceeded_own(skb, family) : v;
+	}
 	if (cfg->role == MP_ROLE_LOCAL)
 		return mp_redirected(bpf_redirect_neigh(cfg->lan_ifindex, NULL, 0, 0));
 	return forward(skb, family);

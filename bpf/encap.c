@@ -74,14 +74,22 @@ static __always_inline bool for_tunnel(struct __sk_buff *skb, const struct mp_co
 				       const struct l3 *p)
 {
 	const struct mp_addr *client = p->family == 4 ? &cfg->client_v4 : &cfg->client_v6;
+	const struct mp_addr *own;
 	__u32 addr[4];
 	__u16 dport;
 
 	if (link_scoped(skb, p))
 		return false;
-	if (cfg->role == MP_ROLE_LOCAL) /* from the client */
-		return load_addr(skb, l3_saddr_off(p), p->family, addr) &&
-		       in_prefix(addr, client, p->family);
+	if (cfg->role == MP_ROLE_LOCAL) { /* from the client */
+		if (!load_addr(skb, l3_saddr_off(p), p->family, addr))
+			return false;
+		if (in_prefix(addr, client, p->family))
+			return true;
+		/* or the LP's own "time exceeded" of a family no link has, back from the loop (ttl.h) */
+		own = p->family == 4 ? &cfg->own_v4 : &cfg->own_v6;
+		return cfg->loop_mark && skb->mark == cfg->loop_mark && own->family == p->family &&
+		       in_prefix(addr, own, p->family);
+	}
 
 	/* MP_ROLE_REMOTE: to the client */
 	if (!load_addr(skb, l3_daddr_off(p), p->family, addr) || !in_prefix(addr, client, p->family))

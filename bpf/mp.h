@@ -152,6 +152,10 @@ struct mp_config {
 	__u16 reserved_ports[MP_RESERVED_PORTS]; /* single-interface RP: these TCP/UDP ports stay local (0 = unused) */
 	__u32 loop_ifindex; /* the segmentation loop's entry device mpf…a (loop.h); 0 = no loop */
 	__u32 loop_mark;    /* skb->mark of a packet sent into the loop; 0 = no loop */
+	/* The portal's own address of each family (family 0: none), for ICMP "time exceeded" about
+	 * an inner packet of a family no link has (ttl.h): LP an address of lan, RP of wan. */
+	struct mp_addr own_v4;
+	struct mp_addr own_v6;
 };
 
 enum mp_link_state {
@@ -230,6 +234,10 @@ struct mp_rx {
 	__u32 last_owd_us;   /* receiver clock (µs) minus sender ts_us of the last packet */
 	__u64 packets;
 	__u64 bytes;         /* outer IP packet bytes, as mp_link_stats */
+	/* ICMP "fragmentation needed" / "packet too big" about this portal's own outer packets on
+	 * the link (decap, bpf/ptb.h; not authenticated: userland takes it only as a hint to probe) */
+	__u32 ptb_mtu;       /* the MTU the last one named */
+	__u32 ptb_count;     /* how many arrived */
 };
 
 /* mp_peer_probe[link_id]: the data path answers probe requests itself (bpf/probe.h), so that a

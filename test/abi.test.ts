@@ -260,9 +260,12 @@ describe('encoders and decoders', () => {
       reservedPorts: [22, 443],
       loopIfindex: 9,
       loopMark: 0x6d700100,
+      ownV4: { family: 4, prefixLen: 32, addr: '198.51.100.2' },
+      ownV6: { family: 6, prefixLen: 128, addr: '2001:db8:100::2' },
     };
     const b = encodeConfig(c);
-    assert.equal(b.length, 92);
+    assert.equal(b.length, 132);
+    assert.deepEqual(b.subarray(112, 116), Buffer.from([6, 128, 0, 0]), 'own_v6 family, prefix');
     assert.equal(b.readUInt32LE(88), 0x6d700100, 'loop_mark host-endian (as skb->mark)');
     assert.deepEqual(b.subarray(16, 18), Buffer.from([0x15, 0xb3]), 'port_be big-endian');
     assert.deepEqual(b.subarray(28, 32), Buffer.from([4, 32, 0, 0]), 'client_v4 family, prefix');
@@ -270,8 +273,8 @@ describe('encoders and decoders', () => {
   });
 
   it('unset addresses are family 0 both ways; a family that does not match is refused', () => {
-    const c = decodeConfig(Buffer.alloc(92));
-    assert.deepEqual([c.clientV4, c.clientV6], [NO_ADDR, NO_ADDR]);
+    const c = decodeConfig(Buffer.alloc(132));
+    assert.deepEqual([c.clientV4, c.clientV6, c.ownV4, c.ownV6], [NO_ADDR, NO_ADDR, NO_ADDR, NO_ADDR]);
     assert.throws(() => encodeEndpoint({ addr: { family: 4, prefixLen: 32, addr: '2001:db8::1' }, port: 1, valid: true, updatedNs: 0n }), /not IPv4/);
   });
 
@@ -337,7 +340,9 @@ describe('encoders and decoders', () => {
     rx.writeUInt32LE(0xfffffff0, 12);
     rx.writeBigUInt64LE(2n, 16);
     rx.writeBigUInt64LE(300n, 24);
-    assert.deepEqual(decodeRx(rx), { lastRxNs: 5n, maxLinkSeq: 9, lastOwdUs: 0xfffffff0, packets: 2n, bytes: 300n });
+    rx.writeUInt32LE(1280, 32);
+    rx.writeUInt32LE(3, 36);
+    assert.deepEqual(decodeRx(rx), { lastRxNs: 5n, maxLinkSeq: 9, lastOwdUs: 0xfffffff0, packets: 2n, bytes: 300n, ptbMtu: 1280, ptbCount: 3 });
     const s = Buffer.alloc(MP_SCHED.size);
     s.writeUInt32LE(42, 4);
     s.writeBigUInt64LE(77n, 8 + 8 * 3);

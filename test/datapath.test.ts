@@ -33,7 +33,7 @@ import {
   type SkbContext,
 } from '../src/native/libmpctl.js';
 import { withNetns } from '../src/native/netns.js';
-import { ipToBuffer } from '../src/netlink/ip.js';
+import { ipFamily, ipToBuffer } from '../src/netlink/ip.js';
 import {
   decodeEndpoint,
   decodeHdr,
@@ -893,6 +893,26 @@ const gsoTcpV6 = frame(ipSpec(CLIENT_V6, NET_V6), tcp({ sport: 33333, dport: 443
 
 runTable('encap: the segmentation loop', loopBase, [
   {
+    name: 'the LP’s own time exceeded (ttl.h: a family no link has) back from the loop, marked: carried, mark cleared',
+    prog: 'encap',
+    setup: () => setConfig({ loopIfindex: LOOP_IF, loopMark: LOOP_MARK, flags: MP_CFG_LOOP_FRAG, ownV6: hostAddr('fd00:10::1') }),
+    input: frame(ipSpec('fd00:10::1', NET_V6), icmpMsg(3, 0, Buffer.alloc(52))),
+    ctx: { mark: LOOP_MARK },
+    verdict: TC_ACT_REDIRECT,
+    mark: 0,
+    loop: { back: 1 },
+    out: (o) => assert.equal(sentOn(o), 0),
+  },
+  {
+    name: 'from the LP’s own address without the loop mark: not for the tunnel (only the client’s packets are)',
+    prog: 'encap',
+    setup: () => setConfig({ loopIfindex: LOOP_IF, loopMark: LOOP_MARK, flags: MP_CFG_LOOP_FRAG, ownV6: hostAddr('fd00:10::1') }),
+    input: frame(ipSpec('fd00:10::1', NET_V6), icmpMsg(3, 0, Buffer.alloc(52))),
+    ctx: { mark: 0 },
+    verdict: TC_ACT_UNSPEC,
+    out: 'same',
+  },
+  {
     name: 'IPv4 without DF, larger than inner_mtu: back to the stack with the loop mark, untouched',
     prog: 'encap',
     input: bigNoDf,
@@ -1472,6 +1492,31 @@ const withLen = (f: Buffer, ipLenDelta: number, udpLenDelta = 0): Buffer => {
   return b;
 };
 
+// ICMP "too big" from a router inside a link's path, about an outer packet from `src`:`sport` to
+// `dst`:`dport` (UDP; proto: another carrier's protocol), quoting its IP header + 8 bytes.
+const ptbQuote = (src: string, sport: number, dst: string, dport: number, proto = IPPROTO_UDP): Buffer => {
+  const p = proto === IPPROTO_UDP ? ipPacket(ipSpec(src, dst), udp({ sport, dport, payload: Buffer.alloc(1400) })) : ipPacket(ipSpec(src, dst), raw(proto, Buffer.alloc(1400)));
+  return p.subarray(0, (ipFamily(src) === 6 ? 40 : 20) + 8);
+};
+const mtuWord = (mtu: number, v6: boolean) => {
+  const b = Buffer.alloc(4);
+  if (v6) b.writeUInt32BE(mtu);
+  else b.writeUInt16BE(mtu, 2);
+  return b;
+};
+const ptbV4 = (src: string, sport: number, dst: string, dport: number, mtu: number, proto = IPPROTO_UDP) =>
+  frame(ipSpec('192.0.2.1', src), icmpMsg(3, 4, Buffer.concat([mtuWord(mtu, false), ptbQuote(src, sport, dst, dport, proto)])));
+const ptbV6 = (src: string, sport: number, dst: string, dport: number, mtu: number) =>
+  frame(ipSpec('2001:db8:2::1', src), icmpMsg(2, 0, Buffer.concat([mtuWord(mtu, true), ptbQuote(src, sport, dst, dport)])));
+const LP_OWN_V6 = 'fd00:10::1'; // the LP's lan address: its own when no link is IPv6
+/** DEC_TTL with config `c`, link 1 (the IPv6 one) unused: an IPv6 inner packet of no link's family */
+const noV6Link = (c: Partial<MpConfig>) => {
+  setConfig({ flags: MP_CFG_DEC_TTL, ...c });
+  put('links', 1, encodeLink({ ...decodeLink(get('links', 1)), state: MP_LINK_UNUSED }));
+};
+const v6Expiring = wireV4(ipPacket(ipSpec(NET_V6, CLIENT_V6, { ttl: 1 }), udp({ sport: 1, dport: 2 })));
+const RP_OWN_V6 = '2001:db8:113::1';
+
 runTable('decap (LP: link ingress)', lpDecapBase, [
   {
     name: 'IPv4 outer, IPv4 inner: inner delivered exactly, receive state recorded',
@@ -1585,17 +1630,71 @@ runTable('decap (LP: link ingress)', lpDecapBase, [
     drops: { ttl: 1 },
     out: (o) => assert.equal(parseIp(o).src, LP_LOCAL_V6),
   },
+  ...([
+    ['no own address of the family (no IPv6 link)', {}],
+    ['an own IPv6 address but no loop to the tunnel', { ownV6: hostAddr(LP_OWN_V6) }],
+  ] as const).map(
+    ([what, c]): Case => ({
+      name: `DEC_TTL: ${what}: dropped as before`,
+      prog: 'decap',
+      setup: () => noV6Link(c),
+      input: v6Expiring,
+      verdict: TC_ACT_SHOT,
+      drops: { ttl: 1 },
+    }),
+  ),
   {
-    name: 'DEC_TTL: no own address of the family (no IPv6 link): dropped as before',
+    name: 'DEC_TTL: IPv6 inner, no IPv6 link: time exceeded from the LP’s own IPv6 address (lan), into the tunnel by the loop, marked',
     prog: 'decap',
-    setup: () => {
-      setConfig({ flags: MP_CFG_DEC_TTL });
-      put('links', 1, encodeLink({ ...decodeLink(get('links', 1)), state: MP_LINK_UNUSED }));
-    },
-    input: wireV4(ipPacket(ipSpec(NET_V6, CLIENT_V6, { ttl: 1 }), udp({ sport: 1, dport: 2 }))),
-    verdict: TC_ACT_SHOT,
+    setup: () => noV6Link({ loopIfindex: LOOP_IF, loopMark: LOOP_MARK, ownV6: hostAddr(LP_OWN_V6) }),
+    input: v6Expiring,
+    verdict: TC_ACT_REDIRECT,
+    mark: LOOP_MARK,
     drops: { ttl: 1 },
+    out: timeExceeded(LP_OWN_V6, NET_V6, ipPacket(ipSpec(NET_V6, CLIENT_V6, { ttl: 1 }), udp({ sport: 1, dport: 2 }))),
   },
+  {
+    name: 'ICMP fragmentation needed about link 0’s outer packet: its MTU recorded on link 0 (ptb.h), passed on untouched',
+    prog: 'decap',
+    input: ptbV4(LP_LOCAL_V4, linkPort(0), RP_V4, RP_PORT, 1400),
+    verdict: TC_ACT_UNSPEC,
+    out: 'same',
+    after: () => {
+      assert.deepEqual([decodeRx(get('rx', 0)).ptbMtu, decodeRx(get('rx', 0)).ptbCount], [1400, 1]);
+      assert.deepEqual([1, 2].map((id) => decodeRx(get('rx', id)).ptbCount), [0, 0], 'no other link');
+    },
+  },
+  {
+    name: 'ICMPv6 packet too big about link 1’s outer packet: recorded on link 1',
+    prog: 'decap',
+    input: ptbV6(LP_LOCAL_V6, linkPort(1), RP_V6, RP_PORT, 1280),
+    verdict: TC_ACT_UNSPEC,
+    out: 'same',
+    after: () => assert.deepEqual([decodeRx(get('rx', 1)).ptbMtu, decodeRx(get('rx', 1)).ptbCount], [1280, 1]),
+  },
+  {
+    name: 'ICMP fragmentation needed about the ip carrier’s packet (protocol 253, on its device): recorded on link 2',
+    prog: 'decap',
+    input: ptbV4(LP_LOCAL_V4, 0, RP_V4, RP_PORT, 1300, IP_PROTO),
+    verdict: TC_ACT_UNSPEC,
+    out: 'same',
+    after: () => assert.deepEqual([0, 2].map((id) => decodeRx(get('rx', id)).ptbMtu), [0, 1300]),
+  },
+  ...([
+    ['another port (someone else’s packet)', ptbV4(LP_LOCAL_V4, 999, RP_V4, RP_PORT, 1400)],
+    ['another destination than the RP', ptbV4(LP_LOCAL_V4, linkPort(0), NET_V4, RP_PORT, 1400)],
+    ['MTU 0 (a router of before RFC 1191)', ptbV4(LP_LOCAL_V4, linkPort(0), RP_V4, RP_PORT, 0)],
+    ['another ICMP type (unreachable port)', frame(ipSpec('192.0.2.1', LP_LOCAL_V4), icmpMsg(3, 3, Buffer.concat([Buffer.alloc(4), ptbQuote(LP_LOCAL_V4, linkPort(0), RP_V4, RP_PORT)])))],
+  ] as const).map(
+    ([what, input]): Case => ({
+      name: `ICMP “too big” that is not about our packets, ${what}: nothing recorded, passed on`,
+      prog: 'decap',
+      input,
+      verdict: TC_ACT_UNSPEC,
+      out: 'same',
+      after: () => assert.deepEqual([0, 1, 2].map((id) => decodeRx(get('rx', id)).ptbCount), [0, 0, 0]),
+    }),
+  ),
   {
     name: 'DEC_TTL: an expiring ICMP error is not answered',
     prog: 'decap',
@@ -1841,15 +1940,34 @@ runTable('decap (RP: wan ingress, FIB delivery in a namespace)', () => {
       assert.ok(ip.headerChecksumOk);
     },
   },
+  ...([
+    ['TTL runs out: time exceeded from the RP’s address', RP_CLIENT_V4, NET_V4, RP_V4, {}],
+    ['IPv6 hop limit runs out, no IPv6 link: time exceeded from the RP’s own IPv6 address', RP_CLIENT_V6, NET_V6, RP_OWN_V6, { ownV6: hostAddr(RP_OWN_V6) }],
+  ] as const).map(([what, client, net, from, c]): Case => {
+    const expiring = ipPacket(ipSpec(client, net, { ttl: 1 }), udp({ sport: 33434, dport: 33434 }));
+    return {
+      name: `DEC_TTL: the client’s ${what}, into the loop (back through the tunnel)`,
+      prog: 'decap',
+      ns: true,
+      setup: () => setConfig({ flags: MP_CFG_DEC_TTL, loopIfindex: wan0, loopMark: 0x6d700100, ...c }, RP_CONFIG),
+      input: fromLp(expiring),
+      verdict: TC_ACT_REDIRECT,
+      drops: { ttl: 1 },
+      out: timeExceeded(from, client, expiring),
+    };
+  }),
   {
-    name: 'DEC_TTL: the client’s TTL runs out: time exceeded from the RP’s address, into the loop (back through the tunnel)',
+    name: 'ICMP fragmentation needed about the RP’s packet to link 0’s endpoint: recorded on link 0 (ptb.h), passed on',
     prog: 'decap',
     ns: true,
-    setup: () => setConfig({ flags: MP_CFG_DEC_TTL, loopIfindex: wan0, loopMark: 0x6d700100 }, RP_CONFIG),
-    input: fromLp(ipPacket(ipSpec(RP_CLIENT_V4, NET_V4, { ttl: 1 }), udp({ sport: 33434, dport: 33434 }))),
-    verdict: TC_ACT_REDIRECT,
-    drops: { ttl: 1 },
-    out: timeExceeded(RP_V4, RP_CLIENT_V4, ipPacket(ipSpec(RP_CLIENT_V4, NET_V4, { ttl: 1 }), udp({ sport: 33434, dport: 33434 }))),
+    setup: () => put('endpoints', 0, encodeEndpoint({ addr: hostAddr(NAT_V4), port: 41000, valid: true, updatedNs: 0n })),
+    input: ptbV4(RP_V4, RP_PORT, NAT_V4, 41000, 1280),
+    verdict: TC_ACT_UNSPEC,
+    out: 'same',
+    after: () => {
+      assert.deepEqual([decodeRx(get('rx', 0)).ptbMtu, decodeRx(get('rx', 0)).ptbCount], [1280, 1]);
+      assert.equal(decodeRx(get('rx', 3)).ptbCount, 0);
+    },
   },
   {
     name: 'DEC_TTL: the client’s TTL runs out on an RP without a loop: dropped as before',

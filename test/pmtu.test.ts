@@ -6,12 +6,17 @@ import { CONFIRM_MS, PmtuSearch, REPROBE_MS } from '../src/run/pmtu.js';
 
 const FLOOR = 92; // an unpadded probe over IPv4/UDP
 
-/** Runs `s` in 10 ms steps from `from` until `until(t)` or `limitMs`; the path may change with time. */
-function drive(s: PmtuSearch, o: { from: number; limitMs: number; rttMs: number; path: (t: number) => number; until: (t: number) => boolean }): number {
+/** Runs `s` in 10 ms steps from `from` until `until(t)` or `limitMs`; the path may change with time.
+ * livenessMs: liveness probes (unpadded, always pass) go this often and their replies are heard. */
+function drive(s: PmtuSearch, o: { from: number; limitMs: number; rttMs: number; path: (t: number) => number; until: (t: number) => boolean; livenessMs?: number }): number {
   const inflight: { token: number; at: number }[] = [];
+  const live: { sent: number; at: number }[] = [];
   for (let t = o.from; t <= o.from + o.limitMs; t += 10) {
     for (const x of inflight.filter((x) => x.at <= t)) s.ack(x.token, t);
     inflight.splice(0, inflight.length, ...inflight.filter((x) => x.at > t));
+    for (const x of live.filter((x) => x.at <= t)) s.heard(x.sent, t);
+    live.splice(0, live.length, ...live.filter((x) => x.at > t));
+    if (o.livenessMs && t % o.livenessMs === 0) live.push({ sent: t, at: t + o.rttMs });
     for (const [token, size] of s.due(t, o.rttMs)) if (size <= o.path(t)) inflight.push({ token, at: t + o.rttMs });
     if (o.until(t)) return t;
   }
@@ -105,10 +110,14 @@ test('random loss (a busy queue) does not lower the path MTU, however often it l
   const rnd = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
   const s = new PmtuSearch(1500, FLOOR);
   const inflight: { token: number; at: number }[] = [];
+  const live: { sent: number; at: number }[] = [];
   let min = 1500;
   for (let t = 0; t < 120_000; t += 10) {
     for (const x of inflight.filter((x) => x.at <= t)) s.ack(x.token, t);
     inflight.splice(0, inflight.length, ...inflight.filter((x) => x.at > t));
+    for (const x of live.filter((x) => x.at <= t)) s.heard(x.sent, t); // later replies: losses known sooner
+    live.splice(0, live.length, ...live.filter((x) => x.at > t));
+    if (t % 100 === 0 && rnd() >= 0.1) live.push({ sent: t, at: t + 20 });
     for (const [token] of s.due(t, 20)) if (rnd() >= 0.1) inflight.push({ token, at: t + 20 }); // 10 % of every probe lost
     if (t > 5000) min = Math.min(min, s.status().mtu);
   }
@@ -125,4 +134,44 @@ test('a stalled event loop (answers read late) does not count as loss', () => {
   for (const [token] of sent) s.ack(token, 600);
   s.due(650, 20);
   assert.deepEqual([s.status().mode, s.status().mtu], ['confirmed', 1500]);
+});
+
+test('a shrink is found within 2 s up to satellite round trips (600 ms): a loss is known by a later reply, the largest size that passed is used at once', () => {
+  const worst = new Map<number, number>();
+  for (const rtt of [20, 100, 300, 600])
+    for (const phase of [0, 40, 90, 130, 180, 220]) {
+      const s = new PmtuSearch(1500, FLOOR);
+      let path = 1500;
+      drive(s, { from: 0, limitMs: 10_000, rttMs: rtt, path: () => path, until: () => s.status().mode === 'confirmed', livenessMs: 100 });
+      const t0 = 12_000 + phase;
+      drive(s, { from: 10_000, limitMs: t0 - 10_000 - 10, rttMs: rtt, path: () => path, until: () => false, livenessMs: 100 });
+      path = 1400;
+      const t = drive(s, { from: t0, limitMs: 10_000, rttMs: rtt, path: () => path, until: () => s.status().mtu <= 1400, livenessMs: 100 });
+      assert.ok(t >= 0, `rtt ${rtt}: found`);
+      worst.set(rtt, Math.max(worst.get(rtt) ?? 0, t - t0));
+      assert.equal(s.status().mtu, 1400, 'exactly the size that passes (a first-round guess)');
+      const settled = drive(s, { from: t, limitMs: 10_000, rttMs: rtt, path: () => path, until: () => s.status().mode === 'confirmed', livenessMs: 100 });
+      assert.ok(settled >= 0 && s.status().mtu === 1400, `settles at ${s.status().mtu}`);
+    }
+  const w = Object.fromEntries(worst);
+  assert.ok([...worst.values()].every((ms) => ms <= 2000), `within 2 s, worst per round trip: ${JSON.stringify(w)}`);
+  assert.ok((worst.get(600) ?? 0) > 1000, `bounded by 2 round trips: ${JSON.stringify(w)}`);
+});
+
+test('ICMP too big is a hint: a search at once with its size, confirmed by probes; a forged one costs a search, not the MTU', () => {
+  const s = new PmtuSearch(1500, FLOOR);
+  let path = 1500;
+  drive(s, { from: 0, limitMs: 5000, rttMs: 100, path: () => path, until: () => s.status().mode === 'confirmed', livenessMs: 100 });
+  path = 1337; // not a common size: only the hint finds it in the first round
+  assert.equal(s.tooBig(1337, 6000), true);
+  assert.equal(s.tooBig(1337, 6010), false, 'a repeat while the search runs changes nothing');
+  const t = drive(s, { from: 6000, limitMs: 5000, rttMs: 100, path: () => path, until: () => s.status().mtu <= 1337, livenessMs: 100 });
+  assert.ok(t >= 0 && t - 6000 <= 300, `used one round trip after the ICMP (${t - 6000} ms)`);
+  drive(s, { from: t, limitMs: 5000, rttMs: 100, path: () => path, until: () => s.status().mode === 'confirmed', livenessMs: 100 });
+  assert.equal(s.status().mtu, 1337);
+  // forged: says 600 while 1337 passes
+  assert.equal(s.tooBig(600, 20_000), true);
+  drive(s, { from: 20_000, limitMs: 5000, rttMs: 100, path: () => path, until: () => s.status().mode === 'confirmed', livenessMs: 100 });
+  assert.equal(s.status().mtu, 1337, 'the probes decide');
+  assert.equal(s.tooBig(1400, 30_000), false, 'larger than the size in use: nothing');
 });

@@ -174,6 +174,11 @@ export async function openDatapath(
   const wan = cfg.role === 'remote' ? ifindex(cfg.wan) : ok(0);
   if (lan.isErr()) return fail(lan.error);
   if (wan.isErr()) return fail(wan.error);
+  /** the portal's own address of a family ("time exceeded" when no link has it, bpf/ttl.h):
+   * LP on lan, RP on wan, not link-local; else a link's source of that family */
+  const ownAddr = (ifname: string, f: 4 | 6) =>
+    (facts[ifname] ?? []).map((a) => a.split('/')[0]!).find((a) => ipFamily(a) === f && !/^fe80:/i.test(a)) ??
+    [...sources.values()].find((a) => ipFamily(a) === f);
   const config: abi.MpConfig = {
     role: cfg.role === 'local' ? abi.MP_ROLE_LOCAL : abi.MP_ROLE_REMOTE,
     flags:
@@ -193,6 +198,8 @@ export async function openDatapath(
     reservedPorts: cfg.role === 'remote' ? cfg.reservedPorts : [],
     loopIfindex: 0,
     loopMark: 0,
+    ownV4: addr(ownAddr(cfg.role === 'local' ? cfg.lan : cfg.wan, 4)),
+    ownV6: addr(ownAddr(cfg.role === 'local' ? cfg.lan : cfg.wan, 6)),
   };
   // adopted: the config stays until setLoop writes the same one with the loop in it, with the
   // inner MTU and MSS clamp the running data path has (its path MTU discovery's, not the interfaces')

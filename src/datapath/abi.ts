@@ -160,11 +160,12 @@ export const MP_PROBE = layout('mp_probe', 40, [
 /** The shortest probe message; a padded one is longer (mp.h: probe v2). */
 export const MP_PROBE_LEN = MP_HDR_LEN + MP_PROBE.size;
 // prettier-ignore
-export const MP_CONFIG = layout('mp_config', 92, [
+export const MP_CONFIG = layout('mp_config', 132, [
   ['role', 0, 4], ['flags', 4, 4], ['lan_ifindex', 8, 4], ['wan_ifindex', 12, 4],
   ['port_be', 16, 2], ['mss_v4', 18, 2], ['mss_v6', 20, 2], ['inner_mtu', 22, 2],
   ['ip_proto', 24, 1], ['pad', 25, 3], ['client_v4', 28, 20], ['client_v6', 48, 20],
   ['reserved_ports', 68, 16], ['loop_ifindex', 84, 4], ['loop_mark', 88, 4],
+  ['own_v4', 92, 20], ['own_v6', 112, 20],
 ]);
 // prettier-ignore
 export const MP_LINK = layout('mp_link', 80, [
@@ -186,8 +187,9 @@ export const MP_LINK_STATS = layout('mp_link_stats', 32, [
   ['tx_packets', 0, 8], ['tx_bytes', 8, 8], ['rx_packets', 16, 8], ['rx_bytes', 24, 8],
 ]);
 // prettier-ignore
-export const MP_RX = layout('mp_rx', 32, [
+export const MP_RX = layout('mp_rx', 40, [
   ['last_rx_ns', 0, 8], ['max_link_seq', 8, 4], ['last_owd_us', 12, 4], ['packets', 16, 8], ['bytes', 24, 8],
+  ['ptb_mtu', 32, 4], ['ptb_count', 36, 4],
 ]);
 // prettier-ignore
 /** mp_peer_probe[link_id]: the last probe request the data path answered on a link (bpf/probe.h). */
@@ -341,6 +343,10 @@ export interface MpConfig {
   loopIfindex: number;
   /** skb->mark of a packet in the loop (0: no loop). */
   loopMark: number;
+  /** The portal's own address of each family, for "time exceeded" of a family no link has
+   * (bpf/ttl.h; absent = NO_ADDR). */
+  ownV4?: MpAddr;
+  ownV6?: MpAddr;
 }
 
 export function encodeConfig(c: MpConfig): Buffer {
@@ -361,6 +367,8 @@ export function encodeConfig(c: MpConfig): Buffer {
   c.reservedPorts.forEach((p, i) => b.writeUInt16LE(p, f('reserved_ports') + 2 * i));
   b.writeUInt32LE(c.loopIfindex, f('loop_ifindex'));
   b.writeUInt32LE(c.loopMark >>> 0, f('loop_mark'));
+  writeAddr(b, f('own_v4'), c.ownV4 ?? NO_ADDR);
+  writeAddr(b, f('own_v6'), c.ownV6 ?? NO_ADDR);
   return b;
 }
 
@@ -386,6 +394,8 @@ export function decodeConfig(b: Buffer): MpConfig {
     reservedPorts: ports,
     loopIfindex: b.readUInt32LE(f('loop_ifindex')),
     loopMark: b.readUInt32LE(f('loop_mark')),
+    ownV4: readAddr(b, f('own_v4')),
+    ownV6: readAddr(b, f('own_v6')),
   };
 }
 
@@ -619,6 +629,9 @@ export interface MpRx {
   lastOwdUs: number;
   packets: bigint;
   bytes: bigint;
+  /** ICMP "too big" about our outer packets on the link (bpf/ptb.h): the last MTU named, how many */
+  ptbMtu: number;
+  ptbCount: number;
 }
 
 export function decodeRx(b: Buffer): MpRx {
@@ -629,6 +642,8 @@ export function decodeRx(b: Buffer): MpRx {
     lastOwdUs: b.readUInt32LE(f('last_owd_us')),
     packets: b.readBigUInt64LE(f('packets')),
     bytes: b.readBigUInt64LE(f('bytes')),
+    ptbMtu: b.readUInt32LE(f('ptb_mtu')),
+    ptbCount: b.readUInt32LE(f('ptb_count')),
   };
 }
 

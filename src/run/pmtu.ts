@@ -40,9 +40,18 @@ export const STRIKES = 2;
 export const RESOLUTION = 4;
 /** Probes per search round. */
 export const ROUND_PROBES = 12;
-/** A probe not answered within max(MIN_WAIT_MS, 3 RTT + 50 ms), at most MAX_WAIT_MS, is lost. */
+/** A probe not answered within max(MIN_WAIT_MS, 3 RTT + 50 ms), at most MAX_WAIT_MS, is lost
+ * (satellite round trips of 600-900 ms fit). Sooner, as a rule: */
 export const MIN_WAIT_MS = 150;
-export const MAX_WAIT_MS = 1000;
+export const MAX_WAIT_MS = 3000;
+/** A probe is lost once a reply to any probe on the link sent ORDER_MS or more after it has
+ * arrived (liveness probes go every probe interval; a link delivers in order): so a loss is known
+ * about one round trip + one probe interval after the probe, whatever the round trip. */
+export const ORDER_MS = 50;
+/** A search started by size-dependent loss (the size in use no longer passes) uses the largest
+ * size its round has seen pass this long after the first answer, before the round ends: the
+ * link carries what fits again one round trip after the search starts. */
+export const PROVISIONAL_MS = 30;
 
 /** due() is called at least this often; a longer gap means the caller's event loop stalled (a
  * busy machine), with answers perhaps waiting unread: nothing is judged lost before they are read. */
@@ -70,6 +79,8 @@ interface Outstanding {
   size: number;
   deadline: number;
   confirm: boolean;
+  /** when it was sent */
+  at: number;
 }
 
 /** One direction of one link. */
@@ -94,6 +105,11 @@ export class PmtuSearch {
   private readonly strikes = new Map<number, number>();
   /** the search was started by size-dependent loss */
   private afterShrink = false;
+  /** the search looks below the size in use, which failed: when to use its best size so far */
+  private shrinking = false;
+  private provisionalAt: number | null = null;
+  /** a size to try in the next round (what an ICMP "too big" named) */
+  private hint: number | null = null;
 
   /**
    * @param ceiling the interface MTU (nothing larger can be sent)
@@ -129,10 +145,14 @@ export class PmtuSearch {
       return [];
     }
     this.expire(now);
+    if (this.provisionalAt !== null && now >= this.provisionalAt) {
+      this.provisionalAt = null;
+      if (this.mode === 'search' && this.shrinking && this.lo > this.floor) this.mtu = this.lo;
+    }
     const wait = Math.min(MAX_WAIT_MS, Math.max(MIN_WAIT_MS, 3 * (rttMs ?? 100) + 50));
     const send = (size: number, confirm: boolean): [number, number] => {
       const t = ++this.token;
-      this.out.set(t, { size, deadline: now + wait, confirm });
+      this.out.set(t, { size, deadline: now + wait, confirm, at: now });
       this.sent++;
       return [t, size];
     };
@@ -170,7 +190,20 @@ export class PmtuSearch {
     }
     if (this.mode === 'search' && o.size > this.lo) this.lo = Math.min(o.size, this.hi - 1);
     if (this.mode === 'search' && o.size >= this.hi) this.hi = o.size + 1; // passed after all
+    if (this.mode === 'search' && this.shrinking && this.provisionalAt === null) this.provisionalAt = now + PROVISIONAL_MS;
     this.maybeEndRound(now);
+  }
+
+  /** A reply arrived on the link to a probe (of any kind) sent at `sentAt`: every probe sent
+   * ORDER_MS or more before it is lost (ORDER_MS). */
+  heard(sentAt: number, now: number): void {
+    let any = false;
+    for (const o of this.out.values())
+      if (o.at + ORDER_MS <= sentAt && o.deadline > now) {
+        o.deadline = now;
+        any = true;
+      }
+    if (any) this.expire(now);
   }
 
   /** The send failed locally (EMSGSIZE: larger than the interface allows). */
@@ -207,15 +240,24 @@ export class PmtuSearch {
     this.settle(now);
   }
 
-  /** Size-dependent loss seen elsewhere (e.g. an ICMP "too big" naming `mtu`): search below. */
-  tooBig(mtu: number, now: number): void {
-    if (mtu >= this.mtu || mtu < this.floor) return;
+  /** Size-dependent loss seen elsewhere (an ICMP "too big" naming `mtu`): search at once, `mtu`
+   * among the first round's sizes. Not below it only: ICMP is not authenticated, so the search
+   * spans up to the size in use, and a forged one costs a search, never a smaller MTU. */
+  tooBig(mtu: number, now: number): boolean {
+    if (mtu >= this.mtu || mtu < this.floor) return false;
+    if (this.mode === 'search' && this.shrinking) return false; // a search down to the floor runs already
     this.shrinks++;
     this.afterShrink = true;
-    this.startSearch(now, this.floor, mtu + 1);
+    this.startSearch(now, this.floor, this.mtu + 1, true);
+    this.hint = mtu;
+    return true;
   }
 
-  private startSearch(now: number, lo: number, hi: number): void {
+  /** shrinking: the size in use was lost (or said not to pass): see PROVISIONAL_MS */
+  private startSearch(now: number, lo: number, hi: number, shrinking = false): void {
+    this.shrinking = shrinking;
+    this.provisionalAt = null;
+    this.hint = null;
     this.mode = 'search';
     this.strikes.clear();
     this.lo = lo;
@@ -232,6 +274,8 @@ export class PmtuSearch {
     const inside = (s: number) => s > lo && s < hi;
     const out = new Set<number>();
     out.add(hi - 1);
+    if (this.hint !== null && inside(this.hint)) out.add(this.hint);
+    this.hint = null;
     for (const c of COMMON) if (out.size < ROUND_PROBES && inside(c) && c <= this.ceiling) out.add(c);
     const n = ROUND_PROBES - out.size;
     for (let i = 1; i <= n; i++) {
@@ -251,7 +295,7 @@ export class PmtuSearch {
           this.shrinks++;
           this.afterShrink = true;
           // the size itself is tried again (twice): queue drops, not the path, may have lost them
-          this.startSearch(now, this.floor, this.mtu + 1);
+          this.startSearch(now, this.floor, this.mtu + 1, true);
         }
         continue;
       }
@@ -273,6 +317,8 @@ export class PmtuSearch {
 
   private settle(now: number): void {
     this.mode = 'confirmed';
+    this.shrinking = false;
+    this.provisionalAt = null;
     this.mtu = this.lo;
     this.probed = this.lo > this.floor;
     if (!this.probed) this.mtu = this.floor; // nothing but unpadded probes pass
@@ -347,7 +393,23 @@ export class PmtuProber {
     const whole = f.dir === 'up' ? reqLen === f.size : replyOuter === f.size;
     const l = this.links.get(id);
     if (l && whole) l[f.dir].ack(f.token, now);
+    this.heard(id, f.at, now);
     return true;
+  }
+
+  /** A reply to a probe sent at `sentAt` arrived on link `id` (liveness or size): the link's
+   * probes sent well before it are lost (PmtuSearch.heard). */
+  heard(id: number, sentAt: number, now: number): void {
+    const l = this.links.get(id);
+    l?.up.heard(sentAt, now);
+    l?.down.heard(sentAt, now);
+  }
+
+  /** ICMP "too big" about our outer packets on link `id` named `mtu` (bpf/ptb.h): not
+   * authenticated, so only a hint: the LP→RP search looks below it (RFC 8899 4.6.2). Returns
+   * whether a search started. */
+  tooBig(id: number, mtu: number, now: number): boolean {
+    return this.links.get(id)?.up.tooBig(mtu, now) ?? false;
   }
 
   /** Sending probe `seq` failed locally (EMSGSIZE). */

@@ -420,6 +420,7 @@ export async function startLocal(
       }
       t.rtt.set(l.id, Number(nowNs() - p.sentNs) / 1e6);
       t.hear(l.id);
+      pmtu.heard(l.id, Number(p.sentNs / 1_000_000n), nowMs()); // size probes sent well before it are lost
     });
     s.value.on('error', (e) => log('socket error', { link: l.id, error: e.message }));
     socks.push({ id: l.id, sock: s.value, remote, fam, sent: (n) => cc.budgets.countControl(l.id, 'tx', controlWireBytes(n, fam)) });
@@ -466,9 +467,18 @@ export async function startLocal(
   const timer = setInterval(tick, params.intervalMs);
   // path MTU discovery: size probes on the usable links, and the MTUs they find to the data path
   let written = '';
+  const ptbSeen = new Map<number, number>();
   const pmtuTick = () => {
     const now = nowMs();
     for (const { id, sock, remote, fam, sent } of socks) {
+      // ICMP "too big" about our packets on the link (bpf/ptb.h): a hint, the search confirms it
+      const rx = port.readRx(id);
+      const seen = ptbSeen.get(id); // the first reading is the baseline (an adopted data path's)
+      if (rx.isOk() && rx.value) {
+        ptbSeen.set(id, rx.value.ptbCount);
+        if (seen !== undefined && rx.value.ptbCount !== seen && pmtu.tooBig(id, rx.value.ptbMtu, now))
+          log(`link ${cfg.links[id]!.name}: ICMP too big, MTU ${rx.value.ptbMtu}: searching below it`, { link: id, mtu: rx.value.ptbMtu });
+      }
       if (!t.usable(id)) continue;
       for (const sp of pmtu.due(id, now, t.rtt.get(id) ?? null)) {
         const p = { ...request(id, sp.seq), pmtuProbe: true, replyLen: sp.dir === 'down' ? sp.size : 0 };

@@ -38,10 +38,6 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include <endian.h>
-#include <sys/cdefs.h>
-
-#include "../bpf/siphash.h" /* the data path's SipHash-2-4 and mp.h's MAC constants */
 
 #ifndef BPF_FS_MAGIC
 #define BPF_FS_MAGIC 0xcafe4a11
@@ -564,66 +560,6 @@ int mp_map_lookup_array(int map_fd, unsigned count, void *values, unsigned value
 		if (err)
 			return fail(err, "bpf_map_lookup_elem(fd %d, key %u)", map_fd, k);
 	}
-	return 0;
-}
-
-/* ---- the packet MAC (mp.h "authentication"), as src/security/mac.ts computes it ------------ */
-
-#define MP_HDR_LEN 24 /* sizeof(struct mp_hdr); the tag is its last 8 bytes */
-
-static __u32 le32_at(const __u8 *p)
-{
-	__u32 w;
-	memcpy(&w, p, 4);
-	return le32toh(w);
-}
-
-static __u64 le64_at(const __u8 *p)
-{
-	__u64 w;
-	memcpy(&w, p, 8);
-	return le64toh(w);
-}
-
-int mp_mac(const void *key, const void *nh, unsigned nh_len, const void *msg, unsigned len, void *tag)
-{
-	begin();
-	if (len < MP_HDR_LEN || len - MP_HDR_LEN > MP_NH_MAX_BODY)
-		return fail(EINVAL, "mp_mac: %u bytes (a header of %d and a body of at most %d)", len,
-			    MP_HDR_LEN, MP_NH_MAX_BODY);
-	const __u8 *m = msg, *k = nh;
-	unsigned body = len - MP_HDR_LEN, blocks = (body + 15) / 16;
-	if (nh_len < (blocks * 4 + 4) * 4)
-		return fail(EINVAL, "mp_mac: NH key stream of %u bytes is too short for %u bytes", nh_len, body);
-	/* NH, both passes (nh.h nh_block): the body zero-padded to whole 16-byte blocks */
-	__u64 a1 = 0, a2 = 0;
-	for (unsigned i = 0; i < blocks; i++) {
-		__u8 b[16] = { 0 };
-		unsigned n = body - 16 * i < 16 ? body - 16 * i : 16;
-		memcpy(b, m + MP_HDR_LEN + 16 * i, n);
-		__u32 w0 = le32_at(b), w1 = le32_at(b + 4), w2 = le32_at(b + 8), w3 = le32_at(b + 12);
-		const __u8 *kb = k + 16 * i;
-		__u32 k0 = le32_at(kb), k1 = le32_at(kb + 4), k2 = le32_at(kb + 8), k3 = le32_at(kb + 12);
-		__u32 k4 = le32_at(kb + 16), k5 = le32_at(kb + 20), k6 = le32_at(kb + 24), k7 = le32_at(kb + 28);
-		a1 += (__u64)(__u32)(w0 + k0) * (__u32)(w2 + k2) + (__u64)(__u32)(w1 + k1) * (__u32)(w3 + k3);
-		a2 += (__u64)(__u32)(w0 + k4) * (__u32)(w2 + k6) + (__u64)(__u32)(w1 + k5) * (__u32)(w3 + k7);
-	}
-	/* SipHash-2-4 over the header (tag zeroed), le64(body length) and both sums: 48 bytes */
-	struct sip s;
-	__u8 kh[16]; /* sip_init reads the key as two host words */
-	for (int i = 0; i < 2; i++) {
-		__u64 w = le64_at((const __u8 *)key + 8 * i);
-		memcpy(kh + 8 * i, &w, 8);
-	}
-	sip_init(&s, kh);
-	sip_word(&s, le64_at(m));
-	sip_word(&s, le64_at(m + 8));
-	sip_word(&s, 0);
-	sip_word(&s, body);
-	sip_word(&s, a1);
-	sip_word(&s, a2);
-	__u64 t = htole64(sip_final(&s, (__u64)48 << 56));
-	memcpy(tag, &t, 8);
 	return 0;
 }
 

@@ -66,10 +66,6 @@ int mp_map_delete(int map_fd, const void *key, unsigned key_len);
 /* Elements 0..count-1 of an array or per-CPU array map into values (count elements of the
  * size mp_map_lookup takes), in one system call where the kernel has batch lookups. */
 int mp_map_lookup_array(int map_fd, unsigned count, void *values, unsigned values_len);
-/* The MAC of an mpctl message (mp.h "authentication": header with its tag zeroed, body), as
- * src/security/mac.ts and bpf/nh.h compute it: 8 bytes into tag. key: the 16-byte session key;
- * nh: its NH key stream (mp_key.nh, little-endian words), nh_len bytes of it. */
-int mp_mac(const void *key, const void *nh, unsigned nh_len, const void *msg, unsigned len, void *tag);
 /* A BPF_F_MMAPABLE array map mapped read-only: a handle (>= 0) for mp_mmap_read, which copies
  * len bytes at off (element i of a value_size map is at i * round_up(value_size, 8)) without a
  * system call. mp_munmap releases it. */

@@ -319,12 +319,6 @@ export function mapLookupArray(fd: MapFd, count: number, valueSize: number, out:
   return call('mapLookupArray', 'mp_map_lookup_array', [I32, U32, BUF, U32], [fd, count, out, out.length]).map(() => out);
 }
 
-/** The MAC of an mpctl message (src/security/mac.ts macOf, computed in C) into `tag` (8 bytes);
- * `nh`: the key's NH key stream as bytes (nhKeyBytes). */
-export function mac(key: Uint8Array, nh: Buffer, msg: Uint8Array, tag: Buffer): Result<Buffer, MpError> {
-  return call('mac', 'mp_mac', [BUF, BUF, U32, BUF, U32, BUF], [key, nh, nh.length, msg, msg.length, tag]).map(() => tag);
-}
-
 export function mapUpdate(fd: MapFd, key: Buffer, value: Buffer, flags: number = BPF_ANY): Result<void, MpError> {
   return call(
     'mapUpdate',

@@ -14,8 +14,7 @@ import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
 import type { PortalConfig } from '../config/types.js';
 import { openRtnl, type Rtnl } from '../netlink/rtnl.js';
-import { bpffsMount, mac, tcAttach, tcDetach } from '../native/libmpctl.js';
-import { useNativeMac } from '../security/mac.js';
+import { bpffsMount, tcAttach, tcDetach } from '../native/libmpctl.js';
 import { isAlive } from '../proc.js';
 import { planPortal, type PlanFacts } from '../plan/plan.js';
 import { loadPolicy } from '../plan/policy.js';
@@ -179,8 +178,6 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
     keys: dp.value.keysPort(),
     adopted: adopt !== null,
   };
-  // the control messages' MACs in C (~3× cheaper than in JavaScript, the call included)
-  useNativeMac((k, nh, m, t) => mac(k, nh, m, t).isOk());
   const runtime =
     cfg.role === 'local' ? await startLocal(cfg, dp.value.sources, statePort, authSetup, log, dp.value.ifMtus) : await startRemote(cfg, statePort, authSetup, log);
   if (runtime.isErr()) {

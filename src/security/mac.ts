@@ -7,7 +7,7 @@
 // message reaches the portal's socket, and for every data packet.
 
 import { MP_HDR, MP_HDR_LEN, MP_NH_KEY_WORDS, MP_NH_MAX_BODY } from '../datapath/abi.js';
-import { nh2, nhKeyBytes, nhKeyStream } from './nh.js';
+import { nh2, nhKeyStream } from './nh.js';
 import { siphash24, SIPHASH_TAG_LEN } from './siphash.js';
 
 const TAG_OFF = MP_HDR.fields.find((f) => f.name === 'tag')!.offset;
@@ -18,27 +18,16 @@ const ZERO_TAG = new Uint8Array(SIPHASH_TAG_LEN);
 // The expansion costs ~1150 SipHash calls: the last few keys' streams are kept (a portal has at
 // most a send key and two receive keys in use; tests a few more).
 const CACHED_KEYS = 8;
-const streams = new Map<string, { words: Uint32Array; bytes: Buffer }>();
+const streams = new Map<string, Uint32Array>();
 
-function streamOf(key: Uint8Array): { words: Uint32Array; bytes: Buffer } {
+function streamOf(key: Uint8Array): Uint32Array {
   const id = Buffer.from(key.buffer, key.byteOffset, key.length).toString('hex');
   let k = streams.get(id);
   if (k) return k;
-  const words = nhKeyStream(key, MP_NH_KEY_WORDS);
-  k = { words, bytes: nhKeyBytes(words) };
+  k = nhKeyStream(key, MP_NH_KEY_WORDS);
   if (streams.size >= CACHED_KEYS) streams.delete(streams.keys().next().value!);
   streams.set(id, k);
   return k;
-}
-
-/** The same MAC computed natively (libmpctl's mp_mac: ~3× cheaper than this file's in a
- * portal, call included): writes the tag into `tag`, false if it could not. */
-export type NativeMac = (key: Uint8Array, nh: Buffer, msg: Uint8Array, tag: Buffer) => boolean;
-let native: NativeMac | null = null;
-
-/** Portals compute their control messages' MACs with `f` from now on (null: this file's). */
-export function useNativeMac(f: NativeMac | null): void {
-  native = f;
 }
 
 /** The tag of `msg` (header + body), computed as if its tag field were zero. */
@@ -46,14 +35,9 @@ export function macOf(key: Uint8Array, msg: Uint8Array): Buffer {
   if (msg.length < MP_HDR_LEN) throw new Error(`an mpctl message has at least ${MP_HDR_LEN} bytes, got ${msg.length}`);
   const body = msg.subarray(MP_HDR_LEN);
   if (body.length > MP_NH_MAX_BODY) throw new Error(`an mpctl message body has at most ${MP_NH_MAX_BODY} bytes to be authenticated, got ${body.length}`);
-  const k = streamOf(key);
-  if (native) {
-    const tag = Buffer.alloc(SIPHASH_TAG_LEN);
-    if (native(key, k.bytes, msg, tag)) return tag;
-  }
   const len = Buffer.alloc(8);
   len.writeUInt32LE(body.length, 0);
-  return siphash24(key, msg.subarray(0, TAG_OFF), ZERO_TAG, len, nh2(k.words, body));
+  return siphash24(key, msg.subarray(0, TAG_OFF), ZERO_TAG, len, nh2(streamOf(key), body));
 }
 
 /** Writes key id, seq and the tag into `msg` (in place) and returns it. */

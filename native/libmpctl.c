@@ -535,6 +535,34 @@ int mp_map_delete(int map_fd, const void *key, unsigned key_len)
 	return 0;
 }
 
+/* Elements 0..count-1 of an array map (per-CPU too) in one BPF_MAP_LOOKUP_BATCH system call;
+ * a kernel without batch lookups for the map gets one lookup per element. */
+int mp_map_lookup_array(int map_fd, unsigned count, void *values, unsigned values_len)
+{
+	begin();
+	struct bpf_map_info info;
+	int err = map_info(map_fd, &info, "mp_map_lookup_array");
+	if (err)
+		return err;
+	if (info.type != BPF_MAP_TYPE_ARRAY && info.type != BPF_MAP_TYPE_PERCPU_ARRAY)
+		return fail(EINVAL, "mp_map_lookup_array: map '%s' (fd %d) is not an array", info.name, map_fd);
+	size_t one = value_len_needed(&info);
+	if (count == 0 || count > info.max_entries || (size_t)values_len != one * count)
+		return fail(EINVAL, "mp_map_lookup_array(map '%s' fd %d): %u elements (max %u) in %u bytes, need %zu each",
+			    info.name, map_fd, count, info.max_entries, values_len, one);
+	__u32 keys[count];
+	__u32 out_batch = 0, n = count;
+	err = bpf_map_lookup_batch(map_fd, NULL, &out_batch, keys, values, &n, NULL);
+	if ((err == 0 || errno == ENOENT) && n == count)
+		return 0;
+	for (__u32 k = 0; k < count; k++) { /* no batch support: one by one */
+		err = bpf_map_lookup_elem(map_fd, &k, (char *)values + one * k);
+		if (err)
+			return fail(err, "bpf_map_lookup_elem(fd %d, key %u)", map_fd, k);
+	}
+	return 0;
+}
+
 /* ---- BPF_F_MMAPABLE arrays: read as memory, no system call per read ------------------------- */
 
 #define MP_MMAPS 32

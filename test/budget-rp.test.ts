@@ -81,6 +81,14 @@ describe("the RP's line", () => {
     assert.ok(x.length <= 102, `${x.length} samples`);
     assert.equal(sentAt(x, 3_000_000), 3_000_000n, 'the window still answers 2 s back');
   });
+
+  it('recordSent keeps no sample that repeats the last one (an idle link), and answers the same', () => {
+    let x: SentSample[] = [];
+    for (let t = 0; t <= 5_000_000; t += 20_000) x = recordSent(x, { tUs: t, sent: t < 4_000_000 ? 100n : 200n }, 2_000_000);
+    assert.deepEqual(x, [{ tUs: 0, sent: 100n }, { tUs: 4_000_000, sent: 200n }]);
+    assert.equal(sentAt(x, 3_000_000), 100n);
+    assert.equal(sentAt(x, 4_500_000), 200n);
+  });
 });
 
 describe('PeerAllowances (RP)', () => {

@@ -7,7 +7,7 @@ import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
 import type { LinkConfig, PortalConfig, Prefix } from '../config/types.js';
 import * as abi from '../datapath/abi.js';
-import { bpfClose, bpfOpenLoad, closeFd, mapFd, mapLookup, mapMmap, mapUpdate, mmapRead, munmap, numPossibleCpus, objGet, type MapFd, type ObjHandle } from '../native/libmpctl.js';
+import { bpfClose, bpfOpenLoad, closeFd, mapFd, mapLookup, mapLookupArray, mapMmap, mapUpdate, mmapRead, munmap, numPossibleCpus, objGet, type MapFd, type ObjHandle } from '../native/libmpctl.js';
 import type { Rtnl } from '../netlink/rtnl.js';
 import { ipFamily } from '../netlink/ip.js';
 import { packagePath } from '../paths.js';
@@ -16,7 +16,8 @@ import { loopDevices } from '../plan/plan.js';
 import type { LinkStatePort } from '../run/runtime.js';
 import { mapKeysPort, type KeysPort } from '../security/keys-port.js';
 
-/** Reads of mp_rx within this long share one copy of it (the links of one feedback tick). */
+/** Reads of mp_rx, mp_link_stats and mp_sched within this long share one copy of each (the
+ * links of one feedback tick, of one feedback message, of one status publication). */
 const RX_SNAPSHOT_NS = 1_000_000n;
 
 export const objectPath = (): string => process.env.MPCTL_BPF_OBJ ?? packagePath('build', 'bpf', 'mpctl.o');
@@ -223,6 +224,30 @@ export async function openDatapath(
   if (rxMap.isErr()) return fail(rxMap.error);
   const rxBuf = Buffer.alloc(abi.MP_RX_SIZE * abi.MP_MAX_LINKS);
   let rxReadAt = 0n;
+  // mp_link_stats (per-CPU: no mmap) every link in one batch lookup, shared like mp_rx
+  const statsSize = abi.percpuValueSize(abi.MP_LINK_STATS_SIZE, ncpu.value);
+  const statsBuf = Buffer.alloc(statsSize * abi.MP_MAX_LINKS);
+  let statsReadAt = -RX_SNAPSHOT_NS;
+  const stats = (id: number): Result<abi.MpLinkStats | null, MpError> => {
+    if (id < 0 || id >= abi.MP_MAX_LINKS) return ok(null);
+    const now = process.hrtime.bigint();
+    if (now - statsReadAt > RX_SNAPSHOT_NS) {
+      const r = mapLookupArray(maps.value.stats, abi.MP_MAX_LINKS, statsSize, statsBuf);
+      if (r.isErr()) return err(r.error);
+      statsReadAt = now;
+    }
+    return ok(abi.decodeLinkStats(statsBuf.subarray(id * statsSize, (id + 1) * statsSize), ncpu.value));
+  };
+  // mp_sched (a spin lock in it: no mmap) read once for the reads of the same moment
+  let schedAt = -RX_SNAPSHOT_NS;
+  let schedLast: Result<abi.MpSched | null, MpError> = ok(null);
+  const sched = (): Result<abi.MpSched | null, MpError> => {
+    const now = process.hrtime.bigint();
+    if (now - schedAt <= RX_SNAPSHOT_NS && schedLast.isOk()) return schedLast;
+    schedLast = mapLookup(maps.value.sched, abi.mapKey(0), abi.MP_SCHED_SIZE).map((b) => (b ? abi.decodeSched(b) : null));
+    schedAt = now;
+    return schedLast;
+  };
   /** per link: the rate/delay this process last wrote (setEstimate) */
   const written = new Map<number, string>();
   const readLink = (id: number): Result<abi.MpLink | null, MpError> =>
@@ -340,17 +365,15 @@ export async function openDatapath(
         return write(maps.value.config, 0, abi.encodeConfig(config));
       },
       routeMtu: (address) => rt.routeMtu(address),
-      txBytes: (id) =>
-        mapLookup(maps.value.stats, abi.mapKey(id), abi.percpuValueSize(abi.MP_LINK_STATS_SIZE, ncpu.value)).map((b) => (b ? abi.decodeLinkStats(b, ncpu.value).txBytes : 0n)),
+      txBytes: (id) => stats(id).map((st) => st?.txBytes ?? 0n),
       // what setEstimate last wrote, else the map (buildFeedback asks for every link, 50 times a second)
       owdUs: (id) => {
         const w = written.get(id);
         if (w !== undefined) return ok(Number(w.split('/')[1]));
         return readLink(id).map((l) => (l && l.ifindex !== 0 ? l.owdUs : null));
       },
-      sched: () => mapLookup(maps.value.sched, abi.mapKey(0), abi.MP_SCHED_SIZE).map((b) => (b ? abi.decodeSched(b) : null)),
-      counters: (id) =>
-        mapLookup(maps.value.stats, abi.mapKey(id), abi.percpuValueSize(abi.MP_LINK_STATS_SIZE, ncpu.value)).map((b) => (b ? abi.decodeLinkStats(b, ncpu.value) : null)),
+      sched,
+      counters: stats,
       peerProbes: () => peerProbes.value.read(),
       setBudget: (id, bytes) =>
         readLink(id).andThen((l) => (!l || l.ifindex === 0 || l.budgetBytes === bytes ? ok(undefined) : write(maps.value.links, id, abi.encodeLink({ ...l, budgetBytes: bytes })))),

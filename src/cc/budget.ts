@@ -192,12 +192,17 @@ export interface SentSample {
 /** How far back a sending history reaches: the longest lag remoteLine looks back. */
 export const SENT_HISTORY_US = 2_000_000;
 
-/** The history with `x` appended and samples older than `spanUs` before it dropped (one older
- * sample is kept: it stands for the time just before the span). */
-export function recordSent(h: readonly SentSample[], x: SentSample, spanUs = SENT_HISTORY_US): SentSample[] {
-  const out = [...h, x];
-  while (out.length > 2 && out[1]!.tUs <= x.tUs - spanUs) out.shift();
-  return out;
+/** `x` appended to the history (in place, returned) and samples older than `spanUs` before it
+ * dropped (one older sample is kept: it stands for the time just before the span). A sample
+ * that says what the last one said is not kept (sentAt answers the same without it): an idle
+ * link's history costs nothing, 50 times a second. */
+export function recordSent(h: SentSample[], x: SentSample, spanUs = SENT_HISTORY_US): SentSample[] {
+  if (h.length > 0 && h[h.length - 1]!.sent === x.sent) return h;
+  h.push(x);
+  let drop = 0;
+  while (h.length - drop > 2 && h[drop + 1]!.tUs <= x.tUs - spanUs) drop++;
+  if (drop > 0) h.splice(0, drop);
+  return h;
 }
 
 /** What had been sent by `atUs`: the newest sample not after it; before the history began,

@@ -312,6 +312,13 @@ export function mapLookup(fd: MapFd, key: Buffer, valueSize: number): Result<Buf
   return ok(value);
 }
 
+/** Elements 0..count-1 of an array map (per-CPU: each `valueSize` as mapLookup takes it) in one
+ * call and, where the kernel has batch lookups, one system call; into `out` when given. */
+export function mapLookupArray(fd: MapFd, count: number, valueSize: number, out: Buffer = Buffer.alloc(count * valueSize)): Result<Buffer, MpError> {
+  if (out.length !== count * valueSize) return err({ kind: 'Bug', message: `mapLookupArray: ${out.length} bytes for ${count} values of ${valueSize}` });
+  return call('mapLookupArray', 'mp_map_lookup_array', [I32, U32, BUF, U32], [fd, count, out, out.length]).map(() => out);
+}
+
 export function mapUpdate(fd: MapFd, key: Buffer, value: Buffer, flags: number = BPF_ANY): Result<void, MpError> {
   return call(
     'mapUpdate',

@@ -6,6 +6,7 @@ import { labDown, labExec, labSchedule, labSet, labStatus, labUp, listLabs, type
 import { renderStatus } from '../../lab/render.js';
 import { labCheck, renderCheck } from '../../lab/check.js';
 import { BENCHES, renderBench, runBench, writeSummary } from '../../lab/bench/bench.js';
+import { CPU_PARTS } from '../../lab/bench/cpu.js';
 import { defaultScenario, loadScenario, parseDirPatch, uniformScenario, type Scenario } from '../../lab/scenario.js';
 import { integerIn, positiveUpTo } from '../options.js';
 import { MAX_LINKS } from '../../lab/topology.js';
@@ -163,6 +164,7 @@ const bench: CommandModule = {
       .option('runs', { type: 'number', default: 3, describe: 'repetitions per figure (the median is reported)' })
       .option('out', { type: 'string', default: 'bench-results', describe: 'directory for <name>.json, <name>.svg and summary.json' })
       .option('seconds', { type: 'number', describe: "measured seconds per flow instead of each scenario's (short validation runs)" })
+      .option('only', { type: 'string', describe: `some parts of a benchmark, comma-separated (cpu: ${CPU_PARTS.join(', ')}); the report keeps the others' figures` })
 
       .check(integerIn('runs', 1, 100))
       .check((a) => {
@@ -173,7 +175,8 @@ const bench: CommandModule = {
     run(asRoot(async () => {
       const names = (a.names as string[] | undefined)?.length ? (a.names as string[]) : [...BENCHES];
       for (const n of names) {
-        const r = await runBench(n, a.runs as number, a.out as string, a.seconds as number | undefined);
+        const only = (a.only as string | undefined)?.split(',').filter(Boolean);
+        const r = await runBench(n, a.runs as number, a.out as string, a.seconds as number | undefined, only);
         if (r.isErr()) return err(r.error);
         console.log(`${renderBench(r.value.report)}
   → ${r.value.file}${r.value.plot ? `, ${r.value.plot}` : ''}`);

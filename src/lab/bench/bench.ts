@@ -255,7 +255,7 @@ async function authBench(runs: number): Promise<Result<BenchFigure[], MpError>> 
 }
 
 /** Benchmarks without a plot. */
-const PLAIN: Record<string, (runs: number) => Promise<Result<BenchFigure[], MpError>>> = {
+const PLAIN: Record<string, (runs: number, only?: readonly string[]) => Promise<Result<BenchFigure[], MpError>>> = {
   emulator: emulatorBench,
   datapath: datapathBench,
   auth: authBench,
@@ -265,7 +265,9 @@ const PLAIN: Record<string, (runs: number) => Promise<Result<BenchFigure[], MpEr
 /** Every benchmark, in the order `mpctl lab bench` (no names) runs them: the bonding suite first. */
 export const BENCHES: readonly string[] = [...Object.keys(SUITE), ...Object.keys(PLAIN)];
 
-export async function runBench(name: string, runs: number, outDir: string, seconds?: number): Promise<Result<{ file: string; plot: string | null; report: BenchReport }, MpError>> {
+/** `only`: some parts of a benchmark that has them (cpu: CPU_PARTS); the report keeps the
+ * figures of the other parts from the file already there. */
+export async function runBench(name: string, runs: number, outDir: string, seconds?: number, only?: readonly string[]): Promise<Result<{ file: string; plot: string | null; report: BenchReport }, MpError>> {
   const suite = SUITE[name];
   const plain = PLAIN[name];
   if (!suite && !plain)
@@ -288,9 +290,17 @@ export async function runBench(name: string, runs: number, outDir: string, secon
     if (plot.isOk()) svg = plot.value;
     else process.stderr.write(`mpctl: no plot for ${name}: ${describeError(plot.error)}\n`);
   } else {
-    const r = await plain!(runs);
+    if (only && name !== 'cpu') return err({ kind: 'ConfigInvalid', path: 'only', value: only.join(','), message: `benchmark ${name} has no parts` });
+    const r = await plain!(runs, ...(only ? [only] : []));
     if (r.isErr()) return err(r.error);
     figures = r.value;
+  }
+  const file = join(outDir, `${name}.json`);
+  if (only) {
+    // the other parts' figures stay as the last run measured them
+    const prev = await readFile(file, 'utf8').then((t) => (JSON.parse(t) as BenchReport).figures, () => [] as BenchFigure[]);
+    const fresh = new Set(figures.map((f) => f.name));
+    figures = [...prev.filter((f) => !fresh.has(f.name)), ...figures];
   }
   figures = markStability(figures);
   const report: BenchReport = {
@@ -305,7 +315,6 @@ export async function runBench(name: string, runs: number, outDir: string, secon
     figures,
   };
   await mkdir(outDir, { recursive: true });
-  const file = join(outDir, `${name}.json`);
   await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
   let plot: string | null = null;
   if (svg !== null) {

@@ -6,7 +6,9 @@
 //
 // Targets: idle <= 1 % of one core per portal with 3 links, <= 3 % with 16 links, <= 3 % per
 // portal at 100 Mbit/s through 2 links. The machine runs other work too (`host.load1` in the
-// report): figures are medians of `runs` windows.
+// report): figures are medians of `runs` windows. Each part (CPU_PARTS: idle with 3 or 16 links,
+// each rate through the bond or plainly routed) runs in a lab of its own, so `--only` can split
+// the benchmark into runs of a few minutes each.
 import { readFile } from 'node:fs/promises';
 import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../../errors.js';
@@ -89,17 +91,31 @@ async function inLab<T>(name: string, sc: Scenario, bond: boolean, f: (lab: stri
 
 const unshaped = (n: number): Scenario => parseScenario({ links: Array.from({ length: n }, (_, i) => ({ label: `l${i + 1}` })) }, 'bench')._unsafeUnwrap();
 
+interface Load extends Window {
+  /** what the server received, Mbit/s */
+  receivedMbit: number;
+}
+
 /** A UDP load of `mbit` through the lab (client → server) while `measure` runs. */
-async function underLoad(lab: string, mbit: number, pids: { lp: number; rp: number } | null): Promise<Result<Window, MpError>> {
+async function underLoad(lab: string, mbit: number, pids: { lp: number; rp: number } | null): Promise<Result<Load, MpError>> {
   const flow = iperf(lab, { server: { node: 'server', addr: '203.0.113.2' }, client: { node: 'client' }, seconds: LOAD_S + 3, udpBps: mbit * 1e6 });
   await new Promise((r) => setTimeout(r, 2000));
   const w = await measure(pids, LOAD_S);
   const r = await flow;
   if (r.isErr()) return err(r.error);
-  return ok(w);
+  return ok({ ...w, receivedMbit: (r.value.receivedBps ?? r.value.bps) / 1e6 });
 }
 
-export async function cpuBench(runs: number): Promise<Result<SuiteFigure[], MpError>> {
+/** The parts of the benchmark, each in its own lab: `--only` runs some of them (each part fits
+ * in a few minutes; the report keeps the other parts' figures from the last run). */
+export const CPU_PARTS = ['idle3', 'idle16', 'bond20', 'bond100', 'bond400', 'plain20', 'plain100', 'plain400'] as const;
+export type CpuPart = (typeof CPU_PARTS)[number];
+
+const load1 = async (): Promise<number> => Math.round((await import('node:os')).loadavg()[0]! * 100) / 100;
+
+export async function cpuBench(runs: number, only: readonly string[] = CPU_PARTS): Promise<Result<SuiteFigure[], MpError>> {
+  const unknown = only.filter((p) => !(CPU_PARTS as readonly string[]).includes(p));
+  if (unknown.length) return err({ kind: 'ConfigInvalid', path: 'only', value: unknown.join(','), message: `no such part of the cpu benchmark (parts: ${CPU_PARTS.join(', ')})` });
   const figures: SuiteFigure[] = [];
   const both = (name: string, ws: Window[], target: number | null, note: string) => {
     for (const role of ['lp', 'rp'] as const) {
@@ -116,50 +132,47 @@ export async function cpuBench(runs: number): Promise<Result<SuiteFigure[], MpEr
     }
   };
   for (const n of [3, 16]) {
+    if (!only.includes(`idle${n}`)) continue;
     const r = await inLab('benchcpu', unshaped(n), true, async (lab) => {
       const pids = await portalPids(lab);
       if (pids.isErr()) return err(pids.error);
+      await new Promise((res) => setTimeout(res, 3000)); // links up, first handshake done
       const ws: Window[] = [];
       for (let i = 0; i < runs; i++) ws.push(await measure(pids.value, IDLE_S));
-      return ok(ws);
+      return ok({ ws, load: await load1() });
     });
     if (r.isErr()) return err(r.error);
-    both(`idle, ${n} links, ${IDLE_S} s`, r.value, n === 3 ? 1 : 3, 'utime + stime of the portal process');
+    both(`idle, ${n} links, ${IDLE_S} s`, r.value.ws, n === 3 ? 1 : 3, `utime + stime of the portal process (machine load1 ${r.value.load})`);
   }
-  const rates = [20, 100, 400];
-  const bonded = await inLab('benchcpu', unshaped(2), true, async (lab) => {
-    const pids = await portalPids(lab);
-    if (pids.isErr()) return err(pids.error);
-    const out = new Map<number, Window[]>();
-    for (const mbit of rates)
-      for (let i = 0; i < runs; i++) {
-        const w = await underLoad(lab, mbit, pids.value);
-        if (w.isErr()) return err(w.error);
-        out.set(mbit, [...(out.get(mbit) ?? []), w.value]);
-      }
-    return ok(out);
-  });
-  if (bonded.isErr()) return err(bonded.error);
-  const plain = await inLab('benchcpu', unshaped(2), false, async (lab) => {
-    const out = new Map<number, Window[]>();
-    for (const mbit of rates)
-      for (let i = 0; i < runs; i++) {
-        const w = await underLoad(lab, mbit, null);
-        if (w.isErr()) return err(w.error);
-        out.set(mbit, [...(out.get(mbit) ?? []), w.value]);
-      }
-    return ok(out);
-  });
-  if (plain.isErr()) return err(plain.error);
-  for (const mbit of rates) {
-    const ws = bonded.value.get(mbit)!;
-    both(`UDP ${mbit} Mbit/s client → server through 2 unshaped links, ${LOAD_S} s`, ws, mbit === 100 ? 3 : null, 'utime + stime of the portal process');
-    const bs = ws.map((w) => w.softirq);
-    const ps = plain.value.get(mbit)!.map((w) => w.softirq);
-    figures.push(
-      { name: `UDP ${mbit} Mbit/s: machine softirq, through the bond`, unit: '% of one core', runs: bs, median: median(bs), note: `plain routing of the same traffic: ${median(ps).toFixed(2)} %` },
-      { name: `UDP ${mbit} Mbit/s: machine softirq, plain routing (bare lab, link 1)`, unit: '% of one core', runs: ps, median: median(ps) },
-    );
+  for (const mbit of [20, 100, 400]) {
+    for (const bond of [true, false]) {
+      if (!only.includes(`${bond ? 'bond' : 'plain'}${mbit}`)) continue;
+      const r = await inLab('benchcpu', unshaped(2), bond, async (lab) => {
+        const pids = bond ? await portalPids(lab) : ok(null);
+        if (pids.isErr()) return err(pids.error);
+        if (bond) await new Promise((res) => setTimeout(res, 3000));
+        const ws: Load[] = [];
+        for (let i = 0; i < runs; i++) {
+          const w = await underLoad(lab, mbit, pids.value);
+          if (w.isErr()) return err(w.error);
+          ws.push(w.value);
+        }
+        return ok({ ws, load: await load1() });
+      });
+      if (r.isErr()) return err(r.error);
+      const { ws, load } = r.value;
+      const got = ws.map((w) => Math.round(w.receivedMbit * 10) / 10);
+      const what = `UDP ${mbit} Mbit/s client → server, ${LOAD_S} s`;
+      if (bond) both(`${what}, through the bond (2 unshaped links)`, ws, mbit === 100 ? 3 : null, `utime + stime of the portal process (received ${got.join(', ')} Mbit/s; machine load1 ${load})`);
+      const sq = ws.map((w) => w.softirq);
+      figures.push({
+        name: `${what}: machine softirq, ${bond ? 'through the bond' : 'plain routing (bare lab, link 1)'}`,
+        unit: '% of one core',
+        runs: sq,
+        median: median(sq),
+        note: `all CPUs' softirq time from /proc/stat (received ${got.join(', ')} Mbit/s; machine load1 ${load})`,
+      });
+    }
   }
   return ok(figures);
 }

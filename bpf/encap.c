@@ -116,13 +116,19 @@ static __always_inline enum mp_drop_reason push_outer(struct __sk_buff *skb, con
 						      const struct mp_endpoint *ep,
 						      const struct mp_hdr *hdr, __u8 ip_proto,
 						      bool have_sum, __u64 inner,
-						      const bool v6, const bool udp)
+						      const bool v6, const bool udp, const bool copy)
 {
 	const __u32 ip_len = v6 ? sizeof(struct ipv6hdr) : sizeof(struct iphdr);
 	const __u32 l4_len = udp ? sizeof(struct udphdr) : 0;
 	const __u32 hlen = ip_len + l4_len + MP_HDR_LEN;
-	const __u64 flags = (v6 ? BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 : BPF_F_ADJ_ROOM_ENCAP_L3_IPV4) |
-			    (udp ? BPF_F_ADJ_ROOM_ENCAP_L4_UDP : 0) | ADJ_ROOM_ENCAP_L2(MP_HDR_LEN);
+	/* A redundant copy (mp_red_copy) is pushed as plain room: the kernel refuses to mark an skb
+	 * encapsulated twice (-EALREADY) and no flag undoes the mark when the copy's headers are
+	 * popped, so the packet itself could not be encapsulated after its copies. Copies are never
+	 * GSO, and a partial inner checksum keeps its offset from the head (the room goes in front
+	 * of the inner packet, which does not move). */
+	const __u64 flags = copy ? 0
+				 : (v6 ? BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 : BPF_F_ADJ_ROOM_ENCAP_L3_IPV4) |
+					   (udp ? BPF_F_ADJ_ROOM_ENCAP_L4_UDP : 0) | ADJ_ROOM_ENCAP_L2(MP_HDR_LEN);
 	const __u32 *src = (const __u32 *)l->local.addr, *dst = (const __u32 *)ep->addr.addr;
 	__u32 inner_len = skb->len - ETH_HLEN;
 	void *data, *end;
@@ -220,13 +226,13 @@ static __noinline enum mp_drop_reason push_link(struct __sk_buff *skb, const str
 	if (l->local.family == 6) {
 		if (l->carrier == MP_CARRIER_UDP) {
 			have_sum = parse_l3(skb, &p) && !p.truncated && inner_sum(skb, &p, &inner);
-			return push_outer(skb, l, ep, hdr, 0, have_sum, inner, true, true);
+			return push_outer(skb, l, ep, hdr, 0, have_sum, inner, true, true, false);
 		}
-		return push_outer(skb, l, ep, hdr, cfg->ip_proto, false, 0, true, false);
+		return push_outer(skb, l, ep, hdr, cfg->ip_proto, false, 0, true, false, false);
 	}
 	if (l->carrier == MP_CARRIER_UDP)
-		return push_outer(skb, l, ep, hdr, 0, false, 0, false, true);
-	return push_outer(skb, l, ep, hdr, cfg->ip_proto, false, 0, false, false);
+		return push_outer(skb, l, ep, hdr, 0, false, 0, false, true, false);
+	return push_outer(skb, l, ep, hdr, cfg->ip_proto, false, 0, false, false, false);
 }
 
 /* 2. Too big for the tunnel: IPv4 without DF goes round the segmentation loop to be fragmented
@@ -312,8 +318,11 @@ struct {
 } mp_red_fib SEC(".maps");
 
 /* Fill in the MACs of an outer packet for link l (bpf_clone_redirect, unlike
- * bpf_redirect_neigh, sends the frame as it is): the next hop's (or the peer's, on-link)
- * neighbour entry, which the link's probes keep resolved. */
+ * bpf_redirect_neigh, sends the frame as it is): the next hop's (or, without one, the peer's
+ * route from the link's source address: the plan's policy rule) neighbour entry, which the
+ * link's probes keep resolved. A forwarding lookup from the device the packet came in on
+ * (lan, wan: the plan turns forwarding on there); an output lookup would need forwarding on
+ * the link's device too (BPF_FIB_LKUP_RET_FWD_DISABLED). */
 static __always_inline bool red_fill_macs(struct __sk_buff *skb, const struct mp_link *l,
 					  const struct mp_endpoint *ep)
 {
@@ -326,7 +335,7 @@ static __always_inline bool red_fill_macs(struct __sk_buff *skb, const struct mp
 	if (!fib)
 		return false;
 	__builtin_memset(fib, 0, sizeof(*fib));
-	fib->ifindex = l->ifindex;
+	fib->ifindex = skb->ifindex;
 	if (l->local.family == 4) {
 		fib->family = AF_INET;
 		fib->ipv4_src = *(const __u32 *)l->local.addr;
@@ -336,7 +345,7 @@ static __always_inline bool red_fill_macs(struct __sk_buff *skb, const struct mp
 		__builtin_memcpy(fib->ipv6_src, l->local.addr, 16);
 		__builtin_memcpy(fib->ipv6_dst, to->addr, 16);
 	}
-	if (bpf_fib_lookup(skb, fib, sizeof(*fib), BPF_FIB_LOOKUP_OUTPUT) != BPF_FIB_LKUP_RET_SUCCESS ||
+	if (bpf_fib_lookup(skb, fib, sizeof(*fib), 0) != BPF_FIB_LKUP_RET_SUCCESS ||
 	    fib->ifindex != l->ifindex)
 		return false;
 	data = PKT_DATA(skb);
@@ -427,15 +436,15 @@ __noinline int mp_red_copy(struct __sk_buff *skb, __u32 arg, __u32 seq, __u32 ts
 	if (l->local.family == 6) {
 		if (l->carrier == MP_CARRIER_UDP) {
 			sum = mp_red_inner_sum(skb);
-			r = push_outer(skb, l, ep, &hdr, 0, sum != 0, sum & 0xffff, true, true);
+			r = push_outer(skb, l, ep, &hdr, 0, sum != 0, sum & 0xffff, true, true, true);
 		} else {
-			r = push_outer(skb, l, ep, &hdr, cfg->ip_proto, false, 0, true, false);
+			r = push_outer(skb, l, ep, &hdr, cfg->ip_proto, false, 0, true, false, true);
 		}
 	} else {
 		if (l->carrier == MP_CARRIER_UDP)
-			r = push_outer(skb, l, ep, &hdr, 0, false, 0, false, true);
+			r = push_outer(skb, l, ep, &hdr, 0, false, 0, false, true, true);
 		else
-			r = push_outer(skb, l, ep, &hdr, cfg->ip_proto, false, 0, false, false);
+			r = push_outer(skb, l, ep, &hdr, cfg->ip_proto, false, 0, false, false, true);
 	}
 	if (r == MP_DROP_ADJUST_ROOM) /* nothing was pushed */
 		return RED_COPY_FAILED;
@@ -446,8 +455,7 @@ __noinline int mp_red_copy(struct __sk_buff *skb, __u32 arg, __u32 seq, __u32 ts
 	red_count_copy(flags >> MP_HDR_CLASS_SHIFT, r == MP_DROP_NONE, inner_len + hlen);
 
 	/* take the copy's outer headers off: the packet is the inner one again */
-	if (bpf_skb_adjust_room(skb, -(__s32)hlen, BPF_ADJ_ROOM_MAC,
-				inner_v6 ? BPF_F_ADJ_ROOM_DECAP_L3_IPV6 : BPF_F_ADJ_ROOM_DECAP_L3_IPV4))
+	if (bpf_skb_adjust_room(skb, -(__s32)hlen, BPF_ADJ_ROOM_MAC, 0))
 		return RED_COPY_BROKEN;
 	data = PKT_DATA(skb);
 	end = PKT_END(skb);

@@ -93,3 +93,25 @@ test('[[redundant]]: the dry run names each class (golden: test/golden/lp-redund
   if (process.env.UPDATE_GOLDEN === '1') writeFileSync(file, text);
   assert.equal(text, readFileSync(file, 'utf8'), 'lp-redundant.dry-run.txt differs (UPDATE_GOLDEN=1 regenerates it)');
 });
+
+test('[[redundant]] counters in status, --json, /metrics and the console', async () => {
+  const { statusText } = await import('../src/portal/status.js');
+  const { exposition } = await import('../src/metrics/exposition.js');
+  const { step, emptyModel } = await import('../src/tui/model.js');
+  const { validateStatus } = await import('./helpers/status-schema.js');
+  const base = JSON.parse(readFileSync(here('fixtures/status-stream.ndjson'), 'utf8').split('\n')[0]!);
+  const s = { ...base, redundant: [{ id: 0, name: 'calls', packets: 3000, bytes: 600000, copies: 2990, copyBytes: 735540, capped: 10, single: 0, copyFailed: 0, duplicates: 2980, wins: { '0': 2100, '1': 880 } }] };
+  assert.ok(validateStatus(s), JSON.stringify(validateStatus.errors));
+  assert.ok(!validateStatus({ ...s, redundant: [{ ...s.redundant[0], wins: { '16': 1 } }] }), 'link ids 0..15 only');
+  assert.match(statusText(s), /\n {2}redundant 0 calls: sent 3000 pkts with 2990 copies \(735540 B\), 10 capped; received first on link 0 2100, link 1 880, 2980 duplicates dropped/);
+  const m = exposition(s);
+  assert.match(m, /\nmpctl_redundant_packets_total\{class="calls",class_id="0"\} 3000\n/);
+  assert.match(m, /\nmpctl_redundant_copies_total\{class="calls",class_id="0"\} 2990\n/);
+  assert.match(m, /\nmpctl_redundant_uncopied_total\{class="calls",class_id="0",reason="capped"\} 10\n/);
+  assert.match(m, /\nmpctl_redundant_first_copy_total\{class="calls",class_id="0",link_id="1",link="[^"]+"\} 880\n/);
+  assert.match(m, /\nmpctl_redundant_duplicates_total\{class="calls",class_id="0"\} 2980\n/);
+  assert.doesNotMatch(exposition(base), /mpctl_redundant_/, 'no classes: no families');
+  const v = step(emptyModel, s).view!;
+  assert.equal(v.redundant.length, 1);
+  assert.match(v.redundant[0]!, /^calls: sent 3000 \+ 2990 copies \(10 capped\) · first in: \S+ 2100 \S+ 880 · 2980 dup dropped$/);
+});

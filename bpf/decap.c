@@ -20,6 +20,9 @@
  *      come from (NAT roaming).
  *   5. Strip the outer headers.
  *   6. Deliver: LP to `lan`; RP by a FIB lookup on the inner packet.
+ *
+ * Redundant copies (redundant.h) share their seq: the first to arrive passes the replay window
+ * and counts as a win of its link, the others are dropped as MP_DROP_DUPLICATE.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -33,6 +36,7 @@
 #include "flood.h"
 #include "ttl.h"
 #include "ptb.h"
+#include "redundant.h"
 
 /* Ethernet, outer IPv4 with options (60) + UDP, mp_hdr, an inner IPv6 header */
 #define DECAP_WINDOW (ETH_HLEN + 60 + 8 + MP_HDR_LEN + 40)
@@ -359,6 +363,10 @@ int decap(struct __sk_buff *skb)
 	now = bpf_ktime_get_ns();
 	if (!auth_off(cfg)) {
 		r = auth_verify(skb, &h, o.hdr_off + MP_HDR_LEN, o.end - o.hdr_off - MP_HDR_LEN, cls, now);
+		if (r == MP_DROP_REPLAY && (h.flags & MP_HDR_F_COPY) && (h.ver_type & 0xf) == MP_T_DATA) {
+			red_count_duplicate(&h); /* the first copy came on another link (redundant.h) */
+			return mp_drop(MP_DROP_DUPLICATE);
+		}
 		if (r != MP_DROP_NONE)
 			return mp_drop(r);
 	}
@@ -381,6 +389,7 @@ int decap(struct __sk_buff *skb)
 	/* 4. record */
 	outer_len = o.end - ETH_HLEN;
 	record_rx(id, &h, outer_len, now);
+	red_count_win(&h, id);
 	if (cfg->role == MP_ROLE_REMOTE)
 		learn_endpoint(id, &o, now);
 

@@ -22,6 +22,11 @@
  *      Pieces back from the loop are signed here like any packet: what goes into the loop
  *      was not signed yet, so nothing is signed twice.
  *   6. Send it out of the link's device; the kernel fills in the MACs (bpf_redirect_neigh).
+ *
+ * A packet of a redundant class (redundant.h) also goes, before step 5, as copies on the other
+ * links schedule() chose for it, if its class's token bucket holds their bytes: each copy is
+ * signed for its link with the packet's seq, pushed, sent as a clone (bpf_clone_redirect, the
+ * MACs from a FIB lookup) and popped again (mp_red_copy).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -36,6 +41,7 @@
 #include "loop.h"
 #include "schedule.h"
 #include "auth.h"
+#include "redundant.h"
 
 /* How much of the packet step 1-3 read: Ethernet, an IPv4 header with options, TCP options. */
 #define ENCAP_WINDOW (ETH_HLEN + 60 + 60)
@@ -118,13 +124,19 @@ static __always_inline enum mp_drop_reason push_outer(struct __sk_buff *skb, con
 						      const struct mp_endpoint *ep,
 						      const struct mp_hdr *hdr, __u8 ip_proto,
 						      bool have_sum, __u64 inner,
-						      const bool v6, const bool udp)
+						      const bool v6, const bool udp, const bool copy)
 {
 	const __u32 ip_len = v6 ? sizeof(struct ipv6hdr) : sizeof(struct iphdr);
 	const __u32 l4_len = udp ? sizeof(struct udphdr) : 0;
 	const __u32 hlen = ip_len + l4_len + MP_HDR_LEN;
-	const __u64 flags = (v6 ? BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 : BPF_F_ADJ_ROOM_ENCAP_L3_IPV4) |
-			    (udp ? BPF_F_ADJ_ROOM_ENCAP_L4_UDP : 0) | ADJ_ROOM_ENCAP_L2(MP_HDR_LEN);
+	/* A redundant copy (mp_red_copy) is pushed as plain room: the kernel refuses to mark an skb
+	 * encapsulated twice (-EALREADY) and no flag undoes the mark when the copy's headers are
+	 * popped, so the packet itself could not be encapsulated after its copies. Copies are never
+	 * GSO, and a partial inner checksum keeps its offset from the head (the room goes in front
+	 * of the inner packet, which does not move). */
+	const __u64 flags = copy ? 0
+				 : (v6 ? BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 : BPF_F_ADJ_ROOM_ENCAP_L3_IPV4) |
+					   (udp ? BPF_F_ADJ_ROOM_ENCAP_L4_UDP : 0) | ADJ_ROOM_ENCAP_L2(MP_HDR_LEN);
 	const __u32 *src = (const __u32 *)l->local.addr, *dst = (const __u32 *)ep->addr.addr;
 	__u32 inner_len = skb->len - ETH_HLEN;
 	void *data, *end;
@@ -206,6 +218,31 @@ static __always_inline enum mp_drop_reason push_outer(struct __sk_buff *skb, con
 	return MP_DROP_NONE;
 }
 
+/* 5. push_outer() for link l's family and carrier: a subprogram of its own (its own stack
+ * frame: encap() and the functions it calls share 512 bytes), called by encap() and by
+ * mp_red_copy(). An outer IPv6 UDP checksum is derived from the inner packet's (csum.h). */
+static __noinline enum mp_drop_reason push_link(struct __sk_buff *skb, const struct mp_link *l,
+						const struct mp_endpoint *ep, const struct mp_hdr *hdr)
+{
+	const struct mp_config *cfg = config_get();
+	__u64 inner = 0;
+	bool have_sum;
+	struct l3 p;
+
+	if (!cfg || !l || !ep || !hdr)
+		return MP_DROP_NO_CONFIG;
+	if (l->local.family == 6) {
+		if (l->carrier == MP_CARRIER_UDP) {
+			have_sum = parse_l3(skb, &p) && !p.truncated && inner_sum(skb, &p, &inner);
+			return push_outer(skb, l, ep, hdr, 0, have_sum, inner, true, true, false);
+		}
+		return push_outer(skb, l, ep, hdr, cfg->ip_proto, false, 0, true, false, false);
+	}
+	if (l->carrier == MP_CARRIER_UDP)
+		return push_outer(skb, l, ep, hdr, 0, false, 0, false, true, false);
+	return push_outer(skb, l, ep, hdr, cfg->ip_proto, false, 0, false, false, false);
+}
+
 /* 2. Too big for the tunnel: IPv4 without DF goes round the segmentation loop to be fragmented
  * (where the loop is routed); anything else is answered with ICMP "too big" (icmp.h). */
 static __always_inline int too_big(struct __sk_buff *skb, const struct mp_config *cfg, const struct l3 *p,
@@ -253,6 +290,251 @@ static __always_inline int send(const struct mp_link *l)
 	return mp_redirected(bpf_redirect_neigh(l->ifindex, NULL, 0, 0)); /* FIB lookup */
 }
 
+
+/* Redundant copies (redundant.h). encap() and the functions it calls share 512 bytes of stack,
+ * and schedule()'s scan takes most of it, so the copies are global functions (each verified
+ * once, on its own frame) in a shallow chain: encap() -> mp_red_send() -> mp_red_plan() (class,
+ * links, cap) | mp_red_copy() per copy -> mp_red_inner_sum(). */
+
+/* Bits of mp_red_copy()'s `arg`: link id (0..15), header flags, the inner family. */
+#define RED_ARG_FLAGS_SHIFT 8
+#define RED_ARG_INNER_V6 (1U << 16) /* the inner packet is IPv6 */
+/* mp_red_plan()'s result: the copies' links (bits 0..15), the class, the inner family. */
+#define RED_PLAN_CLASS_SHIFT 16
+#define RED_PLAN_V6 (1U << 24)
+
+enum red_copy_rc {
+	RED_COPY_SENT = 0,
+	RED_COPY_FAILED = 1, /* this copy did not go; the packet is as it was */
+	RED_COPY_BROKEN = 2, /* the copy's headers could not be popped: the packet must be dropped */
+};
+
+/* schedule() (schedule.h) as a global function: its scan lives on its own frame. */
+__noinline int mp_schedule(__u32 inner_len, __u32 pure_ack, __u64 now, struct pick *out)
+{
+	if (!out)
+		return 0;
+	return schedule(inner_len, pure_ack, now, out);
+}
+
+/* Scratch for red_fill_macs()'s FIB lookup, off the stack. Not ABI: only encap.c uses it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bpf_fib_lookup);
+} mp_red_fib SEC(".maps");
+
+/* Fill in the MACs of an outer packet for link l (bpf_clone_redirect, unlike
+ * bpf_redirect_neigh, sends the frame as it is): the next hop's (or, without one, the peer's
+ * route from the link's source address: the plan's policy rule) neighbour entry, which the
+ * link's probes keep resolved. A forwarding lookup from the device the packet came in on
+ * (lan, wan: the plan turns forwarding on there); an output lookup would need forwarding on
+ * the link's device too (BPF_FIB_LKUP_RET_FWD_DISABLED). */
+static __always_inline bool red_fill_macs(struct __sk_buff *skb, const struct mp_link *l,
+					  const struct mp_endpoint *ep)
+{
+	const struct mp_addr *to = l->nexthop.family ? &l->nexthop : &ep->addr;
+	__u32 zero = 0;
+	struct bpf_fib_lookup *fib = bpf_map_lookup_elem(&mp_red_fib, &zero);
+	void *data, *end;
+	struct ethhdr *eth;
+
+	if (!fib)
+		return false;
+	__builtin_memset(fib, 0, sizeof(*fib));
+	fib->ifindex = skb->ifindex;
+	if (l->local.family == 4) {
+		fib->family = AF_INET;
+		fib->ipv4_src = *(const __u32 *)l->local.addr;
+		fib->ipv4_dst = *(const __u32 *)to->addr;
+	} else {
+		fib->family = AF_INET6;
+		__builtin_memcpy(fib->ipv6_src, l->local.addr, 16);
+		__builtin_memcpy(fib->ipv6_dst, to->addr, 16);
+	}
+	if (bpf_fib_lookup(skb, fib, sizeof(*fib), 0) != BPF_FIB_LKUP_RET_SUCCESS ||
+	    fib->ifindex != l->ifindex)
+		return false;
+	data = PKT_DATA(skb);
+	end = PKT_END(skb);
+	eth = data;
+	if ((void *)(eth + 1) > end)
+		return false;
+	__builtin_memcpy(eth->h_dest, fib->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib->smac, ETH_ALEN);
+	return true;
+}
+
+static __always_inline void red_count_copy(__u32 cls, bool sent, __u32 bytes)
+{
+	struct mp_red_stats *st = red_stats(cls & (MP_RED_CLASSES - 1));
+
+	if (!st)
+		return;
+	if (sent) {
+		st->copies++;
+		st->copy_bytes += bytes;
+	} else {
+		st->copy_failed++;
+	}
+}
+
+/* The inner packet's checksum contribution for an outer IPv6 UDP checksum (csum.h inner_sum):
+ * the 16-bit sum | 1 << 16, or 0 when it cannot be derived (the outer checksum stays 0). */
+__noinline int mp_red_inner_sum(struct __sk_buff *skb)
+{
+	__u64 sum = 0;
+	struct l3 p;
+
+	if (!parse_l3(skb, &p) || p.truncated || !inner_sum(skb, &p, &sum))
+		return 0;
+	return (sum & 0xffff) | (1 << 16);
+}
+
+/* Send one copy of the (inner, unsigned) packet in skb on link arg & 15 with sequence number
+ * seq and header flags arg >> 8, then take its headers off again. Returns enum red_copy_rc. */
+__noinline int mp_red_copy(struct __sk_buff *skb, __u32 arg, __u32 seq, __u32 ts_us)
+{
+	const struct mp_config *cfg = config_get();
+	__u32 id = arg & (MP_MAX_LINKS - 1), zero = 0;
+	__u8 flags = arg >> RED_ARG_FLAGS_SHIFT;
+	bool inner_v6 = arg & RED_ARG_INNER_V6;
+	const struct mp_link *l = bpf_map_lookup_elem(&mp_links, &id);
+	const struct mp_endpoint *ep = bpf_map_lookup_elem(&mp_endpoints, &id);
+	struct mp_sched *s = bpf_map_lookup_elem(&mp_sched, &zero);
+	const struct mp_key *key = NULL;
+	__u32 inner_len = skb->len - ETH_HLEN, hlen, link_seq, *lseq;
+	__u64 now = bpf_ktime_get_ns(), rate, tx, start, *busy, *sent;
+	enum mp_drop_reason r;
+	struct mp_hdr hdr;
+	void *data, *end;
+	int sum;
+
+	if (!cfg || !l || !ep || !s || !link_usable(l, ep))
+		return RED_COPY_FAILED;
+	if (!auth_off(cfg) && !(key = tx_key(now)))
+		return RED_COPY_FAILED;
+	hlen = outer_overhead(l);
+	rate = l->rate_bps ? l->rate_bps : MP_DEFAULT_RATE_BPS;
+	tx = (__u64)(inner_len + hlen) * 8000000000ULL / rate;
+	/* pointers, not the index, under the lock: a spilled pointer keeps its bounds */
+	asm volatile("" : "+r"(id)); /* the bound again, after any spill: clang knows it holds */
+	id &= MP_MAX_LINKS - 1;
+	busy = &s->busy_until_ns[id];
+	sent = &s->sent_bytes[id];
+	lseq = &s->link_seq[id];
+	bpf_spin_lock(&s->lock);
+	start = *busy > now ? *busy : now;
+	*busy = start + tx;
+	*sent += inner_len + hlen;
+	link_seq = ++*lseq;
+	bpf_spin_unlock(&s->lock);
+
+	hdr.ver_type = MP_VER_TYPE(MP_T_DATA);
+	hdr.flags = flags;
+	hdr.link_id = id;
+	hdr.key_id = 0;
+	hdr.seq = bpf_htonl(seq);
+	hdr.link_seq = bpf_htonl(link_seq);
+	hdr.ts_us = bpf_htonl(ts_us);
+	__builtin_memset(hdr.tag, 0, sizeof(hdr.tag));
+	if (key && !auth_sign(skb, key, &hdr, ETH_HLEN, inner_len))
+		return RED_COPY_FAILED;
+	if (l->local.family == 6) {
+		if (l->carrier == MP_CARRIER_UDP) {
+			sum = mp_red_inner_sum(skb);
+			r = push_outer(skb, l, ep, &hdr, 0, sum != 0, sum & 0xffff, true, true, true);
+		} else {
+			r = push_outer(skb, l, ep, &hdr, cfg->ip_proto, false, 0, true, false, true);
+		}
+	} else {
+		if (l->carrier == MP_CARRIER_UDP)
+			r = push_outer(skb, l, ep, &hdr, 0, false, 0, false, true, true);
+		else
+			r = push_outer(skb, l, ep, &hdr, cfg->ip_proto, false, 0, false, false, true);
+	}
+	if (r == MP_DROP_ADJUST_ROOM) /* nothing was pushed */
+		return RED_COPY_FAILED;
+	if (r == MP_DROP_NONE && red_fill_macs(skb, l, ep) && bpf_clone_redirect(skb, l->ifindex, 0) == 0)
+		r = MP_DROP_NONE;
+	else
+		r = MP_DROP_REDIRECT;
+	red_count_copy(flags >> MP_HDR_CLASS_SHIFT, r == MP_DROP_NONE, inner_len + hlen);
+
+	/* take the copy's outer headers off: the packet is the inner one again */
+	if (bpf_skb_adjust_room(skb, -(__s32)hlen, BPF_ADJ_ROOM_MAC, 0))
+		return RED_COPY_BROKEN;
+	data = PKT_DATA(skb);
+	end = PKT_END(skb);
+	if (data + ETH_HLEN > end)
+		return RED_COPY_BROKEN;
+	((struct ethhdr *)data)->h_proto = bpf_htons(inner_v6 ? ETH_P_IPV6 : ETH_P_IP);
+	return r == MP_DROP_NONE ? RED_COPY_SENT : RED_COPY_FAILED;
+}
+
+/* A packet that goes on link `best`: its class (redundant.h) and the links of its copies,
+ * chosen by schedule_copies() and paid for from the class's bucket. Returns the copies' links
+ * (bits) | class << RED_PLAN_CLASS_SHIFT | RED_PLAN_V6, or 0: no copies (no class, or counted
+ * `single` or `capped`). */
+__noinline int mp_red_plan(struct __sk_buff *skb, __u32 best)
+{
+	__u32 inner_len = skb->len - ETH_HLEN, copies, n, cls;
+	const struct mp_red_class *c;
+	struct mp_red_stats *st;
+	__u64 now;
+	struct l3 p;
+
+	if (!parse_l3(skb, &p) || p.truncated)
+		return 0;
+	cls = red_classify(skb, &p);
+	if (cls == RED_NONE)
+		return 0;
+	cls &= MP_RED_CLASSES - 1;
+	c = bpf_map_lookup_elem(&mp_red_class, &cls);
+	st = red_stats(cls);
+	if (!c || !st)
+		return 0;
+	now = bpf_ktime_get_ns();
+	st->packets++;
+	st->bytes += inner_len;
+	copies = schedule_copies(inner_len, best & (MP_MAX_LINKS - 1),
+				 c->links == MP_RED_ALL_LINKS ? MP_MAX_LINKS - 1 : c->links - 1, now);
+	n = __builtin_popcount(copies);
+	if (!n) {
+		st->single++;
+		return 0;
+	}
+	/* the copies' outer bytes, counted with the largest overhead (outer IPv6 + UDP) */
+	if (!red_charge(cls, (__u64)n * (inner_len + sizeof(struct ipv6hdr) + sizeof(struct udphdr) + MP_HDR_LEN), now)) {
+		st->capped++;
+		return 0;
+	}
+	return copies | cls << RED_PLAN_CLASS_SHIFT | (p.family == 6 ? RED_PLAN_V6 : 0);
+}
+
+/* Before the packet goes on its scheduled link `best` with sequence number seq: its class's
+ * copies. Returns the header flags the packet itself carries (0: no copy went; a lone packet
+ * arriving twice is a replay), or -1: drop it. */
+__noinline int mp_red_send(struct __sk_buff *skb, __u32 best, __u32 seq)
+{
+	__u32 plan = mp_red_plan(skb, best), flags, arg, ts_us, outcomes = 0;
+
+	if (!(plan & 0xffff))
+		return 0;
+	flags = MP_HDR_F_COPY | (((plan >> RED_PLAN_CLASS_SHIFT) & (MP_RED_CLASSES - 1)) << MP_HDR_CLASS_SHIFT);
+	arg = flags << RED_ARG_FLAGS_SHIFT | (plan & RED_PLAN_V6 ? RED_ARG_INNER_V6 : 0);
+	ts_us = bpf_ktime_get_ns() / 1000;
+	/* not unrolled, no branch on the outcome: one path per link for the verifier */
+#pragma clang loop unroll(disable)
+	for (__u32 id = 0; id < MP_MAX_LINKS; id++)
+		if (plan & (1U << id))
+			outcomes |= 1U << (mp_red_copy(skb, arg | id, seq, ts_us) & 3);
+	if (outcomes & (1U << RED_COPY_BROKEN))
+		return -1;
+	return outcomes & (1U << RED_COPY_SENT) ? flags : 0;
+}
+
 SEC("tc")
 int encap(struct __sk_buff *skb)
 {
@@ -264,8 +546,9 @@ int encap(struct __sk_buff *skb)
 	struct mp_hdr hdr;
 	struct pick pk;
 	struct l3 p;
-	__u64 now, inner = 0;
-	bool have_sum, back;
+	__u64 now;
+	bool back;
+	int red_flags;
 
 	if (!cfg || !cfg->role) /* not configured yet: stay out of the way */
 		return mp_pass();
@@ -299,7 +582,7 @@ int encap(struct __sk_buff *skb)
 	now = bpf_ktime_get_ns();
 	if (!auth_off(cfg) && !(key = tx_key(now)))
 		return mp_drop(MP_DROP_NO_KEY);
-	if (!schedule(skb->len - ETH_HLEN, !(cfg->flags & MP_CFG_ACKS_EARLIEST) && pure_ack(skb, &p), now, &pk)) {
+	if (!mp_schedule(skb->len - ETH_HLEN, !(cfg->flags & MP_CFG_ACKS_EARLIEST) && pure_ack(skb, &p), now, &pk)) {
 		if (!pk.too_big) /* fits no usable link (pmtu.h): answered at the largest one's MTU */
 			return mp_drop(MP_DROP_NO_LINK);
 		return back ? mp_drop(MP_DROP_LOOP) : too_big(skb, cfg, &p, pk.too_big);
@@ -309,9 +592,14 @@ int encap(struct __sk_buff *skb)
 	if (!l || !ep || !link_usable(l, ep)) /* changed by userland since: rare */
 		return mp_drop(MP_DROP_NO_LINK);
 
+	/* a redundant class (redundant.h): the copies first, while the packet is the inner one */
+	red_flags = mp_red_send(skb, pk.id, pk.seq);
+	if (red_flags < 0)
+		return mp_drop(MP_DROP_ADJUST_ROOM);
+
 	/* 5. sign, push the outer headers */
 	hdr.ver_type = MP_VER_TYPE(MP_T_DATA);
-	hdr.flags = 0;
+	hdr.flags = red_flags;
 	hdr.link_id = pk.id;
 	hdr.key_id = 0; /* MP_CFG_NO_AUTH: key id 0 and a zero tag */
 	hdr.seq = bpf_htonl(pk.seq);
@@ -320,19 +608,7 @@ int encap(struct __sk_buff *skb)
 	__builtin_memset(hdr.tag, 0, sizeof(hdr.tag));
 	if (key && !auth_sign(skb, key, &hdr, ETH_HLEN, skb->len - ETH_HLEN))
 		return mp_drop(MP_DROP_TRUNCATED);
-	if (l->local.family == 6) {
-		if (l->carrier == MP_CARRIER_UDP) {
-			have_sum = inner_sum(skb, &p, &inner);
-			r = push_outer(skb, l, ep, &hdr, 0, have_sum, inner, true, true);
-		} else {
-			r = push_outer(skb, l, ep, &hdr, cfg->ip_proto, false, 0, true, false);
-		}
-	} else {
-		if (l->carrier == MP_CARRIER_UDP)
-			r = push_outer(skb, l, ep, &hdr, 0, false, 0, false, true);
-		else
-			r = push_outer(skb, l, ep, &hdr, cfg->ip_proto, false, 0, false, false);
-	}
+	r = push_link(skb, l, ep, &hdr);
 	if (r != MP_DROP_NONE)
 		return mp_drop(r);
 

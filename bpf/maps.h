@@ -91,6 +91,28 @@ struct {
 	__type(value, struct mp_replay);
 } mp_replay SEC(".maps") __weak;
 
+/* redundant mode (mp.h, redundant.h) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MP_RED_CLASSES);
+	__type(key, __u32);
+	__type(value, struct mp_red_class);
+} mp_red_class SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MP_RED_CLASSES);
+	__type(key, __u32);
+	__type(value, struct mp_red_bucket);
+} mp_red_bucket SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MP_RED_CLASSES);
+	__type(key, __u32);
+	__type(value, struct mp_red_stats);
+} mp_red_stats SEC(".maps") __weak;
+
 /* BTF anchor: clang puts an enum into BTF only when a variable or map has it in its type, and
  * test/abi.test.ts compares mp.h's enums with src/datapath/abi.ts. libbpf skips this section
  * ("unrecognized data section"), so it costs nothing at load time. */

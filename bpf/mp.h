@@ -53,7 +53,12 @@ enum mp_hdr_flags {
 	MP_HDR_F_DP = 1 << 0, /* signed by the data path (BPF), not by userland: a control message
 			       * with this flag takes its seq from the data sequence space
 			       * (mp_sched.seq) and is checked in replay class 0, not 1 */
+	MP_HDR_F_COPY = 1 << 1, /* data of a redundant class (redundant.h): sent on several links
+				 * with the same seq; the receiver keeps the first and counts the
+				 * others as MP_DROP_DUPLICATE, not MP_DROP_REPLAY. The class index
+				 * is in the high nibble (MP_HDR_CLASS) */
 };
+#define MP_HDR_CLASS_SHIFT 4 /* mp_hdr.flags >> 4: the redundant class of an MP_HDR_F_COPY packet */
 
 /* The body of an MP_T_PROBE message (after mp_hdr; big-endian). Probe v2: one design for
  * liveness, path MTU discovery and budgets.
@@ -271,6 +276,63 @@ struct mp_loop_stats {
 	__u64 back; /* segments and fragments that came back out of the loop and were carried */
 };
 
+/* ---- redundant mode (README "Redundant mode", bpf/redundant.h) -----------------------------
+ *
+ * Latency-critical traffic (calls, games) is sent on several links at once: the scheduled link
+ * and copies on the other best usable links (earliest arrival first, any tier), each copy
+ * encapsulated and signed for its own link (link_id, link_seq) with the SAME seq, flagged
+ * MP_HDR_F_COPY with the class in the high nibble of mp_hdr.flags. The receiver's replay window
+ * keeps the first copy and drops the rest as MP_DROP_DUPLICATE.
+ *
+ * mp_red_class[i] (written by userland; classes are tried in index order, the first match wins):
+ * a packet matches when its DSCP bit is set in dscp, or it is UDP with source or destination
+ * port in one of the port ranges, or its source or destination address is in one of the
+ * prefixes. The copies' bytes (outer IP bytes of every copy, not of the packet on its scheduled
+ * link) are charged to a token bucket of cap_bytes_per_s, burst_bytes deep (mp_red_bucket[i]):
+ * a packet whose copies do not fit is sent on its scheduled link only (counted `capped`). */
+#define MP_RED_CLASSES 8
+#define MP_RED_PORT_RANGES 4
+#define MP_RED_PREFIXES 4
+#define MP_RED_ALL_LINKS 0xff /* mp_red_class.links: every usable link */
+
+struct mp_red_class {
+	__u8 used;        /* 0: empty slot */
+	__u8 links;       /* links a packet is sent on: 2..MP_MAX_LINKS, or MP_RED_ALL_LINKS */
+	__u8 n_ports;     /* port ranges in use */
+	__u8 n_prefixes;  /* prefixes in use */
+	__u32 pad;
+	__u64 dscp;       /* bit d set: DSCP d (0..63) matches */
+	__u16 port_lo[MP_RED_PORT_RANGES]; /* UDP source or destination port in [lo, hi] */
+	__u16 port_hi[MP_RED_PORT_RANGES];
+	struct mp_addr prefix[MP_RED_PREFIXES]; /* source or destination address in the prefix */
+	__u64 cap_bytes_per_s; /* the copies' byte rate */
+	__u32 burst_bytes;     /* the bucket's depth */
+	__u32 pad2;
+};
+
+/* mp_red_bucket[i]: class i's token bucket (data path state; userland writes it zeroed). */
+struct mp_red_bucket {
+	struct bpf_spin_lock lock;
+	__u32 pad;
+	__u64 tokens;  /* bytes of copies that may be sent now */
+	__u64 last_ns; /* when tokens were last refilled (0: never: starts full) */
+};
+
+/* mp_red_stats[i]: per-CPU counters of class i. The sender counts packets, bytes, copies,
+ * copy_bytes, capped, single and copy_failed; the receiver counts wins and duplicates of the
+ * peer's copies (each portal counts its own sending direction and its own receiving one). */
+struct mp_red_stats {
+	__u64 packets;     /* sent: packets of the class */
+	__u64 bytes;       /* sent: their inner bytes */
+	__u64 copies;      /* sent: copies (beyond the packet on its scheduled link) */
+	__u64 copy_bytes;  /* sent: outer IP bytes of the copies */
+	__u64 capped;      /* sent: packets without copies because the bucket was empty */
+	__u64 single;      /* sent: packets without copies because no other link was usable */
+	__u64 copy_failed; /* sent: copies that could not be sent (no neighbour, redirect failed) */
+	__u64 duplicates;  /* received: copies that arrived after the first (MP_DROP_DUPLICATE) */
+	__u64 wins[MP_MAX_LINKS]; /* received: the first copy came on this link */
+};
+
 /* ---- authentication (README "Running a bond") -----------------------------------------------
  *
  * Every data and control (probe, feedback) message carries key_id != 0, a per-direction seq and
@@ -370,7 +432,13 @@ enum mp_drop_reason {
 	MP_DROP_HS_GLOBAL_RATE = 21, /* handshake message over the global rate (flood.h) */
 	MP_DROP_BAD_PROBE = 22,    /* authentic probe shorter than struct mp_probe, of an unknown kind,
 				    * or asking for a reply longer than a tag covers (probe.h) */
-	MP_DROP_MAX = 23,
+	MP_DROP_RESERVED_23 = 23,  /* allotted to other work (cc, pmtu): placeholders until the merge */
+	MP_DROP_RESERVED_24 = 24,
+	MP_DROP_RESERVED_25 = 25,
+	MP_DROP_RESERVED_26 = 26,
+	MP_DROP_DUPLICATE = 27,    /* a redundant copy (MP_HDR_F_COPY) whose seq already arrived on
+				    * another link: the replay window kept the first (redundant.h) */
+	MP_DROP_MAX = 28,
 };
 
 #endif /* MP_H */

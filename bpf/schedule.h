@@ -214,4 +214,70 @@ static __always_inline bool schedule(__u32 inner_len, bool pure_ack, __u64 now, 
 	return true;
 }
 
+/* Redundant copies (redundant.h): what schedule_copies() has chosen so far. Small: it lives on
+ * the stack of a function that encap() calls (512 bytes for the whole chain). */
+struct copy_scan {
+	__u64 now;
+	__u64 min;    /* this round: the earliest arrival found, */
+	__u32 at;     /* on this link (MP_MAX_LINKS: none yet) */
+	__u32 wire_len;
+	__u32 best;   /* the link schedule() picked */
+	__u32 copies; /* links chosen (bits) */
+};
+
+/* bpf_loop callback, one link of a round: is link `index` usable (any tier; up, endpoint known,
+ * budget not spent, the packet fits), not the picked one nor chosen already, and the earliest
+ * arrival so far? Reads busy_until without the lock (aligned u64 loads): a copy's link is a
+ * choice among near-equals, and mp_red_copy() (encap.c) makes it busy under the lock when it
+ * sends. */
+static long sched_copy_try(__u64 index, void *ctx)
+{
+	struct copy_scan *cs = ctx;
+	__u32 key = index, zero = 0, fit = 0, id = index & (MP_MAX_LINKS - 1);
+	const struct mp_link *l = bpf_map_lookup_elem(&mp_links, &key);
+	const struct mp_endpoint *ep = bpf_map_lookup_elem(&mp_endpoints, &key);
+	const struct mp_sched *s = bpf_map_lookup_elem(&mp_sched, &zero);
+	__u64 busy, arrival, rate;
+
+	if (!l || !ep || !s || id == cs->best || (cs->copies & (1U << id)) || !link_usable(l, ep))
+		return 0;
+	if (l->budget_bytes && s->sent_bytes[id] >= l->budget_bytes)
+		return 0;
+	if (!pmtu_fits(l, cs->wire_len, outer_overhead(l), &fit))
+		return 0;
+	busy = s->busy_until_ns[id];
+	rate = l->rate_bps ? l->rate_bps : MP_DEFAULT_RATE_BPS;
+	arrival = (busy > cs->now ? busy : cs->now) + l->owd_us * 1000ULL +
+		  (__u64)(cs->wire_len + outer_overhead(l)) * 8000000000ULL / rate;
+	if (arrival < cs->min) {
+		cs->min = arrival;
+		cs->at = id;
+	}
+	return 0;
+}
+
+/* bpf_loop callback, one round: add the earliest other link; stop when none is left. */
+static long sched_copy_link(__u64 index, void *ctx)
+{
+	struct copy_scan *cs = ctx;
+
+	cs->min = ~0ULL;
+	cs->at = MP_MAX_LINKS;
+	bpf_loop(MP_MAX_LINKS, sched_copy_try, cs, 0);
+	if (cs->at >= MP_MAX_LINKS)
+		return 1;
+	cs->copies |= 1U << (cs->at & (MP_MAX_LINKS - 1));
+	return 0;
+}
+
+/* The links (bits) of the copies of an inner packet of inner_len bytes that schedule() put on
+ * link best: the next earliest arrivals, `more` of them at most. */
+static __always_inline __u32 schedule_copies(__u32 inner_len, __u32 best, __u32 more, __u64 now)
+{
+	struct copy_scan cs = { .now = now, .wire_len = inner_len, .best = best };
+
+	bpf_loop(more < MP_MAX_LINKS ? more : MP_MAX_LINKS - 1, sched_copy_link, &cs, 0);
+	return cs.copies;
+}
+
 #endif /* MP_SCHEDULE_H */

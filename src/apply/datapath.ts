@@ -6,6 +6,7 @@
 import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
 import type { LinkConfig, PortalConfig, Prefix } from '../config/types.js';
+import type { RedundantClass } from '../config/redundant.js';
 import * as abi from '../datapath/abi.js';
 import { bpfClose, bpfOpenLoad, closeFd, mapFd, mapLookup, mapLookupArray, mapMmap, mapUpdate, mmapRead, munmap, numPossibleCpus, objGet, type MapFd, type ObjHandle } from '../native/libmpctl.js';
 import type { Rtnl } from '../netlink/rtnl.js';
@@ -34,7 +35,7 @@ export interface Datapath {
   /** the loaded object (null: adopted, the maps opened from their pins; the programs that run
    * are the previous process's, still attached) */
   handle: ObjHandle | null;
-  maps: Record<'config' | 'links' | 'endpoints' | 'sched' | 'stats' | 'rx' | 'drops' | 'loop' | 'txKey' | 'rxKeys' | 'replay' | 'peerProbe', MapFd>;
+  maps: Record<'config' | 'links' | 'endpoints' | 'sched' | 'stats' | 'rx' | 'drops' | 'loop' | 'txKey' | 'rxKeys' | 'replay' | 'peerProbe' | 'redClass', MapFd>;
   /** LP: the outer source address of each link id */
   sources: Map<number, string>;
   /** LP: each link id's interface MTU (its largest path MTU probe) */
@@ -53,6 +54,20 @@ export interface Datapath {
 const addr = (a: string | undefined, len?: number): abi.MpAddr =>
   a ? { family: ipFamily(a) ?? 0, prefixLen: len ?? (ipFamily(a) === 4 ? 32 : 128), addr: a } : abi.NO_ADDR;
 
+/** A `[[redundant]]` class as mp_red_class holds it: the cap in bytes/s, a bucket of 200 ms of
+ * it (at least 16 KiB, so a burst of a call's packets on every link is not cut). */
+export function redClassValue(c: RedundantClass): abi.MpRedClass {
+  const capBytesPerS = c.capBps / 8;
+  return {
+    links: c.links === 'all' ? abi.MP_RED_ALL_LINKS : c.links,
+    dscp: c.dscp,
+    ports: c.udpPorts,
+    prefixes: c.prefixes.map((p) => ({ family: p.family, prefixLen: p.len, addr: p.address })),
+    capBytesPerS,
+    burstBytes: Math.max(16384, Math.round(capBytesPerS / 5)),
+  };
+}
+
 const prefixAddr = (p: Prefix | undefined): abi.MpAddr => (p ? { family: p.family, prefixLen: p.len, addr: p.address } : abi.NO_ADDR);
 
 const MAP_NAMES = {
@@ -68,6 +83,7 @@ const MAP_NAMES = {
   rxKeys: abi.MAPS.rxKeys.name,
   replay: abi.MAPS.replay.name,
   peerProbe: abi.MAPS.peerProbe.name,
+  redClass: abi.MAPS.redClass.name,
 } as const;
 
 /** Map fds of the loaded object, by role in the ABI. */
@@ -214,6 +230,12 @@ export async function openDatapath(
   }
   const c = adopt ? ok(undefined) : write(maps.value.config, 0, abi.encodeConfig(config));
   if (c.isErr()) return fail(c.error);
+  // redundant classes (bpf/redundant.h): written on adoption too, they are the config's
+  for (let i = 0; i < abi.MP_RED_CLASSES; i++) {
+    const rc = cfg.redundant[i];
+    const w = write(maps.value.redClass, i, abi.encodeRedClass(rc ? redClassValue(rc) : null));
+    if (w.isErr()) return fail(w.error);
+  }
 
   const ncpu = numPossibleCpus();
   if (ncpu.isErr()) return fail(ncpu.error);

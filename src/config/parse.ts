@@ -21,6 +21,7 @@ import { configInvalid, type MpError } from '../errors.js';
 import { parseDuration, parseRate, rateProblem } from '../units.js';
 import { parsePublicKey } from '../security/keys.js';
 import type { AuthConfig, Family, LinkConfig, LocalConfig, PortalConfig, Prefix, RemoteConfig } from './types.js';
+import { redundantClasses } from './redundant.js';
 import { canonicalAddress, isIfname, isLinkLocal, isUnicast, parseBytes, parseClientPrefix, prefixContains } from './values.js';
 
 /** the data path's limits (bpf/mp.h, mirrored in datapath/abi.ts) */
@@ -42,7 +43,7 @@ export const DEFAULTS = {
   ack_path: 'slowest',
 } as const;
 
-const COMMON_KEYS = ['role', 'instance', 'port', 'client', 'ip_proto', 'probe_interval', 'private_key', 'peer_public_key', 'insecure_no_auth', 'metrics_listen', 'congestion_control', 'ack_path'];
+const COMMON_KEYS = ['role', 'instance', 'port', 'client', 'ip_proto', 'probe_interval', 'private_key', 'peer_public_key', 'insecure_no_auth', 'metrics_listen', 'congestion_control', 'ack_path', 'redundant'];
 const LOCAL_KEYS = [...COMMON_KEYS, 'lan', 'gateway', 'remote', 'state_dir', 'link'];
 const REMOTE_KEYS = [...COMMON_KEYS, 'wan', 'forward', 'single_interface', 'reserved_ports', 'link_names'];
 const LINK_KEYS = ['name', 'interface', 'gateway', 'source', 'carrier', 'metric', 'rate', 'delay', 'budget', 'budget_period'];
@@ -103,6 +104,7 @@ export function parseConfig(raw: unknown, source: string): R<PortalConfig> {
       ...(raw.metrics_listen === undefined ? {} : { metricsListen: yield* metricsListen(raw.metrics_listen) }),
       congestionControl: yield* boolean('congestion_control', raw.congestion_control, DEFAULTS.congestion_control),
       ackPath: yield* ackPath(raw.ack_path),
+      redundant: yield* redundantClasses(raw.redundant),
     };
     return role === 'local' ? localConfig(raw, common) : remoteConfig(raw, common);
   });

@@ -13,6 +13,8 @@
 //   name = "dsl"; interface = "wan1"; gateway = "100.64.1.254"
 //   carrier = "udp"; metric = 0; rate = "20mbit"; delay = "10ms"
 
+import type { RedundantClass } from './redundant.js';
+
 export type Family = 4 | 6;
 
 export interface Prefix {
@@ -67,6 +69,8 @@ interface Common {
    * round trip includes the bond's longest delay and window-limited senders fill slow links
    * too) or "earliest" (scheduled like data). bpf/schedule.h */
   ackPath: 'slowest' | 'earliest';
+  /** `[[redundant]]` classes: latency-critical traffic sent on several links (config/redundant.ts) */
+  redundant: RedundantClass[];
 }
 
 /**

@@ -69,6 +69,15 @@ export const MP_CARRIER_IP = 1;
 
 /** enum mp_hdr_flags: mp_hdr.flags bits. */
 export const MP_HDR_F_DP = 1 << 0;
+/** a redundant copy (bpf/redundant.h): the class is in the high nibble of mp_hdr.flags */
+export const MP_HDR_F_COPY = 1 << 1;
+export const MP_HDR_CLASS_SHIFT = 4;
+
+/** redundant mode (bpf/mp.h, bpf/redundant.h) */
+export const MP_RED_CLASSES = 8;
+export const MP_RED_PORT_RANGES = 4;
+export const MP_RED_PREFIXES = 4;
+export const MP_RED_ALL_LINKS = 0xff;
 
 /** enum mp_probe_flags: mp_probe.flags. */
 export const MP_PROBE_F_BUDGET = 1 << 0;
@@ -100,6 +109,12 @@ export const DROP_REASONS = [
   'hs_source_rate',
   'hs_global_rate',
   'bad_probe',
+  // 23-26: allotted to other work this session (cc, pmtu); placeholders until the merge
+  'reserved_23',
+  'reserved_24',
+  'reserved_25',
+  'reserved_26',
+  'duplicate',
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 /** MP_DROP_MAX: entries of the mp_drops map. */
@@ -114,7 +129,7 @@ export const ENUMS: Record<string, Record<string, number>> = {
   mp_link_state: { MP_LINK_UNUSED, MP_LINK_UP, MP_LINK_DOWN, MP_LINK_ADMIN_DOWN },
   mp_link_flags: { MP_LINK_F_NO_ACKS },
   mp_carrier: { MP_CARRIER_UDP, MP_CARRIER_IP },
-  mp_hdr_flags: { MP_HDR_F_DP },
+  mp_hdr_flags: { MP_HDR_F_DP, MP_HDR_F_COPY },
   mp_probe_flags: { MP_PROBE_F_BUDGET, MP_PROBE_F_ADMIN_DOWN, MP_PROBE_F_PMTU },
   mp_drop_reason: {
     ...Object.fromEntries(DROP_REASONS.map((n, i) => [`MP_DROP_${n.toUpperCase()}`, i])),
@@ -215,8 +230,28 @@ export const MP_REPLAY = layout('mp_replay', 16 + 8 * MP_REPLAY_WORDS, [
   ['lock', 0, 4], ['top', 4, 4], ['any', 8, 4], ['pos', 12, 4], ['bits', 16, 8 * MP_REPLAY_WORDS],
 ]);
 
+// prettier-ignore
+/** mp_red_class[i]: a redundant class (bpf/redundant.h), written by userland. */
+export const MP_RED_CLASS = layout('mp_red_class', 128, [
+  ['used', 0, 1], ['links', 1, 1], ['n_ports', 2, 1], ['n_prefixes', 3, 1], ['pad', 4, 4], ['dscp', 8, 8],
+  ['port_lo', 16, 2 * MP_RED_PORT_RANGES], ['port_hi', 24, 2 * MP_RED_PORT_RANGES],
+  ['prefix', 32, 20 * MP_RED_PREFIXES], ['cap_bytes_per_s', 112, 8], ['burst_bytes', 120, 4], ['pad2', 124, 4],
+]);
+// prettier-ignore
+/** mp_red_bucket[i]: class i's token bucket (data path state; written zeroed by userland). */
+export const MP_RED_BUCKET = layout('mp_red_bucket', 24, [
+  ['lock', 0, 4], ['pad', 4, 4], ['tokens', 8, 8], ['last_ns', 16, 8],
+]);
+// prettier-ignore
+/** mp_red_stats[i]: per-CPU counters of class i. */
+export const MP_RED_STATS = layout('mp_red_stats', 64 + 8 * MP_MAX_LINKS, [
+  ['packets', 0, 8], ['bytes', 8, 8], ['copies', 16, 8], ['copy_bytes', 24, 8], ['capped', 32, 8],
+  ['single', 40, 8], ['copy_failed', 48, 8], ['duplicates', 56, 8], ['wins', 64, 8 * MP_MAX_LINKS],
+]);
+
 export const LAYOUTS: readonly StructLayout[] = [
   MP_ADDR, MP_HDR, MP_PROBE, MP_CONFIG, MP_LINK, MP_ENDPOINT, MP_SCHED, MP_LINK_STATS, MP_RX, MP_PEER_PROBE, MP_LOOP_STATS, MP_KEY, MP_REPLAY,
+  MP_RED_CLASS, MP_RED_BUCKET, MP_RED_STATS,
 ];
 
 /** Value sizes (per CPU for the per-CPU maps: see percpuValueSize). */
@@ -248,6 +283,9 @@ export const MAPS = {
   /** bpf/flood.h: [0] the global handshake bucket, [1 + id] link id's endpoint bucket (GCRA tat, ns) */
   hsLimits: { name: 'mp_hs_limits', type: BPF_MAP_TYPE_ARRAY, keySize: 4, value: 8, maxEntries: 1 + MP_MAX_LINKS },
   peerProbe: { name: 'mp_peer_probe', type: BPF_MAP_TYPE_ARRAY, keySize: 4, value: MP_PEER_PROBE.size, maxEntries: MP_MAX_LINKS },
+  redClass: { name: 'mp_red_class', type: BPF_MAP_TYPE_ARRAY, keySize: 4, value: MP_RED_CLASS.size, maxEntries: MP_RED_CLASSES },
+  redBucket: { name: 'mp_red_bucket', type: BPF_MAP_TYPE_ARRAY, keySize: 4, value: MP_RED_BUCKET.size, maxEntries: MP_RED_CLASSES },
+  redStats: { name: 'mp_red_stats', type: BPF_MAP_TYPE_PERCPU_ARRAY, keySize: 4, value: MP_RED_STATS.size, maxEntries: MP_RED_CLASSES },
 } as const;
 
 /** Bytes per CPU in a per-CPU map value buffer: round_up(value_size, 8). */
@@ -747,4 +785,69 @@ export function decodeHdr(b: Buffer): MpHdr {
     tsUs: b.readUInt32BE(f('ts_us')),
     tag: Buffer.from(b.subarray(f('tag'), f('tag') + 8)),
   };
+}
+
+// ---- redundant mode (bpf/redundant.h) ----------------------------------------------------------
+
+/** mp_red_class[i] as userland writes it. */
+export interface MpRedClass {
+  /** links a packet is sent on: 2..MP_MAX_LINKS, or MP_RED_ALL_LINKS */
+  links: number;
+  /** DSCP values (0..63) that match */
+  dscp: readonly number[];
+  /** UDP source or destination port ranges that match (inclusive) */
+  ports: readonly { lo: number; hi: number }[];
+  /** source or destination prefixes that match */
+  prefixes: readonly MpAddr[];
+  /** the copies' byte rate and bucket depth */
+  capBytesPerS: number;
+  burstBytes: number;
+}
+
+export function encodeRedClass(c: MpRedClass | null): Buffer {
+  const b = Buffer.alloc(MP_RED_CLASS.size);
+  if (!c) return b;
+  const f = (n: string) => at(MP_RED_CLASS, n);
+  b.writeUInt8(1, f('used'));
+  b.writeUInt8(c.links, f('links'));
+  b.writeUInt8(c.ports.length, f('n_ports'));
+  b.writeUInt8(c.prefixes.length, f('n_prefixes'));
+  let dscp = 0n;
+  for (const d of c.dscp) dscp |= 1n << BigInt(d);
+  b.writeBigUInt64LE(dscp, f('dscp'));
+  c.ports.slice(0, MP_RED_PORT_RANGES).forEach((r, i) => {
+    b.writeUInt16LE(r.lo, f('port_lo') + 2 * i);
+    b.writeUInt16LE(r.hi, f('port_hi') + 2 * i);
+  });
+  c.prefixes.slice(0, MP_RED_PREFIXES).forEach((p, i) => writeAddr(b, f('prefix') + MP_ADDR.size * i, p));
+  b.writeBigUInt64LE(BigInt(Math.round(c.capBytesPerS)), f('cap_bytes_per_s'));
+  b.writeUInt32LE(c.burstBytes, f('burst_bytes'));
+  return b;
+}
+
+/** mp_red_stats[i], summed over CPUs. */
+export interface MpRedStats {
+  packets: bigint;
+  bytes: bigint;
+  copies: bigint;
+  copyBytes: bigint;
+  capped: bigint;
+  single: bigint;
+  copyFailed: bigint;
+  duplicates: bigint;
+  /** per link id: the first copy came on this link */
+  wins: bigint[];
+}
+
+export function decodeRedStats(perCpu: Buffer, ncpu?: number): MpRedStats {
+  const stride = perCpuStride(MP_RED_STATS.size);
+  const end = Math.min(perCpu.length, (ncpu ?? Infinity) * stride);
+  const f = (n: string) => at(MP_RED_STATS, n);
+  const sum: MpRedStats = { packets: 0n, bytes: 0n, copies: 0n, copyBytes: 0n, capped: 0n, single: 0n, copyFailed: 0n, duplicates: 0n, wins: Array.from({ length: MP_MAX_LINKS }, () => 0n) };
+  const scalar = { packets: 'packets', bytes: 'bytes', copies: 'copies', copyBytes: 'copy_bytes', capped: 'capped', single: 'single', copyFailed: 'copy_failed', duplicates: 'duplicates' } as const;
+  for (let cpu = 0; cpu + stride <= end; cpu += stride) {
+    for (const [k, n] of Object.entries(scalar)) sum[k as keyof typeof scalar] += perCpu.readBigUInt64LE(cpu + f(n));
+    for (let i = 0; i < MP_MAX_LINKS; i++) sum.wins[i]! += perCpu.readBigUInt64LE(cpu + f('wins') + 8 * i);
+  }
+  return sum;
 }

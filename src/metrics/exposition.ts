@@ -83,6 +83,25 @@ export function portalMetrics(s: PortalStatus): Family[] {
       : []),
     fam('mpctl_bad_control_messages_total', 'counter', 'Malformed or unexpected control messages.', one(s.badControl)),
   ];
+  const red = s.redundant ?? [];
+  if (red.length) {
+    const linkName = (id: string) => s.links.find((l) => String(l.id) === id)?.name ?? id;
+    const cls = (r: (typeof red)[number]) => ({ class: r.name ?? String(r.id), class_id: String(r.id) });
+    const perClass = (name: string, help: string, v: (r: (typeof red)[number]) => number) =>
+      fam(name, 'counter', help, red.map((r) => ({ labels: cls(r), value: v(r) })));
+    families.push(
+      perClass('mpctl_redundant_packets_total', 'Packets of the redundant class this portal sent.', (r) => r.packets),
+      perClass('mpctl_redundant_copies_total', 'Copies of the class\'s packets sent on further links.', (r) => r.copies),
+      perClass('mpctl_redundant_copy_bytes_total', 'Outer IP bytes of those copies (what the cap limits).', (r) => r.copyBytes),
+      fam('mpctl_redundant_uncopied_total', 'counter', 'Packets of the class sent without copies, by why: capped (over the class cap), single (one usable link), failed (copies that could not be sent).', red.flatMap((r) => [
+        { labels: { ...cls(r), reason: 'capped' }, value: r.capped },
+        { labels: { ...cls(r), reason: 'single' }, value: r.single },
+        { labels: { ...cls(r), reason: 'failed' }, value: r.copyFailed },
+      ])),
+      fam('mpctl_redundant_first_copy_total', 'counter', "The peer's redundant packets received, by the link their first copy came on.", red.flatMap((r) => Object.entries(r.wins).map(([l, n]) => ({ labels: { ...cls(r), link_id: l, link: linkName(l) }, value: n })))),
+      perClass('mpctl_redundant_duplicates_total', "Later copies of the peer's redundant packets, dropped.", (r) => r.duplicates),
+    );
+  }
   if (sec) {
     families.push(
       fam('mpctl_authenticated', 'gauge', 'Whether the tunnel is authenticated (0: insecure_no_auth).', one(sec.mode === 'authenticated' ? 1 : 0)),

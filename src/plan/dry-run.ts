@@ -4,6 +4,7 @@
 import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
 import type { PortalConfig } from '../config/types.js';
+import { describeRedundant } from '../config/redundant.js';
 import { formatDuration, formatRate } from '../units.js';
 import { renderStep } from './render.js';
 import type { Plan } from './types.js';
@@ -33,6 +34,7 @@ export function dryRunScript(cfg: PortalConfig, plan: Plan, configFile: string):
   if (cfg.role === 'local')
     for (const l of cfg.links)
       head.push(`#   link ${l.id} ${l.name}: ${l.interface}, rate ${formatRate(l.rateBps)}, delay ${formatDuration(l.delayUs)}, metric ${l.metric}${l.budgetBytes ? `, budget ${l.budgetBytes} B` : ''}`);
+  for (const c of cfg.redundant) head.push(`#   ${describeRedundant(c)} (mpctl up writes it into the BPF maps)`);
   const body = plan.steps.map((s) => {
     const line = renderStep(s, 'up', plan.instance);
     return s.kind === 'bpfFilter' ? `# (mpctl up loads and pins the program first) ${line}` : line;

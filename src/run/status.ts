@@ -74,6 +74,26 @@ export interface PortalStatus {
   badControl: number;
   /** keys, session and handshakes (null: not published yet) */
   security: SecurityStatus | null;
+  /** redundant classes (bpf/redundant.h), per `[[redundant]]` of the config; absent before
+   * redundant mode existed */
+  redundant?: RedundantStatus[];
+}
+
+/** A redundant class's counters: what this portal sent, and the peer's copies it received. */
+export interface RedundantStatus {
+  id: number;
+  /** from the config (null: the config file no longer names the class) */
+  name: string | null;
+  packets: number;
+  bytes: number;
+  copies: number;
+  copyBytes: number;
+  capped: number;
+  single: number;
+  copyFailed: number;
+  duplicates: number;
+  /** link id → first copies received on it (links with none left out) */
+  wins: Record<string, number>;
 }
 
 const STATE_NAMES: Record<number, LinkStatus['state']> = {
@@ -125,6 +145,45 @@ async function linkNames(configFile: string): Promise<Map<number, { name: string
   return m;
 }
 
+/** The redundant classes' counters (mp_red_stats): the config's classes, and any other slot
+ * with counts (a class removed from the config since `up`). */
+async function redundantStatus(configFile: string, fd: MapFd, ncpu: number): Promise<RedundantStatus[]> {
+  const cfg = await loadConfig(configFile);
+  const names = new Map(cfg.isOk() ? cfg.value.redundant.map((c) => [c.id, c.name]) : []);
+  const out: RedundantStatus[] = [];
+  for (let id = 0; id < abi.MP_RED_CLASSES; id++) {
+    const v = mapLookup(fd, abi.mapKey(id), abi.percpuValueSize(abi.MP_RED_STATS.size, ncpu));
+    const r = v.isOk() && v.value ? abi.decodeRedStats(v.value, ncpu) : null;
+    if (!r || (!names.has(id) && r.packets === 0n && r.duplicates === 0n && r.wins.every((w) => w === 0n))) continue;
+    const wins: Record<string, number> = {};
+    r.wins.forEach((w, link) => w > 0n && (wins[String(link)] = Number(w)));
+    out.push({
+      id,
+      name: names.get(id) ?? null,
+      packets: Number(r.packets),
+      bytes: Number(r.bytes),
+      copies: Number(r.copies),
+      copyBytes: Number(r.copyBytes),
+      capped: Number(r.capped),
+      single: Number(r.single),
+      copyFailed: Number(r.copyFailed),
+      duplicates: Number(r.duplicates),
+      wins,
+    });
+  }
+  return out;
+}
+
+/** `mpctl status` lines of the redundant classes. */
+export function redundantLines(rs: readonly RedundantStatus[]): string[] {
+  return rs.map(
+    (r) =>
+      `  redundant ${r.id}${r.name ? ` ${r.name}` : ''}: sent ${r.packets} pkts with ${r.copies} copies (${r.copyBytes} B)` +
+      `${r.capped ? `, ${r.capped} capped` : ''}${r.single ? `, ${r.single} alone (one link)` : ''}${r.copyFailed ? `, ${r.copyFailed} copies failed` : ''}` +
+      `; received first on ${Object.entries(r.wins).map(([l, n]) => `link ${l} ${n}`).join(', ') || 'none'}, ${r.duplicates} duplicates dropped`,
+  );
+}
+
 /** The human-readable `mpctl status` text. */
 export function statusText(s: PortalStatus): string {
   const { loop } = s;
@@ -148,6 +207,7 @@ export function statusText(s: PortalStatus): string {
     ),
     `  drops: ${Object.entries(s.drops).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}`,
     `  segmentation loop: ${loop.gso} GSO and ${loop.frag} too big sent round, ${loop.back} pieces carried`,
+    ...redundantLines(s.redundant ?? []),
     ...(s.feedback
       ? [`  feedback: ${s.feedback.fbSent} sent, ${s.feedback.fbHeard} taken, ${s.feedback.fbDup} duplicate, ${s.feedback.fbBad} malformed`]
       : []),
@@ -187,6 +247,7 @@ export async function portalStatus(instance: string): Promise<Result<PortalStatu
     const drops = open('mp_drops');
     const loopStats = open('mp_loop_stats');
     const sched = open('mp_sched');
+    const redStats = open(abi.MAPS.redStats.name);
     const cpus = numPossibleCpus();
     for (const r of [links, eps, stats, drops, loopStats, sched, cpus]) if (r.isErr()) return err(r.error);
     const sc = mapLookup(sched._unsafeUnwrap(), abi.mapKey(0), abi.MP_SCHED_SIZE);
@@ -281,6 +342,8 @@ export async function portalStatus(instance: string): Promise<Result<PortalStatu
       feedback: published?.feedback ?? null,
       badControl: published?.badControl ?? 0,
       security: published?.security ?? null,
+      // a data path pinned before redundant mode existed has no mp_red_stats
+      ...(redStats.isOk() ? { redundant: await redundantStatus(st.value.configFile, redStats.value, ncpu) } : {}),
     });
   } finally {
     for (const fd of fds) closeFd(fd);

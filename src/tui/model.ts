@@ -57,6 +57,9 @@ export interface View {
   drops: { reason: string; count: number; delta: number }[];
   feedback: PortalStatus['feedback'];
   badControl: number;
+  /** redundant classes, one line each: packets sent and copies, and where the peer's first
+   * copies came in (link names where known) */
+  redundant: string[];
 }
 
 export interface Model {
@@ -136,6 +139,11 @@ export function step(m: Model, s: PortalStatus, historyLen = HISTORY): Model {
     drops,
     feedback: s.feedback,
     badControl: s.badControl,
+    redundant: (s.redundant ?? []).map((r) => {
+      const link = (id: string) => s.links.find((l) => String(l.id) === id)?.name ?? `link ${id}`;
+      const wins = Object.entries(r.wins).map(([l, n]) => `${link(l)} ${n}`).join(' ') || 'none yet';
+      return `${r.name ?? `class ${r.id}`}: sent ${r.packets} + ${r.copies} copies${r.capped ? ` (${r.capped} capped)` : ''} · first in: ${wins} · ${r.duplicates} dup dropped`;
+    }),
   };
   return { prev: s, history, view };
 }

@@ -154,6 +154,18 @@ function Drops({ v }: { v: View }) {
   );
 }
 
+function Redundant({ v }: { v: View }) {
+  return (
+    <>
+      {v.redundant.map((line, i) => (
+        <Text key={i} wrap="truncate">
+          <Text bold>redundant</Text> {line}
+        </Text>
+      ))}
+    </>
+  );
+}
+
 export const HELP_LINES = [
   'Keys',
   '  ↑/↓, k/j     select a link',
@@ -209,10 +221,11 @@ export function Screen({ view, ui, columns, rows }: ScreenProps) {
   return (
     <Box flexDirection="column" width={columns}>
       <Header v={view} columns={columns} />
-      {ui.help ? <Help /> : <LinkTable v={view} ui={ui} columns={columns} maxRows={rows - CHROME - 1} />}
+      {ui.help ? <Help /> : <LinkTable v={view} ui={ui} columns={columns} maxRows={rows - CHROME - 1 - view.redundant.length} />}
       {!ui.help && <Totals v={view} />}
       {!ui.help && <Session v={view} />}
       {!ui.help && <Drops v={view} />}
+      {!ui.help && <Redundant v={view} />}
       <Footer ui={ui} />
     </Box>
   );

@@ -6,6 +6,7 @@
 // Exit codes: 0 valid · 2 invalid (the message names the key and quotes the value; also a
 // private key file that is missing, malformed or readable by others) · 3 the config file does
 // not exist · 5 the private key file is not readable (run as root).
+import { describeRedundant } from '../../config/redundant.js';
 import type { CommandModule } from 'yargs';
 import { err, ok } from 'neverthrow';
 import { loadConfig } from '../../config/parse.js';
@@ -57,6 +58,7 @@ export function configSummary(file: string, c: PortalConfig, publicKey: string |
     const backup = c.links.filter((l) => l.metric > best);
     if (backup.length) lines.push(`  backup: ${backup.map((l) => l.name).join(', ')} carr${backup.length > 1 ? 'y' : 'ies'} traffic only while every metric-${best} link is down`);
   }
+  for (const r of c.redundant) lines.push(`  ${describeRedundant(r)}`);
   return lines.join('\n');
 }
 

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { after, describe, it } from 'node:test';
 import { bpfClose, bpfOpenLoad, mapFd, mapLookup, mapLookupArray, mapUpdate, numPossibleCpus, type ObjHandle } from '../src/native/libmpctl.js';
 import { mapKey, MP_LINK_STATS_SIZE, MP_MAX_LINKS, percpuValueSize } from '../src/datapath/abi.js';
-import { objectPath } from '../src/portal/datapath.js';
+import { objectPath } from '../src/apply/datapath.js';
 
 const must = <T>(r: { isOk(): boolean; _unsafeUnwrap(): T; _unsafeUnwrapErr(): unknown }): T => {
   assert.ok(r.isOk(), JSON.stringify(r.isOk() ? null : r._unsafeUnwrapErr()));

@@ -10,7 +10,7 @@ import { describeError } from '../src/errors.js';
 import { planPortal } from '../src/plan/plan.js';
 import { DEFAULT_POLICY } from '../src/plan/policy.js';
 import { dryRunScript } from '../src/plan/dry-run.js';
-import { redClassValue } from '../src/portal/datapath.js';
+import { redClassValue } from '../src/apply/datapath.js';
 import { encodeRedClass, MP_RED_ALL_LINKS, MP_RED_CLASS } from '../src/datapath/abi.js';
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
@@ -95,7 +95,7 @@ test('[[redundant]]: the dry run names each class (golden: test/golden/lp-redund
 });
 
 test('[[redundant]] counters in status, --json, /metrics and the console', async () => {
-  const { statusText } = await import('../src/portal/status.js');
+  const { statusText } = await import('../src/run/status.js');
   const { exposition } = await import('../src/metrics/exposition.js');
   const { step, emptyModel } = await import('../src/tui/model.js');
   const { validateStatus } = await import('./helpers/status-schema.js');

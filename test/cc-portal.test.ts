@@ -1,5 +1,5 @@
-// The congestion-control loop of a running portal (src/portal/cc.ts) and its byte-budget
-// keeper (src/portal/budget.ts) against a recording fake of the data path: what is written
+// The congestion-control loop of a running portal (src/cc/loop.ts) and its byte-budget
+// keeper (src/cc/budget-loop.ts) against a recording fake of the data path: what is written
 // into mp_links and when. No root, no kernel.
 //   node --import tsx --test test/cc-portal.test.ts
 

@@ -198,10 +198,10 @@ test('mpctl up local on a pty in the lab: both links up with live rates, metrics
       // the RP takes the LP's link names (the lab writes its link_names)
       const rp = nsName(lab, 'rp');
       const rpInstance = portalInstance(lab, 'rp');
-      const rpLinks = async () => (JSON.parse((await run('ip', ['netns', 'exec', rp, mpctl, 'status', '--instance', rpInstance, '--json']))._unsafeUnwrap()) as typeof s).links;
+      const rpLinks = async () => (await labStatus(lab, 'rp')).links;
       const rd = await run('ip', ['netns', 'exec', rp, mpctl, 'link', 'l2', 'down', '--instance', rpInstance]);
       assert.ok(rd.isOk() && /link l2 admin down/.test(rd.value), `mpctl link l2 down on the RP: ${JSON.stringify(rd)}`);
-      assert.deepEqual((await rpLinks()).map((l) => [(l as { name?: string }).name, l.state]), [['l1', 'up'], ['l2', 'admin-down']]);
+      assert.deepEqual((await rpLinks()).map((l) => [l.name, l.state]), [['l1', 'up'], ['l2', 'admin-down']]);
       assert.ok((await run('ip', ['netns', 'exec', rp, mpctl, 'link', '1', 'up', '--instance', rpInstance])).isOk(), 'and by number');
       assert.notEqual((await rpLinks())[1]!.state, 'admin-down');
 

@@ -81,7 +81,7 @@ enum mp_hdr_flags {
  * from the LP tells the RP which outer size reaches the LP (pmtu_down: the RP schedules no larger
  * packet on the link) and which reaches the RP (pmtu_up: for status).
  *
- * Budgets of metered links (src/portal/budget.ts): the LP counts both directions of a metered
+ * Budgets of metered links (src/cc/budget-loop.ts): the LP counts both directions of a metered
  * link against its budget; in each request it tells the RP how much the RP may still send on
  * that link this period. With MP_PROBE_F_BUDGET set, budget_kib is that allowance in KiB
  * (rounded down, saturating at 2^32-1 KiB); 0 means spent. The RP then caps its own scheduler
@@ -180,7 +180,7 @@ enum mp_carrier {
 enum mp_link_flags {
 	/* Pure TCP ACKs avoid this link while a link without the flag is usable: the congestion
 	 * controller saw it lose packets at random or found it far slower than the best link
-	 * (portal/cc.ts). An ACK lost there costs the end host a window cut, an ACK there sets the
+	 * (cc/loop.ts). An ACK lost there costs the end host a window cut, an ACK there sets the
 	 * round trip of a link that carries little data (schedule.h). */
 	MP_LINK_F_NO_ACKS = 1 << 0,
 };

@@ -16,7 +16,7 @@
  * (the packet that crosses the line is the last one). The scan reads sent_bytes before the
  * lock (an aligned u64 load; the stack has no room for the budgets under it), so packets
  * scheduled at that moment on other CPUs may each add one more. Userland raises budget_bytes by each
- * period's allowance (cc/budget.ts, portal/cc.ts). A spent link does not count for its tier,
+ * period's allowance (cc/budget.ts, cc/loop.ts). A spent link does not count for its tier,
  * so a backup tier takes over when every primary is down or spent.
  *
  * Pure TCP ACKs and SYN-ACKs (no payload, no FIN/RST; encap.c pure_ack) go the other way
@@ -30,7 +30,7 @@
  * link 34.6 Mbit/s (lab, upload, one run each). Where the latest choice would land an ACK less
  * than MP_ACK_SPREAD_NS later than the earliest one (links of about the same delay), ACKs are
  * scheduled like data, so they keep being spread over links. Links with a byte budget (metered)
- * and links flagged MP_LINK_F_NO_ACKS (lossy, or far slower than the best: portal/cc.ts) are
+ * and links flagged MP_LINK_F_NO_ACKS (lossy, or far slower than the best: cc/loop.ts) are
  * not used for ACKs at all, neither for the slowest-link rule nor when ACKs are spread like
  * data, while a link without the flag is usable (README "Benchmarks": with ACKs on a 4 Mbit/150 ms link next
  * to a 30 Mbit/4 ms one, every round trip carried the slow link's delay and loss); config

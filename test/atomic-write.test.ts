@@ -1,4 +1,4 @@
-// Status files are replaced whole (src/portal/state.ts writeFileAtomic): a reader that polls
+// Status files are replaced whole (src/apply/state.ts writeFileAtomic): a reader that polls
 // runtime.json while the portal rewrites it every 250 ms must never see half a file. With the
 // former in-place writeFile, 7 of 1,000 reads failed to parse.
 import { test } from 'node:test';

@@ -1,5 +1,5 @@
-// The congestion-control loop of a running portal (src/portal/cc.ts) and its byte-budget
-// keeper (src/portal/budget.ts) against a recording fake of the data path: what is written
+// The congestion-control loop of a running portal (src/cc/loop.ts) and its byte-budget
+// keeper (src/cc/budget-loop.ts) against a recording fake of the data path: what is written
 // into mp_links and when. No root, no kernel.
 //   node --import tsx --test test/cc-portal.test.ts
 
@@ -144,12 +144,15 @@ describe('congestion-control loop', () => {
   it('tells the controller the backlog the scheduler planned: a planned queue is not congestion', () => {
     const run = (plannedMs: number) => {
       const f = fakeDp();
-      const loop = new CcLoop(f.dp, noLog);
+      // the loop's clock by hand: the scheduler's backlog is exactly what it planned when sampled
+      let nowUs = monoUs();
+      const loop = new CcLoop(f.dp, noLog, { clock: () => nowUs });
       loop.addLink(0, { rateBps: 20e6, owdUs: 10_000 });
       // 1 s of a 20 Mbit/s link whose every packet waited 40 ms; the scheduler's model says it
       // kept that 40 ms backlog on purpose (or not)
       for (let seq = 1; seq <= 50; seq++) {
-        f.sched.busyUntilNs[0] = BigInt(monoUs() + plannedMs * 1000) * 1000n;
+        nowUs += 20_000;
+        f.sched.busyUntilNs[0] = BigInt(nowUs + plannedMs * 1000) * 1000n;
         loop.tick();
         const owd = seq < 5 ? 5_000 : 45_000;
         loop.onFeedbackPacket(encodeFeedbackPacket({ seq, records: [record({ owdMinUs: owd, owdMaxUs: owd, maxLinkSeq: 100 + 34 * seq })] }, 0, 0));

@@ -23,6 +23,7 @@ import { portalInstance } from '../src/lab/bond.js';
 import { labDir } from '../src/lab/state.js';
 import { nsName } from '../src/lab/topology.js';
 import { withLab } from './helpers/lab.js';
+import { labStatus, waitFor as waitUntil } from './helpers/wait.js';
 import { parseExposition, valueOf } from './helpers/prom.js';
 import { validateStatus } from './helpers/status-schema.js';
 import { existsSync } from 'node:fs';
@@ -170,6 +171,8 @@ test('mpctl up local on a pty in the lab: both links up with live rates, metrics
       assert.ok(ld.isOk() && /link l2 admin down/.test(ld.value), 'mpctl link l2 down');
       const s3 = JSON.parse((await run('ip', ['netns', 'exec', lp, mpctl, 'status', '--instance', instance, '--json']))._unsafeUnwrap()) as typeof s;
       assert.equal(s3.links[1]!.state, 'admin-down');
+      // both directions: the LP's probes carry the flag, and the RP stops sending on l2 too
+      await waitUntil("the RP holds l2 down from the LP's probes", () => labStatus(lab, 'rp'), (x) => x.links.find((l) => l.id === 1)?.state === 'admin-down', 3000);
       assert.ok((await run('ip', ['netns', 'exec', lp, mpctl, 'link', 'l2', 'up', '--instance', instance])).isOk());
       const nope = await run('ip', ['netns', 'exec', lp, mpctl, 'link', 'l9', 'down', '--instance', instance]);
       assert.ok(nope.isErr() && nope.error.kind === 'CommandFailed' && nope.error.code === 3 && /has no link "l9" \(links: l1, l2\)/.test(nope.error.stderr), 'unknown link: exit 3');
@@ -195,10 +198,10 @@ test('mpctl up local on a pty in the lab: both links up with live rates, metrics
       // the RP takes the LP's link names (the lab writes its link_names)
       const rp = nsName(lab, 'rp');
       const rpInstance = portalInstance(lab, 'rp');
-      const rpLinks = async () => (JSON.parse((await run('ip', ['netns', 'exec', rp, mpctl, 'status', '--instance', rpInstance, '--json']))._unsafeUnwrap()) as typeof s).links;
+      const rpLinks = async () => (await labStatus(lab, 'rp')).links;
       const rd = await run('ip', ['netns', 'exec', rp, mpctl, 'link', 'l2', 'down', '--instance', rpInstance]);
       assert.ok(rd.isOk() && /link l2 admin down/.test(rd.value), `mpctl link l2 down on the RP: ${JSON.stringify(rd)}`);
-      assert.deepEqual((await rpLinks()).map((l) => [(l as { name?: string }).name, l.state]), [['l1', 'up'], ['l2', 'admin-down']]);
+      assert.deepEqual((await rpLinks()).map((l) => [l.name, l.state]), [['l1', 'up'], ['l2', 'admin-down']]);
       assert.ok((await run('ip', ['netns', 'exec', rp, mpctl, 'link', '1', 'up', '--instance', rpInstance])).isOk(), 'and by number');
       assert.notEqual((await rpLinks())[1]!.state, 'admin-down');
 

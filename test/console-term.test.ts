@@ -43,7 +43,7 @@ function emulated(cols: number, rows: number) {
 }
 
 for (const cols of [80, 120]) {
-  test(`the console on an emulated ${cols}-column terminal shows one whole frame, frame after frame`, { timeout: 20_000 }, async () => {
+  test(`the console on an emulated ${cols}-column terminal shows one whole frame, frame after frame`, { timeout: 60_000 }, async () => { // the first loads Ink and xterm cold: 6 s alone, >20 s on a loaded machine
     const { runConsole } = await loadConsole();
     const t = emulated(cols, 40);
     let i = 0;

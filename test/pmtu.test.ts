@@ -1,4 +1,4 @@
-// PLPMTUD per link and direction (src/portal/pmtu.ts) against a simulated path: probes of at most
+// PLPMTUD per link and direction (src/run/pmtu.ts) against a simulated path: probes of at most
 // `path` bytes come back after one round trip, larger ones vanish (a black hole: no ICMP).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

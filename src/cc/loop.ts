@@ -54,6 +54,8 @@ export interface CcOptions {
   /** feedback without news (no packet on any link since the last one) goes at most this often
    * (ms; default FEEDBACK_IDLE_MS): an idle portal sends it at the probe rate, not 50 a second */
   idleFeedbackMs?: number;
+  /** the clock (µs, monotonic; default monoUs): a port, so unit tests set the time by hand */
+  clock?: () => number;
 }
 
 /** The controller as `mpctl status` shows it. */
@@ -122,13 +124,16 @@ export class CcLoop {
   ) {
     this.budgets = new BudgetKeeper(dp, log);
     this.peer = opts.peerBudgets ? new PeerAllowances(log) : null;
+    this.clock = opts.clock ?? monoUs;
   }
+
+  private readonly clock: () => number;
 
   /** RP: the budget line for link `id` from a probe's allowance (PeerAllowances.onProbe), looking
    * back a round trip, the queue and two feedback intervals (the LP's reading is up to one old,
    * our samples one apart); 300 ms before the controller knows the link. `atUs`: when the probe
    * arrived (the data path recorded it: bpf/probe.h). */
-  peerLine(id: number, probeSeq: number, allowanceBytes: number | null, atUs: number = monoUs()): bigint | null {
+  peerLine(id: number, probeSeq: number, allowanceBytes: number | null, atUs: number = this.clock()): bigint | null {
     if (!this.peer) return null;
     const st = this.status(id);
     const lagMs = st && st.feedback > 0 ? st.rttMs + st.queueMs + 2 * FEEDBACK_INTERVAL_MS : 300;
@@ -140,7 +145,7 @@ export class CcLoop {
   addLink(id: number, init: { rateBps: number; owdUs: number; budget?: LinkBudget }): void {
     if (init.budget) this.budgets.addLink(id, init.budget);
     if (this.states.has(id)) return;
-    const now = monoUs();
+    const now = this.clock();
     const owdUs = Math.max(init.owdUs, 100);
     this.states.set(id, cc.initial({ initialRateBps: Math.max(init.rateBps, cc.DEFAULT_CC.minRateBps), owdUs, rttUs: Math.max(2 * owdUs, 1000) }, now));
     const tx = this.dp.txBytes(id);
@@ -194,7 +199,7 @@ export class CcLoop {
    * to send (no baseline reading yet, or no link up).
    */
   buildFeedback(links: readonly number[], isUp: (id: number) => boolean): { linkId: number; packet: Buffer }[] {
-    const now = monoUs();
+    const now = this.clock();
     const records: LinkFeedback[] = [];
     for (const id of links) {
       const r = this.dp.readRx(id);
@@ -233,7 +238,7 @@ export class CcLoop {
   linkUp(id: number): void {
     const r = this.dp.sched();
     if (r.isErr() || !r.value) return;
-    this.fastDown.restart(id, monoUs(), r.value.linkSeq[id] ?? 0);
+    this.fastDown.restart(id, this.clock(), r.value.linkSeq[id] ?? 0);
     this.restartSeq.set(id, r.value.linkSeq[id] ?? 0);
   }
 
@@ -261,7 +266,7 @@ export class CcLoop {
       this.counters.fbBad++;
       return false;
     }
-    const now = monoUs();
+    const now = this.clock();
     this.sampleBacklog(now);
     const { msg } = d.value;
     const lag = this.fastDown.backLag(now, { linkId: d.value.linkId, tsUs: decodeHdr(b).tsUs });
@@ -299,7 +304,7 @@ export class CcLoop {
 
   /** On the feedback timer: links without feedback go stale. */
   tick(): void {
-    const now = monoUs();
+    const now = this.clock();
     this.sampleBacklog(now);
     for (const [id, s] of this.states) this.states.set(id, cc.onSilence(s, now));
     this.budgets.tick();

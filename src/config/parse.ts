@@ -288,7 +288,7 @@ function probeInterval(v: unknown): R<number> {
 }
 
 /** private_key, peer_public_key, insecure_no_auth. The key file itself is read (and its mode
- * checked) at `up` (portal/auth.ts), so a plan or a dry run needs no secret. */
+ * checked) at `up` (security/auth.ts), so a plan or a dry run needs no secret. */
 function authConfig(raw: Table, role: 'local' | 'remote'): R<AuthConfig> {
   const peerRole = role === 'local' ? "the Remote Portal's" : "the Local Portal's";
   const insecure = raw.insecure_no_auth ?? false;

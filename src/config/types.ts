@@ -58,7 +58,7 @@ interface Common {
   ipProto: number;
   /** milliseconds between liveness probes on each link (20..1000, default 100) */
   probeIntervalMs: number;
-  /** keys and the handshake (src/portal/auth.ts) */
+  /** keys and the handshake (src/security/auth.ts) */
   auth: AuthConfig;
   /** Prometheus endpoint (`metrics_listen = "127.0.0.1:9472"`); absent: off */
   metricsListen?: { host: string; port: number };
@@ -98,7 +98,7 @@ export interface LocalConfig extends Common {
   /** the RP's address (outer destination) per family */
   remote: string[];
   /** `state_dir`: where budget usage is kept across restarts (<stateDir>/<instance>/budget.json);
-   * absent: $MPCTL_STATE_DIR, else /var/lib/mpctl (portal/budget-store.ts) */
+   * absent: $MPCTL_STATE_DIR, else /var/lib/mpctl (cc/budget-store.ts) */
   stateDir?: string;
   links: LinkConfig[];
 }

@@ -166,7 +166,7 @@ export const MP_HDR = layout('mp_hdr', 24, [
   ['seq', 4, 4], ['link_seq', 8, 4], ['ts_us', 12, 4], ['tag', 16, 8],
 ]);
 // prettier-ignore
-/** The body of an MP_T_PROBE message, after mp_hdr (wire, big-endian; src/portal/probe.ts). */
+/** The body of an MP_T_PROBE message, after mp_hdr (wire, big-endian; src/run/probe.ts). */
 export const MP_PROBE = layout('mp_probe', 40, [
   ['kind', 0, 1], ['metric', 1, 1], ['carrier', 2, 1], ['flags', 3, 1], ['probe_seq', 4, 4],
   ['sent_ns', 8, 8], ['rate_bps', 16, 8], ['owd_us', 24, 4], ['budget_kib', 28, 4],
@@ -688,7 +688,7 @@ export function decodeRx(b: Buffer): MpRx {
 // ---- struct mp_peer_probe -------------------------------------------------------------------
 
 export interface MpPeerProbe {
-  /** the last request's mp_hdr + mp_probe as they arrived (wire order: src/portal/probe.ts decodes it) */
+  /** the last request's mp_hdr + mp_probe as they arrived (wire order: src/run/probe.ts decodes it) */
   msg: Buffer;
   /** bpf_ktime_get_ns() when it arrived (0: never) */
   rxNs: bigint;

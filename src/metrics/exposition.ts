@@ -1,4 +1,4 @@
-// A portal's status (src/portal/status.ts) as Prometheus metrics, in the text exposition format
+// A portal's status (src/run/status.ts) as Prometheus metrics, in the text exposition format
 // (version 0.0.4): `# HELP`, `# TYPE`, then samples. Pure: status → text. Names follow the
 // Prometheus conventions: `mpctl_` prefix, base units (bytes, seconds, bits per second),
 // `_total` on counters, labels `link` (the config's name, or the id on the RP) and `link_id`.

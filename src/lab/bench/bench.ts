@@ -1,7 +1,7 @@
 // `mpctl lab bench <name>`: benchmarks that run in their own lab and write JSON.
 // Figures are medians of several runs, measured side by side in one invocation.
 // `emulator` and `datapath` are here; the bonding scenarios (2x20, mismatch, cut, …) are in
-// bench-suite.ts and also write a plot (<name>.svg).
+// suite.ts and also write a plot (<name>.svg).
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { err, ok, type Result } from 'neverthrow';

@@ -5,7 +5,7 @@
 // headers), so every report holds the bond's ratio to what unplugging the other links would
 // give, measured in the same invocation. A figure whose runs spread more than 10 points
 // (percent of its median for Mbit/s and ms) is flagged unstable. Plots show throughput over
-// time per link and total (the receiving portal's per-link counters, bench-sample.ts).
+// time per link and total (the receiving portal's per-link counters, sample.ts).
 // bench.ts writes bench-results/<scenario>.json and .svg.
 //
 //   scenario          links (rate/one-way delay; ↓ = server → client)      what is measured

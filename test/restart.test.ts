@@ -51,7 +51,12 @@ test('SIGKILL and `mpctl up` of each portal, then SIGUSR2 (reload) of the LP, du
         assert.deepEqual(s.links.map((l) => l.state), ['up', 'up'], `${role}: both links up`);
       }
       // the rekey completes after 'portal up' (the log read at that moment may not have it yet)
-      assert.match(lpAfter, /session key id \d+ in use/, 'the restarted LP rekeyed');
+      let rekeyed = lpAfter;
+      for (let i = 0; i < 50 && !/session key id \d+ in use/.test(rekeyed); i++) {
+        await sleep(100);
+        rekeyed = (await readFile(`${labDir(lab)}/lp.log`, 'utf8')).split('adopting the running data path').at(-1) ?? '';
+      }
+      assert.match(rekeyed, /session key id \d+ in use/, 'the restarted LP rekeyed');
     },
     { bond: true },
   );

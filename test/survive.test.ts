@@ -14,7 +14,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { iperf } from '../src/lab/measure.js';
-import { killPortal, must, portalStatus, restartPortal, sleep, twoLinks, withLab, type PortalStatus } from './helpers/lab.js';
+import { killPortal, must, portalStatus, portalStatusText, restartPortal, sleep, twoLinks, withLab, type PortalStatus } from './helpers/lab.js';
 
 const BEFORE_S = 10;
 const AFTER_S = 60;
@@ -31,7 +31,7 @@ test(`SIGKILL of the LP, then of the RP, mid-flow: the flow goes on at >= 90 % f
       const seconds = 2 * (BEFORE_S + AFTER_S) + 10;
       const started = Date.now();
       const flow = iperf(lab, { server: { node: 'server', addr: '203.0.113.2' }, client: { node: 'client' }, seconds, reverse: true });
-      const kills: { victim: 'lp' | 'rp'; at: number; restarted?: number; states: string[][]; dead: PortalStatus }[] = [];
+      const kills: { victim: 'lp' | 'rp'; at: number; restarted?: number; states: string[][]; dead: PortalStatus; text: string; survivorRates: string[] }[] = [];
       for (const victim of ['lp', 'rp'] as const) {
         const survivor = victim === 'lp' ? 'rp' : 'lp';
         await sleep((kills.at(-1)?.restarted ?? started + 3000) + BEFORE_S * 1000 - Date.now());
@@ -39,15 +39,23 @@ test(`SIGKILL of the LP, then of the RP, mid-flow: the flow goes on at >= 90 % f
         const at = Date.now();
         const states: string[][] = [];
         let dead: PortalStatus | null = null;
+        let text = '';
+        const survivorRates: string[] = []; // its sending rates in the data path: kept, not lowered
         for (let i = 0; i < 6; i++) {
           await sleep((AFTER_S * 1000) / 7);
-          states.push((await portalStatus(lab, survivor)).links.map((l) => l.state));
-          if (i === 0) dead = await portalStatus(lab, victim); // status truth, mid-flow
+          const sv = await portalStatus(lab, survivor);
+          states.push(sv.links.map((l) => l.state));
+          survivorRates.push(sv.links.map((l) => `${(l.rateBps / 1e6).toFixed(1)}${l.cc?.stale ? ' stale' : ''}`).join('/'));
+          if (i === 0) {
+            // status truth, mid-flow: --json and the text
+            dead = await portalStatus(lab, victim);
+            text = await portalStatusText(lab, victim);
+          }
         }
         assert.ok(dead);
         await sleep(at + AFTER_S * 1000 - Date.now());
         if (victim === 'lp') assert.match(await restartPortal(lab, 'lp'), /adopting the running data path/, 'the LP adopted its data path');
-        kills.push({ victim, at, restarted: Date.now(), states, dead });
+        kills.push({ victim, at, restarted: Date.now(), states, dead, text, survivorRates });
       }
       const r = must(await flow, 'iperf3 across the kills');
       const flowStart = Date.now() - seconds * 1000;
@@ -60,7 +68,7 @@ test(`SIGKILL of the LP, then of the RP, mid-flow: the flow goes on at >= 90 % f
         const after = mean(afterRates);
         const who = k.victim.toUpperCase();
         t.diagnostic(`${who} killed at ${s} s: before ${before.toFixed(2)} Mbit/s, after ${after.toFixed(2)} Mbit/s (${((after / before) * 100).toFixed(1)} %), slowest second after ${Math.min(...afterRates).toFixed(1)}`);
-        t.diagnostic(`${who} survivor's link states every ~${Math.round(AFTER_S / 7)} s: ${k.states.map((x) => x.join('/')).join(' ')}`);
+        t.diagnostic(`${who} survivor's link states every ~${Math.round(AFTER_S / 7)} s: ${k.states.map((x) => x.join('/')).join(' ')}; its link rates (Mbit/s) ${k.survivorRates.join(' ')}`);
         t.diagnostic(`${who}'s data path after the kill (rate/delay, last phase): ${frozen(k.dead)}; ${JSON.stringify({ controlPlane: k.dead.controlPlane, dataPath: k.dead.dataPath })} (killed at ${k.at})`);
         assert.ok(afterRates.length >= AFTER_S - 1, `${who}: the flow lasted ${afterRates.length} s after the kill`);
         assert.ok(after >= 0.9 * before, `${who}: after the kill ${after.toFixed(2)} Mbit/s < 90 % of ${before.toFixed(2)}`);
@@ -70,6 +78,7 @@ test(`SIGKILL of the LP, then of the RP, mid-flow: the flow goes on at >= 90 % f
         const seen = k.dead.controlPlane.lastSeenMs;
         assert.ok(seen !== null && k.at - seen < 2500 && seen <= k.at, `${who}: last seen within the publish interval before the kill`);
         assert.ok(k.dead.dataPath.packetsLastSecond > 1000, `${who}: the flow's packets counted: ${k.dead.dataPath.packetsLastSecond}`);
+        assert.match(k.text, /control plane: not running since \S+; data path: forwarding, \d{4,} packets in the last second/, `${who}'s status text`);
       }
     },
     { bond: true },

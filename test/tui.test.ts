@@ -154,6 +154,16 @@ function recordedPort(admin: [number, boolean][], fail = false): ConsolePort {
 
 const key = { up: '\u001B[A', down: '\u001B[B', esc: '\u001B' };
 
+test('frames: a dead control plane shows in the header, with what the data path still forwards (issue 11)', () => {
+  const last = stream.at(-1)!;
+  const dead: PortalStatus = { ...last, running: false, controlPlane: { running: false, lastSeenMs: Date.UTC(2026, 11, 2, 14, 3, 7) }, dataPath: { forwarding: true, packetsLastSecond: 5405 } };
+  const r = render(h(Screen, { view: replay([...stream, dead]).view, ui, columns: 200, rows: 24 }));
+  const head = (r.lastFrame() ?? '').split('\n')[0]!;
+  r.unmount();
+  assert.match(head, /CONTROL PLANE NOT RUNNING since 14:03:07 · data path forwarding, 5405 packets in the last second/);
+  assert.doesNotMatch(frameOf(stream.length, 200), /NOT RUNNING/, 'not while it runs');
+});
+
 test('console: help overlay, selection with arrows and j/k, admin toggle, detach and quit', async (t) => {
   const admin: [number, boolean][] = [];
   const exits: ConsoleExit[] = [];

@@ -73,10 +73,14 @@ export interface PortalStatus {
   links: { id: number; state: string; rateBps: number; owdUs: number; cc: { rateBps: number; bwBps: number; queueMs: number; phase: string; stale: boolean } | null }[];
 }
 
-/** `mpctl status --json` of a lab's portal, run in its namespace. */
+/** `mpctl status` of a lab's portal, run in its namespace: the text, or with `--json` parsed. */
+export async function portalStatusText(lab: string, role: 'lp' | 'rp', json = false): Promise<string> {
+  const r = await run('ip', ['netns', 'exec', nsName(lab, role), mpctlPath(), 'status', '--instance', portalInstance(lab, role), ...(json ? ['--json'] : [])]);
+  return must(r, 'mpctl status');
+}
+
 export async function portalStatus(lab: string, role: 'lp' | 'rp'): Promise<PortalStatus> {
-  const r = await run('ip', ['netns', 'exec', nsName(lab, role), mpctlPath(), 'status', '--instance', portalInstance(lab, role), '--json']);
-  return JSON.parse(must(r, 'mpctl status')) as PortalStatus;
+  return JSON.parse(await portalStatusText(lab, role, true)) as PortalStatus;
 }
 
 /** SIGKILL a lab's portal (as the OOM killer would), or SIGUSR2 (it hands its data path over:

@@ -614,6 +614,73 @@ int mp_munmap(int h)
 	return 0;
 }
 
+/* ---- one call per control-loop tick: every read it needs, into one shared area ------------- */
+
+#define MP_TICK_AREA (256u * 1024u)
+#define MP_TICK_OPS 16
+
+static unsigned char tick_area[MP_TICK_AREA] __attribute__((aligned(64)));
+static struct {
+	int kind; /* 0: array map elements 0..count-1 (mp_map_lookup_array); 1: a mapping's bytes */
+	int fd;   /* map fd, or mp_map_mmap handle */
+	unsigned count, off, len;
+} tick_ops[MP_TICK_OPS];
+static unsigned tick_n;
+
+void *mp_tick_area(void)
+{
+	return tick_area;
+}
+
+unsigned mp_tick_area_len(void)
+{
+	return MP_TICK_AREA;
+}
+
+int mp_tick_add(int kind, int fd, unsigned count, unsigned off, unsigned len)
+{
+	begin();
+	if (tick_n >= MP_TICK_OPS)
+		return fail(ENOSPC, "mp_tick_add: more than %d reads", MP_TICK_OPS);
+	if ((size_t)off + len > MP_TICK_AREA || off % 8)
+		return fail(EINVAL, "mp_tick_add: %u bytes at %u do not fit the %u-byte area (8-aligned)", len, off, MP_TICK_AREA);
+	if (kind == 0) {
+		struct bpf_map_info info;
+		int err = map_info(fd, &info, "mp_tick_add");
+		if (err)
+			return err;
+		if (count == 0 || (size_t)len != value_len_needed(&info) * count)
+			return fail(EINVAL, "mp_tick_add(map '%s' fd %d): %u elements in %u bytes, need %zu each",
+				    info.name, fd, count, len, value_len_needed(&info));
+	} else if (kind != 1 || fd < 0 || fd >= MP_MMAPS || !mmaps[fd].p || len > mmaps[fd].len) {
+		return fail(EINVAL, "mp_tick_add: kind %d, handle %d, %u bytes: not a read of a mapping", kind, fd, len);
+	}
+	tick_ops[tick_n].kind = kind;
+	tick_ops[tick_n].fd = fd;
+	tick_ops[tick_n].count = count;
+	tick_ops[tick_n].off = off;
+	tick_ops[tick_n].len = len;
+	return (int)tick_n++;
+}
+
+void mp_tick_clear(void)
+{
+	tick_n = 0;
+}
+
+int mp_tick(void)
+{
+	begin();
+	for (unsigned i = 0; i < tick_n; i++) {
+		int err = tick_ops[i].kind == 0
+				  ? mp_map_lookup_array(tick_ops[i].fd, tick_ops[i].count, tick_area + tick_ops[i].off, tick_ops[i].len)
+				  : mp_mmap_read(tick_ops[i].fd, 0, tick_area + tick_ops[i].off, tick_ops[i].len);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
 int mp_obj_get(const char *pinned_path)
 {
 	begin();

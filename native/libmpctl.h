@@ -73,6 +73,17 @@ int mp_map_mmap(int map_fd);
 int mp_mmap_read(int h, unsigned off, void *out, unsigned len);
 int mp_munmap(int h);
 
+/* One call per control-loop tick (ffi calls cost ~7 µs each, ~5 more per buffer argument): the
+ * reads registered with mp_tick_add (kind 0: elements 0..count-1 of array map fd, as
+ * mp_map_lookup_array; kind 1: the first len bytes of mapping handle fd, as mp_mmap_read) land
+ * at their offsets in a static area (mp_tick_area, mp_tick_area_len bytes) on every mp_tick.
+ * mp_tick_add returns the read's index; mp_tick_clear forgets them all. */
+void *mp_tick_area(void);
+unsigned mp_tick_area_len(void);
+int mp_tick_add(int kind, int fd, unsigned count, unsigned off, unsigned len);
+void mp_tick_clear(void);
+int mp_tick(void);
+
 /* fd of a pinned object (map). Owned by the caller: close it with mp_close_fd. */
 int mp_obj_get(const char *pinned_path);
 int mp_close_fd(int fd);

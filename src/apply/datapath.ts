@@ -8,7 +8,7 @@ import type { MpError } from '../errors.js';
 import type { LinkConfig, PortalConfig, Prefix } from '../config/types.js';
 import type { RedundantClass } from '../config/redundant.js';
 import * as abi from '../datapath/abi.js';
-import { bpfClose, bpfOpenLoad, closeFd, mapFd, mapLookup, mapLookupArray, mapMmap, mapUpdate, mmapRead, munmap, numPossibleCpus, objGet, type MapFd, type ObjHandle } from '../native/libmpctl.js';
+import { bpfClose, bpfOpenLoad, closeFd, mapFd, mapLookup, mapMmap, mapUpdate, munmap, numPossibleCpus, objGet, tickReads, type MapFd, type ObjHandle } from '../native/libmpctl.js';
 import type { Rtnl } from '../netlink/rtnl.js';
 import { ipFamily } from '../netlink/ip.js';
 import { packagePath } from '../paths.js';
@@ -239,37 +239,58 @@ export async function openDatapath(
 
   const ncpu = numPossibleCpus();
   if (ncpu.isErr()) return fail(ncpu.error);
-  const peerProbes = peerProbeReader(maps.value.peerProbe);
-  if (peerProbes.isErr()) return fail(peerProbes.error);
-  // mp_rx is read every feedback interval: as memory (BPF_F_MMAPABLE), into one buffer
+  // What the control loop reads every tick, all in one native call (mp_tick: an ffi call costs
+  // more than the reads): mp_sched and the per-CPU mp_link_stats (no mmap for those: a spin lock,
+  // per-CPU values) as batch lookups, mp_rx and mp_peer_probe (BPF_F_MMAPABLE) as memory. Reads
+  // within RX_SNAPSHOT_NS share one refresh (the links of one tick, of one feedback message).
   const rxMap = mapMmap(maps.value.rx);
   if (rxMap.isErr()) return fail(rxMap.error);
-  const rxBuf = Buffer.alloc(abi.MP_RX_SIZE * abi.MP_MAX_LINKS);
-  let rxReadAt = 0n;
-  // mp_link_stats (per-CPU: no mmap) every link in one batch lookup, shared like mp_rx
+  const ppMap = mapMmap(maps.value.peerProbe);
+  if (ppMap.isErr()) {
+    munmap(rxMap.value);
+    return fail(ppMap.error);
+  }
+  const unmap = () => {
+    munmap(rxMap.value);
+    munmap(ppMap.value);
+  };
   const statsSize = abi.percpuValueSize(abi.MP_LINK_STATS_SIZE, ncpu.value);
-  const statsBuf = Buffer.alloc(statsSize * abi.MP_MAX_LINKS);
-  let statsReadAt = -RX_SNAPSHOT_NS;
-  const stats = (id: number): Result<abi.MpLinkStats | null, MpError> => {
-    if (id < 0 || id >= abi.MP_MAX_LINKS) return ok(null);
-    const now = process.hrtime.bigint();
-    if (now - statsReadAt > RX_SNAPSHOT_NS) {
-      const r = mapLookupArray(maps.value.stats, abi.MP_MAX_LINKS, statsSize, statsBuf);
-      if (r.isErr()) return err(r.error);
-      statsReadAt = now;
-    }
-    return ok(abi.decodeLinkStats(statsBuf.subarray(id * statsSize, (id + 1) * statsSize), ncpu.value));
+  const ppStride = abi.perCpuStride(abi.MP_PEER_PROBE.size); // array elements are 8-aligned too
+  const tick = tickReads();
+  if (tick.isErr()) {
+    unmap();
+    return fail(tick.error);
+  }
+  tick.value.clear();
+  const views = {
+    sched: tick.value.addArray(maps.value.sched, 1, abi.MP_SCHED_SIZE),
+    stats: tick.value.addArray(maps.value.stats, abi.MP_MAX_LINKS, statsSize),
+    rx: tick.value.addMmap(rxMap.value, abi.MP_RX_SIZE * abi.MP_MAX_LINKS),
+    peerProbe: tick.value.addMmap(ppMap.value, ppStride * abi.MP_MAX_LINKS),
   };
-  // mp_sched (a spin lock in it: no mmap) read once for the reads of the same moment
-  let schedAt = -RX_SNAPSHOT_NS;
-  let schedLast: Result<abi.MpSched | null, MpError> = ok(null);
-  const sched = (): Result<abi.MpSched | null, MpError> => {
+  if (views.sched.isErr() || views.stats.isErr() || views.rx.isErr() || views.peerProbe.isErr()) {
+    tick.value.clear();
+    unmap();
+    return fail([views.sched, views.stats, views.rx, views.peerProbe].find((v) => v.isErr())!._unsafeUnwrapErr());
+  }
+  const v = { sched: views.sched.value, stats: views.stats.value, rx: views.rx.value, peerProbe: views.peerProbe.value };
+  let readAt = -RX_SNAPSHOT_NS;
+  const fresh = (): Result<void, MpError> => {
     const now = process.hrtime.bigint();
-    if (now - schedAt <= RX_SNAPSHOT_NS && schedLast.isOk()) return schedLast;
-    schedLast = mapLookup(maps.value.sched, abi.mapKey(0), abi.MP_SCHED_SIZE).map((b) => (b ? abi.decodeSched(b) : null));
-    schedAt = now;
-    return schedLast;
+    if (now - readAt <= RX_SNAPSHOT_NS) return ok(undefined);
+    const r = tick.value.read();
+    if (r.isOk()) readAt = now;
+    return r;
   };
+  const stats = (id: number): Result<abi.MpLinkStats | null, MpError> =>
+    id < 0 || id >= abi.MP_MAX_LINKS ? ok(null) : fresh().map(() => abi.decodeLinkStats(v.stats.subarray(id * statsSize, (id + 1) * statsSize), ncpu.value));
+  let schedOf = { at: 0n, value: null as abi.MpSched | null };
+  const sched = (): Result<abi.MpSched | null, MpError> =>
+    fresh().map(() => {
+      if (schedOf.at !== readAt || !schedOf.value) schedOf = { at: readAt, value: abi.decodeSched(v.sched) };
+      return schedOf.value;
+    });
+  const peerProbes = peerProbeReader(v.peerProbe, ppStride, fresh);
   /** per link: the rate/delay this process last wrote (setEstimate) */
   const written = new Map<number, string>();
   const readLink = (id: number): Result<abi.MpLink | null, MpError> =>
@@ -348,18 +369,8 @@ export async function openDatapath(
         if (w.isOk()) written.set(id, key);
         return w;
       },
-      readRx: (id) => {
-        if (id < 0 || id >= abi.MP_MAX_LINKS) return ok(null);
-        // every link's entry in one copy, reused by the reads of the same tick (an ffi call
-        // costs ~15 µs, more than the copy)
-        const now = process.hrtime.bigint();
-        if (now - rxReadAt > RX_SNAPSHOT_NS) {
-          const r = mmapRead(rxMap.value, 0, rxBuf);
-          if (r.isErr()) return err(r.error);
-          rxReadAt = now;
-        }
-        return ok(abi.decodeRx(rxBuf.subarray(id * abi.MP_RX_SIZE, (id + 1) * abi.MP_RX_SIZE)));
-      },
+      readRx: (id) =>
+        id < 0 || id >= abi.MP_MAX_LINKS ? ok(null) : fresh().map(() => abi.decodeRx(v.rx.subarray(id * abi.MP_RX_SIZE, (id + 1) * abi.MP_RX_SIZE))),
       setLinkMtus: (links) => {
         const known = links.map((l) => ({ ...l, up: l.up || defaultMtu(l.id), down: l.down || defaultMtu(l.id) }));
         if (cfg.role === 'local')
@@ -396,7 +407,7 @@ export async function openDatapath(
       },
       sched,
       counters: stats,
-      peerProbes: () => peerProbes.value.read(),
+      peerProbes,
       setBudget: (id, bytes) =>
         readLink(id).andThen((l) => (!l || l.ifindex === 0 || l.budgetBytes === bytes ? ok(undefined) : write(maps.value.links, id, abi.encodeLink({ ...l, budgetBytes: bytes })))),
     }),
@@ -408,35 +419,28 @@ export async function openDatapath(
       );
     },
     close: () => {
-      peerProbes.value.close();
-      munmap(rxMap.value);
+      tick.value.clear();
+      unmap();
       release();
     },
   };
   return ok(dp);
 }
 
-/** mp_peer_probe read as memory (BPF_F_MMAPABLE): all links in one copy, no system call; an
- * entry is decoded again only when its request count moved. */
-function peerProbeReader(fd: MapFd): Result<{ read(): Result<readonly (abi.MpPeerProbe | null)[], MpError>; close(): void }, MpError> {
-  const m = mapMmap(fd);
-  if (m.isErr()) return err(m.error);
-  const stride = abi.perCpuStride(abi.MP_PEER_PROBE.size); // array elements are 8-aligned too
-  const raw = Buffer.alloc(stride * abi.MP_MAX_LINKS);
+/** mp_peer_probe as the tick's read left it in `raw` (refreshed by `fresh`): an entry is
+ * decoded again only when its request count moved. The array is reused by the next call. */
+function peerProbeReader(raw: Buffer, stride: number, fresh: () => Result<void, MpError>): () => Result<readonly (abi.MpPeerProbe | null)[], MpError> {
   const at = abi.offsetOf(abi.MP_PEER_PROBE, 'requests');
   const out: (abi.MpPeerProbe | null)[] = new Array(abi.MP_MAX_LINKS).fill(null);
-  return ok({
-    read: () =>
-      mmapRead(m.value, 0, raw).map(() => {
-        for (let id = 0; id < abi.MP_MAX_LINKS; id++) {
-          const n = raw.readBigUInt64LE(id * stride + at);
-          if (n === 0n) out[id] = null;
-          else if (out[id]?.requests !== n) out[id] = abi.decodePeerProbe(raw.subarray(id * stride, (id + 1) * stride));
-        }
-        return out;
-      }),
-    close: () => void munmap(m.value),
-  });
+  return () =>
+    fresh().map(() => {
+      for (let id = 0; id < abi.MP_MAX_LINKS; id++) {
+        const n = raw.readBigUInt64LE(id * stride + at);
+        if (n === 0n) out[id] = null;
+        else if (out[id]?.requests !== n) out[id] = abi.decodePeerProbe(raw.subarray(id * stride, (id + 1) * stride));
+      }
+      return out;
+    });
 }
 
 function linkValue(l: LinkConfig, ifindex: number, src: string, mtu: number, port: number): abi.MpLink {

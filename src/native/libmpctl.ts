@@ -17,7 +17,7 @@
 import { existsSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { resolve } from 'node:path';
-import { DataType, load, open } from 'ffi-rs';
+import { createExternalBuffer, DataType, load, open, type JsExternal } from 'ffi-rs';
 import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
 import { packagePath } from '../paths.js';
@@ -346,6 +346,51 @@ export function mapMmap(fd: MapFd): Result<MmapHandle, MpError> {
  * value_size v is at i * round_up(v, 8)). */
 export function mmapRead(h: MmapHandle, offset: number, out: Buffer): Result<void, MpError> {
   return call('mmapRead', 'mp_mmap_read', [I32, U32, BUF, U32], [h, offset, out, out.length]).map(() => undefined);
+}
+
+/**
+ * The control loop's reads of one tick in one call (native/libmpctl.h mp_tick): `add` registers
+ * a read (an array map's first `count` elements, or a mapping's first `len` bytes) and returns
+ * where its bytes are in `area`; `read` refreshes them all. The area is libmpctl's static memory
+ * seen as a Buffer (no copy, no Buffer argument per call): one set of reads per process.
+ */
+export interface TickReads {
+  area: Buffer;
+  addArray(fd: MapFd, count: number, valueSize: number): Result<Buffer, MpError>;
+  addMmap(h: MmapHandle, len: number): Result<Buffer, MpError>;
+  read(): Result<void, MpError>;
+  clear(): void;
+}
+
+let tickArea: Buffer | null = null;
+
+export function tickReads(): Result<TickReads, MpError> {
+  const lib = ensureLoaded();
+  if (lib.isErr()) return err(lib.error);
+  if (!tickArea) {
+    const len = load({ library: LIB, funcName: 'mp_tick_area_len', retType: DataType.U32, paramsType: [], paramsValue: [] });
+    const p = load({ library: LIB, funcName: 'mp_tick_area', retType: DataType.External, paramsType: [], paramsValue: [] }) as JsExternal;
+    tickArea = createExternalBuffer(p, len);
+  }
+  const area = tickArea;
+  let next = 0;
+  const add = (kind: 0 | 1, fd: number, count: number, len: number): Result<Buffer, MpError> => {
+    const off = next;
+    return call('tickAdd', 'mp_tick_add', [I32, I32, U32, U32, U32], [kind, fd, count, off, len]).map(() => {
+      next = off + Math.ceil(len / 8) * 8;
+      return area.subarray(off, off + len);
+    });
+  };
+  return ok({
+    area,
+    addArray: (fd, count, valueSize) => add(0, fd, count, count * valueSize),
+    addMmap: (h, len) => add(1, h, 0, len),
+    read: () => call('tick', 'mp_tick', [], []).map(() => undefined),
+    clear: () => {
+      load({ library: LIB, funcName: 'mp_tick_clear', retType: DataType.Void, paramsType: [], paramsValue: [] });
+      next = 0;
+    },
+  });
 }
 
 export function munmap(h: MmapHandle): Result<void, MpError> {

@@ -3,6 +3,7 @@
 import { labDown, labUp } from '../../src/lab/lab.js';
 import { isAlive } from '../../src/proc.js';
 import type { Scenario } from '../../src/lab/scenario.js';
+import type { BondOptions } from '../../src/lab/bond.js';
 import { listLabs, readState } from '../../src/lab/state.js';
 
 let seq = 0;
@@ -29,13 +30,15 @@ export interface LabOptions {
   ipCarrier?: boolean;
   /** start the scenario's schedules (default true, as `lab up`) */
   schedules?: boolean;
+  /** LP config extras (bond.ts BondOptions.lp) */
+  lp?: BondOptions['lp'];
 }
 
 export async function withLab<T>(scenario: Scenario, fn: (name: string) => Promise<T>, o: LabOptions = {}): Promise<T> {
   await reapStaleTestLabs();
   const name = uniqueLabName();
   try {
-    const up = await labUp({ name, scenario, bond: o.bond ?? false, singleInterface: o.singleInterface ?? false, ipv6Underlay: o.ipv6Underlay ?? false, ipCarrier: o.ipCarrier ?? false, schedules: o.schedules ?? true });
+    const up = await labUp({ name, scenario, bond: o.bond ?? false, singleInterface: o.singleInterface ?? false, ipv6Underlay: o.ipv6Underlay ?? false, ipCarrier: o.ipCarrier ?? false, schedules: o.schedules ?? true, ...(o.lp ? { lp: o.lp } : {}) });
     if (up.isErr()) throw new Error(`lab up failed: ${JSON.stringify(up.error)}`);
     return await fn(name);
   } finally {

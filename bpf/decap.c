@@ -364,7 +364,14 @@ int decap(struct __sk_buff *skb)
 	if (!auth_off(cfg)) {
 		r = auth_verify(skb, &h, o.hdr_off + MP_HDR_LEN, o.end - o.hdr_off - MP_HDR_LEN, cls, now);
 		if (r == MP_DROP_REPLAY && (h.flags & MP_HDR_F_COPY) && (h.ver_type & 0xf) == MP_T_DATA) {
-			red_count_duplicate(&h); /* the first copy came on another link (redundant.h) */
+			/* the first copy came on another link (redundant.h). This one is authentic and
+			 * its link delivered it: recorded for liveness and per-link loss (else every
+			 * copy that lost the race would count as lost on its link) */
+			id = h.link_id;
+			l = id < MP_MAX_LINKS ? bpf_map_lookup_elem(&mp_links, &id) : NULL;
+			if (l && l->state != MP_LINK_UNUSED)
+				record_rx(id, &h, o.end - ETH_HLEN, now);
+			red_count_duplicate(&h);
 			return mp_drop(MP_DROP_DUPLICATE);
 		}
 		if (r != MP_DROP_NONE)

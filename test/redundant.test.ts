@@ -13,6 +13,7 @@ import {
   decodeHdr,
   decodeLinkStats,
   decodeRedStats,
+  decodeRx,
   decodeSched,
   encodeConfig,
   encodeEndpoint,
@@ -230,5 +231,9 @@ describe('redundant mode: the receiver keeps the first copy', () => {
     assert.deepEqual(dropDelta(before, obj.drops()), { duplicate: 2, replay: 1 });
     const s = stats(2);
     assert.deepEqual([s.wins[0], s.wins[1], s.duplicates], [1n, 1n, 2n]);
+    // a copy that lost the race still counts as received on its link (per-link loss, liveness)
+    const rx = (id: number) => decodeRx(obj.get('rx', id));
+    assert.deepEqual([rx(0).packets, rx(1).packets], [2n, 2n], 'the unflagged replay is not recorded');
+    assert.deepEqual([rx(0).maxLinkSeq, rx(1).maxLinkSeq], [11, 11]);
   });
 });

@@ -42,7 +42,7 @@ export interface BondOptions {
   /** LP config extras (tests of tiers, budgets and static weights): per link (by index) its
    * `metric`, its configured `rate` instead of the emulated one, its `budget`; and
    * `congestion_control`; `omitRates`: no `rate` or `delay` keys (capacity discovery) */
-  lp?: { metrics?: number[]; rates?: string[]; budgets?: string[]; congestionControl?: boolean; omitRates?: boolean };
+  lp?: { metrics?: number[]; rates?: string[]; budgets?: string[]; congestionControl?: boolean; omitRates?: boolean; redundant?: string[] };
 }
 
 /** What a portal's config says about keys: its own key file and the other portal's public key. */
@@ -93,6 +93,8 @@ export function lpConfig(lab: string, links: LinkSettings[], o: BondOptions, key
     ...(o.lp?.congestionControl === false ? ['congestion_control = false'] : []),
     // budget usage (budget.json) in the lab's directory, which `lab down` removes
     `state_dir = "${labDir(lab)}/state"`,
+    // [[redundant]] tables (given to both portals): after the top-level keys, before [[link]]
+    ...(o.lp?.redundant ? ['', ...o.lp.redundant] : []),
   ];
   links.forEach((l, i) => {
     const k = i + 1;
@@ -130,6 +132,7 @@ export function rpConfig(lab: string, links: LinkSettings[], o: BondOptions, key
     ...keyLines(keys, o),
     ...(o.singleInterface ? ['single_interface = true', 'reserved_ports = [22]'] : []),
     `link_names = [${links.map((l) => `"${l.label}"`).join(', ')}]`,
+    ...(o.lp?.redundant ? ['', ...o.lp.redundant] : []),
     '',
   ].join('\n');
 }

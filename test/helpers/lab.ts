@@ -10,6 +10,7 @@ import { isAlive } from '../../src/proc.js';
 import { parseScenario, type Scenario } from '../../src/lab/scenario.js';
 import { labDir, listLabs, readState } from '../../src/lab/state.js';
 import { nsName } from '../../src/lab/topology.js';
+import type { BondOptions } from '../../src/lab/bond.js';
 
 let seq = 0;
 /** `t<pid><seq><rand>`: unique across parallel runs and leftovers. */
@@ -35,13 +36,15 @@ export interface LabOptions {
   ipCarrier?: boolean;
   /** start the scenario's schedules (default true, as `lab up`) */
   schedules?: boolean;
+  /** LP config extras (bond.ts BondOptions.lp) */
+  lp?: BondOptions['lp'];
 }
 
 export async function withLab<T>(scenario: Scenario, fn: (name: string) => Promise<T>, o: LabOptions = {}): Promise<T> {
   await reapStaleTestLabs();
   const name = uniqueLabName();
   try {
-    const up = await labUp({ name, scenario, bond: o.bond ?? false, singleInterface: o.singleInterface ?? false, ipv6Underlay: o.ipv6Underlay ?? false, ipCarrier: o.ipCarrier ?? false, schedules: o.schedules ?? true });
+    const up = await labUp({ name, scenario, bond: o.bond ?? false, singleInterface: o.singleInterface ?? false, ipv6Underlay: o.ipv6Underlay ?? false, ipCarrier: o.ipCarrier ?? false, schedules: o.schedules ?? true, ...(o.lp ? { lp: o.lp } : {}) });
     if (up.isErr()) throw new Error(`lab up failed: ${JSON.stringify(up.error)}`);
     return await fn(name);
   } finally {

@@ -46,6 +46,7 @@ import { readFileSync } from 'node:fs';
 import { parseScenario, type DirPatch, type Scenario } from '../scenario.js';
 import { timeline } from '../timeline.js';
 import { nsName } from '../topology.js';
+import { redundantBench } from './redundant.js';
 
 export interface SuiteFigure {
   name: string;
@@ -773,4 +774,5 @@ export const SUITE: Record<string, (o: SuiteOptions) => Promise<Result<SuiteResu
   step: (o) => step('bsstep', o),
   cut: (o) => cut('bscut', o),
   'idle-death': (o) => idleDeath('bsidle', o),
+  redundant: (o) => redundantBench('bsredundant', o),
 };

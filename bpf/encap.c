@@ -76,7 +76,7 @@ static __always_inline bool link_scoped(struct __sk_buff *skb, const struct l3 *
 }
 
 /* 1. Is this packet for the tunnel? */
-static __always_inline bool for_tunnel(struct __sk_buff *skb, const struct mp_config *cfg,
+static __noinline bool for_tunnel(struct __sk_buff *skb, const struct mp_config *cfg,
 				       const struct l3 *p)
 {
 	const struct mp_addr *client = p->family == 4 ? &cfg->client_v4 : &cfg->client_v6;

@@ -186,8 +186,8 @@ describe('abi.ts mirrors the BTF of build/bpf/mpctl.o', () => {
     const text = readFileSync(join(ROOT, 'bpf', 'mp.h'), 'utf8');
     const defs = new Map<string, number>();
     for (const m of text.matchAll(/^#define (MP_\w+)[ \t]+([^\n/]+?)\s*(?:\/\*.*)?$/gm)) {
-      const expr = m[2]!.replace(/MP_\w+/g, (n) => String(defs.get(n) ?? NaN));
-      assert.match(expr, /^[\d\s()+\-*/]+$/, `${m[1]}: ${m[2]} is a number or arithmetic of earlier ones`);
+      const expr = m[2]!.replace(/MP_\w+/g, (n) => String(defs.get(n) ?? NaN)).replace(/0x[0-9a-fA-F]+/g, (h) => String(parseInt(h, 16)));
+      assert.match(expr, /^[\d\s()+\-*/<>|&]+$/, `${m[1]}: ${m[2]} is a number or arithmetic of earlier ones`);
       defs.set(m[1]!, Function(`return ${expr}`)() as number);
     }
     for (const n of ['MP_MAX_LINKS', 'MP_RESERVED_PORTS', 'MP_REPLAY_WINDOW', 'MP_REPLAY_WORDS', 'MP_NH_MAX_BODY', 'MP_KEY_IDS'])

@@ -43,6 +43,8 @@ test('SIGKILL and `mpctl up` of each portal, then SIGUSR2 (reload) of the LP, du
       const lpAfter = (await readFile(`${labDir(lab)}/lp.log`, 'utf8')).split('adopting the running data path').at(-1) ?? '';
       const mtuLines = lpAfter.split('\n').filter((l) => l.includes('path MTU'));
       t.diagnostic(`the restarted LP's path MTU log: ${mtuLines.map((l) => l.slice(0, 160)).join(' | ') || 'none'}`);
+      const dropped = async (role: 'lp' | 'rp') => Object.entries((await portalStatus(lab, role)).drops).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none';
+      t.diagnostic(`drops by reason: LP ${await dropped('lp')}; RP ${await dropped('rp')}`);
       assert.equal(r.lostPackets, 0, 'no packet lost');
       assert.ok(r.intervals.every((x) => x > 9e6), 'no second below 9 Mbit/s');
       for (const role of ['lp', 'rp'] as const) {

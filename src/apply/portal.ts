@@ -223,7 +223,6 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
   }, PUBLISH_MS);
   let stopped = false;
   const running: RunningPortal = {
-    handOver: async () => {},
     state,
     plan: plan.value,
     runtime: runtime.value,
@@ -238,14 +237,14 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
       rt.close();
       return r;
     },
-  };
-  running.handOver = async () => {
-    if (stopped) return;
-    stopped = true;
-    clearInterval(publishing);
-    await runtime.value.stop();
-    dp.value.close();
-    rt.close();
+    handOver: async () => {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(publishing);
+      await runtime.value.stop();
+      dp.value.close();
+      rt.close();
+    },
   };
   log('portal up', { instance: cfg.instance, role: cfg.role, links: cfg.role === 'local' ? cfg.links.length : undefined, pins: pinDir });
   return ok(running);

@@ -73,6 +73,7 @@ export interface PortalStatus {
   running: boolean;
   controlPlane: { running: boolean; lastSeenMs: number | null };
   dataPath: { forwarding: boolean; packetsLastSecond: number };
+  drops: Record<string, number>;
   links: { id: number; state: string; rateBps: number; owdUs: number; cc: { rateBps: number; bwBps: number; queueMs: number; phase: string; stale: boolean } | null }[];
 }
 

@@ -144,3 +144,23 @@ test('ICMP too big is a hint: a search at once with its size, confirmed by probe
   assert.equal(s.status().mtu, 1337, 'the probes decide');
   assert.equal(s.tooBig(1400, 30_000), false, 'larger than the size in use: nothing');
 });
+
+test('a link that reorders (a round trip of 20-320 ms, each packet its own) does not lower the path MTU', () => {
+  let seed = 11;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const s = new PmtuSearch(1500, FLOOR);
+  const inflight: { token: number; at: number }[] = [];
+  const live: { sent: number; at: number }[] = [];
+  let min = 1500;
+  for (let t = 0; t < 60_000; t += 10) {
+    for (const x of inflight.filter((x) => x.at <= t)) s.ack(x.token, t);
+    inflight.splice(0, inflight.length, ...inflight.filter((x) => x.at > t));
+    for (const x of live.filter((x) => x.at <= t)) s.heard(x.sent, t);
+    live.splice(0, live.length, ...live.filter((x) => x.at > t));
+    if (t % 100 === 0) live.push({ sent: t, at: t + 20 + Math.round(rnd() * 300) });
+    for (const [token] of s.due(t, 170)) inflight.push({ token, at: t + 20 + Math.round(rnd() * 300) });
+    if (t > 5000) min = Math.min(min, s.status().mtu);
+  }
+  assert.equal(s.status().mode, 'confirmed');
+  assert.deepEqual([min, s.status().shrinks], [1500, 0], 'a later probe overtaking by less than the round trip’s variation is no loss');
+});

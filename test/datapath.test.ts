@@ -1654,6 +1654,19 @@ runTable('decap (LP: link ingress)', lpDecapBase, [
     out: timeExceeded(LP_OWN_V6, NET_V6, ipPacket(ipSpec(NET_V6, CLIENT_V6, { ttl: 1 }), udp({ sport: 1, dport: 2 }))),
   },
   {
+    name: 'DEC_TTL: IPv4 inner, only an IPv6 link: time exceeded from the LP’s own IPv4 address, into the loop, marked',
+    prog: 'decap',
+    setup: () => {
+      setConfig({ flags: MP_CFG_DEC_TTL, loopIfindex: LOOP_IF, loopMark: LOOP_MARK, ownV4: hostAddr('10.10.0.1') });
+      for (const id of [0, 2]) put('links', id, encodeLink({ ...decodeLink(get('links', id)), state: MP_LINK_UNUSED }));
+    },
+    input: wireV6(ipPacket(ipSpec(NET_V4, CLIENT_V4, { ttl: 1 }), udp({ sport: 1, dport: 2 }))),
+    verdict: TC_ACT_REDIRECT,
+    mark: LOOP_MARK,
+    drops: { ttl: 1 },
+    out: timeExceeded('10.10.0.1', NET_V4, ipPacket(ipSpec(NET_V4, CLIENT_V4, { ttl: 1 }), udp({ sport: 1, dport: 2 }))),
+  },
+  {
     name: 'ICMP fragmentation needed about link 0’s outer packet: its MTU recorded on link 0 (ptb.h), passed on untouched',
     prog: 'decap',
     input: ptbV4(LP_LOCAL_V4, linkPort(0), RP_V4, RP_PORT, 1400),

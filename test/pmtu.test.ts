@@ -105,22 +105,32 @@ test('tunnel MTUs: the largest link sets inner_mtu, the smallest (>= 576 inner) 
   assert.equal(tunnelMtus([]), null);
 });
 
-test('random loss (a busy queue) does not lower the path MTU, however often it looks like a shrink', () => {
-  let seed = 7;
+/** A path of no size limit whose every packet (probe or liveness, every 100 ms) arrives after
+ * `delay()` ms or is lost (null), for `ms`; seeded random numbers. The smallest MTU after 5 s. */
+function noisyPath(s: PmtuSearch, ms: number, rttMs: number, delay: (rnd: () => number) => number | null, seed: number): number {
   const rnd = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
-  const s = new PmtuSearch(1500, FLOOR);
   const inflight: { token: number; at: number }[] = [];
   const live: { sent: number; at: number }[] = [];
-  let min = 1500;
-  for (let t = 0; t < 120_000; t += 10) {
+  let min = s.status().mtu;
+  for (let t = 0; t < ms; t += 10) {
     for (const x of inflight.filter((x) => x.at <= t)) s.ack(x.token, t);
     inflight.splice(0, inflight.length, ...inflight.filter((x) => x.at > t));
     for (const x of live.filter((x) => x.at <= t)) s.heard(x.sent, t); // later replies: losses known sooner
     live.splice(0, live.length, ...live.filter((x) => x.at > t));
-    if (t % 100 === 0 && rnd() >= 0.1) live.push({ sent: t, at: t + 20 });
-    for (const [token] of s.due(t, 20)) if (rnd() >= 0.1) inflight.push({ token, at: t + 20 }); // 10 % of every probe lost
+    const d = t % 100 === 0 ? delay(rnd) : null;
+    if (d !== null) live.push({ sent: t, at: t + d });
+    for (const [token] of s.due(t, rttMs)) {
+      const e = delay(rnd);
+      if (e !== null) inflight.push({ token, at: t + e });
+    }
     if (t > 5000) min = Math.min(min, s.status().mtu);
   }
+  return min;
+}
+
+test('random loss (a busy queue) does not lower the path MTU, however often it looks like a shrink', () => {
+  const s = new PmtuSearch(1500, FLOOR);
+  const min = noisyPath(s, 120_000, 20, (rnd) => (rnd() >= 0.1 ? 20 : null), 7); // 10 % of every probe lost
   assert.ok(s.status().shrinks > 0, 'losses that looked like a shrink happened');
   assert.equal(min, 1500, 'the size itself is tried again in the search: never settled lower');
 });
@@ -174,4 +184,11 @@ test('ICMP too big is a hint: a search at once with its size, confirmed by probe
   drive(s, { from: 20_000, limitMs: 5000, rttMs: 100, path: () => path, until: () => s.status().mode === 'confirmed', livenessMs: 100 });
   assert.equal(s.status().mtu, 1337, 'the probes decide');
   assert.equal(s.tooBig(1400, 30_000), false, 'larger than the size in use: nothing');
+});
+
+test('a link that reorders (a round trip of 20-320 ms, each packet its own) does not lower the path MTU', () => {
+  const s = new PmtuSearch(1500, FLOOR);
+  const min = noisyPath(s, 60_000, 170, (rnd) => 20 + Math.round(rnd() * 300), 11);
+  assert.equal(s.status().mode, 'confirmed');
+  assert.deepEqual([min, s.status().shrinks], [1500, 0], 'a later probe overtaking by less than the round trip’s variation is no loss');
 });

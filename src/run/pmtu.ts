@@ -44,9 +44,10 @@ export const ROUND_PROBES = 12;
  * (satellite round trips of 600-900 ms fit). Sooner, as a rule: */
 export const MIN_WAIT_MS = 150;
 export const MAX_WAIT_MS = 3000;
-/** A probe is lost once a reply to any probe on the link sent ORDER_MS or more after it has
- * arrived (liveness probes go every probe interval; a link delivers in order): so a loss is known
- * about one round trip + one probe interval after the probe, whatever the round trip. */
+/** A probe is lost once a reply to any probe on the link sent ORDER_MS + 4 × the round trip's
+ * variation (as TCP's RTO: a link that reorders has a varying round trip) or more after it has
+ * arrived (liveness probes go every probe interval; a link mostly delivers in order): so a loss
+ * is known about one round trip + one probe interval after the probe, whatever the round trip. */
 export const ORDER_MS = 50;
 /** A search started by size-dependent loss (the size in use no longer passes) uses the largest
  * size its round has seen pass this long after the first answer, before the round ends: the
@@ -110,6 +111,9 @@ export class PmtuSearch {
   private provisionalAt: number | null = null;
   /** a size to try in the next round (what an ICMP "too big" named) */
   private hint: number | null = null;
+  /** the round trip of heard replies: smoothed and its mean deviation (RFC 6298) */
+  private srtt: number | null = null;
+  private rttvar = 0;
 
   /**
    * @param ceiling the interface MTU (nothing larger can be sent)
@@ -197,9 +201,14 @@ export class PmtuSearch {
   /** A reply arrived on the link to a probe (of any kind) sent at `sentAt`: every probe sent
    * ORDER_MS or more before it is lost (ORDER_MS). */
   heard(sentAt: number, now: number): void {
+    const rtt = now - sentAt;
+    if (this.srtt === null) this.srtt = rtt;
+    this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - rtt);
+    this.srtt = 0.875 * this.srtt + 0.125 * rtt;
+    const margin = ORDER_MS + 4 * this.rttvar;
     let any = false;
     for (const o of this.out.values())
-      if (o.at + ORDER_MS <= sentAt && o.deadline > now) {
+      if (o.at + margin <= sentAt && o.deadline > now) {
         o.deadline = now;
         any = true;
       }

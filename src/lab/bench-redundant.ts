@@ -143,6 +143,8 @@ export async function redundantBench(lab: string, o: SuiteOptions): Promise<Resu
     const cutAt = Math.round(cutS / 3);
     const lost: number[] = [];
     const p99Before: number[] = [];
+    const p50Before: number[] = [];
+    const slowBefore: number[] = [];
     const p99After: number[] = [];
     for (let i = 0; i < runs; i++) {
       const r = await call(lab, cutS, [{ atS: cutAt, label: 'isp1 cut', act: () => emu.setParams(isp(1), 'both', { down: true }) }]);
@@ -153,12 +155,17 @@ export async function redundantBench(lab: string, o: SuiteOptions): Promise<Resu
       const cutSeq = Math.floor(r.value.events[0]!.atS * PPS);
       lost.push(r.value.owdMs.filter((x) => x === null).length);
       // a packet sent within a probe interval of the cut went while the data path still used isp1
-      p99Before.push(pct(r.value.owdMs.slice(0, cutSeq).filter((x): x is number => x !== null), 99));
+      const before = r.value.owdMs.slice(0, cutSeq).filter((x): x is number => x !== null);
+      p99Before.push(pct(before, 99));
+      p50Before.push(pct(before, 50));
+      slowBefore.push((100 * before.filter((x) => x > DELAYS_MS[0]! + 2).length) / Math.max(1, before.length));
       p99After.push(pct(r.value.owdMs.slice(cutSeq).filter((x): x is number => x !== null), 99));
     }
     figures.push(
       { name: `call (50 pkt/s, 200 B UDP) over 20 + 40 ms, the 20 ms link silently cut at ${cutAt} s: packets lost`, unit: 'packets', runs: lost, median: median(lost), target: '0', met: lost.every((x) => x === 0), note: `of ${cutS * PPS} per run; client → server; [[redundant]] udp_ports = [5004], links = 2, cap 1mbit` },
       { name: 'call, before the cut: p99 one-way delay', unit: 'ms', runs: p99Before.map(round2), median: round2(median(p99Before)), target: '≤ 22 ms (the 20 ms link + 2 ms)', met: median(p99Before) <= 22, note: 'send to receive, same host clock; the links\' delays are the emulator\'s, each way' },
+      { name: 'call, before the cut: median one-way delay', unit: 'ms', runs: p50Before.map(round2), median: round2(median(p50Before)), note: 'the 20 ms link\'s copy should be first' },
+      { name: 'call, before the cut: packets slower than the 20 ms link + 2 ms', unit: '%', runs: slowBefore.map(round2), median: round2(median(slowBefore)), target: '< 1 % (for the p99 target)', met: median(slowBefore) < 1 },
       { name: 'call, after the cut: p99 one-way delay', unit: 'ms', runs: p99After.map(round2), median: round2(median(p99After)), target: '≤ 42 ms (the 40 ms link + 2 ms)', met: median(p99After) <= 42, note: 'every packet from the moment of the cut' },
     );
     // ---- loss: 2 % random loss on each link, both ways
@@ -177,7 +184,7 @@ export async function redundantBench(lab: string, o: SuiteOptions): Promise<Resu
     }
     figures.push(
       { name: 'call over 20 + 40 ms, 2 % random loss on each link: delivered loss', unit: '%', runs: lossPct.map((x) => Math.round(x * 1000) / 1000), median: Math.round(median(lossPct) * 1000) / 1000, target: '≤ 0.05 %', met: median(lossPct) <= 0.05, note: `${lossS * PPS} packets per run; both copies lost together: 2 % × 2 % = 0.04 % expected (${round2(lossS * PPS * 0.0004)} packets), so one run resolves the target only roughly` },
-      { name: 'call with 2 % loss on each link: p99 one-way delay', unit: 'ms', runs: p99Loss.map(round2), median: round2(median(p99Loss)), target: '≤ 22 ms', met: median(p99Loss) <= 22, note: 'a packet whose 20 ms copy is lost arrives by the 40 ms one: 2 % of packets, so p99 may land there' },
+      { name: 'call with 2 % loss on each link: p99 one-way delay', unit: 'ms', runs: p99Loss.map(round2), median: round2(median(p99Loss)), note: 'no target: a packet whose 20 ms copy is lost (2 %) arrives by the 40 ms one, so p99 lands there' },
     );
     for (const k of [1, 2]) {
       const l = await emu.setParams(isp(k), 'both', { lossPpm: 0 });

@@ -1,4 +1,5 @@
-// Redundant mode end to end in the lab (≤ 25 s): a [[redundant]] class on both portals, 100 EF
+// Redundant mode end to end in the lab (≤ 25 s): a [[redundant]] class (UDP port 5004: node's
+// dgram cannot set DSCP; DSCP matching is in test/redundant.test.ts) on both portals, 100
 // datagrams from the client to the server over 2 links; the LP sends each on two links, the RP
 // delivers the first copy and drops the second as `duplicate` (not `replay`), and both portals'
 // status shows it. Run as root, under the heavy-test lock.
@@ -15,7 +16,6 @@ const N = 100;
 const SEND = `
 const s = require('node:dgram').createSocket('udp4');
 s.bind(0, () => {
-  s.setTOS(46 << 2);
   let i = 0;
   const t = setInterval(() => {
     s.send(Buffer.alloc(200, i & 0xff), 5004, '203.0.113.2');
@@ -29,7 +29,7 @@ const status = async (lab: string, role: 'lp' | 'rp'): Promise<PortalStatus> => 
   return s.value;
 };
 
-test('redundant lab: each EF packet goes on both links, the RP keeps the first and counts the second as duplicate', { timeout: 25_000, skip: process.getuid?.() !== 0 && 'needs root' }, async () => {
+test('redundant lab: each packet of the class goes on both links, the RP keeps the first and counts the second as duplicate', { timeout: 25_000, skip: process.getuid?.() !== 0 && 'needs root' }, async () => {
   const sc = parseScenario({ links: [{ rate: '20mbit', delay: '5ms' }, { rate: '20mbit', delay: '15ms' }] }, 'redundant-lab')._unsafeUnwrap();
   await withLab(
     sc,
@@ -49,7 +49,7 @@ test('redundant lab: each EF packet goes on both links, the RP keeps the first a
       const got = rp.redundant?.[0];
       assert.ok(sent && got, 'both portals report the class');
       assert.equal(sent.name, 'call');
-      assert.equal(sent.packets, N, 'the LP classified every EF datagram');
+      assert.equal(sent.packets, N, 'the LP classified every datagram to port 5004');
       assert.equal(sent.copies, N, 'and sent a copy of each on the other link');
       assert.equal(sent.copyFailed, 0);
       const wins = Object.values(got.wins).reduce((a, n) => a + n, 0);
@@ -59,6 +59,6 @@ test('redundant lab: each EF packet goes on both links, the RP keeps the first a
       assert.equal(rp.drops['replay'], 0, 'a copy is not a replay');
       assert.ok((got.wins['0'] ?? 0) > (got.wins['1'] ?? 0), 'the 5 ms link wins most');
     },
-    { bond: true, lp: { redundant: ['[[redundant]]', 'name = "call"', 'links = 2', 'cap = "1mbit"'] } },
+    { bond: true, lp: { redundant: ['[[redundant]]', 'name = "call"', 'udp_ports = [5004]', 'links = 2', 'cap = "1mbit"'] } },
   );
 });

@@ -509,6 +509,28 @@ describe('controller on a simulated link', () => {
     }
   }
 
+  it('a buffer that overflows under the planned backlog is congestion, not random loss (20/10 + 20/60 ms, one TCP flow)', () => {
+    // The fast link holds a ~50 ms planned backlog so that packets arrive in order; its 60 ms
+    // buffer overflows now and then. Learned as the link's random loss (the queue beyond the
+    // planned one looked empty), those drops made it "lossy" (> 0.3 %): capped to a small
+    // share, the flow fell to one link's worth (sim: 2.0 % learned, 55 % of the sum).
+    const ls = [[20, 10], [20, 60]] as const;
+    const r = simulate({
+      links: ls.map(([rate, d]) => ({ rateBps: rate * M, propUs: d * 1000, queueBytes: queueOf(60, rate * M), cc: { initialRateBps: rate * M, owdUs: d * 1000, rttUs: 2 * d * 1000 } })),
+      durationUs: 10 * S,
+      tcp: {},
+      planned: true,
+      acksSlowest: true,
+    });
+    const w = { fromUs: 4 * S, toUs: 10 * S };
+    const f = report('mismatch 20/10 + 20/60 ms, TCP, planned backlog', {
+      share: (goodputBps(r.traces, 0, w) + goodputBps(r.traces, 1, w)) / (40 * M),
+      lossBase0: r.states[0]!.lossBase,
+    });
+    assert.ok(f.lossBase0! < 0.003, `fast link learned ${f.lossBase0} random loss`);
+    assert.ok(f.share! >= 0.9, `share ${f.share}`);
+  });
+
   it('a queued link that delivers far below its estimate is believed, application-limited or not', () => {
     const { s, t } = converged();
     const raw = s.owd!.lastRaw;

@@ -46,7 +46,8 @@
 //   estimate is reset to it. A drop in capacity is followed within a round or two, and a
 //   bufferbloated modem never fills.
 // - Loss: random loss is not congestion (a lossy radio link must keep its rate). The link's own
-//   loss rate is learned while cruising without a queue, and only loss above it by more than
+//   loss rate is learned while the link has no queue (planned or not, under half the target),
+//   in any phase, and only loss above it by more than
 //   2 % (and at least 3 packets) counts, and only with a queue (over half the target) or when
 //   massive (> 8 %: a shallow buffer overflowing). In cruise that cuts the rate to 0.85 × the
 //   delivery rate (once per round) until the next up phase probes again; during a probe it
@@ -398,7 +399,12 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
   const gain = phaseGain(s);
   let lossBase = s.lossBase;
   const n = fb.packets + fb.lost;
-  if (queueUs < target / 2 && queueNowUs < target / 2 && n > 0) lossBase += (fb.lost / n - lossBase) * Math.min(1, n / p.lossBasePackets);
+  // No queue means none at all: the planned backlog is a real queue too. The fast link of
+  // 20/10 + 20/60 ms holds ~50 ms of it to keep packets in order, and its 60 ms buffer
+  // overflows now and then with nothing beyond the plan: learned as random loss, those drops
+  // made it "lossy" (capped to a small share) and one TCP flow fell to one link's worth.
+  const noQueue = queueUs + qw.maxPlannedUs < target / 2 && queueNowUs + plannedUs < target / 2;
+  if (noQueue && n > 0) lossBase += (fb.lost / n - lossBase) * Math.min(1, n / p.lossBasePackets);
   const lossy = isLossy(loss, lossBase, queueUs, target, p);
   s = { ...s, bw, lossBase };
 
@@ -445,7 +451,8 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
 /** Sums the newest intervals (those received from `sinceUs` on) until `enough` says so. */
 function sum(recent: readonly Interval[], enough: (acc: { us: number; packets: number; lost: number }) => boolean, sinceUs = -Infinity) {
   // minOwd: of the OWD less the planned queue (the unexpected part, on the OWD line)
-  const acc = { us: 0, bytes: 0, packets: 0, lost: 0, appLimited: false, minOwd: null as number | null };
+  // maxPlannedUs: the largest planned backlog of those intervals
+  const acc = { us: 0, bytes: 0, packets: 0, lost: 0, appLimited: false, minOwd: null as number | null, maxPlannedUs: 0 };
   for (let i = recent.length - 1; i >= 0 && !enough(acc) && recent[i]!.atUs >= sinceUs; i--) {
     const r = recent[i]!;
     acc.us += r.intervalUs;
@@ -453,6 +460,7 @@ function sum(recent: readonly Interval[], enough: (acc: { us: number; packets: n
     acc.packets += r.packets;
     acc.lost += r.lost;
     acc.appLimited ||= r.appLimited;
+    acc.maxPlannedUs = Math.max(acc.maxPlannedUs, r.plannedUs);
     if (r.owd !== null) acc.minOwd = acc.minOwd === null ? r.owd - r.plannedUs : Math.min(acc.minOwd, r.owd - r.plannedUs);
   }
   return acc;

@@ -48,6 +48,12 @@ export interface SimOptions {
   seed?: number;
   /** A TCP-like window-limited source instead of the backlogged one (see TcpSource). */
   tcp?: { beta?: number; maxWindowBytes?: number };
+  /** Tell each feedback the scheduler's modelled backlog a round trip ago, as portal/cc.ts does
+   * (the planned queue: not congestion). */
+  planned?: boolean;
+  /** TCP ACKs come back over the link of the largest delay (bpf/schedule.h, pure ACKs), not
+   * the data packet's own. */
+  acksSlowest?: boolean;
 }
 
 /**
@@ -231,6 +237,17 @@ export function simulate(o: SimOptions): SimResult {
   const traces: Trace[] = [];
   const tcp = o.tcp ? new TcpSource(size, o.tcp.beta ?? 0.7, o.tcp.maxWindowBytes ?? 16_000_000) : null;
 
+  // the scheduler's modelled backlog per link, sampled every tick (portal/cc.ts sampleBacklog)
+  const backlog: { tUs: number; us: number }[][] = o.links.map(() => []);
+  const plannedAt = (i: number, endUs: number, spanUs: number): number => {
+    let best: number | null = null;
+    let near = 0;
+    for (const x of backlog[i]!) {
+      if (x.tUs < endUs - spanUs) near = x.us;
+      else if (x.tUs <= endUs) best = best === null ? x.us : Math.min(best, x.us);
+    }
+    return best ?? near;
+  };
   const rate = (i: number) => Number(out.get(i)!.rateBps);
   let nextSend = 0;
   let nextTick = fbEvery;
@@ -251,7 +268,8 @@ export function simulate(o: SimOptions): SimResult {
     if (t === nextFb) {
       const { fb } = inFlight.shift()!;
       const i = fb.linkId;
-      states[i] = cc.onFeedback(states[i]!, fb, sentSinceFb[i]!, t);
+      const planned = o.planned ? plannedAt(i, t - cc.estimate(states[i]!).rttUs, fb.intervalUs) : 0;
+      states[i] = cc.onFeedback(states[i]!, fb, sentSinceFb[i]!, t, planned);
       sentSinceFb[i] = 0;
       out = cc.outputs(new Map(states.map((s, k) => [k, s])));
       continue;
@@ -261,6 +279,11 @@ export function simulate(o: SimOptions): SimResult {
       nextTick += fbEvery;
       // the sender's silence timer
       states = states.map((s) => cc.onSilence(s, t));
+      for (let i = 0; i < n; i++) {
+        const h = backlog[i]!;
+        h.push({ tUs: t, us: Math.max(0, busyUntil[i]! - t) });
+        while (h.length > 0 && t - h[0]!.tUs > 1_000_000) h.shift();
+      }
       for (let i = 0; i < n; i++) {
         const r = rx[i]!;
         const arrivals = links[i]!.arrivals;
@@ -332,7 +355,7 @@ export function simulate(o: SimOptions): SimResult {
     sentBytes[best]! += size;
     if (tcp) {
       // acknowledged after the reverse delay; a loss noticed about a round trip after sending
-      const back = o.links[best]!.propUs;
+      const back = o.acksSlowest ? Math.max(...o.links.map((l) => l.propUs)) : o.links[best]!.propUs;
       tcp.sent(t, arrival !== null ? arrival + back : t + 2 * back + (size * 8 * 1e6) / links[best]!.rateAt(t), arrival === null);
       nextSend = t + (size * 8) / 1000; // 1 Gbit/s host interface
       continue;

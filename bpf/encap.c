@@ -22,6 +22,10 @@
  *      Pieces back from the loop are signed here like any packet: what goes into the loop
  *      was not signed yet, so nothing is signed twice.
  *   6. Send it out of the link's device; the kernel fills in the MACs (bpf_redirect_neigh).
+ *
+ * On a link with MP_LINK_F_FEC, step 5 also adds the packet to its link's parity group, and the
+ * group's last packet sends a clone of itself back into its device to become the group's parity:
+ * encap takes such a clone first (fec.h), rewrites it, and carries it from step 5 on.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -36,6 +40,7 @@
 #include "loop.h"
 #include "schedule.h"
 #include "auth.h"
+#include "fec.h"
 
 /* How much of the packet step 1-3 read: Ethernet, an IPv4 header with options, TCP options. */
 #define ENCAP_WINDOW (ETH_HLEN + 60 + 60)
@@ -257,10 +262,34 @@ int encap(struct __sk_buff *skb)
 	struct pick pk;
 	struct l3 p;
 	__u64 now, inner = 0;
-	bool have_sum, back;
+	bool have_sum, back, fec = false, parity = false;
+	__u32 slot, len;
 
 	if (!cfg || !cfg->role) /* not configured yet: stay out of the way */
 		return mp_pass();
+
+	/* a loss-recovery parity to build and send (fec.h) */
+	if (fec_parity_request(skb, &pk.id, &slot)) {
+		now = bpf_ktime_get_ns();
+		if (!auth_off(cfg) && !(key = tx_key(now)))
+			return mp_drop(MP_DROP_NO_KEY);
+		hdr.ver_type = MP_VER_TYPE(MP_T_FEC);
+		hdr.key_id = 0;
+		hdr.link_id = pk.id;
+		__builtin_memset(hdr.tag, 0, sizeof(hdr.tag));
+		len = fec_build_parity(skb, pk.id, slot, &hdr);
+		if (!len)
+			return mp_drop(MP_DROP_FEC_BAD);
+		if (!schedule_on(pk.id, len, now, &pk))
+			return mp_drop(MP_DROP_NO_LINK);
+		hdr.seq = bpf_htonl(pk.seq);
+		l = bpf_map_lookup_elem(&mp_links, &pk.id);
+		ep = bpf_map_lookup_elem(&mp_endpoints, &pk.id);
+		if (!l || !ep)
+			return mp_drop(MP_DROP_NO_LINK);
+		parity = true;
+		goto sign;
+	}
 
 	/* 1. for the tunnel? */
 	pull_headers(skb, ENCAP_WINDOW);
@@ -302,19 +331,23 @@ int encap(struct __sk_buff *skb)
 		return mp_drop(MP_DROP_NO_LINK);
 
 	/* 5. sign, push the outer headers */
+	fec = (l->flags & MP_LINK_F_FEC) && skb->len - ETH_HLEN <= MP_FEC_MAX;
 	hdr.ver_type = MP_VER_TYPE(MP_T_DATA);
-	hdr.flags = 0;
+	hdr.flags = fec ? MP_HDR_F_FEC : 0;
 	hdr.link_id = pk.id;
 	hdr.key_id = 0; /* MP_CFG_NO_AUTH: key id 0 and a zero tag */
 	hdr.seq = bpf_htonl(pk.seq);
 	hdr.link_seq = bpf_htonl(pk.link_seq);
 	hdr.ts_us = bpf_htonl((__u32)(now / 1000));
 	__builtin_memset(hdr.tag, 0, sizeof(hdr.tag));
+sign:
 	if (key && !auth_sign(skb, key, &hdr, ETH_HLEN, skb->len - ETH_HLEN))
 		return mp_drop(MP_DROP_TRUNCATED);
+	if (fec) /* after signing: a paged packet is linear now */
+		fec_tx(skb, pk.id, pk.seq, pk.link_seq);
 	if (l->local.family == 6) {
 		if (l->carrier == MP_CARRIER_UDP) {
-			have_sum = inner_sum(skb, &p, &inner);
+			have_sum = !parity && inner_sum(skb, &p, &inner);
 			r = push_outer(skb, l, ep, &hdr, 0, have_sum, inner, true, true);
 		} else {
 			r = push_outer(skb, l, ep, &hdr, cfg->ip_proto, false, 0, true, false);

@@ -54,7 +54,7 @@ enum mp_hdr_flags {
 	MP_HDR_F_DP = 1 << 0, /* signed by the data path (BPF), not by userland: a control message
 			       * with this flag takes its seq from the data sequence space
 			       * (mp_sched.seq) and is checked in replay class 0, not 1 */
-	MP_HDR_F_FEC = 1 << 1, /* data packet in a parity group of its link (link_seq / MP_FEC_K):
+	MP_HDR_F_FEC = 1 << 2, /* data packet in a parity group of its link (link_seq / MP_FEC_K):
 				* the receiver adds it to the group's XOR (bpf/fec.h) */
 };
 

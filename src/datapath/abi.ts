@@ -79,7 +79,7 @@ export const MP_CARRIER_IP = 1;
 /** enum mp_hdr_flags: mp_hdr.flags bits. */
 export const MP_HDR_F_DP = 1 << 0;
 /** A data packet in its link's parity group; on MP_T_FEC also bits 4..7 = packets covered. */
-export const MP_HDR_F_FEC = 1 << 1;
+export const MP_HDR_F_FEC = 1 << 2;
 export const MP_HDR_FEC_COUNT_SHIFT = 4;
 
 /** enum mp_probe_flags: mp_probe.flags. */

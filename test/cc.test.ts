@@ -540,7 +540,7 @@ describe('controller on a simulated link', () => {
     assert.deepEqual([...cc.ackAvoid(near, new Set([1, 2]))].sort(), [1, 2]);
   });
 
-  it('loss recovery: a link losing ≥ 0.1 % sends parity (hysteresis), and with parity its share is capped by the loss the parity leaves', () => {
+  it('loss recovery: a link losing ≥ 0.3 % sends parity (hysteresis), and with parity its share is capped by the loss the parity leaves', () => {
     const r = simulate({
       links: [
         { rateBps: 20 * M, propUs: 10_000, queueBytes: queueOf(50, 20 * M) },
@@ -552,9 +552,9 @@ describe('controller on a simulated link', () => {
     const states = new Map(r.states.map((s, i) => [i, s]));
     assert.deepEqual([...cc.fecLinks(states, new Set())], [1], `loss ${r.states[1]!.lossBase}`);
     const s0 = r.states[0]!;
-    const near = new Map([[0, s0], [1, { ...s0, lossBase: 0.0007 }]]);
-    assert.deepEqual([...cc.fecLinks(near, new Set())], [], 'below 0.1 %: none');
-    assert.deepEqual([...cc.fecLinks(near, new Set([1]))], [1], 'on until 0.05 %');
+    const near = new Map([[0, s0], [1, { ...s0, lossBase: 0.0025 }]]);
+    assert.deepEqual([...cc.fecLinks(near, new Set())], [], 'below 0.3 %: none');
+    assert.deepEqual([...cc.fecLinks(near, new Set([1]))], [1], 'on until 0.2 %');
     assert.ok(Math.abs(cc.fecResidual(0.01) - 0.000773) < 1e-5, `1 % leaves ${cc.fecResidual(0.01)}`);
     // without parity the lossy link is held to LOSS_BUDGET's share; with it, not at all
     const rate = (fec: Set<number>) => Number(cc.outputs(states, fec).get(1)!.rateBps);

@@ -572,9 +572,11 @@ function lossyShareCap(s: State, loss: number, cleanBps: number): number {
 
 /** Loss recovery (bpf/fec.h, mp_link MP_LINK_F_FEC): a link that loses this share of its packets
  * at random (or more) sends one XOR parity per MP_FEC_K data packets; below the second value it
- * stops. The parity costs 1/(K+1) of the link; it pays from ~0.1 % loss on, where the loss a
- * CUBIC flow would see there (fecResidual) drops from over LOSS_BUDGET to a tenth of it. */
-export const FEC_LOSS: readonly [number, number] = [0.001, 0.0005];
+ * stops. The parity costs 1/(K+1) of the link, so only links that would otherwise be held to a
+ * small share (LOSSY) pay it: from 0.3 %, where what a flow sees of the loss (fecResidual)
+ * falls from 6 × LOSS_BUDGET to under 0.3 × (at 1 %: 0.077 %). Not lower: a busy link's own
+ * queue overflows, taken for random loss at 0.1 % (README), would cost it a ninth for nothing. */
+export const FEC_LOSS: readonly [number, number] = [LOSSY, (2 / 3) * LOSSY];
 const FEC_K = 8; // bpf/mp.h MP_FEC_K
 
 /** The loss left on a link with parity: a packet is lost when it and another of its group of

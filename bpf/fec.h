@@ -9,8 +9,8 @@
  * group's last packet (link_seq % MP_FEC_K == MP_FEC_K - 1) asks for the parity: a clone of it
  * goes back into the device it came from (bpf_clone_redirect, BPF_F_INGRESS) with skb->mark =
  * MP_FEC_MARK | link << 1 | (group & 1). encap takes the clone first thing, rewrites it into the
- * accumulator's bytes + struct mp_fec, and sends it as an MP_T_FEC message on the same link
- * (schedule_on: the link's queue and byte count include it). A clone, because a tc program can
+ * accumulator's bytes (its header says which group, mp.h) and sends it as an MP_T_FEC message
+ * on the same link (schedule_on: the link's queue and byte count include it). A clone, because a tc program can
  * send one packet per skb; the device's ingress, because encap's step 6 (bpf_redirect_neigh)
  * resolves the link's next hop, which bpf_clone_redirect to the link does not. The two slots per
  * link let group g + 1 fill while g's parity waits in the backlog.

@@ -30,7 +30,7 @@ enum mp_msg_type {
 	MP_T_HS_INIT = 4,  /* handshake (userland) */
 	MP_T_HS_RESP = 5,
 	MP_T_COOKIE = 6,
-	MP_T_FEC = 7,      /* XOR parity of a group of a link's data packets (struct mp_fec, bpf/fec.h) */
+	MP_T_FEC = 7,      /* XOR parity of a group of a link's data packets (mp.h "loss recovery", bpf/fec.h) */
 };
 
 /* ver_type: version in the high nibble, enum mp_msg_type in the low nibble */

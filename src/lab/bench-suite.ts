@@ -489,8 +489,8 @@ const flapExtra: TcpScenario['extra'] = (cc, dir, runs, best, seconds) => {
 };
 
 /** UDP at `share` of the sum on the wire over `links` (2 × 20 Mbit): loss (target: below
- * `maxLossPct`, or at most it with `atMost`) and jitter. */
-async function udp90(lab: string, o: SuiteOptions, links = TWO_20, share = 0.9, maxLossPct = 1, atMost = false, what = ''): Promise<Result<SuiteResult, MpError>> {
+ * `maxLossPct`, or at most it with `atMost`) and jitter, after `omitS` seconds of the flow. */
+async function udp90(lab: string, o: SuiteOptions, links = TWO_20, share = 0.9, maxLossPct = 1, atMost = false, what = '', omitS = 0): Promise<Result<SuiteResult, MpError>> {
   const sumMbit = 40;
   const payloadBps = share * sumMbit * 1e6 * (UDP_PAYLOAD / UDP_FRAME);
   const pct = Math.round(share * 100);
@@ -499,7 +499,7 @@ async function udp90(lab: string, o: SuiteOptions, links = TWO_20, share = 0.9, 
     const panels: PlotPanel[] = [];
     for (const dir of DIRS) {
       const loss = (r: FlowRun) => r.iperf.lostPercent ?? 100;
-      const rs = await untilStable(o.runs, 1, loss, () => flow(name, 2, dir, { seconds: o.seconds ?? FLOW_S, omitS: 0, udpBps: payloadBps }));
+      const rs = await untilStable(o.runs, 1, loss, () => flow(name, 2, dir, { seconds: o.seconds ?? FLOW_S, omitS, udpBps: payloadBps }));
       if (rs.isErr()) return err(rs.error);
       const xs = rs.value.map(loss);
       const js = rs.value.map((r) => r.iperf.jitterMs ?? NaN);
@@ -511,7 +511,7 @@ async function udp90(lab: string, o: SuiteOptions, links = TWO_20, share = 0.9, 
           median: round3(median(xs)),
           target: `${atMost ? '≤' : '<'} ${maxLossPct} %`,
           met: atMost ? median(xs) <= maxLossPct : median(xs) < maxLossPct,
-          note: `offered ${pct} % of the sum on the wire (${UDP_PAYLOAD} B datagrams, ${UDP_FRAME} B frames)`,
+          note: `offered ${pct} % of the sum on the wire (${UDP_PAYLOAD} B datagrams, ${UDP_FRAME} B frames)${omitS ? `; after a ${omitS} s warm-up (the links' loss is learned first)` : ''}`,
         },
         { name: `UDP over 2×20 Mbit${what}, ${DIR_NAME[dir]}: jitter`, unit: 'ms', runs: js.map(round3), median: round3(median(js)), note: 'iperf3 (RFC 1889 smoothed)' },
       );
@@ -774,7 +774,7 @@ export const SUITE: Record<string, (o: SuiteOptions) => Promise<Result<SuiteResu
   }),
   udp90: (o) => udp90('bsudp', o),
   lossyudp: (o) =>
-    udp90('bslossudp', o, [{ rate: '20mbit', delay: '10ms', loss: '1%' }, { rate: '20mbit', delay: '10ms', loss: '1%' }], 0.5, 0.1, true, ' with 1 % loss on each'),
+    udp90('bslossudp', o, [{ rate: '20mbit', delay: '10ms', loss: '1%' }, { rate: '20mbit', delay: '10ms', loss: '1%' }], 0.5, 0.1, true, ' with 1 % loss on each', WARM_S),
   step: (o) => step('bsstep', o),
   cut: (o) => cut('bscut', o),
   'idle-death': (o) => idleDeath('bsidle', o),

@@ -40,6 +40,7 @@
 #include "loop.h"
 #include "schedule.h"
 #include "auth.h"
+#define MP_FEC_SENDER
 #include "fec.h"
 
 /* How much of the packet step 1-3 read: Ethernet, an IPv4 header with options, TCP options. */
@@ -277,7 +278,7 @@ int encap(struct __sk_buff *skb)
 		hdr.key_id = 0;
 		hdr.link_id = pk.id;
 		__builtin_memset(hdr.tag, 0, sizeof(hdr.tag));
-		len = fec_build_parity(skb, pk.id, slot, &hdr);
+		len = mp_fec_build_parity(skb, pk.id, slot, &hdr);
 		if (!len)
 			return mp_drop(MP_DROP_FEC_BAD);
 		if (!schedule_on(pk.id, len, now, &pk))
@@ -344,7 +345,7 @@ sign:
 	if (key && !auth_sign(skb, key, &hdr, ETH_HLEN, skb->len - ETH_HLEN))
 		return mp_drop(MP_DROP_TRUNCATED);
 	if (fec) /* after signing: a paged packet is linear now */
-		fec_tx(skb, pk.id, pk.seq, pk.link_seq);
+		mp_fec_add_tx(skb, pk.id, pk.seq, pk.link_seq);
 	if (l->local.family == 6) {
 		if (l->carrier == MP_CARRIER_UDP) {
 			have_sum = !parity && inner_sum(skb, &p, &inner);

@@ -212,24 +212,27 @@ static __always_inline struct mp_fec_stats *fec_stats(void)
 	return bpf_map_lookup_elem(&mp_fec_stats, &zero);
 }
 
-/* ---- sender ---- */
+/* ---- sender (encap.c defines MP_FEC_SENDER: its global functions live in one unit) ---- */
+#ifdef MP_FEC_SENDER
 
 /* encap: the inner packet (after the Ethernet header) with seq / link_seq on link id joins its
- * group; at the group's last packet a parity is requested (a clone back into the device). */
-static __always_inline void fec_tx(struct __sk_buff *skb, __u32 id, __u32 seq, __u32 link_seq)
+ * group; at the group's last packet a parity is requested (a clone back into the device).
+ * A global (noinline) function, verified once rather than for every state of encap. */
+__attribute__((noinline)) int mp_fec_add_tx(struct __sk_buff *skb, __u64 id, __u64 seq, __u64 link_seq)
 {
-	__u32 group = link_seq / MP_FEC_K, mark;
+	__u32 group = (__u32)link_seq / MP_FEC_K, mark;
 	struct mp_fec_acc *acc = fec_acc(&mp_fec_tx, MP_FEC_TX_SLOTS, id, group);
 
-	if (!acc)
-		return;
+	if (!skb || !acc)
+		return 0;
 	fec_add(skb, acc, ETH_HLEN, skb->len - ETH_HLEN, seq);
-	if (link_seq % MP_FEC_K != MP_FEC_K - 1 || acc->taint || !acc->count)
-		return;
+	if ((__u32)link_seq % MP_FEC_K != MP_FEC_K - 1 || acc->taint || !acc->count)
+		return 0;
 	mark = skb->mark;
 	set_mark(skb, MP_FEC_MARK | (id & (MP_MAX_LINKS - 1)) << 1 | (group & 1));
 	bpf_clone_redirect(skb, skb->ifindex, BPF_F_INGRESS);
 	set_mark(skb, mark);
+	return 1;
 }
 
 /* encap: is this a parity request (fec_tx's clone)? Returns its link id and takes the mark. */
@@ -247,14 +250,14 @@ static __always_inline bool fec_parity_request(struct __sk_buff *skb, __u32 *id,
 
 /* encap: rewrite the request into the parity of link id's group in slot, and fill in what
  * its header says about the group (mp.h). Returns the parity's length after the Ethernet
- * header, 0 if there is none to send. */
-static __always_inline __u32 fec_build_parity(struct __sk_buff *skb, __u32 id, __u32 slot, struct mp_hdr *h)
+ * header, 0 if there is none to send. A global (noinline) function, verified once. */
+__attribute__((noinline)) int mp_fec_build_parity(struct __sk_buff *skb, __u64 id, __u64 slot, struct mp_hdr *h)
 {
 	__u32 key = (id & (MP_MAX_LINKS - 1)) * MP_FEC_TX_SLOTS + (slot & 1), len;
 	struct mp_fec_acc *acc = bpf_map_lookup_elem(&mp_fec_tx, &key);
 	struct mp_fec_stats *st;
 
-	if (!acc || acc->taint || !acc->count || acc->count > MP_FEC_K || !acc->max_len ||
+	if (!skb || !h || !acc || acc->taint || !acc->count || acc->count > MP_FEC_K || !acc->max_len ||
 	    acc->max_len > MP_FEC_MAX)
 		return 0;
 	len = acc->max_len;
@@ -270,6 +273,8 @@ static __always_inline __u32 fec_build_parity(struct __sk_buff *skb, __u32 id, _
 		st->parity_tx++;
 	return len;
 }
+
+#endif /* MP_FEC_SENDER */
 
 /* ---- receiver ---- */
 

@@ -231,6 +231,7 @@ export async function portalStatus(instance: string): Promise<Result<PortalStatu
     }
     const dropCounts: Record<string, number> = {};
     for (let r = 1; r < abi.DROP_REASONS.length; r++) {
+      if (abi.DROP_REASONS[r]!.startsWith('unallotted_')) continue; // numbers of other branches (abi.ts)
       const v = mapLookup(drops._unsafeUnwrap(), abi.mapKey(r), abi.percpuValueSize(8, ncpu));
       if (v.isErr()) return err(v.error);
       dropCounts[abi.DROP_REASONS[r]!] = Number(v.value ? abi.sumPerCpuU64(v.value) : 0n);

@@ -2405,6 +2405,17 @@ describe('loss recovery: XOR parity per link (fec.h)', () => {
     rpLink(0);
     for (const d of data) assert.equal(run('decap', d, rpCtx).verdict, TC_ACT_REDIRECT);
   }
+  /** One group as the LP sent it, for the receiving cases (made once: the RP's maps are reset
+   * for each). */
+  let sent: { inners: Buffer[]; data: Buffer[]; parity: Buffer } | undefined;
+  const sentGroup = () => {
+    if (!sent) {
+      const inners = group();
+      sent = { inners, ...sendGroup(inners) };
+    }
+    return sent;
+  };
+
   /** The RP receives `data` and then the parity: the parity's run, and the drops of it all. */
   function receive(data: Buffer[], parity: Buffer) {
     rpWith(data);
@@ -2415,8 +2426,7 @@ describe('loss recovery: XOR parity per link (fec.h)', () => {
 
   for (let lost = 0; lost < 7; lost++)
     it(`decap: packet ${lost + 1} of 7 lost: the parity rebuilds it byte for byte, once; the original coming late is a replay`, () => {
-      const inners = group();
-      const { data, parity } = sendGroup(inners);
+      const { inners, data, parity } = sentGroup();
       const r = receive(data.filter((_, i) => i !== lost), parity);
       assert.equal(r.verdict, TC_ACT_REDIRECT, JSON.stringify(r.drops));
       const before = drops();
@@ -2431,8 +2441,7 @@ describe('loss recovery: XOR parity per link (fec.h)', () => {
     });
 
   it('decap: nothing lost, or two lost: the parity is spare', () => {
-    const inners = group();
-    const { data, parity } = sendGroup(inners);
+    const { data, parity } = sentGroup();
     for (const got of [data, data.slice(2), data.slice(0, 2)]) {
       const r = receive(got, parity);
       assert.equal(r.verdict, TC_ACT_SHOT);
@@ -2442,8 +2451,7 @@ describe('loss recovery: XOR parity per link (fec.h)', () => {
   });
 
   it('decap: a parity with a flipped body bit is bad_mac; one whose rebuilt packet is no IP packet is fec_bad', () => {
-    const inners = group();
-    const { data, parity } = sendGroup(inners);
+    const { data, parity } = sentGroup();
     const flipped = Buffer.from(parity);
     flipped[flipped.length - 1]! ^= 1;
     const r = receive(data.slice(1), flipped);

@@ -42,6 +42,7 @@
 #include "maps.h"
 #include "parse.h"
 #include "loop.h"
+#include "csum.h"
 
 #define MP_FEC_MARK 0x6d70fe00U /* | link << 1 | (group & 1): a parity request (low 5 bits) */
 #define MP_FEC_MARK_MASK 0xffffffe0U
@@ -296,15 +297,17 @@ static __always_inline void fec_rx(struct __sk_buff *skb, __u32 id, const struct
 		fec_add(skb, acc, off, len, bpf_ntohl(h->seq));
 }
 
-/* The length an inner packet's IP header at off gives (0: not IPv4/IPv6). */
+/* The length an inner packet's IP header at off gives (0: not IPv4/IPv6, or an IPv4 header
+ * whose checksum is wrong: a spoiled group, which the length alone would rarely show). */
 static __always_inline __u32 fec_ip_len(struct __sk_buff *skb, __u32 off)
 {
-	__u8 b[6];
+	struct iphdr ip;
+	__u8 *b = (__u8 *)&ip;
 
-	if (bpf_skb_load_bytes(skb, off, b, sizeof(b)))
+	if (bpf_skb_load_bytes(skb, off, &ip, sizeof(ip)))
 		return 0;
 	if ((b[0] >> 4) == 4)
-		return (__u32)b[2] << 8 | b[3];
+		return b[0] != 0x45 || ipv4_hdr_csum(&ip) == 0 ? (__u32)b[2] << 8 | b[3] : 0; /* options: unchecked */
 	if ((b[0] >> 4) == 6)
 		return 40 + ((__u32)b[4] << 8 | b[5]);
 	return 0;
@@ -342,6 +345,10 @@ static __always_inline enum mp_drop_reason fec_rebuild(struct __sk_buff *skb, co
 	if (len < 20 || len > max_len)
 		return MP_DROP_FEC_BAD;
 	*seq = bpf_ntohl(h->ts_us) ^ acc->seq_xor;
+	/* the group's packets were sent before their parity, and not a window earlier: anything
+	 * else is a spoiled group, whose seq must not move the replay window */
+	if ((__s32)(bpf_ntohl(h->seq) - *seq) <= 0 || bpf_ntohl(h->seq) - *seq >= MP_REPLAY_WINDOW)
+		return MP_DROP_FEC_BAD;
 	if (len < max_len && bpf_skb_change_tail(skb, off + len, 0))
 		return MP_DROP_FEC_BAD;
 	*end = off + len;

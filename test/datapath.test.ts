@@ -2450,7 +2450,7 @@ describe('loss recovery: XOR parity per link (fec.h)', () => {
     }
   });
 
-  it('decap: a parity with a flipped body bit is bad_mac; one whose rebuilt packet is no IP packet is fec_bad', () => {
+  it('decap: a parity with a flipped body bit is bad_mac; a spoiled group (no IP packet, or a seq out of place) is fec_bad', () => {
     const { data, parity } = sentGroup();
     const flipped = Buffer.from(parity);
     flipped[flipped.length - 1]! ^= 1;
@@ -2465,6 +2465,16 @@ describe('loss recovery: XOR parity per link (fec.h)', () => {
     const before = drops();
     assert.equal(run('decap', parity, rpCtx).verdict, TC_ACT_SHOT);
     assert.deepEqual(dropDelta(before, drops()), { fec_bad: 1 });
+    // a spoiled seq (far ahead of the parity's) is refused before it can move the replay window
+    rpWith(data.slice(1));
+    const acc2 = get('fecRx', 0);
+    acc2.writeUInt32LE(acc2.readUInt32LE(8) ^ 0x40000000, 8); // mp_fec_acc.seq_xor
+    put('fecRx', 0, acc2);
+    const before2 = drops();
+    assert.equal(run('decap', parity, rpCtx).verdict, TC_ACT_SHOT);
+    assert.deepEqual(dropDelta(before2, drops()), { fec_bad: 1 });
+    const top = decodeReplay(get('replay', replayIndex(KEY.id, MP_REPLAY_DATA))).top;
+    assert.equal(top, hdrOf(parity).h.seq, 'the window moved to the (authentic) parity, not to the spoiled seq');
   });
 });
 

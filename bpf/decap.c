@@ -23,6 +23,11 @@
  *
  * Redundant copies (redundant.h) share their seq: the first to arrive passes the replay window
  * and counts as a win of its link, the others are dropped as MP_DROP_DUPLICATE.
+ *
+ * Loss recovery (fec.h): a data packet of a parity group is added to its group's XOR after
+ * step 3; a parity (MP_T_FEC, authenticated like data) that completes its group becomes the
+ * lost packet, which enters the replay window and goes on from step 4 (without counting as a
+ * packet of the link: the link did lose it) like any data packet.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -37,6 +42,7 @@
 #include "ttl.h"
 #include "ptb.h"
 #include "redundant.h"
+#include "fec.h"
 
 /* Ethernet, outer IPv4 with options (60) + UDP, mp_hdr, an inner IPv6 header */
 #define DECAP_WINDOW (ETH_HLEN + 60 + 8 + MP_HDR_LEN + 40)
@@ -190,6 +196,19 @@ static __always_inline void record_rx(__u32 id, const struct mp_hdr *h, __u32 by
 	count_rx(id, bytes);
 }
 
+/* 4. An authentic parity: the link carried its bytes (delivery rate, liveness), but it is no
+ * packet of the link's sequence, whose loss count stays what the link lost. */
+static __always_inline void record_parity(__u32 id, __u32 bytes, __u64 now)
+{
+	struct mp_rx *rx = bpf_map_lookup_elem(&mp_rx, &id);
+
+	if (rx) {
+		rx->last_rx_ns = now;
+		__sync_fetch_and_add(&rx->bytes, bytes);
+	}
+	count_rx(id, bytes);
+}
+
 /* 4. RP: answer this link at the address:port its (authenticated) packets come from. */
 static __always_inline void learn_endpoint(__u32 id, const struct outer *o, __u64 now)
 {
@@ -311,7 +330,8 @@ int decap(struct __sk_buff *skb)
 	struct outer o = {};
 	struct mp_hdr h;
 	void *data, *end;
-	__u32 id, outer_len, cls;
+	__u32 id, outer_len, cls, dgram_end, seq;
+	bool parity;
 	__u8 family;
 	__u64 now;
 
@@ -344,6 +364,9 @@ int decap(struct __sk_buff *skb)
 	if ((h.ver_type >> 4) != MP_VERSION)
 		return mp_drop(MP_DROP_BAD_VERSION);
 	switch (h.ver_type & 0xf) {
+	case MP_T_FEC:
+		cls = MP_REPLAY_DATA_CLASS;
+		break;
 	case MP_T_DATA:
 	case MP_T_PROBE:
 	case MP_T_FEEDBACK:
@@ -379,7 +402,8 @@ int decap(struct __sk_buff *skb)
 	}
 	if ((h.ver_type & 0xf) == MP_T_PROBE) /* requests are answered here (probe.h) */
 		return probe_take(skb, cfg, &o, &h, now);
-	if ((h.ver_type & 0xf) != MP_T_DATA) /* authentic feedback: up to the portal's socket */
+	parity = (h.ver_type & 0xf) == MP_T_FEC;
+	if ((h.ver_type & 0xf) != MP_T_DATA && !parity) /* authentic feedback: up to the portal's socket */
 		return mp_exit(TC_ACT_OK, MP_DROP_NONE);
 
 	id = h.link_id;
@@ -389,14 +413,29 @@ int decap(struct __sk_buff *skb)
 	if (!l || l->state == MP_LINK_UNUSED ||
 	    (cfg->role == MP_ROLE_LOCAL && !link_receives(l, &o, skb->ifindex)))
 		return mp_drop(MP_DROP_BAD_LINK);
+	outer_len = o.end - ETH_HLEN;
+	if (parity) { /* loss recovery: the lost packet of its group, or nothing */
+		record_parity(id, outer_len, now);
+		dgram_end = o.end;
+		r = fec_rebuild(skb, &h, id, o.hdr_off + MP_HDR_LEN, &dgram_end, &seq);
+		if (r != MP_DROP_NONE)
+			return mp_drop(r);
+		if (!auth_off(cfg) && !replay_accept(h.key_id * MP_REPLAY_CLASSES + MP_REPLAY_DATA_CLASS, seq))
+			return mp_drop(MP_DROP_REPLAY);
+		o.end = dgram_end;
+		fec_count_rebuilt();
+	} else if (h.flags & MP_HDR_F_FEC) {
+		fec_rx(skb, id, &h, o.hdr_off + MP_HDR_LEN, o.end - o.hdr_off - MP_HDR_LEN);
+	}
 	family = inner_family(skb, o.hdr_off + MP_HDR_LEN, o.end);
 	if (!family)
-		return mp_drop(MP_DROP_BAD_INNER);
+		return mp_drop(parity ? MP_DROP_FEC_BAD : MP_DROP_BAD_INNER);
 
-	/* 4. record */
-	outer_len = o.end - ETH_HLEN;
-	record_rx(id, &h, outer_len, now);
-	red_count_win(&h, id);
+	/* 4. record (a parity was, above) */
+	if (!parity) {
+		record_rx(id, &h, outer_len, now);
+		red_count_win(&h, id);
+	}
 	if (cfg->role == MP_ROLE_REMOTE)
 		learn_endpoint(id, &o, now);
 

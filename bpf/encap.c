@@ -27,6 +27,10 @@
  * links schedule() chose for it, if its class's token bucket holds their bytes: each copy is
  * signed for its link with the packet's seq, pushed, sent as a clone (bpf_clone_redirect, the
  * MACs from a FIB lookup) and popped again (mp_red_copy).
+ *
+ * On a link with MP_LINK_F_FEC, step 5 also adds the packet to its link's parity group, and the
+ * group's last packet sends a clone of itself back into its device to become the group's parity:
+ * encap takes such a clone first (fec.h), rewrites it, and carries it from step 5 on.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -42,6 +46,8 @@
 #include "schedule.h"
 #include "auth.h"
 #include "redundant.h"
+#define MP_FEC_SENDER
+#include "fec.h"
 
 /* How much of the packet step 1-3 read: Ethernet, an IPv4 header with options, TCP options. */
 #define ENCAP_WINDOW (ETH_HLEN + 60 + 60)
@@ -220,9 +226,11 @@ static __always_inline enum mp_drop_reason push_outer(struct __sk_buff *skb, con
 
 /* 5. push_outer() for link l's family and carrier: a subprogram of its own (its own stack
  * frame: encap() and the functions it calls share 512 bytes), called by encap() and by
- * mp_red_copy(). An outer IPv6 UDP checksum is derived from the inner packet's (csum.h). */
+ * mp_red_copy(). An outer IPv6 UDP checksum is derived from the inner packet's (csum.h), unless
+ * the body is opaque (a loss-recovery parity: no IP packet to derive it from). */
 static __noinline enum mp_drop_reason push_link(struct __sk_buff *skb, const struct mp_link *l,
-						const struct mp_endpoint *ep, const struct mp_hdr *hdr)
+						const struct mp_endpoint *ep, const struct mp_hdr *hdr,
+						bool opaque)
 {
 	const struct mp_config *cfg = config_get();
 	__u64 inner = 0;
@@ -233,7 +241,7 @@ static __noinline enum mp_drop_reason push_link(struct __sk_buff *skb, const str
 		return MP_DROP_NO_CONFIG;
 	if (l->local.family == 6) {
 		if (l->carrier == MP_CARRIER_UDP) {
-			have_sum = parse_l3(skb, &p) && !p.truncated && inner_sum(skb, &p, &inner);
+			have_sum = !opaque && parse_l3(skb, &p) && !p.truncated && inner_sum(skb, &p, &inner);
 			return push_outer(skb, l, ep, hdr, 0, have_sum, inner, true, true, false);
 		}
 		return push_outer(skb, l, ep, hdr, cfg->ip_proto, false, 0, true, false, false);
@@ -547,11 +555,35 @@ int encap(struct __sk_buff *skb)
 	struct pick pk;
 	struct l3 p;
 	__u64 now;
-	bool back;
-	int red_flags;
+	bool back, fec = false, parity = false;
+	int red_flags = 0;
+	__u32 slot, len;
 
 	if (!cfg || !cfg->role) /* not configured yet: stay out of the way */
 		return mp_pass();
+
+	/* a loss-recovery parity to build and send (fec.h) */
+	if (fec_parity_request(skb, &pk.id, &slot)) {
+		now = bpf_ktime_get_ns();
+		if (!auth_off(cfg) && !(key = tx_key(now)))
+			return mp_drop(MP_DROP_NO_KEY);
+		hdr.ver_type = MP_VER_TYPE(MP_T_FEC);
+		hdr.key_id = 0;
+		hdr.link_id = pk.id;
+		__builtin_memset(hdr.tag, 0, sizeof(hdr.tag));
+		len = mp_fec_build_parity(skb, pk.id, slot, &hdr);
+		if (!len)
+			return mp_drop(MP_DROP_FEC_BAD);
+		if (!schedule_on(pk.id, len, now, &pk))
+			return mp_drop(MP_DROP_NO_LINK);
+		hdr.seq = bpf_htonl(pk.seq);
+		l = bpf_map_lookup_elem(&mp_links, &pk.id);
+		ep = bpf_map_lookup_elem(&mp_endpoints, &pk.id);
+		if (!l || !ep)
+			return mp_drop(MP_DROP_NO_LINK);
+		parity = true;
+		goto sign;
+	}
 
 	/* 1. for the tunnel? */
 	pull_headers(skb, ENCAP_WINDOW);
@@ -598,17 +630,21 @@ int encap(struct __sk_buff *skb)
 		return mp_drop(MP_DROP_ADJUST_ROOM);
 
 	/* 5. sign, push the outer headers */
+	fec = (l->flags & MP_LINK_F_FEC) && skb->len - ETH_HLEN <= MP_FEC_MAX;
 	hdr.ver_type = MP_VER_TYPE(MP_T_DATA);
-	hdr.flags = red_flags;
+	hdr.flags = red_flags | (fec ? MP_HDR_F_FEC : 0);
 	hdr.link_id = pk.id;
 	hdr.key_id = 0; /* MP_CFG_NO_AUTH: key id 0 and a zero tag */
 	hdr.seq = bpf_htonl(pk.seq);
 	hdr.link_seq = bpf_htonl(pk.link_seq);
 	hdr.ts_us = bpf_htonl((__u32)(now / 1000));
 	__builtin_memset(hdr.tag, 0, sizeof(hdr.tag));
+sign:
 	if (key && !auth_sign(skb, key, &hdr, ETH_HLEN, skb->len - ETH_HLEN))
 		return mp_drop(MP_DROP_TRUNCATED);
-	r = push_link(skb, l, ep, &hdr);
+	if (fec) /* after signing: a paged packet is linear now */
+		mp_fec_add_tx(skb, pk.id, pk.seq, pk.link_seq);
+	r = push_link(skb, l, ep, &hdr, parity);
 	if (r != MP_DROP_NONE)
 		return mp_drop(r);
 

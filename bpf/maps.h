@@ -113,6 +113,28 @@ struct {
 	__type(value, struct mp_red_stats);
 } mp_red_stats SEC(".maps") __weak;
 
+/* loss recovery (bpf/fec.h) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MP_MAX_LINKS * MP_FEC_TX_SLOTS);
+	__type(key, __u32);
+	__type(value, struct mp_fec_acc);
+} mp_fec_tx SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MP_MAX_LINKS * MP_FEC_RX_SLOTS);
+	__type(key, __u32);
+	__type(value, struct mp_fec_acc);
+} mp_fec_rx SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct mp_fec_stats);
+} mp_fec_stats SEC(".maps") __weak;
+
 /* BTF anchor: clang puts an enum into BTF only when a variable or map has it in its type, and
  * test/abi.test.ts compares mp.h's enums with src/datapath/abi.ts. libbpf skips this section
  * ("unrecognized data section"), so it costs nothing at load time. */

@@ -30,6 +30,7 @@ enum mp_msg_type {
 	MP_T_HS_INIT = 4,  /* handshake (userland) */
 	MP_T_HS_RESP = 5,
 	MP_T_COOKIE = 6,
+	MP_T_FEC = 7,      /* XOR parity of a group of a link's data packets (mp.h "loss recovery", bpf/fec.h) */
 };
 
 /* ver_type: version in the high nibble, enum mp_msg_type in the low nibble */
@@ -57,6 +58,8 @@ enum mp_hdr_flags {
 				 * with the same seq; the receiver keeps the first and counts the
 				 * others as MP_DROP_DUPLICATE, not MP_DROP_REPLAY. The class index
 				 * is in the high nibble (MP_HDR_CLASS) */
+	MP_HDR_F_FEC = 1 << 2, /* data packet in a parity group of its link (link_seq / MP_FEC_K):
+				* the receiver adds it to the group's XOR (bpf/fec.h) */
 };
 #define MP_HDR_CLASS_SHIFT 4 /* mp_hdr.flags >> 4: the redundant class of an MP_HDR_F_COPY packet */
 
@@ -183,6 +186,10 @@ enum mp_link_flags {
 	 * (cc/loop.ts). An ACK lost there costs the end host a window cut, an ACK there sets the
 	 * round trip of a link that carries little data (schedule.h). */
 	MP_LINK_F_NO_ACKS = 1 << 0,
+	/* Loss recovery (README "Loss recovery", bpf/fec.h): every MP_FEC_K data packets on this link are
+	 * followed by an MP_T_FEC parity on the same link, from which the receiver rebuilds one lost
+	 * packet of the group. Set by userland on links that lose packets at random (cc/loop.ts). */
+	MP_LINK_F_FEC = 1 << 1,
 };
 
 struct mp_link {
@@ -432,13 +439,54 @@ enum mp_drop_reason {
 	MP_DROP_HS_GLOBAL_RATE = 21, /* handshake message over the global rate (flood.h) */
 	MP_DROP_BAD_PROBE = 22,    /* authentic probe shorter than struct mp_probe, of an unknown kind,
 				    * or asking for a reply longer than a tag covers (probe.h) */
-	MP_DROP_RESERVED_23 = 23,  /* allotted to other work (cc, pmtu): placeholders until the merge */
-	MP_DROP_RESERVED_24 = 24,
-	MP_DROP_RESERVED_25 = 25,
-	MP_DROP_RESERVED_26 = 26,
-	MP_DROP_DUPLICATE = 27,    /* a redundant copy (MP_HDR_F_COPY) whose seq already arrived on
+	MP_DROP_DUPLICATE = 23,    /* a redundant copy (MP_HDR_F_COPY) whose seq already arrived on
 				    * another link: the replay window kept the first (redundant.h) */
-	MP_DROP_MAX = 28,
+	MP_DROP_FEC_SPARE = 24,    /* a parity not used: its group lost nothing, or more than one packet,
+				    * or the receiver did not see the group (bpf/fec.h) */
+	MP_DROP_FEC_BAD = 25,      /* a parity that is malformed, or rebuilds no valid inner packet */
+	MP_DROP_MAX = 26,
+};
+
+/* ---- loss recovery: XOR forward error correction (README "Loss recovery", bpf/fec.h) -------------
+ *
+ * On a link with MP_LINK_F_FEC, the data packets with link_seq in [g * MP_FEC_K, (g + 1) *
+ * MP_FEC_K) form group g; they carry MP_HDR_F_FEC. After the group's last packet the sender sends
+ * on the same link one MP_T_FEC message: its body is the XOR of the group's inner packets, each
+ * zero-padded to the longest (so it is as long as the longest, and fits wherever they did), and
+ * its header says what it covers:
+ *   seq       a data seq of its own (replay class 0)
+ *   link_seq  the group g (the parity is outside the link's loss count)
+ *   ts_us     the XOR of the covered packets' seqs
+ *   flags     MP_HDR_F_FEC | count << MP_HDR_FEC_COUNT_SHIFT: how many packets it covers
+ * A receiver that saw all but one packet of the group rebuilds that one (its bytes; its length
+ * from its IP header; its seq) and delivers it; its seq enters the replay window, so a late
+ * original is dropped as a replay. Inner packets longer than MP_FEC_MAX are not covered (their
+ * group gets no parity). */
+#define MP_FEC_K 8       /* data packets per parity group (a power of 2: link_seq wraps) */
+#define MP_FEC_MAX 1536  /* longest inner packet a group may hold (a multiple of 256) */
+#define MP_FEC_TX_SLOTS 2 /* mp_fec_tx entries per link (group & 1) */
+#define MP_FEC_RX_SLOTS 4 /* mp_fec_rx entries per link (group & 3) */
+#define MP_HDR_FEC_COUNT_SHIFT 4 /* MP_T_FEC: mp_hdr.flags >> 4 = packets covered (1..MP_FEC_K) */
+
+/* mp_fec_tx[link * MP_FEC_TX_SLOTS + (group & 1)] (sender) and mp_fec_rx[link * MP_FEC_RX_SLOTS +
+ * (group & 3)] (receiver): one group's XOR so far. Written without a lock (helpers read the
+ * packet); two CPUs adding to one group at once can spoil its parity: the rebuilt packet then
+ * fails the inner checks (MP_DROP_FEC_BAD) or the end host's checksum, a loss as without FEC. */
+struct mp_fec_acc {
+	__u32 group;
+	__u32 count;   /* packets added */
+	__u32 seq_xor;
+	__u32 max_len; /* the longest packet added */
+	__u32 taint;   /* a packet longer than MP_FEC_MAX was in the group: no parity */
+	__u32 pad;
+	__u8 bytes[MP_FEC_MAX];
+};
+
+/* mp_fec_stats[0]: per-CPU counters of loss recovery. */
+struct mp_fec_stats {
+	__u64 parity_tx; /* parity messages sent */
+	__u64 parity_rx; /* authentic parity messages received */
+	__u64 rebuilt;   /* lost packets rebuilt and delivered */
 };
 
 #endif /* MP_H */

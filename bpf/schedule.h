@@ -280,4 +280,37 @@ static __always_inline __u32 schedule_copies(__u32 inner_len, __u32 best, __u32 
 	return cs.copies;
 }
 
+/* A message of inner_len bytes that must go on link id (a loss-recovery parity, fec.h): the
+ * link's queue and byte count grow by it and it takes a data seq, no link_seq (it is outside
+ * the link's loss count). false: the link cannot carry it now. */
+static __always_inline bool schedule_on(__u32 id, __u32 inner_len, __u64 now, struct pick *out)
+{
+	__u32 key = id & (MP_MAX_LINKS - 1), zero = 0;
+	const struct mp_link *l = bpf_map_lookup_elem(&mp_links, &key);
+	const struct mp_endpoint *ep = bpf_map_lookup_elem(&mp_endpoints, &key);
+	struct mp_sched *s = bpf_map_lookup_elem(&mp_sched, &zero);
+	__u64 rate, tx, start;
+	__u32 wire;
+
+	if (!l || !ep || !s || !link_usable(l, ep))
+		return false;
+	if (l->budget_bytes && s->sent_bytes[key] >= l->budget_bytes)
+		return false;
+	wire = inner_len + outer_overhead(l);
+	if (l->mtu && wire > l->mtu)
+		return false;
+	rate = l->rate_bps ? l->rate_bps : MP_DEFAULT_RATE_BPS;
+	tx = (__u64)wire * 8000000000ULL / rate;
+	bpf_spin_lock(&s->lock);
+	start = s->busy_until_ns[key] > now ? s->busy_until_ns[key] : now;
+	s->busy_until_ns[key] = start + tx;
+	s->sent_bytes[key] += wire;
+	out->seq = ++s->seq;
+	bpf_spin_unlock(&s->lock);
+	out->id = key;
+	out->link_seq = 0;
+	out->too_big = 0;
+	return true;
+}
+
 #endif /* MP_SCHEDULE_H */

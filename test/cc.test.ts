@@ -562,6 +562,28 @@ describe('controller on a simulated link', () => {
     assert.deepEqual([...cc.ackAvoid(near, new Set([1, 2]))].sort(), [1, 2]);
   });
 
+  it('loss recovery: a link losing ≥ 0.3 % sends parity (hysteresis), and with parity its share is capped by the loss the parity leaves', () => {
+    const r = simulate({
+      links: [
+        { rateBps: 20 * M, propUs: 10_000, queueBytes: queueOf(50, 20 * M) },
+        { rateBps: 20 * M, propUs: 10_000, queueBytes: queueOf(50, 20 * M), loss: 0.01 },
+      ],
+      durationUs: 6 * S,
+      seed: 5,
+    });
+    const states = new Map(r.states.map((s, i) => [i, s]));
+    assert.deepEqual([...cc.fecLinks(states, new Set())], [1], `loss ${r.states[1]!.lossBase}`);
+    const s0 = r.states[0]!;
+    const near = new Map([[0, s0], [1, { ...s0, lossBase: 0.0025 }]]);
+    assert.deepEqual([...cc.fecLinks(near, new Set())], [], 'below 0.3 %: none');
+    assert.deepEqual([...cc.fecLinks(near, new Set([1]))], [1], 'on until 0.2 %');
+    assert.ok(Math.abs(cc.fecResidual(0.01) - 0.000773) < 1e-5, `1 % leaves ${cc.fecResidual(0.01)}`);
+    // without parity the lossy link is held to LOSS_BUDGET's share; with it, not at all
+    const rate = (fec: Set<number>) => Number(cc.outputs(states, fec).get(1)!.rateBps);
+    assert.ok(rate(new Set()) < 0.1 * cc.bwBps(r.states[0]!), `capped: ${rate(new Set())}`);
+    assert.equal(rate(new Set([1])), Math.round(r.states[1]!.rateBps), 'uncapped with parity');
+  });
+
   it('do no harm: one TCP CUBIC flow over 20 + 20 Mbit/s with 1 % random loss on one gets at least the clean link alone', () => {
     // the lossy link carries only the share whose loss the flow can take (LOSS_BUDGET); with
     // half the flow's packets there (before), CUBIC got 11 Mbit/s

@@ -57,6 +57,12 @@ import {
   MP_CFG_NO_AUTH,
   MP_CFG_SINGLE_IF,
   MP_HDR_LEN,
+  MP_HDR_F_FEC,
+  MP_HDR_FEC_COUNT_SHIFT,
+  MP_LINK_F_FEC,
+  MP_T_FEC,
+  MP_FEC_STATS,
+  perCpuStride,
   MP_LINK_ADMIN_DOWN,
   MP_LINK_DOWN,
   MP_LINK_UNUSED,
@@ -259,6 +265,8 @@ interface LinkOpts {
   peerPort?: number;
   /** mp_link.mtu: outer path MTU (default 1500; 0 = unknown) */
   mtu?: number;
+  /** mp_link.flags (enum mp_link_flags) */
+  flags?: number;
 }
 
 /** Link `id` as the LP's sender sees it, with the RP as its endpoint. */
@@ -275,6 +283,7 @@ function setLink(id: number, o: LinkOpts = {}): void {
     local: hostAddr(v6 ? LP_LOCAL_V6 : LP_LOCAL_V4),
     nexthop: o.nexthop ? hostAddr(o.nexthop) : NO_ADDR,
     localPort: linkPort(id),
+    ...(o.flags !== undefined ? { flags: o.flags } : {}),
   };
   put('links', id, encodeLink(l));
   put(
@@ -304,7 +313,7 @@ interface RunResult {
 function run(prog: Prog, input: Buffer, o: { ctx?: SkbContext; ns?: boolean; h?: ObjHandle } = {}): RunResult {
   const h = o.h ?? handle;
   assert.ok(h !== undefined, 'object loaded');
-  const go = () => progTestRun(h, prog, input, { dataOutSize: input.length + 512, ...(o.ctx ? { ctx: o.ctx } : {}) });
+  const go = () => progTestRun(h, prog, input, { dataOutSize: input.length + 2048, ...(o.ctx ? { ctx: o.ctx } : {}) });
   const r = o.ns ? must(must(withNetns(NS, go))) : must(go());
   return { verdict: r.retval | 0, out: r.dataOut, durationNs: r.durationNs, ...(r.ctx ? { ctx: r.ctx } : {}) };
 }
@@ -2429,6 +2438,176 @@ describe('authentication: decap verifies before anything else', () => {
 });
 
 // ---- floods and fragments (bpf/flood.h) ----------------------------------------------------
+
+describe('loss recovery: XOR parity per link (fec.h)', () => {
+  // The sender's side runs in the namespace with skb->ifindex = wan0: the clone that asks for
+  // the parity goes into wan0's ingress there (no program attached: the namespace's stack
+  // drops or forwards it); the re-entry is the run with the request's mark.
+  const MARK = 0x6d70fe00;
+  const fill = rng(0xfec);
+  const bytes = (n: number) => Buffer.from(Array.from({ length: n }, () => fill() & 0xff));
+  // one group's worth (link_seq 1..7 is group 0, whose last packet is link_seq 7), of every
+  // length class: shorter and longer than 256-byte chunks, word tails 0..7, IPv4 and IPv6
+  const group = (): Buffer[] => [
+    ipPacket(ipSpec(CLIENT_V4, NET_V4), udp({ sport: 1001, dport: 53, payload: bytes(13) })),
+    ipPacket(ipSpec(CLIENT_V4, NET_V4), tcp({ sport: 1002, dport: 80, flags: ACK, payload: bytes(1360) })),
+    ipPacket(ipSpec(CLIENT_V6, NET_V6), tcp({ sport: 1003, dport: 443, flags: ACK, payload: bytes(517) })),
+    ipPacket(ipSpec(CLIENT_V4, NET_V4), tcp({ sport: 1004, dport: 80, flags: ACK, payload: Buffer.alloc(0) })),
+    ipPacket(ipSpec(CLIENT_V4, NET_V4), udp({ sport: 1005, dport: 53, payload: bytes(255) })),
+    ipPacket(ipSpec(CLIENT_V6, NET_V6), udp({ sport: 1006, dport: 53, payload: bytes(1001) })),
+    ipPacket(ipSpec(CLIENT_V4, NET_V4), tcp({ sport: 1007, dport: 80, flags: ACK, payload: bytes(700) })),
+  ];
+  const fecStats = () => {
+    const b = get('fecStats', 0);
+    const stride = perCpuStride(MP_FEC_STATS.size);
+    const sum = (off: number) => {
+      let n = 0n;
+      for (let c = 0; c + stride <= b.length; c += stride) n += b.readBigUInt64LE(c + off);
+      return n;
+    };
+    return { parityTx: sum(0), parityRx: sum(8), rebuilt: sum(16) };
+  };
+  const hdrOf = (out: Buffer) => {
+    const ip = parseIp(out);
+    return { h: decodeHdr(out.subarray(ip.l4 + 8)), body: out.subarray(ip.l4 + 8 + MP_HDR_LEN, 14 + ip.totalLen) };
+  };
+
+  /** The LP sends `inners` on link 0 (FEC on) and then the parity the last one asked for. */
+  function sendGroup(inners: Buffer[]): { data: Buffer[]; parity: Buffer } {
+    resetMaps();
+    setConfig({});
+    setLink(0, { flags: MP_LINK_F_FEC });
+    const ctx = { ifindex: wan0, ingressIfindex: wan0 };
+    const data = inners.map((inner, i) => {
+      const r = run('encap', eth(inner), { ns: true, ctx });
+      assert.equal(r.verdict, TC_ACT_REDIRECT);
+      const { h, body } = hdrOf(r.out);
+      assert.equal(h.type, MP_T_DATA);
+      assert.equal(h.flags, MP_HDR_F_FEC, 'a data packet of a group');
+      assert.deepEqual([h.seq, h.linkSeq], [i + 1, i + 1]);
+      assert.deepEqual(body, inner);
+      return Buffer.from(r.out);
+    });
+    const last = inners[inners.length - 1]!;
+    const before = drops();
+    const r = run('encap', eth(last), { ns: true, ctx: { ...ctx, mark: MARK | (0 << 1) | 0 } });
+    assert.equal(r.verdict, TC_ACT_REDIRECT, `parity sent: ${JSON.stringify(dropDelta(before, drops()))}`);
+    return { data, parity: Buffer.from(r.out) };
+  }
+
+  it('encap: the group\'s last packet asks for the parity; the parity is the XOR of the group, signed, on the same link', () => {
+    const inners = group();
+    const { parity } = sendGroup(inners);
+    const { h, body } = hdrOf(parity);
+    const max = Math.max(...inners.map((b) => b.length));
+    const xor = Buffer.alloc(max);
+    for (const b of inners) for (let i = 0; i < b.length; i++) xor[i]! ^= b[i]!;
+    assert.equal(h.type, MP_T_FEC);
+    assert.equal(h.linkId, 0);
+    assert.equal(h.flags, MP_HDR_F_FEC | (inners.length << MP_HDR_FEC_COUNT_SHIFT), 'flags: F_FEC | packets covered');
+    assert.equal(h.linkSeq, 0, 'link_seq: the group (0)');
+    assert.equal(h.seq, inners.length + 1, 'a data seq of its own');
+    assert.equal(h.tsUs, inners.map((_, i) => i + 1).reduce((a, b) => a ^ b, 0), 'ts_us: XOR of the seqs');
+    assert.deepEqual(body, xor, 'body: XOR of the inner packets, zero-padded to the longest');
+    const ip = parseIp(parity);
+    assert.deepEqual(h.tag, macOf(KEY.key, parity.subarray(ip.l4 + 8, 14 + ip.totalLen)), 'signed like data');
+    const s = decodeSched(get('sched', 0));
+    assert.deepEqual([s.seq, s.linkSeq[0]], [inners.length + 1, inners.length], 'the parity took a seq, no link_seq');
+    assert.equal(fecStats().parityTx, 1n);
+    assert.equal(linkStats(0).txPackets, BigInt(inners.length + 1));
+  });
+
+  it('encap: no FEC flag on the link, no group: plain data; a request for an empty group is dropped as fec_bad', () => {
+    resetMaps();
+    setConfig({});
+    setLink(0);
+    const r = run('encap', eth(innerTcpV4));
+    assert.equal(hdrOf(r.out).h.flags, 0);
+    const before = drops();
+    assert.equal(run('encap', eth(innerTcpV4), { ns: true, ctx: { ifindex: wan0, ingressIfindex: wan0, mark: MARK } }).verdict, TC_ACT_SHOT);
+    assert.deepEqual(dropDelta(before, drops()), { fec_bad: 1 });
+  });
+
+  const rpCtx = { ns: true, ctx: { ifindex: wan0, ingressIfindex: wan0 } };
+  /** A fresh RP (drop counters zero) that has received `data` (in order). */
+  function rpWith(data: Buffer[]): void {
+    resetMaps();
+    setConfig({}, RP_CONFIG);
+    rpLink(0);
+    for (const d of data) assert.equal(run('decap', d, rpCtx).verdict, TC_ACT_REDIRECT);
+  }
+  /** One group as the LP sent it, for the receiving cases (made once: the RP's maps are reset
+   * for each). */
+  let sent: { inners: Buffer[]; data: Buffer[]; parity: Buffer } | undefined;
+  const sentGroup = () => {
+    if (!sent) {
+      const inners = group();
+      sent = { inners, ...sendGroup(inners) };
+    }
+    return sent;
+  };
+
+  /** The RP receives `data` and then the parity: the parity's run, and the drops of it all. */
+  function receive(data: Buffer[], parity: Buffer) {
+    rpWith(data);
+    const before = drops();
+    const r = run('decap', parity, rpCtx);
+    return { ...r, drops: dropDelta(before, drops()) };
+  }
+
+  for (let lost = 0; lost < 7; lost++)
+    it(`decap: packet ${lost + 1} of 7 lost: the parity rebuilds it byte for byte, once; the original coming late is a replay`, () => {
+      const { inners, data, parity } = sentGroup();
+      const r = receive(data.filter((_, i) => i !== lost), parity);
+      assert.equal(r.verdict, TC_ACT_REDIRECT, JSON.stringify(r.drops));
+      const before = drops();
+      assert.deepEqual(r.out.subarray(14), inners[lost], 'the lost inner packet');
+      assert.equal(ethProto(r.out), inners[lost]![0]! >> 4 === 6 ? ETH_P_IPV6 : ETH_P_IP);
+      assert.deepEqual(fecStats(), { parityTx: 0n, parityRx: 1n, rebuilt: 1n });
+      const rx = decodeRx(get('rx', 0));
+      assert.equal(rx.packets, 6n, 'the parity is no packet of the link');
+      assert.equal(run('decap', data[lost]!, rpCtx).verdict, TC_ACT_SHOT, 'late original');
+      assert.equal(run('decap', parity, rpCtx).verdict, TC_ACT_SHOT, 'parity again');
+      assert.deepEqual(dropDelta(before, drops()), { replay: 2 });
+    });
+
+  it('decap: nothing lost, or two lost: the parity is spare', () => {
+    const { data, parity } = sentGroup();
+    for (const got of [data, data.slice(2), data.slice(0, 2)]) {
+      const r = receive(got, parity);
+      assert.equal(r.verdict, TC_ACT_SHOT);
+      assert.deepEqual(r.drops, { fec_spare: 1 }, `${got.length} of ${data.length} seen`);
+      assert.equal(fecStats().rebuilt, 0n);
+    }
+  });
+
+  it('decap: a parity with a flipped body bit is bad_mac; a spoiled group (no IP packet, or a seq out of place) is fec_bad', () => {
+    const { data, parity } = sentGroup();
+    const flipped = Buffer.from(parity);
+    flipped[flipped.length - 1]! ^= 1;
+    const r = receive(data.slice(1), flipped);
+    assert.equal(r.verdict, TC_ACT_SHOT);
+    assert.deepEqual(r.drops, { bad_mac: 1 });
+    // the group's XOR spoiled (as two CPUs adding to it at once could): no IP packet comes out
+    rpWith(data.slice(1));
+    const acc = get('fecRx', 0);
+    acc[24]! ^= 0xf0; // the version nibble of the rebuilt packet
+    put('fecRx', 0, acc);
+    const before = drops();
+    assert.equal(run('decap', parity, rpCtx).verdict, TC_ACT_SHOT);
+    assert.deepEqual(dropDelta(before, drops()), { fec_bad: 1 });
+    // a spoiled seq (far ahead of the parity's) is refused before it can move the replay window
+    rpWith(data.slice(1));
+    const acc2 = get('fecRx', 0);
+    acc2.writeUInt32LE(acc2.readUInt32LE(8) ^ 0x40000000, 8); // mp_fec_acc.seq_xor
+    put('fecRx', 0, acc2);
+    const before2 = drops();
+    assert.equal(run('decap', parity, rpCtx).verdict, TC_ACT_SHOT);
+    assert.deepEqual(dropDelta(before2, drops()), { fec_bad: 1 });
+    const top = decodeReplay(get('replay', replayIndex(KEY.id, MP_REPLAY_DATA))).top;
+    assert.equal(top, hdrOf(parity).h.seq, 'the window moved to the (authentic) parity, not to the spoiled seq');
+  });
+});
 
 describe('decap: handshake floods and outer fragments (flood.h)', () => {
   // flood.h's limits

@@ -37,6 +37,7 @@ import {
   MP_REPLAY_WINDOW,
   MP_ROLE_LOCAL,
   MP_T_COOKIE,
+  MP_T_FEC,
   MP_T_DATA,
   MP_T_FEEDBACK,
   MP_T_HS_INIT,
@@ -178,10 +179,10 @@ function wire(link: number, type: number, seq: number, body: Buffer, key: Packet
 function classify(msg: Buffer): Expect {
   if (msg.length < MP_HDR_LEN) return 'truncated';
   const h = decodeHdr(msg);
-  if (h.version !== 1 || h.type < MP_T_DATA || h.type > MP_T_COOKIE) return 'bad_version';
+  if (h.version !== 1 || h.type < MP_T_DATA || h.type > MP_T_FEC) return 'bad_version';
   // a handshake message: bpf/flood.h checks its shape (the LP receives responses and cookie
   // replies of their exact size, reserved header fields zero), then passes it up from the RP
-  if (h.type >= MP_T_HS_INIT) {
+  if (h.type >= MP_T_HS_INIT && h.type <= MP_T_COOKIE) {
     const size = h.type === MP_T_HS_RESP ? 112 : h.type === MP_T_COOKIE ? 72 : 0;
     const zero = h.flags === 0 && h.seq === 0 && h.linkSeq === 0 && h.tsUs === 0 && h.tag.every((x) => x === 0);
     return msg.length === size && h.linkId < 16 && zero ? 'up' : 'hs_malformed';

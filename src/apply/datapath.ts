@@ -351,16 +351,17 @@ export async function openDatapath(
         written.delete(id);
         return write(maps.value.endpoints, id, abi.encodeEndpoint({ addr: addr(from.address.replace(/^::ffff:/, '')), port: from.port, valid: true, updatedNs: 0n }));
       },
-      setEstimate: (id, rateBps, owdUs, noAcks) => {
+      setEstimate: (id, rateBps, owdUs, noAcks, fec = false) => {
         // what this process last wrote: an unchanged estimate costs no map read (only learn
         // below writes rate and delay besides this)
         const owd = Math.max(0, Math.min(owdUs, 0xffff_ffff));
-        const key = `${rateBps}/${owd}/${noAcks ? 1 : 0}`;
+        const key = `${rateBps}/${owd}/${noAcks ? 1 : 0}/${fec ? 1 : 0}`;
         if (written.get(id) === key) return ok(undefined);
         const l = readLink(id);
         if (l.isErr()) return err(l.error);
         if (!l.value || l.value.ifindex === 0) return ok(undefined); // not configured / learned
-        const flags = ((l.value.flags ?? 0) & ~abi.MP_LINK_F_NO_ACKS) | (noAcks ? abi.MP_LINK_F_NO_ACKS : 0);
+        const flags =
+          ((l.value.flags ?? 0) & ~(abi.MP_LINK_F_NO_ACKS | abi.MP_LINK_F_FEC)) | (noAcks ? abi.MP_LINK_F_NO_ACKS : 0) | (fec ? abi.MP_LINK_F_FEC : 0);
         if (l.value.rateBps === rateBps && l.value.owdUs === owd && l.value.flags === flags) {
           written.set(id, key);
           return ok(undefined);

@@ -538,18 +538,19 @@ export function output(s: State): Output {
  * link with the smallest min OWD is anchored at its own propagation estimate and the others
  * placed relative to it; a link without an OWD sample yet keeps its own estimate.
  */
-export function outputs(states: ReadonlyMap<number, State>): Map<number, Output> {
+export function outputs(states: ReadonlyMap<number, State>, fec: ReadonlySet<number> = new Set()): Map<number, Output> {
   let ref: { raw: number; prop: number } | null = null;
   for (const s of states.values()) {
     const raw = minOwdRaw(s);
     if (raw !== null && (ref === null || ((raw - ref.raw) | 0) < 0)) ref = { raw, prop: propUs(s) };
   }
   let clean = 0;
-  for (const s of states.values()) if (!s.stale && s.lossBase <= LOSSY) clean += s.rateBps;
+  const seen = (id: number, s: State) => (fec.has(id) ? fecResidual(s.lossBase) : s.lossBase);
+  for (const [id, s] of states) if (!s.stale && seen(id, s) <= LOSSY) clean += s.rateBps;
   const out = new Map<number, Output>();
   for (const [id, s] of states) {
     const raw = minOwdRaw(s);
-    const rateBps = BigInt(Math.round(Math.min(s.rateBps, lossyShareCap(s, clean))));
+    const rateBps = BigInt(Math.round(Math.min(s.rateBps, lossyShareCap(s, seen(id, s), clean))));
     if (ref === null || raw === null) out.set(id, { ...output(s), rateBps });
     else out.set(id, { rateBps, owdUs: Math.round(ref.prop + ((raw - ref.raw) | 0) + owdQueueUs(s)) });
   }
@@ -567,13 +568,36 @@ const LOSSY = 6 * LOSS_BUDGET; // 0.3 %: congestion loss mistaken for random sta
  * `cleanBps`) are up. 1 % random loss on a link that carried half of a CUBIC flow held the flow
  * far below the clean link alone; at most LOSS_BUDGET / loss of the packets there (5 % at 1 %
  * loss) costs it little; from 0.3 % (LOSSY) on, as congestion losses that slip into the learned
- * rate stay below that. Only what the scheduler is told is capped: the controller keeps the
+ * rate stay below that. `loss` is what the flows see of the link's loss: with loss recovery
+ * (fecLinks) only what its parity cannot rebuild. Only what the scheduler is told is capped: the controller keeps the
  * link's estimate and its loss rate measured on what it carries. Without a clean link: no cap.
  */
-function lossyShareCap(s: State, cleanBps: number): number {
-  if (s.lossBase <= LOSSY || cleanBps <= 0) return Infinity;
-  const share = LOSS_BUDGET / s.lossBase;
+function lossyShareCap(s: State, loss: number, cleanBps: number): number {
+  if (loss <= LOSSY || cleanBps <= 0) return Infinity;
+  const share = LOSS_BUDGET / loss;
   return Math.max(s.params.minRateBps, (cleanBps * share) / (1 - share));
+}
+
+/** Loss recovery (bpf/fec.h, mp_link MP_LINK_F_FEC): a link that loses this share of its packets
+ * at random (or more) sends one XOR parity per MP_FEC_K data packets; below the second value it
+ * stops. The parity costs 1/(K+1) of the link, so only links that would otherwise be held to a
+ * small share (LOSSY) pay it: from 0.3 %, where what a flow sees of the loss (fecResidual)
+ * falls from 6 × LOSS_BUDGET to under 0.3 × (at 1 %: 0.077 %). Not lower: a busy link's own
+ * queue overflows, taken for random loss at 0.1 % (README), would cost it a ninth for nothing. */
+export const FEC_LOSS: readonly [number, number] = [LOSSY, (2 / 3) * LOSSY];
+const FEC_K = 8; // bpf/mp.h MP_FEC_K
+
+/** The loss left on a link with parity: a packet is lost when it and another of its group of
+ * K + 1 (K − 1 data packets and the parity) are. 1 % → 0.077 %. */
+export function fecResidual(loss: number): number {
+  return loss * (1 - (1 - loss) ** FEC_K);
+}
+
+/** The links that send parity (hysteresis on `prev`, the last call's set). */
+export function fecLinks(states: ReadonlyMap<number, State>, prev: ReadonlySet<number>): Set<number> {
+  const out = new Set<number>();
+  for (const [id, s] of states) if (!s.stale && s.lossBase > FEC_LOSS[prev.has(id) ? 1 : 0]) out.add(id);
+  return out;
 }
 
 /** A link loses this share of its packets at random (or more): pure ACKs avoid it; below the

@@ -39,7 +39,7 @@ export interface CcDatapath extends BudgetDatapath {
   /** The link's current one-way-delay estimate in our sending direction (null: no link). */
   owdUs(linkId: number): Result<number | null, MpError>;
   /** noAcks: pure TCP ACKs avoid the link (mp_link MP_LINK_F_NO_ACKS, cc.ackAvoid). */
-  setEstimate(linkId: number, rateBps: bigint, owdUs: number, noAcks: boolean): Result<void, MpError>;
+  setEstimate(linkId: number, rateBps: bigint, owdUs: number, noAcks: boolean, fec?: boolean): Result<void, MpError>;
   /** The scheduler's state (busy_until per link); null: not there. */
   sched(): Result<MpSched | null, MpError>;
 }
@@ -116,6 +116,8 @@ export class CcLoop {
   private readonly restartSeq = new Map<number, number>();
   /** links pure ACKs avoid (cc.ackAvoid), as last written */
   private noAcks = new Set<number>();
+  /** links that send loss-recovery parity (cc.fecLinks, mp_link MP_LINK_F_FEC), as last written */
+  private fec = new Set<number>();
 
   constructor(
     private readonly dp: CcDatapath,
@@ -344,9 +346,10 @@ export class CcLoop {
   private write(): void {
     if (this.opts.adaptive === false) return;
     this.noAcks = cc.ackAvoid(this.states, this.noAcks);
-    for (const [id, o] of cc.outputs(this.states)) {
+    this.fec = cc.fecLinks(this.states, this.fec);
+    for (const [id, o] of cc.outputs(this.states, this.fec)) {
       if (!this.active(id)) continue; // keep the static estimate until feedback arrives
-      const w = this.dp.setEstimate(id, o.rateBps, o.owdUs, this.noAcks.has(id));
+      const w = this.dp.setEstimate(id, o.rateBps, o.owdUs, this.noAcks.has(id), this.fec.has(id));
       if (w.isErr()) this.fail('link estimate write failed', { link: id, error: w.error });
     }
   }

@@ -40,6 +40,8 @@ export const MP_T_FEEDBACK = 3;
 export const MP_T_HS_INIT = 4;
 export const MP_T_HS_RESP = 5;
 export const MP_T_COOKIE = 6;
+/** Loss recovery: XOR parity of a link's parity group (bpf/fec.h). */
+export const MP_T_FEC = 7;
 
 /** enum mp_role: mp_config.role (0: not configured, the programs pass everything). */
 export const MP_ROLE_LOCAL = 1;
@@ -62,6 +64,13 @@ export const MP_LINK_ADMIN_DOWN = 3;
 
 /** enum mp_link_flags: mp_link.flags. Pure TCP ACKs avoid the link (lossy or far slower). */
 export const MP_LINK_F_NO_ACKS = 1 << 0;
+/** Loss recovery on the link: one XOR parity per MP_FEC_K data packets (bpf/fec.h). */
+export const MP_LINK_F_FEC = 1 << 1;
+/** Data packets per parity group (bpf/mp.h MP_FEC_K), the longest packet a group holds. */
+export const MP_FEC_K = 8;
+export const MP_FEC_MAX = 1536;
+export const MP_FEC_TX_SLOTS = 2;
+export const MP_FEC_RX_SLOTS = 4;
 
 /** enum mp_carrier: mp_link.carrier. */
 export const MP_CARRIER_UDP = 0;
@@ -78,6 +87,9 @@ export const MP_RED_CLASSES = 8;
 export const MP_RED_PORT_RANGES = 4;
 export const MP_RED_PREFIXES = 4;
 export const MP_RED_ALL_LINKS = 0xff;
+/** A data packet in its link's parity group; on MP_T_FEC also bits 4..7 = packets covered. */
+export const MP_HDR_F_FEC = 1 << 2;
+export const MP_HDR_FEC_COUNT_SHIFT = 4;
 
 /** enum mp_probe_flags: mp_probe.flags. */
 export const MP_PROBE_F_BUDGET = 1 << 0;
@@ -109,12 +121,9 @@ export const DROP_REASONS = [
   'hs_source_rate',
   'hs_global_rate',
   'bad_probe',
-  // 23-26: allotted to other work this session (cc, pmtu); placeholders until the merge
-  'reserved_23',
-  'reserved_24',
-  'reserved_25',
-  'reserved_26',
   'duplicate',
+  'fec_spare',
+  'fec_bad',
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 /** MP_DROP_MAX: entries of the mp_drops map. */
@@ -123,13 +132,13 @@ export const DropReason = Object.fromEntries(DROP_REASONS.map((n, i) => [n, i]))
 
 /** Every enum of mp.h as C constant name → value, for the BTF test. */
 export const ENUMS: Record<string, Record<string, number>> = {
-  mp_msg_type: { MP_T_DATA, MP_T_PROBE, MP_T_FEEDBACK, MP_T_HS_INIT, MP_T_HS_RESP, MP_T_COOKIE },
+  mp_msg_type: { MP_T_DATA, MP_T_PROBE, MP_T_FEEDBACK, MP_T_HS_INIT, MP_T_HS_RESP, MP_T_COOKIE, MP_T_FEC },
   mp_role: { MP_ROLE_LOCAL, MP_ROLE_REMOTE },
   mp_cfg_flags: { MP_CFG_SINGLE_IF, MP_CFG_DEC_TTL, MP_CFG_LOOP_FRAG, MP_CFG_NO_AUTH, MP_CFG_ACKS_EARLIEST },
   mp_link_state: { MP_LINK_UNUSED, MP_LINK_UP, MP_LINK_DOWN, MP_LINK_ADMIN_DOWN },
-  mp_link_flags: { MP_LINK_F_NO_ACKS },
+  mp_link_flags: { MP_LINK_F_NO_ACKS, MP_LINK_F_FEC },
   mp_carrier: { MP_CARRIER_UDP, MP_CARRIER_IP },
-  mp_hdr_flags: { MP_HDR_F_DP, MP_HDR_F_COPY },
+  mp_hdr_flags: { MP_HDR_F_DP, MP_HDR_F_COPY, MP_HDR_F_FEC },
   mp_probe_flags: { MP_PROBE_F_BUDGET, MP_PROBE_F_ADMIN_DOWN, MP_PROBE_F_PMTU },
   mp_drop_reason: {
     ...Object.fromEntries(DROP_REASONS.map((n, i) => [`MP_DROP_${n.toUpperCase()}`, i])),
@@ -229,6 +238,13 @@ export const MP_KEY = layout('mp_key', 32 + 4 * MP_NH_KEY_WORDS, [
 export const MP_REPLAY = layout('mp_replay', 16 + 8 * MP_REPLAY_WORDS, [
   ['lock', 0, 4], ['top', 4, 4], ['any', 8, 4], ['pos', 12, 4], ['bits', 16, 8 * MP_REPLAY_WORDS],
 ]);
+// prettier-ignore
+export const MP_FEC_ACC = layout('mp_fec_acc', 24 + MP_FEC_MAX, [
+  ['group', 0, 4], ['count', 4, 4], ['seq_xor', 8, 4], ['max_len', 12, 4], ['taint', 16, 4], ['pad', 20, 4], ['bytes', 24, MP_FEC_MAX],
+]);
+export const MP_FEC_STATS = layout('mp_fec_stats', 24, [
+  ['parity_tx', 0, 8], ['parity_rx', 8, 8], ['rebuilt', 16, 8],
+]);
 
 // prettier-ignore
 /** mp_red_class[i]: a redundant class (bpf/redundant.h), written by userland. */
@@ -252,6 +268,7 @@ export const MP_RED_STATS = layout('mp_red_stats', 64 + 8 * MP_MAX_LINKS, [
 export const LAYOUTS: readonly StructLayout[] = [
   MP_ADDR, MP_HDR, MP_PROBE, MP_CONFIG, MP_LINK, MP_ENDPOINT, MP_SCHED, MP_LINK_STATS, MP_RX, MP_PEER_PROBE, MP_LOOP_STATS, MP_KEY, MP_REPLAY,
   MP_RED_CLASS, MP_RED_BUCKET, MP_RED_STATS,
+  MP_FEC_ACC, MP_FEC_STATS,
 ];
 
 /** Value sizes (per CPU for the per-CPU maps: see percpuValueSize). */
@@ -286,6 +303,10 @@ export const MAPS = {
   redClass: { name: 'mp_red_class', type: BPF_MAP_TYPE_ARRAY, keySize: 4, value: MP_RED_CLASS.size, maxEntries: MP_RED_CLASSES },
   redBucket: { name: 'mp_red_bucket', type: BPF_MAP_TYPE_ARRAY, keySize: 4, value: MP_RED_BUCKET.size, maxEntries: MP_RED_CLASSES },
   redStats: { name: 'mp_red_stats', type: BPF_MAP_TYPE_PERCPU_ARRAY, keySize: 4, value: MP_RED_STATS.size, maxEntries: MP_RED_CLASSES },
+  /** bpf/fec.h: parity groups being built (sender) and received (receiver), loss-recovery counters */
+  fecTx: { name: 'mp_fec_tx', type: BPF_MAP_TYPE_ARRAY, keySize: 4, value: MP_FEC_ACC.size, maxEntries: MP_MAX_LINKS * MP_FEC_TX_SLOTS },
+  fecRx: { name: 'mp_fec_rx', type: BPF_MAP_TYPE_ARRAY, keySize: 4, value: MP_FEC_ACC.size, maxEntries: MP_MAX_LINKS * MP_FEC_RX_SLOTS },
+  fecStats: { name: 'mp_fec_stats', type: BPF_MAP_TYPE_PERCPU_ARRAY, keySize: 4, value: MP_FEC_STATS.size, maxEntries: 1 },
 } as const;
 
 /** Bytes per CPU in a per-CPU map value buffer: round_up(value_size, 8). */

@@ -41,7 +41,7 @@ export interface LinkStatePort extends CcDatapath {
   ): Result<void, MpError>;
   /** the congestion controller's rate and delay for our sending direction on link `linkId`, and
    * whether pure ACKs avoid it (read-modify-write: ifindex, state and the rest stay) */
-  setEstimate(linkId: number, rateBps: bigint, owdUs: number, noAcks: boolean): Result<void, MpError>;
+  setEstimate(linkId: number, rateBps: bigint, owdUs: number, noAcks: boolean, fec?: boolean): Result<void, MpError>;
   /** the last probe request the data path verified and answered on each link id (bpf/probe.h,
    * mp_peer_probe, read as memory); null: none. The array may be reused by the next call. */
   peerProbes(): Result<readonly (MpPeerProbe | null)[], MpError>;

@@ -183,7 +183,7 @@ export async function startBond(lab: string, links: LinkSettings[], o: BondOptio
     logFrom[role] = await stat(log).then((s) => s.size, () => 0);
     const pid = await spawnDetached(nsName(lab, role), [mpctlPath, 'up', role === 'lp' ? 'local' : 'remote', '--config', files[role], '--no-tui'], log);
     if (pid.isErr()) return err(pid.error);
-    const ready = await waitForLog(log, 'portal up', pid.value, 10_000, logFrom[role]);
+    const ready = await waitForLog(log, 'portal up', pid.value, 20_000, logFrom[role]);
     if (ready.isErr()) return err(ready.error);
   }
   // the LP uses a link once its first probe is answered: wait for that (a link that starts cut

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * fec.h — loss recovery inside the bond (issue 10 item 3): XOR parity over groups of a link's
+ * fec.h — loss recovery inside the bond (README "Running a bond", Loss recovery): XOR parity over groups of a link's
  * data packets, so that a link's random loss does not reach the end hosts as congestion.
  *
  * Sender (encap), on a link with MP_LINK_F_FEC: every data packet of at most MP_FEC_MAX inner

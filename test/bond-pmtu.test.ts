@@ -1,4 +1,4 @@
-// Per-link path MTU through the bond (issue 15), one lab bring-up, three 20 Mbit links:
+// Per-link path MTU through the bond (README "Running a bond", path MTU), one lab bring-up, three 20 Mbit links:
 //
 //   link 1  interface MTU 1280 (the LP's wan1 and the ISP's side: the portals start after it)
 //   link 2  1500; at (d) a 1400 hop inside the ISP that drops silently (a black hole) appears

@@ -1,4 +1,4 @@
-// The native reads the portals' control loops make every tick (issue 11): the batch read of an
+// The native reads the portals' control loops make every tick (README "Benchmarks", cpu): the batch read of an
 // array map (mp_map_lookup_array) against one lookup per key, on the per-CPU mp_link_stats of
 // build/bpf/mpctl.o. Run as root (the test loads the object).
 import assert from 'node:assert/strict';

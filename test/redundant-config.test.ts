@@ -1,4 +1,4 @@
-// `[[redundant]]` classes (issue 13 part 2): parsing, defaults, errors that name the key and
+// `[[redundant]]` classes (README "Redundant mode"): parsing, defaults, errors that name the key and
 // quote the value, the data path's encoding, and the dry run's lines (golden file).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

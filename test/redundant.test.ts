@@ -1,4 +1,4 @@
-// Redundant mode (issue 13 part 2; bpf/redundant.h) through BPF_PROG_TEST_RUN: which packets a
+// Redundant mode (README "Redundant mode"; bpf/redundant.h) through BPF_PROG_TEST_RUN: which packets a
 // class takes (DSCP, UDP ports, prefixes), how many copies go and on which links, the cap
 // (token bucket), and the receiver keeping the first copy and counting the rest as `duplicate`
 // (not `replay`). The copies are real clones sent out of veths in a namespace (the FIB lookup

@@ -1,4 +1,4 @@
-// Hitless restart (issue 11, item 4): `mpctl up` of an instance whose process died (SIGKILL:
+// Hitless restart (README "Hitless restart"): `mpctl up` of an instance whose process died (SIGKILL:
 // a crash, the OOM killer, the unit killed for an upgrade) adopts the running data path — its
 // pinned maps, links, estimates, path MTUs and session keys — instead of tearing it down and
 // starting over. A UDP flow (10 Mbit/s client → server, 1400-byte datagrams, over 2×20 Mbit)

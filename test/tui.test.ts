@@ -154,7 +154,7 @@ function recordedPort(admin: [number, boolean][], fail = false): ConsolePort {
 
 const key = { up: '\u001B[A', down: '\u001B[B', esc: '\u001B' };
 
-test('frames: a dead control plane shows in the header, with what the data path still forwards (issue 11)', () => {
+test('frames: a dead control plane shows in the header, with what the data path still forwards', () => {
   const last = stream.at(-1)!;
   const dead: PortalStatus = { ...last, running: false, controlPlane: { running: false, lastSeenMs: Date.UTC(2026, 11, 2, 14, 3, 7) }, dataPath: { forwarding: true, packetsLastSecond: 5405 } };
   const r = render(h(Screen, { view: replay([...stream, dead]).view, ui, columns: 200, rows: 24 }));

@@ -1,4 +1,4 @@
-// `[[redundant]]` classes (issue 13 part 2; bpf/redundant.h): latency-critical traffic sent on
+// `[[redundant]]` classes (README "Redundant mode"; bpf/redundant.h): latency-critical traffic sent on
 // several links at once, the first copy kept by the receiver.
 //
 //   [[redundant]]

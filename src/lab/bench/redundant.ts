@@ -1,4 +1,4 @@
-// `mpctl lab bench redundant` (issue 13 part 2): a call — 50 packets/s of 200-byte UDP to port
+// `mpctl lab bench redundant` (README "Redundant mode"): a call — 50 packets/s of 200-byte UDP to port
 // 5004, the class's `udp_ports` (node's dgram cannot set DSCP; DSCP matching is covered by the
 // PROG_TEST_RUN tables, test/redundant.test.ts) — over 2 links of 20 and 40 ms one-way delay, in a redundant class (links = 2), client →
 // server. Every packet carries its send time; the receiver (same host, same clock) records each

@@ -4,7 +4,7 @@
  *
  * mp_link.mtu is the largest outer IP packet the link carries toward the peer (0: unknown, no
  * limit). Userland keeps it: the LP from its interface MTU and path MTU discovery on the link
- * (padded probes, src/portal/pmtu.ts), the RP from the LP's probes (pmtu_down: what reaches the
+ * (padded probes, src/run/pmtu.ts), the RP from the LP's probes (pmtu_down: what reaches the
  * LP on the link). An inner packet of inner_len bytes fits link l when inner_len + the link's
  * outer overhead <= l->mtu. The scan (schedule.h) skips a link the packet does not fit, as if it
  * were down for this packet only, and remembers the largest inner packet any usable link carries:

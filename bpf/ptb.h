@@ -13,7 +13,7 @@
  * The MTU it names is recorded in mp_rx[link].ptb_mtu (and ptb_count counts them); the packet
  * itself goes on to the kernel unchanged (its route cache learns it too). ICMP is not
  * authenticated: userland takes it only as a hint to search below that size with its own
- * authenticated probes (src/portal/pmtu.ts, RFC 8899 4.6), never as the path MTU itself.
+ * authenticated probes (src/run/pmtu.ts, RFC 8899 4.6), never as the path MTU itself.
  */
 /* Defines a global BPF function: include from decap.c only, after ttl.h (icmp.h's constants). */
 #ifndef MP_PTB_H

@@ -181,5 +181,6 @@ test('runTimeline applies each change at its time, in order', async () => {
   const r = await runTimeline(sc.links, { apply: async (c) => (seen.push([performance.now() - t0, c.patch.delayUs!]), ok(undefined)) });
   assert.equal(r._unsafeUnwrap(), 2);
   assert.deepEqual(seen.map(([, d]) => d), [1000, 2000]);
-  assert.ok(seen[0]![0] >= 49 && seen[0]![0] < 120 && seen[1]![0] >= 149 && seen[1]![0] < 250, JSON.stringify(seen));
+  // Node timers may fire a millisecond or two early (a 150 ms change seen at 148.7 ms)
+  assert.ok(seen[0]![0] >= 47 && seen[0]![0] < 120 && seen[1]![0] >= 147 && seen[1]![0] < 250, JSON.stringify(seen));
 });

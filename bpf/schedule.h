@@ -290,15 +290,15 @@ static __always_inline bool schedule_on(__u32 id, __u32 inner_len, __u64 now, st
 	const struct mp_endpoint *ep = bpf_map_lookup_elem(&mp_endpoints, &key);
 	struct mp_sched *s = bpf_map_lookup_elem(&mp_sched, &zero);
 	__u64 rate, tx, start;
-	__u32 wire;
+	__u32 wire, fit = 0;
 
 	if (!l || !ep || !s || !link_usable(l, ep))
 		return false;
 	if (l->budget_bytes && s->sent_bytes[key] >= l->budget_bytes)
 		return false;
-	wire = inner_len + outer_overhead(l);
-	if (l->mtu && wire > l->mtu)
+	if (!pmtu_fits(l, inner_len, outer_overhead(l), &fit))
 		return false;
+	wire = inner_len + outer_overhead(l);
 	rate = l->rate_bps ? l->rate_bps : MP_DEFAULT_RATE_BPS;
 	tx = (__u64)wire * 8000000000ULL / rate;
 	bpf_spin_lock(&s->lock);

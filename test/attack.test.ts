@@ -35,7 +35,7 @@ import { decodeHdr, encodeHdr, MP_HDR_LEN, MP_T_DATA, MP_T_FEEDBACK, MP_T_PROBE 
 import { createInitiation } from '../src/security/handshake.js';
 import { generatePrivateKey, publicKeyOf, staticKeys } from '../src/security/keys.js';
 import { ipPacket, ipSpec, parseIp, udp } from './helpers/packet.js';
-import { withLab } from './helpers/lab.js';
+import { must, withLab } from './helpers/lab.js';
 import { labStatus, waitFor } from './helpers/wait.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -47,11 +47,6 @@ const FORGED_LP = 1000;
 const PPS = 2000; // paced: a burst would overflow the veths' backlog and blur the counts
 const FLOOD_PPS = 20_000;
 const FLOOD_S = 5;
-
-const must = <T>(r: { isOk(): boolean; _unsafeUnwrap(): T }, what: string): T => {
-  assert.ok(r.isOk(), `${what}: ${JSON.stringify((r as unknown as { error?: unknown }).error)}`);
-  return r._unsafeUnwrap();
-};
 
 interface PortalStatus {
   links: { id: number; endpoint: string | null }[];

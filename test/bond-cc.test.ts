@@ -12,13 +12,8 @@ import { labSet } from '../src/lab/lab.js';
 import { iperf } from '../src/lab/measure.js';
 import { parseScenario } from '../src/lab/scenario.js';
 import type { PortalStatus } from '../src/run/status.js';
-import { withLab } from './helpers/lab.js';
+import { must, withLab } from './helpers/lab.js';
 import { labStatus } from './helpers/wait.js';
-
-const must = <T>(r: { isOk(): boolean; _unsafeUnwrap(): T }, what: string): T => {
-  assert.ok(r.isOk(), `${what}: ${JSON.stringify((r as unknown as { error?: unknown }).error)}`);
-  return r._unsafeUnwrap();
-};
 
 const scenario = parseScenario(
   { links: [{ label: 'fast', rate: '20mbit', delay: '10ms', queue: '60ms' }, { label: 'slow', rate: '20mbit', delay: '10ms', queue: '60ms' }] },

@@ -20,15 +20,10 @@ import { run } from '../src/lab/namespaces.js';
 import { parseScenario } from '../src/lab/scenario.js';
 import { portalInstance } from '../src/lab/bond.js';
 import { nsName } from '../src/lab/topology.js';
-import { withLab } from './helpers/lab.js';
+import { must, withLab } from './helpers/lab.js';
 
 const SERVER = { v4: '203.0.113.2', v6: '2001:db8:113::2' };
 const LP_INNER_MTU = 1500 - 20 - 8 - 24;
-
-const must = <T>(r: { isOk(): boolean; _unsafeUnwrap(): T }, what: string): T => {
-  assert.ok(r.isOk(), `${what}: ${JSON.stringify((r as unknown as { error?: unknown }).error)}`);
-  return r._unsafeUnwrap();
-};
 
 const links = (n: number, rate: string, delay: string) =>
   parseScenario({ links: Array.from({ length: n }, (_, i) => ({ label: `l${i + 1}`, rate, delay, queue: '60ms' })) }, 't')._unsafeUnwrap();

@@ -12,13 +12,8 @@ import { parseScenario } from '../src/lab/scenario.js';
 import { portalInstance } from '../src/lab/bond.js';
 import { nsName } from '../src/lab/topology.js';
 import type { PortalStatus } from '../src/run/status.js';
-import { withLab } from './helpers/lab.js';
+import { must, withLab } from './helpers/lab.js';
 import { labStatus, waitFor } from './helpers/wait.js';
-
-const must = <T>(r: { isOk(): boolean; _unsafeUnwrap(): T }, what: string): T => {
-  assert.ok(r.isOk(), `${what}: ${JSON.stringify((r as unknown as { error?: unknown }).error)}`);
-  return r._unsafeUnwrap();
-};
 
 const links = (n: number, rate: string, delays: string[]) =>
   parseScenario({ links: Array.from({ length: n }, (_, i) => ({ label: `l${i + 1}`, rate, delay: delays[i % delays.length], queue: '60ms' })) }, 't')._unsafeUnwrap();

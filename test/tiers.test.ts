@@ -1,5 +1,7 @@
 // Scheduling policy end to end in the bonded lab (a few seconds each): adaptive rates against
-// equal static weights on unequal links, the backup tier, and a byte budget.
+// equal static weights on unequal links, the backup tier, and a byte budget. One lab for all of
+// them (bringing one up takes seconds); each test sets isp2's rate it needs and starts the
+// portals with its own LP config.
 //
 //   client ── lp ══ isp1 (20 Mbit/10 ms) ══╗
 //                ══ isp2 (5 or 20 Mbit)  ══╩══ inet ── rp ── server (iperf3 -s)
@@ -15,11 +17,15 @@ import { labSet, mpctlPath } from '../src/lab/lab.js';
 import { iperf } from '../src/lab/measure.js';
 import { parseScenario } from '../src/lab/scenario.js';
 import { readState } from '../src/lab/state.js';
-import { withLab } from './helpers/lab.js';
+import { must, sharedLab } from './helpers/lab.js';
 import { bondReady, labStatus, waitFor } from './helpers/wait.js';
 
-const links = (second: string) =>
-  parseScenario({ links: [{ rate: '20mbit', delay: '10ms', queue: '60ms' }, { rate: second, delay: '10ms', queue: '60ms' }] }, 'test')._unsafeUnwrap();
+const links = parseScenario({ links: [{ rate: '20mbit', delay: '10ms', queue: '60ms' }, { rate: '20mbit', delay: '10ms', queue: '60ms' }] }, 'test')._unsafeUnwrap();
+
+/** isp2's rate both ways (the queue stays 60 ms at the new rate, as a lab made with it). */
+async function isp2Rate(lab: string, bps: number): Promise<void> {
+  must(await labSet({ name: lab, node: 'isp2', dirs: ['up', 'down'], patch: { rateBps: bps } }), `isp2 to ${bps / 1e6} Mbit/s`);
+}
 
 /** Starts the portals with `lp` extras, runs `f`, stops them. */
 async function bonded<T>(lab: string, lp: BondOptions['lp'], f: () => Promise<T>): Promise<T> {
@@ -51,19 +57,25 @@ async function flowUp(lab: string, seconds: number): Promise<{ mbit: number; tx:
 }
 
 describe('scheduling policy in the lab', { timeout: 120_000 }, () => {
+  const labName = sharedLab(links);
+
   it('adaptive rates beat equal static weights on 20 + 5 Mbit links', async () => {
+    const lab = labName();
+    await isp2Rate(lab, 5e6);
     // both start from the same wrong, equal estimates (10 Mbit/s each)
     const lp = { rates: ['10mbit', '10mbit'] };
-    const stat = await withLab(links('5mbit'), (lab) => bonded(lab, { ...lp, congestionControl: false }, () => flowUp(lab, 4)));
-    const adapt = await withLab(links('5mbit'), (lab) => bonded(lab, lp, () => flowUp(lab, 4)));
+    const stat = await bonded(lab, { ...lp, congestionControl: false }, () => flowUp(lab, 4));
+    const adapt = await bonded(lab, lp, () => flowUp(lab, 4));
     console.log(`# 20 + 5 Mbit, one TCP flow: static equal weights ${stat.mbit.toFixed(1)} Mbit/s, adaptive ${adapt.mbit.toFixed(1)} Mbit/s`);
     assert.ok(adapt.mbit > 1.2 * stat.mbit, `adaptive ${adapt.mbit} vs static ${stat.mbit}`);
     assert.ok(adapt.mbit > 0.85 * 25, `adaptive ${adapt.mbit} of 25 Mbit/s`);
   });
 
   it('the backup tier carries zero bytes while the primary is up, and the flow when it is cut', async () => {
-    await withLab(links('20mbit'), (lab) =>
-      bonded(lab, { metrics: [0, 1] }, async () => {
+    const lab = labName();
+    await isp2Rate(lab, 20e6);
+    try {
+      await bonded(lab, { metrics: [0, 1] }, async () => {
         const up = await flowUp(lab, 2);
         console.log(`# primary up: ${up.mbit.toFixed(1)} Mbit/s, bytes on primary ${up.tx[0]}, on backup ${up.tx[1]}`);
         assert.equal(up.tx[1], 0, 'the backup carried data while the primary was up');
@@ -75,21 +87,23 @@ describe('scheduling policy in the lab', { timeout: 120_000 }, () => {
         console.log(`# primary cut: ${down.mbit.toFixed(1)} Mbit/s, bytes on primary ${down.tx[0]}, on backup ${down.tx[1]}`);
         assert.equal(down.tx[0], 0);
         assert.ok(down.mbit > 15, `the backup carried ${down.mbit} Mbit/s`);
-      }),
-    );
+      });
+    } finally {
+      must(await labSet({ name: lab, node: 'isp1', dirs: ['up', 'down'], patch: { down: false } }), 'restore isp1'); // for the next test
+    }
   });
 
   it('a link stops carrying data once its byte budget is spent; the other carries on', async () => {
-    await withLab(links('20mbit'), (lab) =>
-      bonded(lab, { budgets: ['0', '2MB'] }, async () => {
-        const r = await flowUp(lab, 3);
-        console.log(`# 2 MB budget on link 2: ${r.mbit.toFixed(1)} Mbit/s, link 1 sent ${r.tx[0]} B, link 2 sent ${r.tx[1]} B`);
-        // the budget counts both directions (the ACKs coming back on it too): what we sent on it
-        // stays within 2 MB (plus the one packet that crosses the line) and the link carried a
-        // part of the flow before it was spent
-        assert.ok(r.tx[1]! > 0.5e6 && r.tx[1]! <= 2e6 + 1500, `link 2 sent ${r.tx[1]} B`);
-        assert.ok(r.mbit > 15, `${r.mbit} Mbit/s`);
-      }),
-    );
+    const lab = labName();
+    await isp2Rate(lab, 20e6);
+    await bonded(lab, { budgets: ['0', '2MB'] }, async () => {
+      const r = await flowUp(lab, 3);
+      console.log(`# 2 MB budget on link 2: ${r.mbit.toFixed(1)} Mbit/s, link 1 sent ${r.tx[0]} B, link 2 sent ${r.tx[1]} B`);
+      // the budget counts both directions (the ACKs coming back on it too): what we sent on it
+      // stays within 2 MB (plus the one packet that crosses the line) and the link carried a
+      // part of the flow before it was spent
+      assert.ok(r.tx[1]! > 0.5e6 && r.tx[1]! <= 2e6 + 1500, `link 2 sent ${r.tx[1]} B`);
+      assert.ok(r.mbit > 15, `${r.mbit} Mbit/s`);
+    });
   });
 });

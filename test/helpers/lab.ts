@@ -1,7 +1,9 @@
-// Test-side lab helpers: a unique lab per test run, always torn down (even when the test throws),
-// and reaping of labs left by crashed earlier runs (their owner process is gone); and what the
-// bond tests share: `must`, the two-link scenario, a portal's `status --json`, kill and restart.
+// Test-side lab helpers: a unique lab per test run (or one shared by a describe()'s tests),
+// always torn down (even when the test throws), and reaping of labs left by crashed earlier runs
+// (their owner process is gone); and what the bond tests share: `must`, the two-link scenario,
+// a portal's `status --json`, kill and restart.
 import assert from 'node:assert/strict';
+import { after, before } from 'node:test';
 import { readFile, stat } from 'node:fs/promises';
 import { labDown, labUp, mpctlPath } from '../../src/lab/lab.js';
 import { portalInstance } from '../../src/lab/bond.js';
@@ -40,17 +42,41 @@ export interface LabOptions {
   lp?: BondOptions['lp'];
 }
 
+async function bringUp(name: string, scenario: Scenario, o: LabOptions): Promise<void> {
+  const up = await labUp({ name, scenario, bond: o.bond ?? false, singleInterface: o.singleInterface ?? false, ipv6Underlay: o.ipv6Underlay ?? false, ipCarrier: o.ipCarrier ?? false, schedules: o.schedules ?? true, ...(o.lp ? { lp: o.lp } : {}) });
+  if (up.isErr()) throw new Error(`lab up failed: ${JSON.stringify(up.error)}`);
+}
+
+async function takeDown(name: string): Promise<void> {
+  const d = await labDown(name);
+  if (d.isErr()) throw new Error(`lab down failed: ${JSON.stringify(d.error)}`);
+}
+
 export async function withLab<T>(scenario: Scenario, fn: (name: string) => Promise<T>, o: LabOptions = {}): Promise<T> {
   await reapStaleTestLabs();
   const name = uniqueLabName();
   try {
-    const up = await labUp({ name, scenario, bond: o.bond ?? false, singleInterface: o.singleInterface ?? false, ipv6Underlay: o.ipv6Underlay ?? false, ipCarrier: o.ipCarrier ?? false, schedules: o.schedules ?? true, ...(o.lp ? { lp: o.lp } : {}) });
-    if (up.isErr()) throw new Error(`lab up failed: ${JSON.stringify(up.error)}`);
+    await bringUp(name, scenario, o);
     return await fn(name);
   } finally {
-    const d = await labDown(name);
-    if (d.isErr()) throw new Error(`lab down failed: ${JSON.stringify(d.error)}`);
+    await takeDown(name);
   }
+}
+
+/** One lab for all the tests of the enclosing describe(): up in its before hook, down in its
+ *  after hook (which runs even when a test or the bring-up failed). Returns the lab's name
+ *  (read it inside the tests: it is set once the before hook ran). */
+export function sharedLab(scenario: Scenario, o: LabOptions = {}): () => string {
+  let name = '';
+  before(async () => {
+    await reapStaleTestLabs();
+    name = uniqueLabName();
+    await bringUp(name, scenario, o);
+  });
+  after(async () => {
+    if (name) await takeDown(name);
+  });
+  return () => name;
 }
 
 /** The value of an Ok Result, or fail the test naming `what` and the error. */

@@ -13,6 +13,10 @@
 //
 // send and listen use plain UDP sockets: an ordinary host on the Internet, no privileges.
 // flood is the attacker who can spoof: a raw socket (src/native/libmpctl.ts flood).
+//
+// With ATTACKER_GO=stdin in the environment the tool starts (node, tsx, its modules), prints
+// "ready" and runs only once a line arrives on its stdin (at end of input before one it exits
+// without running): a test starts it ahead of time, so the start-up is not in what it times.
 import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
@@ -63,6 +67,16 @@ async function listen(port: number, ms: number, markerHex: string): Promise<void
   await new Promise((r) => setTimeout(r, ms));
   for (const s of socks) s.close();
   console.log(JSON.stringify({ received, marked, bytes }));
+}
+
+if (process.env.ATTACKER_GO === 'stdin') {
+  console.log('ready');
+  const go = await new Promise<boolean>((resolve) => {
+    process.stdin.once('data', () => resolve(true));
+    process.stdin.once('end', () => resolve(false));
+  });
+  process.stdin.destroy();
+  if (!go) process.exit(0);
 }
 
 const [cmd, ...a] = process.argv.slice(2);

@@ -15,6 +15,7 @@
 import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
 import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
+import { readPortalState } from '../apply/state.js';
 import { openRtnl } from '../netlink/rtnl.js';
 import { bpffsMount } from '../native/libmpctl.js';
 import { BPFFS_ROOT } from '../plan/pins.js';
@@ -198,9 +199,15 @@ export async function startBond(lab: string, links: LinkSettings[], o: BondOptio
   return ok(undefined);
 }
 
-/** Stops both portals cleanly (they tear down their own kernel state) before the lab goes away. */
+/** Stops both portals cleanly (they tear down their own kernel state) before the lab goes away:
+ * `mpctl down` in each one's namespace, both at once; none for a portal without a record (not
+ * up: a lab without a bond, or one stopped already), where it would find nothing to do. */
 export async function stopBond(lab: string, mpctlPath: string): Promise<void> {
-  for (const role of ['lp', 'rp'] as const) {
-    await run('ip', ['netns', 'exec', nsName(lab, role), mpctlPath, 'down', '--instance', portalInstance(lab, role)], 15_000);
-  }
+  await Promise.all(
+    (['lp', 'rp'] as const).map(async (role) => {
+      const st = await readPortalState(portalInstance(lab, role));
+      if (st.isErr() && st.error.kind === 'NotFound') return;
+      await run('ip', ['netns', 'exec', nsName(lab, role), mpctlPath, 'down', '--instance', portalInstance(lab, role)], 15_000);
+    }),
+  );
 }

@@ -16,11 +16,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { iperf } from '../src/lab/measure.js';
-import { run } from '../src/lab/namespaces.js';
 import { parseScenario } from '../src/lab/scenario.js';
-import { portalInstance } from '../src/lab/bond.js';
 import { nsName } from '../src/lab/topology.js';
 import { must, withLab } from './helpers/lab.js';
+import { labStatus } from './helpers/wait.js';
+import type { PortalStatus } from '../src/run/status.js';
 
 const SERVER = { v4: '203.0.113.2', v6: '2001:db8:113::2' };
 const LP_INNER_MTU = 1500 - 20 - 8 - 24;
@@ -28,15 +28,10 @@ const LP_INNER_MTU = 1500 - 20 - 8 - 24;
 const links = (n: number, rate: string, delay: string) =>
   parseScenario({ links: Array.from({ length: n }, (_, i) => ({ label: `l${i + 1}`, rate, delay, queue: '60ms' })) }, 't')._unsafeUnwrap();
 
-interface Status {
-  drops: Record<string, number>;
-  loop: { gso: number; frag: number; back: number };
-}
-
-async function status(lab: string, role: 'lp' | 'rp'): Promise<Status> {
-  const r = await run('ip', ['netns', 'exec', nsName(lab, role), 'bin/mpctl', 'status', '--instance', portalInstance(lab, role), '--json']);
-  return JSON.parse(must(r, 'mpctl status')) as Status;
-}
+/** A portal's drops by reason and loop counters, read in this process as `mpctl status --json`
+ * prints them. */
+type Status = Pick<PortalStatus, 'drops' | 'loop'>;
+const status = labStatus;
 
 /** Counter increases between two status readings (drops by reason, loop counters). */
 function delta(a: Status, b: Status): { drops: Record<string, number>; loop: Status['loop'] } {

@@ -12,21 +12,22 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { iperf } from '../src/lab/measure.js';
 import { labDir } from '../src/lab/state.js';
-import { killAndRestart, must, portalStatus, sleep, twoLinks, withLab } from './helpers/lab.js';
+import { killAndRestart, must, sleep, twoLinks, withLab } from './helpers/lab.js';
+import { labStatus } from './helpers/wait.js';
 
 test('SIGKILL and `mpctl up` of each portal, then SIGUSR2 (reload) of the LP, during a UDP flow: the data path is adopted, no packet lost', { timeout: 240_000 }, async (t) => {
   await withLab(
     twoLinks,
     async (lab) => {
       const t0 = Date.now();
-      const flow = iperf(lab, { server: { node: 'server', addr: '203.0.113.2' }, client: { node: 'client' }, seconds: 24, udpBps: 10e6 });
+      const flow = iperf(lab, { server: { node: 'server', addr: '203.0.113.2' }, client: { node: 'client' }, seconds: 20, udpBps: 10e6 });
       const marks: string[] = []; // when each restart began, seconds into the flow
       const mark = () => marks.push(((Date.now() - t0) / 1000).toFixed(1));
-      await sleep(4000);
+      await sleep(3000);
       mark();
       const lpLog = await killAndRestart(lab, 'lp');
       assert.match(lpLog, /adopting the running data path/, 'the LP adopted');
-      await sleep(4000);
+      await sleep(3000);
       mark();
       const rpLog = await killAndRestart(lab, 'rp');
       assert.match(rpLog, /adopting the running data path/, 'the RP adopted');
@@ -43,12 +44,12 @@ test('SIGKILL and `mpctl up` of each portal, then SIGUSR2 (reload) of the LP, du
       const lpAfter = (await readFile(`${labDir(lab)}/lp.log`, 'utf8')).split('adopting the running data path').at(-1) ?? '';
       const mtuLines = lpAfter.split('\n').filter((l) => l.includes('path MTU'));
       t.diagnostic(`the restarted LP's path MTU log: ${mtuLines.map((l) => l.slice(0, 160)).join(' | ') || 'none'}`);
-      const dropped = async (role: 'lp' | 'rp') => Object.entries((await portalStatus(lab, role)).drops).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none';
+      const dropped = async (role: 'lp' | 'rp') => Object.entries((await labStatus(lab, role)).drops).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none';
       t.diagnostic(`drops by reason: LP ${await dropped('lp')}; RP ${await dropped('rp')}`);
       assert.equal(r.lostPackets, 0, 'no packet lost');
       assert.ok(r.intervals.every((x) => x > 9e6), 'no second below 9 Mbit/s');
       for (const role of ['lp', 'rp'] as const) {
-        const s = await portalStatus(lab, role);
+        const s = await labStatus(lab, role);
         assert.ok(s.running, `${role} runs`);
         assert.deepEqual(s.links.map((l) => l.state), ['up', 'up'], `${role}: both links up`);
       }

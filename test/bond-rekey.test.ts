@@ -14,14 +14,15 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { mpctlPath } from '../src/lab/lab.js';
+import { run } from '../src/lab/namespaces.js';
 import { parseScenario } from '../src/lab/scenario.js';
 import { portalInstance } from '../src/lab/bond.js';
 import { labDir } from '../src/lab/state.js';
 import { nsName } from '../src/lab/topology.js';
-import { publishFile, type PortalStatus } from '../src/run/status.js';
+import { publishFile } from '../src/run/status.js';
 import type { SecurityStatus } from '../src/security/security-status.js';
 import { withLab } from './helpers/lab.js';
-import { labStatus } from './helpers/wait.js';
 
 const REKEY_MS = 3000; // handshakes are at least HANDSHAKE_TIMEOUT_MS (5 s) apart: ~5 s per rekey
 const SECONDS = 14;
@@ -32,9 +33,17 @@ const REKEY_WINDOW_MS = 500;
 const MAX_GAP_MS = 100;
 const FLOW = fileURLToPath(new URL('helpers/udpflow.mjs', import.meta.url));
 
-/** A portal's status, read in this process as `mpctl status --json` prints it. */
-type Status = PortalStatus;
-const status = labStatus;
+interface Status {
+  drops: Record<string, number>;
+  security: SecurityStatus | null;
+  links: { id: number; state: string }[];
+}
+
+async function status(lab: string, role: 'lp' | 'rp'): Promise<Status> {
+  const r = await run('ip', ['netns', 'exec', nsName(lab, role), mpctlPath(), 'status', '--instance', portalInstance(lab, role), '--json']);
+  assert.ok(r.isOk(), JSON.stringify(r.isErr() && r.error));
+  return JSON.parse(r.value) as Status;
+}
 
 interface FlowOut {
   sent?: number;

@@ -31,6 +31,7 @@ import type { MpError } from '../errors.js';
 import type { Result } from 'neverthrow';
 import { BudgetKeeper, PeerAllowances, type BudgetDatapath, type LinkBudget } from './budget-loop.js';
 import { FastDown } from '../run/fast-down.js';
+import { createWriteStream, type WriteStream } from 'node:fs';
 
 /** What the loop reads and writes in the data path (datapath.ts implements it). */
 export interface CcDatapath extends BudgetDatapath {
@@ -130,6 +131,9 @@ export class CcLoop {
   }
 
   private readonly clock: () => number;
+  /** MPCTL_CC_TRACE=<path prefix>: one JSON line per link and feedback record (diagnostics) */
+  private readonly trace: WriteStream | null = process.env.MPCTL_CC_TRACE ? createWriteStream(`${process.env.MPCTL_CC_TRACE}.${process.pid}.jsonl`) : null;
+  private readonly traceT0 = monoUs();
 
   /** RP: the budget line for link `id` from a probe's allowance (PeerAllowances.onProbe), looking
    * back a round trip, the queue and two feedback intervals (the LP's reading is up to one old,
@@ -291,7 +295,10 @@ export class CcLoop {
         sentBytes = prev !== undefined && tx.value >= prev ? tx.value - prev : 0n;
         this.lastTx.set(r.linkId, tx.value);
       }
-      this.states.set(r.linkId, cc.onFeedback(s, r, sentBytes, now, this.plannedUs(r.linkId, now - cc.estimate(s).rttUs, r.intervalUs)));
+      const planned = this.plannedUs(r.linkId, now - cc.estimate(s).rttUs, r.intervalUs);
+      const next = cc.onFeedback(s, r, sentBytes, now, planned);
+      this.states.set(r.linkId, next);
+      this.trace?.write(`${JSON.stringify({ t: Math.round((now - this.traceT0) / 1000), l: r.linkId, ph: next.phase[0]! + next.cycleIndex, bw: Math.round(cc.bwBps(next) / 1e5) / 10, rate: Math.round(next.rateBps / 1e5) / 10, dlv: Math.round(next.deliveryBps / 1e5) / 10, q: Math.round(next.queueUs / 100) / 10, pl: Math.round(planned / 100) / 10, sent: Math.round((Number(sentBytes) * 8) / r.intervalUs * 10) / 10, pk: r.packets, lost: r.lost, rtt: Math.round(cc.estimate(next).rttUs / 100) / 10 })}\n`);
       this.fbCount.set(r.linkId, (this.fbCount.get(r.linkId) ?? 0) + 1);
       changed = true;
     }

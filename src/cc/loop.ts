@@ -162,13 +162,12 @@ export class CcLoop {
    * A probe's round trip on link `id` (out and back on the link itself): the controller's
    * delay for a link that has not carried data yet. Without it, a link whose delay is neither
    * configured nor measured by feedback stays at the default hint (10 ms), and the scheduler
-   * finds its real delay only once it carried something: lab, 30/4 + 10/22 + 4/150 ms without
-   * rates or delays, one BBR download: the LP's pure ACKs took the 22 ms link (the slowest it
-   * knew), then, once a packet had shown the 4 Mbit link's 150 ms, that one: the flow's round
-   * trip jumped from 26 to 154 ms under BBR's 10 s min-RTT filter, its window stayed sized for
-   * 26 ms and the download fell from 36 to 1.2 Mbit/s, where the next flows stayed (their
-   * handshake's round trip took the old path). Known from the first probe, every link's delay
-   * is in place before the first flow.
+   * and the ACK rules (cc.ackAvoid, bpf/schedule.h) learn its real delay only once something
+   * crossed it, in the middle of a flow: lab, 30/4 + 10/22 + 4/150 ms without rates or delays,
+   * the LP of a BBR download moved its pure ACKs from the 22 ms link to the 150 ms one as soon as
+   * that one's delay showed, and the flow's round trip jumped from 26 to 154 ms under BBR's 10 s
+   * min-RTT filter (36 → 1.2 Mbit/s). Known from the first probe, every link's delay is in place
+   * before the first flow.
    */
   onProbeRtt(id: number, rttUs: number): void {
     const s = this.states.get(id);

@@ -165,6 +165,35 @@ describe('congestion-control loop', () => {
     assert.ok(unplanned.queueMs > 30, `unplanned: queue ${unplanned.queueMs} ms`);
   });
 
+  it("a link's probe round trip is its delay until its data shows one: the scheduler never sees the 10 ms hint on a 150 ms link", () => {
+    // Lab (30/4 + 10/22 + 4/150 ms, no rate or delay configured, BBR downloads): the LP knew
+    // the 150 ms link's delay only once a packet had crossed it, pure ACKs then moved there and
+    // the download fell from 36 to 1.2 Mbit/s. The probes measure it from the start.
+    const run = (probe: boolean) => {
+      const f = fakeDp();
+      let nowUs = monoUs();
+      const loop = new CcLoop(f.dp, noLog, { clock: () => nowUs });
+      for (const id of [0, 1, 2]) loop.addLink(id, { rateBps: 10e6, owdUs: 10_000 }); // the hints of a config without delays
+      if (probe)
+        for (const [id, rtt] of [[0, 8_000], [1, 44_000], [2, 300_000]] as const) loop.onProbeRtt(id, rtt);
+      // feedback about links 0 and 1 only carrying data; link 2 has carried nothing
+      for (let seq = 1; seq <= 5; seq++) {
+        nowUs += 20_000;
+        const idle = { bytes: 0, packets: 0, owdMinUs: null, owdMaxUs: null };
+        const records = [record({ linkId: 0, owdMinUs: 1_000_000, owdMaxUs: 1_000_500 }), record({ linkId: 1, owdMinUs: 1_018_000, owdMaxUs: 1_018_500 }), record({ linkId: 2, ...idle })];
+        loop.onFeedbackPacket(encodeFeedbackPacket({ seq, records }, 0, 0));
+      }
+      const last = (id: number) => f.estimates.filter((e) => e.id === id).at(-1)!.owdUs;
+      return [last(0), last(1), last(2)];
+    };
+    const [fast, mid, slow] = run(true);
+    assert.ok(Math.abs(fast! - 4_000) <= 500, `4 ms link at ${fast} µs`);
+    assert.ok(Math.abs(mid! - 22_000) <= 1_000, `22 ms link at ${mid} µs (the OWD frame: 4 ms + 18 ms)`);
+    assert.ok(Math.abs(slow! - 150_000) <= 1_000, `150 ms link at ${slow} µs`);
+    const [, , hinted] = run(false);
+    assert.ok(hinted! < 50_000, `without probes the idle link stays near its hint (${hinted} µs): the case this guards`);
+  });
+
   it('sends each feedback message on the two fastest up links, the same seq on both', () => {
     const f = fakeDp();
     const owd = new Map([

@@ -562,6 +562,21 @@ describe('controller on a simulated link', () => {
     assert.deepEqual([...cc.ackAvoid(near, new Set([1, 2]))].sort(), [1, 2]);
   });
 
+  it('pure ACKs avoid a link whose delay exceeds the shortest by 100 ms, even where no estimate was proven (hysteresis)', () => {
+    // Lab, 30/4 + 10/22 + 4/150 ms without configured rates, BBR downloads: the LP sends only
+    // ACKs, every link keeps its 10 Mbit/s hint, "far slower" sees nothing, and the ACKs took
+    // the 150 ms link: BBR kept the 26 ms round trip of its first ACKs as its minimum, its window
+    // stayed sized for it, and the download fell to 1.2 Mbit/s (36 before). The delays are the
+    // probes' round trips (CcLoop.onProbeRtt): known before any data.
+    const links = (rtts: number[]) => new Map(rtts.map((rtt, i) => [i, cc.onRtt(cc.initial({ initialRateBps: 10 * M }), rtt, 0)]));
+    assert.deepEqual([...cc.ackAvoid(links([8_000, 44_000, 300_000]), new Set())], [2], 'discover: the 150 ms link');
+    assert.deepEqual([...cc.ackAvoid(links([20_000, 120_000]), new Set())], [], 'mismatch (10 + 60 ms): ACKs must keep the slow link, or BBR never fills it');
+    assert.deepEqual([...cc.ackAvoid(links([20_000, 50_000, 80_000]), new Set())], [], "the demo's links");
+    // hysteresis: 90 ms farther stays avoided once avoided, and is not avoided before
+    assert.deepEqual([...cc.ackAvoid(links([10_000, 190_000]), new Set())], []);
+    assert.deepEqual([...cc.ackAvoid(links([10_000, 190_000]), new Set([1]))], [1]);
+  });
+
   it('loss recovery: a link losing ≥ 0.3 % sends parity (hysteresis), and with parity its share is capped by the loss the parity leaves', () => {
     const r = simulate({
       links: [

@@ -607,22 +607,41 @@ export const ACK_AVOID_LOSS: readonly [number, number] = [0.005, 0.0025];
  * best's divided by the second value they may take it again. */
 export const ACK_AVOID_SLOWER: readonly [number, number] = [6, 5];
 
+/** A link whose one-way delay exceeds the shortest one's by this much: pure ACKs avoid it; below
+ * the second value they may take it again. */
+export const ACK_AVOID_FARTHER_US: readonly [number, number] = [100_000, 80_000];
+
 /**
  * The links pure TCP ACKs should avoid (mp_link MP_LINK_F_NO_ACKS; bpf/schedule.h): those that
  * lose packets at random (an ACK lost there is a window cut for the end host, and its round trip
- * the slow link's), and those far slower than the best link, which carry too little data for
- * their delay to matter to the flow. `prev`: the set of the last call (hysteresis). Whether a
- * link of the tier remains for ACKs is the data path's business: with none, ACKs go like data.
+ * the slow link's), those far slower than the best link, which carry too little data for
+ * their delay to matter to the flow, and those whose delay exceeds the shortest by more than
+ * ACK_AVOID_FARTHER_US. The scheduler puts data on such a link only once the fast link holds
+ * that much more queue than it (arrival order), beyond what ISP buffers hold (the lab's: 50-80
+ * ms), so for a TCP flow the link carries next to nothing, and ACKs there only stretch its round
+ * trip. "Far slower" cannot see it where its estimate was never proven: without configured
+ * rates, the LP of a download sends only ACKs and every link keeps the same 10 Mbit/s hint (lab,
+ * 30/4 + 10/22 + 4/150 ms: the download's ACKs took the 150 ms link, BBR kept the 26 ms round
+ * trip of its first ACKs as its minimum and fell to 1.2 Mbit/s). The delays are known from the
+ * links' probes before any data (CcLoop.onProbeRtt). `prev`: the set of the last call
+ * (hysteresis). Whether a link of the tier remains for ACKs is the data path's business: with
+ * none, ACKs go like data.
  */
 export function ackAvoid(states: ReadonlyMap<number, State>, prev: ReadonlySet<number>): Set<number> {
   let best = 0;
   for (const s of states.values()) if (!s.stale) best = Math.max(best, bwBps(s));
+  // delays in one frame (outputs()), less any queue: the links' propagation delays
+  const owd = outputs(states);
+  const prop = (id: number, s: State) => owd.get(id)!.owdUs - owdQueueUs(s);
+  let nearest = Infinity;
+  for (const [id, s] of states) if (!s.stale) nearest = Math.min(nearest, prop(id, s));
   const out = new Set<number>();
   for (const [id, s] of states) {
     const k = prev.has(id) ? 1 : 0;
     const lossy = s.lossBase > ACK_AVOID_LOSS[k];
     const slow = bwBps(s) * ACK_AVOID_SLOWER[k] < best;
-    if (lossy || slow) out.add(id);
+    const far = prop(id, s) - nearest > ACK_AVOID_FARTHER_US[k];
+    if (lossy || slow || far) out.add(id);
   }
   return out;
 }

@@ -31,6 +31,7 @@ import type { MpError } from '../errors.js';
 import type { Result } from 'neverthrow';
 import { BudgetKeeper, PeerAllowances, type BudgetDatapath, type LinkBudget } from './budget-loop.js';
 import { FastDown } from '../run/fast-down.js';
+import { createWriteStream, type WriteStream } from 'node:fs';
 
 /** What the loop reads and writes in the data path (datapath.ts implements it). */
 export interface CcDatapath extends BudgetDatapath {
@@ -130,6 +131,9 @@ export class CcLoop {
   }
 
   private readonly clock: () => number;
+  /** MPCTL_CC_TRACE=<path prefix>: one JSON line per link and feedback record (diagnostics) */
+  private readonly trace: WriteStream | null = process.env.MPCTL_CC_TRACE ? createWriteStream(`${process.env.MPCTL_CC_TRACE}.${process.pid}.jsonl`) : null;
+  private readonly traceT0 = monoUs();
 
   /** RP: the budget line for link `id` from a probe's allowance (PeerAllowances.onProbe), looking
    * back a round trip, the queue and two feedback intervals (the LP's reading is up to one old,
@@ -152,6 +156,22 @@ export class CcLoop {
     this.states.set(id, cc.initial({ initialRateBps: Math.max(init.rateBps, cc.DEFAULT_CC.minRateBps), owdUs, rttUs: Math.max(2 * owdUs, 1000) }, now));
     const tx = this.dp.txBytes(id);
     if (tx.isOk()) this.lastTx.set(id, tx.value);
+  }
+
+  /**
+   * A probe's round trip on link `id` (out and back on the link itself): the controller's
+   * delay for a link that has not carried data yet. Without it, a link whose delay is neither
+   * configured nor measured by feedback stays at the default hint (10 ms), and the scheduler
+   * and the ACK rules (cc.ackAvoid, bpf/schedule.h) learn its real delay only once something
+   * crossed it, in the middle of a flow: lab, 30/4 + 10/22 + 4/150 ms without rates or delays,
+   * the LP of a BBR download moved its pure ACKs from the 22 ms link to the 150 ms one as soon as
+   * that one's delay showed, and the flow's round trip jumped from 26 to 154 ms under BBR's 10 s
+   * min-RTT filter (36 → 1.2 Mbit/s). Known from the first probe, every link's delay is in place
+   * before the first flow.
+   */
+  onProbeRtt(id: number, rttUs: number): void {
+    const s = this.states.get(id);
+    if (s) this.states.set(id, cc.onRtt(s, rttUs, this.clock()));
   }
 
   /** Has this link's controller taken feedback (so its output, not a static estimate, rules)? */
@@ -291,7 +311,10 @@ export class CcLoop {
         sentBytes = prev !== undefined && tx.value >= prev ? tx.value - prev : 0n;
         this.lastTx.set(r.linkId, tx.value);
       }
-      this.states.set(r.linkId, cc.onFeedback(s, r, sentBytes, now, this.plannedUs(r.linkId, now - cc.estimate(s).rttUs, r.intervalUs)));
+      const planned = this.plannedUs(r.linkId, now - cc.estimate(s).rttUs, r.intervalUs);
+      const next = cc.onFeedback(s, r, sentBytes, now, planned);
+      this.states.set(r.linkId, next);
+      this.trace?.write(`${JSON.stringify({ t: Math.round((now - this.traceT0) / 1000), l: r.linkId, ph: next.phase[0]! + next.cycleIndex, bw: Math.round(cc.bwBps(next) / 1e5) / 10, rate: Math.round(next.rateBps / 1e5) / 10, dlv: Math.round(next.deliveryBps / 1e5) / 10, q: Math.round(next.queueUs / 100) / 10, pl: Math.round(planned / 100) / 10, sent: Math.round((Number(sentBytes) * 8) / r.intervalUs * 10) / 10, pk: r.packets, lost: r.lost, rtt: Math.round(cc.estimate(next).rttUs / 100) / 10 })}\n`);
       this.fbCount.set(r.linkId, (this.fbCount.get(r.linkId) ?? 0) + 1);
       changed = true;
     }

@@ -419,6 +419,7 @@ export async function startLocal(
         return;
       }
       t.rtt.set(l.id, Number(nowNs() - p.sentNs) / 1e6);
+      cc.onProbeRtt(l.id, Number(nowNs() - p.sentNs) / 1e3);
       t.hear(l.id);
       pmtu.heard(l.id, Number(p.sentNs / 1_000_000n), nowMs()); // size probes sent well before it are lost
     });
@@ -614,6 +615,7 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
         return;
       }
       t.rtt.set(p.linkId, Number(nowNs() - p.sentNs) / 1e6);
+      cc.onProbeRtt(p.linkId, Number(nowNs() - p.sentNs) / 1e3);
       t.hear(p.linkId);
     });
     s.value.on('error', (e) => log('socket error', { error: e.message }));

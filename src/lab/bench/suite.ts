@@ -16,6 +16,7 @@
 //   300+80            300 Mbit/10 ms + 80 Mbit/30 ms                       % of sum ≥ 85, ratio
 //   lossy             20 Mbit/10 ms + 20 Mbit/10 ms with 2 % loss          ratio ≥ 0.97
 //   discover          30/4 ms + 10/22 ms + 4/150 ms, no rates in the config ratio ≥ 0.97
+//   discover-demo     the demo's 20/10 + 10/25 ±2 + 30/40 ±1 ms, no rates  % of sum ≥ 88, ratio
 //   sat               50 Mbit/6 ms + 5 Mbit/275 ms with 0.5 % loss         ratio ≥ 0.97
 //   lte               40↓/10↑ Mbit 8 ms + 25↓/5↑ Mbit 30 ms ±10 ms, 0.5 %  ratio ≥ 0.97
 //   lossy2            2 × 20 Mbit/10 ms, 1 % loss on one                   ratio ≥ 0.97
@@ -44,7 +45,7 @@ import { labDown, labSet, labUp } from '../lab.js';
 import { iperf, type IperfResult } from '../measure.js';
 import { FRAME_BYTES, nominalBps, traceWindowBps, type LinkSettings } from '../params.js';
 import { readFileSync } from 'node:fs';
-import { parseScenario, type DirPatch, type Scenario } from '../scenario.js';
+import { DEFAULT_SCENARIO_RAW, parseScenario, type DirPatch, type Scenario } from '../scenario.js';
 import { timeline } from '../timeline.js';
 import { nsName } from '../topology.js';
 import { redundantBench } from './redundant.js';
@@ -742,6 +743,12 @@ export const SUITE: Record<string, (o: SuiteOptions) => Promise<Result<SuiteResu
       { rate: '10mbit', delay: '22ms' },
       { rate: '4mbit', delay: '150ms' },
     ],
+    discover: true,
+  }),
+  'discover-demo': tcp('bsdemo', {
+    title: 'the demo\'s links, 20 Mbit/10 ms + 10 Mbit/25 ms ±2 ms + 30 Mbit/40 ms ±1 ms, rates not configured',
+    links: DEFAULT_SCENARIO_RAW.links,
+    targetPct: 88,
     discover: true,
   }),
   sat: tcp('bssat', { title: '50 Mbit/6 ms + 5 Mbit/275 ms with 0.5 % loss (GEO satellite)', links: [{ label: 'fibre', rate: '50mbit', delay: '6ms' }, { label: 'geo', rate: '5mbit', delay: '275ms', loss: '0.5%' }] }),

@@ -174,7 +174,8 @@ describe('congestion-control loop', () => {
       [3, 5_000],
     ]);
     f.dp.owdUs = (id) => ok(owd.get(id) ?? null);
-    f.dp.readRx = () => ok({ lastRxNs: 1_000_000n, maxLinkSeq: 7, lastOwdUs: 100, packets: 7n, bytes: 7000n });
+    let packets = 7n; // every link receives between two readings
+    f.dp.readRx = () => ok({ lastRxNs: 1_000_000n, maxLinkSeq: 7, lastOwdUs: 100, packets: packets++, bytes: 7000n, ptbMtu: 0, ptbCount: 0 });
     const loop = new CcLoop(f.dp, noLog);
     const links = [0, 1, 2, 3];
     assert.deepEqual(loop.buildFeedback(links, () => true), [], 'the first reading is only a baseline');
@@ -184,6 +185,12 @@ describe('congestion-control loop', () => {
     assert.deepEqual(seqs.map((d) => d.linkId), [1, 2], 'each copy names the link it goes on');
     assert.equal(seqs[0]!.msg.seq, seqs[1]!.msg.seq);
     assert.equal(seqs[0]!.msg.records.length, 4);
+    // nothing received: the idle message (at the idle rate) goes on the fastest link only
+    const still = new CcLoop(f.dp, noLog);
+    f.dp.readRx = () => ok({ lastRxNs: 1_000_000n, maxLinkSeq: 7, lastOwdUs: 100, packets: 7n, bytes: 7000n, ptbMtu: 0, ptbCount: 0 });
+    still.buildFeedback(links, () => true);
+    assert.deepEqual(still.buildFeedback(links, (id) => id !== 3).map((x) => x.linkId), [1], 'one copy without news');
+    f.dp.readRx = () => ok({ lastRxNs: 1_000_000n, maxLinkSeq: 7, lastOwdUs: 100, packets: packets++, bytes: 7000n, ptbMtu: 0, ptbCount: 0 });
 
     // a metered link (a budget) only when too few unmetered ones are up; a spent one never
     const m = new CcLoop(f.dp, noLog);

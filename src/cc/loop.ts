@@ -225,7 +225,8 @@ export class CcLoop {
     // nothing arrived anywhere since the last message: say so only at the idle rate (less half
     // an interval: the idle loop wakes at that rate, a wake a little early still sends)
     const idleUs = 1000 * (Math.min(this.opts.idleFeedbackMs ?? FEEDBACK_IDLE_MS, FEEDBACK_IDLE_MS) - FEEDBACK_INTERVAL_MS / 2);
-    if (records.some((r) => r.packets !== 0 || r.lost !== 0)) this.movedUs = now;
+    const news = records.some((r) => r.packets !== 0 || r.lost !== 0);
+    if (news) this.movedUs = now;
     else if (now - this.lastBuiltUs < idleUs) return [];
     this.lastBuiltUs = now;
     const usable: { id: number; owd: number; cost: number }[] = [];
@@ -240,7 +241,7 @@ export class CcLoop {
     const msg = { seq: this.seq, records };
     return usable
       .sort((a, b) => a.cost - b.cost || a.owd - b.owd)
-      .slice(0, FEEDBACK_COPIES)
+      .slice(0, news ? FEEDBACK_COPIES : 1) // without news no link's death shows in it: one copy
       .map(({ id }) => ({ linkId: id, packet: encodeFeedbackPacket(msg, id, now >>> 0) }));
   }
 

@@ -556,6 +556,7 @@ export async function startLocal(
       feedbackTick();
       cadence.fed(at, cc.busy());
     }
+    pmtu.quiet(!cc.busy()); // confirm probes less often while nothing moves
     pmtuTick(late);
     if (at >= nextSave) {
       nextSave = at + SAVE_INTERVAL_MS;
@@ -565,7 +566,10 @@ export async function startLocal(
   });
   poke = () => {
     const at = performance.now();
-    if (cc.busy()) wake.soon(cadence.hurry(at));
+    if (cc.busy()) {
+      wake.soon(cadence.hurry(at));
+      pmtu.quiet(false);
+    }
     wake.soon(pmtuAt(at));
   };
   wake.start();

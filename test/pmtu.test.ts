@@ -2,7 +2,7 @@
 // `path` bytes come back after one round trip, larger ones vanish (a black hole: no ICMP).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CONFIRM_MS, CONFIRM_QUIET_MS, PmtuSearch, REPROBE_MS } from '../src/run/pmtu.js';
+import { CONFIRM_MS, PmtuSearch, REPROBE_MS } from '../src/run/pmtu.js';
 
 const FLOOR = 92; // an unpadded probe over IPv4/UDP
 
@@ -268,29 +268,4 @@ test('lateMs: a caller that runs only when due tells a stall by its lateness, no
   const t = new PmtuSearch(1500, FLOOR);
   t.due(0, 20);
   assert.deepEqual(t.due(600, 20), []);
-});
-
-test('quiet (no packets move): a confirm probe every CONFIRM_QUIET_MS; moving again, the next CONFIRM_MS after the last; a shrink still found', () => {
-  const s = new PmtuSearch(1500, FLOOR);
-  let path = 1500;
-  const first = drive(s, { from: 0, limitMs: 5000, rttMs: 20, path: () => path, until: () => s.status().mode === 'confirmed', livenessMs: 100 });
-  const sent = () => s.status().sent;
-  s.quiet(true);
-  let n = sent();
-  drive(s, { from: first + 10, limitMs: 10_000, rttMs: 20, path: () => path, until: () => false, livenessMs: 100 });
-  const quietProbes = sent() - n;
-  assert.ok(quietProbes >= 9 && quietProbes <= 11, `${quietProbes} confirm probes in 10 s quiet`);
-  s.quiet(false);
-  const back = s.nextDue();
-  assert.ok(back <= first + 10_010 + CONFIRM_MS, 'moving again: the next one CONFIRM_MS after the last, not a second on');
-  n = sent();
-  drive(s, { from: first + 10_020, limitMs: 10_000, rttMs: 20, path: () => path, until: () => false, livenessMs: 100 });
-  const busyProbes = sent() - n;
-  assert.ok(busyProbes >= 39 && busyProbes <= 41, `${busyProbes} confirm probes in 10 s moving`);
-  // quiet, the path shrinks: found by the slower confirm probes too
-  s.quiet(true);
-  path = 1400;
-  const t0 = first + 20_030;
-  const t = drive(s, { from: t0, limitMs: 10_000, rttMs: 20, path: () => path, until: () => s.status().mtu <= 1400, livenessMs: 100 });
-  assert.ok(t >= 0 && t - t0 <= 2 * CONFIRM_QUIET_MS + 500, `quiet shrink found after ${t - t0} ms`);
 });

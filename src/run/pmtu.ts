@@ -26,10 +26,6 @@
  * byte budget) confirms every CONFIRM_METERED_MS instead (a shrink is then found within ~25 s). */
 export const CONFIRM_MS = 250;
 export const CONFIRM_METERED_MS = 10_000;
-/** While no packets move on any link (quiet: the run loop says so), a confirmed path is checked
- * this often instead: a shrink then shows within ~2.5 s, and the first packets after the quiet
- * spell bring back the CONFIRM_MS rhythm (the next probe CONFIRM_MS after the last). */
-export const CONFIRM_QUIET_MS = 1000;
 export const LOSSES = 2;
 /** A confirmed path is searched above again this often (growth is found within this); sooner
  * after a shrink or the link's first search (REPROBE_AFTER_SHRINK_MS), in case queue drops or a
@@ -102,8 +98,6 @@ export class PmtuSearch {
   private roundEnd: number | null = null;
   private readonly out = new Map<number, Outstanding>();
   private nextConfirm = 0;
-  private lastConfirm: number | null = null;
-  private isQuiet = false;
   private nextReprobe = 0;
   private lost = 0;
   private shrinks = 0;
@@ -182,8 +176,7 @@ export class PmtuSearch {
       return this.due(now, rttMs, 0);
     }
     if (now >= this.nextConfirm) {
-      this.lastConfirm = now;
-      this.nextConfirm = now + (this.isQuiet ? Math.max(CONFIRM_QUIET_MS, this.confirmMs) : this.confirmMs);
+      this.nextConfirm = now + this.confirmMs;
       return [this.send(this.mtu, true, now, wait)];
     }
     return NOTHING;
@@ -194,13 +187,6 @@ export class PmtuSearch {
     this.out.set(t, { size, deadline: now + wait, confirm, at: now });
     this.sent++;
     return [t, size];
-  }
-
-  /** No packets move on any link (quiet: confirm every CONFIRM_QUIET_MS), or they do again. */
-  quiet(q: boolean): void {
-    if (q === this.isQuiet) return;
-    this.isQuiet = q;
-    if (!q && this.lastConfirm !== null) this.nextConfirm = Math.min(this.nextConfirm, this.lastConfirm + this.confirmMs);
   }
 
   /** When due() next has something to do: a probe to send, one to judge lost, a round to end
@@ -427,14 +413,6 @@ export class PmtuProber {
         out.push({ linkId: id, seq, dir, size });
       }
     return out ?? NONE;
-  }
-
-  /** No packets move on any link, or they do again (PmtuSearch.quiet). */
-  quiet(q: boolean): void {
-    for (const l of this.links.values()) {
-      l.up.quiet(q);
-      l.down.quiet(q);
-    }
   }
 
   /** When due() next has something to do on link `id` (PmtuSearch.nextDue, both directions). */

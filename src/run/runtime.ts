@@ -556,7 +556,6 @@ export async function startLocal(
       feedbackTick();
       cadence.fed(at, cc.busy());
     }
-    pmtu.quiet(!cc.busy()); // confirm probes less often while nothing moves
     pmtuTick(late);
     if (at >= nextSave) {
       nextSave = at + SAVE_INTERVAL_MS;
@@ -566,10 +565,7 @@ export async function startLocal(
   });
   poke = () => {
     const at = performance.now();
-    if (cc.busy()) {
-      wake.soon(cadence.hurry(at));
-      pmtu.quiet(false);
-    }
+    if (cc.busy()) wake.soon(cadence.hurry(at));
     wake.soon(pmtuAt(at));
   };
   wake.start();

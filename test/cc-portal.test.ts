@@ -10,7 +10,7 @@ import type { LinkCounters } from '../src/cc/budget.js';
 import { decodeFeedbackPacket, encodeFeedbackPacket, type LinkFeedback } from '../src/cc/feedback.js';
 import { MP_MAX_LINKS, type MpRx, type MpSched } from '../src/datapath/abi.js';
 import { BudgetKeeper, controlWireBytes } from '../src/cc/budget-loop.js';
-import { CcLoop, monoUs, type CcDatapath } from '../src/cc/loop.js';
+import { BUSY_HOLD_MS, CcLoop, FEEDBACK_INTERVAL_MS, monoUs, type CcDatapath } from '../src/cc/loop.js';
 
 /** A data path in memory: counters and mp_sched set by the test, writes recorded. */
 function fakeDp() {
@@ -203,7 +203,8 @@ describe('congestion-control loop', () => {
       [3, 5_000],
     ]);
     f.dp.owdUs = (id) => ok(owd.get(id) ?? null);
-    f.dp.readRx = () => ok({ lastRxNs: 1_000_000n, maxLinkSeq: 7, lastOwdUs: 100, packets: 7n, bytes: 7000n });
+    let packets = 7n; // every link receives between two readings
+    f.dp.readRx = () => ok({ lastRxNs: 1_000_000n, maxLinkSeq: 7, lastOwdUs: 100, packets: packets++, bytes: 7000n, ptbMtu: 0, ptbCount: 0 });
     const loop = new CcLoop(f.dp, noLog);
     const links = [0, 1, 2, 3];
     assert.deepEqual(loop.buildFeedback(links, () => true), [], 'the first reading is only a baseline');
@@ -213,6 +214,12 @@ describe('congestion-control loop', () => {
     assert.deepEqual(seqs.map((d) => d.linkId), [1, 2], 'each copy names the link it goes on');
     assert.equal(seqs[0]!.msg.seq, seqs[1]!.msg.seq);
     assert.equal(seqs[0]!.msg.records.length, 4);
+    // nothing received: the idle message (at the idle rate) goes on the fastest link only
+    const still = new CcLoop(f.dp, noLog);
+    f.dp.readRx = () => ok({ lastRxNs: 1_000_000n, maxLinkSeq: 7, lastOwdUs: 100, packets: 7n, bytes: 7000n, ptbMtu: 0, ptbCount: 0 });
+    still.buildFeedback(links, () => true);
+    assert.deepEqual(still.buildFeedback(links, (id) => id !== 3).map((x) => x.linkId), [1], 'one copy without news');
+    f.dp.readRx = () => ok({ lastRxNs: 1_000_000n, maxLinkSeq: 7, lastOwdUs: 100, packets: packets++, bytes: 7000n, ptbMtu: 0, ptbCount: 0 });
 
     // a metered link (a budget) only when too few unmetered ones are up; a spent one never
     const m = new CcLoop(f.dp, noLog);
@@ -268,5 +275,45 @@ describe('congestion-control loop', () => {
     };
     assert.equal(run(true), 0);
     assert.ok(run(false) > 50, 'without the restart the skipped numbers read as loss');
+  });
+
+  it('busy: packets sent, received or shown in the peer\'s feedback keep the loop at the feedback interval for BUSY_HOLD_MS; without news, feedback at the idle rate', () => {
+    const f = fakeDp();
+    let nowUs = 1_000_000;
+    let rx = { lastRxNs: 1n, maxLinkSeq: 7, lastOwdUs: 100, packets: 7n, bytes: 7000n, ptbMtu: 0, ptbCount: 0 };
+    f.dp.readRx = () => ok(rx);
+    const loop = new CcLoop(f.dp, noLog, { clock: () => nowUs, idleFeedbackMs: 100 });
+    loop.addLink(0, { rateBps: 20e6, owdUs: 10_000 });
+    const step = (ms: number) => {
+      nowUs += ms * 1000;
+      loop.tick();
+      return loop.buildFeedback([0], () => true).length;
+    };
+    step(0); // the baseline reading
+    step(BUSY_HOLD_MS + 1);
+    assert.equal(loop.busy(), false, 'nothing moved');
+    // sent: the scheduler's per-link sequence advanced
+    f.sched.linkSeq[0] = 40;
+    step(FEEDBACK_INTERVAL_MS);
+    assert.equal(loop.busy(), true, 'our packets went out');
+    step(BUSY_HOLD_MS - FEEDBACK_INTERVAL_MS);
+    assert.equal(loop.busy(), true, 'held');
+    step(FEEDBACK_INTERVAL_MS + 1);
+    assert.equal(loop.busy(), false, 'past the hold');
+    // received: the records have packets (and go at once)
+    rx = { ...rx, packets: 9n, maxLinkSeq: 9 };
+    assert.equal(step(FEEDBACK_INTERVAL_MS), 1, 'news goes out at once');
+    assert.equal(loop.busy(), true, 'packets arrived');
+    // without news: at most every idle interval (a wake a few ms early still sends)
+    const sent: number[] = [];
+    for (let t = FEEDBACK_INTERVAL_MS; t <= 400; t += FEEDBACK_INTERVAL_MS) if (step(FEEDBACK_INTERVAL_MS)) sent.push(t);
+    assert.deepEqual(sent, [100, 200, 300, 400]);
+    nowUs += BUSY_HOLD_MS * 1000;
+    assert.equal(loop.busy(), false);
+    // the peer's feedback shows our packets arriving
+    assert.ok(loop.onFeedbackPacket(encodeFeedbackPacket({ seq: 1, records: [record({ packets: 0, lost: 0 })] }, 0, 0)));
+    assert.equal(loop.busy(), false, 'a record without packets is no news');
+    assert.ok(loop.onFeedbackPacket(encodeFeedbackPacket({ seq: 2, records: [record()] }, 0, 0)));
+    assert.equal(loop.busy(), true, 'the peer received our packets');
   });
 });

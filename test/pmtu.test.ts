@@ -192,3 +192,80 @@ test('a link that reorders (a round trip of 20-320 ms, each packet its own) does
   assert.equal(s.status().mode, 'confirmed');
   assert.deepEqual([min, s.status().shrinks], [1500, 0], 'a later probe overtaking by less than the round trip’s variation is no loss');
 });
+
+/** As drive, but due() runs only when nextDue() says something is due, checked at each event (a
+ * reply, a liveness probe): the run loop's one timer (wake.ts). Returns when `until` held and
+ * how many times due() ran. */
+function driveByEvents(s: PmtuSearch, o: { from: number; limitMs: number; rttMs: number; path: () => number; until: () => boolean; livenessMs: number }): { t: number; calls: number } {
+  const inflight: { token: number; at: number }[] = [];
+  const live: { sent: number; at: number }[] = [];
+  let calls = 0;
+  let t = o.from;
+  let nextLive = Math.ceil(o.from / o.livenessMs) * o.livenessMs;
+  while (t <= o.from + o.limitMs) {
+    for (const x of inflight.filter((x) => x.at <= t)) s.ack(x.token, t);
+    inflight.splice(0, inflight.length, ...inflight.filter((x) => x.at > t));
+    for (const x of live.filter((x) => x.at <= t)) s.heard(x.sent, t);
+    live.splice(0, live.length, ...live.filter((x) => x.at > t));
+    if (t >= nextLive) {
+      live.push({ sent: t, at: t + o.rttMs });
+      nextLive += o.livenessMs;
+    }
+    if (s.nextDue() <= t) {
+      calls++;
+      for (const [token, size] of s.due(t, o.rttMs, 0)) if (size <= o.path()) inflight.push({ token, at: t + o.rttMs });
+    }
+    if (o.until()) return { t, calls };
+    const next = Math.min(nextLive, ...inflight.map((x) => x.at), ...live.map((x) => x.at), Math.max(t + 1, s.nextDue()));
+    t = Math.ceil(next);
+  }
+  return { t: -1, calls };
+}
+
+test('nextDue: run only when it says (and on replies), the searches find the same MTUs as fast, with a few calls a second', () => {
+  for (const rtt of [20, 100, 600]) {
+    const stepped = new PmtuSearch(1500, FLOOR);
+    const evented = new PmtuSearch(1500, FLOOR);
+    let path = 1500;
+    const first = drive(stepped, { from: 0, limitMs: 10_000, rttMs: rtt, path: () => path, until: () => stepped.status().mode === 'confirmed', livenessMs: 100 });
+    const e = driveByEvents(evented, { from: 0, limitMs: 10_000, rttMs: rtt, path: () => path, until: () => evented.status().mode === 'confirmed', livenessMs: 100 });
+    assert.ok(e.t >= 0 && e.t <= first + 10, `rtt ${rtt}: first search ${e.t} ms (stepped: ${first} ms)`);
+    // settled: a confirm probe every CONFIRM_MS is all it needs, a few calls a second
+    const quiet = driveByEvents(evented, { from: e.t, limitMs: 10_000, rttMs: rtt, path: () => path, until: () => false, livenessMs: 100 });
+    assert.ok(quiet.calls <= (10_000 / CONFIRM_MS) * 2 + 2, `rtt ${rtt}: ${quiet.calls} calls in 10 s confirmed`);
+    assert.equal(evented.status().mode, 'confirmed');
+    assert.equal(evented.status().shrinks, 0, 'no loss judged while nothing was lost');
+    // the path shrinks: found as fast as by the 10 ms steps
+    path = 1400;
+    const t0 = 30_000;
+    drive(stepped, { from: first, limitMs: t0 - first - 10, rttMs: rtt, path: () => 1500, until: () => false, livenessMs: 100 });
+    const ts = drive(stepped, { from: t0, limitMs: 10_000, rttMs: rtt, path: () => path, until: () => stepped.status().mtu <= 1400, livenessMs: 100 });
+    const te = driveByEvents(evented, { from: t0, limitMs: 10_000, rttMs: rtt, path: () => path, until: () => evented.status().mtu <= 1400, livenessMs: 100 });
+    assert.ok(te.t >= 0 && te.t - t0 <= ts - t0 + CONFIRM_MS, `rtt ${rtt}: shrink found after ${te.t - t0} ms (stepped: ${ts - t0} ms)`);
+    assert.equal(evented.status().mtu, 1400);
+  }
+});
+
+test('lateMs: a caller that runs only when due tells a stall by its lateness, not by the gap since its last call', () => {
+  const s = new PmtuSearch(1500, FLOOR);
+  for (const [token] of s.due(0, 20, 0)) s.ack(token, 20);
+  s.due(30, 20, 0);
+  assert.equal(s.status().mode, 'confirmed');
+  // the next confirm probe, CONFIRM_MS on: a gap longer than STALL_MS, yet on time
+  const at = s.nextDue();
+  assert.ok(at >= 20 + CONFIRM_MS && at <= 30 + CONFIRM_MS, `next confirm at ${at}`);
+  const [probe] = s.due(at, 20, 0);
+  assert.ok(probe, 'on time: the probe goes');
+  assert.equal(s.due(at + 1, 20, 0).length, 0, 'not again');
+  // a wake 600 ms late, past the probe's deadline: its answer may wait unread, nothing is judged
+  // lost or sent; the answer read next counts
+  const late = at + 1000;
+  assert.deepEqual(s.due(late, 20, 600), []);
+  const acked = s.status().acked;
+  s.ack(probe[0], late + 1);
+  assert.equal(s.status().acked, acked + 1, 'still in flight: its deadline moved on by the stall');
+  // without lateMs, the gap since the last call (the 10 ms caller of the tests above)
+  const t = new PmtuSearch(1500, FLOOR);
+  t.due(0, 20);
+  assert.deepEqual(t.due(600, 20), []);
+});

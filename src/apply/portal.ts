@@ -207,14 +207,15 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
   // control plane's last sign of life when it dies, its packet count gives `status` a rate
   const publishing = setInterval(() => {
     let packets = 0;
-    for (const l of runtime.value.status()) {
+    const links = runtime.value.status();
+    for (const l of links) {
       const c = statePort.counters(l.id);
       if (c.isOk() && c.value) packets += Number(c.value.txPackets + c.value.rxPackets);
     }
     const published: Published = {
       time: Date.now(),
       packets,
-      links: runtime.value.status(),
+      links,
       feedback: runtime.value.feedback(),
       badControl: runtime.value.badControl(),
       security: runtime.value.security(),

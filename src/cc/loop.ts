@@ -89,6 +89,9 @@ export const FEEDBACK_INTERVAL_MS = 20;
 /** Feedback without news, at most this often (under controller.ts staleAfterUs: an idle link's
  * estimate does not go stale). */
 export const FEEDBACK_IDLE_MS = 100;
+/** The run loop keeps the feedback interval this long after packets last moved (busy()): a
+ * flow's short pauses do not slow it down; an idle portal ticks at the probe rate. */
+export const BUSY_HOLD_MS = 100;
 /** Each feedback message goes out on this many links (the fastest up ones). */
 export const FEEDBACK_COPIES = 2;
 /** Without an accepted feedback message for this long, any seq is accepted (peer restarted). */
@@ -107,6 +110,9 @@ export class CcLoop {
   private lastSeq: number | null = null;
   private lastAcceptUs = 0;
   private lastBuiltUs = 0;
+  /** when packets last moved (busy()), and each link's sequence at the last sample */
+  private movedUs = -Infinity;
+  private readonly txSeq = new Map<number, number>();
   readonly counters: CcCounters = { fbSent: 0, fbHeard: 0, fbDup: 0, fbBad: 0 };
   private failures = 0;
   readonly budgets: BudgetKeeper;
@@ -236,9 +242,12 @@ export class CcLoop {
       this.prevRx.set(id, snapshotAt(cur, now));
     }
     if (records.length === 0) return [];
-    // nothing arrived anywhere since the last message: say so only at the idle rate
-    const idleUs = 1000 * Math.min(this.opts.idleFeedbackMs ?? FEEDBACK_IDLE_MS, FEEDBACK_IDLE_MS);
-    if (records.every((r) => r.packets === 0 && r.lost === 0) && now - this.lastBuiltUs < idleUs) return [];
+    // nothing arrived anywhere since the last message: say so only at the idle rate (less half
+    // an interval: the idle loop wakes at that rate, a wake a little early still sends)
+    const idleUs = 1000 * (Math.min(this.opts.idleFeedbackMs ?? FEEDBACK_IDLE_MS, FEEDBACK_IDLE_MS) - FEEDBACK_INTERVAL_MS / 2);
+    const news = records.some((r) => r.packets !== 0 || r.lost !== 0);
+    if (news) this.movedUs = now;
+    else if (now - this.lastBuiltUs < idleUs) return [];
     this.lastBuiltUs = now;
     const usable: { id: number; owd: number; cost: number }[] = [];
     for (const id of links) {
@@ -252,8 +261,18 @@ export class CcLoop {
     const msg = { seq: this.seq, records };
     return usable
       .sort((a, b) => a.cost - b.cost || a.owd - b.owd)
-      .slice(0, FEEDBACK_COPIES)
+      .slice(0, news ? FEEDBACK_COPIES : 1) // without news no link's death shows in it: one copy
       .map(({ id }) => ({ linkId: id, packet: encodeFeedbackPacket(msg, id, now >>> 0) }));
+  }
+
+  /**
+   * Did packets move on any link lately (within BUSY_HOLD_MS): our data sent (the scheduler's
+   * per-link sequence advanced at a tick), data received (feedback records with packets), or
+   * feedback from the peer that shows our packets arriving? The run loop ticks every
+   * FEEDBACK_INTERVAL_MS while they do and at the probe rate while nothing moves.
+   */
+  busy(): boolean {
+    return this.clock() - this.movedUs < BUSY_HOLD_MS * 1000;
   }
 
   /** A link came (back) up: the fast detector forgets what it lost before. */
@@ -299,6 +318,7 @@ export class CcLoop {
     this.lastSeq = msg.seq;
     this.lastAcceptUs = now;
     this.counters.fbHeard++;
+    if (msg.records.some((r) => r.packets !== 0 || r.lost !== 0)) this.movedUs = now;
     let changed = false;
     for (const r0 of msg.records) {
       const s = this.states.get(r0.linkId);
@@ -340,6 +360,11 @@ export class CcLoop {
     if (r.isErr() || !r.value) return;
     this.peer?.sample(r.value.sentBytes, nowUs);
     for (const id of this.states.keys()) {
+      const seq = r.value.linkSeq[id] ?? 0;
+      if (this.txSeq.get(id) !== seq) {
+        this.txSeq.set(id, seq);
+        this.movedUs = nowUs;
+      }
       const until = Number(r.value.busyUntilNs[id] ?? 0n) / 1000;
       const h = this.backlog.get(id) ?? [];
       h.push({ tUs: nowUs, us: Math.max(0, until - nowUs) });

@@ -58,6 +58,9 @@ export const PROVISIONAL_MS = 30;
  * busy machine), with answers perhaps waiting unread: nothing is judged lost before they are read. */
 export const STALL_MS = 200;
 
+/** due() with nothing to send (shared: a call that sends nothing allocates nothing) */
+const NOTHING: readonly (readonly [number, number])[] = Object.freeze([]);
+
 /** Outer IP MTUs links commonly have (the first round's guesses below the interface MTU). */
 const COMMON = [9000, 1500, 1492, 1480, 1472, 1460, 1454, 1450, 1440, 1420, 1400, 1380, 1360, 1350, 1340, 1320, 1300, 1280, 1240, 1200, 1100, 1000, 800, 576];
 
@@ -138,15 +141,18 @@ export class PmtuSearch {
     return this.probed ? this.mtu : 0;
   }
 
-  /** Probes to send now: [token, size]. rttMs: the link's round trip (null: unknown). */
-  due(now: number, rttMs: number | null): [number, number][] {
-    const gap = this.lastDue === null ? 0 : now - this.lastDue;
+  /** Probes to send now: [token, size]. rttMs: the link's round trip (null: unknown). lateMs:
+   * how far behind its time the caller runs (its timer fired late: the event loop stalled);
+   * without it, the time since the previous call is taken (a caller that calls at least every
+   * STALL_MS). */
+  due(now: number, rttMs: number | null, lateMs?: number): readonly (readonly [number, number])[] {
+    const gap = lateMs ?? (this.lastDue === null ? 0 : now - this.lastDue);
     this.lastDue = now;
     if (gap > STALL_MS) {
       // we were not running: answers may be queued unread; give them the time we lost
       for (const o of this.out.values()) o.deadline += gap;
       if (this.roundEnd !== null) this.roundEnd += gap;
-      return [];
+      return NOTHING;
     }
     this.expire(now);
     if (this.provisionalAt !== null && now >= this.provisionalAt) {
@@ -154,32 +160,44 @@ export class PmtuSearch {
       if (this.mode === 'search' && this.shrinking && this.lo > this.floor) this.mtu = this.lo;
     }
     const wait = Math.min(MAX_WAIT_MS, Math.max(MIN_WAIT_MS, 3 * (rttMs ?? 100) + 50));
-    const send = (size: number, confirm: boolean): [number, number] => {
-      const t = ++this.token;
-      this.out.set(t, { size, deadline: now + wait, confirm, at: now });
-      this.sent++;
-      return [t, size];
-    };
     if (this.mode === 'search') {
-      if (this.roundEnd !== null) return [];
+      if (this.roundEnd !== null) return NOTHING;
       const sizes = this.roundSizes();
       if (sizes.length === 0) {
         this.settle(now);
-        return [];
+        return NOTHING;
       }
       this.roundEnd = now + wait;
       this.strikes.clear();
-      return sizes.flatMap((s) => Array.from({ length: STRIKES }, () => send(s, false)));
+      return sizes.flatMap((s) => Array.from({ length: STRIKES }, () => this.send(s, false, now, wait)));
     }
     if (now >= this.nextReprobe && this.mtu < this.ceiling) {
       this.startSearch(now, this.mtu, this.ceiling + 1);
-      return this.due(now, rttMs);
+      return this.due(now, rttMs, 0);
     }
     if (now >= this.nextConfirm) {
       this.nextConfirm = now + this.confirmMs;
-      return [send(this.mtu, true)];
+      return [this.send(this.mtu, true, now, wait)];
     }
-    return [];
+    return NOTHING;
+  }
+
+  private send(size: number, confirm: boolean, now: number, wait: number): [number, number] {
+    const t = ++this.token;
+    this.out.set(t, { size, deadline: now + wait, confirm, at: now });
+    this.sent++;
+    return [t, size];
+  }
+
+  /** When due() next has something to do: a probe to send, one to judge lost, a round to end
+   * (ms; -Infinity: at once, a search round is waiting to go; Infinity: nothing). */
+  nextDue(): number {
+    if (this.mode === 'search' && this.roundEnd === null) return -Infinity;
+    let t = this.mode === 'confirmed' ? Math.min(this.nextConfirm, this.mtu < this.ceiling ? this.nextReprobe : Infinity) : Infinity;
+    if (this.roundEnd !== null) t = Math.min(t, this.roundEnd);
+    if (this.provisionalAt !== null) t = Math.min(t, this.provisionalAt);
+    for (const o of this.out.values()) t = Math.min(t, o.deadline);
+    return t;
   }
 
   /** The reply to probe `token` arrived (with the size it was sent at). */
@@ -351,6 +369,9 @@ export interface SizeProbe {
 /** Size probes' probe_seq space: the top half, apart from the liveness rounds' counter. */
 const SEQ_BASE = 0x8000_0000;
 
+const DIRS = ['up', 'down'] as const;
+const NONE: readonly SizeProbe[] = Object.freeze([]) as readonly SizeProbe[];
+
 /** The LP's searches on every link, both directions, and the size probes in flight. */
 export class PmtuProber {
   private readonly links = new Map<number, { up: PmtuSearch; down: PmtuSearch }>();
@@ -378,19 +399,26 @@ export class PmtuProber {
     l?.down.restart(now);
   }
 
-  /** Size probes due on link `id` now. */
-  due(id: number, now: number, rttMs: number | null): SizeProbe[] {
+  /** Size probes due on link `id` now (lateMs: PmtuSearch.due). */
+  due(id: number, now: number, rttMs: number | null, lateMs?: number): readonly SizeProbe[] {
     const l = this.links.get(id);
-    if (!l) return [];
+    if (!l) return NONE;
     for (const [s, f] of this.inFlight) if (now - f.at > 2 * MAX_WAIT_MS) this.inFlight.delete(s);
-    const out: SizeProbe[] = [];
-    for (const dir of ['up', 'down'] as const)
-      for (const [token, size] of l[dir].due(now, rttMs)) {
+    let out: SizeProbe[] | null = null;
+    for (const dir of DIRS)
+      for (const [token, size] of l[dir].due(now, rttMs, lateMs)) {
+        out ??= [];
         const seq = (SEQ_BASE + (this.seq++ % SEQ_BASE)) >>> 0;
         this.inFlight.set(seq, { linkId: id, dir, token, size, at: now });
         out.push({ linkId: id, seq, dir, size });
       }
-    return out;
+    return out ?? NONE;
+  }
+
+  /** When due() next has something to do on link `id` (PmtuSearch.nextDue, both directions). */
+  nextDue(id: number): number {
+    const l = this.links.get(id);
+    return l ? Math.min(l.up.nextDue(), l.down.nextDue()) : Infinity;
   }
 
   /** A reply to a size probe (probe_seq `seq`) arrived on link `id`: its outer length as it

@@ -27,6 +27,8 @@ import { budgetFile, loadBudgetFile, restoreUsage, SAVE_INTERVAL_MS, saveBudgetF
 import { controlWireBytes } from '../cc/budget-loop.js';
 import type { SavedBudget } from '../cc/budget.js';
 import { overhead, type LinkMtu } from '../plan/mtu.js';
+import { performance } from 'node:perf_hooks';
+import { Cadence, Wake } from './wake.js';
 
 /** What the loop changes in the data path (datapath.ts implements it over the pinned maps). */
 export interface LinkStatePort extends CcDatapath {
@@ -320,7 +322,7 @@ function runtimeOf(
   cc: CcLoop,
   auth: PortalAuth,
   status: () => LinkRuntimeStatus[],
-  timers: NodeJS.Timeout[],
+  wake: Wake,
   socks: Socket[],
   /** last words before the sockets close (the LP saves its budget usage) */
   onStop: () => Promise<void> = async () => {},
@@ -332,7 +334,7 @@ function runtimeOf(
     security: () => auth.status(),
     setAdmin: (id, down) => t.setAdmin(id, down),
     stop: async () => {
-      for (const x of timers) clearInterval(x);
+      wake.stop();
       await onStop();
       auth.stop();
       await Promise.all(socks.map((x) => new Promise<void>((r) => x.close(() => r()))));
@@ -367,6 +369,10 @@ export async function startLocal(
   const budgets = await budgetPersistence(cfg, cc, log);
   for (const l of cfg.links)
     cc.addLink(l.id, { rateBps: l.rateBps, owdUs: l.delayUs, budget: { limitBytes: l.budgetBytes, period: l.budgetPeriod, saved: budgets.restored.get(l.name) } });
+  /** A message may have made something due sooner: a search round (an answer ended the last
+   * one), or feedback every interval (the peer's shows our packets arriving). Set once the
+   * loop's timer exists (messages may come while the sockets are being bound). */
+  let poke = () => {};
   // each link's socket; `sent`: count a message that went out (budgets count control traffic)
   const socks: { id: number; sock: Socket; remote: string; fam: 4 | 6; sent: (udpPayload: number) => void }[] = [];
   // usable links, preferred first: lowest metric, then the fastest static estimate
@@ -408,7 +414,10 @@ export async function startLocal(
         return;
       }
       const p = takeControl(msg, type, auth, cc, t);
-      if (!p) return;
+      if (!p) {
+        if (type === MP_T_FEEDBACK) poke(); // it may show our packets moving
+        return;
+      }
       if (!p.reply || p.linkId !== l.id) {
         t.bad++;
         return;
@@ -416,12 +425,14 @@ export async function startLocal(
       if (p.pmtuProbe) {
         // a size probe's answer: its size counts for path MTU discovery, its arrival for liveness
         if (pmtu.reply(l.id, p.probeSeq, msg.length + udpOverhead(fam), p.reqLen ?? 0, nowMs())) t.hear(l.id);
+        poke();
         return;
       }
       t.rtt.set(l.id, Number(nowNs() - p.sentNs) / 1e6);
       cc.onProbeRtt(l.id, Number(nowNs() - p.sentNs) / 1e3);
       t.hear(l.id);
       pmtu.heard(l.id, Number(p.sentNs / 1_000_000n), nowMs()); // size probes sent well before it are lost
+      poke();
     });
     s.value.on('error', (e) => log('socket error', { link: l.id, error: e.message }));
     socks.push({ id: l.id, sock: s.value, remote, fam, sent: (n) => cc.budgets.countControl(l.id, 'tx', controlWireBytes(n, fam)) });
@@ -464,12 +475,10 @@ export async function startLocal(
     }
     t.evaluate();
   };
-  tick();
-  const timer = setInterval(tick, params.intervalMs);
   // path MTU discovery: size probes on the usable links, and the MTUs they find to the data path
-  let written = '';
+  const written: { id: number; up: number; down: number }[] = [];
   const ptbSeen = new Map<number, number>();
-  const pmtuTick = () => {
+  const pmtuTick = (late: number) => {
     const now = nowMs();
     for (const { id, sock, remote, fam, sent } of socks) {
       // ICMP "too big" about our packets on the link (bpf/ptb.h): a hint, the search confirms it
@@ -481,20 +490,19 @@ export async function startLocal(
           log(`link ${cfg.links[id]!.name}: ICMP too big, MTU ${rx.value.ptbMtu}: searching below it`, { link: id, mtu: rx.value.ptbMtu });
       }
       if (!t.usable(id)) continue;
-      for (const sp of pmtu.due(id, now, t.rtt.get(id) ?? null)) {
+      for (const sp of pmtu.due(id, now, t.rtt.get(id) ?? null, late)) {
         const p = { ...request(id, sp.seq), pmtuProbe: true, replyLen: sp.dir === 'down' ? sp.size : 0 };
         const signed = auth.sign(encodeProbe(p, nowUs(), sp.dir === 'up' ? sp.size - udpOverhead(fam) : PROBE_LEN));
         if (!signed) continue;
         sock.send(signed, cfg.port, remote, (e) => (e ? pmtu.failed(sp.seq, nowMs()) : sent(signed.length)));
       }
     }
+    if (!mtusChanged()) return;
     const links = socks.flatMap(({ id, fam }) => {
       const m = pmtu.mtus(id);
       const l = cfg.links[id]!;
       return m && t.usable(id) ? [{ id, family: fam, carrier: l.carrier, up: m.up, down: m.down }] : [];
     });
-    const key = JSON.stringify(links);
-    if (key === written) return;
     const w = port.setLinkMtus(links);
     if (w.isErr()) log('path MTU write failed', { error: w.error });
     else {
@@ -503,12 +511,23 @@ export async function startLocal(
         const inner = Math.min(l.up, l.down) - overhead(l.family, l.carrier);
         if (inner < IPV6_MIN_MTU) log(small(cfg.links[l.id]!.name, inner), { link: l.id, innerMtu: inner });
       }
-      written = key;
+      written.length = 0;
+      for (const l of links) written.push({ id: l.id, up: l.up, down: l.down });
     }
   };
-  const pmtuTimer = setInterval(pmtuTick, 50);
+  /** Are the usable links' MTUs other than those last written (no allocation when not)? */
+  const mtusChanged = (): boolean => {
+    let n = 0;
+    for (const { id } of socks) {
+      const m = pmtu.mtus(id);
+      if (!m || !t.usable(id)) continue;
+      const w = written[n++];
+      if (!w || w.id !== id || w.up !== m.up || w.down !== m.down) return true;
+    }
+    return n !== written.length;
+  };
   const ids = cfg.links.map((l) => l.id);
-  const fbTimer = setInterval(() => {
+  const feedbackTick = () => {
     cc.tick();
     for (const fb of cc.buildFeedback(ids, (id) => t.usable(id))) {
       const s = socks.find((x) => x.id === fb.linkId);
@@ -520,14 +539,43 @@ export async function startLocal(
           s.sent(signed.length);
         });
     }
-  }, FEEDBACK_INTERVAL_MS);
-  const saveTimer = setInterval(() => void budgets.save(), SAVE_INTERVAL_MS);
+  };
+  /** The next path MTU event on a usable link, on the wake's clock (ms of performance.now). */
+  const pmtuAt = (at: number): number => {
+    let due = Infinity;
+    for (const { id } of socks) if (t.usable(id)) due = Math.min(due, pmtu.nextDue(id));
+    return due === Infinity ? Infinity : at + Math.max(0, due - nowMs());
+  };
+  // one timer for all of it (wake.ts): probes every interval, feedback every 20 ms while packets
+  // move and with the probes while none do, path MTU probes when due, budget usage saved
+  const cadence = new Cadence(params.intervalMs, FEEDBACK_INTERVAL_MS);
+  let nextSave = performance.now() + SAVE_INTERVAL_MS;
+  const wake = new Wake((late) => {
+    const at = performance.now();
+    if (cadence.probeDue(at)) tick();
+    if (cadence.feedbackDue(at)) {
+      feedbackTick();
+      cadence.fed(at, cc.busy());
+    }
+    pmtuTick(late);
+    if (at >= nextSave) {
+      nextSave = at + SAVE_INTERVAL_MS;
+      void budgets.save();
+    }
+    return Math.min(cadence.next(), pmtuAt(at), nextSave);
+  });
+  poke = () => {
+    const at = performance.now();
+    if (cc.busy()) wake.soon(cadence.hurry(at));
+    wake.soon(pmtuAt(at));
+  };
+  wake.start();
   const lastWords = async () => {
     cc.budgets.tick(); // what was counted since the last tick, while the maps are there
     await budgets.save();
   };
   const status = () => t.status(cc).map((s) => ({ ...s, pmtu: pmtu.status(s.id) ?? undefined }));
-  return ok(runtimeOf(t, cc, auth, status, [timer, fbTimer, saveTimer, pmtuTimer], socks.map((x) => x.sock), lastWords));
+  return ok(runtimeOf(t, cc, auth, status, wake, socks.map((x) => x.sock), lastWords));
 }
 
 /** LP: budget usage across restarts (budget-store.ts): what `up` starts from, and a save that
@@ -566,6 +614,7 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
   const t = new Tracker(Array.from({ length: MP_MAX_LINKS }, (_, i) => i), port, params, log, nowMs);
   // links the RP never heard of stay "down" silently: only report ids seen at least once
   const seen = new Set<number>();
+  const seenIds: number[] = []; // the same, as the array buildFeedback takes
   const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl, peerBudgets: true, onLinkDead: (id) => t.fastDown(id), idleFeedbackMs: params.intervalMs });
   t.onUp = (id) => cc.linkUp(id);
   const auth = portalAuth(authSetup, log);
@@ -581,16 +630,28 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
     const icmp = icmpMtus.get(id) ?? 0;
     return lp && icmp ? Math.min(lp, icmp) : lp || icmp;
   };
-  let written = '';
+  let written: (LinkMtu & { id: number })[] = [];
+  /** Are the up links' MTUs other than those last written (no allocation when not)? */
+  const mtusChanged = (): boolean => {
+    let n = 0;
+    for (const [id, m] of peerMtus) {
+      if (!t.usable(id)) continue;
+      const w = written[n++];
+      if (!w || w.id !== id || w.up !== m.up || w.down !== m.down || w.family !== m.family || w.carrier !== m.carrier) return true;
+    }
+    return n !== written.length;
+  };
   /** The up links' MTUs to the data path (the inner MTU and MSS clamp follow them). */
   const syncMtus = () => {
+    if (!mtusChanged()) return;
     const links = [...peerMtus].filter(([id]) => t.usable(id)).map(([id, m]) => ({ id, ...m }));
-    const key = JSON.stringify(links);
-    if (key === written) return;
     const w = port.setLinkMtus(links);
     if (w.isErr()) log('path MTU write failed', { error: w.error });
-    else written = key;
+    else written = links;
   };
+  /** Feedback from the LP showing our packets arriving: feedback every interval from now on
+   * (set once the loop's timer exists). */
+  let poke = () => {};
   const socks: Socket[] = [];
   for (const [type, addr] of [
     ['udp4', '0.0.0.0'],
@@ -608,7 +669,10 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
         return;
       }
       const p = takeControl(msg, type, auth, cc, t);
-      if (!p) return;
+      if (!p) {
+        if (type === MP_T_FEEDBACK) poke();
+        return;
+      }
       // only replies to our own requests come here (the data path answers the LP's)
       if (!p.reply || !seen.has(p.linkId)) {
         t.bad++;
@@ -653,7 +717,10 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
     }
     if (t.admin.has(p.linkId) && !seen.has(p.linkId)) t.setAdmin(p.linkId, true); // taken down before it was learned
     peerAdminFromProbe(t, p, log);
-    seen.add(p.linkId);
+    if (!seen.has(p.linkId)) {
+      seen.add(p.linkId);
+      seenIds.push(p.linkId);
+    }
     cc.addLink(p.linkId, { rateBps: Number(p.rateBps), owdUs: p.owdUs });
     endpoints.set(p.linkId, { address: from.address, port: from.port, sock: from.family === 6 ? socks[1]! : socks[0]! });
     lastRequestMs.set(p.linkId, nowMs());
@@ -695,13 +762,8 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
       if (signed) ep.sock.send(signed, ep.port, ep.address, (e) => void (e ? undefined : t.sent.set(id, (t.sent.get(id) ?? 0) + 1)));
     }
   };
-  const timer = setInterval(() => {
-    requestSilent();
-    t.evaluate();
-    syncMtus();
-  }, params.intervalMs);
   let polling = false;
-  const icmpTimer = setInterval(() => {
+  const pollIcmp = () => {
     if (polling) return;
     polling = true;
     void Promise.all(
@@ -711,16 +773,44 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
         else icmpMtus.delete(id);
       }),
     ).finally(() => (polling = false));
-  }, ICMP_POLL_MS);
-  const fbTimer = setInterval(() => {
-    takeRequests(); // every 20 ms: a metered link's allowance caps us within a feedback interval
+  };
+  const feedbackTick = () => {
+    takeRequests(); // every 20 ms while busy: a metered link's allowance caps us within a feedback interval
     cc.tick();
-    for (const fb of cc.buildFeedback([...seen], (id) => t.usable(id) && endpoints.has(id))) {
+    for (const fb of cc.buildFeedback(seenIds, (id) => t.usable(id) && endpoints.has(id))) {
       const ep = endpoints.get(fb.linkId);
       const signed = ep ? auth.sign(fb.packet) : null;
       if (signed && ep) ep.sock.send(signed, ep.port, ep.address, (e) => void (e ? undefined : cc.sent()));
     }
-  }, FEEDBACK_INTERVAL_MS);
+  };
+  // one timer for all of it (wake.ts): the LP's requests taken, liveness and our own requests
+  // every probe interval, feedback every 20 ms while packets move and with the probes while
+  // none do, the kernel's path MTUs every ICMP_POLL_MS
+  const cadence = new Cadence(params.intervalMs, FEEDBACK_INTERVAL_MS);
+  let nextIcmp = -Infinity;
+  const wake = new Wake(() => {
+    const at = performance.now();
+    const probe = cadence.probeDue(at);
+    if (cadence.feedbackDue(at)) {
+      feedbackTick();
+      cadence.fed(at, cc.busy());
+    } else if (probe) takeRequests(); // what arrived counts before liveness is judged
+    if (probe) {
+      requestSilent();
+      t.evaluate();
+      syncMtus();
+    }
+    if (nextIcmp === -Infinity) nextIcmp = at + ICMP_POLL_MS; // in phase with the probes
+    else if (at + 2 >= nextIcmp) {
+      nextIcmp = Math.max(nextIcmp + ICMP_POLL_MS, at + 1);
+      pollIcmp();
+    }
+    return Math.min(cadence.next(), nextIcmp);
+  });
+  poke = () => {
+    if (cc.busy()) wake.soon(cadence.hurry(performance.now()));
+  };
+  wake.start();
   const status = () =>
     t.status(cc)
       .filter((s) => seen.has(s.id))
@@ -728,5 +818,5 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
         const m = peerMtus.get(s.id);
         return m ? { ...s, pmtu: { peerUp: m.up, peerDown: m.down } } : s;
       });
-  return ok(runtimeOf(t, cc, auth, status, [timer, fbTimer, icmpTimer], socks));
+  return ok(runtimeOf(t, cc, auth, status, wake, socks));
 }

@@ -16,7 +16,7 @@ import { nextHoldMs } from './fast-down.js';
 import { answer, decodeProbe, encodeProbe, PROBE_LEN, udpOverhead, type Probe } from './probe.js';
 import { PmtuProber, type PmtuStatus } from './pmtu.js';
 import { setPmtuProbe } from '../native/libmpctl.js';
-import { decodeHdr, MP_CARRIER_IP, MP_CARRIER_UDP, MP_HDR_LEN, MP_MAX_LINKS, MP_T_COOKIE, MP_T_FEEDBACK, MP_T_HS_INIT, MP_T_HS_RESP, MP_T_PROBE, type MpPeerProbe } from '../datapath/abi.js';
+import { decodeHdr, MP_CARRIER_IP, MP_ALIVE_NS, MP_CARRIER_UDP, MP_HDR_LEN, MP_MAX_LINKS, MP_T_COOKIE, MP_T_FEEDBACK, MP_T_HS_INIT, MP_T_HS_RESP, MP_T_PROBE, type MpPeerProbe } from '../datapath/abi.js';
 import { CcLoop, FEEDBACK_INTERVAL_MS, type CcCounters, type CcDatapath, type CcStatus } from '../cc/loop.js';
 import type { StaticKeys } from '../security/keys.js';
 import { INSECURE_WARNING, PortalAuth } from '../security/auth.js';
@@ -39,9 +39,9 @@ export interface LinkStatePort extends CcDatapath {
     from: { address: string; port: number },
     est: { rateBps: bigint; owdUs: number; metric: number; carrier: number; budgetBytes?: bigint; peerEstimate?: boolean; mtu?: number },
   ): Result<void, MpError>;
-  /** the congestion controller's rate and delay for our sending direction on link `linkId`, and
-   * whether pure ACKs avoid it (read-modify-write: ifindex, state and the rest stay) */
-  setEstimate(linkId: number, rateBps: bigint, owdUs: number, noAcks: boolean, fec?: boolean): Result<void, MpError>;
+  /** the heartbeat the data path holds its links' rates without (mp_config.alive_ns, bpf/mp.h
+   * MP_ALIVE_NS): written every probe interval */
+  alive(): Result<void, MpError>;
   /** the last probe request the data path verified and answered on each link id (bpf/probe.h,
    * mp_peer_probe, read as memory); null: none. The array may be reused by the next call. */
   peerProbes(): Result<readonly (MpPeerProbe | null)[], MpError>;
@@ -449,6 +449,7 @@ export async function startLocal(
     };
   };
   let seq = 0;
+  const heartbeat = aliveWriter(port, log, nowMs);
   const tick = () => {
     initiator?.tick();
     seq++;
@@ -508,6 +509,7 @@ export async function startLocal(
   const pmtuTimer = setInterval(pmtuTick, 50);
   const ids = cfg.links.map((l) => l.id);
   const fbTimer = setInterval(() => {
+    heartbeat();
     cc.tick();
     for (const fb of cc.buildFeedback(ids, (id) => t.usable(id))) {
       const s = socks.find((x) => x.id === fb.linkId);
@@ -527,6 +529,23 @@ export async function startLocal(
   };
   const status = () => t.status(cc).map((s) => ({ ...s, pmtu: pmtu.status(s.id) ?? undefined }));
   return ok(runtimeOf(t, cc, auth, status, [timer, fbTimer, saveTimer, pmtuTimer], socks.map((x) => x.sock), lastWords));
+}
+
+/** The heartbeat (port.alive, mp_config.alive_ns), called on the feedback timer and written at
+ * most every ALIVE_EVERY_MS: while it is fresh the data path plans links at the controllers'
+ * live rates; once it is older than MP_ALIVE_NS (this process is gone) at their held rates
+ * (bpf/schedule.h). A failed write is said once. */
+const ALIVE_EVERY_MS = MP_ALIVE_NS / 1e6 / 5;
+function aliveWriter(port: LinkStatePort, log: Log, nowMs: () => number): () => void {
+  let failed = false;
+  let last = -Infinity;
+  return () => {
+    if (nowMs() - last < ALIVE_EVERY_MS) return;
+    last = nowMs();
+    const w = port.alive();
+    if (w.isErr() && !failed) log('heartbeat write failed (the data path will hold its rates)', { error: w.error });
+    failed = w.isErr();
+  };
 }
 
 /** LP: budget usage across restarts (budget-store.ts): what `up` starts from, and a save that
@@ -693,6 +712,7 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
       if (signed) ep.sock.send(signed, ep.port, ep.address, (e) => void (e ? undefined : t.sent.set(id, (t.sent.get(id) ?? 0) + 1)));
     }
   };
+  const heartbeat = aliveWriter(port, log, nowMs);
   const timer = setInterval(() => {
     requestSilent();
     t.evaluate();
@@ -711,6 +731,7 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
     ).finally(() => (polling = false));
   }, ICMP_POLL_MS);
   const fbTimer = setInterval(() => {
+    heartbeat();
     takeRequests(); // every 20 ms: a metered link's allowance caps us within a feedback interval
     cc.tick();
     for (const fb of cc.buildFeedback([...seen], (id) => t.usable(id) && endpoints.has(id))) {

@@ -617,6 +617,8 @@ int encap(struct __sk_buff *skb)
 	if (!mp_schedule(skb->len - ETH_HLEN, !(cfg->flags & MP_CFG_ACKS_EARLIEST) && pure_ack(skb, &p), now, &pk)) {
 		if (!pk.too_big) /* fits no usable link (pmtu.h): answered at the largest one's MTU */
 			return mp_drop(MP_DROP_NO_LINK);
+		if (pk.too_big == MP_PICK_HELD)
+			return mp_drop(MP_DROP_HOLD_QUEUE);
 		return back ? mp_drop(MP_DROP_LOOP) : too_big(skb, cfg, &p, pk.too_big);
 	}
 	l = bpf_map_lookup_elem(&mp_links, &pk.id);

@@ -144,6 +144,14 @@ struct mp_addr {
 };
 
 /* mp_config[0]: the portal's settings, written by userland before attaching. */
+/* The data path outlives its control plane (README, of that name): a heartbeat older than this
+ * (mp_config.alive_ns) means the control plane is gone, and a held link's modelled queue stays
+ * under MP_HOLD_QUEUE_NS: the scheduler, not the link, is then the bottleneck, so a link whose
+ * held rate is a little off is not overfilled (its real queue would delay its packets behind
+ * the other links' and drop them). */
+#define MP_ALIVE_NS 500000000
+#define MP_HOLD_QUEUE_NS 100000000
+
 struct mp_config {
 	__u32 role;        /* enum mp_role */
 	__u32 flags;       /* enum mp_cfg_flags */
@@ -164,6 +172,11 @@ struct mp_config {
 	 * an inner packet of a family no link has (ttl.h): LP an address of lan, RP of wan. */
 	struct mp_addr own_v4;
 	struct mp_addr own_v6;
+	/* The control plane's heartbeat: bpf_ktime_get_ns() (CLOCK_MONOTONIC) when it last wrote
+	 * it, every probe interval. Older than MP_ALIVE_NS: the estimates in mp_links are frozen
+	 * at whatever the controllers last wrote (a probing gain, a drain), so the scheduler uses
+	 * each link's hold_kbps instead (schedule.h). 0: never written (no heartbeat: live). */
+	__u64 alive_ns;
 };
 
 enum mp_link_state {
@@ -190,6 +203,12 @@ enum mp_link_flags {
 	 * followed by an MP_T_FEC parity on the same link, from which the receiver rebuilds one lost
 	 * packet of the group. Set by userland on links that lose packets at random (cc/loop.ts). */
 	MP_LINK_F_FEC = 1 << 1,
+	/* Held (README "The data path outlives its control plane"): the controller has no live
+	 * feedback for this link (the peer's control plane is gone), so its rate is not a live
+	 * estimate: the scheduler plans the link at hold_kbps and keeps its modelled queue under
+	 * MP_HOLD_QUEUE_NS (schedule.h). The same applies to every link with a hold_kbps while
+	 * this portal's own control plane is gone (mp_config.alive_ns). */
+	MP_LINK_F_HELD = 1 << 2,
 };
 
 struct mp_link {
@@ -205,7 +224,9 @@ struct mp_link {
 	struct mp_addr nexthop; /* gateway for bpf_redirect_neigh (family 0: on-link / FIB) */
 	__be16 local_port_be;   /* outer UDP source port */
 	__u16 pad2;
-	__u32 pad3;
+	__u32 hold_kbps;    /* what the scheduler plans the link at while held (MP_LINK_F_HELD, or
+			     * the control plane gone): a margin under the controller's bandwidth
+			     * estimate, kbit/s (0: no estimate: rate_bps as it is, no queue limit) */
 	__u64 budget_bytes; /* metered link: the scheduler sends nothing more once
 			     * mp_sched.sent_bytes[id] reaches this (0 = no budget). Userland
 			     * raises it at each budget period (cc/budget.ts). */
@@ -444,7 +465,9 @@ enum mp_drop_reason {
 	MP_DROP_FEC_SPARE = 24,    /* a parity not used: its group lost nothing, or more than one packet,
 				    * or the receiver did not see the group (bpf/fec.h) */
 	MP_DROP_FEC_BAD = 25,      /* a parity that is malformed, or rebuilds no valid inner packet */
-	MP_DROP_MAX = 26,
+	MP_DROP_HOLD_QUEUE = 26,   /* the link the packet would take is held (no live estimate) and
+				    * its modelled queue is over MP_HOLD_QUEUE_NS (schedule.h) */
+	MP_DROP_MAX = 27,
 };
 
 /* ---- loss recovery: XOR forward error correction (README "Loss recovery", bpf/fec.h) -------------

@@ -36,6 +36,16 @@
  * to a 30 Mbit/4 ms one, every round trip carried the slow link's delay and loss); config
  * `ack_path = "earliest"` (MP_CFG_ACKS_EARLIEST) turns the slowest-link rule off.
  *
+ * Held links (README "The data path outlives its control plane"): rate_bps is the controller's
+ * pacing rate of the moment (a probing gain, a drain), live only while the controller runs on
+ * feedback. A link flagged MP_LINK_F_HELD (no feedback: the peer's control plane is gone), or
+ * any link while our own control plane's heartbeat is older than MP_ALIVE_NS, is planned at
+ * hold_kbps instead (the controller's bandwidth estimate less a margin), and a packet whose
+ * link would then have more than MP_HOLD_QUEUE_NS of modelled queue is dropped
+ * (MP_DROP_HOLD_QUEUE): the flow's bottleneck is then the scheduler at the held rates, not the
+ * links, so a link whose real rate is a little under its held rate is not overfilled. Without
+ * that limit one frozen link ran its 60 ms queue full and the flow fell to 76 % (lab, 2×20).
+ *
  * Userland writes mp_links (rate, delay, state) concurrently; they are read before taking the
  * lock, because no helper may be called while holding a bpf_spin_lock. Under the lock we only
  * compare and advance busy_until and take the sequence numbers.
@@ -54,8 +64,34 @@ struct pick {
 	__u32 id;       /* link id */
 	__u32 seq;      /* per-direction sequence number */
 	__u32 link_seq; /* per-link sequence number */
-	__u32 too_big;  /* no pick: the largest inner packet a usable link carries (0: none usable) */
+	__u32 too_big;  /* no pick: the largest inner packet a usable link carries (0: none usable,
+			 * MP_PICK_HELD: the link it would take is held and its queue full) */
 };
+
+#define MP_PICK_HELD 0xffffffffU
+
+/* Our control plane's heartbeat is older than MP_ALIVE_NS (0: never written: live). */
+static __always_inline bool control_plane_gone(__u64 now)
+{
+	__u32 zero = 0;
+	const struct mp_config *c = bpf_map_lookup_elem(&mp_config, &zero);
+
+	return c && c->alive_ns && now > c->alive_ns + MP_ALIVE_NS;
+}
+
+/* Is link l held (see the header)? gone: control_plane_gone(). */
+static __always_inline bool link_held(const struct mp_link *l, bool gone)
+{
+	return l->hold_kbps && (gone || (l->flags & MP_LINK_F_HELD));
+}
+
+/* The rate the scheduler plans link l at, bits per second. */
+static __always_inline __u64 link_rate(const struct mp_link *l, bool gone)
+{
+	if (link_held(l, gone))
+		return (__u64)l->hold_kbps * 1000;
+	return l->rate_bps ? l->rate_bps : MP_DEFAULT_RATE_BPS;
+}
 
 /* Bytes the link adds in front of the inner packet: outer IP, UDP (udp carrier), mp_hdr. */
 static __always_inline __u32 outer_overhead(const struct mp_link *l)
@@ -82,6 +118,8 @@ struct sched_scan {
 	__u8 overhead[MP_MAX_LINKS];    /* outer header bytes the link adds */
 	__u8 no_acks[MP_MAX_LINKS];     /* metered or MP_LINK_F_NO_ACKS: pure ACKs avoid it */
 	__u32 fit_max;                  /* largest inner packet a usable link carries (pmtu.h) */
+	__u32 held;                     /* links (bits) planned at their hold rate */
+	__u32 gone;                     /* control_plane_gone() */
 };
 
 #define SCHED_UNUSABLE 0xffff
@@ -105,7 +143,9 @@ static long sched_scan_link(__u64 index, void *ctx)
 		return 0; /* spent: as if down */
 	if (!pmtu_fits(l, sc->wire_len, outer_overhead(l), &sc->fit_max))
 		return 0; /* too big for this link: as if down for this packet */
-	rate = l->rate_bps ? l->rate_bps : MP_DEFAULT_RATE_BPS;
+	rate = link_rate(l, sc->gone);
+	if (link_held(l, sc->gone))
+		sc->held |= 1U << id;
 	tx = (__u64)(sc->wire_len + outer_overhead(l)) * 8000000000ULL / rate;
 	sc->metric[id] = l->metric;
 	sc->id[id] = id;
@@ -152,7 +192,7 @@ static __always_inline __u64 ack_arrival_limit(const struct sched_scan *sc, __u6
  * payload, see the header). false: no link usable, or (out->too_big != 0) none the packet fits. */
 static __always_inline bool schedule(__u32 inner_len, bool pure_ack, __u64 now, struct pick *out)
 {
-	struct sched_scan sc = { .wire_len = inner_len, .tier = SCHED_UNUSABLE };
+	struct sched_scan sc = { .wire_len = inner_len, .tier = SCHED_UNUSABLE, .gone = control_plane_gone(now) };
 	__u64 best_arrival = ~0ULL, best_start = 0, best_tx = 0;
 	__u64 ack_limit, ack_arrival = 0, ack_start = 0, ack_tx = 0;
 	__u32 zero = 0, best = 0, ack = 0, id;
@@ -204,6 +244,11 @@ static __always_inline bool schedule(__u32 inner_len, bool pure_ack, __u64 now, 
 		best_tx = ack_tx;
 	}
 	best &= MP_MAX_LINKS - 1;
+	if ((sc.held & (1U << best)) && best_start > now + MP_HOLD_QUEUE_NS) {
+		bpf_spin_unlock(&s->lock);
+		out->too_big = MP_PICK_HELD;
+		return false;
+	}
 	s->busy_until_ns[best] = best_start + best_tx;
 	s->sent_bytes[best] += sc.wire_len + sc.overhead[best];
 	out->seq = ++s->seq;
@@ -223,6 +268,7 @@ struct copy_scan {
 	__u32 wire_len;
 	__u32 best;   /* the link schedule() picked */
 	__u32 copies; /* links chosen (bits) */
+	__u32 gone;   /* control_plane_gone() */
 };
 
 /* bpf_loop callback, one link of a round: is link `index` usable (any tier; up, endpoint known,
@@ -246,7 +292,7 @@ static long sched_copy_try(__u64 index, void *ctx)
 	if (!pmtu_fits(l, cs->wire_len, outer_overhead(l), &fit))
 		return 0;
 	busy = s->busy_until_ns[id];
-	rate = l->rate_bps ? l->rate_bps : MP_DEFAULT_RATE_BPS;
+	rate = link_rate(l, cs->gone);
 	arrival = (busy > cs->now ? busy : cs->now) + l->owd_us * 1000ULL +
 		  (__u64)(cs->wire_len + outer_overhead(l)) * 8000000000ULL / rate;
 	if (arrival < cs->min) {
@@ -274,7 +320,7 @@ static long sched_copy_link(__u64 index, void *ctx)
  * link best: the next earliest arrivals, `more` of them at most. */
 static __always_inline __u32 schedule_copies(__u32 inner_len, __u32 best, __u32 more, __u64 now)
 {
-	struct copy_scan cs = { .now = now, .wire_len = inner_len, .best = best };
+	struct copy_scan cs = { .now = now, .wire_len = inner_len, .best = best, .gone = control_plane_gone(now) };
 
 	bpf_loop(more < MP_MAX_LINKS ? more : MP_MAX_LINKS - 1, sched_copy_link, &cs, 0);
 	return cs.copies;
@@ -299,7 +345,7 @@ static __always_inline bool schedule_on(__u32 id, __u32 inner_len, __u64 now, st
 	if (!pmtu_fits(l, inner_len, outer_overhead(l), &fit))
 		return false;
 	wire = inner_len + outer_overhead(l);
-	rate = l->rate_bps ? l->rate_bps : MP_DEFAULT_RATE_BPS;
+	rate = link_rate(l, control_plane_gone(now));
 	tx = (__u64)wire * 8000000000ULL / rate;
 	bpf_spin_lock(&s->lock);
 	start = s->busy_until_ns[key] > now ? s->busy_until_ns[key] : now;

@@ -51,6 +51,7 @@ import {
   type MpEndpoint,
   type MpLink,
   type StructLayout,
+  MP_CONFIG_SIZE,
 } from '../src/datapath/abi.js';
 import { MAX_LINKS, MAX_RESERVED_PORTS } from '../src/config/parse.js';
 import { MAX_LINKS as LAB_MAX_LINKS } from '../src/lab/topology.js';
@@ -262,9 +263,11 @@ describe('encoders and decoders', () => {
       loopMark: 0x6d700100,
       ownV4: { family: 4, prefixLen: 32, addr: '198.51.100.2' },
       ownV6: { family: 6, prefixLen: 128, addr: '2001:db8:100::2' },
+      aliveNs: 123_456_789_012n,
     };
     const b = encodeConfig(c);
-    assert.equal(b.length, 132);
+    assert.equal(b.length, 144);
+    assert.equal(b.readBigUInt64LE(136), 123_456_789_012n, 'alive_ns after own_v6 (8-aligned)');
     assert.deepEqual(b.subarray(112, 116), Buffer.from([6, 128, 0, 0]), 'own_v6 family, prefix');
     assert.equal(b.readUInt32LE(88), 0x6d700100, 'loop_mark host-endian (as skb->mark)');
     assert.deepEqual(b.subarray(16, 18), Buffer.from([0x15, 0xb3]), 'port_be big-endian');
@@ -273,7 +276,7 @@ describe('encoders and decoders', () => {
   });
 
   it('unset addresses are family 0 both ways; a family that does not match is refused', () => {
-    const c = decodeConfig(Buffer.alloc(132));
+    const c = decodeConfig(Buffer.alloc(MP_CONFIG_SIZE));
     assert.deepEqual([c.clientV4, c.clientV6, c.ownV4, c.ownV6], [NO_ADDR, NO_ADDR, NO_ADDR, NO_ADDR]);
     assert.throws(() => encodeEndpoint({ addr: { family: 4, prefixLen: 32, addr: '2001:db8::1' }, port: 1, valid: true, updatedNs: 0n }), /not IPv4/);
   });
@@ -291,9 +294,11 @@ describe('encoders and decoders', () => {
       local: { family: 6, prefixLen: 128, addr: '2001:db8::1' },
       nexthop: NO_ADDR,
       localPort: 40001,
+      holdKbps: 19_000,
       budgetBytes: 5_000_000_000n,
     };
     const b = encodeLink(l);
+    assert.equal(b.readUInt32LE(68), 19_000, 'hold_kbps');
     assert.equal(b.length, 80);
     assert.equal(b.readUInt8(44), 0, 'nexthop family 0');
     assert.deepEqual(decodeLink(b), l);

@@ -10,7 +10,7 @@ import type { LinkCounters } from '../src/cc/budget.js';
 import { decodeFeedbackPacket, encodeFeedbackPacket, type LinkFeedback } from '../src/cc/feedback.js';
 import { MP_MAX_LINKS, type MpRx, type MpSched } from '../src/datapath/abi.js';
 import { BudgetKeeper, controlWireBytes } from '../src/cc/budget-loop.js';
-import { BUSY_HOLD_MS, CcLoop, FEEDBACK_INTERVAL_MS, monoUs, type CcDatapath } from '../src/cc/loop.js';
+import { BUSY_HOLD_MS, CcLoop, FEEDBACK_INTERVAL_MS, HOLD_SHARE, monoUs, type CcDatapath, type Hold } from '../src/cc/loop.js';
 
 /** A data path in memory: counters and mp_sched set by the test, writes recorded. */
 function fakeDp() {
@@ -21,14 +21,14 @@ function fakeDp() {
     linkSeq: Array(MP_MAX_LINKS).fill(0),
     sentBytes: Array(MP_MAX_LINKS).fill(0n),
   };
-  const estimates: { id: number; rateBps: bigint; owdUs: number; noAcks?: boolean }[] = [];
+  const estimates: { id: number; rateBps: bigint; owdUs: number; noAcks?: boolean; hold?: Hold }[] = [];
   const budgets: { id: number; bytes: bigint }[] = [];
   const dp: CcDatapath = {
     readRx: () => ok(null as MpRx | null),
     txBytes: (id) => ok(counters.get(id)?.txBytes ?? 0n),
     owdUs: () => ok(10_000),
-    setEstimate: (id, rateBps, owdUs, noAcks) => {
-      estimates.push({ id, rateBps, owdUs, ...(noAcks ? { noAcks } : {}) });
+    setEstimate: (id, rateBps, owdUs, noAcks, _fec, hold) => {
+      estimates.push({ id, rateBps, owdUs, ...(noAcks ? { noAcks } : {}), ...(hold ? { hold } : {}) });
       return ok(undefined);
     },
     sched: () => ok(sched),
@@ -139,6 +139,49 @@ describe('congestion-control loop', () => {
       assert.equal(f.estimates.length > 0, adaptive, `adaptive ${adaptive}: ${f.estimates.length} writes`);
       assert.equal(loop.status(0)?.feedback, 3, 'the controller runs either way (status shows it)');
     }
+  });
+
+  it('writes a hold rate under the bandwidth estimate; a link without feedback is held, and released when feedback returns', () => {
+    // README "The data path outlives its control plane": the data path plans a held link at
+    // hold_kbps (bpf/schedule.h), not at the pacing rate of the moment (a probing gain, a drain)
+    const f = fakeDp();
+    let nowUs = monoUs();
+    const loop = new CcLoop(f.dp, noLog, { clock: () => nowUs });
+    loop.addLink(0, { rateBps: 20e6, owdUs: 10_000 });
+    let seq = 0;
+    const feed = (n: number) => {
+      for (let i = 0; i < n; i++) {
+        nowUs += 20_000;
+        loop.tick();
+        seq++;
+        loop.onFeedbackPacket(encodeFeedbackPacket({ seq, records: [record({ maxLinkSeq: 100 + 34 * seq })] }, 0, 0));
+      }
+    };
+    feed(50); // 50 kB per 20 ms: 20 Mbit/s delivered
+    const live = f.estimates.at(-1)!;
+    const bw = loop.status(0)!.bwBps;
+    assert.ok(bw > 15e6, `bandwidth estimate ${bw}`);
+    assert.deepEqual(live.hold, { kbps: (bw * HOLD_SHARE) / 1000, held: false }, 'live: a hold rate, not held');
+    // the peer's control plane is gone: no feedback; once the estimate is stale the link is held
+    const before = f.estimates.length;
+    for (let i = 0; i < 20; i++) {
+      nowUs += 20_000;
+      loop.tick();
+    }
+    assert.equal(loop.status(0)!.stale, true);
+    assert.equal(f.estimates.length, before + 1, 'one write when the link goes stale');
+    assert.equal(f.estimates.at(-1)!.hold?.held, true, 'held');
+    feed(1);
+    assert.equal(f.estimates.at(-1)!.hold?.held, false, 'released by the next feedback');
+    // before any feedback there is no estimate to hold
+    const g = fakeDp();
+    const fresh = new CcLoop(g.dp, noLog, { clock: () => nowUs });
+    fresh.addLink(0, { rateBps: 20e6, owdUs: 10_000 });
+    for (let i = 0; i < 20; i++) {
+      nowUs += 20_000;
+      fresh.tick();
+    }
+    assert.ok(g.estimates.every((e) => !e.hold || e.hold.kbps === 0), JSON.stringify(g.estimates.map((e) => e.hold)));
   });
 
   it('tells the controller the backlog the scheduler planned: a planned queue is not congestion', () => {

@@ -35,6 +35,12 @@ class FakePort implements LinkStatePort {
   setEstimate() {
     return ok(undefined);
   }
+  /** heartbeats written (mp_config.alive_ns) */
+  alives = 0;
+  alive() {
+    this.alives++;
+    return ok(undefined);
+  }
   setLinkMtus() {
     return ok(undefined);
   }

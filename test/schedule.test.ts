@@ -18,6 +18,9 @@ import {
   MP_CFG_ACKS_EARLIEST,
   MP_CFG_NO_AUTH,
   MP_LINK_DOWN,
+  MP_ALIVE_NS,
+  MP_HOLD_QUEUE_NS,
+  MP_LINK_F_HELD,
   MP_LINK_F_NO_ACKS,
   MP_LINK_UP,
   MP_ROLE_LOCAL,
@@ -47,8 +50,9 @@ after(() => {
   if (obj) bpfClose(obj.handle);
 });
 
-/** Unauthenticated LP (MP_CFG_NO_AUTH: no key needed) with no links. */
-function reset(extraFlags = 0): void {
+/** Unauthenticated LP (MP_CFG_NO_AUTH: no key needed) with no links; aliveNs: the control
+ * plane's heartbeat (mp_config.alive_ns; 0: never written). */
+function reset(extraFlags = 0, aliveNs = 0n): void {
   obj.zero();
   obj.put(
     'config',
@@ -68,11 +72,12 @@ function reset(extraFlags = 0): void {
       reservedPorts: [],
       loopIfindex: 0,
       loopMark: 0,
+      aliveNs,
     }),
   );
 }
 
-function setLink(id: number, o: { metric?: number; state?: number; rateBps?: bigint; owdUs?: number; budgetBytes?: bigint; flags?: number } = {}): void {
+function setLink(id: number, o: { metric?: number; state?: number; rateBps?: bigint; owdUs?: number; budgetBytes?: bigint; flags?: number; holdKbps?: number } = {}): void {
   obj.put(
     'links',
     id,
@@ -89,6 +94,7 @@ function setLink(id: number, o: { metric?: number; state?: number; rateBps?: big
       nexthop: NO_ADDR,
       localPort: 40000 + id,
       budgetBytes: o.budgetBytes ?? 0n,
+      holdKbps: o.holdKbps ?? 0,
     }),
   );
   obj.put('endpoints', id, encodeEndpoint({ addr: hostAddr(RP), port: RP_PORT, valid: true, updatedNs: 0n }));
@@ -252,5 +258,57 @@ describe('scheduler: pure TCP ACKs take the slowest link', () => {
     for (const id of [0, 1]) setLink(id, { rateBps: 1_000_000n, owdUs: 10_000, flags: MP_LINK_F_NO_ACKS });
     const all = send(40, pureAck);
     assert.ok(on(all, 0) > 10 && on(all, 1) > 10, all.join(' '));
+  });
+});
+
+// README "The data path outlives its control plane": a held link is planned at hold_kbps, not at
+// the pacing rate of the moment, and its modelled queue stays under MP_HOLD_QUEUE_NS.
+describe('scheduler: held links', () => {
+  // two 10 Mbit/s links whose held rates are 10 and 2.5 Mbit/s: held, link 1 takes a fifth
+  const two = (flags1: number) => {
+    setLink(0, { holdKbps: 10_000 });
+    setLink(1, { holdKbps: 2_500, flags: flags1 });
+  };
+
+  it('a link flagged HELD is planned at its hold rate; unflagged, at its live rate', () => {
+    reset();
+    two(0);
+    const live = send(40);
+    assert.ok(on(live, 1) >= 18 && on(live, 1) <= 22, `live: ${on(live, 1)} of 40 on link 1`);
+    reset();
+    two(MP_LINK_F_HELD);
+    const held = send(40);
+    assert.ok(on(held, 1) >= 6 && on(held, 1) <= 10, `held: ${on(held, 1)} of 40 on link 1`);
+    assert.equal(on(held, -1), 0, 'nothing dropped under the queue limit');
+  });
+
+  it("with the control plane's heartbeat older than MP_ALIVE_NS every link with a hold rate is held; fresh or never written, none", () => {
+    const now = process.hrtime.bigint(); // CLOCK_MONOTONIC, as bpf_ktime_get_ns
+    for (const [alive, held] of [
+      [now - BigInt(MP_ALIVE_NS) - 100_000_000n, true],
+      [now, false],
+      [0n, false],
+    ] as const) {
+      reset(0, alive);
+      two(0);
+      const used = send(40);
+      const n = on(used, 1);
+      assert.ok(held ? n >= 6 && n <= 10 : n >= 18 && n <= 22, `heartbeat ${alive}: ${n} of 40 on link 1`);
+    }
+  });
+
+  it('a held link takes no packet past MP_HOLD_QUEUE_NS of modelled queue: dropped as hold_queue; a link without a hold rate is never limited', () => {
+    // 1 Mbit/s: a 1092 B packet is 8.7 ms of queue, so about 50 ms / 8.7 ms of them fit
+    const fit = Math.floor(MP_HOLD_QUEUE_NS / ((OUTER * 8e9) / 1e6)) + 1;
+    reset();
+    setLink(0, { holdKbps: 1_000, flags: MP_LINK_F_HELD });
+    const before = obj.drops().hold_queue;
+    const used = send(12);
+    const sent = on(used, 0);
+    assert.ok(sent >= fit && sent <= fit + 1, `${sent} sent, ${fit} fit`);
+    assert.equal(obj.drops().hold_queue - before, BigInt(12 - sent), 'every other packet counted as hold_queue');
+    reset();
+    setLink(0, { rateBps: 1_000_000n, flags: MP_LINK_F_HELD }); // held, but no hold rate: live
+    assert.equal(on(send(12), 0), 12);
   });
 });

@@ -2,8 +2,10 @@
 // SIGKILL in the middle of a TCP flow, and the flow goes on at >= 90 % of its rate for 60 s.
 // The dead portal's data path keeps forwarding with the estimates it had, and answers the peer's
 // probe requests itself (bpf/probe.h), so the survivor keeps the links up; the RP asks on its own
-// (runtime.ts startRemote) when the LP's requests stop. The survivor's congestion controller,
-// without feedback, keeps the last rates (cc/controller.ts onSilence: stale, not lowered).
+// (runtime.ts startRemote) when the LP's requests stop. Both sides then plan the links at their
+// hold rates (98 % of the bandwidth estimate; bpf/schedule.h "Held links"): the survivor's
+// controller, without feedback, flags its links held (stale, not lowered), the dead side's data
+// path sees its heartbeat stop.
 //
 //   client ── lp ═╦═ isp1 (20 Mbit/s, 10 ms) ═╦═ inet ── rp ── srv ── server
 //                 ╚═ isp2 (20 Mbit/s, 15 ms) ═╝

@@ -15,6 +15,7 @@ import { packagePath } from '../paths.js';
 import { CLAMP_FLOOR, innerMtu as innerMtuOf, overhead, tunnelMtus } from '../plan/mtu.js';
 import { loopDevices } from '../plan/plan.js';
 import type { LinkStatePort } from '../run/runtime.js';
+import { NO_HOLD } from '../cc/loop.js';
 import { mapKeysPort, type KeysPort } from '../security/keys-port.js';
 
 /** Reads of mp_rx, mp_link_stats and mp_sched within this long share one copy of each (the
@@ -351,22 +352,26 @@ export async function openDatapath(
         written.delete(id);
         return write(maps.value.endpoints, id, abi.encodeEndpoint({ addr: addr(from.address.replace(/^::ffff:/, '')), port: from.port, valid: true, updatedNs: 0n }));
       },
-      setEstimate: (id, rateBps, owdUs, noAcks, fec = false) => {
+      setEstimate: (id, rateBps, owdUs, noAcks, fec = false, hold = NO_HOLD) => {
         // what this process last wrote: an unchanged estimate costs no map read (only learn
         // below writes rate and delay besides this)
         const owd = Math.max(0, Math.min(owdUs, 0xffff_ffff));
-        const key = `${rateBps}/${owd}/${noAcks ? 1 : 0}/${fec ? 1 : 0}`;
+        const holdKbps = Math.max(0, Math.min(Math.round(hold.kbps), 0xffff_ffff));
+        const key = `${rateBps}/${owd}/${noAcks ? 1 : 0}/${fec ? 1 : 0}/${holdKbps}/${hold.held ? 1 : 0}`;
         if (written.get(id) === key) return ok(undefined);
         const l = readLink(id);
         if (l.isErr()) return err(l.error);
         if (!l.value || l.value.ifindex === 0) return ok(undefined); // not configured / learned
         const flags =
-          ((l.value.flags ?? 0) & ~(abi.MP_LINK_F_NO_ACKS | abi.MP_LINK_F_FEC)) | (noAcks ? abi.MP_LINK_F_NO_ACKS : 0) | (fec ? abi.MP_LINK_F_FEC : 0);
-        if (l.value.rateBps === rateBps && l.value.owdUs === owd && l.value.flags === flags) {
+          ((l.value.flags ?? 0) & ~(abi.MP_LINK_F_NO_ACKS | abi.MP_LINK_F_FEC | abi.MP_LINK_F_HELD)) |
+          (noAcks ? abi.MP_LINK_F_NO_ACKS : 0) |
+          (fec ? abi.MP_LINK_F_FEC : 0) |
+          (hold.held ? abi.MP_LINK_F_HELD : 0);
+        if (l.value.rateBps === rateBps && l.value.owdUs === owd && l.value.flags === flags && l.value.holdKbps === holdKbps) {
           written.set(id, key);
           return ok(undefined);
         }
-        const w = write(maps.value.links, id, abi.encodeLink({ ...l.value, rateBps, owdUs: owd, flags }));
+        const w = write(maps.value.links, id, abi.encodeLink({ ...l.value, rateBps, owdUs: owd, flags, holdKbps }));
         if (w.isOk()) written.set(id, key);
         return w;
       },
@@ -399,6 +404,11 @@ export async function openDatapath(
         return write(maps.value.config, 0, abi.encodeConfig(config));
       },
       routeMtu: (address) => rt.routeMtu(address),
+      // the heartbeat (mp_config.alive_ns): the data path holds its links' rates without it
+      alive: () => {
+        config.aliveNs = process.hrtime.bigint();
+        return write(maps.value.config, 0, abi.encodeConfig(config));
+      },
       txBytes: (id) => stats(id).map((st) => st?.txBytes ?? 0n),
       // what setEstimate last wrote, else the map (buildFeedback asks for every link, 50 times a second)
       owdUs: (id) => {

@@ -39,8 +39,11 @@ export interface CcDatapath extends BudgetDatapath {
   txBytes(linkId: number): Result<bigint, MpError>;
   /** The link's current one-way-delay estimate in our sending direction (null: no link). */
   owdUs(linkId: number): Result<number | null, MpError>;
-  /** noAcks: pure TCP ACKs avoid the link (mp_link MP_LINK_F_NO_ACKS, cc.ackAvoid). */
-  setEstimate(linkId: number, rateBps: bigint, owdUs: number, noAcks: boolean, fec?: boolean): Result<void, MpError>;
+  /** The controller's rate and delay for our sending direction on link `linkId`
+   * (read-modify-write: ifindex, state and the rest stay). noAcks: pure TCP ACKs avoid the link
+   * (mp_link MP_LINK_F_NO_ACKS, cc.ackAvoid); fec: loss recovery (MP_LINK_F_FEC); hold: what
+   * the data path plans the link at when the estimate is not live (hold_kbps, MP_LINK_F_HELD). */
+  setEstimate(linkId: number, rateBps: bigint, owdUs: number, noAcks: boolean, fec?: boolean, hold?: Hold): Result<void, MpError>;
   /** The scheduler's state (busy_until per link); null: not there. */
   sched(): Result<MpSched | null, MpError>;
 }
@@ -84,6 +87,17 @@ export interface CcCounters {
 }
 
 type Log = (msg: string, fields?: Record<string, unknown>) => void;
+
+/** A link's held rate (mp_link.hold_kbps) and whether it is held now (MP_LINK_F_HELD). */
+export interface Hold {
+  kbps: number;
+  held: boolean;
+}
+export const NO_HOLD: Hold = { kbps: 0, held: false };
+/** A held link is planned at this share of its bandwidth estimate (README "The data path
+ * outlives its control plane"): under the link's real rate even where the estimate is a few per
+ * cent high, so the scheduler's limited queue, not the link's, is the flow's bottleneck. */
+export const HOLD_SHARE = 0.98;
 
 export const FEEDBACK_INTERVAL_MS = 20;
 /** Feedback without news, at most this often (under controller.ts staleAfterUs: an idle link's
@@ -351,8 +365,23 @@ export class CcLoop {
   tick(): void {
     const now = this.clock();
     this.sampleBacklog(now);
-    for (const [id, s] of this.states) this.states.set(id, cc.onSilence(s, now));
+    let silenced = false;
+    for (const [id, s] of this.states) {
+      const next = cc.onSilence(s, now);
+      silenced ||= next.stale && !s.stale;
+      this.states.set(id, next);
+    }
+    if (silenced) this.write(); // a link without feedback is held from now on (hold())
     this.budgets.tick();
+  }
+
+  /** Link `id`'s hold (mp_link.hold_kbps, MP_LINK_F_HELD): HOLD_SHARE of its bandwidth estimate,
+   * held while it gets no feedback (stale: the peer's control plane may be gone); none before
+   * the controller has measured the link. */
+  private hold(id: number, s: cc.State): Hold {
+    const bw = cc.bwBps(s);
+    if (!(bw > 0) || !this.fbCount.get(id)) return NO_HOLD;
+    return { kbps: (bw * HOLD_SHARE) / 1000, held: s.stale };
   }
 
   private sampleBacklog(nowUs: number): void {
@@ -397,7 +426,7 @@ export class CcLoop {
     this.fec = cc.fecLinks(this.states, this.fec);
     for (const [id, o] of cc.outputs(this.states, this.fec)) {
       if (!this.active(id)) continue; // keep the static estimate until feedback arrives
-      const w = this.dp.setEstimate(id, o.rateBps, o.owdUs, this.noAcks.has(id), this.fec.has(id));
+      const w = this.dp.setEstimate(id, o.rateBps, o.owdUs, this.noAcks.has(id), this.fec.has(id), this.hold(id, this.states.get(id)!));
       if (w.isErr()) this.fail('link estimate write failed', { link: id, error: w.error });
     }
   }

@@ -66,6 +66,13 @@ export const MP_LINK_ADMIN_DOWN = 3;
 export const MP_LINK_F_NO_ACKS = 1 << 0;
 /** Loss recovery on the link: one XOR parity per MP_FEC_K data packets (bpf/fec.h). */
 export const MP_LINK_F_FEC = 1 << 1;
+/** Held: no live feedback for the link; the scheduler plans it at hold_kbps with a limited
+ * queue (bpf/schedule.h, README "The data path outlives its control plane"). */
+export const MP_LINK_F_HELD = 1 << 2;
+/** The control plane's heartbeat (mp_config.alive_ns) is stale after this long (ns); a held
+ * link's modelled queue stays under MP_HOLD_QUEUE_NS (bpf/mp.h). */
+export const MP_ALIVE_NS = 500_000_000;
+export const MP_HOLD_QUEUE_NS = 100_000_000;
 /** Data packets per parity group (bpf/mp.h MP_FEC_K), the longest packet a group holds. */
 export const MP_FEC_K = 8;
 export const MP_FEC_MAX = 1536;
@@ -124,6 +131,7 @@ export const DROP_REASONS = [
   'duplicate',
   'fec_spare',
   'fec_bad',
+  'hold_queue',
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 /** MP_DROP_MAX: entries of the mp_drops map. */
@@ -136,7 +144,7 @@ export const ENUMS: Record<string, Record<string, number>> = {
   mp_role: { MP_ROLE_LOCAL, MP_ROLE_REMOTE },
   mp_cfg_flags: { MP_CFG_SINGLE_IF, MP_CFG_DEC_TTL, MP_CFG_LOOP_FRAG, MP_CFG_NO_AUTH, MP_CFG_ACKS_EARLIEST },
   mp_link_state: { MP_LINK_UNUSED, MP_LINK_UP, MP_LINK_DOWN, MP_LINK_ADMIN_DOWN },
-  mp_link_flags: { MP_LINK_F_NO_ACKS, MP_LINK_F_FEC },
+  mp_link_flags: { MP_LINK_F_NO_ACKS, MP_LINK_F_FEC, MP_LINK_F_HELD },
   mp_carrier: { MP_CARRIER_UDP, MP_CARRIER_IP },
   mp_hdr_flags: { MP_HDR_F_DP, MP_HDR_F_COPY, MP_HDR_F_FEC },
   mp_probe_flags: { MP_PROBE_F_BUDGET, MP_PROBE_F_ADMIN_DOWN, MP_PROBE_F_PMTU },
@@ -184,18 +192,18 @@ export const MP_PROBE = layout('mp_probe', 40, [
 /** The shortest probe message; a padded one is longer (mp.h: probe v2). */
 export const MP_PROBE_LEN = MP_HDR_LEN + MP_PROBE.size;
 // prettier-ignore
-export const MP_CONFIG = layout('mp_config', 132, [
+export const MP_CONFIG = layout('mp_config', 144, [
   ['role', 0, 4], ['flags', 4, 4], ['lan_ifindex', 8, 4], ['wan_ifindex', 12, 4],
   ['port_be', 16, 2], ['mss_v4', 18, 2], ['mss_v6', 20, 2], ['inner_mtu', 22, 2],
   ['ip_proto', 24, 1], ['pad', 25, 3], ['client_v4', 28, 20], ['client_v6', 48, 20],
   ['reserved_ports', 68, 16], ['loop_ifindex', 84, 4], ['loop_mark', 88, 4],
-  ['own_v4', 92, 20], ['own_v6', 112, 20],
+  ['own_v4', 92, 20], ['own_v6', 112, 20], ['alive_ns', 136, 8],
 ]);
 // prettier-ignore
 export const MP_LINK = layout('mp_link', 80, [
   ['ifindex', 0, 4], ['state', 4, 1], ['carrier', 5, 1], ['metric', 6, 1], ['flags', 7, 1],
   ['mtu', 8, 4], ['owd_us', 12, 4], ['rate_bps', 16, 8], ['local', 24, 20], ['nexthop', 44, 20],
-  ['local_port_be', 64, 2], ['pad2', 66, 2], ['pad3', 68, 4], ['budget_bytes', 72, 8],
+  ['local_port_be', 64, 2], ['pad2', 66, 2], ['hold_kbps', 68, 4], ['budget_bytes', 72, 8],
 ]);
 // prettier-ignore
 export const MP_ENDPOINT = layout('mp_endpoint', 32, [
@@ -406,6 +414,8 @@ export interface MpConfig {
    * (bpf/ttl.h; absent = NO_ADDR). */
   ownV4?: MpAddr;
   ownV6?: MpAddr;
+  /** The control plane's heartbeat, CLOCK_MONOTONIC ns (0 / absent: never written). */
+  aliveNs?: bigint;
 }
 
 export function encodeConfig(c: MpConfig): Buffer {
@@ -428,6 +438,7 @@ export function encodeConfig(c: MpConfig): Buffer {
   b.writeUInt32LE(c.loopMark >>> 0, f('loop_mark'));
   writeAddr(b, f('own_v4'), c.ownV4 ?? NO_ADDR);
   writeAddr(b, f('own_v6'), c.ownV6 ?? NO_ADDR);
+  b.writeBigUInt64LE(c.aliveNs ?? 0n, f('alive_ns'));
   return b;
 }
 
@@ -455,6 +466,7 @@ export function decodeConfig(b: Buffer): MpConfig {
     loopMark: b.readUInt32LE(f('loop_mark')),
     ownV4: readAddr(b, f('own_v4')),
     ownV6: readAddr(b, f('own_v6')),
+    aliveNs: b.readBigUInt64LE(f('alive_ns')),
   };
 }
 
@@ -485,6 +497,8 @@ export interface MpLink {
   localPort: number;
   /** Metered link: nothing more is scheduled once mp_sched.sent_bytes reaches it (0 / absent: no budget). */
   budgetBytes?: bigint;
+  /** The rate the scheduler uses while the link is held, kbit/s (0 / absent: none). */
+  holdKbps?: number;
 }
 
 export function encodeLink(l: MpLink): Buffer {
@@ -501,6 +515,7 @@ export function encodeLink(l: MpLink): Buffer {
   writeAddr(b, f('local'), l.local);
   writeAddr(b, f('nexthop'), l.nexthop);
   b.writeUInt16BE(l.localPort, f('local_port_be'));
+  b.writeUInt32LE(l.holdKbps ?? 0, f('hold_kbps'));
   b.writeBigUInt64LE(l.budgetBytes ?? 0n, f('budget_bytes'));
   return b;
 }
@@ -519,6 +534,7 @@ export function decodeLink(b: Buffer): MpLink {
     local: readAddr(b, f('local')),
     nexthop: readAddr(b, f('nexthop')),
     localPort: b.readUInt16BE(f('local_port_be')),
+    holdKbps: b.readUInt32LE(f('hold_kbps')),
     budgetBytes: b.readBigUInt64LE(f('budget_bytes')),
   };
 }

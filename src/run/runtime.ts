@@ -16,7 +16,7 @@ import { nextHoldMs } from './fast-down.js';
 import { answer, decodeProbe, encodeProbe, PROBE_LEN, udpOverhead, type Probe } from './probe.js';
 import { PmtuProber, type PmtuStatus } from './pmtu.js';
 import { setPmtuProbe } from '../native/libmpctl.js';
-import { decodeHdr, MP_CARRIER_IP, MP_CARRIER_UDP, MP_HDR_LEN, MP_MAX_LINKS, MP_T_COOKIE, MP_T_FEEDBACK, MP_T_HS_INIT, MP_T_HS_RESP, MP_T_PROBE, type MpPeerProbe } from '../datapath/abi.js';
+import { decodeHdr, MP_CARRIER_IP, MP_ALIVE_NS, MP_CARRIER_UDP, MP_HDR_LEN, MP_MAX_LINKS, MP_T_COOKIE, MP_T_FEEDBACK, MP_T_HS_INIT, MP_T_HS_RESP, MP_T_PROBE, type MpPeerProbe } from '../datapath/abi.js';
 import { CcLoop, FEEDBACK_INTERVAL_MS, type CcCounters, type CcDatapath, type CcStatus } from '../cc/loop.js';
 import type { StaticKeys } from '../security/keys.js';
 import { INSECURE_WARNING, PortalAuth } from '../security/auth.js';
@@ -41,9 +41,9 @@ export interface LinkStatePort extends CcDatapath {
     from: { address: string; port: number },
     est: { rateBps: bigint; owdUs: number; metric: number; carrier: number; budgetBytes?: bigint; peerEstimate?: boolean; mtu?: number },
   ): Result<void, MpError>;
-  /** the congestion controller's rate and delay for our sending direction on link `linkId`, and
-   * whether pure ACKs avoid it (read-modify-write: ifindex, state and the rest stay) */
-  setEstimate(linkId: number, rateBps: bigint, owdUs: number, noAcks: boolean, fec?: boolean): Result<void, MpError>;
+  /** the heartbeat the data path holds its links' rates without (mp_config.alive_ns, bpf/mp.h
+   * MP_ALIVE_NS): written every probe interval */
+  alive(): Result<void, MpError>;
   /** the last probe request the data path verified and answered on each link id (bpf/probe.h,
    * mp_peer_probe, read as memory); null: none. The array may be reused by the next call. */
   peerProbes(): Result<readonly (MpPeerProbe | null)[], MpError>;
@@ -461,6 +461,7 @@ export async function startLocal(
     };
   };
   let seq = 0;
+  const heartbeat = aliveWriter(port, log, nowMs);
   const tick = () => {
     initiator?.tick();
     seq++;
@@ -552,6 +553,7 @@ export async function startLocal(
   let nextSave = performance.now() + SAVE_INTERVAL_MS;
   const wake = new Wake((late) => {
     const at = performance.now();
+    heartbeat();
     if (cadence.probeDue(at)) tick();
     if (cadence.feedbackDue(at)) {
       feedbackTick();
@@ -562,7 +564,7 @@ export async function startLocal(
       nextSave = at + SAVE_INTERVAL_MS;
       void budgets.save();
     }
-    return Math.min(cadence.next(), pmtuAt(at), nextSave);
+    return Math.min(cadence.next(), pmtuAt(at), nextSave, at + ALIVE_WAKE_MS);
   });
   poke = () => {
     const at = performance.now();
@@ -576,6 +578,24 @@ export async function startLocal(
   };
   const status = () => t.status(cc).map((s) => ({ ...s, pmtu: pmtu.status(s.id) ?? undefined }));
   return ok(runtimeOf(t, cc, auth, status, wake, socks.map((x) => x.sock), lastWords));
+}
+
+/** The heartbeat (port.alive, mp_config.alive_ns), called on every wake (at least every
+ * ALIVE_WAKE_MS, whatever the probe interval) and written at most every ALIVE_EVERY_MS: while it is fresh the data path plans links at the controllers'
+ * live rates; once it is older than MP_ALIVE_NS (this process is gone) at their held rates
+ * (bpf/schedule.h). A failed write is said once. */
+const ALIVE_EVERY_MS = MP_ALIVE_NS / 1e6 / 5;
+const ALIVE_WAKE_MS = MP_ALIVE_NS / 1e6 / 2;
+function aliveWriter(port: LinkStatePort, log: Log, nowMs: () => number): () => void {
+  let failed = false;
+  let last = -Infinity;
+  return () => {
+    if (nowMs() - last < ALIVE_EVERY_MS) return;
+    last = nowMs();
+    const w = port.alive();
+    if (w.isErr() && !failed) log('heartbeat write failed (the data path will hold its rates)', { error: w.error });
+    failed = w.isErr();
+  };
 }
 
 /** LP: budget usage across restarts (budget-store.ts): what `up` starts from, and a save that
@@ -762,6 +782,7 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
       if (signed) ep.sock.send(signed, ep.port, ep.address, (e) => void (e ? undefined : t.sent.set(id, (t.sent.get(id) ?? 0) + 1)));
     }
   };
+  const heartbeat = aliveWriter(port, log, nowMs);
   let polling = false;
   const pollIcmp = () => {
     if (polling) return;
@@ -790,6 +811,7 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
   let nextIcmp = -Infinity;
   const wake = new Wake(() => {
     const at = performance.now();
+    heartbeat();
     const probe = cadence.probeDue(at);
     if (cadence.feedbackDue(at)) {
       feedbackTick();
@@ -805,7 +827,7 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
       nextIcmp = Math.max(nextIcmp + ICMP_POLL_MS, at + 1);
       pollIcmp();
     }
-    return Math.min(cadence.next(), nextIcmp);
+    return Math.min(cadence.next(), nextIcmp, at + ALIVE_WAKE_MS);
   });
   poke = () => {
     if (cc.busy()) wake.soon(cadence.hurry(performance.now()));

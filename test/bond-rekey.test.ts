@@ -152,7 +152,14 @@ test('rekey across a live flow in both directions: no loss at a key change, no k
 
         assert.ok(rekeys >= 2, `at least 2 rekeys during the flow (got ${rekeys})`);
         assert.ok(keyIds.size >= 3, `the send key id changed (seen ${[...keyIds].join(', ')})`);
-        assert.equal(after.rp.security!.keyId, after.lp.security!.keyId, 'both portals end on the same session');
+        // each portal publishes its status once a second: a rekey's publication can fall between
+        // the two reads (CI: RP 237, LP 236), so read both again until they agree, 3 s at most
+        let last = after;
+        for (const end = Date.now() + 3000; last.rp.security!.keyId !== last.lp.security!.keyId && Date.now() < end; ) {
+          await new Promise((r) => setTimeout(r, 200));
+          last = { lp: await status(lab, 'lp'), rp: await status(lab, 'rp') };
+        }
+        assert.equal(last.rp.security!.keyId, last.lp.security!.keyId, 'both portals end on the same session');
         assert.deepEqual(after.rp.security!.rejected, {}, 'the RP refused nothing');
         for (const [who, a, b] of [
           ['LP', after.lp, before.lp],

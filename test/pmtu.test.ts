@@ -399,3 +399,23 @@ test('lateMs: a caller that runs only when due tells a stall by its lateness, no
   t.due(0, 20);
   assert.deepEqual(t.due(600, 20), []);
 });
+
+test('a stall starts no search on suspicion for the confirm probes it held up (their answers may wait unread)', () => {
+  const s = new Counted(1500, FLOOR);
+  drive(s, { from: 0, limitMs: 5000, rttMs: 20, path: () => 1500, until: () => s.status().mode === 'confirmed', livenessMs: 100 });
+  const at = s.nextDue();
+  const [probe] = s.due(at, 20, 0);
+  assert.ok(probe, 'a confirm probe');
+  const r0 = s.rounds;
+  assert.deepEqual(s.due(at + 600, 20, 600), [], 'a wake 600 ms late: nothing');
+  s.due(at + 610, 20, 0);
+  assert.equal(s.rounds, r0, 'no search round');
+  // the same probe without the stall, unanswered: late, a round on suspicion
+  const u = new Counted(1500, FLOOR);
+  drive(u, { from: 0, limitMs: 5000, rttMs: 20, path: () => 1500, until: () => u.status().mode === 'confirmed', livenessMs: 100 });
+  const uAt = u.nextDue();
+  u.due(uAt, 20, 0);
+  const u0 = u.rounds;
+  u.due(u.nextDue(), 20, 0);
+  assert.equal(u.rounds, u0 + 1, 'late: a round on suspicion');
+});

@@ -2,22 +2,47 @@
 // `path` bytes come back after one round trip, larger ones vanish (a black hole: no ICMP).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CONFIRM_MS, PmtuSearch, REPROBE_MS } from '../src/run/pmtu.js';
+import { CONFIRM_METERED_MS, CONFIRM_MS, PmtuSearch, REPROBE_MS } from '../src/run/pmtu.js';
 
 const FLOOR = 92; // an unpadded probe over IPv4/UDP
 
-/** Runs `s` in 10 ms steps from `from` until `until(t)` or `limitMs`; the path may change with time.
- * livenessMs: liveness probes (unpadded, always pass) go this often and their replies are heard. */
-function drive(s: PmtuSearch, o: { from: number; limitMs: number; rttMs: number; path: (t: number) => number; until: (t: number) => boolean; livenessMs?: number }): number {
+/** Seeded random numbers in [0, 1) (mulberry32: 32-bit integer steps, no cycles of a few hundred
+ * as a multiplier beyond double precision gives). */
+const random = (seed: number) => () => {
+  seed = (seed + 0x6d2b79f5) | 0;
+  let z = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+  z = (z + Math.imul(z ^ (z >>> 7), 61 | z)) ^ z;
+  return ((z ^ (z >>> 14)) >>> 0) / 4294967296;
+};
+
+/** A search that counts its rounds: the calls of due() that send more than one probe (a round's
+ * sizes, each STRIKES times; a confirm probe goes alone). */
+class Counted extends PmtuSearch {
+  rounds = 0;
+  override due(now: number, rttMs: number | null, lateMs?: number): readonly (readonly [number, number])[] {
+    const out = super.due(now, rttMs, lateMs);
+    if (out.length > 1) this.rounds++;
+    return out;
+  }
+}
+
+/** Runs `s` in 10 ms steps from `from` until `until(t)` or `limitMs`; the path may change with time
+ * (a probe passes if it fits the path when sent, and `drop` does not take it: round, it is one of
+ * a search round's). livenessMs: liveness probes (unpadded, always pass) go this often and their
+ * replies are heard. jitter: each packet's round trip is rttMs ± jitterMs / 2 (uniform, from
+ * rnd). Probes in flight when it returns are lost. */
+function drive(s: PmtuSearch, o: { from: number; limitMs: number; rttMs: number; path: (t: number) => number; until: (t: number) => boolean; livenessMs?: number; jitter?: { jitterMs: number; rnd: () => number }; drop?: (size: number, t: number, round: boolean) => boolean }): number {
   const inflight: { token: number; at: number }[] = [];
   const live: { sent: number; at: number }[] = [];
+  const rtt = () => (o.jitter ? o.rttMs + (o.jitter.rnd() - 0.5) * o.jitter.jitterMs : o.rttMs);
   for (let t = o.from; t <= o.from + o.limitMs; t += 10) {
     for (const x of inflight.filter((x) => x.at <= t)) s.ack(x.token, t);
     inflight.splice(0, inflight.length, ...inflight.filter((x) => x.at > t));
     for (const x of live.filter((x) => x.at <= t)) s.heard(x.sent, t);
     live.splice(0, live.length, ...live.filter((x) => x.at > t));
-    if (o.livenessMs && t % o.livenessMs === 0) live.push({ sent: t, at: t + o.rttMs });
-    for (const [token, size] of s.due(t, o.rttMs)) if (size <= o.path(t)) inflight.push({ token, at: t + o.rttMs });
+    if (o.livenessMs && t % o.livenessMs === 0) live.push({ sent: t, at: t + rtt() });
+    const out = s.due(t, o.rttMs);
+    for (const [token, size] of out) if (size <= o.path(t) && !o.drop?.(size, t, out.length > 1)) inflight.push({ token, at: t + rtt() });
     if (o.until(t)) return t;
   }
   return -1;
@@ -106,12 +131,18 @@ test('tunnel MTUs: the largest link sets inner_mtu, the smallest (>= 576 inner) 
 });
 
 /** A path of no size limit whose every packet (probe or liveness, every 100 ms) arrives after
- * `delay()` ms or is lost (null), for `ms`; seeded random numbers. The smallest MTU after 5 s. */
-function noisyPath(s: PmtuSearch, ms: number, rttMs: number, delay: (rnd: () => number) => number | null, seed: number): number {
-  const rnd = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+ * `delay()` ms or is lost (null), for `ms`; seeded random numbers. After 5 s: the smallest MTU,
+ * the search rounds `s` sent, the confirm probes lost (the first from 4 s: a round follows its
+ * loss within a second) and how many of them followed another lost one. */
+function noisyPath(s: Counted, ms: number, rttMs: number, delay: (rnd: () => number) => number | null, seed: number): { min: number; rounds: number; lost: number; inARow: number } {
+  const rnd = random(seed);
   const inflight: { token: number; at: number }[] = [];
   const live: { sent: number; at: number }[] = [];
   let min = s.status().mtu;
+  let rounds = 0;
+  let lost = 0;
+  let inARow = 0;
+  let lastLost = false;
   for (let t = 0; t < ms; t += 10) {
     for (const x of inflight.filter((x) => x.at <= t)) s.ack(x.token, t);
     inflight.splice(0, inflight.length, ...inflight.filter((x) => x.at > t));
@@ -119,20 +150,95 @@ function noisyPath(s: PmtuSearch, ms: number, rttMs: number, delay: (rnd: () => 
     live.splice(0, live.length, ...live.filter((x) => x.at > t));
     const d = t % 100 === 0 ? delay(rnd) : null;
     if (d !== null) live.push({ sent: t, at: t + d });
-    for (const [token] of s.due(t, rttMs)) {
+    const r0 = s.rounds;
+    const out = s.due(t, rttMs);
+    if (t > 5000) rounds += s.rounds - r0;
+    out.forEach(([token], i) => {
       const e = delay(rnd);
       if (e !== null) inflight.push({ token, at: t + e });
-    }
+      if (out.length % 2 === 0 || i < out.length - 1) return; // a confirm probe goes alone or last
+      if (e === null && t > 4000) lost++;
+      if (e === null && lastLost && t > 4000) inARow++;
+      lastLost = e === null;
+    });
     if (t > 5000) min = Math.min(min, s.status().mtu);
   }
-  return min;
+  return { min, rounds, lost, inARow };
 }
 
 test('random loss (a busy queue) does not lower the path MTU, however often it looks like a shrink', () => {
-  const s = new PmtuSearch(1500, FLOOR);
-  const min = noisyPath(s, 120_000, 20, (rnd) => (rnd() >= 0.1 ? 20 : null), 7); // 10 % of every probe lost
-  assert.ok(s.status().shrinks > 0, 'losses that looked like a shrink happened');
+  const s = new Counted(1500, FLOOR);
+  const { min, rounds } = noisyPath(s, 120_000, 20, (rnd) => (rnd() >= 0.1 ? 20 : null), 7); // 10 % of every probe lost
+  assert.ok(rounds > 20, `losses that looked like a shrink happened: ${rounds} searches on them`);
   assert.equal(min, 1500, 'the size itself is tried again in the search: never settled lower');
+});
+
+test('1 % random loss for 10 minutes (40 and 600 ms round trips, 40 ms of variation): never lowered, no search round but one per lost confirm probe, no shrink without LOSSES in a row', (t) => {
+  for (const [rtt, seed] of [[40, 5], [600, 9]] as const) {
+    const s = new Counted(1500, FLOOR);
+    const r = noisyPath(s, 600_000, rtt, (rnd) => (rnd() >= 0.01 ? rtt - 20 + rnd() * 40 : null), seed);
+    t.diagnostic(`rtt ${rtt}: ${JSON.stringify({ ...r, shrinks: s.status().shrinks, sent: s.status().sent })}`);
+    assert.equal(r.min, 1500, `rtt ${rtt}: never lowered`);
+    assert.ok(r.lost >= 10, `rtt ${rtt}: confirm probes were lost (${r.lost})`);
+    assert.ok(r.rounds <= r.lost, `rtt ${rtt}: ${r.rounds} search rounds for ${r.lost} lost confirm probes`);
+    assert.ok(s.status().shrinks <= r.inARow, `rtt ${rtt}: ${s.status().shrinks} shrinks, ${r.inARow} confirm probes lost after another`);
+  }
+});
+
+test('an isolated lost confirm probe costs one search round that finds the same size; the search for growth is not put off', () => {
+  const s = new Counted(1500, FLOOR);
+  let path = 1400;
+  const t1 = drive(s, { from: 0, limitMs: 5000, rttMs: 100, path: () => path, until: () => s.status().mode === 'confirmed', livenessMs: 100 });
+  assert.equal(s.status().mtu, 1400);
+  path = 1500; // found at the next search above, REPROBE_MS after the first
+  let nextDrop = 10_000;
+  let drops = 0;
+  let min = 1400;
+  const r0 = s.rounds;
+  const grown = drive(s, {
+    from: t1,
+    limitMs: REPROBE_MS + 10_000,
+    rttMs: 100,
+    path: () => path,
+    drop: (_, t, round) => !round && t >= nextDrop && ((nextDrop += 20_000), ++drops > 0), // a confirm probe every 20 s
+    until: () => ((min = Math.min(min, s.status().mtu)), s.status().mtu === 1500),
+    livenessMs: 100,
+  });
+  assert.ok(grown >= 0 && grown - t1 <= REPROBE_MS + 1000, `growth found after ${grown - t1} ms, ${drops} confirm probes lost meanwhile`);
+  assert.equal(min, 1400, 'the size in use never lowered');
+  assert.equal(s.status().shrinks, 0);
+  const rounds = s.rounds - r0;
+  assert.ok(drops >= 10 && rounds >= drops && rounds <= drops + 2, `${rounds} rounds: one per lost probe (${drops}), and growth's`);
+});
+
+test('a burst that loses a confirm probe and its search round’s large probes lowers nothing: the next confirm probe passes', () => {
+  const s = new Counted(1500, FLOOR);
+  drive(s, { from: 0, limitMs: 5000, rttMs: 100, path: () => 1500, until: () => s.status().mode === 'confirmed', livenessMs: 100 });
+  const r0 = s.rounds;
+  let min = 1500;
+  // from 6 s, everything above 1400 is lost: the next confirm probe, then its search round's
+  const drop = (size: number, t: number, round: boolean) => t >= 6000 && size > 1400 && s.rounds - r0 <= (round ? 1 : 0);
+  drive(s, { from: 5010, limitMs: 10_000, rttMs: 100, path: () => 1500, drop, until: () => ((min = Math.min(min, s.status().mtu)), false), livenessMs: 100 });
+  assert.equal(s.rounds - r0, 2, 'the search on suspicion, then a second one on the loss it saw');
+  assert.deepEqual([min, s.status().mtu, s.status().shrinks, s.status().mode], [1500, 1500, 0, 'confirmed']);
+});
+
+test('metered links: no search on one lost confirm probe (every CONFIRM_METERED_MS); two in a row are a shrink', () => {
+  const s = new Counted(1500, FLOOR, true);
+  let path = 1500;
+  const t1 = drive(s, { from: 0, limitMs: 5000, rttMs: 100, path: () => path, until: () => s.status().mode === 'confirmed', livenessMs: 100 });
+  const r0 = s.rounds;
+  const sent0 = s.status().sent;
+  let dropped = false;
+  const drop = (_: number, t: number, round: boolean) => !round && t > t1 && !dropped && (dropped = true);
+  drive(s, { from: t1 + 10, limitMs: 6 * CONFIRM_METERED_MS, rttMs: 100, path: () => path, drop, until: () => false, livenessMs: 100 });
+  assert.ok(dropped, 'a confirm probe was lost');
+  assert.deepEqual([s.rounds - r0, s.status().mtu], [0, 1500], 'no search');
+  assert.ok(s.status().sent - sent0 <= 7, `confirm probes only, one per CONFIRM_METERED_MS: ${s.status().sent - sent0} in 60 s`);
+  path = 1400;
+  const t0 = t1 + 7 * CONFIRM_METERED_MS;
+  const t = drive(s, { from: t0, limitMs: 4 * CONFIRM_METERED_MS, rttMs: 100, path: () => path, until: () => s.status().mtu <= 1400, livenessMs: 100 });
+  assert.ok(t >= 0 && t - t0 <= 2 * CONFIRM_METERED_MS + 1000, `shrink found after ${t - t0} ms`);
 });
 
 test('a stalled event loop (answers read late) does not count as loss', () => {
@@ -146,26 +252,50 @@ test('a stalled event loop (answers read late) does not count as loss', () => {
   assert.deepEqual([s.status().mode, s.status().mtu], ['confirmed', 1500]);
 });
 
-test('a shrink is found within 2 s up to satellite round trips (600 ms): a loss is known by a later reply, the largest size that passed is used at once', () => {
+/** A confirmed 1500 path shrinks to 1400 (a black hole) at 12 s + `phase`, in one run (probes in
+ * flight then pass, as probes sent before it do); liveness probes every 100 ms. How long until
+ * the search uses 1400 (ms), and the search's state when it settled. */
+function shrinkAt(rttMs: number, phase: number, jitter?: { jitterMs: number; rnd: () => number }): { ms: number; mtu: number; shrinks: number } {
+  const s = new PmtuSearch(1500, FLOOR);
+  const t0 = 12_000 + phase;
+  const path = (t: number) => (t < t0 ? 1500 : 1400);
+  const t = drive(s, { from: 0, limitMs: t0 + 10_000, rttMs, path, until: (t) => t >= t0 && s.status().mtu <= 1400, livenessMs: 100, jitter });
+  assert.ok(t >= 0, `rtt ${rttMs} phase ${phase}: found`);
+  assert.equal(s.status().mtu, 1400, 'exactly the size that passes (a first-round guess)');
+  const settled = drive(s, { from: t, limitMs: 10_000, rttMs, path, until: () => s.status().mode === 'confirmed', livenessMs: 100, jitter });
+  assert.ok(settled >= 0, 'settles');
+  return { ms: t - t0, mtu: s.status().mtu, shrinks: s.status().shrinks };
+}
+
+/** Phases of the shrink against the confirm probes' CONFIRM_MS grid, 10 ms apart. */
+const PHASES = Array.from({ length: CONFIRM_MS / 10 }, (_, i) => i * 10);
+
+test('a shrink is found within 2 s up to satellite round trips (600 ms): the first late confirm probe starts a search, the second lost one lets it use what passed', (t) => {
   const worst = new Map<number, number>();
   for (const rtt of [20, 100, 300, 600])
-    for (const phase of [0, 40, 90, 130, 180, 220]) {
-      const s = new PmtuSearch(1500, FLOOR);
-      let path = 1500;
-      drive(s, { from: 0, limitMs: 10_000, rttMs: rtt, path: () => path, until: () => s.status().mode === 'confirmed', livenessMs: 100 });
-      const t0 = 12_000 + phase;
-      drive(s, { from: 10_000, limitMs: t0 - 10_000 - 10, rttMs: rtt, path: () => path, until: () => false, livenessMs: 100 });
-      path = 1400;
-      const t = drive(s, { from: t0, limitMs: 10_000, rttMs: rtt, path: () => path, until: () => s.status().mtu <= 1400, livenessMs: 100 });
-      assert.ok(t >= 0, `rtt ${rtt}: found`);
-      worst.set(rtt, Math.max(worst.get(rtt) ?? 0, t - t0));
-      assert.equal(s.status().mtu, 1400, 'exactly the size that passes (a first-round guess)');
-      const settled = drive(s, { from: t, limitMs: 10_000, rttMs: rtt, path: () => path, until: () => s.status().mode === 'confirmed', livenessMs: 100 });
-      assert.ok(settled >= 0 && s.status().mtu === 1400, `settles at ${s.status().mtu}`);
+    for (const phase of PHASES) {
+      const r = shrinkAt(rtt, phase);
+      assert.deepEqual([r.mtu, r.shrinks], [1400, 1], `rtt ${rtt} phase ${phase}: one shrink, settled at what passes`);
+      worst.set(rtt, Math.max(worst.get(rtt) ?? 0, r.ms));
     }
-  const w = Object.fromEntries(worst);
-  assert.ok([...worst.values()].every((ms) => ms <= 2000), `within 2 s, worst per round trip: ${JSON.stringify(w)}`);
-  assert.ok((worst.get(600) ?? 0) > 1000, `bounded by 2 round trips: ${JSON.stringify(w)}`);
+  const w = JSON.stringify(Object.fromEntries(worst));
+  t.diagnostic(`worst of ${PHASES.length} phases per round trip (ms): ${w}`);
+  // one confirm interval (the phase) + the first probe late (a round trip + ORDER_MS) + the search's round trip
+  assert.ok([...worst.values()].every((ms) => ms <= 2000), `within 2 s, worst per round trip: ${w}`);
+  assert.ok((worst.get(600) ?? 0) <= CONFIRM_MS + 2 * 600 + 150, `600 ms: one confirm interval + 2 round trips + 150 ms: ${w}`);
+  assert.ok((worst.get(600) ?? 0) > 2 * 600, `no faster than 2 round trips (the test measures what it says): ${w}`);
+});
+
+test('600 ms round trip varying by 20 ms: a shrink is found within 1.6 s whatever its phase', (t) => {
+  const rnd = random(3);
+  const all: number[] = [];
+  for (let run = 0; run < 4; run++) for (const phase of PHASES) all.push(shrinkAt(600, phase, { jitterMs: 20, rnd }).ms);
+  all.sort((a, b) => a - b);
+  const at = (q: number) => all[Math.min(all.length - 1, Math.floor(q * all.length))];
+  const d = `${all.length} runs: min ${all[0]}, median ${at(0.5)}, max ${all.at(-1)} ms`;
+  t.diagnostic(d);
+  assert.ok(all.at(-1)! <= 1600, d);
+  assert.ok(all[0]! > 2 * 600, d);
 });
 
 test('ICMP too big is a hint: a search at once with its size, confirmed by probes; a forged one costs a search, not the MTU', () => {
@@ -187,8 +317,8 @@ test('ICMP too big is a hint: a search at once with its size, confirmed by probe
 });
 
 test('a link that reorders (a round trip of 20-320 ms, each packet its own) does not lower the path MTU', () => {
-  const s = new PmtuSearch(1500, FLOOR);
-  const min = noisyPath(s, 60_000, 170, (rnd) => 20 + Math.round(rnd() * 300), 11);
+  const s = new Counted(1500, FLOOR);
+  const { min } = noisyPath(s, 60_000, 170, (rnd) => 20 + Math.round(rnd() * 300), 11);
   assert.equal(s.status().mode, 'confirmed');
   assert.deepEqual([min, s.status().shrinks], [1500, 0], 'a later probe overtaking by less than the round trip’s variation is no loss');
 });
@@ -268,4 +398,24 @@ test('lateMs: a caller that runs only when due tells a stall by its lateness, no
   const t = new PmtuSearch(1500, FLOOR);
   t.due(0, 20);
   assert.deepEqual(t.due(600, 20), []);
+});
+
+test('a stall starts no search on suspicion for the confirm probes it held up (their answers may wait unread)', () => {
+  const s = new Counted(1500, FLOOR);
+  drive(s, { from: 0, limitMs: 5000, rttMs: 20, path: () => 1500, until: () => s.status().mode === 'confirmed', livenessMs: 100 });
+  const at = s.nextDue();
+  const [probe] = s.due(at, 20, 0);
+  assert.ok(probe, 'a confirm probe');
+  const r0 = s.rounds;
+  assert.deepEqual(s.due(at + 600, 20, 600), [], 'a wake 600 ms late: nothing');
+  s.due(at + 610, 20, 0);
+  assert.equal(s.rounds, r0, 'no search round');
+  // the same probe without the stall, unanswered: late, a round on suspicion
+  const u = new Counted(1500, FLOOR);
+  drive(u, { from: 0, limitMs: 5000, rttMs: 20, path: () => 1500, until: () => u.status().mode === 'confirmed', livenessMs: 100 });
+  const uAt = u.nextDue();
+  u.due(uAt, 20, 0);
+  const u0 = u.rounds;
+  u.due(u.nextDue(), 20, 0);
+  assert.equal(u.rounds, u0 + 1, 'late: a round on suspicion');
 });

@@ -12,18 +12,42 @@
 //              the first round tries the interface MTU and the sizes links usually have (PPPoE
 //              1492, 4G 1440-1420, tunnels 1400-1280 ...) so that a real path is found in one
 //              round trip; later rounds split what is left evenly until hi - lo <= RESOLUTION.
-//   confirmed  a probe at the confirmed size every CONFIRM_MS: LOSSES of them lost in a row while
-//              the link is alive (size-dependent loss) starts a search below it at once; every
-//              REPROBE_MS a search above it looks for growth.
+//   confirmed  a probe at the confirmed size every CONFIRM_MS; the first of them late or lost
+//              starts a search below it on suspicion (below), LOSSES of them lost in a row while
+//              the link is alive (size-dependent loss) are a shrink; every REPROBE_MS a search
+//              above it looks for growth.
+//
+// A shrink (a black hole: packets above the new size vanish) on a link of round trip R, with
+// liveness probes every 100 ms:
+//
+//   0 .. CONFIRM_MS           the first confirm probe after it is sent
+//   + R + ORDER_MS + 4 rttvar it is late: its answer is later than the first reply that could
+//                             show it lost (ORDER_MS) would be. A search round goes at once, on
+//                             suspicion: the size in use stays, and confirm probes go on
+//   + CONFIRM_MS + R + 50-150 the next confirm probe is known lost too (a reply to a later
+//     after the first         liveness probe): LOSSES in a row, a shrink; the search on
+//                             suspicion becomes the shrink's (else one starts now)
+//   + R after the round       its answers; PROVISIONAL_MS on, the largest size that passed is used
+//
+// so the shrink is used after the phase + max(2 R + ORDER_MS + 4 rttvar, CONFIRM_MS + 2 R + ~100)
+// + PROVISIONAL_MS (test/pmtu.test.ts, 25 phases, worst: 0.61 s at R = 20 ms, 0.69 s at 100, 0.92
+// s at 300, 1.52 s at 600; 600 ± 10 ms: 1.31-1.55 s). Before the search on suspicion the round
+// went only after the second loss was known, a round trip + 0.3 s later (1.62-1.82 s at 600
+// ms). An isolated loss (a queue drop) costs one round that finds the size in use again and
+// changes nothing (a probe of that size that passes breaks the row); a search on suspicion that
+// ends below the size in use before the second loss is known uses nothing either. A metered
+// link searches on the LOSSES-th loss only (no rounds on suspicion).
 //
 // Until the first search ends the link is taken to carry its interface MTU (what the data path
 // did before), so a link whose path is fine never loses capacity while it is being probed.
 //
 // Pure (times are passed in): test/pmtu.test.ts drives it; runtime.ts sends the probes.
 
-/** A probe at the confirmed size goes out this often; LOSSES lost in a row = the path shrank.
- * About 50 kbit/s per direction on a 1500-byte link (0.25 % of 20 Mbit/s); a metered link (a
- * byte budget) confirms every CONFIRM_METERED_MS instead (a shrink is then found within ~25 s). */
+/** A probe at the confirmed size goes out this often; LOSSES lost in a row = the path shrank (a
+ * probe of that size that passes breaks the row). About 50 kbit/s per direction on a 1500-byte
+ * link (0.25 % of 20 Mbit/s), and a search round (24 probes, ~35 kB) per isolated loss (1 %
+ * random loss: ~12 kbit/s more); a metered link (a byte budget) confirms every CONFIRM_METERED_MS instead
+ * and searches on no suspicion (a shrink is then found within ~25 s). */
 export const CONFIRM_MS = 250;
 export const CONFIRM_METERED_MS = 10_000;
 export const LOSSES = 2;
@@ -49,9 +73,10 @@ export const MAX_WAIT_MS = 3000;
  * arrived (liveness probes go every probe interval; a link mostly delivers in order): so a loss
  * is known about one round trip + one probe interval after the probe, whatever the round trip. */
 export const ORDER_MS = 50;
-/** A search started by size-dependent loss (the size in use no longer passes) uses the largest
- * size its round has seen pass this long after the first answer, before the round ends: the
- * link carries what fits again one round trip after the search starts. */
+/** A search started by size-dependent loss (the size in use no longer passes), or on suspicion
+ * and then confirmed by it, uses the largest size its round has seen pass this long after the
+ * first answer (or at once when confirmed later), before the round ends: the link carries what
+ * fits again one round trip after the search starts. */
 export const PROVISIONAL_MS = 30;
 
 /** due() is called at least this often; a longer gap means the caller's event loop stalled (a
@@ -85,6 +110,8 @@ interface Outstanding {
   confirm: boolean;
   /** when it was sent */
   at: number;
+  /** confirm: a suspicion search was started on it */
+  suspected: boolean;
 }
 
 /** One direction of one link. */
@@ -112,6 +139,12 @@ export class PmtuSearch {
   /** the search looks below the size in use, which failed: when to use its best size so far */
   private shrinking = false;
   private provisionalAt: number | null = null;
+  /** the search runs on suspicion (the header): a confirm probe is late or lost, fewer than
+   * LOSSES in a row; the size in use stays and is confirmed meanwhile */
+  private suspect = false;
+  /** when this search's first answer came */
+  private answered: number | null = null;
+  private readonly confirmMs: number;
   /** a size to try in the next round (what an ICMP "too big" named) */
   private hint: number | null = null;
   /** the round trip of heard replies: smoothed and its mean deviation (RFC 6298) */
@@ -125,8 +158,9 @@ export class PmtuSearch {
   constructor(
     private readonly ceiling: number,
     private readonly floor: number,
-    private readonly confirmMs: number = CONFIRM_MS,
+    private readonly metered = false,
   ) {
+    this.confirmMs = metered ? CONFIRM_METERED_MS : CONFIRM_MS;
     this.mtu = ceiling;
     this.lo = floor;
     this.hi = ceiling + 1;
@@ -149,8 +183,12 @@ export class PmtuSearch {
     const gap = lateMs ?? (this.lastDue === null ? 0 : now - this.lastDue);
     this.lastDue = now;
     if (gap > STALL_MS) {
-      // we were not running: answers may be queued unread; give them the time we lost
-      for (const o of this.out.values()) o.deadline += gap;
+      // we were not running: answers may be queued unread; give them the time we lost (and
+      // start no search on suspicion for what was in flight: a busy moment, not a shrink)
+      for (const o of this.out.values()) {
+        o.deadline += gap;
+        o.suspected = true;
+      }
       if (this.roundEnd !== null) this.roundEnd += gap;
       return NOTHING;
     }
@@ -160,43 +198,62 @@ export class PmtuSearch {
       if (this.mode === 'search' && this.shrinking && this.lo > this.floor) this.mtu = this.lo;
     }
     const wait = Math.min(MAX_WAIT_MS, Math.max(MIN_WAIT_MS, 3 * (rttMs ?? 100) + 50));
-    if (this.mode === 'search') {
-      if (this.roundEnd !== null) return NOTHING;
+    if (this.mode === 'confirmed') {
+      if (now >= this.nextReprobe && this.mtu < this.ceiling) this.startSearch(now, this.mtu, this.ceiling + 1, 'above');
+      else if (this.overdue(now)) this.startSearch(now, this.floor, this.mtu + 1, 'suspect');
+    }
+    let out: [number, number][] | null = null;
+    if (this.mode === 'search' && this.roundEnd === null) {
       const sizes = this.roundSizes();
-      if (sizes.length === 0) {
-        this.settle(now);
-        return NOTHING;
+      if (sizes.length === 0) this.settle(now);
+      else {
+        this.roundEnd = now + wait;
+        this.strikes.clear();
+        out = sizes.flatMap((s) => Array.from({ length: STRIKES }, () => this.send(s, false, now, wait)));
       }
-      this.roundEnd = now + wait;
-      this.strikes.clear();
-      return sizes.flatMap((s) => Array.from({ length: STRIKES }, () => this.send(s, false, now, wait)));
     }
-    if (now >= this.nextReprobe && this.mtu < this.ceiling) {
-      this.startSearch(now, this.mtu, this.ceiling + 1);
-      return this.due(now, rttMs, 0);
-    }
-    if (now >= this.nextConfirm) {
+    if ((this.mode === 'confirmed' || this.suspect) && now >= this.nextConfirm) {
       this.nextConfirm = now + this.confirmMs;
-      return [this.send(this.mtu, true, now, wait)];
+      (out ??= []).push(this.send(this.mtu, true, now, wait));
     }
-    return NOTHING;
+    return out ?? NOTHING;
   }
 
   private send(size: number, confirm: boolean, now: number, wait: number): [number, number] {
     const t = ++this.token;
-    this.out.set(t, { size, deadline: now + wait, confirm, at: now });
+    this.out.set(t, { size, deadline: now + wait, confirm, at: now, suspected: false });
     this.sent++;
     return [t, size];
   }
 
-  /** When due() next has something to do: a probe to send, one to judge lost, a round to end
-   * (ms; -Infinity: at once, a search round is waiting to go; Infinity: nothing). */
+  /** When confirm probe `o` is overdue: its answer is later than the first reply that could have
+   * shown it lost (a liveness probe sent ORDER_MS + 4 × rttvar after it, one smoothed round
+   * trip on), without waiting for that probe to be sent. Infinity: it would start nothing. */
+  private overdueAt(o: Outstanding): number {
+    if (!o.confirm || o.suspected || o.size !== this.mtu || this.metered || this.mode !== 'confirmed' || this.srtt === null) return Infinity;
+    return o.at + this.srtt + ORDER_MS + 4 * this.rttvar;
+  }
+
+  /** Is a confirm probe overdue (not suspected before)? Marks it suspected. */
+  private overdue(now: number): boolean {
+    let any = false;
+    for (const o of this.out.values())
+      if (now >= this.overdueAt(o)) {
+        o.suspected = true;
+        any = true;
+      }
+    return any;
+  }
+
+  /** When due() next has something to do: a probe to send, one to judge lost or overdue, a round
+   * to end (ms; -Infinity: at once, a search round is waiting to go; Infinity: nothing). */
   nextDue(): number {
     if (this.mode === 'search' && this.roundEnd === null) return -Infinity;
-    let t = this.mode === 'confirmed' ? Math.min(this.nextConfirm, this.mtu < this.ceiling ? this.nextReprobe : Infinity) : Infinity;
+    let t = this.mode === 'confirmed' || this.suspect ? this.nextConfirm : Infinity;
+    if (this.mode === 'confirmed' && this.mtu < this.ceiling) t = Math.min(t, this.nextReprobe);
     if (this.roundEnd !== null) t = Math.min(t, this.roundEnd);
     if (this.provisionalAt !== null) t = Math.min(t, this.provisionalAt);
-    for (const o of this.out.values()) t = Math.min(t, o.deadline);
+    for (const o of this.out.values()) t = Math.min(t, o.deadline, this.overdueAt(o));
     return t;
   }
 
@@ -206,13 +263,12 @@ export class PmtuSearch {
     if (!o) return;
     this.out.delete(token);
     this.acked++;
-    if (o.confirm) {
-      if (o.size === this.mtu) this.lost = 0;
-      return;
-    }
-    if (this.mode === 'search' && o.size > this.lo) this.lo = Math.min(o.size, this.hi - 1);
-    if (this.mode === 'search' && o.size >= this.hi) this.hi = o.size + 1; // passed after all
-    if (this.mode === 'search' && this.shrinking && this.provisionalAt === null) this.provisionalAt = now + PROVISIONAL_MS;
+    if (o.size >= this.mtu) this.lost = 0; // the size in use passed: the row of losses is broken
+    if (o.confirm || this.mode !== 'search') return;
+    this.answered ??= now;
+    if (o.size > this.lo) this.lo = Math.min(o.size, this.hi - 1);
+    if (o.size >= this.hi) this.hi = o.size + 1; // passed after all
+    if (this.shrinking && this.provisionalAt === null) this.provisionalAt = now + PROVISIONAL_MS;
     this.maybeEndRound(now);
   }
 
@@ -249,7 +305,7 @@ export class PmtuSearch {
   restart(now: number): void {
     this.out.clear();
     this.afterShrink = true; // a result below the ceiling is checked again soon
-    this.startSearch(now, this.probed ? this.mtu : this.floor, this.ceiling + 1);
+    this.startSearch(now, this.probed ? this.mtu : this.floor, this.ceiling + 1, 'above');
   }
 
   /** Taken over from a running data path (hitless restart): `mtu` is what it schedules by, so
@@ -264,6 +320,7 @@ export class PmtuSearch {
     this.hi = this.ceiling + 1;
     this.roundEnd = null;
     this.afterShrink = false;
+    this.suspect = false;
     this.settle(now);
   }
 
@@ -275,14 +332,17 @@ export class PmtuSearch {
     if (this.mode === 'search' && this.shrinking) return false; // a search down to the floor runs already
     this.shrinks++;
     this.afterShrink = true;
-    this.startSearch(now, this.floor, this.mtu + 1, true);
+    this.startSearch(now, this.floor, this.mtu + 1, 'shrink');
     this.hint = mtu;
     return true;
   }
 
-  /** shrinking: the size in use was lost (or said not to pass): see PROVISIONAL_MS */
-  private startSearch(now: number, lo: number, hi: number, shrinking = false): void {
-    this.shrinking = shrinking;
+  /** above: for growth (or after a restart), never below lo; shrink: the size in use was lost (or
+   * said not to pass), see PROVISIONAL_MS; suspect: it may have been (the header) */
+  private startSearch(now: number, lo: number, hi: number, kind: 'above' | 'shrink' | 'suspect'): void {
+    this.shrinking = kind === 'shrink';
+    this.suspect = kind === 'suspect';
+    this.answered = null;
     this.provisionalAt = null;
     this.hint = null;
     this.mode = 'search';
@@ -290,7 +350,7 @@ export class PmtuSearch {
     this.lo = lo;
     this.hi = hi;
     this.roundEnd = null;
-    for (const [t, o] of this.out) if (o.confirm) this.out.delete(t);
+    if (kind !== 'suspect') for (const [t, o] of this.out) if (o.confirm) this.out.delete(t);
     void now;
   }
 
@@ -317,13 +377,7 @@ export class PmtuSearch {
       if (o.deadline > now) continue;
       this.out.delete(t);
       if (o.confirm) {
-        if (o.size === this.mtu && this.mode === 'confirmed' && ++this.lost >= LOSSES) {
-          this.lost = 0;
-          this.shrinks++;
-          this.afterShrink = true;
-          // the size itself is tried again (twice): queue drops, not the path, may have lost them
-          this.startSearch(now, this.floor, this.mtu + 1, true);
-        }
+        if (o.size === this.mtu && (this.mode === 'confirmed' || this.suspect)) this.confirmLost(o, now);
         continue;
       }
       if (this.mode !== 'search' || o.size <= this.lo || o.size >= this.hi) continue;
@@ -332,6 +386,28 @@ export class PmtuSearch {
       if (n >= STRIKES) this.hi = o.size;
     }
     this.maybeEndRound(now);
+  }
+
+  /** Confirm probe `o` at the size in use was lost: the first of a row starts a suspicion search
+   * (unless one ran on it), the LOSSES-th is a shrink. */
+  private confirmLost(o: Outstanding, now: number): void {
+    if (++this.lost < LOSSES) {
+      if (this.mode === 'confirmed' && !o.suspected && !this.metered) this.startSearch(now, this.floor, this.mtu + 1, 'suspect');
+      return;
+    }
+    this.lost = 0;
+    this.shrinks++;
+    this.afterShrink = true;
+    if (this.suspect) {
+      // the search on suspicion becomes the shrink's: what its round has seen pass is used
+      this.suspect = false;
+      this.shrinking = true;
+      for (const [t, x] of this.out) if (x.confirm) this.out.delete(t);
+      if (this.answered !== null) this.provisionalAt = Math.max(now, this.answered + PROVISIONAL_MS);
+    } else {
+      // the size itself is tried again (twice): queue drops, not the path, may have lost them
+      this.startSearch(now, this.floor, this.mtu + 1, 'shrink');
+    }
   }
 
   private maybeEndRound(now: number): void {
@@ -346,6 +422,13 @@ export class PmtuSearch {
     this.mode = 'confirmed';
     this.shrinking = false;
     this.provisionalAt = null;
+    for (const [t, o] of this.out) if (!o.confirm) this.out.delete(t);
+    if (this.suspect) {
+      // not confirmed by LOSSES in a row (yet): the size in use stays, as do the confirm probes'
+      // schedule, the loss count and the reprobe; if the next loss confirms, a search follows
+      this.suspect = false;
+      return;
+    }
     this.mtu = this.lo;
     this.probed = this.lo > this.floor;
     if (!this.probed) this.mtu = this.floor; // nothing but unpadded probes pass
@@ -353,7 +436,6 @@ export class PmtuSearch {
     this.nextConfirm = now + this.confirmMs;
     this.nextReprobe = now + (this.afterShrink ? REPROBE_AFTER_SHRINK_MS : REPROBE_MS);
     this.afterShrink = false;
-    for (const [t, o] of this.out) if (!o.confirm) this.out.delete(t);
   }
 }
 
@@ -381,8 +463,7 @@ export class PmtuProber {
   /** ceiling: the link's interface MTU; floor: the outer size of its unpadded probe; metered:
    * confirm less often (CONFIRM_METERED_MS) */
   addLink(id: number, ceiling: number, floor: number, metered = false): void {
-    const confirm = metered ? CONFIRM_METERED_MS : CONFIRM_MS;
-    this.links.set(id, { up: new PmtuSearch(ceiling, floor, confirm), down: new PmtuSearch(ceiling, floor, confirm) });
+    this.links.set(id, { up: new PmtuSearch(ceiling, floor, metered), down: new PmtuSearch(ceiling, floor, metered) });
   }
 
   /** Link `id`'s confirmed MTUs, taken over from a running data path (PmtuSearch.seed). */

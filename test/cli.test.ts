@@ -1,11 +1,14 @@
 // The CLI as a process: usage errors (one line, exit 2), typed options, a non-root shell that
-// meets a root portal (exit 5, not "not up"), and bin/mpctl never running a stale build.
+// meets a root portal (exit 5, not "not up"), `status --watch | head -3` leaving quietly, and
+// bin/mpctl never running a stale build.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { bpfClose, bpffsMount, bpfOpenLoad } from '../src/native/libmpctl.js';
+import { BPFFS_ROOT } from '../src/plan/pins.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const MPCTL = join(ROOT, 'bin', 'mpctl');
@@ -80,6 +83,36 @@ test('a non-root shell is told it lacks permission (exit 5), not that the portal
     assert.equal(bad.status, 4, bad.stderr);
     assert.match(bad.stderr, /is not a portal record; it may hold the undo log/);
   } finally {
+    rmSync(run, { recursive: true, force: true });
+  }
+});
+
+// `mpctl status --watch | head -3`: head leaves after three lines, the next frame's write meets a
+// closed pipe (EPIPE) and mpctl leaves quietly with 0 — no stack trace. The portal is a record with
+// this process's pid and the maps of build/bpf/mpctl.o pinned where its record says.
+test('status --watch into a pipe that closes (| head -3) exits 0 without a word on stderr', { skip: !asRoot && 'needs root to pin the maps' }, () => {
+  const run = mkdtempSync(join(tmpdir(), 'mpctl-cli-epipe-'));
+  const pin = join(BPFFS_ROOT, `test-epipe-${process.pid}`);
+  const mounted = bpffsMount(BPFFS_ROOT);
+  assert.ok(mounted.isOk(), JSON.stringify(mounted));
+  const obj = bpfOpenLoad(join(ROOT, 'build', 'bpf', 'mpctl.o'), pin);
+  assert.ok(obj.isOk(), JSON.stringify(obj));
+  try {
+    mkdirSync(join(run, 'portal', 'x'), { recursive: true });
+    const record = { version: 1, instance: 'x', role: 'local', pid: process.pid, configFile: join(run, 'none.toml'), startedAt: new Date().toISOString(), netns: '', pinDir: pin, undo: [] };
+    writeFileSync(join(run, 'portal', 'x', 'state.json'), JSON.stringify(record));
+    const r = spawnSync('bash', ['-c', `set -o pipefail; '${MPCTL}' status --watch -i x | head -3`], {
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: { ...process.env, MPCTL_RUN_DIR: run },
+    });
+    assert.equal(r.stdout.split('\n').length, 4, `three lines through head: ${r.stdout}`);
+    assert.match(r.stdout, /^portal x \(local\) pid \d+/);
+    assert.equal(r.stderr, '', 'no stack trace, no error');
+    assert.equal(r.status, 0, 'pipefail: mpctl itself exited 0');
+  } finally {
+    bpfClose(obj.value);
+    rmSync(pin, { recursive: true, force: true });
     rmSync(run, { recursive: true, force: true });
   }
 });

@@ -5,8 +5,9 @@
 // `mpctl down` from another shell stops the portal; `up` again and `q` stops and tears down,
 // without a single full-screen clear (no flicker). `mpctl attach` at 80 and 120 columns: its
 // output drawn by @xterm/headless (a terminal emulator) holds one whole frame — a cursor
-// movement one line short leaves stale header and link lines only an emulator shows. The RP
-// takes the LP's link names (`mpctl link l2 down` there).
+// movement one line short leaves stale header and link lines only an emulator shows. `mpctl link
+// l2 down` on the LP takes l2 out both ways: the RP sends (almost) none of a download on it, and
+// uses it again after `link l2 up`. The RP takes the LP's link names (`mpctl link l2 down` there).
 //
 //   client ── lp ═╦═ isp1 (20 Mbit, 10 ms) ═╦═ inet ── rp ── server (iperf3 -s)
 //                 ╚═ isp2 (20 Mbit, 15 ms) ═╝
@@ -173,7 +174,26 @@ test('mpctl up local on a pty in the lab: both links up with live rates, metrics
       assert.equal(s3.links[1]!.state, 'admin-down');
       // both directions: the LP's probes carry the flag, and the RP stops sending on l2 too
       await waitUntil("the RP holds l2 down from the LP's probes", () => labStatus(lab, 'rp'), (x) => x.links.find((l) => l.id === 1)?.state === 'admin-down', 3000);
+      // … and a download (server → client: the RP sends) goes on l1 alone: the RP's per-link tx
+      // bytes over the flow (the issue: 28.9 MB in 12 s still went on the admin-down link)
+      const download = async () => {
+        const tx = async () => (await labStatus(lab, 'rp')).links.map((l) => l.tx.bytes);
+        const before = await tx();
+        const f = await iperf(lab, { server: { node: 'server', addr: '203.0.113.2' }, client: { node: 'client' }, seconds: 3, reverse: true });
+        assert.ok(f.isOk(), `iperf3 -R: ${JSON.stringify(f.isErr() ? f.error : null)}`);
+        const after = await tx();
+        return { mbps: f.value.bps / 1e6, l1: after[0]! - before[0]!, l2: after[1]! - before[1]! };
+      };
+      const held = await download();
+      console.log(`download with l2 admin-down on the LP: ${held.mbps.toFixed(1)} Mbit/s; RP sent l1 ${held.l1} B, l2 ${held.l2} B`);
+      assert.ok(held.l1 > 2e6, `the download went on l1 (${held.l1} B)`);
+      assert.ok(held.l2 < held.l1 / 100, `the RP sent (almost) nothing on the admin-down l2: ${held.l2} B against l1's ${held.l1} B`);
       assert.ok((await run('ip', ['netns', 'exec', lp, mpctl, 'link', 'l2', 'up', '--instance', instance])).isOk());
+      // `link up`: the RP takes l2 back, and the next download uses it again
+      await waitUntil('the RP has l2 up again', () => labStatus(lab, 'rp'), (x) => x.links.find((l) => l.id === 1)?.state === 'up', 3000);
+      const back = await download();
+      console.log(`download after link l2 up: ${back.mbps.toFixed(1)} Mbit/s; RP sent l1 ${back.l1} B, l2 ${back.l2} B`);
+      assert.ok(back.l2 > 0.1 * (back.l1 + back.l2), `l2 carries its part again: ${back.l2} B of ${back.l1 + back.l2} B`);
       const nope = await run('ip', ['netns', 'exec', lp, mpctl, 'link', 'l9', 'down', '--instance', instance]);
       assert.ok(nope.isErr() && nope.error.kind === 'CommandFailed' && nope.error.code === 3 && /has no link "l9" \(links: l1, l2\)/.test(nope.error.stderr), 'unknown link: exit 3');
 

@@ -76,6 +76,26 @@ test('mpctl config check: summary of a valid file, exit 2 naming the bad key, 3 
   }
 });
 
+test('mpctl config check prints each link\'s rate as configured, and the 10 Mbit/s start where it is left out', () => {
+  const dir = mkdtempSync(`${tmpdir()}/mpctl-config-`);
+  try {
+    const file = `${dir}/rates.toml`;
+    // dsl 10mbit -> 50mbit; starlink gets 1.2gbit; 4g 2500kbit; a fourth link keeps the default
+    const text = readFileSync(here('../examples/lp-dsl-4g-starlink.toml'), 'utf8')
+      .replace('rate = "10mbit"', 'rate = "50mbit"')
+      .replace('gateway = "100.64.0.1"', 'gateway = "100.64.0.1"\nrate = "1.2gbit"')
+      .replace('metric = 1 ', 'rate = "2500kbit"\nmetric = 1 ')
+      .concat('\n[[link]]\nname = "spare"\ninterface = "eth3"\ngateway = "198.51.100.1"\n');
+    writeFileSync(file, text);
+    const r = mpctl('config', 'check', file, '--skip-keys');
+    assert.equal(r.code, 0, r.err);
+    const rates = [...r.out.matchAll(/^ {4}\d (\S+) .*  rate (\S+ \S+)  delay /gm)].map((m) => `${m[1]} ${m[2]}`);
+    assert.deepEqual(rates, ['dsl 50.0 Mb/s', 'starlink 1.20 Gb/s', '4g 2.50 Mb/s', 'spare 10.0 Mb/s'], r.out);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('docs/config.md documents every key the parser accepts, and its examples are the example files', async () => {
   const { parseConfig } = await import('../src/config/parse.js');
   const md = readFileSync(here('../docs/config.md'), 'utf8');

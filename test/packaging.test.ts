@@ -164,4 +164,9 @@ test('README "Deploying on two machines" installs what scripts/setup.sh installs
   // Debian 12 and Ubuntu 24.04 ship Node 18: the README says where Node 20 comes from
   assert.match(deploy, /Node\.js 20 or newer with npm: the `nodejs` of Debian 12 and of Ubuntu 24\.04 is 18/);
   assert.match(setup, /-lt 20/, 'setup.sh refuses an older Node');
+  // the README's first paragraph (what the demo and test commands install) names them all, and
+  // what the lab and the tests add
+  const top = /\(apt:([^;]*);/.exec(readme.slice(0, readme.indexOf('\n# mpctl')))?.[1] ?? '';
+  const named = top.replace('and for the lab and the tests', ',').split(/[\s,]+/).filter(Boolean);
+  assert.deepEqual(named.sort(), [...pkgs, ...list('TEST_PKGS')].sort(), 'the README\'s first paragraph lists setup.sh\'s PKGS and TEST_PKGS');
 });

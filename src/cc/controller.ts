@@ -413,7 +413,13 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
   // An estimate far above what a queued link delivers is wrong whatever we sent (a configured
   // rate 10× too high: the sender looks application-limited against it for good).
   const sentEnough = !qw.appLimited && (phaseGain(s) >= 1 || queueDeliveryBps < 0.9 * s.rateBps);
-  const busy = queueHigh && owdSample !== null && (sentEnough || queueDeliveryBps < p.overEstimate * winBest(bw));
+  // The over-estimate proof needs a queue the link kept: the sender gave it at least what it
+  // delivered. A link the scheduler stopped sending on (its queue showed) delivers the rest of
+  // its queue and then nothing, which is no capacity: lab, the demo's 30 Mbit/s link went
+  // 27 → 13.7 → 6.9 Mbit/s in two intervals that way (sent 0, delivered 1.9 and 5.7, the last
+  // OWD samples 25-32 ms queued) and one CUBIC flow fell under the best link alone.
+  const kept = (qw.sentBits * 1e6) / qw.us >= queueDeliveryBps;
+  const busy = queueHigh && owdSample !== null && (sentEnough || (kept && queueDeliveryBps < p.overEstimate * winBest(bw)));
   // At most halved per interval: an interval in which the scheduler itself sent little on the
   // link (its traffic moved to another link) must not read as a capacity collapse to the floor,
   // from where the earliest-arrival scheduler would never send on the link again.
@@ -476,11 +482,12 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
 function sum(recent: readonly Interval[], enough: (acc: { us: number; packets: number; lost: number }) => boolean, sinceUs = -Infinity) {
   // minOwd: of the OWD less the planned queue (the unexpected part, on the OWD line)
   // maxPlannedUs: the largest planned backlog of those intervals
-  const acc = { us: 0, bytes: 0, packets: 0, lost: 0, appLimited: false, minOwd: null as number | null, maxPlannedUs: 0 };
+  const acc = { us: 0, bytes: 0, sentBits: 0, packets: 0, lost: 0, appLimited: false, minOwd: null as number | null, maxPlannedUs: 0 };
   for (let i = recent.length - 1; i >= 0 && !enough(acc) && recent[i]!.atUs >= sinceUs; i--) {
     const r = recent[i]!;
     acc.us += r.intervalUs;
     acc.bytes += r.bytes;
+    acc.sentBits += (r.sentBps * r.intervalUs) / 1e6;
     acc.packets += r.packets;
     acc.lost += r.lost;
     acc.appLimited ||= r.appLimited;

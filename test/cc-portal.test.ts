@@ -141,6 +141,20 @@ describe('congestion-control loop', () => {
     }
   });
 
+  it("takes the LP's measured delay for a link as its hint until the link measures a round trip", () => {
+    // RP: every LP probe repeats addLink; its delay (the LP's measured one, runtime request())
+    // replaces the hint only while our controller has measured nothing
+    const loop = new CcLoop(fakeDp().dp, noLog);
+    loop.addLink(0, { rateBps: 10e6, owdUs: 10_000 });
+    assert.equal(loop.measuredOwdUs(0), null);
+    loop.addLink(0, { rateBps: 10e6, owdUs: 40_000 });
+    assert.equal(loop.status(0)!.rttMs, 80);
+    loop.onProbeRtt(0, 50_000);
+    assert.equal(loop.measuredOwdUs(0), 25_000);
+    loop.addLink(0, { rateBps: 10e6, owdUs: 40_000 });
+    assert.equal(loop.status(0)!.rttMs, 50);
+  });
+
   it('writes a hold rate under the bandwidth estimate; a link without feedback is held, and released when feedback returns', () => {
     // README "The data path outlives its control plane": the data path plans a held link at
     // hold_kbps (bpf/schedule.h), not at the pacing rate of the moment (a probing gain, a drain)

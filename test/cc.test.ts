@@ -273,6 +273,42 @@ describe('controller', () => {
     assert.equal(cc.saturated(news), false);
   });
 
+  it('a link the flow loads at its estimate does not probe while other links carry the flow too', () => {
+    // a startup at 10 Mbit/s; the sender puts 10 Mbit/s on the link, all of it delivered
+    const run = (othersCarry: boolean) => {
+      let s = cc.initial({ initialRateBps: 10 * M, owdUs: 10_000, rttUs: 20_000 });
+      for (let i = 0; i < 4; i++)
+        s = cc.onFeedback(s, rec({ bytes: 25_000, packets: 17, lost: 0, owdMinUs: 1_000_000, owdMaxUs: 1_000_000, echoTsUs: null, echoDelayUs: null }), 25_000, (i + 1) * 20_000, 0, othersCarry);
+      return s;
+    };
+    // alone on the link (others idle): the startup's gain, 2x
+    const alone = run(false);
+    assert.equal(alone.phase, 'startup');
+    assert.ok(alone.rateBps > 1.9 * cc.bwBps(alone), `alone: rate ${alone.rateBps} of ${cc.bwBps(alone)}`);
+    // with other links carrying the flow: no gain above 1 (the model would drain the link at 2x)
+    const shared = run(true);
+    assert.equal(shared.phase, 'startup');
+    assert.ok(cc.loadedAtEstimate(shared));
+    assert.ok(shared.rateBps <= 1.01 * cc.bwBps(shared), `shared: rate ${shared.rateBps} of ${cc.bwBps(shared)}`);
+    // the sender put less than the estimate on it: application-limited, it probes
+    let idle = cc.initial({ initialRateBps: 10 * M, owdUs: 10_000, rttUs: 20_000 });
+    for (let i = 0; i < 4; i++) idle = cc.onFeedback(idle, rec({ bytes: 5_000, packets: 4, lost: 0, owdMinUs: 1_000_000, owdMaxUs: 1_000_000, echoTsUs: null, echoDelayUs: null }), 5_000, (i + 1) * 20_000, 0, true);
+    assert.equal(cc.loadedAtEstimate(idle), false);
+    assert.ok(idle.rateBps > 1.9 * cc.bwBps(idle));
+  });
+
+  it("a delay hint is replaced until the link has measured a round trip (the LP's probes carry it)", () => {
+    const s = cc.initial({ owdUs: 10_000, rttUs: 20_000 });
+    assert.equal(cc.measuredOwdUs(s), null);
+    const hinted = cc.withOwdHint(s, 40_000);
+    assert.equal(cc.output(hinted).owdUs, 40_000);
+    assert.equal(cc.estimate(hinted).rttUs, 80_000);
+    const measured = cc.onRtt(s, 50_000, 1);
+    assert.equal(cc.measuredOwdUs(measured), 25_000);
+    assert.equal(cc.withOwdHint(measured, 40_000), measured);
+    assert.equal(cc.output(cc.withOwdHint(measured, 40_000)).owdUs, 25_000);
+  });
+
   it('a link whose estimate collapsed to the floor probes its way back up despite its planned backlog', () => {
     const { s, t } = converged();
     const raw = s.owd!.lastRaw;

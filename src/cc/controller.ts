@@ -113,6 +113,9 @@ export interface CcParams {
   minWindowQueuedUs: number;
   /** No feedback for this long: the estimate is stale. */
   staleAfterUs: number;
+  /** The sender put at least this share of the estimate on the link through the rate window:
+   * the flow loads it, no probing gain (see loadedAtEstimate()). */
+  loadedShare: number;
   /** A link with a standing queue that delivers less than this fraction of the estimate is
    * over-estimated (even when the sender looks application-limited against the estimate). */
   overEstimate: number;
@@ -149,6 +152,7 @@ export const DEFAULT_CC: CcParams = Object.freeze({
   minWindowQueuedUs: 60_000_000,
   saturatedBacklogUs: 2_000,
   staleAfterUs: 200_000,
+  loadedShare: 0.9,
   overEstimate: 0.5,
 });
 
@@ -166,6 +170,8 @@ interface Interval {
   /** The scheduler's modelled backlog for the interval's packets (µs). */
   readonly plannedUs: number;
   readonly appLimited: boolean;
+  /** What the sender put on the link over the interval, bit/s. */
+  readonly sentBps: number;
 }
 
 /** Raw u32 OWD samples unwrapped onto a continuous line (each step taken modulo 2^32). */
@@ -210,6 +216,9 @@ export interface State {
   readonly rateBps: number;
   readonly lastFeedbackUs: number;
   readonly stale: boolean;
+  /** Other links of the direction carry the flows too (onFeedback's othersCarry): a link the
+   * flows load at its estimate does not probe (loadedAtEstimate). */
+  readonly othersCarry: boolean;
 }
 
 export interface Output {
@@ -308,6 +317,7 @@ export function initial(params: Partial<CcParams> = {}, nowUs = 0): State {
     rateBps: start,
     lastFeedbackUs: nowUs,
     stale: false,
+    othersCarry: false,
   };
 }
 
@@ -315,6 +325,19 @@ export function initial(params: Partial<CcParams> = {}, nowUs = 0): State {
 export function onRtt(s: State, rttUs: number, nowUs: number): State {
   if (!(rttUs > 0 && rttUs < 10_000_000)) return s;
   return { ...s, rttMin: s.rttMin ? winMin(s.rttMin, s.params.minWindowUs, nowUs, rttUs) : winReset(nowUs, rttUs) };
+}
+
+/** The propagation one-way delay measured on this link (half its min round trip; null: none
+ * measured yet, the link runs on its hint). */
+export function measuredOwdUs(s: State): number | null {
+  return s.rttMin ? Math.round(winBest(s.rttMin) / 2) : null;
+}
+
+/** A better delay hint for a link that has measured none (RP: the LP's probe carries the delay
+ * the LP measured); a measured link keeps its own. */
+export function withOwdHint(s: State, owdUs: number): State {
+  if (s.rttMin || !(owdUs > 0) || owdUs === s.params.owdUs) return s;
+  return { ...s, params: { ...s.params, owdUs, rttUs: Math.max(2 * owdUs, 1000) } };
 }
 
 /** On a timer: without feedback for staleAfterUs the rate stays but the estimate is marked
@@ -328,9 +351,9 @@ export function onSilence(s: State, nowUs: number): State {
  * One receiver interval of this link. `sentBytes`: what the sender put on the link since the
  * previous feedback, to tell an application-limited interval from a saturated one.
  */
-export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigint, nowUs: number, plannedQueueUs = 0): State {
+export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigint, nowUs: number, plannedQueueUs = 0, othersCarry = false): State {
   const p = s0.params;
-  if (!(fb.intervalUs > 0)) return { ...s0, lastFeedbackUs: nowUs, stale: false };
+  if (!(fb.intervalUs > 0)) return { ...s0, lastFeedbackUs: nowUs, stale: false, othersCarry };
 
   // Back from silence: what came before is history; resume cruising (or the startup).
   let s: State = s0.stale
@@ -353,7 +376,8 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
   const senderIntervalUs = Math.min(Math.max(nowUs - s.lastFeedbackUs, 0), 4 * fb.intervalUs) || fb.intervalUs;
   const appLimited = Number(sentBytes) * 8 < 0.8 * s.rateBps * (senderIntervalUs / 1e6);
   const plannedUs = Math.max(0, plannedQueueUs);
-  const iv: Interval = { atUs: nowUs, intervalUs: fb.intervalUs, bytes: fb.bytes, packets: fb.packets, lost: fb.lost, owd: owdSample, plannedUs, appLimited };
+  const sentBps = (Number(sentBytes) * 8 * 1e6) / senderIntervalUs;
+  const iv: Interval = { atUs: nowUs, intervalUs: fb.intervalUs, bytes: fb.bytes, packets: fb.packets, lost: fb.lost, owd: owdSample, plannedUs, appLimited, sentBps };
   const keepUs = Math.max(p.rateWindowUs, p.queueWindowUs, p.lossWindowUs);
   const recent = [...s.recent, iv].filter((r) => nowUs - r.atUs < keepUs);
 
@@ -372,7 +396,7 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
     if (qw.minOwd !== null) queueUs = Math.max(0, qw.minOwd - minOwd);
     if (owdSample !== null) queueNowUs = Math.max(0, owdSample - plannedUs - minOwd);
   }
-  s = { ...s, owd, recent, deliveryBps, lossRate, queueUs, lastFeedbackUs: nowUs };
+  s = { ...s, owd, recent, deliveryBps, lossRate, queueUs, lastFeedbackUs: nowUs, othersCarry };
 
   // 4. Bandwidth estimate: a max filter of delivery samples, app-limited ones only upwards.
   const round = roundUs(s);
@@ -389,7 +413,13 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
   // An estimate far above what a queued link delivers is wrong whatever we sent (a configured
   // rate 10× too high: the sender looks application-limited against it for good).
   const sentEnough = !qw.appLimited && (phaseGain(s) >= 1 || queueDeliveryBps < 0.9 * s.rateBps);
-  const busy = queueHigh && owdSample !== null && (sentEnough || queueDeliveryBps < p.overEstimate * winBest(bw));
+  // The over-estimate proof needs a queue the link kept: the sender gave it at least what it
+  // delivered. A link the scheduler stopped sending on (its queue showed) delivers the rest of
+  // its queue and then nothing, which is no capacity: lab, the demo's 30 Mbit/s link went
+  // 27 → 13.7 → 6.9 Mbit/s in two intervals that way (sent 0, delivered 1.9 and 5.7, the last
+  // OWD samples 25-32 ms queued) and one CUBIC flow fell under the best link alone.
+  const kept = (qw.sentBits * 1e6) / qw.us >= queueDeliveryBps;
+  const busy = queueHigh && owdSample !== null && (sentEnough || (kept && queueDeliveryBps < p.overEstimate * winBest(bw)));
   // At most halved per interval: an interval in which the scheduler itself sent little on the
   // link (its traffic moved to another link) must not read as a capacity collapse to the floor,
   // from where the earliest-arrival scheduler would never send on the link again.
@@ -452,11 +482,12 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
 function sum(recent: readonly Interval[], enough: (acc: { us: number; packets: number; lost: number }) => boolean, sinceUs = -Infinity) {
   // minOwd: of the OWD less the planned queue (the unexpected part, on the OWD line)
   // maxPlannedUs: the largest planned backlog of those intervals
-  const acc = { us: 0, bytes: 0, packets: 0, lost: 0, appLimited: false, minOwd: null as number | null, maxPlannedUs: 0 };
+  const acc = { us: 0, bytes: 0, sentBits: 0, packets: 0, lost: 0, appLimited: false, minOwd: null as number | null, maxPlannedUs: 0 };
   for (let i = recent.length - 1; i >= 0 && !enough(acc) && recent[i]!.atUs >= sinceUs; i--) {
     const r = recent[i]!;
     acc.us += r.intervalUs;
     acc.bytes += r.bytes;
+    acc.sentBits += (r.sentBps * r.intervalUs) / 1e6;
     acc.packets += r.packets;
     acc.lost += r.lost;
     acc.appLimited ||= r.appLimited;
@@ -514,10 +545,47 @@ export function saturated(s: State): boolean {
   return w.length > 0 && w.every((r) => r.plannedUs >= s.params.saturatedBacklogUs);
 }
 
+/**
+ * The flows already use the link at its estimate: over the rate window the sender put at least
+ * `loadedShare` of the estimate on it. While other links carry them too (State.othersCarry),
+ * probing above the estimate only runs the scheduler's model ahead of the link: the model drains the link at
+ * the probing rate, the link at its capacity, so the real queue grows beyond the model by the
+ * gain's excess until the feedback, a round later, shows it; the packets that wait there arrive
+ * after later ones on other links (reordering, the end host's spurious retransmissions) and the
+ * buffer overflows. Lab, the demo's links without rates (20/10 + 10/25 + 30/40 ms), one CUBIC
+ * upload: probes at 1.25 on the 20 and 10 Mbit/s links and a startup at 2× on the 30 Mbit/s one,
+ * while the flow ramped through all three, put 14-39 ms of unmodelled queue on them, all three
+ * lost packets within 150 ms, and CUBIC left slow start at 128 packets with 151 DSACKs (44.6 % of
+ * the sum, under the best link alone). Such a link needs no probe: the scheduler sends every
+ * packet at once, so what a flow offers beyond the links' estimates becomes planned backlog on
+ * every link and reaches each link as more than its estimate; a link with room delivers it and
+ * its estimate follows (the max filter). A link the scheduler keeps a planned backlog on is
+ * not probed anyway (saturated()).
+ */
+export function loadedAtEstimate(s: State): boolean {
+  return sentShare(s) >= s.params.loadedShare;
+}
+
+/** What the sender put on the link through the rate window, as a share of the estimate (0:
+ * no feedback in the window). */
+function sentShare(s: State): number {
+  const w = s.recent.filter((r) => s.lastFeedbackUs - r.atUs < s.params.rateWindowUs);
+  const us = w.reduce((a, r) => a + r.intervalUs, 0);
+  return us > 0 ? w.reduce((a, r) => a + r.sentBps * r.intervalUs, 0) / us / bwBps(s) : 0;
+}
+
+/** A link carries a flow: the sender put at least CARRYING_SHARE of its estimate on it through
+ * the rate window (a download's pure ACKs do not count). See onFeedback's `othersCarry`. */
+export function carries(s: State): boolean {
+  return !s.stale && sentShare(s) >= CARRYING_SHARE;
+}
+const CARRYING_SHARE = 0.25;
+
 function pacingRate(s: State): number {
   const p = s.params;
   const queueFactor = Math.max(p.drainMinGain, 1 - s.queueUs / p.drainTimeUs);
-  let rate = bwBps(s) * (saturated(s) ? 1 : phaseGain(s));
+  const gain = phaseGain(s);
+  let rate = bwBps(s) * (saturated(s) || (gain > 1 && s.othersCarry && loadedAtEstimate(s)) ? 1 : gain);
   if (s.phase !== 'startup') rate *= queueFactor;
   if (s.lossCapBps !== null) rate = Math.min(rate, s.lossCapBps);
   if (p.ceilingBps !== null) rate = Math.min(rate, p.ceilingBps);

@@ -167,12 +167,19 @@ export class CcLoop {
   }
 
   /** A link we send on: its controller starts from this estimate (LP: the configured rate and
-   * delay; RP: what the LP's probe said). Repeating it for a known link changes nothing. */
+   * delay; RP: what the LP's probe said). Repeating it for a known link changes only its delay
+   * hint, and only while the link has measured no round trip (the LP's probes carry the delay it
+   * measured: measuredOwdUs). */
   addLink(id: number, init: { rateBps: number; owdUs: number; budget?: LinkBudget }): void {
     if (init.budget) this.budgets.addLink(id, init.budget);
-    if (this.states.has(id)) return;
-    const now = this.clock();
     const owdUs = Math.max(init.owdUs, 100);
+    const known = this.states.get(id);
+    if (known) {
+      // the delay only, and only while the link has measured none (cc.withOwdHint)
+      this.states.set(id, cc.withOwdHint(known, owdUs));
+      return;
+    }
+    const now = this.clock();
     this.states.set(id, cc.initial({ initialRateBps: Math.max(init.rateBps, cc.DEFAULT_CC.minRateBps), owdUs, rttUs: Math.max(2 * owdUs, 1000) }, now));
     const tx = this.dp.txBytes(id);
     if (tx.isOk()) this.lastTx.set(id, tx.value);
@@ -192,6 +199,17 @@ export class CcLoop {
   onProbeRtt(id: number, rttUs: number): void {
     const s = this.states.get(id);
     if (s) this.states.set(id, cc.onRtt(s, rttUs, this.clock()));
+  }
+
+  /** The one-way delay link `id` measured (half its min round trip, probes included; null: none
+   * yet). The LP's probes carry it: the RP learns a link's delay from its own data's feedback
+   * only, so without it the RP's first pure ACKs took every link at the same 10 ms hint (no delay
+   * configured), some of them the 10 ms link of the demo's links, and the first CUBIC flow
+   * through the bond kept a 20 ms min RTT against 50-80 ms under load: HyStart ended its slow
+   * start at 49 packets (lab, discover-demo, 41 % of the sum). */
+  measuredOwdUs(id: number): number | null {
+    const s = this.states.get(id);
+    return s ? cc.measuredOwdUs(s) : null;
   }
 
   /** Has this link's controller taken feedback (so its output, not a static estimate, rules)? */
@@ -346,9 +364,12 @@ export class CcLoop {
         this.lastTx.set(r.linkId, tx.value);
       }
       const planned = this.plannedUs(r.linkId, now - cc.estimate(s).rttUs, r.intervalUs);
-      const next = cc.onFeedback(s, r, sentBytes, now, planned);
+      // another link carries the flows too: this one does not probe while they load it (cc.loadedAtEstimate)
+      let othersCarry = false;
+      for (const [id, o] of this.states) othersCarry ||= id !== r.linkId && cc.carries(o);
+      const next = cc.onFeedback(s, r, sentBytes, now, planned, othersCarry);
       this.states.set(r.linkId, next);
-      this.trace?.write(`${JSON.stringify({ t: Math.round((now - this.traceT0) / 1000), l: r.linkId, ph: next.phase[0]! + next.cycleIndex, bw: Math.round(cc.bwBps(next) / 1e5) / 10, rate: Math.round(next.rateBps / 1e5) / 10, dlv: Math.round(next.deliveryBps / 1e5) / 10, q: Math.round(next.queueUs / 100) / 10, pl: Math.round(planned / 100) / 10, sent: Math.round((Number(sentBytes) * 8) / r.intervalUs * 10) / 10, pk: r.packets, lost: r.lost, rtt: Math.round(cc.estimate(next).rttUs / 100) / 10 })}\n`);
+      this.trace?.write(`${JSON.stringify({ t: Math.round((now - this.traceT0) / 1000), l: r.linkId, ph: next.phase[0]! + next.cycleIndex, bw: Math.round(cc.bwBps(next) / 1e5) / 10, rate: Math.round(next.rateBps / 1e5) / 10, dlv: Math.round(next.deliveryBps / 1e5) / 10, q: Math.round(next.queueUs / 100) / 10, pl: Math.round(planned / 100) / 10, sent: Math.round((Number(sentBytes) * 8) / r.intervalUs * 10) / 10, pk: r.packets, lost: r.lost, rtt: Math.round(cc.estimate(next).rttUs / 100) / 10, oc: othersCarry ? 1 : 0 })}\n`);
       this.fbCount.set(r.linkId, (this.fbCount.get(r.linkId) ?? 0) + 1);
       changed = true;
     }

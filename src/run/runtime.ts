@@ -454,7 +454,7 @@ export async function startLocal(
       probeSeq,
       sentNs: nowNs(),
       rateBps: BigInt(l.rateBps),
-      owdUs: l.delayUs,
+      owdUs: cc.measuredOwdUs(id) ?? l.delayUs, // the RP's delay for the link until its own feedback measures one
       budgetBytes: cc.budgets.allowance(id), // what the RP may still send on it (budget.ts)
       pmtuDown: m?.confirmedDown ?? 0, // the RP schedules nothing larger on the link
       pmtuUp: m?.confirmedUp ?? 0,

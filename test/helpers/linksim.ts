@@ -269,7 +269,8 @@ export function simulate(o: SimOptions): SimResult {
       const { fb } = inFlight.shift()!;
       const i = fb.linkId;
       const planned = o.planned ? plannedAt(i, t - cc.estimate(states[i]!).rttUs, fb.intervalUs) : 0;
-      states[i] = cc.onFeedback(states[i]!, fb, sentSinceFb[i]!, t, planned);
+      const othersCarry = states.some((o, j) => j !== i && cc.carries(o));
+      states[i] = cc.onFeedback(states[i]!, fb, sentSinceFb[i]!, t, planned, othersCarry);
       sentSinceFb[i] = 0;
       out = cc.outputs(new Map(states.map((s, k) => [k, s])));
       continue;

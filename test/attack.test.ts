@@ -11,15 +11,21 @@
 //   2. replays of real packets captured between inet and the RP (AF_PACKET, ETH_P_ALL), sent
 //      again from the attacker's address to both portals — accepted, they would also move the
 //      RP's learned endpoint of the link to the attacker;
-//   3. a flood of well-formed handshake initiations (valid mac1 for the RP's public key, from a
+//   3. damaged copies of captured data packets to the RP: one bit flipped (in the tag or the
+//      body), cut short in the body, cut short in the header; and junk to the LP: responses and
+//      cookie replies to no handshake, and initiations (which the LP never takes);
+//   4. a flood of well-formed handshake initiations (valid mac1 for the RP's public key, from a
 //      static key the RP does not know) at the RP.
 //
 // Checked: each portal's drop counters grew by exactly what was sent (bad_mac for 1, replay for
-// 2), listeners on server and client saw no marked datagram, the RP's endpoints did not move,
-// the flow survived; and the flow's goodput under the flood is measured and reported.
+// 2; bad_mac for flipped and cut bodies, truncated for cut headers; the LP's junk either
+// rate-limited in BPF or counted in its status as `rejected` unsolicited-*, and its initiations
+// hs_malformed), listeners on server and client saw no marked datagram, the RP's endpoints did
+// not move, the flow survived; and the flow's goodput under the flood is measured and reported.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { mpctlPath } from '../src/lab/lab.js';
@@ -31,7 +37,8 @@ import { labDir } from '../src/lab/state.js';
 import { ATTACKER, nsName } from '../src/lab/topology.js';
 import { capture } from '../src/native/libmpctl.js';
 import { withNetns } from '../src/native/netns.js';
-import { decodeHdr, encodeHdr, MP_HDR_LEN, MP_T_DATA, MP_T_FEEDBACK, MP_T_PROBE } from '../src/datapath/abi.js';
+import { decodeHdr, encodeHdr, MP_HDR_LEN, MP_T_COOKIE, MP_T_DATA, MP_T_FEEDBACK, MP_T_HS_INIT, MP_T_HS_RESP, MP_T_PROBE } from '../src/datapath/abi.js';
+import { COOKIE, INIT, RESP } from '../src/security/messages.js';
 import { createInitiation } from '../src/security/handshake.js';
 import { generatePrivateKey, publicKeyOf, staticKeys } from '../src/security/keys.js';
 import { ipPacket, ipSpec, parseIp, udp } from './helpers/packet.js';
@@ -47,6 +54,9 @@ const FORGED_LP = 1000;
 const PPS = 2000; // paced: a burst would overflow the veths' backlog and blur the counts
 const FLOOD_PPS = 20_000;
 const FLOOD_S = 5;
+const FLOW_S = 30;
+const DAMAGED = 300; // each of flipped, cut in the body, cut in the header
+const JUNK = 200; // each of responses, cookie replies, initiations to the LP
 
 interface PortalStatus {
   links: { id: number; endpoint: string | null }[];
@@ -118,8 +128,8 @@ test('attacks from the Internet: forged, replayed and flooding packets change no
       const client = clientAddrs({ singleInterface: false }).v4;
       const server = '203.0.113.2';
 
-      // the flow: 20 s, per-second goodput at the receiver
-      const flow = iperf(lab, { server: { node: 'server', addr: server }, client: { node: 'client' }, seconds: 20 });
+      // the flow: 30 s (the handshake flood, last, ends ~27 s in), per-second goodput at the receiver
+      const flow = iperf(lab, { server: { node: 'server', addr: server }, client: { node: 'client' }, seconds: FLOW_S });
       const t0 = Date.now();
       await sleep(4000);
 
@@ -174,7 +184,51 @@ test('attacks from the Internet: forged, replayed and flooding packets change no
       );
       assert.ok(rpAfter.links.every((l) => !l.endpoint?.startsWith(ATTACKER.v4)));
 
-      // 3. the handshake flood: initiations from a static key the RP does not know
+      // 3. damaged copies of real data packets to the RP: one bit flipped (in the tag or the
+      // body), cut short inside the body (both fail the MAC), cut short inside the header; and
+      // junk to the LP: responses and cookie replies to nothing, and initiations (the LP never
+      // takes one)
+      const rpDamage0 = await labStatus(lab, 'rp');
+      const lpJunk0 = await labStatus(lab, 'lp');
+      const data = toRp.filter((c) => decodeHdr(c.msg).type === MP_T_DATA && c.msg.length > MP_HDR_LEN + 40);
+      assert.ok(data.length >= 100, `captured ${data.length} data packets to the RP`);
+      const tagOff = 16; // mp_hdr.tag (bpf/mp.h)
+      const flipped = data.slice(0, DAMAGED).map((c, i) => {
+        const m = Buffer.from(c.msg);
+        const at = i % 2 ? tagOff + (i % 8) : MP_HDR_LEN + ((i * 7919) % (m.length - MP_HDR_LEN));
+        m[at]! ^= 1 << (i % 8);
+        return m;
+      });
+      const cutBody = data.slice(0, DAMAGED).map((c, i) => c.msg.subarray(0, MP_HDR_LEN + 1 + ((i * 104729) % (c.msg.length - MP_HDR_LEN - 1))));
+      const cutHeader = data.slice(0, DAMAGED).map((c, i) => c.msg.subarray(0, 1 + (i % (MP_HDR_LEN - 1))));
+      await writeFile(`${dir}/damaged-rp.hex`, hexLines([...flipped, ...cutBody, ...cutHeader]));
+      const junk = (type: number, size: number) => Array.from({ length: JUNK }, () => Buffer.concat([encodeHdr({ type }), randomBytes(size - MP_HDR_LEN)]));
+      const toLpJunk = [...junk(MP_T_HS_RESP, RESP.size), ...junk(MP_T_COOKIE, COOKIE.size)];
+      const toLpInits = junk(MP_T_HS_INIT, INIT.size);
+      await writeFile(`${dir}/junk-lp.hex`, hexLines([...toLpJunk, ...toLpInits]));
+      const damagedSent = (await tool(ns('attacker'), ['send', BOND.rp.v4, String(BOND.port), String(PPS), '0', `${dir}/damaged-rp.hex`]))['sent']!;
+      const junkSent = (await tool(ns('attacker'), ['send', lpAddr, String(lpPort), String(PPS), '0', `${dir}/junk-lp.hex`]))['sent']!;
+      assert.equal(damagedSent, 3 * DAMAGED);
+      assert.equal(junkSent, 3 * JUNK);
+      const rpDamage1 = (
+        await waitFor('RP: damaged packets counted', () => labStatus(lab, 'rp'), (s) => delta(rpDamage0, s, 'bad_mac') + delta(rpDamage0, s, 'truncated') >= damagedSent, 3000)
+      ).value;
+      const unsolicited = (s: PortalStatus) => Object.entries(s.security?.rejected ?? {}).reduce((a, [k, v]) => a + (k.startsWith('unsolicited-') ? v : 0), 0);
+      const bucketed = (s: PortalStatus) => delta(lpJunk0, s, 'hs_source_rate') + delta(lpJunk0, s, 'hs_global_rate');
+      // the rejected counters are published once a second
+      const lpJunk1 = (
+        await waitFor('LP: junk counted', () => labStatus(lab, 'lp'), (s) => bucketed(s) + unsolicited(s) - unsolicited(lpJunk0) >= toLpJunk.length && delta(lpJunk0, s, 'hs_malformed') >= toLpInits.length, 3000)
+      ).value;
+      const damage = { bad_mac: delta(rpDamage0, rpDamage1, 'bad_mac'), truncated: delta(rpDamage0, rpDamage1, 'truncated') };
+      const junkSeen = { bucket: bucketed(lpJunk1), unsolicited: unsolicited(lpJunk1) - unsolicited(lpJunk0), hs_malformed: delta(lpJunk0, lpJunk1, 'hs_malformed'), rejected: lpJunk1.security?.rejected };
+      t.diagnostic(`damaged to the RP: ${DAMAGED} flipped, ${DAMAGED} cut in the body, ${DAMAGED} cut in the header -> ${JSON.stringify(damage)}`);
+      t.diagnostic(`junk to the LP: ${JUNK} responses, ${JUNK} cookie replies, ${JUNK} initiations -> ${JSON.stringify(junkSeen)}`);
+      assert.deepEqual(damage, { bad_mac: 2 * DAMAGED, truncated: DAMAGED }, 'RP: flipped and cut packets dropped as bad_mac, cut headers as truncated');
+      assert.equal(junkSeen.bucket + junkSeen.unsolicited, toLpJunk.length, 'LP: every response and cookie reply to nothing counted (rate-limited in BPF or unsolicited in status)');
+      assert.ok(junkSeen.unsolicited > 0, 'LP: what passed the rate limit shows in its status (rejected unsolicited-*)');
+      assert.equal(junkSeen.hs_malformed, toLpInits.length, 'LP: initiations dropped as hs_malformed');
+
+      // 4. the handshake flood: initiations from a static key the RP does not know
       const rpPublic = Buffer.from(must(publicKeyOf((await readFile(`${dir}/rp.key`, 'utf8')).trim()), 'rp public key'), 'base64');
       const stranger = staticKeys(Buffer.from(generatePrivateKey(), 'base64'));
       const inits = Array.from({ length: 256 }, () => createInitiation(stranger, rpPublic, Date.now()).message);
@@ -193,11 +247,13 @@ test('attacks from the Internet: forged, replayed and flooding packets change no
       // goodput per second: before the attacks vs during the flood (iperf's seconds start ~t0)
       const iv = r.intervals.map((x) => x / 1e6);
       const before = median(iv.slice(1, 4));
-      const during = median(iv.slice(Math.ceil(floodAt) + 1, Math.floor(floodEnd)));
+      const duringS = iv.slice(Math.ceil(floodAt) + 1, Math.floor(floodEnd));
+      assert.ok(duringS.length >= 2 && floodEnd < iv.length, `the flow covered the flood (${floodAt.toFixed(1)}-${floodEnd.toFixed(1)} s of ${iv.length})`);
+      const during = median(duringS);
       const drop = 1 - during / before;
       t.diagnostic(`per-second goodput (Mbit/s): ${iv.map((x) => x.toFixed(1)).join(' ')}`);
       t.diagnostic(
-        `handshake flood: ${flood['sent']} initiations in ${(floodEnd - floodAt).toFixed(1)} s (${FLOOD_PPS}/s asked); RP cookies sent ${rpFlood.security?.cookiesSent ?? '?'}, initiations received ${rpFlood.security?.initiationsReceived ?? '?'}, rejected ${JSON.stringify(rpFlood.security?.rejected ?? {})}`,
+        `handshake flood: ${flood['sent']} initiations in ${(floodEnd - floodAt).toFixed(1)} s (${floodAt.toFixed(1)}-${floodEnd.toFixed(1)} s into the flow; ${FLOOD_PPS}/s asked); RP cookies sent ${rpFlood.security?.cookiesSent ?? '?'}, initiations received ${rpFlood.security?.initiationsReceived ?? '?'}, rejected ${JSON.stringify(rpFlood.security?.rejected ?? {})}`,
       );
       t.diagnostic(`goodput before ${before.toFixed(1)} Mbit/s, during the flood ${during.toFixed(1)} Mbit/s: drop ${(drop * 100).toFixed(1)} %`);
       console.log(`attack: goodput before ${before.toFixed(1)} Mbit/s, during the handshake flood ${during.toFixed(1)} Mbit/s (drop ${(drop * 100).toFixed(1)} %)`);

@@ -94,6 +94,11 @@ export class Cadence {
     return Math.min(this.nextProbe, this.nextFb);
   }
 
+  /** When the next probe round is due (-Infinity before the first). */
+  probeAt(): number {
+    return this.nextProbe;
+  }
+
   /** The first feedback slot after `at` (one a wake run early could still count as now: the
    * one after it). */
   private slot(at: number): number {

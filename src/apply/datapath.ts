@@ -282,7 +282,10 @@ export async function openDatapath(
   }
   const v = { sched: views.sched.value, stats: views.stats.value, rx: views.rx.value, peerProbe: views.peerProbe.value };
   let readAt = -RX_SNAPSHOT_NS;
+  /** inside lastSnapshot: any snapshot will do */
+  let anySnapshot = false;
   const fresh = (): Result<void, MpError> => {
+    if (anySnapshot && readAt !== -RX_SNAPSHOT_NS) return ok(undefined);
     const now = process.hrtime.bigint();
     if (now - readAt <= RX_SNAPSHOT_NS) return ok(undefined);
     const r = tick.value.read();
@@ -425,6 +428,14 @@ export async function openDatapath(
         return readLink(id).map((l) => (l && l.ifindex !== 0 ? l.owdUs : null));
       },
       sched,
+      lastSnapshot: (f) => {
+        anySnapshot = true;
+        try {
+          return f();
+        } finally {
+          anySnapshot = false;
+        }
+      },
       counters: stats,
       peerProbes,
       setBudget: (id, bytes) =>

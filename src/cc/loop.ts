@@ -46,6 +46,10 @@ export interface CcDatapath extends BudgetDatapath {
   setEstimate(linkId: number, rateBps: bigint, owdUs: number, noAcks: boolean, fec?: boolean, hold?: Hold): Result<void, MpError>;
   /** The scheduler's state (busy_until per link); null: not there. */
   sched(): Result<MpSched | null, MpError>;
+  /** Runs `f` with the data path's reads (sched, txBytes, readRx, counters) taken from the last
+   * snapshot however old it is, when there is one: no native read (the caller knows nothing
+   * moved since). Absent: reads are as ever. */
+  lastSnapshot?<T>(f: () => T): T;
 }
 
 export interface CcOptions {
@@ -110,6 +114,9 @@ export const BUSY_HOLD_MS = 100;
 export const FEEDBACK_COPIES = 2;
 /** Without an accepted feedback message for this long, any seq is accepted (peer restarted). */
 const SEQ_RESET_US = 1_000_000;
+
+/** Did packets arrive, or go missing, on some link in these records? */
+const hasNews = (records: readonly LinkFeedback[]): boolean => records.some((r) => r.packets !== 0 || r.lost !== 0);
 
 export const monoUs = (): number => Number(process.hrtime.bigint() / 1000n);
 
@@ -259,7 +266,7 @@ export class CcLoop {
     // nothing arrived anywhere since the last message: say so only at the idle rate (less half
     // an interval: the idle loop wakes at that rate, a wake a little early still sends)
     const idleUs = 1000 * (Math.min(this.opts.idleFeedbackMs ?? FEEDBACK_IDLE_MS, FEEDBACK_IDLE_MS) - FEEDBACK_INTERVAL_MS / 2);
-    const news = records.some((r) => r.packets !== 0 || r.lost !== 0);
+    const news = hasNews(records);
     if (news) this.movedUs = now;
     else if (now - this.lastBuiltUs < idleUs) return [];
     this.lastBuiltUs = now;
@@ -321,10 +328,19 @@ export class CcLoop {
       this.counters.fbBad++;
       return false;
     }
+    const { msg } = d.value;
+    // nothing moved either way (the message has no news, our last tick saw nothing sent): the
+    // data path's last snapshot (one tick old at most) reads as a fresh one would, without a
+    // native read per message
+    if (this.dp.lastSnapshot && !this.busy() && !hasNews(msg.records)) return this.dp.lastSnapshot(() => this.takeFeedback(b, d.value));
+    return this.takeFeedback(b, d.value);
+  }
+
+  private takeFeedback(b: Buffer, d: { linkId: number; msg: { seq: number; records: LinkFeedback[] } }): boolean {
     const now = this.clock();
     this.sampleBacklog(now);
-    const { msg } = d.value;
-    const lag = this.fastDown.backLag(now, { linkId: d.value.linkId, tsUs: decodeHdr(b).tsUs });
+    const { msg } = d;
+    const lag = this.fastDown.backLag(now, { linkId: d.linkId, tsUs: decodeHdr(b).tsUs });
     if (this.lastSeq !== null && !seqNewer(msg.seq, this.lastSeq) && now - this.lastAcceptUs < SEQ_RESET_US) {
       this.counters.fbDup++;
       return true;
@@ -332,7 +348,7 @@ export class CcLoop {
     this.lastSeq = msg.seq;
     this.lastAcceptUs = now;
     this.counters.fbHeard++;
-    if (msg.records.some((r) => r.packets !== 0 || r.lost !== 0)) this.movedUs = now;
+    if (hasNews(msg.records)) this.movedUs = now;
     let changed = false;
     for (const r0 of msg.records) {
       const s = this.states.get(r0.linkId);

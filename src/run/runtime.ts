@@ -28,7 +28,7 @@ import { controlWireBytes } from '../cc/budget-loop.js';
 import type { SavedBudget } from '../cc/budget.js';
 import { overhead, type LinkMtu } from '../plan/mtu.js';
 import { performance } from 'node:perf_hooks';
-import { Cadence, Wake } from './wake.js';
+import { Cadence, EARLY_MS, Wake } from './wake.js';
 
 /** What the loop changes in the data path (datapath.ts implements it over the pinned maps). */
 export interface LinkStatePort extends CcDatapath {
@@ -313,6 +313,7 @@ const CONFIRM_DEFER_MS = 100;
 
 /** RP: how often the kernel's path MTU cache (ICMP "too big" about our packets) is read. */
 const ICMP_POLL_MS = 500;
+const ICMP_IDLE_POLL_MS = 2000;
 
 /** RP: what a request from the LP says about its link's path MTUs (0 = not confirmed yet).
  * Whoever decodes the request (this loop, or the data path that answers it) reads it here. */
@@ -604,7 +605,8 @@ export async function startLocal(
     for (const { id } of socks) {
       if (!t.usable(id)) continue;
       const d = at + Math.max(0, pmtu.nextDue(id) - now);
-      if (d < due && !(d + CONFIRM_DEFER_MS >= round && !searching(id))) due = d;
+      if (d >= due || d + EARLY_MS >= round) continue; // a wake comes then anyway
+      if (d + CONFIRM_DEFER_MS < round || searching(id)) due = d;
     }
     return due;
   };
@@ -873,8 +875,9 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
   };
   // one timer for all of it (wake.ts): the LP's requests taken, liveness and our own requests
   // every probe interval, feedback every 20 ms while packets move and with the probes while
-  // none do, the kernel's path MTUs every ICMP_POLL_MS
+  // none do, the kernel's path MTUs every ICMP_POLL_MS (ICMP_IDLE_POLL_MS while idle)
   const cadence = new Cadence(params.intervalMs, FEEDBACK_INTERVAL_MS);
+  let lastIcmp = -Infinity;
   let nextIcmp = -Infinity;
   const wake = new Wake(() => {
     const at = performance.now();
@@ -889,11 +892,15 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
       t.evaluate();
       syncMtus();
     }
-    if (nextIcmp === -Infinity) nextIcmp = at + ICMP_POLL_MS; // in phase with the probes
+    // in phase with the probes; every ICMP_POLL_MS while packets move, ICMP_IDLE_POLL_MS while
+    // none do (our packets are then the probe replies and idle feedback: nothing is sent at a
+    // size the kernel may have learned less for)
+    if (lastIcmp === -Infinity) lastIcmp = at;
     else if (at + 2 >= nextIcmp) {
-      nextIcmp = Math.max(nextIcmp + ICMP_POLL_MS, at + 1);
+      lastIcmp = Math.max(nextIcmp, at - 5);
       pollIcmp();
     }
+    nextIcmp = lastIcmp + (cc.busy() ? ICMP_POLL_MS : ICMP_IDLE_POLL_MS);
     return Math.min(cadence.next(), nextIcmp, heartbeat.at(at));
   });
   poke = () => {

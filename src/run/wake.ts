@@ -50,7 +50,7 @@ export class Wake {
 
 /** A wake may run this much before a part's time and still do it (a timer set on the event
  * loop's cached clock can fire a little before the time asked for). */
-const EARLY_MS = 2;
+export const EARLY_MS = 2;
 
 /**
  * When the probe and feedback parts are due. Probes go on a grid every `intervalMs`; feedback

@@ -379,6 +379,8 @@ export async function startLocal(
    * one), or feedback every interval (the peer's shows our packets arriving). Set once the
    * loop's timer exists (messages may come while the sockets are being bound). */
   let poke = () => {};
+  /** The same, after a message on link `id` (its path MTU discovery may be due sooner). */
+  let pokeLink = (id: number) => void id;
   // each link's socket; `sent`: count a message that went out (budgets count control traffic)
   const socks: { id: number; sock: Socket; remote: string; fam: 4 | 6; sent: (udpPayload: number) => void }[] = [];
   // usable links, preferred first: lowest metric, then the fastest static estimate
@@ -431,14 +433,14 @@ export async function startLocal(
       if (p.pmtuProbe) {
         // a size probe's answer: its size counts for path MTU discovery, its arrival for liveness
         if (pmtuReply(l.id, p.probeSeq, msg.length + udpOverhead(fam), p.reqLen ?? 0, nowMs())) t.hear(l.id);
-        poke();
+        pokeLink(l.id);
         return;
       }
       t.rtt.set(l.id, Number(nowNs() - p.sentNs) / 1e6);
       cc.onProbeRtt(l.id, Number(nowNs() - p.sentNs) / 1e3);
       t.hear(l.id);
       pmtu.heard(l.id, Number(p.sentNs / 1_000_000n), nowMs()); // size probes sent well before it are lost
-      poke();
+      pokeLink(l.id);
     });
     s.value.on('error', (e) => log('socket error', { link: l.id, error: e.message }));
     socks.push({ id: l.id, sock: s.value, remote, fam, sent: (n) => cc.budgets.countControl(l.id, 'tx', controlWireBytes(n, fam)) });
@@ -600,14 +602,21 @@ export async function startLocal(
    * confirmed in the same round, stay in phase and go in one request (confirmPair). */
   const pmtuAt = (at: number): number => {
     let due = Infinity;
-    const now = nowMs();
-    const round = cadence.probeAt();
-    for (const { id } of socks) {
-      if (!t.usable(id)) continue;
-      const d = at + Math.max(0, pmtu.nextDue(id) - now);
-      if (d >= due || d + EARLY_MS >= round) continue; // a wake comes then anyway
-      if (d + CONFIRM_DEFER_MS < round || searching(id)) due = d;
+    for (const { id } of socks) due = Math.min(due, pmtuAtLink(id, at));
+    return due;
+  };
+  /** Each link's part of pmtuAt as last worked out: a message on a link changes its own only
+   * (pokeLink), and every wake works all of them out again (the probe round moves on). */
+  const linkDue = new Map<number, number>();
+  const pmtuAtLink = (id: number, at: number): number => {
+    let due = Infinity;
+    if (t.usable(id)) {
+      const d = at + Math.max(0, pmtu.nextDue(id) - nowMs());
+      const round = cadence.probeAt();
+      // a wake comes at the probe round anyway
+      if (d + EARLY_MS < round && (d + CONFIRM_DEFER_MS < round || searching(id))) due = d;
     }
+    linkDue.set(id, due);
     return due;
   };
   // one timer for all of it (wake.ts): probes every interval, feedback every 20 ms while packets
@@ -630,9 +639,15 @@ export async function startLocal(
     return Math.min(cadence.next(), pmtuAt(at), nextSave, heartbeat.at(at));
   });
   poke = () => {
+    if (cc.busy()) wake.soon(cadence.hurry(performance.now()));
+  };
+  pokeLink = (id) => {
     const at = performance.now();
-    if (cc.busy()) wake.soon(cadence.hurry(at));
-    wake.soon(pmtuAt(at));
+    poke();
+    pmtuAtLink(id, at);
+    let due = Infinity;
+    for (const d of linkDue.values()) due = Math.min(due, d);
+    wake.soon(due);
   };
   wake.start();
   const lastWords = async () => {

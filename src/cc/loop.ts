@@ -180,7 +180,7 @@ export class CcLoop {
     if (this.states.has(id)) return;
     const now = this.clock();
     const owdUs = Math.max(init.owdUs, 100);
-    this.states.set(id, cc.initial({ initialRateBps: Math.max(init.rateBps, cc.DEFAULT_CC.minRateBps), owdUs, rttUs: Math.max(2 * owdUs, 1000) }, now));
+    this.setState(id, cc.initial({ initialRateBps: Math.max(init.rateBps, cc.DEFAULT_CC.minRateBps), owdUs, rttUs: Math.max(2 * owdUs, 1000) }, now));
     const tx = this.dp.txBytes(id);
     if (tx.isOk()) this.lastTx.set(id, tx.value);
   }
@@ -198,7 +198,7 @@ export class CcLoop {
    */
   onProbeRtt(id: number, rttUs: number): void {
     const s = this.states.get(id);
-    if (s) this.states.set(id, cc.onRtt(s, rttUs, this.clock()));
+    if (s) this.setState(id, cc.onRtt(s, rttUs, this.clock()));
   }
 
   /** Has this link's controller taken feedback (so its output, not a static estimate, rules)? */
@@ -209,7 +209,18 @@ export class CcLoop {
   /** The controller's current output for a link that has taken feedback (null otherwise). */
   output(id: number): cc.Output | null {
     const s = this.states.get(id);
-    return s && this.active(id) ? cc.outputs(this.states).get(id) ?? null : null;
+    if (!s || !this.active(id)) return null;
+    // the RP asks for every request it takes (each link every probe interval): all links'
+    // outputs are worked out once per change of some state, not per request
+    this.outputsCache ??= cc.outputs(this.states);
+    return this.outputsCache.get(id) ?? null;
+  }
+  private outputsCache: Map<number, cc.Output> | null = null;
+  /** Every change of a controller's state goes through here (output's cache follows it). */
+  private setState(id: number, s: cc.State): void {
+    if (this.states.get(id) === s) return;
+    this.states.set(id, s);
+    this.outputsCache = null;
   }
 
   status(id: number): CcStatus | null {
@@ -363,7 +374,7 @@ export class CcLoop {
       }
       const planned = this.plannedUs(r.linkId, now - cc.estimate(s).rttUs, r.intervalUs);
       const next = cc.onFeedback(s, r, sentBytes, now, planned);
-      this.states.set(r.linkId, next);
+      this.setState(r.linkId, next);
       this.trace?.write(`${JSON.stringify({ t: Math.round((now - this.traceT0) / 1000), l: r.linkId, ph: next.phase[0]! + next.cycleIndex, bw: Math.round(cc.bwBps(next) / 1e5) / 10, rate: Math.round(next.rateBps / 1e5) / 10, dlv: Math.round(next.deliveryBps / 1e5) / 10, q: Math.round(next.queueUs / 100) / 10, pl: Math.round(planned / 100) / 10, sent: Math.round((Number(sentBytes) * 8) / r.intervalUs * 10) / 10, pk: r.packets, lost: r.lost, rtt: Math.round(cc.estimate(next).rttUs / 100) / 10 })}\n`);
       this.fbCount.set(r.linkId, (this.fbCount.get(r.linkId) ?? 0) + 1);
       changed = true;
@@ -385,7 +396,7 @@ export class CcLoop {
     for (const [id, s] of this.states) {
       const next = cc.onSilence(s, now);
       silenced ||= next.stale && !s.stale;
-      this.states.set(id, next);
+      this.setState(id, next);
     }
     if (silenced) this.write(); // a link without feedback is held from now on (hold())
     this.budgets.tick();

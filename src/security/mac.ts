@@ -20,7 +20,18 @@ const ZERO_TAG = new Uint8Array(SIPHASH_TAG_LEN);
 const CACHED_KEYS = 8;
 const streams = new Map<string, Uint32Array>();
 
+/** the last key asked for (each message's MAC: no hex string per call while the key stays) */
+let last: { key: Uint8Array; copy: Buffer; stream: Uint32Array } | null = null;
+
 function streamOf(key: Uint8Array): Uint32Array {
+  // the same array with the same bytes (a key array is not changed in place, but check)
+  if (last && last.key === key && last.copy.equals(key)) return last.stream;
+  const stream = streamById(key);
+  last = { key, copy: Buffer.from(key), stream };
+  return stream;
+}
+
+function streamById(key: Uint8Array): Uint32Array {
   const id = Buffer.from(key.buffer, key.byteOffset, key.length).toString('hex');
   let k = streams.get(id);
   if (k) return k;

@@ -829,7 +829,6 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
     endpoints.set(p.linkId, { address: from.address, port: from.port, sock: from.family === 6 ? socks[1]! : socks[0]! });
     lastRequestMs.set(p.linkId, nowMs());
     t.hear(p.linkId);
-    syncMtus();
   };
   const takeRequests = () => {
     const now = nowNs();
@@ -839,6 +838,7 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
       readFailed = true;
       return;
     }
+    let any = false;
     for (let id = 0; id < MP_MAX_LINKS; id++) {
       const pp = all.value[id];
       if (!pp || pp.requests === 0n || pp.requests === taken.get(id)) continue;
@@ -851,7 +851,9 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
       }
       auth.heard(decodeHdr(pp.msg).keyId); // the data path verified it under that key
       onRequest(p, { address: pp.from.addr, port: pp.port, family: pp.from.family }, Number(pp.rxNs / 1000n));
+      any = true;
     }
+    if (any) syncMtus(); // once for all the requests taken (it looks at every link)
   };
   // our own requests on links whose LP requests stopped (its control plane may be gone)
   let ownSeq = 0;

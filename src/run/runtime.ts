@@ -16,7 +16,7 @@ import { nextHoldMs } from './fast-down.js';
 import { answer, decodeProbe, encodeProbe, PROBE_LEN, udpOverhead, type Probe } from './probe.js';
 import { MAX_WAIT_MS, PmtuProber, type PmtuStatus, type SizeProbe } from './pmtu.js';
 import { setPmtuProbe } from '../native/libmpctl.js';
-import { decodeHdr, MP_CARRIER_IP, MP_ALIVE_NS, MP_CARRIER_UDP, MP_HDR_LEN, MP_MAX_LINKS, MP_T_COOKIE, MP_T_FEEDBACK, MP_T_HS_INIT, MP_T_HS_RESP, MP_T_PROBE, type MpPeerProbe } from '../datapath/abi.js';
+import { decodeHdr, MP_CARRIER_IP, MP_ALIVE_NS, MP_CARRIER_UDP, MP_HDR, MP_HDR_LEN, MP_MAX_LINKS, MP_T_COOKIE, MP_T_FEEDBACK, MP_T_HS_INIT, MP_T_HS_RESP, MP_T_PROBE, offsetOf, type MpPeerProbe } from '../datapath/abi.js';
 import { CcLoop, FEEDBACK_INTERVAL_MS, type CcCounters, type CcDatapath, type CcStatus } from '../cc/loop.js';
 import type { StaticKeys } from '../security/keys.js';
 import { INSECURE_WARNING, PortalAuth } from '../security/auth.js';
@@ -143,8 +143,10 @@ function probeMode(s: Socket, family: 4 | 6): Result<void, MpError> {
   return setPmtuProbe(fd, family);
 }
 
-/** The mp_hdr type of a control packet (null: too short for a header). */
-const msgType = (b: Buffer): number | null => (b.length >= MP_HDR_LEN ? decodeHdr(b).type : null);
+/** The mp_hdr type of a control packet (null: too short for a header): ver_type's low nibble,
+ * read without decoding the header (every message that arrives). */
+const VER_TYPE_OFF = offsetOf(MP_HDR, 'ver_type');
+const msgType = (b: Buffer): number | null => (b.length >= MP_HDR_LEN ? b.readUInt8(VER_TYPE_OFF) & 0xf : null);
 
 /** Liveness and administrative state of each link. `clock` (ms, monotonic) is a port: unit
  *  tests drive it by hand instead of sleeping through probe intervals. */

@@ -373,4 +373,45 @@ describe('congestion-control loop', () => {
     assert.ok(loop.onFeedbackPacket(encodeFeedbackPacket({ seq: 2, records: [record()] }, 0, 0)));
     assert.equal(loop.busy(), true, 'the peer received our packets');
   });
+
+  it("feedback without news while nothing moves is taken on the data path's last snapshot (no native read); news or a busy loop reads afresh", () => {
+    const f = fakeDp();
+    let nowUs = 1_000_000;
+    let snapshots = 0;
+    let inSnapshot = false;
+    const reads: boolean[] = []; // per sched/txBytes read: inside lastSnapshot?
+    const { sched, txBytes } = f.dp;
+    f.dp.sched = () => (reads.push(inSnapshot), sched());
+    f.dp.txBytes = (id) => (reads.push(inSnapshot), txBytes(id));
+    f.dp.lastSnapshot = (fn) => {
+      snapshots++;
+      inSnapshot = true;
+      try {
+        return fn();
+      } finally {
+        inSnapshot = false;
+      }
+    };
+    const loop = new CcLoop(f.dp, noLog, { clock: () => nowUs });
+    loop.addLink(0, { rateBps: 20e6, owdUs: 10_000 });
+    loop.tick(); // the baseline reading
+    nowUs += (BUSY_HOLD_MS + 1) * 1000;
+    loop.tick();
+    assert.equal(loop.busy(), false);
+    reads.length = 0;
+    assert.ok(loop.onFeedbackPacket(encodeFeedbackPacket({ seq: 1, records: [record({ packets: 0, lost: 0, bytes: 0 })] }, 0, 0)));
+    assert.equal(snapshots, 1);
+    assert.ok(reads.length > 0 && reads.every((x) => x), 'every read of an idle message on the last snapshot');
+    assert.equal(f.estimates.length > 0, true, 'the controller took it (its estimate written)');
+    // news: read afresh
+    reads.length = 0;
+    assert.ok(loop.onFeedbackPacket(encodeFeedbackPacket({ seq: 2, records: [record()] }, 0, 0)));
+    assert.equal(snapshots, 1);
+    assert.ok(reads.length > 0 && reads.every((x) => !x));
+    // busy (the message above moved it), even without news: afresh
+    reads.length = 0;
+    assert.ok(loop.onFeedbackPacket(encodeFeedbackPacket({ seq: 3, records: [record({ packets: 0, lost: 0, bytes: 0 })] }, 0, 0)));
+    assert.equal(snapshots, 1);
+    assert.ok(reads.every((x) => !x));
+  });
 });

@@ -13,7 +13,7 @@ import type { RemoteConfig } from '../src/config/types.js';
 import * as abi from '../src/datapath/abi.js';
 import type { KeysPort } from '../src/security/keys-port.js';
 import { decodeProbe, encodeProbe } from '../src/run/probe.js';
-import { startRemote, Tracker, type LinkStatePort } from '../src/run/runtime.js';
+import { aliveWriter, startRemote, Tracker, type LinkStatePort } from '../src/run/runtime.js';
 import { createInitiation, consumeResponse } from '../src/security/handshake.js';
 import { generatePrivateKey, staticKeys } from '../src/security/keys.js';
 import { sign } from '../src/security/mac.js';
@@ -265,4 +265,29 @@ test('the run loop on a hand-driven clock: up when heard, down after 3 silent in
   assert.deepEqual(fake.states.at(-1), [0, 'admin-down'], 'heard or not, the hold keeps it down');
   assert.ok(t.setAdmin(0, false, 'peer').isOk());
   assert.deepEqual(fake.states.at(-1), [0, 'up']);
+});
+
+test('the heartbeat: written on a wake 195 ms or more after the last write, never more than 250 ms after it (the loop wakes for it)', () => {
+  let now = 1000;
+  const writes: number[] = [];
+  const hb = aliveWriter({ alive: () => (writes.push(now), ok(undefined)) }, () => {}, () => now);
+  // wakes every 100 ms (the default probe interval): every second one writes
+  for (let i = 0; i < 10; i++, now += 100) hb.beat();
+  assert.deepEqual(writes, [1000, 1200, 1400, 1600, 1800]);
+  // a wake 2 ms early still writes
+  now = 1998;
+  hb.beat();
+  assert.equal(writes.at(-1), 1998);
+  // a long probe interval (1 s): the loop is told to wake 250 ms after the last write at the latest
+  now = 2100;
+  hb.beat();
+  assert.equal(writes.at(-1), 1998, 'too soon after the last write');
+  assert.equal(hb.at(5000), 5000 + 148, 'on the caller\'s clock: 250 ms after the write');
+  now = 2248;
+  assert.equal(hb.at(7000), 7000);
+  hb.beat();
+  assert.equal(writes.at(-1), 2248);
+  // the data path takes the heartbeat as gone after MP_ALIVE_NS: the writes keep well inside it
+  const gaps = writes.slice(1).map((w, i) => w - writes[i]!);
+  assert.ok(gaps.every((g) => g <= abi.MP_ALIVE_NS / 1e6 / 2), `gaps ${gaps.join(', ')} ms`);
 });

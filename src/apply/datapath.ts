@@ -229,7 +229,13 @@ export async function openDatapath(
       if (running.innerMtu > 0) Object.assign(config, { innerMtu: running.innerMtu, mssV4: running.mssV4, mssV6: running.mssV6 });
     }
   }
-  const c = adopt ? ok(undefined) : write(maps.value.config, 0, abi.encodeConfig(config));
+  // mp_config as last written: the heartbeat (alive, every few probe rounds) patches its alive_ns
+  // and writes it again, without encoding the rest each time
+  let configBuf: Buffer | null = null;
+  const configKey = abi.mapKey(0);
+  const aliveOff = abi.offsetOf(abi.MP_CONFIG, 'alive_ns');
+  const writeConfig = () => mapUpdate(maps.value.config, configKey, (configBuf = abi.encodeConfig(config)));
+  const c = adopt ? ok(undefined) : writeConfig();
   if (c.isErr()) return fail(c.error);
   // redundant classes (bpf/redundant.h): written on adoption too, they are the config's
   for (let i = 0; i < abi.MP_RED_CLASSES; i++) {
@@ -276,7 +282,10 @@ export async function openDatapath(
   }
   const v = { sched: views.sched.value, stats: views.stats.value, rx: views.rx.value, peerProbe: views.peerProbe.value };
   let readAt = -RX_SNAPSHOT_NS;
+  /** inside lastSnapshot: any snapshot will do */
+  let anySnapshot = false;
   const fresh = (): Result<void, MpError> => {
+    if (anySnapshot && readAt !== -RX_SNAPSHOT_NS) return ok(undefined);
     const now = process.hrtime.bigint();
     if (now - readAt <= RX_SNAPSHOT_NS) return ok(undefined);
     const r = tick.value.read();
@@ -309,7 +318,7 @@ export async function openDatapath(
       config.loopIfindex = loop.ifindex;
       config.loopMark = loop.mark;
       config.flags = loop.routed ? config.flags | abi.MP_CFG_LOOP_FRAG : config.flags & ~abi.MP_CFG_LOOP_FRAG;
-      return write(maps.value.config, 0, abi.encodeConfig(config));
+      return writeConfig();
     },
     linkStatePort: () => ({
       setState: (id, s) => {
@@ -401,13 +410,15 @@ export async function openDatapath(
         config.innerMtu = inner;
         config.mssV4 = clamp - 40;
         config.mssV6 = clamp - 60;
-        return write(maps.value.config, 0, abi.encodeConfig(config));
+        return writeConfig();
       },
       routeMtu: (address) => rt.routeMtu(address),
       // the heartbeat (mp_config.alive_ns): the data path holds its links' rates without it
       alive: () => {
         config.aliveNs = process.hrtime.bigint();
-        return write(maps.value.config, 0, abi.encodeConfig(config));
+        if (!configBuf) return writeConfig();
+        configBuf.writeBigUInt64LE(config.aliveNs, aliveOff);
+        return mapUpdate(maps.value.config, configKey, configBuf);
       },
       txBytes: (id) => stats(id).map((st) => st?.txBytes ?? 0n),
       // what setEstimate last wrote, else the map (buildFeedback asks for every link, 50 times a second)
@@ -417,6 +428,14 @@ export async function openDatapath(
         return readLink(id).map((l) => (l && l.ifindex !== 0 ? l.owdUs : null));
       },
       sched,
+      lastSnapshot: (f) => {
+        anySnapshot = true;
+        try {
+          return f();
+        } finally {
+          anySnapshot = false;
+        }
+      },
       counters: stats,
       peerProbes,
       setBudget: (id, bytes) =>

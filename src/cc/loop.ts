@@ -46,6 +46,10 @@ export interface CcDatapath extends BudgetDatapath {
   setEstimate(linkId: number, rateBps: bigint, owdUs: number, noAcks: boolean, fec?: boolean, hold?: Hold): Result<void, MpError>;
   /** The scheduler's state (busy_until per link); null: not there. */
   sched(): Result<MpSched | null, MpError>;
+  /** Runs `f` with the data path's reads (sched, txBytes, readRx, counters) taken from the last
+   * snapshot however old it is, when there is one: no native read (the caller knows nothing
+   * moved since). Absent: reads are as ever. */
+  lastSnapshot?<T>(f: () => T): T;
 }
 
 export interface CcOptions {
@@ -110,6 +114,9 @@ export const BUSY_HOLD_MS = 100;
 export const FEEDBACK_COPIES = 2;
 /** Without an accepted feedback message for this long, any seq is accepted (peer restarted). */
 const SEQ_RESET_US = 1_000_000;
+
+/** Did packets arrive, or go missing, on some link in these records? */
+const hasNews = (records: readonly LinkFeedback[]): boolean => records.some((r) => r.packets !== 0 || r.lost !== 0);
 
 export const monoUs = (): number => Number(process.hrtime.bigint() / 1000n);
 
@@ -176,11 +183,11 @@ export class CcLoop {
     const known = this.states.get(id);
     if (known) {
       // the delay only, and only while the link has measured none (cc.withOwdHint)
-      this.states.set(id, cc.withOwdHint(known, owdUs));
+      this.setState(id, cc.withOwdHint(known, owdUs));
       return;
     }
     const now = this.clock();
-    this.states.set(id, cc.initial({ initialRateBps: Math.max(init.rateBps, cc.DEFAULT_CC.minRateBps), owdUs, rttUs: Math.max(2 * owdUs, 1000) }, now));
+    this.setState(id, cc.initial({ initialRateBps: Math.max(init.rateBps, cc.DEFAULT_CC.minRateBps), owdUs, rttUs: Math.max(2 * owdUs, 1000) }, now));
     const tx = this.dp.txBytes(id);
     if (tx.isOk()) this.lastTx.set(id, tx.value);
   }
@@ -198,7 +205,7 @@ export class CcLoop {
    */
   onProbeRtt(id: number, rttUs: number): void {
     const s = this.states.get(id);
-    if (s) this.states.set(id, cc.onRtt(s, rttUs, this.clock()));
+    if (s) this.setState(id, cc.onRtt(s, rttUs, this.clock()));
   }
 
   /** The one-way delay link `id` measured (half its min round trip, probes included; null: none
@@ -220,7 +227,18 @@ export class CcLoop {
   /** The controller's current output for a link that has taken feedback (null otherwise). */
   output(id: number): cc.Output | null {
     const s = this.states.get(id);
-    return s && this.active(id) ? cc.outputs(this.states).get(id) ?? null : null;
+    if (!s || !this.active(id)) return null;
+    // the RP asks for every request it takes (each link every probe interval): all links'
+    // outputs are worked out once per change of some state, not per request
+    this.outputsCache ??= cc.outputs(this.states);
+    return this.outputsCache.get(id) ?? null;
+  }
+  private outputsCache: Map<number, cc.Output> | null = null;
+  /** Every change of a controller's state goes through here (output's cache follows it). */
+  private setState(id: number, s: cc.State): void {
+    if (this.states.get(id) === s) return;
+    this.states.set(id, s);
+    this.outputsCache = null;
   }
 
   status(id: number): CcStatus | null {
@@ -277,7 +295,7 @@ export class CcLoop {
     // nothing arrived anywhere since the last message: say so only at the idle rate (less half
     // an interval: the idle loop wakes at that rate, a wake a little early still sends)
     const idleUs = 1000 * (Math.min(this.opts.idleFeedbackMs ?? FEEDBACK_IDLE_MS, FEEDBACK_IDLE_MS) - FEEDBACK_INTERVAL_MS / 2);
-    const news = records.some((r) => r.packets !== 0 || r.lost !== 0);
+    const news = hasNews(records);
     if (news) this.movedUs = now;
     else if (now - this.lastBuiltUs < idleUs) return [];
     this.lastBuiltUs = now;
@@ -339,10 +357,19 @@ export class CcLoop {
       this.counters.fbBad++;
       return false;
     }
+    const { msg } = d.value;
+    // nothing moved either way (the message has no news, our last tick saw nothing sent): the
+    // data path's last snapshot (one tick old at most) reads as a fresh one would, without a
+    // native read per message
+    if (this.dp.lastSnapshot && !this.busy() && !hasNews(msg.records)) return this.dp.lastSnapshot(() => this.takeFeedback(b, d.value));
+    return this.takeFeedback(b, d.value);
+  }
+
+  private takeFeedback(b: Buffer, d: { linkId: number; msg: { seq: number; records: LinkFeedback[] } }): boolean {
     const now = this.clock();
     this.sampleBacklog(now);
-    const { msg } = d.value;
-    const lag = this.fastDown.backLag(now, { linkId: d.value.linkId, tsUs: decodeHdr(b).tsUs });
+    const { msg } = d;
+    const lag = this.fastDown.backLag(now, { linkId: d.linkId, tsUs: decodeHdr(b).tsUs });
     if (this.lastSeq !== null && !seqNewer(msg.seq, this.lastSeq) && now - this.lastAcceptUs < SEQ_RESET_US) {
       this.counters.fbDup++;
       return true;
@@ -350,7 +377,7 @@ export class CcLoop {
     this.lastSeq = msg.seq;
     this.lastAcceptUs = now;
     this.counters.fbHeard++;
-    if (msg.records.some((r) => r.packets !== 0 || r.lost !== 0)) this.movedUs = now;
+    if (hasNews(msg.records)) this.movedUs = now;
     let changed = false;
     for (const r0 of msg.records) {
       const s = this.states.get(r0.linkId);
@@ -368,7 +395,7 @@ export class CcLoop {
       let othersCarry = false;
       for (const [id, o] of this.states) othersCarry ||= id !== r.linkId && cc.carries(o);
       const next = cc.onFeedback(s, r, sentBytes, now, planned, othersCarry);
-      this.states.set(r.linkId, next);
+      this.setState(r.linkId, next);
       this.trace?.write(`${JSON.stringify({ t: Math.round((now - this.traceT0) / 1000), l: r.linkId, ph: next.phase[0]! + next.cycleIndex, bw: Math.round(cc.bwBps(next) / 1e5) / 10, rate: Math.round(next.rateBps / 1e5) / 10, dlv: Math.round(next.deliveryBps / 1e5) / 10, q: Math.round(next.queueUs / 100) / 10, pl: Math.round(planned / 100) / 10, sent: Math.round((Number(sentBytes) * 8) / r.intervalUs * 10) / 10, pk: r.packets, lost: r.lost, rtt: Math.round(cc.estimate(next).rttUs / 100) / 10, oc: othersCarry ? 1 : 0 })}\n`);
       this.fbCount.set(r.linkId, (this.fbCount.get(r.linkId) ?? 0) + 1);
       changed = true;
@@ -390,7 +417,7 @@ export class CcLoop {
     for (const [id, s] of this.states) {
       const next = cc.onSilence(s, now);
       silenced ||= next.stale && !s.stale;
-      this.states.set(id, next);
+      this.setState(id, next);
     }
     if (silenced) this.write(); // a link without feedback is held from now on (hold())
     this.budgets.tick();

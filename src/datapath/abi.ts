@@ -336,11 +336,16 @@ export function mapKey(index: number): Buffer {
 
 // ---- field access --------------------------------------------------------------------------
 
+/** Each layout's members by name (the codecs look offsets up by name on every message). */
+const offsets = new WeakMap<StructLayout, Map<string, number>>();
+
 /** Offset of a member; throws on a name the table does not have (a typo is a bug here). */
 function at(l: StructLayout, name: string): number {
-  const f = l.fields.find((x) => x.name === name);
-  if (!f) throw new Error(`struct ${l.name} has no member ${name}`);
-  return f.offset;
+  let m = offsets.get(l);
+  if (!m) offsets.set(l, (m = new Map(l.fields.map((f) => [f.name, f.offset]))));
+  const o = m.get(name);
+  if (o === undefined) throw new Error(`struct ${l.name} has no member ${name}`);
+  return o;
 }
 /** A member's offset in a layout (for codecs of wire bodies outside this file). */
 export const offsetOf = at;

@@ -14,9 +14,9 @@ import { ipFamily } from '../netlink/ip.js';
 import { livenessChanges, type LinkLiveness, type LivenessParams } from './liveness.js';
 import { nextHoldMs } from './fast-down.js';
 import { answer, decodeProbe, encodeProbe, PROBE_LEN, udpOverhead, type Probe } from './probe.js';
-import { PmtuProber, type PmtuStatus } from './pmtu.js';
+import { MAX_WAIT_MS, PmtuProber, type PmtuStatus, type SizeProbe } from './pmtu.js';
 import { setPmtuProbe } from '../native/libmpctl.js';
-import { decodeHdr, MP_CARRIER_IP, MP_ALIVE_NS, MP_CARRIER_UDP, MP_HDR_LEN, MP_MAX_LINKS, MP_T_COOKIE, MP_T_FEEDBACK, MP_T_HS_INIT, MP_T_HS_RESP, MP_T_PROBE, type MpPeerProbe } from '../datapath/abi.js';
+import { decodeHdr, MP_CARRIER_IP, MP_ALIVE_NS, MP_CARRIER_UDP, MP_HDR, MP_HDR_LEN, MP_MAX_LINKS, MP_T_COOKIE, MP_T_FEEDBACK, MP_T_HS_INIT, MP_T_HS_RESP, MP_T_PROBE, offsetOf, type MpPeerProbe } from '../datapath/abi.js';
 import { CcLoop, FEEDBACK_INTERVAL_MS, type CcCounters, type CcDatapath, type CcStatus } from '../cc/loop.js';
 import type { StaticKeys } from '../security/keys.js';
 import { INSECURE_WARNING, PortalAuth } from '../security/auth.js';
@@ -28,7 +28,7 @@ import { controlWireBytes } from '../cc/budget-loop.js';
 import type { SavedBudget } from '../cc/budget.js';
 import { overhead, type LinkMtu } from '../plan/mtu.js';
 import { performance } from 'node:perf_hooks';
-import { Cadence, Wake } from './wake.js';
+import { Cadence, EARLY_MS, Wake } from './wake.js';
 
 /** What the loop changes in the data path (datapath.ts implements it over the pinned maps). */
 export interface LinkStatePort extends CcDatapath {
@@ -42,7 +42,7 @@ export interface LinkStatePort extends CcDatapath {
     est: { rateBps: bigint; owdUs: number; metric: number; carrier: number; budgetBytes?: bigint; peerEstimate?: boolean; mtu?: number },
   ): Result<void, MpError>;
   /** the heartbeat the data path holds its links' rates without (mp_config.alive_ns, bpf/mp.h
-   * MP_ALIVE_NS): written every probe interval */
+   * MP_ALIVE_NS): written every 195-250 ms (aliveWriter) */
   alive(): Result<void, MpError>;
   /** the last probe request the data path verified and answered on each link id (bpf/probe.h,
    * mp_peer_probe, read as memory); null: none. The array may be reused by the next call. */
@@ -143,8 +143,10 @@ function probeMode(s: Socket, family: 4 | 6): Result<void, MpError> {
   return setPmtuProbe(fd, family);
 }
 
-/** The mp_hdr type of a control packet (null: too short for a header). */
-const msgType = (b: Buffer): number | null => (b.length >= MP_HDR_LEN ? decodeHdr(b).type : null);
+/** The mp_hdr type of a control packet (null: too short for a header): ver_type's low nibble,
+ * read without decoding the header (every message that arrives). */
+const VER_TYPE_OFF = offsetOf(MP_HDR, 'ver_type');
+const msgType = (b: Buffer): number | null => (b.length >= MP_HDR_LEN ? b.readUInt8(VER_TYPE_OFF) & 0xf : null);
 
 /** Liveness and administrative state of each link. `clock` (ms, monotonic) is a port: unit
  *  tests drive it by hand instead of sleeping through probe intervals. */
@@ -306,8 +308,14 @@ const IPV6_MIN_MTU = 1280;
 const small = (name: string, inner: number) =>
   `link ${name} carries inner packets up to ${inner} bytes, below IPv6's minimum 1280: larger IPv6 packets (and anything larger) go on the other links only`;
 
+/** LP: a confirmed link's path MTU events (confirm probes, their deadlines) wait this long at
+ * most for the next probe round (at the default 100 ms interval: all of them, confirm probes every
+ * 300 ms instead of 250). */
+const CONFIRM_DEFER_MS = 100;
+
 /** RP: how often the kernel's path MTU cache (ICMP "too big" about our packets) is read. */
 const ICMP_POLL_MS = 500;
+const ICMP_IDLE_POLL_MS = 2000;
 
 /** RP: what a request from the LP says about its link's path MTUs (0 = not confirmed yet).
  * Whoever decodes the request (this loop, or the data path that answers it) reads it here. */
@@ -373,6 +381,8 @@ export async function startLocal(
    * one), or feedback every interval (the peer's shows our packets arriving). Set once the
    * loop's timer exists (messages may come while the sockets are being bound). */
   let poke = () => {};
+  /** The same, after a message on link `id` (its path MTU discovery may be due sooner). */
+  let pokeLink = (id: number) => void id;
   // each link's socket; `sent`: count a message that went out (budgets count control traffic)
   const socks: { id: number; sock: Socket; remote: string; fam: 4 | 6; sent: (udpPayload: number) => void }[] = [];
   // usable links, preferred first: lowest metric, then the fastest static estimate
@@ -424,15 +434,15 @@ export async function startLocal(
       }
       if (p.pmtuProbe) {
         // a size probe's answer: its size counts for path MTU discovery, its arrival for liveness
-        if (pmtu.reply(l.id, p.probeSeq, msg.length + udpOverhead(fam), p.reqLen ?? 0, nowMs())) t.hear(l.id);
-        poke();
+        if (pmtuReply(l.id, p.probeSeq, msg.length + udpOverhead(fam), p.reqLen ?? 0, nowMs())) t.hear(l.id);
+        pokeLink(l.id);
         return;
       }
       t.rtt.set(l.id, Number(nowNs() - p.sentNs) / 1e6);
       cc.onProbeRtt(l.id, Number(nowNs() - p.sentNs) / 1e3);
       t.hear(l.id);
       pmtu.heard(l.id, Number(p.sentNs / 1_000_000n), nowMs()); // size probes sent well before it are lost
-      poke();
+      pokeLink(l.id);
     });
     s.value.on('error', (e) => log('socket error', { link: l.id, error: e.message }));
     socks.push({ id: l.id, sock: s.value, remote, fam, sent: (n) => cc.budgets.countControl(l.id, 'tx', controlWireBytes(n, fam)) });
@@ -477,6 +487,34 @@ export async function startLocal(
     t.evaluate();
   };
   // path MTU discovery: size probes on the usable links, and the MTUs they find to the data path
+  /** Is either direction of link `id` searching (its events are kept to their times)? */
+  const searching = (id: number): boolean => {
+    const st = pmtu.status(id);
+    return st !== null && (st.up.mode === 'search' || st.down.mode === 'search');
+  };
+  /** The size probes due on a link, when they are its two directions' confirm probes (both
+   * confirmed: due() sends nothing else then). */
+  const confirmPair = (id: number, sps: readonly SizeProbe[]): [SizeProbe, SizeProbe] | null => {
+    if (sps.length !== 2 || sps[0]!.dir === sps[1]!.dir || searching(id)) return null;
+    return sps[0]!.dir === 'up' ? [sps[0]!, sps[1]!] : [sps[1]!, sps[0]!];
+  };
+  /** merged confirm probes: the up probe's seq (the one the request carries) → the down probe's */
+  const merged = new Map<number, { other: number; at: number }>();
+  const pruneMerged = (now: number) => {
+    if (merged.size < 16) return;
+    for (const [seq, m] of merged) if (now - m.at > 2 * MAX_WAIT_MS) merged.delete(seq);
+  };
+  /** A size probe's reply on link `id`: for path MTU discovery (both probes of a merged pair:
+   * the request's length as it arrived tells the up size, the reply's own the down size).
+   * false: it answers no probe in flight. */
+  const pmtuReply = (id: number, seq: number, replyOuter: number, reqLen: number, now: number): boolean => {
+    const m = merged.get(seq);
+    if (m) {
+      merged.delete(seq);
+      pmtu.reply(id, m.other, replyOuter, reqLen, now);
+    }
+    return pmtu.reply(id, seq, replyOuter, reqLen, now);
+  };
   const written: { id: number; up: number; down: number }[] = [];
   const ptbSeen = new Map<number, number>();
   const pmtuTick = (late: number) => {
@@ -491,7 +529,25 @@ export async function startLocal(
           log(`link ${cfg.links[id]!.name}: ICMP too big, MTU ${rx.value.ptbMtu}: searching below it`, { link: id, mtu: rx.value.ptbMtu });
       }
       if (!t.usable(id)) continue;
-      for (const sp of pmtu.due(id, now, t.rtt.get(id) ?? null, late)) {
+      const sps = pmtu.due(id, now, t.rtt.get(id) ?? null, late);
+      const pair = confirmPair(id, sps);
+      if (pair) {
+        // both directions' confirm probes in one request: padded to the up size, its reply
+        // padded to the down size (the reply answers both: pmtuReply)
+        const [up, down] = pair;
+        const signed = auth.sign(encodeProbe({ ...request(id, up.seq), pmtuProbe: true, replyLen: down.size }, nowUs(), up.size - udpOverhead(fam)));
+        if (!signed) continue;
+        pruneMerged(now);
+        merged.set(up.seq, { other: down.seq, at: now });
+        sock.send(signed, cfg.port, remote, (e) => {
+          if (!e) return sent(signed.length);
+          merged.delete(up.seq);
+          pmtu.failed(up.seq, nowMs());
+          pmtu.failed(down.seq, nowMs());
+        });
+        continue;
+      }
+      for (const sp of sps) {
         const p = { ...request(id, sp.seq), pmtuProbe: true, replyLen: sp.dir === 'down' ? sp.size : 0 };
         const signed = auth.sign(encodeProbe(p, nowUs(), sp.dir === 'up' ? sp.size - udpOverhead(fam) : PROBE_LEN));
         if (!signed) continue;
@@ -541,11 +597,29 @@ export async function startLocal(
         });
     }
   };
-  /** The next path MTU event on a usable link, on the wake's clock (ms of performance.now). */
+  /** The next path MTU event on a usable link that needs a wake of its own, on the wake's clock
+   * (ms of performance.now). A search's events keep their times; a confirmed link's (its confirm
+   * probes, their deadlines, a reprobe) wait for the next probe round if it comes within
+   * CONFIRM_DEFER_MS: an idle portal wakes for its probe rounds only, and a link's two directions,
+   * confirmed in the same round, stay in phase and go in one request (confirmPair). */
   const pmtuAt = (at: number): number => {
     let due = Infinity;
-    for (const { id } of socks) if (t.usable(id)) due = Math.min(due, pmtu.nextDue(id));
-    return due === Infinity ? Infinity : at + Math.max(0, due - nowMs());
+    for (const { id } of socks) due = Math.min(due, pmtuAtLink(id, at));
+    return due;
+  };
+  /** Each link's part of pmtuAt as last worked out: a message on a link changes its own only
+   * (pokeLink), and every wake works all of them out again (the probe round moves on). */
+  const linkDue = new Map<number, number>();
+  const pmtuAtLink = (id: number, at: number): number => {
+    let due = Infinity;
+    if (t.usable(id)) {
+      const d = at + Math.max(0, pmtu.nextDue(id) - nowMs());
+      const round = cadence.probeAt();
+      // a wake comes at the probe round anyway
+      if (d + EARLY_MS < round && (d + CONFIRM_DEFER_MS < round || searching(id))) due = d;
+    }
+    linkDue.set(id, due);
+    return due;
   };
   // one timer for all of it (wake.ts): probes every interval, feedback every 20 ms while packets
   // move and with the probes while none do, path MTU probes when due, budget usage saved
@@ -553,7 +627,7 @@ export async function startLocal(
   let nextSave = performance.now() + SAVE_INTERVAL_MS;
   const wake = new Wake((late) => {
     const at = performance.now();
-    heartbeat();
+    heartbeat.beat();
     if (cadence.probeDue(at)) tick();
     if (cadence.feedbackDue(at)) {
       feedbackTick();
@@ -564,12 +638,18 @@ export async function startLocal(
       nextSave = at + SAVE_INTERVAL_MS;
       void budgets.save();
     }
-    return Math.min(cadence.next(), pmtuAt(at), nextSave, at + ALIVE_WAKE_MS);
+    return Math.min(cadence.next(), pmtuAt(at), nextSave, heartbeat.at(at));
   });
   poke = () => {
+    if (cc.busy()) wake.soon(cadence.hurry(performance.now()));
+  };
+  pokeLink = (id) => {
     const at = performance.now();
-    if (cc.busy()) wake.soon(cadence.hurry(at));
-    wake.soon(pmtuAt(at));
+    poke();
+    pmtuAtLink(id, at);
+    let due = Infinity;
+    for (const d of linkDue.values()) due = Math.min(due, d);
+    wake.soon(due);
   };
   wake.start();
   const lastWords = async () => {
@@ -580,21 +660,27 @@ export async function startLocal(
   return ok(runtimeOf(t, cc, auth, status, wake, socks.map((x) => x.sock), lastWords));
 }
 
-/** The heartbeat (port.alive, mp_config.alive_ns), called on every wake (at least every
- * ALIVE_WAKE_MS, whatever the probe interval) and written at most every ALIVE_EVERY_MS: while it is fresh the data path plans links at the controllers'
- * live rates; once it is older than MP_ALIVE_NS (this process is gone) at their held rates
- * (bpf/schedule.h). A failed write is said once. */
-const ALIVE_EVERY_MS = MP_ALIVE_NS / 1e6 / 5;
-const ALIVE_WAKE_MS = MP_ALIVE_NS / 1e6 / 2;
-function aliveWriter(port: LinkStatePort, log: Log, nowMs: () => number): () => void {
+/** The heartbeat (port.alive, mp_config.alive_ns), called on every wake: while it is fresh the
+ * data path plans links at the controllers' live rates; once it is older than MP_ALIVE_NS (this
+ * process is gone) at their held rates (bpf/schedule.h). Written on a wake ALIVE_EVERY_MS or more
+ * after the last write (every second probe round at the default 100 ms interval), and never
+ * later than ALIVE_MAX_MS after it: the loop wakes for it then (`at`), whatever the probe
+ * interval. A failed write is said once. */
+const ALIVE_MAX_MS = MP_ALIVE_NS / 1e6 / 2;
+const ALIVE_EVERY_MS = (4 * ALIVE_MAX_MS) / 5 - 5; // 195: a wake a little early still writes
+export function aliveWriter(port: Pick<LinkStatePort, 'alive'>, log: Log, nowMs: () => number): { beat(): void; at(now: number): number } {
   let failed = false;
   let last = -Infinity;
-  return () => {
-    if (nowMs() - last < ALIVE_EVERY_MS) return;
-    last = nowMs();
-    const w = port.alive();
-    if (w.isErr() && !failed) log('heartbeat write failed (the data path will hold its rates)', { error: w.error });
-    failed = w.isErr();
+  return {
+    beat: () => {
+      if (nowMs() - last < ALIVE_EVERY_MS) return;
+      last = nowMs();
+      const w = port.alive();
+      if (w.isErr() && !failed) log('heartbeat write failed (the data path will hold its rates)', { error: w.error });
+      failed = w.isErr();
+    },
+    /** when the next write is due at the latest, on the clock of `now` (performance.now) */
+    at: (now) => now + Math.max(0, last + ALIVE_MAX_MS - nowMs()),
   };
 }
 
@@ -745,7 +831,6 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
     endpoints.set(p.linkId, { address: from.address, port: from.port, sock: from.family === 6 ? socks[1]! : socks[0]! });
     lastRequestMs.set(p.linkId, nowMs());
     t.hear(p.linkId);
-    syncMtus();
   };
   const takeRequests = () => {
     const now = nowNs();
@@ -755,6 +840,7 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
       readFailed = true;
       return;
     }
+    let any = false;
     for (let id = 0; id < MP_MAX_LINKS; id++) {
       const pp = all.value[id];
       if (!pp || pp.requests === 0n || pp.requests === taken.get(id)) continue;
@@ -767,7 +853,9 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
       }
       auth.heard(decodeHdr(pp.msg).keyId); // the data path verified it under that key
       onRequest(p, { address: pp.from.addr, port: pp.port, family: pp.from.family }, Number(pp.rxNs / 1000n));
+      any = true;
     }
+    if (any) syncMtus(); // once for all the requests taken (it looks at every link)
   };
   // our own requests on links whose LP requests stopped (its control plane may be gone)
   let ownSeq = 0;
@@ -806,12 +894,13 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
   };
   // one timer for all of it (wake.ts): the LP's requests taken, liveness and our own requests
   // every probe interval, feedback every 20 ms while packets move and with the probes while
-  // none do, the kernel's path MTUs every ICMP_POLL_MS
+  // none do, the kernel's path MTUs every ICMP_POLL_MS (ICMP_IDLE_POLL_MS while idle)
   const cadence = new Cadence(params.intervalMs, FEEDBACK_INTERVAL_MS);
+  let lastIcmp = -Infinity;
   let nextIcmp = -Infinity;
   const wake = new Wake(() => {
     const at = performance.now();
-    heartbeat();
+    heartbeat.beat();
     const probe = cadence.probeDue(at);
     if (cadence.feedbackDue(at)) {
       feedbackTick();
@@ -822,12 +911,16 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
       t.evaluate();
       syncMtus();
     }
-    if (nextIcmp === -Infinity) nextIcmp = at + ICMP_POLL_MS; // in phase with the probes
+    // in phase with the probes; every ICMP_POLL_MS while packets move, ICMP_IDLE_POLL_MS while
+    // none do (our packets are then the probe replies and idle feedback: nothing is sent at a
+    // size the kernel may have learned less for)
+    if (lastIcmp === -Infinity) lastIcmp = at;
     else if (at + 2 >= nextIcmp) {
-      nextIcmp = Math.max(nextIcmp + ICMP_POLL_MS, at + 1);
+      lastIcmp = Math.max(nextIcmp, at - 5);
       pollIcmp();
     }
-    return Math.min(cadence.next(), nextIcmp, at + ALIVE_WAKE_MS);
+    nextIcmp = lastIcmp + (cc.busy() ? ICMP_POLL_MS : ICMP_IDLE_POLL_MS);
+    return Math.min(cadence.next(), nextIcmp, heartbeat.at(at));
   });
   poke = () => {
     if (cc.busy()) wake.soon(cadence.hurry(performance.now()));

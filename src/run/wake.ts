@@ -50,7 +50,7 @@ export class Wake {
 
 /** A wake may run this much before a part's time and still do it (a timer set on the event
  * loop's cached clock can fire a little before the time asked for). */
-const EARLY_MS = 2;
+export const EARLY_MS = 2;
 
 /**
  * When the probe and feedback parts are due. Probes go on a grid every `intervalMs`; feedback
@@ -92,6 +92,11 @@ export class Cadence {
 
   next(): number {
     return Math.min(this.nextProbe, this.nextFb);
+  }
+
+  /** When the next probe round is due (-Infinity before the first). */
+  probeAt(): number {
+    return this.nextProbe;
   }
 
   /** The first feedback slot after `at` (one a wake run early could still count as now: the

@@ -20,7 +20,21 @@ const ZERO_TAG = new Uint8Array(SIPHASH_TAG_LEN);
 const CACHED_KEYS = 8;
 const streams = new Map<string, Uint32Array>();
 
+/** the last few key arrays asked for (a portal signs with its send key and checks with a
+ * receive key, message after message): found by identity, no hex string per call */
+const recent: { key: Uint8Array; copy: Buffer; stream: Uint32Array }[] = [];
+const RECENT_KEYS = 4;
+
 function streamOf(key: Uint8Array): Uint32Array {
+  // the same array with the same bytes (a key array is not changed in place, but check)
+  for (const r of recent) if (r.key === key && r.copy.equals(key)) return r.stream;
+  const stream = streamById(key);
+  if (recent.length >= RECENT_KEYS) recent.shift();
+  recent.push({ key, copy: Buffer.from(key), stream });
+  return stream;
+}
+
+function streamById(key: Uint8Array): Uint32Array {
   const id = Buffer.from(key.buffer, key.byteOffset, key.length).toString('hex');
   let k = streams.get(id);
   if (k) return k;

@@ -6,8 +6,10 @@
  *
  * The answer is built in place from the packet itself and sent back out of the device it
  * came in on: trim it to the quote, insert the new IP + ICMP header after the Ethernet header,
- * swap the MACs, and source it from the address the packet was going to, as a router on the
- * path would.
+ * swap the MACs, and source it from the portal's own address of the packet's family (mp_config
+ * own_v4 / own_v6: the LP's on lan, the RP's on wan, the side the packet came from), as a router
+ * on the path would, so tracepath shows the portal, not the destination, where the MTU drops;
+ * from the address the packet was going to only when the portal has none of that family.
  */
 /* Defines a global BPF function: include from encap.c only (one definition per object); another
  * file defines MP_ICMP_BUILDERS_ONLY first for the builders alone (ttl.h). */
@@ -142,10 +144,11 @@ static __always_inline enum mp_drop_reason icmp4_error(struct __sk_buff *skb, __
 	return MP_DROP_NONE;
 }
 
-/* ICMP type 3 code 4 with next-hop MTU `mtu`, for the IPv4 packet in skb. */
-static __always_inline int icmp_frag_needed(struct __sk_buff *skb, __u16 mtu)
+/* ICMP type 3 code 4 with next-hop MTU `mtu`, for the IPv4 packet in skb, from src (NULL: the
+ * packet's destination). */
+static __always_inline int icmp_frag_needed(struct __sk_buff *skb, __u16 mtu, const __u32 *src)
 {
-	enum mp_drop_reason r = icmp4_error(skb, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, bpf_htonl(mtu), NULL);
+	enum mp_drop_reason r = icmp4_error(skb, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, bpf_htonl(mtu), src);
 
 	if (r != MP_DROP_NONE)
 		return mp_drop(r);
@@ -218,10 +221,11 @@ static __always_inline enum mp_drop_reason icmp6_error(struct __sk_buff *skb, __
 	return MP_DROP_NONE;
 }
 
-/* ICMPv6 type 2 ("packet too big") with MTU `mtu`, for the IPv6 packet in skb. */
-static __always_inline int icmp6_packet_too_big(struct __sk_buff *skb, __u32 mtu)
+/* ICMPv6 type 2 ("packet too big") with MTU `mtu`, for the IPv6 packet in skb, from src (NULL:
+ * the packet's destination). */
+static __always_inline int icmp6_packet_too_big(struct __sk_buff *skb, __u32 mtu, const __u32 *src)
 {
-	enum mp_drop_reason r = icmp6_error(skb, ICMPV6_PKT_TOOBIG, 0, bpf_htonl(mtu), NULL);
+	enum mp_drop_reason r = icmp6_error(skb, ICMPV6_PKT_TOOBIG, 0, bpf_htonl(mtu), src);
 
 	if (r != MP_DROP_NONE)
 		return mp_drop(r);
@@ -234,14 +238,20 @@ static __always_inline int icmp6_packet_too_big(struct __sk_buff *skb, __u32 mtu
  * otherwise be walked for every state of encap(). */
 __attribute__((noinline)) int mp_icmp_too_big(struct __sk_buff *skb, __u64 mtu)
 {
+	const struct mp_config *cfg = config_get();
+	const struct mp_addr *own;
+	__u32 src[4];
 	struct l3 p;
 
 	if (!parse_l3(skb, &p) || p.truncated || !icmp_may_answer(skb, &p))
 		return mp_drop(MP_DROP_TOO_BIG);
+	own = cfg ? (p.family == 4 ? &cfg->own_v4 : &cfg->own_v6) : NULL;
+	if (own && own->family == p.family)
+		__builtin_memcpy(src, own->addr, sizeof(src));
 	if (p.family == 6)
-		return icmp6_packet_too_big(skb, mtu);
+		return icmp6_packet_too_big(skb, mtu, own && own->family == 6 ? src : NULL);
 	if (p.df)
-		return icmp_frag_needed(skb, mtu);
+		return icmp_frag_needed(skb, mtu, own && own->family == 4 ? src : NULL);
 	/* IPv4 without DF: encap sends it round the segmentation loop to be fragmented (loop.h)
 	 * where the loop is routed; here only where it is not (a single-interface RP). */
 	return mp_drop(MP_DROP_TOO_BIG);

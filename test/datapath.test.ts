@@ -823,6 +823,47 @@ runTable('encap: packets larger than inner_mtu', lpEncapBase, [
       assert.deepEqual(out.subarray(ip.l4 + 8), bigV6.subarray(14, 14 + 1232));
     },
   },
+  // with an address of its own of the family (the LP's on lan, the RP's on wan), from it: a
+  // router's answer names the router, so tracepath shows the portal where the MTU drops, not the
+  // destination
+  {
+    name: 'IPv4 with DF, the portal has an own IPv4 address: fragmentation needed from it',
+    prog: 'encap',
+    setup: () => setConfig({ ownV4: hostAddr('10.10.0.1'), ownV6: hostAddr('fd00:10::1') }),
+    input: bigV4,
+    verdict: TC_ACT_REDIRECT,
+    drops: { too_big: 1 },
+    out: (out) => {
+      const ip = parseIp(out);
+      assert.deepEqual([ip.src, ip.dst, ip.proto], ['10.10.0.1', CLIENT_V4, IPPROTO_ICMP]);
+      assert.ok(ip.headerChecksumOk);
+      assert.equal(out.readUInt16BE(ip.l4 + 6), 1400, 'next-hop MTU');
+      assert.ok(l4ChecksumOk(out, ip), 'ICMP checksum');
+    },
+  },
+  {
+    name: 'IPv6, the portal has an own IPv6 address: packet too big from it (checksum over the new pseudo-header)',
+    prog: 'encap',
+    setup: () => setConfig({ ownV4: hostAddr('10.10.0.1'), ownV6: hostAddr('fd00:10::1') }),
+    input: bigV6,
+    verdict: TC_ACT_REDIRECT,
+    drops: { too_big: 1 },
+    out: (out) => {
+      const ip = parseIp(out);
+      assert.deepEqual([ip.src, ip.dst, ip.proto], ['fd00:10::1', CLIENT_V6, IPPROTO_ICMPV6]);
+      assert.equal(out.readUInt32BE(ip.l4 + 4), 1400, 'MTU');
+      assert.ok(l4ChecksumOk(out, ip), 'ICMPv6 checksum');
+    },
+  },
+  {
+    name: 'IPv4 with DF, an own address of IPv6 only: fragmentation needed from the destination',
+    prog: 'encap',
+    setup: () => setConfig({ ownV6: hostAddr('fd00:10::1') }),
+    input: bigV4,
+    verdict: TC_ACT_REDIRECT,
+    drops: { too_big: 1 },
+    out: (out) => assert.equal(parseIp(out).src, NET_V4),
+  },
   {
     name: 'IPv4 with DF and an odd length, under 576: whole packet quoted, checksum right',
     prog: 'encap',

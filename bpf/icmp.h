@@ -82,6 +82,84 @@ static __always_inline void swap_macs(struct ethhdr *eth, const __u8 mac[2 * ETH
 	__builtin_memcpy(eth->h_source, mac, ETH_ALEN);
 }
 
+/*
+ * A quoted TCP or UDP segment whose checksum its sender left to offload (CHECKSUM_PARTIAL: a
+ * local sender or a veth, see csum.h) holds its pseudo-header sum in the checksum field, and the
+ * kernel completes it on the way out (skb_checksum_help: csum_start and csum_offset still point
+ * at it) after our ICMP checksum was summed over the quote: the receiver then counts the answer
+ * as a checksum error and drops it (tracepath / traceroute's UDP probes through the RP: "no
+ * reply"). BPF cannot see skb->ip_summed; such a field equals the folded pseudo-header sum, which
+ * a completed checksum does only by chance (1 in 65,536: that answer alone is lost then). So the
+ * ICMP checksum of an answer built (skb: Ethernet, IP, ICMP, quote) is made to fit the field as
+ * the kernel will write it: the one's complement of the quoted L4 bytes' sum (0xffff for 0).
+ * Only for TCP and UDP right after the quoted IP header. Called by decap and encap after the
+ * answer is built (its own frame, not one more on the builders': their callers' stack is full).
+ */
+static __attribute__((noinline)) int icmp_fix_quote(struct __sk_buff *skb)
+{
+	void *data = PKT_DATA(skb), *end = PKT_END(skb);
+	struct ethhdr *eth = data;
+	__u64 pseudo = 0;
+	__u32 q, qhdr, max_len, quote, len, at;
+	__u16 *field, *check, f, v;
+	__u8 proto;
+
+	if ((void *)(eth + 1) > end)
+		return 0;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = data + ETH_HLEN + sizeof(struct iphdr) + ICMP_HLEN;
+
+		q = ETH_HLEN + sizeof(struct iphdr) + ICMP_HLEN;
+		qhdr = sizeof(struct iphdr);
+		max_len = ICMP_QUOTE_V4 - sizeof(struct iphdr);
+		/* a TCP/UDP segment without options, not a fragment */
+		if ((void *)(ip + 1) > end || *(__u8 *)ip != 0x45 || (ip->frag_off & bpf_htons(0x3fff)))
+			return 0;
+		proto = ip->protocol;
+		pseudo = (__u64)ip->saddr + ip->daddr + bpf_htons(proto) +
+			 bpf_htons((__u16)(bpf_ntohs(ip->tot_len) - sizeof(struct iphdr)));
+	} else {
+		struct ipv6hdr *ip6 = data + ETH_HLEN + sizeof(struct ipv6hdr) + ICMP_HLEN;
+		const __u32 *a;
+
+		q = ETH_HLEN + sizeof(struct ipv6hdr) + ICMP_HLEN;
+		qhdr = sizeof(struct ipv6hdr);
+		max_len = ICMP_QUOTE_V6 - sizeof(struct ipv6hdr);
+		if ((void *)(ip6 + 1) > end)
+			return 0;
+		a = (const __u32 *)&ip6->saddr;
+		proto = ip6->nexthdr;
+#pragma unroll
+		for (int i = 0; i < 8; i++)
+			pseudo += a[i]; /* source, then destination */
+		pseudo += (__u64)bpf_htonl(bpf_ntohs(ip6->payload_len)) + bpf_htonl(proto);
+	}
+	if (proto != IPPROTO_UDP && proto != IPPROTO_TCP)
+		return 0;
+	at = proto == IPPROTO_UDP ? 6 : 16;
+	quote = skb->len - q;
+	len = (quote - qhdr) & 0x7ff; /* a bound the verifier keeps (max_len is below it) */
+	if (skb->len <= q + qhdr || len < at + 2 || len > max_len)
+		return 0;
+	field = data + q + qhdr + at;
+	if ((void *)(field + 1) > end)
+		return 0;
+	f = *field;
+	if (f == 0 || f != csum16(pseudo))
+		return 0;
+	v = ~csum16(sum_packet(skb, q + qhdr, len, max_len, 0));
+	if (!v)
+		v = 0xffff;
+	/* the ICMP checksum, updated for the field's change from f to v (RFC 1624) */
+	data = PKT_DATA(skb);
+	end = PKT_END(skb);
+	check = data + q - ICMP_HLEN + 2;
+	if ((void *)(check + 1) > end)
+		return 0;
+	*check = ~csum16((__u64)(__u16)~*check + (__u16)~f + v);
+	return 1;
+}
+
 /* An ICMP error (type, code, the 4 bytes after the checksum `word`) about the IPv4 packet in skb,
  * in place, from `src` (NULL: the address the packet was going to, as a router on the path) back
  * to its sender, MACs swapped. Returns 0 or the drop reason. */

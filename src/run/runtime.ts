@@ -846,8 +846,11 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
       .filter((s) => seen.has(s.id))
       .map((s) => {
         const m = peerMtus.get(s.id);
+        // what ICMP taught the kernel applies at once (m.down, the smaller of the two, is taken
+        // at the LP's next request)
         const icmp = icmpMtus.get(s.id);
-        return m ? { ...s, pmtu: { peerUp: m.up, peerDown: m.down, ...(icmp ? { icmp } : {}) } } : s;
+        const down = m && icmp && m.down ? Math.min(m.down, icmp) : m?.down;
+        return m ? { ...s, pmtu: { peerUp: m.up, peerDown: down ?? 0, ...(icmp ? { icmp } : {}) } } : s;
       });
   return ok(runtimeOf(t, cc, auth, status, wake, socks));
 }

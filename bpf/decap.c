@@ -454,7 +454,11 @@ int decap(struct __sk_buff *skb)
 	if ((cfg->flags & MP_CFG_DEC_TTL) && !dec_ttl(skb, family)) { /* ttl.h */
 		int v = mp_icmp_time_exceeded(skb, id, family);
 
-		return v == MP_TTL_NO_LINK ? mp_icmp_time_exceeded_own(skb, family) : v;
+		if (v == MP_TTL_NO_LINK)
+			v = mp_icmp_time_exceeded_own(skb, family);
+		if (v == TC_ACT_REDIRECT) /* answered: a partial checksum in the quote (icmp.h) */
+			icmp_fix_quote(skb);
+		return v;
 	}
 	if (cfg->role == MP_ROLE_LOCAL)
 		return mp_redirected(bpf_redirect_neigh(cfg->lan_ifindex, NULL, 0, 0));

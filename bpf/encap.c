@@ -256,9 +256,14 @@ static __noinline enum mp_drop_reason push_link(struct __sk_buff *skb, const str
 static __always_inline int too_big(struct __sk_buff *skb, const struct mp_config *cfg, const struct l3 *p,
 				   __u32 mtu)
 {
+	int v;
+
 	if (loop_can_fragment(cfg, p))
 		return loop_fragment(skb, cfg);
-	return mp_icmp_too_big(skb, pmtu_answer_mtu(mtu, p->family));
+	v = mp_icmp_too_big(skb, pmtu_answer_mtu(mtu, p->family));
+	if (v == TC_ACT_REDIRECT) /* answered: a partial checksum in the quote (icmp.h) */
+		icmp_fix_quote(skb);
+	return v;
 }
 
 /* 6. Out of the link's device; the neighbour subsystem resolves the next hop's MAC. */

@@ -6,8 +6,10 @@
  *
  * The answer is built in place from the packet itself and sent back out of the device it
  * came in on: trim it to the quote, insert the new IP + ICMP header after the Ethernet header,
- * swap the MACs, and source it from the address the packet was going to, as a router on the
- * path would.
+ * swap the MACs, and source it from the portal's own address of the packet's family (mp_config
+ * own_v4 / own_v6: the LP's on lan, the RP's on wan, the side the packet came from), as a router
+ * on the path would, so tracepath shows the portal, not the destination, where the MTU drops;
+ * from the address the packet was going to only when the portal has none of that family.
  */
 /* Defines a global BPF function: include from encap.c only (one definition per object); another
  * file defines MP_ICMP_BUILDERS_ONLY first for the builders alone (ttl.h). */
@@ -80,6 +82,84 @@ static __always_inline void swap_macs(struct ethhdr *eth, const __u8 mac[2 * ETH
 	__builtin_memcpy(eth->h_source, mac, ETH_ALEN);
 }
 
+/*
+ * A quoted TCP or UDP segment whose checksum its sender left to offload (CHECKSUM_PARTIAL: a
+ * local sender or a veth, see csum.h) holds its pseudo-header sum in the checksum field, and the
+ * kernel completes it on the way out (skb_checksum_help: csum_start and csum_offset still point
+ * at it) after our ICMP checksum was summed over the quote: the receiver then counts the answer
+ * as a checksum error and drops it (tracepath / traceroute's UDP probes through the RP: "no
+ * reply"). BPF cannot see skb->ip_summed; such a field equals the folded pseudo-header sum, which
+ * a completed checksum does only by chance (1 in 65,536: that answer alone is lost then). So the
+ * ICMP checksum of an answer built (skb: Ethernet, IP, ICMP, quote) is made to fit the field as
+ * the kernel will write it: the one's complement of the quoted L4 bytes' sum (0xffff for 0).
+ * Only for TCP and UDP right after the quoted IP header. Called by decap and encap after the
+ * answer is built (its own frame, not one more on the builders': their callers' stack is full).
+ */
+static __attribute__((noinline)) int icmp_fix_quote(struct __sk_buff *skb)
+{
+	void *data = PKT_DATA(skb), *end = PKT_END(skb);
+	struct ethhdr *eth = data;
+	__u64 pseudo = 0;
+	__u32 q, qhdr, max_len, quote, len, at;
+	__u16 *field, *check, f, v;
+	__u8 proto;
+
+	if ((void *)(eth + 1) > end)
+		return 0;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = data + ETH_HLEN + sizeof(struct iphdr) + ICMP_HLEN;
+
+		q = ETH_HLEN + sizeof(struct iphdr) + ICMP_HLEN;
+		qhdr = sizeof(struct iphdr);
+		max_len = ICMP_QUOTE_V4 - sizeof(struct iphdr);
+		/* a TCP/UDP segment without options, not a fragment */
+		if ((void *)(ip + 1) > end || *(__u8 *)ip != 0x45 || (ip->frag_off & bpf_htons(0x3fff)))
+			return 0;
+		proto = ip->protocol;
+		pseudo = (__u64)ip->saddr + ip->daddr + bpf_htons(proto) +
+			 bpf_htons((__u16)(bpf_ntohs(ip->tot_len) - sizeof(struct iphdr)));
+	} else {
+		struct ipv6hdr *ip6 = data + ETH_HLEN + sizeof(struct ipv6hdr) + ICMP_HLEN;
+		const __u32 *a;
+
+		q = ETH_HLEN + sizeof(struct ipv6hdr) + ICMP_HLEN;
+		qhdr = sizeof(struct ipv6hdr);
+		max_len = ICMP_QUOTE_V6 - sizeof(struct ipv6hdr);
+		if ((void *)(ip6 + 1) > end)
+			return 0;
+		a = (const __u32 *)&ip6->saddr;
+		proto = ip6->nexthdr;
+#pragma unroll
+		for (int i = 0; i < 8; i++)
+			pseudo += a[i]; /* source, then destination */
+		pseudo += (__u64)bpf_htonl(bpf_ntohs(ip6->payload_len)) + bpf_htonl(proto);
+	}
+	if (proto != IPPROTO_UDP && proto != IPPROTO_TCP)
+		return 0;
+	at = proto == IPPROTO_UDP ? 6 : 16;
+	quote = skb->len - q;
+	len = (quote - qhdr) & 0x7ff; /* a bound the verifier keeps (max_len is below it) */
+	if (skb->len <= q + qhdr || len < at + 2 || len > max_len)
+		return 0;
+	field = data + q + qhdr + at;
+	if ((void *)(field + 1) > end)
+		return 0;
+	f = *field;
+	if (f == 0 || f != csum16(pseudo))
+		return 0;
+	v = ~csum16(sum_packet(skb, q + qhdr, len, max_len, 0));
+	if (!v)
+		v = 0xffff;
+	/* the ICMP checksum, updated for the field's change from f to v (RFC 1624) */
+	data = PKT_DATA(skb);
+	end = PKT_END(skb);
+	check = data + q - ICMP_HLEN + 2;
+	if ((void *)(check + 1) > end)
+		return 0;
+	*check = ~csum16((__u64)(__u16)~*check + (__u16)~f + v);
+	return 1;
+}
+
 /* An ICMP error (type, code, the 4 bytes after the checksum `word`) about the IPv4 packet in skb,
  * in place, from `src` (NULL: the address the packet was going to, as a router on the path) back
  * to its sender, MACs swapped. Returns 0 or the drop reason. */
@@ -142,10 +222,11 @@ static __always_inline enum mp_drop_reason icmp4_error(struct __sk_buff *skb, __
 	return MP_DROP_NONE;
 }
 
-/* ICMP type 3 code 4 with next-hop MTU `mtu`, for the IPv4 packet in skb. */
-static __always_inline int icmp_frag_needed(struct __sk_buff *skb, __u16 mtu)
+/* ICMP type 3 code 4 with next-hop MTU `mtu`, for the IPv4 packet in skb, from src (NULL: the
+ * packet's destination). */
+static __always_inline int icmp_frag_needed(struct __sk_buff *skb, __u16 mtu, const __u32 *src)
 {
-	enum mp_drop_reason r = icmp4_error(skb, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, bpf_htonl(mtu), NULL);
+	enum mp_drop_reason r = icmp4_error(skb, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, bpf_htonl(mtu), src);
 
 	if (r != MP_DROP_NONE)
 		return mp_drop(r);
@@ -218,10 +299,11 @@ static __always_inline enum mp_drop_reason icmp6_error(struct __sk_buff *skb, __
 	return MP_DROP_NONE;
 }
 
-/* ICMPv6 type 2 ("packet too big") with MTU `mtu`, for the IPv6 packet in skb. */
-static __always_inline int icmp6_packet_too_big(struct __sk_buff *skb, __u32 mtu)
+/* ICMPv6 type 2 ("packet too big") with MTU `mtu`, for the IPv6 packet in skb, from src (NULL:
+ * the packet's destination). */
+static __always_inline int icmp6_packet_too_big(struct __sk_buff *skb, __u32 mtu, const __u32 *src)
 {
-	enum mp_drop_reason r = icmp6_error(skb, ICMPV6_PKT_TOOBIG, 0, bpf_htonl(mtu), NULL);
+	enum mp_drop_reason r = icmp6_error(skb, ICMPV6_PKT_TOOBIG, 0, bpf_htonl(mtu), src);
 
 	if (r != MP_DROP_NONE)
 		return mp_drop(r);
@@ -234,14 +316,20 @@ static __always_inline int icmp6_packet_too_big(struct __sk_buff *skb, __u32 mtu
  * otherwise be walked for every state of encap(). */
 __attribute__((noinline)) int mp_icmp_too_big(struct __sk_buff *skb, __u64 mtu)
 {
+	const struct mp_config *cfg = config_get();
+	const struct mp_addr *own;
+	__u32 src[4];
 	struct l3 p;
 
 	if (!parse_l3(skb, &p) || p.truncated || !icmp_may_answer(skb, &p))
 		return mp_drop(MP_DROP_TOO_BIG);
+	own = cfg ? (p.family == 4 ? &cfg->own_v4 : &cfg->own_v6) : NULL;
+	if (own && own->family == p.family)
+		__builtin_memcpy(src, own->addr, sizeof(src));
 	if (p.family == 6)
-		return icmp6_packet_too_big(skb, mtu);
+		return icmp6_packet_too_big(skb, mtu, own && own->family == 6 ? src : NULL);
 	if (p.df)
-		return icmp_frag_needed(skb, mtu);
+		return icmp_frag_needed(skb, mtu, own && own->family == 4 ? src : NULL);
 	/* IPv4 without DF: encap sends it round the segmentation loop to be fragmented (loop.h)
 	 * where the loop is routed; here only where it is not (a single-interface RP). */
 	return mp_drop(MP_DROP_TOO_BIG);

@@ -14,8 +14,8 @@ fi
 # Debian packages. What a portal needs to build and run (README "Deploying on two machines" lists
 # the same; test/packaging.test.ts checks it):
 PKGS=(git gcc make clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config bpftool iproute2 ethtool)
-# and what the lab and the tests add: traffic and ping, nix-instantiate for flake.nix
-TEST_PKGS=(iperf3 iputils-ping nix-bin)
+# and what the lab and the tests add: traffic, ping, tracepath and traceroute, nix-instantiate for flake.nix
+TEST_PKGS=(iperf3 iputils-ping iputils-tracepath traceroute nix-bin)
 missing=()
 for p in "${PKGS[@]}" "${TEST_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -115,6 +115,7 @@ import {
   tcpMss,
   udp,
   inetChecksum,
+  pseudoHeader,
   type PacketKey,
 } from './helpers/packet.js';
 import { macOf } from '../src/security/mac.js';
@@ -822,6 +823,47 @@ runTable('encap: packets larger than inner_mtu', lpEncapBase, [
       assert.ok(l4ChecksumOk(out, ip), 'ICMPv6 checksum with pseudo-header');
       assert.deepEqual(out.subarray(ip.l4 + 8), bigV6.subarray(14, 14 + 1232));
     },
+  },
+  // with an address of its own of the family (the LP's on lan, the RP's on wan), from it: a
+  // router's answer names the router, so tracepath shows the portal where the MTU drops, not the
+  // destination
+  {
+    name: 'IPv4 with DF, the portal has an own IPv4 address: fragmentation needed from it',
+    prog: 'encap',
+    setup: () => setConfig({ ownV4: hostAddr('10.10.0.1'), ownV6: hostAddr('fd00:10::1') }),
+    input: bigV4,
+    verdict: TC_ACT_REDIRECT,
+    drops: { too_big: 1 },
+    out: (out) => {
+      const ip = parseIp(out);
+      assert.deepEqual([ip.src, ip.dst, ip.proto], ['10.10.0.1', CLIENT_V4, IPPROTO_ICMP]);
+      assert.ok(ip.headerChecksumOk);
+      assert.equal(out.readUInt16BE(ip.l4 + 6), 1400, 'next-hop MTU');
+      assert.ok(l4ChecksumOk(out, ip), 'ICMP checksum');
+    },
+  },
+  {
+    name: 'IPv6, the portal has an own IPv6 address: packet too big from it (checksum over the new pseudo-header)',
+    prog: 'encap',
+    setup: () => setConfig({ ownV4: hostAddr('10.10.0.1'), ownV6: hostAddr('fd00:10::1') }),
+    input: bigV6,
+    verdict: TC_ACT_REDIRECT,
+    drops: { too_big: 1 },
+    out: (out) => {
+      const ip = parseIp(out);
+      assert.deepEqual([ip.src, ip.dst, ip.proto], ['fd00:10::1', CLIENT_V6, IPPROTO_ICMPV6]);
+      assert.equal(out.readUInt32BE(ip.l4 + 4), 1400, 'MTU');
+      assert.ok(l4ChecksumOk(out, ip), 'ICMPv6 checksum');
+    },
+  },
+  {
+    name: 'IPv4 with DF, an own address of IPv6 only: fragmentation needed from the destination',
+    prog: 'encap',
+    setup: () => setConfig({ ownV6: hostAddr('fd00:10::1') }),
+    input: bigV4,
+    verdict: TC_ACT_REDIRECT,
+    drops: { too_big: 1 },
+    out: (out) => assert.equal(parseIp(out).src, NET_V4),
   },
   {
     name: 'IPv4 with DF and an odd length, under 576: whole packet quoted, checksum right',
@@ -1633,6 +1675,42 @@ runTable('decap (LP: link ingress)', lpDecapBase, [
     drops: { ttl: 1 },
     out: timeExceeded(LP_LOCAL_V6, NET_V6, ipPacket(ipSpec(NET_V6, CLIENT_V6, { ttl: 1 }), udp({ sport: 1, dport: 2 }))),
   },
+  // a UDP/TCP checksum left to offload (CHECKSUM_PARTIAL: the field holds the pseudo-header
+  // sum; the kernel completes it in the quote after the answer was summed): the ICMP checksum is
+  // over the completed quote (before, the client dropped the answer as a checksum error, and
+  // tracepath / traceroute's UDP probes showed no reply from the RP)
+  ...([
+    ['UDP/IPv4', NET_V4, CLIENT_V4, LP_LOCAL_V4, udp({ sport: 33434, dport: 44444, payload: Buffer.alloc(33, 7) }), 6],
+    ['TCP/IPv4', NET_V4, CLIENT_V4, LP_LOCAL_V4, tcp({ sport: 443, dport: 40000, flags: ACK, payload: Buffer.alloc(700, 3) }), 16],
+    ['UDP/IPv6', NET_V6, CLIENT_V6, LP_LOCAL_V6, udp({ sport: 33434, dport: 44444, payload: Buffer.alloc(1300, 9) }), 6],
+  ] as const).map(([what, src, dst, from, l4, at]): Case => {
+    const orig = ipPacket(ipSpec(src, dst, { ttl: 1 }), l4);
+    const ip = parseIp(Buffer.concat([Buffer.alloc(14), orig]));
+    const l4off = ip.l4 - 14;
+    const partial = Buffer.from(orig);
+    const segLen = ip.totalLen - l4off;
+    partial.writeUInt16BE(~inetChecksum(pseudoHeader(src, dst, ip.proto, segLen)) & 0xffff, l4off + at);
+    return {
+      name: `DEC_TTL: ${what} with a partial checksum (offload): the ICMP checksum fits the quote as the kernel completes it`,
+      prog: 'decap',
+      setup: () => setConfig({ flags: MP_CFG_DEC_TTL }),
+      input: wireV4(partial),
+      verdict: TC_ACT_REDIRECT,
+      drops: { ttl: 1 },
+      out: (o) => {
+        const p = parseIp(o);
+        assert.equal(p.src, from);
+        const quote = o.subarray(p.l4 + 8);
+        assert.deepEqual(quote, partial.subarray(0, quote.length), 'the quote as it came, the field still partial');
+        assert.equal(l4ChecksumOk(o, p), false, 'as it leaves, the ICMP checksum does not fit the partial field');
+        // what skb_checksum_help does: the sum of the quoted segment from its L4 header, folded
+        const done = Buffer.from(o);
+        const seg = done.subarray(p.l4 + 8 + l4off);
+        done.writeUInt16BE(inetChecksum(seg) || 0xffff, p.l4 + 8 + l4off + at);
+        assert.ok(l4ChecksumOk(done, p), 'once the kernel completes the quoted checksum, the ICMP checksum is right');
+      },
+    };
+  }),
   {
     name: 'DEC_TTL: IPv6 inner expires on an IPv4 link: answered from the IPv6 link’s address',
     prog: 'decap',

@@ -1,5 +1,7 @@
 // Scenario/flag validation: every bad value is rejected with the key's path and the value quoted.
 import { test } from 'node:test';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { defaultScenario, parseDirPatch, parseScenario } from '../src/lab/scenario.js';
 import { nominalBps, parseDuration, parseLoss, parseQueue, parseRate, parseTrace, queueBytes } from '../src/lab/params.js';
@@ -71,6 +73,60 @@ for (const [raw, path, msg] of BAD) {
     assert.ok(r.error.kind === 'ConfigInvalid' && r.error.path === path, `path ${JSON.stringify(r.error)}`);
     assert.match(describeError(r.error), msg);
     assert.match(describeError(r.error), new RegExp(path.replace(/[[\].]/g, '\\$&')));
+  });
+}
+
+// ---- MTU keys (src/lab/mtu.ts) ----------------------------------------------------------------
+
+test('mtu keys: per link, per direction, numbers or strings, "none"; mtu_icmp defaults to true', () => {
+  const r = parseScenario(
+    { links: [{ if_mtu: 1280 }, { mtu: '1400', up: { mtu_icmp: false }, down: { mtu: 1280 } }, { up: { if_mtu: 'none' }, down: { mtu: 0 } }] },
+    'x',
+  );
+  assert.ok(r.isOk(), JSON.stringify(r));
+  const [a, b, c] = r.value.links;
+  assert.deepEqual([a!.up.ifMtu, a!.down.ifMtu, a!.up.mtu, a!.up.mtuIcmp], [1280, 1280, null, true], 'if_mtu on the link: both directions');
+  assert.deepEqual([b!.up.mtu, b!.up.mtuIcmp, b!.down.mtu, b!.down.mtuIcmp], [1400, false, 1280, true], 'a direction overrides the link');
+  assert.deepEqual([c!.up.ifMtu, c!.down.mtu], [null, null], '"none" and 0: no setting');
+  assert.deepEqual(parseDirPatch({ mtu: 576, mtu_icmp: false, if_mtu: 9000 }, (k) => k)._unsafeUnwrap(), { mtu: 576, mtuIcmp: false, ifMtu: 9000 }, 'the bounds are allowed');
+});
+
+const BAD_MTU: [unknown, string, string][] = [
+  [{ links: [{ mtu: 575 }] }, 'links[0].mtu', '575'],
+  [{ links: [{ mtu: '9001' }] }, 'links[0].mtu', '"9001"'],
+  [{ links: [{ if_mtu: '1500b' }] }, 'links[0].if_mtu', '"1500b"'],
+  [{ links: [{ up: { if_mtu: 1280.5 } }] }, 'links[0].up.if_mtu', '1280.5'],
+  [{ links: [{ down: { mtu: -1 } }] }, 'links[0].down.mtu', '-1'],
+  [{ links: [{ down: { mtu_icmp: 'yes' } }] }, 'links[0].down.mtu_icmp', '"yes"'],
+  [{ links: [{ mtu: true }] }, 'links[0].mtu', 'true'],
+  [{ links: [{ schedule: [{ at: '1s', mtu: 100 }] }] }, 'links[0].schedule[0].mtu', '100'],
+];
+
+for (const [raw, path, got] of BAD_MTU) {
+  test(`scenario rejects ${JSON.stringify(raw)} at ${path}, quoting the value`, () => {
+    const r = parseScenario(raw, 'file.toml');
+    assert.ok(r.isErr());
+    assert.ok(r.error.kind === 'ConfigInvalid' && r.error.path === path, `path ${JSON.stringify(r.error)}`);
+    const text = describeError(r.error);
+    assert.ok(text.startsWith(`${path}: `), text);
+    assert.ok(text.endsWith(`(got ${got})`), text);
+  });
+}
+
+// `mpctl lab set` parses its MTU flags before it looks for the lab: a bad value is a usage error
+// (exit 2) naming the flag and quoting the value. Root only (asRoot answers a non-root shell first).
+const MPCTL = join(import.meta.dirname, '..', 'bin', 'mpctl');
+const asRoot = process.getuid?.() === 0 ? false : 'not root';
+for (const [flags, line] of [
+  [['--mtu', '100'], 'mpctl: --mtu: is not an MTU from 576 to 9000 (or "none") (got "100")'],
+  [['--mtu', '9001', '--no-mtu-icmp'], 'mpctl: --mtu: is not an MTU from 576 to 9000 (or "none") (got "9001")'],
+  [['--if-mtu', '1500b'], 'mpctl: --if-mtu: is not an MTU from 576 to 9000 (or "none") (got "1500b")'],
+  [['--if-mtu', ''], 'mpctl: --if-mtu: is not an MTU from 576 to 9000 (or "none") (got "")'],
+] as const) {
+  test(`mpctl lab set isp1 ${flags.join(' ')}: exit 2, the flag and the value`, { skip: asRoot }, () => {
+    const r = spawnSync(process.execPath, [MPCTL, 'lab', 'set', 'isp1', '--name', 'no-such-lab', ...flags], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.stderr.trim(), line);
+    assert.equal(r.status, 2);
   });
 }
 

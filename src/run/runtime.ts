@@ -68,8 +68,9 @@ export interface LinkRuntimeStatus {
   /** LP, a metered link: bytes counted against its budget this period (both directions) */
   budgetUsedBytes?: number;
   /** path MTU discovery (pmtu.ts). LP: its searches, both directions; RP: what the LP's
-   * requests said (confirmed outer MTUs, 0 = not known yet) */
-  pmtu?: { up: PmtuStatus; down: PmtuStatus } | { peerUp: number; peerDown: number };
+   * requests said (confirmed outer MTUs, 0 = not known yet) and what ICMP "too big" about our
+   * packets taught the kernel toward the LP (its route MTU; absent: nothing) */
+  pmtu?: { up: PmtuStatus; down: PmtuStatus } | { peerUp: number; peerDown: number; icmp?: number };
 }
 
 export interface Runtime {
@@ -878,8 +879,15 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
     void Promise.all(
       [...endpoints].map(async ([id, ep]) => {
         const m = await port.routeMtu(ep.address.replace(/^::ffff:/, ''));
-        if (m.isOk() && m.value) icmpMtus.set(id, m.value);
-        else icmpMtus.delete(id);
+        const mtu = m.isOk() && m.value ? m.value : 0;
+        if (mtu === (icmpMtus.get(id) ?? 0)) return;
+        if (mtu) {
+          icmpMtus.set(id, mtu);
+          log('ICMP too big toward the LP: the kernel\'s route MTU', { link: id, mtu });
+        } else {
+          icmpMtus.delete(id);
+          log('the kernel\'s route MTU toward the LP expired', { link: id });
+        }
       }),
     ).finally(() => (polling = false));
   };
@@ -931,7 +939,11 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
       .filter((s) => seen.has(s.id))
       .map((s) => {
         const m = peerMtus.get(s.id);
-        return m ? { ...s, pmtu: { peerUp: m.up, peerDown: m.down } } : s;
+        // what ICMP taught the kernel applies at once (m.down, the smaller of the two, is taken
+        // at the LP's next request)
+        const icmp = icmpMtus.get(s.id);
+        const down = m && icmp && m.down ? Math.min(m.down, icmp) : m?.down;
+        return m ? { ...s, pmtu: { peerUp: m.up, peerDown: down ?? 0, ...(icmp ? { icmp } : {}) } } : s;
       });
   return ok(runtimeOf(t, cc, auth, status, wake, socks));
 }

@@ -44,8 +44,10 @@ export interface LinkStatus {
   } | null;
   /** path MTU of this portal's sending direction (pmtu.ts): mp_link.mtu, whether probes
    * confirmed it, how often size-dependent loss made the LP search below it, and the confirmed
-   * outer MTU per direction (0 = not yet). Absent before path MTU discovery existed. */
-  pmtu?: { mtu: number; source: 'probed' | 'interface'; shrinks: number; up?: number; down?: number } | null;
+   * outer MTU per direction (0 = not yet); on the RP `icmp`, the MTU toward the LP that ICMP
+   * "too big" about its packets taught its kernel (absent: none). Absent before path MTU
+   * discovery existed. */
+  pmtu?: { mtu: number; source: 'probed' | 'interface'; shrinks: number; up?: number; down?: number; icmp?: number } | null;
 }
 
 export interface PortalStatus {
@@ -198,7 +200,7 @@ export function statusText(s: PortalStatus): string {
         `  link ${l.id}${l.name ? ` ${l.name}` : ''} ${l.state.padEnd(5)} metric ${l.metric} rate ${(l.rateBps / 1e6).toFixed(1)} Mbit/s owd ${(l.owdUs / 1000).toFixed(1)} ms` +
         `${l.rttMs === null ? '' : ` rtt ${l.rttMs.toFixed(1)} ms`}  tx ${l.tx.packets} pkts ${l.tx.bytes} B  rx ${l.rx.packets} pkts ${l.rx.bytes} B` +
         `${l.endpoint ? `  peer ${l.endpoint}` : ''}` +
-        `${l.pmtu ? `  pmtu ${l.pmtu.mtu} (${l.pmtu.source})${l.pmtu.shrinks ? ` shrank ${l.pmtu.shrinks}x` : ''}` : ''}` +
+        `${l.pmtu ? `  pmtu ${l.pmtu.mtu} (${l.pmtu.source}${l.pmtu.icmp ? `, ICMP ${l.pmtu.icmp}` : ''})${l.pmtu.shrinks ? ` shrank ${l.pmtu.shrinks}x` : ''}` : ''}` +
         `${l.budget ? `  budget ${l.budget.exhausted ? 'SPENT' : `${(l.budget.leftBytes / 1e6).toFixed(1)} MB left`}${typeof l.budget.usedBytes === 'number' ? ` (${(l.budget.usedBytes / 1e6).toFixed(1)} MB used)` : ''}` : ''}` +
         (l.cc
           ? `\n    cc ${l.cc.phase}${l.cc.stale ? ' (stale)' : ''} bw ${(l.cc.bwBps / 1e6).toFixed(1)} Mbit/s delivered ${(l.cc.deliveryBps / 1e6).toFixed(1)} Mbit/s` +
@@ -225,7 +227,7 @@ export function statusText(s: PortalStatus): string {
 function pmtuStatus(mtu: number, rt: LinkRuntimeStatus | undefined): LinkStatus['pmtu'] {
   const p = rt?.pmtu;
   if (!p) return mtu ? { mtu, source: 'interface', shrinks: 0 } : null;
-  if ('peerDown' in p) return { mtu, source: p.peerDown > 0 ? 'probed' : 'interface', shrinks: 0, up: p.peerUp, down: p.peerDown };
+  if ('peerDown' in p) return { mtu, source: p.peerDown > 0 ? 'probed' : 'interface', shrinks: 0, up: p.peerUp, down: p.peerDown, ...(p.icmp ? { icmp: p.icmp } : {}) };
   const up = p.up.probed ? p.up.mtu : 0;
   const down = p.down.probed ? p.down.mtu : 0;
   return { mtu, source: up ? 'probed' : 'interface', shrinks: p.up.shrinks + p.down.shrinks, up, down };

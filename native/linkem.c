@@ -83,6 +83,7 @@
 #define MAX_TRACE    (16u << 20)           /* lines */
 #define MAX_QLIMIT   (1ull << 32)          /* rate queue limit, bytes */
 #define TRACE_PATH   512
+#define LATE_NS      2000000ull            /* a frame released later than this after its due time counts as late */
 
 /* A delivery-opportunity trace: ms offsets (non-decreasing), looping every period_ms. */
 struct trace { uint32_t *ms; uint32_t n; uint64_t period_ms; char path[TRACE_PATH]; };
@@ -91,6 +92,9 @@ struct params { uint64_t delay_us, jitter_us, loss_ppm, limit, qlimit, mtu; bool
 struct stats {
   uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes, dropped_loss, dropped_down, dropped_queue,
       dropped_overflow, dropped_oversize, gso, dropped_socket;
+  /* the emulator's own health: frames it released more than LATE_NS after their due time (a
+   * starved process: the link then delays more than it was told) and the worst lateness */
+  uint64_t late_packets, late_max_ns;
 };
 struct pkt { uint64_t t; uint32_t len; uint32_t id; }; /* len includes the vnet header */
 
@@ -468,6 +472,13 @@ static uint64_t rq_wake(struct dir *d) {
   return next_opp(d, pk->t);
 }
 
+/* Counts a frame released at `now` against its due time `t`. */
+static inline void lateness(struct dir *d, uint64_t t, uint64_t now) {
+  uint64_t late = now - t;
+  if (late > LATE_NS) d->s.late_packets++;
+  if (late > d->s.late_max_ns) d->s.late_max_ns = late;
+}
+
 static void tx_due(struct dir *d, uint64_t now) {
   if (!d->p.trace && !d->rq_count) { /* the usual path: the delay line straight to the qdisc */
     while (d->count && d->q[d->head].t <= now) {
@@ -475,6 +486,7 @@ static void tx_due(struct dir *d, uint64_t now) {
       while (n < BATCH && n < d->count) {
         struct pkt *pk = &d->q[(d->head + n) & (MAX_LIMIT - 1)];
         if (pk->t > now) break;
+        lateness(d, pk->t, now);
         d->tiov[n].iov_base = buf_of(d, pk->id);
         d->tiov[n].iov_len = pk->len;
         n++;
@@ -546,11 +558,13 @@ static int dir_json(char *o, size_t n, struct dir *d) {
       ",\"stats\":{\"rx_packets\":%" PRIu64 ",\"rx_bytes\":%" PRIu64 ",\"tx_packets\":%" PRIu64 ",\"tx_bytes\":%" PRIu64
       ",\"dropped_loss\":%" PRIu64 ",\"dropped_down\":%" PRIu64 ",\"dropped_queue\":%" PRIu64
       ",\"dropped_overflow\":%" PRIu64 ",\"dropped_oversize\":%" PRIu64 ",\"dropped_socket\":%" PRIu64
-      ",\"gso\":%" PRIu64 ",\"queued\":%u,\"rq_queued\":%u,\"rq_bytes\":%" PRIu64 "}}",
+      ",\"gso\":%" PRIu64 ",\"queued\":%u,\"rq_queued\":%u,\"rq_bytes\":%" PRIu64
+      ",\"late_packets\":%" PRIu64 ",\"late_max_us\":%" PRIu64 "}}",
       d->p.delay_us, d->p.jitter_us, d->p.loss_ppm, d->p.down ? "true" : "false", d->p.limit,
       d->p.trace ? "\"" : "", d->p.trace ? tpath : "null", d->p.trace ? "\"" : "", d->p.qlimit, d->p.mtu, s->rx_packets,
       s->rx_bytes, s->tx_packets, s->tx_bytes, s->dropped_loss, s->dropped_down, s->dropped_queue,
-      s->dropped_overflow, s->dropped_oversize, s->dropped_socket, s->gso, d->count, d->rq_count, d->rq_bytes);
+      s->dropped_overflow, s->dropped_oversize, s->dropped_socket, s->gso, d->count, d->rq_count, d->rq_bytes,
+      s->late_packets, s->late_max_ns / 1000);
 }
 
 

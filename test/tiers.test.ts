@@ -17,7 +17,7 @@ import { labSet, mpctlPath } from '../src/lab/lab.js';
 import { iperf } from '../src/lab/measure.js';
 import { parseScenario } from '../src/lab/scenario.js';
 import { readState } from '../src/lab/state.js';
-import { must, sharedLab } from './helpers/lab.js';
+import { emulatorHealth, healthBetween, must, sharedLab } from './helpers/lab.js';
 import { bondReady, labStatus, waitFor } from './helpers/wait.js';
 
 const links = parseScenario({ links: [{ rate: '20mbit', delay: '10ms', queue: '60ms' }, { rate: '20mbit', delay: '10ms', queue: '60ms' }] }, 'test')._unsafeUnwrap();
@@ -42,15 +42,16 @@ async function bonded<T>(lab: string, lp: BondOptions['lp'], f: () => Promise<T>
 }
 
 /** One TCP flow client → server; goodput (Mbit/s) and the bytes each link id carried (LP tx). */
-async function flowUp(lab: string, seconds: number): Promise<{ mbit: number; tx: number[] }> {
+async function flowUp(lab: string, seconds: number): Promise<{ mbit: number; tx: number[]; lab: string }> {
   const s = await LinkSampler.open(portalInstance(lab, 'lp'), 2);
   assert.ok(s.isOk(), s.isErr() ? JSON.stringify(s.error) : '');
   try {
     const before = s.value.read()!;
+    const h0 = await emulatorHealth(lab);
     const r = await iperf(lab, { server: { node: 'server', addr: '203.0.113.2' }, client: { node: 'client' }, seconds, omitS: 1 });
     assert.ok(r.isOk(), r.isErr() ? JSON.stringify(r.error) : '');
     const after = s.value.read()!;
-    return { mbit: r.value.bps / 1e6, tx: after.tx.map((x, i) => x - before.tx[i]!) };
+    return { mbit: r.value.bps / 1e6, tx: after.tx.map((x, i) => x - before.tx[i]!), lab: healthBetween(h0, await emulatorHealth(lab)) };
   } finally {
     s.value.close();
   }
@@ -77,16 +78,16 @@ describe('scheduling policy in the lab', { timeout: 120_000 }, () => {
     try {
       await bonded(lab, { metrics: [0, 1] }, async () => {
         const up = await flowUp(lab, 2);
-        console.log(`# primary up: ${up.mbit.toFixed(1)} Mbit/s, bytes on primary ${up.tx[0]}, on backup ${up.tx[1]}`);
+        console.log(`# primary up: ${up.mbit.toFixed(1)} Mbit/s, bytes on primary ${up.tx[0]}, on backup ${up.tx[1]}; emulators: ${up.lab}`);
         assert.equal(up.tx[1], 0, 'the backup carried data while the primary was up');
         assert.ok(up.tx[0]! > 1e6);
         const cut = await labSet({ name: lab, node: 'isp1', dirs: ['up', 'down'], patch: { down: true } });
         assert.ok(cut.isOk());
         await waitFor('the LP marks the cut primary down', () => labStatus(lab, 'lp'), (s) => s.links[0]?.state === 'down', 3000);
         const down = await flowUp(lab, 2);
-        console.log(`# primary cut: ${down.mbit.toFixed(1)} Mbit/s, bytes on primary ${down.tx[0]}, on backup ${down.tx[1]}`);
+        console.log(`# primary cut: ${down.mbit.toFixed(1)} Mbit/s, bytes on primary ${down.tx[0]}, on backup ${down.tx[1]}; emulators: ${down.lab}`);
         assert.equal(down.tx[0], 0);
-        assert.ok(down.mbit > 15, `the backup carried ${down.mbit} Mbit/s`);
+        assert.ok(down.mbit > 15, `the backup carried ${down.mbit} Mbit/s (the lab's emulators: ${down.lab})`);
       });
     } finally {
       must(await labSet({ name: lab, node: 'isp1', dirs: ['up', 'down'], patch: { down: false } }), 'restore isp1'); // for the next test
@@ -103,7 +104,7 @@ describe('scheduling policy in the lab', { timeout: 120_000 }, () => {
       // stays within 2 MB (plus the one packet that crosses the line) and the link carried a
       // part of the flow before it was spent
       assert.ok(r.tx[1]! > 0.5e6 && r.tx[1]! <= 2e6 + 1500, `link 2 sent ${r.tx[1]} B`);
-      assert.ok(r.mbit > 15, `${r.mbit} Mbit/s`);
+      assert.ok(r.mbit > 15, `${r.mbit} Mbit/s (the lab's emulators: ${r.lab})`);
     });
   });
 });

@@ -50,6 +50,13 @@ export interface DirStats {
   /** frames and IP bytes waiting in the rate queue (trace mode) */
   rqQueued: number;
   rqBytes: number;
+  /** the emulator's own health: packets dropped by its receive socket (it did not read them in
+   * time), frames it released more than 2 ms after their due time, and the worst lateness (µs).
+   * Non-zero means a starved emulator: the link was worse than configured (the lab, not the
+   * bond, limited what crossed it). */
+  droppedSocket: number;
+  latePackets: number;
+  lateMaxUs: number;
 }
 
 export interface EmulatorState {
@@ -170,6 +177,9 @@ function parseDir(v: unknown, name: string): DirParams & { stats: DirStats } {
       queued: num(s, 'queued'),
       rqQueued: num(s, 'rq_queued'),
       rqBytes: num(s, 'rq_bytes'),
+      droppedSocket: num(s, 'dropped_socket'),
+      latePackets: num(s, 'late_packets'),
+      lateMaxUs: num(s, 'late_max_us'),
     },
   };
 }

@@ -12,6 +12,7 @@ import { isAlive } from '../../src/proc.js';
 import { parseScenario, type Scenario } from '../../src/lab/scenario.js';
 import { labDir, listLabs, readState } from '../../src/lab/state.js';
 import { nsName } from '../../src/lab/topology.js';
+import { getState as getEmulatorState } from '../../src/lab/emulator.js';
 import type { BondOptions } from '../../src/lab/bond.js';
 
 let seq = 0;
@@ -136,4 +137,41 @@ export async function restartPortal(lab: string, role: 'lp' | 'rp'): Promise<str
 export async function killAndRestart(lab: string, role: 'lp' | 'rp', signal: 'SIGKILL' | 'SIGUSR2' = 'SIGKILL'): Promise<string> {
   await killPortal(lab, role, signal);
   return restartPortal(lab, role);
+}
+
+/** One emulator direction's health counters (src/lab/emulator.ts DirStats). */
+export interface EmulatorHealth {
+  link: string;
+  droppedSocket: number;
+  latePackets: number;
+  lateMaxUs: number;
+}
+
+/** Every link emulator's own health counters, both directions, cumulative since the lab came up. */
+export async function emulatorHealth(lab: string): Promise<EmulatorHealth[]> {
+  const st = await readState(lab);
+  if (st.isErr()) return [];
+  const out: EmulatorHealth[] = [];
+  for (const l of st.value.links) {
+    const s = await getEmulatorState(nsName(lab, l.node));
+    if (s.isErr()) continue;
+    for (const dir of ['up', 'down'] as const) {
+      const d = s.value[dir].stats;
+      out.push({ link: `${l.node} ${dir}`, droppedSocket: d.droppedSocket, latePackets: d.latePackets, lateMaxUs: d.lateMaxUs });
+    }
+  }
+  return out;
+}
+
+/** What the emulators did between two snapshots, as one line: a starved emulator (late frames,
+ * socket drops) made its link worse than configured, which a throughput figure then shows. */
+export function healthBetween(a: EmulatorHealth[], b: EmulatorHealth[]): string {
+  return b
+    .map((x) => {
+      const y = a.find((z) => z.link === x.link);
+      const late = x.latePackets - (y?.latePackets ?? 0);
+      const sock = x.droppedSocket - (y?.droppedSocket ?? 0);
+      return `${x.link}: ${late} late > 2 ms, ${sock} socket drops`;
+    })
+    .join('; ') + `; worst lateness so far ${(Math.max(0, ...b.map((x) => x.lateMaxUs)) / 1000).toFixed(1)} ms`;
 }

@@ -203,7 +203,8 @@ export async function openDatapath(
       (cfg.role === 'remote' && cfg.singleInterface ? abi.MP_CFG_SINGLE_IF : 0) |
       abi.MP_CFG_DEC_TTL |
       (cfg.auth.mode === 'insecure-no-auth' ? abi.MP_CFG_NO_AUTH : 0) |
-      (cfg.ackPath === 'earliest' ? abi.MP_CFG_ACKS_EARLIEST : 0),
+      (cfg.ackPath === 'earliest' ? abi.MP_CFG_ACKS_EARLIEST : 0) |
+      (cfg.role === 'local' && cfg.lanPrefixes.length > 0 ? abi.MP_CFG_LAN_NAT : 0),
     lanIfindex: lan.value,
     wanIfindex: wan.value,
     port: cfg.port,
@@ -218,6 +219,10 @@ export async function openDatapath(
     loopMark: 0,
     ownV4: addr(ownAddr(cfg.role === 'local' ? cfg.lan : cfg.wan, 4)),
     ownV6: addr(ownAddr(cfg.role === 'local' ? cfg.lan : cfg.wan, 6)),
+    // whole-LAN mode (bpf/nat.h): the LAN prefixes, translated to the client address
+    lan: cfg.role === 'local' ? cfg.lanPrefixes.map((p) => ({ family: p.family, prefixLen: p.len, addr: p.address })) : [],
+    natPortLo: cfg.role === 'local' ? cfg.natPorts.lo : 0,
+    natPortHi: cfg.role === 'local' ? cfg.natPorts.hi : 0,
   };
   // adopted: the config stays until setLoop writes the same one with the loop in it, with the
   // inner MTU and MSS clamp the running data path has (its path MTU discovery's, not the interfaces')

@@ -101,6 +101,11 @@ export interface LocalConfig extends Common {
    * absent: $MPCTL_STATE_DIR, else /var/lib/mpctl (cc/budget-store.ts) */
   stateDir?: string;
   links: LinkConfig[];
+  /** whole-LAN mode (`lan_prefixes`): devices on these prefixes reach the Internet as the client
+   * address of their family, translated by the LP's data path (bpf/nat.h); [] = off */
+  lanPrefixes: Prefix[];
+  /** `lan_nat_ports = "1024-65535"`: the client address's ports the NAT hands out */
+  natPorts: { lo: number; hi: number };
 }
 
 export interface RemoteConfig extends Common {

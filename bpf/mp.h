@@ -379,6 +379,8 @@ struct mp_red_stats {
  * echo id (ICMP / ICMPv6 echo request) a port of the client address, from mp_nat_out; a flow
  * without one gets one (the LAN port itself if free and in range, else random ports of the
  * range, MP_NAT_TRIES of them; none free: MP_DROP_NAT_PORTS) and its reverse entry in mp_nat_in.
+ * The range is [nat_port_lo, nat_port_hi] without the tunnel port for TCP and UDP, 1-65535 for
+ * echo ids.
  * Decap (LP) translates a packet to the client address back: mp_nat_fwd (port forwards,
  * written by userland), else mp_nat_in; neither: MP_DROP_NAT_MISS. The mapping depends on the
  * LAN address and port only (RFC 4787 endpoint-independent mapping and filtering), and lives

@@ -182,6 +182,12 @@ static __always_inline struct mp_nat_val *nat_mapping(const struct mp_config *cf
 		/* its port went to another flow while the reverse entry was evicted: a new one */
 		bpf_map_delete_elem(&mp_nat_out, k);
 	}
+	bool ids = k->proto == IPPROTO_ICMP || k->proto == IPPROTO_ICMPV6;
+
+	if (ids) { /* echo ids are no ports: any will do, the tunnel's port too */
+		lo = 1;
+		hi = 0xffff;
+	}
 	if (hi < lo)
 		return NULL;
 #pragma unroll
@@ -189,7 +195,7 @@ static __always_inline struct mp_nat_val *nat_mapping(const struct mp_config *cf
 		/* the LAN port itself first (what a host behind no NAT would have), then at random */
 		port = i == 0 && want >= lo && want <= hi ? want : lo + bpf_get_prandom_u32() % (hi - lo + 1);
 		rk.port_be = bpf_htons(port);
-		if (rk.port_be == cfg->port_be || bpf_map_lookup_elem(&mp_nat_fwd, &rk))
+		if ((rk.port_be == cfg->port_be && !ids) || bpf_map_lookup_elem(&mp_nat_fwd, &rk))
 			continue; /* the tunnel's port, a forward's */
 		if (bpf_map_update_elem(&mp_nat_in, &rk, &v, BPF_NOEXIST))
 			continue;

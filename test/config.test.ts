@@ -46,6 +46,7 @@ test('lp.toml parses to the typed config, with defaults filled in', async () => 
     ],
     lanPrefixes: [],
     natPorts: { lo: 1024, hi: 65535 },
+    portForwards: [],
   };
   assert.deepEqual(r.value, expected);
 });
@@ -59,6 +60,17 @@ test('lan_prefixes and lan_nat_ports (whole-LAN mode)', () => {
     { family: 4, address: '10.20.0.0', len: 16 },
   ]);
   assert.deepEqual(r.value.natPorts, { lo: 20000, hi: 29999 });
+});
+
+test('port_forwards (whole-LAN mode)', () => {
+  const r = parseConfig({ ...LP, lan_prefixes: ['192.168.1.0/24', 'fd00:1::/64'], port_forwards: ['tcp/443 -> 192.168.1.10:8443', 'udp/51820 -> 192.168.1.20', 'tcp/443 -> [fd00:1::10]:443', 'tcp/22->[fd00:1::22]'] }, 'lp.toml');
+  assert.ok(r.isOk() && r.value.role === 'local', r.isErr() ? describeError(r.error) : '');
+  assert.deepEqual(r.value.portForwards, [
+    { proto: 'tcp', port: 443, family: 4, address: '192.168.1.10', targetPort: 8443 },
+    { proto: 'udp', port: 51820, family: 4, address: '192.168.1.20', targetPort: 51820 },
+    { proto: 'tcp', port: 443, family: 6, address: 'fd00:1::10', targetPort: 443 },
+    { proto: 'tcp', port: 22, family: 6, address: 'fd00:1::22', targetPort: 22 },
+  ]);
 });
 
 test('rp.toml and rp-single.toml parse to the typed configs', async () => {
@@ -286,6 +298,15 @@ const BAD: [string, unknown, string, RegExp][] = [
   ['lan_nat_ports of 10 ports', lp({ lan_nat_ports: '1024-1033' }), 'lan_nat_ports', /at least 256 ports/],
   ['lan_nat_ports as a number', lp({ lan_nat_ports: 1024 }), 'lan_nat_ports', /"lo-hi"/],
   ['lan_prefixes on an RP', rp({ lan_prefixes: ['192.168.1.0/24'] }), 'lan_prefixes', /is a Local Portal key/],
+  ['port_forwards without lan_prefixes', lp({ port_forwards: ['tcp/443 -> 192.168.1.10'] }), 'port_forwards', /needs lan_prefixes/],
+  ['port_forwards as a string', lp({ lan_prefixes: ['192.168.1.0/24'], port_forwards: 'tcp/443 -> 192.168.1.10' }), 'port_forwards', /array of at most 64 forwards/],
+  ['a forward of sctp', lp({ lan_prefixes: ['192.168.1.0/24'], port_forwards: ['sctp/443 -> 192.168.1.10'] }), 'port_forwards[0]', /must be "tcp\/PORT -> ADDRESS\[:PORT\]"/],
+  ['a forward to port 0', lp({ lan_prefixes: ['192.168.1.0/24'], port_forwards: ['tcp/443 -> 192.168.1.10:0'] }), 'port_forwards[0]', /outside 1-65535/],
+  ['a forward to a host name', lp({ lan_prefixes: ['192.168.1.0/24'], port_forwards: ['tcp/443 -> nas:443'] }), 'port_forwards[0]', /does not name an IPv4 or IPv6 address/],
+  ['a forward outside the LAN', lp({ lan_prefixes: ['192.168.1.0/24'], port_forwards: ['tcp/443 -> 192.168.2.10'] }), 'port_forwards[0]', /leads to 192\.168\.2\.10, which is in no lan_prefixes prefix/],
+  ['a forward of the tunnel port', lp({ lan_prefixes: ['192.168.1.0/24'], port_forwards: ['udp/7470 -> 192.168.1.10'] }), 'port_forwards[0]', /is the tunnel port 7470, which stays with the RP/],
+  ['a port forwarded twice', lp({ lan_prefixes: ['192.168.1.0/24'], port_forwards: ['tcp/443 -> 192.168.1.10', 'tcp/443 -> 192.168.1.11'] }), 'port_forwards[1]', /forwards tcp\/443 of the IPv4 client address a second time/],
+  ['two forwards to one host port', lp({ lan_prefixes: ['192.168.1.0/24'], port_forwards: ['tcp/443 -> 192.168.1.10', 'tcp/8443 -> 192.168.1.10:443'] }), 'port_forwards[1]', /one forward per LAN host and port/],
   ['no wan', rp({ wan: undefined }), 'wan', /is required: an interface name/],
   ['no private_key', lp({ private_key: undefined }), 'private_key', /is required: the path of this portal's private key file \(mpctl genkey\), or insecure_no_auth/],
   ['a relative private_key', rp({ private_key: 'lp.key' }), 'private_key', /must be the absolute path of a private key file/],

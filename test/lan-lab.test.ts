@@ -15,6 +15,7 @@ import { must, withLab } from './helpers/lab.js';
 import { labStatus } from './helpers/wait.js';
 
 const SERVER = { v4: '203.0.113.2', v6: '2001:db8:113::2' } as const;
+const FORWARD_PORT = 5999;
 const links = parseScenario(
   { links: [{ label: 'l1', rate: '20mbit', delay: '10ms', queue: '60ms' }, { label: 'l2', rate: '20mbit', delay: '15ms', queue: '60ms' }] },
   't',
@@ -68,7 +69,22 @@ test('whole-LAN mode: two LAN hosts reach the server as the client address, IPv4
         t.diagnostic(`LP NAT drops: ${JSON.stringify(nat)}`);
         assert.equal(lp.drops['nat_ports'] ?? 0, 0, 'no flow lacked a port');
       });
+
+      await t.test('a port forward reaches host1 from the Internet; nothing else does', async () => {
+        const r = must(
+          await iperf(lab, { server: { node: 'host1', addr: LAN.hosts.host1.v4, connect: BOND.client.v4 }, client: { node: 'server' }, seconds: 2, port: FORWARD_PORT }),
+          'iperf3 server → client address:port → host1',
+        );
+        t.diagnostic(`server → ${BOND.client.v4}:${FORWARD_PORT} → host1: ${(r.bps / 1e6).toFixed(2)} Mbit/s, host1 saw ${r.serverSaw}`);
+        assert.equal(r.serverSaw, SERVER.v4, 'a forward translates the destination only');
+        assert.ok(r.bps > 10e6);
+        const before = (await labStatus(lab, 'lp')).drops['nat_miss'] ?? 0;
+        const p = must(await ping(lab, 'server', BOND.client.v4, { count: 3, intervalS: 0.05, waitS: 1 }), 'ping the client address');
+        assert.equal(p.received, 0, 'nobody answers the client address');
+        const after = (await labStatus(lab, 'lp')).drops['nat_miss'] ?? 0;
+        assert.ok(after - before >= 3, `the LP dropped the echo requests as nat_miss (${after - before})`);
+      });
     },
-    { bond: true, lan: true },
+    { bond: true, lan: true, lp: { portForwards: [`tcp/${FORWARD_PORT} -> ${LAN.hosts.host1.v4}:${FORWARD_PORT}`] } },
   );
 });

@@ -106,6 +106,19 @@ export interface LocalConfig extends Common {
   lanPrefixes: Prefix[];
   /** `lan_nat_ports = "1024-65535"`: the client address's ports the NAT hands out */
   natPorts: { lo: number; hi: number };
+  /** `port_forwards = ["tcp/443 -> 192.168.1.10:443"]`: connections from the Internet to the
+   * client address's port reach this LAN host (whole-LAN mode) */
+  portForwards: PortForward[];
+}
+
+export interface PortForward {
+  proto: 'tcp' | 'udp';
+  /** the client address's port */
+  port: number;
+  /** the LAN host's address (its family is the forward's) and port */
+  family: Family;
+  address: string;
+  targetPort: number;
 }
 
 export interface RemoteConfig extends Common {

@@ -46,7 +46,7 @@ export interface BondOptions {
   /** LP config extras (tests of tiers, budgets and static weights): per link (by index) its
    * `metric`, its configured `rate` instead of the emulated one, its `budget`; and
    * `congestion_control`; `omitRates`: no `rate` or `delay` keys (capacity discovery) */
-  lp?: { metrics?: number[]; rates?: string[]; budgets?: string[]; congestionControl?: boolean; omitRates?: boolean; redundant?: string[] };
+  lp?: { metrics?: number[]; rates?: string[]; budgets?: string[]; congestionControl?: boolean; omitRates?: boolean; redundant?: string[]; portForwards?: string[] };
 }
 
 /** What a portal's config says about keys: its own key file and the other portal's public key. */
@@ -96,6 +96,7 @@ export function lpConfig(lab: string, links: LinkSettings[], o: BondOptions, key
     ...keyLines(keys, o),
     ...(o.lp?.congestionControl === false ? ['congestion_control = false'] : []),
     ...(o.lan === true ? [`lan_prefixes = ["${LAN.v4}", "${LAN.v6}"]`] : []),
+    ...(o.lp?.portForwards ? [`port_forwards = [${o.lp.portForwards.map((f) => JSON.stringify(f)).join(', ')}]`] : []),
     // budget usage (budget.json) in the lab's directory, which `lab down` removes
     `state_dir = "${labDir(lab)}/state"`,
     // [[redundant]] tables (given to both portals): after the top-level keys, before [[link]]

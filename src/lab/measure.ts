@@ -65,8 +65,9 @@ export async function ping(lab: string, node: string, target: string, o: PingOpt
 }
 
 export interface IperfOptions {
-  /** node running the iperf3 server and the address it binds */
-  server: { node: string; addr: string };
+  /** node running the iperf3 server and the address it binds; `connect`: the address the
+   * client connects to instead (a port forward's public address) */
+  server: { node: string; addr: string; connect?: string };
   client: { node: string; addr?: string };
   seconds: number;
   /** server → client instead of client → server */
@@ -138,7 +139,7 @@ export async function iperf(lab: string, o: IperfOptions): Promise<Result<IperfR
   }
   const warm = o.omitS ?? 0;
   const total = o.seconds + warm;
-  const args = ['netns', 'exec', nsName(lab, o.client.node), 'iperf3', '-J', '-c', o.server.addr, '-p', String(port), '-t', String(total)];
+  const args = ['netns', 'exec', nsName(lab, o.client.node), 'iperf3', '-J', '-c', o.server.connect ?? o.server.addr, '-p', String(port), '-t', String(total)];
   if (o.client.addr) args.push('-B', o.client.addr);
   if (o.reverse) args.push('-R');
   else args.push('--get-server-output'); // the receiver's own intervals

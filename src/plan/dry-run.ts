@@ -29,7 +29,13 @@ export function describeLan(cfg: LocalConfig): string[] {
   return cfg.lanPrefixes.map((p) => {
     const c = cfg.client.find((x) => x.family === p.family);
     return `whole-LAN NAT: ${formatPrefix(p)} -> ${c?.address ?? '?'} ports ${cfg.natPorts.lo}-${cfg.natPorts.hi} (TCP, UDP, ICMP echo; mpctl up writes it into the BPF maps, down removes them)`;
-  });
+  }).concat(
+    cfg.portForwards.map((f) => {
+      const c = cfg.client.find((x) => x.family === f.family);
+      const to = f.family === 6 ? `[${f.address}]:${f.targetPort}` : `${f.address}:${f.targetPort}`;
+      return `port forward: ${f.proto}/${f.port} of ${c?.address ?? '?'} -> ${to} (mpctl up writes it into the BPF maps)`;
+    }),
+  );
 }
 
 /** The plan as `sh` would run it, with what it means in comments. */

@@ -7,10 +7,14 @@
 //   The server sees both hosts as the client address 198.51.100.10 / 2001:db8:100::10.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { iperf, ping } from '../src/lab/measure.js';
 import { parseScenario } from '../src/lab/scenario.js';
-import { LAN } from '../src/lab/topology.js';
-import { BOND } from '../src/lab/bond.js';
+import { LAN, nsName } from '../src/lab/topology.js';
+import { BOND, portalInstance } from '../src/lab/bond.js';
+import { labSet, mpctlPath } from '../src/lab/lab.js';
+import { run } from '../src/lab/namespaces.js';
+import { pinDir } from '../src/plan/pins.js';
 import { must, withLab } from './helpers/lab.js';
 import { labStatus } from './helpers/wait.js';
 
@@ -83,6 +87,24 @@ test('whole-LAN mode: two LAN hosts reach the server as the client address, IPv4
         assert.equal(p.received, 0, 'nobody answers the client address');
         const after = (await labStatus(lab, 'lp')).drops['nat_miss'] ?? 0;
         assert.ok(after - before >= 3, `the LP dropped the echo requests as nat_miss (${after - before})`);
+      });
+
+      await t.test('a flow keeps its mapping when its link is cut (not re-NATed on the surviving link)', async () => {
+        const flow = iperf(lab, { server: { node: 'server', addr: SERVER.v4 }, client: { node: 'host2' }, seconds: 6 });
+        await new Promise((r) => setTimeout(r, 2000));
+        must(await labSet({ name: lab, node: 'isp1', dirs: ['up', 'down'], patch: { down: true } }), 'cut isp1');
+        const r = must(await flow, 'iperf3 across the cut');
+        must(await labSet({ name: lab, node: 'isp1', dirs: ['up', 'down'], patch: { down: false } }), 'restore isp1');
+        t.diagnostic(`host2 per-second goodput across the cut of isp1 at 2 s: ${r.intervals.map((x) => (x / 1e6).toFixed(1)).join(' ')}`);
+        assert.equal(r.serverSaw, BOND.client.v4);
+        assert.ok(r.intervals.slice(-3).every((x) => x > 10e6), 'the same connection carries on over link 2');
+      });
+
+      await t.test('mpctl down removes the NAT with the pinned object', async () => {
+        const dir = pinDir(portalInstance(lab, 'lp'));
+        for (const m of ['mp_nat_out', 'mp_nat_in', 'mp_nat_fwd', 'mp_nat_fwd_out']) assert.ok(existsSync(`${dir}/${m}`), `${m} pinned while up`);
+        must(await run('ip', ['netns', 'exec', nsName(lab, 'lp'), mpctlPath(), 'down', '--instance', portalInstance(lab, 'lp')], 15_000), 'mpctl down');
+        assert.equal(existsSync(dir), false, `${dir} removed`);
       });
     },
     { bond: true, lan: true, lp: { portForwards: [`tcp/${FORWARD_PORT} -> ${LAN.hosts.host1.v4}:${FORWARD_PORT}`] } },

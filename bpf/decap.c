@@ -462,9 +462,12 @@ int decap(struct __sk_buff *skb)
 		return v;
 	}
 	if (cfg->role == MP_ROLE_LOCAL) {
-		r = mp_nat_decap(skb); /* whole-LAN mode: to the LAN host (nat.h) */
-		if (r != MP_DROP_NONE)
-			return mp_drop(r);
+		int n = mp_nat_decap(skb); /* whole-LAN mode: to the LAN host (nat.h) */
+
+		if (n == NAT_ICMP_ERROR)
+			n = mp_nat_icmp_error(skb);
+		if (n != MP_DROP_NONE)
+			return mp_drop((enum mp_drop_reason)n);
 		return mp_redirected(bpf_redirect_neigh(cfg->lan_ifindex, NULL, 0, 0));
 	}
 	return forward(skb, family);

@@ -391,6 +391,45 @@ describe('whole-LAN mode, IPv4: decap translates replies back to the LAN host', 
   });
 });
 
+describe('whole-LAN mode: ICMP errors about a LAN flow reach its host, the quote translated back', () => {
+  const quoteOf = (inner: Buffer, ip: ReturnType<typeof parseIp>) => inner.subarray(14, ip.l4 + 8); // IP header + 8 bytes, as it left
+  const mtuWord = (mtu: number) => Buffer.from([0, 0, mtu >> 8, mtu & 0xff]);
+
+  it('IPv4 fragmentation needed about a TCP flow of host B, time exceeded about host A\'s ping', () => {
+    reset();
+    encapOut(tcpOut(HOST_A, 40001));
+    const b = encapOut(tcpOut(HOST_B, 40001));
+    const portB = sport(b.inner, b.ip);
+    const err = ipPacket(ipSpec('192.0.2.1', CLIENT_V4), icmpMsg(3, 4, Buffer.concat([mtuWord(1400), quoteOf(b.inner, b.ip)])));
+    const r = decapOut(err); // checks the ICMP checksum over the translated quote
+    assert.equal(r.ip.dst, HOST_B);
+    const q = parseIp(r.pkt, r.ip.l4 + 8);
+    assert.deepEqual([q.src, q.dst, r.pkt.readUInt16BE(q.l4), q.headerChecksumOk], [HOST_B, NET_V4, 40001, true], 'the quote as host B sent it');
+    assert.notEqual(portB, 40001);
+    const e = encapOut(eth(ipPacket(ipSpec(HOST_A, NET_V4, { ttl: 1 }), icmpEcho(Buffer.alloc(16, 1), 4242, 1))));
+    const te = decapOut(ipPacket(ipSpec(RP_V4, CLIENT_V4), icmpMsg(11, 0, Buffer.concat([Buffer.alloc(4), quoteOf(e.inner, e.ip)]))));
+    const tq = parseIp(te.pkt, te.ip.l4 + 8);
+    assert.deepEqual([te.ip.dst, tq.src, te.pkt.readUInt16BE(tq.l4 + 4)], [HOST_A, HOST_A, 4242]);
+  });
+
+  it('IPv6 packet too big about a UDP flow; no mapping, or a quote from another address: nat_miss', () => {
+    reset();
+    encapOut(eth(ipPacket(ipSpec(HOST_A6, NET_V6), udp({ sport: 7000, dport: 53, payload: Buffer.alloc(20) }))));
+    const u = encapOut(eth(ipPacket(ipSpec(HOST_B6, NET_V6), udp({ sport: 7000, dport: 53, payload: Buffer.alloc(20) }))));
+    const ptb = ipPacket(ipSpec('2001:db8:2::1', CLIENT_V6), icmpMsg(2, 0, Buffer.concat([Buffer.from([0, 0, 0x05, 0x00]), quoteOf(u.inner, u.ip)])));
+    const r = decapOut(ptb);
+    const q = parseIp(r.pkt, r.ip.l4 + 8);
+    assert.deepEqual([r.ip.dst, q.src, r.pkt.readUInt16BE(q.l4)], [HOST_B6, HOST_B6, 7000]);
+    const unknown = Buffer.from(quoteOf(u.inner, u.ip));
+    unknown.writeUInt16BE(1, 40); // a port nobody has
+    const miss = run('decap', wire(ipPacket(ipSpec('2001:db8:2::1', CLIENT_V6), icmpMsg(2, 0, Buffer.concat([Buffer.from([0, 0, 0x05, 0x00]), unknown])))));
+    assert.deepEqual([miss.verdict, miss.drops], [TC_ACT_SHOT, { nat_miss: 1 }]);
+    const other = ipPacket(ipSpec(NET_V4, CLIENT_V4), tcp({ sport: 40001, dport: 443 })).subarray(0, 28); // not from the client address
+    const o = run('decap', wire(ipPacket(ipSpec('192.0.2.1', CLIENT_V4), icmpMsg(3, 4, Buffer.concat([mtuWord(1400), other])))));
+    assert.deepEqual([o.verdict, o.drops], [TC_ACT_SHOT, { nat_miss: 1 }]);
+  });
+});
+
 describe('whole-LAN mode, IPv6', () => {
   it('TCP and ICMPv6 echo out and back, checksums over the new pseudo-header', () => {
     reset();

@@ -100,6 +100,14 @@ test('whole-LAN mode: two LAN hosts reach the server as the client address, IPv4
         assert.ok(r.intervals.slice(-3).every((x) => x > 10e6), 'the same connection carries on over link 2');
       });
 
+      await t.test('ICMP errors about a LAN flow reach its host: time exceeded for a TTL/hop limit of 1', async () => {
+        for (const dst of [SERVER.v4, SERVER.v6]) {
+          const out = must(await run('ip', ['netns', 'exec', nsName(lab, 'host1'), 'sh', '-c', `ping -n -c 1 -t 1 -W 2 ${dst}; true`], 10_000), 'ping -t 1');
+          t.diagnostic(`host1 ping -t 1 ${dst}: ${out.split('\n').find((l) => /exceeded/i.test(l)) ?? out.trim()}`);
+          assert.match(out, /(Time to live|Hop limit|Time) exceeded/i, `host1 hears that its ping to ${dst} expired`);
+        }
+      });
+
       await t.test('mpctl down removes the NAT with the pinned object', async () => {
         const dir = pinDir(portalInstance(lab, 'lp'));
         for (const m of ['mp_nat_out', 'mp_nat_in', 'mp_nat_fwd', 'mp_nat_fwd_out']) assert.ok(existsSync(`${dir}/${m}`), `${m} pinned while up`);

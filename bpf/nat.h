@@ -261,6 +261,21 @@ __noinline int mp_nat_encap(struct __sk_buff *skb)
 }
 
 #else
+/* Where a packet to the client address's port k goes: a port forward's LAN host, else a flow's.
+ * false: neither. */
+static __always_inline bool nat_inbound(const struct mp_nat_key *k, __u32 lan[4], __be16 *port)
+{
+	struct mp_nat_val *m = bpf_map_lookup_elem(&mp_nat_fwd, k);
+
+	if (!m)
+		m = bpf_map_lookup_elem(&mp_nat_in, k);
+	if (!m)
+		return false;
+	__builtin_memcpy(lan, m->addr, 16);
+	*port = m->port_be;
+	return true;
+}
+
 /* An ICMP / ICMPv6 error (destination unreachable, fragmentation needed / packet too big, time
  * exceeded, parameter problem)? Its quote names the flow, not its header. */
 static __always_inline bool nat_icmp_error(struct __sk_buff *skb, const struct l3 *p)
@@ -283,7 +298,6 @@ __noinline int mp_nat_icmp_error(struct __sk_buff *skb)
 {
 	const struct mp_config *cfg = config_get();
 	struct mp_nat_key k = {};
-	struct mp_nat_val *m;
 	__u32 dst[4], lan[4], qsrc[4];
 	__u32 q, qihl, ql4, csum, qport_off;
 	__u8 b0, qproto, qtype;
@@ -334,13 +348,8 @@ __noinline int mp_nat_icmp_error(struct __sk_buff *skb)
 	/* the quote's source is the client address (the flow as it left): anything else is not ours */
 	if (qsrc[0] != dst[0] || qsrc[1] != dst[1] || qsrc[2] != dst[2] || qsrc[3] != dst[3])
 		return MP_DROP_NAT_MISS;
-	m = bpf_map_lookup_elem(&mp_nat_fwd, &k);
-	if (!m)
-		m = bpf_map_lookup_elem(&mp_nat_in, &k);
-	if (!m)
+	if (!nat_inbound(&k, lan, &port))
 		return MP_DROP_NAT_MISS;
-	__builtin_memcpy(lan, m->addr, 16);
-	port = m->port_be;
 
 	if (p.family == 4) {
 		/* the outer destination: IPv4 header checksum only (ICMP has no pseudo-header) */
@@ -387,7 +396,6 @@ __noinline int mp_nat_decap(struct __sk_buff *skb)
 {
 	const struct mp_config *cfg = config_get();
 	struct mp_nat_key k = {};
-	struct mp_nat_val *m;
 	__u32 dst[4], lan[4];
 	struct nat_l4 n;
 	enum mp_drop_reason r;
@@ -411,13 +419,8 @@ __noinline int mp_nat_decap(struct __sk_buff *skb)
 	__builtin_memcpy(k.addr, dst, 16);
 	if (bpf_skb_load_bytes(skb, n.port_off, &k.port_be, 2))
 		return MP_DROP_NAT_MISS;
-	m = bpf_map_lookup_elem(&mp_nat_fwd, &k);
-	if (!m)
-		m = bpf_map_lookup_elem(&mp_nat_in, &k);
-	if (!m)
+	if (!nat_inbound(&k, lan, &port))
 		return MP_DROP_NAT_MISS;
-	__builtin_memcpy(lan, m->addr, 16);
-	port = m->port_be;
 	if (!nat_set_addr(skb, &p, l3_daddr_off(&p), dst, lan, n.pseudo ? n.csum_off : 0, n.csum_flag) ||
 	    !nat_set_port(skb, &n, k.port_be, port))
 		return MP_DROP_STORE;

@@ -642,9 +642,12 @@ int encap(struct __sk_buff *skb)
 	/* whole-LAN mode: the client address and the flow's port (nat.h). Here, not at step 1: an
 	 * ICMP "too big" above answers the LAN host itself. */
 	if (nat) {
-		r = mp_nat_encap(skb);
-		if (r != MP_DROP_NONE)
-			return mp_drop(r);
+		int n = mp_nat_encap(skb);
+
+		if (n == NAT_ICMP_ERROR)
+			n = mp_nat_icmp_error_out(skb);
+		if (n != MP_DROP_NONE)
+			return mp_drop((enum mp_drop_reason)n);
 	}
 
 	/* a redundant class (redundant.h): the copies first, while the packet is the inner one */

@@ -386,8 +386,9 @@ struct mp_red_stats {
  * LAN address and port only (RFC 4787 endpoint-independent mapping and filtering), and lives
  * in the LP, whatever link a packet takes: a flow keeps its port when it moves links.
  * IPv4 fragments after the first carry no port: out, only their address is translated; in,
- * they are dropped (MP_DROP_NAT_FRAG). Other protocols and ICMP other than echo from the LAN:
- * MP_DROP_NAT_PROTO. Checksums are updated incrementally (IPv4 header, TCP/UDP/ICMPv6 with the
+ * they are dropped (MP_DROP_NAT_FRAG). ICMP errors are translated with their quote, both ways
+ * (about no mapping: MP_DROP_NAT_MISS in, MP_DROP_NAT_PROTO out). Other protocols and ICMP
+ * other than echo requests and errors from the LAN: MP_DROP_NAT_PROTO. Checksums are updated incrementally (IPv4 header, TCP/UDP/ICMPv6 with the
  * pseudo-header, ICMP; a UDP checksum 0 stays 0).
  *
  * Keys: mp_nat_out by (family, proto, LAN port, LAN address); mp_nat_in and mp_nat_fwd by

@@ -30,7 +30,7 @@
 #define NAT_ICMP_ECHO 8
 #define NAT_ICMPV6_ECHO_REQUEST 128
 #define NAT_ICMPV6_ECHO_REPLY 129
-#define NAT_ICMP_ERROR 0x100 /* mp_nat_decap(): an ICMP error, for mp_nat_icmp_error() (no drop reason) */
+#define NAT_ICMP_ERROR 0x100 /* mp_nat_encap/decap(): an ICMP error, for mp_nat_icmp_error[_out]() (no drop reason) */
 
 /* Is address a (load_addr's form) inside one of the LAN prefixes? */
 static __always_inline bool in_lan(const struct mp_config *cfg, const __u32 a[4], __u8 family)
@@ -213,9 +213,158 @@ static __always_inline struct mp_nat_val *nat_mapping(const struct mp_config *cf
 	return NULL;
 }
 
+/* Where a packet to the client address's port k goes: a port forward's LAN host, else a flow's.
+ * false: neither. */
+static __always_inline bool nat_inbound(const struct mp_nat_key *k, __u32 lan[4], __be16 *port)
+{
+	struct mp_nat_val *m = bpf_map_lookup_elem(&mp_nat_fwd, k);
+
+	if (!m)
+		m = bpf_map_lookup_elem(&mp_nat_in, k);
+	if (!m)
+		return false;
+	__builtin_memcpy(lan, m->addr, 16);
+	*port = m->port_be;
+	return true;
+}
+
+/* Which client port a LAN host's port k has: its port forward's, else its flow's (none is made
+ * here). false: neither. */
+static __always_inline bool nat_outbound(const struct mp_nat_key *k, __u32 ext[4], __be16 *port)
+{
+	struct mp_nat_val *m = bpf_map_lookup_elem(&mp_nat_fwd_out, k);
+
+	if (!m)
+		m = bpf_map_lookup_elem(&mp_nat_out, k);
+	if (!m)
+		return false;
+	__builtin_memcpy(ext, m->addr, 16);
+	*port = m->port_be;
+	return true;
+}
+
+/* An ICMP / ICMPv6 error (destination unreachable, fragmentation needed / packet too big, time
+ * exceeded, parameter problem)? Its quote names the flow, not its header. */
+static __always_inline bool nat_icmp_error(struct __sk_buff *skb, const struct l3 *p)
+{
+	__u8 type;
+
+	if (p->proto != (p->family == 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6) || bpf_skb_load_bytes(skb, p->l4_off, &type, 1))
+		return false;
+	if (p->family == 4)
+		return type == 3 || type == 11 || type == 12;
+	return type >= 1 && type <= 4;
+}
+
+/* An ICMP error about one of the LAN's flows, translated with its quote. In (decap, to the
+ * client address): the quote is the flow's packet as it left, from the client address and port
+ * (or echo id); the outer destination and the quote's source become the LAN host's, the quote's
+ * port the LAN port. Out (encap, from a LAN host): the quote is a packet the host received, to
+ * its LAN address and port; the outer source and the quote's destination become the client
+ * address, the quote's port the client port (of a forward or a flow; none is made for an error).
+ * The quoted IPv4 header's checksum and the ICMP checksum follow; the quoted L4 checksum is left
+ * (receivers do not check it). Returns 0 or a drop reason (MP_DROP_NAT_MISS in,
+ * MP_DROP_NAT_PROTO out: not about a flow of the NAT). */
+static __always_inline int nat_icmp_xlate(struct __sk_buff *skb, const bool out)
+{
+	const enum mp_drop_reason none = out ? MP_DROP_NAT_PROTO : MP_DROP_NAT_MISS;
+	struct mp_nat_key k = {};
+	__u32 outer[4], to[4], qaddr[4];
+	__u32 q, qihl, ql4, csum, qport_off, qaddr_off, outer_off;
+	__u8 b0, qproto, qtype;
+	__be16 qcheck_old, qcheck_new, port;
+	struct l3 p;
+	__s64 d;
+
+	if (!parse_l3(skb, &p) || p.truncated)
+		return none;
+	outer_off = out ? l3_saddr_off(&p) : l3_daddr_off(&p);
+	if (!load_addr(skb, outer_off, p.family, outer))
+		return none;
+	csum = p.l4_off + 2;
+	q = p.l4_off + 8; /* the quoted IP header */
+	if (bpf_skb_load_bytes(skb, q, &b0, 1))
+		return none;
+	if (p.family == 4) {
+		if ((b0 >> 4) != 4 || (b0 & 0xf) < 5)
+			return none;
+		qihl = (b0 & 0xf) * 4;
+		qaddr_off = q + (out ? 16 : 12);
+		if (bpf_skb_load_bytes(skb, q + 9, &qproto, 1) || bpf_skb_load_bytes(skb, qaddr_off, qaddr, 4))
+			return none;
+		qaddr[1] = qaddr[2] = qaddr[3] = 0;
+	} else {
+		if ((b0 >> 4) != 6)
+			return none;
+		qihl = 40;
+		qaddr_off = q + (out ? 24 : 8);
+		if (bpf_skb_load_bytes(skb, q + 6, &qproto, 1) || bpf_skb_load_bytes(skb, qaddr_off, qaddr, 16))
+			return none;
+	}
+	ql4 = q + qihl;
+	if (ql4 > ETH_HLEN + 60 + 8 + 60)
+		return none; /* bound for the verifier; beyond any IPv4 header */
+	/* the flow: the quote's port on the NAT's side, or (in) an echo request's id */
+	if (qproto == IPPROTO_TCP || qproto == IPPROTO_UDP) {
+		qport_off = ql4 + (out ? 2 : 0);
+	} else if (!out && qproto == (p.family == 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6)) {
+		if (bpf_skb_load_bytes(skb, ql4, &qtype, 1) || qtype != (p.family == 4 ? NAT_ICMP_ECHO : NAT_ICMPV6_ECHO_REQUEST))
+			return none;
+		qport_off = ql4 + 4;
+	} else {
+		return none;
+	}
+	k.family = p.family;
+	k.proto = qproto;
+	__builtin_memcpy(k.addr, qaddr, 16);
+	if (bpf_skb_load_bytes(skb, qport_off, &k.port_be, 2))
+		return none;
+	/* the quote is about the error's own end (the client address in, the LAN host out) */
+	if (qaddr[0] != outer[0] || qaddr[1] != outer[1] || qaddr[2] != outer[2] || qaddr[3] != outer[3])
+		return none;
+	if (!(out ? nat_outbound(&k, to, &port) : nat_inbound(&k, to, &port)))
+		return none;
+
+	if (p.family == 4) {
+		/* the outer address: IPv4 header checksum only (ICMP has no pseudo-header) */
+		if (bpf_l3_csum_replace(skb, ETH_HLEN + offsetof(struct iphdr, check), outer[0], to[0], 4) ||
+		    bpf_skb_store_bytes(skb, outer_off, to, 4, 0))
+			return MP_DROP_STORE;
+		/* the quote's address and its header checksum; the ICMP checksum covers both */
+		if (bpf_skb_load_bytes(skb, q + 10, &qcheck_old, 2))
+			return none;
+		{
+			__u32 sum = (__u16)~qcheck_old;
+
+			/* RFC 1624: HC' = ~(~HC + ~m + m') over the address's two 16-bit words */
+			sum += (__u16)~(qaddr[0] & 0xffff) + (__u16)~(qaddr[0] >> 16) + (to[0] & 0xffff) + (to[0] >> 16);
+			sum = (sum & 0xffff) + (sum >> 16);
+			sum = (sum & 0xffff) + (sum >> 16);
+			qcheck_new = ~sum;
+		}
+		if (bpf_l4_csum_replace(skb, csum, qaddr[0], to[0], 4) ||
+		    bpf_l4_csum_replace(skb, csum, qcheck_old, qcheck_new, 2) ||
+		    bpf_skb_store_bytes(skb, qaddr_off, to, 4, 0) || bpf_skb_store_bytes(skb, q + 10, &qcheck_new, 2, 0))
+			return MP_DROP_STORE;
+	} else {
+		/* ICMPv6: the outer address is in the pseudo-header, the quote's in the body */
+		d = bpf_csum_diff(outer, 16, to, 16, 0);
+		if (d < 0 || bpf_l4_csum_replace(skb, csum, 0, d, BPF_F_PSEUDO_HDR) ||
+		    bpf_skb_store_bytes(skb, outer_off, to, 16, 0))
+			return MP_DROP_STORE;
+		d = bpf_csum_diff(qaddr, 16, to, 16, 0);
+		if (d < 0 || bpf_l4_csum_replace(skb, csum, 0, d, 0) || bpf_skb_store_bytes(skb, qaddr_off, to, 16, 0))
+			return MP_DROP_STORE;
+	}
+	if (port != k.port_be &&
+	    (bpf_l4_csum_replace(skb, csum, k.port_be, port, 2) || bpf_skb_store_bytes(skb, qport_off, &port, 2, 0)))
+		return MP_DROP_STORE;
+	return MP_DROP_NONE;
+}
+
 #ifdef MP_NAT_ENCAP
-/* encap: translate a packet from the LAN (nat_wants) to the client address. Returns 0 or a
- * drop reason. */
+/* encap: translate a packet from the LAN (nat_wants) to the client address. Returns 0, a drop
+ * reason, or NAT_ICMP_ERROR: an ICMP error, which mp_nat_icmp_error_out() translates. */
 __noinline int mp_nat_encap(struct __sk_buff *skb)
 {
 	const struct mp_config *cfg = config_get();
@@ -240,6 +389,8 @@ __noinline int mp_nat_encap(struct __sk_buff *skb)
 		return MP_DROP_NAT_PROTO;
 	if (p.later_frag) /* no port here: its first fragment's mapping holds for it */
 		return nat_set_addr(skb, &p, l3_saddr_off(&p), src, ext, 0, 0) ? MP_DROP_NONE : MP_DROP_STORE;
+	if (nat_icmp_error(skb, &p)) /* the caller calls mp_nat_icmp_error_out(): a frame less deep */
+		return NAT_ICMP_ERROR;
 	r = nat_l4(skb, &p, true, &n);
 	if (r != MP_DROP_NONE)
 		return r;
@@ -260,133 +411,16 @@ __noinline int mp_nat_encap(struct __sk_buff *skb)
 	return MP_DROP_NONE;
 }
 
+/* encap: an ICMP error from a LAN host about a packet it received (nat_icmp_xlate, out). */
+__noinline int mp_nat_icmp_error_out(struct __sk_buff *skb)
+{
+	return nat_icmp_xlate(skb, true);
+}
 #else
-/* Where a packet to the client address's port k goes: a port forward's LAN host, else a flow's.
- * false: neither. */
-static __always_inline bool nat_inbound(const struct mp_nat_key *k, __u32 lan[4], __be16 *port)
-{
-	struct mp_nat_val *m = bpf_map_lookup_elem(&mp_nat_fwd, k);
-
-	if (!m)
-		m = bpf_map_lookup_elem(&mp_nat_in, k);
-	if (!m)
-		return false;
-	__builtin_memcpy(lan, m->addr, 16);
-	*port = m->port_be;
-	return true;
-}
-
-/* An ICMP / ICMPv6 error (destination unreachable, fragmentation needed / packet too big, time
- * exceeded, parameter problem)? Its quote names the flow, not its header. */
-static __always_inline bool nat_icmp_error(struct __sk_buff *skb, const struct l3 *p)
-{
-	__u8 type;
-
-	if (p->proto != (p->family == 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6) || bpf_skb_load_bytes(skb, p->l4_off, &type, 1))
-		return false;
-	if (p->family == 4)
-		return type == 3 || type == 11 || type == 12;
-	return type >= 1 && type <= 4;
-}
-
-/* decap (LP): an ICMP error to the client address about one of the LAN's flows (its quote: the
- * flow's packet as it left, from the client address and port) goes to the LAN host, with the
- * quote translated back: its source address and port (echo id), the quoted IPv4 header's
- * checksum, and the ICMP checksum over all of it. The quoted L4 checksum is left (a receiver
- * does not check it). No mapping: MP_DROP_NAT_MISS. Returns 0 or a drop reason. */
+/* decap (LP): an ICMP error to the client address about a LAN flow (nat_icmp_xlate, in). */
 __noinline int mp_nat_icmp_error(struct __sk_buff *skb)
 {
-	const struct mp_config *cfg = config_get();
-	struct mp_nat_key k = {};
-	__u32 dst[4], lan[4], qsrc[4];
-	__u32 q, qihl, ql4, csum, qport_off;
-	__u8 b0, qproto, qtype;
-	__be16 qcheck_old, qcheck_new, port;
-	struct l3 p;
-	__s64 d;
-
-	if (!cfg || !parse_l3(skb, &p) || p.truncated)
-		return MP_DROP_NAT_MISS;
-	if (!load_addr(skb, l3_daddr_off(&p), p.family, dst))
-		return MP_DROP_NAT_MISS;
-	csum = p.l4_off + 2;
-	q = p.l4_off + 8; /* the quoted IP header */
-	if (bpf_skb_load_bytes(skb, q, &b0, 1))
-		return MP_DROP_NAT_MISS;
-	if (p.family == 4) {
-		if ((b0 >> 4) != 4 || (b0 & 0xf) < 5)
-			return MP_DROP_NAT_MISS;
-		qihl = (b0 & 0xf) * 4;
-		if (bpf_skb_load_bytes(skb, q + 9, &qproto, 1) || bpf_skb_load_bytes(skb, q + 12, qsrc, 4))
-			return MP_DROP_NAT_MISS;
-		qsrc[1] = qsrc[2] = qsrc[3] = 0;
-	} else {
-		if ((b0 >> 4) != 6)
-			return MP_DROP_NAT_MISS;
-		qihl = 40;
-		if (bpf_skb_load_bytes(skb, q + 6, &qproto, 1) || bpf_skb_load_bytes(skb, q + 8, qsrc, 16))
-			return MP_DROP_NAT_MISS;
-	}
-	ql4 = q + qihl;
-	if (ql4 > ETH_HLEN + 60 + 8 + 60)
-		return MP_DROP_NAT_MISS; /* bound for the verifier; beyond any IPv4 header */
-	/* the flow: the quote's source port, or an echo request's id */
-	if (qproto == IPPROTO_TCP || qproto == IPPROTO_UDP) {
-		qport_off = ql4;
-	} else if ((p.family == 4 && qproto == IPPROTO_ICMP) || (p.family == 6 && qproto == IPPROTO_ICMPV6)) {
-		if (bpf_skb_load_bytes(skb, ql4, &qtype, 1) || qtype != (p.family == 4 ? NAT_ICMP_ECHO : NAT_ICMPV6_ECHO_REQUEST))
-			return MP_DROP_NAT_MISS;
-		qport_off = ql4 + 4;
-	} else {
-		return MP_DROP_NAT_MISS;
-	}
-	k.family = p.family;
-	k.proto = qproto;
-	__builtin_memcpy(k.addr, qsrc, 16);
-	if (bpf_skb_load_bytes(skb, qport_off, &k.port_be, 2))
-		return MP_DROP_NAT_MISS;
-	/* the quote's source is the client address (the flow as it left): anything else is not ours */
-	if (qsrc[0] != dst[0] || qsrc[1] != dst[1] || qsrc[2] != dst[2] || qsrc[3] != dst[3])
-		return MP_DROP_NAT_MISS;
-	if (!nat_inbound(&k, lan, &port))
-		return MP_DROP_NAT_MISS;
-
-	if (p.family == 4) {
-		/* the outer destination: IPv4 header checksum only (ICMP has no pseudo-header) */
-		if (bpf_l3_csum_replace(skb, ETH_HLEN + offsetof(struct iphdr, check), dst[0], lan[0], 4) ||
-		    bpf_skb_store_bytes(skb, l3_daddr_off(&p), lan, 4, 0))
-			return MP_DROP_STORE;
-		/* the quote's source and its header checksum; the ICMP checksum covers both */
-		if (bpf_skb_load_bytes(skb, q + 10, &qcheck_old, 2))
-			return MP_DROP_NAT_MISS;
-		qcheck_new = qcheck_old;
-		{
-			__u32 sum = (__u16)~qcheck_old;
-
-			/* RFC 1624: HC' = ~(~HC + ~m + m') over the address's two 16-bit words */
-			sum += (__u16)~(qsrc[0] & 0xffff) + (__u16)~(qsrc[0] >> 16) + (lan[0] & 0xffff) + (lan[0] >> 16);
-			sum = (sum & 0xffff) + (sum >> 16);
-			sum = (sum & 0xffff) + (sum >> 16);
-			qcheck_new = ~sum;
-		}
-		if (bpf_l4_csum_replace(skb, csum, qsrc[0], lan[0], 4) ||
-		    bpf_l4_csum_replace(skb, csum, qcheck_old, qcheck_new, 2) ||
-		    bpf_skb_store_bytes(skb, q + 12, lan, 4, 0) || bpf_skb_store_bytes(skb, q + 10, &qcheck_new, 2, 0))
-			return MP_DROP_STORE;
-	} else {
-		/* ICMPv6: the outer destination is in the pseudo-header, the quote's source in the body */
-		d = bpf_csum_diff(dst, 16, lan, 16, 0);
-		if (d < 0 || bpf_l4_csum_replace(skb, csum, 0, d, BPF_F_PSEUDO_HDR) ||
-		    bpf_skb_store_bytes(skb, l3_daddr_off(&p), lan, 16, 0))
-			return MP_DROP_STORE;
-		d = bpf_csum_diff(qsrc, 16, lan, 16, 0);
-		if (d < 0 || bpf_l4_csum_replace(skb, csum, 0, d, 0) || bpf_skb_store_bytes(skb, q + 8, lan, 16, 0))
-			return MP_DROP_STORE;
-	}
-	if (port != k.port_be &&
-	    (bpf_l4_csum_replace(skb, csum, k.port_be, port, 2) || bpf_skb_store_bytes(skb, qport_off, &port, 2, 0)))
-		return MP_DROP_STORE;
-	return MP_DROP_NONE;
+	return nat_icmp_xlate(skb, false);
 }
 
 /* decap (LP): a packet to the client address of a family with LAN prefixes goes to the LAN host

@@ -430,6 +430,32 @@ describe('whole-LAN mode: ICMP errors about a LAN flow reach its host, the quote
   });
 });
 
+describe('whole-LAN mode: ICMP errors from a LAN host about what it received leave as the client address', () => {
+  const quoteOf = (pkt: Buffer, ip: ReturnType<typeof parseIp>) => pkt.subarray(14, ip.l4 + 8);
+
+  it('port unreachable for a forwarded UDP port (IPv4), and for a flow\'s reply (IPv6)', () => {
+    reset();
+    putNat('natFwd', { family: 4, proto: IPPROTO_UDP, port: 51820, addr: CLIENT_V4 }, { addr: HOST_B, port: 5000, flags: MP_NAT_F_FORWARD });
+    putNat('natFwdOut', { family: 4, proto: IPPROTO_UDP, port: 5000, addr: HOST_B }, { addr: CLIENT_V4, port: 51820, flags: MP_NAT_F_FORWARD });
+    const got = decapOut(ipPacket(ipSpec(NET_V4, CLIENT_V4), udp({ sport: 50000, dport: 51820, payload: Buffer.alloc(20) })));
+    const unreach = encapOut(eth(ipPacket(ipSpec(HOST_B, NET_V4), icmpMsg(3, 3, Buffer.concat([Buffer.alloc(4), quoteOf(got.pkt, got.ip)])))));
+    assert.equal(unreach.ip.src, CLIENT_V4);
+    const q = parseIp(unreach.inner, unreach.ip.l4 + 8);
+    assert.deepEqual([q.src, q.dst, unreach.inner.readUInt16BE(q.l4 + 2), q.headerChecksumOk], [NET_V4, CLIENT_V4, 51820, true], 'the quote as the Internet host sent it');
+
+    encapOut(eth(ipPacket(ipSpec(HOST_A6, NET_V6), udp({ sport: 7000, dport: 53 }))));
+    const b = encapOut(eth(ipPacket(ipSpec(HOST_B6, NET_V6), udp({ sport: 7000, dport: 53 }))));
+    const portB = sport(b.inner, b.ip);
+    const reply = decapOut(ipPacket(ipSpec(NET_V6, CLIENT_V6), udp({ sport: 53, dport: portB, payload: Buffer.alloc(10) })));
+    const u6 = encapOut(eth(ipPacket(ipSpec(HOST_B6, NET_V6), icmpMsg(1, 4, Buffer.concat([Buffer.alloc(4), quoteOf(reply.pkt, reply.ip)])))));
+    const q6 = parseIp(u6.inner, u6.ip.l4 + 8);
+    assert.deepEqual([u6.ip.src, q6.dst, u6.inner.readUInt16BE(q6.l4 + 2)], [CLIENT_V6, CLIENT_V6, portB]);
+    // about a port the NAT knows nothing of: not sent
+    const stray = run('encap', eth(ipPacket(ipSpec(HOST_A, NET_V4), icmpMsg(3, 3, Buffer.concat([Buffer.alloc(4), quoteOf(got.pkt, got.ip)])))));
+    assert.deepEqual([stray.verdict, stray.drops], [TC_ACT_SHOT, { nat_proto: 1 }], 'host A did not receive that packet');
+  });
+});
+
 describe('whole-LAN mode, IPv6', () => {
   it('TCP and ICMPv6 echo out and back, checksums over the new pseudo-header', () => {
     reset();

@@ -43,6 +43,7 @@
 #include "ptb.h"
 #include "redundant.h"
 #include "fec.h"
+#include "nat.h"
 
 /* Ethernet, outer IPv4 with options (60) + UDP, mp_hdr, an inner IPv6 header */
 #define DECAP_WINDOW (ETH_HLEN + 60 + 8 + MP_HDR_LEN + 40)
@@ -460,7 +461,14 @@ int decap(struct __sk_buff *skb)
 			icmp_fix_quote(skb);
 		return v;
 	}
-	if (cfg->role == MP_ROLE_LOCAL)
+	if (cfg->role == MP_ROLE_LOCAL) {
+		int n = mp_nat_decap(skb); /* whole-LAN mode: to the LAN host (nat.h) */
+
+		if (n == NAT_ICMP_ERROR)
+			n = mp_nat_icmp_error(skb);
+		if (n != MP_DROP_NONE)
+			return mp_drop((enum mp_drop_reason)n);
 		return mp_redirected(bpf_redirect_neigh(cfg->lan_ifindex, NULL, 0, 0));
+	}
 	return forward(skb, family);
 }

@@ -8,7 +8,9 @@
  *
  *   1. Is it for the tunnel? IPv4/IPv6 from the client (LP) or to the client (RP), not
  *      link-scoped (neighbour discovery, multicast), and on a single-interface RP not for the
- *      portal's own ports. Anything else passes untouched.
+ *      portal's own ports; on an LP in whole-LAN mode also from a LAN prefix to outside them
+ *      (nat.h: translated to the client address once its link is chosen, step 4). Anything
+ *      else passes untouched.
  *   2. Can it be carried whole? A GSO super-packet cannot (one header per segment is needed):
  *      it goes round the segmentation loop (loop.h) and comes back in segments. A packet
  *      larger than inner_mtu (or a GSO packet whose segments will be) goes round the loop to
@@ -48,6 +50,8 @@
 #include "redundant.h"
 #define MP_FEC_SENDER
 #include "fec.h"
+#define MP_NAT_ENCAP
+#include "nat.h"
 
 /* How much of the packet step 1-3 read: Ethernet, an IPv4 header with options, TCP options. */
 #define ENCAP_WINDOW (ETH_HLEN + 60 + 60)
@@ -560,7 +564,7 @@ int encap(struct __sk_buff *skb)
 	struct pick pk;
 	struct l3 p;
 	__u64 now;
-	bool back, fec = false, parity = false;
+	bool back, fec = false, parity = false, nat = false;
 	int red_flags = 0;
 	__u32 slot, len;
 
@@ -595,8 +599,12 @@ int encap(struct __sk_buff *skb)
 	if (!parse_l3(skb, &p) || p.truncated)
 		return mp_pass(); /* a malformed packet is the stack's to drop and count */
 	loop_restore_dst(skb, cfg, &p);
-	if (!for_tunnel(skb, cfg, &p))
-		return mp_pass();
+	if (!for_tunnel(skb, cfg, &p)) {
+		/* whole-LAN mode: from the LAN to the Internet (nat.h) */
+		if (!nat_wants(skb, cfg, &p) || link_scoped(skb, &p))
+			return mp_pass();
+		nat = true;
+	}
 
 	/* 2. can it be carried whole? */
 	back = loop_returned(skb, cfg); /* nothing goes round twice */
@@ -630,6 +638,17 @@ int encap(struct __sk_buff *skb)
 	ep = bpf_map_lookup_elem(&mp_endpoints, &pk.id);
 	if (!l || !ep || !link_usable(l, ep)) /* changed by userland since: rare */
 		return mp_drop(MP_DROP_NO_LINK);
+
+	/* whole-LAN mode: the client address and the flow's port (nat.h). Here, not at step 1: an
+	 * ICMP "too big" above answers the LAN host itself. */
+	if (nat) {
+		int n = mp_nat_encap(skb);
+
+		if (n == NAT_ICMP_ERROR)
+			n = mp_nat_icmp_error_out(skb);
+		if (n != MP_DROP_NONE)
+			return mp_drop((enum mp_drop_reason)n);
+	}
 
 	/* a redundant class (redundant.h): the copies first, while the packet is the inner one */
 	red_flags = mp_red_send(skb, pk.id, pk.seq);

@@ -135,6 +135,35 @@ struct {
 	__type(value, struct mp_fec_stats);
 } mp_fec_stats SEC(".maps") __weak;
 
+/* whole-LAN mode (mp.h, nat.h) */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MP_NAT_ENTRIES);
+	__type(key, struct mp_nat_key);
+	__type(value, struct mp_nat_val);
+} mp_nat_out SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MP_NAT_ENTRIES);
+	__type(key, struct mp_nat_key);
+	__type(value, struct mp_nat_val);
+} mp_nat_in SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MP_NAT_FORWARDS);
+	__type(key, struct mp_nat_key);
+	__type(value, struct mp_nat_val);
+} mp_nat_fwd SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MP_NAT_FORWARDS);
+	__type(key, struct mp_nat_key);
+	__type(value, struct mp_nat_val);
+} mp_nat_fwd_out SEC(".maps") __weak;
+
 /* BTF anchor: clang puts an enum into BTF only when a variable or map has it in its type, and
  * test/abi.test.ts compares mp.h's enums with src/datapath/abi.ts. libbpf skips this section
  * ("unrecognized data section"), so it costs nothing at load time. */
@@ -148,6 +177,7 @@ struct mp_abi_enums {
 	enum mp_drop_reason drop_reason;
 	enum mp_probe_flags probe_flags;
 	enum mp_hdr_flags hdr_flags;
+	enum mp_nat_flags nat_flags;
 	struct mp_hdr hdr;
 	struct mp_probe probe;
 };

@@ -19,6 +19,7 @@
 #define MP_VERSION 1
 #define MP_MAX_LINKS 16
 #define MP_RESERVED_PORTS 8 /* a single-interface RP's ports that stay local (mp_config) */
+#define MP_LAN_PREFIXES 4   /* whole-LAN mode: the LP's LAN prefixes (mp_config.lan) */
 #define MP_IPPROTO 253 /* RFC 3692 experimental; configurable per portal */
 
 /* ---- wire format ------------------------------------------------------------------------ */
@@ -133,6 +134,8 @@ enum mp_cfg_flags {
 				    * sends key id 0 and a zero tag, decap skips MAC and replay */
 	MP_CFG_ACKS_EARLIEST = 1 << 4, /* config `ack_path = "earliest"`: pure TCP ACKs are scheduled
 					* like data, not on the slowest link (schedule.h) */
+	MP_CFG_LAN_NAT = 1 << 5,   /* LP whole-LAN mode: packets from mp_config.lan are translated to
+				    * the client address (nat.h, "whole-LAN mode" below) */
 };
 
 /* An address of either family: IPv4 in the first 4 bytes. */
@@ -177,6 +180,14 @@ struct mp_config {
 	 * at whatever the controllers last wrote (a probing gain, a drain), so the scheduler uses
 	 * each link's hold_kbps instead (schedule.h). 0: never written (no heartbeat: live). */
 	__u64 alive_ns;
+	/* LP whole-LAN mode (MP_CFG_LAN_NAT, nat.h): the LAN's prefixes (family 0: unused); a packet
+	 * from one of them to an address outside all of them is translated to the client address of
+	 * its family (client_v4 / client_v6, a single address), a port in [nat_port_lo, nat_port_hi]
+	 * (host order; the tunnel port is never handed out) */
+	struct mp_addr lan[MP_LAN_PREFIXES];
+	__u16 nat_port_lo;
+	__u16 nat_port_hi;
+	__u32 pad2;
 };
 
 enum mp_link_state {
@@ -361,6 +372,49 @@ struct mp_red_stats {
 	__u64 wins[MP_MAX_LINKS]; /* received: the first copy came on this link */
 };
 
+/* ---- whole-LAN mode: NAT in the LP's data path (README "Whole-LAN mode", bpf/nat.h) ---------
+ *
+ * encap translates a packet from a LAN prefix (mp_config.lan) to an address outside them: its
+ * source address becomes the client address of its family and its source port (TCP, UDP) or
+ * echo id (ICMP / ICMPv6 echo request) a port of the client address, from mp_nat_out; a flow
+ * without one gets one (the LAN port itself if free and in range, else random ports of the
+ * range, MP_NAT_TRIES of them; none free: MP_DROP_NAT_PORTS) and its reverse entry in mp_nat_in.
+ * The range is [nat_port_lo, nat_port_hi] without the tunnel port for TCP and UDP, 1-65535 for
+ * echo ids.
+ * Decap (LP) translates a packet to the client address back: mp_nat_fwd (port forwards,
+ * written by userland), else mp_nat_in; neither: MP_DROP_NAT_MISS. The mapping depends on the
+ * LAN address and port only (RFC 4787 endpoint-independent mapping and filtering), and lives
+ * in the LP, whatever link a packet takes: a flow keeps its port when it moves links.
+ * IPv4 fragments after the first carry no port: out, only their address is translated; in,
+ * they are dropped (MP_DROP_NAT_FRAG). ICMP errors are translated with their quote, both ways
+ * (about no mapping: MP_DROP_NAT_MISS in, MP_DROP_NAT_PROTO out). Other protocols and ICMP
+ * other than echo requests and errors from the LAN: MP_DROP_NAT_PROTO. Checksums are updated incrementally (IPv4 header, TCP/UDP/ICMPv6 with the
+ * pseudo-header, ICMP; a UDP checksum 0 stays 0).
+ *
+ * Keys: mp_nat_out by (family, proto, LAN port, LAN address); mp_nat_in and mp_nat_fwd by
+ * (family, proto, client port, client address); values the other side. proto is the L4
+ * protocol (IPPROTO_ICMP / IPPROTO_ICMPV6 for echo, port = the id). mp_nat_out and mp_nat_in
+ * are LRU hashes: a full table evicts the least recently used mapping; every outgoing packet
+ * refreshes both entries of its flow (and restores a reverse entry that was evicted). */
+#define MP_NAT_ENTRIES 65536 /* mp_nat_out, mp_nat_in */
+#define MP_NAT_FORWARDS 64   /* mp_nat_fwd, mp_nat_fwd_out */
+#define MP_NAT_TRIES 8       /* ports tried for a new flow */
+struct mp_nat_key {
+	__u8 family;    /* 4 or 6 */
+	__u8 proto;     /* IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6 */
+	__be16 port_be; /* port, or echo id */
+	__u8 addr[16];  /* IPv4 in the first 4 bytes, the rest 0 */
+};
+enum mp_nat_flags {
+	MP_NAT_F_FORWARD = 1 << 0, /* a port forward (mp_nat_fwd, mp_nat_fwd_out), written by userland */
+};
+struct mp_nat_val {
+	__u8 addr[16];
+	__be16 port_be;
+	__u8 flags;     /* enum mp_nat_flags */
+	__u8 pad;
+};
+
 /* ---- authentication (README "Running a bond") -----------------------------------------------
  *
  * Every data and control (probe, feedback) message carries key_id != 0, a per-direction seq and
@@ -467,7 +521,13 @@ enum mp_drop_reason {
 	MP_DROP_FEC_BAD = 25,      /* a parity that is malformed, or rebuilds no valid inner packet */
 	MP_DROP_HOLD_QUEUE = 26,   /* the link the packet would take is held (no live estimate) and
 				    * its modelled queue is over MP_HOLD_QUEUE_NS (schedule.h) */
-	MP_DROP_MAX = 27,
+	MP_DROP_NAT_PORTS = 27,    /* whole-LAN mode: no free port for a new flow (nat.h) */
+	MP_DROP_NAT_MISS = 28,     /* whole-LAN mode: to the client address, but no mapping or forward */
+	MP_DROP_NAT_FRAG = 29,     /* whole-LAN mode: an IPv4 fragment after the first to the client
+				    * address (no port to find its LAN host by) */
+	MP_DROP_NAT_PROTO = 30,    /* whole-LAN mode: from the LAN, a protocol the NAT does not translate
+				    * (not TCP, UDP or an ICMP echo request), or a malformed header */
+	MP_DROP_MAX = 31,
 };
 
 /* ---- loss recovery: XOR forward error correction (README "Loss recovery", bpf/fec.h) -------------

@@ -535,6 +535,18 @@ int mp_map_delete(int map_fd, const void *key, unsigned key_len)
 	return 0;
 }
 
+int mp_map_next_key(int map_fd, const void *key, void *next, unsigned key_len)
+{
+	begin();
+	int err = check_sizes(map_fd, key_len, -1, "bpf_map_get_next_key");
+	if (err)
+		return err;
+	err = bpf_map_get_next_key(map_fd, key, next);
+	if (err)
+		return fail(err, "bpf_map_get_next_key(fd %d)", map_fd);
+	return 0;
+}
+
 /* Elements 0..count-1 of an array map (per-CPU too) in one BPF_MAP_LOOKUP_BATCH system call;
  * a kernel without batch lookups for the map gets one lookup per element. */
 int mp_map_lookup_array(int map_fd, unsigned count, void *values, unsigned values_len)

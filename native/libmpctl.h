@@ -63,6 +63,9 @@ int mp_map_update(int map_fd, const void *key, unsigned key_len, const void *val
 int mp_map_lookup(int map_fd, const void *key, unsigned key_len, void *value,
                   unsigned value_len);
 int mp_map_delete(int map_fd, const void *key, unsigned key_len);
+/* The key after `key` (NULL: the first) of a hash map into next (both key_len bytes);
+ * -ENOENT after the last. */
+int mp_map_next_key(int map_fd, const void *key, void *next, unsigned key_len);
 /* Elements 0..count-1 of an array or per-CPU array map into values (count elements of the
  * size mp_map_lookup takes), in one system call where the kernel has batch lookups. */
 int mp_map_lookup_array(int map_fd, unsigned count, void *values, unsigned values_len);

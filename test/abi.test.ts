@@ -22,6 +22,11 @@ import {
   DROP_REASONS,
   DropReason,
   encodeConfig,
+  encodeNatKey,
+  encodeNatVal,
+  decodeNatKey,
+  decodeNatVal,
+  MP_NAT_F_FORWARD,
   encodeEndpoint,
   encodeHdr,
   encodeLink,
@@ -264,15 +269,31 @@ describe('encoders and decoders', () => {
       ownV4: { family: 4, prefixLen: 32, addr: '198.51.100.2' },
       ownV6: { family: 6, prefixLen: 128, addr: '2001:db8:100::2' },
       aliveNs: 123_456_789_012n,
+      lan: [{ family: 4, prefixLen: 24, addr: '192.168.1.0' }, { family: 6, prefixLen: 64, addr: 'fd00:1::' }],
+      natPortLo: 1024,
+      natPortHi: 65535,
     };
     const b = encodeConfig(c);
-    assert.equal(b.length, 144);
+    assert.equal(b.length, 232);
+    assert.deepEqual(b.subarray(144, 152), Buffer.from([4, 24, 0, 0, 192, 168, 1, 0]), 'lan[0] after alive_ns');
+    assert.equal(b.readUInt8(164), 6, 'lan[1] family');
+    assert.equal(b.readUInt16LE(224), 1024, 'nat_port_lo host-endian');
     assert.equal(b.readBigUInt64LE(136), 123_456_789_012n, 'alive_ns after own_v6 (8-aligned)');
     assert.deepEqual(b.subarray(112, 116), Buffer.from([6, 128, 0, 0]), 'own_v6 family, prefix');
     assert.equal(b.readUInt32LE(88), 0x6d700100, 'loop_mark host-endian (as skb->mark)');
     assert.deepEqual(b.subarray(16, 18), Buffer.from([0x15, 0xb3]), 'port_be big-endian');
     assert.deepEqual(b.subarray(28, 32), Buffer.from([4, 32, 0, 0]), 'client_v4 family, prefix');
     assert.deepEqual(decodeConfig(b), c);
+  });
+
+  it('mp_nat_key / mp_nat_val round trip: port in network order, IPv4 in the first 4 bytes', () => {
+    const k = { family: 4 as const, proto: 6, port: 443, addr: '203.0.113.7' };
+    const kb = encodeNatKey(k);
+    assert.deepEqual(kb, Buffer.from([4, 6, 0x01, 0xbb, 203, 0, 113, 7, ...new Array(12).fill(0)]));
+    assert.deepEqual(decodeNatKey(kb), k);
+    const v = { addr: 'fd00:1::10', port: 8443, flags: MP_NAT_F_FORWARD };
+    assert.deepEqual(decodeNatVal(encodeNatVal(v), 6), v);
+    assert.throws(() => encodeNatKey({ ...k, addr: 'fd00::1' }), /not IPv4/);
   });
 
   it('unset addresses are family 0 both ways; a family that does not match is refused', () => {

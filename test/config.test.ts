@@ -44,8 +44,33 @@ test('lp.toml parses to the typed config, with defaults filled in', async () => 
       { id: 1, name: '4g', interface: 'wan2', family: 6, gateway: 'fd00:64:2::fe', carrier: 'udp', metric: 0, rateBps: 10e6, delayUs: 25_000, budgetBytes: 10e9, budgetPeriod: MONTHLY },
       { id: 2, name: 'sat', interface: 'wan3', family: 4, source: '100.64.3.1', carrier: 'ip', metric: 1, rateBps: 30e6, delayUs: 300_000, budgetBytes: 0, budgetPeriod: MONTHLY },
     ],
+    lanPrefixes: [],
+    natPorts: { lo: 1024, hi: 65535 },
+    portForwards: [],
   };
   assert.deepEqual(r.value, expected);
+});
+
+test('lan_prefixes and lan_nat_ports (whole-LAN mode)', () => {
+  const r = parseConfig({ ...LP, lan_prefixes: ['192.168.1.0/24', 'fd00:1::/64', '10.20.0.0/16'], lan_nat_ports: '20000-29999' }, 'lp.toml');
+  assert.ok(r.isOk() && r.value.role === 'local', r.isErr() ? describeError(r.error) : '');
+  assert.deepEqual(r.value.lanPrefixes, [
+    { family: 4, address: '192.168.1.0', len: 24 },
+    { family: 6, address: 'fd00:1::', len: 64 },
+    { family: 4, address: '10.20.0.0', len: 16 },
+  ]);
+  assert.deepEqual(r.value.natPorts, { lo: 20000, hi: 29999 });
+});
+
+test('port_forwards (whole-LAN mode)', () => {
+  const r = parseConfig({ ...LP, lan_prefixes: ['192.168.1.0/24', 'fd00:1::/64'], port_forwards: ['tcp/443 -> 192.168.1.10:8443', 'udp/51820 -> 192.168.1.20', 'tcp/443 -> [fd00:1::10]:443', 'tcp/22->[fd00:1::22]'] }, 'lp.toml');
+  assert.ok(r.isOk() && r.value.role === 'local', r.isErr() ? describeError(r.error) : '');
+  assert.deepEqual(r.value.portForwards, [
+    { proto: 'tcp', port: 443, family: 4, address: '192.168.1.10', targetPort: 8443 },
+    { proto: 'udp', port: 51820, family: 4, address: '192.168.1.20', targetPort: 51820 },
+    { proto: 'tcp', port: 443, family: 6, address: 'fd00:1::10', targetPort: 443 },
+    { proto: 'tcp', port: 22, family: 6, address: 'fd00:1::22', targetPort: 22 },
+  ]);
 });
 
 test('rp.toml and rp-single.toml parse to the typed configs', async () => {
@@ -259,6 +284,29 @@ const BAD: [string, unknown, string, RegExp][] = [
   ['a budget renewing on day 32', lpLink(0, { budget: '1GB', budget_period: 'monthly:32' }), 'link[0].budget_period', /monthly/],
   ['congestion_control "off"', lp({ congestion_control: 'off' }), 'congestion_control', /true or false/],
   ['ack_path "fastest"', lp({ ack_path: 'fastest' }), 'ack_path', /"slowest" .* or "earliest"/],
+  ['lan_prefixes as a string', lp({ lan_prefixes: '192.168.1.0/24' }), 'lan_prefixes', /must be an array of at most 4 prefixes/],
+  ['five lan_prefixes', lp({ lan_prefixes: ['10.1.0.0/16', '10.2.0.0/16', '10.3.0.0/16', '10.4.0.0/16', '10.5.0.0/16'] }), 'lan_prefixes', /at most 4/],
+  ['a lan prefix with host bits', lp({ lan_prefixes: ['192.168.1.1/24'] }), 'lan_prefixes[0]', /host bits set \(the prefix is 192\.168\.1\.0\/24\)/],
+  ['a lan prefix that is not one', lp({ lan_prefixes: ['192.168.1.0/24', 'lan'] }), 'lan_prefixes[1]', /not an IPv4 or IPv6 prefix/],
+  ['a lan prefix of a family the client lacks', lp({ client: '198.51.100.10/32', gateway: '198.51.100.1', lan_prefixes: ['fd00:1::/64'] }), 'lan_prefixes[0]', /is IPv6 but client has no IPv6 address to translate it to/],
+  ['a lan prefix with a routed client prefix', lp({ client: ['198.51.100.8/29', '2001:db8:100::10/128'], lan_prefixes: ['192.168.1.0/24'] }), 'lan_prefixes[0]', /client 198\.51\.100\.8\/29 is not a single address/],
+  ['a lan prefix over the client address', lp({ lan_prefixes: ['198.51.100.0/24'] }), 'lan_prefixes[0]', /overlaps the client prefix 198\.51\.100\.10\/32/],
+  ['a lan prefix over the RP', lp({ remote: '10.0.0.2', lan_prefixes: ['10.0.0.0/8'] }), 'lan_prefixes[0]', /contains the RP's address 10\.0\.0\.2/],
+  ['a lan prefix over a link gateway', lp({ lan_prefixes: ['100.64.0.0/10'] }), 'lan_prefixes[0]', /contains 100\.64\.1\.254 of link\[0\] \("dsl"\)/],
+  ['overlapping lan prefixes', lp({ lan_prefixes: ['192.168.0.0/16', '192.168.1.0/24'] }), 'lan_prefixes[1]', /overlaps 192\.168\.0\.0\/16, listed before/],
+  ['lan_nat_ports backwards', lp({ lan_nat_ports: '60000-1024' }), 'lan_nat_ports', /port range "lo-hi" of at least 256 ports/],
+  ['lan_nat_ports of 10 ports', lp({ lan_nat_ports: '1024-1033' }), 'lan_nat_ports', /at least 256 ports/],
+  ['lan_nat_ports as a number', lp({ lan_nat_ports: 1024 }), 'lan_nat_ports', /"lo-hi"/],
+  ['lan_prefixes on an RP', rp({ lan_prefixes: ['192.168.1.0/24'] }), 'lan_prefixes', /is a Local Portal key/],
+  ['port_forwards without lan_prefixes', lp({ port_forwards: ['tcp/443 -> 192.168.1.10'] }), 'port_forwards', /needs lan_prefixes/],
+  ['port_forwards as a string', lp({ lan_prefixes: ['192.168.1.0/24'], port_forwards: 'tcp/443 -> 192.168.1.10' }), 'port_forwards', /array of at most 64 forwards/],
+  ['a forward of sctp', lp({ lan_prefixes: ['192.168.1.0/24'], port_forwards: ['sctp/443 -> 192.168.1.10'] }), 'port_forwards[0]', /must be "tcp\/PORT -> ADDRESS\[:PORT\]"/],
+  ['a forward to port 0', lp({ lan_prefixes: ['192.168.1.0/24'], port_forwards: ['tcp/443 -> 192.168.1.10:0'] }), 'port_forwards[0]', /outside 1-65535/],
+  ['a forward to a host name', lp({ lan_prefixes: ['192.168.1.0/24'], port_forwards: ['tcp/443 -> nas:443'] }), 'port_forwards[0]', /does not name an IPv4 or IPv6 address/],
+  ['a forward outside the LAN', lp({ lan_prefixes: ['192.168.1.0/24'], port_forwards: ['tcp/443 -> 192.168.2.10'] }), 'port_forwards[0]', /leads to 192\.168\.2\.10, which is in no lan_prefixes prefix/],
+  ['a forward of the tunnel port', lp({ lan_prefixes: ['192.168.1.0/24'], port_forwards: ['udp/7470 -> 192.168.1.10'] }), 'port_forwards[0]', /is the tunnel port 7470, which stays with the RP/],
+  ['a port forwarded twice', lp({ lan_prefixes: ['192.168.1.0/24'], port_forwards: ['tcp/443 -> 192.168.1.10', 'tcp/443 -> 192.168.1.11'] }), 'port_forwards[1]', /forwards tcp\/443 of the IPv4 client address a second time/],
+  ['two forwards to one host port', lp({ lan_prefixes: ['192.168.1.0/24'], port_forwards: ['tcp/443 -> 192.168.1.10', 'tcp/8443 -> 192.168.1.10:443'] }), 'port_forwards[1]', /one forward per LAN host and port/],
   ['no wan', rp({ wan: undefined }), 'wan', /is required: an interface name/],
   ['no private_key', lp({ private_key: undefined }), 'private_key', /is required: the path of this portal's private key file \(mpctl genkey\), or insecure_no_auth/],
   ['a relative private_key', rp({ private_key: 'lp.key' }), 'private_key', /must be the absolute path of a private key file/],

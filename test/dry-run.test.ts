@@ -45,6 +45,19 @@ test('dry run: a script with the rates in its head and the BPF filters as commen
   for (const l of lines.slice(lines.indexOf('set -e') + 1)) assert.ok(!l.startsWith('#') || l.includes('tc filter add'), l);
 });
 
+test('dry run: whole-LAN mode names each translated prefix (golden: test/golden/lp-lan.dry-run.txt)', () => {
+  const cfg = parseConfig({ ...parseToml(LP_TEXT), lan_prefixes: ['192.168.1.0/24', 'fd00:1::/64'], lan_nat_ports: '20000-59999', port_forwards: ['tcp/443 -> 192.168.1.10:8443', 'udp/51820 -> [fd00:1::20]'] }, 'lp.toml')._unsafeUnwrap();
+  const plan = planPortal(cfg, DEFAULT_POLICY, { addresses: { wan2: ['fd00:64:2::1/64'] }, mtus: MTUS })._unsafeUnwrap();
+  const text = `${dryRunScript(cfg, plan, 'lp.toml').join('\n')}\n`;
+  assert.ok(text.includes('#   whole-LAN NAT: 192.168.1.0/24 -> 198.51.100.10 ports 20000-59999'), text);
+  assert.ok(text.includes('#   whole-LAN NAT: fd00:1::/64 -> 2001:db8:100::10 ports 20000-59999'), text);
+  assert.ok(text.includes('#   port forward: tcp/443 of 198.51.100.10 -> 192.168.1.10:8443'), text);
+  assert.ok(text.includes('#   port forward: udp/51820 of 2001:db8:100::10 -> [fd00:1::20]:51820'), text);
+  const file = here('golden/lp-lan.dry-run.txt');
+  if (process.env.UPDATE_GOLDEN === '1') writeFileSync(file, text);
+  assert.equal(text, readFileSync(file, 'utf8'), 'lp-lan.dry-run.txt differs (UPDATE_GOLDEN=1 regenerates it)');
+});
+
 const sh = (args: string[], input?: string) => spawnSync(args[0]!, args.slice(1), { encoding: 'utf8', input, timeout: 60_000 });
 const asRoot = process.getuid?.() === 0;
 

@@ -21,6 +21,25 @@ test('topology has client, lp, N isps, inet, rp, server, attacker joined by one 
     }
 });
 
+test('whole-LAN mode: a switch with client, host1, host2 and the LP\'s lan as its ports', () => {
+  const t = buildTopology('x', 2, { lan: true });
+  assert.deepEqual(t.nodes.map((n) => n.node), ['client', 'lansw', 'host1', 'host2', 'lp', 'isp1', 'isp2', 'inet', 'rp', 'server', 'attacker']);
+  const sw = t.nodes.find((n) => n.node === 'lansw');
+  assert.deepEqual(sw?.bridge, ['lp', 'cl', 'h1', 'h2']);
+  assert.ok(sw?.ifaces.every((i) => !i.v4 && !i.v6), 'a switch has no addresses');
+  const lan = t.nodes.find((n) => n.node === 'lp')?.ifaces.find((i) => i.name === 'lan');
+  assert.deepEqual([lan?.peer, lan?.extra], [{ node: 'lansw', ifname: 'lp' }, ['192.168.1.1/24', 'fd00:1::1/64']]);
+  // 4 switch ports + 2 × (lp–isp, isp–inet) + inet–rp + rp–server + inet–attacker
+  assert.equal(vethPairs(t).length, 4 + 4 + 3);
+  for (const n of t.nodes)
+    for (const i of n.ifaces) {
+      const peer = t.nodes.find((x) => x.node === i.peer.node)?.ifaces.find((x) => x.name === i.peer.ifname);
+      assert.equal(peer?.peer.node, n.node, `${n.node}:${i.name} and its peer point at each other`);
+    }
+  assert.match(hostsFile(t), /^192\.168\.1\.11\thost2$/m);
+  assert.deepEqual(buildTopology('x', 2).nodes.map((n) => n.node).includes('lansw'), false, 'off by default');
+});
+
 test('hosts file names every node', () => {
   const h = hostsFile(buildTopology('x', 2));
   for (const name of ['client', 'lp', 'isp1', 'isp2', 'inet', 'rp', 'server', 'attacker']) assert.match(h, new RegExp(`\\t${name}$`, 'm'));

@@ -5,10 +5,10 @@
 // to the config (until then no link is up, so encap sends nothing anywhere).
 import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
-import type { LinkConfig, PortalConfig, Prefix } from '../config/types.js';
+import type { LinkConfig, LocalConfig, PortalConfig, Prefix } from '../config/types.js';
 import type { RedundantClass } from '../config/redundant.js';
 import * as abi from '../datapath/abi.js';
-import { bpfClose, bpfOpenLoad, closeFd, mapFd, mapLookup, mapMmap, mapUpdate, munmap, numPossibleCpus, objGet, tickReads, type MapFd, type ObjHandle } from '../native/libmpctl.js';
+import { bpfClose, bpfOpenLoad, closeFd, mapDelete, mapFd, mapKeys, mapLookup, mapMmap, mapUpdate, munmap, numPossibleCpus, objGet, tickReads, type MapFd, type ObjHandle } from '../native/libmpctl.js';
 import type { Rtnl } from '../netlink/rtnl.js';
 import { ipFamily } from '../netlink/ip.js';
 import { packagePath } from '../paths.js';
@@ -36,7 +36,7 @@ export interface Datapath {
   /** the loaded object (null: adopted, the maps opened from their pins; the programs that run
    * are the previous process's, still attached) */
   handle: ObjHandle | null;
-  maps: Record<'config' | 'links' | 'endpoints' | 'sched' | 'stats' | 'rx' | 'drops' | 'loop' | 'txKey' | 'rxKeys' | 'replay' | 'peerProbe' | 'redClass', MapFd>;
+  maps: Record<'config' | 'links' | 'endpoints' | 'sched' | 'stats' | 'rx' | 'drops' | 'loop' | 'txKey' | 'rxKeys' | 'replay' | 'peerProbe' | 'redClass' | 'natFwd' | 'natFwdOut', MapFd>;
   /** LP: the outer source address of each link id */
   sources: Map<number, string>;
   /** LP: each link id's interface MTU (its largest path MTU probe) */
@@ -69,6 +69,41 @@ export function redClassValue(c: RedundantClass): abi.MpRedClass {
   };
 }
 
+/** A port forward's two static entries (bpf/nat.h): client address:port -> LAN host (mp_nat_fwd)
+ * and back (mp_nat_fwd_out). */
+export function forwardEntries(cfg: LocalConfig): { fwd: [abi.MpNatKey, abi.MpNatVal]; back: [abi.MpNatKey, abi.MpNatVal] }[] {
+  return cfg.portForwards.map((f) => {
+    const client = cfg.client.find((c) => c.family === f.family)!.address; // config: a single address of that family
+    const proto = f.proto === 'tcp' ? IPPROTO_TCP : IPPROTO_UDP;
+    return {
+      fwd: [{ family: f.family, proto, port: f.port, addr: client }, { addr: f.address, port: f.targetPort, flags: abi.MP_NAT_F_FORWARD }],
+      back: [{ family: f.family, proto, port: f.targetPort, addr: f.address }, { addr: client, port: f.port, flags: abi.MP_NAT_F_FORWARD }],
+    };
+  });
+}
+
+/** Empties both forward maps and writes the config's forwards. */
+function writeForwards(fwd: MapFd, back: MapFd, cfg: LocalConfig): Result<void, MpError> {
+  for (const [fd, m] of [[fwd, abi.MAPS.natFwd], [back, abi.MAPS.natFwdOut]] as const) {
+    const keys = mapKeys(fd, m.keySize);
+    if (keys.isErr()) return err(keys.error);
+    for (const k of keys.value) {
+      const d = mapDelete(fd, k);
+      if (d.isErr()) return err(d.error);
+    }
+  }
+  for (const e of forwardEntries(cfg)) {
+    const a = mapUpdate(fwd, abi.encodeNatKey(e.fwd[0]), abi.encodeNatVal(e.fwd[1]));
+    if (a.isErr()) return err(a.error);
+    const b = mapUpdate(back, abi.encodeNatKey(e.back[0]), abi.encodeNatVal(e.back[1]));
+    if (b.isErr()) return err(b.error);
+  }
+  return ok(undefined);
+}
+
+const IPPROTO_TCP = 6;
+const IPPROTO_UDP = 17;
+
 const prefixAddr = (p: Prefix | undefined): abi.MpAddr => (p ? { family: p.family, prefixLen: p.len, addr: p.address } : abi.NO_ADDR);
 
 const MAP_NAMES = {
@@ -85,6 +120,8 @@ const MAP_NAMES = {
   replay: abi.MAPS.replay.name,
   peerProbe: abi.MAPS.peerProbe.name,
   redClass: abi.MAPS.redClass.name,
+  natFwd: abi.MAPS.natFwd.name,
+  natFwdOut: abi.MAPS.natFwdOut.name,
 } as const;
 
 /** Map fds of the loaded object, by role in the ABI. */
@@ -203,7 +240,8 @@ export async function openDatapath(
       (cfg.role === 'remote' && cfg.singleInterface ? abi.MP_CFG_SINGLE_IF : 0) |
       abi.MP_CFG_DEC_TTL |
       (cfg.auth.mode === 'insecure-no-auth' ? abi.MP_CFG_NO_AUTH : 0) |
-      (cfg.ackPath === 'earliest' ? abi.MP_CFG_ACKS_EARLIEST : 0),
+      (cfg.ackPath === 'earliest' ? abi.MP_CFG_ACKS_EARLIEST : 0) |
+      (cfg.role === 'local' && cfg.lanPrefixes.length > 0 ? abi.MP_CFG_LAN_NAT : 0),
     lanIfindex: lan.value,
     wanIfindex: wan.value,
     port: cfg.port,
@@ -218,6 +256,10 @@ export async function openDatapath(
     loopMark: 0,
     ownV4: addr(ownAddr(cfg.role === 'local' ? cfg.lan : cfg.wan, 4)),
     ownV6: addr(ownAddr(cfg.role === 'local' ? cfg.lan : cfg.wan, 6)),
+    // whole-LAN mode (bpf/nat.h): the LAN prefixes, translated to the client address
+    lan: cfg.role === 'local' ? cfg.lanPrefixes.map((p) => ({ family: p.family, prefixLen: p.len, addr: p.address })) : [],
+    natPortLo: cfg.role === 'local' ? cfg.natPorts.lo : 0,
+    natPortHi: cfg.role === 'local' ? cfg.natPorts.hi : 0,
   };
   // adopted: the config stays until setLoop writes the same one with the loop in it, with the
   // inner MTU and MSS clamp the running data path has (its path MTU discovery's, not the interfaces')
@@ -242,6 +284,11 @@ export async function openDatapath(
     const rc = cfg.redundant[i];
     const w = write(maps.value.redClass, i, abi.encodeRedClass(rc ? redClassValue(rc) : null));
     if (w.isErr()) return fail(w.error);
+  }
+  // port forwards (bpf/nat.h): the config's, on adoption too (what a previous config left goes)
+  if (cfg.role === 'local') {
+    const f = writeForwards(maps.value.natFwd, maps.value.natFwdOut, cfg);
+    if (f.isErr()) return fail(f.error);
   }
 
   const ncpu = numPossibleCpus();

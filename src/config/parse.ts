@@ -16,17 +16,19 @@
 import { readFile } from 'node:fs/promises';
 import { err, ok, safeTry, type Result } from 'neverthrow';
 import { parse as parseToml } from 'smol-toml';
-import { MP_IPPROTO, MP_MAX_LINKS, MP_RESERVED_PORTS } from '../datapath/abi.js';
+import { MP_IPPROTO, MP_LAN_PREFIXES, MP_MAX_LINKS, MP_NAT_FORWARDS, MP_RESERVED_PORTS } from '../datapath/abi.js';
 import { configInvalid, type MpError } from '../errors.js';
 import { parseDuration, parseRate, rateProblem } from '../units.js';
 import { parsePublicKey } from '../security/keys.js';
-import type { AuthConfig, Family, LinkConfig, LocalConfig, PortalConfig, Prefix, RemoteConfig } from './types.js';
+import type { AuthConfig, Family, LinkConfig, LocalConfig, PortalConfig, PortForward, Prefix, RemoteConfig } from './types.js';
 import { redundantClasses } from './redundant.js';
 import { canonicalAddress, isIfname, isLinkLocal, isUnicast, parseBytes, parseClientPrefix, prefixContains } from './values.js';
 
 /** the data path's limits (bpf/mp.h, mirrored in datapath/abi.ts) */
 export const MAX_LINKS = MP_MAX_LINKS;
 export const MAX_RESERVED_PORTS = MP_RESERVED_PORTS;
+/** port_forwards: each takes one entry of mp_nat_fwd and one of mp_nat_fwd_out */
+export const MAX_PORT_FORWARDS = MP_NAT_FORWARDS;
 
 /** Defaults of absent keys, in TOML spelling (the README table lists the same). */
 export const DEFAULTS = {
@@ -41,10 +43,11 @@ export const DEFAULTS = {
   budget_period: 'monthly',
   congestion_control: true,
   ack_path: 'slowest',
+  lan_nat_ports: '1024-65535',
 } as const;
 
 const COMMON_KEYS = ['role', 'instance', 'port', 'client', 'ip_proto', 'probe_interval', 'private_key', 'peer_public_key', 'insecure_no_auth', 'metrics_listen', 'congestion_control', 'ack_path', 'redundant'];
-const LOCAL_KEYS = [...COMMON_KEYS, 'lan', 'gateway', 'remote', 'state_dir', 'link'];
+const LOCAL_KEYS = [...COMMON_KEYS, 'lan', 'gateway', 'remote', 'state_dir', 'link', 'lan_prefixes', 'lan_nat_ports', 'port_forwards'];
 const REMOTE_KEYS = [...COMMON_KEYS, 'wan', 'forward', 'single_interface', 'reserved_ports', 'link_names'];
 const LINK_KEYS = ['name', 'interface', 'gateway', 'source', 'carrier', 'metric', 'rate', 'delay', 'budget', 'budget_period'];
 
@@ -110,7 +113,7 @@ export function parseConfig(raw: unknown, source: string): R<PortalConfig> {
   });
 }
 
-type Common = Omit<LocalConfig, 'role' | 'lan' | 'gateway' | 'remote' | 'links'>;
+type Common = Omit<LocalConfig, 'role' | 'lan' | 'gateway' | 'remote' | 'links' | 'lanPrefixes' | 'natPorts' | 'portForwards'>;
 
 function localConfig(raw: Table, common: Common): R<LocalConfig> {
   return safeTry(function* () {
@@ -140,6 +143,9 @@ function localConfig(raw: Table, common: Common): R<LocalConfig> {
     if (stateDir !== undefined && (typeof stateDir !== 'string' || !stateDir.startsWith('/') || stateDir.includes('\0')))
       return bad('state_dir', stateDir, 'must be an absolute directory path (budget usage is kept in <state_dir>/<instance>/budget.json)');
     const links = yield* linkTables(raw.link, lan, remote.map((r) => r.family));
+    const lanPrefixes = yield* lanPrefixList(raw.lan_prefixes, common.client, remote.map((r) => r.address), links);
+    const natPorts = yield* natPortRange(raw.lan_nat_ports);
+    const portForwards = yield* portForwardList(raw.port_forwards, lanPrefixes, common.port);
     return ok({
       role: 'local' as const,
       ...common,
@@ -148,8 +154,86 @@ function localConfig(raw: Table, common: Common): R<LocalConfig> {
       remote: remote.map((r) => r.address),
       ...(stateDir === undefined ? {} : { stateDir: stateDir.replace(/\/+$/, '') || '/' }),
       links,
+      lanPrefixes,
+      natPorts,
+      portForwards,
     });
   });
+}
+
+/** lan_prefixes (LP, whole-LAN mode): the LAN's private prefixes, each translated to the client
+ * address of its family (a single address: the NAT has one address to hand ports of). */
+function lanPrefixList(v: unknown, client: Prefix[], remote: string[], links: LinkConfig[]): R<Prefix[]> {
+  return safeTry(function* () {
+    if (v === undefined) return ok([]);
+    if (!Array.isArray(v) || v.length > MP_LAN_PREFIXES)
+      return bad('lan_prefixes', v, `must be an array of at most ${MP_LAN_PREFIXES} prefixes (e.g. ["192.168.1.0/24", "fd00:1::/64"])`);
+    const out: Prefix[] = [];
+    for (const [i, item] of v.entries()) {
+      const at = `lan_prefixes[${i}]`;
+      const p = parseClientPrefix(item);
+      if ('error' in p) return bad(at, item, p.error.replace('a client address', 'a LAN prefix'));
+      const c = client.find((x) => x.family === p.family);
+      if (!c) return bad(at, item, `is ${fam(p.family)} but client has no ${fam(p.family)} address to translate it to`);
+      if (!isHost(c))
+        return bad(at, item, `is ${fam(p.family)} but client ${c.address}/${c.len} is not a single address (the NAT translates to one address; a routed prefix needs no NAT: give it to the LAN as client)`);
+      if (prefixContains(p, c.address) || prefixContains(c, p.address))
+        return bad(at, item, `overlaps the client prefix ${c.address}/${c.len}`);
+      const r = remote.find((a) => prefixContains(p, a));
+      if (r) return bad(at, item, `contains the RP's address ${r}`);
+      for (const l of links)
+        for (const a of [l.gateway, l.source])
+          if (a !== undefined && prefixContains(p, a)) return bad(at, item, `contains ${a} of link[${l.id}] ("${l.name}"): a LAN prefix must not be reachable through a link`);
+      const o = out.find((x) => x.family === p.family && (prefixContains(x, p.address) || prefixContains(p, x.address)));
+      if (o) return bad(at, item, `overlaps ${o.address}/${o.len}, listed before`);
+      out.push(p);
+    }
+    return ok(out);
+  });
+}
+
+/** port_forwards (LP, whole-LAN mode): "tcp/443 -> 192.168.1.10:443", "udp/51820 -> 192.168.1.20"
+ * (same port), "tcp/8443 -> [fd00:1::10]:443". The LAN host must be in a LAN prefix. */
+const FORWARD_RE = /^(tcp|udp)\/(\d{1,5})\s*->\s*(?:\[([^\]]+)\]|([^\s:\[\]]+))(?::(\d{1,5}))?$/;
+function portForwardList(v: unknown, lan: Prefix[], tunnelPort: number): R<PortForward[]> {
+  return safeTry(function* () {
+    if (v === undefined) return ok([]);
+    if (!Array.isArray(v) || v.length > MAX_PORT_FORWARDS)
+      return bad('port_forwards', v, `must be an array of at most ${MAX_PORT_FORWARDS} forwards such as "tcp/443 -> 192.168.1.10:443"`);
+    if (v.length > 0 && lan.length === 0) return bad('port_forwards', v, 'needs lan_prefixes (whole-LAN mode): a forward leads to a LAN host');
+    const out: PortForward[] = [];
+    for (const [i, item] of v.entries()) {
+      const at = `port_forwards[${i}]`;
+      const m = typeof item === 'string' ? FORWARD_RE.exec(item.trim()) : null;
+      if (!m) return bad(at, item, 'must be "tcp/PORT -> ADDRESS[:PORT]" or "udp/PORT -> ADDRESS[:PORT]" (IPv6 in brackets: "tcp/443 -> [fd00:1::10]:443")');
+      const proto = m[1] as 'tcp' | 'udp';
+      const port = Number(m[2]);
+      const targetPort = m[5] === undefined ? port : Number(m[5]);
+      if (port < 1 || port > 65535 || targetPort < 1 || targetPort > 65535) return bad(at, item, 'has a port outside 1-65535');
+      const a = canonicalAddress(m[3] ?? m[4]);
+      if (!a) return bad(at, item, 'does not name an IPv4 or IPv6 address');
+      if (!lan.some((p) => prefixContains(p, a.address))) return bad(at, item, `leads to ${a.address}, which is in no lan_prefixes prefix`);
+      if (port === tunnelPort) return bad(at, item, `is the tunnel port ${tunnelPort}, which stays with the RP`);
+      const f: PortForward = { proto, port, family: a.family, address: a.address, targetPort };
+      const twice = out.find((o) => o.proto === f.proto && o.family === f.family && o.port === f.port);
+      if (twice) return bad(at, item, `forwards ${proto}/${port} of the ${fam(f.family)} client address a second time`);
+      const same = out.find((o) => o.proto === f.proto && o.address === f.address && o.targetPort === f.targetPort);
+      if (same) return bad(at, item, `leads to ${a.address} port ${targetPort} as ${same.proto}/${same.port} does (one forward per LAN host and port)`);
+      out.push(f);
+    }
+    return ok(out);
+  });
+}
+
+/** lan_nat_ports: "lo-hi", the client address's ports the LAN's flows are translated to. */
+function natPortRange(v: unknown): R<{ lo: number; hi: number }> {
+  const raw = v ?? DEFAULTS.lan_nat_ports;
+  const m = typeof raw === 'string' ? /^(\d{1,5})-(\d{1,5})$/.exec(raw) : null;
+  const lo = m ? Number(m[1]) : 0;
+  const hi = m ? Number(m[2]) : 0;
+  if (!m || lo < 1 || hi > 65535 || hi - lo < 255)
+    return bad('lan_nat_ports', raw, 'must be a port range "lo-hi" of at least 256 ports within 1-65535 (e.g. "1024-65535")');
+  return ok({ lo, hi });
 }
 
 function remoteConfig(raw: Table, common: Common): R<RemoteConfig> {

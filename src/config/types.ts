@@ -101,6 +101,24 @@ export interface LocalConfig extends Common {
    * absent: $MPCTL_STATE_DIR, else /var/lib/mpctl (cc/budget-store.ts) */
   stateDir?: string;
   links: LinkConfig[];
+  /** whole-LAN mode (`lan_prefixes`): devices on these prefixes reach the Internet as the client
+   * address of their family, translated by the LP's data path (bpf/nat.h); [] = off */
+  lanPrefixes: Prefix[];
+  /** `lan_nat_ports = "1024-65535"`: the client address's ports the NAT hands out */
+  natPorts: { lo: number; hi: number };
+  /** `port_forwards = ["tcp/443 -> 192.168.1.10:443"]`: connections from the Internet to the
+   * client address's port reach this LAN host (whole-LAN mode) */
+  portForwards: PortForward[];
+}
+
+export interface PortForward {
+  proto: 'tcp' | 'udp';
+  /** the client address's port */
+  port: number;
+  /** the LAN host's address (its family is the forward's) and port */
+  family: Family;
+  address: string;
+  targetPort: number;
 }
 
 export interface RemoteConfig extends Common {

@@ -19,6 +19,15 @@ export const MP_VERSION = 1;
 export const MP_MAX_LINKS = 16;
 /** mp.h MP_RESERVED_PORTS: the length of mp_config.reserved_ports */
 export const MP_RESERVED_PORTS = 8;
+/** mp.h MP_LAN_PREFIXES: the length of mp_config.lan (whole-LAN mode) */
+export const MP_LAN_PREFIXES = 4;
+/** whole-LAN mode (bpf/nat.h): entries of mp_nat_out / mp_nat_in, of mp_nat_fwd / mp_nat_fwd_out,
+ * ports tried for a new flow */
+export const MP_NAT_ENTRIES = 65536;
+export const MP_NAT_FORWARDS = 64;
+export const MP_NAT_TRIES = 8;
+/** enum mp_nat_flags: mp_nat_val.flags. */
+export const MP_NAT_F_FORWARD = 1 << 0;
 export const MP_IPPROTO = 253;
 export const MP_HDR_LEN = 24;
 /** Key ids on the wire are 1..255 (0: unauthenticated handshake message); mp_rx_keys entries. */
@@ -55,6 +64,8 @@ export const MP_CFG_LOOP_FRAG = 1 << 2;
 export const MP_CFG_NO_AUTH = 1 << 3;
 /** config `ack_path = "earliest"`: pure TCP ACKs scheduled like data (bpf/schedule.h). */
 export const MP_CFG_ACKS_EARLIEST = 1 << 4;
+/** LP whole-LAN mode: packets from mp_config.lan are translated to the client address (bpf/nat.h). */
+export const MP_CFG_LAN_NAT = 1 << 5;
 
 /** enum mp_link_state: mp_link.state. */
 export const MP_LINK_UNUSED = 0;
@@ -132,6 +143,10 @@ export const DROP_REASONS = [
   'fec_spare',
   'fec_bad',
   'hold_queue',
+  'nat_ports',
+  'nat_miss',
+  'nat_frag',
+  'nat_proto',
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 /** MP_DROP_MAX: entries of the mp_drops map. */
@@ -142,7 +157,8 @@ export const DropReason = Object.fromEntries(DROP_REASONS.map((n, i) => [n, i]))
 export const ENUMS: Record<string, Record<string, number>> = {
   mp_msg_type: { MP_T_DATA, MP_T_PROBE, MP_T_FEEDBACK, MP_T_HS_INIT, MP_T_HS_RESP, MP_T_COOKIE, MP_T_FEC },
   mp_role: { MP_ROLE_LOCAL, MP_ROLE_REMOTE },
-  mp_cfg_flags: { MP_CFG_SINGLE_IF, MP_CFG_DEC_TTL, MP_CFG_LOOP_FRAG, MP_CFG_NO_AUTH, MP_CFG_ACKS_EARLIEST },
+  mp_cfg_flags: { MP_CFG_SINGLE_IF, MP_CFG_DEC_TTL, MP_CFG_LOOP_FRAG, MP_CFG_NO_AUTH, MP_CFG_ACKS_EARLIEST, MP_CFG_LAN_NAT },
+  mp_nat_flags: { MP_NAT_F_FORWARD },
   mp_link_state: { MP_LINK_UNUSED, MP_LINK_UP, MP_LINK_DOWN, MP_LINK_ADMIN_DOWN },
   mp_link_flags: { MP_LINK_F_NO_ACKS, MP_LINK_F_FEC, MP_LINK_F_HELD },
   mp_carrier: { MP_CARRIER_UDP, MP_CARRIER_IP },
@@ -192,12 +208,13 @@ export const MP_PROBE = layout('mp_probe', 40, [
 /** The shortest probe message; a padded one is longer (mp.h: probe v2). */
 export const MP_PROBE_LEN = MP_HDR_LEN + MP_PROBE.size;
 // prettier-ignore
-export const MP_CONFIG = layout('mp_config', 144, [
+export const MP_CONFIG = layout('mp_config', 232, [
   ['role', 0, 4], ['flags', 4, 4], ['lan_ifindex', 8, 4], ['wan_ifindex', 12, 4],
   ['port_be', 16, 2], ['mss_v4', 18, 2], ['mss_v6', 20, 2], ['inner_mtu', 22, 2],
   ['ip_proto', 24, 1], ['pad', 25, 3], ['client_v4', 28, 20], ['client_v6', 48, 20],
   ['reserved_ports', 68, 16], ['loop_ifindex', 84, 4], ['loop_mark', 88, 4],
   ['own_v4', 92, 20], ['own_v6', 112, 20], ['alive_ns', 136, 8],
+  ['lan', 144, 20 * MP_LAN_PREFIXES], ['nat_port_lo', 224, 2], ['nat_port_hi', 226, 2], ['pad2', 228, 4],
 ]);
 // prettier-ignore
 export const MP_LINK = layout('mp_link', 80, [
@@ -273,10 +290,20 @@ export const MP_RED_STATS = layout('mp_red_stats', 64 + 8 * MP_MAX_LINKS, [
   ['single', 40, 8], ['copy_failed', 48, 8], ['duplicates', 56, 8], ['wins', 64, 8 * MP_MAX_LINKS],
 ]);
 
+// prettier-ignore
+/** whole-LAN mode (bpf/nat.h): the key and value of mp_nat_out, mp_nat_in, mp_nat_fwd, mp_nat_fwd_out. */
+export const MP_NAT_KEY = layout('mp_nat_key', 20, [
+  ['family', 0, 1], ['proto', 1, 1], ['port_be', 2, 2], ['addr', 4, 16],
+]);
+// prettier-ignore
+export const MP_NAT_VAL = layout('mp_nat_val', 20, [
+  ['addr', 0, 16], ['port_be', 16, 2], ['flags', 18, 1], ['pad', 19, 1],
+]);
+
 export const LAYOUTS: readonly StructLayout[] = [
   MP_ADDR, MP_HDR, MP_PROBE, MP_CONFIG, MP_LINK, MP_ENDPOINT, MP_SCHED, MP_LINK_STATS, MP_RX, MP_PEER_PROBE, MP_LOOP_STATS, MP_KEY, MP_REPLAY,
   MP_RED_CLASS, MP_RED_BUCKET, MP_RED_STATS,
-  MP_FEC_ACC, MP_FEC_STATS,
+  MP_FEC_ACC, MP_FEC_STATS, MP_NAT_KEY, MP_NAT_VAL,
 ];
 
 /** Value sizes (per CPU for the per-CPU maps: see percpuValueSize). */
@@ -293,6 +320,8 @@ export const MP_REPLAY_SIZE = MP_REPLAY.size;
 /** The maps of build/bpf/mpctl.o (bpf/maps.h): name, type, key and value size, entries. */
 export const BPF_MAP_TYPE_ARRAY = 2;
 export const BPF_MAP_TYPE_PERCPU_ARRAY = 6;
+export const BPF_MAP_TYPE_HASH = 1;
+export const BPF_MAP_TYPE_LRU_HASH = 9;
 export const MAPS = {
   config: { name: 'mp_config', type: BPF_MAP_TYPE_ARRAY, keySize: 4, value: MP_CONFIG.size, maxEntries: 1 },
   links: { name: 'mp_links', type: BPF_MAP_TYPE_ARRAY, keySize: 4, value: MP_LINK.size, maxEntries: MP_MAX_LINKS },
@@ -315,6 +344,10 @@ export const MAPS = {
   fecTx: { name: 'mp_fec_tx', type: BPF_MAP_TYPE_ARRAY, keySize: 4, value: MP_FEC_ACC.size, maxEntries: MP_MAX_LINKS * MP_FEC_TX_SLOTS },
   fecRx: { name: 'mp_fec_rx', type: BPF_MAP_TYPE_ARRAY, keySize: 4, value: MP_FEC_ACC.size, maxEntries: MP_MAX_LINKS * MP_FEC_RX_SLOTS },
   fecStats: { name: 'mp_fec_stats', type: BPF_MAP_TYPE_PERCPU_ARRAY, keySize: 4, value: MP_FEC_STATS.size, maxEntries: 1 },
+  natOut: { name: 'mp_nat_out', type: BPF_MAP_TYPE_LRU_HASH, keySize: MP_NAT_KEY.size, value: MP_NAT_VAL.size, maxEntries: MP_NAT_ENTRIES },
+  natIn: { name: 'mp_nat_in', type: BPF_MAP_TYPE_LRU_HASH, keySize: MP_NAT_KEY.size, value: MP_NAT_VAL.size, maxEntries: MP_NAT_ENTRIES },
+  natFwd: { name: 'mp_nat_fwd', type: BPF_MAP_TYPE_HASH, keySize: MP_NAT_KEY.size, value: MP_NAT_VAL.size, maxEntries: MP_NAT_FORWARDS },
+  natFwdOut: { name: 'mp_nat_fwd_out', type: BPF_MAP_TYPE_HASH, keySize: MP_NAT_KEY.size, value: MP_NAT_VAL.size, maxEntries: MP_NAT_FORWARDS },
 } as const;
 
 /** Bytes per CPU in a per-CPU map value buffer: round_up(value_size, 8). */
@@ -421,6 +454,11 @@ export interface MpConfig {
   ownV6?: MpAddr;
   /** The control plane's heartbeat, CLOCK_MONOTONIC ns (0 / absent: never written). */
   aliveNs?: bigint;
+  /** LP whole-LAN mode (MP_CFG_LAN_NAT): the LAN prefixes (at most MP_LAN_PREFIXES; absent = none) */
+  lan?: MpAddr[];
+  /** the client address's ports the NAT hands out (absent: 0-0, none) */
+  natPortLo?: number;
+  natPortHi?: number;
 }
 
 export function encodeConfig(c: MpConfig): Buffer {
@@ -444,6 +482,11 @@ export function encodeConfig(c: MpConfig): Buffer {
   writeAddr(b, f('own_v4'), c.ownV4 ?? NO_ADDR);
   writeAddr(b, f('own_v6'), c.ownV6 ?? NO_ADDR);
   b.writeBigUInt64LE(c.aliveNs ?? 0n, f('alive_ns'));
+  const lan = c.lan ?? [];
+  if (lan.length > MP_LAN_PREFIXES) throw new Error(`at most ${MP_LAN_PREFIXES} LAN prefixes, got ${lan.length}`);
+  for (let i = 0; i < MP_LAN_PREFIXES; i++) writeAddr(b, f('lan') + MP_ADDR.size * i, lan[i] ?? NO_ADDR);
+  b.writeUInt16LE(c.natPortLo ?? 0, f('nat_port_lo'));
+  b.writeUInt16LE(c.natPortHi ?? 0, f('nat_port_hi'));
   return b;
 }
 
@@ -472,6 +515,9 @@ export function decodeConfig(b: Buffer): MpConfig {
     ownV4: readAddr(b, f('own_v4')),
     ownV6: readAddr(b, f('own_v6')),
     aliveNs: b.readBigUInt64LE(f('alive_ns')),
+    lan: Array.from({ length: MP_LAN_PREFIXES }, (_, i) => readAddr(b, f('lan') + MP_ADDR.size * i)).filter((a) => a.family !== 0),
+    natPortLo: b.readUInt16LE(f('nat_port_lo')),
+    natPortHi: b.readUInt16LE(f('nat_port_hi')),
   };
 }
 
@@ -892,4 +938,60 @@ export function decodeRedStats(perCpu: Buffer, ncpu?: number): MpRedStats {
     for (let i = 0; i < MP_MAX_LINKS; i++) sum.wins[i]! += perCpu.readBigUInt64LE(cpu + f('wins') + 8 * i);
   }
   return sum;
+}
+
+// ---- whole-LAN mode: struct mp_nat_key, struct mp_nat_val (bpf/nat.h) --------------------------
+
+/** A NAT map key: (family, L4 protocol, port or echo id, address). */
+export interface MpNatKey {
+  family: 4 | 6;
+  proto: number;
+  port: number;
+  addr: string;
+}
+
+/** A NAT map value: the other side's address and port, MP_NAT_F_* flags. */
+export interface MpNatVal {
+  addr: string;
+  port: number;
+  flags: number;
+}
+
+export function encodeNatKey(k: MpNatKey): Buffer {
+  const b = Buffer.alloc(MP_NAT_KEY.size);
+  if (k.family !== ipFamily(k.addr)) throw new Error(`address ${JSON.stringify(k.addr)} is not IPv${k.family}`);
+  b.writeUInt8(k.family, at(MP_NAT_KEY, 'family'));
+  b.writeUInt8(k.proto, at(MP_NAT_KEY, 'proto'));
+  b.writeUInt16BE(k.port, at(MP_NAT_KEY, 'port_be'));
+  ipToBuffer(k.addr).copy(b, at(MP_NAT_KEY, 'addr'));
+  return b;
+}
+
+export function decodeNatKey(b: Buffer): MpNatKey {
+  const family = b.readUInt8(at(MP_NAT_KEY, 'family')) === 6 ? 6 : 4;
+  const a = at(MP_NAT_KEY, 'addr');
+  return {
+    family,
+    proto: b.readUInt8(at(MP_NAT_KEY, 'proto')),
+    port: b.readUInt16BE(at(MP_NAT_KEY, 'port_be')),
+    addr: bufferToIp(b.subarray(a, a + (family === 4 ? 4 : 16))),
+  };
+}
+
+export function encodeNatVal(v: MpNatVal): Buffer {
+  const b = Buffer.alloc(MP_NAT_VAL.size);
+  ipToBuffer(v.addr).copy(b, at(MP_NAT_VAL, 'addr'));
+  b.writeUInt16BE(v.port, at(MP_NAT_VAL, 'port_be'));
+  b.writeUInt8(v.flags, at(MP_NAT_VAL, 'flags'));
+  return b;
+}
+
+/** `family`: the key's (an IPv4 address fills the first 4 bytes). */
+export function decodeNatVal(b: Buffer, family: 4 | 6): MpNatVal {
+  const a = at(MP_NAT_VAL, 'addr');
+  return {
+    addr: bufferToIp(b.subarray(a, a + (family === 4 ? 4 : 16))),
+    port: b.readUInt16BE(at(MP_NAT_VAL, 'port_be')),
+    flags: b.readUInt8(at(MP_NAT_VAL, 'flags')),
+  };
 }

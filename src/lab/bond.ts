@@ -22,7 +22,7 @@ import { BPFFS_ROOT } from '../plan/pins.js';
 import { spawnDetached, waitForLog, run } from './namespaces.js';
 import { formatDuration, formatRate, nominalBps, type LinkSettings } from './params.js';
 import { labDir } from './state.js';
-import { nsName } from './topology.js';
+import { LAN, nsName } from './topology.js';
 import { generatePrivateKey, publicKeyOf } from '../security/keys.js';
 
 export const BOND = {
@@ -40,10 +40,13 @@ export interface BondOptions {
   ipCarrier?: boolean;
   /** INSECURE, benchmarks only: both portals run with insecure_no_auth = true */
   insecureNoAuth?: boolean;
+  /** whole-LAN mode: the LP translates the lab's LAN (topology.ts LAN) to the client address;
+   * the client node keeps its lab address (the client address is the NAT's) */
+  lan?: boolean;
   /** LP config extras (tests of tiers, budgets and static weights): per link (by index) its
    * `metric`, its configured `rate` instead of the emulated one, its `budget`; and
    * `congestion_control`; `omitRates`: no `rate` or `delay` keys (capacity discovery) */
-  lp?: { metrics?: number[]; rates?: string[]; budgets?: string[]; congestionControl?: boolean; omitRates?: boolean; redundant?: string[] };
+  lp?: { metrics?: number[]; rates?: string[]; budgets?: string[]; congestionControl?: boolean; omitRates?: boolean; redundant?: string[]; portForwards?: string[] };
 }
 
 /** What a portal's config says about keys: its own key file and the other portal's public key. */
@@ -92,6 +95,8 @@ export function lpConfig(lab: string, links: LinkSettings[], o: BondOptions, key
     `port = ${BOND.port}`,
     ...keyLines(keys, o),
     ...(o.lp?.congestionControl === false ? ['congestion_control = false'] : []),
+    ...(o.lan === true ? [`lan_prefixes = ["${LAN.v4}", "${LAN.v6}"]`] : []),
+    ...(o.lp?.portForwards ? [`port_forwards = [${o.lp.portForwards.map((f) => JSON.stringify(f)).join(', ')}]`] : []),
     // budget usage (budget.json) in the lab's directory, which `lab down` removes
     `state_dir = "${labDir(lab)}/state"`,
     // [[redundant]] tables (given to both portals): after the top-level keys, before [[link]]
@@ -171,7 +176,7 @@ export async function startBond(lab: string, links: LinkSettings[], o: BondOptio
   if (keys.isErr()) return err(keys.error);
   await writeFile(files.rp, rpConfig(lab, links, o, keys.value.rp));
   await writeFile(files.lp, lpConfig(lab, links, o, keys.value.lp));
-  const c = await configureClient(lab, o);
+  const c = o.lan === true ? ok(undefined) : await configureClient(lab, o);
   if (c.isErr()) return err(c.error);
   // mount the pin bpffs here, in the host's mount namespace: a portal started by `ip netns exec`
   // has a private one, and pins it mounted there would be invisible to `mpctl status` elsewhere

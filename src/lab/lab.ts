@@ -79,13 +79,24 @@ async function configureNode(node: Topology['nodes'][number]): Promise<Result<vo
   return withRtnl(node.ns, async (rt) => {
     const lo = await rt.setLink('lo', { up: true });
     if (lo.isErr()) return err(lo.error);
+    if (node.bridge) {
+      // a switch (whole-LAN mode's lansw): STP off, so its ports forward at once
+      const br = (await rt.createBridge('br0')).andThen(() => ok(undefined));
+      if (br.isErr()) return err(br.error);
+      for (const port of node.bridge) {
+        const m = await rt.setMaster(port, 'br0');
+        if (m.isErr()) return err(m.error);
+      }
+      const up = await rt.setLink('br0', { up: true });
+      if (up.isErr()) return err(up.error);
+    }
     for (const i of node.ifaces) {
       // wire-size frames everywhere: a real wire has no TSO/GRO super-packets (DESIGN.md)
       for (const f of ['tso', 'gso', 'gro'] as const) {
         const r = withNetns(node.ns, () => ethtoolSet(i.name, f, false)).andThen((x) => x);
         if (r.isErr()) return err(r.error);
       }
-      for (const cidr of [i.v4, i.v6]) {
+      for (const cidr of [i.v4, i.v6, ...(i.extra ?? [])]) {
         if (!cidr) continue;
         const r = await rt.addAddress(i.name, cidr, { nodad: true });
         if (r.isErr()) return err(r.error);
@@ -155,6 +166,8 @@ export interface UpOptions {
   schedules?: boolean;
   /** LP config extras (bond.ts BondOptions.lp) */
   lp?: BondOptions['lp'];
+  /** whole-LAN mode: a LAN switch with host1 and host2 (topology.ts), the LP translating them */
+  lan?: boolean;
 }
 
 export async function labUp(o: UpOptions): Promise<Result<LabState, MpError>> {
@@ -162,7 +175,7 @@ export async function labUp(o: UpOptions): Promise<Result<LabState, MpError>> {
   if (name.isErr()) return err(name.error);
   if ((await readState(o.name)).isOk() || (await listNamespaces(nsPrefix(o.name))).length > 0)
     return err({ kind: 'Conflict', what: 'lab', message: `lab "${o.name}" is already up (mpctl lab down --name ${o.name} first)` });
-  const t = buildTopology(o.name, o.scenario.links.length);
+  const t = buildTopology(o.name, o.scenario.links.length, { lan: o.lan ?? false });
   const state: LabState = {
     version: 1,
     name: o.name,
@@ -173,6 +186,7 @@ export async function labUp(o: UpOptions): Promise<Result<LabState, MpError>> {
     complete: false,
     bond: o.bond ?? true,
     singleInterface: o.singleInterface ?? false,
+    ...(o.lan ? { lan: true } : {}),
   };
   await writeState(state);
   const built = await build(t, state);
@@ -181,7 +195,7 @@ export async function labUp(o: UpOptions): Promise<Result<LabState, MpError>> {
     return err(built.error);
   }
   if (state.bond) {
-    const b = await startBond(o.name, state.links, { singleInterface: state.singleInterface, ipv6Underlay: o.ipv6Underlay ?? false, ipCarrier: o.ipCarrier ?? false, ...(o.lp ? { lp: o.lp } : {}) }, mpctlPath());
+    const b = await startBond(o.name, state.links, { singleInterface: state.singleInterface, ipv6Underlay: o.ipv6Underlay ?? false, ipCarrier: o.ipCarrier ?? false, ...(o.lp ? { lp: o.lp } : {}), ...(o.lan ? { lan: true } : {}) }, mpctlPath());
     if (b.isErr()) {
       await labDown(o.name);
       return err(b.error);
@@ -318,7 +332,7 @@ export interface LabStatus {
 export async function labStatus(name: string): Promise<Result<LabStatus, MpError>> {
   const st = await readState(name);
   if (st.isErr()) return err(st.error);
-  const t = buildTopology(name, st.value.links.length);
+  const t = buildTopology(name, st.value.links.length, { lan: st.value.lan ?? false });
   const nodes: LabStatus['nodes'] = [];
   for (const n of t.nodes) {
     const present = nsExists(n.ns);
@@ -359,7 +373,7 @@ export async function labStatus(name: string): Promise<Result<LabStatus, MpError
 export async function labExec(name: string, node: string, argv: string[]): Promise<Result<number, MpError>> {
   const st = await readState(name);
   if (st.isErr()) return err(st.error);
-  const t = buildTopology(name, st.value.links.length);
+  const t = buildTopology(name, st.value.links.length, { lan: st.value.lan ?? false });
   const n = t.nodes.find((x) => x.node === node);
   if (!n)
     return err({ kind: 'NotFound', what: 'node', message: `no node ${node} in lab "${name}" (nodes: ${t.nodes.map((x) => x.node).join(', ')})` });

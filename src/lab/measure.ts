@@ -65,8 +65,9 @@ export async function ping(lab: string, node: string, target: string, o: PingOpt
 }
 
 export interface IperfOptions {
-  /** node running the iperf3 server and the address it binds */
-  server: { node: string; addr: string };
+  /** node running the iperf3 server and the address it binds; `connect`: the address the
+   * client connects to instead (a port forward's public address) */
+  server: { node: string; addr: string; connect?: string };
   client: { node: string; addr?: string };
   seconds: number;
   /** server → client instead of client → server */
@@ -94,6 +95,8 @@ export interface IperfResult {
   /** UDP only: payload the receiver got per second after the warm-up (its own intervals) */
   receivedBps?: number;
   intervals: number[];
+  /** client → server (not reverse) only: the client's address as the server saw it */
+  serverSaw?: string;
 }
 
 /** Waits until a TCP socket listens on `port` inside `ns` (iperf3 -J prints nothing until the end). */
@@ -136,7 +139,7 @@ export async function iperf(lab: string, o: IperfOptions): Promise<Result<IperfR
   }
   const warm = o.omitS ?? 0;
   const total = o.seconds + warm;
-  const args = ['netns', 'exec', nsName(lab, o.client.node), 'iperf3', '-J', '-c', o.server.addr, '-p', String(port), '-t', String(total)];
+  const args = ['netns', 'exec', nsName(lab, o.client.node), 'iperf3', '-J', '-c', o.server.connect ?? o.server.addr, '-p', String(port), '-t', String(total)];
   if (o.client.addr) args.push('-B', o.client.addr);
   if (o.reverse) args.push('-R');
   else args.push('--get-server-output'); // the receiver's own intervals
@@ -190,7 +193,13 @@ export async function iperf(lab: string, o: IperfOptions): Promise<Result<IperfR
   // receiver, a long queue to drain): one missing interval is tolerated, more is a failure
   if (secs < o.seconds * 0.9 && secs < o.seconds - 1.01)
     return err({ kind: 'CommandFailed', cmd: 'iperf3', code: null, stderr: `receiver reported only ${secs.toFixed(2)} s of ${o.seconds} s` });
-  return ok({ bps: (bytes * 8) / secs, retransmits: j.end?.sum_sent?.retransmits ?? 0, intervals: rx.map((i) => i.sum?.bits_per_second ?? 0) });
+  const saw = j.server_output_json?.start?.connected?.[0]?.remote_host;
+  return ok({
+    bps: (bytes * 8) / secs,
+    retransmits: j.end?.sum_sent?.retransmits ?? 0,
+    intervals: rx.map((i) => i.sum?.bits_per_second ?? 0),
+    ...(saw ? { serverSaw: saw } : {}),
+  });
 }
 
 interface IperfInterval {
@@ -200,7 +209,7 @@ interface IperfInterval {
 interface IperfJson {
   error?: string;
   intervals?: IperfInterval[];
-  server_output_json?: { intervals?: IperfInterval[] };
+  server_output_json?: { intervals?: IperfInterval[]; start?: { connected?: { remote_host?: string }[] } };
   end?: {
     sum_received?: { bits_per_second?: number };
     sum_sent?: { retransmits?: number };

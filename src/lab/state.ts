@@ -21,6 +21,8 @@ export interface LabState {
   /** both portals run (the bonded lab) */
   bond: boolean;
   singleInterface: boolean;
+  /** whole-LAN mode: the LAN switch and its hosts (topology.ts); absent = false */
+  lan?: boolean;
 }
 
 export const stateFile = (name: string): string => `${LAB_RUN_DIR}/${name}.json`;

@@ -17,6 +17,15 @@
 // rp–server          rp srv 203.0.113.1/24          2001:db8:113::1/64 (server 203.0.113.2, 2001:db8:113::2)
 // inet–attacker      inet atk 192.0.2.1/24          2001:db8:66::1/64  (attacker 192.0.2.66, 2001:db8:66::66)
 //
+// Whole-LAN mode (`buildTopology(..., { lan: true })`, `mpctl lab up --lan`): lp's lan and the
+// client hang off a LAN switch (lansw, a bridge br0) with two more hosts, the LP's LAN:
+//
+//   client eth0 ─┐
+//   host1  eth0 ─┤ lansw (br0) ├── lp lan 10.10.0.1, 192.168.1.1/24, fd00:1::1/64
+//   host2  eth0 ─┘
+// lan (LAN)          host1 192.168.1.10/24 fd00:1::10/64, host2 192.168.1.11/24 fd00:1::11/64
+//                    (default via lp 192.168.1.1 / fd00:1::1; the LP translates them, bpf/nat.h)
+//
 // The isp nodes have no addresses: their two interfaces only carry the link emulator's frames.
 // Without a bond, client traffic takes link 1 (lp's default route); `inet` routes the lan back
 // over link 1 as well. Namespaces are named `mp-<lab>-<node>`, so labs never collide. The
@@ -33,10 +42,28 @@ export type NodeName = string; // 'client' | 'lp' | `isp${n}` | 'inet' | 'rp' | 
 /** The attacker's addresses (on the inet–attacker segment). */
 export const ATTACKER = { v4: '192.0.2.66', v6: '2001:db8:66::66' } as const;
 
+/** Whole-LAN mode: the LAN's prefixes, the LP's address on it, its hosts. */
+export const LAN = {
+  v4: '192.168.1.0/24',
+  v6: 'fd00:1::/64',
+  gateway: { v4: '192.168.1.1', v6: 'fd00:1::1' },
+  hosts: {
+    host1: { v4: '192.168.1.10', v6: 'fd00:1::10' },
+    host2: { v4: '192.168.1.11', v6: 'fd00:1::11' },
+  },
+} as const;
+
+export interface TopologyOptions {
+  /** whole-LAN mode: a LAN switch with host1 and host2 on the LP's lan */
+  lan?: boolean;
+}
+
 export interface Iface {
   name: string;
   v4?: string; // CIDR
   v6?: string; // CIDR
+  /** further addresses (CIDR) */
+  extra?: string[];
   /** the veth peer: node and interface */
   peer: { node: NodeName; ifname: string };
 }
@@ -47,6 +74,8 @@ export interface NodePlan {
   ifaces: Iface[];
   routes: { dst: string; via: string }[];
   forwarding: boolean;
+  /** a switch: these interfaces are ports of a bridge br0 (no addresses) */
+  bridge?: string[];
 }
 
 export interface Topology {
@@ -63,7 +92,7 @@ export const linkNode = (k: number): NodeName => `isp${k}`;
 /** Valid lab names: short, so namespace and file names stay readable. */
 export const LAB_NAME_RE = /^[a-z0-9][a-z0-9_]{0,23}$/;
 
-export function buildTopology(lab: string, links: number): Topology {
+export function buildTopology(lab: string, links: number, o: TopologyOptions = {}): Topology {
   const ns = (n: NodeName) => nsName(lab, n);
   const ks = Array.from({ length: links }, (_, i) => i + 1);
   const hex = (k: number) => k.toString(16);
@@ -71,18 +100,21 @@ export function buildTopology(lab: string, links: number): Topology {
     {
       node: 'client',
       ns: ns('client'),
-      ifaces: [{ name: 'eth0', v4: '10.10.0.2/24', v6: 'fd00:10::2/64', peer: { node: 'lp', ifname: 'lan' } }],
+      ifaces: [{ name: 'eth0', v4: '10.10.0.2/24', v6: 'fd00:10::2/64', peer: o.lan ? { node: 'lansw', ifname: 'cl' } : { node: 'lp', ifname: 'lan' } }],
       routes: [
         { dst: 'default', via: '10.10.0.1' },
         { dst: 'default', via: 'fd00:10::1' },
       ],
       forwarding: false,
     },
+    ...(o.lan ? lanNodes(ns) : []),
     {
       node: 'lp',
       ns: ns('lp'),
       ifaces: [
-        { name: 'lan', v4: '10.10.0.1/24', v6: 'fd00:10::1/64', peer: { node: 'client', ifname: 'eth0' } },
+        o.lan
+          ? { name: 'lan', v4: '10.10.0.1/24', v6: 'fd00:10::1/64', extra: [`${LAN.gateway.v4}/24`, `${LAN.gateway.v6}/64`], peer: { node: 'lansw', ifname: 'lp' } }
+          : { name: 'lan', v4: '10.10.0.1/24', v6: 'fd00:10::1/64', peer: { node: 'client', ifname: 'eth0' } },
         ...ks.map((k) => ({
           name: `wan${k}`,
           v4: `100.64.${k}.1/24`,
@@ -164,6 +196,37 @@ export function buildTopology(lab: string, links: number): Topology {
   return { lab, prefix: nsPrefix(lab), links, nodes };
 }
 
+/** Whole-LAN mode: the switch and its two hosts. */
+function lanNodes(ns: (n: NodeName) => string): NodePlan[] {
+  const host = (node: 'host1' | 'host2', port: string): NodePlan => ({
+    node,
+    ns: ns(node),
+    ifaces: [{ name: 'eth0', v4: `${LAN.hosts[node].v4}/24`, v6: `${LAN.hosts[node].v6}/64`, peer: { node: 'lansw', ifname: port } }],
+    routes: [
+      { dst: 'default', via: LAN.gateway.v4 },
+      { dst: 'default', via: LAN.gateway.v6 },
+    ],
+    forwarding: false,
+  });
+  return [
+    {
+      node: 'lansw',
+      ns: ns('lansw'),
+      ifaces: [
+        { name: 'lp', peer: { node: 'lp', ifname: 'lan' } },
+        { name: 'cl', peer: { node: 'client', ifname: 'eth0' } },
+        { name: 'h1', peer: { node: 'host1', ifname: 'eth0' } },
+        { name: 'h2', peer: { node: 'host2', ifname: 'eth0' } },
+      ],
+      routes: [],
+      forwarding: false,
+      bridge: ['lp', 'cl', 'h1', 'h2'],
+    },
+    host('host1', 'h1'),
+    host('host2', 'h2'),
+  ];
+}
+
 /** Each veth pair once, from the side that comes first in the node list. */
 export function vethPairs(t: Topology): { a: { node: NodePlan; ifname: string }; b: { node: NodePlan; ifname: string } }[] {
   const byName = new Map(t.nodes.map((n) => [n.node, n]));
@@ -192,6 +255,8 @@ export function hostsFile(t: Topology): string {
     ['rp', 'rp'],
     ['server', 'server'],
     ['attacker', 'attacker'],
+    ['host1', 'host1'],
+    ['host2', 'host2'],
   ];
   for (const [name, node] of names)
     for (const fam of ['v4', 'v6'] as const) {

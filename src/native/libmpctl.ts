@@ -335,6 +335,22 @@ export function mapDelete(fd: MapFd, key: Buffer): Result<boolean, MpError> {
   return ok(true);
 }
 
+/** Every key of a hash map (bpf_map_get_next_key from the first; keys deleted meanwhile are
+ * skipped, as the kernel walks), at most `max`. */
+export function mapKeys(fd: MapFd, keySize: number, max = 1 << 20): Result<Buffer[], MpError> {
+  const keys: Buffer[] = [];
+  let prev: Buffer | null = null;
+  while (keys.length < max) {
+    const next = Buffer.alloc(keySize);
+    // a missing first key: the walk starts at the map's first (the kernel's rule for NULL)
+    const r = call('mapKeys', 'mp_map_next_key', [I32, BUF, BUF, U32], [fd, prev ?? Buffer.alloc(keySize, 0xff), next, keySize]);
+    if (r.isErr()) return r.error.kind === 'NativeFailed' && r.error.errno === ENOENT ? ok(keys) : err(r.error);
+    keys.push(next);
+    prev = next;
+  }
+  return ok(keys);
+}
+
 /** A BPF_F_MMAPABLE array mapped read-only (mapMmap): reads copy memory, no system call. */
 export type MmapHandle = number & { readonly __brand: 'MmapHandle' };
 

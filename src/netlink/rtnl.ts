@@ -56,6 +56,10 @@ export interface Rtnl {
   linkIndex(name: string): Promise<Result<number, MpError>>;
   /** Creates a veth pair `name` (here) <-> `peer` (in namespace `peerNs`, or here if null). */
   createVeth(name: string, peer: string, peerNs: string | null): Promise<Result<void, MpError>>;
+  /** `ip link add NAME type bridge` (the lab's LAN switch) */
+  createBridge(name: string): Promise<Result<void, MpError>>;
+  /** `ip link set NAME master BRIDGE` */
+  setMaster(name: string, bridge: string): Promise<Result<void, MpError>>;
   /** `ip link set NAME [mtu N] [arp on|off] [up|down]`: only what is given changes. */
   setLink(name: string, opts: { up?: boolean; mtu?: number; arp?: boolean }): Promise<Result<void, MpError>>;
   deleteLink(name: string): Promise<Result<void, MpError>>;
@@ -163,6 +167,25 @@ class NetlinkRtnl implements Rtnl {
     } finally {
       if (fd !== null) closeSync(fd);
     }
+  }
+
+  async createBridge(name: string): Promise<Result<void, MpError>> {
+    const linkinfo = nlaStr(IFLA_INFO_KIND, 'bridge');
+    return (
+      await this.call(`create bridge ${name}`, () =>
+        this.sock.newLink({}, { ifname: name, linkinfo }, { flags: FlagsNew.CREATE | FlagsNew.EXCL, timeout: REQ_TIMEOUT_MS }),
+      )
+    ).map(() => undefined);
+  }
+
+  async setMaster(name: string, bridge: string): Promise<Result<void, MpError>> {
+    const idx = await this.linkIndex(name);
+    if (idx.isErr()) return err(idx.error);
+    const br = await this.linkIndex(bridge);
+    if (br.isErr()) return err(br.error);
+    return (await this.call(`set link ${name} master ${bridge}`, () => this.sock.setLink({ index: idx.value }, { master: br.value }, { timeout: REQ_TIMEOUT_MS }))).map(
+      () => undefined,
+    );
   }
 
   async setLink(name: string, opts: { up?: boolean; mtu?: number; arp?: boolean }): Promise<Result<void, MpError>> {

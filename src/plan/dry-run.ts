@@ -3,7 +3,8 @@
 // maps, run the probe loop — is not a command: those lines are comments that say so.
 import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
-import type { PortalConfig } from '../config/types.js';
+import type { LocalConfig, PortalConfig } from '../config/types.js';
+import { formatPrefix } from '../config/values.js';
 import { describeRedundant } from '../config/redundant.js';
 import { formatDuration, formatRate } from '../units.js';
 import { renderStep } from './render.js';
@@ -23,6 +24,20 @@ export function checkInterfaces(cfg: PortalConfig, mtus: Record<string, number>)
   return ok(undefined);
 }
 
+/** Whole-LAN mode (bpf/nat.h) as the dry run's head names it: one line per LAN prefix. */
+export function describeLan(cfg: LocalConfig): string[] {
+  return cfg.lanPrefixes.map((p) => {
+    const c = cfg.client.find((x) => x.family === p.family);
+    return `whole-LAN NAT: ${formatPrefix(p)} -> ${c?.address ?? '?'} ports ${cfg.natPorts.lo}-${cfg.natPorts.hi} (TCP, UDP, ICMP echo; mpctl up writes it into the BPF maps, down removes them)`;
+  }).concat(
+    cfg.portForwards.map((f) => {
+      const c = cfg.client.find((x) => x.family === f.family);
+      const to = f.family === 6 ? `[${f.address}]:${f.targetPort}` : `${f.address}:${f.targetPort}`;
+      return `port forward: ${f.proto}/${f.port} of ${c?.address ?? '?'} -> ${to} (mpctl up writes it into the BPF maps)`;
+    }),
+  );
+}
+
 /** The plan as `sh` would run it, with what it means in comments. */
 export function dryRunScript(cfg: PortalConfig, plan: Plan, configFile: string): string[] {
   const head = [
@@ -35,6 +50,7 @@ export function dryRunScript(cfg: PortalConfig, plan: Plan, configFile: string):
     for (const l of cfg.links)
       head.push(`#   link ${l.id} ${l.name}: ${l.interface}, rate ${formatRate(l.rateBps)}, delay ${formatDuration(l.delayUs)}, metric ${l.metric}${l.budgetBytes ? `, budget ${l.budgetBytes} B` : ''}`);
   for (const c of cfg.redundant) head.push(`#   ${describeRedundant(c)} (mpctl up writes it into the BPF maps)`);
+  if (cfg.role === 'local') for (const l of describeLan(cfg)) head.push(`#   ${l}`);
   const body = plan.steps.map((s) => {
     const line = renderStep(s, 'up', plan.instance);
     return s.kind === 'bpfFilter' ? `# (mpctl up loads and pins the program first) ${line}` : line;

@@ -41,10 +41,12 @@ export interface LabOptions {
   schedules?: boolean;
   /** LP config extras (bond.ts BondOptions.lp) */
   lp?: BondOptions['lp'];
+  /** whole-LAN mode: LAN switch, host1 and host2, the LP translating them (topology.ts LAN) */
+  lan?: boolean;
 }
 
 async function bringUp(name: string, scenario: Scenario, o: LabOptions): Promise<void> {
-  const up = await labUp({ name, scenario, bond: o.bond ?? false, singleInterface: o.singleInterface ?? false, ipv6Underlay: o.ipv6Underlay ?? false, ipCarrier: o.ipCarrier ?? false, schedules: o.schedules ?? true, ...(o.lp ? { lp: o.lp } : {}) });
+  const up = await labUp({ name, scenario, bond: o.bond ?? false, singleInterface: o.singleInterface ?? false, ipv6Underlay: o.ipv6Underlay ?? false, ipCarrier: o.ipCarrier ?? false, schedules: o.schedules ?? true, ...(o.lp ? { lp: o.lp } : {}), ...(o.lan ? { lan: true } : {}) });
   if (up.isErr()) throw new Error(`lab up failed: ${JSON.stringify(up.error)}`);
 }
 

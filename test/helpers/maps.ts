@@ -3,8 +3,8 @@
 // them all, read the drop counters. Failures are assertion failures.
 
 import assert from 'node:assert/strict';
-import { bpfOpenLoad, mapFd, mapLookup, mapUpdate, numPossibleCpus, type MapFd, type ObjHandle } from '../../src/native/libmpctl.js';
-import { decodeDrops, DROP_REASONS, MAPS, mapKey, MP_DROP_MAX, perCpuStride, type DropReason } from '../../src/datapath/abi.js';
+import { bpfOpenLoad, mapDelete, mapFd, mapKeys, mapLookup, mapUpdate, numPossibleCpus, type MapFd, type ObjHandle } from '../../src/native/libmpctl.js';
+import { BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_LRU_HASH, decodeDrops, DROP_REASONS, MAPS, mapKey, MP_DROP_MAX, perCpuStride, type DropReason } from '../../src/datapath/abi.js';
 
 export type MapName = keyof typeof MAPS;
 
@@ -32,8 +32,10 @@ export interface ObjMaps {
   get(m: MapName, index: number): Buffer;
   /** Value buffer size (all CPUs for per-CPU maps). */
   valueLen(m: MapName): number;
-  /** Every entry of every map zeroed. */
+  /** Every entry of every array map zeroed, every hash map emptied. */
   zero(): void;
+  /** The map's fd (hash maps: keyed lookups, mapKeys). */
+  fd(m: MapName): MapFd;
   drops(): Record<DropReason, bigint>;
 }
 
@@ -54,8 +56,15 @@ export function openObject(path: string): ObjMaps {
     get,
     valueLen,
     zero: () => {
-      for (const m of Object.keys(MAPS) as MapName[]) for (let i = 0; i < MAPS[m].maxEntries; i++) put(m, i, Buffer.alloc(valueLen(m)));
+      for (const m of Object.keys(MAPS) as MapName[]) {
+        if (MAPS[m].type === BPF_MAP_TYPE_HASH || MAPS[m].type === BPF_MAP_TYPE_LRU_HASH) {
+          for (const k of must(mapKeys(fds[m], MAPS[m].keySize))) must(mapDelete(fds[m], k));
+          continue;
+        }
+        for (let i = 0; i < MAPS[m].maxEntries; i++) put(m, i, Buffer.alloc(valueLen(m)));
+      }
     },
+    fd: (m) => fds[m],
     drops: () => decodeDrops(Array.from({ length: MP_DROP_MAX }, (_, i) => get('drops', i))),
   };
 }

@@ -42,13 +42,14 @@ const up: CommandModule = {
       .option('single-interface', { type: 'boolean', default: false, describe: 'the RP shares its own address with the client' })
       .option('ipv6-underlay', { type: 'boolean', default: false, describe: 'carry every second link over IPv6 (mixed underlays)' })
       .option('ip-carrier', { type: 'boolean', default: false, describe: 'every second link uses the raw IP carrier (protocol 253) instead of UDP' })
+      .option('lan', { type: 'boolean', default: false, describe: 'whole-LAN mode: a LAN switch with host1 and host2 (192.168.1.0/24, fd00:1::/64) that the LP translates to the client address' })
       .option('json', { type: 'boolean', default: false, describe: 'print the status as JSON' })
       .check(integerIn('links', 1, MAX_LINKS)),
   handler: (a) =>
     run(asRoot(async () => {
       const sc = await scenarioFrom(a as { scenario?: string; links?: number });
       if (sc.isErr()) return err(sc.error);
-      const r = await labUp({ name: a.name as string, scenario: sc.value, bond: a.bond as boolean, singleInterface: a.singleInterface as boolean, ipv6Underlay: a.ipv6Underlay as boolean, ipCarrier: a.ipCarrier as boolean });
+      const r = await labUp({ name: a.name as string, scenario: sc.value, bond: a.bond as boolean, singleInterface: a.singleInterface as boolean, ipv6Underlay: a.ipv6Underlay as boolean, ipCarrier: a.ipCarrier as boolean, lan: a.lan as boolean });
       if (r.isErr()) return err(r.error);
       const s = await labStatus(a.name as string);
       if (s.isErr()) return err(s.error);

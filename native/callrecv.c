@@ -13,7 +13,8 @@
  * has no access to that timestamp (measured: a node receiver added up to 90 ms, p99 18 ms).
  *
  * Ends 3 s after the last datagram, SECONDS + 3 s after the first, or SECONDS + 8 s after the
- * start, and prints {"owd":[[seq,ms],...]} (one line, arrival order, ms with 3 decimals).
+ * start, and prints {"owd":[[seq,ms,sent],...]} (one line, arrival order; ms: the one-way delay,
+ * sent: the datagram's send time, both with 3 decimals).
  * Exit 0; 2 on a setup error (message on stderr).
  */
 #define _GNU_SOURCE
@@ -53,7 +54,7 @@ int main(int argc, char **argv)
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	size_t cap = 1024, n = 0;
 	uint32_t *seqs;
-	double *owd, start, first = -1, last = -1, seconds;
+	double *owd, *sent, start, first = -1, last = -1, seconds;
 	int fd, one = 1;
 
 	if (argc != 4 || inet_pton(AF_INET, argv[1], &sa.sin_addr) != 1 || atoi(argv[2]) <= 0 ||
@@ -64,8 +65,9 @@ int main(int argc, char **argv)
 	sa.sin_port = htons(atoi(argv[2]));
 	seqs = malloc(cap * sizeof(*seqs));
 	owd = malloc(cap * sizeof(*owd));
+	sent = malloc(cap * sizeof(*sent));
 	fd = socket(AF_INET, SOCK_DGRAM, 0);
-	if (!seqs || !owd || fd < 0 || setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one)) ||
+	if (!seqs || !owd || !sent || fd < 0 || setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one)) ||
 	    bind(fd, (struct sockaddr *)&sa, sizeof(sa))) {
 		fprintf(stderr, "callrecv: %s:%s: %s\n", argv[1], argv[2], strerror(errno));
 		return 2;
@@ -107,20 +109,23 @@ int main(int argc, char **argv)
 			cap *= 2;
 			seqs = realloc(seqs, cap * sizeof(*seqs));
 			owd = realloc(owd, cap * sizeof(*owd));
-			if (!seqs || !owd) {
+			sent = realloc(sent, cap * sizeof(*sent));
+			if (!seqs || !owd || !sent) {
 				fprintf(stderr, "callrecv: out of memory\n");
 				return 2;
 			}
 		}
 		seqs[n] = (uint32_t)buf[0] << 24 | buf[1] << 16 | buf[2] << 8 | buf[3];
-		owd[n++] = stamp - be_double(buf + 4);
+		sent[n] = be_double(buf + 4);
+		owd[n] = stamp - sent[n];
+		n++;
 		last = now_ms(CLOCK_MONOTONIC);
 		if (first < 0)
 			first = last;
 	}
 	printf("{\"owd\":[");
 	for (size_t i = 0; i < n; i++)
-		printf("%s[%u,%.3f]", i ? "," : "", seqs[i], owd[i]);
+		printf("%s[%u,%.3f,%.3f]", i ? "," : "", seqs[i], owd[i], sent[i]);
 	printf("]}\n");
 	return 0;
 }

@@ -28,7 +28,8 @@ test('callrecv: one-way delay from the kernel receive stamp, the datagram\'s sen
   assert.ok(out.includes('listening'), 'it says when it listens');
   const s = createSocket('udp4');
   const send = (b: Buffer) => new Promise<void>((r, j) => s.send(b, port, '127.0.0.1', (e) => (e ? j(e) : r())));
-  await send(datagram(7, clock() - 50)); // sent "50 ms ago"
+  const sent7 = clock() - 50;
+  await send(datagram(7, sent7)); // sent "50 ms ago"
   await send(Buffer.alloc(8)); // too short for seq + time: ignored
   await sleep(100);
   p.kill('SIGSTOP'); // the receiver is not scheduled ...
@@ -37,8 +38,9 @@ test('callrecv: one-way delay from the kernel receive stamp, the datagram\'s sen
   p.kill('SIGCONT');
   s.close();
   assert.equal(await closed, 0);
-  const owd = (JSON.parse(out.trim().split('\n').pop()!) as { owd: [number, number][] }).owd;
+  const owd = (JSON.parse(out.trim().split('\n').pop()!) as { owd: [number, number, number][] }).owd;
   assert.deepEqual(owd.map(([seq]) => seq), [7, 8]);
+  assert.ok(Math.abs(owd[0]![2] - sent7) < 0.001, 'and each datagram\'s send time');
   assert.ok(owd[0]![1] >= 50 && owd[0]![1] < 60, `seq 7: ${owd[0]![1]} ms, sent 50 ms before it was sent`);
   assert.ok(owd[1]![1] >= 0 && owd[1]![1] < 20, `seq 8: ${owd[1]![1]} ms: the kernel's stamp, not the 300 ms the receiver was stopped`);
 });

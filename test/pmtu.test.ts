@@ -2,7 +2,7 @@
 // `path` bytes come back after one round trip, larger ones vanish (a black hole: no ICMP).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CONFIRM_METERED_MS, CONFIRM_MS, PmtuProber, PmtuSearch, REPROBE_MS } from '../src/run/pmtu.js';
+import { CONFIRM_METERED_MS, CONFIRM_MS, PmtuSearch, REPROBE_MS } from '../src/run/pmtu.js';
 
 const FLOOR = 92; // an unpadded probe over IPv4/UDP
 
@@ -116,24 +116,6 @@ test('seeded from a running data path (hitless restart): confirmed at once, no s
   const u = new PmtuSearch(1500, FLOOR);
   u.seed(0, 0);
   assert.deepEqual([u.status().mtu, u.status().probed, u.status().mode], [1500, false, 'search']);
-});
-
-test('inPhase: a link’s two directions confirmed out of phase are brought together (one request each period), the earlier one waiting once', () => {
-  const p = new PmtuProber();
-  p.addLink(0, 1500, FLOOR);
-  p.seed(0, { up: 1500, down: 1500 }, 0);
-  const sent: string[] = [];
-  const step = (t: number) => {
-    const sps = p.due(0, t, 1);
-    for (const sp of sps) p.reply(0, sp.seq, sp.size, sp.size, t + 1);
-    if (sps.length === 1) p.inPhase(0); // as the run loop does for a lone confirm probe
-    if (sps.length) sent.push(`${t}:${sps.map((x) => x.dir).sort().join('+')}`);
-  };
-  // the down direction 100 ms behind (as after two searches that settled apart): without
-  // inPhase each would go alone every period, 100 ms apart
-  (p as unknown as { links: Map<number, { down: PmtuSearch }> }).links.get(0)!.down.confirmLater(CONFIRM_MS + 100);
-  for (let t = 50; t <= 4 * CONFIRM_MS; t += 50) step(t);
-  assert.deepEqual(sent, [`${CONFIRM_MS}:up`, `${2 * CONFIRM_MS}:down+up`, `${3 * CONFIRM_MS}:down+up`, `${4 * CONFIRM_MS}:down+up`]);
 });
 
 test('tunnel MTUs: the largest link sets inner_mtu, the smallest (>= 576 inner) the MSS clamp, the same on both portals', async () => {

@@ -245,16 +245,6 @@ export class PmtuSearch {
     return any;
   }
 
-  /** When the next confirm probe goes (null: not confirmed, or searching on suspicion). */
-  confirmAt(): number | null {
-    return this.mode === 'confirmed' && !this.suspect ? this.nextConfirm : null;
-  }
-
-  /** The next confirm probe goes at `at` instead (PmtuProber.inPhase); never sooner. */
-  confirmLater(at: number): void {
-    if (this.mode === 'confirmed' && !this.suspect) this.nextConfirm = Math.max(this.nextConfirm, at);
-  }
-
   /** When due() next has something to do: a probe to send, one to judge lost or overdue, a round
    * to end (ms; -Infinity: at once, a search round is waiting to go; Infinity: nothing). */
   nextDue(): number {
@@ -504,21 +494,6 @@ export class PmtuProber {
         out.push({ linkId: id, seq, dir, size });
       }
     return out ?? NONE;
-  }
-
-  /** Both directions of link `id` confirmed: the earlier one's next confirm probe waits for the
-   * later one's, so that from then on they are due together and go in one request (the run loop
-   * merges them). They fall out of phase when the two searches settle at different times (a
-   * round that ends at a reply's arrival in one direction, at a deadline in the other): each
-   * then went on its own probe round, one datagram more per confirm period. Once, the waiting
-   * direction's confirm probe comes up to one period late. */
-  inPhase(id: number): void {
-    const l = this.links.get(id);
-    const up = l?.up.confirmAt() ?? null;
-    const down = l?.down.confirmAt() ?? null;
-    if (up === null || down === null || up === down) return;
-    l!.up.confirmLater(Math.max(up, down));
-    l!.down.confirmLater(Math.max(up, down));
   }
 
   /** When due() next has something to do on link `id` (PmtuSearch.nextDue, both directions). */

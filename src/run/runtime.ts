@@ -589,9 +589,6 @@ export async function startLocal(
         });
         continue;
       }
-      // one direction's confirm probe alone (the two are out of phase): the other's next waits
-      // for this one's, so they go together from the next period on
-      if (sps.length === 1 && !searching(id)) pmtu.inPhase(id);
       for (const sp of sps) {
         const p = { ...request(id, sp.seq), pmtuProbe: true, replyLen: sp.dir === 'down' ? sp.size : 0 };
         const signed = auth.sign(encodeProbe(p, nowUs(), sp.dir === 'up' ? sp.size - udpOverhead(fam) : PROBE_LEN));

@@ -280,17 +280,10 @@ struct mp_rx {
  * arrived, every other field 0, zero-padded to reply_len outer bytes if set (never shorter than
  * unpadded), signed with the send key with MP_HDR_F_DP (seq from mp_sched.seq, link_seq 0),
  * addresses, ports and MAC addresses swapped, TTL / hop limit 64, IPv4 DF. Requests go no
- * further. Userland reads the requests it needs (the RP: the LP's estimates, budget,
- * admin-down, path MTUs) from this map.
- * Replies (kind 1): on the LP, an authentic unpadded liveness reply (no MP_PROBE_F_PMTU, no
- * padding) on a link that is MP_LINK_UP, arriving on the link's own device, is recorded here
- * (rep_hdr, rep, rep_rx_ns, replies) and goes no further: the LP's control plane reads the
- * round trip and liveness at its next wake instead of taking ~10 datagrams a second per link
- * through its socket and MAC. Every other reply (a size probe's, one on a link that is not up,
- * any on the RP) goes up to the portal's socket as before.
+ * further; replies (kind 1) go up to the portal's socket. Userland reads the requests it needs
+ * (the RP: the LP's estimates, budget, admin-down, path MTUs) from this map.
  * BPF_F_MMAPABLE: userland may read it as memory. One writer per request; a reader may see a
- * request (reply) half-written while the next one arrives (requests, replies = the count after
- * the write). */
+ * request half-written while the next one arrives (requests = the count after the write). */
 struct mp_peer_probe {
 	struct mp_hdr hdr;    /* the last authentic request's header as it arrived (big-endian) */
 	struct mp_probe req;  /* and its body (big-endian) */
@@ -301,10 +294,6 @@ struct mp_peer_probe {
 	__be16 port_be;       /* its UDP source port (0: the ip carrier) */
 	__u16 req_len;        /* its outer IP length */
 	__u32 pad[2];
-	struct mp_hdr rep_hdr; /* LP: the last liveness reply taken here, its header as it arrived */
-	struct mp_probe rep;   /* and its body (big-endian) */
-	__u64 rep_rx_ns;       /* bpf_ktime_get_ns() when it arrived */
-	__u64 replies;         /* liveness replies taken here (not passed up) */
 };
 
 /* mp_loop_stats[0]: per-CPU counters of the segmentation loop (loop.h). Not drops: packets that

@@ -5,10 +5,8 @@
  * still answers its peer, and the peer keeps the links up.
  *
  * decap hands every authentic MP_T_PROBE message here (after key, MAC and replay window). A
- * reply (kind 1) is the requester's (round trip, liveness): the LP's plain liveness replies on
- * its up links are recorded in mp_peer_probe[link_id] (rep_*, replies) and go no further, its
- * control plane reads them there at its next wake (probe_reply_take); every other reply goes up
- * to the portal's socket. A request (kind 0) never goes up:
+ * reply (kind 1) goes up to the portal's socket: the requester's round trip and liveness are
+ * userland's. A request (kind 0) never goes up:
  *
  *   1. checked: the body holds a struct mp_probe, the link id is one of ours (LP: a configured
  *      link; its device need not be the one the request came in on: probes of an `ip` carrier
@@ -204,40 +202,8 @@ static __always_inline bool probe_turn_outer(struct __sk_buff *skb, const struct
 }
 
 /*
- * An authentic reply (header *h, body p, body_len bytes after the header) that arrived on the LP:
- * a plain liveness reply (unpadded, no MP_PROBE_F_PMTU) to one of our up links, on the link's
- * own device, is recorded in mp_peer_probe[link_id] and taken here (TC_ACT_SHOT without a drop
- * reason: not lost, delivered to the map). false: the socket takes it (a size probe's answer, a
- * link coming up, the RP: as before).
- */
-static __always_inline bool probe_reply_take(struct __sk_buff *skb, const struct mp_config *cfg,
-					     const struct mp_hdr *h, const struct mp_probe *p,
-					     __u32 body_len, __u64 now)
-{
-	__u32 id = h->link_id;
-	struct mp_peer_probe *pp;
-	const struct mp_link *l;
-
-	if (cfg->role != MP_ROLE_LOCAL || (p->flags & MP_PROBE_F_PMTU) || body_len != PROBE_BODY ||
-	    id >= MP_MAX_LINKS)
-		return false;
-	l = bpf_map_lookup_elem(&mp_links, &id);
-	if (!l || l->state != MP_LINK_UP || l->ifindex != skb->ifindex)
-		return false;
-	pp = bpf_map_lookup_elem(&mp_peer_probe, &id);
-	if (!pp)
-		return false;
-	__builtin_memcpy(&pp->rep_hdr, h, sizeof(*h));
-	__builtin_memcpy(&pp->rep, p, sizeof(*p));
-	pp->rep_rx_ns = now;
-	__sync_fetch_and_add(&pp->replies, 1);
-	return true;
-}
-
-/*
- * An authentic probe (header *h at o->hdr_off, body up to o->end): a reply is recorded here
- * (probe_reply_take) or goes up to the portal's socket, a request is recorded and answered here.
- * Returns the verdict.
+ * An authentic probe (header *h at o->hdr_off, body up to o->end): a reply goes up to the
+ * portal's socket, a request is recorded and answered here. Returns the verdict.
  */
 static __always_inline int probe_take(struct __sk_buff *skb, const struct mp_config *cfg,
 				      const struct outer *o, const struct mp_hdr *h, __u64 now)
@@ -255,9 +221,8 @@ static __always_inline int probe_take(struct __sk_buff *skb, const struct mp_con
 	/* 1. checked */
 	if (body_len < PROBE_BODY || bpf_skb_load_bytes(skb, body_off, &p, sizeof(p)))
 		return mp_drop(MP_DROP_BAD_PROBE);
-	if (p.kind == 1) /* a reply: the requester's, in the map or through its socket */
-		return probe_reply_take(skb, cfg, h, &p, body_len, now) ? mp_exit(TC_ACT_SHOT, MP_DROP_NONE)
-									: mp_exit(TC_ACT_OK, MP_DROP_NONE);
+	if (p.kind == 1)
+		return mp_exit(TC_ACT_OK, MP_DROP_NONE); /* a reply: the requester is userland */
 	if (p.kind != 0)
 		return mp_drop(MP_DROP_BAD_PROBE);
 	if (id >= MP_MAX_LINKS)

@@ -74,7 +74,7 @@ class FakePort implements LinkStatePort {
   record(msg: Buffer, from: { address: string; port: number }) {
     const id = abi.decodeHdr(msg).linkId;
     const n = (this.probes.get(id)?.requests ?? 0n) + 1n;
-    this.probes.set(id, { msg: Buffer.from(msg.subarray(0, abi.MP_PROBE_LEN)), rxNs: process.hrtime.bigint(), requests: n, answered: n, from: abi.hostAddr(from.address), port: from.port, reqLen: 28 + msg.length, reply: Buffer.alloc(abi.MP_PROBE_LEN), replyRxNs: 0n, replies: 0n });
+    this.probes.set(id, { msg: Buffer.from(msg.subarray(0, abi.MP_PROBE_LEN)), rxNs: process.hrtime.bigint(), requests: n, answered: n, from: abi.hostAddr(from.address), port: from.port, reqLen: 28 + msg.length });
   }
 }
 

@@ -458,19 +458,16 @@ export async function openDatapath(
 }
 
 /** mp_peer_probe as the tick's read left it in `raw` (refreshed by `fresh`): an entry is
- * decoded again only when its request or reply count moved (null: neither ever did). The
- * array is reused by the next call. */
+ * decoded again only when its request count moved. The array is reused by the next call. */
 function peerProbeReader(raw: Buffer, stride: number, fresh: () => Result<void, MpError>): () => Result<readonly (abi.MpPeerProbe | null)[], MpError> {
   const at = abi.offsetOf(abi.MP_PEER_PROBE, 'requests');
-  const repAt = abi.offsetOf(abi.MP_PEER_PROBE, 'replies');
   const out: (abi.MpPeerProbe | null)[] = new Array(abi.MP_MAX_LINKS).fill(null);
   return () =>
     fresh().map(() => {
       for (let id = 0; id < abi.MP_MAX_LINKS; id++) {
         const n = raw.readBigUInt64LE(id * stride + at);
-        const r = raw.readBigUInt64LE(id * stride + repAt);
-        if (n === 0n && r === 0n) out[id] = null;
-        else if (out[id]?.requests !== n || out[id]?.replies !== r) out[id] = abi.decodePeerProbe(raw.subarray(id * stride, (id + 1) * stride));
+        if (n === 0n) out[id] = null;
+        else if (out[id]?.requests !== n) out[id] = abi.decodePeerProbe(raw.subarray(id * stride, (id + 1) * stride));
       }
       return out;
     });

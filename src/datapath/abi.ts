@@ -225,10 +225,9 @@ export const MP_RX = layout('mp_rx', 40, [
 ]);
 // prettier-ignore
 /** mp_peer_probe[link_id]: the last probe request the data path answered on a link (bpf/probe.h). */
-export const MP_PEER_PROBE = layout('mp_peer_probe', 200, [
+export const MP_PEER_PROBE = layout('mp_peer_probe', 120, [
   ['hdr', 0, 24], ['req', 24, 40], ['rx_ns', 64, 8], ['requests', 72, 8], ['answered', 80, 8],
   ['from', 88, 20], ['port_be', 108, 2], ['req_len', 110, 2], ['pad', 112, 8],
-  ['rep_hdr', 120, 24], ['rep', 144, 40], ['rep_rx_ns', 184, 8], ['replies', 192, 8],
 ]);
 // prettier-ignore
 export const MP_LOOP_STATS = layout('mp_loop_stats', 24, [
@@ -742,17 +741,11 @@ export interface MpPeerProbe {
   from: MpAddr;
   port: number;
   reqLen: number;
-  /** LP: the last liveness reply the data path took on this link (mp_hdr + mp_probe as it
-   * arrived; bpf/probe.h probe_reply_take), when (0: never) and how many it took */
-  reply: Buffer;
-  replyRxNs: bigint;
-  replies: bigint;
 }
 
 export function decodePeerProbe(b: Buffer): MpPeerProbe {
   const f = (n: string) => at(MP_PEER_PROBE, n);
   return {
-    ...decodePeerReply(b),
     msg: Buffer.from(b.subarray(f('hdr'), f('req') + MP_PROBE.size)),
     rxNs: b.readBigUInt64LE(f('rx_ns')),
     requests: b.readBigUInt64LE(f('requests')),
@@ -760,16 +753,6 @@ export function decodePeerProbe(b: Buffer): MpPeerProbe {
     from: readAddr(b, f('from')),
     port: b.readUInt16BE(f('port_be')),
     reqLen: b.readUInt16LE(f('req_len')),
-  };
-}
-
-/** The reply part of an mp_peer_probe entry (what the LP reads at every wake). */
-export function decodePeerReply(b: Buffer): Pick<MpPeerProbe, 'reply' | 'replyRxNs' | 'replies'> {
-  const f = (n: string) => at(MP_PEER_PROBE, n);
-  return {
-    reply: Buffer.from(b.subarray(f('rep_hdr'), f('rep') + MP_PROBE.size)),
-    replyRxNs: b.readBigUInt64LE(f('rep_rx_ns')),
-    replies: b.readBigUInt64LE(f('replies')),
   };
 }
 

@@ -183,11 +183,9 @@ export class Tracker {
     }
   }
 
-  /** A probe (or `count` probes) heard on link `id`, the last at `at` (ms of the clock; default
-   * now: it arrived at the socket, not in the data path's record). */
-  hear(id: number, at: number = this.clock(), count = 1): void {
-    this.lastHeard.set(id, Math.max(at, this.lastHeard.get(id) ?? -Infinity));
-    this.heard.set(id, (this.heard.get(id) ?? 0) + count);
+  hear(id: number): void {
+    this.lastHeard.set(id, this.clock());
+    this.heard.set(id, (this.heard.get(id) ?? 0) + 1);
     // a link that comes back is used at once; one that is up stays so (the timer evaluates)
     if (this.state.get(id) !== 'up') this.evaluate();
   }
@@ -473,45 +471,6 @@ export async function startLocal(
       pmtuUp: m?.confirmedUp ?? 0,
     };
   };
-  // the liveness replies the data path took on our up links (bpf/probe.h probe_reply_take:
-  // recorded in mp_peer_probe, not passed to the sockets), read at every wake from the tick's
-  // snapshot: each link's round trip (to the data path's arrival time) and liveness
-  const repliesTaken = new Map<number, bigint>();
-  const freshNs = BigInt(params.missed * params.intervalMs) * 1_000_000n;
-  let repliesFailed = false;
-  const takeReplies = () => {
-    const all = port.peerProbes();
-    if (all.isErr()) {
-      if (!repliesFailed) log('mp_peer_probe read failed', { error: all.error });
-      repliesFailed = true;
-      return;
-    }
-    repliesFailed = false;
-    const now = nowNs();
-    for (const { id, fam } of socks) {
-      const pp = all.value[id];
-      const prev = repliesTaken.get(id);
-      if (!pp || pp.replies === 0n || pp.replies === prev) continue;
-      repliesTaken.set(id, pp.replies);
-      // from before this start (an adopted data path's): nothing to hear
-      if (pp.replyRxNs > now || now - pp.replyRxNs > freshNs) continue;
-      const n = prev === undefined || pp.replies < prev ? 1 : Number(pp.replies - prev);
-      cc.budgets.countControl(id, 'rx', n * controlWireBytes(PROBE_LEN, fam));
-      const p = decodeProbe(pp.reply);
-      // a reply half-written as it was read shows as a bad message: the next one counts
-      if (!p || !p.reply || p.linkId !== id || p.pmtuProbe || p.sentNs > pp.replyRxNs) {
-        t.bad++;
-        continue;
-      }
-      auth.heard(decodeHdr(pp.reply).keyId); // the data path verified it under that key
-      const rttNs = Number(pp.replyRxNs - p.sentNs);
-      const atMs = Number(pp.replyRxNs / 1_000_000n);
-      t.rtt.set(id, rttNs / 1e6);
-      cc.onProbeRtt(id, rttNs / 1e3);
-      t.hear(id, atMs, n);
-      pmtu.heard(id, Number(p.sentNs / 1_000_000n), atMs);
-    }
-  };
   let seq = 0;
   const heartbeat = aliveWriter(port, log, nowMs);
   const tick = () => {
@@ -670,7 +629,6 @@ export async function startLocal(
   const wake = new Wake((late) => {
     const at = performance.now();
     heartbeat.beat();
-    takeReplies(); // before liveness is judged (tick) and path MTU events (pmtuTick)
     if (cadence.probeDue(at)) tick();
     if (cadence.feedbackDue(at)) {
       feedbackTick();

@@ -167,6 +167,44 @@ test('RP: a link is learned from the requests the data path verified, which conf
   }
 });
 
+test('RP: the LP’s size probes (the last request the map kept) show its control plane alive: no requests of its own', async () => {
+  const lp = staticKeys(Buffer.from(generatePrivateKey(), 'base64'));
+  const rp = staticKeys(Buffer.from(generatePrivateKey(), 'base64'));
+  const p = port();
+  const fake = new FakePort();
+  let clockNs = process.hrtime.bigint();
+  const clock = { ns: () => clockNs };
+  const r = (await startRemote(rpConfig(p, { private_key: '/k', peer_public_key: lp.publicB64 }), fake, { local: rp, peer: lp.public, keys: noKeys }, quiet, clock))._unsafeUnwrap();
+  const sock = await lpSocket();
+  const from = { address: '127.0.0.1', port: sock.address().port };
+  const inbox: Buffer[] = [];
+  sock.on('message', (m) => inbox.push(m));
+  try {
+    const init = createInitiation(lp, rp.public, Date.now(), undefined, { keyId: 43 });
+    sock.send(init.message, p, '127.0.0.1');
+    await waitFor(() => inbox.length === 1);
+    const session = consumeResponse(init.state, inbox.shift()!, Date.now())._unsafeUnwrap();
+    let seq = 1;
+    fake.record(sign(probe(0), session.lpToRp, 43, seq++), from);
+    await waitFor(() => fake.learned.length === 1);
+    const isProbe = (m: Buffer) => abi.decodeHdr(m).type === abi.MP_T_PROBE;
+    const size = encodeProbe({ linkId: 0, reply: false, metric: 0, carrier: abi.MP_CARRIER_UDP, probeSeq: 0x8000_0001, sentNs: 1n, rateBps: 0n, owdUs: 0, pmtuProbe: true, replyLen: 1400 }, 0);
+    // 6 intervals (20 ms) in which the map shows only the LP's size probes: no request of ours
+    for (let i = 0; i < 6; i++) {
+      clockNs += 20_000_000n;
+      fake.record(sign(Buffer.from(size), session.lpToRp, 43, seq++), from);
+      await sleep(30);
+    }
+    assert.ok(!inbox.some(isProbe), 'the LP is not silent: the RP sends no request of its own');
+    // nothing at all for 2 intervals: the RP asks itself
+    clockNs += 40_000_000n;
+    await waitFor(() => inbox.some(isProbe));
+  } finally {
+    sock.close();
+    await r.stop();
+  }
+});
+
 test('setAdmin: an administratively down link stays down while probes arrive, and comes back on setAdmin(false)', async () => {
   const p = port();
   const fake = new FakePort();

@@ -801,8 +801,15 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
   let readFailed = false;
   const onRequest = (p: Probe, from: { address: string; port: number; family: number }, atUs: number) => {
     if (p.pmtuProbe) {
-      // a size probe (pmtu.ts), answered by the data path: it teaches nothing else
-      if (seen.has(p.linkId)) t.hear(p.linkId);
+      // a size probe (pmtu.ts), answered by the data path: it teaches nothing else, but it is
+      // the LP's control plane asking: no requests of our own on the link (requestSilent). The
+      // map keeps a link's last request only, and the LP sends its confirm probes right after a
+      // round's liveness request: read as silence, every third round's hidden request set the
+      // RP sending requests of its own (and taking their replies through its socket)
+      if (seen.has(p.linkId)) {
+        t.hear(p.linkId);
+        lastRequestMs.set(p.linkId, nowMs());
+      }
       return;
     }
     peerMtus.set(p.linkId, { ...peerMtu(p, from.family === 6 ? 6 : 4), down: downMtu(p.linkId, p.pmtuDown ?? 0) });

@@ -6,7 +6,11 @@
 // Rates are compared as TCP goodput against rate × 1448/1514 (tbf counts whole frames).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { getState, labRtPrio, linkemPath } from '../src/lab/emulator.js';
 import { labSet, labStatus } from '../src/lab/lab.js';
+import { nsName } from '../src/lab/topology.js';
 import { iperf, linkAddrs, ping, TCP_GOODPUT_RATIO } from '../src/lab/measure.js';
 import { parseScenario } from '../src/lab/scenario.js';
 import { withLab } from './helpers/lab.js';
@@ -100,6 +104,15 @@ test('lab accuracy: rate, delay, loss, outage, runtime change', { timeout: 240_0
       assert.equal(back.received, 20);
     });
 
+    await t.test('the emulators run at SCHED_FIFO priority 10 (frames leave on time on a loaded machine)', async () => {
+      for (const node of ['isp1', 'isp2']) {
+        const pid = ok(await getState(nsName(lab, node)), `state of ${node}`).pid;
+        // /proc/<pid>/stat after the command's ")": field 40 rt_priority, 41 policy (1 = SCHED_FIFO)
+        const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+        assert.deepEqual([f[41 - 3], f[40 - 3]], ['1', '10'], `${node}'s linkem (pid ${pid}): policy, priority`);
+      }
+    });
+
     await t.test('a runtime change takes effect within 1 s, while traffic flows', async () => {
       const a = linkAddrs(1);
       const flow = ping(lab, 'lp', a.gw, { count: 300, intervalS: 0.01, from: a.lp, timestamps: true });
@@ -125,4 +138,18 @@ test('lab accuracy: rate, delay, loss, outage, runtime change', { timeout: 240_0
       assert.ok(off.length <= after.length * 0.05, `off: ${JSON.stringify(off.slice(0, 10))} of ${after.length}`);
     });
   });
+});
+
+test('the lab emulators\' priority: MPCTL_LINKEM_RT_PRIO, checked; linkem rejects a bad --rt-prio', () => {
+  assert.equal(labRtPrio({})._unsafeUnwrap(), 10);
+  assert.equal(labRtPrio({ MPCTL_LINKEM_RT_PRIO: '0' })._unsafeUnwrap(), 0);
+  assert.equal(labRtPrio({ MPCTL_LINKEM_RT_PRIO: '42' })._unsafeUnwrap(), 42);
+  for (const bad of ['-1', '100', 'high', '1.5']) {
+    const e = labRtPrio({ MPCTL_LINKEM_RT_PRIO: bad });
+    assert.ok(e.isErr() && e.error.kind === 'ConfigInvalid' && e.error.path === 'MPCTL_LINKEM_RT_PRIO' && e.error.value === bad, bad);
+  }
+  const r = spawnSync(linkemPath(), ['--a', 'x', '--b', 'y', '--rt-prio', '100'], { encoding: 'utf8' });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--rt-prio: invalid value '100'/);
+  assert.match(execFileSync(linkemPath(), ['--help'], { encoding: 'utf8' }), /--rt-prio/);
 });

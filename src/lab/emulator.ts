@@ -77,8 +77,23 @@ export function linkemPath(): string {
  * run `[linkemPath(), ...spawnArgs(a, b, seed)]` inside the isp namespace). It prints
  * `linkem ready` once it forwards frames and answers on its control socket.
  */
-export function spawnArgs(a: string, b: string, seed?: number): string[] {
-  return ['--a', a, '--b', b, ...(seed === undefined ? [] : ['--seed', String(seed)])];
+export function spawnArgs(a: string, b: string, seed?: number, rtPrio = 0): string[] {
+  return ['--a', a, '--b', b, ...(seed === undefined ? [] : ['--seed', String(seed)]), ...(rtPrio > 0 ? ['--rt-prio', String(rtPrio)] : [])];
+}
+
+/**
+ * The SCHED_FIFO priority the lab's emulators run at: `$MPCTL_LINKEM_RT_PRIO` (0 = normal
+ * priority), else 10. A delay line that is not scheduled releases frames late: on the loaded
+ * 2-CPU machine at normal priority, p99 26 ms late on a 20 ms link, worst 11-58 ms (native/linkem.md),
+ * enough to cut a lab link's TCP rate for minutes; at priority 10, p99 ~0.4 ms.
+ */
+export function labRtPrio(env: NodeJS.ProcessEnv = process.env): Result<number, MpError> {
+  const v = env.MPCTL_LINKEM_RT_PRIO;
+  if (v === undefined || v === '') return ok(10);
+  const n = Number(v);
+  return Number.isInteger(n) && n >= 0 && n <= 99
+    ? ok(n)
+    : err(configInvalid('MPCTL_LINKEM_RT_PRIO', v, 'is not a priority 0-99 (0: normal priority)'));
 }
 
 /** Sends one request to the emulator in `ns` and returns its reply line. */

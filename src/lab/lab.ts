@@ -145,7 +145,9 @@ async function applyDirection(lab: string, link: LinkSettings, dir: Direction, b
 async function startEmulator(lab: string, k: number): Promise<Result<void, MpError>> {
   const ns = nsName(lab, linkNode(k));
   const log = `${labDir(lab)}/linkem-${linkNode(k)}.log`;
-  const pid = await spawnDetached(ns, [emu.linkemPath(), ...emu.spawnArgs('a', 'b', k)], log);
+  const prio = emu.labRtPrio();
+  if (prio.isErr()) return err(prio.error);
+  const pid = await spawnDetached(ns, [emu.linkemPath(), ...emu.spawnArgs('a', 'b', k, prio.value)], log);
   if (pid.isErr()) return err(pid.error);
   return waitForLog(log, 'linkem ready', pid.value);
 }

@@ -3,8 +3,8 @@
 // PROG_TEST_RUN tables, test/redundant.test.ts) — over 2 links of 20 and 40 ms one-way delay, in a
 // redundant class (links = 2), client → server. Every packet carries its send time; the receiver
 // (native/callrecv.c, same host, same clock) takes each packet's one-way delay from the kernel's
-// receive timestamp. The links' emulators run at SCHED_FIFO (LINKEM_RT_PRIO) so the links keep
-// their delays on the loaded machine. Each phase also reads the class's counters from both
+// receive timestamp. The links' emulators run at SCHED_FIFO (the lab's, src/lab/emulator.ts
+// labRtPrio) so the links keep their delays on the loaded machine. Each phase also reads the class's counters from both
 // portals' status: copies that failed, packets sent alone or capped (LP), first copies by link (RP).
 //
 //   cut   30 s; the fast link (isp1) silently cut (the emulator drops everything, both ways) at
@@ -27,7 +27,6 @@ import * as emu from '../emulator.js';
 import { portalInstance } from '../bond.js';
 import { labDown, labUp } from '../lab.js';
 import { iperf } from '../measure.js';
-import { run } from '../namespaces.js';
 import { parseScenario } from '../scenario.js';
 import { labDir } from '../state.js';
 import { nsName } from '../topology.js';
@@ -197,23 +196,6 @@ const median = (xs: readonly number[]) => pct(xs, 50);
 /** The call's receiver (native/callrecv.c): `$MPCTL_CALLRECV`, else `<package root>/build/native/callrecv`. */
 export const callrecvPath = (): string => process.env.MPCTL_CALLRECV ?? packagePath('build', 'native', 'callrecv');
 
-/** linkem's priority in this bench (SCHED_FIFO): the emulator is a userspace delay line, and on the
- * loaded 2-CPU machine a linkem that is not scheduled releases frames late — measured at isp1's
- * egress, 20 ms configured: p99 26.4 ms, max 58 ms (README "Redundant mode"). The call's target is
- * about the faster LINK's delay + 2 ms, so the emulated link must keep its delay; the kernel's
- * real-time throttling (95 %) still bounds what linkem can take. */
-const LINKEM_RT_PRIO = 10;
-
-async function realtimeEmulators(lab: string, n: number): Promise<Result<void, MpError>> {
-  for (let k = 1; k <= n; k++) {
-    const st = await emu.getState(nsName(lab, `isp${k}`));
-    if (st.isErr()) return err(st.error);
-    const r = await run('chrt', ['-f', '-p', String(LINKEM_RT_PRIO), String(st.value.pid)]);
-    if (r.isErr()) return err(r.error);
-  }
-  return ok(undefined);
-}
-
 const CLASS = ['[[redundant]]', 'name = "call"', `udp_ports = [${PORT}]`, 'links = 2', 'cap = "1mbit"'];
 
 export async function redundantBench(lab: string, o: SuiteOptions): Promise<Result<SuiteResult, MpError>> {
@@ -225,8 +207,6 @@ export async function redundantBench(lab: string, o: SuiteOptions): Promise<Resu
   const figures: SuiteFigure[] = [];
   const runs = Math.max(1, o.runs);
   try {
-    const rt = await realtimeEmulators(lab, DELAYS_MS.length);
-    if (rt.isErr()) return err(rt.error);
     await new Promise((r) => setTimeout(r, 1500)); // probes answered, estimates in
     // ---- cut: the fast link silently cut mid-stream
     const cutS = o.seconds ?? 30;

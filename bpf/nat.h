@@ -213,32 +213,21 @@ static __always_inline struct mp_nat_val *nat_mapping(const struct mp_config *cf
 	return NULL;
 }
 
-/* Where a packet to the client address's port k goes: a port forward's LAN host, else a flow's.
- * false: neither. */
-static __always_inline bool nat_inbound(const struct mp_nat_key *k, __u32 lan[4], __be16 *port)
+/* What port k translates to, one direction's map pair: its port forward's (fwd, first), else its
+ * flow's (flows; none is made here). In, to the client address's port k (mp_nat_fwd, mp_nat_in):
+ * the LAN host's address and port. Out, from a LAN host's port k (mp_nat_fwd_out, mp_nat_out): the
+ * client address and port. false: neither. The maps are constants once inlined, as the verifier
+ * wants a map pointer. */
+static __always_inline bool nat_lookup(void *fwd, void *flows, const struct mp_nat_key *k, __u32 addr[4],
+				       __be16 *port)
 {
-	struct mp_nat_val *m = bpf_map_lookup_elem(&mp_nat_fwd, k);
+	struct mp_nat_val *m = bpf_map_lookup_elem(fwd, k);
 
 	if (!m)
-		m = bpf_map_lookup_elem(&mp_nat_in, k);
+		m = bpf_map_lookup_elem(flows, k);
 	if (!m)
 		return false;
-	__builtin_memcpy(lan, m->addr, 16);
-	*port = m->port_be;
-	return true;
-}
-
-/* Which client port a LAN host's port k has: its port forward's, else its flow's (none is made
- * here). false: neither. */
-static __always_inline bool nat_outbound(const struct mp_nat_key *k, __u32 ext[4], __be16 *port)
-{
-	struct mp_nat_val *m = bpf_map_lookup_elem(&mp_nat_fwd_out, k);
-
-	if (!m)
-		m = bpf_map_lookup_elem(&mp_nat_out, k);
-	if (!m)
-		return false;
-	__builtin_memcpy(ext, m->addr, 16);
+	__builtin_memcpy(addr, m->addr, 16);
 	*port = m->port_be;
 	return true;
 }
@@ -322,7 +311,8 @@ static __always_inline int nat_icmp_xlate(struct __sk_buff *skb, const bool out)
 	/* the quote is about the error's own end (the client address in, the LAN host out) */
 	if (qaddr[0] != outer[0] || qaddr[1] != outer[1] || qaddr[2] != outer[2] || qaddr[3] != outer[3])
 		return none;
-	if (!(out ? nat_outbound(&k, to, &port) : nat_inbound(&k, to, &port)))
+	if (!(out ? nat_lookup(&mp_nat_fwd_out, &mp_nat_out, &k, to, &port)
+	          : nat_lookup(&mp_nat_fwd, &mp_nat_in, &k, to, &port)))
 		return none;
 
 	if (p.family == 4) {
@@ -453,7 +443,7 @@ __noinline int mp_nat_decap(struct __sk_buff *skb)
 	__builtin_memcpy(k.addr, dst, 16);
 	if (bpf_skb_load_bytes(skb, n.port_off, &k.port_be, 2))
 		return MP_DROP_NAT_MISS;
-	if (!nat_inbound(&k, lan, &port))
+	if (!nat_lookup(&mp_nat_fwd, &mp_nat_in, &k, lan, &port))
 		return MP_DROP_NAT_MISS;
 	if (!nat_set_addr(skb, &p, l3_daddr_off(&p), dst, lan, n.pseudo ? n.csum_off : 0, n.csum_flag) ||
 	    !nat_set_port(skb, &n, k.port_be, port))

@@ -28,7 +28,6 @@ import {
   MP_LINK_DOWN,
   MP_LINK_UP,
   MP_NAT_F_FORWARD,
-  MP_ROLE_LOCAL,
   NO_ADDR,
   type DropReason,
   type MpConfig,
@@ -55,6 +54,7 @@ import {
   type PacketKey,
 } from './helpers/packet.js';
 import { dropDelta, must, openObject, type ObjMaps } from './helpers/maps.js';
+import { LP_CONFIG, RP_PORT } from './helpers/lp-config.js';
 
 const OBJ = join(new URL('..', import.meta.url).pathname, 'build/bpf/mpctl.o');
 const TC_ACT_UNSPEC = -1;
@@ -71,27 +71,17 @@ const NET_V4 = '192.0.2.10';
 const NET_V6 = '2001:db8:2::10';
 const LP_LOCAL_V4 = '198.51.100.1';
 const RP_V4 = '198.51.100.2';
-const RP_PORT = 5555;
 const LINK_PORT = 40000;
 const KEY: PacketKey = { id: 1, key: Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex') };
 /** outer IPv4 + UDP + mp_hdr in front of the inner packet (Ethernet kept) */
 const OUTER_V4 = 20 + 8 + MP_HDR_LEN;
 
+/** LP_CONFIG in whole-LAN mode: the client address is one address of each family */
 const CONFIG: MpConfig = {
-  role: MP_ROLE_LOCAL,
+  ...LP_CONFIG,
   flags: MP_CFG_LAN_NAT,
-  lanIfindex: 1,
-  wanIfindex: 0,
-  port: RP_PORT,
-  mssV4: 1360,
-  mssV6: 1340,
-  innerMtu: 1400,
-  ipProto: 253,
   clientV4: hostAddr(CLIENT_V4),
   clientV6: hostAddr(CLIENT_V6),
-  reservedPorts: [],
-  loopIfindex: 0,
-  loopMark: 0,
   lan: [
     { family: 4, prefixLen: 24, addr: '192.168.1.0' },
     { family: 6, prefixLen: 64, addr: 'fd00:1::' },

@@ -71,7 +71,6 @@ import {
   MP_REPLAY_CONTROL,
   MP_REPLAY_DATA,
   MP_REPLAY_WINDOW,
-  MP_ROLE_LOCAL,
   MP_ROLE_REMOTE,
   MP_T_COOKIE,
   MP_T_DATA,
@@ -122,6 +121,7 @@ import { macOf } from '../src/security/mac.js';
 import { COOKIE, INIT, RESP } from '../src/security/messages.js';
 import { encodeProbe } from '../src/run/probe.js';
 import { dropDelta, must, openObject, rng, type MapName, type ObjMaps } from './helpers/maps.js';
+import { IP_PROTO, LP_CONFIG, RP_PORT } from './helpers/lp-config.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const OBJ = join(ROOT, 'build/bpf/mpctl.o');
@@ -142,8 +142,6 @@ const LP_LOCAL_V4 = '198.51.100.1'; // LP link source addresses
 const LP_LOCAL_V6 = '2001:db8:100::1';
 const RP_V4 = '203.0.113.1'; // the RP
 const RP_V6 = '2001:db8:113::1';
-const RP_PORT = 5555;
-const IP_PROTO = 253;
 const linkPort = (id: number) => 40000 + id;
 
 // ---- namespace -----------------------------------------------------------------------------
@@ -216,23 +214,6 @@ const linkStats = (id: number) => decodeLinkStats(get('linkStats', id));
 const loopStats = () => decodeLoopStats(get('loopStats', 0));
 
 // ---- configs -------------------------------------------------------------------------------
-
-const LP_CONFIG: MpConfig = {
-  role: MP_ROLE_LOCAL,
-  flags: 0,
-  lanIfindex: 1,
-  wanIfindex: 0,
-  port: RP_PORT,
-  mssV4: 1360,
-  mssV6: 1340,
-  innerMtu: 1400,
-  ipProto: IP_PROTO,
-  clientV4: { family: 4, prefixLen: 24, addr: '10.9.0.0' },
-  clientV6: { family: 6, prefixLen: 64, addr: '2001:db8:9::' },
-  reservedPorts: [],
-  loopIfindex: 0,
-  loopMark: 0,
-};
 
 // The RP's client: a dedicated address (the single-interface cases override this).
 const RP_CLIENT_V4 = '203.0.113.7';

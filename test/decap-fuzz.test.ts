@@ -35,7 +35,6 @@ import {
   MP_HDR_LEN,
   MP_LINK_UP,
   MP_REPLAY_WINDOW,
-  MP_ROLE_LOCAL,
   MP_T_COOKIE,
   MP_T_FEC,
   MP_T_DATA,
@@ -47,6 +46,7 @@ import {
   type DropReason,
 } from '../src/datapath/abi.js';
 import { dropDelta, must, openObject, rng, type MapName, type ObjMaps } from './helpers/maps.js';
+import { IP_PROTO, LP_CONFIG, RP_PORT } from './helpers/lp-config.js';
 import { encodeProbe, PROBE_LEN } from '../src/run/probe.js';
 import { frame, inetChecksum, ipPacket, ipSpec, mpPacket, parseIp, udp, type PacketKey } from './helpers/packet.js';
 
@@ -64,8 +64,6 @@ const RP_V4 = '203.0.113.1';
 const RP_V6 = '2001:db8:113::1';
 const LP_V4 = '198.51.100.1';
 const LP_V6 = '2001:db8:100::1';
-const RP_PORT = 5555;
-const IP_PROTO = 253;
 const linkPort = (id: number) => 40000 + id;
 
 // ---- keys: what decap holds --------------------------------------------------------------------
@@ -90,22 +88,7 @@ function setUp(): void {
   put(
     'config',
     0,
-    encodeConfig({
-      role: MP_ROLE_LOCAL,
-      flags: 0,
-      lanIfindex: 1,
-      wanIfindex: 0,
-      port: RP_PORT,
-      mssV4: 0,
-      mssV6: 0,
-      innerMtu: 0,
-      ipProto: IP_PROTO,
-      clientV4: { family: 4, prefixLen: 24, addr: '10.9.0.0' },
-      clientV6: { family: 6, prefixLen: 64, addr: '2001:db8:9::' },
-      reservedPorts: [],
-      loopIfindex: 0,
-      loopMark: 0,
-    }),
+    encodeConfig({ ...LP_CONFIG, mssV4: 0, mssV6: 0, innerMtu: 0 }),
   );
   for (const [id, v6, ip] of [[0, false, false], [1, true, false], [2, false, true]] as const) {
     put(

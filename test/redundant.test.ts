@@ -28,18 +28,17 @@ import {
   MP_LINK_DOWN,
   MP_LINK_UP,
   MP_RED_ALL_LINKS,
-  MP_ROLE_LOCAL,
   type MpRedClass,
 } from '../src/datapath/abi.js';
 import { packagePath } from '../src/paths.js';
 import { dropDelta, must, openObject, type ObjMaps } from './helpers/maps.js';
+import { LP_CONFIG, RP_PORT } from './helpers/lp-config.js';
 import { ipPacket, ipSpec, mpPacket, parseIp, tcp, udp, type PacketKey } from './helpers/packet.js';
 
 const TC_ACT_SHOT = 2;
 const TC_ACT_REDIRECT = 7;
 const NS = `mpred${process.pid}`;
 const RP = '203.0.113.1';
-const RP_PORT = 5555;
 const GW = (id: number) => `10.210.${id}.254`;
 const SRC = (id: number) => `10.210.${id}.1`;
 const KEY: PacketKey = { id: 1, key: Buffer.from('0f0e0d0c0b0a09080706050403020100', 'hex') };
@@ -70,7 +69,7 @@ after(() => {
 
 function reset(flags = MP_CFG_NO_AUTH): void {
   obj.zero();
-  obj.put('config', 0, encodeConfig({ role: MP_ROLE_LOCAL, flags, lanIfindex: 1, wanIfindex: 0, port: RP_PORT, mssV4: 1360, mssV6: 1340, innerMtu: 1400, ipProto: 253, clientV4: { family: 4, prefixLen: 24, addr: '10.9.0.0' }, clientV6: { family: 6, prefixLen: 64, addr: '2001:db8:9::' }, reservedPorts: [], loopIfindex: 0, loopMark: 0 }));
+  obj.put('config', 0, encodeConfig({ ...LP_CONFIG, flags }));
   obj.put('txKey', 0, encodeKey({ key: KEY.key, expiresNs: 1n << 62n, id: KEY.id, valid: true }));
   obj.put('rxKeys', KEY.id, encodeKey({ key: KEY.key, expiresNs: 1n << 62n, id: KEY.id, valid: true }));
 }

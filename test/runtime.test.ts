@@ -105,12 +105,15 @@ const waitFor = async (cond: () => boolean, ms = 2000) => {
   }
 };
 
-test('RP: a link is learned from the requests the data path verified, which confirm the session; when they stop the RP sends its own, signed', async () => {
+const isProbe = (m: Buffer) => abi.decodeHdr(m).type === abi.MP_T_PROBE;
+
+/** A signed RP's run loop over the recording fake, on a hand-driven clock (it moves only when the
+ * test calls advance(); the timers still tick), and the LP's socket on loopback with its inbox. */
+async function startRpWithLp() {
   const lp = staticKeys(Buffer.from(generatePrivateKey(), 'base64'));
   const rp = staticKeys(Buffer.from(generatePrivateKey(), 'base64'));
   const p = port();
   const fake = new FakePort();
-  // the run loop's clock by hand: it moves only when the test says (the timers still tick)
   let clockNs = process.hrtime.bigint();
   const clock = { ns: () => clockNs };
   const r = (await startRemote(rpConfig(p, { private_key: '/k', peer_public_key: lp.publicB64 }), fake, { local: rp, peer: lp.public, keys: noKeys }, quiet, clock))._unsafeUnwrap();
@@ -118,16 +121,39 @@ test('RP: a link is learned from the requests the data path verified, which conf
   const from = { address: '127.0.0.1', port: sock.address().port };
   const inbox: Buffer[] = [];
   sock.on('message', (m) => inbox.push(m));
+  const send = (m: Buffer) => sock.send(m, p, '127.0.0.1');
+  return {
+    r,
+    fake,
+    from,
+    inbox,
+    send,
+    advance: (ns: bigint) => {
+      clockNs += ns;
+    },
+    /** the handshake over the socket (the RP's session waits for the LP to use it): the LP's keys */
+    handshake: async (keyId: number) => {
+      const init = createInitiation(lp, rp.public, Date.now(), undefined, { keyId });
+      send(init.message);
+      await waitFor(() => inbox.length === 1);
+      return consumeResponse(init.state, inbox.shift()!, Date.now())._unsafeUnwrap();
+    },
+    close: async () => {
+      sock.close();
+      await r.stop();
+    },
+  };
+}
+
+test('RP: a link is learned from the requests the data path verified, which confirm the session; when they stop the RP sends its own, signed', async () => {
+  const { r, fake, from, inbox, send, advance, handshake, close } = await startRpWithLp();
   try {
     // a request that reaches the socket (the data path let it through: not authentic) is refused
-    sock.send(probe(0), p, '127.0.0.1');
+    send(probe(0));
     await waitFor(() => (r.security().rejected.no_key ?? 0) === 1);
 
     // the handshake over the socket; the session waits for the LP to use it
-    const init = createInitiation(lp, rp.public, Date.now(), undefined, { keyId: 42 });
-    sock.send(init.message, p, '127.0.0.1');
-    await waitFor(() => inbox.length === 1);
-    const session = consumeResponse(init.state, inbox.shift()!, Date.now())._unsafeUnwrap();
+    const session = await handshake(42);
     assert.equal(r.security().keyId, null, 'pending: the RP does not send yet');
     assert.deepEqual(fake.learned, [], 'nothing learned yet');
 
@@ -139,13 +165,12 @@ test('RP: a link is learned from the requests the data path verified, which conf
     assert.ok(fake.states.some(([id, s]) => id === 0 && s === 'up'), 'heard: up');
     await sleep(60);
     assert.deepEqual(fake.learned, [0], 'the same record is taken once');
-    const isProbe = (m: Buffer) => abi.decodeHdr(m).type === abi.MP_T_PROBE;
     assert.ok(!inbox.some(isProbe), '3 intervals went by, but not on the clock: the LP is not silent yet');
 
     // no further request from the LP for 2 intervals (its control plane is gone): the RP asks itself
-    clockNs += 40_000_000n;
+    advance(40_000_000n);
     await waitFor(() => inbox.some(isProbe));
-    const own = inbox.find((m) => abi.decodeHdr(m).type === abi.MP_T_PROBE)!;
+    const own = inbox.find(isProbe)!;
     const h = abi.decodeHdr(own);
     assert.equal(h.keyId, 42);
     assert.ok(sign(Buffer.from(own), session.rpToLp, 42, h.seq).equals(own), 'signed with the RP→LP key');
@@ -156,52 +181,36 @@ test('RP: a link is learned from the requests the data path verified, which conf
     const heard = r.status().find((s) => s.id === 0)!.probesHeard;
     const reply = encodeProbe({ ...q, reply: true, reqLen: 92 }, 0);
     reply.writeUInt8(abi.MP_HDR_F_DP, 1);
-    clockNs += 7_000_000n; // the round trip, on the run loop's clock
-    sock.send(sign(reply, session.lpToRp, 42, 900_000), p, '127.0.0.1');
+    advance(7_000_000n); // the round trip, on the run loop's clock
+    send(sign(reply, session.lpToRp, 42, 900_000));
     await waitFor(() => r.status().find((s) => s.id === 0)!.probesHeard > heard);
     assert.equal(r.status().find((s) => s.id === 0)!.rttMs, 7, 'the round trip by the clock');
     assert.equal(r.security().rejected.replay, undefined, 'the data seq space is its own window');
   } finally {
-    sock.close();
-    await r.stop();
+    await close();
   }
 });
 
 test('RP: the LP’s size probes (the last request the map kept) show its control plane alive: no requests of its own', async () => {
-  const lp = staticKeys(Buffer.from(generatePrivateKey(), 'base64'));
-  const rp = staticKeys(Buffer.from(generatePrivateKey(), 'base64'));
-  const p = port();
-  const fake = new FakePort();
-  let clockNs = process.hrtime.bigint();
-  const clock = { ns: () => clockNs };
-  const r = (await startRemote(rpConfig(p, { private_key: '/k', peer_public_key: lp.publicB64 }), fake, { local: rp, peer: lp.public, keys: noKeys }, quiet, clock))._unsafeUnwrap();
-  const sock = await lpSocket();
-  const from = { address: '127.0.0.1', port: sock.address().port };
-  const inbox: Buffer[] = [];
-  sock.on('message', (m) => inbox.push(m));
+  const { fake, from, inbox, advance, handshake, close } = await startRpWithLp();
   try {
-    const init = createInitiation(lp, rp.public, Date.now(), undefined, { keyId: 43 });
-    sock.send(init.message, p, '127.0.0.1');
-    await waitFor(() => inbox.length === 1);
-    const session = consumeResponse(init.state, inbox.shift()!, Date.now())._unsafeUnwrap();
+    const session = await handshake(43);
     let seq = 1;
     fake.record(sign(probe(0), session.lpToRp, 43, seq++), from);
     await waitFor(() => fake.learned.length === 1);
-    const isProbe = (m: Buffer) => abi.decodeHdr(m).type === abi.MP_T_PROBE;
     const size = encodeProbe({ linkId: 0, reply: false, metric: 0, carrier: abi.MP_CARRIER_UDP, probeSeq: 0x8000_0001, sentNs: 1n, rateBps: 0n, owdUs: 0, pmtuProbe: true, replyLen: 1400 }, 0);
     // 6 intervals (20 ms) in which the map shows only the LP's size probes: no request of ours
     for (let i = 0; i < 6; i++) {
-      clockNs += 20_000_000n;
+      advance(20_000_000n);
       fake.record(sign(Buffer.from(size), session.lpToRp, 43, seq++), from);
       await sleep(30);
     }
     assert.ok(!inbox.some(isProbe), 'the LP is not silent: the RP sends no request of its own');
     // nothing at all for 2 intervals: the RP asks itself
-    clockNs += 40_000_000n;
+    advance(40_000_000n);
     await waitFor(() => inbox.some(isProbe));
   } finally {
-    sock.close();
-    await r.stop();
+    await close();
   }
 });
 

@@ -23,18 +23,17 @@ import {
   MP_LINK_F_HELD,
   MP_LINK_F_NO_ACKS,
   MP_LINK_UP,
-  MP_ROLE_LOCAL,
   NO_ADDR,
 } from '../src/datapath/abi.js';
 import { packagePath } from '../src/paths.js';
 import { must, openObject, type ObjMaps } from './helpers/maps.js';
+import { LP_CONFIG, RP_PORT } from './helpers/lp-config.js';
 import { ACK, FIN, ipPacket, ipSpec, parseIp, PSH, RST, SYN, tcp } from './helpers/packet.js';
 
 const TC_ACT_REDIRECT = 7;
 const TC_ACT_SHOT = 2;
 const LP_SRC = '198.51.100.1';
 const RP = '203.0.113.1';
-const RP_PORT = 5555;
 
 // a client packet of 1000 B TCP payload: 1040 B inner, 1092 B outer on an IPv4/UDP link
 const inner = ipPacket(ipSpec('10.9.0.2', '192.0.2.10'), tcp({ sport: 33333, dport: 80, flags: ACK, payload: Buffer.alloc(1000, 3) }));
@@ -57,23 +56,7 @@ function reset(extraFlags = 0, aliveNs = 0n): void {
   obj.put(
     'config',
     0,
-    encodeConfig({
-      role: MP_ROLE_LOCAL,
-      flags: MP_CFG_NO_AUTH | extraFlags,
-      lanIfindex: 1,
-      wanIfindex: 0,
-      port: RP_PORT,
-      mssV4: 1360,
-      mssV6: 1340,
-      innerMtu: 1400,
-      ipProto: 253,
-      clientV4: { family: 4, prefixLen: 24, addr: '10.9.0.0' },
-      clientV6: { family: 6, prefixLen: 64, addr: '2001:db8:9::' },
-      reservedPorts: [],
-      loopIfindex: 0,
-      loopMark: 0,
-      aliveNs,
-    }),
+    encodeConfig({ ...LP_CONFIG, flags: MP_CFG_NO_AUTH | extraFlags, aliveNs }),
   );
 }
 

@@ -136,6 +136,8 @@ enum mp_cfg_flags {
 					* like data, not on the slowest link (schedule.h) */
 	MP_CFG_LAN_NAT = 1 << 5,   /* LP whole-LAN mode: packets from mp_config.lan are translated to
 				    * the client address (nat.h, "whole-LAN mode" below) */
+	MP_CFG_BOND_LOCAL = 1 << 6, /* LP `bond_local`: replies translated back to local_v4 / local_v6
+				     * go to the LP's own stack (nat.h, "whole-LAN mode" below) */
 };
 
 /* An address of either family: IPv4 in the first 4 bytes. */
@@ -188,6 +190,17 @@ struct mp_config {
 	__u16 nat_port_lo;
 	__u16 nat_port_hi;
 	__u32 pad2;
+	/* LP `bond_local` (MP_CFG_BOND_LOCAL): the LP's own traffic leaves through the bond from its
+	 * address on a LAN prefix (local_v4 / local_v6; family 0: none), translated as a LAN host's;
+	 * decap delivers a packet translated back to one of them at the ingress of local_ifindex
+	 * (the bond device mpl…a, where the LP's route to the sender points), addressed to
+	 * local_mac, its MAC (the stack takes no unicast frame addressed to another) */
+	__u32 local_ifindex;
+	__u8 local_mac[6];
+	__u8 pad3[2];
+	struct mp_addr local_v4;
+	struct mp_addr local_v6;
+	__u32 pad4;
 };
 
 enum mp_link_state {
@@ -395,7 +408,11 @@ struct mp_red_stats {
  * (family, proto, client port, client address); values the other side. proto is the L4
  * protocol (IPPROTO_ICMP / IPPROTO_ICMPV6 for echo, port = the id). mp_nat_out and mp_nat_in
  * are LRU hashes: a full table evicts the least recently used mapping; every outgoing packet
- * refreshes both entries of its flow (and restores a reverse entry that was evicted). */
+ * refreshes both entries of its flow (and restores a reverse entry that was evicted).
+ * bond_local (MP_CFG_BOND_LOCAL): the LP's own packets come to encap from the bond device
+ * (mpl…b's ingress) with its address on a LAN prefix as source and are translated like any LAN
+ * host's; decap delivers what is translated back to mp_config.local_v4 / local_v6 at the ingress
+ * of mp_config.local_ifindex instead of lan. */
 #define MP_NAT_ENTRIES 65536 /* mp_nat_out, mp_nat_in */
 #define MP_NAT_FORWARDS 64   /* mp_nat_fwd, mp_nat_fwd_out */
 #define MP_NAT_TRIES 8       /* ports tried for a new flow */

@@ -31,6 +31,7 @@
 #define NAT_ICMPV6_ECHO_REQUEST 128
 #define NAT_ICMPV6_ECHO_REPLY 129
 #define NAT_ICMP_ERROR 0x100 /* mp_nat_encap/decap(): an ICMP error, for mp_nat_icmp_error[_out]() (no drop reason) */
+#define NAT_NOT_LOCAL 0x200  /* mp_nat_local(): not to the LP's own address, deliver to lan (no verdict) */
 
 /* Is address a (load_addr's form) inside one of the LAN prefixes? */
 static __always_inline bool in_lan(const struct mp_config *cfg, const __u32 a[4], __u8 family)
@@ -155,6 +156,14 @@ static __always_inline bool same_addr(const __u8 a[16], const __u8 b[16])
 	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b; /* 4-aligned in both structs */
 
 	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
+}
+
+/* bond_local: is a (load_addr's form) the LP's own source of its bonded traffic? */
+static __always_inline bool nat_is_local(const struct mp_config *cfg, const __u32 a[4], __u8 family)
+{
+	if (!(cfg->flags & MP_CFG_BOND_LOCAL))
+		return false;
+	return in_prefix(a, family == 4 ? &cfg->local_v4 : &cfg->local_v6, family);
 }
 
 /* The mapping of flow k (a LAN address and port) to ext (the client address): the one it has,
@@ -459,6 +468,30 @@ __noinline int mp_nat_decap(struct __sk_buff *skb)
 	    !nat_set_port(skb, &n, k.port_be, port))
 		return MP_DROP_STORE;
 	return MP_DROP_NONE;
+}
+
+/* decap (LP, bond_local): a packet translated (mp_nat_decap, mp_nat_icmp_error) to the LP's own
+ * address goes into its stack at the bond device's ingress, where its route back to the sender
+ * points (rp_filter, firewalls), addressed to that device's MAC. A global function of its own:
+ * decap's frame and the translations' are full. Returns the verdict, or NAT_NOT_LOCAL. */
+__noinline int mp_nat_local(struct __sk_buff *skb)
+{
+	const struct mp_config *cfg = config_get();
+	struct ethhdr *eth;
+	void *data, *end;
+	__u32 dst[4];
+	struct l3 p;
+
+	if (!cfg || !parse_l3(skb, &p) || !load_addr(skb, l3_daddr_off(&p), p.family, dst) ||
+	    !nat_is_local(cfg, dst, p.family))
+		return NAT_NOT_LOCAL;
+	data = PKT_DATA(skb);
+	end = PKT_END(skb);
+	eth = data;
+	if ((void *)(eth + 1) > end)
+		return mp_drop(MP_DROP_STORE);
+	__builtin_memcpy(eth->h_dest, cfg->local_mac, ETH_ALEN);
+	return mp_redirected(bpf_redirect(cfg->local_ifindex, BPF_F_INGRESS));
 }
 #endif /* MP_NAT_ENCAP */
 

@@ -272,9 +272,16 @@ describe('encoders and decoders', () => {
       lan: [{ family: 4, prefixLen: 24, addr: '192.168.1.0' }, { family: 6, prefixLen: 64, addr: 'fd00:1::' }],
       natPortLo: 1024,
       natPortHi: 65535,
+      localIfindex: 12,
+      localMac: '02:6d:70:00:00:01',
+      localV4: { family: 4, prefixLen: 32, addr: '192.168.1.1' },
+      localV6: { family: 6, prefixLen: 128, addr: 'fd00:1::1' },
     };
     const b = encodeConfig(c);
-    assert.equal(b.length, 232);
+    assert.equal(b.length, 288);
+    assert.equal(b.readUInt32LE(232), 12, 'local_ifindex host-endian');
+    assert.deepEqual(b.subarray(236, 242), Buffer.from([2, 0x6d, 0x70, 0, 0, 1]), 'local_mac as on the wire');
+    assert.deepEqual(b.subarray(244, 252), Buffer.from([4, 32, 0, 0, 192, 168, 1, 1]), 'local_v4');
     assert.deepEqual(b.subarray(144, 152), Buffer.from([4, 24, 0, 0, 192, 168, 1, 0]), 'lan[0] after alive_ns');
     assert.equal(b.readUInt8(164), 6, 'lan[1] family');
     assert.equal(b.readUInt16LE(224), 1024, 'nat_port_lo host-endian');

@@ -23,6 +23,7 @@ import {
   hostAddr,
   MAPS,
   MP_CARRIER_UDP,
+  MP_CFG_BOND_LOCAL,
   MP_CFG_LAN_NAT,
   MP_HDR_LEN,
   MP_LINK_DOWN,
@@ -453,6 +454,52 @@ describe('whole-LAN mode: ICMP errors from a LAN host about what it received lea
     // about a port the NAT knows nothing of: not sent
     const stray = run('encap', eth(ipPacket(ipSpec(HOST_A, NET_V4), icmpMsg(3, 3, Buffer.concat([Buffer.alloc(4), quoteOf(got.pkt, got.ip)])))));
     assert.deepEqual([stray.verdict, stray.drops], [TC_ACT_SHOT, { nat_proto: 1 }], 'host A did not receive that packet');
+  });
+});
+
+describe('bond_local: the LP\'s own traffic through the NAT, its replies to its own stack', () => {
+  const LP_LAN = '192.168.1.1';
+  const LP_LAN6 = 'fd00:1::1';
+  const BOND_DEV = 42;
+  const BOND_MAC = Buffer.from('026d70000042', 'hex');
+  const bondLocal = { flags: MP_CFG_LAN_NAT | MP_CFG_BOND_LOCAL, localIfindex: BOND_DEV, localMac: '02:6d:70:00:00:42', localV4: hostAddr(LP_LAN), localV6: hostAddr(LP_LAN6) };
+
+  it('the LP\'s packet (from mpl…b) is translated as a LAN host\'s; the reply goes to the bond device, addressed to its MAC', () => {
+    reset(bondLocal);
+    const out = encapOut(tcpOut(LP_LAN, 45000));
+    assert.equal(out.ip.src, CLIENT_V4);
+    const r = decapOut(tcpIn(sport(out.inner, out.ip)));
+    assert.equal(r.ip.dst, LP_LAN);
+    assert.equal(dport(r.pkt, r.ip), 45000);
+    assert.deepEqual(r.pkt.subarray(0, 6), BOND_MAC, 'the bond device\'s MAC: its stack takes the frame');
+    // a LAN host's reply is not the LP's: to lan, the frame's destination left as it was
+    const h = encapOut(tcpOut(HOST_A, 45001));
+    const hr = decapOut(tcpIn(sport(h.inner, h.ip)));
+    assert.equal(hr.ip.dst, HOST_A);
+    assert.notDeepEqual(hr.pkt.subarray(0, 6), BOND_MAC);
+  });
+
+  it('IPv6, and an ICMP error about the LP\'s own flow, reach its stack too; without the flag the reply goes to lan', () => {
+    reset(bondLocal);
+    const e = encapOut(eth(ipPacket(ipSpec(LP_LAN, NET_V4, { ttl: 1 }), icmpEcho(Buffer.alloc(16, 1), 777, 1))));
+    const te = decapOut(ipPacket(ipSpec(RP_V4, CLIENT_V4), icmpMsg(11, 0, Buffer.concat([Buffer.alloc(4), e.inner.subarray(14, e.ip.l4 + 8)]))));
+    assert.equal(te.ip.dst, LP_LAN);
+    assert.deepEqual(te.pkt.subarray(0, 6), BOND_MAC, 'time exceeded about the LP\'s ping');
+    const r6 = run('encap', eth(ipPacket(ipSpec(LP_LAN6, NET_V6), udp({ sport: 5353, dport: 53, payload: Buffer.alloc(20, 1) }))));
+    assert.equal(r6.verdict, TC_ACT_REDIRECT);
+    const inner6 = Buffer.concat([Buffer.alloc(14), r6.out.subarray(14 + OUTER_V4)]);
+    const ip6 = parseIp(inner6);
+    assert.equal(ip6.src, CLIENT_V6);
+    const back = run('decap', wire(ipPacket(ipSpec(NET_V6, CLIENT_V6), udp({ sport: 53, dport: sport(inner6, ip6), payload: Buffer.alloc(30, 2) }))));
+    assert.equal(back.verdict, TC_ACT_REDIRECT);
+    assert.equal(parseIp(back.out).dst, LP_LAN6);
+    assert.deepEqual(back.out.subarray(0, 6), BOND_MAC);
+
+    reset({ ...bondLocal, flags: MP_CFG_LAN_NAT });
+    const o = encapOut(tcpOut(LP_LAN, 45000));
+    const r = decapOut(tcpIn(sport(o.inner, o.ip)));
+    assert.equal(r.ip.dst, LP_LAN);
+    assert.notDeepEqual(r.pkt.subarray(0, 6), BOND_MAC, 'no MP_CFG_BOND_LOCAL: delivered like a LAN host\'s');
   });
 });
 

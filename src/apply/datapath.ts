@@ -32,6 +32,15 @@ export interface LoopConfig {
   /** the mark is routed into the loop: IPv4 without DF may be sent there to be fragmented */
   routed: boolean;
 }
+/** `bond_local` as the data path sees it (mp_config.local_*). */
+export interface BondLocalConfig {
+  /** ifindex and MAC of mpl…a */
+  ifindex: number;
+  mac: string;
+  /** the LP's own source of each family */
+  v4?: string;
+  v6?: string;
+}
 export interface Datapath {
   /** the loaded object (null: adopted, the maps opened from their pins; the programs that run
    * are the previous process's, still attached) */
@@ -46,6 +55,9 @@ export interface Datapath {
   innerMtu: number;
   /** Turns the segmentation loop on in the config (after the plan created its devices). */
   setLoop(loop: LoopConfig): Result<void, MpError>;
+  /** LP `bond_local`: where decap delivers the replies to the LP's own traffic (after the plan
+   * created the bond device; bpf/nat.h) */
+  setBondLocal(b: BondLocalConfig): Result<void, MpError>;
   linkStatePort(): LinkStatePort;
   /** the session keys' maps (keys-port.ts) */
   keysPort(): KeysPort;
@@ -365,6 +377,11 @@ export async function openDatapath(
       config.loopIfindex = loop.ifindex;
       config.loopMark = loop.mark;
       config.flags = loop.routed ? config.flags | abi.MP_CFG_LOOP_FRAG : config.flags & ~abi.MP_CFG_LOOP_FRAG;
+      return writeConfig();
+    },
+    setBondLocal: (b) => {
+      Object.assign(config, { localIfindex: b.ifindex, localMac: b.mac, localV4: addr(b.v4), localV6: addr(b.v6) });
+      config.flags |= abi.MP_CFG_BOND_LOCAL;
       return writeConfig();
     },
     linkStatePort: () => ({

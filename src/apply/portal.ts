@@ -189,6 +189,20 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
     await cleanup(rt, state, dp.value);
     return fail(loopOn.error);
   }
+  // bond_local: the bond device exists now: tell decap where the LP's own replies go (bpf/nat.h)
+  const bl = plan.value.bondLocal;
+  if (bl) {
+    const links = await rt.listLinks();
+    const dev = links.andThen((ls) => {
+      const l = ls.find((x) => x.name === bl.dev);
+      return l ? ok(l) : err<never, MpError>({ kind: 'NotFound', what: 'interface', message: `no interface ${bl.dev} (bond_local)` });
+    });
+    const on = dev.andThen((l) => dp.value.setBondLocal({ ifindex: l.index, mac: l.mac, ...(bl.v4 ? { v4: bl.v4 } : {}), ...(bl.v6 ? { v6: bl.v6 } : {}) }));
+    if (on.isErr()) {
+      await cleanup(rt, state, dp.value);
+      return fail(on.error);
+    }
+  }
   const statePort = dp.value.linkStatePort();
   const authSetup: AuthSetup = {
     local: keys.value,

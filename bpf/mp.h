@@ -416,6 +416,19 @@ struct mp_red_stats {
 #define MP_NAT_ENTRIES 65536 /* mp_nat_out, mp_nat_in */
 #define MP_NAT_FORWARDS 64   /* mp_nat_fwd, mp_nat_fwd_out */
 #define MP_NAT_TRIES 8       /* ports tried for a new flow */
+/* Mapping timeouts (README "Whole-LAN mode"). A flow's reverse entry (mp_nat_in) holds when its
+ * last packet passed, either way (last_s, seconds of bpf_ktime_get_ns()), and for TCP its state.
+ * A mapping idle longer than its timeout is expired: its port counts as free for a new flow
+ * (nat.h takes it over), a packet to it from the Internet is MP_DROP_NAT_MISS, and the control
+ * plane deletes it when it sweeps the table (every MP_NAT_SWEEP_S). A packet of the flow itself
+ * from the LAN before then keeps it (nobody took the port). The figures are the minimums of the
+ * NAT behaviour RFCs: */
+#define MP_NAT_TCP_EST_S 7440   /* established TCP: RFC 5382 REQ-5, at least 2 h 4 min */
+#define MP_NAT_TCP_TRANS_S 240  /* TCP opening (only a SYN seen) or closing (FIN or RST seen): the
+				 * "transitory" timeout of RFC 5382 REQ-5 and RFC 7857 2.2 (RST), at least 4 min */
+#define MP_NAT_UDP_S 300        /* UDP: RFC 4787 REQ-5, at least 2 min, 5 min recommended */
+#define MP_NAT_ICMP_S 60        /* ICMP / ICMPv6 echo: RFC 5508 REQ-1, at least 60 s */
+#define MP_NAT_SWEEP_S 10       /* how often the control plane deletes expired mappings and counts them */
 struct mp_nat_key {
 	__u8 family;    /* 4 or 6 */
 	__u8 proto;     /* IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6 */
@@ -425,11 +438,17 @@ struct mp_nat_key {
 enum mp_nat_flags {
 	MP_NAT_F_FORWARD = 1 << 0, /* a port forward (mp_nat_fwd, mp_nat_fwd_out), written by userland */
 };
+enum mp_nat_state {
+	MP_NAT_S_OPENING = 0, /* TCP: nothing but a SYN seen yet (transitory); other protocols: always */
+	MP_NAT_S_EST = 1,     /* TCP: a packet without SYN, FIN or RST seen after the SYN */
+	MP_NAT_S_CLOSING = 2, /* TCP: a FIN or RST seen (transitory); a SYN without ACK opens it again */
+};
 struct mp_nat_val {
 	__u8 addr[16];
 	__be16 port_be;
 	__u8 flags;     /* enum mp_nat_flags */
-	__u8 pad;
+	__u8 state;     /* enum mp_nat_state (mp_nat_in of a TCP flow) */
+	__u32 last_s;   /* mp_nat_in: bpf_ktime_get_ns() / 10^9 at the flow's last packet (0: long ago) */
 };
 
 /* ---- authentication (README "Running a bond") -----------------------------------------------

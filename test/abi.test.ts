@@ -298,8 +298,11 @@ describe('encoders and decoders', () => {
     const kb = encodeNatKey(k);
     assert.deepEqual(kb, Buffer.from([4, 6, 0x01, 0xbb, 203, 0, 113, 7, ...new Array(12).fill(0)]));
     assert.deepEqual(decodeNatKey(kb), k);
-    const v = { addr: 'fd00:1::10', port: 8443, flags: MP_NAT_F_FORWARD };
-    assert.deepEqual(decodeNatVal(encodeNatVal(v), 6), v);
+    const v = { addr: 'fd00:1::10', port: 8443, flags: MP_NAT_F_FORWARD, state: 1, lastS: 123456 };
+    const vb = encodeNatVal(v);
+    assert.equal(vb.length, 24);
+    assert.equal(vb.readUInt32LE(20), 123456, 'last_s host-endian');
+    assert.deepEqual(decodeNatVal(vb, 6), v);
     assert.throws(() => encodeNatKey({ ...k, addr: 'fd00::1' }), /not IPv4/);
   });
 

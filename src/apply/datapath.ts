@@ -45,7 +45,7 @@ export interface Datapath {
   /** the loaded object (null: adopted, the maps opened from their pins; the programs that run
    * are the previous process's, still attached) */
   handle: ObjHandle | null;
-  maps: Record<'config' | 'links' | 'endpoints' | 'sched' | 'stats' | 'rx' | 'drops' | 'loop' | 'txKey' | 'rxKeys' | 'replay' | 'peerProbe' | 'redClass' | 'natFwd' | 'natFwdOut', MapFd>;
+  maps: Record<'config' | 'links' | 'endpoints' | 'sched' | 'stats' | 'rx' | 'drops' | 'loop' | 'txKey' | 'rxKeys' | 'replay' | 'peerProbe' | 'redClass' | 'natFwd' | 'natFwdOut' | 'natIn' | 'natOut', MapFd>;
   /** LP: the outer source address of each link id */
   sources: Map<number, string>;
   /** LP: each link id's interface MTU (its largest path MTU probe) */
@@ -134,6 +134,8 @@ const MAP_NAMES = {
   redClass: abi.MAPS.redClass.name,
   natFwd: abi.MAPS.natFwd.name,
   natFwdOut: abi.MAPS.natFwdOut.name,
+  natIn: abi.MAPS.natIn.name,
+  natOut: abi.MAPS.natOut.name,
 } as const;
 
 /** Map fds of the loaded object, by role in the ABI. */

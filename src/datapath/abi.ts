@@ -28,6 +28,27 @@ export const MP_NAT_FORWARDS = 64;
 export const MP_NAT_TRIES = 8;
 /** enum mp_nat_flags: mp_nat_val.flags. */
 export const MP_NAT_F_FORWARD = 1 << 0;
+/** mapping timeouts, seconds (mp.h: RFC 5382, 4787, 5508 minimums), and the control plane's sweep */
+export const MP_NAT_TCP_EST_S = 7440;
+export const MP_NAT_TCP_TRANS_S = 240;
+export const MP_NAT_UDP_S = 300;
+export const MP_NAT_ICMP_S = 60;
+export const MP_NAT_SWEEP_S = 10;
+/** enum mp_nat_state: mp_nat_val.state of a TCP flow's reverse entry. */
+export const MP_NAT_S_OPENING = 0;
+export const MP_NAT_S_EST = 1;
+export const MP_NAT_S_CLOSING = 2;
+
+/** The timeout of a mapping (mp_nat_in entry) of protocol `proto` in state `state`, seconds (nat.h nat_timeout). */
+export function natTimeoutS(proto: number, state: number): number {
+  if (proto === 6) return state === MP_NAT_S_EST ? MP_NAT_TCP_EST_S : MP_NAT_TCP_TRANS_S;
+  return proto === 17 ? MP_NAT_UDP_S : MP_NAT_ICMP_S;
+}
+
+/** bpf_ktime_get_ns() / 10^9 as the data path reads it (CLOCK_MONOTONIC, as process.hrtime). */
+export function natNowS(): number {
+  return Number(process.hrtime.bigint() / 1_000_000_000n);
+}
 export const MP_IPPROTO = 253;
 export const MP_HDR_LEN = 24;
 /** Key ids on the wire are 1..255 (0: unauthenticated handshake message); mp_rx_keys entries. */
@@ -161,6 +182,7 @@ export const ENUMS: Record<string, Record<string, number>> = {
   mp_role: { MP_ROLE_LOCAL, MP_ROLE_REMOTE },
   mp_cfg_flags: { MP_CFG_SINGLE_IF, MP_CFG_DEC_TTL, MP_CFG_LOOP_FRAG, MP_CFG_NO_AUTH, MP_CFG_ACKS_EARLIEST, MP_CFG_LAN_NAT, MP_CFG_BOND_LOCAL },
   mp_nat_flags: { MP_NAT_F_FORWARD },
+  mp_nat_state: { MP_NAT_S_OPENING, MP_NAT_S_EST, MP_NAT_S_CLOSING },
   mp_link_state: { MP_LINK_UNUSED, MP_LINK_UP, MP_LINK_DOWN, MP_LINK_ADMIN_DOWN },
   mp_link_flags: { MP_LINK_F_NO_ACKS, MP_LINK_F_FEC, MP_LINK_F_HELD },
   mp_carrier: { MP_CARRIER_UDP, MP_CARRIER_IP },
@@ -300,8 +322,8 @@ export const MP_NAT_KEY = layout('mp_nat_key', 20, [
   ['family', 0, 1], ['proto', 1, 1], ['port_be', 2, 2], ['addr', 4, 16],
 ]);
 // prettier-ignore
-export const MP_NAT_VAL = layout('mp_nat_val', 20, [
-  ['addr', 0, 16], ['port_be', 16, 2], ['flags', 18, 1], ['pad', 19, 1],
+export const MP_NAT_VAL = layout('mp_nat_val', 24, [
+  ['addr', 0, 16], ['port_be', 16, 2], ['flags', 18, 1], ['state', 19, 1], ['last_s', 20, 4],
 ]);
 
 export const LAYOUTS: readonly StructLayout[] = [
@@ -972,11 +994,14 @@ export interface MpNatKey {
   addr: string;
 }
 
-/** A NAT map value: the other side's address and port, MP_NAT_F_* flags. */
+/** A NAT map value: the other side's address and port, MP_NAT_F_* flags; in mp_nat_in the
+ * flow's TCP state (MP_NAT_S_*) and the second of its last packet (natNowS's clock); absent: 0. */
 export interface MpNatVal {
   addr: string;
   port: number;
   flags: number;
+  state?: number;
+  lastS?: number;
 }
 
 export function encodeNatKey(k: MpNatKey): Buffer {
@@ -1005,6 +1030,8 @@ export function encodeNatVal(v: MpNatVal): Buffer {
   ipToBuffer(v.addr).copy(b, at(MP_NAT_VAL, 'addr'));
   b.writeUInt16BE(v.port, at(MP_NAT_VAL, 'port_be'));
   b.writeUInt8(v.flags, at(MP_NAT_VAL, 'flags'));
+  b.writeUInt8(v.state ?? 0, at(MP_NAT_VAL, 'state'));
+  b.writeUInt32LE(v.lastS ?? 0, at(MP_NAT_VAL, 'last_s'));
   return b;
 }
 
@@ -1015,5 +1042,7 @@ export function decodeNatVal(b: Buffer, family: 4 | 6): MpNatVal {
     addr: bufferToIp(b.subarray(a, a + (family === 4 ? 4 : 16))),
     port: b.readUInt16BE(at(MP_NAT_VAL, 'port_be')),
     flags: b.readUInt8(at(MP_NAT_VAL, 'flags')),
+    state: b.readUInt8(at(MP_NAT_VAL, 'state')),
+    lastS: b.readUInt32LE(at(MP_NAT_VAL, 'last_s')),
   };
 }

@@ -73,6 +73,9 @@ test('whole-LAN mode: two LAN hosts reach the server as the client address, IPv4
         const nat = Object.fromEntries(Object.entries(lp.drops).filter(([k]) => k.startsWith('nat_')));
         t.diagnostic(`LP NAT drops: ${JSON.stringify(nat)}`);
         assert.equal(lp.drops['nat_ports'] ?? 0, 0, 'no flow lacked a port');
+        t.diagnostic(`LP NAT mappings (status): ${JSON.stringify(lp.nat)}`);
+        assert.ok(lp.nat && lp.nat.tcp >= 4, 'status counts the flows\' mappings (iperf3: a control and a data connection each)');
+        assert.equal(lp.nat.mappings, lp.nat.tcp + lp.nat.udp + lp.nat.icmp);
       });
 
       await t.test('a port forward reaches host1 from the Internet; nothing else does', async () => {

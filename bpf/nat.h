@@ -216,8 +216,9 @@ static __always_inline void nat_touch(struct mp_nat_val *v, __u8 proto, __u8 tcp
 #ifdef MP_NAT_ENCAP /* encap's alone */
 /* A new flow wants client port rk, which a mapping holds: if that one expired, the new flow
  * (its reverse entry v) takes the port over, and the old flow's entry in mp_nat_out goes if it
- * still names the port. 0: taken over. A global function: nat_mapping() tries MP_NAT_TRIES
- * ports, unrolled. */
+ * still names the port. So does the flow's own mapping whose mp_nat_out entry was evicted (the
+ * reverse entry names the flow itself): it gets its port back. 0: taken over. A global
+ * function: nat_mapping() tries MP_NAT_TRIES ports, unrolled. */
 __noinline int mp_nat_reclaim(struct mp_nat_key *rk, struct mp_nat_val *v, __u32 now)
 {
 	struct mp_nat_key old = {};
@@ -226,7 +227,9 @@ __noinline int mp_nat_reclaim(struct mp_nat_key *rk, struct mp_nat_val *v, __u32
 	if (!rk || !v)
 		return -1;
 	cur = bpf_map_lookup_elem(&mp_nat_in, rk);
-	if (!cur || !nat_expired(cur, rk->proto, now))
+	if (!cur)
+		return -1;
+	if (!nat_expired(cur, rk->proto, now) && !(cur->port_be == v->port_be && same_addr(cur->addr, v->addr)))
 		return -1;
 	old.family = rk->family;
 	old.proto = rk->proto;

@@ -532,6 +532,15 @@ describe('mapping timeouts: an idle mapping\'s port is free again (times injecte
     }
   });
 
+  it('a flow whose mp_nat_out entry was evicted gets its own port back (its reverse entry names it)', () => {
+    reset();
+    encapOut(tcpOut(HOST_A, 40001));
+    assert.equal(must(mapDelete(maps().fd('natOut'), encodeNatKey({ family: 4, proto: IPPROTO_TCP, port: 40001, addr: HOST_A }))), true);
+    const again = encapOut(tcpOut(HOST_A, 40001, NET_V4, 0x10));
+    assert.equal(sport(again.inner, again.ip), 40001, 'the same port, not a random one');
+    assert.deepEqual(entries('natIn'), [[tcpKey(40001), { addr: HOST_A, port: 40001, flags: 0 }]], 'one reverse entry, no orphan');
+  });
+
   it('a reply to an expired mapping is nat_miss; the flow\'s own next packet from the LAN revives it (nobody took the port)', () => {
     reset();
     encapOut(udpOut(HOST_A, 5000));

@@ -10,7 +10,9 @@
 //
 // Neighbour proxies come last on purpose: the moment the portal answers ARP/ND for the
 // gateway (LP) or the client (RP), traffic starts arriving, and by then the programs that must
-// catch it are attached; `down` withdraws them first for the same reason.
+// catch it are attached; `down` withdraws them first for the same reason. (LP step 9 only
+// follows them because it concerns the LP's own traffic, which no proxy brings: its routes come
+// after its own encap, and `down` takes them away before anything else.)
 import { err, ok, type Result } from 'neverthrow';
 import { configInvalid, type MpError } from '../errors.js';
 import type { Family, LinkConfig, LocalConfig, PortalConfig, Prefix, RemoteConfig } from '../config/types.js';

@@ -468,6 +468,11 @@ int decap(struct __sk_buff *skb)
 			n = mp_nat_icmp_error(skb);
 		if (n != MP_DROP_NONE)
 			return mp_drop((enum mp_drop_reason)n);
+		if (cfg->flags & MP_CFG_BOND_LOCAL) { /* a reply to the LP's own traffic (nat.h) */
+			n = mp_nat_local(skb);
+			if (n != NAT_NOT_LOCAL)
+				return n;
+		}
 		return mp_redirected(bpf_redirect_neigh(cfg->lan_ifindex, NULL, 0, 0));
 	}
 	return forward(skb, family);

@@ -178,6 +178,7 @@ struct mp_abi_enums {
 	enum mp_probe_flags probe_flags;
 	enum mp_hdr_flags hdr_flags;
 	enum mp_nat_flags nat_flags;
+	enum mp_nat_state nat_state;
 	struct mp_hdr hdr;
 	struct mp_probe probe;
 };

@@ -136,6 +136,8 @@ enum mp_cfg_flags {
 					* like data, not on the slowest link (schedule.h) */
 	MP_CFG_LAN_NAT = 1 << 5,   /* LP whole-LAN mode: packets from mp_config.lan are translated to
 				    * the client address (nat.h, "whole-LAN mode" below) */
+	MP_CFG_BOND_LOCAL = 1 << 6, /* LP `bond_local`: replies translated back to local_v4 / local_v6
+				     * go to the LP's own stack (nat.h, "whole-LAN mode" below) */
 };
 
 /* An address of either family: IPv4 in the first 4 bytes. */
@@ -188,6 +190,17 @@ struct mp_config {
 	__u16 nat_port_lo;
 	__u16 nat_port_hi;
 	__u32 pad2;
+	/* LP `bond_local` (MP_CFG_BOND_LOCAL): the LP's own traffic leaves through the bond from its
+	 * address on a LAN prefix (local_v4 / local_v6; family 0: none), translated as a LAN host's;
+	 * decap delivers a packet translated back to one of them at the ingress of local_ifindex
+	 * (the bond device mpl…a, where the LP's route to the sender points), addressed to
+	 * local_mac, its MAC (the stack takes no unicast frame addressed to another) */
+	__u32 local_ifindex;
+	__u8 local_mac[6];
+	__u8 pad3[2];
+	struct mp_addr local_v4;
+	struct mp_addr local_v6;
+	__u32 pad4;
 };
 
 enum mp_link_state {
@@ -395,10 +408,27 @@ struct mp_red_stats {
  * (family, proto, client port, client address); values the other side. proto is the L4
  * protocol (IPPROTO_ICMP / IPPROTO_ICMPV6 for echo, port = the id). mp_nat_out and mp_nat_in
  * are LRU hashes: a full table evicts the least recently used mapping; every outgoing packet
- * refreshes both entries of its flow (and restores a reverse entry that was evicted). */
+ * refreshes both entries of its flow (and restores a reverse entry that was evicted).
+ * bond_local (MP_CFG_BOND_LOCAL): the LP's own packets come to encap from the bond device
+ * (mpl…b's ingress) with its address on a LAN prefix as source and are translated like any LAN
+ * host's; decap delivers what is translated back to mp_config.local_v4 / local_v6 at the ingress
+ * of mp_config.local_ifindex instead of lan. */
 #define MP_NAT_ENTRIES 65536 /* mp_nat_out, mp_nat_in */
 #define MP_NAT_FORWARDS 64   /* mp_nat_fwd, mp_nat_fwd_out */
 #define MP_NAT_TRIES 8       /* ports tried for a new flow */
+/* Mapping timeouts (README "Whole-LAN mode"). A flow's reverse entry (mp_nat_in) holds when its
+ * last packet passed, either way (last_s, seconds of bpf_ktime_get_ns()), and for TCP its state.
+ * A mapping idle longer than its timeout is expired: its port counts as free for a new flow
+ * (nat.h takes it over), a packet to it from the Internet is MP_DROP_NAT_MISS, and the control
+ * plane deletes it when it sweeps the table (every MP_NAT_SWEEP_S). A packet of the flow itself
+ * from the LAN before then keeps it (nobody took the port). The figures are the minimums of the
+ * NAT behaviour RFCs: */
+#define MP_NAT_TCP_EST_S 7440   /* established TCP: RFC 5382 REQ-5, at least 2 h 4 min */
+#define MP_NAT_TCP_TRANS_S 240  /* TCP opening (only a SYN seen) or closing (FIN or RST seen): the
+				 * "transitory" timeout of RFC 5382 REQ-5 and RFC 7857 2.2 (RST), at least 4 min */
+#define MP_NAT_UDP_S 300        /* UDP: RFC 4787 REQ-5, at least 2 min, 5 min recommended */
+#define MP_NAT_ICMP_S 60        /* ICMP / ICMPv6 echo: RFC 5508 REQ-1, at least 60 s */
+#define MP_NAT_SWEEP_S 10       /* how often the control plane deletes expired mappings and counts them */
 struct mp_nat_key {
 	__u8 family;    /* 4 or 6 */
 	__u8 proto;     /* IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6 */
@@ -408,11 +438,17 @@ struct mp_nat_key {
 enum mp_nat_flags {
 	MP_NAT_F_FORWARD = 1 << 0, /* a port forward (mp_nat_fwd, mp_nat_fwd_out), written by userland */
 };
+enum mp_nat_state {
+	MP_NAT_S_OPENING = 0, /* TCP: nothing but a SYN seen yet (transitory); other protocols: always */
+	MP_NAT_S_EST = 1,     /* TCP: a packet without SYN, FIN or RST seen after the SYN */
+	MP_NAT_S_CLOSING = 2, /* TCP: a FIN or RST seen (transitory); a SYN without ACK opens it again */
+};
 struct mp_nat_val {
 	__u8 addr[16];
 	__be16 port_be;
 	__u8 flags;     /* enum mp_nat_flags */
-	__u8 pad;
+	__u8 state;     /* enum mp_nat_state (mp_nat_in of a TCP flow) */
+	__u32 last_s;   /* mp_nat_in: bpf_ktime_get_ns() / 10^9 at the flow's last packet (0: long ago) */
 };
 
 /* ---- authentication (README "Running a bond") -----------------------------------------------

@@ -31,6 +31,7 @@
 #define NAT_ICMPV6_ECHO_REQUEST 128
 #define NAT_ICMPV6_ECHO_REPLY 129
 #define NAT_ICMP_ERROR 0x100 /* mp_nat_encap/decap(): an ICMP error, for mp_nat_icmp_error[_out]() (no drop reason) */
+#define NAT_NOT_LOCAL 0x200  /* mp_nat_local(): not to the LP's own address, deliver to lan (no verdict) */
 
 /* Is address a (load_addr's form) inside one of the LAN prefixes? */
 static __always_inline bool in_lan(const struct mp_config *cfg, const __u32 a[4], __u8 family)
@@ -119,6 +120,16 @@ static __always_inline enum mp_drop_reason nat_l4(struct __sk_buff *skb, const s
 	return MP_DROP_NONE;
 }
 
+/* A TCP packet's flags (byte 13 of its header); 0 for anything else. */
+static __always_inline __u8 nat_tcp_flags(struct __sk_buff *skb, const struct l3 *p)
+{
+	__u8 f = 0;
+
+	if (p->proto == IPPROTO_TCP && bpf_skb_load_bytes(skb, p->l4_off + 13, &f, 1))
+		return 0;
+	return f;
+}
+
 /* Replace the address at packet offset off (from -> to, load_addr's form) and fix the IPv4
  * header checksum and, with csum_off, the L4 checksum over the pseudo-header. */
 static __always_inline bool nat_set_addr(struct __sk_buff *skb, const struct l3 *p, __u32 off, __u32 from[4],
@@ -157,27 +168,103 @@ static __always_inline bool same_addr(const __u8 a[16], const __u8 b[16])
 	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
 }
 
+/* bond_local: is a (load_addr's form) the LP's own source of its bonded traffic? */
+static __always_inline bool nat_is_local(const struct mp_config *cfg, const __u32 a[4], __u8 family)
+{
+	if (!(cfg->flags & MP_CFG_BOND_LOCAL))
+		return false;
+	return in_prefix(a, family == 4 ? &cfg->local_v4 : &cfg->local_v6, family);
+}
+
+/* Mapping timeouts (mp.h): the timeout of a reverse entry of protocol proto, in seconds. */
+static __always_inline __u32 nat_timeout(__u8 proto, __u8 state)
+{
+	if (proto == IPPROTO_TCP)
+		return state == MP_NAT_S_EST ? MP_NAT_TCP_EST_S : MP_NAT_TCP_TRANS_S;
+	return proto == IPPROTO_UDP ? MP_NAT_UDP_S : MP_NAT_ICMP_S;
+}
+
+static __always_inline __u32 nat_now(void)
+{
+	return bpf_ktime_get_ns() / 1000000000ULL;
+}
+
+static __always_inline bool nat_expired(const struct mp_nat_val *v, __u8 proto, __u32 now)
+{
+	return now - v->last_s > nat_timeout(proto, v->state);
+}
+
+/* A packet of the flow passed (either way): its time, and for TCP its state by its flags. */
+static __always_inline void nat_touch(struct mp_nat_val *v, __u8 proto, __u8 tcp_flags, __u32 now)
+{
+	__u8 st = v->state;
+
+	if (v->last_s != now) /* one store a second, not one per packet */
+		v->last_s = now;
+	if (proto != IPPROTO_TCP)
+		return;
+	if (tcp_flags & (TCPHDR_FIN | TCPHDR_RST))
+		st = MP_NAT_S_CLOSING;
+	else if (tcp_flags & TCPHDR_SYN)
+		st = (tcp_flags & TCPHDR_ACK) || st != MP_NAT_S_CLOSING ? st : MP_NAT_S_OPENING;
+	else if (st == MP_NAT_S_OPENING)
+		st = MP_NAT_S_EST;
+	if (st != v->state)
+		v->state = st;
+}
+
+#ifdef MP_NAT_ENCAP /* encap's alone */
+/* A new flow wants client port rk, which a mapping holds: if that one expired, the new flow
+ * (its reverse entry v) takes the port over, and the old flow's entry in mp_nat_out goes if it
+ * still names the port. So does the flow's own mapping whose mp_nat_out entry was evicted (the
+ * reverse entry names the flow itself): it gets its port back. 0: taken over. A global
+ * function: nat_mapping() tries MP_NAT_TRIES ports, unrolled. */
+__noinline int mp_nat_reclaim(struct mp_nat_key *rk, struct mp_nat_val *v, __u32 now)
+{
+	struct mp_nat_key old = {};
+	struct mp_nat_val *cur, *o;
+
+	if (!rk || !v)
+		return -1;
+	cur = bpf_map_lookup_elem(&mp_nat_in, rk);
+	if (!cur)
+		return -1;
+	if (!nat_expired(cur, rk->proto, now) && !(cur->port_be == v->port_be && same_addr(cur->addr, v->addr)))
+		return -1;
+	old.family = rk->family;
+	old.proto = rk->proto;
+	old.port_be = cur->port_be;
+	__builtin_memcpy(old.addr, cur->addr, 16);
+	o = bpf_map_lookup_elem(&mp_nat_out, &old);
+	if (o && o->port_be == rk->port_be)
+		bpf_map_delete_elem(&mp_nat_out, &old);
+	return bpf_map_update_elem(&mp_nat_in, rk, v, BPF_EXIST) ? -1 : 0;
+}
+
 /* The mapping of flow k (a LAN address and port) to ext (the client address): the one it has,
  * its reverse entry restored if evicted; or a new one. NULL: no port free. */
 static __always_inline struct mp_nat_val *nat_mapping(const struct mp_config *cfg, const struct mp_nat_key *k,
-						      const __u32 ext[4])
+						      const __u32 ext[4], __u8 tcp_flags)
 {
 	struct mp_nat_val v = {}, *out, *back;
 	struct mp_nat_key rk = {};
-	__u32 lo = cfg->nat_port_lo, hi = cfg->nat_port_hi, want = bpf_ntohs(k->port_be), port;
+	__u32 lo = cfg->nat_port_lo, hi = cfg->nat_port_hi, want = bpf_ntohs(k->port_be), port, now = nat_now();
 
 	rk.family = k->family;
 	rk.proto = k->proto;
 	__builtin_memcpy(rk.addr, ext, 16);
 	__builtin_memcpy(v.addr, k->addr, 16);
 	v.port_be = k->port_be;
+	nat_touch(&v, k->proto, tcp_flags, now);
 
 	out = bpf_map_lookup_elem(&mp_nat_out, k);
 	if (out) {
 		rk.port_be = out->port_be;
 		back = bpf_map_lookup_elem(&mp_nat_in, &rk); /* also keeps it recently used */
-		if (back && back->port_be == k->port_be && same_addr(back->addr, k->addr))
+		if (back && back->port_be == k->port_be && same_addr(back->addr, k->addr)) {
+			nat_touch(back, k->proto, tcp_flags, now);
 			return out;
+		}
 		if (!back && !bpf_map_update_elem(&mp_nat_in, &rk, &v, BPF_NOEXIST))
 			return out;
 		/* its port went to another flow while the reverse entry was evicted: a new one */
@@ -198,8 +285,8 @@ static __always_inline struct mp_nat_val *nat_mapping(const struct mp_config *cf
 		rk.port_be = bpf_htons(port);
 		if ((rk.port_be == cfg->port_be && !ids) || bpf_map_lookup_elem(&mp_nat_fwd, &rk))
 			continue; /* the tunnel's port, a forward's */
-		if (bpf_map_update_elem(&mp_nat_in, &rk, &v, BPF_NOEXIST))
-			continue;
+		if (bpf_map_update_elem(&mp_nat_in, &rk, &v, BPF_NOEXIST) && mp_nat_reclaim(&rk, &v, now))
+			continue; /* taken, and not expired */
 		{
 			struct mp_nat_val o = {};
 
@@ -213,21 +300,42 @@ static __always_inline struct mp_nat_val *nat_mapping(const struct mp_config *cf
 	return NULL;
 }
 
-/* What port k translates to, one direction's map pair: its port forward's (fwd, first), else its
- * flow's (flows; none is made here). In, to the client address's port k (mp_nat_fwd, mp_nat_in):
- * the LAN host's address and port. Out, from a LAN host's port k (mp_nat_fwd_out, mp_nat_out): the
- * client address and port. false: neither. The maps are constants once inlined, as the verifier
- * wants a map pointer. */
-static __always_inline bool nat_lookup(void *fwd, void *flows, const struct mp_nat_key *k, __u32 addr[4],
-				       __be16 *port)
+#endif /* MP_NAT_ENCAP: mp_nat_reclaim, nat_mapping */
+
+/* Where a packet to the client address's port k goes: a port forward's LAN host, else a flow's.
+ * false: neither. */
+static __always_inline bool nat_inbound(const struct mp_nat_key *k, __u32 lan[4], __be16 *port, bool touch,
+					__u8 tcp_flags)
 {
-	struct mp_nat_val *m = bpf_map_lookup_elem(fwd, k);
+	struct mp_nat_val *m = bpf_map_lookup_elem(&mp_nat_fwd, k);
+	__u32 now;
+
+	if (!m) {
+		m = bpf_map_lookup_elem(&mp_nat_in, k);
+		if (!m)
+			return false;
+		now = nat_now();
+		if (nat_expired(m, k->proto, now)) /* the flow is gone: its port is free */
+			return false;
+		if (touch) /* a flow's reply keeps it, an ICMP error about it does not */
+			nat_touch(m, k->proto, tcp_flags, now);
+	}
+	__builtin_memcpy(lan, m->addr, 16);
+	*port = m->port_be;
+	return true;
+}
+
+/* Which client port a LAN host's port k has: its port forward's, else its flow's (none is made
+ * here). false: neither. */
+static __always_inline bool nat_outbound(const struct mp_nat_key *k, __u32 ext[4], __be16 *port)
+{
+	struct mp_nat_val *m = bpf_map_lookup_elem(&mp_nat_fwd_out, k);
 
 	if (!m)
-		m = bpf_map_lookup_elem(flows, k);
+		m = bpf_map_lookup_elem(&mp_nat_out, k);
 	if (!m)
 		return false;
-	__builtin_memcpy(addr, m->addr, 16);
+	__builtin_memcpy(ext, m->addr, 16);
 	*port = m->port_be;
 	return true;
 }
@@ -311,8 +419,7 @@ static __always_inline int nat_icmp_xlate(struct __sk_buff *skb, const bool out)
 	/* the quote is about the error's own end (the client address in, the LAN host out) */
 	if (qaddr[0] != outer[0] || qaddr[1] != outer[1] || qaddr[2] != outer[2] || qaddr[3] != outer[3])
 		return none;
-	if (!(out ? nat_lookup(&mp_nat_fwd_out, &mp_nat_out, &k, to, &port)
-	          : nat_lookup(&mp_nat_fwd, &mp_nat_in, &k, to, &port)))
+	if (!(out ? nat_outbound(&k, to, &port) : nat_inbound(&k, to, &port, false, 0)))
 		return none;
 
 	if (p.family == 4) {
@@ -391,7 +498,7 @@ __noinline int mp_nat_encap(struct __sk_buff *skb)
 		return MP_DROP_NAT_PROTO;
 	m = bpf_map_lookup_elem(&mp_nat_fwd_out, &k); /* a port forward's server answering */
 	if (!m)
-		m = nat_mapping(cfg, &k, ext);
+		m = nat_mapping(cfg, &k, ext, nat_tcp_flags(skb, &p));
 	if (!m)
 		return MP_DROP_NAT_PORTS;
 	port = m->port_be;
@@ -443,12 +550,36 @@ __noinline int mp_nat_decap(struct __sk_buff *skb)
 	__builtin_memcpy(k.addr, dst, 16);
 	if (bpf_skb_load_bytes(skb, n.port_off, &k.port_be, 2))
 		return MP_DROP_NAT_MISS;
-	if (!nat_lookup(&mp_nat_fwd, &mp_nat_in, &k, lan, &port))
+	if (!nat_inbound(&k, lan, &port, true, nat_tcp_flags(skb, &p)))
 		return MP_DROP_NAT_MISS;
 	if (!nat_set_addr(skb, &p, l3_daddr_off(&p), dst, lan, n.pseudo ? n.csum_off : 0, n.csum_flag) ||
 	    !nat_set_port(skb, &n, k.port_be, port))
 		return MP_DROP_STORE;
 	return MP_DROP_NONE;
+}
+
+/* decap (LP, bond_local): a packet translated (mp_nat_decap, mp_nat_icmp_error) to the LP's own
+ * address goes into its stack at the bond device's ingress, where its route back to the sender
+ * points (rp_filter, firewalls), addressed to that device's MAC. A global function of its own:
+ * decap's frame and the translations' are full. Returns the verdict, or NAT_NOT_LOCAL. */
+__noinline int mp_nat_local(struct __sk_buff *skb)
+{
+	const struct mp_config *cfg = config_get();
+	struct ethhdr *eth;
+	void *data, *end;
+	__u32 dst[4];
+	struct l3 p;
+
+	if (!cfg || !parse_l3(skb, &p) || !load_addr(skb, l3_daddr_off(&p), p.family, dst) ||
+	    !nat_is_local(cfg, dst, p.family))
+		return NAT_NOT_LOCAL;
+	data = PKT_DATA(skb);
+	end = PKT_END(skb);
+	eth = data;
+	if ((void *)(eth + 1) > end)
+		return mp_drop(MP_DROP_STORE);
+	__builtin_memcpy(eth->h_dest, cfg->local_mac, ETH_ALEN);
+	return mp_redirected(bpf_redirect(cfg->local_ifindex, BPF_F_INGRESS));
 }
 #endif /* MP_NAT_ENCAP */
 

@@ -575,6 +575,50 @@ int mp_map_lookup_array(int map_fd, unsigned count, void *values, unsigned value
 	return 0;
 }
 
+int mp_map_dump(int map_fd, void *keys, unsigned keys_len, void *values, unsigned values_len, unsigned max)
+{
+	begin();
+	struct bpf_map_info info;
+	int err = map_info(map_fd, &info, "mp_map_dump");
+	if (err)
+		return err;
+	if (is_percpu(info.type) || info.type == BPF_MAP_TYPE_ARRAY)
+		return fail(EINVAL, "mp_map_dump: map '%s' (fd %d) is not a shared hash map", info.name, map_fd);
+	if ((size_t)keys_len != (size_t)info.key_size * max || (size_t)values_len != (size_t)info.value_size * max)
+		return fail(EINVAL, "mp_map_dump(map '%s' fd %d): %u elements need %zu key and %zu value bytes, got %u and %u",
+			    info.name, map_fd, max, (size_t)info.key_size * max, (size_t)info.value_size * max, keys_len, values_len);
+	unsigned got = 0;
+	__u32 batch = 0;
+	bool first = true;
+	while (got < max) {
+		__u32 n = max - got;
+		err = bpf_map_lookup_batch(map_fd, first ? NULL : &batch, &batch, (char *)keys + (size_t)got * info.key_size,
+					   (char *)values + (size_t)got * info.value_size, &n, NULL);
+		first = false;
+		if (err && errno != ENOENT)
+			break; /* EINVAL/ENOTSUPP: no batches for this map; ENOSPC: a bucket beyond max */
+		got += n;
+		if (err) /* ENOENT: the last batch */
+			return (int)got;
+	}
+	if (got >= max)
+		return (int)got;
+	/* one by one from the start */
+	got = 0;
+	char *prev = NULL;
+	while (got < max) {
+		char *k = (char *)keys + (size_t)got * info.key_size;
+		if (bpf_map_get_next_key(map_fd, prev, k))
+			break;
+		if (bpf_map_lookup_elem(map_fd, k, (char *)values + (size_t)got * info.value_size) == 0) {
+			prev = k;
+			got++;
+		}
+		/* deleted meanwhile: its slot is overwritten by the next key */
+	}
+	return (int)got;
+}
+
 /* ---- BPF_F_MMAPABLE arrays: read as memory, no system call per read ------------------------- */
 
 #define MP_MMAPS 32

@@ -69,6 +69,11 @@ int mp_map_next_key(int map_fd, const void *key, void *next, unsigned key_len);
 /* Elements 0..count-1 of an array or per-CPU array map into values (count elements of the
  * size mp_map_lookup takes), in one system call where the kernel has batch lookups. */
 int mp_map_lookup_array(int map_fd, unsigned count, void *values, unsigned values_len);
+/* Every element of a hash map (not per-CPU; LRU too) into keys and values, packed, at most max
+ * of them (keys_len = max * key_size, values_len = max * value_size), in BPF_MAP_LOOKUP_BATCH
+ * system calls (a kernel without them: one get_next_key + lookup per element). Returns how many.
+ * The kernel's LRU does not count these lookups as uses. */
+int mp_map_dump(int map_fd, void *keys, unsigned keys_len, void *values, unsigned values_len, unsigned max);
 /* A BPF_F_MMAPABLE array map mapped read-only: a handle (>= 0) for mp_mmap_read, which copies
  * len bytes at off (element i of a value_size map is at i * round_up(value_size, 8)) without a
  * system call. mp_munmap releases it. */

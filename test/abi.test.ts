@@ -272,9 +272,16 @@ describe('encoders and decoders', () => {
       lan: [{ family: 4, prefixLen: 24, addr: '192.168.1.0' }, { family: 6, prefixLen: 64, addr: 'fd00:1::' }],
       natPortLo: 1024,
       natPortHi: 65535,
+      localIfindex: 12,
+      localMac: '02:6d:70:00:00:01',
+      localV4: { family: 4, prefixLen: 32, addr: '192.168.1.1' },
+      localV6: { family: 6, prefixLen: 128, addr: 'fd00:1::1' },
     };
     const b = encodeConfig(c);
-    assert.equal(b.length, 232);
+    assert.equal(b.length, 288);
+    assert.equal(b.readUInt32LE(232), 12, 'local_ifindex host-endian');
+    assert.deepEqual(b.subarray(236, 242), Buffer.from([2, 0x6d, 0x70, 0, 0, 1]), 'local_mac as on the wire');
+    assert.deepEqual(b.subarray(244, 252), Buffer.from([4, 32, 0, 0, 192, 168, 1, 1]), 'local_v4');
     assert.deepEqual(b.subarray(144, 152), Buffer.from([4, 24, 0, 0, 192, 168, 1, 0]), 'lan[0] after alive_ns');
     assert.equal(b.readUInt8(164), 6, 'lan[1] family');
     assert.equal(b.readUInt16LE(224), 1024, 'nat_port_lo host-endian');
@@ -291,8 +298,11 @@ describe('encoders and decoders', () => {
     const kb = encodeNatKey(k);
     assert.deepEqual(kb, Buffer.from([4, 6, 0x01, 0xbb, 203, 0, 113, 7, ...new Array(12).fill(0)]));
     assert.deepEqual(decodeNatKey(kb), k);
-    const v = { addr: 'fd00:1::10', port: 8443, flags: MP_NAT_F_FORWARD };
-    assert.deepEqual(decodeNatVal(encodeNatVal(v), 6), v);
+    const v = { addr: 'fd00:1::10', port: 8443, flags: MP_NAT_F_FORWARD, state: 1, lastS: 123456 };
+    const vb = encodeNatVal(v);
+    assert.equal(vb.length, 24);
+    assert.equal(vb.readUInt32LE(20), 123456, 'last_s host-endian');
+    assert.deepEqual(decodeNatVal(vb, 6), v);
     assert.throws(() => encodeNatKey({ ...k, addr: 'fd00::1' }), /not IPv4/);
   });
 

@@ -47,6 +47,7 @@ test('lp.toml parses to the typed config, with defaults filled in', async () => 
     lanPrefixes: [],
     natPorts: { lo: 1024, hi: 65535 },
     portForwards: [],
+    bondLocal: false,
   };
   assert.deepEqual(r.value, expected);
 });
@@ -60,6 +61,9 @@ test('lan_prefixes and lan_nat_ports (whole-LAN mode)', () => {
     { family: 4, address: '10.20.0.0', len: 16 },
   ]);
   assert.deepEqual(r.value.natPorts, { lo: 20000, hi: 29999 });
+  assert.equal(r.value.bondLocal, false, 'bond_local is off by default');
+  const b = parseConfig({ ...LP, lan_prefixes: ['192.168.1.0/24'], bond_local: true }, 'lp.toml');
+  assert.ok(b.isOk() && b.value.role === 'local' && b.value.bondLocal === true);
 });
 
 test('port_forwards (whole-LAN mode)', () => {
@@ -299,6 +303,9 @@ const BAD: [string, unknown, string, RegExp][] = [
   ['lan_nat_ports as a number', lp({ lan_nat_ports: 1024 }), 'lan_nat_ports', /"lo-hi"/],
   ['lan_prefixes on an RP', rp({ lan_prefixes: ['192.168.1.0/24'] }), 'lan_prefixes', /is a Local Portal key/],
   ['port_forwards without lan_prefixes', lp({ port_forwards: ['tcp/443 -> 192.168.1.10'] }), 'port_forwards', /needs lan_prefixes/],
+  ['bond_local without lan_prefixes', lp({ bond_local: true }), 'bond_local', /needs lan_prefixes \(whole-LAN mode\)/],
+  ['bond_local as a string', lp({ lan_prefixes: ['192.168.1.0/24'], bond_local: 'yes' }), 'bond_local', /must be true or false/],
+  ['bond_local on an RP', rp({ bond_local: true }), 'bond_local', /is a Local Portal key/],
   ['port_forwards as a string', lp({ lan_prefixes: ['192.168.1.0/24'], port_forwards: 'tcp/443 -> 192.168.1.10' }), 'port_forwards', /array of at most 64 forwards/],
   ['a forward of sctp', lp({ lan_prefixes: ['192.168.1.0/24'], port_forwards: ['sctp/443 -> 192.168.1.10'] }), 'port_forwards[0]', /must be "tcp\/PORT -> ADDRESS\[:PORT\]"/],
   ['a forward to port 0', lp({ lan_prefixes: ['192.168.1.0/24'], port_forwards: ['tcp/443 -> 192.168.1.10:0'] }), 'port_forwards[0]', /outside 1-65535/],

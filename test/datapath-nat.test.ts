@@ -23,11 +23,20 @@ import {
   hostAddr,
   MAPS,
   MP_CARRIER_UDP,
+  MP_CFG_BOND_LOCAL,
   MP_CFG_LAN_NAT,
   MP_HDR_LEN,
   MP_LINK_DOWN,
   MP_LINK_UP,
   MP_NAT_F_FORWARD,
+  MP_NAT_ICMP_S,
+  MP_NAT_S_CLOSING,
+  MP_NAT_S_EST,
+  MP_NAT_S_OPENING,
+  MP_NAT_TCP_EST_S,
+  MP_NAT_TCP_TRANS_S,
+  MP_NAT_UDP_S,
+  natNowS,
   NO_ADDR,
   type DropReason,
   type MpConfig,
@@ -55,6 +64,7 @@ import {
 } from './helpers/packet.js';
 import { dropDelta, must, openObject, type ObjMaps } from './helpers/maps.js';
 import { LP_CONFIG, RP_PORT } from './helpers/lp-config.js';
+import { natCount, natDump, sweepNat } from '../src/run/nat.js';
 
 const OBJ = join(new URL('..', import.meta.url).pathname, 'build/bpf/mpctl.o');
 const TC_ACT_UNSPEC = -1;
@@ -136,18 +146,25 @@ function reset(c: Partial<MpConfig> = {}): void {
 }
 
 type NatMap = 'natOut' | 'natIn' | 'natFwd' | 'natFwdOut';
+/** a value without its timing (state, last_s: the timeout tests look at those) */
+const where = ({ addr, port, flags }: MpNatVal): MpNatVal => ({ addr, port, flags });
 const entries = (m: NatMap): [MpNatKey, MpNatVal][] =>
   must(mapKeys(maps().fd(m), MAPS[m].keySize)).map((k) => {
     const key = decodeNatKey(k);
     const v = must(mapLookup(maps().fd(m), k, MAPS[m].value));
     assert.ok(v);
-    return [key, decodeNatVal(v, key.family)];
+    return [key, where(decodeNatVal(v, key.family))];
   });
-const lookup = (m: NatMap, k: MpNatKey): MpNatVal | null => {
+const lookupFull = (m: NatMap, k: MpNatKey): MpNatVal | null => {
   const v = must(mapLookup(maps().fd(m), encodeNatKey(k), MAPS[m].value));
   return v ? decodeNatVal(v, k.family) : null;
 };
-const putNat = (m: NatMap, k: MpNatKey, v: MpNatVal) => must(mapUpdate(maps().fd(m), encodeNatKey(k), encodeNatVal(v)));
+const lookup = (m: NatMap, k: MpNatKey): MpNatVal | null => {
+  const v = lookupFull(m, k);
+  return v ? where(v) : null;
+};
+/** a map entry as the data path would have written it now (last_s: this second) unless given */
+const putNat = (m: NatMap, k: MpNatKey, v: MpNatVal) => must(mapUpdate(maps().fd(m), encodeNatKey(k), encodeNatVal({ lastS: natNowS(), ...v })));
 
 interface Run {
   verdict: number;
@@ -443,6 +460,178 @@ describe('whole-LAN mode: ICMP errors from a LAN host about what it received lea
     // about a port the NAT knows nothing of: not sent
     const stray = run('encap', eth(ipPacket(ipSpec(HOST_A, NET_V4), icmpMsg(3, 3, Buffer.concat([Buffer.alloc(4), quoteOf(got.pkt, got.ip)])))));
     assert.deepEqual([stray.verdict, stray.drops], [TC_ACT_SHOT, { nat_proto: 1 }], 'host A did not receive that packet');
+  });
+});
+
+describe('mapping timeouts: an idle mapping\'s port is free again (times injected as last_s)', () => {
+  const HOST_C = '192.168.1.12';
+  const tcpKey = (port: number) => ({ family: 4 as const, proto: IPPROTO_TCP, port, addr: CLIENT_V4 });
+  const rev = (proto: number, port: number) => lookupFull('natIn', { family: 4, proto, port, addr: CLIENT_V4 });
+  /** make the reverse entry of client port `port` idle for `idle` seconds (in state `state`) */
+  const age = (proto: number, port: number, idle: number, state?: number) => {
+    const v = rev(proto, port);
+    assert.ok(v, `a mapping of port ${port}`);
+    putNat('natIn', { family: 4, proto, port, addr: CLIENT_V4 }, { ...v, lastS: natNowS() - idle, ...(state === undefined ? {} : { state }) });
+  };
+  const udpOut = (src: string, sp: number) => eth(ipPacket(ipSpec(src, NET_V4), udp({ sport: sp, dport: 53, payload: Buffer.alloc(20, 1) })));
+  const udpIn = (dp: number) => ipPacket(ipSpec(NET_V4, CLIENT_V4), udp({ sport: 53, dport: dp, payload: Buffer.alloc(30, 2) }));
+  const FIN_ACK = 0x11;
+  const RST = 0x04;
+
+  it('the reverse entry holds the second of the last packet and the TCP state: SYN opening, then established, FIN or RST closing, a new SYN opening', () => {
+    reset();
+    const t0 = natNowS();
+    encapOut(tcpOut(HOST_A, 40001));
+    const v = rev(IPPROTO_TCP, 40001);
+    assert.ok(v && v.lastS! >= t0 && v.lastS! <= natNowS(), `last_s ${v?.lastS} is now (${t0})`);
+    assert.equal(v.state, MP_NAT_S_OPENING, 'a SYN: opening');
+    encapOut(tcpOut(HOST_A, 40001, NET_V4, 0x10));
+    assert.equal(rev(IPPROTO_TCP, 40001)?.state, MP_NAT_S_EST, 'an ACK: established');
+    encapOut(tcpOut(HOST_A, 40001, NET_V4, FIN_ACK));
+    assert.equal(rev(IPPROTO_TCP, 40001)?.state, MP_NAT_S_CLOSING, 'a FIN: closing');
+    encapOut(tcpOut(HOST_A, 40001, NET_V4, 0x10));
+    assert.equal(rev(IPPROTO_TCP, 40001)?.state, MP_NAT_S_CLOSING, 'the last ACK does not reopen it');
+    encapOut(tcpOut(HOST_A, 40001, NET_V4, SYN));
+    assert.equal(rev(IPPROTO_TCP, 40001)?.state, MP_NAT_S_OPENING, 'a new connection on the port');
+    decapOut(tcpIn(40001));
+    assert.equal(rev(IPPROTO_TCP, 40001)?.state, MP_NAT_S_EST, 'a reply (ACK) from the Internet: established');
+    age(IPPROTO_TCP, 40001, 30);
+    decapOut(ipPacket(ipSpec(NET_V4, CLIENT_V4), tcp({ sport: 443, dport: 40001, flags: RST })));
+    const r = rev(IPPROTO_TCP, 40001);
+    assert.equal(r?.state, MP_NAT_S_CLOSING, 'an RST from the Internet: closing');
+    assert.ok(r!.lastS! >= natNowS() - 1, 'an inbound packet refreshes it too');
+  });
+
+  it('a port whose mapping is idle past its timeout goes to a new flow; just under it, it does not (TCP established / closing, UDP, ICMP echo)', () => {
+    for (const [what, proto, state, timeout, out] of [
+      ['established TCP', IPPROTO_TCP, MP_NAT_S_EST, MP_NAT_TCP_EST_S, (h: string) => tcpOut(h, 40001)],
+      ['closing TCP', IPPROTO_TCP, MP_NAT_S_CLOSING, MP_NAT_TCP_TRANS_S, (h: string) => tcpOut(h, 40001)],
+      ['opening TCP', IPPROTO_TCP, MP_NAT_S_OPENING, MP_NAT_TCP_TRANS_S, (h: string) => tcpOut(h, 40001)],
+      ['UDP', IPPROTO_UDP, undefined, MP_NAT_UDP_S, (h: string) => udpOut(h, 40001)],
+      ['ICMP echo', IPPROTO_ICMP, undefined, MP_NAT_ICMP_S, (h: string) => eth(ipPacket(ipSpec(h, NET_V4), icmpEcho(Buffer.alloc(16, 1), 40001, 1)))],
+    ] as const) {
+      reset();
+      const portOf = (r: { inner: Buffer; ip: ReturnType<typeof parseIp> }) => (proto === IPPROTO_ICMP ? r.inner.readUInt16BE(r.ip.l4 + 4) : sport(r.inner, r.ip));
+      assert.equal(portOf(encapOut(out(HOST_A))), 40001, `${what}: host A has the port`);
+      age(proto, 40001, timeout - 5, state);
+      assert.notEqual(portOf(encapOut(out(HOST_B))), 40001, `${what}: idle ${timeout - 5} s of ${timeout}: still host A's`);
+      age(proto, 40001, timeout + 2, state);
+      assert.equal(portOf(encapOut(out(HOST_C))), 40001, `${what}: idle ${timeout + 2} s of ${timeout}: host C takes it`);
+      assert.equal(lookup('natIn', { family: 4, proto, port: 40001, addr: CLIENT_V4 })?.addr, HOST_C);
+      assert.equal(lookup('natOut', { family: 4, proto, port: 40001, addr: HOST_A }), null, `${what}: host A's mapping is gone`);
+    }
+  });
+
+  it('a flow whose mp_nat_out entry was evicted gets its own port back (its reverse entry names it)', () => {
+    reset();
+    encapOut(tcpOut(HOST_A, 40001));
+    assert.equal(must(mapDelete(maps().fd('natOut'), encodeNatKey({ family: 4, proto: IPPROTO_TCP, port: 40001, addr: HOST_A }))), true);
+    const again = encapOut(tcpOut(HOST_A, 40001, NET_V4, 0x10));
+    assert.equal(sport(again.inner, again.ip), 40001, 'the same port, not a random one');
+    assert.deepEqual(entries('natIn'), [[tcpKey(40001), { addr: HOST_A, port: 40001, flags: 0 }]], 'one reverse entry, no orphan');
+  });
+
+  it('a reply to an expired mapping is nat_miss; the flow\'s own next packet from the LAN revives it (nobody took the port)', () => {
+    reset();
+    encapOut(udpOut(HOST_A, 5000));
+    age(IPPROTO_UDP, 5000, MP_NAT_UDP_S + 2);
+    const r = run('decap', wire(udpIn(5000)));
+    assert.equal(r.verdict, TC_ACT_SHOT);
+    assert.deepEqual(r.drops, { nat_miss: 1 });
+    const again = encapOut(udpOut(HOST_A, 5000));
+    assert.equal(sport(again.inner, again.ip), 5000);
+    assert.equal(decapOut(udpIn(5000)).ip.dst, HOST_A);
+    // an ICMP error about a flow does not keep it alive
+    age(IPPROTO_UDP, 5000, 100);
+    const before = rev(IPPROTO_UDP, 5000)!.lastS!;
+    decapOut(ipPacket(ipSpec('192.0.2.1', CLIENT_V4), icmpMsg(3, 3, Buffer.concat([Buffer.alloc(4), again.inner.subarray(14, again.ip.l4 + 8)]))));
+    assert.equal(rev(IPPROTO_UDP, 5000)!.lastS, before, 'not refreshed by an ICMP error');
+    // a port forward never expires
+    reset();
+    putNat('natFwd', tcpKey(8443), { addr: HOST_A, port: 443, flags: MP_NAT_F_FORWARD, lastS: 0 });
+    assert.equal(decapOut(tcpIn(8443)).ip.dst, HOST_A);
+  });
+
+  it('the control plane\'s sweep deletes the expired mappings (both entries) and counts the live ones; a dump reads past its first buffer', () => {
+    reset();
+    encapOut(tcpOut(HOST_A, 40001));
+    encapOut(udpOut(HOST_A, 5000));
+    encapOut(udpOut(HOST_B, 5001));
+    encapOut(eth(ipPacket(ipSpec(HOST_B, NET_V4), icmpEcho(Buffer.alloc(16, 1), 99, 1))));
+    age(IPPROTO_UDP, 5000, MP_NAT_UDP_S + 2);
+    age(IPPROTO_ICMP, 99, MP_NAT_ICMP_S + 2);
+    const dump = must(natDump(maps().fd('natIn')));
+    assert.deepEqual(natCount(dump, natNowS()), { mappings: 2, tcp: 1, udp: 1, icmp: 0, expired: 2 });
+    const r = must(sweepNat(maps().fd('natIn'), maps().fd('natOut'), natNowS()));
+    assert.deepEqual(r, { mappings: 2, tcp: 1, udp: 1, icmp: 0, expired: 0, deleted: 2 });
+    assert.deepEqual(entries('natIn').map(([k]) => `${k.proto}/${k.port}`).sort(), ['17/5001', '6/40001']);
+    assert.deepEqual(entries('natOut').map(([k, v]) => `${k.addr}:${k.port}->${v.port}`).sort(), ['192.168.1.10:40001->40001', '192.168.1.11:5001->5001']);
+    // an expired mapping whose port went to another flow: the other flow's entries stay
+    reset();
+    encapOut(udpOut(HOST_A, 5000));
+    age(IPPROTO_UDP, 5000, MP_NAT_UDP_S + 2);
+    putNat('natOut', { family: 4, proto: IPPROTO_UDP, port: 5000, addr: HOST_A }, { addr: CLIENT_V4, port: 6000, flags: 0 });
+    must(sweepNat(maps().fd('natIn'), maps().fd('natOut'), natNowS()));
+    assert.equal(entries('natIn').length, 0);
+    assert.equal(lookup('natOut', { family: 4, proto: IPPROTO_UDP, port: 5000, addr: HOST_A })?.port, 6000, 'names another port: left');
+    // 3000 mappings: more than the first dump's room
+    reset();
+    const now = natNowS();
+    for (let i = 0; i < 3000; i++) putNat('natIn', { family: 4, proto: IPPROTO_UDP, port: 10000 + i, addr: CLIENT_V4 }, { addr: HOST_A, port: 10000 + i, flags: 0, lastS: i % 3 === 0 ? now - 1000 : now });
+    const t0 = process.hrtime.bigint();
+    const c = must(sweepNat(maps().fd('natIn'), maps().fd('natOut'), natNowS()));
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    assert.deepEqual(c, { mappings: 2000, tcp: 0, udp: 2000, icmp: 0, expired: 0, deleted: 1000 });
+    const t1 = process.hrtime.bigint();
+    must(natDump(maps().fd('natIn')));
+    const dumpMs = Number(process.hrtime.bigint() - t1) / 1e6;
+    process.stdout.write(`# sweep of 3000 mappings (1000 expired): ${ms.toFixed(1)} ms; a dump of 2000: ${dumpMs.toFixed(2)} ms\n`);
+  });
+});
+
+describe('bond_local: the LP\'s own traffic through the NAT, its replies to its own stack', () => {
+  const LP_LAN = '192.168.1.1';
+  const LP_LAN6 = 'fd00:1::1';
+  const BOND_DEV = 42;
+  const BOND_MAC = Buffer.from('026d70000042', 'hex');
+  const bondLocal = { flags: MP_CFG_LAN_NAT | MP_CFG_BOND_LOCAL, localIfindex: BOND_DEV, localMac: '02:6d:70:00:00:42', localV4: hostAddr(LP_LAN), localV6: hostAddr(LP_LAN6) };
+
+  it('the LP\'s packet (from mpl…b) is translated as a LAN host\'s; the reply goes to the bond device, addressed to its MAC', () => {
+    reset(bondLocal);
+    const out = encapOut(tcpOut(LP_LAN, 45000));
+    assert.equal(out.ip.src, CLIENT_V4);
+    const r = decapOut(tcpIn(sport(out.inner, out.ip)));
+    assert.equal(r.ip.dst, LP_LAN);
+    assert.equal(dport(r.pkt, r.ip), 45000);
+    assert.deepEqual(r.pkt.subarray(0, 6), BOND_MAC, 'the bond device\'s MAC: its stack takes the frame');
+    // a LAN host's reply is not the LP's: to lan, the frame's destination left as it was
+    const h = encapOut(tcpOut(HOST_A, 45001));
+    const hr = decapOut(tcpIn(sport(h.inner, h.ip)));
+    assert.equal(hr.ip.dst, HOST_A);
+    assert.notDeepEqual(hr.pkt.subarray(0, 6), BOND_MAC);
+  });
+
+  it('IPv6, and an ICMP error about the LP\'s own flow, reach its stack too; without the flag the reply goes to lan', () => {
+    reset(bondLocal);
+    const e = encapOut(eth(ipPacket(ipSpec(LP_LAN, NET_V4, { ttl: 1 }), icmpEcho(Buffer.alloc(16, 1), 777, 1))));
+    const te = decapOut(ipPacket(ipSpec(RP_V4, CLIENT_V4), icmpMsg(11, 0, Buffer.concat([Buffer.alloc(4), e.inner.subarray(14, e.ip.l4 + 8)]))));
+    assert.equal(te.ip.dst, LP_LAN);
+    assert.deepEqual(te.pkt.subarray(0, 6), BOND_MAC, 'time exceeded about the LP\'s ping');
+    const r6 = run('encap', eth(ipPacket(ipSpec(LP_LAN6, NET_V6), udp({ sport: 5353, dport: 53, payload: Buffer.alloc(20, 1) }))));
+    assert.equal(r6.verdict, TC_ACT_REDIRECT);
+    const inner6 = Buffer.concat([Buffer.alloc(14), r6.out.subarray(14 + OUTER_V4)]);
+    const ip6 = parseIp(inner6);
+    assert.equal(ip6.src, CLIENT_V6);
+    const back = run('decap', wire(ipPacket(ipSpec(NET_V6, CLIENT_V6), udp({ sport: 53, dport: sport(inner6, ip6), payload: Buffer.alloc(30, 2) }))));
+    assert.equal(back.verdict, TC_ACT_REDIRECT);
+    assert.equal(parseIp(back.out).dst, LP_LAN6);
+    assert.deepEqual(back.out.subarray(0, 6), BOND_MAC);
+
+    reset({ ...bondLocal, flags: MP_CFG_LAN_NAT });
+    const o = encapOut(tcpOut(LP_LAN, 45000));
+    const r = decapOut(tcpIn(sport(o.inner, o.ip)));
+    assert.equal(r.ip.dst, LP_LAN);
+    assert.notDeepEqual(r.pkt.subarray(0, 6), BOND_MAC, 'no MP_CFG_BOND_LOCAL: delivered like a LAN host\'s');
   });
 });
 

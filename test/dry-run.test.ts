@@ -17,6 +17,7 @@ import { describeError } from '../src/errors.js';
 import { planPortal } from '../src/plan/plan.js';
 import { DEFAULT_POLICY } from '../src/plan/policy.js';
 import { checkInterfaces, dryRunScript } from '../src/plan/dry-run.js';
+import { renderStep } from '../src/plan/render.js';
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 const MPCTL = here('../bin/mpctl');
@@ -46,8 +47,17 @@ test('dry run: a script with the rates in its head and the BPF filters as commen
 });
 
 test('dry run: whole-LAN mode names each translated prefix (golden: test/golden/lp-lan.dry-run.txt)', () => {
-  const cfg = parseConfig({ ...parseToml(LP_TEXT), lan_prefixes: ['192.168.1.0/24', 'fd00:1::/64'], lan_nat_ports: '20000-59999', port_forwards: ['tcp/443 -> 192.168.1.10:8443', 'udp/51820 -> [fd00:1::20]'] }, 'lp.toml')._unsafeUnwrap();
-  const plan = planPortal(cfg, DEFAULT_POLICY, { addresses: { wan2: ['fd00:64:2::1/64'] }, mtus: MTUS })._unsafeUnwrap();
+  const cfg = parseConfig({ ...parseToml(LP_TEXT), lan_prefixes: ['192.168.1.0/24', 'fd00:1::/64'], lan_nat_ports: '20000-59999', port_forwards: ['tcp/443 -> 192.168.1.10:8443', 'udp/51820 -> [fd00:1::20]'], bond_local: true }, 'lp.toml')._unsafeUnwrap();
+  const addresses = { wan2: ['fd00:64:2::1/64'], lan: ['10.10.0.1/24', 'fe80::1/64', '192.168.1.1/24', 'fd00:1::1/64'] };
+  const plan = planPortal(cfg, DEFAULT_POLICY, { addresses, mtus: MTUS })._unsafeUnwrap();
+  // bond_local (step 9): the LP's own traffic from its LAN addresses into mpl…a, after encap is on mpl…b
+  assert.ok(text0(plan).includes('ip -4 route add 0.0.0.0/1 dev mpl9c436708a src 192.168.1.1 table main'), text0(plan));
+  assert.ok(text0(plan).includes('ip -6 route add 8000::/1 dev mpl9c436708a src fd00:1::1 table main'), text0(plan));
+  assert.deepEqual(plan.bondLocal, { dev: 'mpl9c436708a', peer: 'mpl9c436708b', v4: '192.168.1.1', v6: 'fd00:1::1' });
+  // without an address of lan on a LAN prefix, the key is refused with what lan has
+  const none = planPortal(cfg, DEFAULT_POLICY, { addresses: { wan2: ['fd00:64:2::1/64'], lan: ['10.10.0.1/24', '192.168.1.1/24'] }, mtus: MTUS });
+  assert.ok(none.isErr());
+  assert.equal(describeError(none.error), 'bond_local: needs an IPv6 address of lan inside lan_prefixes (fd00:1::/64) to send the LP\'s own traffic from (lan has: 10.10.0.1, 192.168.1.1) (got true)');
   const text = `${dryRunScript(cfg, plan, 'lp.toml').join('\n')}\n`;
   assert.ok(text.includes('#   whole-LAN NAT: 192.168.1.0/24 -> 198.51.100.10 ports 20000-59999'), text);
   assert.ok(text.includes('#   whole-LAN NAT: fd00:1::/64 -> 2001:db8:100::10 ports 20000-59999'), text);
@@ -57,6 +67,8 @@ test('dry run: whole-LAN mode names each translated prefix (golden: test/golden/
   if (process.env.UPDATE_GOLDEN === '1') writeFileSync(file, text);
   assert.equal(text, readFileSync(file, 'utf8'), 'lp-lan.dry-run.txt differs (UPDATE_GOLDEN=1 regenerates it)');
 });
+
+const text0 = (plan: Parameters<typeof dryRunScript>[1]) => plan.steps.map((st) => renderStep(st, 'up', plan.instance)).join('\n');
 
 const sh = (args: string[], input?: string) => spawnSync(args[0]!, args.slice(1), { encoding: 'utf8', input, timeout: 60_000 });
 const asRoot = process.getuid?.() === 0;

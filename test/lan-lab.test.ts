@@ -15,6 +15,7 @@ import { BOND, portalInstance } from '../src/lab/bond.js';
 import { labSet, mpctlPath } from '../src/lab/lab.js';
 import { run } from '../src/lab/namespaces.js';
 import { pinDir } from '../src/plan/pins.js';
+import { bondLocalDevices } from '../src/plan/plan.js';
 import { must, withLab } from './helpers/lab.js';
 import { labStatus } from './helpers/wait.js';
 
@@ -72,6 +73,9 @@ test('whole-LAN mode: two LAN hosts reach the server as the client address, IPv4
         const nat = Object.fromEntries(Object.entries(lp.drops).filter(([k]) => k.startsWith('nat_')));
         t.diagnostic(`LP NAT drops: ${JSON.stringify(nat)}`);
         assert.equal(lp.drops['nat_ports'] ?? 0, 0, 'no flow lacked a port');
+        t.diagnostic(`LP NAT mappings (status): ${JSON.stringify(lp.nat)}`);
+        assert.ok(lp.nat && lp.nat.tcp >= 4, 'status counts the flows\' mappings (iperf3: a control and a data connection each)');
+        assert.equal(lp.nat.mappings, lp.nat.tcp + lp.nat.udp + lp.nat.icmp);
       });
 
       await t.test('a port forward reaches host1 from the Internet; nothing else does', async () => {
@@ -108,11 +112,40 @@ test('whole-LAN mode: two LAN hosts reach the server as the client address, IPv4
         }
       });
 
-      await t.test('mpctl down removes the NAT with the pinned object', async () => {
+      await t.test('bond_local: the LP\'s own ping and TCP flow reach the server as the client address; its probes stay on the links', async () => {
+        const before = await labStatus(lab, 'lp');
+        for (const [dst, want] of [[SERVER.v4, BOND.client.v4], [SERVER.v6, BOND.client.v6]] as const) {
+          const p = must(await ping(lab, 'lp', dst, { count: 3, intervalS: 0.05, waitS: 2 }), `ping lp → ${dst}`);
+          assert.equal(p.received, 3, `lp → ${dst} through the bond`);
+          const r = must(await iperf(lab, { server: { node: 'server', addr: dst }, client: { node: 'lp' }, seconds: 2 }), `iperf3 lp → ${dst}`);
+          t.diagnostic(`lp → ${dst}: ${(r.bps / 1e6).toFixed(2)} Mbit/s, seen as ${r.serverSaw}`);
+          assert.equal(r.serverSaw, want, 'the server sees the LP as the client address');
+          assert.ok(r.bps > 10e6, 'the flow moves');
+        }
+        const after = await labStatus(lab, 'lp');
+        for (const l of after.links) {
+          const b = before.links.find((x) => x.id === l.id)!;
+          t.diagnostic(`link ${l.id}: ${l.state}, probes heard ${b.probesHeard} → ${l.probesHeard}, tx ${b.tx.packets} → ${l.tx.packets}`);
+          assert.equal(l.state, 'up', `link ${l.id} stays up`);
+          assert.ok(l.probesHeard > b.probesHeard, `link ${l.id}: probes still answered on the link`);
+        }
+        // a link's own address still leaves by its link, not into the bond
+        const direct = must(await ping(lab, 'lp', '100.64.1.254', { count: 2, intervalS: 0.05, waitS: 2 }), 'ping the link 1 gateway');
+        assert.equal(direct.received, 2, 'the ISP gateway on link 1 answers directly');
+      });
+
+      await t.test('mpctl down removes the NAT with the pinned object, and bond_local\'s device and routes', async () => {
         const dir = pinDir(portalInstance(lab, 'lp'));
         for (const m of ['mp_nat_out', 'mp_nat_in', 'mp_nat_fwd', 'mp_nat_fwd_out']) assert.ok(existsSync(`${dir}/${m}`), `${m} pinned while up`);
-        must(await run('ip', ['netns', 'exec', nsName(lab, 'lp'), mpctlPath(), 'down', '--instance', portalInstance(lab, 'lp')], 15_000), 'mpctl down');
+        const inLp = (...a: string[]) => run('ip', ['netns', 'exec', nsName(lab, 'lp'), ...a], 15_000);
+        const { dev } = bondLocalDevices(portalInstance(lab, 'lp'));
+        const routes = async () => `${must(await inLp('ip', '-4', 'route', 'show', 'table', 'main'), 'routes')}${must(await inLp('ip', '-6', 'route', 'show', 'table', 'main'), 'routes')}`;
+        assert.match(await routes(), new RegExp(`^0\\.0\\.0\\.0/1 dev ${dev} .*src 192\\.168\\.1\\.1`, 'm'), 'bond_local route while up');
+        must(await inLp(mpctlPath(), 'down', '--instance', portalInstance(lab, 'lp')), 'mpctl down');
         assert.equal(existsSync(dir), false, `${dir} removed`);
+        const left = await routes();
+        assert.ok(!left.includes('mpl'), `no route into the bond device left:\n${left}`);
+        assert.ok(!must(await inLp('ip', '-o', 'link', 'show'), 'links').includes('mpl'), 'the bond device is gone');
       });
     },
     { bond: true, lan: true, lp: { portForwards: [`tcp/${FORWARD_PORT} -> ${LAN.hosts.host1.v4}:${FORWARD_PORT}`] } },

@@ -49,6 +49,13 @@ test('exposition: per-link gauges and counters in base units, drops by reason, s
   assert.ok(mbps > 25 && mbps < 31, `sat ${mbps} Mbit/s`);
   // without a published security status the session families are absent, not zero
   assert.equal(valueOf(parseExposition(exposition(stream[0]!)), 'mpctl_handshakes_total'), undefined);
+  // whole-LAN mode: the NAT's mappings by protocol; without it, no series
+  const nat = parseExposition(exposition({ ...s, nat: { mappings: 12, tcp: 8, udp: 3, icmp: 1, expired: 2 } }));
+  assert.equal(valueOf(nat, 'mpctl_nat_mappings', { proto: 'tcp' }), 8);
+  assert.equal(valueOf(nat, 'mpctl_nat_mappings', { proto: 'icmp' }), 1);
+  assert.equal(valueOf(nat, 'mpctl_nat_expired_mappings'), 2);
+  assert.equal(nat.types.get('mpctl_nat_mappings'), 'gauge');
+  assert.equal(valueOf(p, 'mpctl_nat_mappings', { proto: 'tcp' }), undefined);
 });
 
 test('metrics endpoint: GET /metrics with the exposition content type, 404, 405, 503 when the portal is gone', async (t) => {

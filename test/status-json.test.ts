@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import type { PortalStatus } from '../src/run/status.js';
+import { statusText, type PortalStatus } from '../src/run/status.js';
 import { DROP_REASONS } from '../src/datapath/abi.js';
 import { statusSchema, validateStatus } from './helpers/status-schema.js';
 
@@ -41,6 +41,11 @@ test('status --json: the schema refuses what it does not document', () => {
   assert.ok(!validateStatus({ ...s, links: [{ ...s.links[0]!, state: 'sleepy' }] }), 'an unknown link state');
   assert.ok(!validateStatus({ ...s, links: [{ ...s.links[0]!, tx: { packets: -1, bytes: 0 } }] }), 'a negative counter');
   assert.ok(!validateStatus({ ...s, version: 1 }), 'another version');
+  assert.ok(validateStatus({ ...s, nat: { mappings: 12, tcp: 8, udp: 3, icmp: 1, expired: 2 } }), errors());
+  assert.ok(!validateStatus({ ...s, nat: { mappings: 12 } }), 'an incomplete nat');
+  assert.ok(!validateStatus({ ...s, nat: { mappings: 70000, tcp: 0, udp: 0, icmp: 0, expired: 0 } }), 'more mappings than the table holds');
+  assert.match(statusText({ ...s, nat: { mappings: 12, tcp: 8, udp: 3, icmp: 1, expired: 2 } }), /\n {2}NAT: 12 mappings \(TCP 8, UDP 3, ICMP 1\), 2 expired \(freed, deleted at the next sweep\)\n/);
+  assert.doesNotMatch(statusText(s), /NAT:/, 'no line without whole-LAN mode');
   assert.ok(!validateStatus({ ...s, dataPath: { forwarding: true } }), 'an incomplete dataPath');
   const { security: _, ...noSecurity } = s;
   assert.ok(!validateStatus(noSecurity), 'a missing field');

@@ -32,11 +32,20 @@ export interface LoopConfig {
   /** the mark is routed into the loop: IPv4 without DF may be sent there to be fragmented */
   routed: boolean;
 }
+/** `bond_local` as the data path sees it (mp_config.local_*). */
+export interface BondLocalConfig {
+  /** ifindex and MAC of mpl…a */
+  ifindex: number;
+  mac: string;
+  /** the LP's own source of each family */
+  v4?: string;
+  v6?: string;
+}
 export interface Datapath {
   /** the loaded object (null: adopted, the maps opened from their pins; the programs that run
    * are the previous process's, still attached) */
   handle: ObjHandle | null;
-  maps: Record<'config' | 'links' | 'endpoints' | 'sched' | 'stats' | 'rx' | 'drops' | 'loop' | 'txKey' | 'rxKeys' | 'replay' | 'peerProbe' | 'redClass' | 'natFwd' | 'natFwdOut', MapFd>;
+  maps: Record<'config' | 'links' | 'endpoints' | 'sched' | 'stats' | 'rx' | 'drops' | 'loop' | 'txKey' | 'rxKeys' | 'replay' | 'peerProbe' | 'redClass' | 'natFwd' | 'natFwdOut' | 'natIn' | 'natOut', MapFd>;
   /** LP: the outer source address of each link id */
   sources: Map<number, string>;
   /** LP: each link id's interface MTU (its largest path MTU probe) */
@@ -46,6 +55,9 @@ export interface Datapath {
   innerMtu: number;
   /** Turns the segmentation loop on in the config (after the plan created its devices). */
   setLoop(loop: LoopConfig): Result<void, MpError>;
+  /** LP `bond_local`: where decap delivers the replies to the LP's own traffic (after the plan
+   * created the bond device; bpf/nat.h) */
+  setBondLocal(b: BondLocalConfig): Result<void, MpError>;
   linkStatePort(): LinkStatePort;
   /** the session keys' maps (keys-port.ts) */
   keysPort(): KeysPort;
@@ -122,6 +134,8 @@ const MAP_NAMES = {
   redClass: abi.MAPS.redClass.name,
   natFwd: abi.MAPS.natFwd.name,
   natFwdOut: abi.MAPS.natFwdOut.name,
+  natIn: abi.MAPS.natIn.name,
+  natOut: abi.MAPS.natOut.name,
 } as const;
 
 /** Map fds of the loaded object, by role in the ABI. */
@@ -365,6 +379,11 @@ export async function openDatapath(
       config.loopIfindex = loop.ifindex;
       config.loopMark = loop.mark;
       config.flags = loop.routed ? config.flags | abi.MP_CFG_LOOP_FRAG : config.flags & ~abi.MP_CFG_LOOP_FRAG;
+      return writeConfig();
+    },
+    setBondLocal: (b) => {
+      Object.assign(config, { localIfindex: b.ifindex, localMac: b.mac, localV4: addr(b.v4), localV6: addr(b.v6) });
+      config.flags |= abi.MP_CFG_BOND_LOCAL;
       return writeConfig();
     },
     linkStatePort: () => ({

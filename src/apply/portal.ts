@@ -11,7 +11,7 @@
 import { rm } from 'node:fs/promises';
 import { existsSync, readlinkSync } from 'node:fs';
 import { err, ok, type Result } from 'neverthrow';
-import type { MpError } from '../errors.js';
+import { describeError, type MpError } from '../errors.js';
 import type { PortalConfig } from '../config/types.js';
 import { openRtnl, type Rtnl } from '../netlink/rtnl.js';
 import { bpffsMount, tcAttach, tcDetach } from '../native/libmpctl.js';
@@ -21,6 +21,8 @@ import { loadPolicy } from '../plan/policy.js';
 import type { Plan } from '../plan/types.js';
 import { applyPlan, revertAll, type FilterPort, type Undo } from './apply.js';
 import { openDatapath, type Datapath } from './datapath.js';
+import * as abi from '../datapath/abi.js';
+import { sweepNat } from '../run/nat.js';
 import { startLocal, startRemote, type AuthSetup, type Runtime } from '../run/runtime.js';
 import { loadStaticKeys } from '../security/auth.js';
 import { publish, PUBLISH_MS, readPublished, type Published } from '../run/status.js';
@@ -189,6 +191,20 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
     await cleanup(rt, state, dp.value);
     return fail(loopOn.error);
   }
+  // bond_local: the bond device exists now: tell decap where the LP's own replies go (bpf/nat.h)
+  const bl = plan.value.bondLocal;
+  if (bl) {
+    const links = await rt.listLinks();
+    const dev = links.andThen((ls) => {
+      const l = ls.find((x) => x.name === bl.dev);
+      return l ? ok(l) : err<never, MpError>({ kind: 'NotFound', what: 'interface', message: `no interface ${bl.dev} (bond_local)` });
+    });
+    const on = dev.andThen((l) => dp.value.setBondLocal({ ifindex: l.index, mac: l.mac, ...(bl.v4 ? { v4: bl.v4 } : {}), ...(bl.v6 ? { v6: bl.v6 } : {}) }));
+    if (on.isErr()) {
+      await cleanup(rt, state, dp.value);
+      return fail(on.error);
+    }
+  }
   const statePort = dp.value.linkStatePort();
   const authSetup: AuthSetup = {
     local: keys.value,
@@ -222,6 +238,15 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
     };
     void publish(cfg.instance, published).catch(() => {});
   }, PUBLISH_MS);
+  // whole-LAN mode: delete the mappings idle past their timeouts (the data path already counts
+  // them as free), every MP_NAT_SWEEP_S (src/run/nat.ts)
+  const sweeping =
+    cfg.role === 'local' && cfg.lanPrefixes.length > 0
+      ? setInterval(() => {
+          const r = sweepNat(dp.value.maps.natIn, dp.value.maps.natOut, abi.natNowS());
+          if (r.isErr()) log('NAT sweep failed', { error: describeError(r.error) });
+        }, abi.MP_NAT_SWEEP_S * 1000)
+      : undefined;
   let stopped = false;
   const running: RunningPortal = {
     state,
@@ -233,6 +258,7 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
       if (stopped) return ok(undefined);
       stopped = true;
       clearInterval(publishing);
+      clearInterval(sweeping);
       await runtime.value.stop();
       const r = await cleanup(rt, { ...state, undo: state.undo }, dp.value);
       rt.close();
@@ -242,6 +268,7 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
       if (stopped) return;
       stopped = true;
       clearInterval(publishing);
+      clearInterval(sweeping);
       await runtime.value.stop();
       dp.value.close();
       rt.close();

@@ -47,7 +47,7 @@ export const DEFAULTS = {
 } as const;
 
 const COMMON_KEYS = ['role', 'instance', 'port', 'client', 'ip_proto', 'probe_interval', 'private_key', 'peer_public_key', 'insecure_no_auth', 'metrics_listen', 'congestion_control', 'ack_path', 'redundant'];
-const LOCAL_KEYS = [...COMMON_KEYS, 'lan', 'gateway', 'remote', 'state_dir', 'link', 'lan_prefixes', 'lan_nat_ports', 'port_forwards'];
+const LOCAL_KEYS = [...COMMON_KEYS, 'lan', 'gateway', 'remote', 'state_dir', 'link', 'lan_prefixes', 'lan_nat_ports', 'port_forwards', 'bond_local'];
 const REMOTE_KEYS = [...COMMON_KEYS, 'wan', 'forward', 'single_interface', 'reserved_ports', 'link_names'];
 const LINK_KEYS = ['name', 'interface', 'gateway', 'source', 'carrier', 'metric', 'rate', 'delay', 'budget', 'budget_period'];
 
@@ -113,7 +113,7 @@ export function parseConfig(raw: unknown, source: string): R<PortalConfig> {
   });
 }
 
-type Common = Omit<LocalConfig, 'role' | 'lan' | 'gateway' | 'remote' | 'links' | 'lanPrefixes' | 'natPorts' | 'portForwards'>;
+type Common = Omit<LocalConfig, 'role' | 'lan' | 'gateway' | 'remote' | 'links' | 'lanPrefixes' | 'natPorts' | 'portForwards' | 'bondLocal'>;
 
 function localConfig(raw: Table, common: Common): R<LocalConfig> {
   return safeTry(function* () {
@@ -146,6 +146,9 @@ function localConfig(raw: Table, common: Common): R<LocalConfig> {
     const lanPrefixes = yield* lanPrefixList(raw.lan_prefixes, common.client, remote.map((r) => r.address), links);
     const natPorts = yield* natPortRange(raw.lan_nat_ports);
     const portForwards = yield* portForwardList(raw.port_forwards, lanPrefixes, common.port);
+    const bondLocal = yield* boolean('bond_local', raw.bond_local, false);
+    if (bondLocal && lanPrefixes.length === 0)
+      return bad('bond_local', raw.bond_local, "needs lan_prefixes (whole-LAN mode): the LP's own traffic leaves through the NAT as the client address, from its address on a LAN prefix");
     return ok({
       role: 'local' as const,
       ...common,
@@ -157,6 +160,7 @@ function localConfig(raw: Table, common: Common): R<LocalConfig> {
       lanPrefixes,
       natPorts,
       portForwards,
+      bondLocal,
     });
   });
 }

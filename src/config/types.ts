@@ -109,6 +109,9 @@ export interface LocalConfig extends Common {
   /** `port_forwards = ["tcp/443 -> 192.168.1.10:443"]`: connections from the Internet to the
    * client address's port reach this LAN host (whole-LAN mode) */
   portForwards: PortForward[];
+  /** `bond_local = true` (whole-LAN mode): the LP's own traffic that is not bound to a link goes
+   * through the bond from its address on a LAN prefix, translated like a LAN host's (plan step 9) */
+  bondLocal: boolean;
 }
 
 export interface PortForward {

@@ -28,6 +28,27 @@ export const MP_NAT_FORWARDS = 64;
 export const MP_NAT_TRIES = 8;
 /** enum mp_nat_flags: mp_nat_val.flags. */
 export const MP_NAT_F_FORWARD = 1 << 0;
+/** mapping timeouts, seconds (mp.h: RFC 5382, 4787, 5508 minimums), and the control plane's sweep */
+export const MP_NAT_TCP_EST_S = 7440;
+export const MP_NAT_TCP_TRANS_S = 240;
+export const MP_NAT_UDP_S = 300;
+export const MP_NAT_ICMP_S = 60;
+export const MP_NAT_SWEEP_S = 10;
+/** enum mp_nat_state: mp_nat_val.state of a TCP flow's reverse entry. */
+export const MP_NAT_S_OPENING = 0;
+export const MP_NAT_S_EST = 1;
+export const MP_NAT_S_CLOSING = 2;
+
+/** The timeout of a mapping (mp_nat_in entry) of protocol `proto` in state `state`, seconds (nat.h nat_timeout). */
+export function natTimeoutS(proto: number, state: number): number {
+  if (proto === 6) return state === MP_NAT_S_EST ? MP_NAT_TCP_EST_S : MP_NAT_TCP_TRANS_S;
+  return proto === 17 ? MP_NAT_UDP_S : MP_NAT_ICMP_S;
+}
+
+/** bpf_ktime_get_ns() / 10^9 as the data path reads it (CLOCK_MONOTONIC, as process.hrtime). */
+export function natNowS(): number {
+  return Number(process.hrtime.bigint() / 1_000_000_000n);
+}
 export const MP_IPPROTO = 253;
 export const MP_HDR_LEN = 24;
 /** Key ids on the wire are 1..255 (0: unauthenticated handshake message); mp_rx_keys entries. */
@@ -66,6 +87,8 @@ export const MP_CFG_NO_AUTH = 1 << 3;
 export const MP_CFG_ACKS_EARLIEST = 1 << 4;
 /** LP whole-LAN mode: packets from mp_config.lan are translated to the client address (bpf/nat.h). */
 export const MP_CFG_LAN_NAT = 1 << 5;
+/** LP `bond_local`: replies translated back to local_v4 / local_v6 go to the LP's own stack (bpf/nat.h). */
+export const MP_CFG_BOND_LOCAL = 1 << 6;
 
 /** enum mp_link_state: mp_link.state. */
 export const MP_LINK_UNUSED = 0;
@@ -157,8 +180,9 @@ export const DropReason = Object.fromEntries(DROP_REASONS.map((n, i) => [n, i]))
 export const ENUMS: Record<string, Record<string, number>> = {
   mp_msg_type: { MP_T_DATA, MP_T_PROBE, MP_T_FEEDBACK, MP_T_HS_INIT, MP_T_HS_RESP, MP_T_COOKIE, MP_T_FEC },
   mp_role: { MP_ROLE_LOCAL, MP_ROLE_REMOTE },
-  mp_cfg_flags: { MP_CFG_SINGLE_IF, MP_CFG_DEC_TTL, MP_CFG_LOOP_FRAG, MP_CFG_NO_AUTH, MP_CFG_ACKS_EARLIEST, MP_CFG_LAN_NAT },
+  mp_cfg_flags: { MP_CFG_SINGLE_IF, MP_CFG_DEC_TTL, MP_CFG_LOOP_FRAG, MP_CFG_NO_AUTH, MP_CFG_ACKS_EARLIEST, MP_CFG_LAN_NAT, MP_CFG_BOND_LOCAL },
   mp_nat_flags: { MP_NAT_F_FORWARD },
+  mp_nat_state: { MP_NAT_S_OPENING, MP_NAT_S_EST, MP_NAT_S_CLOSING },
   mp_link_state: { MP_LINK_UNUSED, MP_LINK_UP, MP_LINK_DOWN, MP_LINK_ADMIN_DOWN },
   mp_link_flags: { MP_LINK_F_NO_ACKS, MP_LINK_F_FEC, MP_LINK_F_HELD },
   mp_carrier: { MP_CARRIER_UDP, MP_CARRIER_IP },
@@ -208,13 +232,15 @@ export const MP_PROBE = layout('mp_probe', 40, [
 /** The shortest probe message; a padded one is longer (mp.h: probe v2). */
 export const MP_PROBE_LEN = MP_HDR_LEN + MP_PROBE.size;
 // prettier-ignore
-export const MP_CONFIG = layout('mp_config', 232, [
+export const MP_CONFIG = layout('mp_config', 288, [
   ['role', 0, 4], ['flags', 4, 4], ['lan_ifindex', 8, 4], ['wan_ifindex', 12, 4],
   ['port_be', 16, 2], ['mss_v4', 18, 2], ['mss_v6', 20, 2], ['inner_mtu', 22, 2],
   ['ip_proto', 24, 1], ['pad', 25, 3], ['client_v4', 28, 20], ['client_v6', 48, 20],
   ['reserved_ports', 68, 16], ['loop_ifindex', 84, 4], ['loop_mark', 88, 4],
   ['own_v4', 92, 20], ['own_v6', 112, 20], ['alive_ns', 136, 8],
   ['lan', 144, 20 * MP_LAN_PREFIXES], ['nat_port_lo', 224, 2], ['nat_port_hi', 226, 2], ['pad2', 228, 4],
+  ['local_ifindex', 232, 4], ['local_mac', 236, 6], ['pad3', 242, 2], ['local_v4', 244, 20], ['local_v6', 264, 20],
+  ['pad4', 284, 4],
 ]);
 // prettier-ignore
 export const MP_LINK = layout('mp_link', 80, [
@@ -296,8 +322,8 @@ export const MP_NAT_KEY = layout('mp_nat_key', 20, [
   ['family', 0, 1], ['proto', 1, 1], ['port_be', 2, 2], ['addr', 4, 16],
 ]);
 // prettier-ignore
-export const MP_NAT_VAL = layout('mp_nat_val', 20, [
-  ['addr', 0, 16], ['port_be', 16, 2], ['flags', 18, 1], ['pad', 19, 1],
+export const MP_NAT_VAL = layout('mp_nat_val', 24, [
+  ['addr', 0, 16], ['port_be', 16, 2], ['flags', 18, 1], ['state', 19, 1], ['last_s', 20, 4],
 ]);
 
 export const LAYOUTS: readonly StructLayout[] = [
@@ -459,6 +485,12 @@ export interface MpConfig {
   /** the client address's ports the NAT hands out (absent: 0-0, none) */
   natPortLo?: number;
   natPortHi?: number;
+  /** LP `bond_local` (MP_CFG_BOND_LOCAL): the bond device mpl…a (ifindex, MAC "aa:bb:…") and the
+   * LP's own source of each family (absent: 0 / none) */
+  localIfindex?: number;
+  localMac?: string;
+  localV4?: MpAddr;
+  localV6?: MpAddr;
 }
 
 export function encodeConfig(c: MpConfig): Buffer {
@@ -487,6 +519,14 @@ export function encodeConfig(c: MpConfig): Buffer {
   for (let i = 0; i < MP_LAN_PREFIXES; i++) writeAddr(b, f('lan') + MP_ADDR.size * i, lan[i] ?? NO_ADDR);
   b.writeUInt16LE(c.natPortLo ?? 0, f('nat_port_lo'));
   b.writeUInt16LE(c.natPortHi ?? 0, f('nat_port_hi'));
+  b.writeUInt32LE(c.localIfindex ?? 0, f('local_ifindex'));
+  if (c.localMac !== undefined) {
+    const mac = c.localMac.split(':').map((x) => Number.parseInt(x, 16));
+    if (mac.length !== 6 || mac.some((x) => !(x >= 0 && x <= 255))) throw new Error(`not a MAC address: ${c.localMac}`);
+    Buffer.from(mac).copy(b, f('local_mac'));
+  }
+  writeAddr(b, f('local_v4'), c.localV4 ?? NO_ADDR);
+  writeAddr(b, f('local_v6'), c.localV6 ?? NO_ADDR);
   return b;
 }
 
@@ -518,6 +558,10 @@ export function decodeConfig(b: Buffer): MpConfig {
     lan: Array.from({ length: MP_LAN_PREFIXES }, (_, i) => readAddr(b, f('lan') + MP_ADDR.size * i)).filter((a) => a.family !== 0),
     natPortLo: b.readUInt16LE(f('nat_port_lo')),
     natPortHi: b.readUInt16LE(f('nat_port_hi')),
+    localIfindex: b.readUInt32LE(f('local_ifindex')),
+    localMac: [...b.subarray(f('local_mac'), f('local_mac') + 6)].map((x) => x.toString(16).padStart(2, '0')).join(':'),
+    localV4: readAddr(b, f('local_v4')),
+    localV6: readAddr(b, f('local_v6')),
   };
 }
 
@@ -950,11 +994,14 @@ export interface MpNatKey {
   addr: string;
 }
 
-/** A NAT map value: the other side's address and port, MP_NAT_F_* flags. */
+/** A NAT map value: the other side's address and port, MP_NAT_F_* flags; in mp_nat_in the
+ * flow's TCP state (MP_NAT_S_*) and the second of its last packet (natNowS's clock); absent: 0. */
 export interface MpNatVal {
   addr: string;
   port: number;
   flags: number;
+  state?: number;
+  lastS?: number;
 }
 
 export function encodeNatKey(k: MpNatKey): Buffer {
@@ -983,6 +1030,8 @@ export function encodeNatVal(v: MpNatVal): Buffer {
   ipToBuffer(v.addr).copy(b, at(MP_NAT_VAL, 'addr'));
   b.writeUInt16BE(v.port, at(MP_NAT_VAL, 'port_be'));
   b.writeUInt8(v.flags, at(MP_NAT_VAL, 'flags'));
+  b.writeUInt8(v.state ?? 0, at(MP_NAT_VAL, 'state'));
+  b.writeUInt32LE(v.lastS ?? 0, at(MP_NAT_VAL, 'last_s'));
   return b;
 }
 
@@ -993,5 +1042,7 @@ export function decodeNatVal(b: Buffer, family: 4 | 6): MpNatVal {
     addr: bufferToIp(b.subarray(a, a + (family === 4 ? 4 : 16))),
     port: b.readUInt16BE(at(MP_NAT_VAL, 'port_be')),
     flags: b.readUInt8(at(MP_NAT_VAL, 'flags')),
+    state: b.readUInt8(at(MP_NAT_VAL, 'state')),
+    lastS: b.readUInt32LE(at(MP_NAT_VAL, 'last_s')),
   };
 }

@@ -95,7 +95,8 @@ export function lpConfig(lab: string, links: LinkSettings[], o: BondOptions, key
     `port = ${BOND.port}`,
     ...keyLines(keys, o),
     ...(o.lp?.congestionControl === false ? ['congestion_control = false'] : []),
-    ...(o.lan === true ? [`lan_prefixes = ["${LAN.v4}", "${LAN.v6}"]`] : []),
+    // whole-LAN mode, with the LP's own traffic through the bond too (from 192.168.1.1, fd00:1::1)
+    ...(o.lan === true ? [`lan_prefixes = ["${LAN.v4}", "${LAN.v6}"]`, 'bond_local = true'] : []),
     ...(o.lp?.portForwards ? [`port_forwards = [${o.lp.portForwards.map((f) => JSON.stringify(f)).join(', ')}]`] : []),
     // budget usage (budget.json) in the lab's directory, which `lab down` removes
     `state_dir = "${labDir(lab)}/state"`,

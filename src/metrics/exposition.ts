@@ -102,6 +102,17 @@ export function portalMetrics(s: PortalStatus): Family[] {
       perClass('mpctl_redundant_duplicates_total', "Later copies of the peer's redundant packets, dropped.", (r) => r.duplicates),
     );
   }
+  if (s.nat) {
+    const n = s.nat;
+    families.push(
+      fam('mpctl_nat_mappings', 'gauge', 'Whole-LAN mode: live NAT mappings (one per LAN flow), by protocol.', [
+        { labels: { proto: 'tcp' }, value: n.tcp },
+        { labels: { proto: 'udp' }, value: n.udp },
+        { labels: { proto: 'icmp' }, value: n.icmp },
+      ]),
+      fam('mpctl_nat_expired_mappings', 'gauge', 'Whole-LAN mode: mappings idle past their timeout (their ports are free), deleted at the next sweep.', one(n.expired)),
+    );
+  }
   if (sec) {
     families.push(
       fam('mpctl_authenticated', 'gauge', 'Whether the tunnel is authenticated (0: insecure_no_auth).', one(sec.mode === 'authenticated' ? 1 : 0)),

@@ -319,6 +319,14 @@ export function mapLookupArray(fd: MapFd, count: number, valueSize: number, out:
   return call('mapLookupArray', 'mp_map_lookup_array', [I32, U32, BUF, U32], [fd, count, out, out.length]).map(() => out);
 }
 
+/** Every element of a (shared) hash map, LRU too: keys and values packed, at most `max`, in
+ * batch lookups (an LRU does not count them as uses). */
+export function mapDump(fd: MapFd, keySize: number, valueSize: number, max: number): Result<{ count: number; keys: Buffer; values: Buffer }, MpError> {
+  const keys = Buffer.alloc(keySize * max);
+  const values = Buffer.alloc(valueSize * max);
+  return call('mapDump', 'mp_map_dump', [I32, BUF, U32, BUF, U32, U32], [fd, keys, keys.length, values, values.length, max]).map((count) => ({ count, keys, values }));
+}
+
 export function mapUpdate(fd: MapFd, key: Buffer, value: Buffer, flags: number = BPF_ANY): Result<void, MpError> {
   return call(
     'mapUpdate',

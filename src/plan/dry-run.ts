@@ -35,6 +35,7 @@ export function describeLan(cfg: LocalConfig): string[] {
       const to = f.family === 6 ? `[${f.address}]:${f.targetPort}` : `${f.address}:${f.targetPort}`;
       return `port forward: ${f.proto}/${f.port} of ${c?.address ?? '?'} -> ${to} (mpctl up writes it into the BPF maps)`;
     }),
+    cfg.bondLocal ? ["bond_local: the LP's own traffic not bound to a link leaves through the bond, translated as a LAN host's (the routes into mpl…a below)"] : [],
   );
 }
 

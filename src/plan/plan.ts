@@ -4,20 +4,22 @@
 //
 //   LP: 1 lan sysctls · 2 GRO off on lan · 3 client and gateway routes · 4 per-link tables and
 //       rules · 5 decap on each link · 6 the segmentation loop · 7 encap on lan · 8 neighbour
-//       proxies for the gateways
+//       proxies for the gateways · 9 `bond_local`: the LP's own traffic into the bond
 //   RP: 1 forwarding (+ proxy) sysctls · 2 GRO off · 3 the segmentation loop · 4 decap + encap
 //       on wan, encap on forward interfaces · 5 client route and neighbour proxies
 //
 // Neighbour proxies come last on purpose: the moment the portal answers ARP/ND for the
 // gateway (LP) or the client (RP), traffic starts arriving, and by then the programs that must
-// catch it are attached; `down` withdraws them first for the same reason.
+// catch it are attached; `down` withdraws them first for the same reason. (LP step 9 only
+// follows them because it concerns the LP's own traffic, which no proxy brings: its routes come
+// after its own encap, and `down` takes them away before anything else.)
 import { err, ok, type Result } from 'neverthrow';
 import { configInvalid, type MpError } from '../errors.js';
 import type { Family, LinkConfig, LocalConfig, PortalConfig, Prefix, RemoteConfig } from '../config/types.js';
-import { canonicalAddress, formatPrefix, isLinkLocal, isUnicast } from '../config/values.js';
+import { canonicalAddress, formatPrefix, isLinkLocal, isUnicast, prefixContains } from '../config/values.js';
 import { innerMtu } from './mtu.js';
 import type { Policy } from './policy.js';
-import type { LoopPlan, Plan, PlanStep } from './types.js';
+import type { BondLocalPlan, LoopPlan, Plan, PlanStep } from './types.js';
 
 /** What the caller looked up on the machine: each interface's addresses (`100.64.1.1/24` or
  *  bare) and MTU (absent: 1500, see mtu.ts). */
@@ -69,10 +71,77 @@ const ingress = (dev: string, prog: 'encap' | 'decap', slot: { priority: number;
  * the names stay within IFNAMSIZ (15 characters).
  */
 export function loopDevices(instance: string): { dev: string; peer: string } {
+  return vethPair('mpf', instance);
+}
+
+/** `bond_local`'s veth pair of an instance: `mpl<hash>a` ⇄ `…b`, named as the loop's. */
+export function bondLocalDevices(instance: string): { dev: string; peer: string } {
+  return vethPair('mpl', instance);
+}
+
+function vethPair(prefix: string, instance: string): { dev: string; peer: string } {
   let h = 0x811c9dc5;
   for (const c of Buffer.from(instance, 'utf8')) h = Math.imul(h ^ c, 0x01000193) >>> 0;
   const id = h.toString(16).padStart(8, '0');
-  return { dev: `mpf${id}a`, peer: `mpf${id}b` };
+  return { dev: `${prefix}${id}a`, peer: `${prefix}${id}b` };
+}
+
+/** The two halves of each family's address space: more specific than any default route, less
+ *  than anything else in main (connected subnets, host routes), so they take exactly the
+ *  traffic that would have left by the default route (OpenVPN's def1). */
+const HALVES: Record<Family, [string, string]> = { 4: ['0.0.0.0/1', '128.0.0.0/1'], 6: ['::/1', '8000::/1'] };
+
+/** `bond_local`: the LP's source of each family with LAN prefixes, an address of lan inside
+ *  one of them (what the NAT translates to the client address). */
+function bondLocalSources(cfg: LocalConfig, facts?: PlanFacts): Result<{ v4?: string; v6?: string }, MpError> {
+  const out: { v4?: string; v6?: string } = {};
+  const have = (facts?.addresses[cfg.lan] ?? []).map((a) => a.split('/')[0]!);
+  for (const f of FAMILIES) {
+    const prefixes = cfg.lanPrefixes.filter((p) => p.family === f);
+    if (prefixes.length === 0) continue;
+    const a = have.map((x) => canonicalAddress(x)).find((x) => x !== undefined && x.family === f && prefixes.some((p) => prefixContains(p, x.address)));
+    if (a === undefined)
+      return err(
+        configInvalid(
+          'bond_local',
+          true,
+          `needs an IPv${f} address of ${cfg.lan} inside lan_prefixes (${prefixes.map(formatPrefix).join(', ')}) to send the LP's own traffic from (${cfg.lan} has: ${have.join(', ') || 'none'})`,
+        ),
+      );
+    out[f === 4 ? 'v4' : 'v6'] = a.address;
+  }
+  return ok(out);
+}
+
+/**
+ * 9. `bond_local`: the LP's own traffic that no link claims goes through the bond. A veth pair
+ * like the loop's: routes lead into mpl…a, encap takes the frames at mpl…b's tc ingress and
+ * translates them as a LAN host's (nat.h: the source is the LP's address on a LAN prefix), and
+ * decap delivers the replies at mpl…a's ingress, where the route back to the sender points (so
+ * strict rp_filter passes, and a firewall sees them come in on the device they went out of).
+ * The links' own traffic never gets here: probes and control messages are bound to a link's
+ * source, whose rule (step 4) comes before main; the data path redirects outer packets
+ * without routing.
+ */
+function bondLocalSteps(b: BondLocalPlan, mtu: number): PlanStep[] {
+  const steps: PlanStep[] = [
+    { kind: 'veth', name: b.dev, peer: b.peer },
+    //  the entry: MTU = inner MTU, so the LP's sockets make packets that fit the tunnel; no
+    //  ARP (frames carry its own MAC, as the loop's entry)
+    { kind: 'link', dev: b.dev, mtu, arp: false, up: true },
+    { kind: 'link', dev: b.peer, mtu: LOOP_PEER_MTU, up: true },
+    //  tx checksumming off: the LP's TCP/UDP GSO is cut and checksummed in software before the
+    //  veth, so encap gets wire-size packets with complete checksums (as from a LAN host)
+    { kind: 'offload', ifname: b.dev, feature: 'tx-csum', on: false },
+    { kind: 'clsact', dev: b.peer },
+    ingress(b.peer, 'encap', TC_SLOT.single),
+  ];
+  //  last, once encap is there: the halves of the default route, with the LP's LAN address as
+  //  source (a socket bound to another address still takes them, and is dropped: only LAN
+  //  sources are translated)
+  for (const [f, src] of [[4, b.v4], [6, b.v6]] as const)
+    if (src !== undefined) for (const dst of HALVES[f]) steps.push({ kind: 'route', family: f, dst, dev: b.dev, table: MAIN_TABLE, src });
+  return steps;
 }
 
 /** MTU of the loop's exit: the largest a veth takes, so it never drops a piece encap should count. */
@@ -208,7 +277,13 @@ function planLocal(cfg: LocalConfig, policy: Policy, facts?: PlanFacts): Result<
   for (const g of gateways)
     steps.push({ kind: 'neighProxy', family: g.family, address: g.address, dev: lan, ...(g.family === 6 ? { router: true } : {}) });
 
-  return ok({ role: 'local', instance: cfg.instance, steps, loop });
+  // 9. bond_local: the LP's own traffic through the bond (bondLocalSteps).
+  if (!cfg.bondLocal) return ok({ role: 'local', instance: cfg.instance, steps, loop });
+  const own = bondLocalSources(cfg, facts);
+  if (own.isErr()) return err(own.error);
+  const bondLocal: BondLocalPlan = { ...bondLocalDevices(cfg.instance), ...own.value };
+  steps.push(...bondLocalSteps(bondLocal, loop.mtu));
+  return ok({ role: 'local', instance: cfg.instance, steps, loop, bondLocal });
 }
 
 /** Each link's outer source address: `source`, or the interface's first usable address of the link's family. */

@@ -34,6 +34,19 @@ export interface Plan {
   steps: PlanStep[];
   /** what the data path's config needs to know of the segmentation loop (bpf/loop.h) */
   loop: LoopPlan;
+  /** LP `bond_local`: the device the LP's own traffic is routed to (plan step 9) */
+  bondLocal?: BondLocalPlan;
+}
+
+export interface BondLocalPlan {
+  /** mpl…a: the half-default routes of the LP's own traffic lead here; decap delivers the
+   *  replies at its ingress (bpf/nat.h) */
+  dev: string;
+  /** mpl…b: encap at its tc ingress takes what leaves mpl…a */
+  peer: string;
+  /** the LP's source address of each family (an address of lan inside a LAN prefix) */
+  v4?: string;
+  v6?: string;
 }
 
 export interface LoopPlan {

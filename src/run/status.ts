@@ -7,6 +7,7 @@ import type { MpError } from '../errors.js';
 import * as abi from '../datapath/abi.js';
 import { closeFd, mapLookup, numPossibleCpus, objGet, type MapFd } from '../native/libmpctl.js';
 import { isAlive } from '../proc.js';
+import { natCount, natDump, type NatCount } from './nat.js';
 import type { LinkRuntimeStatus } from './runtime.js';
 import type { CcCounters, CcStatus } from '../cc/loop.js';
 import { portalDir, readPortalState } from '../apply/state.js';
@@ -79,6 +80,9 @@ export interface PortalStatus {
   /** redundant classes (bpf/redundant.h), per `[[redundant]]` of the config; absent before
    * redundant mode existed */
   redundant?: RedundantStatus[];
+  /** LP whole-LAN mode (bpf/nat.h): the NAT's live mappings, one per flow, by protocol, and the
+   * expired ones the next sweep deletes; absent: not in whole-LAN mode */
+  nat?: NatCount;
 }
 
 /** A redundant class's counters: what this portal sent, and the peer's copies it received. */
@@ -210,6 +214,9 @@ export function statusText(s: PortalStatus): string {
     `  drops: ${Object.entries(s.drops).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}`,
     `  segmentation loop: ${loop.gso} GSO and ${loop.frag} too big sent round, ${loop.back} pieces carried`,
     ...redundantLines(s.redundant ?? []),
+    ...(s.nat
+      ? [`  NAT: ${s.nat.mappings} mappings (TCP ${s.nat.tcp}, UDP ${s.nat.udp}, ICMP ${s.nat.icmp})${s.nat.expired ? `, ${s.nat.expired} expired (freed, deleted at the next sweep)` : ''}`]
+      : []),
     ...(s.feedback
       ? [`  feedback: ${s.feedback.fbSent} sent, ${s.feedback.fbHeard} taken, ${s.feedback.fbDup} duplicate, ${s.feedback.fbBad} malformed`]
       : []),
@@ -305,6 +312,16 @@ export async function portalStatus(instance: string): Promise<Result<PortalStatu
     const lv = mapLookup(loopStats._unsafeUnwrap(), abi.mapKey(0), abi.percpuValueSize(abi.MP_LOOP_STATS_SIZE, ncpu));
     if (lv.isErr()) return err(lv.error);
     const ls = lv.value ? abi.decodeLoopStats(lv.value, ncpu) : { gso: 0n, frag: 0n, back: 0n };
+    // whole-LAN mode: the NAT's mappings (one batch dump of mp_nat_in)
+    let nat: NatCount | undefined;
+    const cfgMap = st.value.role === 'local' ? open(abi.MAPS.config.name) : null;
+    const cfg = cfgMap?.isOk() ? mapLookup(cfgMap.value, abi.mapKey(0), abi.MP_CONFIG_SIZE) : null;
+    if (cfg?.isOk() && cfg.value && abi.decodeConfig(cfg.value).flags & abi.MP_CFG_LAN_NAT) {
+      const natIn = open(abi.MAPS.natIn.name);
+      const d = natIn.andThen((fd) => natDump(fd));
+      if (d.isErr()) return err(d.error);
+      nat = natCount(d.value, abi.natNowS());
+    }
     const loop = { gso: Number(ls.gso), frag: Number(ls.frag), back: Number(ls.back) };
     const running = isAlive(st.value.pid);
     const packets = (xs: LinkStatus[]) => xs.reduce((a, l) => a + l.tx.packets + l.rx.packets, 0);
@@ -346,6 +363,7 @@ export async function portalStatus(instance: string): Promise<Result<PortalStatu
       security: published?.security ?? null,
       // a data path pinned before redundant mode existed has no mp_red_stats
       ...(redStats.isOk() ? { redundant: await redundantStatus(st.value.configFile, redStats.value, ncpu) } : {}),
+      ...(nat ? { nat } : {}),
     });
   } finally {
     for (const fd of fds) closeFd(fd);

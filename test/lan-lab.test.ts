@@ -16,7 +16,7 @@ import { labSet, mpctlPath } from '../src/lab/lab.js';
 import { run } from '../src/lab/namespaces.js';
 import { pinDir } from '../src/plan/pins.js';
 import { bondLocalDevices } from '../src/plan/plan.js';
-import { must, withLab } from './helpers/lab.js';
+import { killAndRestart, must, withLab } from './helpers/lab.js';
 import { labStatus } from './helpers/wait.js';
 
 const SERVER = { v4: '203.0.113.2', v6: '2001:db8:113::2' } as const;
@@ -54,20 +54,29 @@ test('whole-LAN mode: two LAN hosts reach the server as the client address, IPv4
         }
       });
 
-      await t.test('a TCP flow from each host at once adds up to more than the best link', async () => {
+      /** one TCP flow from each host at once to the server's address of one family: both seen as the
+       * client address of that family; their sum above the best link (IPv6: 20 B more header) */
+      const twoHosts = async (fam: 'v4' | 'v6', seconds: number) => {
         const best = 20e6 * ((1500 - 52) / 1514);
-        const [a, b] = await Promise.all([
-          iperf(lab, { server: { node: 'server', addr: SERVER.v4 }, client: { node: 'host1' }, seconds: 5, omitS: 1 }),
-          iperf(lab, { server: { node: 'server', addr: SERVER.v4 }, client: { node: 'host2' }, seconds: 5, omitS: 1 }),
-        ]);
-        const ra = must(a, 'iperf3 host1');
-        const rb = must(b, 'iperf3 host2');
+        const [a, b] = await Promise.all(
+          (['host1', 'host2'] as const).map((host) => iperf(lab, { server: { node: 'server', addr: SERVER[fam] }, client: { node: host }, seconds, omitS: 1 })),
+        );
+        const ra = must(a!, `iperf3 host1 ${fam}`);
+        const rb = must(b!, `iperf3 host2 ${fam}`);
         const sum = ra.bps + rb.bps;
-        t.diagnostic(`host1 ${(ra.bps / 1e6).toFixed(2)} + host2 ${(rb.bps / 1e6).toFixed(2)} = ${(sum / 1e6).toFixed(2)} Mbit/s (${((sum / 40e6) * 100).toFixed(1)} % of 2×20 Mbit)`);
-        assert.equal(ra.serverSaw, BOND.client.v4);
-        assert.equal(rb.serverSaw, BOND.client.v4);
+        t.diagnostic(`${fam}: host1 ${(ra.bps / 1e6).toFixed(2)} + host2 ${(rb.bps / 1e6).toFixed(2)} = ${(sum / 1e6).toFixed(2)} Mbit/s (${((sum / 40e6) * 100).toFixed(1)} % of 2×20 Mbit)`);
+        assert.equal(ra.serverSaw, BOND.client[fam]);
+        assert.equal(rb.serverSaw, BOND.client[fam]);
         assert.ok(ra.bps > 3e6 && rb.bps > 3e6, 'each flow moves');
         assert.ok(sum > best * 1.2, `${sum} not above the best link ${best}`);
+      };
+
+      await t.test('a TCP flow from each host at once over IPv6 adds up to more than the best link', async () => {
+        await twoHosts('v6', 4);
+      });
+
+      await t.test('a TCP flow from each host at once adds up to more than the best link', async () => {
+        await twoHosts('v4', 5);
         const lp = await labStatus(lab, 'lp');
         assert.ok(lp.links.every((l) => l.state === 'up' && l.tx.packets > 100), 'both links carried data');
         const nat = Object.fromEntries(Object.entries(lp.drops).filter(([k]) => k.startsWith('nat_')));
@@ -91,6 +100,19 @@ test('whole-LAN mode: two LAN hosts reach the server as the client address, IPv4
         assert.equal(p.received, 0, 'nobody answers the client address');
         const after = (await labStatus(lab, 'lp')).drops['nat_miss'] ?? 0;
         assert.ok(after - before >= 3, `the LP dropped the echo requests as nat_miss (${after - before})`);
+      });
+
+      await t.test('a LAN flow keeps its mapping across a SIGKILL and `mpctl up` of the LP (the NAT maps are adopted)', async () => {
+        const flow = iperf(lab, { server: { node: 'server', addr: SERVER.v4 }, client: { node: 'host1' }, seconds: 6 });
+        await new Promise((r) => setTimeout(r, 2000));
+        const before = (await labStatus(lab, 'lp')).nat;
+        await killAndRestart(lab, 'lp');
+        const after = (await labStatus(lab, 'lp')).nat;
+        const r = must(await flow, 'iperf3 across the restart');
+        t.diagnostic(`host1 per-second goodput across the LP's restart at 2 s: ${r.intervals.map((x) => (x / 1e6).toFixed(1)).join(' ')}; mappings ${JSON.stringify(before)} -> ${JSON.stringify(after)}`);
+        assert.equal(r.serverSaw, BOND.client.v4);
+        assert.ok(after && before && after.tcp >= before.tcp, 'the restarted LP counts the mappings it adopted');
+        assert.ok(r.intervals.slice(-3).every((x) => x > 10e6), 'the same connection carries on through the new control plane');
       });
 
       await t.test('a flow keeps its mapping when its link is cut (not re-NATed on the surviving link)', async () => {

@@ -152,6 +152,17 @@ static __always_inline bool nat_set_addr(struct __sk_buff *skb, const struct l3 
 	return !bpf_skb_store_bytes(skb, off, to, 16, 0);
 }
 
+/* The map key of a packet's own end (addr: its source out, its destination in) and L4 port or
+ * echo id. false: the port could not be read. */
+static __always_inline bool nat_key(struct __sk_buff *skb, const struct l3 *p, const struct nat_l4 *n,
+				    const __u32 addr[4], struct mp_nat_key *k)
+{
+	k->family = p->family;
+	k->proto = p->proto;
+	__builtin_memcpy(k->addr, addr, 16);
+	return !bpf_skb_load_bytes(skb, n->port_off, &k->port_be, 2);
+}
+
 static __always_inline bool nat_set_port(struct __sk_buff *skb, const struct nat_l4 *n, __be16 from, __be16 to)
 {
 	if (from == to)
@@ -491,10 +502,7 @@ __noinline int mp_nat_encap(struct __sk_buff *skb)
 	r = nat_l4(skb, &p, true, &n);
 	if (r != MP_DROP_NONE)
 		return r;
-	k.family = p.family;
-	k.proto = p.proto;
-	__builtin_memcpy(k.addr, src, 16);
-	if (bpf_skb_load_bytes(skb, n.port_off, &k.port_be, 2))
+	if (!nat_key(skb, &p, &n, src, &k))
 		return MP_DROP_NAT_PROTO;
 	m = bpf_map_lookup_elem(&mp_nat_fwd_out, &k); /* a port forward's server answering */
 	if (!m)
@@ -545,10 +553,7 @@ __noinline int mp_nat_decap(struct __sk_buff *skb)
 	r = nat_l4(skb, &p, false, &n);
 	if (r != MP_DROP_NONE)
 		return r;
-	k.family = p.family;
-	k.proto = p.proto;
-	__builtin_memcpy(k.addr, dst, 16);
-	if (bpf_skb_load_bytes(skb, n.port_off, &k.port_be, 2))
+	if (!nat_key(skb, &p, &n, dst, &k))
 		return MP_DROP_NAT_MISS;
 	if (!nat_inbound(&k, lan, &port, true, nat_tcp_flags(skb, &p)))
 		return MP_DROP_NAT_MISS;

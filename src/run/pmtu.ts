@@ -170,6 +170,17 @@ export class PmtuSearch {
     return { mtu: this.mtu, probed: this.probed, mode: this.mode, shrinks: this.shrinks, sent: this.sent, acked: this.acked };
   }
 
+  /** Confirmed and nothing under way (no search, no suspicion): due() sends confirm probes only. */
+  steady(): boolean {
+    return this.mode === 'confirmed' && !this.suspect;
+  }
+
+  /** A steady search's next confirm probe goes at the next due() instead of later (the other
+   * direction's goes now: PmtuProber.due keeps the two in phase). */
+  pullConfirm(now: number): void {
+    if (this.steady()) this.nextConfirm = Math.min(this.nextConfirm, now);
+  }
+
   /** The confirmed outer MTU for the peer (0 = not known yet). */
   confirmed(): number {
     return this.probed ? this.mtu : 0;
@@ -486,13 +497,25 @@ export class PmtuProber {
     if (!l) return NONE;
     for (const [s, f] of this.inFlight) if (now - f.at > 2 * MAX_WAIT_MS) this.inFlight.delete(s);
     let out: SizeProbe[] | null = null;
-    for (const dir of DIRS)
-      for (const [token, size] of l[dir].due(now, rttMs, lateMs)) {
+    const add = (dir: 'up' | 'down', probes: readonly (readonly [number, number])[]) => {
+      for (const [token, size] of probes) {
         out ??= [];
         const seq = (SEQ_BASE + (this.seq++ % SEQ_BASE)) >>> 0;
         this.inFlight.set(seq, { linkId: id, dir, token, size, at: now });
         out.push({ linkId: id, seq, dir, size });
       }
+    };
+    for (const dir of DIRS) add(dir, l[dir].due(now, rttMs, lateMs));
+    // both directions confirmed and steady, one confirm probe due: the other direction's goes
+    // with it (sooner than its own time by less than CONFIRM_MS, once), so the two stay in phase
+    // and go as one request (runtime.ts confirmPair; their searches settled apart otherwise sent
+    // them in rounds of their own: two datagrams each way per link where one does)
+    const one = out as SizeProbe[] | null;
+    if (one?.length === 1 && l.up.steady() && l.down.steady()) {
+      const other = one[0]!.dir === 'up' ? 'down' : 'up';
+      l[other].pullConfirm(now);
+      add(other, l[other].due(now, rttMs, lateMs));
+    }
     return out ?? NONE;
   }
 

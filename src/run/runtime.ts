@@ -473,10 +473,14 @@ export async function startLocal(
   };
   let seq = 0;
   const heartbeat = aliveWriter(port, log, nowMs);
+  /** links whose request this round is their confirm pair (pmtuTick, run before tick in a probe
+   * round): it asks for a reply like the liveness request does, so that one is not sent too */
+  const confirmed = new Set<number>();
   const tick = () => {
     initiator?.tick();
     seq++;
     for (const { id, sock, remote, sent } of socks) {
+      if (confirmed.has(id)) continue;
       const signed = auth.sign(encodeProbe({ ...request(id, seq), adminDown: t.admin.has(id) }, nowUs()));
       if (!signed) continue; // no session yet: nothing but handshakes goes out
       sock.send(signed, cfg.port, remote, (e) => {
@@ -518,8 +522,9 @@ export async function startLocal(
   };
   const written: { id: number; up: number; down: number }[] = [];
   const ptbSeen = new Map<number, number>();
-  const pmtuTick = (late: number) => {
+  const pmtuTick = (late: number, round: boolean) => {
     const now = nowMs();
+    confirmed.clear();
     for (const { id, sock, remote, fam, sent } of socks) {
       // ICMP "too big" about our packets on the link (bpf/ptb.h): a hint, the search confirms it
       const rx = port.readRx(id);
@@ -540,8 +545,18 @@ export async function startLocal(
         if (!signed) continue;
         pruneMerged(now);
         merged.set(up.seq, { other: down.seq, at: now });
+        // in a probe round it is the link's request of the round: the peer answers it as it
+        // answers a liveness request (and counts it as one: the RP's requestSilent), its reply
+        // counts for liveness (pmtuReply), and a confirmed path carries it; a lost one (the path
+        // shrank) costs one round of three at most (confirm probes every CONFIRM_MS), under the
+        // 3 missed intervals that take a link down. One datagram each way less per link every
+        // third round (3 links: 40 a second instead of 50)
+        if (round) confirmed.add(id);
         sock.send(signed, cfg.port, remote, (e) => {
-          if (!e) return sent(signed.length);
+          if (!e) {
+            if (round) t.sent.set(id, (t.sent.get(id) ?? 0) + 1);
+            return sent(signed.length);
+          }
           merged.delete(up.seq);
           pmtu.failed(up.seq, nowMs());
           pmtu.failed(down.seq, nowMs());
@@ -629,12 +644,14 @@ export async function startLocal(
   const wake = new Wake((late) => {
     const at = performance.now();
     heartbeat.beat();
-    if (cadence.probeDue(at)) tick();
+    // path MTU probes first: a link's confirm pair, due with the round, is its request (tick)
+    const round = cadence.probeDue(at);
+    pmtuTick(late, round);
+    if (round) tick();
     if (cadence.feedbackDue(at)) {
       feedbackTick();
       cadence.fed(at, cc.busy());
     }
-    pmtuTick(late);
     if (at >= nextSave) {
       nextSave = at + SAVE_INTERVAL_MS;
       void budgets.save();

@@ -521,16 +521,11 @@ function learnDepth(s: State, fb: LinkFeedback, n: number, lossBase: number): nu
 }
 
 /** The most backlog the scheduler may plan on the link, µs (mp_link.plan_cap_ms; 0: no cap):
- * its buffer's depth less a margin, in the scheduler's time: it drains the link at the pacing
- * rate, so while a probe paces above the estimate its backlog is that much shorter than the
- * link's real queue (at 1.25: 42 ms of plan fill 53 ms of buffer). Lab, 20/10 + 20/60 ms: a
- * CUBIC upload's slow start lost 23 packets on the fast link in a probe-up round with the plan
- * under its cap (46.1 % of the sum). */
+ * its buffer's depth less a margin. */
 export function planCapUs(s: State): number {
   if (s.depthUs === null) return 0;
   const p = s.params;
-  const real = s.depthUs - Math.max(p.depthMarginMinUs, p.depthMarginShare * s.depthUs);
-  return Math.max(1000, Math.round(real * Math.min(1, bwBps(s) / s.rateBps)));
+  return Math.max(1000, Math.round(s.depthUs - Math.max(p.depthMarginMinUs, p.depthMarginShare * s.depthUs)));
 }
 
 /** Sums the newest intervals (those received from `sinceUs` on) until `enough` says so. */

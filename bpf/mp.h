@@ -247,7 +247,10 @@ struct mp_link {
 	struct mp_addr local;   /* outer source address */
 	struct mp_addr nexthop; /* gateway for bpf_redirect_neigh (family 0: on-link / FIB) */
 	__be16 local_port_be;   /* outer UDP source port */
-	__u16 pad2;
+	__u16 plan_cap_ms;  /* the most backlog the scheduler plans on the link, ms (0: no cap): a
+			     * little under the buffer depth the controller learned from the link's
+			     * losses under a standing queue (cc/controller.ts depthUs). A link
+			     * planned beyond it takes a packet only when every link is (schedule.h) */
 	__u32 hold_kbps;    /* what the scheduler plans the link at while held (MP_LINK_F_HELD, or
 			     * the control plane gone): a margin under the controller's bandwidth
 			     * estimate, kbit/s (0: no estimate: rate_bps as it is, no queue limit) */

@@ -46,6 +46,18 @@
  * links, so a link whose real rate is a little under its held rate is not overfilled. Without
  * that limit one frozen link ran its 60 ms queue full and the flow fell to 76 % (lab, 2×20).
  *
+ * Buffer depth (plan_cap_ms): the equalising backlog lives in the link's own buffer (on
+ * 20 Mbit/10 ms + 20 Mbit/60 ms the fast link holds ~50 ms of it so that its packets land with
+ * the slow link's), and a buffer holds only so much. A link whose planned backlog
+ * (busy_until − now) exceeds the cap its controller learned from the link's losses under a
+ * standing queue is full: its arrival counts MP_PLAN_FULL_NS later, so it takes a packet only
+ * when every competing link is full too (then the earliest arrival, as without caps), and
+ * never a pure ACK while another link has room. The packet it would have taken goes to a link
+ * with room, later than its order (reordering, which end hosts tolerate) instead of into a
+ * full buffer (a loss, which CUBIC takes for congestion): with the cap the flow's window can
+ * grow by the other links' buffers beyond the bond's capacity before a loss, where without it
+ * the fast link overflowed as soon as the slow one queued at all (README "mismatch").
+ *
  * Userland writes mp_links (rate, delay, state) concurrently; they are read before taking the
  * lock, because no helper may be called while holding a bpf_spin_lock. Under the lock we only
  * compare and advance busy_until and take the sequence numbers.
@@ -59,6 +71,7 @@
 #define MP_DEFAULT_RATE_BPS 1000000ULL /* rate_bps 0 (unknown) counts as 1 Mbit/s */
 #define MP_ACK_SLACK_NS 1000000ULL    /* a pure ACK may land this much after the slowest link's floor */
 #define MP_ACK_SPREAD_NS 2000000ULL   /* below this gain over the earliest link: schedule like data */
+#define MP_PLAN_FULL_NS 10000000000ULL /* a link planned beyond its plan_cap_ms: this much later */
 
 struct pick {
 	__u32 id;       /* link id */
@@ -117,6 +130,7 @@ struct sched_scan {
 	__u32 tx_ns[MP_MAX_LINKS];      /* serialisation time of this packet (capped at ~4.3 s) */
 	__u8 overhead[MP_MAX_LINKS];    /* outer header bytes the link adds */
 	__u8 no_acks[MP_MAX_LINKS];     /* metered or MP_LINK_F_NO_ACKS: pure ACKs avoid it */
+	__u32 full;                     /* links (bits) planned beyond their plan_cap_ms */
 	__u32 fit_max;                  /* largest inner packet a usable link carries (pmtu.h) */
 	__u32 held;                     /* links (bits) planned at their hold rate */
 	__u32 gone;                     /* control_plane_gone() */
@@ -153,6 +167,9 @@ static long sched_scan_link(__u64 index, void *ctx)
 	sc->tx_ns[id] = tx > 0xffffffffULL ? 0xffffffffU : tx;
 	sc->overhead[id] = outer_overhead(l);
 	sc->no_acks[id] = l->budget_bytes != 0 || (l->flags & MP_LINK_F_NO_ACKS);
+	/* read before the lock, like sent_bytes (no room on the stack for the caps under it) */
+	if (l->plan_cap_ms && s->busy_until_ns[id] > bpf_ktime_get_ns() + l->plan_cap_ms * 1000000ULL)
+		sc->full |= 1U << id;
 	if (l->metric < sc->tier)
 		sc->tier = l->metric;
 	return 0;
@@ -222,6 +239,8 @@ static __always_inline bool schedule(__u32 inner_len, bool pure_ack, __u64 now, 
 			continue;
 		start = s->busy_until_ns[id] > now ? s->busy_until_ns[id] : now;
 		arrival = start + sc.tx_ns[id] + sc.owd_us[id] * 1000ULL;
+		if (sc.full & (1U << id))
+			arrival += MP_PLAN_FULL_NS; /* its buffer is full: only if every link's is */
 		if (arrival < best_arrival) { /* ties go to the lower id */
 			best_arrival = arrival;
 			best_start = start;

@@ -326,10 +326,12 @@ describe('encoders and decoders', () => {
       nexthop: NO_ADDR,
       localPort: 40001,
       holdKbps: 19_000,
+      planCapMs: 54,
       budgetBytes: 5_000_000_000n,
     };
     const b = encodeLink(l);
     assert.equal(b.readUInt32LE(68), 19_000, 'hold_kbps');
+    assert.equal(b.readUInt16LE(66), 54, 'plan_cap_ms');
     assert.equal(b.length, 80);
     assert.equal(b.readUInt8(44), 0, 'nexthop family 0');
     assert.deepEqual(decodeLink(b), l);

@@ -21,14 +21,14 @@ function fakeDp() {
     linkSeq: Array(MP_MAX_LINKS).fill(0),
     sentBytes: Array(MP_MAX_LINKS).fill(0n),
   };
-  const estimates: { id: number; rateBps: bigint; owdUs: number; noAcks?: boolean; hold?: Hold }[] = [];
+  const estimates: { id: number; rateBps: bigint; owdUs: number; noAcks?: boolean; hold?: Hold; planCapMs?: number }[] = [];
   const budgets: { id: number; bytes: bigint }[] = [];
   const dp: CcDatapath = {
     readRx: () => ok(null as MpRx | null),
     txBytes: (id) => ok(counters.get(id)?.txBytes ?? 0n),
     owdUs: () => ok(10_000),
-    setEstimate: (id, rateBps, owdUs, noAcks, _fec, hold) => {
-      estimates.push({ id, rateBps, owdUs, ...(noAcks ? { noAcks } : {}), ...(hold ? { hold } : {}) });
+    setEstimate: (id, rateBps, owdUs, noAcks, _fec, hold, planCapMs) => {
+      estimates.push({ id, rateBps, owdUs, ...(noAcks ? { noAcks } : {}), ...(hold ? { hold } : {}), ...(planCapMs ? { planCapMs } : {}) });
       return ok(undefined);
     },
     sched: () => ok(sched),
@@ -220,6 +220,23 @@ describe('congestion-control loop', () => {
     const unplanned = run(0);
     assert.ok(planned.queueMs < 5, `planned: queue ${planned.queueMs} ms`);
     assert.ok(unplanned.queueMs > 30, `unplanned: queue ${unplanned.queueMs} ms`);
+  });
+
+  it('writes the plan cap (plan_cap_ms) once a loss under a queue showed the buffer: its depth less 10 %', () => {
+    const f = fakeDp();
+    let nowUs = monoUs();
+    const loop = new CcLoop(f.dp, noLog, { clock: () => nowUs });
+    loop.addLink(0, { rateBps: 20e6, owdUs: 10_000 });
+    // the fast link of 20/10 + 20/60 ms: 50 ms planned, 60 ms real; 3 packets lost at the end
+    for (let seq = 1; seq <= 30; seq++) {
+      nowUs += 20_000;
+      f.sched.busyUntilNs[0] = BigInt(nowUs + 50_000) * 1000n;
+      loop.tick();
+      const owd = seq < 5 ? 5_000 : 65_000;
+      loop.onFeedbackPacket(encodeFeedbackPacket({ seq, records: [record({ owdMinUs: owd, owdMaxUs: owd, maxLinkSeq: 100 + 34 * seq, lost: seq === 30 ? 3 : 0 })] }, 0, 0));
+      if (seq === 29) assert.ok(f.estimates.every((e) => e.planCapMs === undefined), 'no loss yet: no cap');
+    }
+    assert.equal(f.estimates.at(-1)!.planCapMs, 54);
   });
 
   it("a link's probe round trip is its delay until its data shows one: the scheduler never sees the 10 ms hint on a 150 ms link", () => {

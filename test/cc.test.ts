@@ -545,7 +545,7 @@ describe('controller on a simulated link', () => {
     }
   }
 
-  it('a buffer that overflows under the planned backlog is congestion, not random loss (20/10 + 20/60 ms, one TCP flow)', () => {
+  it('a buffer that overflows under the planned backlog is congestion, not random loss, and shows its depth (20/10 + 20/60 ms, one TCP flow)', () => {
     // The fast link holds a ~50 ms planned backlog so that packets arrive in order; its 60 ms
     // buffer overflows now and then. Learned as the link's random loss (the queue beyond the
     // planned one looked empty), those drops made it "lossy" (> 0.3 %): capped to a small
@@ -562,9 +562,35 @@ describe('controller on a simulated link', () => {
     const f = report('mismatch 20/10 + 20/60 ms, TCP, planned backlog', {
       share: (goodputBps(r.traces, 0, w) + goodputBps(r.traces, 1, w)) / (40 * M),
       lossBase0: r.states[0]!.lossBase,
+      depth0Ms: r.states[0]!.depthUs! / 1000,
+      depth1Ms: r.states[1]!.depthUs! / 1000,
     });
     assert.ok(f.lossBase0! < 0.003, `fast link learned ${f.lossBase0} random loss`);
+    // both 60 ms buffers overflow under the flow: their depth (the plan cap, less 10 %) learned
+    for (const k of ['depth0Ms', 'depth1Ms'] as const) assert.ok(f[k]! >= 55 && f[k]! <= 62, `${k} ${f[k]}`);
     assert.ok(f.share! >= 0.9, `share ${f.share}`);
+  });
+
+  it('learns the buffer depth from loss under a queue (the plan cap), not from random loss; a deeper queue raises it', () => {
+    const { s, t } = converged();
+    // the raw OWD of the link's min: a sample of base + q is a real queue of q
+    const base = (s.owd!.lastRaw - (s.owd!.last - winBest(s.owd!.min))) >>> 0;
+    const at = (q: number) => ({ owdMinUs: (base + q) >>> 0, owdMaxUs: (base + q) >>> 0 });
+    assert.equal(s.depthUs, null);
+    assert.equal(cc.planCapUs(s), 0, 'no depth: no cap');
+    // random loss without a queue: nothing about the buffer
+    let x = drive(s, 10, () => ({ bytes: 50_000, packets: 34, lost: 2, ...at(1_000) }), t);
+    assert.equal(x.s.depthUs, null);
+    // 20/10 + 20/60 ms: the fast link's planned 50 ms and 6 ms more, then 3 packets lost
+    x = drive(x.s, 4, (i) => ({ bytes: 50_000, packets: 34, lost: i === 3 ? 3 : 0, planned: 50_000, ...at(52_000 + 1_000 * i) }), x.t);
+    assert.ok(Math.abs(x.s.depthUs! - 55_000) <= 1_000, `depth ${x.s.depthUs}`);
+    assert.ok(Math.abs(cc.planCapUs(x.s) - 49_500) <= 1_000, `cap ${cc.planCapUs(x.s)}`);
+    // a loss under a shorter queue lowers it; a queue above it without loss proves it deeper
+    x = drive(x.s, 3, (i) => ({ bytes: 50_000, packets: 34, lost: i === 2 ? 2 : 0, planned: 40_000, ...at(40_000) }), x.t);
+    assert.ok(Math.abs(x.s.depthUs! - 40_000) <= 1_000, `depth ${x.s.depthUs}`);
+    x = drive(x.s, 1, () => ({ bytes: 50_000, packets: 34, planned: 40_000, ...at(70_000) }), x.t);
+    assert.ok(Math.abs(x.s.depthUs! - 70_000) <= 1_000, `depth ${x.s.depthUs}`);
+    assert.ok(Math.abs(cc.planCapUs(x.s) - 63_000) <= 1_000, `cap ${cc.planCapUs(x.s)}`);
   });
 
   it('a queued link that delivers far below its estimate is believed, application-limited or not', () => {

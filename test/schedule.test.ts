@@ -60,7 +60,7 @@ function reset(extraFlags = 0, aliveNs = 0n): void {
   );
 }
 
-function setLink(id: number, o: { metric?: number; state?: number; rateBps?: bigint; owdUs?: number; budgetBytes?: bigint; flags?: number; holdKbps?: number } = {}): void {
+function setLink(id: number, o: { metric?: number; state?: number; rateBps?: bigint; owdUs?: number; budgetBytes?: bigint; flags?: number; holdKbps?: number; planCapMs?: number } = {}): void {
   obj.put(
     'links',
     id,
@@ -78,6 +78,7 @@ function setLink(id: number, o: { metric?: number; state?: number; rateBps?: big
       localPort: 40000 + id,
       budgetBytes: o.budgetBytes ?? 0n,
       holdKbps: o.holdKbps ?? 0,
+      planCapMs: o.planCapMs ?? 0,
     }),
   );
   obj.put('endpoints', id, encodeEndpoint({ addr: hostAddr(RP), port: RP_PORT, valid: true, updatedNs: 0n }));
@@ -293,5 +294,48 @@ describe('scheduler: held links', () => {
     reset();
     setLink(0, { rateBps: 1_000_000n, flags: MP_LINK_F_HELD }); // held, but no hold rate: live
     assert.equal(on(send(12), 0), 12);
+  });
+});
+
+// The buffer-depth cap (mp_link.plan_cap_ms) on links like the delay mismatch's (20 Mbit/10 ms +
+// 20 Mbit/60 ms), slowed 100× so that the test's own run time drains next to nothing of the
+// modelled backlogs: 200 kbit/s, 10 ms and 5010 ms. A burst fills the fast link's planned backlog
+// up to the delay difference that lands its packets with the slow link's; capped, the fast link
+// stops at its cap and the slow link takes the rest, later than its order, instead of a full
+// buffer.
+describe('scheduler: buffer depth (plan_cap_ms)', () => {
+  // a 1092 B outer packet is 43.7 ms at 200 kbit/s
+  const perS = 1e9 / ((OUTER * 8e9) / 200_000);
+  const mismatch = (cap0: number, cap1: number) => {
+    reset();
+    setLink(0, { rateBps: 200_000n, owdUs: 10_000, planCapMs: cap0 });
+    setLink(1, { rateBps: 200_000n, owdUs: 5_010_000, planCapMs: cap1 });
+  };
+
+  it('uncapped, the fast link takes a burst until its backlog is the delay difference', () => {
+    mismatch(0, 0);
+    const used = send(100);
+    assert.equal(on(used, 0), 100, used.join(' '));
+  });
+
+  it('the fast link capped takes the burst up to its cap; the slow link the rest, though it lands later', () => {
+    mismatch(2000, 0);
+    const used = send(100);
+    const n0 = on(used, 0);
+    assert.ok(n0 >= 2 * perS && n0 <= 2 * perS + 2, `${n0} on the fast link, ${(2 * perS).toFixed(1)} make its 2 s cap`);
+    assert.equal(on(used, 1), 100 - n0);
+    assert.ok(Number(sched().busyUntilNs[0]) - Number(process.hrtime.bigint()) < 2.1e9, 'the fast link planned within its cap (and one packet)');
+  });
+
+  it('every link full: the earliest arrival again (the fast link past its cap up to the delay difference), nothing dropped', () => {
+    mismatch(2000, 500);
+    const used = send(200);
+    // the fast link to its cap (~46), the slow link to its cap (~12), then the fast link until
+    // its packets land after the slow link's (5 + 0.5 s: ~126 in all), then both in turn
+    const n0 = on(used, 0);
+    const n1 = on(used, 1);
+    assert.equal(on(used, -1), 0, 'no drops');
+    assert.ok(n0 >= 5.5 * perS && n1 >= 0.5 * perS, `fast ${n0}, slow ${n1}`);
+    assert.ok(Math.abs(n0 - 5.5 * perS - (n1 - 0.5 * perS)) <= 3, `past both caps the links alternate: fast ${n0}, slow ${n1}`);
   });
 });

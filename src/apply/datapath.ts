@@ -427,12 +427,13 @@ export async function openDatapath(
         written.delete(id);
         return write(maps.value.endpoints, id, abi.encodeEndpoint({ addr: addr(from.address.replace(/^::ffff:/, '')), port: from.port, valid: true, updatedNs: 0n }));
       },
-      setEstimate: (id, rateBps, owdUs, noAcks, fec = false, hold = NO_HOLD) => {
+      setEstimate: (id, rateBps, owdUs, noAcks, fec = false, hold = NO_HOLD, planCapMs = 0) => {
         // what this process last wrote: an unchanged estimate costs no map read (only learn
         // below writes rate and delay besides this)
         const owd = Math.max(0, Math.min(owdUs, 0xffff_ffff));
         const holdKbps = Math.max(0, Math.min(Math.round(hold.kbps), 0xffff_ffff));
-        const key = `${rateBps}/${owd}/${noAcks ? 1 : 0}/${fec ? 1 : 0}/${holdKbps}/${hold.held ? 1 : 0}`;
+        const cap = Math.max(0, Math.min(Math.round(planCapMs), 0xffff));
+        const key = `${rateBps}/${owd}/${noAcks ? 1 : 0}/${fec ? 1 : 0}/${holdKbps}/${hold.held ? 1 : 0}/${cap}`;
         if (written.get(id) === key) return ok(undefined);
         const l = readLink(id);
         if (l.isErr()) return err(l.error);
@@ -442,11 +443,11 @@ export async function openDatapath(
           (noAcks ? abi.MP_LINK_F_NO_ACKS : 0) |
           (fec ? abi.MP_LINK_F_FEC : 0) |
           (hold.held ? abi.MP_LINK_F_HELD : 0);
-        if (l.value.rateBps === rateBps && l.value.owdUs === owd && l.value.flags === flags && l.value.holdKbps === holdKbps) {
+        if (l.value.rateBps === rateBps && l.value.owdUs === owd && l.value.flags === flags && l.value.holdKbps === holdKbps && l.value.planCapMs === cap) {
           written.set(id, key);
           return ok(undefined);
         }
-        const w = write(maps.value.links, id, abi.encodeLink({ ...l.value, rateBps, owdUs: owd, flags, holdKbps }));
+        const w = write(maps.value.links, id, abi.encodeLink({ ...l.value, rateBps, owdUs: owd, flags, holdKbps, planCapMs: cap }));
         if (w.isOk()) written.set(id, key);
         return w;
       },

@@ -52,6 +52,15 @@
 //   massive (> 8 %: a shallow buffer overflowing). In cruise that cuts the rate to 0.85 × the
 //   delivery rate (once per round) until the next up phase probes again; during a probe it
 //   only ends the probe, as the probe caused it.
+// - Buffer depth: the scheduler's planned backlog sits in the link's own buffer, and a buffer
+//   holds only so much. Loss beyond the random loss while the link held a real queue (OWD
+//   over its min) of at least depthMinUs bounds the buffer: its depth is taken as the largest
+//   queue the link showed over the queue window around the loss, and a later queue above
+//   that proves it deeper. The scheduler plans at most the depth less a margin on the link
+//   (planCapUs → mp_link.plan_cap_ms, bpf/schedule.h): 20/10 + 20/60 ms, the fast link holds
+//   ~50 ms of planned backlog in its 60 ms buffer, so it overflowed as soon as the slow link
+//   queued at all and one CUBIC flow lost a packet the moment it filled the bond (cwnd ~400 at
+//   120 ms), cut to 0.7× and ran at 18-27 Mbit/s (README "mismatch").
 // - Output: rate = estimate × gain × queue factor, within the loss cap, the optional ceiling
 //   and a floor; owd = propagation delay + the queue beyond the target (see owdQueueUs).
 //
@@ -119,6 +128,11 @@ export interface CcParams {
   /** A link with a standing queue that delivers less than this fraction of the estimate is
    * over-estimated (even when the sender looks application-limited against the estimate). */
   overEstimate: number;
+  /** Loss under a real queue of at least this much bounds the link's buffer (depthUs). */
+  depthMinUs: number;
+  /** The scheduler plans at most the depth less this share of it, and at least this much less. */
+  depthMarginShare: number;
+  depthMarginMinUs: number;
 }
 
 export const DEFAULT_CC: CcParams = Object.freeze({
@@ -154,6 +168,9 @@ export const DEFAULT_CC: CcParams = Object.freeze({
   staleAfterUs: 200_000,
   loadedShare: 0.9,
   overEstimate: 0.5,
+  depthMinUs: 10_000,
+  depthMarginShare: 0.1,
+  depthMarginMinUs: 3_000,
 });
 
 export type Phase = 'startup' | 'drain' | 'probe_bw';
@@ -204,6 +221,9 @@ export interface State {
   readonly lastCongestionUs: number | null;
   /** The link's random loss rate (what it loses without a queue). */
   readonly lossBase: number;
+  /** The link's buffer depth, µs of queue at its rate: learned from loss under a queue (null:
+   * not found yet, no cap). */
+  readonly depthUs: number | null;
   /** Min round trip (null: none measured yet). */
   readonly rttMin: WinFilter | null;
   readonly owd: OwdLine | null;
@@ -308,6 +328,7 @@ export function initial(params: Partial<CcParams> = {}, nowUs = 0): State {
     lossCapBps: null,
     lastCongestionUs: null,
     lossBase: 0,
+    depthUs: null,
     rttMin: null,
     owd: null,
     recent: [],
@@ -436,7 +457,7 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
   const noQueue = queueUs + qw.maxPlannedUs < target / 2 && queueNowUs + plannedUs < target / 2;
   if (noQueue && n > 0) lossBase += (fb.lost / n - lossBase) * Math.min(1, n / p.lossBasePackets);
   const lossy = isLossy(loss, lossBase, queueUs, target, p);
-  s = { ...s, bw, lossBase };
+  s = { ...s, bw, lossBase, depthUs: learnDepth(s, fb, n, lossBase) };
 
   // 7. Phases.
   const est = bwBps(s);
@@ -476,6 +497,35 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
       break;
   }
   return { ...s, rateBps: pacingRate(s) };
+}
+
+/**
+ * The buffer depth after this interval (State.depthUs): a loss beyond the random loss under a
+ * real queue of at least depthMinUs sets it to the largest real queue (OWD over its min) of the
+ * queue window, this interval included (the lost packets would have waited about that long); a
+ * real queue above the depth without loss proves the buffer deeper.
+ */
+function learnDepth(s: State, fb: LinkFeedback, n: number, lossBase: number): number | null {
+  if (!s.owd) return s.depthUs;
+  const minOwd = winBest(s.owd.min);
+  const last = s.recent[s.recent.length - 1];
+  let maxQ = -Infinity;
+  for (let i = s.recent.length - 1; i >= 0 && s.recent[i]!.atUs > (last?.atUs ?? 0) - s.params.queueWindowUs; i--) {
+    const o = s.recent[i]!.owd;
+    if (o !== null) maxQ = Math.max(maxQ, o - minOwd);
+  }
+  if (fb.lost >= 1 && fb.lost - lossBase * n >= 1 && maxQ >= s.params.depthMinUs) return maxQ;
+  const nowQ = last?.owd != null ? last.owd - minOwd : null;
+  if (s.depthUs !== null && nowQ !== null && nowQ > s.depthUs) return nowQ;
+  return s.depthUs;
+}
+
+/** The most backlog the scheduler may plan on the link, µs (mp_link.plan_cap_ms; 0: no cap):
+ * its buffer's depth less a margin. */
+export function planCapUs(s: State): number {
+  if (s.depthUs === null) return 0;
+  const p = s.params;
+  return Math.max(1000, Math.round(s.depthUs - Math.max(p.depthMarginMinUs, p.depthMarginShare * s.depthUs)));
 }
 
 /** Sums the newest intervals (those received from `sinceUs` on) until `enough` says so. */

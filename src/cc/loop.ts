@@ -42,8 +42,9 @@ export interface CcDatapath extends BudgetDatapath {
   /** The controller's rate and delay for our sending direction on link `linkId`
    * (read-modify-write: ifindex, state and the rest stay). noAcks: pure TCP ACKs avoid the link
    * (mp_link MP_LINK_F_NO_ACKS, cc.ackAvoid); fec: loss recovery (MP_LINK_F_FEC); hold: what
-   * the data path plans the link at when the estimate is not live (hold_kbps, MP_LINK_F_HELD). */
-  setEstimate(linkId: number, rateBps: bigint, owdUs: number, noAcks: boolean, fec?: boolean, hold?: Hold): Result<void, MpError>;
+   * the data path plans the link at when the estimate is not live (hold_kbps, MP_LINK_F_HELD);
+   * planCapMs: the most backlog the scheduler plans on the link (plan_cap_ms, cc.planCapUs; 0: none). */
+  setEstimate(linkId: number, rateBps: bigint, owdUs: number, noAcks: boolean, fec?: boolean, hold?: Hold, planCapMs?: number): Result<void, MpError>;
   /** The scheduler's state (busy_until per link); null: not there. */
   sched(): Result<MpSched | null, MpError>;
   /** Runs `f` with the data path's reads (sched, txBytes, readRx, counters) taken from the last
@@ -396,7 +397,7 @@ export class CcLoop {
       for (const [id, o] of this.states) othersCarry ||= id !== r.linkId && cc.carries(o);
       const next = cc.onFeedback(s, r, sentBytes, now, planned, othersCarry);
       this.setState(r.linkId, next);
-      this.trace?.write(`${JSON.stringify({ t: Math.round((now - this.traceT0) / 1000), l: r.linkId, ph: next.phase[0]! + next.cycleIndex, bw: Math.round(cc.bwBps(next) / 1e5) / 10, rate: Math.round(next.rateBps / 1e5) / 10, dlv: Math.round(next.deliveryBps / 1e5) / 10, q: Math.round(next.queueUs / 100) / 10, pl: Math.round(planned / 100) / 10, sent: Math.round((Number(sentBytes) * 8) / r.intervalUs * 10) / 10, pk: r.packets, lost: r.lost, rtt: Math.round(cc.estimate(next).rttUs / 100) / 10, oc: othersCarry ? 1 : 0 })}\n`);
+      this.trace?.write(`${JSON.stringify({ t: Math.round((now - this.traceT0) / 1000), l: r.linkId, ph: next.phase[0]! + next.cycleIndex, bw: Math.round(cc.bwBps(next) / 1e5) / 10, rate: Math.round(next.rateBps / 1e5) / 10, dlv: Math.round(next.deliveryBps / 1e5) / 10, q: Math.round(next.queueUs / 100) / 10, pl: Math.round(planned / 100) / 10, sent: Math.round((Number(sentBytes) * 8) / r.intervalUs * 10) / 10, pk: r.packets, lost: r.lost, rtt: Math.round(cc.estimate(next).rttUs / 100) / 10, oc: othersCarry ? 1 : 0, cap: Math.round(cc.planCapUs(next) / 100) / 10 })}\n`);
       this.fbCount.set(r.linkId, (this.fbCount.get(r.linkId) ?? 0) + 1);
       changed = true;
     }
@@ -474,7 +475,8 @@ export class CcLoop {
     this.fec = cc.fecLinks(this.states, this.fec);
     for (const [id, o] of cc.outputs(this.states, this.fec)) {
       if (!this.active(id)) continue; // keep the static estimate until feedback arrives
-      const w = this.dp.setEstimate(id, o.rateBps, o.owdUs, this.noAcks.has(id), this.fec.has(id), this.hold(id, this.states.get(id)!));
+      const s = this.states.get(id)!;
+      const w = this.dp.setEstimate(id, o.rateBps, o.owdUs, this.noAcks.has(id), this.fec.has(id), this.hold(id, s), Math.ceil(cc.planCapUs(s) / 1000));
       if (w.isErr()) this.fail('link estimate write failed', { link: id, error: w.error });
     }
   }

@@ -246,7 +246,7 @@ export const MP_CONFIG = layout('mp_config', 288, [
 export const MP_LINK = layout('mp_link', 80, [
   ['ifindex', 0, 4], ['state', 4, 1], ['carrier', 5, 1], ['metric', 6, 1], ['flags', 7, 1],
   ['mtu', 8, 4], ['owd_us', 12, 4], ['rate_bps', 16, 8], ['local', 24, 20], ['nexthop', 44, 20],
-  ['local_port_be', 64, 2], ['pad2', 66, 2], ['hold_kbps', 68, 4], ['budget_bytes', 72, 8],
+  ['local_port_be', 64, 2], ['plan_cap_ms', 66, 2], ['hold_kbps', 68, 4], ['budget_bytes', 72, 8],
 ]);
 // prettier-ignore
 export const MP_ENDPOINT = layout('mp_endpoint', 32, [
@@ -594,6 +594,8 @@ export interface MpLink {
   budgetBytes?: bigint;
   /** The rate the scheduler uses while the link is held, kbit/s (0 / absent: none). */
   holdKbps?: number;
+  /** The most backlog the scheduler plans on the link, ms (0 / absent: no cap; schedule.h). */
+  planCapMs?: number;
 }
 
 export function encodeLink(l: MpLink): Buffer {
@@ -610,6 +612,7 @@ export function encodeLink(l: MpLink): Buffer {
   writeAddr(b, f('local'), l.local);
   writeAddr(b, f('nexthop'), l.nexthop);
   b.writeUInt16BE(l.localPort, f('local_port_be'));
+  b.writeUInt16LE(l.planCapMs ?? 0, f('plan_cap_ms'));
   b.writeUInt32LE(l.holdKbps ?? 0, f('hold_kbps'));
   b.writeBigUInt64LE(l.budgetBytes ?? 0n, f('budget_bytes'));
   return b;
@@ -630,6 +633,7 @@ export function decodeLink(b: Buffer): MpLink {
     nexthop: readAddr(b, f('nexthop')),
     localPort: b.readUInt16BE(f('local_port_be')),
     holdKbps: b.readUInt32LE(f('hold_kbps')),
+    planCapMs: b.readUInt16LE(f('plan_cap_ms')),
     budgetBytes: b.readBigUInt64LE(f('budget_bytes')),
   };
 }

@@ -338,7 +338,8 @@ export function simulate(o: SimOptions): SimResult {
       continue;
     }
 
-    // send one packet on the link where it arrives first (bpf/schedule.h)
+    // send one packet on the link where it arrives first (bpf/schedule.h), a link planned
+    // beyond its buffer's depth (plan_cap_ms) only if every link is
     let best = 0;
     let bestArr = Infinity;
     let bestStart = 0;
@@ -346,7 +347,8 @@ export function simulate(o: SimOptions): SimResult {
     for (let i = 0; i < n; i++) {
       const start = Math.max(t, busyUntil[i]!);
       const tx = (size * 8 * 1e6) / rate(i);
-      const arr = start + tx + outOf(i).owdUs;
+      const capUs = Math.ceil(cc.planCapUs(states[i]!) / 1000) * 1000;
+      const arr = start + tx + outOf(i).owdUs + (capUs > 0 && busyUntil[i]! > t + capUs ? 10e6 : 0);
       if (arr < bestArr) [best, bestArr, bestStart, bestTx] = [i, arr, start, tx];
     }
     busyUntil[best] = bestStart + bestTx;

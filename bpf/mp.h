@@ -581,7 +581,7 @@ enum mp_drop_reason {
  * from its IP header; its seq) and delivers it; its seq enters the replay window, so a late
  * original is dropped as a replay. Inner packets longer than MP_FEC_MAX are not covered (their
  * group gets no parity). */
-#define MP_FEC_K 8       /* data packets per parity group (a power of 2: link_seq wraps) */
+#define MP_FEC_K 4       /* data packets per parity group (a power of 2: link_seq wraps; README) */
 #define MP_FEC_MAX 1536  /* longest inner packet a group may hold (a multiple of 256) */
 #define MP_FEC_TX_SLOTS 2 /* mp_fec_tx entries per link (group & 1) */
 #define MP_FEC_RX_SLOTS 4 /* mp_fec_rx entries per link (group & 3) */

@@ -21,14 +21,14 @@ function fakeDp() {
     linkSeq: Array(MP_MAX_LINKS).fill(0),
     sentBytes: Array(MP_MAX_LINKS).fill(0n),
   };
-  const estimates: { id: number; rateBps: bigint; owdUs: number; noAcks?: boolean; hold?: Hold }[] = [];
+  const estimates: { id: number; rateBps: bigint; owdUs: number; noAcks?: boolean; fec?: boolean; hold?: Hold }[] = [];
   const budgets: { id: number; bytes: bigint }[] = [];
   const dp: CcDatapath = {
     readRx: () => ok(null as MpRx | null),
     txBytes: (id) => ok(counters.get(id)?.txBytes ?? 0n),
     owdUs: () => ok(10_000),
-    setEstimate: (id, rateBps, owdUs, noAcks, _fec, hold) => {
-      estimates.push({ id, rateBps, owdUs, ...(noAcks ? { noAcks } : {}), ...(hold ? { hold } : {}) });
+    setEstimate: (id, rateBps, owdUs, noAcks, fec, hold) => {
+      estimates.push({ id, rateBps, owdUs, ...(noAcks ? { noAcks } : {}), ...(fec ? { fec } : {}), ...(hold ? { hold } : {}) });
       return ok(undefined);
     },
     sched: () => ok(sched),
@@ -196,6 +196,30 @@ describe('congestion-control loop', () => {
       fresh.tick();
     }
     assert.ok(g.estimates.every((e) => !e.hold || e.hold.kbps === 0), JSON.stringify(g.estimates.map((e) => e.hold)));
+  });
+
+  it("output() (the RP's estimate written with each LP request) is what write() gave the scheduler: a link with parity is not capped by its raw loss", () => {
+    // lab, 2x20 with 1 % loss on one, before: each LP request had the RP write the lossy link at
+    // the share its raw loss allows (5 %) until the next feedback; downloads got 66-77 % of the sum
+    const f = fakeDp();
+    let nowUs = monoUs();
+    const loop = new CcLoop(f.dp, noLog, { clock: () => nowUs });
+    loop.addLink(0, { rateBps: 20e6, owdUs: 10_000 });
+    loop.addLink(1, { rateBps: 20e6, owdUs: 10_000 });
+    for (let seq = 1; seq <= 150; seq++) {
+      nowUs += 20_000;
+      loop.tick();
+      // 34 packets per record on each; link 1 loses one of every 100 (at random, no queue)
+      const lost = seq % 3 === 0 ? 1 : 0;
+      const records = [record({ linkId: 0, maxLinkSeq: 34 * seq }), record({ linkId: 1, maxLinkSeq: 34 * seq, packets: 34 - lost, lost })];
+      assert.ok(loop.onFeedbackPacket(encodeFeedbackPacket({ seq, records }, 0, 0)));
+    }
+    const last = (id: number) => f.estimates.filter((e) => e.id === id).at(-1)!;
+    assert.equal(last(1).fec, true, 'link 1 sends parity');
+    assert.equal(last(0).fec, undefined, 'the clean link stopped after its first packets');
+    assert.ok(last(1).rateBps > last(0).rateBps / 2n, `link 1 uncapped: ${last(1).rateBps} vs ${last(0).rateBps}`);
+    assert.equal(loop.output(1)!.rateBps, last(1).rateBps, 'output() = the last write');
+    assert.equal(loop.output(0)!.rateBps, last(0).rateBps);
   });
 
   it('tells the controller the backlog the scheduler planned: a planned queue is not congestion', () => {

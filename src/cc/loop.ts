@@ -428,11 +428,11 @@ export class CcLoop {
     this.budgets.tick();
   }
 
-  /** Link `id`'s hold (mp_link.hold_kbps, MP_LINK_F_HELD): HOLD_SHARE of its bandwidth estimate,
+  /** Link `id`'s hold (mp_link.hold_kbps, MP_LINK_F_HELD): HOLD_SHARE of its hold rate (cc.holdBps: the bandwidth estimate, or the median loaded delivery of the last second if lower),
    * held while it gets no feedback (stale: the peer's control plane may be gone); none before
    * the controller has measured the link. */
   private hold(id: number, s: cc.State): Hold {
-    const bw = cc.bwBps(s);
+    const bw = cc.holdBps(s);
     if (!(bw > 0) || !this.fbCount.get(id)) return NO_HOLD;
     return { kbps: (bw * HOLD_SHARE) / 1000, held: s.stale };
   }

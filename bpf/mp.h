@@ -249,8 +249,9 @@ struct mp_link {
 	__be16 local_port_be;   /* outer UDP source port */
 	__u16 pad2;
 	__u32 hold_kbps;    /* what the scheduler plans the link at while held (MP_LINK_F_HELD, or
-			     * the control plane gone): a margin under the controller's bandwidth
-			     * estimate, kbit/s (0: no estimate: rate_bps as it is, no queue limit) */
+			     * the control plane gone): a margin under the controller's hold rate (its
+			     * bandwidth estimate, or the link's median loaded delivery if lower),
+			     * kbit/s (0: no estimate: rate_bps as it is, no queue limit) */
 	__u64 budget_bytes; /* metered link: the scheduler sends nothing more once
 			     * mp_sched.sent_bytes[id] reaches this (0 = no budget). Userland
 			     * raises it at each budget period (cc/budget.ts). */

@@ -8,7 +8,8 @@ import { describe, it } from 'node:test';
 import { ok } from 'neverthrow';
 import type { LinkCounters } from '../src/cc/budget.js';
 import { decodeFeedbackPacket, encodeFeedbackPacket, type LinkFeedback } from '../src/cc/feedback.js';
-import { MP_MAX_LINKS, type MpRx, type MpSched } from '../src/datapath/abi.js';
+import { MP_LINK_F_FEC, MP_LINK_F_HELD, MP_LINK_UP, MP_MAX_LINKS, NO_ADDR, type MpLink, type MpRx, type MpSched } from '../src/datapath/abi.js';
+import { learnedLink } from '../src/apply/datapath.js';
 import { BudgetKeeper, controlWireBytes } from '../src/cc/budget-loop.js';
 import { BUSY_HOLD_MS, CcLoop, FEEDBACK_INTERVAL_MS, HOLD_SHARE, monoUs, type CcDatapath, type Hold } from '../src/cc/loop.js';
 
@@ -196,6 +197,21 @@ describe('congestion-control loop', () => {
       fresh.tick();
     }
     assert.ok(g.estimates.every((e) => !e.hold || e.hold.kbps === 0), JSON.stringify(g.estimates.map((e) => e.hold)));
+  });
+
+  it("the RP's learning a link from the LP's probe keeps what the controller wrote: its hold rate and flags", () => {
+    // learn() runs at every request whose estimate changed (up to 10 a second per link); it
+    // wrote hold_kbps 0 until the next feedback, and an RP killed then left the link unheld
+    const held: MpLink = {
+      ifindex: 7, state: MP_LINK_UP, carrier: 0, metric: 0, flags: MP_LINK_F_HELD | MP_LINK_F_FEC, mtu: 1500, owdUs: 10_400, rateBps: 19_800_000n,
+      local: NO_ADDR, nexthop: NO_ADDR, localPort: 4500, holdKbps: 19_300, budgetBytes: 0n,
+    };
+    const own = { ifindex: 7, mtu: 1500, local: NO_ADDR, port: 4500 };
+    const l = learnedLink(held, { rateBps: 24_700_000n, owdUs: 10_500, metric: 0, carrier: 0 }, own);
+    assert.equal(l.holdKbps, 19_300);
+    assert.equal(l.flags, MP_LINK_F_HELD | MP_LINK_F_FEC);
+    assert.deepEqual([l.rateBps, l.owdUs], [24_700_000n, 10_500], "the request's estimate is written");
+    assert.equal(learnedLink(null, { rateBps: 1_000_000n, owdUs: 10_000, metric: 0, carrier: 0 }, own).holdKbps, 0, 'a new link: no hold yet');
   });
 
   it("output() (the RP's estimate written with each LP request) is what write() gave the scheduler: a link with parity is not capped by its raw loss", () => {

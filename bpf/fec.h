@@ -25,8 +25,9 @@
  * Why parity and not retransmission or duplication (README, "Loss recovery"): duplication of a
  * lossy link's packets halves what it can carry (2 × 20 Mbit with 1 % loss on one: at most 75 %
  * of the sum), retransmission needs a NACK from the receiver's data path and a store of every
- * packet sent, both a round trip late; one parity per 8 packets costs 1/9 of the link and
- * leaves a loss of p × (1 − (1 − p)^8) ≈ 0.077 % at p = 1 %, with no round trip. Per link and on
+ * packet sent, both a round trip late; one parity per 4 packets costs 1/5 of the link and
+ * leaves a loss of p × (1 − (1 − p)^4) ≈ 0.039 % at p = 1 %, with no round trip (groups of 8
+ * cost 1/9 but left 0.077 %, too much for one CUBIC flow: README). Per link and on
  * the same link: a link's packets arrive in order, so the parity comes after its group, and the
  * lossy link pays for its own protection.
  *

@@ -252,8 +252,9 @@ struct mp_link {
 			     * losses under a standing queue (cc/controller.ts depthUs). A link
 			     * planned beyond it takes a packet only when every link is (schedule.h) */
 	__u32 hold_kbps;    /* what the scheduler plans the link at while held (MP_LINK_F_HELD, or
-			     * the control plane gone): a margin under the controller's bandwidth
-			     * estimate, kbit/s (0: no estimate: rate_bps as it is, no queue limit) */
+			     * the control plane gone): a margin under the controller's hold rate (its
+			     * bandwidth estimate, or the link's median loaded delivery if lower),
+			     * kbit/s (0: no estimate: rate_bps as it is, no queue limit) */
 	__u64 budget_bytes; /* metered link: the scheduler sends nothing more once
 			     * mp_sched.sent_bytes[id] reaches this (0 = no budget). Userland
 			     * raises it at each budget period (cc/budget.ts). */
@@ -584,7 +585,7 @@ enum mp_drop_reason {
  * from its IP header; its seq) and delivers it; its seq enters the replay window, so a late
  * original is dropped as a replay. Inner packets longer than MP_FEC_MAX are not covered (their
  * group gets no parity). */
-#define MP_FEC_K 8       /* data packets per parity group (a power of 2: link_seq wraps) */
+#define MP_FEC_K 4       /* data packets per parity group (a power of 2: link_seq wraps; README) */
 #define MP_FEC_MAX 1536  /* longest inner packet a group may hold (a multiple of 256) */
 #define MP_FEC_TX_SLOTS 2 /* mp_fec_tx entries per link (group & 1) */
 #define MP_FEC_RX_SLOTS 4 /* mp_fec_rx entries per link (group & 3) */

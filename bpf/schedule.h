@@ -40,7 +40,9 @@
  * pacing rate of the moment (a probing gain, a drain), live only while the controller runs on
  * feedback. A link flagged MP_LINK_F_HELD (no feedback: the peer's control plane is gone), or
  * any link while our own control plane's heartbeat is older than MP_ALIVE_NS, is planned at
- * hold_kbps instead (the controller's bandwidth estimate less a margin), and a packet whose
+ * hold_kbps instead (98 % of the controller's hold rate, cc/controller.ts holdBps: its bandwidth
+ * estimate or, if lower, the median of what the link delivered loaded over the last second;
+ * a max filter alone froze one bunched sample: 25.2 Mbit/s on a 20 Mbit/s link), and a packet whose
  * link would then have more than MP_HOLD_QUEUE_NS of modelled queue is dropped
  * (MP_DROP_HOLD_QUEUE): the flow's bottleneck is then the scheduler at the held rates, not the
  * links, so a link whose real rate is a little under its held rate is not overfilled. Without

@@ -36,7 +36,9 @@ const status = labStatus;
 /** Counter increases between two status readings (drops by reason, loop counters). */
 function delta(a: Status, b: Status): { drops: Record<string, number>; loop: Status['loop'] } {
   const drops: Record<string, number> = {};
-  for (const [k, v] of Object.entries(b.drops)) if (v !== (a.drops[k] ?? 0)) drops[k] = v - (a.drops[k] ?? 0);
+  // fec_spare: a loss-recovery parity with nothing to rebuild, no packet of a flow (a fresh
+  // link sends parity until its loss is known: README "Loss recovery")
+  for (const [k, v] of Object.entries(b.drops)) if (k !== 'fec_spare' && v !== (a.drops[k] ?? 0)) drops[k] = v - (a.drops[k] ?? 0);
   return { drops, loop: { gso: b.loop.gso - a.loop.gso, frag: b.loop.frag - a.loop.frag, back: b.loop.back - a.loop.back } };
 }
 

@@ -8,7 +8,8 @@ import { describe, it } from 'node:test';
 import { ok } from 'neverthrow';
 import type { LinkCounters } from '../src/cc/budget.js';
 import { decodeFeedbackPacket, encodeFeedbackPacket, type LinkFeedback } from '../src/cc/feedback.js';
-import { MP_MAX_LINKS, type MpRx, type MpSched } from '../src/datapath/abi.js';
+import { MP_LINK_F_FEC, MP_LINK_F_HELD, MP_LINK_UP, MP_MAX_LINKS, NO_ADDR, type MpLink, type MpRx, type MpSched } from '../src/datapath/abi.js';
+import { learnedLink } from '../src/apply/datapath.js';
 import { BudgetKeeper, controlWireBytes } from '../src/cc/budget-loop.js';
 import { BUSY_HOLD_MS, CcLoop, FEEDBACK_INTERVAL_MS, HOLD_SHARE, monoUs, type CcDatapath, type Hold } from '../src/cc/loop.js';
 
@@ -21,14 +22,14 @@ function fakeDp() {
     linkSeq: Array(MP_MAX_LINKS).fill(0),
     sentBytes: Array(MP_MAX_LINKS).fill(0n),
   };
-  const estimates: { id: number; rateBps: bigint; owdUs: number; noAcks?: boolean; hold?: Hold; planCapMs?: number }[] = [];
+  const estimates: { id: number; rateBps: bigint; owdUs: number; noAcks?: boolean; fec?: boolean; hold?: Hold; planCapMs?: number }[] = [];
   const budgets: { id: number; bytes: bigint }[] = [];
   const dp: CcDatapath = {
     readRx: () => ok(null as MpRx | null),
     txBytes: (id) => ok(counters.get(id)?.txBytes ?? 0n),
     owdUs: () => ok(10_000),
-    setEstimate: (id, rateBps, owdUs, noAcks, _fec, hold, planCapMs) => {
-      estimates.push({ id, rateBps, owdUs, ...(noAcks ? { noAcks } : {}), ...(hold ? { hold } : {}), ...(planCapMs ? { planCapMs } : {}) });
+    setEstimate: (id, rateBps, owdUs, noAcks, fec, hold, planCapMs) => {
+      estimates.push({ id, rateBps, owdUs, ...(noAcks ? { noAcks } : {}), ...(fec ? { fec } : {}), ...(hold ? { hold } : {}), ...(planCapMs ? { planCapMs } : {}) });
       return ok(undefined);
     },
     sched: () => ok(sched),
@@ -196,6 +197,45 @@ describe('congestion-control loop', () => {
       fresh.tick();
     }
     assert.ok(g.estimates.every((e) => !e.hold || e.hold.kbps === 0), JSON.stringify(g.estimates.map((e) => e.hold)));
+  });
+
+  it("the RP's learning a link from the LP's probe keeps what the controller wrote: its hold rate and flags", () => {
+    // learn() runs at every request whose estimate changed (up to 10 a second per link); it
+    // wrote hold_kbps 0 until the next feedback, and an RP killed then left the link unheld
+    const held: MpLink = {
+      ifindex: 7, state: MP_LINK_UP, carrier: 0, metric: 0, flags: MP_LINK_F_HELD | MP_LINK_F_FEC, mtu: 1500, owdUs: 10_400, rateBps: 19_800_000n,
+      local: NO_ADDR, nexthop: NO_ADDR, localPort: 4500, holdKbps: 19_300, budgetBytes: 0n,
+    };
+    const own = { ifindex: 7, mtu: 1500, local: NO_ADDR, port: 4500 };
+    const l = learnedLink(held, { rateBps: 24_700_000n, owdUs: 10_500, metric: 0, carrier: 0 }, own);
+    assert.equal(l.holdKbps, 19_300);
+    assert.equal(l.flags, MP_LINK_F_HELD | MP_LINK_F_FEC);
+    assert.deepEqual([l.rateBps, l.owdUs], [24_700_000n, 10_500], "the request's estimate is written");
+    assert.equal(learnedLink(null, { rateBps: 1_000_000n, owdUs: 10_000, metric: 0, carrier: 0 }, own).holdKbps, 0, 'a new link: no hold yet');
+  });
+
+  it("output() (the RP's estimate written with each LP request) is what write() gave the scheduler: a link with parity is not capped by its raw loss", () => {
+    // lab, 2x20 with 1 % loss on one, before: each LP request had the RP write the lossy link at
+    // the share its raw loss allows (5 %) until the next feedback; downloads got 66-77 % of the sum
+    const f = fakeDp();
+    let nowUs = monoUs();
+    const loop = new CcLoop(f.dp, noLog, { clock: () => nowUs });
+    loop.addLink(0, { rateBps: 20e6, owdUs: 10_000 });
+    loop.addLink(1, { rateBps: 20e6, owdUs: 10_000 });
+    for (let seq = 1; seq <= 150; seq++) {
+      nowUs += 20_000;
+      loop.tick();
+      // 34 packets per record on each; link 1 loses one of every 100 (at random, no queue)
+      const lost = seq % 3 === 0 ? 1 : 0;
+      const records = [record({ linkId: 0, maxLinkSeq: 34 * seq }), record({ linkId: 1, maxLinkSeq: 34 * seq, packets: 34 - lost, lost })];
+      assert.ok(loop.onFeedbackPacket(encodeFeedbackPacket({ seq, records }, 0, 0)));
+    }
+    const last = (id: number) => f.estimates.filter((e) => e.id === id).at(-1)!;
+    assert.equal(last(1).fec, true, 'link 1 sends parity');
+    assert.equal(last(0).fec, undefined, 'the clean link stopped after its first packets');
+    assert.ok(last(1).rateBps > last(0).rateBps / 2n, `link 1 uncapped: ${last(1).rateBps} vs ${last(0).rateBps}`);
+    assert.equal(loop.output(1)!.rateBps, last(1).rateBps, 'output() = the last write');
+    assert.equal(loop.output(0)!.rateBps, last(0).rateBps);
   });
 
   it('tells the controller the backlog the scheduler planned: a planned queue is not congestion', () => {

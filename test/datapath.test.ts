@@ -61,6 +61,7 @@ import {
   MP_LINK_F_FEC,
   MP_T_FEC,
   MP_FEC_STATS,
+  MP_FEC_K,
   perCpuStride,
   MP_LINK_ADMIN_DOWN,
   MP_LINK_DOWN,
@@ -2500,8 +2501,9 @@ describe('loss recovery: XOR parity per link (fec.h)', () => {
   const MARK = 0x6d70fe00;
   const fill = rng(0xfec);
   const bytes = (n: number) => Buffer.from(Array.from({ length: n }, () => fill() & 0xff));
-  // one group's worth (link_seq 1..7 is group 0, whose last packet is link_seq 7), of every
-  // length class: shorter and longer than 256-byte chunks, word tails 0..7, IPv4 and IPv6
+  // packets of every length class (shorter and longer than 256-byte chunks, word tails 0..7,
+  // IPv4 and IPv6) with link_seq 1..7: group link_seq / MP_FEC_K, whose last packet asks for
+  // its parity (K = 4: group 0 is link_seq 1..3, group 1 is 4..7)
   const group = (): Buffer[] => [
     ipPacket(ipSpec(CLIENT_V4, NET_V4), udp({ sport: 1001, dport: 53, payload: bytes(13) })),
     ipPacket(ipSpec(CLIENT_V4, NET_V4), tcp({ sport: 1002, dport: 80, flags: ACK, payload: bytes(1360) })),
@@ -2526,49 +2528,69 @@ describe('loss recovery: XOR parity per link (fec.h)', () => {
     return { h: decodeHdr(out.subarray(ip.l4 + 8)), body: out.subarray(ip.l4 + 8 + MP_HDR_LEN, 14 + ip.totalLen) };
   };
 
-  /** The LP sends `inners` on link 0 (FEC on) and then the parity the last one asked for. */
-  function sendGroup(inners: Buffer[]): { data: Buffer[]; parity: Buffer } {
+  /** Group of the i-th packet sent on a fresh link (link_seq i + 1). */
+  const groupOf = (i: number) => Math.floor((i + 1) / MP_FEC_K);
+  interface Parity {
+    parity: Buffer;
+    /** indexes of the packets it covers */
+    members: number[];
+  }
+  /** The LP sends `inners` on link 0 (FEC on); after each group's last packet, the parity it
+   * asked for (the clone's re-entry with the request's mark). parities[g]: group g's. */
+  function sendGroup(inners: Buffer[]): { data: Buffer[]; seqs: number[]; parities: Parity[] } {
     resetMaps();
     setConfig({});
     setLink(0, { flags: MP_LINK_F_FEC });
     const ctx = { ifindex: wan0, ingressIfindex: wan0 };
-    const data = inners.map((inner, i) => {
+    const data: Buffer[] = [];
+    const seqs: number[] = [];
+    const parities: Parity[] = [];
+    let seq = 0;
+    inners.forEach((inner, i) => {
       const r = run('encap', eth(inner), { ns: true, ctx });
       assert.equal(r.verdict, TC_ACT_REDIRECT);
       const { h, body } = hdrOf(r.out);
       assert.equal(h.type, MP_T_DATA);
       assert.equal(h.flags, MP_HDR_F_FEC, 'a data packet of a group');
-      assert.deepEqual([h.seq, h.linkSeq], [i + 1, i + 1]);
+      assert.deepEqual([h.seq, h.linkSeq], [++seq, i + 1], 'data seqs after the parities sent so far');
       assert.deepEqual(body, inner);
-      return Buffer.from(r.out);
+      data.push(Buffer.from(r.out));
+      seqs.push(h.seq);
+      if ((i + 1) % MP_FEC_K !== MP_FEC_K - 1) return;
+      const g = groupOf(i);
+      const before = drops();
+      const p = run('encap', eth(inner), { ns: true, ctx: { ...ctx, mark: MARK | (0 << 1) | (g & 1) } });
+      assert.equal(p.verdict, TC_ACT_REDIRECT, `parity of group ${g} sent: ${JSON.stringify(dropDelta(before, drops()))}`);
+      seq++;
+      parities[g] = { parity: Buffer.from(p.out), members: inners.map((_, j) => j).filter((j) => groupOf(j) === g) };
     });
-    const last = inners[inners.length - 1]!;
-    const before = drops();
-    const r = run('encap', eth(last), { ns: true, ctx: { ...ctx, mark: MARK | (0 << 1) | 0 } });
-    assert.equal(r.verdict, TC_ACT_REDIRECT, `parity sent: ${JSON.stringify(dropDelta(before, drops()))}`);
-    return { data, parity: Buffer.from(r.out) };
+    assert.equal(parities.length, groupOf(inners.length - 1) + 1, 'the last packet closes the last group');
+    return { data, seqs, parities };
   }
 
   it('encap: the group\'s last packet asks for the parity; the parity is the XOR of the group, signed, on the same link', () => {
     const inners = group();
-    const { parity } = sendGroup(inners);
-    const { h, body } = hdrOf(parity);
-    const max = Math.max(...inners.map((b) => b.length));
-    const xor = Buffer.alloc(max);
-    for (const b of inners) for (let i = 0; i < b.length; i++) xor[i]! ^= b[i]!;
-    assert.equal(h.type, MP_T_FEC);
-    assert.equal(h.linkId, 0);
-    assert.equal(h.flags, MP_HDR_F_FEC | (inners.length << MP_HDR_FEC_COUNT_SHIFT), 'flags: F_FEC | packets covered');
-    assert.equal(h.linkSeq, 0, 'link_seq: the group (0)');
-    assert.equal(h.seq, inners.length + 1, 'a data seq of its own');
-    assert.equal(h.tsUs, inners.map((_, i) => i + 1).reduce((a, b) => a ^ b, 0), 'ts_us: XOR of the seqs');
-    assert.deepEqual(body, xor, 'body: XOR of the inner packets, zero-padded to the longest');
-    const ip = parseIp(parity);
-    assert.deepEqual(h.tag, macOf(KEY.key, parity.subarray(ip.l4 + 8, 14 + ip.totalLen)), 'signed like data');
+    const { seqs, parities } = sendGroup(inners);
+    assert.equal(parities.length, MP_FEC_K === 4 ? 2 : 1, 'link_seq 1..7: groups 0 and 1 of 4');
+    parities.forEach(({ parity, members }, g) => {
+      const { h, body } = hdrOf(parity);
+      const max = Math.max(...members.map((j) => inners[j]!.length));
+      const xor = Buffer.alloc(max);
+      for (const j of members) for (let i = 0; i < inners[j]!.length; i++) xor[i]! ^= inners[j]![i]!;
+      assert.equal(h.type, MP_T_FEC);
+      assert.equal(h.linkId, 0);
+      assert.equal(h.flags, MP_HDR_F_FEC | (members.length << MP_HDR_FEC_COUNT_SHIFT), 'flags: F_FEC | packets covered');
+      assert.equal(h.linkSeq, g, 'link_seq: the group');
+      assert.equal(h.seq, seqs[members[members.length - 1]!]! + 1, 'a data seq of its own, after its group');
+      assert.equal(h.tsUs, members.map((j) => seqs[j]!).reduce((a, b) => a ^ b, 0), 'ts_us: XOR of the seqs');
+      assert.deepEqual(body, xor, 'body: XOR of the inner packets, zero-padded to the longest');
+      const ip = parseIp(parity);
+      assert.deepEqual(h.tag, macOf(KEY.key, parity.subarray(ip.l4 + 8, 14 + ip.totalLen)), 'signed like data');
+    });
     const s = decodeSched(get('sched', 0));
-    assert.deepEqual([s.seq, s.linkSeq[0]], [inners.length + 1, inners.length], 'the parity took a seq, no link_seq');
-    assert.equal(fecStats().parityTx, 1n);
-    assert.equal(linkStats(0).txPackets, BigInt(inners.length + 1));
+    assert.deepEqual([s.seq, s.linkSeq[0]], [inners.length + parities.length, inners.length], 'the parities took seqs, no link_seq');
+    assert.equal(fecStats().parityTx, BigInt(parities.length));
+    assert.equal(linkStats(0).txPackets, BigInt(inners.length + parities.length));
   });
 
   it('encap: no FEC flag on the link, no group: plain data; a request for an empty group is dropped as fec_bad', () => {
@@ -2592,7 +2614,7 @@ describe('loss recovery: XOR parity per link (fec.h)', () => {
   }
   /** One group as the LP sent it, for the receiving cases (made once: the RP's maps are reset
    * for each). */
-  let sent: { inners: Buffer[]; data: Buffer[]; parity: Buffer } | undefined;
+  let sent: { inners: Buffer[]; data: Buffer[]; parities: Parity[] } | undefined;
   const sentGroup = () => {
     if (!sent) {
       const inners = group();
@@ -2610,8 +2632,9 @@ describe('loss recovery: XOR parity per link (fec.h)', () => {
   }
 
   for (let lost = 0; lost < 7; lost++)
-    it(`decap: packet ${lost + 1} of 7 lost: the parity rebuilds it byte for byte, once; the original coming late is a replay`, () => {
-      const { inners, data, parity } = sentGroup();
+    it(`decap: packet ${lost + 1} of 7 lost: its group's parity rebuilds it byte for byte, once; the original coming late is a replay`, () => {
+      const { inners, data, parities } = sentGroup();
+      const { parity } = parities[groupOf(lost)]!;
       const r = receive(data.filter((_, i) => i !== lost), parity);
       assert.equal(r.verdict, TC_ACT_REDIRECT, JSON.stringify(r.drops));
       const before = drops();
@@ -2626,8 +2649,10 @@ describe('loss recovery: XOR parity per link (fec.h)', () => {
     });
 
   it('decap: nothing lost, or two lost: the parity is spare', () => {
-    const { data, parity } = sentGroup();
-    for (const got of [data, data.slice(2), data.slice(0, 2)]) {
+    const { data, parities } = sentGroup();
+    const { parity, members } = parities[parities.length - 1]!;
+    const without = (lost: number[]) => data.filter((_, i) => !lost.includes(i));
+    for (const got of [data, without(members.slice(0, 2)), without(members.slice(1))]) {
       const r = receive(got, parity);
       assert.equal(r.verdict, TC_ACT_SHOT);
       assert.deepEqual(r.drops, { fec_spare: 1 }, `${got.length} of ${data.length} seen`);
@@ -2636,14 +2661,17 @@ describe('loss recovery: XOR parity per link (fec.h)', () => {
   });
 
   it('decap: a parity with a flipped body bit is bad_mac; a spoiled group (no IP packet, or a seq out of place) is fec_bad', () => {
-    const { data, parity } = sentGroup();
+    const { data, parities } = sentGroup();
+    const { parity, members } = parities[0]!;
+    // packet 1 lost: group 0 (mp_fec_rx[0]); the RP sees the rest of group 0, sent before its parity
+    const rest = members.slice(1).map((j) => data[j]!);
     const flipped = Buffer.from(parity);
     flipped[flipped.length - 1]! ^= 1;
-    const r = receive(data.slice(1), flipped);
+    const r = receive(rest, flipped);
     assert.equal(r.verdict, TC_ACT_SHOT);
     assert.deepEqual(r.drops, { bad_mac: 1 });
     // the group's XOR spoiled (as two CPUs adding to it at once could): no IP packet comes out
-    rpWith(data.slice(1));
+    rpWith(rest);
     const acc = get('fecRx', 0);
     acc[24]! ^= 0xf0; // the version nibble of the rebuilt packet
     put('fecRx', 0, acc);
@@ -2651,7 +2679,7 @@ describe('loss recovery: XOR parity per link (fec.h)', () => {
     assert.equal(run('decap', parity, rpCtx).verdict, TC_ACT_SHOT);
     assert.deepEqual(dropDelta(before, drops()), { fec_bad: 1 });
     // a spoiled seq (far ahead of the parity's) is refused before it can move the replay window
-    rpWith(data.slice(1));
+    rpWith(rest);
     const acc2 = get('fecRx', 0);
     acc2.writeUInt32LE(acc2.readUInt32LE(8) ^ 0x40000000, 8); // mp_fec_acc.seq_xor
     put('fecRx', 0, acc2);

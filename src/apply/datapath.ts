@@ -69,6 +69,43 @@ const addr = (a: string | undefined, len?: number): abi.MpAddr =>
 
 /** A `[[redundant]]` class as mp_red_class holds it: the cap in bytes/s, a bucket of 200 ms of
  * it (at least 16 KiB, so a burst of a call's packets on every link is not cut). */
+/**
+ * RP: link `id` as a probe of the LP teaches it (LinkStatePort.learn), over what the data path
+ * has (`prev`; null: nothing). What the controller writes with setEstimate stays: its flags, its
+ * hold rate and its plan cap. Before, the hold rate was rewritten as 0 (no hold: the pacing rate of the moment,
+ * no queue limit) at every request whose estimate differed from the last (up to 10 a second per
+ * link) until the next feedback wrote it back, ~20 ms later: lab, survive.test, a quarter of the
+ * 0.5 s samples of the RP's mp_links showed a link without its hold rate, and an RP killed then
+ * left that link unheld for good.
+ */
+export function learnedLink(
+  prev: abi.MpLink | null,
+  est: { rateBps: bigint; owdUs: number; metric: number; carrier: number; budgetBytes?: bigint; peerEstimate?: boolean; mtu?: number },
+  own: { ifindex: number; mtu: number; local: abi.MpAddr; port: number },
+): abi.MpLink {
+  const prevState = prev ? prev.state : abi.MP_LINK_DOWN;
+  const known = prev !== null && prev.ifindex !== 0;
+  return {
+    ifindex: own.ifindex,
+    state: prevState === abi.MP_LINK_UNUSED ? abi.MP_LINK_UP : prevState,
+    carrier: est.carrier, // the link's carrier as the LP uses it (probes always go over UDP)
+    metric: est.metric,
+    mtu: est.mtu || own.mtu, // what reaches the LP on this link (its probes' pmtu_down)
+    // a link the data path already has keeps its estimate unless ours is newer (adopted
+    // data path: the previous process's controller's output)
+    owdUs: known && est.peerEstimate ? prev.owdUs : est.owdUs,
+    rateBps: known && est.peerEstimate ? prev.rateBps : est.rateBps,
+    local: own.local,
+    nexthop: abi.NO_ADDR,
+    localPort: own.port,
+    // the LP's allowance for our sending (budget.ts PeerAllowances); absent: the line stays
+    budgetBytes: est.budgetBytes ?? prev?.budgetBytes ?? 0n,
+    flags: prev?.flags ?? 0, // the controller's (setEstimate)
+    holdKbps: prev?.holdKbps ?? 0, // the controller's too
+    planCapMs: prev?.planCapMs ?? 0, // and its plan cap
+  };
+}
+
 export function redClassValue(c: RedundantClass): abi.MpRedClass {
   const capBytesPerS = c.capBps / 8;
   return {
@@ -404,24 +441,7 @@ export async function openDatapath(
         const cur = mapLookup(maps.value.links, abi.mapKey(id), abi.MP_LINK_SIZE);
         if (cur.isErr()) return err(cur.error);
         const prev = cur.value ? abi.decodeLink(cur.value) : null;
-        const prevState = prev ? prev.state : abi.MP_LINK_DOWN;
-        const l = abi.encodeLink({
-          ifindex: wanIndex,
-          state: prevState === abi.MP_LINK_UNUSED ? abi.MP_LINK_UP : prevState,
-          carrier: est.carrier, // the link's carrier as the LP uses it (probes always go over UDP)
-          metric: est.metric,
-          mtu: est.mtu || wanMtu, // what reaches the LP on this link (its probes' pmtu_down)
-          // a link the data path already has keeps its estimate unless ours is newer (adopted
-          // data path: the previous process's controller's output)
-          owdUs: prev && prev.ifindex !== 0 && est.peerEstimate ? prev.owdUs : est.owdUs,
-          rateBps: prev && prev.ifindex !== 0 && est.peerEstimate ? prev.rateBps : est.rateBps,
-          local: addr(local),
-          nexthop: abi.NO_ADDR,
-          localPort: cfg.port,
-          // the LP's allowance for our sending (budget.ts PeerAllowances); absent: the line stays
-          budgetBytes: est.budgetBytes ?? prev?.budgetBytes ?? 0n,
-          flags: prev?.flags ?? 0, // the controller's (setEstimate)
-        });
+        const l = abi.encodeLink(learnedLink(prev, est, { ifindex: wanIndex, mtu: wanMtu, local: addr(local), port: cfg.port }));
         const w = write(maps.value.links, id, l);
         if (w.isErr()) return err(w.error);
         written.delete(id);

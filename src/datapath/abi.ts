@@ -108,7 +108,7 @@ export const MP_LINK_F_HELD = 1 << 2;
 export const MP_ALIVE_NS = 500_000_000;
 export const MP_HOLD_QUEUE_NS = 100_000_000;
 /** Data packets per parity group (bpf/mp.h MP_FEC_K), the longest packet a group holds. */
-export const MP_FEC_K = 8;
+export const MP_FEC_K = 4;
 export const MP_FEC_MAX = 1536;
 export const MP_FEC_TX_SLOTS = 2;
 export const MP_FEC_RX_SLOTS = 4;

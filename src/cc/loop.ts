@@ -470,7 +470,7 @@ export class CcLoop {
 
   private write(): void {
     if (this.opts.adaptive === false) return;
-    this.noAcks = cc.ackAvoid(this.states, this.noAcks);
+    this.noAcks = cc.ackAvoid(this.states, this.noAcks, this.clock());
     this.fec = cc.fecLinks(this.states, this.fec);
     for (const [id, o] of cc.outputs(this.states, this.fec)) {
       if (!this.active(id)) continue; // keep the static estimate until feedback arrives

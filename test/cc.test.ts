@@ -680,6 +680,25 @@ describe('controller on a simulated link', () => {
     }
   });
 
+  it('an ACK stream that rises after a delay step is not an overload: what arrives is set against what was sent a round trip before', () => {
+    // lab (the LP of a BBR download, starlink): after the +20 ms step the download's ACKs rose
+    // from 1.2 to 3 Mbit/s; the feedback of a window shows what left a round trip earlier, so
+    // within one window 3.0 sent read against 1.2 delivered, and the estimate was halved
+    // 17.8 → 4.4 Mbit/s, over two more downloads to 0.4, the ACKs on DSL
+    let s = cc.initial({ initialRateBps: 18 * M, owdUs: 45_000, rttUs: 90_000 });
+    const bytes = (mbit: number) => (mbit * M * 0.02) / 8;
+    const rateAt = (i: number) => (i < 35 ? 1.2 : 3.5); // 25 intervals before the step, 10 after it
+    let t = 0;
+    for (let i = 0; i < 80; i++) {
+      t += 20_000;
+      const owd = 1_000_000 + (i >= 25 ? 20_000 : 0);
+      const dlv = bytes(rateAt(Math.max(0, i - 5))); // what left ~110 ms (a round trip and the step) before
+      s = cc.onFeedback(s, rec({ bytes: dlv, packets: Math.round(dlv / 100), lost: 0, owdMinUs: owd, owdMaxUs: owd, echoTsUs: null, echoDelayUs: null }), bytes(rateAt(i)), t);
+    }
+    report('rising ACKs after a delay step', { estimateMbit: cc.bwBps(s) / M });
+    assert.ok(cc.bwBps(s) >= 17 * M, `estimate cut to ${cc.bwBps(s)}`);
+  });
+
   it('"far slower" holds only on a recent proof: a link that carries nothing but the ACKs it is flagged off is re-probed (ackAvoid)', () => {
     const { s, t } = converged();
     const fast = { ...s, bwProvenUs: t + 10 * S };

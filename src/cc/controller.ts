@@ -192,8 +192,9 @@ interface Interval {
   /** The scheduler's modelled backlog for the interval's packets (µs). */
   readonly plannedUs: number;
   readonly appLimited: boolean;
-  /** What the sender put on the link over the interval, bit/s. */
+  /** What the sender put on the link over the interval, bit/s, and in bits. */
   readonly sentBps: number;
+  readonly sentBits: number;
 }
 
 /** Raw u32 OWD samples unwrapped onto a continuous line (each step taken modulo 2^32). */
@@ -419,14 +420,15 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
   const appLimited = Number(sentBytes) * 8 < 0.8 * s.rateBps * (senderIntervalUs / 1e6);
   const plannedUs = Math.max(0, plannedQueueUs);
   const sentBps = (Number(sentBytes) * 8 * 1e6) / senderIntervalUs;
-  const iv: Interval = { atUs: nowUs, intervalUs: fb.intervalUs, bytes: fb.bytes, packets: fb.packets, lost: fb.lost, owd: owdSample, plannedUs, appLimited, sentBps };
-  const keepUs = Math.max(p.rateWindowUs, p.queueWindowUs, p.lossWindowUs);
+  const iv: Interval = { atUs: nowUs, intervalUs: fb.intervalUs, bytes: fb.bytes, packets: fb.packets, lost: fb.lost, owd: owdSample, plannedUs, appLimited, sentBps, sentBits: Number(sentBytes) * 8 };
+  // (and what was sent a round trip before the loss window: see given())
+  const keepUs = Math.max(p.rateWindowUs, p.queueWindowUs, p.lossWindowUs) + MAX_LAG_US;
   const recent = [...s.recent, iv].filter((r) => nowUs - r.atUs < keepUs);
 
   // 3. Signals over the recent intervals, newest first.
   const rate = sum(recent, (acc) => acc.us >= p.rateWindowUs);
   const deliveryBps = (rate.bytes * 8 * 1e6) / rate.us;
-  const loss = sum(recent, (acc) => acc.packets + acc.lost >= p.lossWindowPackets);
+  const loss = sum(recent, (acc) => acc.packets + acc.lost >= p.lossWindowPackets, nowUs - p.lossWindowUs + 1);
   const lossRate = loss.packets + loss.lost > 0 ? loss.lost / (loss.packets + loss.lost) : 0;
   // The standing queue beyond the planned one: the smallest over the queue window. Without a sample
   // (nothing arrived) the queue drains at line rate. The latest sample alone says it sooner.
@@ -468,8 +470,13 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
   // schedule's +20 ms delay step read as a 20 ms queue, and this rule (then: given at least what
   // it delivered) halved the estimate 30 → 15 → 7.5 → 3.8 → 1.9 Mbit/s in 0.3 s; ackAvoid then
   // took every ACK off the link, and the flows after it ran on the DSL link alone.
+  // The deliveries of the loss window against what the sender put on the link a round trip
+  // earlier, when those packets left (lab, the LP's ACKs of a BBR download, rising after the
+  // step: 3.0 Mbit/s sent against 1.2 delivered within the same window, the estimate halved
+  // 17.8 → 4.4 Mbit/s, and over the next two downloads to 0.4, the ACKs on DSL).
   const bal = sum(recent, (acc) => acc.us >= p.lossWindowUs);
-  const overloaded = bal.sentBits >= p.overloadFactor * bal.bytes * 8 || isLossy(loss, s.lossBase, queueUs, target, p);
+  const givenBits = given(recent, nowUs - Math.min(rttOf(s) + queueUs, MAX_LAG_US), bal.us);
+  const overloaded = (givenBits !== null && givenBits >= p.overloadFactor * bal.bytes * 8) || isLossy(loss, s.lossBase, queueUs, target, p);
   // Nor is a link busy that delivers just what it is given: a queue of ours grows (delivers
   // less) or drains (more). Sim, +20 ms on a 30 Mbit/s link carrying 16: the step read as a
   // 20 ms queue, the queue factor cut the rate, the link delivered the less it was given, and
@@ -540,7 +547,7 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
         if (inPhase >= round || (inPhase > 0 && queueUs <= target / 4)) s = enter(s, 'probe_bw', nowUs, 2);
       } else {
         // cruise: loss of packets sent while cruising (a round after it began) is congestion
-        const calm = sum(recent, (acc) => acc.packets + acc.lost >= p.lossWindowPackets, s.cruiseSinceUs + round);
+        const calm = sum(recent, (acc) => acc.packets + acc.lost >= p.lossWindowPackets, Math.max(s.cruiseSinceUs + round, nowUs - p.lossWindowUs + 1));
         if (isLossy(calm, lossBase, queueUs, target, p) && (s.lastCongestionUs === null || nowUs - s.lastCongestionUs >= round)) {
           // (bounded like resetBw: a lossy interval may have carried next to nothing)
           const cap = p.lossDecrease * Math.max(deliveryBps, winBest(s.bw) / 2);
@@ -599,6 +606,18 @@ function stepTest(s: State, sentBits: number, fb: LinkFeedback, high: boolean, r
   const rttMin = s.rttMin ? winReset(nowUs, winBest(s.rttMin) + q) : null;
   return { ...s, owd: { ...s.owd, min: winReset(nowUs, winBest(s.owd.min) + q) }, rttMin, queueUs: 0, step: NO_STEP };
 }
+
+/** Feedback shows a packet a round trip (and a queue) after it left: what the sender put on the
+ * link over `spanUs` up to `endUs` (the intervals received in that span), the amount the
+ * deliveries of the last `spanUs` came from; null where the history does not reach back. */
+function given(recent: readonly Interval[], endUs: number, spanUs: number): number | null {
+  if (recent.length === 0 || recent[0]!.atUs > endUs - spanUs) return null;
+  let bits = 0;
+  for (const r of recent) if (r.atUs > endUs - spanUs && r.atUs <= endUs) bits += r.sentBits;
+  return bits;
+}
+/** The longest lag given() looks back for (and `recent` keeps beyond the windows). */
+const MAX_LAG_US = 500_000;
 
 /** The link delivered what it was given (within p.overloadFactor either way): no queue of ours
  * grew there (it would deliver less) or drained (more), whatever the delay says. */

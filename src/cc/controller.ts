@@ -40,6 +40,12 @@
 //   While a link is queued as planned, the min-OWD window is also held (minWindowQueuedUs):
 //   a link that carried a full queue for 10 s (its peer cut) must not take that queue for
 //   its propagation delay.
+// - Delay steps: a path can get longer at once (a satellite hand-over, an ISP's re-route). A
+//   queue of ours grows while the link is given more than it delivers and drains while given
+//   less; a "queue" that stands flat round after round while the link delivers what it is
+//   given is path: the min delay is re-based on it (stepTest). Neither the busy rule nor the
+//   over-estimate proof cuts the estimate on a delay alone: both need the link to deliver less
+//   than it is given (or, busy, more: a queue draining).
 // - Queue control, always: the rate is scaled by 1 − queue / 100 ms (at least 0.35), so a
 //   queue drains instead of standing; and while the queue is above the target (¼ of the min
 //   RTT, within 5-10 ms) the bottleneck is busy, so the delivery rate *is* its capacity: the
@@ -130,13 +136,25 @@ export interface CcParams {
    * the flow loads it, no probing gain (see loadedAtEstimate()). */
   loadedShare: number;
   /** A link with a standing queue that delivers less than this fraction of the estimate is
-   * over-estimated (even when the sender looks application-limited against the estimate). */
+   * over-estimated (even when the sender looks application-limited against the estimate)... */
   overEstimate: number;
   /** Loss under a real queue of at least this much bounds the link's buffer (depthUs). */
   depthMinUs: number;
   /** The scheduler plans at most the depth less this share of it, and at least this much less. */
   depthMarginShare: number;
   depthMarginMinUs: number;
+  /** ...provided it also delivers less than it is given: the sender put at least this
+   * multiple of what the link delivered on it over the loss window (or lost packets to
+   * congestion). A link that delivers within this factor of what it is given either way
+   * carries it: no queue of ours grows or drains there (see carried()). */
+  overloadFactor: number;
+  /** A delay step: the queue stood above the target, flat within max(stepFlatUs, stepFlatShare
+   * of itself) from one round to the next, while the link carried what it was given and lost
+   * nothing to congestion, for stepRounds rounds in a row: it is propagation, and the min delay
+   * is re-based (see onFeedback, step 7). */
+  stepRounds: number;
+  stepFlatUs: number;
+  stepFlatShare: number;
 }
 
 export const DEFAULT_CC: CcParams = Object.freeze({
@@ -177,6 +195,10 @@ export const DEFAULT_CC: CcParams = Object.freeze({
   depthMinUs: 10_000,
   depthMarginShare: 0.1,
   depthMarginMinUs: 3_000,
+  overloadFactor: 1.15,
+  stepRounds: 3,
+  stepFlatUs: 3_000,
+  stepFlatShare: 0.15,
 });
 
 export type Phase = 'startup' | 'drain' | 'probe_bw';
@@ -193,8 +215,9 @@ interface Interval {
   /** The scheduler's modelled backlog for the interval's packets (µs). */
   readonly plannedUs: number;
   readonly appLimited: boolean;
-  /** What the sender put on the link over the interval, bit/s. */
+  /** What the sender put on the link over the interval, bit/s, and in bits. */
   readonly sentBps: number;
+  readonly sentBits: number;
 }
 
 /** Raw u32 OWD samples unwrapped onto a continuous line (each step taken modulo 2^32). */
@@ -251,7 +274,25 @@ export interface State {
   /** What the link delivered over spans of at least holdSpanUs the sender kept it loaded
    * (holdBps), the last holdWindowUs of them. */
   readonly holdSamples: readonly { readonly atUs: number; readonly bps: number }[];
+  /** The delay-step test (onFeedback step 3): rounds in a row the queue stood flat above the
+   * target while the link carried what it was given, the queue at the last round's end, and
+   * what was sent, delivered and lost since those rounds began. */
+  readonly step: StepTest;
+  /** When the estimate was last shown to be the link's capacity, not just what it was given: a
+   * sample of a sender that used its rate, or a cut on a busy or lossy link (null: never).
+   * ackAvoid's "far slower" counts only on a recent one. */
+  readonly bwProvenUs: number | null;
 }
+
+interface StepTest {
+  readonly rounds: number;
+  readonly lastQueueUs: number;
+  readonly sentBits: number;
+  readonly deliveredBits: number;
+  readonly packets: number;
+  readonly lost: number;
+}
+const NO_STEP: StepTest = Object.freeze({ rounds: 0, lastQueueUs: 0, sentBits: 0, deliveredBits: 0, packets: 0, lost: 0 });
 
 export interface Output {
   rateBps: bigint;
@@ -398,6 +439,8 @@ export function initial(params: Partial<CcParams> = {}, nowUs = 0): State {
     stale: false,
     othersCarry: false,
     holdSamples: [],
+    step: NO_STEP,
+    bwProvenUs: nowUs,
   };
 }
 
@@ -457,14 +500,15 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
   const appLimited = Number(sentBytes) * 8 < 0.8 * s.rateBps * (senderIntervalUs / 1e6);
   const plannedUs = Math.max(0, plannedQueueUs);
   const sentBps = (Number(sentBytes) * 8 * 1e6) / senderIntervalUs;
-  const iv: Interval = { atUs: nowUs, intervalUs: fb.intervalUs, bytes: fb.bytes, packets: fb.packets, lost: fb.lost, owd: owdSample, plannedUs, appLimited, sentBps };
-  const keepUs = Math.max(p.rateWindowUs, p.queueWindowUs, p.lossWindowUs);
+  const iv: Interval = { atUs: nowUs, intervalUs: fb.intervalUs, bytes: fb.bytes, packets: fb.packets, lost: fb.lost, owd: owdSample, plannedUs, appLimited, sentBps, sentBits: Number(sentBytes) * 8 };
+  // (and what was sent a round trip before the loss window: see given())
+  const keepUs = Math.max(p.rateWindowUs, p.queueWindowUs, p.lossWindowUs) + MAX_LAG_US;
   const recent = [...s.recent, iv].filter((r) => nowUs - r.atUs < keepUs);
 
   // 3. Signals over the recent intervals, newest first.
   const rate = sum(recent, (acc) => acc.us >= p.rateWindowUs);
   const deliveryBps = (rate.bytes * 8 * 1e6) / rate.us;
-  const loss = sum(recent, (acc) => acc.packets + acc.lost >= p.lossWindowPackets);
+  const loss = sum(recent, (acc) => acc.packets + acc.lost >= p.lossWindowPackets, nowUs - p.lossWindowUs + 1);
   const lossRate = loss.packets + loss.lost > 0 ? loss.lost / (loss.packets + loss.lost) : 0;
   // The standing queue beyond the planned one: the smallest over the queue window. Without a sample
   // (nothing arrived) the queue drains at line rate. The latest sample alone says it sooner.
@@ -481,29 +525,50 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
   // 4. Bandwidth estimate: a max filter of delivery samples, app-limited ones only upwards.
   const round = roundUs(s);
   let bw = s.bw;
+  let bwProvenUs = s.bwProvenUs;
   if (!rate.appLimited || deliveryBps > winBest(bw)) bw = winMax(bw, p.bwWindowRounds * round, nowUs, deliveryBps);
+  if (!rate.appLimited) bwProvenUs = nowUs;
 
   // 5. Queue: above the target the bottleneck is busy, so what it delivers is its capacity.
   //    Unless we sent less than that on purpose (draining) or had less to send: then a queue
   //    sampled at the end of an interval may be gone, and only a delivery rate below what we
   //    sent proves the capacity lower.
   const target = queueTargetUs(s);
-  const queueHigh = queueUs > target;
+  let queueHigh = queueUs > target;
   const queueDeliveryBps = (qw.bytes * 8 * 1e6) / qw.us;
   // An estimate far above what a queued link delivers is wrong whatever we sent (a configured
   // rate 10× too high: the sender looks application-limited against it for good).
   const sentEnough = !qw.appLimited && (phaseGain(s) >= 1 || queueDeliveryBps < 0.9 * s.rateBps);
-  // The over-estimate proof needs a queue the link kept: the sender gave it at least what it
-  // delivered. A link the scheduler stopped sending on (its queue showed) delivers the rest of
-  // its queue and then nothing, which is no capacity: lab, the demo's 30 Mbit/s link went
-  // 27 → 13.7 → 6.9 Mbit/s in two intervals that way (sent 0, delivered 1.9 and 5.7, the last
-  // OWD samples 25-32 ms queued) and one CUBIC flow fell under the best link alone.
-  const kept = (qw.sentBits * 1e6) / qw.us >= queueDeliveryBps;
-  const busy = queueHigh && owdSample !== null && (sentEnough || (kept && queueDeliveryBps < p.overEstimate * winBest(bw)));
+  // The over-estimate proof needs a link that delivers less than it is given (over the loss
+  // window: by p.overloadFactor, or losing packets to congestion), not a delay alone. A link the
+  // scheduler stopped sending on (its queue showed) delivers the rest of its queue and then
+  // nothing, which is no capacity: lab, the demo's 30 Mbit/s link went 27 → 13.7 → 6.9 Mbit/s
+  // in two intervals that way (sent 0, delivered 1.9 and 5.7, the last OWD samples 25-32 ms
+  // queued) and one CUBIC flow fell under the best link alone. And a link that delivers all it
+  // is given is not over-estimated however far below its estimate that is: lab, starlink, the
+  // RP of a BBR upload sent ~3 Mbit/s of ACKs on a 30 Mbit/s link, all of them delivered; the
+  // schedule's +20 ms delay step read as a 20 ms queue, and this rule (then: given at least what
+  // it delivered) halved the estimate 30 → 15 → 7.5 → 3.8 → 1.9 Mbit/s in 0.3 s; ackAvoid then
+  // took every ACK off the link, and the flows after it ran on the DSL link alone.
+  // The deliveries of the loss window against what the sender put on the link a round trip
+  // earlier, when those packets left (lab, the LP's ACKs of a BBR download, rising after the
+  // step: 3.0 Mbit/s sent against 1.2 delivered within the same window, the estimate halved
+  // 17.8 → 4.4 Mbit/s, and over the next two downloads to 0.4, the ACKs on DSL).
+  const bal = sum(recent, (acc) => acc.us >= p.lossWindowUs);
+  const givenBits = given(recent, nowUs - Math.min(rttOf(s) + queueUs, MAX_LAG_US), bal.us);
+  const overloaded = (givenBits !== null && givenBits >= p.overloadFactor * bal.bytes * 8) || isLossy(loss, s.lossBase, queueUs, target, p);
+  // Nor is a link busy that delivers just what it is given: a queue of ours grows (delivers
+  // less) or drains (more). Sim, +20 ms on a 30 Mbit/s link carrying 16: the step read as a
+  // 20 ms queue, the queue factor cut the rate, the link delivered the less it was given, and
+  // each interval reset the estimate to that: 30 → 8.4 Mbit/s in 0.4 s.
+  const busy = queueHigh && owdSample !== null && ((sentEnough && !carried(bal.sentBits, bal.bytes * 8, p)) || (overloaded && queueDeliveryBps < p.overEstimate * winBest(bw)));
   // At most halved per interval: an interval in which the scheduler itself sent little on the
   // link (its traffic moved to another link) must not read as a capacity collapse to the floor,
   // from where the earliest-arrival scheduler would never send on the link again.
-  if (busy && queueDeliveryBps < winBest(bw)) bw = winReset(nowUs, Math.max(queueDeliveryBps, p.minRateBps, winBest(bw) / 2));
+  if (busy && queueDeliveryBps < winBest(bw)) {
+    bw = winReset(nowUs, Math.max(queueDeliveryBps, p.minRateBps, winBest(bw) / 2));
+    bwProvenUs = nowUs;
+  }
 
   // 6. Loss, beyond the link's random loss (learned while cruising without a queue).
   const gain = phaseGain(s);
@@ -516,11 +581,28 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
   const noQueue = queueUs + qw.maxPlannedUs < target / 2 && queueNowUs + plannedUs < target / 2;
   if (noQueue && n > 0) lossBase += (fb.lost / n - lossBase) * Math.min(1, n / p.lossBasePackets);
   const lossy = isLossy(loss, lossBase, queueUs, target, p);
-  s = { ...s, bw, lossBase, depthUs: learnDepth(s, fb, n, lossBase), packetsSeen: s.packetsSeen + n };
+  s = { ...s, bw, lossBase, depthUs: learnDepth(s, fb, n, lossBase), packetsSeen: s.packetsSeen + n, bwProvenUs };
 
-  // 7. Phases.
-  const est = bwBps(s);
+  // 7. A delay step: a queue that neither grows nor drains, round after round, while the link
+  //    delivers what it is given, is a longer path (a satellite hand-over, a re-routed ISP),
+  //    not a queue. A queue of ours drains within a round or two (the queue factor sends less
+  //    than the link delivers), and one that grows delivers less than it is given; this one
+  //    only stands, so the min delay is re-based on it. Without this, the min-OWD window held
+  //    the old delay for 60 s (minWindowQueuedUs): lab, starlink (+20 ms at a hand-over), both
+  //    portals read the step as a 20 ms queue for the rest of the flow, the data sender's busy
+  //    rule reset the estimate to a delivery rate that fell as the scheduler moved data away
+  //    (18 → 0.4 Mbit/s in 8 s), and the flows after it ran on the DSL link alone. A queue
+  //    another sender keeps full is taken for path too, as BBR does once its min-RTT filter
+  //    expires: competing beats yielding the link to it for good.
   const roundDone = nowUs - s.roundStartUs >= round;
+  s = stepTest(s, Number(sentBytes) * 8, fb, queueHigh, roundDone, nowUs);
+  if (s.queueUs !== queueUs) {
+    queueUs = s.queueUs;
+    queueHigh = false;
+  }
+
+  // 8. Phases.
+  const est = bwBps(s);
   if (roundDone) s = { ...s, roundStartUs: nowUs };
   const inPhase = nowUs - s.phaseStartUs;
   switch (s.phase) {
@@ -545,7 +627,7 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
         if (inPhase >= round || (inPhase > 0 && queueUs <= target / 4)) s = enter(s, 'probe_bw', nowUs, 2);
       } else {
         // cruise: loss of packets sent while cruising (a round after it began) is congestion
-        const calm = sum(recent, (acc) => acc.packets + acc.lost >= p.lossWindowPackets, s.cruiseSinceUs + round);
+        const calm = sum(recent, (acc) => acc.packets + acc.lost >= p.lossWindowPackets, Math.max(s.cruiseSinceUs + round, nowUs - p.lossWindowUs + 1));
         if (isLossy(calm, lossBase, queueUs, target, p) && (s.lastCongestionUs === null || nowUs - s.lastCongestionUs >= round)) {
           // (bounded like resetBw: a lossy interval may have carried next to nothing)
           const cap = p.lossDecrease * Math.max(deliveryBps, winBest(s.bw) / 2);
@@ -606,6 +688,52 @@ function sum(recent: readonly Interval[], enough: (acc: { us: number; packets: n
   return acc;
 }
 
+/** Step 7 of onFeedback: one more interval of the delay-step test; at a round's end, the
+ * round's verdict, and after p.stepRounds flat rounds in a row the re-base (the queue that
+ * stood becomes part of the min OWD). `high`: the queue is above the target. */
+function stepTest(s: State, sentBits: number, fb: LinkFeedback, high: boolean, roundDone: boolean, nowUs: number): State {
+  const p = s.params;
+  if (!high || !s.owd) return s.step === NO_STEP ? s : { ...s, step: NO_STEP };
+  const st: StepTest = {
+    ...s.step,
+    sentBits: s.step.sentBits + sentBits,
+    deliveredBits: s.step.deliveredBits + fb.bytes * 8,
+    packets: s.step.packets + fb.packets,
+    lost: s.step.lost + fb.lost,
+  };
+  if (!roundDone) return { ...s, step: st };
+  const q = s.queueUs;
+  const flat = st.lastQueueUs > 0 && Math.abs(q - st.lastQueueUs) <= Math.max(p.stepFlatUs, p.stepFlatShare * st.lastQueueUs);
+  const n = st.packets + st.lost;
+  const excess = st.lost - s.lossBase * n;
+  const clean = excess < p.lossMinPackets || excess / n <= p.lossThreshold;
+  if (!(flat && carried(st.sentBits, st.deliveredBits, p) && clean)) return { ...s, step: { ...NO_STEP, lastQueueUs: q } };
+  if (st.rounds + 1 < p.stepRounds) return { ...s, step: { ...st, rounds: st.rounds + 1, lastQueueUs: q } };
+  // The round trip grew by the step at least (one way; the way back may have too, which its
+  // min filter learns in its window): the queue target, rounds, and this link's own delay
+  // where it anchors the frame of outputs() follow.
+  const rttMin = s.rttMin ? winReset(nowUs, winBest(s.rttMin) + q) : null;
+  return { ...s, owd: { ...s.owd, min: winReset(nowUs, winBest(s.owd.min) + q) }, rttMin, queueUs: 0, step: NO_STEP };
+}
+
+/** Feedback shows a packet a round trip (and a queue) after it left: what the sender put on the
+ * link over `spanUs` up to `endUs` (the intervals received in that span), the amount the
+ * deliveries of the last `spanUs` came from; null where the history does not reach back. */
+function given(recent: readonly Interval[], endUs: number, spanUs: number): number | null {
+  if (recent.length === 0 || recent[0]!.atUs > endUs - spanUs) return null;
+  let bits = 0;
+  for (const r of recent) if (r.atUs > endUs - spanUs && r.atUs <= endUs) bits += r.sentBits;
+  return bits;
+}
+/** The longest lag given() looks back for (and `recent` keeps beyond the windows). */
+const MAX_LAG_US = 500_000;
+
+/** The link delivered what it was given (within p.overloadFactor either way): no queue of ours
+ * grew there (it would deliver less) or drained (more), whatever the delay says. */
+function carried(sentBits: number, deliveredBits: number, p: CcParams): boolean {
+  return sentBits > 0 && deliveredBits * p.overloadFactor >= sentBits && deliveredBits <= p.overloadFactor * sentBits;
+}
+
 /** Loss beyond the link's own random loss by more than the threshold (and a few packets),
  * with a queue or massive. */
 function isLossy(w: { packets: number; lost: number }, base: number, queueUs: number, target: number, p: CcParams): boolean {
@@ -618,7 +746,7 @@ function isLossy(w: { packets: number; lost: number }, base: number, queueUs: nu
 /** A lower capacity seen: at most half the estimate per step (see step 5 of onFeedback). */
 function resetBw(s: State, deliveryBps: number, nowUs: number): State {
   const best = winBest(s.bw);
-  return deliveryBps < best ? { ...s, bw: winReset(nowUs, Math.max(deliveryBps, s.params.minRateBps, best / 2)) } : s;
+  return deliveryBps < best ? { ...s, bw: winReset(nowUs, Math.max(deliveryBps, s.params.minRateBps, best / 2)), bwProvenUs: nowUs } : s;
 }
 
 function enter(s: State, phase: Phase, nowUs: number, cycleIndex = 0): State {
@@ -798,6 +926,8 @@ export const ACK_AVOID_LOSS: readonly [number, number] = [0.005, 0.0025];
 /** A link whose rate is below the best link's divided by this: pure ACKs avoid it; above the
  * best's divided by the second value they may take it again. */
 export const ACK_AVOID_SLOWER: readonly [number, number] = [6, 5];
+/** "Far slower" counts only on an estimate proven this recently (State.bwProvenUs). */
+export const ACK_AVOID_PROVEN_US = 5_000_000;
 
 /** A link whose one-way delay exceeds the shortest one's by this much: pure ACKs avoid it; below
  * the second value they may take it again. */
@@ -818,8 +948,17 @@ export const ACK_AVOID_FARTHER_US: readonly [number, number] = [100_000, 80_000]
  * links' probes before any data (CcLoop.onProbeRtt). `prev`: the set of the last call
  * (hysteresis). Whether a link of the tier remains for ACKs is the data path's business: with
  * none, ACKs go like data.
+ *
+ * "Far slower" holds only while the estimate is proven (State.bwProvenUs, within
+ * ACK_AVOID_PROVEN_US of `nowUs`): a link that carries nothing in this direction but the ACKs
+ * it is flagged off has no way to show its capacity again, so the flag would stay for good. Lab,
+ * starlink: the RP's estimate of the link, cut to 1.9 Mbit/s by a delay step, took every ACK off
+ * it through five more uploads. Once the proof is old the ACKs come back: the link re-probes
+ * with them, and only a link that cannot carry them (overloaded: a fresh proof) is flagged again.
  */
-export function ackAvoid(states: ReadonlyMap<number, State>, prev: ReadonlySet<number>): Set<number> {
+export function ackAvoid(states: ReadonlyMap<number, State>, prev: ReadonlySet<number>, nowUs?: number): Set<number> {
+  let now = nowUs ?? -Infinity;
+  if (nowUs === undefined) for (const s of states.values()) now = Math.max(now, s.lastFeedbackUs);
   let best = 0;
   for (const s of states.values()) if (!s.stale) best = Math.max(best, bwBps(s));
   // delays in one frame (outputs()), less any queue: the links' propagation delays
@@ -831,7 +970,8 @@ export function ackAvoid(states: ReadonlyMap<number, State>, prev: ReadonlySet<n
   for (const [id, s] of states) {
     const k = prev.has(id) ? 1 : 0;
     const lossy = s.lossBase > ACK_AVOID_LOSS[k];
-    const slow = bwBps(s) * ACK_AVOID_SLOWER[k] < best;
+    const proven = s.bwProvenUs !== null && now - s.bwProvenUs < ACK_AVOID_PROVEN_US;
+    const slow = proven && bwBps(s) * ACK_AVOID_SLOWER[k] < best;
     const far = prop(id, s) - nearest > ACK_AVOID_FARTHER_US[k];
     if (lossy || slow || far) out.add(id);
   }

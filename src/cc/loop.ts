@@ -476,7 +476,7 @@ export class CcLoop {
 
   private write(): void {
     if (this.opts.adaptive === false) return;
-    this.noAcks = cc.ackAvoid(this.states, this.noAcks);
+    this.noAcks = cc.ackAvoid(this.states, this.noAcks, this.clock());
     const fec = cc.fecLinks(this.states, this.fec);
     if (!sameSet(fec, this.fec)) this.outputsCache = null;
     this.fec = fec;

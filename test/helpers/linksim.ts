@@ -22,8 +22,9 @@ import * as cc from '../../src/cc/controller.js';
 export interface SimLink {
   /** Bottleneck rate, bit/s (of the packets' bytes), or a function of time (µs). */
   rateBps: number | ((tUs: number) => number);
-  /** One-way propagation delay after the bottleneck, µs (feedback comes back after the same). */
-  propUs: number;
+  /** One-way propagation delay after the bottleneck, µs (feedback comes back after the same),
+   * or a function of time (µs): a path whose delay steps (a satellite hand-over). */
+  propUs: number | ((tUs: number) => number);
   /** FIFO size in bytes (tail drop). */
   queueBytes: number;
   /** Random loss on the wire, 0..1. */
@@ -54,6 +55,14 @@ export interface SimOptions {
   /** TCP ACKs come back over the link of the largest delay (bpf/schedule.h, pure ACKs), not
    * the data packet's own. */
   acksSlowest?: boolean;
+  /** The backlogged source offers at most this (bit/s, or a function of time): an
+   * application-limited sender, e.g. the pure ACKs of a flow the other way. */
+  offeredBps?: number | ((tUs: number) => number);
+}
+
+/** A link's propagation delay at time `tUs`. */
+export function propAt(l: SimLink, tUs: number): number {
+  return typeof l.propUs === 'function' ? l.propUs(tUs) : l.propUs;
 }
 
 /**
@@ -135,6 +144,8 @@ export interface Trace {
   bwBps: number;
   rateBps: number;
   owdUs: number;
+  /** The controller's queueing delay (beyond the planned backlog), µs. */
+  ccQueueUs: number;
   phase: cc.Phase;
   stale: boolean;
 }
@@ -202,7 +213,7 @@ class Bottleneck {
     this.inQueue.push({ depUs: dep, bytes });
     this.queued += bytes;
     if (this.l.loss && this.rnd() < this.l.loss) return null; // lost on the wire, after the queue
-    const arr = Math.max(dep + this.l.propUs + (this.l.jitterUs ? this.rnd() * this.l.jitterUs : 0), this.lastArrUs);
+    const arr = Math.max(dep + propAt(this.l, dep) + (this.l.jitterUs ? this.rnd() * this.l.jitterUs : 0), this.lastArrUs);
     this.lastArrUs = arr;
     this.arrivals.push({ atUs: arr, bytes, linkSeq, tsUs, queueUs: start - tUs });
     return arr;
@@ -314,7 +325,7 @@ export function simulate(o: SimOptions): SimResult {
         r.owdMax = -Infinity;
         const silent = o.silence && t >= o.silence.fromUs && t < o.silence.toUs;
         if (!silent) {
-          const at = t + o.links[i]!.propUs;
+          const at = t + propAt(o.links[i]!, t);
           let k = inFlight.length;
           while (k > 0 && inFlight[k - 1]!.atUs > at) k--;
           inFlight.splice(k, 0, { atUs: at, fb });
@@ -330,6 +341,7 @@ export function simulate(o: SimOptions): SimResult {
           bwBps: cc.bwBps(s),
           rateBps: s.rateBps,
           owdUs: outOf(i).owdUs,
+          ccQueueUs: s.queueUs,
           phase: s.phase,
           stale: s.stale,
         });
@@ -358,13 +370,14 @@ export function simulate(o: SimOptions): SimResult {
     sentBytes[best]! += size;
     if (tcp) {
       // acknowledged after the reverse delay; a loss noticed about a round trip after sending
-      const back = o.acksSlowest ? Math.max(...o.links.map((l) => l.propUs)) : o.links[best]!.propUs;
+      const back = o.acksSlowest ? Math.max(...o.links.map((l) => propAt(l, t))) : propAt(o.links[best]!, t);
       tcp.sent(t, arrival !== null ? arrival + back : t + 2 * back + (size * 8 * 1e6) / links[best]!.rateAt(t), arrival === null);
       nextSend = t + (size * 8) / 1000; // 1 Gbit/s host interface
       continue;
     }
     let total = 0;
     for (let i = 0; i < n; i++) total += rate(i);
+    if (o.offeredBps !== undefined) total = Math.min(total, typeof o.offeredBps === 'function' ? o.offeredBps(t) : o.offeredBps);
     nextSend = t + (size * 8 * 1e6) / total;
   }
   return { traces, sentBytes, drops: links.map((l) => l.drops), states };

@@ -67,8 +67,6 @@ export interface Datapath {
 const addr = (a: string | undefined, len?: number): abi.MpAddr =>
   a ? { family: ipFamily(a) ?? 0, prefixLen: len ?? (ipFamily(a) === 4 ? 32 : 128), addr: a } : abi.NO_ADDR;
 
-/** A `[[redundant]]` class as mp_red_class holds it: the cap in bytes/s, a bucket of 200 ms of
- * it (at least 16 KiB, so a burst of a call's packets on every link is not cut). */
 /**
  * RP: link `id` as a probe of the LP teaches it (LinkStatePort.learn), over what the data path
  * has (`prev`; null: nothing). What the controller writes with setEstimate stays: its flags, its
@@ -106,6 +104,8 @@ export function learnedLink(
   };
 }
 
+/** A `[[redundant]]` class as mp_red_class holds it: the cap in bytes/s, a bucket of 200 ms of
+ * it (at least 16 KiB, so a burst of a call's packets on every link is not cut). */
 export function redClassValue(c: RedundantClass): abi.MpRedClass {
   const capBytesPerS = c.capBps / 8;
   return {

@@ -27,7 +27,9 @@
  * Loss recovery (fec.h): a data packet of a parity group is added to its group's XOR after
  * step 3; a parity (MP_T_FEC, authenticated like data) that completes its group becomes the
  * lost packet, which enters the replay window and goes on from step 4 (without counting as a
- * packet of the link: the link did lose it) like any data packet.
+ * packet of the link: the link did lose it) like any data packet. An original that was only
+ * late (its link reordered it behind the parity) is dropped as MP_DROP_FEC_LATE and counts as
+ * a packet of its link, as a redundant copy that lost the race does.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -387,14 +389,18 @@ int decap(struct __sk_buff *skb)
 	now = bpf_ktime_get_ns();
 	if (!auth_off(cfg)) {
 		r = auth_verify(skb, &h, o.hdr_off + MP_HDR_LEN, o.end - o.hdr_off - MP_HDR_LEN, cls, now);
-		if (r == MP_DROP_REPLAY && (h.flags & MP_HDR_F_COPY) && (h.ver_type & 0xf) == MP_T_DATA) {
-			/* the first copy came on another link (redundant.h). This one is authentic and
-			 * its link delivered it: recorded for liveness and per-link loss (else every
-			 * copy that lost the race would count as lost on its link) */
+		if (r == MP_DROP_REPLAY && (h.ver_type & 0xf) == MP_T_DATA &&
+		    ((h.flags & MP_HDR_F_COPY) || ((h.flags & MP_HDR_F_FEC) && fec_rebuilt(&h)))) {
+			/* a redundant copy whose first came on another link (redundant.h), or an
+			 * original whose parity rebuilt it first (fec.h). Authentic, and its link
+			 * delivered it: recorded for liveness and per-link loss (else it would count
+			 * as lost on its link) */
 			id = h.link_id;
 			l = id < MP_MAX_LINKS ? bpf_map_lookup_elem(&mp_links, &id) : NULL;
 			if (l && l->state != MP_LINK_UNUSED)
 				record_rx(id, &h, o.end - ETH_HLEN, now);
+			if (!(h.flags & MP_HDR_F_COPY))
+				return mp_drop(MP_DROP_FEC_LATE);
 			red_count_duplicate(&h);
 			return mp_drop(MP_DROP_DUPLICATE);
 		}
@@ -418,11 +424,9 @@ int decap(struct __sk_buff *skb)
 	if (parity) { /* loss recovery: the lost packet of its group, or nothing */
 		record_parity(id, outer_len, now);
 		dgram_end = o.end;
-		r = fec_rebuild(skb, &h, id, o.hdr_off + MP_HDR_LEN, &dgram_end, &seq);
+		r = fec_rebuild(skb, &h, id, o.hdr_off + MP_HDR_LEN, &dgram_end, &seq, !auth_off(cfg));
 		if (r != MP_DROP_NONE)
 			return mp_drop(r);
-		if (!auth_off(cfg) && !replay_accept(h.key_id * MP_REPLAY_CLASSES + MP_REPLAY_DATA_CLASS, seq))
-			return mp_drop(MP_DROP_REPLAY);
 		o.end = dgram_end;
 		fec_count_rebuilt();
 	} else if (h.flags & MP_HDR_F_FEC) {

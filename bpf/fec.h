@@ -18,9 +18,14 @@
  * Receiver (decap): every authentic data packet with MP_HDR_F_FEC is XORed into
  * mp_fec_rx[link * 4 + (group & 3)]. An authentic parity whose group misses exactly one packet
  * (count == the packets seen + 1) is XORed with that accumulator in place: the result is the
- * lost inner packet (trimmed to its length; its seq enters the replay window, so the original,
- * should it come late after all, is a replay), which decap then delivers as any data packet.
- * Other parities are dropped as MP_DROP_FEC_SPARE.
+ * lost inner packet (trimmed to its length; its seq enters the replay window), which decap then
+ * delivers as any data packet. A link may reorder (a sender or receiver whose packets of one
+ * link cross two CPUs, a radio link's retransmissions): the parity then comes before a packet
+ * that was only late. The original coming after its rebuild is dropped as MP_DROP_FEC_LATE
+ * (the accumulator remembers the seq it rebuilt), not as a replay, and counts as delivered by
+ * its link; a rebuild whose seq the window already saw (the packet came, but two CPUs adding at
+ * once lost it from the accumulator) is MP_DROP_FEC_SPARE. Other parities are dropped as
+ * MP_DROP_FEC_SPARE.
  *
  * Why parity and not retransmission or duplication (README, "Loss recovery"): duplication of a
  * lossy link's packets halves what it can carry (2 × 20 Mbit with 1 % loss on one: at most 75 %
@@ -44,6 +49,7 @@
 #include "parse.h"
 #include "loop.h"
 #include "csum.h"
+#include "replay.h"
 
 #define MP_FEC_MARK 0x6d70fe00U /* | link << 1 | (group & 1): a parity request (low 5 bits) */
 #define MP_FEC_MARK_MASK 0xffffffe0U
@@ -190,6 +196,7 @@ static __always_inline struct mp_fec_acc *fec_acc(void *m, __u32 slots, __u32 id
 	acc->seq_xor = 0;
 	acc->max_len = 0;
 	acc->taint = 0;
+	acc->rebuilt = 0;
 	return acc;
 }
 
@@ -316,11 +323,11 @@ static __always_inline __u32 fec_ip_len(struct __sk_buff *skb, __u32 off)
 
 /*
  * decap: an authentic parity (header h) of link id, body at off up to *end. Rebuilds the lost
- * packet of its group in place (*end becomes the rebuilt packet's end, *seq its seq) or returns
- * the reason to drop the parity.
+ * packet of its group in place (*end becomes the rebuilt packet's end, *seq its seq; with
+ * replay, the seq enters the replay window of h's key) or returns the reason to drop the parity.
  */
 static __always_inline enum mp_drop_reason fec_rebuild(struct __sk_buff *skb, const struct mp_hdr *h,
-						       __u32 id, __u32 off, __u32 *end, __u32 *seq)
+						       __u32 id, __u32 off, __u32 *end, __u32 *seq, bool replay)
 {
 	struct mp_fec_stats *st = fec_stats();
 	__u32 count = h->flags >> MP_HDR_FEC_COUNT_SHIFT, group = bpf_ntohl(h->link_seq), key, len, max_len;
@@ -350,10 +357,28 @@ static __always_inline enum mp_drop_reason fec_rebuild(struct __sk_buff *skb, co
 	 * else is a spoiled group, whose seq must not move the replay window */
 	if ((__s32)(bpf_ntohl(h->seq) - *seq) <= 0 || bpf_ntohl(h->seq) - *seq >= MP_REPLAY_WINDOW)
 		return MP_DROP_FEC_BAD;
+	if (replay && !replay_accept(h->key_id * MP_REPLAY_CLASSES + MP_REPLAY_DATA_CLASS, *seq))
+		return MP_DROP_FEC_SPARE; /* it came after all; the accumulator missed it */
+	acc->rebuilt = 1;
+	acc->rebuilt_seq = *seq;
 	if (len < max_len && bpf_skb_change_tail(skb, off + len, 0))
 		return MP_DROP_FEC_BAD;
 	*end = off + len;
 	return MP_DROP_NONE;
+}
+
+/* decap: did the parity of h's group (an authentic data packet with MP_HDR_F_FEC that the
+ * replay window refused) rebuild this very packet before it came? */
+static __always_inline bool fec_rebuilt(const struct mp_hdr *h)
+{
+	__u32 id = h->link_id, group = bpf_ntohl(h->link_seq) / MP_FEC_K, key;
+	struct mp_fec_acc *acc;
+
+	if (id >= MP_MAX_LINKS)
+		return false;
+	key = id * MP_FEC_RX_SLOTS + (group & (MP_FEC_RX_SLOTS - 1));
+	acc = bpf_map_lookup_elem(&mp_fec_rx, &key);
+	return acc && acc->group == group && acc->rebuilt && acc->rebuilt_seq == bpf_ntohl(h->seq);
 }
 
 #endif /* MP_FEC_H */

@@ -567,7 +567,9 @@ enum mp_drop_reason {
 				    * address (no port to find its LAN host by) */
 	MP_DROP_NAT_PROTO = 30,    /* whole-LAN mode: from the LAN, a protocol the NAT does not translate
 				    * (not TCP, UDP or an ICMP echo request), or a malformed header */
-	MP_DROP_MAX = 31,
+	MP_DROP_FEC_LATE = 31,     /* the original of a packet its group's parity already rebuilt (its
+				    * link reordered them): delivered once, not lost (bpf/fec.h) */
+	MP_DROP_MAX = 32,
 };
 
 /* ---- loss recovery: XOR forward error correction (README "Loss recovery", bpf/fec.h) -------------
@@ -583,7 +585,8 @@ enum mp_drop_reason {
  *   flags     MP_HDR_F_FEC | count << MP_HDR_FEC_COUNT_SHIFT: how many packets it covers
  * A receiver that saw all but one packet of the group rebuilds that one (its bytes; its length
  * from its IP header; its seq) and delivers it; its seq enters the replay window, so a late
- * original is dropped as a replay. Inner packets longer than MP_FEC_MAX are not covered (their
+ * original (a link that reordered the parity ahead of it) is dropped as MP_DROP_FEC_LATE, and a
+ * parity whose rebuilt seq the window already saw is MP_DROP_FEC_SPARE. Inner packets longer than MP_FEC_MAX are not covered (their
  * group gets no parity). */
 #define MP_FEC_K 4       /* data packets per parity group (a power of 2: link_seq wraps; README) */
 #define MP_FEC_MAX 1536  /* longest inner packet a group may hold (a multiple of 256) */
@@ -601,6 +604,8 @@ struct mp_fec_acc {
 	__u32 seq_xor;
 	__u32 max_len; /* the longest packet added */
 	__u32 taint;   /* a packet longer than MP_FEC_MAX was in the group: no parity */
+	__u32 rebuilt; /* receiver: the group's parity rebuilt a packet, whose seq is rebuilt_seq */
+	__u32 rebuilt_seq;
 	__u32 pad;
 	__u8 bytes[MP_FEC_MAX];
 };

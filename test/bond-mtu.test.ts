@@ -37,8 +37,10 @@ const status = labStatus;
 function delta(a: Status, b: Status): { drops: Record<string, number>; loop: Status['loop'] } {
   const drops: Record<string, number> = {};
   // fec_spare: a loss-recovery parity with nothing to rebuild, no packet of a flow (a fresh
-  // link sends parity until its loss is known: README "Loss recovery")
-  for (const [k, v] of Object.entries(b.drops)) if (k !== 'fec_spare' && v !== (a.drops[k] ?? 0)) drops[k] = v - (a.drops[k] ?? 0);
+  // link sends parity until its loss is known: README "Loss recovery"); fec_late: the original
+  // of a packet a parity rebuilt first (its link reordered them), delivered once
+  const notLoss = new Set(['fec_spare', 'fec_late']);
+  for (const [k, v] of Object.entries(b.drops)) if (!notLoss.has(k) && v !== (a.drops[k] ?? 0)) drops[k] = v - (a.drops[k] ?? 0);
   return { drops, loop: { gso: b.loop.gso - a.loop.gso, frag: b.loop.frag - a.loop.frag, back: b.loop.back - a.loop.back } };
 }
 

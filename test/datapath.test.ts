@@ -61,6 +61,8 @@ import {
   MP_LINK_F_FEC,
   MP_T_FEC,
   MP_FEC_STATS,
+  MP_FEC_ACC,
+  offsetOf,
   MP_FEC_K,
   perCpuStride,
   MP_LINK_ADMIN_DOWN,
@@ -2632,7 +2634,7 @@ describe('loss recovery: XOR parity per link (fec.h)', () => {
   }
 
   for (let lost = 0; lost < 7; lost++)
-    it(`decap: packet ${lost + 1} of 7 lost: its group's parity rebuilds it byte for byte, once; the original coming late is a replay`, () => {
+    it(`decap: packet ${lost + 1} of 7 lost: its group's parity rebuilds it byte for byte, once; the original coming late is fec_late, the parity again a replay`, () => {
       const { inners, data, parities } = sentGroup();
       const { parity } = parities[groupOf(lost)]!;
       const r = receive(data.filter((_, i) => i !== lost), parity);
@@ -2644,9 +2646,35 @@ describe('loss recovery: XOR parity per link (fec.h)', () => {
       const rx = decodeRx(get('rx', 0));
       assert.equal(rx.packets, 6n, 'the parity is no packet of the link');
       assert.equal(run('decap', data[lost]!, rpCtx).verdict, TC_ACT_SHOT, 'late original');
+      assert.equal(decodeRx(get('rx', 0)).packets, 7n, 'the late original counts as delivered by its link');
       assert.equal(run('decap', parity, rpCtx).verdict, TC_ACT_SHOT, 'parity again');
-      assert.deepEqual(dropDelta(before, drops()), { replay: 2 });
+      assert.deepEqual(dropDelta(before, drops()), { fec_late: 1, replay: 1 });
+      // a replay of another packet of the group is no late original
+      const other = data.findIndex((_, i) => i !== lost && groupOf(i) === groupOf(lost));
+      const before2 = drops();
+      assert.equal(run('decap', data[other]!, rpCtx).verdict, TC_ACT_SHOT);
+      assert.deepEqual(dropDelta(before2, drops()), { replay: 1 });
     });
+
+  it('decap: a rebuild whose seq already came (the accumulator missed it, as two CPUs adding at once can) is fec_spare, not a replay', () => {
+    const { data, parities } = sentGroup();
+    const { parity, members } = parities[0]!;
+    const late = members[members.length - 1]!;
+    // the RP sees the group, but the last packet's addition to the accumulator is lost
+    rpWith(members.filter((j) => j !== late).map((j) => data[j]!));
+    const acc = get('fecRx', 0);
+    assert.equal(run('decap', data[late]!, rpCtx).verdict, TC_ACT_REDIRECT);
+    put('fecRx', 0, acc);
+    const before = drops();
+    assert.equal(run('decap', parity, rpCtx).verdict, TC_ACT_SHOT);
+    assert.deepEqual(dropDelta(before, drops()), { fec_spare: 1 });
+    assert.equal(fecStats().rebuilt, 0n);
+    const a = get('fecRx', 0);
+    assert.equal(a.readUInt32LE(offsetOf(MP_FEC_ACC, 'rebuilt')), 0, 'nothing marked rebuilt: the packet itself again is a replay');
+    const before2 = drops();
+    assert.equal(run('decap', data[late]!, rpCtx).verdict, TC_ACT_SHOT);
+    assert.deepEqual(dropDelta(before2, drops()), { replay: 1 });
+  });
 
   it('decap: nothing lost, or two lost: the parity is spare', () => {
     const { data, parities } = sentGroup();
@@ -2673,7 +2701,7 @@ describe('loss recovery: XOR parity per link (fec.h)', () => {
     // the group's XOR spoiled (as two CPUs adding to it at once could): no IP packet comes out
     rpWith(rest);
     const acc = get('fecRx', 0);
-    acc[24]! ^= 0xf0; // the version nibble of the rebuilt packet
+    acc[offsetOf(MP_FEC_ACC, 'bytes')]! ^= 0xf0; // the version nibble of the rebuilt packet
     put('fecRx', 0, acc);
     const before = drops();
     assert.equal(run('decap', parity, rpCtx).verdict, TC_ACT_SHOT);
@@ -2681,7 +2709,8 @@ describe('loss recovery: XOR parity per link (fec.h)', () => {
     // a spoiled seq (far ahead of the parity's) is refused before it can move the replay window
     rpWith(rest);
     const acc2 = get('fecRx', 0);
-    acc2.writeUInt32LE(acc2.readUInt32LE(8) ^ 0x40000000, 8); // mp_fec_acc.seq_xor
+    const seqXor = offsetOf(MP_FEC_ACC, 'seq_xor');
+    acc2.writeUInt32LE(acc2.readUInt32LE(seqXor) ^ 0x40000000, seqXor);
     put('fecRx', 0, acc2);
     const before2 = drops();
     assert.equal(run('decap', parity, rpCtx).verdict, TC_ACT_SHOT);

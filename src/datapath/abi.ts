@@ -170,6 +170,7 @@ export const DROP_REASONS = [
   'nat_miss',
   'nat_frag',
   'nat_proto',
+  'fec_late',
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 /** MP_DROP_MAX: entries of the mp_drops map. */
@@ -290,8 +291,9 @@ export const MP_REPLAY = layout('mp_replay', 16 + 8 * MP_REPLAY_WORDS, [
   ['lock', 0, 4], ['top', 4, 4], ['any', 8, 4], ['pos', 12, 4], ['bits', 16, 8 * MP_REPLAY_WORDS],
 ]);
 // prettier-ignore
-export const MP_FEC_ACC = layout('mp_fec_acc', 24 + MP_FEC_MAX, [
-  ['group', 0, 4], ['count', 4, 4], ['seq_xor', 8, 4], ['max_len', 12, 4], ['taint', 16, 4], ['pad', 20, 4], ['bytes', 24, MP_FEC_MAX],
+export const MP_FEC_ACC = layout('mp_fec_acc', 32 + MP_FEC_MAX, [
+  ['group', 0, 4], ['count', 4, 4], ['seq_xor', 8, 4], ['max_len', 12, 4], ['taint', 16, 4], ['rebuilt', 20, 4], ['rebuilt_seq', 24, 4],
+  ['pad', 28, 4], ['bytes', 32, MP_FEC_MAX],
 ]);
 export const MP_FEC_STATS = layout('mp_fec_stats', 24, [
   ['parity_tx', 0, 8], ['parity_rx', 8, 8], ['rebuilt', 16, 8],

@@ -9,7 +9,7 @@ export type MpError =
   /** A call into native/libmpctl.so (libbpf, ethtool, sockets) failed. */
   | { kind: 'NativeFailed'; op: string; errno: number; message: string }
   /** An external program (iperf3, ip netns, the link emulator) failed or could not start. */
-  | { kind: 'CommandFailed'; cmd: string; code: number | null; stderr: string }
+  | { kind: 'CommandFailed'; cmd: string; code: number | null; stderr: string; stdout?: string }
   /** Something the user named does not exist (a lab, a node, a link, a file). */
   | { kind: 'NotFound'; what: string; message: string }
   /** Something already exists or is in use (a lab of that name, a pinned object). */

@@ -118,6 +118,27 @@ async function waitListening(ns: string, port: number, pid: number, timeoutMs = 
 let nextPort = 5201 + (process.pid % 500) * 4;
 
 /** One iperf3 run; the server is a one-shot process inside the server node. */
+/**
+ * iperf3 -J's output as JSON, or why there is none. iperf3 reports its own failure as JSON on
+ * stdout with an `error` (and exits 1): that is the reason to show, not stderr, which holds at
+ * most a warning (a bench's first flow once died with only "MSS" there).
+ */
+export function iperfJson(out: Result<string, MpError>): Result<IperfJson, MpError> {
+  const failed = out.isErr() && out.error.kind === 'CommandFailed' ? out.error : null;
+  const text = out.isOk() ? out.value : (failed?.stdout ?? '');
+  let j: IperfJson;
+  try {
+    j = JSON.parse(text) as IperfJson;
+  } catch {
+    return err(out.isErr() ? out.error : { kind: 'CommandFailed', cmd: 'iperf3', code: null, stderr: text.slice(0, 500) });
+  }
+  if (j.error) {
+    const warning = failed?.stderr.trim() ? ` (stderr: ${failed.stderr.trim().slice(0, 300)})` : '';
+    return err({ kind: 'CommandFailed', cmd: 'iperf3', code: failed?.code ?? null, stderr: `${j.error}${warning}` });
+  }
+  return failed ? err(failed) : ok(j);
+}
+
 export async function iperf(lab: string, o: IperfOptions): Promise<Result<IperfResult, MpError>> {
   const port = o.port ?? nextPort++;
   const log = `${labDir(lab)}/iperf3-${port}.log`;
@@ -148,14 +169,9 @@ export async function iperf(lab: string, o: IperfOptions): Promise<Result<IperfR
   if (o.udpBps) args.push('-u', '-b', String(Math.round(o.udpBps)), '-l', '1400');
   const out = await run('ip', args, (total + 20) * 1000);
   stop();
-  const text = out.isOk() ? out.value : out.error.kind === 'CommandFailed' ? out.error.stderr : '';
-  let j: IperfJson;
-  try {
-    j = JSON.parse(text) as IperfJson;
-  } catch {
-    return err(out.isErr() ? out.error : { kind: 'CommandFailed', cmd: 'iperf3', code: null, stderr: text.slice(0, 500) });
-  }
-  if (j.error) return err({ kind: 'CommandFailed', cmd: 'iperf3', code: null, stderr: j.error });
+  const parsed = iperfJson(out);
+  if (parsed.isErr()) return err(parsed.error);
+  const j = parsed.value;
   const intervals = (j.intervals ?? []).map((i) => i.sum?.bits_per_second ?? 0);
   // The receiver's per-second intervals after the warm-up. iperf3's own summary divides
   // everything received (including what drains from the bottleneck queue after the sender
@@ -206,7 +222,7 @@ interface IperfInterval {
   sum?: { start?: number; end?: number; bytes?: number; bits_per_second?: number; lost_packets?: number };
 }
 
-interface IperfJson {
+export interface IperfJson {
   error?: string;
   intervals?: IperfInterval[];
   server_output_json?: { intervals?: IperfInterval[]; start?: { connected?: { remote_host?: string }[] } };

@@ -18,13 +18,15 @@ export async function run(cmd: string, args: string[], timeoutMs = 10_000): Prom
     const { stdout } = await execFileP(cmd, args, { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 });
     return ok(stdout);
   } catch (e) {
-    const x = e as { code?: number | string; stderr?: string; message: string };
+    const x = e as { code?: number | string; stdout?: string; stderr?: string; message: string };
     if (x.code === 'ENOENT') return err({ kind: 'CommandFailed', cmd, code: null, stderr: `${cmd} is not installed` });
     return err({
       kind: 'CommandFailed',
       cmd: [cmd, ...args].join(' '),
       code: typeof x.code === 'number' ? x.code : null,
       stderr: x.stderr ?? x.message,
+      // what it printed before it failed (iperf3 -J: the JSON that says why)
+      ...(x.stdout ? { stdout: x.stdout } : {}),
     });
   }
 }

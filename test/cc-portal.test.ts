@@ -238,24 +238,29 @@ describe('congestion-control loop', () => {
     assert.equal(loop.output(0)!.rateBps, last(0).rateBps);
   });
 
+  /** One link of 20 Mbit/s (34 packets per 20 ms record) with the loop's clock by hand: for
+   * each record the scheduler's backlog is exactly `plannedMs` when sampled (busy_until), the
+   * loop ticks, and the record arrives with the OWD and losses given for its seq. */
+  function plannedLink(n: number, o: { plannedMs: number; owdUs: (seq: number) => number; lost?: (seq: number) => number; each?: (seq: number, f: ReturnType<typeof fakeDp>) => void }) {
+    const f = fakeDp();
+    let nowUs = monoUs();
+    const loop = new CcLoop(f.dp, noLog, { clock: () => nowUs });
+    loop.addLink(0, { rateBps: 20e6, owdUs: 10_000 });
+    for (let seq = 1; seq <= n; seq++) {
+      nowUs += 20_000;
+      f.sched.busyUntilNs[0] = BigInt(nowUs + o.plannedMs * 1000) * 1000n;
+      loop.tick();
+      const owd = o.owdUs(seq);
+      loop.onFeedbackPacket(encodeFeedbackPacket({ seq, records: [record({ owdMinUs: owd, owdMaxUs: owd, maxLinkSeq: 100 + 34 * seq, lost: o.lost?.(seq) ?? 0 })] }, 0, 0));
+      o.each?.(seq, f);
+    }
+    return { f, loop };
+  }
+
   it('tells the controller the backlog the scheduler planned: a planned queue is not congestion', () => {
-    const run = (plannedMs: number) => {
-      const f = fakeDp();
-      // the loop's clock by hand: the scheduler's backlog is exactly what it planned when sampled
-      let nowUs = monoUs();
-      const loop = new CcLoop(f.dp, noLog, { clock: () => nowUs });
-      loop.addLink(0, { rateBps: 20e6, owdUs: 10_000 });
-      // 1 s of a 20 Mbit/s link whose every packet waited 40 ms; the scheduler's model says it
-      // kept that 40 ms backlog on purpose (or not)
-      for (let seq = 1; seq <= 50; seq++) {
-        nowUs += 20_000;
-        f.sched.busyUntilNs[0] = BigInt(nowUs + plannedMs * 1000) * 1000n;
-        loop.tick();
-        const owd = seq < 5 ? 5_000 : 45_000;
-        loop.onFeedbackPacket(encodeFeedbackPacket({ seq, records: [record({ owdMinUs: owd, owdMaxUs: owd, maxLinkSeq: 100 + 34 * seq })] }, 0, 0));
-      }
-      return loop.status(0)!;
-    };
+    // 1 s of a 20 Mbit/s link whose every packet waited 40 ms; the scheduler's model says it
+    // kept that 40 ms backlog on purpose (or not)
+    const run = (plannedMs: number) => plannedLink(50, { plannedMs, owdUs: (seq) => (seq < 5 ? 5_000 : 45_000) }).loop.status(0)!;
     const planned = run(40);
     const unplanned = run(0);
     assert.ok(planned.queueMs < 5, `planned: queue ${planned.queueMs} ms`);
@@ -263,19 +268,15 @@ describe('congestion-control loop', () => {
   });
 
   it('writes the plan cap (plan_cap_ms) once a loss under a queue showed the buffer: its depth less 10 %', () => {
-    const f = fakeDp();
-    let nowUs = monoUs();
-    const loop = new CcLoop(f.dp, noLog, { clock: () => nowUs });
-    loop.addLink(0, { rateBps: 20e6, owdUs: 10_000 });
     // the fast link of 20/10 + 20/60 ms: 50 ms planned, 60 ms real; 3 packets lost at the end
-    for (let seq = 1; seq <= 30; seq++) {
-      nowUs += 20_000;
-      f.sched.busyUntilNs[0] = BigInt(nowUs + 50_000) * 1000n;
-      loop.tick();
-      const owd = seq < 5 ? 5_000 : 65_000;
-      loop.onFeedbackPacket(encodeFeedbackPacket({ seq, records: [record({ owdMinUs: owd, owdMaxUs: owd, maxLinkSeq: 100 + 34 * seq, lost: seq === 30 ? 3 : 0 })] }, 0, 0));
-      if (seq === 29) assert.ok(f.estimates.every((e) => e.planCapMs === undefined), 'no loss yet: no cap');
-    }
+    const { f } = plannedLink(30, {
+      plannedMs: 50,
+      owdUs: (seq) => (seq < 5 ? 5_000 : 65_000),
+      lost: (seq) => (seq === 30 ? 3 : 0),
+      each: (seq, fd) => {
+        if (seq === 29) assert.ok(fd.estimates.every((e) => e.planCapMs === undefined), 'no loss yet: no cap');
+      },
+    });
     assert.equal(f.estimates.at(-1)!.planCapMs, 54);
   });
 

@@ -390,6 +390,24 @@ describe('controller', () => {
     assert.ok(q.s.rateBps <= 0.86 * base.s.rateBps, `rate ${q.s.rateBps} after ${base.s.rateBps}`);
   });
 
+  it('a queue its buffer drops at once is congestion, not random loss (lab, step: 107 packets lost behind 209 ms of queue)', () => {
+    // lab, 2x20 with isp2 stepped 20 -> 5 Mbit/s under a CUBIC upload: the queue grew to 209 ms,
+    // an interval delivered nothing, the next one reported 107 packets lost and 5 through with no
+    // queue; taken for random loss (no queue in that interval), the link learned 10.7 %, was
+    // held to the share such a link may carry (1.3 %) and, carrying next to nothing, never
+    // unlearned it: every flow after it ran on the other link alone (18 of 36 Mbit/s)
+    const { s, t } = converged();
+    const raw = s.owd!.lastRaw;
+    const q = drive(s, 10, (i) => ({ bytes: 12_000, packets: 8, owdMinUs: raw + 20_000 * (i + 1), owdMaxUs: raw + 20_000 * (i + 1) }), t);
+    assert.ok(q.s.queueUs > 150_000, `queue ${q.s.queueUs}`);
+    const gap = drive(q.s, 1, () => ({ bytes: 0, packets: 0, owdMinUs: null, owdMaxUs: null }), q.t);
+    const after = drive(gap.s, 1, () => ({ bytes: 7_500, packets: 5, lost: 107, owdMinUs: raw + 500, owdMaxUs: raw + 800 }), gap.t).s;
+    assert.ok(after.lossBase < 0.001, `learned ${after.lossBase} random loss from a buffer's drop`);
+    // the same loss without a queue before it is the link's own
+    const clean = drive(s, 1, () => ({ bytes: 7_500, packets: 5, lost: 107, owdMinUs: raw + 500, owdMaxUs: raw + 800 }), t).s;
+    assert.ok(clean.lossBase > 0.05, `learned ${clean.lossBase} without a queue`);
+  });
+
   it('puts every link of a direction in one delay frame, across the u32 wrap', () => {
     // two links whose receiver clock is 2^32 − 3 ms ahead: raw OWDs wrap between them
     const a = drive(cc.initial({ owdUs: 10_000 }), 5, () => ({ owdMinUs: 0xffff_ffff - 2_000, owdMaxUs: 0xffff_ffff - 2_000 }), 0).s;

@@ -52,8 +52,9 @@
 //   estimate is reset to it. A drop in capacity is followed within a round or two, and a
 //   bufferbloated modem never fills.
 // - Loss: random loss is not congestion (a lossy radio link must keep its rate). The link's own
-//   loss rate is learned while the link has no queue (planned or not, under half the target),
-//   in any phase, and only loss above it by more than
+//   loss rate is learned while the link has no queue (planned or not, under half the target)
+//   and had none the interval before (a buffer that dropped its queue), in any phase, and
+//   only loss above it by more than
 //   2 % (and at least 3 packets) counts, and only with a queue (over half the target) or when
 //   massive (> 8 %: a shallow buffer overflowing). In cruise that cuts the rate to 0.85 × the
 //   delivery rate (once per round) until the next up phase probes again; during a probe it
@@ -513,6 +514,7 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
   // The standing queue beyond the planned one: the smallest over the queue window. Without a sample
   // (nothing arrived) the queue drains at line rate. The latest sample alone says it sooner.
   const qw = sum(recent, (acc) => acc.us >= p.queueWindowUs);
+  const queueBeforeUs = s.queueUs;
   let queueUs = Math.max(0, s.queueUs - fb.intervalUs);
   let queueNowUs = queueUs;
   if (owd) {
@@ -578,7 +580,13 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
   // 20/10 + 20/60 ms holds ~50 ms of it to keep packets in order, and its 60 ms buffer
   // overflows now and then with nothing beyond the plan: learned as random loss, those drops
   // made it "lossy" (capped to a small share) and one TCP flow fell to one link's worth.
-  const noQueue = queueUs + qw.maxPlannedUs < target / 2 && queueNowUs + plannedUs < target / 2;
+  // Nor right after one: a buffer that drops its queue at once (tail drop of a full buffer, an
+  // AQM dropping at the head) leaves the next packets through with no queue, in the very
+  // interval that reports the losses. Lab, step (isp2 20 -> 5 Mbit/s under a CUBIC upload): 107
+  // lost and 5 through after 209 ms of queue, learned as 10.7 % random loss; the link was then
+  // held to a lossy link's share (1.3 %), carried too little to unlearn it, and every flow
+  // after it ran on the other link alone.
+  const noQueue = queueUs + qw.maxPlannedUs < target / 2 && queueNowUs + plannedUs < target / 2 && queueBeforeUs < target / 2;
   if (noQueue && n > 0) lossBase += (fb.lost / n - lossBase) * Math.min(1, n / p.lossBasePackets);
   const lossy = isLossy(loss, lossBase, queueUs, target, p);
   s = { ...s, bw, lossBase, depthUs: learnDepth(s, fb, n, lossBase), packetsSeen: s.packetsSeen + n, bwProvenUs };

@@ -410,6 +410,12 @@ function at(l: StructLayout, name: string): number {
 }
 /** A member's offset in a layout (for codecs of wire bodies outside this file). */
 export const offsetOf = at;
+/** Members' offsets of a layout, looked up (and checked, as `at` does) on first use only: for
+ * the decoders the run loop calls on every message and wake (README "Benchmarks", cpu). */
+function offsetsOnce<K extends string>(l: StructLayout, names: readonly K[]): () => Readonly<Record<K, number>> {
+  let o: Record<K, number> | null = null;
+  return () => (o ??= Object.fromEntries(names.map((n) => [n, at(l, n)])) as Record<K, number>);
+}
 
 // ---- struct mp_addr ------------------------------------------------------------------------
 
@@ -684,14 +690,18 @@ export interface MpSched {
   sentBytes: bigint[];
 }
 
+const schedOff = offsetsOnce(MP_SCHED, ['seq', 'busy_until_ns', 'link_seq', 'sent_bytes'] as const);
 export function decodeSched(b: Buffer): MpSched {
-  const f = (n: string) => at(MP_SCHED, n);
-  return {
-    seq: b.readUInt32LE(f('seq')),
-    busyUntilNs: Array.from({ length: MP_MAX_LINKS }, (_, i) => b.readBigUInt64LE(f('busy_until_ns') + 8 * i)),
-    linkSeq: Array.from({ length: MP_MAX_LINKS }, (_, i) => b.readUInt32LE(f('link_seq') + 4 * i)),
-    sentBytes: Array.from({ length: MP_MAX_LINKS }, (_, i) => b.readBigUInt64LE(f('sent_bytes') + 8 * i)),
-  };
+  const f = schedOff();
+  const busyUntilNs: bigint[] = new Array(MP_MAX_LINKS);
+  const linkSeq: number[] = new Array(MP_MAX_LINKS);
+  const sentBytes: bigint[] = new Array(MP_MAX_LINKS);
+  for (let i = 0; i < MP_MAX_LINKS; i++) {
+    busyUntilNs[i] = b.readBigUInt64LE(f.busy_until_ns + 8 * i);
+    linkSeq[i] = b.readUInt32LE(f.link_seq + 4 * i);
+    sentBytes[i] = b.readBigUInt64LE(f.sent_bytes + 8 * i);
+  }
+  return { seq: b.readUInt32LE(f.seq), busyUntilNs, linkSeq, sentBytes };
 }
 
 // ---- struct mp_key, struct mp_replay (authentication) ----------------------------------------
@@ -810,16 +820,17 @@ export interface MpRx {
   ptbCount: number;
 }
 
+const rxOff = offsetsOnce(MP_RX, ['last_rx_ns', 'max_link_seq', 'last_owd_us', 'packets', 'bytes', 'ptb_mtu', 'ptb_count'] as const);
 export function decodeRx(b: Buffer): MpRx {
-  const f = (n: string) => at(MP_RX, n);
+  const f = rxOff();
   return {
-    lastRxNs: b.readBigUInt64LE(f('last_rx_ns')),
-    maxLinkSeq: b.readUInt32LE(f('max_link_seq')),
-    lastOwdUs: b.readUInt32LE(f('last_owd_us')),
-    packets: b.readBigUInt64LE(f('packets')),
-    bytes: b.readBigUInt64LE(f('bytes')),
-    ptbMtu: b.readUInt32LE(f('ptb_mtu')),
-    ptbCount: b.readUInt32LE(f('ptb_count')),
+    lastRxNs: b.readBigUInt64LE(f.last_rx_ns),
+    maxLinkSeq: b.readUInt32LE(f.max_link_seq),
+    lastOwdUs: b.readUInt32LE(f.last_owd_us),
+    packets: b.readBigUInt64LE(f.packets),
+    bytes: b.readBigUInt64LE(f.bytes),
+    ptbMtu: b.readUInt32LE(f.ptb_mtu),
+    ptbCount: b.readUInt32LE(f.ptb_count),
   };
 }
 
@@ -908,20 +919,21 @@ export function encodeHdr(h: Partial<MpHdr> & Pick<MpHdr, 'type'>): Buffer {
   return b;
 }
 
+const hdrOff = offsetsOnce(MP_HDR, ['ver_type', 'flags', 'link_id', 'key_id', 'seq', 'link_seq', 'ts_us', 'tag'] as const);
 export function decodeHdr(b: Buffer): MpHdr {
   if (b.length < MP_HDR.size) throw new Error(`mp_hdr needs ${MP_HDR.size} bytes, got ${b.length}`);
-  const f = (n: string) => at(MP_HDR, n);
-  const vt = b.readUInt8(f('ver_type'));
+  const f = hdrOff();
+  const vt = b.readUInt8(f.ver_type);
   return {
     version: vt >> 4,
     type: vt & 0xf,
-    flags: b.readUInt8(f('flags')),
-    linkId: b.readUInt8(f('link_id')),
-    keyId: b.readUInt8(f('key_id')),
-    seq: b.readUInt32BE(f('seq')),
-    linkSeq: b.readUInt32BE(f('link_seq')),
-    tsUs: b.readUInt32BE(f('ts_us')),
-    tag: Buffer.from(b.subarray(f('tag'), f('tag') + 8)),
+    flags: b.readUInt8(f.flags),
+    linkId: b.readUInt8(f.link_id),
+    keyId: b.readUInt8(f.key_id),
+    seq: b.readUInt32BE(f.seq),
+    linkSeq: b.readUInt32BE(f.link_seq),
+    tsUs: b.readUInt32BE(f.ts_us),
+    tag: Buffer.from(b.subarray(f.tag, f.tag + 8)),
   };
 }
 

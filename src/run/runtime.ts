@@ -7,11 +7,13 @@
 // to these UDP sockets. Probes and feedback are signed on the way out and checked on the way in
 // (auth.ts); without a session no probe is sent, so every link stays down.
 import { createSocket, type Socket, type RemoteInfo } from 'node:dgram';
+import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
+import { isIP } from 'node:net';
 import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
 import type { LocalConfig, RemoteConfig } from '../config/types.js';
 import { ipFamily } from '../netlink/ip.js';
-import { livenessChanges, type LinkLiveness, type LivenessParams } from './liveness.js';
+import { linkLiveness, type LinkLiveness, type LivenessParams } from './liveness.js';
 import { nextHoldMs } from './fast-down.js';
 import { answer, decodeProbe, encodeProbe, PROBE_LEN, udpOverhead, type Probe } from './probe.js';
 import { MAX_WAIT_MS, PmtuProber, type PmtuStatus, type SizeProbe } from './pmtu.js';
@@ -124,8 +126,22 @@ export const monotonic: Clock = { ns: () => process.hrtime.bigint() };
 const clockFns = (c: Clock) => ({ nowNs: () => c.ns(), nowMs: () => Number(c.ns() / 1_000_000n), nowUs: () => Number(c.ns() / 1000n) >>> 0 });
 const { nowMs, nowNs, nowUs } = clockFns(monotonic);
 
+/** The sockets' address lookup (dgram's `lookup`): the loop sends only to address literals (the
+ * config's remote, a link's learned endpoint), handed back at once. dgram's default, dns.lookup,
+ * answers a literal on the next tick, so every send went through process.nextTick and a second
+ * callback (an idle LP sends 40 datagrams a second: a few % of its main thread, README CPU). */
+export function literalLookup(
+  address: string,
+  options: LookupOneOptions | number,
+  callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
+  const fam = isIP(address);
+  if (fam !== 0) callback(null, address, fam);
+  else dnsLookup(address, typeof options === 'number' ? { family: options } : options, callback);
+}
+
 async function bind(type: 'udp4' | 'udp6', address: string, port: number): Promise<Result<Socket, MpError>> {
-  const s = createSocket({ type, ipv6Only: type === 'udp6' });
+  const s = createSocket({ type, ipv6Only: type === 'udp6', lookup: literalLookup as never });
   return new Promise((resolve) => {
     s.once('error', (e) =>
       resolve(err({ kind: 'CommandFailed', cmd: `bind ${address}:${port}`, code: null, stderr: (e as Error).message })),
@@ -240,10 +256,14 @@ export class Tracker {
     this.log(`link ${id} down: its data stopped arriving`, { link: id, state: 'down', reason: 'data', holdMs: hold });
   }
 
+  /** Every probe round and on a link heard while down: links whose liveness changed to the map
+   * (livenessChanges, link by link without building maps: the RP's tracker holds every link id). */
   evaluate(): void {
     const now = this.clock();
-    const live = new Map([...this.lastHeard].filter(([id]) => !this.isAdmin(id)));
-    for (const [id, s] of livenessChanges(this.state, live, now, this.params, this.held)) {
+    for (const [id, last] of this.lastHeard) {
+      if (this.isAdmin(id)) continue;
+      const s = linkLiveness(last, now, this.params, this.held.get(id));
+      if (this.state.get(id) === s) continue;
       const r = this.port.setState(id, s);
       if (r.isErr()) {
         this.log('link state write failed', { link: id, error: r.error });
@@ -314,9 +334,13 @@ const small = (name: string, inner: number) =>
  * 300 ms instead of 250). */
 const CONFIRM_DEFER_MS = 100;
 
-/** RP: how often the kernel's path MTU cache (ICMP "too big" about our packets) is read. */
+/** RP: how often the kernel's path MTU cache (ICMP "too big" about our packets) is read: while
+ * packets move, and while none do (what we send then is probe replies and feedback, never at a
+ * size the kernel may have learned less for; the first wake with packets moving reads it at once
+ * when the last read is ICMP_POLL_MS old). Idle, 3 links: 3 netlink requests every 2 s were ~4 %
+ * of the RP's main thread (perf, README CPU). */
 const ICMP_POLL_MS = 500;
-const ICMP_IDLE_POLL_MS = 2000;
+const ICMP_IDLE_POLL_MS = 10_000;
 
 /** RP: what a request from the LP says about its link's path MTUs (0 = not confirmed yet).
  * Whoever decodes the request (this loop, or the data path that answers it) reads it here. */
@@ -929,7 +953,7 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
   // none do, the kernel's path MTUs every ICMP_POLL_MS (ICMP_IDLE_POLL_MS while idle)
   const cadence = new Cadence(params.intervalMs, FEEDBACK_INTERVAL_MS);
   let lastIcmp = -Infinity;
-  let nextIcmp = -Infinity;
+  const nextIcmp = () => lastIcmp + (cc.busy() ? ICMP_POLL_MS : ICMP_IDLE_POLL_MS);
   const wake = new Wake(() => {
     const at = performance.now();
     heartbeat.beat();
@@ -945,14 +969,13 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
     }
     // in phase with the probes; every ICMP_POLL_MS while packets move, ICMP_IDLE_POLL_MS while
     // none do (our packets are then the probe replies and idle feedback: nothing is sent at a
-    // size the kernel may have learned less for)
+    // size the kernel may have learned less for); packets moving again: at once if due by then
     if (lastIcmp === -Infinity) lastIcmp = at;
-    else if (at + 2 >= nextIcmp) {
-      lastIcmp = Math.max(nextIcmp, at - 5);
+    else if (at + 2 >= nextIcmp()) {
+      lastIcmp = Math.max(nextIcmp(), at - 5);
       pollIcmp();
     }
-    nextIcmp = lastIcmp + (cc.busy() ? ICMP_POLL_MS : ICMP_IDLE_POLL_MS);
-    return Math.min(cadence.next(), nextIcmp, heartbeat.at(at));
+    return Math.min(cadence.next(), nextIcmp(), heartbeat.at(at));
   });
   poke = () => {
     if (cc.busy()) wake.soon(cadence.hurry(performance.now()));

@@ -112,10 +112,8 @@ export interface CcParams {
   lossDecrease: number;
   lossMinPackets: number;
   lossWindowPackets: number;
-  /** Packets over which the link's random-loss rate is averaged, and the longest it remembers
-   * a loss rate on a link that carries next to nothing (lossBase). */
+  /** Packets over which the link's random-loss rate is averaged. */
   lossBasePackets: number;
-  lossBaseMemoryUs: number;
   /** Delivery-rate sample length; standing-queue window; longest loss window. */
   rateWindowUs: number;
   queueWindowUs: number;
@@ -183,7 +181,6 @@ export const DEFAULT_CC: CcParams = Object.freeze({
   lossMinPackets: 3,
   lossWindowPackets: 100,
   lossBasePackets: 1000,
-  lossBaseMemoryUs: 10_000_000,
   rateWindowUs: 60_000,
   queueWindowUs: 40_000,
   lossWindowUs: 200_000,
@@ -590,11 +587,7 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
   // held to a lossy link's share (1.3 %), carried too little to unlearn it, and every flow
   // after it ran on the other link alone.
   const noQueue = queueUs + qw.maxPlannedUs < target / 2 && queueNowUs + plannedUs < target / 2 && queueBeforeUs < target / 2;
-  // Averaged over lossBasePackets, or over lossBaseMemoryUs where that is shorter: a link held to
-  // a lossy link's share (lossyShareCap) carries a packet an interval or none, and averaged
-  // over 1000 of them a loss rate it once had (or was wrongly taught) stayed for minutes: lab,
-  // step, 10.7 % learned once, 10.1 % still two minutes later, every later flow on one link.
-  if (noQueue && n > 0) lossBase += (fb.lost / n - lossBase) * Math.min(1, Math.max(n / p.lossBasePackets, fb.intervalUs / p.lossBaseMemoryUs));
+  if (noQueue && n > 0) lossBase += (fb.lost / n - lossBase) * Math.min(1, n / p.lossBasePackets);
   const lossy = isLossy(loss, lossBase, queueUs, target, p);
   s = { ...s, bw, lossBase, depthUs: learnDepth(s, fb, n, lossBase), packetsSeen: s.packetsSeen + n, bwProvenUs };
 

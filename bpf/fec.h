@@ -321,6 +321,15 @@ static __always_inline __u32 fec_ip_len(struct __sk_buff *skb, __u32 off)
 	return 0;
 }
 
+/* decap: the receive accumulator of link id's group `group`, as it is (fec_acc empties it for a
+ * new group; the parity and a late original only read it). */
+static __always_inline struct mp_fec_acc *fec_rx_slot(__u32 id, __u32 group)
+{
+	__u32 key = (id & (MP_MAX_LINKS - 1)) * MP_FEC_RX_SLOTS + (group & (MP_FEC_RX_SLOTS - 1));
+
+	return bpf_map_lookup_elem(&mp_fec_rx, &key);
+}
+
 /*
  * decap: an authentic parity (header h) of link id, body at off up to *end. Rebuilds the lost
  * packet of its group in place (*end becomes the rebuilt packet's end, *seq its seq; with
@@ -330,7 +339,7 @@ static __always_inline enum mp_drop_reason fec_rebuild(struct __sk_buff *skb, co
 						       __u32 id, __u32 off, __u32 *end, __u32 *seq, bool replay)
 {
 	struct mp_fec_stats *st = fec_stats();
-	__u32 count = h->flags >> MP_HDR_FEC_COUNT_SHIFT, group = bpf_ntohl(h->link_seq), key, len, max_len;
+	__u32 count = h->flags >> MP_HDR_FEC_COUNT_SHIFT, group = bpf_ntohl(h->link_seq), len, max_len;
 	struct mp_fec_acc *acc;
 
 	if (st)
@@ -340,8 +349,7 @@ static __always_inline enum mp_drop_reason fec_rebuild(struct __sk_buff *skb, co
 	max_len = *end - off;
 	if (max_len > MP_FEC_MAX)
 		return MP_DROP_FEC_BAD;
-	key = (id & (MP_MAX_LINKS - 1)) * MP_FEC_RX_SLOTS + (group & (MP_FEC_RX_SLOTS - 1));
-	acc = bpf_map_lookup_elem(&mp_fec_rx, &key);
+	acc = fec_rx_slot(id, group);
 	if (!acc)
 		return MP_DROP_FEC_BAD;
 	if (acc->group != group || acc->taint || acc->count + 1 != count)
@@ -371,13 +379,12 @@ static __always_inline enum mp_drop_reason fec_rebuild(struct __sk_buff *skb, co
  * replay window refused) rebuild this very packet before it came? */
 static __always_inline bool fec_rebuilt(const struct mp_hdr *h)
 {
-	__u32 id = h->link_id, group = bpf_ntohl(h->link_seq) / MP_FEC_K, key;
+	__u32 group = bpf_ntohl(h->link_seq) / MP_FEC_K;
 	struct mp_fec_acc *acc;
 
-	if (id >= MP_MAX_LINKS)
+	if (h->link_id >= MP_MAX_LINKS)
 		return false;
-	key = id * MP_FEC_RX_SLOTS + (group & (MP_FEC_RX_SLOTS - 1));
-	acc = bpf_map_lookup_elem(&mp_fec_rx, &key);
+	acc = fec_rx_slot(h->link_id, group);
 	return acc && acc->group == group && acc->rebuilt && acc->rebuilt_seq == bpf_ntohl(h->seq);
 }
 

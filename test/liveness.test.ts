@@ -26,6 +26,8 @@ test('only changes are reported, so the map is written once per transition', () 
     [2, 'down'],
   ]);
   assert.deepEqual([...livenessChanges(new Map([[0, 'up' as const], [1, 'down' as const], [2, 'down' as const]]), heard, 1050, p)], []);
+  // links skipped (admin-down) are not judged
+  assert.deepEqual([...livenessChanges(prev, heard, 1050, p, new Map(), (id) => id === 1)], [[2, 'down']]);
 });
 
 test('a link held down (fast-down) stays down until a probe is heard after the hold', () => {

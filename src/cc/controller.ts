@@ -712,9 +712,7 @@ function stepTest(s: State, sentBits: number, fb: LinkFeedback, high: boolean, r
   if (!roundDone) return { ...s, step: st };
   const q = s.queueUs;
   const flat = st.lastQueueUs > 0 && Math.abs(q - st.lastQueueUs) <= Math.max(p.stepFlatUs, p.stepFlatShare * st.lastQueueUs);
-  const n = st.packets + st.lost;
-  const excess = st.lost - s.lossBase * n;
-  const clean = excess < p.lossMinPackets || excess / n <= p.lossThreshold;
+  const clean = excessLoss(st, s.lossBase, p) === 0;
   if (!(flat && carried(st.sentBits, st.deliveredBits, p) && clean)) return { ...s, step: { ...NO_STEP, lastQueueUs: q } };
   if (st.rounds + 1 < p.stepRounds) return { ...s, step: { ...st, rounds: st.rounds + 1, lastQueueUs: q } };
   // The round trip grew by the step at least (one way; the way back may have too, which its
@@ -742,13 +740,20 @@ function carried(sentBits: number, deliveredBits: number, p: CcParams): boolean 
   return sentBits > 0 && deliveredBits * p.overloadFactor >= sentBits && deliveredBits <= p.overloadFactor * sentBits;
 }
 
+/** The share of w's packets lost beyond the link's own random loss `base`, if that is more than
+ * the threshold (and a few packets); else 0. */
+function excessLoss(w: { packets: number; lost: number }, base: number, p: CcParams): number {
+  const n = w.packets + w.lost;
+  if (n === 0) return 0;
+  const excess = w.lost - base * n;
+  return excess >= p.lossMinPackets && excess / n > p.lossThreshold ? excess / n : 0;
+}
+
 /** Loss beyond the link's own random loss by more than the threshold (and a few packets),
  * with a queue or massive. */
 function isLossy(w: { packets: number; lost: number }, base: number, queueUs: number, target: number, p: CcParams): boolean {
-  const n = w.packets + w.lost;
-  if (n === 0) return false;
-  const excess = w.lost - base * n;
-  return excess >= p.lossMinPackets && excess / n > p.lossThreshold && (queueUs > target / 2 || excess / n > 4 * p.lossThreshold);
+  const excess = excessLoss(w, base, p);
+  return excess > 0 && (queueUs > target / 2 || excess > 4 * p.lossThreshold);
 }
 
 /** A lower capacity seen: at most half the estimate per step (see step 5 of onFeedback). */

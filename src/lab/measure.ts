@@ -117,7 +117,6 @@ async function waitListening(ns: string, port: number, pid: number, timeoutMs = 
 
 let nextPort = 5201 + (process.pid % 500) * 4;
 
-/** One iperf3 run; the server is a one-shot process inside the server node. */
 /**
  * iperf3 -J's output as JSON, or why there is none. iperf3 reports its own failure as JSON on
  * stdout with an `error` (and exits 1): that is the reason to show, not stderr, which holds at
@@ -139,6 +138,7 @@ export function iperfJson(out: Result<string, MpError>): Result<IperfJson, MpErr
   return failed ? err(failed) : ok(j);
 }
 
+/** One iperf3 run; the server is a one-shot process inside the server node. */
 export async function iperf(lab: string, o: IperfOptions): Promise<Result<IperfResult, MpError>> {
   const port = o.port ?? nextPort++;
   const log = `${labDir(lab)}/iperf3-${port}.log`;

@@ -21,16 +21,20 @@ export function linkLiveness(lastHeardMs: number | null, nowMs: number, p: Liven
   return nowMs - lastHeardMs <= p.intervalMs * p.missed ? 'up' : 'down';
 }
 
-/** The links whose state changed between `prev` and now: what must be written to the map. */
+/** The links whose state changed between `prev` and now: what must be written to the map.
+ * `skip`: links not to judge (the portal's admin-down ones), without a filtered copy of
+ * `lastHeard` each probe round. */
 export function livenessChanges(
   prev: ReadonlyMap<number, LinkLiveness>,
   lastHeard: ReadonlyMap<number, number | null>,
   nowMs: number,
   p: LivenessParams = DEFAULT_LIVENESS,
   heldUntil: ReadonlyMap<number, number> = new Map(),
+  skip: (id: number) => boolean = () => false,
 ): Map<number, LinkLiveness> {
   const out = new Map<number, LinkLiveness>();
   for (const [id, last] of lastHeard) {
+    if (skip(id)) continue;
     const s = linkLiveness(last, nowMs, p, heldUntil.get(id));
     if (prev.get(id) !== s) out.set(id, s);
   }

@@ -13,7 +13,7 @@ import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
 import type { LocalConfig, RemoteConfig } from '../config/types.js';
 import { ipFamily } from '../netlink/ip.js';
-import { linkLiveness, type LinkLiveness, type LivenessParams } from './liveness.js';
+import { livenessChanges, type LinkLiveness, type LivenessParams } from './liveness.js';
 import { nextHoldMs } from './fast-down.js';
 import { answer, decodeProbe, encodeProbe, PROBE_LEN, udpOverhead, type Probe } from './probe.js';
 import { MAX_WAIT_MS, PmtuProber, type PmtuStatus, type SizeProbe } from './pmtu.js';
@@ -256,14 +256,10 @@ export class Tracker {
     this.log(`link ${id} down: its data stopped arriving`, { link: id, state: 'down', reason: 'data', holdMs: hold });
   }
 
-  /** Every probe round and on a link heard while down: links whose liveness changed to the map
-   * (livenessChanges, link by link without building maps: the RP's tracker holds every link id). */
+  /** Every probe round and on a link heard while down: links whose liveness changed to the map. */
   evaluate(): void {
     const now = this.clock();
-    for (const [id, last] of this.lastHeard) {
-      if (this.isAdmin(id)) continue;
-      const s = linkLiveness(last, now, this.params, this.held.get(id));
-      if (this.state.get(id) === s) continue;
+    for (const [id, s] of livenessChanges(this.state, this.lastHeard, now, this.params, this.held, (id) => this.isAdmin(id))) {
       const r = this.port.setState(id, s);
       if (r.isErr()) {
         this.log('link state write failed', { link: id, error: r.error });

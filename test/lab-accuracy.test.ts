@@ -32,26 +32,38 @@ const ok = <T>(r: { isOk(): boolean; _unsafeUnwrap(): T; isErr(): boolean }, wha
 
 test('lab accuracy: rate, delay, loss, outage, runtime change', { timeout: 240_000 }, async (t) => {
   await withLab(scenario, async (lab) => {
-    // the links are measured at once (each has its own emulator and shaper), one direction at a time
+    // the links are measured at once (each has its own emulator and shaper), one direction at a
+    // time. A link outside the bound is measured once more, alone: on this shared 2-CPU machine a
+    // neighbour's burst can take a pair of concurrent iperf3s below 95 % (CI of 4ab558c: 94.6 %,
+    // with the RTT test below 1.2 ms high in the same minute); an emulator that is really off
+    // misses twice
     await t.test('rate within ±5 % of the setting, both directions (iperf3 TCP)', async () => {
-      for (const dir of ['up', 'down'] as const) {
-        const runs = await Promise.all(
-          scenario.links.map(async (link, k) => {
-            const a = linkAddrs(k + 1);
-            const r = await iperf(lab, { server: { node: 'inet', addr: a.gw }, client: { node: 'lp', addr: a.lp }, seconds: 4, omitS: 1, reverse: dir === 'down' });
-            return { link, r };
-          }),
+      const measure = async (k: number, dir: 'up' | 'down') => {
+        const a = linkAddrs(k + 1);
+        const r = ok(
+          await iperf(lab, { server: { node: 'inet', addr: a.gw }, client: { node: 'lp', addr: a.lp }, seconds: 4, omitS: 1, reverse: dir === 'down' }),
+          'iperf3',
         );
-        for (const { link, r: res } of runs) {
-          const r = ok(res, 'iperf3');
+        return r.bps / (scenario.links[k]![dir].rateBps! * TCP_GOODPUT_RATIO);
+      };
+      const inBound = (ratio: number) => ratio > 0.95 && ratio < 1.05;
+      for (const dir of ['up', 'down'] as const) {
+        const ratios = await Promise.all(scenario.links.map((_, k) => measure(k, dir)));
+        for (const [k, first] of ratios.entries()) {
+          const link = scenario.links[k]!;
           const want = link[dir].rateBps! * TCP_GOODPUT_RATIO;
-          const ratio = r.bps / want;
-          t.diagnostic(`${link.node} ${dir}: ${(r.bps / 1e6).toFixed(2)} Mbit/s goodput = ${(ratio * 100).toFixed(1)} % of ${(want / 1e6).toFixed(2)}`);
-          assert.ok(ratio > 0.95 && ratio < 1.05, `${link.node} ${dir} ratio ${ratio}`);
+          t.diagnostic(`${link.node} ${dir}: ${((first * want) / 1e6).toFixed(2)} Mbit/s goodput = ${(first * 100).toFixed(1)} % of ${(want / 1e6).toFixed(2)}`);
+          if (inBound(first)) continue;
+          const again = await measure(k, dir);
+          t.diagnostic(`${link.node} ${dir} again, alone: ${(again * 100).toFixed(1)} %`);
+          assert.ok(inBound(again), `${link.node} ${dir} ratio ${first}, then alone ${again}`);
         }
       }
     });
 
+    // the delay is judged on the median RTT: the mean also carries scheduling hiccups of this
+    // shared machine (a late wake-up of ping or of the emulator delays the 10 ms pings behind it),
+    // which are bounded separately, as in the runtime-change test below
     await t.test('RTT within ±1 ms of the two one-way delays (ping, IPv4 and IPv6)', async () => {
       await Promise.all(
         scenario.links.map(async (link, k) => {
@@ -61,10 +73,15 @@ test('lab accuracy: rate, delay, loss, outage, runtime change', { timeout: 240_0
             [`fd00:64:${k + 1}::1`, `fd00:64:${k + 1}::fe`],
           ] as const) {
             ok(await ping(lab, 'lp', to, { count: 1, intervalS: 0.01, from }), 'warm-up (ARP/ND)');
-            const p = ok(await ping(lab, 'lp', to, { count: 100, intervalS: 0.01, from }), 'ping');
-            t.diagnostic(`${link.node} ${to}: rtt avg ${p.avgMs} ms mdev ${p.mdevMs} (set ${want} ms)`);
+            const p = ok(await ping(lab, 'lp', to, { count: 100, intervalS: 0.01, from, timestamps: true }), 'ping');
+            const rtts = p.replies.map(([, rtt]) => rtt).sort((a, b) => a - b);
+            const median = rtts[Math.floor(rtts.length / 2)]!;
+            const off = rtts.filter((rtt) => Math.abs(rtt - want) >= 2);
+            t.diagnostic(`${link.node} ${to}: rtt median ${median} avg ${p.avgMs} ms mdev ${p.mdevMs}, ${off.length} more than 2 ms off (set ${want} ms)`);
             assert.equal(p.received, 100);
-            assert.ok(Math.abs(p.avgMs - want) <= 1, `avg ${p.avgMs} vs ${want}`);
+            assert.equal(rtts.length, 100);
+            assert.ok(Math.abs(median - want) <= 1, `median ${median} vs ${want}`);
+            assert.ok(off.length <= 10, `off: ${JSON.stringify(off)}`);
           }
         }),
       );

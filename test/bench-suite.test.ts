@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { bins, type Reading } from '../src/lab/bench/sample.js';
 import { aloneCandidates, bestOf, dip, flowEvents, longestStall, markStability, ratioFigure, spreadPoints, timeToReach, worstSecond } from '../src/lab/bench/suite.js';
 import { renderPlot } from '../src/lab/bench/plot.js';
-import { gitState, renderBench, tenMbitOrder, type BenchReport } from '../src/lab/bench/bench.js';
+import { gitState, renderBench, spreadText, tenMbitOrder, type BenchReport } from '../src/lab/bench/bench.js';
 import { parseScenario } from '../src/lab/scenario.js';
 import { traceWindowBps } from '../src/lab/params.js';
 import { lpConfig } from '../src/lab/bond.js';
@@ -204,6 +204,15 @@ describe('benchmark bookkeeping', () => {
     assert.match(text, /0123456789ab\+dirty/);
     assert.match(text, /UNSTABLE \(spread 37\.0 points\)/);
     assert.match(text, /0\.955 ratio {2}target ≥ 0\.97: MISSED/);
+  });
+
+  it('an unstable figure around a median of 0 shows its range, also once through JSON', () => {
+    const [f] = markStability([{ name: 'dip', unit: 'ms', runs: [400, 0, 250, 0, 0, 0], median: 0 }]);
+    assert.equal(f!.unstable, true);
+    const want = 'runs from 0.0 to 400 ms around a median of 0';
+    assert.equal(spreadText(f!), want);
+    assert.equal(spreadText(JSON.parse(JSON.stringify(f))), want); // Infinity is null in JSON
+    assert.equal(spreadText({ unit: '% of sum', runs: [46, 83], spread: 37 }), 'spread 37.0 points');
   });
 });
 

@@ -348,6 +348,14 @@ async function tcpCc(): Promise<string> {
 const fmt = (x: number, unit = ''): string =>
   Number.isFinite(x) ? (unit === 'ratio' ? x.toFixed(3) : Math.abs(x) >= 100 ? x.toFixed(0) : x.toFixed(1)) : 'never';
 
+/** How far an unstable figure's runs spread: in points, or (a median of 0, where points relative
+ * to it are infinite; `null` once through JSON) the range itself. */
+export function spreadText(f: Pick<SuiteFigure, 'spread' | 'runs' | 'unit'>): string {
+  if (typeof f.spread === 'number' && Number.isFinite(f.spread)) return `spread ${fmt(f.spread)} points`;
+  const xs = f.runs.filter(Number.isFinite);
+  return `runs from ${fmt(Math.min(...xs), f.unit)} to ${fmt(Math.max(...xs), f.unit)} ${f.unit} around a median of 0`;
+}
+
 export function renderBench(r: BenchReport): string {
   return [
     `${r.bench} (${r.startedAt}, ${r.durationS} s, ${r.git ? `${r.git.commit.slice(0, 12)}${r.git.dirty ? '+dirty' : ''}, ` : ''}${r.host.cpus} CPUs, load ${r.host.load1}, Linux ${r.host.kernel}, host TCP ${r.host.tcpCc}${r.seconds !== undefined ? `, ${r.seconds} s flows` : ''})`,
@@ -356,7 +364,7 @@ export function renderBench(r: BenchReport): string {
         `  ${f.name}\n      ${fmt(f.median, f.unit)} ${f.unit}` +
         `${f.ceiling !== undefined ? ` (ceiling ${fmt(f.ceiling)})` : ''}` +
         `${f.target !== undefined ? `  target ${f.target}: ${f.met ? 'met' : 'MISSED'}` : ''}` +
-        `   runs: ${f.runs.map((x) => fmt(x, f.unit)).join(', ')}${f.unstable ? `  UNSTABLE (spread ${fmt(f.spread!)} points)` : ''}`,
+        `   runs: ${f.runs.map((x) => fmt(x, f.unit)).join(', ')}${f.unstable ? `  UNSTABLE (${spreadText(f)})` : ''}`,
     ),
   ].join('\n');
 }

@@ -15,7 +15,7 @@ import { lpConfig } from '../src/lab/bond.js';
 import { parseConfig } from '../src/config/parse.js';
 import { parse as parseToml } from 'smol-toml';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -181,8 +181,17 @@ describe('benchmark bookkeeping', () => {
       git('commit', '-qm', 'x');
       const head = git('rev-parse', 'HEAD');
       assert.deepEqual(await gitState(dir), { commit: head, dirty: false });
+      // another bench's report in the reports directory is not a change of the code measured
+      mkdirSync(join(dir, 'out'));
+      writeFileSync(join(dir, 'out', 'r.json'), '1');
+      git('add', 'out/r.json');
+      git('commit', '-qm', 'r');
+      const head2 = git('rev-parse', 'HEAD');
+      writeFileSync(join(dir, 'out', 'r.json'), '2');
+      assert.deepEqual(await gitState(dir, join(dir, 'out')), { commit: head2, dirty: false });
+      assert.deepEqual(await gitState(dir), { commit: head2, dirty: true });
       writeFileSync(join(dir, 'f'), 'b');
-      assert.deepEqual(await gitState(dir), { commit: head, dirty: true });
+      assert.deepEqual(await gitState(dir, join(dir, 'out')), { commit: head2, dirty: true });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

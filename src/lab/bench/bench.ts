@@ -3,7 +3,7 @@
 // `emulator` and `datapath` are here; the bonding scenarios (2x20, mismatch, cut, …) are in
 // suite.ts and also write a plot (<name>.svg).
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { err, ok, type Result } from 'neverthrow';
 import { describeError, type MpError } from '../../errors.js';
 import { startBond, stopBond } from '../bond.js';
@@ -277,7 +277,7 @@ export async function runBench(name: string, runs: number, outDir: string, secon
     const cc = await ccsAvailable();
     if (cc.isErr()) return err(cc.error);
   }
-  const git = await gitState();
+  const git = await gitState(packagePath(), outDir);
   const startedAt = new Date().toISOString();
   const t0 = Date.now();
   let figures: BenchFigure[];
@@ -324,10 +324,14 @@ export async function runBench(name: string, runs: number, outDir: string, secon
   return ok({ file, plot, report });
 }
 
-/** The commit measured and whether the work tree had changes (`git status --porcelain`). */
-export async function gitState(cwd = packagePath()): Promise<{ commit: string; dirty: boolean }> {
+/** The commit measured and whether the work tree had changes (`git status --porcelain`).
+ * `reports`: the directory the reports go to; changes there are other benches' reports, not
+ * the code measured (a bench run right after another was "dirty" from the first one's JSON). */
+export async function gitState(cwd = packagePath(), reports?: string): Promise<{ commit: string; dirty: boolean }> {
   const head = await runCmd('git', ['-C', cwd, 'rev-parse', 'HEAD']);
-  const st = await runCmd('git', ['-C', cwd, 'status', '--porcelain', '--untracked-files=no']);
+  const rel = reports === undefined ? '' : relative(cwd, resolve(reports));
+  const only = rel && !rel.startsWith('..') && !isAbsolute(rel) ? ['--', '.', `:(exclude)${rel}`] : [];
+  const st = await runCmd('git', ['-C', cwd, 'status', '--porcelain', '--untracked-files=no', ...only]);
   return { commit: head.isOk() ? head.value.trim() : 'unknown', dirty: st.isOk() ? st.value.trim() !== '' : true };
 }
 

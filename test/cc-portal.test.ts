@@ -11,7 +11,7 @@ import { decodeFeedbackPacket, encodeFeedbackPacket, type LinkFeedback } from '.
 import { MP_LINK_F_FEC, MP_LINK_F_HELD, MP_LINK_UP, MP_MAX_LINKS, NO_ADDR, type MpLink, type MpRx, type MpSched } from '../src/datapath/abi.js';
 import { learnedLink } from '../src/apply/datapath.js';
 import { BudgetKeeper, controlWireBytes } from '../src/cc/budget-loop.js';
-import { BUSY_HOLD_MS, CcLoop, FEEDBACK_INTERVAL_MS, HOLD_SHARE, monoUs, type CcDatapath, type Hold } from '../src/cc/loop.js';
+import { BUSY_HOLD_MS, CcLoop, FEEDBACK_INTERVAL_MS, HOLD_SHARE, monoUs, SILENCE_REPORT_MS, type CcDatapath, type Hold } from '../src/cc/loop.js';
 
 /** A data path in memory: counters and mp_sched set by the test, writes recorded. */
 function fakeDp() {
@@ -430,6 +430,41 @@ describe('congestion-control loop', () => {
     assert.equal(loop.busy(), false, 'a record without packets is no news');
     assert.ok(loop.onFeedbackPacket(encodeFeedbackPacket({ seq: 2, records: [record()] }, 0, 0)));
     assert.equal(loop.busy(), true, 'the peer received our packets');
+  });
+
+  it('when the peer\'s packets stop while ours go on, feedback keeps the busy rate and both copies for SILENCE_REPORT_MS (the peer learns its link died)', () => {
+    const run = (weSend: boolean) => {
+      const f = fakeDp();
+      let nowUs = 1_000_000;
+      let rxPackets = 0n;
+      f.dp.readRx = () => ok({ lastRxNs: 1n, maxLinkSeq: Number(rxPackets), lastOwdUs: 100, packets: rxPackets, bytes: rxPackets * 1000n, ptbMtu: 0, ptbCount: 0 });
+      const loop = new CcLoop(f.dp, noLog, { clock: () => nowUs, idleFeedbackMs: 100 });
+      for (const id of [0, 1]) loop.addLink(id, { rateBps: 20e6, owdUs: 10_000 });
+      const copies: number[] = []; // per interval: how many copies went out
+      const step = (arriving: boolean) => {
+        nowUs += FEEDBACK_INTERVAL_MS * 1000;
+        if (arriving) rxPackets += 20n;
+        if (weSend) f.sched.linkSeq[0] += 30;
+        loop.tick();
+        copies.push(loop.buildFeedback([0, 1], () => true).length);
+      };
+      step(true); // the baseline reading
+      for (let i = 0; i < 10; i++) step(true); // the peer's ACKs arrive
+      copies.length = 0;
+      const n = (2 * SILENCE_REPORT_MS) / FEEDBACK_INTERVAL_MS;
+      for (let i = 0; i < n; i++) step(false); // they stop (their link died)
+      return copies;
+    };
+    const sending = run(true);
+    const inSilence = SILENCE_REPORT_MS / FEEDBACK_INTERVAL_MS;
+    assert.deepEqual(sending.slice(0, inSilence - 1), Array(inSilence - 1).fill(2), 'every interval, both copies');
+    assert.ok(sending.slice(inSilence + 1).every((c) => c <= 1), 'then the idle rate, one copy');
+    const idle = sending.slice(inSilence + 1).filter((c) => c === 1).length;
+    assert.ok(idle >= 1 && idle <= ((SILENCE_REPORT_MS - FEEDBACK_INTERVAL_MS) / 100) + 1, `${idle} idle messages in ${JSON.stringify(sending)}`);
+    // nothing of ours goes out: the silence is no one's loss, the idle rate as before
+    const quiet = run(false);
+    assert.ok(quiet.every((c) => c <= 1), JSON.stringify(quiet));
+    assert.ok(quiet.filter((c) => c === 1).length <= (2 * SILENCE_REPORT_MS) / 100 + 1);
   });
 
   it("feedback without news while nothing moves is taken on the data path's last snapshot (no native read); news or a busy loop reads afresh", () => {

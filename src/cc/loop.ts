@@ -111,6 +111,11 @@ export const FEEDBACK_IDLE_MS = 100;
 /** The run loop keeps the feedback interval this long after packets last moved (busy()): a
  * flow's short pauses do not slow it down; an idle portal ticks at the probe rate. */
 export const BUSY_HOLD_MS = 100;
+/** After the peer's packets stop arriving while ours still go out, feedback keeps the busy rate
+ * and its copies this long: the silence is what the peer's fast detector must hear. A download's
+ * ACKs all on the link that died (`flap`): the RP's feedback fell to the idle rate, one copy, on
+ * that same dead link, and the LP heard nothing for 190 ms while the server waited for ACKs. */
+export const SILENCE_REPORT_MS = 1000;
 /** Each feedback message goes out on this many links (the fastest up ones). */
 export const FEEDBACK_COPIES = 2;
 /** Without an accepted feedback message for this long, any seq is accepted (peer restarted). */
@@ -135,6 +140,10 @@ export class CcLoop {
   private lastBuiltUs = 0;
   /** when packets last moved (busy()), and each link's sequence at the last sample */
   private movedUs = -Infinity;
+  /** when our own packets last went out (a sample saw a link's sequence advance), and when the
+   * peer's last arrived (a feedback record with packets) */
+  private sentUs = -Infinity;
+  private newsUs = -Infinity;
   private readonly txSeq = new Map<number, number>();
   readonly counters: CcCounters = { fbSent: 0, fbHeard: 0, fbDup: 0, fbBad: 0 };
   private failures = 0;
@@ -302,8 +311,10 @@ export class CcLoop {
     // an interval: the idle loop wakes at that rate, a wake a little early still sends)
     const idleUs = 1000 * (Math.min(this.opts.idleFeedbackMs ?? FEEDBACK_IDLE_MS, FEEDBACK_IDLE_MS) - FEEDBACK_INTERVAL_MS / 2);
     const news = hasNews(records);
-    if (news) this.movedUs = now;
-    else if (now - this.lastBuiltUs < idleUs) return [];
+    // the peer's packets just stopped while ours go on: that is news to the peer (SILENCE_REPORT_MS)
+    const silence = !news && now - this.sentUs < BUSY_HOLD_MS * 1000 && now - this.newsUs < SILENCE_REPORT_MS * 1000;
+    if (news) this.movedUs = this.newsUs = now;
+    else if (!silence && now - this.lastBuiltUs < idleUs) return [];
     this.lastBuiltUs = now;
     const usable: { id: number; owd: number; cost: number }[] = [];
     for (const id of links) {
@@ -317,7 +328,7 @@ export class CcLoop {
     const msg = { seq: this.seq, records };
     return usable
       .sort((a, b) => a.cost - b.cost || a.owd - b.owd)
-      .slice(0, news ? FEEDBACK_COPIES : 1) // without news no link's death shows in it: one copy
+      .slice(0, news || silence ? FEEDBACK_COPIES : 1) // idle: no link's death shows in it, one copy
       .map(({ id }) => ({ linkId: id, packet: encodeFeedbackPacket(msg, id, now >>> 0) }));
   }
 
@@ -446,7 +457,7 @@ export class CcLoop {
       const seq = r.value.linkSeq[id] ?? 0;
       if (this.txSeq.get(id) !== seq) {
         this.txSeq.set(id, seq);
-        this.movedUs = nowUs;
+        this.movedUs = this.sentUs = nowUs;
       }
       const until = Number(r.value.busyUntilNs[id] ?? 0n) / 1000;
       const h = this.backlog.get(id) ?? [];

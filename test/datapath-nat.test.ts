@@ -471,7 +471,7 @@ describe('mapping timeouts: an idle mapping\'s port is free again (times injecte
   const age = (proto: number, port: number, idle: number, state?: number) => {
     const v = rev(proto, port);
     assert.ok(v, `a mapping of port ${port}`);
-    putNat('natIn', { family: 4, proto, port, addr: CLIENT_V4 }, { ...v, lastS: natNowS() - idle, ...(state === undefined ? {} : { state }) });
+    putNat('natIn', { family: 4, proto, port, addr: CLIENT_V4 }, { ...v, lastS: (natNowS() - idle) >>> 0, ...(state === undefined ? {} : { state }) });
   };
   const udpOut = (src: string, sp: number) => eth(ipPacket(ipSpec(src, NET_V4), udp({ sport: sp, dport: 53, payload: Buffer.alloc(20, 1) })));
   const udpIn = (dp: number) => ipPacket(ipSpec(NET_V4, CLIENT_V4), udp({ sport: 53, dport: dp, payload: Buffer.alloc(30, 2) }));
@@ -577,7 +577,7 @@ describe('mapping timeouts: an idle mapping\'s port is free again (times injecte
     // 3000 mappings: more than the first dump's room
     reset();
     const now = natNowS();
-    for (let i = 0; i < 3000; i++) putNat('natIn', { family: 4, proto: IPPROTO_UDP, port: 10000 + i, addr: CLIENT_V4 }, { addr: HOST_A, port: 10000 + i, flags: 0, lastS: i % 3 === 0 ? now - 1000 : now });
+    for (let i = 0; i < 3000; i++) putNat('natIn', { family: 4, proto: IPPROTO_UDP, port: 10000 + i, addr: CLIENT_V4 }, { addr: HOST_A, port: 10000 + i, flags: 0, lastS: i % 3 === 0 ? (now - 1000) >>> 0 : now });
     const t0 = process.hrtime.bigint();
     const c = must(sweepNat(maps().fd('natIn'), maps().fd('natOut'), natNowS()));
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;

@@ -117,12 +117,27 @@ class NetlinkRtnl implements Rtnl {
     private readonly sock: RtNetlinkSocket,
   ) {}
 
-  private async call<T>(op: string, f: () => Promise<T>): Promise<Result<T, MpError>> {
-    try {
-      return ok(await f());
-    } catch (e) {
-      return err(netlinkError(op, e));
-    }
+  /** the last request in flight: the next one waits for it */
+  private chain: Promise<unknown> = Promise.resolve();
+
+  /**
+   * One request at a time on the socket. The netlink package keeps one multipart reply in
+   * assembly per socket: a dump (getLinks, which every request by name starts with) whose parts
+   * come in several datagrams, with another request's reply landing between them, is cut short
+   * and both fail ("Multipart message not terminated properly"; seen on an RP's start, when the
+   * loop device's MTU was set while another request ran).
+   */
+  private call<T>(op: string, f: () => Promise<T>): Promise<Result<T, MpError>> {
+    const run = async (): Promise<Result<T, MpError>> => {
+      try {
+        return ok(await f());
+      } catch (e) {
+        return err(netlinkError(op, e));
+      }
+    };
+    const next = this.chain.then(run, run);
+    this.chain = next;
+    return next;
   }
 
   async listLinks(): Promise<Result<LinkInfo[], MpError>> {

@@ -15,6 +15,8 @@ interface LinkSim {
   /** the link serves at most this many packets per second (a queue builds beyond it) */
   servicePps?: number;
   loss?: number;
+  /** these packets (1-based sequence numbers of the link) are lost */
+  lose?: (seq: number) => boolean;
   jitterMs?: number;
   /** the sender puts packets on the link in [from, to) ms */
   sends?: [number, number][];
@@ -54,7 +56,7 @@ function run(sim: Sim): { tMs: number; id: number }[] {
     for (const [from, to] of l.sends ?? [[0, sim.ms]]) {
       for (let t = from; t < to; t += 1000 / l.pps) {
         seq++;
-        const lost = (l.loss && rand() < l.loss) || (l.cut && t + l.owdMs >= l.cut[0] && t + l.owdMs < l.cut[1]);
+        const lost = (l.loss && rand() < l.loss) || l.lose?.(seq) || (l.cut && t + l.owdMs >= l.cut[0] && t + l.owdMs < l.cut[1]);
         let at = t + l.owdMs + (l.jitterMs ? (rand() * 2 - 1) * l.jitterMs : 0);
         if (l.servicePps) {
           at = Math.max(at, free + 1000 / l.servicePps);
@@ -122,6 +124,25 @@ test('a lightly used link (1 Mbit/s) that is cut is detected too, later', () => 
   const dead = run({ links: [busy(), busy({ pps: 83, cut: [1000, 99_999] })], ms: 2000 });
   assert.ok(dead.length > 0 && dead[0]!.id === 1);
   assert.ok(dead[0]!.tMs - 1000 <= 250, `detected ${dead[0]!.tMs - 1000} ms after the cut`);
+});
+
+test('a trickle link (10 packets/s: the end host retransmitting into it) that is cut is called dead within 200 ms', () => {
+  // the rule of 8 due packets would wait ~800 ms here, past the probes' 300 ms, while each
+  // retransmission sent on the link (it looks emptiest) is lost again
+  for (const seed of [1, 2, 3]) {
+    const dead = run({ links: [busy(), busy({ pps: 10, cut: [1000, 99_999] })], ms: 2000, seed });
+    assert.ok(dead.length > 0 && dead.every((d) => d.id === 1), JSON.stringify(dead.slice(0, 3)));
+    assert.ok(dead[0]!.tMs - 1000 <= 200, `detected ${dead[0]!.tMs - 1000} ms after the cut`);
+  }
+});
+
+test('a trickle link (5-10 packets/s) losing single packets (every 5th) is not a dead link: only two in a row, unheard 150 ms, are', () => {
+  // at 1 % random loss two in a row come once in ~10,000 packets of the link: called down
+  // then, it is back at the next probe heard, and it carried a trickle
+  for (const pps of [10, 5]) {
+    const dead = run({ links: [busy(), busy({ pps, lose: (seq) => seq % 5 === 0 })], ms: 30_000 });
+    assert.deepEqual(dead, [], `${pps} packets/s`);
+  }
 });
 
 test('the ACKs of a download, all on the link that is cut, the other link idle: detected', () => {

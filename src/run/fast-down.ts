@@ -8,7 +8,11 @@
 //   1. the receiver's highest per-link sequence of L has not advanced for `stallUs` (sender
 //      clock between feedback messages) — a queue, however long, still drains, and 2 % or 10 %
 //      random loss still lets most packets through: either advances it;
-//   2. at least `minDue` packets sent on L are due but not reported: sent before
+//   2. at least `minDue` packets sent on L are due but not reported (or, once the stall has
+//      lasted `fewStallUs`, at least `fewDue`: a link the scheduler gave only a trickle, whose
+//      few packets and the end host's retransmissions of them were all lost, would otherwise
+//      wait for the probes' 300 ms while every retransmission the scheduler puts there, on the
+//      link that looks emptiest, is lost again: the sender's timeout doubles), sent before
 //      now − (backlog modelled at the time + L's round trip + lag + `marginUs`), above both
 //      the receiver's highest sequence and the sequence L had when it last came up. The lag is
 //      how much longer than usual this very message took on its way back (its receiver
@@ -36,11 +40,14 @@ export interface FastDownParams {
   marginUs: number;
   /** at least this many due packets missing */
   minDue: number;
+  /** ... or this many once the stall has lasted fewStallUs */
+  fewDue: number;
+  fewStallUs: number;
   /** how far back the sender's samples are kept */
   historyUs: number;
 }
 
-export const DEFAULT_FAST_DOWN: FastDownParams = { stallUs: 50_000, marginUs: 40_000, minDue: 8, historyUs: 5_000_000 };
+export const DEFAULT_FAST_DOWN: FastDownParams = { stallUs: 50_000, marginUs: 40_000, minDue: 8, fewDue: 2, fewStallUs: 150_000, historyUs: 5_000_000 };
 
 /** What the detector needs of one feedback record (cc/feedback.ts LinkFeedback). */
 export interface RxReport {
@@ -134,7 +141,10 @@ export class FastDown {
       const t = this.tracks.get(r.linkId)!;
       const due = this.due(t, tUs, rttUs(r.linkId) + lag);
       if (advanced.has(r.linkId) || due === 0) fine.add(r.linkId);
-      else if (tUs - t.rxSinceUs >= this.p.stallUs && due >= this.p.minDue) overdue.add(r.linkId);
+      else {
+        const stall = tUs - t.rxSinceUs;
+        if ((stall >= this.p.stallUs && due >= this.p.minDue) || (stall >= this.p.fewStallUs && due >= this.p.fewDue)) overdue.add(r.linkId);
+      }
     }
     return [...overdue].filter((id) => [...fine].some((o) => o !== id));
   }

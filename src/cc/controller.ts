@@ -93,6 +93,10 @@ export interface CcParams {
   queueTargetRttFraction: number;
   queueTargetMinUs: number;
   queueTargetMaxUs: number;
+  /** the queue target is at least this many times the link's jitter (State.jitterUs) ... */
+  jitterTargetFactor: number;
+  /** ... up to this, µs */
+  jitterTargetMaxUs: number;
   /** Queue factor: the rate is scaled by 1 − queue / drainTimeUs, at least drainMinGain. */
   drainTimeUs: number;
   drainMinGain: number;
@@ -168,6 +172,8 @@ export const DEFAULT_CC: CcParams = Object.freeze({
   queueTargetRttFraction: 0.25,
   queueTargetMinUs: 5_000,
   queueTargetMaxUs: 10_000,
+  jitterTargetFactor: 8,
+  jitterTargetMaxUs: 40_000,
   drainTimeUs: 100_000,
   drainMinGain: 0.35,
   startupGain: 2,
@@ -264,6 +270,12 @@ export interface State {
   /** Signals of the last feedback. */
   readonly deliveryBps: number;
   readonly queueUs: number;
+  /** The link's delay variation that is not our queue: the median difference of consecutive
+   * per-interval OWD samples (each interval's last, less the planned backlog), µs (jitterOf). A link that
+   * holds packets back at random without reordering them (cellular scheduling, retransmission
+   * in the radio layer; the lab's jitter) shows its variation as a queue behind the delayed
+   * packet: queueTargetUs sits above it, so it is not taken for congestion. */
+  readonly jitterUs: number;
   readonly lossRate: number;
   /** The pacing rate in force. */
   readonly rateBps: number;
@@ -325,8 +337,28 @@ export function roundUs(s: State): number {
 
 export function queueTargetUs(s: State): number {
   const p = s.params;
-  return Math.min(p.queueTargetMaxUs, Math.max(p.queueTargetMinUs, p.queueTargetRttFraction * rttOf(s)));
+  const base = Math.min(p.queueTargetMaxUs, Math.max(p.queueTargetMinUs, p.queueTargetRttFraction * rttOf(s)));
+  return Math.max(base, Math.min(p.jitterTargetMaxUs, p.jitterTargetFactor * (s.jitterUs ?? 0)));
 }
+
+/**
+ * State.jitterUs from the recent intervals: the median difference of consecutive OWD samples
+ * less what the plan explains. A queue that builds or drains, or a delay that steps, moves a
+ * few consecutive samples (one outlier of the median); a link that holds packets back at
+ * random moves most of them. 0 with fewer than JITTER_MIN_PAIRS pairs.
+ */
+function jitterOf(recent: readonly Interval[]): number {
+  const d: number[] = [];
+  for (let i = 1; i < recent.length; i++) {
+    const a = recent[i - 1]!;
+    const b = recent[i]!;
+    if (a.owd !== null && b.owd !== null) d.push(Math.abs(b.owd - b.plannedUs - (a.owd - a.plannedUs)));
+  }
+  if (d.length < JITTER_MIN_PAIRS) return 0;
+  d.sort((x, y) => x - y);
+  return d[d.length >> 1]!;
+}
+const JITTER_MIN_PAIRS = 5;
 
 /** The bandwidth estimate, bit/s. */
 export function bwBps(s: State): number {
@@ -434,6 +466,7 @@ export function initial(params: Partial<CcParams> = {}, nowUs = 0): State {
     recent: [],
     deliveryBps: 0,
     queueUs: 0,
+    jitterUs: 0,
     lossRate: 0,
     rateBps: start,
     lastFeedbackUs: nowUs,
@@ -502,9 +535,11 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
   const plannedUs = Math.max(0, plannedQueueUs);
   const sentBps = (Number(sentBytes) * 8 * 1e6) / senderIntervalUs;
   const iv: Interval = { atUs: nowUs, intervalUs: fb.intervalUs, bytes: fb.bytes, packets: fb.packets, lost: fb.lost, owd: owdSample, plannedUs, appLimited, sentBps, sentBits: Number(sentBytes) * 8 };
+
   // (and what was sent a round trip before the loss window: see given())
   const keepUs = Math.max(p.rateWindowUs, p.queueWindowUs, p.lossWindowUs) + MAX_LAG_US;
   const recent = [...s.recent, iv].filter((r) => nowUs - r.atUs < keepUs);
+  const jitterUs = jitterOf(recent);
 
   // 3. Signals over the recent intervals, newest first.
   const rate = sum(recent, (acc) => acc.us >= p.rateWindowUs);
@@ -522,7 +557,7 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
     if (qw.minOwd !== null) queueUs = Math.max(0, qw.minOwd - minOwd);
     if (owdSample !== null) queueNowUs = Math.max(0, owdSample - plannedUs - minOwd);
   }
-  s = { ...s, owd, recent, deliveryBps, lossRate, queueUs, lastFeedbackUs: nowUs, othersCarry, holdSamples: nextHoldSamples(s, recent, nowUs) };
+  s = { ...s, owd, recent, deliveryBps, lossRate, queueUs, jitterUs, lastFeedbackUs: nowUs, othersCarry, holdSamples: nextHoldSamples(s, recent, nowUs) };
 
   // 4. Bandwidth estimate: a max filter of delivery samples, app-limited ones only upwards.
   const round = roundUs(s);

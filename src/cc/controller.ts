@@ -270,11 +270,11 @@ export interface State {
   /** Signals of the last feedback. */
   readonly deliveryBps: number;
   readonly queueUs: number;
-  /** The link's delay variation that is not our queue: the median difference of consecutive
-   * per-interval OWD samples (each interval's last, less the planned backlog), µs (jitterOf). A link that
-   * holds packets back at random without reordering them (cellular scheduling, retransmission
-   * in the radio layer; the lab's jitter) shows its variation as a queue behind the delayed
-   * packet: queueTargetUs sits above it, so it is not taken for congestion. */
+  /** The link's delay variation that is not our queue, µs (jitterOf, over `recent`; kept here
+   * because queueTargetUs, which reads it, runs many times per feedback). A link that holds
+   * packets back at random without reordering them (cellular scheduling, retransmission in the
+   * radio layer; the lab's jitter) shows its variation as a queue behind the delayed packet:
+   * queueTargetUs sits above it, so it is not taken for congestion. */
   readonly jitterUs: number;
   readonly lossRate: number;
   /** The pacing rate in force. */
@@ -338,7 +338,7 @@ export function roundUs(s: State): number {
 export function queueTargetUs(s: State): number {
   const p = s.params;
   const base = Math.min(p.queueTargetMaxUs, Math.max(p.queueTargetMinUs, p.queueTargetRttFraction * rttOf(s)));
-  return Math.max(base, Math.min(p.jitterTargetMaxUs, p.jitterTargetFactor * (s.jitterUs ?? 0)));
+  return Math.max(base, Math.min(p.jitterTargetMaxUs, p.jitterTargetFactor * s.jitterUs));
 }
 
 /**
@@ -535,7 +535,6 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
   const plannedUs = Math.max(0, plannedQueueUs);
   const sentBps = (Number(sentBytes) * 8 * 1e6) / senderIntervalUs;
   const iv: Interval = { atUs: nowUs, intervalUs: fb.intervalUs, bytes: fb.bytes, packets: fb.packets, lost: fb.lost, owd: owdSample, plannedUs, appLimited, sentBps, sentBits: Number(sentBytes) * 8 };
-
   // (and what was sent a round trip before the loss window: see given())
   const keepUs = Math.max(p.rateWindowUs, p.queueWindowUs, p.lossWindowUs) + MAX_LAG_US;
   const recent = [...s.recent, iv].filter((r) => nowUs - r.atUs < keepUs);

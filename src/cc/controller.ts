@@ -348,16 +348,27 @@ export function queueTargetUs(s: State): number {
  * random moves most of them. 0 with fewer than JITTER_MIN_PAIRS pairs.
  */
 function jitterOf(recent: readonly Interval[]): number {
-  const d: number[] = [];
+  // runs on every feedback of every link (50 a second per busy link): the differences go into a
+  // scratch array kept between calls and are sorted in place (a dozen or two: insertion sort)
+  let n = 0;
   for (let i = 1; i < recent.length; i++) {
     const a = recent[i - 1]!;
     const b = recent[i]!;
-    if (a.owd !== null && b.owd !== null) d.push(Math.abs(b.owd - b.plannedUs - (a.owd - a.plannedUs)));
+    if (a.owd === null || b.owd === null) continue;
+    if (n === jitterScratch.length) jitterScratch = growScratch(jitterScratch);
+    const d = Math.abs(b.owd - b.plannedUs - (a.owd - a.plannedUs));
+    let j = n++;
+    for (; j > 0 && jitterScratch[j - 1]! > d; j--) jitterScratch[j] = jitterScratch[j - 1]!;
+    jitterScratch[j] = d;
   }
-  if (d.length < JITTER_MIN_PAIRS) return 0;
-  d.sort((x, y) => x - y);
-  return d[d.length >> 1]!;
+  return n < JITTER_MIN_PAIRS ? 0 : jitterScratch[n >> 1]!;
 }
+let jitterScratch: Float64Array = new Float64Array(64);
+const growScratch = (a: Float64Array): Float64Array => {
+  const b = new Float64Array(a.length * 2);
+  b.set(a);
+  return b;
+};
 const JITTER_MIN_PAIRS = 5;
 
 /** The bandwidth estimate, bit/s. */

@@ -18,7 +18,7 @@ import { labDown, labUp, mpctlPath } from '../lab.js';
 import { iperf } from '../measure.js';
 import { parseScenario, type Scenario } from '../scenario.js';
 import { readState } from '../state.js';
-import type { SuiteFigure } from './suite.js';
+import { median, sleep, type SuiteFigure } from './suite.js';
 
 const IDLE_S = 60;
 const LOAD_S = 20;
@@ -37,12 +37,6 @@ const IDLE_EARLY_S = 60;
  * reported as the process's first flow, then `runs` measured ones. */
 const LOAD_SETTLE_S = 30;
 const HZ = 100; // USER_HZ: the unit of /proc/<pid>/stat and /proc/stat on Linux
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 /** utime + stime of a process, ticks. */
 async function procTicks(pid: number): Promise<number> {
@@ -68,7 +62,7 @@ async function measure(pids: { lp: number; rp: number } | null, seconds: number)
   const t0 = process.hrtime.bigint();
   const a = pids ? [await procTicks(pids.lp), await procTicks(pids.rp)] : [0, 0];
   const s0 = await softirqTicks();
-  await new Promise((r) => setTimeout(r, seconds * 1000));
+  await sleep(seconds * 1000);
   const b = pids ? [await procTicks(pids.lp), await procTicks(pids.rp)] : [0, 0];
   const s1 = await softirqTicks();
   const wall = Number(process.hrtime.bigint() - t0) / 1e9;
@@ -113,7 +107,7 @@ interface Load extends Window {
 /** A UDP load of `mbit` through the lab (client → server) while `measure` runs. */
 async function underLoad(lab: string, mbit: number, pids: { lp: number; rp: number } | null): Promise<Result<Load, MpError>> {
   const flow = iperf(lab, { server: { node: 'server', addr: '203.0.113.2' }, client: { node: 'client' }, seconds: LOAD_S + 3, udpBps: mbit * 1e6 });
-  await new Promise((r) => setTimeout(r, 2000));
+  await sleep(2000);
   const w = await measure(pids, LOAD_S);
   const r = await flow;
   if (r.isErr()) return err(r.error);
@@ -150,9 +144,9 @@ export async function cpuBench(runs: number, only: readonly string[] = CPU_PARTS
     const r = await inLab('benchcpu', unshaped(n), true, async (lab) => {
       const pids = await portalPids(lab);
       if (pids.isErr()) return err(pids.error);
-      await new Promise((res) => setTimeout(res, IDLE_EARLY_S * 1000));
+      await sleep(IDLE_EARLY_S * 1000);
       const early = await measure(pids.value, IDLE_S);
-      await new Promise((res) => setTimeout(res, (IDLE_SETTLE_S - IDLE_EARLY_S - IDLE_S) * 1000));
+      await sleep((IDLE_SETTLE_S - IDLE_EARLY_S - IDLE_S) * 1000);
       const ws: Window[] = [];
       for (let i = 0; i < runs; i++) ws.push(await measure(pids.value, IDLE_S));
       return ok({ early, ws, load: await load1() });
@@ -167,7 +161,7 @@ export async function cpuBench(runs: number, only: readonly string[] = CPU_PARTS
       const r = await inLab('benchcpu', unshaped(2), bond, async (lab) => {
         const pids = bond ? await portalPids(lab) : ok(null);
         if (pids.isErr()) return err(pids.error);
-        if (bond) await new Promise((res) => setTimeout(res, LOAD_SETTLE_S * 1000));
+        if (bond) await sleep(LOAD_SETTLE_S * 1000);
         const first = await underLoad(lab, mbit, pids.value);
         if (first.isErr()) return err(first.error);
         const ws: Load[] = [];

@@ -11,7 +11,7 @@ import { decodeFeedbackPacket, encodeFeedbackPacket, type LinkFeedback } from '.
 import { MP_LINK_F_FEC, MP_LINK_F_HELD, MP_LINK_UP, MP_MAX_LINKS, NO_ADDR, type MpLink, type MpRx, type MpSched } from '../src/datapath/abi.js';
 import { learnedLink } from '../src/apply/datapath.js';
 import { BudgetKeeper, controlWireBytes } from '../src/cc/budget-loop.js';
-import { BUSY_HOLD_MS, CcLoop, FEEDBACK_INTERVAL_MS, HOLD_SHARE, monoUs, SILENCE_REPORT_MS, type CcDatapath, type Hold } from '../src/cc/loop.js';
+import { BUSY_HOLD_MS, CcLoop, FEEDBACK_INTERVAL_MS, FEEDBACK_QUIET_MS, HOLD_SHARE, monoUs, QUIET_STALE_MS, SILENCE_REPORT_MS, type CcDatapath, type Hold } from '../src/cc/loop.js';
 
 /** A data path in memory: counters and mp_sched set by the test, writes recorded. */
 function fakeDp() {
@@ -177,10 +177,12 @@ describe('congestion-control loop', () => {
     const bw = loop.status(0)!.bwBps;
     assert.ok(bw > 15e6, `bandwidth estimate ${bw}`);
     assert.deepEqual(live.hold, { kbps: (bw * HOLD_SHARE) / 1000, held: false }, 'live: a hold rate, not held');
-    // the peer's control plane is gone: no feedback; once the estimate is stale the link is held
+    // the peer's control plane is gone mid-flow: no feedback while our packets go on; once the
+    // estimate is stale the link is held
     const before = f.estimates.length;
     for (let i = 0; i < 20; i++) {
       nowUs += 20_000;
+      f.sched.linkSeq[0] += 30;
       loop.tick();
     }
     assert.equal(loop.status(0)!.stale, true);
@@ -392,7 +394,7 @@ describe('congestion-control loop', () => {
     assert.ok(run(false) > 50, 'without the restart the skipped numbers read as loss');
   });
 
-  it('busy: packets sent, received or shown in the peer\'s feedback keep the loop at the feedback interval for BUSY_HOLD_MS; without news, feedback at the idle rate', () => {
+  it('busy: packets sent, received or shown in the peer\'s feedback keep the loop at the feedback interval for BUSY_HOLD_MS; without news, feedback at the idle rate while ours move, at the quiet rate while nothing does', () => {
     const f = fakeDp();
     let nowUs = 1_000_000;
     let rx = { lastRxNs: 1n, maxLinkSeq: 7, lastOwdUs: 100, packets: 7n, bytes: 7000n, ptbMtu: 0, ptbCount: 0 };
@@ -419,10 +421,19 @@ describe('congestion-control loop', () => {
     rx = { ...rx, packets: 9n, maxLinkSeq: 9 };
     assert.equal(step(FEEDBACK_INTERVAL_MS), 1, 'news goes out at once');
     assert.equal(loop.busy(), true, 'packets arrived');
-    // without news: at most every idle interval (a wake a few ms early still sends)
+    // nothing moves at either end: feedback without news at the quiet rate (a wake a few ms
+    // early still sends)
+    const quiet: number[] = [];
+    for (let t = FEEDBACK_INTERVAL_MS; t <= 1600; t += FEEDBACK_INTERVAL_MS) if (step(FEEDBACK_INTERVAL_MS)) quiet.push(t);
+    assert.deepEqual(quiet, [500, 1000, 1500]);
+    // our packets go out (the peer receives them, its estimates want feedback), none arrive:
+    // without news at most every idle interval (the last quiet message went 100 ms before)
     const sent: number[] = [];
-    for (let t = FEEDBACK_INTERVAL_MS; t <= 400; t += FEEDBACK_INTERVAL_MS) if (step(FEEDBACK_INTERVAL_MS)) sent.push(t);
-    assert.deepEqual(sent, [100, 200, 300, 400]);
+    for (let t = FEEDBACK_INTERVAL_MS; t <= 400; t += FEEDBACK_INTERVAL_MS) {
+      f.sched.linkSeq[0]! += 5;
+      if (step(FEEDBACK_INTERVAL_MS)) sent.push(t);
+    }
+    assert.deepEqual(sent, [20, 120, 220, 320]);
     nowUs += BUSY_HOLD_MS * 1000;
     assert.equal(loop.busy(), false);
     // the peer's feedback shows our packets arriving
@@ -430,6 +441,43 @@ describe('congestion-control loop', () => {
     assert.equal(loop.busy(), false, 'a record without packets is no news');
     assert.ok(loop.onFeedbackPacket(encodeFeedbackPacket({ seq: 2, records: [record()] }, 0, 0)));
     assert.equal(loop.busy(), true, 'the peer received our packets');
+  });
+
+  it('a quiet peer\'s estimates go stale after QUIET_STALE_MS, and a busy period\'s first FEEDBACK_QUIET_MS keeps that limit (the peer\'s feedback may still be at its quiet rate)', () => {
+    const f = fakeDp();
+    let nowUs = 1_000_000;
+    const loop = new CcLoop(f.dp, noLog, { clock: () => nowUs });
+    loop.addLink(0, { rateBps: 20e6, owdUs: 10_000 });
+    let seq = 0;
+    const fb = () => assert.ok(loop.onFeedbackPacket(encodeFeedbackPacket({ seq: ++seq, records: [record({ packets: 0, lost: 0, bytes: 0 })] }, 0, 0)));
+    const run = (ms: number, send: boolean) => {
+      for (let t = 0; t < ms; t += 20) {
+        nowUs += 20_000;
+        if (send) f.sched.linkSeq[0]! += 10;
+        loop.tick();
+      }
+    };
+    fb();
+    // quiet: feedback every FEEDBACK_QUIET_MS keeps the link fresh
+    for (let i = 0; i < 4; i++) {
+      run(FEEDBACK_QUIET_MS, false);
+      fb();
+    }
+    assert.equal(loop.status(0)!.stale, false, 'fresh at the quiet rate');
+    // our packets start 480 ms after the last quiet feedback: not stale at once
+    run(FEEDBACK_QUIET_MS - 20, false);
+    run(200, true);
+    assert.equal(loop.status(0)!.stale, false, 'just busy: the peer may not have answered yet');
+    fb(); // it did
+    run(FEEDBACK_QUIET_MS, true);
+    assert.equal(loop.status(0)!.stale, true, 'busy past FEEDBACK_QUIET_MS, no feedback for longer than staleAfterUs');
+    fb();
+    assert.equal(loop.status(0)!.stale, false);
+    // quiet again and the peer goes silent: stale after QUIET_STALE_MS, not before
+    run(QUIET_STALE_MS - 100, false);
+    assert.equal(loop.status(0)!.stale, false);
+    run(200, false);
+    assert.equal(loop.status(0)!.stale, true, 'no quiet feedback for QUIET_STALE_MS');
   });
 
   it('when the peer\'s packets stop while ours go on, feedback keeps the busy rate and both copies for SILENCE_REPORT_MS (the peer learns its link died)', () => {

@@ -508,10 +508,11 @@ export function withOwdHint(s: State, owdUs: number): State {
   return { ...s, params: { ...s.params, owdUs, rttUs: Math.max(2 * owdUs, 1000) } };
 }
 
-/** On a timer: without feedback for staleAfterUs the rate stays but the estimate is marked
- * stale (whether the link is dead is the liveness module's call, not ours). */
-export function onSilence(s: State, nowUs: number): State {
-  if (s.stale || nowUs - s.lastFeedbackUs < s.params.staleAfterUs) return s;
+/** On a timer: without feedback for staleAfterUs (or `afterUs`: the loop's longer limit while
+ * the peer sends feedback at its quiet rate) the rate stays but the estimate is marked stale
+ * (whether the link is dead is the liveness module's call, not ours). */
+export function onSilence(s: State, nowUs: number, afterUs: number = s.params.staleAfterUs): State {
+  if (s.stale || nowUs - s.lastFeedbackUs < afterUs) return s;
   return { ...s, stale: true };
 }
 

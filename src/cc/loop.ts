@@ -105,9 +105,17 @@ export const NO_HOLD: Hold = { kbps: 0, held: false };
 export const HOLD_SHARE = 0.98;
 
 export const FEEDBACK_INTERVAL_MS = 20;
-/** Feedback without news, at most this often (under controller.ts staleAfterUs: an idle link's
- * estimate does not go stale). */
+/** Feedback without news while our packets move (busy()), at most this often (under
+ * controller.ts staleAfterUs: the peer, whose packets move too, keeps its estimates fresh). */
 export const FEEDBACK_IDLE_MS = 100;
+/** Feedback without news while nothing moves at either end goes this often: the peer's control
+ * plane hears that ours is alive and nothing more (an idle portal's feedback, sent and taken,
+ * was a quarter of its work at the probe rate: README `cpu`). */
+export const FEEDBACK_QUIET_MS = 500;
+/** A peer's estimates go stale after this long without feedback while we are quiet, or busy for
+ * less than FEEDBACK_QUIET_MS (the peer may still be at its quiet rate): two quiet messages
+ * lost and a half. Busy for longer, controller.ts staleAfterUs. */
+export const QUIET_STALE_MS = 2.5 * FEEDBACK_QUIET_MS;
 /** The run loop keeps the feedback interval this long after packets last moved (busy()): a
  * flow's short pauses do not slow it down; an idle portal ticks at the probe rate. */
 export const BUSY_HOLD_MS = 100;
@@ -140,6 +148,8 @@ export class CcLoop {
   private lastBuiltUs = 0;
   /** when packets last moved (busy()), and each link's sequence at the last sample */
   private movedUs = -Infinity;
+  /** when the current busy period began (moved() while not busy) */
+  private busySinceUs = -Infinity;
   /** when our own packets last went out (a sample saw a link's sequence advance), and when the
    * peer's last arrived (a feedback record with packets) */
   private sentUs = -Infinity;
@@ -307,13 +317,18 @@ export class CcLoop {
       this.prevRx.set(id, snapshotAt(cur, now));
     }
     if (records.length === 0) return [];
-    // nothing arrived anywhere since the last message: say so only at the idle rate (less half
-    // an interval: the idle loop wakes at that rate, a wake a little early still sends)
-    const idleUs = 1000 * (Math.min(this.opts.idleFeedbackMs ?? FEEDBACK_IDLE_MS, FEEDBACK_IDLE_MS) - FEEDBACK_INTERVAL_MS / 2);
+    // nothing arrived anywhere since the last message: say so only at the idle rate while our
+    // packets move, at the quiet rate while nothing does (less half an interval: the idle loop
+    // wakes at the probe rate, a wake a little early still sends)
+    const idleMs = this.busy() ? Math.min(this.opts.idleFeedbackMs ?? FEEDBACK_IDLE_MS, FEEDBACK_IDLE_MS) : FEEDBACK_QUIET_MS;
+    const idleUs = 1000 * (idleMs - FEEDBACK_INTERVAL_MS / 2);
     const news = hasNews(records);
     // the peer's packets just stopped while ours go on: that is news to the peer (SILENCE_REPORT_MS)
     const silence = !news && now - this.sentUs < BUSY_HOLD_MS * 1000 && now - this.newsUs < SILENCE_REPORT_MS * 1000;
-    if (news) this.movedUs = this.newsUs = now;
+    if (news) {
+      this.moved(now);
+      this.newsUs = now;
+    }
     else if (!silence && now - this.lastBuiltUs < idleUs) return [];
     this.lastBuiltUs = now;
     const usable: { id: number; owd: number; cost: number }[] = [];
@@ -340,6 +355,11 @@ export class CcLoop {
    */
   busy(): boolean {
     return this.clock() - this.movedUs < BUSY_HOLD_MS * 1000;
+  }
+
+  private moved(nowUs: number): void {
+    if (nowUs - this.movedUs >= BUSY_HOLD_MS * 1000) this.busySinceUs = nowUs;
+    this.movedUs = nowUs;
   }
 
   /** A link came (back) up: the fast detector forgets what it lost before. */
@@ -394,7 +414,7 @@ export class CcLoop {
     this.lastSeq = msg.seq;
     this.lastAcceptUs = now;
     this.counters.fbHeard++;
-    if (hasNews(msg.records)) this.movedUs = now;
+    if (hasNews(msg.records)) this.moved(now);
     let changed = false;
     for (const r0 of msg.records) {
       const s = this.states.get(r0.linkId);
@@ -430,9 +450,11 @@ export class CcLoop {
   tick(): void {
     const now = this.clock();
     this.sampleBacklog(now);
+    // quiet, or just busy: the peer's feedback may still come at its quiet rate
+    const quiet = !this.busy() || now - this.busySinceUs < FEEDBACK_QUIET_MS * 1000;
     let silenced = false;
     for (const [id, s] of this.states) {
-      const next = cc.onSilence(s, now);
+      const next = quiet ? cc.onSilence(s, now, Math.max(QUIET_STALE_MS * 1000, s.params.staleAfterUs)) : cc.onSilence(s, now);
       silenced ||= next.stale && !s.stale;
       this.setState(id, next);
     }
@@ -457,7 +479,8 @@ export class CcLoop {
       const seq = r.value.linkSeq[id] ?? 0;
       if (this.txSeq.get(id) !== seq) {
         this.txSeq.set(id, seq);
-        this.movedUs = this.sentUs = nowUs;
+        this.moved(nowUs);
+        this.sentUs = nowUs;
       }
       const until = Number(r.value.busyUntilNs[id] ?? 0n) / 1000;
       const h = this.backlog.get(id) ?? [];

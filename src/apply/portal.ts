@@ -236,7 +236,7 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
       badControl: runtime.value.badControl(),
       security: runtime.value.security(),
     };
-    void publish(cfg.instance, published).catch(() => {});
+    publish(cfg.instance, published); // a failed write leaves the last one: status shows its age
   }, PUBLISH_MS);
   // whole-LAN mode: delete the mappings idle past their timeouts (the data path already counts
   // them as free), every MP_NAT_SWEEP_S (src/run/nat.ts)

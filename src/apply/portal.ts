@@ -221,6 +221,7 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
   }
   // publish the loop's view for `mpctl status` (read-only, from any shell); its time is the
   // control plane's last sign of life when it dies, its packet count gives `status` a rate
+  let publishFailed = false;
   const publishing = setInterval(() => {
     let packets = 0;
     const links = runtime.value.status();
@@ -236,7 +237,10 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
       badControl: runtime.value.badControl(),
       security: runtime.value.security(),
     };
-    publish(cfg.instance, published); // a failed write leaves the last one: status shows its age
+    // a failed write leaves the last one (status shows its age): said once, and once it works again
+    const w = publish(cfg.instance, published);
+    if (w.isErr() !== publishFailed) log(w.isErr() ? 'status file write failed (status shows the last one)' : 'status file written again', w.isErr() ? { error: describeError(w.error) } : {});
+    publishFailed = w.isErr();
   }, PUBLISH_MS);
   // whole-LAN mode: delete the mappings idle past their timeouts (the data path already counts
   // them as free), every MP_NAT_SWEEP_S (src/run/nat.ts)

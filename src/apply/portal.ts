@@ -239,7 +239,8 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
     };
     // a failed write leaves the last one (status shows its age): said once, and once it works again
     const w = publish(cfg.instance, published);
-    if (w.isErr() !== publishFailed) log(w.isErr() ? 'status file write failed (status shows the last one)' : 'status file written again', w.isErr() ? { error: describeError(w.error) } : {});
+    if (w.isErr() && !publishFailed) log('status file write failed (status shows the last one)', { error: describeError(w.error) });
+    else if (w.isOk() && publishFailed) log('status file written again');
     publishFailed = w.isErr();
   }, PUBLISH_MS);
   // whole-LAN mode: delete the mappings idle past their timeouts (the data path already counts

@@ -12,7 +12,7 @@ import { parseRate } from '../params.js';
 import { readState } from '../state.js';
 import { iperf, linkAddrs, type IperfResult } from '../measure.js';
 import { parseScenario, type Scenario } from '../scenario.js';
-import { CCS, markStability, SUITE, type SuiteFigure } from './suite.js';
+import { CCS, markStability, round1, SUITE, type SuiteFigure } from './suite.js';
 import { run as runCmd } from '../namespaces.js';
 import { packagePath } from '../../paths.js';
 import { renderPlot } from './plot.js';
@@ -393,7 +393,7 @@ export function tenMbitOrder(reports: ReadonlyMap<string, BenchReport>): BenchFi
   return {
     name: `N × 10 Mbit goodput, 2/3/4 links, ${CCS.map((cc) => `${cc}: client → server then server → client`).join('; ')}`,
     unit: 'Mbit/s',
-    runs: out.map((x) => Math.round(x * 10) / 10),
+    runs: out.map(round1),
     median: NaN,
     target: '4 > 3 > 2',
     met,

@@ -18,7 +18,7 @@ import { labDown, labUp, mpctlPath } from '../lab.js';
 import { iperf } from '../measure.js';
 import { parseScenario, type Scenario } from '../scenario.js';
 import { readState } from '../state.js';
-import { median, sleep, type SuiteFigure } from './suite.js';
+import { median, round1, sleep, type SuiteFigure } from './suite.js';
 
 const IDLE_S = 60;
 const LOAD_S = 20;
@@ -174,11 +174,11 @@ export async function cpuBench(runs: number, only: readonly string[] = CPU_PARTS
       });
       if (r.isErr()) return err(r.error);
       const { first, ws, load } = r.value;
-      const got = ws.map((w) => Math.round(w.receivedMbit * 10) / 10);
+      const got = ws.map((w) => round1(w.receivedMbit));
       const what = `UDP ${mbit} Mbit/s client → server, ${LOAD_S} s`;
       if (bond) {
         both(`${what}, through the bond (2 unshaped links)`, ws, mbit === 100 ? 3 : null, `utime + stime of the portal process, flows after the first (received ${got.join(', ')} Mbit/s; machine load1 ${load})`);
-        both(`${what}, through the bond (2 unshaped links), the process's first flow`, [first], null, `utime + stime of the portal process while the busy loop's code compiles (received ${Math.round(first.receivedMbit * 10) / 10} Mbit/s; not the target)`);
+        both(`${what}, through the bond (2 unshaped links), the process's first flow`, [first], null, `utime + stime of the portal process while the busy loop's code compiles (received ${round1(first.receivedMbit)} Mbit/s; not the target)`);
       }
       const sq = ws.map((w) => w.softirq);
       figures.push({

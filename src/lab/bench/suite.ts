@@ -106,7 +106,7 @@ export const median = (xs: readonly number[]): number => {
   return s.length === 0 ? NaN : s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 export const sleep = (ms: number): Promise<unknown> => new Promise((r) => setTimeout(r, ms));
-const round1 = (x: number) => Math.round(x * 10) / 10;
+export const round1 = (x: number): number => Math.round(x * 10) / 10;
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
 
 // ---- bookkeeping (unit-tested without a lab) ---------------------------------------------------

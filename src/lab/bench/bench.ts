@@ -12,7 +12,7 @@ import { parseRate } from '../params.js';
 import { readState } from '../state.js';
 import { iperf, linkAddrs, type IperfResult } from '../measure.js';
 import { parseScenario, type Scenario } from '../scenario.js';
-import { CCS, markStability, round1, SUITE, type SuiteFigure } from './suite.js';
+import { CCS, markStability, median, round1, SUITE, type SuiteFigure } from './suite.js';
 import { run as runCmd } from '../namespaces.js';
 import { packagePath } from '../../paths.js';
 import { renderPlot } from './plot.js';
@@ -38,12 +38,6 @@ export interface BenchReport {
   unstable: string[];
   figures: BenchFigure[];
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 async function inLab<T>(name: string, sc: Scenario, f: (lab: string) => Promise<Result<T, MpError>>): Promise<Result<T, MpError>> {
   await labDown(name);

@@ -49,6 +49,7 @@
             substitute contrib/systemd/mpctl@.service $out/lib/systemd/system/mpctl@.service \
               --replace-fail /usr/local/bin/mpctl $out/bin/mpctl
             makeWrapper ${pkgs.nodejs_20}/bin/node $out/bin/mpctl \
+              --add-flags --single-threaded \
               --add-flags $out/lib/mpctl/bin/mpctl \
               --prefix PATH : ${pkgs.lib.makeBinPath [ pkgs.iproute2 pkgs.iperf3 pkgs.ethtool pkgs.util-linux ]}
             runHook postInstall

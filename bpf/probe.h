@@ -270,11 +270,12 @@ static __always_inline int probe_take(struct __sk_buff *skb, const struct mp_con
 	if (zw.failed)
 		return mp_drop(MP_DROP_STORE);
 
-	/* echoed: carrier, probe_seq, sent_ns, reply_len and the PMTU flag (the requester tells a
-	 * size probe's answer by it); request-only fields 0 */
+	/* echoed: carrier, probe_seq, sent_ns, reply_len and the PMTU and TRAIN flags (the
+	 * requester tells a size probe's or a capacity train's answer by them; a train's reply says
+	 * when its request arrived in rh.ts_us below); request-only fields 0 */
 	p.kind = 1;
 	p.metric = 0;
-	p.flags &= MP_PROBE_F_PMTU;
+	p.flags &= MP_PROBE_F_PMTU | MP_PROBE_F_TRAIN;
 	p.rate_bps = 0;
 	p.owd_us = 0;
 	p.budget_kib = 0;

@@ -156,6 +156,29 @@ describe('congestion-control loop', () => {
     assert.equal(loop.status(0)!.rttMs, 50);
   });
 
+  it('a capacity train starts an idle link at its measurement, written at once (also after idle feedback); a link that carried data keeps its own', () => {
+    const f = fakeDp();
+    let nowUs = monoUs();
+    const loop = new CcLoop(f.dp, noLog, { clock: () => nowUs });
+    for (const id of [0, 1]) loop.addLink(id, { rateBps: 10e6, owdUs: 10_000 }); // no rate configured: the 10 Mbit/s start
+    loop.onProbeRtt(0, 20_000);
+    assert.equal(loop.output(0), null, 'before feedback: the static estimate rules');
+    // idle feedback (the peer hears us, nothing of ours delivered) on link 0; data on link 1
+    nowUs += 20_000;
+    loop.onFeedbackPacket(encodeFeedbackPacket({ seq: 1, records: [record({ linkId: 0, bytes: 0, packets: 0, owdMinUs: null, owdMaxUs: null }), record({ linkId: 1 })] }, 0, 0));
+    const writes = f.estimates.length;
+    assert.equal(loop.seedRate(0, 30e6), true);
+    assert.equal(loop.status(0)!.bwBps, 30e6, 'the controller starts from the measurement');
+    assert.equal(loop.status(0)!.rttMs, 20, 'and keeps the round trip its probes measured');
+    const w = f.estimates.slice(writes).filter((e) => e.id === 0);
+    assert.equal(w.length, 1, 'written at once');
+    assert.equal(w[0]!.rateBps, 30_000_000n);
+    assert.equal(loop.output(0)!.rateBps, 30_000_000n, "the RP's learn writes it too (output)");
+    assert.equal(loop.seedRate(1, 30e6), false, 'link 1 carried data: its feedback measures it');
+    assert.notEqual(loop.status(1)!.bwBps, 30e6);
+    assert.equal(loop.seedRate(5, 30e6), false, 'an unknown link');
+  });
+
   it('writes a hold rate under the bandwidth estimate; a link without feedback is held, and released when feedback returns', () => {
     // README "The data path outlives its control plane": the data path plans a held link at
     // hold_kbps (bpf/schedule.h), not at the pacing rate of the moment (a probing gain, a drain)

@@ -133,7 +133,7 @@ test('a minimal LP gets every default; addresses are canonicalised', () => {
   assert.deepEqual(r.value.remote, ['2001:db8:100::2']);
   assert.deepEqual(r.value.links, [
     // point-to-point with neither gateway nor source: the remote's only family
-    { id: 0, name: 'wan1', interface: 'wan1', family: 6, carrier: 'udp', metric: 0, rateBps: 10e6, delayUs: 10_000, budgetBytes: 0, budgetPeriod: MONTHLY },
+    { id: 0, name: 'wan1', interface: 'wan1', family: 6, carrier: 'udp', metric: 0, rateBps: 10e6, unrated: true, delayUs: 10_000, budgetBytes: 0, budgetPeriod: MONTHLY },
   ]);
   assert.equal(r.value.instance, 'local');
   assert.equal(r.value.port, 7470);

@@ -53,8 +53,9 @@ test('LP: a round that confirms a link\'s path MTUs sends the confirm pair as it
   peer.on('message', (m, ri) => {
     const q = decodeProbe(m);
     if (!q || q.reply) return;
-    seen.push({ link: q.linkId, at: performance.now(), size: Boolean(q.pmtuProbe) });
-    peer.send(answer(q, udpOverhead(4), 0), ri.port, ri.address);
+    // a capacity train (the config names no rate) is answered, stamped, and not a round's request
+    if (!q.train) seen.push({ link: q.linkId, at: performance.now(), size: Boolean(q.pmtuProbe) });
+    peer.send(answer(q, udpOverhead(4), Math.round(performance.now() * 1000)), ri.port, ri.address);
   });
   const sources = new Map([
     [0, '127.0.0.2'],

@@ -32,6 +32,8 @@ import {
   MP_PROBE_F_ADMIN_DOWN,
   MP_PROBE_F_BUDGET,
   MP_PROBE_F_PMTU,
+  MP_PROBE_F_TRAIN,
+  MP_PROBE_F_UNRATED,
   MP_REPLAY_CONTROL,
   MP_REPLAY_DATA,
   MP_ROLE_LOCAL,
@@ -237,7 +239,7 @@ function assertReply(req: Buffer, out: Buffer, want: { seq: number; len: number;
     { reply: true, carrier: r.carrier, probeSeq: r.probeSeq, sentNs: r.sentNs, replyLen: r.replyLen, reqLen: q.totalLen },
     'echoed fields and req_len',
   );
-  assert.equal(msg.readUInt8(MP_HDR_LEN + 3), r.pmtuProbe ? MP_PROBE_F_PMTU : 0, 'only the PMTU flag is echoed in a reply');
+  assert.equal(msg.readUInt8(MP_HDR_LEN + 3), (r.pmtuProbe ? MP_PROBE_F_PMTU : 0) | (r.train ? MP_PROBE_F_TRAIN : 0), 'only the PMTU and TRAIN flags are echoed in a reply');
   assert.deepEqual(
     [p.metric, p.rateBps, p.owdUs, p.budgetBytes, p.adminDown, p.pmtuProbe === Boolean(r.pmtuProbe), p.pmtuDown, p.pmtuUp, msg.readUInt32BE(MP_HDR_LEN + 28)],
     [0, 0n, 0, null, false, true, 0, 0, 0],
@@ -411,6 +413,21 @@ describe('the data path answers probe requests (bpf/probe.h)', () => {
     assert.equal(r.verdict, TC_ACT_REDIRECT);
     assert.equal(peer(0).msg.readUInt8(MP_HDR_LEN + 3), MP_PROBE_F_BUDGET | MP_PROBE_F_ADMIN_DOWN | MP_PROBE_F_PMTU);
     assert.equal(messageOf(r.out).msg.readUInt8(MP_HDR_LEN + 3), MP_PROBE_F_PMTU);
+  });
+
+  it('a capacity train\'s request: TRAIN and UNRATED recorded, TRAIN echoed, the reply stamped with when it arrived (mp_hdr.ts_us, the data path\'s clock)', () => {
+    reset();
+    const before = Number((process.hrtime.bigint() / 1000n) & 0xffff_ffffn);
+    const req = request({ probe: { train: true, unrated: true, probeSeq: 0x8000_0105 }, msgLen: 1200 });
+    const r = run(req);
+    const after = Number((process.hrtime.bigint() / 1000n) & 0xffff_ffffn);
+    assert.equal(r.verdict, TC_ACT_REDIRECT);
+    assert.equal(peer(0).msg.readUInt8(MP_HDR_LEN + 3), MP_PROBE_F_BUDGET | MP_PROBE_F_ADMIN_DOWN | MP_PROBE_F_TRAIN | MP_PROBE_F_UNRATED);
+    const p = assertReply(req, r.out, { seq: 1, len: 20 + 8 + PROBE_LEN }); // padded request, unpadded reply
+    assert.equal(messageOf(r.out).msg.readUInt8(MP_HDR_LEN + 3), MP_PROBE_F_TRAIN);
+    assert.deepEqual([p.train, p.unrated, p.pmtuProbe, p.probeSeq], [true, false, false, 0x8000_0105]);
+    const ts = decodeHdr(messageOf(r.out).msg).tsUs;
+    assert.ok(((ts - before) | 0) >= 0 && ((after - ts) | 0) >= 0, `stamp ${ts} between ${before} and ${after}`);
   });
 
   it('mp_peer_probe reads as memory (BPF_F_MMAPABLE): what userland maps is what the data path wrote; other maps refuse', () => {

@@ -508,6 +508,19 @@ export function withOwdHint(s: State, owdUs: number): State {
   return { ...s, params: { ...s.params, owdUs, rttUs: Math.max(2 * owdUs, 1000) } };
 }
 
+/** Has no feedback shown a packet of ours on this link yet (its estimate is still its start)? */
+export function unmeasured(s: State): boolean {
+  return s.packetsSeen === 0;
+}
+
+/** A measured starting rate for a link that has carried nothing yet (a capacity train,
+ * run/train.ts): the controller starts over from it as from a configured rate, keeping the round
+ * trips its probes measured. */
+export function withRateHint(s: State, rateBps: number, nowUs: number): State {
+  if (!(rateBps > 0)) return s;
+  return { ...initial({ ...s.params, initialRateBps: Math.max(rateBps, s.params.minRateBps) }, nowUs), rttMin: s.rttMin };
+}
+
 /** On a timer: without feedback for staleAfterUs (or `afterUs`: the loop's longer limit while
  * the peer sends feedback at its quiet rate) the rate stays but the estimate is marked stale
  * (whether the link is dead is the liveness module's call, not ours). */

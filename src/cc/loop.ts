@@ -170,6 +170,8 @@ export class CcLoop {
   private noAcks = new Set<number>();
   /** links that send loss-recovery parity (cc.fecLinks, mp_link MP_LINK_F_FEC), as last written */
   private fec = new Set<number>();
+  /** links whose controller a capacity train started (seedRate): their output rules before feedback */
+  private readonly seeded = new Set<number>();
 
   constructor(
     private readonly dp: CcDatapath,
@@ -248,10 +250,28 @@ export class CcLoop {
     return (this.fbCount.get(id) ?? 0) > 0;
   }
 
-  /** The controller's current output for a link that has taken feedback (null otherwise). */
+  /** A capacity train's measurement of link `id` (run/train.ts), whose rate nobody configured:
+   * its controller starts from it, and the data path plans the link at it from now on, before
+   * any feedback (as it would a configured rate). A link whose feedback has shown packets of
+   * ours delivered measures itself already: false, nothing changes (idle feedback, which comes
+   * from the moment the peer hears us, does not count). */
+  seedRate(id: number, rateBps: number): boolean {
+    const s = this.states.get(id);
+    if (!s || !cc.unmeasured(s)) return false;
+    this.setState(id, cc.withRateHint(s, rateBps, this.clock()));
+    this.seeded.add(id);
+    this.write();
+    return true;
+  }
+  private rules(id: number): boolean {
+    return this.active(id) || this.seeded.has(id);
+  }
+
+  /** The controller's current output for a link that has taken feedback or a train's
+   * measurement (null otherwise). */
   output(id: number): cc.Output | null {
     const s = this.states.get(id);
-    if (!s || !this.active(id)) return null;
+    if (!s || !this.rules(id)) return null;
     // the RP asks for every request it takes (each link every probe interval): all links'
     // outputs are worked out once per change of some state, not per request. With the links
     // that send parity, as write() tells the scheduler: without them (before), each LP request
@@ -518,7 +538,7 @@ export class CcLoop {
     if (!sameSet(fec, this.fec)) this.outputsCache = null;
     this.fec = fec;
     for (const [id, o] of cc.outputs(this.states, this.fec)) {
-      if (!this.active(id)) continue; // keep the static estimate until feedback arrives
+      if (!this.rules(id)) continue; // keep the static estimate until feedback (or a train) arrives
       const s = this.states.get(id)!;
       const w = this.dp.setEstimate(id, o.rateBps, o.owdUs, this.noAcks.has(id), this.fec.has(id), this.hold(id, s), Math.ceil(cc.planCapUs(s) / 1000));
       if (w.isErr()) this.fail('link estimate write failed', { link: id, error: w.error });

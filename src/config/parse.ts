@@ -335,6 +335,7 @@ function linkTable(t: unknown, id: number, lan: string, remoteFamilies: Family[]
     const link: LinkConfig = { id, name, interface: iface, family, carrier, metric, rateBps, delayUs, budgetBytes, budgetPeriod };
     if (gateway) link.gateway = gateway.address;
     if (source) link.source = source.address;
+    if (t.rate === undefined) link.unrated = true; // measured at link-up (run/train.ts)
     return ok(link);
   });
 }

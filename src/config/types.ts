@@ -39,6 +39,9 @@ export interface LinkConfig {
   /** starting rate estimate in bit/s, a hint only (the congestion controller discovers the
    * link's capacity from it, up or down; absent in the config: 10 Mbit/s) */
   rateBps: number;
+  /** the config names no `rate`: a capacity train measures the link once it is up, and the
+   * controller starts from that instead (run/train.ts) */
+  unrated?: true;
   /** starting one-way delay estimate in µs (measured afterwards) */
   delayUs: number;
   /** optional byte budget for metered links (0 = unlimited) */

@@ -136,6 +136,10 @@ export const MP_HDR_FEC_COUNT_SHIFT = 4;
 export const MP_PROBE_F_BUDGET = 1 << 0;
 export const MP_PROBE_F_ADMIN_DOWN = 1 << 1;
 export const MP_PROBE_F_PMTU = 1 << 2;
+/** a capacity train's request or reply (src/run/train.ts): not liveness, echoed */
+export const MP_PROBE_F_TRAIN = 1 << 3;
+/** LP request: its config names no rate for the link (the RP measures its direction too) */
+export const MP_PROBE_F_UNRATED = 1 << 4;
 
 /** enum mp_drop_reason, by value: DROP_REASONS[MP_DROP_TRUNCATED] === 'truncated'. */
 export const DROP_REASONS = [
@@ -188,7 +192,7 @@ export const ENUMS: Record<string, Record<string, number>> = {
   mp_link_flags: { MP_LINK_F_NO_ACKS, MP_LINK_F_FEC, MP_LINK_F_HELD },
   mp_carrier: { MP_CARRIER_UDP, MP_CARRIER_IP },
   mp_hdr_flags: { MP_HDR_F_DP, MP_HDR_F_COPY, MP_HDR_F_FEC },
-  mp_probe_flags: { MP_PROBE_F_BUDGET, MP_PROBE_F_ADMIN_DOWN, MP_PROBE_F_PMTU },
+  mp_probe_flags: { MP_PROBE_F_BUDGET, MP_PROBE_F_ADMIN_DOWN, MP_PROBE_F_PMTU, MP_PROBE_F_TRAIN, MP_PROBE_F_UNRATED },
   mp_drop_reason: {
     ...Object.fromEntries(DROP_REASONS.map((n, i) => [`MP_DROP_${n.toUpperCase()}`, i])),
     MP_DROP_MAX,

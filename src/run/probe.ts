@@ -17,7 +17,7 @@
 // covered by the MAC and must be zero. reply_len asks the peer to pad its reply to that outer IP
 // length, which tests the other direction with a small request.
 
-import { decodeHdr, encodeHdr, MP_CARRIER_IP, MP_HDR_LEN, MP_MAX_LINKS, MP_NH_MAX_BODY, MP_PROBE, MP_PROBE_F_ADMIN_DOWN, MP_PROBE_F_BUDGET, MP_PROBE_F_PMTU, MP_PROBE_LEN, MP_T_PROBE, MP_VERSION, offsetOf } from '../datapath/abi.js';
+import { decodeHdr, encodeHdr, MP_CARRIER_IP, MP_HDR_LEN, MP_MAX_LINKS, MP_NH_MAX_BODY, MP_PROBE, MP_PROBE_F_ADMIN_DOWN, MP_PROBE_F_BUDGET, MP_PROBE_F_PMTU, MP_PROBE_F_TRAIN, MP_PROBE_F_UNRATED, MP_PROBE_LEN, MP_T_PROBE, MP_VERSION, offsetOf } from '../datapath/abi.js';
 
 /** The shortest probe message (no padding). */
 export const PROBE_LEN = MP_PROBE_LEN;
@@ -26,7 +26,7 @@ export const PROBE_MAX_LEN = MP_NH_MAX_BODY + MP_HDR_LEN;
 
 const KIB = 1024;
 const MAX_KIB = 0xffff_ffff;
-const KNOWN_FLAGS = MP_PROBE_F_BUDGET | MP_PROBE_F_ADMIN_DOWN | MP_PROBE_F_PMTU;
+const KNOWN_FLAGS = MP_PROBE_F_BUDGET | MP_PROBE_F_ADMIN_DOWN | MP_PROBE_F_PMTU | MP_PROBE_F_TRAIN | MP_PROBE_F_UNRATED;
 
 export interface Probe {
   linkId: number;
@@ -45,6 +45,10 @@ export interface Probe {
   adminDown?: boolean;
   /** a size probe (MP_PROBE_F_PMTU): its loss is not a sign of a dead link */
   pmtuProbe?: boolean;
+  /** one packet of a capacity train (MP_PROBE_F_TRAIN, train.ts): not liveness; echoed */
+  train?: boolean;
+  /** LP request: its config names no rate for the link (MP_PROBE_F_UNRATED): the RP trains it */
+  unrated?: boolean;
   /** request: pad the reply to this outer IP length (0 = unpadded); reply: echoed */
   replyLen?: number;
   /** reply: the outer IP length of the request as it arrived */
@@ -54,6 +58,9 @@ export interface Probe {
   pmtuUp?: number;
   /** decoded: the whole message's length, padding included */
   len?: number;
+  /** decoded: the sender's clock (mp_hdr.ts_us, µs, u32): in a reply built by the data path,
+   * when the request arrived there (a capacity train's dispersion) */
+  tsUs?: number;
 }
 
 const off = (n: string): number => MP_HDR_LEN + offsetOf(MP_PROBE, n);
@@ -71,7 +78,7 @@ export function encodeProbe(p: Probe, nowUs: number, msgLen: number = PROBE_LEN)
   encodeHdr({ type: MP_T_PROBE, linkId: p.linkId, tsUs: nowUs }).copy(b, 0);
   const req = !p.reply;
   const budget = req && p.budgetBytes !== undefined && p.budgetBytes !== null;
-  const flags = (budget ? MP_PROBE_F_BUDGET : 0) | (req && p.adminDown ? MP_PROBE_F_ADMIN_DOWN : 0) | (p.pmtuProbe ? MP_PROBE_F_PMTU : 0);
+  const flags = (budget ? MP_PROBE_F_BUDGET : 0) | (req && p.adminDown ? MP_PROBE_F_ADMIN_DOWN : 0) | (p.pmtuProbe ? MP_PROBE_F_PMTU : 0) | (p.train ? MP_PROBE_F_TRAIN : 0) | (req && p.unrated ? MP_PROBE_F_UNRATED : 0);
   b.writeUInt8(p.reply ? 1 : 0, off('kind'));
   b.writeUInt8(req ? p.metric : 0, off('metric'));
   b.writeUInt8(p.carrier, off('carrier'));
@@ -112,11 +119,14 @@ export function decodeProbe(b: Buffer): Probe | null {
     budgetBytes: req && flags & MP_PROBE_F_BUDGET ? b.readUInt32BE(off('budget_kib')) * KIB : null,
     adminDown: req && (flags & MP_PROBE_F_ADMIN_DOWN) !== 0,
     pmtuProbe: (flags & MP_PROBE_F_PMTU) !== 0,
+    train: (flags & MP_PROBE_F_TRAIN) !== 0,
+    unrated: req && (flags & MP_PROBE_F_UNRATED) !== 0,
     replyLen: b.readUInt16BE(off('reply_len')),
     reqLen: b.readUInt16BE(off('req_len')),
     pmtuDown: b.readUInt16BE(off('pmtu_down')),
     pmtuUp: b.readUInt16BE(off('pmtu_up')),
     len: b.length,
+    tsUs: h.tsUs,
   };
 }
 
@@ -130,6 +140,6 @@ export function udpOverhead(family: 4 | 6): number {
  * packet is reply_len long (never shorter than an unpadded reply). */
 export function answer(p: Probe, overhead: number, nowUs: number): Buffer {
   const reqLen = Math.min(0xffff, (p.len ?? PROBE_LEN) + overhead);
-  const r: Probe = { ...p, reply: true, reqLen, budgetBytes: null, adminDown: false };
+  const r: Probe = { ...p, reply: true, reqLen, budgetBytes: null, adminDown: false, unrated: false };
   return encodeProbe(r, nowUs, (p.replyLen ?? 0) - overhead);
 }

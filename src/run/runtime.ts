@@ -17,6 +17,7 @@ import { livenessChanges, type LinkLiveness, type LivenessParams } from './liven
 import { nextHoldMs } from './fast-down.js';
 import { answer, decodeProbe, encodeProbe, PROBE_LEN, udpOverhead, type Probe } from './probe.js';
 import { MAX_WAIT_MS, PmtuProber, type PmtuStatus, type SizeProbe } from './pmtu.js';
+import { TRAIN_OUTER_BYTES, Trains, type TrainResult } from './train.js';
 import { setPmtuProbe } from '../native/libmpctl.js';
 import { decodeHdr, MP_CARRIER_IP, MP_ALIVE_NS, MP_CARRIER_UDP, MP_HDR, MP_HDR_LEN, MP_MAX_LINKS, MP_T_COOKIE, MP_T_FEEDBACK, MP_T_HS_INIT, MP_T_HS_RESP, MP_T_PROBE, offsetOf, type MpPeerProbe } from '../datapath/abi.js';
 import { CcLoop, FEEDBACK_INTERVAL_MS, type CcCounters, type CcDatapath, type CcStatus } from '../cc/loop.js';
@@ -73,6 +74,8 @@ export interface LinkRuntimeStatus {
    * requests said (confirmed outer MTUs, 0 = not known yet) and what ICMP "too big" about our
    * packets taught the kernel toward the LP (its route MTU; absent: nothing) */
   pmtu?: { up: PmtuStatus; down: PmtuStatus } | { peerUp: number; peerDown: number; icmp?: number };
+  /** the capacity train of our sending direction (train.ts): its measurement; absent: none */
+  train?: TrainResult;
 }
 
 export interface Runtime {
@@ -346,6 +349,33 @@ export function peerMtu(p: Probe, family: 4 | 6): LinkMtu {
 
 /** The Runtime both portals return: their loop's parts, and a stop that ends timers, the
  * handshake loop and the sockets. */
+/** A capacity train on link `id` (train.ts): its requests, built by `req`, padded to `outer`
+ * bytes on the wire (`fam`'s IP and UDP headers included), signed first and then sent back to
+ * back. Nothing goes without a session; a send that fails voids the train (tried again later). */
+function sendTrain(trains: Trains, id: number, outer: number, fam: 4 | 6, req: (seq: number) => Probe, auth: PortalAuth, at: { ms: number; us: number }, send: (b: Buffer, done: (e: Error | null) => void) => void): void {
+  const msgs: Buffer[] = [];
+  for (const seq of trains.start(id, at.ms, outer)) {
+    const signed = auth.sign(encodeProbe({ ...req(seq), train: true }, at.us, outer - udpOverhead(fam)));
+    if (!signed) return trains.failed(id);
+    msgs.push(signed);
+  }
+  for (const m of msgs) send(m, (e) => void (e && trains.failed(id)));
+}
+
+/** Trains that are over: a measurement becomes the link's controller's starting estimate
+ * (cc.seedRate: a link that carried data already keeps its own), and the log says it. */
+function takeTrains(trains: Trains, nowMs: number, cc: CcLoop, log: Log, name: (id: number) => string): void {
+  for (const { id, result: r } of trains.finish(nowMs)) {
+    const what = `${r.replies} of ${r.sent} replies over ${(r.spanUs / 1000).toFixed(1)} ms, ${r.outerBytes} B each`;
+    if (r.bps === null) {
+      log(`link ${name(id)}: capacity train inconclusive (${what}): tried again later`, { link: id, ...r });
+      continue;
+    }
+    const used = cc.seedRate(id, r.bps);
+    log(`link ${name(id)}: capacity train ${(r.bps / 1e6).toFixed(1)} Mbit/s (${what})${used ? '' : '; not used: the link measures itself already'}`, { link: id, ...r, used });
+  }
+}
+
 function runtimeOf(
   t: Tracker,
   cc: CcLoop,
@@ -390,6 +420,7 @@ export async function startLocal(
   const t = new Tracker(cfg.links.map((l) => l.id), port, params, log, nowMs);
   const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl, onLinkDead: (id) => t.fastDown(id), idleFeedbackMs: params.intervalMs });
   const pmtu = new PmtuProber();
+  const trains = new Trains();
   t.onUp = (id) => {
     cc.linkUp(id);
     pmtu.restart(id, nowMs());
@@ -453,6 +484,12 @@ export async function startLocal(
         t.bad++;
         return;
       }
+      if (p.train) {
+        // a capacity train's answer: when its request arrived says the link's rate (train.ts);
+        // queued behind its train, its round trip says nothing
+        if (trains.reply(l.id, p.probeSeq, p.tsUs ?? 0)) takeTrains(trains, nowMs(), cc, log, (id) => cfg.links[id]!.name); // the last one ends it
+        return;
+      }
       if (p.pmtuProbe) {
         // a size probe's answer: its size counts for path MTU discovery, its arrival for liveness
         if (pmtuReply(l.id, p.probeSeq, msg.length + udpOverhead(fam), p.reqLen ?? 0, nowMs())) t.hear(l.id);
@@ -489,6 +526,7 @@ export async function startLocal(
       budgetBytes: cc.budgets.allowance(id), // what the RP may still send on it (budget.ts)
       pmtuDown: m?.confirmedDown ?? 0, // the RP schedules nothing larger on the link
       pmtuUp: m?.confirmedUp ?? 0,
+      unrated: l.unrated === true, // the RP measures its direction of the link with a train
     };
   };
   let seq = 0;
@@ -510,6 +548,19 @@ export async function startLocal(
       });
     }
     t.evaluate();
+    // capacity trains on the usable links whose rate nobody configured (train.ts)
+    takeTrains(trains, nowMs(), cc, log, (id) => cfg.links[id]!.name);
+    if (!cfg.congestionControl) return;
+    for (const { id, sock, remote, fam, sent } of socks)
+      if (cfg.links[id]!.unrated && t.usable(id) && trains.due(id, nowMs())) {
+        const outer = Math.min(pmtu.mtus(id)?.confirmedUp || TRAIN_OUTER_BYTES, ceilings.get(id) ?? 1500);
+        sendTrain(trains, id, outer, fam, (s) => request(id, s), auth, { ms: nowMs(), us: nowUs() }, (b, done) =>
+          sock.send(b, cfg.port, remote, (e) => {
+            if (!e) sent(b.length);
+            done(e);
+          }),
+        );
+      }
   };
   // path MTU discovery: size probes on the usable links, and the MTUs they find to the data path
   /** Is either direction of link `id` searching (its events are kept to their times)? */
@@ -694,7 +745,7 @@ export async function startLocal(
     cc.budgets.tick(); // what was counted since the last tick, while the maps are there
     await budgets.save();
   };
-  const status = () => t.status(cc).map((s) => ({ ...s, pmtu: pmtu.status(s.id) ?? undefined }));
+  const status = () => t.status(cc).map((s) => ({ ...s, pmtu: pmtu.status(s.id) ?? undefined, train: trains.result(s.id) ?? undefined }));
   return ok(runtimeOf(t, cc, auth, status, wake, socks.map((x) => x.sock), lastWords));
 }
 
@@ -761,6 +812,9 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
   const seenIds: number[] = []; // the same, as the array buildFeedback takes
   const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl, peerBudgets: true, onLinkDead: (id) => t.fastDown(id), idleFeedbackMs: params.intervalMs });
   t.onUp = (id) => cc.linkUp(id);
+  // capacity trains of our direction on the links the LP's requests call unrated (train.ts)
+  const trains = new Trains();
+  const unrated = new Set<number>();
   const auth = portalAuth(authSetup, log);
   const responder = auth.authenticated && authSetup.local && authSetup.peer ? new Responder(auth, authSetup.local, authSetup.peer, log) : null;
   // where each link's requests come from: feedback and our own requests go back there
@@ -822,6 +876,11 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
         t.bad++;
         return;
       }
+      if (p.train) {
+        // when it arrived at the LP: our direction's rate (the last reply ends the train)
+        if (trains.reply(p.linkId, p.probeSeq, p.tsUs ?? 0)) takeTrains(trains, nowMs(), cc, log, String);
+        return;
+      }
       t.rtt.set(p.linkId, Number(nowNs() - p.sentNs) / 1e6);
       cc.onProbeRtt(p.linkId, Number(nowNs() - p.sentNs) / 1e3);
       t.hear(p.linkId);
@@ -837,7 +896,7 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
   const freshNs = BigInt(params.missed * params.intervalMs) * 1_000_000n;
   let readFailed = false;
   const onRequest = (p: Probe, from: { address: string; port: number; family: number }, atUs: number) => {
-    if (p.pmtuProbe) {
+    if (p.pmtuProbe || p.train) {
       // a size probe (pmtu.ts), answered by the data path: it teaches nothing else, but it is
       // the LP's control plane asking: no requests of our own on the link (requestSilent). The
       // map keeps a link's last request only, and the LP sends its confirm probes right after a
@@ -850,6 +909,8 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
       return;
     }
     peerMtus.set(p.linkId, { ...peerMtu(p, from.family === 6 ? 6 : 4), down: downMtu(p.linkId, p.pmtuDown ?? 0) });
+    if (p.unrated) unrated.add(p.linkId);
+    else unrated.delete(p.linkId);
     // the probe carries the LP's static estimate; once feedback flows, our controller decides
     const own = cc.output(p.linkId);
     const est = own ? { rateBps: own.rateBps, owdUs: own.owdUs } : { rateBps: p.rateBps, owdUs: p.owdUs, peerEstimate: true };
@@ -915,6 +976,20 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
       if (signed) ep.sock.send(signed, ep.port, ep.address, (e) => void (e ? undefined : t.sent.set(id, (t.sent.get(id) ?? 0) + 1)));
     }
   };
+  /** Capacity trains toward the LP on its unrated links once they are up, padded to the outer
+   * MTU the LP confirmed toward it (else TRAIN_OUTER_BYTES); the results of finished ones. */
+  const trainTick = () => {
+    takeTrains(trains, nowMs(), cc, log, String);
+    if (!cfg.congestionControl) return;
+    for (const id of unrated) {
+      const ep = endpoints.get(id);
+      if (!ep || !t.usable(id) || !trains.due(id, nowMs())) continue;
+      const fam = ep.sock === socks[1] ? 6 : 4;
+      const outer = downMtu(id, peerMtus.get(id)?.down ?? 0) || TRAIN_OUTER_BYTES;
+      const req = (probeSeq: number): Probe => ({ linkId: id, reply: false, metric: 0, carrier: MP_CARRIER_UDP, probeSeq, sentNs: nowNs(), rateBps: 0n, owdUs: 0 });
+      sendTrain(trains, id, outer, fam, req, auth, { ms: nowMs(), us: nowUs() }, (b, done) => ep.sock.send(b, ep.port, ep.address, done));
+    }
+  };
   const heartbeat = aliveWriter(port, log, nowMs);
   let polling = false;
   const pollIcmp = () => {
@@ -962,6 +1037,7 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
       requestSilent();
       t.evaluate();
       syncMtus();
+      trainTick();
     }
     // in phase with the probes; every ICMP_POLL_MS while packets move, ICMP_IDLE_POLL_MS while
     // none do (our packets are then the probe replies and idle feedback: nothing is sent at a
@@ -986,7 +1062,8 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
         // at the LP's next request)
         const icmp = icmpMtus.get(s.id);
         const down = m && icmp && m.down ? Math.min(m.down, icmp) : m?.down;
-        return m ? { ...s, pmtu: { peerUp: m.up, peerDown: down ?? 0, ...(icmp ? { icmp } : {}) } } : s;
+        const train = trains.result(s.id) ?? undefined;
+        return m ? { ...s, pmtu: { peerUp: m.up, peerDown: down ?? 0, ...(icmp ? { icmp } : {}) }, train } : { ...s, train };
       });
   return ok(runtimeOf(t, cc, auth, status, wake, socks));
 }

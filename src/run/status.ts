@@ -50,6 +50,9 @@ export interface LinkStatus {
    * "too big" about its packets taught its kernel (absent: none). Absent before path MTU
    * discovery existed. */
   pmtu?: { mtu: number; source: 'probed' | 'interface'; shrinks: number; up?: number; down?: number; icmp?: number } | null;
+  /** the capacity train of this portal's sending direction (train.ts): what it measured on a
+   * link whose rate nobody configured; absent: none */
+  train?: { bps: number; replies: number; sent: number; spanUs: number; outerBytes: number };
 }
 
 export interface PortalStatus {
@@ -215,6 +218,7 @@ export function statusText(s: PortalStatus): string {
         `${l.endpoint ? `  peer ${l.endpoint}` : ''}` +
         `${l.pmtu ? `  pmtu ${l.pmtu.mtu} (${l.pmtu.source}${l.pmtu.icmp ? `, ICMP ${l.pmtu.icmp}` : ''})${l.pmtu.shrinks ? ` shrank ${l.pmtu.shrinks}x` : ''}` : ''}` +
         `${l.budget ? `  budget ${l.budget.exhausted ? 'SPENT' : `${(l.budget.leftBytes / 1e6).toFixed(1)} MB left`}${typeof l.budget.usedBytes === 'number' ? ` (${(l.budget.usedBytes / 1e6).toFixed(1)} MB used)` : ''}` : ''}` +
+        `${l.train ? `  train ${(l.train.bps / 1e6).toFixed(1)} Mbit/s` : ''}` +
         (l.cc
           ? `\n    cc ${l.cc.phase}${l.cc.stale ? ' (stale)' : ''} bw ${(l.cc.bwBps / 1e6).toFixed(1)} Mbit/s delivered ${(l.cc.deliveryBps / 1e6).toFixed(1)} Mbit/s` +
             ` queue ${l.cc.queueMs.toFixed(1)} ms rtt ${l.cc.rttMs.toFixed(1)} ms loss ${l.cc.lossPct.toFixed(1)} %`
@@ -301,6 +305,7 @@ export async function portalStatus(instance: string): Promise<Result<PortalStatu
         probesHeard: rt?.probesHeard ?? 0,
         cc: rt?.cc ?? null,
         pmtu: pmtuStatus(link.mtu, rt),
+        ...(rt?.train?.bps ? { train: { ...rt.train, bps: Math.round(rt.train.bps) } } : {}),
         budget:
           link.budgetBytes && sent
             ? {

@@ -1,0 +1,62 @@
+// Capacity trains end to end (src/run/train.ts, bpf/probe.h): a bond whose LP config names no
+// rate measures each link in each direction before any flow, through the real data paths and
+// the lab's emulated links:
+//
+//   client ── lp ═╦═ cable 40↓/10↑ Mbit 8 ms ═╦═ inet ── rp ── server
+//                 ╚═ dsl    6↓/ 2↑ Mbit 20 ms ═╝
+//
+// The LP measures the up direction, the RP (told by the LP's requests that the link is unrated)
+// the down direction; each portal's controller starts from what it measured, and the data path
+// plans the link at it, with no packet of a flow sent yet.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseScenario } from '../src/lab/scenario.js';
+import type { PortalStatus } from '../src/run/status.js';
+import { withLab } from './helpers/lab.js';
+import { labStatus } from './helpers/wait.js';
+
+const scenario = parseScenario(
+  {
+    links: [
+      { label: 'cable', delay: '8ms', up: { rate: '10mbit' }, down: { rate: '40mbit' } },
+      { label: 'dsl', delay: '20ms', up: { rate: '2mbit' }, down: { rate: '6mbit' } },
+    ],
+  },
+  't',
+)._unsafeUnwrap();
+
+test('capacity trains: without configured rates, each portal measures its direction of each link before any flow and starts from it', { timeout: 120_000 }, async (t) => {
+  await withLab(
+    scenario,
+    async (lab) => {
+      const truth = { lp: [10e6, 2e6], rp: [40e6, 6e6] };
+      const trained = (s: PortalStatus) => s.links.length === 2 && s.links.every((l) => l.train);
+      const read = async (role: 'lp' | 'rp') => {
+        const t0 = Date.now();
+        let s = await labStatus(lab, role);
+        while (!trained(s) && Date.now() - t0 < 10_000) {
+          await new Promise((r) => setTimeout(r, 200));
+          s = await labStatus(lab, role);
+        }
+        return s;
+      };
+      for (const role of ['lp', 'rp'] as const) {
+        const s = await read(role);
+        for (const l of s.links) t.diagnostic(`${role} link ${l.id}: train ${JSON.stringify(l.train)} rate ${l.rateBps} cc ${JSON.stringify(l.cc)}`);
+        assert.equal(s.links.length, 2, `${role}: two links`);
+        for (const l of s.links) {
+          const want = truth[role][l.id]!;
+          assert.ok(l.train, `${role} link ${l.id}: a train measured it`);
+          // the emulator's rate is of IP packets; its timer spaces them to ±1 ms
+          assert.ok(Math.abs(l.train.bps / want - 1) <= 0.2, `${role} link ${l.id}: ${l.train.bps} bit/s measured, ${want} emulated`);
+          assert.ok(l.train.replies >= 8 && l.train.replies <= l.train.sent, `${role} link ${l.id}: ${l.train.replies} of ${l.train.sent} replies`);
+          assert.ok(l.cc, `${role} link ${l.id}: a controller`);
+          assert.ok(Math.abs(l.cc.bwBps / l.train.bps - 1) < 0.01, `${role} link ${l.id}: the controller starts from the train (${l.cc.bwBps})`);
+          assert.ok(l.rateBps >= 0.9 * l.train.bps, `${role} link ${l.id}: the data path plans it at ${l.rateBps}, not the 10 Mbit/s start`);
+          assert.equal(l.tx.packets, 0, `${role} link ${l.id}: no data sent yet`);
+        }
+      }
+    },
+    { bond: true, lp: { omitRates: true } },
+  );
+});

@@ -17,7 +17,7 @@ import { livenessChanges, type LinkLiveness, type LivenessParams } from './liven
 import { nextHoldMs } from './fast-down.js';
 import { answer, decodeProbe, encodeProbe, PROBE_LEN, udpOverhead, type Probe } from './probe.js';
 import { MAX_WAIT_MS, PmtuProber, type PmtuStatus, type SizeProbe } from './pmtu.js';
-import { TRAIN_OUTER_BYTES, Trains, type TrainResult } from './train.js';
+import { HINT_OFF, startFromTrain, TRAIN_OUTER_BYTES, Trains, type TrainResult } from './train.js';
 import { setPmtuProbe } from '../native/libmpctl.js';
 import { decodeHdr, MP_CARRIER_IP, MP_ALIVE_NS, MP_CARRIER_UDP, MP_HDR, MP_HDR_LEN, MP_MAX_LINKS, MP_T_COOKIE, MP_T_FEEDBACK, MP_T_HS_INIT, MP_T_HS_RESP, MP_T_PROBE, offsetOf, type MpPeerProbe } from '../datapath/abi.js';
 import { CcLoop, FEEDBACK_INTERVAL_MS, type CcCounters, type CcDatapath, type CcStatus } from '../cc/loop.js';
@@ -363,16 +363,24 @@ function sendTrain(trains: Trains, id: number, outer: number, fam: 4 | 6, req: (
 }
 
 /** Trains that are over: a measurement becomes the link's controller's starting estimate
- * (cc.seedRate: a link that carried data already keeps its own), and the log says it. */
-function takeTrains(trains: Trains, nowMs: number, cc: CcLoop, log: Log, name: (id: number) => string): void {
+ * where the link has no configured rate (`hint` null) or one far off (startFromTrain; cc.seedRate:
+ * a link that carried data already keeps its own), and the log says it. */
+function takeTrains(trains: Trains, nowMs: number, cc: CcLoop, log: Log, name: (id: number) => string, hint: (id: number) => number | null): void {
   for (const { id, result: r } of trains.finish(nowMs)) {
     const what = `${r.replies} of ${r.sent} replies over ${(r.spanUs / 1000).toFixed(1)} ms, ${r.outerBytes} B each`;
     if (r.bps === null) {
       log(`link ${name(id)}: capacity train inconclusive (${what}): tried again later`, { link: id, ...r });
       continue;
     }
+    const h = hint(id);
+    const mbit = (bps: number) => `${(bps / 1e6).toFixed(1)} Mbit/s`;
+    if (!startFromTrain(r.bps, h)) {
+      log(`link ${name(id)}: capacity train ${mbit(r.bps)} (${what}), within ${HINT_OFF}x of the configured ${mbit(h!)}: that stays the start`, { link: id, ...r, used: false });
+      continue;
+    }
     const used = cc.seedRate(id, r.bps);
-    log(`link ${name(id)}: capacity train ${(r.bps / 1e6).toFixed(1)} Mbit/s (${what})${used ? '' : '; not used: the link measures itself already'}`, { link: id, ...r, used });
+    const off = h === null ? '' : `; the configured ${mbit(h)} is more than ${HINT_OFF}x off`;
+    log(`link ${name(id)}: capacity train ${mbit(r.bps)} (${what})${off}${used ? '' : '; not used: the link measures itself already'}`, { link: id, ...r, used });
   }
 }
 
@@ -420,7 +428,12 @@ export async function startLocal(
   const t = new Tracker(cfg.links.map((l) => l.id), port, params, log, nowMs);
   const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl, onLinkDead: (id) => t.fastDown(id), idleFeedbackMs: params.intervalMs });
   const pmtu = new PmtuProber();
+  // capacity trains (train.ts): every link but a metered one with a configured rate (a budget
+  // pays for them; one whose rate nobody configured is worth its ~31 KB)
   const trains = new Trains();
+  const linkName = (id: number) => cfg.links[id]!.name;
+  const linkHint = (id: number) => (cfg.links[id]!.unrated ? null : cfg.links[id]!.rateBps);
+  const trained = (id: number) => cfg.links[id]!.unrated === true || cfg.links[id]!.budgetBytes === 0;
   t.onUp = (id) => {
     cc.linkUp(id);
     pmtu.restart(id, nowMs());
@@ -487,7 +500,7 @@ export async function startLocal(
       if (p.train) {
         // a capacity train's answer: when its request arrived says the link's rate (train.ts);
         // queued behind its train, its round trip says nothing
-        if (trains.reply(l.id, p.probeSeq, p.tsUs ?? 0)) takeTrains(trains, nowMs(), cc, log, (id) => cfg.links[id]!.name); // the last one ends it
+        if (trains.reply(l.id, p.probeSeq, p.tsUs ?? 0)) takeTrains(trains, nowMs(), cc, log, linkName, linkHint); // the last one ends it
         return;
       }
       if (p.pmtuProbe) {
@@ -526,7 +539,7 @@ export async function startLocal(
       budgetBytes: cc.budgets.allowance(id), // what the RP may still send on it (budget.ts)
       pmtuDown: m?.confirmedDown ?? 0, // the RP schedules nothing larger on the link
       pmtuUp: m?.confirmedUp ?? 0,
-      unrated: l.unrated === true, // the RP measures its direction of the link with a train
+      unrated: l.unrated === true, // rate_bps is no configured rate: the RP starts from its own train
     };
   };
   let seq = 0;
@@ -548,11 +561,11 @@ export async function startLocal(
       });
     }
     t.evaluate();
-    // capacity trains on the usable links whose rate nobody configured (train.ts)
-    takeTrains(trains, nowMs(), cc, log, (id) => cfg.links[id]!.name);
+    // capacity trains on the usable links (train.ts)
+    takeTrains(trains, nowMs(), cc, log, linkName, linkHint);
     if (!cfg.congestionControl) return;
     for (const { id, sock, remote, fam, sent } of socks)
-      if (cfg.links[id]!.unrated && t.usable(id) && trains.due(id, nowMs())) {
+      if (trained(id) && t.usable(id) && trains.due(id, nowMs())) {
         const outer = Math.min(pmtu.mtus(id)?.confirmedUp || TRAIN_OUTER_BYTES, ceilings.get(id) ?? 1500);
         sendTrain(trains, id, outer, fam, (s) => request(id, s), auth, { ms: nowMs(), us: nowUs() }, (b, done) =>
           sock.send(b, cfg.port, remote, (e) => {
@@ -812,9 +825,11 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
   const seenIds: number[] = []; // the same, as the array buildFeedback takes
   const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl, peerBudgets: true, onLinkDead: (id) => t.fastDown(id), idleFeedbackMs: params.intervalMs });
   t.onUp = (id) => cc.linkUp(id);
-  // capacity trains of our direction on the links the LP's requests call unrated (train.ts)
+  // capacity trains of our direction (train.ts): the LP's configured rate of each link as its
+  // requests say (null: none), and whether it is metered (the LP's budget: no train unless unrated)
   const trains = new Trains();
-  const unrated = new Set<number>();
+  const peerHint = new Map<number, { bps: number | null; metered: boolean }>();
+  const hintOf = (id: number) => peerHint.get(id)?.bps ?? null;
   const auth = portalAuth(authSetup, log);
   const responder = auth.authenticated && authSetup.local && authSetup.peer ? new Responder(auth, authSetup.local, authSetup.peer, log) : null;
   // where each link's requests come from: feedback and our own requests go back there
@@ -878,7 +893,7 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
       }
       if (p.train) {
         // when it arrived at the LP: our direction's rate (the last reply ends the train)
-        if (trains.reply(p.linkId, p.probeSeq, p.tsUs ?? 0)) takeTrains(trains, nowMs(), cc, log, String);
+        if (trains.reply(p.linkId, p.probeSeq, p.tsUs ?? 0)) takeTrains(trains, nowMs(), cc, log, String, hintOf);
         return;
       }
       t.rtt.set(p.linkId, Number(nowNs() - p.sentNs) / 1e6);
@@ -909,8 +924,7 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
       return;
     }
     peerMtus.set(p.linkId, { ...peerMtu(p, from.family === 6 ? 6 : 4), down: downMtu(p.linkId, p.pmtuDown ?? 0) });
-    if (p.unrated) unrated.add(p.linkId);
-    else unrated.delete(p.linkId);
+    peerHint.set(p.linkId, { bps: p.unrated ? null : Number(p.rateBps), metered: (p.budgetBytes ?? null) !== null });
     // the probe carries the LP's static estimate; once feedback flows, our controller decides
     const own = cc.output(p.linkId);
     const est = own ? { rateBps: own.rateBps, owdUs: own.owdUs } : { rateBps: p.rateBps, owdUs: p.owdUs, peerEstimate: true };
@@ -976,14 +990,16 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
       if (signed) ep.sock.send(signed, ep.port, ep.address, (e) => void (e ? undefined : t.sent.set(id, (t.sent.get(id) ?? 0) + 1)));
     }
   };
-  /** Capacity trains toward the LP on its unrated links once they are up, padded to the outer
-   * MTU the LP confirmed toward it (else TRAIN_OUTER_BYTES); the results of finished ones. */
+  /** Capacity trains toward the LP once its links are up (not on a metered one with a configured
+   * rate), padded to the outer MTU the LP confirmed toward it (else TRAIN_OUTER_BYTES); the
+   * results of finished ones. The LP's configured rate is its upstream's: a downstream that
+   * differs more than HINT_OFF times (an asymmetric line) starts from the train. */
   const trainTick = () => {
-    takeTrains(trains, nowMs(), cc, log, String);
+    takeTrains(trains, nowMs(), cc, log, String, hintOf);
     if (!cfg.congestionControl) return;
-    for (const id of unrated) {
+    for (const [id, h] of peerHint) {
       const ep = endpoints.get(id);
-      if (!ep || !t.usable(id) || !trains.due(id, nowMs())) continue;
+      if ((h.metered && h.bps !== null) || !ep || !t.usable(id) || !trains.due(id, nowMs())) continue;
       const fam = ep.sock === socks[1] ? 6 : 4;
       const outer = downMtu(id, peerMtus.get(id)?.down ?? 0) || TRAIN_OUTER_BYTES;
       const req = (probeSeq: number): Probe => ({ linkId: id, reply: false, metric: 0, carrier: MP_CARRIER_UDP, probeSeq, sentNs: nowNs(), rateBps: 0n, owdUs: 0 });

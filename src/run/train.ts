@@ -1,5 +1,6 @@
-// Capacity trains (bpf/mp.h "Capacity trains"): a link whose rate nobody configured is measured
-// before it carries a flow, instead of being found by the flow's own packets.
+// Capacity trains (bpf/mp.h "Capacity trains"): every link is measured before it carries a
+// flow, instead of being found by the flow's own packets; a link whose rate nobody configured
+// starts from the measurement, one with a configured rate only when that is far off (HINT_OFF).
 //
 // Once such a link is up, its sender sends TRAIN_LEN probe requests back to back, padded to a
 // size the path carries (its confirmed path MTU, else TRAIN_OUTER_BYTES), with MP_PROBE_F_TRAIN.
@@ -12,8 +13,8 @@
 // used). A sender that cannot send faster than the link (a fast, unshaped link) measures its own
 // rate: a lower bound, which the controller's startup grows from.
 //
-// The result is the link's controller's starting estimate (cc/loop.ts seedRate), as a configured
-// rate would be: the scheduler plans the link at it from the first packet of the first flow.
+// The result is the link's controller's starting estimate (cc/loop.ts seedRate) as a configured
+// rate would be (or instead of one more than HINT_OFF times off): the scheduler plans the link at it from the first packet of the first flow.
 // Lab, the demo's links (20/10 + 10/25 ±2 + 30/40 ±1 ms) with no rate configured: every link
 // started at the 10 Mbit/s default, the first flow's scheduler spread it as if the links were
 // equal and the controllers' startups found the truth in the middle of the flow (README
@@ -36,6 +37,18 @@ export const TRAIN_RETRY_MS = 5000;
 export const TRAIN_TRIES = 3;
 /** A span this short is no measurement (a clock tick of the peer's µs stamps). */
 const MIN_SPAN_US = 20;
+
+/** A configured rate (a hint) stays the link's start unless a train measured more than this
+ * many times more or less: a rate 10× off (an ISP's advertised rate, a typo, the upstream rate of
+ * an asymmetric line taken for its downstream) is replaced, one a few per cent off is not (the
+ * operator may know a token bucket's sustained rate that a short train overshoots). */
+export const HINT_OFF = 3;
+
+/** Does a link start from the train's measurement (true) or its configured rate? `hintBps`:
+ * the configured rate (null: none). */
+export function startFromTrain(measuredBps: number, hintBps: number | null): boolean {
+  return hintBps === null || !(hintBps > 0) || measuredBps > HINT_OFF * hintBps || measuredBps < hintBps / HINT_OFF;
+}
 
 /** probe_seq of a train's request: TRAIN_SEQ_BASE | train number << 8 | index. */
 const TRAIN_SEQ_BASE = 0x8000_0000;

@@ -95,20 +95,20 @@ enum mp_hdr_flags {
  * Admin-down: MP_PROBE_F_ADMIN_DOWN in the LP's requests says the operator took the link out;
  * the RP sends nothing on it either while the flag is set (probes still flow both ways).
  *
- * Capacity trains (src/run/train.ts): a link whose rate nobody configured is measured once it is
- * up. Its sender sends a few dozen padded requests back to back with MP_PROBE_F_TRAIN set; the
+ * Capacity trains (src/run/train.ts): each portal measures its direction of a link once it is
+ * up. It sends a few dozen padded requests back to back with MP_PROBE_F_TRAIN set; the
  * peer's data path answers each one as it arrives, and the reply's mp_hdr.ts_us is the peer's
  * clock at that moment: the spacing of those times is the link's bottleneck rate in the request's
  * direction (packet-train dispersion). A reply echoes the flag; a train request or reply says
  * nothing about liveness or round trips (it queues behind its train). MP_PROBE_F_UNRATED in the
- * LP's liveness requests says its config names no rate for the link: the RP measures its own
- * direction too. */
+ * LP's liveness requests says its config names no rate for the link: rate_bps is only the
+ * default start, and the RP starts from its own train's measurement. */
 enum mp_probe_flags {
 	MP_PROBE_F_BUDGET = 1 << 0,     /* budget_kib holds the RP's allowance on this link */
 	MP_PROBE_F_ADMIN_DOWN = 1 << 1, /* the LP took this link out: the RP does not send on it */
 	MP_PROBE_F_PMTU = 1 << 2,       /* a size probe (padded request or reply_len): not liveness */
 	MP_PROBE_F_TRAIN = 1 << 3,      /* one packet of a capacity train (echoed): not liveness */
-	MP_PROBE_F_UNRATED = 1 << 4,    /* LP request: no rate configured for the link (the RP trains) */
+	MP_PROBE_F_UNRATED = 1 << 4,    /* LP request: no rate configured for the link (rate_bps a default) */
 };
 
 struct mp_probe {

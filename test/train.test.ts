@@ -1,7 +1,7 @@
 // Capacity trains (src/run/train.ts): the rate from the peer's arrival stamps, and a train's life.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { dispersion, TRAIN_LEN, TRAIN_MIN_REPLIES, TRAIN_RETRY_MS, TRAIN_TRIES, TRAIN_WAIT_MS, Trains } from '../src/run/train.js';
+import { dispersion, HINT_OFF, startFromTrain, TRAIN_LEN, TRAIN_MIN_REPLIES, TRAIN_RETRY_MS, TRAIN_TRIES, TRAIN_WAIT_MS, Trains } from '../src/run/train.js';
 import { decodeProbe, encodeProbe, type Probe } from '../src/run/probe.js';
 import { MP_HDR_LEN, MP_PROBE_F_TRAIN, MP_PROBE_F_UNRATED } from '../src/datapath/abi.js';
 
@@ -32,6 +32,17 @@ describe('capacity train: the rate', () => {
     assert.equal(dispersion(stamps(TRAIN_MIN_REPLIES - 1, 1280, 10e6), 1280, TRAIN_LEN).bps, null);
     assert.equal(dispersion(Array(TRAIN_LEN).fill(5), 1280, TRAIN_LEN).bps, null);
     assert.equal(dispersion([], 1280, TRAIN_LEN).bps, null);
+  });
+});
+
+describe('capacity train: measurement or configured rate', () => {
+  it('no configured rate: the measurement; one more than HINT_OFF times off either way: the measurement; else the configured rate stays', () => {
+    assert.equal(HINT_OFF, 3);
+    assert.ok(startFromTrain(20e6, null));
+    assert.ok(startFromTrain(20e6, 200e6), '10x too high');
+    assert.ok(startFromTrain(20e6, 2e6), '10x too low');
+    assert.ok(startFromTrain(50e6, 10e6), "an asymmetric line's upstream rate taken for its downstream (the RP)");
+    for (const hint of [20e6, 10e6, 40e6, 7e6, 59e6]) assert.ok(!startFromTrain(20e6, hint), `${hint}`);
   });
 });
 

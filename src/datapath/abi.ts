@@ -138,7 +138,7 @@ export const MP_PROBE_F_ADMIN_DOWN = 1 << 1;
 export const MP_PROBE_F_PMTU = 1 << 2;
 /** a capacity train's request or reply (src/run/train.ts): not liveness, echoed */
 export const MP_PROBE_F_TRAIN = 1 << 3;
-/** LP request: its config names no rate for the link (the RP measures its direction too) */
+/** LP request: its config names no rate for the link (rate_bps is a default; the RP starts from its train) */
 export const MP_PROBE_F_UNRATED = 1 << 4;
 
 /** enum mp_drop_reason, by value: DROP_REASONS[MP_DROP_TRUNCATED] === 'truncated'. */

@@ -44,7 +44,7 @@ export interface BondOptions {
    * the client node keeps its lab address (the client address is the NAT's) */
   lan?: boolean;
   /** LP config extras (tests of tiers, budgets and static weights): per link (by index) its
-   * `metric`, its configured `rate` instead of the emulated one, its `budget`; and
+   * `metric`, its configured `rate` instead of the emulated one ('': none, measured), its `budget`; and
    * `congestion_control`; `omitRates`: no `rate` or `delay` keys (capacity discovery) */
   lp?: { metrics?: number[]; rates?: string[]; budgets?: string[]; congestionControl?: boolean; omitRates?: boolean; redundant?: string[]; portForwards?: string[] };
 }
@@ -118,7 +118,7 @@ export function lpConfig(lab: string, links: LinkSettings[], o: BondOptions, key
       ...(o.ipCarrier === true && k % 2 === 0 ? ['carrier = "ip"'] : []),
       ...(o.lp?.omitRates === true
         ? []
-        : [`rate = "${o.lp?.rates?.[i] ?? formatRate(rate)}"`, `delay = "${formatDuration(Math.max(l.up.delayUs, 100))}"`]),
+        : [...(o.lp?.rates?.[i] === '' ? [] : [`rate = "${o.lp?.rates?.[i] ?? formatRate(rate)}"`]), `delay = "${formatDuration(Math.max(l.up.delayUs, 100))}"`]),
       ...(o.lp?.metrics?.[i] !== undefined ? [`metric = ${o.lp.metrics[i]}`] : []),
       ...(o.lp?.budgets?.[i] !== undefined ? [`budget = "${o.lp.budgets[i]}"`] : []),
     );

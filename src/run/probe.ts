@@ -47,7 +47,7 @@ export interface Probe {
   pmtuProbe?: boolean;
   /** one packet of a capacity train (MP_PROBE_F_TRAIN, train.ts): not liveness; echoed */
   train?: boolean;
-  /** LP request: its config names no rate for the link (MP_PROBE_F_UNRATED): the RP trains it */
+  /** LP request: its config names no rate for the link (MP_PROBE_F_UNRATED): rate_bps is a default */
   unrated?: boolean;
   /** request: pad the reply to this outer IP length (0 = unpadded); reply: echoed */
   replyLen?: number;

@@ -50,8 +50,8 @@ export interface LinkStatus {
    * "too big" about its packets taught its kernel (absent: none). Absent before path MTU
    * discovery existed. */
   pmtu?: { mtu: number; source: 'probed' | 'interface'; shrinks: number; up?: number; down?: number; icmp?: number } | null;
-  /** the capacity train of this portal's sending direction (train.ts): what it measured on a
-   * link whose rate nobody configured; absent: none */
+  /** the capacity train of this portal's sending direction (train.ts): what it measured on the
+   * link before it carried data; absent: none */
   train?: { bps: number; replies: number; sent: number; spanUs: number; outerBytes: number };
 }
 

@@ -105,7 +105,9 @@ const waitFor = async (cond: () => boolean, ms = 2000) => {
   }
 };
 
-const isProbe = (m: Buffer) => abi.decodeHdr(m).type === abi.MP_T_PROBE;
+/** A request of the RP's own (liveness): not a capacity train's (train.ts: the RP measures every
+ * link once it is up, whatever the LP's control plane does) */
+const isProbe = (m: Buffer) => abi.decodeHdr(m).type === abi.MP_T_PROBE && !decodeProbe(m)?.train;
 
 /** A signed RP's run loop over the recording fake, on a hand-driven clock (it moves only when the
  * test calls advance(); the timers still tick), and the LP's socket on loopback with its inbox. */

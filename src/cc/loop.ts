@@ -250,8 +250,8 @@ export class CcLoop {
     return (this.fbCount.get(id) ?? 0) > 0;
   }
 
-  /** A capacity train's measurement of link `id` (run/train.ts), whose rate nobody configured:
-   * its controller starts from it, and the data path plans the link at it from now on, before
+  /** A capacity train's measurement of link `id` (run/train.ts), whose rate nobody configured
+   * or configured far off (train.ts startFromTrain): its controller starts from it, and the data path plans the link at it from now on, before
    * any feedback (as it would a configured rate). A link whose feedback has shown packets of
    * ours delivered measures itself already: false, nothing changes (idle feedback, which comes
    * from the moment the peer hears us, does not count). */

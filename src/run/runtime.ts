@@ -347,8 +347,6 @@ export function peerMtu(p: Probe, family: 4 | 6): LinkMtu {
   return { family, carrier: p.carrier === MP_CARRIER_IP ? 'ip' : 'udp', up: p.pmtuUp ?? 0, down: p.pmtuDown ?? 0 };
 }
 
-/** The Runtime both portals return: their loop's parts, and a stop that ends timers, the
- * handshake loop and the sockets. */
 /** A capacity train on link `id` (train.ts): its requests, built by `req`, padded to `outer`
  * bytes on the wire (`fam`'s IP and UDP headers included), signed first and then sent back to
  * back. Nothing goes without a session; a send that fails voids the train (tried again later). */
@@ -384,6 +382,8 @@ function takeTrains(trains: Trains, nowMs: number, cc: CcLoop, log: Log, name: (
   }
 }
 
+/** The Runtime both portals return: their loop's parts, and a stop that ends timers, the
+ * handshake loop and the sockets. */
 function runtimeOf(
   t: Tracker,
   cc: CcLoop,
@@ -912,7 +912,8 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
   let readFailed = false;
   const onRequest = (p: Probe, from: { address: string; port: number; family: number }, atUs: number) => {
     if (p.pmtuProbe || p.train) {
-      // a size probe (pmtu.ts), answered by the data path: it teaches nothing else, but it is
+      // a size probe (pmtu.ts) or a capacity train's request (train.ts), answered by the data
+      // path: it teaches nothing else, but it is
       // the LP's control plane asking: no requests of our own on the link (requestSilent). The
       // map keeps a link's last request only, and the LP sends its confirm probes right after a
       // round's liveness request: read as silence, every third round's hidden request set the

@@ -10,9 +10,8 @@
 // to the last (packet-train dispersion). Losses do not bias it (a full buffer drops the train's
 // tail, the packets that got through left at the bottleneck's rate), nor do the clocks (only
 // differences of the peer's own clock count), nor the way back (the replies' own spacing is not
-// used). A sender that cannot send faster than the link (a fast, unshaped link: Node sends the
-// 24 in ~0.1 ms, ~2 Gbit/s) measures its own rate: a lower bound, which the controller's startup
-// grows from (and which replaces a configured rate only more than HINT_OFF times above it).
+// used). A sender that cannot send faster than the link (a fast, unshaped link; not measured
+// here) measures its own rate: a lower bound, which the controller's startup grows from.
 //
 // The result is the link's controller's starting estimate (cc/loop.ts seedRate) as a configured
 // rate would be (or instead of one more than HINT_OFF times off): the scheduler plans the link

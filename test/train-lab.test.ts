@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { parseScenario } from '../src/lab/scenario.js';
 import type { PortalStatus } from '../src/run/status.js';
 import { withLab } from './helpers/lab.js';
-import { labStatus } from './helpers/wait.js';
+import { labStatus, waitFor } from './helpers/wait.js';
 
 const scenario = parseScenario(
   {
@@ -34,17 +34,8 @@ test('capacity trains: each portal measures its direction of each link before an
     async (lab) => {
       const truth = { lp: [10e6, 2e6, 20e6], rp: [40e6, 6e6, 20e6] };
       const trained = (s: PortalStatus) => s.links.length === 3 && s.links.every((l) => l.train);
-      const read = async (role: 'lp' | 'rp') => {
-        const t0 = Date.now();
-        let s = await labStatus(lab, role);
-        while (!trained(s) && Date.now() - t0 < 10_000) {
-          await new Promise((r) => setTimeout(r, 200));
-          s = await labStatus(lab, role);
-        }
-        return s;
-      };
       for (const role of ['lp', 'rp'] as const) {
-        const s = await read(role);
+        const { value: s } = await waitFor(`${role}: every link trained`, () => labStatus(lab, role), trained, 10_000, 200);
         for (const l of s.links) t.diagnostic(`${role} link ${l.id}: train ${JSON.stringify(l.train)} rate ${l.rateBps} cc ${JSON.stringify(l.cc)}`);
         assert.equal(s.links.length, 3, `${role}: three links`);
         for (const l of s.links) {

@@ -76,6 +76,7 @@ interface LinkTrains {
   running: Running | null;
   tries: number;
   lastMs: number;
+  /** the measurement, once a train gave one (finish() keeps only those) */
   done: TrainResult | null;
 }
 
@@ -112,7 +113,7 @@ export class Trains {
   /** Is a train due on link `id` (never measured, none in flight, tries left and spaced)? */
   due(id: number, nowMs: number): boolean {
     const l = this.link(id);
-    return l.done?.bps == null && l.running === null && l.tries < TRAIN_TRIES && nowMs - l.lastMs >= TRAIN_RETRY_MS;
+    return l.done === null && l.running === null && l.tries < TRAIN_TRIES && nowMs - l.lastMs >= TRAIN_RETRY_MS;
   }
 
   /** A train leaves on link `id` now, each request padded to `outerBytes`: the probe_seq of

@@ -99,7 +99,10 @@ enum mp_hdr_flags {
  * up. It sends a few dozen padded requests back to back with MP_PROBE_F_TRAIN set; the
  * peer's data path answers each one as it arrives, and the reply's mp_hdr.ts_us is the peer's
  * clock at that moment: the spacing of those times is the link's bottleneck rate in the request's
- * direction (packet-train dispersion). A reply echoes the flag; a train request or reply says
+ * direction (packet-train dispersion). A train's reply carries in rate_bps the peer's count of
+ * outer bytes of data and parity the link had delivered when the request arrived (mp_rx.bytes):
+ * a train sent while the link carries a flow (a re-train) counts the data that arrived between
+ * its packets, which the bottleneck served too. A reply echoes the flag; a train request or reply says
  * nothing about liveness or round trips (it queues behind its train). MP_PROBE_F_UNRATED in the
  * LP's liveness requests says its config names no rate for the link: rate_bps is only the
  * default start, and the RP starts from its own train's measurement. */
@@ -118,7 +121,8 @@ struct mp_probe {
 	__u8 flags;        /* enum mp_probe_flags (request; a reply echoes MP_PROBE_F_PMTU and _TRAIN) */
 	__be32 probe_seq;  /* the requester's probe round, echoed */
 	__be64 sent_ns;    /* the requester's clock, echoed: round trip */
-	__be64 rate_bps;   /* request: the LP's estimate of the link (the RP's scheduler starts from it) */
+	__be64 rate_bps;   /* request: the LP's estimate of the link (the RP's scheduler starts from it);
+			    * train reply: mp_rx.bytes of the link when the request arrived */
 	__be32 owd_us;     /* request: the LP's one-way delay estimate */
 	__be32 budget_kib; /* MP_PROBE_F_BUDGET: KiB the RP may still send on the link this period */
 	__be16 reply_len;  /* request: pad the reply to this outer IP length (0 = unpadded); reply: echoed */

@@ -272,11 +272,20 @@ static __always_inline int probe_take(struct __sk_buff *skb, const struct mp_con
 
 	/* echoed: carrier, probe_seq, sent_ns, reply_len and the PMTU and TRAIN flags (the
 	 * requester tells a size probe's or a capacity train's answer by them; a train's reply says
-	 * when its request arrived in rh.ts_us below); request-only fields 0 */
+	 * when its request arrived in rh.ts_us below, and in rate_bps how many data bytes the link
+	 * had delivered by then); request-only fields 0 */
 	p.kind = 1;
 	p.metric = 0;
 	p.flags &= MP_PROBE_F_PMTU | MP_PROBE_F_TRAIN;
 	p.rate_bps = 0;
+	if (p.flags & MP_PROBE_F_TRAIN) {
+		/* the outer bytes of data (and parity) the link delivered so far: the requester counts
+		 * what arrived between its train's packets (a train during a flow, train.ts) */
+		struct mp_rx *rx = bpf_map_lookup_elem(&mp_rx, &id);
+
+		if (rx)
+			p.rate_bps = bpf_cpu_to_be64(rx->bytes);
+	}
 	p.owd_us = 0;
 	p.budget_kib = 0;
 	p.req_len = bpf_htons(req_len);

@@ -35,7 +35,7 @@ const S = 1e6; // µs per second
 
 /** Prints a scenario's figures (the report quotes them) and returns them. */
 function report(name: string, figures: Record<string, number>): Record<string, number> {
-  const fmt = (k: string, v: number) => (k.endsWith('Ms') ? `${k}=${v.toFixed(1)}` : k.endsWith('Mbit') ? `${k}=${v.toFixed(2)}` : `${k}=${(v * 100).toFixed(1)}%`);
+  const fmt = (k: string, v: number) => (k.endsWith('Ms') ? `${k}=${v.toFixed(1)}` : k.endsWith('Mbit') ? `${k}=${v.toFixed(2)}` : k.endsWith('Count') ? `${k}=${v}` : `${k}=${(v * 100).toFixed(1)}%`);
   console.log(`# ${name}: ${Object.entries(figures).map(([k, v]) => fmt(k, v)).join(' ')}`);
   return figures;
 }
@@ -489,6 +489,46 @@ describe('controller on a simulated link', () => {
     assert.ok(f.queueDrainedMs! <= 1000, `queue drained after ${f.queueDrainedMs} ms`);
     assert.ok(f.utilisationAt5! >= 0.85 && f.utilisationAt20! >= 0.9);
     assert.ok(f.queueMeanAt5Ms! < 15);
+  });
+
+  it('a link that got faster under a flow the other links carry too is found by a re-train (2 x 20 Mbit/s, one 20 -> 5 -> 20)', () => {
+    // lab, bench `step`: after the step back to 20 the flow keeps the link at its 5 Mbit/s
+    // estimate (loaded at its estimate while the other carries too: no probing gain), so its
+    // estimate only follows what the flow offers beyond the other link (5 -> 19.9 Mbit/s in ~5 s)
+    const cap = (t: number) => (t >= 3 * S && t < 6 * S ? 5 * M : 20 * M);
+    const links = [
+      { rateBps: 20 * M, propUs: 10_000, queueBytes: queueOf(60, 20 * M), cc: { initialRateBps: 20 * M } },
+      { rateBps: cap, propUs: 10_000, queueBytes: queueOf(60, 20 * M), cc: { initialRateBps: 20 * M } },
+    ];
+    for (const [what, load] of [['TCP', { tcp: {}, acksSlowest: true }], ['40 Mbit/s offered', { offeredBps: 40 * M }]] as const) {
+      const figs = [false, true].map((retrain) => {
+        const r = simulate({ links, durationUs: 12 * S, planned: true, retrain, ...load });
+        const total = (fromUs: number, toUs: number) => (goodputBps(r.traces, 0, { fromUs, toUs }) + goodputBps(r.traces, 1, { fromUs, toUs })) / M;
+        const up = settleTime(r.traces, 1, 6 * S, 20 * M, 0.1);
+        return report(`step 20 -> 5 -> 20 on one of 2 x 20, ${what}, re-trains ${retrain ? 'on' : 'off'}`, {
+          upMs: up === null ? Infinity : (up - 6 * S) / 1e3,
+          totalAfterMbit: total(7 * S, 12 * S),
+          totalAt5Mbit: total(4 * S, 6 * S),
+          retrainCount: r.retrains[1]!,
+          raisedCount: r.raisedAtUs[1]!.length,
+        });
+      });
+      const [off, on] = figs as [Record<string, number>, Record<string, number>];
+      assert.ok(off.upMs! > 3000, `${what}: without re-trains the estimate came back after ${off.upMs} ms (the test shows nothing)`);
+      assert.ok(on.upMs! <= 2000, `${what}: with re-trains back after ${on.upMs} ms`);
+      assert.ok(on.totalAfterMbit! >= 0.95 * 40, `${what}: ${on.totalAfterMbit} Mbit/s after the step`);
+      assert.ok(on.totalAt5Mbit! >= 0.95 * off.totalAt5Mbit!, `${what}: the 5 Mbit/s phase ${on.totalAt5Mbit} against ${off.totalAt5Mbit}`);
+      assert.ok(on.raisedCount! >= 1 && on.raisedCount! <= 2, `${what}: raised ${on.raisedCount} times`);
+    }
+  });
+
+  it('re-trains raise nothing on links whose estimates are right (2 x 20 Mbit/s and 20/10 + 20/60 ms under TCP)', () => {
+    for (const [what, props] of [['2 x 20', [10_000, 10_000]], ['mismatch', [10_000, 60_000]]] as const) {
+      const links = props.map((propUs) => ({ rateBps: 20 * M, propUs, queueBytes: queueOf(60, 20 * M), cc: { initialRateBps: 20 * M } }));
+      const r = simulate({ links, durationUs: 12 * S, planned: true, retrain: true, tcp: {}, acksSlowest: true });
+      const f = report(`re-trains on right estimates, ${what}`, { raisedCount: r.raisedAtUs.flat().length, retrainCount: r.retrains.reduce((a, b) => a + b, 0) });
+      assert.equal(f.raisedCount, 0, `${what}: raised at ${JSON.stringify(r.raisedAtUs)}`);
+    }
   });
 
   it('a link that holds packets back at random (cellular-like: 20 ms of jitter, never reordered, 0.5 % loss) keeps its estimate at its capacity', () => {

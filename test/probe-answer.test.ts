@@ -16,6 +16,8 @@ import {
   decodeHdr,
   decodePeerProbe,
   MP_PEER_PROBE,
+  MP_RX,
+  offsetOf,
   decodeReplay,
   decodeSched,
   encodeConfig,
@@ -241,9 +243,9 @@ function assertReply(req: Buffer, out: Buffer, want: { seq: number; len: number;
   );
   assert.equal(msg.readUInt8(MP_HDR_LEN + 3), (r.pmtuProbe ? MP_PROBE_F_PMTU : 0) | (r.train ? MP_PROBE_F_TRAIN : 0), 'only the PMTU and TRAIN flags are echoed in a reply');
   assert.deepEqual(
-    [p.metric, p.rateBps, p.owdUs, p.budgetBytes, p.adminDown, p.pmtuProbe === Boolean(r.pmtuProbe), p.pmtuDown, p.pmtuUp, msg.readUInt32BE(MP_HDR_LEN + 28)],
+    [p.metric, r.train ? 0n : p.rateBps, p.owdUs, p.budgetBytes, p.adminDown, p.pmtuProbe === Boolean(r.pmtuProbe), p.pmtuDown, p.pmtuUp, msg.readUInt32BE(MP_HDR_LEN + 28)],
     [0, 0n, 0, null, false, true, 0, 0, 0],
-    'request-only fields are zero',
+    'request-only fields are zero (a train reply\'s rate_bps: the data count, asserted by its test)',
   );
   return p;
 }
@@ -428,6 +430,22 @@ describe('the data path answers probe requests (bpf/probe.h)', () => {
     assert.deepEqual([p.train, p.unrated, p.pmtuProbe, p.probeSeq], [true, false, false, 0x8000_0105]);
     const ts = decodeHdr(messageOf(r.out).msg).tsUs;
     assert.ok(((ts - before) | 0) >= 0 && ((after - ts) | 0) >= 0, `stamp ${ts} between ${before} and ${after}`);
+    assert.equal(p.rxBytes, 0n, 'no data received on the link yet');
+  });
+
+  it('a train\'s reply carries the data bytes the link delivered so far (mp_rx.bytes, in rate_bps); a liveness reply does not', () => {
+    reset();
+    const rx = Buffer.alloc(MP_RX.size);
+    rx.writeBigUInt64LE(0x1_2345_6789n, offsetOf(MP_RX, 'bytes'));
+    maps().put('rx', 2, rx);
+    const train = run(request({ probe: { linkId: 2, train: true, probeSeq: 0x8000_0200 } }));
+    assert.equal(train.verdict, TC_ACT_REDIRECT);
+    const p = decodeProbe(messageOf(train.out).msg)!;
+    assert.deepEqual([p.train, p.rxBytes, p.rateBps], [true, 0x1_2345_6789n, 0x1_2345_6789n]);
+    const second = run(request({ probe: { linkId: 2 }, seq: 2 }));
+    assert.equal(second.verdict, TC_ACT_REDIRECT);
+    const live = decodeProbe(messageOf(second.out).msg)!;
+    assert.deepEqual([live.train, live.rxBytes, live.rateBps], [false, undefined, 0n]);
   });
 
   it('mp_peer_probe reads as memory (BPF_F_MMAPABLE): what userland maps is what the data path wrote; other maps refuse', () => {

@@ -1,36 +1,71 @@
 // Capacity trains (src/run/train.ts): the rate from the peer's arrival stamps, and a train's life.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { dispersion, HINT_OFF, startFromTrain, TRAIN_LEN, TRAIN_MIN_REPLIES, TRAIN_RETRY_MS, TRAIN_TRIES, TRAIN_WAIT_MS, Trains } from '../src/run/train.js';
+import { dispersion, HINT_OFF, RETRAIN_LEN, RETRAIN_MAX_MS, RETRAIN_MIN_MS, startFromTrain, TRAIN_LEN, TRAIN_MIN_REPLIES, TRAIN_RETRY_MS, TRAIN_TRIES, TRAIN_WAIT_MS, Trains, type TrainReply } from '../src/run/train.js';
 import { decodeProbe, encodeProbe, type Probe } from '../src/run/probe.js';
 import { MP_HDR_LEN, MP_PROBE_F_TRAIN, MP_PROBE_F_UNRATED } from '../src/datapath/abi.js';
 
 /** The stamps a link of `bps` gives `n` back-to-back packets of `bytes`, from `t0` (u32 µs). */
 const stamps = (n: number, bytes: number, bps: number, t0 = 1000): number[] => Array.from({ length: n }, (_, i) => (t0 + Math.round((i * bytes * 8 * 1e6) / bps)) >>> 0);
+/** Replies without a data count (a train on an idle link, or a peer that does not say). */
+const bare = (ts: readonly number[]): TrainReply[] => ts.map((tsUs) => ({ tsUs, rxBytes: null }));
+
+/** A re-train on a link of `bps` that also carries `dataBps` of a flow: `n` packets of `bytes`
+ * queued back to back with the flow's packets between them, the peer's count of data bytes at
+ * each arrival (from `rx0`). */
+function shared(n: number, bytes: number, bps: number, dataBps: number, rx0 = 10n ** 9n): TrainReply[] {
+  // per train packet the bottleneck also serves the flow's share: the spacing is (bytes + data) / bps
+  const dataPer = (bytes * dataBps) / (bps - dataBps);
+  return Array.from({ length: n }, (_, i) => ({
+    tsUs: (1000 + Math.round((i * (bytes + dataPer) * 8 * 1e6) / bps)) >>> 0,
+    rxBytes: rx0 + BigInt(Math.round(i * dataPer)),
+  }));
+}
 
 describe('capacity train: the rate', () => {
   it('is (replies - 1) x size over the span of the stamps', () => {
     for (const bps of [4e6, 10e6, 30e6, 300e6]) {
-      const r = dispersion(stamps(TRAIN_LEN, 1280, bps), 1280, TRAIN_LEN);
+      const r = dispersion(bare(stamps(TRAIN_LEN, 1280, bps)), 1280, TRAIN_LEN);
       assert.ok(Math.abs(r.bps! / bps - 1) < 0.01, `${bps}: ${r.bps}`);
       assert.equal(r.replies, TRAIN_LEN);
     }
   });
 
   it('holds across the wrap of the peer\'s µs clock, and whatever the clock\'s offset', () => {
-    const r = dispersion(stamps(TRAIN_LEN, 1500, 20e6, 0xffff_f000), 1500, TRAIN_LEN);
+    const r = dispersion(bare(stamps(TRAIN_LEN, 1500, 20e6, 0xffff_f000)), 1500, TRAIN_LEN);
     assert.ok(Math.abs(r.bps! / 20e6 - 1) < 0.01, String(r.bps));
   });
 
   it('the train\'s tail lost (a full buffer): the packets that got through still give the rate', () => {
-    const r = dispersion(stamps(TRAIN_LEN, 1280, 4e6).slice(0, 12), 1280, TRAIN_LEN);
+    const r = dispersion(bare(stamps(TRAIN_LEN, 1280, 4e6).slice(0, 12)), 1280, TRAIN_LEN);
     assert.ok(Math.abs(r.bps! / 4e6 - 1) < 0.01, String(r.bps));
     assert.deepEqual([r.replies, r.sent], [12, TRAIN_LEN]);
   });
 
+  it('a re-train on a link that carries a flow: the data that arrived between its packets counts with them', () => {
+    for (const [bps, data] of [[20e6, 5e6], [20e6, 15e6], [40e6, 1e6]] as const) {
+      const replies = shared(RETRAIN_LEN, 1280, bps, data);
+      const r = dispersion(replies, 1280, RETRAIN_LEN, true);
+      assert.ok(Math.abs(r.bps! / bps - 1) < 0.01, `${bps} with ${data} of data: ${r.bps}`);
+      assert.ok(r.dataBytes > 0 && r.retrain);
+      // without the data count the same train reads the train's share only
+      const blind = dispersion(bare(replies.map((x) => x.tsUs)), 1280, RETRAIN_LEN, true);
+      assert.ok(Math.abs(blind.bps! / (bps - data) - 1) < 0.01, `${bps} blind: ${blind.bps}`);
+    }
+  });
+
+  it('the data count wraps with the u64; one that went back (a peer that restarted) counts nothing', () => {
+    const wrapped = shared(RETRAIN_LEN, 1280, 20e6, 5e6, 2n ** 64n - 5000n).map((x) => ({ ...x, rxBytes: BigInt.asUintN(64, x.rxBytes!) }));
+    assert.ok(Math.abs(dispersion(wrapped, 1280, RETRAIN_LEN).bps! / 20e6 - 1) < 0.01);
+    const back = shared(RETRAIN_LEN, 1280, 20e6, 5e6);
+    back[back.length - 1] = { ...back[back.length - 1]!, rxBytes: 3n };
+    const r = dispersion(back, 1280, RETRAIN_LEN);
+    assert.equal(r.dataBytes, 0);
+  });
+
   it('too few replies, or a span under the stamps\' resolution, measure nothing', () => {
-    assert.equal(dispersion(stamps(TRAIN_MIN_REPLIES - 1, 1280, 10e6), 1280, TRAIN_LEN).bps, null);
-    assert.equal(dispersion(Array(TRAIN_LEN).fill(5), 1280, TRAIN_LEN).bps, null);
+    assert.equal(dispersion(bare(stamps(TRAIN_MIN_REPLIES - 1, 1280, 10e6)), 1280, TRAIN_LEN).bps, null);
+    assert.equal(dispersion(bare(Array(TRAIN_LEN).fill(5)), 1280, TRAIN_LEN).bps, null);
     assert.equal(dispersion([], 1280, TRAIN_LEN).bps, null);
   });
 });
@@ -94,6 +129,48 @@ describe('capacity train: its life on a link', () => {
     assert.ok(t.reply(0, seqs[5]!, 1));
   });
 
+  it('re-trains: only on a measured link whose controller suspects room, RETRAIN_LEN long, spaced, the spacing doubling while they raise nothing', () => {
+    const t = new Trains();
+    assert.ok(!t.retrainDue(0, 0, true, 5e6), 'never measured: the first train comes first');
+    const first = t.start(0, 0, 1280);
+    const ts = stamps(TRAIN_LEN, 1280, 5e6);
+    first.forEach((s, i) => t.reply(0, s, ts[i]!));
+    t.finish(100);
+    assert.ok(!t.retrainDue(0, RETRAIN_MIN_MS, false, 5e6), 'no suspicion: none');
+    assert.ok(!t.retrainDue(0, RETRAIN_MIN_MS - 1, true, 5e6), 'not sooner than RETRAIN_MIN_MS after the last');
+    assert.ok(t.retrainDue(0, RETRAIN_MIN_MS, true, 5e6));
+    let now = RETRAIN_MIN_MS;
+    const seqs = t.start(0, now, 1280, true);
+    assert.equal(seqs.length, RETRAIN_LEN);
+    assert.ok(!t.retrainDue(0, now + 10 * RETRAIN_MIN_MS, true, 5e6), 'one at a time');
+    const sh = shared(RETRAIN_LEN, 1280, 20e6, 5e6);
+    seqs.forEach((s, i) => assert.ok(t.reply(0, s, sh[i]!.tsUs, sh[i]!.rxBytes)));
+    assert.equal(t.reply(0, (seqs[0]! | (RETRAIN_LEN + 1)) >>> 0, 1), false, 'beyond the re-train\'s length');
+    const [r] = t.finish(now + 50);
+    assert.ok(r!.result.retrain && Math.abs(r!.result.bps! / 20e6 - 1) < 0.01, JSON.stringify(r));
+    assert.ok(t.result(0)!.retrain, 'the latest measurement is what status shows');
+    // nothing raised: the spacing doubles up to RETRAIN_MAX_MS
+    const gaps: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      t.retrained(0, now, false, 20e6);
+      let next = now + 1;
+      while (!t.retrainDue(0, next, true, 20e6)) next += 1;
+      gaps.push(next - now);
+      now = next;
+      t.start(0, now, 1280, true);
+      t.finish(now + TRAIN_WAIT_MS);
+    }
+    assert.deepEqual(gaps, [4000, RETRAIN_MAX_MS, RETRAIN_MAX_MS, RETRAIN_MAX_MS, RETRAIN_MAX_MS]);
+    t.retrained(0, now, true, 20e6);
+    assert.ok(!t.retrainDue(0, now + RETRAIN_MIN_MS - 1, true, 20e6) && t.retrainDue(0, now + RETRAIN_MIN_MS, true, 20e6), 'a raise: back to the minimum');
+    t.start(0, now + RETRAIN_MIN_MS, 1280, true);
+    now += RETRAIN_MIN_MS;
+    t.finish(now + TRAIN_WAIT_MS);
+    t.retrained(0, now, false, 20e6);
+    assert.ok(!t.retrainDue(0, now + RETRAIN_MIN_MS, true, 20e6), 'spaced 4 s now');
+    assert.ok(t.retrainDue(0, now + RETRAIN_MIN_MS, true, 5e6), 'the estimate fell 20 -> 5 Mbit/s since: the spacing starts over');
+  });
+
   it('a send that failed voids the train', () => {
     const t = new Trains();
     const seqs = t.start(0, 0, 1280);
@@ -115,5 +192,12 @@ describe('capacity train: on the wire', () => {
     const rep = decodeProbe(encodeProbe({ ...base, reply: true, train: true, unrated: true }, 4242))!;
     assert.deepEqual([rep.reply, rep.train, rep.unrated, rep.tsUs], [true, true, false, 4242]);
     assert.equal(decodeProbe(encodeProbe(base, 1))!.train, false);
+  });
+
+  it('a train reply carries the data bytes the peer had received (rate_bps), any other reply none', () => {
+    const rep = decodeProbe(encodeProbe({ ...base, reply: true, train: true, rxBytes: 123_456_789_012n }, 1))!;
+    assert.equal(rep.rxBytes, 123_456_789_012n);
+    assert.equal(decodeProbe(encodeProbe({ ...base, reply: true, rxBytes: 5n }, 1))!.rxBytes, undefined);
+    assert.equal(decodeProbe(encodeProbe({ ...base, train: true, rateBps: 9n }, 1))!.rxBytes, undefined, 'a request: its rate');
   });
 });

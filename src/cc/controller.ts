@@ -521,6 +521,35 @@ export function withRateHint(s: State, rateBps: number, nowUs: number): State {
   return { ...initial({ ...s.params, initialRateBps: Math.max(rateBps, s.params.minRateBps) }, nowUs), rttMin: s.rttMin };
 }
 
+/**
+ * Might the link carry more than its estimate? The flows load it at its estimate, so the
+ * controller does not probe it (saturated(), or loadedAtEstimate() while other links carry),
+ * and yet no queue stands there: over the queue window its packets met less than the queue
+ * target of delay (the raw OWD over its min, planned backlog included). A link whose estimate
+ * is right holds a queue where it is loaded; one that got faster (20 → 5 → 20 Mbit/s under a
+ * flow) delivers everything at once. Only a suspicion: a capacity train decides
+ * (run/train.ts re-trains, raiseFromTrain).
+ */
+export function roomSuspected(s: State): boolean {
+  if (s.stale || s.phase !== 'probe_bw' || !s.owd) return false;
+  if (!(saturated(s) || (s.othersCarry && loadedAtEstimate(s)))) return false;
+  const w = s.recent.filter((r) => s.lastFeedbackUs - r.atUs < s.params.queueWindowUs && r.owd !== null);
+  if (w.length === 0) return false;
+  const raw = Math.min(...w.map((r) => r.owd!)) - winBest(s.owd.min);
+  return raw < queueTargetUs(s);
+}
+
+/** A re-train measured the link at `rateBps` (run/train.ts): more than `off` times the estimate
+ * raises it there, cruising (the queue rule takes it down within a round if the train
+ * overshot); less changes nothing (a lower capacity shows as a queue: onFeedback's rules). */
+export function raiseFromTrain(s: State, rateBps: number, nowUs: number, off: number): State {
+  if (!(rateBps > off * bwBps(s)) || s.stale) return s;
+  const rate = s.params.ceilingBps === null ? rateBps : Math.min(rateBps, s.params.ceilingBps);
+  if (!(rate > bwBps(s))) return s;
+  const n = enter({ ...s, bw: winReset(nowUs, rate), bwProvenUs: nowUs, lossCapBps: null }, 'probe_bw', nowUs, 2);
+  return { ...n, rateBps: pacingRate(n) };
+}
+
 /** On a timer: without feedback for staleAfterUs (or `afterUs`: the loop's longer limit while
  * the peer sends feedback at its quiet rate) the rate stays but the estimate is marked stale
  * (whether the link is dead is the liveness module's call, not ours). */

@@ -263,6 +263,31 @@ export class CcLoop {
     this.write();
     return true;
   }
+  /** Link `id`'s bandwidth estimate, bit/s (0: no controller). */
+  estimateBps(id: number): number {
+    const s = this.states.get(id);
+    return s ? cc.bwBps(s) : 0;
+  }
+
+  /** Might link `id` carry more than its estimate (cc.roomSuspected: a re-train is worth it)? */
+  roomSuspected(id: number): boolean {
+    const s = this.states.get(id);
+    return s !== undefined && this.active(id) && cc.roomSuspected(s);
+  }
+
+  /** A re-train measured link `id` at `rateBps` (run/train.ts): more than `off` times its
+   * estimate raises it (cc.raiseFromTrain) and the data path plans the link at it at once.
+   * Returns whether it did. */
+  raiseFromTrain(id: number, rateBps: number, off: number): boolean {
+    const s = this.states.get(id);
+    if (!s || !this.active(id)) return false;
+    const n = cc.raiseFromTrain(s, rateBps, this.clock(), off);
+    if (n === s) return false;
+    this.setState(id, n);
+    this.write();
+    return true;
+  }
+
   private rules(id: number): boolean {
     return this.active(id) || this.seeded.has(id);
   }

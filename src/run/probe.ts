@@ -61,6 +61,9 @@ export interface Probe {
   /** decoded: the sender's clock (mp_hdr.ts_us, µs, u32): in a reply built by the data path,
    * when the request arrived there (a capacity train's dispersion) */
   tsUs?: number;
+  /** train reply (rate_bps on the wire): outer bytes of data and parity the link had delivered
+   * to the answering portal when the request arrived (mp_rx.bytes; a u64 that wraps) */
+  rxBytes?: bigint;
 }
 
 const off = (n: string): number => MP_HDR_LEN + offsetOf(MP_PROBE, n);
@@ -85,7 +88,7 @@ export function encodeProbe(p: Probe, nowUs: number, msgLen: number = PROBE_LEN)
   b.writeUInt8(flags, off('flags'));
   b.writeUInt32BE(p.probeSeq >>> 0, off('probe_seq'));
   b.writeBigUInt64BE(p.sentNs, off('sent_ns'));
-  b.writeBigUInt64BE(req ? p.rateBps : 0n, off('rate_bps'));
+  b.writeBigUInt64BE(req ? p.rateBps : p.train ? BigInt.asUintN(64, p.rxBytes ?? 0n) : 0n, off('rate_bps'));
   b.writeUInt32BE(req ? p.owdUs >>> 0 : 0, off('owd_us'));
   b.writeUInt32BE(budget ? allowanceKib(p.budgetBytes!) : 0, off('budget_kib'));
   b.writeUInt16BE(p.replyLen ?? 0, off('reply_len'));
@@ -127,6 +130,7 @@ export function decodeProbe(b: Buffer): Probe | null {
     pmtuUp: b.readUInt16BE(off('pmtu_up')),
     len: b.length,
     tsUs: h.tsUs,
+    ...(!req && flags & MP_PROBE_F_TRAIN ? { rxBytes: b.readBigUInt64BE(off('rate_bps')) } : {}),
   };
 }
 

@@ -17,7 +17,7 @@ import { livenessChanges, type LinkLiveness, type LivenessParams } from './liven
 import { nextHoldMs } from './fast-down.js';
 import { answer, decodeProbe, encodeProbe, PROBE_LEN, udpOverhead, type Probe } from './probe.js';
 import { MAX_WAIT_MS, PmtuProber, type PmtuStatus, type SizeProbe } from './pmtu.js';
-import { HINT_OFF, startFromTrain, TRAIN_OUTER_BYTES, Trains, type TrainResult } from './train.js';
+import { HINT_OFF, RAISE_OFF, startFromTrain, TRAIN_OUTER_BYTES, Trains, type TrainResult } from './train.js';
 import { setPmtuProbe } from '../native/libmpctl.js';
 import { decodeHdr, MP_CARRIER_IP, MP_ALIVE_NS, MP_CARRIER_UDP, MP_HDR, MP_HDR_LEN, MP_MAX_LINKS, MP_T_COOKIE, MP_T_FEEDBACK, MP_T_HS_INIT, MP_T_HS_RESP, MP_T_PROBE, offsetOf, type MpPeerProbe } from '../datapath/abi.js';
 import { CcLoop, FEEDBACK_INTERVAL_MS, type CcCounters, type CcDatapath, type CcStatus } from '../cc/loop.js';
@@ -347,12 +347,13 @@ export function peerMtu(p: Probe, family: 4 | 6): LinkMtu {
   return { family, carrier: p.carrier === MP_CARRIER_IP ? 'ip' : 'udp', up: p.pmtuUp ?? 0, down: p.pmtuDown ?? 0 };
 }
 
-/** A capacity train on link `id` (train.ts): its requests, built by `req`, padded to `outer`
- * bytes on the wire (`fam`'s IP and UDP headers included), signed first and then sent back to
- * back. Nothing goes without a session; a send that fails voids the train (tried again later). */
-function sendTrain(trains: Trains, id: number, outer: number, fam: 4 | 6, req: (seq: number) => Probe, auth: PortalAuth, at: { ms: number; us: number }, send: (b: Buffer, done: (e: Error | null) => void) => void): void {
+/** A capacity train on link `id` (train.ts; `retrain`: a re-train of a link that carries flows):
+ * its requests, built by `req`, padded to `outer` bytes on the wire (`fam`'s IP and UDP headers
+ * included), signed first and then sent back to back. Nothing goes without a session; a send
+ * that fails voids the train (tried again later). */
+function sendTrain(trains: Trains, id: number, outer: number, fam: 4 | 6, req: (seq: number) => Probe, auth: PortalAuth, at: { ms: number; us: number }, retrain: boolean, send: (b: Buffer, done: (e: Error | null) => void) => void): void {
   const msgs: Buffer[] = [];
-  for (const seq of trains.start(id, at.ms, outer)) {
+  for (const seq of trains.start(id, at.ms, outer, retrain)) {
     const signed = auth.sign(encodeProbe({ ...req(seq), train: true }, at.us, outer - udpOverhead(fam)));
     if (!signed) return trains.failed(id);
     msgs.push(signed);
@@ -362,10 +363,17 @@ function sendTrain(trains: Trains, id: number, outer: number, fam: 4 | 6, req: (
 
 /** Trains that are over: a measurement becomes the link's controller's starting estimate
  * where the link has no configured rate (`hint` null) or one far off (startFromTrain; cc.seedRate:
- * a link that carried data already keeps its own), and the log says it. */
+ * a link that carried data already keeps its own), and the log says it; a re-train's raises the
+ * estimate where it is more than RAISE_OFF times it (cc.raiseFromTrain). */
 function takeTrains(trains: Trains, nowMs: number, cc: CcLoop, log: Log, name: (id: number) => string, hint: (id: number) => number | null): void {
   for (const { id, result: r } of trains.finish(nowMs)) {
     const what = `${r.replies} of ${r.sent} replies over ${(r.spanUs / 1000).toFixed(1)} ms, ${r.outerBytes} B each`;
+    if (r.retrain) {
+      const raised = r.bps !== null && cc.raiseFromTrain(id, r.bps, RAISE_OFF);
+      trains.retrained(id, nowMs, raised, cc.estimateBps(id));
+      if (raised) log(`link ${name(id)}: re-train ${(r.bps! / 1e6).toFixed(1)} Mbit/s (${what}, ${r.dataBytes} B of data between): more than ${RAISE_OFF}x the estimate, raised`, { link: id, ...r, used: true });
+      continue;
+    }
     if (r.bps === null) {
       log(`link ${name(id)}: capacity train inconclusive (${what}): tried again later`, { link: id, ...r });
       continue;
@@ -500,7 +508,7 @@ export async function startLocal(
       if (p.train) {
         // a capacity train's answer: when its request arrived says the link's rate (train.ts);
         // queued behind its train, its round trip says nothing
-        if (trains.reply(l.id, p.probeSeq, p.tsUs ?? 0)) takeTrains(trains, nowMs(), cc, log, linkName, linkHint); // the last one ends it
+        if (trains.reply(l.id, p.probeSeq, p.tsUs ?? 0, p.rxBytes ?? null)) takeTrains(trains, nowMs(), cc, log, linkName, linkHint); // the last one ends it
         return;
       }
       if (p.pmtuProbe) {
@@ -564,16 +572,19 @@ export async function startLocal(
     // capacity trains on the usable links (train.ts)
     takeTrains(trains, nowMs(), cc, log, linkName, linkHint);
     if (!cfg.congestionControl) return;
-    for (const { id, sock, remote, fam, sent } of socks)
-      if (trained(id) && t.usable(id) && trains.due(id, nowMs())) {
+    for (const { id, sock, remote, fam, sent } of socks) {
+      if (!trained(id) || !t.usable(id)) continue;
+      const first = trains.due(id, nowMs());
+      if (first || trains.retrainDue(id, nowMs(), cc.roomSuspected(id), cc.estimateBps(id))) {
         const outer = Math.min(pmtu.mtus(id)?.confirmedUp || TRAIN_OUTER_BYTES, ceilings.get(id) ?? 1500);
-        sendTrain(trains, id, outer, fam, (s) => request(id, s), auth, { ms: nowMs(), us: nowUs() }, (b, done) =>
+        sendTrain(trains, id, outer, fam, (s) => request(id, s), auth, { ms: nowMs(), us: nowUs() }, !first, (b, done) =>
           sock.send(b, cfg.port, remote, (e) => {
             if (!e) sent(b.length);
             done(e);
           }),
         );
       }
+    }
   };
   // path MTU discovery: size probes on the usable links, and the MTUs they find to the data path
   /** Is either direction of link `id` searching (its events are kept to their times)? */
@@ -893,7 +904,7 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
       }
       if (p.train) {
         // when it arrived at the LP: our direction's rate (the last reply ends the train)
-        if (trains.reply(p.linkId, p.probeSeq, p.tsUs ?? 0)) takeTrains(trains, nowMs(), cc, log, String, hintOf);
+        if (trains.reply(p.linkId, p.probeSeq, p.tsUs ?? 0, p.rxBytes ?? null)) takeTrains(trains, nowMs(), cc, log, String, hintOf);
         return;
       }
       t.rtt.set(p.linkId, Number(nowNs() - p.sentNs) / 1e6);
@@ -1000,11 +1011,13 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
     if (!cfg.congestionControl) return;
     for (const [id, h] of peerHint) {
       const ep = endpoints.get(id);
-      if ((h.metered && h.bps !== null) || !ep || !t.usable(id) || !trains.due(id, nowMs())) continue;
+      if ((h.metered && h.bps !== null) || !ep || !t.usable(id)) continue;
+      const first = trains.due(id, nowMs());
+      if (!first && !trains.retrainDue(id, nowMs(), cc.roomSuspected(id), cc.estimateBps(id))) continue;
       const fam = ep.sock === socks[1] ? 6 : 4;
       const outer = downMtu(id, peerMtus.get(id)?.down ?? 0) || TRAIN_OUTER_BYTES;
       const req = (probeSeq: number): Probe => ({ linkId: id, reply: false, metric: 0, carrier: MP_CARRIER_UDP, probeSeq, sentNs: nowNs(), rateBps: 0n, owdUs: 0 });
-      sendTrain(trains, id, outer, fam, req, auth, { ms: nowMs(), us: nowUs() }, (b, done) => ep.sock.send(b, ep.port, ep.address, done));
+      sendTrain(trains, id, outer, fam, req, auth, { ms: nowMs(), us: nowUs() }, !first, (b, done) => ep.sock.send(b, ep.port, ep.address, done));
     }
   };
   const heartbeat = aliveWriter(port, log, nowMs);

@@ -50,9 +50,9 @@ export interface LinkStatus {
    * "too big" about its packets taught its kernel (absent: none). Absent before path MTU
    * discovery existed. */
   pmtu?: { mtu: number; source: 'probed' | 'interface'; shrinks: number; up?: number; down?: number; icmp?: number } | null;
-  /** the capacity train of this portal's sending direction (train.ts): what it measured on the
-   * link before it carried data; absent: none */
-  train?: { bps: number; replies: number; sent: number; spanUs: number; outerBytes: number };
+  /** the capacity train of this portal's sending direction (train.ts): the latest one that
+   * measured the link (its first, or a re-train); absent: none */
+  train?: { bps: number; replies: number; sent: number; spanUs: number; outerBytes: number; dataBytes: number; retrain: boolean };
 }
 
 export interface PortalStatus {

@@ -23,10 +23,36 @@
 //
 // One train per link while it measures nothing; a failed one (too few replies: the link was
 // lost, or the size too large for the path) is tried again TRAIN_RETRY_MS later, at most
-// TRAIN_TRIES times. No clock, no I/O: the runtime sends, and passes times and replies in.
+// TRAIN_TRIES times.
+//
+// Re-trains: a link can get faster while it carries a flow (a 5 Mbit/s step back up to 20, a
+// satellite's next slot, a radio's better cell), and its controller does not probe a link the
+// flows load at its estimate (cc/controller.ts loadedAtEstimate, saturated: the probe would
+// only run the scheduler's model ahead of the link). So where the controller suspects room (it
+// loads the link at its estimate and no queue stands there: cc roomSuspected) a shorter train
+// (RETRAIN_LEN) measures it again, at most every RETRAIN_MIN_MS, the spacing doubling up to
+// RETRAIN_MAX_MS while re-trains find nothing new and starting over when the estimate falls
+// (what got slower may come back: 20 → 5 → 20 Mbit/s). The flow's own packets share the bottleneck
+// with the train: each reply carries the data bytes the peer had received on the link by then
+// (bpf/probe.h, mp_rx.bytes), and those that arrived between the train's first and last packet
+// count with it (the bottleneck served them in that span too). A re-train more than RAISE_OFF
+// times the estimate raises it (cc raiseFromTrain); the controller's queue rule corrects an
+// overshoot within a round. Lab, `step` (2 × 20 Mbit/s, one link 20 → 5 → 20 under a flow):
+// README "step".
+//
+// No clock, no I/O: the runtime sends, and passes times and replies in.
 
 /** Requests in a train: 24 × 1280 B ≈ 31 KB, 25 ms of a 10 Mbit/s link. */
 export const TRAIN_LEN = 24;
+/** Requests in a re-train (a link that carries a flow: its burst queues in front of the flow's
+ * packets): 16 × 1280 B, 8 ms of a 20 Mbit/s link. */
+export const RETRAIN_LEN = 16;
+/** A re-train at most this often per link, the spacing doubling up to RETRAIN_MAX_MS while they
+ * find no more than the estimate (back to the minimum when one raised it). */
+export const RETRAIN_MIN_MS = 2000;
+export const RETRAIN_MAX_MS = 8000;
+/** A re-train raises the link's estimate when it measured more than this many times it. */
+export const RAISE_OFF = 1.5;
 /** Outer IP bytes of a train's request while the link's path MTU is not confirmed yet (IPv6's
  * minimum MTU: every path mpctl runs on carries it). */
 export const TRAIN_OUTER_BYTES = 1280;
@@ -62,40 +88,68 @@ export interface TrainResult {
   /** from the first reply's stamp to the last, µs of the peer's clock */
   spanUs: number;
   outerBytes: number;
+  /** outer bytes of data the link delivered between the first and the last reply's request
+   * (counted with the train's own) */
+  dataBytes: number;
+  /** a re-train (the link carried flows), not the link's first measurement */
+  retrain: boolean;
+}
+
+/** One reply: the peer's stamp (u32 µs) and its count of the link's data bytes then (null: the
+ * peer does not say). */
+export interface TrainReply {
+  tsUs: number;
+  rxBytes: bigint | null;
 }
 
 interface Running {
   no: number;
   atMs: number;
   outerBytes: number;
-  /** index → the peer's stamp (u32 µs) */
-  stamps: Map<number, number>;
+  len: number;
+  retrain: boolean;
+  /** index → the reply */
+  replies: Map<number, TrainReply>;
 }
 
 interface LinkTrains {
   running: Running | null;
   tries: number;
   lastMs: number;
-  /** the measurement, once a train gave one (finish() keeps only those) */
+  /** the latest measurement, once a train gave one (finish() keeps only those) */
   done: TrainResult | null;
+  /** the next re-train's earliest time, the spacing after it, and the estimate when the last
+   * re-train found nothing new (a link that got slower since starts the spacing over) */
+  retrainAtMs: number;
+  retrainGapMs: number;
+  retrainBps: number;
 }
 
-/** The rate a train's replies say: (replies − 1) × size over the span of the peer's stamps. */
-export function dispersion(stamps: readonly number[], outerBytes: number, sent: number): TrainResult {
-  const replies = stamps.length;
-  if (replies < 2) return { bps: null, replies, sent, spanUs: 0, outerBytes };
-  const t0 = stamps[0]!;
+/** The rate a train's replies (in sending order) say: the train's bytes after its first reply,
+ * plus the data bytes the link delivered in between, over the span of the peer's stamps. */
+export function dispersion(replies: readonly TrainReply[], outerBytes: number, sent: number, retrain = false): TrainResult {
+  const n = replies.length;
+  if (n < 2) return { bps: null, replies: n, sent, spanUs: 0, outerBytes, dataBytes: 0, retrain };
+  const t0 = replies[0]!.tsUs;
+  let first = replies[0]!;
+  let last = first;
   let lo = 0;
   let hi = 0;
-  for (const s of stamps) {
-    const d = (s - t0) | 0; // u32 µs, wraps every 71 minutes
-    lo = Math.min(lo, d);
-    hi = Math.max(hi, d);
+  for (const r of replies) {
+    const d = ((r.tsUs - t0) | 0); // u32 µs, wraps every 71 minutes
+    if (d < lo) [lo, first] = [d, r];
+    if (d > hi) [hi, last] = [d, r];
   }
   const spanUs = hi - lo;
-  const bps = replies >= TRAIN_MIN_REPLIES && spanUs >= MIN_SPAN_US ? ((replies - 1) * outerBytes * 8 * 1e6) / spanUs : null;
-  return { bps, replies, sent, spanUs, outerBytes };
+  const between = first.rxBytes !== null && last.rxBytes !== null ? BigInt.asUintN(64, last.rxBytes - first.rxBytes) : 0n;
+  // a count that went back (a peer that restarted) or jumped past any link's rate: none
+  const dataBytes = between < BigInt(Number.MAX_SAFE_INTEGER) && Number(between) * 8 * 1e6 <= MAX_DATA_BPS * Math.max(spanUs, 1) ? Number(between) : 0;
+  const bits = ((n - 1) * outerBytes + dataBytes) * 8;
+  const bps = n >= TRAIN_MIN_REPLIES && spanUs >= MIN_SPAN_US ? (bits * 1e6) / spanUs : null;
+  return { bps, replies: n, sent, spanUs, outerBytes, dataBytes, retrain };
 }
+/** Data counted between a train's packets at more than this rate is a counter gone wrong. */
+const MAX_DATA_BPS = 1e12;
 
 export class Trains {
   private readonly links = new Map<number, LinkTrains>();
@@ -104,7 +158,7 @@ export class Trains {
   private link(id: number): LinkTrains {
     let l = this.links.get(id);
     if (!l) {
-      l = { running: null, tries: 0, lastMs: -Infinity, done: null };
+      l = { running: null, tries: 0, lastMs: -Infinity, done: null, retrainAtMs: -Infinity, retrainGapMs: RETRAIN_MIN_MS, retrainBps: 0 };
       this.links.set(id, l);
     }
     return l;
@@ -116,25 +170,49 @@ export class Trains {
     return l.done === null && l.running === null && l.tries < TRAIN_TRIES && nowMs - l.lastMs >= TRAIN_RETRY_MS;
   }
 
-  /** A train leaves on link `id` now, each request padded to `outerBytes`: the probe_seq of
-   * each of its requests, in sending order. */
-  start(id: number, nowMs: number, outerBytes: number): number[] {
+  /** Is a re-train due on link `id`: measured once, none in flight, its controller suspects
+   * room (`suspect`: cc roomSuspected), and the spacing has passed (`estimateBps`: the link's
+   * estimate now; one more than RAISE_OFF times below the last re-train's starts it over)? */
+  retrainDue(id: number, nowMs: number, suspect: boolean, estimateBps: number): boolean {
     const l = this.link(id);
-    this.no = (this.no + 1) & 0x7f_ffff;
-    l.running = { no: this.no, atMs: nowMs, outerBytes, stamps: new Map() };
-    l.tries++;
-    l.lastMs = nowMs;
-    return Array.from({ length: TRAIN_LEN }, (_, i) => (TRAIN_SEQ_BASE | (this.no << 8) | i) >>> 0);
+    if (estimateBps * RAISE_OFF < l.retrainBps) {
+      l.retrainGapMs = RETRAIN_MIN_MS;
+      l.retrainAtMs = l.lastMs + RETRAIN_MIN_MS;
+      l.retrainBps = 0;
+    }
+    return suspect && l.done !== null && l.running === null && nowMs >= l.retrainAtMs && nowMs - l.lastMs >= RETRAIN_MIN_MS;
   }
 
-  /** The peer's reply to one request: its probe_seq and stamp. false: not of a train in flight. */
-  reply(id: number, probeSeq: number, tsUs: number): boolean {
+  /** A train leaves on link `id` now, each request padded to `outerBytes` (`retrain`: a
+   * re-train, RETRAIN_LEN long): the probe_seq of each of its requests, in sending order. */
+  start(id: number, nowMs: number, outerBytes: number, retrain = false): number[] {
+    const l = this.link(id);
+    this.no = (this.no + 1) & 0x7f_ffff;
+    const len = retrain ? RETRAIN_LEN : TRAIN_LEN;
+    l.running = { no: this.no, atMs: nowMs, outerBytes, len, retrain, replies: new Map() };
+    if (!retrain) l.tries++;
+    l.lastMs = nowMs;
+    return Array.from({ length: len }, (_, i) => (TRAIN_SEQ_BASE | (this.no << 8) | i) >>> 0);
+  }
+
+  /** The peer's reply to one request: its probe_seq, stamp and data count (null: none). false:
+   * not of a train in flight. */
+  reply(id: number, probeSeq: number, tsUs: number, rxBytes: bigint | null = null): boolean {
     const r = this.links.get(id)?.running;
     if (!r || ((probeSeq >>> 0) & ~0xff) >>> 0 !== (TRAIN_SEQ_BASE | (r.no << 8)) >>> 0) return false;
     const i = probeSeq & 0xff;
-    if (i >= TRAIN_LEN || r.stamps.has(i)) return false;
-    r.stamps.set(i, tsUs >>> 0);
+    if (i >= r.len || r.replies.has(i)) return false;
+    r.replies.set(i, { tsUs: tsUs >>> 0, rxBytes });
     return true;
+  }
+
+  /** What a re-train's result did: `raised` the estimate (the spacing starts over) or not (it
+   * doubles; `estimateBps`: the estimate it confirmed). */
+  retrained(id: number, nowMs: number, raised: boolean, estimateBps: number): void {
+    const l = this.link(id);
+    l.retrainGapMs = raised ? RETRAIN_MIN_MS : Math.min(RETRAIN_MAX_MS, 2 * l.retrainGapMs);
+    l.retrainAtMs = nowMs + l.retrainGapMs;
+    l.retrainBps = raised ? 0 : estimateBps;
   }
 
   /** A request could not be sent (the socket said so): the train is void, tried again later. */
@@ -148,9 +226,9 @@ export class Trains {
     const out: { id: number; result: TrainResult }[] = [];
     for (const [id, l] of this.links) {
       const r = l.running;
-      if (!r || (r.stamps.size < TRAIN_LEN && nowMs - r.atMs < TRAIN_WAIT_MS)) continue;
-      const stamps = [...r.stamps].sort((a, b) => a[0] - b[0]).map(([, s]) => s);
-      const result = dispersion(stamps, r.outerBytes, TRAIN_LEN);
+      if (!r || (r.replies.size < r.len && nowMs - r.atMs < TRAIN_WAIT_MS)) continue;
+      const replies = [...r.replies].sort((a, b) => a[0] - b[0]).map(([, x]) => x);
+      const result = dispersion(replies, r.outerBytes, r.len, r.retrain);
       l.running = null;
       if (result.bps !== null) l.done = result;
       out.push({ id, result });

@@ -18,6 +18,7 @@
 
 import { feedbackFromCounters, snapshotAt, type LinkFeedback, type RxSnapshot } from '../../src/cc/feedback.js';
 import * as cc from '../../src/cc/controller.js';
+import { RAISE_OFF, RETRAIN_MAX_MS, RETRAIN_MIN_MS } from '../../src/run/train.js';
 
 export interface SimLink {
   /** Bottleneck rate, bit/s (of the packets' bytes), or a function of time (µs). */
@@ -58,6 +59,12 @@ export interface SimOptions {
   /** The backlogged source offers at most this (bit/s, or a function of time): an
    * application-limited sender, e.g. the pure ACKs of a flow the other way. */
   offeredBps?: number | ((tUs: number) => number);
+  /** Re-trains (src/run/train.ts): after each feedback, a link whose controller suspects room
+   * (cc.roomSuspected) is measured at its true rate (what a capacity train reads; the
+   * dispersion itself is test/train.test.ts's) and cc.raiseFromTrain takes it, spaced like
+   * Trains: RETRAIN_MIN_MS, doubling up to RETRAIN_MAX_MS while nothing is raised, starting
+   * over when the estimate falls. */
+  retrain?: boolean;
 }
 
 /** A link's propagation delay at time `tUs`. */
@@ -151,6 +158,9 @@ export interface Trace {
 }
 
 export interface SimResult {
+  /** re-trains per link (SimOptions.retrain), and when each raised the estimate (µs) */
+  retrains: number[];
+  raisedAtUs: number[][];
   traces: Trace[];
   /** Bytes sent per link. */
   sentBytes: number[];
@@ -260,6 +270,13 @@ export function simulate(o: SimOptions): SimResult {
     return best ?? near;
   };
   const rate = (i: number) => Number(out.get(i)!.rateBps);
+  // re-trains (SimOptions.retrain)
+  const retrains = new Array<number>(n).fill(0);
+  const raisedAtUs: number[][] = o.links.map(() => []);
+  const retrainAt = new Array<number>(n).fill(RETRAIN_MIN_MS * 1000);
+  const retrainGap = new Array<number>(n).fill(RETRAIN_MIN_MS * 1000);
+  const retrainBps = new Array<number>(n).fill(0);
+  const lastRetrain = new Array<number>(n).fill(0);
   let nextSend = 0;
   let nextTick = fbEvery;
   const outOf = (i: number) => out.get(i)!;
@@ -283,6 +300,18 @@ export function simulate(o: SimOptions): SimResult {
       const othersCarry = states.some((o, j) => j !== i && cc.carries(o));
       states[i] = cc.onFeedback(states[i]!, fb, sentSinceFb[i]!, t, planned, othersCarry);
       sentSinceFb[i] = 0;
+      if (o.retrain && cc.bwBps(states[i]!) * RAISE_OFF < retrainBps[i]!) [retrainGap[i], retrainAt[i], retrainBps[i]] = [RETRAIN_MIN_MS * 1000, lastRetrain[i]! + RETRAIN_MIN_MS * 1000, 0];
+      if (o.retrain && t >= retrainAt[i]! && cc.roomSuspected(states[i]!)) {
+        lastRetrain[i] = t;
+        retrains[i]!++;
+        const next = cc.raiseFromTrain(states[i]!, links[i]!.rateAt(t), t, RAISE_OFF);
+        const raised = next !== states[i];
+        if (raised) raisedAtUs[i]!.push(t);
+        states[i] = next;
+        retrainGap[i] = raised ? RETRAIN_MIN_MS * 1000 : Math.min(RETRAIN_MAX_MS * 1000, 2 * retrainGap[i]!);
+        retrainAt[i] = t + retrainGap[i]!;
+        retrainBps[i] = raised ? 0 : cc.bwBps(states[i]!);
+      }
       out = cc.outputs(new Map(states.map((s, k) => [k, s])));
       continue;
     }
@@ -380,7 +409,7 @@ export function simulate(o: SimOptions): SimResult {
     if (o.offeredBps !== undefined) total = Math.min(total, typeof o.offeredBps === 'function' ? o.offeredBps(t) : o.offeredBps);
     nextSend = t + (size * 8 * 1e6) / total;
   }
-  return { traces, sentBytes, drops: links.map((l) => l.drops), states };
+  return { traces, sentBytes, drops: links.map((l) => l.drops), states, retrains, raisedAtUs };
 }
 
 // ---- measurements over traces -------------------------------------------------------------------

@@ -1,7 +1,7 @@
 // Capacity trains (src/run/train.ts): the rate from the peer's arrival stamps, and a train's life.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { dispersion, HINT_OFF, RETRAIN_LEN, RETRAIN_MAX_MS, RETRAIN_MIN_MS, startFromTrain, TRAIN_LEN, TRAIN_MIN_REPLIES, TRAIN_RETRY_MS, TRAIN_TRIES, TRAIN_WAIT_MS, Trains, type TrainReply } from '../src/run/train.js';
+import { dispersion, HINT_OFF, retrainShape, RETRAIN_LEN, RETRAIN_MAX_MS, RETRAIN_MIN_MS, startFromTrain, TRAIN_LEN, TRAIN_MIN_REPLIES, TRAIN_RETRY_MS, TRAIN_TRIES, TRAIN_WAIT_MS, Trains, type TrainReply } from '../src/run/train.js';
 import { decodeProbe, encodeProbe, type Probe } from '../src/run/probe.js';
 import { MP_HDR_LEN, MP_PROBE_F_TRAIN, MP_PROBE_F_UNRATED } from '../src/datapath/abi.js';
 
@@ -67,6 +67,21 @@ describe('capacity train: the rate', () => {
     assert.equal(dispersion(bare(stamps(TRAIN_MIN_REPLIES - 1, 1280, 10e6)), 1280, TRAIN_LEN).bps, null);
     assert.equal(dispersion(bare(Array(TRAIN_LEN).fill(5)), 1280, TRAIN_LEN).bps, null);
     assert.equal(dispersion([], 1280, TRAIN_LEN).bps, null);
+  });
+});
+
+describe('capacity train: a re-train\'s shape', () => {
+  it('about 10 ms of the link at its estimate: 10 to 16 requests of 400 B to the path MTU', () => {
+    assert.deepEqual(retrainShape(20e6, 1500), { len: 16, outerBytes: 1500 });
+    assert.deepEqual(retrainShape(100e6, 1500), { len: RETRAIN_LEN, outerBytes: 1500 });
+    assert.deepEqual(retrainShape(5e6, 1500), { len: 10, outerBytes: 625 });
+    assert.deepEqual(retrainShape(2e6, 1500), { len: 10, outerBytes: 400 });
+    assert.deepEqual(retrainShape(20e6, 1280), { len: 16, outerBytes: 1280 }, 'the path MTU not confirmed yet');
+    assert.deepEqual(retrainShape(0, 300), { len: 10, outerBytes: 300 }, 'never above the path\'s size');
+    for (const bps of [1e5, 1e6, 3e6, 8e6, 12e6, 50e6, 1e9]) {
+      const r = retrainShape(bps, 1500);
+      assert.ok(r.len >= TRAIN_MIN_REPLIES && r.len <= RETRAIN_LEN && r.outerBytes >= 400 && r.outerBytes <= 1500, `${bps}: ${JSON.stringify(r)}`);
+    }
   });
 });
 
@@ -152,7 +167,7 @@ describe('capacity train: its life on a link', () => {
     // nothing raised: the spacing doubles up to RETRAIN_MAX_MS
     const gaps: number[] = [];
     for (let i = 0; i < 5; i++) {
-      t.retrained(0, now, false, 20e6);
+      t.retrained(0, now, null, 20e6);
       let next = now + 1;
       while (!t.retrainDue(0, next, true, 20e6)) next += 1;
       gaps.push(next - now);
@@ -161,14 +176,37 @@ describe('capacity train: its life on a link', () => {
       t.finish(now + TRAIN_WAIT_MS);
     }
     assert.deepEqual(gaps, [4000, RETRAIN_MAX_MS, RETRAIN_MAX_MS, RETRAIN_MAX_MS, RETRAIN_MAX_MS]);
-    t.retrained(0, now, true, 20e6);
-    assert.ok(!t.retrainDue(0, now + RETRAIN_MIN_MS - 1, true, 20e6) && t.retrainDue(0, now + RETRAIN_MIN_MS, true, 20e6), 'a raise: back to the minimum');
+    t.retrained(0, now, 40e6, 20e6);
+    assert.ok(!t.retrainDue(0, now + RETRAIN_MIN_MS - 1, true, 40e6) && t.retrainDue(0, now + RETRAIN_MIN_MS, true, 40e6), 'a raise: back to the minimum');
     t.start(0, now + RETRAIN_MIN_MS, 1280, true);
     now += RETRAIN_MIN_MS;
     t.finish(now + TRAIN_WAIT_MS);
-    t.retrained(0, now, false, 20e6);
+    t.retrained(0, now, null, 20e6);
     assert.ok(!t.retrainDue(0, now + RETRAIN_MIN_MS, true, 20e6), 'spaced 4 s now');
     assert.ok(t.retrainDue(0, now + RETRAIN_MIN_MS, true, 5e6), 'the estimate fell 20 -> 5 Mbit/s since: the spacing starts over');
+  });
+
+  it('a raise the link takes back (a token bucket\'s burst read as its rate) does not start the spacing over when the next re-train raises it again', () => {
+    const t = new Trains();
+    const seqs = t.start(0, 0, 1280);
+    const ts = stamps(TRAIN_LEN, 1280, 10e6);
+    seqs.forEach((s, i) => t.reply(0, s, ts[i]!));
+    t.finish(100);
+    let now = RETRAIN_MIN_MS;
+    const gapAfter = (raisedBps: number | null, estimateBps: number, nextEstimate: number): number => {
+      t.start(0, now, 1280, true);
+      t.finish(now + TRAIN_WAIT_MS);
+      t.retrained(0, now, raisedBps, estimateBps);
+      let next = now + 1;
+      while (!t.retrainDue(0, next, true, nextEstimate)) next++;
+      const gap = next - now;
+      now = next;
+      return gap;
+    };
+    assert.equal(gapAfter(40e6, 10e6, 10e6), RETRAIN_MIN_MS, 'raised 10 -> 40 (the burst)');
+    assert.equal(gapAfter(40e6, 10e6, 10e6), 2 * RETRAIN_MIN_MS, 'the estimate was back at 10: the raise did not hold, spaced out');
+    assert.equal(gapAfter(40e6, 10e6, 10e6), RETRAIN_MAX_MS);
+    assert.equal(gapAfter(40e6, 30e6, 40e6), RETRAIN_MIN_MS, 'this time it held (30 of 40 before the next): the minimum again');
   });
 
   it('a send that failed voids the train', () => {

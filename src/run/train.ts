@@ -30,7 +30,7 @@
 // flows load at its estimate (cc/controller.ts loadedAtEstimate, saturated: the probe would
 // only run the scheduler's model ahead of the link). So where the controller suspects room (it
 // loads the link at its estimate and no queue stands there: cc roomSuspected) a shorter train
-// (RETRAIN_LEN) measures it again, at most every RETRAIN_MIN_MS, the spacing doubling up to
+// (retrainShape: ~10 ms of the link at its estimate) measures it again, at most every RETRAIN_MIN_MS, the spacing doubling up to
 // RETRAIN_MAX_MS while re-trains find nothing new and starting over when the estimate falls
 // (what got slower may come back: 20 → 5 → 20 Mbit/s). The flow's own packets share the bottleneck
 // with the train: each reply carries the data bytes the peer had received on the link by then
@@ -45,8 +45,23 @@
 /** Requests in a train: 24 × 1280 B ≈ 31 KB, 25 ms of a 10 Mbit/s link. */
 export const TRAIN_LEN = 24;
 /** Requests in a re-train (a link that carries a flow: its burst queues in front of the flow's
- * packets): 16 × 1280 B, 8 ms of a 20 Mbit/s link. */
+ * packets), at most and at least (retrainShape). */
 export const RETRAIN_LEN = 16;
+export const RETRAIN_MIN_LEN = 10;
+/** A re-train's burst lasts about this long at the link's estimate (retrainShape)... */
+export const RETRAIN_BURST_MS = 10;
+/** ... its requests no smaller than this (outer IP bytes). */
+export const RETRAIN_MIN_BYTES = 400;
+
+/** A re-train's length and request size: about RETRAIN_BURST_MS of the link at its estimate
+ * (the delay its burst adds to the flow's packets behind it where the estimate is right), in
+ * RETRAIN_MIN_LEN to RETRAIN_LEN requests of RETRAIN_MIN_BYTES to `maxOuter` bytes. 20 Mbit/s:
+ * 16 × 1500 B (9.6 ms); 5 Mbit/s: 10 × 625 B (10 ms); 2 Mbit/s: 10 × 400 B (16 ms). */
+export function retrainShape(estimateBps: number, maxOuter: number): { len: number; outerBytes: number } {
+  const bytes = (Math.max(0, estimateBps) * RETRAIN_BURST_MS) / 8000;
+  const outerBytes = Math.max(Math.min(RETRAIN_MIN_BYTES, maxOuter), Math.min(maxOuter, Math.round(bytes / RETRAIN_MIN_LEN)));
+  return { len: Math.max(RETRAIN_MIN_LEN, Math.min(RETRAIN_LEN, Math.round(bytes / outerBytes))), outerBytes };
+}
 /** A re-train at most this often per link, the spacing doubling up to RETRAIN_MAX_MS while they
  * find no more than the estimate (back to the minimum when one raised it). */
 export const RETRAIN_MIN_MS = 2000;
@@ -123,6 +138,8 @@ interface LinkTrains {
   retrainAtMs: number;
   retrainGapMs: number;
   retrainBps: number;
+  /** what the last re-train raised the estimate to (0: it raised nothing) */
+  raisedBps: number;
 }
 
 /** The rate a train's replies (in sending order) say: the train's bytes after its first reply,
@@ -158,7 +175,7 @@ export class Trains {
   private link(id: number): LinkTrains {
     let l = this.links.get(id);
     if (!l) {
-      l = { running: null, tries: 0, lastMs: -Infinity, done: null, retrainAtMs: -Infinity, retrainGapMs: RETRAIN_MIN_MS, retrainBps: 0 };
+      l = { running: null, tries: 0, lastMs: -Infinity, done: null, retrainAtMs: -Infinity, retrainGapMs: RETRAIN_MIN_MS, retrainBps: 0, raisedBps: 0 };
       this.links.set(id, l);
     }
     return l;
@@ -184,11 +201,10 @@ export class Trains {
   }
 
   /** A train leaves on link `id` now, each request padded to `outerBytes` (`retrain`: a
-   * re-train, RETRAIN_LEN long): the probe_seq of each of its requests, in sending order. */
-  start(id: number, nowMs: number, outerBytes: number, retrain = false): number[] {
+   * re-train, `len` long: retrainShape): the probe_seq of each of its requests, in sending order. */
+  start(id: number, nowMs: number, outerBytes: number, retrain = false, len = retrain ? RETRAIN_LEN : TRAIN_LEN): number[] {
     const l = this.link(id);
     this.no = (this.no + 1) & 0x7f_ffff;
-    const len = retrain ? RETRAIN_LEN : TRAIN_LEN;
     l.running = { no: this.no, atMs: nowMs, outerBytes, len, retrain, replies: new Map() };
     if (!retrain) l.tries++;
     l.lastMs = nowMs;
@@ -206,13 +222,17 @@ export class Trains {
     return true;
   }
 
-  /** What a re-train's result did: `raised` the estimate (the spacing starts over) or not (it
-   * doubles; `estimateBps`: the estimate it confirmed). */
-  retrained(id: number, nowMs: number, raised: boolean, estimateBps: number): void {
+  /** What a re-train did: raised the estimate to `raisedBps` (null: raised nothing) from
+   * `estimateBps`. A raise that held starts the spacing over; one that raises again what the
+   * last one raised and the link since took back (a token bucket's burst read as the rate:
+   * the controller's queue rule cuts it within a round), or no raise, doubles it. */
+  retrained(id: number, nowMs: number, raisedBps: number | null, estimateBps: number): void {
     const l = this.link(id);
-    l.retrainGapMs = raised ? RETRAIN_MIN_MS : Math.min(RETRAIN_MAX_MS, 2 * l.retrainGapMs);
+    const held = raisedBps !== null && !(l.raisedBps > 0 && estimateBps * RAISE_OFF < l.raisedBps);
+    l.retrainGapMs = held ? RETRAIN_MIN_MS : Math.min(RETRAIN_MAX_MS, 2 * l.retrainGapMs);
     l.retrainAtMs = nowMs + l.retrainGapMs;
-    l.retrainBps = raised ? 0 : estimateBps;
+    l.retrainBps = raisedBps === null ? estimateBps : 0;
+    l.raisedBps = raisedBps ?? 0;
   }
 
   /** A request could not be sent (the socket said so): the train is void, tried again later. */

@@ -18,7 +18,7 @@
 
 import { feedbackFromCounters, snapshotAt, type LinkFeedback, type RxSnapshot } from '../../src/cc/feedback.js';
 import * as cc from '../../src/cc/controller.js';
-import { RAISE_OFF, RETRAIN_MAX_MS, RETRAIN_MIN_MS } from '../../src/run/train.js';
+import { RAISE_OFF, Trains, type TrainResult } from '../../src/run/train.js';
 
 export interface SimLink {
   /** Bottleneck rate, bit/s (of the packets' bytes), or a function of time (µs). */
@@ -59,11 +59,11 @@ export interface SimOptions {
   /** The backlogged source offers at most this (bit/s, or a function of time): an
    * application-limited sender, e.g. the pure ACKs of a flow the other way. */
   offeredBps?: number | ((tUs: number) => number);
-  /** Re-trains (src/run/train.ts): after each feedback, a link whose controller suspects room
-   * (cc.roomSuspected) is measured at its true rate (what a capacity train reads; the
-   * dispersion itself is test/train.test.ts's) and cc.raiseFromTrain takes it, spaced like
-   * Trains: RETRAIN_MIN_MS, doubling up to RETRAIN_MAX_MS while nothing is raised, starting
-   * over when the estimate falls. */
+  /** Re-trains (src/run/train.ts, its Trains deciding when): after each feedback, a link whose
+   * controller suspects room (cc.roomSuspected) sends a re-train, answered at once with the
+   * stamps the link's true rate gives it (the bottleneck's own queue and the flow's packets
+   * between are test/train.test.ts's), and cc.raiseFromTrain takes the result. Each link's
+   * first train is taken at the start without seeding its controller (SimLink.cc does). */
   retrain?: boolean;
 }
 
@@ -273,10 +273,15 @@ export function simulate(o: SimOptions): SimResult {
   // re-trains (SimOptions.retrain)
   const retrains = new Array<number>(n).fill(0);
   const raisedAtUs: number[][] = o.links.map(() => []);
-  const retrainAt = new Array<number>(n).fill(RETRAIN_MIN_MS * 1000);
-  const retrainGap = new Array<number>(n).fill(RETRAIN_MIN_MS * 1000);
-  const retrainBps = new Array<number>(n).fill(0);
-  const lastRetrain = new Array<number>(n).fill(0);
+  const trains = new Trains();
+  /** a train on link i at time t, answered with the spacing the link's rate gives it */
+  const train = (i: number, tUs: number, retrain: boolean): TrainResult => {
+    const seqs = trains.start(i, tUs / 1000, size, retrain);
+    const gapUs = (size * 8 * 1e6) / links[i]!.rateAt(tUs);
+    seqs.forEach((q, k) => trains.reply(i, q, Math.round(k * gapUs) >>> 0));
+    return trains.finish(tUs / 1000)[0]!.result;
+  };
+  if (o.retrain) for (let i = 0; i < n; i++) train(i, 0, false);
   let nextSend = 0;
   let nextTick = fbEvery;
   const outOf = (i: number) => out.get(i)!;
@@ -300,17 +305,15 @@ export function simulate(o: SimOptions): SimResult {
       const othersCarry = states.some((o, j) => j !== i && cc.carries(o));
       states[i] = cc.onFeedback(states[i]!, fb, sentSinceFb[i]!, t, planned, othersCarry);
       sentSinceFb[i] = 0;
-      if (o.retrain && cc.bwBps(states[i]!) * RAISE_OFF < retrainBps[i]!) [retrainGap[i], retrainAt[i], retrainBps[i]] = [RETRAIN_MIN_MS * 1000, lastRetrain[i]! + RETRAIN_MIN_MS * 1000, 0];
-      if (o.retrain && t >= retrainAt[i]! && cc.roomSuspected(states[i]!)) {
-        lastRetrain[i] = t;
+      if (o.retrain && trains.retrainDue(i, t / 1000, cc.roomSuspected(states[i]!), cc.bwBps(states[i]!))) {
         retrains[i]!++;
-        const next = cc.raiseFromTrain(states[i]!, links[i]!.rateAt(t), t, RAISE_OFF);
+        const r = train(i, t, true);
+        const before = cc.bwBps(states[i]!);
+        const next = r.bps === null ? states[i]! : cc.raiseFromTrain(states[i]!, r.bps, t, RAISE_OFF);
         const raised = next !== states[i];
         if (raised) raisedAtUs[i]!.push(t);
         states[i] = next;
-        retrainGap[i] = raised ? RETRAIN_MIN_MS * 1000 : Math.min(RETRAIN_MAX_MS * 1000, 2 * retrainGap[i]!);
-        retrainAt[i] = t + retrainGap[i]!;
-        retrainBps[i] = raised ? 0 : cc.bwBps(states[i]!);
+        trains.retrained(i, t / 1000, raised ? r.bps : null, before);
       }
       out = cc.outputs(new Map(states.map((s, k) => [k, s])));
       continue;

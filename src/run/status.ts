@@ -218,7 +218,7 @@ export function statusText(s: PortalStatus): string {
         `${l.endpoint ? `  peer ${l.endpoint}` : ''}` +
         `${l.pmtu ? `  pmtu ${l.pmtu.mtu} (${l.pmtu.source}${l.pmtu.icmp ? `, ICMP ${l.pmtu.icmp}` : ''})${l.pmtu.shrinks ? ` shrank ${l.pmtu.shrinks}x` : ''}` : ''}` +
         `${l.budget ? `  budget ${l.budget.exhausted ? 'SPENT' : `${(l.budget.leftBytes / 1e6).toFixed(1)} MB left`}${typeof l.budget.usedBytes === 'number' ? ` (${(l.budget.usedBytes / 1e6).toFixed(1)} MB used)` : ''}` : ''}` +
-        `${l.train ? `  train ${(l.train.bps / 1e6).toFixed(1)} Mbit/s` : ''}` +
+        `${l.train ? `  train ${(l.train.bps / 1e6).toFixed(1)} Mbit/s${l.train.retrain ? ' (re-train)' : ''}` : ''}` +
         (l.cc
           ? `\n    cc ${l.cc.phase}${l.cc.stale ? ' (stale)' : ''} bw ${(l.cc.bwBps / 1e6).toFixed(1)} Mbit/s delivered ${(l.cc.deliveryBps / 1e6).toFixed(1)} Mbit/s` +
             ` queue ${l.cc.queueMs.toFixed(1)} ms rtt ${l.cc.rttMs.toFixed(1)} ms loss ${l.cc.lossPct.toFixed(1)} %`

@@ -30,15 +30,17 @@
 // flows load at its estimate (cc/controller.ts loadedAtEstimate, saturated: the probe would
 // only run the scheduler's model ahead of the link). So where the controller suspects room (it
 // loads the link at its estimate and no queue stands there: cc roomSuspected) a shorter train
-// (retrainShape: ~10 ms of the link at its estimate) measures it again, at most every RETRAIN_MIN_MS, the spacing doubling up to
-// RETRAIN_MAX_MS while re-trains find nothing new and starting over when the estimate falls
-// (what got slower may come back: 20 → 5 → 20 Mbit/s). The flow's own packets share the bottleneck
-// with the train: each reply carries the data bytes the peer had received on the link by then
-// (bpf/probe.h, mp_rx.bytes), and those that arrived between the train's first and last packet
-// count with it (the bottleneck served them in that span too). A re-train more than RAISE_OFF
-// times the estimate raises it (cc raiseFromTrain); the controller's queue rule corrects an
-// overshoot within a round. Lab, `step` (2 × 20 Mbit/s, one link 20 → 5 → 20 under a flow):
-// README "step".
+// (retrainShape: ~10 ms of the link at its estimate) measures it again, at most every
+// RETRAIN_MIN_MS, the spacing doubling up to RETRAIN_MAX_MS while re-trains find nothing new
+// and starting over when the estimate falls (what got slower may come back: 20 → 5 → 20
+// Mbit/s). The flow's own packets share the bottleneck with the train: each reply carries the
+// data bytes the peer had received on the link by then (bpf/probe.h, mp_rx.bytes), and those
+// that arrived between the train's first and last packet count with it (the bottleneck served
+// them in that span too; a FIFO bottleneck takes a burst whole, so this is mostly 0, but a
+// train the sender paces slower than the flow, or a bottleneck that interleaves flows, would
+// read low without it). A re-train more than RAISE_OFF times the estimate raises it (cc
+// raiseFromTrain); the controller's queue rule corrects an overshoot within a round. Lab,
+// `step` (2 × 20 Mbit/s, one link 20 → 5 → 20 under a flow): README "step".
 //
 // No clock, no I/O: the runtime sends, and passes times and replies in.
 
@@ -153,7 +155,7 @@ export function dispersion(replies: readonly TrainReply[], outerBytes: number, s
   let lo = 0;
   let hi = 0;
   for (const r of replies) {
-    const d = ((r.tsUs - t0) | 0); // u32 µs, wraps every 71 minutes
+    const d = (r.tsUs - t0) | 0; // u32 µs, wraps every 71 minutes
     if (d < lo) [lo, first] = [d, r];
     if (d > hi) [hi, last] = [d, r];
   }

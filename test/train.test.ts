@@ -209,6 +209,32 @@ describe('capacity train: its life on a link', () => {
     assert.equal(gapAfter(40e6, 30e6, 40e6), RETRAIN_MIN_MS, 'this time it held (30 of 40 before the next): the minimum again');
   });
 
+  it('next: the first train while one is due, then a re-train shaped to the estimate where the controller suspects room, else none; a re-train\'s result goes through raise', () => {
+    const t = new Trains();
+    let asked = 0;
+    const suspect = (v: boolean) => () => (asked++, v);
+    assert.equal(t.next(0, 0, suspect(true), () => 5e6), 'first');
+    assert.equal(asked, 0, 'the controller is not asked while the first train is due');
+    const seqs = t.start(0, 0, 1280);
+    const ts = stamps(TRAIN_LEN, 1280, 5e6);
+    seqs.forEach((s, i) => t.reply(0, s, ts[i]!));
+    t.finish(100);
+    assert.equal(t.next(0, RETRAIN_MIN_MS, suspect(false), () => 5e6), null);
+    assert.deepEqual(t.next(0, RETRAIN_MIN_MS, suspect(true), () => 5e6), { retrain: 5e6 });
+    t.start(0, RETRAIN_MIN_MS, 1280, true);
+    t.finish(RETRAIN_MIN_MS + TRAIN_WAIT_MS);
+    const raisedTo: number[] = [];
+    assert.equal(t.takeRetrain(0, RETRAIN_MIN_MS, 20e6, 5e6, (bps) => (raisedTo.push(bps), true)), true);
+    assert.deepEqual(raisedTo, [20e6]);
+    assert.equal(t.next(0, 2 * RETRAIN_MIN_MS - 1, suspect(true), () => 20e6), null, 'a raise: RETRAIN_MIN_MS to the next');
+    assert.deepEqual(t.next(0, 2 * RETRAIN_MIN_MS, suspect(true), () => 20e6), { retrain: 20e6 });
+    t.start(0, 2 * RETRAIN_MIN_MS, 1280, true);
+    t.finish(2 * RETRAIN_MIN_MS + TRAIN_WAIT_MS);
+    assert.equal(t.takeRetrain(0, 2 * RETRAIN_MIN_MS, null, 20e6, () => assert.fail('an inconclusive re-train raises nothing')), false);
+    assert.equal(t.next(0, 3 * RETRAIN_MIN_MS, suspect(true), () => 20e6), null, 'nothing raised: the spacing doubled');
+    assert.deepEqual(t.next(0, 4 * RETRAIN_MIN_MS, suspect(true), () => 20e6), { retrain: 20e6 });
+  });
+
   it('a send that failed voids the train', () => {
     const t = new Trains();
     const seqs = t.start(0, 0, 1280);

@@ -347,16 +347,16 @@ export function peerMtu(p: Probe, family: 4 | 6): LinkMtu {
   return { family, carrier: p.carrier === MP_CARRIER_IP ? 'ip' : 'udp', up: p.pmtuUp ?? 0, down: p.pmtuDown ?? 0 };
 }
 
-/** A capacity train on link `id` (train.ts; `retrain`: the estimate of a link that carries
- * flows, for a re-train shaped to it: retrainShape; null: the link's first train): its requests,
+/** A capacity train on link `id` (train.ts; `what`: the link's first, or a re-train of a link
+ * that carries flows, shaped to its estimate: retrainShape; Trains.next): its requests,
  * built by `req`, padded to at most `maxOuter` bytes on the wire (`fam`'s IP and UDP headers
  * included), signed first and then sent back to back. Nothing goes without a session; a send
  * that fails voids the train (tried again later). */
-function sendTrain(trains: Trains, id: number, maxOuter: number, fam: 4 | 6, req: (seq: number) => Probe, auth: PortalAuth, at: { ms: number; us: number }, retrain: number | null, send: (b: Buffer, done: (e: Error | null) => void) => void): void {
+function sendTrain(trains: Trains, id: number, maxOuter: number, fam: 4 | 6, req: (seq: number) => Probe, auth: PortalAuth, at: { ms: number; us: number }, what: 'first' | { retrain: number }, send: (b: Buffer, done: (e: Error | null) => void) => void): void {
   const msgs: Buffer[] = [];
-  const shape = retrain === null ? { len: TRAIN_LEN, outerBytes: maxOuter } : retrainShape(retrain, maxOuter);
+  const shape = what === 'first' ? { len: TRAIN_LEN, outerBytes: maxOuter } : retrainShape(what.retrain, maxOuter);
   const outer = shape.outerBytes;
-  for (const seq of trains.start(id, at.ms, outer, retrain !== null, shape.len)) {
+  for (const seq of trains.start(id, at.ms, outer, what !== 'first', shape.len)) {
     const signed = auth.sign(encodeProbe({ ...req(seq), train: true }, at.us, outer - udpOverhead(fam)));
     if (!signed) return trains.failed(id);
     msgs.push(signed);
@@ -372,9 +372,7 @@ function takeTrains(trains: Trains, nowMs: number, cc: CcLoop, log: Log, name: (
   for (const { id, result: r } of trains.finish(nowMs)) {
     const what = `${r.replies} of ${r.sent} replies over ${(r.spanUs / 1000).toFixed(1)} ms, ${r.outerBytes} B each`;
     if (r.retrain) {
-      const before = cc.estimateBps(id);
-      const raised = r.bps !== null && cc.raiseFromTrain(id, r.bps, RAISE_OFF);
-      trains.retrained(id, nowMs, raised ? r.bps : null, before);
+      const raised = trains.takeRetrain(id, nowMs, r.bps, cc.estimateBps(id), (bps) => cc.raiseFromTrain(id, bps, RAISE_OFF));
       if (raised) log(`link ${name(id)}: re-train ${(r.bps! / 1e6).toFixed(1)} Mbit/s (${what}, ${r.dataBytes} B of data between): more than ${RAISE_OFF}x the estimate, raised`, { link: id, ...r, used: true });
       continue;
     }
@@ -578,10 +576,10 @@ export async function startLocal(
     if (!cfg.congestionControl) return;
     for (const { id, sock, remote, fam, sent } of socks) {
       if (!trained(id) || !t.usable(id)) continue;
-      const first = trains.due(id, nowMs());
-      if (first || trains.retrainDue(id, nowMs(), cc.roomSuspected(id), cc.estimateBps(id))) {
+      const what = trains.next(id, nowMs(), () => cc.roomSuspected(id), () => cc.estimateBps(id));
+      if (what !== null) {
         const outer = Math.min(pmtu.mtus(id)?.confirmedUp || TRAIN_OUTER_BYTES, ceilings.get(id) ?? 1500);
-        sendTrain(trains, id, outer, fam, (s) => request(id, s), auth, { ms: nowMs(), us: nowUs() }, first ? null : cc.estimateBps(id), (b, done) =>
+        sendTrain(trains, id, outer, fam, (s) => request(id, s), auth, { ms: nowMs(), us: nowUs() }, what, (b, done) =>
           sock.send(b, cfg.port, remote, (e) => {
             if (!e) sent(b.length);
             done(e);
@@ -1016,12 +1014,12 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
     for (const [id, h] of peerHint) {
       const ep = endpoints.get(id);
       if ((h.metered && h.bps !== null) || !ep || !t.usable(id)) continue;
-      const first = trains.due(id, nowMs());
-      if (!first && !trains.retrainDue(id, nowMs(), cc.roomSuspected(id), cc.estimateBps(id))) continue;
+      const what = trains.next(id, nowMs(), () => cc.roomSuspected(id), () => cc.estimateBps(id));
+      if (what === null) continue;
       const fam = ep.sock === socks[1] ? 6 : 4;
       const outer = downMtu(id, peerMtus.get(id)?.down ?? 0) || TRAIN_OUTER_BYTES;
       const req = (probeSeq: number): Probe => ({ linkId: id, reply: false, metric: 0, carrier: MP_CARRIER_UDP, probeSeq, sentNs: nowNs(), rateBps: 0n, owdUs: 0 });
-      sendTrain(trains, id, outer, fam, req, auth, { ms: nowMs(), us: nowUs() }, first ? null : cc.estimateBps(id), (b, done) => ep.sock.send(b, ep.port, ep.address, done));
+      sendTrain(trains, id, outer, fam, req, auth, { ms: nowMs(), us: nowUs() }, what, (b, done) => ep.sock.send(b, ep.port, ep.address, done));
     }
   };
   const heartbeat = aliveWriter(port, log, nowMs);

@@ -167,6 +167,9 @@ export function dispersion(replies: readonly TrainReply[], outerBytes: number, s
   const bps = n >= TRAIN_MIN_REPLIES && spanUs >= MIN_SPAN_US ? (bits * 1e6) / spanUs : null;
   return { bps, replies: n, sent, spanUs, outerBytes, dataBytes, retrain };
 }
+/** Has the estimate fallen more than RAISE_OFF times below the last re-train's that raised nothing? */
+const fellSince = (l: LinkTrains, estimateBps: number): boolean => estimateBps * RAISE_OFF < l.retrainBps;
+
 /** Data counted between a train's packets at more than this rate is a counter gone wrong. */
 const MAX_DATA_BPS = 1e12;
 
@@ -194,12 +197,16 @@ export class Trains {
    * estimate now; one more than RAISE_OFF times below the last re-train's starts it over)? */
   retrainDue(id: number, nowMs: number, suspect: boolean, estimateBps: number): boolean {
     const l = this.link(id);
-    if (estimateBps * RAISE_OFF < l.retrainBps) {
-      l.retrainGapMs = RETRAIN_MIN_MS;
-      l.retrainAtMs = l.lastMs + RETRAIN_MIN_MS;
-      l.retrainBps = 0;
-    }
-    return suspect && l.done !== null && l.running === null && nowMs >= l.retrainAtMs && nowMs - l.lastMs >= RETRAIN_MIN_MS;
+    const at = fellSince(l, estimateBps) ? l.lastMs + RETRAIN_MIN_MS : l.retrainAtMs;
+    return suspect && l.done !== null && l.running === null && nowMs >= at && nowMs - l.lastMs >= RETRAIN_MIN_MS;
+  }
+
+  /** The train due on link `id` now: its first ('first': due), a re-train (retrainDue; the
+   * estimate it is shaped to: retrainShape), or none (null). */
+  next(id: number, nowMs: number, suspect: () => boolean, estimateBps: () => number): 'first' | { retrain: number } | null {
+    if (this.due(id, nowMs)) return 'first';
+    const est = estimateBps();
+    return this.retrainDue(id, nowMs, suspect(), est) ? { retrain: est } : null;
   }
 
   /** A train leaves on link `id` now, each request padded to `outerBytes` (`retrain`: a
@@ -227,14 +234,25 @@ export class Trains {
   /** What a re-train did: raised the estimate to `raisedBps` (null: raised nothing) from
    * `estimateBps`. A raise that held starts the spacing over; one that raises again what the
    * last one raised and the link since took back (a token bucket's burst read as the rate:
-   * the controller's queue rule cuts it within a round), or no raise, doubles it. */
+   * the controller's queue rule cuts it within a round), or no raise, doubles it (from the
+   * minimum where the estimate fell since the last: retrainDue). */
   retrained(id: number, nowMs: number, raisedBps: number | null, estimateBps: number): void {
     const l = this.link(id);
     const held = raisedBps !== null && !(l.raisedBps > 0 && estimateBps * RAISE_OFF < l.raisedBps);
-    l.retrainGapMs = held ? RETRAIN_MIN_MS : Math.min(RETRAIN_MAX_MS, 2 * l.retrainGapMs);
+    const gap = fellSince(l, estimateBps) ? RETRAIN_MIN_MS : l.retrainGapMs;
+    l.retrainGapMs = held ? RETRAIN_MIN_MS : Math.min(RETRAIN_MAX_MS, 2 * gap);
     l.retrainAtMs = nowMs + l.retrainGapMs;
     l.retrainBps = raisedBps === null ? estimateBps : 0;
     l.raisedBps = raisedBps ?? 0;
+  }
+
+  /** A re-train's result on link `id` (`bps`: its measurement, null: inconclusive): `raise`
+   * (cc raiseFromTrain) gets the measurement, and the spacing follows what it did (retrained;
+   * `estimateBps`: the estimate before). true: the estimate was raised. */
+  takeRetrain(id: number, nowMs: number, bps: number | null, estimateBps: number, raise: (bps: number) => boolean): boolean {
+    const raised = bps !== null && raise(bps);
+    this.retrained(id, nowMs, raised ? bps : null, estimateBps);
+    return raised;
   }
 
   /** A request could not be sent (the socket said so): the train is void, tried again later. */

@@ -308,12 +308,13 @@ export function simulate(o: SimOptions): SimResult {
       if (o.retrain && trains.retrainDue(i, t / 1000, cc.roomSuspected(states[i]!), cc.bwBps(states[i]!))) {
         retrains[i]!++;
         const r = train(i, t, true);
-        const before = cc.bwBps(states[i]!);
-        const next = r.bps === null ? states[i]! : cc.raiseFromTrain(states[i]!, r.bps, t, RAISE_OFF);
-        const raised = next !== states[i];
-        if (raised) raisedAtUs[i]!.push(t);
-        states[i] = next;
-        trains.retrained(i, t / 1000, raised ? r.bps : null, before);
+        const raise = (bps: number) => {
+          const next = cc.raiseFromTrain(states[i]!, bps, t, RAISE_OFF);
+          if (next === states[i]) return false;
+          states[i] = next;
+          return true;
+        };
+        if (trains.takeRetrain(i, t / 1000, r.bps, cc.bwBps(states[i]!), raise)) raisedAtUs[i]!.push(t);
       }
       out = cc.outputs(new Map(states.map((s, k) => [k, s])));
       continue;

@@ -1,5 +1,10 @@
-// mismatch lab from WT with a routed hop before the client (c2 ns behind the client ns, NAT) so
-// the LP's qdiscs do not hold the sender's socket (TSQ); CUBIC flows alternating none / tbf on LP wans
+// Session 20, by hand (tc, nft: an experiment, not the product): a `mismatch` lab from the build
+// at argv[2] with the end hosts one routed hop behind the client and server namespaces (c2 behind
+// client with NAT, s2 behind server), so a portal's qdisc does not hold the sending socket's skbs
+// (TCP small queues). iperf3 flows (argv[3] up | down; CC env, default cubic) alternate between no
+// shaper and one per link in the sending portal at argv[4] (tbf on the LP's wan1/wan2 for uploads,
+// an htb class per LP link address on the RP's wan for downloads), limit argv[5] ms of the rate;
+// argv[6] pairs. Results: results.txt.
 import { execFileSync } from 'node:child_process';
 const WT = process.argv[2]!;
 const dir = process.argv[3] ?? 'up';
@@ -21,24 +26,20 @@ const up = await labUp({ name: lab, scenario: sc, bond: true, schedules: false }
 if (up.isErr()) { console.error(up.error); process.exit(1); }
 const bytes = Math.round((parseFloat(rate) * 1e6 / 8) * limitMs / 1000);
 try {
-  sh(['ip', 'netns', 'add', ns('c2')]);
-  sh(['ip', 'link', 'add', 'c2a', 'netns', ns('client'), 'type', 'veth', 'peer', 'name', 'c2b', 'netns', ns('c2')]);
-  inNs('client', 'ip', 'addr', 'add', '10.98.0.1/24', 'dev', 'c2a');
-  inNs('client', 'ip', 'link', 'set', 'c2a', 'up');
-  inNs('c2', 'ip', 'addr', 'add', '10.98.0.2/24', 'dev', 'c2b');
-  inNs('c2', 'ip', 'link', 'set', 'c2b', 'up');
-  inNs('c2', 'ip', 'link', 'set', 'lo', 'up');
-  inNs('c2', 'ip', 'route', 'add', 'default', 'via', '10.98.0.1');
-  inNs('client', 'sysctl', '-qw', 'net.ipv4.ip_forward=1');
-  sh(['ip', 'netns', 'add', ns('s2')]);
-  sh(['ip', 'link', 'add', 's2a', 'netns', ns('server'), 'type', 'veth', 'peer', 'name', 's2b', 'netns', ns('s2')]);
-  inNs('server', 'ip', 'addr', 'add', '10.97.0.1/24', 'dev', 's2a');
-  inNs('server', 'ip', 'link', 'set', 's2a', 'up');
-  inNs('s2', 'ip', 'addr', 'add', '10.97.0.2/24', 'dev', 's2b');
-  inNs('s2', 'ip', 'link', 'set', 's2b', 'up');
-  inNs('s2', 'ip', 'link', 'set', 'lo', 'up');
-  inNs('s2', 'ip', 'route', 'add', 'default', 'via', '10.97.0.1');
-  inNs('server', 'sysctl', '-qw', 'net.ipv4.ip_forward=1');
+  /** an end host `host` one routed hop behind lab node `router`, on 10.`net`.0.0/24 */
+  const hop = (router: string, host: string, net: number) => {
+    sh(['ip', 'netns', 'add', ns(host)]);
+    sh(['ip', 'link', 'add', `${host}a`, 'netns', ns(router), 'type', 'veth', 'peer', 'name', `${host}b`, 'netns', ns(host)]);
+    for (const [n, dev, a] of [[router, `${host}a`, 1], [host, `${host}b`, 2]] as const) {
+      inNs(n, 'ip', 'addr', 'add', `10.${net}.0.${a}/24`, 'dev', dev);
+      inNs(n, 'ip', 'link', 'set', dev, 'up');
+    }
+    inNs(host, 'ip', 'link', 'set', 'lo', 'up');
+    inNs(host, 'ip', 'route', 'add', 'default', 'via', `10.${net}.0.1`);
+    inNs(router, 'sysctl', '-qw', 'net.ipv4.ip_forward=1');
+  };
+  hop('client', 'c2', 98);
+  hop('server', 's2', 97);
   inNs('rp', 'ip', 'route', 'add', '10.97.0.0/24', 'via', '203.0.113.2');
   inNs('client', 'nft', 'add table ip nat; add chain ip nat post { type nat hook postrouting priority 100; }; add rule ip nat post oifname "eth0" masquerade');
   await new Promise((r) => setTimeout(r, 1000));
@@ -46,7 +47,8 @@ try {
   const res: Record<string, string[]> = { none: [], tbf: [] };
   let port = 5301;
   for (let i = 0; i < n; i++) for (const mode of ['none', 'tbf']) {
-    if (mode === 'tbf') {
+    if (dir === 'up') for (const d of ['wan1', 'wan2']) mode === 'tbf' ? inNs('lp', 'tc', 'qdisc', 'replace', 'dev', d, 'root', 'tbf', 'rate', rate, 'burst', '4500', 'limit', String(bytes)) : sh(['ip', 'netns', 'exec', ns('lp'), 'tc', 'qdisc', 'del', 'dev', d, 'root'], true);
+    else if (mode === 'tbf') {
       inNs('rp', 'tc', 'qdisc', 'replace', 'dev', 'wan', 'root', 'handle', '1:', 'htb', 'default', '0');
       for (const k of [1, 2]) {
         inNs('rp', 'tc', 'class', 'add', 'dev', 'wan', 'parent', '1:', 'classid', `1:${k}`, 'htb', 'rate', rate, 'ceil', rate, 'burst', '4500', 'cburst', '4500');
@@ -64,7 +66,7 @@ try {
     res[mode]!.push(mbit);
     const s = await st;
     if (s) console.log(s);
-    console.log(mode, mbit, mode === 'tbf' ? inNs('rp', 'tc', '-s', 'class', 'show', 'dev', 'wan').split('\n').filter((x) => x.includes('Sent')).join(' | ') : '');
+    console.log(mode, mbit, mode !== 'tbf' ? '' : dir === 'up' ? ['wan1', 'wan2'].map((d) => inNs('lp', 'tc', '-s', 'qdisc', 'show', 'dev', d).split('\n')[1]).join(' | ') : inNs('rp', 'tc', '-s', 'class', 'show', 'dev', 'wan').split('\n').filter((x) => x.includes('Sent')).join(' | '));
   }
   console.log(JSON.stringify(res));
 } finally {

@@ -50,6 +50,7 @@
 #include "redundant.h"
 #define MP_FEC_SENDER
 #include "fec.h"
+#include "shape.h"
 #define MP_NAT_ENCAP
 #include "nat.h"
 
@@ -473,6 +474,7 @@ __noinline int mp_red_copy(struct __sk_buff *skb, __u32 arg, __u32 seq, __u32 ts
 	}
 	if (r == MP_DROP_ADJUST_ROOM) /* nothing was pushed */
 		return RED_COPY_FAILED;
+	mp_shape(skb, cfg, id); /* the clone leaves in its link's class (shape.h) */
 	if (r == MP_DROP_NONE && red_fill_macs(skb, l, ep) && bpf_clone_redirect(skb, l->ifindex, 0) == 0)
 		r = MP_DROP_NONE;
 	else
@@ -674,7 +676,8 @@ sign:
 	if (r != MP_DROP_NONE)
 		return mp_drop(r);
 
-	/* 6. send */
+	/* 6. send, in the link's class where the links are shaped (shape.h) */
+	mp_shape(skb, cfg, pk.id);
 	return send(l);
 }
 

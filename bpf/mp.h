@@ -215,7 +215,13 @@ struct mp_config {
 	__u8 pad3[2];
 	struct mp_addr local_v4;
 	struct mp_addr local_v6;
-	__u32 pad4;
+	/* Per-link shaping (shape.h): the major handle (<< 16) of the htb root qdisc the control
+	 * plane keeps on the link devices, one class per link (minor: link id + 1) at the link's
+	 * pacing rate, so the queue that equalises the links' delays sits in the portal, not in the
+	 * ISP's buffer. A data packet for link id leaves with skb->priority = shape_handle | (id + 1),
+	 * which htb takes as its class; everything else (probes, feedback, the host's traffic) is
+	 * left unclassified and goes out unshaped. 0: off (skb->priority untouched). */
+	__u32 shape_handle;
 };
 
 enum mp_link_state {

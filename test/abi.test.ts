@@ -276,9 +276,11 @@ describe('encoders and decoders', () => {
       localMac: '02:6d:70:00:00:01',
       localV4: { family: 4, prefixLen: 32, addr: '192.168.1.1' },
       localV6: { family: 6, prefixLen: 128, addr: 'fd00:1::1' },
+      shapeHandle: 0x6d70_0000,
     };
     const b = encodeConfig(c);
     assert.equal(b.length, 288);
+    assert.equal(b.readUInt32LE(284), 0x6d70_0000, 'shape_handle host-endian, last');
     assert.equal(b.readUInt32LE(232), 12, 'local_ifindex host-endian');
     assert.deepEqual(b.subarray(236, 242), Buffer.from([2, 0x6d, 0x70, 0, 0, 1]), 'local_mac as on the wire');
     assert.deepEqual(b.subarray(244, 252), Buffer.from([4, 32, 0, 0, 192, 168, 1, 1]), 'local_v4');

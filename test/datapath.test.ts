@@ -319,6 +319,8 @@ interface Case {
   drops?: Partial<Record<DropReason, number>>;
   /** skb->mark afterwards (runs with a context: ctx, or { mark: 0 } is implied) */
   mark?: number;
+  /** skb->priority afterwards (as mark) */
+  priority?: number;
   /** Expected segmentation-loop counter deltas (all three are checked when given). */
   loop?: Partial<Record<keyof MpLoopStats, number>>;
   /** Checks on the maps afterwards. */
@@ -334,10 +336,11 @@ function runTable(title: string, base: () => void, cases: Case[]): void {
         c.setup?.();
         const before = drops();
         const loopBefore = loopStats();
-        const ctx = c.ns ? { ifindex: wan0, ingressIfindex: wan0, ...c.ctx } : (c.ctx ?? (c.mark !== undefined ? {} : undefined));
+        const ctx = c.ns ? { ifindex: wan0, ingressIfindex: wan0, ...c.ctx } : (c.ctx ?? (c.mark !== undefined || c.priority !== undefined ? {} : undefined));
         const r = run(c.prog, c.input, { ...(ctx ? { ctx } : {}), ns: c.ns ?? false });
         assert.equal(r.verdict, c.verdict, 'verdict');
         if (c.mark !== undefined) assert.equal(r.ctx?.mark, c.mark, 'skb->mark');
+        if (c.priority !== undefined) assert.equal(r.ctx?.priority, c.priority, 'skb->priority');
         if (c.loop) {
           const after = loopStats();
           const delta = (k: keyof MpLoopStats) => Number(after[k] - loopBefore[k]);
@@ -745,6 +748,52 @@ function mssCase(name: string, v6: boolean, l4: Parameters<typeof tcp>[0], expec
     },
   };
 }
+
+// Per-link shaping (bpf/shape.h): a data packet leaves in its link's htb class.
+const SHAPE = 0x6d70_0000;
+runTable('encap: per-link shaping (skb->priority names the link\'s htb class)', lpEncapBase, [
+  {
+    name: 'shaping off (shape_handle 0): skb->priority untouched',
+    prog: 'encap',
+    input: eth(innerUdpV4),
+    ctx: { priority: 6 },
+    verdict: TC_ACT_REDIRECT,
+    priority: 6,
+  },
+  {
+    name: 'shaping on, link 0: class 1',
+    prog: 'encap',
+    setup: () => setConfig({ shapeHandle: SHAPE }),
+    input: eth(innerUdpV4),
+    ctx: { priority: 6 },
+    verdict: TC_ACT_REDIRECT,
+    priority: SHAPE | 1,
+    out: encapsulated({ link: 0, v6: false, inner: innerUdpV4, seq: 1, linkSeq: 1 }),
+  },
+  {
+    name: 'shaping on, the packet scheduled on link 3 (the only one up): class 4',
+    prog: 'encap',
+    setup: () => {
+      setConfig({ shapeHandle: SHAPE });
+      setLink(0, { state: MP_LINK_DOWN });
+      setLink(3);
+    },
+    input: eth(innerTcpV6),
+    verdict: TC_ACT_REDIRECT,
+    priority: SHAPE | 4,
+    out: encapsulated({ link: 3, v6: false, inner: innerTcpV6 }),
+  },
+  {
+    name: 'shaping on, a packet not for the tunnel (from another address): untouched, priority too',
+    prog: 'encap',
+    setup: () => setConfig({ shapeHandle: SHAPE }),
+    input: frame(ipSpec('10.99.0.9', NET_V4), udp({ sport: 1, dport: 2, payload: Buffer.alloc(10) })),
+    ctx: { priority: 6 },
+    verdict: TC_ACT_UNSPEC,
+    priority: 6,
+    out: 'same',
+  },
+]);
 
 runTable('encap: TCP MSS clamp', lpEncapBase, [
   mssCase('IPv4 SYN, MSS 1460 → 1360', false, { sport: 40000, dport: 80, flags: SYN, mss: 1460 }, 1360, true),

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig, parseConfig } from '../src/config/parse.js';
 import type { PortalConfig } from '../src/config/types.js';
 import { describeError } from '../src/errors.js';
-import { loopDevices, planPortal, type PlanFacts } from '../src/plan/plan.js';
+import { loopDevices, planPortal, SHAPE_HANDLE, type PlanFacts } from '../src/plan/plan.js';
 import { DEFAULT_POLICY, loadPolicy, parsePolicy } from '../src/plan/policy.js';
 import { renderPlan } from '../src/plan/render.js';
 import type { Plan } from '../src/plan/types.js';
@@ -205,5 +205,29 @@ test('every RP gets the routed loop, a single-interface one too (encap enters it
     assert.equal(p.loop.routed, true, file);
     assert.ok(p.steps.some((s) => s.kind === 'veth'), file);
     assert.ok(renderPlan(p, 'up').includes(`ip -4 rule add fwmark 0x6d700100 lookup 200 priority 10050`), file);
+  }
+});
+
+test('shape = true: an htb root (6d70:) on each link device of the LP and on the RP\'s wan, before encap sends anything; none without it', async () => {
+  for (const [name, facts, devs] of [
+    ['lp.toml', LP_FACTS, ['wan1', 'wan2', 'wan3']],
+    ['rp.toml', undefined, ['wan']],
+  ] as const) {
+    const cfg = await config(name);
+    assert.equal(cfg.shape, false, 'off by default');
+    assert.ok(!plan(cfg, facts).steps.some((s) => s.kind === 'shaper'), `${name}: no shaper without shape`);
+    const p = plan({ ...cfg, shape: true }, facts);
+    const shapers = p.steps.filter((s) => s.kind === 'shaper');
+    assert.deepEqual(shapers.map((s) => s.dev), [...devs], name);
+    assert.ok(shapers.every((s) => s.kind === 'shaper' && s.handle === SHAPE_HANDLE));
+    const lastShaper = p.steps.map((s) => s.kind).lastIndexOf('shaper');
+    const firstEncap = p.steps.findIndex((s) => s.kind === 'bpfFilter' && s.prog === 'encap');
+    assert.ok(lastShaper < firstEncap, `${name}: shaping in place before encap`);
+    const up = renderPlan(p, 'up');
+    const down = renderPlan(p, 'down');
+    for (const d of devs) {
+      assert.ok(up.includes(`tc qdisc replace dev ${d} root handle 6d70: htb default 0`), `${name}: ${up.join('\n')}`);
+      assert.ok(down.includes(`tc qdisc del dev ${d} root handle 6d70:`), name);
+    }
   }
 });

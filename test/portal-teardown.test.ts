@@ -3,7 +3,9 @@
 //   client ── lp ══ isp1, isp2 ══ inet ── rp ── server     (bare lab; the test runs the portals)
 //
 // Snapshot per portal namespace: ip rule, ip route show table all, ip -d link, tc qdisc/filter
-// of every interface, neighbour proxies, the sysctls mpctl touches, and the pinned objects.
+// of every interface, neighbour proxies, the sysctls mpctl touches, and the pinned objects. The
+// portals run with `shape = true`: their htb roots go with down too (the leaf queues of its
+// classes, whose limits follow the controllers' rates, are left out of the snapshot).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
@@ -33,7 +35,7 @@ async function snapshot(ns: string): Promise<string> {
   out.push((await sh(ns, 'ip', '-d', 'link')).replace(/\s+(link\/ether|alias).*$/gm, ''));
   const ifaces = (await sh(ns, 'ls', '/sys/class/net')).split('\n').filter(Boolean);
   for (const i of ifaces) {
-    out.push(`${i}: ${await sh(ns, 'tc', 'qdisc', 'show', 'dev', i)}`);
+    out.push(`${i}: ${(await sh(ns, 'tc', 'qdisc', 'show', 'dev', i)).split('\n').filter((l) => !/ parent 6d70:/.test(l)).join('\n')}`);
     for (const dir of ['ingress', 'egress']) out.push(`${i} ${dir}: ${await sh(ns, 'tc', 'filter', 'show', 'dev', i, dir)}`);
     out.push(`${i} offloads: ${(await sh(ns, 'ethtool', '-k', i)).split('\n').filter((l) => /generic-receive|segmentation-offload:/.test(l)).join(',')}`);
   }
@@ -45,11 +47,13 @@ test('down restores every portal namespace exactly; up twice is a no-op', { time
   await withLab(uniformScenario(2)._unsafeUnwrap(), async (lab) => {
     const st = (await readState(lab))._unsafeUnwrap();
     const before = { lp: await snapshot(nsName(lab, 'lp')), rp: await snapshot(nsName(lab, 'rp')) };
-    const up = await startBond(lab, st.links, { singleInterface: false }, mpctlPath());
+    const up = await startBond(lab, st.links, { singleInterface: false, shape: true }, mpctlPath());
     assert.ok(up.isOk(), JSON.stringify(up.isErr() && up.error));
     const during = await snapshot(nsName(lab, 'lp'));
     assert.notEqual(during, before.lp, 'up changed the LP namespace');
     assert.match(during, /lookup 201/, 'policy rule for link 0');
+    for (const dev of ['wan1', 'wan2']) assert.match(during, new RegExp(`^${dev}: qdisc htb 6d70: root`, 'm'), `the LP shapes ${dev}`);
+    assert.match(await snapshot(nsName(lab, 'rp')), /^wan: qdisc htb 6d70: root/m, 'the RP shapes wan');
     assert.ok(existsSync(pinDir(portalInstance(lab, 'lp'))), 'maps pinned');
 
     // a second `up` of the same instance changes nothing and exits 0

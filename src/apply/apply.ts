@@ -3,7 +3,7 @@
 // each step), so `down` — or the rollback of a failed `up` — removes exactly what mpctl made and
 // restores every value it changed, in reverse order. Things that already existed are left alone.
 import { err, ok, type Result } from 'neverthrow';
-import type { MpError } from '../errors.js';
+import { configInvalid, type MpError } from '../errors.js';
 import { ethtoolGet, ethtoolSet, type EthtoolFeature } from '../native/libmpctl.js';
 import type { RouteSpec, Rtnl, RuleSpec } from '../netlink/rtnl.js';
 import type { PlanStep } from '../plan/types.js';
@@ -18,6 +18,7 @@ export type Undo =
   | { kind: 'rule'; spec: RuleSpec }
   | { kind: 'neighProxy'; address: string; dev: string }
   | { kind: 'clsact'; dev: string }
+  | { kind: 'shaper'; dev: string; handle: number }
   | { kind: 'bpfFilter'; dev: string; direction: 'ingress' | 'egress'; priority: number; handle: number };
 
 /** What bpfFilter steps need: the portal's loaded object (see datapath.ts). */
@@ -96,6 +97,16 @@ async function applyStep(env: ApplyEnv, s: PlanStep): Promise<Result<Undo | null
       if (has.value) return ok(null);
       return (await env.rt.addClsact(s.dev)).map(() => ({ kind: 'clsact', dev: s.dev }) as const);
     }
+    case 'shaper': {
+      // ours already (an adopted data path's): kept, classes and all; the kernel's default root
+      // (handle 0): replaced; an operator's: left alone, and up fails saying so
+      const root = await env.rt.rootQdisc(s.dev);
+      if (root.isErr()) return err(root.error);
+      if (root.value && root.value.kind === 'htb' && root.value.handle === s.handle) return ok(null);
+      if (root.value && root.value.handle !== 0)
+        return err(configInvalid('shape', true, `${s.dev} has a root qdisc of its own (${root.value.kind}, handle ${(root.value.handle >>> 16).toString(16)}:), which per-link shaping would replace: remove it, or set shape = false`));
+      return (await env.rt.setHtbRoot(s.dev, s.handle >>> 16)).map(() => ({ kind: 'shaper', dev: s.dev, handle: s.handle }) as const);
+    }
     case 'bpfFilter': {
       const r = await env.filters.attach(s);
       return r.map(() => ({ kind: 'bpfFilter', dev: s.dev, direction: s.direction, priority: s.priority, handle: s.handle }) as const);
@@ -129,6 +140,9 @@ export async function revert(env: Omit<ApplyEnv, 'record'>, u: Undo): Promise<Re
       break;
     case 'clsact':
       r = await env.rt.deleteClsact(u.dev);
+      break;
+    case 'shaper':
+      r = await env.rt.deleteRootQdisc(u.dev, u.handle);
       break;
     case 'bpfFilter':
       r = await env.filters.detach(u);
@@ -177,6 +191,8 @@ export function describeUndo(u: Undo): string {
       return `proxy ${u.address} dev ${u.dev}`;
     case 'clsact':
       return `clsact ${u.dev}`;
+    case 'shaper':
+      return `htb ${(u.handle >>> 16).toString(16)}: on ${u.dev}`;
     case 'bpfFilter':
       return `filter ${u.dev} ${u.direction}`;
   }

@@ -13,7 +13,7 @@ import type { Rtnl } from '../netlink/rtnl.js';
 import { ipFamily } from '../netlink/ip.js';
 import { packagePath } from '../paths.js';
 import { CLAMP_FLOOR, innerMtu as innerMtuOf, overhead, tunnelMtus } from '../plan/mtu.js';
-import { loopDevices } from '../plan/plan.js';
+import { loopDevices, SHAPE_HANDLE } from '../plan/plan.js';
 import type { LinkStatePort } from '../run/runtime.js';
 import { NO_HOLD } from '../cc/loop.js';
 import { mapKeysPort, type KeysPort } from '../security/keys-port.js';
@@ -303,6 +303,8 @@ export async function openDatapath(
     clientV4: prefixAddr(cfg.client.find((p) => p.family === 4)),
     clientV6: prefixAddr(cfg.client.find((p) => p.family === 6)),
     reservedPorts: cfg.role === 'remote' ? cfg.reservedPorts : [],
+    // per-link shaping (bpf/shape.h): the htb the plan puts on the link devices
+    shapeHandle: cfg.shape ? SHAPE_HANDLE : 0,
     loopIfindex: 0,
     loopMark: 0,
     ownV4: addr(ownAddr(cfg.role === 'local' ? cfg.lan : cfg.wan, 4)),

@@ -56,6 +56,9 @@ export interface CcDatapath extends BudgetDatapath {
 export interface CcOptions {
   /** false: keep the configured rate and delay (config `congestion_control = false`) */
   adaptive?: boolean;
+  /** per-link shaping (`shape = true`, run/shaper.ts): each link's pacing rate and bandwidth
+   * estimate (bits/s), whenever they are written to the data path */
+  shape?: (linkId: number, pacingBps: number, bwBps: number) => void;
   /** RP: cap our sending by the allowances the LP advertises (PeerAllowances) */
   peerBudgets?: boolean;
   /** a link we send on whose data stopped arriving (fast-down.ts): the runtime marks it down */
@@ -567,6 +570,7 @@ export class CcLoop {
       const s = this.states.get(id)!;
       const w = this.dp.setEstimate(id, o.rateBps, o.owdUs, this.noAcks.has(id), this.fec.has(id), this.hold(id, s), Math.ceil(cc.planCapUs(s) / 1000));
       if (w.isErr()) this.fail('link estimate write failed', { link: id, error: w.error });
+      this.opts.shape?.(id, Number(o.rateBps), cc.bwBps(s));
     }
   }
 

@@ -43,10 +43,11 @@ export const DEFAULTS = {
   budget_period: 'monthly',
   congestion_control: true,
   ack_path: 'slowest',
+  shape: false,
   lan_nat_ports: '1024-65535',
 } as const;
 
-const COMMON_KEYS = ['role', 'instance', 'port', 'client', 'ip_proto', 'probe_interval', 'private_key', 'peer_public_key', 'insecure_no_auth', 'metrics_listen', 'congestion_control', 'ack_path', 'redundant'];
+const COMMON_KEYS = ['role', 'instance', 'port', 'client', 'ip_proto', 'probe_interval', 'private_key', 'peer_public_key', 'insecure_no_auth', 'metrics_listen', 'congestion_control', 'ack_path', 'shape', 'redundant'];
 const LOCAL_KEYS = [...COMMON_KEYS, 'lan', 'gateway', 'remote', 'state_dir', 'link', 'lan_prefixes', 'lan_nat_ports', 'port_forwards', 'bond_local'];
 const REMOTE_KEYS = [...COMMON_KEYS, 'wan', 'forward', 'single_interface', 'reserved_ports', 'link_names'];
 const LINK_KEYS = ['name', 'interface', 'gateway', 'source', 'carrier', 'metric', 'rate', 'delay', 'budget', 'budget_period'];
@@ -107,6 +108,7 @@ export function parseConfig(raw: unknown, source: string): R<PortalConfig> {
       ...(raw.metrics_listen === undefined ? {} : { metricsListen: yield* metricsListen(raw.metrics_listen) }),
       congestionControl: yield* boolean('congestion_control', raw.congestion_control, DEFAULTS.congestion_control),
       ackPath: yield* ackPath(raw.ack_path),
+      shape: yield* boolean('shape', raw.shape, DEFAULTS.shape),
       redundant: yield* redundantClasses(raw.redundant),
     };
     return role === 'local' ? localConfig(raw, common) : remoteConfig(raw, common);

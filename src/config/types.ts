@@ -72,6 +72,10 @@ interface Common {
    * round trip includes the bond's longest delay and window-limited senders fill slow links
    * too) or "earliest" (scheduled like data). bpf/schedule.h */
   ackPath: 'slowest' | 'earliest';
+  /** `shape = true`: each link's tunnel traffic leaves through an htb class of its own at the
+   * link's pacing rate (src/run/shaper.ts, bpf/shape.h), so the queue that equalises the links'
+   * delays sits in the portal, not in the ISP's buffer; default false */
+  shape: boolean;
   /** `[[redundant]]` classes: latency-critical traffic sent on several links (config/redundant.ts) */
   redundant: RedundantClass[];
 }

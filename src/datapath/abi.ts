@@ -245,7 +245,7 @@ export const MP_CONFIG = layout('mp_config', 288, [
   ['own_v4', 92, 20], ['own_v6', 112, 20], ['alive_ns', 136, 8],
   ['lan', 144, 20 * MP_LAN_PREFIXES], ['nat_port_lo', 224, 2], ['nat_port_hi', 226, 2], ['pad2', 228, 4],
   ['local_ifindex', 232, 4], ['local_mac', 236, 6], ['pad3', 242, 2], ['local_v4', 244, 20], ['local_v6', 264, 20],
-  ['pad4', 284, 4],
+  ['shape_handle', 284, 4],
 ]);
 // prettier-ignore
 export const MP_LINK = layout('mp_link', 80, [
@@ -503,6 +503,9 @@ export interface MpConfig {
   localMac?: string;
   localV4?: MpAddr;
   localV6?: MpAddr;
+  /** Per-link shaping (bpf/shape.h): the htb root's major handle << 16 on the link devices
+   * (absent / 0: off). */
+  shapeHandle?: number;
 }
 
 export function encodeConfig(c: MpConfig): Buffer {
@@ -539,6 +542,7 @@ export function encodeConfig(c: MpConfig): Buffer {
   }
   writeAddr(b, f('local_v4'), c.localV4 ?? NO_ADDR);
   writeAddr(b, f('local_v6'), c.localV6 ?? NO_ADDR);
+  b.writeUInt32LE((c.shapeHandle ?? 0) >>> 0, f('shape_handle'));
   return b;
 }
 
@@ -574,6 +578,7 @@ export function decodeConfig(b: Buffer): MpConfig {
     localMac: [...b.subarray(f('local_mac'), f('local_mac') + 6)].map((x) => x.toString(16).padStart(2, '0')).join(':'),
     localV4: readAddr(b, f('local_v4')),
     localV6: readAddr(b, f('local_v6')),
+    shapeHandle: b.readUInt32LE(f('shape_handle')),
   };
 }
 

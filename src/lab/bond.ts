@@ -46,6 +46,8 @@ export interface BondOptions {
   /** LP config extras (tests of tiers, budgets and static weights): per link (by index) its
    * `metric`, its configured `rate` instead of the emulated one ('': none, measured), its `budget`; and
    * `congestion_control`; `omitRates`: no `rate` or `delay` keys (capacity discovery) */
+  /** both portals shape their links (`shape = true`: an htb class per link at its pacing rate) */
+  shape?: boolean;
   lp?: { metrics?: number[]; rates?: string[]; budgets?: string[]; congestionControl?: boolean; omitRates?: boolean; redundant?: string[]; portForwards?: string[] };
 }
 
@@ -95,6 +97,7 @@ export function lpConfig(lab: string, links: LinkSettings[], o: BondOptions, key
     `port = ${BOND.port}`,
     ...keyLines(keys, o),
     ...(o.lp?.congestionControl === false ? ['congestion_control = false'] : []),
+    ...(o.shape === true ? ['shape = true'] : []),
     // whole-LAN mode, with the LP's own traffic through the bond too (from 192.168.1.1, fd00:1::1)
     ...(o.lan === true ? [`lan_prefixes = ["${LAN.v4}", "${LAN.v6}"]`, 'bond_local = true'] : []),
     ...(o.lp?.portForwards ? [`port_forwards = [${o.lp.portForwards.map((f) => JSON.stringify(f)).join(', ')}]`] : []),
@@ -138,6 +141,7 @@ export function rpConfig(lab: string, links: LinkSettings[], o: BondOptions, key
     `client = ["${c.v4}/32", "${c.v6}/128"]`,
     ...keyLines(keys, o),
     ...(o.singleInterface ? ['single_interface = true', 'reserved_ports = [22]'] : []),
+    ...(o.shape === true ? ['shape = true'] : []),
     `link_names = [${links.map((l) => `"${l.label}"`).join(', ')}]`,
     ...(o.lp?.redundant ? ['', ...o.lp.redundant] : []),
     '',

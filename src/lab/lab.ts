@@ -170,6 +170,8 @@ export interface UpOptions {
   lp?: BondOptions['lp'];
   /** whole-LAN mode: a LAN switch with host1 and host2 (topology.ts), the LP translating them */
   lan?: boolean;
+  /** both portals shape their links (`shape = true`; bond.ts) */
+  shape?: boolean;
 }
 
 export async function labUp(o: UpOptions): Promise<Result<LabState, MpError>> {
@@ -197,7 +199,7 @@ export async function labUp(o: UpOptions): Promise<Result<LabState, MpError>> {
     return err(built.error);
   }
   if (state.bond) {
-    const b = await startBond(o.name, state.links, { singleInterface: state.singleInterface, ipv6Underlay: o.ipv6Underlay ?? false, ipCarrier: o.ipCarrier ?? false, ...(o.lp ? { lp: o.lp } : {}), ...(o.lan ? { lan: true } : {}) }, mpctlPath());
+    const b = await startBond(o.name, state.links, { singleInterface: state.singleInterface, ipv6Underlay: o.ipv6Underlay ?? false, ipCarrier: o.ipCarrier ?? false, ...(o.lp ? { lp: o.lp } : {}), ...(o.lan ? { lan: true } : {}), ...(o.shape ? { shape: true } : {}) }, mpctlPath());
     if (b.isErr()) {
       await labDown(o.name);
       return err(b.error);

@@ -29,6 +29,9 @@ export interface PlanFacts {
 }
 
 export const MAIN_TABLE = 254;
+/** The htb root handle of per-link shaping ("mp": 0x6d70, major << 16; bpf/shape.h): link id's
+ * class is SHAPE_HANDLE | (id + 1). */
+export const SHAPE_HANDLE = 0x6d70_0000;
 
 /**
  * tc filter slots (priority, handle) of our programs. One program per hook, except the RP's
@@ -263,6 +266,9 @@ function planLocal(cfg: LocalConfig, policy: Policy, facts?: PlanFacts): Result<
   //    stack sees them; the control messages it passes reach our sockets.
   for (const l of cfg.links)
     steps.push({ kind: 'clsact', dev: l.interface }, ingress(l.interface, 'decap', TC_SLOT.single));
+  //    With `shape`, each link device's root is the htb the links' classes hang from, in place
+  //    before encap sends anything (bpf/shape.h).
+  if (cfg.shape) for (const dev of new Set(cfg.links.map((l) => l.interface))) steps.push({ kind: 'shaper', dev, handle: SHAPE_HANDLE });
 
   // 6. The segmentation loop, ready before encap can send anything into it.
   const loop = loopPlan(cfg, policy, facts);
@@ -338,6 +344,10 @@ function planRemote(cfg: RemoteConfig, policy: Policy, facts?: PlanFacts): Plan 
 
   // 2. GRO off where encap runs (wan, forward interfaces): see the LP's step 2.
   for (const dev of encapIfaces) steps.push({ kind: 'offload', ifname: dev, feature: 'gro', on: false });
+
+  //    With `shape`, wan's root is the htb the links' classes hang from (every link leaves by
+  //    it), in place before anything can send on a link (bpf/shape.h).
+  if (cfg.shape) steps.push({ kind: 'shaper', dev: wan, handle: SHAPE_HANDLE });
 
   // 3. The segmentation loop, ready before encap can send anything into it. On a
   //    single-interface RP the client's address is the RP's own, and the local table (rule 0,

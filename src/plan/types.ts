@@ -24,6 +24,11 @@ export type PlanStep =
   | { kind: 'neighProxy'; family: Family; address: string; dev: string; router?: boolean }
   /** clsact qdisc on `dev` (created once for all our filters) */
   | { kind: 'clsact'; dev: string }
+  /** per-link shaping (`shape = true`): an htb root qdisc `handle` on a device the tunnel's
+   *  data leaves by, its classes (one per link, at the link's pacing rate) the controllers' at
+   *  run time (src/run/shaper.ts); unclassified traffic goes out unshaped. Apply replaces only
+   *  the kernel's default root (handle 0), never an operator's */
+  | { kind: 'shaper'; dev: string; handle: number }
   /** a tc BPF filter: program `prog` of the portal's object at `dev` ingress/egress */
   | { kind: 'bpfFilter'; dev: string; direction: 'ingress' | 'egress'; prog: 'encap' | 'decap'; priority: number; handle: number };
 

@@ -18,6 +18,7 @@ import { nextHoldMs } from './fast-down.js';
 import { answer, decodeProbe, encodeProbe, PROBE_LEN, udpOverhead, type Probe } from './probe.js';
 import { MAX_WAIT_MS, PmtuProber, type PmtuStatus, type SizeProbe } from './pmtu.js';
 import { HINT_OFF, RAISE_OFF, retrainShape, startFromTrain, TRAIN_LEN, TRAIN_OUTER_BYTES, Trains, type TrainResult } from './train.js';
+import { openShaper, type LinkShaper } from './shaper.js';
 import { setPmtuProbe } from '../native/libmpctl.js';
 import { decodeHdr, MP_CARRIER_IP, MP_ALIVE_NS, MP_CARRIER_UDP, MP_HDR, MP_HDR_LEN, MP_MAX_LINKS, MP_T_COOKIE, MP_T_FEEDBACK, MP_T_HS_INIT, MP_T_HS_RESP, MP_T_PROBE, offsetOf, type MpPeerProbe } from '../datapath/abi.js';
 import { CcLoop, FEEDBACK_INTERVAL_MS, type CcCounters, type CcDatapath, type CcStatus } from '../cc/loop.js';
@@ -392,6 +393,9 @@ function takeTrains(trains: Trains, nowMs: number, cc: CcLoop, log: Log, name: (
   }
 }
 
+/** CcLoop's shape option when the portal shapes its links. */
+const shapeOpt = (shaper: LinkShaper | null) => (shaper ? { shape: (id: number, pacingBps: number, bwBps: number) => shaper.update(id, pacingBps, bwBps) } : {});
+
 /** The Runtime both portals return: their loop's parts, and a stop that ends timers, the
  * handshake loop and the sockets. */
 function runtimeOf(
@@ -403,6 +407,7 @@ function runtimeOf(
   socks: Socket[],
   /** last words before the sockets close (the LP saves its budget usage) */
   onStop: () => Promise<void> = async () => {},
+  shaper: LinkShaper | null = null,
 ): Runtime {
   return {
     status,
@@ -414,6 +419,7 @@ function runtimeOf(
       wake.stop();
       await onStop();
       auth.stop();
+      await shaper?.close();
       await Promise.all(socks.map((x) => new Promise<void>((r) => x.close(() => r()))));
     },
   };
@@ -436,7 +442,11 @@ export async function startLocal(
   const { nowMs, nowNs, nowUs } = clockFns(clock);
   const params = { intervalMs: cfg.probeIntervalMs, missed: 3 };
   const t = new Tracker(cfg.links.map((l) => l.id), port, params, log, nowMs);
-  const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl, onLinkDead: (id) => t.fastDown(id), idleFeedbackMs: params.intervalMs });
+  // per-link shaping (shaper.ts): each link's class on its interface follows its controller
+  const shaperR = cfg.shape ? openShaper((id) => cfg.links[id]?.interface ?? null, log) : ok(null);
+  if (shaperR.isErr()) return err(shaperR.error);
+  const shaper = shaperR.value;
+  const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl, onLinkDead: (id) => t.fastDown(id), idleFeedbackMs: params.intervalMs, ...shapeOpt(shaper) });
   const pmtu = new PmtuProber();
   // capacity trains (train.ts): every link but a metered one with a configured rate (a budget
   // pays for them; one whose rate nobody configured is worth its ~31 KB)
@@ -483,11 +493,13 @@ export async function startLocal(
     const remote = cfg.remote.find((r) => ipFamily(r) === fam);
     if (!src || !fam || !remote) {
       for (const s of socks) s.sock.close();
+      void shaper?.close();
       return err({ kind: 'ConfigInvalid', path: `link[${l.id}].source`, value: src ?? null, message: 'no source address with a matching remote address family' });
     }
     const s = await bind(fam === 4 ? 'udp4' : 'udp6', src, cfg.port);
     if (s.isErr()) {
       for (const x of socks) x.sock.close();
+      void shaper?.close();
       return err(s.error);
     }
     s.value.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
@@ -772,7 +784,7 @@ export async function startLocal(
     await budgets.save();
   };
   const status = () => t.status(cc).map((s) => ({ ...s, pmtu: pmtu.status(s.id) ?? undefined, train: trains.result(s.id) ?? undefined }));
-  return ok(runtimeOf(t, cc, auth, status, wake, socks.map((x) => x.sock), lastWords));
+  return ok(runtimeOf(t, cc, auth, status, wake, socks.map((x) => x.sock), lastWords, shaper));
 }
 
 /** The heartbeat (port.alive, mp_config.alive_ns), called on every wake: while it is fresh the
@@ -836,7 +848,11 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
   // links the RP never heard of stay "down" silently: only report ids seen at least once
   const seen = new Set<number>();
   const seenIds: number[] = []; // the same, as the array buildFeedback takes
-  const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl, peerBudgets: true, onLinkDead: (id) => t.fastDown(id), idleFeedbackMs: params.intervalMs });
+  // per-link shaping (shaper.ts): every link leaves by wan, each in its class there
+  const shaperR = cfg.shape ? openShaper(() => cfg.wan, log) : ok(null);
+  if (shaperR.isErr()) return err(shaperR.error);
+  const shaper = shaperR.value;
+  const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl, peerBudgets: true, onLinkDead: (id) => t.fastDown(id), idleFeedbackMs: params.intervalMs, ...shapeOpt(shaper) });
   t.onUp = (id) => cc.linkUp(id);
   // capacity trains of our direction (train.ts): the LP's configured rate of each link as its
   // requests say (null: none), and whether it is metered (the LP's budget: no train unless unrated)
@@ -886,6 +902,7 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
     const s = await bind(type, addr, cfg.port);
     if (s.isErr()) {
       for (const x of socks) x.close();
+      void shaper?.close();
       return err(s.error);
     }
     s.value.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
@@ -1097,5 +1114,5 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
         const train = trains.result(s.id) ?? undefined;
         return m ? { ...s, pmtu: { peerUp: m.up, peerDown: down ?? 0, ...(icmp ? { icmp } : {}) }, train } : { ...s, train };
       });
-  return ok(runtimeOf(t, cc, auth, status, wake, socks));
+  return ok(runtimeOf(t, cc, auth, status, wake, socks, undefined, shaper));
 }

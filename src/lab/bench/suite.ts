@@ -191,7 +191,9 @@ function sumMbitOf(sc: Scenario, dir: Dir, seconds?: number): number {
  * them (flowEvents). */
 async function inLab<T>(lab: string, sc: Scenario, bond: boolean, f: (lab: string) => Promise<Result<T, MpError>>, lp?: BondOptions['lp']): Promise<Result<T, MpError>> {
   await labDown(lab);
-  const up = await labUp({ name: lab, scenario: sc, bond, schedules: false, ...(lp ? { lp } : {}) });
+  // MPCTL_LAB_SHAPE=1: the portals shape their links (`shape = true`), for side-by-side runs
+  const shape = process.env.MPCTL_LAB_SHAPE === '1';
+  const up = await labUp({ name: lab, scenario: sc, bond, schedules: false, ...(lp ? { lp } : {}), ...(shape ? { shape } : {}) });
   if (up.isErr()) return err(up.error);
   try {
     await sleep(1000); // probes answered, first feedback in

@@ -1,0 +1,103 @@
+// Per-link shaping at run time (`shape = true`; bpf/shape.h; the plan's `shaper` steps put the
+// htb root on the link devices). Each link's htb class follows its controller: the class rate
+// is SHAPE_GAIN of the larger of the link's pacing rate and its bandwidth estimate, so
+//   - in cruise the link's queue forms here, just under what the link delivers, and the ISP's
+//     buffer stays empty: the queue the scheduler plans to equalise the links' delays (the fast
+//     link ~50 ms ahead of a slow one) no longer fills the buffer a TCP sender's overshoot needs;
+//   - a probe above the estimate (gain 1.25) passes, so the controller still finds more capacity
+//     (a class at the estimate alone would hold delivery under it: the estimate could only fall);
+//   - a drain (gain < 1) does not lower the class: what it would freeze at if the control plane
+//     died then is about the data path's own hold rate (98 % of the estimate, schedule.h).
+// Measured by hand before this was built (bench-results/shape/): a class 2 % under the link gave
+// CUBIC uploads of 33-36 Mbit/s on 20 Mbit/10 ms + 20 Mbit/60 ms against 20-28 without; 2 % over
+// gave nothing. The class's leaf queue holds SHAPE_QUEUE_MS of its rate (at least
+// MIN_LIMIT_BYTES). Changes under CHANGE of the class's rate are not written; writes go one at a
+// time, the newest rate of each link winning over the ones not written yet.
+import type { Result } from 'neverthrow';
+import type { MpError } from '../errors.js';
+import { openRtnl, type Rtnl } from '../netlink/rtnl.js';
+import { SHAPE_HANDLE } from '../plan/plan.js';
+
+export type Log = (msg: string, fields?: Record<string, unknown>) => void;
+
+export const SHAPE_GAIN = 0.98;
+export const SHAPE_QUEUE_MS = 150;
+export const MIN_LIMIT_BYTES = 30_000;
+/** a relative change of the class rate smaller than this is not written */
+export const CHANGE = 0.01;
+
+/** The class rate of a link (bits/s) from its controller's pacing rate and bandwidth estimate. */
+export function shapeRate(pacingBps: number, bwBps: number): number {
+  return Math.round(SHAPE_GAIN * Math.max(pacingBps, bwBps));
+}
+
+/** The leaf queue of a class at `rateBps`, bytes. */
+export function shapeLimitBytes(rateBps: number): number {
+  return Math.max(MIN_LIMIT_BYTES, Math.round(((rateBps / 8) * SHAPE_QUEUE_MS) / 1000));
+}
+
+export class LinkShaper {
+  /** the rate each link's class was last written with */
+  private readonly written = new Map<number, number>();
+  private readonly pending = new Map<number, number>();
+  private writing: Promise<void> | null = null;
+  private failures = 0;
+  private closed = false;
+
+  /** `devOf`: the device link `id`'s data leaves by (null: none known); `major`: the htb root's. */
+  constructor(
+    private readonly rt: Rtnl,
+    private readonly devOf: (id: number) => string | null,
+    private readonly major: number,
+    private readonly log: Log,
+  ) {}
+
+  /** The controller's output for link `id` (bits/s): its class follows where it moved. */
+  update(id: number, pacingBps: number, bwBps: number): void {
+    if (this.closed) return;
+    const rate = shapeRate(pacingBps, bwBps);
+    if (!(rate > 0)) return;
+    const last = this.written.get(id);
+    if (last !== undefined && Math.abs(rate - last) < CHANGE * last) {
+      this.pending.delete(id);
+      return;
+    }
+    this.pending.set(id, rate);
+    this.writing ??= this.drain().finally(() => (this.writing = null));
+  }
+
+  /** Resolves when nothing is being written. */
+  async idle(): Promise<void> {
+    while (this.writing) await this.writing;
+  }
+
+  /** What each link's class was last written with (bits/s). */
+  rates(): Map<number, number> {
+    return new Map(this.written);
+  }
+
+  /** Writes what is pending, then stops taking updates; the classes stay (the plan's undo
+   * removes the root with them on down; a hand-over leaves them to the next control plane). */
+  async close(): Promise<void> {
+    await this.idle();
+    this.closed = true;
+    this.rt.close();
+  }
+
+  private async drain(): Promise<void> {
+    for (let next = this.pending.entries().next(); !next.done; next = this.pending.entries().next()) {
+      const [id, rate] = next.value;
+      this.pending.delete(id);
+      const dev = this.devOf(id);
+      if (dev === null) continue;
+      const w = await this.rt.setHtbClass(dev, this.major, id + 1, { rateBps: rate, limitBytes: shapeLimitBytes(rate) });
+      if (w.isOk()) this.written.set(id, rate);
+      else if (this.failures++ < 5) this.log(`link ${id}: its shaping class on ${dev} could not be set`, { link: id, rateBps: rate, error: w.error });
+    }
+  }
+}
+
+/** A shaper of its own netlink socket in the portal's namespace (closed by close()). */
+export function openShaper(devOf: (id: number) => string | null, log: Log): Result<LinkShaper, MpError> {
+  return openRtnl(null).map((rt) => new LinkShaper(rt, devOf, SHAPE_HANDLE >>> 16, log));
+}

@@ -1,0 +1,64 @@
+// Per-link shaping at run time (src/run/shaper.ts): the class rate a controller's output gives,
+// and LinkShaper writing it into a real htb class (a namespace of its own, deleted after).
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { openRtnl } from '../src/netlink/rtnl.js';
+import { createNamespace, deleteNamespace } from '../src/lab/namespaces.js';
+import { nsPrefix } from '../src/lab/topology.js';
+import { LinkShaper, MIN_LIMIT_BYTES, shapeLimitBytes, shapeRate } from '../src/run/shaper.js';
+import { uniqueLabName } from './helpers/lab.js';
+
+describe('shaping: the class rate of a link', () => {
+  it('98 % of the larger of the pacing rate and the estimate: cruise under the link, a probe above it passes, a drain does not lower it', () => {
+    assert.equal(shapeRate(20e6, 20e6), 19.6e6, 'cruise');
+    assert.equal(shapeRate(25e6, 20e6), 24.5e6, 'probing at 1.25');
+    assert.equal(shapeRate(15e6, 20e6), 19.6e6, 'draining at 0.75: held at the estimate');
+  });
+  it('a leaf queue of 150 ms of the rate, never under MIN_LIMIT_BYTES', () => {
+    assert.equal(shapeLimitBytes(19.6e6), 367_500);
+    assert.equal(shapeLimitBytes(1e6), MIN_LIMIT_BYTES);
+  });
+});
+
+/** `tc -s class show` of the namespace's device: rate (as tc prints it) of each class. */
+function classes(ns: string, dev: string): Record<string, string> {
+  const out = execFileSync('ip', ['netns', 'exec', ns, 'tc', 'class', 'show', 'dev', dev]).toString();
+  const r: Record<string, string> = {};
+  for (const m of out.matchAll(/class htb (\S+) .*?rate (\S+)/g)) r[m[1]!] = m[2]!;
+  return r;
+}
+
+describe('shaping: LinkShaper against the kernel', () => {
+  it('writes each link\'s class on its device, rewrites it only when the rate moved 1 % or more, and keeps the classes when closed', async () => {
+    const ns = `${nsPrefix(uniqueLabName())}sh`;
+    assert.ok((await createNamespace(ns, null)).isOk());
+    const rt = openRtnl(ns)._unsafeUnwrap();
+    const logs: string[] = [];
+    try {
+      assert.ok((await rt.createVeth('sa', 'sb', null)).isOk());
+      assert.ok((await rt.setLink('sa', { up: true })).isOk());
+      assert.ok((await rt.setHtbRoot('sa', 0x6d70)).isOk());
+      const shaper = new LinkShaper(openRtnl(ns)._unsafeUnwrap(), (id) => (id < 2 ? 'sa' : null), 0x6d70, (m) => logs.push(m));
+      shaper.update(0, 20e6, 20e6);
+      shaper.update(1, 10e6, 8e6);
+      shaper.update(2, 10e6, 10e6); // no device: nothing
+      await shaper.idle();
+      assert.deepEqual(classes(ns, 'sa'), { '6d70:1': '19600Kbit', '6d70:2': '9800Kbit' });
+      shaper.update(0, 20.1e6, 20e6); // +0.5 %: not written
+      await shaper.idle();
+      assert.equal(shaper.rates().get(0), 19.6e6);
+      shaper.update(0, 25e6, 20e6); // a probe
+      shaper.update(0, 30e6, 20e6); // the newest wins over one not written yet (or follows it)
+      await shaper.idle();
+      assert.equal(classes(ns, 'sa')['6d70:1'], '29400Kbit');
+      await shaper.close();
+      shaper.update(0, 10e6, 10e6); // closed: ignored
+      assert.equal(classes(ns, 'sa')['6d70:1'], '29400Kbit', 'the classes stay (down removes the root with them)');
+      assert.deepEqual(logs, []);
+    } finally {
+      rt.close();
+      await deleteNamespace(ns);
+    }
+  });
+});

@@ -5,10 +5,20 @@
 import { openSync, closeSync } from 'node:fs';
 import { createRtNetlink, FlagsNew, type RtNetlinkSocket } from 'netlink';
 import { err, ok, type Result } from 'neverthrow';
-import type { MpError } from '../errors.js';
+import { bug, type MpError } from '../errors.js';
 import { withNetns } from '../native/netns.js';
 import { nla, nlaNested, nlaStr, nlaU32 } from './attr.js';
 import { bufferToIp, ipToBuffer, parsePrefix, type Family } from './ip.js';
+import {
+  checkHtbClassParams,
+  checkHtbIds,
+  encodeBfifoOptions,
+  encodeHtbClassOptions,
+  encodeHtbQdiscOptions,
+  htbLeafHandle,
+  tcHandle,
+  type HtbClassParams,
+} from './htb.js';
 import { encodeTbfOptions, type TbfParams } from './tbf.js';
 
 export interface LinkInfo {
@@ -49,6 +59,13 @@ export interface RuleSpec {
   fwmark?: number;
 }
 
+/** A device's root qdisc as the kernel reports it. */
+export interface RootQdisc {
+  kind: string;
+  /** 0: a default the kernel made (noqueue, pfifo_fast, mq, fq_codel...); else one someone installed */
+  handle: number;
+}
+
 export interface Rtnl {
   /** Namespace this socket configures (`null`: the caller's own). */
   readonly ns: string | null;
@@ -76,8 +93,27 @@ export interface Rtnl {
   hasClsact(ifname: string): Promise<Result<boolean, MpError>>;
   addClsact(ifname: string): Promise<Result<void, MpError>>;
   deleteClsact(ifname: string): Promise<Result<void, MpError>>;
-  /** Installs (or changes in place) a tbf root qdisc; `null` removes the root qdisc. */
+  /** Installs (or changes in place) a tbf root qdisc (1:0); `null` removes that root qdisc. */
   setTbf(ifname: string, tbf: TbfParams | null): Promise<Result<void, MpError>>;
+  /** The device's root qdisc (null: none, as on a device that is down). */
+  rootQdisc(ifname: string): Promise<Result<RootQdisc | null, MpError>>;
+  /**
+   * Makes the root qdisc an htb with handle `major`:0 and default class 0 (unclassified packets
+   * go out unshaped through its direct queue of `directQlen` packets), replacing whatever root
+   * there is. Already that htb: nothing changes (its classes and their queues stay).
+   */
+  setHtbRoot(ifname: string, major: number, directQlen?: number): Promise<Result<void, MpError>>;
+  /**
+   * Creates htb class `major`:`minor` under the htb root `major`:0 with a bfifo leaf
+   * ((major+minor):0), or changes an existing one's rate and leaf limit in place (its queue and
+   * tokens stay). Cheap enough to call many times a second: two requests, no lookups.
+   */
+  setHtbClass(ifname: string, major: number, minor: number, p: HtbClassParams): Promise<Result<void, MpError>>;
+  /** Deletes htb class `major`:`minor` and its leaf (none there: success). */
+  deleteHtbClass(ifname: string, major: number, minor: number): Promise<Result<void, MpError>>;
+  /** Deletes the root qdisc (with `handle`: only if it is that one); the kernel's default root
+   * comes back. Nothing to delete is success. */
+  deleteRootQdisc(ifname: string, handle?: number): Promise<Result<void, MpError>>;
   /** `ip route get ADDR`: the path MTU the route to it carries, including what the kernel cached
    * from ICMP "fragmentation needed" / "packet too big" (null: no MTU on the route). */
   routeMtu(address: string): Promise<Result<number | null, MpError>>;
@@ -110,12 +146,21 @@ const AF_INET6 = 10;
 const TC_H_ROOT = 0xffffffff;
 const TC_H_CLSACT = 0xfffffff1;
 const REQ_TIMEOUT_MS = 5000;
+/** the tbf root's handle, 1:0 */
+const TBF_HANDLE = 0x10000;
+
+const isNoDevice = (r: Result<unknown, MpError>): boolean =>
+  r.isErr() && r.error.kind === 'NetlinkRejected' && r.error.errno === 'ENODEV';
 
 class NetlinkRtnl implements Rtnl {
   constructor(
     readonly ns: string | null,
     private readonly sock: RtNetlinkSocket,
   ) {}
+
+  /** ifindex by name for the requests made many times a second (setHtbClass): dropped when the
+   * kernel answers ENODEV (the device went away, or came back under another index) */
+  private readonly ifindexes = new Map<string, number>();
 
   /** the last request in flight: the next one waits for it */
   private chain: Promise<unknown> = Promise.resolve();
@@ -418,15 +463,10 @@ class NetlinkRtnl implements Rtnl {
   }
 
   async setTbf(ifname: string, tbf: TbfParams | null): Promise<Result<void, MpError>> {
+    if (tbf === null) return this.deleteRootQdisc(ifname, TBF_HANDLE);
     const idx = await this.linkIndex(ifname);
     if (idx.isErr()) return err(idx.error);
-    const base = { ifindex: idx.value, parent: TC_H_ROOT, handle: 0x10000 };
-    if (tbf === null) {
-      const r = await this.call(`delete qdisc on ${ifname}`, () => this.sock.delQdisc(base, {}, { timeout: REQ_TIMEOUT_MS }));
-      // no root qdisc to delete is the state we wanted
-      if (r.isErr() && r.error.kind === 'NetlinkRejected' && (r.error.errno === 'ENOENT' || r.error.errno === 'EINVAL')) return ok(undefined);
-      return r.map(() => undefined);
-    }
+    const base = { ifindex: idx.value, parent: TC_H_ROOT, handle: TBF_HANDLE };
     return (
       await this.call(`tbf on ${ifname}`, () =>
         this.sock.newQdisc(base, { kind: 'tbf', options: encodeTbfOptions(tbf) }, {
@@ -435,6 +475,125 @@ class NetlinkRtnl implements Rtnl {
         }),
       )
     ).map(() => undefined);
+  }
+
+  /** The ifindex of `name`, looked up now (and remembered for onDevice). */
+  private async freshIndex(name: string): Promise<Result<number, MpError>> {
+    const idx = await this.linkIndex(name);
+    if (idx.isOk()) this.ifindexes.set(name, idx.value);
+    else this.ifindexes.delete(name);
+    return idx;
+  }
+
+  /**
+   * Runs `f` with the ifindex of `ifname`, remembered from an earlier call so that frequent
+   * requests cost no link dump. ENODEV with a remembered index (the device was deleted, or
+   * recreated under a new index) looks the name up again and retries once.
+   */
+  private async onDevice<T>(ifname: string, f: (ifindex: number) => Promise<Result<T, MpError>>): Promise<Result<T, MpError>> {
+    const cached = this.ifindexes.get(ifname);
+    if (cached !== undefined) {
+      const r = await f(cached);
+      if (!isNoDevice(r)) return r;
+      this.ifindexes.delete(ifname);
+    }
+    const idx = await this.freshIndex(ifname);
+    if (idx.isErr()) return err(idx.error);
+    const r = await f(idx.value);
+    if (isNoDevice(r)) this.ifindexes.delete(ifname);
+    return r;
+  }
+
+  private async rootQdiscOf(ifindex: number): Promise<Result<RootQdisc | null, MpError>> {
+    // a dump: the kernel has no per-device qdisc dump, and a get of the root would report the
+    // builtin noop of a device that is down (the dump leaves builtins out)
+    return (await this.call('getQdiscs', () => this.sock.getQdiscs(undefined, undefined, { timeout: REQ_TIMEOUT_MS }))).map((qs) => {
+      const q = qs.find((x) => x.data.ifindex === ifindex && x.data.parent === TC_H_ROOT);
+      return q ? { kind: q.attrs.kind ?? '', handle: q.data.handle ?? 0 } : null;
+    });
+  }
+
+  async rootQdisc(ifname: string): Promise<Result<RootQdisc | null, MpError>> {
+    const idx = await this.freshIndex(ifname);
+    if (idx.isErr()) return err(idx.error);
+    return this.rootQdiscOf(idx.value);
+  }
+
+  async setHtbRoot(ifname: string, major: number, directQlen = 1000): Promise<Result<void, MpError>> {
+    const bad = checkHtbIds(major, 1);
+    if (bad) return err(bug(bad));
+    const idx = await this.freshIndex(ifname);
+    if (idx.isErr()) return err(idx.error);
+    const handle = tcHandle(major, 0);
+    const root = await this.rootQdiscOf(idx.value);
+    if (root.isErr()) return err(root.error);
+    // htb has no change operation: a replace by the same htb is EINVAL (classes untouched), so an
+    // htb already there stays as it is, direct_qlen included
+    if (root.value?.kind === 'htb' && root.value.handle === handle) return ok(undefined);
+    return (
+      await this.call(`htb root ${major.toString(16)}: on ${ifname}`, () =>
+        this.sock.newQdisc(
+          { ifindex: idx.value, parent: TC_H_ROOT, handle },
+          { kind: 'htb', options: encodeHtbQdiscOptions(directQlen) },
+          { flags: FlagsNew.CREATE | FlagsNew.REPLACE, timeout: REQ_TIMEOUT_MS },
+        ),
+      )
+    ).map(() => undefined);
+  }
+
+  async setHtbClass(ifname: string, major: number, minor: number, p: HtbClassParams): Promise<Result<void, MpError>> {
+    const bad = checkHtbIds(major, minor) ?? checkHtbClassParams(p);
+    if (bad) return err(bug(bad));
+    const classid = tcHandle(major, minor);
+    const name = `${major.toString(16)}:${minor.toString(16)}`;
+    return this.onDevice(ifname, async (ifindex) => {
+      // without NLM_F_EXCL a new class message changes an existing class in place
+      const c = await this.call(`htb class ${name} on ${ifname}`, () =>
+        this.sock.newTrafficClass(
+          { ifindex, parent: tcHandle(major, 0), handle: classid },
+          { kind: 'htb', options: encodeHtbClassOptions(p.rateBps) },
+          { flags: FlagsNew.CREATE, timeout: REQ_TIMEOUT_MS },
+        ),
+      );
+      if (c.isErr()) return err(c.error);
+      // the leaf: a new class has the kernel's pfifo (handle 0), which this replaces; our bfifo
+      // (same handle) takes the new limit through its change operation, queue kept
+      return (
+        await this.call(`bfifo leaf of ${name} on ${ifname}`, () =>
+          this.sock.newQdisc(
+            { ifindex, parent: classid, handle: htbLeafHandle(major, minor) },
+            { kind: 'bfifo', options: encodeBfifoOptions(p.limitBytes) },
+            { flags: FlagsNew.CREATE | FlagsNew.REPLACE, timeout: REQ_TIMEOUT_MS },
+          ),
+        )
+      ).map(() => undefined);
+    });
+  }
+
+  async deleteHtbClass(ifname: string, major: number, minor: number): Promise<Result<void, MpError>> {
+    const bad = checkHtbIds(major, minor);
+    if (bad) return err(bug(bad));
+    const name = `${major.toString(16)}:${minor.toString(16)}`;
+    const r = await this.onDevice(ifname, (ifindex) =>
+      this.call(`delete htb class ${name} on ${ifname}`, () =>
+        this.sock.delTrafficClass({ ifindex, parent: tcHandle(major, 0), handle: tcHandle(major, minor) }, {}, { timeout: REQ_TIMEOUT_MS }),
+      ),
+    );
+    // no such class (or no htb major:0 at all) is the state we wanted
+    if (r.isErr() && r.error.kind === 'NetlinkRejected' && r.error.errno === 'ENOENT') return ok(undefined);
+    return r.map(() => undefined);
+  }
+
+  async deleteRootQdisc(ifname: string, handle?: number): Promise<Result<void, MpError>> {
+    const idx = await this.linkIndex(ifname);
+    if (idx.isErr()) return err(idx.error);
+    const r = await this.call(`delete qdisc on ${ifname}`, () =>
+      this.sock.delQdisc({ ifindex: idx.value, parent: TC_H_ROOT, handle: handle ?? 0 }, {}, { timeout: REQ_TIMEOUT_MS }),
+    );
+    // ENOENT: only the kernel's default root (handle 0) is there; EINVAL: the root is not
+    // `handle` (not ours to delete). Either way nothing of ours is left.
+    if (r.isErr() && r.error.kind === 'NetlinkRejected' && (r.error.errno === 'ENOENT' || r.error.errno === 'EINVAL')) return ok(undefined);
+    return r.map(() => undefined);
   }
 
   close(): void {

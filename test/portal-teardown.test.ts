@@ -5,7 +5,8 @@
 // Snapshot per portal namespace: ip rule, ip route show table all, ip -d link, tc qdisc/filter
 // of every interface, neighbour proxies, the sysctls mpctl touches, and the pinned objects. The
 // portals run with `shape = true`: their htb roots go with down too (the leaf queues of its
-// classes, whose limits follow the controllers' rates, are left out of the snapshot).
+// classes, whose limits follow the controllers' rates, and its count of unshaped packets are
+// left out of the snapshot).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
@@ -35,7 +36,7 @@ async function snapshot(ns: string): Promise<string> {
   out.push((await sh(ns, 'ip', '-d', 'link')).replace(/\s+(link\/ether|alias).*$/gm, ''));
   const ifaces = (await sh(ns, 'ls', '/sys/class/net')).split('\n').filter(Boolean);
   for (const i of ifaces) {
-    out.push(`${i}: ${(await sh(ns, 'tc', 'qdisc', 'show', 'dev', i)).split('\n').filter((l) => !/ parent 6d70:/.test(l)).join('\n')}`);
+    out.push(`${i}: ${(await sh(ns, 'tc', 'qdisc', 'show', 'dev', i)).split('\n').filter((l) => !/ parent 6d70:/.test(l)).join('\n').replace(/ direct_packets_stat \d+/, '')}`);
     for (const dir of ['ingress', 'egress']) out.push(`${i} ${dir}: ${await sh(ns, 'tc', 'filter', 'show', 'dev', i, dir)}`);
     out.push(`${i} offloads: ${(await sh(ns, 'ethtool', '-k', i)).split('\n').filter((l) => /generic-receive|segmentation-offload:/.test(l)).join(',')}`);
   }

@@ -6,14 +6,19 @@ import { execFileSync } from 'node:child_process';
 import { openRtnl } from '../src/netlink/rtnl.js';
 import { createNamespace, deleteNamespace } from '../src/lab/namespaces.js';
 import { nsPrefix } from '../src/lab/topology.js';
-import { LinkShaper, MIN_LIMIT_BYTES, shapeLimitBytes, shapeRate } from '../src/run/shaper.js';
+import { FRAME_RATIO, LinkShaper, MIN_LIMIT_BYTES, plannedRate, shapeLimitBytes, shapeRate } from '../src/run/shaper.js';
 import { uniqueLabName } from './helpers/lab.js';
 
 describe('shaping: the class rate of a link', () => {
-  it('98 % of the larger of the pacing rate and the estimate: cruise under the link, a probe above it passes, a drain does not lower it', () => {
-    assert.equal(shapeRate(20e6, 20e6), 19.6e6, 'cruise');
-    assert.equal(shapeRate(25e6, 20e6), 24.5e6, 'probing at 1.25');
-    assert.equal(shapeRate(15e6, 20e6), 19.6e6, 'draining at 0.75: held at the estimate');
+  it('98 % of the larger of the pacing rate and the estimate, in frames: cruise under the link, a probe above it passes, a drain does not lower it', () => {
+    const f = (ipBps: number) => Math.round(ipBps * FRAME_RATIO);
+    assert.equal(shapeRate(20e6, 20e6), f(19.6e6), 'cruise');
+    assert.equal(shapeRate(25e6, 20e6), f(24.5e6), 'probing at 1.25');
+    assert.equal(shapeRate(15e6, 20e6), f(19.6e6), 'draining at 0.75: held at the estimate');
+  });
+  it('the scheduler plans a shaped link at 98 % of its pacing rate: the class\'s rate in cruise, in IP bytes', () => {
+    assert.equal(plannedRate(20_000_000n), 19_600_000n);
+    assert.equal(Math.round(Number(plannedRate(20_000_000n)) * FRAME_RATIO), shapeRate(20e6, 20e6));
   });
   it('a leaf queue of 150 ms of the rate, never under MIN_LIMIT_BYTES', () => {
     assert.equal(shapeLimitBytes(19.6e6), 367_500);
@@ -21,13 +26,15 @@ describe('shaping: the class rate of a link', () => {
   });
 });
 
-/** `tc -s class show` of the namespace's device: rate (as tc prints it) of each class. */
-function classes(ns: string, dev: string): Record<string, string> {
+/** `tc class show` of the namespace's device: each class's rate in kbit/s (tc prints kbit/s or
+ * Mbit/s, rounded). */
+function classes(ns: string, dev: string): Record<string, number> {
   const out = execFileSync('ip', ['netns', 'exec', ns, 'tc', 'class', 'show', 'dev', dev]).toString();
-  const r: Record<string, string> = {};
-  for (const m of out.matchAll(/class htb (\S+) .*?rate (\S+)/g)) r[m[1]!] = m[2]!;
+  const r: Record<string, number> = {};
+  for (const m of out.matchAll(/class htb (\S+) .*?rate ([\d.]+)([KM])bit/g)) r[m[1]!] = Math.round(Number(m[2]) * (m[3] === 'M' ? 1000 : 1));
   return r;
 }
+const kbit = (bps: number) => Math.floor(bps / 1000);
 
 describe('shaping: LinkShaper against the kernel', () => {
   it('writes each link\'s class on its device, rewrites it only when the rate moved 1 % or more, and keeps the classes when closed', async () => {
@@ -44,17 +51,17 @@ describe('shaping: LinkShaper against the kernel', () => {
       shaper.update(1, 10e6, 8e6);
       shaper.update(2, 10e6, 10e6); // no device: nothing
       await shaper.idle();
-      assert.deepEqual(classes(ns, 'sa'), { '6d70:1': '19600Kbit', '6d70:2': '9800Kbit' });
+      assert.deepEqual(classes(ns, 'sa'), { '6d70:1': kbit(shapeRate(20e6, 20e6)), '6d70:2': kbit(shapeRate(10e6, 8e6)) });
       shaper.update(0, 20.1e6, 20e6); // +0.5 %: not written
       await shaper.idle();
-      assert.equal(shaper.rates().get(0), 19.6e6);
+      assert.equal(shaper.rates().get(0), shapeRate(20e6, 20e6));
       shaper.update(0, 25e6, 20e6); // a probe
       shaper.update(0, 30e6, 20e6); // the newest wins over one not written yet (or follows it)
       await shaper.idle();
-      assert.equal(classes(ns, 'sa')['6d70:1'], '29400Kbit');
+      assert.equal(classes(ns, 'sa')['6d70:1'], kbit(shapeRate(30e6, 20e6)));
       await shaper.close();
       shaper.update(0, 10e6, 10e6); // closed: ignored
-      assert.equal(classes(ns, 'sa')['6d70:1'], '29400Kbit', 'the classes stay (down removes the root with them)');
+      assert.equal(classes(ns, 'sa')['6d70:1'], kbit(shapeRate(30e6, 20e6)), 'the classes stay (down removes the root with them)');
       assert.deepEqual(logs, []);
     } finally {
       rt.close();

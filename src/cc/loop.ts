@@ -32,6 +32,7 @@ import type { Result } from 'neverthrow';
 import { BudgetKeeper, PeerAllowances, type BudgetDatapath, type LinkBudget } from './budget-loop.js';
 import { FastDown } from '../run/fast-down.js';
 import { createWriteStream, type WriteStream } from 'node:fs';
+import { plannedRate } from '../run/shaper.js';
 
 /** What the loop reads and writes in the data path (datapath.ts implements it). */
 export interface CcDatapath extends BudgetDatapath {
@@ -568,7 +569,9 @@ export class CcLoop {
     for (const [id, o] of cc.outputs(this.states, this.fec)) {
       if (!this.rules(id)) continue; // keep the static estimate until feedback (or a train) arrives
       const s = this.states.get(id)!;
-      const w = this.dp.setEstimate(id, o.rateBps, o.owdUs, this.noAcks.has(id), this.fec.has(id), this.hold(id, s), Math.ceil(cc.planCapUs(s) / 1000));
+      // a shaped link is planned at what its class passes (run/shaper.ts)
+      const rate = this.opts.shape ? plannedRate(o.rateBps) : o.rateBps;
+      const w = this.dp.setEstimate(id, rate, o.owdUs, this.noAcks.has(id), this.fec.has(id), this.hold(id, s), Math.ceil(cc.planCapUs(s) / 1000));
       if (w.isErr()) this.fail('link estimate write failed', { link: id, error: w.error });
       this.opts.shape?.(id, Number(o.rateBps), cc.bwBps(s));
     }

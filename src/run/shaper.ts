@@ -1,18 +1,22 @@
 // Per-link shaping at run time (`shape = true`; bpf/shape.h; the plan's `shaper` steps put the
-// htb root on the link devices). Each link's htb class follows its controller: the class rate
-// is SHAPE_GAIN of the larger of the link's pacing rate and its bandwidth estimate, so
-//   - in cruise the link's queue forms here, just under what the link delivers, and the ISP's
-//     buffer stays empty: the queue the scheduler plans to equalise the links' delays (the fast
-//     link ~50 ms ahead of a slow one) no longer fills the buffer a TCP sender's overshoot needs;
-//   - a probe above the estimate (gain 1.25) passes, so the controller still finds more capacity
-//     (a class at the estimate alone would hold delivery under it: the estimate could only fall);
+// htb root on the link devices). Each link's htb class follows its controller, and the rate the
+// scheduler plans the link at (what cc/loop.ts writes to the data path) is SHAPE_GAIN of the
+// controller's, the same as the class's in cruise, so the queue the scheduler plans is the queue
+// that really forms, here, in the class, while the ISP's buffer stays empty: the queue that
+// equalises the links' delays (the fast link ~50 ms ahead of a slow one) no longer fills the
+// buffer a TCP sender's overshoot needs. The class runs at SHAPE_GAIN of the larger of the
+// link's pacing rate and its bandwidth estimate, in Ethernet frames (htb counts them: FRAME_RATIO):
+//   - in cruise, 2 % under what the link delivered, so its queue forms here and not at the ISP
+//     (a class 2 % over the link gave nothing, measured by hand: bench-results/shape/);
+//   - a probe above the estimate (gain 1.25) passes, so the controller still finds more
+//     capacity (the bandwidth estimate is the most the link delivered);
 //   - a drain (gain < 1) does not lower the class: what it would freeze at if the control plane
 //     died then is about the data path's own hold rate (98 % of the estimate, schedule.h).
-// Measured by hand before this was built (bench-results/shape/): a class 2 % under the link gave
-// CUBIC uploads of 33-36 Mbit/s on 20 Mbit/10 ms + 20 Mbit/60 ms against 20-28 without; 2 % over
-// gave nothing. The class's leaf queue holds SHAPE_QUEUE_MS of its rate (at least
-// MIN_LIMIT_BYTES). Changes under CHANGE of the class's rate are not written; writes go one at a
-// time, the newest rate of each link winning over the ones not written yet.
+// A class that followed the controller without the scheduler planning at the same rate ran
+// its queue past the plan, which the controller took for congestion: a 20 Mbit/s link's class
+// fell to 12.9 Mbit/s within a flow. The class's leaf queue holds SHAPE_QUEUE_MS of its rate
+// (at least MIN_LIMIT_BYTES). Changes under CHANGE of the class's rate are not written; writes
+// go one at a time, the newest rate of each link winning over the ones not written yet.
 import type { Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
 import { openRtnl, type Rtnl } from '../netlink/rtnl.js';
@@ -21,14 +25,22 @@ import { SHAPE_HANDLE } from '../plan/plan.js';
 export type Log = (msg: string, fields?: Record<string, unknown>) => void;
 
 export const SHAPE_GAIN = 0.98;
+/** A full-size packet's Ethernet frame over its IP bytes: the controllers count IP bytes, htb frames. */
+export const FRAME_RATIO = 1514 / 1500;
 export const SHAPE_QUEUE_MS = 150;
 export const MIN_LIMIT_BYTES = 30_000;
 /** a relative change of the class rate smaller than this is not written */
 export const CHANGE = 0.01;
 
-/** The class rate of a link (bits/s) from its controller's pacing rate and bandwidth estimate. */
+/** The class rate of a link (bits/s of frames) from its controller's pacing rate and bandwidth
+ * estimate (bits/s of IP). */
 export function shapeRate(pacingBps: number, bwBps: number): number {
-  return Math.round(SHAPE_GAIN * Math.max(pacingBps, bwBps));
+  return Math.round(SHAPE_GAIN * FRAME_RATIO * Math.max(pacingBps, bwBps));
+}
+
+/** The rate the scheduler plans a shaped link at: SHAPE_GAIN of the controller's (bits/s). */
+export function plannedRate(pacingBps: bigint): bigint {
+  return (pacingBps * BigInt(Math.round(SHAPE_GAIN * 1000))) / 1000n;
 }
 
 /** The leaf queue of a class at `rateBps`, bytes. */

@@ -43,10 +43,12 @@ export interface LabOptions {
   lp?: BondOptions['lp'];
   /** whole-LAN mode: LAN switch, host1 and host2, the LP translating them (topology.ts LAN) */
   lan?: boolean;
+  /** routed-hosts mode: a router in front of each end host's side (topology.ts ROUTERS) */
+  routedHosts?: boolean;
 }
 
 async function bringUp(name: string, scenario: Scenario, o: LabOptions): Promise<void> {
-  const up = await labUp({ name, scenario, bond: o.bond ?? false, singleInterface: o.singleInterface ?? false, ipv6Underlay: o.ipv6Underlay ?? false, ipCarrier: o.ipCarrier ?? false, schedules: o.schedules ?? true, ...(o.lp ? { lp: o.lp } : {}), ...(o.lan ? { lan: true } : {}) });
+  const up = await labUp({ name, scenario, bond: o.bond ?? false, singleInterface: o.singleInterface ?? false, ipv6Underlay: o.ipv6Underlay ?? false, ipCarrier: o.ipCarrier ?? false, schedules: o.schedules ?? true, ...(o.lp ? { lp: o.lp } : {}), ...(o.lan ? { lan: true } : {}), ...(o.routedHosts ? { routedHosts: true } : {}) });
   if (up.isErr()) throw new Error(`lab up failed: ${JSON.stringify(up.error)}`);
 }
 

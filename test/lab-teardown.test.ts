@@ -42,6 +42,24 @@ test('down removes namespaces, veths, processes and files; repeating it is harml
   assert.ok(d2.isOk() && d2.value.removed.length === 0);
 });
 
+test('routed hosts: up makes the routers, status shows them, down removes them with the rest', async () => {
+  const name = uniqueLabName();
+  const up = await labUp({ name, scenario: uniformScenario(1)._unsafeUnwrap(), bond: false, routedHosts: true });
+  assert.ok(up.isOk(), JSON.stringify(up.isErr() && up.error));
+  assert.equal(up.value.routedHosts, true, 'the state remembers the option');
+  const nss = await listNamespaces(nsPrefix(name));
+  assert.equal(nss.length, 2 + 1 + 4 + 2); // client lp, 1 isp, inet rp server attacker, cgw sgw
+  for (const router of ['cgw', 'sgw']) assert.ok(nss.includes(`${nsPrefix(name)}${router}`), `${router} is up`);
+  const st = await labStatus(name);
+  assert.ok(st.isOk());
+  assert.deepEqual(st.value.nodes.filter((n) => n.present && ['cgw', 'sgw'].includes(n.node)).map((n) => n.node), ['cgw', 'sgw'], 'status shows the routers');
+  const pids = await emulatorPids(name);
+  const d = await labDown(name);
+  assert.ok(d.isOk());
+  assert.equal(d.value.removed.length, nss.length, 'down removed every namespace');
+  await assertGone(name, pids);
+});
+
 test('a test that throws midway leaves nothing behind', async () => {
   let seen = '';
   let pids: number[] = [];

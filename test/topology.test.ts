@@ -1,7 +1,7 @@
 // The lab's addressing plan: one veth per segment, both address families everywhere, names resolve.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildTopology, hostsFile, nsName, vethPairs } from '../src/lab/topology.js';
+import { buildTopology, hostsFile, nsName, vethPairs, type Topology } from '../src/lab/topology.js';
 import { bufferToIp, ipToBuffer, parsePrefix } from '../src/netlink/ip.js';
 import { encodeTbfOptions } from '../src/netlink/tbf.js';
 import { parseAttrs } from '../src/netlink/attr.js';
@@ -38,6 +38,86 @@ test('whole-LAN mode: a switch with client, host1, host2 and the LP\'s lan as it
     }
   assert.match(hostsFile(t), /^192\.168\.1\.11\thost2$/m);
   assert.deepEqual(buildTopology('x', 2).nodes.map((n) => n.node).includes('lansw'), false, 'off by default');
+});
+
+/** Every node but the routers with its interfaces' addresses: what routed-hosts mode must keep. */
+const addressesOf = (t: Topology) =>
+  t.nodes.filter((n) => !n.router).map((n) => ({ node: n.node, ns: n.ns, ifaces: n.ifaces.map((i) => [i.name, i.v4, i.v6, i.extra]), routes: n.routes }));
+
+/** A node's routes as `ip route` would print them, roughly. */
+const routesOf = (n: Topology['nodes'][number]) => n.routes.map((r) => `${r.dst} ${r.dev ? `dev ${r.dev}` : `via ${r.via}`}`);
+
+/** The peers of every interface point back at it. */
+function assertPeered(t: Topology): void {
+  for (const n of t.nodes)
+    for (const i of n.ifaces) {
+      const peer = t.nodes.find((x) => x.node === i.peer.node)?.ifaces.find((x) => x.name === i.peer.ifname);
+      assert.deepEqual(peer?.peer, { node: n.node, ifname: i.name }, `${n.node}:${i.name} and its peer point at each other`);
+    }
+}
+
+test('routed hosts: cgw between client and lp, sgw between rp and server, every other node and address as before', () => {
+  const plain = buildTopology('x', 2);
+  const t = buildTopology('x', 2, { routedHosts: true });
+  assert.deepEqual(t.nodes.map((n) => n.node), ['client', 'cgw', 'lp', 'isp1', 'isp2', 'inet', 'rp', 'sgw', 'server', 'attacker']);
+  assert.equal(vethPairs(t).length, vethPairs(plain).length + 2, 'one more veth per router');
+  assertPeered(t);
+  assert.deepEqual(addressesOf(t), addressesOf(plain), 'the other nodes keep names, addresses and routes');
+  const at = (node: string, ifname: string) => t.nodes.find((n) => n.node === node)?.ifaces.find((i) => i.name === ifname)?.peer;
+  assert.deepEqual([at('client', 'eth0'), at('lp', 'lan'), at('rp', 'srv'), at('server', 'eth0')], [
+    { node: 'cgw', ifname: 'client' },
+    { node: 'cgw', ifname: 'lp' },
+    { node: 'sgw', ifname: 'rp' },
+    { node: 'sgw', ifname: 'server' },
+  ]);
+  const cgw = t.nodes.find((n) => n.node === 'cgw')!;
+  assert.equal(cgw.ns, 'mp-x-cgw');
+  assert.ok(cgw.forwarding, 'a router forwards');
+  assert.ok(cgw.ifaces.every((i) => !i.v4 && !i.v6 && !i.extra), 'a router has no addresses of its own');
+  assert.deepEqual(routesOf(cgw), ['10.10.0.2/32 dev client', 'fd00:10::2/128 dev client', '10.10.0.0/24 dev lp', 'fd00:10::/64 dev lp', 'default via 10.10.0.1', 'default via fd00:10::1']);
+  assert.deepEqual(cgw.router, {
+    hostSide: 'client',
+    portalSide: 'lp',
+    ndpProxy: [
+      { address: 'fd00:10::2', dev: 'lp', router: false },
+      { address: 'fd00:10::1', dev: 'client', router: true },
+    ],
+  });
+  const sgw = t.nodes.find((n) => n.node === 'sgw')!;
+  assert.deepEqual(routesOf(sgw), [
+    '203.0.113.2/32 dev server',
+    '2001:db8:113::2/128 dev server',
+    '203.0.113.0/24 dev rp',
+    '2001:db8:113::/64 dev rp',
+    'default via 203.0.113.1',
+    'default via 2001:db8:113::1',
+  ]);
+  assert.deepEqual(sgw.router?.ndpProxy.map((p) => `${p.address} ${p.dev}`), ['2001:db8:113::2 rp', '2001:db8:113::1 server']);
+  assert.equal(hostsFile(t), hostsFile(plain), 'names resolve as before');
+  assert.equal(plain.nodes.some((n) => n.router), false, 'off by default');
+});
+
+test('routed hosts in whole-LAN mode: cgw between the switch and lp, answering for every LAN host and LP address', () => {
+  const plain = buildTopology('x', 2, { lan: true });
+  const t = buildTopology('x', 2, { lan: true, routedHosts: true });
+  assert.deepEqual(t.nodes.map((n) => n.node), ['client', 'lansw', 'host1', 'host2', 'cgw', 'lp', 'isp1', 'isp2', 'inet', 'rp', 'sgw', 'server', 'attacker']);
+  assertPeered(t);
+  assert.deepEqual(addressesOf(t), addressesOf(plain));
+  assert.deepEqual(t.nodes.find((n) => n.node === 'lansw')?.bridge, ['lp', 'cl', 'h1', 'h2'], 'the switch keeps its ports');
+  const cgw = t.nodes.find((n) => n.node === 'cgw')!;
+  assert.deepEqual(cgw.ifaces.map((i) => [i.name, i.peer]), [
+    ['lansw', { node: 'lansw', ifname: 'lp' }],
+    ['lp', { node: 'lp', ifname: 'lan' }],
+  ]);
+  assert.deepEqual(cgw.routes.filter((r) => r.dev === 'lansw').map((r) => r.dst), ['10.10.0.2/32', 'fd00:10::2/128', '192.168.1.10/32', 'fd00:1::10/128', '192.168.1.11/32', 'fd00:1::11/128']);
+  assert.deepEqual(cgw.routes.filter((r) => r.dev === 'lp').map((r) => r.dst), ['10.10.0.0/24', 'fd00:10::/64', '192.168.1.0/24', 'fd00:1::/64']);
+  assert.deepEqual(cgw.router?.ndpProxy.map((p) => `${p.address} ${p.dev}${p.router ? ' router' : ''}`), [
+    'fd00:10::2 lp',
+    'fd00:1::10 lp',
+    'fd00:1::11 lp',
+    'fd00:10::1 lansw router',
+    'fd00:1::1 lansw router',
+  ]);
 });
 
 test('hosts file names every node', () => {

@@ -24,6 +24,7 @@ import { formatDuration, formatRate, nominalBps, type LinkSettings } from './par
 import { labDir } from './state.js';
 import { LAN, nsName } from './topology.js';
 import { generatePrivateKey, publicKeyOf } from '../security/keys.js';
+import { routeClientAddresses } from './hop.js';
 
 export const BOND = {
   port: 7470,
@@ -148,8 +149,9 @@ export function rpConfig(lab: string, links: LinkSettings[], o: BondOptions, key
   ].join('\n');
 }
 
-/** Gives the client the bonded address and routes through the LP's proxied gateway. */
-async function configureClient(lab: string, o: BondOptions): Promise<Result<void, MpError>> {
+/** Gives the client the bonded address and routes through the LP's proxied gateway (and, in a
+ * lab with routed hosts, tells the client's router about both). */
+async function configureClient(lab: string, links: number, o: BondOptions): Promise<Result<void, MpError>> {
   const r = openRtnl(nsName(lab, 'client'));
   if (r.isErr()) return err(r.error);
   const rt = r.value;
@@ -167,7 +169,7 @@ async function configureClient(lab: string, o: BondOptions): Promise<Result<void
       const d = await rt.addRoute({ dst: 'default', via: gw, dev: 'eth0', src: c[fam === 4 ? 'v4' : 'v6'] });
       if (d.isErr()) return err(d.error);
     }
-    return ok(undefined);
+    return await routeClientAddresses(lab, links, [c.v4, c.v6], [BOND.gateway.v4, BOND.gateway.v6]);
   } finally {
     rt.close();
   }
@@ -181,7 +183,7 @@ export async function startBond(lab: string, links: LinkSettings[], o: BondOptio
   if (keys.isErr()) return err(keys.error);
   await writeFile(files.rp, rpConfig(lab, links, o, keys.value.rp));
   await writeFile(files.lp, lpConfig(lab, links, o, keys.value.lp));
-  const c = o.lan === true ? ok(undefined) : await configureClient(lab, o);
+  const c = o.lan === true ? ok(undefined) : await configureClient(lab, links.length, o);
   if (c.isErr()) return err(c.error);
   // mount the pin bpffs here, in the host's mount namespace: a portal started by `ip netns exec`
   // has a private one, and pins it mounted there would be invisible to `mpctl status` elsewhere

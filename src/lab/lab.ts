@@ -27,6 +27,7 @@ import { logFile } from '../apply/state.js';
 import { portalInstance, startBond, stopBond, type BondOptions } from './bond.js';
 import { labDir, listLabs, readState, removeState, writeState, type LabState } from './state.js';
 import { hasSchedule, runTimeline } from './timeline.js';
+import { configureRouter, ROUTER_SYSCTLS } from './hop.js';
 import { buildTopology, hostsFile, LAB_NAME_RE, linkNode, nsName, nsPrefix, vethPairs, type Topology } from './topology.js';
 
 export type Direction = 'up' | 'down';
@@ -52,7 +53,8 @@ async function withRtnl<T>(ns: string, f: (r: Rtnl) => Promise<Result<T, MpError
 
 /**
  * Sysctls of a new namespace, set before its interfaces exist so they inherit the defaults:
- * IPv6 off on the emulator's ports, no DAD delay elsewhere, forwarding on routers.
+ * IPv6 off on the emulator's ports, no DAD delay elsewhere, forwarding on routers, proxy ARP
+ * and NDP on the routers in front of end hosts (routed-hosts mode).
  */
 function nodeSysctls(node: Topology['nodes'][number]): Result<void, MpError> {
   const isLink = node.node.startsWith('isp');
@@ -66,6 +68,7 @@ function nodeSysctls(node: Topology['nodes'][number]): Result<void, MpError> {
         ['net.ipv6.conf.default.accept_dad', 0],
         ['net.ipv4.ip_forward', node.forwarding ? 1 : 0],
         ['net.ipv6.conf.all.forwarding', node.forwarding ? 1 : 0],
+        ...(node.router ? ROUTER_SYSCTLS : []),
       ];
   for (const [k, v] of sysctls) {
     const r = sysctlSet(node.ns, k, v);
@@ -108,7 +111,7 @@ async function configureNode(node: Topology['nodes'][number]): Promise<Result<vo
       const r = await rt.addRoute(route);
       if (r.isErr()) return err(r.error);
     }
-    return ok(undefined);
+    return node.router ? configureRouter(node.ns, rt, node.router) : ok(undefined);
   });
 }
 
@@ -172,6 +175,9 @@ export interface UpOptions {
   lan?: boolean;
   /** both portals shape their links (`shape = true`; bond.ts) */
   shape?: boolean;
+  /** routed-hosts mode: a router one IP hop in front of each end host's side (topology.ts
+   * ROUTERS), so the end hosts' skbs are orphaned before a portal queues them (TCP small queues) */
+  routedHosts?: boolean;
 }
 
 export async function labUp(o: UpOptions): Promise<Result<LabState, MpError>> {
@@ -179,7 +185,7 @@ export async function labUp(o: UpOptions): Promise<Result<LabState, MpError>> {
   if (name.isErr()) return err(name.error);
   if ((await readState(o.name)).isOk() || (await listNamespaces(nsPrefix(o.name))).length > 0)
     return err({ kind: 'Conflict', what: 'lab', message: `lab "${o.name}" is already up (mpctl lab down --name ${o.name} first)` });
-  const t = buildTopology(o.name, o.scenario.links.length, { lan: o.lan ?? false });
+  const t = buildTopology(o.name, o.scenario.links.length, { lan: o.lan ?? false, routedHosts: o.routedHosts ?? false });
   const state: LabState = {
     version: 1,
     name: o.name,
@@ -191,6 +197,7 @@ export async function labUp(o: UpOptions): Promise<Result<LabState, MpError>> {
     bond: o.bond ?? true,
     singleInterface: o.singleInterface ?? false,
     ...(o.lan ? { lan: true } : {}),
+    ...(o.routedHosts ? { routedHosts: true } : {}),
   };
   await writeState(state);
   const built = await build(t, state);
@@ -231,6 +238,10 @@ export async function labSchedule(name: string, log: (line: string) => void): Pr
     onApplied: (c, lateMs) => log(`${(c.atUs / 1e6).toFixed(3)} s ${c.node} ${c.dirs.join('+')} ${Object.keys(c.patch).join(',')} (applied ${lateMs.toFixed(0)} ms late)`),
   });
 }
+
+/** The topology of a lab that is up, as its state says it was built. */
+const topologyOf = (name: string, st: LabState): Topology =>
+  buildTopology(name, st.links.length, { lan: st.lan ?? false, routedHosts: st.routedHosts ?? false });
 
 async function build(t: Topology, state: LabState): Promise<Result<void, MpError>> {
   const hosts = hostsFile(t);
@@ -336,7 +347,7 @@ export interface LabStatus {
 export async function labStatus(name: string): Promise<Result<LabStatus, MpError>> {
   const st = await readState(name);
   if (st.isErr()) return err(st.error);
-  const t = buildTopology(name, st.value.links.length, { lan: st.value.lan ?? false });
+  const t = topologyOf(name, st.value);
   const nodes: LabStatus['nodes'] = [];
   for (const n of t.nodes) {
     const present = nsExists(n.ns);
@@ -377,7 +388,7 @@ export async function labStatus(name: string): Promise<Result<LabStatus, MpError
 export async function labExec(name: string, node: string, argv: string[]): Promise<Result<number, MpError>> {
   const st = await readState(name);
   if (st.isErr()) return err(st.error);
-  const t = buildTopology(name, st.value.links.length, { lan: st.value.lan ?? false });
+  const t = topologyOf(name, st.value);
   const n = t.nodes.find((x) => x.node === node);
   if (!n)
     return err({ kind: 'NotFound', what: 'node', message: `no node ${node} in lab "${name}" (nodes: ${t.nodes.map((x) => x.node).join(', ')})` });

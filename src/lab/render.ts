@@ -2,6 +2,7 @@
 import { formatDuration, formatLoss, formatQueue, formatRate, type DirSettings } from './params.js';
 import type { LabStatus } from './lab.js';
 import { basename } from 'node:path';
+import { ROUTERS } from './topology.js';
 
 function dirLine(d: DirSettings): string {
   const rate = d.trace ? `trace ${basename(d.trace.file)} (mean ${formatRate(d.trace.meanBps)})${d.rateBps !== null ? ` ≤ ${formatRate(d.rateBps)}` : ''}` : formatRate(d.rateBps);
@@ -16,7 +17,9 @@ export function renderStatus(s: LabStatus): string {
   const out: string[] = [];
   out.push(`lab ${s.name}${s.complete ? '' : ' (incomplete: bring-up did not finish)'} — namespaces ${s.prefix}*`);
   out.push('');
-  out.push('  client ── lp ═╦═ ' + s.links.map((l) => `${l.node}(${l.label})`).join(' ═╬═ ') + ' ═╩═ inet ── rp ── server');
+  // routed-hosts mode: the router in front of each end host's side
+  const hop = (node: string) => (s.nodes.some((n) => n.node === node) ? ` ── ${node}` : '');
+  out.push(`  client${hop(ROUTERS.client)} ── lp ═╦═ ` + s.links.map((l) => `${l.node}(${l.label})`).join(' ═╬═ ') + ` ═╩═ inet ── rp${hop(ROUTERS.server)} ── server`);
   out.push('');
   out.push('links (up = lp → rp, down = rp → lp):');
   for (const l of s.links) {

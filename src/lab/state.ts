@@ -23,6 +23,8 @@ export interface LabState {
   singleInterface: boolean;
   /** whole-LAN mode: the LAN switch and its hosts (topology.ts); absent = false */
   lan?: boolean;
+  /** routed-hosts mode: a router in front of each end host's side (topology.ts ROUTERS); absent = false */
+  routedHosts?: boolean;
 }
 
 export const stateFile = (name: string): string => `${LAB_RUN_DIR}/${name}.json`;

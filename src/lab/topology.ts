@@ -26,6 +26,19 @@
 // lan (LAN)          host1 192.168.1.10/24 fd00:1::10/64, host2 192.168.1.11/24 fd00:1::11/64
 //                    (default via lp 192.168.1.1 / fd00:1::1; the LP translates them, bpf/nat.h)
 //
+// Routed-hosts mode (`buildTopology(..., { routedHosts: true })`, `mpctl lab up --routed-hosts`):
+// a router namespace on each end host's veth, cgw between the client side (the client, or lansw
+// in whole-LAN mode) and the LP's lan, sgw between the server and the RP's srv:
+//
+//   client eth0 ── client [cgw] lp ── lan lp    …    rp srv ── rp [sgw] server ── eth0 server
+//
+// A router has no address of its own: it forwards at IP and answers ARP (proxy_arp, for whatever
+// it routes out of its other side) and NDP (a proxy entry per address of the other side) for the
+// far side, so every node keeps its addresses and subnet; only the TTL / hop limit drops by one and
+// the MACs the portals see are the router's. Why: a veth keeps the sending socket on the skb across
+// namespaces, so a queue in a portal's qdisc would count against the end host's TCP small-queues
+// budget; IP receive on the router orphans the skb, as a real client's LAN does.
+//
 // The isp nodes have no addresses: their two interfaces only carry the link emulator's frames.
 // Without a bond, client traffic takes link 1 (lp's default route); `inet` routes the lan back
 // over link 1 as well. Namespaces are named `mp-<lab>-<node>`, so labs never collide. The
@@ -33,11 +46,17 @@
 // (the attack tests send forged, replayed and flooding traffic from it); nothing routes through it.
 
 import { MP_MAX_LINKS } from '../datapath/abi.js';
+import { maskAddress } from '../config/values.js';
+import { parsePrefix } from '../netlink/ip.js';
+import type { RouteSpec } from '../netlink/rtnl.js';
 
 /** a bonded lab has at most the data path's links */
 export const MAX_LINKS = MP_MAX_LINKS;
 
-export type NodeName = string; // 'client' | 'lp' | `isp${n}` | 'inet' | 'rp' | 'server' | 'attacker'
+export type NodeName = string; // 'client' | 'lp' | `isp${n}` | 'inet' | 'rp' | 'server' | 'attacker' | 'cgw' | 'sgw' | …
+
+/** Routed-hosts mode: the router in front of each end host's side. */
+export const ROUTERS = { client: 'cgw', server: 'sgw' } as const;
 
 /** The attacker's addresses (on the inet–attacker segment). */
 export const ATTACKER = { v4: '192.0.2.66', v6: '2001:db8:66::66' } as const;
@@ -56,6 +75,25 @@ export const LAN = {
 export interface TopologyOptions {
   /** whole-LAN mode: a LAN switch with host1 and host2 on the LP's lan */
   lan?: boolean;
+  /** routed-hosts mode: a router (ROUTERS) between each end host's side and its portal */
+  routedHosts?: boolean;
+}
+
+/** A proxy NDP entry: answer neighbour solicitations for `address` on `dev` (`router`: as a router). */
+export interface NdpProxy {
+  address: string;
+  dev: string;
+  router: boolean;
+}
+
+/** What makes a node a router in front of end hosts (routed-hosts mode): its two sides and the
+ * proxy NDP entries for the addresses across it. */
+export interface RouterPlan {
+  /** the interface toward the end hosts (the client, the LAN switch, the server) */
+  hostSide: string;
+  /** the interface toward the portal */
+  portalSide: string;
+  ndpProxy: NdpProxy[];
 }
 
 export interface Iface {
@@ -72,10 +110,12 @@ export interface NodePlan {
   node: NodeName;
   ns: string;
   ifaces: Iface[];
-  routes: { dst: string; via: string }[];
+  routes: Pick<RouteSpec, 'dst' | 'via' | 'dev'>[];
   forwarding: boolean;
   /** a switch: these interfaces are ports of a bridge br0 (no addresses) */
   bridge?: string[];
+  /** a router in front of end hosts (routed-hosts mode): proxy ARP on, these NDP proxies */
+  router?: RouterPlan;
 }
 
 export interface Topology {
@@ -193,7 +233,91 @@ export function buildTopology(lab: string, links: number, o: TopologyOptions = {
       forwarding: false,
     },
   ];
+  if (o.routedHosts) {
+    routeBetween(nodes, ns, ROUTERS.client, o.lan ? { node: 'lansw', ifname: 'lp' } : { node: 'client', ifname: 'eth0' }, { node: 'lp', ifname: 'lan' });
+    routeBetween(nodes, ns, ROUTERS.server, { node: 'server', ifname: 'eth0' }, { node: 'rp', ifname: 'srv' });
+  }
   return { lab, prefix: nsPrefix(lab), links, nodes };
+}
+
+/** A veth end: a node and one of its interfaces. */
+interface End {
+  node: NodeName;
+  ifname: string;
+}
+
+const addrsOf = (i: Iface): string[] => [i.v4, i.v6, ...(i.extra ?? [])].filter((a): a is string => a !== undefined);
+
+/**
+ * Routed-hosts mode: puts router `name` on the veth between `host` (an end host, or the LAN
+ * switch) and `portal` (the portal's interface), in `nodes`. Its interfaces are named after the nodes they face. The hosts' addresses get host
+ * routes out of the host side, the portal's subnets point out of the portal side, the default
+ * route is the portal's address: so proxy ARP answers each side for the other, and the proxy NDP
+ * entries do the same for IPv6.
+ */
+function routeBetween(nodes: NodePlan[], ns: (n: NodeName) => string, name: NodeName, host: End, portal: End): void {
+  const find = (e: End) => nodes.find((n) => n.node === e.node)?.ifaces.find((i) => i.name === e.ifname);
+  const hostIf = find(host);
+  const portalIf = find(portal);
+  const portalAt = nodes.findIndex((n) => n.node === portal.node);
+  const hostAt = nodes.findIndex((n) => n.node === host.node);
+  if (!hostIf || !portalIf || portalAt < 0) return; // not a veth of this topology (the unit test names every router)
+  // behind a switch: every other port's host
+  const ports = nodes.find((n) => n.node === host.node)?.bridge;
+  const hostIfaces = ports ? ports.filter((p) => p !== host.ifname).map((p) => find({ node: host.node, ifname: p })?.peer).map((e) => (e ? find(e) : undefined)) : [hostIf];
+  const hostAddrs = hostIfaces.flatMap((i) => (i ? addrsOf(i) : [])).map((a) => a.split('/')[0]!);
+  const portalAddrs = addrsOf(portalIf);
+  const side = { hostSide: host.node, portalSide: portal.node };
+  hostIf.peer = { node: name, ifname: side.hostSide };
+  portalIf.peer = { node: name, ifname: side.portalSide };
+  const gateway = (fam: 4 | 6) => portalAddrs.find((a) => parsePrefix(a)?.family === fam)?.split('/')[0];
+  // listed between the two: before the portal when the hosts come first (client), else after it (server)
+  nodes.splice(hostAt < portalAt ? portalAt : portalAt + 1, 0, {
+    node: name,
+    ns: ns(name),
+    ifaces: [
+      { name: side.hostSide, peer: host },
+      { name: side.portalSide, peer: portal },
+    ],
+    routes: [
+      ...hostAddrs.map((a) => hostRoute(side, a).route),
+      ...portalAddrs.map((cidr) => {
+        const p = parsePrefix(cidr)!;
+        return { dst: `${maskAddress(p.address, p.len)}/${p.len}`, dev: side.portalSide };
+      }),
+      ...([4, 6] as const).flatMap((fam) => {
+        const via = gateway(fam);
+        return via ? [{ dst: 'default', via }] : [];
+      }),
+    ],
+    forwarding: true,
+    router: {
+      ...side,
+      ndpProxy: [...hostAddrs.flatMap((a) => hostRoute(side, a).proxy ?? []), ...portalAddrs.flatMap((a) => portalProxy(side, a.split('/')[0]!) ?? [])],
+    },
+  });
+}
+
+/**
+ * What a router needs for one address on its hosts' side (one the topology has, or one the bond
+ * gives the client): a host route out of the host side and, for IPv6, a proxy NDP entry on the
+ * portal side (IPv4's proxy ARP follows the route).
+ */
+export function hostRoute(r: Pick<RouterPlan, 'hostSide' | 'portalSide'>, address: string): { route: Pick<RouteSpec, 'dst' | 'dev'>; proxy?: NdpProxy } {
+  const v6 = parsePrefix(address)?.family === 6;
+  return {
+    route: { dst: `${address}/${v6 ? 128 : 32}`, dev: r.hostSide },
+    ...(v6 ? { proxy: { address, dev: r.portalSide, router: false } } : {}),
+  };
+}
+
+/**
+ * What a router needs for an address on its portal's side that the hosts resolve (the portal's
+ * own, or the gateway the bond gives the client): for IPv6 a proxy NDP entry on the host side,
+ * as a router; nothing for IPv4, where proxy ARP answers for whatever the default route covers.
+ */
+export function portalProxy(r: Pick<RouterPlan, 'hostSide' | 'portalSide'>, address: string): NdpProxy | undefined {
+  return parsePrefix(address)?.family === 6 ? { address, dev: r.hostSide, router: true } : undefined;
 }
 
 /** Whole-LAN mode: the switch and its two hosts. */

@@ -45,10 +45,12 @@ export interface LabOptions {
   lan?: boolean;
   /** both portals shape their links (`shape = true`) */
   shape?: boolean;
+  /** routed-hosts mode: a router in front of each end host's side (topology.ts ROUTERS) */
+  routedHosts?: boolean;
 }
 
 async function bringUp(name: string, scenario: Scenario, o: LabOptions): Promise<void> {
-  const up = await labUp({ name, scenario, bond: o.bond ?? false, singleInterface: o.singleInterface ?? false, ipv6Underlay: o.ipv6Underlay ?? false, ipCarrier: o.ipCarrier ?? false, schedules: o.schedules ?? true, ...(o.lp ? { lp: o.lp } : {}), ...(o.lan ? { lan: true } : {}), ...(o.shape ? { shape: true } : {}) });
+  const up = await labUp({ name, scenario, bond: o.bond ?? false, singleInterface: o.singleInterface ?? false, ipv6Underlay: o.ipv6Underlay ?? false, ipCarrier: o.ipCarrier ?? false, schedules: o.schedules ?? true, ...(o.lp ? { lp: o.lp } : {}), ...(o.lan ? { lan: true } : {}), ...(o.shape ? { shape: true } : {}), ...(o.routedHosts ? { routedHosts: true } : {}) });
   if (up.isErr()) throw new Error(`lab up failed: ${JSON.stringify(up.error)}`);
 }
 

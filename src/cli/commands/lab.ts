@@ -43,13 +43,19 @@ const up: CommandModule = {
       .option('ipv6-underlay', { type: 'boolean', default: false, describe: 'carry every second link over IPv6 (mixed underlays)' })
       .option('ip-carrier', { type: 'boolean', default: false, describe: 'every second link uses the raw IP carrier (protocol 253) instead of UDP' })
       .option('lan', { type: 'boolean', default: false, describe: 'whole-LAN mode: a LAN switch with host1 and host2 (192.168.1.0/24, fd00:1::/64) that the LP translates to the client address' })
+      .option('routed-hosts', {
+        type: 'boolean',
+        default: false,
+        describe:
+          'a router one IP hop in front of each end host (cgw before the LP, sgw before the RP; proxy ARP/NDP, every address kept): IP receive frees the sender\'s skbs, so a queue in a portal does not eat the end host\'s TCP small-queues budget, as on a real LAN',
+      })
       .option('json', { type: 'boolean', default: false, describe: 'print the status as JSON' })
       .check(integerIn('links', 1, MAX_LINKS)),
   handler: (a) =>
     run(asRoot(async () => {
       const sc = await scenarioFrom(a as { scenario?: string; links?: number });
       if (sc.isErr()) return err(sc.error);
-      const r = await labUp({ name: a.name as string, scenario: sc.value, bond: a.bond as boolean, singleInterface: a.singleInterface as boolean, ipv6Underlay: a.ipv6Underlay as boolean, ipCarrier: a.ipCarrier as boolean, lan: a.lan as boolean });
+      const r = await labUp({ name: a.name as string, scenario: sc.value, bond: a.bond as boolean, singleInterface: a.singleInterface as boolean, ipv6Underlay: a.ipv6Underlay as boolean, ipCarrier: a.ipCarrier as boolean, lan: a.lan as boolean, routedHosts: a.routedHosts as boolean });
       if (r.isErr()) return err(r.error);
       const s = await labStatus(a.name as string);
       if (s.isErr()) return err(s.error);

@@ -187,13 +187,21 @@ function sumMbitOf(sc: Scenario, dir: Dir, seconds?: number): number {
   return sc.links.reduce((a, l) => a + rate(l), 0) / 1e6;
 }
 
+/** What a suite lab is brought up with besides its links: LP config extras, and routed-hosts mode
+ * (lab.ts UpOptions.routedHosts; unset: MPCTL_LAB_ROUTED_HOSTS=1 in the environment turns it on). */
+interface InLabOptions {
+  lp?: BondOptions['lp'];
+  routedHosts?: boolean;
+}
+
 /** A lab for the duration of `f`, always torn down. Schedules are not started: the flows play
  * them (flowEvents). */
-async function inLab<T>(lab: string, sc: Scenario, bond: boolean, f: (lab: string) => Promise<Result<T, MpError>>, lp?: BondOptions['lp']): Promise<Result<T, MpError>> {
+async function inLab<T>(lab: string, sc: Scenario, bond: boolean, f: (lab: string) => Promise<Result<T, MpError>>, o: InLabOptions = {}): Promise<Result<T, MpError>> {
   await labDown(lab);
+  const routedHosts = o.routedHosts ?? process.env.MPCTL_LAB_ROUTED_HOSTS === '1';
   // MPCTL_LAB_SHAPE=1: the portals shape their links (`shape = true`), for side-by-side runs
   const shape = process.env.MPCTL_LAB_SHAPE === '1';
-  const up = await labUp({ name: lab, scenario: sc, bond, schedules: false, ...(lp ? { lp } : {}), ...(shape ? { shape } : {}) });
+  const up = await labUp({ name: lab, scenario: sc, bond, schedules: false, routedHosts, ...(o.lp ? { lp: o.lp } : {}), ...(shape ? { shape } : {}) });
   if (up.isErr()) return err(up.error);
   try {
     await sleep(1000); // probes answered, first feedback in
@@ -352,7 +360,7 @@ const key = (cc: string, dir: Dir) => `${cc}|${dir}`;
  * link (it becomes isp1; its schedule plays from the same offset), one TCP flow each way per
  * CC. Returns the best per CC and direction.
  */
-async function bestAlone(lab: string, sc: Scenario, o: { runs: number; seconds: number; offsetS: number }): Promise<Result<Alone, MpError>> {
+async function bestAlone(lab: string, sc: Scenario, o: { runs: number; seconds: number; offsetS: number; routedHosts?: boolean }): Promise<Result<Alone, MpError>> {
   const found = new Map<string, { link: string; mbit: number[] }[]>();
   const idx = [...new Set([...aloneCandidates(sc.links, 'up'), ...aloneCandidates(sc.links, 'down')])];
   for (const i of idx) {
@@ -371,7 +379,7 @@ async function bestAlone(lab: string, sc: Scenario, o: { runs: number; seconds: 
           found.set(key(cc, dir), [...(found.get(key(cc, dir)) ?? []), { link: `${l.node} (${l.label})`, mbit }]);
         }
       return ok(undefined);
-    });
+    }, { routedHosts: o.routedHosts });
     if (r.isErr()) return err(r.error);
   }
   const out: Alone = new Map();
@@ -401,6 +409,9 @@ interface TcpScenario {
   discover?: boolean;
   /** more figures from each CC and direction's bond runs and the best link alone */
   extra?: (cc: Cc, dir: Dir, runs: FlowRun[], bestMbit: number | null, seconds: number) => SuiteFigure[];
+  /** routed-hosts mode for the bond's lab and the best link's (lab.ts UpOptions.routedHosts);
+   * unset: MPCTL_LAB_ROUTED_HOSTS */
+  routedHosts?: boolean;
 }
 
 /** One TCP flow each way per CC through the bond, then the best link alone: % of the sum and
@@ -429,14 +440,14 @@ async function tcpScenario(lab: string, s: TcpScenario, o: SuiteOptions): Promis
         }
       return ok(undefined);
     },
-    lp,
+    { lp, routedHosts: s.routedHosts },
   );
   if (r.isErr()) {
     if (s.discover && r.error.kind === 'CommandFailed')
       return err({ ...r.error, stderr: `the LP's config without rate and delay (capacity discovery) was rejected: ${r.error.stderr}` });
     return err(r.error);
   }
-  const alone = await bestAlone(lab, sc, { runs: o.runs, seconds, offsetS });
+  const alone = await bestAlone(lab, sc, { runs: o.runs, seconds, offsetS, routedHosts: s.routedHosts });
   if (alone.isErr()) return err(alone.error);
   const figures: SuiteFigure[] = [];
   for (const cc of CCS)

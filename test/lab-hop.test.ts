@@ -1,0 +1,108 @@
+// Routed-hosts mode end to end (`mpctl lab up --routed-hosts`, topology.ts ROUTERS): a bonded lab
+// with a router (cgw, sgw) one IP hop in front of each end host, every address as without it.
+//
+//   client ── cgw ── lp ═╦═ isp1 ═╦═ inet ── rp ── sgw ── server
+//                        ╚═ isp2 ═╝
+//
+// What shows the hop is routed, not bridged: every reply that crosses a router arrives with its
+// TTL (IPv6: hop limit) one lower per router than in the same lab without the option, and each
+// portal resolves its end host to the router's MAC. The bond carries both families and TCP at a
+// sane rate both ways through it, and `down` leaves nothing.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { iperf, ping } from '../src/lab/measure.js';
+import { listNamespaces, run } from '../src/lab/namespaces.js';
+import { nsName, nsPrefix } from '../src/lab/topology.js';
+import { must, twoLinks, withLab } from './helpers/lab.js';
+import { labStatus as portalStatus } from './helpers/wait.js';
+
+/** [from node, to address, routers the reply crosses]: the end hosts to each other, each to its portal. */
+const PATHS = [
+  ['client', '203.0.113.2', 2],
+  ['client', '2001:db8:113::2', 2],
+  ['client', '10.10.0.1', 1],
+  ['client', 'fd00:10::1', 1],
+  ['server', '203.0.113.1', 1],
+  ['server', '2001:db8:113::1', 1],
+] as const;
+
+/** The TTL (IPv6: hop limit) of the reply to one echo, after an unasserted first echo that
+ * resolves the neighbours along the path (once in many runs the very first IPv6 echo is lost). */
+async function replyTtl(lab: string, node: string, dst: string): Promise<number> {
+  const echo = ['netns', 'exec', nsName(lab, node), 'ping', '-n', '-c', '1', '-W', '2', dst];
+  await run('ip', echo, 5000);
+  const out = must(await run('ip', echo, 5000), `ping ${node} → ${dst}`);
+  const ttl = /ttl=(\d+)/.exec(out);
+  assert.ok(ttl, `no ttl in ${out}`);
+  return Number(ttl[1]);
+}
+
+const ttls = async (lab: string): Promise<number[]> => {
+  const out: number[] = [];
+  for (const [node, dst] of PATHS) out.push(await replyTtl(lab, node, dst));
+  return out;
+};
+
+/** The MAC of an interface in a lab node. */
+async function macOf(lab: string, node: string, ifname: string): Promise<string> {
+  const out = must(await run('ip', ['netns', 'exec', nsName(lab, node), 'ip', '-j', 'link', 'show', 'dev', ifname]), `ip link ${node}:${ifname}`);
+  return (JSON.parse(out) as { address: string }[])[0]!.address;
+}
+
+/** The MAC a node has resolved `address` to on `ifname` (null: not resolved). */
+async function neighbourMac(lab: string, node: string, ifname: string, address: string): Promise<string | null> {
+  const out = must(await run('ip', ['netns', 'exec', nsName(lab, node), 'ip', '-j', 'neigh', 'show', address, 'dev', ifname]), `ip neigh ${node}`);
+  return (JSON.parse(out) as { lladdr?: string }[])[0]?.lladdr ?? null;
+}
+
+test('routed hosts: a router hop in front of each end host, same addresses, the bond through it', { timeout: 300_000 }, async (t) => {
+  const plain = await withLab(twoLinks, ttls, { bond: true });
+  t.diagnostic(`reply TTLs without the option: ${PATHS.map(([n, d], i) => `${n} → ${d} ${plain[i]}`).join(', ')}`);
+  let name = '';
+  await withLab(
+    twoLinks,
+    async (lab) => {
+      name = lab;
+      await t.test('every reply across a router arrives one TTL / hop limit lower per router', async () => {
+        const routed = await ttls(lab);
+        t.diagnostic(`reply TTLs with routed hosts: ${routed.join(', ')}`);
+        PATHS.forEach(([node, dst, routers], i) => assert.equal(routed[i], plain[i]! - routers, `${node} → ${dst}: ${routed[i]} with, ${plain[i]} without`));
+      });
+
+      await t.test("each portal resolves its end host's addresses to its router's MAC", async () => {
+        const cgw = await macOf(lab, 'cgw', 'lp');
+        const sgw = await macOf(lab, 'sgw', 'rp');
+        // the bond's client addresses (bond.ts) and the lab's own
+        for (const a of ['198.51.100.10', '2001:db8:100::10', '10.10.0.2', 'fd00:10::2']) assert.equal(await neighbourMac(lab, 'lp', 'lan', a), cgw, `lp: ${a}`);
+        for (const a of ['203.0.113.2', '2001:db8:113::2']) assert.equal(await neighbourMac(lab, 'rp', 'srv', a), sgw, `rp: ${a}`);
+      });
+
+      await t.test('ping client ⇄ server through the bond, IPv4 and IPv6', async () => {
+        for (const [node, dst] of [['client', '203.0.113.2'], ['client', '2001:db8:113::2'], ['server', '198.51.100.10'], ['server', '2001:db8:100::10']] as const) {
+          must(await ping(lab, node, dst, { count: 1, intervalS: 0.05, waitS: 2 }), 'warm-up ping');
+          const p = must(await ping(lab, node, dst, { count: 5, intervalS: 0.05, waitS: 2 }), 'ping');
+          assert.equal(p.received, 5, `${node} → ${dst}`);
+        }
+      });
+
+      await t.test('one TCP flow each way through the bond gets more than half of one link', async () => {
+        const oneLink = 20e6 * ((1500 - 52) / 1514);
+        const before = await portalStatus(lab, 'lp');
+        for (const reverse of [false, true]) {
+          const r = must(await iperf(lab, { server: { node: 'server', addr: '203.0.113.2' }, client: { node: 'client' }, seconds: 3, omitS: 1, reverse }), 'iperf3');
+          t.diagnostic(`2×20 Mbit, routed hosts, ${reverse ? 'server → client' : 'client → server'}: ${(r.bps / 1e6).toFixed(2)} Mbit/s`);
+          assert.ok(r.bps > oneLink * 0.5, `${r.bps} bit/s not above half a link (${oneLink * 0.5})`);
+          if (!reverse) assert.equal(r.serverSaw, '198.51.100.10', 'the server sees the bonded client address');
+        }
+        const after = await portalStatus(lab, 'lp');
+        for (const l of after.links) {
+          const tx = l.tx.packets - (before.links.find((b) => b.id === l.id)?.tx.packets ?? 0);
+          assert.ok(tx > 100, `link ${l.id} carried ${tx} packets of the flows: they went through the bond`);
+        }
+      });
+    },
+    { bond: true, routedHosts: true },
+  );
+  assert.ok(name);
+  assert.deepEqual(await listNamespaces(nsPrefix(name)), [], 'down left no namespace of the lab, routers included');
+});

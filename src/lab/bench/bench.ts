@@ -34,10 +34,16 @@ export interface BenchReport {
   ccs?: string[];
   /** measured seconds per flow when overridden (`--seconds`: a short validation run) */
   seconds?: number;
+  /** lab modes the environment turned on (MPCTL_LAB_SHAPE=1: the portals shape their links;
+   * MPCTL_LAB_ROUTED_HOSTS=1: the end hosts one routed hop away); absent: neither */
+  modes?: string[];
   /** names of the figures whose runs spread more than 10 points */
   unstable: string[];
   figures: BenchFigure[];
 }
+
+/** The lab modes the environment turns on for the bonding scenarios (suite.ts inLab). */
+const labModes = (): string[] => [...(process.env.MPCTL_LAB_SHAPE === '1' ? ['shape'] : []), ...(process.env.MPCTL_LAB_ROUTED_HOSTS === '1' ? ['routed-hosts'] : [])];
 
 async function inLab<T>(name: string, sc: Scenario, f: (lab: string) => Promise<Result<T, MpError>>): Promise<Result<T, MpError>> {
   await labDown(name);
@@ -305,6 +311,7 @@ export async function runBench(name: string, runs: number, outDir: string, secon
     host: { cpus: os.cpus().length, kernel: os.release(), load1: Math.round(os.loadavg()[0]! * 100) / 100, tcpCc: await tcpCc() },
     ...(suite && figures.some((f) => f.cc) ? { ccs: [...CCS] } : {}),
     ...(seconds !== undefined ? { seconds } : {}),
+    ...(labModes().length ? { modes: labModes() } : {}),
     unstable: figures.filter((f) => f.unstable).map((f) => f.name),
     figures,
   };
@@ -356,7 +363,7 @@ export function spreadText(f: Pick<SuiteFigure, 'spread' | 'runs' | 'unit'>): st
 
 export function renderBench(r: BenchReport): string {
   return [
-    `${r.bench} (${r.startedAt}, ${r.durationS} s, ${r.git ? `${r.git.commit.slice(0, 12)}${r.git.dirty ? '+dirty' : ''}, ` : ''}${r.host.cpus} CPUs, load ${r.host.load1}, Linux ${r.host.kernel}, host TCP ${r.host.tcpCc}${r.seconds !== undefined ? `, ${r.seconds} s flows` : ''})`,
+    `${r.bench} (${r.startedAt}, ${r.durationS} s, ${r.git ? `${r.git.commit.slice(0, 12)}${r.git.dirty ? '+dirty' : ''}, ` : ''}${r.host.cpus} CPUs, load ${r.host.load1}, Linux ${r.host.kernel}, host TCP ${r.host.tcpCc}${r.seconds !== undefined ? `, ${r.seconds} s flows` : ''}${r.modes ? `, ${r.modes.join(' + ')}` : ''})`,
     ...r.figures.map(
       (f) =>
         `  ${f.name}\n      ${fmt(f.median, f.unit)} ${f.unit}` +

@@ -7,7 +7,9 @@
 // What shows the hop is routed, not bridged: every reply that crosses a router arrives with its
 // TTL (IPv6: hop limit) one lower per router than in the same lab without the option, and each
 // portal resolves its end host to the router's MAC. The bond carries both families and TCP at a
-// sane rate both ways through it, and `down` leaves nothing.
+// sane rate both ways through it, and `down` leaves nothing. The routed lab's portals shape
+// their links (`shape = true`, the mode routed hosts exist for: run/shaper.ts): each link's data
+// leaves through its own htb class on both portals, the probes and feedback around them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { iperf, ping } from '../src/lab/measure.js';
@@ -100,8 +102,27 @@ test('routed hosts: a router hop in front of each end host, same addresses, the 
           assert.ok(tx > 100, `link ${l.id} carried ${tx} packets of the flows: they went through the bond`);
         }
       });
+
+      await t.test('per-link shaping: each link\'s data left through its htb class at a rate near the link\'s, on both portals; probes and feedback unshaped', async () => {
+        // [portal, device, class]: the LP's links leave by wan1 and wan2, the RP's both by wan
+        for (const [role, dev, cls] of [['lp', 'wan1', '6d70:1'], ['lp', 'wan2', '6d70:2'], ['rp', 'wan', '6d70:1'], ['rp', 'wan', '6d70:2']] as const) {
+          const out = must(await run('ip', ['netns', 'exec', nsName(lab, role), 'tc', '-s', 'class', 'show', 'dev', dev, 'classid', cls]), 'tc class show');
+          const rate = /rate ([\d.]+)([KM])bit/.exec(out);
+          const sent = /Sent \d+ bytes (\d+) pkt/.exec(out);
+          t.diagnostic(`${role} ${dev} ${cls}: ${out.replace(/\s+/g, ' ').slice(0, 160)}`);
+          assert.ok(rate && sent, `${role}: no class ${cls} on ${dev}: ${out}`);
+          const mbit = Number(rate[1]) / (rate[2] === 'K' ? 1000 : 1);
+          assert.ok(mbit > 8 && mbit < 40, `${role} ${cls}: ${mbit} Mbit/s for a 20 Mbit/s link`);
+          assert.ok(Number(sent[1]) > 100, `${role} ${cls}: ${sent[1]} packets through the class`);
+        }
+        for (const [role, dev] of [['lp', 'wan1'], ['rp', 'wan']] as const) {
+          const q = must(await run('ip', ['netns', 'exec', nsName(lab, role), 'tc', 'qdisc', 'show', 'dev', dev, 'root']), 'tc qdisc show');
+          const direct = /direct_packets_stat (\d+)/.exec(q);
+          assert.ok(direct && Number(direct[1]) > 0, `${role} ${dev}: probes and feedback leave unshaped (htb's direct queue): ${q}`);
+        }
+      });
     },
-    { bond: true, routedHosts: true },
+    { bond: true, routedHosts: true, shape: true },
   );
   assert.ok(name);
   assert.deepEqual(await listNamespaces(nsPrefix(name)), [], 'down left no namespace of the lab, routers included');

@@ -173,7 +173,8 @@ export interface UpOptions {
   lp?: BondOptions['lp'];
   /** whole-LAN mode: a LAN switch with host1 and host2 (topology.ts), the LP translating them */
   lan?: boolean;
-  /** both portals shape their links (`shape = true`; bond.ts) */
+  /** both portals shape their links (`shape = true`; bond.ts); implies routedHosts: without the
+   * hop the end hosts' TCP small queues would count the portals' queues as their own */
   shape?: boolean;
   /** routed-hosts mode: a router one IP hop in front of each end host's side (topology.ts
    * ROUTERS), so the end hosts' skbs are orphaned before a portal queues them (TCP small queues) */
@@ -185,7 +186,8 @@ export async function labUp(o: UpOptions): Promise<Result<LabState, MpError>> {
   if (name.isErr()) return err(name.error);
   if ((await readState(o.name)).isOk() || (await listNamespaces(nsPrefix(o.name))).length > 0)
     return err({ kind: 'Conflict', what: 'lab', message: `lab "${o.name}" is already up (mpctl lab down --name ${o.name} first)` });
-  const t = buildTopology(o.name, o.scenario.links.length, { lan: o.lan ?? false, routedHosts: o.routedHosts ?? false });
+  const routedHosts = o.routedHosts === true || o.shape === true;
+  const t = buildTopology(o.name, o.scenario.links.length, { lan: o.lan ?? false, routedHosts });
   const state: LabState = {
     version: 1,
     name: o.name,
@@ -197,7 +199,7 @@ export async function labUp(o: UpOptions): Promise<Result<LabState, MpError>> {
     bond: o.bond ?? true,
     singleInterface: o.singleInterface ?? false,
     ...(o.lan ? { lan: true } : {}),
-    ...(o.routedHosts ? { routedHosts: true } : {}),
+    ...(routedHosts ? { routedHosts: true } : {}),
   };
   await writeState(state);
   const built = await build(t, state);

@@ -49,13 +49,18 @@ const up: CommandModule = {
         describe:
           'a router one IP hop in front of each end host (cgw before the LP, sgw before the RP; proxy ARP/NDP, every address kept): IP receive frees the sender\'s skbs, so a queue in a portal does not eat the end host\'s TCP small-queues budget, as on a real LAN',
       })
+      .option('shape', {
+        type: 'boolean',
+        default: false,
+        describe: 'both portals shape their links (shape = true: an htb class per link at its pacing rate, the delay-equalising queue in the portal instead of the ISP buffer); implies --routed-hosts',
+      })
       .option('json', { type: 'boolean', default: false, describe: 'print the status as JSON' })
       .check(integerIn('links', 1, MAX_LINKS)),
   handler: (a) =>
     run(asRoot(async () => {
       const sc = await scenarioFrom(a as { scenario?: string; links?: number });
       if (sc.isErr()) return err(sc.error);
-      const r = await labUp({ name: a.name as string, scenario: sc.value, bond: a.bond as boolean, singleInterface: a.singleInterface as boolean, ipv6Underlay: a.ipv6Underlay as boolean, ipCarrier: a.ipCarrier as boolean, lan: a.lan as boolean, routedHosts: a.routedHosts as boolean });
+      const r = await labUp({ name: a.name as string, scenario: sc.value, bond: a.bond as boolean, singleInterface: a.singleInterface as boolean, ipv6Underlay: a.ipv6Underlay as boolean, ipCarrier: a.ipCarrier as boolean, lan: a.lan as boolean, routedHosts: a.routedHosts as boolean, shape: a.shape as boolean });
       if (r.isErr()) return err(r.error);
       const s = await labStatus(a.name as string);
       if (s.isErr()) return err(s.error);

@@ -198,7 +198,8 @@ interface InLabOptions {
  * them (flowEvents). */
 async function inLab<T>(lab: string, sc: Scenario, bond: boolean, f: (lab: string) => Promise<Result<T, MpError>>, o: InLabOptions = {}): Promise<Result<T, MpError>> {
   await labDown(lab);
-  const routedHosts = o.routedHosts ?? process.env.MPCTL_LAB_ROUTED_HOSTS === '1';
+  // shaping implies routed hosts (lab.ts UpOptions.shape), in the best-link-alone labs too
+  const routedHosts = o.routedHosts ?? (process.env.MPCTL_LAB_ROUTED_HOSTS === '1' || process.env.MPCTL_LAB_SHAPE === '1');
   // MPCTL_LAB_SHAPE=1: the portals shape their links (`shape = true`), for side-by-side runs
   const shape = process.env.MPCTL_LAB_SHAPE === '1';
   const up = await labUp({ name: lab, scenario: sc, bond, schedules: false, routedHosts, ...(o.lp ? { lp: o.lp } : {}), ...(shape ? { shape } : {}) });

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /* Per-link shaping (mp_config.shape_handle, mp.h). Without fq on the link devices there is no
  * EDT pacing, so the control plane keeps an htb root on each link device with one class per
- * link at that link's pacing rate (src/apply/shaper.ts), and a data packet leaves for link id
+ * link at that link's pacing rate (src/run/shaper.ts), and a data packet leaves for link id
  * with skb->priority naming its class: htb queues it there, in the portal, instead of in the
  * ISP's buffer, where the delay-equalising queue the scheduler plans (the fast link ahead of
  * the slow one) would leave a TCP sender's overshoot no room. Measured by hand on 20 Mbit/10 ms

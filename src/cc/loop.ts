@@ -32,7 +32,6 @@ import type { Result } from 'neverthrow';
 import { BudgetKeeper, PeerAllowances, type BudgetDatapath, type LinkBudget } from './budget-loop.js';
 import { FastDown } from '../run/fast-down.js';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { plannedRate } from '../run/shaper.js';
 
 /** What the loop reads and writes in the data path (datapath.ts implements it). */
 export interface CcDatapath extends BudgetDatapath {
@@ -57,9 +56,10 @@ export interface CcDatapath extends BudgetDatapath {
 export interface CcOptions {
   /** false: keep the configured rate and delay (config `congestion_control = false`) */
   adaptive?: boolean;
-  /** per-link shaping (`shape = true`, run/shaper.ts): each link's pacing rate and bandwidth
-   * estimate (bits/s), whenever they are written to the data path */
-  shape?: (linkId: number, pacingBps: number, bwBps: number) => void;
+  /** per-link shaping (`shape = true`, run/shaper.ts LinkShaper): the rate the scheduler plans a
+   * shaped link at, and each link's pacing rate and bandwidth estimate (bits/s) whenever they
+   * are written to the data path */
+  shape?: { planned(pacingBps: bigint): bigint; update(linkId: number, pacingBps: number, bwBps: number): void };
   /** RP: cap our sending by the allowances the LP advertises (PeerAllowances) */
   peerBudgets?: boolean;
   /** a link we send on whose data stopped arriving (fast-down.ts): the runtime marks it down */
@@ -570,10 +570,10 @@ export class CcLoop {
       if (!this.rules(id)) continue; // keep the static estimate until feedback (or a train) arrives
       const s = this.states.get(id)!;
       // a shaped link is planned at what its class passes (run/shaper.ts)
-      const rate = this.opts.shape ? plannedRate(o.rateBps) : o.rateBps;
+      const rate = this.opts.shape ? this.opts.shape.planned(o.rateBps) : o.rateBps;
       const w = this.dp.setEstimate(id, rate, o.owdUs, this.noAcks.has(id), this.fec.has(id), this.hold(id, s), Math.ceil(cc.planCapUs(s) / 1000));
       if (w.isErr()) this.fail('link estimate write failed', { link: id, error: w.error });
-      this.opts.shape?.(id, Number(o.rateBps), cc.bwBps(s));
+      this.opts.shape?.update(id, Number(o.rateBps), cc.bwBps(s));
     }
   }
 

@@ -44,11 +44,11 @@ export interface BondOptions {
   /** whole-LAN mode: the LP translates the lab's LAN (topology.ts LAN) to the client address;
    * the client node keeps its lab address (the client address is the NAT's) */
   lan?: boolean;
+  /** both portals shape their links (`shape = true`: an htb class per link at its pacing rate) */
+  shape?: boolean;
   /** LP config extras (tests of tiers, budgets and static weights): per link (by index) its
    * `metric`, its configured `rate` instead of the emulated one ('': none, measured), its `budget`; and
    * `congestion_control`; `omitRates`: no `rate` or `delay` keys (capacity discovery) */
-  /** both portals shape their links (`shape = true`: an htb class per link at its pacing rate) */
-  shape?: boolean;
   lp?: { metrics?: number[]; rates?: string[]; budgets?: string[]; congestionControl?: boolean; omitRates?: boolean; redundant?: string[]; portForwards?: string[] };
 }
 

@@ -394,7 +394,7 @@ function takeTrains(trains: Trains, nowMs: number, cc: CcLoop, log: Log, name: (
 }
 
 /** CcLoop's shape option when the portal shapes its links. */
-const shapeOpt = (shaper: LinkShaper | null) => (shaper ? { shape: (id: number, pacingBps: number, bwBps: number) => shaper.update(id, pacingBps, bwBps) } : {});
+const shapeOpt = (shaper: LinkShaper | null) => (shaper ? { shape: shaper } : {});
 
 /** The Runtime both portals return: their loop's parts, and a stop that ends timers, the
  * handshake loop and the sockets. */

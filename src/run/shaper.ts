@@ -22,7 +22,7 @@ import type { MpError } from '../errors.js';
 import { openRtnl, type Rtnl } from '../netlink/rtnl.js';
 import { SHAPE_HANDLE } from '../plan/plan.js';
 
-export type Log = (msg: string, fields?: Record<string, unknown>) => void;
+type Log = (msg: string, fields?: Record<string, unknown>) => void;
 
 export const SHAPE_GAIN = 0.98;
 /** A full-size packet's Ethernet frame over its IP bytes: the controllers count IP bytes, htb frames. */
@@ -63,6 +63,11 @@ export class LinkShaper {
     private readonly major: number,
     private readonly log: Log,
   ) {}
+
+  /** The rate the scheduler plans a shaped link at (plannedRate: the class's in cruise). */
+  planned(pacingBps: bigint): bigint {
+    return plannedRate(pacingBps);
+  }
 
   /** The controller's output for link `id` (bits/s): its class follows where it moved. */
   update(id: number, pacingBps: number, bwBps: number): void {

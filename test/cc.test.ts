@@ -282,6 +282,26 @@ describe('controller', () => {
     assert.ok(cc.bwBps(idle) > 18 * M, `estimate ${cc.bwBps(idle)}`);
   });
 
+  it("a shaped link's estimate holds under its own class; a real drop still lowers it", () => {
+    // run/shaper.ts: the class passes 98 % of the estimate in cruise, the scheduler plans the link
+    // at that much, so every delivery sample is 98 % of the estimate; the max filter must not
+    // take that for the link (lab, mismatch shaped: 19.9 -> 18.2 Mbit/s in 13 s of one flow)
+    const { s: s0, t } = converged();
+    const raw = s0.owd!.lastRaw;
+    const bw0 = cc.bwBps(s0);
+    const under = (s: cc.State, share: number, n: number) =>
+      drive(s, n, () => ({ bytes: Math.round((share * bw0 * 0.02) / 8), packets: 30, owdMinUs: raw, owdMaxUs: raw, sent: (share * bw0 * 0.02) / 8 }), t).s;
+    const shaped = { ...s0, params: { ...s0.params, shapeGain: 0.98 } };
+    const held = under(shaped, 0.98, 500);
+    const unshaped = under(s0, 0.98, 500);
+    report('shaped cruise 10 s', { heldMbit: cc.bwBps(held) / M, unshapedMbit: cc.bwBps(unshaped) / M, startMbit: bw0 / M });
+    assert.ok(cc.bwBps(held) >= 0.995 * bw0, `shaped: ${cc.bwBps(held)} of ${bw0}`);
+    assert.ok(cc.bwBps(unshaped) < 0.99 * bw0, `unshaped, the same samples lower it: ${cc.bwBps(unshaped)} of ${bw0}`);
+    // the link itself got slower (70 % of the estimate delivered while the class passed more)
+    const dropped = drive(shaped, 100, () => ({ bytes: Math.round((0.7 * bw0 * 0.02) / 8), packets: 24, owdMinUs: raw, owdMaxUs: raw, sent: (0.98 * bw0 * 0.02) / 8 }), t).s;
+    assert.ok(cc.bwBps(dropped) < 0.8 * bw0, `a real drop: ${cc.bwBps(dropped)} of ${bw0}`);
+  });
+
   it('a backlog the scheduler planned is not congestion: rate and delay stay, no probing', () => {
     // 20/10 ms + 20/60 ms: the scheduler keeps the fast link 50 ms ahead so packets arrive in
     // order; the receiver sees that 50 ms queue on every packet

@@ -58,8 +58,9 @@ export interface CcOptions {
   adaptive?: boolean;
   /** per-link shaping (`shape = true`, run/shaper.ts LinkShaper): the rate the scheduler plans a
    * shaped link at, and each link's pacing rate and bandwidth estimate (bits/s) whenever they
-   * are written to the data path */
-  shape?: { planned(pacingBps: bigint): bigint; update(linkId: number, pacingBps: number, bwBps: number): void };
+   * are written to the data path; `gain`: the share of those its class passes (the controller's
+   * shapeGain) */
+  shape?: { readonly gain: number; planned(pacingBps: bigint): bigint; update(linkId: number, pacingBps: number, bwBps: number): void };
   /** RP: cap our sending by the allowances the LP advertises (PeerAllowances) */
   peerBudgets?: boolean;
   /** a link we send on whose data stopped arriving (fast-down.ts): the runtime marks it down */
@@ -217,7 +218,7 @@ export class CcLoop {
       return;
     }
     const now = this.clock();
-    this.setState(id, cc.initial({ initialRateBps: Math.max(init.rateBps, cc.DEFAULT_CC.minRateBps), owdUs, rttUs: Math.max(2 * owdUs, 1000) }, now));
+    this.setState(id, cc.initial({ initialRateBps: Math.max(init.rateBps, cc.DEFAULT_CC.minRateBps), owdUs, rttUs: Math.max(2 * owdUs, 1000), shapeGain: this.opts.shape?.gain ?? 0 }, now));
     const tx = this.dp.txBytes(id);
     if (tx.isOk()) this.lastTx.set(id, tx.value);
   }

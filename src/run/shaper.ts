@@ -55,6 +55,8 @@ export class LinkShaper {
   private writing: Promise<void> | null = null;
   private failures = 0;
   private closed = false;
+  /** the share of the controller's rate a class passes (CcParams.shapeGain) */
+  readonly gain = SHAPE_GAIN;
 
   /** `devOf`: the device link `id`'s data leaves by (null: none known); `major`: the htb root's. */
   constructor(

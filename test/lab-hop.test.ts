@@ -114,6 +114,11 @@ test('routed hosts: a router hop in front of each end host, same addresses, the 
           assert.ok(mbit > 8 && mbit < 40, `${role} ${cls}: ${mbit} Mbit/s for a 20 Mbit/s link`);
           assert.ok(Number(sent[1]) > 100, `${role} ${cls}: ${sent[1]} packets through the class`);
         }
+        // and `mpctl status` says each link's class rate
+        for (const role of ['lp', 'rp'] as const) {
+          const st = await portalStatus(lab, role);
+          for (const l of st.links) assert.ok(l.shapeBps !== undefined && l.shapeBps > 8e6 && l.shapeBps < 40e6, `${role} link ${l.id}: status shapeBps ${l.shapeBps}`);
+        }
         for (const [role, dev] of [['lp', 'wan1'], ['rp', 'wan']] as const) {
           const q = must(await run('ip', ['netns', 'exec', nsName(lab, role), 'tc', 'qdisc', 'show', 'dev', dev, 'root']), 'tc qdisc show');
           const direct = /direct_packets_stat (\d+)/.exec(q);

@@ -37,8 +37,9 @@ export interface BondOptions {
   singleInterface: boolean;
   /** carry every second link (isp2, isp4, …) over IPv6 instead of IPv4: mixed underlays */
   ipv6Underlay?: boolean;
-  /** every second link uses the raw IP carrier instead of UDP */
-  ipCarrier?: boolean;
+  /** the raw IP carrier instead of UDP: true, every second link (wan2, wan4, …); a list, those
+   * links (1-based: [3, 4] with ipv6Underlay gives IPv4/UDP, IPv6/UDP, IPv4/IP, IPv6/IP) */
+  ipCarrier?: boolean | readonly number[];
   /** INSECURE, benchmarks only: both portals run with insecure_no_auth = true */
   insecureNoAuth?: boolean;
   /** whole-LAN mode: the LP translates the lab's LAN (topology.ts LAN) to the client address;
@@ -119,7 +120,7 @@ export function lpConfig(lab: string, links: LinkSettings[], o: BondOptions, key
       `interface = "wan${k}"`,
       v6 ? `gateway = "fd00:64:${k.toString(16)}::fe"` : `gateway = "100.64.${k}.254"`,
       v6 ? `source = "fd00:64:${k.toString(16)}::1"` : `source = "100.64.${k}.1"`,
-      ...(o.ipCarrier === true && k % 2 === 0 ? ['carrier = "ip"'] : []),
+      ...((o.ipCarrier === true && k % 2 === 0) || (Array.isArray(o.ipCarrier) && o.ipCarrier.includes(k)) ? ['carrier = "ip"'] : []),
       ...(o.lp?.omitRates === true
         ? []
         : [...(o.lp?.rates?.[i] === '' ? [] : [`rate = "${o.lp?.rates?.[i] ?? formatRate(rate)}"`]), `delay = "${formatDuration(Math.max(l.up.delayUs, 100))}"`]),

@@ -164,8 +164,8 @@ export interface UpOptions {
   singleInterface?: boolean;
   /** every second link over IPv6 (mixed underlays) */
   ipv6Underlay?: boolean;
-  /** every second link with the raw IP carrier */
-  ipCarrier?: boolean;
+  /** the raw IP carrier on every second link, or on the links listed (BondOptions.ipCarrier) */
+  ipCarrier?: boolean | readonly number[];
   /** start `mpctl lab schedule` for the links' schedules (default true; the benchmarks play
    * the schedules themselves, from each flow's start) */
   schedules?: boolean;

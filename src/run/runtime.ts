@@ -77,6 +77,9 @@ export interface LinkRuntimeStatus {
   pmtu?: { up: PmtuStatus; down: PmtuStatus } | { peerUp: number; peerDown: number; icmp?: number };
   /** the capacity train of our sending direction (train.ts): its measurement; absent: none */
   train?: TrainResult;
+  /** `shape = true`: the rate link's htb class was last written with (bits/s of frames,
+   * shaper.ts); absent: not shaped, or no class written yet */
+  shapeBps?: number;
 }
 
 export interface Runtime {
@@ -410,7 +413,10 @@ function runtimeOf(
   shaper: LinkShaper | null = null,
 ): Runtime {
   return {
-    status,
+    status: () => {
+      const classes = shaper?.rates();
+      return classes ? status().map((s) => (classes.has(s.id) ? { ...s, shapeBps: classes.get(s.id)! } : s)) : status();
+    },
     badControl: () => t.bad,
     feedback: () => ({ ...cc.counters }),
     security: () => auth.status(),

@@ -53,6 +53,9 @@ export interface LinkStatus {
   /** the capacity train of this portal's sending direction (train.ts): the latest one that
    * measured the link (its first, or a re-train); absent: none */
   train?: { bps: number; replies: number; sent: number; spanUs: number; outerBytes: number; dataBytes: number; retrain: boolean };
+  /** `shape = true`: the rate of the link's htb class, bits/s of Ethernet frames (run/shaper.ts);
+   * absent: not shaped (or no class written yet) */
+  shapeBps?: number;
 }
 
 export interface PortalStatus {
@@ -219,6 +222,7 @@ export function statusText(s: PortalStatus): string {
         `${l.pmtu ? `  pmtu ${l.pmtu.mtu} (${l.pmtu.source}${l.pmtu.icmp ? `, ICMP ${l.pmtu.icmp}` : ''})${l.pmtu.shrinks ? ` shrank ${l.pmtu.shrinks}x` : ''}` : ''}` +
         `${l.budget ? `  budget ${l.budget.exhausted ? 'SPENT' : `${(l.budget.leftBytes / 1e6).toFixed(1)} MB left`}${typeof l.budget.usedBytes === 'number' ? ` (${(l.budget.usedBytes / 1e6).toFixed(1)} MB used)` : ''}` : ''}` +
         `${l.train ? `  train ${(l.train.bps / 1e6).toFixed(1)} Mbit/s${l.train.retrain ? ' (re-train)' : ''}` : ''}` +
+        `${l.shapeBps ? `  shaped ${(l.shapeBps / 1e6).toFixed(1)} Mbit/s` : ''}` +
         (l.cc
           ? `\n    cc ${l.cc.phase}${l.cc.stale ? ' (stale)' : ''} bw ${(l.cc.bwBps / 1e6).toFixed(1)} Mbit/s delivered ${(l.cc.deliveryBps / 1e6).toFixed(1)} Mbit/s` +
             ` queue ${l.cc.queueMs.toFixed(1)} ms rtt ${l.cc.rttMs.toFixed(1)} ms loss ${l.cc.lossPct.toFixed(1)} %`
@@ -306,6 +310,7 @@ export async function portalStatus(instance: string): Promise<Result<PortalStatu
         cc: rt?.cc ?? null,
         pmtu: pmtuStatus(link.mtu, rt),
         ...(rt?.train?.bps ? { train: { ...rt.train, bps: Math.round(rt.train.bps) } } : {}),
+        ...(rt?.shapeBps ? { shapeBps: rt.shapeBps } : {}),
         budget:
           link.budgetBytes && sent
             ? {

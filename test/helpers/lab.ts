@@ -36,7 +36,7 @@ export interface LabOptions {
   bond?: boolean;
   singleInterface?: boolean;
   ipv6Underlay?: boolean;
-  ipCarrier?: boolean;
+  ipCarrier?: boolean | readonly number[];
   /** start the scenario's schedules (default true, as `lab up`) */
   schedules?: boolean;
   /** LP config extras (bond.ts BondOptions.lp) */

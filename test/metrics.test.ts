@@ -33,6 +33,9 @@ test('exposition: per-link gauges and counters in base units, drops by reason, s
   assert.equal(valueOf(p, 'mpctl_link_budget_limit_bytes', { link: 'sat' }), 2e10);
   assert.equal(valueOf(p, 'mpctl_link_budget_used_bytes', { link: 'sat' }), 7_000);
   assert.equal(valueOf(p, 'mpctl_link_budget_remaining_bytes', { link: 'dsl' }), undefined, 'no budget: no series');
+  assert.equal(valueOf(p, 'mpctl_link_shape_rate_bps', { link: 'dsl' }), undefined, 'not shaped: no series');
+  const shaped = parseExposition(exposition({ ...s, links: s.links.map((l) => ({ ...l, shapeBps: 19_600_000 + l.id })) }));
+  assert.equal(valueOf(shaped, 'mpctl_link_shape_rate_bps', { link: 'sat' }), 19_600_002);
   assert.equal(valueOf(p, 'mpctl_drops_total', { reason: 'bad_mac' }), 0);
   assert.equal(p.samples.filter((x) => x.name === 'mpctl_drops_total').length, Object.keys(s.drops).length);
   assert.equal(valueOf(p, 'mpctl_handshakes_total'), 3);

@@ -22,6 +22,9 @@ interface LinkSim {
   sends?: [number, number][];
   /** nothing gets through in [from, to) ms */
   cut?: [number, number];
+  /** what would arrive in [from, to) ms arrives at `to` instead, in order (a radio link whose
+   * scheduler stalls: delayed, not lost) */
+  stall?: [number, number];
 }
 
 interface Sim {
@@ -34,6 +37,8 @@ interface Sim {
   /** the round trip the sender believes (min): forward + usual way back */
   rttMs?: number;
   seed?: number;
+  /** filled with every (time ms, link) whose verdict a later feedback proved wrong */
+  revived?: { tMs: number; id: number }[];
   /** called before each step; may restart links */
   onStep?: (tMs: number, det: FastDown, seqs: number[]) => void;
 }
@@ -62,6 +67,7 @@ function run(sim: Sim): { tMs: number; id: number }[] {
           at = Math.max(at, free + 1000 / l.servicePps);
           free = at;
         }
+        if (l.stall && at >= l.stall[0] && at < l.stall[1]) at = l.stall[1];
         out.push({ seq, sentMs: t, arriveMs: lost ? Infinity : at });
       }
     }
@@ -102,7 +108,9 @@ function run(sim: Sim): { tMs: number; id: number }[] {
       inFlight.splice(inFlight.indexOf(m), 1);
       // the receiver's clock runs 5 s ahead of the sender's: only the variation counts
       const via = { linkId: 0, tsUs: ((m.sentMs + 5000) * 1000) >>> 0 };
-      for (const id of det.onFeedback(t * 1000, m.records, () => rtt, det.backLag(t * 1000, via))) dead.push({ tMs: t, id });
+      const v = det.onFeedback(t * 1000, m.records, () => rtt, det.backLag(t * 1000, via));
+      for (const id of v.dead) dead.push({ tMs: t, id });
+      for (const id of v.revived) sim.revived?.push({ tMs: t, id });
     }
   }
   return dead;
@@ -110,13 +118,16 @@ function run(sim: Sim): { tMs: number; id: number }[] {
 
 const busy = (o: Partial<LinkSim> = {}): LinkSim => ({ pps: 1667, owdMs: 10, ...o }); // 20 Mbit/s of 1500 B
 
-test('a busy link that is cut is called dead within 120 ms, and not before', () => {
+test('a busy link that is cut is called dead within 120 ms, and not before; never revived', () => {
+  // 20 Mbit/s, 10 ms each way, feedback every 20 ms: 77 ms (57 with stall 25 ms, margin 15, 4 due)
   for (const seed of [1, 2, 3]) {
-    const dead = run({ links: [busy(), busy({ cut: [1000, 99_999] })], ms: 1500, seed });
+    const revived: { tMs: number; id: number }[] = [];
+    const dead = run({ links: [busy(), busy({ cut: [1000, 99_999] })], ms: 1500, seed, revived });
     assert.ok(dead.length > 0, 'the cut link is detected');
     assert.ok(dead.every((d) => d.id === 1), 'only the cut link');
     const first = dead[0]!.tMs;
     assert.ok(first > 1000 && first <= 1120, `detected ${first - 1000} ms after the cut`);
+    assert.deepEqual(revived, [], 'nothing arrives from a cut link');
   }
 });
 
@@ -223,4 +234,21 @@ test('a link that keeps dying soon after coming back is held down longer each ti
   for (let i = 0; i < 20; i++) h = nextHoldMs(h, 150);
   assert.equal(h, DEFAULT_HOLD.maxHoldMs);
   assert.equal(nextHoldMs(h, DEFAULT_HOLD.flapWindowMs + 1), 0, 'stable again: back to no hold');
+});
+
+test('a delivery stall of a busy link (a radio scheduler holding its queue): up to 60 ms not a dead link; longer, revived as soon as its data arrives', () => {
+  for (const seed of [1, 2, 3]) {
+    for (const ms of [20, 40, 60]) assert.deepEqual(run({ links: [busy(), busy({ stall: [1000, 1000 + ms] })], ms: 1500, seed }), [], `a ${ms} ms stall`);
+    for (const ms of [80, 150, 400]) {
+      const revived: { tMs: number; id: number }[] = [];
+      const dead = run({ links: [busy(), busy({ stall: [1000, 1000 + ms] })], ms: 1600, seed, revived });
+      assert.ok(dead.length > 0 && dead.every((d) => d.id === 1), `a ${ms} ms stall looks like a cut until it ends: ${JSON.stringify(dead)}`);
+      // the stalled packets arrive at its end; the next feedback (every 20 ms, 10 ms back) says so
+      assert.equal(revived.length, 1, `one revival after a ${ms} ms stall: ${JSON.stringify(revived)}`);
+      assert.equal(revived[0]!.id, 1);
+      const after = revived[0]!.tMs - (1000 + ms);
+      assert.ok(after >= 0 && after <= 40, `revived ${after} ms after the stall ended`);
+      assert.ok(dead.every((d) => d.tMs < revived[0]!.tMs), 'and not called dead again while its data arrives');
+    }
+  }
 });

@@ -316,6 +316,47 @@ test('the run loop on a hand-driven clock: up when heard, down after 3 silent in
   assert.deepEqual(fake.states.at(-1), [0, 'up']);
 });
 
+test('fastDown holds a link down until a probe after it; fastUp (its data arrived after all) brings it back at once, and the wrong verdict does not lengthen the next hold', () => {
+  const fake = new FakePort();
+  let now = 1_000;
+  const t = new Tracker([0, 1], fake as unknown as LinkStatePort, { intervalMs: 100, missed: 3 }, quiet, () => now);
+  const ups: number[] = [];
+  t.onUp = (id) => ups.push(id);
+  t.hear(0);
+  t.hear(1);
+  now += 5_000; // up for a while (a link that dies within 2 s of coming up is held: nextHoldMs)
+  t.hear(0);
+  t.hear(1);
+  t.fastDown(1);
+  assert.deepEqual(fake.states.at(-1), [1, 'down'], 'the data says dead: down at once');
+  now += 10;
+  t.evaluate();
+  assert.equal(t.state.get(1), 'down', 'no probe heard since: still down');
+  t.fastUp(1);
+  assert.deepEqual(fake.states.at(-1), [1, 'up'], 'its data arrived: up without waiting for a probe');
+  assert.deepEqual(ups, [0, 1, 1]);
+  t.fastUp(1);
+  t.fastUp(0);
+  assert.equal(fake.states.filter(([id]) => id === 1).length, 3, 'fastUp of a link that is up changes nothing');
+  // a real cut 100 ms after that return: the first fast-down's hold (0), not a doubled one
+  now += 100;
+  t.fastDown(1);
+  now += 1;
+  t.hear(1);
+  assert.deepEqual(fake.states.at(-1), [1, 'up'], 'the next probe brings it back: no hold, the first verdict did not count');
+  // while a second one within 2 s of that return does hold it (nextHoldMs)
+  now += 100;
+  t.fastDown(1);
+  now += 1;
+  t.hear(1);
+  assert.deepEqual(fake.states.at(-1), [1, 'down'], 'held: a link that keeps dying');
+  // and fastUp never brings back a link the probes call down
+  now += 10_000;
+  t.evaluate();
+  t.fastUp(1);
+  assert.equal(t.state.get(1), 'down', 'silent for 10 s: the probes keep it down');
+});
+
 test('the heartbeat: written on a wake 195 ms or more after the last write, never more than 250 ms after it (the loop wakes for it)', () => {
   let now = 1000;
   const writes: number[] = [];

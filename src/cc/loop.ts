@@ -65,6 +65,9 @@ export interface CcOptions {
   peerBudgets?: boolean;
   /** a link we send on whose data stopped arriving (fast-down.ts): the runtime marks it down */
   onLinkDead?: (linkId: number) => void;
+  /** a link onLinkDead called dead whose data arrived after all (a stall, not a cut): the
+   * runtime brings it back without waiting for a probe */
+  onLinkAlive?: (linkId: number) => void;
   /** feedback without news (no packet on any link since the last one) while packets move goes
    * at most this often (ms; default and cap FEEDBACK_IDLE_MS): the probe rate, not 50 a second;
    * while nothing moves, every FEEDBACK_QUIET_MS */
@@ -495,7 +498,9 @@ export class CcLoop {
       const s = this.states.get(id);
       return s ? cc.estimate(s).rttUs : 0;
     };
-    for (const id of this.fastDown.onFeedback(now, msg.records, rtt, lag)) if (this.states.has(id)) this.opts.onLinkDead?.(id);
+    const v = this.fastDown.onFeedback(now, msg.records, rtt, lag);
+    for (const id of v.revived) if (this.states.has(id)) this.opts.onLinkAlive?.(id);
+    for (const id of v.dead) if (this.states.has(id)) this.opts.onLinkDead?.(id);
     return true;
   }
 

@@ -30,6 +30,16 @@
 // soon after such a return is held a little longer each time (nextHoldMs), so a link that is
 // dead one way only does not flap at the feedback rate.
 //
+// A stall looks like a cut until it ends: a radio link whose scheduler holds its queue for
+// 50-100 ms (a hand-over, retransmissions at the radio layer) delivers nothing, then everything.
+// So a verdict is also a claim that what was on the link is lost: when a later feedback shows the
+// receiver's highest sequence of L past where it was at the verdict (packets sent before it
+// arrived after all: the scheduler sends nothing on a link that is down), the verdict was wrong
+// and L is revived at once (onFeedback's `revived`: the portal brings it back without waiting
+// for a probe, and the wrong verdict does not count toward the next hold). A quicker rule (stall
+// 25 ms, margin 15, 4 due: a verdict ~57 ms after a cut instead of ~77 in the synthetic trace of
+// test/fast-down.test.ts) was measured with this and not kept (README, "flap").
+//
 // No clock, no I/O: times (µs of the sender's monotonic clock) and readings come in as
 // arguments, so synthetic traces test it (test/fast-down.test.ts).
 
@@ -85,9 +95,18 @@ interface Track {
 /** s32 difference of two u32 sequence numbers: > 0 when a is ahead of b. */
 const ahead = (a: number, b: number): number => (a - b) | 0;
 
+/** What one feedback message decided: links dead by the rule, and links whose verdict it proved
+ * wrong (their data arrives after all). */
+export interface Verdicts {
+  dead: number[];
+  revived: number[];
+}
+
 export class FastDown {
   private readonly tracks = new Map<number, Track>();
   private readonly back = new Map<number, BackPath>();
+  /** links called dead and not back since: the receiver's highest sequence at the verdict */
+  private readonly verdicts = new Map<number, number>();
 
   constructor(private readonly p: FastDownParams = DEFAULT_FAST_DOWN) {}
 
@@ -115,16 +134,19 @@ export class FastDown {
     t.floorSeq = seq >>> 0;
     t.rxSinceUs = tUs;
     t.samples = [{ tUs, seq: seq >>> 0, leaveUs: tUs }];
+    this.verdicts.delete(id);
   }
 
   /**
    * A feedback message taken at `tUs` (duplicates already dropped); `lagUs`: what backLag said
    * of it. `rttUs(id)`: the link's round trip (its forward delay plus the feedback's way
-   * back). Returns the links that are dead by the rule above, in record order.
+   * back). Returns the links that are dead by the rule above, in record order, and the links
+   * called dead before whose data arrived after all.
    */
-  onFeedback(tUs: number, records: readonly RxReport[], rttUs: (id: number) => number, lagUs: number): number[] {
+  onFeedback(tUs: number, records: readonly RxReport[], rttUs: (id: number) => number, lagUs: number): Verdicts {
     const lag = Math.max(0, lagUs);
     const advanced = new Set<number>();
+    const revived: number[] = [];
     for (const r of records) {
       const t = this.track(r.linkId, tUs);
       const seq = r.maxLinkSeq >>> 0;
@@ -132,6 +154,11 @@ export class FastDown {
         if (t.rxSeq !== null) advanced.add(r.linkId);
         t.rxSeq = seq;
         t.rxSinceUs = Math.max(t.rxSinceUs, tUs);
+      }
+      const at = this.verdicts.get(r.linkId);
+      if (at !== undefined && ahead(seq, at) > 0) {
+        this.verdicts.delete(r.linkId);
+        revived.push(r.linkId);
       }
     }
     // per link: fine (advanced, or nothing of ours due), or overdue and stalled
@@ -146,7 +173,9 @@ export class FastDown {
         if ((stall >= this.p.stallUs && due >= this.p.minDue) || (stall >= this.p.fewStallUs && due >= this.p.fewDue)) overdue.add(r.linkId);
       }
     }
-    return [...overdue].filter((id) => [...fine].some((o) => o !== id));
+    const dead = [...overdue].filter((id) => [...fine].some((o) => o !== id));
+    for (const id of dead) if (!this.verdicts.has(id)) this.verdicts.set(id, this.tracks.get(id)!.rxSeq!);
+    return { dead, revived };
   }
 
   /** A feedback packet (duplicates too, so every path has its minimum) arrived at `tUs` over

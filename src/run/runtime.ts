@@ -187,6 +187,9 @@ export class Tracker {
   /** links the data called down (fast-down.ts): down until a probe heard after this time */
   private readonly held = new Map<number, number>();
   private readonly holdMs = new Map<number, number>();
+  /** the hold and the last return before the last fast-down (restored when its verdict proves
+   * wrong: fastUp) */
+  private readonly beforeVerdict = new Map<number, { holdMs: number; upAt: number | undefined }>();
   /** when each link last came up */
   private readonly upAt = new Map<number, number>();
   /** told when a link comes (back) up */
@@ -256,11 +259,28 @@ export class Tracker {
     }
     const now = this.clock();
     const up = this.upAt.get(id);
+    this.beforeVerdict.set(id, { holdMs: this.holdMs.get(id) ?? 0, upAt: up });
     const hold = nextHoldMs(this.holdMs.get(id) ?? 0, up === undefined ? null : now - up);
     this.holdMs.set(id, hold);
     this.held.set(id, now + hold);
     this.state.set(id, 'down');
     this.log(`link ${id} down: its data stopped arriving`, { link: id, state: 'down', reason: 'data', holdMs: hold });
+  }
+
+  /** The data of a link fastDown took down arrived after all (fast-down.ts: a stall, not a cut):
+   * the verdict is void, its hold with it, and the probes' liveness decides at once. */
+  fastUp(id: number): void {
+    if (this.state.get(id) !== 'down' || !this.held.has(id)) return;
+    this.held.delete(id);
+    const before = this.beforeVerdict.get(id);
+    this.holdMs.set(id, before?.holdMs ?? 0);
+    this.log(`link ${id}: its data arrived after all (a stall, not a cut)`, { link: id, reason: 'data' });
+    this.state.delete(id); // the next evaluation writes its liveness
+    this.evaluate();
+    // a return from a verdict that was wrong is no return: the flap rule (nextHoldMs) counts from
+    // the one before
+    if (before?.upAt === undefined) this.upAt.delete(id);
+    else this.upAt.set(id, before.upAt);
   }
 
   /** Every probe round and on a link heard while down: links whose liveness changed to the map. */
@@ -452,7 +472,7 @@ export async function startLocal(
   const shaperR = cfg.shape ? openShaper((id) => cfg.links[id]?.interface ?? null, log) : ok(null);
   if (shaperR.isErr()) return err(shaperR.error);
   const shaper = shaperR.value;
-  const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl, onLinkDead: (id) => t.fastDown(id), idleFeedbackMs: params.intervalMs, ...shapeOpt(shaper) });
+  const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl, onLinkDead: (id) => t.fastDown(id), onLinkAlive: (id) => t.fastUp(id), idleFeedbackMs: params.intervalMs, ...shapeOpt(shaper) });
   const pmtu = new PmtuProber();
   // capacity trains (train.ts): every link but a metered one with a configured rate (a budget
   // pays for them; one whose rate nobody configured is worth its ~31 KB)
@@ -858,7 +878,7 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
   const shaperR = cfg.shape ? openShaper(() => cfg.wan, log) : ok(null);
   if (shaperR.isErr()) return err(shaperR.error);
   const shaper = shaperR.value;
-  const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl, peerBudgets: true, onLinkDead: (id) => t.fastDown(id), idleFeedbackMs: params.intervalMs, ...shapeOpt(shaper) });
+  const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl, peerBudgets: true, onLinkDead: (id) => t.fastDown(id), onLinkAlive: (id) => t.fastUp(id), idleFeedbackMs: params.intervalMs, ...shapeOpt(shaper) });
   t.onUp = (id) => cc.linkUp(id);
   // capacity trains of our direction (train.ts): the LP's configured rate of each link as its
   // requests say (null: none), and whether it is metered (the LP's budget: no train unless unrated)

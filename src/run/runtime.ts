@@ -77,7 +77,7 @@ export interface LinkRuntimeStatus {
   pmtu?: { up: PmtuStatus; down: PmtuStatus } | { peerUp: number; peerDown: number; icmp?: number };
   /** the capacity train of our sending direction (train.ts): its measurement; absent: none */
   train?: TrainResult;
-  /** `shape = true`: the rate link's htb class was last written with (bits/s of frames,
+  /** `shape = true`: the rate the link's htb class was last written with (bits/s of frames,
    * shaper.ts); absent: not shaped, or no class written yet */
   shapeBps?: number;
 }

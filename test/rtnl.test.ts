@@ -173,8 +173,11 @@ describe('htb root, per-link classes with bfifo leaves (setHtbRoot, setHtbClass)
       assert.deepEqual({ kind: l?.kind, handle: l?.handle, limit: l?.limit }, { kind: 'bfifo', handle: (MAJOR + minor) << 16, limit });
       assert.equal(cs.get(cls(minor))!.leaf, (MAJOR + minor) << 16);
     }
-    // again on the htb already there: a no-op, classes kept
+    // again on the htb already there: a no-op, classes kept (read here, or the root the caller read)
     assert.ok((await rt.setHtbRoot('sa', MAJOR)).isOk());
+    const root = await rt.rootQdisc('sa');
+    assert.deepEqual(root._unsafeUnwrap(), { kind: 'htb', handle: MAJOR << 16 });
+    assert.ok((await rt.setHtbRoot('sa', MAJOR, 1000, root._unsafeUnwrap())).isOk());
     assert.equal((await classes()).size, 2);
     assert.equal((await direct()).qlen, 500);
   });

@@ -100,9 +100,10 @@ export interface Rtnl {
   /**
    * Makes the root qdisc an htb with handle `major`:0 and default class 0 (unclassified packets
    * go out unshaped through its direct queue of `directQlen` packets), replacing whatever root
-   * there is. Already that htb: nothing changes (its classes and their queues stay).
+   * there is. Already that htb: nothing changes (its classes and their queues stay). `current`:
+   * the root the caller has just read with rootQdisc (spares a second dump of every qdisc).
    */
-  setHtbRoot(ifname: string, major: number, directQlen?: number): Promise<Result<void, MpError>>;
+  setHtbRoot(ifname: string, major: number, directQlen?: number, current?: RootQdisc | null): Promise<Result<void, MpError>>;
   /**
    * Creates htb class `major`:`minor` under the htb root `major`:0 with a bfifo leaf
    * ((major+minor):0), or changes an existing one's rate and leaf limit in place (its queue and
@@ -519,13 +520,13 @@ class NetlinkRtnl implements Rtnl {
     return this.rootQdiscOf(idx.value);
   }
 
-  async setHtbRoot(ifname: string, major: number, directQlen = 1000): Promise<Result<void, MpError>> {
+  async setHtbRoot(ifname: string, major: number, directQlen = 1000, current?: RootQdisc | null): Promise<Result<void, MpError>> {
     const bad = checkHtbIds(major, 1);
     if (bad) return err(bug(bad));
     const idx = await this.freshIndex(ifname);
     if (idx.isErr()) return err(idx.error);
     const handle = tcHandle(major, 0);
-    const root = await this.rootQdiscOf(idx.value);
+    const root = current !== undefined ? ok(current) : await this.rootQdiscOf(idx.value);
     if (root.isErr()) return err(root.error);
     // htb has no change operation: a replace by the same htb is EINVAL (classes untouched), so an
     // htb already there stays as it is, direct_qlen included

@@ -302,6 +302,36 @@ describe('controller', () => {
     assert.ok(cc.bwBps(dropped) < 0.8 * bw0, `a real drop: ${cc.bwBps(dropped)} of ${bw0}`);
   });
 
+  it("a shaped link whose estimate fell under the link finds it again: its class probes (classProbeBps)", () => {
+    // run/shaper.ts: the class passes 98 % of max(pacing, estimate, classProbeBps); the link is
+    // 20 Mbit/s, the estimate restarted at 14 (a max-filter window that passed in an idle gap);
+    // the sender keeps a 50 ms planned backlog on it (saturated: the scheduler never probes)
+    const { s: c, t: t0 } = converged();
+    const raw = c.owd!.lastRaw;
+    const link = 20 * M;
+    const run = (probe: boolean) => {
+      let s: cc.State = { ...c, bw: winReset(t0, 14 * M), rateBps: 14 * M, params: { ...c.params, shapeGain: 0.98 } };
+      let t = t0;
+      let ispQ = 0; // bits queued at the ISP
+      for (let i = 0; i < 500; i++) {
+        t += 20_000;
+        const cls = 0.98 * Math.max(s.rateBps, cc.bwBps(s), probe ? cc.classProbeBps(s) : 0);
+        const offered = cls * 0.02 + ispQ;
+        const out = Math.min(offered, link * 0.02);
+        ispQ = offered - out;
+        const owd = raw + Math.round((ispQ / link) * 1e6);
+        s = cc.onFeedback(s, rec({ echoTsUs: null, echoDelayUs: null, lost: 0, bytes: Math.round(out / 8), packets: Math.round(out / 8 / 1500), owdMinUs: owd, owdMaxUs: owd }), (0.98 * s.rateBps * 0.02) / 8, t, 50_000);
+      }
+      return cc.bwBps(s);
+    };
+    const withProbe = run(true);
+    const without = run(false);
+    report('shaped, estimate 14 of 20 Mbit/s, 10 s saturated', { probedMbit: withProbe / M, notProbedMbit: without / M });
+    assert.ok(withProbe >= 19 * M, `class probes: ${withProbe}`);
+    assert.ok(withProbe <= 20.5 * M, `not above the link: ${withProbe}`);
+    assert.ok(without < 18.5 * M, `without, the estimate stays under the link: ${without}`);
+  });
+
   it('a backlog the scheduler planned is not congestion: rate and delay stay, no probing', () => {
     // 20/10 ms + 20/60 ms: the scheduler keeps the fast link 50 ms ahead so packets arrive in
     // order; the receiver sees that 50 ms queue on every packet

@@ -896,6 +896,24 @@ export function saturated(s: State): boolean {
 }
 
 /**
+ * What a shaped link's class passes in a probe up (bits/s of IP; 0: not in one): the probe's
+ * gain over the estimate even where the scheduler does not probe (saturated(),
+ * loadedAtEstimate()). A shaped link delivers what its class passes, and its class follows the
+ * estimate (run/shaper.ts), so without this its estimate could only fall: the sender saturates
+ * it at the class's rate, the rules above then never probe, and every time the max filter's
+ * window passed (an idle gap, a flow's start) the estimate restarted from what the class had let
+ * through. Lab, 20 Mbit/10 ms + 20 Mbit/60 ms shaped, a CUBIC download after a BBR upload: the
+ * 10 ms link's estimate 19.8 -> 13.6 -> 18.2 Mbit/s at the flow's start, 17.8 for the rest of it.
+ * Only the class opens: the scheduler still plans the link at its estimate, so the real queue
+ * drains ahead of the model (at most the gain's excess for a round), never behind it, and a
+ * link with room delivers more, which the max filter keeps.
+ */
+export function classProbeBps(s: State): number {
+  if (s.stale || s.phase !== 'probe_bw' || s.cycleIndex !== 0) return 0;
+  return bwBps(s) * (s.params.cycleGains[0] ?? 1);
+}
+
+/**
  * The flows already use the link at its estimate: over the rate window the sender put at least
  * `loadedShare` of the estimate on it. While other links carry them too (State.othersCarry),
  * probing above the estimate only runs the scheduler's model ahead of the link: the model drains the link at

@@ -579,7 +579,7 @@ export class CcLoop {
       const rate = this.opts.shape ? this.opts.shape.planned(o.rateBps) : o.rateBps;
       const w = this.dp.setEstimate(id, rate, o.owdUs, this.noAcks.has(id), this.fec.has(id), this.hold(id, s), Math.ceil(cc.planCapUs(s) / 1000));
       if (w.isErr()) this.fail('link estimate write failed', { link: id, error: w.error });
-      this.opts.shape?.update(id, Number(o.rateBps), cc.bwBps(s));
+      this.opts.shape?.update(id, Math.max(Number(o.rateBps), cc.classProbeBps(s)), cc.bwBps(s));
     }
   }
 

@@ -53,6 +53,12 @@ test('lp.toml parses to the typed config, with defaults filled in', async () => 
   assert.deepEqual(r.value, expected);
 });
 
+test('shape: false by default, true, or "auto"', () => {
+  assert.equal((parseConfig({ ...LP }, 'lp.toml')._unsafeUnwrap() as LocalConfig).shape, false);
+  assert.equal((parseConfig({ ...LP, shape: true }, 'lp.toml')._unsafeUnwrap() as LocalConfig).shape, true);
+  assert.equal((parseConfig({ ...LP, shape: 'auto' }, 'lp.toml')._unsafeUnwrap() as LocalConfig).shape, 'auto');
+});
+
 test('lan_prefixes and lan_nat_ports (whole-LAN mode)', () => {
   const r = parseConfig({ ...LP, lan_prefixes: ['192.168.1.0/24', 'fd00:1::/64', '10.20.0.0/16'], lan_nat_ports: '20000-29999' }, 'lp.toml');
   assert.ok(r.isOk() && r.value.role === 'local', r.isErr() ? describeError(r.error) : '');
@@ -308,6 +314,7 @@ const BAD: [string, unknown, string, RegExp][] = [
   ['port_forwards without lan_prefixes', lp({ port_forwards: ['tcp/443 -> 192.168.1.10'] }), 'port_forwards', /needs lan_prefixes/],
   ['bond_local without lan_prefixes', lp({ bond_local: true }), 'bond_local', /needs lan_prefixes \(whole-LAN mode\)/],
   ['bond_local as a string', lp({ lan_prefixes: ['192.168.1.0/24'], bond_local: 'yes' }), 'bond_local', /must be true or false/],
+  ['shape as a word other than "auto"', lp({ shape: 'yes' }), 'shape', /must be true \(shape every link.*false, or "auto"/],
   ['bond_local on an RP', rp({ bond_local: true }), 'bond_local', /is a Local Portal key/],
   ['port_forwards as a string', lp({ lan_prefixes: ['192.168.1.0/24'], port_forwards: 'tcp/443 -> 192.168.1.10' }), 'port_forwards', /array of at most 64 forwards/],
   ['a forward of sctp', lp({ lan_prefixes: ['192.168.1.0/24'], port_forwards: ['sctp/443 -> 192.168.1.10'] }), 'port_forwards[0]', /must be "tcp\/PORT -> ADDRESS\[:PORT\]"/],

@@ -229,5 +229,10 @@ test('shape = true: an htb root (6d70:) on each link device of the LP and on the
       assert.ok(up.includes(`tc qdisc replace dev ${d} root handle 6d70: htb default 0`), `${name}: ${up.join('\n')}`);
       assert.ok(down.includes(`tc qdisc del dev ${d} root handle 6d70:`), name);
     }
+    assert.ok(shapers.every((s) => s.kind === 'shaper' && s.ifOwnRoot === undefined), `${name}: shape = true replaces no operator's root, up fails there`);
+    // "auto": the same steps, each skipping a device whose root is an operator's
+    const auto = plan({ ...cfg, shape: 'auto' }, facts).steps.filter((s) => s.kind === 'shaper');
+    assert.deepEqual(auto, shapers.map((s) => ({ ...s, ifOwnRoot: 'skip' })), name);
+    assert.ok(renderPlan(plan({ ...cfg, shape: 'auto' }, facts), 'up').some((l) => l.includes(`dev ${devs[0]} root handle 6d70: htb default 0   # shape = "auto"`)), name);
   }
 });

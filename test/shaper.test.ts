@@ -2,11 +2,16 @@
 // and LinkShaper writing it into a real htb class (a namespace of its own, deleted after).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { ok } from 'neverthrow';
 import { execFileSync } from 'node:child_process';
 import { openRtnl } from '../src/netlink/rtnl.js';
 import { createNamespace, deleteNamespace } from '../src/lab/namespaces.js';
 import { nsPrefix } from '../src/lab/topology.js';
-import { FRAME_RATIO, LinkShaper, MIN_LIMIT_BYTES, plannedRate, shapeLimitBytes, shapeRate } from '../src/run/shaper.js';
+import { FRAME_RATIO, LinkShaper, MIN_LIMIT_BYTES, openShaper, plannedRate, SHAPE_GAIN, shapeLimitBytes, shapeRate } from '../src/run/shaper.js';
+import { applyPlan, revertAll } from '../src/apply/apply.js';
+import { SHAPE_HANDLE } from '../src/plan/plan.js';
+import type { PlanStep } from '../src/plan/types.js';
+import { describeError } from '../src/errors.js';
 import { uniqueLabName } from './helpers/lab.js';
 
 describe('shaping: the class rate of a link', () => {
@@ -63,6 +68,58 @@ describe('shaping: LinkShaper against the kernel', () => {
       shaper.update(0, 10e6, 10e6); // closed: ignored
       assert.equal(classes(ns, 'sa')['6d70:1'], kbit(shapeRate(30e6, 20e6)), 'the classes stay (down removes the root with them)');
       assert.deepEqual(logs, []);
+    } finally {
+      rt.close();
+      await deleteNamespace(ns);
+    }
+  });
+});
+
+describe('shaping: shape = "auto" against the kernel', () => {
+  it("puts the htb root only over the kernel's default root; the run shapes those links and plans the others at their full rates", async () => {
+    const ns = `${nsPrefix(uniqueLabName())}sa`;
+    assert.ok((await createNamespace(ns, null)).isOk());
+    const rt = openRtnl(ns)._unsafeUnwrap();
+    const logs: string[] = [];
+    try {
+      for (const [a, b] of [['sa', 'sb'], ['ta', 'tb']] as const) {
+        assert.ok((await rt.createVeth(a, b, null)).isOk());
+        assert.ok((await rt.setLink(a, { up: true })).isOk());
+      }
+      // the operator's own root on ta
+      assert.ok((await rt.setTbf('ta', { rateBps: 50e6, burstBytes: 32_000, limitBytes: 100_000 })).isOk());
+      const env = { rt, ns, filters: { attach: async () => { throw new Error('no filters'); }, detach: async () => { throw new Error('no filters'); } }, record: async () => ok(undefined) };
+      const step = (dev: string, auto: boolean): PlanStep => ({ kind: 'shaper', dev, handle: SHAPE_HANDLE, ...(auto ? { ifOwnRoot: 'skip' as const } : {}) });
+      // shape = true: up fails on ta, naming the key, and takes back what it did on sa
+      const strict = await applyPlan(env, [step('sa', false), step('ta', false)]);
+      assert.ok(strict.isErr());
+      assert.match(describeError(strict.error), /shape.*ta has a root qdisc of its own \(tbf/);
+      assert.equal((await rt.rootQdisc('sa'))._unsafeUnwrap()?.handle ?? 0, 0, 'rolled back: the kernel\'s default root');
+      // shape = "auto": sa shaped, ta left as it was (nothing to undo there)
+      const log = (await applyPlan(env, [step('sa', true), step('ta', true)]))._unsafeUnwrap();
+      assert.deepEqual(log, [{ kind: 'shaper', dev: 'sa', handle: SHAPE_HANDLE }]);
+      assert.deepEqual((await rt.rootQdisc('sa'))._unsafeUnwrap(), { kind: 'htb', handle: SHAPE_HANDLE });
+      assert.equal((await rt.rootQdisc('ta'))._unsafeUnwrap()?.kind, 'tbf');
+      // the run: link 0 leaves by sa, link 1 by ta
+      const devOf = (id: number) => (id === 0 ? 'sa' : id === 1 ? 'ta' : null);
+      const shaper = (await openShaper(devOf, ['sa', 'ta', 'sa'], (m) => logs.push(m), ns))._unsafeUnwrap();
+      assert.equal(shaper.gainOf(0), SHAPE_GAIN);
+      assert.equal(shaper.gainOf(1), 0);
+      assert.equal(shaper.planned(0, 20_000_000n), plannedRate(20_000_000n));
+      assert.equal(shaper.planned(1, 20_000_000n), 20_000_000n);
+      shaper.update(0, 20e6, 20e6);
+      shaper.update(1, 20e6, 20e6);
+      await shaper.idle();
+      assert.deepEqual(classes(ns, 'sa'), { '6d70:1': kbit(shapeRate(20e6, 20e6)) });
+      assert.deepEqual(classes(ns, 'ta'), {}, 'no class under the operator\'s root');
+      assert.deepEqual([...shaper.rates().keys()], [0]);
+      assert.equal(logs.length, 1, logs.join('\n'));
+      assert.match(logs[0]!, /^ta: not shaped, its root qdisc is not mpctl's \(tbf 1:\)/);
+      await shaper.close();
+      // down: our root goes, the operator's stays
+      assert.ok((await revertAll(env, log)).isOk());
+      assert.equal((await rt.rootQdisc('sa'))._unsafeUnwrap()?.handle ?? 0, 0);
+      assert.equal((await rt.rootQdisc('ta'))._unsafeUnwrap()?.kind, 'tbf');
     } finally {
       rt.close();
       await deleteNamespace(ns);

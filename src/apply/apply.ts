@@ -103,6 +103,7 @@ async function applyStep(env: ApplyEnv, s: PlanStep): Promise<Result<Undo | null
       const root = await env.rt.rootQdisc(s.dev);
       if (root.isErr()) return err(root.error);
       if (root.value && root.value.kind === 'htb' && root.value.handle === s.handle) return ok(null);
+      if (root.value && root.value.handle !== 0 && s.ifOwnRoot === 'skip') return ok(null); // shape = "auto": the run leaves its links unshaped
       if (root.value && root.value.handle !== 0)
         return err(configInvalid('shape', true, `${s.dev} has a root qdisc of its own (${root.value.kind}, handle ${(root.value.handle >>> 16).toString(16)}:), which per-link shaping would replace: remove it, or set shape = false`));
       return (await env.rt.setHtbRoot(s.dev, s.handle >>> 16, undefined, root.value)).map(() => ({ kind: 'shaper', dev: s.dev, handle: s.handle }) as const);

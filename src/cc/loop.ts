@@ -56,11 +56,11 @@ export interface CcDatapath extends BudgetDatapath {
 export interface CcOptions {
   /** false: keep the configured rate and delay (config `congestion_control = false`) */
   adaptive?: boolean;
-  /** per-link shaping (`shape = true`, run/shaper.ts LinkShaper): the rate the scheduler plans a
-   * shaped link at, and each link's pacing rate and bandwidth estimate (bits/s) whenever they
-   * are written to the data path; `gain`: the share of those its class passes (the controller's
-   * shapeGain) */
-  shape?: { readonly gain: number; planned(pacingBps: bigint): bigint; update(linkId: number, pacingBps: number, bwBps: number): void };
+  /** per-link shaping (`shape`, run/shaper.ts LinkShaper): the rate the scheduler plans a link
+   * at, and each link's pacing rate and bandwidth estimate (bits/s) whenever they are written to
+   * the data path; `gainOf`: the share of those its class passes (the controller's shapeGain; 0:
+   * that link is not shaped) */
+  shape?: { gainOf(linkId: number): number; planned(linkId: number, pacingBps: bigint): bigint; update(linkId: number, pacingBps: number, bwBps: number): void };
   /** RP: cap our sending by the allowances the LP advertises (PeerAllowances) */
   peerBudgets?: boolean;
   /** a link we send on whose data stopped arriving (fast-down.ts): the runtime marks it down */
@@ -221,7 +221,7 @@ export class CcLoop {
       return;
     }
     const now = this.clock();
-    this.setState(id, cc.initial({ initialRateBps: Math.max(init.rateBps, cc.DEFAULT_CC.minRateBps), owdUs, rttUs: Math.max(2 * owdUs, 1000), shapeGain: this.opts.shape?.gain ?? 0 }, now));
+    this.setState(id, cc.initial({ initialRateBps: Math.max(init.rateBps, cc.DEFAULT_CC.minRateBps), owdUs, rttUs: Math.max(2 * owdUs, 1000), shapeGain: this.opts.shape?.gainOf(id) ?? 0 }, now));
     const tx = this.dp.txBytes(id);
     if (tx.isOk()) this.lastTx.set(id, tx.value);
   }
@@ -576,7 +576,7 @@ export class CcLoop {
       if (!this.rules(id)) continue; // keep the static estimate until feedback (or a train) arrives
       const s = this.states.get(id)!;
       // a shaped link is planned at what its class passes (run/shaper.ts)
-      const rate = this.opts.shape ? this.opts.shape.planned(o.rateBps) : o.rateBps;
+      const rate = this.opts.shape ? this.opts.shape.planned(id, o.rateBps) : o.rateBps;
       const w = this.dp.setEstimate(id, rate, o.owdUs, this.noAcks.has(id), this.fec.has(id), this.hold(id, s), Math.ceil(cc.planCapUs(s) / 1000));
       if (w.isErr()) this.fail('link estimate write failed', { link: id, error: w.error });
       this.opts.shape?.update(id, Math.max(Number(o.rateBps), cc.classProbeBps(s)), cc.bwBps(s));

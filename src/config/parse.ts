@@ -43,7 +43,7 @@ export const DEFAULTS = {
   budget_period: 'monthly',
   congestion_control: true,
   ack_path: 'slowest',
-  shape: false,
+  shape: false as boolean | 'auto',
   lan_nat_ports: '1024-65535',
 } as const;
 
@@ -108,7 +108,7 @@ export function parseConfig(raw: unknown, source: string): R<PortalConfig> {
       ...(raw.metrics_listen === undefined ? {} : { metricsListen: yield* metricsListen(raw.metrics_listen) }),
       congestionControl: yield* boolean('congestion_control', raw.congestion_control, DEFAULTS.congestion_control),
       ackPath: yield* ackPath(raw.ack_path),
-      shape: yield* boolean('shape', raw.shape, DEFAULTS.shape),
+      shape: yield* shapeMode(raw.shape),
       redundant: yield* redundantClasses(raw.redundant),
     };
     return role === 'local' ? localConfig(raw, common) : remoteConfig(raw, common);
@@ -521,6 +521,15 @@ function peerLinkNames(v: unknown): R<string[]> {
     out.push(x);
   }
   return ok(out);
+}
+
+/** shape: per-link shaping (run/shaper.ts): on every link device, off, or "auto" (where the
+ * device's root qdisc is the kernel's default; an operator's own root leaves that device's
+ * links unshaped). */
+function shapeMode(v: unknown): R<boolean | 'auto'> {
+  if (v === undefined) return ok(DEFAULTS.shape);
+  if (typeof v === 'boolean' || v === 'auto') return ok(v);
+  return bad('shape', v, 'must be true (shape every link; up fails on a device with a root qdisc of its own), false, or "auto" (shape the links whose device has the kernel\'s default root qdisc, leave the others unshaped)');
 }
 
 /** ack_path: where pure TCP ACKs go (bpf/schedule.h). */

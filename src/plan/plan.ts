@@ -33,6 +33,11 @@ export const MAIN_TABLE = 254;
  * class is SHAPE_HANDLE | (id + 1). */
 export const SHAPE_HANDLE = 0x6d70_0000;
 
+/** The shaper step of one device (`shape` true or "auto": see PlanStep). */
+function shaperStep(shape: true | 'auto', dev: string): PlanStep {
+  return { kind: 'shaper', dev, handle: SHAPE_HANDLE, ...(shape === 'auto' ? { ifOwnRoot: 'skip' as const } : {}) };
+}
+
 /**
  * tc filter slots (priority, handle) of our programs. One program per hook, except the RP's
  * wan where decap (tunnel packets to our port) runs first and hands everything else to encap
@@ -268,7 +273,7 @@ function planLocal(cfg: LocalConfig, policy: Policy, facts?: PlanFacts): Result<
     steps.push({ kind: 'clsact', dev: l.interface }, ingress(l.interface, 'decap', TC_SLOT.single));
   //    With `shape`, each link device's root is the htb the links' classes hang from, in place
   //    before encap sends anything (bpf/shape.h).
-  if (cfg.shape) for (const dev of new Set(cfg.links.map((l) => l.interface))) steps.push({ kind: 'shaper', dev, handle: SHAPE_HANDLE });
+  if (cfg.shape) for (const dev of new Set(cfg.links.map((l) => l.interface))) steps.push(shaperStep(cfg.shape, dev));
 
   // 6. The segmentation loop, ready before encap can send anything into it.
   const loop = loopPlan(cfg, policy, facts);
@@ -347,7 +352,7 @@ function planRemote(cfg: RemoteConfig, policy: Policy, facts?: PlanFacts): Plan 
 
   //    With `shape`, wan's root is the htb the links' classes hang from (every link leaves by
   //    it), in place before anything can send on a link (bpf/shape.h).
-  if (cfg.shape) steps.push({ kind: 'shaper', dev: wan, handle: SHAPE_HANDLE });
+  if (cfg.shape) steps.push(shaperStep(cfg.shape, wan));
 
   // 3. The segmentation loop, ready before encap can send anything into it. On a
   //    single-interface RP the client's address is the RP's own, and the local table (rule 0,

@@ -57,7 +57,9 @@ export function renderStep(s: PlanStep, mode: RenderMode, instance: string): str
     case 'clsact':
       return `tc qdisc ${op} dev ${s.dev} clsact`;
     case 'shaper':
-      return mode === 'up' ? `tc qdisc replace dev ${s.dev} root handle ${(s.handle >>> 16).toString(16)}: htb default 0` : `tc qdisc del dev ${s.dev} root handle ${(s.handle >>> 16).toString(16)}:`;
+      return mode === 'up'
+        ? `tc qdisc replace dev ${s.dev} root handle ${(s.handle >>> 16).toString(16)}: htb default 0${s.ifOwnRoot === 'skip' ? '   # shape = "auto": not over a root qdisc of the operator\'s' : ''}`
+        : `tc qdisc del dev ${s.dev} root handle ${(s.handle >>> 16).toString(16)}:`;
     case 'bpfFilter': {
       const head = `tc filter ${op} dev ${s.dev} ${s.direction} prio ${s.priority} handle ${s.handle} bpf`;
       return mode === 'up' ? `${head} da pinned ${progPin(instance, s.prog)}` : head;

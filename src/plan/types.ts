@@ -27,8 +27,9 @@ export type PlanStep =
   /** per-link shaping (`shape = true`): an htb root qdisc `handle` on a device the tunnel's
    *  data leaves by, its classes (one per link, at the link's pacing rate) the controllers' at
    *  run time (src/run/shaper.ts); unclassified traffic goes out unshaped. Apply replaces only
-   *  the kernel's default root (handle 0), never an operator's */
-  | { kind: 'shaper'; dev: string; handle: number }
+   *  the kernel's default root (handle 0), never an operator's: with `ifOwnRoot` (shape =
+   *  "auto") an operator's root is kept and the step does nothing, else up fails there */
+  | { kind: 'shaper'; dev: string; handle: number; ifOwnRoot?: 'skip' }
   /** a tc BPF filter: program `prog` of the portal's object at `dev` ingress/egress */
   | { kind: 'bpfFilter'; dev: string; direction: 'ingress' | 'egress'; prog: 'encap' | 'decap'; priority: number; handle: number };
 

@@ -469,7 +469,7 @@ export async function startLocal(
   const params = { intervalMs: cfg.probeIntervalMs, missed: 3 };
   const t = new Tracker(cfg.links.map((l) => l.id), port, params, log, nowMs);
   // per-link shaping (shaper.ts): each link's class on its interface follows its controller
-  const shaperR = cfg.shape ? openShaper((id) => cfg.links[id]?.interface ?? null, log) : ok(null);
+  const shaperR = cfg.shape ? await openShaper((id) => cfg.links[id]?.interface ?? null, cfg.links.map((l) => l.interface), log) : ok(null);
   if (shaperR.isErr()) return err(shaperR.error);
   const shaper = shaperR.value;
   const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl, onLinkDead: (id) => t.fastDown(id), onLinkAlive: (id) => t.fastUp(id), idleFeedbackMs: params.intervalMs, ...shapeOpt(shaper) });
@@ -875,7 +875,7 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
   const seen = new Set<number>();
   const seenIds: number[] = []; // the same, as the array buildFeedback takes
   // per-link shaping (shaper.ts): every link leaves by wan, each in its class there
-  const shaperR = cfg.shape ? openShaper(() => cfg.wan, log) : ok(null);
+  const shaperR = cfg.shape ? await openShaper(() => cfg.wan, [cfg.wan], log) : ok(null);
   if (shaperR.isErr()) return err(shaperR.error);
   const shaper = shaperR.value;
   const cc = new CcLoop(port, log, { adaptive: cfg.congestionControl, peerBudgets: true, onLinkDead: (id) => t.fastDown(id), onLinkAlive: (id) => t.fastUp(id), idleFeedbackMs: params.intervalMs, ...shapeOpt(shaper) });

@@ -17,7 +17,7 @@
 // fell to 12.9 Mbit/s within a flow. The class's leaf queue holds SHAPE_QUEUE_MS of its rate
 // (at least MIN_LIMIT_BYTES). Changes under CHANGE of the class's rate are not written; writes
 // go one at a time, the newest rate of each link winning over the ones not written yet.
-import type { Result } from 'neverthrow';
+import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
 import { openRtnl, type Rtnl } from '../netlink/rtnl.js';
 import { SHAPE_HANDLE } from '../plan/plan.js';
@@ -55,8 +55,6 @@ export class LinkShaper {
   private writing: Promise<void> | null = null;
   private failures = 0;
   private closed = false;
-  /** the share of the controller's rate a class passes (CcParams.shapeGain) */
-  readonly gain = SHAPE_GAIN;
 
   /** `devOf`: the device link `id`'s data leaves by (null: none known); `major`: the htb root's. */
   constructor(
@@ -66,9 +64,16 @@ export class LinkShaper {
     private readonly log: Log,
   ) {}
 
-  /** The rate the scheduler plans a shaped link at (plannedRate: the class's in cruise). */
-  planned(pacingBps: bigint): bigint {
-    return plannedRate(pacingBps);
+  /** The share of its controller's rate link `id`'s class passes (CcParams.shapeGain; 0: the
+   * link is not shaped, its device being none of ours). */
+  gainOf(id: number): number {
+    return this.devOf(id) === null ? 0 : SHAPE_GAIN;
+  }
+
+  /** The rate the scheduler plans link `id` at: plannedRate (the class's in cruise) where it is
+   * shaped, the controller's elsewhere. */
+  planned(id: number, pacingBps: bigint): bigint {
+    return this.devOf(id) === null ? pacingBps : plannedRate(pacingBps);
   }
 
   /** The controller's output for link `id` (bits/s): its class follows where it moved. */
@@ -116,7 +121,36 @@ export class LinkShaper {
   }
 }
 
-/** A shaper of its own netlink socket in the portal's namespace (closed by close()). */
-export function openShaper(devOf: (id: number) => string | null, log: Log): Result<LinkShaper, MpError> {
-  return openRtnl(null).map((rt) => new LinkShaper(rt, devOf, SHAPE_HANDLE >>> 16, log));
+/**
+ * A shaper of its own netlink socket in the portal's namespace (closed by close()), for the
+ * links whose device has the htb root `up` put there. With `shape = "auto"` a device whose root
+ * qdisc is an operator's kept it (the plan's shaper step skipped it): its links go unshaped,
+ * planned at their controllers' rates, and the log says so once per device. With `shape = true`
+ * up failed on such a device, so every device is ours. `ns`: the namespace (null: the process's).
+ */
+export async function openShaper(devOf: (id: number) => string | null, devices: readonly string[], log: Log, ns: string | null = null): Promise<Result<LinkShaper, MpError>> {
+  const rtR = openRtnl(ns);
+  if (rtR.isErr()) return err(rtR.error);
+  const rt = rtR.value;
+  const ours = new Set<string>();
+  for (const dev of new Set(devices)) {
+    const root = await rt.rootQdisc(dev);
+    if (root.isErr()) {
+      rt.close();
+      return err(root.error);
+    }
+    if (root.value?.kind === 'htb' && root.value.handle === SHAPE_HANDLE) ours.add(dev);
+    else log(`${dev}: not shaped, its root qdisc is not mpctl's (${root.value ? `${root.value.kind} ${(root.value.handle >>> 16).toString(16)}:` : 'none'}); its links are planned at their full rates`, { dev });
+  }
+  return ok(
+    new LinkShaper(
+      rt,
+      (id) => {
+        const dev = devOf(id);
+        return dev !== null && ours.has(dev) ? dev : null;
+      },
+      SHAPE_HANDLE >>> 16,
+      log,
+    ),
+  );
 }

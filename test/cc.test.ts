@@ -332,6 +332,22 @@ describe('controller', () => {
     assert.ok(without < 18.5 * M, `without, the estimate stays under the link: ${without}`);
   });
 
+  it('shaping only where the scheduler plans an equalising queue (cc.equalising)', () => {
+    const { s } = converged();
+    const st = (ids: number[], stale: number[] = []) => new Map(ids.map((id) => [id, { ...s, stale: stale.includes(id) }]));
+    const out = (owdsMs: number[]) => new Map(owdsMs.map((ms, id) => [id, { rateBps: 20_000_000n, owdUs: ms * 1000 }]));
+    const eq = (owdsMs: number[], prev: number[] = [], stale: number[] = []) => [...cc.equalising(st(owdsMs.map((_, i) => i), stale), out(owdsMs), new Set(prev))].sort();
+    assert.deepEqual(eq([10, 60]), [0], 'mismatch: the fast link, not the slowest');
+    assert.deepEqual(eq([10, 25, 40]), [0, 1], 'the demo: all but the slowest');
+    assert.deepEqual(eq([10, 10]), [], '2x20: equal delays plan no queue');
+    assert.deepEqual(eq([6, 275]), [], 'sat: more than the class can hold, and the scheduler sends there next to nothing');
+    assert.deepEqual(eq([10, 14]), [], 'under EQ_ON_US');
+    assert.deepEqual(eq([10, 14], [0]), [0], 'once on, it stays down to EQ_OFF_US (jitter)');
+    assert.deepEqual(eq([10, 12], [0]), [], 'and goes below it');
+    assert.deepEqual(eq([10, 60], [], [1]), [], 'a stale link counts for none');
+    assert.deepEqual(eq([10, 60], [], [0]), [], 'nor is shaped');
+  });
+
   it('a backlog the scheduler planned is not congestion: rate and delay stay, no probing', () => {
     // 20/10 ms + 20/60 ms: the scheduler keeps the fast link 50 ms ahead so packets arrive in
     // order; the receiver sees that 50 ms queue on every packet

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { openRtnl } from '../src/netlink/rtnl.js';
 import { createNamespace, deleteNamespace } from '../src/lab/namespaces.js';
 import { nsPrefix } from '../src/lab/topology.js';
-import { FRAME_RATIO, LinkShaper, MIN_LIMIT_BYTES, openShaper, plannedRate, SHAPE_GAIN, shapeLimitBytes, shapeRate } from '../src/run/shaper.js';
+import { FRAME_RATIO, LinkShaper, MIN_LIMIT_BYTES, openRate, openShaper, plannedRate, SHAPE_GAIN, shapeLimitBytes, shapeRate } from '../src/run/shaper.js';
 import { applyPlan, revertAll } from '../src/apply/apply.js';
 import { SHAPE_HANDLE } from '../src/plan/plan.js';
 import type { PlanStep } from '../src/plan/types.js';
@@ -52,20 +52,29 @@ describe('shaping: LinkShaper against the kernel', () => {
       assert.ok((await rt.setLink('sa', { up: true })).isOk());
       assert.ok((await rt.setHtbRoot('sa', 0x6d70)).isOk());
       const shaper = new LinkShaper(openRtnl(ns)._unsafeUnwrap(), (id) => (id < 2 ? 'sa' : null), 0x6d70, (m) => logs.push(m));
-      shaper.update(0, 20e6, 20e6);
-      shaper.update(1, 10e6, 8e6);
-      shaper.update(2, 10e6, 10e6); // no device: nothing
+      shaper.update(0, 20e6, 20e6, true);
+      shaper.update(1, 10e6, 8e6, true);
+      shaper.update(2, 10e6, 10e6, true); // no device: nothing
       await shaper.idle();
       assert.deepEqual(classes(ns, 'sa'), { '6d70:1': kbit(shapeRate(20e6, 20e6)), '6d70:2': kbit(shapeRate(10e6, 8e6)) });
-      shaper.update(0, 20.1e6, 20e6); // +0.5 %: not written
+      shaper.update(0, 20.1e6, 20e6, true); // +0.5 %: not written
       await shaper.idle();
       assert.equal(shaper.rates().get(0), shapeRate(20e6, 20e6));
-      shaper.update(0, 25e6, 20e6); // a probe
-      shaper.update(0, 30e6, 20e6); // the newest wins over one not written yet (or follows it)
+      shaper.update(0, 25e6, 20e6, true); // a probe
+      shaper.update(0, 30e6, 20e6, true); // the newest wins over one not written yet (or follows it)
       await shaper.idle();
       assert.equal(classes(ns, 'sa')['6d70:1'], kbit(shapeRate(30e6, 20e6)));
+      // no equalising queue on link 1 any more (cc.equalising): its class opens, status leaves it out
+      shaper.update(1, 10e6, 8e6, false);
+      await shaper.idle();
+      assert.equal(classes(ns, 'sa')['6d70:2'], kbit(openRate(10e6, 8e6)));
+      assert.deepEqual([...shaper.rates().keys()], [0]);
+      shaper.update(1, 10e6, 8e6, true);
+      await shaper.idle();
+      assert.equal(classes(ns, 'sa')['6d70:2'], kbit(shapeRate(10e6, 8e6)), 'and shapes again');
+      assert.deepEqual([...shaper.rates().keys()].sort(), [0, 1]);
       await shaper.close();
-      shaper.update(0, 10e6, 10e6); // closed: ignored
+      shaper.update(0, 10e6, 10e6, true); // closed: ignored
       assert.equal(classes(ns, 'sa')['6d70:1'], kbit(shapeRate(30e6, 20e6)), 'the classes stay (down removes the root with them)');
       assert.deepEqual(logs, []);
     } finally {
@@ -105,10 +114,11 @@ describe('shaping: shape = "auto" against the kernel', () => {
       const shaper = (await openShaper(devOf, ['sa', 'ta', 'sa'], (m) => logs.push(m), ns))._unsafeUnwrap();
       assert.equal(shaper.gainOf(0), SHAPE_GAIN);
       assert.equal(shaper.gainOf(1), 0);
-      assert.equal(shaper.planned(0, 20_000_000n), plannedRate(20_000_000n));
-      assert.equal(shaper.planned(1, 20_000_000n), 20_000_000n);
-      shaper.update(0, 20e6, 20e6);
-      shaper.update(1, 20e6, 20e6);
+      assert.equal(shaper.planned(0, 20_000_000n, true), plannedRate(20_000_000n));
+      assert.equal(shaper.planned(0, 20_000_000n, false), 20_000_000n, 'no equalising queue: planned at the full rate');
+      assert.equal(shaper.planned(1, 20_000_000n, true), 20_000_000n);
+      shaper.update(0, 20e6, 20e6, true);
+      shaper.update(1, 20e6, 20e6, true);
       await shaper.idle();
       assert.deepEqual(classes(ns, 'sa'), { '6d70:1': kbit(shapeRate(20e6, 20e6)) });
       assert.deepEqual(classes(ns, 'ta'), {}, 'no class under the operator\'s root');

@@ -993,6 +993,37 @@ export function outputs(states: ReadonlyMap<number, State>, fec: ReadonlySet<num
   return out;
 }
 
+/**
+ * Shaping only where the scheduler plans a queue (run/shaper.ts): the links it keeps ahead of a
+ * slower one, whose class holds that equalising queue in the portal. A link with no link of a
+ * longer delay beside it (the slowest, or links of equal delay) plans no such queue: its class
+ * stays open and it is planned at its full rate, as without shaping, which would otherwise cost
+ * it SHAPE_GAIN's 2 % for nothing (lab: `sat`, where only the 6 ms link carries the flow, 0.951
+ * of the best link alone shaped against 0.962; `2x20`). A longer delay counts from EQ_ON_US
+ * over the link's (EQ_OFF_US to stay: jitter), and only up to EQ_MAX_US: the class's own queue
+ * (SHAPE_QUEUE_MS) cannot hold more, and the scheduler sends a link that much slower next to
+ * nothing (`sat`'s 275 ms link). Links without feedback for a while (stale) count for neither.
+ */
+export const EQ_ON_US = 5_000;
+export const EQ_OFF_US = 3_000;
+export const EQ_MAX_US = 150_000;
+export function equalising(states: ReadonlyMap<number, State>, out: ReadonlyMap<number, Output>, prev: ReadonlySet<number>): Set<number> {
+  const eq = new Set<number>();
+  for (const [id, o] of out) {
+    if (states.get(id)?.stale !== false) continue;
+    const min = prev.has(id) ? EQ_OFF_US : EQ_ON_US;
+    for (const [j, p] of out) {
+      if (j === id || states.get(j)?.stale !== false) continue;
+      const d = p.owdUs - o.owdUs;
+      if (d >= min && d <= EQ_MAX_US) {
+        eq.add(id);
+        break;
+      }
+    }
+  }
+  return eq;
+}
+
 /** The random loss a flow through the bond may inherit from its lossy links (their share of
  * its packets × their loss rate), and the loss rate from which a link counts as lossy. */
 export const LOSS_BUDGET = 0.0005;

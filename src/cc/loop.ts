@@ -59,8 +59,9 @@ export interface CcOptions {
   /** per-link shaping (`shape`, run/shaper.ts LinkShaper): the rate the scheduler plans a link
    * at, and each link's pacing rate and bandwidth estimate (bits/s) whenever they are written to
    * the data path; `gainOf`: the share of those its class passes (the controller's shapeGain; 0:
-   * that link is not shaped) */
-  shape?: { gainOf(linkId: number): number; planned(linkId: number, pacingBps: bigint): bigint; update(linkId: number, pacingBps: number, bwBps: number): void };
+   * that link is not shaped); `equalising`: the link plans a queue behind a slower one
+   * (cc.equalising), else its class stays open */
+  shape?: { gainOf(linkId: number): number; planned(linkId: number, pacingBps: bigint, equalising: boolean): bigint; update(linkId: number, pacingBps: number, bwBps: number, equalising: boolean): void };
   /** RP: cap our sending by the allowances the LP advertises (PeerAllowances) */
   peerBudgets?: boolean;
   /** a link we send on whose data stopped arriving (fast-down.ts): the runtime marks it down */
@@ -178,6 +179,8 @@ export class CcLoop {
   private noAcks = new Set<number>();
   /** links that send loss-recovery parity (cc.fecLinks, mp_link MP_LINK_F_FEC), as last written */
   private fec = new Set<number>();
+  /** shaped links that plan an equalising queue (cc.equalising): their classes shape */
+  private eq = new Set<number>();
   /** links whose controller a capacity train started (seedRate): their output rules before feedback */
   private readonly seeded = new Set<number>();
 
@@ -572,14 +575,23 @@ export class CcLoop {
     const fec = cc.fecLinks(this.states, this.fec);
     if (!sameSet(fec, this.fec)) this.outputsCache = null;
     this.fec = fec;
-    for (const [id, o] of cc.outputs(this.states, this.fec)) {
+    const outs = cc.outputs(this.states, this.fec);
+    if (this.opts.shape) this.eq = cc.equalising(this.states, outs, this.eq);
+    for (const [id, o] of outs) {
       if (!this.rules(id)) continue; // keep the static estimate until feedback (or a train) arrives
-      const s = this.states.get(id)!;
-      // a shaped link is planned at what its class passes (run/shaper.ts)
-      const rate = this.opts.shape ? this.opts.shape.planned(id, o.rateBps) : o.rateBps;
+      let s = this.states.get(id)!;
+      const eq = this.eq.has(id);
+      // a shaped link is planned at what its class passes (run/shaper.ts), and its controller
+      // knows its deliveries are the class's (CcParams.shapeGain)
+      const gain = this.opts.shape && eq ? this.opts.shape.gainOf(id) : 0;
+      if (this.opts.shape && s.params.shapeGain !== gain) {
+        s = { ...s, params: { ...s.params, shapeGain: gain } };
+        this.setState(id, s);
+      }
+      const rate = this.opts.shape ? this.opts.shape.planned(id, o.rateBps, eq) : o.rateBps;
       const w = this.dp.setEstimate(id, rate, o.owdUs, this.noAcks.has(id), this.fec.has(id), this.hold(id, s), Math.ceil(cc.planCapUs(s) / 1000));
       if (w.isErr()) this.fail('link estimate write failed', { link: id, error: w.error });
-      this.opts.shape?.update(id, Math.max(Number(o.rateBps), cc.classProbeBps(s)), cc.bwBps(s));
+      this.opts.shape?.update(id, Math.max(Number(o.rateBps), cc.classProbeBps(s)), cc.bwBps(s), eq);
     }
   }
 

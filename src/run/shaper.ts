@@ -14,9 +14,13 @@
 //     died then is about the data path's own hold rate (98 % of the estimate, schedule.h).
 // A class that followed the controller without the scheduler planning at the same rate ran
 // its queue past the plan, which the controller took for congestion: a 20 Mbit/s link's class
-// fell to 12.9 Mbit/s within a flow. The class's leaf queue holds SHAPE_QUEUE_MS of its rate
-// (at least MIN_LIMIT_BYTES). Changes under CHANGE of the class's rate are not written; writes
-// go one at a time, the newest rate of each link winning over the ones not written yet.
+// fell to 12.9 Mbit/s within a flow. Only links that plan an equalising queue (a link of a longer
+// delay beside them: cc.equalising) shape; the others' classes stay open (openRate) and they are
+// planned at their full rates, as without shaping. In a probe up the class passes the probe even
+// where the scheduler does not probe (cc.classProbeBps), or the estimate could only fall. The
+// class's leaf queue holds SHAPE_QUEUE_MS of its rate (at least MIN_LIMIT_BYTES). Changes under
+// CHANGE of the class's rate are not written; writes go one at a time, the newest rate of each
+// link winning over the ones not written yet.
 import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
 import { openRtnl, type Rtnl } from '../netlink/rtnl.js';
@@ -38,6 +42,16 @@ export function shapeRate(pacingBps: number, bwBps: number): number {
   return Math.round(SHAPE_GAIN * FRAME_RATIO * Math.max(pacingBps, bwBps));
 }
 
+/** An open class (a link that plans no equalising queue: cc.equalising): this many times the
+ * larger of the pacing rate and the estimate, so it never holds the link back (a startup paces
+ * at 2×) and the link's queue, if any, forms at the ISP as without shaping. */
+export const OPEN_GAIN = 4;
+
+/** The class rate of a link whose class is open (bits/s of frames). */
+export function openRate(pacingBps: number, bwBps: number): number {
+  return Math.round(OPEN_GAIN * FRAME_RATIO * Math.max(pacingBps, bwBps));
+}
+
 /** The rate the scheduler plans a shaped link at: SHAPE_GAIN of the controller's (bits/s). */
 export function plannedRate(pacingBps: bigint): bigint {
   return (pacingBps * BigInt(Math.round(SHAPE_GAIN * 1000))) / 1000n;
@@ -52,6 +66,8 @@ export class LinkShaper {
   /** the rate each link's class was last written with */
   private readonly written = new Map<number, number>();
   private readonly pending = new Map<number, number>();
+  /** links whose class is open (update's `equalising` false) */
+  private readonly open = new Set<number>();
   private writing: Promise<void> | null = null;
   private failures = 0;
   private closed = false;
@@ -70,16 +86,19 @@ export class LinkShaper {
     return this.devOf(id) === null ? 0 : SHAPE_GAIN;
   }
 
-  /** The rate the scheduler plans link `id` at: plannedRate (the class's in cruise) where it is
-   * shaped, the controller's elsewhere. */
-  planned(id: number, pacingBps: bigint): bigint {
-    return this.devOf(id) === null ? pacingBps : plannedRate(pacingBps);
+  /** The rate the scheduler plans link `id` at: plannedRate (the class's in cruise) where its
+   * class shapes (`equalising`: cc.equalising), the controller's elsewhere. */
+  planned(id: number, pacingBps: bigint, equalising: boolean): bigint {
+    return this.devOf(id) === null || !equalising ? pacingBps : plannedRate(pacingBps);
   }
 
-  /** The controller's output for link `id` (bits/s): its class follows where it moved. */
-  update(id: number, pacingBps: number, bwBps: number): void {
+  /** The controller's output for link `id` (bits/s): its class follows where it moved, at
+   * shapeRate where the link plans an equalising queue, else open (openRate). */
+  update(id: number, pacingBps: number, bwBps: number, equalising: boolean): void {
     if (this.closed) return;
-    const rate = shapeRate(pacingBps, bwBps);
+    if (equalising) this.open.delete(id);
+    else this.open.add(id);
+    const rate = equalising ? shapeRate(pacingBps, bwBps) : openRate(pacingBps, bwBps);
     if (!(rate > 0)) return;
     const last = this.written.get(id);
     if (last !== undefined && Math.abs(rate - last) < CHANGE * last) {
@@ -95,9 +114,9 @@ export class LinkShaper {
     while (this.writing) await this.writing;
   }
 
-  /** What each link's class was last written with (bits/s). */
+  /** What each shaping link's class was last written with (bits/s; open classes left out). */
   rates(): Map<number, number> {
-    return new Map(this.written);
+    return new Map([...this.written].filter(([id]) => !this.open.has(id)));
   }
 
   /** Writes what is pending, then stops taking updates; the classes stay (the plan's undo

@@ -9,13 +9,16 @@
 // and each portal resolves its end host to the router's MAC. The bond carries both families and TCP at a
 // sane rate both ways through it, and `down` leaves nothing. The routed lab's portals shape
 // their links (`shape = true`, the mode routed hosts exist for: run/shaper.ts): each link's data
-// leaves through its own htb class on both portals, the probes and feedback around them.
+// leaves through its own htb class on both portals, the probes and feedback around them; the
+// class of the 10 ms link shapes (the scheduler keeps it ahead of the 30 ms one), the 30 ms
+// link's stays open.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { iperf, ping } from '../src/lab/measure.js';
 import { listNamespaces, run } from '../src/lab/namespaces.js';
 import { nsName, nsPrefix } from '../src/lab/topology.js';
-import { must, twoLinks, withLab } from './helpers/lab.js';
+import { parseScenario, type Scenario } from '../src/lab/scenario.js';
+import { must, withLab } from './helpers/lab.js';
 import { labStatus as portalStatus } from './helpers/wait.js';
 
 /** [from node, to address, the portal that answers]: each end host to its portal, across one router. */
@@ -55,10 +58,16 @@ async function neighbourMac(lab: string, node: string, ifname: string, address: 
   return (JSON.parse(out) as { lladdr?: string }[])[0]?.lladdr ?? null;
 }
 
+/** 2 × 20 Mbit/s of 10 and 30 ms: the 10 ms link plans an equalising queue, the 30 ms one none. */
+const linksOfTwoDelays: Scenario = parseScenario(
+  { links: [{ label: 'l1', rate: '20mbit', delay: '10ms', queue: '60ms' }, { label: 'l2', rate: '20mbit', delay: '30ms', queue: '60ms' }] },
+  't',
+)._unsafeUnwrap();
+
 test('routed hosts: a router hop in front of each end host, same addresses, the bond through it', { timeout: 300_000 }, async (t) => {
   let name = '';
   await withLab(
-    twoLinks,
+    linksOfTwoDelays,
     async (lab) => {
       name = lab;
       await t.test("each portal's reply reaches its end host one TTL / hop limit lower: routed, not bridged", async () => {
@@ -102,22 +111,26 @@ test('routed hosts: a router hop in front of each end host, same addresses, the 
         }
       });
 
-      await t.test('per-link shaping: each link\'s data left through its htb class at a rate near the link\'s, on both portals; probes and feedback unshaped', async () => {
-        // [portal, device, class]: the LP's links leave by wan1 and wan2, the RP's both by wan
-        for (const [role, dev, cls] of [['lp', 'wan1', '6d70:1'], ['lp', 'wan2', '6d70:2'], ['rp', 'wan', '6d70:1'], ['rp', 'wan', '6d70:2']] as const) {
+      await t.test('per-link shaping: the 10 ms link\'s data left through its htb class at a rate near the link\'s, the 30 ms link\'s through an open one, on both portals; probes and feedback unshaped', async () => {
+        // [portal, device, class, shapes]: the LP's links leave by wan1 and wan2, the RP's both by
+        // wan; only the link the scheduler keeps ahead of the slower one shapes (cc.equalising)
+        for (const [role, dev, cls, shapes] of [['lp', 'wan1', '6d70:1', true], ['lp', 'wan2', '6d70:2', false], ['rp', 'wan', '6d70:1', true], ['rp', 'wan', '6d70:2', false]] as const) {
           const out = must(await run('ip', ['netns', 'exec', nsName(lab, role), 'tc', '-s', 'class', 'show', 'dev', dev, 'classid', cls]), 'tc class show');
           const rate = /rate ([\d.]+)([KM])bit/.exec(out);
           const sent = /Sent \d+ bytes (\d+) pkt/.exec(out);
           t.diagnostic(`${role} ${dev} ${cls}: ${out.replace(/\s+/g, ' ').slice(0, 160)}`);
           assert.ok(rate && sent, `${role}: no class ${cls} on ${dev}: ${out}`);
           const mbit = Number(rate[1]) / (rate[2] === 'K' ? 1000 : 1);
-          assert.ok(mbit > 8 && mbit < 40, `${role} ${cls}: ${mbit} Mbit/s for a 20 Mbit/s link`);
+          if (shapes) assert.ok(mbit > 8 && mbit < 40, `${role} ${cls}: ${mbit} Mbit/s for a 20 Mbit/s link`);
+          else assert.ok(mbit >= 40, `${role} ${cls}: ${mbit} Mbit/s, not open (the slowest link plans no equalising queue)`);
           assert.ok(Number(sent[1]) > 100, `${role} ${cls}: ${sent[1]} packets through the class`);
         }
-        // and `mpctl status` says each link's class rate
+        // and `mpctl status` says the shaping link's class rate, none for the open one
         for (const role of ['lp', 'rp'] as const) {
           const st = await portalStatus(lab, role);
-          for (const l of st.links) assert.ok(l.shapeBps !== undefined && l.shapeBps > 8e6 && l.shapeBps < 40e6, `${role} link ${l.id}: status shapeBps ${l.shapeBps}`);
+          const [fast, slow] = [st.links.find((l) => l.id === 0), st.links.find((l) => l.id === 1)];
+          assert.ok(fast?.shapeBps !== undefined && fast.shapeBps > 8e6 && fast.shapeBps < 40e6, `${role} link 0: status shapeBps ${fast?.shapeBps}`);
+          assert.equal(slow?.shapeBps, undefined, `${role} link 1: open, not shaped`);
         }
         for (const [role, dev] of [['lp', 'wan1'], ['rp', 'wan']] as const) {
           const q = must(await run('ip', ['netns', 'exec', nsName(lab, role), 'tc', 'qdisc', 'show', 'dev', dev, 'root']), 'tc qdisc show');

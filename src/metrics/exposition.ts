@@ -52,7 +52,7 @@ export function portalMetrics(s: PortalStatus): Family[] {
     perLink('mpctl_link_metric', 'gauge', 'The link metric (lower is preferred; higher tiers carry traffic only while no lower tier is up).', (l) => l.metric),
     perLink('mpctl_link_rate_bps', 'gauge', "The scheduler's pacing rate for this portal's sending direction, bits per second.", (l) => l.rateBps),
     perLink('mpctl_link_bandwidth_estimate_bps', 'gauge', "The congestion controller's bandwidth estimate, bits per second.", (l) => l.cc?.bwBps ?? null),
-    perLink('mpctl_link_shape_rate_bps', 'gauge', "shape = true: the rate of the link's htb class, bits per second of Ethernet frames.", (l) => l.shapeBps ?? null),
+    perLink('mpctl_link_shape_rate_bps', 'gauge', "shape = true or \"auto\": the rate of a shaping link's htb class, bits per second of Ethernet frames.", (l) => l.shapeBps ?? null),
     perLink('mpctl_link_one_way_delay_seconds', 'gauge', "The scheduler's one-way delay estimate, seconds.", (l) => l.owdUs / 1e6),
     perLink('mpctl_link_rtt_seconds', 'gauge', 'Round trip time of the last answered probe, seconds.', (l) => (l.rttMs === null ? null : l.rttMs / 1000)),
     perLink('mpctl_link_loss_ratio', 'gauge', 'Packet loss the congestion controller sees, 0 to 1.', (l) => (l.cc ? l.cc.lossPct / 100 : null)),

@@ -2,13 +2,13 @@
 // and LinkShaper writing it into a real htb class (a namespace of its own, deleted after).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ok } from 'neverthrow';
+import { err, ok } from 'neverthrow';
 import { execFileSync } from 'node:child_process';
-import { openRtnl } from '../src/netlink/rtnl.js';
+import { openRtnl, type Rtnl } from '../src/netlink/rtnl.js';
 import { createNamespace, deleteNamespace } from '../src/lab/namespaces.js';
 import { nsPrefix } from '../src/lab/topology.js';
 import { FRAME_RATIO, LinkShaper, MIN_LIMIT_BYTES, openRate, openShaper, plannedRate, SHAPE_GAIN, shapeLimitBytes, shapeRate } from '../src/run/shaper.js';
-import { applyPlan, revertAll } from '../src/apply/apply.js';
+import { applyPlan, revertAll, type FilterPort } from '../src/apply/apply.js';
 import { SHAPE_HANDLE } from '../src/plan/plan.js';
 import type { PlanStep } from '../src/plan/types.js';
 import { describeError } from '../src/errors.js';
@@ -41,15 +41,33 @@ function classes(ns: string, dev: string): Record<string, number> {
 }
 const kbit = (bps: number) => Math.floor(bps / 1000);
 
+/** A namespace of its own with veth pairs [device, peer] (each device up) for `fn`, deleted after. */
+async function withDevices(suffix: string, pairs: readonly (readonly [string, string])[], fn: (ns: string, rt: Rtnl) => Promise<void>): Promise<void> {
+  const ns = `${nsPrefix(uniqueLabName())}${suffix}`;
+  assert.ok((await createNamespace(ns, null)).isOk());
+  const rt = openRtnl(ns)._unsafeUnwrap();
+  try {
+    for (const [a, b] of pairs) {
+      assert.ok((await rt.createVeth(a, b, null)).isOk());
+      assert.ok((await rt.setLink(a, { up: true })).isOk());
+    }
+    await fn(ns, rt);
+  } finally {
+    rt.close();
+    await deleteNamespace(ns);
+  }
+}
+
+/** Shaper steps only: a filter step would be a bug here (as apply.test's noFilters). */
+const noFilters: FilterPort = {
+  attach: async () => err({ kind: 'Bug', message: 'no filters here' }),
+  detach: async () => err({ kind: 'Bug', message: 'no filters here' }),
+};
+
 describe('shaping: LinkShaper against the kernel', () => {
   it('writes each link\'s class on its device, rewrites it only when the rate moved 1 % or more, and keeps the classes when closed', async () => {
-    const ns = `${nsPrefix(uniqueLabName())}sh`;
-    assert.ok((await createNamespace(ns, null)).isOk());
-    const rt = openRtnl(ns)._unsafeUnwrap();
-    const logs: string[] = [];
-    try {
-      assert.ok((await rt.createVeth('sa', 'sb', null)).isOk());
-      assert.ok((await rt.setLink('sa', { up: true })).isOk());
+    await withDevices('sh', [['sa', 'sb']], async (ns, rt) => {
+      const logs: string[] = [];
       assert.ok((await rt.setHtbRoot('sa', 0x6d70)).isOk());
       const shaper = new LinkShaper(openRtnl(ns)._unsafeUnwrap(), (id) => (id < 2 ? 'sa' : null), 0x6d70, (m) => logs.push(m));
       shaper.update(0, 20e6, 20e6, true);
@@ -77,27 +95,17 @@ describe('shaping: LinkShaper against the kernel', () => {
       shaper.update(0, 10e6, 10e6, true); // closed: ignored
       assert.equal(classes(ns, 'sa')['6d70:1'], kbit(shapeRate(30e6, 20e6)), 'the classes stay (down removes the root with them)');
       assert.deepEqual(logs, []);
-    } finally {
-      rt.close();
-      await deleteNamespace(ns);
-    }
+    });
   });
 });
 
 describe('shaping: shape = "auto" against the kernel', () => {
   it("puts the htb root only over the kernel's default root; the run shapes those links and plans the others at their full rates", async () => {
-    const ns = `${nsPrefix(uniqueLabName())}sa`;
-    assert.ok((await createNamespace(ns, null)).isOk());
-    const rt = openRtnl(ns)._unsafeUnwrap();
-    const logs: string[] = [];
-    try {
-      for (const [a, b] of [['sa', 'sb'], ['ta', 'tb']] as const) {
-        assert.ok((await rt.createVeth(a, b, null)).isOk());
-        assert.ok((await rt.setLink(a, { up: true })).isOk());
-      }
+    await withDevices('sa', [['sa', 'sb'], ['ta', 'tb']], async (ns, rt) => {
+      const logs: string[] = [];
       // the operator's own root on ta
       assert.ok((await rt.setTbf('ta', { rateBps: 50e6, burstBytes: 32_000, limitBytes: 100_000 })).isOk());
-      const env = { rt, ns, filters: { attach: async () => { throw new Error('no filters'); }, detach: async () => { throw new Error('no filters'); } }, record: async () => ok(undefined) };
+      const env = { rt, ns, filters: noFilters, record: async () => ok(undefined) };
       const step = (dev: string, auto: boolean): PlanStep => ({ kind: 'shaper', dev, handle: SHAPE_HANDLE, ...(auto ? { ifOwnRoot: 'skip' as const } : {}) });
       // shape = true: up fails on ta, naming the key, and takes back what it did on sa
       const strict = await applyPlan(env, [step('sa', false), step('ta', false)]);
@@ -130,9 +138,6 @@ describe('shaping: shape = "auto" against the kernel', () => {
       assert.ok((await revertAll(env, log)).isOk());
       assert.equal((await rt.rootQdisc('sa'))._unsafeUnwrap()?.handle ?? 0, 0);
       assert.equal((await rt.rootQdisc('ta'))._unsafeUnwrap()?.kind, 'tbf');
-    } finally {
-      rt.close();
-      await deleteNamespace(ns);
-    }
+    });
   });
 });

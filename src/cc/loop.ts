@@ -492,7 +492,7 @@ export class CcLoop {
       for (const [id, o] of this.states) othersCarry ||= id !== r.linkId && cc.carries(o);
       const next = cc.onFeedback(s, r, sentBytes, now, planned, othersCarry);
       this.setState(r.linkId, next);
-      this.trace?.write(`${JSON.stringify({ t: Math.round((now - this.traceT0) / 1000), l: r.linkId, ph: next.phase[0]! + next.cycleIndex, bw: Math.round(cc.bwBps(next) / 1e5) / 10, rate: Math.round(next.rateBps / 1e5) / 10, dlv: Math.round(next.deliveryBps / 1e5) / 10, q: Math.round(next.queueUs / 100) / 10, pl: Math.round(planned / 100) / 10, sent: Math.round((Number(sentBytes) * 8) / r.intervalUs * 10) / 10, pk: r.packets, lost: r.lost, rtt: Math.round(cc.estimate(next).rttUs / 100) / 10, oc: othersCarry ? 1 : 0, cap: Math.round(cc.planCapUs(next) / 100) / 10, lb: Math.round(next.lossBase * 1e4) / 100 })}\n`);
+      this.trace?.write(`${JSON.stringify({ t: Math.round((now - this.traceT0) / 1000), l: r.linkId, ph: next.phase[0]! + next.cycleIndex, bw: Math.round(cc.bwBps(next) / 1e5) / 10, rate: Math.round(next.rateBps / 1e5) / 10, dlv: Math.round(next.deliveryBps / 1e5) / 10, q: Math.round(next.queueUs / 100) / 10, pl: Math.round(planned / 100) / 10, sent: Math.round((Number(sentBytes) * 8) / r.intervalUs * 10) / 10, pk: r.packets, lost: r.lost, rtt: Math.round(cc.estimate(next).rttUs / 100) / 10, oc: othersCarry ? 1 : 0, cap: Math.round(cc.planCapUs(next) / 100) / 10, lb: Math.round(next.lossBase * 1e4) / 100, j: Math.round(next.jitterUs / 100) / 10, ow: Math.round((cc.outputs(this.states, this.fec).get(r.linkId)?.owdUs ?? 0) / 100) / 10 })}\n`);
       this.fbCount.set(r.linkId, (this.fbCount.get(r.linkId) ?? 0) + 1);
       changed = true;
     }

@@ -346,6 +346,26 @@ describe('controller', () => {
     assert.deepEqual(eq([10, 12], [0]), [], 'and goes below it');
     assert.deepEqual(eq([10, 60], [], [1]), [], 'a stale link counts for none');
     assert.deepEqual(eq([10, 60], [], [0]), [], 'nor is shaped');
+    // a jittery link (State.jitterAvg) is none to equalise against (lab lte: the cable link
+    // beside the ±10 ms LTE one); the demo's: the 10 ms link still has the 40 ms one
+    const jit = (ids: number[], jittery: number[]) => new Map(ids.map((id) => [id, { ...s, jitterAvg: { ...s.jitterAvg, jittery: jittery.includes(id) } }]));
+    assert.deepEqual([...cc.equalising(jit([0, 1], [1]), out([8, 20]), new Set())], [], 'lte: not beside the jittery LTE link');
+    assert.deepEqual([...cc.equalising(jit([0, 1, 2], [1]), out([10, 25, 40]), new Set())].sort(), [0, 1], 'the demo with its 25 ms link jittery: both still equalise against the 40 ms one');
+    assert.deepEqual([...cc.equalising(jit([0, 1], [0]), out([10, 60]), new Set())], [0], 'a jittery link itself may shape');
+  });
+
+  it('a link whose delay varies at random is jittery (State.jitterAvg) within 20 s, a clean one or one of ±2 ms never', () => {
+    const cases = [
+      ['lte-like: 20 ms of jitter, 0.5 % loss', 20_000, 0.005, true],
+      ['the demo\'s 4g: 4 ms of jitter', 4_000, 0, false],
+      ['clean', 0, 0, false],
+    ] as const;
+    for (const [name, jitterUs, loss, jittery] of cases) {
+      const r = simulate({ links: [{ rateBps: 25 * M, propUs: 20_000, jitterUs, loss, queueBytes: queueOf(60, 25 * M) }], durationUs: 20 * S, seed: 2, offeredBps: 100 * M, planned: true });
+      const st = r.states[0]!;
+      report(`jitter average: ${name}`, { jitterAvgMs: st.jitterAvg.us / 1000, jittery: st.jitterAvg.jittery ? 1 : 0 });
+      assert.equal(st.jitterAvg.jittery, jittery, `${name}: average ${st.jitterAvg.us} µs`);
+    }
   });
 
   it('a backlog the scheduler planned is not congestion: rate and delay stay, no probing', () => {

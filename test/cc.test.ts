@@ -366,6 +366,18 @@ describe('controller', () => {
       report(`jitter average: ${name}`, { jitterAvgMs: st.jitterAvg.us / 1000, jittery: st.jitterAvg.jittery ? 1 : 0 });
       assert.equal(st.jitterAvg.jittery, jittery, `${name}: average ${st.jitterAvg.us} µs`);
     }
+    // hysteresis: a jittery link stays so while its average is above JITTERY_OFF_US (a dense
+    // stream on it shows ~1 ms), and stops below
+    const { s, t } = converged();
+    const raw = s.owd!.lastRaw;
+    // consecutive samples 0 and 3 ms apart: jitterUs 3 ms
+    const wobble = (ms: number) => (i: number) => ({ bytes: 50_000, packets: 34, owdMinUs: raw + (i % 2) * ms * 1000, owdMaxUs: raw + (i % 2) * ms * 1000 });
+    let x = drive(s, 1000, wobble(3), t);
+    assert.ok(x.s.jitterAvg.jittery, `3 ms steps for 20 s: average ${x.s.jitterAvg.us}`);
+    x = drive(x.s, 2000, wobble(1), x.t);
+    assert.ok(x.s.jitterAvg.jittery && x.s.jitterAvg.us < cc.JITTERY_ON_US, `1 ms steps: still jittery at ${x.s.jitterAvg.us}`);
+    x = drive(x.s, 2000, wobble(0), x.t);
+    assert.ok(!x.s.jitterAvg.jittery, `steady: ${x.s.jitterAvg.us}`);
   });
 
   it('a backlog the scheduler planned is not congestion: rate and delay stay, no probing', () => {

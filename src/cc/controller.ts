@@ -1027,8 +1027,8 @@ export function outputs(states: ReadonlyMap<number, State>, fec: ReadonlySet<num
  * (SHAPE_QUEUE_MS) cannot hold more, and the scheduler sends a link that much slower next to
  * nothing (`sat`'s 275 ms link). Links without feedback for a while (stale) count for neither,
  * and a jittery link (State.jitterAvg) is none to equalise against: next to `lte`'s LTE link
- * (±10 ms) the cable link's 98 % class held CUBIC downloads to a median of 40.9-42.2 Mbit/s,
- * a third of them under the cable link alone, against 48.6 with the class at 100 % and 50.0
+ * (±10 ms) the cable link's 98 % class held CUBIC downloads to a median of 40.9-42.3 Mbit/s,
+ * a third of them under the cable link alone, against 48.8 with the class at 100 % and 50.0
  * unshaped (lab, routed hosts, session 24: README "Per-link shaping"), while `mismatch` and the
  * demo's links need it.
  */

@@ -334,9 +334,9 @@ describe('controller', () => {
 
   it('shaping only where the scheduler plans an equalising queue (cc.equalising)', () => {
     const { s } = converged();
-    const st = (ids: number[], stale: number[] = []) => new Map(ids.map((id) => [id, { ...s, stale: stale.includes(id) }]));
+    const st = (ids: number[], stale: number[], jittery: number[]) => new Map(ids.map((id) => [id, { ...s, stale: stale.includes(id), jitterAvg: { ...s.jitterAvg, jittery: jittery.includes(id) } }]));
     const out = (owdsMs: number[]) => new Map(owdsMs.map((ms, id) => [id, { rateBps: 20_000_000n, owdUs: ms * 1000 }]));
-    const eq = (owdsMs: number[], prev: number[] = [], stale: number[] = []) => [...cc.equalising(st(owdsMs.map((_, i) => i), stale), out(owdsMs), new Set(prev))].sort();
+    const eq = (owdsMs: number[], prev: number[] = [], stale: number[] = [], jittery: number[] = []) => [...cc.equalising(st(owdsMs.map((_, i) => i), stale, jittery), out(owdsMs), new Set(prev))].sort();
     assert.deepEqual(eq([10, 60]), [0], 'mismatch: the fast link, not the slowest');
     assert.deepEqual(eq([10, 25, 40]), [0, 1], 'the demo: all but the slowest');
     assert.deepEqual(eq([10, 10]), [], '2x20: equal delays plan no queue');
@@ -348,10 +348,9 @@ describe('controller', () => {
     assert.deepEqual(eq([10, 60], [], [0]), [], 'nor is shaped');
     // a jittery link (State.jitterAvg) is none to equalise against (lab lte: the cable link
     // beside the ±10 ms LTE one); the demo's: the 10 ms link still has the 40 ms one
-    const jit = (ids: number[], jittery: number[]) => new Map(ids.map((id) => [id, { ...s, jitterAvg: { ...s.jitterAvg, jittery: jittery.includes(id) } }]));
-    assert.deepEqual([...cc.equalising(jit([0, 1], [1]), out([8, 20]), new Set())], [], 'lte: not beside the jittery LTE link');
-    assert.deepEqual([...cc.equalising(jit([0, 1, 2], [1]), out([10, 25, 40]), new Set())].sort(), [0, 1], 'the demo with its 25 ms link jittery: both still equalise against the 40 ms one');
-    assert.deepEqual([...cc.equalising(jit([0, 1], [0]), out([10, 60]), new Set())], [0], 'a jittery link itself may shape');
+    assert.deepEqual(eq([8, 20], [], [], [1]), [], 'lte: not beside the jittery LTE link');
+    assert.deepEqual(eq([10, 25, 40], [], [], [1]), [0, 1], 'the demo with its 25 ms link jittery: both still equalise against the 40 ms one');
+    assert.deepEqual(eq([10, 60], [], [], [0]), [0], 'a jittery link itself may shape');
   });
 
   it('a link whose delay varies at random is jittery (State.jitterAvg) within 20 s, a clean one or one of ±2 ms never', () => {

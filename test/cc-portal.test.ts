@@ -292,6 +292,18 @@ describe('congestion-control loop', () => {
     assert.ok(unplanned.queueMs > 30, `unplanned: queue ${unplanned.queueMs} ms`);
   });
 
+  it("status shows a link's jitter (its 10 s average) and whether that makes it jittery; a steady link's is 0", () => {
+    // 12 s of records: one whose OWD steps at random by up to ±6 ms around 30 ms (a radio
+    // link's), one steady at 10 ms
+    let x = 1;
+    const rnd = () => ((x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 12_000 - 6_000;
+    const jit = plannedLink(600, { plannedMs: 0, owdUs: () => Math.round(30_000 + rnd()) }).loop.status(0)!;
+    const steady = plannedLink(600, { plannedMs: 0, owdUs: () => 10_000 }).loop.status(0)!;
+    assert.ok(jit.jitterMs >= 1.4 && jit.jittery, `jittery link: ${jit.jitterMs} ms, jittery ${jit.jittery}`);
+    assert.equal(steady.jitterMs, 0);
+    assert.equal(steady.jittery, false);
+  });
+
   it('writes the plan cap (plan_cap_ms) once a loss under a queue showed the buffer: its depth less 10 %', () => {
     // the fast link of 20/10 + 20/60 ms: 50 ms planned, 60 ms real; 3 packets lost at the end
     const { f } = plannedLink(30, {

@@ -36,6 +36,11 @@ test('exposition: per-link gauges and counters in base units, drops by reason, s
   assert.equal(valueOf(p, 'mpctl_link_shape_rate_bps', { link: 'dsl' }), undefined, 'not shaped: no series');
   const shaped = parseExposition(exposition({ ...s, links: s.links.map((l) => ({ ...l, shapeBps: 19_600_000 + l.id })) }));
   assert.equal(valueOf(shaped, 'mpctl_link_shape_rate_bps', { link: 'sat' }), 19_600_002);
+  // the controller's jitter average, seconds; a status from before it (the recorded stream) has none
+  assert.equal(valueOf(p, 'mpctl_link_jitter_seconds', { link: 'dsl' }), undefined, 'no jitter in the status: no series');
+  const jit = parseExposition(exposition({ ...s, links: s.links.map((l) => ({ ...l, cc: l.cc && { ...l.cc, jitterMs: 2.5 + l.id, jittery: l.id === 2 } })) }));
+  assert.equal(valueOf(jit, 'mpctl_link_jitter_seconds', { link: 'sat' }), 0.0045);
+  assert.equal(jit.types.get('mpctl_link_jitter_seconds'), 'gauge');
   assert.equal(valueOf(p, 'mpctl_drops_total', { reason: 'bad_mac' }), 0);
   assert.equal(p.samples.filter((x) => x.name === 'mpctl_drops_total').length, Object.keys(s.drops).length);
   assert.equal(valueOf(p, 'mpctl_handshakes_total'), 3);

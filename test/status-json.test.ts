@@ -46,6 +46,13 @@ test('status --json: the schema refuses what it does not document', () => {
   assert.ok(!validateStatus({ ...s, nat: { mappings: 70000, tcp: 0, udp: 0, icmp: 0, expired: 0 } }), 'more mappings than the table holds');
   assert.match(statusText({ ...s, nat: { mappings: 12, tcp: 8, udp: 3, icmp: 1, expired: 2 } }), /\n {2}NAT: 12 mappings \(TCP 8, UDP 3, ICMP 1\), 2 expired \(freed, deleted at the next sweep\)\n/);
   assert.doesNotMatch(statusText(s), /NAT:/, 'no line without whole-LAN mode');
+  // the controller's jitter (a status from before it has none: the recorded stream)
+  const jit = { ...s, links: s.links.map((l) => ({ ...l, cc: l.cc && { ...l.cc, jitterMs: l.id === 1 ? 2.34 : 0.2, jittery: l.id === 1 } })) };
+  assert.ok(validateStatus(jit), errors());
+  assert.match(statusText(jit), /link 1 4g [^\n]*\n {4}cc [^\n]* loss 0\.0 % jitter 2\.3 ms \(jittery\)\n/);
+  assert.match(statusText(jit), /link 0 dsl [^\n]*\n {4}cc [^\n]* jitter 0\.2 ms\n/);
+  assert.doesNotMatch(statusText(s), /jitter/, 'none without the figure');
+  assert.ok(!validateStatus({ ...jit, links: [{ ...jit.links[0]!, cc: { ...jit.links[0]!.cc!, jitterMs: -1 } }] }), 'a negative jitter');
   assert.ok(!validateStatus({ ...s, dataPath: { forwarding: true } }), 'an incomplete dataPath');
   const { security: _, ...noSecurity } = s;
   assert.ok(!validateStatus(noSecurity), 'a missing field');

@@ -89,6 +89,10 @@ export interface CcStatus {
   queueMs: number;
   rttMs: number;
   lossPct: number;
+  /** the link's one-way delay jitter, averaged over ~10 s (State.jitterAvg), ms */
+  jitterMs: number;
+  /** the average marks the link jittery: a shaping link does not equalise against it (cc.equalising) */
+  jittery: boolean;
   stale: boolean;
   /** feedback records this link's controller has taken */
   feedback: number;
@@ -337,6 +341,8 @@ export class CcLoop {
       queueMs: e.queueUs / 1000,
       rttMs: e.rttUs / 1000,
       lossPct: e.lossRate * 100,
+      jitterMs: s.jitterAvg.us / 1000,
+      jittery: s.jitterAvg.jittery,
       stale: e.stale,
       feedback: this.fbCount.get(id) ?? 0,
     };

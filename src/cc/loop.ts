@@ -89,10 +89,11 @@ export interface CcStatus {
   queueMs: number;
   rttMs: number;
   lossPct: number;
-  /** the link's one-way delay jitter, averaged over ~10 s (State.jitterAvg), ms */
-  jitterMs: number;
+  /** the link's one-way delay jitter, averaged over ~10 s (State.jitterAvg), ms; absent in the
+   * status of a portal from before it */
+  jitterMs?: number;
   /** the average marks the link jittery: a shaping link does not equalise against it (cc.equalising) */
-  jittery: boolean;
+  jittery?: boolean;
   stale: boolean;
   /** feedback records this link's controller has taken */
   feedback: number;

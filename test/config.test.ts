@@ -34,7 +34,7 @@ test('lp.toml parses to the typed config, with defaults filled in', async () => 
     probeIntervalMs: 100,
     congestionControl: true,
     ackPath: 'slowest',
-    shape: false,
+    shape: 'auto',
     redundant: [],
     auth: { mode: 'authenticated', privateKeyFile: '/etc/mpctl/lp.key', peerPublicKey: RP_PUB },
     lan: 'lan',
@@ -53,8 +53,9 @@ test('lp.toml parses to the typed config, with defaults filled in', async () => 
   assert.deepEqual(r.value, expected);
 });
 
-test('shape: false by default, true, or "auto"', () => {
-  assert.equal((parseConfig({ ...LP }, 'lp.toml')._unsafeUnwrap() as LocalConfig).shape, false);
+test('shape: "auto" by default, true, or false', () => {
+  assert.equal((parseConfig({ ...LP }, 'lp.toml')._unsafeUnwrap() as LocalConfig).shape, 'auto');
+  assert.equal((parseConfig({ ...LP, shape: false }, 'lp.toml')._unsafeUnwrap() as LocalConfig).shape, false);
   assert.equal((parseConfig({ ...LP, shape: true }, 'lp.toml')._unsafeUnwrap() as LocalConfig).shape, true);
   assert.equal((parseConfig({ ...LP, shape: 'auto' }, 'lp.toml')._unsafeUnwrap() as LocalConfig).shape, 'auto');
 });
@@ -99,7 +100,7 @@ test('rp.toml and rp-single.toml parse to the typed configs', async () => {
     probeIntervalMs: 100,
     congestionControl: true,
     ackPath: 'slowest',
-    shape: false,
+    shape: 'auto',
     redundant: [],
     auth: { mode: 'authenticated', privateKeyFile: '/etc/mpctl/rp.key', peerPublicKey: LP_PUB },
     wan: 'wan',
@@ -119,7 +120,7 @@ test('rp.toml and rp-single.toml parse to the typed configs', async () => {
     probeIntervalMs: 100,
     congestionControl: true,
     ackPath: 'slowest',
-    shape: false,
+    shape: 'auto',
     redundant: [],
     auth: { mode: 'authenticated', privateKeyFile: '/etc/mpctl/vps.key', peerPublicKey: LP_PUB },
     wan: 'eth0',

@@ -1,4 +1,4 @@
-// Routed-hosts mode end to end (`mpctl lab up --routed-hosts`, topology.ts ROUTERS): a bonded lab
+// Routed-hosts mode end to end (`mpctl lab up`, the default; topology.ts ROUTERS): a bonded lab
 // with a router (cgw, sgw) one IP hop in front of each end host, every address as without it.
 //
 //   client ── cgw ── lp ═╦═ isp1 ═╦═ inet ── rp ── sgw ── server
@@ -8,7 +8,7 @@
 // with its TTL (IPv6: hop limit) one lower than the portal sent it with (its namespace's default),
 // and each portal resolves its end host to the router's MAC. The bond carries both families and TCP at a
 // sane rate both ways through it, and `down` leaves nothing. The routed lab's portals shape
-// their links (`shape = true`, the mode routed hosts exist for: run/shaper.ts): each link's data
+// their links (the default with routed hosts: `shape = true`, the mode routed hosts exist for: run/shaper.ts): each link's data
 // leaves through its own htb class on both portals, the probes and feedback around them; the
 // class of the 10 ms link shapes (the scheduler keeps it ahead of the 30 ms one), the 30 ms
 // link's stays open.
@@ -139,7 +139,7 @@ test('routed hosts: a router hop in front of each end host, same addresses, the 
         }
       });
     },
-    { bond: true, routedHosts: true, shape: true },
+    { bond: true }, // the lab's defaults: routed hosts, shaping portals
   );
   assert.ok(name);
   assert.deepEqual(await listNamespaces(nsPrefix(name)), [], 'down left no namespace of the lab, routers included');

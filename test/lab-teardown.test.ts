@@ -29,8 +29,9 @@ async function emulatorPids(name: string): Promise<number[]> {
 
 test('down removes namespaces, veths, processes and files; repeating it is harmless', async () => {
   const name = uniqueLabName();
-  const up = await labUp({ name, scenario: uniformScenario(2)._unsafeUnwrap(), bond: false });
+  const up = await labUp({ name, scenario: uniformScenario(2)._unsafeUnwrap(), bond: false, routedHosts: false });
   assert.ok(up.isOk(), JSON.stringify(up.isErr() && up.error));
+  assert.equal(up.value.routedHosts, undefined, 'the state says the hosts are not routed');
   assert.equal((await listNamespaces(nsPrefix(name))).length, 2 + 2 + 4); // client lp, 2 isps, inet rp server attacker
   const pids = await emulatorPids(name);
   const again = await labUp({ name, scenario: uniformScenario(2)._unsafeUnwrap(), bond: false });
@@ -42,11 +43,12 @@ test('down removes namespaces, veths, processes and files; repeating it is harml
   assert.ok(d2.isOk() && d2.value.removed.length === 0);
 });
 
-test('routed hosts: up makes the routers, status shows them, down removes them with the rest', async () => {
+test('routed hosts (the default): up makes the routers, status shows them, down removes them with the rest', async () => {
   const name = uniqueLabName();
-  const up = await labUp({ name, scenario: uniformScenario(1)._unsafeUnwrap(), bond: false, routedHosts: true });
+  const up = await labUp({ name, scenario: uniformScenario(1)._unsafeUnwrap(), bond: false });
   assert.ok(up.isOk(), JSON.stringify(up.isErr() && up.error));
-  assert.equal(up.value.routedHosts, true, 'the state remembers the option');
+  assert.equal(up.value.routedHosts, true, 'the state remembers the mode');
+  assert.equal(up.value.shape, true, 'and that its portals shape');
   const nss = await listNamespaces(nsPrefix(name));
   assert.equal(nss.length, 2 + 1 + 4 + 2); // client lp, 1 isp, inet rp server attacker, cgw sgw
   for (const router of ['cgw', 'sgw']) assert.ok(nss.includes(`${nsPrefix(name)}${router}`), `${router} is up`);
@@ -58,6 +60,13 @@ test('routed hosts: up makes the routers, status shows them, down removes them w
   assert.ok(d.isOk());
   assert.equal(d.value.removed.length, nss.length, 'down removed every namespace');
   await assertGone(name, pids);
+});
+
+test('a lab that shapes needs routed hosts: up refuses shape without them and makes nothing', async () => {
+  const name = uniqueLabName();
+  const up = await labUp({ name, scenario: uniformScenario(1)._unsafeUnwrap(), bond: false, routedHosts: false, shape: true });
+  assert.ok(up.isErr() && up.error.kind === 'Conflict' && /needs routed hosts/.test(up.error.message), JSON.stringify(up.isErr() ? up.error : up.value));
+  assert.deepEqual(await listNamespaces(nsPrefix(name)), []);
 });
 
 test('a test that throws midway leaves nothing behind', async () => {

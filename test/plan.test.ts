@@ -95,6 +95,7 @@ test('one line per step; down is up reversed, add → del', async () => {
       const u = up[i]!;
       if (d.startsWith('#')) assert.match(u, /^(sysctl|ethtool|ip link set) /);
       else if (d.startsWith('tc filter')) assert.ok(u.startsWith(d.replace(' del ', ' add ')), `${u} / ${d}`);
+      else if (d.startsWith('tc qdisc del') && d.includes(' root ')) assert.ok(u.startsWith(d.replace(' del ', ' replace ')), `${u} / ${d}`);
       else assert.equal(d, u.replace(' add ', ' del ').replace(/ router$/, ''));
     });
   }
@@ -208,14 +209,14 @@ test('every RP gets the routed loop, a single-interface one too (encap enters it
   }
 });
 
-test('shape = true: an htb root (6d70:) on each link device of the LP and on the RP\'s wan, before encap sends anything; none without it', async () => {
+test('shape = true: an htb root (6d70:) on each link device of the LP and on the RP\'s wan, before encap sends anything; none with shape = false', async () => {
   for (const [name, facts, devs] of [
     ['lp.toml', LP_FACTS, ['wan1', 'wan2', 'wan3']],
     ['rp.toml', undefined, ['wan']],
   ] as const) {
     const cfg = await config(name);
-    assert.equal(cfg.shape, false, 'off by default');
-    assert.ok(!plan(cfg, facts).steps.some((s) => s.kind === 'shaper'), `${name}: no shaper without shape`);
+    assert.equal(cfg.shape, 'auto', '"auto" by default');
+    assert.ok(!plan({ ...cfg, shape: false }, facts).steps.some((s) => s.kind === 'shaper'), `${name}: no shaper with shape = false`);
     const p = plan({ ...cfg, shape: true }, facts);
     const shapers = p.steps.filter((s) => s.kind === 'shaper');
     assert.deepEqual(shapers.map((s) => s.dev), [...devs], name);

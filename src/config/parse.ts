@@ -43,7 +43,7 @@ export const DEFAULTS = {
   budget_period: 'monthly',
   congestion_control: true,
   ack_path: 'slowest',
-  shape: false as boolean | 'auto',
+  shape: 'auto' as boolean | 'auto',
   lan_nat_ports: '1024-65535',
 } as const;
 

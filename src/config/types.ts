@@ -74,9 +74,9 @@ interface Common {
   ackPath: 'slowest' | 'earliest';
   /** `shape = true`: each link's tunnel traffic leaves through an htb class of its own at the
    * link's pacing rate (src/run/shaper.ts, bpf/shape.h), so the queue that equalises the links'
-   * delays sits in the portal, not in the ISP's buffer; default false. "auto": the same on the
+   * delays sits in the portal, not in the ISP's buffer. "auto" (the default): the same on the
    * devices whose root qdisc is the kernel's default; a device with an operator's root keeps it
-   * and its links go unshaped (true: up fails there) */
+   * and its links go unshaped (true: up fails there); false: no link shaped */
   shape: boolean | 'auto';
   /** `[[redundant]]` classes: latency-critical traffic sent on several links (config/redundant.ts) */
   redundant: RedundantClass[];

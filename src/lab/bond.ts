@@ -45,7 +45,9 @@ export interface BondOptions {
   /** whole-LAN mode: the LP translates the lab's LAN (topology.ts LAN) to the client address;
    * the client node keeps its lab address (the client address is the NAT's) */
   lan?: boolean;
-  /** both portals shape their links (`shape = true`: an htb class per link at its pacing rate) */
+  /** both portals shape their links (`shape = true`: an htb class per link at its pacing rate);
+   * absent or false: `shape = false` (the product's default, "auto", would shape the lab's
+   * devices, which only the lab's routed-hosts mode suits: lab.ts UpOptions.shape) */
   shape?: boolean;
   /** LP config extras (tests of tiers, budgets and static weights): per link (by index) its
    * `metric`, its configured `rate` instead of the emulated one ('': none, measured), its `budget`; and
@@ -99,7 +101,7 @@ export function lpConfig(lab: string, links: LinkSettings[], o: BondOptions, key
     `port = ${BOND.port}`,
     ...keyLines(keys, o),
     ...(o.lp?.congestionControl === false ? ['congestion_control = false'] : []),
-    ...(o.shape === true ? ['shape = true'] : []),
+    `shape = ${o.shape === true}`,
     // whole-LAN mode, with the LP's own traffic through the bond too (from 192.168.1.1, fd00:1::1)
     ...(o.lan === true ? [`lan_prefixes = ["${LAN.v4}", "${LAN.v6}"]`, 'bond_local = true'] : []),
     ...(o.lp?.portForwards ? [`port_forwards = [${o.lp.portForwards.map((f) => JSON.stringify(f)).join(', ')}]`] : []),
@@ -143,7 +145,7 @@ export function rpConfig(lab: string, links: LinkSettings[], o: BondOptions, key
     `client = ["${c.v4}/32", "${c.v6}/128"]`,
     ...keyLines(keys, o),
     ...(o.singleInterface ? ['single_interface = true', 'reserved_ports = [22]'] : []),
-    ...(o.shape === true ? ['shape = true'] : []),
+    `shape = ${o.shape === true}`,
     `link_names = [${links.map((l) => `"${l.label}"`).join(', ')}]`,
     ...(o.lp?.redundant ? ['', ...o.lp.redundant] : []),
     '',

@@ -173,11 +173,14 @@ export interface UpOptions {
   lp?: BondOptions['lp'];
   /** whole-LAN mode: a LAN switch with host1 and host2 (topology.ts), the LP translating them */
   lan?: boolean;
-  /** both portals shape their links (`shape = true`; bond.ts); implies routedHosts: without the
-   * hop the end hosts' TCP small queues would count the portals' queues as their own */
+  /** both portals shape their links (`shape = true`; bond.ts); absent: as routedHosts (the
+   * product's default, `shape = "auto"`, is what a lab with routed hosts runs). Needs routed
+   * hosts: without the hop the end hosts' TCP small queues would count the portals' queues as
+   * their own (labUp refuses shape with routedHosts false) */
   shape?: boolean;
-  /** routed-hosts mode: a router one IP hop in front of each end host's side (topology.ts
-   * ROUTERS), so the end hosts' skbs are orphaned before a portal queues them (TCP small queues) */
+  /** routed-hosts mode (absent: on): a router one IP hop in front of each end host's side
+   * (topology.ts ROUTERS), so the end hosts' skbs are orphaned before a portal queues them (TCP
+   * small queues), as on a real LAN; false: the end hosts' veths straight on the portals */
   routedHosts?: boolean;
 }
 
@@ -186,7 +189,10 @@ export async function labUp(o: UpOptions): Promise<Result<LabState, MpError>> {
   if (name.isErr()) return err(name.error);
   if ((await readState(o.name)).isOk() || (await listNamespaces(nsPrefix(o.name))).length > 0)
     return err({ kind: 'Conflict', what: 'lab', message: `lab "${o.name}" is already up (mpctl lab down --name ${o.name} first)` });
-  const routedHosts = o.routedHosts === true || o.shape === true;
+  const routedHosts = o.routedHosts ?? true;
+  if (o.shape === true && !routedHosts)
+    return err({ kind: 'Conflict', what: 'lab', message: 'a lab that shapes needs routed hosts (--shape with --no-routed-hosts): without the hop the end hosts\' TCP small queues count the portals\' queues as their own' });
+  const shape = o.shape ?? routedHosts;
   const t = buildTopology(o.name, o.scenario.links.length, { lan: o.lan ?? false, routedHosts });
   const state: LabState = {
     version: 1,
@@ -200,6 +206,7 @@ export async function labUp(o: UpOptions): Promise<Result<LabState, MpError>> {
     singleInterface: o.singleInterface ?? false,
     ...(o.lan ? { lan: true } : {}),
     ...(routedHosts ? { routedHosts: true } : {}),
+    ...(shape ? { shape: true } : {}),
   };
   await writeState(state);
   const built = await build(t, state);
@@ -208,7 +215,7 @@ export async function labUp(o: UpOptions): Promise<Result<LabState, MpError>> {
     return err(built.error);
   }
   if (state.bond) {
-    const b = await startBond(o.name, state.links, { singleInterface: state.singleInterface, ipv6Underlay: o.ipv6Underlay ?? false, ipCarrier: o.ipCarrier ?? false, ...(o.lp ? { lp: o.lp } : {}), ...(o.lan ? { lan: true } : {}), ...(o.shape ? { shape: true } : {}) }, mpctlPath());
+    const b = await startBond(o.name, state.links, { singleInterface: state.singleInterface, ipv6Underlay: o.ipv6Underlay ?? false, ipCarrier: o.ipCarrier ?? false, ...(o.lp ? { lp: o.lp } : {}), ...(o.lan ? { lan: true } : {}), shape }, mpctlPath());
     if (b.isErr()) {
       await labDown(o.name);
       return err(b.error);

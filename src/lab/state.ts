@@ -25,6 +25,8 @@ export interface LabState {
   lan?: boolean;
   /** routed-hosts mode: a router in front of each end host's side (topology.ts ROUTERS); absent = false */
   routedHosts?: boolean;
+  /** both portals shape their links (`shape = true`; lab.ts UpOptions.shape); absent = false */
+  shape?: boolean;
 }
 
 export const stateFile = (name: string): string => `${LAB_RUN_DIR}/${name}.json`;

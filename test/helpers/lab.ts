@@ -43,14 +43,14 @@ export interface LabOptions {
   lp?: BondOptions['lp'];
   /** whole-LAN mode: LAN switch, host1 and host2, the LP translating them (topology.ts LAN) */
   lan?: boolean;
-  /** both portals shape their links (`shape = true`) */
+  /** both portals shape their links (`shape = true`; absent: as routedHosts, lab.ts UpOptions.shape) */
   shape?: boolean;
-  /** routed-hosts mode: a router in front of each end host's side (topology.ts ROUTERS) */
+  /** routed-hosts mode: a router in front of each end host's side (topology.ts ROUTERS; absent: on) */
   routedHosts?: boolean;
 }
 
 async function bringUp(name: string, scenario: Scenario, o: LabOptions): Promise<void> {
-  const up = await labUp({ name, scenario, bond: o.bond ?? false, singleInterface: o.singleInterface ?? false, ipv6Underlay: o.ipv6Underlay ?? false, ipCarrier: o.ipCarrier ?? false, schedules: o.schedules ?? true, ...(o.lp ? { lp: o.lp } : {}), ...(o.lan ? { lan: true } : {}), ...(o.shape ? { shape: true } : {}), ...(o.routedHosts ? { routedHosts: true } : {}) });
+  const up = await labUp({ name, scenario, bond: o.bond ?? false, singleInterface: o.singleInterface ?? false, ipv6Underlay: o.ipv6Underlay ?? false, ipCarrier: o.ipCarrier ?? false, schedules: o.schedules ?? true, ...(o.lp ? { lp: o.lp } : {}), ...(o.lan ? { lan: true } : {}), ...(o.shape !== undefined ? { shape: o.shape } : {}), ...(o.routedHosts !== undefined ? { routedHosts: o.routedHosts } : {}) });
   if (up.isErr()) throw new Error(`lab up failed: ${JSON.stringify(up.error)}`);
 }
 

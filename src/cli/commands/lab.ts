@@ -45,22 +45,22 @@ const up: CommandModule = {
       .option('lan', { type: 'boolean', default: false, describe: 'whole-LAN mode: a LAN switch with host1 and host2 (192.168.1.0/24, fd00:1::/64) that the LP translates to the client address' })
       .option('routed-hosts', {
         type: 'boolean',
-        default: false,
+        default: true,
         describe:
-          'a router one IP hop in front of each end host (cgw before the LP, sgw before the RP; proxy ARP/NDP, every address kept): IP receive frees the sender\'s skbs, so a queue in a portal does not eat the end host\'s TCP small-queues budget, as on a real LAN',
+          'a router one IP hop in front of each end host (cgw before the LP, sgw before the RP; proxy ARP/NDP, every address kept): IP receive frees the sender\'s skbs, so a queue in a portal does not eat the end host\'s TCP small-queues budget, as on a real LAN (--no-routed-hosts: the end hosts\' veths straight on the portals, and no shaping)',
       })
       .option('shape', {
         type: 'boolean',
-        default: false,
-        describe: 'both portals shape their links (shape = true: an htb class per link at its pacing rate, the delay-equalising queue in the portal instead of the ISP buffer); implies --routed-hosts',
+        describe: 'both portals shape their links (shape = true: an htb class per link at its pacing rate, the delay-equalising queue in the portal instead of the ISP buffer); default: with routed hosts (the portals\' own default is shape = "auto"); --no-shape: shape = false',
       })
       .option('json', { type: 'boolean', default: false, describe: 'print the status as JSON' })
-      .check(integerIn('links', 1, MAX_LINKS)),
+      .check(integerIn('links', 1, MAX_LINKS))
+      .check((a) => (a.shape === true && a.routedHosts === false ? '--shape needs routed hosts (drop --no-routed-hosts): without the hop the end hosts\' TCP small queues count the portals\' queues as their own' : true)),
   handler: (a) =>
     run(asRoot(async () => {
       const sc = await scenarioFrom(a as { scenario?: string; links?: number });
       if (sc.isErr()) return err(sc.error);
-      const r = await labUp({ name: a.name as string, scenario: sc.value, bond: a.bond as boolean, singleInterface: a.singleInterface as boolean, ipv6Underlay: a.ipv6Underlay as boolean, ipCarrier: a.ipCarrier as boolean, lan: a.lan as boolean, routedHosts: a.routedHosts as boolean, shape: a.shape as boolean });
+      const r = await labUp({ name: a.name as string, scenario: sc.value, bond: a.bond as boolean, singleInterface: a.singleInterface as boolean, ipv6Underlay: a.ipv6Underlay as boolean, ipCarrier: a.ipCarrier as boolean, lan: a.lan as boolean, routedHosts: a.routedHosts as boolean, ...(a.shape !== undefined ? { shape: a.shape as boolean } : {}) });
       if (r.isErr()) return err(r.error);
       const s = await labStatus(a.name as string);
       if (s.isErr()) return err(s.error);

@@ -12,7 +12,7 @@ import { parseRate } from '../params.js';
 import { readState } from '../state.js';
 import { iperf, linkAddrs, type IperfResult } from '../measure.js';
 import { parseScenario, type Scenario } from '../scenario.js';
-import { CCS, markStability, median, round1, SUITE, type SuiteFigure } from './suite.js';
+import { CCS, markStability, median, round1, SUITE, suiteLabModes, type SuiteFigure } from './suite.js';
 import { run as runCmd } from '../namespaces.js';
 import { packagePath } from '../../paths.js';
 import { renderPlot } from './plot.js';
@@ -34,20 +34,25 @@ export interface BenchReport {
   ccs?: string[];
   /** measured seconds per flow when overridden (`--seconds`: a short validation run) */
   seconds?: number;
-  /** lab modes the environment turned on (MPCTL_LAB_SHAPE=1: the portals shape their links;
-   * MPCTL_LAB_ROUTED_HOSTS=1: the end hosts one routed hop away); absent: neither */
+  /** the bonding scenarios' lab modes (suite.ts suiteLabModes): "routed-hosts" (the end hosts
+   * one routed hop away), "shape" (the portals shape their links); absent in reports from before
+   * these modes existed or were the default: neither */
   modes?: string[];
   /** names of the figures whose runs spread more than 10 points */
   unstable: string[];
   figures: BenchFigure[];
 }
 
-/** The lab modes the environment turns on for the bonding scenarios (suite.ts inLab). */
-const labModes = (): string[] => [...(process.env.MPCTL_LAB_SHAPE === '1' ? ['shape'] : []), ...(process.env.MPCTL_LAB_ROUTED_HOSTS === '1' ? ['routed-hosts'] : [])];
+/** The bonding scenarios' lab modes (suite.ts inLab), as the report names them. */
+const labModes = (): string[] => {
+  const m = suiteLabModes();
+  return [...(m.shape ? ['shape'] : []), ...(m.routedHosts ? ['routed-hosts'] : [])];
+};
 
 async function inLab<T>(name: string, sc: Scenario, f: (lab: string) => Promise<Result<T, MpError>>): Promise<Result<T, MpError>> {
   await labDown(name);
-  const up = await labUp({ name, scenario: sc, bond: false });
+  // the data path's and the emulator's costs: end hosts on the portals, as those reports ran
+  const up = await labUp({ name, scenario: sc, bond: false, routedHosts: false });
   if (up.isErr()) return err(up.error);
   try {
     return await f(name);
@@ -311,7 +316,7 @@ export async function runBench(name: string, runs: number, outDir: string, secon
     host: { cpus: os.cpus().length, kernel: os.release(), load1: Math.round(os.loadavg()[0]! * 100) / 100, tcpCc: await tcpCc() },
     ...(suite && figures.some((f) => f.cc) ? { ccs: [...CCS] } : {}),
     ...(seconds !== undefined ? { seconds } : {}),
-    ...(labModes().length ? { modes: labModes() } : {}),
+    ...(suite && labModes().length ? { modes: labModes() } : {}),
     unstable: figures.filter((f) => f.unstable).map((f) => f.name),
     figures,
   };

@@ -80,7 +80,7 @@ async function portalPids(lab: string): Promise<Result<{ lp: number; rp: number 
 
 async function inLab<T>(name: string, sc: Scenario, bond: boolean, f: (lab: string) => Promise<Result<T, MpError>>): Promise<Result<T, MpError>> {
   await labDown(name);
-  const up = await labUp({ name, scenario: sc, bond: false });
+  const up = await labUp({ name, scenario: sc, bond: false, routedHosts: false });
   if (up.isErr()) return err(up.error);
   try {
     if (bond) {

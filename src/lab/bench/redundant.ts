@@ -31,7 +31,7 @@ import { parseScenario } from '../scenario.js';
 import { labDir } from '../state.js';
 import { nsName } from '../topology.js';
 import { portalStatus, type RedundantStatus } from '../../run/status.js';
-import type { SuiteFigure, SuiteOptions, SuiteResult } from './suite.js';
+import { suiteLabModes, type SuiteFigure, type SuiteOptions, type SuiteResult } from './suite.js';
 
 const PORT = 5004;
 const PPS = 50;
@@ -201,7 +201,7 @@ const CLASS = ['[[redundant]]', 'name = "call"', `udp_ports = [${PORT}]`, 'links
 export async function redundantBench(lab: string, o: SuiteOptions): Promise<Result<SuiteResult, MpError>> {
   const sc = parseScenario({ links: DELAYS_MS.map((d) => ({ rate: '20mbit', delay: `${d}ms`, queue: '60ms' })) }, 'bench')._unsafeUnwrap();
   await labDown(lab);
-  const up = await labUp({ name: lab, scenario: sc, bond: true, schedules: false, lp: { redundant: CLASS } });
+  const up = await labUp({ name: lab, scenario: sc, bond: true, schedules: false, ...suiteLabModes(), lp: { redundant: CLASS } });
   if (up.isErr()) return err(up.error);
   const isp = (k: number) => nsName(lab, `isp${k}`);
   const figures: SuiteFigure[] = [];

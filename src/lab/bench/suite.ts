@@ -187,8 +187,17 @@ function sumMbitOf(sc: Scenario, dir: Dir, seconds?: number): number {
   return sc.links.reduce((a, l) => a + rate(l), 0) / 1e6;
 }
 
+/** The lab modes of the bonding scenarios (lab.ts UpOptions): routed hosts and shaping portals,
+ * the lab's defaults; MPCTL_LAB_ROUTED_HOSTS=0 in the environment attaches the end hosts straight
+ * to the portals (and then nothing shapes), MPCTL_LAB_SHAPE=0 keeps the hosts routed but the
+ * portals unshaped (`shape = false`), for side-by-side runs. */
+export function suiteLabModes(env: NodeJS.ProcessEnv = process.env): { routedHosts: boolean; shape: boolean } {
+  const routedHosts = env.MPCTL_LAB_ROUTED_HOSTS !== '0';
+  return { routedHosts, shape: routedHosts && env.MPCTL_LAB_SHAPE !== '0' };
+}
+
 /** What a suite lab is brought up with besides its links: LP config extras, and routed-hosts mode
- * (lab.ts UpOptions.routedHosts; unset: MPCTL_LAB_ROUTED_HOSTS=1 in the environment turns it on). */
+ * (lab.ts UpOptions.routedHosts; unset: suiteLabModes). */
 interface InLabOptions {
   lp?: BondOptions['lp'];
   routedHosts?: boolean;
@@ -198,11 +207,10 @@ interface InLabOptions {
  * them (flowEvents). */
 async function inLab<T>(lab: string, sc: Scenario, bond: boolean, f: (lab: string) => Promise<Result<T, MpError>>, o: InLabOptions = {}): Promise<Result<T, MpError>> {
   await labDown(lab);
-  // shaping implies routed hosts (lab.ts UpOptions.shape), in the best-link-alone labs too
-  const routedHosts = o.routedHosts ?? (process.env.MPCTL_LAB_ROUTED_HOSTS === '1' || process.env.MPCTL_LAB_SHAPE === '1');
-  // MPCTL_LAB_SHAPE=1: the portals shape their links (`shape = true`), for side-by-side runs
-  const shape = process.env.MPCTL_LAB_SHAPE === '1';
-  const up = await labUp({ name: lab, scenario: sc, bond, schedules: false, routedHosts, ...(o.lp ? { lp: o.lp } : {}), ...(shape ? { shape } : {}) });
+  // the best-link-alone labs have the bond's routed hosts too
+  const modes = suiteLabModes();
+  const routedHosts = o.routedHosts ?? modes.routedHosts;
+  const up = await labUp({ name: lab, scenario: sc, bond, schedules: false, routedHosts, shape: routedHosts && modes.shape, ...(o.lp ? { lp: o.lp } : {}) });
   if (up.isErr()) return err(up.error);
   try {
     await sleep(1000); // probes answered, first feedback in
@@ -411,7 +419,7 @@ interface TcpScenario {
   /** more figures from each CC and direction's bond runs and the best link alone */
   extra?: (cc: Cc, dir: Dir, runs: FlowRun[], bestMbit: number | null, seconds: number) => SuiteFigure[];
   /** routed-hosts mode for the bond's lab and the best link's (lab.ts UpOptions.routedHosts);
-   * unset: MPCTL_LAB_ROUTED_HOSTS */
+   * unset: suiteLabModes */
   routedHosts?: boolean;
 }
 

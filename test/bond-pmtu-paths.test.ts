@@ -215,6 +215,8 @@ test('bond path MTU: ICMP on the RP, an interface MTU lowered at runtime, per-di
         assert.ok(rpMs >= 0, 'the RP follows');
       });
     },
-    { bond: true },
+    // the end hosts straight on the portals: their first hop is the tunnel, whose hops (d) checks
+    // (a router in front, the lab's default, would be hop 1 of every trace)
+    { bond: true, routedHosts: false },
   );
 });

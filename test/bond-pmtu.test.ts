@@ -291,6 +291,8 @@ test('bond path MTU: every link its own, found by probing, never a black hole', 
         assert.ok(ms >= 0 && ms <= 2000, `found within 2 s (${ms} ms)`);
       });
     },
-    { bond: true },
+    // the end hosts straight on the portals: their first hop is the tunnel, whose ICMP (e) checks
+    // (a router in front, the lab's default, would answer TTL 1 itself, from 192.0.0.8)
+    { bond: true, routedHosts: false },
   );
 });

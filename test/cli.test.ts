@@ -29,6 +29,7 @@ const USAGE: [string[], RegExp][] = [
   [['lab', 'bench', '--runs', '0'], /^mpctl: --runs must be an integer from 1 to 100 \(mpctl lab bench --help/],
   [['lab', 'bench', 'nosuch'], /^mpctl: no benchmark "nosuch" \(benchmarks: 2x20,/],
   [['lab', 'up', '--links', 'many'], /^mpctl: --links must be an integer from 1 to 16/],
+  [['lab', 'up', '--shape', '--no-routed-hosts'], /^mpctl: --shape needs routed hosts \(drop --no-routed-hosts\)/],
   [['lab', 'check', '--seconds', '0'], /^mpctl: --seconds must be a number above 0/],
   [['lab', 'frob'], /^mpctl: give a lab command: up, down/],
 ];

@@ -24,7 +24,7 @@ test('mpctl lab: up from a TOML scenario, status --json, exec with names, set, d
     assert.equal(up.code, 0, up.err);
     const st = JSON.parse(mpctl('lab', 'status', '--name', name, '--json').out);
     assert.equal(st.name, name);
-    assert.deepEqual(st.nodes.map((n: { node: string }) => n.node), ['client', 'lp', 'isp1', 'isp2', 'inet', 'rp', 'server', 'attacker']);
+    assert.deepEqual(st.nodes.map((n: { node: string }) => n.node), ['client', 'cgw', 'lp', 'isp1', 'isp2', 'inet', 'rp', 'sgw', 'server', 'attacker'], 'the default lab: routed hosts (cgw, sgw)');
     for (const n of st.nodes) assert.equal(n.ns, `mp-${name}-${n.node}`);
     const lan = st.nodes.find((n: { node: string }) => n.node === 'client').interfaces[0];
     assert.deepEqual(lan.addresses.filter((a: string) => !a.startsWith('fe80:')).sort(), ['10.10.0.2/24', 'fd00:10::2/64']);

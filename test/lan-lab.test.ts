@@ -126,11 +126,15 @@ test('whole-LAN mode: two LAN hosts reach the server as the client address, IPv4
         assert.ok(r.intervals.slice(-3).every((x) => x > 10e6), 'the same connection carries on over link 2');
       });
 
-      await t.test('ICMP errors about a LAN flow reach its host: time exceeded for a TTL/hop limit of 1', async () => {
-        for (const dst of [SERVER.v4, SERVER.v6]) {
-          const out = must(await run('ip', ['netns', 'exec', nsName(lab, 'host1'), 'sh', '-c', `ping -n -c 1 -t 1 -W 2 ${dst}; true`], 10_000), 'ping -t 1');
-          t.diagnostic(`host1 ping -t 1 ${dst}: ${out.split('\n').find((l) => /exceeded/i.test(l)) ?? out.trim()}`);
+      await t.test('ICMP errors about a LAN flow reach its host: time exceeded from the RP, beyond the LP\'s translation', async () => {
+        // hop 1 is the router in front of the LAN (the lab's routed hosts: cgw), hop 2 the RP (the
+        // LP forwards into the tunnel without a hop of its own): the RP's error about the client
+        // address comes back through the bond and the LP translates it to host1
+        for (const [dst, rp] of [[SERVER.v4, BOND.rp.v4], [SERVER.v6, BOND.rp.v6]] as const) {
+          const out = must(await run('ip', ['netns', 'exec', nsName(lab, 'host1'), 'sh', '-c', `ping -n -c 1 -t 2 -W 2 ${dst}; true`], 10_000), 'ping -t 2');
+          t.diagnostic(`host1 ping -t 2 ${dst}: ${out.split('\n').find((l) => /exceeded/i.test(l)) ?? out.trim()}`);
           assert.match(out, /(Time to live|Hop limit|Time) exceeded/i, `host1 hears that its ping to ${dst} expired`);
+          assert.ok(out.includes(`From ${rp} `), `from the RP (${rp}): ${out}`);
         }
       });
 

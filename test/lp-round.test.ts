@@ -39,7 +39,7 @@ test('LP: a round that confirms a link\'s path MTUs sends the confirm pair as it
   const cfg = parseConfig(
     {
       role: 'local', lan: 'lan', client: '198.51.100.10', gateway: '198.51.100.1', remote: '198.51.100.2', port: p, insecure_no_auth: true,
-      probe_interval: '100ms', link: [{ interface: 'wan1' }, { interface: 'wan2' }],
+      probe_interval: '100ms', shape: false, link: [{ interface: 'wan1' }, { interface: 'wan2' }],
     },
     'lp.toml',
   )._unsafeUnwrap();
@@ -61,7 +61,9 @@ test('LP: a round that confirms a link\'s path MTUs sends the confirm pair as it
     [0, '127.0.0.2'],
     [1, '127.0.0.3'],
   ]);
-  const r = (await startLocal(lp, sources, port, { local: null, peer: null, keys: noKeys }, () => {}))._unsafeUnwrap();
+  const started = await startLocal(lp, sources, port, { local: null, peer: null, keys: noKeys }, () => {});
+  if (started.isErr()) peer.close(); // or the open socket keeps the test file, and the suite, running
+  const r = started._unsafeUnwrap();
   try {
     // both links up and their searches settled (confirmed both ways)
     const settled = () => r.status().every((s) => s.state === 'up' && s.pmtu && 'up' in s.pmtu && s.pmtu.up.mode === 'confirmed' && s.pmtu.down.mode === 'confirmed');

@@ -83,7 +83,7 @@ const quiet = () => {};
 const port = () => 20000 + Math.floor(Math.random() * 20000);
 
 function rpConfig(p: number, extra: Record<string, unknown>): RemoteConfig {
-  const c = parseConfig({ role: 'remote', wan: 'wan', client: '198.51.100.10', port: p, probe_interval: '20ms', ...extra }, 'rp.toml')._unsafeUnwrap();
+  const c = parseConfig({ role: 'remote', wan: 'wan', client: '198.51.100.10', port: p, probe_interval: '20ms', shape: false, ...extra }, 'rp.toml')._unsafeUnwrap();
   assert.ok(c.role === 'remote');
   return c;
 }

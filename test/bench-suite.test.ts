@@ -6,12 +6,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { bins, type Reading } from '../src/lab/bench/sample.js';
-import { aloneCandidates, bestOf, dip, flowEvents, longestStall, markStability, ratioFigure, spreadPoints, timeToReach, worstSecond } from '../src/lab/bench/suite.js';
+import { aloneCandidates, bestOf, dip, flowEvents, longestStall, markStability, ratioFigure, spreadPoints, suiteLabModes, timeToReach, worstSecond } from '../src/lab/bench/suite.js';
 import { renderPlot } from '../src/lab/bench/plot.js';
 import { gitState, renderBench, spreadText, tenMbitOrder, type BenchReport } from '../src/lab/bench/bench.js';
 import { parseScenario } from '../src/lab/scenario.js';
 import { traceWindowBps } from '../src/lab/params.js';
-import { lpConfig } from '../src/lab/bond.js';
+import { lpConfig, rpConfig } from '../src/lab/bond.js';
 import { parseConfig } from '../src/config/parse.js';
 import { parse as parseToml } from 'smol-toml';
 import { execFileSync } from 'node:child_process';
@@ -165,6 +165,22 @@ describe('benchmark bookkeeping', () => {
     assert.match(lpConfig('d', links, { singleInterface: false }, keys), /^rate = "30mbit"$/m);
     const cfg = parseConfig({ ...parseToml(without), private_key: undefined, peer_public_key: undefined, insecure_no_auth: true }, 'lp.toml');
     assert.ok(cfg.isOk(), JSON.stringify(cfg));
+  });
+
+  it('the suite labs: routed hosts and shaping portals by default; MPCTL_LAB_SHAPE=0 or MPCTL_LAB_ROUTED_HOSTS=0 turns them off', () => {
+    assert.deepEqual(suiteLabModes({}), { routedHosts: true, shape: true });
+    assert.deepEqual(suiteLabModes({ MPCTL_LAB_SHAPE: '0' }), { routedHosts: true, shape: false });
+    assert.deepEqual(suiteLabModes({ MPCTL_LAB_ROUTED_HOSTS: '0' }), { routedHosts: false, shape: false }, 'no shaping without the hop');
+    assert.deepEqual(suiteLabModes({ MPCTL_LAB_SHAPE: '1', MPCTL_LAB_ROUTED_HOSTS: '1' }), { routedHosts: true, shape: true });
+  });
+
+  it('the portals of a lab get shape = true or shape = false, never the product default', () => {
+    const links = parseScenario({ links: [{ rate: '20mbit', delay: '10ms' }] }, 't')._unsafeUnwrap().links;
+    const keys = { privateKeyFile: '/k', peerPublicKey: 'p' };
+    assert.match(lpConfig('d', links, { singleInterface: false, shape: true }, keys), /^shape = true$/m);
+    assert.match(lpConfig('d', links, { singleInterface: false }, keys), /^shape = false$/m);
+    assert.match(rpConfig('d', links, { singleInterface: false, shape: true }, keys), /^shape = true$/m);
+    assert.match(rpConfig('d', links, { singleInterface: false }, keys), /^shape = false$/m);
   });
 
   it("the flap figure is the flow's worst second after the warm-up", () => {

@@ -184,6 +184,9 @@ export interface UpOptions {
   routedHosts?: boolean;
 }
 
+/** Why shaping needs routed hosts (labUp's refusal, and `lab up`'s usage check). */
+export const SHAPE_NEEDS_HOP = "without the hop the end hosts' TCP small queues count the portals' queues as their own";
+
 export async function labUp(o: UpOptions): Promise<Result<LabState, MpError>> {
   const name = checkLabName(o.name);
   if (name.isErr()) return err(name.error);
@@ -191,7 +194,7 @@ export async function labUp(o: UpOptions): Promise<Result<LabState, MpError>> {
     return err({ kind: 'Conflict', what: 'lab', message: `lab "${o.name}" is already up (mpctl lab down --name ${o.name} first)` });
   const routedHosts = o.routedHosts ?? true;
   if (o.shape === true && !routedHosts)
-    return err({ kind: 'Conflict', what: 'lab', message: 'a lab that shapes needs routed hosts (--shape with --no-routed-hosts): without the hop the end hosts\' TCP small queues count the portals\' queues as their own' });
+    return err({ kind: 'Conflict', what: 'lab', message: `a lab that shapes needs routed hosts (--shape with --no-routed-hosts): ${SHAPE_NEEDS_HOP}` });
   const shape = o.shape ?? routedHosts;
   const t = buildTopology(o.name, o.scenario.links.length, { lan: o.lan ?? false, routedHosts });
   const state: LabState = {

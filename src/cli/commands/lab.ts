@@ -2,7 +2,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../../errors.js';
-import { labDown, labExec, labSchedule, labSet, labStatus, labUp, listLabs, type Direction } from '../../lab/lab.js';
+import { labDown, labExec, labSchedule, labSet, labStatus, labUp, listLabs, SHAPE_NEEDS_HOP, type Direction } from '../../lab/lab.js';
 import { renderStatus } from '../../lab/render.js';
 import { labCheck, renderCheck } from '../../lab/check.js';
 import { BENCHES, renderBench, runBench, writeSummary } from '../../lab/bench/bench.js';
@@ -55,7 +55,7 @@ const up: CommandModule = {
       })
       .option('json', { type: 'boolean', default: false, describe: 'print the status as JSON' })
       .check(integerIn('links', 1, MAX_LINKS))
-      .check((a) => (a.shape === true && a.routedHosts === false ? '--shape needs routed hosts (drop --no-routed-hosts): without the hop the end hosts\' TCP small queues count the portals\' queues as their own' : true)),
+      .check((a) => (a.shape === true && a.routedHosts === false ? `--shape needs routed hosts (drop --no-routed-hosts): ${SHAPE_NEEDS_HOP}` : true)),
   handler: (a) =>
     run(asRoot(async () => {
       const sc = await scenarioFrom(a as { scenario?: string; links?: number });

@@ -308,6 +308,7 @@ export async function runBench(name: string, runs: number, outDir: string, secon
     figures = [...prev.filter((f) => !fresh.has(f.name)), ...figures];
   }
   figures = markStability(figures);
+  const modes = labModes();
   const report: BenchReport = {
     bench: name,
     startedAt,
@@ -316,7 +317,7 @@ export async function runBench(name: string, runs: number, outDir: string, secon
     host: { cpus: os.cpus().length, kernel: os.release(), load1: Math.round(os.loadavg()[0]! * 100) / 100, tcpCc: await tcpCc() },
     ...(suite && figures.some((f) => f.cc) ? { ccs: [...CCS] } : {}),
     ...(seconds !== undefined ? { seconds } : {}),
-    ...(suite && labModes().length ? { modes: labModes() } : {}),
+    ...(suite && modes.length ? { modes } : {}),
     unstable: figures.filter((f) => f.unstable).map((f) => f.name),
     figures,
   };

@@ -261,6 +261,10 @@ describe('congestion-control loop', () => {
     assert.ok(last(1).rateBps > last(0).rateBps / 2n, `link 1 uncapped: ${last(1).rateBps} vs ${last(0).rateBps}`);
     assert.equal(loop.output(1)!.rateBps, last(1).rateBps, 'output() = the last write');
     assert.equal(loop.output(0)!.rateBps, last(0).rateBps);
+    // status shows each link's random loss: 1 of 102 sequence numbers on link 1, none on link 0
+    const rl = loop.status(1)!.randomLossPct!;
+    assert.ok(rl > 0.5 && rl < 1.5, `link 1's random loss ${rl} %`);
+    assert.equal(loop.status(0)!.randomLossPct, 0);
   });
 
   /** One link of 20 Mbit/s (34 packets per 20 ms record) with the loop's clock by hand: for
@@ -306,7 +310,7 @@ describe('congestion-control loop', () => {
 
   it('writes the plan cap (plan_cap_ms) once a loss under a queue showed the buffer: its depth less 10 %', () => {
     // the fast link of 20/10 + 20/60 ms: 50 ms planned, 60 ms real; 3 packets lost at the end
-    const { f } = plannedLink(30, {
+    const { f, loop } = plannedLink(30, {
       plannedMs: 50,
       owdUs: (seq) => (seq < 5 ? 5_000 : 65_000),
       lost: (seq) => (seq === 30 ? 3 : 0),
@@ -315,6 +319,8 @@ describe('congestion-control loop', () => {
       },
     });
     assert.equal(f.estimates.at(-1)!.planCapMs, 54);
+    assert.equal(loop.status(0)!.depthMs, 60, 'status shows the depth: the 60 ms queue the loss came under');
+    assert.equal(plannedLink(5, { plannedMs: 0, owdUs: () => 5_000 }).loop.status(0)!.depthMs, null, 'none before a loss');
   });
 
   it("a link's probe round trip is its delay until its data shows one: the scheduler never sees the 10 ms hint on a 150 ms link", () => {

@@ -41,6 +41,13 @@ test('exposition: per-link gauges and counters in base units, drops by reason, s
   const jit = parseExposition(exposition({ ...s, links: s.links.map((l) => ({ ...l, cc: l.cc && { ...l.cc, jitterMs: 2.5 + l.id, jittery: l.id === 2 } })) }));
   assert.equal(valueOf(jit, 'mpctl_link_jitter_seconds', { link: 'sat' }), 0.0045);
   assert.equal(jit.types.get('mpctl_link_jitter_seconds'), 'gauge');
+  // the buffer depth learned (no series until one) and the random loss
+  assert.equal(valueOf(p, 'mpctl_link_random_loss_ratio', { link: 'dsl' }), undefined, 'none in the status: no series');
+  const learned = parseExposition(exposition({ ...s, links: s.links.map((l) => ({ ...l, cc: l.cc && { ...l.cc, depthMs: l.id === 0 ? 44.5 : null, randomLossPct: 0.5 } })) }));
+  assert.equal(valueOf(learned, 'mpctl_link_buffer_depth_seconds', { link: 'dsl' }), 0.0445);
+  assert.equal(valueOf(learned, 'mpctl_link_buffer_depth_seconds', { link: 'sat' }), undefined, 'no depth learned: no series');
+  assert.equal(valueOf(learned, 'mpctl_link_random_loss_ratio', { link: 'sat' }), 0.005);
+  assert.equal(learned.types.get('mpctl_link_buffer_depth_seconds'), 'gauge');
   assert.equal(valueOf(p, 'mpctl_drops_total', { reason: 'bad_mac' }), 0);
   assert.equal(p.samples.filter((x) => x.name === 'mpctl_drops_total').length, Object.keys(s.drops).length);
   assert.equal(valueOf(p, 'mpctl_handshakes_total'), 3);

@@ -53,6 +53,14 @@ test('status --json: the schema refuses what it does not document', () => {
   assert.match(statusText(jit), /link 0 dsl [^\n]*\n {4}cc [^\n]* jitter 0\.2 ms\n/);
   assert.doesNotMatch(statusText(s), /jitter/, 'none without the figure');
   assert.ok(!validateStatus({ ...jit, links: [{ ...jit.links[0]!, cc: { ...jit.links[0]!.cc!, jitterMs: -1 } }] }), 'a negative jitter');
+  // the buffer depth learned and the random loss (none in the recorded stream, from before them)
+  const learned = { ...s, links: s.links.map((l) => ({ ...l, cc: l.cc && { ...l.cc, depthMs: l.id === 0 ? 44.5 : null, randomLossPct: l.id === 1 ? 0.52 : 0 } })) };
+  assert.ok(validateStatus(learned), errors());
+  assert.match(statusText(learned), /link 0 dsl [^\n]*\n {4}cc [^\n]* loss 0\.0 % buffer 44\.5 ms\n/);
+  assert.match(statusText(learned), /link 1 4g [^\n]*\n {4}cc [^\n]* loss 0\.0 % random loss 0\.52 %\n/, 'no buffer learned: none shown');
+  assert.doesNotMatch(statusText(s), /buffer|random loss/, 'none without the figures');
+  assert.ok(!validateStatus({ ...learned, links: [{ ...learned.links[1]!, cc: { ...learned.links[1]!.cc!, randomLossPct: 101 } }] }), 'a loss over 100 %');
+  assert.ok(!validateStatus({ ...learned, links: [{ ...learned.links[0]!, cc: { ...learned.links[0]!.cc!, depthMs: -1 } }] }), 'a negative depth');
   assert.ok(!validateStatus({ ...s, dataPath: { forwarding: true } }), 'an incomplete dataPath');
   const { security: _, ...noSecurity } = s;
   assert.ok(!validateStatus(noSecurity), 'a missing field');

@@ -94,6 +94,12 @@ export interface CcStatus {
   jitterMs?: number;
   /** the average marks the link jittery: a shaping link does not equalise against it (cc.equalising) */
   jittery?: boolean;
+  /** the link's buffer depth, ms of queue, learned from a loss under a standing queue
+   * (State.depthUs; null: none yet, no plan cap); absent in the status of a portal from before it */
+  depthMs?: number | null;
+  /** the link's random loss (State.lossBase: what it loses without a queue), %; what parity
+   * (FEC_LOSS), the lossy share cap and the ACK path follow; absent before it */
+  randomLossPct?: number;
   stale: boolean;
   /** feedback records this link's controller has taken */
   feedback: number;
@@ -344,6 +350,8 @@ export class CcLoop {
       lossPct: e.lossRate * 100,
       jitterMs: s.jitterAvg.us / 1000,
       jittery: s.jitterAvg.jittery,
+      depthMs: s.depthUs === null ? null : s.depthUs / 1000,
+      randomLossPct: s.lossBase * 100,
       stale: e.stale,
       feedback: this.fbCount.get(id) ?? 0,
     };

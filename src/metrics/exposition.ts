@@ -56,6 +56,8 @@ export function portalMetrics(s: PortalStatus): Family[] {
     perLink('mpctl_link_one_way_delay_seconds', 'gauge', "The scheduler's one-way delay estimate, seconds.", (l) => l.owdUs / 1e6),
     perLink('mpctl_link_rtt_seconds', 'gauge', 'Round trip time of the last answered probe, seconds.', (l) => (l.rttMs === null ? null : l.rttMs / 1000)),
     perLink('mpctl_link_loss_ratio', 'gauge', 'Packet loss the congestion controller sees, 0 to 1.', (l) => (l.cc ? l.cc.lossPct / 100 : null)),
+    perLink('mpctl_link_buffer_depth_seconds', 'gauge', "The link's buffer depth the congestion controller learned from a loss under a standing queue (no series until one).", (l) => (typeof l.cc?.depthMs === 'number' ? l.cc.depthMs / 1000 : null)),
+    perLink('mpctl_link_random_loss_ratio', 'gauge', "Loss the link shows without a queue (the congestion controller's random-loss estimate), 0 to 1.", (l) => (l.cc?.randomLossPct === undefined ? null : l.cc.randomLossPct / 100)),
     perLink('mpctl_link_jitter_seconds', 'gauge', 'One-way delay jitter the congestion controller sees, averaged over about 10 s.', (l) => (l.cc?.jitterMs === undefined ? null : l.cc.jitterMs / 1000)),
     perLink('mpctl_link_tx_bytes_total', 'counter', 'Bytes sent on the link (outer packets).', (l) => l.tx.bytes),
     perLink('mpctl_link_rx_bytes_total', 'counter', 'Bytes received on the link (outer packets).', (l) => l.rx.bytes),

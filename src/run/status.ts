@@ -226,7 +226,9 @@ export function statusText(s: PortalStatus): string {
         (l.cc
           ? `\n    cc ${l.cc.phase}${l.cc.stale ? ' (stale)' : ''} bw ${(l.cc.bwBps / 1e6).toFixed(1)} Mbit/s delivered ${(l.cc.deliveryBps / 1e6).toFixed(1)} Mbit/s` +
             ` queue ${l.cc.queueMs.toFixed(1)} ms rtt ${l.cc.rttMs.toFixed(1)} ms loss ${l.cc.lossPct.toFixed(1)} %` +
-            `${l.cc.jitterMs !== undefined ? ` jitter ${l.cc.jitterMs.toFixed(1)} ms${l.cc.jittery ? ' (jittery)' : ''}` : ''}`
+            `${l.cc.jitterMs !== undefined ? ` jitter ${l.cc.jitterMs.toFixed(1)} ms${l.cc.jittery ? ' (jittery)' : ''}` : ''}` +
+            `${typeof l.cc.depthMs === 'number' ? ` buffer ${l.cc.depthMs.toFixed(1)} ms` : ''}` +
+            `${l.cc.randomLossPct ? ` random loss ${l.cc.randomLossPct.toFixed(2)} %` : ''}`
           : ''),
     ),
     `  drops: ${Object.entries(s.drops).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}`,

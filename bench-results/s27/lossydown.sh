@@ -21,6 +21,11 @@ for l in s['links']:
   c=l.get('cc') or {}
   print(f\"  rp {l['id']}: rate {l['rateBps']/1e6:.1f} bw {c.get('bwBps',0)/1e6:.1f} {c.get('phase')} rloss {c.get('randomLossPct',0):.2f} % depth {c.get('depthMs')} tx {l['tx']['packets']}\")
 print('  drops', {k:v for k,v in s['drops'].items() if v})"; }
+# UPS: CUBIC uploads first, as the bench runs them (its downloads come after six)
+for i in $(seq 1 ${UPS:-0}); do
+  ip netns exec mp-$L-client iperf3 -c 203.0.113.2 -t 10 -O 2 -C ${CC:-cubic} -f m 2>&1 | grep -E "receiver" | sed 's/^/  up: /'
+  sleep 2
+done
 for i in $(seq 1 $N); do
   st
   ip netns exec mp-$L-server nstat -n

@@ -116,8 +116,12 @@ export interface CcParams {
   lossDecrease: number;
   lossMinPackets: number;
   lossWindowPackets: number;
-  /** Packets over which the link's random-loss rate is averaged. */
+  /** Packets the link must have reported before its random-loss rate counts as known (parity
+   * until then: fecLinks); the first of them are averaged as if there were this many. */
   lossBasePackets: number;
+  /** Packets over which the link's random-loss rate is averaged once learned (State.lossBase):
+   * a running mean up to this many, then an exponential average over this many. */
+  lossMemoryPackets: number;
   /** Delivery-rate sample length; standing-queue window; longest loss window. */
   rateWindowUs: number;
   queueWindowUs: number;
@@ -193,6 +197,7 @@ export const DEFAULT_CC: CcParams = Object.freeze({
   lossMinPackets: 3,
   lossWindowPackets: 100,
   lossBasePackets: 1000,
+  lossMemoryPackets: 5000,
   rateWindowUs: 60_000,
   queueWindowUs: 40_000,
   lossWindowUs: 200_000,
@@ -263,8 +268,10 @@ export interface State {
   /** Loss-based cap on the rate until the next up phase (null: none). */
   readonly lossCapBps: number | null;
   readonly lastCongestionUs: number | null;
-  /** The link's random loss rate (what it loses without a queue). */
+  /** The link's random loss rate (what it loses without a queue), and how many packets it was
+   * learned from (up to lossMemoryPackets: see onFeedback, step 6). */
   readonly lossBase: number;
+  readonly lossBaseOf: number;
   /** The link's buffer depth, µs of queue at its rate: learned from loss under a queue (null:
    * not found yet, no cap). */
   readonly depthUs: number | null;
@@ -499,6 +506,7 @@ export function initial(params: Partial<CcParams> = {}, nowUs = 0): State {
     lossCapBps: null,
     lastCongestionUs: null,
     lossBase: 0,
+    lossBaseOf: 0,
     depthUs: null,
     packetsSeen: 0,
     rttMin: null,
@@ -710,9 +718,20 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
   // held to a lossy link's share (1.3 %), carried too little to unlearn it, and every flow
   // after it ran on the other link alone.
   const noQueue = queueUs + qw.maxPlannedUs < target / 2 && queueNowUs + plannedUs < target / 2 && queueBeforeUs < target / 2;
-  if (noQueue && n > 0) lossBase += (fb.lost / n - lossBase) * Math.min(1, n / p.lossBasePackets);
+  // Averaged over lossMemoryPackets: a loss rate is a count of rare events, and over the 1000
+  // packets of lossBasePackets alone a 2 % link's estimate wandered by ±0.3 points (the Poisson
+  // spread of ~20 losses). Lab, `lossy` (2 % on one of 2 × 20 Mbit/s): it read 2.06-2.84 % from
+  // one CUBIC download to the next, and at 2.84 % the lossy share cap (then a step at LOSSY)
+  // held the link to 3.9 Mbit/s: downloads of 21-25 Mbit/s, one link's worth. Over 5000, ±0.14.
+  // The first lossBasePackets weigh as if there were that many (the estimate rises from 0, as
+  // before: an early run of losses is not believed at once), then a running mean.
+  let lossBaseOf = s.lossBaseOf;
+  if (noQueue && n > 0) {
+    lossBaseOf = Math.min(p.lossMemoryPackets, lossBaseOf + n);
+    lossBase += (fb.lost / n - lossBase) * Math.min(1, n / Math.max(p.lossBasePackets, lossBaseOf));
+  }
   const lossy = isLossy(loss, lossBase, queueUs, target, p);
-  s = { ...s, bw, lossBase, depthUs: learnDepth(s, fb, n, lossBase), packetsSeen: s.packetsSeen + n, bwProvenUs };
+  s = { ...s, bw, lossBase, lossBaseOf, depthUs: learnDepth(s, fb, n, lossBase), packetsSeen: s.packetsSeen + n, bwProvenUs };
 
   // 7. A delay step: a queue that neither grows nor drains, round after round, while the link
   //    delivers what it is given, is a longer path (a satellite hand-over, a re-routed ISP),
@@ -1063,15 +1082,21 @@ const LOSSY = 6 * LOSS_BUDGET; // 0.3 %: congestion loss mistaken for random sta
  * loss an end host's loss-based TCP (CUBIC: most hosts) can take, while clean links (total rate
  * `cleanBps`) are up. 1 % random loss on a link that carried half of a CUBIC flow held the flow
  * far below the clean link alone; at most LOSS_BUDGET / loss of the packets there (5 % at 1 %
- * loss) costs it little; from 0.3 % (LOSSY) on, as congestion losses that slip into the learned
- * rate stay below that. `loss` is what the flows see of the link's loss: with loss recovery
- * (fecLinks) only what its parity cannot rebuild. Only what the scheduler is told is capped: the controller keeps the
- * link's estimate and its loss rate measured on what it carries. Without a clean link: no cap.
+ * loss) costs it little. From 0.3 % (LOSSY) on, as congestion losses that slip into the learned
+ * rate stay below that, and in full from twice that: in between the cap falls from the link's
+ * own rate to that share, so that an estimate wandering across LOSSY does not throw the link's
+ * traffic off and back (lab, `lossy`: with a step at LOSSY, the 2 % link's parity residual
+ * read 0.31 % at an estimate of 2.84 % and its rate fell from 20 to 3.9 Mbit/s). `loss` is what
+ * the flows see of the link's loss: with loss recovery (fecLinks) only what its parity cannot
+ * rebuild. Only what the scheduler is told is capped: the controller keeps the link's estimate
+ * and its loss rate measured on what it carries. Without a clean link: no cap.
  */
-function lossyShareCap(s: State, loss: number, cleanBps: number): number {
+export function lossyShareCap(s: State, loss: number, cleanBps: number): number {
   if (loss <= LOSSY || cleanBps <= 0) return Infinity;
   const share = LOSS_BUDGET / loss;
-  return Math.max(s.params.minRateBps, (cleanBps * share) / (1 - share));
+  const budget = Math.max(s.params.minRateBps, (cleanBps * share) / (1 - share));
+  const x = Math.min(1, (loss - LOSSY) / LOSSY);
+  return s.rateBps > budget ? s.rateBps - (s.rateBps - budget) * x : budget;
 }
 
 /** Loss recovery (bpf/fec.h, mp_link MP_LINK_F_FEC): a link that loses this share of its packets

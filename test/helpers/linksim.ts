@@ -155,6 +155,8 @@ export interface Trace {
   ccQueueUs: number;
   phase: cc.Phase;
   stale: boolean;
+  /** The controller's random-loss estimate (State.lossBase). */
+  lossBase: number;
 }
 
 export interface SimResult {
@@ -377,6 +379,7 @@ export function simulate(o: SimOptions): SimResult {
           ccQueueUs: s.queueUs,
           phase: s.phase,
           stale: s.stale,
+          lossBase: s.lossBase,
         });
         interval[i] = { bytes: 0, qSum: 0, qMax: 0, pkts: 0 };
       }

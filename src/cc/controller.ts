@@ -811,6 +811,13 @@ function learnDepth(s: State, fb: LinkFeedback, n: number, lossBase: number): nu
   return s.depthUs;
 }
 
+/** A depth train's measurement of the link's buffer (run/depth.ts), µs of queue: the depth
+ * until a loss teaches another (learnDepth), where none was learned yet; below depthMinUs none. */
+export function withDepth(s: State, depthUs: number): State {
+  if (s.depthUs !== null || !(depthUs >= s.params.depthMinUs)) return s;
+  return { ...s, depthUs: Math.round(depthUs) };
+}
+
 /** The most backlog the scheduler may plan on the link, µs (mp_link.plan_cap_ms; 0: no cap):
  * its buffer's depth less a margin. */
 export function planCapUs(s: State): number {

@@ -285,6 +285,23 @@ export class CcLoop {
     this.write();
     return true;
   }
+  /** A depth train's measurement of link `id`'s buffer, µs (run/depth.ts): the scheduler plans
+   * at most that less a margin on it (plan_cap_ms) before any flow overflowed it. A depth
+   * learned already stays: false. */
+  seedDepth(id: number, depthUs: number): boolean {
+    const s = this.states.get(id);
+    if (!s) return false;
+    const n = cc.withDepth(s, depthUs);
+    if (n === s) return false;
+    this.setState(id, n);
+    this.write();
+    return true;
+  }
+  /** Has link `id` carried packets of ours yet (its feedback showed some: cc.unmeasured)? */
+  carried(id: number): boolean {
+    const s = this.states.get(id);
+    return s !== undefined && !cc.unmeasured(s);
+  }
   /** Link `id`'s bandwidth estimate, bit/s (0: no controller). */
   estimateBps(id: number): number {
     const s = this.states.get(id);

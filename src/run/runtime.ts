@@ -19,6 +19,7 @@ import { answer, decodeProbe, encodeProbe, PROBE_LEN, udpOverhead, type Probe } 
 import { MAX_WAIT_MS, PmtuProber, type PmtuStatus, type SizeProbe } from './pmtu.js';
 import { HINT_OFF, RAISE_OFF, retrainShape, startFromTrain, TRAIN_LEN, TRAIN_OUTER_BYTES, Trains, type TrainResult } from './train.js';
 import { openShaper, type LinkShaper } from './shaper.js';
+import { DEPTH_PEER_WAIT_MS, DEPTH_WAIT_MS, DepthTrains, depthLen, type DepthStatus } from './depth.js';
 import { setPmtuProbe } from '../native/libmpctl.js';
 import { decodeHdr, MP_CARRIER_IP, MP_ALIVE_NS, MP_CARRIER_UDP, MP_HDR, MP_HDR_LEN, MP_MAX_LINKS, MP_T_COOKIE, MP_T_FEEDBACK, MP_T_HS_INIT, MP_T_HS_RESP, MP_T_PROBE, offsetOf, type MpPeerProbe } from '../datapath/abi.js';
 import { CcLoop, FEEDBACK_INTERVAL_MS, type CcCounters, type CcDatapath, type CcStatus } from '../cc/loop.js';
@@ -77,6 +78,8 @@ export interface LinkRuntimeStatus {
   pmtu?: { up: PmtuStatus; down: PmtuStatus } | { peerUp: number; peerDown: number; icmp?: number };
   /** the capacity train of our sending direction (train.ts): its measurement; absent: none */
   train?: TrainResult;
+  /** the depth train of our sending direction (depth.ts); absent: none over yet */
+  depthTrain?: DepthStatus;
   /** `shape = true`: the rate the link's htb class was last written with (bits/s of frames,
    * shaper.ts); absent: not shaped, or no class written yet */
   shapeBps?: number;
@@ -388,6 +391,40 @@ function sendTrain(trains: Trains, id: number, maxOuter: number, fam: 4 | 6, req
   for (const m of msgs) send(m, (e) => void (e && trains.failed(id)));
 }
 
+/** A depth train on link `id` (depth.ts): depthLen requests of `outer` bytes for the link's
+ * estimate, built by `req`, signed first and sent back to back, each timed as it goes (Node's
+ * dgram sends to an address on the next tick: a tick queued after each send runs right after
+ * its datagram went; timed as a whole, the sends of a 168-request burst in the lab were not even:
+ * the first 43 went at once, filling a 10 Mbit/s link's 50 ms buffer, and the depth read 43 ms).
+ * Nothing goes without a session; a send that fails voids it (tried again). */
+function sendDepth(depths: DepthTrains, id: number, outer: number, fam: 4 | 6, estimateBps: number, req: (seq: number) => Probe, auth: PortalAuth, at: { ms: number; us: number }, clockUs: () => number, send: (b: Buffer, done: (e: Error | null) => void) => void): void {
+  const msgs: Buffer[] = [];
+  for (const seq of depths.start(id, at.ms, outer, depthLen(estimateBps, outer))) {
+    const signed = auth.sign(encodeProbe({ ...req(seq), train: true }, at.us, outer - udpOverhead(fam)));
+    if (!signed) return depths.failed(id);
+    msgs.push(signed);
+  }
+  msgs.forEach((m, i) => {
+    send(m, (e) => void (e && depths.failed(id)));
+    process.nextTick(() => depths.sent(id, i, clockUs()));
+  });
+}
+
+/** Depth trains that are over: a depth found becomes the link's controller's (cc.seedDepth: a
+ * depth learned from a loss already stays), and the log says what each found. */
+function takeDepths(depths: DepthTrains, nowMs: number, cc: CcLoop, log: Log, name: (id: number) => string): void {
+  for (const { id, result: r, outerBytes, again } of depths.finish(nowMs)) {
+    const what = `${r.replies} of ${r.sent} replies, ${outerBytes} B each, the most queue met ${(r.maxQueueUs / 1000).toFixed(1)} ms`;
+    if (r.depthUs === null) {
+      const why = { deep: 'no overflow: the buffer took it', few: 'too few replies', shallow: 'a buffer too small to plan on', mixed: 'losses that were not the buffer\'s' }[r.none ?? 'few'];
+      log(`link ${name(id)}: depth train found no depth (${why}; ${what}): ${again ? 'tried again' : 'no plan cap until a loss shows one'}`, { link: id, ...r, again });
+      continue;
+    }
+    const used = cc.seedDepth(id, r.depthUs);
+    log(`link ${name(id)}: depth train ${(r.depthUs / 1000).toFixed(1)} ms of buffer (${what}, overflow from request ${r.overflowAt})${used ? '' : '; not used: a depth is known already'}`, { link: id, ...r, used });
+  }
+}
+
 /** Trains that are over: a measurement becomes the link's controller's starting estimate
  * where the link has no configured rate (`hint` null) or one far off (startFromTrain; cc.seedRate:
  * a link that carried data already keeps its own), and the log says it; a re-train's raises the
@@ -477,6 +514,8 @@ export async function startLocal(
   // capacity trains (train.ts): every link but a metered one with a configured rate (a budget
   // pays for them; one whose rate nobody configured is worth its ~31 KB)
   const trains = new Trains();
+  // depth trains (depth.ts): each link's buffer, once its first capacity train is over
+  const depths = new DepthTrains();
   const linkName = (id: number) => cfg.links[id]!.name;
   const linkHint = (id: number) => (cfg.links[id]!.unrated ? null : cfg.links[id]!.rateBps);
   const trained = (id: number) => cfg.links[id]!.unrated === true || cfg.links[id]!.budgetBytes === 0;
@@ -547,8 +586,9 @@ export async function startLocal(
       }
       if (p.train) {
         // a capacity train's answer: when its request arrived says the link's rate (train.ts);
-        // queued behind its train, its round trip says nothing
-        if (trains.reply(l.id, p.probeSeq, p.tsUs ?? 0, p.rxBytes ?? null)) takeTrains(trains, nowMs(), cc, log, linkName, linkHint); // the last one ends it
+        // queued behind its train, its round trip says nothing. A depth train's: the queue it met
+        if (DepthTrains.owns(p.probeSeq)) depths.reply(l.id, p.probeSeq, p.tsUs ?? 0);
+        else if (trains.reply(l.id, p.probeSeq, p.tsUs ?? 0, p.rxBytes ?? null)) takeTrains(trains, nowMs(), cc, log, linkName, linkHint); // the last one ends it
         return;
       }
       if (p.pmtuProbe) {
@@ -612,6 +652,7 @@ export async function startLocal(
     // capacity trains on the usable links (train.ts)
     takeTrains(trains, nowMs(), cc, log, linkName, linkHint);
     if (!cfg.congestionControl) return;
+    let burst = false; // one depth train a tick: bursts on several links at once crowd the sender
     for (const { id, sock, remote, fam, sent } of socks) {
       if (!trained(id) || !t.usable(id)) continue;
       const what = trains.next(id, nowMs(), () => cc.roomSuspected(id), () => cc.estimateBps(id));
@@ -623,8 +664,20 @@ export async function startLocal(
             done(e);
           }),
         );
+      } else if (!burst && trains.settled(id) && depths.due(id, nowMs()) && !cc.carried(id) && !searching(id)) {
+        burst = true;
+        // its buffer, once its rate is known, while no flow uses it (its packets would queue
+        // with the burst and be lost with it) and no size probe's loss would mislead the search
+        const outer = Math.min(pmtu.mtus(id)?.confirmedUp || TRAIN_OUTER_BYTES, ceilings.get(id) ?? 1500);
+        sendDepth(depths, id, outer, fam, cc.estimateBps(id), (s) => request(id, s), auth, { ms: nowMs(), us: nowUs() }, nowUs, (b, done) =>
+          sock.send(b, cfg.port, remote, (e) => {
+            if (!e) sent(b.length);
+            done(e);
+          }),
+        );
       }
     }
+    takeDepths(depths, nowMs(), cc, log, linkName);
   };
   // path MTU discovery: size probes on the usable links, and the MTUs they find to the data path
   /** Is either direction of link `id` searching (its events are kept to their times)? */
@@ -809,7 +862,7 @@ export async function startLocal(
     cc.budgets.tick(); // what was counted since the last tick, while the maps are there
     await budgets.save();
   };
-  const status = () => t.status(cc).map((s) => ({ ...s, pmtu: pmtu.status(s.id) ?? undefined, train: trains.result(s.id) ?? undefined }));
+  const status = () => t.status(cc).map((s) => ({ ...s, pmtu: pmtu.status(s.id) ?? undefined, train: trains.result(s.id) ?? undefined, depthTrain: depths.status(s.id) ?? undefined }));
   return ok(runtimeOf(t, cc, auth, status, wake, socks.map((x) => x.sock), lastWords, shaper));
 }
 
@@ -883,6 +936,11 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
   // capacity trains of our direction (train.ts): the LP's configured rate of each link as its
   // requests say (null: none), and whether it is metered (the LP's budget: no train unless unrated)
   const trains = new Trains();
+  // and each link's buffer toward the LP (depth.ts), after the LP's burst on it: when our
+  // capacity train was over, and the last request of the LP's burst we saw
+  const depths = new DepthTrains();
+  const settledMs = new Map<number, number>();
+  const peerDepthMs = new Map<number, number>();
   const peerHint = new Map<number, { bps: number | null; metered: boolean }>();
   const hintOf = (id: number) => peerHint.get(id)?.bps ?? null;
   const auth = portalAuth(authSetup, log);
@@ -949,7 +1007,8 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
       }
       if (p.train) {
         // when it arrived at the LP: our direction's rate (the last reply ends the train)
-        if (trains.reply(p.linkId, p.probeSeq, p.tsUs ?? 0, p.rxBytes ?? null)) takeTrains(trains, nowMs(), cc, log, String, hintOf);
+        if (DepthTrains.owns(p.probeSeq)) depths.reply(p.linkId, p.probeSeq, p.tsUs ?? 0);
+        else if (trains.reply(p.linkId, p.probeSeq, p.tsUs ?? 0, p.rxBytes ?? null)) takeTrains(trains, nowMs(), cc, log, String, hintOf);
         return;
       }
       t.rtt.set(p.linkId, Number(nowNs() - p.sentNs) / 1e6);
@@ -968,6 +1027,7 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
   let readFailed = false;
   const onRequest = (p: Probe, from: { address: string; port: number; family: number }, atUs: number) => {
     if (p.pmtuProbe || p.train) {
+      if (p.train && DepthTrains.owns(p.probeSeq)) peerDepthMs.set(p.linkId, nowMs());
       // a size probe (pmtu.ts) or a capacity train's request (train.ts), answered by the data
       // path: it teaches nothing else, but it is
       // the LP's control plane asking: no requests of our own on the link (requestSilent). The
@@ -1051,19 +1111,28 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
    * rate), padded to the outer MTU the LP confirmed toward it (else TRAIN_OUTER_BYTES); the
    * results of finished ones. The LP's configured rate is its upstream's: a downstream that
    * differs more than HINT_OFF times (an asymmetric line) starts from the train. */
+  const depthDue = (id: number): boolean => {
+    if (!trains.settled(id) || !depths.due(id, nowMs()) || cc.carried(id)) return false;
+    const now = nowMs();
+    if (!settledMs.has(id)) settledMs.set(id, now);
+    return now - settledMs.get(id)! >= DEPTH_PEER_WAIT_MS && now - (peerDepthMs.get(id) ?? -Infinity) >= DEPTH_WAIT_MS;
+  };
   const trainTick = () => {
     takeTrains(trains, nowMs(), cc, log, String, hintOf);
     if (!cfg.congestionControl) return;
+    let burst = false; // one depth train a tick (the LP's loop says why)
     for (const [id, h] of peerHint) {
       const ep = endpoints.get(id);
       if ((h.metered && h.bps !== null) || !ep || !t.usable(id)) continue;
       const what = trains.next(id, nowMs(), () => cc.roomSuspected(id), () => cc.estimateBps(id));
-      if (what === null) continue;
       const fam = ep.sock === socks[1] ? 6 : 4;
       const outer = downMtu(id, peerMtus.get(id)?.down ?? 0) || TRAIN_OUTER_BYTES;
       const req = (probeSeq: number): Probe => ({ linkId: id, reply: false, metric: 0, carrier: MP_CARRIER_UDP, probeSeq, sentNs: nowNs(), rateBps: 0n, owdUs: 0 });
-      sendTrain(trains, id, outer, fam, req, auth, { ms: nowMs(), us: nowUs() }, what, (b, done) => ep.sock.send(b, ep.port, ep.address, done));
+      if (what !== null) sendTrain(trains, id, outer, fam, req, auth, { ms: nowMs(), us: nowUs() }, what, (b, done) => ep.sock.send(b, ep.port, ep.address, done));
+      else if (!burst && !h.metered && depthDue(id) && (burst = true))
+        sendDepth(depths, id, outer, fam, cc.estimateBps(id), req, auth, { ms: nowMs(), us: nowUs() }, nowUs, (b, done) => ep.sock.send(b, ep.port, ep.address, done));
     }
+    takeDepths(depths, nowMs(), cc, log, String);
   };
   const heartbeat = aliveWriter(port, log, nowMs);
   let polling = false;
@@ -1138,7 +1207,8 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
         const icmp = icmpMtus.get(s.id);
         const down = m && icmp && m.down ? Math.min(m.down, icmp) : m?.down;
         const train = trains.result(s.id) ?? undefined;
-        return m ? { ...s, pmtu: { peerUp: m.up, peerDown: down ?? 0, ...(icmp ? { icmp } : {}) }, train } : { ...s, train };
+        const depthTrain = depths.status(s.id) ?? undefined;
+        return m ? { ...s, pmtu: { peerUp: m.up, peerDown: down ?? 0, ...(icmp ? { icmp } : {}) }, train, depthTrain } : { ...s, train, depthTrain };
       });
   return ok(runtimeOf(t, cc, auth, status, wake, socks, undefined, shaper));
 }

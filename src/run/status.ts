@@ -2,6 +2,7 @@
 // maps (per-link counters, link state, drops by reason, the segmentation loop's counters) and
 // the run loop's last published state.
 import { renameSync, writeFileSync } from 'node:fs';
+import type { DepthStatus } from './depth.js';
 import { readFile } from 'node:fs/promises';
 import { err, ok, type Result } from 'neverthrow';
 import { fileError, type MpError } from '../errors.js';
@@ -53,6 +54,9 @@ export interface LinkStatus {
   /** the capacity train of this portal's sending direction (train.ts): the latest one that
    * measured the link (its first, or a re-train); absent: none */
   train?: { bps: number; replies: number; sent: number; spanUs: number; outerBytes: number; dataBytes: number; retrain: boolean };
+  /** the depth train of this portal's sending direction (depth.ts): the latest burst's result;
+   * absent: none over yet */
+  depthTrain?: DepthStatus;
   /** `shape = true`: the rate of the link's htb class, bits/s of Ethernet frames (run/shaper.ts);
    * absent: not shaped (or no class written yet) */
   shapeBps?: number;
@@ -313,6 +317,7 @@ export async function portalStatus(instance: string): Promise<Result<PortalStatu
         cc: rt?.cc ?? null,
         pmtu: pmtuStatus(link.mtu, rt),
         ...(rt?.train?.bps ? { train: { ...rt.train, bps: Math.round(rt.train.bps) } } : {}),
+        ...(rt?.depthTrain ? { depthTrain: rt.depthTrain } : {}),
         ...(rt?.shapeBps ? { shapeBps: rt.shapeBps } : {}),
         budget:
           link.budgetBytes && sent

@@ -94,7 +94,7 @@ export function startFromTrain(measuredBps: number, hintBps: number | null): boo
   return hintBps === null || !(hintBps > 0) || measuredBps > HINT_OFF * hintBps || measuredBps < hintBps / HINT_OFF;
 }
 
-/** probe_seq of a train's request: TRAIN_SEQ_BASE | train number << 8 | index. */
+/** probe_seq of a train's request: TRAIN_SEQ_BASE | train number (22 bits) << 8 | index. */
 const TRAIN_SEQ_BASE = 0x8000_0000;
 
 export interface TrainResult {
@@ -192,6 +192,13 @@ export class Trains {
     return l.done === null && l.running === null && l.tries < TRAIN_TRIES && nowMs - l.lastMs >= TRAIN_RETRY_MS;
   }
 
+  /** Is link `id`'s first train over: measured, or out of tries, and none in flight (a depth
+   * train goes after it: depth.ts)? */
+  settled(id: number): boolean {
+    const l = this.link(id);
+    return l.running === null && (l.done !== null || l.tries >= TRAIN_TRIES);
+  }
+
   /** Is a re-train due on link `id`: measured once, none in flight, its controller suspects
    * room (`suspect`: cc roomSuspected), and the spacing has passed (`estimateBps`: the link's
    * estimate now; one more than RAISE_OFF times below the last re-train's starts it over)? */
@@ -213,7 +220,7 @@ export class Trains {
    * re-train, `len` long: retrainShape): the probe_seq of each of its requests, in sending order. */
   start(id: number, nowMs: number, outerBytes: number, retrain = false, len = retrain ? RETRAIN_LEN : TRAIN_LEN): number[] {
     const l = this.link(id);
-    this.no = (this.no + 1) & 0x7f_ffff;
+    this.no = (this.no + 1) & 0x3f_ffff; // 0x8000_0000-0xbfff_ffff: depth trains use the rest (depth.ts)
     l.running = { no: this.no, atMs: nowMs, outerBytes, len, retrain, replies: new Map() };
     if (!retrain) l.tries++;
     l.lastMs = nowMs;

@@ -213,7 +213,10 @@ async function inLab<T>(lab: string, sc: Scenario, bond: boolean, f: (lab: strin
   const up = await labUp({ name: lab, scenario: sc, bond, schedules: false, routedHosts, shape: routedHosts && modes.shape, ...(o.lp ? { lp: o.lp } : {}) });
   if (up.isErr()) return err(up.error);
   try {
-    await sleep(1000); // probes answered, first feedback in
+    // probes answered, first feedback in, and each link measured before the first flow, as a
+    // portal that was up before its users' flows has: capacity trains, then the LP's depth
+    // trains, then the RP's (run/depth.ts: ~0.3 s, ~1.3 s; one that a flow beats is skipped)
+    await sleep(2500);
     return await f(lab);
   } finally {
     await labDown(lab);

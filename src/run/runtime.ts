@@ -664,10 +664,11 @@ export async function startLocal(
             done(e);
           }),
         );
-      } else if (!burst && trains.settled(id) && depths.due(id, nowMs()) && !cc.carried(id) && !searching(id)) {
+      } else if (!burst && cfg.links[id]!.budgetBytes === 0 && trains.settled(id) && depths.due(id, nowMs()) && !cc.carried(id) && !searching(id)) {
         burst = true;
-        // its buffer, once its rate is known, while no flow uses it (its packets would queue
-        // with the burst and be lost with it) and no size probe's loss would mislead the search
+        // its buffer (not on a metered link: ~DEPTH_SPAN_MS of it), once its rate is known,
+        // while no flow uses it (its packets would queue with the burst and be lost with it)
+        // and no size probe's loss would mislead the search
         const outer = Math.min(pmtu.mtus(id)?.confirmedUp || TRAIN_OUTER_BYTES, ceilings.get(id) ?? 1500);
         sendDepth(depths, id, outer, fam, cc.estimateBps(id), (s) => request(id, s), auth, { ms: nowMs(), us: nowUs() }, nowUs, (b, done) =>
           sock.send(b, cfg.port, remote, (e) => {

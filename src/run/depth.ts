@@ -8,8 +8,9 @@
 // and the first flow over a fresh bond overflows the fast link's buffer to teach it. Lab,
 // `mismatch` (session 27, `bench-results/s27/first.sh`): the caps were (0, 0) before the first
 // CUBIC upload, (44, 0) ms after it, (44, 44) after the second; the first flows ran at 26-34
-// Mbit/s, later ones at 35-36. Seeded with the depth by hand, a fresh lab's first flow ran at
-// 34.7 Mbit/s.
+// Mbit/s, later ones at 35-36. Side by side in fresh labs (session 28, README "Benchmarks"), the
+// first uploads with these trains: 34.5, 29.2, 34.8, 34.4 Mbit/s and 23-122 retransmissions,
+// without: 29.6, 32.7, 35.8, 27.8 and 152-340 (flows of one link's worth come either way).
 //
 // Once a link is up and its rate known (configured, or its capacity train's: train.ts), its
 // sender sends one burst of probe requests, MP_PROBE_F_TRAIN (not liveness), back to back,

@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import { DEPTH_MAX_LEN, DEPTH_MIN_LEN, DEPTH_RETRY_MS, DEPTH_TRIES, DEPTH_WAIT_MS, DepthTrains, depthLen, depthOf } from '../src/run/depth.js';
 import { Trains } from '../src/run/train.js';
 import * as cc from '../src/cc/controller.js';
+import { planCapMs } from '../src/cc/loop.js';
 
 /** A burst of `n` requests of `bytes` through a FIFO of `queueBytes` (tail drop) draining at
  * `rateBps`, the requests entering evenly over `entryUs`; `loss`: random loss before the buffer
@@ -146,7 +147,7 @@ describe('depth trains', () => {
     }
   });
 
-  it("the controller takes a depth where it has none: the scheduler's plan cap follows", () => {
+  it("the controller takes a depth where it has none: the scheduler's plan cap follows, in the planned rate's milliseconds", () => {
     const s = cc.initial({ initialRateBps: 20e6 });
     assert.equal(cc.planCapUs(s), 0);
     const d = cc.withDepth(s, 49_000);
@@ -154,5 +155,13 @@ describe('depth trains', () => {
     assert.equal(cc.planCapUs(d), 44_100);
     assert.equal(cc.withDepth(d, 80_000), d, 'a depth learned stays');
     assert.equal(cc.withDepth(s, 5_000), s, 'under depthMinUs: none');
+    // written in the planned rate's milliseconds: a link planned at twice its estimate (a
+    // startup) queues twice the planned backlog, so its cap is halved; at or under it, as is
+    assert.equal(planCapMs(d, 20_000_000n), 45);
+    assert.equal(planCapMs(d, 19_600_000n), 45, 'a shaped link (98 %)');
+    assert.equal(planCapMs(d, 40_000_000n), 23, 'planned at 2x: half');
+    assert.equal(planCapMs(d, 25_000_000n), 36, 'a probe up (1.25x)');
+    assert.equal(planCapMs(s, 40_000_000n), 0, 'no depth: no cap');
+    assert.equal(planCapMs(cc.withDepth(cc.initial({ initialRateBps: 1e5 }), 10_000), 1_000_000_000n), 1, 'never 0 where there is a cap');
   });
 });

@@ -158,6 +158,24 @@ const sameSet = (a: ReadonlySet<number>, b: ReadonlySet<number>): boolean => a.s
 
 export const monoUs = (): number => Number(process.hrtime.bigint() / 1000n);
 
+/**
+ * The plan cap written for a link planned at `plannedBps` (mp_link.plan_cap_ms; 0: none): the
+ * scheduler counts its backlog at the rate it plans, so where that is above the link's estimate
+ * (a startup's 2×, a probe's 1.25×) the same planned milliseconds are more real ones, and the
+ * cap shrinks by as much: what really queues stays within the buffer. Lab, `mismatch` with the
+ * depth known before the first flow (session 28): the 60 ms link in its startup was planned at
+ * 36.4 Mbit/s with 43.8 ms of backlog under a 44 ms cap, the buffer (50 ms at 20 Mbit/s)
+ * overflowed, the CUBIC upload halved its window, and the link carried next to nothing for 5 s
+ * (the flow at 22.1 Mbit/s). Never 0 where there is a cap.
+ */
+export function planCapMs(s: cc.State, plannedBps: bigint): number {
+  const capUs = cc.planCapUs(s);
+  if (capUs <= 0) return 0;
+  const planned = Number(plannedBps);
+  const scale = planned > 0 ? Math.min(1, cc.bwBps(s) / planned) : 1;
+  return Math.max(1, Math.ceil((capUs * scale) / 1000));
+}
+
 export class CcLoop {
   private readonly states = new Map<number, cc.State>();
   private readonly fbCount = new Map<number, number>();
@@ -621,7 +639,7 @@ export class CcLoop {
         this.setState(id, s);
       }
       const rate = this.opts.shape ? this.opts.shape.planned(id, o.rateBps, eq) : o.rateBps;
-      const w = this.dp.setEstimate(id, rate, o.owdUs, this.noAcks.has(id), this.fec.has(id), this.hold(id, s), Math.ceil(cc.planCapUs(s) / 1000));
+      const w = this.dp.setEstimate(id, rate, o.owdUs, this.noAcks.has(id), this.fec.has(id), this.hold(id, s), planCapMs(s, rate));
       if (w.isErr()) this.fail('link estimate write failed', { link: id, error: w.error });
       this.opts.shape?.update(id, Math.max(Number(o.rateBps), cc.classProbeBps(s)), cc.bwBps(s), eq);
     }

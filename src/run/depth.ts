@@ -71,7 +71,7 @@ export function depthLen(estimateBps: number, outerBytes: number): number {
 }
 
 export interface DepthResult {
-  /** the buffer's depth, µs of queue (null: not found: no overflow, or too few replies) */
+  /** the buffer's depth, µs of queue (null: none found: `none` says why) */
   depthUs: number | null;
   /** the most queue a request that arrived met, µs */
   maxQueueUs: number;

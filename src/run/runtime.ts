@@ -380,15 +380,23 @@ export function peerMtu(p: Probe, family: 4 | 6): LinkMtu {
  * included), signed first and then sent back to back. Nothing goes without a session; a send
  * that fails voids the train (tried again later). */
 function sendTrain(trains: Trains, id: number, maxOuter: number, fam: 4 | 6, req: (seq: number) => Probe, auth: PortalAuth, at: { ms: number; us: number }, what: 'first' | { retrain: number }, send: (b: Buffer, done: (e: Error | null) => void) => void): void {
-  const msgs: Buffer[] = [];
   const shape = what === 'first' ? { len: TRAIN_LEN, outerBytes: maxOuter } : retrainShape(what.retrain, maxOuter);
-  const outer = shape.outerBytes;
-  for (const seq of trains.start(id, at.ms, outer, what !== 'first', shape.len)) {
-    const signed = auth.sign(encodeProbe({ ...req(seq), train: true }, at.us, outer - udpOverhead(fam)));
-    if (!signed) return trains.failed(id);
+  const msgs = signTrain(trains.start(id, at.ms, shape.outerBytes, what !== 'first', shape.len), shape.outerBytes, fam, req, auth, at.us);
+  if (!msgs) return trains.failed(id);
+  for (const m of msgs) send(m, (e) => void (e && trains.failed(id)));
+}
+
+/** A train's requests (a capacity train's or a depth train's: MP_PROBE_F_TRAIN), one per
+ * probe_seq, padded to `outer` bytes on the wire (`fam`'s IP and UDP headers included) and
+ * signed; null: no session yet. */
+function signTrain(seqs: readonly number[], outer: number, fam: 4 | 6, req: (seq: number) => Probe, auth: PortalAuth, atUs: number): Buffer[] | null {
+  const msgs: Buffer[] = [];
+  for (const seq of seqs) {
+    const signed = auth.sign(encodeProbe({ ...req(seq), train: true }, atUs, outer - udpOverhead(fam)));
+    if (!signed) return null;
     msgs.push(signed);
   }
-  for (const m of msgs) send(m, (e) => void (e && trains.failed(id)));
+  return msgs;
 }
 
 /** A depth train on link `id` (depth.ts): depthLen requests of `outer` bytes for the link's
@@ -398,12 +406,8 @@ function sendTrain(trains: Trains, id: number, maxOuter: number, fam: 4 | 6, req
  * the first 43 went at once, filling a 10 Mbit/s link's 50 ms buffer, and the depth read 43 ms).
  * Nothing goes without a session; a send that fails voids it (tried again). */
 function sendDepth(depths: DepthTrains, id: number, outer: number, fam: 4 | 6, estimateBps: number, req: (seq: number) => Probe, auth: PortalAuth, at: { ms: number; us: number }, clockUs: () => number, send: (b: Buffer, done: (e: Error | null) => void) => void): void {
-  const msgs: Buffer[] = [];
-  for (const seq of depths.start(id, at.ms, outer, depthLen(estimateBps, outer))) {
-    const signed = auth.sign(encodeProbe({ ...req(seq), train: true }, at.us, outer - udpOverhead(fam)));
-    if (!signed) return depths.failed(id);
-    msgs.push(signed);
-  }
+  const msgs = signTrain(depths.start(id, at.ms, outer, depthLen(estimateBps, outer)), outer, fam, req, auth, at.us);
+  if (!msgs) return depths.failed(id);
   msgs.forEach((m, i) => {
     send(m, (e) => void (e && depths.failed(id)));
     process.nextTick(() => depths.sent(id, i, clockUs()));
@@ -656,26 +660,21 @@ export async function startLocal(
     for (const { id, sock, remote, fam, sent } of socks) {
       if (!trained(id) || !t.usable(id)) continue;
       const what = trains.next(id, nowMs(), () => cc.roomSuspected(id), () => cc.estimateBps(id));
-      if (what !== null) {
-        const outer = Math.min(pmtu.mtus(id)?.confirmedUp || TRAIN_OUTER_BYTES, ceilings.get(id) ?? 1500);
-        sendTrain(trains, id, outer, fam, (s) => request(id, s), auth, { ms: nowMs(), us: nowUs() }, what, (b, done) =>
-          sock.send(b, cfg.port, remote, (e) => {
-            if (!e) sent(b.length);
-            done(e);
-          }),
-        );
-      } else if (!burst && cfg.links[id]!.budgetBytes === 0 && trains.settled(id) && depths.due(id, nowMs()) && !cc.carried(id) && !searching(id)) {
+      // else its buffer (not on a metered link: ~DEPTH_SPAN_MS of it), once its rate is known,
+      // while no flow uses it (its packets would queue with the burst and be lost with it) and
+      // no size probe's loss would mislead the search
+      const depth = what === null && !burst && cfg.links[id]!.budgetBytes === 0 && trains.settled(id) && depths.due(id, nowMs()) && !cc.carried(id) && !searching(id);
+      if (what === null && !depth) continue;
+      const outer = Math.min(pmtu.mtus(id)?.confirmedUp || TRAIN_OUTER_BYTES, ceilings.get(id) ?? 1500);
+      const send = (b: Buffer, done: (e: Error | null) => void) =>
+        sock.send(b, cfg.port, remote, (e) => {
+          if (!e) sent(b.length);
+          done(e);
+        });
+      if (what !== null) sendTrain(trains, id, outer, fam, (s) => request(id, s), auth, { ms: nowMs(), us: nowUs() }, what, send);
+      else {
         burst = true;
-        // its buffer (not on a metered link: ~DEPTH_SPAN_MS of it), once its rate is known,
-        // while no flow uses it (its packets would queue with the burst and be lost with it)
-        // and no size probe's loss would mislead the search
-        const outer = Math.min(pmtu.mtus(id)?.confirmedUp || TRAIN_OUTER_BYTES, ceilings.get(id) ?? 1500);
-        sendDepth(depths, id, outer, fam, cc.estimateBps(id), (s) => request(id, s), auth, { ms: nowMs(), us: nowUs() }, nowUs, (b, done) =>
-          sock.send(b, cfg.port, remote, (e) => {
-            if (!e) sent(b.length);
-            done(e);
-          }),
-        );
+        sendDepth(depths, id, outer, fam, cc.estimateBps(id), (s) => request(id, s), auth, { ms: nowMs(), us: nowUs() }, nowUs, send);
       }
     }
     takeDepths(depths, nowMs(), cc, log, linkName);
@@ -1108,16 +1107,19 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
       if (signed) ep.sock.send(signed, ep.port, ep.address, (e) => void (e ? undefined : t.sent.set(id, (t.sent.get(id) ?? 0) + 1)));
     }
   };
-  /** Capacity trains toward the LP once its links are up (not on a metered one with a configured
-   * rate), padded to the outer MTU the LP confirmed toward it (else TRAIN_OUTER_BYTES); the
-   * results of finished ones. The LP's configured rate is its upstream's: a downstream that
-   * differs more than HINT_OFF times (an asymmetric line) starts from the train. */
+  /** Is link `id`'s depth train due: our capacity train over DEPTH_PEER_WAIT_MS ago, the LP's
+   * burst (the last request of it we saw) DEPTH_WAIT_MS ago, and no flow on it yet? */
   const depthDue = (id: number): boolean => {
     if (!trains.settled(id) || !depths.due(id, nowMs()) || cc.carried(id)) return false;
     const now = nowMs();
     if (!settledMs.has(id)) settledMs.set(id, now);
     return now - settledMs.get(id)! >= DEPTH_PEER_WAIT_MS && now - (peerDepthMs.get(id) ?? -Infinity) >= DEPTH_WAIT_MS;
   };
+  /** Capacity trains toward the LP once its links are up (not on a metered one with a configured
+   * rate), padded to the outer MTU the LP confirmed toward it (else TRAIN_OUTER_BYTES); the
+   * results of finished ones. The LP's configured rate is its upstream's: a downstream that
+   * differs more than HINT_OFF times (an asymmetric line) starts from the train. Then a depth
+   * train on each link (depthDue; never a metered one). */
   const trainTick = () => {
     takeTrains(trains, nowMs(), cc, log, String, hintOf);
     if (!cfg.congestionControl) return;
@@ -1126,12 +1128,16 @@ export async function startRemote(cfg: RemoteConfig, port: LinkStatePort, authSe
       const ep = endpoints.get(id);
       if ((h.metered && h.bps !== null) || !ep || !t.usable(id)) continue;
       const what = trains.next(id, nowMs(), () => cc.roomSuspected(id), () => cc.estimateBps(id));
+      if (what === null && (burst || h.metered || !depthDue(id))) continue;
       const fam = ep.sock === socks[1] ? 6 : 4;
       const outer = downMtu(id, peerMtus.get(id)?.down ?? 0) || TRAIN_OUTER_BYTES;
       const req = (probeSeq: number): Probe => ({ linkId: id, reply: false, metric: 0, carrier: MP_CARRIER_UDP, probeSeq, sentNs: nowNs(), rateBps: 0n, owdUs: 0 });
-      if (what !== null) sendTrain(trains, id, outer, fam, req, auth, { ms: nowMs(), us: nowUs() }, what, (b, done) => ep.sock.send(b, ep.port, ep.address, done));
-      else if (!burst && !h.metered && depthDue(id) && (burst = true))
-        sendDepth(depths, id, outer, fam, cc.estimateBps(id), req, auth, { ms: nowMs(), us: nowUs() }, nowUs, (b, done) => ep.sock.send(b, ep.port, ep.address, done));
+      const send = (b: Buffer, done: (e: Error | null) => void) => ep.sock.send(b, ep.port, ep.address, done);
+      if (what !== null) sendTrain(trains, id, outer, fam, req, auth, { ms: nowMs(), us: nowUs() }, what, send);
+      else {
+        burst = true;
+        sendDepth(depths, id, outer, fam, cc.estimateBps(id), req, auth, { ms: nowMs(), us: nowUs() }, nowUs, send);
+      }
     }
     takeDepths(depths, nowMs(), cc, log, String);
   };

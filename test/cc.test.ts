@@ -782,7 +782,7 @@ describe('controller on a simulated link', () => {
     assert.ok(f.share! >= 0.9, `share ${f.share}`);
   });
 
-  it('learns the buffer depth from loss under a queue (the plan cap), not from random loss; a deeper queue raises it', () => {
+  it('learns the buffer depth from loss under a queue (the plan cap), not from random loss; a deeper queue that stood 100 ms raises it', () => {
     const { s, t } = converged();
     // the raw OWD of the link's min: a sample of base + q is a real queue of q
     const base = (s.owd!.lastRaw - (s.owd!.last - winBest(s.owd!.min))) >>> 0;
@@ -799,7 +799,15 @@ describe('controller on a simulated link', () => {
     // a loss under a shorter queue lowers it; a queue above it without loss proves it deeper
     x = drive(x.s, 3, (i) => ({ bytes: 50_000, packets: 34, lost: i === 2 ? 2 : 0, planned: 40_000, ...at(40_000) }), x.t);
     assert.ok(Math.abs(x.s.depthUs! - 40_000) <= 1_000, `depth ${x.s.depthUs}`);
-    x = drive(x.s, 1, () => ({ bytes: 50_000, packets: 34, planned: 40_000, ...at(70_000) }), x.t);
+    // ...once it stood 100 ms (depthRaiseUs): 80 ms of it (a flow's burst) is not proof
+    x = drive(x.s, 4, () => ({ bytes: 50_000, packets: 34, planned: 40_000, ...at(70_000) }), x.t);
+    assert.ok(Math.abs(x.s.depthUs! - 40_000) <= 1_000, `depth ${x.s.depthUs} after 80 ms`);
+    x = drive(x.s, 2, () => ({ bytes: 50_000, packets: 34, planned: 40_000, ...at(40_000) }), x.t);
+    assert.ok(Math.abs(x.s.depthUs! - 40_000) <= 1_000, `depth ${x.s.depthUs}`);
+    // 100 ms at 66-74 ms: the least of them
+    x = drive(x.s, 5, (i) => ({ bytes: 50_000, packets: 34, planned: 40_000, ...at(74_000 - 2_000 * i) }), x.t);
+    assert.ok(Math.abs(x.s.depthUs! - 66_000) <= 1_000, `depth ${x.s.depthUs}`);
+    x = drive(x.s, 5, () => ({ bytes: 50_000, packets: 34, planned: 40_000, ...at(70_000) }), x.t);
     assert.ok(Math.abs(x.s.depthUs! - 70_000) <= 1_000, `depth ${x.s.depthUs}`);
     assert.ok(Math.abs(cc.planCapUs(x.s) - 63_000) <= 1_000, `cap ${cc.planCapUs(x.s)}`);
   });

@@ -63,11 +63,12 @@
 //   holds only so much. Loss beyond the random loss while the link held a real queue (OWD
 //   over its min) of at least depthMinUs bounds the buffer: its depth is taken as the largest
 //   queue the link showed over the queue window around the loss, and a later queue above
-//   that proves it deeper. The scheduler plans at most the depth less a margin on the link
-//   (planCapUs → mp_link.plan_cap_ms, bpf/schedule.h): 20/10 + 20/60 ms, the fast link holds
-//   ~50 ms of planned backlog in its 60 ms buffer, so it overflowed as soon as the slow link
-//   queued at all and one CUBIC flow lost a packet the moment it filled the bond (cwnd ~400 at
-//   120 ms), cut to 0.7× and ran at 18-27 Mbit/s (README "mismatch").
+//   that for depthRaiseUs (100 ms) proves it deeper. The scheduler plans at most the depth
+//   less a margin on the link (planCapUs → mp_link.plan_cap_ms, bpf/schedule.h): 20/10 +
+//   20/60 ms, the fast link holds ~50 ms of planned backlog in its 60 ms buffer, so it
+//   overflowed as soon as the slow link queued at all and one CUBIC flow lost a packet the
+//   moment it filled the bond (cwnd ~400 at 120 ms), cut to 0.7× and ran at 18-27 Mbit/s
+//   (README "mismatch").
 // - Output: rate = estimate × gain × queue factor, within the loss cap, the optional ceiling
 //   and a floor; owd = propagation delay + the queue beyond the target (see owdQueueUs).
 //
@@ -149,6 +150,8 @@ export interface CcParams {
   overEstimate: number;
   /** Loss under a real queue of at least this much bounds the link's buffer (depthUs). */
   depthMinUs: number;
+  /** A real queue above the learned depth raises it once it stood this long (stoodQueue). */
+  depthRaiseUs: number;
   /** The scheduler plans at most the depth less this share of it, and at least this much less. */
   depthMarginShare: number;
   depthMarginMinUs: number;
@@ -211,6 +214,7 @@ export const DEFAULT_CC: CcParams = Object.freeze({
   loadedShare: 0.9,
   overEstimate: 0.5,
   depthMinUs: 10_000,
+  depthRaiseUs: 100_000,
   depthMarginShare: 0.1,
   depthMarginMinUs: 3_000,
   overloadFactor: 1.15,
@@ -794,7 +798,8 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
  * The buffer depth after this interval (State.depthUs): a loss beyond the random loss under a
  * real queue of at least depthMinUs sets it to the largest real queue (OWD over its min) of the
  * queue window, this interval included (the lost packets would have waited about that long); a
- * real queue above the depth without loss proves the buffer deeper.
+ * real queue above the depth that stood depthRaiseUs (stoodQueue) without loss proves the
+ * buffer deeper.
  */
 function learnDepth(s: State, fb: LinkFeedback, n: number, lossBase: number): number | null {
   if (!s.owd) return s.depthUs;
@@ -806,9 +811,30 @@ function learnDepth(s: State, fb: LinkFeedback, n: number, lossBase: number): nu
     if (o !== null) maxQ = Math.max(maxQ, o - minOwd);
   }
   if (fb.lost >= 1 && fb.lost - lossBase * n >= 1 && maxQ >= s.params.depthMinUs) return maxQ;
-  const nowQ = last?.owd != null ? last.owd - minOwd : null;
-  if (s.depthUs !== null && nowQ !== null && nowQ > s.depthUs) return nowQ;
+  const stood = s.depthUs === null ? null : stoodQueue(s.recent, minOwd, s.params.depthRaiseUs);
+  if (s.depthUs !== null && stood !== null && stood > s.depthUs) return stood;
   return s.depthUs;
+}
+
+/**
+ * The real queue (OWD over its min) that stood through the newest `spanUs` of feedback: the
+ * least of those intervals' (null: they cover less, or one had no OWD sample). What raises a
+ * learned depth: a single interval's queue above it did, and in the lab (`mismatch`, 50 ms
+ * buffers, session 29) a flow's first 40-60 ms showed 63-75 ms of "queue" without loss where
+ * depth trains and overflows both read 49-53 ms; the cap rose with it, the fast link was planned
+ * past its buffer as soon as the slow one queued, and it overflowed 0.1-16 s later — a loss
+ * event for the flow each time (CUBIC: ~7 s back to its window at the bond's 120 ms round trip).
+ */
+function stoodQueue(recent: readonly Interval[], minOwd: number, spanUs: number): number | null {
+  let covered = 0;
+  let least = Infinity;
+  for (let i = recent.length - 1; i >= 0 && covered < spanUs; i--) {
+    const r = recent[i]!;
+    if (r.owd === null) return null;
+    least = Math.min(least, r.owd - minOwd);
+    covered += r.intervalUs;
+  }
+  return covered >= spanUs ? least : null;
 }
 
 /** A depth train's measurement of the link's buffer (run/depth.ts), µs of queue: the depth

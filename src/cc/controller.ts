@@ -811,9 +811,9 @@ function learnDepth(s: State, fb: LinkFeedback, n: number, lossBase: number): nu
     if (o !== null) maxQ = Math.max(maxQ, o - minOwd);
   }
   if (fb.lost >= 1 && fb.lost - lossBase * n >= 1 && maxQ >= s.params.depthMinUs) return maxQ;
-  const stood = s.depthUs === null ? null : stoodQueue(s.recent, minOwd, s.params.depthRaiseUs);
-  if (s.depthUs !== null && stood !== null && stood > s.depthUs) return stood;
-  return s.depthUs;
+  if (s.depthUs === null) return null;
+  const stood = stoodQueue(s.recent, minOwd, s.params.depthRaiseUs);
+  return stood !== null && stood > s.depthUs ? stood : s.depthUs;
 }
 
 /**

@@ -17,6 +17,10 @@ import { parseScenario } from '../src/lab/scenario.js';
 import type { PortalStatus } from '../src/run/status.js';
 import { withLab } from './helpers/lab.js';
 import { labStatus, waitFor } from './helpers/wait.js';
+import { cpuPressure, pressureShare } from './helpers/cpu-pressure.js';
+
+/** a span during which some task waited for a CPU this share of the time or more was contended */
+const CONTENDED = 0.2;
 
 const scenario = parseScenario(
   {
@@ -33,6 +37,7 @@ test('capacity and depth trains: each portal measures its direction of each link
   await withLab(
     scenario,
     async (lab) => {
+      const p0 = cpuPressure();
       const truth = { lp: [10e6, 2e6, 20e6], rp: [40e6, 6e6, 20e6] };
       const trained = (s: PortalStatus) => s.links.length === 3 && s.links.every((l) => l.train);
       for (const role of ['lp', 'rp'] as const) {
@@ -61,9 +66,18 @@ test('capacity and depth trains: each portal measures its direction of each link
       // outruns the emulator's own intake now and then (its later requests meet more queue than
       // the buffer holds: 'mixed', tried again), so it may end with none
       let measured = 0;
+      const over = (s: PortalStatus) => s.links.every((l) => l.depthTrain?.over === true);
+      const all = { lp: (await waitFor(`lp: every link's depth train over`, () => labStatus(lab, 'lp'), over, 20_000, 250)).value, rp: (await waitFor(`rp: every link's depth train over`, () => labStatus(lab, 'rp'), over, 20_000, 250)).value };
+      const share = pressureShare(p0, cpuPressure());
+      // a contended machine runs the veths' softirqs late (ksoftirqd waits for a CPU): every
+      // one-way delay grows by the wait, a burst's last requests' too. Quiet (some task waiting
+      // under CONTENDED of the span): 46.3-52.6 ms on the 50 ms buffers; contended: 55.0-57.9
+      // with three CPU hogs on the 2-CPU machine (share ~50 %), 62.5 in a CI run
+      const contended = share === null || share >= CONTENDED;
+      const most = contended ? 72 : 56;
+      t.diagnostic(`cpu pressure while the trains ran: ${share === null ? 'unknown' : `${(share * 100).toFixed(1)} %`}: buffers up to ${most} ms accepted`);
       for (const role of ['lp', 'rp'] as const) {
-        const over = (s: PortalStatus) => s.links.every((l) => l.depthTrain?.over === true);
-        const { value: s } = await waitFor(`${role}: every link's depth train over`, () => labStatus(lab, role), over, 20_000, 250);
+        const s = all[role];
         for (const l of s.links) {
           const d = l.depthTrain!;
           t.diagnostic(`${role} link ${l.id}: depth train ${JSON.stringify(d)}, cc buffer ${l.cc?.depthMs} ms`);
@@ -74,7 +88,7 @@ test('capacity and depth trains: each portal measures its direction of each link
             continue;
           }
           measured++;
-          assert.ok(d.depthMs >= 40 && d.depthMs <= 56, `${role} link ${l.id}: buffer ${d.depthMs} ms, the emulator holds 50`);
+          assert.ok(d.depthMs >= 40 && d.depthMs <= most, `${role} link ${l.id}: buffer ${d.depthMs} ms, the emulator holds 50 (cpu pressure ${share === null ? 'unknown' : `${(share * 100).toFixed(1)} %`})`);
           assert.equal(l.cc?.depthMs, d.depthMs, `${role} link ${l.id}: the controller took it (the scheduler's plan cap follows)`);
         }
       }

@@ -9,6 +9,7 @@ import { bins, type Reading } from '../src/lab/bench/sample.js';
 import { aloneCandidates, bestOf, dip, flowEvents, longestStall, markStability, ratioFigure, spreadPoints, suiteLabModes, timeToReach, worstSecond } from '../src/lab/bench/suite.js';
 import { renderPlot } from '../src/lab/bench/plot.js';
 import { gitState, renderBench, spreadText, tenMbitOrder, type BenchReport } from '../src/lab/bench/bench.js';
+import { cpuPressure, pressureShare } from '../src/lab/pressure.js';
 import { parseScenario } from '../src/lab/scenario.js';
 import { traceWindowBps } from '../src/lab/params.js';
 import { lpConfig, rpConfig } from '../src/lab/bond.js';
@@ -222,13 +223,30 @@ describe('benchmark bookkeeping', () => {
       host: { cpus: 2, kernel: 'k', load1: 0, tcpCc: 'bbr' },
       unstable: ['a'],
       figures: markStability([
-        { name: 'a', unit: '% of sum', runs: [46, 83], median: 64.5, cc: 'cubic' },
+        { name: 'a', unit: '% of sum', runs: [46, 83], median: 64.5, cc: 'cubic', cpuPressurePct: [3.1, 48.7] },
         { name: 'b', unit: 'ratio', runs: [0.955], median: 0.955, target: '≥ 0.97', met: false },
       ]),
     });
     assert.match(text, /0123456789ab\+dirty/);
     assert.match(text, /UNSTABLE \(spread 37\.0 points\)/);
     assert.match(text, /0\.955 ratio {2}target ≥ 0\.97: MISSED/);
+    assert.match(text, /cpu pressure \(% of each run's time a task waited for a CPU\): 3\.1, 48\.7\n {2}b\n/);
+  });
+
+  it('cpu pressure: the share of a span some task waited for a CPU, from /proc/pressure/cpu', async () => {
+    assert.equal(pressureShare({ someUs: 1_000_000, atMs: 0 }, { someUs: 1_250_000, atMs: 1000 }), 0.25);
+    assert.equal(pressureShare({ someUs: 0, atMs: 0 }, { someUs: 5_000_000, atMs: 1000 }), 1, 'at most all of it');
+    assert.equal(pressureShare({ someUs: null, atMs: 0 }, { someUs: 5, atMs: 1000 }), null, 'no PSI: unknown');
+    assert.equal(pressureShare({ someUs: 5, atMs: 1000 }, { someUs: 6, atMs: 1000 }), null, 'no span');
+    // this kernel has PSI (the lab's tests read it); a 50 ms busy loop counts only if another
+    // task waited meanwhile, so only the reading's shape is checked
+    const a = cpuPressure();
+    const until = Date.now() + 50;
+    while (Date.now() < until);
+    const b = cpuPressure();
+    assert.ok(a.someUs !== null && b.someUs !== null && b.someUs >= a.someUs, JSON.stringify({ a, b }));
+    const sh = pressureShare(a, b);
+    assert.ok(sh !== null && sh >= 0 && sh <= 1, String(sh));
   });
 
   it('an unstable figure around a median of 0 shows its range, also once through JSON', () => {

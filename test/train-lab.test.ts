@@ -17,7 +17,7 @@ import { parseScenario } from '../src/lab/scenario.js';
 import type { PortalStatus } from '../src/run/status.js';
 import { withLab } from './helpers/lab.js';
 import { labStatus, waitFor } from './helpers/wait.js';
-import { cpuPressure, pressureShare } from './helpers/cpu-pressure.js';
+import { cpuPressure, pressureShare } from '../src/lab/pressure.js';
 
 /** a span during which some task waited for a CPU this share of the time or more was contended */
 const CONTENDED = 0.2;

@@ -375,7 +375,8 @@ export function renderBench(r: BenchReport): string {
         `  ${f.name}\n      ${fmt(f.median, f.unit)} ${f.unit}` +
         `${f.ceiling !== undefined ? ` (ceiling ${fmt(f.ceiling)})` : ''}` +
         `${f.target !== undefined ? `  target ${f.target}: ${f.met ? 'met' : 'MISSED'}` : ''}` +
-        `   runs: ${f.runs.map((x) => fmt(x, f.unit)).join(', ')}${f.unstable ? `  UNSTABLE (${spreadText(f)})` : ''}`,
+        `   runs: ${f.runs.map((x) => fmt(x, f.unit)).join(', ')}${f.unstable ? `  UNSTABLE (${spreadText(f)})` : ''}` +
+        `${f.cpuPressurePct ? `\n      cpu pressure (% of each run's time a task waited for a CPU): ${f.cpuPressurePct.join(', ')}` : ''}`,
     ),
   ].join('\n');
 }

@@ -49,6 +49,7 @@ import { DEFAULT_SCENARIO_RAW, parseScenario, type DirPatch, type Scenario } fro
 import { timeline } from '../timeline.js';
 import { nsName } from '../topology.js';
 import { redundantBench } from './redundant.js';
+import { cpuPressure, pressureShare } from '../pressure.js';
 
 export interface SuiteFigure {
   name: string;
@@ -66,6 +67,10 @@ export interface SuiteFigure {
   spread?: number;
   /** spread > 10 points */
   unstable?: boolean;
+  /** per run: the share of its time (%) during which some task on the machine waited for a CPU
+   * (src/lab/pressure.ts). The lab's veths and emulators share the CPUs with the portals and
+   * the end hosts: a contended run's delays and rates are partly the machine's */
+  cpuPressurePct?: number[];
 }
 
 export interface SuiteResult {
@@ -239,6 +244,8 @@ interface FlowRun {
   tx: Reading[];
   /** tMs: when the change had acted (its request returned) */
   events: { tMs: number; label: string }[];
+  /** % of the flow's time some task waited for a CPU (null: no PSI) */
+  cpuPressurePct: number | null;
 }
 
 interface FlowOptions {
@@ -270,6 +277,7 @@ async function flow(lab: string, nLinks: number, dir: Dir, o: FlowOptions): Prom
     rxs.value?.start(50);
     txs.value?.start(50);
     const t0 = now();
+    const p0 = cpuPressure();
     const run = iperf(lab, {
       server: { node: 'server', addr: '203.0.113.2' },
       client: { node: 'client' },
@@ -288,10 +296,11 @@ async function flow(lab: string, nLinks: number, dir: Dir, o: FlowOptions): Prom
     }
     const res = await run;
     if (res.isErr()) return err(res.error);
+    const share = pressureShare(p0, cpuPressure());
     rxs.value?.stop();
     txs.value?.stop();
     const shift = (rs: Reading[]) => rs.map((r) => ({ ...r, tMs: r.tMs - t0 }));
-    return ok({ iperf: res.value, rx: shift(rxs.value?.readings ?? []), tx: shift(txs.value?.readings ?? []), events });
+    return ok({ iperf: res.value, rx: shift(rxs.value?.readings ?? []), tx: shift(txs.value?.readings ?? []), events, cpuPressurePct: share === null ? null : round1(share * 100) });
   } finally {
     rxs.value?.close();
     txs.value?.close();
@@ -478,6 +487,7 @@ async function tcpScenario(lab: string, s: TcpScenario, o: SuiteOptions): Promis
         ...(s.targetPct !== undefined ? { target: `≥ ${s.targetPct} %`, met: m >= s.targetPct } : {}),
         cc,
         note: `median ${round1(median(runs))} Mbit/s of ${round1(sum)} Mbit/s${best ? `; best link alone ${round1(best.median)} Mbit/s` : ''}`,
+        ...pressureOf(bondRuns.get(key(cc, dir))!),
       });
       if (best) {
         figures.push(
@@ -489,6 +499,10 @@ async function tcpScenario(lab: string, s: TcpScenario, o: SuiteOptions): Promis
     }
   return ok({ figures, plot: { title: s.title, panels } });
 }
+
+/** The runs' CPU pressure, when the kernel has PSI. */
+const pressureOf = (runs: readonly FlowRun[]): Pick<SuiteFigure, 'cpuPressurePct'> =>
+  runs.every((r) => r.cpuPressurePct !== null) ? { cpuPressurePct: runs.map((r) => r.cpuPressurePct!) } : {};
 
 const TWO_20: LinkSpec[] = [
   { rate: '20mbit', delay: '10ms' },

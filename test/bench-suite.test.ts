@@ -233,7 +233,7 @@ describe('benchmark bookkeeping', () => {
     assert.match(text, /cpu pressure \(% of each run's time a task waited for a CPU\): 3\.1, 48\.7\n {2}b\n/);
   });
 
-  it('cpu pressure: the share of a span some task waited for a CPU, from /proc/pressure/cpu', async () => {
+  it('cpu pressure: the share of a span some task waited for a CPU, from /proc/pressure/cpu', () => {
     assert.equal(pressureShare({ someUs: 1_000_000, atMs: 0 }, { someUs: 1_250_000, atMs: 1000 }), 0.25);
     assert.equal(pressureShare({ someUs: 0, atMs: 0 }, { someUs: 5_000_000, atMs: 1000 }), 1, 'at most all of it');
     assert.equal(pressureShare({ someUs: null, atMs: 0 }, { someUs: 5, atMs: 1000 }), null, 'no PSI: unknown');

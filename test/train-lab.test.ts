@@ -75,7 +75,8 @@ test('capacity and depth trains: each portal measures its direction of each link
       // with three CPU hogs on the 2-CPU machine (share ~50 %), 62.5 in a CI run
       const contended = share === null || share >= CONTENDED;
       const most = contended ? 72 : 56;
-      t.diagnostic(`cpu pressure while the trains ran: ${share === null ? 'unknown' : `${(share * 100).toFixed(1)} %`}: buffers up to ${most} ms accepted`);
+      const pressure = `cpu pressure ${share === null ? 'unknown' : `${(share * 100).toFixed(1)} %`}`;
+      t.diagnostic(`${pressure} while the trains ran: buffers up to ${most} ms accepted`);
       for (const role of ['lp', 'rp'] as const) {
         const s = all[role];
         for (const l of s.links) {
@@ -88,7 +89,7 @@ test('capacity and depth trains: each portal measures its direction of each link
             continue;
           }
           measured++;
-          assert.ok(d.depthMs >= 40 && d.depthMs <= most, `${role} link ${l.id}: buffer ${d.depthMs} ms, the emulator holds 50 (cpu pressure ${share === null ? 'unknown' : `${(share * 100).toFixed(1)} %`})`);
+          assert.ok(d.depthMs >= 40 && d.depthMs <= most, `${role} link ${l.id}: buffer ${d.depthMs} ms, the emulator holds 50 (${pressure})`);
           assert.equal(l.cc?.depthMs, d.depthMs, `${role} link ${l.id}: the controller took it (the scheduler's plan cap follows)`);
         }
       }

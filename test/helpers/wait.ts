@@ -30,3 +30,11 @@ export async function bondReady(lab: string, links: number, limitMs = 15_000): P
   for (const role of ['lp', 'rp'] as const)
     await waitFor(`${role}: ${links} links up`, () => labStatus(lab, role), (s) => s.links.filter((l) => l.state === 'up').length === links, limitMs);
 }
+
+/** Until both portals' depth trains (src/run/depth.ts) are over on every link: each burst fills
+ *  its link's buffer to where it drops, and a test that counts every packet of its own must not
+ *  send into one. Links that never get a depth train (metered) must not be in the lab. */
+export async function depthTrainsOver(lab: string, limitMs = 20_000): Promise<void> {
+  for (const role of ['lp', 'rp'] as const)
+    await waitFor(`${role}: every link's depth train over`, () => labStatus(lab, role), (s) => s.links.length > 0 && s.links.every((l) => l.depthTrain?.over === true), limitMs, 250);
+}

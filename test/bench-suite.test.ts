@@ -10,13 +10,14 @@ import { aloneCandidates, bestOf, dip, flowEvents, longestStall, markStability, 
 import { renderPlot } from '../src/lab/bench/plot.js';
 import { gitState, renderBench, spreadText, tenMbitOrder, type BenchReport } from '../src/lab/bench/bench.js';
 import { cpuPressure, pressureShare } from '../src/lab/pressure.js';
+import { armKeep, dropsDelta, keepDir, keepFlow, KEEP_ENV } from '../src/lab/bench/keep.js';
 import { parseScenario } from '../src/lab/scenario.js';
 import { traceWindowBps } from '../src/lab/params.js';
 import { lpConfig, rpConfig } from '../src/lab/bond.js';
 import { parseConfig } from '../src/config/parse.js';
 import { parse as parseToml } from 'smol-toml';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -247,6 +248,36 @@ describe('benchmark bookkeeping', () => {
     assert.ok(a.someUs !== null && b.someUs !== null && b.someUs >= a.someUs, JSON.stringify({ a, b }));
     const sh = pressureShare(a, b);
     assert.ok(sh !== null && sh >= 0 && sh <= 1, String(sh));
+  });
+
+  it('MPCTL_BENCH_KEEP: the traces pointed into the directory, one line per flow with its drops, nothing without it', async () => {
+    assert.deepEqual(dropsDelta({ duplicate: 3, replay: 1 }, { duplicate: 5, replay: 1, no_route: 2 }), { duplicate: 2, no_route: 2 }, 'what grew, only');
+    const flow = { lab: 'b', cc: 'cubic', dir: 'down', startMs: 1, endMs: 2, mbit: 9.5, retransmits: 3, intervals: [9, 10], drops: { lp: {}, rp: { duplicate: 2 } } };
+    const none: NodeJS.ProcessEnv = {};
+    assert.equal(keepDir(none), null);
+    assert.ok((await armKeep(none)).isOk());
+    assert.ok((await keepFlow(flow, none)).isOk());
+    assert.equal(none.MPCTL_CC_TRACE, undefined, 'no trace unless asked');
+    const dir = join(mkdtempSync(join(tmpdir(), 'mpctl-keep-')), 'runs');
+    try {
+      const env: NodeJS.ProcessEnv = { [KEEP_ENV]: dir };
+      assert.ok((await armKeep(env)).isOk());
+      assert.ok(existsSync(dir), 'created');
+      assert.equal(env.MPCTL_CC_TRACE, `${dir}/cc`, 'the portals inherit the trace prefix');
+      const mine: NodeJS.ProcessEnv = { [KEEP_ENV]: dir, MPCTL_CC_TRACE: '/elsewhere/x' };
+      assert.ok((await armKeep(mine)).isOk());
+      assert.equal(mine.MPCTL_CC_TRACE, '/elsewhere/x', 'a trace asked for is kept');
+      assert.ok((await keepFlow(flow, env)).isOk());
+      assert.ok((await keepFlow({ ...flow, mbit: 2.1 }, env)).isOk());
+      const lines = readFileSync(`${dir}/flows.jsonl`, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as typeof flow);
+      assert.deepEqual(lines.map((l) => l.mbit), [9.5, 2.1]);
+      assert.deepEqual(lines[0], flow);
+      const bad = await keepFlow(flow, { [KEEP_ENV]: '/proc/mpctl-no-such-dir' });
+      assert.ok(bad.isErr(), 'an unwritable directory is an error, not silence');
+      assert.match(JSON.stringify(bad.error), /flows\.jsonl/);
+    } finally {
+      rmSync(join(dir, '..'), { recursive: true, force: true });
+    }
   });
 
   it('an unstable figure around a median of 0 shows its range, also once through JSON', () => {

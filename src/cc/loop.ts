@@ -221,10 +221,13 @@ export class CcLoop {
     this.budgets = new BudgetKeeper(dp, log);
     this.peer = opts.peerBudgets ? new PeerAllowances(log) : null;
     this.clock = opts.clock ?? monoUs;
+    // the trace's first line: the wall clock at its time `t` (ms), and which portal process it is
+    this.trace?.write(`${JSON.stringify({ t: Math.round((monoUs() - this.traceT0) / 1000), wallMs: Date.now(), pid: process.pid, argv: process.argv.slice(2).join(' ') })}\n`);
   }
 
   private readonly clock: () => number;
-  /** MPCTL_CC_TRACE=<path prefix>: one JSON line per link and feedback record (diagnostics) */
+  /** MPCTL_CC_TRACE=<path prefix>: one JSON line per link and feedback record (diagnostics),
+   * after a first line that ties its clock to the wall clock (lab bench's MPCTL_BENCH_KEEP) */
   private readonly trace: WriteStream | null = process.env.MPCTL_CC_TRACE ? createWriteStream(`${process.env.MPCTL_CC_TRACE}.${process.pid}.jsonl`) : null;
   private readonly traceT0 = monoUs();
 

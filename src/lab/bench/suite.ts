@@ -50,6 +50,7 @@ import { timeline } from '../timeline.js';
 import { nsName } from '../topology.js';
 import { redundantBench } from './redundant.js';
 import { cpuPressure, pressureShare } from '../pressure.js';
+import { armKeep, dropsDelta, keepFlow, keepLabLogs, portalDrops } from './keep.js';
 
 export interface SuiteFigure {
   name: string;
@@ -212,6 +213,8 @@ interface InLabOptions {
  * them (flowEvents). */
 async function inLab<T>(lab: string, sc: Scenario, bond: boolean, f: (lab: string) => Promise<Result<T, MpError>>, o: InLabOptions = {}): Promise<Result<T, MpError>> {
   await labDown(lab);
+  const armed = await armKeep();
+  if (armed.isErr()) return err(armed.error);
   // the best-link-alone labs have the bond's routed hosts too
   const modes = suiteLabModes();
   const routedHosts = o.routedHosts ?? modes.routedHosts;
@@ -222,7 +225,9 @@ async function inLab<T>(lab: string, sc: Scenario, bond: boolean, f: (lab: strin
     // portal that was up before its users' flows has: capacity trains, then the LP's depth
     // trains, then the RP's (run/depth.ts: ~0.3 s, ~1.3 s; one that a flow beats is skipped)
     await sleep(2500);
-    return await f(lab);
+    const r = await f(lab);
+    const kept = await keepLabLogs(lab);
+    return r.isOk() && kept.isErr() ? err(kept.error) : r;
   } finally {
     await labDown(lab);
   }
@@ -276,6 +281,9 @@ async function flow(lab: string, nLinks: number, dir: Dir, o: FlowOptions): Prom
   try {
     rxs.value?.start(50);
     txs.value?.start(50);
+    const d0 = await portalDrops(lab, o.bare ?? false);
+    if (d0.isErr()) return err(d0.error);
+    const startMs = Date.now();
     const t0 = now();
     const p0 = cpuPressure();
     const run = iperf(lab, {
@@ -297,8 +305,23 @@ async function flow(lab: string, nLinks: number, dir: Dir, o: FlowOptions): Prom
     const res = await run;
     if (res.isErr()) return err(res.error);
     const share = pressureShare(p0, cpuPressure());
+    const endMs = Date.now();
     rxs.value?.stop();
     txs.value?.stop();
+    const d1 = await portalDrops(lab, o.bare ?? false);
+    if (d1.isErr()) return err(d1.error);
+    const kept = await keepFlow({
+      lab,
+      cc: o.congestion ?? 'default',
+      dir,
+      startMs,
+      endMs,
+      mbit: round3(res.value.bps / 1e6),
+      retransmits: res.value.retransmits,
+      intervals: res.value.intervals.map((b) => round3(b / 1e6)),
+      ...(d0.value && d1.value ? { drops: { lp: dropsDelta(d0.value.lp, d1.value.lp), rp: dropsDelta(d0.value.rp, d1.value.rp) } } : {}),
+    });
+    if (kept.isErr()) return err(kept.error);
     const shift = (rs: Reading[]) => rs.map((r) => ({ ...r, tMs: r.tMs - t0 }));
     return ok({ iperf: res.value, rx: shift(rxs.value?.readings ?? []), tx: shift(txs.value?.readings ?? []), events, cpuPressurePct: share === null ? null : round1(share * 100) });
   } finally {

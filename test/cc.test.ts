@@ -457,6 +457,47 @@ describe('controller', () => {
     assert.ok(x.rateBps > 8 * floor, `stuck at ${x.rateBps} bit/s after 5 s`);
   });
 
+  it('an estimate raised above the link (a re-train read it 2x) falls to its delivery once a queue of ours grows, though the sender looks application-limited; a delay step does not', () => {
+    // lab, mismatch, CUBIC uploads 2 s apart (bench-results/s31/): a re-train at a flow's start
+    // read the 60 ms link (20 Mbit/s) as 38.3; the scheduler gave it the flow's excess, ~20
+    // Mbit/s (application-limited against 38), and a queue the plan did not know grew 0.6 -> 45
+    // ms over 1.2 s until the buffer overflowed, nothing proving the estimate wrong
+    const { s: s0, t: t0 } = converged();
+    const base = s0.owd!.lastRaw;
+    const raised = cc.raiseFromTrain(s0, 38.3 * M, t0, 1.5);
+    assert.ok(cc.bwBps(raised) > 38 * M, 'the raise took');
+    // the link delivers 19.8 Mbit/s of the 20.1 it is given: the queue grows 0.3 ms a round trip of 20 ms
+    const grows = (i: number) => ({ bytes: 49_500, packets: 33, owdMinUs: (base + 300 * i) >>> 0, owdMaxUs: (base + 300 * i + 500) >>> 0, sent: 50_250 });
+    const fellAt = (s: cc.State, f: (i: number) => Partial<LinkFeedback> & { sent?: number }): number | null => {
+      let at: number | null = null;
+      drive(s, 100, f, t0, (x) => {
+        if (at === null && cc.bwBps(x) < 22 * M) at = x.lastFeedbackUs - t0;
+      });
+      return at;
+    };
+    const at = fellAt(raised, grows);
+    const off = fellAt({ ...raised, params: { ...raised.params, growSpanUs: Infinity } }, grows);
+    report('raised estimate under a growing queue', { fellAfterMs: at === null ? Infinity : at / 1000, withoutTheRuleMs: off === null ? Infinity : off / 1000 });
+    assert.equal(off, null, 'without the rule the estimate stays up for 2 s (the test shows something)');
+    assert.ok(at !== null && at <= 1_200_000, `fell after ${at} µs`);
+    // a delay step of 20 ms at once under a link that carries only ACKs (3 Mbit/s of its 38)
+    // stands: not a growing queue
+    const step = (i: number) => ({ bytes: 7_500, packets: 60, owdMinUs: (base + (i >= 10 ? 20_000 : 0)) >>> 0, owdMaxUs: (base + (i >= 10 ? 20_300 : 300)) >>> 0, sent: 7_500 });
+    assert.equal(fellAt(raised, step), null, 'a delay step is not a growing queue');
+    // nor does a queue that grows while the link delivers its estimate (a probe) cut it
+    const atEstimate = (i: number) => ({ bytes: 95_000, packets: 63, owdMinUs: (base + 300 * i) >>> 0, owdMaxUs: (base + 300 * i + 500) >>> 0, sent: 96_000 });
+    let lowest = Infinity;
+    drive(raised, 100, atEstimate, t0, (x) => (lowest = Math.min(lowest, cc.bwBps(x))));
+    assert.ok(lowest > 30 * M, `a link delivering its 38 Mbit/s estimate under a growing queue kept ${lowest}`);
+    // the rule itself: four quarters, each at least the last, rising by half the target, no one step making most of it
+    const iv = (ms: number, q: number) => ({ atUs: ms * 1000, intervalUs: 20_000, bytes: 1, packets: 1, lost: 0, owd: 1000 + q, plannedUs: 0, appLimited: true, sentBps: 0, sentBits: 0 });
+    const ramp = Array.from({ length: 20 }, (_, i) => iv(20 * (i + 1), 500 * i));
+    assert.equal(cc.growing(ramp, 400_000, 1000, 10_000, raised.params), true, 'a ramp');
+    assert.equal(cc.growing(ramp.map((r, i) => ({ ...r, owd: 1000 + (i >= 10 ? 6_000 : 0) })), 400_000, 1000, 10_000, raised.params), false, 'a step');
+    assert.equal(cc.growing(ramp.slice(8), 400_000, 1000, 10_000, raised.params), false, 'too short a span');
+    assert.equal(cc.growing(ramp.map((r, i) => ({ ...r, owd: 1000 + 500 * i - (i === 12 ? 4_000 : 0) })), 400_000, 1000, 10_000, raised.params), false, 'a quarter that fell');
+  });
+
   it('a queue held for 15 s (the other link cut) does not become the propagation delay', () => {
     const { s, t } = converged();
     const raw = s.owd!.lastRaw;

@@ -148,6 +148,11 @@ export interface CcParams {
   /** A link with a standing queue that delivers less than this fraction of the estimate is
    * over-estimated (even when the sender looks application-limited against the estimate)... */
   overEstimate: number;
+  /** A queue of ours that grew through growSpanUs (growing()) while the link delivered less
+   * than growShare of the estimate proves the link slower than it is given, whatever the
+   * sender's rate said: the estimate falls to the delivery rate. */
+  growSpanUs: number;
+  growShare: number;
   /** Loss under a real queue of at least this much bounds the link's buffer (depthUs). */
   depthMinUs: number;
   /** A real queue above the learned depth raises it once it stood this long (stoodQueue). */
@@ -213,6 +218,8 @@ export const DEFAULT_CC: CcParams = Object.freeze({
   holdWindowUs: 1_000_000,
   loadedShare: 0.9,
   overEstimate: 0.5,
+  growSpanUs: 400_000,
+  growShare: 0.7,
   depthMinUs: 10_000,
   depthRaiseUs: 100_000,
   depthMarginShare: 0.1,
@@ -699,10 +706,20 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
   // 20 ms queue, the queue factor cut the rate, the link delivered the less it was given, and
   // each interval reset the estimate to that: 30 → 8.4 Mbit/s in 0.4 s.
   const busy = queueHigh && owdSample !== null && ((sentEnough && !carried(bal.sentBits, bal.bytes * 8, p)) || (overloaded && queueDeliveryBps < p.overEstimate * winBest(bw)));
+  // Nor can a queue of ours grow, interval after interval, on a link that is faster than we
+  // give it: one that did, through growSpanUs, delivering well under the estimate, shows the
+  // estimate wrong even where the sender looks application-limited against it (growing()).
+  // Lab, mismatch, CUBIC uploads 2 s apart: a re-train at a flow's start read the 60 ms link
+  // (20 Mbit/s) as 38.3; the scheduler then planned it at that, gave it the flow's excess over
+  // the fast link, ~20 Mbit/s, which looked application-limited against 38, and nothing proved
+  // the estimate wrong while a queue the plan did not know grew 0.6 → 45 ms over 1.2 s: packets
+  // 45 ms out of order (the sender saw reordering of 245 packets), then the buffer's overflow
+  // and two window cuts; the flow ran at 31.0 Mbit/s against 34-36 (bench-results/s31/).
+  const growingQueue = queueHigh && owdSample !== null && owd !== null && queueDeliveryBps < p.growShare * winBest(bw) && growing(recent, nowUs, winBest(owd.min), target, p);
   // At most halved per interval: an interval in which the scheduler itself sent little on the
   // link (its traffic moved to another link) must not read as a capacity collapse to the floor,
   // from where the earliest-arrival scheduler would never send on the link again.
-  if (busy && queueDeliveryBps < winBest(bw)) {
+  if ((busy || growingQueue) && queueDeliveryBps < winBest(bw)) {
     bw = winReset(nowUs, Math.max(queueDeliveryBps, p.minRateBps, winBest(bw) / 2));
     bwProvenUs = nowUs;
   }
@@ -908,6 +925,33 @@ function given(recent: readonly Interval[], endUs: number, spanUs: number): numb
 }
 /** The longest lag given() looks back for (and `recent` keeps beyond the windows). */
 const MAX_LAG_US = 500_000;
+
+/**
+ * A queue of ours that grew through the last p.growSpanUs: the smallest unplanned queue (OWD
+ * less the planned backlog, over the min) of each quarter of the span is at least the one before
+ * it (less GROW_SLACK_US of noise), the last quarter's exceeds the first's by at least half the
+ * queue target, and no one step of the four made most of that rise (a delay step jumps once and
+ * stands: stepTest's case, not a queue). The span must be covered by samples.
+ */
+export function growing(recent: readonly Interval[], nowUs: number, minOwd: number, targetUs: number, p: CcParams): boolean {
+  const span = p.growSpanUs;
+  const q = [Infinity, Infinity, Infinity, Infinity];
+  let oldest = nowUs;
+  for (const r of recent) {
+    if (r.owd === null || nowUs - r.atUs >= span) continue;
+    const k = Math.min(3, Math.floor(((r.atUs - (nowUs - span)) * 4) / span));
+    q[k] = Math.min(q[k]!, r.owd - r.plannedUs - minOwd);
+    oldest = Math.min(oldest, r.atUs);
+  }
+  if (nowUs - oldest < 0.75 * span || q.some((x) => x === Infinity)) return false;
+  const rise = q[3]! - q[0]!;
+  if (rise < targetUs / 2) return false;
+  for (let i = 1; i < 4; i++) if (q[i]! < q[i - 1]! - GROW_SLACK_US || q[i]! - q[i - 1]! > GROW_STEP_SHARE * rise) return false;
+  return true;
+}
+/** growing(): noise a quarter's queue may fall by, and the most of the rise one step may make. */
+const GROW_SLACK_US = 500;
+const GROW_STEP_SHARE = 0.6;
 
 /** The link delivered what it was given (within p.overloadFactor either way): no queue of ours
  * grew there (it would deliver less) or drained (more), whatever the delay says. */

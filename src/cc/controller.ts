@@ -709,12 +709,13 @@ export function onFeedback(s0: State, fb: LinkFeedback, sentBytes: number | bigi
   // Nor can a queue of ours grow, interval after interval, on a link that is faster than we
   // give it: one that did, through growSpanUs, delivering well under the estimate, shows the
   // estimate wrong even where the sender looks application-limited against it (growing()).
-  // Lab, mismatch, CUBIC uploads 2 s apart: a re-train at a flow's start read the 60 ms link
-  // (20 Mbit/s) as 38.3; the scheduler then planned it at that, gave it the flow's excess over
-  // the fast link, ~20 Mbit/s, which looked application-limited against 38, and nothing proved
-  // the estimate wrong while a queue the plan did not know grew 0.6 → 45 ms over 1.2 s: packets
-  // 45 ms out of order (the sender saw reordering of 245 packets), then the buffer's overflow
-  // and two window cuts; the flow ran at 31.0 Mbit/s against 34-36 (bench-results/s31/).
+  // Lab, mismatch, CUBIC uploads 2 s apart: at a flow's start the 60 ms link's (20 Mbit/s)
+  // estimate rose to 38.3 (a re-train's raise, by the phase it entered); the scheduler then
+  // planned the link at that and gave it the flow's excess over the fast link, ~20 Mbit/s,
+  // which looked application-limited against 38, and nothing proved the estimate wrong while a
+  // queue the plan did not know grew 0.6 → 45 ms over 1.2 s: packets 45 ms out of order (the
+  // sender saw reordering of 245 packets), then the buffer's overflow and two window cuts; the
+  // flow ran at 31.0 Mbit/s against 34-36 (bench-results/s31/).
   const growingQueue = queueHigh && owdSample !== null && owd !== null && queueDeliveryBps < p.growShare * winBest(bw) && growing(recent, nowUs, winBest(owd.min), target, p);
   // At most halved per interval: an interval in which the scheduler itself sent little on the
   // link (its traffic moved to another link) must not read as a capacity collapse to the floor,

@@ -458,8 +458,8 @@ describe('controller', () => {
   });
 
   it('an estimate raised above the link (a re-train read it 2x) falls to its delivery once a queue of ours grows, though the sender looks application-limited; a delay step does not', () => {
-    // lab, mismatch, CUBIC uploads 2 s apart (bench-results/s31/): a re-train at a flow's start
-    // read the 60 ms link (20 Mbit/s) as 38.3; the scheduler gave it the flow's excess, ~20
+    // lab, mismatch, CUBIC uploads 2 s apart (bench-results/s31/): at a flow's start the 60 ms
+    // link's (20 Mbit/s) estimate rose to 38.3 (a re-train's raise); the scheduler gave it the flow's excess, ~20
     // Mbit/s (application-limited against 38), and a queue the plan did not know grew 0.6 -> 45
     // ms over 1.2 s until the buffer overflowed, nothing proving the estimate wrong
     const { s: s0, t: t0 } = converged();

@@ -7,12 +7,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { parseScenario } from '../src/lab/scenario.js';
-import { portalInstance } from '../src/lab/bond.js';
 import { linkNode, nsName } from '../src/lab/topology.js';
-import { portalStatus, type PortalStatus } from '../src/run/status.js';
+import type { PortalStatus } from '../src/run/status.js';
 import { getState } from '../src/lab/emulator.js';
 import { withLab } from './helpers/lab.js';
-import { depthTrainsOver } from './helpers/wait.js';
+import { depthTrainsOver, labStatus } from './helpers/wait.js';
 
 const N = 100;
 const SEND = `
@@ -24,12 +23,6 @@ s.bind(0, () => {
     if (++i === ${N}) { clearInterval(t); setTimeout(() => s.close(), 200); }
   }, 5);
 });`;
-
-const status = async (lab: string, role: 'lp' | 'rp'): Promise<PortalStatus> => {
-  const s = await portalStatus(portalInstance(lab, role));
-  assert.ok(s.isOk(), s.isErr() ? JSON.stringify(s.error) : '');
-  return s.value;
-};
 
 test('redundant lab: each packet of the class goes on both links, the RP keeps the first and counts the second as duplicate', { timeout: 45_000, skip: process.getuid?.() !== 0 && 'needs root' }, async () => {
   const sc = parseScenario({ links: [{ rate: '20mbit', delay: '5ms' }, { rate: '20mbit', delay: '15ms' }] }, 'redundant-lab')._unsafeUnwrap();
@@ -45,8 +38,8 @@ test('redundant lab: each packet of the class goes on both links, the RP keeps t
       let rp: PortalStatus;
       const until = Date.now() + 8000;
       for (;;) {
-        lp = await status(lab, 'lp');
-        rp = await status(lab, 'rp');
+        lp = await labStatus(lab, 'lp');
+        rp = await labStatus(lab, 'rp');
         if ((rp.redundant?.[0]?.duplicates ?? 0) >= N || Date.now() > until) break;
         await new Promise((r) => setTimeout(r, 100));
       }

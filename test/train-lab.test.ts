@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import { parseScenario } from '../src/lab/scenario.js';
 import type { PortalStatus } from '../src/run/status.js';
 import { withLab } from './helpers/lab.js';
-import { labStatus, waitFor } from './helpers/wait.js';
+import { depthTrainsOver, labStatus, waitFor } from './helpers/wait.js';
 import { cpuPressure, pressureShare } from '../src/lab/pressure.js';
 
 /** a span during which some task waited for a CPU this share of the time or more was contended */
@@ -66,8 +66,7 @@ test('capacity and depth trains: each portal measures its direction of each link
       // outruns the emulator's own intake now and then (its later requests meet more queue than
       // the buffer holds: 'mixed', tried again), so it may end with none
       let measured = 0;
-      const over = (s: PortalStatus) => s.links.every((l) => l.depthTrain?.over === true);
-      const all = { lp: (await waitFor(`lp: every link's depth train over`, () => labStatus(lab, 'lp'), over, 20_000, 250)).value, rp: (await waitFor(`rp: every link's depth train over`, () => labStatus(lab, 'rp'), over, 20_000, 250)).value };
+      const all = await depthTrainsOver(lab);
       const share = pressureShare(p0, cpuPressure());
       // a contended machine runs the veths' softirqs late (ksoftirqd waits for a CPU): every
       // one-way delay grows by the wait, a burst's last requests' too. Quiet (some task waiting

@@ -33,8 +33,11 @@ export async function bondReady(lab: string, links: number, limitMs = 15_000): P
 
 /** Until both portals' depth trains (src/run/depth.ts) are over on every link: each burst fills
  *  its link's buffer to where it drops, and a test that counts every packet of its own must not
- *  send into one. Links that never get a depth train (metered) must not be in the lab. */
-export async function depthTrainsOver(lab: string, limitMs = 20_000): Promise<void> {
-  for (const role of ['lp', 'rp'] as const)
-    await waitFor(`${role}: every link's depth train over`, () => labStatus(lab, role), (s) => s.links.length > 0 && s.links.every((l) => l.depthTrain?.over === true), limitMs, 250);
+ *  send into one. Links that never get a depth train (metered) must not be in the lab. Returns
+ *  each portal's status as it was when its trains were over. */
+export async function depthTrainsOver(lab: string, limitMs = 20_000): Promise<{ lp: PortalStatus; rp: PortalStatus }> {
+  const over = (s: PortalStatus) => s.links.length > 0 && s.links.every((l) => l.depthTrain?.over === true);
+  const lp = (await waitFor(`lp: every link's depth train over`, () => labStatus(lab, 'lp'), over, limitMs, 250)).value;
+  const rp = (await waitFor(`rp: every link's depth train over`, () => labStatus(lab, 'rp'), over, limitMs, 250)).value;
+  return { lp, rp };
 }

@@ -138,6 +138,25 @@ test('routed hosts: a router hop in front of each end host, same addresses, the 
           assert.ok(direct && Number(direct[1]) > 0, `${role} ${dev}: probes and feedback leave unshaped (htb's direct queue): ${q}`);
         }
       });
+
+      await t.test("no silent loss: what the shaping class's queue drops when a flood overfills it is in `status` (the link's shapeQueue, drops.shape_queue), as many as the kernel counted", async () => {
+        const before = await portalStatus(lab, 'lp');
+        // 80 Mbit/s of UDP into 2 × 20: the scheduler plans past both links, the 10 ms link's
+        // class queue (150 ms) fills and drops
+        must(await iperf(lab, { server: { node: 'server', addr: '203.0.113.2' }, client: { node: 'client' }, seconds: 3, udpBps: 80e6 }), 'iperf3 -u');
+        await new Promise((r) => setTimeout(r, 2500)); // the queue drains, the portal publishes again
+        const st = await portalStatus(lab, 'lp');
+        const out = must(await run('ip', ['netns', 'exec', nsName(lab, 'lp'), 'tc', '-s', 'qdisc', 'show', 'dev', 'wan1', 'parent', '6d70:1']), 'tc -s qdisc show');
+        const kernel = /bfifo[\s\S]*?dropped (\d+)/.exec(out);
+        assert.ok(kernel, `no bfifo leaf under 6d70:1 on wan1: ${out}`);
+        const fast = st.links.find((l) => l.id === 0)?.shapeQueue;
+        const was = before.links.find((l) => l.id === 0)?.shapeQueue?.drops ?? 0;
+        t.diagnostic(`lp link 0 class queue: ${JSON.stringify(fast)} (before ${was}), kernel: dropped ${kernel[1]}; drops.shape_queue ${st.drops.shape_queue}`);
+        assert.ok(fast, 'status has the shaping link\'s class queue');
+        assert.equal(fast.drops, Number(kernel[1]), 'the same count as the kernel\'s');
+        assert.ok(fast.drops - was > 100, `the flood overfilled the class: ${fast.drops - was} dropped`);
+        assert.equal(st.drops.shape_queue, st.links.reduce((a, l) => a + (l.shapeQueue?.drops ?? 0), 0), 'drops.shape_queue sums the links');
+      });
     },
     { bond: true }, // the lab's defaults: routed hosts, shaping portals
   );

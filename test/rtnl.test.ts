@@ -229,6 +229,23 @@ describe('htb root, per-link classes with bfifo leaves (setHtbRoot, setHtbClass)
     assert.equal((await leaf(2))!.drops, 0);
   });
 
+  it('counts what a full leaf drops (leafStats: the bfifo counters by class minor)', async () => {
+    assert.ok((await rt.setHtbClass('sa', MAJOR, 4, { rateBps: 1e6, limitBytes: 30_000 })).isOk());
+    const before = (await rt.leafStats(['sa'], MAJOR))._unsafeUnwrap().get('sa')!;
+    assert.deepEqual([...before.keys()].sort(), [1, 2, 4]);
+    assert.deepEqual([before.get(4)!.packets, before.get(4)!.drops], [0, 0]);
+    await send(cls(4), 100); // 100 frames of 1042 B at once into 30 kB at 125 kB/s: ~28 fit
+    const after = (await rt.leafStats(['sa'], MAJOR))._unsafeUnwrap().get('sa')!.get(4)!;
+    const kernel = (await leaf(4))!;
+    assert.equal(after.drops, kernel.drops, 'the same counter the kernel reports');
+    assert.ok(after.drops >= 60 && after.drops <= 75, `drops ${after.drops}`);
+    assert.equal(after.packets + after.qlen + after.drops, 100, `sent ${after.packets} + queued ${after.qlen} + dropped ${after.drops}`);
+    assert.ok(after.backlogBytes > 0 && after.backlogBytes <= 30_000, `backlog ${after.backlogBytes}`);
+    assert.equal(before.get(2)!.drops, 0);
+    assert.ok((await rt.deleteHtbClass('sa', MAJOR, 4)).isOk());
+    assert.ok((await rt.leafStats(['sa', 'nope0'], MAJOR)).isErr(), 'a missing device is an error');
+  });
+
   it('deletes a class and its leaf, then the root (the kernel default comes back); nothing left is success', async () => {
     assert.ok((await rt.deleteHtbClass('sa', MAJOR, 1)).isOk());
     assert.deepEqual([...(await classes()).keys()], [cls(2)]);

@@ -52,6 +52,8 @@ export function portalMetrics(s: PortalStatus): Family[] {
     perLink('mpctl_link_metric', 'gauge', 'The link metric (lower is preferred; higher tiers carry traffic only while no lower tier is up).', (l) => l.metric),
     perLink('mpctl_link_rate_bps', 'gauge', "The scheduler's pacing rate for this portal's sending direction, bits per second.", (l) => l.rateBps),
     perLink('mpctl_link_bandwidth_estimate_bps', 'gauge', "The congestion controller's bandwidth estimate, bits per second.", (l) => l.cc?.bwBps ?? null),
+    perLink('mpctl_link_shape_queue_bytes', 'gauge', "Bytes waiting in a shaping link's htb class queue (as the control plane last read it).", (l) => l.shapeQueue?.bytes ?? null),
+    perLink('mpctl_link_shape_drops_total', 'counter', "Packets a shaping link's class queue dropped because it was full.", (l) => l.shapeQueue?.drops ?? null),
     perLink('mpctl_link_shape_rate_bps', 'gauge', "shape = true or \"auto\": the rate of a shaping link's htb class, bits per second of Ethernet frames.", (l) => l.shapeBps ?? null),
     perLink('mpctl_link_one_way_delay_seconds', 'gauge', "The scheduler's one-way delay estimate, seconds.", (l) => l.owdUs / 1e6),
     perLink('mpctl_link_rtt_seconds', 'gauge', 'Round trip time of the last answered probe, seconds.', (l) => (l.rttMs === null ? null : l.rttMs / 1000)),
@@ -71,7 +73,7 @@ export function portalMetrics(s: PortalStatus): Family[] {
     perLink('mpctl_link_budget_remaining_bytes', 'gauge', 'Bytes this portal may still send on a metered link this period before the scheduler skips it.', (l) => l.budget?.leftBytes ?? null),
     perLink('mpctl_link_budget_used_bytes', 'gauge', "LP: bytes counted against a metered link's budget this period, both directions, earlier runs included.", (l) => l.budget?.usedBytes ?? null),
     perLink('mpctl_link_probes_heard_total', 'counter', 'Liveness probes answered (LP) or received (RP) on the link.', (l) => l.probesHeard),
-    fam('mpctl_drops_total', 'counter', 'Packets the data path dropped, by reason (bpf/mp.h).', Object.entries(s.drops).map(([reason, v]) => ({ labels: { reason }, value: v }))),
+    fam('mpctl_drops_total', 'counter', 'Packets the portal dropped, by reason: the data path\'s (bpf/mp.h), and shape_queue (its shaping queues full).', Object.entries(s.drops).map(([reason, v]) => ({ labels: { reason }, value: v }))),
     fam('mpctl_segmentation_loop_packets_total', 'counter', 'The segmentation loop: GSO and too-big packets sent round it, pieces carried after it.', [
       { labels: { kind: 'gso' }, value: s.loop.gso },
       { labels: { kind: 'frag' }, value: s.loop.frag },

@@ -59,6 +59,17 @@ export interface RuleSpec {
   fwmark?: number;
 }
 
+/** The counters of one htb class's bfifo leaf (TCA_STATS, struct tc_stats): what left the queue,
+ * what it dropped because it was full, and what waits in it now. */
+export interface LeafStats {
+  /** sent (dequeued) */
+  packets: number;
+  bytes: number;
+  drops: number;
+  backlogBytes: number;
+  qlen: number;
+}
+
 /** A device's root qdisc as the kernel reports it. */
 export interface RootQdisc {
   kind: string;
@@ -110,6 +121,9 @@ export interface Rtnl {
    * tokens stay). Cheap enough to call many times a second: two requests, no lookups.
    */
   setHtbClass(ifname: string, major: number, minor: number, p: HtbClassParams): Promise<Result<void, MpError>>;
+  /** The bfifo leaves of htb `major`'s classes on each of `ifnames`, by device, then class minor
+   * (classes without one left out): one dump of the namespace's qdiscs for all of them. */
+  leafStats(ifnames: readonly string[], major: number): Promise<Result<Map<string, Map<number, LeafStats>>, MpError>>;
   /** Deletes htb class `major`:`minor` and its leaf (none there: success). */
   deleteHtbClass(ifname: string, major: number, minor: number): Promise<Result<void, MpError>>;
   /** Deletes the root qdisc (with `handle`: only if it is that one); the kernel's default root
@@ -119,6 +133,14 @@ export interface Rtnl {
    * from ICMP "fragmentation needed" / "packet too big" (null: no MTU on the route). */
   routeMtu(address: string): Promise<Result<number | null, MpError>>;
   close(): void;
+}
+
+/** struct tc_stats { u64 bytes; u32 packets, drops, overlimits, bps, pps, qlen, backlog; } */
+const TC_STATS_LEN = 36;
+
+/** TCA_STATS of a qdisc (host byte order). */
+export function decodeTcStats(b: Buffer): LeafStats {
+  return { bytes: Number(b.readBigUInt64LE(0)), packets: b.readUInt32LE(8), drops: b.readUInt32LE(12), qlen: b.readUInt32LE(28), backlogBytes: b.readUInt32LE(32) };
 }
 
 const ERRNO_RE = /Request rejected: (E[A-Z0-9]+|-?\d+)/;
@@ -569,6 +591,32 @@ class NetlinkRtnl implements Rtnl {
         )
       ).map(() => undefined);
     });
+  }
+
+  async leafStats(ifnames: readonly string[], major: number): Promise<Result<Map<string, Map<number, LeafStats>>, MpError>> {
+    const bad = checkHtbIds(major, 1);
+    if (bad) return err(bug(bad));
+    const devs = new Map<number, string>();
+    for (const name of new Set(ifnames)) {
+      // the remembered index (no link dump a call); a device recreated since has no leaves of ours
+      const known = this.ifindexes.get(name);
+      const idx = known !== undefined ? ok(known) : await this.freshIndex(name);
+      if (idx.isErr()) return err(idx.error);
+      devs.set(idx.value, name);
+    }
+    const qs = await this.call('qdisc counters', () => this.sock.getQdiscs(undefined, undefined, { timeout: REQ_TIMEOUT_MS }));
+    if (qs.isErr()) return err(qs.error);
+    const out = new Map<string, Map<number, LeafStats>>([...devs.values()].map((n) => [n, new Map()]));
+    for (const q of qs.value) {
+      const parent = q.data.parent ?? 0;
+      const minor = parent & 0xffff;
+      const dev = devs.get(q.data.ifindex ?? -1);
+      const st = q.attrs.stats;
+      if (dev === undefined || parent >>> 16 !== major || minor === 0 || q.data.handle !== htbLeafHandle(major, minor)) continue;
+      if (q.attrs.kind !== 'bfifo' || !st || st.length < TC_STATS_LEN) continue;
+      out.get(dev)!.set(minor, decodeTcStats(st));
+    }
+    return ok(out);
   }
 
   async deleteHtbClass(ifname: string, major: number, minor: number): Promise<Result<void, MpError>> {

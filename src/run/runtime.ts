@@ -83,6 +83,9 @@ export interface LinkRuntimeStatus {
   /** `shape = true`: the rate the link's htb class was last written with (bits/s of frames,
    * shaper.ts); absent: not shaped, or no class written yet */
   shapeBps?: number;
+  /** the link's class queue (shaper.ts queues; absent: no class, or not read yet): packets it
+   * dropped because it was full, and bytes waiting in it */
+  shapeQueue?: { drops: number; bytes: number };
 }
 
 export interface Runtime {
@@ -475,8 +478,18 @@ function runtimeOf(
 ): Runtime {
   return {
     status: () => {
-      const classes = shaper?.rates();
-      return classes ? status().map((s) => (classes.has(s.id) ? { ...s, shapeBps: classes.get(s.id)! } : s)) : status();
+      if (!shaper) return status();
+      const classes = shaper.rates();
+      const queues = shaper.queues();
+      shaper.refreshQueues(); // for the next call (the publisher's: once a second)
+      return status().map((s) => {
+        const q = queues.get(s.id);
+        return {
+          ...s,
+          ...(classes.has(s.id) ? { shapeBps: classes.get(s.id)! } : {}),
+          ...(q ? { shapeQueue: { drops: q.drops, bytes: q.backlogBytes } } : {}),
+        };
+      });
     },
     badControl: () => t.bad,
     feedback: () => ({ ...cc.counters }),

@@ -23,7 +23,7 @@
 // link winning over the ones not written yet.
 import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../errors.js';
-import { openRtnl, type Rtnl } from '../netlink/rtnl.js';
+import { openRtnl, type LeafStats, type Rtnl } from '../netlink/rtnl.js';
 import { SHAPE_HANDLE } from '../plan/plan.js';
 
 type Log = (msg: string, fields?: Record<string, unknown>) => void;
@@ -69,6 +69,9 @@ export class LinkShaper {
   /** links whose class is open (update's `equalising` false) */
   private readonly open = new Set<number>();
   private writing: Promise<void> | null = null;
+  /** each link's class queue as last read (refreshQueues), and the read under way */
+  private leaves = new Map<number, LeafStats>();
+  private reading: Promise<void> | null = null;
   private failures = 0;
   private closed = false;
 
@@ -119,10 +122,44 @@ export class LinkShaper {
     return new Map([...this.written].filter(([id]) => !this.open.has(id)));
   }
 
+  /** Each link's class queue (its bfifo leaf's counters: what it dropped because it was full,
+   * what waits in it) as of the last refreshQueues that completed; links without a class left
+   * out. The drops are the kernel's, since the class was made (a hand-over keeps counting). */
+  queues(): Map<number, LeafStats> {
+    return this.leaves;
+  }
+
+  /** Reads every class's queue counters again, one netlink dump for all devices, unless a read
+   * is under way or no class was written; queues() has them once it completes. */
+  refreshQueues(): void {
+    if (this.closed || this.reading || this.written.size === 0) return;
+    this.reading = this.readQueues().finally(() => (this.reading = null));
+  }
+
+  private async readQueues(): Promise<void> {
+    const devs = new Map<number, string>();
+    for (const id of this.written.keys()) {
+      const dev = this.devOf(id);
+      if (dev !== null) devs.set(id, dev);
+    }
+    const r = await this.rt.leafStats([...new Set(devs.values())], this.major);
+    if (r.isErr()) {
+      if (this.failures++ < 5) this.log('the shaping queues\' counters could not be read', { error: r.error });
+      return;
+    }
+    const next = new Map<number, LeafStats>();
+    for (const [id, dev] of devs) {
+      const st = r.value.get(dev)?.get(id + 1);
+      if (st) next.set(id, st);
+    }
+    this.leaves = next;
+  }
+
   /** Writes what is pending, then stops taking updates; the classes stay (the plan's undo
    * removes the root with them on down; a hand-over leaves them to the next control plane). */
   async close(): Promise<void> {
     await this.idle();
+    await this.reading;
     this.closed = true;
     this.rt.close();
   }

@@ -60,6 +60,10 @@ export interface LinkStatus {
   /** `shape = true`: the rate of the link's htb class, bits/s of Ethernet frames (run/shaper.ts);
    * absent: not shaped (or no class written yet) */
   shapeBps?: number;
+  /** the link's class queue in this portal: packets it dropped because it was full (also in
+   * `drops.shape_queue`) and bytes waiting in it, as the control plane last published them;
+   * absent: no class */
+  shapeQueue?: { drops: number; bytes: number };
 }
 
 export interface PortalStatus {
@@ -112,6 +116,10 @@ export interface RedundantStatus {
   /** link id → first copies received on it (links with none left out) */
   wins: Record<string, number>;
 }
+
+/** `drops` beyond the data path's reasons (abi.DROP_REASONS): packets the shaping classes'
+ * queues dropped because they were full (run/shaper.ts), summed over the links. */
+export const SHAPE_QUEUE_DROPS = 'shape_queue';
 
 const STATE_NAMES: Record<number, LinkStatus['state']> = {
   [abi.MP_LINK_UNUSED]: 'unused',
@@ -227,6 +235,7 @@ export function statusText(s: PortalStatus): string {
         `${l.budget ? `  budget ${l.budget.exhausted ? 'SPENT' : `${(l.budget.leftBytes / 1e6).toFixed(1)} MB left`}${typeof l.budget.usedBytes === 'number' ? ` (${(l.budget.usedBytes / 1e6).toFixed(1)} MB used)` : ''}` : ''}` +
         `${l.train ? `  train ${(l.train.bps / 1e6).toFixed(1)} Mbit/s${l.train.retrain ? ' (re-train)' : ''}` : ''}` +
         `${l.shapeBps ? `  shaped ${(l.shapeBps / 1e6).toFixed(1)} Mbit/s` : ''}` +
+        `${l.shapeQueue ? `${l.shapeBps ? '' : '  open class'} queue ${(l.shapeQueue.bytes / 1000).toFixed(1)} kB${l.shapeQueue.drops ? `, ${l.shapeQueue.drops} dropped full` : ''}` : ''}` +
         (l.cc
           ? `\n    cc ${l.cc.phase}${l.cc.stale ? ' (stale)' : ''} bw ${(l.cc.bwBps / 1e6).toFixed(1)} Mbit/s delivered ${(l.cc.deliveryBps / 1e6).toFixed(1)} Mbit/s` +
             ` queue ${l.cc.queueMs.toFixed(1)} ms rtt ${l.cc.rttMs.toFixed(1)} ms loss ${l.cc.lossPct.toFixed(1)} %` +
@@ -319,6 +328,7 @@ export async function portalStatus(instance: string): Promise<Result<PortalStatu
         ...(rt?.train?.bps ? { train: { ...rt.train, bps: Math.round(rt.train.bps) } } : {}),
         ...(rt?.depthTrain ? { depthTrain: rt.depthTrain } : {}),
         ...(rt?.shapeBps ? { shapeBps: rt.shapeBps } : {}),
+        ...(rt?.shapeQueue ? { shapeQueue: rt.shapeQueue } : {}),
         budget:
           link.budgetBytes && sent
             ? {
@@ -336,6 +346,8 @@ export async function portalStatus(instance: string): Promise<Result<PortalStatu
       if (v.isErr()) return err(v.error);
       dropCounts[abi.DROP_REASONS[r]!] = Number(v.value ? abi.sumPerCpuU64(v.value) : 0n);
     }
+    // the portal's own shaping queues drop too (counted by the kernel, published by the control plane)
+    dropCounts[SHAPE_QUEUE_DROPS] = out.reduce((a, l) => a + (l.shapeQueue?.drops ?? 0), 0);
     const lv = mapLookup(loopStats._unsafeUnwrap(), abi.mapKey(0), abi.percpuValueSize(abi.MP_LOOP_STATS_SIZE, ncpu));
     if (lv.isErr()) return err(lv.error);
     const ls = lv.value ? abi.decodeLoopStats(lv.value, ncpu) : { gso: 0n, frag: 0n, back: 0n };

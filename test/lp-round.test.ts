@@ -76,8 +76,9 @@ test('LP: a round that confirms a link\'s path MTUs sends the confirm pair as it
       const mine = win.filter((s) => s.link === id);
       // confirm probes every third round (CONFIRM_MS 250 on the 100 ms grid): ~6 in 2 s
       assert.ok(mine.filter((s) => s.size).length >= 3, `link ${id}: confirm requests ${JSON.stringify(mine)}`);
-      // one request a round: never two on the link in the same wake
-      for (let i = 1; i < mine.length; i++) assert.ok(mine[i]!.at - mine[i - 1]!.at > 10, `link ${id}: two requests ${(mine[i]!.at - mine[i - 1]!.at).toFixed(1)} ms apart: ${JSON.stringify(mine.slice(Math.max(0, i - 4), i + 2).map((s) => [Math.round(s.at - from), s.size]))}`);
+      // one request a round: never two on the link in the same wake (those leave within a
+      // millisecond; separate wakes of a loaded event loop came 7.8 ms apart in a suite run)
+      for (let i = 1; i < mine.length; i++) assert.ok(mine[i]!.at - mine[i - 1]!.at > 5, `link ${id}: two requests ${(mine[i]!.at - mine[i - 1]!.at).toFixed(1)} ms apart: ${JSON.stringify(mine.slice(Math.max(0, i - 4), i + 2).map((s) => [Math.round(s.at - from), s.size]))}`);
     }
     assert.ok(r.status().every((s) => s.state === 'up'), 'the answers to the confirm pairs keep the links up');
   } finally {

@@ -13,12 +13,14 @@ import { readFile } from 'node:fs/promises';
 import { iperf } from '../src/lab/measure.js';
 import { labDir } from '../src/lab/state.js';
 import { killAndRestart, must, sleep, twoLinks, withLab } from './helpers/lab.js';
-import { labStatus } from './helpers/wait.js';
+import { depthTrainsOver, labStatus } from './helpers/wait.js';
 
 test('SIGKILL and `mpctl up` of each portal, then SIGUSR2 (reload) of the LP, during a UDP flow: the data path is adopted, no packet lost', { timeout: 240_000 }, async (t) => {
   await withLab(
     twoLinks,
     async (lab) => {
+      // not into the depth trains of the bond's start: each fills its link's buffer until it drops
+      await depthTrainsOver(lab);
       const t0 = Date.now();
       const flow = iperf(lab, { server: { node: 'server', addr: '203.0.113.2' }, client: { node: 'client' }, seconds: 20, udpBps: 10e6 });
       const marks: string[] = []; // when each restart began, seconds into the flow

@@ -74,9 +74,10 @@ test('capacity and depth trains: each portal measures its direction of each link
       // one-way delay grows by the wait, a burst's last requests' too. Quiet (some task waiting
       // under CONTENDED of the span): 46.3-52.6 ms on the 50 ms buffers; contended: 55.0-57.9
       // with three CPU hogs on the 2-CPU machine (share ~50 %), 62.5 in a CI run; quiet on
-      // session 32's machine the RP's 40 Mbit/s cable read 56.2
+      // session 32's machine (its emulators up to 100 ms late) the RP's 40 Mbit/s cable read
+      // 56.2 and 58.0
       const contended = share === null || share >= CONTENDED;
-      const most = contended ? 72 : 58;
+      const most = contended ? 72 : 60;
       const pressure = `cpu pressure ${share === null ? 'unknown' : `${(share * 100).toFixed(1)} %`}`;
       t.diagnostic(`${pressure} while the trains ran: buffers up to ${most} ms accepted`);
       for (const role of ['lp', 'rp'] as const) {

@@ -122,7 +122,8 @@ export interface Rtnl {
    */
   setHtbClass(ifname: string, major: number, minor: number, p: HtbClassParams): Promise<Result<void, MpError>>;
   /** The bfifo leaves of htb `major`'s classes on each of `ifnames`, by device, then class minor
-   * (classes without one left out): one dump of the namespace's qdiscs for all of them. */
+   * (classes without one left out; a device that is gone too, so that the others are still
+   * read): one dump of the namespace's qdiscs for all of them. */
   leafStats(ifnames: readonly string[], major: number): Promise<Result<Map<string, Map<number, LeafStats>>, MpError>>;
   /** Deletes htb class `major`:`minor` and its leaf (none there: success). */
   deleteHtbClass(ifname: string, major: number, minor: number): Promise<Result<void, MpError>>;
@@ -601,6 +602,7 @@ class NetlinkRtnl implements Rtnl {
       // the remembered index (no link dump a call); a device recreated since has no leaves of ours
       const known = this.ifindexes.get(name);
       const idx = known !== undefined ? ok(known) : await this.freshIndex(name);
+      if (idx.isErr() && idx.error.kind === 'NotFound') continue;
       if (idx.isErr()) return err(idx.error);
       devs.set(idx.value, name);
     }

@@ -169,6 +169,12 @@ export async function emulatorHealth(lab: string): Promise<EmulatorHealth[]> {
   return out;
 }
 
+/** Did some emulator run at least `lateUs` late between two snapshots (its worst lateness rose
+ * to that or more)? Then its link stalled for as long: the lab's doing, not the bond's. */
+export function emulatorStarved(a: EmulatorHealth[], b: EmulatorHealth[], lateUs: number): boolean {
+  return b.some((x) => x.lateMaxUs >= lateUs && x.lateMaxUs > (a.find((y) => y.link === x.link)?.lateMaxUs ?? 0));
+}
+
 /** What the emulators did between two snapshots, as one line: a starved emulator (late frames,
  * socket drops) made its link worse than configured, which a throughput figure then shows. */
 export function healthBetween(a: EmulatorHealth[], b: EmulatorHealth[]): string {

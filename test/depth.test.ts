@@ -87,6 +87,12 @@ describe('depth trains', () => {
     const tiny = burst({ n: 335, bytes: 1500, rateBps: 20e6, queueBytes: 15_000, entryUs: 0 });
     assert.equal(depthOf(tiny.sentUs, tiny.stamps).depthUs, null);
     assert.equal(depthOf(tiny.sentUs, tiny.stamps).none, 'few');
+    // 2 Mbit/s, 50 ms: 8 requests fit; sends slow enough (24 ms for the 35) that 4 more drain in
+    // and answer: still few before the overflow (the lab read 'mixed' from 12 such replies)
+    const slow = burst({ n: 35, bytes: 1500, rateBps: 2e6, queueBytes: 12_500, entryUs: 24_000 });
+    const rs = depthOf(slow.sentUs, slow.stamps);
+    assert.ok(rs.replies >= 12, `${rs.replies} replies`);
+    assert.equal(rs.none, 'few');
   });
 
   it('bursts: their sequence numbers, replies, a failed send tried again, results after the wait', () => {

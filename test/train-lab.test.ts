@@ -15,7 +15,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseScenario } from '../src/lab/scenario.js';
 import type { PortalStatus } from '../src/run/status.js';
-import { withLab } from './helpers/lab.js';
+import { emulatorHealth, healthBetween, withLab } from './helpers/lab.js';
 import { depthTrainsOver, labStatus, waitFor } from './helpers/wait.js';
 import { cpuPressure, pressureShare } from '../src/lab/pressure.js';
 
@@ -62,14 +62,25 @@ test('capacity and depth trains: each portal measures its direction of each link
       }
       // then a depth train on each (src/run/depth.ts): the lab's buffers hold 50 ms (the
       // emulator's default queue). The LP's 2 Mbit/s dsl holds 8 packets, too few answers to
-      // tell ('few', tried again, then over); the RP's 750-request burst on the 40 Mbit/s cable
-      // outruns the emulator's own intake now and then (its later requests meet more queue than
-      // the buffer holds: 'mixed', tried again), so it may end with none; so may the LP's
-      // 301-request burst on the 20 Mbit/s fibre (2 of 4 suite runs on session 32's machine,
-      // its later requests at 68-70 ms)
+      // tell ('few', tried again, then over). A burst is sent at Node's pace (~26 µs a request
+      // here) and the lab carries it with the CPU it has: the emulator's send of each frame runs
+      // that frame's softirqs (through the inet router to the peer's data path, whose answer comes
+      // back), so a long burst reaches the buffer stretched. Session 33's machine, the replies'
+      // queues: each request of a burst met 0.07-0.2 ms more than the one before it beyond the
+      // link's frame time, and after the overflow each one that got in met ~0.6 ms more than the
+      // one before it (the 20 Mbit/s fibre's 301: 54 ms rising to 71), which the data path
+      // rightly calls 'mixed' (a later request met more queue than the buffer held: not a
+      // tail-drop FIFO's overflow) on any link whose burst is long: the fibres' and the RP's
+      // 40 Mbit/s cable's (754 requests), 1 to 3 of the 6 in a run. A depth read while that
+      // stretch ran ahead of the overflow is high by up to ~0.1 ms a request the buffer held:
+      // the cable read 66-73 ms (195 requests held). The 10 and 6 Mbit/s links' short bursts
+      // were measured in every run.
       let measured = 0;
+      const byRole = { lp: 0, rp: 0 };
+      const emulators = await emulatorHealth(lab);
       const all = await depthTrainsOver(lab);
       const share = pressureShare(p0, cpuPressure());
+      t.diagnostic(`the lab's link emulators during the trains: ${healthBetween(emulators, await emulatorHealth(lab))}`);
       // a contended machine runs the veths' softirqs late (ksoftirqd waits for a CPU): every
       // one-way delay grows by the wait, a burst's last requests' too. Quiet (some task waiting
       // under CONTENDED of the span): 46.3-52.6 ms on the 50 ms buffers; contended: 55.0-57.9
@@ -77,26 +88,28 @@ test('capacity and depth trains: each portal measures its direction of each link
       // session 32's machine (its emulators up to 100 ms late) the RP's 40 Mbit/s cable read
       // 56.2 and 58.0
       const contended = share === null || share >= CONTENDED;
-      const most = contended ? 72 : 60;
       const pressure = `cpu pressure ${share === null ? 'unknown' : `${(share * 100).toFixed(1)} %`}`;
-      t.diagnostic(`${pressure} while the trains ran: buffers up to ${most} ms accepted`);
       for (const role of ['lp', 'rp'] as const) {
         const s = all[role];
         for (const l of s.links) {
           const d = l.depthTrain!;
-          t.diagnostic(`${role} link ${l.id}: depth train ${JSON.stringify(d)}, cc buffer ${l.cc?.depthMs} ms`);
+          const held = (0.05 * truth[role][l.id]!) / 8 / (l.train?.outerBytes ?? 1500);
+          const most = (contended ? 72 : 60) + 0.1 * held;
+          t.diagnostic(`${role} link ${l.id}: depth train ${JSON.stringify(d)}, cc buffer ${l.cc?.depthMs} ms; the buffer holds ~${held.toFixed(0)} requests: up to ${most.toFixed(1)} ms accepted (${pressure})`);
           assert.equal(l.tx.packets, 0, `${role} link ${l.id}: still no data sent (a depth train is probes)`);
           if (d.depthMs === null) {
-            const allowed = role === 'lp' && l.id === 1 ? 'few' : (role === 'rp' && l.id === 0) || (role === 'lp' && l.id === 2) ? 'mixed' : null;
-            assert.equal(d.none, allowed, `${role} link ${l.id}: no depth (${d.none})`);
+            const allowed = role === 'lp' && l.id === 1 ? ['few'] : ['mixed'];
+            assert.ok(allowed.includes(d.none ?? ''), `${role} link ${l.id}: no depth (${d.none})`);
+            assert.ok(d.tries === 3 && d.over, `${role} link ${l.id}: tried three times (${d.tries})`);
             continue;
           }
           measured++;
+          byRole[role]++;
           assert.ok(d.depthMs >= 40 && d.depthMs <= most, `${role} link ${l.id}: buffer ${d.depthMs} ms, the emulator holds 50 (${pressure})`);
           assert.equal(l.cc?.depthMs, d.depthMs, `${role} link ${l.id}: the controller took it (the scheduler's plan cap follows)`);
         }
       }
-      assert.ok(measured >= 3, `${measured} of 6 buffers measured`);
+      assert.ok(measured >= 2 && byRole.lp >= 1 && byRole.rp >= 1, `${measured} of 6 buffers measured (lp ${byRole.lp}, rp ${byRole.rp})`);
     },
     { bond: true, lp: { rates: ['', '100mbit', '18mbit'] } },
   );

@@ -79,8 +79,9 @@ export interface DepthResult {
   sent: number;
   /** the first request of the overflow (null: none) */
   overflowAt: number | null;
-  /** why no depth: 'deep' (no overflow: the buffer took the burst), 'few' (too few replies),
-   * 'shallow' (under DEPTH_MIN_US), 'mixed' (a request after the overflow met more queue) */
+  /** why no depth: 'deep' (no overflow: the buffer took the burst), 'few' (fewer than
+   * DEPTH_MIN_LEN / 2 replies to requests before the overflow), 'shallow' (under DEPTH_MIN_US),
+   * 'mixed' (a request after the overflow met more queue) */
   none: 'deep' | 'few' | 'shallow' | 'mixed' | null;
 }
 
@@ -119,7 +120,11 @@ export function depthOf(sentUs: readonly number[], stamps: ReadonlyMap<number, n
   const before = last.length === 0 ? 0 : last.slice(-DEPTH_LAST).sort((a, b) => a - b)[Math.floor(Math.min(DEPTH_LAST, last.length) / 2)]!;
   // after the overflow what gets in meets a full buffer, no more: a later request that met more
   // means the losses were not the buffer's (replies lost on the way back, sends held up)
-  const none = overflowAt === null ? 'deep' : idx.length < DEPTH_MIN_LEN / 2 ? 'few' : maxQueueUs > Math.max(0, ...last) * 1.1 + 2_000 ? 'mixed' : before < DEPTH_MIN_US ? 'shallow' : null;
+  // too few: the replies of the requests that got in before the overflow are what tell the
+  // depth; those after it add nothing (lab, a 2 Mbit/s link's 50 ms buffer holds 8 requests: 8
+  // to 10 replies came, or 12 when the sends were slow enough for 4 to drain, and those 12 read
+  // 'mixed' from the 6 ms one request takes there)
+  const none = overflowAt === null ? 'deep' : last.length < DEPTH_MIN_LEN / 2 ? 'few' : maxQueueUs > Math.max(0, ...last) * 1.1 + 2_000 ? 'mixed' : before < DEPTH_MIN_US ? 'shallow' : null;
   return { depthUs: none === null ? Math.round(before) : null, maxQueueUs: Math.round(maxQueueUs), replies: idx.length, sent, overflowAt, none };
 }
 

@@ -6,13 +6,16 @@
 // flow never slows, and the restarted portals run on (the LP rekeys at once, both hear every
 // link, the LP's inner MTU never went below what the running data path had confirmed). Last,
 // the LP is restarted as `systemctl reload` does it (SIGUSR2: it hands its data path over, exit
-// 75, and the next `up` adopts): no packet lost either.
+// 75, and the next `up` adopts): no packet lost either. Then an upgrade: a record naming another
+// BPF object is not adopted (its maps may be laid out otherwise): the data path is replaced.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { iperf } from '../src/lab/measure.js';
 import { labDir } from '../src/lab/state.js';
-import { killAndRestart, must, sleep, twoLinks, withLab } from './helpers/lab.js';
+import { portalDir } from '../src/apply/state.js';
+import { portalInstance } from '../src/lab/bond.js';
+import { killAndRestart, killPortal, must, restartPortal, sleep, twoLinks, withLab } from './helpers/lab.js';
 import { depthTrainsOver, labStatus } from './helpers/wait.js';
 
 test('SIGKILL and `mpctl up` of each portal, then SIGUSR2 (reload) of the LP, during a UDP flow: the data path is adopted, no packet lost', { timeout: 240_000 }, async (t) => {
@@ -62,6 +65,22 @@ test('SIGKILL and `mpctl up` of each portal, then SIGUSR2 (reload) of the LP, du
         rekeyed = (await readFile(`${labDir(lab)}/lp.log`, 'utf8')).split('adopting the running data path').at(-1) ?? '';
       }
       assert.match(rekeyed, /session key id \d+ in use/, 'the restarted LP rekeyed');
+
+      // an upgrade: the record says another BPF object loaded the running data path (its maps
+      // may be laid out otherwise): the LP does not adopt it, it replaces it, and the bond works
+      await killPortal(lab, 'lp');
+      const stateFile = `${portalDir(portalInstance(lab, 'lp'))}/state.json`;
+      const rec = JSON.parse(await readFile(stateFile, 'utf8')) as { object?: string };
+      assert.match(rec.object ?? '', /^[0-9a-f]{16}$/, 'the record names the object the data path was loaded from');
+      await writeFile(stateFile, JSON.stringify({ ...rec, object: '0123456789abcdef' }));
+      const upgraded = await restartPortal(lab, 'lp');
+      assert.match(upgraded, /not adopting the running data path: it was loaded from another BPF object \(0123456789abcdef; this mpctl's is [0-9a-f]{16}\)/, 'the LP says why it does not adopt');
+      assert.doesNotMatch(upgraded, /adopting the running data path of a portal/, 'the LP did not adopt');
+      const after = await depthTrainsOver(lab);
+      assert.deepEqual(after.lp.links.map((l) => l.state), ['up', 'up'], 'the replaced LP: both links up');
+      const again = must(await iperf(lab, { server: { node: 'server', addr: '203.0.113.2' }, client: { node: 'client' }, seconds: 3, udpBps: 5e6 }), 'iperf3 -u after the upgrade');
+      t.diagnostic(`after the upgrade: ${again.packets} packets, ${again.lostPackets} lost`);
+      assert.ok(again.packets > 0 && again.lostPackets <= again.packets * 0.01, `the bond carries a flow after the upgrade (${again.lostPackets} of ${again.packets} lost)`);
     },
     { bond: true },
   );

@@ -3,8 +3,10 @@
 // and give the running loop a port to change link state. Layouts come from src/datapath/abi.ts.
 // The segmentation loop's device exists only once the plan is applied: `setLoop` then adds it
 // to the config (until then no link is up, so encap sends nothing anywhere).
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { err, ok, type Result } from 'neverthrow';
-import type { MpError } from '../errors.js';
+import { fileError, type MpError } from '../errors.js';
 import type { LinkConfig, LocalConfig, PortalConfig, Prefix } from '../config/types.js';
 import type { RedundantClass } from '../config/redundant.js';
 import * as abi from '../datapath/abi.js';
@@ -23,6 +25,18 @@ import { mapKeysPort, type KeysPort } from '../security/keys-port.js';
 const RX_SNAPSHOT_NS = 1_000_000n;
 
 export const objectPath = (): string => process.env.MPCTL_BPF_OBJ ?? packagePath('build', 'bpf', 'mpctl.o');
+
+/** The BPF object's identity: the first 16 hex digits of its SHA-256. A data path is adopted only
+ * by a control plane of the object it was loaded from (portal.ts): another object may lay its
+ * maps out otherwise (mp.h, abi.ts) or run other programs, and the new process would read and
+ * write the old maps by its own layouts. */
+export function objectId(path = objectPath()): Result<string, MpError> {
+  try {
+    return ok(createHash('sha256').update(readFileSync(path)).digest('hex').slice(0, 16));
+  } catch (e) {
+    return err(fileError('read', path, e));
+  }
+}
 
 /** The segmentation loop as the data path sees it (bpf/loop.h). */
 export interface LoopConfig {

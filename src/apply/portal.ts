@@ -20,7 +20,7 @@ import { planPortal, type PlanFacts } from '../plan/plan.js';
 import { loadPolicy } from '../plan/policy.js';
 import type { Plan } from '../plan/types.js';
 import { applyPlan, revertAll, type FilterPort, type Undo } from './apply.js';
-import { openDatapath, type Datapath } from './datapath.js';
+import { objectId, openDatapath, type Datapath } from './datapath.js';
 import * as abi from '../datapath/abi.js';
 import { sweepNat } from '../run/nat.js';
 import { startLocal, startRemote, type AuthSetup, type Runtime } from '../run/runtime.js';
@@ -125,16 +125,21 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
     rt.close();
     return err(e);
   };
+  const object = objectId();
+  if (object.isErr()) return fail(object.error);
   let adopt: PortalState | null = null;
   if (prev.isOk()) {
     if (isAlive(prev.value.pid) && prev.value.pid !== process.pid) {
       rt.close();
       return ok('already-up');
     }
-    if (adoptable(prev.value, cfg, configFile)) {
+    const same = prev.value.object === object.value;
+    if (adoptable(prev.value, cfg, configFile) && same) {
       adopt = prev.value;
       log('adopting the running data path of a portal that did not stop (hitless restart)', { pid: prev.value.pid });
     } else {
+      if (!same && adoptable(prev.value, cfg, configFile))
+        log(`not adopting the running data path: it was loaded from another BPF object (${prev.value.object ?? 'not recorded'}; this mpctl's is ${object.value}): an upgrade; replacing it, its flows pause while it is loaded again`, { pid: prev.value.pid, was: prev.value.object ?? null, object: object.value });
       log('cleaning up after a portal that did not stop cleanly', { pid: prev.value.pid });
       const c = await cleanup(rt, prev.value, null);
       if (c.isErr()) return fail(c.error);
@@ -160,6 +165,7 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
     startedAt: new Date().toISOString(),
     netns: currentNetns(),
     pinDir,
+    object: object.value,
     undo: adopt ? adopt.undo : [],
   };
   const saved = await writePortalState(state);

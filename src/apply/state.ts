@@ -18,6 +18,9 @@ export interface PortalState {
   /** the network namespace inode the portal runs in (so `down` from elsewhere can tell) */
   netns: string;
   pinDir: string;
+  /** the BPF object the data path was loaded from (datapath.ts objectId); absent in a record
+   * written before it was kept: such a data path is not adopted */
+  object?: string;
   /** status socket for `mpctl status` */
   undo: Undo[];
 }

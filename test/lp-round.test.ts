@@ -13,6 +13,10 @@ import * as abi from '../src/datapath/abi.js';
 import type { KeysPort } from '../src/security/keys-port.js';
 import { answer, decodeProbe, udpOverhead } from '../src/run/probe.js';
 import { startLocal, type LinkStatePort } from '../src/run/runtime.js';
+import { serial } from './helpers/serial.js';
+
+// it measures time: not beside another such file (helpers/serial.ts)
+await serial();
 
 const none = () => ok(null);
 const done = () => ok(undefined);

@@ -17,6 +17,10 @@ import { aliveWriter, startRemote, Tracker, type LinkStatePort } from '../src/ru
 import { createInitiation, consumeResponse } from '../src/security/handshake.js';
 import { generatePrivateKey, staticKeys } from '../src/security/keys.js';
 import { sign } from '../src/security/mac.js';
+import { serial } from './helpers/serial.js';
+
+// it measures time: not beside another such file (helpers/serial.ts)
+await serial();
 
 class FakePort implements LinkStatePort {
   states: [number, string][] = [];

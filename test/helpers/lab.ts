@@ -14,6 +14,10 @@ import { labDir, listLabs, readState } from '../../src/lab/state.js';
 import { nsName } from '../../src/lab/topology.js';
 import { getState as getEmulatorState } from '../../src/lab/emulator.js';
 import type { BondOptions } from '../../src/lab/bond.js';
+import { serial } from './serial.js';
+
+// a file that runs a lab runs alone among such files (serial.ts)
+await serial();
 
 let seq = 0;
 /** `t<pid><seq><rand>`: unique across parallel runs and leftovers. */

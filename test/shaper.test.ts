@@ -29,6 +29,28 @@ describe('shaping: the class rate of a link', () => {
     assert.equal(shapeLimitBytes(19.6e6), 367_500);
     assert.equal(shapeLimitBytes(1e6), MIN_LIMIT_BYTES);
   });
+
+  it('logs 5 failed counter reads and 5 failed class writes, each of its own: reads failing every second do not silence a failed write', async () => {
+    let writes = 0;
+    const refused = { kind: 'NetlinkRejected' as const, op: 'test', errno: 'EINVAL' };
+    const fake = {
+      setHtbClass: async () => (writes++ === 0 ? ok(undefined) : err(refused)),
+      leafStats: async () => err(refused),
+      close: () => {},
+    } as unknown as Rtnl;
+    const logs: string[] = [];
+    const shaper = new LinkShaper(fake, () => 'sa', 0x6d70, (m) => logs.push(m));
+    shaper.update(0, 20e6, 20e6, true);
+    await shaper.idle();
+    for (let i = 0; i < 20; i++) {
+      shaper.refreshQueues();
+      await new Promise((r) => setImmediate(r));
+    }
+    shaper.update(0, 10e6, 10e6, true);
+    await shaper.idle();
+    assert.equal(logs.filter((m) => m.includes('counters could not be read')).length, 5);
+    assert.equal(logs.filter((m) => m.includes('could not be set')).length, 1, logs.join(' | '));
+  });
 });
 
 /** `tc class show` of the namespace's device: each class's rate in kbit/s (tc prints kbit/s or

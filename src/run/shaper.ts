@@ -72,7 +72,10 @@ export class LinkShaper {
   /** each link's class queue as last read (refreshQueues), and the read under way */
   private leaves = new Map<number, LeafStats>();
   private reading: Promise<void> | null = null;
+  /** failures logged, of the class writes and of the counter reads (5 each, then quiet: a
+   * read failing every second must not use up what a failed write would say) */
   private failures = 0;
+  private readFailures = 0;
   private closed = false;
 
   /** `devOf`: the device link `id`'s data leaves by (null: none known); `major`: the htb root's. */
@@ -144,7 +147,7 @@ export class LinkShaper {
     }
     const r = await this.rt.leafStats([...new Set(devs.values())], this.major);
     if (r.isErr()) {
-      if (this.failures++ < 5) this.log('the shaping queues\' counters could not be read', { error: r.error });
+      if (this.readFailures++ < 5) this.log('the shaping queues\' counters could not be read', { error: r.error });
       return;
     }
     const next = new Map<number, LeafStats>();

@@ -4,10 +4,5 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
-# Two files at a time: the unit files side by side first; then the files that run a lab or
-# portals, or measure time, each alone (they take test/helpers/serial.ts's lock), after them
-if [ $# -eq 0 ]; then
-  serial=$(grep -l "helpers/lab\|helpers/serial" test/*.test.ts)
-  set -- $(grep -L "helpers/lab\|helpers/serial" test/*.test.ts) $serial
-fi
-exec node --import tsx --test --test-concurrency=2 --test-reporter=spec "$@"
+# Two files at a time, the unit files first (scripts/run-tests.mjs: order, concurrency, report)
+exec node --import tsx scripts/run-tests.mjs "$@"

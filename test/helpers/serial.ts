@@ -1,8 +1,8 @@
-// The suite runs two test files at a time (scripts/test.sh, `--test-concurrency=2`): the unit
+// The suite runs two test files at a time (scripts/run-tests.mjs, concurrency 2): the unit
 // files, which neither run a lab nor measure time, side by side on the machine's two CPUs; a
 // file that runs a lab or portals, or that measures time, holds this lock for its whole run
 // (its process), so no two of them share the CPUs: a lab's link emulators and portals need a
-// CPU on time, and its figures are the lab's, not another test's. scripts/test.sh lists those
+// CPU on time, and its figures are the lab's, not another test's. run-tests.mjs runs those
 // files after the others, and the holder waits, before it goes on, for the unit files still
 // running beside it (its siblings: the runner's other children) to end: a CPU-heavy unit file
 // (the decap fuzz) beside a lab's start delayed it past its own schedule (attack, a CI run).

@@ -11,7 +11,7 @@ import { parseScenario } from '../src/lab/scenario.js';
 import type { PortalStatus } from '../src/run/status.js';
 import { measuredAgain } from './helpers/again.js';
 import { must, withLab } from './helpers/lab.js';
-import { labStatus, waitFor } from './helpers/wait.js';
+import { depthTrainsOver, labStatus, waitFor } from './helpers/wait.js';
 
 const links = (n: number, rate: string, delays: string[]) =>
   parseScenario({ links: Array.from({ length: n }, (_, i) => ({ label: `l${i + 1}`, rate, delay: delays[i % delays.length], queue: '60ms' })) }, 't')._unsafeUnwrap();
@@ -23,6 +23,8 @@ test('bond of 2 links: ping and TCP both ways, sum above the best link, survives
   await withLab(
     links(2, '20mbit', ['10ms', '15ms']),
     async (lab) => {
+      // not into the depth trains of the bond's start: each fills its link's buffer until it drops
+      await depthTrainsOver(lab);
       await t.test('ping client ⇄ server, IPv4 and IPv6, with the client using the RP address', async () => {
         // One unasserted ping per destination first: once in many runs the very first IPv6 echo
         // went missing (neighbour discovery on a path that had never carried IPv6); what is
@@ -110,6 +112,8 @@ test('single-interface RP: the client shares the RP address; tunnel and reserved
   await withLab(
     links(2, '50mbit', ['5ms']),
     async (lab) => {
+      // not into the depth trains of the bond's start: each fills its link's buffer until it drops
+      await depthTrainsOver(lab);
       // the client now answers as 198.51.100.2 (the RP's own address)
       for (const dst of ['203.0.113.2', '2001:db8:113::2']) {
         const p = must(await ping(lab, 'client', dst, { count: 3, intervalS: 0.05, waitS: 2 }), 'ping');
@@ -137,6 +141,8 @@ test('mixed underlays: links over IPv4 and IPv6, UDP and the raw IP carrier, inn
   await withLab(
     links(4, '20mbit', ['5ms']),
     async (lab) => {
+      // not into the depth trains of the bond's start: each fills its link's buffer until it drops
+      await depthTrainsOver(lab);
       for (const dst of ['203.0.113.2', '2001:db8:113::2']) {
         const p = must(await ping(lab, 'client', dst, { count: 20, intervalS: 0.02, waitS: 2 }), 'ping');
         assert.equal(p.received, 20, `client → ${dst}`);

@@ -10,7 +10,7 @@ import { aloneCandidates, bestOf, dip, flowEvents, longestStall, markStability, 
 import { renderPlot } from '../src/lab/bench/plot.js';
 import { gitState, renderBench, spreadText, tenMbitOrder, type BenchReport } from '../src/lab/bench/bench.js';
 import { cpuPressure, pressureShare } from '../src/lab/pressure.js';
-import { armKeep, dropsDelta, keepDir, keepFlow, KEEP_ENV } from '../src/lab/bench/keep.js';
+import { armKeep, dropsDelta, keepDir, keepFlow, KEEP_ENV, linkLoss } from '../src/lab/bench/keep.js';
 import { parseScenario } from '../src/lab/scenario.js';
 import { traceWindowBps } from '../src/lab/params.js';
 import { lpConfig, rpConfig } from '../src/lab/bond.js';
@@ -248,6 +248,18 @@ describe('benchmark bookkeeping', () => {
     assert.ok(a.someUs !== null && b.someUs !== null && b.someUs >= a.someUs, JSON.stringify({ a, b }));
     const sh = pressureShare(a, b);
     assert.ok(sh !== null && sh >= 0 && sh <= 1, String(sh));
+  });
+
+  it('a kept flow\'s link losses: each way, what one portal sent on a link less what the other received', () => {
+    const at = (lp: [number, number][], rp: [number, number][]) => ({
+      lp: { drops: {}, links: lp.map(([tx, rx], id) => ({ id, tx, rx })) },
+      rp: { drops: {}, links: rp.map(([tx, rx], id) => ({ id, tx, rx })) },
+    });
+    const a = at([[100, 50], [200, 70]], [[40, 90], [60, 190]]);
+    // up: the LP sent 1000 / 2000 more, the RP received 990 / 2000; down: the RP sent 500 / 300,
+    // the LP received 500 / 296
+    const b = at([[1100, 550], [2200, 366]], [[540, 1080], [360, 2190]]);
+    assert.deepEqual(linkLoss(a, b), { up: { 0: 10, 1: 0 }, down: { 0: 0, 1: 4 } });
   });
 
   it('MPCTL_BENCH_KEEP: the traces pointed into the directory, one line per flow with its drops, nothing without it', async () => {

@@ -50,7 +50,7 @@ import { timeline } from '../timeline.js';
 import { nsName } from '../topology.js';
 import { redundantBench } from './redundant.js';
 import { cpuPressure, pressureShare } from '../pressure.js';
-import { armKeep, dropsDelta, keepFlow, keepLabLogs, portalDrops } from './keep.js';
+import { armKeep, dropsDelta, keepFlow, keepLabLogs, linkLoss, portalCounts } from './keep.js';
 
 export interface SuiteFigure {
   name: string;
@@ -281,7 +281,7 @@ async function flow(lab: string, nLinks: number, dir: Dir, o: FlowOptions): Prom
   try {
     rxs.value?.start(50);
     txs.value?.start(50);
-    const d0 = await portalDrops(lab, o.bare ?? false);
+    const d0 = await portalCounts(lab, o.bare ?? false);
     if (d0.isErr()) return err(d0.error);
     const startMs = Date.now();
     const t0 = now();
@@ -308,7 +308,7 @@ async function flow(lab: string, nLinks: number, dir: Dir, o: FlowOptions): Prom
     const endMs = Date.now();
     rxs.value?.stop();
     txs.value?.stop();
-    const d1 = await portalDrops(lab, o.bare ?? false);
+    const d1 = await portalCounts(lab, o.bare ?? false);
     if (d1.isErr()) return err(d1.error);
     const kept = await keepFlow({
       lab,
@@ -319,7 +319,7 @@ async function flow(lab: string, nLinks: number, dir: Dir, o: FlowOptions): Prom
       mbit: round3(res.value.bps / 1e6),
       retransmits: res.value.retransmits,
       intervals: res.value.intervals.map((b) => round3(b / 1e6)),
-      ...(d0.value && d1.value ? { drops: { lp: dropsDelta(d0.value.lp, d1.value.lp), rp: dropsDelta(d0.value.rp, d1.value.rp) } } : {}),
+      ...(d0.value && d1.value ? { drops: { lp: dropsDelta(d0.value.lp.drops, d1.value.lp.drops), rp: dropsDelta(d0.value.rp.drops, d1.value.rp.drops) }, linkLoss: linkLoss(d0.value, d1.value) } : {}),
     });
     if (kept.isErr()) return err(kept.error);
     const shift = (rs: Reading[]) => rs.map((r) => ({ ...r, tMs: r.tMs - t0 }));

@@ -54,7 +54,10 @@ const FORGED_LP = 1000;
 const PPS = 2000; // paced: a burst would overflow the veths' backlog and blur the counts
 const FLOOD_PPS = 20_000;
 const FLOOD_S = 5;
-const FLOW_S = 30;
+// the flood comes last, after ~12 s of replays and damaged packets sent paced and six attacker
+// tools started (each a Node process: 1-2 s here); on session 33's machine it began 30.5 and 33.1
+// s into the flow in two CI runs of the suite (20-24 s before), so the flow is long enough for that
+const FLOW_S = 40;
 const DAMAGED = 300; // each of flipped, cut in the body, cut in the header
 const JUNK = 200; // each of responses, cookie replies, initiations to the LP
 

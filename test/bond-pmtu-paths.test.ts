@@ -113,7 +113,9 @@ test('bond path MTU: ICMP on the RP, an interface MTU lowered at runtime, per-di
       let firstSearchAt = 0;
 
       await t.test('(a) a different MTU each way on one link: probing finds each direction’s own', async () => {
-        const ms = await until(lab, 'lp', (s) => [0, 1, 2].every((id) => pmtuOf(s, id)?.source === 'probed'), 15_000);
+        // each direction's search of its own: the up one may be over (source 'probed') while the
+        // down one still runs (down 0: not known yet; a CI run read it so)
+        const ms = await until(lab, 'lp', (s) => [0, 1, 2].every((id) => pmtuOf(s, id)?.source === 'probed' && (pmtuOf(s, id)?.up ?? 0) > 0 && (pmtuOf(s, id)?.down ?? 0) > 0), 15_000);
         firstSearchAt = Date.now();
         const lp = await status(lab, 'lp');
         t.diagnostic(`LP after ${ms} ms: ${JSON.stringify(lp.links.map((l) => l.pmtu))}`);

@@ -5,15 +5,15 @@
 // still running beside it are done. One stream, one spec report, one summary; the exit code is 1
 // when a test failed. Run as `node --import tsx scripts/run-tests.mjs [files…]` (the test files'
 // processes inherit `--import tsx`); without files, every test/*.test.ts.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { run } from 'node:test';
 import { spec } from 'node:test/reporters';
+import { serialFile as serial } from '../test/helpers/serial.ts';
 
 const root = resolve(new URL('..', import.meta.url).pathname);
 const given = process.argv.slice(2);
 const files = (given.length > 0 ? given : readdirSync(`${root}/test`).filter((f) => f.endsWith('.test.ts')).sort().map((f) => `test/${f}`)).map((f) => resolve(f));
-const serial = (f) => /helpers\/(lab|serial)(\.js)?['"]/.test(readFileSync(f, 'utf8'));
 const ordered = [...files.filter((f) => !serial(f)), ...files.filter(serial)];
 
 const stream = run({ files: ordered, concurrency: 2 });

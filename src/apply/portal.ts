@@ -133,12 +133,12 @@ export async function portalUp(cfg: PortalConfig, configFile: string, log: Log):
       rt.close();
       return ok('already-up');
     }
-    const same = prev.value.object === object.value;
-    if (adoptable(prev.value, cfg, configFile) && same) {
+    const fits = adoptable(prev.value, cfg, configFile);
+    if (fits && prev.value.object === object.value) {
       adopt = prev.value;
       log('adopting the running data path of a portal that did not stop (hitless restart)', { pid: prev.value.pid });
     } else {
-      if (!same && adoptable(prev.value, cfg, configFile))
+      if (fits)
         log(`not adopting the running data path: it was loaded from another BPF object (${prev.value.object ?? 'not recorded'}; this mpctl's is ${object.value}): an upgrade; replacing it, its flows pause while it is loaded again`, { pid: prev.value.pid, was: prev.value.object ?? null, object: object.value });
       log('cleaning up after a portal that did not stop cleanly', { pid: prev.value.pid });
       const c = await cleanup(rt, prev.value, null);

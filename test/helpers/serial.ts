@@ -26,9 +26,10 @@ function owner(): number | null {
   }
 }
 
-/** Does a test file take the lock (it imports this module, or the lab helpers that do)? */
+/** Does a test file take the lock (it imports this module, or the lab helpers that do)? Also
+ * what scripts/run-tests.mjs orders the files by. */
 const takesLock = new Map<string, boolean>();
-function serialFile(file: string): boolean {
+export function serialFile(file: string): boolean {
   let v = takesLock.get(file);
   if (v === undefined) {
     try {
@@ -63,14 +64,13 @@ function unitSiblings(): number[] {
 export async function serial(): Promise<void> {
   if (held) return;
   let ownerless = 0;
-  for (;;) {
+  while (!held) {
     try {
       mkdirSync(LOCK);
       writeFileSync(`${LOCK}/pid`, String(process.pid));
       held = true;
       process.on('exit', () => rmSync(LOCK, { recursive: true, force: true }));
-      while (unitSiblings().length > 0) await new Promise((r) => setTimeout(r, POLL_MS));
-      return;
+      break;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
@@ -89,4 +89,5 @@ export async function serial(): Promise<void> {
     }
     await new Promise((r) => setTimeout(r, POLL_MS));
   }
+  while (unitSiblings().length > 0) await new Promise((r) => setTimeout(r, POLL_MS));
 }

@@ -43,12 +43,12 @@ static __always_inline const struct mp_key *tx_key(__u64 now)
 static __always_inline bool auth_sign(struct __sk_buff *skb, const struct mp_key *k,
 				      struct mp_hdr *h, __u32 body_off, __u32 body_len)
 {
-	__u64 tag;
+	struct mp_mac_job j = { .body_off = body_off, .body_len = body_len };
 
 	h->key_id = k->id;
-	if (!mp_mac(skb, k, h, body_off, body_len, &tag))
+	if (mp_mac(skb, k, h, &j))
 		return false;
-	__builtin_memcpy(h->tag, &tag, sizeof(tag));
+	__builtin_memcpy(h->tag, &j.tag, sizeof(j.tag));
 	return true;
 }
 
@@ -63,14 +63,15 @@ static __always_inline enum mp_drop_reason auth_verify(struct __sk_buff *skb, co
 {
 	__u32 id = h->key_id;
 	const struct mp_key *k = bpf_map_lookup_elem(&mp_rx_keys, &id);
-	__u64 tag, got;
+	struct mp_mac_job j = { .body_off = body_off, .body_len = body_len };
+	__u64 got;
 
 	if (!key_usable(k, h->key_id, now))
 		return MP_DROP_NO_KEY;
-	if (!mp_mac(skb, k, h, body_off, body_len, &tag))
+	if (mp_mac(skb, k, h, &j))
 		return MP_DROP_TRUNCATED;
 	__builtin_memcpy(&got, h->tag, sizeof(got));
-	if (tag != got)
+	if (j.tag != got)
 		return MP_DROP_BAD_MAC;
 	if (!replay_accept(id * MP_REPLAY_CLASSES + cls, bpf_ntohl(h->seq)))
 		return MP_DROP_REPLAY;

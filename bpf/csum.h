@@ -36,23 +36,52 @@ static __always_inline __u16 ipv4_hdr_csum(const struct iphdr *ip)
 	return ~csum16(sum);
 }
 
-/* Native sum of `len` packet bytes from `off` (both within the linear data; len <= max_len).
- * A bounded loop over 32-bit words, then the 0-3 byte tail. Only the ICMP error path uses it. */
+/* bpf_loop state of sum_packet: the words at [off, off + len) (len a multiple of 4). */
+struct sum_walk {
+	struct __sk_buff *skb;
+	__u64 sum;
+	__u32 off;
+	__u32 len;
+};
+
+/* bpf_loop callback: word `index`. 1 stops (the last word, or one outside the packet). */
+static long sum_word(__u64 index, void *ctx)
+{
+	struct sum_walk *w = ctx;
+	void *data = PKT_DATA(w->skb), *end = PKT_END(w->skb);
+	__u32 rel = (__u32)index * 4, at;
+	__u32 *p;
+
+	if (rel + 4 > w->len)
+		return 1;
+	at = w->off + rel;
+	asm volatile("" : "+r"(at)); /* the bound below is checked on the register used */
+	if (at > 0x7fff)
+		return 1;
+	p = data + at;
+	if ((void *)(p + 1) > end)
+		return 1;
+	w->sum += *p;
+	return 0;
+}
+
+/* Native sum of `len` packet bytes from `off` (both within the linear data; len <= max_len):
+ * its 32-bit words in a bpf_loop (a bounded loop is walked by the verifier once per word and per
+ * state that reaches it: half of decap's verification), then the 0-3 byte tail. Only the ICMP
+ * error path uses it. */
 static __always_inline __u64 sum_packet(struct __sk_buff *skb, __u32 off, __u32 len, __u32 max_len,
 					__u64 sum)
 {
-	void *data = PKT_DATA(skb), *end = PKT_END(skb);
-	__u32 i, tail;
+	struct sum_walk w = { .skb = skb, .off = off, .len = len & ~3u };
+	void *data, *end;
+	__u32 tail;
 
 	if (len > max_len || off > 128)
 		return sum;
-	for (i = 0; i < max_len / 4; i++) {
-		__u32 *w = data + off + i * 4;
-
-		if (i * 4 + 4 > len || (void *)(w + 1) > end)
-			break;
-		sum += *w;
-	}
+	bpf_loop(max_len / 4, sum_word, &w, 0);
+	sum += w.sum;
+	data = PKT_DATA(skb);
+	end = PKT_END(skb);
 	tail = off + (len & ~3u);
 	if (len & 2) {
 		__u16 *h = data + tail;

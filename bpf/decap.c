@@ -333,7 +333,7 @@ int decap(struct __sk_buff *skb)
 	struct outer o = {};
 	struct mp_hdr h;
 	void *data, *end;
-	__u32 id, outer_len, cls, dgram_end, seq;
+	__u32 id, outer_len, cls;
 	bool parity;
 	__u8 family;
 	__u64 now;
@@ -423,14 +423,15 @@ int decap(struct __sk_buff *skb)
 	outer_len = o.end - ETH_HLEN;
 	if (parity) { /* loss recovery: the lost packet of its group, or nothing */
 		record_parity(id, outer_len, now);
-		dgram_end = o.end;
-		r = fec_rebuild(skb, &h, id, o.hdr_off + MP_HDR_LEN, &dgram_end, &seq, !auth_off(cfg));
+		struct fec_job fj = { .id = id, .off = o.hdr_off + MP_HDR_LEN, .end = o.end, .replay = !auth_off(cfg) };
+
+		r = mp_fec_rebuild(skb, &h, &fj);
 		if (r != MP_DROP_NONE)
 			return mp_drop(r);
-		o.end = dgram_end;
+		o.end = fj.end;
 		fec_count_rebuilt();
 	} else if (h.flags & MP_HDR_F_FEC) {
-		fec_rx(skb, id, &h, o.hdr_off + MP_HDR_LEN, o.end - o.hdr_off - MP_HDR_LEN);
+		mp_fec_join(skb, id, &h, o.hdr_off + MP_HDR_LEN, o.end - o.hdr_off - MP_HDR_LEN);
 	}
 	family = inner_family(skb, o.hdr_off + MP_HDR_LEN, o.end);
 	if (!family)

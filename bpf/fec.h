@@ -295,15 +295,25 @@ static __always_inline void fec_count_rebuilt(void)
 		st->rebuilt++;
 }
 
-/* decap: an authentic data packet with MP_HDR_F_FEC (inner packet at off, len bytes). */
-static __always_inline void fec_rx(struct __sk_buff *skb, __u32 id, const struct mp_hdr *h, __u32 off,
-				   __u32 len)
-{
-	struct mp_fec_acc *acc = fec_acc(&mp_fec_rx, MP_FEC_RX_SLOTS, id, bpf_ntohl(h->link_seq) / MP_FEC_K);
+/* ---- receiver (its global functions are decap.c's: not built in the sender's unit) ---- */
 
+#ifndef MP_FEC_SENDER
+/* decap: an authentic data packet with MP_HDR_F_FEC (inner packet at off, len bytes) of link
+ * id joins its group. A global (noinline) function, verified once rather than for every
+ * state of decap. Returns 0. */
+__attribute__((noinline)) int mp_fec_join(struct __sk_buff *skb, __u64 id, const struct mp_hdr *h, __u64 off,
+					__u64 len)
+{
+	struct mp_fec_acc *acc;
+
+	if (!skb || !h)
+		return 0;
+	acc = fec_acc(&mp_fec_rx, MP_FEC_RX_SLOTS, id, bpf_ntohl(h->link_seq) / MP_FEC_K);
 	if (acc)
 		fec_add(skb, acc, off, len, bpf_ntohl(h->seq));
+	return 0;
 }
+#endif /* !MP_FEC_SENDER */
 
 /* The length an inner packet's IP header at off gives (0: not IPv4/IPv6, or an IPv4 header
  * whose checksum is wrong: a spoiled group, which the length alone would rarely show). */
@@ -330,18 +340,38 @@ static __always_inline struct mp_fec_acc *fec_rx_slot(__u32 id, __u32 group)
 	return bpf_map_lookup_elem(&mp_fec_rx, &key);
 }
 
+#ifndef MP_FEC_SENDER
+/* What mp_fec_rebuild is asked and answers (a global function takes five arguments at most). */
+struct fec_job {
+	__u32 id;     /* the parity's link */
+	__u32 off;    /* where its body starts */
+	__u32 end;    /* where its body ends; answered: where the rebuilt packet ends */
+	__u32 seq;    /* answered: the rebuilt packet's seq */
+	__u32 replay; /* the seq enters the replay window of h's key (authentication is on) */
+};
+
 /*
- * decap: an authentic parity (header h) of link id, body at off up to *end. Rebuilds the lost
- * packet of its group in place (*end becomes the rebuilt packet's end, *seq its seq; with
- * replay, the seq enters the replay window of h's key) or returns the reason to drop the parity.
+ * decap: an authentic parity (header h) of link j->id, body at j->off up to j->end. Rebuilds the
+ * lost packet of its group in place (j->end becomes the rebuilt packet's end, j->seq its seq;
+ * with j->replay, the seq enters the replay window of h's key) or returns the reason to drop
+ * the parity. A global (noinline) function, verified once.
  */
-static __always_inline enum mp_drop_reason fec_rebuild(struct __sk_buff *skb, const struct mp_hdr *h,
-						       __u32 id, __u32 off, __u32 *end, __u32 *seq, bool replay)
+__attribute__((noinline)) int mp_fec_rebuild(struct __sk_buff *skb, const struct mp_hdr *h, struct fec_job *j)
 {
 	struct mp_fec_stats *st = fec_stats();
-	__u32 count = h->flags >> MP_HDR_FEC_COUNT_SHIFT, group = bpf_ntohl(h->link_seq), len, max_len;
+	__u32 count, group, len, max_len, id, off, *end, *seq;
+	bool replay;
 	struct mp_fec_acc *acc;
 
+	if (!skb || !h || !j)
+		return MP_DROP_FEC_BAD;
+	count = h->flags >> MP_HDR_FEC_COUNT_SHIFT;
+	group = bpf_ntohl(h->link_seq);
+	id = j->id;
+	off = j->off;
+	end = &j->end;
+	seq = &j->seq;
+	replay = j->replay;
 	if (st)
 		st->parity_rx++;
 	if (!(h->flags & MP_HDR_F_FEC) || !count || count > MP_FEC_K || *end <= off)
@@ -374,6 +404,7 @@ static __always_inline enum mp_drop_reason fec_rebuild(struct __sk_buff *skb, co
 	*end = off + len;
 	return MP_DROP_NONE;
 }
+#endif /* !MP_FEC_SENDER */
 
 /* decap: did the parity of h's group (an authentic data packet with MP_HDR_F_FEC that the
  * replay window refused) rebuild this very packet before it came? */

@@ -130,31 +130,53 @@ fail:
 	return 1;
 }
 
+/* What mp_mac is asked (the body's place) and answers (the tag): a global function takes five
+ * arguments at most. */
+struct mp_mac_job {
+	__u32 body_off;
+	__u32 body_len;
+	__u64 tag;
+};
+
 /*
- * The tag of the message whose header is *h (its tag ignored) and whose body is the body_len
- * bytes at body_off in the skb, under key *k. false: no tag (the body is longer than
- * MP_NH_MAX_BODY, or the skb is shorter than the caller said, or could not be made linear).
- * May pull data into the linear part: packet pointers are invalid afterwards.
+ * The tag of the message whose header is *h (its tag ignored) and whose body is the
+ * j->body_len bytes at j->body_off in the skb, under key *k, into j->tag. Returns 0, or -1 for
+ * no tag (the body is longer than MP_NH_MAX_BODY, or the skb is shorter than the caller said,
+ * or could not be made linear). May pull data into the linear part: packet pointers are
+ * invalid afterwards.
+ *
+ * A global (noinline) function, verified once on its own: inlined, its bpf_loop callback was
+ * walked again for every state of every caller that reached it (decap: 44 % of its verifier
+ * work). __weak: both units define it, libbpf's linker keeps one.
  */
-static __always_inline bool mp_mac(struct __sk_buff *skb, const struct mp_key *k, const struct mp_hdr *h,
-				   __u32 body_off, __u32 body_len, __u64 *tag)
+__attribute__((noinline)) __weak int mp_mac(struct __sk_buff *skb, const struct mp_key *k,
+					    const struct mp_hdr *h, struct mp_mac_job *j)
 {
-	struct nh_walk w = { .skb = skb, .k = k->nh, .start = body_off, .len = body_len };
+	struct nh_walk w = {};
 	struct sip s;
 	__u64 hw[2];
+	__u32 body_off, body_len;
 
+	if (!skb || !k || !h || !j)
+		return -1;
+	body_off = j->body_off;
+	body_len = j->body_len;
 	if (body_len > MP_NH_MAX_BODY || body_off > NH_DIRECT_MAX - body_len)
-		return false;
+		return -1;
 	/* Whole chunks are read in place: a paged skb's data is pulled into its linear part first.
 	 * One copy is cheaper than a bpf_skb_load_bytes per chunk, and the rest of the path takes
 	 * a linear skb as well. */
 	if (PKT_DATA(skb) + body_off + body_len > PKT_END(skb) &&
 	    bpf_skb_pull_data(skb, body_off + body_len))
-		return false;
+		return -1;
+	w.skb = skb;
+	w.k = k->nh;
+	w.start = body_off;
+	w.len = body_len;
 	/* every whole chunk, then the tail (possibly empty) */
 	bpf_loop(body_len / NH_CHUNK + 1, nh_chunk, &w, 0);
 	if (w.failed)
-		return false;
+		return -1;
 
 	sip_init(&s, k->key);
 	__builtin_memcpy(hw, h, sizeof(hw)); /* ver_type .. ts_us: the first 16 bytes */
@@ -164,8 +186,8 @@ static __always_inline bool mp_mac(struct __sk_buff *skb, const struct mp_key *k
 	sip_word(&s, body_len);
 	sip_word(&s, w.a1);
 	sip_word(&s, w.a2);
-	*tag = sip_final(&s, (__u64)(MP_HDR_LEN + 24) << 56); /* 48 bytes, no tail */
-	return true;
+	j->tag = sip_final(&s, (__u64)(MP_HDR_LEN + 24) << 56); /* 48 bytes, no tail */
+	return 0;
 }
 
 #endif /* MP_NH_H */

@@ -116,21 +116,52 @@ static __always_inline __u64 sum_words(const void *p, const int n)
 	return sum;
 }
 
-/* 3. The outer headers of the reply, in place (the skb is linear up to its end): addresses,
- * ports and MACs swapped, the reply's lengths. ip_len: its outer IP length. */
-static __always_inline bool probe_turn_outer(struct __sk_buff *skb, const struct outer *o, __u32 ip_len)
+/* 3. Zero [from, to) of the packet (linear up to to). Returns 0, or -1 if it could not.
+ * A global (noinline) function, verified once rather than for every state of decap that
+ * reaches a probe. */
+__attribute__((noinline)) int mp_probe_pad(struct __sk_buff *skb, __u64 from, __u64 to)
 {
-	void *data = PKT_DATA(skb), *end = PKT_END(skb);
-	__u32 ip_hlen = o->ip_hlen, hdr_off = o->hdr_off, a;
-	struct ethhdr *eth = data;
+	struct zero_walk zw = {};
+
+	if (!skb || from > to || to > NH_DIRECT_MAX)
+		return -1;
+	zw.skb = skb;
+	zw.from = from;
+	zw.to = to;
+	bpf_loop((zw.to - zw.from + PROBE_ZERO_CHUNK - 1) / PROBE_ZERO_CHUNK, zero_chunk, &zw, 0);
+	return zw.failed ? -1 : 0;
+}
+
+/* The probe's outer packet as mp_probe_turn needs it, in one argument (a global function
+ * takes five): family, UDP carrier, outer IP header length, offset of the mp_hdr. */
+#define PROBE_TURN_ARG(o) ((__u64)(o)->family | (__u64)(o)->udp << 8 | (__u64)(o)->ip_hlen << 16 | \
+			   (__u64)(o)->hdr_off << 32)
+
+/* 3. The outer headers of the reply, in place (the skb is linear up to its end): addresses,
+ * ports and MACs swapped, the reply's lengths. outer: PROBE_TURN_ARG; ip_len: the reply's
+ * outer IP length. Returns 0, or -1 if it could not. A global (noinline) function, verified
+ * once. */
+__attribute__((noinline)) int mp_probe_turn(struct __sk_buff *skb, __u64 outer, __u64 ip_len)
+{
+	void *data, *end;
+	/* 64-bit: a 32-bit copy's bound would not hold for the register the offsets use */
+	__u64 ip_hlen = (outer >> 16) & 0xffff, hdr_off = outer >> 32;
+	__u32 a;
+	__u8 family = outer & 0xff, udp = (outer >> 8) & 0xff;
+	struct ethhdr *eth;
 	struct udphdr *uh;
 	__u16 *w;
 	__u64 sum;
 
+	if (!skb || ip_len > 0xffff)
+		return -1;
+	data = PKT_DATA(skb);
+	end = PKT_END(skb);
+	eth = data;
 	asm volatile("" : "+r"(ip_hlen), "+r"(hdr_off)); /* bounds checked on the registers used */
 	if (ip_hlen > 60 || hdr_off > ETH_HLEN + 60 + 8 || data + hdr_off + MP_PROBE_LEN > end ||
 	    (void *)(eth + 1) > end)
-		return false;
+		return -1;
 	w = (__u16 *)eth; /* MACs: three 16-bit words each */
 #pragma unroll
 	for (int i = 0; i < 3; i++) {
@@ -140,11 +171,11 @@ static __always_inline bool probe_turn_outer(struct __sk_buff *skb, const struct
 		w[i + 3] = t;
 	}
 
-	if (o->family == 4) {
+	if (family == 4) {
 		struct iphdr *ip = data + ETH_HLEN;
 
 		if ((void *)(ip + 1) > end)
-			return false;
+			return -1;
 		a = ip->saddr;
 		ip->saddr = ip->daddr;
 		ip->daddr = a;
@@ -165,7 +196,7 @@ static __always_inline bool probe_turn_outer(struct __sk_buff *skb, const struct
 		__u32 *s, *d;
 
 		if ((void *)(ip6 + 1) > end)
-			return false;
+			return -1;
 		s = (__u32 *)&ip6->saddr;
 		d = (__u32 *)&ip6->daddr;
 #pragma unroll
@@ -177,28 +208,28 @@ static __always_inline bool probe_turn_outer(struct __sk_buff *skb, const struct
 		ip6->payload_len = bpf_htons(ip_len - sizeof(*ip6));
 		ip6->hop_limit = 64;
 	}
-	if (!o->udp)
-		return true;
+	if (!udp)
+		return 0;
 
 	uh = data + ETH_HLEN + ip_hlen;
 	if ((void *)(uh + 1) > end)
-		return false;
+		return -1;
 	a = uh->source;
 	uh->source = uh->dest;
 	uh->dest = a;
 	uh->len = bpf_htons(ip_len - ip_hlen);
 	uh->check = 0; /* optional over IPv4, as encap sends */
-	if (o->family == 6) {
+	if (family == 6) {
 		/* RFC 8200 8.1: pseudo-header, UDP header, the message; the zero padding adds 0 */
 		struct ipv6hdr *ip6 = data + ETH_HLEN;
 
 		if ((void *)(ip6 + 1) > end)
-			return false;
+			return -1;
 		sum = sum_words(&ip6->saddr, 32) + bpf_htonl(ip_len - ip_hlen) + bpf_htonl(IPPROTO_UDP) +
 		      sum_words(uh, sizeof(*uh)) + sum_words(data + hdr_off, MP_PROBE_LEN);
 		uh->check = ~csum16(sum) ?: 0xffff;
 	}
-	return true;
+	return 0;
 }
 
 /*
@@ -213,7 +244,6 @@ static __always_inline int probe_take(struct __sk_buff *skb, const struct mp_con
 	const struct mp_key *key = NULL;
 	struct mp_peer_probe *pp;
 	const struct mp_link *l;
-	struct zero_walk zw = {};
 	struct mp_probe p;
 	struct mp_hdr rh;
 	__u32 seq;
@@ -263,11 +293,7 @@ static __always_inline int probe_take(struct __sk_buff *skb, const struct mp_con
 	if (bpf_skb_change_tail(skb, ETH_HLEN + ip_len, 0) ||
 	    (PKT_DATA(skb) + ETH_HLEN + ip_len > PKT_END(skb) && bpf_skb_pull_data(skb, ETH_HLEN + ip_len)))
 		return mp_drop(MP_DROP_ADJUST_ROOM);
-	zw.skb = skb;
-	zw.from = body_off + PROBE_BODY;
-	zw.to = ETH_HLEN + ip_len;
-	bpf_loop((zw.to - zw.from + PROBE_ZERO_CHUNK - 1) / PROBE_ZERO_CHUNK, zero_chunk, &zw, 0);
-	if (zw.failed)
+	if (mp_probe_pad(skb, body_off + PROBE_BODY, ETH_HLEN + ip_len))
 		return mp_drop(MP_DROP_STORE);
 
 	/* echoed: carrier, probe_seq, sent_ns, reply_len and the PMTU and TRAIN flags (the
@@ -304,7 +330,7 @@ static __always_inline int probe_take(struct __sk_buff *skb, const struct mp_con
 	__builtin_memset(rh.tag, 0, sizeof(rh.tag));
 	if (key && !auth_sign(skb, key, &rh, body_off, ip_len - head - MP_HDR_LEN))
 		return mp_drop(MP_DROP_TRUNCATED);
-	if (bpf_skb_store_bytes(skb, o->hdr_off, &rh, sizeof(rh), 0) || !probe_turn_outer(skb, o, ip_len))
+	if (bpf_skb_store_bytes(skb, o->hdr_off, &rh, sizeof(rh), 0) || mp_probe_turn(skb, PROBE_TURN_ARG(o), ip_len))
 		return mp_drop(MP_DROP_STORE);
 
 	/* 4. back where it came from */

@@ -320,6 +320,23 @@ static int prog_get(int h, const char *prog_name, const char *op, struct bpf_pro
 	return 0;
 }
 
+/* The instructions the verifier walked to accept program prog_name of object h (its
+ * "processed" count, kernel 5.16+), or a negative errno. */
+int mp_prog_verified_insns(int h, const char *prog_name)
+{
+	begin();
+	struct bpf_program *prog;
+	int e = prog_get(h, prog_name, "bpf_obj_get_info_by_fd", &prog);
+	if (e)
+		return e;
+	struct bpf_prog_info info;
+	__u32 len = sizeof(info);
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len))
+		return fail(errno, "bpf_obj_get_info_by_fd(%s)", prog_name);
+	return (int)info.verified_insns;
+}
+
 /* ---- 3. tc ---------------------------------------------------------------------------------- */
 
 static const char *dir_name(int egress)

@@ -33,6 +33,9 @@ const char *mp_last_error(void);
 int mp_bpf_open_load(const char *obj_path, const char *pin_maps_dir);
 /* Close the object (its program and map fds). Attached tc filters and pins stay. */
 int mp_bpf_close(int h);
+/* The instructions the verifier walked to accept program prog_name of object h (its
+ * "processed" count; kernel 5.16+). */
+int mp_prog_verified_insns(int h, const char *prog_name);
 
 /* ---- tc (clsact + cls_bpf direct-action) --------------------------------------------------- */
 

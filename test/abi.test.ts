@@ -60,7 +60,7 @@ import {
 } from '../src/datapath/abi.js';
 import { MAX_LINKS, MAX_RESERVED_PORTS } from '../src/config/parse.js';
 import { MAX_LINKS as LAB_MAX_LINKS } from '../src/lab/topology.js';
-import { bpfClose, bpfOpenLoad, mapFd, mapInfo, SK_BUFF_OFFSETS, SK_BUFF_SIZE, type ObjHandle } from '../src/native/libmpctl.js';
+import { bpfClose, bpfOpenLoad, mapFd, mapInfo, progVerifiedInsns, SK_BUFF_OFFSETS, SK_BUFF_SIZE, type ObjHandle } from '../src/native/libmpctl.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const OBJ = join(ROOT, 'build/bpf/mpctl.o');
@@ -245,6 +245,23 @@ describe('the loaded object has the maps abi.ts names', () => {
         { name: info.value.name, type: info.value.type, keySize: info.value.keySize, value: info.value.valueSize, maxEntries: info.value.maxEntries },
         { name: m.name, type: m.type, keySize: m.keySize, value: m.value, maxEntries: m.maxEntries },
       );
+    }
+  });
+
+  // What the verifier walks is what a portal's start costs (0.6 s here for both programs; a
+  // router's core is several times slower), and the kernel refuses a program past 1,000,000.
+  // decap walked 673,304 before its MAC, probe reply, loss recovery and ICMP checksum loops
+  // became global functions and bpf_loop callbacks (bpf/nh.h, probe.h, fec.h, csum.h); these
+  // budgets keep about a third of headroom over what they walk now (encap 139,860, decap
+  // 103,411): a change that takes a program past its budget is a change to look at.
+  it('each program is verified within its budget of instructions walked', (t) => {
+    assert.ok(h !== undefined, 'the object loaded (test above)');
+    const budget = { encap: 190_000, decap: 140_000 };
+    for (const [prog, max] of Object.entries(budget)) {
+      const n = progVerifiedInsns(h, prog);
+      assert.ok(n.isOk(), JSON.stringify(n.isErr() && n.error));
+      t.diagnostic(`${prog}: ${n.value} instructions walked (budget ${max})`);
+      assert.ok(n.value > 0 && n.value <= max, `${prog}: the verifier walked ${n.value} instructions, over its budget of ${max}`);
     }
   });
 });

@@ -4,8 +4,8 @@
 // fails before isAlive is asked.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isAlive } from '../src/proc.js';
@@ -52,6 +52,26 @@ test('isAlive: a process we may not signal (EPERM, a root portal seen by a non-r
   assert.deepEqual(seen, { code: 'EPERM', one: true, self: true, dead: false });
   assert.equal(isAlive(process.pid), true);
   assert.equal(isAlive(dead), false, 'ESRCH: gone');
+});
+
+test('isAlive: a process that exited and waits to be reaped (a zombie) is not alive; its parent is', async () => {
+  // sh starts `true` in the background and becomes `sleep`, which never reaps it
+  const parent = spawn('sh', ['-c', 'true & exec sleep 5'], { stdio: 'ignore' });
+  try {
+    const children = () => readFileSync(`/proc/${parent.pid}/task/${parent.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    const state = (pid: number) => { const s = readFileSync(`/proc/${pid}/stat`, 'utf8'); return s.charAt(s.lastIndexOf(')') + 2); };
+    let zombie: number | undefined;
+    for (let i = 0; i < 200 && zombie === undefined; i++) {
+      zombie = children().find((c) => state(c) === 'Z');
+      if (zombie === undefined) await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.ok(zombie !== undefined, 'the background child exited and stays unreaped');
+    assert.doesNotThrow(() => process.kill(zombie!, 0), 'signal 0 still finds it');
+    assert.equal(isAlive(zombie), false);
+    assert.equal(isAlive(parent.pid!), true);
+  } finally {
+    parent.kill('SIGKILL');
+  }
 });
 
 test('writePortalState: a run directory it cannot write is an err Result, not a throw', async () => {

@@ -250,6 +250,12 @@ export function bpfClose(handle: ObjHandle): Result<void, MpError> {
   return call('bpfClose', 'mp_bpf_close', [I32], [handle]).map(() => undefined);
 }
 
+/** The instructions the verifier walked to accept a program of a loaded object (its
+ * "processed" count, against the kernel's limit of 1,000,000; kernel 5.16+). */
+export function progVerifiedInsns(handle: ObjHandle, prog: string): Result<number, MpError> {
+  return call('progVerifiedInsns', 'mp_prog_verified_insns', [I32, S], [handle, prog]);
+}
+
 // ---- tc ----------------------------------------------------------------------------------------
 
 /** Attach (or replace, idempotently) a direct-action cls_bpf filter; creates clsact if missing. */

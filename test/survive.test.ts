@@ -30,10 +30,16 @@ test(`SIGKILL of the LP, then of the RP, mid-flow: the flow goes on at >= 90 % f
     twoLinks,
     async (lab) => {
       // the flow is long enough for both windows, the LP's restart and iperf3's own start; each
-      // kill's second of the flow is counted back from its end
+      // kill's second of the flow is counted back from when the flow ended (taken as it ends:
+      // the phases' status calls can outlast it, and an end read after them put the LP's kill
+      // at second -1 of the flow, 14 s early, in a CI run)
       const seconds = 2 * (BEFORE_S + AFTER_S) + 10;
       const started = Date.now();
-      const flow = iperf(lab, { server: { node: 'server', addr: '203.0.113.2' }, client: { node: 'client' }, seconds, reverse: true });
+      let ended = 0;
+      const flow = iperf(lab, { server: { node: 'server', addr: '203.0.113.2' }, client: { node: 'client' }, seconds, reverse: true }).then((r) => {
+        ended = Date.now();
+        return r;
+      });
       const kills: { victim: 'lp' | 'rp'; at: number; restarted?: number; states: string[][]; dead: PortalStatus; text: string; survivorRates: string[]; lab: string }[] = [];
       let health = await emulatorHealth(lab);
       for (const victim of ['lp', 'rp'] as const) {
@@ -46,7 +52,7 @@ test(`SIGKILL of the LP, then of the RP, mid-flow: the flow goes on at >= 90 % f
         let text = '';
         const survivorRates: string[] = []; // its sending rates in the data path: kept, not lowered
         for (let i = 0; i < 6; i++) {
-          await sleep((AFTER_S * 1000) / 7);
+          await sleep(at + ((i + 1) * AFTER_S * 1000) / 7 - Date.now()); // on a grid: the calls take time
           const sv = await portalStatus(lab, survivor);
           states.push(sv.links.map((l) => l.state));
           survivorRates.push(sv.links.map((l) => `${(l.rateBps / 1e6).toFixed(1)}${l.cc?.stale ? ' stale' : ''}`).join('/'));
@@ -65,11 +71,12 @@ test(`SIGKILL of the LP, then of the RP, mid-flow: the flow goes on at >= 90 % f
         kills.push({ victim, at, restarted: Date.now(), states, dead, text, survivorRates, lab: labLine });
       }
       const r = must(await flow, 'iperf3 across the kills');
-      const flowStart = Date.now() - seconds * 1000;
+      const flowStart = ended - seconds * 1000;
       const rates = r.intervals.map((x) => x / 1e6);
       t.diagnostic(`per-second goodput (Mbit/s): ${rates.map((x) => x.toFixed(1)).join(' ')}`);
       for (const k of kills) {
         const s = Math.round((k.at - flowStart) / 1000); // the kill's second of the flow
+        assert.ok(s >= BEFORE_S, `${k.victim}: killed ${s} s into the flow, before its window of ${BEFORE_S} s`);
         const before = mean(rates.slice(s - BEFORE_S + 3, s));
         const afterRates = rates.slice(s, s + AFTER_S);
         const after = mean(afterRates);

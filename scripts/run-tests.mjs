@@ -20,4 +20,20 @@ const stream = run({ files: ordered, concurrency: 2 });
 stream.on('test:fail', (e) => {
   if (!e.skip && !e.todo) process.exitCode = 1;
 });
-stream.compose(spec).pipe(process.stdout);
+// each file's time in its top-level tests (their own durations: the events of a file's process
+// reach this one in bursts), printed after the summary, the slowest first: where the suite's
+// time goes
+const spent = new Map();
+for (const ev of ['test:pass', 'test:fail']) {
+  stream.on(ev, (d) => {
+    if (d?.nesting !== 0 || typeof d.file !== 'string') return;
+    spent.set(d.file, (spent.get(d.file) ?? 0) + (d.details?.duration_ms ?? 0) / 1000);
+  });
+}
+stream
+  .compose(spec)
+  .on('end', () => {
+    const rows = [...spent].map(([f, t]) => [f.slice(root.length + 1), t]).sort((a, b) => b[1] - a[1]);
+    process.stdout.write(`ℹ files, slowest first (s): ${rows.slice(0, 25).map(([f, t]) => `${f.replace(/^test\/|\.test\.ts$/g, '')} ${t.toFixed(1)}`).join(', ')}\n`);
+  })
+  .pipe(process.stdout, { end: false });

@@ -19,7 +19,7 @@ import { sign } from '../src/security/mac.js';
 import { createInitiation } from '../src/security/handshake.js';
 import { generatePrivateKey, staticKeys, type StaticKeys } from '../src/security/keys.js';
 import { REPLAY_WINDOW, ReplayWindow } from '../src/security/replay.js';
-import { GRACE_MS, nextKeyId, REKEY_AFTER_MS, rekeyAfterMs, type KeyTable } from '../src/security/session.js';
+import { GRACE_MS, HANDSHAKE_TIMEOUT_MS, handshakeRetryMs, nextKeyId, REKEY_AFTER_MS, rekeyAfterMs, type KeyTable } from '../src/security/session.js';
 
 test('replay window: each seq once, 2047 behind the top still accepted, 2048 behind refused', () => {
   const w = new ReplayWindow();
@@ -422,6 +422,54 @@ test('cookie race: a forged cookie reply never discards the pending handshake; o
     hs.onMessage(1, forged, RP);
     assert.equal(lauth.rejected['unsolicited-response'], 1);
     assert.equal(lauth.rejected['unsolicited-cookie'], 1);
+  } finally {
+    lauth.stop();
+    rauth.stop();
+  }
+});
+
+test('handshake retries: 1 s, 2 s, 4 s, then every 5 s while no session works; 5 s for a rekey; an answer starts over', () => {
+  assert.deepEqual([0, 1, 2, 3, 4, 5, 40].map((n) => handshakeRetryMs(n, false)), [HANDSHAKE_TIMEOUT_MS, 1000, 2000, 4000, 5000, 5000, 5000]);
+  assert.deepEqual([1, 2].map((n) => handshakeRetryMs(n, true)), [HANDSHAKE_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS]);
+  const now = { t: 1_000_000 };
+  const lpKeys = staticKeys(Buffer.from(generatePrivateKey(), 'base64'));
+  const rpKeys = staticKeys(Buffer.from(generatePrivateKey(), 'base64'));
+  const log = () => {};
+  const lauth = new PortalAuth('authenticated', rpKeys.publicB64, new FakeKeys(), log, () => now.t);
+  const rauth = new PortalAuth('authenticated', lpKeys.publicB64, new FakeKeys(), log, () => now.t);
+  const up: number[] = [];
+  const sent: { at: number; msg: Buffer }[] = [];
+  const RP = { address: '198.51.100.2', port: 7470 };
+  const hs = new Initiator(lauth, lpKeys, rpKeys.public, { all: [0], up: () => up, send: (_l, msg) => void sent.push({ at: now.t, msg }), peer: () => RP }, log);
+  const rhs = new Responder(rauth, rpKeys, lpKeys.public, log);
+  /** ticks every 100 ms (the probe interval's order) for `ms`; the initiations' times from `t0` */
+  const run = (ms: number) => {
+    const t0 = now.t;
+    const from = sent.length;
+    for (const end = now.t + ms; now.t < end; now.t += 100) hs.tick();
+    return sent.slice(from).map((s) => s.at - t0);
+  };
+  const answer = () => {
+    let response: Buffer | null = null;
+    rhs.onInitiation(sent.at(-1)!.msg, '100.64.1.1', 7470, (b) => (response = b));
+    assert.ok(response);
+    hs.onMessage(0, response, RP);
+  };
+  try {
+    // a start before the RP listens: nothing answers
+    assert.deepEqual(run(18_000), [0, 1000, 3000, 7000, 12_000, 17_000]);
+    answer();
+    assert.notEqual(lauth.status().keyId, null, 'the sixth initiation answered');
+    up.push(0); // its probes answer
+    assert.deepEqual(run(5000), [], 'a working session: no initiation');
+    // the RP restarts and forgets the session: every link goes silent
+    up.length = 0;
+    assert.deepEqual(run(8000), [0, 1000, 3000, 7000], 'links silent under a session: the same quick retries, from the first again');
+    answer();
+    up.push(0);
+    // a rekey while the session works retries every 5 s
+    now.t += REKEY_AFTER_MS;
+    assert.deepEqual(run(11_000), [0, 5000, 10_000]);
   } finally {
     lauth.stop();
     rauth.stop();

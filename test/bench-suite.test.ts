@@ -8,7 +8,8 @@ import { describe, it } from 'node:test';
 import { bins, type Reading } from '../src/lab/bench/sample.js';
 import { aloneCandidates, bestOf, dip, flowEvents, longestStall, markStability, ratioFigure, spreadPoints, suiteLabModes, timeToReach, worstSecond } from '../src/lab/bench/suite.js';
 import { renderPlot } from '../src/lab/bench/plot.js';
-import { gitState, renderBench, spreadText, tenMbitOrder, type BenchReport } from '../src/lab/bench/bench.js';
+import { BENCHES, gitState, renderBench, spreadText, tenMbitOrder, type BenchReport } from '../src/lab/bench/bench.js';
+import { BENCH_NAMES } from '../src/lab/bench/names.js';
 import { cpuPressure, pressureShare } from '../src/lab/pressure.js';
 import { armKeep, dropsDelta, keepDir, keepFlow, KEEP_ENV, linkLoss } from '../src/lab/bench/keep.js';
 import { parseScenario } from '../src/lab/scenario.js';
@@ -319,4 +320,8 @@ describe('benchmark plots', () => {
     assert.match(svg, /^<svg /);
     for (const text of ['2×20 test', 'client → server', 'isp2 cut', 'link 1', 'total', 'time (s)']) assert.ok(svg.includes(text), text);
   });
+});
+
+it('the CLI\'s list of benchmarks (names.ts, read without loading them) is bench.ts\'s, in its order', () => {
+  assert.deepEqual([...BENCH_NAMES], [...BENCHES]);
 });

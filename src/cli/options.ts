@@ -1,7 +1,7 @@
 // Options several commands share, typed and checked where they are parsed: a bad value is a
 // one-line usage error (exit 2) before any handler runs.
 import type { Argv } from 'yargs';
-import { INSTANCE_RULE, isInstanceName } from '../config/parse.js';
+import { INSTANCE_RULE, isInstanceName } from '../config/instance.js';
 
 /** `--instance/-i`: a portal's instance name, checked as the config's `instance` key is. */
 export const instanceOption = <T>(y: Argv<T>, required: boolean) =>

@@ -13,6 +13,7 @@
 //
 // The order of checks: the table itself, `role`, unknown keys, then each key in the order of the
 // reference (README "Portal configuration"), then the checks across keys.
+import { INSTANCE_RULE, isInstanceName } from './instance.js';
 import { readFile } from 'node:fs/promises';
 import { err, ok, safeTry, type Result } from 'neverthrow';
 import { parse as parseToml } from 'smol-toml';
@@ -52,7 +53,6 @@ const LOCAL_KEYS = [...COMMON_KEYS, 'lan', 'gateway', 'remote', 'state_dir', 'li
 const REMOTE_KEYS = [...COMMON_KEYS, 'wan', 'forward', 'single_interface', 'reserved_ports', 'link_names'];
 const LINK_KEYS = ['name', 'interface', 'gateway', 'source', 'carrier', 'metric', 'rate', 'delay', 'budget', 'budget_period'];
 
-const INSTANCE_RE = /^[a-z0-9][a-z0-9_-]{0,15}$/;
 const LINK_NAME_RE = /^[\w.-]{1,16}$/;
 /** protocol numbers the `ip` carrier must not take: the decap program would claim their packets */
 const TAKEN_PROTOS: Record<number, string> = { 1: 'ICMP', 6: 'TCP', 17: 'UDP', 58: 'ICMPv6' };
@@ -346,8 +346,6 @@ function linkTable(t: unknown, id: number, lan: string, remoteFamilies: Family[]
 
 const isHost = (p: Prefix) => p.len === (p.family === 4 ? 32 : 128);
 
-export const INSTANCE_RULE = 'must be 1-16 lower-case letters, digits, "_" or "-", starting with a letter or digit';
-export const isInstanceName = (v: unknown): v is string => typeof v === 'string' && INSTANCE_RE.test(v);
 
 function instanceName(v: unknown, role: string): R<string> {
   if (v === undefined) return ok(role);

@@ -194,14 +194,19 @@ export async function startBond(lab: string, links: LinkSettings[], o: BondOptio
   if (m.isErr()) return err(m.error);
   // the logs are appended to when the bond is restarted in the same lab: only this run's lines count
   const logFrom = { rp: 0, lp: 0 };
-  for (const role of ['rp', 'lp'] as const) {
-    const log = `${dir}/${role}.log`;
-    logFrom[role] = await stat(log).then((s) => s.size, () => 0);
-    const pid = await spawnDetached(nsName(lab, role), [mpctlPath, 'up', role === 'lp' ? 'local' : 'remote', '--config', files[role], '--no-tui'], log);
-    if (pid.isErr()) return err(pid.error);
-    const ready = await waitForLog(log, 'portal up', pid.value, 20_000, logFrom[role]);
-    if (ready.isErr()) return err(ready.error);
-  }
+  // both at once, as a boot starts them (a portal's start is mostly its own CPU: the CLI's
+  // modules and the BPF object's verification): an LP up before its RP listens has its first
+  // initiation lost and retries 1 s later (handshakeRetryMs)
+  const started = await Promise.all(
+    (['rp', 'lp'] as const).map(async (role) => {
+      const log = `${dir}/${role}.log`;
+      logFrom[role] = await stat(log).then((s) => s.size, () => 0);
+      const pid = await spawnDetached(nsName(lab, role), [mpctlPath, 'up', role === 'lp' ? 'local' : 'remote', '--config', files[role], '--no-tui'], log);
+      if (pid.isErr()) return err(pid.error);
+      return waitForLog(log, 'portal up', pid.value, 20_000, logFrom[role]);
+    }),
+  );
+  for (const r of started) if (r.isErr()) return err(r.error);
   // the LP uses a link once its first probe is answered: wait for that (a link that starts cut
   // never answers, so this is bounded and not an error)
   const until = Date.now() + 3000;

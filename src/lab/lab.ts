@@ -28,7 +28,7 @@ import { portalInstance, startBond, stopBond, type BondOptions } from './bond.js
 import { labDir, listLabs, readState, removeState, writeState, type LabState } from './state.js';
 import { hasSchedule, runTimeline } from './timeline.js';
 import { configureRouter, ROUTER_SYSCTLS } from './hop.js';
-import { buildTopology, hostsFile, LAB_NAME_RE, linkNode, nsName, nsPrefix, vethPairs, type Topology } from './topology.js';
+import { buildTopology, hostsFile, LAB_NAME_RE, linkNode, nsName, nsPrefix, SHAPE_NEEDS_HOP, vethPairs, type Topology } from './topology.js';
 
 export type Direction = 'up' | 'down';
 
@@ -185,7 +185,6 @@ export interface UpOptions {
 }
 
 /** Why shaping needs routed hosts (labUp's refusal, and `lab up`'s usage check). */
-export const SHAPE_NEEDS_HOP = "without the hop the end hosts' TCP small queues count the portals' queues as their own";
 
 export async function labUp(o: UpOptions): Promise<Result<LabState, MpError>> {
   const name = checkLabName(o.name);

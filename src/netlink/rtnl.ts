@@ -3,7 +3,8 @@
 // control plane can be unit-tested with a recording fake, and its plain-string errors
 // ("Request rejected: EEXIST") are parsed into `NetlinkRejected` at this one boundary.
 import { openSync, closeSync } from 'node:fs';
-import { createRtNetlink, FlagsNew, type RtNetlinkSocket } from 'netlink';
+import { createRequire } from 'node:module';
+import type { RtNetlinkSocket } from 'netlink';
 import { err, ok, type Result } from 'neverthrow';
 import { bug, type MpError } from '../errors.js';
 import { withNetns } from '../native/netns.js';
@@ -20,6 +21,11 @@ import {
   type HtbClassParams,
 } from './htb.js';
 import { encodeTbfOptions, type TbfParams } from './tbf.js';
+
+// The package is CommonJS: `require`d, not imported, because an ESM import of it has node's
+// CommonJS export lexer parse its whole 1.6 MB build (every file it re-exports) at every start of
+// every command, ~110 ms of this machine's CPU, even for one that never opens a socket.
+const { createRtNetlink, FlagsNew } = createRequire(import.meta.url)('netlink') as typeof import('netlink');
 
 export interface LinkInfo {
   index: number;

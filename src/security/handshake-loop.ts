@@ -1,8 +1,9 @@
 // The handshake on the wire (handshake.ts does the cryptography, session.ts the timers).
 //
 // LP (Initiator): an initiation is due with no session, at REKEY_AFTER_MS, every
-// HANDSHAKE_TIMEOUT_MS without an answer, and when every link has gone silent under a session
-// older than HANDSHAKE_TIMEOUT_MS (the RP restarted and lost it). Links are down until probes
+// HANDSHAKE_TIMEOUT_MS without an answer (1 s, 2 s, 4 s first while no session works:
+// handshakeRetryMs), and when every link has gone silent under a session older than
+// HANDSHAKE_TIMEOUT_MS (the RP restarted and lost it). Links are down until probes
 // flow and probes need a session, so the first initiation and every retry go out on every link;
 // a rekey while links are up goes on the preferred up link only (lowest metric, then fastest).
 // All copies are one initiation (one ephemeral key, one timestamp); only mac2 differs, since a
@@ -33,7 +34,7 @@ import { consumeCookieReply, cookieUsable, freshCookieSecret, LoadMeter, RateLim
 import { consumeInitiation, consumeResponse, createInitiation, describeHandshakeError, newPeer, type HandshakeError, type InitiatorState, type PeerState } from './handshake.js';
 import type { StaticKeys } from './keys.js';
 import { INIT, mac2Of } from './messages.js';
-import { handshakeDue, HANDSHAKE_TIMEOUT_MS, nextKeyId } from './session.js';
+import { handshakeDue, handshakeRetryMs, HANDSHAKE_TIMEOUT_MS, nextKeyId, sessionWorks } from './session.js';
 import type { PortalAuth } from './auth.js';
 import { LogLimiter } from '../run/log-limit.js';
 import { ipToBuffer } from '../netlink/ip.js';
@@ -71,6 +72,8 @@ export class Initiator {
   private readonly resends = new Map<number, number>();
   private readonly limited: LogLimiter;
   private lastInitiationAt: number | null = null;
+  /** initiations in a row without a response (handshakeRetryMs) */
+  private unanswered = 0;
   private lastTimestamp: Buffer | null = null;
   private readonly cookies = new Map<number, Cookie>();
   private readonly seed = randomInt(1, 256);
@@ -91,8 +94,10 @@ export class Initiator {
     const s = this.auth.current();
     const up = this.links.up();
     const lost = s.current !== null && up.length === 0 && now - s.current.createdAt >= HANDSHAKE_TIMEOUT_MS;
-    const retryOk = this.lastInitiationAt === null || now - this.lastInitiationAt >= HANDSHAKE_TIMEOUT_MS || now < this.lastInitiationAt;
-    if (!handshakeDue(s, this.lastInitiationAt, now) && !(lost && retryOk)) return;
+    // a session that sends but whose links all went silent is not working either
+    const retryMs = handshakeRetryMs(this.unanswered, sessionWorks(s, now) && !lost);
+    const retryOk = this.lastInitiationAt === null || now - this.lastInitiationAt >= retryMs || now < this.lastInitiationAt;
+    if (!handshakeDue(s, this.lastInitiationAt, now, retryMs) && !(lost && retryOk)) return;
     const retry = this.state !== null;
     const { message, state } = createInitiation(this.local, this.peerPublic, now, undefined, {
       keyId: nextKeyId(s, this.seed, this.auth.adoptedKeyIds()),
@@ -105,6 +110,7 @@ export class Initiator {
     this.resends.clear();
     this.lastTimestamp = state.timestamp;
     this.lastInitiationAt = now;
+    this.unanswered++;
     const on = retry || up.length === 0 ? this.links.all : [up[0]!];
     for (const id of on) this.sendOn(id, message);
     this.log(`handshake initiation key id ${state.keyId} on link${on.length > 1 ? 's' : ''} ${on.join(',')}`, { keyId: state.keyId, retry });
@@ -126,6 +132,7 @@ export class Initiator {
       if (r.isErr()) return refused(this.auth, this.limited, r.error, { link: linkId });
       this.state = null;
       this.message = null;
+      this.unanswered = 0;
       this.auth.addSession(r.value);
       return;
     }

@@ -31,6 +31,19 @@ export function rekeyAfterMs(env: string | undefined): number {
 export const GRACE_MS = 10_000;
 /** The initiator retries after this long without a response; an older answer is stale. */
 export const HANDSHAKE_TIMEOUT_MS = 5_000;
+/** Without a working session (a portal's start, the RP restarted) the first retries come sooner:
+ * 1 s, 2 s, 4 s, then every HANDSHAKE_TIMEOUT_MS. An LP that starts while its RP is still
+ * loading (both started at once at boot, or the RP restarting) is through within a second of
+ * the RP's start, not up to 5 s after it; a link slower than the retry only loses the answer to
+ * an initiation a retry replaced, and the longer retries after it are answered. */
+export const HANDSHAKE_FIRST_RETRY_MS = 1_000;
+
+/** How long the LP waits for an answer to its `unanswered`-th initiation in a row before the next
+ * one; `working`: it has a session that is not due for replacing yet (a rekey retries slowly). */
+export function handshakeRetryMs(unanswered: number, working: boolean): number {
+  if (working || unanswered < 1) return HANDSHAKE_TIMEOUT_MS;
+  return Math.min(HANDSHAKE_TIMEOUT_MS, HANDSHAKE_FIRST_RETRY_MS * 2 ** Math.min(unanswered - 1, 8));
+}
 
 /** The key this side sends with: the LP (initiator) sends LP→RP. */
 export const txKeyOf = (s: Session): Buffer => (s.role === 'initiator' ? s.lpToRp : s.rpToLp);
@@ -89,13 +102,16 @@ export function expireSessions(s: Sessions, now: number): Sessions {
 
 /**
  * LP: whether to send an initiation now: no session or one due for rekeying, and no
- * initiation sent in the last HANDSHAKE_TIMEOUT_MS (`lastInitiationAt`, null: none yet).
+ * initiation sent in the last `retryMs` (`lastInitiationAt`, null: none yet; handshakeRetryMs).
  */
-export function handshakeDue(s: Sessions, lastInitiationAt: number | null, now: number): boolean {
+export function handshakeDue(s: Sessions, lastInitiationAt: number | null, now: number, retryMs = HANDSHAKE_TIMEOUT_MS): boolean {
   const cur = s.current && !expired(s.current, now) ? s.current : null;
   if (cur && now - cur.createdAt < REKEY_AFTER_MS) return false;
-  return lastInitiationAt === null || now - lastInitiationAt >= HANDSHAKE_TIMEOUT_MS || now < lastInitiationAt;
+  return lastInitiationAt === null || now - lastInitiationAt >= retryMs || now < lastInitiationAt;
 }
+
+/** Whether the LP has a session it sends with that is not expired. */
+export const sessionWorks = (s: Sessions, now: number): boolean => s.current !== null && !expired(s.current, now);
 
 /** The key id for the LP's next handshake: the one after current's, 1..255 cycling, never one
  * still installed. The first one is random (`seed`) so a restarted LP rarely reuses one the RP

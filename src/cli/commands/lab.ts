@@ -1,16 +1,15 @@
 // `mpctl lab …`: the network-namespace lab every test, demo and benchmark runs in.
-import type { Argv, CommandModule } from 'yargs';
-import { err, ok, type Result } from 'neverthrow';
+import type { Argv, Arguments, CommandModule } from 'yargs';
+import { err, type Result } from 'neverthrow';
 import type { MpError } from '../../errors.js';
-import { labDown, labExec, labSchedule, labSet, labStatus, labUp, listLabs, SHAPE_NEEDS_HOP, type Direction } from '../../lab/lab.js';
-import { renderStatus } from '../../lab/render.js';
-import { labCheck, renderCheck } from '../../lab/check.js';
-import { BENCHES, renderBench, runBench, writeSummary } from '../../lab/bench/bench.js';
-import { CPU_PARTS } from '../../lab/bench/cpu.js';
-import { defaultScenario, loadScenario, parseDirPatch, uniformScenario, type Scenario } from '../../lab/scenario.js';
+import { BENCH_NAMES, CPU_PARTS } from '../../lab/bench/names.js';
+import { MAX_LINKS, SHAPE_NEEDS_HOP } from '../../lab/topology.js';
 import { integerIn, positiveUpTo } from '../options.js';
-import { MAX_LINKS } from '../../lab/topology.js';
 import { run } from '../run.js';
+
+// what each command does is loaded when it runs (lab-run.ts), not to parse one
+const handlers = () => import('./lab-run.js');
+type Args = Arguments;
 
 const DEFAULT_LAB = process.env.MPCTL_LAB ?? 'lab';
 
@@ -22,14 +21,6 @@ const asRoot = (f: () => Promise<Result<number, MpError>>) => () =>
 
 const nameOpt = <T>(y: Argv<T>) =>
   y.option('name', { alias: 'n', type: 'string', default: DEFAULT_LAB, describe: 'lab name (namespaces are mp-<name>-<node>; env MPCTL_LAB)' });
-
-async function scenarioFrom(a: { scenario?: string; links?: number }): Promise<Result<Scenario, MpError>> {
-  if (a.scenario && a.links !== undefined)
-    return err({ kind: 'ConfigInvalid', path: '--links', value: a.links, message: 'use either --scenario or --links, not both' });
-  if (a.scenario) return loadScenario(a.scenario);
-  if (a.links !== undefined) return uniformScenario(a.links);
-  return ok(defaultScenario());
-}
 
 const up: CommandModule = {
   command: 'up',
@@ -56,46 +47,21 @@ const up: CommandModule = {
       .option('json', { type: 'boolean', default: false, describe: 'print the status as JSON' })
       .check(integerIn('links', 1, MAX_LINKS))
       .check((a) => (a.shape === true && a.routedHosts === false ? `--shape needs routed hosts (drop --no-routed-hosts): ${SHAPE_NEEDS_HOP}` : true)),
-  handler: (a) =>
-    run(asRoot(async () => {
-      const sc = await scenarioFrom(a as { scenario?: string; links?: number });
-      if (sc.isErr()) return err(sc.error);
-      const r = await labUp({ name: a.name as string, scenario: sc.value, bond: a.bond as boolean, singleInterface: a.singleInterface as boolean, ipv6Underlay: a.ipv6Underlay as boolean, ipCarrier: a.ipCarrier as boolean, lan: a.lan as boolean, routedHosts: a.routedHosts as boolean, ...(a.shape !== undefined ? { shape: a.shape as boolean } : {}) });
-      if (r.isErr()) return err(r.error);
-      const s = await labStatus(a.name as string);
-      if (s.isErr()) return err(s.error);
-      console.log(a.json ? JSON.stringify(s.value, null, 2) : renderStatus(s.value));
-      return ok(0);
-    })),
+  handler: (a) => run(asRoot(async () => (await handlers()).runLabUp(a))),
 };
 
 const down: CommandModule = {
   command: 'down',
   describe: 'remove the lab: its namespaces, veths, emulators and files (safe to repeat)',
   builder: (y) => nameOpt(y).option('all', { type: 'boolean', default: false, describe: 'remove every lab on this machine' }),
-  handler: (a) =>
-    run(asRoot(async () => {
-      const names = a.all ? await listLabs() : [a.name as string];
-      for (const n of names) {
-        const r = await labDown(n);
-        if (r.isErr()) return err(r.error);
-        console.log(r.value.removed.length ? `lab ${n}: removed ${r.value.removed.length} namespaces` : `lab ${n}: nothing to remove`);
-      }
-      return ok(0);
-    })),
+  handler: (a) => run(asRoot(async () => (await handlers()).runLabDown(a))),
 };
 
 const status: CommandModule = {
   command: 'status',
   describe: "show the lab's topology, addresses and each link's live settings and counters",
   builder: (y) => nameOpt(y).option('json', { type: 'boolean', default: false, describe: 'machine-readable output' }),
-  handler: (a) =>
-    run(asRoot(async () => {
-      const s = await labStatus(a.name as string);
-      if (s.isErr()) return err(s.error);
-      console.log(a.json ? JSON.stringify(s.value, null, 2) : renderStatus(s.value));
-      return ok(0);
-    })),
+  handler: (a) => run(asRoot(async () => (await handlers()).runLabStatus(a))),
 };
 
 const set: CommandModule = {
@@ -116,24 +82,7 @@ const set: CommandModule = {
       .option('if-mtu', { type: 'string', describe: "the link's interface MTU (576..9000 or none = 1500)" })
       .option('down', { type: 'boolean', describe: 'cut the link (100 % loss, in flight packets lost)' })
       .option('up', { type: 'boolean', describe: 'restore a cut link' }),
-  handler: (a) =>
-    run(asRoot(async () => {
-      if (a.down && a.up) return err({ kind: 'ConfigInvalid', path: '--down', value: true, message: '--down and --up exclude each other' });
-      const raw: Record<string, unknown> = {};
-      for (const k of ['rate', 'delay', 'jitter', 'loss', 'queue', 'trace', 'mtu'] as const) if (a[k] !== undefined) raw[k] = a[k];
-      if (a['if-mtu'] !== undefined) raw.if_mtu = a['if-mtu'];
-      if (a['mtu-icmp'] !== undefined) raw.mtu_icmp = a['mtu-icmp'];
-      if (a.down) raw.outage = true;
-      if (a.up) raw.outage = false;
-      if (Object.keys(raw).length === 0)
-        return err({ kind: 'ConfigInvalid', path: 'lab set', value: a.link, message: 'nothing to change: give --rate, --delay, --jitter, --loss, --queue, --trace, --mtu, --mtu-icmp, --if-mtu, --down or --up' });
-      const patch = parseDirPatch(raw, (k) => (k === 'outage' ? (a.down ? '--down' : '--up') : `--${k.replace('_', '-')}`));
-      if (patch.isErr()) return err(patch.error);
-      const dirs: Direction[] = a.dir === 'both' ? ['up', 'down'] : [a.dir as Direction];
-      const r = await labSet({ name: a.name as string, node: a.link as string, dirs, patch: patch.value });
-      if (r.isErr()) return err(r.error);
-      return ok(0);
-    })),
+  handler: (a) => run(asRoot(async () => (await handlers()).runLabSet(a))),
 };
 
 const exec: CommandModule = {
@@ -143,11 +92,7 @@ const exec: CommandModule = {
     nameOpt(y)
       .positional('node', { type: 'string', demandOption: true })
       .positional('cmd', { type: 'string', array: true, describe: 'command and arguments (after --); default: a shell' }),
-  handler: (a) =>
-    run(asRoot(async () => {
-      const argv = [...((a.cmd as string[] | undefined) ?? []), ...((a['--'] as string[] | undefined) ?? [])].map(String);
-      return labExec(a.name as string, a.node as string, argv);
-    })),
+  handler: (a) => run(asRoot(async () => (await handlers()).runLabExec(a))),
 };
 
 const check: CommandModule = {
@@ -158,18 +103,12 @@ const check: CommandModule = {
       .option('seconds', { type: 'number', default: 3, describe: 'iperf3 measured seconds per direction (after 2 s of warm-up)' })
       .option('json', { type: 'boolean', default: false })
       .check(positiveUpTo('seconds', 600)),
-  handler: (a) =>
-    run(asRoot(async () => {
-      const r = await labCheck(a.name as string, a.seconds as number);
-      if (r.isErr()) return err(r.error);
-      console.log(a.json ? JSON.stringify(r.value, null, 2) : renderCheck(r.value));
-      return ok(r.value.endToEnd.every((e) => e.ok) ? 0 : 1);
-    })),
+  handler: (a) => run(asRoot(async () => (await handlers()).runLabCheck(a))),
 };
 
 const bench: CommandModule = {
   command: 'bench [names..]',
-  describe: `run benchmarks in their own lab and write JSON and plots (${BENCHES.join(', ')}; default: all)`,
+  describe: `run benchmarks in their own lab and write JSON and plots (${BENCH_NAMES.join(', ')}; default: all)`,
   builder: (y) =>
     y
       .positional('names', { type: 'string', array: true })
@@ -180,46 +119,23 @@ const bench: CommandModule = {
 
       .check(integerIn('runs', 1, 100))
       .check((a) => {
-        const unknown = ((a.names as string[] | undefined) ?? []).filter((n) => !(BENCHES as readonly string[]).includes(n));
-        return unknown.length === 0 || `no benchmark ${unknown.map((n) => `"${n}"`).join(', ')} (benchmarks: ${BENCHES.join(', ')})`;
+        const unknown = ((a.names as string[] | undefined) ?? []).filter((n) => !(BENCH_NAMES as readonly string[]).includes(n));
+        return unknown.length === 0 || `no benchmark ${unknown.map((n) => `"${n}"`).join(', ')} (benchmarks: ${BENCH_NAMES.join(', ')})`;
       }),
-  handler: (a) =>
-    run(asRoot(async () => {
-      const names = (a.names as string[] | undefined)?.length ? (a.names as string[]) : [...BENCHES];
-      for (const n of names) {
-        const only = (a.only as string | undefined)?.split(',').filter(Boolean);
-        const r = await runBench(n, a.runs as number, a.out as string, a.seconds as number | undefined, only);
-        if (r.isErr()) return err(r.error);
-        console.log(`${renderBench(r.value.report)}
-  → ${r.value.file}${r.value.plot ? `, ${r.value.plot}` : ''}`);
-      }
-      const s = await writeSummary(a.out as string);
-      console.log(`  → ${s.file}`);
-      return ok(0);
-    })),
+  handler: (a) => run(asRoot(async () => (await handlers()).runLabBench(a))),
 };
 
 const schedule: CommandModule = {
   command: 'schedule',
   describe: "play the scenario's schedules on a running lab (lab up starts this itself when there are any)",
   builder: (y) => nameOpt(y),
-  handler: (a) =>
-    run(async () => {
-      const r = await labSchedule(a.name as string, (line) => console.log(`${new Date().toISOString()} ${line}`));
-      if (r.isErr()) return err(r.error);
-      console.log(`schedule done: ${r.value} changes`);
-      return ok(0);
-    }),
+  handler: (a) => run(async () => (await handlers()).runLabSchedule(a)),
 };
 
 const list: CommandModule = {
   command: 'list',
   describe: 'list the labs that are up on this machine',
-  handler: () =>
-    run(async () => {
-      for (const n of await listLabs()) console.log(n);
-      return ok(0);
-    }),
+  handler: () => run(async () => (await handlers()).runLabList({} as Args)),
 };
 
 export const labCommand: CommandModule = {

@@ -10,6 +10,7 @@
 // each rate through the bond or plainly routed) runs in a lab of its own, so `--only` can split
 // the benchmark into runs of a few minutes each.
 import { readFile } from 'node:fs/promises';
+import { CPU_PARTS } from './names.js';
 import { err, ok, type Result } from 'neverthrow';
 import type { MpError } from '../../errors.js';
 import { readPortalState } from '../../apply/state.js';
@@ -116,7 +117,7 @@ async function underLoad(lab: string, mbit: number, pids: { lp: number; rp: numb
 
 /** The parts of the benchmark, each in its own lab: `--only` runs some of them (each part fits
  * in a few minutes; the report keeps the other parts' figures from the last run). */
-export const CPU_PARTS = ['idle3', 'idle16', 'bond20', 'bond100', 'bond400', 'plain20', 'plain100', 'plain400'] as const;
+export { CPU_PARTS };
 export type CpuPart = (typeof CPU_PARTS)[number];
 
 const load1 = async (): Promise<number> => Math.round((await import('node:os')).loadavg()[0]! * 100) / 100;

@@ -19,7 +19,7 @@ import { run } from 'node:test';
 import { spec } from 'node:test/reporters';
 import { serialFile as serial } from '../test/helpers/serial.ts';
 
-const AGAIN_MAX = 3;
+const AGAIN_MAX = 5;
 /** A failure reported without its file: never run again. */
 const UNKNOWN = '(no file)';
 

@@ -346,7 +346,6 @@ function linkTable(t: unknown, id: number, lan: string, remoteFamilies: Family[]
 
 const isHost = (p: Prefix) => p.len === (p.family === 4 ? 32 : 128);
 
-
 function instanceName(v: unknown, role: string): R<string> {
   if (v === undefined) return ok(role);
   if (!isInstanceName(v)) return bad('instance', v, INSTANCE_RULE);

@@ -184,8 +184,6 @@ export interface UpOptions {
   routedHosts?: boolean;
 }
 
-/** Why shaping needs routed hosts (labUp's refusal, and `lab up`'s usage check). */
-
 export async function labUp(o: UpOptions): Promise<Result<LabState, MpError>> {
   const name = checkLabName(o.name);
   if (name.isErr()) return err(name.error);

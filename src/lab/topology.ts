@@ -52,7 +52,7 @@ import type { RouteSpec } from '../netlink/rtnl.js';
 
 /** a bonded lab has at most the data path's links */
 export const MAX_LINKS = MP_MAX_LINKS;
-/** Why shaping needs routed hosts (the hop in front of each end host). */
+/** Why shaping needs routed hosts (labUp's refusal, and `lab up`'s usage check). */
 export const SHAPE_NEEDS_HOP = "without the hop the end hosts' TCP small queues count the portals' queues as their own";
 
 export type NodeName = string; // 'client' | 'lp' | `isp${n}` | 'inet' | 'rp' | 'server' | 'attacker' | 'cgw' | 'sgw' | …

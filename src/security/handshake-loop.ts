@@ -34,7 +34,7 @@ import { consumeCookieReply, cookieUsable, freshCookieSecret, LoadMeter, RateLim
 import { consumeInitiation, consumeResponse, createInitiation, describeHandshakeError, newPeer, type HandshakeError, type InitiatorState, type PeerState } from './handshake.js';
 import type { StaticKeys } from './keys.js';
 import { INIT, mac2Of } from './messages.js';
-import { handshakeDue, handshakeRetryMs, HANDSHAKE_TIMEOUT_MS, nextKeyId, sessionWorks } from './session.js';
+import { handshakeDue, handshakeRetryMs, HANDSHAKE_TIMEOUT_MS, nextKeyId, retryDue, sessionWorks } from './session.js';
 import type { PortalAuth } from './auth.js';
 import { LogLimiter } from '../run/log-limit.js';
 import { ipToBuffer } from '../netlink/ip.js';
@@ -96,8 +96,7 @@ export class Initiator {
     const lost = s.current !== null && up.length === 0 && now - s.current.createdAt >= HANDSHAKE_TIMEOUT_MS;
     // a session that sends but whose links all went silent is not working either
     const retryMs = handshakeRetryMs(this.unanswered, sessionWorks(s, now) && !lost);
-    const retryOk = this.lastInitiationAt === null || now - this.lastInitiationAt >= retryMs || now < this.lastInitiationAt;
-    if (!handshakeDue(s, this.lastInitiationAt, now, retryMs) && !(lost && retryOk)) return;
+    if (!handshakeDue(s, this.lastInitiationAt, now, retryMs) && !(lost && retryDue(this.lastInitiationAt, now, retryMs))) return;
     const retry = this.state !== null;
     const { message, state } = createInitiation(this.local, this.peerPublic, now, undefined, {
       keyId: nextKeyId(s, this.seed, this.auth.adoptedKeyIds()),

@@ -39,7 +39,8 @@ export const HANDSHAKE_TIMEOUT_MS = 5_000;
 export const HANDSHAKE_FIRST_RETRY_MS = 1_000;
 
 /** How long the LP waits for an answer to its `unanswered`-th initiation in a row before the next
- * one; `working`: it has a session that is not due for replacing yet (a rekey retries slowly). */
+ * one; `working`: it sends under an unexpired session whose links answer (a rekey of it retries
+ * slowly). */
 export function handshakeRetryMs(unanswered: number, working: boolean): number {
   if (working || unanswered < 1) return HANDSHAKE_TIMEOUT_MS;
   return Math.min(HANDSHAKE_TIMEOUT_MS, HANDSHAKE_FIRST_RETRY_MS * 2 ** Math.min(unanswered - 1, 8));
@@ -107,8 +108,12 @@ export function expireSessions(s: Sessions, now: number): Sessions {
 export function handshakeDue(s: Sessions, lastInitiationAt: number | null, now: number, retryMs = HANDSHAKE_TIMEOUT_MS): boolean {
   const cur = s.current && !expired(s.current, now) ? s.current : null;
   if (cur && now - cur.createdAt < REKEY_AFTER_MS) return false;
-  return lastInitiationAt === null || now - lastInitiationAt >= retryMs || now < lastInitiationAt;
+  return retryDue(lastInitiationAt, now, retryMs);
 }
+
+/** No initiation sent in the last `retryMs` (null: none yet; a clock that went back counts as due). */
+export const retryDue = (lastInitiationAt: number | null, now: number, retryMs: number): boolean =>
+  lastInitiationAt === null || now - lastInitiationAt >= retryMs || now < lastInitiationAt;
 
 /** Whether the LP has a session it sends with that is not expired. */
 export const sessionWorks = (s: Sessions, now: number): boolean => s.current !== null && !expired(s.current, now);

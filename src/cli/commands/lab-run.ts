@@ -98,7 +98,7 @@ export async function runLabSchedule(a: Args): Promise<Result<number, MpError>> 
   return ok(0);
 }
 
-export async function runLabList(_a: Args): Promise<Result<number, MpError>> {
+export async function runLabList(): Promise<Result<number, MpError>> {
   for (const n of await listLabs()) console.log(n);
   return ok(0);
 }

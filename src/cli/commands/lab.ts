@@ -1,5 +1,5 @@
 // `mpctl lab …`: the network-namespace lab every test, demo and benchmark runs in.
-import type { Argv, Arguments, CommandModule } from 'yargs';
+import type { Argv, CommandModule } from 'yargs';
 import { err, type Result } from 'neverthrow';
 import type { MpError } from '../../errors.js';
 import { BENCH_NAMES, CPU_PARTS } from '../../lab/bench/names.js';
@@ -9,7 +9,6 @@ import { run } from '../run.js';
 
 // what each command does is loaded when it runs (lab-run.ts), not to parse one
 const handlers = () => import('./lab-run.js');
-type Args = Arguments;
 
 const DEFAULT_LAB = process.env.MPCTL_LAB ?? 'lab';
 
@@ -135,7 +134,7 @@ const schedule: CommandModule = {
 const list: CommandModule = {
   command: 'list',
   describe: 'list the labs that are up on this machine',
-  handler: () => run(async () => (await handlers()).runLabList({} as Args)),
+  handler: () => run(async () => (await handlers()).runLabList()),
 };
 
 export const labCommand: CommandModule = {

@@ -117,7 +117,6 @@ async function underLoad(lab: string, mbit: number, pids: { lp: number; rp: numb
 
 /** The parts of the benchmark, each in its own lab: `--only` runs some of them (each part fits
  * in a few minutes; the report keeps the other parts' figures from the last run). */
-export { CPU_PARTS };
 export type CpuPart = (typeof CPU_PARTS)[number];
 
 const load1 = async (): Promise<number> => Math.round((await import('node:os')).loadavg()[0]! * 100) / 100;
